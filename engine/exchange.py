@@ -1,0 +1,62 @@
+"""Build a ccxt client for a venue, pointing it at a Binance-compatible server when asked.
+
+The real ccxt ``binance`` client talks to the built-in simulator unchanged except for its URLs and a few
+options; each one is explained in ``shared/notes/ccxt-binance-facts.md`` (section 1) and repeated here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt.pro as ccxtpro
+
+
+def build_exchange(
+    exchange_id: str = "binance",
+    *,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    timeout_ms: int = 10_000,
+) -> Any:
+    """Return a ccxt.pro exchange (async REST + streams); ``rest_url``/``ws_url`` redirect a Binance-style client."""
+    try:
+        cls = getattr(ccxtpro, exchange_id)
+    except AttributeError:
+        raise ValueError(
+            f"unknown exchange id {exchange_id!r}: use 'sim' or an id from ccxt.pro.exchanges"
+        ) from None
+    params: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms}
+    if api_key:
+        params["apiKey"] = api_key
+    if api_secret:
+        params["secret"] = api_secret
+    ex = cls(params)
+    if rest_url:
+        point_at_local_binance(ex, rest_url, ws_url)
+    return ex
+
+
+def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
+    """Redirect a ccxt binance client to a Binance-spot-compatible server (facts note, sections 1 and 3)."""
+    rest = rest_url.rstrip("/")
+    api: dict[str, Any] = {"public": f"{rest}/api/v3", "private": f"{rest}/api/v3"}
+    if ws_url:
+        ws = ws_url.rstrip("/")
+        api["ws"] = {"spot": f"{ws}/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}}
+    # Replacing the whole dict makes every other family (sapi, fapi, ...) fail with NotSupported
+    # instead of reaching for the internet.
+    ex.urls["api"] = api
+    ex.options["fetchMarkets"] = {"types": ["spot"]}
+    ex.options["fetchCurrencies"] = False
+    ex.options["fetchMargins"] = False
+    ex.options["fetchOpenOrders"] = {"warnWithoutSymbol": False}
+    ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+    # @ticker (with bid/ask) rather than @miniTicker.
+    ex.options["watchTickers"] = {"name": "ticker"}
+    ex.options["watchTicker"] = {"name": "ticker"}
+    ex.options["watchBalance"] = {"fetchBalanceSnapshot": True}
+    # With a non-Binance host ccxt ignores the spot-only exact error codes; restore them.
+    spot = ex.exceptions.get("spot", {}).get("exact", {})
+    ex.exceptions["exact"] = {**spot, **ex.exceptions.get("exact", {})}

@@ -1,0 +1,41 @@
+"""Shared fixtures: a real simulator on loopback and a real ccxt client pointed at it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from engine.exchange import build_exchange  # noqa: E402
+from engine.sim import Simulator  # noqa: E402
+
+
+@pytest.fixture
+async def sim():
+    """A fresh simulator on free loopback ports, stopped after the test."""
+    simulator = Simulator(seed=7)
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest.fixture
+async def exchange(sim):
+    """The real ccxt.pro binance client, pointed at the simulator with its paper keys."""
+    ex = build_exchange(
+        "binance",
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        timeout_ms=5_000,
+    )
+    try:
+        yield ex
+    finally:
+        await ex.close()
