@@ -1,0 +1,132 @@
+"""The one program: ``cockpit`` opens the TUI; subcommands run the simulator or the engine headless.
+
+``--config FILE`` and ``--data-dir DIR`` are accepted by every subcommand, before or after its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from engine.config import ConfigError, Settings, load_settings
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", type=Path, default=default, metavar="FILE",
+                        help="TOML configuration file (default: ./config.toml if present)")
+    parser.add_argument("--data-dir", type=Path, default=default, metavar="DIR",
+                        help="where the SQLite store, lock and log live (default: [engine] data_dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cockpit",
+        description="Terminal cockpit for a crypto trading engine. With no command, opens the cockpit.",
+    )
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    tui = sub.add_parser("tui", help="open the full-screen cockpit (the default)")
+    _common(tui, top=False)
+
+    sim = sub.add_parser("sim", help="run the Binance-compatible simulator alone until Ctrl+C")
+    _common(sim, top=False)
+    sim.add_argument("--rest-port", type=int, default=0, metavar="P", help="REST port (0: a free port)")
+    sim.add_argument("--ws-port", type=int, default=0, metavar="Q", help="websocket port (0: a free port)")
+    sim.add_argument("--seed", type=int, default=1, metavar="S", help="price feed seed (same seed, same prices)")
+
+    run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
+    _common(run, top=False)
+    run.add_argument("--headless", action="store_true", required=True, help="no TUI (required)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "tui"
+    if command == "sim":
+        from engine.sim.standalone import main as sim_main
+
+        for name, port in (("--rest-port", args.rest_port), ("--ws-port", args.ws_port)):
+            if not 0 <= port <= 65535:
+                print(f"cockpit sim: {name} {port} is not a port (0-65535)", file=sys.stderr)
+                return 2
+        return sim_main(args.rest_port, args.ws_port, args.seed)
+    try:
+        settings = load_settings(args.config, args.data_dir)
+    except ConfigError as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return 2
+    if command == "run":
+        return _run_headless(settings)
+    return _run_tui(settings)
+
+
+def _run_tui(settings: Settings) -> int:
+    from cockpit.app import CockpitApp
+    from engine.core import Engine
+
+    log_path = Path(settings.engine.data_dir) / "cockpit.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=log_path, level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = CockpitApp(Engine(settings))
+    app.run()
+    return app.return_code or 0
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def _run_headless(settings: Settings) -> int:
+    from engine.core import Engine, EngineError
+    from engine.datadir import DataDirBusy
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.Formatter.converter = __import__("time").gmtime
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+
+    async def run() -> int:
+        engine = Engine(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await engine.start()
+        except (EngineError, DataDirBusy) as exc:
+            logging.getLogger("cockpit").error("%s", exc)
+            return 2
+        try:
+            await stop.wait()
+        finally:
+            await engine.stop("signal received")
+        return 0
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""SQLite persistence (sqlite-utils, WAL): the store subscribes to engine events and can restore state.
+
+Every Decimal is stored as TEXT so no amount ever passes through a float. Writes are synchronous with the
+publish that caused them (see ``engine.bus``), with ``synchronous=FULL`` so that a client order id or a
+halt is on disk before the engine acts on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from engine.events import (
+    AlertRaised,
+    Balance,
+    BalancesUpdated,
+    Event,
+    FillReceived,
+    Order,
+    OrderCreated,
+    OrderStatus,
+    OrderUpdated,
+    TradingState,
+    TradingStateChanged,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DB_NAME = "cockpit.db"
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class Store:
+    """The engine's SQLite file: orders, order events, fills, balances, alerts and engine state."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite_utils.Database(path)
+        self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> "Store":
+        return cls(Path(data_dir) / DB_NAME)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ schema
+
+    def _migrate(self) -> None:
+        db = self.db
+        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        row = next(db.query("select value from meta where key = 'schema_version'"), None)
+        version = int(row["value"]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer cockpit (schema {version} > {SCHEMA_VERSION}); "
+                "upgrade cockpit or use another --data-dir"
+            )
+        if version < 1:
+            with db.conn:
+                db["orders"].create(
+                    {
+                        "client_id": str, "symbol": str, "side": str, "type": str, "amount": str,
+                        "price": str, "status": str, "filled": str, "average": str, "venue_id": str,
+                        "origin": str, "created_at": str, "updated_at": str,
+                    },
+                    pk="client_id",
+                )
+                db["orders"].create_index(["status"])
+                db["order_events"].create(
+                    {
+                        "id": int, "client_id": str, "ts": str, "status": str, "previous": str,
+                        "filled": str, "source": str, "detail": str,
+                    },
+                    pk="id",
+                )
+                db["order_events"].create_index(["client_id"])
+                db["fills"].create(
+                    {
+                        "trade_id": str, "symbol": str, "client_id": str, "side": str, "price": str,
+                        "amount": str, "fee": str, "fee_asset": str, "ts": str,
+                    },
+                    pk=("symbol", "trade_id"),
+                )
+                db["balances"].create({"asset": str, "free": str, "locked": str, "ts": str}, pk="asset")
+                db["engine_state"].create(
+                    {"key": str, "value": str, "actor": str, "reason": str, "ts": str}, pk="key"
+                )
+                db["state_changes"].create(
+                    {"id": int, "ts": str, "previous": str, "state": str, "actor": str, "reason": str},
+                    pk="id",
+                )
+                db["alerts"].create(
+                    {"id": int, "ts": str, "severity": str, "code": str, "message": str}, pk="id"
+                )
+                db["meta"].upsert({"key": "schema_version", "value": "1"}, pk="key")
+
+    # ------------------------------------------------------------ subscriber
+
+    def handle(self, event: Event) -> None:
+        """Write what an event says; events that carry no state (tickers) are not stored."""
+        if isinstance(event, OrderCreated):
+            self._save_order(event.order)
+            self._order_event(event.order, None, "engine", "created locally, before sending")
+        elif isinstance(event, OrderUpdated):
+            self._save_order(event.order)
+            self._order_event(event.order, event.previous, event.source, event.detail)
+        elif isinstance(event, FillReceived):
+            f = event.fill
+            self.db["fills"].upsert(
+                {
+                    "trade_id": f.trade_id, "symbol": f.symbol, "client_id": f.client_id, "side": f.side,
+                    "price": _d(f.price), "amount": _d(f.amount), "fee": _d(f.fee),
+                    "fee_asset": f.fee_asset, "ts": f.ts.isoformat(),
+                },
+                pk=("symbol", "trade_id"),
+            )
+        elif isinstance(event, BalancesUpdated):
+            now = utcnow().isoformat()
+            with self.db.conn:
+                for b in event.balances:
+                    self.db["balances"].upsert(
+                        {"asset": b.asset, "free": _d(b.free), "locked": _d(b.locked), "ts": now},
+                        pk="asset",
+                    )
+        elif isinstance(event, TradingStateChanged):
+            with self.db.conn:
+                self.db["engine_state"].upsert(
+                    {
+                        "key": "trading_state", "value": event.state.value, "actor": event.actor,
+                        "reason": event.reason, "ts": event.ts.isoformat(),
+                    },
+                    pk="key",
+                )
+                self.db["state_changes"].insert(
+                    {
+                        "ts": event.ts.isoformat(), "previous": event.previous.value,
+                        "state": event.state.value, "actor": event.actor, "reason": event.reason,
+                    }
+                )
+        elif isinstance(event, AlertRaised):
+            a = event.alert
+            self.db["alerts"].insert(
+                {"ts": a.ts.isoformat(), "severity": a.severity.value, "code": a.code, "message": a.message}
+            )
+
+    def _save_order(self, o: Order) -> None:
+        self.db["orders"].upsert(
+            {
+                "client_id": o.client_id, "symbol": o.symbol, "side": o.side, "type": o.type,
+                "amount": _d(o.amount), "price": _d(o.price), "status": o.status.value,
+                "filled": _d(o.filled), "average": _d(o.average), "venue_id": o.venue_id,
+                "origin": o.origin, "created_at": o.created_at.isoformat(),
+                "updated_at": o.updated_at.isoformat(),
+            },
+            pk="client_id",
+        )
+
+    def _order_event(self, o: Order, previous: OrderStatus | None, source: str, detail: str) -> None:
+        self.db["order_events"].insert(
+            {
+                "client_id": o.client_id, "ts": o.updated_at.isoformat(), "status": o.status.value,
+                "previous": previous.value if previous else None, "filled": _d(o.filled),
+                "source": source, "detail": detail,
+            }
+        )
+
+    # ------------------------------------------------------------ restore
+
+    def trading_state(self) -> tuple[TradingState, dict[str, Any]]:
+        """The persisted trading state (ACTIVE when none was ever stored) and who set it, why, when."""
+        row = next(self.db.query("select * from engine_state where key = 'trading_state'"), None)
+        if row is None:
+            return TradingState.ACTIVE, {}
+        return TradingState(row["value"]), {"actor": row["actor"], "reason": row["reason"], "ts": row["ts"]}
+
+    def orders(self, *, open_only: bool = False) -> list[Order]:
+        sql = "select * from orders"
+        if open_only:
+            sql += " where status in ('NEW', 'OPEN', 'PARTIALLY_FILLED')"
+        return [self._order(r) for r in self.db.query(sql + " order by created_at")]
+
+    def order_events(self, client_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.db.query("select * from order_events where client_id = ? order by id", [client_id])
+        )
+
+    def fills(self) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from fills order by ts"))
+
+    def balances(self) -> list[Balance]:
+        return [
+            Balance(r["asset"], Decimal(r["free"]), Decimal(r["locked"]))
+            for r in self.db.query("select * from balances order by asset")
+        ]
+
+    def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from alerts order by id desc limit ?", [limit]))
+
+    @staticmethod
+    def _order(r: dict[str, Any]) -> Order:
+        return Order(
+            client_id=r["client_id"], symbol=r["symbol"], side=r["side"], type=r["type"],
+            amount=Decimal(r["amount"]), price=_dec(r["price"]), status=OrderStatus(r["status"]),
+            filled=Decimal(r["filled"]), average=_dec(r["average"]), venue_id=r["venue_id"],
+            created_at=datetime.fromisoformat(r["created_at"]),
+            updated_at=datetime.fromisoformat(r["updated_at"]), origin=r["origin"],
+        )
+
+
+def dumps(value: Any) -> str:
+    """JSON for log lines and snapshots, with Decimals as strings."""
+    return json.dumps(value, default=str, sort_keys=True)

@@ -1,0 +1,211 @@
+"""The one venue adapter: ccxt async REST + ccxt.pro streams, with amounts converted to Decimal at the edge.
+
+ccxt's unified structures carry floats. Venue values have at most 15 significant digits, so the float's
+shortest repr is exactly the decimal string the venue sent; ``dec`` converts through it, never through
+float arithmetic. Orders go out as strings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_errors  # the exception classes are shared by every ccxt flavour
+
+from engine.events import Balance, Fill, OrderStatus
+from engine.exchange import build_exchange
+from engine.orders import status_from_ccxt
+
+log = logging.getLogger(__name__)
+
+
+def dec(value: Any) -> Decimal | None:
+    """A ccxt number (float, int or str) as Decimal, or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReport:
+    """What the venue says about one order, in the engine's terms."""
+
+    client_id: str
+    venue_id: str | None
+    symbol: str
+    side: str
+    type: str
+    status: OrderStatus
+    amount: Decimal
+    filled: Decimal
+    price: Decimal | None
+    average: Decimal | None
+    fills: tuple[Fill, ...] = ()
+
+
+def _ts(ms: Any) -> datetime:
+    if ms is None:
+        return datetime.now(timezone.utc)
+    return datetime.fromtimestamp(int(ms) / 1000, timezone.utc)
+
+
+def parse_fill(t: dict[str, Any]) -> Fill:
+    fee = t.get("fee") or {}
+    info = t.get("info") or {}
+    return Fill(
+        trade_id=str(t.get("id") or info.get("tradeId") or info.get("t")),
+        client_id=t.get("clientOrderId") or info.get("clientOrderId") or info.get("c") or None,
+        symbol=t["symbol"],
+        side=t["side"],
+        price=dec(t["price"]) or Decimal(0),
+        amount=dec(t["amount"]) or Decimal(0),
+        fee=dec(fee.get("cost")) or Decimal(0),
+        fee_asset=fee.get("currency"),
+        ts=_ts(t.get("timestamp")),
+    )
+
+
+def parse_order(o: dict[str, Any]) -> OrderReport:
+    amount = dec(o.get("amount")) or Decimal(0)
+    filled = dec(o.get("filled")) or Decimal(0)
+    client_id = o.get("clientOrderId") or (o.get("info") or {}).get("clientOrderId") or ""
+    fills = tuple(
+        parse_fill({**t, "symbol": t.get("symbol") or o["symbol"], "side": t.get("side") or o["side"],
+                    "clientOrderId": client_id})
+        for t in (o.get("trades") or [])
+        if t.get("id") is not None
+    )
+    return OrderReport(
+        client_id=client_id,
+        venue_id=str(o["id"]) if o.get("id") is not None else None,
+        symbol=o["symbol"],
+        side=o["side"],
+        type=o.get("type") or "limit",
+        status=status_from_ccxt(o.get("status"), filled, amount),
+        amount=amount,
+        filled=filled,
+        price=dec(o.get("price")),
+        average=dec(o.get("average")),
+        fills=fills,
+    )
+
+
+def parse_balances(raw: dict[str, Any]) -> tuple[Balance, ...]:
+    out = []
+    free, used = raw.get("free") or {}, raw.get("used") or {}
+    for asset in sorted(set(free) | set(used)):
+        out.append(Balance(asset, dec(free.get(asset)) or Decimal(0), dec(used.get(asset)) or Decimal(0)))
+    return tuple(out)
+
+
+class Venue:
+    """Talks to one exchange through ccxt; every call's latency is kept for the health line."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        rest_url: str | None,
+        ws_url: str | None,
+        api_key: str | None,
+        api_secret: str | None,
+        timeout_ms: int,
+        sandbox: bool = False,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.ex = build_exchange(
+            exchange_id,
+            rest_url=rest_url,
+            ws_url=ws_url,
+            api_key=api_key,
+            api_secret=api_secret,
+            timeout_ms=timeout_ms,
+        )
+        if sandbox:
+            self.ex.set_sandbox_mode(True)
+        self.last_latency_ms: float | None = None
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await getattr(self.ex, name)(*args, **kwargs)
+        finally:
+            self.last_latency_ms = (time.perf_counter() - start) * 1000
+
+    async def close(self) -> None:
+        await self.ex.close()
+
+    # ------------------------------------------------------------ markets
+
+    async def load_markets(self) -> dict[str, Any]:
+        return await self._call("load_markets")
+
+    def market(self, symbol: str) -> dict[str, Any]:
+        return self.ex.market(symbol)
+
+    def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
+        return Decimal(self.ex.amount_to_precision(symbol, str(amount)))
+
+    def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
+        return Decimal(self.ex.price_to_precision(symbol, str(price)))
+
+    def min_amount(self, symbol: str) -> Decimal:
+        return dec(self.market(symbol)["limits"]["amount"]["min"]) or Decimal(0)
+
+    def min_cost(self, symbol: str) -> Decimal:
+        return dec(self.market(symbol)["limits"]["cost"]["min"]) or Decimal(0)
+
+    # ------------------------------------------------------------ REST
+
+    async def fetch_balances(self) -> tuple[Balance, ...]:
+        return parse_balances(await self._call("fetch_balance"))
+
+    async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
+        return await self._call("fetch_ticker", symbol)
+
+    async def create_order(
+        self, client_id: str, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None
+    ) -> OrderReport:
+        params = {"newClientOrderId": client_id}
+        raw = await self._call(
+            "create_order", symbol, type_, side, str(amount), None if price is None else str(price), params
+        )
+        return parse_order(raw)
+
+    async def fetch_order(self, client_id: str, symbol: str) -> OrderReport:
+        raw = await self._call("fetch_order", None, symbol, {"origClientOrderId": client_id})
+        return parse_order(raw)
+
+    async def cancel_order(self, client_id: str, symbol: str) -> OrderReport:
+        raw = await self._call("cancel_order", None, symbol, {"origClientOrderId": client_id})
+        return parse_order(raw)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderReport]:
+        return [parse_order(o) for o in await self._call("fetch_open_orders", symbol)]
+
+    async def cancel_all_orders(self, symbol: str) -> list[OrderReport]:
+        return [parse_order(o) for o in await self._call("cancel_all_orders", symbol)]
+
+    # ------------------------------------------------------------ streams
+
+    async def watch_orders(self) -> list[OrderReport]:
+        return [parse_order(o) for o in await self.ex.watch_orders()]
+
+    async def watch_my_trades(self) -> list[Fill]:
+        return [parse_fill(t) for t in await self.ex.watch_my_trades()]
+
+    async def watch_balance(self) -> tuple[Balance, ...]:
+        return parse_balances(await self.ex.watch_balance())
+
+    async def watch_ticker(self, symbol: str) -> dict[str, Any]:
+        return await self.ex.watch_ticker(symbol)
+
+
+# Errors after which the order may or may not have reached the venue: ask before deciding anything.
+UNCERTAIN_ERRORS = (ccxt_errors.RequestTimeout, ccxt_errors.NetworkError)

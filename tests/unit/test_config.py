@@ -1,0 +1,88 @@
+"""Configuration: file, environment precedence, and errors that name the file, the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for key in list(__import__("os").environ):
+        if key.startswith("COCKPIT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no stray config.toml or .env
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_safe_ones():
+    s = load_settings()
+    assert s.engine.mode == "paper" and s.venue.exchange == "sim"
+
+
+def test_the_shipped_config_file_loads():
+    s = load_settings(Path(__file__).parents[2] / "config.toml")
+    assert s.venue.symbols == ("BTC/USDT", "ETH/USDT")
+
+
+def test_environment_overrides_the_file_key_by_key(tmp_path, monkeypatch):
+    path = write(tmp_path, '[engine]\nmode = "paper"\nquote_asset = "USDT"\n')
+    monkeypatch.setenv("COCKPIT_ENGINE__MODE", "dry-run")
+    s = load_settings(path)
+    assert s.engine.mode == "dry-run" and s.engine.quote_asset == "USDT"
+
+
+def test_dotenv_is_read(tmp_path):
+    (tmp_path / ".env").write_text("COCKPIT_VENUE__SIM_SEED=99\n")
+    assert load_settings().venue.sim_seed == 99
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = write(tmp_path, "[engine]\nmood = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(path) in str(err.value) and "engine.mood" in str(err.value) and "unknown key" in str(err.value)
+
+
+def test_bad_value_is_explained(tmp_path):
+    path = write(tmp_path, '[engine]\nmode = "yolo"\n')
+    with pytest.raises(ConfigError, match="engine.mode"):
+        load_settings(path)
+
+
+def test_secret_in_file_is_refused(tmp_path):
+    path = write(tmp_path, '[venue]\napi_secret = "hunter2"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert "COCKPIT_VENUE__API_SECRET" in str(err.value) and "hunter2" not in str(err.value)
+
+
+def test_secret_from_env_is_masked(monkeypatch):
+    monkeypatch.setenv("COCKPIT_VENUE__API_SECRET", "hunter2")
+    s = load_settings()
+    assert s.venue.api_secret.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s)
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[engine\n"))
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_data_dir_flag_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("COCKPIT_ENGINE__DATA_DIR", "/elsewhere")
+    assert load_settings(data_dir=tmp_path / "d").engine.data_dir == tmp_path / "d"
+
+
+def test_settings_are_frozen():
+    s = load_settings()
+    with pytest.raises(Exception):
+        s.engine = None
