@@ -289,7 +289,16 @@ class Engine:
             self.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
             return CommandResult(False, f"rejected by venue: {exc}")
         self._apply_report(report, "rest")
+        if report.fills:
+            await self._refresh_balances_quietly()
         return CommandResult(True, f"{side} {amount} {symbol} {report.status.value}")
+
+    async def _refresh_balances_quietly(self) -> None:
+        """Fetch balances over REST so a fill shows even if the balance stream lags or is down."""
+        try:
+            await self.refresh_balances()
+        except ccxt_errors.BaseError as exc:
+            log.warning("balance refresh after fill failed: %s", exc)
 
     async def _resolve_uncertain(self, order: Order, exc: Exception) -> CommandResult:
         """After a timeout the order may be at the venue: ask by client id before deciding anything."""

@@ -56,7 +56,13 @@ def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
     # @ticker (with bid/ask) rather than @miniTicker.
     ex.options["watchTickers"] = {"name": "ticker"}
     ex.options["watchTicker"] = {"name": "ticker"}
-    ex.options["watchBalance"] = {"fetchBalanceSnapshot": True}
+    # The engine takes its own REST snapshot; ccxt's snapshot resolves before the first watch_balance
+    # registers, so that call would wait for the next account update anyway.
+    ex.options["watchBalance"] = {"fetchBalanceSnapshot": False}
+    # ccxt 4.5.90 raises KeyError('spot') in handle_balance for an account update that arrives before the
+    # first watch_balance call created the cache (any fill right after the order stream subscribed).
+    if isinstance(getattr(ex, "balance", None), dict):
+        ex.balance.setdefault("spot", {})
     # With a non-Binance host ccxt ignores the spot-only exact error codes; restore them.
     spot = ex.exceptions.get("spot", {}).get("exact", {})
     ex.exceptions["exact"] = {**spot, **ex.exceptions.get("exact", {})}

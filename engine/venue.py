@@ -74,7 +74,10 @@ def parse_fill(t: dict[str, Any]) -> Fill:
 def parse_order(o: dict[str, Any]) -> OrderReport:
     amount = dec(o.get("amount")) or Decimal(0)
     filled = dec(o.get("filled")) or Decimal(0)
-    client_id = o.get("clientOrderId") or (o.get("info") or {}).get("clientOrderId") or ""
+    info = o.get("info") or {}
+    # A cancel answer carries the cancel request's own id as clientOrderId and ours as origClientOrderId
+    # (facts note §5); the order is the original one.
+    client_id = info.get("origClientOrderId") or o.get("clientOrderId") or info.get("clientOrderId") or ""
     fills = tuple(
         parse_fill({**t, "symbol": t.get("symbol") or o["symbol"], "side": t.get("side") or o["side"],
                     "clientOrderId": client_id})

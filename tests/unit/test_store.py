@@ -1,0 +1,42 @@
+"""The SQLite store writes what the bus publishes and gives it back after a restart."""
+
+from decimal import Decimal
+
+from engine.bus import EventBus
+from engine.events import (
+    Alert, AlertRaised, Balance, BalancesUpdated, OrderStatus, Severity, TradingState, TradingStateChanged,
+)
+from engine.orders import OrderTracker
+from engine.store import Store
+
+
+def test_orders_state_and_balances_survive_reopen(tmp_path):
+    store = Store.in_dir(tmp_path)
+    bus = EventBus()
+    bus.add_handler(store.handle)
+    tracker = OrderTracker(bus)
+    order = tracker.create("ETH/USDT", "sell", "limit", Decimal("0.1234"), Decimal("3500.01"), origin="test")
+    # On disk before anything else happens: a second connection already sees it.
+    other = Store.in_dir(tmp_path)
+    assert [o.client_id for o in other.orders(open_only=True)] == [order.client_id]
+    other.close()
+    tracker.apply(order.client_id, OrderStatus.OPEN, source="rest", venue_id="7")
+    bus.publish(TradingStateChanged(TradingState.ACTIVE, TradingState.HALTED, "operator", "test halt"))
+    bus.publish(BalancesUpdated((Balance("USDT", Decimal("9000.5"), Decimal("1000")),)))
+    bus.publish(AlertRaised(Alert(Severity.CRIT, "X", "something")))
+    store.close()
+
+    reopened = Store.in_dir(tmp_path)
+    (restored,) = reopened.orders()
+    assert restored.status == OrderStatus.OPEN and restored.price == Decimal("3500.01")
+    assert restored.amount == Decimal("0.1234") and restored.venue_id == "7"
+    assert [e["status"] for e in reopened.order_events(order.client_id)] == ["NEW", "OPEN"]
+    state, info = reopened.trading_state()
+    assert state == TradingState.HALTED and info["actor"] == "operator" and info["reason"] == "test halt"
+    assert reopened.balances() == [Balance("USDT", Decimal("9000.5"), Decimal("1000"))]
+    assert reopened.alerts()[0]["code"] == "X"
+    assert reopened.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_fresh_store_is_active(tmp_path):
+    assert Store.in_dir(tmp_path).trading_state()[0] == TradingState.ACTIVE
