@@ -1,0 +1,82 @@
+"""The real cockpit app under Textual's Pilot, on the real simulator: keys halt and cancel at the venue."""
+
+from __future__ import annotations
+
+import pytest
+
+from cockpit.app import CockpitApp
+from engine.config import EngineConfig, Settings, StrategyConfig
+from engine.core import Engine
+from engine.events import TradingState
+from engine.store import Store
+from eventually import eventually
+from widgets.alerts import AlertList
+from widgets.banner import StatusBanner
+from widgets.keyed_table import KeyedTable
+
+
+def make_app(tmp_path, strategy: bool = True) -> CockpitApp:
+    settings = Settings(
+        engine=EngineConfig(data_dir=tmp_path),
+        strategy=StrategyConfig(enabled=strategy, interval_s=0.2),
+    )
+    return CockpitApp(Engine(settings))
+
+
+async def test_h_halts_at_once_and_is_persisted(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        banner = app.query_one(StatusBanner)
+        await eventually(lambda: "PAPER · ACTIVE" in banner.render().plain)
+        await pilot.press("h")
+        assert engine.trading_state == TradingState.HALTED
+        await eventually(lambda: "PAPER · HALTED" in banner.render().plain)
+        assert "u: resume" in banner.render().plain
+        assert Store.in_dir(tmp_path).trading_state()[0] == TradingState.HALTED
+        await eventually(lambda: any(a.code == "TRADING_HALTED" for a in app.query_one(AlertList).alerts))
+
+
+async def test_c_cancels_every_order_at_the_venue(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        orders = app.query_one("#orders", KeyedTable)
+        await eventually(lambda: len(engine.sim.open_orders()) >= 2, timeout=15,
+                         message="the ladder resting orders")
+        await eventually(lambda: len(orders.keys) >= 2, message="open orders on screen")
+        await pilot.press("c")
+        await eventually(lambda: engine.sim.open_orders() == [], timeout=10,
+                         message="the simulator has no open orders")
+        await eventually(lambda: orders.keys == [], message="the orders table is empty")
+        assert engine.trading_state == TradingState.HALTED
+
+
+async def test_resume_asks_once(tmp_path):
+    app = make_app(tmp_path, strategy=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("h")
+        await pilot.press("u")
+        await eventually(lambda: app.screen.__class__.__name__ == "Confirm")
+        await pilot.press("n")
+        await eventually(lambda: app.screen.__class__.__name__ != "Confirm")
+        assert engine.trading_state == TradingState.HALTED
+        await pilot.press("u")
+        await eventually(lambda: app.screen.__class__.__name__ == "Confirm")
+        await pilot.press("y")
+        await eventually(lambda: engine.trading_state == TradingState.ACTIVE)
+
+
+async def test_balances_and_footer_shown(tmp_path):
+    app = make_app(tmp_path, strategy=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await eventually(app.engine.ready.is_set, timeout=20)
+        balances = app.query_one("#balances", KeyedTable)
+        await eventually(lambda: "USDT" in balances.keys, message="USDT balance on screen")
+        await pilot.pause()
+        footer_keys = {key for key, active in app.active_bindings.items() if active.binding.show}
+        assert {"h", "c", "u", "q"} <= footer_keys
