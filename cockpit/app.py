@@ -12,7 +12,7 @@ from textual.widgets import Footer
 
 from cockpit.bridge import EngineEvent, pump
 from cockpit.screens import Confirm
-from cockpit.views import alert_row, balance_row, num, order_row, position_row
+from cockpit.views import alert_row, balance_row, market_row, num, order_row
 from engine.core import Engine, EngineError
 from engine.datadir import DataDirBusy
 from engine.events import (
@@ -59,11 +59,11 @@ class CockpitApp(App):
             balances = KeyedTable(("asset", "free", "locked", "total"), id="balances", classes="panel")
             balances.border_title = "Balances"
             yield balances
-            positions = KeyedTable(("symbol", "amount", "entry", "last", "value", "uPnL"), id="positions",
+            positions = KeyedTable(("symbol", "last", "position", "entry", "value", "uPnL"), id="positions",
                                    classes="panel")
-            positions.border_title = "Positions"
+            positions.border_title = "Markets · positions"
             yield positions
-        orders = KeyedTable(("symbol", "side", "type", "price", "amount", "filled", "status", "by", "client id"),
+        orders = KeyedTable(("symbol", "side", "price", "amount", "filled", "status", "by", "client id"),
                             id="orders", classes="panel")
         orders.border_title = "Open orders"
         yield orders
@@ -95,8 +95,8 @@ class CockpitApp(App):
         banner = self.query_one(StatusBanner)
         banner.state = snap["state"].value
         banner.venue = snap["venue"]
-        self.query_one("#balances", KeyedTable).sync({b.asset: balance_row(b) for b in snap["balances"]})
-        self.query_one("#positions", KeyedTable).sync({p.symbol: position_row(p) for p in snap["positions"]})
+        self.query_one("#balances", KeyedTable).sync({b.asset: balance_row(b, self.engine.portfolio.quote) for b in snap["balances"]})
+        self._draw_markets()
         self.query_one("#orders", KeyedTable).sync({o.client_id: order_row(o) for o in snap["orders"]})
         alerts = self.query_one(AlertList)
         for a in snap["alerts"]:
@@ -105,6 +105,13 @@ class CockpitApp(App):
         if snap["state"].value == "HALTED" and info:
             self.notify(f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
                         severity="warning", timeout=10)
+
+    def _draw_markets(self) -> None:
+        portfolio = self.engine.portfolio
+        held = {p.symbol: p for p in portfolio.positions()}
+        self.query_one("#positions", KeyedTable).sync(
+            {s: market_row(s, portfolio.last.get(s), held.get(s)) for s in self.engine.symbols}
+        )
 
     # ------------------------------------------------------------ events from the engine
 
@@ -122,13 +129,13 @@ class CockpitApp(App):
                 table.discard(order.client_id)
         elif isinstance(event, BalancesUpdated):
             self.query_one("#balances", KeyedTable).sync(
-                {b.asset: balance_row(b) for b in event.balances if b.total > 0 or b.asset == "USDT"}
+                {b.asset: balance_row(b, self.engine.portfolio.quote) for b in event.balances
+                 if b.total > 0 or b.asset == self.engine.portfolio.quote}
             )
             equity = self.engine.portfolio.equity()
             banner.equity = f"{num(equity)} {self.engine.portfolio.quote}" if equity is not None else ""
-        elif isinstance(event, PositionsUpdated):
-            self.query_one("#positions", KeyedTable).sync({p.symbol: position_row(p) for p in event.positions})
-        elif isinstance(event, TickerUpdated):
+        elif isinstance(event, (PositionsUpdated, TickerUpdated)):
+            self._draw_markets()
             equity = self.engine.portfolio.equity()
             if equity is not None:
                 banner.equity = f"{num(equity)} {self.engine.portfolio.quote}"

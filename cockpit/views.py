@@ -28,20 +28,25 @@ def qty(value: Decimal | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def balance_row(b: Balance) -> tuple[str, ...]:
-    return (b.asset, qty(b.free), qty(b.locked), qty(b.total))
+def balance_row(b: Balance, quote: str) -> tuple[str, ...]:
+    """Quote currency to the cent; other assets to their last significant digit."""
+    fmt = (lambda v: num(v, 2)) if b.asset == quote else qty
+    return (b.asset, fmt(b.free), fmt(b.locked), fmt(b.total))
 
 
-def position_row(p: Position) -> tuple[str | Text, ...]:
+def market_row(symbol: str, last: Decimal | None, p: Position | None) -> tuple[str | Text, ...]:
+    """One configured market: its last price and, when held, the position in it."""
+    if p is None:
+        return (symbol, num(last), "", "", "", "")
     pnl = p.unrealized_pnl
     style = "green" if pnl and pnl > 0 else "red" if pnl and pnl < 0 else ""
-    return (p.symbol, qty(p.amount), num(p.avg_entry), num(p.last), num(p.value), Text(num(pnl), style=style))
+    return (symbol, num(last), qty(p.amount), num(p.avg_entry), num(p.value), Text(num(pnl), style=style))
 
 
 def order_row(o: Order) -> tuple[str | Text, ...]:
     side = Text(o.side.upper(), style="green" if o.side == "buy" else "red")
     return (
-        o.symbol, side, o.type, num(o.price) if o.price is not None else "market",
+        o.symbol, side, num(o.price) if o.price is not None else "market",
         qty(o.amount), qty(o.filled), o.status.value, o.origin, o.client_id,
     )
 

@@ -251,7 +251,11 @@ class Engine:
         event = TradingStateChanged(previous, target, actor, reason)
         self.state_info = {"actor": actor, "reason": reason, "ts": event.ts.isoformat()}
         self.bus.publish(event)
-        severity = Severity.CRIT if target == TradingState.HALTED else Severity.INFO
+        # An automatic halt is a kill switch firing (runbook 000 §3: CRIT); an operator's is deliberate.
+        automatic = not actor.startswith("operator")
+        severity = Severity.INFO
+        if target == TradingState.HALTED:
+            severity = Severity.CRIT if automatic else Severity.WARN
         self.alert(severity, f"TRADING_{target.value}", f"{previous.value} -> {target.value} by {actor}: {reason}")
         return CommandResult(True, f"{target.value} ({reason})")
 

@@ -22,7 +22,7 @@ class StatusBanner(Static):
     """Shows e.g. ``PAPER · HALTED — no new orders · u: resume`` and the venue's connection."""
 
     DEFAULT_CSS = """
-    StatusBanner { height: 1; width: 1fr; background: $boost; }
+    StatusBanner { height: 2; width: 1fr; background: $boost; }
     """
 
     mode: reactive[str] = reactive("paper")
@@ -36,8 +36,8 @@ class StatusBanner(Static):
         text = Text()
         label = f" {self.mode.upper()} · {self.state} "
         text.append(label, style=STATE_STYLE.get(self.state, "bold reverse"))
-        text.append(f" {STATE_HINT.get(self.state, '')} ", style="bold" if self.state == "HALTED" else "")
-        text.append(" │ ")
+        text.append(f" {STATE_HINT.get(self.state, '')}", style="bold" if self.state == "HALTED" else "")
+        text.append("\n ")
         if self.connected is None:
             text.append("● connecting", style="yellow")
         elif self.connected:

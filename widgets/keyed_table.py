@@ -47,7 +47,7 @@ class KeyedTable(DataTable):
             elif old != cells:
                 for col, (before, after) in zip(self._column_keys, zip(old, cells)):
                     if before != after:
-                        self.update_cell(key, col, after)
+                        self.update_cell(key, col, after, update_width=True)
             self._rows[key] = cells
 
     def upsert(self, key: str, cells: Sequence[Cell]) -> None:
