@@ -44,6 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
     _common(run, top=False)
     run.add_argument("--headless", action="store_true", required=True, help="no TUI (required)")
+    for name, help_text in (
+        ("halt", "halt the running engine: no new orders (works with no engine running too)"),
+        ("resume", "resume trading on the running engine"),
+        ("cancel-all", "halt, then cancel every open order at the venue"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        _common(cmd, top=False)
+        cmd.add_argument("--reason", default=f"{name} from the command line", help="recorded with the command")
+        cmd.add_argument("--timeout", type=float, default=15.0, metavar="S",
+                         help="seconds to wait for the engine's answer (default 15)")
+    status = sub.add_parser("status", help="print the trading state, open orders and latest alerts")
+    _common(status, top=False)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -65,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if command == "run":
         return _run_headless(settings)
+    if command in ("halt", "resume", "cancel-all"):
+        from engine.remote import send
+
+        ok, message = send(settings.engine.data_dir, command, args.reason, args.timeout)
+        print(message, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+    if command == "status":
+        from cockpit.status import print_status
+
+        return print_status(settings, as_json=args.json)
     return _run_tui(settings)
 
 

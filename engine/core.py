@@ -43,6 +43,7 @@ from engine.events import (
 )
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
+from engine.remote import serve_commands
 from engine.store import Store
 from engine.strategy import Ladder, Strategy
 from engine.tasks import TaskGroup
@@ -107,6 +108,7 @@ class Engine:
         self.bus.add_handler(self.store.handle)
         self.trading_state, self.state_info = self.store.trading_state()
         self.tracker.load(self.store.orders())
+        self.tasks.spawn("commands", serve_commands(self.store, self.execute))
         self.tasks.spawn("venue", self._run_venue())
         log.info("engine started: mode=%s state=%s", self.mode, self.trading_state.value)
 

@@ -43,3 +43,18 @@ class DataDirLock:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+def engine_pid(data_dir: Path) -> str | None:
+    """The pid of the engine running on ``data_dir``, or None when none holds its lock."""
+    path = Path(data_dir) / "engine.lock"
+    if not path.exists():
+        return None
+    with open(path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            return fh.read().strip() or "unknown"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return None

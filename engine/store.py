@@ -112,6 +112,14 @@ class Store:
                 db["alerts"].create(
                     {"id": int, "ts": str, "severity": str, "code": str, "message": str}, pk="id"
                 )
+                db["commands"].create(
+                    {
+                        "id": int, "ts": str, "command": str, "actor": str, "reason": str,
+                        "status": str, "result": str, "done_ts": str,
+                    },
+                    pk="id",
+                )
+                db["commands"].create_index(["status"])
                 db["meta"].upsert({"key": "schema_version", "value": "1"}, pk="key")
 
     # ------------------------------------------------------------ subscriber
@@ -183,6 +191,26 @@ class Store:
                 "source": source, "detail": detail,
             }
         )
+
+    # ------------------------------------------------------------ commands from other shells
+
+    def submit_command(self, command: str, actor: str, reason: str) -> int:
+        """Queue a command for the running engine; return its id."""
+        table = self.db["commands"]
+        table.insert({"ts": utcnow().isoformat(), "command": command, "actor": actor, "reason": reason,
+                      "status": "pending"})
+        return int(table.last_pk)
+
+    def pending_commands(self) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from commands where status = 'pending' order by id"))
+
+    def finish_command(self, command_id: int, ok: bool, result: str) -> None:
+        self.db["commands"].update(
+            command_id, {"status": "done" if ok else "failed", "result": result, "done_ts": utcnow().isoformat()}
+        )
+
+    def command(self, command_id: int) -> dict[str, Any]:
+        return self.db["commands"].get(command_id)
 
     # ------------------------------------------------------------ restore
 

@@ -1,0 +1,67 @@
+"""Commands from other shells and scripts (``cockpit halt`` ...), carried through the store.
+
+The CLI writes a row to ``commands``; the running engine polls for pending rows, executes each through the
+same path as a key press, and writes the answer back for the CLI to print. With no engine running, a halt or
+resume is written straight into the latched trading state, so the next start obeys it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from engine.datadir import engine_pid
+from engine.events import CancelAll, Command, Halt, Resume, TradingState, TradingStateChanged
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+COMMANDS: dict[str, type[Command]] = {"halt": Halt, "resume": Resume, "cancel-all": CancelAll}
+POLL_S = 0.2
+
+
+async def serve_commands(store: Store, execute) -> None:
+    """Run pending commands from the store forever (the engine owns this task)."""
+    while True:
+        for row in store.pending_commands():
+            cls = COMMANDS.get(row["command"])
+            if cls is None:
+                store.finish_command(row["id"], False, f"unknown command {row['command']!r}")
+                continue
+            log.info("command %s from %s: %s", row["command"], row["actor"], row["reason"])
+            result = await execute(cls(actor=row["actor"], reason=row["reason"]))
+            store.finish_command(row["id"], result.ok, result.message)
+        await asyncio.sleep(POLL_S)
+
+
+def send(data_dir: Path, command: str, reason: str, timeout: float) -> tuple[bool, str]:
+    """Ask the engine on ``data_dir`` to run ``command``; return (ok, what happened) for the operator."""
+    store = Store.in_dir(data_dir)
+    try:
+        actor = "operator:cli"
+        if engine_pid(data_dir) is None:
+            return _without_engine(store, data_dir, command, actor, reason)
+        command_id = store.submit_command(command, actor, reason)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = store.command(command_id)
+            if row["status"] != "pending":
+                return row["status"] == "done", row["result"]
+            time.sleep(POLL_S / 2)
+        return False, (f"no answer from the engine within {timeout:g}s; the command stays queued "
+                       f"(id {command_id}) and runs when the engine gets to it")
+    finally:
+        store.close()
+
+
+def _without_engine(store: Store, data_dir: Path, command: str, actor: str, reason: str) -> tuple[bool, str]:
+    if command == "cancel-all":
+        return False, (f"no engine is running on {data_dir}: nothing here can reach the venue. Start cockpit "
+                       "(it restores its orders) and press c, or cancel at the exchange.")
+    target = TradingState.HALTED if command == "halt" else TradingState.ACTIVE
+    previous, _ = store.trading_state()
+    if previous != target:
+        store.handle(TradingStateChanged(previous, target, actor, reason))
+    return True, f"{target.value} (no engine running on {data_dir}: the next start comes back {target.value})"

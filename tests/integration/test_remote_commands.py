@@ -1,0 +1,66 @@
+"""Commands from another shell reach the running engine through the store, and the CLI prints the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+from engine.config import EngineConfig, Settings, StrategyConfig
+from engine.core import Engine
+from engine.events import TradingState
+from engine.remote import send
+from engine.store import Store
+from eventually import eventually
+
+
+def cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=60)
+
+
+async def test_cancel_all_from_another_shell(tmp_path):
+    engine = Engine(Settings(engine=EngineConfig(data_dir=tmp_path),
+                             strategy=StrategyConfig(enabled=True, interval_s=0.2)))
+    await engine.start()
+    try:
+        await eventually(engine.ready.is_set, timeout=20)
+        await eventually(lambda: len(engine.sim.open_orders()) >= 2, timeout=20, message="ladder orders")
+        ok, message = await asyncio.to_thread(send, tmp_path, "cancel-all", "drill", 15)
+        assert ok, message
+        assert "canceled" in message and "0 still open" in message
+        assert engine.sim.open_orders() == []
+        assert engine.trading_state == TradingState.HALTED
+        assert engine.state_info["actor"] == "operator:cli"
+        result = await asyncio.to_thread(cli, "status", "--json", "--data-dir", str(tmp_path), cwd=tmp_path)
+        status = json.loads(result.stdout)
+        assert status["trading_state"] == "HALTED" and status["engine_pid"] == str(os.getpid())
+        assert status["open_orders"] == []
+    finally:
+        await engine.stop()
+
+
+def test_halt_with_no_engine_latches_for_next_start(tmp_path):
+    result = cli("halt", "--reason", "maintenance", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("HALTED")
+    state, info = Store.in_dir(tmp_path).trading_state()
+    assert state == TradingState.HALTED and info["reason"] == "maintenance"
+    status = cli("status", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert "PAPER · HALTED" in status.stdout and "engine: not running" in status.stdout
+
+
+def test_cancel_all_with_no_engine_says_what_to_do(tmp_path):
+    result = cli("cancel-all", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1 and "no engine is running" in result.stderr
+
+
+def test_bad_config_names_file_and_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[venue]\ntimeout_ms = "soon"\n')
+    result = cli("status", "--config", str(bad), cwd=tmp_path)
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and "venue.timeout_ms" in result.stderr
