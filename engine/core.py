@@ -44,6 +44,7 @@ from engine.events import (
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.remote import serve_commands
+from engine.risk import filter_refusal, pre_trade_refusal
 from engine.store import Store
 from engine.strategy import Ladder, Strategy
 from engine.tasks import TaskGroup
@@ -271,7 +272,7 @@ class Engine:
         actor: str = "operator",
     ) -> CommandResult:
         """Check, persist, then send one order; the client id is on disk before the request leaves."""
-        refusal = self._pre_trade_refusal(symbol, side, amount)
+        refusal = pre_trade_refusal(self.trading_state, self.connected, self.symbols, symbol, side, amount)
         if refusal:
             log.info("order refused (%s %s %s by %s): %s", side, amount, symbol, actor, refusal)
             return CommandResult(False, refusal)
@@ -279,7 +280,8 @@ class Engine:
         amount = self.venue.amount_to_precision(symbol, amount)
         if price is not None:
             price = self.venue.price_to_precision(symbol, price)
-        refusal = self._filter_refusal(symbol, amount, price)
+        refusal = filter_refusal(self.venue.min_amount(symbol), self.venue.min_cost(symbol), symbol, amount,
+                                 price if price is not None else self.portfolio.last.get(symbol))
         if refusal:
             return CommandResult(False, refusal)
         if self.mode == "dry-run":
@@ -321,32 +323,6 @@ class Engine:
             return CommandResult(False, f"order state unknown after {type(exc).__name__}; will reconcile")
         self._apply_report(report, "rest")
         return CommandResult(True, f"{order.side} {order.amount} {order.symbol} {report.status.value}")
-
-    def _pre_trade_refusal(self, symbol: str, side: str, amount: Decimal) -> str | None:
-        if self.trading_state == TradingState.HALTED:
-            return "trading is HALTED: no new orders until an operator resumes"
-        if self.trading_state == TradingState.REDUCE_ONLY and side == "buy":
-            return "trading is REDUCE_ONLY: only orders that shrink a position"
-        if self.venue is None or not self.connected:
-            return "venue not connected"
-        if symbol not in self.symbols:
-            return f"{symbol} is not a configured symbol ({', '.join(self.symbols)})"
-        if side not in ("buy", "sell"):
-            return f"side must be buy or sell, not {side!r}"
-        if amount <= 0:
-            return "amount must be positive"
-        return None
-
-    def _filter_refusal(self, symbol: str, amount: Decimal, price: Decimal | None) -> str | None:
-        assert self.venue is not None
-        min_amount = self.venue.min_amount(symbol)
-        if amount < min_amount or amount <= 0:
-            return f"amount {amount} is below the venue minimum {min_amount} for {symbol}"
-        ref = price if price is not None else self.portfolio.last.get(symbol)
-        min_cost = self.venue.min_cost(symbol)
-        if ref is not None and amount * ref < min_cost:
-            return f"order value {amount * ref} is below the venue minimum notional {min_cost}"
-        return None
 
     async def cancel_order(self, client_id: str, actor: str = "operator") -> CommandResult:
         order = self.tracker.get(client_id)
@@ -474,7 +450,12 @@ class Engine:
                     self._set_connected(True, "")
             except asyncio.CancelledError:
                 raise
-            except ccxt_errors.BaseError as exc:
+            except (ccxt_errors.BaseError, KeyError) as exc:
+                # ccxt 4.5.90 turns a WS-API error answer (a refused key or signature) into KeyError('spot')
+                # while cleaning up; it is an authentication failure, not a crash of this loop.
+                if isinstance(exc, KeyError):
+                    self.alert(Severity.CRIT, "VENUE_AUTH",
+                               f"{name} stream refused by the venue (key or signature); check the API key pair")
                 delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
                 attempt += 1
                 self._set_connected(False, f"{name} stream: {type(exc).__name__}: {exc}"[:200])

@@ -1,0 +1,88 @@
+"""Binance error codes and messages the simulator answers with (``{"code": .., "msg": ..}``).
+
+The texts are Binance's own: ccxt maps several of them by exact message (facts note, section 3).
+"""
+
+from __future__ import annotations
+
+
+class VenueError(Exception):
+    """An error answered to the client as ``{"code": code, "msg": msg}`` with an HTTP status."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+    def to_json(self) -> dict[str, object]:
+        """The error body Binance sends."""
+        return {"code": self.code, "msg": self.msg}
+
+
+INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
+
+
+def missing(param: str) -> VenueError:
+    """-1102: a mandatory parameter is absent or empty."""
+    return VenueError(-1102, f"Mandatory parameter '{param}' was not sent, was empty/null, or malformed.")
+
+
+def not_required(param: str) -> VenueError:
+    """-1106: a parameter that this order type does not take."""
+    return VenueError(-1106, f"Parameter '{param}' sent when not required.")
+
+
+def illegal(param: str, legal: str = "^([0-9]{1,20})(\\.[0-9]{1,20})?$") -> VenueError:
+    """-1100: a parameter with characters outside its legal range."""
+    return VenueError(-1100, f"Illegal characters found in parameter '{param}'; legal range is '{legal}'.")
+
+
+def invalid_symbol() -> VenueError:
+    """-1121: unknown symbol."""
+    return VenueError(-1121, "Invalid symbol.")
+
+
+def filter_failure(name: str) -> VenueError:
+    """-1013: an order breaks one of the symbol's filters."""
+    return VenueError(-1013, f"Filter failure: {name}")
+
+
+def insufficient_balance() -> VenueError:
+    """-2010 with the exact text ccxt maps to InsufficientFunds."""
+    return VenueError(-2010, INSUFFICIENT_BALANCE)
+
+
+def rejected(msg: str) -> VenueError:
+    """-2010: new order rejected for another reason (duplicate id, would take, ...)."""
+    return VenueError(-2010, msg)
+
+
+def order_does_not_exist() -> VenueError:
+    """-2013: query of an unknown order."""
+    return VenueError(-2013, "Order does not exist.")
+
+
+def unknown_order() -> VenueError:
+    """-2011: cancel of an unknown (or no longer open) order."""
+    return VenueError(-2011, "Unknown order sent.")
+
+
+def invalid_api_key() -> VenueError:
+    """-2015 (HTTP 401): unknown API key."""
+    return VenueError(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
+
+
+def api_key_format() -> VenueError:
+    """-2014 (HTTP 401): API key header missing or malformed."""
+    return VenueError(-2014, "API-key format invalid.", status=401)
+
+
+def bad_signature() -> VenueError:
+    """-1022: HMAC does not match."""
+    return VenueError(-1022, "Signature for this request is not valid.")
+
+
+def outside_recv_window() -> VenueError:
+    """-1021: timestamp too old for recvWindow or too far ahead of server time."""
+    return VenueError(-1021, "Timestamp for this request is outside of the recvWindow.")

@@ -1,0 +1,244 @@
+"""Listed symbols and a seeded price feed with rolling 24-hour statistics.
+
+Prices follow a geometric random walk with occasional jumps; the random draws are floats, but every price that
+leaves this module is a ``Decimal`` rounded to the symbol's tick size.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+
+DAY_MS = 24 * 60 * 60 * 1000
+MINUTE_MS = 60 * 1000
+SECONDS_PER_YEAR = 365 * 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """One spot market as exchangeInfo describes it (filters included)."""
+
+    symbol: str
+    base: str
+    quote: str
+    start_price: Decimal
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    market_max_qty: Decimal
+    min_price: Decimal = Decimal("0.01")
+    max_price: Decimal = Decimal("1000000.00")
+    min_notional: Decimal = Decimal("5")
+    max_notional: Decimal = Decimal("9000000")
+    # Typical size of one synthetic public trade, in base units.
+    typical_trade_qty: Decimal = Decimal("0.01")
+
+
+SYMBOLS: dict[str, SymbolSpec] = {
+    spec.symbol: spec
+    for spec in (
+        SymbolSpec(
+            symbol="BTCUSDT", base="BTC", quote="USDT", start_price=Decimal("65000.00"),
+            tick_size=Decimal("0.01"), step_size=Decimal("0.00001"), min_qty=Decimal("0.00001"),
+            max_qty=Decimal("9000"), market_max_qty=Decimal("120"), typical_trade_qty=Decimal("0.01"),
+        ),
+        SymbolSpec(
+            symbol="ETHUSDT", base="ETH", quote="USDT", start_price=Decimal("3500.00"),
+            tick_size=Decimal("0.01"), step_size=Decimal("0.0001"), min_qty=Decimal("0.0001"),
+            max_qty=Decimal("100000"), market_max_qty=Decimal("2000"), typical_trade_qty=Decimal("0.2"),
+        ),
+    )
+}
+
+
+def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """Round ``value`` to a multiple of ``step`` (tick or lot) with the given rounding mode."""
+    return (value / step).to_integral_value(rounding=rounding) * step
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Truncate ``value`` down to a multiple of ``step``."""
+    return round_to_step(value, step, ROUND_DOWN)
+
+
+@dataclass
+class _Bucket:
+    start_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = Decimal(0)
+    quote_volume: Decimal = Decimal(0)
+    count: int = 0
+    first_trade_id: int = -1
+    last_trade_id: int = -1
+
+
+@dataclass(frozen=True)
+class Stats24h:
+    """Rolling 24-hour ticker figures."""
+
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    last: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    open_time: int
+    close_time: int
+    first_trade_id: int
+    last_trade_id: int
+    count: int
+
+    @property
+    def change(self) -> Decimal:
+        """Last minus open."""
+        return self.last - self.open
+
+    @property
+    def change_percent(self) -> Decimal:
+        """Change in percent of the open, three decimals as Binance shows it."""
+        if not self.open:
+            return Decimal(0)
+        return (self.change / self.open * 100).quantize(Decimal("0.001"))
+
+    @property
+    def weighted_avg(self) -> Decimal:
+        """Volume-weighted average price (last when there was no volume)."""
+        if not self.volume:
+            return self.last
+        return (self.quote_volume / self.volume).quantize(Decimal("0.00000001"))
+
+
+@dataclass(frozen=True)
+class PublicTrade:
+    """A trade printed on the public tape (synthetic or one of the account's fills)."""
+
+    symbol: str
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    time: int
+    buyer_is_maker: bool
+
+
+@dataclass
+class PriceFeed:
+    """Seeded geometric random walk for one symbol; same seed and symbol give the same price sequence."""
+
+    spec: SymbolSpec
+    seed: int
+    tick_interval: float = 0.25
+    annual_vol: float = 0.7
+    jump_probability: float = 0.002
+    spread_bp: Decimal = Decimal("1")
+    price: Decimal = field(init=False)
+    _rng: random.Random = field(init=False, repr=False)
+    _tape_rng: random.Random = field(init=False, repr=False)
+    _buckets: deque[_Bucket] = field(init=False, repr=False)
+    _next_trade_id: int = field(init=False, default=1)
+    _last_trade: PublicTrade | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # A string seed is hashed deterministically (unlike hash() of a str, which is salted per process).
+        self._rng = random.Random(f"{self.seed}:{self.spec.symbol}")
+        # Trade sizes come from their own generator so the price path does not depend on how many were drawn.
+        self._tape_rng = random.Random(f"{self.seed}:{self.spec.symbol}:tape")
+        self.price = self.spec.start_price
+        self._buckets = deque()
+
+    @property
+    def sigma_per_tick(self) -> float:
+        """Standard deviation of one tick's log return for the configured annualised volatility."""
+        return self.annual_vol * math.sqrt(max(self.tick_interval, 1e-6) / SECONDS_PER_YEAR)
+
+    def next_price(self) -> Decimal:
+        """Advance the walk one tick and return the new price (does not record a trade)."""
+        log_return = self._rng.gauss(0.0, self.sigma_per_tick)
+        if self._rng.random() < self.jump_probability:
+            size = self._rng.uniform(0.005, 0.02)
+            log_return += size if self._rng.random() < 0.5 else -size
+        factor = Decimal(repr(math.exp(log_return)))
+        new_price = round_to_step(self.price * factor, self.spec.tick_size)
+        self.price = min(max(new_price, self.spec.min_price), self.spec.max_price)
+        return self.price
+
+    def synthetic_trade_qty(self) -> tuple[Decimal, bool]:
+        """Size and aggressor side of one synthetic public trade, drawn from the feed's own generator."""
+        scale = Decimal(repr(self._tape_rng.uniform(0.1, 3.0)))
+        qty = max(floor_to_step(self.spec.typical_trade_qty * scale, self.spec.step_size), self.spec.min_qty)
+        return qty, self._tape_rng.random() < 0.5
+
+    @property
+    def last_trade(self) -> PublicTrade | None:
+        """The most recent trade on the tape, if any."""
+        return self._last_trade
+
+    def set_price(self, price: Decimal) -> Decimal:
+        """Force the price (test hook); returns it rounded to the tick size."""
+        self.price = round_to_step(Decimal(price), self.spec.tick_size)
+        return self.price
+
+    def bid_ask(self) -> tuple[Decimal, Decimal]:
+        """Best bid and ask around the last price, ``spread_bp`` basis points apart (at least one tick)."""
+        half = self.price * self.spread_bp / Decimal(20000)
+        tick = self.spec.tick_size
+        bid = round_to_step(self.price - half, tick, ROUND_FLOOR)
+        ask = round_to_step(self.price + half, tick, ROUND_CEILING)
+        if ask <= bid:
+            ask = bid + tick
+        return max(bid, tick), ask
+
+    def record_trade(self, price: Decimal, qty: Decimal, now_ms: int, buyer_is_maker: bool) -> PublicTrade:
+        """Add a trade to the tape and the 24-hour statistics."""
+        trade = PublicTrade(self.spec.symbol, self._next_trade_id, price, qty, now_ms, buyer_is_maker)
+        self._next_trade_id += 1
+        self._last_trade = trade
+        start = now_ms - now_ms % MINUTE_MS
+        if not self._buckets or self._buckets[-1].start_ms != start:
+            self._buckets.append(_Bucket(start, price, price, price, price, first_trade_id=trade.trade_id))
+        bucket = self._buckets[-1]
+        bucket.high = max(bucket.high, price)
+        bucket.low = min(bucket.low, price)
+        bucket.close = price
+        bucket.volume += qty
+        bucket.quote_volume += price * qty
+        bucket.count += 1
+        bucket.last_trade_id = trade.trade_id
+        self._prune(now_ms)
+        return trade
+
+    def _prune(self, now_ms: int) -> None:
+        while self._buckets and self._buckets[0].start_ms <= now_ms - DAY_MS:
+            self._buckets.popleft()
+
+    def stats(self, now_ms: int) -> Stats24h:
+        """Rolling 24-hour open/high/low/volume (minute resolution)."""
+        self._prune(now_ms)
+        if not self._buckets:
+            p = self.price
+            return Stats24h(p, p, p, p, Decimal(0), Decimal(0), now_ms - DAY_MS, now_ms, -1, -1, 0)
+        buckets = self._buckets
+        return Stats24h(
+            open=buckets[0].open,
+            high=max(max(b.high for b in buckets), self.price),
+            low=min(min(b.low for b in buckets), self.price),
+            last=self.price,
+            volume=sum((b.volume for b in buckets), Decimal(0)),
+            quote_volume=sum((b.quote_volume for b in buckets), Decimal(0)),
+            open_time=max(buckets[0].start_ms, now_ms - DAY_MS),
+            close_time=now_ms,
+            first_trade_id=buckets[0].first_trade_id,
+            last_trade_id=buckets[-1].last_trade_id,
+            count=sum(b.count for b in buckets),
+        )
+
+    def klines(self, limit: int = 500) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, int]]:
+        """One-minute candles of the last 24 hours: (open_time, o, h, l, c, volume, quote_volume, count)."""
+        rows = [(b.start_ms, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.count) for b in self._buckets]
+        return rows[-limit:]

@@ -1,0 +1,318 @@
+"""Binance spot REST API (``/api/v3``) served by aiohttp over the simulator's matching engine."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from decimal import Decimal
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from . import errors, payloads
+from .auth import Authenticator
+from .filters import fmt
+from .matching import MatchingEngine
+
+log = logging.getLogger(__name__)
+
+DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
+                "12h": 43_200_000, "1d": 86_400_000}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def now_ms() -> int:
+    """Server time in milliseconds."""
+    return int(time.time() * 1000)
+
+
+def decimal_param(params: dict[str, str], name: str, required: bool = False) -> Decimal | None:
+    """A decimal parameter in Binance's format, -1100 if malformed, -1102 if required and absent."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise errors.missing(name)
+        return None
+    if not DECIMAL_RE.match(raw):
+        raise errors.illegal(name)
+    return Decimal(raw)
+
+
+def int_param(params: dict[str, str], name: str) -> int | None:
+    """An integer parameter, -1100 if malformed."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise errors.illegal(name, "^[0-9]{1,20}$")
+    return int(raw)
+
+
+def required(params: dict[str, str], name: str) -> str:
+    """A mandatory string parameter, -1102 if absent."""
+    value = params.get(name)
+    if not value:
+        raise errors.missing(name)
+    return value
+
+
+class RestApi:
+    """Builds the aiohttp application; every error leaves as Binance ``{"code","msg"}`` JSON."""
+
+    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: Callable[[], int] = now_ms) -> None:
+        self.engine = engine
+        self.auth = auth
+        self.clock = clock
+        self._weight_minute = 0
+        self._weight = 0
+
+    def build_app(self) -> web.Application:
+        """The aiohttp application with all routes."""
+        app = web.Application(middlewares=[self._middleware])
+        r = app.router
+        r.add_get("/api/v3/ping", self.ping)
+        r.add_get("/api/v3/time", self.time)
+        r.add_get("/api/v3/exchangeInfo", self.exchange_info)
+        r.add_get("/api/v3/ticker/24hr", self.ticker_24hr)
+        r.add_get("/api/v3/ticker/price", self.ticker_price)
+        r.add_get("/api/v3/ticker/bookTicker", self.book_ticker)
+        r.add_get("/api/v3/avgPrice", self.avg_price)
+        r.add_get("/api/v3/depth", self.depth)
+        r.add_get("/api/v3/klines", self.klines)
+        r.add_get("/api/v3/account", self.account)
+        r.add_post("/api/v3/order", self.new_order)
+        r.add_get("/api/v3/order", self.get_order)
+        r.add_delete("/api/v3/order", self.cancel_order)
+        r.add_get("/api/v3/openOrders", self.open_orders)
+        r.add_delete("/api/v3/openOrders", self.cancel_open_orders)
+        r.add_get("/api/v3/allOrders", self.all_orders)
+        r.add_get("/api/v3/myTrades", self.my_trades)
+        return app
+
+    # ----- plumbing --------------------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        minute = self.clock() // 60_000
+        if minute != self._weight_minute:
+            self._weight_minute, self._weight = minute, 0
+        self._weight += 1
+        try:
+            response = await handler(request)
+        except errors.VenueError as exc:
+            log.debug("%s %s -> %s %s", request.method, request.path, exc.code, exc.msg)
+            response = web.json_response(exc.to_json(), status=exc.status)
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                response = web.json_response({"code": -1, "msg": "Not found."}, status=404)
+            elif exc.status == 405:
+                response = web.json_response({"code": -1, "msg": "Method not allowed."}, status=405)
+            else:
+                raise
+        except Exception:
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            response = web.json_response(
+                {"code": -1000, "msg": "An unknown error occurred while processing the request."}, status=500)
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self._weight)
+        return response
+
+    async def _signed(self, request: web.Request) -> dict[str, str]:
+        raw_body = (await request.read()).decode() if request.can_read_body else ""
+        return self.auth.verify_rest(
+            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body, self.clock())
+
+    @staticmethod
+    def _public(request: web.Request) -> dict[str, str]:
+        return dict(request.rel_url.query)
+
+    @staticmethod
+    def _json(body: Any) -> web.Response:
+        return web.json_response(body)
+
+    def _symbols(self, params: dict[str, str]) -> list[str] | None:
+        """``symbol`` or JSON-ish ``symbols=["A","B"]``; None means all; -1121 for an unknown one."""
+        if params.get("symbol"):
+            names = [params["symbol"]]
+        elif params.get("symbols"):
+            names = [s.strip().strip('"') for s in params["symbols"].strip("[]").split(",") if s.strip()]
+        else:
+            return None
+        for name in names:
+            self.engine.feed(name)
+        return names
+
+    # ----- public ----------------------------------------------------------------------------------------
+    async def ping(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ping."""
+        return self._json({})
+
+    async def time(self, request: web.Request) -> web.Response:
+        """GET /api/v3/time."""
+        return self._json({"serverTime": self.clock()})
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        """GET /api/v3/exchangeInfo (optionally filtered by symbol/symbols)."""
+        names = self._symbols(self._public(request)) or list(self.engine.feeds)
+        specs = [self.engine.feeds[n].spec for n in names]
+        return self._json(payloads.exchange_info(specs, self.clock()))
+
+    def _one_or_all(self, request: web.Request, build: Callable[[str], dict[str, Any]]) -> web.Response:
+        params = self._public(request)
+        names = self._symbols(params)
+        if params.get("symbol"):
+            return self._json(build(params["symbol"]))
+        return self._json([build(n) for n in (names or list(self.engine.feeds))])
+
+    async def ticker_24hr(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ticker/24hr: an object with ``symbol``, a list without."""
+        now = self.clock()
+        return self._one_or_all(request, lambda s: payloads.ticker_24hr(self.engine.feeds[s], now))
+
+    async def ticker_price(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ticker/price."""
+        return self._one_or_all(request, lambda s: {"symbol": s, "price": fmt(self.engine.feeds[s].price)})
+
+    async def book_ticker(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ticker/bookTicker."""
+        def build(s: str) -> dict[str, Any]:
+            bid, ask = self.engine.feeds[s].bid_ask()
+            return {"symbol": s, "bidPrice": fmt(bid), "bidQty": fmt(Decimal(1)),
+                    "askPrice": fmt(ask), "askQty": fmt(Decimal(1))}
+        return self._one_or_all(request, build)
+
+    async def avg_price(self, request: web.Request) -> web.Response:
+        """GET /api/v3/avgPrice (the current price stands in for the 5-minute average)."""
+        feed = self.engine.feed(required(self._public(request), "symbol"))
+        return self._json({"mins": 5, "price": fmt(feed.price), "closeTime": self.clock()})
+
+    async def depth(self, request: web.Request) -> web.Response:
+        """GET /api/v3/depth: a synthetic book around the quote, one tick per level, ten typical trades each."""
+        params = self._public(request)
+        feed = self.engine.feed(required(params, "symbol"))
+        limit = min(int_param(params, "limit") or 100, 5000)
+        bid, ask = feed.bid_ask()
+        tick, qty = feed.spec.tick_size, fmt(feed.spec.typical_trade_qty * 10)
+        return self._json({
+            "lastUpdateId": self.clock(),
+            "bids": [[fmt(bid - tick * i), qty] for i in range(limit) if bid - tick * i > 0],
+            "asks": [[fmt(ask + tick * i), qty] for i in range(limit)],
+        })
+
+    async def klines(self, request: web.Request) -> web.Response:
+        """GET /api/v3/klines from the feed's one-minute history (covers the simulator's lifetime, max 24 h)."""
+        params = self._public(request)
+        feed = self.engine.feed(required(params, "symbol"))
+        interval = INTERVALS_MS.get(required(params, "interval"))
+        if interval is None:
+            raise errors.VenueError(-1120, "Invalid interval.")
+        limit = min(int_param(params, "limit") or 500, 1000)
+        start, end = int_param(params, "startTime"), int_param(params, "endTime")
+        rows: list[list[Any]] = []
+        for t, o, h, lo, c, v, qv, n in feed.klines(limit=10_000):
+            open_time = t - t % interval
+            if (start is not None and open_time < start) or (end is not None and open_time > end):
+                continue
+            if rows and rows[-1][0] == open_time:
+                row = rows[-1]
+                row[2] = max(row[2], h)
+                row[3] = min(row[3], lo)
+                row[4] = c
+                row[5] += v
+                row[7] += qv
+                row[8] += n
+            else:
+                rows.append([open_time, o, h, lo, c, v, open_time + interval - 1, qv, n])
+        return self._json([
+            [r[0], fmt(r[1]), fmt(r[2]), fmt(r[3]), fmt(r[4]), fmt(r[5]), r[6], fmt(r[7]), r[8],
+             fmt(Decimal(0)), fmt(Decimal(0)), "0"]
+            for r in rows[-limit:]
+        ])
+
+    # ----- signed ----------------------------------------------------------------------------------------
+    async def account(self, request: web.Request) -> web.Response:
+        """GET /api/v3/account."""
+        await self._signed(request)
+        return self._json(payloads.account_json(self.engine))
+
+    async def new_order(self, request: web.Request) -> web.Response:
+        """POST /api/v3/order (form body)."""
+        p = await self._signed(request)
+        symbol = required(p, "symbol")
+        self.engine.feed(symbol)
+        client_id = p.get("newClientOrderId") or None
+        if client_id is not None and not CLIENT_ID_RE.match(client_id):
+            raise errors.illegal("newClientOrderId", CLIENT_ID_RE.pattern)
+        order_type = required(p, "type")
+        order = self.engine.new_order(
+            symbol=symbol, side=required(p, "side"), type=order_type,
+            quantity=decimal_param(p, "quantity"), quote_order_qty=decimal_param(p, "quoteOrderQty"),
+            price=decimal_param(p, "price"), stop_price=decimal_param(p, "stopPrice"),
+            time_in_force=p.get("timeInForce") or None, client_order_id=client_id,
+        )
+        default_resp = "FULL" if order_type in ("MARKET", "LIMIT") else "ACK"
+        return self._json(payloads.new_order_json(order, p.get("newOrderRespType") or default_resp))
+
+    def _order_ref(self, p: dict[str, str], client_key: str = "origClientOrderId") -> tuple[str, int | None, str | None]:
+        symbol = required(p, "symbol")
+        order_id, client_id = int_param(p, "orderId"), p.get(client_key) or None
+        if order_id is None and client_id is None:
+            raise errors.VenueError(
+                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        return symbol, order_id, client_id
+
+    async def get_order(self, request: web.Request) -> web.Response:
+        """GET /api/v3/order by orderId or origClientOrderId."""
+        symbol, order_id, client_id = self._order_ref(await self._signed(request))
+        return self._json(payloads.order_json(self.engine.find(symbol, order_id, client_id)))
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        """DELETE /api/v3/order by orderId or origClientOrderId."""
+        p = await self._signed(request)
+        symbol, order_id, client_id = self._order_ref(p)
+        order, cancel_id = self.engine.cancel(symbol, order_id, client_id, p.get("newClientOrderId") or None)
+        return self._json(payloads.cancel_json(order, cancel_id, self.clock()))
+
+    async def open_orders(self, request: web.Request) -> web.Response:
+        """GET /api/v3/openOrders (symbol optional)."""
+        p = await self._signed(request)
+        symbol = p.get("symbol") or None
+        if symbol is not None:
+            self.engine.feed(symbol)
+        return self._json([payloads.order_json(o) for o in self.engine.open_orders(symbol)])
+
+    async def cancel_open_orders(self, request: web.Request) -> web.Response:
+        """DELETE /api/v3/openOrders (symbol required)."""
+        p = await self._signed(request)
+        now = self.clock()
+        cancelled = self.engine.cancel_all(required(p, "symbol"))
+        return self._json([payloads.cancel_json(o, cid, now) for o, cid in cancelled])
+
+    async def all_orders(self, request: web.Request) -> web.Response:
+        """GET /api/v3/allOrders (symbol required; orderId/startTime/endTime/limit)."""
+        p = await self._signed(request)
+        symbol = required(p, "symbol")
+        self.engine.feed(symbol)
+        from_id, start, end = int_param(p, "orderId"), int_param(p, "startTime"), int_param(p, "endTime")
+        limit = min(int_param(p, "limit") or 500, 1000)
+        rows = [o for o in self.engine.orders.values() if o.symbol == symbol
+                and (from_id is None or o.order_id >= from_id)
+                and (start is None or o.time >= start) and (end is None or o.time <= end)]
+        return self._json([payloads.order_json(o) for o in rows[:limit]])
+
+    async def my_trades(self, request: web.Request) -> web.Response:
+        """GET /api/v3/myTrades (symbol required; orderId/startTime/endTime/fromId/limit)."""
+        p = await self._signed(request)
+        symbol = required(p, "symbol")
+        self.engine.feed(symbol)
+        order_id, from_id = int_param(p, "orderId"), int_param(p, "fromId")
+        start, end = int_param(p, "startTime"), int_param(p, "endTime")
+        limit = min(int_param(p, "limit") or 500, 1000)
+        rows = [f for f in self.engine.trades if f.symbol == symbol
+                and (order_id is None or f.order_id == order_id) and (from_id is None or f.trade_id >= from_id)
+                and (start is None or f.time >= start) and (end is None or f.time <= end)]
+        # Binance counts forward from fromId/startTime, otherwise returns the most recent trades.
+        rows = rows[:limit] if (from_id is not None or start is not None) else rows[-limit:]
+        return self._json([payloads.my_trade_json(f) for f in rows])

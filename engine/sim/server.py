@@ -1,0 +1,200 @@
+"""The Simulator: a Binance-spot-compatible venue on loopback (REST + websockets + seeded prices)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from . import payloads
+from .auth import Authenticator
+from .market import SYMBOLS, PriceFeed
+from .matching import MatchingEngine
+from .rest import RestApi, now_ms
+from .ws import StreamServer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BALANCES = {"USDT": Decimal("10000"), "BTC": Decimal("0"), "ETH": Decimal("0")}
+
+
+class Simulator:
+    """A paper Binance spot venue for the real ccxt client: start(), point ccxt at rest_url/ws_url, stop()."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 1,
+        rest_port: int = 0,
+        ws_port: int = 0,
+        host: str = "127.0.0.1",
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        balances: dict[str, Decimal] | None = None,
+        tick_interval: float = 0.25,
+        taker_fee: Decimal = Decimal("0.001"),
+        maker_fee: Decimal = Decimal("0.001"),
+    ) -> None:
+        self.seed = seed
+        self.host = host
+        self.tick_interval = tick_interval
+        self._want_rest_port = rest_port
+        self._want_ws_port = ws_port
+        self._rest_port: int | None = None
+        self._ws_port: int | None = None
+        self.api_key = api_key or secrets.token_hex(32)
+        self.api_secret = api_secret or secrets.token_hex(32)
+        self.feeds = {s: PriceFeed(spec, seed, tick_interval=tick_interval) for s, spec in SYMBOLS.items()}
+        self.engine = MatchingEngine(
+            self.feeds, dict(DEFAULT_BALANCES if balances is None else balances),
+            taker_fee=Decimal(taker_fee), maker_fee=Decimal(maker_fee), clock=now_ms,
+        )
+        auth = Authenticator(self.api_key, self.api_secret)
+        self._rest = RestApi(self.engine, auth, now_ms)
+        self._streams = StreamServer(self.engine, auth, now_ms)
+        self.engine.listeners.append(self._streams.on_event)
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._paused = False
+        self._started = False
+
+    # ----- lifecycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind REST and websocket ports (0 = any free port) and start the price feed."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            runner = web.AppRunner(self._rest.build_app(), access_log=None, handle_signals=False)
+            await runner.setup()
+            self._runner = runner
+            site = web.TCPSite(runner, self.host, self._want_rest_port)
+            await site.start()
+            self._rest_port = runner.addresses[0][1]
+            self._ws_port = await self._streams.start(self.host, self._want_ws_port)
+        except BaseException:
+            await self.stop()
+            raise
+        self._ticker = asyncio.create_task(self._tick_loop(), name="sim-price-feed")
+        log.info("simulator serving REST %s WS %s (seed %s)", self.rest_url, self.ws_url, self.seed)
+
+    async def stop(self) -> None:
+        """Stop the feed, close websocket connections and the HTTP server; safe to call twice."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+            self._ticker = None
+        await self._streams.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._started:
+            log.info("simulator stopped")
+        self._started = False
+
+    async def __aenter__(self) -> "Simulator":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ----- addresses -------------------------------------------------------------------------------------
+    @property
+    def rest_port(self) -> int:
+        """Bound REST port (after start)."""
+        if self._rest_port is None:
+            raise RuntimeError("simulator not started")
+        return self._rest_port
+
+    @property
+    def ws_port(self) -> int:
+        """Bound websocket port (after start)."""
+        if self._ws_port is None:
+            raise RuntimeError("simulator not started")
+        return self._ws_port
+
+    @property
+    def rest_url(self) -> str:
+        """``http://host:port`` of the REST API (ccxt appends /api/v3)."""
+        return f"http://{self.host}:{self.rest_port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port`` of the websocket server (/ws, /ws/<n>, /ws-api/v3)."""
+        return f"ws://{self.host}:{self.ws_port}"
+
+    # ----- venue-side truth for tests --------------------------------------------------------------------
+    def price(self, symbol: str) -> Decimal:
+        """Current simulated last price of ``symbol`` (e.g. "BTCUSDT")."""
+        return self.engine.feed(symbol).price
+
+    def bid_ask(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """Current simulated best bid and ask."""
+        return self.engine.feed(symbol).bid_ask()
+
+    def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Open orders as Binance order objects (GET /api/v3/openOrders shape)."""
+        return [payloads.order_json(o) for o in self.engine.open_orders(symbol)]
+
+    def balance(self, asset: str) -> tuple[Decimal, Decimal]:
+        """(free, locked) of an asset."""
+        return self.engine.balance(asset)
+
+    @property
+    def user_stream_subscriptions(self) -> int:
+        """Live user-data stream subscriptions (WS-API); lets tests wait until a watcher is listening."""
+        return self._streams.user_subscriptions
+
+    @property
+    def market_stream_connections(self) -> int:
+        """Open market-stream websocket connections."""
+        return self._streams.market_connections
+
+    # ----- test hooks ------------------------------------------------------------------------------------
+    def set_price(self, symbol: str, price: Decimal) -> Decimal:
+        """Move the price at once (rounded to the tick), print a trade, match resting orders, push tickers."""
+        feed = self.engine.feed(symbol)
+        new_price = feed.set_price(Decimal(price))
+        self._print_synthetic_trade(symbol)
+        self.engine.on_price(symbol)
+        self._streams.publish_tickers(symbol)
+        return new_price
+
+    def pause_feed(self) -> None:
+        """Freeze prices: ticks keep printing trades and tickers at the current price."""
+        self._paused = True
+
+    def resume_feed(self) -> None:
+        """Let the random walk move prices again."""
+        self._paused = False
+
+    def tick(self) -> None:
+        """Advance every symbol one step (what the background feed does each ``tick_interval``)."""
+        for symbol, feed in self.feeds.items():
+            if not self._paused:
+                feed.next_price()
+            self._print_synthetic_trade(symbol)
+            self.engine.on_price(symbol)
+            self._streams.publish_tickers(symbol)
+
+    # ----- internals -------------------------------------------------------------------------------------
+    def _print_synthetic_trade(self, symbol: str) -> None:
+        feed = self.feeds[symbol]
+        qty, buyer_is_maker = feed.synthetic_trade_qty()
+        self._streams.on_event(feed.record_trade(feed.price, qty, now_ms(), buyer_is_maker))
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            try:
+                self.tick()
+            except Exception:  # task boundary: one bad tick must not stop the feed
+                log.exception("price tick failed")

@@ -1,0 +1,200 @@
+"""Binance spot websockets: raw market streams on ``/ws`` and ``/ws/<n>``, the WS-API user-data stream on
+``/ws-api/v3`` (facts note, section 4). Pushes are written synchronously with ``broadcast`` so they keep order."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from . import errors, payloads
+from .auth import Authenticator
+from .market import PublicTrade
+from .matching import BalanceUpdate, Event, MatchingEngine, OrderUpdate
+
+log = logging.getLogger(__name__)
+
+STREAM_KINDS = ("ticker", "miniTicker", "trade")
+# WS-API authentication failures answer with HTTP-like status 401, like the REST API.
+AUTH_CODES = frozenset({-1022, -2014, -2015})
+
+
+class StreamServer:
+    """Websocket endpoints of the simulator; ``on_event`` and ``publish_tickers`` feed the subscribers."""
+
+    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: Callable[[], int]) -> None:
+        self.engine = engine
+        self.auth = auth
+        self.clock = clock
+        self._market: dict[ServerConnection, tuple[set[str], bool]] = {}  # streams, combined wrapper
+        self._user: dict[ServerConnection, set[int]] = {}
+        self._next_subscription: dict[ServerConnection, int] = {}
+        self._server: Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and serve; returns the bound port."""
+        # ccxt pings every 180 s itself; server-side keepalive pings are off so a slow client is never cut.
+        self._server = await serve(self._handler, host, port, process_request=self._route, ping_interval=None)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection and the listening socket."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def user_subscriptions(self) -> int:
+        """Live user-data subscriptions over all WS-API connections."""
+        return sum(len(subs) for subs in self._user.values())
+
+    @property
+    def market_connections(self) -> int:
+        """Open market-stream connections."""
+        return len(self._market)
+
+    # ----- routing ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _route(connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path in ("/ws", "/stream", "/ws-api/v3") or path.startswith("/ws/"):
+            return None
+        return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        parts = urlsplit(ws.request.path)
+        try:
+            if parts.path == "/ws-api/v3":
+                await self._serve_ws_api(ws)
+            else:
+                await self._serve_market(ws, parts.path, parts.query)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._market.pop(ws, None)
+            self._user.pop(ws, None)
+            self._next_subscription.pop(ws, None)
+
+    # ----- market streams --------------------------------------------------------------------------------
+    async def _serve_market(self, ws: ServerConnection, path: str, query: str) -> None:
+        streams: set[str] = set()
+        combined = path == "/stream"
+        if combined:
+            for value in parse_qs(query).get("streams", []):
+                streams.update(s for s in value.split("/") if s)
+        elif path.startswith("/ws/"):
+            # /ws/<n> is ccxt's connection number; /ws/<stream>[/<stream>...] subscribes like Binance.
+            streams.update(s for s in path[len("/ws/"):].split("/") if s and not s.isdigit())
+        self._market[ws] = (streams, combined)
+        async for raw in ws:
+            await ws.send(json.dumps(self._market_request(streams, raw)))
+
+    def _market_request(self, streams: set[str], raw: str | bytes) -> dict[str, Any]:
+        try:
+            message = json.loads(raw)
+            method, req_id = message["method"], message.get("id")
+        except (ValueError, KeyError, TypeError):
+            return {"error": {"code": 3, "msg": "Invalid JSON: expected a request object"}, "id": None}
+        params = message.get("params") or []
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+                return {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": req_id}
+            (streams.update if method == "SUBSCRIBE" else streams.difference_update)(params)
+            return {"result": None, "id": req_id}
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": sorted(streams), "id": req_id}
+        return {"error": {"code": 1, "msg": f"Invalid request: unknown method {method!r}"}, "id": req_id}
+
+    def _push_stream(self, stream: str, data: dict[str, Any]) -> None:
+        raw = combined = None
+        for ws, (streams, is_combined) in list(self._market.items()):
+            if stream not in streams:
+                continue
+            if is_combined:
+                combined = combined or json.dumps({"stream": stream, "data": data})
+                broadcast([ws], combined)
+            else:
+                raw = raw or json.dumps(data)
+                broadcast([ws], raw)
+
+    def publish_tickers(self, symbol: str) -> None:
+        """Push ``@ticker`` and ``@miniTicker`` of one symbol to their subscribers."""
+        if not self._market:
+            return
+        key, now = symbol.lower(), self.clock()
+        feed = self.engine.feeds[symbol]
+        if any(f"{key}@ticker" in s for s, _ in self._market.values()):
+            self._push_stream(f"{key}@ticker", payloads.ticker_event(feed, now))
+        if any(f"{key}@miniTicker" in s for s, _ in self._market.values()):
+            self._push_stream(f"{key}@miniTicker", payloads.mini_ticker_event(feed, now))
+
+    # ----- WS-API ----------------------------------------------------------------------------------------
+    async def _serve_ws_api(self, ws: ServerConnection) -> None:
+        async for raw in ws:
+            response, subscription = self._ws_api_request(ws, raw)
+            await ws.send(json.dumps(response))
+            # Registered after the answer went out so no event overtakes the subscribe confirmation.
+            if subscription is not None:
+                self._user.setdefault(ws, set()).add(subscription)
+
+    def _ws_api_request(self, ws: ServerConnection, raw: str | bytes) -> tuple[dict[str, Any], int | None]:
+        try:
+            message = json.loads(raw)
+            req_id, method = message.get("id"), message["method"]
+            params = message.get("params") or {}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return {"id": None, "status": 400, "error": {"code": -1102, "msg": "Malformed request."}}, None
+        ok: dict[str, Any] = {"id": req_id, "status": 200}
+        try:
+            if method == "ping":
+                return {**ok, "result": {}}, None
+            if method == "time":
+                return {**ok, "result": {"serverTime": self.clock()}}, None
+            if method == "userDataStream.subscribe.signature":
+                self.auth.verify_ws(params, self.clock())
+                sub_id = self._next_subscription.get(ws, 0)
+                self._next_subscription[ws] = sub_id + 1
+                return {**ok, "result": {"subscriptionId": sub_id}}, sub_id
+            if method == "userDataStream.unsubscribe":
+                subs = self._user.get(ws, set())
+                target = params.get("subscriptionId")
+                if target is None:
+                    subs.clear()
+                else:
+                    subs.discard(int(target))
+                return {**ok, "result": {}}, None
+            if method == "session.subscriptions":
+                return {**ok, "result": [{"subscriptionId": s} for s in sorted(self._user.get(ws, set()))]}, None
+            raise errors.VenueError(-1100, f"Unknown method '{method}'.")
+        except errors.VenueError as exc:
+            status = 401 if exc.code in AUTH_CODES else exc.status
+            log.info("WS-API %s refused: %s %s", method, exc.code, exc.msg)
+            return {"id": req_id, "status": status, "error": exc.to_json()}, None
+
+    # ----- engine events ---------------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """Forward an engine event: order and balance changes to user streams, trades to ``@trade``."""
+        if isinstance(event, PublicTrade):
+            stream = f"{event.symbol.lower()}@trade"
+            if any(stream in s for s, _ in self._market.values()):
+                self._push_stream(stream, payloads.trade_event(event, self.clock()))
+            return
+        if not self._user:
+            return
+        if isinstance(event, OrderUpdate):
+            body = payloads.execution_report(event)
+        elif isinstance(event, BalanceUpdate):
+            body = payloads.account_position(self.engine, event.assets, event.time)
+        else:
+            return
+        for ws, subs in list(self._user.items()):
+            for sub_id in sorted(subs):
+                broadcast([ws], json.dumps({"subscriptionId": sub_id, "event": body}))
+
