@@ -9,11 +9,17 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from engine.config import ConfigError, Settings, load_settings
+
+
+def _live_flag(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.add_argument("--confirm-live", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help='confirm real-money trading when [engine] mode = "live" (or COCKPIT_CONFIRM_LIVE=1)')
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -30,10 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Terminal cockpit for a crypto trading engine. With no command, opens the cockpit.",
     )
     _common(parser, top=True)
+    _live_flag(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     tui = sub.add_parser("tui", help="open the full-screen cockpit (the default)")
     _common(tui, top=False)
+    _live_flag(tui, top=False)
 
     sim = sub.add_parser("sim", help="run the Binance-compatible simulator alone until Ctrl+C")
     _common(sim, top=False)
@@ -44,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
     _common(run, top=False)
     run.add_argument("--headless", action="store_true", required=True, help="no TUI (required)")
+    _live_flag(run, top=False)
     for name, help_text in (
         ("halt", "halt the running engine: no new orders (works with no engine running too)"),
         ("resume", "resume trading on the running engine"),
@@ -76,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
         return 2
+    confirm_live = args.confirm_live or os.environ.get("COCKPIT_CONFIRM_LIVE", "").lower() in ("1", "true", "yes")
     if command == "run":
-        return _run_headless(settings)
+        return _run_headless(settings, confirm_live)
     if command in ("halt", "resume", "cancel-all"):
         from engine.remote import send
 
@@ -88,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         from cockpit.status import print_status
 
         return print_status(settings, as_json=args.json)
-    return _run_tui(settings)
+    return _run_tui(settings, confirm_live)
 
 
-def _run_tui(settings: Settings) -> int:
+def _run_tui(settings: Settings, confirm_live: bool) -> int:
     from cockpit.app import CockpitApp
     from engine.core import Engine
 
@@ -101,7 +111,7 @@ def _run_tui(settings: Settings) -> int:
         filename=log_path, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    app = CockpitApp(Engine(settings))
+    app = CockpitApp(Engine(settings, confirm_live=confirm_live))
     app.run()
     return app.return_code or 0
 
@@ -121,7 +131,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
-def _run_headless(settings: Settings) -> int:
+def _run_headless(settings: Settings, confirm_live: bool) -> int:
     from engine.core import Engine, EngineError
     from engine.datadir import DataDirBusy
 
@@ -132,7 +142,7 @@ def _run_headless(settings: Settings) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
     async def run() -> int:
-        engine = Engine(settings)
+        engine = Engine(settings, confirm_live=confirm_live)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

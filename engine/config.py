@@ -9,6 +9,7 @@ refused, so a key never lands in a file that gets copied, committed or pasted in
 
 from __future__ import annotations
 
+import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +38,12 @@ class VenueConfig(_Section):
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
     timeout_ms: int = Field(default=10_000, ge=500, le=120_000)
     sim_seed: int = 1
+    # Backoff between retries of a failed call or stream, in seconds (runbook 000 §3: 1, 2, 4, 8).
+    retry_backoff_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    # REST polling keeps state fresh every poll_s while a stream is down or market data is older than stale_s
+    # (runbook 001 §1: WARN when the last update is over 10 s old).
+    poll_s: float = Field(default=2.0, gt=0)
+    stale_s: float = Field(default=10.0, gt=0)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
 
@@ -57,15 +64,83 @@ class EngineConfig(_Section):
     mode: Literal["paper", "dry-run", "live"] = "paper"
     data_dir: Path = Path("data")
     quote_asset: str = "USDT"
+    # How often equity is sampled into the equity curve, drawdown and daily-loss checks.
+    equity_sample_s: float = Field(default=10.0, gt=0)
+
+
+class RiskConfig(_Section):
+    """Pre-trade limits and automatic halts. Defaults from runbook 003's live checklist unless noted."""
+
+    max_position_pct: Decimal = Field(default=Decimal("3"), gt=0, le=100)  # MAX_POSITION_SIZE_PCT=3.0
+    max_concurrent_positions: int = Field(default=3, ge=1)  # MAX_CONCURRENT_POSITIONS=3
+    require_stop_loss: bool = True  # "Stop-Loss Configured: FAIL if 0"
+    daily_loss_limit_pct: Decimal = Field(default=Decimal("3"), gt=0, le=100)  # DAILY_LOSS_LIMIT_PCT=3.0
+    max_drawdown_warn_pct: Decimal = Field(default=Decimal("10"), gt=0, le=100)
+    max_drawdown_pct: Decimal = Field(default=Decimal("15"), gt=0, le=100)  # validation: max drawdown <= 15%
+    max_orders_per_minute: int = Field(default=30, ge=1)
+    stuck_order_s: float = Field(default=300, gt=0)  # runbook 001 §4: max_order_age_s 300
+    # Start-up toggles (runbook 002 §1): RISK_KILL_SWITCH_ENABLED=1 / RISK_REDUCE_ONLY_MODE=1 map here.
+    kill_switch: bool = False
+    reduce_only: bool = False
+
+    @field_validator("max_drawdown_pct")
+    @classmethod
+    def _hard_over_warn(cls, hard: Decimal, info) -> Decimal:
+        warn = info.data.get("max_drawdown_warn_pct")
+        if warn is not None and hard < warn:
+            raise ValueError(f"max_drawdown_pct ({hard}) must be at least max_drawdown_warn_pct ({warn})")
+        return hard
+
+
+class LadderConfig(_Section):
+    """The demo ladder: one resting buy under the price, one resting sell over the entry while holding."""
+
+    enabled: bool = True
+    spacing_pct: Decimal = Field(default=Decimal("0.15"), gt=0, lt=50)
+    order_quote: Decimal = Field(default=Decimal("100"), gt=0)
+    stop_loss_pct: Decimal = Field(default=Decimal("2"), gt=0, lt=100)
+
+
+class MaCrossConfig(_Section):
+    """Moving-average crossover: enter long when the fast average crosses above the slow one, exit below."""
+
+    enabled: bool = False
+    fast: int = Field(default=10, ge=2)
+    slow: int = Field(default=30, ge=3)
+    order_quote: Decimal = Field(default=Decimal("100"), gt=0)
+    stop_loss_pct: Decimal = Field(default=Decimal("1"), gt=0, lt=100)
+
+    @field_validator("slow")
+    @classmethod
+    def _slow_after_fast(cls, slow: int, info) -> int:
+        fast = info.data.get("fast")
+        if fast is not None and slow <= fast:
+            raise ValueError(f"slow ({slow}) must be longer than fast ({fast})")
+        return slow
+
+
+class MeanReversionConfig(_Section):
+    """Mean reversion: buy when the price is ``entry_z`` deviations under its mean, exit near the mean."""
+
+    enabled: bool = False
+    window: int = Field(default=20, ge=5)
+    entry_z: Decimal = Field(default=Decimal("2"), gt=0)
+    exit_z: Decimal = Field(default=Decimal("0.5"), ge=0)
+    order_quote: Decimal = Field(default=Decimal("100"), gt=0)
+    stop_loss_pct: Decimal = Field(default=Decimal("1.5"), gt=0, lt=100)
 
 
 class StrategyConfig(_Section):
-    """The built-in ladder: one resting buy under the price, one resting sell over the entry when holding."""
+    """Built-in strategies: a master switch, the step interval, the losing-streak guard, and each strategy."""
 
     enabled: bool = True
     interval_s: float = Field(default=3.0, gt=0)
-    spacing_pct: Decimal = Field(default=Decimal("0.15"), gt=0, lt=50)
-    order_quote: Decimal = Field(default=Decimal("100"), gt=0)
+    # Runbook 001 §5 / 000 §3: a strategy that keeps losing is stood down before it hurts the account.
+    max_consecutive_losses: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=3600.0, ge=0)
+    ladder: LadderConfig = LadderConfig()
+    ma_cross: MaCrossConfig = MaCrossConfig()
+    mean_reversion: MeanReversionConfig = MeanReversionConfig()
 
 
 class Settings(BaseSettings):
@@ -82,6 +157,7 @@ class Settings(BaseSettings):
 
     venue: VenueConfig = VenueConfig()
     engine: EngineConfig = EngineConfig()
+    risk: RiskConfig = RiskConfig()
     strategy: StrategyConfig = StrategyConfig()
 
     @classmethod
@@ -95,6 +171,25 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # init_settings carries the TOML file's content (see load_settings): lowest after defaults.
         return (env_settings, dotenv_settings, init_settings)
+
+
+# The runbooks' own toggles, accepted as they are written there (runbook 002 §1, runbook 004
+# "Environment Toggles"), mapped onto cockpit's settings. DRY_RUN=0 never means live: that needs mode = "live"
+# and an explicit confirmation.
+ENV_ALIASES: dict[str, tuple[str, str, Any]] = {
+    "RISK_KILL_SWITCH_ENABLED": ("risk", "kill_switch", True),
+    "RISK_REDUCE_ONLY_MODE": ("risk", "reduce_only", True),
+    "DRY_RUN": ("engine", "mode", "dry-run"),
+}
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+def _aliases(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, (section, key, value) in ENV_ALIASES.items():
+        if environ.get(name, "").strip().lower() in TRUTHY:
+            out.setdefault(section, {})[key] = value
+    return out
 
 
 def load_settings(config_file: Path | None = None, data_dir: Path | None = None) -> Settings:
@@ -111,6 +206,9 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None)
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path)) from None
+    for section, values in _aliases(dict(os.environ)).items():
+        current = getattr(settings, section)
+        settings = settings.model_copy(update={section: current.model_copy(update=values)})
     if data_dir is not None and settings.engine.data_dir != data_dir:
         # --data-dir on the command line beats every other source.
         settings = settings.model_copy(

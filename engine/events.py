@@ -251,12 +251,28 @@ class CancelAll(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ReduceOnly(Command):
+    """Only orders that shrink a position may go out (runbook 002: RISK_REDUCE_ONLY_MODE)."""
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceOrder(Command):
+    """One order; a buy needs ``stop_loss`` while ``[risk] require_stop_loss`` is on."""
+
     symbol: str = ""
     side: str = "buy"
     type: str = "limit"
     amount: Decimal = Decimal(0)
     price: Decimal | None = None
+    stop_loss: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetStrategy(Command):
+    """Enable or disable a strategy by name."""
+
+    name: str = ""
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)

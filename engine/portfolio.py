@@ -1,64 +1,62 @@
-"""Balances, spot positions and equity in the quote currency, all Decimal.
+"""Balances, spot positions, realised and unrealised PnL with fees, equity and drawdown, all Decimal.
 
 A spot position is the base asset held against the quote. Its size is what the venue's balance says (the
-truth); its average entry comes from the fills the engine saw, reset whenever the position goes flat.
+truth); its average entry and realised PnL come from the fills the engine saw, and reset when it goes flat.
+Fees are counted in the quote currency: a fee in the base is valued at the fill price; a fee in a third asset
+(BNB) is valued at that asset's last price against the quote when known.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from engine.events import Balance, Fill, Position
 
-
-@dataclass
-class _Entry:
-    amount: Decimal = Decimal(0)
-    cost: Decimal = Decimal(0)
-
-    def apply(self, fill: Fill, base: str) -> None:
-        received = fill.amount
-        if fill.side == "buy":
-            if fill.fee_asset == base:
-                received -= fill.fee  # Binance takes a buy's fee out of the base received
-            elif fill.fee_asset == _quote(fill.symbol):
-                self.cost += fill.fee
-            # A fee in a third asset (BNB) is not part of this position's entry price.
-            self.amount += received
-            self.cost += fill.price * fill.amount
-        else:
-            if self.amount > 0:
-                avg = self.cost / self.amount
-                sold = min(fill.amount, self.amount)
-                self.amount -= sold
-                self.cost -= avg * sold
-            if self.amount <= 0:
-                self.amount, self.cost = Decimal(0), Decimal(0)
-
-    @property
-    def avg(self) -> Decimal | None:
-        return None if self.amount <= 0 else self.cost / self.amount
+ZERO = Decimal(0)
 
 
-def _quote(symbol: str) -> str:
-    return symbol.split("/")[1]
-
-
-def _base(symbol: str) -> str:
+def base_of(symbol: str) -> str:
     return symbol.split("/")[0]
 
 
-class Portfolio:
-    """Tracks balances from the venue, last prices and fills; computes positions and equity."""
+def quote_of(symbol: str) -> str:
+    return symbol.split("/")[1]
 
-    def __init__(self, symbols: tuple[str, ...], quote: str) -> None:
-        self.symbols = symbols
-        self.quote = quote
-        self.balances: dict[str, Balance] = {}
-        self.last: dict[str, Decimal] = {}
-        self._entries: dict[str, _Entry] = {s: _Entry() for s in symbols}
-        self._seen_trades: set[tuple[str, str]] = set()
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """A position opened and closed again: its realised PnL after fees, and who opened it."""
+
+    symbol: str
+    pnl: Decimal
+    opened_by: str | None
+    closed_at: datetime
+
+
+@dataclass
+class _Book:
+    """Fills-based view of one symbol's position."""
+
+    amount: Decimal = ZERO
+    cost: Decimal = ZERO  # quote spent on what is still held, fees on entry included
+    trip_pnl: Decimal = ZERO  # realised in the round trip now open
+    opened_by: str | None = None
+
+
+@dataclass
+class Portfolio:
+    """Tracks balances from the venue, last prices and fills; computes positions, PnL and equity."""
+
+    symbols: tuple[str, ...]
+    quote: str
+    balances: dict[str, Balance] = field(default_factory=dict)
+    last: dict[str, Decimal] = field(default_factory=dict)
+    realized: dict[str, Decimal] = field(default_factory=dict)
+    fees: Decimal = ZERO
+    _books: dict[str, _Book] = field(default_factory=dict)
+    _seen: set[tuple[str, str]] = field(default_factory=set)
 
     def set_balances(self, balances: tuple[Balance, ...]) -> None:
         for b in balances:
@@ -67,32 +65,74 @@ class Portfolio:
     def set_price(self, symbol: str, last: Decimal) -> None:
         self.last[symbol] = last
 
-    def add_fill(self, fill: Fill) -> bool:
-        """Count a fill once; return False if it was already seen."""
+    def fee_in_quote(self, fill: Fill) -> Decimal:
+        quote = quote_of(fill.symbol)
+        if not fill.fee or fill.fee_asset in (None, quote):
+            return fill.fee
+        if fill.fee_asset == base_of(fill.symbol):
+            return fill.fee * fill.price
+        price = self.last.get(f"{fill.fee_asset}/{quote}")
+        return fill.fee * price if price is not None else ZERO
+
+    def add_fill(self, fill: Fill, origin: str | None = None) -> tuple[bool, RoundTrip | None]:
+        """Count a fill once. Returns (new, round trip closed by it or None)."""
         key = (fill.symbol, fill.trade_id)
-        if key in self._seen_trades:
-            return False
-        self._seen_trades.add(key)
-        if fill.symbol in self._entries:
-            self._entries[fill.symbol].apply(fill, _base(fill.symbol))
-        return True
+        if key in self._seen:
+            return False, None
+        self._seen.add(key)
+        book = self._books.setdefault(fill.symbol, _Book())
+        fee_q = self.fee_in_quote(fill)
+        self.fees += fee_q
+        if fill.side == "buy":
+            received = fill.amount - (fill.fee if fill.fee_asset == base_of(fill.symbol) else ZERO)
+            if book.amount <= 0:
+                book.opened_by, book.trip_pnl = origin, ZERO
+            book.amount += received
+            book.cost += fill.price * fill.amount + (fee_q if fill.fee_asset != base_of(fill.symbol) else ZERO)
+            return True, None
+        sold = min(fill.amount, book.amount)
+        pnl = -fee_q
+        if sold > 0:
+            share = book.cost * sold / book.amount
+            pnl += fill.price * sold - share
+            book.amount -= sold
+            book.cost -= share
+        book.trip_pnl += pnl
+        self.realized[fill.symbol] = self.realized.get(fill.symbol, ZERO) + pnl
+        if book.amount > 0 or sold == 0:
+            return True, None
+        trip = RoundTrip(fill.symbol, book.trip_pnl, book.opened_by, fill.ts)
+        self._books[fill.symbol] = _Book()
+        return True, trip
 
     def free(self, asset: str) -> Decimal:
         b = self.balances.get(asset)
-        return b.free if b else Decimal(0)
+        return b.free if b else ZERO
+
+    def avg_entry(self, symbol: str) -> Decimal | None:
+        book = self._books.get(symbol)
+        return None if book is None or book.amount <= 0 else book.cost / book.amount
 
     def positions(self) -> tuple[Position, ...]:
         out = []
         for symbol in self.symbols:
-            b = self.balances.get(_base(symbol))
+            b = self.balances.get(base_of(symbol))
             if b is None or b.total <= 0:
                 continue
-            out.append(Position(symbol, b.total, self._entries[symbol].avg, self.last.get(symbol)))
+            out.append(Position(symbol, b.total, self.avg_entry(symbol), self.last.get(symbol)))
         return tuple(out)
+
+    def position_value(self, symbol: str) -> Decimal:
+        b = self.balances.get(base_of(symbol))
+        price = self.last.get(symbol)
+        return ZERO if b is None or price is None else b.total * price
+
+    def unrealized(self) -> Decimal:
+        return sum((p.unrealized_pnl or ZERO for p in self.positions()), ZERO)
 
     def equity(self) -> Decimal | None:
         """Quote balance plus every held base valued at its last price; None until prices are known."""
-        total = Decimal(0)
+        total = ZERO
         for asset, b in self.balances.items():
             if asset == self.quote:
                 total += b.total
@@ -104,3 +144,17 @@ class Portfolio:
                 return None
             total += b.total * price
         return total
+
+
+@dataclass
+class Drawdown:
+    """Peak equity seen and the current drawdown from it, in percent."""
+
+    peak: Decimal | None = None
+
+    def update(self, equity: Decimal) -> Decimal:
+        if self.peak is None or equity > self.peak:
+            self.peak = equity
+        if self.peak <= 0:
+            return ZERO
+        return (self.peak - equity) / self.peak * 100

@@ -112,6 +112,10 @@ class Store:
                 db["alerts"].create(
                     {"id": int, "ts": str, "severity": str, "code": str, "message": str}, pk="id"
                 )
+                db["equity"].create(
+                    {"id": int, "ts": str, "equity": str, "peak": str, "drawdown_pct": str}, pk="id"
+                )
+                db["daily_stats"].create({"day": str, "data": str, "ts": str}, pk="day")
                 db["commands"].create(
                     {
                         "id": int, "ts": str, "command": str, "actor": str, "reason": str,
@@ -211,6 +215,32 @@ class Store:
 
     def command(self, command_id: int) -> dict[str, Any]:
         return self.db["commands"].get(command_id)
+
+    # ------------------------------------------------------------ curves, counters, blobs
+
+    def record_equity(self, equity: Decimal, peak: Decimal, drawdown_pct: Decimal) -> None:
+        self.db["equity"].insert({"ts": utcnow().isoformat(), "equity": str(equity), "peak": str(peak),
+                                  "drawdown_pct": str(drawdown_pct)})
+
+    def equity_curve(self, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = list(self.db.query("select * from equity order by id desc limit ?", [limit]))
+        return rows[::-1]
+
+    def save_day(self, data: dict[str, Any]) -> None:
+        self.db["daily_stats"].upsert({"day": data["day"], "data": dumps(data), "ts": utcnow().isoformat()},
+                                      pk="day")
+
+    def load_day(self, day: str) -> dict[str, Any] | None:
+        row = next(self.db.query("select data from daily_stats where day = ?", [day]), None)
+        return json.loads(row["data"]) if row else None
+
+    def save_json(self, key: str, value: Any) -> None:
+        self.db["engine_state"].upsert({"key": key, "value": dumps(value), "actor": "engine", "reason": "",
+                                        "ts": utcnow().isoformat()}, pk="key")
+
+    def load_json(self, key: str) -> Any:
+        row = next(self.db.query("select value from engine_state where key = ?", [key]), None)
+        return json.loads(row["value"]) if row else None
 
     # ------------------------------------------------------------ restore
 

@@ -1,65 +1,66 @@
-"""A small strategy interface and the built-in ladder, so paper mode has orders and positions to watch.
+"""The strategy interface: a strategy reads a view of the market and says what it wants, as intents.
 
-The cockpit is the product, not alpha: the ladder rests one buy a little under the price and, while it
-holds a position, one sell a little over its entry. It only ever asks through the engine's order path, so
-every risk check and the trading state apply to it exactly as to the operator.
+Strategies are pure: no I/O, no clock of their own, no engine access. The engine samples prices, calls
+``decide`` every ``interval_s``, and turns each intent into orders through the same risk checks and
+trading state as an operator's order. That keeps strategies testable with a hand-written view.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import Literal, Protocol, Sequence
 
-from engine.config import StrategyConfig
-from engine.events import TradingState
+from engine.events import Order, Position
 
-if TYPE_CHECKING:
-    from engine.core import Engine
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One thing a strategy wants done.
+
+    - ``buy`` / ``sell``: an order; ``quote_amount`` (buy) or ``amount`` (base) sizes it; ``price`` makes it a
+      limit order, none a market order; an entry (a buy that opens or adds to a position) must carry ``stop_loss``.
+    - ``exit``: close the whole position in ``symbol`` at market.
+    - ``cancel``: cancel the strategy's own order ``client_id``.
+    """
+
+    kind: Literal["buy", "sell", "exit", "cancel"]
+    symbol: str
+    amount: Decimal | None = None
+    quote_amount: Decimal | None = None
+    price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    client_id: str | None = None
+    reason: str = ""
+
+
+class StrategyView(Protocol):
+    """What a strategy may read."""
+
+    now: datetime
+
+    def closes(self, symbol: str) -> Sequence[Decimal]:
+        """Prices sampled once per strategy step, oldest first (at most a few hundred)."""
+
+    def last(self, symbol: str) -> Decimal | None:
+        """The latest price."""
+
+    def position(self, symbol: str) -> Position | None:
+        """The position held in ``symbol`` (None when flat)."""
+
+    def open_orders(self, symbol: str) -> Sequence[Order]:
+        """This strategy's own open orders in ``symbol``."""
+
+    def free(self, asset: str) -> Decimal:
+        """The free balance of ``asset``."""
 
 
 class Strategy(Protocol):
-    """Called every ``interval_s`` while the engine runs; places and cancels through the engine only."""
+    """A trading strategy; ``name`` is also the origin recorded on its orders."""
 
     name: str
+    symbols: tuple[str, ...]
 
-    async def step(self, engine: "Engine") -> None: ...
-
-
-class Ladder:
-    """One resting buy ``spacing_pct`` under the last price; one resting sell the same distance over entry."""
-
-    name = "ladder"
-
-    def __init__(self, cfg: StrategyConfig) -> None:
-        self.cfg = cfg
-        self.spacing = cfg.spacing_pct / Decimal(100)
-
-    async def step(self, engine: "Engine") -> None:
-        if engine.trading_state == TradingState.HALTED:
-            return
-        for symbol in engine.symbols:
-            last = engine.portfolio.last.get(symbol)
-            if last is None:
-                continue
-            mine = [o for o in engine.tracker.open_orders() if o.symbol == symbol and o.origin == self.name]
-            buys = [o for o in mine if o.side == "buy"]
-            sells = [o for o in mine if o.side == "sell"]
-            for order in buys:
-                # Price ran away: the resting buy is no longer "a little under" it; move it.
-                if order.price is not None and order.price < last * (1 - 3 * self.spacing):
-                    await engine.cancel_order(order.client_id, actor=self.name)
-            if not buys and engine.trading_state == TradingState.ACTIVE:
-                price = last * (1 - self.spacing)
-                await engine.place_order(symbol, "buy", "limit", self.cfg.order_quote / price, price, self.name)
-            position = next((p for p in engine.portfolio.positions() if p.symbol == symbol), None)
-            if position is None or sells:
-                continue
-            base = symbol.split("/")[0]
-            amount = engine.venue.amount_to_precision(symbol, engine.portfolio.free(base))
-            if amount < engine.venue.min_amount(symbol):
-                continue
-            entry = position.avg_entry or last
-            price = max(entry, last) * (1 + self.spacing)
-            if amount * price < engine.venue.min_cost(symbol):
-                continue
-            await engine.place_order(symbol, "sell", "limit", amount, price, self.name)
+    def decide(self, view: StrategyView) -> list[Intent]:
+        """Return what to do now; an empty list means nothing."""

@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 import ccxt.async_support as ccxt_errors  # the exception classes are shared by every ccxt flavour
 
 from engine.events import Balance, Fill, OrderStatus
 from engine.exchange import build_exchange
 from engine.orders import status_from_ccxt
+from engine.resilience import BACKOFF_S, CircuitBreaker, LatencyStats, retry_after_s, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def parse_balances(raw: dict[str, Any]) -> tuple[Balance, ...]:
 
 
 class Venue:
-    """Talks to one exchange through ccxt; every call's latency is kept for the health line."""
+    """Talks to one exchange through ccxt: every call timed per endpoint, guarded by a circuit breaker, and
+    idempotent calls retried on temporary errors."""
 
     def __init__(
         self,
@@ -120,6 +122,9 @@ class Venue:
         api_secret: str | None,
         timeout_ms: int,
         sandbox: bool = False,
+        backoff_s: tuple[float, ...] = BACKOFF_S,
+        breaker: CircuitBreaker | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         self.ex = build_exchange(
@@ -132,14 +137,34 @@ class Venue:
         )
         if sandbox:
             self.ex.set_sandbox_mode(True)
-        self.last_latency_ms: float | None = None
+        self.backoff_s = backoff_s
+        self.breaker = breaker or CircuitBreaker()
+        self.latency = LatencyStats()
+        self._on_error = on_error
 
-    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    async def _once(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.breaker.before_call()
         start = time.perf_counter()
         try:
-            return await getattr(self.ex, name)(*args, **kwargs)
+            result = await getattr(self.ex, name)(*args, **kwargs)
+        except ccxt_errors.BaseError as exc:
+            self.breaker.failure(exc)
+            if self._on_error:
+                self._on_error(name, exc)
+            raise
         finally:
-            self.last_latency_ms = (time.perf_counter() - start) * 1000
+            self.latency.record(name, (time.perf_counter() - start) * 1000)
+        self.breaker.success()
+        return result
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """An idempotent call: retried on temporary errors with backoff, honouring Retry-After."""
+        return await with_retries(
+            lambda: self._once(name, *args, **kwargs),
+            name=name,
+            retry_after=lambda: retry_after_s(getattr(self.ex, "last_response_headers", None)),
+            backoff=self.backoff_s,
+        )
 
     async def close(self) -> None:
         await self.ex.close()
@@ -176,7 +201,8 @@ class Venue:
         self, client_id: str, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None
     ) -> OrderReport:
         params = {"newClientOrderId": client_id}
-        raw = await self._call(
+        # Never retried here: after an uncertain failure the engine asks by client id instead (no duplicates).
+        raw = await self._once(
             "create_order", symbol, type_, side, str(amount), None if price is None else str(price), params
         )
         return parse_order(raw)

@@ -46,7 +46,8 @@ async def test_place_track_cancel_and_restart(standalone_sim, tmp_path):
     try:
         last = engine.portfolio.last["BTC/USDT"]
         result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit",
-                                                 amount=Decimal("0.002"), price=last * Decimal("0.9")))
+                                                 amount=Decimal("0.002"), price=last * Decimal("0.9"),
+                                                 stop_loss=last * Decimal("0.8")))
         assert result.ok, result.message
         (order,) = engine.tracker.open_orders()
         assert order.status == OrderStatus.OPEN and order.venue_id
@@ -55,8 +56,9 @@ async def test_place_track_cancel_and_restart(standalone_sim, tmp_path):
         store = Store.in_dir(tmp_path)
         assert [e["status"] for e in store.order_events(order.client_id)][:2] == ["NEW", "OPEN"]
 
+        eth = engine.portfolio.last["ETH/USDT"]
         market = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market",
-                                                 amount=Decimal("0.05")))
+                                                 amount=Decimal("0.05"), stop_loss=eth * Decimal("0.9")))
         assert market.ok and "FILLED" in market.message
         await eventually(lambda: any(p.symbol == "ETH/USDT" for p in engine.portfolio.positions()),
                          message="ETH position from the fill")
@@ -116,8 +118,11 @@ async def test_cancel_all_clears_the_venue_and_halts(standalone_sim, tmp_path):
 async def test_venue_rejection_is_recorded(standalone_sim, tmp_path):
     engine = await started(settings_for(standalone_sim, tmp_path))
     try:
+        # Past the engine's own checks (a generous position limit), the venue refuses: 5 BTC > 10,000 USDT.
+        engine.settings = engine.settings.model_copy(update={"risk": engine.settings.risk.model_copy(
+            update={"max_position_pct": Decimal("100000"), "require_stop_loss": False})})
         result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market",
-                                                 amount=Decimal("5")))  # far beyond 10,000 USDT
+                                                 amount=Decimal("5")))
         assert not result.ok and "insufficient" in result.message.lower()
         (order,) = engine.tracker.all()
         assert order.status == OrderStatus.REJECTED

@@ -1,0 +1,237 @@
+"""The order path: checks, persist, send, and the answers; cancel one, cancel all.
+
+Every order, from the operator, a strategy or a stop-loss, goes through ``place``: trading state and request
+sanity, account limits, venue filters, the order rate limit, then the client id is stored, then the request
+leaves. After an uncertain failure (timeout, connection lost) the venue is asked by client id before anything
+is decided, so an order is never placed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import ccxt.async_support as ccxt_errors
+
+from engine.events import FillReceived, Order, OrderStatus, PositionsUpdated, Severity, TradingState
+from engine.portfolio import base_of
+from engine.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
+from engine.venue import UNCERTAIN_ERRORS, OrderReport
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The answer to a command: whether it was done, and a sentence for the operator."""
+
+    ok: bool
+    message: str
+
+
+class Execution:
+    """Places and cancels orders for the engine; owns the order rate limit and the stop-loss book."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self.engine = engine
+        self.rate = OrderRateLimit(engine.settings.risk.max_orders_per_minute)
+        self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held
+
+    # ------------------------------------------------------------ placing
+
+    def exposure(self, symbol: str) -> Exposure:
+        e = self.engine
+        p = e.portfolio
+        min_cost = e.venue.min_cost(symbol) if e.venue else Decimal(0)
+        held = [s for s in e.symbols if p.position_value(s) > max(min_cost, Decimal(0))]
+        return Exposure(
+            equity=p.equity(),
+            position_value=p.position_value(symbol),
+            open_positions=len(held),
+            holds_symbol=symbol in held,
+            drawdown_pct=e.monitors.drawdown_pct,
+            daily_loss_pct=e.stats.current().daily_loss_pct(p.equity()),
+        )
+
+    async def place(
+        self,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: Decimal,
+        price: Decimal | None,
+        actor: str = "operator",
+        stop_loss: Decimal | None = None,
+    ) -> CommandResult:
+        """Check, persist, then send one order; the client id is on disk before the request leaves."""
+        e = self.engine
+        refusal = pre_trade_refusal(e.trading_state, e.connected, e.symbols, symbol, side, amount)
+        if refusal is None and e.venue is not None:
+            amount = e.venue.amount_to_precision(symbol, amount)
+            if price is not None:
+                price = e.venue.price_to_precision(symbol, price)
+            ref = price if price is not None else e.portfolio.last.get(symbol)
+            refusal = (
+                filter_refusal(e.venue.min_amount(symbol), e.venue.min_cost(symbol), symbol, amount, ref)
+                or limit_refusal(e.settings.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref)
+                or self.rate.refusal()
+            )
+        if refusal:
+            log.info("order refused (%s %s %s by %s): %s", side, amount, symbol, actor, refusal)
+            return CommandResult(False, refusal)
+        assert e.venue is not None
+        if e.mode == "dry-run":
+            log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
+            return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
+        if side == "buy" and stop_loss is not None:
+            self.stops[symbol] = stop_loss
+        order = e.tracker.create(symbol, side, type_, amount, price, origin=actor)
+        self.rate.sent()
+        try:
+            report = await e.venue.create_order(order.client_id, symbol, side, type_, amount, price)
+        except UNCERTAIN_ERRORS as exc:
+            return await self._resolve_uncertain(order, exc)
+        except ccxt_errors.BaseError as exc:
+            e.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
+            e.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
+            return CommandResult(False, f"rejected by venue: {exc}")
+        self.apply_report(report, "rest")
+        if report.fills:
+            await e.sync.refresh_balances_quietly()
+        return CommandResult(True, f"{side} {amount} {symbol} {report.status.value}")
+
+    async def _resolve_uncertain(self, order: Order, exc: Exception) -> CommandResult:
+        """After a timeout the order may be at the venue: ask by client id before deciding anything."""
+        e = self.engine
+        assert e.venue is not None
+        log.warning("send of %s uncertain (%s); asking the venue by client id", order.client_id, exc)
+        try:
+            report = await e.venue.fetch_order(order.client_id, order.symbol)
+        except ccxt_errors.OrderNotFound:
+            e.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
+                            detail=f"not received by venue after {type(exc).__name__}")
+            return CommandResult(False, f"not placed: {type(exc).__name__}: {exc}")
+        except ccxt_errors.BaseError as exc2:
+            e.alert(Severity.WARN, "ORDER_UNKNOWN_STATE",
+                    f"order {order.client_id} may or may not be at the venue ({exc2}); reconcile will settle it")
+            return CommandResult(False, f"order state unknown after {type(exc).__name__}; will reconcile")
+        self.apply_report(report, "rest")
+        return CommandResult(True, f"{order.side} {order.amount} {order.symbol} {report.status.value} "
+                                   f"(found by client id after {type(exc).__name__})")
+
+    # ------------------------------------------------------------ answers
+
+    def apply_report(self, report: OrderReport, source: str) -> None:
+        e = self.engine
+        before = e.tracker.get(report.client_id)
+        updated = e.tracker.apply(report.client_id, report.status, source=source, filled=report.filled,
+                                  average=report.average, venue_id=report.venue_id)
+        if updated is not None and updated.status.is_terminal and before is not None and not before.status.is_terminal:
+            e.stats.order_done(filled=updated.filled > 0)
+        for fill in report.fills:
+            self.on_fill(fill)
+
+    def on_fill(self, fill) -> None:
+        e = self.engine
+        order = e.tracker.get(fill.client_id) if fill.client_id else None
+        new, trip = e.portfolio.add_fill(fill, order.origin if order else None)
+        if not new:
+            return
+        e.stats.fill(e.portfolio.fee_in_quote(fill))
+        e.bus.publish(FillReceived(fill))
+        e.bus.publish(PositionsUpdated(e.portfolio.positions()))
+        if trip is not None:
+            self.stops.pop(trip.symbol, None)
+            e.stats.round_trip(trip.pnl)
+            e.stats.realized(trip.pnl)
+            e.runner.round_trip(trip)
+
+    # ------------------------------------------------------------ cancelling
+
+    async def cancel(self, client_id: str, actor: str = "operator") -> CommandResult:
+        e = self.engine
+        order = e.tracker.get(client_id)
+        if order is None:
+            return CommandResult(False, f"no order {client_id}")
+        if not order.status.is_open:
+            return CommandResult(True, f"order {client_id} is already {order.status.value}")
+        if e.venue is None:
+            return CommandResult(False, "venue not connected")
+        try:
+            try:
+                report = await e.venue.cancel_order(client_id, order.symbol)
+            except ccxt_errors.OrderNotFound:
+                report = await e.venue.fetch_order(client_id, order.symbol)
+        except ccxt_errors.BaseError as exc:
+            return CommandResult(False, f"cancel of {client_id} failed: {exc}")
+        self.apply_report(report, "rest")
+        log.info("cancel %s by %s: %s", client_id, actor, report.status.value)
+        return CommandResult(True, f"{client_id} {report.status.value}")
+
+    async def cancel_all(self, actor: str, reason: str) -> CommandResult:
+        """Halt, then cancel every open order at the venue for every symbol, then check none is left.
+
+        Cancel-all is the kill switch's second tier and includes the first: without the halt, a strategy
+        would place a fresh order a few seconds after the operator cleared the book.
+        """
+        e = self.engine
+        e.set_state(TradingState.HALTED, actor, reason or "cancel-all requested")
+        if e.venue is None or not e.venue.ex.markets:
+            return CommandResult(False, "HALTED, but the venue is not connected: orders NOT canceled; retry")
+        symbols = set(e.symbols) | {o.symbol for o in e.tracker.open_orders()}
+        failures: list[str] = []
+        try:
+            symbols |= {r.symbol for r in await e.venue.fetch_open_orders(None)}
+        except ccxt_errors.BaseError as exc:
+            failures.append(f"listing open orders: {exc}")
+        canceled = 0
+        for symbol in sorted(symbols):
+            try:
+                reports = await e.venue.cancel_all_orders(symbol)
+            except ccxt_errors.OrderNotFound:
+                reports = []  # Binance answers -2011 when there is nothing to cancel
+            except ccxt_errors.BaseError as exc:
+                failures.append(f"{symbol}: {exc}")
+                continue
+            for report in reports:
+                canceled += 1
+                self.apply_report(report, "rest")
+        left = await self._left_open(failures)
+        msg = f"HALTED; canceled {canceled} order(s); {left} still open at venue"
+        if failures or left:
+            e.alert(Severity.CRIT, "CANCEL_ALL_INCOMPLETE", f"{msg}; " + "; ".join(failures))
+            return CommandResult(False, msg + ("; " + "; ".join(failures) if failures else ""))
+        e.alert(Severity.WARN, "CANCEL_ALL", f"{msg} (by {actor})")
+        return CommandResult(True, msg)
+
+    async def _left_open(self, failures: list[str]) -> int | str:
+        e = self.engine
+        assert e.venue is not None
+        try:
+            remaining = await e.venue.fetch_open_orders(None)
+        except ccxt_errors.BaseError as exc:
+            failures.append(f"checking open orders: {exc}")
+            return "unknown"
+        still = {r.client_id for r in remaining}
+        for order in e.tracker.open_orders():
+            if order.client_id not in still:
+                try:
+                    self.apply_report(await e.venue.fetch_order(order.client_id, order.symbol), "rest")
+                except ccxt_errors.BaseError as exc:
+                    failures.append(f"{order.client_id}: {exc}")
+        return len(remaining)
+
+    async def exit_position(self, symbol: str, actor: str, reason: str) -> CommandResult:
+        """Sell the free part of a position at market (a strategy's exit or a stop-loss)."""
+        e = self.engine
+        assert e.venue is not None
+        amount = e.venue.amount_to_precision(symbol, e.portfolio.free(base_of(symbol)))
+        if amount <= 0:
+            return CommandResult(False, f"nothing free to sell in {symbol}")
+        log.info("exit %s %s by %s: %s", amount, symbol, actor, reason)
+        return await self.place(symbol, "sell", "market", amount, None, actor)

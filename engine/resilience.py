@@ -1,0 +1,204 @@
+"""Errors classified once, retries with backoff, a circuit breaker, and latency per endpoint.
+
+Temporary errors (network, timeouts, 429/418, 5xx, maintenance) are retried with backoff 1, 2, 4, 8 s, at most
+three retries, honouring ``Retry-After`` (runbook 000 §3 "REST errors": auto-remediation by exponential backoff).
+Permanent errors (bad key, bad order, insufficient funds, unknown order) surface at once and are never retried.
+Note from the ccxt facts: HTTP 429 raises DDoSProtection, a sibling of RateLimitExceeded, not a subclass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, TypeVar
+
+import ccxt.async_support as ccxt_errors
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
+MAX_RETRIES = 3
+
+# Order matters: the first matching class decides. OnMaintenance is an ExchangeNotAvailable (a NetworkError).
+PERMANENT: tuple[type[BaseException], ...] = (
+    ccxt_errors.AuthenticationError,
+    ccxt_errors.PermissionDenied,
+    ccxt_errors.AccountSuspended,
+    ccxt_errors.InsufficientFunds,
+    ccxt_errors.InvalidOrder,
+    ccxt_errors.OrderNotFound,
+    ccxt_errors.BadSymbol,
+    ccxt_errors.BadRequest,
+    ccxt_errors.NotSupported,
+    ccxt_errors.InvalidNonce,  # clock skew: retrying with the same clock fails the same way
+)
+TEMPORARY: tuple[type[BaseException], ...] = (
+    ccxt_errors.NetworkError,  # RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection, RateLimitExceeded
+    ccxt_errors.OperationFailed,
+)
+
+
+class Kind(str, enum.Enum):
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
+
+
+def classify(exc: BaseException) -> Kind:
+    """Temporary (worth retrying later) or permanent (retrying cannot help)."""
+    if isinstance(exc, PERMANENT):
+        return Kind.PERMANENT
+    if isinstance(exc, TEMPORARY):
+        return Kind.TEMPORARY
+    if isinstance(exc, (asyncio.TimeoutError, ConnectionError)):
+        return Kind.TEMPORARY
+    return Kind.PERMANENT
+
+
+class CircuitOpen(ccxt_errors.ExchangeNotAvailable):
+    """Calls are suspended after repeated failures; the message says until when."""
+
+
+class BreakerState(str, enum.Enum):
+    CLOSED = "CLOSED"  # calls flow
+    OPEN = "OPEN"  # calls fail fast
+    HALF_OPEN = "HALF_OPEN"  # one probe call is allowed through
+
+
+# The breaker's transition table (one per state machine, STYLE.md practice 5).
+BREAKER_TRANSITIONS = {
+    BreakerState.CLOSED: frozenset({BreakerState.OPEN}),
+    BreakerState.OPEN: frozenset({BreakerState.HALF_OPEN}),
+    BreakerState.HALF_OPEN: frozenset({BreakerState.CLOSED, BreakerState.OPEN}),
+}
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive temporary failures; after ``cooldown_s`` lets one probe through."""
+
+    threshold: int = 5
+    cooldown_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    on_change: Callable[[BreakerState, BreakerState, str], None] | None = None
+    state: BreakerState = BreakerState.CLOSED
+    failures: int = 0
+    opened_at: float = 0.0
+    _probing: bool = False
+
+    def _move(self, target: BreakerState, why: str) -> None:
+        if target not in BREAKER_TRANSITIONS[self.state]:
+            raise RuntimeError(f"breaker {self.state.value} -> {target.value} is not allowed")
+        previous, self.state = self.state, target
+        log.warning("circuit breaker %s -> %s: %s", previous.value, target.value, why)
+        if self.on_change:
+            self.on_change(previous, target, why)
+
+    def before_call(self) -> None:
+        """Raise CircuitOpen when calls must not go out now."""
+        if self.state == BreakerState.OPEN:
+            remaining = self.cooldown_s - (self.clock() - self.opened_at)
+            if remaining > 0:
+                raise CircuitOpen(f"venue calls suspended for {remaining:.0f}s more after repeated failures")
+            self._move(BreakerState.HALF_OPEN, "cool-down over; probing")
+        if self.state == BreakerState.HALF_OPEN:
+            if self._probing:
+                raise CircuitOpen("venue calls suspended: a probe call is in flight")
+            self._probing = True
+
+    def success(self) -> None:
+        self.failures = 0
+        if self.state == BreakerState.HALF_OPEN:
+            self._probing = False
+            self._move(BreakerState.CLOSED, "probe succeeded")
+
+    def failure(self, exc: BaseException) -> None:
+        if classify(exc) != Kind.TEMPORARY:
+            if self.state == BreakerState.HALF_OPEN:
+                self._probing = False
+                self._move(BreakerState.CLOSED, "probe reached the venue")
+            return
+        self.failures += 1
+        if self.state == BreakerState.HALF_OPEN:
+            self._probing = False
+            self.opened_at = self.clock()
+            self._move(BreakerState.OPEN, f"probe failed: {type(exc).__name__}")
+        elif self.state == BreakerState.CLOSED and self.failures >= self.threshold:
+            self.opened_at = self.clock()
+            self._move(BreakerState.OPEN, f"{self.failures} consecutive failures, last {type(exc).__name__}")
+
+
+@dataclass
+class LatencyStats:
+    """Latency samples per endpoint over a sliding window of the last ``window`` calls."""
+
+    window: int = 200
+    samples: dict[str, deque[float]] = field(default_factory=dict)
+
+    def record(self, endpoint: str, ms: float) -> None:
+        self.samples.setdefault(endpoint, deque(maxlen=self.window)).append(ms)
+
+    def percentile(self, endpoint: str | None, pct: float) -> float | None:
+        """The pct-th percentile (nearest rank) for one endpoint, or over all when ``endpoint`` is None."""
+        if endpoint is None:
+            values = sorted(v for d in self.samples.values() for v in d)
+        else:
+            values = sorted(self.samples.get(endpoint, ()))
+        if not values:
+            return None
+        rank = max(1, min(len(values), round(pct / 100 * len(values) + 0.5)))
+        return values[rank - 1]
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        return {
+            name: {"p50": self.percentile(name, 50), "p95": self.percentile(name, 95), "n": len(d)}
+            for name, d in sorted(self.samples.items())
+        }
+
+
+def retry_after_s(headers: dict[str, Any] | None) -> float | None:
+    """The venue's Retry-After, in seconds, if it sent one."""
+    if not headers:
+        return None
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    *,
+    name: str,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+    retry_after: Callable[[], float | None] = lambda: None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    backoff: tuple[float, ...] = BACKOFF_S,
+    max_retries: int = MAX_RETRIES,
+) -> T:
+    """Run ``call``; retry temporary errors after 1, 2, 4 s (or the venue's Retry-After if longer)."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except ccxt_errors.BaseError as exc:
+            if classify(exc) != Kind.TEMPORARY or attempt >= max_retries or isinstance(exc, CircuitOpen):
+                raise
+            delay = backoff[min(attempt, len(backoff) - 1)]
+            venue_delay = retry_after()
+            if venue_delay is not None:
+                delay = max(delay, venue_delay)
+            attempt += 1
+            log.warning("%s failed (%s: %s); retry %d/%d in %.1fs", name, type(exc).__name__, exc,
+                        attempt, max_retries, delay)
+            if on_retry:
+                on_retry(exc, delay)
+            await sleep(delay)

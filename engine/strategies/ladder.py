@@ -1,0 +1,52 @@
+"""The demo ladder: one resting buy a little under the price and, while holding, one resting sell over entry.
+
+It exists so paper mode has resting orders and positions to watch; the cockpit is the product, not alpha.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from engine.config import LadderConfig
+from engine.strategy import Intent, StrategyView
+
+
+class Ladder:
+    """Rests a buy ``spacing_pct`` under the last price and a sell of the free position the same distance over
+    its entry; moves the buy when the price runs away from it."""
+
+    name = "ladder"
+
+    def __init__(self, cfg: LadderConfig, symbols: tuple[str, ...]) -> None:
+        self.cfg = cfg
+        self.symbols = symbols
+        self.spacing = cfg.spacing_pct / Decimal(100)
+
+    def decide(self, view: StrategyView) -> list[Intent]:
+        intents: list[Intent] = []
+        for symbol in self.symbols:
+            last = view.last(symbol)
+            if last is None:
+                continue
+            mine = view.open_orders(symbol)
+            buys = [o for o in mine if o.side == "buy"]
+            sells = [o for o in mine if o.side == "sell"]
+            for order in buys:
+                if order.price is not None and order.price < last * (1 - 3 * self.spacing):
+                    intents.append(Intent("cancel", symbol, client_id=order.client_id, reason="price ran away"))
+            if not buys:
+                price = last * (1 - self.spacing)
+                intents.append(Intent(
+                    "buy", symbol, quote_amount=self.cfg.order_quote, price=price,
+                    stop_loss=price * (1 - self.cfg.stop_loss_pct / 100), reason="rest a bid under the price",
+                ))
+            position = view.position(symbol)
+            if position is None or sells:
+                continue
+            free = view.free(symbol.split("/")[0])
+            if free <= 0:
+                continue
+            entry = position.avg_entry or last
+            intents.append(Intent("sell", symbol, amount=free, price=max(entry, last) * (1 + self.spacing),
+                                  reason="rest an offer over the entry"))
+        return intents

@@ -1,0 +1,67 @@
+"""Moving-average crossover: go long when the fast SMA crosses above the slow one, exit when it crosses below."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Sequence
+
+from engine.config import MaCrossConfig
+from engine.strategy import Intent, StrategyView
+
+_HUNDRED = Decimal(100)
+
+
+def sma(values: Sequence[Decimal], n: int) -> Decimal:
+    """The simple moving average of the last ``n`` values."""
+    return sum(values[-n:], Decimal(0)) / n
+
+
+class MaCross:
+    """Long-only SMA crossover on each symbol; one entry per upward cross, one exit per downward cross."""
+
+    name = "ma_cross"
+
+    def __init__(self, cfg: MaCrossConfig, symbols: tuple[str, ...]) -> None:
+        self.cfg = cfg
+        self.symbols = symbols
+
+    def decide(self, view: StrategyView) -> list[Intent]:
+        """Return a buy on an upward cross while flat, an exit on a downward cross while holding."""
+        intents: list[Intent] = []
+        for symbol in self.symbols:
+            intent = self._decide_symbol(view, symbol)
+            if intent is not None:
+                intents.append(intent)
+        return intents
+
+    def _decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
+        fast_n, slow_n = self.cfg.fast, self.cfg.slow
+        closes = list(view.closes(symbol))
+        # A cross needs both averages on this sample and the previous one.
+        if len(closes) < slow_n + 1:
+            return None
+        previous = closes[:-1]
+        fast, slow = sma(closes, fast_n), sma(closes, slow_n)
+        prev_fast, prev_slow = sma(previous, fast_n), sma(previous, slow_n)
+        position = view.position(symbol)
+        holding = position is not None and position.amount > 0
+
+        if holding:
+            if prev_fast >= prev_slow and fast < slow:
+                return Intent(kind="exit", symbol=symbol, reason="fast SMA crossed below slow")
+            return None
+        if not (prev_fast <= prev_slow and fast > slow):
+            return None
+        # An open order of ours means an entry is already under way; a second one would double the size.
+        if view.open_orders(symbol):
+            return None
+        last = view.last(symbol)
+        if last is None:
+            last = closes[-1]
+        return Intent(
+            kind="buy",
+            symbol=symbol,
+            quote_amount=self.cfg.order_quote,
+            stop_loss=last * (1 - self.cfg.stop_loss_pct / _HUNDRED),
+            reason="fast SMA crossed above slow",
+        )

@@ -1,0 +1,70 @@
+"""Mean reversion: buy when the price sits ``entry_z`` standard deviations under its mean, exit near the mean."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Sequence
+
+from engine.config import MeanReversionConfig
+from engine.strategy import Intent, StrategyView
+
+_HUNDRED = Decimal(100)
+
+
+def zscore(values: Sequence[Decimal]) -> Decimal | None:
+    """The last value's z-score against all ``values`` (population std dev); None when they are all equal."""
+    n = len(values)
+    mean = sum(values, Decimal(0)) / n
+    variance = sum(((v - mean) ** 2 for v in values), Decimal(0)) / n
+    if variance == 0:
+        return None
+    return (values[-1] - mean) / variance.sqrt()
+
+
+class MeanReversion:
+    """Long-only z-score reversion on each symbol over the last ``window`` closes."""
+
+    name = "mean_reversion"
+
+    def __init__(self, cfg: MeanReversionConfig, symbols: tuple[str, ...]) -> None:
+        self.cfg = cfg
+        self.symbols = symbols
+
+    def decide(self, view: StrategyView) -> list[Intent]:
+        """Return a buy when flat and stretched below the mean, an exit when holding and back near it."""
+        intents: list[Intent] = []
+        for symbol in self.symbols:
+            intent = self._decide_symbol(view, symbol)
+            if intent is not None:
+                intents.append(intent)
+        return intents
+
+    def _decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
+        closes = list(view.closes(symbol))
+        if len(closes) < self.cfg.window:
+            return None
+        window = closes[-self.cfg.window :]
+        z = zscore(window)
+        # A flat window has no deviation to revert from; dividing by zero would be noise, not a signal.
+        if z is None:
+            return None
+        position = view.position(symbol)
+        if position is not None and position.amount > 0:
+            if z >= -self.cfg.exit_z:
+                return Intent(kind="exit", symbol=symbol, reason=f"z-score {z:.2f} back within {self.cfg.exit_z}")
+            return None
+        if z > -self.cfg.entry_z:
+            return None
+        # An open order of ours means an entry is already under way; a second one would double the size.
+        if view.open_orders(symbol):
+            return None
+        last = view.last(symbol)
+        if last is None:
+            last = window[-1]
+        return Intent(
+            kind="buy",
+            symbol=symbol,
+            quote_amount=self.cfg.order_quote,
+            stop_loss=last * (1 - self.cfg.stop_loss_pct / _HUNDRED),
+            reason=f"z-score {z:.2f} at or under -{self.cfg.entry_z}",
+        )
