@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -151,7 +152,7 @@ class LatencyStats:
             values = sorted(self.samples.get(endpoint, ()))
         if not values:
             return None
-        rank = max(1, min(len(values), round(pct / 100 * len(values) + 0.5)))
+        rank = max(1, min(len(values), math.ceil(pct / 100 * len(values))))
         return values[rank - 1]
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:

@@ -86,3 +86,22 @@ def test_settings_are_frozen():
     s = load_settings()
     with pytest.raises(Exception):
         s.engine = None
+
+
+def test_runbook_toggles_map_onto_settings(monkeypatch):
+    monkeypatch.setenv("RISK_KILL_SWITCH_ENABLED", "1")
+    monkeypatch.setenv("RISK_REDUCE_ONLY_MODE", "true")
+    monkeypatch.setenv("DRY_RUN", "1")
+    s = load_settings()
+    assert s.risk.kill_switch and s.risk.reduce_only and s.engine.mode == "dry-run"
+
+
+def test_dry_run_zero_never_means_live(monkeypatch):
+    monkeypatch.setenv("DRY_RUN", "0")
+    assert load_settings().engine.mode == "paper"
+
+
+def test_drawdown_levels_must_be_ordered(tmp_path):
+    path = write(tmp_path, '[risk]\nmax_drawdown_warn_pct = "20"\nmax_drawdown_pct = "10"\n')
+    with pytest.raises(ConfigError, match="risk.max_drawdown_pct"):
+        load_settings(path)
