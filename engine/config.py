@@ -44,6 +44,10 @@ class VenueConfig(_Section):
     # (runbook 001 §1: WARN when the last update is over 10 s old).
     poll_s: float = Field(default=2.0, gt=0)
     stale_s: float = Field(default=10.0, gt=0)
+    # After breaker_failures consecutive temporary failures, REST calls are suspended for breaker_cooldown_s,
+    # then one probe call decides whether they resume.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
 

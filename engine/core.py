@@ -38,6 +38,7 @@ from engine.monitors import Monitors
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.remote import serve_commands
+from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
 from engine.stats import DailyStats, DayStats
 from engine.store import Store
@@ -166,6 +167,7 @@ class Engine:
             timeout_ms=cfg.timeout_ms,
             sandbox=cfg.exchange != "sim" and rest_url is None and self.mode == "paper",
             backoff_s=tuple(cfg.retry_backoff_s),
+            breaker=CircuitBreaker(cfg.breaker_failures, cfg.breaker_cooldown_s, on_change=self._breaker_changed),
             on_error=self._rest_error,
         )
         await self.sync.connect()
@@ -186,6 +188,10 @@ class Engine:
             self.alert(Severity.WARN, "VENUE_DOWN", f"venue connection lost: {detail}")
         elif not was:
             log.info("venue connected: %s", self.venue_label)
+
+    def _breaker_changed(self, previous: BreakerState, state: BreakerState, why: str) -> None:
+        severity = Severity.CRIT if state == BreakerState.OPEN else Severity.INFO
+        self.alert(severity, f"BREAKER_{state.value}", f"venue circuit breaker {previous.value} -> {state.value}: {why}")
 
     def _rest_error(self, endpoint: str, exc: BaseException) -> None:
         self.stats.rest_error()

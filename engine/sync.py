@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PRIVATE_STREAMS = ("orders", "trades", "balance")
+
 
 class VenueSync:
     """Runs the venue's watch loops and the polling fallback for one engine."""
@@ -198,6 +200,16 @@ class VenueSync:
 
         return handle
 
+    def _private_streams_back(self) -> None:
+        """A quiet account sends nothing: once ccxt's user-data connection is open again, count it as back."""
+        e = self.engine
+        down = [n for n in PRIVATE_STREAMS if n in self.stream_down]
+        if down and e.venue is not None and e.venue.user_stream_connected():
+            for name in down:
+                del self.stream_down[name]
+            e.stats.ws_reconnect()
+            log.info("user-data streams back: %s", ", ".join(down))
+
     def market_data_age_s(self) -> float | None:
         """Seconds since the stalest ticker stream's last event (None before the first)."""
         ages = [time.monotonic() - t for n, t in self.last_event.items() if n.startswith("ticker")]
@@ -212,6 +224,7 @@ class VenueSync:
         e = self.engine
         while True:
             await asyncio.sleep(e.settings.venue.poll_s)
+            self._private_streams_back()
             if not self.needs_polling():
                 if self.polling:
                     self.polling = False

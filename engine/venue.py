@@ -223,6 +223,14 @@ class Venue:
 
     # ------------------------------------------------------------ streams
 
+    def user_stream_connected(self) -> bool:
+        """Whether ccxt holds an open user-data connection (a quiet account sends no event to prove it)."""
+        for url, client in list(getattr(self.ex, "clients", {}).items()):
+            if "ws-api" in url and getattr(client, "connection", None) is not None:
+                if not client.connection.closed and client.connected.done():
+                    return True
+        return False
+
     async def watch_orders(self) -> list[OrderReport]:
         return [parse_order(o) for o in await self.ex.watch_orders()]
 

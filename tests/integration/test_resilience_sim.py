@@ -1,0 +1,235 @@
+"""Every resilience, risk and mode path of the engine, through the real simulator and its faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core import Engine, EngineError
+from engine.events import PlaceOrder, SetStrategy, TradingState
+from engine.portfolio import RoundTrip
+from engine.resilience import BreakerState, CircuitOpen
+from engine.sim import Simulator
+from engine.store import Store
+from eventually import eventually
+
+FAST = dict(retry_backoff_s=(0.05, 0.1, 0.2), poll_s=0.1, stale_s=0.5)
+
+
+@pytest.fixture
+async def sim():
+    simulator = Simulator(seed=5, tick_interval=0.05)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def settings(sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=False, mode="paper") -> Settings:
+    return Settings(
+        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
+                          api_secret=sim.api_secret, timeout_ms=1000, **{**FAST, **(venue or {})}),
+        engine=EngineConfig(data_dir=tmp_path, mode=mode, **(engine or {})),
+        risk=RiskConfig(**(risk or {})),
+        strategy=StrategyConfig(enabled=strategy, interval_s=0.2),
+    )
+
+
+@pytest.fixture
+async def run(tmp_path):
+    engines = []
+
+    async def start(s: Settings) -> Engine:
+        engine = Engine(s)
+        engines.append(engine)
+        await engine.start()
+        await eventually(engine.ready.is_set, timeout=20, message="engine connected")
+        return engine
+
+    yield start
+    for engine in engines:
+        await engine.stop()
+
+
+def alerts(engine, code):
+    return [a for a in engine._alerts if a.code == code]
+
+
+async def test_timeout_after_send_never_duplicates_the_order(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    last = engine.portfolio.last["BTC/USDT"]
+    sim.faults.inject("accept-then-hang", seconds=3, path="/api/v3/order", method="POST", count=1)
+    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+                                             price=last * Decimal("0.95"), stop_loss=last * Decimal("0.9")))
+    assert result.ok and "found by client id" in result.message, result.message
+    (order,) = engine.tracker.all()
+    venue_orders = sim.open_orders("BTCUSDT")
+    assert [o["clientOrderId"] for o in venue_orders] == [order.client_id]
+    events = Store.in_dir(tmp_path).order_events(order.client_id)
+    assert [e["status"] for e in events][:2] == ["NEW", "OPEN"]
+
+
+async def test_send_that_never_arrived_is_marked_rejected(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    sim.faults.inject("hang", seconds=2, path="/api/v3/order", method="POST", count=1)
+    last = engine.portfolio.last["BTC/USDT"]
+    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+                                             price=last * Decimal("0.95"), stop_loss=last * Decimal("0.9")))
+    assert not result.ok and "not placed" in result.message
+    assert engine.tracker.all()[0].status.value == "REJECTED"
+    assert sim.open_orders() == []
+
+
+async def test_idempotent_calls_retry_temporary_errors(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    before = engine.stats.current().rest_errors
+    sim.faults.inject("http-status", status=503, path="/api/v3/account", count=2)
+    await engine.sync.refresh_balances()  # succeeds on the third try
+    assert engine.stats.current().rest_errors - before == 2
+
+
+async def test_breaker_opens_then_probes_closed(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, venue=dict(breaker_failures=3, breaker_cooldown_s=0.5)))
+    fault = sim.faults.inject("http-status", status=502, path="/api/v3/account")
+    with pytest.raises(Exception):
+        await engine.sync.refresh_balances()
+    assert engine.venue.breaker.state == BreakerState.OPEN
+    with pytest.raises(CircuitOpen):
+        await engine.venue.fetch_balances()
+    assert alerts(engine, "BREAKER_OPEN")
+    sim.faults.clear(fault)
+    await eventually(lambda: engine.venue.breaker.state != BreakerState.OPEN or
+                     engine.venue.breaker.clock() - engine.venue.breaker.opened_at > 0.5, timeout=5)
+    await engine.sync.refresh_balances()
+    assert engine.venue.breaker.state == BreakerState.CLOSED
+
+
+async def test_rest_polling_keeps_prices_fresh_while_streams_are_down(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    await eventually(lambda: engine.sync.market_data_age_s() is not None, message="ticker stream up")
+    sim.faults.inject("ws-refuse")
+    sim.faults.inject("ws-drop")
+    await eventually(lambda: engine.sync.polling, timeout=10, message="REST polling started")
+    sim.pause_feed()
+    moved = sim.set_price("BTCUSDT", sim.price("BTCUSDT") * Decimal("1.05"))
+    await eventually(lambda: engine.portfolio.last["BTC/USDT"] == moved, timeout=10,
+                     message="price followed by REST polling")
+    assert alerts(engine, "WS_DOWN")
+    sim.faults.clear()
+    sim.resume_feed()
+    await eventually(lambda: not engine.sync.stream_down, timeout=20, message="streams reconnected")
+    assert engine.stats.current().ws_reconnects >= 1
+
+
+async def test_stop_loss_is_enforced(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    last = engine.portfolio.last["ETH/USDT"]
+    result = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
+                                             stop_loss=last * Decimal("0.97")))
+    assert result.ok, result.message
+    await eventually(lambda: any(p.symbol == "ETH/USDT" for p in engine.portfolio.positions()))
+    sim.set_price("ETHUSDT", last * Decimal("0.95"))
+    await eventually(lambda: alerts(engine, "STOP_LOSS"), timeout=10, message="stop-loss fired")
+    await eventually(lambda: engine.portfolio.free("ETH") < Decimal("0.0001"), timeout=10, message="position sold")
+    assert any(o.origin == "risk:stop_loss" and o.side == "sell" for o in engine.tracker.all())
+
+
+async def test_daily_loss_limit_halts(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, risk=dict(daily_loss_limit_pct=Decimal("0.3")),
+                                engine=dict(equity_sample_s=0.1)))
+    last = engine.portfolio.last["BTC/USDT"]
+    await eventually(lambda: engine.stats.current().start_equity is not None, message="day's equity recorded")
+    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.004"),
+                                             stop_loss=last * Decimal("0.5")))
+    assert result.ok, result.message
+    sim.set_price("BTCUSDT", last * Decimal("0.8"))  # 0.004 BTC loses ~52 USDT of 10,000: over 0.3%
+    await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10, message="auto halt")
+    assert engine.state_info["actor"] == "risk:daily_loss_limit"
+    assert alerts(engine, "TRADING_HALTED")[0].severity.value == "CRIT"
+    refused = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market",
+                                              amount=Decimal("0.001"), stop_loss=Decimal(1)))
+    assert not refused.ok
+    assert Store.in_dir(tmp_path).equity_curve()
+
+
+async def test_stuck_order_is_reported(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, risk=dict(stuck_order_s=0.3), engine=dict(equity_sample_s=0.1)))
+    last = engine.portfolio.last["BTC/USDT"]
+    await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+                                    price=last * Decimal("0.5"), stop_loss=last * Decimal("0.4")))
+    await eventually(lambda: alerts(engine, "ORDER_STUCK"), timeout=10)
+
+
+async def test_risk_refusals_reach_the_caller(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    last = engine.portfolio.last["BTC/USDT"]
+    no_stop = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001")))
+    assert not no_stop.ok and "stop-loss is required" in no_stop.message
+    too_big = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"),
+                                              stop_loss=last * Decimal("0.9")))
+    assert not too_big.ok and "max_position_pct" in too_big.message
+    assert sim.open_orders() == [] and engine.tracker.all() == []
+
+
+async def test_dry_run_sends_nothing(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, mode="dry-run"))
+    last = engine.portfolio.last["BTC/USDT"]
+    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+                                             price=last * Decimal("0.9"), stop_loss=last * Decimal("0.8")))
+    assert result.ok and result.message.startswith("dry-run: would place buy")
+    assert sim.open_orders() == [] and engine.tracker.all() == []
+
+
+async def test_losing_streak_disables_a_strategy_and_operator_reenables(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, strategy=True))
+    now = datetime.now(timezone.utc)
+    for _ in range(3):
+        engine.runner.round_trip(RoundTrip("BTC/USDT", Decimal("-1"), "ladder", now))
+    assert not engine.runner.guard.is_enabled("ladder", now)
+    assert alerts(engine, "STRATEGY_DISABLED")
+    result = await engine.execute(SetStrategy(name="ladder", enabled=True))
+    assert result.ok and engine.runner.guard.is_enabled("ladder", now)
+    bad = await engine.execute(SetStrategy(name="nope", enabled=False))
+    assert not bad.ok and "ladder" in bad.message
+
+
+async def test_kill_switch_toggle_starts_halted(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, risk=dict(kill_switch=True)))
+    assert engine.trading_state == TradingState.HALTED
+    assert engine.state_info["actor"] == "config:kill_switch"
+
+
+async def test_live_needs_config_and_confirmation(tmp_path):
+    engine = Engine(Settings(engine=EngineConfig(data_dir=tmp_path, mode="live")))
+    with pytest.raises(EngineError, match="--confirm-live"):
+        await engine.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    env["COCKPIT_ENGINE__MODE"] = "live"
+    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert out.returncode == 2 and "COCKPIT_CONFIRM_LIVE=1" in out.stderr
+
+
+def test_headless_run_logs_json_and_stops_on_signal(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        import json
+
+        for line in proc.stderr:
+            record = json.loads(line)
+            assert {"ts", "level", "logger", "msg"} <= record.keys()
+            if "venue connected" in record["msg"]:
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
