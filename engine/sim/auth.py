@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
+from typing import Iterable
 from urllib.parse import parse_qsl
 
 from . import errors
@@ -37,25 +39,53 @@ def parse_params(raw: str) -> dict[str, str]:
     return dict(parse_qsl(raw, keep_blank_values=True))
 
 
+@dataclass
+class ApiKey:
+    """One API key of the paper account and its permissions (GET /sapi/v1/account/apiRestrictions)."""
+
+    key: str
+    secret: str
+    can_trade: bool = True
+    can_withdraw: bool = False
+    can_read: bool = True
+    ip_restrict: bool = True
+    revoked: bool = False
+
+    def restrictions(self, created_ms: int) -> dict[str, object]:
+        """The apiRestrictions body Binance answers for this key."""
+        return {
+            "ipRestrict": self.ip_restrict, "createTime": created_ms,
+            "enableReading": self.can_read, "enableSpotAndMarginTrading": self.can_trade,
+            "enableWithdrawals": self.can_withdraw, "enableInternalTransfer": False,
+            "enableMargin": False, "enableFutures": False, "permitsUniversalTransfer": False,
+            "enableVanillaOptions": False, "enableFixApiTrade": False, "enableFixReadOnly": False,
+            "enablePortfolioMarginTrading": False,
+        }
+
+
 class Authenticator:
-    """Checks signed requests against the simulator's single API key and secret."""
+    """Checks signed requests against the paper account's API keys."""
 
-    def __init__(self, api_key: str, api_secret: str) -> None:
-        self.api_key = api_key
-        self._secret = api_secret
+    def __init__(self, keys: Iterable[ApiKey]) -> None:
+        self.keys: dict[str, ApiKey] = {}
+        for k in keys:
+            self.keys[k.key] = k
 
-    def check_key(self, key: str | None) -> None:
-        """-2014 for a missing key, -2015 (HTTP 401) for an unknown one."""
+    def check_key(self, key: str | None) -> ApiKey:
+        """The key's record; -2014 for a missing key, -2015 (HTTP 401) for an unknown or revoked one."""
         if not key:
             raise errors.api_key_format()
-        if not hmac.compare_digest(key, self.api_key):
+        record = self.keys.get(key)
+        if record is None or record.revoked:
             raise errors.invalid_api_key()
+        return record
 
-    def check_signature(self, signed_payload: str, signature: str | None) -> None:
-        """-1022 unless ``signature`` is the hex HMAC of the raw signed payload."""
+    @staticmethod
+    def check_signature(record: ApiKey, signed_payload: str, signature: str | None) -> None:
+        """-1022 unless ``signature`` is the hex HMAC of the raw signed payload with the key's secret."""
         if not signature:
             raise errors.missing("signature")
-        expected = sign(self._secret, signed_payload)
+        expected = sign(record.secret, signed_payload)
         if not hmac.compare_digest(expected, signature.lower()):
             raise errors.bad_signature()
 
@@ -78,24 +108,26 @@ class Authenticator:
         if server_time - timestamp > recv_window or timestamp > server_time + FUTURE_TOLERANCE_MS:
             raise errors.outside_recv_window()
 
-    def verify_rest(self, key: str | None, raw_query: str, raw_body: str, server_time: int) -> dict[str, str]:
-        """Verify a SIGNED REST call; returns its decoded params (query and body merged)."""
-        self.check_key(key)
+    def verify_rest(self, key: str | None, raw_query: str, raw_body: str,
+                    server_time: int) -> tuple[ApiKey, dict[str, str]]:
+        """Verify a SIGNED REST call; returns the key and the decoded params (query and body merged)."""
+        record = self.check_key(key)
         # Binance signs totalParams = query string + request body, concatenated with no '&' between them
         # (spot API docs, "SIGNED endpoint examples", example 3); the signature may sit in either part.
         signed_query, sig_q = split_signature(raw_query)
         signed_body, sig_b = split_signature(raw_body)
-        self.check_signature(signed_query + signed_body, sig_q or sig_b)
+        self.check_signature(record, signed_query + signed_body, sig_q or sig_b)
         params = {**parse_params(raw_query), **parse_params(raw_body)}
         params.pop("signature", None)
         self.check_timestamp(params, server_time)
-        return params
+        return record, params
 
-    def verify_ws(self, params: dict[str, object], server_time: int) -> None:
-        """Verify WS-API params: signature over the other params sorted by key and joined raw."""
+    def verify_ws(self, params: dict[str, object], server_time: int) -> ApiKey:
+        """Verify WS-API params (signature over the other params sorted by key and joined raw); returns the key."""
         str_params = {k: str(v) for k, v in params.items()}
-        self.check_key(str_params.get("apiKey"))
+        record = self.check_key(str_params.get("apiKey"))
         signature = str_params.pop("signature", None)
         payload = "&".join(f"{k}={str_params[k]}" for k in sorted(str_params))
-        self.check_signature(payload, signature)
+        self.check_signature(record, payload, signature)
         self.check_timestamp(str_params, server_time)
+        return record

@@ -86,3 +86,35 @@ def bad_signature() -> VenueError:
 def outside_recv_window() -> VenueError:
     """-1021: timestamp too old for recvWindow or too far ahead of server time."""
     return VenueError(-1021, "Timestamp for this request is outside of the recvWindow.")
+
+
+MAINTENANCE = "System is under maintenance."
+
+# Binance's HTTP status and text for the codes a fault may answer with (spot errors.md). HTTP 5XX means the
+# execution status is unknown: the request may have been processed.
+KNOWN_CODES: dict[int, tuple[int, str]] = {
+    1: (503, MAINTENANCE),
+    -1000: (500, "An unknown error occurred while processing the request."),
+    -1001: (503, "Internal error; unable to process your request. Please try again."),
+    -1003: (429, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
+                 "Please use WebSocket Streams for live updates to avoid polling the API."),
+    -1006: (503, "An unexpected response was received from the message bus. Execution status unknown."),
+    -1007: (503, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."),
+    -1008: (503, "Server is currently overloaded with other requests. Please try again in a few minutes."),
+    -1013: (400, "Filter failure: LOT_SIZE"),
+    -1015: (429, "Too many new orders; current limit is 100 orders per 10 SECOND."),
+    -1016: (400, "This service is no longer available."),
+    -1021: (400, "Timestamp for this request is outside of the recvWindow."),
+    -1022: (400, "Signature for this request is not valid."),
+    -2010: (400, "New order rejected."),
+    -2011: (400, "Unknown order sent."),
+    -2013: (400, "Order does not exist."),
+    -2014: (401, "API-key format invalid."),
+    -2015: (401, "Invalid API-key, IP, or permissions for action."),
+}
+
+
+def by_code(code: int, msg: str | None = None, status: int | None = None) -> VenueError:
+    """A VenueError for ``code`` with Binance's own text and HTTP status unless given."""
+    known_status, known_msg = KNOWN_CODES.get(code, (400, f"Simulated error {code}."))
+    return VenueError(code, msg or known_msg, status or known_status)

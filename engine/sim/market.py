@@ -57,7 +57,7 @@ SYMBOLS: dict[str, SymbolSpec] = {
 
 def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """Round ``value`` to a multiple of ``step`` (tick or lot) with the given rounding mode."""
-    return (value / step).to_integral_value(rounding=rounding) * step
+    return ((value / step).to_integral_value(rounding=rounding) * step).quantize(step)
 
 
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
@@ -143,6 +143,7 @@ class PriceFeed:
     _buckets: deque[_Bucket] = field(init=False, repr=False)
     _next_trade_id: int = field(init=False, default=1)
     _last_trade: PublicTrade | None = field(init=False, default=None)
+    _tape: deque[PublicTrade] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # A string seed is hashed deterministically (unlike hash() of a str, which is salted per process).
@@ -151,6 +152,7 @@ class PriceFeed:
         self._tape_rng = random.Random(f"{self.seed}:{self.spec.symbol}:tape")
         self.price = self.spec.start_price
         self._buckets = deque()
+        self._tape = deque(maxlen=1000)
 
     @property
     def sigma_per_tick(self) -> float:
@@ -173,6 +175,10 @@ class PriceFeed:
         scale = Decimal(repr(self._tape_rng.uniform(0.1, 3.0)))
         qty = max(floor_to_step(self.spec.typical_trade_qty * scale, self.spec.step_size), self.spec.min_qty)
         return qty, self._tape_rng.random() < 0.5
+
+    def recent_trades(self, limit: int = 500) -> list[PublicTrade]:
+        """The last ``limit`` trades of the tape (at most 1000), oldest first."""
+        return list(self._tape)[-limit:] if limit > 0 else []
 
     @property
     def last_trade(self) -> PublicTrade | None:
@@ -199,6 +205,7 @@ class PriceFeed:
         trade = PublicTrade(self.spec.symbol, self._next_trade_id, price, qty, now_ms, buyer_is_maker)
         self._next_trade_id += 1
         self._last_trade = trade
+        self._tape.append(trade)
         start = now_ms - now_ms % MINUTE_MS
         if not self._buckets or self._buckets[-1].start_ms != start:
             self._buckets.append(_Bucket(start, price, price, price, price, first_trade_id=trade.trade_id))

@@ -98,7 +98,16 @@ class BalanceUpdate:
     time: int
 
 
-Event = Union[OrderUpdate, BalanceUpdate, PublicTrade]
+@dataclass(frozen=True)
+class BalanceDelta:
+    """A balance changed outside trading (user-data ``balanceUpdate``)."""
+
+    asset: str
+    delta: Decimal
+    time: int
+
+
+Event = Union[OrderUpdate, BalanceUpdate, BalanceDelta, PublicTrade]
 
 
 class MatchingEngine:
@@ -127,6 +136,8 @@ class MatchingEngine:
         self.update_time = clock()
         self._order_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
+        # The stuck-orders fault: while this says so for a symbol, orders are accepted but nothing fills.
+        self.is_stuck: Callable[[str], bool] = lambda symbol: False
 
     # ----- queries ---------------------------------------------------------------------------------------
     def feed(self, symbol: str) -> PriceFeed:
@@ -171,8 +182,11 @@ class MatchingEngine:
         stop_price: Decimal | None = None,
         time_in_force: str | None = None,
         client_order_id: str | None = None,
+        dry_run: bool = False,
+        force: bool = False,
     ) -> Order:
-        """Validate and place an order like POST /api/v3/order; returns it after any immediate fill."""
+        """Validate and place an order like POST /api/v3/order; returns it after any immediate fill.
+        ``dry_run`` validates only (POST /api/v3/order/test); ``force`` fills even while stuck (foreign fills)."""
         feed = self.feed(symbol)
         spec = feed.spec
         if side not in ("BUY", "SELL"):
@@ -220,6 +234,10 @@ class MatchingEngine:
             check_lot(spec, quantity, market=False)
             check_notional(spec, price * quantity, market=False)
 
+        if dry_run:
+            return Order(symbol=symbol, order_id=0, client_order_id=client_order_id or "", side=side, type=type,
+                         time_in_force=time_in_force or "GTC", price=price or ZERO, orig_qty=quantity,
+                         stop_price=stop_price or ZERO, time=self.clock())
         now = self.clock()
         order = Order(
             symbol=symbol, order_id=next(self._order_ids),
@@ -229,6 +247,10 @@ class MatchingEngine:
             stop_price=stop_price if (stop_price is not None and type in STOP_TYPES) else ZERO,
             time=now, update_time=now, working_time=now, orig_quote_order_qty=quote_order_qty or ZERO,
         )
+        if self.is_stuck(symbol) and not force and type not in STOP_TYPES and not (
+                type == "LIMIT_MAKER" and self._marketable(order, bid, ask)):
+            # Stuck venue: accept and lock as a resting order; on_price fills or expires it once unstuck.
+            return self._rest(order, ask if market and side == "BUY" else order.price, now)
         if market:
             self._require(spec.quote if side == "BUY" else spec.base,
                           quantity * ask if side == "BUY" else quantity)
@@ -255,14 +277,34 @@ class MatchingEngine:
             self._set_status(order, "EXPIRED", "EXPIRED")
             return order
 
-        lock_asset = spec.quote if side == "BUY" else spec.base
-        lock_amount = quantity * order.price if side == "BUY" else quantity
+        return self._rest(order, order.price, now)
+
+    @staticmethod
+    def _marketable(order: Order, bid: Decimal, ask: Decimal) -> bool:
+        return (order.side == "BUY" and ask <= order.price) or (order.side == "SELL" and bid >= order.price)
+
+    def _rest(self, order: Order, lock_price: Decimal, now: int) -> Order:
+        """Accept an order to rest on the book, locking what it may spend."""
+        spec = self.feeds[order.symbol].spec
+        lock_asset = spec.quote if order.side == "BUY" else spec.base
+        lock_amount = order.orig_qty * lock_price if order.side == "BUY" else order.orig_qty
         self._require(lock_asset, lock_amount)
         self._move(lock_asset, -lock_amount, +lock_amount)
         order.locked_asset, order.locked = lock_asset, lock_amount
         self._accept(order, now)
         self._emit(BalanceUpdate((lock_asset,), now))
         return order
+
+    def adjust_balance(self, asset: str, delta: Decimal) -> Decimal:
+        """Change a free balance outside any order (deposit, withdrawal); returns the new free amount."""
+        row = self.balances.setdefault(asset, [ZERO, ZERO])
+        if row[0] + delta < 0:
+            raise errors.insufficient_balance()
+        self._move(asset, delta, ZERO)
+        now = self.clock()
+        self._emit(BalanceDelta(asset, delta, now))
+        self._emit(BalanceUpdate((asset,), now))
+        return row[0]
 
     def cancel(self, symbol: str, order_id: int | None, client_order_id: str | None,
                cancel_client_id: str | None = None) -> tuple[Order, str]:
@@ -291,9 +333,19 @@ class MatchingEngine:
     def on_price(self, symbol: str) -> None:
         """Trigger stops and fill resting orders of ``symbol`` that the current price has reached."""
         feed = self.feed(symbol)
+        if self.is_stuck(symbol):
+            return
         last = feed.price
         bid, ask = feed.bid_ask()
         for order in self.open_orders(symbol):
+            if order.type == "MARKET" or order.time_in_force in ("IOC", "FOK"):
+                # Accepted while the venue was stuck: take now, or expire as Binance would have at once.
+                if order.type == "MARKET" or self._marketable(order, bid, ask):
+                    self._fill(order, ask if order.side == "BUY" else bid, maker=False)
+                else:
+                    self._release(order)
+                    self._set_status(order, "EXPIRED", "EXPIRED")
+                continue
             if not order.is_working:
                 if not self._stop_triggered(order, last):
                     continue

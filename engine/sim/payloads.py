@@ -7,7 +7,7 @@ from typing import Any
 
 from .filters import exchange_filters, fmt
 from .market import PriceFeed, PublicTrade, SymbolSpec
-from .matching import ORDER_TYPES, Fill, MatchingEngine, Order, OrderUpdate
+from .matching import ORDER_TYPES, BalanceDelta, Fill, MatchingEngine, Order, OrderUpdate
 
 STP_MODE = "EXPIRE_MAKER"
 
@@ -184,3 +184,15 @@ def account_position(engine: MatchingEngine, assets: tuple[str, ...], now: int) 
         free, locked = engine.balance(asset)
         rows.append({"a": asset, "f": fmt(free), "l": fmt(locked)})
     return {"e": "outboundAccountPosition", "E": now, "u": engine.update_time, "B": rows}
+
+
+def balance_delta(event: BalanceDelta) -> dict[str, Any]:
+    """User-data ``balanceUpdate``: a deposit, withdrawal or transfer changed one asset."""
+    return {"e": "balanceUpdate", "E": event.time, "a": event.asset, "d": fmt(event.delta), "T": event.time}
+
+
+def public_trade_json(trade: PublicTrade) -> dict[str, Any]:
+    """One row of GET /api/v3/trades."""
+    return {"id": trade.trade_id, "price": fmt(trade.price), "qty": fmt(trade.qty),
+            "quoteQty": fmt(trade.price * trade.qty), "time": trade.time,
+            "isBuyerMaker": trade.buyer_is_maker, "isBestMatch": True}

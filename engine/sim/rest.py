@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-import time
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from . import errors, payloads
-from .auth import Authenticator
+from .auth import ApiKey, Authenticator
+from .clock import SimClock
+from .faults import Fault, FaultBook
 from .filters import fmt
+from .limits import LimitRefusal, RateLimiter, request_weight
 from .matching import MatchingEngine
 
 log = logging.getLogger(__name__)
@@ -23,11 +26,7 @@ INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m
                 "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
                 "12h": 43_200_000, "1d": 86_400_000}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def now_ms() -> int:
-    """Server time in milliseconds."""
-    return int(time.time() * 1000)
+CONTROL_PREFIX = "/sim/"
 
 
 def decimal_param(params: dict[str, str], name: str, required: bool = False) -> Decimal | None:
@@ -63,15 +62,20 @@ def required(params: dict[str, str], name: str) -> str:
 class RestApi:
     """Builds the aiohttp application; every error leaves as Binance ``{"code","msg"}`` JSON."""
 
-    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: SimClock, faults: FaultBook,
+                 limiter: RateLimiter, created_ms: int) -> None:
         self.engine = engine
         self.auth = auth
-        self.clock = clock
-        self._weight_minute = 0
-        self._weight = 0
+        self.sim_clock = clock
+        self.clock = clock.now_ms
+        self.faults = faults
+        self.limiter = limiter
+        self.created_ms = created_ms
+        # Set when the simulator stops, so requests held by a hang fault end at once.
+        self.stopping = asyncio.Event()
 
-    def build_app(self) -> web.Application:
-        """The aiohttp application with all routes."""
+    def build_app(self, extra_routes: Callable[[web.UrlDispatcher], None] | None = None) -> web.Application:
+        """The aiohttp application with all routes (``extra_routes`` adds the control API)."""
         app = web.Application(middlewares=[self._middleware])
         r = app.router
         r.add_get("/api/v3/ping", self.ping)
@@ -82,28 +86,60 @@ class RestApi:
         r.add_get("/api/v3/ticker/bookTicker", self.book_ticker)
         r.add_get("/api/v3/avgPrice", self.avg_price)
         r.add_get("/api/v3/depth", self.depth)
+        r.add_get("/api/v3/trades", self.trades)
         r.add_get("/api/v3/klines", self.klines)
+        r.add_get("/api/v3/uiKlines", self.klines)
         r.add_get("/api/v3/account", self.account)
         r.add_post("/api/v3/order", self.new_order)
+        r.add_post("/api/v3/order/test", self.test_order)
         r.add_get("/api/v3/order", self.get_order)
         r.add_delete("/api/v3/order", self.cancel_order)
         r.add_get("/api/v3/openOrders", self.open_orders)
         r.add_delete("/api/v3/openOrders", self.cancel_open_orders)
         r.add_get("/api/v3/allOrders", self.all_orders)
         r.add_get("/api/v3/myTrades", self.my_trades)
+        r.add_get("/sapi/v1/account/apiRestrictions", self.api_restrictions)
+        if extra_routes is not None:
+            extra_routes(r)
         return app
 
     # ----- plumbing --------------------------------------------------------------------------------------
+    async def _hold(self, seconds: float) -> None:
+        """Wait ``seconds`` (a latency or hang fault), or less if the simulator stops meanwhile."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        minute = self.clock() // 60_000
-        if minute != self._weight_minute:
-            self._weight_minute, self._weight = minute, 0
-        self._weight += 1
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        method, path, faults = request.method, request.path, self.faults
+        retry_after: int | None = None
+        held: Fault | None = None
         try:
+            if faults.hit("maintenance"):
+                raise errors.by_code(1)
+            self.limiter.charge(request_weight(method, path, dict(request.rel_url.query)), self.sim_clock.server_ms())
+            if fault := faults.hit("latency", method=method, path=path):
+                extra = faults.uniform(0, fault.options["jitter_ms"]) if fault.options["jitter_ms"] else 0
+                await self._hold((fault.options["ms"] + extra) / 1000)
+            if fault := faults.hit("hang", method=method, path=path):
+                await self._hold(fault.options["seconds"])
+                return self._with_weight(web.Response(status=504, text="Gateway Time-out"))
+            if fault := faults.hit("http-status", method=method, path=path):
+                return self._with_weight(self._status_answer(fault.options))
+            if fault := faults.hit("error-code", method=method, path=path):
+                raise errors.by_code(fault.options["code"], fault.options["msg"], fault.options["status"])
+            held = faults.hit("accept-then-hang", method=method, path=path)
             response = await handler(request)
+        except LimitRefusal as refusal:
+            log.info("%s %s -> %s (rate limit), Retry-After %s", method, path, refusal.status, refusal.retry_after)
+            response = web.json_response(refusal.error.to_json(), status=refusal.status)
+            retry_after = refusal.retry_after
         except errors.VenueError as exc:
-            log.debug("%s %s -> %s %s", request.method, request.path, exc.code, exc.msg)
+            log.debug("%s %s -> %s %s", method, path, exc.code, exc.msg)
             response = web.json_response(exc.to_json(), status=exc.status)
         except web.HTTPException as exc:
             if exc.status == 404:
@@ -113,16 +149,52 @@ class RestApi:
             else:
                 raise
         except Exception:
-            log.exception("unexpected error serving %s %s", request.method, request.path)
+            log.exception("unexpected error serving %s %s", method, path)
             response = web.json_response(
                 {"code": -1000, "msg": "An unknown error occurred while processing the request."}, status=500)
-        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self._weight)
+        if held is not None:
+            # The request was processed (an order may be live); only the answer is late.
+            await self._hold(held.options["seconds"])
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return self._with_weight(response)
+
+    def _with_weight(self, response: web.StreamResponse) -> web.StreamResponse:
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self.limiter.used_weight)
         return response
 
-    async def _signed(self, request: web.Request) -> dict[str, str]:
+    @staticmethod
+    def _status_answer(options: dict[str, Any]) -> web.Response:
+        status = options["status"]
+        if options["code"] is not None:
+            err = errors.by_code(options["code"], options["msg"], status)
+            response = web.json_response(err.to_json(), status=status)
+        else:
+            # Gateways answer 5xx with an HTML or plain body; ccxt then maps the status alone.
+            response = web.Response(status=status, text=options["msg"] or f"{status} simulated fault")
+        if status in (429, 418):
+            response.headers["Retry-After"] = str(options["retry_after"])
+        return response
+
+    async def _signed_key(self, request: web.Request) -> tuple[ApiKey, dict[str, str]]:
         raw_body = (await request.read()).decode() if request.can_read_body else ""
         return self.auth.verify_rest(
-            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body, self.clock())
+            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body,
+            self.sim_clock.server_ms())
+
+    async def _signed(self, request: web.Request) -> dict[str, str]:
+        """Params of a SIGNED read: the key must be allowed to read."""
+        record, params = await self._signed_key(request)
+        if not record.can_read:
+            raise errors.invalid_api_key()
+        return params
+
+    async def _trading(self, request: web.Request) -> dict[str, str]:
+        """Params of a SIGNED trading call: the key must have spot trading enabled (else 401 -2015)."""
+        record, params = await self._signed_key(request)
+        if not record.can_trade:
+            raise errors.invalid_api_key()
+        return params
 
     @staticmethod
     def _public(request: web.Request) -> dict[str, str]:
@@ -150,8 +222,8 @@ class RestApi:
         return self._json({})
 
     async def time(self, request: web.Request) -> web.Response:
-        """GET /api/v3/time."""
-        return self._json({"serverTime": self.clock()})
+        """GET /api/v3/time (the server clock: wall time plus any injected skew, whatever the speed)."""
+        return self._json({"serverTime": self.sim_clock.server_ms()})
 
     async def exchange_info(self, request: web.Request) -> web.Response:
         """GET /api/v3/exchangeInfo (optionally filtered by symbol/symbols)."""
@@ -201,6 +273,13 @@ class RestApi:
             "asks": [[fmt(ask + tick * i), qty] for i in range(limit)],
         })
 
+    async def trades(self, request: web.Request) -> web.Response:
+        """GET /api/v3/trades: recent public trades (default 500, max 1000)."""
+        params = self._public(request)
+        feed = self.engine.feed(required(params, "symbol"))
+        limit = min(int_param(params, "limit") or 500, 1000)
+        return self._json([payloads.public_trade_json(t) for t in feed.recent_trades(limit)])
+
     async def klines(self, request: web.Request) -> web.Response:
         """GET /api/v3/klines from the feed's one-minute history (covers the simulator's lifetime, max 24 h)."""
         params = self._public(request)
@@ -237,23 +316,49 @@ class RestApi:
         await self._signed(request)
         return self._json(payloads.account_json(self.engine))
 
-    async def new_order(self, request: web.Request) -> web.Response:
-        """POST /api/v3/order (form body)."""
-        p = await self._signed(request)
+    def _order_args(self, p: dict[str, str]) -> dict[str, Any]:
         symbol = required(p, "symbol")
         self.engine.feed(symbol)
         client_id = p.get("newClientOrderId") or None
         if client_id is not None and not CLIENT_ID_RE.match(client_id):
             raise errors.illegal("newClientOrderId", CLIENT_ID_RE.pattern)
-        order_type = required(p, "type")
-        order = self.engine.new_order(
-            symbol=symbol, side=required(p, "side"), type=order_type,
+        return dict(
+            symbol=symbol, side=required(p, "side"), type=required(p, "type"),
             quantity=decimal_param(p, "quantity"), quote_order_qty=decimal_param(p, "quoteOrderQty"),
             price=decimal_param(p, "price"), stop_price=decimal_param(p, "stopPrice"),
             time_in_force=p.get("timeInForce") or None, client_order_id=client_id,
         )
-        default_resp = "FULL" if order_type in ("MARKET", "LIMIT") else "ACK"
-        return self._json(payloads.new_order_json(order, p.get("newOrderRespType") or default_resp))
+
+    def _check_reject_fault(self, symbol: str) -> None:
+        if fault := self.faults.hit("order-reject", symbol=symbol):
+            o = fault.options
+            raise errors.by_code(o["code"], o["msg"], o["status"])
+
+    async def new_order(self, request: web.Request) -> web.Response:
+        """POST /api/v3/order (form body)."""
+        p = await self._trading(request)
+        args = self._order_args(p)
+        self._check_reject_fault(args["symbol"])
+        count_10s, count_day = self.limiter.count_order(self.sim_clock.server_ms())
+        order = self.engine.new_order(**args)
+        default_resp = "FULL" if args["type"] in ("MARKET", "LIMIT") else "ACK"
+        response = self._json(payloads.new_order_json(order, p.get("newOrderRespType") or default_resp))
+        response.headers["X-MBX-ORDER-COUNT-10S"] = str(count_10s)
+        response.headers["X-MBX-ORDER-COUNT-1D"] = str(count_day)
+        return response
+
+    async def test_order(self, request: web.Request) -> web.Response:
+        """POST /api/v3/order/test: validate like a new order, place nothing."""
+        p = await self._trading(request)
+        args = self._order_args(p)
+        self._check_reject_fault(args["symbol"])
+        self.engine.new_order(**args, dry_run=True)
+        return self._json({})
+
+    def _check_cancel_fault(self, symbol: str) -> None:
+        if fault := self.faults.hit("cancel-fail", symbol=symbol):
+            o = fault.options
+            raise errors.by_code(o["code"], o["msg"], o["status"])
 
     def _order_ref(self, p: dict[str, str], client_key: str = "origClientOrderId") -> tuple[str, int | None, str | None]:
         symbol = required(p, "symbol")
@@ -270,8 +375,10 @@ class RestApi:
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         """DELETE /api/v3/order by orderId or origClientOrderId."""
-        p = await self._signed(request)
+        p = await self._trading(request)
         symbol, order_id, client_id = self._order_ref(p)
+        self.engine.feed(symbol)
+        self._check_cancel_fault(symbol)
         order, cancel_id = self.engine.cancel(symbol, order_id, client_id, p.get("newClientOrderId") or None)
         return self._json(payloads.cancel_json(order, cancel_id, self.clock()))
 
@@ -285,9 +392,12 @@ class RestApi:
 
     async def cancel_open_orders(self, request: web.Request) -> web.Response:
         """DELETE /api/v3/openOrders (symbol required)."""
-        p = await self._signed(request)
+        p = await self._trading(request)
         now = self.clock()
-        cancelled = self.engine.cancel_all(required(p, "symbol"))
+        symbol = required(p, "symbol")
+        self.engine.feed(symbol)
+        self._check_cancel_fault(symbol)
+        cancelled = self.engine.cancel_all(symbol)
         return self._json([payloads.cancel_json(o, cid, now) for o, cid in cancelled])
 
     async def all_orders(self, request: web.Request) -> web.Response:
@@ -316,3 +426,9 @@ class RestApi:
         # Binance counts forward from fromId/startTime, otherwise returns the most recent trades.
         rows = rows[:limit] if (from_id is not None or start is not None) else rows[-limit:]
         return self._json([payloads.my_trade_json(f) for f in rows])
+
+    async def api_restrictions(self, request: web.Request) -> web.Response:
+        """GET /sapi/v1/account/apiRestrictions: what the calling key may do (a pre-flight check refuses a key
+        that can withdraw)."""
+        record, _ = await self._signed_key(request)
+        return self._json(record.restrictions(self.created_ms))

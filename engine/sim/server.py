@@ -6,15 +6,20 @@ import asyncio
 import logging
 import secrets
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from aiohttp import web
 
 from . import payloads
-from .auth import Authenticator
+from .auth import ApiKey, Authenticator
+from .clock import SimClock
+from .control import ControlApi
+from .effects import FaultEffects
+from .faults import FaultBook
+from .limits import RateLimiter
 from .market import SYMBOLS, PriceFeed
 from .matching import MatchingEngine
-from .rest import RestApi, now_ms
+from .rest import RestApi
 from .ws import StreamServer
 
 log = logging.getLogger(__name__)
@@ -34,10 +39,14 @@ class Simulator:
         host: str = "127.0.0.1",
         api_key: str | None = None,
         api_secret: str | None = None,
+        keys: Iterable[ApiKey | Mapping[str, Any]] = (),
         balances: dict[str, Decimal] | None = None,
         tick_interval: float = 0.25,
         taker_fee: Decimal = Decimal("0.001"),
         maker_fee: Decimal = Decimal("0.001"),
+        speed: float = 1.0,
+        weight_limit: int = 6000,
+        orders_per_10s: int = 100,
     ) -> None:
         self.seed = seed
         self.host = host
@@ -48,18 +57,27 @@ class Simulator:
         self._ws_port: int | None = None
         self.api_key = api_key or secrets.token_hex(32)
         self.api_secret = api_secret or secrets.token_hex(32)
-        self.feeds = {s: PriceFeed(spec, seed, tick_interval=tick_interval) for s, spec in SYMBOLS.items()}
+        self.clock = SimClock(speed=speed)
+        self.feeds = {s: PriceFeed(spec, seed, tick_interval=self.clock.market_seconds(tick_interval))
+                      for s, spec in SYMBOLS.items()}
         self.engine = MatchingEngine(
             self.feeds, dict(DEFAULT_BALANCES if balances is None else balances),
-            taker_fee=Decimal(taker_fee), maker_fee=Decimal(maker_fee), clock=now_ms,
+            taker_fee=Decimal(taker_fee), maker_fee=Decimal(maker_fee), clock=self.clock.now_ms,
         )
-        auth = Authenticator(self.api_key, self.api_secret)
-        self._rest = RestApi(self.engine, auth, now_ms)
-        self._streams = StreamServer(self.engine, auth, now_ms)
-        self.engine.listeners.append(self._streams.on_event)
+        main_key = ApiKey(self.api_key, self.api_secret, can_trade=True, can_withdraw=False)
+        self.auth = Authenticator([main_key, *(k if isinstance(k, ApiKey) else ApiKey(**k) for k in keys)])
+        self.effects = FaultEffects(self)
+        self.faults = FaultBook(seed, on_start=self.effects.start, on_end=self.effects.end)
+        self.engine.is_stuck = lambda symbol: self.faults.is_active("stuck-orders", symbol=symbol) is not None
+        self.limiter = RateLimiter(weight_limit=weight_limit, orders_per_10s=orders_per_10s)
+        self._rest = RestApi(self.engine, self.auth, self.clock, self.faults, self.limiter, self.clock.server_ms())
+        self._control = ControlApi(self)
+        self.streams = StreamServer(self.engine, self.auth, self.clock.now_ms, self.clock.server_ms, self.faults)
+        self.engine.listeners.append(self.streams.on_event)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._paused = False
+        self._held: dict[str, set[int]] = {}
         self._started = False
 
     # ----- lifecycle -------------------------------------------------------------------------------------
@@ -69,13 +87,15 @@ class Simulator:
             return
         self._started = True
         try:
-            runner = web.AppRunner(self._rest.build_app(), access_log=None, handle_signals=False)
+            self._rest.stopping.clear()
+            runner = web.AppRunner(self._rest.build_app(self._control.add_routes), access_log=None,
+                                   handle_signals=False)
             await runner.setup()
             self._runner = runner
             site = web.TCPSite(runner, self.host, self._want_rest_port)
             await site.start()
             self._rest_port = runner.addresses[0][1]
-            self._ws_port = await self._streams.start(self.host, self._want_ws_port)
+            self._ws_port = await self.streams.start(self.host, self._want_ws_port)
         except BaseException:
             await self.stop()
             raise
@@ -83,7 +103,11 @@ class Simulator:
         log.info("simulator serving REST %s WS %s (seed %s)", self.rest_url, self.ws_url, self.seed)
 
     async def stop(self) -> None:
-        """Stop the feed, close websocket connections and the HTTP server; safe to call twice."""
+        """Stop the feed, end faults, close websocket connections and the HTTP server; safe to call twice."""
+        self._rest.stopping.set()
+        if self._started:
+            self.faults.clear()
+        await self.effects.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             try:
@@ -91,7 +115,7 @@ class Simulator:
             except asyncio.CancelledError:
                 pass
             self._ticker = None
-        await self._streams.stop()
+        await self.streams.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -149,14 +173,19 @@ class Simulator:
         return self.engine.balance(asset)
 
     @property
+    def rest_api(self) -> RestApi:
+        """The REST application's state (for tests)."""
+        return self._rest
+
+    @property
     def user_stream_subscriptions(self) -> int:
         """Live user-data stream subscriptions (WS-API); lets tests wait until a watcher is listening."""
-        return self._streams.user_subscriptions
+        return self.streams.user_subscriptions
 
     @property
     def market_stream_connections(self) -> int:
         """Open market-stream websocket connections."""
-        return self._streams.market_connections
+        return self.streams.market_connections
 
     # ----- test hooks ------------------------------------------------------------------------------------
     def set_price(self, symbol: str, price: Decimal) -> Decimal:
@@ -165,7 +194,7 @@ class Simulator:
         new_price = feed.set_price(Decimal(price))
         self._print_synthetic_trade(symbol)
         self.engine.on_price(symbol)
-        self._streams.publish_tickers(symbol)
+        self.streams.publish_tickers(symbol)
         return new_price
 
     def pause_feed(self) -> None:
@@ -176,20 +205,33 @@ class Simulator:
         """Let the random walk move prices again."""
         self._paused = False
 
+    def hold_price(self, symbol: str, holder: int) -> None:
+        """Keep the random walk of ``symbol`` still while ``holder`` (a fault id) moves the price itself."""
+        self._held.setdefault(symbol, set()).add(holder)
+
+    def release_price(self, symbol: str, holder: int) -> None:
+        """Let the walk move ``symbol`` again once no holder is left."""
+        self._held.get(symbol, set()).discard(holder)
+
+    def price_frozen(self, symbol: str) -> bool:
+        """The walk does not move ``symbol`` now (paused, held by a price move, or a price-freeze fault)."""
+        return (self._paused or bool(self._held.get(symbol))
+                or self.faults.is_active("price-freeze", symbol=symbol) is not None)
+
     def tick(self) -> None:
         """Advance every symbol one step (what the background feed does each ``tick_interval``)."""
         for symbol, feed in self.feeds.items():
-            if not self._paused:
+            if not self.price_frozen(symbol):
                 feed.next_price()
             self._print_synthetic_trade(symbol)
             self.engine.on_price(symbol)
-            self._streams.publish_tickers(symbol)
+            self.streams.publish_tickers(symbol)
 
     # ----- internals -------------------------------------------------------------------------------------
     def _print_synthetic_trade(self, symbol: str) -> None:
         feed = self.feeds[symbol]
         qty, buyer_is_maker = feed.synthetic_trade_qty()
-        self._streams.on_event(feed.record_trade(feed.price, qty, now_ms(), buyer_is_maker))
+        self.streams.on_event(feed.record_trade(feed.price, qty, self.clock.now_ms(), buyer_is_maker))
 
     async def _tick_loop(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from http import HTTPStatus
@@ -15,8 +16,9 @@ from websockets.http11 import Request, Response
 
 from . import errors, payloads
 from .auth import Authenticator
+from .faults import FaultBook
 from .market import PublicTrade
-from .matching import BalanceUpdate, Event, MatchingEngine, OrderUpdate
+from .matching import BalanceDelta, BalanceUpdate, Event, MatchingEngine, OrderUpdate
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,19 @@ AUTH_CODES = frozenset({-1022, -2014, -2015})
 class StreamServer:
     """Websocket endpoints of the simulator; ``on_event`` and ``publish_tickers`` feed the subscribers."""
 
-    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: Callable[[], int]) -> None:
+    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: Callable[[], int],
+                 server_clock: Callable[[], int], faults: FaultBook) -> None:
         self.engine = engine
         self.auth = auth
         self.clock = clock
+        self.server_clock = server_clock
+        self.faults = faults
         self._market: dict[ServerConnection, tuple[set[str], bool]] = {}  # streams, combined wrapper
-        self._user: dict[ServerConnection, set[int]] = {}
+        self._user: dict[ServerConnection, dict[int, str]] = {}  # subscription id -> API key
+        self._api_connections: set[ServerConnection] = set()
         self._next_subscription: dict[ServerConnection, int] = {}
+        self._held_reports: list[dict[str, Any]] = []
+        self._closing: set[asyncio.Task[None]] = set()
         self._server: Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -61,17 +69,63 @@ class StreamServer:
         return len(self._market)
 
     # ----- routing ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _route(connection: ServerConnection, request: Request) -> Response | None:
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path in ("/ws", "/stream", "/ws-api/v3") or path.startswith("/ws/"):
-            return None
-        return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+        if not (path in ("/ws", "/stream", "/ws-api/v3") or path.startswith("/ws/")):
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+        kind = "user" if path == "/ws-api/v3" else "market"
+        if self.faults.active("maintenance") or self._faulted("ws-refuse", kind):
+            log.info("websocket %s refused (fault)", path)
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
+        return None
+
+    def _faulted(self, name: str, kind: str) -> bool:
+        return any(f.options["which"] in ("all", kind) for f in self.faults.active(name))
+
+    # ----- faults ----------------------------------------------------------------------------------------
+    def drop(self, which: str, abrupt: bool = True) -> int:
+        """Close every market and/or user connection (ws-drop fault); returns how many."""
+        targets: set[ServerConnection] = set()
+        if which in ("all", "market"):
+            targets.update(self._market)
+        if which in ("all", "user"):
+            targets.update(self._api_connections)
+        for ws in targets:
+            # Forget it at once: nothing more is pushed to a connection that is going away.
+            self._market.pop(ws, None)
+            self._user.pop(ws, None)
+            if abrupt:
+                ws.transport.abort()  # as a network cut: no close frame
+            else:
+                task = asyncio.get_running_loop().create_task(ws.close(1001, "going away"))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        return len(targets)
+
+    def terminate_user_streams(self, api_key: str | None = None) -> int:
+        """Send ``eventStreamTerminated`` to user-data subscriptions (of one key, or all) and end them."""
+        ended = 0
+        now = self.clock()
+        for ws, subs in list(self._user.items()):
+            for sub_id, key in sorted(subs.items()):
+                if api_key is None or key == api_key:
+                    broadcast([ws], json.dumps(
+                        {"subscriptionId": sub_id, "event": {"e": "eventStreamTerminated", "E": now}}))
+                    del subs[sub_id]
+                    ended += 1
+        return ended
+
+    def flush_held_reports(self) -> None:
+        """Send execution reports held by reorder-reports, newest first."""
+        held, self._held_reports = self._held_reports, []
+        for body in reversed(held):
+            self._send_user(body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         parts = urlsplit(ws.request.path)
         try:
             if parts.path == "/ws-api/v3":
+                self._api_connections.add(ws)
                 await self._serve_ws_api(ws)
             else:
                 await self._serve_market(ws, parts.path, parts.query)
@@ -80,6 +134,7 @@ class StreamServer:
         finally:
             self._market.pop(ws, None)
             self._user.pop(ws, None)
+            self._api_connections.discard(ws)
             self._next_subscription.pop(ws, None)
 
     # ----- market streams --------------------------------------------------------------------------------
@@ -113,6 +168,8 @@ class StreamServer:
         return {"error": {"code": 1, "msg": f"Invalid request: unknown method {method!r}"}, "id": req_id}
 
     def _push_stream(self, stream: str, data: dict[str, Any]) -> None:
+        if self._faulted("ws-silence", "market"):
+            return
         raw = combined = None
         for ws, (streams, is_combined) in list(self._market.items()):
             if stream not in streams:
@@ -142,9 +199,11 @@ class StreamServer:
             await ws.send(json.dumps(response))
             # Registered after the answer went out so no event overtakes the subscribe confirmation.
             if subscription is not None:
-                self._user.setdefault(ws, set()).add(subscription)
+                sub_id, key = subscription
+                self._user.setdefault(ws, {})[sub_id] = key
 
-    def _ws_api_request(self, ws: ServerConnection, raw: str | bytes) -> tuple[dict[str, Any], int | None]:
+    def _ws_api_request(self, ws: ServerConnection,
+                        raw: str | bytes) -> tuple[dict[str, Any], tuple[int, str] | None]:
         try:
             message = json.loads(raw)
             req_id, method = message.get("id"), message["method"]
@@ -156,19 +215,19 @@ class StreamServer:
             if method == "ping":
                 return {**ok, "result": {}}, None
             if method == "time":
-                return {**ok, "result": {"serverTime": self.clock()}}, None
+                return {**ok, "result": {"serverTime": self.server_clock()}}, None
             if method == "userDataStream.subscribe.signature":
-                self.auth.verify_ws(params, self.clock())
+                record = self.auth.verify_ws(params, self.server_clock())
                 sub_id = self._next_subscription.get(ws, 0)
                 self._next_subscription[ws] = sub_id + 1
-                return {**ok, "result": {"subscriptionId": sub_id}}, sub_id
+                return {**ok, "result": {"subscriptionId": sub_id}}, (sub_id, record.key)
             if method == "userDataStream.unsubscribe":
-                subs = self._user.get(ws, set())
+                subs = self._user.get(ws, {})
                 target = params.get("subscriptionId")
                 if target is None:
                     subs.clear()
                 else:
-                    subs.discard(int(target))
+                    subs.pop(int(target), None)
                 return {**ok, "result": {}}, None
             if method == "session.subscriptions":
                 return {**ok, "result": [{"subscriptionId": s} for s in sorted(self._user.get(ws, set()))]}, None
@@ -190,11 +249,26 @@ class StreamServer:
             return
         if isinstance(event, OrderUpdate):
             body = payloads.execution_report(event)
-        elif isinstance(event, BalanceUpdate):
+            if fault := self.faults.is_active("reorder-reports"):
+                # Held until ``count`` reports are in (or the fault is cleared); the fault's end sends them.
+                self._held_reports.append(body)
+                self.faults.consume(fault)
+                return
+            self._send_user(body)
+            if self.faults.hit("duplicate-report"):
+                self._send_user(body)
+            return
+        if isinstance(event, BalanceUpdate):
             body = payloads.account_position(self.engine, event.assets, event.time)
+        elif isinstance(event, BalanceDelta):
+            body = payloads.balance_delta(event)
         else:
+            return
+        self._send_user(body)
+
+    def _send_user(self, body: dict[str, Any]) -> None:
+        if self._faulted("ws-silence", "user"):
             return
         for ws, subs in list(self._user.items()):
             for sub_id in sorted(subs):
                 broadcast([ws], json.dumps({"subscriptionId": sub_id, "event": body}))
-

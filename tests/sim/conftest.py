@@ -11,14 +11,17 @@ from engine.exchange import build_exchange
 
 @pytest.fixture
 async def make_client(sim):
-    """Factory for extra ccxt clients against ``sim`` (other keys, shifted clocks), closed after the test."""
+    """Factory for extra ccxt clients against ``sim`` (other keys, shifted clocks, short timeouts), closed after
+    the test. ccxt's own rate limiter is off unless asked for: it only slows the tests down."""
     clients: list[Any] = []
 
-    def make(api_key: str | None = None, api_secret: str | None = None) -> Any:
+    def make(api_key: str | None = None, api_secret: str | None = None, *, timeout_ms: int = 5_000,
+             rate_limit: bool = False) -> Any:
         ex = build_exchange(
             "binance", rest_url=sim.rest_url, ws_url=sim.ws_url,
-            api_key=api_key or sim.api_key, api_secret=api_secret or sim.api_secret, timeout_ms=5_000,
+            api_key=api_key or sim.api_key, api_secret=api_secret or sim.api_secret, timeout_ms=timeout_ms,
         )
+        ex.enableRateLimit = rate_limit
         clients.append(ex)
         return ex
 
@@ -27,3 +30,11 @@ async def make_client(sim):
     finally:
         for ex in clients:
             await ex.close()
+
+
+@pytest.fixture
+async def client(make_client):
+    """A ccxt client with a 1-second timeout and no client-side rate limiter (markets loaded)."""
+    ex = make_client(timeout_ms=1_000)
+    await ex.load_markets()
+    return ex

@@ -1,0 +1,37 @@
+"""Venue time: a market clock that may run faster than real time, and the server clock that checks signatures.
+
+Signed requests carry the client's wall-clock timestamp, so signatures and ``/api/v3/time`` use the wall clock
+(plus any injected skew) whatever the speed; market data, orders and fills are stamped with market time, which
+runs ``speed`` times faster than the wall clock from ``start_ms`` (a replayed CSV starts at its own first candle).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+
+class SimClock:
+    """Market time (``now_ms``) and server time (``server_ms``); ``skew_ms`` shifts both (clock-skew fault)."""
+
+    def __init__(self, speed: float = 1.0, start_ms: int | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = float(speed)
+        self._wall = wall
+        self._wall0 = wall()
+        self.start_ms = int(self._wall0 * 1000) if start_ms is None else int(start_ms)
+        self.skew_ms = 0
+
+    def now_ms(self) -> int:
+        """Market time in milliseconds: what candles, trades, orders and events are stamped with."""
+        return self.start_ms + int((self._wall() - self._wall0) * 1000 * self.speed) + self.skew_ms
+
+    def server_ms(self) -> int:
+        """Server time in milliseconds: what signed timestamps are checked against and /api/v3/time answers."""
+        return int(self._wall() * 1000) + self.skew_ms
+
+    def market_seconds(self, wall_seconds: float) -> float:
+        """How much market time passes in ``wall_seconds`` of real time."""
+        return wall_seconds * self.speed
