@@ -56,10 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("halt", "halt the running engine: no new orders (works with no engine running too)"),
         ("resume", "resume trading on the running engine"),
+        ("reduce-only", "only orders that shrink a position from now on"),
         ("cancel-all", "halt, then cancel every open order at the venue"),
+        ("strategy", "enable or disable a strategy: cockpit strategy enable|disable NAME"),
     ):
         cmd = sub.add_parser(name, help=help_text)
         _common(cmd, top=False)
+        if name == "strategy":
+            cmd.add_argument("action", choices=("enable", "disable"))
+            cmd.add_argument("name", help="strategy name, e.g. ladder, ma_cross, mean_reversion")
         cmd.add_argument("--reason", default=f"{name} from the command line", help="recorded with the command")
         cmd.add_argument("--timeout", type=float, default=15.0, metavar="S",
                          help="seconds to wait for the engine's answer (default 15)")
@@ -88,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     confirm_live = args.confirm_live or os.environ.get("COCKPIT_CONFIRM_LIVE", "").lower() in ("1", "true", "yes")
     if command == "run":
         return _run_headless(settings, confirm_live)
-    if command in ("halt", "resume", "cancel-all"):
+    if command in ("halt", "resume", "reduce-only", "cancel-all", "strategy"):
         from engine.remote import send
 
-        ok, message = send(settings.engine.data_dir, command, args.reason, args.timeout)
+        extra = {"name": args.name, "enabled": args.action == "enable"} if command == "strategy" else None
+        ok, message = send(settings.engine.data_dir, command, args.reason, args.timeout, extra)
         print(message, file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
     if command == "status":

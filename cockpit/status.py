@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
 
 from engine.config import Settings
 from engine.datadir import engine_pid
+from engine.events import utcnow
 from engine.store import DB_NAME, Store
 
 
@@ -20,6 +22,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         state, info = store.trading_state()
         orders = store.orders(open_only=True)
         alerts = store.alerts(limit=5)
+        today = store.load_day(utcnow().date().isoformat())
+        guard = store.load_json("strategy_guard") or {}
+        curve = store.equity_curve(limit=1)
     finally:
         store.close()
     pid = engine_pid(data_dir)
@@ -31,6 +36,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
                              "price": str(o.price) if o.price is not None else None, "amount": str(o.amount),
                              "filled": str(o.filled), "status": o.status.value} for o in orders],
             "alerts": alerts,
+            "today": today,
+            "strategies": guard,
+            "equity": curve[-1] if curve else None,
         }))
         return 0
     print(f"engine: {'running (pid ' + pid + ')' if pid else 'not running'} on {data_dir}")
@@ -38,6 +46,14 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     if info:
         line += f" (by {info['actor']} at {info['ts']}: {info['reason']})"
     print(line)
+    if curve:
+        point = curve[-1]
+        print(f"equity: {point['equity']} (peak {point['peak']}, drawdown {Decimal(point['drawdown_pct']):.2f}%) "
+              f"at {point['ts'][:19]}")
+    if today:
+        print(f"today: {today['trades_count']} fills, {today['winning_trades']} won / {today['losing_trades']} lost, "
+              f"net PnL {today['net_pnl']}, fees {today['fees']}, REST errors {today['rest_errors']}, "
+              f"ws reconnects {today['ws_reconnects']}")
     print(f"open orders: {len(orders)}")
     for o in orders:
         print(f"  {o.symbol} {o.side} {o.amount} @ {o.price if o.price is not None else 'market'} "

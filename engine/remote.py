@@ -8,17 +8,25 @@ resume is written straight into the latched trading state, so the next start obe
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.datadir import engine_pid
-from engine.events import CancelAll, Command, Halt, Resume, TradingState, TradingStateChanged
+from engine.events import (
+    CancelAll, Command, Halt, ReduceOnly, Resume, SetStrategy, TradingState, TradingStateChanged,
+)
 from engine.store import Store
 
 log = logging.getLogger(__name__)
 
-COMMANDS: dict[str, type[Command]] = {"halt": Halt, "resume": Resume, "cancel-all": CancelAll}
+COMMANDS: dict[str, type[Command]] = {
+    "halt": Halt, "resume": Resume, "reduce-only": ReduceOnly, "cancel-all": CancelAll, "strategy": SetStrategy,
+}
+# Commands that change only the latched state, which the store can hold without an engine running.
+STATE_TARGETS = {"halt": TradingState.HALTED, "resume": TradingState.ACTIVE, "reduce-only": TradingState.REDUCE_ONLY}
 POLL_S = 0.2
 
 
@@ -30,20 +38,27 @@ async def serve_commands(store: Store, execute) -> None:
             if cls is None:
                 store.finish_command(row["id"], False, f"unknown command {row['command']!r}")
                 continue
-            log.info("command %s from %s: %s", row["command"], row["actor"], row["reason"])
-            result = await execute(cls(actor=row["actor"], reason=row["reason"]))
+            args = json.loads(row.get("args") or "{}")
+            log.info("command %s %s from %s: %s", row["command"], args, row["actor"], row["reason"])
+            try:
+                command = cls(actor=row["actor"], reason=row["reason"], **args)
+            except TypeError as exc:
+                store.finish_command(row["id"], False, f"bad arguments for {row['command']}: {exc}")
+                continue
+            result = await execute(command)
             store.finish_command(row["id"], result.ok, result.message)
         await asyncio.sleep(POLL_S)
 
 
-def send(data_dir: Path, command: str, reason: str, timeout: float) -> tuple[bool, str]:
+def send(data_dir: Path, command: str, reason: str, timeout: float,
+         args: dict[str, Any] | None = None) -> tuple[bool, str]:
     """Ask the engine on ``data_dir`` to run ``command``; return (ok, what happened) for the operator."""
     store = Store.in_dir(data_dir)
     try:
         actor = "operator:cli"
         if engine_pid(data_dir) is None:
             return _without_engine(store, data_dir, command, actor, reason)
-        command_id = store.submit_command(command, actor, reason)
+        command_id = store.submit_command(command, actor, reason, args)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = store.command(command_id)
@@ -57,10 +72,11 @@ def send(data_dir: Path, command: str, reason: str, timeout: float) -> tuple[boo
 
 
 def _without_engine(store: Store, data_dir: Path, command: str, actor: str, reason: str) -> tuple[bool, str]:
-    if command == "cancel-all":
-        return False, (f"no engine is running on {data_dir}: nothing here can reach the venue. Start cockpit "
-                       "(it restores its orders) and press c, or cancel at the exchange.")
-    target = TradingState.HALTED if command == "halt" else TradingState.ACTIVE
+    if command not in STATE_TARGETS:
+        return False, (f"no engine is running on {data_dir}: `{command}` needs one. Start cockpit "
+                       "(it restores its orders and state) and try again" +
+                       (", or cancel at the exchange." if command == "cancel-all" else "."))
+    target = STATE_TARGETS[command]
     previous, _ = store.trading_state()
     if previous != target:
         store.handle(TradingStateChanged(previous, target, actor, reason))

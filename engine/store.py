@@ -118,7 +118,7 @@ class Store:
                 db["daily_stats"].create({"day": str, "data": str, "ts": str}, pk="day")
                 db["commands"].create(
                     {
-                        "id": int, "ts": str, "command": str, "actor": str, "reason": str,
+                        "id": int, "ts": str, "command": str, "args": str, "actor": str, "reason": str,
                         "status": str, "result": str, "done_ts": str,
                     },
                     pk="id",
@@ -198,11 +198,11 @@ class Store:
 
     # ------------------------------------------------------------ commands from other shells
 
-    def submit_command(self, command: str, actor: str, reason: str) -> int:
+    def submit_command(self, command: str, actor: str, reason: str, args: dict[str, Any] | None = None) -> int:
         """Queue a command for the running engine; return its id."""
         table = self.db["commands"]
-        table.insert({"ts": utcnow().isoformat(), "command": command, "actor": actor, "reason": reason,
-                      "status": "pending"})
+        table.insert({"ts": utcnow().isoformat(), "command": command, "args": dumps(args or {}), "actor": actor,
+                      "reason": reason, "status": "pending"})
         return int(table.last_pk)
 
     def pending_commands(self) -> list[dict[str, Any]]:

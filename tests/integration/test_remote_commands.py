@@ -64,3 +64,25 @@ def test_bad_config_names_file_and_key(tmp_path):
     result = cli("status", "--config", str(bad), cwd=tmp_path)
     assert result.returncode == 2
     assert str(bad) in result.stderr and "venue.timeout_ms" in result.stderr
+
+
+async def test_strategy_and_reduce_only_from_another_shell(tmp_path):
+    engine = Engine(Settings(engine=EngineConfig(data_dir=tmp_path, equity_sample_s=0.1),
+                             strategy=StrategyConfig(enabled=True, interval_s=0.2)))
+    await engine.start()
+    try:
+        await eventually(engine.ready.is_set, timeout=20)
+        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"name": "ladder",
+                                                                                      "enabled": False})
+        assert ok and message == "ladder disabled"
+        assert not engine.runner.guard.is_enabled("ladder", __import__("engine.events").events.utcnow())
+        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"name": "nope",
+                                                                                      "enabled": True})
+        assert not ok and "no strategy 'nope'" in message
+        ok, message = await asyncio.to_thread(send, tmp_path, "reduce-only", "test", 15)
+        assert ok and engine.trading_state == TradingState.REDUCE_ONLY
+        await eventually(lambda: Store.in_dir(tmp_path).equity_curve(), message="equity sampled")
+        result = await asyncio.to_thread(cli, "status", "--data-dir", str(tmp_path), cwd=tmp_path)
+        assert "PAPER · REDUCE_ONLY" in result.stdout and "equity: " in result.stdout
+    finally:
+        await engine.stop()
