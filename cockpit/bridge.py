@@ -9,9 +9,9 @@ from __future__ import annotations
 from textual.message import Message
 
 from engine.bus import Subscription
-from engine.events import BalancesUpdated, Event, PositionsUpdated, TickerUpdated
+from engine.events import BalancesUpdated, Event, HealthUpdated, PositionsUpdated, TickerUpdated
 
-COALESCED = (BalancesUpdated, PositionsUpdated)
+COALESCED = (BalancesUpdated, PositionsUpdated, HealthUpdated)
 
 
 class EngineEvent(Message):

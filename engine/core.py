@@ -24,6 +24,7 @@ from engine.events import (
     EngineStarted,
     EngineStopped,
     Halt,
+    HealthUpdated,
     PlaceOrder,
     ReduceOnly,
     Resume,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CommandResult", "Engine", "EngineError"]
 
 LIVE_CONFIRM_ENV = "COCKPIT_CONFIRM_LIVE"
+HEALTH_INTERVAL_S = 1.0
 
 
 class EngineError(Exception):
@@ -174,6 +176,7 @@ class Engine:
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
         self.sync.start_streams()
         self.tasks.spawn("monitors", self.monitors.run())
+        self.tasks.spawn("health", self._publish_health())
         if self.settings.strategy.enabled:
             self.tasks.spawn("strategies", self.runner.run())
         self.ready.set()
@@ -269,6 +272,22 @@ class Engine:
             "drawdown_pct": str(self.monitors.drawdown_pct),
             "strategies": self.runner.status(),
         }
+
+    async def _publish_health(self) -> None:
+        while True:
+            venue, day = self.venue, self.stats.current()
+            self.bus.publish(HealthUpdated(
+                market_data_age_s=self.sync.market_data_age_s(),
+                rest_p95_ms=venue.latency.percentile(None, 95) if venue else None,
+                rest_errors_today=day.rest_errors,
+                ws_reconnects_today=day.ws_reconnects,
+                breaker=venue.breaker.state.value if venue else None,
+                polling=self.sync.polling,
+                streams_down=tuple(self.sync.stream_down),
+                day_pnl=day.net_pnl + self.portfolio.unrealized(),
+                drawdown_pct=self.monitors.drawdown_pct,
+            ))
+            await asyncio.sleep(HEALTH_INTERVAL_S)
 
     # ------------------------------------------------------------ commands
 

@@ -224,6 +224,21 @@ class VenueConnection(Event):
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class HealthUpdated(Event):
+    """Once a second: stream age, REST latency, errors, breaker, polling, today's PnL and drawdown."""
+
+    market_data_age_s: float | None
+    rest_p95_ms: float | None
+    rest_errors_today: int
+    ws_reconnects_today: int
+    breaker: str | None
+    polling: bool
+    streams_down: tuple[str, ...]
+    day_pnl: Decimal
+    drawdown_pct: Decimal
+
+
 # ---------------------------------------------------------------- commands
 
 

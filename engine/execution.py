@@ -183,25 +183,33 @@ class Execution:
         e.set_state(TradingState.HALTED, actor, reason or "cancel-all requested")
         if e.venue is None or not e.venue.ex.markets:
             return CommandResult(False, "HALTED, but the venue is not connected: orders NOT canceled; retry")
-        symbols = set(e.symbols) | {o.symbol for o in e.tracker.open_orders()}
+        # Known symbols first, one cheap DELETE each; the venue-wide listing (weight 80, and ccxt then
+        # throttles the next call) comes after, to catch any symbol this engine did not know about.
         failures: list[str] = []
-        try:
-            symbols |= {r.symbol for r in await e.venue.fetch_open_orders(None)}
-        except ccxt_errors.BaseError as exc:
-            failures.append(f"listing open orders: {exc}")
         canceled = 0
-        for symbol in sorted(symbols):
+        done: set[str] = set()
+        pending = set(e.symbols) | {o.symbol for o in e.tracker.open_orders()}
+        while pending:
+            for symbol in sorted(pending):
+                try:
+                    reports = await e.venue.cancel_all_orders(symbol)
+                except ccxt_errors.OrderNotFound:
+                    reports = []  # Binance answers -2011 when there is nothing to cancel
+                except ccxt_errors.BaseError as exc:
+                    failures.append(f"{symbol}: {exc}")
+                    reports = []
+                for report in reports:
+                    canceled += 1
+                    self.apply_report(report, "rest")
+            done |= pending
             try:
-                reports = await e.venue.cancel_all_orders(symbol)
-            except ccxt_errors.OrderNotFound:
-                reports = []  # Binance answers -2011 when there is nothing to cancel
+                remaining = await e.venue.fetch_open_orders(None)
             except ccxt_errors.BaseError as exc:
-                failures.append(f"{symbol}: {exc}")
-                continue
-            for report in reports:
-                canceled += 1
-                self.apply_report(report, "rest")
-        left = await self._left_open(failures)
+                failures.append(f"listing open orders: {exc}")
+                remaining = None
+                break
+            pending = {r.symbol for r in remaining} - done
+        left = await self._settle(remaining, failures)
         msg = f"HALTED; canceled {canceled} order(s); {left} still open at venue"
         if failures or left:
             e.alert(Severity.CRIT, "CANCEL_ALL_INCOMPLETE", f"{msg}; " + "; ".join(failures))
@@ -209,13 +217,11 @@ class Execution:
         e.alert(Severity.WARN, "CANCEL_ALL", f"{msg} (by {actor})")
         return CommandResult(True, msg)
 
-    async def _left_open(self, failures: list[str]) -> int | str:
+    async def _settle(self, remaining: list[OrderReport] | None, failures: list[str]) -> int | str:
+        """Bring tracked orders up to date after a cancel-all; return how many are still open at the venue."""
         e = self.engine
         assert e.venue is not None
-        try:
-            remaining = await e.venue.fetch_open_orders(None)
-        except ccxt_errors.BaseError as exc:
-            failures.append(f"checking open orders: {exc}")
+        if remaining is None:
             return "unknown"
         still = {r.client_id for r in remaining}
         for order in e.tracker.open_orders():
