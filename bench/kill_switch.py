@@ -1,0 +1,73 @@
+"""Benchmark the kill switch on the built-in simulator: halt latency and cancel-all duration.
+
+Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K]
+Prints one JSON object. Not part of the test run: timings depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig
+from engine.core import Engine
+from engine.events import CancelAll, Halt, PlaceOrder, Resume
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 3)
+
+
+async def main(runs: int, orders: int) -> dict:
+    settings = Settings(
+        engine=EngineConfig(data_dir=Path(tempfile.mkdtemp())),
+        risk=RiskConfig(max_orders_per_minute=100_000, max_position_pct=Decimal(100)),
+        strategy=StrategyConfig(enabled=False),
+    )
+    engine = Engine(settings)
+    await engine.start()
+    await asyncio.wait_for(engine.ready.wait(), 30)
+    halt_ms, cancel_ms = [], []
+    try:
+        for _ in range(runs):
+            await engine.execute(Resume(reason="bench"))
+            last = engine.portfolio.last["BTC/USDT"]
+            for i in range(orders):
+                price = last * (Decimal("0.90") - Decimal(i) / 1000)
+                result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit",
+                                                         amount=Decimal("0.0002"), price=price,
+                                                         stop_loss=price * Decimal("0.9")))
+                assert result.ok, result.message
+            t = time.perf_counter()
+            await engine.execute(Halt(reason="bench"))
+            halt_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            result = await engine.execute(CancelAll(reason="bench"))
+            cancel_ms.append((time.perf_counter() - t) * 1000)
+            assert result.ok and engine.sim.open_orders() == [], result.message
+    finally:
+        await engine.stop()
+    return {
+        "benchmark": "kill_switch",
+        "runs": runs,
+        "open_orders_per_run": orders,
+        "halt_ms": {"p50": pct(halt_ms, 50), "p95": pct(halt_ms, 95), "max": round(max(halt_ms), 3)},
+        "cancel_all_ms": {"p50": pct(cancel_ms, 50), "p95": pct(cancel_ms, 95), "max": round(max(cancel_ms), 3),
+                          "mean": round(statistics.mean(cancel_ms), 3)},
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--orders", type=int, default=10)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.runs, args.orders))))
