@@ -55,6 +55,9 @@ class Portfolio:
     last: dict[str, Decimal] = field(default_factory=dict)
     realized: dict[str, Decimal] = field(default_factory=dict)
     fees: Decimal = ZERO
+    # Below the venue's smallest tradable amount a balance is dust: it cannot be sold, so a position that
+    # shrinks under it is closed (the fee taken in the base leaves such a remainder after every exit).
+    dust: dict[str, Decimal] = field(default_factory=dict)
     _books: dict[str, _Book] = field(default_factory=dict)
     _seen: set[tuple[str, str]] = field(default_factory=set)
 
@@ -99,7 +102,7 @@ class Portfolio:
             book.cost -= share
         book.trip_pnl += pnl
         self.realized[fill.symbol] = self.realized.get(fill.symbol, ZERO) + pnl
-        if book.amount > 0 or sold == 0:
+        if book.amount > self.dust.get(fill.symbol, ZERO) or sold == 0:
             return True, None
         trip = RoundTrip(fill.symbol, book.trip_pnl, book.opened_by, fill.ts)
         self._books[fill.symbol] = _Book()
@@ -117,7 +120,7 @@ class Portfolio:
         out = []
         for symbol in self.symbols:
             b = self.balances.get(base_of(symbol))
-            if b is None or b.total <= 0:
+            if b is None or b.total <= self.dust.get(symbol, ZERO):
                 continue
             out.append(Position(symbol, b.total, self.avg_entry(symbol), self.last.get(symbol)))
         return tuple(out)

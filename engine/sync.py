@@ -52,6 +52,8 @@ class VenueSync:
                     from engine.core import EngineError
 
                     raise EngineError(f"[venue] symbols {unknown} are not traded on {e.venue_label}; fix config.toml")
+                for symbol in e.symbols:
+                    e.portfolio.dust[symbol] = e.venue.min_amount(symbol)
                 await self.refresh_balances()
                 await self.refresh_tickers()
                 await self.reconcile()

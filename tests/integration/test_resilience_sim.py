@@ -233,3 +233,56 @@ def test_headless_run_logs_json_and_stops_on_signal(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_max_drawdown_halts(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, risk=dict(max_drawdown_warn_pct=Decimal("0.2"),
+                                                         max_drawdown_pct=Decimal("0.4")),
+                                engine=dict(equity_sample_s=0.1)))
+    last = engine.portfolio.last["BTC/USDT"]
+    await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.004"),
+                                    stop_loss=last * Decimal("0.5")))
+    await eventually(lambda: engine.monitors.drawdown.peak is not None)
+    sim.set_price("BTCUSDT", last * Decimal("0.75"))
+    await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10)
+    assert engine.state_info["actor"] == "risk:max_drawdown"
+    assert alerts(engine, "DRAWDOWN_WARN") or engine.monitors.drawdown_pct >= Decimal("0.4")
+
+
+async def test_reduce_only_refuses_entries_allows_exits(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    last = engine.portfolio.last["ETH/USDT"]
+    await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
+                                    stop_loss=last * Decimal("0.5")))
+    await eventually(lambda: engine.portfolio.free("ETH") > 0)
+    from engine.events import ReduceOnly
+    assert (await engine.execute(ReduceOnly(reason="test"))).ok
+    buy = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.01"),
+                                          stop_loss=last * Decimal("0.5")))
+    assert not buy.ok and "REDUCE_ONLY" in buy.message
+    sell = await engine.execution.exit_position("ETH/USDT", "operator", "test")
+    assert sell.ok, sell.message
+
+
+async def test_mean_reversion_trades_a_round_trip_through_the_venue(sim, tmp_path, run):
+    from engine.config import LadderConfig, MeanReversionConfig
+
+    sim.pause_feed()
+    s = settings(sim, tmp_path)
+    s = s.model_copy(update={"strategy": StrategyConfig(
+        enabled=True, interval_s=0.05, ladder=LadderConfig(enabled=False),
+        mean_reversion=MeanReversionConfig(enabled=True, window=5, entry_z=Decimal("1.5"), exit_z=Decimal("0.5"),
+                                           order_quote=Decimal("100"), stop_loss_pct=Decimal("5")))})
+    engine = await run(s)
+    base = sim.price("BTCUSDT")
+    await eventually(lambda: len(engine.runner.closes["BTC/USDT"]) >= 5, message="a window of flat prices")
+    # A flat window (no deviation: no signal), then a 3% dip: z = -2 with these five samples.
+    sim.set_price("BTCUSDT", base * Decimal("0.97"))
+    await eventually(lambda: any(o.origin == "mean_reversion" and o.side == "buy" and o.status.value == "FILLED"
+                                 for o in engine.tracker.all()), timeout=10, message="entry on the dip")
+    assert engine.execution.stops["BTC/USDT"] < base * Decimal("0.97")
+    sim.set_price("BTCUSDT", base)
+    await eventually(lambda: any(o.origin == "mean_reversion" and o.side == "sell" and o.status.value == "FILLED"
+                                 for o in engine.tracker.all()), timeout=10, message="exit back at the mean")
+    await eventually(lambda: engine.stats.current().winning_trades == 1, message="a winning round trip")
+    assert engine.runner.guard.status("mean_reversion", datetime.now(timezone.utc))["consecutive_losses"] == 0

@@ -59,3 +59,12 @@ def test_drawdown_from_peak():
     assert dd.update(D("120")) == 0
     assert dd.update(D("90")) == D("25")
     assert dd.peak == D("120")
+
+
+def test_dust_left_by_fees_closes_the_round_trip():
+    p = Portfolio(("BTC/USDT",), "USDT", dust={"BTC/USDT": D("0.00001")})
+    p.add_fill(fill("1", "buy", "100", "0.00154", "0.00000154", "BTC"), "ladder")
+    new, trip = p.add_fill(fill("2", "sell", "110", "0.00153", "0.1683", "USDT"))
+    assert trip is not None and trip.opened_by == "ladder"
+    p.set_balances((Balance("BTC", D("0.00000846"), D("0")),))
+    assert p.positions() == ()
