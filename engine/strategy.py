@@ -64,3 +64,16 @@ class Strategy(Protocol):
 
     def decide(self, view: StrategyView) -> list[Intent]:
         """Return what to do now; an empty list means nothing."""
+
+
+class PerSymbol:
+    """Base for strategies that decide each symbol on its own: at most one intent per symbol per step."""
+
+    name: str
+    symbols: tuple[str, ...]
+
+    def decide(self, view: StrategyView) -> list[Intent]:
+        return [i for symbol in self.symbols if (i := self.decide_symbol(view, symbol)) is not None]
+
+    def decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
+        raise NotImplementedError

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Sequence
 
 from engine.config import MaCrossConfig
-from engine.strategy import Intent, StrategyView
+from engine.strategy import Intent, PerSymbol, StrategyView
 
 _HUNDRED = Decimal(100)
 
@@ -16,7 +16,7 @@ def sma(values: Sequence[Decimal], n: int) -> Decimal:
     return sum(values[-n:], Decimal(0)) / n
 
 
-class MaCross:
+class MaCross(PerSymbol):
     """Long-only SMA crossover on each symbol; one entry per upward cross, one exit per downward cross."""
 
     name = "ma_cross"
@@ -25,16 +25,7 @@ class MaCross:
         self.cfg = cfg
         self.symbols = symbols
 
-    def decide(self, view: StrategyView) -> list[Intent]:
-        """Return a buy on an upward cross while flat, an exit on a downward cross while holding."""
-        intents: list[Intent] = []
-        for symbol in self.symbols:
-            intent = self._decide_symbol(view, symbol)
-            if intent is not None:
-                intents.append(intent)
-        return intents
-
-    def _decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
+    def decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
         fast_n, slow_n = self.cfg.fast, self.cfg.slow
         closes = list(view.closes(symbol))
         # A cross needs both averages on this sample and the previous one.

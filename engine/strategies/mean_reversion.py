@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Sequence
 
 from engine.config import MeanReversionConfig
-from engine.strategy import Intent, StrategyView
+from engine.strategy import Intent, PerSymbol, StrategyView
 
 _HUNDRED = Decimal(100)
 
@@ -21,7 +21,7 @@ def zscore(values: Sequence[Decimal]) -> Decimal | None:
     return (values[-1] - mean) / variance.sqrt()
 
 
-class MeanReversion:
+class MeanReversion(PerSymbol):
     """Long-only z-score reversion on each symbol over the last ``window`` closes."""
 
     name = "mean_reversion"
@@ -30,16 +30,7 @@ class MeanReversion:
         self.cfg = cfg
         self.symbols = symbols
 
-    def decide(self, view: StrategyView) -> list[Intent]:
-        """Return a buy when flat and stretched below the mean, an exit when holding and back near it."""
-        intents: list[Intent] = []
-        for symbol in self.symbols:
-            intent = self._decide_symbol(view, symbol)
-            if intent is not None:
-                intents.append(intent)
-        return intents
-
-    def _decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
+    def decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
         closes = list(view.closes(symbol))
         if len(closes) < self.cfg.window:
             return None
