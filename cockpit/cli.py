@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tui, top=False)
     _live_flag(tui, top=False)
 
-    sim = sub.add_parser("sim", help="run the Binance-compatible simulator alone until Ctrl+C")
+    sim = sub.add_parser(
+        "sim", help="run the Binance-compatible simulator alone until Ctrl+C; `cockpit sim fault --help` for faults")
     _common(sim, top=False)
     sim.add_argument("--rest-port", type=int, default=0, metavar="P", help="REST port (0: a free port)")
     sim.add_argument("--ws-port", type=int, default=0, metavar="Q", help="websocket port (0: a free port)")
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["sim", "fault"]:
+        # `cockpit sim fault NAME [options] [--for S]`, `... fault clear`, `... fault list`: the simulator's own
+        # CLI, against a running simulator's control API (see docs/simulator.md).
+        from engine.sim.faultcli import main as fault_main
+
+        return fault_main(argv[2:])
     args = build_parser().parse_args(argv)
     command = args.command or "tui"
     if command == "sim":
