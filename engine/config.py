@@ -46,10 +46,22 @@ class VenueConfig(_Section):
     stale_s: float = Field(default=10.0, gt=0)
     # After breaker_failures consecutive temporary failures, REST calls are suspended for breaker_cooldown_s,
     # then one probe call decides whether they resume.
+    # Local orders are compared with the venue's every reconcile_s (and at every connect).
+    reconcile_s: float = Field(default=15.0, gt=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, value: str) -> str:
+        import ccxt.pro
+
+        if value != "sim" and value not in ccxt.pro.exchanges:
+            raise ValueError(f"{value!r} is not a ccxt exchange id; use \"sim\" or one of ccxt.pro.exchanges "
+                             "(e.g. \"binance\")")
+        return value
 
     @field_validator("symbols")
     @classmethod

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from engine.bus import EventBus
 from engine.config import Settings
@@ -42,7 +43,7 @@ from engine.remote import serve_commands
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
 from engine.stats import DailyStats, DayStats
-from engine.store import Store
+from engine.store import Store, fill_from_row
 from engine.strategies import build_strategies
 from engine.sync import VenueSync
 from engine.tasks import TaskGroup
@@ -50,6 +51,12 @@ from engine.trading_state import IllegalTransition, check_transition
 from engine.venue import Venue
 
 log = logging.getLogger(__name__)
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
 
 __all__ = ["CommandResult", "Engine", "EngineError"]
 
@@ -97,6 +104,13 @@ class Engine:
     def _check_mode(self) -> None:
         cfg = self.settings
         if self.mode != "live":
+            # Paper must never reach a real venue: a rest_url is only accepted on loopback (a simulator).
+            if cfg.venue.exchange != "sim" and cfg.venue.rest_url and not is_loopback(cfg.venue.rest_url):
+                raise EngineError(
+                    f"mode = \"{self.mode}\" with [venue] rest_url = {cfg.venue.rest_url!r}: a non-local server "
+                    "could be a real venue. Remove rest_url (paper uses the exchange's testnet) or use a "
+                    "127.0.0.1 simulator."
+                )
             return
         if not self.confirm_live:
             raise EngineError(
@@ -105,6 +119,9 @@ class Engine:
             )
         if cfg.venue.exchange == "sim":
             raise EngineError('mode = "live" cannot use exchange = "sim": set [venue] exchange to a ccxt id')
+        if cfg.venue.rest_url and is_loopback(cfg.venue.rest_url):
+            raise EngineError(f'mode = "live" with [venue] rest_url = {cfg.venue.rest_url!r} points real-money '
+                              "orders at a local server: remove rest_url or use mode = \"paper\"")
         if cfg.venue.api_key is None or cfg.venue.api_secret is None:
             raise EngineError("live mode needs COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET "
                               "in the environment or .env")
@@ -120,6 +137,7 @@ class Engine:
             raise
         self.bus.add_handler(self.store.handle)
         self.trading_state, self.state_info = self.store.trading_state()
+        self.store.save_json("engine", {"mode": self.mode, "venue": self.settings.venue.exchange})
         self.tracker.load(self.store.orders())
         self._restore_counters()
         risk = self.settings.risk
@@ -195,6 +213,10 @@ class Engine:
     def _breaker_changed(self, previous: BreakerState, state: BreakerState, why: str) -> None:
         severity = Severity.CRIT if state == BreakerState.OPEN else Severity.INFO
         self.alert(severity, f"BREAKER_{state.value}", f"venue circuit breaker {previous.value} -> {state.value}: {why}")
+        if state == BreakerState.OPEN:
+            self.set_connected(False, f"circuit breaker open: {why}")
+        elif state == BreakerState.CLOSED:
+            self.set_connected(True, "")
 
     def _rest_error(self, endpoint: str, exc: BaseException) -> None:
         self.stats.rest_error()
@@ -214,8 +236,18 @@ class Engine:
 
     # ------------------------------------------------------------ counters kept across restarts
 
+    def save_stops(self) -> None:
+        if self.store is not None:
+            self.store.save_json("stops", {k: str(v) for k, v in self.execution.stops.items()})
+
     def _restore_counters(self) -> None:
+        """Day counters, strategy guard, stops and the fills-based entry prices, as they were at stop."""
         assert self.store is not None
+        stops = self.store.load_json("stops") or {}
+        self.execution.stops = {k: Decimal(v) for k, v in stops.items()}
+        origins = {o.client_id: o.origin for o in self.tracker.all()}
+        for row in self.store.fills():
+            self.portfolio.add_fill(fill_from_row(row), origins.get(row["client_id"]))
         today = self.store.load_day(self.stats.clock().date().isoformat())
         if today:
             self.stats.today = DayStats.from_dict(today)

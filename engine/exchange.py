@@ -35,7 +35,26 @@ def build_exchange(
     ex = cls(params)
     if rest_url:
         point_at_local_binance(ex, rest_url, ws_url)
+    if exchange_id.startswith("binance"):
+        prepare_binance(ex)
     return ex
+
+
+def prepare_binance(ex: Any) -> None:
+    """Options every Binance client of the engine needs, on the real venue as on the simulator."""
+    # Cancel-all and reconciliation list open orders for every symbol at once.
+    ex.options["fetchOpenOrders"] = {**ex.options.get("fetchOpenOrders", {}), "warnWithoutSymbol": False}
+    ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+    # @ticker (with bid/ask) rather than @miniTicker.
+    ex.options["watchTickers"] = {"name": "ticker"}
+    ex.options["watchTicker"] = {"name": "ticker"}
+    # The engine takes its own REST snapshot; ccxt's snapshot resolves before the first watch_balance
+    # registers, so that call would wait for the next account update anyway.
+    ex.options["watchBalance"] = {"fetchBalanceSnapshot": False}
+    # ccxt 4.5.90 raises KeyError('spot') in handle_balance for an account update that arrives before the
+    # first watch_balance call created the cache (any fill right after the order stream subscribed).
+    if isinstance(getattr(ex, "balance", None), dict):
+        ex.balance.setdefault("spot", {})
 
 
 def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
@@ -51,18 +70,6 @@ def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
     ex.options["fetchMarkets"] = {"types": ["spot"]}
     ex.options["fetchCurrencies"] = False
     ex.options["fetchMargins"] = False
-    ex.options["fetchOpenOrders"] = {"warnWithoutSymbol": False}
-    ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
-    # @ticker (with bid/ask) rather than @miniTicker.
-    ex.options["watchTickers"] = {"name": "ticker"}
-    ex.options["watchTicker"] = {"name": "ticker"}
-    # The engine takes its own REST snapshot; ccxt's snapshot resolves before the first watch_balance
-    # registers, so that call would wait for the next account update anyway.
-    ex.options["watchBalance"] = {"fetchBalanceSnapshot": False}
-    # ccxt 4.5.90 raises KeyError('spot') in handle_balance for an account update that arrives before the
-    # first watch_balance call created the cache (any fill right after the order stream subscribed).
-    if isinstance(getattr(ex, "balance", None), dict):
-        ex.balance.setdefault("spot", {})
     # With a non-Binance host ccxt ignores the spot-only exact error codes; restore them.
     spot = ex.exceptions.get("spot", {}).get("exact", {})
     ex.exceptions["exact"] = {**spot, **ex.exceptions.get("exact", {})}

@@ -18,7 +18,7 @@ import ccxt.async_support as ccxt_errors
 from engine.events import FillReceived, Order, OrderStatus, PositionsUpdated, Severity, TradingState
 from engine.portfolio import base_of
 from engine.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
-from engine.venue import UNCERTAIN_ERRORS, OrderReport
+from engine.venue import NOT_SENT_ERRORS, UNCERTAIN_ERRORS, OrderReport
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -40,18 +40,26 @@ class Execution:
     def __init__(self, engine: "Engine") -> None:
         self.engine = engine
         self.rate = OrderRateLimit(engine.settings.risk.max_orders_per_minute)
-        self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held
+        self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held (persisted)
+        # Client ids whose create request has not been answered yet: reconciliation must not judge them.
+        self.in_flight: set[str] = set()
 
     # ------------------------------------------------------------ placing
 
     def exposure(self, symbol: str) -> Exposure:
+        """The account as the limits see it: held positions plus what resting buys would add."""
         e = self.engine
         p = e.portfolio
         min_cost = e.venue.min_cost(symbol) if e.venue else Decimal(0)
-        held = [s for s in e.symbols if p.position_value(s) > max(min_cost, Decimal(0))]
+        pending: dict[str, Decimal] = {}
+        for o in e.tracker.open_orders():
+            if o.side == "buy":
+                price = o.price if o.price is not None else p.last.get(o.symbol, Decimal(0))
+                pending[o.symbol] = pending.get(o.symbol, Decimal(0)) + o.remaining * price
+        held = [s for s in e.symbols if p.position_value(s) > min_cost or pending.get(s, 0) > 0]
         return Exposure(
             equity=p.equity(),
-            position_value=p.position_value(symbol),
+            position_value=p.position_value(symbol) + pending.get(symbol, Decimal(0)),
             open_positions=len(held),
             holds_symbol=symbol in held,
             drawdown_pct=e.monitors.drawdown_pct,
@@ -80,6 +88,7 @@ class Execution:
                 filter_refusal(e.venue.min_amount(symbol), e.venue.min_cost(symbol), symbol, amount, ref)
                 or limit_refusal(e.settings.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref)
                 or self.rate.refusal()
+                or e.venue.breaker.refusal()
             )
         if refusal:
             log.info("order refused (%s %s %s by %s): %s", side, amount, symbol, actor, refusal)
@@ -88,22 +97,39 @@ class Execution:
         if e.mode == "dry-run":
             log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
             return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
-        if side == "buy" and stop_loss is not None:
-            self.stops[symbol] = stop_loss
         order = e.tracker.create(symbol, side, type_, amount, price, origin=actor)
         self.rate.sent()
+        self.in_flight.add(order.client_id)
         try:
-            report = await e.venue.create_order(order.client_id, symbol, side, type_, amount, price)
-        except UNCERTAIN_ERRORS as exc:
-            return await self._resolve_uncertain(order, exc)
-        except ccxt_errors.BaseError as exc:
-            e.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
-            e.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
-            return CommandResult(False, f"rejected by venue: {exc}")
+            try:
+                report = await e.venue.create_order(order.client_id, symbol, side, type_, amount, price)
+            except NOT_SENT_ERRORS as exc:
+                e.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
+                                detail=f"not sent: {type(exc).__name__}: {exc}"[:300])
+                return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
+            except UNCERTAIN_ERRORS as exc:
+                result = await self._resolve_uncertain(order, exc)
+                if result.ok:
+                    self._keep_stop(symbol, side, stop_loss)
+                return result
+            except ccxt_errors.BaseError as exc:
+                e.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
+                e.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
+                return CommandResult(False, f"rejected by venue: {exc}")
+        finally:
+            self.in_flight.discard(order.client_id)
         self.apply_report(report, "rest")
+        self._keep_stop(symbol, side, stop_loss)
         if report.fills:
             await e.sync.refresh_balances_quietly()
         return CommandResult(True, f"{side} {amount} {symbol} {report.status.value}")
+
+    def _keep_stop(self, symbol: str, side: str, stop_loss: Decimal | None) -> None:
+        """A buy the venue accepted sets the position's stop (the latest entry's stop wins); persisted."""
+        if side != "buy" or stop_loss is None:
+            return
+        self.stops[symbol] = stop_loss
+        self.engine.save_stops()
 
     async def _resolve_uncertain(self, order: Order, exc: Exception) -> CommandResult:
         """After a timeout the order may be at the venue: ask by client id before deciding anything."""
@@ -146,7 +172,8 @@ class Execution:
         e.bus.publish(FillReceived(fill))
         e.bus.publish(PositionsUpdated(e.portfolio.positions()))
         if trip is not None:
-            self.stops.pop(trip.symbol, None)
+            if self.stops.pop(trip.symbol, None) is not None:
+                e.save_stops()
             e.stats.round_trip(trip.pnl)
             e.stats.realized(trip.pnl)
             e.runner.round_trip(trip)
@@ -225,7 +252,7 @@ class Execution:
             return "unknown"
         still = {r.client_id for r in remaining}
         for order in e.tracker.open_orders():
-            if order.client_id not in still:
+            if order.client_id not in still and order.client_id not in self.in_flight:
                 try:
                     self.apply_report(await e.venue.fetch_order(order.client_id, order.symbol), "rest")
                 except ccxt_errors.BaseError as exc:
@@ -233,11 +260,23 @@ class Execution:
         return len(remaining)
 
     async def exit_position(self, symbol: str, actor: str, reason: str) -> CommandResult:
-        """Sell the free part of a position at market (a strategy's exit or a stop-loss)."""
+        """Sell the whole position at market (a strategy's exit or a stop-loss).
+
+        The engine's own resting sells in the symbol (a take-profit) are cancelled first: they lock the base,
+        and a stop that can only sell what is free would sell nothing.
+        """
         e = self.engine
         assert e.venue is not None
-        amount = e.venue.amount_to_precision(symbol, e.portfolio.free(base_of(symbol)))
-        if amount <= 0:
-            return CommandResult(False, f"nothing free to sell in {symbol}")
+        resting = [o for o in e.tracker.open_orders() if o.symbol == symbol and o.side == "sell"]
+        for order in resting:
+            result = await self.cancel(order.client_id, actor=actor)
+            if not result.ok:
+                return CommandResult(False, f"could not free the position: {result.message}")
+        if resting:
+            await e.sync.refresh_balances_quietly()
+        free = e.portfolio.free(base_of(symbol))
+        if free < e.venue.min_amount(symbol):
+            return CommandResult(False, f"nothing to sell in {symbol}: {free} free is under the venue's minimum")
+        amount = e.venue.amount_to_precision(symbol, free)
         log.info("exit %s %s by %s: %s", amount, symbol, actor, reason)
         return await self.place(symbol, "sell", "market", amount, None, actor)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from engine.core import Engine
 
 log = logging.getLogger(__name__)
+
+STOP_RETRY_S = 5.0
 
 
 class Monitors:
@@ -32,6 +35,7 @@ class Monitors:
         self._stuck_alerted: set[str] = set()
         self._stop_alerted: set[str] = set()
         self._exiting: set[str] = set()
+        self._retry_at: dict[str, float] = {}
 
     # ------------------------------------------------------------ equity
 
@@ -67,23 +71,31 @@ class Monitors:
     # ------------------------------------------------------------ stop-loss
 
     def on_price(self, symbol: str, last: Decimal) -> None:
-        """Enforce the stop of a held position: exit at market once the price is at or under it."""
+        """Enforce the stop of a held position: exit at market once the price is at or under it.
+
+        One alert per episode (price through the stop while holding); a failed exit is retried after
+        ``STOP_RETRY_S`` with a CRIT alert, never once per tick.
+        """
         e = self.engine
         stop = e.execution.stops.get(symbol)
-        if stop is None or last > stop or symbol in self._exiting:
+        holding = any(p.symbol == symbol for p in e.portfolio.positions())
+        if stop is None or last > stop or not holding:
+            self._stop_alerted.discard(symbol)
             return
-        if not any(p.symbol == symbol for p in e.portfolio.positions()):
+        if symbol in self._exiting or time.monotonic() < self._retry_at.get(symbol, 0.0):
             return
+        first = symbol not in self._stop_alerted
+        self._stop_alerted.add(symbol)
         if e.trading_state == TradingState.HALTED:
             # HALTED means nothing new leaves, stop exits included: tell the operator once.
-            if symbol not in self._stop_alerted:
-                self._stop_alerted.add(symbol)
+            if first:
                 e.alert(Severity.CRIT, "STOP_LOSS_WHILE_HALTED",
                         f"{symbol} at {last} is through its stop {stop}, but trading is HALTED: "
                         "close the position or resume")
             return
+        if first:
+            e.alert(Severity.WARN, "STOP_LOSS", f"{symbol} at {last} reached stop {stop}: exiting at market")
         self._exiting.add(symbol)
-        e.alert(Severity.WARN, "STOP_LOSS", f"{symbol} at {last} reached stop {stop}: exiting at market")
         e.tasks.spawn(f"stop-loss-{symbol}", self._exit(symbol, stop, last))
 
     async def _exit(self, symbol: str, stop: Decimal, last: Decimal) -> None:
@@ -91,10 +103,11 @@ class Monitors:
             result = await self.engine.execution.exit_position(symbol, "risk:stop_loss",
                                                                f"price {last} through stop {stop}")
             if not result.ok:
-                self.engine.alert(Severity.CRIT, "STOP_LOSS_FAILED", f"{symbol} stop exit failed: {result.message}")
+                self._retry_at[symbol] = time.monotonic() + STOP_RETRY_S
+                self.engine.alert(Severity.CRIT, "STOP_LOSS_FAILED",
+                                  f"{symbol} stop exit failed: {result.message}; retrying in {STOP_RETRY_S:g}s")
         finally:
             self._exiting.discard(symbol)
-            self._stop_alerted.discard(symbol)
 
     # ------------------------------------------------------------ stuck orders
 

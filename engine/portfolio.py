@@ -62,8 +62,20 @@ class Portfolio:
     _seen: set[tuple[str, str]] = field(default_factory=set)
 
     def set_balances(self, balances: tuple[Balance, ...]) -> None:
+        """Take the venue's balances as truth; a fills book that holds more than the venue says is shrunk to
+        it at the same average entry (sold outside the engine, or a paper venue that started afresh)."""
         for b in balances:
             self.balances[b.asset] = b
+        for symbol, book in self._books.items():
+            b = self.balances.get(base_of(symbol))
+            held = b.total if b else ZERO
+            if book.amount <= held:
+                continue
+            if held <= self.dust.get(symbol, ZERO):
+                self._books[symbol] = _Book()
+            else:
+                book.cost = book.cost * held / book.amount
+                book.amount = held
 
     def set_price(self, symbol: str, last: Decimal) -> None:
         self.last[symbol] = last
@@ -134,15 +146,16 @@ class Portfolio:
         return sum((p.unrealized_pnl or ZERO for p in self.positions()), ZERO)
 
     def equity(self) -> Decimal | None:
-        """Quote balance plus every held base valued at its last price; None until prices are known."""
-        total = ZERO
-        for asset, b in self.balances.items():
-            if asset == self.quote:
-                total += b.total
+        """The quote balance plus the base of every configured symbol at its last price; None until those
+        prices are known. Other assets (BNB for fees, dust of old coins) are left out: they are not traded
+        here, and one unpriced coin must not blind the drawdown and daily-loss halts."""
+        quote = self.balances.get(self.quote)
+        total = quote.total if quote else ZERO
+        for symbol in self.symbols:
+            b = self.balances.get(base_of(symbol))
+            if b is None or b.total == 0:
                 continue
-            if b.total == 0:
-                continue
-            price = self.last.get(f"{asset}/{self.quote}")
+            price = self.last.get(symbol)
             if price is None:
                 return None
             total += b.total * price

@@ -100,6 +100,18 @@ class CircuitBreaker:
         if self.on_change:
             self.on_change(previous, target, why)
 
+    def refusal(self) -> str | None:
+        """Why a call would be refused right now (without taking the probe), or None."""
+        if self.state == BreakerState.OPEN:
+            remaining = self.cooldown_s - (self.clock() - self.opened_at)
+            if remaining > 0:
+                return f"venue calls suspended for {remaining:.0f}s more after repeated failures (circuit breaker)"
+        return None
+
+    def release_probe(self) -> None:
+        """A probe that ended without a venue answer (cancelled, or a non-venue error) frees the slot."""
+        self._probing = False
+
     def before_call(self) -> None:
         """Raise CircuitOpen when calls must not go out now."""
         if self.state == BreakerState.OPEN:

@@ -21,6 +21,7 @@ from engine.events import (
     Balance,
     BalancesUpdated,
     Event,
+    Fill,
     FillReceived,
     Order,
     OrderCreated,
@@ -283,6 +284,13 @@ class Store:
             created_at=datetime.fromisoformat(r["created_at"]),
             updated_at=datetime.fromisoformat(r["updated_at"]), origin=r["origin"],
         )
+
+
+def fill_from_row(r: dict[str, Any]) -> Fill:
+    """A stored fill as the record the portfolio replays at start."""
+    return Fill(trade_id=r["trade_id"], client_id=r["client_id"], symbol=r["symbol"], side=r["side"],
+                price=Decimal(r["price"]), amount=Decimal(r["amount"]), fee=Decimal(r["fee"]),
+                fee_asset=r["fee_asset"], ts=datetime.fromisoformat(r["ts"]))
 
 
 def dumps(value: Any) -> str:

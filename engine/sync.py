@@ -76,6 +76,7 @@ class VenueSync:
         for symbol in e.symbols:
             e.tasks.spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
         e.tasks.spawn("rest-fallback", self._poll_when_needed())
+        e.tasks.spawn("reconcile", self._reconcile_periodically())
 
     # ------------------------------------------------------------ REST
 
@@ -105,8 +106,8 @@ class VenueSync:
         at_venue = await e.venue.fetch_open_orders(None)
         open_ids = {r.client_id for r in at_venue}
         for order in e.tracker.open_orders():
-            if order.client_id in open_ids:
-                continue
+            if order.client_id in open_ids or order.client_id in e.execution.in_flight:
+                continue  # an order still being sent is judged by its own answer, not by this listing
             try:
                 report = await e.venue.fetch_order(order.client_id, order.symbol)
             except ccxt_errors.OrderNotFound:
@@ -220,6 +221,18 @@ class VenueSync:
     def needs_polling(self) -> bool:
         age = self.market_data_age_s()
         return bool(self.stream_down) or (age is not None and age > self.engine.settings.venue.stale_s)
+
+    async def _reconcile_periodically(self) -> None:
+        """Compare local orders with the venue every ``reconcile_s`` (DESIGN: "on start and every few seconds")."""
+        e = self.engine
+        while True:
+            await asyncio.sleep(e.settings.venue.reconcile_s)
+            if not e.connected:
+                continue
+            try:
+                await self.reconcile()
+            except ccxt_errors.BaseError as exc:
+                log.warning("reconciliation failed: %s", exc)
 
     async def _poll_when_needed(self) -> None:
         """While any stream is down or market data is stale, poll REST every ``poll_s``."""

@@ -20,7 +20,7 @@ import ccxt.async_support as ccxt_errors  # the exception classes are shared by 
 from engine.events import Balance, Fill, OrderStatus
 from engine.exchange import build_exchange
 from engine.orders import status_from_ccxt
-from engine.resilience import BACKOFF_S, CircuitBreaker, LatencyStats, retry_after_s, with_retries
+from engine.resilience import BACKOFF_S, CircuitBreaker, CircuitOpen, LatencyStats, retry_after_s, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,9 @@ class Venue:
             if self._on_error:
                 self._on_error(name, exc)
             raise
+        except BaseException:
+            self.breaker.release_probe()
+            raise
         self.breaker.success()
         return result
 
@@ -261,5 +264,7 @@ class Venue:
         return await self.ex.watch_ticker(symbol)
 
 
+# Errors that prove the request was turned away before the venue acted on it.
+NOT_SENT_ERRORS = (CircuitOpen, ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded)
 # Errors after which the order may or may not have reached the venue: ask before deciding anything.
 UNCERTAIN_ERRORS = (ccxt_errors.RequestTimeout, ccxt_errors.NetworkError)

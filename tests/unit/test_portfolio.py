@@ -68,3 +68,20 @@ def test_dust_left_by_fees_closes_the_round_trip():
     assert trip is not None and trip.opened_by == "ladder"
     p.set_balances((Balance("BTC", D("0.00000846"), D("0")),))
     assert p.positions() == ()
+
+
+def test_unpriced_other_assets_do_not_blind_equity():
+    p = Portfolio(("BTC/USDT",), "USDT")
+    p.set_balances((Balance("USDT", D("100"), D("0")), Balance("BNB", D("0.01"), D("0"))))
+    assert p.equity() == D("100")
+
+
+def test_venue_balance_is_the_truth_for_the_fills_book():
+    p = Portfolio(("BTC/USDT",), "USDT", dust={"BTC/USDT": D("0.00001")})
+    p.add_fill(fill("1", "buy", "100", "2"), "ladder")
+    p.set_balances((Balance("BTC", D("1"), D("0")),))  # half sold outside the engine
+    assert p.avg_entry("BTC/USDT") == D("100")
+    p.set_balances((Balance("BTC", D("0"), D("0")),))  # a fresh paper venue
+    assert p.avg_entry("BTC/USDT") is None
+    p.add_fill(fill("2", "buy", "50", "1"), "ma_cross")
+    assert p.avg_entry("BTC/USDT") == D("50")
