@@ -160,7 +160,7 @@ class VenueSync:
                     del self.stream_down[name]
                     e.stats.ws_reconnect()
                     log.info("%s stream back", name)
-                if not e.connected:
+                if not e.connected and e.venue is not None and e.venue.breaker.refusal() is None:
                     e.set_connected(True, "")
             except asyncio.CancelledError:
                 raise
@@ -223,12 +223,12 @@ class VenueSync:
         return bool(self.stream_down) or (age is not None and age > self.engine.settings.venue.stale_s)
 
     async def _reconcile_periodically(self) -> None:
-        """Compare local orders with the venue every ``reconcile_s`` (DESIGN: "on start and every few seconds")."""
+        """Compare local orders with the venue every ``reconcile_s`` (DESIGN: "on start and every few seconds").
+
+        It also runs while disconnected: after a circuit breaker's cool-down it is the probe that closes it."""
         e = self.engine
         while True:
             await asyncio.sleep(e.settings.venue.reconcile_s)
-            if not e.connected:
-                continue
             try:
                 await self.reconcile()
             except ccxt_errors.BaseError as exc:

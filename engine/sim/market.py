@@ -12,8 +12,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
+from .candles import CandleSeries
+
 DAY_MS = 24 * 60 * 60 * 1000
-MINUTE_MS = 60 * 1000
 SECONDS_PER_YEAR = 365 * 24 * 60 * 60
 
 
@@ -36,6 +37,9 @@ class SymbolSpec:
     max_notional: Decimal = Decimal("9000000")
     # Typical size of one synthetic public trade, in base units.
     typical_trade_qty: Decimal = Decimal("0.01")
+    # The synthetic order book: one level every level_step (a multiple of the tick), level_qty on average.
+    level_step: Decimal = Decimal("0.01")
+    level_qty: Decimal = Decimal("1")
 
 
 SYMBOLS: dict[str, SymbolSpec] = {
@@ -45,11 +49,13 @@ SYMBOLS: dict[str, SymbolSpec] = {
             symbol="BTCUSDT", base="BTC", quote="USDT", start_price=Decimal("65000.00"),
             tick_size=Decimal("0.01"), step_size=Decimal("0.00001"), min_qty=Decimal("0.00001"),
             max_qty=Decimal("9000"), market_max_qty=Decimal("120"), typical_trade_qty=Decimal("0.01"),
+            level_step=Decimal("0.50"), level_qty=Decimal("0.25"),
         ),
         SymbolSpec(
             symbol="ETHUSDT", base="ETH", quote="USDT", start_price=Decimal("3500.00"),
             tick_size=Decimal("0.01"), step_size=Decimal("0.0001"), min_qty=Decimal("0.0001"),
             max_qty=Decimal("100000"), market_max_qty=Decimal("2000"), typical_trade_qty=Decimal("0.2"),
+            level_step=Decimal("0.05"), level_qty=Decimal("3"),
         ),
     )
 }
@@ -63,20 +69,6 @@ def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     """Truncate ``value`` down to a multiple of ``step``."""
     return round_to_step(value, step, ROUND_DOWN)
-
-
-@dataclass
-class _Bucket:
-    start_ms: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal = Decimal(0)
-    quote_volume: Decimal = Decimal(0)
-    count: int = 0
-    first_trade_id: int = -1
-    last_trade_id: int = -1
 
 
 @dataclass(frozen=True)
@@ -140,7 +132,7 @@ class PriceFeed:
     price: Decimal = field(init=False)
     _rng: random.Random = field(init=False, repr=False)
     _tape_rng: random.Random = field(init=False, repr=False)
-    _buckets: deque[_Bucket] = field(init=False, repr=False)
+    candles: CandleSeries = field(init=False, repr=False)
     _next_trade_id: int = field(init=False, default=1)
     _last_trade: PublicTrade | None = field(init=False, default=None)
     _tape: deque[PublicTrade] = field(init=False, repr=False)
@@ -151,7 +143,9 @@ class PriceFeed:
         # Trade sizes come from their own generator so the price path does not depend on how many were drawn.
         self._tape_rng = random.Random(f"{self.seed}:{self.spec.symbol}:tape")
         self.price = self.spec.start_price
-        self._buckets = deque()
+        self.candles = CandleSeries(tick_size=self.spec.tick_size, step_size=self.spec.step_size,
+                                    typical_qty=self.spec.typical_trade_qty, seed=f"{self.seed}:{self.spec.symbol}",
+                                    annual_vol=self.annual_vol)
         self._tape = deque(maxlen=1000)
 
     @property
@@ -191,14 +185,15 @@ class PriceFeed:
         return self.price
 
     def bid_ask(self) -> tuple[Decimal, Decimal]:
-        """Best bid and ask around the last price, ``spread_bp`` basis points apart (at least one tick)."""
+        """Best bid and ask of the synthetic book around the last price, about ``spread_bp`` basis points apart,
+        on the book's level grid (at least one level apart)."""
         half = self.price * self.spread_bp / Decimal(20000)
-        tick = self.spec.tick_size
-        bid = round_to_step(self.price - half, tick, ROUND_FLOOR)
-        ask = round_to_step(self.price + half, tick, ROUND_CEILING)
+        step = self.spec.level_step
+        bid = round_to_step(self.price - half, step, ROUND_FLOOR)
+        ask = round_to_step(self.price + half, step, ROUND_CEILING)
         if ask <= bid:
-            ask = bid + tick
-        return max(bid, tick), ask
+            ask = bid + step
+        return max(bid, step), ask
 
     def record_trade(self, price: Decimal, qty: Decimal, now_ms: int, buyer_is_maker: bool) -> PublicTrade:
         """Add a trade to the tape and the 24-hour statistics."""
@@ -206,46 +201,27 @@ class PriceFeed:
         self._next_trade_id += 1
         self._last_trade = trade
         self._tape.append(trade)
-        start = now_ms - now_ms % MINUTE_MS
-        if not self._buckets or self._buckets[-1].start_ms != start:
-            self._buckets.append(_Bucket(start, price, price, price, price, first_trade_id=trade.trade_id))
-        bucket = self._buckets[-1]
-        bucket.high = max(bucket.high, price)
-        bucket.low = min(bucket.low, price)
-        bucket.close = price
-        bucket.volume += qty
-        bucket.quote_volume += price * qty
-        bucket.count += 1
-        bucket.last_trade_id = trade.trade_id
-        self._prune(now_ms)
+        self.candles.record(price, qty, now_ms, trade.trade_id, taker_buy=not buyer_is_maker)
         return trade
 
-    def _prune(self, now_ms: int) -> None:
-        while self._buckets and self._buckets[0].start_ms <= now_ms - DAY_MS:
-            self._buckets.popleft()
-
     def stats(self, now_ms: int) -> Stats24h:
-        """Rolling 24-hour open/high/low/volume (minute resolution)."""
-        self._prune(now_ms)
-        if not self._buckets:
+        """Rolling 24-hour open/high/low/volume (minute resolution, history included)."""
+        rows = self.candles.window(now_ms)
+        if not rows:
             p = self.price
             return Stats24h(p, p, p, p, Decimal(0), Decimal(0), now_ms - DAY_MS, now_ms, -1, -1, 0)
-        buckets = self._buckets
+        first_ids = [r.first_trade_id for r in rows if r.first_trade_id >= 0]
+        last_ids = [r.last_trade_id for r in rows if r.last_trade_id >= 0]
         return Stats24h(
-            open=buckets[0].open,
-            high=max(max(b.high for b in buckets), self.price),
-            low=min(min(b.low for b in buckets), self.price),
+            open=rows[0].open,
+            high=max(max(r.high for r in rows), self.price),
+            low=min(min(r.low for r in rows), self.price),
             last=self.price,
-            volume=sum((b.volume for b in buckets), Decimal(0)),
-            quote_volume=sum((b.quote_volume for b in buckets), Decimal(0)),
-            open_time=max(buckets[0].start_ms, now_ms - DAY_MS),
+            volume=sum((r.volume for r in rows), Decimal(0)),
+            quote_volume=sum((r.quote_volume for r in rows), Decimal(0)),
+            open_time=max(rows[0].start_ms, now_ms - DAY_MS),
             close_time=now_ms,
-            first_trade_id=buckets[0].first_trade_id,
-            last_trade_id=buckets[-1].last_trade_id,
-            count=sum(b.count for b in buckets),
+            first_trade_id=first_ids[0] if first_ids else -1,
+            last_trade_id=last_ids[-1] if last_ids else -1,
+            count=sum(r.count for r in rows),
         )
-
-    def klines(self, limit: int = 500) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, int]]:
-        """One-minute candles of the last 24 hours: (open_time, o, h, l, c, volume, quote_volume, count)."""
-        rows = [(b.start_ms, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.count) for b in self._buckets]
-        return rows[-limit:]

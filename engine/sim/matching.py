@@ -1,113 +1,34 @@
-"""One paper account matched against the simulated price: balances (free/locked), orders, fills and fees.
+"""One paper account matched against a synthetic order book: balances (free/locked), orders, fills and fees.
 
-Liquidity is unlimited at the simulated quote, so orders never fill partially: MARKET and marketable LIMIT orders
-fill at once as taker (buy at the ask, sell at the bid); resting LIMIT orders fill fully at their limit price as
-maker once the last price reaches them. Fees are charged in the asset received, as Binance does without BNB.
+Takers walk the book level by level (each level one fill with its own trade id), so a large order fills at
+several prices and, if its limit stops it, partly: GTC rests the remainder (PARTIALLY_FILLED), IOC expires it,
+FOK fills all or nothing, a MARKET order that exhausts the book expires. Resting limit orders fill as maker at
+their price when the last price trades through them, and by half when it only touches them. Fees are charged in
+the asset received, as Binance does without BNB.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
-from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable, Union
+from typing import Callable
 
 from . import errors
+from .book import SyntheticBook
 from .filters import check_lot, check_notional, check_percent_price, check_price
-from .market import PriceFeed, PublicTrade, floor_to_step
+from .market import PriceFeed, floor_to_step
+from .orders import (ORDER_TYPES, STOP_TYPES, TRANSITIONS, BalanceDelta, BalanceUpdate, BookChanged, Event, Fill,
+                     Order, OrderUpdate)
 
 ZERO = Decimal(0)
 EIGHT_PLACES = Decimal("0.00000001")
 
-# Order status transitions (STYLE.md practice 5); fills are always full, so PARTIALLY_FILLED never occurs.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "NEW": frozenset({"FILLED", "CANCELED", "EXPIRED"}),
-    "FILLED": frozenset(),
-    "CANCELED": frozenset(),
-    "EXPIRED": frozenset(),
-}
-STOP_TYPES = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+# Kept importable from here: tests and payloads import these names from the matching module.
+__all__ = ["MatchingEngine", "Order", "Fill", "OrderUpdate", "BalanceUpdate", "BalanceDelta", "BookChanged",
+           "Event", "ORDER_TYPES", "STOP_TYPES", "TRANSITIONS"]
 
-
-@dataclass
-class Fill:
-    """One execution of the account, as myTrades reports it."""
-
-    trade_id: int
-    order_id: int
-    symbol: str
-    price: Decimal
-    qty: Decimal
-    quote_qty: Decimal
-    commission: Decimal
-    commission_asset: str
-    time: int
-    is_buyer: bool
-    is_maker: bool
-
-
-@dataclass
-class Order:
-    """Venue-side state of one order."""
-
-    symbol: str
-    order_id: int
-    client_order_id: str
-    side: str
-    type: str
-    time_in_force: str
-    price: Decimal
-    orig_qty: Decimal
-    stop_price: Decimal
-    time: int
-    orig_quote_order_qty: Decimal = ZERO
-    update_time: int = 0
-    working_time: int = -1
-    is_working: bool = True
-    status: str = "NEW"
-    executed_qty: Decimal = ZERO
-    cumm_quote_qty: Decimal = ZERO
-    locked_asset: str = ""
-    locked: Decimal = ZERO
-    fills: list[Fill] = field(default_factory=list)
-
-    @property
-    def is_open(self) -> bool:
-        """NEW orders (working or waiting for their stop) are open."""
-        return self.status == "NEW"
-
-
-@dataclass(frozen=True)
-class OrderUpdate:
-    """An order changed state: ``exec_type`` is NEW, TRADE, CANCELED or EXPIRED (executionReport ``x``)."""
-
-    order: Order
-    exec_type: str
-    time: int
-    fill: Fill | None = None
-    cancel_client_id: str = ""
-
-
-@dataclass(frozen=True)
-class BalanceUpdate:
-    """Balances of these assets changed (outboundAccountPosition)."""
-
-    assets: tuple[str, ...]
-    time: int
-
-
-@dataclass(frozen=True)
-class BalanceDelta:
-    """A balance changed outside trading (user-data ``balanceUpdate``)."""
-
-    asset: str
-    delta: Decimal
-    time: int
-
-
-Event = Union[OrderUpdate, BalanceUpdate, BalanceDelta, PublicTrade]
+Takes = list[tuple[Decimal, Decimal]]
 
 
 class MatchingEngine:
@@ -121,6 +42,7 @@ class MatchingEngine:
         taker_fee: Decimal,
         maker_fee: Decimal,
         clock: Callable[[], int],
+        seed: int = 1,
     ) -> None:
         self.feeds = feeds
         self.taker_fee = taker_fee
@@ -132,10 +54,12 @@ class MatchingEngine:
             for asset in (feed.spec.base, feed.spec.quote):
                 self.balances.setdefault(asset, [ZERO, ZERO])
         self.orders: dict[int, Order] = {}
+        self._open: dict[int, Order] = {}
         self.trades: list[Fill] = []
         self.update_time = clock()
         self._order_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
+        self.books = {s: SyntheticBook(f, seed, own_levels=self._own_levels_of(s)) for s, f in feeds.items()}
         # The stuck-orders fault: while this says so for a symbol, orders are accepted but nothing fills.
         self.is_stuck: Callable[[str], bool] = lambda symbol: False
 
@@ -154,7 +78,7 @@ class MatchingEngine:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open orders, oldest first, optionally of one symbol."""
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
 
     def find(self, symbol: str, order_id: int | None, client_order_id: str | None) -> Order:
         """An order of ``symbol`` by id or (latest) client id, or -2013."""
@@ -168,6 +92,17 @@ class MatchingEngine:
                 if order.symbol == symbol and order.client_order_id == client_order_id:
                     return order
         raise errors.order_does_not_exist()
+
+    def _own_levels_of(self, symbol: str) -> Callable[[], tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]]:
+        def own() -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+            bids: dict[Decimal, Decimal] = {}
+            asks: dict[Decimal, Decimal] = {}
+            for order in self._open.values():
+                if order.symbol == symbol and order.rests_on_book:
+                    side = bids if order.side == "BUY" else asks
+                    side[order.price] = side.get(order.price, ZERO) + order.remaining
+            return bids, asks
+        return own
 
     # ----- commands --------------------------------------------------------------------------------------
     def new_order(
@@ -185,10 +120,11 @@ class MatchingEngine:
         dry_run: bool = False,
         force: bool = False,
     ) -> Order:
-        """Validate and place an order like POST /api/v3/order; returns it after any immediate fill.
+        """Validate and place an order like POST /api/v3/order; returns it after any immediate fills.
         ``dry_run`` validates only (POST /api/v3/order/test); ``force`` fills even while stuck (foreign fills)."""
         feed = self.feed(symbol)
         spec = feed.spec
+        book = self.books[symbol]
         if side not in ("BUY", "SELL"):
             raise errors.VenueError(-1117, "Invalid side.")
         if type not in ORDER_TYPES:
@@ -200,31 +136,34 @@ class MatchingEngine:
                     -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
             if quantity is not None and quote_order_qty is not None:
                 raise errors.not_required("quoteOrderQty")
+            if time_in_force is not None:
+                raise errors.not_required("timeInForce")
         else:
             if quantity is None:
                 raise errors.missing("quantity")
             if price is None:
                 raise errors.missing("price")
+            if type == "LIMIT_MAKER" and time_in_force is not None:
+                raise errors.not_required("timeInForce")
             if type != "LIMIT_MAKER" and time_in_force is None:
                 raise errors.missing("timeInForce")
             if type in STOP_TYPES and stop_price is None:
                 raise errors.missing("stopPrice")
         if time_in_force is not None and time_in_force not in ("GTC", "IOC", "FOK"):
             raise errors.VenueError(-1115, "Invalid timeInForce.")
-        if client_order_id is not None and any(
-            o.client_order_id == client_order_id for o in self.open_orders()
-        ):
+        if client_order_id is not None and any(o.client_order_id == client_order_id for o in self._open.values()):
             raise errors.rejected("Duplicate order sent.")
 
-        bid, ask = feed.bid_ask()
+        bid, ask = book.touch()
+        touch = ask if side == "BUY" else bid
         if market:
-            touch = ask if side == "BUY" else bid
             if quantity is None:
                 assert quote_order_qty is not None
                 check_notional(spec, quote_order_qty, market=True)
-                quantity = floor_to_step(quote_order_qty / touch, spec.step_size)
-            check_lot(spec, quantity, market=True)
-            check_notional(spec, quantity * touch, market=True)
+                check_lot(spec, floor_to_step(quote_order_qty / touch, spec.step_size), market=True)
+            else:
+                check_lot(spec, quantity, market=True)
+                check_notional(spec, quantity * touch, market=True)
         else:
             assert price is not None and quantity is not None
             check_price(spec, price)
@@ -234,77 +173,42 @@ class MatchingEngine:
             check_lot(spec, quantity, market=False)
             check_notional(spec, price * quantity, market=False)
 
-        if dry_run:
-            return Order(symbol=symbol, order_id=0, client_order_id=client_order_id or "", side=side, type=type,
-                         time_in_force=time_in_force or "GTC", price=price or ZERO, orig_qty=quantity,
-                         stop_price=stop_price or ZERO, time=self.clock())
         now = self.clock()
         order = Order(
-            symbol=symbol, order_id=next(self._order_ids),
-            client_order_id=client_order_id or secrets.token_hex(11),
+            symbol=symbol, order_id=0, client_order_id=client_order_id or secrets.token_hex(11),
             side=side, type=type, time_in_force=time_in_force or "GTC",
-            price=price if price is not None else ZERO, orig_qty=quantity,
+            price=price if price is not None else ZERO, orig_qty=quantity if quantity is not None else ZERO,
             stop_price=stop_price if (stop_price is not None and type in STOP_TYPES) else ZERO,
             time=now, update_time=now, working_time=now, orig_quote_order_qty=quote_order_qty or ZERO,
         )
-        if self.is_stuck(symbol) and not force and type not in STOP_TYPES and not (
-                type == "LIMIT_MAKER" and self._marketable(order, bid, ask)):
-            # Stuck venue: accept and lock as a resting order; on_price fills or expires it once unstuck.
-            return self._rest(order, ask if market and side == "BUY" else order.price, now)
-        if market:
-            self._require(spec.quote if side == "BUY" else spec.base,
-                          quantity * ask if side == "BUY" else quantity)
-            self._accept(order, now)
-            self._fill(order, ask if side == "BUY" else bid, maker=False)
-            return order
-
-        marketable = (side == "BUY" and ask <= order.price) or (side == "SELL" and bid >= order.price)
-        if type in STOP_TYPES:
-            if self._stop_triggered(order, feed.price):
-                raise errors.rejected("Stop price would trigger immediately.")
-            order.is_working = False
-            order.working_time = -1
-        elif type == "LIMIT_MAKER" and marketable:
+        marketable = not market and self._marketable(order, bid, ask)
+        if type == "LIMIT_MAKER" and marketable:
             raise errors.rejected("Order would immediately match and take.")
-        elif marketable:
-            self._require(spec.quote if side == "BUY" else spec.base,
-                          quantity * ask if side == "BUY" else quantity)
-            self._accept(order, now)
-            self._fill(order, ask if side == "BUY" else bid, maker=False)
+        if type in STOP_TYPES and self._stop_triggered(order, feed.price):
+            raise errors.rejected("Stop price would trigger immediately.")
+        stuck = self.is_stuck(symbol) and not force
+        takes: Takes = []
+        if not stuck and type not in STOP_TYPES and (market or marketable):
+            takes = self._plan(order)
+            if market and quote_order_qty is not None:
+                order.orig_qty = sum((q for _, q in takes), ZERO)
+                if not takes:
+                    raise errors.filter_failure("LOT_SIZE")
+        if dry_run:
             return order
-        elif order.time_in_force in ("IOC", "FOK"):
-            self._accept(order, now)
-            self._set_status(order, "EXPIRED", "EXPIRED")
-            return order
+        order.order_id = next(self._order_ids)
 
-        return self._rest(order, order.price, now)
-
-    @staticmethod
-    def _marketable(order: Order, bid: Decimal, ask: Decimal) -> bool:
-        return (order.side == "BUY" and ask <= order.price) or (order.side == "SELL" and bid >= order.price)
-
-    def _rest(self, order: Order, lock_price: Decimal, now: int) -> Order:
-        """Accept an order to rest on the book, locking what it may spend."""
-        spec = self.feeds[order.symbol].spec
-        lock_asset = spec.quote if order.side == "BUY" else spec.base
-        lock_amount = order.orig_qty * lock_price if order.side == "BUY" else order.orig_qty
-        self._require(lock_asset, lock_amount)
-        self._move(lock_asset, -lock_amount, +lock_amount)
-        order.locked_asset, order.locked = lock_asset, lock_amount
-        self._accept(order, now)
-        self._emit(BalanceUpdate((lock_asset,), now))
+        if type in STOP_TYPES:
+            order.is_working, order.working_time = False, -1
+            return self._rest(order, now)
+        if stuck:
+            # Stuck venue: accept and lock as a resting order; it takes (or expires) once the venue is unstuck.
+            order.pending_take = market or marketable or order.time_in_force in ("IOC", "FOK")
+            if market and order.orig_qty == 0:  # quoteOrderQty: estimate the quantity at the touch
+                order.orig_qty = floor_to_step(order.orig_quote_order_qty / touch, spec.step_size)
+            return self._rest(order, now, lock_price=touch if market else order.price)
+        self._take(order, takes, now, accepted=False)
         return order
-
-    def adjust_balance(self, asset: str, delta: Decimal) -> Decimal:
-        """Change a free balance outside any order (deposit, withdrawal); returns the new free amount."""
-        row = self.balances.setdefault(asset, [ZERO, ZERO])
-        if row[0] + delta < 0:
-            raise errors.insufficient_balance()
-        self._move(asset, delta, ZERO)
-        now = self.clock()
-        self._emit(BalanceDelta(asset, delta, now))
-        self._emit(BalanceUpdate((asset,), now))
-        return row[0]
 
     def cancel(self, symbol: str, order_id: int | None, client_order_id: str | None,
                cancel_client_id: str | None = None) -> tuple[Order, str]:
@@ -320,6 +224,7 @@ class MatchingEngine:
         self._set_status(order, "CANCELED", "CANCELED", cancel_client_id=cancel_id)
         if order.locked_asset:
             self._emit(BalanceUpdate((order.locked_asset,), order.update_time))
+        self._book_changed(order.symbol)
         return order, cancel_id
 
     def cancel_all(self, symbol: str) -> list[tuple[Order, str]]:
@@ -330,21 +235,34 @@ class MatchingEngine:
             raise errors.unknown_order()
         return [self.cancel(symbol, o.order_id, None) for o in orders]
 
+    def adjust_balance(self, asset: str, delta: Decimal) -> Decimal:
+        """Change a free balance outside any order (deposit, withdrawal); returns the new free amount."""
+        row = self.balances.setdefault(asset, [ZERO, ZERO])
+        if row[0] + delta < 0:
+            raise errors.insufficient_balance()
+        self._move(asset, delta, ZERO)
+        now = self.clock()
+        self._emit(BalanceDelta(asset, delta, now))
+        self._emit(BalanceUpdate((asset,), now))
+        return row[0]
+
     def on_price(self, symbol: str) -> None:
-        """Trigger stops and fill resting orders of ``symbol`` that the current price has reached."""
+        """The price of ``symbol`` moved: refill the book, trigger stops, fill resting orders it reached."""
         feed = self.feed(symbol)
+        self.books[symbol].on_price()
         if self.is_stuck(symbol):
             return
         last = feed.price
-        bid, ask = feed.bid_ask()
+        bid, ask = self.books[symbol].touch()
         for order in self.open_orders(symbol):
-            if order.type == "MARKET" or order.time_in_force in ("IOC", "FOK"):
+            if not order.is_open:
+                continue
+            if order.pending_take:
                 # Accepted while the venue was stuck: take now, or expire as Binance would have at once.
-                if order.type == "MARKET" or self._marketable(order, bid, ask):
-                    self._fill(order, ask if order.side == "BUY" else bid, maker=False)
-                else:
-                    self._release(order)
-                    self._set_status(order, "EXPIRED", "EXPIRED")
+                self._release(order)
+                order.pending_take = False
+                takes = self._plan(order) if order.type == "MARKET" or self._marketable(order, bid, ask) else []
+                self._take(order, takes, self.clock(), accepted=True)
                 continue
             if not order.is_working:
                 if not self._stop_triggered(order, last):
@@ -352,20 +270,95 @@ class MatchingEngine:
                 now = self.clock()
                 order.is_working, order.working_time, order.update_time = True, now, now
                 self._emit(OrderUpdate(order, "NEW", now))
-                if (order.side == "BUY" and ask <= order.price) or (order.side == "SELL" and bid >= order.price):
-                    self._release(order)
-                    self._fill(order, ask if order.side == "BUY" else bid, maker=False)
+                if self._marketable(order, bid, ask):
+                    self._release(order)  # _take checks free funds and locks what rests
+                    self._take(order, self._plan(order), now, accepted=True)
                     continue
-            if (order.side == "BUY" and last <= order.price) or (order.side == "SELL" and last >= order.price):
-                self._fill(order, order.price, maker=True)
+                self._book_changed(symbol)
+            if (order.side == "BUY" and last < order.price) or (order.side == "SELL" and last > order.price):
+                self._execute(order, order.price, order.remaining, maker=True)  # traded through
+            elif last == order.price:
+                # Trades print at the order's price: part of the queue ahead of it is gone, half of it fills.
+                half = floor_to_step(order.remaining / 2, feed.spec.step_size)
+                self._execute(order, order.price, max(half, min(feed.spec.min_qty, order.remaining)), maker=True)
+            else:
+                continue
+            self._book_changed(symbol)
 
-    # ----- internals -------------------------------------------------------------------------------------
+    # ----- taking and resting ----------------------------------------------------------------------------
+    @staticmethod
+    def _marketable(order: Order, bid: Decimal, ask: Decimal) -> bool:
+        return (order.side == "BUY" and ask <= order.price) or (order.side == "SELL" and bid >= order.price)
+
     @staticmethod
     def _stop_triggered(order: Order, last: Decimal) -> bool:
         # Binance: STOP_LOSS sells when the price falls to the stop, TAKE_PROFIT sells when it rises to it.
         falling = (order.type == "STOP_LOSS_LIMIT") == (order.side == "SELL")
         return last <= order.stop_price if falling else last >= order.stop_price
 
+    def _plan(self, order: Order) -> Takes:
+        """The book levels a taker order would take now (nothing is taken yet)."""
+        book = self.books[order.symbol]
+        side = "asks" if order.side == "BUY" else "bids"
+        if order.type == "MARKET":
+            if order.orig_qty == 0 and order.orig_quote_order_qty:
+                return book.walk(side, quote=order.orig_quote_order_qty - order.cumm_quote_qty)
+            return book.walk(side, qty=order.remaining)
+        takes = book.walk(side, qty=order.remaining, limit_price=order.price)
+        if order.time_in_force == "FOK" and sum((q for _, q in takes), ZERO) < order.remaining:
+            return []  # fill or kill: all or nothing
+        return takes
+
+    def _take(self, order: Order, takes: Takes, now: int, *, accepted: bool) -> None:
+        """Fill ``takes`` as taker, then rest the remainder (GTC limit) or expire it; -2010 if funds are short."""
+        spec = self.feeds[order.symbol].spec
+        taken = sum((q for _, q in takes), ZERO)
+        rests = order.type != "MARKET" and order.time_in_force == "GTC"
+        rest_qty = order.remaining - taken if rests else ZERO
+        if order.side == "BUY":
+            need_asset, need = spec.quote, sum((p * q for p, q in takes), ZERO) + rest_qty * order.price
+        else:
+            need_asset, need = spec.base, taken + rest_qty
+        if self.balances[need_asset][0] < need:
+            if not accepted:
+                raise errors.insufficient_balance()
+            self._set_status(order, "EXPIRED", "EXPIRED")
+            return
+        if not accepted:
+            self._accept(order, now)
+        book = self.books[order.symbol]
+        for price, qty in takes:
+            book.take("asks" if order.side == "BUY" else "bids", price, qty)
+            self._execute(order, price, qty, maker=False)
+        if order.is_open:
+            if rest_qty > 0:
+                self._lock(order, order.price)
+            else:
+                self._set_status(order, "EXPIRED", "EXPIRED")
+        self._book_changed(order.symbol)
+
+    def _rest(self, order: Order, now: int, lock_price: Decimal | None = None) -> Order:
+        """Accept an order that rests (or waits for its stop), locking what it may spend."""
+        spec = self.feeds[order.symbol].spec
+        price = order.price if lock_price is None else lock_price
+        if order.side == "BUY":
+            self._require(spec.quote, order.orig_qty * price)
+        else:
+            self._require(spec.base, order.orig_qty)
+        self._accept(order, now)
+        self._lock(order, price)
+        self._book_changed(order.symbol)
+        return order
+
+    def _lock(self, order: Order, price: Decimal) -> None:
+        spec = self.feeds[order.symbol].spec
+        asset = spec.quote if order.side == "BUY" else spec.base
+        amount = order.remaining * price if order.side == "BUY" else order.remaining
+        self._move(asset, -amount, +amount)
+        order.locked_asset, order.locked = asset, order.locked + amount
+        self._emit(BalanceUpdate((asset,), self.clock()))
+
+    # ----- internals -------------------------------------------------------------------------------------
     def _require(self, asset: str, amount: Decimal) -> None:
         if self.balances[asset][0] < amount:
             raise errors.insufficient_balance()
@@ -383,6 +376,7 @@ class MatchingEngine:
 
     def _accept(self, order: Order, now: int) -> None:
         self.orders[order.order_id] = order
+        self._open[order.order_id] = order
         self._emit(OrderUpdate(order, "NEW", now))
 
     def _set_status(self, order: Order, status: str, exec_type: str, fill: Fill | None = None,
@@ -391,29 +385,29 @@ class MatchingEngine:
             raise RuntimeError(f"illegal order transition {order.status} -> {status} for {order.order_id}")
         now = fill.time if fill else self.clock()
         order.status, order.update_time = status, now
+        if not order.is_open:
+            self._open.pop(order.order_id, None)
+            self._release(order)
         self._emit(OrderUpdate(order, exec_type, now, fill, cancel_client_id))
 
-    def _fill(self, order: Order, price: Decimal, *, maker: bool) -> None:
-        """Fill the whole remaining quantity at ``price``; locked funds (if any) pay first."""
+    def _execute(self, order: Order, price: Decimal, qty: Decimal, *, maker: bool) -> None:
+        """One fill of ``qty`` at ``price``; locked funds (if any) pay first."""
         spec = self.feeds[order.symbol].spec
-        qty = order.orig_qty - order.executed_qty
         quote = price * qty
         rate = self.maker_fee if maker else self.taker_fee
         if order.side == "BUY":
             commission = (qty * rate).quantize(EIGHT_PLACES, ROUND_HALF_UP)
             fee_asset = spec.base
-            paid_from_locked = min(order.locked, quote)
-            self._move(spec.quote, -(quote - paid_from_locked), -paid_from_locked)
-            order.locked -= paid_from_locked
+            from_locked = min(order.locked, quote)
+            self._move(spec.quote, -(quote - from_locked), -from_locked)
             self._move(spec.base, qty - commission, ZERO)
         else:
             commission = (quote * rate).quantize(EIGHT_PLACES, ROUND_HALF_UP)
             fee_asset = spec.quote
             from_locked = min(order.locked, qty)
             self._move(spec.base, -(qty - from_locked), -from_locked)
-            order.locked -= from_locked
             self._move(spec.quote, quote - commission, ZERO)
-        self._release(order)  # a buy that filled below its limit leaves some quote locked
+        order.locked -= from_locked
         now = self.clock()
         fill = Fill(next(self._trade_ids), order.order_id, order.symbol, price, qty, quote, commission,
                     fee_asset, now, order.side == "BUY", maker)
@@ -421,11 +415,14 @@ class MatchingEngine:
         order.cumm_quote_qty += quote
         order.fills.append(fill)
         self.trades.append(fill)
-        self._set_status(order, "FILLED", "TRADE", fill)
+        self._set_status(order, "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED", "TRADE", fill)
         self._emit(BalanceUpdate((spec.base, spec.quote), now))
         # The account's fill also prints on the public tape; the buyer is the maker when a resting buy filled.
-        feed = self.feeds[order.symbol]
-        self._emit(feed.record_trade(price, qty, now, buyer_is_maker=maker == (order.side == "BUY")))
+        self._emit(self.feeds[order.symbol].record_trade(price, qty, now, buyer_is_maker=maker == (order.side == "BUY")))
+
+    def _book_changed(self, symbol: str) -> None:
+        self.books[symbol].changed()
+        self._emit(BookChanged(symbol))
 
     def _emit(self, event: Event) -> None:
         for listener in list(self.listeners):

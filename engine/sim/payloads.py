@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from .book import DepthUpdate, SyntheticBook
+from .candles import Candle
 from .filters import exchange_filters, fmt
 from .market import PriceFeed, PublicTrade, SymbolSpec
 from .matching import ORDER_TYPES, BalanceDelta, Fill, MatchingEngine, Order, OrderUpdate
@@ -118,15 +120,15 @@ def account_json(engine: MatchingEngine) -> dict[str, Any]:
     }
 
 
-def ticker_24hr(feed: PriceFeed, now: int) -> dict[str, Any]:
+def ticker_24hr(feed: PriceFeed, now: int, book: SyntheticBook) -> dict[str, Any]:
     """One GET /api/v3/ticker/24hr entry."""
     s = feed.stats(now)
-    bid, ask = feed.bid_ask()
+    (bid, bid_qty), (ask, ask_qty) = book.best("bids"), book.best("asks")
     return {
         "symbol": feed.spec.symbol, "priceChange": fmt(s.change), "priceChangePercent": f"{s.change_percent}",
         "weightedAvgPrice": fmt(s.weighted_avg), "prevClosePrice": fmt(s.open), "lastPrice": fmt(s.last),
         "lastQty": fmt(feed.last_trade.qty if feed.last_trade else Decimal(0)),
-        "bidPrice": fmt(bid), "bidQty": fmt(Decimal("1")), "askPrice": fmt(ask), "askQty": fmt(Decimal("1")),
+        "bidPrice": fmt(bid), "bidQty": fmt(bid_qty), "askPrice": fmt(ask), "askQty": fmt(ask_qty),
         "openPrice": fmt(s.open), "highPrice": fmt(s.high), "lowPrice": fmt(s.low),
         "volume": fmt(s.volume), "quoteVolume": fmt(s.quote_volume),
         "openTime": s.open_time, "closeTime": s.close_time,
@@ -134,9 +136,9 @@ def ticker_24hr(feed: PriceFeed, now: int) -> dict[str, Any]:
     }
 
 
-def ticker_event(feed: PriceFeed, now: int) -> dict[str, Any]:
+def ticker_event(feed: PriceFeed, now: int, book: SyntheticBook) -> dict[str, Any]:
     """``<symbol>@ticker`` stream event (24hrTicker)."""
-    t = ticker_24hr(feed, now)
+    t = ticker_24hr(feed, now, book)
     return {
         "e": "24hrTicker", "E": now, "s": t["symbol"], "p": t["priceChange"], "P": t["priceChangePercent"],
         "w": t["weightedAvgPrice"], "x": t["prevClosePrice"], "c": t["lastPrice"], "Q": t["lastQty"],
@@ -196,3 +198,49 @@ def public_trade_json(trade: PublicTrade) -> dict[str, Any]:
     return {"id": trade.trade_id, "price": fmt(trade.price), "qty": fmt(trade.qty),
             "quoteQty": fmt(trade.price * trade.qty), "time": trade.time,
             "isBuyerMaker": trade.buyer_is_maker, "isBestMatch": True}
+
+
+def kline_row(c: Candle, interval_ms: int) -> list[Any]:
+    """One row of GET /api/v3/klines."""
+    return [c.start_ms, fmt(c.open), fmt(c.high), fmt(c.low), fmt(c.close), fmt(c.volume),
+            c.start_ms + interval_ms - 1, fmt(c.quote_volume), c.count, fmt(c.taker_buy_volume),
+            fmt(c.taker_buy_quote), "0"]
+
+
+def kline_event(symbol: str, interval: str, c: Candle, interval_ms: int, closed: bool, now: int) -> dict[str, Any]:
+    """``<symbol>@kline_<interval>`` stream event."""
+    return {"e": "kline", "E": now, "s": symbol, "k": {
+        "t": c.start_ms, "T": c.start_ms + interval_ms - 1, "s": symbol, "i": interval,
+        "f": c.first_trade_id, "L": c.last_trade_id, "o": fmt(c.open), "c": fmt(c.close), "h": fmt(c.high),
+        "l": fmt(c.low), "v": fmt(c.volume), "n": c.count, "x": closed, "q": fmt(c.quote_volume),
+        "V": fmt(c.taker_buy_volume), "Q": fmt(c.taker_buy_quote), "B": "0"}}
+
+
+def depth_snapshot(book: SyntheticBook, limit: int) -> dict[str, Any]:
+    """GET /api/v3/depth and the ``@depth<N>`` partial-book event."""
+    return {"lastUpdateId": book.update_id,
+            "bids": [[fmt(p), fmt(q)] for p, q in book.levels("bids", limit)],
+            "asks": [[fmt(p), fmt(q)] for p, q in book.levels("asks", limit)]}
+
+
+def depth_update(symbol: str, update: DepthUpdate, now: int) -> dict[str, Any]:
+    """``<symbol>@depth`` diff event."""
+    return {"e": "depthUpdate", "E": now, "s": symbol, "U": update.first_id, "u": update.last_id,
+            "b": [[fmt(p), fmt(q)] for p, q in update.bids], "a": [[fmt(p), fmt(q)] for p, q in update.asks]}
+
+
+def book_ticker(symbol: str, book: SyntheticBook) -> dict[str, Any]:
+    """GET /api/v3/ticker/bookTicker entry and (with ``u``) the ``@bookTicker`` event."""
+    (bid, bid_qty), (ask, ask_qty) = book.best("bids"), book.best("asks")
+    return {"u": book.update_id, "s": symbol, "b": fmt(bid), "B": fmt(bid_qty), "a": fmt(ask), "A": fmt(ask_qty)}
+
+
+def agg_trade_event(trade: PublicTrade, now: int) -> dict[str, Any]:
+    """``<symbol>@aggTrade`` stream event (one trade per aggregate: the simulator never splits a print)."""
+    return {"e": "aggTrade", "E": now, "s": trade.symbol, **agg_trade_json(trade)}
+
+
+def agg_trade_json(trade: PublicTrade) -> dict[str, Any]:
+    """One row of GET /api/v3/aggTrades."""
+    return {"a": trade.trade_id, "p": fmt(trade.price), "q": fmt(trade.qty), "f": trade.trade_id,
+            "l": trade.trade_id, "T": trade.time, "m": trade.buyer_is_maker, "M": True}

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from . import errors, payloads
 from .auth import ApiKey, Authenticator
+from .candles import INTERVALS_MS
 from .clock import SimClock
 from .faults import Fault, FaultBook
 from .filters import fmt
@@ -22,9 +23,6 @@ log = logging.getLogger(__name__)
 
 DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
-                "12h": 43_200_000, "1d": 86_400_000}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTROL_PREFIX = "/sim/"
 
@@ -87,6 +85,7 @@ class RestApi:
         r.add_get("/api/v3/avgPrice", self.avg_price)
         r.add_get("/api/v3/depth", self.depth)
         r.add_get("/api/v3/trades", self.trades)
+        r.add_get("/api/v3/aggTrades", self.agg_trades)
         r.add_get("/api/v3/klines", self.klines)
         r.add_get("/api/v3/uiKlines", self.klines)
         r.add_get("/api/v3/account", self.account)
@@ -241,18 +240,18 @@ class RestApi:
     async def ticker_24hr(self, request: web.Request) -> web.Response:
         """GET /api/v3/ticker/24hr: an object with ``symbol``, a list without."""
         now = self.clock()
-        return self._one_or_all(request, lambda s: payloads.ticker_24hr(self.engine.feeds[s], now))
+        return self._one_or_all(
+            request, lambda s: payloads.ticker_24hr(self.engine.feeds[s], now, self.engine.books[s]))
 
     async def ticker_price(self, request: web.Request) -> web.Response:
         """GET /api/v3/ticker/price."""
         return self._one_or_all(request, lambda s: {"symbol": s, "price": fmt(self.engine.feeds[s].price)})
 
     async def book_ticker(self, request: web.Request) -> web.Response:
-        """GET /api/v3/ticker/bookTicker."""
+        """GET /api/v3/ticker/bookTicker: best bid and ask of the book with their quantities."""
         def build(s: str) -> dict[str, Any]:
-            bid, ask = self.engine.feeds[s].bid_ask()
-            return {"symbol": s, "bidPrice": fmt(bid), "bidQty": fmt(Decimal(1)),
-                    "askPrice": fmt(ask), "askQty": fmt(Decimal(1))}
+            t = payloads.book_ticker(s, self.engine.books[s])
+            return {"symbol": s, "bidPrice": t["b"], "bidQty": t["B"], "askPrice": t["a"], "askQty": t["A"]}
         return self._one_or_all(request, build)
 
     async def avg_price(self, request: web.Request) -> web.Response:
@@ -261,17 +260,14 @@ class RestApi:
         return self._json({"mins": 5, "price": fmt(feed.price), "closeTime": self.clock()})
 
     async def depth(self, request: web.Request) -> web.Response:
-        """GET /api/v3/depth: a synthetic book around the quote, one tick per level, ten typical trades each."""
+        """GET /api/v3/depth: the synthetic book (with the account's resting orders), up to 5000 levels a side."""
         params = self._public(request)
-        feed = self.engine.feed(required(params, "symbol"))
-        limit = min(int_param(params, "limit") or 100, 5000)
-        bid, ask = feed.bid_ask()
-        tick, qty = feed.spec.tick_size, fmt(feed.spec.typical_trade_qty * 10)
-        return self._json({
-            "lastUpdateId": self.clock(),
-            "bids": [[fmt(bid - tick * i), qty] for i in range(limit) if bid - tick * i > 0],
-            "asks": [[fmt(ask + tick * i), qty] for i in range(limit)],
-        })
+        symbol = required(params, "symbol")
+        self.engine.feed(symbol)
+        limit = int_param(params, "limit") or 100
+        if not 1 <= limit <= 5000:
+            raise errors.VenueError(-1100, "Illegal characters found in parameter 'limit'; legal range is '1-5000'.")
+        return self._json(payloads.depth_snapshot(self.engine.books[symbol], limit))
 
     async def trades(self, request: web.Request) -> web.Response:
         """GET /api/v3/trades: recent public trades (default 500, max 1000)."""
@@ -280,35 +276,28 @@ class RestApi:
         limit = min(int_param(params, "limit") or 500, 1000)
         return self._json([payloads.public_trade_json(t) for t in feed.recent_trades(limit)])
 
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        """GET /api/v3/aggTrades (fromId / startTime / endTime / limit over the last 1000 prints)."""
+        params = self._public(request)
+        feed = self.engine.feed(required(params, "symbol"))
+        limit = min(int_param(params, "limit") or 500, 1000)
+        from_id, start, end = int_param(params, "fromId"), int_param(params, "startTime"), int_param(params, "endTime")
+        rows = [t for t in feed.recent_trades(1000) if (from_id is None or t.trade_id >= from_id)
+                and (start is None or t.time >= start) and (end is None or t.time <= end)]
+        rows = rows[:limit] if (from_id is not None or start is not None) else rows[-limit:]
+        return self._json([payloads.agg_trade_json(t) for t in rows])
+
     async def klines(self, request: web.Request) -> web.Response:
-        """GET /api/v3/klines from the feed's one-minute history (covers the simulator's lifetime, max 24 h)."""
+        """GET /api/v3/klines (and uiKlines): candles aggregated from the minute history and the live tape."""
         params = self._public(request)
         feed = self.engine.feed(required(params, "symbol"))
         interval = INTERVALS_MS.get(required(params, "interval"))
         if interval is None:
             raise errors.VenueError(-1120, "Invalid interval.")
         limit = min(int_param(params, "limit") or 500, 1000)
-        start, end = int_param(params, "startTime"), int_param(params, "endTime")
-        rows: list[list[Any]] = []
-        for t, o, h, lo, c, v, qv, n in feed.klines(limit=10_000):
-            open_time = t - t % interval
-            if (start is not None and open_time < start) or (end is not None and open_time > end):
-                continue
-            if rows and rows[-1][0] == open_time:
-                row = rows[-1]
-                row[2] = max(row[2], h)
-                row[3] = min(row[3], lo)
-                row[4] = c
-                row[5] += v
-                row[7] += qv
-                row[8] += n
-            else:
-                rows.append([open_time, o, h, lo, c, v, open_time + interval - 1, qv, n])
-        return self._json([
-            [r[0], fmt(r[1]), fmt(r[2]), fmt(r[3]), fmt(r[4]), fmt(r[5]), r[6], fmt(r[7]), r[8],
-             fmt(Decimal(0)), fmt(Decimal(0)), "0"]
-            for r in rows[-limit:]
-        ])
+        rows = feed.candles.aggregate(interval, start_ms=int_param(params, "startTime"),
+                                      end_ms=int_param(params, "endTime"), limit=limit, now_ms=self.clock())
+        return self._json([payloads.kline_row(c, interval) for c in rows])
 
     # ----- signed ----------------------------------------------------------------------------------------
     async def account(self, request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from .faults import FaultBook
 from .limits import RateLimiter
 from .market import SYMBOLS, PriceFeed
 from .matching import MatchingEngine
+from .replay import Replay, load_csv
 from .rest import RestApi
 from .ws import StreamServer
 
@@ -45,9 +47,17 @@ class Simulator:
         taker_fee: Decimal = Decimal("0.001"),
         maker_fee: Decimal = Decimal("0.001"),
         speed: float = 1.0,
+        replay: Mapping[str, str | Path] | None = None,
+        replay_start: int | None = None,
+        history_days: float = 14,
         weight_limit: int = 6000,
         orders_per_10s: int = 100,
     ) -> None:
+        """``keys``: extra API keys (ApiKey or dicts of its fields) besides the main ``api_key``, which can trade
+        and not withdraw. ``speed``: market time runs this many times faster than real time. ``replay``: symbol ->
+        OHLCV CSV replayed instead of the seeded walk (from ``replay_start`` ms, default half the file, at most
+        1000 candles, in). ``history_days``: minute candles generated before the start (14 days by default).
+        ``weight_limit`` / ``orders_per_10s``: Binance's request-weight and order-rate limits."""
         self.seed = seed
         self.host = host
         self.tick_interval = tick_interval
@@ -57,12 +67,25 @@ class Simulator:
         self._ws_port: int | None = None
         self.api_key = api_key or secrets.token_hex(32)
         self.api_secret = api_secret or secrets.token_hex(32)
-        self.clock = SimClock(speed=speed)
+        self.replays: dict[str, Replay] = {}
+        for symbol, path in (replay or {}).items():
+            if symbol not in SYMBOLS:
+                raise ValueError(f"cannot replay {symbol}: listed symbols are {', '.join(SYMBOLS)}")
+            self.replays[symbol] = Replay(symbol, load_csv(path, SYMBOLS[symbol]), replay_start)
+        first_replay = next(iter(self.replays.values()), None)
+        self.clock = SimClock(speed=speed, start_ms=first_replay.start_ms if first_replay else None)
         self.feeds = {s: PriceFeed(spec, seed, tick_interval=self.clock.market_seconds(tick_interval))
                       for s, spec in SYMBOLS.items()}
+        for symbol, feed in self.feeds.items():
+            feed.candles.max_minutes = int(history_days * 1440)
+            if symbol in self.replays:
+                feed.price = self.replays[symbol].start_price
+                feed.candles.preset(self.replays[symbol].history)
+            else:
+                feed.candles.anchor(self.clock.now_ms(), feed.price)
         self.engine = MatchingEngine(
             self.feeds, dict(DEFAULT_BALANCES if balances is None else balances),
-            taker_fee=Decimal(taker_fee), maker_fee=Decimal(maker_fee), clock=self.clock.now_ms,
+            taker_fee=Decimal(taker_fee), maker_fee=Decimal(maker_fee), clock=self.clock.now_ms, seed=seed,
         )
         main_key = ApiKey(self.api_key, self.api_secret, can_trade=True, can_withdraw=False)
         self.auth = Authenticator([main_key, *(k if isinstance(k, ApiKey) else ApiKey(**k) for k in keys)])
@@ -194,7 +217,7 @@ class Simulator:
         new_price = feed.set_price(Decimal(price))
         self._print_synthetic_trade(symbol)
         self.engine.on_price(symbol)
-        self.streams.publish_tickers(symbol)
+        self.streams.market.publish_prices(symbol)
         return new_price
 
     def pause_feed(self) -> None:
@@ -220,18 +243,27 @@ class Simulator:
 
     def tick(self) -> None:
         """Advance every symbol one step (what the background feed does each ``tick_interval``)."""
+        now = self.clock.now_ms()
         for symbol, feed in self.feeds.items():
             if not self.price_frozen(symbol):
-                feed.next_price()
+                replay = self.replays.get(symbol)
+                if replay is not None:
+                    feed.set_price(replay.price_at(now, feed.spec.tick_size))
+                else:
+                    feed.next_price()
             self._print_synthetic_trade(symbol)
             self.engine.on_price(symbol)
-            self.streams.publish_tickers(symbol)
+            self.streams.market.publish_prices(symbol)
 
     # ----- internals -------------------------------------------------------------------------------------
     def _print_synthetic_trade(self, symbol: str) -> None:
         feed = self.feeds[symbol]
+        now = self.clock.now_ms()
         qty, buyer_is_maker = feed.synthetic_trade_qty()
-        self.streams.on_event(feed.record_trade(feed.price, qty, self.clock.now_ms(), buyer_is_maker))
+        replay = self.replays.get(symbol)
+        if replay is not None:
+            qty = replay.trade_qty(now, self.clock.market_seconds(self.tick_interval) * 1000, feed.spec)
+        self.streams.on_event(feed.record_trade(feed.price, qty, now, buyer_is_maker))
 
     async def _tick_loop(self) -> None:
         while True:

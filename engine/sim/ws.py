@@ -18,11 +18,11 @@ from . import errors, payloads
 from .auth import Authenticator
 from .faults import FaultBook
 from .market import PublicTrade
-from .matching import BalanceDelta, BalanceUpdate, Event, MatchingEngine, OrderUpdate
+from .marketstreams import MarketStreams
+from .matching import BalanceDelta, BalanceUpdate, BookChanged, Event, MatchingEngine, OrderUpdate
 
 log = logging.getLogger(__name__)
 
-STREAM_KINDS = ("ticker", "miniTicker", "trade")
 # WS-API authentication failures answer with HTTP-like status 401, like the REST API.
 AUTH_CODES = frozenset({-1022, -2014, -2015})
 
@@ -37,7 +37,7 @@ class StreamServer:
         self.clock = clock
         self.server_clock = server_clock
         self.faults = faults
-        self._market: dict[ServerConnection, tuple[set[str], bool]] = {}  # streams, combined wrapper
+        self.market = MarketStreams(engine, clock, silenced=lambda: self._faulted("ws-silence", "market"))
         self._user: dict[ServerConnection, dict[int, str]] = {}  # subscription id -> API key
         self._api_connections: set[ServerConnection] = set()
         self._next_subscription: dict[ServerConnection, int] = {}
@@ -66,7 +66,7 @@ class StreamServer:
     @property
     def market_connections(self) -> int:
         """Open market-stream connections."""
-        return len(self._market)
+        return len(self.market.connections)
 
     # ----- routing ---------------------------------------------------------------------------------------
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -87,12 +87,12 @@ class StreamServer:
         """Close every market and/or user connection (ws-drop fault); returns how many."""
         targets: set[ServerConnection] = set()
         if which in ("all", "market"):
-            targets.update(self._market)
+            targets.update(self.market.connections)
         if which in ("all", "user"):
             targets.update(self._api_connections)
         for ws in targets:
             # Forget it at once: nothing more is pushed to a connection that is going away.
-            self._market.pop(ws, None)
+            self.market.remove(ws)
             self._user.pop(ws, None)
             if abrupt:
                 ws.transport.abort()  # as a network cut: no close frame
@@ -132,65 +132,16 @@ class StreamServer:
         except ConnectionClosed:
             pass
         finally:
-            self._market.pop(ws, None)
+            self.market.remove(ws)
             self._user.pop(ws, None)
             self._api_connections.discard(ws)
             self._next_subscription.pop(ws, None)
 
     # ----- market streams --------------------------------------------------------------------------------
     async def _serve_market(self, ws: ServerConnection, path: str, query: str) -> None:
-        streams: set[str] = set()
-        combined = path == "/stream"
-        if combined:
-            for value in parse_qs(query).get("streams", []):
-                streams.update(s for s in value.split("/") if s)
-        elif path.startswith("/ws/"):
-            # /ws/<n> is ccxt's connection number; /ws/<stream>[/<stream>...] subscribes like Binance.
-            streams.update(s for s in path[len("/ws/"):].split("/") if s and not s.isdigit())
-        self._market[ws] = (streams, combined)
+        sub = self.market.add(ws, path, query)
         async for raw in ws:
-            await ws.send(json.dumps(self._market_request(streams, raw)))
-
-    def _market_request(self, streams: set[str], raw: str | bytes) -> dict[str, Any]:
-        try:
-            message = json.loads(raw)
-            method, req_id = message["method"], message.get("id")
-        except (ValueError, KeyError, TypeError):
-            return {"error": {"code": 3, "msg": "Invalid JSON: expected a request object"}, "id": None}
-        params = message.get("params") or []
-        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-                return {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": req_id}
-            (streams.update if method == "SUBSCRIBE" else streams.difference_update)(params)
-            return {"result": None, "id": req_id}
-        if method == "LIST_SUBSCRIPTIONS":
-            return {"result": sorted(streams), "id": req_id}
-        return {"error": {"code": 1, "msg": f"Invalid request: unknown method {method!r}"}, "id": req_id}
-
-    def _push_stream(self, stream: str, data: dict[str, Any]) -> None:
-        if self._faulted("ws-silence", "market"):
-            return
-        raw = combined = None
-        for ws, (streams, is_combined) in list(self._market.items()):
-            if stream not in streams:
-                continue
-            if is_combined:
-                combined = combined or json.dumps({"stream": stream, "data": data})
-                broadcast([ws], combined)
-            else:
-                raw = raw or json.dumps(data)
-                broadcast([ws], raw)
-
-    def publish_tickers(self, symbol: str) -> None:
-        """Push ``@ticker`` and ``@miniTicker`` of one symbol to their subscribers."""
-        if not self._market:
-            return
-        key, now = symbol.lower(), self.clock()
-        feed = self.engine.feeds[symbol]
-        if any(f"{key}@ticker" in s for s, _ in self._market.values()):
-            self._push_stream(f"{key}@ticker", payloads.ticker_event(feed, now))
-        if any(f"{key}@miniTicker" in s for s, _ in self._market.values()):
-            self._push_stream(f"{key}@miniTicker", payloads.mini_ticker_event(feed, now))
+            await ws.send(json.dumps(self.market.request(sub, raw)))
 
     # ----- WS-API ----------------------------------------------------------------------------------------
     async def _serve_ws_api(self, ws: ServerConnection) -> None:
@@ -241,9 +192,10 @@ class StreamServer:
     def on_event(self, event: Event) -> None:
         """Forward an engine event: order and balance changes to user streams, trades to ``@trade``."""
         if isinstance(event, PublicTrade):
-            stream = f"{event.symbol.lower()}@trade"
-            if any(stream in s for s, _ in self._market.values()):
-                self._push_stream(stream, payloads.trade_event(event, self.clock()))
+            self.market.publish_trade(event)
+            return
+        if isinstance(event, BookChanged):
+            self.market.publish_book(event.symbol)
             return
         if not self._user:
             return

@@ -34,7 +34,7 @@ async def sim():
 def settings(sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=False, mode="paper") -> Settings:
     return Settings(
         venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, timeout_ms=1000, **{**FAST, **(venue or {})}),
+                          api_secret=sim.api_secret, **{"timeout_ms": 1000, **FAST, **(venue or {})}),
         engine=EngineConfig(data_dir=tmp_path, mode=mode, **(engine or {})),
         risk=RiskConfig(**(risk or {})),
         strategy=StrategyConfig(enabled=strategy, interval_s=0.2),
@@ -286,3 +286,53 @@ async def test_mean_reversion_trades_a_round_trip_through_the_venue(sim, tmp_pat
                                  for o in engine.tracker.all()), timeout=10, message="exit back at the mean")
     await eventually(lambda: engine.stats.current().winning_trades == 1, message="a winning round trip")
     assert engine.runner.guard.status("mean_reversion", datetime.now(timezone.utc))["consecutive_losses"] == 0
+
+
+async def test_stop_loss_cancels_the_take_profit_then_sells_everything(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    last = engine.portfolio.last["ETH/USDT"]
+    await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
+                                    stop_loss=last * Decimal("0.97")))
+    await eventually(lambda: engine.portfolio.free("ETH") > 0)
+    free = engine.portfolio.free("ETH")
+    take_profit = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="sell", type="limit", amount=free,
+                                                  price=last * Decimal("1.05")))
+    assert take_profit.ok, take_profit.message
+    await eventually(lambda: engine.portfolio.free("ETH") < Decimal("0.0001"), message="base locked in the sell")
+    sim.set_price("ETHUSDT", last * Decimal("0.95"))
+    await eventually(lambda: engine.portfolio.positions() == (), timeout=10, message="whole position sold")
+    assert len(alerts(engine, "STOP_LOSS")) == 1
+    assert not alerts(engine, "TASK_CRASHED") and not alerts(engine, "STOP_LOSS_FAILED")
+    assert sim.open_orders() == []
+
+
+async def test_reconcile_leaves_an_order_in_flight_alone(sim, tmp_path, run):
+    import asyncio
+
+    engine = await run(settings(sim, tmp_path, venue=dict(timeout_ms=5000)))
+    last = engine.portfolio.last["BTC/USDT"]
+    sim.faults.inject("latency", ms=1500, path="/api/v3/order", method="POST", count=1)
+    placing = asyncio.ensure_future(engine.execute(PlaceOrder(
+        symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"), price=last * Decimal("0.95"),
+        stop_loss=last * Decimal("0.9"))))
+    await eventually(lambda: engine.execution.in_flight, message="order in flight")
+    await engine.sync.reconcile()
+    result = await placing
+    assert result.ok, result.message
+    (order,) = engine.tracker.all()
+    assert order.status.value == "OPEN"
+    await engine.sync.reconcile()
+    assert engine.tracker.get(order.client_id).status.value == "OPEN"
+
+
+async def test_open_breaker_refuses_before_anything_is_stored(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, venue=dict(breaker_failures=1, breaker_cooldown_s=60)))
+    sim.faults.inject("http-status", status=502, path="/api/v3/account")
+    with pytest.raises(Exception):
+        await engine.sync.refresh_balances()
+    assert not engine.connected
+    last = engine.portfolio.last["BTC/USDT"]
+    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="sell", type="market", amount=Decimal("0.001")))
+    assert not result.ok and ("circuit breaker" in result.message or "not connected" in result.message)
+    assert engine.tracker.all() == [] and not alerts(engine, "ORDER_UNKNOWN_STATE")
+    assert last  # prices were known; the refusal is the breaker's

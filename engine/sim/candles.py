@@ -1,0 +1,216 @@
+"""One-minute candles of a symbol: a seeded history before the simulator started, then the live tape.
+
+The history is generated backwards from the start price (so it ends exactly where the live feed begins), lazily
+and only as far back as someone asks, up to ``max_minutes``; a replayed CSV supplies its own history instead.
+Larger intervals (5m ... 1d) are aggregated from the minutes; ``stats`` gives the rolling 24 hours.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Iterable, Iterator
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
+                "12h": 43_200_000, "1d": DAY_MS, "3d": 3 * DAY_MS, "1w": 7 * DAY_MS}
+# Binance weeks open on Monday 00:00 UTC; 1970-01-01 was a Thursday, four days later.
+WEEK_OFFSET_MS = 4 * DAY_MS
+
+
+def align(t_ms: int, interval_ms: int) -> int:
+    """Open time of the ``interval_ms`` candle holding ``t_ms``."""
+    if interval_ms == WEEK_MS:
+        return t_ms - (t_ms - WEEK_OFFSET_MS) % WEEK_MS
+    return t_ms - t_ms % interval_ms
+SECONDS_PER_YEAR = 365 * 24 * 60 * 60
+ZERO = Decimal(0)
+
+
+@dataclass
+class Candle:
+    """One candle (open time in ms; prices and volumes as Decimal)."""
+
+    start_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = ZERO
+    quote_volume: Decimal = ZERO
+    count: int = 0
+    first_trade_id: int = -1
+    last_trade_id: int = -1
+    taker_buy_volume: Decimal = ZERO
+    taker_buy_quote: Decimal = ZERO
+
+
+class CandleSeries:
+    """Minute candles, oldest first: generated or preset history, then live minutes from ``record``."""
+
+    def __init__(self, *, tick_size: Decimal, step_size: Decimal, typical_qty: Decimal, seed: str,
+                 annual_vol: float = 0.7, max_minutes: int = 14 * 1440) -> None:
+        self.tick_size = tick_size
+        self.step_size = step_size
+        self.typical_qty = typical_qty
+        self.annual_vol = annual_vol
+        self.max_minutes = max_minutes
+        self._rng = random.Random(f"{seed}:history")
+        self._rows: deque[Candle] = deque()
+        self._anchor_ms: int | None = None
+        self._anchor_price: Decimal | None = None
+        self._floor_ms = 0  # no history before this
+
+    # ----- history ---------------------------------------------------------------------------------------
+    def anchor(self, start_ms: int, price: Decimal) -> None:
+        """Generate history (on demand) for the minutes before ``start_ms``, ending at ``price``."""
+        self._anchor_ms = start_ms - start_ms % MINUTE_MS
+        self._anchor_price = price
+        self._floor_ms = self._anchor_ms - self.max_minutes * MINUTE_MS
+
+    def preset(self, rows: Iterable[Candle]) -> None:
+        """Use these candles (oldest first) as the history instead of generating one."""
+        rows = list(rows)
+        self._rows.extendleft(reversed(rows))
+        self._anchor_ms = None
+        if self._rows:
+            self._floor_ms = self._rows[0].start_ms
+
+    def ensure(self, from_ms: int) -> None:
+        """Make sure the history reaches back to ``from_ms`` (as far as ``max_minutes`` allows)."""
+        if self._anchor_ms is None or self._anchor_price is None:
+            return
+        earliest = self._rows[0].start_ms if self._rows and self._rows[0].start_ms < self._anchor_ms \
+            else self._anchor_ms
+        target = max(from_ms - from_ms % MINUTE_MS, self._floor_ms)
+        if target >= earliest:
+            return
+        close = float(self._rows[0].open if earliest < self._anchor_ms else self._anchor_price)
+        sigma = self.annual_vol * math.sqrt(60 / SECONDS_PER_YEAR)
+        tick = float(self.tick_size)
+        generated = []
+        t = earliest - MINUTE_MS
+        while t >= target:
+            r = self._rng.gauss(0.0, sigma)
+            open_ = close / math.exp(r)
+            wick = sigma * 0.6
+            high = max(open_, close) * math.exp(abs(self._rng.gauss(0.0, wick)))
+            low = min(open_, close) / math.exp(abs(self._rng.gauss(0.0, wick)))
+            trades = self._rng.randint(20, 120)
+            volume = self._qty(float(self.typical_qty) * trades * self._rng.uniform(0.5, 1.5))
+            o, h, lo, c = (self._price(x, tick) for x in (open_, high, low, close))
+            mid = (o + c) / 2
+            buy_share = Decimal(repr(round(self._rng.uniform(0.35, 0.65), 4)))
+            generated.append(Candle(t, o, max(h, o, c), min(lo, o, c), c, volume, (volume * mid).quantize(
+                Decimal("0.00000001")), trades, taker_buy_volume=self._qty(float(volume * buy_share)),
+                taker_buy_quote=(volume * buy_share * mid).quantize(Decimal("0.00000001"))))
+            close = open_
+            t -= MINUTE_MS
+        self._rows.extendleft(generated)  # generated newest first: extendleft puts the oldest first
+
+    def _price(self, x: float, tick: float) -> Decimal:
+        return Decimal(max(1, round(x / tick))) * self.tick_size
+
+    def _qty(self, x: float) -> Decimal:
+        return Decimal(max(1, int(x / float(self.step_size)))) * self.step_size
+
+    # ----- live ------------------------------------------------------------------------------------------
+    def record(self, price: Decimal, qty: Decimal, time_ms: int, trade_id: int, taker_buy: bool) -> None:
+        """Add a trade to its minute."""
+        start = time_ms - time_ms % MINUTE_MS
+        rows = self._rows
+        if not rows or rows[-1].start_ms < start:
+            rows.append(Candle(start, price, price, price, price, first_trade_id=trade_id))
+        elif rows[-1].start_ms > start:
+            return  # a trade stamped before the last minute (clock moved back): ignore
+        c = rows[-1]
+        if c.high < price:
+            c.high = price
+        if c.low > price:
+            c.low = price
+        c.close = price
+        c.volume += qty
+        c.quote_volume += price * qty
+        if taker_buy:
+            c.taker_buy_volume += qty
+            c.taker_buy_quote += price * qty
+        c.count += 1
+        if c.first_trade_id < 0:
+            c.first_trade_id = trade_id
+        c.last_trade_id = trade_id
+        while len(rows) > self.max_minutes + 1440:
+            rows.popleft()
+            self._floor_ms = rows[0].start_ms
+
+    # ----- queries ---------------------------------------------------------------------------------------
+    def minutes(self, start_ms: int | None = None, end_ms: int | None = None) -> Iterator[Candle]:
+        """Minute candles with ``start_ms <= open time <= end_ms`` (history generated as needed)."""
+        if start_ms is not None:
+            self.ensure(start_ms)
+        for c in self._rows:
+            if start_ms is not None and c.start_ms < start_ms:
+                continue
+            if end_ms is not None and c.start_ms > end_ms:
+                break
+            yield c
+
+    def aggregate(self, interval_ms: int, *, start_ms: int | None, end_ms: int | None, limit: int,
+                  now_ms: int) -> list[Candle]:
+        """Candles of ``interval_ms`` like GET /api/v3/klines: from ``start_ms`` forward, else the ``limit``
+        ending at ``end_ms`` (or now)."""
+        if start_ms is None:
+            last_open = align(end_ms if end_ms is not None else now_ms, interval_ms)
+            first = last_open - (limit - 1) * interval_ms
+            self.ensure(first)
+            rows = self._group(self.minutes(first, end_ms), interval_ms)
+            return rows[-limit:]
+        first = align(start_ms, interval_ms)
+        if first < start_ms:
+            first += interval_ms  # Binance: the first candle opens at or after startTime
+        self.ensure(first)
+        upper = first + limit * interval_ms - 1
+        rows = self._group(self.minutes(first, upper if end_ms is None else min(end_ms, upper)), interval_ms)
+        return rows[:limit]
+
+    @staticmethod
+    def _group(minutes: Iterable[Candle], interval_ms: int) -> list[Candle]:
+        rows: list[Candle] = []
+        for m in minutes:
+            open_time = align(m.start_ms, interval_ms)
+            if rows and rows[-1].start_ms == open_time:
+                r = rows[-1]
+                r.high = max(r.high, m.high)
+                r.low = min(r.low, m.low)
+                r.close = m.close
+                r.volume += m.volume
+                r.quote_volume += m.quote_volume
+                r.taker_buy_volume += m.taker_buy_volume
+                r.taker_buy_quote += m.taker_buy_quote
+                r.count += m.count
+                if r.first_trade_id < 0:
+                    r.first_trade_id = m.first_trade_id
+                if m.last_trade_id >= 0:
+                    r.last_trade_id = m.last_trade_id
+            else:
+                rows.append(Candle(open_time, m.open, m.high, m.low, m.close, m.volume, m.quote_volume, m.count,
+                                   m.first_trade_id, m.last_trade_id, m.taker_buy_volume, m.taker_buy_quote))
+        return rows
+
+    def window(self, now_ms: int) -> list[Candle]:
+        """Minute candles of the last 24 hours, oldest first."""
+        bound = now_ms - DAY_MS + 1
+        self.ensure(bound)
+        rows = []
+        for c in reversed(self._rows):
+            if c.start_ms < bound:
+                break
+            if c.start_ms <= now_ms:
+                rows.append(c)
+        rows.reverse()
+        return rows

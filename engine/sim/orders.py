@@ -1,0 +1,122 @@
+"""Venue-side records of the paper account: orders, fills, and the events the matching engine publishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Union
+
+from .market import PublicTrade
+
+ZERO = Decimal(0)
+
+# Order status transitions (STYLE.md practice 5): an illegal one is a bug and raises.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "NEW": frozenset({"PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"}),
+    "PARTIALLY_FILLED": frozenset({"PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"}),
+    "FILLED": frozenset(),
+    "CANCELED": frozenset(),
+    "EXPIRED": frozenset(),
+}
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+STOP_TYPES = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+
+
+@dataclass
+class Fill:
+    """One execution of the account, as myTrades reports it."""
+
+    trade_id: int
+    order_id: int
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time: int
+    is_buyer: bool
+    is_maker: bool
+
+
+@dataclass
+class Order:
+    """Venue-side state of one order."""
+
+    symbol: str
+    order_id: int
+    client_order_id: str
+    side: str
+    type: str
+    time_in_force: str
+    price: Decimal
+    orig_qty: Decimal
+    stop_price: Decimal
+    time: int
+    orig_quote_order_qty: Decimal = ZERO
+    update_time: int = 0
+    working_time: int = -1
+    is_working: bool = True
+    status: str = "NEW"
+    executed_qty: Decimal = ZERO
+    cumm_quote_qty: Decimal = ZERO
+    locked_asset: str = ""
+    locked: Decimal = ZERO
+    # Accepted while the venue was stuck: fills (or expires) as a taker once it is not.
+    pending_take: bool = False
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        """NEW and PARTIALLY_FILLED orders (working or waiting for their stop) are open."""
+        return self.status in OPEN_STATUSES
+
+    @property
+    def remaining(self) -> Decimal:
+        """Quantity not filled yet."""
+        return self.orig_qty - self.executed_qty
+
+    @property
+    def rests_on_book(self) -> bool:
+        """A working limit order resting on the book (part of the depth others see)."""
+        return self.is_open and self.is_working and not self.pending_take and self.type != "MARKET"
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """An order changed state: ``exec_type`` is NEW, TRADE, CANCELED or EXPIRED (executionReport ``x``).
+    Listeners read the order's totals at once: the Order object keeps changing."""
+
+    order: Order
+    exec_type: str
+    time: int
+    fill: Fill | None = None
+    cancel_client_id: str = ""
+
+
+@dataclass(frozen=True)
+class BalanceUpdate:
+    """Balances of these assets changed (outboundAccountPosition)."""
+
+    assets: tuple[str, ...]
+    time: int
+
+
+@dataclass(frozen=True)
+class BalanceDelta:
+    """A balance changed outside trading (user-data ``balanceUpdate``)."""
+
+    asset: str
+    delta: Decimal
+    time: int
+
+
+@dataclass(frozen=True)
+class BookChanged:
+    """The account's orders changed the book of a symbol (depth and book-ticker streams)."""
+
+    symbol: str
+
+
+Event = Union[OrderUpdate, BalanceUpdate, BalanceDelta, PublicTrade, BookChanged]

@@ -1,0 +1,130 @@
+"""Replay an OHLCV CSV as a symbol's price path instead of the seeded random walk.
+
+Accepted: ``timestamp,open,high,low,close,volume[,...]`` with or without a header (ccxt's OHLCV export), and
+Binance's kline CSVs from data.binance.vision (12 columns, no header). Timestamps may be seconds, milliseconds,
+microseconds or ISO 8601 (UTC if no zone). The candles before the replay start become the symbol's history;
+from the start on, each candle is walked open -> first extreme -> second extreme -> close (low first in a rising
+candle) in market time, so the live candles rebuild the file's candles.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import logging
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from .candles import Candle
+from .market import SymbolSpec, round_to_step
+
+log = logging.getLogger(__name__)
+
+
+class ReplayError(ValueError):
+    """The CSV cannot be replayed; the message names the file and the line."""
+
+
+def _timestamp(raw: str) -> int:
+    raw = raw.strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(dt.timestamp() * 1000)
+    if value > 1e14:
+        return int(value // 1000)  # microseconds (Binance spot data since 2025)
+    if value < 1e11:
+        return int(value * 1000)  # seconds
+    return int(value)
+
+
+def load_csv(path: str | Path, spec: SymbolSpec) -> list[Candle]:
+    """Candles of an OHLCV CSV, oldest first, prices rounded to the symbol's tick."""
+    path = Path(path)
+    rows: list[Candle] = []
+    try:
+        with path.open(newline="") as handle:
+            for line_no, fields in enumerate(csv.reader(handle), start=1):
+                if not fields or not fields[0].strip() or fields[0].lstrip().startswith("#"):
+                    continue
+                if line_no == 1 and not fields[0].strip().lstrip("-").replace(".", "").isdigit() \
+                        and fields[0].strip()[:2] not in ("19", "20"):
+                    continue  # header
+                if len(fields) < 6:
+                    raise ReplayError(f"{path}:{line_no}: expected timestamp,open,high,low,close,volume")
+                try:
+                    t = _timestamp(fields[0])
+                    o, h, lo, c = (round_to_step(Decimal(f.strip()), spec.tick_size) for f in fields[1:5])
+                    v = Decimal(fields[5].strip())
+                except (ValueError, InvalidOperation) as exc:
+                    raise ReplayError(f"{path}:{line_no}: {exc}") from None
+                if not (lo <= min(o, c) and h >= max(o, c) and lo > 0):
+                    raise ReplayError(f"{path}:{line_no}: high/low do not contain open/close")
+                rows.append(Candle(t, o, h, lo, c, v, (v * (o + c) / 2).quantize(Decimal("0.00000001"))))
+    except OSError as exc:
+        raise ReplayError(f"cannot read {path}: {exc}") from None
+    if len(rows) < 2:
+        raise ReplayError(f"{path}: needs at least two candles")
+    rows.sort(key=lambda r: r.start_ms)
+    return rows
+
+
+class Replay:
+    """A symbol's price path from CSV candles; history is what lies before ``start_ms``."""
+
+    def __init__(self, symbol: str, candles: list[Candle], start_ms: int | None = None) -> None:
+        self.symbol = symbol
+        self.candles = candles
+        gaps = sorted(b.start_ms - a.start_ms for a, b in zip(candles, candles[1:]))
+        self.interval_ms = max(gaps[len(gaps) // 2], 1000)
+        self._starts = [c.start_ms for c in candles]
+        if start_ms is None:
+            # Half the file (at most 1000 candles) is history, so charts and strategies have candles at once.
+            self.start_index = min(len(candles) // 2, 1000)
+        else:
+            self.start_index = min(bisect.bisect_left(self._starts, start_ms), len(candles) - 1)
+        self.start_ms = candles[self.start_index].start_ms
+        self.end_ms = candles[-1].start_ms + self.interval_ms
+        self._finished_logged = False
+
+    @property
+    def history(self) -> list[Candle]:
+        """The candles before the replay start."""
+        return self.candles[: self.start_index]
+
+    @property
+    def start_price(self) -> Decimal:
+        """Open of the first replayed candle."""
+        return self.candles[self.start_index].open
+
+    def candle_at(self, t_ms: int) -> Candle:
+        """The candle replayed at market time ``t_ms`` (the last one once the file is over)."""
+        i = bisect.bisect_right(self._starts, t_ms) - 1
+        return self.candles[max(i, self.start_index)]
+
+    def price_at(self, t_ms: int, tick: Decimal) -> Decimal:
+        """The replayed price at market time ``t_ms``."""
+        if t_ms >= self.end_ms:
+            if not self._finished_logged:
+                self._finished_logged = True
+                log.info("replay of %s finished: price stays at the last close", self.symbol)
+            return self.candles[-1].close
+        c = self.candle_at(t_ms)
+        f = Decimal(max(0, min(t_ms - c.start_ms, self.interval_ms))) / Decimal(self.interval_ms)
+        first, second = (c.low, c.high) if c.close >= c.open else (c.high, c.low)
+        points = [c.open, first, second, c.close]
+        seg = min(int(f * 3), 2)
+        local = f * 3 - seg
+        price = points[seg] + (points[seg + 1] - points[seg]) * local
+        return round_to_step(price, tick)
+
+    def trade_qty(self, t_ms: int, market_ms_per_tick: float, spec: SymbolSpec) -> Decimal:
+        """Size of one synthetic print so the ticks of a candle add up to its volume."""
+        c = self.candle_at(t_ms)
+        share = Decimal(repr(min(1.0, market_ms_per_tick / self.interval_ms)))
+        qty = round_to_step(c.volume * share, spec.step_size)
+        return max(qty, spec.min_qty)
