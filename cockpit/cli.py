@@ -166,10 +166,17 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
         except (EngineError, DataDirBusy) as exc:
             logging.getLogger("cockpit").error("%s", exc)
             return 2
+        stopping = asyncio.ensure_future(stop.wait())
+        failing = asyncio.ensure_future(engine.failed.wait())
         try:
-            await stop.wait()
+            await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await engine.stop("signal received")
+            stopping.cancel()
+            failing.cancel()
+            await engine.stop("signal received" if stop.is_set() else "engine failed")
+        if engine.fatal_error:
+            logging.getLogger("cockpit").error("%s", engine.fatal_error)
+            return 2
         return 0
 
     return asyncio.run(run())

@@ -69,6 +69,7 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(StatusBanner).mode = self.engine.mode
+        self.query_one(HealthLine).stale_after_s = self.engine.settings.venue.stale_s
 
     def on_snapshot(self, message: Snapshot) -> None:
         """The first frame, from the engine's current state (restored orders, a latched halt)."""

@@ -25,12 +25,14 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         today = store.load_day(utcnow().date().isoformat())
         guard = store.load_json("strategy_guard") or {}
         curve = store.equity_curve(limit=1)
+        engine_info = store.load_json("engine") or {}
     finally:
         store.close()
     pid = engine_pid(data_dir)
+    mode = engine_info.get("mode", settings.engine.mode)  # what the engine last ran with, not this shell's config
     if as_json:
         print(json.dumps({
-            "data_dir": str(data_dir), "engine_pid": pid, "mode": settings.engine.mode,
+            "data_dir": str(data_dir), "engine_pid": pid, "mode": mode,
             "trading_state": state.value, "state_changed": info,
             "open_orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side,
                              "price": str(o.price) if o.price is not None else None, "amount": str(o.amount),
@@ -41,8 +43,8 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
             "equity": curve[-1] if curve else None,
         }))
         return 0
-    print(f"engine: {'running (pid ' + pid + ')' if pid else 'not running'} on {data_dir}")
-    line = f"trading: {settings.engine.mode.upper()} · {state.value}"
+    print(f"engine: {'running (pid ' + pid + ')' if pid else 'not running'} on {data_dir.resolve()}")
+    line = f"trading: {mode.upper()} · {state.value}"
     if info:
         line += f" (by {info['actor']} at {info['ts']}: {info['reason']})"
     print(line)

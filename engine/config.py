@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 SECRET_KEYS = ("api_key", "api_secret")
 
@@ -222,6 +222,12 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None)
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, path)) from None
+    except SettingsError as exc:
+        # A list or table from the environment must be JSON, e.g. COCKPIT_VENUE__SYMBOLS='["BTC/USDT"]'.
+        raise ConfigError(
+            f"environment: {exc}; list and table values must be JSON, e.g. "
+            "COCKPIT_VENUE__SYMBOLS='[\"BTC/USDT\"]' or COCKPIT_VENUE__RETRY_BACKOFF_S='[1, 2, 4, 8]'"
+        ) from None
     for section, values in _aliases(dict(os.environ)).items():
         current = getattr(settings, section)
         settings = settings.model_copy(update={section: current.model_copy(update=values)})

@@ -47,7 +47,7 @@ from engine.store import Store, fill_from_row
 from engine.strategies import build_strategies
 from engine.sync import VenueSync
 from engine.tasks import TaskGroup
-from engine.trading_state import IllegalTransition, check_transition
+from engine.trading_state import IllegalTransition, check_transition, is_operator
 from engine.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ class Engine:
         self.state_info: dict[str, Any] = {}
         self.connected = False
         self.ready = asyncio.Event()  # set once the venue is connected and state reconciled
+        self.failed = asyncio.Event()  # set when the engine cannot go on (see fatal_error)
+        self.fatal_error: str | None = None
         self.store: Store | None = None
         self.venue: Venue | None = None
         self.sim: Any = None
@@ -224,6 +226,12 @@ class Engine:
 
     def _task_crashed(self, name: str, exc: BaseException) -> None:
         self.alert(Severity.CRIT, "TASK_CRASHED", f"{name} stopped: {type(exc).__name__}: {exc}")
+        if name == "venue":
+            # Without its venue task the engine cannot trade at all (bad symbols, a refused key): say so, and
+            # let a headless run end with an error instead of idling.
+            self.fatal_error = f"cannot use the venue: {exc}"
+            self.set_connected(False, self.fatal_error)
+            self.failed.set()
 
     def alert(self, severity: Severity, code: str, message: str) -> None:
         """Raise an alert: logged, stored and shown."""
@@ -361,7 +369,7 @@ class Engine:
         self.state_info = {"actor": actor, "reason": reason, "ts": event.ts.isoformat()}
         self.bus.publish(event)
         # An automatic halt is a kill switch firing (runbook 000 §3: CRIT); an operator's is deliberate.
-        automatic = not actor.startswith("operator")
+        automatic = not is_operator(actor)
         severity = Severity.INFO
         if target == TradingState.HALTED:
             severity = Severity.CRIT if automatic else Severity.WARN

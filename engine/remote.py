@@ -11,14 +11,15 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from engine.datadir import engine_pid
 from engine.events import (
-    CancelAll, Command, Halt, ReduceOnly, Resume, SetStrategy, TradingState, TradingStateChanged,
+    CancelAll, Command, Halt, ReduceOnly, Resume, SetStrategy, TradingState, TradingStateChanged, utcnow,
 )
-from engine.store import Store
+from engine.store import DB_NAME, Store
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,20 @@ COMMANDS: dict[str, type[Command]] = {
 # Commands that change only the latched state, which the store can hold without an engine running.
 STATE_TARGETS = {"halt": TradingState.HALTED, "resume": TradingState.ACTIVE, "reduce-only": TradingState.REDUCE_ONLY}
 POLL_S = 0.2
+# A command nobody picked up within this many seconds is dropped, not run late: a `resume` queued while the
+# engine was down must not fire after a fresh halt.
+COMMAND_TTL_S = 60.0
 
 
 async def serve_commands(store: Store, execute) -> None:
     """Run pending commands from the store forever (the engine owns this task)."""
     while True:
         for row in store.pending_commands():
+            age = (utcnow() - datetime.fromisoformat(row["ts"])).total_seconds()
+            if age > COMMAND_TTL_S:
+                store.finish_command(row["id"], False, f"expired: not picked up within {COMMAND_TTL_S:g}s")
+                log.warning("command %s from %s expired unrun (%.0fs old)", row["command"], row["actor"], age)
+                continue
             cls = COMMANDS.get(row["command"])
             if cls is None:
                 store.finish_command(row["id"], False, f"unknown command {row['command']!r}")
@@ -53,6 +62,11 @@ async def serve_commands(store: Store, execute) -> None:
 def send(data_dir: Path, command: str, reason: str, timeout: float,
          args: dict[str, Any] | None = None) -> tuple[bool, str]:
     """Ask the engine on ``data_dir`` to run ``command``; return (ok, what happened) for the operator."""
+    data_dir = Path(data_dir).resolve()
+    if not (data_dir / DB_NAME).exists():
+        # A mistyped --data-dir must not "succeed" on an empty directory while the real engine trades on.
+        return False, (f"no cockpit store at {data_dir / DB_NAME}: no engine has run there. Pass the engine's "
+                       "--data-dir (see `cockpit status --data-dir DIR`).")
     store = Store.in_dir(data_dir)
     try:
         actor = "operator:cli"

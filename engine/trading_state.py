@@ -22,13 +22,18 @@ class IllegalTransition(Exception):
     """A state change the table does not allow."""
 
 
+def is_operator(actor: str) -> bool:
+    """``operator`` or ``operator:<where>`` (a key press, the CLI); monitors and strategies are not."""
+    return actor == "operator" or actor.startswith("operator:")
+
+
 def check_transition(current: TradingState, target: TradingState, actor: str) -> bool:
     """Return True if a change is needed, False if already there; raise if the table forbids it."""
     if current == target:
         return False
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(f"trading state {current.value} -> {target.value} is not allowed")
-    if current in OPERATOR_ONLY_FROM and actor != "operator" and not actor.startswith("operator"):
+    if current in OPERATOR_ONLY_FROM and not is_operator(actor):
         raise IllegalTransition(
             f"only an operator may leave {current.value} (asked by {actor})"
         )

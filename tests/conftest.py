@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from engine.exchange import build_exchange  # noqa: E402
 from engine.sim import Simulator  # noqa: E402
+
+
+RUNBOOK_TOGGLES = ("DRY_RUN", "RISK_KILL_SWITCH_ENABLED", "RISK_REDUCE_ONLY_MODE")
+
+
+@pytest.fixture(autouse=True)
+def isolated_from_the_operator(monkeypatch, tmp_path):
+    """No test reads the developer's COCKPIT_* variables, runbook toggles or a .env in the working directory:
+    an operator's .env could otherwise point a test at a real exchange."""
+    for key in list(os.environ):
+        if key.startswith("COCKPIT_") or key in RUNBOOK_TOGGLES:
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ async def test_cancel_all_from_another_shell(tmp_path):
 
 
 def test_halt_with_no_engine_latches_for_next_start(tmp_path):
+    Store.in_dir(tmp_path).close()  # an engine ran here before
     result = cli("halt", "--reason", "maintenance", "--data-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("HALTED")
@@ -54,8 +55,15 @@ def test_halt_with_no_engine_latches_for_next_start(tmp_path):
 
 
 def test_cancel_all_with_no_engine_says_what_to_do(tmp_path):
+    Store.in_dir(tmp_path).close()
     result = cli("cancel-all", "--data-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 1 and "no engine is running" in result.stderr
+
+
+def test_a_mistyped_data_dir_is_refused_not_halted(tmp_path):
+    result = cli("halt", "--data-dir", str(tmp_path / "typo"), cwd=tmp_path)
+    assert result.returncode == 1 and "no cockpit store at" in result.stderr
+    assert not (tmp_path / "typo" / "cockpit.db").exists()
 
 
 def test_bad_config_names_file_and_key(tmp_path):

@@ -223,11 +223,20 @@ def test_headless_run_logs_json_and_stops_on_signal(tmp_path):
     try:
         import json
 
-        for line in proc.stderr:
-            record = json.loads(line)
-            assert {"ts", "level", "logger", "msg"} <= record.keys()
-            if "venue connected" in record["msg"]:
-                break
+        import threading
+
+        seen: list[dict] = []
+        connected = threading.Event()
+
+        def read() -> None:
+            for line in proc.stderr:
+                seen.append(json.loads(line))
+                if "venue connected" in seen[-1]["msg"]:
+                    connected.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert connected.wait(timeout=30), f"no 'venue connected' line in {seen}"
+        assert all({"ts", "level", "logger", "msg"} <= record.keys() for record in seen)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -246,7 +255,8 @@ async def test_max_drawdown_halts(sim, tmp_path, run):
     sim.set_price("BTCUSDT", last * Decimal("0.75"))
     await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10)
     assert engine.state_info["actor"] == "risk:max_drawdown"
-    assert alerts(engine, "DRAWDOWN_WARN") or engine.monitors.drawdown_pct >= Decimal("0.4")
+    assert engine.monitors.drawdown_pct >= Decimal("0.4")
+    assert alerts(engine, "TRADING_HALTED")[0].severity.value == "CRIT"
 
 
 async def test_reduce_only_refuses_entries_allows_exits(sim, tmp_path, run):
@@ -336,3 +346,11 @@ async def test_open_breaker_refuses_before_anything_is_stored(sim, tmp_path, run
     assert not result.ok and ("circuit breaker" in result.message or "not connected" in result.message)
     assert engine.tracker.all() == [] and not alerts(engine, "ORDER_UNKNOWN_STATE")
     assert last  # prices were known; the refusal is the breaker's
+
+
+def test_headless_run_with_unknown_symbols_exits_with_an_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    env["COCKPIT_VENUE__SYMBOLS"] = '["DOGE/USDT"]'
+    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert out.returncode == 2 and "DOGE/USDT" in out.stderr and "not traded" in out.stderr
