@@ -46,9 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser(
         "sim", help="run the Binance-compatible simulator alone until Ctrl+C; `cockpit sim fault --help` for faults")
     _common(sim, top=False)
-    sim.add_argument("--rest-port", type=int, default=0, metavar="P", help="REST port (0: a free port)")
-    sim.add_argument("--ws-port", type=int, default=0, metavar="Q", help="websocket port (0: a free port)")
+    sim.add_argument("--rest-port", type=int, default=8080, metavar="P",
+                     help="REST port (default 8080, where `cockpit sim fault` looks; 0: a free port)")
+    sim.add_argument("--ws-port", type=int, default=8081, metavar="Q", help="websocket port (default 8081; 0: free)")
     sim.add_argument("--seed", type=int, default=1, metavar="S", help="price feed seed (same seed, same prices)")
+    sim.add_argument("--speed", type=float, default=1.0, metavar="X",
+                     help="simulated time runs X times faster than real time (accelerated paper runs)")
+    sim.add_argument("--replay", action="append", default=[], metavar="SYMBOL=CSV",
+                     help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed; repeatable")
+    sim.add_argument("--replay-start", type=int, default=None, metavar="MS",
+                     help="start the replay at this timestamp (ms since the epoch)")
+    sim.add_argument("--keys", default=None, metavar="FILE",
+                     help="TOML file of API keys and their permissions (see docs/simulator.md)")
+    sim.add_argument("--history-days", type=float, default=14, metavar="N", help="days of kline history (default 14)")
+    sim.add_argument("--tick", type=float, default=0.25, metavar="SECONDS", help="seconds between price ticks")
+    sim.add_argument("--weight-limit", type=int, default=6000, metavar="N",
+                     help="request weight allowed per minute before HTTP 429 (default 6000, as Binance)")
 
     run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
     _common(run, top=False)
@@ -92,7 +105,16 @@ def main(argv: list[str] | None = None) -> int:
             if not 0 <= port <= 65535:
                 print(f"cockpit sim: {name} {port} is not a port (0-65535)", file=sys.stderr)
                 return 2
-        return sim_main(args.rest_port, args.ws_port, args.seed)
+        replay: dict[str, str] = {}
+        for item in args.replay:
+            symbol, sep, path = item.partition("=")
+            if not sep or not symbol or not path:
+                print(f"cockpit sim: --replay {item!r} must look like BTCUSDT=prices.csv", file=sys.stderr)
+                return 2
+            replay[symbol.upper()] = path
+        return sim_main(args.rest_port, args.ws_port, args.seed, speed=args.speed, replay=replay or None,
+                        replay_start=args.replay_start, keys_file=args.keys, history_days=args.history_days,
+                        tick_interval=args.tick, weight_limit=args.weight_limit)
     try:
         settings = load_settings(args.config, args.data_dir)
     except ConfigError as exc:

@@ -149,16 +149,34 @@ class CandleSeries:
             self._floor_ms = rows[0].start_ms
 
     # ----- queries ---------------------------------------------------------------------------------------
-    def minutes(self, start_ms: int | None = None, end_ms: int | None = None) -> Iterator[Candle]:
-        """Minute candles with ``start_ms <= open time <= end_ms`` (history generated as needed)."""
+    def minutes(self, start_ms: int | None = None, end_ms: int | None = None,
+                now_ms: int | None = None) -> Iterator[Candle]:
+        """Minute candles with ``start_ms <= open time <= end_ms`` (history generated as needed). Minutes
+        without trades, up to ``now_ms``, come as flat candles at the previous close with no volume, as on
+        Binance."""
         if start_ms is not None:
             self.ensure(start_ms)
+        previous: Candle | None = None
         for c in self._rows:
+            if previous is not None:
+                yield from self._flat(previous, c.start_ms, start_ms, end_ms)
+            previous = c
             if start_ms is not None and c.start_ms < start_ms:
                 continue
             if end_ms is not None and c.start_ms > end_ms:
-                break
+                return
             yield c
+        if previous is not None and now_ms is not None:
+            yield from self._flat(previous, now_ms - now_ms % MINUTE_MS + MINUTE_MS, start_ms, end_ms)
+
+    @staticmethod
+    def _flat(before: Candle, until_ms: int, start_ms: int | None, end_ms: int | None) -> Iterator[Candle]:
+        t = before.start_ms + MINUTE_MS
+        while t < until_ms and (end_ms is None or t <= end_ms):
+            if start_ms is None or t >= start_ms:
+                p = before.close
+                yield Candle(t, p, p, p, p)
+            t += MINUTE_MS
 
     def aggregate(self, interval_ms: int, *, start_ms: int | None, end_ms: int | None, limit: int,
                   now_ms: int) -> list[Candle]:
@@ -168,14 +186,14 @@ class CandleSeries:
             last_open = align(end_ms if end_ms is not None else now_ms, interval_ms)
             first = last_open - (limit - 1) * interval_ms
             self.ensure(first)
-            rows = self._group(self.minutes(first, end_ms), interval_ms)
+            rows = self._group(self.minutes(first, end_ms, now_ms), interval_ms)
             return rows[-limit:]
         first = align(start_ms, interval_ms)
         if first < start_ms:
             first += interval_ms  # Binance: the first candle opens at or after startTime
         self.ensure(first)
         upper = first + limit * interval_ms - 1
-        rows = self._group(self.minutes(first, upper if end_ms is None else min(end_ms, upper)), interval_ms)
+        rows = self._group(self.minutes(first, upper if end_ms is None else min(end_ms, upper), now_ms), interval_ms)
         return rows[:limit]
 
     @staticmethod

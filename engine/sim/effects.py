@@ -175,9 +175,12 @@ class FaultEffects:
                 self.sim.set_price(symbol, target)
             self.sim.faults.end(fault, "done")
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise FaultError(f"{fault.name}: a move over time needs the simulator's event loop running") from None
         self.sim.hold_price(symbol, fault.id)
-        self._tasks[fault.id] = asyncio.get_running_loop().create_task(
-            self._move(fault, symbol, legs), name=f"sim-fault-{fault.id}")
+        self._tasks[fault.id] = loop.create_task(self._move(fault, symbol, legs), name=f"sim-fault-{fault.id}")
 
     async def _move(self, fault: Fault, symbol: str, legs: list[tuple[Decimal, float]]) -> None:
         try:

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from typing import Any, TextIO
 
-from .faults import CATALOGUE, FaultError, FaultSpec, spec_of
+from .faults import CATALOGUE, FaultError, FaultSpec, describe_window, spec_of
 
 DEFAULT_REST = "http://127.0.0.1:8080"
 ENV_REST = "COCKPIT_SIM_REST"
@@ -84,12 +84,7 @@ def _fault_parser(spec: FaultSpec) -> _Parser:
 
 
 def _window(fault: dict[str, Any], spec: FaultSpec) -> str:
-    if spec.one_shot:
-        return "once"
-    if fault.get("duration"):
-        return f"for {fault['duration']:g}s"
-    count = fault.get("options", {}).get("count")
-    return f"for {count} request(s)" if count else "until cleared"
+    return describe_window(spec, fault.get("duration"), (fault.get("options") or {}).get("count"))
 
 
 def _describe(fault: dict[str, Any]) -> str:

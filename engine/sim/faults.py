@@ -82,6 +82,7 @@ class FaultSpec:
     summary: str
     options: tuple[Option, ...] = ()
     one_shot: bool = False
+    ends_itself: bool = False  # ends when its effect is done (a price move, held reports)
 
     def option(self, name: str) -> Option | None:
         """The option called ``name`` (dashes or underscores), if any."""
@@ -165,21 +166,21 @@ CATALOGUE: dict[str, FaultSpec] = {s.name: s for s in (
         Option("client_id", str, None, "client order id (default web_<random>, as the Binance web UI)"),
     ), one_shot=True),
     FaultSpec("duplicate-report", "the next execution reports are each sent twice on the user-data stream", (
-        Option("count", int, 1, "how many reports to duplicate"),)),
+        Option("count", int, 1, "how many reports to duplicate"),), ends_itself=True),
     FaultSpec("reorder-reports", "the next execution reports are held and sent in reverse order", (
-        Option("count", int, 2, "how many reports to hold (at least 2)"),)),
+        Option("count", int, 2, "how many reports to hold (at least 2)"),), ends_itself=True),
     # ----- market ----------------------------------------------------------------------------------------
     FaultSpec("price-jump", "the price moves by percent over seconds, then the walk goes on from there", (
         Option("percent", Decimal, None, "signed change, e.g. 5 or -20", required=True),
         Option("seconds", float, 0.0, "spread the move over this many seconds (0: at once)"),
         Option("symbol", str, "BTCUSDT", "symbol"),
-    )),
+    ), ends_itself=True),
     FaultSpec("flash-crash", "the price drops by percent over seconds, then recovers over recover seconds", (
         Option("percent", Decimal, Decimal("10"), "size of the drop in percent"),
         Option("seconds", float, 1.0, "duration of the drop"),
         Option("recover", float, None, "duration of the recovery (default: seconds; 0: no recovery)"),
         Option("symbol", str, "BTCUSDT", "symbol"),
-    )),
+    ), ends_itself=True),
     FaultSpec("price-freeze", "the price stops moving (trades and tickers keep printing at the same price)", (
         Option("symbol", str, None, "only this symbol"),)),
     # ----- account ---------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ class FaultBook:
         fault = Fault(self._next_id, name, parsed, duration, time.time())
         self._next_id += 1
         self._faults[fault.id] = fault
-        window = "once" if spec.one_shot else (f"for {duration:g}s" if duration else "until cleared")
+        window = describe_window(spec, duration, parsed.get("count"))
         log.warning("fault %d %s started (%s) %s", fault.id, name, fault.describe(), window)
         try:
             if self._on_start is not None:
@@ -388,6 +389,19 @@ class FaultBook:
                 self._on_end(fault)
             except Exception:  # an effect that cannot undo itself must not keep the fault alive
                 log.exception("fault %d %s: ending its effect failed", fault.id, fault.name)
+
+
+def describe_window(spec: FaultSpec, duration: float | None, count: int | None) -> str:
+    """How long a fault lasts, in words: once, for 30s, for 3 request(s), until done, until cleared."""
+    if spec.one_shot:
+        return "once"
+    if duration:
+        return f"for {duration:g}s"
+    if spec.ends_itself:
+        return "until done"
+    if count:
+        return f"for {count} request(s)"
+    return "until cleared"
 
 
 def _path_matches(pattern: str, path: str) -> bool:

@@ -57,7 +57,7 @@ WEIGHTS = {
     "/api/v3/ping": 1, "/api/v3/time": 1, "/api/v3/exchangeInfo": 20, "/api/v3/trades": 25,
     "/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4, "/api/v3/klines": 2, "/api/v3/uiKlines": 2,
     "/api/v3/avgPrice": 2, "/api/v3/account": 20, "/api/v3/allOrders": 20, "/api/v3/myTrades": 20,
-    "/sapi/v1/account/apiRestrictions": 1,
+    "/sapi/v1/account/apiRestrictions": 1, "/api/v3/userDataStream": 2,
 }
 
 

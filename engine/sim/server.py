@@ -18,6 +18,7 @@ from .control import ControlApi
 from .effects import FaultEffects
 from .faults import FaultBook
 from .limits import RateLimiter
+from .listenkeys import ListenKeys
 from .market import SYMBOLS, PriceFeed
 from .matching import MatchingEngine
 from .replay import Replay, load_csv
@@ -93,9 +94,12 @@ class Simulator:
         self.faults = FaultBook(seed, on_start=self.effects.start, on_end=self.effects.end)
         self.engine.is_stuck = lambda symbol: self.faults.is_active("stuck-orders", symbol=symbol) is not None
         self.limiter = RateLimiter(weight_limit=weight_limit, orders_per_10s=orders_per_10s)
-        self._rest = RestApi(self.engine, self.auth, self.clock, self.faults, self.limiter, self.clock.server_ms())
+        self.listen_keys = ListenKeys()
+        self._rest = RestApi(self.engine, self.auth, self.clock, self.faults, self.limiter, self.clock.server_ms(),
+                             self.listen_keys)
         self._control = ControlApi(self)
-        self.streams = StreamServer(self.engine, self.auth, self.clock.now_ms, self.clock.server_ms, self.faults)
+        self.streams = StreamServer(self.engine, self.auth, self.clock.now_ms, self.clock.server_ms, self.faults,
+                                    self.listen_keys)
         self.engine.listeners.append(self.streams.on_event)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -254,6 +258,7 @@ class Simulator:
             self._print_synthetic_trade(symbol)
             self.engine.on_price(symbol)
             self.streams.market.publish_prices(symbol)
+        self.streams.expire_listen_keys()
 
     # ----- internals -------------------------------------------------------------------------------------
     def _print_synthetic_trade(self, symbol: str) -> None:

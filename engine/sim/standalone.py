@@ -6,24 +6,71 @@ import asyncio
 import logging
 import signal
 import sys
+import tomllib
+from pathlib import Path
+from typing import Any
 
+from .auth import ApiKey
+from .replay import ReplayError
 from .server import Simulator
 
 log = logging.getLogger(__name__)
 
+KEY_FIELDS = {"key", "secret", "can_trade", "can_withdraw", "can_read", "ip_restrict"}
 
-async def _serve(rest_port: int, ws_port: int, seed: int, host: str) -> None:
+
+class KeysFileError(ValueError):
+    """A keys file that cannot be used; the message names the file and the entry."""
+
+
+def load_keys(path: str | Path) -> tuple[ApiKey | None, list[ApiKey]]:
+    """Read a TOML keys file: an optional ``[main]`` key (key, secret) and ``[[keys]]`` entries with
+    key, secret, can_trade (default true), can_withdraw (default false), can_read, ip_restrict."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise KeysFileError(f"{path}: {exc}") from None
+
+    def entry(raw: Any, where: str) -> ApiKey:
+        if not isinstance(raw, dict):
+            raise KeysFileError(f"{path}: {where} must be a table")
+        unknown = set(raw) - KEY_FIELDS
+        if unknown:
+            raise KeysFileError(f"{path}: {where}: unknown field(s) {', '.join(sorted(unknown))} "
+                                f"(valid: {', '.join(sorted(KEY_FIELDS))})")
+        for name in ("key", "secret"):
+            if not isinstance(raw.get(name), str) or not raw[name]:
+                raise KeysFileError(f"{path}: {where}: {name} must be a non-empty string")
+        for name in KEY_FIELDS - {"key", "secret"}:
+            if name in raw and not isinstance(raw[name], bool):
+                raise KeysFileError(f"{path}: {where}: {name} must be true or false")
+        return ApiKey(**raw)
+
+    unknown_tables = set(data) - {"main", "keys"}
+    if unknown_tables:
+        raise KeysFileError(f"{path}: unknown table(s) {', '.join(sorted(unknown_tables))} (valid: main, keys)")
+    main = entry(data["main"], "[main]") if "main" in data else None
+    extra = data.get("keys", [])
+    if not isinstance(extra, list):
+        raise KeysFileError(f"{path}: keys must be an array of tables ([[keys]])")
+    return main, [entry(raw, f"[[keys]] #{i + 1}") for i, raw in enumerate(extra)]
+
+
+async def _serve(sim: Simulator) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Simulator(seed=seed, rest_port=rest_port, ws_port=ws_port, host=host) as sim:
+        async with sim:
             # The operator copies these lines into the cockpit config; the secret goes to stdout only.
             print(f"REST {sim.rest_url}", flush=True)
             print(f"WS {sim.ws_url}", flush=True)
             print(f"API key {sim.api_key}", flush=True)
             print(f"API secret {sim.api_secret}", flush=True)
+            print(f"Faults: cockpit sim fault NAME --rest {sim.rest_url}  (control API {sim.rest_url}/sim/faults)",
+                  flush=True)
             await stop.wait()
             log.info("signal received, stopping")
     finally:
@@ -31,13 +78,27 @@ async def _serve(rest_port: int, ws_port: int, seed: int, host: str) -> None:
             loop.remove_signal_handler(sig)
 
 
-def main(rest_port: int, ws_port: int, seed: int, host: str = "127.0.0.1") -> int:
-    """Serve until SIGINT/SIGTERM; print REST/WS URLs and the API key and secret once serving; return 0."""
+def main(rest_port: int, ws_port: int, seed: int, host: str = "127.0.0.1", *, speed: float = 1.0,
+         replay: dict[str, str] | None = None, replay_start: int | None = None, keys_file: str | None = None,
+         history_days: float = 14, tick_interval: float = 0.25, weight_limit: int = 6000) -> int:
+    """Serve until SIGINT/SIGTERM; print REST/WS URLs, the API key and secret and the fault command once
+    serving; return 0 (1 if a port cannot be bound, 2 for a bad keys file, CSV or option)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve(rest_port, ws_port, seed, host))
+        main_key, keys = load_keys(keys_file) if keys_file else (None, [])
+        sim = Simulator(
+            seed=seed, rest_port=rest_port, ws_port=ws_port, host=host, speed=speed, replay=replay,
+            replay_start=replay_start, history_days=history_days, tick_interval=tick_interval,
+            weight_limit=weight_limit, keys=[main_key, *keys] if main_key else keys,
+            api_key=main_key.key if main_key else None, api_secret=main_key.secret if main_key else None,
+        )
+    except (KeysFileError, ReplayError, ValueError) as exc:
+        log.error("cannot start simulator: %s", exc)
+        return 2
+    try:
+        asyncio.run(_serve(sim))
     except KeyboardInterrupt:  # Ctrl+C before the signal handlers were installed
         return 0
     except OSError as exc:

@@ -8,7 +8,7 @@ import json
 import logging
 from http import HTTPStatus
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -17,6 +17,7 @@ from websockets.http11 import Request, Response
 from . import errors, payloads
 from .auth import Authenticator
 from .faults import FaultBook
+from .listenkeys import ListenKeys
 from .market import PublicTrade
 from .marketstreams import MarketStreams
 from .matching import BalanceDelta, BalanceUpdate, BookChanged, Event, MatchingEngine, OrderUpdate
@@ -31,7 +32,7 @@ class StreamServer:
     """Websocket endpoints of the simulator; ``on_event`` and ``publish_tickers`` feed the subscribers."""
 
     def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: Callable[[], int],
-                 server_clock: Callable[[], int], faults: FaultBook) -> None:
+                 server_clock: Callable[[], int], faults: FaultBook, listen_keys: ListenKeys | None = None) -> None:
         self.engine = engine
         self.auth = auth
         self.clock = clock
@@ -42,26 +43,34 @@ class StreamServer:
         self._api_connections: set[ServerConnection] = set()
         self._next_subscription: dict[ServerConnection, int] = {}
         self._held_reports: list[dict[str, Any]] = []
+        self.listen_keys = listen_keys or ListenKeys()
+        self._listen: dict[ServerConnection, str] = {}  # /ws/<listenKey> connections
         self._closing: set[asyncio.Task[None]] = set()
+        self._connections: set[ServerConnection] = set()  # every open handler, CLOSING ones included
         self._server: Server | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port."""
         # ccxt pings every 180 s itself; server-side keepalive pings are off so a slow client is never cut.
-        self._server = await serve(self._handler, host, port, process_request=self._route, ping_interval=None)
+        self._server = await serve(self._handler, host, port, process_request=self._route, ping_interval=None,
+                                   close_timeout=1)
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         """Close every connection and the listening socket."""
         if self._server is not None:
+            # A client that sent its close frame and then left without closing TCP (binance-connector's stop)
+            # keeps its connection CLOSING for ever: cut every transport instead of waiting for handshakes.
+            for ws in list(self._connections):
+                ws.transport.abort()
             self._server.close()
             await self._server.wait_closed()
             self._server = None
 
     @property
     def user_subscriptions(self) -> int:
-        """Live user-data subscriptions over all WS-API connections."""
-        return sum(len(subs) for subs in self._user.values())
+        """Live user-data subscriptions: WS-API subscriptions plus /ws/<listenKey> connections."""
+        return sum(len(subs) for subs in self._user.values()) + len(self._listen)
 
     @property
     def market_connections(self) -> int:
@@ -73,11 +82,15 @@ class StreamServer:
         path = urlsplit(request.path).path
         if not (path in ("/ws", "/stream", "/ws-api/v3") or path.startswith("/ws/")):
             return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
-        kind = "user" if path == "/ws-api/v3" else "market"
+        kind = "user" if path == "/ws-api/v3" or self._listen_key_of(path) else "market"
         if self.faults.active("maintenance") or self._faulted("ws-refuse", kind):
             log.info("websocket %s refused (fault)", path)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
         return None
+
+    def _listen_key_of(self, path: str) -> str | None:
+        segment = path[len("/ws/"):] if path.startswith("/ws/") else ""
+        return segment if segment in self.listen_keys.keys else None
 
     def _faulted(self, name: str, kind: str) -> bool:
         return any(f.options["which"] in ("all", kind) for f in self.faults.active(name))
@@ -90,10 +103,12 @@ class StreamServer:
             targets.update(self.market.connections)
         if which in ("all", "user"):
             targets.update(self._api_connections)
+            targets.update(self._listen)
         for ws in targets:
             # Forget it at once: nothing more is pushed to a connection that is going away.
             self.market.remove(ws)
             self._user.pop(ws, None)
+            self._listen.pop(ws, None)
             if abrupt:
                 ws.transport.abort()  # as a network cut: no close frame
             else:
@@ -113,7 +128,19 @@ class StreamServer:
                         {"subscriptionId": sub_id, "event": {"e": "eventStreamTerminated", "E": now}}))
                     del subs[sub_id]
                     ended += 1
-        return ended
+        return ended + self.expire_listen_keys(everything=api_key is None, api_key=api_key)
+
+    def expire_listen_keys(self, *, everything: bool = False, api_key: str | None = None) -> int:
+        """Drop listen keys that timed out (or all, or one API key's) with ``listenKeyExpired``."""
+        dropped = set(self.listen_keys.expire(self.server_clock(), everything=everything, api_key=api_key))
+        if not dropped:
+            return 0
+        now = self.clock()
+        for ws, value in list(self._listen.items()):
+            if value in dropped:
+                broadcast([ws], json.dumps({"e": "listenKeyExpired", "E": now, "listenKey": value}))
+                del self._listen[ws]
+        return len(dropped)
 
     def flush_held_reports(self) -> None:
         """Send execution reports held by reorder-reports, newest first."""
@@ -123,25 +150,40 @@ class StreamServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         parts = urlsplit(ws.request.path)
+        self._connections.add(ws)
         try:
+            listen_key = self._listen_key_of(parts.path)
             if parts.path == "/ws-api/v3":
                 self._api_connections.add(ws)
                 await self._serve_ws_api(ws)
+            elif listen_key is not None:
+                self._listen[ws] = listen_key
+                await ws.wait_closed()
             else:
                 await self._serve_market(ws, parts.path, parts.query)
         except ConnectionClosed:
             pass
         finally:
+            self._connections.discard(ws)
             self.market.remove(ws)
             self._user.pop(ws, None)
             self._api_connections.discard(ws)
+            self._listen.pop(ws, None)
             self._next_subscription.pop(ws, None)
 
     # ----- market streams --------------------------------------------------------------------------------
     async def _serve_market(self, ws: ServerConnection, path: str, query: str) -> None:
         sub = self.market.add(ws, path, query)
         async for raw in ws:
-            await ws.send(json.dumps(self.market.request(sub, raw)))
+            answer = self.market.request(sub, raw)
+            # A listen key may be subscribed like a stream (binance-connector's user_data does so).
+            for name in [n for n in sub.streams if "@" not in n]:
+                sub.streams.discard(name)
+                if self.listen_keys.valid(name, self.server_clock()):
+                    self._listen[ws] = name
+            if self._listen.get(ws) and _unsubscribes(raw, self._listen[ws]):
+                del self._listen[ws]
+            await ws.send(json.dumps(answer))
 
     # ----- WS-API ----------------------------------------------------------------------------------------
     async def _serve_ws_api(self, ws: ServerConnection) -> None:
@@ -197,7 +239,7 @@ class StreamServer:
         if isinstance(event, BookChanged):
             self.market.publish_book(event.symbol)
             return
-        if not self._user:
+        if not self._user and not self._listen:
             return
         if isinstance(event, OrderUpdate):
             body = payloads.execution_report(event)
@@ -224,3 +266,16 @@ class StreamServer:
         for ws, subs in list(self._user.items()):
             for sub_id in sorted(subs):
                 broadcast([ws], json.dumps({"subscriptionId": sub_id, "event": body}))
+        if self._listen:
+            raw = json.dumps(body)
+            for ws in list(self._listen):
+                broadcast([ws], raw)
+
+
+def _unsubscribes(raw: str | bytes, name: str) -> bool:
+    """``raw`` is an UNSUBSCRIBE request naming ``name``."""
+    try:
+        message = json.loads(raw)
+        return message.get("method") == "UNSUBSCRIBE" and name in (message.get("params") or [])
+    except (ValueError, AttributeError, TypeError):
+        return False

@@ -21,17 +21,18 @@ def sign_query(secret: str, params: dict[str, Any]) -> str:
 
 async def signed_request(sim: Any, method: str, path: str, params: dict[str, Any], *,
                          secret: str | None = None, api_key: str | None = None,
-                         timestamp: int | None = None) -> tuple[int, Any, Any]:
-    """Send a SIGNED call (form body for POST, raw query otherwise); returns (status, json, headers)."""
+                         timestamp: int | None = None, prefix: str = "/api/v3/") -> tuple[int, Any, Any]:
+    """Send a SIGNED call to ``prefix + path`` (form body for POST, raw query otherwise); returns
+    (status, json, headers)."""
     params = {**params, "timestamp": timestamp or int(time.time() * 1000), "recvWindow": 5000}
     signed = sign_query(secret or sim.api_secret, params)
     headers = {"X-MBX-APIKEY": api_key or sim.api_key}
     async with aiohttp.ClientSession() as session:
         if method == "POST":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            request = session.request(method, f"{sim.rest_url}/api/v3/{path}", data=signed.encode(), headers=headers)
+            request = session.request(method, f"{sim.rest_url}{prefix}{path}", data=signed.encode(), headers=headers)
         else:
-            url = URL(f"{sim.rest_url}/api/v3/{path}?{signed}", encoded=True)
+            url = URL(f"{sim.rest_url}{prefix}{path}?{signed}", encoded=True)
             request = session.request(method, url, headers=headers)
         async with request as resp:
             return resp.status, await resp.json(), resp.headers

@@ -1,0 +1,87 @@
+"""Accelerated market time and CSV replay."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from engine.sim import Simulator
+from engine.sim.replay import ReplayError
+from eventually import eventually
+from test_candles import build
+
+BTC = "BTC/USDT"
+T0 = 1_700_000_040_000  # a minute boundary
+
+
+async def test_speed_runs_market_time_faster_but_signatures_use_the_wall_clock():
+    async with Simulator(seed=2, speed=120, tick_interval=0.02) as fast:
+        client = build(fast)
+        try:
+            wall0, market0 = time.time(), fast.clock.now_ms()
+            await eventually(lambda: fast.clock.now_ms() - market0 >= 30_000, timeout=5)  # 30 s in well under 1 s
+            assert time.time() - wall0 < 1.5
+            assert abs(await client.fetch_time() - time.time() * 1000) < 2000  # serverTime stays wall time
+            assert (await client.fetch_balance())["USDT"]["free"] == 10000.0
+            order = await client.create_order(BTC, "market", "buy", 0.001, params={"newClientOrderId": "fast-1"})
+            assert order["timestamp"] > time.time() * 1000 + 10_000  # stamped in market time, ahead
+        finally:
+            await client.close()
+
+
+def write_csv(path, rows: list[tuple[int, str, str, str, str, str]], header: bool = True) -> None:
+    lines = ["timestamp,open,high,low,close,volume"] if header else []
+    lines += [",".join(map(str, r)) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def candle_rows(n: int) -> list[tuple[int, str, str, str, str, str]]:
+    rows, price = [], 30000
+    for i in range(n):
+        o, c = price, price + (50 if i % 2 == 0 else -20)
+        rows.append((T0 + i * 60_000, f"{o}.00", f"{max(o, c) + 10}.00", f"{min(o, c) - 10}.00", f"{c}.00", "12.5"))
+        price = c
+    return rows
+
+
+async def test_csv_replay_gives_history_then_walks_the_file(tmp_path):
+    path = tmp_path / "btc.csv"
+    rows = candle_rows(20)
+    write_csv(path, rows)
+    async with Simulator(seed=1, replay={"BTCUSDT": path}, speed=600, tick_interval=0.01) as sim:
+        client = build(sim)
+        try:
+            assert sim.clock.start_ms >= T0 + 10 * 60_000  # half the file is history
+            history = await client.fetch_ohlcv(BTC, "1m", since=T0, limit=10)
+            assert [c[0] for c in history] == [r[0] for r in rows[:10]]
+            assert [c[4] for c in history] == [float(r[4]) for r in rows[:10]]
+            end = rows[-1][0] + 60_000
+            await eventually(lambda: sim.clock.now_ms() > end + 60_000, timeout=10)
+            assert sim.price("BTCUSDT") == Decimal(rows[-1][4])  # the file is over: the last close stays
+            live = await client.fetch_ohlcv(BTC, "1m", since=rows[10][0], limit=10)
+            for got, want in zip(live, rows[10:]):
+                assert got[0] == want[0]
+                assert float(want[3]) <= got[3] and got[2] <= float(want[2])  # within the file's range
+            assert sum(c[5] for c in live) > 0
+        finally:
+            await client.close()
+
+
+async def test_binance_kline_csv_without_header_in_microseconds(tmp_path):
+    path = tmp_path / "BTCUSDT-1m.csv"
+    rows = candle_rows(6)
+    path.write_text("".join(f"{t * 1000},{o},{h},{lo},{c},{v},{t * 1000 + 59_999_999},0,10,0,0,0\n"
+                            for t, o, h, lo, c, v in rows))
+    sim = Simulator(replay={"BTCUSDT": path}, replay_start=rows[2][0])
+    assert sim.clock.start_ms == rows[2][0] and sim.price("BTCUSDT") == Decimal(rows[2][1])
+
+
+def test_bad_csv_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    write_csv(path, [(T0, "1", "2", "0.5", "1.5", "3"), (T0 + 60_000, "1", "0.9", "0.5", "1.5", "3")])
+    with pytest.raises(ReplayError, match="bad.csv:3"):
+        Simulator(replay={"BTCUSDT": path})
+    with pytest.raises(ReplayError, match="cannot read"):
+        Simulator(replay={"BTCUSDT": tmp_path / "missing.csv"})
