@@ -230,7 +230,10 @@ class VenueSync:
         while True:
             await asyncio.sleep(e.settings.venue.reconcile_s)
             try:
+                # Balances too: after eventStreamTerminated ccxt 4.5.90 leaves watch_* pending for ever, so a
+                # dead user-data stream is invisible to the stream loops; this keeps the book true meanwhile.
                 await self.reconcile()
+                await self.refresh_balances()
             except ccxt_errors.BaseError as exc:
                 log.warning("reconciliation failed: %s", exc)
 

@@ -354,3 +354,19 @@ def test_headless_run_with_unknown_symbols_exits_with_an_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert out.returncode == 2 and "DOGE/USDT" in out.stderr and "not traded" in out.stderr
+
+
+async def test_periodic_reconciliation_heals_a_silently_ended_user_stream(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, venue=dict(reconcile_s=0.3)))
+    last = engine.portfolio.last["BTC/USDT"]
+    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+                                             price=last * Decimal("0.9"), stop_loss=last * Decimal("0.8")))
+    assert placed.ok, placed.message
+    sim.faults.inject("user-stream-end")
+    sim.faults.inject("balance-change", asset="USDT", delta=Decimal("-1000"))
+    (order,) = engine.tracker.open_orders()
+    sim.set_price("BTCUSDT", last * Decimal("0.85"))  # fills the resting buy at the venue
+    await eventually(lambda: engine.tracker.get(order.client_id).status.value == "FILLED", timeout=10,
+                     message="fill learned by reconciliation")
+    await eventually(lambda: engine.portfolio.balances["USDT"].total == sim.balance("USDT")[0] + sim.balance("USDT")[1],
+                     timeout=10, message="balances follow the venue")
