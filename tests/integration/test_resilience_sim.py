@@ -370,3 +370,20 @@ async def test_periodic_reconciliation_heals_a_silently_ended_user_stream(sim, t
                      message="fill learned by reconciliation")
     await eventually(lambda: engine.portfolio.balances["USDT"].total == sim.balance("USDT")[0] + sim.balance("USDT")[1],
                      timeout=10, message="balances follow the venue")
+
+
+async def test_duplicate_and_reordered_reports_change_nothing(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path))
+    await eventually(lambda: engine.venue.user_stream_connected(), message="user stream up")
+    sim.faults.inject("reorder-reports", count=2)
+    sim.faults.inject("duplicate-report", count=2)
+    last = engine.portfolio.last["ETH/USDT"]
+    result = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.02"),
+                                             stop_loss=last * Decimal("0.9")))
+    assert result.ok, result.message
+    (order,) = engine.tracker.all()
+    await eventually(lambda: engine.stats.current().trades_count >= 1)
+    assert engine.tracker.get(order.client_id).status.value == "FILLED"
+    fills = Store.in_dir(tmp_path).fills()
+    assert len({f["trade_id"] for f in fills}) == len(fills) == engine.stats.current().trades_count
+    assert not alerts(engine, "ORDER_ILLEGAL_TRANSITION")
