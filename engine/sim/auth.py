@@ -31,12 +31,20 @@ def split_signature(total: str) -> tuple[str, str | None]:
         signed, rest = "", total[len("signature="):]
     else:
         return total, None
-    return signed, rest.split("&", 1)[0]
+    signature, _, after = rest.partition("&")
+    if after:
+        # Anything after the signature would act without being signed: Binance refuses that request.
+        raise errors.VenueError(-1022, "Signature for this request is not valid.")
+    return signed, signature
 
 
 def parse_params(raw: str) -> dict[str, str]:
-    """Decode a raw query string or form body into a dict (last value wins)."""
-    return dict(parse_qsl(raw, keep_blank_values=True))
+    """Decode a raw query string or form body into a dict; a parameter given twice is refused (-1101)."""
+    pairs = parse_qsl(raw, keep_blank_values=True)
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        raise errors.VenueError(-1101, "Duplicate values for a parameter detected.")
+    return params
 
 
 @dataclass
@@ -117,7 +125,8 @@ class Authenticator:
         signed_query, sig_q = split_signature(raw_query)
         signed_body, sig_b = split_signature(raw_body)
         self.check_signature(record, signed_query + signed_body, sig_q or sig_b)
-        params = {**parse_params(raw_query), **parse_params(raw_body)}
+        # A parameter in both places: the query string's value wins (spot API docs, "SIGNED endpoint examples").
+        params = {**parse_params(raw_body), **parse_params(raw_query)}
         params.pop("signature", None)
         self.check_timestamp(params, server_time)
         return record, params

@@ -12,7 +12,7 @@ from typing import Callable
 
 
 class SimClock:
-    """Market time (``now_ms``) and server time (``server_ms``); ``skew_ms`` shifts both (clock-skew fault)."""
+    """Market time (``now_ms``) and server time (``server_ms``); ``skew_ms`` shifts server time only (clock-skew fault)."""
 
     def __init__(self, speed: float = 1.0, start_ms: int | None = None,
                  wall: Callable[[], float] = time.time) -> None:
@@ -26,7 +26,9 @@ class SimClock:
 
     def now_ms(self) -> int:
         """Market time in milliseconds: what candles, trades, orders and events are stamped with."""
-        return self.start_ms + int((self._wall() - self._wall0) * 1000 * self.speed) + self.skew_ms
+        # Not skewed: clock-skew is about signature timestamps and /time; shifting market time too would stamp
+        # trades backwards when the fault ends and freeze the current candle.
+        return self.start_ms + int((self._wall() - self._wall0) * 1000 * self.speed)
 
     def server_ms(self) -> int:
         """Server time in milliseconds: what signed timestamps are checked against and /api/v3/time answers."""

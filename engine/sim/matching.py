@@ -44,6 +44,7 @@ class MatchingEngine:
         clock: Callable[[], int],
         seed: int = 1,
     ) -> None:
+        self._last_seen: dict[str, Decimal] = {}
         self.feeds = feeds
         self.taker_fee = taker_fee
         self.maker_fee = maker_fee
@@ -253,6 +254,10 @@ class MatchingEngine:
         if self.is_stuck(symbol):
             return
         last = feed.price
+        # A touch fills half of what rests only when the price arrives at the level, not on every tick that
+        # finds it still there (a frozen price would otherwise fill the order by halves).
+        arrived = self._last_seen.get(symbol) != last
+        self._last_seen[symbol] = last
         bid, ask = self.books[symbol].touch()
         for order in self.open_orders(symbol):
             if not order.is_open:
@@ -277,7 +282,7 @@ class MatchingEngine:
                 self._book_changed(symbol)
             if (order.side == "BUY" and last < order.price) or (order.side == "SELL" and last > order.price):
                 self._execute(order, order.price, order.remaining, maker=True)  # traded through
-            elif last == order.price:
+            elif last == order.price and arrived:
                 # Trades print at the order's price: part of the queue ahead of it is gone, half of it fills.
                 half = floor_to_step(order.remaining / 2, feed.spec.step_size)
                 self._execute(order, order.price, max(half, min(feed.spec.min_qty, order.remaining)), maker=True)

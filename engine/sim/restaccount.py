@@ -199,7 +199,7 @@ class AccountRoutes:
     async def _listen_params(self, request: web.Request) -> tuple[ApiKey, dict[str, str]]:
         record = self.auth.check_key(request.headers.get("X-MBX-APIKEY"))
         raw_body = (await request.read()).decode() if request.can_read_body else ""
-        return record, {**dict(request.rel_url.query), **parse_params(raw_body)}
+        return record, {**parse_params(raw_body), **dict(request.rel_url.query)}
 
     async def listen_key_new(self, request: web.Request) -> web.Response:
         """POST /api/v3/userDataStream: a listen key for /ws/<listenKey>."""
