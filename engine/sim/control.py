@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from urllib.parse import urlsplit
 import logging
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -52,10 +53,14 @@ def is_loopback(remote: str | None) -> bool:
     """True for 127.0.0.0/8 and ::1 peers."""
     if not remote:
         return False
+    if remote == "localhost":
+        return True
     try:
-        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+        address = ipaddress.ip_address(remote.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack listener
+    return (mapped or address).is_loopback
 
 
 class ControlApi:
@@ -79,6 +84,13 @@ class ControlApi:
             if not is_loopback(request.remote):
                 log.warning("control API refused for %s", request.remote)
                 return _error(403, "the simulator control API answers loopback peers only")
+            origin = request.headers.get("Origin")
+            if origin and not is_loopback(urlsplit(origin).hostname or ""):
+                # A web page open in a local browser must not be able to inject faults.
+                log.warning("control API refused for Origin %s", origin)
+                return _error(403, "the simulator control API refuses requests from web pages")
+            if request.method != "GET" and request.can_read_body and request.content_type != "application/json":
+                return _error(415, "send JSON with Content-Type: application/json")
             return await handler(request)
         return guarded
 

@@ -108,3 +108,16 @@ async def test_control_api_is_not_affected_by_faults(sim):
 def test_loopback_check():
     assert is_loopback("127.0.0.1") and is_loopback("127.8.0.1") and is_loopback("::1")
     assert not is_loopback("192.168.1.5") and not is_loopback(None) and not is_loopback("garbage")
+
+
+async def test_control_api_refuses_web_pages_and_non_json(sim):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{sim.rest_url}/sim/faults", data='{"name": "maintenance"}',
+                          headers={"Content-Type": "text/plain", "Origin": "http://evil.example"}) as r:
+            assert r.status == 403
+        async with s.post(f"{sim.rest_url}/sim/faults", data='{"name": "maintenance"}',
+                          headers={"Content-Type": "text/plain"}) as r:
+            assert r.status == 415
+    assert sim.faults.active() == []
