@@ -135,14 +135,22 @@ class FaultEffects:
         record = self.sim.auth.keys.get(key)
         if record is None:
             raise FaultError("key-revoked: unknown API key")
-        fault.state["was_revoked"] = record.revoked
+        # Revoked before any key-revoked fault touched it? (A second fault inherits the first one's answer.)
+        earlier = [f for f in self.sim.faults.active("key-revoked")
+                   if f is not fault and (f.options["key"] or self.sim.api_key) == key and "was_revoked" in f.state]
+        fault.state["was_revoked"] = earlier[0].state["was_revoked"] if earlier else record.revoked
         record.revoked = True
         self.sim.streams.terminate_user_streams(api_key=key)
 
     def _key_restored(self, fault: Fault) -> None:
         key = fault.options["key"] or self.sim.api_key
         record = self.sim.auth.keys.get(key)
-        if record is not None and not fault.state.get("was_revoked", False):
+        if record is None or fault.state.get("was_revoked", False):
+            return
+        # Another key-revoked fault on the same key still holds it revoked.
+        others = [f for f in self.sim.faults.active("key-revoked")
+                  if f is not fault and (f.options["key"] or self.sim.api_key) == key]
+        if not others:
             record.revoked = False
 
     # ----- market ----------------------------------------------------------------------------------------

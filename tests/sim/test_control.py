@@ -121,3 +121,13 @@ async def test_control_api_refuses_web_pages_and_non_json(sim):
                           headers={"Content-Type": "text/plain"}) as r:
             assert r.status == 415
     assert sim.faults.active() == []
+
+
+async def test_overlapping_key_revocations_restore_the_key_only_when_both_end(sim):
+    first = sim.faults.inject("key-revoked")
+    second = sim.faults.inject("key-revoked")
+    record = sim.auth.keys[sim.api_key]
+    sim.faults.clear(first)
+    assert record.revoked
+    sim.faults.clear(second)
+    assert not record.revoked
