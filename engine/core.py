@@ -375,13 +375,3 @@ class Engine:
             severity = Severity.CRIT if automatic else Severity.WARN
         self.alert(severity, f"TRADING_{target.value}", f"{previous.value} -> {target.value} by {actor}: {reason}")
         return CommandResult(True, f"{target.value} ({reason})")
-
-    # Kept for callers that think in orders rather than commands (tests, the strategy runner).
-    async def place_order(self, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None,
-                          actor: str = "operator", stop_loss: Decimal | None = None) -> CommandResult:
-        return await self.execution.place(symbol, side, type_, amount, price, actor, stop_loss=stop_loss)
-
-    async def cancel_order(self, client_id: str, actor: str = "operator") -> CommandResult:
-        return await self.execution.cancel(client_id, actor=actor)
-
-

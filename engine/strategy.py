@@ -77,3 +77,16 @@ class PerSymbol:
 
     def decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
         raise NotImplementedError
+
+
+def entry(view: StrategyView, symbol: str, fallback_price: Decimal, order_quote: Decimal, stop_loss_pct: Decimal,
+          reason: str) -> Intent | None:
+    """A long entry of ``order_quote`` with its stop ``stop_loss_pct`` under the price; none while one of the
+    strategy's own orders in ``symbol`` is open (an entry already under way would double the size)."""
+    if view.open_orders(symbol):
+        return None
+    last = view.last(symbol)
+    if last is None:
+        last = fallback_price
+    return Intent(kind="buy", symbol=symbol, quote_amount=order_quote,
+                  stop_loss=last * (1 - stop_loss_pct / 100), reason=reason)

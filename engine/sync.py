@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import ccxt.async_support as ccxt_errors

@@ -18,12 +18,11 @@ class KeyedTable(DataTable):
     KeyedTable { height: 1fr; }
     """
 
-    def __init__(self, columns: Sequence[str], *, empty: str = "", **kwargs) -> None:
+    def __init__(self, columns: Sequence[str], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._column_labels = tuple(columns)
         self._column_keys: list = []
         self._rows: dict[str, tuple[Cell, ...]] = {}
-        self.empty_text = empty
 
     def on_mount(self) -> None:
         self._column_keys = [self.add_column(label, key=label) for label in self._column_labels]

@@ -6,9 +6,8 @@ from decimal import Decimal
 from typing import Sequence
 
 from engine.config import MaCrossConfig
-from engine.strategy import Intent, PerSymbol, StrategyView
+from engine.strategy import Intent, PerSymbol, StrategyView, entry
 
-_HUNDRED = Decimal(100)
 
 
 def sma(values: Sequence[Decimal], n: int) -> Decimal:
@@ -43,16 +42,5 @@ class MaCross(PerSymbol):
             return None
         if not (prev_fast <= prev_slow and fast > slow):
             return None
-        # An open order of ours means an entry is already under way; a second one would double the size.
-        if view.open_orders(symbol):
-            return None
-        last = view.last(symbol)
-        if last is None:
-            last = closes[-1]
-        return Intent(
-            kind="buy",
-            symbol=symbol,
-            quote_amount=self.cfg.order_quote,
-            stop_loss=last * (1 - self.cfg.stop_loss_pct / _HUNDRED),
-            reason="fast SMA crossed above slow",
-        )
+        return entry(view, symbol, closes[-1], self.cfg.order_quote, self.cfg.stop_loss_pct,
+                     "fast SMA crossed above slow")

@@ -6,9 +6,8 @@ from decimal import Decimal
 from typing import Sequence
 
 from engine.config import MeanReversionConfig
-from engine.strategy import Intent, PerSymbol, StrategyView
+from engine.strategy import Intent, PerSymbol, StrategyView, entry
 
-_HUNDRED = Decimal(100)
 
 
 def zscore(values: Sequence[Decimal]) -> Decimal | None:
@@ -46,16 +45,5 @@ class MeanReversion(PerSymbol):
             return None
         if z > -self.cfg.entry_z:
             return None
-        # An open order of ours means an entry is already under way; a second one would double the size.
-        if view.open_orders(symbol):
-            return None
-        last = view.last(symbol)
-        if last is None:
-            last = window[-1]
-        return Intent(
-            kind="buy",
-            symbol=symbol,
-            quote_amount=self.cfg.order_quote,
-            stop_loss=last * (1 - self.cfg.stop_loss_pct / _HUNDRED),
-            reason=f"z-score {z:.2f} at or under -{self.cfg.entry_z}",
-        )
+        return entry(view, symbol, window[-1], self.cfg.order_quote, self.cfg.stop_loss_pct,
+                     f"z-score {z:.2f} at or under -{self.cfg.entry_z}")

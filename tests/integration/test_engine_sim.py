@@ -9,7 +9,7 @@ import pytest
 from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine
 from engine.datadir import DataDirBusy
-from engine.events import CancelAll, Halt, OrderStatus, PlaceOrder, Resume, TradingState
+from engine.events import CancelAll, CancelOrder, Halt, OrderStatus, PlaceOrder, Resume, TradingState
 from engine.sim import Simulator
 from engine.store import Store
 from eventually import eventually
@@ -71,7 +71,7 @@ async def test_place_track_cancel_and_restart(standalone_sim, tmp_path):
     try:
         (restored,) = engine.tracker.open_orders()
         assert restored.client_id == order.client_id and restored.status == OrderStatus.OPEN
-        cancel = await engine.cancel_order(restored.client_id)
+        cancel = await engine.execute(CancelOrder(client_id=restored.client_id))
         assert cancel.ok, cancel.message
         assert engine.tracker.get(order.client_id).status == OrderStatus.CANCELED
         assert sim.open_orders() == []

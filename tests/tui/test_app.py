@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from cockpit.app import CockpitApp
 from engine.config import EngineConfig, Settings, StrategyConfig
