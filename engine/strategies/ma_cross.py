@@ -9,7 +9,6 @@ from engine.config import MaCrossConfig
 from engine.strategy import Intent, PerSymbol, StrategyView, entry
 
 
-
 def sma(values: Sequence[Decimal], n: int) -> Decimal:
     """The simple moving average of the last ``n`` values."""
     return sum(values[-n:], Decimal(0)) / n

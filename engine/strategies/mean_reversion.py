@@ -9,7 +9,6 @@ from engine.config import MeanReversionConfig
 from engine.strategy import Intent, PerSymbol, StrategyView, entry
 
 
-
 def zscore(values: Sequence[Decimal]) -> Decimal | None:
     """The last value's z-score against all ``values`` (population std dev); None when they are all equal."""
     n = len(values)
