@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine
-from engine.events import CancelAll, Halt, PlaceOrder, Resume
+from engine.commands import CancelAll, Halt, PlaceOrder, Resume
 from engine.sim import Simulator
 
 

@@ -12,9 +12,23 @@ import logging
 import os
 import signal
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from engine.commands import SPECS, CancelAll, CloseAll
 from engine.config import ConfigError, Settings, load_settings
+
+REMOTE = {spec.name: spec for spec in SPECS}
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _live_flag(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -67,21 +81,33 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run, top=False)
     run.add_argument("--headless", action="store_true", required=True, help="no TUI (required)")
     _live_flag(run, top=False)
-    for name, help_text in (
-        ("halt", "halt the running engine: no new orders (works with no engine running too)"),
-        ("resume", "resume trading on the running engine"),
-        ("reduce-only", "only orders that shrink a position from now on"),
-        ("cancel-all", "halt, then cancel every open order at the venue"),
-        ("strategy", "enable or disable a strategy: cockpit strategy enable|disable NAME"),
-    ):
-        cmd = sub.add_parser(name, help=help_text)
+    for spec in SPECS:
+        cmd = sub.add_parser(spec.name, help=spec.help)
         _common(cmd, top=False)
-        if name == "strategy":
+        if spec.name == "strategy":
             cmd.add_argument("action", choices=("enable", "disable"))
             cmd.add_argument("name", help="strategy name, e.g. ladder, ma_cross, mean_reversion")
-        cmd.add_argument("--reason", default=f"{name} from the command line", help="recorded with the command")
-        cmd.add_argument("--timeout", type=float, default=15.0, metavar="S",
-                         help="seconds to wait for the engine's answer (default 15)")
+        elif spec.name == "close":
+            cmd.add_argument("symbol", help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
+        elif spec.name == "order":
+            cmd.add_argument("side", choices=("buy", "sell"))
+            cmd.add_argument("symbol", help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
+            cmd.add_argument("amount", type=_decimal, help="amount in the base asset, e.g. 0.001")
+            cmd.add_argument("--price", type=_decimal, default=None, metavar="P",
+                             help="limit price (without it: a market order)")
+            cmd.add_argument("--stop-loss", type=_decimal, default=None, metavar="P",
+                             help="stop price under the entry (required for buys while [risk] require_stop_loss)")
+        if spec.emergency:
+            cmd.add_argument("--retry-for", type=float, default=60.0, metavar="S",
+                             help="with no engine running: keep retrying what failed for S seconds (default 60)")
+        cmd.add_argument("--reason", default=f"{spec.name} from the command line", help="recorded with the command")
+        cmd.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                         help="seconds to wait for the engine's answer (default 30)")
+        cmd.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    audit = sub.add_parser("audit", help="list the commands carried out (every actor), newest first")
+    _common(audit, top=False)
+    audit.add_argument("--json", action="store_true", help="print a JSON array")
+    audit.add_argument("--limit", type=int, default=20, metavar="N", help="how many (default 20)")
     status = sub.add_parser("status", help="print the trading state, open orders and latest alerts")
     _common(status, top=False)
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -123,18 +149,73 @@ def main(argv: list[str] | None = None) -> int:
     confirm_live = args.confirm_live or os.environ.get("COCKPIT_CONFIRM_LIVE", "").lower() in ("1", "true", "yes")
     if command == "run":
         return _run_headless(settings, confirm_live)
-    if command in ("halt", "resume", "reduce-only", "cancel-all", "strategy"):
-        from engine.remote import send
+    if command in REMOTE:
+        return _remote(settings, command, args)
+    if command == "audit":
+        from cockpit.status import print_audit
 
-        extra = {"name": args.name, "enabled": args.action == "enable"} if command == "strategy" else None
-        ok, message = send(settings.engine.data_dir, command, args.reason, args.timeout, extra)
-        print(message, file=sys.stdout if ok else sys.stderr)
-        return 0 if ok else 1
+        return print_audit(settings, as_json=args.json, limit=args.limit)
     if command == "status":
         from cockpit.status import print_status
 
         return print_status(settings, as_json=args.json)
     return _run_tui(settings, confirm_live)
+
+
+def _symbol(settings: Settings, text: str) -> str:
+    """``BTCUSDT`` or ``btc/usdt`` as the configured ``BTC/USDT`` (unknown symbols pass through for the engine
+    to refuse with the list of configured ones)."""
+    for symbol in settings.venue.symbols:
+        if text.upper().replace("/", "") == symbol.replace("/", ""):
+            return symbol
+    return text
+
+
+def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> dict | None:
+    if command == "strategy":
+        return {"strategy": args.name, "enabled": args.action == "enable"}
+    if command == "close":
+        return {"symbol": _symbol(settings, args.symbol)}
+    if command == "order":
+        return {"symbol": _symbol(settings, args.symbol), "side": args.side, "amount": str(args.amount),
+                "type": "limit" if args.price is not None else "market",
+                "price": None if args.price is None else str(args.price),
+                "stop_loss": None if args.stop_loss is None else str(args.stop_loss)}
+    return None
+
+
+def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
+    """A command for the engine running on the data dir; cancel-all and close-all with none act on the venue."""
+    from engine.datadir import engine_pid
+    from engine.remote import cli_actor, send_detailed
+    from engine.store import DB_NAME
+
+    data_dir = settings.engine.data_dir
+    details = None
+    if REMOTE[command].emergency and (data_dir / DB_NAME).exists() and engine_pid(data_dir) is None:
+        from engine.emergency import act_without_engine
+
+        cls = CancelAll if command == "cancel-all" else CloseAll
+        logging.basicConfig(level=logging.WARNING, format="cockpit: %(message)s")
+        print(f"no engine is running on {data_dir.resolve()}: acting on the venue directly", file=sys.stderr)
+        try:
+            result = asyncio.run(act_without_engine(settings, cls(actor=cli_actor(), reason=args.reason),
+                                                    retry_for_s=args.retry_for))
+        except KeyboardInterrupt:
+            print("stopped by the operator; HALTED stays latched. Run the command again to finish.", file=sys.stderr)
+            return 1
+        ok, message, details = result.ok, result.message, dict(result.details)
+    else:
+        ok, message, details = send_detailed(data_dir, command, args.reason, args.timeout,
+                                             _remote_args(settings, command, args))
+    if args.json:
+        print(json.dumps({"ok": ok, "message": message, "details": details}, default=str))
+    else:
+        print(message, file=sys.stdout if ok else sys.stderr)
+        if command == "reconnect" and details and "after" in details:
+            for name, after in details["after"].items():
+                print(f"  {name:<16} before: {details['before'].get(name, '?'):<24} after: {after}")
+    return 0 if ok else 1
 
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:

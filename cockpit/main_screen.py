@@ -17,6 +17,7 @@ from cockpit.views import alert_row, balance_row, market_row, num, order_row
 from engine.events import (
     AlertRaised,
     BalancesUpdated,
+    CommandAudited,
     EngineStarted,
     HealthUpdated,
     OrderCreated,
@@ -102,6 +103,10 @@ class MainScreen(Screen):
         banner = self.query_one(StatusBanner)
         if isinstance(event, TradingStateChanged):
             banner.state = event.state.value
+            self.app.withdraw_questions(f"trading is now {event.state.value} (by {event.actor})")
+        elif isinstance(event, CommandAudited):
+            if event.kill_switch and event.actor != "operator:key":
+                self.app.withdraw_questions(f"{event.command} by {event.actor}")
         elif isinstance(event, (OrderCreated, OrderUpdated)):
             table = self.query_one("#orders", KeyedTable)
             order = event.order

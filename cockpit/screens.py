@@ -22,9 +22,10 @@ class Confirm(ModalScreen[bool]):
     Confirm .keys { color: $text-muted; margin-top: 1; }
     """
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, epoch: int | None = None) -> None:
         super().__init__()
         self.question = question
+        self.epoch = epoch  # the trading state's epoch it was asked in; None: not about the trading state
 
     def compose(self) -> ComposeResult:
         with Vertical():

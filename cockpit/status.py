@@ -46,7 +46,8 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     print(f"engine: {'running (pid ' + pid + ')' if pid else 'not running'} on {data_dir.resolve()}")
     line = f"trading: {mode.upper()} · {state.value}"
     if info:
-        line += f" (by {info['actor']} at {info['ts']}: {info['reason']})"
+        tripped = f" [{info['code']}]" if info.get("code") else ""
+        line += f" (by {info['actor']}{tripped} at {info['ts']}: {info['reason']})"
     print(line)
     if curve:
         point = curve[-1]
@@ -63,4 +64,34 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     print("latest alerts:" if alerts else "latest alerts: none")
     for a in alerts:
         print(f"  {a['ts'][:19]} {a['severity']} {a['code']}: {a['message']}")
+    return 0
+
+
+def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> int:
+    """``cockpit audit``: the commands carried out, newest first, from every actor."""
+    data_dir = settings.engine.data_dir
+    if not (data_dir / DB_NAME).exists():
+        print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
+        return 1
+    if limit < 1:
+        print("cockpit audit: --limit must be at least 1", file=sys.stderr)
+        return 2
+    store = Store.in_dir(data_dir)
+    try:
+        rows = store.audit(limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps([{"time": r["ts"], "command": r["command"], "actor": r["actor"], "reason": r["reason"],
+                           "args": r["args"], "values": r["values"], "ok": r["ok"], "result": r["result"],
+                           "duration_ms": r["duration_ms"], "kill_switch": r["kill_switch"]} for r in rows],
+                         default=str))
+        return 0
+    if not rows:
+        print("no commands recorded yet")
+    for r in rows:
+        mark = "ok  " if r["ok"] else "FAIL"
+        print(f"{r['ts'][:19]} {mark} {r['command']:<11} {r['duration_ms']:>8.1f} ms  {r['actor']}"
+              f"{': ' + r['reason'] if r['reason'] else ''}")
+        print(f"{'':24}-> {r['result']}")
     return 0

@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
     strategy: StrategyConfig = StrategyConfig()
+    # The TUI's keys by binding id, e.g. halt = "f2" or close_all = "X" (ids: halt, cancel_all, close_all,
+    # reconnect, resume, reduce_only, quit). Unknown ids are refused at start.
+    keys: dict[str, str] = {}
 
     @classmethod
     def settings_customise_sources(

@@ -1,44 +1,41 @@
-"""The engine: owns the store, the venue, the order tracker, the portfolio and the trading state.
+"""The engine: the composition root that builds the parts, wires their ports, and runs the one ``execute``.
 
-Commands come in through ``execute`` (from a key press, the CLI or the engine's own monitors); everything
-that happens goes out on the bus. Start-up is local and quick (store, latched state); connecting to the venue
-happens in the background, so the operator's halt key works even while the venue is unreachable.
+Every actor (a key, the palette, the CLI, a monitor, a strategy, a stop-loss) submits a command to ``execute``,
+which checks it against what the trading state permits, carries it out and publishes an audit record (who,
+why, the values behind it, the result, how long it took). Everything that happens goes out on the bus.
+Start-up is local and quick (store, latched state); connecting to the venue happens in the background, so the
+operator's halt key works even while the venue is unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
+import ccxt.async_support as ccxt_errors
+
 from engine.bus import EventBus
+from engine.commands import (
+    CancelAll, CancelOrder, CloseAll, ClosePosition, Command, CommandResult, ExitPosition, Halt, PlaceOrder,
+    Reconnect, ReduceOnly, Resume, SetStrategy,
+)
 from engine.config import Settings
 from engine.datadir import DataDirLock
+from engine.errors import EngineError
 from engine.events import (
-    Alert,
-    AlertRaised,
-    CancelAll,
-    CancelOrder,
-    Command,
-    EngineStarted,
-    EngineStopped,
-    Halt,
-    HealthUpdated,
-    PlaceOrder,
-    ReduceOnly,
-    Resume,
-    SetStrategy,
-    Severity,
-    TradingState,
-    TradingStateChanged,
-    VenueConnection,
+    Alert, AlertRaised, CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, HealthUpdated, Severity,
+    StopsChanged, StrategyGuardChanged, TradingState,
 )
-from engine.execution import CommandResult, Execution
+from engine.execution import Execution
+from engine.killswitch import RETRY_S, KillSwitch, Outcome
 from engine.monitors import Monitors
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
+from engine.ports import VenueLink
 from engine.remote import serve_commands
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
@@ -46,11 +43,19 @@ from engine.stats import DailyStats, DayStats
 from engine.store import Store, fill_from_row
 from engine.strategies import build_strategies
 from engine.sync import VenueSync
-from engine.tasks import TaskGroup
-from engine.trading_state import IllegalTransition, check_transition, is_operator
+from engine.tasks import Periodic, TaskGroup
+from engine.trading_state import TradingStateMachine, is_operator
 from engine.venue import Venue
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CommandResult", "Engine", "EngineError"]
+
+LIVE_CONFIRM_ENV = "COCKPIT_CONFIRM_LIVE"
+HEALTH_INTERVAL_S = 1.0
+# How long a reconnect waits for every stream's first event before it reports the state after.
+RECONNECT_SETTLE_S = 5.0
+RECONNECT_TIMEOUT_S = 20.0
 
 
 def is_loopback(url: str) -> bool:
@@ -58,14 +63,9 @@ def is_loopback(url: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
-__all__ = ["CommandResult", "Engine", "EngineError"]
-
-LIVE_CONFIRM_ENV = "COCKPIT_CONFIRM_LIVE"
-HEALTH_INTERVAL_S = 1.0
-
-
-class EngineError(Exception):
-    """The engine cannot do what was asked; the message says why and what to do."""
+def trip_code(actor: str) -> str:
+    """The monitor's code in ``monitor:<code>`` (empty for anyone else)."""
+    return actor.split(":", 1)[1] if actor.startswith("monitor:") else ""
 
 
 class Engine:
@@ -77,29 +77,62 @@ class Engine:
         self.confirm_live = confirm_live
         self.symbols = settings.venue.symbols
         self.bus = EventBus()
+        publish = self.bus.publish
         self.tracker = OrderTracker(self.bus)
         self.portfolio = Portfolio(self.symbols, settings.engine.quote_asset)
-        self.stats = DailyStats(on_rollover=self._day_finished)
-        self.trading_state = TradingState.ACTIVE
-        self.state_info: dict[str, Any] = {}
-        self.connected = False
+        self.stats = DailyStats(on_rollover=lambda day: publish(DayStatsChanged(day.to_dict())))
+        self.state = TradingStateMachine(publish, self.alert)
+        self.link = VenueLink(publish, self.alert)
         self.ready = asyncio.Event()  # set once the venue is connected and state reconciled
         self.failed = asyncio.Event()  # set when the engine cannot go on (see fatal_error)
         self.fatal_error: str | None = None
         self.store: Store | None = None
-        self.venue: Venue | None = None
         self.sim: Any = None
         self.tasks = TaskGroup(self._task_crashed)
-        self.execution = Execution(self)
-        self.sync = VenueSync(self)
-        self.monitors = Monitors(self)
-        self.runner = StrategyRunner(self, build_strategies(settings.strategy, self.symbols))
+        self.execution = Execution(settings.risk, self.mode, self.symbols, self.link, self.tracker, self.portfolio,
+                                   self.stats, publish, self.alert, drawdown_pct=lambda: self.monitors.drawdown_pct)
+        self.kill_switch = KillSwitch(self.symbols, self.link, self.execution, self.tracker, self.portfolio)
+        self.sync = VenueSync(settings.venue, self.symbols, self.link, self.execution, self.tracker,
+                              self.portfolio, self.stats, publish, self.alert)
+        self.monitors = Monitors(settings.risk, self.portfolio, self.stats, self.tracker, self.execution.stops,
+                                 self.state, publish, self.alert, self.execute, self.tasks.spawn)
+        self.runner = StrategyRunner(settings.strategy, self.symbols, build_strategies(settings.strategy, self.symbols),
+                                     self.portfolio, self.tracker, self.state, self.link, self.execute, publish,
+                                     self.alert)
+        self.bus.add_handler(self.monitors.on_event)
+        self.bus.add_handler(self.runner.on_event)
         self._lock = DataDirLock(settings.engine.data_dir)
         self._alerts: list[Alert] = []
+        self._venue_args: dict[str, Any] = {}
+        self._kill_retry: asyncio.Task[Any] | None = None
+        self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
+            Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
+            CancelAll: self._kill, CloseAll: self._kill, ClosePosition: self._kill,
+            Reconnect: self._reconnect, PlaceOrder: self._place, CancelOrder: self._cancel,
+            ExitPosition: self._exit, SetStrategy: self._set_strategy,
+        }
+
+    # ------------------------------------------------------------ what front ends read
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.state.state
+
+    @property
+    def state_info(self) -> dict[str, Any]:
+        return self.state.info
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def venue(self) -> Venue | None:
+        return self.link.venue
 
     @property
     def venue_label(self) -> str:
-        return f"sim {self.sim.rest_url.removeprefix('http://')}" if self.sim else self.settings.venue.exchange
+        return self.link.label or self.settings.venue.exchange
 
     # ------------------------------------------------------------ lifecycle
 
@@ -138,25 +171,26 @@ class Engine:
             self._lock.release()
             raise
         self.bus.add_handler(self.store.handle)
-        self.trading_state, self.state_info = self.store.trading_state()
+        self.state.restore(*self.store.trading_state())
         self.store.save_json("engine", {"mode": self.mode, "venue": self.settings.venue.exchange})
         self.tracker.load(self.store.orders())
         self._restore_counters()
         risk = self.settings.risk
         if risk.kill_switch:
-            self.set_state(TradingState.HALTED, "config:kill_switch", "kill switch set in configuration")
+            await self.execute(Halt(actor="config:kill_switch", reason="kill switch set in configuration"))
         elif risk.reduce_only and self.trading_state == TradingState.ACTIVE:
-            self.set_state(TradingState.REDUCE_ONLY, "config:reduce_only", "reduce-only set in configuration")
-        self.tasks.spawn("commands", serve_commands(self.store, self.execute))
+            await self.execute(ReduceOnly(actor="config:reduce_only", reason="reduce-only set in configuration"))
+        self.tasks.spawn("commands", serve_commands(self.store, self.execute, self._loop_failed))
         self.tasks.spawn("venue", self._run_venue())
         log.info("engine started: mode=%s state=%s", self.mode, self.trading_state.value)
 
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop every task, close the venue and the store; idempotent."""
         await self.tasks.close()
-        if self.venue is not None:
-            await self.venue.close()
-            self.venue = None
+        await self.sync.stop_streams()
+        if self.link.venue is not None:
+            await self.link.venue.close()
+            self.link.venue = None
         if self.sim is not None:
             await self.sim.stop()
             self.sim = None
@@ -167,6 +201,17 @@ class Engine:
             self.store = None
         self._lock.release()
 
+    def _make_venue(self) -> Venue:
+        cfg = self.settings.venue
+        return Venue(
+            "binance" if cfg.exchange == "sim" else cfg.exchange,
+            timeout_ms=cfg.timeout_ms,
+            backoff_s=tuple(cfg.retry_backoff_s),
+            breaker=CircuitBreaker(cfg.breaker_failures, cfg.breaker_cooldown_s, on_change=self._breaker_changed),
+            on_error=self._rest_error,
+            **self._venue_args,
+        )
+
     async def _run_venue(self) -> None:
         cfg = self.settings.venue
         if cfg.exchange == "sim":
@@ -174,51 +219,42 @@ class Engine:
 
             self.sim = Simulator(seed=cfg.sim_seed)
             await self.sim.start()
-            rest_url, ws_url = self.sim.rest_url, self.sim.ws_url
-            key, secret = self.sim.api_key, self.sim.api_secret
+            self.link.label = f"sim {self.sim.rest_url.removeprefix('http://')}"
+            self._venue_args = dict(rest_url=self.sim.rest_url, ws_url=self.sim.ws_url,
+                                    api_key=self.sim.api_key, api_secret=self.sim.api_secret, sandbox=False)
         else:
-            rest_url, ws_url = cfg.rest_url, cfg.ws_url
-            key = cfg.api_key.get_secret_value() if cfg.api_key else None
-            secret = cfg.api_secret.get_secret_value() if cfg.api_secret else None
-        self.venue = Venue(
-            "binance" if cfg.exchange == "sim" else cfg.exchange,
-            rest_url=rest_url,
-            ws_url=ws_url,
-            api_key=key,
-            api_secret=secret,
-            timeout_ms=cfg.timeout_ms,
-            sandbox=cfg.exchange != "sim" and rest_url is None and self.mode == "paper",
-            backoff_s=tuple(cfg.retry_backoff_s),
-            breaker=CircuitBreaker(cfg.breaker_failures, cfg.breaker_cooldown_s, on_change=self._breaker_changed),
-            on_error=self._rest_error,
-        )
+            self.link.label = cfg.exchange
+            self._venue_args = dict(
+                rest_url=cfg.rest_url, ws_url=cfg.ws_url,
+                api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+                api_secret=cfg.api_secret.get_secret_value() if cfg.api_secret else None,
+                sandbox=cfg.rest_url is None and self.mode == "paper")
+        self.link.venue = self._make_venue()
         await self.sync.connect()
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
         self.sync.start_streams()
-        self.tasks.spawn("monitors", self.monitors.run())
-        self.tasks.spawn("health", self._publish_health())
+        monitors = Periodic("risk monitors", lambda: self._monitor_tick(), lambda: self.settings.engine.equity_sample_s,
+                            on_failure=self.monitors.failed, on_recovery=self.monitors.recovered)
+        self.tasks.spawn("monitors", monitors.run())
+        self.tasks.spawn("health", Periodic("health", self._publish_health, HEALTH_INTERVAL_S,
+                                            on_failure=self._loop_failed).run())
         if self.settings.strategy.enabled:
-            self.tasks.spawn("strategies", self.runner.run())
+            self.tasks.spawn("strategies", Periodic("strategies", self.runner.step,
+                                                    lambda: self.settings.strategy.interval_s,
+                                                    on_failure=self._loop_failed).run())
         self.ready.set()
 
-    def set_connected(self, connected: bool, detail: str) -> None:
-        if connected == self.connected and connected:
-            return
-        was = self.connected
-        self.connected = connected
-        self.bus.publish(VenueConnection(connected, detail))
-        if not connected:
-            self.alert(Severity.WARN, "VENUE_DOWN", f"venue connection lost: {detail}")
-        elif not was:
-            log.info("venue connected: %s", self.venue_label)
+    def _monitor_tick(self) -> None:
+        self.monitors.tick(self.link.connected)
+        self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
 
     def _breaker_changed(self, previous: BreakerState, state: BreakerState, why: str) -> None:
         severity = Severity.CRIT if state == BreakerState.OPEN else Severity.INFO
         self.alert(severity, f"BREAKER_{state.value}", f"venue circuit breaker {previous.value} -> {state.value}: {why}")
         if state == BreakerState.OPEN:
-            self.set_connected(False, f"circuit breaker open: {why}")
+            self.link.set_connected(False, f"circuit breaker open: {why}")
         elif state == BreakerState.CLOSED:
-            self.set_connected(True, "")
+            self.link.set_connected(True, "")
 
     def _rest_error(self, endpoint: str, exc: BaseException) -> None:
         self.stats.rest_error()
@@ -230,12 +266,15 @@ class Engine:
             # Without its venue task the engine cannot trade at all (bad symbols, a refused key): say so, and
             # let a headless run end with an error instead of idling.
             self.fatal_error = f"cannot use the venue: {exc}"
-            self.set_connected(False, self.fatal_error)
+            self.link.set_connected(False, self.fatal_error)
             self.failed.set()
 
-    def alert(self, severity: Severity, code: str, message: str) -> None:
+    def _loop_failed(self, name: str, exc: BaseException) -> None:
+        self.alert(Severity.WARN, "LOOP_FAILED", f"{name} failed: {type(exc).__name__}: {exc}; going on")
+
+    def alert(self, severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None) -> None:
         """Raise an alert: logged, stored and shown."""
-        alert = Alert(severity, code, message)
+        alert = Alert(severity, code, message, values=dict(values or {}))
         level = {Severity.INFO: logging.INFO, Severity.WARN: logging.WARNING, Severity.CRIT: logging.ERROR}
         log.log(level[severity], "%s %s: %s", severity.value, code, message)
         self._alerts.append(alert)
@@ -244,15 +283,11 @@ class Engine:
 
     # ------------------------------------------------------------ counters kept across restarts
 
-    def save_stops(self) -> None:
-        if self.store is not None:
-            self.store.save_json("stops", {k: str(v) for k, v in self.execution.stops.items()})
-
     def _restore_counters(self) -> None:
         """Day counters, strategy guard, stops and the fills-based entry prices, as they were at stop."""
         assert self.store is not None
         stops = self.store.load_json("stops") or {}
-        self.execution.stops = {k: Decimal(v) for k, v in stops.items()}
+        self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
         origins = {o.client_id: o.origin for o in self.tracker.all()}
         for row in self.store.fills():
             self.portfolio.add_fill(fill_from_row(row), origins.get(row["client_id"]))
@@ -266,21 +301,9 @@ class Engine:
                 guard, max_consecutive_losses=cfg.max_consecutive_losses, cooldown_s=cfg.cooldown_s)
 
     def _save_counters(self) -> None:
-        if self.store is None:
-            return
-        self.store.save_day(self.stats.current().to_dict())
-        self.store.save_json("strategy_guard", self.runner.guard.to_dict())
-
-    def _day_finished(self, day: DayStats) -> None:
-        if self.store is not None:
-            self.store.save_day(day.to_dict())
-        log.info("daily stats for %s: %s", day.day, day.to_dict())
-
-    def record_equity(self, equity: Decimal, peak: Decimal, drawdown_pct: Decimal) -> None:
-        """One point of the equity curve, with the day's counters saved alongside."""
-        if self.store is not None:
-            self.store.record_equity(equity, peak, drawdown_pct)
-            self._save_counters()
+        self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
+        self.bus.publish(StrategyGuardChanged(self.runner.guard.to_dict()))
+        self.bus.publish(StopsChanged(dict(self.execution.stops)))
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a front end needs to draw its first frame."""
@@ -298,7 +321,7 @@ class Engine:
 
     def health(self) -> dict[str, Any]:
         """Numbers for the health line: stream age, REST latency p95, errors, breaker, polling."""
-        venue = self.venue
+        venue = self.link.venue
         return {
             "connected": self.connected,
             "market_data_age_s": self.sync.market_data_age_s(),
@@ -313,65 +336,176 @@ class Engine:
             "strategies": self.runner.status(),
         }
 
-    async def _publish_health(self) -> None:
-        while True:
-            venue, day = self.venue, self.stats.current()
-            self.bus.publish(HealthUpdated(
-                market_data_age_s=self.sync.market_data_age_s(),
-                rest_p95_ms=venue.latency.percentile(None, 95) if venue else None,
-                rest_errors_today=day.rest_errors,
-                ws_reconnects_today=day.ws_reconnects,
-                breaker=venue.breaker.state.value if venue else None,
-                polling=self.sync.polling,
-                streams_down=tuple(self.sync.stream_down),
-                day_pnl=day.net_pnl + self.portfolio.unrealized(),
-                drawdown_pct=self.monitors.drawdown_pct,
-            ))
-            await asyncio.sleep(HEALTH_INTERVAL_S)
+    def _publish_health(self) -> None:
+        venue, day = self.link.venue, self.stats.current()
+        self.bus.publish(HealthUpdated(
+            market_data_age_s=self.sync.market_data_age_s(),
+            rest_p95_ms=venue.latency.percentile(None, 95) if venue else None,
+            rest_errors_today=day.rest_errors,
+            ws_reconnects_today=day.ws_reconnects,
+            breaker=venue.breaker.state.value if venue else None,
+            polling=self.sync.polling,
+            streams_down=tuple(self.sync.stream_down),
+            day_pnl=day.net_pnl + self.portfolio.unrealized(),
+            drawdown_pct=self.monitors.drawdown_pct,
+        ))
 
-    # ------------------------------------------------------------ commands
+    # ------------------------------------------------------------ the one command path
 
     async def execute(self, command: Command) -> CommandResult:
-        """Carry out one command from any front end; never raises for an operator's mistake."""
-        if isinstance(command, Halt):
-            return self.set_state(TradingState.HALTED, command.actor, command.reason or "halt requested")
-        if isinstance(command, Resume):
-            return self.set_state(TradingState.ACTIVE, command.actor, command.reason or "resume requested")
-        if isinstance(command, ReduceOnly):
-            return self.set_state(TradingState.REDUCE_ONLY, command.actor, command.reason or "reduce-only requested")
-        if isinstance(command, CancelAll):
-            return await self.execution.cancel_all(command.actor, command.reason)
-        if isinstance(command, PlaceOrder):
-            return await self.execution.place(command.symbol, command.side, command.type, command.amount,
-                                              command.price, command.actor, stop_loss=command.stop_loss)
-        if isinstance(command, CancelOrder):
-            return await self.execution.cancel(command.client_id, actor=command.actor)
-        if isinstance(command, SetStrategy):
-            error = self.runner.set_enabled(command.name, command.enabled, command.reason or f"by {command.actor}")
-            if error:
-                return CommandResult(False, error)
-            word = "enabled" if command.enabled else "disabled"
-            self.alert(Severity.INFO, "STRATEGY_" + word.upper(), f"{command.name} {word} by {command.actor}")
-            self._save_counters()
-            return CommandResult(True, f"{command.name} {word}")
-        return CommandResult(False, f"unknown command {type(command).__name__}")
+        """Carry out one command from any actor and publish its audit record; never raises for a refusal."""
+        start = time.perf_counter()
+        handler = self._handlers.get(type(command))
+        refusal = self.state.refusal(command.permit)
+        if handler is None:
+            result = CommandResult(False, f"unknown command {type(command).__name__}")
+        elif refusal is not None:
+            result = CommandResult(False, refusal)
+        else:
+            try:
+                result = await handler(command)
+            except EngineError as exc:
+                result = CommandResult(False, str(exc))
+        self.bus.publish(CommandAudited(
+            command=command.name, actor=command.actor, reason=command.reason, args=command.args(),
+            values=dict(command.values), ok=result.ok, result=result.message,
+            duration_ms=(time.perf_counter() - start) * 1000, kill_switch=command.kill_switch))
+        return result
 
-    def set_state(self, target: TradingState, actor: str, reason: str) -> CommandResult:
-        """Move the trading state through its table; stored with who and why before anything else happens."""
+    async def _halt(self, c: Halt) -> CommandResult:
+        self.state.tripped()
+        return self.state.move(TradingState.HALTED, c.actor, c.reason or "halt requested", trip_code(c.actor),
+                               c.values)
+
+    async def _resume(self, c: Resume) -> CommandResult:
+        result = self.state.move(TradingState.ACTIVE, c.actor, c.reason or "resume requested")
+        if result.ok:
+            self._stop_kill_retry("trading resumed")
+        return result
+
+    async def _reduce_only(self, c: ReduceOnly) -> CommandResult:
+        return self.state.move(TradingState.REDUCE_ONLY, c.actor, c.reason or "reduce-only requested",
+                               trip_code(c.actor), c.values)
+
+    async def _place(self, c: PlaceOrder) -> CommandResult:
+        return await self.execution.place(c.symbol, c.side, c.type, c.amount, c.price, c.actor, stop_loss=c.stop_loss)
+
+    async def _cancel(self, c: CancelOrder) -> CommandResult:
+        return await self.execution.cancel(c.client_id, actor=c.actor)
+
+    async def _exit(self, c: ExitPosition) -> CommandResult:
+        return await self.execution.exit_position(c.symbol, c.actor, c.reason)
+
+    async def _set_strategy(self, c: SetStrategy) -> CommandResult:
+        error = self.runner.set_enabled(c.strategy, c.enabled, c.reason or f"by {c.actor}")
+        if error:
+            return CommandResult(False, error)
+        word = "enabled" if c.enabled else "disabled"
+        self.alert(Severity.INFO, "STRATEGY_" + word.upper(), f"{c.strategy} {word} by {c.actor}")
+        return CommandResult(True, f"{c.strategy} {word}")
+
+    # ------------------------------------------------------------ kill switch
+
+    async def _kill(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
+        """Cancel-all and close-all halt first (tier 1), then act at the venue; close SYMBOL acts on one.
+
+        Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
+        was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
+        """
+        prefix = ""
+        if isinstance(c, ClosePosition):
+            if c.symbol not in self.symbols:
+                return CommandResult(False, f"{c.symbol or 'no symbol'} is not a configured symbol "
+                                            f"({', '.join(self.symbols)})")
+            prefix = f"{c.symbol}: "
+        else:
+            self.state.tripped()
+            self.state.move(TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor),
+                            c.values)
+            prefix = f"{self.trading_state.value}; "
+        if self.link.venue is None or not self.link.venue.ex.markets:
+            self._retry_kill(c)
+            return CommandResult(False, f"{prefix}the venue is not connected: nothing canceled or sold yet; "
+                                        "retrying until it is")
+        outcome = await self._kill_pass(c)
+        message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
+        automatic = not is_operator(c.actor)
+        if outcome.done:
+            code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
+            self.alert(Severity.CRIT if automatic else Severity.WARN, code, f"{message} (by {c.actor})",
+                       values=outcome.details())
+        else:
+            self.alert(Severity.CRIT, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; retrying",
+                       values=outcome.details())
+            self._retry_kill(c)
+        return CommandResult(outcome.done, message, outcome.details())
+
+    async def _kill_pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:
+        if isinstance(c, CancelAll):
+            return await self.kill_switch.cancel_all()
+        symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
+        return await self.kill_switch.close_all(c.actor, symbols)
+
+    def _retry_kill(self, c: CancelAll | CloseAll | ClosePosition) -> None:
+        self._stop_kill_retry(f"replaced by {c.name}")
+        self._kill_retry = self.tasks.spawn("kill-switch-retry", self._keep_trying(c))
+
+    def _stop_kill_retry(self, why: str) -> None:
+        task, self._kill_retry = self._kill_retry, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            log.info("kill-switch retry stopped: %s", why)
+            task.cancel()
+
+    async def _keep_trying(self, c: CancelAll | CloseAll | ClosePosition) -> None:
+        """Retry what a kill-switch tier could not do until it is done (or an operator resumes)."""
+        attempt = 0
+        while True:
+            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+            attempt += 1
+            try:
+                outcome = await self._kill_pass(c)
+            except (EngineError, ccxt_errors.BaseError) as exc:
+                log.warning("kill-switch retry %d of %s: %s", attempt, c.name, exc)
+                continue
+            if outcome.done:
+                self.alert(Severity.WARN, "KILL_SWITCH_DONE",
+                           f"{c.name} by {c.actor} completed on retry {attempt}: "
+                           f"{outcome.sentence(closing=not isinstance(c, CancelAll))}", values=outcome.details())
+                self._kill_retry = None
+                return
+            log.warning("kill-switch retry %d of %s incomplete: %s", attempt, c.name,
+                        outcome.sentence(closing=not isinstance(c, CancelAll)))
+
+    # ------------------------------------------------------------ reconnect
+
+    async def _reconnect(self, c: Reconnect) -> CommandResult:
+        """Close the streams and the REST session, open new ones, reload markets, reconcile; before and after."""
+        if self.link.venue is None:
+            return CommandResult(False, "the venue is not connected yet; the engine is still connecting")
+        start = time.perf_counter()
+        before = self.sync.stream_states()
+        await self.sync.stop_streams()
+        old, self.link.venue = self.link.venue, self._make_venue()
+        await old.close()
+        self.stats.ws_reconnect()
         try:
-            if not check_transition(self.trading_state, target, actor):
-                return CommandResult(True, f"already {target.value}")
-        except IllegalTransition as exc:
-            return CommandResult(False, str(exc))
-        previous = self.trading_state
-        self.trading_state = target  # first, so nothing slips through while the event is delivered
-        event = TradingStateChanged(previous, target, actor, reason)
-        self.state_info = {"actor": actor, "reason": reason, "ts": event.ts.isoformat()}
-        self.bus.publish(event)
-        # An automatic halt is a kill switch firing (runbook 000 §3: CRIT); an operator's is deliberate.
-        automatic = not is_operator(actor)
-        severity = Severity.INFO
-        if target == TradingState.HALTED:
-            severity = Severity.CRIT if automatic else Severity.WARN
-        self.alert(severity, f"TRADING_{target.value}", f"{previous.value} -> {target.value} by {actor}: {reason}")
-        return CommandResult(True, f"{target.value} ({reason})")
+            await asyncio.wait_for(self.sync.connect(), RECONNECT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.tasks.spawn("reconnect", self._finish_reconnect())
+            return CommandResult(False, f"venue did not answer within {RECONNECT_TIMEOUT_S:g}s; still trying "
+                                        "in the background", {"before": before})
+        self.sync.start_streams()
+        deadline = time.monotonic() + RECONNECT_SETTLE_S
+        while time.monotonic() < deadline and any(s == "waiting" for s in self.sync.stream_states().values()):
+            await asyncio.sleep(0.05)
+        after = self.sync.stream_states()
+        up = sum(1 for s in after.values() if s.startswith("up"))
+        was = sum(1 for s in before.values() if s.startswith("up"))
+        message = (f"reconnected in {time.perf_counter() - start:.1f}s; markets reloaded, orders reconciled; "
+                   f"streams up {was}/{len(before)} before, {up}/{len(after)} after")
+        self.alert(Severity.INFO, "RECONNECTED", f"{message} (by {c.actor})", values={"before": before, "after": after})
+        return CommandResult(True, message, {"before": before, "after": after})
+
+    async def _finish_reconnect(self) -> None:
+        await self.sync.connect()
+        self.sync.start_streams()

@@ -1,6 +1,8 @@
 """Immutable records the engine publishes (events) and accepts (commands).
 
-Front ends (the TUI, the CLI, scripts) only send commands and redraw from events (STYLE.md, practice 2).
+Front ends (the TUI, the CLI, scripts) only send commands (``engine.commands``) and redraw from events
+(STYLE.md, practice 2). High-rate events name a ``coalesce_key``: a reader that falls behind gets only the
+latest of each key; every other event (a state change, an alert, an order event) is always delivered.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any, Hashable, Mapping
 
 
 def utcnow() -> datetime:
@@ -139,6 +142,7 @@ class Alert:
     code: str
     message: str
     ts: datetime = field(default_factory=utcnow)
+    values: Mapping[str, Any] = field(default_factory=dict)  # the readings behind it
 
 
 # ---------------------------------------------------------------- events
@@ -147,6 +151,11 @@ class Alert:
 @dataclass(frozen=True, slots=True)
 class Event:
     """Base of everything the engine publishes."""
+
+    @property
+    def coalesce_key(self) -> Hashable | None:
+        """None: deliver every one. A key: a slow reader may get only the newest event with that key."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +177,8 @@ class TradingStateChanged(Event):
     actor: str
     reason: str
     ts: datetime = field(default_factory=utcnow)
+    code: str = ""  # the monitor that tripped it (ws_stale, max_drawdown...), empty for an operator
+    values: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +207,18 @@ class FillReceived(Event):
 class BalancesUpdated(Event):
     balances: tuple[Balance, ...]
 
+    @property
+    def coalesce_key(self) -> Hashable:
+        return "balances"
+
 
 @dataclass(frozen=True, slots=True)
 class PositionsUpdated(Event):
     positions: tuple[Position, ...]
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return "positions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +228,10 @@ class TickerUpdated(Event):
     bid: Decimal | None
     ask: Decimal | None
     ts: datetime
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return ("ticker", self.symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,58 +261,76 @@ class HealthUpdated(Event):
     day_pnl: Decimal
     drawdown_pct: Decimal
 
-
-# ---------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """Base of everything front ends may ask of the engine; ``actor`` says who asked."""
-
-    actor: str = "operator"
-    reason: str = ""
+    @property
+    def coalesce_key(self) -> Hashable:
+        return "health"
 
 
 @dataclass(frozen=True, slots=True)
-class Halt(Command):
-    """Stop opening new orders at once; latched and persisted until an operator resumes."""
+class CommandAudited(Event):
+    """One command carried out: who asked, why, the values behind it, the result and how long it took."""
+
+    command: str
+    actor: str
+    reason: str
+    args: Mapping[str, Any]
+    values: Mapping[str, Any]
+    ok: bool
+    result: str
+    duration_ms: float
+    kill_switch: bool = False
+    ts: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
-class Resume(Command):
-    """Clear a halt and return to ACTIVE."""
+class OrderRefused(Event):
+    """An order the checks turned away before anything was stored or sent."""
+
+    actor: str
+    symbol: str
+    side: str
+    amount: Decimal
+    price: Decimal | None
+    reason: str
+    ts: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
-class CancelAll(Command):
-    """Cancel every open order at the venue, for every configured symbol."""
+class RoundTripClosed(Event):
+    """A position opened and closed again, with its realised PnL and who opened it."""
+
+    symbol: str
+    pnl: Decimal
+    opened_by: str | None
+    closed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
-class ReduceOnly(Command):
-    """Only orders that shrink a position may go out (runbook 002: RISK_REDUCE_ONLY_MODE)."""
+class EquitySampled(Event):
+    """One point of the equity curve."""
+
+    equity: Decimal
+    peak: Decimal
+    drawdown_pct: Decimal
+    ts: datetime = field(default_factory=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceOrder(Command):
-    """One order; a buy needs ``stop_loss`` while ``[risk] require_stop_loss`` is on."""
+class StopsChanged(Event):
+    """The stop price of every held position (persisted so a restart keeps enforcing them)."""
 
-    symbol: str = ""
-    side: str = "buy"
-    type: str = "limit"
-    amount: Decimal = Decimal(0)
-    price: Decimal | None = None
-    stop_loss: Decimal | None = None
+    stops: Mapping[str, Decimal]
 
 
 @dataclass(frozen=True, slots=True)
-class SetStrategy(Command):
-    """Enable or disable a strategy by name."""
+class DayStatsChanged(Event):
+    """The day's counters (fills, wins, losses, PnL, fees, errors...), saved as they change and at roll-over."""
 
-    name: str = ""
-    enabled: bool = True
+    day: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class CancelOrder(Command):
-    client_id: str = ""
+class StrategyGuardChanged(Event):
+    """The strategies' on/off state and losing streaks."""
+
+    guard: Mapping[str, Any]

@@ -19,6 +19,7 @@ def build_exchange(
     api_key: str | None = None,
     api_secret: str | None = None,
     timeout_ms: int = 10_000,
+    rate_limit: bool = True,
 ) -> Any:
     """Return a ccxt.pro exchange (async REST + streams); ``rest_url``/``ws_url`` redirect a Binance-style client."""
     try:
@@ -27,7 +28,7 @@ def build_exchange(
         raise ValueError(
             f"unknown exchange id {exchange_id!r}: use 'sim' or an id from ccxt.pro.exchanges"
         ) from None
-    params: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms}
+    params: dict[str, Any] = {"enableRateLimit": rate_limit, "timeout": timeout_ms}
     if api_key:
         params["apiKey"] = api_key
     if api_secret:

@@ -1,31 +1,33 @@
 """Commands from other shells and scripts (``cockpit halt`` ...), carried through the store.
 
 The CLI writes a row to ``commands``; the running engine polls for pending rows, executes each through the
-same path as a key press, and writes the answer back for the CLI to print. With no engine running, a halt or
-resume is written straight into the latched trading state, so the next start obeys it.
+same ``execute`` as a key press, and writes the answer back for the CLI to print. With no engine running, a
+halt, resume or reduce-only goes through the same transition table straight into the latched state, so the
+next start obeys it; cancel-all and close-all act on the venue directly (``engine.emergency``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import getpass
 import json
 import logging
+import socket
 import time
+from dataclasses import fields
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
+from engine.commands import BY_NAME, Command, CommandResult
 from engine.datadir import engine_pid
-from engine.events import (
-    CancelAll, Command, Halt, ReduceOnly, Resume, SetStrategy, TradingState, TradingStateChanged, utcnow,
-)
+from engine.events import CommandAudited, TradingState, TradingStateChanged, utcnow
 from engine.store import DB_NAME, Store
+from engine.tasks import Periodic
+from engine.trading_state import IllegalTransition, check_transition
 
 log = logging.getLogger(__name__)
 
-COMMANDS: dict[str, type[Command]] = {
-    "halt": Halt, "resume": Resume, "reduce-only": ReduceOnly, "cancel-all": CancelAll, "strategy": SetStrategy,
-}
 # Commands that change only the latched state, which the store can hold without an engine running.
 STATE_TARGETS = {"halt": TradingState.HALTED, "resume": TradingState.ACTIVE, "reduce-only": TradingState.REDUCE_ONLY}
 POLL_S = 0.2
@@ -34,64 +36,115 @@ POLL_S = 0.2
 COMMAND_TTL_S = 60.0
 
 
-async def serve_commands(store: Store, execute) -> None:
-    """Run pending commands from the store forever (the engine owns this task)."""
-    while True:
+def cli_actor() -> str:
+    """``operator:cli user@host``: who typed the command, for the audit trail."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"operator:cli {user}@{socket.gethostname()}"
+
+
+def build_command(name: str, actor: str, reason: str, args: dict[str, Any]) -> Command:
+    """A command record from its CLI name and JSON arguments; raise ValueError naming what is wrong."""
+    cls = BY_NAME.get(name)
+    if cls is None:
+        raise ValueError(f"unknown command {name!r}")
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in args.items():
+        if key not in known or key in ("actor", "reason"):
+            raise ValueError(f"{name} takes no argument {key!r}")
+        if value is not None and "Decimal" in str(known[key].type):
+            try:
+                value = Decimal(str(value))
+            except InvalidOperation:
+                raise ValueError(f"{key} must be a number, not {value!r}") from None
+        kwargs[key] = value
+    return cls(actor=actor, reason=reason, **kwargs)
+
+
+async def serve_commands(store: Store, execute: Callable[[Command], Awaitable[CommandResult]],
+                         on_failure: Callable[[str, BaseException], None]) -> None:
+    """Run pending commands from the store for ever (the engine owns this task); a failing round is reported
+    and the next one runs."""
+
+    async def round_() -> None:
         for row in store.pending_commands():
             age = (utcnow() - datetime.fromisoformat(row["ts"])).total_seconds()
             if age > COMMAND_TTL_S:
                 store.finish_command(row["id"], False, f"expired: not picked up within {COMMAND_TTL_S:g}s")
                 log.warning("command %s from %s expired unrun (%.0fs old)", row["command"], row["actor"], age)
                 continue
-            cls = COMMANDS.get(row["command"])
-            if cls is None:
-                store.finish_command(row["id"], False, f"unknown command {row['command']!r}")
-                continue
             args = json.loads(row.get("args") or "{}")
             log.info("command %s %s from %s: %s", row["command"], args, row["actor"], row["reason"])
             try:
-                command = cls(actor=row["actor"], reason=row["reason"], **args)
-            except TypeError as exc:
-                store.finish_command(row["id"], False, f"bad arguments for {row['command']}: {exc}")
+                command = build_command(row["command"], row["actor"], row["reason"], args)
+            except ValueError as exc:
+                store.finish_command(row["id"], False, f"bad command: {exc}")
                 continue
             result = await execute(command)
-            store.finish_command(row["id"], result.ok, result.message)
-        await asyncio.sleep(POLL_S)
+            store.finish_command(row["id"], result.ok, result.message, result.details)
+
+    await Periodic("commands from other shells", round_, POLL_S, on_failure=on_failure).run()
 
 
 def send(data_dir: Path, command: str, reason: str, timeout: float,
-         args: dict[str, Any] | None = None) -> tuple[bool, str]:
+         args: dict[str, Any] | None = None, actor: str | None = None) -> tuple[bool, str]:
     """Ask the engine on ``data_dir`` to run ``command``; return (ok, what happened) for the operator."""
+    ok, message, _ = send_detailed(data_dir, command, reason, timeout, args, actor)
+    return ok, message
+
+
+def send_detailed(data_dir: Path, command: str, reason: str, timeout: float, args: dict[str, Any] | None = None,
+                  actor: str | None = None) -> tuple[bool, str, dict[str, Any] | None]:
+    """As ``send``, with the figures the engine returned (or None when it never answered)."""
     data_dir = Path(data_dir).resolve()
     if not (data_dir / DB_NAME).exists():
         # A mistyped --data-dir must not "succeed" on an empty directory while the real engine trades on.
         return False, (f"no cockpit store at {data_dir / DB_NAME}: no engine has run there. Pass the engine's "
-                       "--data-dir (see `cockpit status --data-dir DIR`).")
+                       "--data-dir (see `cockpit status --data-dir DIR`)."), None
+    actor = actor or cli_actor()
+    try:
+        build_command(command, actor, reason, args or {})
+    except ValueError as exc:
+        return False, str(exc), None
     store = Store.in_dir(data_dir)
     try:
-        actor = "operator:cli"
         if engine_pid(data_dir) is None:
-            return _without_engine(store, data_dir, command, actor, reason)
+            ok, message = without_engine(store, data_dir, command, actor, reason)
+            return ok, message, None
         command_id = store.submit_command(command, actor, reason, args)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = store.command(command_id)
             if row["status"] != "pending":
-                return row["status"] == "done", row["result"]
+                return row["status"] == "done", row["result"], json.loads(row.get("details") or "null")
             time.sleep(POLL_S / 2)
         return False, (f"no answer from the engine within {timeout:g}s; the command stays queued "
-                       f"(id {command_id}) and runs when the engine gets to it")
+                       f"(id {command_id}) and runs when the engine gets to it"), None
     finally:
         store.close()
 
 
-def _without_engine(store: Store, data_dir: Path, command: str, actor: str, reason: str) -> tuple[bool, str]:
+def without_engine(store: Store, data_dir: Path, command: str, actor: str, reason: str) -> tuple[bool, str]:
+    """A state change latched in the store through the same transition table, and audited."""
     if command not in STATE_TARGETS:
         return False, (f"no engine is running on {data_dir}: `{command}` needs one. Start cockpit "
-                       "(it restores its orders and state) and try again" +
-                       (", or cancel at the exchange." if command == "cancel-all" else "."))
+                       "(it restores its orders and state) and try again.")
+    start = time.perf_counter()
     target = STATE_TARGETS[command]
     previous, _ = store.trading_state()
-    if previous != target:
-        store.handle(TradingStateChanged(previous, target, actor, reason))
-    return True, f"{target.value} (no engine running on {data_dir}: the next start comes back {target.value})"
+    try:
+        changed = check_transition(previous, target, actor)
+    except IllegalTransition as exc:
+        ok, message = False, str(exc)
+    else:
+        if changed:
+            store.handle(TradingStateChanged(previous, target, actor, reason))
+        ok, message = True, (f"{target.value} (no engine running on {data_dir}: the next start comes back "
+                             f"{target.value})")
+    store.handle(CommandAudited(command=command, actor=actor, reason=reason, args={}, values={}, ok=ok,
+                                result=message, duration_ms=(time.perf_counter() - start) * 1000,
+                                kill_switch=command == "halt"))
+    return ok, message

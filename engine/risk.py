@@ -13,22 +13,16 @@ from decimal import Decimal
 from typing import Callable
 
 from engine.config import RiskConfig
-from engine.events import TradingState
 
 
 def pre_trade_refusal(
-    state: TradingState,
     connected: bool,
     symbols: tuple[str, ...],
     symbol: str,
     side: str,
     amount: Decimal,
 ) -> str | None:
-    """Trading state, connection and request sanity."""
-    if state == TradingState.HALTED:
-        return "trading is HALTED: no new orders until an operator resumes"
-    if state == TradingState.REDUCE_ONLY and side == "buy":
-        return "trading is REDUCE_ONLY: only orders that shrink a position"
+    """Connection and request sanity (what the trading state permits is checked before, from its table)."""
     if not connected:
         return "venue not connected"
     if symbol not in symbols:

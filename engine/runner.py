@@ -1,37 +1,53 @@
-"""Runs the strategies: samples prices, asks each enabled strategy for intents, executes them.
+"""Runs the strategies: samples prices, asks each enabled strategy for intents, submits them as commands.
 
-A strategy that loses ``max_consecutive_losses`` round trips in a row is stood down for ``cooldown_s``
-(runbook 003 "Strategy Underperforming"); the operator can disable and enable any strategy by name.
+Each intent becomes a command (actor ``strategy:<name>``) through the one ``execute``, so a strategy's order
+passes the same trading-state table, risk checks and audit as an operator's. A strategy that loses
+``max_consecutive_losses`` round trips in a row is stood down for ``cooldown_s`` (runbook 003 "Strategy
+Underperforming"); the operator can disable and enable any strategy by name.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-from engine.events import Order, Position, Severity, TradingState, utcnow
-from engine.portfolio import RoundTrip
+from engine.commands import CancelOrder, Command, ExitPosition, Permit, PlaceOrder
+from engine.config import StrategyConfig
+from engine.events import Event, Order, Position, RoundTripClosed, Severity, StrategyGuardChanged, utcnow
+from engine.orders import OrderTracker
+from engine.portfolio import Portfolio
+from engine.ports import AlertPort, Publish, Submit, VenueLink
 from engine.strategies import LossStreakGuard
 from engine.strategy import Intent, Strategy
-
-if TYPE_CHECKING:
-    from engine.core import Engine
+from engine.trading_state import TradingStateMachine
 
 log = logging.getLogger(__name__)
 
 HISTORY = 500
+PREFIX = "strategy:"
+
+
+def actor_of(name: str) -> str:
+    return PREFIX + name
+
+
+def strategy_of(origin: str | None) -> str | None:
+    """The strategy an order's origin names (``strategy:ladder``, or ``ladder`` from older stores)."""
+    if origin is None:
+        return None
+    return origin.removeprefix(PREFIX)
 
 
 @dataclass
 class _View:
     """The read-only view one strategy gets for one step."""
 
-    engine: "Engine"
+    portfolio: Portfolio
+    tracker: OrderTracker
     strategy: str
     closes_by_symbol: dict[str, deque[Decimal]]
     now: datetime
@@ -40,27 +56,36 @@ class _View:
         return tuple(self.closes_by_symbol.get(symbol, ()))
 
     def last(self, symbol: str) -> Decimal | None:
-        return self.engine.portfolio.last.get(symbol)
+        return self.portfolio.last.get(symbol)
 
     def position(self, symbol: str) -> Position | None:
-        return next((p for p in self.engine.portfolio.positions() if p.symbol == symbol), None)
+        return next((p for p in self.portfolio.positions() if p.symbol == symbol), None)
 
     def open_orders(self, symbol: str) -> Sequence[Order]:
-        return [o for o in self.engine.tracker.open_orders() if o.symbol == symbol and o.origin == self.strategy]
+        return [o for o in self.tracker.open_orders()
+                if o.symbol == symbol and strategy_of(o.origin) == self.strategy]
 
     def free(self, asset: str) -> Decimal:
-        return self.engine.portfolio.free(asset)
+        return self.portfolio.free(asset)
 
 
 class StrategyRunner:
-    """Steps every strategy each ``interval_s`` while the engine is connected and not HALTED."""
+    """Steps every strategy each ``interval_s`` while the venue is connected and the state permits orders."""
 
-    def __init__(self, engine: "Engine", strategies: list[Strategy]) -> None:
-        cfg = engine.settings.strategy
-        self.engine = engine
+    def __init__(self, cfg: StrategyConfig, symbols: tuple[str, ...], strategies: list[Strategy],
+                 portfolio: Portfolio, tracker: OrderTracker, state: TradingStateMachine, link: VenueLink,
+                 submit: Submit, publish: Publish, alert: AlertPort) -> None:
+        self.cfg = cfg
+        self.portfolio = portfolio
+        self.tracker = tracker
+        self.state = state
+        self.link = link
+        self.submit = submit
+        self.publish = publish
+        self.alert = alert
         self.strategies = {s.name: s for s in strategies}
         self.guard = LossStreakGuard(cfg.max_consecutive_losses, cfg.cooldown_s)
-        self.closes: dict[str, deque[Decimal]] = {s: deque(maxlen=HISTORY) for s in engine.symbols}
+        self.closes: dict[str, deque[Decimal]] = {s: deque(maxlen=HISTORY) for s in symbols}
         self._exiting: set[str] = set()
 
     def status(self) -> list[dict]:
@@ -75,64 +100,68 @@ class StrategyRunner:
             self.guard.enable(name)
         else:
             self.guard.disable(name, utcnow(), reason)
+        self.publish(StrategyGuardChanged(self.guard.to_dict()))
         return None
 
-    def round_trip(self, trip: RoundTrip) -> None:
-        """Count a closed round trip against the strategy that opened it."""
-        if trip.opened_by not in self.strategies:
+    def on_event(self, event: Event) -> None:
+        """Inline bus handler: count each closed round trip against the strategy that opened it."""
+        if not isinstance(event, RoundTripClosed):
             return
-        if self.guard.record(trip.opened_by, trip.pnl, trip.closed_at):
-            cfg = self.engine.settings.strategy
-            self.engine.alert(Severity.WARN, "STRATEGY_DISABLED",
-                              f"{trip.opened_by} lost {cfg.max_consecutive_losses} round trips in a row; "
-                              f"disabled for {cfg.cooldown_s:g}s")
-
-    async def run(self) -> None:
-        interval = self.engine.settings.strategy.interval_s
-        while True:
-            await self.step()
-            await asyncio.sleep(interval)
+        name = strategy_of(event.opened_by)
+        if name not in self.strategies:
+            return
+        if self.guard.record(name, event.pnl, event.closed_at):
+            self.alert(Severity.WARN, "STRATEGY_DISABLED",
+                       f"{name} lost {self.cfg.max_consecutive_losses} round trips in a row; "
+                       f"disabled for {self.cfg.cooldown_s:g}s")
+        self.publish(StrategyGuardChanged(self.guard.to_dict()))
 
     async def step(self) -> None:
-        e = self.engine
-        if not e.connected or e.trading_state == TradingState.HALTED:
+        if not self.link.connected or not self.state.permits(Permit.REDUCE):
             return
         for symbol, closes in self.closes.items():
-            last = e.portfolio.last.get(symbol)
+            last = self.portfolio.last.get(symbol)
             if last is not None:
                 closes.append(last)
         now = utcnow()
         for name, strategy in self.strategies.items():
             if not self.guard.is_enabled(name, now):
                 continue
-            for intent in strategy.decide(_View(e, name, self.closes, now)):
-                if e.trading_state == TradingState.HALTED:
+            for intent in strategy.decide(_View(self.portfolio, self.tracker, name, self.closes, now)):
+                if not self.state.permits(Permit.REDUCE):
                     return
                 await self.execute(name, intent)
 
     async def execute(self, name: str, intent: Intent) -> None:
-        e = self.engine
-        if intent.kind == "cancel" and intent.client_id:
-            await e.execution.cancel(intent.client_id, actor=name)
+        command = self._command(name, intent)
+        if command is None:
             return
-        if intent.kind == "exit":
-            if intent.symbol in self._exiting:
+        if isinstance(command, ExitPosition):
+            if command.symbol in self._exiting:
                 return
-            self._exiting.add(intent.symbol)
-            try:
-                result = await e.execution.exit_position(intent.symbol, name, intent.reason)
-            finally:
-                self._exiting.discard(intent.symbol)
-        else:
-            price = intent.price
-            ref = price if price is not None else e.portfolio.last.get(intent.symbol)
-            amount = intent.amount
-            if amount is None and intent.quote_amount is not None and ref:
-                amount = intent.quote_amount / ref
-            if amount is None:
-                log.warning("%s intent without a size ignored: %s", name, intent)
-                return
-            result = await e.execution.place(intent.symbol, intent.kind, "market" if price is None else "limit",
-                                              amount, price, actor=name, stop_loss=intent.stop_loss)
+            self._exiting.add(command.symbol)
+        try:
+            result = await self.submit(command)
+        finally:
+            if isinstance(command, ExitPosition):
+                self._exiting.discard(command.symbol)
         if not result.ok:
             log.info("%s: %s %s not done: %s", name, intent.kind, intent.symbol, result.message)
+
+    def _command(self, name: str, intent: Intent) -> Command | None:
+        actor = actor_of(name)
+        if intent.kind == "cancel":
+            return CancelOrder(actor=actor, reason=intent.reason, client_id=intent.client_id or "")
+        if intent.kind == "exit":
+            return ExitPosition(actor=actor, reason=intent.reason, symbol=intent.symbol)
+        price = intent.price
+        ref = price if price is not None else self.portfolio.last.get(intent.symbol)
+        amount = intent.amount
+        if amount is None and intent.quote_amount is not None and ref:
+            amount = intent.quote_amount / ref
+        if amount is None:
+            log.warning("%s intent without a size ignored: %s", name, intent)
+            return None
+        return PlaceOrder(actor=actor, reason=intent.reason, symbol=intent.symbol, side=intent.kind,
+                          type="market" if price is None else "limit", amount=amount, price=price,
+                          stop_loss=intent.stop_loss)

@@ -20,7 +20,13 @@ from engine.events import (
     AlertRaised,
     Balance,
     BalancesUpdated,
+    CommandAudited,
+    DayStatsChanged,
+    EquitySampled,
     Event,
+    OrderRefused,
+    StopsChanged,
+    StrategyGuardChanged,
     Fill,
     FillReceived,
     Order,
@@ -34,7 +40,7 @@ from engine.events import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "cockpit.db"
 
 
@@ -126,6 +132,26 @@ class Store:
                 )
                 db["commands"].create_index(["status"])
                 db["meta"].upsert({"key": "schema_version", "value": "1"}, pk="key")
+        if version < 2:
+            with db.conn:
+                # The audit trail of every command from every actor, and the orders the checks turned away.
+                db["audit"].create(
+                    {
+                        "id": int, "ts": str, "command": str, "actor": str, "reason": str, "args": str,
+                        "values": str, "ok": int, "result": str, "duration_ms": float, "kill_switch": int,
+                    },
+                    pk="id",
+                )
+                db["refused_orders"].create(
+                    {"id": int, "ts": str, "actor": str, "symbol": str, "side": str, "amount": str, "price": str,
+                     "reason": str},
+                    pk="id",
+                )
+                db["state_changes"].add_column("code", str)
+                db["state_changes"].add_column("values", str)
+                db["alerts"].add_column("values", str)
+                db["commands"].add_column("details", str)
+                db["meta"].upsert({"key": "schema_version", "value": "2"}, pk="key")
 
     # ------------------------------------------------------------ subscriber
 
@@ -168,13 +194,35 @@ class Store:
                     {
                         "ts": event.ts.isoformat(), "previous": event.previous.value,
                         "state": event.state.value, "actor": event.actor, "reason": event.reason,
+                        "code": event.code, "values": dumps(event.values),
                     }
                 )
         elif isinstance(event, AlertRaised):
             a = event.alert
             self.db["alerts"].insert(
-                {"ts": a.ts.isoformat(), "severity": a.severity.value, "code": a.code, "message": a.message}
+                {"ts": a.ts.isoformat(), "severity": a.severity.value, "code": a.code, "message": a.message,
+                 "values": dumps(a.values)}
             )
+        elif isinstance(event, CommandAudited):
+            self.db["audit"].insert(
+                {"ts": event.ts.isoformat(), "command": event.command, "actor": event.actor, "reason": event.reason,
+                 "args": dumps(event.args), "values": dumps(event.values), "ok": int(event.ok),
+                 "result": event.result, "duration_ms": round(event.duration_ms, 3),
+                 "kill_switch": int(event.kill_switch)}
+            )
+        elif isinstance(event, OrderRefused):
+            self.db["refused_orders"].insert(
+                {"ts": event.ts.isoformat(), "actor": event.actor, "symbol": event.symbol, "side": event.side,
+                 "amount": _d(event.amount), "price": _d(event.price), "reason": event.reason}
+            )
+        elif isinstance(event, EquitySampled):
+            self.record_equity(event.equity, event.peak, event.drawdown_pct)
+        elif isinstance(event, StopsChanged):
+            self.save_json("stops", {k: str(v) for k, v in event.stops.items()})
+        elif isinstance(event, DayStatsChanged):
+            self.save_day(dict(event.day))
+        elif isinstance(event, StrategyGuardChanged):
+            self.save_json("strategy_guard", dict(event.guard))
 
     def _save_order(self, o: Order) -> None:
         self.db["orders"].upsert(
@@ -209,9 +257,10 @@ class Store:
     def pending_commands(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from commands where status = 'pending' order by id"))
 
-    def finish_command(self, command_id: int, ok: bool, result: str) -> None:
+    def finish_command(self, command_id: int, ok: bool, result: str, details: Any = None) -> None:
         self.db["commands"].update(
-            command_id, {"status": "done" if ok else "failed", "result": result, "done_ts": utcnow().isoformat()}
+            command_id, {"status": "done" if ok else "failed", "result": result, "done_ts": utcnow().isoformat(),
+                         "details": dumps(details) if details else None}
         )
 
     def command(self, command_id: int) -> dict[str, Any]:
@@ -250,7 +299,13 @@ class Store:
         row = next(self.db.query("select * from engine_state where key = 'trading_state'"), None)
         if row is None:
             return TradingState.ACTIVE, {}
-        return TradingState(row["value"]), {"actor": row["actor"], "reason": row["reason"], "ts": row["ts"]}
+        info: dict[str, Any] = {"actor": row["actor"], "reason": row["reason"], "ts": row["ts"], "code": "",
+                                "values": {}}
+        last = next(self.db.query("select code, \"values\" from state_changes order by id desc limit 1"), None)
+        if last is not None:
+            info["code"] = last["code"] or ""
+            info["values"] = json.loads(last["values"] or "{}")
+        return TradingState(row["value"]), info
 
     def orders(self, *, open_only: bool = False) -> list[Order]:
         sql = "select * from orders"
@@ -271,6 +326,16 @@ class Store:
             Balance(r["asset"], Decimal(r["free"]), Decimal(r["locked"]))
             for r in self.db.query("select * from balances order by asset")
         ]
+
+    def audit(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest audit records first, JSON fields decoded."""
+        rows = list(self.db.query("select * from audit order by id desc limit ?", [limit]))
+        for r in rows:
+            r["args"] = json.loads(r["args"] or "{}")
+            r["values"] = json.loads(r["values"] or "{}")
+            r["ok"] = bool(r["ok"])
+            r["kill_switch"] = bool(r["kill_switch"])
+        return rows
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.db.query("select * from alerts order by id desc limit ?", [limit]))

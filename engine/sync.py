@@ -10,16 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import ccxt.async_support as ccxt_errors
 
-from engine.events import BalancesUpdated, Order, OrderStatus, PositionsUpdated, Severity, TickerUpdated, utcnow
+from engine.config import VenueConfig
+from engine.errors import EngineError
+from engine.events import Order, OrderStatus, Severity, TickerUpdated, utcnow
+from engine.execution import Execution
+from engine.orders import OrderTracker
+from engine.portfolio import Portfolio
+from engine.ports import AlertPort, Publish, VenueLink
 from engine.resilience import BACKOFF_S
+from engine.stats import DailyStats
+from engine.tasks import Periodic, TaskGroup
 from engine.venue import dec
-
-if TYPE_CHECKING:
-    from engine.core import Engine
 
 log = logging.getLogger(__name__)
 
@@ -27,128 +32,144 @@ PRIVATE_STREAMS = ("orders", "trades", "balance")
 
 
 class VenueSync:
-    """Runs the venue's watch loops and the polling fallback for one engine."""
+    """Runs the venue's watch loops, the polling fallback and periodic reconciliation."""
 
-    def __init__(self, engine: "Engine") -> None:
-        self.engine = engine
-        self.backoff = tuple(engine.settings.venue.retry_backoff_s) or BACKOFF_S
+    def __init__(self, cfg: VenueConfig, symbols: tuple[str, ...], link: VenueLink, execution: Execution,
+                 tracker: OrderTracker, portfolio: Portfolio, stats: DailyStats, publish: Publish,
+                 alert: AlertPort) -> None:
+        self.cfg = cfg
+        self.symbols = symbols
+        self.link = link
+        self.execution = execution
+        self.tracker = tracker
+        self.portfolio = portfolio
+        self.stats = stats
+        self.publish = publish
+        self.alert = alert
+        self.backoff = tuple(cfg.retry_backoff_s) or BACKOFF_S
         self.stream_down: dict[str, str] = {}  # stream name -> why, while it is failing
         self.last_event: dict[str, float] = {}  # stream name -> monotonic time of its last event
         self.polling = False
+        self.streams = TaskGroup(self._loop_crashed)
+
+    def _loop_crashed(self, name: str, exc: BaseException) -> None:
+        self.alert(Severity.CRIT, "TASK_CRASHED", f"{name} stopped: {type(exc).__name__}: {exc}")
+
+    def _loop_failed(self, name: str, exc: BaseException) -> None:
+        self.alert(Severity.WARN, "LOOP_FAILED", f"{name} failed: {type(exc).__name__}: {exc}; going on")
 
     # ------------------------------------------------------------ connecting
 
     async def connect(self) -> None:
         """Load markets, balances, prices and reconcile orders; retry with backoff until it works."""
-        e = self.engine
-        assert e.venue is not None
+        venue = self.link.venue
+        assert venue is not None
         attempt = 0
         while True:
             try:
-                await e.venue.load_markets()
-                unknown = [s for s in e.symbols if s not in e.venue.ex.markets]
+                await venue.load_markets(reload=attempt > 0)
+                unknown = [s for s in self.symbols if s not in venue.ex.markets]
                 if unknown:
-                    from engine.core import EngineError
-
-                    raise EngineError(f"[venue] symbols {unknown} are not traded on {e.venue_label}; fix config.toml")
-                for symbol in e.symbols:
-                    e.portfolio.dust[symbol] = e.venue.min_amount(symbol)
-                await self.refresh_balances()
+                    raise EngineError(f"[venue] symbols {unknown} are not traded on {self.link.label}; "
+                                      "fix config.toml")
+                for symbol in self.symbols:
+                    self.portfolio.dust[symbol] = venue.min_amount(symbol)
+                await self.execution.refresh_balances()
                 await self.refresh_tickers()
                 await self.reconcile()
-                e.set_connected(True, "")
+                self.link.set_connected(True, "")
                 return
             except ccxt_errors.AuthenticationError as exc:
-                e.alert(Severity.CRIT, "VENUE_AUTH", f"venue refused the API key: {exc}; check the key pair")
+                self.alert(Severity.CRIT, "VENUE_AUTH", f"venue refused the API key: {exc}; check the key pair")
                 raise
             except (ccxt_errors.NetworkError, ccxt_errors.ExchangeError) as exc:
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
-                e.set_connected(False, f"{type(exc).__name__}: retrying in {delay:g}s")
+                self.link.set_connected(False, f"{type(exc).__name__}: retrying in {delay:g}s")
                 attempt += 1
                 await asyncio.sleep(delay)
 
     def start_streams(self) -> None:
-        e = self.engine
-        e.tasks.spawn("watch-orders", self._stream("orders", self._orders))
-        e.tasks.spawn("watch-trades", self._stream("trades", self._trades))
-        e.tasks.spawn("watch-balance", self._stream("balance", self._balance))
-        for symbol in e.symbols:
-            e.tasks.spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
-        e.tasks.spawn("rest-fallback", self._poll_when_needed())
-        e.tasks.spawn("reconcile", self._reconcile_periodically())
+        spawn = self.streams.spawn
+        spawn("watch-orders", self._stream("orders", self._orders))
+        spawn("watch-trades", self._stream("trades", self._trades))
+        spawn("watch-balance", self._stream("balance", self._balance))
+        for symbol in self.symbols:
+            spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
+        spawn("rest-fallback", Periodic("REST fallback polling", self._poll_when_needed, lambda: self.cfg.poll_s,
+                                        on_failure=self._loop_failed, delay_first=True).run())
+        spawn("reconcile", Periodic("reconciliation", self._reconcile_tick, lambda: self.cfg.reconcile_s,
+                                    on_failure=self._loop_failed, delay_first=True).run())
+
+    async def stop_streams(self) -> None:
+        await self.streams.close()
+        self.stream_down.clear()
+        self.last_event.clear()
+        self.polling = False
+
+    def stream_states(self) -> dict[str, str]:
+        """Each stream: ``up (Ns)`` since its last event, ``down: why``, or ``waiting`` before its first."""
+        now = time.monotonic()
+        names = [*PRIVATE_STREAMS, *(f"ticker {s}" for s in self.symbols)]
+        out: dict[str, str] = {}
+        for name in names:
+            if name in self.stream_down:
+                out[name] = f"down: {self.stream_down[name]}"
+            elif name in self.last_event:
+                out[name] = f"up ({now - self.last_event[name]:.1f}s)"
+            elif name in PRIVATE_STREAMS and self.link.venue is not None and self.link.venue.user_stream_connected():
+                out[name] = "up (quiet)"
+            else:
+                out[name] = "waiting"
+        return out
 
     # ------------------------------------------------------------ REST
 
-    async def refresh_balances(self) -> None:
-        e = self.engine
-        assert e.venue is not None
-        self.on_balances(await e.venue.fetch_balances())
-
-    async def refresh_balances_quietly(self) -> None:
-        """Fetch balances over REST so a fill shows even if the balance stream lags or is down."""
-        try:
-            await self.refresh_balances()
-        except ccxt_errors.BaseError as exc:
-            log.warning("balance refresh failed: %s", exc)
-
     async def refresh_tickers(self) -> None:
-        e = self.engine
-        assert e.venue is not None
-        for symbol in e.symbols:
-            t = await e.venue.fetch_ticker(symbol)
-            self.on_ticker(symbol, t)
+        venue = self.link.require()
+        for symbol in self.symbols:
+            self.on_ticker(symbol, await venue.fetch_ticker(symbol))
 
     async def reconcile(self, source: str = "reconcile") -> None:
         """Bring local open orders in line with the venue; adopt venue orders the engine did not know."""
-        e = self.engine
-        assert e.venue is not None
-        at_venue = await e.venue.fetch_open_orders(None)
+        venue = self.link.require()
+        at_venue = await venue.fetch_open_orders(None)
         open_ids = {r.client_id for r in at_venue}
-        for order in e.tracker.open_orders():
-            if order.client_id in open_ids or order.client_id in e.execution.in_flight:
+        for order in self.tracker.open_orders():
+            if order.client_id in open_ids or order.client_id in self.execution.in_flight:
                 continue  # an order still being sent is judged by its own answer, not by this listing
             try:
-                report = await e.venue.fetch_order(order.client_id, order.symbol)
+                report = await venue.fetch_order(order.client_id, order.symbol)
             except ccxt_errors.OrderNotFound:
-                e.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
-                                detail="the venue does not know this order")
+                self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
+                                   detail="the venue does not know this order")
                 continue
-            e.execution.apply_report(report, source)
+            self.execution.apply_report(report, source)
         for report in at_venue:
-            if e.tracker.get(report.client_id) is None:
-                adopted = e.tracker.adopt(Order(
+            if self.tracker.get(report.client_id) is None:
+                adopted = self.tracker.adopt(Order(
                     client_id=report.client_id or f"venue-{report.venue_id}", symbol=report.symbol,
                     side=report.side, type=report.type, amount=report.amount, price=report.price,
                     status=report.status, filled=report.filled, average=report.average,
                     venue_id=report.venue_id, origin="venue"))
-                e.alert(Severity.WARN, "ORDER_ADOPTED",
-                        f"open order {adopted.client_id} on {report.symbol} was not placed by this engine; "
-                        "now tracked (cancel-all includes it)")
+                self.alert(Severity.WARN, "ORDER_ADOPTED",
+                           f"open order {adopted.client_id} on {report.symbol} was not placed by this engine; "
+                           "now tracked (cancel-all includes it)")
             else:
-                e.execution.apply_report(report, source)
+                self.execution.apply_report(report, source)
 
     # ------------------------------------------------------------ events into state
-
-    def on_balances(self, balances: Any) -> None:
-        e = self.engine
-        e.portfolio.set_balances(balances)
-        e.bus.publish(BalancesUpdated(tuple(e.portfolio.balances.values())))
-        e.bus.publish(PositionsUpdated(e.portfolio.positions()))
 
     def on_ticker(self, symbol: str, t: dict[str, Any]) -> None:
         last = dec(t.get("last"))
         if last is None:
             return
-        e = self.engine
-        e.portfolio.set_price(symbol, last)
-        e.bus.publish(TickerUpdated(symbol, last, dec(t.get("bid")), dec(t.get("ask")), utcnow()))
-        e.monitors.on_price(symbol, last)
+        self.portfolio.set_price(symbol, last)
+        self.publish(TickerUpdated(symbol, last, dec(t.get("bid")), dec(t.get("ask")), utcnow()))
 
     # ------------------------------------------------------------ streams
 
     async def _stream(self, name: str, handler: Callable[[], Awaitable[None]]) -> None:
         """Run one watch loop forever; on an error mark it down, back off, and watch again."""
-        e = self.engine
         attempt = 0
         while True:
             try:
@@ -157,59 +178,54 @@ class VenueSync:
                 attempt = 0
                 if name in self.stream_down:
                     del self.stream_down[name]
-                    e.stats.ws_reconnect()
+                    self.stats.ws_reconnect()
                     log.info("%s stream back", name)
-                if not e.connected and e.venue is not None and e.venue.breaker.refusal() is None:
-                    e.set_connected(True, "")
+                venue = self.link.venue
+                if not self.link.connected and venue is not None and venue.breaker.refusal() is None:
+                    self.link.set_connected(True, "")
             except asyncio.CancelledError:
                 raise
-            except (ccxt_errors.BaseError, KeyError) as exc:
-                # ccxt 4.5.90 turns a WS-API error answer (a refused key or signature) into KeyError('spot')
-                # while cleaning up; it is an authentication failure, not a crash of this loop.
+            except Exception as exc:  # the boundary of one watch: any failure marks it down and it goes on
                 if isinstance(exc, KeyError):
-                    e.alert(Severity.CRIT, "VENUE_AUTH",
-                            f"{name} stream refused by the venue (key or signature); check the API key pair")
+                    # ccxt 4.5.90 turns a WS-API error answer (a refused key or signature) into KeyError('spot')
+                    # while cleaning up; it is an authentication failure, not a crash of this loop.
+                    self.alert(Severity.CRIT, "VENUE_AUTH",
+                               f"{name} stream refused by the venue (key or signature); check the API key pair")
+                elif not isinstance(exc, ccxt_errors.BaseError):
+                    log.error("%s stream handler failed", name, exc_info=exc)
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 attempt += 1
                 if name not in self.stream_down:
                     self.stream_down[name] = f"{type(exc).__name__}: {exc}"[:200]
-                    e.alert(Severity.WARN, "WS_DOWN", f"{name} stream lost ({type(exc).__name__}); "
-                                                      "reconnecting, REST polling meanwhile")
+                    self.alert(Severity.WARN, "WS_DOWN", f"{name} stream lost ({type(exc).__name__}: "
+                                                         f"{str(exc)[:80]}); reconnecting, REST polling meanwhile")
                 await asyncio.sleep(delay)
 
     async def _orders(self) -> None:
-        e = self.engine
-        assert e.venue is not None
-        for report in await e.venue.watch_orders():
-            e.execution.apply_report(report, "stream")
+        for report in await self.link.require().watch_orders():
+            self.execution.apply_report(report, "stream")
 
     async def _trades(self) -> None:
-        e = self.engine
-        assert e.venue is not None
-        for fill in await e.venue.watch_my_trades():
-            e.execution.on_fill(fill)
+        for fill in await self.link.require().watch_my_trades():
+            self.execution.on_fill(fill)
 
     async def _balance(self) -> None:
-        e = self.engine
-        assert e.venue is not None
-        self.on_balances(await e.venue.watch_balance())
+        self.execution.apply_balances(await self.link.require().watch_balance())
 
     def _ticker(self, symbol: str) -> Callable[[], Awaitable[None]]:
         async def handle() -> None:
-            e = self.engine
-            assert e.venue is not None
-            self.on_ticker(symbol, await e.venue.watch_ticker(symbol))
+            self.on_ticker(symbol, await self.link.require().watch_ticker(symbol))
 
         return handle
 
     def _private_streams_back(self) -> None:
         """A quiet account sends nothing: once ccxt's user-data connection is open again, count it as back."""
-        e = self.engine
         down = [n for n in PRIVATE_STREAMS if n in self.stream_down]
-        if down and e.venue is not None and e.venue.user_stream_connected():
+        venue = self.link.venue
+        if down and venue is not None and venue.user_stream_connected():
             for name in down:
                 del self.stream_down[name]
-            e.stats.ws_reconnect()
+            self.stats.ws_reconnect()
             log.info("user-data streams back: %s", ", ".join(down))
 
     def market_data_age_s(self) -> float | None:
@@ -219,41 +235,35 @@ class VenueSync:
 
     def needs_polling(self) -> bool:
         age = self.market_data_age_s()
-        return bool(self.stream_down) or (age is not None and age > self.engine.settings.venue.stale_s)
+        return bool(self.stream_down) or (age is not None and age > self.cfg.stale_s)
 
-    async def _reconcile_periodically(self) -> None:
+    async def _reconcile_tick(self) -> None:
         """Compare local orders with the venue every ``reconcile_s`` (DESIGN: "on start and every few seconds").
 
         It also runs while disconnected: after a circuit breaker's cool-down it is the probe that closes it."""
-        e = self.engine
-        while True:
-            await asyncio.sleep(e.settings.venue.reconcile_s)
-            try:
-                # Balances too: after eventStreamTerminated ccxt 4.5.90 leaves watch_* pending for ever, so a
-                # dead user-data stream is invisible to the stream loops; this keeps the book true meanwhile.
-                await self.reconcile()
-                await self.refresh_balances()
-            except ccxt_errors.BaseError as exc:
-                log.warning("reconciliation failed: %s", exc)
+        try:
+            # Balances too: after eventStreamTerminated ccxt 4.5.90 leaves watch_* pending for ever, so a
+            # dead user-data stream is invisible to the stream loops; this keeps the book true meanwhile.
+            await self.reconcile()
+            await self.execution.refresh_balances()
+        except ccxt_errors.BaseError as exc:
+            log.warning("reconciliation failed: %s", exc)
 
     async def _poll_when_needed(self) -> None:
-        """While any stream is down or market data is stale, poll REST every ``poll_s``."""
-        e = self.engine
-        while True:
-            await asyncio.sleep(e.settings.venue.poll_s)
-            self._private_streams_back()
-            if not self.needs_polling():
-                if self.polling:
-                    self.polling = False
-                    log.info("streams healthy again; REST polling stopped")
-                continue
-            if not self.polling:
-                self.polling = True
-                log.warning("REST polling: streams down %s, market data age %s", list(self.stream_down),
-                            self.market_data_age_s())
-            try:
-                await self.refresh_tickers()
-                await self.refresh_balances()
-                await self.reconcile(source="poll")
-            except ccxt_errors.BaseError as exc:
-                log.warning("REST poll failed: %s", exc)
+        """While any stream is down or market data is stale, poll REST."""
+        self._private_streams_back()
+        if not self.needs_polling():
+            if self.polling:
+                self.polling = False
+                log.info("streams healthy again; REST polling stopped")
+            return
+        if not self.polling:
+            self.polling = True
+            log.warning("REST polling: streams down %s, market data age %s", list(self.stream_down),
+                        self.market_data_age_s())
+        try:
+            await self.refresh_tickers()
+            await self.execution.refresh_balances()
+            await self.reconcile(source="poll")
+        except ccxt_errors.BaseError as exc:
+            log.warning("REST poll failed: %s", exc)

@@ -1,10 +1,12 @@
-"""Every background task is owned: kept referenced, named, and its failure logged and reported."""
+"""Every background task is owned: kept referenced, named, and its failure logged and reported; periodic work
+runs each tick in isolation, so one bad tick is reported and the loop goes on."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from typing import Callable, Coroutine, Any
+from typing import Any, Awaitable, Callable, Coroutine
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,71 @@ class TaskGroup:
             log.error("task %s crashed", task.get_name(), exc_info=exc)
             self._on_crash(task.get_name(), exc)
 
+    def names(self) -> list[str]:
+        return sorted(t.get_name() for t in self._tasks)
+
     async def close(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+class Periodic:
+    """Runs ``tick`` every ``interval_s`` for ever; an exception in one tick is reported once per failing
+    episode through ``on_failure(name, exc)`` (and ``on_recovery(name)`` when a tick succeeds again), and the
+    loop goes on. A tick that cannot run must not silently end the watch it belongs to."""
+
+    def __init__(
+        self,
+        name: str,
+        tick: Callable[[], Awaitable[Any] | Any],
+        interval_s: Callable[[], float] | float,
+        *,
+        on_failure: Callable[[str, BaseException], None],
+        on_recovery: Callable[[str], None] | None = None,
+        delay_first: bool = False,
+    ) -> None:
+        self.name = name
+        self._tick = tick
+        self._interval = interval_s
+        self._on_failure = on_failure
+        self._on_recovery = on_recovery
+        self._delay_first = delay_first
+        self.failing = False
+        self.failures = 0
+
+    def interval(self) -> float:
+        return self._interval() if callable(self._interval) else self._interval
+
+    async def run_once(self) -> bool:
+        """One isolated tick; True when it succeeded."""
+        try:
+            result = self._tick()
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the task boundary of one tick: reported, and the loop goes on
+            self.failures += 1
+            if not self.failing:
+                self.failing = True
+                log.error("%s failed", self.name, exc_info=exc)
+                self._on_failure(self.name, exc)
+            else:
+                log.debug("%s still failing: %s", self.name, exc)
+            return False
+        if self.failing:
+            self.failing = False
+            log.info("%s runs again", self.name)
+            if self._on_recovery:
+                self._on_recovery(self.name)
+        return True
+
+    async def run(self) -> None:
+        if self._delay_first:
+            await asyncio.sleep(self.interval())
+        while True:
+            await self.run_once()
+            await asyncio.sleep(self.interval())

@@ -128,29 +128,29 @@ class Venue:
         on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.exchange_id = exchange_id
-        self.ex = build_exchange(
-            exchange_id,
-            rest_url=rest_url,
-            ws_url=ws_url,
-            api_key=api_key,
-            api_secret=api_secret,
-            timeout_ms=timeout_ms,
-        )
+        options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
+                       timeout_ms=timeout_ms)
+        self.ex = build_exchange(exchange_id, **options)
+        # The kill switch's own lane: a second client with its own HTTP session and no client-side rate limiter,
+        # so cancel-all and close-all go out at once, never behind ccxt's throttle debt or the circuit breaker.
+        self.urgent = build_exchange(exchange_id, rate_limit=False, **options)
         if sandbox:
             self.ex.set_sandbox_mode(True)
+            self.urgent.set_sandbox_mode(True)
         self.backoff_s = backoff_s
         self.breaker = breaker or CircuitBreaker()
         self.latency = LatencyStats()
         self._on_error = on_error
-        self._time_http_requests()
+        self._time_http_requests(self.ex)
+        self._time_http_requests(self.urgent)
 
-    def _time_http_requests(self) -> None:
+    def _time_http_requests(self, ex: Any) -> None:
         """Record each HTTP request's own round trip per endpoint ("GET /api/v3/order").
 
         Timing the ccxt call instead would count ccxt's client-side rate-limit waits (a weight-80 call
         makes the next one wait ~0.8 s), which is not the venue's latency.
         """
-        fetch = self.ex.fetch
+        fetch = ex.fetch
 
         async def timed_fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
             start = time.perf_counter()
@@ -160,7 +160,17 @@ class Venue:
                 path = urlsplit(url).path
                 self.latency.record(f"{method} {path}", (time.perf_counter() - start) * 1000)
 
-        self.ex.fetch = timed_fetch
+        ex.fetch = timed_fetch
+
+    async def _urgent(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """A kill-switch call: straight to the venue, past the breaker and the rate limiter, not retried here
+        (the kill switch retries what failed itself)."""
+        try:
+            return await getattr(self.urgent, name)(*args, **kwargs)
+        except ccxt_errors.BaseError as exc:
+            if self._on_error:
+                self._on_error(name, exc)
+            raise
 
     async def _once(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.breaker.before_call()
@@ -188,11 +198,14 @@ class Venue:
 
     async def close(self) -> None:
         await self.ex.close()
+        await self.urgent.close()
 
     # ------------------------------------------------------------ markets
 
-    async def load_markets(self) -> dict[str, Any]:
-        return await self._call("load_markets")
+    async def load_markets(self, reload: bool = False) -> dict[str, Any]:
+        markets = await self._call("load_markets", reload)
+        self.urgent.set_markets_from_exchange(self.ex)
+        return markets
 
     def market(self, symbol: str) -> dict[str, Any]:
         return self.ex.market(symbol)
@@ -211,35 +224,41 @@ class Venue:
 
     # ------------------------------------------------------------ REST
 
-    async def fetch_balances(self) -> tuple[Balance, ...]:
+    async def fetch_balances(self, urgent: bool = False) -> tuple[Balance, ...]:
+        if urgent:
+            return parse_balances(await self._urgent("fetch_balance"))
         return parse_balances(await self._call("fetch_balance"))
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
         return await self._call("fetch_ticker", symbol)
 
     async def create_order(
-        self, client_id: str, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None
+        self, client_id: str, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None,
+        urgent: bool = False,
     ) -> OrderReport:
         params = {"newClientOrderId": client_id}
         # Never retried here: after an uncertain failure the engine asks by client id instead (no duplicates).
-        raw = await self._once(
-            "create_order", symbol, type_, side, str(amount), None if price is None else str(price), params
-        )
+        call = self._urgent if urgent else self._once
+        raw = await call("create_order", symbol, type_, side, str(amount), None if price is None else str(price),
+                         params)
         return parse_order(raw)
 
-    async def fetch_order(self, client_id: str, symbol: str) -> OrderReport:
-        raw = await self._call("fetch_order", None, symbol, {"origClientOrderId": client_id})
+    async def fetch_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
+        call = self._urgent if urgent else self._call
+        raw = await call("fetch_order", None, symbol, {"origClientOrderId": client_id})
         return parse_order(raw)
 
     async def cancel_order(self, client_id: str, symbol: str) -> OrderReport:
         raw = await self._call("cancel_order", None, symbol, {"origClientOrderId": client_id})
         return parse_order(raw)
 
-    async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderReport]:
-        return [parse_order(o) for o in await self._call("fetch_open_orders", symbol)]
+    async def fetch_open_orders(self, symbol: str | None = None, urgent: bool = False) -> list[OrderReport]:
+        call = self._urgent if urgent else self._call
+        return [parse_order(o) for o in await call("fetch_open_orders", symbol)]
 
-    async def cancel_all_orders(self, symbol: str) -> list[OrderReport]:
-        return [parse_order(o) for o in await self._call("cancel_all_orders", symbol)]
+    async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
+        call = self._urgent if urgent else self._call
+        return [parse_order(o) for o in await call("cancel_all_orders", symbol)]
 
     # ------------------------------------------------------------ streams
 

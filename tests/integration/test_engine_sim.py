@@ -9,7 +9,8 @@ import pytest
 from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine
 from engine.datadir import DataDirBusy
-from engine.events import CancelAll, CancelOrder, Halt, OrderStatus, PlaceOrder, Resume, TradingState
+from engine.commands import CancelAll, CancelOrder, Halt, PlaceOrder, Resume
+from engine.events import OrderStatus, TradingState
 from engine.sim import Simulator
 from engine.store import Store
 from eventually import eventually
@@ -116,13 +117,12 @@ async def test_cancel_all_clears_the_venue_and_halts(standalone_sim, tmp_path):
 
 
 async def test_venue_rejection_is_recorded(standalone_sim, tmp_path):
+    # Past the engine's own checks (a sell only shrinks a position), the venue refuses: no BTC is held.
     engine = await started(settings_for(standalone_sim, tmp_path))
     try:
-        # Past the engine's own checks (a generous position limit), the venue refuses: 5 BTC > 10,000 USDT.
-        engine.settings = engine.settings.model_copy(update={"risk": engine.settings.risk.model_copy(
-            update={"max_position_pct": Decimal("100000"), "require_stop_loss": False})})
-        result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market",
-                                                 amount=Decimal("5")))
+        last = engine.portfolio.last["BTC/USDT"]
+        result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="sell", type="limit",
+                                                 amount=Decimal("5"), price=last * 2))
         assert not result.ok and "insufficient" in result.message.lower()
         (order,) = engine.tracker.all()
         assert order.status == OrderStatus.REJECTED

@@ -34,7 +34,7 @@ async def test_cancel_all_from_another_shell(tmp_path):
         assert "canceled" in message and "0 still open" in message
         assert engine.sim.open_orders() == []
         assert engine.trading_state == TradingState.HALTED
-        assert engine.state_info["actor"] == "operator:cli"
+        assert engine.state_info["actor"].startswith("operator:cli ") and "@" in engine.state_info["actor"]
         result = await asyncio.to_thread(cli, "status", "--json", "--data-dir", str(tmp_path), cwd=tmp_path)
         status = json.loads(result.stdout)
         assert status["trading_state"] == "HALTED" and status["engine_pid"] == str(os.getpid())
@@ -80,11 +80,11 @@ async def test_strategy_and_reduce_only_from_another_shell(tmp_path):
     await engine.start()
     try:
         await eventually(engine.ready.is_set, timeout=20)
-        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"name": "ladder",
+        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"strategy": "ladder",
                                                                                       "enabled": False})
         assert ok and message == "ladder disabled"
         assert not engine.runner.guard.is_enabled("ladder", __import__("engine.events").events.utcnow())
-        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"name": "nope",
+        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"strategy": "nope",
                                                                                       "enabled": True})
         assert not ok and "no strategy 'nope'" in message
         ok, message = await asyncio.to_thread(send, tmp_path, "reduce-only", "test", 15)

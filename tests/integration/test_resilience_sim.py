@@ -13,8 +13,8 @@ import pytest
 
 from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine, EngineError
-from engine.events import PlaceOrder, SetStrategy, TradingState
-from engine.portfolio import RoundTrip
+from engine.commands import PlaceOrder, SetStrategy
+from engine.events import RoundTripClosed, TradingState
 from engine.resilience import BreakerState, CircuitOpen
 from engine.sim import Simulator
 from engine.store import Store
@@ -90,7 +90,7 @@ async def test_idempotent_calls_retry_temporary_errors(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path))
     before = engine.stats.current().rest_errors
     sim.faults.inject("http-status", status=503, path="/api/v3/account", count=2)
-    await engine.sync.refresh_balances()  # succeeds on the third try
+    await engine.execution.refresh_balances()  # succeeds on the third try
     assert engine.stats.current().rest_errors - before == 2
 
 
@@ -98,7 +98,7 @@ async def test_breaker_opens_then_probes_closed(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, venue=dict(breaker_failures=3, breaker_cooldown_s=0.5)))
     fault = sim.faults.inject("http-status", status=502, path="/api/v3/account")
     with pytest.raises(Exception):
-        await engine.sync.refresh_balances()
+        await engine.execution.refresh_balances()
     assert engine.venue.breaker.state == BreakerState.OPEN
     with pytest.raises(CircuitOpen):
         await engine.venue.fetch_balances()
@@ -106,7 +106,7 @@ async def test_breaker_opens_then_probes_closed(sim, tmp_path, run):
     sim.faults.clear(fault)
     await eventually(lambda: engine.venue.breaker.state != BreakerState.OPEN or
                      engine.venue.breaker.clock() - engine.venue.breaker.opened_at > 0.5, timeout=5)
-    await engine.sync.refresh_balances()
+    await engine.execution.refresh_balances()
     assert engine.venue.breaker.state == BreakerState.CLOSED
 
 
@@ -137,7 +137,7 @@ async def test_stop_loss_is_enforced(sim, tmp_path, run):
     sim.set_price("ETHUSDT", last * Decimal("0.95"))
     await eventually(lambda: alerts(engine, "STOP_LOSS"), timeout=10, message="stop-loss fired")
     await eventually(lambda: engine.portfolio.free("ETH") < Decimal("0.0001"), timeout=10, message="position sold")
-    assert any(o.origin == "risk:stop_loss" and o.side == "sell" for o in engine.tracker.all())
+    assert any(o.origin == "stop:ETH/USDT" and o.side == "sell" for o in engine.tracker.all())
 
 
 async def test_daily_loss_limit_halts(sim, tmp_path, run):
@@ -150,7 +150,7 @@ async def test_daily_loss_limit_halts(sim, tmp_path, run):
     assert result.ok, result.message
     sim.set_price("BTCUSDT", last * Decimal("0.8"))  # 0.004 BTC loses ~52 USDT of 10,000: over 0.3%
     await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10, message="auto halt")
-    assert engine.state_info["actor"] == "risk:daily_loss_limit"
+    assert engine.state_info["actor"] == "monitor:daily_loss"
     assert alerts(engine, "TRADING_HALTED")[0].severity.value == "CRIT"
     refused = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market",
                                               amount=Decimal("0.001"), stop_loss=Decimal(1)))
@@ -190,12 +190,12 @@ async def test_losing_streak_disables_a_strategy_and_operator_reenables(sim, tmp
     engine = await run(settings(sim, tmp_path, strategy=True))
     now = datetime.now(timezone.utc)
     for _ in range(3):
-        engine.runner.round_trip(RoundTrip("BTC/USDT", Decimal("-1"), "ladder", now))
+        engine.bus.publish(RoundTripClosed("BTC/USDT", Decimal("-1"), "strategy:ladder", now))
     assert not engine.runner.guard.is_enabled("ladder", now)
     assert alerts(engine, "STRATEGY_DISABLED")
-    result = await engine.execute(SetStrategy(name="ladder", enabled=True))
+    result = await engine.execute(SetStrategy(strategy="ladder", enabled=True))
     assert result.ok and engine.runner.guard.is_enabled("ladder", now)
-    bad = await engine.execute(SetStrategy(name="nope", enabled=False))
+    bad = await engine.execute(SetStrategy(strategy="nope", enabled=False))
     assert not bad.ok and "ladder" in bad.message
 
 
@@ -254,7 +254,7 @@ async def test_max_drawdown_halts(sim, tmp_path, run):
     await eventually(lambda: engine.monitors.drawdown.peak is not None)
     sim.set_price("BTCUSDT", last * Decimal("0.75"))
     await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10)
-    assert engine.state_info["actor"] == "risk:max_drawdown"
+    assert engine.state_info["actor"] == "monitor:max_drawdown"
     assert engine.monitors.drawdown_pct >= Decimal("0.4")
     assert alerts(engine, "TRADING_HALTED")[0].severity.value == "CRIT"
 
@@ -265,7 +265,7 @@ async def test_reduce_only_refuses_entries_allows_exits(sim, tmp_path, run):
     await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
                                     stop_loss=last * Decimal("0.5")))
     await eventually(lambda: engine.portfolio.free("ETH") > 0)
-    from engine.events import ReduceOnly
+    from engine.commands import ReduceOnly
     assert (await engine.execute(ReduceOnly(reason="test"))).ok
     buy = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.01"),
                                           stop_loss=last * Decimal("0.5")))
@@ -288,11 +288,11 @@ async def test_mean_reversion_trades_a_round_trip_through_the_venue(sim, tmp_pat
     await eventually(lambda: len(engine.runner.closes["BTC/USDT"]) >= 5, message="a window of flat prices")
     # A flat window (no deviation: no signal), then a 3% dip: z = -2 with these five samples.
     sim.set_price("BTCUSDT", base * Decimal("0.97"))
-    await eventually(lambda: any(o.origin == "mean_reversion" and o.side == "buy" and o.status.value == "FILLED"
+    await eventually(lambda: any(o.origin == "strategy:mean_reversion" and o.side == "buy" and o.status.value == "FILLED"
                                  for o in engine.tracker.all()), timeout=10, message="entry on the dip")
     assert engine.execution.stops["BTC/USDT"] < base * Decimal("0.97")
     sim.set_price("BTCUSDT", base)
-    await eventually(lambda: any(o.origin == "mean_reversion" and o.side == "sell" and o.status.value == "FILLED"
+    await eventually(lambda: any(o.origin == "strategy:mean_reversion" and o.side == "sell" and o.status.value == "FILLED"
                                  for o in engine.tracker.all()), timeout=10, message="exit back at the mean")
     await eventually(lambda: engine.stats.current().winning_trades == 1, message="a winning round trip")
     assert engine.runner.guard.status("mean_reversion", datetime.now(timezone.utc))["consecutive_losses"] == 0
@@ -339,7 +339,7 @@ async def test_open_breaker_refuses_before_anything_is_stored(sim, tmp_path, run
     engine = await run(settings(sim, tmp_path, venue=dict(breaker_failures=1, breaker_cooldown_s=60)))
     sim.faults.inject("http-status", status=502, path="/api/v3/account")
     with pytest.raises(Exception):
-        await engine.sync.refresh_balances()
+        await engine.execution.refresh_balances()
     assert not engine.connected
     last = engine.portfolio.last["BTC/USDT"]
     result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="sell", type="market", amount=Decimal("0.001")))

@@ -1,0 +1,192 @@
+"""The kill switch's tiers after the halt: cancel every open order, and close every position at market.
+
+Runbooks 000 §3 ("Kill-Switch Activated": stop new orders, cancel pending orders, close positions), 001 §1
+("ws_stale: MUST close") and 003 "Emergency Procedures" (`/stop`, `/closeall`). Every call goes out on the
+venue's urgent lane, past the circuit breaker and the client-side rate limiter, and symbols are worked in
+parallel. What could not be done is reported per symbol; the engine keeps retrying it (``retry``) until done
+or an operator resumes. What remains after a close is verified at the venue: only dust too small to sell may
+be left, and it is reported by asset and amount, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_errors
+
+from engine.commands import CommandResult
+from engine.execution import Execution
+from engine.orders import OrderTracker
+from engine.portfolio import Portfolio, base_of
+from engine.ports import VenueLink
+from engine.venue import OrderReport
+
+log = logging.getLogger(__name__)
+
+# Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
+RETRY_S = (1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass
+class Outcome:
+    """What one pass of a tier did, per symbol where it matters."""
+
+    canceled: int = 0
+    still_open: int | None = 0  # None: could not be listed
+    closed: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # symbol (or "listing") -> what failed
+    dust: dict[str, Decimal] = field(default_factory=dict)  # asset -> amount left, too small to sell
+    left: dict[str, Decimal] = field(default_factory=dict)  # asset -> amount left that could be sold
+
+    @property
+    def done(self) -> bool:
+        return not self.failures and self.still_open == 0 and not self.left
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "canceled": self.canceled, "still_open": self.still_open, "closed": list(self.closed),
+            "failures": dict(self.failures), "dust": {k: str(v) for k, v in self.dust.items()},
+            "left": {k: str(v) for k, v in self.left.items()},
+        }
+
+    def sentence(self, closing: bool) -> str:
+        still = "unknown" if self.still_open is None else self.still_open
+        parts = [f"canceled {self.canceled} order(s)"]
+        if closing:
+            parts.append(f"closed {len(self.closed)} position(s)")
+        parts.append(f"{still} still open at venue")
+        if closing:
+            if self.left:
+                parts.append("NOT closed: " + ", ".join(f"{a} {v}" for a, v in sorted(self.left.items())))
+            parts.append("dust left: " + (", ".join(f"{a} {v}" for a, v in sorted(self.dust.items())) or "none"))
+        if self.failures:
+            parts.append("failed: " + "; ".join(f"{s}: {why}" for s, why in sorted(self.failures.items())))
+        return "; ".join(parts)
+
+
+class KillSwitch:
+    """Cancel-all and close-all (all symbols or one) on the urgent lane, with a per-symbol report."""
+
+    def __init__(self, symbols: tuple[str, ...], link: VenueLink, execution: Execution, tracker: OrderTracker,
+                 portfolio: Portfolio) -> None:
+        self.symbols = symbols
+        self.link = link
+        self.execution = execution
+        self.tracker = tracker
+        self.portfolio = portfolio
+
+    # ------------------------------------------------------------ tiers
+
+    async def cancel_all(self, symbols: tuple[str, ...] | None = None) -> Outcome:
+        """Cancel every open order: the symbols it knows at once, in parallel, then whatever the venue-wide
+        listing shows (orders this engine never placed included), then bring tracked orders up to date."""
+        venue = self.link.require()
+        out = Outcome()
+        only = set(symbols) if symbols else None
+        pending = set(symbols or self.symbols) | {o.symbol for o in self.tracker.open_orders()
+                                                  if only is None or o.symbol in only}
+        done: set[str] = set()
+        remaining: list[OrderReport] | None = None
+        while pending:
+            for symbol, result in zip(sorted(pending), await asyncio.gather(
+                    *(self._cancel_symbol(s) for s in sorted(pending)), return_exceptions=True)):
+                if isinstance(result, BaseException):
+                    out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
+                    continue
+                out.canceled += len(result)
+                for report in result:
+                    self.execution.apply_report(report, "rest")
+            done |= pending
+            try:
+                listed = await venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None,
+                                                       urgent=True)
+            except ccxt_errors.BaseError as exc:
+                out.failures["listing"] = f"listing open orders: {type(exc).__name__}: {exc}"[:200]
+                remaining = None
+                break
+            remaining = [r for r in listed if only is None or r.symbol in only]
+            pending = {r.symbol for r in remaining} - done
+        out.still_open = None if remaining is None else len(remaining)
+        await self._settle(remaining, only, out)
+        return out
+
+    async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None) -> Outcome:
+        """Cancel everything, then sell every position at market within the venue's filters, and verify."""
+        out = await self.cancel_all(symbols)
+        targets = tuple(symbols or self.symbols)
+        try:
+            await self.execution.refresh_balances(urgent=True)
+        except ccxt_errors.BaseError as exc:
+            out.failures["balances"] = f"balances: {type(exc).__name__}: {exc}"[:200]
+            return out
+        sells = [s for s in targets if self._sellable(s)[0] > 0]
+        results = await asyncio.gather(*(self._sell(s, actor) for s in sells), return_exceptions=True)
+        for symbol, result in zip(sells, results):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"sell: {type(result).__name__}: {result}"[:200]
+            elif not result.ok:
+                out.failures[symbol] = f"sell: {result.message}"[:200]
+            else:
+                out.closed.append(symbol)
+        try:
+            await self.execution.refresh_balances(urgent=True)
+        except ccxt_errors.BaseError as exc:
+            out.failures["balances"] = f"verifying balances: {type(exc).__name__}: {exc}"[:200]
+            return out
+        for symbol in targets:
+            amount, total = self._sellable(symbol)
+            if total <= 0:
+                continue
+            if amount > 0 or total > self.portfolio.free(base_of(symbol)):
+                out.left[base_of(symbol)] = total  # sellable, or still locked in an order
+            else:
+                out.dust[base_of(symbol)] = total
+        return out
+
+    # ------------------------------------------------------------ steps
+
+    async def _cancel_symbol(self, symbol: str) -> list[OrderReport]:
+        try:
+            return await self.link.require().cancel_all_orders(symbol, urgent=True)
+        except ccxt_errors.OrderNotFound:
+            return []  # Binance answers -2011 when there is nothing to cancel
+
+    def _sellable(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """(what can be sold now within the venue's filters, all that is held) of the symbol's base."""
+        venue = self.link.require()
+        base = base_of(symbol)
+        held = self.portfolio.balances.get(base)
+        total = held.total if held else Decimal(0)
+        free = held.free if held else Decimal(0)
+        amount = venue.amount_to_precision(symbol, free) if free > 0 else Decimal(0)
+        price = self.portfolio.last.get(symbol)
+        if amount < venue.min_amount(symbol) or amount <= 0:
+            return Decimal(0), total
+        if price is not None and amount * price < venue.min_cost(symbol):
+            return Decimal(0), total
+        return amount, total
+
+    async def _sell(self, symbol: str, actor: str) -> CommandResult:
+        amount, _ = self._sellable(symbol)
+        return await self.execution.place(symbol, "sell", "market", amount, None, actor=actor, urgent=True)
+
+    async def _settle(self, remaining: list[OrderReport] | None, only: set[str] | None, out: Outcome) -> None:
+        """Tracked orders the venue no longer lists open: ask each by client id (filled or canceled)."""
+        if remaining is None:
+            return
+        venue = self.link.require()
+        still = {r.client_id for r in remaining}
+        stale = [o for o in self.tracker.open_orders()
+                 if o.client_id not in still and o.client_id not in self.execution.in_flight
+                 and (only is None or o.symbol in only)]
+        results = await asyncio.gather(*(venue.fetch_order(o.client_id, o.symbol, urgent=True) for o in stale),
+                                       return_exceptions=True)
+        for order, result in zip(stale, results):
+            if isinstance(result, BaseException):
+                out.failures[order.symbol] = f"order {order.client_id}: {type(result).__name__}: {result}"[:200]
+            else:
+                self.execution.apply_report(result, "rest")

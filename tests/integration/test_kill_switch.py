@@ -1,0 +1,216 @@
+"""The kill switch's tiers and the one command path, through the real simulator: close-all flattens and reports
+dust, it is never held back by the breaker, it reports (not hangs) during maintenance and keeps trying,
+reconnect reports streams before and after, and every actor leaves the same audit record."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from engine.commands import (
+    CancelAll, CloseAll, ClosePosition, Halt, PlaceOrder, Reconnect, Resume,
+)
+from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core import Engine
+from engine.events import CommandAudited, TradingState
+from engine.resilience import BreakerState
+from engine.sim import Simulator
+from engine.store import Store
+from eventually import eventually
+
+FAST = dict(retry_backoff_s=(0.05, 0.1, 0.2), poll_s=0.1, stale_s=0.5)
+
+
+@pytest.fixture
+async def sim():
+    simulator = Simulator(seed=5, tick_interval=0.05)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def settings(sim, tmp_path, *, venue=None, risk=None) -> Settings:
+    return Settings(
+        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
+                          api_secret=sim.api_secret, **{"timeout_ms": 2000, **FAST, **(venue or {})}),
+        engine=EngineConfig(data_dir=tmp_path),
+        # Room for two positions and a resting order each in a test.
+        risk=RiskConfig(**{"max_position_pct": Decimal("20"), **(risk or {})}),
+        strategy=StrategyConfig(enabled=False),
+    )
+
+
+@pytest.fixture
+async def engine(sim, tmp_path):
+    e = Engine(settings(sim, tmp_path, venue=dict(breaker_failures=2, breaker_cooldown_s=60)))
+    await e.start()
+    await eventually(e.ready.is_set, timeout=20, message="engine connected")
+    yield e
+    await e.stop()
+
+
+async def hold_two_positions_with_orders(engine: Engine) -> None:
+    """A BTC and an ETH position bought at market, and a resting limit buy under the price in each."""
+    for symbol, amount in (("BTC/USDT", Decimal("0.01")), ("ETH/USDT", Decimal("0.2"))):
+        last = engine.portfolio.last[symbol]
+        bought = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="market", amount=amount,
+                                                 stop_loss=last * Decimal("0.5")))
+        assert bought.ok, bought.message
+        resting = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="limit", amount=amount / 2,
+                                                  price=last * Decimal("0.8"), stop_loss=last * Decimal("0.5")))
+        assert resting.ok, resting.message
+    await eventually(lambda: len(engine.portfolio.positions()) == 2, message="two positions")
+
+
+def venue_flat(sim: Simulator) -> bool:
+    # Dust only: under the simulator's LOT_SIZE minimum (0.00001 BTC, 0.0001 ETH).
+    return (sim.open_orders() == [] and sum(sim.balance("BTC")) < Decimal("0.00001")
+            and sum(sim.balance("ETH")) < Decimal("0.0001"))
+
+
+async def test_close_all_flattens_every_position_and_reports_the_dust(engine, sim, tmp_path):
+    await hold_two_positions_with_orders(engine)
+    assert len(sim.open_orders()) == 2
+    start = time.perf_counter()
+    result = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    assert result.ok, result.message
+    assert result.message.startswith("HALTED; canceled 2 order(s); closed 2 position(s); 0 still open at venue")
+    assert "dust left:" in result.message
+    assert venue_flat(sim)
+    assert engine.trading_state == TradingState.HALTED
+    assert sorted(result.details["closed"]) == ["BTC/USDT", "ETH/USDT"]
+    assert result.details["left"] == {}
+    # The sells are the kill switch's own orders, stored before they left, by the actor who asked.
+    sells = [o for o in engine.tracker.all() if o.side == "sell"]
+    assert {o.symbol for o in sells} == {"BTC/USDT", "ETH/USDT"}
+    assert all(o.origin == "operator:key" and o.status.value == "FILLED" for o in sells)
+    (audit, *_) = Store.in_dir(tmp_path).audit(limit=5)
+    assert audit["command"] == "close-all" and audit["actor"] == "operator:key" and audit["ok"]
+    assert audit["kill_switch"] and audit["duration_ms"] > 0
+    print(f"close-all of 2 positions + 2 orders: {elapsed_ms:.0f} ms")
+
+
+async def test_close_position_closes_one_symbol_and_leaves_the_other(engine, sim):
+    await hold_two_positions_with_orders(engine)
+    result = await engine.execute(ClosePosition(actor="operator:key", symbol="ETH/USDT"))
+    assert result.ok, result.message
+    assert result.message.startswith("ETH/USDT: canceled 1 order(s); closed 1 position(s)")
+    assert sum(sim.balance("ETH")) < Decimal("0.0001")
+    assert sum(sim.balance("BTC")) >= Decimal("0.009")
+    assert [o["symbol"] for o in sim.open_orders()] == ["BTCUSDT"]
+    assert engine.trading_state == TradingState.ACTIVE  # one symbol: not a halt
+    unknown = await engine.execute(ClosePosition(actor="operator:key", symbol="DOGE/USDT"))
+    assert not unknown.ok and "not a configured symbol" in unknown.message
+
+
+async def test_close_all_is_not_held_back_by_an_open_breaker(engine, sim):
+    await hold_two_positions_with_orders(engine)
+    fault = sim.faults.inject("http-status", status=502, path="/api/v3/account")
+    for _ in range(2):
+        with pytest.raises(Exception):
+            await engine.venue.fetch_balances()
+    assert engine.venue.breaker.state == BreakerState.OPEN
+    sim.faults.clear(fault)
+    start = time.perf_counter()
+    result = await engine.execute(CloseAll(actor="operator:key"))
+    assert result.ok, result.message
+    assert time.perf_counter() - start < 5
+    assert venue_flat(sim)
+    assert engine.venue.breaker.state == BreakerState.OPEN  # the kill switch went past it, not through it
+
+
+async def test_close_all_in_maintenance_reports_then_keeps_trying_until_done(engine, sim):
+    await hold_two_positions_with_orders(engine)
+    fault = sim.faults.inject("maintenance")
+    start = time.perf_counter()
+    result = await engine.execute(CloseAll(actor="operator:key"))
+    assert time.perf_counter() - start < 10, "must report, not hang"
+    assert not result.ok
+    assert "failed:" in result.message and "BTC/USDT" in result.message and "ETH/USDT" in result.message
+    assert engine.trading_state == TradingState.HALTED
+    assert any(a.code == "KILL_SWITCH_INCOMPLETE" for a in engine._alerts)
+    sim.faults.clear(fault)
+    await eventually(lambda: venue_flat(sim), timeout=30, message="the retry finished the close")
+    await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine._alerts), timeout=10)
+
+
+async def test_resume_stops_a_kill_switch_retry(engine, sim):
+    fault = sim.faults.inject("maintenance")
+    result = await engine.execute(CancelAll(actor="operator:key"))
+    assert not result.ok and engine._kill_retry is not None
+    assert (await engine.execute(Resume(actor="operator:key"))).ok
+    assert engine._kill_retry is None
+    sim.faults.clear(fault)
+
+
+async def test_reconnect_reports_streams_before_and_after(engine, sim):
+    await eventually(lambda: all(s.startswith("up") for n, s in engine.sync.stream_states().items()
+                                 if n.startswith("ticker")), message="tickers flowing")
+    old = engine.venue
+    result = await engine.execute(Reconnect(actor="operator:key"))
+    assert result.ok, result.message
+    assert engine.venue is not old  # a new REST session and new streams
+    assert set(result.details["before"]) == set(result.details["after"])
+    assert result.details["after"]["ticker BTC/USDT"].startswith("up")
+    assert "streams up" in result.message
+    await eventually(lambda: engine.portfolio.last.get("BTC/USDT") is not None)
+
+
+async def test_every_actor_leaves_the_same_audit_record(engine, sim, tmp_path):
+    seen: list[CommandAudited] = []
+    engine.bus.add_handler(lambda e: seen.append(e) if isinstance(e, CommandAudited) else None)
+    await engine.execute(Halt(actor="operator:key", reason="h pressed"))
+    refused = await engine.execute(PlaceOrder(actor="strategy:ladder", symbol="BTC/USDT", side="buy",
+                                              amount=Decimal("0.001"), price=Decimal("1")))
+    assert not refused.ok and "HALTED" in refused.message
+    await engine.execute(Resume(actor="operator:cli alice@desk", reason="checked"))
+    await engine.execute(Halt(actor="monitor:max_drawdown", reason="drawdown 16% exceeds 15%",
+                              values={"drawdown_pct": "16"}))
+    assert [(a.command, a.actor, a.ok) for a in seen] == [
+        ("halt", "operator:key", True), ("order", "strategy:ladder", False),
+        ("resume", "operator:cli alice@desk", True), ("halt", "monitor:max_drawdown", True)]
+    rows = Store.in_dir(tmp_path).audit(limit=10)
+    assert rows[0]["actor"] == "monitor:max_drawdown" and rows[0]["values"] == {"drawdown_pct": "16"}
+    assert rows[2]["result"] == "trading is HALTED: no new orders until an operator resumes"
+    assert engine.state_info["code"] == "max_drawdown"
+    # Only an operator leaves HALTED, and the refusal is alerted.
+    denied = await engine.execute(Resume(actor="monitor:max_drawdown"))
+    assert not denied.ok and any(a.code == "ILLEGAL_TRANSITION" for a in engine._alerts)
+
+
+async def test_an_exception_in_a_risk_monitor_fails_closed_and_the_loop_goes_on(engine, monkeypatch):
+    calls = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("equity feed garbled")
+
+    monkeypatch.setattr(engine.monitors, "sample_equity", broken)
+    monitors_loop = next(t for t in __import__("asyncio").all_tasks() if t.get_name() == "monitors")
+    await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=30,
+                     message="a monitor that cannot run halts trading")
+    assert engine.state_info["actor"] == "monitor:monitor_failed"
+    assert any(a.code == "MONITOR_FAILED" for a in engine._alerts)
+    count = len(calls)
+    await eventually(lambda: len(calls) > count, timeout=30, message="the loop runs the next tick")
+    assert not monitors_loop.done()
+
+
+async def test_a_stream_handler_error_marks_the_stream_down_and_polling_takes_over(engine, monkeypatch):
+    original = engine.sync.on_ticker
+
+    def garbled(symbol, t):
+        if symbol == "BTC/USDT":
+            raise ValueError("garbled ticker")
+        original(symbol, t)
+
+    monkeypatch.setattr(engine.sync, "on_ticker", garbled)
+    await eventually(lambda: "ticker BTC/USDT" in engine.sync.stream_down, message="stream marked down")
+    await eventually(lambda: engine.sync.polling, message="REST polling started")
+    assert any(a.code == "WS_DOWN" for a in engine._alerts)
+    monkeypatch.setattr(engine.sync, "on_ticker", original)
+    await eventually(lambda: "ticker BTC/USDT" not in engine.sync.stream_down, timeout=15,
+                     message="the same stream loop recovered")
