@@ -196,7 +196,7 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         from engine.emergency import act_without_engine
 
         cls = CancelAll if command == "cancel-all" else CloseAll
-        logging.basicConfig(level=logging.WARNING, format="cockpit: %(message)s")
+        logging.basicConfig(level=logging.ERROR, format="cockpit: %(message)s")
         print(f"no engine is running on {data_dir.resolve()}: acting on the venue directly", file=sys.stderr)
         try:
             result = asyncio.run(act_without_engine(settings, cls(actor=cli_actor(), reason=args.reason),

@@ -12,9 +12,9 @@ STATE_STYLE = {
     "HALTED": "bold white on red",
 }
 STATE_HINT = {
-    "ACTIVE": "trading · h: halt · c: cancel all",
-    "REDUCE_ONLY": "only position-reducing orders · h: halt",
-    "HALTED": "no new orders · u: resume",
+    "ACTIVE": "trading · h: halt · c: cancel all · x: close all",
+    "REDUCE_ONLY": "only position-reducing orders · h: halt · x: close all",
+    "HALTED": "no new orders · x: close all · u: resume",
 }
 
 

@@ -54,10 +54,24 @@ def test_halt_with_no_engine_latches_for_next_start(tmp_path):
     assert "PAPER · HALTED" in status.stdout and "engine: not running" in status.stdout
 
 
-def test_cancel_all_with_no_engine_says_what_to_do(tmp_path):
+def test_cancel_all_with_no_engine_on_the_built_in_simulator_says_nothing_is_held(tmp_path):
     Store.in_dir(tmp_path).close()
-    result = cli("cancel-all", "--data-dir", str(tmp_path), cwd=tmp_path)
-    assert result.returncode == 1 and "no engine is running" in result.stderr
+    result = cli("close-all", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no engine is running" in result.stderr
+    assert "closed 0 position(s)" in result.stdout and "exists only inside a running engine" in result.stdout
+    assert Store.in_dir(tmp_path).trading_state()[0] == TradingState.HALTED
+
+
+def test_commands_that_need_an_engine_say_so(tmp_path):
+    Store.in_dir(tmp_path).close()
+    result = cli("reconnect", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1 and "no engine is running" in result.stderr and "needs one" in result.stderr
+
+
+def test_emergency_commands_refuse_a_directory_without_a_store(tmp_path):
+    result = cli("close-all", "--data-dir", str(tmp_path / "typo"), cwd=tmp_path)
+    assert result.returncode == 1 and "no cockpit store" in result.stderr
 
 
 def test_a_mistyped_data_dir_is_refused_not_halted(tmp_path):

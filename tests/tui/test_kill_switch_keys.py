@@ -1,0 +1,154 @@
+"""The kill-switch keys under Pilot on the built-in simulator: x closes everything after one question that
+lists it, r reconnects, a question is withdrawn when the state moves, the palette offers every command, and
+[keys] remaps a binding."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from textual.command import CommandList
+
+from cockpit.app import CockpitApp, check_keymap
+from cockpit.palette import CockpitCommands
+from cockpit.screens import Confirm
+from engine.commands import PlaceOrder, SPECS
+from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig
+from engine.core import Engine
+from engine.events import TradingState
+from engine.store import Store
+from eventually import eventually
+
+
+def make_app(tmp_path, keys: dict[str, str] | None = None) -> CockpitApp:
+    settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False),
+                        risk=RiskConfig(max_position_pct=Decimal("20")), keys=keys or {})
+    return CockpitApp(Engine(settings))
+
+
+def question(app) -> str:
+    screen = app.screen
+    return screen.question if isinstance(screen, Confirm) else ""
+
+
+async def buy(engine: Engine, symbol: str, amount: str) -> None:
+    last = engine.portfolio.last[symbol]
+    result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount),
+                                             stop_loss=last * Decimal("0.5")))
+    assert result.ok, result.message
+
+
+async def test_x_asks_once_listing_what_it_sells_then_flattens_the_venue(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await buy(engine, "BTC/USDT", "0.01")
+        await buy(engine, "ETH/USDT", "0.2")
+        await pilot.press("x")
+        await eventually(lambda: question(app).startswith("CLOSE ALL?"))
+        assert "BTC 0.00999 (~" in question(app) and "ETH 0.1998 (~" in question(app)  # net of the fee
+        assert engine.trading_state == TradingState.ACTIVE  # nothing happens before the answer
+        await pilot.press("y")
+        await eventually(lambda: sum(engine.sim.balance("BTC")) < Decimal("0.00001")
+                         and sum(engine.sim.balance("ETH")) < Decimal("0.0001"), timeout=10,
+                         message="flat at the venue")
+        assert engine.trading_state == TradingState.HALTED
+        (row, *_) = Store.in_dir(tmp_path).audit(limit=1)
+        assert row["command"] == "close-all" and row["actor"] == "operator:key"
+
+
+async def test_x_answered_no_does_nothing(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("x")
+        await eventually(lambda: "nothing held to sell" in question(app))
+        await pilot.press("n")
+        await eventually(lambda: not question(app))
+        assert engine.trading_state == TradingState.ACTIVE
+
+
+async def test_a_question_is_withdrawn_when_the_kill_switch_fires(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("h")
+        await pilot.press("u")
+        await eventually(lambda: question(app).startswith("Resume trading?"))
+        await pilot.press("c")  # the kill switch while the operator was deciding
+        await eventually(lambda: not question(app), message="the Resume question is withdrawn")
+        await pilot.press("y")  # a late "yes" lands on nothing
+        await pilot.pause()
+        assert engine.trading_state == TradingState.HALTED
+
+
+async def test_a_question_is_withdrawn_when_another_shell_halts(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("d")
+        await eventually(lambda: question(app).startswith("Reduce only?"))
+        from engine.commands import Halt
+
+        await engine.execute(Halt(actor="operator:cli bob@desk", reason="from the other shell"))
+        await eventually(lambda: not question(app), message="the question about the old state is gone")
+        assert engine.trading_state == TradingState.HALTED
+
+
+async def test_r_reconnects(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        old = engine.venue
+        await pilot.press("r")
+        await eventually(lambda: any(r["command"] == "reconnect" for r in Store.in_dir(tmp_path).audit(limit=3)),
+                         timeout=15, message="reconnect carried out")
+        assert engine.venue is not old
+
+
+async def test_palette_offers_every_command_of_the_registry(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)):
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await buy(engine, "BTC/USDT", "0.01")
+        provider = CockpitCommands(app.screen)
+        titles = [title for title, _, _ in provider._entries()]
+        assert {s.title for s in SPECS if s.action} <= set(titles)
+        assert "Close position BTC/USDT" in titles
+
+
+async def test_keys_section_remaps_a_binding(tmp_path):
+    app = make_app(tmp_path, keys={"halt": "f2"})
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("h")
+        await pilot.pause()
+        assert engine.trading_state == TradingState.ACTIVE
+        await pilot.press("f2")
+        await eventually(lambda: engine.trading_state == TradingState.HALTED)
+
+
+def test_unknown_binding_id_is_refused_with_the_ids_there_are():
+    with pytest.raises(ValueError, match="no such binding; the ids are halt, cancel_all, close_all"):
+        check_keymap({"halt_everything": "f2"})
+
+
+async def test_palette_entry_runs_the_same_command_as_the_key(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Halt")
+        await eventually(lambda: app.screen.query_one(CommandList).option_count >= 1, message="palette hits shown")
+        await pilot.press("enter")
+        await eventually(lambda: engine.trading_state == TradingState.HALTED, message="halted from the palette")
+        assert engine.state_info["actor"] == "operator:key"
