@@ -168,7 +168,7 @@ class Venue:
         try:
             return await getattr(self.urgent, name)(*args, **kwargs)
         except ccxt_errors.BaseError as exc:
-            if self._on_error:
+            if self._on_error and not isinstance(exc, ccxt_errors.OrderNotFound):  # an answer, not a failure
                 self._on_error(name, exc)
             raise
 
@@ -178,7 +178,7 @@ class Venue:
             result = await getattr(self.ex, name)(*args, **kwargs)
         except ccxt_errors.BaseError as exc:
             self.breaker.failure(exc)
-            if self._on_error:
+            if self._on_error and not isinstance(exc, ccxt_errors.OrderNotFound):  # an answer, not a failure
                 self._on_error(name, exc)
             raise
         except BaseException:
@@ -211,7 +211,11 @@ class Venue:
         return self.ex.market(symbol)
 
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
-        return Decimal(self.ex.amount_to_precision(symbol, str(amount)))
+        """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
+        try:
+            return Decimal(self.ex.amount_to_precision(symbol, str(amount)))
+        except ccxt_errors.InvalidOrder:
+            return Decimal(0)
 
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
         return Decimal(self.ex.price_to_precision(symbol, str(price)))

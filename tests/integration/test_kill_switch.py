@@ -214,3 +214,12 @@ async def test_a_stream_handler_error_marks_the_stream_down_and_polling_takes_ov
     monkeypatch.setattr(engine.sync, "on_ticker", original)
     await eventually(lambda: "ticker BTC/USDT" not in engine.sync.stream_down, timeout=15,
                      message="the same stream loop recovered")
+
+
+async def test_close_all_reports_dust_smaller_than_one_step_and_succeeds(engine, sim):
+    sim.faults.inject("balance-change", asset="BTC", delta="0.000004")  # under the 0.00001 step: unsellable
+    await engine.execution.refresh_balances()
+    result = await engine.execute(CloseAll(actor="operator:key"))
+    assert result.ok, result.message
+    assert "closed 0 position(s)" in result.message and "dust left: BTC 0.000004" in result.message
+    assert result.details["dust"] == {"BTC": "0.000004"}
