@@ -10,7 +10,6 @@ import subprocess
 import sys
 from decimal import Decimal
 
-import pytest
 
 from engine.commands import PlaceOrder
 from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
@@ -20,13 +19,6 @@ from engine.sim import Simulator
 from engine.store import Store
 from eventually import eventually
 
-
-@pytest.fixture
-async def sim():
-    simulator = Simulator(seed=9, tick_interval=0.05)
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
 
 
 def write_config(sim: Simulator, tmp_path) -> dict[str, str]:

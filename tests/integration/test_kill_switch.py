@@ -18,17 +18,10 @@ from engine.events import CommandAudited, TradingState
 from engine.resilience import BreakerState
 from engine.sim import Simulator
 from engine.store import Store
+from fastsim import FAST
 from eventually import eventually
 
-FAST = dict(retry_backoff_s=(0.05, 0.1, 0.2), poll_s=0.1, stale_s=0.5)
 
-
-@pytest.fixture
-async def sim():
-    simulator = Simulator(seed=5, tick_interval=0.05)
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
 
 
 def settings(sim, tmp_path, *, venue=None, risk=None) -> Settings:

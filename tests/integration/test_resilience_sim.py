@@ -16,19 +16,11 @@ from engine.core import Engine, EngineError
 from engine.commands import PlaceOrder, SetStrategy
 from engine.events import RoundTripClosed, TradingState
 from engine.resilience import BreakerState, CircuitOpen
-from engine.sim import Simulator
 from engine.store import Store
+from fastsim import FAST
 from eventually import eventually
 
-FAST = dict(retry_backoff_s=(0.05, 0.1, 0.2), poll_s=0.1, stale_s=0.5)
 
-
-@pytest.fixture
-async def sim():
-    simulator = Simulator(seed=5, tick_interval=0.05)
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
 
 
 def settings(sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=False, mode="paper") -> Settings:
