@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="limit price (without it: a market order)")
             cmd.add_argument("--stop-loss", type=_decimal, default=None, metavar="P",
                              help="stop price under the entry (required for buys while [risk] require_stop_loss)")
+        elif spec.name == "reconcile":
+            cmd.add_argument("--adopt", action="store_true",
+                             help="take the venue's amounts as the engine's first (after checking a kept mismatch)")
         if spec.emergency:
             cmd.add_argument("--retry-for", type=float, default=60.0, metavar="S",
                              help="with no engine running: keep retrying what failed for S seconds (default 60)")
@@ -176,6 +179,8 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
         return {"strategy": args.name, "enabled": args.action == "enable"}
     if command == "close":
         return {"symbol": _symbol(settings, args.symbol)}
+    if command == "reconcile":
+        return {"adopt": args.adopt}
     if command == "order":
         return {"symbol": _symbol(settings, args.symbol), "side": args.side, "amount": str(args.amount),
                 "type": "limit" if args.price is not None else "market",
@@ -215,7 +220,24 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         if command == "reconnect" and details and "after" in details:
             for name, after in details["after"].items():
                 print(f"  {name:<16} before: {details['before'].get(name, '?'):<24} after: {after}")
+        if command == "reconcile" and details:
+            _print_reconcile(details)
     return 0 if ok else 1
+
+
+def _print_reconcile(report: dict) -> None:
+    orders = report.get("orders", {})
+    for what in ("adopted", "resolved", "lost"):
+        for item in orders.get(what, []):
+            print(f"  order {what}: {item}")
+    for d in report.get("differences", []):
+        print(f"  {d['asset']}: venue {d['venue']}, engine {d['engine']}, diff {d['diff']} "
+              f"({d['pct_of_equity']}% of equity)")
+    for d in report.get("adopted", []):
+        print(f"  adopted: {d['asset']} {d['diff']}")
+    for d in report.get("mismatch", []):
+        print(f"  KEPT for the operator: {d['asset']} venue {d['venue']} vs engine {d['engine']} "
+              f"({d['pct_of_equity']}% of equity) - check the venue's trades, then `cockpit reconcile --adopt`")
 
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:

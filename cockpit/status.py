@@ -26,6 +26,8 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         guard = store.load_json("strategy_guard") or {}
         curve = store.equity_curve(limit=1)
         engine_info = store.load_json("engine") or {}
+        monitors = store.load_json("monitors") or []
+        holdings = store.load_json("holdings") or {}
     finally:
         store.close()
     pid = engine_pid(data_dir)
@@ -41,6 +43,11 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
             "today": today,
             "strategies": guard,
             "equity": curve[-1] if curve else None,
+            "tripped_by": ({"code": info.get("code"), "actor": info.get("actor"), "values": info.get("values"),
+                            "reason": info.get("reason"), "ts": info.get("ts")}
+                           if state.value != "ACTIVE" and info.get("code") else None),
+            "monitors": monitors,
+            "position_mismatch": holdings.get("mismatch", []),
         }))
         return 0
     print(f"engine: {'running (pid ' + pid + ')' if pid else 'not running'} on {data_dir.resolve()}")
@@ -57,6 +64,10 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         print(f"today: {today['trades_count']} fills, {today['winning_trades']} won / {today['losing_trades']} lost, "
               f"net PnL {today['net_pnl']}, fees {today['fees']}, REST errors {today['rest_errors']}, "
               f"ws reconnects {today['ws_reconnects']}")
+    troubled = [m for m in monitors if m.get("status") != "OK"]
+    if monitors:
+        print("monitors: all OK" if not troubled else "monitors: " + ", ".join(
+            f"{m['code']} {m['status']} {m['value']} (limit {m['threshold']})" for m in troubled))
     print(f"open orders: {len(orders)}")
     for o in orders:
         print(f"  {o.symbol} {o.side} {o.amount} @ {o.price if o.price is not None else 'market'} "

@@ -123,6 +123,15 @@ class Reconnect(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Reconcile(Command):
+    """Compare orders, fills, balances and holdings with the venue now; ``adopt`` takes the venue's amounts."""
+
+    name: ClassVar[str] = "reconcile"
+
+    adopt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceOrder(Command):
     """One order; a buy needs ``stop_loss`` while ``[risk] require_stop_loss`` is on."""
 
@@ -184,6 +193,8 @@ SPECS: tuple[CommandSpec, ...] = (
     CommandSpec("close", ClosePosition, "Close position", "cancel one symbol's orders and sell its position"),
     CommandSpec("reconnect", Reconnect, "Reconnect",
                 "reopen streams and REST session, reload markets, reconcile", action="reconnect"),
+    CommandSpec("reconcile", Reconcile, "Reconcile",
+                "compare orders, fills and holdings with the venue now; print the diff and what was adopted"),
     CommandSpec("resume", Resume, "Resume", "back to ACTIVE (works with no engine running)", action="resume"),
     CommandSpec("reduce-only", ReduceOnly, "Reduce only", "only orders that shrink a position from now on",
                 action="reduce_only"),
@@ -192,6 +203,6 @@ SPECS: tuple[CommandSpec, ...] = (
 )
 BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
-    for cls in (Halt, CancelAll, CloseAll, ClosePosition, ExitPosition, Resume, ReduceOnly, Reconnect,
+    for cls in (Halt, CancelAll, CloseAll, ClosePosition, ExitPosition, Resume, ReduceOnly, Reconnect, Reconcile,
                 PlaceOrder, CancelOrder, SetStrategy)
 }

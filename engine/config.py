@@ -46,8 +46,6 @@ class VenueConfig(_Section):
     stale_s: float = Field(default=10.0, gt=0)
     # After breaker_failures consecutive temporary failures, REST calls are suspended for breaker_cooldown_s,
     # then one probe call decides whether they resume.
-    # Local orders are compared with the venue's every reconcile_s (and at every connect).
-    reconcile_s: float = Field(default=15.0, gt=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     api_key: SecretStr | None = None
@@ -94,7 +92,6 @@ class RiskConfig(_Section):
     max_drawdown_warn_pct: Decimal = Field(default=Decimal("10"), gt=0, le=100)
     max_drawdown_pct: Decimal = Field(default=Decimal("15"), gt=0, le=100)  # validation: max drawdown <= 15%
     max_orders_per_minute: int = Field(default=30, ge=1)
-    stuck_order_s: float = Field(default=300, gt=0)  # runbook 001 §4: max_order_age_s 300
     # Start-up toggles (runbook 002 §1): RISK_KILL_SWITCH_ENABLED=1 / RISK_REDUCE_ONLY_MODE=1 map here.
     kill_switch: bool = False
     reduce_only: bool = False
@@ -106,6 +103,56 @@ class RiskConfig(_Section):
         if warn is not None and hard < warn:
             raise ValueError(f"max_drawdown_pct ({hard}) must be at least max_drawdown_warn_pct ({warn})")
         return hard
+
+
+class MonitorsConfig(_Section):
+    """The runbooks' monitors: each signal's WARN and CRIT thresholds (runbook 001 unless noted)."""
+
+    interval_s: float = Field(default=1.0, gt=0)  # how often every monitor takes a reading
+    confirm_readings: int = Field(default=2, ge=1)  # consecutive CRIT readings before acting (no single bad read)
+    # §1 websocket staleness (market and user streams): WARN reconnects, CRIT closes all ("ws_stale: MUST close").
+    ws_stale_warn_s: float = Field(default=10.0, gt=0)
+    ws_stale_crit_s: float = Field(default=60.0, gt=0)
+    # §2 REST errors (any call, polling and the ping included): this many within the window halts.
+    rest_errors_max: int = Field(default=2, ge=1)
+    rest_errors_window_s: float = Field(default=60.0, gt=0)
+    ping_s: float = Field(default=5.0, gt=0)  # a cheap public call, so a silent venue is noticed
+    # §3 latency p95.
+    rest_latency_warn_ms: float = Field(default=2000.0, gt=0)
+    stream_latency_warn_ms: float = Field(default=500.0, gt=0)
+    reconnects_warn_per_hour: int = Field(default=6, ge=1)
+    # §4 stuck orders: open longer than stuck_order_s is cancelled (and placed again if stuck_order_reissue).
+    stuck_order_s: float = Field(default=300.0, gt=0)
+    stuck_order_reissue: bool = False
+    # §5 daily loss: WARN at this percent of [risk] daily_loss_limit_pct; at the limit halt and close all.
+    daily_loss_warn_pct_of_limit: Decimal = Field(default=Decimal("80"), gt=0, le=100)
+    # Flash crash: a move over flash_crash_pct within flash_crash_window_s halts; resume is refused until every
+    # minute of the last flash_calm_s moved less than flash_calm_pct.
+    flash_crash_pct: Decimal = Field(default=Decimal("10"), gt=0)
+    flash_crash_window_s: float = Field(default=60.0, gt=0)
+    flash_calm_pct: Decimal = Field(default=Decimal("1"), gt=0)
+    flash_calm_s: float = Field(default=300.0, ge=0)
+    # §6 reconciliation: the engine's own fills against the venue's balances, in percent of equity.
+    mismatch_warn_pct: Decimal = Field(default=Decimal("0.1"), ge=0)
+    mismatch_halt_pct: Decimal = Field(default=Decimal("1"), gt=0)
+    reconcile_s: float = Field(default=5.0, gt=0)
+    clock_skew_warn_ms: float = Field(default=500.0, gt=0)
+
+    @field_validator("ws_stale_crit_s")
+    @classmethod
+    def _crit_after_warn(cls, crit: float, info) -> float:
+        warn = info.data.get("ws_stale_warn_s")
+        if warn is not None and crit <= warn:
+            raise ValueError(f"ws_stale_crit_s ({crit}) must be longer than ws_stale_warn_s ({warn})")
+        return crit
+
+    @field_validator("mismatch_halt_pct")
+    @classmethod
+    def _halt_over_warn(cls, halt: Decimal, info) -> Decimal:
+        warn = info.data.get("mismatch_warn_pct")
+        if warn is not None and halt <= warn:
+            raise ValueError(f"mismatch_halt_pct ({halt}) must be over mismatch_warn_pct ({warn})")
+        return halt
 
 
 class LadderConfig(_Section):
@@ -174,6 +221,7 @@ class Settings(BaseSettings):
     venue: VenueConfig = VenueConfig()
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
+    monitors: MonitorsConfig = MonitorsConfig()
     strategy: StrategyConfig = StrategyConfig()
     # The TUI's keys by binding id, e.g. halt = "f2" or close_all = "X" (ids: halt, cancel_all, close_all,
     # reconnect, resume, reduce_only, quit). Unknown ids are refused at start.
@@ -201,6 +249,8 @@ ENV_ALIASES: dict[str, tuple[str, str, Any]] = {
     "DRY_RUN": ("engine", "mode", "dry-run"),
 }
 TRUTHY = {"1", "true", "yes", "on"}
+# Keys that moved between sections: a config written for an older cockpit gets told where they went.
+MOVED = (("venue", "reconcile_s", "monitors"), ("risk", "stuck_order_s", "monitors"))
 
 
 def _aliases(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -253,6 +303,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for section, key, now in MOVED:
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(f"{path}: [{section}] {key} has moved to [{now}] {key}; move the line there")
     venue = data.get("venue")
     if isinstance(venue, dict):
         for key in SECRET_KEYS:

@@ -21,7 +21,7 @@ import ccxt.async_support as ccxt_errors
 from engine.bus import EventBus
 from engine.commands import (
     CancelAll, CancelOrder, CloseAll, ClosePosition, Command, CommandResult, ExitPosition, Halt, PlaceOrder,
-    Reconnect, ReduceOnly, Resume, SetStrategy,
+    Reconcile, Reconnect, ReduceOnly, Resume, SetStrategy,
 )
 from engine.config import Settings
 from engine.datadir import DataDirLock
@@ -36,6 +36,7 @@ from engine.monitors import Monitors
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import VenueLink
+from engine.reconcile import Holdings
 from engine.remote import serve_commands
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
@@ -46,6 +47,7 @@ from engine.sync import VenueSync
 from engine.tasks import Periodic, TaskGroup
 from engine.trading_state import TradingStateMachine, is_operator
 from engine.venue import Venue
+from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +94,21 @@ class Engine:
         self.execution = Execution(settings.risk, self.mode, self.symbols, self.link, self.tracker, self.portfolio,
                                    self.stats, publish, self.alert, drawdown_pct=lambda: self.monitors.drawdown_pct)
         self.kill_switch = KillSwitch(self.symbols, self.link, self.execution, self.tracker, self.portfolio)
-        self.sync = VenueSync(settings.venue, self.symbols, self.link, self.execution, self.tracker,
-                              self.portfolio, self.stats, publish, self.alert)
-        self.monitors = Monitors(settings.risk, self.portfolio, self.stats, self.tracker, self.execution.stops,
-                                 self.state, publish, self.alert, self.execute, self.tasks.spawn)
+        mon = settings.monitors
+        self.venue_health = VenueHealth(mon.rest_errors_window_s)
+        self.holdings = Holdings(self.portfolio, self.tracker, mon.mismatch_warn_pct, mon.mismatch_halt_pct, publish,
+                                 self.alert)
+        self.sync = VenueSync(settings.venue, mon, self.symbols, self.link, self.execution, self.tracker,
+                              self.portfolio, self.holdings, self.stats, publish, self.alert)
+        self.monitors = Monitors(settings.risk, mon, self.portfolio, self.stats, self.tracker, self.execution.stops,
+                                 self.state, self.link, self.venue_health, self.sync, self.holdings, publish,
+                                 self.alert, self.execute, self.tasks.spawn)
         self.runner = StrategyRunner(settings.strategy, self.symbols, build_strategies(settings.strategy, self.symbols),
                                      self.portfolio, self.tracker, self.state, self.link, self.execute, publish,
                                      self.alert)
         self.bus.add_handler(self.monitors.on_event)
         self.bus.add_handler(self.runner.on_event)
+        self.bus.add_handler(self.holdings.on_event)
         self._lock = DataDirLock(settings.engine.data_dir)
         self._alerts: list[Alert] = []
         self._venue_args: dict[str, Any] = {}
@@ -108,7 +116,7 @@ class Engine:
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
             CancelAll: self._kill, CloseAll: self._kill, ClosePosition: self._kill,
-            Reconnect: self._reconnect, PlaceOrder: self._place, CancelOrder: self._cancel,
+            Reconnect: self._reconnect, Reconcile: self._reconcile, PlaceOrder: self._place, CancelOrder: self._cancel,
             ExitPosition: self._exit, SetStrategy: self._set_strategy,
         }
 
@@ -175,6 +183,7 @@ class Engine:
         self.store.save_json("engine", {"mode": self.mode, "venue": self.settings.venue.exchange})
         self.tracker.load(self.store.orders())
         self._restore_counters()
+        self.holdings.restore(self.store.load_json("holdings"))
         risk = self.settings.risk
         if risk.kill_switch:
             await self.execute(Halt(actor="config:kill_switch", reason="kill switch set in configuration"))
@@ -209,6 +218,7 @@ class Engine:
             backoff_s=tuple(cfg.retry_backoff_s),
             breaker=CircuitBreaker(cfg.breaker_failures, cfg.breaker_cooldown_s, on_change=self._breaker_changed),
             on_error=self._rest_error,
+            health=self.venue_health,
             **self._venue_args,
         )
 
@@ -233,9 +243,15 @@ class Engine:
         await self.sync.connect()
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
         self.sync.start_streams()
-        monitors = Periodic("risk monitors", lambda: self._monitor_tick(), lambda: self.settings.engine.equity_sample_s,
-                            on_failure=self.monitors.failed, on_recovery=self.monitors.recovered)
-        self.tasks.spawn("monitors", monitors.run())
+        mon = self.settings.monitors
+        self.tasks.spawn("monitors", Periodic("monitors", self.monitors.tick, mon.interval_s,
+                                              on_failure=self.monitors.failed,
+                                              on_recovery=self.monitors.recovered).run())
+        self.tasks.spawn("equity", Periodic("equity curve", self._sample_equity,
+                                            lambda: self.settings.engine.equity_sample_s,
+                                            on_failure=self._loop_failed).run())
+        self.tasks.spawn("ping", Periodic("venue ping", self.monitors.ping, mon.ping_s,
+                                          on_failure=self._loop_failed).run())
         self.tasks.spawn("health", Periodic("health", self._publish_health, HEALTH_INTERVAL_S,
                                             on_failure=self._loop_failed).run())
         if self.settings.strategy.enabled:
@@ -244,8 +260,9 @@ class Engine:
                                                     on_failure=self._loop_failed).run())
         self.ready.set()
 
-    def _monitor_tick(self) -> None:
-        self.monitors.tick(self.link.connected)
+    def _sample_equity(self) -> None:
+        if self.link.connected:
+            self.monitors.sample_equity()
         self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
 
     def _breaker_changed(self, previous: BreakerState, state: BreakerState, why: str) -> None:
@@ -334,6 +351,7 @@ class Engine:
             "today": self.stats.current().to_dict(),
             "drawdown_pct": str(self.monitors.drawdown_pct),
             "strategies": self.runner.status(),
+            "monitors": self.monitors.statuses(),
         }
 
     def _publish_health(self) -> None:
@@ -378,6 +396,10 @@ class Engine:
                                c.values)
 
     async def _resume(self, c: Resume) -> CommandResult:
+        blocking = self.monitors.blocking_resume()
+        if blocking:
+            return CommandResult(False, "resume refused while the condition that tripped it still holds: "
+                                 + "; ".join(blocking), {"blocking": blocking})
         result = self.state.move(TradingState.ACTIVE, c.actor, c.reason or "resume requested")
         if result.ok:
             self._stop_kill_retry("trading resumed")
@@ -487,7 +509,7 @@ class Engine:
         await self.sync.stop_streams()
         old, self.link.venue = self.link.venue, self._make_venue()
         await old.close()
-        self.stats.ws_reconnect()
+        self.sync.came_back()
         try:
             await asyncio.wait_for(self.sync.connect(), RECONNECT_TIMEOUT_S)
         except asyncio.TimeoutError:
@@ -505,6 +527,23 @@ class Engine:
                    f"streams up {was}/{len(before)} before, {up}/{len(after)} after")
         self.alert(Severity.INFO, "RECONNECTED", f"{message} (by {c.actor})", values={"before": before, "after": after})
         return CommandResult(True, message, {"before": before, "after": after})
+
+    async def _reconcile(self, c: Reconcile) -> CommandResult:
+        """Orders, fills, balances and holdings against the venue now; with ``adopt`` the venue's amounts are
+        taken as the engine's first (the operator's answer to a kept mismatch)."""
+        self.link.require()
+        adopted = [d.to_dict() for d in self.holdings.adopt_all()] if c.adopt else []
+        report = await self.sync.reconcile_all()
+        if adopted:
+            report = {**report, "adopted": adopted + list(report["adopted"])}
+            self.alert(Severity.WARN, "POSITION_ADOPTED", f"{len(adopted)} difference(s) adopted by {c.actor}",
+                       values={"adopted": adopted})
+        orders = report["orders"]
+        message = (f"reconciled: {len(orders['adopted'])} order(s) adopted, {len(orders['resolved'])} resolved, "
+                   f"{len(orders['lost'])} lost; {report['new_fills']} new fill(s); "
+                   f"{len(report['differences'])} holding difference(s), {len(report['adopted'])} adopted, "
+                   f"{len(report['mismatch'])} kept for the operator")
+        return CommandResult(True, message, report)
 
     async def _finish_reconnect(self) -> None:
         await self.sync.connect()

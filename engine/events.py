@@ -334,3 +334,21 @@ class StrategyGuardChanged(Event):
     """The strategies' on/off state and losing streaks."""
 
     guard: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingsChanged(Event):
+    """What the engine's own fills account for, per base asset, and any mismatch kept for the operator."""
+
+    holdings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorsChanged(Event):
+    """Every monitor's status (OK / WARN / CRIT), value and threshold."""
+
+    monitors: tuple[Mapping[str, Any], ...]
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return "monitors"

@@ -188,11 +188,12 @@ class Execution:
         for fill in report.fills:
             self.on_fill(fill)
 
-    def on_fill(self, fill: Fill) -> None:
+    def on_fill(self, fill: Fill) -> bool:
+        """Apply one fill (a repeat of a known trade id is ignored); True when it was new."""
         order = self.tracker.get(fill.client_id) if fill.client_id else None
         new, trip = self.portfolio.add_fill(fill, order.origin if order else None)
         if not new:
-            return
+            return False
         self.stats.fill(self.portfolio.fee_in_quote(fill))
         self.publish(FillReceived(fill))
         self.publish(PositionsUpdated(self.portfolio.positions()))
@@ -202,6 +203,7 @@ class Execution:
             self.stats.round_trip(trip.pnl)
             self.stats.realized(trip.pnl)
             self.publish(RoundTripClosed(trip.symbol, trip.pnl, trip.opened_by, trip.closed_at))
+        return True
 
     def apply_balances(self, balances: tuple[Balance, ...]) -> None:
         self.portfolio.set_balances(balances)

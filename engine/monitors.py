@@ -1,56 +1,502 @@
-"""Monitors that watch one signal each and alert or trip the kill switch: equity drawdown and the daily loss
-limit, stop-losses, and stuck orders.
+"""The runbooks' monitors: each watches one signal, says OK / WARN / CRIT with its value and threshold, and acts
+through the one command path with itself named as the actor (``monitor:<code>``).
 
-Automatic actions are commands submitted through the one ``execute``, with the monitor named as the actor
-(``monitor:<code>``, ``stop:<symbol>``), so they leave the same audit record as an operator's key. A risk
-monitor that cannot run fails closed: its first failed tick halts trading.
+| code | WARN | CRIT and action |
+|---|---|---|
+| ws_stale | over ws_stale_warn_s: reconnect | over ws_stale_crit_s: close all (001 §1 "ws_stale: MUST close") |
+| rest_errors | | rest_errors_max in rest_errors_window_s: halt (001 §2) |
+| rate_limit_ban | a 429 pause in force | a 418 ban: halt |
+| rest_latency / stream_latency | p95 over its threshold (001 §3) | |
+| reconnects | more than reconnects_warn_per_hour | |
+| stuck_order | an order open over stuck_order_s: cancelled (001 §4) | the cancel failed |
+| daily_loss | at daily_loss_warn_pct_of_limit of the limit | at the limit: close all; resume refused until UTC midnight |
+| max_drawdown | at max_drawdown_warn_pct | at max_drawdown_pct: halt until an operator resumes |
+| flash_crash | | a move over flash_crash_pct in flash_crash_window_s: halt; resume refused until calm |
+| position_mismatch | adopted (between the two levels) | over mismatch_halt_pct: halt, the difference kept (001 §6) |
+| clock_skew | over clock_skew_warn_ms: resync the time offset | |
+| auth_failure / maintenance | | the key refused / the venue in maintenance: halt |
+
+A CRIT acts only after ``confirm_readings`` readings in a row (a single bad reading never trips the kill switch);
+where a second reading is a cheap call (auth, maintenance), the first reading makes that call. Resume is refused
+while a CRIT that halts still holds. A monitor whose reading fails is itself CRIT: fail closed.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
-from datetime import timedelta
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
-from typing import Mapping
+from typing import Any, Callable, Coroutine, Mapping
 
-from engine.commands import Command, ExitPosition, Halt, Permit
-from engine.config import RiskConfig
-from engine.events import EquitySampled, Event, Severity, TickerUpdated, TradingState, utcnow
+from engine.commands import CancelOrder, CloseAll, Command, ExitPosition, Halt, Permit, PlaceOrder, Reconnect
+from engine.config import MonitorsConfig, RiskConfig
+from engine.events import EquitySampled, Event, MonitorsChanged, Severity, TickerUpdated, utcnow
 from engine.orders import OrderTracker
 from engine.portfolio import Drawdown, Portfolio
-from engine.ports import AlertPort, Publish, Spawn, Submit
+from engine.ports import AlertPort, Publish, Spawn, Submit, VenueLink
+from engine.reconcile import Holdings
 from engine.stats import DailyStats
+from engine.sync import VenueSync
 from engine.trading_state import TradingStateMachine
+from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
 
 STOP_RETRY_S = 5.0
 
 
-class Monitors:
-    """Equity, drawdown, daily loss, stop-loss and stuck-order watches."""
+class Level(str, enum.Enum):
+    OK = "OK"
+    WARN = "WARN"
+    CRIT = "CRIT"
 
-    def __init__(self, risk: RiskConfig, portfolio: Portfolio, stats: DailyStats, tracker: OrderTracker,
-                 stops: Mapping[str, Decimal], state: TradingStateMachine, publish: Publish, alert: AlertPort,
-                 submit: Submit, spawn: Spawn) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One monitor's reading: its level, the value and the threshold it was judged against, in words."""
+
+    level: Level
+    value: str
+    threshold: str
+    detail: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    """What one monitor said last, and where it is in its episode."""
+
+    code: str
+    confirm: bool  # a CRIT needs confirm_readings readings in a row
+    blocks_resume: bool  # while CRIT, an operator's resume is refused
+    reading: Reading = field(default_factory=lambda: Reading(Level.OK, "—", "—"))
+    crit_streak: int = 0
+    acted: bool = False
+    warned: bool = False
+    since: float | None = None  # when the current non-OK episode began (monotonic)
+
+    @property
+    def status(self) -> Level:
+        return self.reading.level
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "status": self.reading.level.value, "value": self.reading.value,
+                "threshold": self.reading.threshold, "detail": self.reading.detail}
+
+
+OK = Level.OK
+WARN = Level.WARN
+CRIT = Level.CRIT
+
+
+def _pct(value: Decimal) -> str:
+    return f"{value:.2f}%"
+
+
+class Monitors:
+    """Every runbook monitor, the stop-losses, and the equity curve."""
+
+    def __init__(self, risk: RiskConfig, cfg: MonitorsConfig, portfolio: Portfolio, stats: DailyStats,
+                 tracker: OrderTracker, stops: Mapping[str, Decimal], state: TradingStateMachine, link: VenueLink,
+                 health: VenueHealth, sync: VenueSync, holdings: Holdings, publish: Publish, alert: AlertPort,
+                 submit: Submit, spawn: Spawn, clock: Callable[[], float] = time.monotonic) -> None:
         self.risk = risk
+        self.cfg = cfg
         self.portfolio = portfolio
         self.stats = stats
         self.tracker = tracker
         self.stops = stops
         self.state = state
+        self.link = link
+        self.health = health
+        self.sync = sync
+        self.holdings = holdings
         self.publish = publish
         self.alert = alert
         self.submit = submit
         self.spawn = spawn
+        self.clock = clock
         self.drawdown = Drawdown()
         self.drawdown_pct = Decimal(0)
-        self._dd_warned = False
-        self._stuck_alerted: set[str] = set()
+        self.prices: dict[str, deque[tuple[float, Decimal]]] = {s: deque() for s in portfolio.symbols}
+        self.daily_loss_tripped: date | None = None
+        self.flash_tripped = False
+        self.stuck_handled: set[str] = set()
+        self.stuck_failed: dict[str, str] = {}
         self._stop_alerted: set[str] = set()
         self._exiting: set[str] = set()
         self._retry_at: dict[str, float] = {}
+        self._probing: set[str] = set()
+        self._published: list[dict[str, Any]] = []
+        # code -> (reader, confirm, blocks resume, WARN action, CRIT action)
+        self.watches: dict[str, tuple[Callable[[], Reading], bool, bool, Callable[[Reading], None] | None,
+                                      Callable[[Reading], None] | None]] = {
+            "ws_stale": (self.read_ws_stale, True, True, self._reconnect, self._close_all("ws_stale")),
+            "rest_errors": (self.read_rest_errors, False, True, None, self._halt("rest_errors")),
+            "rate_limit_ban": (self.read_rate_limit, False, True, None, self._halt("rate_limit_ban")),
+            "rest_latency": (self.read_rest_latency, True, False, None, None),
+            "stream_latency": (self.read_stream_latency, True, False, None, None),
+            "reconnects": (self.read_reconnects, True, False, None, None),
+            "stuck_order": (self.read_stuck_orders, False, False, None, None),
+            "daily_loss": (self.read_daily_loss, True, True, None, self._daily_loss_close),
+            "max_drawdown": (self.read_drawdown, True, False, None, self._halt("max_drawdown")),
+            "flash_crash": (self.read_flash_crash, True, True, None, self._flash_halt),
+            "position_mismatch": (self.read_mismatch, False, True, None, self._halt("position_mismatch")),
+            "clock_skew": (self.read_clock_skew, True, False, self._resync, None),
+            "auth_failure": (self.read_auth, True, True, None, self._halt("auth_failure")),
+            "maintenance": (self.read_maintenance, True, True, None, self._halt("maintenance")),
+        }
+        self.rows = {code: Row(code, confirm, blocks) for code, (_, confirm, blocks, _, _) in self.watches.items()}
+
+    # ------------------------------------------------------------ readings
+
+    def read_ws_stale(self) -> Reading:
+        cfg = self.cfg
+        market = self.sync.market_data_age_s()
+        if market is None:
+            return Reading(OK, "not streaming yet", f"{cfg.ws_stale_warn_s:g}s / {cfg.ws_stale_crit_s:g}s")
+        user = self.sync.user_stream_age_s()
+        age, which = (market, "market") if market >= user else (user, "user")
+        level = CRIT if age > cfg.ws_stale_crit_s else WARN if age > cfg.ws_stale_warn_s else OK
+        return Reading(level, f"{age:.1f}s ({which})", f"{cfg.ws_stale_warn_s:g}s / {cfg.ws_stale_crit_s:g}s",
+                       f"no {which} data for {age:.0f}s",
+                       {"market_age_s": round(market, 1), "user_age_s": round(user, 1)})
+
+    def read_rest_errors(self) -> Reading:
+        errors = self.health.recent_errors()
+        cfg = self.cfg
+        level = CRIT if len(errors) >= cfg.rest_errors_max else OK
+        return Reading(level, f"{len(errors)} in {cfg.rest_errors_window_s:g}s",
+                       f"{cfg.rest_errors_max} in {cfg.rest_errors_window_s:g}s",
+                       "; ".join(errors[-3:]), {"errors": errors[-5:]})
+
+    def read_rate_limit(self) -> Reading:
+        banned, paused = self.health.banned_for(), self.health.paused_for()
+        if banned > 0:
+            return Reading(CRIT, f"banned {banned:.0f}s (418)", "no 418", "the venue banned this client")
+        if paused > 0:
+            return Reading(WARN, f"paused {paused:.1f}s (429)", "no 429", "every request waits for Retry-After")
+        return Reading(OK, "no limit hit", "no 418")
+
+    def read_rest_latency(self) -> Reading:
+        venue = self.link.venue
+        p95 = venue.latency.percentile(None, 95) if venue else None
+        warn = self.cfg.rest_latency_warn_ms
+        if p95 is None:
+            return Reading(OK, "—", f"{warn:g}ms")
+        return Reading(WARN if p95 > warn else OK, f"{p95:.0f}ms", f"{warn:g}ms")
+
+    def read_stream_latency(self) -> Reading:
+        p95 = self.sync.stream_latency_p95()
+        warn = self.cfg.stream_latency_warn_ms
+        if p95 is None:
+            return Reading(OK, "—", f"{warn:g}ms")
+        return Reading(WARN if p95 > warn else OK, f"{p95:.0f}ms", f"{warn:g}ms")
+
+    def read_reconnects(self) -> Reading:
+        count = self.sync.reconnects_last_hour()
+        limit = self.cfg.reconnects_warn_per_hour
+        return Reading(WARN if count > limit else OK, f"{count}/h", f"{limit}/h")
+
+    def read_stuck_orders(self) -> Reading:
+        limit = timedelta(seconds=self.cfg.stuck_order_s)
+        now = utcnow()
+        stuck = [o for o in self.tracker.open_orders() if now - o.created_at > limit]
+        for order in stuck:
+            if order.client_id not in self.stuck_handled:
+                self.stuck_handled.add(order.client_id)
+                self.spawn(f"stuck-{order.client_id}", self._unstick(order, int((now - order.created_at)
+                                                                               .total_seconds())))
+        open_ids = {o.client_id for o in self.tracker.open_orders()}
+        failed = {k: v for k, v in self.stuck_failed.items() if k in open_ids}
+        self.stuck_failed = failed
+        if failed:
+            return Reading(CRIT, f"{len(failed)} cancel(s) failed", f"{self.cfg.stuck_order_s:g}s",
+                           "; ".join(failed.values()))
+        return Reading(WARN if stuck else OK, f"{len(stuck)} stuck", f"{self.cfg.stuck_order_s:g}s")
+
+    def read_daily_loss(self) -> Reading:
+        equity = self.portfolio.equity()
+        limit = self.risk.daily_loss_limit_pct
+        warn = limit * self.cfg.daily_loss_warn_pct_of_limit / 100
+        if self.daily_loss_tripped is not None and self.daily_loss_tripped != utcnow().date():
+            self.daily_loss_tripped = None  # a new UTC day
+        loss = self.stats.current().daily_loss_pct(equity) if equity is not None else Decimal(0)
+        threshold = f"{warn:.2f}% / {limit}%"
+        if self.daily_loss_tripped is not None or loss >= limit:
+            return Reading(CRIT, _pct(loss), threshold, "trading stays halted until UTC midnight",
+                           {"daily_loss_pct": str(loss), "limit_pct": str(limit)})
+        return Reading(WARN if loss >= warn else OK, _pct(loss), threshold)
+
+    def read_drawdown(self) -> Reading:
+        risk = self.risk
+        equity = self.portfolio.equity()
+        if equity is not None:
+            self.drawdown_pct = self.drawdown.update(equity)
+        dd = self.drawdown_pct
+        level = CRIT if dd >= risk.max_drawdown_pct else WARN if dd >= risk.max_drawdown_warn_pct else OK
+        return Reading(level, _pct(dd), f"{risk.max_drawdown_warn_pct}% / {risk.max_drawdown_pct}%", "",
+                       {"drawdown_pct": str(dd), "limit_pct": str(risk.max_drawdown_pct)})
+
+    def _moves(self, samples: deque[tuple[float, Decimal]], window: float, now: float) -> Decimal:
+        """The largest range (max - min, in percent of max) within ``window`` seconds ending at ``now``."""
+        prices = [p for t, p in samples if now - window <= t <= now]
+        if len(prices) < 2 or max(prices) <= 0:
+            return Decimal(0)
+        return (max(prices) - min(prices)) / max(prices) * 100
+
+    def read_flash_crash(self) -> Reading:
+        cfg = self.cfg
+        now = self.clock()
+        keep = max(cfg.flash_crash_window_s, cfg.flash_calm_s) + 60
+        worst, where = Decimal(0), ""
+        for symbol, samples in self.prices.items():
+            last = self.portfolio.last.get(symbol)
+            if last is not None:
+                samples.append((now, last))
+            while samples and samples[0][0] < now - keep:
+                samples.popleft()
+            move = self._moves(samples, cfg.flash_crash_window_s, now)
+            if move > worst:
+                worst, where = move, symbol
+        threshold = f"{cfg.flash_crash_pct}% in {cfg.flash_crash_window_s:g}s"
+        if worst > cfg.flash_crash_pct:
+            return Reading(CRIT, f"{worst:.2f}% {where}", threshold, f"{where} moved {worst:.2f}%",
+                           {"symbol": where, "move_pct": f"{worst:.2f}"})
+        if self.flash_tripped:
+            if self._calm(now):
+                self.flash_tripped = False
+            else:
+                return Reading(CRIT, f"{worst:.2f}% {where}".strip(), threshold,
+                               f"not calm yet: every minute of the last {cfg.flash_calm_s:g}s must move under "
+                               f"{cfg.flash_calm_pct}%")
+        return Reading(OK, f"{worst:.2f}%", threshold)
+
+    def _calm(self, now: float) -> bool:
+        """Every minute of the last ``flash_calm_s`` moved less than ``flash_calm_pct`` (resume criterion)."""
+        cfg = self.cfg
+        for samples in self.prices.values():
+            if not samples or now - samples[0][0] < cfg.flash_calm_s:
+                return False
+            t = now
+            while t > now - cfg.flash_calm_s:
+                if self._moves(samples, 60.0, t) >= cfg.flash_calm_pct:
+                    return False
+                t -= 10.0
+        return True
+
+    def read_mismatch(self) -> Reading:
+        worst = self.holdings.worst()
+        cfg = self.cfg
+        threshold = f"{cfg.mismatch_warn_pct}% / {cfg.mismatch_halt_pct}%"
+        if worst is not None:
+            return Reading(CRIT, _pct(worst.pct_of_equity), threshold,
+                           f"{worst.asset}: venue {worst.venue}, engine {worst.engine}", worst.to_dict())
+        if self.holdings.adopted:
+            d = self.holdings.adopted[0]
+            return Reading(WARN, _pct(d.pct_of_equity), threshold, f"{d.asset}: adopted {d.diff}")
+        return Reading(OK, "none", threshold)
+
+    def read_clock_skew(self) -> Reading:
+        skew = self.health.skew_ms
+        warn = self.cfg.clock_skew_warn_ms
+        if skew is None:
+            return Reading(OK, "—", f"{warn:g}ms")
+        return Reading(WARN if abs(skew) > warn else OK, f"{skew:+.0f}ms", f"{warn:g}ms")
+
+    def read_auth(self) -> Reading:
+        why = self.health.auth_failure
+        if why is None:
+            return Reading(OK, "key accepted", "no refusal")
+        self._probe("auth", self._probe_private)
+        return Reading(CRIT, "key refused", "no refusal", why)
+
+    def read_maintenance(self) -> Reading:
+        why = self.health.maintenance
+        if why is None:
+            return Reading(OK, "open", "not in maintenance")
+        self._probe("maintenance", self._probe_ping)
+        return Reading(CRIT, "in maintenance", "not in maintenance", why)
+
+    # ------------------------------------------------------------ judging and acting
+
+    def tick(self) -> None:
+        """Read every monitor once; act on a confirmed CRIT and on a new WARN; publish the statuses."""
+        for code, (read, _, _, on_warn, on_crit) in self.watches.items():
+            row = self.rows[code]
+            try:
+                reading = read()
+            except Exception as exc:  # a monitor that cannot read is CRIT: fail closed, and the others go on
+                log.error("monitor %s failed", code, exc_info=exc)
+                reading = Reading(CRIT, "cannot read", "—", f"{type(exc).__name__}: {exc}"[:200])
+                on_crit = self._halt("monitor_failed")
+                row.confirm = False
+            self._judge(row, reading, on_warn, on_crit)
+        statuses = [row.to_dict() for row in self.rows.values()]
+        if statuses != self._published:
+            self._published = statuses
+            self.publish(MonitorsChanged(tuple(statuses)))
+
+    def _judge(self, row: Row, reading: Reading, on_warn: Callable[[Reading], None] | None,
+               on_crit: Callable[[Reading], None] | None) -> None:
+        previous = row.reading.level
+        if reading.level == OK:
+            if previous != OK:
+                log.info("monitor %s back to OK (%s)", row.code, reading.value)
+            row.reading, row.crit_streak, row.acted, row.warned, row.since = reading, 0, False, False, None
+            return
+        if row.since is None:
+            row.since = self.clock()
+        if reading.level == CRIT:
+            row.crit_streak += 1
+            if row.crit_streak < (self.cfg.confirm_readings if row.confirm else 1):
+                row.reading = Reading(WARN, reading.value, reading.threshold, "CRIT reading, confirming",
+                                      reading.values)
+                return
+            row.reading = reading
+            if not row.acted:
+                row.acted = True
+                if on_crit is not None:
+                    on_crit(reading)
+                else:
+                    self.alert(Severity.CRIT, row.code.upper(), f"{row.code}: {reading.value} (limit "
+                                                                f"{reading.threshold}) {reading.detail}".strip(),
+                               values=reading.values)
+            return
+        row.crit_streak = 0
+        row.reading = reading
+        if not row.warned:
+            row.warned = True
+            self.alert(Severity.WARN, row.code.upper(), f"{row.code}: {reading.value} over {reading.threshold}"
+                                                        f"{'; ' + reading.detail if reading.detail else ''}",
+                       values=reading.values)
+            if on_warn is not None:
+                on_warn(reading)
+
+    def _command(self, command: Command) -> None:
+        self.spawn(f"{command.actor} {command.name}", self.submit(command))
+
+    def _halt(self, code: str) -> Callable[[Reading], None]:
+        def act(reading: Reading) -> None:
+            self._command(Halt(actor=f"monitor:{code}", reason=f"{code}: {reading.value} (limit {reading.threshold})"
+                                                               f"{'; ' + reading.detail if reading.detail else ''}",
+                               values={"value": reading.value, "threshold": reading.threshold, **reading.values}))
+        return act
+
+    def _close_all(self, code: str) -> Callable[[Reading], None]:
+        def act(reading: Reading) -> None:
+            self._command(CloseAll(actor=f"monitor:{code}", reason=f"{code}: {reading.value} (limit "
+                                                                   f"{reading.threshold}); {reading.detail}",
+                                   values={"value": reading.value, "threshold": reading.threshold, **reading.values}))
+        return act
+
+    def _daily_loss_close(self, reading: Reading) -> None:
+        self.daily_loss_tripped = utcnow().date()
+        self._close_all("daily_loss")(reading)
+
+    def _flash_halt(self, reading: Reading) -> None:
+        self.flash_tripped = True
+        self._halt("flash_crash")(reading)
+
+    def _reconnect(self, reading: Reading) -> None:
+        self._command(Reconnect(actor="monitor:ws_stale", reason=f"no data for {reading.value}",
+                                values=dict(reading.values)))
+
+    def _resync(self, reading: Reading) -> None:
+        venue = self.link.venue
+        if venue is not None:
+            self.spawn("clock-resync", venue.resync_clock())
+
+    def _probe(self, name: str, probe: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A second reading where one is cheap: one call, not two at once."""
+        if name not in self._probing and self.link.venue is not None:
+            self._probing.add(name)
+            self.spawn(f"probe-{name}", self._run_probe(name, probe))
+
+    async def _run_probe(self, name: str, probe: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await probe()
+        except Exception as exc:  # the probe's answer is what health recorded; its failure is the reading
+            log.info("probe %s: %s: %s", name, type(exc).__name__, exc)
+        finally:
+            self._probing.discard(name)
+
+    async def _probe_private(self) -> None:
+        venue = self.link.venue
+        if venue is not None:
+            await venue.fetch_balances(urgent=True)
+
+    async def _probe_ping(self) -> None:
+        venue = self.link.venue
+        if venue is not None:
+            await venue.ping()
+
+    async def ping(self) -> None:
+        """A cheap public call every ``ping_s``: reachability, latency and clock skew."""
+        venue = self.link.venue
+        if venue is not None:
+            try:
+                await venue.ping()
+            except Exception as exc:  # recorded by the venue's health already; the monitors read it from there
+                log.debug("ping failed: %s", exc)
+
+    def blocking_resume(self) -> list[str]:
+        """Why an operator may not resume now: every halting monitor whose condition still holds."""
+        return [f"{row.code}: {row.reading.value} (limit {row.reading.threshold})"
+                f"{'; ' + row.reading.detail if row.reading.detail else ''}"
+                for row in self.rows.values() if row.blocks_resume and row.reading.level == CRIT]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [row.to_dict() for row in self.rows.values()]
+
+    def failed(self, name: str, exc: BaseException) -> None:
+        """The monitors' loop itself could not run: fail closed (halt) and say so."""
+        self.alert(Severity.CRIT, "MONITOR_FAILED", f"{name} cannot run ({type(exc).__name__}: {exc}): halting, "
+                                                    "since limits are not being watched")
+        self._command(Halt(actor="monitor:monitor_failed", reason=f"{name} cannot run: {exc}",
+                           values={"monitor": name, "error": f"{type(exc).__name__}: {exc}"[:200]}))
+
+    def recovered(self, name: str) -> None:
+        self.alert(Severity.INFO, "MONITOR_RECOVERED", f"{name} runs again (trading stays as it is)")
+
+    # ------------------------------------------------------------ stuck orders
+
+    async def _unstick(self, order: Any, age_s: int) -> None:
+        """Cancel an order open too long (runbook 001 §4) and, if configured, place it again."""
+        reason = f"open {age_s}s, over {self.cfg.stuck_order_s:g}s"
+        self.alert(Severity.WARN, "ORDER_STUCK", f"order {order.client_id} {order.side} {order.symbol} {reason}: "
+                                                 "cancelling")
+        result = await self.submit(CancelOrder(actor="monitor:stuck_order", reason=reason,
+                                               client_id=order.client_id, values={"age_s": age_s}))
+        if not result.ok:
+            self.stuck_failed[order.client_id] = f"{order.client_id}: {result.message}"
+            self.alert(Severity.CRIT, "STUCK_ORDER_CANCEL_FAILED",
+                       f"stuck order {order.client_id} could not be cancelled: {result.message}; cancel it at the "
+                       "venue or press c")
+            self.stuck_handled.discard(order.client_id)  # tried again next reading
+            return
+        now = self.tracker.get(order.client_id)
+        if self.cfg.stuck_order_reissue and now is not None and now.remaining > 0 and "CANCELED" in result.message:
+            await self.submit(PlaceOrder(actor="monitor:stuck_order", reason=f"reissue of stuck {order.client_id}",
+                                         symbol=order.symbol, side=order.side, type=order.type, amount=now.remaining,
+                                         price=order.price, stop_loss=self.stops.get(order.symbol)))
+
+    # ------------------------------------------------------------ equity
+
+    def sample_equity(self) -> None:
+        """One point of the equity curve (drawdown itself is read every tick)."""
+        equity = self.portfolio.equity()
+        if equity is None:
+            return
+        self.stats.equity(equity)
+        self.drawdown_pct = self.drawdown.update(equity)
+        self.publish(EquitySampled(equity, self.drawdown.peak or equity, self.drawdown_pct))
+
+    # ------------------------------------------------------------ stop-loss
 
     def on_event(self, event: Event) -> None:
         """Inline bus handler: every price is checked against the stop of a held position."""
@@ -60,51 +506,6 @@ class Monitors:
             except Exception as exc:  # a price handler must never fail the publisher (the ticker stream)
                 log.error("stop-loss check failed", exc_info=exc)
                 self.alert(Severity.CRIT, "MONITOR_FAILED", f"stop-loss check failed: {type(exc).__name__}: {exc}")
-
-    # ------------------------------------------------------------ equity
-
-    def sample_equity(self) -> None:
-        """Record equity, update drawdown and daily loss, and halt when a hard limit is reached."""
-        equity = self.portfolio.equity()
-        if equity is None:
-            return
-        risk = self.risk
-        self.stats.equity(equity)
-        self.drawdown_pct = self.drawdown.update(equity)
-        daily_loss = self.stats.current().daily_loss_pct(equity)
-        self.publish(EquitySampled(equity, self.drawdown.peak or equity, self.drawdown_pct))
-        if self.drawdown_pct >= risk.max_drawdown_pct:
-            self._trip("max_drawdown", f"drawdown {self.drawdown_pct:.2f}% exceeds hard limit {risk.max_drawdown_pct}%",
-                       {"drawdown_pct": str(self.drawdown_pct), "limit_pct": str(risk.max_drawdown_pct)})
-        elif self.drawdown_pct >= risk.max_drawdown_warn_pct and not self._dd_warned:
-            self._dd_warned = True
-            self.alert(Severity.WARN, "DRAWDOWN_WARN", f"drawdown {self.drawdown_pct:.2f}% is over the warning level "
-                                                       f"{risk.max_drawdown_warn_pct}%")
-        elif self.drawdown_pct < risk.max_drawdown_warn_pct:
-            self._dd_warned = False
-        if daily_loss >= risk.daily_loss_limit_pct:
-            self._trip("daily_loss", f"daily loss {daily_loss:.2f}% exceeds limit {risk.daily_loss_limit_pct}%",
-                       {"daily_loss_pct": str(daily_loss), "limit_pct": str(risk.daily_loss_limit_pct)})
-
-    def _trip(self, code: str, reason: str, values: dict[str, str]) -> None:
-        if self.state.state != TradingState.HALTED:
-            self._command(Halt(actor=f"monitor:{code}", reason=reason, values=values))
-
-    def _command(self, command: Command) -> None:
-        self.spawn(f"{command.actor} {command.name}", self.submit(command))
-
-    def failed(self, name: str, exc: BaseException) -> None:
-        """A risk watch that cannot run: fail closed (halt) and say so."""
-        self.alert(Severity.CRIT, "MONITOR_FAILED", f"{name} cannot run ({type(exc).__name__}: {exc}): halting, "
-                                                    "since limits are not being watched")
-        if self.state.state != TradingState.HALTED:
-            self._command(Halt(actor="monitor:monitor_failed", reason=f"{name} cannot run: {exc}",
-                               values={"monitor": name, "error": f"{type(exc).__name__}: {exc}"[:200]}))
-
-    def recovered(self, name: str) -> None:
-        self.alert(Severity.INFO, "MONITOR_RECOVERED", f"{name} runs again (trading stays as it is)")
-
-    # ------------------------------------------------------------ stop-loss
 
     def on_price(self, symbol: str, last: Decimal) -> None:
         """Enforce the stop of a held position: exit at market once the price is at or under it.
@@ -144,24 +545,3 @@ class Monitors:
                            f"{symbol} stop exit failed: {result.message}; retrying in {STOP_RETRY_S:g}s")
         finally:
             self._exiting.discard(symbol)
-
-    # ------------------------------------------------------------ stuck orders
-
-    def check_stuck_orders(self) -> None:
-        """Alert once for each order open longer than ``stuck_order_s`` (runbook 001 §4)."""
-        limit = timedelta(seconds=self.risk.stuck_order_s)
-        now = utcnow()
-        for order in self.tracker.open_orders():
-            age = now - order.created_at
-            if age > limit and order.client_id not in self._stuck_alerted:
-                self._stuck_alerted.add(order.client_id)
-                self.alert(Severity.WARN, "ORDER_STUCK",
-                           f"order {order.client_id} {order.side} {order.symbol} open for "
-                           f"{int(age.total_seconds())}s (limit {int(limit.total_seconds())}s); "
-                           "cancel it or check the venue")
-
-    def tick(self, connected: bool) -> None:
-        """One round of the periodic watches."""
-        if connected:
-            self.sample_equity()
-            self.check_stuck_orders()

@@ -12,6 +12,7 @@ import asyncio
 import enum
 import logging
 import math
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -50,9 +51,35 @@ class Kind(str, enum.Enum):
     PERMANENT = "permanent"
 
 
+# Binance codes that mean the key is refused, whatever class ccxt gave them (-2015 after a successful private
+# call comes out as DDoSProtection in ccxt 4.5.90: facts note §3).
+AUTH_CODES = ("-2015", "-2014", "-1022", "-1002")
+_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
+
+
+def venue_code(exc: BaseException) -> str | None:
+    """The Binance error code in a ccxt error's message, if any."""
+    match = _CODE.search(str(exc))
+    return match.group(1) if match else None
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """The venue refuses the key (401/403, -2015/-2014/-1022/-1002): retrying cannot help, halting can."""
+    return (isinstance(exc, (ccxt_errors.AuthenticationError, ccxt_errors.PermissionDenied,
+                             ccxt_errors.AccountSuspended)) or venue_code(exc) in AUTH_CODES)
+
+
+def is_maintenance(exc: BaseException) -> bool:
+    """The venue says it is in maintenance: not a blip to retry through, a reason to halt (runbook 002)."""
+    return isinstance(exc, ccxt_errors.OnMaintenance) or "under maintenance" in str(exc).lower()
+
+
 def classify(exc: BaseException) -> Kind:
-    """Temporary (worth retrying later) or permanent (retrying cannot help)."""
-    if isinstance(exc, PERMANENT):
+    """Temporary (worth retrying later) or permanent (retrying cannot help).
+
+    A refused key and maintenance are permanent whatever ccxt's class says: they are never retried as blips.
+    """
+    if isinstance(exc, PERMANENT) or is_auth_failure(exc) or is_maintenance(exc):
         return Kind.PERMANENT
     if isinstance(exc, TEMPORARY):
         return Kind.TEMPORARY
@@ -196,6 +223,7 @@ async def with_retries(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     backoff: tuple[float, ...] = BACKOFF_S,
     max_retries: int = MAX_RETRIES,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> T:
     """Run ``call``; retry temporary errors after 1, 2, 4 s (or the venue's Retry-After if longer)."""
     attempt = 0
@@ -203,7 +231,8 @@ async def with_retries(
         try:
             return await call()
         except ccxt_errors.BaseError as exc:
-            if classify(exc) != Kind.TEMPORARY or attempt >= max_retries or isinstance(exc, CircuitOpen):
+            if (classify(exc) != Kind.TEMPORARY or attempt >= max_retries or isinstance(exc, CircuitOpen)
+                    or give_up()):
                 raise
             delay = backoff[min(attempt, len(backoff) - 1)]
             venue_delay = retry_after()

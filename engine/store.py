@@ -24,6 +24,8 @@ from engine.events import (
     DayStatsChanged,
     EquitySampled,
     Event,
+    HoldingsChanged,
+    MonitorsChanged,
     OrderRefused,
     StopsChanged,
     StrategyGuardChanged,
@@ -223,6 +225,10 @@ class Store:
             self.save_day(dict(event.day))
         elif isinstance(event, StrategyGuardChanged):
             self.save_json("strategy_guard", dict(event.guard))
+        elif isinstance(event, HoldingsChanged):
+            self.save_json("holdings", dict(event.holdings))
+        elif isinstance(event, MonitorsChanged):
+            self.save_json("monitors", [dict(m) for m in event.monitors])
 
     def _save_order(self, o: Order) -> None:
         self.db["orders"].upsert(

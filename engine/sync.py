@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
 import ccxt.async_support as ccxt_errors
 
-from engine.config import VenueConfig
+from engine.config import MonitorsConfig, VenueConfig
 from engine.errors import EngineError
 from engine.events import Order, OrderStatus, Severity, TickerUpdated, utcnow
 from engine.execution import Execution
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import AlertPort, Publish, VenueLink
+from engine.reconcile import Holdings
 from engine.resilience import BACKOFF_S
 from engine.stats import DailyStats
 from engine.tasks import Periodic, TaskGroup
@@ -34,10 +37,12 @@ PRIVATE_STREAMS = ("orders", "trades", "balance")
 class VenueSync:
     """Runs the venue's watch loops, the polling fallback and periodic reconciliation."""
 
-    def __init__(self, cfg: VenueConfig, symbols: tuple[str, ...], link: VenueLink, execution: Execution,
-                 tracker: OrderTracker, portfolio: Portfolio, stats: DailyStats, publish: Publish,
-                 alert: AlertPort) -> None:
+    def __init__(self, cfg: VenueConfig, monitors: MonitorsConfig, symbols: tuple[str, ...], link: VenueLink,
+                 execution: Execution, tracker: OrderTracker, portfolio: Portfolio, holdings: Holdings,
+                 stats: DailyStats, publish: Publish, alert: AlertPort) -> None:
         self.cfg = cfg
+        self.monitors_cfg = monitors
+        self.holdings = holdings
         self.symbols = symbols
         self.link = link
         self.execution = execution
@@ -48,7 +53,15 @@ class VenueSync:
         self.alert = alert
         self.backoff = tuple(cfg.retry_backoff_s) or BACKOFF_S
         self.stream_down: dict[str, str] = {}  # stream name -> why, while it is failing
-        self.last_event: dict[str, float] = {}  # stream name -> monotonic time of its last event
+        # Stream name -> monotonic time of its last event. Kept across a reconnect: staleness is about data, and a
+        # reconnect that brings no data must not reset the clock (runbook 001 §1: reconnect, then kill at 60 s).
+        self.last_event: dict[str, float] = {}
+        self.started_at = time.monotonic()
+        self.user_seen = time.monotonic()  # the user-data connection last seen open (a quiet account sends nothing)
+        self.reconnects: deque[float] = deque()  # when streams came back, for the per-hour count
+        self.stream_latency_ms: deque[float] = deque(maxlen=200)  # event time -> received, market streams
+        self.trades_since: dict[str, int] = {}  # symbol -> venue ms of the last fills check
+        self.last_reconcile: dict[str, Any] = {}
         self.polling = False
         self.streams = TaskGroup(self._loop_crashed)
 
@@ -76,7 +89,7 @@ class VenueSync:
                     self.portfolio.dust[symbol] = venue.min_amount(symbol)
                 await self.execution.refresh_balances()
                 await self.refresh_tickers()
-                await self.reconcile()
+                await self.reconcile_all()
                 self.link.set_connected(True, "")
                 return
             except ccxt_errors.AuthenticationError as exc:
@@ -89,6 +102,7 @@ class VenueSync:
                 await asyncio.sleep(delay)
 
     def start_streams(self) -> None:
+        self.started_at = time.monotonic()
         spawn = self.streams.spawn
         spawn("watch-orders", self._stream("orders", self._orders))
         spawn("watch-trades", self._stream("trades", self._trades))
@@ -97,14 +111,37 @@ class VenueSync:
             spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
         spawn("rest-fallback", Periodic("REST fallback polling", self._poll_when_needed, lambda: self.cfg.poll_s,
                                         on_failure=self._loop_failed, delay_first=True).run())
-        spawn("reconcile", Periodic("reconciliation", self._reconcile_tick, lambda: self.cfg.reconcile_s,
+        spawn("reconcile", Periodic("reconciliation", self._reconcile_tick, lambda: self.monitors_cfg.reconcile_s,
                                     on_failure=self._loop_failed, delay_first=True).run())
 
     async def stop_streams(self) -> None:
         await self.streams.close()
         self.stream_down.clear()
-        self.last_event.clear()
         self.polling = False
+
+    def came_back(self) -> None:
+        self.stats.ws_reconnect()
+        self.reconnects.append(time.monotonic())
+
+    def reconnects_last_hour(self) -> int:
+        cutoff = time.monotonic() - 3600
+        while self.reconnects and self.reconnects[0] < cutoff:
+            self.reconnects.popleft()
+        return len(self.reconnects)
+
+    def user_stream_age_s(self) -> float:
+        """Seconds since the user-data stream last proved alive: an event, or its connection seen open."""
+        now = time.monotonic()
+        venue = self.link.venue
+        if venue is not None and venue.user_stream_connected() and not any(n in self.stream_down
+                                                                            for n in PRIVATE_STREAMS):
+            self.user_seen = now
+        latest = max([self.user_seen, *(self.last_event.get(n, 0.0) for n in PRIVATE_STREAMS)])
+        return now - latest
+
+    def stream_latency_p95(self) -> float | None:
+        values = sorted(self.stream_latency_ms)
+        return values[max(0, int(len(values) * 0.95) - 1)] if values else None
 
     def stream_states(self) -> dict[str, str]:
         """Each stream: ``up (Ns)`` since its last event, ``down: why``, or ``waiting`` before its first."""
@@ -129,11 +166,14 @@ class VenueSync:
         for symbol in self.symbols:
             self.on_ticker(symbol, await venue.fetch_ticker(symbol))
 
-    async def reconcile(self, source: str = "reconcile") -> None:
-        """Bring local open orders in line with the venue; adopt venue orders the engine did not know."""
+    async def reconcile(self, source: str = "reconcile") -> dict[str, Any]:
+        """Bring local open orders in line with the venue: adopt venue orders the engine did not know, ask the
+        venue by client id for each order it no longer lists (filled, canceled, or lost: marked, never dropped
+        silently). Returns what was done."""
         venue = self.link.require()
         at_venue = await venue.fetch_open_orders(None)
         open_ids = {r.client_id for r in at_venue}
+        done: dict[str, list[str]] = {"adopted": [], "resolved": [], "lost": []}
         for order in self.tracker.open_orders():
             if order.client_id in open_ids or order.client_id in self.execution.in_flight:
                 continue  # an order still being sent is judged by its own answer, not by this listing
@@ -141,9 +181,13 @@ class VenueSync:
                 report = await venue.fetch_order(order.client_id, order.symbol)
             except ccxt_errors.OrderNotFound:
                 self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
-                                   detail="the venue does not know this order")
+                                   detail="lost: the venue does not know this order")
+                done["lost"].append(order.client_id)
+                self.alert(Severity.WARN, "ORDER_LOST", f"order {order.client_id} ({order.side} {order.amount} "
+                                                        f"{order.symbol}) is unknown at the venue; marked EXPIRED")
                 continue
             self.execution.apply_report(report, source)
+            done["resolved"].append(f"{order.client_id} {report.status.value}")
         for report in at_venue:
             if self.tracker.get(report.client_id) is None:
                 adopted = self.tracker.adopt(Order(
@@ -151,11 +195,45 @@ class VenueSync:
                     side=report.side, type=report.type, amount=report.amount, price=report.price,
                     status=report.status, filled=report.filled, average=report.average,
                     venue_id=report.venue_id, origin="venue"))
+                done["adopted"].append(adopted.client_id)
                 self.alert(Severity.WARN, "ORDER_ADOPTED",
                            f"open order {adopted.client_id} on {report.symbol} was not placed by this engine; "
                            "now tracked (cancel-all includes it)")
             else:
                 self.execution.apply_report(report, source)
+        return done
+
+    async def reconcile_fills(self) -> int:
+        """Fills since the last check, from the venue (a fill the streams missed); returns how many were new."""
+        venue = self.link.require()
+        by_venue_id = {o.venue_id: o.client_id for o in self.tracker.all() if o.venue_id}
+        new = 0
+        for symbol in self.symbols:
+            since = self.trades_since.get(symbol)
+            fills = [f if f.client_id or order_id not in by_venue_id else replace(f, client_id=by_venue_id[order_id])
+                     for order_id, f in await venue.fetch_my_trades(symbol, since)]
+            for fill in fills:
+                if self.execution.on_fill(fill):
+                    new += 1
+            if fills:
+                self.trades_since[symbol] = int(max(f.ts for f in fills).timestamp() * 1000)
+            elif since is None:
+                self.trades_since[symbol] = int(time.time() * 1000) - 60_000
+        return new
+
+    async def reconcile_all(self) -> dict[str, Any]:
+        """Orders, fills and balances against the venue, then what the engine holds against what the venue holds."""
+        orders = await self.reconcile()
+        fills = await self.reconcile_fills()
+        await self.execution.refresh_balances()
+        found = self.holdings.check()
+        self.last_reconcile = {
+            "orders": orders, "new_fills": fills,
+            "differences": [d.to_dict() for d in found],
+            "adopted": [d.to_dict() for d in self.holdings.adopted],
+            "mismatch": [d.to_dict() for d in self.holdings.mismatch],
+        }
+        return self.last_reconcile
 
     # ------------------------------------------------------------ events into state
 
@@ -164,6 +242,8 @@ class VenueSync:
         if last is None:
             return
         self.portfolio.set_price(symbol, last)
+        if t.get("timestamp"):
+            self.stream_latency_ms.append(max(0.0, time.time() * 1000 - float(t["timestamp"])))
         self.publish(TickerUpdated(symbol, last, dec(t.get("bid")), dec(t.get("ask")), utcnow()))
 
     # ------------------------------------------------------------ streams
@@ -178,7 +258,7 @@ class VenueSync:
                 attempt = 0
                 if name in self.stream_down:
                     del self.stream_down[name]
-                    self.stats.ws_reconnect()
+                    self.came_back()
                     log.info("%s stream back", name)
                 venue = self.link.venue
                 if not self.link.connected and venue is not None and venue.breaker.refusal() is None:
@@ -225,13 +305,15 @@ class VenueSync:
         if down and venue is not None and venue.user_stream_connected():
             for name in down:
                 del self.stream_down[name]
-            self.stats.ws_reconnect()
+            self.came_back()
             log.info("user-data streams back: %s", ", ".join(down))
 
     def market_data_age_s(self) -> float | None:
-        """Seconds since the stalest ticker stream's last event (None before the first)."""
-        ages = [time.monotonic() - t for n, t in self.last_event.items() if n.startswith("ticker")]
-        return max(ages) if ages else None
+        """Seconds since the stalest ticker stream's last event (None before streams started)."""
+        if not self.last_event and not self.streams.names():
+            return None
+        now = time.monotonic()
+        return max(now - self.last_event.get(f"ticker {s}", self.started_at) for s in self.symbols)
 
     def needs_polling(self) -> bool:
         age = self.market_data_age_s()
@@ -244,8 +326,7 @@ class VenueSync:
         try:
             # Balances too: after eventStreamTerminated ccxt 4.5.90 leaves watch_* pending for ever, so a
             # dead user-data stream is invisible to the stream loops; this keeps the book true meanwhile.
-            await self.reconcile()
-            await self.execution.refresh_balances()
+            await self.reconcile_all()
         except ccxt_errors.BaseError as exc:
             log.warning("reconciliation failed: %s", exc)
 

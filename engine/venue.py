@@ -21,6 +21,7 @@ from engine.events import Balance, Fill, OrderStatus
 from engine.exchange import build_exchange
 from engine.orders import status_from_ccxt
 from engine.resilience import BACKOFF_S, CircuitBreaker, CircuitOpen, LatencyStats, retry_after_s, with_retries
+from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Venue:
         backoff_s: tuple[float, ...] = BACKOFF_S,
         breaker: CircuitBreaker | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
+        health: VenueHealth | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
@@ -141,8 +143,10 @@ class Venue:
         self.breaker = breaker or CircuitBreaker()
         self.latency = LatencyStats()
         self._on_error = on_error
-        self._time_http_requests(self.ex)
-        self._time_http_requests(self.urgent)
+        self.health = health or VenueHealth(60.0)
+        for ex in (self.ex, self.urgent):
+            self._time_http_requests(ex)
+            self._watch_responses(ex)
 
     def _time_http_requests(self, ex: Any) -> None:
         """Record each HTTP request's own round trip per endpoint ("GET /api/v3/order").
@@ -162,29 +166,54 @@ class Venue:
 
         ex.fetch = timed_fetch
 
+    def _watch_responses(self, ex: Any) -> None:
+        """Every HTTP status and its headers reach ``health`` (a 429 / 418 pauses every request venue-wide)."""
+        original = ex.on_rest_response
+
+        def on_rest_response(code: Any, reason: Any, url: str, method: str, headers: Any, body: Any,
+                             request_headers: Any, request_body: Any) -> Any:
+            try:
+                self.health.response(int(code), headers)
+            except (TypeError, ValueError):
+                pass  # no status (a connection error): ccxt raises it as a network error
+            return original(code, reason, url, method, headers, body, request_headers, request_body)
+
+        ex.on_rest_response = on_rest_response
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        if isinstance(exc, ccxt_errors.OrderNotFound):
+            return  # an answer, not a failure
+        self.health.error(name, exc)
+        if self._on_error:
+            self._on_error(name, exc)
+
     async def _urgent(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """A kill-switch call: straight to the venue, past the breaker and the rate limiter, not retried here
-        (the kill switch retries what failed itself)."""
+        (the kill switch retries what failed itself). The venue's own Retry-After still holds: a 418 ban would stop
+        the kill switch altogether."""
+        await self.health.wait_if_paused()
         try:
-            return await getattr(self.urgent, name)(*args, **kwargs)
+            result = await getattr(self.urgent, name)(*args, **kwargs)
         except ccxt_errors.BaseError as exc:
-            if self._on_error and not isinstance(exc, ccxt_errors.OrderNotFound):  # an answer, not a failure
-                self._on_error(name, exc)
+            self._failed(name, exc)
             raise
+        self.health.success(name, private=name in PRIVATE_CALLS)
+        return result
 
     async def _once(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        await self.health.wait_if_paused()
         self.breaker.before_call()
         try:
             result = await getattr(self.ex, name)(*args, **kwargs)
         except ccxt_errors.BaseError as exc:
             self.breaker.failure(exc)
-            if self._on_error and not isinstance(exc, ccxt_errors.OrderNotFound):  # an answer, not a failure
-                self._on_error(name, exc)
+            self._failed(name, exc)
             raise
         except BaseException:
             self.breaker.release_probe()
             raise
         self.breaker.success()
+        self.health.success(name, private=name in PRIVATE_CALLS)
         return result
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -193,6 +222,7 @@ class Venue:
             lambda: self._once(name, *args, **kwargs),
             name=name,
             retry_after=lambda: retry_after_s(getattr(self.ex, "last_response_headers", None)),
+            give_up=lambda: self.health.banned_for() > 0,  # a 418 ban is not waited out inside one call
             backoff=self.backoff_s,
         )
 
@@ -233,6 +263,21 @@ class Venue:
             return parse_balances(await self._urgent("fetch_balance"))
         return parse_balances(await self._call("fetch_balance"))
 
+    async def ping(self) -> None:
+        """One cheap public call (server time, weight 1), not retried: a reading of reachability, latency and
+        clock skew (venue minus ours, against the middle of the round trip)."""
+        start = time.time()
+        server_ms = await self._once("fetch_time")
+        end = time.time()
+        skew = None if server_ms is None else float(server_ms) - (start + end) / 2 * 1000
+        self.health.ping((end - start) * 1000, skew)
+
+    async def resync_clock(self) -> None:
+        """Sign requests with the venue's clock: ccxt adds the measured offset to every timestamp."""
+        for ex in (self.ex, self.urgent):
+            ex.options["adjustForTimeDifference"] = True
+            await ex.load_time_difference()
+
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
         return await self._call("fetch_ticker", symbol)
 
@@ -259,6 +304,12 @@ class Venue:
     async def fetch_open_orders(self, symbol: str | None = None, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
         return [parse_order(o) for o in await call("fetch_open_orders", symbol)]
+
+    async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[tuple[str | None, Fill]]:
+        """The account's fills in ``symbol`` since ``since_ms``, each with the venue's order id (myTrades carries
+        no client id: the caller maps the order id to its own)."""
+        trades = await self._call("fetch_my_trades", symbol, since_ms)
+        return [(str(t["order"]) if t.get("order") is not None else None, parse_fill(t)) for t in trades]
 
     async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
@@ -287,6 +338,9 @@ class Venue:
         return await self.ex.watch_ticker(symbol)
 
 
+# Calls that need the key: one of them answering proves the key works again.
+PRIVATE_CALLS = frozenset({"fetch_balance", "create_order", "fetch_order", "cancel_order", "fetch_open_orders",
+                           "cancel_all_orders", "fetch_my_trades"})
 # Errors that prove the request was turned away before the venue acted on it.
 NOT_SENT_ERRORS = (CircuitOpen, ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded)
 # Errors after which the order may or may not have reached the venue: ask before deciding anything.

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine, EngineError
 from engine.commands import PlaceOrder, SetStrategy
 from engine.events import RoundTripClosed, TradingState
@@ -23,12 +23,14 @@ from eventually import eventually
 
 
 
-def settings(sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=False, mode="paper") -> Settings:
+def settings(sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=False, mode="paper",
+             monitors_cfg=None) -> Settings:
     return Settings(
         venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
                           api_secret=sim.api_secret, **{"timeout_ms": 1000, **FAST, **(venue or {})}),
         engine=EngineConfig(data_dir=tmp_path, mode=mode, **(engine or {})),
         risk=RiskConfig(**(risk or {})),
+        monitors=MonitorsConfig(**(monitors_cfg or {})),
         strategy=StrategyConfig(enabled=strategy, interval_s=0.2),
     )
 
@@ -151,7 +153,7 @@ async def test_daily_loss_limit_halts(sim, tmp_path, run):
 
 
 async def test_stuck_order_is_reported(sim, tmp_path, run):
-    engine = await run(settings(sim, tmp_path, risk=dict(stuck_order_s=0.3), engine=dict(equity_sample_s=0.1)))
+    engine = await run(settings(sim, tmp_path, monitors_cfg=dict(stuck_order_s=0.3), engine=dict(equity_sample_s=0.1)))
     last = engine.portfolio.last["BTC/USDT"]
     await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
                                     price=last * Decimal("0.5"), stop_loss=last * Decimal("0.4")))
@@ -349,7 +351,7 @@ def test_headless_run_with_unknown_symbols_exits_with_an_error(tmp_path):
 
 
 async def test_periodic_reconciliation_heals_a_silently_ended_user_stream(sim, tmp_path, run):
-    engine = await run(settings(sim, tmp_path, venue=dict(reconcile_s=0.3)))
+    engine = await run(settings(sim, tmp_path, monitors_cfg=dict(reconcile_s=0.3)))
     last = engine.portfolio.last["BTC/USDT"]
     placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
                                              price=last * Decimal("0.9"), stop_loss=last * Decimal("0.8")))

@@ -14,7 +14,11 @@ from engine.resilience import (
     (ccxt.RateLimitExceeded("-1003"), Kind.TEMPORARY),
     (ccxt.RequestTimeout("slow"), Kind.TEMPORARY),
     (ccxt.ExchangeNotAvailable("502"), Kind.TEMPORARY),
-    (ccxt.OnMaintenance("maint"), Kind.TEMPORARY),
+    # Maintenance and a refused key are reasons to halt, never blips to retry (issue 8), whatever ccxt's class.
+    (ccxt.OnMaintenance("maint"), Kind.PERMANENT),
+    (ccxt.ExchangeNotAvailable('binance {"code":1,"msg":"System is under maintenance."}'), Kind.PERMANENT),
+    (ccxt.DDoSProtection('binance {"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'),
+     Kind.PERMANENT),
     (ccxt.OperationFailed("-1001"), Kind.TEMPORARY),
     (ccxt.AuthenticationError("-2015"), Kind.PERMANENT),
     (ccxt.InsufficientFunds("-2010"), Kind.PERMANENT),

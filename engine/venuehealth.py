@@ -1,0 +1,92 @@
+"""What the venue's answers say about its health: errors in a window, auth failures, maintenance, 429 pauses and
+418 bans, clock skew. Fed by the venue adapter on every call; read by the monitors. It survives a reconnect.
+
+HTTP 429 makes every new request wait for the venue's Retry-After, venue-wide (runbook 001 §2; Binance bans the
+IP with 418 when a client keeps sending); a 418 is a ban until its Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any, Callable, Mapping
+
+from engine.resilience import Kind, classify, is_auth_failure, is_maintenance, retry_after_s
+
+log = logging.getLogger(__name__)
+
+DEFAULT_429_PAUSE_S = 1.0
+DEFAULT_418_BAN_S = 120.0
+
+
+class VenueHealth:
+    """Counts and flags from every venue answer, and the venue-wide pause after a 429 or 418."""
+
+    def __init__(self, errors_window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.errors_window_s = errors_window_s
+        self.errors: deque[tuple[float, str]] = deque()  # (when, "endpoint: ErrorClass") of temporary failures
+        self.auth_failure: str | None = None  # why, while the key is refused (cleared by a private call that works)
+        self.maintenance: str | None = None  # why, while the venue says it is in maintenance
+        self.pause_until = 0.0  # no new request before this (429 / 418 Retry-After)
+        self.banned_until = 0.0  # a 418: banned until
+        self.last_status: int | None = None
+        self.skew_ms: float | None = None  # venue clock minus ours
+        self.ping_ms: float | None = None
+
+    # ------------------------------------------------------------ fed by the venue
+
+    def response(self, status: int, headers: Mapping[str, Any] | None) -> None:
+        """Every HTTP answer, before ccxt turns an error status into an exception."""
+        self.last_status = status
+        if status not in (429, 418):
+            return
+        wait = retry_after_s(dict(headers or {}))
+        now = self.clock()
+        if status == 418:
+            wait = wait if wait is not None else DEFAULT_418_BAN_S
+            self.banned_until = max(self.banned_until, now + wait)
+            log.error("venue banned this client (HTTP 418) for %.0fs", wait)
+        else:
+            wait = wait if wait is not None else DEFAULT_429_PAUSE_S
+            log.warning("venue rate limit (HTTP 429): every request waits %.1fs", wait)
+        self.pause_until = max(self.pause_until, now + wait)
+
+    def error(self, endpoint: str, exc: BaseException) -> None:
+        if is_auth_failure(exc):
+            self.auth_failure = f"{endpoint}: {type(exc).__name__}: {str(exc)[:160]}"
+            return
+        if is_maintenance(exc):
+            self.maintenance = f"{endpoint}: {str(exc)[:160]}"
+        if classify(exc) == Kind.TEMPORARY:
+            self.errors.append((self.clock(), f"{endpoint}: {type(exc).__name__}"))
+
+    def success(self, endpoint: str, private: bool) -> None:
+        self.maintenance = None
+        if private:
+            self.auth_failure = None
+
+    def ping(self, round_trip_ms: float, skew_ms: float | None) -> None:
+        self.ping_ms = round_trip_ms
+        self.skew_ms = skew_ms
+
+    # ------------------------------------------------------------ read by the monitors and the venue
+
+    def recent_errors(self) -> list[str]:
+        cutoff = self.clock() - self.errors_window_s
+        while self.errors and self.errors[0][0] < cutoff:
+            self.errors.popleft()
+        return [what for _, what in self.errors]
+
+    def paused_for(self) -> float:
+        return max(0.0, self.pause_until - self.clock())
+
+    def banned_for(self) -> float:
+        return max(0.0, self.banned_until - self.clock())
+
+    async def wait_if_paused(self) -> None:
+        """Every new request waits out a 429's or 418's Retry-After: never provoke a ban."""
+        while (delay := self.paused_for()) > 0:
+            await asyncio.sleep(delay)
