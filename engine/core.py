@@ -113,6 +113,7 @@ class Engine:
         self._alerts: list[Alert] = []
         self._venue_args: dict[str, Any] = {}
         self._kill_retry: asyncio.Task[Any] | None = None
+        self._reconnecting = asyncio.Lock()
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
             CancelAll: self._kill, CloseAll: self._kill, ClosePosition: self._kill,
@@ -504,19 +505,26 @@ class Engine:
         """Close the streams and the REST session, open new ones, reload markets, reconcile; before and after."""
         if self.link.venue is None:
             return CommandResult(False, "the venue is not connected yet; the engine is still connecting")
+        if self._reconnecting.locked():
+            return CommandResult(False, "a reconnect is already under way")
+        async with self._reconnecting:
+            return await self._reconnect_now(c)
+
+    async def _reconnect_now(self, c: Reconnect) -> CommandResult:
         start = time.perf_counter()
         before = self.sync.stream_states()
         await self.sync.stop_streams()
         old, self.link.venue = self.link.venue, self._make_venue()
-        await old.close()
+        # Calls already on their way finish on the old client (an order in flight must get its answer); it is
+        # closed once they have had their timeout.
+        self.tasks.spawn("close-old-venue", self._close_later(old))
         self.sync.came_back()
         try:
-            await asyncio.wait_for(self.sync.connect(), RECONNECT_TIMEOUT_S)
+            await asyncio.wait_for(self.sync.connect(streams_first=True), RECONNECT_TIMEOUT_S)
         except asyncio.TimeoutError:
             self.tasks.spawn("reconnect", self._finish_reconnect())
             return CommandResult(False, f"venue did not answer within {RECONNECT_TIMEOUT_S:g}s; still trying "
                                         "in the background", {"before": before})
-        self.sync.start_streams()
         deadline = time.monotonic() + RECONNECT_SETTLE_S
         while time.monotonic() < deadline and any(s == "waiting" for s in self.sync.stream_states().values()):
             await asyncio.sleep(0.05)
@@ -545,6 +553,11 @@ class Engine:
                    f"{len(report['mismatch'])} kept for the operator")
         return CommandResult(True, message, report)
 
+    async def _close_later(self, venue: Venue) -> None:
+        try:
+            await asyncio.sleep(self.settings.venue.timeout_ms / 1000 + 1)
+        finally:
+            await venue.close()
+
     async def _finish_reconnect(self) -> None:
-        await self.sync.connect()
-        self.sync.start_streams()
+        await self.sync.connect(streams_first=True)

@@ -279,14 +279,17 @@ class Monitors:
     def _calm(self, now: float) -> bool:
         """Every minute of the last ``flash_calm_s`` moved less than ``flash_calm_pct`` (resume criterion)."""
         cfg = self.cfg
+        window = min(60.0, cfg.flash_calm_s) or 1.0
         for samples in self.prices.values():
             if not samples or now - samples[0][0] < cfg.flash_calm_s:
                 return False
             t = now
-            while t > now - cfg.flash_calm_s:
-                if self._moves(samples, 60.0, t) >= cfg.flash_calm_pct:
+            while t > now - cfg.flash_calm_s + window:
+                if self._moves(samples, window, t) >= cfg.flash_calm_pct:
                     return False
-                t -= 10.0
+                t -= window / 6
+            if self._moves(samples, window, now - cfg.flash_calm_s + window) >= cfg.flash_calm_pct:
+                return False
         return True
 
     def read_mismatch(self) -> Reading:

@@ -73,12 +73,15 @@ class VenueSync:
 
     # ------------------------------------------------------------ connecting
 
-    async def connect(self) -> None:
-        """Load markets, balances, prices and reconcile orders; retry with backoff until it works."""
-        venue = self.link.venue
-        assert venue is not None
+    async def connect(self, streams_first: bool = False) -> None:
+        """Load markets, balances, prices and reconcile orders; retry with backoff until it works.
+
+        ``streams_first`` (a reconnect) starts the streams as soon as markets are loaded, so market data does not
+        wait for the REST reconciliation."""
         attempt = 0
         while True:
+            venue = self.link.venue  # each attempt on the venue client of now (a reconnect may swap it)
+            assert venue is not None
             try:
                 await venue.load_markets(reload=attempt > 0)
                 unknown = [s for s in self.symbols if s not in venue.ex.markets]
@@ -87,6 +90,8 @@ class VenueSync:
                                       "fix config.toml")
                 for symbol in self.symbols:
                     self.portfolio.dust[symbol] = venue.min_amount(symbol)
+                if streams_first and not self.streams.names():
+                    self.start_streams()
                 await self.execution.refresh_balances()
                 await self.refresh_tickers()
                 await self.reconcile_all()
@@ -102,7 +107,7 @@ class VenueSync:
                 await asyncio.sleep(delay)
 
     def start_streams(self) -> None:
-        self.started_at = time.monotonic()
+        self.started_at = self.user_seen = time.monotonic()
         spawn = self.streams.spawn
         spawn("watch-orders", self._stream("orders", self._orders))
         spawn("watch-trades", self._stream("trades", self._trades))

@@ -344,4 +344,5 @@ PRIVATE_CALLS = frozenset({"fetch_balance", "create_order", "fetch_order", "canc
 # Errors that prove the request was turned away before the venue acted on it.
 NOT_SENT_ERRORS = (CircuitOpen, ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded)
 # Errors after which the order may or may not have reached the venue: ask before deciding anything.
-UNCERTAIN_ERRORS = (ccxt_errors.RequestTimeout, ccxt_errors.NetworkError)
+# (A client closed by a reconnect while the request was on its way is one of them.)
+UNCERTAIN_ERRORS = (ccxt_errors.RequestTimeout, ccxt_errors.NetworkError, ccxt_errors.ExchangeClosedByUser)

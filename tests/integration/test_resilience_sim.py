@@ -136,7 +136,7 @@ async def test_stop_loss_is_enforced(sim, tmp_path, run):
 
 async def test_daily_loss_limit_halts(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, risk=dict(daily_loss_limit_pct=Decimal("0.3")),
-                                engine=dict(equity_sample_s=0.1)))
+                                engine=dict(equity_sample_s=0.1), monitors_cfg=dict(flash_crash_pct=50)))
     last = engine.portfolio.last["BTC/USDT"]
     await eventually(lambda: engine.stats.current().start_equity is not None, message="day's equity recorded")
     result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.004"),
@@ -241,7 +241,7 @@ def test_headless_run_logs_json_and_stops_on_signal(tmp_path):
 async def test_max_drawdown_halts(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, risk=dict(max_drawdown_warn_pct=Decimal("0.2"),
                                                          max_drawdown_pct=Decimal("0.4")),
-                                engine=dict(equity_sample_s=0.1)))
+                                engine=dict(equity_sample_s=0.1), monitors_cfg=dict(flash_crash_pct=50)))
     last = engine.portfolio.last["BTC/USDT"]
     await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.004"),
                                     stop_loss=last * Decimal("0.5")))
