@@ -41,6 +41,7 @@ from engine.remote import serve_commands
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
 from engine.stats import DailyStats, DayStats
+from engine.stops import StopLosses
 from engine.store import Store, fill_from_row
 from engine.strategies import build_strategies
 from engine.sync import VenueSync
@@ -106,7 +107,9 @@ class Engine:
         self.runner = StrategyRunner(settings.strategy, self.symbols, build_strategies(settings.strategy, self.symbols),
                                      self.portfolio, self.tracker, self.state, self.link, self.execute, publish,
                                      self.alert)
-        self.bus.add_handler(self.monitors.on_event)
+        self.stop_losses = StopLosses(self.portfolio, self.execution.stops, self.state, self.alert, self.execute,
+                                      self.tasks.spawn)
+        self.bus.add_handler(self.stop_losses.on_event)
         self.bus.add_handler(self.runner.on_event)
         self.bus.add_handler(self.holdings.on_event)
         self._lock = DataDirLock(settings.engine.data_dir)

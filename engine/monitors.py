@@ -32,9 +32,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Coroutine, Mapping
 
-from engine.commands import CancelOrder, CloseAll, Command, ExitPosition, Halt, Permit, PlaceOrder, Reconnect
+from engine.commands import CancelOrder, CloseAll, Command, Halt, PlaceOrder, Reconnect
 from engine.config import MonitorsConfig, RiskConfig
-from engine.events import EquitySampled, Event, MonitorsChanged, Severity, TickerUpdated, utcnow
+from engine.events import EquitySampled, MonitorsChanged, Severity, utcnow
 from engine.orders import OrderTracker
 from engine.portfolio import Drawdown, Portfolio
 from engine.ports import AlertPort, Publish, Spawn, Submit, VenueLink
@@ -45,8 +45,6 @@ from engine.trading_state import TradingStateMachine
 from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
-
-STOP_RETRY_S = 5.0
 
 
 class Level(str, enum.Enum):
@@ -98,7 +96,7 @@ def _pct(value: Decimal) -> str:
 
 
 class Monitors:
-    """Every runbook monitor, the stop-losses, and the equity curve."""
+    """Every runbook monitor, and the equity curve."""
 
     def __init__(self, risk: RiskConfig, cfg: MonitorsConfig, portfolio: Portfolio, stats: DailyStats,
                  tracker: OrderTracker, stops: Mapping[str, Decimal], state: TradingStateMachine, link: VenueLink,
@@ -127,9 +125,6 @@ class Monitors:
         self.flash_tripped = False
         self.stuck_handled: set[str] = set()
         self.stuck_failed: dict[str, str] = {}
-        self._stop_alerted: set[str] = set()
-        self._exiting: set[str] = set()
-        self._retry_at: dict[str, float] = {}
         self._probing: set[str] = set()
         self._published: list[dict[str, Any]] = []
         # code -> (reader, confirm, blocks resume, WARN action, CRIT action)
@@ -498,53 +493,3 @@ class Monitors:
         self.stats.equity(equity)
         self.drawdown_pct = self.drawdown.update(equity)
         self.publish(EquitySampled(equity, self.drawdown.peak or equity, self.drawdown_pct))
-
-    # ------------------------------------------------------------ stop-loss
-
-    def on_event(self, event: Event) -> None:
-        """Inline bus handler: every price is checked against the stop of a held position."""
-        if isinstance(event, TickerUpdated):
-            try:
-                self.on_price(event.symbol, event.last)
-            except Exception as exc:  # a price handler must never fail the publisher (the ticker stream)
-                log.error("stop-loss check failed", exc_info=exc)
-                self.alert(Severity.CRIT, "MONITOR_FAILED", f"stop-loss check failed: {type(exc).__name__}: {exc}")
-
-    def on_price(self, symbol: str, last: Decimal) -> None:
-        """Enforce the stop of a held position: exit at market once the price is at or under it.
-
-        One alert per episode (price through the stop while holding); a failed exit is retried after
-        ``STOP_RETRY_S`` with a CRIT alert, never once per tick.
-        """
-        stop = self.stops.get(symbol)
-        holding = any(p.symbol == symbol for p in self.portfolio.positions())
-        if stop is None or last > stop or not holding:
-            self._stop_alerted.discard(symbol)
-            return
-        if symbol in self._exiting or time.monotonic() < self._retry_at.get(symbol, 0.0):
-            return
-        first = symbol not in self._stop_alerted
-        self._stop_alerted.add(symbol)
-        if not self.state.permits(Permit.REDUCE):
-            # HALTED means nothing new leaves, stop exits included: tell the operator once.
-            if first:
-                self.alert(Severity.CRIT, "STOP_LOSS_WHILE_HALTED",
-                           f"{symbol} at {last} is through its stop {stop}, but trading is HALTED: "
-                           "close the position (x) or resume")
-            return
-        if first:
-            self.alert(Severity.WARN, "STOP_LOSS", f"{symbol} at {last} reached stop {stop}: exiting at market")
-        self._exiting.add(symbol)
-        self.spawn(f"stop-loss-{symbol}", self._exit(symbol, stop, last))
-
-    async def _exit(self, symbol: str, stop: Decimal, last: Decimal) -> None:
-        try:
-            result = await self.submit(ExitPosition(symbol=symbol, actor=f"stop:{symbol}",
-                                                    reason=f"price {last} through stop {stop}",
-                                                    values={"last": str(last), "stop": str(stop)}))
-            if not result.ok:
-                self._retry_at[symbol] = time.monotonic() + STOP_RETRY_S
-                self.alert(Severity.CRIT, "STOP_LOSS_FAILED",
-                           f"{symbol} stop exit failed: {result.message}; retrying in {STOP_RETRY_S:g}s")
-        finally:
-            self._exiting.discard(symbol)
