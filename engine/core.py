@@ -311,7 +311,9 @@ class Engine:
         self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
         origins = {o.client_id: o.origin for o in self.tracker.all()}
         for row in self.store.fills():
-            self.portfolio.add_fill(fill_from_row(row), origins.get(row["client_id"]))
+            fill = fill_from_row(row)
+            self.portfolio.add_fill(fill, origins.get(row["client_id"]))
+            self.execution.seen(fill)
         today = self.store.load_day(self.stats.clock().date().isoformat())
         if today:
             self.stats.today = DayStats.from_dict(today)

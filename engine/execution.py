@@ -10,6 +10,7 @@ The kill switch's orders (``urgent``) skip the order-rate limit and the circuit 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from decimal import Decimal
 from typing import Callable
 
@@ -61,6 +62,8 @@ class Execution:
         self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held (persisted)
         # Client ids whose create request has not been answered yet: reconciliation must not judge them.
         self.in_flight: set[str] = set()
+        # Client id -> amount of its fills seen: an order reported more filled than this has fills still to fetch.
+        self.filled_seen: dict[str, Decimal] = {}
 
     # ------------------------------------------------------------ placing
 
@@ -194,6 +197,7 @@ class Execution:
         new, trip = self.portfolio.add_fill(fill, order.origin if order else None)
         if not new:
             return False
+        self.seen(fill)
         self.stats.fill(self.portfolio.fee_in_quote(fill))
         self.publish(FillReceived(fill))
         self.publish(PositionsUpdated(self.portfolio.positions()))
@@ -204,6 +208,19 @@ class Execution:
             self.stats.realized(trip.pnl)
             self.publish(RoundTripClosed(trip.symbol, trip.pnl, trip.opened_by, trip.closed_at))
         return True
+
+    def seen(self, fill: Fill) -> None:
+        if fill.client_id:
+            self.filled_seen[fill.client_id] = self.filled_seen.get(fill.client_id, Decimal(0)) + fill.amount
+
+    def missing_fills(self) -> dict[str, datetime]:
+        """Symbol -> when its oldest order was created, for the orders the venue reports more filled than the
+        fills the engine has seen."""
+        out: dict[str, datetime] = {}
+        for o in self.tracker.all():
+            if o.filled > self.filled_seen.get(o.client_id, Decimal(0)) and o.origin != "venue":
+                out[o.symbol] = min(out.get(o.symbol, o.created_at), o.created_at)
+        return out
 
     def apply_balances(self, balances: tuple[Balance, ...]) -> None:
         self.portfolio.set_balances(balances)

@@ -60,7 +60,6 @@ class VenueSync:
         self.user_seen = time.monotonic()  # the user-data connection last seen open (a quiet account sends nothing)
         self.reconnects: deque[float] = deque()  # when streams came back, for the per-hour count
         self.stream_latency_ms: deque[float] = deque(maxlen=200)  # event time -> received, market streams
-        self.trades_since: dict[str, int] = {}  # symbol -> venue ms of the last fills check
         self.last_reconcile: dict[str, Any] = {}
         self.polling = False
         self.streams = TaskGroup(self._loop_crashed)
@@ -209,21 +208,21 @@ class VenueSync:
         return done
 
     async def reconcile_fills(self) -> int:
-        """Fills since the last check, from the venue (a fill the streams missed); returns how many were new."""
+        """Fills the streams missed, from the venue: only for symbols with an order reported more filled than the
+        fills seen (myTrades weighs 20 per symbol); returns how many were new."""
         venue = self.link.require()
+        lagging = {s: t for s, t in self.execution.missing_fills().items() if s in self.symbols}
+        if not lagging:
+            return 0
         by_venue_id = {o.venue_id: o.client_id for o in self.tracker.all() if o.venue_id}
         new = 0
-        for symbol in self.symbols:
-            since = self.trades_since.get(symbol)
-            fills = [f if f.client_id or order_id not in by_venue_id else replace(f, client_id=by_venue_id[order_id])
-                     for order_id, f in await venue.fetch_my_trades(symbol, since)]
-            for fill in fills:
+        for symbol, since in sorted(lagging.items()):
+            trades = await venue.fetch_my_trades(symbol, int(since.timestamp() * 1000) - 1000)
+            for order_id, fill in trades:
+                if not fill.client_id and order_id in by_venue_id:
+                    fill = replace(fill, client_id=by_venue_id[order_id])
                 if self.execution.on_fill(fill):
                     new += 1
-            if fills:
-                self.trades_since[symbol] = int(max(f.ts for f in fills).timestamp() * 1000)
-            elif since is None:
-                self.trades_since[symbol] = int(time.time() * 1000) - 60_000
         return new
 
     async def reconcile_all(self) -> dict[str, Any]:

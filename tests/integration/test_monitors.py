@@ -243,3 +243,24 @@ async def test_maintenance_halts(sim, tmp_path, run):
     await eventually(lambda: engine.monitors.rows["maintenance"].status.value == "OK", timeout=15)
     closed = await engine.execute(CloseAll(actor="operator:key"))
     assert closed.ok, closed.message
+
+
+async def test_a_fill_the_streams_missed_is_fetched_and_is_no_mismatch(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, monitors=dict(ws_stale_crit_s=60.0, ws_stale_warn_s=30.0)))
+    await eventually(lambda: engine.holdings.baseline is not None)
+    sim.faults.inject("ws-silence", which="user")
+    last = engine.portfolio.last["BTC/USDT"]
+    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.002"),
+                                             price=last * Decimal("0.99"), stop_loss=last * Decimal("0.5")))
+    assert placed.ok, placed.message
+    (order,) = engine.tracker.open_orders()
+    sim.set_price("BTCUSDT", last * Decimal("0.98"))  # fills at the venue; the user stream says nothing
+    await eventually(lambda: engine.execution.filled_seen.get(order.client_id) == Decimal("0.002"), timeout=10,
+                     message="the fill fetched by reconciliation")
+    assert engine.tracker.get(order.client_id).status.value == "FILLED"
+    await eventually(lambda: engine.holdings.engine_amount("BTC") > 0)
+    for _ in range(3):  # several reconciliations later, still no difference
+        await engine.sync.reconcile_all()
+    assert engine.holdings.differences() == [] or all(d.pct_of_equity < Decimal("0.01")
+                                                      for d in engine.holdings.differences())
+    assert "POSITION_ADOPTED" not in codes(engine) and engine.trading_state == TradingState.ACTIVE
