@@ -23,76 +23,28 @@ while a CRIT that halts still holds. A monitor whose reading fails is itself CRI
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Callable, Coroutine, Mapping
 
-from engine.commands import CancelOrder, CloseAll, Command, Halt, PlaceOrder, Reconnect
+from engine.commands import CloseAll, Command, Halt, Reconnect
 from engine.config import MonitorsConfig, RiskConfig
 from engine.events import EquitySampled, MonitorsChanged, Severity, utcnow
 from engine.orders import OrderTracker
 from engine.portfolio import Drawdown, Portfolio
+from engine.pricemoves import PriceMoves
 from engine.ports import AlertPort, Publish, Spawn, Submit, VenueLink
+from engine.readings import CRIT, OK, WARN, Reading, Row, pct
 from engine.reconcile import Holdings
 from engine.stats import DailyStats
+from engine.stuck import StuckOrders
 from engine.sync import VenueSync
 from engine.trading_state import TradingStateMachine
 from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
-
-
-class Level(str, enum.Enum):
-    OK = "OK"
-    WARN = "WARN"
-    CRIT = "CRIT"
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One monitor's reading: its level, the value and the threshold it was judged against, in words."""
-
-    level: Level
-    value: str
-    threshold: str
-    detail: str = ""
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Row:
-    """What one monitor said last, and where it is in its episode."""
-
-    code: str
-    confirm: bool  # a CRIT needs confirm_readings readings in a row
-    blocks_resume: bool  # while CRIT, an operator's resume is refused
-    reading: Reading = field(default_factory=lambda: Reading(Level.OK, "—", "—"))
-    crit_streak: int = 0
-    acted: bool = False
-    warned: bool = False
-    since: float | None = None  # when the current non-OK episode began (monotonic)
-
-    @property
-    def status(self) -> Level:
-        return self.reading.level
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "status": self.reading.level.value, "value": self.reading.value,
-                "threshold": self.reading.threshold, "detail": self.reading.detail}
-
-
-OK = Level.OK
-WARN = Level.WARN
-CRIT = Level.CRIT
-
-
-def _pct(value: Decimal) -> str:
-    return f"{value:.2f}%"
 
 
 class Monitors:
@@ -120,11 +72,10 @@ class Monitors:
         self.clock = clock
         self.drawdown = Drawdown()
         self.drawdown_pct = Decimal(0)
-        self.prices: dict[str, deque[tuple[float, Decimal]]] = {s: deque() for s in portfolio.symbols}
+        self.moves = PriceMoves(portfolio.symbols, max(cfg.flash_crash_window_s, cfg.flash_calm_s) + 60)
         self.daily_loss_tripped: date | None = None
         self.flash_tripped = False
-        self.stuck_handled: set[str] = set()
-        self.stuck_failed: dict[str, str] = {}
+        self.stuck = StuckOrders(cfg, tracker, stops, alert, submit, spawn)
         self._probing: set[str] = set()
         self._published: list[dict[str, Any]] = []
         # code -> (reader, confirm, blocks resume, WARN action, CRIT action)
@@ -136,7 +87,7 @@ class Monitors:
             "rest_latency": (self.read_rest_latency, True, False, None, None),
             "stream_latency": (self.read_stream_latency, True, False, None, None),
             "reconnects": (self.read_reconnects, True, False, None, None),
-            "stuck_order": (self.read_stuck_orders, False, False, None, None),
+            "stuck_order": (self.stuck.read, False, False, None, None),
             "daily_loss": (self.read_daily_loss, True, True, None, self._daily_loss_close),
             "max_drawdown": (self.read_drawdown, True, False, None, self._halt("max_drawdown")),
             "flash_crash": (self.read_flash_crash, True, True, None, self._flash_halt),
@@ -197,23 +148,6 @@ class Monitors:
         limit = self.cfg.reconnects_warn_per_hour
         return Reading(WARN if count > limit else OK, f"{count}/h", f"{limit}/h")
 
-    def read_stuck_orders(self) -> Reading:
-        limit = timedelta(seconds=self.cfg.stuck_order_s)
-        now = utcnow()
-        stuck = [o for o in self.tracker.open_orders() if now - o.created_at > limit]
-        for order in stuck:
-            if order.client_id not in self.stuck_handled:
-                self.stuck_handled.add(order.client_id)
-                self.spawn(f"stuck-{order.client_id}", self._unstick(order, int((now - order.created_at)
-                                                                               .total_seconds())))
-        open_ids = {o.client_id for o in self.tracker.open_orders()}
-        failed = {k: v for k, v in self.stuck_failed.items() if k in open_ids}
-        self.stuck_failed = failed
-        if failed:
-            return Reading(CRIT, f"{len(failed)} cancel(s) failed", f"{self.cfg.stuck_order_s:g}s",
-                           "; ".join(failed.values()))
-        return Reading(WARN if stuck else OK, f"{len(stuck)} stuck", f"{self.cfg.stuck_order_s:g}s")
-
     def read_daily_loss(self) -> Reading:
         equity = self.portfolio.equity()
         limit = self.risk.daily_loss_limit_pct
@@ -223,9 +157,9 @@ class Monitors:
         loss = self.stats.current().daily_loss_pct(equity) if equity is not None else Decimal(0)
         threshold = f"{warn:.2f}% / {limit}%"
         if self.daily_loss_tripped is not None or loss >= limit:
-            return Reading(CRIT, _pct(loss), threshold, "trading stays halted until UTC midnight",
+            return Reading(CRIT, pct(loss), threshold, "trading stays halted until UTC midnight",
                            {"daily_loss_pct": str(loss), "limit_pct": str(limit)})
-        return Reading(WARN if loss >= warn else OK, _pct(loss), threshold)
+        return Reading(WARN if loss >= warn else OK, pct(loss), threshold)
 
     def read_drawdown(self) -> Reading:
         risk = self.risk
@@ -234,36 +168,23 @@ class Monitors:
             self.drawdown_pct = self.drawdown.update(equity)
         dd = self.drawdown_pct
         level = CRIT if dd >= risk.max_drawdown_pct else WARN if dd >= risk.max_drawdown_warn_pct else OK
-        return Reading(level, _pct(dd), f"{risk.max_drawdown_warn_pct}% / {risk.max_drawdown_pct}%", "",
+        return Reading(level, pct(dd), f"{risk.max_drawdown_warn_pct}% / {risk.max_drawdown_pct}%", "",
                        {"drawdown_pct": str(dd), "limit_pct": str(risk.max_drawdown_pct)})
-
-    def _moves(self, samples: deque[tuple[float, Decimal]], window: float, now: float) -> Decimal:
-        """The largest range (max - min, in percent of max) within ``window`` seconds ending at ``now``."""
-        prices = [p for t, p in samples if now - window <= t <= now]
-        if len(prices) < 2 or max(prices) <= 0:
-            return Decimal(0)
-        return (max(prices) - min(prices)) / max(prices) * 100
 
     def read_flash_crash(self) -> Reading:
         cfg = self.cfg
         now = self.clock()
-        keep = max(cfg.flash_crash_window_s, cfg.flash_calm_s) + 60
-        worst, where = Decimal(0), ""
-        for symbol, samples in self.prices.items():
+        for symbol in self.moves.samples:
             last = self.portfolio.last.get(symbol)
             if last is not None:
-                samples.append((now, last))
-            while samples and samples[0][0] < now - keep:
-                samples.popleft()
-            move = self._moves(samples, cfg.flash_crash_window_s, now)
-            if move > worst:
-                worst, where = move, symbol
+                self.moves.record(symbol, now, last)
+        worst, where = self.moves.largest(cfg.flash_crash_window_s, now)
         threshold = f"{cfg.flash_crash_pct}% in {cfg.flash_crash_window_s:g}s"
         if worst > cfg.flash_crash_pct:
             return Reading(CRIT, f"{worst:.2f}% {where}", threshold, f"{where} moved {worst:.2f}%",
                            {"symbol": where, "move_pct": f"{worst:.2f}"})
         if self.flash_tripped:
-            if self._calm(now):
+            if self.moves.calm(cfg.flash_calm_s, cfg.flash_calm_pct, now):
                 self.flash_tripped = False
             else:
                 return Reading(CRIT, f"{worst:.2f}% {where}".strip(), threshold,
@@ -271,32 +192,16 @@ class Monitors:
                                f"{cfg.flash_calm_pct}%")
         return Reading(OK, f"{worst:.2f}%", threshold)
 
-    def _calm(self, now: float) -> bool:
-        """Every minute of the last ``flash_calm_s`` moved less than ``flash_calm_pct`` (resume criterion)."""
-        cfg = self.cfg
-        window = min(60.0, cfg.flash_calm_s) or 1.0
-        for samples in self.prices.values():
-            if not samples or now - samples[0][0] < cfg.flash_calm_s:
-                return False
-            t = now
-            while t > now - cfg.flash_calm_s + window:
-                if self._moves(samples, window, t) >= cfg.flash_calm_pct:
-                    return False
-                t -= window / 6
-            if self._moves(samples, window, now - cfg.flash_calm_s + window) >= cfg.flash_calm_pct:
-                return False
-        return True
-
     def read_mismatch(self) -> Reading:
         worst = self.holdings.worst()
         cfg = self.cfg
         threshold = f"{cfg.mismatch_warn_pct}% / {cfg.mismatch_halt_pct}%"
         if worst is not None:
-            return Reading(CRIT, _pct(worst.pct_of_equity), threshold,
+            return Reading(CRIT, pct(worst.pct_of_equity), threshold,
                            f"{worst.asset}: venue {worst.venue}, engine {worst.engine}", worst.to_dict())
         if self.holdings.adopted:
             d = self.holdings.adopted[0]
-            return Reading(WARN, _pct(d.pct_of_equity), threshold, f"{d.asset}: adopted {d.diff}")
+            return Reading(WARN, pct(d.pct_of_equity), threshold, f"{d.asset}: adopted {d.diff}")
         return Reading(OK, "none", threshold)
 
     def read_clock_skew(self) -> Reading:
@@ -462,26 +367,6 @@ class Monitors:
         self.alert(Severity.INFO, "MONITOR_RECOVERED", f"{name} runs again (trading stays as it is)")
 
     # ------------------------------------------------------------ stuck orders
-
-    async def _unstick(self, order: Any, age_s: int) -> None:
-        """Cancel an order open too long (runbook 001 §4) and, if configured, place it again."""
-        reason = f"open {age_s}s, over {self.cfg.stuck_order_s:g}s"
-        self.alert(Severity.WARN, "ORDER_STUCK", f"order {order.client_id} {order.side} {order.symbol} {reason}: "
-                                                 "cancelling")
-        result = await self.submit(CancelOrder(actor="monitor:stuck_order", reason=reason,
-                                               client_id=order.client_id, values={"age_s": age_s}))
-        if not result.ok:
-            self.stuck_failed[order.client_id] = f"{order.client_id}: {result.message}"
-            self.alert(Severity.CRIT, "STUCK_ORDER_CANCEL_FAILED",
-                       f"stuck order {order.client_id} could not be cancelled: {result.message}; cancel it at the "
-                       "venue or press c")
-            self.stuck_handled.discard(order.client_id)  # tried again next reading
-            return
-        now = self.tracker.get(order.client_id)
-        if self.cfg.stuck_order_reissue and now is not None and now.remaining > 0 and "CANCELED" in result.message:
-            await self.submit(PlaceOrder(actor="monitor:stuck_order", reason=f"reissue of stuck {order.client_id}",
-                                         symbol=order.symbol, side=order.side, type=order.type, amount=now.remaining,
-                                         price=order.price, stop_loss=self.stops.get(order.symbol)))
 
     # ------------------------------------------------------------ equity
 
