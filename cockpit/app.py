@@ -19,11 +19,13 @@ from cockpit.palette import CockpitCommands
 from cockpit.screens import Confirm
 from cockpit.views import num, qty
 from engine.commands import (
-    CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, Reconnect, ReduceOnly, Resume, SetStrategy,
+    Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, Reconnect, ReduceOnly, Resume, SetStrategy,
 )
+from engine.commands import Snapshot as TakeSnapshot
 from engine.core import Engine, EngineError
 from engine.datadir import DataDirBusy
 from engine.events import TradingState
+from widgets.alerts import AlertList
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,9 @@ BINDINGS = [
     Binding("r", "reconnect", "Reconnect", id="reconnect"),
     Binding("u", "resume", "Resume", id="resume"),
     Binding("d", "reduce_only", "Reduce only", id="reduce_only"),
+    Binding("a", "ack", "Ack alert", id="ack"),
+    Binding("A", "ack_all", "Ack all", id="ack_all", show=False),
+    Binding("s", "snapshot", "Snapshot", id="snapshot", show=False),
     Binding("q", "quit_cockpit", "Quit", id="quit"),
 ]
 BINDING_IDS = tuple(b.id for b in BINDINGS if b.id)
@@ -179,6 +184,22 @@ class CockpitApp(App):
         if not await self.ask("Reduce only? Only orders that shrink a position will go out."):
             return
         await self._run(ReduceOnly(actor=ACTOR, reason="d pressed in cockpit"), "Reduce only")
+
+    async def action_ack(self) -> None:
+        """Acknowledge the alert under the cursor (stops its escalation)."""
+        alert_id = self.main_screen.query_one(AlertList).selected_id
+        if alert_id is None:
+            self.notify("No alert selected: move to one in the alert list, or A acknowledges all.", title="Ack")
+            return
+        await self._run(Ack(actor=ACTOR, reason="a pressed in cockpit", ids=(alert_id,)), "Ack")
+
+    async def action_ack_all(self) -> None:
+        """Acknowledge every unacknowledged alert."""
+        await self._run(Ack(actor=ACTOR, reason="A pressed in cockpit", every=True), "Ack all")
+
+    async def action_snapshot(self) -> None:
+        """Write a snapshot archive of the whole state now."""
+        await self._run(TakeSnapshot(actor=ACTOR, reason="s pressed in cockpit"), "Snapshot")
 
     async def action_set_strategy(self, name: str, enabled: bool) -> None:
         await self._run(SetStrategy(actor=ACTOR, reason="palette", strategy=name, enabled=enabled), "Strategy")

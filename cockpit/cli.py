@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="limit price (without it: a market order)")
             cmd.add_argument("--stop-loss", type=_decimal, default=None, metavar="P",
                              help="stop price under the entry (required for buys while [risk] require_stop_loss)")
+        elif spec.name == "ack":
+            cmd.add_argument("ids", nargs="*", type=int, metavar="ID", help="alert ids (see `cockpit status`)")
+            cmd.add_argument("--all", action="store_true", dest="every", help="every unacknowledged alert")
         elif spec.name == "reconcile":
             cmd.add_argument("--adopt", action="store_true",
                              help="take the venue's amounts as the engine's first (after checking a kept mismatch)")
@@ -107,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--timeout", type=float, default=30.0, metavar="S",
                          help="seconds to wait for the engine's answer (default 30)")
         cmd.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    incidents = sub.add_parser("incidents", help="list incidents: when, what tripped, time to detect, act, recover")
+    _common(incidents, top=False)
+    incidents.add_argument("--json", action="store_true", help="print a JSON array")
+    incident = sub.add_parser("incident", help="cockpit incident report ID: write the post-incident report")
+    _common(incident, top=False)
+    incident.add_argument("action", choices=("report",))
+    incident.add_argument("id", type=int, metavar="ID")
     audit = sub.add_parser("audit", help="list the commands carried out (every actor), newest first")
     _common(audit, top=False)
     audit.add_argument("--json", action="store_true", help="print a JSON array")
@@ -152,8 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     confirm_live = args.confirm_live or os.environ.get("COCKPIT_CONFIRM_LIVE", "").lower() in ("1", "true", "yes")
     if command == "run":
         return _run_headless(settings, confirm_live)
+    if command == "ack" and not args.ids and not args.every:
+        print("cockpit ack: name alert ids or --all (ids are in `cockpit status`)", file=sys.stderr)
+        return 2
     if command in REMOTE:
         return _remote(settings, command, args)
+    if command in ("incidents", "incident"):
+        from cockpit.status import print_incident_report, print_incidents
+
+        if command == "incidents":
+            return print_incidents(settings, as_json=args.json)
+        return print_incident_report(settings, args.id)
     if command == "audit":
         from cockpit.status import print_audit
 
@@ -181,6 +200,8 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
         return {"symbol": _symbol(settings, args.symbol)}
     if command == "reconcile":
         return {"adopt": args.adopt}
+    if command == "ack":
+        return {"ids": list(args.ids), "every": args.every}
     if command == "order":
         return {"symbol": _symbol(settings, args.symbol), "side": args.side, "amount": str(args.amount),
                 "type": "limit" if args.price is not None else "market",
@@ -255,28 +276,14 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
     return app.return_code or 0
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
 def _run_headless(settings: Settings, confirm_live: bool) -> int:
     from engine.core import Engine, EngineError
     from engine.datadir import DataDirBusy
 
+    from engine.logfiles import JsonFormatter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    logging.Formatter.converter = __import__("time").gmtime
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("websockets").setLevel(logging.WARNING)
 

@@ -16,6 +16,7 @@ from cockpit.bridge import EngineEvent
 from cockpit.views import alert_row, balance_row, market_row, num, order_row
 from engine.events import (
     AlertRaised,
+    AlertUpdated,
     BalancesUpdated,
     CommandAudited,
     EngineStarted,
@@ -134,8 +135,10 @@ class MainScreen(Screen):
             health.day_pnl = ("+" if event.day_pnl >= 0 else "") + num(event.day_pnl)
             health.day_pnl_negative = event.day_pnl < 0
             health.drawdown = f"{event.drawdown_pct:.2f}%"
-        elif isinstance(event, AlertRaised):
+        elif isinstance(event, (AlertRaised, AlertUpdated)):
             self.query_one(AlertList).add_alert(alert_row(event.alert))
+            if isinstance(event, AlertRaised) and event.alert.severity.value == "CRIT":
+                self.app.bell()
         elif isinstance(event, VenueConnection):
             banner.connected = event.connected
             banner.detail = event.detail

@@ -74,7 +74,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
               f"filled {o.filled} {o.status.value} {o.client_id}")
     print("latest alerts:" if alerts else "latest alerts: none")
     for a in alerts:
-        print(f"  {a['ts'][:19]} {a['severity']} {a['code']}: {a['message']}")
+        count = f" (x{a['count']})" if (a.get("count") or 1) > 1 else ""
+        acked = f" [acked by {a['acked_by']}]" if a.get("acked_by") else ""
+        print(f"  #{a['id']} {a['ts'][:19]} {a['severity']} {a['code']}{count}: {a['message']}{acked}")
     return 0
 
 
@@ -106,3 +108,65 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
               f"{': ' + r['reason'] if r['reason'] else ''}")
         print(f"{'':24}-> {r['result']}")
     return 0
+
+
+def print_incidents(settings: Settings, as_json: bool = False) -> int:
+    """``cockpit incidents``: newest first, with time to detect, to act and to recover."""
+    from engine.incidents import timings
+
+    store = _open(settings)
+    if store is None:
+        return 1
+    try:
+        rows = store.incidents(limit=100)
+    finally:
+        store.close()
+    out = [{"id": r["id"], "opened_at": r["opened_at"], "trigger": r["trigger"], "actor": r["actor"],
+            "reason": r["reason"], "recovered_at": r["recovered_at"], "snapshot": r["snapshot"],
+            **timings(r)} for r in rows]
+    if as_json:
+        print(json.dumps(out, default=str))
+        return 0
+    if not out:
+        print("no incidents")
+    for r in out:
+        fmt = (lambda v: "?" if v is None else f"{v:.1f}s")
+        print(f"#{r['id']} {r['opened_at'][:19]} {r['trigger']} by {r['actor']}: detect {fmt(r['detect_s'])}, "
+              f"act {fmt(r['act_s'])}, recover {fmt(r['recover_s']) if r['recovered_at'] else 'not yet'}")
+        print(f"    {r['reason']}")
+    return 0
+
+
+def print_incident_report(settings: Settings, incident_id: int) -> int:
+    """``cockpit incident report ID``: writes the Markdown post-incident report next to the store."""
+    from engine.incidents import report
+
+    store = _open(settings)
+    if store is None:
+        return 1
+    try:
+        row = store.incident(incident_id)
+        if row is None:
+            print(f"no incident {incident_id}; `cockpit incidents` lists them", file=sys.stderr)
+            return 1
+        until = row["recovered_at"]
+        text = report(row, store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
+                      store.state_changes(row["opened_at"], until))
+    finally:
+        store.close()
+    path = settings.engine.data_dir / f"incident_{incident_id}.md"
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def _open(settings: Settings) -> Store | None:
+    data_dir = settings.engine.data_dir
+    if not (data_dir / DB_NAME).exists():
+        print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
+        return None
+    return Store.in_dir(data_dir)

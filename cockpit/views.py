@@ -52,4 +52,5 @@ def order_row(o: Order) -> tuple[str | Text, ...]:
 
 
 def alert_row(a: Alert) -> AlertRow:
-    return AlertRow(a.ts.strftime("%H:%M:%S"), a.severity.value, a.code, a.message)
+    return AlertRow(a.ts.strftime("%H:%M:%S"), a.severity.value, a.code, a.message, id=a.id, count=a.count,
+                    acked=a.acked)

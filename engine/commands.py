@@ -132,6 +132,23 @@ class Reconcile(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Ack(Command):
+    """Acknowledge alerts by id, or every unacknowledged one (``every``); who acknowledged is stored."""
+
+    name: ClassVar[str] = "ack"
+
+    ids: tuple[int, ...] = ()
+    every: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Command):
+    """Write a snapshot archive of the engine's whole state now (secrets left out)."""
+
+    name: ClassVar[str] = "snapshot"
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceOrder(Command):
     """One order; a buy needs ``stop_loss`` while ``[risk] require_stop_loss`` is on."""
 
@@ -198,11 +215,15 @@ SPECS: tuple[CommandSpec, ...] = (
     CommandSpec("resume", Resume, "Resume", "back to ACTIVE (works with no engine running)", action="resume"),
     CommandSpec("reduce-only", ReduceOnly, "Reduce only", "only orders that shrink a position from now on",
                 action="reduce_only"),
+    CommandSpec("ack", Ack, "Acknowledge all alerts", "acknowledge alerts (by id, or all): stops their escalation",
+                action="ack_all"),
+    CommandSpec("snapshot", Snapshot, "Snapshot", "write a snapshot archive of the whole state now",
+                action="snapshot"),
     CommandSpec("order", PlaceOrder, "Order", "buy or sell through the same risk checks as any order"),
     CommandSpec("strategy", SetStrategy, "Strategy", "enable or disable a strategy by name"),
 )
 BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (Halt, CancelAll, CloseAll, ClosePosition, ExitPosition, Resume, ReduceOnly, Reconnect, Reconcile,
-                PlaceOrder, CancelOrder, SetStrategy)
+                Ack, Snapshot, PlaceOrder, CancelOrder, SetStrategy)
 }

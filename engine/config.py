@@ -155,6 +155,45 @@ class MonitorsConfig(_Section):
         return halt
 
 
+class NotifyTarget(_Section):
+    """One notification URL in apprise's syntax (Slack, Telegram, e-mail, json:// webhooks...) and the least
+    severity it receives. The URL may carry a token: it is a secret, shown only masked."""
+
+    url: SecretStr
+    min_severity: Literal["INFO", "WARN", "CRIT"] = "WARN"
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_understands(cls, url: SecretStr) -> SecretStr:
+        import apprise
+
+        if not apprise.Apprise().add(url.get_secret_value()):
+            raise ValueError("not a notification URL apprise understands (e.g. json://host:port/path, "
+                             "slack://..., tgram://...)")
+        return url
+
+
+class AlertsConfig(_Section):
+    """Where alerts go and how they are repeated (runbook 000 §4: WARN to the on-duty trader within 15 min, CRIT to
+    on-duty and backup within 5 min, a persistent CRIT escalated within 2 min)."""
+
+    dedupe_s: float = Field(default=60.0, ge=0)  # the same code again within this is counted, not repeated
+    warn_escalate_s: float = Field(default=900.0, gt=0)  # an unacknowledged WARN becomes CRIT after this
+    crit_repeat_s: float = Field(default=120.0, gt=0)  # an unacknowledged CRIT is sent again this often
+    notify: tuple[NotifyTarget, ...] = ()
+    notify_retries: int = Field(default=3, ge=0)
+    log_max_bytes: int = Field(default=10_000_000, ge=10_000)  # trading.log, errors.log, trades.log rotate here
+    log_backups: int = Field(default=5, ge=0)
+    daily_summary: bool = True  # at 23:59 UTC, the day's summary to every sink
+
+
+class HealthConfig(_Section):
+    """``GET /health`` and ``GET /metrics`` for load balancers, systemd and Prometheus; port 0 is off."""
+
+    port: int = Field(default=0, ge=0, le=65535)
+    host: str = "127.0.0.1"
+
+
 class LadderConfig(_Section):
     """The demo ladder: one resting buy under the price, one resting sell over the entry while holding."""
 
@@ -222,6 +261,8 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
     monitors: MonitorsConfig = MonitorsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    health: HealthConfig = HealthConfig()
     strategy: StrategyConfig = StrategyConfig()
     # The TUI's keys by binding id, e.g. halt = "f2" or close_all = "X" (ids: halt, cancel_all, close_all,
     # reconnect, resume, reduce_only, quit). Unknown ids are refused at start.

@@ -12,27 +12,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_errors
 
+from engine.alerts import AlertBook
 from engine.bus import EventBus
 from engine.commands import (
-    CancelAll, CancelOrder, CloseAll, ClosePosition, Command, CommandResult, ExitPosition, Halt, PlaceOrder,
-    Reconcile, Reconnect, ReduceOnly, Resume, SetStrategy,
+    Ack, CancelAll, CancelOrder, CloseAll, ClosePosition, Command, CommandResult, ExitPosition, Halt, Permit,
+    PlaceOrder,
+    Reconcile, Reconnect, ReduceOnly, Resume, SetStrategy, Snapshot,
 )
 from engine.config import Settings
 from engine.datadir import DataDirLock
 from engine.errors import EngineError
 from engine.events import (
-    Alert, AlertRaised, CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, HealthUpdated, Severity,
-    StopsChanged, StrategyGuardChanged, TradingState,
+    CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, Severity, StopsChanged,
+    StrategyGuardChanged, TickerUpdated, TradingState, utcnow,
 )
 from engine.execution import Execution
 from engine.killswitch import RETRY_S, KillSwitch, Outcome
+from engine.incidents import Incidents, write_snapshot
+from engine.logfiles import LogFiles
 from engine.monitors import Monitors
+from engine.notify import Notifier
+from engine.observe import HealthServer, Metrics
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import VenueLink
@@ -66,6 +73,17 @@ def is_loopback(url: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
+def _alert_dict(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "ts": a.ts, "severity": a.severity.value, "code": a.code, "message": a.message,
+            "values": a.values, "count": a.count, "acked_by": a.acked_by, "escalated": a.escalated}
+
+
+def _order_dict(o: Any) -> dict[str, Any]:
+    return {"client_id": o.client_id, "symbol": o.symbol, "side": o.side, "type": o.type, "amount": o.amount,
+            "price": o.price, "status": o.status.value, "filled": o.filled, "origin": o.origin,
+            "created_at": o.created_at, "updated_at": o.updated_at}
+
+
 def trip_code(actor: str) -> str:
     """The monitor's code in ``monitor:<code>`` (empty for anyone else)."""
     return actor.split(":", 1)[1] if actor.startswith("monitor:") else ""
@@ -81,6 +99,7 @@ class Engine:
         self.symbols = settings.venue.symbols
         self.bus = EventBus()
         publish = self.bus.publish
+        self.alert_book = AlertBook(settings.alerts, publish)
         self.tracker = OrderTracker(self.bus)
         self.portfolio = Portfolio(self.symbols, settings.engine.quote_asset)
         self.stats = DailyStats(on_rollover=lambda day: publish(DayStatsChanged(day.to_dict())))
@@ -93,7 +112,9 @@ class Engine:
         self.sim: Any = None
         self.tasks = TaskGroup(self._task_crashed)
         self.execution = Execution(settings.risk, self.mode, self.symbols, self.link, self.tracker, self.portfolio,
-                                   self.stats, publish, self.alert, drawdown_pct=lambda: self.monitors.drawdown_pct)
+                                   self.stats, publish, self.alert, drawdown_pct=lambda: self.monitors.drawdown_pct,
+                                   permission=lambda side: self.state.refusal(Permit.ENTRY if side == "buy"
+                                                                              else Permit.REDUCE))
         self.kill_switch = KillSwitch(self.symbols, self.link, self.execution, self.tracker, self.portfolio)
         mon = settings.monitors
         self.venue_health = VenueHealth(mon.rest_errors_window_s)
@@ -112,16 +133,28 @@ class Engine:
         self.bus.add_handler(self.stop_losses.on_event)
         self.bus.add_handler(self.runner.on_event)
         self.bus.add_handler(self.holdings.on_event)
+        self.metrics = Metrics()
+        self.bus.add_handler(self.metrics.on_event)
+        self.notifier = Notifier(settings.alerts.notify, settings.alerts.notify_retries, publish, self.alert,
+                                 title=f"cockpit {self.mode}")
+        self.bus.add_handler(self.notifier.on_event)
+        self.log_files = LogFiles(settings.engine.data_dir, settings.alerts.log_max_bytes, settings.alerts.log_backups)
+        self.bus.add_handler(self.log_files.on_event)
+        self.incidents = Incidents(settings.engine.data_dir, publish, self.snapshot_parts)
+        self.bus.add_handler(self.incidents.on_event)
+        self.recent_events: deque[dict[str, Any]] = deque(maxlen=500)  # for snapshots ("review last 50 events")
+        self.bus.add_handler(self._remember)
+        self.health_server: HealthServer | None = None
+        self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
-        self._alerts: list[Alert] = []
         self._venue_args: dict[str, Any] = {}
-        self._kill_retry: asyncio.Task[Any] | None = None
+        self._kill_retries: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self._reconnecting = asyncio.Lock()
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
             CancelAll: self._kill, CloseAll: self._kill, ClosePosition: self._kill,
             Reconnect: self._reconnect, Reconcile: self._reconcile, PlaceOrder: self._place, CancelOrder: self._cancel,
-            ExitPosition: self._exit, SetStrategy: self._set_strategy,
+            ExitPosition: self._exit, SetStrategy: self._set_strategy, Ack: self._ack, Snapshot: self._snapshot,
         }
 
     # ------------------------------------------------------------ what front ends read
@@ -183,22 +216,48 @@ class Engine:
             self._lock.release()
             raise
         self.bus.add_handler(self.store.handle)
+        self.log_files.open()
+        self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
+        open_incident = next((r for r in self.store.incidents(limit=1) if not r["recovered_at"]), None)
+        self.incidents.restore(open_incident, max((r["id"] for r in self.store.incidents(limit=1)), default=0))
         self.state.restore(*self.store.trading_state())
         self.store.save_json("engine", {"mode": self.mode, "venue": self.settings.venue.exchange})
         self.tracker.load(self.store.orders())
         self._restore_counters()
         self.holdings.restore(self.store.load_json("holdings"))
+        curve = self.store.equity_curve(limit=1)
+        self.monitors.restore(self.store.load_json("monitor_latches"),
+                              Decimal(curve[-1]["peak"]) if curve and curve[-1].get("peak") else None)
         risk = self.settings.risk
         if risk.kill_switch:
             await self.execute(Halt(actor="config:kill_switch", reason="kill switch set in configuration"))
         elif risk.reduce_only and self.trading_state == TradingState.ACTIVE:
             await self.execute(ReduceOnly(actor="config:reduce_only", reason="reduce-only set in configuration"))
-        self.tasks.spawn("commands", serve_commands(self.store, self.execute, self._loop_failed))
+        self.tasks.spawn("commands", serve_commands(self.store, self.execute, self._loop_failed, self.tasks.spawn))
+        self.tasks.spawn("alert escalation", Periodic("alert escalation", self.alert_book.escalate, 5.0,
+                                                      on_failure=self._loop_failed).run())
+        if self.settings.alerts.daily_summary:
+            self.tasks.spawn("daily summary", Periodic("daily summary", self._daily_summary, 20.0,
+                                                       on_failure=self._loop_failed).run())
+        for name, worker in self.notifier.workers():
+            self.tasks.spawn(name, worker)
+        health = self.settings.health
+        if health.port:
+            self.health_server = HealthServer(self.health_report, self.metrics, health.host, health.port)
+            try:
+                await self.health_server.start()
+            except OSError as exc:
+                self.alert(Severity.CRIT, "HEALTH_PORT", f"[health] {health.host}:{health.port} cannot be served: "
+                                                         f"{exc.strerror}; choose another port")
+                self.health_server = None
         self.tasks.spawn("venue", self._run_venue())
         log.info("engine started: mode=%s state=%s", self.mode, self.trading_state.value)
 
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop every task, close the venue and the store; idempotent."""
+        if self.health_server is not None:
+            await self.health_server.stop()
+            self.health_server = None
         await self.tasks.close()
         await self.sync.stop_streams()
         if self.link.venue is not None:
@@ -212,6 +271,7 @@ class Engine:
             self.bus.publish(EngineStopped(reason))
             self.store.close()
             self.store = None
+        self.log_files.close()
         self._lock.release()
 
     def _make_venue(self) -> Venue:
@@ -223,6 +283,7 @@ class Engine:
             breaker=CircuitBreaker(cfg.breaker_failures, cfg.breaker_cooldown_s, on_change=self._breaker_changed),
             on_error=self._rest_error,
             health=self.venue_health,
+            latency_observer=self.metrics.observe_rest,
             **self._venue_args,
         )
 
@@ -294,13 +355,14 @@ class Engine:
         self.alert(Severity.WARN, "LOOP_FAILED", f"{name} failed: {type(exc).__name__}: {exc}; going on")
 
     def alert(self, severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None) -> None:
-        """Raise an alert: logged, stored and shown."""
-        alert = Alert(severity, code, message, values=dict(values or {}))
-        level = {Severity.INFO: logging.INFO, Severity.WARN: logging.WARNING, Severity.CRIT: logging.ERROR}
-        log.log(level[severity], "%s %s: %s", severity.value, code, message)
-        self._alerts.append(alert)
-        del self._alerts[:-200]
-        self.bus.publish(AlertRaised(alert))
+        """Raise an alert: logged, stored, shown and sent to people (de-duplicated, escalated: ``AlertBook``)."""
+        self.alert_book.raise_alert(severity, code, message, values)
+
+    def _remember(self, event: Event) -> None:
+        """The last events, for snapshots (tickers are too many to be worth it)."""
+        if not isinstance(event, (TickerUpdated, HealthUpdated)):
+            self.recent_events.append({"ts": utcnow().isoformat(), "type": type(event).__name__,
+                                       "event": str(event)[:600]})
 
     # ------------------------------------------------------------ counters kept across restarts
 
@@ -339,7 +401,7 @@ class Engine:
             "orders": self.tracker.open_orders(),
             "balances": tuple(self.portfolio.balances.values()),
             "positions": self.portfolio.positions(),
-            "alerts": list(self._alerts),
+            "alerts": list(self.alert_book.recent),
         }
 
     def health(self) -> dict[str, Any]:
@@ -390,6 +452,13 @@ class Engine:
                 result = await handler(command)
             except EngineError as exc:
                 result = CommandResult(False, str(exc))
+            except ccxt_errors.BaseError as exc:
+                result = CommandResult(False, f"the venue answered {type(exc).__name__}: {str(exc)[:200]}")
+            except Exception as exc:  # the boundary of every command: a bug is reported and audited, not raised
+                log.error("command %s by %s failed", command.name, command.actor, exc_info=exc)
+                self.alert(Severity.CRIT, "COMMAND_FAILED", f"{command.name} by {command.actor} failed: "
+                                                            f"{type(exc).__name__}: {exc}")
+                result = CommandResult(False, f"{command.name} failed: {type(exc).__name__}: {exc}")
         self.bus.publish(CommandAudited(
             command=command.name, actor=command.actor, reason=command.reason, args=command.args(),
             values=dict(command.values), ok=result.ok, result=result.message,
@@ -408,7 +477,7 @@ class Engine:
                                  + "; ".join(blocking), {"blocking": blocking})
         result = self.state.move(TradingState.ACTIVE, c.actor, c.reason or "resume requested")
         if result.ok:
-            self._stop_kill_retry("trading resumed")
+            self._stop_kill_retry(None, "trading resumed")
         return result
 
     async def _reduce_only(self, c: ReduceOnly) -> CommandResult:
@@ -455,7 +524,10 @@ class Engine:
             self._retry_kill(c)
             return CommandResult(False, f"{prefix}the venue is not connected: nothing canceled or sold yet; "
                                         "retrying until it is")
-        outcome = await self._kill_pass(c)
+        try:
+            outcome = await self._kill_pass(c)
+        except (EngineError, ccxt_errors.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
+            outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
         message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
         automatic = not is_operator(c.actor)
         if outcome.done:
@@ -475,16 +547,25 @@ class Engine:
         return await self.kill_switch.close_all(c.actor, symbols)
 
     def _retry_kill(self, c: CancelAll | CloseAll | ClosePosition) -> None:
-        self._stop_kill_retry(f"replaced by {c.name}")
-        self._kill_retry = self.tasks.spawn("kill-switch-retry", self._keep_trying(c))
+        """Keep trying ``c``. A retry of the same tier (and symbol) is replaced; close-all supersedes every other
+        retry, since it does all they do; a weaker tier never replaces a stronger one."""
+        key = (c.name, getattr(c, "symbol", ""))
+        if any(k[0] == "close-all" for k in self._kill_retries) and key[0] != "close-all":
+            return  # a close-all still retrying does this too
+        for other in list(self._kill_retries):
+            if other == key or key[0] == "close-all":
+                self._stop_kill_retry(other, f"superseded by {c.name}")
+        self._kill_retries[key] = self.tasks.spawn(f"kill-switch-retry {c.name}", self._keep_trying(c, key))
 
-    def _stop_kill_retry(self, why: str) -> None:
-        task, self._kill_retry = self._kill_retry, None
-        if task is not None and not task.done() and task is not asyncio.current_task():
-            log.info("kill-switch retry stopped: %s", why)
-            task.cancel()
+    def _stop_kill_retry(self, key: tuple[str, str] | None, why: str) -> None:
+        """Stop one retry (``key``) or every one (None)."""
+        for k in [key] if key is not None else list(self._kill_retries):
+            task = self._kill_retries.pop(k, None)
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                log.info("kill-switch retry %s stopped: %s", k[0], why)
+                task.cancel()
 
-    async def _keep_trying(self, c: CancelAll | CloseAll | ClosePosition) -> None:
+    async def _keep_trying(self, c: CancelAll | CloseAll | ClosePosition, key: tuple[str, str]) -> None:
         """Retry what a kill-switch tier could not do until it is done (or an operator resumes)."""
         attempt = 0
         while True:
@@ -499,7 +580,7 @@ class Engine:
                 self.alert(Severity.WARN, "KILL_SWITCH_DONE",
                            f"{c.name} by {c.actor} completed on retry {attempt}: "
                            f"{outcome.sentence(closing=not isinstance(c, CancelAll))}", values=outcome.details())
-                self._kill_retry = None
+                self._kill_retries.pop(key, None)
                 return
             log.warning("kill-switch retry %d of %s incomplete: %s", attempt, c.name,
                         outcome.sentence(closing=not isinstance(c, CancelAll)))
@@ -508,7 +589,7 @@ class Engine:
 
     async def _reconnect(self, c: Reconnect) -> CommandResult:
         """Close the streams and the REST session, open new ones, reload markets, reconcile; before and after."""
-        if self.link.venue is None:
+        if self.link.venue is None or not self.ready.is_set():
             return CommandResult(False, "the venue is not connected yet; the engine is still connecting")
         if self._reconnecting.locked():
             return CommandResult(False, "a reconnect is already under way")
@@ -524,10 +605,12 @@ class Engine:
         # closed once they have had their timeout.
         self.tasks.spawn("close-old-venue", self._close_later(old))
         self.sync.came_back()
+        connecting = asyncio.ensure_future(self.sync.connect(streams_first=True))
         try:
-            await asyncio.wait_for(self.sync.connect(streams_first=True), RECONNECT_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.shield(connecting), RECONNECT_TIMEOUT_S)
         except asyncio.TimeoutError:
-            self.tasks.spawn("reconnect", self._finish_reconnect())
+            # Connecting goes on in the background, still holding the reconnect lock: no second reconnect overlaps.
+            self.tasks.spawn("reconnect", self._finish_reconnect(connecting))
             return CommandResult(False, f"venue did not answer within {RECONNECT_TIMEOUT_S:g}s; still trying "
                                         "in the background", {"before": before})
         deadline = time.monotonic() + RECONNECT_SETTLE_S
@@ -541,11 +624,98 @@ class Engine:
         self.alert(Severity.INFO, "RECONNECTED", f"{message} (by {c.actor})", values={"before": before, "after": after})
         return CommandResult(True, message, {"before": before, "after": after})
 
+    async def _ack(self, c: Ack) -> CommandResult:
+        who = c.actor
+        done = self.alert_book.ack(None if c.every else c.ids, who)
+        unknown = [] if c.every else [i for i in c.ids if i not in {a.id for a in done}]
+        message = f"acknowledged {len(done)} alert(s)" + (f"; not open: {unknown}" if unknown else "")
+        return CommandResult(not unknown or bool(done), message, {"acknowledged": [a.id for a in done]})
+
+    async def _snapshot(self, c: Snapshot) -> CommandResult:
+        try:
+            path = write_snapshot(self.settings.engine.data_dir, self.snapshot_parts(), c.reason or "on demand")
+        except OSError as exc:
+            return CommandResult(False, f"snapshot not written: {exc.strerror or exc}")
+        return CommandResult(True, str(path), {"path": str(path)})
+
+    def snapshot_parts(self) -> dict[str, Any]:
+        """Everything an investigation needs, without a secret: the config is dumped with its secrets masked."""
+        config = self.settings.model_dump(mode="json")
+        for target in config.get("alerts", {}).get("notify", []):
+            target["url"] = "**********"
+        return {
+            "state": {"trading_state": self.trading_state.value, "info": self.state_info, "mode": self.mode,
+                      "venue": self.venue_label, "connected": self.connected},
+            "events": list(self.recent_events),
+            "alerts": [_alert_dict(a) for a in self.alert_book.recent],
+            "orders": [_order_dict(o) for o in self.tracker.all()[-500:]],
+            "positions": [{"symbol": p.symbol, "amount": p.amount, "avg_entry": p.avg_entry, "last": p.last}
+                          for p in self.portfolio.positions()],
+            "balances": [{"asset": b.asset, "free": b.free, "locked": b.locked}
+                         for b in self.portfolio.balances.values()],
+            "monitors": self.monitors.statuses(),
+            "holdings": self.holdings.to_dict(),
+            "health": self.health(),
+            "config": config,
+        }
+
+    def health_report(self) -> dict[str, Any]:
+        """``GET /health``: healthy only when connected, not halted, and no monitor WARN or CRIT."""
+        monitors = self.monitors.statuses()
+        troubled = [m["code"] for m in monitors if m["status"] != "OK"]
+        if self.trading_state == TradingState.HALTED:
+            status = "halted"
+        elif not self.connected or troubled:
+            status = "degraded"
+        else:
+            status = "healthy"
+        day = self.stats.current()
+        equity = self.portfolio.equity()
+        return {
+            "status": status, "mode": self.mode, "trading_state": self.trading_state.value,
+            "state_changed": dict(self.state_info),
+            "venue": {"name": self.venue_label, "connected": self.connected, "streams": self.sync.stream_states(),
+                      "market_data_age_s": self.sync.market_data_age_s(),
+                      "breaker": self.venue.breaker.state.value if self.venue else None},
+            "open_orders": len(self.tracker.open_orders()),
+            "positions": [{"symbol": p.symbol, "amount": str(p.amount)} for p in self.portfolio.positions()],
+            "kill_switch": {"halted": self.trading_state == TradingState.HALTED,
+                            "retrying": sorted(k[0] for k, t in self._kill_retries.items() if not t.done())},
+            "monitors": monitors, "troubled": troubled,
+            "numbers": {"equity": equity, "drawdown": self.monitors.drawdown_pct,
+                        "day_pnl": day.net_pnl + self.portfolio.unrealized(),
+                        "open_orders": len(self.tracker.open_orders()), "positions": len(self.portfolio.positions()),
+                        "stream_age": self.sync.market_data_age_s(), "rest_errors": day.rest_errors,
+                        "reconnects": day.ws_reconnects},
+        }
+
+    def _daily_summary(self) -> None:
+        """At 23:59 UTC, the day's summary to every sink (runbook 004), once a day."""
+        now = utcnow()
+        today = now.date().isoformat()
+        if (now.hour, now.minute) < (23, 59) or self._summary_sent == today:
+            return
+        self._summary_sent = today
+        day = self.stats.current().to_dict()
+        trips = [r for r in (self.store.audit_between(today) if self.store else []) if r["kill_switch"] and r["ok"]]
+        summary = {**day, "max_drawdown_pct": str(self.monitors.drawdown_pct), "kill_switch_trips": len(trips)}
+        wins, losses = day.get("winning_trades", 0), day.get("losing_trades", 0)
+        rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
+        self.alert_book.raise_alert(
+            Severity.INFO, "DAILY_SUMMARY",
+            f"{today}: PnL {day.get('net_pnl')}, {day.get('trades_count')} fills, win rate {rate}, max drawdown "
+            f"{self.monitors.drawdown_pct:.2f}%, fees {day.get('fees')}, REST errors {day.get('rest_errors')}, "
+            f"kill-switch trips {len(trips)}", summary)
+        self.notifier.send(self.alert_book.recent[-1], "summary", everyone=True)
+
     async def _reconcile(self, c: Reconcile) -> CommandResult:
         """Orders, fills, balances and holdings against the venue now; with ``adopt`` the venue's amounts are
         taken as the engine's first (the operator's answer to a kept mismatch)."""
         self.link.require()
-        adopted = [d.to_dict() for d in self.holdings.adopt_all()] if c.adopt else []
+        adopted = []
+        if c.adopt:
+            await self.execution.refresh_balances()  # adopt what the venue holds now, not a stale balance
+            adopted = [d.to_dict() for d in self.holdings.adopt_all()]
         report = await self.sync.reconcile_all()
         if adopted:
             report = {**report, "adopted": adopted + list(report["adopted"])}
@@ -564,5 +734,6 @@ class Engine:
         finally:
             await venue.close()
 
-    async def _finish_reconnect(self) -> None:
-        await self.sync.connect(streams_first=True)
+    async def _finish_reconnect(self, connecting: asyncio.Future[None]) -> None:
+        async with self._reconnecting:
+            await connecting

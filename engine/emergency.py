@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Mapping
+from typing import Any
 
 import ccxt.async_support as ccxt_errors
 
@@ -20,7 +20,8 @@ from engine.commands import CancelAll, CloseAll, CommandResult
 from engine.config import Settings
 from engine.datadir import DataDirBusy, DataDirLock
 from engine.errors import EngineError
-from engine.events import Alert, AlertRaised, CommandAudited, Severity, TradingState
+from engine.alerts import AlertBook
+from engine.events import CommandAudited, Severity, TradingState
 from engine.execution import Execution
 from engine.killswitch import RETRY_S, KillSwitch, Outcome
 from engine.orders import OrderTracker
@@ -47,11 +48,9 @@ async def act_without_engine(settings: Settings, command: CancelAll | CloseAll,
     try:
         bus = EventBus()
         bus.add_handler(store.handle)
-
-        def alert(severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None) -> None:
-            log.log(logging.ERROR if severity == Severity.CRIT else logging.WARNING, "%s %s: %s",
-                    severity.value, code, message)
-            bus.publish(AlertRaised(Alert(severity, code, message, values=dict(values or {}))))
+        book = AlertBook(settings.alerts, bus.publish)
+        book.restore(store.max_alert_id(), [])
+        alert = book.raise_alert
 
         state = TradingStateMachine(bus.publish, alert)
         state.restore(*store.trading_state())
@@ -92,20 +91,10 @@ async def _act(settings: Settings, command: CancelAll | CloseAll, store: Store, 
     try:
         symbols = cfg.symbols
         link = VenueLink(bus.publish, alert)
-        link.venue, link.label = venue, cfg.exchange
-        await venue.load_markets()
-        unknown = [s for s in symbols if s not in venue.ex.markets]
-        if unknown:
-            raise EngineError(f"[venue] symbols {unknown} are not traded on {cfg.exchange}; fix the config")
-        link.connected = True
+        link.venue, link.label, link.connected = venue, cfg.exchange, True
         tracker = OrderTracker(bus)
         tracker.load(store.orders())
         portfolio = Portfolio(symbols, settings.engine.quote_asset)
-        for symbol in symbols:
-            portfolio.dust[symbol] = venue.min_amount(symbol)
-            last = dec((await venue.fetch_ticker(symbol)).get("last"))
-            if last is not None:
-                portfolio.set_price(symbol, last)
         execution = Execution(settings.risk, settings.engine.mode, symbols, link, tracker, portfolio,
                               DailyStats(), bus.publish, alert)
         kill = KillSwitch(symbols, link, execution, tracker, portfolio)
@@ -113,6 +102,18 @@ async def _act(settings: Settings, command: CancelAll | CloseAll, store: Store, 
         attempt = 0
         while True:
             try:
+                if not venue.ex.markets:
+                    await venue.load_markets()
+                    unknown = [s for s in symbols if s not in venue.ex.markets]
+                    if unknown:
+                        raise EngineError(f"[venue] symbols {unknown} are not traded on {cfg.exchange}; fix the config")
+                    for symbol in symbols:
+                        portfolio.dust[symbol] = venue.min_amount(symbol)
+                if closing:  # prices only matter for the venue's minimum notional of a sale
+                    for symbol in symbols:
+                        last = dec((await venue.fetch_ticker(symbol)).get("last"))
+                        if last is not None:
+                            portfolio.set_price(symbol, last)
                 outcome = await (kill.close_all(command.actor) if closing else kill.cancel_all())
             except ccxt_errors.BaseError as exc:
                 outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})

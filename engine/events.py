@@ -143,6 +143,16 @@ class Alert:
     message: str
     ts: datetime = field(default_factory=utcnow)
     values: Mapping[str, Any] = field(default_factory=dict)  # the readings behind it
+    id: int = 0  # assigned by the alert book; stable across restarts (the store's key)
+    count: int = 1  # how many times it came within the de-duplication window
+    last_ts: datetime | None = None  # when it last came
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    escalated: bool = False  # a WARN left unacknowledged and raised to CRIT
+
+    @property
+    def acked(self) -> bool:
+        return self.acked_by is not None
 
 
 # ---------------------------------------------------------------- events
@@ -237,6 +247,15 @@ class TickerUpdated(Event):
 @dataclass(frozen=True, slots=True)
 class AlertRaised(Event):
     alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
+class AlertUpdated(Event):
+    """An alert changed: counted again (``count``), acknowledged (``ack``), escalated to CRIT (``escalated``), or
+    sent again because a CRIT is still unacknowledged (``repeat``)."""
+
+    alert: Alert
+    change: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,3 +371,30 @@ class MonitorsChanged(Event):
     @property
     def coalesce_key(self) -> Hashable:
         return "monitors"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSent(Event):
+    """One alert's delivery to one notification target (masked), after its retries."""
+
+    alert_id: int
+    target: str
+    ok: bool
+    attempts: int
+    error: str = ""
+    ts: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChanged(Event):
+    """An incident opened, acted on, or recovered (the whole record)."""
+
+    incident: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Persisted(Event):
+    """A small fact to keep across a restart under ``key`` (a monitor's latched trip...)."""
+
+    key: str
+    value: Any

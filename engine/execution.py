@@ -9,6 +9,7 @@ The kill switch's orders (``urgent``) skip the order-rate limit and the circuit 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from decimal import Decimal
@@ -27,9 +28,13 @@ from engine.portfolio import Portfolio, base_of
 from engine.ports import AlertPort, Publish, VenueLink
 from engine.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
 from engine.stats import DailyStats
-from engine.venue import NOT_SENT_ERRORS, UNCERTAIN_ERRORS, OrderReport
+from engine.venue import NOT_SENT_ERRORS, REFUSED_ERRORS, OrderReport
 
 log = logging.getLogger(__name__)
+
+# After an uncertain send the venue is asked by client id; "not found" is asked again after these pauses before
+# the order counts as never placed (a request can still be in the venue's queue).
+NOT_FOUND_RECHECK_S = (0.5, 1.0, 0.0)
 
 
 class Execution:
@@ -47,6 +52,7 @@ class Execution:
         publish: Publish,
         alert: AlertPort,
         drawdown_pct: Callable[[], Decimal] = lambda: Decimal(0),
+        permission: Callable[[str], str | None] = lambda side: None,
     ) -> None:
         self.risk = risk
         self.mode = mode
@@ -58,6 +64,9 @@ class Execution:
         self.publish = publish
         self.alert = alert
         self.drawdown_pct = drawdown_pct
+        # side -> why the trading state does not permit it now (asked again right before an order leaves: the
+        # state may have moved while the order waited for a venue's Retry-After)
+        self.permission = permission
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
         self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held (persisted)
         # Client ids whose create request has not been answered yet: reconciliation must not judge them.
@@ -126,6 +135,12 @@ class Execution:
         if self.mode == "dry-run":
             log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
             return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
+        if not urgent:
+            await venue.health.wait_if_paused()
+            late = self.permission(side)
+            if late:
+                self.publish(OrderRefused(actor, symbol, side, amount, price, late))
+                return CommandResult(False, late)
         order = self.tracker.create(symbol, side, type_, amount, price, origin=actor)
         if not urgent:
             self.rate.sent()
@@ -137,15 +152,17 @@ class Execution:
                 self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
                                    detail=f"not sent: {type(exc).__name__}: {exc}"[:300])
                 return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
-            except UNCERTAIN_ERRORS as exc:
+            except REFUSED_ERRORS as exc:
+                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
+                self.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
+                return CommandResult(False, f"rejected by venue: {exc}")
+            except ccxt_errors.BaseError as exc:
+                # Anything else (a timeout, a dropped connection, -1006 "execution status unknown", a garbled
+                # answer) may hide a placed order: ask the venue by client id before deciding.
                 result = await self._resolve_uncertain(order, exc, urgent)
                 if result.ok:
                     self._keep_stop(symbol, side, stop_loss)
                 return result
-            except ccxt_errors.BaseError as exc:
-                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
-                self.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
-                return CommandResult(False, f"rejected by venue: {exc}")
         finally:
             self.in_flight.discard(order.client_id)
         self.apply_report(report, "rest")
@@ -166,16 +183,21 @@ class Execution:
         """After a timeout the order may be at the venue: ask by client id before deciding anything."""
         venue = self.link.require()
         log.warning("send of %s uncertain (%s); asking the venue by client id", order.client_id, exc)
-        try:
-            report = await venue.fetch_order(order.client_id, order.symbol, urgent=urgent)
-        except ccxt_errors.OrderNotFound:
-            self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
-                               detail=f"not received by venue after {type(exc).__name__}")
-            return CommandResult(False, f"not placed: {type(exc).__name__}: {exc}")
-        except ccxt_errors.BaseError as exc2:
-            self.alert(Severity.WARN, "ORDER_UNKNOWN_STATE",
-                       f"order {order.client_id} may or may not be at the venue ({exc2}); reconcile will settle it")
-            return CommandResult(False, f"order state unknown after {type(exc).__name__}; will reconcile")
+        for attempt, pause in enumerate(NOT_FOUND_RECHECK_S):
+            try:
+                report = await venue.fetch_order(order.client_id, order.symbol, urgent=urgent)
+                break
+            except ccxt_errors.OrderNotFound:
+                if attempt == len(NOT_FOUND_RECHECK_S) - 1:
+                    self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
+                                       detail=f"not received by venue after {type(exc).__name__}")
+                    return CommandResult(False, f"not placed: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(pause)  # a request still in the venue's queue shows up within its window
+            except ccxt_errors.BaseError as exc2:
+                self.alert(Severity.WARN, "ORDER_UNKNOWN_STATE",
+                           f"order {order.client_id} may or may not be at the venue ({exc2}); reconcile will settle "
+                           "it")
+                return CommandResult(False, f"order state unknown after {type(exc).__name__}; will reconcile")
         self.apply_report(report, "rest")
         return CommandResult(True, f"{order.side} {order.amount} {order.symbol} {report.status.value} "
                                    f"(found by client id after {type(exc).__name__})")

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Coroutine, Mapping
 
 from engine.commands import CloseAll, Command, Halt, Reconnect
 from engine.config import MonitorsConfig, RiskConfig
-from engine.events import EquitySampled, MonitorsChanged, Severity, utcnow
+from engine.events import EquitySampled, MonitorsChanged, Persisted, Severity, utcnow
 from engine.orders import OrderTracker
 from engine.portfolio import Drawdown, Portfolio
 from engine.pricemoves import PriceMoves
@@ -78,6 +79,8 @@ class Monitors:
         self.stuck = StuckOrders(cfg, tracker, stops, alert, submit, spawn)
         self._probing: set[str] = set()
         self._published: list[dict[str, Any]] = []
+        self._latched: dict[str, Any] = {}
+        self.ticks = 0
         # code -> (reader, confirm, blocks resume, WARN action, CRIT action)
         self.watches: dict[str, tuple[Callable[[], Reading], bool, bool, Callable[[Reading], None] | None,
                                       Callable[[Reading], None] | None]] = {
@@ -231,21 +234,40 @@ class Monitors:
         """Read every monitor once; act on a confirmed CRIT and on a new WARN; publish the statuses."""
         for code, (read, _, _, on_warn, on_crit) in self.watches.items():
             row = self.rows[code]
+            confirm = row.confirm
             try:
                 reading = read()
             except Exception as exc:  # a monitor that cannot read is CRIT: fail closed, and the others go on
                 log.error("monitor %s failed", code, exc_info=exc)
                 reading = Reading(CRIT, "cannot read", "—", f"{type(exc).__name__}: {exc}"[:200])
-                on_crit = self._halt("monitor_failed")
-                row.confirm = False
-            self._judge(row, reading, on_warn, on_crit)
+                on_crit, confirm = self._halt("monitor_failed"), False
+            self._judge(row, reading, on_warn, on_crit, confirm)
+        self.ticks += 1
         statuses = [row.to_dict() for row in self.rows.values()]
         if statuses != self._published:
             self._published = statuses
             self.publish(MonitorsChanged(tuple(statuses)))
+        latches = self.latches()
+        if latches != self._latched:
+            self._latched = latches
+            self.publish(Persisted("monitor_latches", latches))
+
+    def latches(self) -> dict[str, Any]:
+        """What must survive a restart: the daily-loss trip (until UTC midnight) and the flash-crash trip."""
+        return {"daily_loss_tripped": self.daily_loss_tripped.isoformat() if self.daily_loss_tripped else None,
+                "flash_tripped": self.flash_tripped}
+
+    def restore(self, latches: dict[str, Any] | None, peak: Decimal | None) -> None:
+        if latches:
+            day = latches.get("daily_loss_tripped")
+            self.daily_loss_tripped = date.fromisoformat(day) if day else None
+            self.flash_tripped = bool(latches.get("flash_tripped"))
+            self._latched = self.latches()
+        if peak is not None:
+            self.drawdown.peak = peak
 
     def _judge(self, row: Row, reading: Reading, on_warn: Callable[[Reading], None] | None,
-               on_crit: Callable[[Reading], None] | None) -> None:
+               on_crit: Callable[[Reading], None] | None, confirm: bool) -> None:
         previous = row.reading.level
         if reading.level == OK:
             if previous != OK:
@@ -256,10 +278,12 @@ class Monitors:
             row.since = self.clock()
         if reading.level == CRIT:
             row.crit_streak += 1
-            if row.crit_streak < (self.cfg.confirm_readings if row.confirm else 1):
+            if row.crit_streak < (self.cfg.confirm_readings if confirm else 1):
                 row.reading = Reading(WARN, reading.value, reading.threshold, "CRIT reading, confirming",
                                       reading.values)
                 return
+            first = utcnow() - timedelta(seconds=self.clock() - (row.since or self.clock()))
+            reading = replace(reading, values={**reading.values, "first_reading_at": first.isoformat()})
             row.reading = reading
             if not row.acted:
                 row.acted = True
@@ -348,7 +372,10 @@ class Monitors:
                 log.debug("ping failed: %s", exc)
 
     def blocking_resume(self) -> list[str]:
-        """Why an operator may not resume now: every halting monitor whose condition still holds."""
+        """Why an operator may not resume now: every halting monitor whose condition still holds, or the monitors
+        have not looked yet (just started: a condition that tripped before a restart may still hold)."""
+        if self.ticks < self.cfg.confirm_readings:
+            return ["the monitors have not read every signal yet (starting up); try again in a few seconds"]
         return [f"{row.code}: {row.reading.value} (limit {row.reading.threshold})"
                 f"{'; ' + row.reading.detail if row.reading.detail else ''}"
                 for row in self.rows.values() if row.blocks_resume and row.reading.level == CRIT]
@@ -371,10 +398,9 @@ class Monitors:
     # ------------------------------------------------------------ equity
 
     def sample_equity(self) -> None:
-        """One point of the equity curve (drawdown itself is read every tick)."""
+        """One point of the equity curve (the drawdown itself is read every tick, by ``read_drawdown``)."""
         equity = self.portfolio.equity()
         if equity is None:
             return
         self.stats.equity(equity)
-        self.drawdown_pct = self.drawdown.update(equity)
         self.publish(EquitySampled(equity, self.drawdown.peak or equity, self.drawdown_pct))

@@ -45,7 +45,8 @@ class Row:
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "status": self.reading.level.value, "value": self.reading.value,
-                "threshold": self.reading.threshold, "detail": self.reading.detail}
+                "threshold": self.reading.threshold, "detail": self.reading.detail,
+                "blocks_resume": self.blocks_resume}
 
 
 OK = Level.OK

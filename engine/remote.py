@@ -17,10 +17,10 @@ from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
 
 from engine.commands import BY_NAME, Command, CommandResult
-from engine.datadir import engine_pid
+from engine.datadir import DataDirBusy, DataDirLock
 from engine.events import CommandAudited, TradingState, TradingStateChanged, utcnow
 from engine.store import DB_NAME, Store
 from engine.tasks import Periodic
@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 
 # Commands that change only the latched state, which the store can hold without an engine running.
 STATE_TARGETS = {"halt": TradingState.HALTED, "resume": TradingState.ACTIVE, "reduce-only": TradingState.REDUCE_ONLY}
+# Commands the store can carry out alone when no engine runs.
+STORE_ONLY = ("ack", "snapshot")
 POLL_S = 0.2
+# The kill switch's commands run however late they are picked up: late is better than never for a halt.
+NEVER_EXPIRE = ("halt", "cancel-all", "close-all")
 # A command nobody picked up within this many seconds is dropped, not run late: a `resume` queued while the
 # engine was down must not fire after a fresh halt.
 COMMAND_TTL_S = 60.0
@@ -65,26 +69,39 @@ def build_command(name: str, actor: str, reason: str, args: dict[str, Any]) -> C
 
 
 async def serve_commands(store: Store, execute: Callable[[Command], Awaitable[CommandResult]],
-                         on_failure: Callable[[str, BaseException], None]) -> None:
-    """Run pending commands from the store for ever (the engine owns this task); a failing round is reported
-    and the next one runs."""
+                         on_failure: Callable[[str, BaseException], None],
+                         spawn: Callable[[str, Coroutine[Any, Any, Any]], Any]) -> None:
+    """Run pending commands from the store for ever (the engine owns this task).
 
-    async def round_() -> None:
+    Each command is claimed (marked running) before it runs, so it runs at most once whatever happens, and runs
+    as its own task, so a halt is never stuck behind a slow reconcile. A kill-switch command never expires."""
+
+    async def run(row: dict[str, Any], command: Command) -> None:
+        try:
+            result = await execute(command)
+        except Exception as exc:  # execute answers every refusal itself; this is a bug, reported, never rerun
+            log.error("command %s failed", row["command"], exc_info=exc)
+            store.finish_command(row["id"], False, f"failed: {type(exc).__name__}: {exc}")
+            return
+        store.finish_command(row["id"], result.ok, result.message, result.details)
+
+    def round_() -> None:
         for row in store.pending_commands():
             age = (utcnow() - datetime.fromisoformat(row["ts"])).total_seconds()
-            if age > COMMAND_TTL_S:
+            if age > COMMAND_TTL_S and row["command"] not in NEVER_EXPIRE:
                 store.finish_command(row["id"], False, f"expired: not picked up within {COMMAND_TTL_S:g}s")
                 log.warning("command %s from %s expired unrun (%.0fs old)", row["command"], row["actor"], age)
                 continue
             args = json.loads(row.get("args") or "{}")
-            log.info("command %s %s from %s: %s", row["command"], args, row["actor"], row["reason"])
             try:
                 command = build_command(row["command"], row["actor"], row["reason"], args)
             except ValueError as exc:
                 store.finish_command(row["id"], False, f"bad command: {exc}")
                 continue
-            result = await execute(command)
-            store.finish_command(row["id"], result.ok, result.message, result.details)
+            if not store.claim_command(row["id"]):
+                continue
+            log.info("command %s %s from %s: %s", row["command"], args, row["actor"], row["reason"])
+            spawn(f"command {row['id']} {row['command']}", run(row, command))
 
     await Periodic("commands from other shells", round_, POLL_S, on_failure=on_failure).run()
 
@@ -111,20 +128,61 @@ def send_detailed(data_dir: Path, command: str, reason: str, timeout: float, arg
         return False, str(exc), None
     store = Store.in_dir(data_dir)
     try:
-        if engine_pid(data_dir) is None:
-            ok, message = without_engine(store, data_dir, command, actor, reason)
-            return ok, message, None
+        lock = DataDirLock(data_dir)
+        try:
+            lock.acquire()  # no engine can start while the store is changed without one
+        except DataDirBusy:
+            pass  # an engine runs: queue the command for it
+        else:
+            try:
+                if command in STORE_ONLY:
+                    start = time.perf_counter()
+                    ok, message, details = store_only(store, data_dir, command, actor, reason, args or {})
+                    store.handle(CommandAudited(command=command, actor=actor, reason=reason, args=dict(args or {}),
+                                                values={}, ok=ok, result=message,
+                                                duration_ms=(time.perf_counter() - start) * 1000))
+                    return ok, message, details
+                ok, message = without_engine(store, data_dir, command, actor, reason)
+                return ok, message, None
+            finally:
+                lock.release()
         command_id = store.submit_command(command, actor, reason, args)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = store.command(command_id)
-            if row["status"] != "pending":
+            if row["status"] not in ("pending", "running"):
                 return row["status"] == "done", row["result"], json.loads(row.get("details") or "null")
             time.sleep(POLL_S / 2)
         return False, (f"no answer from the engine within {timeout:g}s; the command stays queued "
                        f"(id {command_id}) and runs when the engine gets to it"), None
     finally:
         store.close()
+
+
+def store_only(store: Store, data_dir: Path, command: str, actor: str, reason: str,
+               args: dict[str, Any]) -> tuple[bool, str, dict[str, Any] | None]:
+    """Acknowledge alerts, or write a snapshot from what the store holds, with no engine running."""
+    from engine.alerts import AlertBook
+    from engine.config import AlertsConfig
+    from engine.incidents import write_snapshot
+
+    if command == "ack":
+        book = AlertBook(AlertsConfig(), store.handle)
+        book.restore(store.max_alert_id(), store.unacknowledged_alerts())
+        ids = None if args.get("every") else [int(i) for i in args.get("ids", [])]
+        done = book.ack(ids, actor)
+        return bool(done) or ids is None, f"acknowledged {len(done)} alert(s) (no engine running)", \
+            {"acknowledged": [a.id for a in done]}
+    parts = {"state": dict(zip(("trading_state", "info"), store.trading_state())),
+             "alerts": store.alerts(limit=200), "orders": [o.__repr__() for o in store.orders()][-500:],
+             "balances": [b.__repr__() for b in store.balances()], "monitors": store.load_json("monitors"),
+             "holdings": store.load_json("holdings"), "audit": store.audit(limit=200),
+             "incidents": store.incidents(limit=20)}
+    try:
+        path = write_snapshot(data_dir, parts, f"{reason} (from the store; no engine running)")
+    except OSError as exc:
+        return False, f"snapshot not written: {exc.strerror or exc}", None
+    return True, str(path), {"path": str(path)}
 
 
 def without_engine(store: Store, data_dir: Path, command: str, actor: str, reason: str) -> tuple[bool, str]:
@@ -135,15 +193,22 @@ def without_engine(store: Store, data_dir: Path, command: str, actor: str, reaso
     start = time.perf_counter()
     target = STATE_TARGETS[command]
     previous, _ = store.trading_state()
+    blocking = [f"{m['code']}: {m['value']} (limit {m['threshold']})" for m in store.load_json("monitors") or []
+                if m.get("blocks_resume") and m.get("status") == "CRIT"] if target != TradingState.HALTED else []
     try:
         changed = check_transition(previous, target, actor)
     except IllegalTransition as exc:
         ok, message = False, str(exc)
     else:
+        if blocking:
+            changed, ok = False, False
+            message = ("resume refused: when the engine last looked, the condition that tripped it still held: "
+                       + "; ".join(blocking) + ". Start cockpit; it reads every monitor again before resuming.")
         if changed:
             store.handle(TradingStateChanged(previous, target, actor, reason))
-        ok, message = True, (f"{target.value} (no engine running on {data_dir}: the next start comes back "
-                             f"{target.value})")
+        if not blocking:
+            ok, message = True, (f"{target.value} (no engine running on {data_dir}: the next start comes back "
+                                 f"{target.value})")
     store.handle(CommandAudited(command=command, actor=actor, reason=reason, args={}, values={}, ok=ok,
                                 result=message, duration_ms=(time.perf_counter() - start) * 1000,
                                 kill_switch=command == "halt"))

@@ -179,9 +179,12 @@ class LatencyStats:
 
     window: int = 200
     samples: dict[str, deque[float]] = field(default_factory=dict)
+    on_record: Callable[[str, float], None] | None = None  # every sample, e.g. into a metrics histogram
 
     def record(self, endpoint: str, ms: float) -> None:
         self.samples.setdefault(endpoint, deque(maxlen=self.window)).append(ms)
+        if self.on_record is not None:
+            self.on_record(endpoint, ms)
 
     def percentile(self, endpoint: str | None, pct: float) -> float | None:
         """The pct-th percentile (nearest rank) for one endpoint, or over all when ``endpoint`` is None."""

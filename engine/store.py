@@ -17,7 +17,9 @@ from typing import Any
 import sqlite_utils
 
 from engine.events import (
+    Alert,
     AlertRaised,
+    AlertUpdated,
     Balance,
     BalancesUpdated,
     CommandAudited,
@@ -25,6 +27,9 @@ from engine.events import (
     EquitySampled,
     Event,
     HoldingsChanged,
+    IncidentChanged,
+    NotificationSent,
+    Persisted,
     MonitorsChanged,
     OrderRefused,
     StopsChanged,
@@ -35,6 +40,7 @@ from engine.events import (
     OrderCreated,
     OrderStatus,
     OrderUpdated,
+    Severity,
     TradingState,
     TradingStateChanged,
     utcnow,
@@ -42,7 +48,7 @@ from engine.events import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "cockpit.db"
 
 
@@ -154,6 +160,20 @@ class Store:
                 db["alerts"].add_column("values", str)
                 db["commands"].add_column("details", str)
                 db["meta"].upsert({"key": "schema_version", "value": "2"}, pk="key")
+        if version < 3:
+            with db.conn:
+                # Alerts are counted, acknowledged and escalated; deliveries to people are recorded; incidents.
+                for column, kind in (("count", int), ("last_ts", str), ("acked_by", str), ("acked_at", str),
+                                     ("escalated", int)):
+                    db["alerts"].add_column(column, kind)
+                db["notifications"].create(
+                    {"id": int, "ts": str, "alert_id": int, "target": str, "ok": int, "attempts": int,
+                     "error": str}, pk="id")
+                db["incidents"].create(
+                    {"id": int, "opened_at": str, "trigger": str, "actor": str, "code": str, "reason": str,
+                     "first_reading_at": str, "alerted_at": str, "acted_at": str, "recovered_at": str,
+                     "snapshot": str, "actions": str}, pk="id")
+                db["meta"].upsert({"key": "schema_version", "value": "3"}, pk="key")
 
     # ------------------------------------------------------------ subscriber
 
@@ -199,12 +219,14 @@ class Store:
                         "code": event.code, "values": dumps(event.values),
                     }
                 )
-        elif isinstance(event, AlertRaised):
-            a = event.alert
-            self.db["alerts"].insert(
-                {"ts": a.ts.isoformat(), "severity": a.severity.value, "code": a.code, "message": a.message,
-                 "values": dumps(a.values)}
-            )
+        elif isinstance(event, (AlertRaised, AlertUpdated)):
+            self._save_alert(event.alert)
+        elif isinstance(event, NotificationSent):
+            self.db["notifications"].insert(
+                {"ts": event.ts.isoformat(), "alert_id": event.alert_id, "target": event.target, "ok": int(event.ok),
+                 "attempts": event.attempts, "error": event.error})
+        elif isinstance(event, IncidentChanged):
+            self.db["incidents"].upsert(dict(event.incident), pk="id")
         elif isinstance(event, CommandAudited):
             self.db["audit"].insert(
                 {"ts": event.ts.isoformat(), "command": event.command, "actor": event.actor, "reason": event.reason,
@@ -227,8 +249,17 @@ class Store:
             self.save_json("strategy_guard", dict(event.guard))
         elif isinstance(event, HoldingsChanged):
             self.save_json("holdings", dict(event.holdings))
+        elif isinstance(event, Persisted):
+            self.save_json(event.key, event.value)
         elif isinstance(event, MonitorsChanged):
             self.save_json("monitors", [dict(m) for m in event.monitors])
+
+    def _save_alert(self, a: Alert) -> None:
+        self.db["alerts"].upsert(
+            {"id": a.id, "ts": a.ts.isoformat(), "severity": a.severity.value, "code": a.code, "message": a.message,
+             "values": dumps(a.values), "count": a.count, "last_ts": a.last_ts.isoformat() if a.last_ts else None,
+             "acked_by": a.acked_by, "acked_at": a.acked_at.isoformat() if a.acked_at else None,
+             "escalated": int(a.escalated)}, pk="id")
 
     def _save_order(self, o: Order) -> None:
         self.db["orders"].upsert(
@@ -262,6 +293,13 @@ class Store:
 
     def pending_commands(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from commands where status = 'pending' order by id"))
+
+    def claim_command(self, command_id: int) -> bool:
+        """Mark a pending command running; False if it was not pending (it runs at most once)."""
+        with self.db.conn:
+            cursor = self.db.execute("update commands set status = 'running' where id = ? and status = 'pending'",
+                                     [command_id])
+        return cursor.rowcount == 1
 
     def finish_command(self, command_id: int, ok: bool, result: str, details: Any = None) -> None:
         self.db["commands"].update(
@@ -346,6 +384,42 @@ class Store:
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.db.query("select * from alerts order by id desc limit ?", [limit]))
 
+    def max_alert_id(self) -> int:
+        row = next(self.db.query("select max(id) as m from alerts"), None)
+        return int(row["m"] or 0) if row else 0
+
+    def unacknowledged_alerts(self, limit: int = 500) -> list[Alert]:
+        rows = self.db.query("select * from alerts where acked_by is null and severity != 'INFO' "
+                             "order by id desc limit ?", [limit])
+        return [alert_from_row(r) for r in rows][::-1]
+
+    def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from notifications order by id desc limit ?", [limit]))
+
+    def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from incidents order by id desc limit ?", [limit]))
+
+    def incident(self, incident_id: int) -> dict[str, Any] | None:
+        return next(self.db.query("select * from incidents where id = ?", [incident_id]), None)
+
+    def state_changes(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "select * from state_changes where ts >= ?", [since]
+        if until:
+            sql, args = sql + " and ts <= ?", [since, until]
+        return list(self.db.query(sql + " order by id", args))
+
+    def alerts_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "select * from alerts where ts >= ?", [since]
+        if until:
+            sql, args = sql + " and ts <= ?", [since, until]
+        return list(self.db.query(sql + " order by id", args))
+
+    def audit_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "select * from audit where ts >= ?", [since]
+        if until:
+            sql, args = sql + " and ts <= ?", [since, until]
+        return list(self.db.query(sql + " order by id", args))
+
     @staticmethod
     def _order(r: dict[str, Any]) -> Order:
         return Order(
@@ -355,6 +429,16 @@ class Store:
             created_at=datetime.fromisoformat(r["created_at"]),
             updated_at=datetime.fromisoformat(r["updated_at"]), origin=r["origin"],
         )
+
+
+def alert_from_row(r: dict[str, Any]) -> Alert:
+    """A stored alert as the record the alert book keeps."""
+    return Alert(Severity(r["severity"]), r["code"], r["message"], ts=datetime.fromisoformat(r["ts"]),
+                 values=json.loads(r.get("values") or "{}"), id=r["id"], count=r.get("count") or 1,
+                 last_ts=datetime.fromisoformat(r["last_ts"]) if r.get("last_ts") else None,
+                 acked_by=r.get("acked_by"),
+                 acked_at=datetime.fromisoformat(r["acked_at"]) if r.get("acked_at") else None,
+                 escalated=bool(r.get("escalated")))
 
 
 def fill_from_row(r: dict[str, Any]) -> Fill:

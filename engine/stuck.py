@@ -36,10 +36,16 @@ class StuckOrders:
         open_orders = self.tracker.open_orders()
         stuck = [o for o in open_orders if now - o.created_at > limit]
         for order in stuck:
-            if order.client_id not in self.handled:
-                self.handled.add(order.client_id)
-                self.spawn(f"stuck-{order.client_id}",
-                           self._unstick(order, int((now - order.created_at).total_seconds())))
+            if order.client_id in self.handled:
+                continue
+            self.handled.add(order.client_id)
+            age = int((now - order.created_at).total_seconds())
+            if order.origin == "venue":  # not this engine's order (adopted): say so, leave it to its owner
+                self.alert(Severity.WARN, "ORDER_STUCK", f"order {order.client_id} {order.side} {order.symbol} was "
+                                                         f"not placed by this engine and is open for {age}s: not "
+                                                         "cancelled; cancel it at the venue or with c")
+                continue
+            self.spawn(f"stuck-{order.client_id}", self._unstick(order, age))
         open_ids = {o.client_id for o in open_orders}
         self.failed = {k: v for k, v in self.failed.items() if k in open_ids}
         if self.failed:

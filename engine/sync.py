@@ -106,6 +106,8 @@ class VenueSync:
                 await asyncio.sleep(delay)
 
     def start_streams(self) -> None:
+        if self.streams.names():
+            return  # already running: never two watchers on one stream
         self.started_at = self.user_seen = time.monotonic()
         spawn = self.streams.spawn
         spawn("watch-orders", self._stream("orders", self._orders))

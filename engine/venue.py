@@ -128,6 +128,7 @@ class Venue:
         breaker: CircuitBreaker | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
         health: VenueHealth | None = None,
+        latency_observer: Callable[[str, float], None] | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
@@ -141,7 +142,7 @@ class Venue:
             self.urgent.set_sandbox_mode(True)
         self.backoff_s = backoff_s
         self.breaker = breaker or CircuitBreaker()
-        self.latency = LatencyStats()
+        self.latency = LatencyStats(on_record=latency_observer)
         self._on_error = on_error
         self.health = health or VenueHealth(60.0)
         for ex in (self.ex, self.urgent):
@@ -341,8 +342,11 @@ class Venue:
 # Calls that need the key: one of them answering proves the key works again.
 PRIVATE_CALLS = frozenset({"fetch_balance", "create_order", "fetch_order", "cancel_order", "fetch_open_orders",
                            "cancel_all_orders", "fetch_my_trades"})
-# Errors that prove the request was turned away before the venue acted on it.
-NOT_SENT_ERRORS = (CircuitOpen, ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded)
-# Errors after which the order may or may not have reached the venue: ask before deciding anything.
-# (A client closed by a reconnect while the request was on its way is one of them.)
-UNCERTAIN_ERRORS = (ccxt_errors.RequestTimeout, ccxt_errors.NetworkError, ccxt_errors.ExchangeClosedByUser)
+# Errors that prove the request was turned away before the venue acted on it (a client closed by a reconnect
+# refuses before sending anything).
+NOT_SENT_ERRORS = (CircuitOpen, ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded,
+                   ccxt_errors.ExchangeClosedByUser)
+# The venue's clear refusals of an order: it was not placed. Every other error may hide a placed order.
+REFUSED_ERRORS = (ccxt_errors.InvalidOrder, ccxt_errors.InsufficientFunds, ccxt_errors.BadRequest,
+                  ccxt_errors.BadSymbol, ccxt_errors.AuthenticationError, ccxt_errors.PermissionDenied,
+                  ccxt_errors.AccountSuspended, ccxt_errors.OperationRejected)

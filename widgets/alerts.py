@@ -18,6 +18,9 @@ class AlertRow:
     severity: str
     code: str
     message: str
+    id: int = 0
+    count: int = 1
+    acked: bool = False
 
 
 class AlertList(DataTable):
@@ -36,11 +39,27 @@ class AlertList(DataTable):
         self.add_columns("time", "sev", "code", "message")
 
     def add_alert(self, alert: AlertRow) -> None:
-        self._alerts.insert(0, alert)
-        del self._alerts[self.limit :]
+        """A new alert on top, or an alert shown already (same id) updated in place: counted, acknowledged."""
+        for i, shown in enumerate(self._alerts):
+            if alert.id and shown.id == alert.id:
+                self._alerts[i] = alert
+                break
+        else:
+            self._alerts.insert(0, alert)
+            del self._alerts[self.limit :]
         self.clear()
         for a in self._alerts:
-            self.add_row(a.time, Text(a.severity, style=SEVERITY_STYLE.get(a.severity, "")), a.code, a.message)
+            code = a.code + (f" x{a.count}" if a.count > 1 else "")
+            style = "dim" if a.acked else SEVERITY_STYLE.get(a.severity, "")
+            sev = a.severity + ("✓" if a.acked else "")
+            self.add_row(a.time, Text(sev, style=style), code, a.message)
+
+    @property
+    def selected_id(self) -> int | None:
+        """The id of the alert under the cursor, if any."""
+        if not self._alerts or self.cursor_row < 0 or self.cursor_row >= len(self._alerts):
+            return None
+        return self._alerts[self.cursor_row].id or None
 
     @property
     def alerts(self) -> list[AlertRow]:

@@ -124,18 +124,22 @@ async def test_close_all_in_maintenance_reports_then_keeps_trying_until_done(eng
     assert not result.ok
     assert "failed:" in result.message and "BTC/USDT" in result.message and "ETH/USDT" in result.message
     assert engine.trading_state == TradingState.HALTED
-    assert any(a.code == "KILL_SWITCH_INCOMPLETE" for a in engine._alerts)
+    assert any(a.code == "KILL_SWITCH_INCOMPLETE" for a in engine.alert_book.recent)
     sim.faults.clear(fault)
     await eventually(lambda: venue_flat(sim), timeout=30, message="the retry finished the close")
-    await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine._alerts), timeout=10)
+    await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine.alert_book.recent), timeout=10)
 
 
 async def test_resume_stops_a_kill_switch_retry(engine, sim):
     fault = sim.faults.inject("maintenance")
     result = await engine.execute(CancelAll(actor="operator:key"))
-    assert not result.ok and engine._kill_retry is not None
+    assert not result.ok and list(engine._kill_retries) == [("cancel-all", "")]
+    close = await engine.execute(CloseAll(actor="operator:key"))
+    assert not close.ok and list(engine._kill_retries) == [("close-all", "")]  # supersedes the weaker tier
+    weaker = await engine.execute(CancelAll(actor="operator:key"))
+    assert not weaker.ok and list(engine._kill_retries) == [("close-all", "")]  # never replaced by it
     assert (await engine.execute(Resume(actor="operator:key"))).ok
-    assert engine._kill_retry is None
+    assert engine._kill_retries == {}
     sim.faults.clear(fault)
 
 
@@ -171,7 +175,7 @@ async def test_every_actor_leaves_the_same_audit_record(engine, sim, tmp_path):
     assert engine.state_info["code"] == "max_drawdown"
     # Only an operator leaves HALTED, and the refusal is alerted.
     denied = await engine.execute(Resume(actor="monitor:max_drawdown"))
-    assert not denied.ok and any(a.code == "ILLEGAL_TRANSITION" for a in engine._alerts)
+    assert not denied.ok and any(a.code == "ILLEGAL_TRANSITION" for a in engine.alert_book.recent)
 
 
 async def test_an_exception_in_a_risk_monitor_fails_closed_and_the_others_go_on(engine):
@@ -203,7 +207,7 @@ async def test_a_stream_handler_error_marks_the_stream_down_and_polling_takes_ov
     monkeypatch.setattr(engine.sync, "on_ticker", garbled)
     await eventually(lambda: "ticker BTC/USDT" in engine.sync.stream_down, message="stream marked down")
     await eventually(lambda: engine.sync.polling, message="REST polling started")
-    assert any(a.code == "WS_DOWN" for a in engine._alerts)
+    assert any(a.code == "WS_DOWN" for a in engine.alert_book.recent)
     monkeypatch.setattr(engine.sync, "on_ticker", original)
     await eventually(lambda: "ticker BTC/USDT" not in engine.sync.stream_down, timeout=15,
                      message="the same stream loop recovered")

@@ -4,13 +4,14 @@ monitor's code, the orders and positions at the venue afterwards, and resume ref
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 
-from engine.commands import CloseAll, PlaceOrder, Reconnect, Resume
+from engine.commands import CloseAll, Halt, PlaceOrder, Reconnect, Resume
 from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine
 from engine.events import TradingState
@@ -52,7 +53,7 @@ async def run(tmp_path):
 
 
 def codes(engine: Engine) -> list[str]:
-    return [a.code for a in engine._alerts]
+    return [a.code for a in engine.alert_book.recent]
 
 
 def audited(tmp_path, command: str, actor: str) -> list[dict]:
@@ -64,6 +65,15 @@ async def tripped(engine: Engine, code: str, timeout: float = 15) -> float:
     await eventually(lambda: engine.trading_state == TradingState.HALTED and engine.state_info.get("code") == code,
                      timeout=timeout, message=f"halted by {code}")
     return time.monotonic()
+
+
+def recorded(tmp_path, code: str) -> dict:
+    """The stored trip: the latched state names the monitor, and the audit trail has its command."""
+    state, info = Store.in_dir(tmp_path).trading_state()
+    assert state == TradingState.HALTED and info["code"] == code and info["actor"] == f"monitor:{code}"
+    rows = [r for r in Store.in_dir(tmp_path).audit(limit=200) if r["actor"] == f"monitor:{code}"]
+    assert rows and rows[-1]["kill_switch"] and rows[-1]["ok"], rows
+    return info
 
 
 async def buy(engine: Engine, symbol: str = "BTC/USDT", amount: str = "0.01") -> None:
@@ -81,7 +91,7 @@ async def test_ws_stale_reconnects_then_closes_everything(sim, tmp_path, run):
     await eventually(lambda: audited(tmp_path, "reconnect", "monitor:ws_stale"), timeout=10,
                      message="WARN: a reconnect through the command path")
     await tripped(engine, "ws_stale")
-    warned = next(a.ts for a in engine._alerts if a.code == "WS_STALE")
+    warned = next(a.ts for a in engine.alert_book.recent if a.code == "WS_STALE")
     at = datetime.fromisoformat(engine.state_info["ts"])
     await eventually(lambda: sum(sim.balance("BTC")) < Decimal("0.00001"), timeout=10, message="position closed")
     (row,) = audited(tmp_path, "close-all", "monitor:ws_stale")
@@ -99,10 +109,13 @@ async def test_ws_stale_reconnects_then_closes_everything(sim, tmp_path, run):
 
 async def test_rest_errors_halt_and_resume_waits_for_the_window(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path))
+    await buy(engine)
     fault = sim.faults.inject("http-status", status=503, path="/api/v3/time")  # the ping notices it
     start = time.monotonic()
     at = await tripped(engine, "rest_errors")
     print(f"503 storm -> halt {at - start:.2f}s")
+    recorded(tmp_path, "rest_errors")
+    assert sum(sim.balance("BTC")) > Decimal("0.009")  # a halt: the position stays for the operator
     assert len(engine.state_info["values"]["errors"]) >= 2
     assert audited(tmp_path, "halt", "monitor:rest_errors")
     refused = await engine.execute(Resume(actor="operator:key"))
@@ -124,9 +137,21 @@ async def test_429_pauses_every_request_for_retry_after_and_418_halts(sim, tmp_p
     await engine.venue.ping()  # any next request waits for the venue's Retry-After
     assert time.monotonic() - start >= 1.0
     assert engine.trading_state == TradingState.ACTIVE  # a 429 slows down, it does not halt
+    # An order waiting out a Retry-After is checked against the trading state again before it leaves.
+    sim.faults.inject("http-status", status=429, retry_after=2, path="/api/v3/time", count=1)
+    await eventually(lambda: engine.venue_health.paused_for() > 0.5, timeout=5, message="paused by the ping's 429")
+    waiting = asyncio.ensure_future(engine.execute(PlaceOrder(
+        actor="strategy:ladder", symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+        price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5"))))
+    await asyncio.sleep(0)
+    await engine.execute(Halt(actor="operator:key", reason="while an order waits"))
+    late = await waiting
+    assert not late.ok and "HALTED" in late.message and sim.open_orders() == []
+    assert (await engine.execute(Resume(actor="operator:key"))).ok
     sim.faults.inject("http-status", status=418, retry_after=3, path="/api/v3/time", count=1)
     await tripped(engine, "rate_limit_ban")
-    assert "RATE_LIMIT_BAN" not in codes(engine) or True  # the halt's own CRIT alert names it
+    recorded(tmp_path, "rate_limit_ban")
+    assert any(a.code == "TRADING_HALTED" and "rate_limit_ban" in a.message for a in engine.alert_book.recent)
     refused = await engine.execute(Resume(actor="operator:key"))
     assert not refused.ok and "rate_limit_ban" in refused.message
 
@@ -169,6 +194,7 @@ async def test_daily_loss_closes_all_and_resume_waits_for_midnight(sim, tmp_path
     sim.set_price("BTCUSDT", last * Decimal("0.97"))  # ~0.08 % of equity: WARN at 80 % of a 0.1 % ...
     sim.set_price("BTCUSDT", last * Decimal("0.8"))  # ~52 USDT of 10,000: over 0.3 %
     await tripped(engine, "daily_loss")
+    assert Store.in_dir(tmp_path).trading_state()[1]["code"] == "daily_loss"
     await eventually(lambda: sum(sim.balance("BTC")) < Decimal("0.00001"), timeout=10, message="closed at the venue")
     await eventually(lambda: audited(tmp_path, "close-all", "monitor:daily_loss"), message="audited")
     sim.set_price("BTCUSDT", last)
@@ -182,6 +208,8 @@ async def test_flash_crash_halts_and_resume_waits_for_calm(sim, tmp_path, run):
     start = time.monotonic()
     await tripped(engine, "flash_crash")
     print(f"flash crash -> halt {time.monotonic() - start:.2f}s")
+    recorded(tmp_path, "flash_crash")
+    assert sim.open_orders() == []
     assert engine.state_info["values"]["symbol"] == "BTC/USDT"
     refused = await engine.execute(Resume(actor="operator:key"))
     assert not refused.ok and "flash_crash" in refused.message
@@ -199,6 +227,7 @@ async def test_small_foreign_fill_is_adopted_and_a_large_one_halts_with_the_diff
     assert engine.trading_state == TradingState.ACTIVE
     sim.faults.inject("foreign-fill", symbol="BTCUSDT", side="BUY", qty="0.01")  # ~6.5 % of equity
     await tripped(engine, "position_mismatch")
+    assert recorded(tmp_path, "position_mismatch")["values"]["asset"] == "BTC"
     (kept,) = engine.holdings.mismatch
     assert kept.asset == "BTC" and kept.diff > Decimal("0.009")
     assert Store.in_dir(tmp_path).load_json("holdings")["mismatch"][0]["asset"] == "BTC"
@@ -225,6 +254,7 @@ async def test_revoked_key_halts_is_never_retried_and_resume_waits(sim, tmp_path
     engine = await run(settings(sim, tmp_path))
     fault = sim.faults.inject("key-revoked")
     await tripped(engine, "auth_failure")
+    recorded(tmp_path, "auth_failure")
     assert engine.venue.breaker.state.value == "CLOSED"  # permanent: not counted as a blip, never retried
     refused = await engine.execute(Resume(actor="operator:key"))
     assert not refused.ok and "auth_failure" in refused.message
@@ -238,6 +268,7 @@ async def test_maintenance_halts(sim, tmp_path, run):
     await buy(engine)
     fault = sim.faults.inject("maintenance")
     await tripped(engine, "maintenance")
+    recorded(tmp_path, "maintenance")
     assert sum(sim.balance("BTC")) > Decimal("0.009")  # a halt, not a close: positions are the operator's call
     sim.faults.clear(fault)
     await eventually(lambda: engine.monitors.rows["maintenance"].status.value == "OK", timeout=15)

@@ -52,7 +52,7 @@ async def run(tmp_path):
 
 
 def alerts(engine, code):
-    return [a for a in engine._alerts if a.code == code]
+    return [a for a in engine.alert_book.recent if a.code == code]
 
 
 async def test_timeout_after_send_never_duplicates_the_order(sim, tmp_path, run):

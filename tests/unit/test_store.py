@@ -40,3 +40,13 @@ def test_orders_state_and_balances_survive_reopen(tmp_path):
 
 def test_fresh_store_is_active(tmp_path):
     assert Store.in_dir(tmp_path).trading_state()[0] == TradingState.ACTIVE
+
+
+def test_a_command_from_another_shell_is_claimed_once(tmp_path):
+    store = Store.in_dir(tmp_path)
+    command_id = store.submit_command("order", "operator:cli a@b", "test", {"symbol": "BTC/USDT"})
+    assert store.claim_command(command_id) is True
+    assert store.claim_command(command_id) is False  # a second round never runs it again
+    assert store.pending_commands() == []
+    store.finish_command(command_id, False, "failed: boom")
+    assert store.command(command_id)["status"] == "failed"

@@ -1,0 +1,142 @@
+"""Incidents: every kill-switch trip, manual or automatic, opens one and writes a snapshot archive at once
+(runbook 000 §3 "Log full state"); the timeline says how long it took to detect (first bad reading -> alert), to
+act (alert -> kill switch done) and to recover (-> resume). ``report`` writes the post-incident review (runbook
+001 "Post-Incident Review") with what the data answers filled in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from engine.events import CommandAudited, Event, IncidentChanged, TradingState, TradingStateChanged, utcnow
+from engine.ports import Publish
+
+log = logging.getLogger(__name__)
+
+KILL_COMMANDS = ("halt", "cancel-all", "close-all")
+
+
+def write_snapshot(data_dir: Path, parts: Mapping[str, Any], why: str) -> Path:
+    """A zip of JSON files (one per part) in ``DATA/snapshots``; returns its path. Secrets are never in ``parts``."""
+    folder = Path(data_dir) / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
+    path = folder / f"snapshot_{stamp}.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", f"cockpit snapshot taken {stamp}: {why}\n")
+        for name, content in parts.items():
+            archive.writestr(f"{name}.json", json.dumps(content, default=str, indent=1, sort_keys=True))
+    return path
+
+
+def _seconds(a: str | None, b: str | None) -> float | None:
+    if not a or not b:
+        return None
+    return round((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds(), 3)
+
+
+def timings(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """Time to detect, to act and to recover, in seconds (None where the data does not say)."""
+    return {"detect_s": _seconds(row.get("first_reading_at"), row.get("alerted_at")),
+            "act_s": _seconds(row.get("alerted_at"), row.get("acted_at")),
+            "recover_s": _seconds(row.get("acted_at") or row.get("opened_at"), row.get("recovered_at"))}
+
+
+class Incidents:
+    """Opens an incident at a kill-switch trip, records the kill switch's actions, closes it at resume."""
+
+    def __init__(self, data_dir: Path, publish: Publish, snapshot_parts: Callable[[], dict[str, Any]],
+                 next_id: int = 1) -> None:
+        self.data_dir = Path(data_dir)
+        self.publish = publish
+        self.snapshot_parts = snapshot_parts
+        self.next_id = next_id
+        self.current: dict[str, Any] | None = None
+
+    def restore(self, open_row: Mapping[str, Any] | None, max_id: int) -> None:
+        self.next_id = max_id + 1
+        self.current = dict(open_row) if open_row else None
+
+    def on_event(self, event: Event) -> None:
+        """Inline bus handler."""
+        if isinstance(event, TradingStateChanged):
+            if event.state == TradingState.HALTED and self.current is None:
+                self._open(event)
+            elif event.previous == TradingState.HALTED and event.state != TradingState.HALTED and self.current:
+                self.current["recovered_at"] = event.ts.isoformat()
+                self._save()
+                self.current = None
+        elif isinstance(event, CommandAudited) and event.kill_switch and self.current is not None:
+            actions = json.loads(self.current.get("actions") or "[]")
+            actions.append({"ts": event.ts.isoformat(), "command": event.command, "actor": event.actor,
+                            "ok": event.ok, "result": event.result, "duration_ms": round(event.duration_ms, 1)})
+            self.current["actions"] = json.dumps(actions)
+            if event.ok or not self.current.get("acted_at"):
+                self.current["acted_at"] = event.ts.isoformat()
+            self._save()
+
+    def _open(self, event: TradingStateChanged) -> None:
+        first = str(event.values.get("first_reading_at") or event.ts.isoformat())
+        self.current = {
+            "id": self.next_id, "opened_at": event.ts.isoformat(), "trigger": event.code or "operator",
+            "actor": event.actor, "code": event.code, "reason": event.reason, "first_reading_at": first,
+            "alerted_at": event.ts.isoformat(), "acted_at": None, "recovered_at": None, "snapshot": None,
+            "actions": "[]",
+        }
+        self.next_id += 1
+        try:
+            path = write_snapshot(self.data_dir, self.snapshot_parts(), f"incident {self.current['id']}: "
+                                                                        f"{event.reason}")
+            self.current["snapshot"] = str(path)
+        except OSError as exc:  # a full disk must not stop the kill switch; the incident says so
+            self.current["snapshot"] = f"not written: {exc}"
+            log.error("incident snapshot not written: %s", exc)
+        self._save()
+
+    def _save(self) -> None:
+        assert self.current is not None
+        self.publish(IncidentChanged(dict(self.current)))
+
+
+REVIEW_QUESTIONS = (
+    ("What triggered the incident?", lambda r, a: f"{r['trigger']} ({r['actor']}): {r['reason']}"),
+    ("When was it detected, and how long after the first bad reading?",
+     lambda r, a: f"{r['alerted_at']} ({_fmt(timings(r)['detect_s'])} after the first bad reading at "
+                  f"{r['first_reading_at']})"),
+    ("What did the kill switch do, and how long did it take?",
+     lambda r, a: "; ".join(f"{x['ts']} {x['command']} by {x['actor']}: {x['result']}" for x in a) or "halt only"),
+    ("Were positions closed correctly?",
+     lambda r, a: next((x["result"] for x in reversed(a) if x["command"] == "close-all"),
+                       "no close-all was run: positions were left to the operator")),
+    ("When was trading resumed?", lambda r, a: r["recovered_at"] or "not yet: still HALTED"),
+    ("What could prevent it next time?", lambda r, a: "(for the team to answer)"),
+)
+
+
+def _fmt(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds:.1f}s"
+
+
+def report(row: Mapping[str, Any], alerts: list[Mapping[str, Any]], changes: list[Mapping[str, Any]]) -> str:
+    """The post-incident review in Markdown: the timeline and the runbook's questions."""
+    actions = json.loads(row.get("actions") or "[]")
+    t = timings(row)
+    lines = [f"# Incident {row['id']}: {row['trigger']}", "",
+             f"- opened: {row['opened_at']} by {row['actor']}", f"- reason: {row['reason']}",
+             f"- time to detect: {_fmt(t['detect_s'])}; time to act: {_fmt(t['act_s'])}; "
+             f"time to recover: {_fmt(t['recover_s'])}", f"- snapshot: {row.get('snapshot') or 'none'}", "",
+             "## Timeline", ""]
+    events = [(c["ts"], f"trading {c['previous']} -> {c['state']} by {c['actor']}: {c['reason']}") for c in changes]
+    events += [(a["ts"], f"{a['severity']} {a['code']}: {a['message']}") for a in alerts]
+    events += [(x["ts"], f"{x['command']} by {x['actor']} ({'ok' if x['ok'] else 'NOT done'}): {x['result']}")
+               for x in actions]
+    lines += [f"- {ts} {what}" for ts, what in sorted(events)]
+    lines += ["", "## Post-incident review (runbook 001)", ""]
+    for question, answer in REVIEW_QUESTIONS:
+        lines += [f"**{question}**", "", answer(row, actions), ""]
+    return "\n".join(lines)
