@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
@@ -471,8 +472,8 @@ class Engine:
                                c.values)
 
     async def _resume(self, c: Resume) -> CommandResult:
-        blocking = self.monitors.blocking_resume()
-        if blocking:
+        blocking = self.monitors.blocking_resume(tripped_by_monitor=bool(self.state_info.get("code")))
+        if blocking and is_operator(c.actor):  # anyone else is refused by the transition table itself
             return CommandResult(False, "resume refused while the condition that tripped it still holds: "
                                  + "; ".join(blocking), {"blocking": blocking})
         result = self.state.move(TradingState.ACTIVE, c.actor, c.reason or "resume requested")
@@ -689,9 +690,9 @@ class Engine:
                         "reconnects": day.ws_reconnects},
         }
 
-    def _daily_summary(self) -> None:
+    def _daily_summary(self, now: datetime | None = None) -> None:
         """At 23:59 UTC, the day's summary to every sink (runbook 004), once a day."""
-        now = utcnow()
+        now = now or utcnow()
         today = now.date().isoformat()
         if (now.hour, now.minute) < (23, 59) or self._summary_sent == today:
             return

@@ -371,10 +371,10 @@ class Monitors:
             except Exception as exc:  # recorded by the venue's health already; the monitors read it from there
                 log.debug("ping failed: %s", exc)
 
-    def blocking_resume(self) -> list[str]:
-        """Why an operator may not resume now: every halting monitor whose condition still holds, or the monitors
-        have not looked yet (just started: a condition that tripped before a restart may still hold)."""
-        if self.ticks < self.cfg.confirm_readings:
+    def blocking_resume(self, tripped_by_monitor: bool) -> list[str]:
+        """Why an operator may not resume now: every halting monitor whose condition still holds; and, after a
+        monitor's trip, until the monitors have looked (just started: the condition may still hold)."""
+        if tripped_by_monitor and self.ticks < self.cfg.confirm_readings:
             return ["the monitors have not read every signal yet (starting up); try again in a few seconds"]
         return [f"{row.code}: {row.reading.value} (limit {row.reading.threshold})"
                 f"{'; ' + row.reading.detail if row.reading.detail else ''}"
