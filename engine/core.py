@@ -141,7 +141,7 @@ class Engine:
         self.bus.add_handler(self.notifier.on_event)
         self.log_files = LogFiles(settings.engine.data_dir, settings.alerts.log_max_bytes, settings.alerts.log_backups)
         self.bus.add_handler(self.log_files.on_event)
-        self.incidents = Incidents(settings.engine.data_dir, publish, self.snapshot_parts)
+        self.incidents = Incidents(settings.engine.data_dir, publish, self.snapshot_parts, self.tasks.spawn)
         self.bus.add_handler(self.incidents.on_event)
         self.recent_events: deque[dict[str, Any]] = deque(maxlen=500)  # for snapshots ("review last 50 events")
         self.bus.add_handler(self._remember)

@@ -6,6 +6,7 @@ act (alert -> kill switch done) and to recover (-> resume). ``report`` writes th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import zipfile
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engine.events import CommandAudited, Event, IncidentChanged, TradingState, TradingStateChanged, utcnow
-from engine.ports import Publish
+from engine.ports import Publish, Spawn
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,10 @@ class Incidents:
     """Opens an incident at a kill-switch trip, records the kill switch's actions, closes it at resume."""
 
     def __init__(self, data_dir: Path, publish: Publish, snapshot_parts: Callable[[], dict[str, Any]],
-                 next_id: int = 1) -> None:
+                 spawn: Spawn, next_id: int = 1) -> None:
         self.data_dir = Path(data_dir)
         self.publish = publish
+        self.spawn = spawn
         self.snapshot_parts = snapshot_parts
         self.next_id = next_id
         self.current: dict[str, Any] | None = None
@@ -89,14 +91,20 @@ class Incidents:
             "actions": "[]",
         }
         self.next_id += 1
-        try:
-            path = write_snapshot(self.data_dir, self.snapshot_parts(), f"incident {self.current['id']}: "
-                                                                        f"{event.reason}")
-            self.current["snapshot"] = str(path)
-        except OSError as exc:  # a full disk must not stop the kill switch; the incident says so
-            self.current["snapshot"] = f"not written: {exc}"
-            log.error("incident snapshot not written: %s", exc)
         self._save()
+        # The state is captured now, inline; the archive is written off the kill switch's path.
+        parts = self.snapshot_parts()
+        self.spawn(f"incident {self.current['id']} snapshot", self._write(self.current, parts, event.reason))
+
+    async def _write(self, incident: dict[str, Any], parts: dict[str, Any], reason: str) -> None:
+        try:
+            path = await asyncio.to_thread(write_snapshot, self.data_dir, parts,
+                                           f"incident {incident['id']}: {reason}")
+            incident["snapshot"] = str(path)
+        except OSError as exc:  # a full disk must not stop anything; the incident says so
+            incident["snapshot"] = f"not written: {exc}"
+            log.error("incident snapshot not written: %s", exc)
+        self.publish(IncidentChanged(dict(incident)))
 
     def _save(self) -> None:
         assert self.current is not None

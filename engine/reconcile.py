@@ -56,7 +56,7 @@ class Holdings:
         self.alert = alert
         self.baseline: dict[str, Decimal] | None = None
         self.own: dict[str, Decimal] = {}
-        self.suspect: dict[str, Decimal] = {}  # asset -> diff seen once, waiting for a second reading
+        self.suspect: dict[str, Decimal] = {}  # asset -> the difference seen on the last reconciliation
         self.mismatch: list[Difference] = []  # confirmed differences over the halt level, kept for the operator
         self.adopted: list[Difference] = []  # the latest adoptions
 
@@ -133,10 +133,9 @@ class Holdings:
         for d in found:
             if d.pct_of_equity <= self.warn_pct:
                 continue
-            if self.suspect.get(d.asset) != d.diff:
-                suspect[d.asset] = d.diff  # first reading of this difference: look again next time
-                continue
-            confirmed.append(d)
+            suspect[d.asset] = d.diff
+            if self.suspect.get(d.asset) == d.diff:  # seen on the reconciliation before too: confirmed
+                confirmed.append(d)
         for d in confirmed:
             if d.pct_of_equity > self.halt_pct:
                 mismatch.append(d)

@@ -152,3 +152,28 @@ async def test_palette_entry_runs_the_same_command_as_the_key(tmp_path):
         await pilot.press("enter")
         await eventually(lambda: engine.trading_state == TradingState.HALTED, message="halted from the palette")
         assert engine.state_info["actor"] == "operator:key"
+
+
+async def test_a_acknowledges_the_selected_alert_and_capital_a_all_of_them(tmp_path):
+    from widgets.alerts import AlertList
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("h")
+        from engine.events import Severity
+
+        engine.alert(Severity.CRIT, "STOP_LOSS_FAILED", "exit failed (test)")
+        alerts = app.query_one(AlertList)
+        await eventually(lambda: any(a.code == "STOP_LOSS_FAILED" for a in alerts.alerts))
+        alerts.focus()
+        alerts.move_cursor(row=0)
+        top = alerts.alerts[0]
+        await pilot.press("a")
+        await eventually(lambda: next(a for a in alerts.alerts if a.id == top.id).acked, message="top one acked")
+        assert engine.alert_book.unacknowledged()  # the others are still open
+        await pilot.press("A")
+        await eventually(lambda: engine.alert_book.unacknowledged() == [], message="all acknowledged")
+        row = next(r for r in Store.in_dir(tmp_path).alerts() if r["id"] == top.id)
+        assert row["acked_by"] == "operator:key"

@@ -85,3 +85,4 @@ def test_venue_balance_is_the_truth_for_the_fills_book():
     assert p.avg_entry("BTC/USDT") is None
     p.add_fill(fill("2", "buy", "50", "1"), "ma_cross")
     assert p.avg_entry("BTC/USDT") == D("50")
+
