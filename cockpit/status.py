@@ -62,7 +62,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
               f"at {point['ts'][:19]}")
     if today:
         print(f"today: {today['trades_count']} fills, {today['winning_trades']} won / {today['losing_trades']} lost, "
-              f"net PnL {today['net_pnl']}, fees {today['fees']}, REST errors {today['rest_errors']}, "
+              f"net PnL {_money(today['net_pnl'])}, fees {_money(today['fees'])}, REST errors {today['rest_errors']}, "
               f"ws reconnects {today['ws_reconnects']}")
     troubled = [m for m in monitors if m.get("status") != "OK"]
     if monitors:
@@ -162,6 +162,14 @@ def print_incident_report(settings: Settings, incident_id: int) -> int:
         return 1
     print(path)
     return 0
+
+
+def _money(value: object) -> str:
+    """A stored Decimal string to the cent, for reading (the store keeps every digit)."""
+    try:
+        return f"{Decimal(str(value)).quantize(Decimal('0.01')):,}"
+    except (ArithmeticError, ValueError):
+        return str(value)
 
 
 def _open(settings: Settings) -> Store | None:
