@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.commands import SPECS, CancelAll, CloseAll
 from engine.config import ConfigError, Settings, load_settings
+from engine.errors import StoreError
 
 REMOTE = {spec.name: spec for spec in SPECS}
 
@@ -160,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cockpit: {exc}", file=sys.stderr)
         return 2
     confirm_live = args.confirm_live or os.environ.get("COCKPIT_CONFIRM_LIVE", "").lower() in ("1", "true", "yes")
+    try:
+        return _dispatch(settings, command, args, confirm_live)
+    except StoreError as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confirm_live: bool) -> int:
     if command == "run":
         return _run_headless(settings, confirm_live)
     if command == "ack" and not args.ids and not args.every:

@@ -17,7 +17,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     if not (data_dir / DB_NAME).exists():
         print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
         return 1
-    store = Store.in_dir(data_dir)
+    store = Store.in_dir(data_dir, readonly=True)
     try:
         state, info = store.trading_state()
         orders = store.orders(open_only=True)
@@ -89,7 +89,7 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     if limit < 1:
         print("cockpit audit: --limit must be at least 1", file=sys.stderr)
         return 2
-    store = Store.in_dir(data_dir)
+    store = Store.in_dir(data_dir, readonly=True)
     try:
         rows = store.audit(limit=limit)
     finally:
@@ -177,4 +177,4 @@ def _open(settings: Settings) -> Store | None:
     if not (data_dir / DB_NAME).exists():
         print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
         return None
-    return Store.in_dir(data_dir)
+    return Store.in_dir(data_dir, readonly=True)

@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class EngineError(Exception):
     """The engine cannot do what was asked; the message says why and what to do."""
+
+
+class StoreError(EngineError):
+    """The store cannot be used: not cockpit's, damaged, or not writable; the message says what to do."""

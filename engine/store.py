@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from engine.errors import StoreError
 
 from engine.events import (
     Alert,
@@ -63,17 +66,27 @@ def _dec(value: str | None) -> Decimal | None:
 class Store:
     """The engine's SQLite file: orders, order events, fills, balances, alerts and engine state."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
-        self.db = sqlite_utils.Database(path)
-        self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        _check_own(path)
+        try:
+            if readonly:
+                self.db = sqlite_utils.Database(_read_only(path))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite_utils.Database(path)
+            _check_tables(self.db, path)
+            if readonly:
+                return
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(_explain(path, exc, readonly)) from None
 
     @classmethod
-    def in_dir(cls, data_dir: Path) -> "Store":
-        return cls(Path(data_dir) / DB_NAME)
+    def in_dir(cls, data_dir: Path, readonly: bool = False) -> "Store":
+        return cls(Path(data_dir) / DB_NAME, readonly=readonly)
 
     def close(self) -> None:
         self.db.close()
@@ -429,6 +442,58 @@ class Store:
             created_at=datetime.fromisoformat(r["created_at"]),
             updated_at=datetime.fromisoformat(r["updated_at"]), origin=r["origin"],
         )
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """Open for reading only; on a read-only directory (no -shm can be made) read it as immutable."""
+    if not path.exists():
+        raise sqlite3.OperationalError("no such file")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+
+
+def _check_own(path: Path) -> None:
+    """Refuse, before writing a byte, a file that is not an SQLite database."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}; check the data directory's permissions") from None
+    if head and head != SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a cockpit store: it is not an SQLite database. cockpit never writes to a "
+                         "file that is not its own: move it away or pass another --data-dir")
+
+
+def _check_tables(db: sqlite_utils.Database, path: Path) -> None:
+    """An SQLite file with tables but no cockpit schema is someone else's: refuse it, untouched."""
+    names = db.table_names()
+    if names and "meta" not in names:
+        raise StoreError(f"{path} is an SQLite database but not cockpit's (tables: {', '.join(names[:6])}). cockpit "
+                         "never writes to a file that is not its own: move it away or pass another --data-dir")
+    if "meta" in names:
+        row = next(db.query("select value from meta where key = 'schema_version'"), None)
+        if row is None:
+            raise StoreError(f"{path} has a meta table but no cockpit schema version: it is not cockpit's. Move it "
+                             "away or pass another --data-dir")
+
+
+def _explain(path: Path, exc: BaseException, readonly: bool) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if readonly:
+        return (f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the engine "
+                "once to upgrade it")
+    return (f"cannot write the cockpit store {path}: {reason}. cockpit needs a writable data directory "
+            f"({path.parent}) with free space: fix its permissions or free space, or pass another --data-dir")
 
 
 def alert_from_row(r: dict[str, Any]) -> Alert:
