@@ -137,7 +137,8 @@ class MainScreen(Screen):
             health.drawdown = f"{event.drawdown_pct:.2f}%"
         elif isinstance(event, (AlertRaised, AlertUpdated)):
             self.query_one(AlertList).add_alert(alert_row(event.alert))
-            if isinstance(event, AlertRaised) and event.alert.severity.value == "CRIT":
+            new_or_pressing = isinstance(event, AlertRaised) or event.change in ("escalated", "repeat")
+            if new_or_pressing and event.alert.severity.value == "CRIT":
                 self.app.bell()
         elif isinstance(event, VenueConnection):
             banner.connected = event.connected

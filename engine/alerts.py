@@ -50,8 +50,11 @@ class AlertBook:
         now = self.clock()
         key = (severity, code)
         first = self._last.get(key)
-        if first is not None and now - (first.last_ts or first.ts) <= timedelta(seconds=self.cfg.dedupe_s):
+        if first is not None:
             first = self.open.get(first.id, first)
+        # Counted on the first only within the window from the first, and never onto an acknowledged alert: a
+        # problem that comes back after the operator acknowledged it is a new alert.
+        if first is not None and not first.acked and now - first.ts <= timedelta(seconds=self.cfg.dedupe_s):
             counted = replace(first, count=first.count + 1, last_ts=now)
             self._keep(counted)
             log.log(LEVEL[severity], "%s %s (x%d): %s", severity.value, code, counted.count, message)
@@ -97,6 +100,8 @@ class AlertBook:
         for alert in list(self.open.values()):
             if alert.severity == Severity.WARN and now - alert.ts >= timedelta(seconds=self.cfg.warn_escalate_s):
                 up = replace(alert, severity=Severity.CRIT, escalated=True)
+                if self._last.get((Severity.WARN, alert.code), up).id == up.id:
+                    del self._last[(Severity.WARN, alert.code)]  # a new WARN of this code is a new alert
                 self._keep(up)
                 self._sent[up.id] = now
                 log.error("CRIT %s escalated: unacknowledged for %.0fs: %s", up.code,

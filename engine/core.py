@@ -219,9 +219,10 @@ class Engine:
         self.bus.add_handler(self.store.handle)
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
-        open_incident = next((r for r in self.store.incidents(limit=1) if not r["recovered_at"]), None)
-        self.incidents.restore(open_incident, max((r["id"] for r in self.store.incidents(limit=1)), default=0))
         self.state.restore(*self.store.trading_state())
+        last = self.store.incidents(limit=1)
+        self.incidents.restore(next((r for r in last if not r["recovered_at"]), None),
+                               max((r["id"] for r in last), default=0), self.trading_state, self.state_info.get("ts"))
         self.store.save_json("engine", {"mode": self.mode, "venue": self.settings.venue.exchange})
         self.tracker.load(self.store.orders())
         self._restore_counters()
@@ -256,6 +257,8 @@ class Engine:
 
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop every task, close the venue and the store; idempotent."""
+        if self.store is not None:
+            await self.notifier.drain(timeout_s=3.0)  # what is queued for people goes out, or is recorded as not
         if self.health_server is not None:
             await self.health_server.stop()
             self.health_server = None
@@ -634,7 +637,8 @@ class Engine:
 
     async def _snapshot(self, c: Snapshot) -> CommandResult:
         try:
-            path = write_snapshot(self.settings.engine.data_dir, self.snapshot_parts(), c.reason or "on demand")
+            path = await asyncio.to_thread(write_snapshot, self.settings.engine.data_dir, self.snapshot_parts(),
+                                           c.reason or "on demand")
         except OSError as exc:
             return CommandResult(False, f"snapshot not written: {exc.strerror or exc}")
         return CommandResult(True, str(path), {"path": str(path)})
@@ -702,12 +706,12 @@ class Engine:
         summary = {**day, "max_drawdown_pct": str(self.monitors.drawdown_pct), "kill_switch_trips": len(trips)}
         wins, losses = day.get("winning_trades", 0), day.get("losing_trades", 0)
         rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
-        self.alert_book.raise_alert(
+        alert = self.alert_book.raise_alert(
             Severity.INFO, "DAILY_SUMMARY",
             f"{today}: PnL {day.get('net_pnl')}, {day.get('trades_count')} fills, win rate {rate}, max drawdown "
             f"{self.monitors.drawdown_pct:.2f}%, fees {day.get('fees')}, REST errors {day.get('rest_errors')}, "
             f"kill-switch trips {len(trips)}", summary)
-        self.notifier.send(self.alert_book.recent[-1], "summary", everyone=True)
+        self.notifier.send_to_the_rest(alert, "summary")  # every sink: INFO ones got it already
 
     async def _reconcile(self, c: Reconcile) -> CommandResult:
         """Orders, fills, balances and holdings against the venue now; with ``adopt`` the venue's amounts are

@@ -23,6 +23,7 @@ from engine.errors import EngineError
 from engine.alerts import AlertBook
 from engine.events import CommandAudited, Severity, TradingState
 from engine.execution import Execution
+from engine.incidents import Incidents, store_parts
 from engine.killswitch import RETRY_S, KillSwitch, Outcome
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
@@ -54,6 +55,11 @@ async def act_without_engine(settings: Settings, command: CancelAll | CloseAll,
 
         state = TradingStateMachine(bus.publish, alert)
         state.restore(*store.trading_state())
+        incidents = Incidents(settings.engine.data_dir, bus.publish, lambda: store_parts(store), spawn=None)
+        last = store.incidents(limit=1)
+        incidents.restore(next((r for r in last if not r["recovered_at"]), None),
+                          max((r["id"] for r in last), default=0), state.state, state.info.get("ts"))
+        bus.add_handler(incidents.on_event)  # the trip opens an incident with a snapshot, as in the engine
         state.move(TradingState.HALTED, command.actor, command.reason or f"{command.name} with no engine running")
         try:
             result = await _act(settings, command, store, bus, alert, retry_for_s)

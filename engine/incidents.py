@@ -14,12 +14,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from engine.events import CommandAudited, Event, IncidentChanged, TradingState, TradingStateChanged, utcnow
+from engine.events import (
+    AlertRaised, CommandAudited, Event, IncidentChanged, TradingState, TradingStateChanged, utcnow,
+)
 from engine.ports import Publish, Spawn
 
 log = logging.getLogger(__name__)
 
 KILL_COMMANDS = ("halt", "cancel-all", "close-all")
+
+
+def store_parts(store: Any) -> dict[str, Any]:
+    """What a snapshot holds when no engine runs: what the store knows."""
+    state, info = store.trading_state()
+    return {"state": {"trading_state": state.value, "info": info},
+            "alerts": store.alerts(limit=200),
+            "orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side, "type": o.type,
+                        "amount": o.amount, "price": o.price, "status": o.status.value, "filled": o.filled,
+                        "origin": o.origin} for o in store.orders()][-500:],
+            "balances": [{"asset": b.asset, "free": b.free, "locked": b.locked} for b in store.balances()],
+            "monitors": store.load_json("monitors"), "holdings": store.load_json("holdings"),
+            "audit": store.audit(limit=200), "incidents": store.incidents(limit=20)}
 
 
 def write_snapshot(data_dir: Path, parts: Mapping[str, Any], why: str) -> Path:
@@ -52,7 +67,7 @@ class Incidents:
     """Opens an incident at a kill-switch trip, records the kill switch's actions, closes it at resume."""
 
     def __init__(self, data_dir: Path, publish: Publish, snapshot_parts: Callable[[], dict[str, Any]],
-                 spawn: Spawn, next_id: int = 1) -> None:
+                 spawn: Spawn | None, next_id: int = 1) -> None:
         self.data_dir = Path(data_dir)
         self.publish = publish
         self.spawn = spawn
@@ -60,9 +75,15 @@ class Incidents:
         self.next_id = next_id
         self.current: dict[str, Any] | None = None
 
-    def restore(self, open_row: Mapping[str, Any] | None, max_id: int) -> None:
+    def restore(self, open_row: Mapping[str, Any] | None, max_id: int, state: TradingState,
+                state_ts: str | None) -> None:
+        """Go on with the incident left open, unless trading left HALTED meanwhile (a resume with no engine)."""
         self.next_id = max_id + 1
         self.current = dict(open_row) if open_row else None
+        if self.current is not None and state != TradingState.HALTED:
+            self.current["recovered_at"] = state_ts or utcnow().isoformat()
+            self._save()
+            self.current = None
 
     def on_event(self, event: Event) -> None:
         """Inline bus handler."""
@@ -78,8 +99,12 @@ class Incidents:
             actions.append({"ts": event.ts.isoformat(), "command": event.command, "actor": event.actor,
                             "ok": event.ok, "result": event.result, "duration_ms": round(event.duration_ms, 1)})
             self.current["actions"] = json.dumps(actions)
-            if event.ok or not self.current.get("acted_at"):
-                self.current["acted_at"] = event.ts.isoformat()
+            if event.ok and not self.current.get("acted_at"):
+                self.current["acted_at"] = event.ts.isoformat()  # the first action that completed
+            self._save()
+        elif (isinstance(event, AlertRaised) and event.alert.code == "KILL_SWITCH_DONE" and self.current is not None
+              and not self.current.get("acted_at")):
+            self.current["acted_at"] = event.alert.ts.isoformat()  # a tier that completed on a retry
             self._save()
 
     def _open(self, event: TradingStateChanged) -> None:
@@ -93,15 +118,31 @@ class Incidents:
         self.next_id += 1
         self._save()
         # The state is captured now, inline; the archive is written off the kill switch's path.
-        parts = self.snapshot_parts()
-        self.spawn(f"incident {self.current['id']} snapshot", self._write(self.current, parts, event.reason))
+        try:
+            parts = self.snapshot_parts()
+        except Exception as exc:  # a snapshot must never stand in the kill switch's way
+            log.error("incident snapshot not captured", exc_info=exc)
+            self.current["snapshot"] = f"not captured: {type(exc).__name__}: {exc}"
+            self._save()
+            return
+        if self.spawn is None:
+            self._write_now(self.current, parts, event.reason)
+        else:
+            self.spawn(f"incident {self.current['id']} snapshot", self._write(self.current, parts, event.reason))
+
+    def _write_now(self, incident: dict[str, Any], parts: dict[str, Any], reason: str) -> None:
+        try:
+            incident["snapshot"] = str(write_snapshot(self.data_dir, parts, f"incident {incident['id']}: {reason}"))
+        except Exception as exc:  # a full disk must not stop anything; the incident says so
+            incident["snapshot"] = f"not written: {exc}"
+        self.publish(IncidentChanged(dict(incident)))
 
     async def _write(self, incident: dict[str, Any], parts: dict[str, Any], reason: str) -> None:
         try:
             path = await asyncio.to_thread(write_snapshot, self.data_dir, parts,
                                            f"incident {incident['id']}: {reason}")
             incident["snapshot"] = str(path)
-        except OSError as exc:  # a full disk must not stop anything; the incident says so
+        except Exception as exc:  # a full disk must not stop anything; the incident says so
             incident["snapshot"] = f"not written: {exc}"
             log.error("incident snapshot not written: %s", exc)
         self.publish(IncidentChanged(dict(incident)))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import apprise
 
@@ -29,13 +31,18 @@ BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
 NOT_SENT = frozenset({"NOTIFY_FAILED"})
 
 
+# Schemes whose host is a plain host name (a webhook); in every other scheme the "host" may be a token (tgram://).
+WEBHOOKS = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+
+
 def masked(url: str) -> str:
-    """The URL as apprise shows it with privacy on (tokens and passwords elided)."""
-    ap = apprise.Apprise()
-    if ap.add(url):
-        for service in ap:
-            return service.url(privacy=True).split("?")[0]
-    return url.split("://")[0] + "://…"
+    """A label for a notification URL that holds no secret: scheme and, for a webhook, host and port only (no
+    user, password, path, query: any of them can carry a token)."""
+    parts = urlsplit(url)
+    if parts.scheme in WEBHOOKS and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}/…"
+    return f"{parts.scheme or 'url'}://…"
 
 
 @dataclass
@@ -44,6 +51,7 @@ class _Target:
     label: str
     min_rank: int
     queue: asyncio.Queue[tuple[Alert, str]]
+    sending: tuple[Alert, str] | None = field(default=None)
 
 
 class Notifier:
@@ -51,8 +59,8 @@ class Notifier:
 
     def __init__(self, targets: tuple[NotifyTarget, ...], retries: int, publish: Publish, alert: AlertPort,
                  title: str = "cockpit", backoff_s: tuple[float, ...] = BACKOFF_S) -> None:
-        self.targets = [_Target(t.url.get_secret_value(), masked(t.url.get_secret_value()), RANK[t.min_severity],
-                                asyncio.Queue()) for t in targets]
+        self.targets = [_Target(t.url.get_secret_value(), f"#{n} {masked(t.url.get_secret_value())}",
+                                RANK[t.min_severity], asyncio.Queue()) for n, t in enumerate(targets, 1)]
         self.retries = retries
         self.publish = publish
         self.alert = alert
@@ -66,11 +74,17 @@ class Notifier:
         elif isinstance(event, AlertUpdated) and event.change in ("escalated", "repeat"):
             self.send(event.alert, event.change)
 
-    def send(self, alert: Alert, change: str, everyone: bool = False) -> None:
+    def send(self, alert: Alert, change: str) -> None:
         if alert.code in NOT_SENT:
             return
         for target in self.targets:
-            if everyone or RANK[alert.severity.value] >= target.min_rank:
+            if RANK[alert.severity.value] >= target.min_rank:
+                target.queue.put_nowait((alert, change))
+
+    def send_to_the_rest(self, alert: Alert, change: str) -> None:
+        """To the targets whose least severity kept them from getting ``alert`` already (the daily summary)."""
+        for target in self.targets:
+            if RANK[alert.severity.value] < target.min_rank:
                 target.queue.put_nowait((alert, change))
 
     def workers(self) -> list[tuple[str, Any]]:
@@ -79,8 +93,25 @@ class Notifier:
 
     async def _work(self, target: _Target) -> None:
         while True:
-            alert, change = await target.queue.get()
-            await self._deliver(target, alert, change)
+            target.sending = await target.queue.get()
+            try:
+                await self._deliver(target, *target.sending)
+            finally:
+                target.sending = None
+
+    async def drain(self, timeout_s: float) -> None:
+        """At stop: let what is queued go out for up to ``timeout_s``, then record what could not as failed."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for target in self.targets:
+            left = [target.sending] if target.sending else []
+            while not target.queue.empty():
+                left.append(target.queue.get_nowait())
+            for alert, _ in left:
+                self.publish(NotificationSent(alert.id, target.label, False, 0, "engine stopped before delivery"))
+                log.error("alert #%d %s not delivered to %s: the engine stopped", alert.id, alert.code,
+                          target.label)
 
     async def _deliver(self, target: _Target, alert: Alert, change: str) -> None:
         ap = apprise.Apprise()
@@ -104,8 +135,9 @@ class Notifier:
                 await asyncio.sleep(self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)])
         self.publish(NotificationSent(alert.id, target.label, False, self.retries + 1, error))
         self.alert(Severity.WARN, "NOTIFY_FAILED",
-                   f"alert #{alert.id} {alert.code} was not delivered to {target.label} after {self.retries + 1} "
-                   f"attempt(s): {error}; it is in the store and on screen", values={"alert_id": alert.id})
+                   f"deliveries to {target.label} are failing ({error}); alert #{alert.id} {alert.code} is in the "
+                   "store and on screen; `cockpit status` lists what was not delivered",
+                   values={"target": target.label, "first_alert_id": alert.id})
 
     def pending(self) -> int:
-        return sum(t.queue.qsize() for t in self.targets)
+        return sum(t.queue.qsize() + (1 if t.sending else 0) for t in self.targets)

@@ -55,8 +55,8 @@ class Metrics:
             self.alerts.labels(event.alert.severity.value).inc()
         elif isinstance(event, AlertUpdated) and event.change == "escalated":
             self.alerts.labels("CRIT").inc()
-        elif isinstance(event, CommandAudited) and event.kill_switch and event.ok:
-            self.kill_switch.labels(event.command).inc()
+        elif isinstance(event, CommandAudited) and event.kill_switch:
+            self.kill_switch.labels(event.command).inc()  # a trip counts whether or not the venue let it finish
 
     def update(self, report: Mapping[str, Any]) -> None:
         """Gauges from the health report, just before a scrape."""
@@ -64,8 +64,7 @@ class Metrics:
         for name in ("equity", "drawdown", "day_pnl", "open_orders", "positions", "stream_age", "rest_errors",
                      "reconnects"):
             value = numbers.get(name)
-            if value is not None:
-                getattr(self, name).set(float(value))
+            getattr(self, name).set(float("nan") if value is None else float(value))  # unknown is not zero
         for state in STATES:
             self.state.labels(state).set(1 if report.get("trading_state") == state else 0)
         self.connected.set(1 if report.get("venue", {}).get("connected") else 0)

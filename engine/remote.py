@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Coroutine
 from engine.commands import BY_NAME, Command, CommandResult
 from engine.datadir import DataDirBusy, DataDirLock
 from engine.events import CommandAudited, TradingState, TradingStateChanged, utcnow
+from engine.incidents import Incidents, store_parts, write_snapshot
 from engine.store import DB_NAME, Store
 from engine.tasks import Periodic
 from engine.trading_state import IllegalTransition, check_transition
@@ -164,7 +165,6 @@ def store_only(store: Store, data_dir: Path, command: str, actor: str, reason: s
     """Acknowledge alerts, or write a snapshot from what the store holds, with no engine running."""
     from engine.alerts import AlertBook
     from engine.config import AlertsConfig
-    from engine.incidents import write_snapshot
 
     if command == "ack":
         book = AlertBook(AlertsConfig(), store.handle)
@@ -173,11 +173,7 @@ def store_only(store: Store, data_dir: Path, command: str, actor: str, reason: s
         done = book.ack(ids, actor)
         return bool(done) or ids is None, f"acknowledged {len(done)} alert(s) (no engine running)", \
             {"acknowledged": [a.id for a in done]}
-    parts = {"state": dict(zip(("trading_state", "info"), store.trading_state())),
-             "alerts": store.alerts(limit=200), "orders": [o.__repr__() for o in store.orders()][-500:],
-             "balances": [b.__repr__() for b in store.balances()], "monitors": store.load_json("monitors"),
-             "holdings": store.load_json("holdings"), "audit": store.audit(limit=200),
-             "incidents": store.incidents(limit=20)}
+    parts = store_parts(store)
     try:
         path = write_snapshot(data_dir, parts, f"{reason} (from the store; no engine running)")
     except OSError as exc:
@@ -205,7 +201,13 @@ def without_engine(store: Store, data_dir: Path, command: str, actor: str, reaso
             message = ("resume refused: when the engine last looked, the condition that tripped it still held: "
                        + "; ".join(blocking) + ". Start cockpit; it reads every monitor again before resuming.")
         if changed:
-            store.handle(TradingStateChanged(previous, target, actor, reason))
+            change = TradingStateChanged(previous, target, actor, reason)
+            incidents = Incidents(data_dir, store.handle, lambda: store_parts(store), spawn=None)
+            last = store.incidents(limit=1)
+            incidents.restore(next((r for r in last if not r["recovered_at"]), None),
+                              max((r["id"] for r in last), default=0), previous, None)
+            store.handle(change)
+            incidents.on_event(change)  # a halt opens an incident (and its snapshot), a resume closes one
         if not blocking:
             ok, message = True, (f"{target.value} (no engine running on {data_dir}: the next start comes back "
                                  f"{target.value})")

@@ -108,3 +108,14 @@ async def test_strategy_and_reduce_only_from_another_shell(tmp_path):
         assert "PAPER · REDUCE_ONLY" in result.stdout and "equity: " in result.stdout
     finally:
         await engine.stop()
+
+
+def test_a_halt_with_no_engine_opens_an_incident_and_a_resume_closes_it(tmp_path):
+    Store.in_dir(tmp_path).close()
+    assert cli("halt", "--reason", "going home", "--data-dir", str(tmp_path), cwd=tmp_path).returncode == 0
+    (incident,) = Store.in_dir(tmp_path).incidents()
+    assert incident["actor"].startswith("operator:cli ") and incident["recovered_at"] is None
+    assert (tmp_path / "snapshots").is_dir() and incident["snapshot"].endswith(".zip")
+    assert cli("resume", "--data-dir", str(tmp_path), cwd=tmp_path).returncode == 0
+    (closed,) = Store.in_dir(tmp_path).incidents()
+    assert closed["id"] == incident["id"] and closed["recovered_at"]

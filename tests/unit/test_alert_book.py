@@ -78,3 +78,34 @@ def test_ids_go_on_after_a_restart_and_open_alerts_keep_escalating():
     new = restarted.raise_alert(Severity.INFO, "RECONNECTED", "ok")
     assert new.id == old.id + 1 and [a.id for a in restarted.unacknowledged()] == [old.id]
     assert isinstance(out[-1], AlertRaised)
+
+
+def test_a_problem_that_comes_back_after_acknowledgement_is_a_new_alert():
+    b, events, clock = book()
+    first = b.raise_alert(Severity.WARN, "STOP_LOSS", "through stop")
+    b.ack([first.id], "operator:key")
+    clock.advance(30)
+    again = b.raise_alert(Severity.WARN, "STOP_LOSS", "through stop again")
+    assert again.id != first.id and not again.acked and [a.id for a in b.unacknowledged()] == [again.id]
+
+
+def test_the_window_runs_from_the_first_alert_not_the_last():
+    b, events, clock = book()
+    first = b.raise_alert(Severity.WARN, "WS_STALE", "stale")
+    for _ in range(3):
+        clock.advance(30)
+        latest = b.raise_alert(Severity.WARN, "WS_STALE", "stale")
+    assert latest.id != first.id  # 90 s after the first: a new alert, not x4
+
+
+def test_an_acknowledged_escalation_stays_acknowledged():
+    b, events, clock = book()
+    warn = b.raise_alert(Severity.WARN, "REST_LATENCY", "slow")
+    clock.advance(15 * 60)
+    (up,) = b.escalate()
+    b.ack([up.id], "operator:key")
+    clock.advance(10)
+    new = b.raise_alert(Severity.WARN, "REST_LATENCY", "slow again")
+    assert new.id != warn.id
+    acked = next(a for a in b.recent if a.id == warn.id)
+    assert acked.acked_by == "operator:key" and acked.severity == Severity.CRIT
