@@ -24,7 +24,7 @@ from engine.config import (
     AlertsConfig, EngineConfig, HealthConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig,
 )
 from engine.core import Engine
-from engine.events import TradingState
+from engine.events import Severity, TradingState
 from engine.store import Store
 from eventually import eventually
 from fastsim import FAST
@@ -109,13 +109,14 @@ async def test_alerts_reach_a_loopback_receiver_and_a_failing_one_is_reported(si
                      message="delivered through apprise")
     post = next(p for p in good.posts if "TRADING_HALTED" in p["title"])
     assert post["type"] == "warning" and "drill" in post["message"]
-    engine.alert(__import__("engine.events").events.Severity.CRIT, "STOP_LOSS_FAILED", "exit failed (test)")
+    engine.alert(Severity.CRIT, "STOP_LOSS_FAILED", "exit failed (test)")
     await eventually(lambda: any("NOTIFY_FAILED" == a.code for a in engine.alert_book.recent), timeout=15,
                      message="a failed delivery is reported on screen")
     assert len(bad.posts) == 2  # tried, then retried once
     store = Store.in_dir(tmp_path / "data")
     deliveries = store.notifications()
-    assert any(d["ok"] and d["target"].startswith("json://127.0.0.1") for d in deliveries)
+    assert any(d["ok"] and d["target"] == f"#1 json://127.0.0.1:{good.port}/…" for d in deliveries)
+    assert not any("/hook" in d["target"] for d in deliveries)  # a URL's path can carry a token: never stored
     failed = [d for d in deliveries if not d["ok"]]
     assert failed and failed[0]["attempts"] == 2
     assert any(r["code"] == "STOP_LOSS_FAILED" for r in store.alerts())  # nothing lost: stored and on screen

@@ -191,7 +191,9 @@ async def test_daily_loss_closes_all_and_resume_waits_for_midnight(sim, tmp_path
     await eventually(lambda: engine.stats.current().start_equity is not None, message="day's equity recorded")
     await buy(engine, amount="0.004")
     last = engine.portfolio.last["BTC/USDT"]
-    sim.set_price("BTCUSDT", last * Decimal("0.97"))  # ~0.08 % of equity: WARN at 80 % of a 0.1 % ...
+    sim.set_price("BTCUSDT", last * Decimal("0.9"))  # ~26 USDT of 10,000: 0.26 %, over 80 % of the limit
+    await eventually(lambda: "DAILY_LOSS" in codes(engine), timeout=10, message="WARN at 80 % of the limit")
+    assert engine.trading_state == TradingState.ACTIVE
     sim.set_price("BTCUSDT", last * Decimal("0.8"))  # ~52 USDT of 10,000: over 0.3 %
     await tripped(engine, "daily_loss")
     assert Store.in_dir(tmp_path).trading_state()[1]["code"] == "daily_loss"
@@ -295,3 +297,16 @@ async def test_a_fill_the_streams_missed_is_fetched_and_is_no_mismatch(sim, tmp_
     assert engine.holdings.differences() == [] or all(d.pct_of_equity < Decimal("0.01")
                                                       for d in engine.holdings.differences())
     assert "POSITION_ADOPTED" not in codes(engine) and engine.trading_state == TradingState.ACTIVE
+
+
+async def test_a_stuck_order_is_placed_again_when_configured(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, monitors=dict(stuck_order_reissue=True, stuck_order_s=0.5)))
+    last = engine.portfolio.last["BTC/USDT"]
+    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+                                             price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5")))
+    assert placed.ok
+    (first,) = engine.tracker.open_orders()
+    await eventually(lambda: audited(tmp_path, "order", "monitor:stuck_order"), timeout=10, message="reissued")
+    assert engine.tracker.get(first.client_id).status.value == "CANCELED"
+    again = next(o for o in engine.tracker.all() if o.origin == "monitor:stuck_order")
+    assert again.amount == first.amount and again.price == first.price
