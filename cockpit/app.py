@@ -7,7 +7,9 @@ and a question is withdrawn when the state it asks about changes before it is an
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 
 from textual import work
 from textual.app import App
@@ -30,6 +32,7 @@ from widgets.alerts import AlertList
 log = logging.getLogger(__name__)
 
 ACTOR = "operator:key"
+HANGUP = {"halt": Halt, "cancel_all": CancelAll, "close_all": CloseAll}
 BINDINGS = [
     Binding("h", "halt", "Halt", id="halt", priority=True),
     Binding("c", "cancel_all", "Cancel all", id="cancel_all", priority=True),
@@ -87,6 +90,24 @@ class CockpitApp(App):
             self.notify(f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
                         severity="warning", timeout=10)
         self.run_worker(pump(subscription, self.main_screen.post_message), name="engine-bridge")
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
+        except (NotImplementedError, RuntimeError, ValueError):
+            log.warning("no SIGHUP handler here: [tui] on_hangup cannot run")
+
+    def _hung_up(self) -> None:
+        """The terminal went away (an SSH drop): run the configured policy, recorded, then exit."""
+        self.run_worker(self._on_hangup(), name="hangup", exclusive=True, group="hangup")
+
+    async def _on_hangup(self) -> None:
+        policy = self.engine.settings.tui.on_hangup
+        log.warning("terminal hung up (SIGHUP): on_hangup = %s", policy)
+        command = HANGUP.get(policy)
+        if command is not None:
+            result = await self.engine.execute(command(actor="operator:hangup",
+                                                       reason=f"terminal hung up (SIGHUP); [tui] on_hangup = {policy}"))
+            log.warning("on hangup: %s", result.message)
+        self.exit(return_code=0)
 
     async def on_unmount(self) -> None:
         await self.engine.stop()

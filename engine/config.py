@@ -194,6 +194,13 @@ class HealthConfig(_Section):
     host: str = "127.0.0.1"
 
 
+class TuiConfig(_Section):
+    """The cockpit's screen."""
+
+    # When the terminal goes away (an SSH drop: SIGHUP), what the engine does before it exits; recorded like a key.
+    on_hangup: Literal["halt", "cancel_all", "close_all", "nothing"] = "cancel_all"
+
+
 class LadderConfig(_Section):
     """The demo ladder: one resting buy under the price, one resting sell over the entry while holding."""
 
@@ -263,6 +270,7 @@ class Settings(BaseSettings):
     monitors: MonitorsConfig = MonitorsConfig()
     alerts: AlertsConfig = AlertsConfig()
     health: HealthConfig = HealthConfig()
+    tui: TuiConfig = TuiConfig()
     strategy: StrategyConfig = StrategyConfig()
     # The TUI's keys by binding id, e.g. halt = "f2" or close_all = "X" (ids: halt, cancel_all, close_all,
     # reconnect, resume, reduce_only, quit). Unknown ids are refused at start.

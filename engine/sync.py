@@ -83,6 +83,9 @@ class VenueSync:
             assert venue is not None
             try:
                 await venue.load_markets(reload=attempt > 0)
+                if not venue.ex.markets:
+                    raise EngineError(f"the venue at {self.link.label} answered with no market at all: it is not a "
+                                      "Binance-compatible API or it answered garbage; check [venue] rest_url")
                 unknown = [s for s in self.symbols if s not in venue.ex.markets]
                 if unknown:
                     raise EngineError(f"[venue] symbols {unknown} are not traded on {self.link.label}; "
