@@ -18,7 +18,7 @@ from textual.binding import Binding
 from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen, Snapshot
 from cockpit.palette import CockpitCommands
-from cockpit.screens import Confirm
+from cockpit.screens import Confirm, TooSmall
 from cockpit.views import num, qty
 from engine.commands import (
     Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, Reconnect, ReduceOnly, Resume, SetStrategy,
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "operator:key"
 HANGUP = {"halt": Halt, "cancel_all": CancelAll, "close_all": CloseAll}
+MIN_SIZE = (80, 24)
 BINDINGS = [
     Binding("h", "halt", "Halt", id="halt", priority=True),
     Binding("c", "cancel_all", "Cancel all", id="cancel_all", priority=True),
@@ -94,6 +95,20 @@ class CockpitApp(App):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
         except (NotImplementedError, RuntimeError, ValueError):
             log.warning("no SIGHUP handler here: [tui] on_hangup cannot run")
+
+    def on_resize(self, event) -> None:
+        """Under 80×24 the screen says so instead of cutting panels off without a word; h and c still work."""
+        width, height = event.size
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        shown = next((s for s in self.screen_stack if isinstance(s, TooSmall)), None)
+        if small and shown is None:
+            shown = TooSmall(MIN_SIZE)
+            self.push_screen(shown)
+        elif not small and shown is not None:
+            shown.dismiss()
+            return
+        if shown is not None:
+            self.call_after_refresh(shown.show, width, height, self.engine.trading_state.value)
 
     def _hung_up(self) -> None:
         """The terminal went away (an SSH drop): run the configured policy, recorded, then exit."""

@@ -34,6 +34,12 @@ from widgets.health import HealthLine
 from widgets.keyed_table import KeyedTable
 
 
+def set_by(code: str, actor: str, ts: str) -> str:
+    """``ws_stale at 14:25:30`` for a monitor, ``operator:key at 14:25:30`` for a person (times in UTC)."""
+    when = ts[11:19] if len(ts) >= 19 else ""
+    return f"{code or actor}{' at ' + when if when else ''}"
+
+
 class Snapshot(Message):
     """The engine's state when the cockpit attached to it: the first frame."""
 
@@ -79,6 +85,9 @@ class MainScreen(Screen):
         banner = self.query_one(StatusBanner)
         banner.state = snap["state"].value
         banner.venue = snap["venue"]
+        info = snap["state_info"]
+        if info:
+            banner.set_by = set_by(info.get("code") or "", info.get("actor") or "", info.get("ts") or "")
         quote = self.engine.portfolio.quote
         self.query_one("#balances", KeyedTable).sync({b.asset: balance_row(b, quote) for b in snap["balances"]})
         self._draw_markets()
@@ -104,6 +113,7 @@ class MainScreen(Screen):
         banner = self.query_one(StatusBanner)
         if isinstance(event, TradingStateChanged):
             banner.state = event.state.value
+            banner.set_by = set_by(event.code, event.actor, event.ts.isoformat())
             self.app.withdraw_questions(f"trading is now {event.state.value} (by {event.actor})")
         elif isinstance(event, CommandAudited):
             if event.kill_switch and event.actor != "operator:key":

@@ -34,3 +34,25 @@ class Confirm(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class TooSmall(ModalScreen[None]):
+    """Shown while the terminal is under 80×24: says so, and h and c still work (they are the app's keys)."""
+
+    DEFAULT_CSS = """
+    TooSmall { align: center middle; background: $error 30%; }
+    TooSmall > Static { width: auto; height: auto; padding: 0 1; background: $surface; }
+    """
+
+    def __init__(self, need: tuple[int, int]) -> None:
+        super().__init__()
+        self.need = need
+        self.message = Static()
+
+    def compose(self) -> ComposeResult:
+        yield self.message
+
+    def show(self, width: int, height: int, state: str) -> None:
+        w, h = self.need
+        self.message.update(f"terminal too small: need {w}×{h}, have {width}×{height}\n"
+                            f"trading is {state} · h: halt · c: cancel all")

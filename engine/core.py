@@ -217,6 +217,7 @@ class Engine:
             self._lock.release()
             raise
         self.bus.add_handler(self.store.handle)
+        self.store.abandon_running_commands()
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
         self.state.restore(*self.store.trading_state())

@@ -154,6 +154,9 @@ def send_detailed(data_dir: Path, command: str, reason: str, timeout: float, arg
             if row["status"] not in ("pending", "running"):
                 return row["status"] == "done", row["result"], json.loads(row.get("details") or "null")
             time.sleep(POLL_S / 2)
+        if store.command(command_id)["status"] == "running":
+            return False, (f"the engine is still carrying out the command (id {command_id}) after {timeout:g}s; "
+                           "see `cockpit audit` for its result"), None
         return False, (f"no answer from the engine within {timeout:g}s; the command stays queued "
                        f"(id {command_id}) and runs when the engine gets to it"), None
     finally:

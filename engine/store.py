@@ -307,6 +307,15 @@ class Store:
     def pending_commands(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from commands where status = 'pending' order by id"))
 
+    def abandon_running_commands(self) -> int:
+        """At start: commands a previous engine was running when it stopped are failed (never run twice)."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "update commands set status = 'failed', result = 'the engine stopped while running it; check "
+                "`cockpit audit` and `cockpit status` for what it did', done_ts = ? where status = 'running'",
+                [utcnow().isoformat()])
+        return cursor.rowcount
+
     def claim_command(self, command_id: int) -> bool:
         """Mark a pending command running; False if it was not pending (it runs at most once)."""
         with self.db.conn:

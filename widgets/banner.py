@@ -19,7 +19,8 @@ STATE_HINT = {
 
 
 class StatusBanner(Static):
-    """Shows e.g. ``PAPER · HALTED — no new orders · u: resume`` and the venue's connection."""
+    """Shows e.g. ``LIVE · HALTED by ws_stale at 14:25:30  no new orders · u: resume`` and the venue's
+    connection."""
 
     DEFAULT_CSS = """
     StatusBanner { height: 2; width: 1fr; background: $boost; }
@@ -31,10 +32,13 @@ class StatusBanner(Static):
     connected: reactive[bool | None] = reactive(None)
     detail: reactive[str] = reactive("")
     equity: reactive[str] = reactive("")
+    set_by: reactive[str] = reactive("")  # who or what set the state, and when: "ws_stale at 14:25:30"
 
     def render(self) -> Text:
         text = Text()
         label = f" {self.mode.upper()} · {self.state} "
+        if self.set_by and self.state != "ACTIVE":
+            label += f"by {self.set_by} "
         text.append(label, style=STATE_STYLE.get(self.state, "bold reverse"))
         text.append(f" {STATE_HINT.get(self.state, '')}", style="bold" if self.state == "HALTED" else "")
         text.append("\n ")

@@ -31,7 +31,7 @@ async def test_h_halts_at_once_and_is_persisted(tmp_path):
         await eventually(lambda: "PAPER · ACTIVE" in banner.render().plain)
         await pilot.press("h")
         assert engine.trading_state == TradingState.HALTED
-        await eventually(lambda: "PAPER · HALTED" in banner.render().plain)
+        await eventually(lambda: "PAPER · HALTED by operator:key at " in banner.render().plain)
         assert "u: resume" in banner.render().plain
         assert Store.in_dir(tmp_path).trading_state()[0] == TradingState.HALTED
         await eventually(lambda: any(a.code == "TRADING_HALTED" for a in app.query_one(AlertList).alerts))

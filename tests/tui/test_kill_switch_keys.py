@@ -177,3 +177,32 @@ async def test_a_acknowledges_the_selected_alert_and_capital_a_all_of_them(tmp_p
         await eventually(lambda: engine.alert_book.unacknowledged() == [], message="all acknowledged")
         row = next(r for r in Store.in_dir(tmp_path).alerts() if r["id"] == top.id)
         assert row["acked_by"] == "operator:key"
+
+
+async def test_the_banner_names_the_monitor_that_halted_and_when(tmp_path):
+    from engine.commands import Halt
+    from widgets.banner import StatusBanner
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)):
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await engine.execute(Halt(actor="monitor:ws_stale", reason="no data for 61s"))
+        banner = app.query_one(StatusBanner)
+        await eventually(lambda: "PAPER · HALTED by ws_stale at " in banner.render().plain)
+        assert "u: resume" in banner.render().plain
+
+
+async def test_a_terminal_under_80x24_says_so_and_still_halts(tmp_path):
+    from cockpit.screens import TooSmall
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(60, 15)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await eventually(lambda: isinstance(app.screen, TooSmall), message="the too-small screen")
+        await eventually(lambda: "need 80×24, have 60×15" in str(app.screen.message.render()))
+        await pilot.press("h")
+        await eventually(lambda: engine.trading_state == TradingState.HALTED)
+        await pilot.resize_terminal(100, 30)
+        await eventually(lambda: not isinstance(app.screen, TooSmall), message="back to the cockpit")

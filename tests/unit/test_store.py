@@ -50,3 +50,12 @@ def test_a_command_from_another_shell_is_claimed_once(tmp_path):
     assert store.pending_commands() == []
     store.finish_command(command_id, False, "failed: boom")
     assert store.command(command_id)["status"] == "failed"
+
+
+def test_a_command_left_running_by_a_stopped_engine_is_failed_at_the_next_start(tmp_path):
+    store = Store.in_dir(tmp_path)
+    command_id = store.submit_command("close-all", "operator:cli a@b", "test")
+    assert store.claim_command(command_id)
+    assert store.abandon_running_commands() == 1
+    row = store.command(command_id)
+    assert row["status"] == "failed" and "stopped while running it" in row["result"]
