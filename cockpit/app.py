@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 
 from textual import work
 from textual.app import App
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 ACTOR = "operator:key"
 HANGUP = {"halt": Halt, "cancel_all": CancelAll, "close_all": CloseAll}
 MIN_SIZE = (80, 24)
+HANGUP_FINISH_S = 600.0  # after a hang-up, how long the kill switch may keep retrying before the program exits
 BINDINGS = [
     Binding("h", "halt", "Halt", id="halt", priority=True),
     Binding("c", "cancel_all", "Cancel all", id="cancel_all", priority=True),
@@ -68,6 +70,7 @@ class CockpitApp(App):
         super().__init__()
         self.engine = engine
         self.main_screen = MainScreen(engine)
+        self._hangup_started = False
         keymap = dict(engine.settings.keys)
         check_keymap(keymap)
         if keymap:
@@ -111,8 +114,12 @@ class CockpitApp(App):
             self.call_after_refresh(shown.show, width, height, self.engine.trading_state.value)
 
     def _hung_up(self) -> None:
-        """The terminal went away (an SSH drop): run the configured policy, recorded, then exit."""
-        self.run_worker(self._on_hangup(), name="hangup", exclusive=True, group="hangup")
+        """The terminal went away (an SSH drop): run the configured policy, recorded, then exit. A second SIGHUP
+        changes nothing: the first one's work goes on."""
+        if self._hangup_started:
+            return
+        self._hangup_started = True
+        self.run_worker(self._on_hangup(), name="hangup", group="hangup")
 
     async def _on_hangup(self) -> None:
         policy = self.engine.settings.tui.on_hangup
@@ -122,6 +129,10 @@ class CockpitApp(App):
             result = await self.engine.execute(command(actor="operator:hangup",
                                                        reason=f"terminal hung up (SIGHUP); [tui] on_hangup = {policy}"))
             log.warning("on hangup: %s", result.message)
+            # What the venue did not let it finish is retried; nobody is watching, so stay until it is done.
+            deadline = time.monotonic() + HANGUP_FINISH_S
+            while self.engine.kill_switch_retrying() and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
         self.exit(return_code=0)
 
     async def on_unmount(self) -> None:

@@ -45,7 +45,7 @@ from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import VenueLink
 from engine.reconcile import Holdings
-from engine.remote import serve_commands
+from engine.remote import NEVER_EXPIRE, serve_commands
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
 from engine.stats import DailyStats, DayStats
@@ -150,6 +150,7 @@ class Engine:
         self._lock = DataDirLock(settings.engine.data_dir)
         self._venue_args: dict[str, Any] = {}
         self._kill_retries: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._resumes = 0
         self._reconnecting = asyncio.Lock()
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
@@ -217,7 +218,7 @@ class Engine:
             self._lock.release()
             raise
         self.bus.add_handler(self.store.handle)
-        self.store.abandon_running_commands()
+        self.store.abandon_running_commands(rerun=NEVER_EXPIRE)
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
         self.state.restore(*self.store.trading_state())
@@ -482,6 +483,7 @@ class Engine:
                                  + "; ".join(blocking), {"blocking": blocking})
         result = self.state.move(TradingState.ACTIVE, c.actor, c.reason or "resume requested")
         if result.ok:
+            self._resumes += 1  # a kill-switch pass still under way will not start a retry after this
             self._stop_kill_retry(None, "trading resumed")
         return result
 
@@ -525,6 +527,7 @@ class Engine:
             self.state.move(TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor),
                             c.values)
             prefix = f"{self.trading_state.value}; "
+        resumes = self._resumes
         if self.link.venue is None or not self.link.venue.ex.markets:
             self._retry_kill(c)
             return CommandResult(False, f"{prefix}the venue is not connected: nothing canceled or sold yet; "
@@ -533,11 +536,17 @@ class Engine:
             outcome = await self._kill_pass(c)
         except (EngineError, ccxt_errors.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
+        if not isinstance(c, ClosePosition):
+            prefix = f"{self.trading_state.value}; "  # as it is now (an operator may have resumed meanwhile)
         message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
         automatic = not is_operator(c.actor)
         if outcome.done:
             code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
             self.alert(Severity.CRIT if automatic else Severity.WARN, code, f"{message} (by {c.actor})",
+                       values=outcome.details())
+        elif self._resumes != resumes:
+            self.alert(Severity.WARN, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; not retried: "
+                                                                "an operator resumed trading meanwhile",
                        values=outcome.details())
         else:
             self.alert(Severity.CRIT, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; retrying",
@@ -555,12 +564,18 @@ class Engine:
         """Keep trying ``c``. A retry of the same tier (and symbol) is replaced; close-all supersedes every other
         retry, since it does all they do; a weaker tier never replaces a stronger one."""
         key = (c.name, getattr(c, "symbol", ""))
+        for done in [k for k, task in self._kill_retries.items() if task.done()]:
+            del self._kill_retries[done]
         if any(k[0] == "close-all" for k in self._kill_retries) and key[0] != "close-all":
             return  # a close-all still retrying does this too
         for other in list(self._kill_retries):
             if other == key or key[0] == "close-all":
                 self._stop_kill_retry(other, f"superseded by {c.name}")
         self._kill_retries[key] = self.tasks.spawn(f"kill-switch-retry {c.name}", self._keep_trying(c, key))
+
+    def kill_switch_retrying(self) -> list[str]:
+        """The kill-switch tiers still being retried."""
+        return sorted(k[0] for k, task in self._kill_retries.items() if not task.done())
 
     def _stop_kill_retry(self, key: tuple[str, str] | None, why: str) -> None:
         """Stop one retry (``key``) or every one (None)."""
@@ -573,13 +588,20 @@ class Engine:
     async def _keep_trying(self, c: CancelAll | CloseAll | ClosePosition, key: tuple[str, str]) -> None:
         """Retry what a kill-switch tier could not do until it is done (or an operator resumes)."""
         attempt = 0
+        resumes = self._resumes
         while True:
             await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
             attempt += 1
+            if self._resumes != resumes:
+                self._kill_retries.pop(key, None)
+                return  # an operator resumed: the kill switch stands down
             try:
                 outcome = await self._kill_pass(c)
             except (EngineError, ccxt_errors.BaseError) as exc:
                 log.warning("kill-switch retry %d of %s: %s", attempt, c.name, exc)
+                continue
+            except Exception as exc:  # a bug must not end the retrying: report it and keep trying
+                log.error("kill-switch retry %d of %s failed", attempt, c.name, exc_info=exc)
                 continue
             if outcome.done:
                 self.alert(Severity.WARN, "KILL_SWITCH_DONE",
@@ -598,10 +620,16 @@ class Engine:
             return CommandResult(False, "the venue is not connected yet; the engine is still connecting")
         if self._reconnecting.locked():
             return CommandResult(False, "a reconnect is already under way")
-        async with self._reconnecting:
-            return await self._reconnect_now(c)
+        await self._reconnecting.acquire()  # released here, or by the background task that finishes connecting
+        handed_over = False
+        try:
+            result, handed_over = await self._reconnect_now(c)
+            return result
+        finally:
+            if not handed_over:
+                self._reconnecting.release()
 
-    async def _reconnect_now(self, c: Reconnect) -> CommandResult:
+    async def _reconnect_now(self, c: Reconnect) -> tuple[CommandResult, bool]:
         start = time.perf_counter()
         before = self.sync.stream_states()
         await self.sync.stop_streams()
@@ -610,14 +638,14 @@ class Engine:
         # closed once they have had their timeout.
         self.tasks.spawn("close-old-venue", self._close_later(old))
         self.sync.came_back()
-        connecting = asyncio.ensure_future(self.sync.connect(streams_first=True))
+        connecting = self.tasks.spawn("reconnect connect", self.sync.connect(streams_first=True))
         try:
             await asyncio.wait_for(asyncio.shield(connecting), RECONNECT_TIMEOUT_S)
         except asyncio.TimeoutError:
-            # Connecting goes on in the background, still holding the reconnect lock: no second reconnect overlaps.
+            # Connecting goes on in the background, which now holds the reconnect lock: nothing overlaps it.
             self.tasks.spawn("reconnect", self._finish_reconnect(connecting))
             return CommandResult(False, f"venue did not answer within {RECONNECT_TIMEOUT_S:g}s; still trying "
-                                        "in the background", {"before": before})
+                                        "in the background", {"before": before}), True
         deadline = time.monotonic() + RECONNECT_SETTLE_S
         while time.monotonic() < deadline and any(s == "waiting" for s in self.sync.stream_states().values()):
             await asyncio.sleep(0.05)
@@ -627,7 +655,7 @@ class Engine:
         message = (f"reconnected in {time.perf_counter() - start:.1f}s; markets reloaded, orders reconciled; "
                    f"streams up {was}/{len(before)} before, {up}/{len(after)} after")
         self.alert(Severity.INFO, "RECONNECTED", f"{message} (by {c.actor})", values={"before": before, "after": after})
-        return CommandResult(True, message, {"before": before, "after": after})
+        return CommandResult(True, message, {"before": before, "after": after}), False
 
     async def _ack(self, c: Ack) -> CommandResult:
         who = c.actor
@@ -686,7 +714,7 @@ class Engine:
             "open_orders": len(self.tracker.open_orders()),
             "positions": [{"symbol": p.symbol, "amount": str(p.amount)} for p in self.portfolio.positions()],
             "kill_switch": {"halted": self.trading_state == TradingState.HALTED,
-                            "retrying": sorted(k[0] for k, t in self._kill_retries.items() if not t.done())},
+                            "retrying": self.kill_switch_retrying()},
             "monitors": monitors, "troubled": troubled,
             "numbers": {"equity": equity, "drawdown": self.monitors.drawdown_pct,
                         "day_pnl": day.net_pnl + self.portfolio.unrealized(),
@@ -741,5 +769,7 @@ class Engine:
             await venue.close()
 
     async def _finish_reconnect(self, connecting: asyncio.Future[None]) -> None:
-        async with self._reconnecting:
+        try:
             await connecting
+        finally:
+            self._reconnecting.release()

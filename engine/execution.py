@@ -125,7 +125,17 @@ class Execution:
         stop_loss: Decimal | None = None,
         urgent: bool = False,
     ) -> CommandResult:
-        """Check, persist, then send one order; the client id is on disk before the request leaves."""
+        """Check, persist, then send one order; the client id is on disk before the request leaves.
+
+        A venue's Retry-After is waited out first, and only then is everything checked (trading state, limits,
+        exposure): nothing awaits between the checks and the order's record, so two orders that waited together
+        cannot both pass the same exposure."""
+        if not urgent and self.link.venue is not None:
+            await self.link.venue.health.wait_if_paused()
+            late = self.permission(side)
+            if late:
+                self.publish(OrderRefused(actor, symbol, side, amount, price, late))
+                return CommandResult(False, late)
         refusal, amount, price = self._refusal(symbol, side, amount, price, stop_loss, urgent)
         if refusal:
             log.info("order refused (%s %s %s by %s): %s", side, amount, symbol, actor, refusal)
@@ -135,12 +145,6 @@ class Execution:
         if self.mode == "dry-run":
             log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
             return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
-        if not urgent:
-            await venue.health.wait_if_paused()
-            late = self.permission(side)
-            if late:
-                self.publish(OrderRefused(actor, symbol, side, amount, price, late))
-                return CommandResult(False, late)
         order = self.tracker.create(symbol, side, type_, amount, price, origin=actor)
         if not urgent:
             self.rate.sent()

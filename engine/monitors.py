@@ -263,6 +263,9 @@ class Monitors:
             self.daily_loss_tripped = date.fromisoformat(day) if day else None
             self.flash_tripped = bool(latches.get("flash_tripped"))
             self._latched = self.latches()
+            # Their action was taken before the restart: a latched trip blocks resume, it does not act again.
+            self.rows["daily_loss"].acted = self.daily_loss_tripped is not None
+            self.rows["flash_crash"].acted = self.flash_tripped
         if peak is not None:
             self.drawdown.peak = peak
 

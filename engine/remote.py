@@ -8,6 +8,7 @@ next start obeys it; cancel-all and close-all act on the venue directly (``engin
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import logging
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Coroutine
 
 from engine.commands import BY_NAME, Command, CommandResult
-from engine.datadir import DataDirBusy, DataDirLock
+from engine.datadir import DataDirBusy, DataDirLock, engine_pid
 from engine.events import CommandAudited, TradingState, TradingStateChanged, utcnow
 from engine.incidents import Incidents, store_parts, write_snapshot
 from engine.store import DB_NAME, Store
@@ -80,6 +81,12 @@ async def serve_commands(store: Store, execute: Callable[[Command], Awaitable[Co
     async def run(row: dict[str, Any], command: Command) -> None:
         try:
             result = await execute(command)
+        except asyncio.CancelledError:  # the engine is stopping mid-command
+            if row["command"] in NEVER_EXPIRE:
+                store.requeue_command(row["id"])  # the kill switch runs again at the next start
+            else:
+                store.finish_command(row["id"], False, "the engine stopped while running it; see `cockpit audit`")
+            raise
         except Exception as exc:  # execute answers every refusal itself; this is a bug, reported, never rerun
             log.error("command %s failed", row["command"], exc_info=exc)
             store.finish_command(row["id"], False, f"failed: {type(exc).__name__}: {exc}")
@@ -154,6 +161,10 @@ def send_detailed(data_dir: Path, command: str, reason: str, timeout: float, arg
             if row["status"] not in ("pending", "running"):
                 return row["status"] == "done", row["result"], json.loads(row.get("details") or "null")
             time.sleep(POLL_S / 2)
+        if engine_pid(data_dir) is None:
+            return False, (f"the engine stopped before it answered (command id {command_id}); "
+                           + ("it runs again at the next start" if command in NEVER_EXPIRE else
+                              "check `cockpit audit` and `cockpit status`")), None
         if store.command(command_id)["status"] == "running":
             return False, (f"the engine is still carrying out the command (id {command_id}) after {timeout:g}s; "
                            "see `cockpit audit` for its result"), None
@@ -192,6 +203,7 @@ def without_engine(store: Store, data_dir: Path, command: str, actor: str, reaso
     start = time.perf_counter()
     target = STATE_TARGETS[command]
     previous, _ = store.trading_state()
+    incidents = None
     blocking = [f"{m['code']}: {m['value']} (limit {m['threshold']})" for m in store.load_json("monitors") or []
                 if m.get("blocks_resume") and m.get("status") == "CRIT"] if target != TradingState.HALTED else []
     try:
@@ -199,8 +211,9 @@ def without_engine(store: Store, data_dir: Path, command: str, actor: str, reaso
     except IllegalTransition as exc:
         ok, message = False, str(exc)
     else:
+        ok = not blocking
         if blocking:
-            changed, ok = False, False
+            changed = False
             message = ("resume refused: when the engine last looked, the condition that tripped it still held: "
                        + "; ".join(blocking) + ". Start cockpit; it reads every monitor again before resuming.")
         if changed:
@@ -211,10 +224,11 @@ def without_engine(store: Store, data_dir: Path, command: str, actor: str, reaso
                               max((r["id"] for r in last), default=0), previous, None)
             store.handle(change)
             incidents.on_event(change)  # a halt opens an incident (and its snapshot), a resume closes one
-        if not blocking:
-            ok, message = True, (f"{target.value} (no engine running on {data_dir}: the next start comes back "
-                                 f"{target.value})")
-    store.handle(CommandAudited(command=command, actor=actor, reason=reason, args={}, values={}, ok=ok,
-                                result=message, duration_ms=(time.perf_counter() - start) * 1000,
-                                kill_switch=command == "halt"))
+        if ok:
+            message = f"{target.value} (no engine running on {data_dir}: the next start comes back {target.value})"
+    audit = CommandAudited(command=command, actor=actor, reason=reason, args={}, values={}, ok=ok, result=message,
+                           duration_ms=(time.perf_counter() - start) * 1000, kill_switch=command == "halt")
+    store.handle(audit)
+    if incidents is not None:
+        incidents.on_event(audit)
     return ok, message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from datetime import datetime
 from decimal import Decimal
@@ -307,14 +308,22 @@ class Store:
     def pending_commands(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from commands where status = 'pending' order by id"))
 
-    def abandon_running_commands(self) -> int:
-        """At start: commands a previous engine was running when it stopped are failed (never run twice)."""
+    def abandon_running_commands(self, rerun: tuple[str, ...] = ()) -> int:
+        """At start: commands a previous engine was running when it stopped are failed (never run twice), except
+        those in ``rerun`` (the kill switch's: running one again is safe), which are queued again."""
+        marks = ", ".join("?" for _ in rerun) or "''"
         with self.db.conn:
+            self.db.execute(f"update commands set status = 'pending', ts = ? where status = 'running' "
+                            f"and command in ({marks})", [utcnow().isoformat(), *rerun])
             cursor = self.db.execute(
                 "update commands set status = 'failed', result = 'the engine stopped while running it; check "
                 "`cockpit audit` and `cockpit status` for what it did', done_ts = ? where status = 'running'",
                 [utcnow().isoformat()])
         return cursor.rowcount
+
+    def requeue_command(self, command_id: int) -> None:
+        self.db.execute("update commands set status = 'pending' where id = ? and status = 'running'", [command_id])
+        self.db.conn.commit()
 
     def claim_command(self, command_id: int) -> bool:
         """Mark a pending command running; False if it was not pending (it runs at most once)."""
@@ -466,6 +475,10 @@ def _read_only(path: Path) -> sqlite3.Connection:
         return conn
     except sqlite3.OperationalError:
         conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+        # A read-only directory: the WAL index cannot be made, so read the file as it is (what the last
+        # checkpoint holds; a halt still only in the WAL is not seen: the message of `status` says so).
         return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
 
 

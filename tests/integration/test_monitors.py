@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.commands import CloseAll, Halt, PlaceOrder, Reconnect, Resume
+from engine.commands import CancelAll, CloseAll, Halt, PlaceOrder, Reconnect, Resume
 from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine
 from engine.events import TradingState
@@ -310,3 +310,33 @@ async def test_a_stuck_order_is_placed_again_when_configured(sim, tmp_path, run)
     assert engine.tracker.get(first.client_id).status.value == "CANCELED"
     again = next(o for o in engine.tracker.all() if o.origin == "monitor:stuck_order")
     assert again.amount == first.amount and again.price == first.price
+
+
+async def test_two_buys_waiting_out_a_retry_after_cannot_both_pass_the_position_limit(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, monitors=dict(rest_errors_max=50)))
+    last = engine.portfolio.last["BTC/USDT"]
+    amount = (engine.portfolio.equity() * Decimal("0.15") / last).quantize(Decimal("0.00001"))  # 15 % of 20 %
+    sim.faults.inject("http-status", status=429, retry_after=2, path="/api/v3/time", count=1)
+    await eventually(lambda: engine.venue_health.paused_for() > 0.5, timeout=5, message="paused by a 429")
+
+    def buy_order():
+        return engine.execute(PlaceOrder(actor="operator:cli a@b", symbol="BTC/USDT", side="buy", type="limit",
+                                         amount=amount, price=last * Decimal("0.95"), stop_loss=last * Decimal("0.5")))
+
+    first, second = await asyncio.gather(buy_order(), buy_order())
+    assert [first.ok, second.ok].count(True) == 1
+    assert "max_position_pct" in (second.message if first.ok else first.message)
+    assert len(sim.open_orders()) == 1
+
+
+async def test_a_resume_during_a_kill_switch_pass_is_not_undone_by_a_retry(sim, tmp_path, run):
+    engine = await run(settings(sim, tmp_path, monitors=dict(rest_errors_max=50)))
+    sim.faults.inject("latency", ms=600)
+    sim.faults.inject("http-status", status=503, path="/api/v3/openOrders", method="DELETE", count=1)
+    kill = asyncio.ensure_future(engine.execute(CancelAll(actor="operator:key", reason="drill")))
+    await eventually(lambda: engine.trading_state == TradingState.HALTED, message="the pass has begun")
+    resumed = await engine.execute(Resume(actor="operator:key", reason="changed my mind"))
+    assert resumed.ok, resumed.message
+    result = await kill
+    assert not result.ok and result.message.startswith("ACTIVE; ")  # says the state as it is now
+    assert engine.kill_switch_retrying() == [] and engine.trading_state == TradingState.ACTIVE
