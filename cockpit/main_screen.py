@@ -40,6 +40,9 @@ def set_by(code: str, actor: str, ts: str) -> str:
     return f"{code or actor}{' at ' + when if when else ''}"
 
 
+RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
+
+
 class Snapshot(Message):
     """The engine's state when the cockpit attached to it: the first frame."""
 
@@ -146,6 +149,8 @@ class MainScreen(Screen):
             health.day_pnl_negative = event.day_pnl < 0
             health.drawdown = f"{event.drawdown_pct:.2f}%"
         elif isinstance(event, (AlertRaised, AlertUpdated)):
+            if RANK[event.alert.severity.value] < RANK[self.engine.settings.alerts.screen_min_severity]:
+                return
             self.query_one(AlertList).add_alert(alert_row(event.alert))
             new_or_pressing = isinstance(event, AlertRaised) or event.change in ("escalated", "repeat")
             if new_or_pressing and event.alert.severity.value == "CRIT":

@@ -29,6 +29,8 @@ class AlertBook:
 
     def __init__(self, cfg: AlertsConfig, publish: Publish, clock: Callable[[], datetime] = utcnow) -> None:
         self.cfg = cfg
+        # The log files' least severity (the store keeps every alert: it is the record).
+        log.setLevel(LEVEL[Severity(cfg.log_min_severity)])
         self.publish = publish
         self.clock = clock
         self.next_id = 1

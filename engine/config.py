@@ -180,6 +180,8 @@ class AlertsConfig(_Section):
     dedupe_s: float = Field(default=60.0, ge=0)  # the same code again within this is counted, not repeated
     warn_escalate_s: float = Field(default=900.0, gt=0)  # an unacknowledged WARN becomes CRIT after this
     crit_repeat_s: float = Field(default=120.0, gt=0)  # an unacknowledged CRIT is sent again this often
+    screen_min_severity: Literal["INFO", "WARN", "CRIT"] = "INFO"  # the cockpit's alert list
+    log_min_severity: Literal["INFO", "WARN", "CRIT"] = "INFO"  # alerts written to trading.log / errors.log
     notify: tuple[NotifyTarget, ...] = ()
     notify_retries: int = Field(default=3, ge=0)
     log_max_bytes: int = Field(default=10_000_000, ge=10_000)  # trading.log, errors.log, trades.log rotate here

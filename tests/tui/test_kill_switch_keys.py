@@ -206,3 +206,22 @@ async def test_a_terminal_under_80x24_says_so_and_still_halts(tmp_path):
         await eventually(lambda: engine.trading_state == TradingState.HALTED)
         await pilot.resize_terminal(100, 30)
         await eventually(lambda: not isinstance(app.screen, TooSmall), message="back to the cockpit")
+
+
+async def test_the_screen_shows_alerts_from_its_least_severity_up(tmp_path):
+    from engine.config import AlertsConfig
+    from engine.events import Severity
+    from widgets.alerts import AlertList
+
+    settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False),
+                        alerts=AlertsConfig(screen_min_severity="WARN"))
+    app = CockpitApp(Engine(settings))
+    async with app.run_test(size=(100, 30)):
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        engine.alert(Severity.INFO, "RECONNECTED", "info only")
+        engine.alert(Severity.WARN, "CLOCK_SKEW", "a warning")
+        alerts = app.query_one(AlertList)
+        await eventually(lambda: any(a.code == "CLOCK_SKEW" for a in alerts.alerts))
+        assert not any(a.code == "RECONNECTED" for a in alerts.alerts)
+        assert any(r["code"] == "RECONNECTED" for r in Store.in_dir(tmp_path).alerts())  # the store keeps all
