@@ -36,20 +36,15 @@ def settings(sim, tmp_path, monitors=None, risk=None) -> Settings:
 
 
 @pytest.fixture
-async def run(tmp_path):
-    engines: list[Engine] = []
+def run(run):
+    """The shared engine starter, also waiting for the monitors' first reading."""
 
     async def start(s: Settings) -> Engine:
-        engine = Engine(s)
-        engines.append(engine)
-        await engine.start()
-        await eventually(engine.ready.is_set, timeout=20, message="engine connected")
+        engine = await run(s)
         await eventually(lambda: engine.monitors.rows["ws_stale"].reading.value != "—", message="monitors reading")
         return engine
 
-    yield start
-    for engine in engines:
-        await engine.stop()
+    return start
 
 
 def codes(engine: Engine) -> list[str]:

@@ -35,20 +35,6 @@ def settings(sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=Fals
     )
 
 
-@pytest.fixture
-async def run(tmp_path):
-    engines = []
-
-    async def start(s: Settings) -> Engine:
-        engine = Engine(s)
-        engines.append(engine)
-        await engine.start()
-        await eventually(engine.ready.is_set, timeout=20, message="engine connected")
-        return engine
-
-    yield start
-    for engine in engines:
-        await engine.stop()
 
 
 def alerts(engine, code):
