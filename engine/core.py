@@ -35,7 +35,7 @@ from engine.events import (
     StrategyGuardChanged, TickerUpdated, TradingState, utcnow,
 )
 from engine.execution import Execution
-from engine.killswitch import RETRY_S, KillSwitch, Outcome
+from engine.killswitch import KillSwitch, Tiers, trip_code
 from engine.incidents import Incidents, write_snapshot
 from engine.logfiles import LogFiles
 from engine.monitors import Monitors
@@ -85,11 +85,6 @@ def _order_dict(o: Any) -> dict[str, Any]:
             "created_at": o.created_at, "updated_at": o.updated_at}
 
 
-def trip_code(actor: str) -> str:
-    """The monitor's code in ``monitor:<code>`` (empty for anyone else)."""
-    return actor.split(":", 1)[1] if actor.startswith("monitor:") else ""
-
-
 class Engine:
     """The headless trading engine. ``start`` then ``execute`` commands; ``stop`` when done."""
 
@@ -117,6 +112,7 @@ class Engine:
                                    permission=lambda side: self.state.refusal(Permit.ENTRY if side == "buy"
                                                                               else Permit.REDUCE))
         self.kill_switch = KillSwitch(self.symbols, self.link, self.execution, self.tracker, self.portfolio)
+        self.tiers = Tiers(self.kill_switch, self.state, self.link, self.symbols, self.alert, self.tasks.spawn)
         mon = settings.monitors
         self.venue_health = VenueHealth(mon.rest_errors_window_s)
         self.holdings = Holdings(self.portfolio, self.tracker, mon.mismatch_warn_pct, mon.mismatch_halt_pct, publish,
@@ -149,8 +145,6 @@ class Engine:
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
         self._venue_args: dict[str, Any] = {}
-        self._kill_retries: dict[tuple[str, str], asyncio.Task[Any]] = {}
-        self._resumes = 0
         self._reconnecting = asyncio.Lock()
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
@@ -483,8 +477,7 @@ class Engine:
                                  + "; ".join(blocking), {"blocking": blocking})
         result = self.state.move(TradingState.ACTIVE, c.actor, c.reason or "resume requested")
         if result.ok:
-            self._resumes += 1  # a kill-switch pass still under way will not start a retry after this
-            self._stop_kill_retry(None, "trading resumed")
+            self.tiers.resumed()
         return result
 
     async def _reduce_only(self, c: ReduceOnly) -> CommandResult:
@@ -511,106 +504,11 @@ class Engine:
     # ------------------------------------------------------------ kill switch
 
     async def _kill(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
-        """Cancel-all and close-all halt first (tier 1), then act at the venue; close SYMBOL acts on one.
-
-        Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
-        was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
-        """
-        prefix = ""
-        if isinstance(c, ClosePosition):
-            if c.symbol not in self.symbols:
-                return CommandResult(False, f"{c.symbol or 'no symbol'} is not a configured symbol "
-                                            f"({', '.join(self.symbols)})")
-            prefix = f"{c.symbol}: "
-        else:
-            self.state.tripped()
-            self.state.move(TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor),
-                            c.values)
-            prefix = f"{self.trading_state.value}; "
-        resumes = self._resumes
-        if self.link.venue is None or not self.link.venue.ex.markets:
-            self._retry_kill(c)
-            return CommandResult(False, f"{prefix}the venue is not connected: nothing canceled or sold yet; "
-                                        "retrying until it is")
-        try:
-            outcome = await self._kill_pass(c)
-        except (EngineError, ccxt_errors.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
-            outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
-        if not isinstance(c, ClosePosition):
-            prefix = f"{self.trading_state.value}; "  # as it is now (an operator may have resumed meanwhile)
-        message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
-        automatic = not is_operator(c.actor)
-        if outcome.done:
-            code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
-            self.alert(Severity.CRIT if automatic else Severity.WARN, code, f"{message} (by {c.actor})",
-                       values=outcome.details())
-        elif self._resumes != resumes:
-            self.alert(Severity.WARN, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; not retried: "
-                                                                "an operator resumed trading meanwhile",
-                       values=outcome.details())
-        else:
-            self.alert(Severity.CRIT, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; retrying",
-                       values=outcome.details())
-            self._retry_kill(c)
-        return CommandResult(outcome.done, message, outcome.details())
-
-    async def _kill_pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:
-        if isinstance(c, CancelAll):
-            return await self.kill_switch.cancel_all()
-        symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
-        return await self.kill_switch.close_all(c.actor, symbols)
-
-    def _retry_kill(self, c: CancelAll | CloseAll | ClosePosition) -> None:
-        """Keep trying ``c``. A retry of the same tier (and symbol) is replaced; close-all supersedes every other
-        retry, since it does all they do; a weaker tier never replaces a stronger one."""
-        key = (c.name, getattr(c, "symbol", ""))
-        for done in [k for k, task in self._kill_retries.items() if task.done()]:
-            del self._kill_retries[done]
-        if any(k[0] == "close-all" for k in self._kill_retries) and key[0] != "close-all":
-            return  # a close-all still retrying does this too
-        for other in list(self._kill_retries):
-            if other == key or key[0] == "close-all":
-                self._stop_kill_retry(other, f"superseded by {c.name}")
-        self._kill_retries[key] = self.tasks.spawn(f"kill-switch-retry {c.name}", self._keep_trying(c, key))
+        return await self.tiers.run(c)
 
     def kill_switch_retrying(self) -> list[str]:
         """The kill-switch tiers still being retried."""
-        return sorted(k[0] for k, task in self._kill_retries.items() if not task.done())
-
-    def _stop_kill_retry(self, key: tuple[str, str] | None, why: str) -> None:
-        """Stop one retry (``key``) or every one (None)."""
-        for k in [key] if key is not None else list(self._kill_retries):
-            task = self._kill_retries.pop(k, None)
-            if task is not None and not task.done() and task is not asyncio.current_task():
-                log.info("kill-switch retry %s stopped: %s", k[0], why)
-                task.cancel()
-
-    async def _keep_trying(self, c: CancelAll | CloseAll | ClosePosition, key: tuple[str, str]) -> None:
-        """Retry what a kill-switch tier could not do until it is done (or an operator resumes)."""
-        attempt = 0
-        resumes = self._resumes
-        while True:
-            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
-            attempt += 1
-            if self._resumes != resumes:
-                self._kill_retries.pop(key, None)
-                return  # an operator resumed: the kill switch stands down
-            try:
-                outcome = await self._kill_pass(c)
-            except (EngineError, ccxt_errors.BaseError) as exc:
-                log.warning("kill-switch retry %d of %s: %s", attempt, c.name, exc)
-                continue
-            except Exception as exc:  # a bug must not end the retrying: report it and keep trying
-                log.error("kill-switch retry %d of %s failed", attempt, c.name, exc_info=exc)
-                continue
-            if outcome.done:
-                self.alert(Severity.WARN, "KILL_SWITCH_DONE",
-                           f"{c.name} by {c.actor} completed on retry {attempt}: "
-                           f"{outcome.sentence(closing=not isinstance(c, CancelAll))}", values=outcome.details())
-                self._kill_retries.pop(key, None)
-                return
-            log.warning("kill-switch retry %d of %s incomplete: %s", attempt, c.name,
-                        outcome.sentence(closing=not isinstance(c, CancelAll)))
+        return self.tiers.retrying()
 
     # ------------------------------------------------------------ reconnect
 

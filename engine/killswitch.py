@@ -18,11 +18,14 @@ from typing import Any
 
 import ccxt.async_support as ccxt_errors
 
-from engine.commands import CommandResult
+from engine.commands import CancelAll, CloseAll, ClosePosition, CommandResult
+from engine.errors import EngineError
+from engine.events import Severity, TradingState
 from engine.execution import Execution
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio, base_of
-from engine.ports import VenueLink
+from engine.ports import AlertPort, Spawn, VenueLink
+from engine.trading_state import TradingStateMachine, is_operator
 from engine.venue import OrderReport
 
 log = logging.getLogger(__name__)
@@ -190,3 +193,131 @@ class KillSwitch:
                 out.failures[order.symbol] = f"order {order.client_id}: {type(result).__name__}: {result}"[:200]
             else:
                 self.execution.apply_report(result, "rest")
+
+
+def trip_code(actor: str) -> str:
+    """The monitor's code in ``monitor:<code>`` (empty for anyone else)."""
+    return actor.split(":", 1)[1] if actor.startswith("monitor:") else ""
+
+
+class Tiers:
+    """Runs a kill-switch command: halts first (except close SYMBOL), does the venue pass, reports, and keeps
+    retrying what the venue did not let it finish until done or an operator resumes."""
+
+    def __init__(self, kill: KillSwitch, state: TradingStateMachine, link: VenueLink, symbols: tuple[str, ...],
+                 alert: AlertPort, spawn: Spawn) -> None:
+        self.kill = kill
+        self.state = state
+        self.link = link
+        self.symbols = symbols
+        self.alert = alert
+        self.spawn = spawn
+        self.retries: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._resumes = 0
+
+    def resumed(self) -> None:
+        """An operator resumed: every retry stands down, and a pass under way will not start one."""
+        self._resumes += 1
+        self._stop(None, "trading resumed")
+
+    async def run(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
+        """Cancel-all and close-all halt first (tier 1), then act at the venue; close SYMBOL acts on one.
+
+        Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
+        was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
+        """
+        prefix = ""
+        if isinstance(c, ClosePosition):
+            if c.symbol not in self.symbols:
+                return CommandResult(False, f"{c.symbol or 'no symbol'} is not a configured symbol "
+                                            f"({', '.join(self.symbols)})")
+            prefix = f"{c.symbol}: "
+        else:
+            self.state.tripped()
+            self.state.move(TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor),
+                            c.values)
+            prefix = f"{self.state.state.value}; "
+        resumes = self._resumes
+        if self.link.venue is None or not self.link.venue.ex.markets:
+            self._retry(c)
+            return CommandResult(False, f"{prefix}the venue is not connected: nothing canceled or sold yet; "
+                                        "retrying until it is")
+        try:
+            outcome = await self._pass(c)
+        except (EngineError, ccxt_errors.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
+            outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
+        if not isinstance(c, ClosePosition):
+            prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
+        message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
+        automatic = not is_operator(c.actor)
+        if outcome.done:
+            code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
+            self.alert(Severity.CRIT if automatic else Severity.WARN, code, f"{message} (by {c.actor})",
+                       values=outcome.details())
+        elif self._resumes != resumes:
+            self.alert(Severity.WARN, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; not retried: "
+                                                                "an operator resumed trading meanwhile",
+                       values=outcome.details())
+        else:
+            self.alert(Severity.CRIT, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; retrying",
+                       values=outcome.details())
+            self._retry(c)
+        return CommandResult(outcome.done, message, outcome.details())
+
+    async def _pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:
+        if isinstance(c, CancelAll):
+            return await self.kill.cancel_all()
+        symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
+        return await self.kill.close_all(c.actor, symbols)
+
+    def _retry(self, c: CancelAll | CloseAll | ClosePosition) -> None:
+        """Keep trying ``c``. A retry of the same tier (and symbol) is replaced; close-all supersedes every other
+        retry, since it does all they do; a weaker tier never replaces a stronger one."""
+        key = (c.name, getattr(c, "symbol", ""))
+        for done in [k for k, task in self.retries.items() if task.done()]:
+            del self.retries[done]
+        if any(k[0] == "close-all" for k in self.retries) and key[0] != "close-all":
+            return  # a close-all still retrying does this too
+        for other in list(self.retries):
+            if other == key or key[0] == "close-all":
+                self._stop(other, f"superseded by {c.name}")
+        self.retries[key] = self.spawn(f"kill-switch-retry {c.name}", self._keep_trying(c, key))
+
+    def retrying(self) -> list[str]:
+        """The kill-switch tiers still being retried."""
+        return sorted(k[0] for k, task in self.retries.items() if not task.done())
+
+    def _stop(self, key: tuple[str, str] | None, why: str) -> None:
+        """Stop one retry (``key``) or every one (None)."""
+        for k in [key] if key is not None else list(self.retries):
+            task = self.retries.pop(k, None)
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                log.info("kill-switch retry %s stopped: %s", k[0], why)
+                task.cancel()
+
+    async def _keep_trying(self, c: CancelAll | CloseAll | ClosePosition, key: tuple[str, str]) -> None:
+        """Retry what a kill-switch tier could not do until it is done (or an operator resumes)."""
+        attempt = 0
+        resumes = self._resumes
+        while True:
+            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+            attempt += 1
+            if self._resumes != resumes:
+                self.retries.pop(key, None)
+                return  # an operator resumed: the kill switch stands down
+            try:
+                outcome = await self._pass(c)
+            except (EngineError, ccxt_errors.BaseError) as exc:
+                log.warning("kill-switch retry %d of %s: %s", attempt, c.name, exc)
+                continue
+            except Exception as exc:  # a bug must not end the retrying: report it and keep trying
+                log.error("kill-switch retry %d of %s failed", attempt, c.name, exc_info=exc)
+                continue
+            if outcome.done:
+                self.alert(Severity.WARN, "KILL_SWITCH_DONE",
+                           f"{c.name} by {c.actor} completed on retry {attempt}: "
+                           f"{outcome.sentence(closing=not isinstance(c, CancelAll))}", values=outcome.details())
+                self.retries.pop(key, None)
+                return
+            log.warning("kill-switch retry %d of %s incomplete: %s", attempt, c.name,
+                        outcome.sentence(closing=not isinstance(c, CancelAll)))

@@ -133,13 +133,13 @@ async def test_close_all_in_maintenance_reports_then_keeps_trying_until_done(eng
 async def test_resume_stops_a_kill_switch_retry(engine, sim):
     fault = sim.faults.inject("maintenance")
     result = await engine.execute(CancelAll(actor="operator:key"))
-    assert not result.ok and list(engine._kill_retries) == [("cancel-all", "")]
+    assert not result.ok and list(engine.tiers.retries) == [("cancel-all", "")]
     close = await engine.execute(CloseAll(actor="operator:key"))
-    assert not close.ok and list(engine._kill_retries) == [("close-all", "")]  # supersedes the weaker tier
+    assert not close.ok and list(engine.tiers.retries) == [("close-all", "")]  # supersedes the weaker tier
     weaker = await engine.execute(CancelAll(actor="operator:key"))
-    assert not weaker.ok and list(engine._kill_retries) == [("close-all", "")]  # never replaced by it
+    assert not weaker.ok and list(engine.tiers.retries) == [("close-all", "")]  # never replaced by it
     assert (await engine.execute(Resume(actor="operator:key"))).ok
-    assert engine._kill_retries == {}
+    assert engine.tiers.retries == {}
     sim.faults.clear(fault)
 
 
