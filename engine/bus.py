@@ -89,8 +89,12 @@ class EventBus:
         self._handlers: list[Handler] = []
         self._subs: list[Subscription] = []
 
-    def add_handler(self, handler: Handler) -> None:
-        self._handlers.append(handler)
+    def add_handler(self, handler: Handler, first: bool = False) -> None:
+        """``first``: before every other handler (the store: a fact is on disk before anything acts on it)."""
+        if first:
+            self._handlers.insert(0, handler)
+        else:
+            self._handlers.append(handler)
 
     def subscribe(self) -> Subscription:
         sub = Subscription(self)

@@ -211,7 +211,7 @@ class Engine:
         except Exception:
             self._lock.release()
             raise
-        self.bus.add_handler(self.store.handle)
+        self.bus.add_handler(self.store.handle, first=True)
         self.store.abandon_running_commands(rerun=NEVER_EXPIRE)
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())

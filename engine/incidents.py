@@ -117,18 +117,23 @@ class Incidents:
         }
         self.next_id += 1
         self._save()
-        # The state is captured now, inline; the archive is written off the kill switch's path.
+        if self.spawn is None:
+            parts = self._capture(self.current)
+            if parts is not None:
+                self._write_now(self.current, parts, event.reason)
+        else:
+            # Captured as soon as the kill switch's own work yields (its first venue call), not before it: the
+            # snapshot must never delay a halt or a cancel; the archive is written in a thread.
+            self.spawn(f"incident {self.current['id']} snapshot", self._write(self.current, event.reason))
+
+    def _capture(self, incident: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            parts = self.snapshot_parts()
+            return self.snapshot_parts()
         except Exception as exc:  # a snapshot must never stand in the kill switch's way
             log.error("incident snapshot not captured", exc_info=exc)
-            self.current["snapshot"] = f"not captured: {type(exc).__name__}: {exc}"
-            self._save()
-            return
-        if self.spawn is None:
-            self._write_now(self.current, parts, event.reason)
-        else:
-            self.spawn(f"incident {self.current['id']} snapshot", self._write(self.current, parts, event.reason))
+            incident["snapshot"] = f"not captured: {type(exc).__name__}: {exc}"
+            self.publish(IncidentChanged(dict(incident)))
+            return None
 
     def _write_now(self, incident: dict[str, Any], parts: dict[str, Any], reason: str) -> None:
         try:
@@ -137,7 +142,11 @@ class Incidents:
             incident["snapshot"] = f"not written: {exc}"
         self.publish(IncidentChanged(dict(incident)))
 
-    async def _write(self, incident: dict[str, Any], parts: dict[str, Any], reason: str) -> None:
+    async def _write(self, incident: dict[str, Any], reason: str) -> None:
+        await asyncio.sleep(0)
+        parts = self._capture(incident)
+        if parts is None:
+            return
         try:
             path = await asyncio.to_thread(write_snapshot, self.data_dir, parts,
                                            f"incident {incident['id']}: {reason}")
