@@ -21,9 +21,6 @@ from engine.ports import Publish, Spawn
 
 log = logging.getLogger(__name__)
 
-KILL_COMMANDS = ("halt", "cancel-all", "close-all")
-
-
 def store_parts(store: Any) -> dict[str, Any]:
     """What a snapshot holds when no engine runs: what the store knows."""
     state, info = store.trading_state()

@@ -310,19 +310,20 @@ class Monitors:
     def _command(self, command: Command) -> None:
         self.spawn(f"{command.actor} {command.name}", self.submit(command))
 
-    def _halt(self, code: str) -> Callable[[Reading], None]:
+    def _trip(self, code: str, command: type[Halt] | type[CloseAll]) -> Callable[[Reading], None]:
+        """The CRIT action of monitor ``code``: ``command`` by ``monitor:<code>`` with the reading behind it."""
         def act(reading: Reading) -> None:
-            self._command(Halt(actor=f"monitor:{code}", reason=f"{code}: {reading.value} (limit {reading.threshold})"
-                                                               f"{'; ' + reading.detail if reading.detail else ''}",
-                               values={"value": reading.value, "threshold": reading.threshold, **reading.values}))
+            detail = f"; {reading.detail}" if reading.detail else ""
+            self._command(command(actor=f"monitor:{code}",
+                                  reason=f"{code}: {reading.value} (limit {reading.threshold}){detail}",
+                                  values={"value": reading.value, "threshold": reading.threshold, **reading.values}))
         return act
 
+    def _halt(self, code: str) -> Callable[[Reading], None]:
+        return self._trip(code, Halt)
+
     def _close_all(self, code: str) -> Callable[[Reading], None]:
-        def act(reading: Reading) -> None:
-            self._command(CloseAll(actor=f"monitor:{code}", reason=f"{code}: {reading.value} (limit "
-                                                                   f"{reading.threshold}); {reading.detail}",
-                                   values={"value": reading.value, "threshold": reading.threshold, **reading.values}))
-        return act
+        return self._trip(code, CloseAll)
 
     def _daily_loss_close(self, reading: Reading) -> None:
         self.daily_loss_tripped = utcnow().date()

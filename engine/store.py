@@ -434,19 +434,17 @@ class Store:
         return next(self.db.query("select * from incidents where id = ?", [incident_id]), None)
 
     def state_changes(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "select * from state_changes where ts >= ?", [since]
-        if until:
-            sql, args = sql + " and ts <= ?", [since, until]
-        return list(self.db.query(sql + " order by id", args))
+        return self._between("state_changes", since, until)
 
     def alerts_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "select * from alerts where ts >= ?", [since]
-        if until:
-            sql, args = sql + " and ts <= ?", [since, until]
-        return list(self.db.query(sql + " order by id", args))
+        return self._between("alerts", since, until)
 
     def audit_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "select * from audit where ts >= ?", [since]
+        return self._between("audit", since, until)
+
+    def _between(self, table: str, since: str, until: str | None) -> list[dict[str, Any]]:
+        """Rows of ``table`` (a fixed name, never input) with ``ts`` from ``since`` to ``until``, oldest first."""
+        sql, args = f"select * from {table} where ts >= ?", [since]
         if until:
             sql, args = sql + " and ts <= ?", [since, until]
         return list(self.db.query(sql + " order by id", args))

@@ -271,7 +271,7 @@ class Venue:
         server_ms = await self._once("fetch_time")
         end = time.time()
         skew = None if server_ms is None else float(server_ms) - (start + end) / 2 * 1000
-        self.health.ping((end - start) * 1000, skew)
+        self.health.ping(skew)
 
     async def resync_clock(self) -> None:
         """Sign requests with the venue's clock: ccxt adds the measured offset to every timestamp."""

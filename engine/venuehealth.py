@@ -32,15 +32,12 @@ class VenueHealth:
         self.maintenance: str | None = None  # why, while the venue says it is in maintenance
         self.pause_until = 0.0  # no new request before this (429 / 418 Retry-After)
         self.banned_until = 0.0  # a 418: banned until
-        self.last_status: int | None = None
         self.skew_ms: float | None = None  # venue clock minus ours
-        self.ping_ms: float | None = None
 
     # ------------------------------------------------------------ fed by the venue
 
     def response(self, status: int, headers: Mapping[str, Any] | None) -> None:
         """Every HTTP answer, before ccxt turns an error status into an exception."""
-        self.last_status = status
         if status not in (429, 418):
             return
         wait = retry_after_s(dict(headers or {}))
@@ -68,8 +65,8 @@ class VenueHealth:
         if private:
             self.auth_failure = None
 
-    def ping(self, round_trip_ms: float, skew_ms: float | None) -> None:
-        self.ping_ms = round_trip_ms
+    def ping(self, skew_ms: float | None) -> None:
+        """A ping answered: the venue's clock against ours (its round trip is in the latency stats)."""
         self.skew_ms = skew_ms
 
     # ------------------------------------------------------------ read by the monitors and the venue
