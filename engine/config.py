@@ -9,6 +9,7 @@ refused, so a key never lands in a file that gets copied, committed or pasted in
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from decimal import Decimal
@@ -54,9 +55,7 @@ class VenueConfig(_Section):
     @field_validator("exchange")
     @classmethod
     def _known_exchange(cls, value: str) -> str:
-        import ccxt.pro
-
-        if value != "sim" and value not in ccxt.pro.exchanges:
+        if value != "sim" and not _ccxt_pro_has(value):
             raise ValueError(f"{value!r} is not a ccxt exchange id; use \"sim\" or one of ccxt.pro.exchanges "
                              "(e.g. \"binance\")")
         return value
@@ -70,6 +69,17 @@ class VenueConfig(_Section):
         if not value:
             raise ValueError("at least one symbol is needed")
         return value
+
+
+def _ccxt_pro_has(exchange_id: str) -> bool:
+    """Whether ``exchange_id`` is in ``ccxt.pro.exchanges``, without importing ccxt (most of a second): that list
+    is the modules of the ccxt.pro package, one per exchange."""
+    spec = importlib.util.find_spec("ccxt")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    name = exchange_id if exchange_id.isidentifier() and not exchange_id.startswith("_") else ""
+    return bool(name) and any((Path(root) / "pro" / f"{name}.py").is_file()
+                              for root in spec.submodule_search_locations)
 
 
 class EngineConfig(_Section):

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
-import ccxt.async_support as ccxt_errors
+from engine import venueerrors as vx
 
 from engine.alerts import AlertBook
 from engine.bus import EventBus
@@ -57,6 +57,7 @@ from engine.tasks import Periodic, TaskGroup
 from engine.trading_state import TradingStateMachine, is_operator
 from engine.venue import Venue
 from engine.venuehealth import VenueHealth
+from engine.venueerrors import load_ccxt
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +305,8 @@ class Engine:
                 api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
                 api_secret=cfg.api_secret.get_secret_value() if cfg.api_secret else None,
                 sandbox=cfg.rest_url is None and self.mode == "paper")
+        # ccxt takes most of a second to import: in a thread, so the loop (the operator's keys) never waits for it.
+        await asyncio.to_thread(load_ccxt)
         self.link.venue = self._make_venue()
         await self.sync.connect()
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
@@ -452,7 +455,7 @@ class Engine:
                 result = await handler(command)
             except EngineError as exc:
                 result = CommandResult(False, str(exc))
-            except ccxt_errors.BaseError as exc:
+            except vx.BaseError as exc:
                 result = CommandResult(False, f"the venue answered {type(exc).__name__}: {str(exc)[:200]}")
             except Exception as exc:  # the boundary of every command: a bug is reported and audited, not raised
                 log.error("command %s by %s failed", command.name, command.actor, exc_info=exc)

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-import ccxt.async_support as ccxt_errors
+from engine import venueerrors as vx
 
 from engine.bus import EventBus
 from engine.commands import CancelAll, CloseAll, CommandResult
@@ -63,7 +63,7 @@ async def act_without_engine(settings: Settings, command: CancelAll | CloseAll,
         state.move(TradingState.HALTED, command.actor, command.reason or f"{command.name} with no engine running")
         try:
             result = await _act(settings, command, store, bus, alert, retry_for_s)
-        except (EngineError, ccxt_errors.BaseError) as exc:
+        except (EngineError, vx.BaseError) as exc:
             result = CommandResult(False, f"HALTED (latched); could not reach the venue: {type(exc).__name__}: {exc}")
         alert(Severity.WARN if result.ok else Severity.CRIT,
               "EMERGENCY_" + command.name.upper().replace("-", "_"), f"{result.message} (by {command.actor})",
@@ -121,7 +121,7 @@ async def _act(settings: Settings, command: CancelAll | CloseAll, store: Store, 
                         if last is not None:
                             portfolio.set_price(symbol, last)
                 outcome = await (kill.close_all(command.actor) if closing else kill.cancel_all())
-            except ccxt_errors.BaseError as exc:
+            except vx.BaseError as exc:
                 outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
             if outcome.done or time.monotonic() >= deadline:
                 break

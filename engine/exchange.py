@@ -2,13 +2,14 @@
 
 The real ccxt ``binance`` client talks to the built-in simulator unchanged except for its URLs and a few
 options; each one is explained in ``shared/notes/ccxt-binance-facts.md`` (section 1) and repeated here.
+This is where ccxt is imported (``engine.venueerrors.load_ccxt``): nothing else in the engine imports it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import ccxt.pro as ccxtpro
+from engine.venueerrors import load_ccxt
 
 
 def build_exchange(
@@ -22,6 +23,7 @@ def build_exchange(
     rate_limit: bool = True,
 ) -> Any:
     """Return a ccxt.pro exchange (async REST + streams); ``rest_url``/``ws_url`` redirect a Binance-style client."""
+    ccxtpro = load_ccxt()  # the engine imports it off the event loop first; quick then
     try:
         cls = getattr(ccxtpro, exchange_id)
     except AttributeError:

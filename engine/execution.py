@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Callable
 
-import ccxt.async_support as ccxt_errors
+from engine import venueerrors as vx
 
 from engine.commands import CommandResult
 from engine.config import RiskConfig
@@ -28,7 +28,7 @@ from engine.portfolio import Portfolio, base_of
 from engine.ports import AlertPort, Publish, VenueLink
 from engine.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
 from engine.stats import DailyStats
-from engine.venue import NOT_SENT_ERRORS, REFUSED_ERRORS, OrderReport
+from engine.venue import OrderReport, not_sent_errors, refused_errors
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +152,15 @@ class Execution:
         try:
             try:
                 report = await venue.create_order(order.client_id, symbol, side, type_, amount, price, urgent=urgent)
-            except NOT_SENT_ERRORS as exc:
+            except not_sent_errors() as exc:
                 self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
                                    detail=f"not sent: {type(exc).__name__}: {exc}"[:300])
                 return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
-            except REFUSED_ERRORS as exc:
+            except refused_errors() as exc:
                 self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
                 self.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
                 return CommandResult(False, f"rejected by venue: {exc}")
-            except ccxt_errors.BaseError as exc:
+            except vx.BaseError as exc:
                 # Anything else (a timeout, a dropped connection, -1006 "execution status unknown", a garbled
                 # answer) may hide a placed order: ask the venue by client id before deciding.
                 result = await self._resolve_uncertain(order, exc, urgent)
@@ -191,13 +191,13 @@ class Execution:
             try:
                 report = await venue.fetch_order(order.client_id, order.symbol, urgent=urgent)
                 break
-            except ccxt_errors.OrderNotFound:
+            except vx.OrderNotFound:
                 if attempt == len(NOT_FOUND_RECHECK_S) - 1:
                     self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
                                        detail=f"not received by venue after {type(exc).__name__}")
                     return CommandResult(False, f"not placed: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(pause)  # a request still in the venue's queue shows up within its window
-            except ccxt_errors.BaseError as exc2:
+            except vx.BaseError as exc2:
                 self.alert(Severity.WARN, "ORDER_UNKNOWN_STATE",
                            f"order {order.client_id} may or may not be at the venue ({exc2}); reconcile will settle "
                            "it")
@@ -260,7 +260,7 @@ class Execution:
         """Fetch balances over REST so a fill shows even if the balance stream lags or is down."""
         try:
             await self.refresh_balances()
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             log.warning("balance refresh failed: %s", exc)
 
     # ------------------------------------------------------------ cancelling
@@ -277,9 +277,9 @@ class Execution:
         try:
             try:
                 report = await venue.cancel_order(client_id, order.symbol)
-            except ccxt_errors.OrderNotFound:
+            except vx.OrderNotFound:
                 report = await venue.fetch_order(client_id, order.symbol)
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             return CommandResult(False, f"cancel of {client_id} failed: {exc}")
         self.apply_report(report, "rest")
         log.info("cancel %s by %s: %s", client_id, actor, report.status.value)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_errors
+from engine import venueerrors as vx
 
 from engine.commands import CancelAll, CloseAll, ClosePosition, CommandResult
 from engine.errors import EngineError
@@ -107,7 +107,7 @@ class KillSwitch:
             try:
                 listed = await venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None,
                                                        urgent=True)
-            except ccxt_errors.BaseError as exc:
+            except vx.BaseError as exc:
                 out.failures["listing"] = f"listing open orders: {type(exc).__name__}: {exc}"[:200]
                 remaining = None
                 break
@@ -123,7 +123,7 @@ class KillSwitch:
         targets = tuple(symbols or self.symbols)
         try:
             await self.execution.refresh_balances(urgent=True)
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             out.failures["balances"] = f"balances: {type(exc).__name__}: {exc}"[:200]
             return out
         sells = [s for s in targets if self._sellable(s)[0] > 0]
@@ -137,7 +137,7 @@ class KillSwitch:
                 out.closed.append(symbol)
         try:
             await self.execution.refresh_balances(urgent=True)
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             out.failures["balances"] = f"verifying balances: {type(exc).__name__}: {exc}"[:200]
             return out
         for symbol in targets:
@@ -155,7 +155,7 @@ class KillSwitch:
     async def _cancel_symbol(self, symbol: str) -> list[OrderReport]:
         try:
             return await self.link.require().cancel_all_orders(symbol, urgent=True)
-        except ccxt_errors.OrderNotFound:
+        except vx.OrderNotFound:
             return []  # Binance answers -2011 when there is nothing to cancel
 
     def _sellable(self, symbol: str) -> tuple[Decimal, Decimal]:
@@ -244,7 +244,7 @@ class Tiers:
                                         "retrying until it is")
         try:
             outcome = await self._pass(c)
-        except (EngineError, ccxt_errors.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
+        except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
         if not isinstance(c, ClosePosition):
             prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
@@ -307,7 +307,7 @@ class Tiers:
                 return  # an operator resumed: the kill switch stands down
             try:
                 outcome = await self._pass(c)
-            except (EngineError, ccxt_errors.BaseError) as exc:
+            except (EngineError, vx.BaseError) as exc:
                 log.warning("kill-switch retry %d of %s: %s", attempt, c.name, exc)
                 continue
             except Exception as exc:  # a bug must not end the retrying: report it and keep trying

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
 
-import ccxt.async_support as ccxt_errors
+from engine import venueerrors as vx
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +28,20 @@ BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
 MAX_RETRIES = 3
 
 # Order matters: the first matching class decides. OnMaintenance is an ExchangeNotAvailable (a NetworkError).
-PERMANENT: tuple[type[BaseException], ...] = (
-    ccxt_errors.AuthenticationError,
-    ccxt_errors.PermissionDenied,
-    ccxt_errors.AccountSuspended,
-    ccxt_errors.InsufficientFunds,
-    ccxt_errors.InvalidOrder,
-    ccxt_errors.OrderNotFound,
-    ccxt_errors.BadSymbol,
-    ccxt_errors.BadRequest,
-    ccxt_errors.NotSupported,
-    ccxt_errors.InvalidNonce,  # clock skew: retrying with the same clock fails the same way
+# ccxt's class names (engine.venueerrors gives the classes once ccxt is imported).
+PERMANENT = (
+    "AuthenticationError", "PermissionDenied", "AccountSuspended", "InsufficientFunds", "InvalidOrder",
+    "OrderNotFound", "BadSymbol", "BadRequest", "NotSupported",
+    "InvalidNonce",  # clock skew: retrying with the same clock fails the same way
 )
-TEMPORARY: tuple[type[BaseException], ...] = (
-    ccxt_errors.NetworkError,  # RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection, RateLimitExceeded
-    ccxt_errors.OperationFailed,
+TEMPORARY = (
+    "NetworkError",  # RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection, RateLimitExceeded
+    "OperationFailed",
 )
+
+
+def _classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
+    return tuple(getattr(vx, name) for name in names)
 
 
 class Kind(str, enum.Enum):
@@ -65,13 +63,13 @@ def venue_code(exc: BaseException) -> str | None:
 
 def is_auth_failure(exc: BaseException) -> bool:
     """The venue refuses the key (401/403, -2015/-2014/-1022/-1002): retrying cannot help, halting can."""
-    return (isinstance(exc, (ccxt_errors.AuthenticationError, ccxt_errors.PermissionDenied,
-                             ccxt_errors.AccountSuspended)) or venue_code(exc) in AUTH_CODES)
+    return (isinstance(exc, (vx.AuthenticationError, vx.PermissionDenied, vx.AccountSuspended))
+            or venue_code(exc) in AUTH_CODES)
 
 
 def is_maintenance(exc: BaseException) -> bool:
     """The venue says it is in maintenance: not a blip to retry through, a reason to halt (runbook 002)."""
-    return isinstance(exc, ccxt_errors.OnMaintenance) or "under maintenance" in str(exc).lower()
+    return isinstance(exc, vx.OnMaintenance) or "under maintenance" in str(exc).lower()
 
 
 def classify(exc: BaseException) -> Kind:
@@ -79,17 +77,21 @@ def classify(exc: BaseException) -> Kind:
 
     A refused key and maintenance are permanent whatever ccxt's class says: they are never retried as blips.
     """
-    if isinstance(exc, PERMANENT) or is_auth_failure(exc) or is_maintenance(exc):
+    if isinstance(exc, _classes(PERMANENT)) or is_auth_failure(exc) or is_maintenance(exc):
         return Kind.PERMANENT
-    if isinstance(exc, TEMPORARY):
+    if isinstance(exc, _classes(TEMPORARY)):
         return Kind.TEMPORARY
     if isinstance(exc, (asyncio.TimeoutError, ConnectionError)):
         return Kind.TEMPORARY
     return Kind.PERMANENT
 
 
-class CircuitOpen(ccxt_errors.ExchangeNotAvailable):
-    """Calls are suspended after repeated failures; the message says until when."""
+def __getattr__(name: str) -> Any:
+    """``CircuitOpen``: calls are suspended after repeated failures; the message says until when. It is a ccxt
+    ExchangeNotAvailable (every caller already handles those), made once ccxt is imported."""
+    if name == "CircuitOpen":
+        return vx.circuit_open_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BreakerState(str, enum.Enum):
@@ -144,11 +146,11 @@ class CircuitBreaker:
         if self.state == BreakerState.OPEN:
             remaining = self.cooldown_s - (self.clock() - self.opened_at)
             if remaining > 0:
-                raise CircuitOpen(f"venue calls suspended for {remaining:.0f}s more after repeated failures")
+                raise vx.circuit_open_class()(f"venue calls suspended for {remaining:.0f}s more after repeated failures")
             self._move(BreakerState.HALF_OPEN, "cool-down over; probing")
         if self.state == BreakerState.HALF_OPEN:
             if self._probing:
-                raise CircuitOpen("venue calls suspended: a probe call is in flight")
+                raise vx.circuit_open_class()("venue calls suspended: a probe call is in flight")
             self._probing = True
 
     def success(self) -> None:
@@ -233,8 +235,8 @@ async def with_retries(
     while True:
         try:
             return await call()
-        except ccxt_errors.BaseError as exc:
-            if (classify(exc) != Kind.TEMPORARY or attempt >= max_retries or isinstance(exc, CircuitOpen)
+        except vx.BaseError as exc:
+            if (classify(exc) != Kind.TEMPORARY or attempt >= max_retries or isinstance(exc, vx.CircuitOpen)
                     or give_up()):
                 raise
             delay = backoff[min(attempt, len(backoff) - 1)]

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
-import ccxt.async_support as ccxt_errors
+from engine import venueerrors as vx
 
 from engine.config import MonitorsConfig, VenueConfig
 from engine.errors import EngineError
@@ -99,10 +99,10 @@ class VenueSync:
                 await self.reconcile_all()
                 self.link.set_connected(True, "")
                 return
-            except ccxt_errors.AuthenticationError as exc:
+            except vx.AuthenticationError as exc:
                 self.alert(Severity.CRIT, "VENUE_AUTH", f"venue refused the API key: {exc}; check the key pair")
                 raise
-            except (ccxt_errors.NetworkError, ccxt_errors.ExchangeError) as exc:
+            except (vx.NetworkError, vx.ExchangeError) as exc:
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 self.link.set_connected(False, f"{type(exc).__name__}: retrying in {delay:g}s")
                 attempt += 1
@@ -188,7 +188,7 @@ class VenueSync:
                 continue  # an order still being sent is judged by its own answer, not by this listing
             try:
                 report = await venue.fetch_order(order.client_id, order.symbol)
-            except ccxt_errors.OrderNotFound:
+            except vx.OrderNotFound:
                 self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
                                    detail="lost: the venue does not know this order")
                 done["lost"].append(order.client_id)
@@ -280,7 +280,7 @@ class VenueSync:
                     # while cleaning up; it is an authentication failure, not a crash of this loop.
                     self.alert(Severity.CRIT, "VENUE_AUTH",
                                f"{name} stream refused by the venue (key or signature); check the API key pair")
-                elif not isinstance(exc, ccxt_errors.BaseError):
+                elif not isinstance(exc, vx.BaseError):
                     log.error("%s stream handler failed", name, exc_info=exc)
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 attempt += 1
@@ -336,7 +336,7 @@ class VenueSync:
             # Balances too: after eventStreamTerminated ccxt 4.5.90 leaves watch_* pending for ever, so a
             # dead user-data stream is invisible to the stream loops; this keeps the book true meanwhile.
             await self.reconcile_all()
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             log.warning("reconciliation failed: %s", exc)
 
     async def _poll_when_needed(self) -> None:
@@ -355,5 +355,5 @@ class VenueSync:
             await self.refresh_tickers()
             await self.execution.refresh_balances()
             await self.reconcile(source="poll")
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             log.warning("REST poll failed: %s", exc)

@@ -15,12 +15,12 @@ from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import ccxt.async_support as ccxt_errors  # the exception classes are shared by every ccxt flavour
+from engine import venueerrors as vx
 
 from engine.events import Balance, Fill, OrderStatus
 from engine.exchange import build_exchange
 from engine.orders import status_from_ccxt
-from engine.resilience import BACKOFF_S, CircuitBreaker, CircuitOpen, LatencyStats, retry_after_s, with_retries
+from engine.resilience import BACKOFF_S, CircuitBreaker, LatencyStats, retry_after_s, with_retries
 from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class Venue:
         ex.on_rest_response = on_rest_response
 
     def _failed(self, name: str, exc: BaseException) -> None:
-        if isinstance(exc, ccxt_errors.OrderNotFound):
+        if isinstance(exc, vx.OrderNotFound):
             return  # an answer, not a failure
         self.health.error(name, exc)
         if self._on_error:
@@ -195,7 +195,7 @@ class Venue:
         await self.health.wait_if_paused()
         try:
             result = await getattr(self.urgent, name)(*args, **kwargs)
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             self._failed(name, exc)
             raise
         self.health.success(name, private=name in PRIVATE_CALLS)
@@ -206,7 +206,7 @@ class Venue:
         self.breaker.before_call()
         try:
             result = await getattr(self.ex, name)(*args, **kwargs)
-        except ccxt_errors.BaseError as exc:
+        except vx.BaseError as exc:
             self.breaker.failure(exc)
             self._failed(name, exc)
             raise
@@ -245,7 +245,7 @@ class Venue:
         """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
         try:
             return Decimal(self.ex.amount_to_precision(symbol, str(amount)))
-        except ccxt_errors.InvalidOrder:
+        except vx.InvalidOrder:
             return Decimal(0)
 
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
@@ -342,11 +342,15 @@ class Venue:
 # Calls that need the key: one of them answering proves the key works again.
 PRIVATE_CALLS = frozenset({"fetch_balance", "create_order", "fetch_order", "cancel_order", "fetch_open_orders",
                            "cancel_all_orders", "fetch_my_trades"})
-# Errors that prove the request was turned away before the venue acted on it (a client closed by a reconnect
-# refuses before sending anything).
-NOT_SENT_ERRORS = (CircuitOpen, ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded,
-                   ccxt_errors.ExchangeClosedByUser)
-# The venue's clear refusals of an order: it was not placed. Every other error may hide a placed order.
-REFUSED_ERRORS = (ccxt_errors.InvalidOrder, ccxt_errors.InsufficientFunds, ccxt_errors.BadRequest,
-                  ccxt_errors.BadSymbol, ccxt_errors.AuthenticationError, ccxt_errors.PermissionDenied,
-                  ccxt_errors.AccountSuspended, ccxt_errors.OperationRejected)
+
+
+def not_sent_errors() -> tuple[type[BaseException], ...]:
+    """Errors that prove the request was turned away before the venue acted on it (a client closed by a reconnect
+    refuses before sending anything)."""
+    return (vx.CircuitOpen, vx.DDoSProtection, vx.RateLimitExceeded, vx.ExchangeClosedByUser)
+
+
+def refused_errors() -> tuple[type[BaseException], ...]:
+    """The venue's clear refusals of an order: it was not placed. Every other error may hide a placed order."""
+    return (vx.InvalidOrder, vx.InsufficientFunds, vx.BadRequest, vx.BadSymbol, vx.AuthenticationError,
+            vx.PermissionDenied, vx.AccountSuspended, vx.OperationRejected)
