@@ -13,9 +13,11 @@ import asyncio
 import logging
 import time
 from collections import deque
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any, Awaitable, Callable, ContextManager, Mapping
 from urllib.parse import urlsplit
 
 from engine import venueerrors as vx
@@ -86,6 +88,14 @@ def _order_dict(o: Any) -> dict[str, Any]:
             "created_at": o.created_at, "updated_at": o.updated_at}
 
 
+def _describe_events(events: list[tuple[datetime, Event]]) -> list[dict[str, Any]]:
+    return [{"ts": ts.isoformat(), "type": type(event).__name__, "event": str(event)[:600]} for ts, event in events]
+
+
+def _describe_orders(orders: list[Any]) -> list[dict[str, Any]]:
+    return [_order_dict(o) for o in orders]
+
+
 class Engine:
     """The headless trading engine. ``start`` then ``execute`` commands; ``stop`` when done."""
 
@@ -111,7 +121,8 @@ class Engine:
         self.execution = Execution(settings.risk, self.mode, self.symbols, self.link, self.tracker, self.portfolio,
                                    self.stats, publish, self.alert, drawdown_pct=lambda: self.monitors.drawdown_pct,
                                    permission=lambda side: self.state.refusal(Permit.ENTRY if side == "buy"
-                                                                              else Permit.REDUCE))
+                                                                              else Permit.REDUCE),
+                                   batch=self._batch)
         self.kill_switch = KillSwitch(self.symbols, self.link, self.execution, self.tracker, self.portfolio)
         self.tiers = Tiers(self.kill_switch, self.state, self.link, self.symbols, self.alert, self.tasks.spawn)
         mon = settings.monitors
@@ -140,7 +151,8 @@ class Engine:
         self.bus.add_handler(self.log_files.on_event)
         self.incidents = Incidents(settings.engine.data_dir, publish, self.snapshot_parts, self.tasks.spawn)
         self.bus.add_handler(self.incidents.on_event)
-        self.recent_events: deque[dict[str, Any]] = deque(maxlen=500)  # for snapshots ("review last 50 events")
+        # For snapshots ("review last 50 events"): (when, event), put into words only when a snapshot is taken.
+        self.recent_events: deque[tuple[datetime, Event]] = deque(maxlen=500)
         self.bus.add_handler(self._remember)
         self.health_server: HealthServer | None = None
         self._summary_sent: str | None = None
@@ -328,6 +340,10 @@ class Engine:
                                                     on_failure=self._loop_failed).run())
         self.ready.set()
 
+    def _batch(self) -> ContextManager[None]:
+        """One store transaction for a burst of events (group commit); nothing to batch before the store opens."""
+        return self.store.batch() if self.store is not None else nullcontext()
+
     def _sample_equity(self) -> None:
         if self.link.connected:
             self.monitors.sample_equity()
@@ -364,8 +380,7 @@ class Engine:
     def _remember(self, event: Event) -> None:
         """The last events, for snapshots (tickers are too many to be worth it)."""
         if not isinstance(event, (TickerUpdated, HealthUpdated)):
-            self.recent_events.append({"ts": utcnow().isoformat(), "type": type(event).__name__,
-                                       "event": str(event)[:600]})
+            self.recent_events.append((utcnow(), event))
 
     # ------------------------------------------------------------ counters kept across restarts
 
@@ -581,9 +596,11 @@ class Engine:
         return {
             "state": {"trading_state": self.trading_state.value, "info": self.state_info, "mode": self.mode,
                       "venue": self.venue_label, "connected": self.connected},
-            "events": list(self.recent_events),
+            # Put into words by the thread that writes the archive: records are immutable, and describing 500 of
+            # them on the loop would hold up the kill switch whose trip took this snapshot.
+            "events": partial(_describe_events, list(self.recent_events)),
             "alerts": [_alert_dict(a) for a in self.alert_book.recent],
-            "orders": [_order_dict(o) for o in self.tracker.all()[-500:]],
+            "orders": partial(_describe_orders, self.tracker.all()[-500:]),
             "positions": [{"symbol": p.symbol, "amount": p.amount, "avg_entry": p.avg_entry, "last": p.last}
                           for p in self.portfolio.positions()],
             "balances": [{"asset": b.asset, "free": b.free, "locked": b.locked}

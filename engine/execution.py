@@ -13,7 +13,8 @@ import asyncio
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Callable
+from contextlib import nullcontext
+from typing import Callable, Iterable
 
 from engine import venueerrors as vx
 
@@ -25,7 +26,7 @@ from engine.events import (
 )
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio, base_of
-from engine.ports import AlertPort, Publish, VenueLink
+from engine.ports import AlertPort, Batch, Publish, VenueLink
 from engine.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
 from engine.stats import DailyStats
 from engine.venue import OrderReport, not_sent_errors, refused_errors
@@ -53,6 +54,7 @@ class Execution:
         alert: AlertPort,
         drawdown_pct: Callable[[], Decimal] = lambda: Decimal(0),
         permission: Callable[[str], str | None] = lambda side: None,
+        batch: Batch = nullcontext,
     ) -> None:
         self.risk = risk
         self.mode = mode
@@ -67,6 +69,8 @@ class Execution:
         # side -> why the trading state does not permit it now (asked again right before an order leaves: the
         # state may have moved while the order waited for a venue's Retry-After)
         self.permission = permission
+        # What one answer or one stream read brings is stored in one transaction (the store's group commit).
+        self.batch = batch
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
         self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held (persisted)
         # Client ids whose create request has not been answered yet: reconciliation must not judge them.
@@ -207,6 +211,17 @@ class Execution:
                                    f"(found by client id after {type(exc).__name__})")
 
     # ------------------------------------------------------------ answers
+
+    def apply_reports(self, reports: Iterable[OrderReport], source: str) -> None:
+        """Apply many reports learnt at once (a cancel-all's answer, a stream read): stored in one transaction."""
+        with self.batch():
+            for report in reports:
+                self.apply_report(report, source)
+
+    def apply_fills(self, fills: Iterable[Fill]) -> None:
+        with self.batch():
+            for fill in fills:
+                self.on_fill(fill)
 
     def apply_report(self, report: OrderReport, source: str) -> None:
         before = self.tracker.get(report.client_id)

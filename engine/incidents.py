@@ -35,7 +35,9 @@ def store_parts(store: Any) -> dict[str, Any]:
 
 
 def write_snapshot(data_dir: Path, parts: Mapping[str, Any], why: str) -> Path:
-    """A zip of JSON files (one per part) in ``DATA/snapshots``; returns its path. Secrets are never in ``parts``."""
+    """A zip of JSON files (one per part) in ``DATA/snapshots``; returns its path. Secrets are never in ``parts``.
+
+    A part may be a function of no argument, called here (in the writing thread) for the content."""
     folder = Path(data_dir) / "snapshots"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
@@ -43,6 +45,8 @@ def write_snapshot(data_dir: Path, parts: Mapping[str, Any], why: str) -> Path:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("README.txt", f"cockpit snapshot taken {stamp}: {why}\n")
         for name, content in parts.items():
+            if callable(content):
+                content = content()
             archive.writestr(f"{name}.json", json.dumps(content, default=str, indent=1, sort_keys=True))
     return path
 

@@ -101,8 +101,7 @@ class KillSwitch:
                     out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
                     continue
                 out.canceled += len(result)
-                for report in result:
-                    self.execution.apply_report(report, "rest")
+                self.execution.apply_reports(result, "rest")
             done |= pending
             try:
                 listed = await venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None,
@@ -188,11 +187,12 @@ class KillSwitch:
                  and (only is None or o.symbol in only)]
         results = await asyncio.gather(*(venue.fetch_order(o.client_id, o.symbol, urgent=True) for o in stale),
                                        return_exceptions=True)
-        for order, result in zip(stale, results):
-            if isinstance(result, BaseException):
-                out.failures[order.symbol] = f"order {order.client_id}: {type(result).__name__}: {result}"[:200]
-            else:
-                self.execution.apply_report(result, "rest")
+        with self.execution.batch():
+            for order, result in zip(stale, results):
+                if isinstance(result, BaseException):
+                    out.failures[order.symbol] = f"order {order.client_id}: {type(result).__name__}: {result}"[:200]
+                else:
+                    self.execution.apply_report(result, "rest")
 
 
 def trip_code(actor: str) -> str:

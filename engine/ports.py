@@ -8,7 +8,7 @@ and the state objects they read (tracker, portfolio, stats, the trading-state ma
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Coroutine, Mapping, Protocol
+from typing import Any, Awaitable, Callable, ContextManager, Coroutine, Mapping, Protocol
 
 from engine.commands import Command, CommandResult
 from engine.errors import EngineError
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 Publish = Callable[[Event], None]
 Submit = Callable[[Command], Awaitable[CommandResult]]
 Spawn = Callable[[str, Coroutine[Any, Any, Any]], Any]
+# A store transaction for one synchronous burst of events (group commit; see ``Store.batch``).
+Batch = Callable[[], ContextManager[None]]
 
 
 class AlertPort(Protocol):

@@ -1,20 +1,28 @@
 """SQLite persistence (sqlite-utils, WAL): the store subscribes to engine events and can restore state.
 
 Every Decimal is stored as TEXT so no amount ever passes through a float. Writes are synchronous with the
-publish that caused them (see ``engine.bus``), with ``synchronous=FULL`` so that a client order id or a
-halt is on disk before the engine acts on it.
+publish that caused them (see ``engine.bus``) and committed with ``synchronous=FULL`` before the publisher goes
+on, so that a client order id or a halt is on disk before the engine acts on it. A burst of events learnt at
+once (a cancel-all's answer, a stream read) is written in one transaction (``batch``: group commit) and
+committed before anything is awaited. The hot writes are prepared statements (sqlite3 caches them), not
+sqlite-utils calls, which read the table's schema on every insert.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import sqlite3
+import time
+from collections import deque
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence
 
 import sqlite_utils
 
@@ -69,6 +77,9 @@ class Store:
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
+        self._uncommitted = 0  # writes in the open transaction
+        self._batch_owner: object | None = None  # the task whose batch is open (see ``batch``)
+        self.commit_ms: deque[float] = deque(maxlen=2000)  # how long the latest commits took
         _check_own(path)
         try:
             if readonly:
@@ -89,7 +100,12 @@ class Store:
     def in_dir(cls, data_dir: Path, readonly: bool = False) -> "Store":
         return cls(Path(data_dir) / DB_NAME, readonly=readonly)
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
     def close(self) -> None:
+        self.flush()
         self.db.close()
 
     # ------------------------------------------------------------ schema
@@ -192,114 +208,131 @@ class Store:
     # ------------------------------------------------------------ subscriber
 
     def handle(self, event: Event) -> None:
-        """Write what an event says; events that carry no state (tickers) are not stored."""
-        if isinstance(event, OrderCreated):
-            self._save_order(event.order)
-            self._order_event(event.order, None, "engine", "created locally, before sending")
-        elif isinstance(event, OrderUpdated):
-            self._save_order(event.order)
-            self._order_event(event.order, event.previous, event.source, event.detail)
-        elif isinstance(event, FillReceived):
-            f = event.fill
-            self.db["fills"].upsert(
-                {
-                    "trade_id": f.trade_id, "symbol": f.symbol, "client_id": f.client_id, "side": f.side,
-                    "price": _d(f.price), "amount": _d(f.amount), "fee": _d(f.fee),
-                    "fee_asset": f.fee_asset, "ts": f.ts.isoformat(),
-                },
-                pk=("symbol", "trade_id"),
-            )
-        elif isinstance(event, BalancesUpdated):
-            now = utcnow().isoformat()
-            with self.db.conn:
-                for b in event.balances:
-                    self.db["balances"].upsert(
-                        {"asset": b.asset, "free": _d(b.free), "locked": _d(b.locked), "ts": now},
-                        pk="asset",
-                    )
-        elif isinstance(event, TradingStateChanged):
-            with self.db.conn:
-                self.db["engine_state"].upsert(
-                    {
-                        "key": "trading_state", "value": event.state.value, "actor": event.actor,
-                        "reason": event.reason, "ts": event.ts.isoformat(),
-                    },
-                    pk="key",
-                )
-                self.db["state_changes"].insert(
-                    {
-                        "ts": event.ts.isoformat(), "previous": event.previous.value,
-                        "state": event.state.value, "actor": event.actor, "reason": event.reason,
-                        "code": event.code, "values": dumps(event.values),
-                    }
-                )
-        elif isinstance(event, (AlertRaised, AlertUpdated)):
-            self._save_alert(event.alert)
-        elif isinstance(event, NotificationSent):
-            self.db["notifications"].insert(
-                {"ts": event.ts.isoformat(), "alert_id": event.alert_id, "target": event.target, "ok": int(event.ok),
-                 "attempts": event.attempts, "error": event.error})
-        elif isinstance(event, IncidentChanged):
-            self.db["incidents"].upsert(dict(event.incident), pk="id")
-        elif isinstance(event, CommandAudited):
-            self.db["audit"].insert(
-                {"ts": event.ts.isoformat(), "command": event.command, "actor": event.actor, "reason": event.reason,
-                 "args": dumps(event.args), "values": dumps(event.values), "ok": int(event.ok),
-                 "result": event.result, "duration_ms": round(event.duration_ms, 3),
-                 "kill_switch": int(event.kill_switch)}
-            )
-        elif isinstance(event, OrderRefused):
-            self.db["refused_orders"].insert(
-                {"ts": event.ts.isoformat(), "actor": event.actor, "symbol": event.symbol, "side": event.side,
-                 "amount": _d(event.amount), "price": _d(event.price), "reason": event.reason}
-            )
-        elif isinstance(event, EquitySampled):
-            self.record_equity(event.equity, event.peak, event.drawdown_pct)
-        elif isinstance(event, StopsChanged):
-            self.save_json("stops", {k: str(v) for k, v in event.stops.items()})
-        elif isinstance(event, DayStatsChanged):
-            self.save_day(dict(event.day))
-        elif isinstance(event, StrategyGuardChanged):
-            self.save_json("strategy_guard", dict(event.guard))
-        elif isinstance(event, HoldingsChanged):
-            self.save_json("holdings", dict(event.holdings))
-        elif isinstance(event, Persisted):
-            self.save_json(event.key, event.value)
-        elif isinstance(event, MonitorsChanged):
-            self.save_json("monitors", [dict(m) for m in event.monitors])
+        """Write what an event says; events that carry no state (tickers) are not stored.
 
-    def _save_alert(self, a: Alert) -> None:
-        self.db["alerts"].upsert(
-            {"id": a.id, "ts": a.ts.isoformat(), "severity": a.severity.value, "code": a.code, "message": a.message,
-             "values": dumps(a.values), "count": a.count, "last_ts": a.last_ts.isoformat() if a.last_ts else None,
-             "acked_by": a.acked_by, "acked_at": a.acked_at.isoformat() if a.acked_at else None,
-             "escalated": int(a.escalated)}, pk="id")
+        Committed before this returns, unless the writing task holds a ``batch``: then once at the batch's end."""
+        write = _WRITERS.get(type(event))
+        if write is None:
+            return
+        write(self, event)
+        self._wrote()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for the writes of one synchronous burst (nothing awaited inside), committed once at its
+        end: the reports of one cancel-all answer, what one stream read brings. Group commit, with the same promise:
+        the burst's facts are on disk before the code that wrote them awaits anything, so before any request
+        leaves. Another task's write is never held back by it (it commits at once, as always)."""
+        if self._batch_owner is not None:
+            yield  # nested: the outermost batch commits
+            return
+        self._batch_owner = _current_task() or self
+        try:
+            yield
+        finally:
+            self._batch_owner = None
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what was written and not yet committed (``synchronous=FULL``: on disk when this returns)."""
+        if not self._uncommitted:
+            return
+        start = time.perf_counter()
+        self.conn.commit()
+        self.commit_ms.append((time.perf_counter() - start) * 1000)
+        self._uncommitted = 0
+
+    def _wrote(self) -> None:
+        self._uncommitted += 1
+        owner = self._batch_owner
+        if owner is None or owner is not (_current_task() or self):
+            self.flush()
+
+    def _put(self, sql: str, params: Sequence[Any]) -> None:
+        """One prepared statement (sqlite3 caches it by its text: no schema is read per write)."""
+        self.conn.execute(sql, params)
 
     def _save_order(self, o: Order) -> None:
-        self.db["orders"].upsert(
-            {
-                "client_id": o.client_id, "symbol": o.symbol, "side": o.side, "type": o.type,
-                "amount": _d(o.amount), "price": _d(o.price), "status": o.status.value,
-                "filled": _d(o.filled), "average": _d(o.average), "venue_id": o.venue_id,
-                "origin": o.origin, "created_at": o.created_at.isoformat(),
-                "updated_at": o.updated_at.isoformat(),
-            },
-            pk="client_id",
-        )
+        self._put(_ORDER_UPSERT, (
+            o.client_id, o.symbol, o.side, o.type, _d(o.amount), _d(o.price), o.status.value, _d(o.filled),
+            _d(o.average), o.venue_id, o.origin, o.created_at.isoformat(), o.updated_at.isoformat()))
 
     def _order_event(self, o: Order, previous: OrderStatus | None, source: str, detail: str) -> None:
-        self.db["order_events"].insert(
-            {
-                "client_id": o.client_id, "ts": o.updated_at.isoformat(), "status": o.status.value,
-                "previous": previous.value if previous else None, "filled": _d(o.filled),
-                "source": source, "detail": detail,
-            }
-        )
+        self._put(_ORDER_EVENT_INSERT, (
+            o.client_id, o.updated_at.isoformat(), o.status.value, previous.value if previous else None,
+            _d(o.filled), source, detail))
+
+    def _on_order_created(self, event: OrderCreated) -> None:
+        self._save_order(event.order)
+        self._order_event(event.order, None, "engine", "created locally, before sending")
+
+    def _on_order_updated(self, event: OrderUpdated) -> None:
+        self._save_order(event.order)
+        self._order_event(event.order, event.previous, event.source, event.detail)
+
+    def _on_fill(self, event: FillReceived) -> None:
+        f = event.fill
+        self._put(_upsert("fills", FILL_COLUMNS, ("symbol", "trade_id")), (
+            f.trade_id, f.symbol, f.client_id, f.side, _d(f.price), _d(f.amount), _d(f.fee), f.fee_asset,
+            f.ts.isoformat()))
+
+    def _on_balances(self, event: BalancesUpdated) -> None:
+        now = utcnow().isoformat()
+        self.conn.executemany(_upsert("balances", ("asset", "free", "locked", "ts"), ("asset",)),
+                              [(b.asset, _d(b.free), _d(b.locked), now) for b in event.balances])
+
+    def _on_state(self, event: TradingStateChanged) -> None:
+        self._put(_upsert("engine_state", STATE_COLUMNS, ("key",)), (
+            "trading_state", event.state.value, event.actor, event.reason, event.ts.isoformat()))
+        self._put(_insert("state_changes", ("ts", "previous", "state", "actor", "reason", "code", "values")), (
+            event.ts.isoformat(), event.previous.value, event.state.value, event.actor, event.reason, event.code,
+            dumps(event.values)))
+
+    def _on_alert(self, event: AlertRaised | AlertUpdated) -> None:
+        a = event.alert
+        self._put(_upsert("alerts", ALERT_COLUMNS, ("id",)), (
+            a.id, a.ts.isoformat(), a.severity.value, a.code, a.message, dumps(a.values), a.count,
+            a.last_ts.isoformat() if a.last_ts else None, a.acked_by, a.acked_at.isoformat() if a.acked_at else None,
+            int(a.escalated)))
+
+    def _on_notification(self, event: NotificationSent) -> None:
+        self._put(_insert("notifications", ("ts", "alert_id", "target", "ok", "attempts", "error")), (
+            event.ts.isoformat(), event.alert_id, event.target, int(event.ok), event.attempts, event.error))
+
+    def _on_incident(self, event: IncidentChanged) -> None:
+        row = dict(event.incident)
+        self._put(_upsert("incidents", tuple(row), ("id",)), tuple(row.values()))
+
+    def _on_audit(self, event: CommandAudited) -> None:
+        self._put(_insert("audit", AUDIT_COLUMNS), (
+            event.ts.isoformat(), event.command, event.actor, event.reason, dumps(event.args), dumps(event.values),
+            int(event.ok), event.result, round(event.duration_ms, 3), int(event.kill_switch)))
+
+    def _on_refused(self, event: OrderRefused) -> None:
+        self._put(_insert("refused_orders", ("ts", "actor", "symbol", "side", "amount", "price", "reason")), (
+            event.ts.isoformat(), event.actor, event.symbol, event.side, _d(event.amount), _d(event.price),
+            event.reason))
+
+    def _on_equity(self, event: EquitySampled) -> None:
+        self._put_equity(event.equity, event.peak, event.drawdown_pct)
+
+    def _put_equity(self, equity: Decimal, peak: Decimal, drawdown_pct: Decimal) -> None:
+        self._put(_insert("equity", ("ts", "equity", "peak", "drawdown_pct")),
+                  (utcnow().isoformat(), str(equity), str(peak), str(drawdown_pct)))
+
+    def _put_json(self, key: str, value: Any) -> None:
+        self._put(_upsert("engine_state", STATE_COLUMNS, ("key",)),
+                  (key, dumps(value), "engine", "", utcnow().isoformat()))
+
+    def _put_day(self, data: dict[str, Any]) -> None:
+        self._put(_upsert("daily_stats", ("day", "data", "ts"), ("day",)),
+                  (data["day"], dumps(data), utcnow().isoformat()))
 
     # ------------------------------------------------------------ commands from other shells
 
     def submit_command(self, command: str, actor: str, reason: str, args: dict[str, Any] | None = None) -> int:
         """Queue a command for the running engine; return its id."""
+        self.flush()  # its own transaction follows: nothing written before may wait on it
         table = self.db["commands"]
         table.insert({"ts": utcnow().isoformat(), "command": command, "args": dumps(args or {}), "actor": actor,
                       "reason": reason, "status": "pending"})
@@ -311,6 +344,7 @@ class Store:
     def abandon_running_commands(self, rerun: tuple[str, ...] = ()) -> int:
         """At start: commands a previous engine was running when it stopped are failed (never run twice), except
         those in ``rerun`` (the kill switch's: running one again is safe), which are queued again."""
+        self.flush()  # its own transaction follows: nothing written before may wait on it
         marks = ", ".join("?" for _ in rerun) or "''"
         with self.db.conn:
             self.db.execute(f"update commands set status = 'pending', ts = ? where status = 'running' "
@@ -322,17 +356,20 @@ class Store:
         return cursor.rowcount
 
     def requeue_command(self, command_id: int) -> None:
+        self.flush()  # its own transaction follows: nothing written before may wait on it
         self.db.execute("update commands set status = 'pending' where id = ? and status = 'running'", [command_id])
         self.db.conn.commit()
 
     def claim_command(self, command_id: int) -> bool:
         """Mark a pending command running; False if it was not pending (it runs at most once)."""
+        self.flush()  # its own transaction follows: nothing written before may wait on it
         with self.db.conn:
             cursor = self.db.execute("update commands set status = 'running' where id = ? and status = 'pending'",
                                      [command_id])
         return cursor.rowcount == 1
 
     def finish_command(self, command_id: int, ok: bool, result: str, details: Any = None) -> None:
+        self.flush()  # its own transaction follows: nothing written before may wait on it
         self.db["commands"].update(
             command_id, {"status": "done" if ok else "failed", "result": result, "done_ts": utcnow().isoformat(),
                          "details": dumps(details) if details else None}
@@ -344,24 +381,24 @@ class Store:
     # ------------------------------------------------------------ curves, counters, blobs
 
     def record_equity(self, equity: Decimal, peak: Decimal, drawdown_pct: Decimal) -> None:
-        self.db["equity"].insert({"ts": utcnow().isoformat(), "equity": str(equity), "peak": str(peak),
-                                  "drawdown_pct": str(drawdown_pct)})
+        self._put_equity(equity, peak, drawdown_pct)
+        self._wrote()
 
     def equity_curve(self, limit: int = 1000) -> list[dict[str, Any]]:
         rows = list(self.db.query("select * from equity order by id desc limit ?", [limit]))
         return rows[::-1]
 
     def save_day(self, data: dict[str, Any]) -> None:
-        self.db["daily_stats"].upsert({"day": data["day"], "data": dumps(data), "ts": utcnow().isoformat()},
-                                      pk="day")
+        self._put_day(data)
+        self._wrote()
 
     def load_day(self, day: str) -> dict[str, Any] | None:
         row = next(self.db.query("select data from daily_stats where day = ?", [day]), None)
         return json.loads(row["data"]) if row else None
 
     def save_json(self, key: str, value: Any) -> None:
-        self.db["engine_state"].upsert({"key": key, "value": dumps(value), "actor": "engine", "reason": "",
-                                        "ts": utcnow().isoformat()}, pk="key")
+        self._put_json(key, value)
+        self._wrote()
 
     def load_json(self, key: str) -> Any:
         row = next(self.db.query("select value from engine_state where key = ?", [key]), None)
@@ -536,3 +573,61 @@ def fill_from_row(r: dict[str, Any]) -> Fill:
 def dumps(value: Any) -> str:
     """JSON for log lines and snapshots, with Decimals as strings."""
     return json.dumps(value, default=str, sort_keys=True)
+
+
+# ---------------------------------------------------------------- prepared writes
+
+FILL_COLUMNS = ("trade_id", "symbol", "client_id", "side", "price", "amount", "fee", "fee_asset", "ts")
+STATE_COLUMNS = ("key", "value", "actor", "reason", "ts")
+ALERT_COLUMNS = ("id", "ts", "severity", "code", "message", "values", "count", "last_ts", "acked_by", "acked_at",
+                 "escalated")
+AUDIT_COLUMNS = ("ts", "command", "actor", "reason", "args", "values", "ok", "result", "duration_ms", "kill_switch")
+
+
+@lru_cache(maxsize=None)
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    """INSERT for a fixed table and columns (names from this module, never from input)."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f"insert into {table} ({names}) values ({', '.join('?' for _ in columns)})"
+
+
+@lru_cache(maxsize=None)
+def _upsert(table: str, columns: tuple[str, ...], pk: tuple[str, ...]) -> str:
+    """Insert, or update the given columns of the row with the same primary key (what sqlite-utils' upsert does)."""
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
+    return f"{_insert(table, columns)} on conflict ({', '.join(pk)}) do update set {updates}"
+
+
+_ORDER_UPSERT = _upsert("orders", ("client_id", "symbol", "side", "type", "amount", "price", "status", "filled",
+                                   "average", "venue_id", "origin", "created_at", "updated_at"), ("client_id",))
+_ORDER_EVENT_INSERT = _insert("order_events", ("client_id", "ts", "status", "previous", "filled", "source", "detail"))
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None  # no event loop: a script or a synchronous caller
+
+
+# What the store writes for each kind of event; the others (tickers, positions, health) carry no state to keep.
+_WRITERS: dict[type[Event], Callable[[Store, Any], None]] = {
+    OrderCreated: Store._on_order_created,
+    OrderUpdated: Store._on_order_updated,
+    FillReceived: Store._on_fill,
+    BalancesUpdated: Store._on_balances,
+    TradingStateChanged: Store._on_state,
+    AlertRaised: Store._on_alert,
+    AlertUpdated: Store._on_alert,
+    NotificationSent: Store._on_notification,
+    IncidentChanged: Store._on_incident,
+    CommandAudited: Store._on_audit,
+    OrderRefused: Store._on_refused,
+    EquitySampled: Store._on_equity,
+    StopsChanged: lambda store, e: store._put_json("stops", {k: str(v) for k, v in e.stops.items()}),
+    DayStatsChanged: lambda store, e: store._put_day(dict(e.day)),
+    StrategyGuardChanged: lambda store, e: store._put_json("strategy_guard", dict(e.guard)),
+    HoldingsChanged: lambda store, e: store._put_json("holdings", dict(e.holdings)),
+    Persisted: lambda store, e: store._put_json(e.key, e.value),
+    MonitorsChanged: lambda store, e: store._put_json("monitors", [dict(m) for m in e.monitors]),
+}

@@ -291,12 +291,10 @@ class VenueSync:
                 await asyncio.sleep(delay)
 
     async def _orders(self) -> None:
-        for report in await self.link.require().watch_orders():
-            self.execution.apply_report(report, "stream")
+        self.execution.apply_reports(await self.link.require().watch_orders(), "stream")
 
     async def _trades(self) -> None:
-        for fill in await self.link.require().watch_my_trades():
-            self.execution.on_fill(fill)
+        self.execution.apply_fills(await self.link.require().watch_my_trades())
 
     async def _balance(self) -> None:
         self.execution.apply_balances(await self.link.require().watch_balance())

@@ -220,21 +220,32 @@ class MatchingEngine:
             raise errors.unknown_order() from None
         if not order.is_open:
             raise errors.unknown_order()
-        cancel_id = cancel_client_id or secrets.token_hex(11)
-        self._release(order)
-        self._set_status(order, "CANCELED", "CANCELED", cancel_client_id=cancel_id)
+        cancel_id = self._cancel(order, cancel_client_id)
         if order.locked_asset:
             self._emit(BalanceUpdate((order.locked_asset,), order.update_time))
         self._book_changed(order.symbol)
         return order, cancel_id
 
+    def _cancel(self, order: Order, cancel_client_id: str | None) -> str:
+        cancel_id = cancel_client_id or secrets.token_hex(11)
+        self._release(order)
+        self._set_status(order, "CANCELED", "CANCELED", cancel_client_id=cancel_id)
+        return cancel_id
+
     def cancel_all(self, symbol: str) -> list[tuple[Order, str]]:
-        """Cancel every open order of a symbol (-2011 if there is none, as Binance answers)."""
+        """Cancel every open order of a symbol (-2011 if there is none, as Binance answers): an execution report
+        each, then one account update and one book change for the lot (not one per order: the book's own levels
+        are summed over every open order, so that would be quadratic)."""
         self.feed(symbol)
         orders = self.open_orders(symbol)
         if not orders:
             raise errors.unknown_order()
-        return [self.cancel(symbol, o.order_id, None) for o in orders]
+        done = [(o, self._cancel(o, None)) for o in orders]
+        assets = tuple(sorted({o.locked_asset for o in orders if o.locked_asset}))
+        if assets:
+            self._emit(BalanceUpdate(assets, self.clock()))
+        self._book_changed(symbol)
+        return done
 
     def adjust_balance(self, asset: str, delta: Decimal) -> Decimal:
         """Change a free balance outside any order (deposit, withdrawal); returns the new free amount."""

@@ -1,5 +1,6 @@
 """The SQLite store writes what the bus publishes and gives it back after a restart."""
 
+import asyncio
 from decimal import Decimal
 
 from engine.bus import EventBus
@@ -59,3 +60,46 @@ def test_a_command_left_running_by_a_stopped_engine_is_failed_at_the_next_start(
     assert store.abandon_running_commands() == 1
     row = store.command(command_id)
     assert row["status"] == "failed" and "stopped while running it" in row["result"]
+
+
+def _seen_elsewhere(tmp_path, client_id: str) -> bool:
+    other = Store.in_dir(tmp_path, readonly=True)
+    try:
+        return any(o.client_id == client_id for o in other.orders())
+    finally:
+        other.close()
+
+
+def test_a_batch_is_one_transaction_committed_at_its_end(tmp_path):
+    """Group commit: what one burst writes (a cancel-all's answer) is one commit, on disk when the batch ends."""
+    store = Store.in_dir(tmp_path)
+    bus = EventBus()
+    bus.add_handler(store.handle)
+    tracker = OrderTracker(bus)
+    commits = len(store.commit_ms)
+    with store.batch():
+        orders = [tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(100 + i), origin="test")
+                  for i in range(50)]
+        for order in orders:
+            tracker.apply(order.client_id, OrderStatus.CANCELED, source="rest")
+        assert not _seen_elsewhere(tmp_path, orders[0].client_id)  # not committed inside the batch
+    assert len(store.commit_ms) == commits + 1
+    assert _seen_elsewhere(tmp_path, orders[-1].client_id)
+    assert [e["status"] for e in store.order_events(orders[-1].client_id)] == ["NEW", "CANCELED"]
+
+
+async def test_a_batch_never_holds_back_another_tasks_write(tmp_path):
+    """A client id is on disk before the request carrying it leaves, even if some other code awaited inside a
+    batch: the write of a task that does not own the batch commits at once."""
+    store = Store.in_dir(tmp_path)
+    bus = EventBus()
+    bus.add_handler(store.handle)
+    tracker = OrderTracker(bus)
+    created: list[str] = []
+
+    async def place() -> None:
+        created.append(tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), "t").client_id)
+
+    with store.batch():
+        await asyncio.create_task(place())
+        assert _seen_elsewhere(tmp_path, created[0])
