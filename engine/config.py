@@ -219,6 +219,9 @@ class LadderConfig(_Section):
     enabled: bool = True
     spacing_pct: Decimal = Field(default=Decimal("0.15"), gt=0, lt=50)
     order_quote: Decimal = Field(default=Decimal("100"), gt=0)
+    # No new buy once the position plus that buy would be worth more than this (in the quote currency): under
+    # [risk] max_position_pct of the paper account (3 % of 10,000), so a falling market is not refused every step.
+    max_holding_quote: Decimal = Field(default=Decimal("200"), gt=0)
     stop_loss_pct: Decimal = Field(default=Decimal("2"), gt=0, lt=100)
 
 

@@ -7,6 +7,7 @@ float arithmetic. Orders go out as strings.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from engine import venueerrors as vx
 from engine.events import Balance, Fill, OrderStatus
 from engine.exchange import build_exchange
 from engine.orders import status_from_ccxt
+from engine.ratelimit import weight_limit_from
 from engine.resilience import BACKOFF_S, CircuitBreaker, LatencyStats, retry_after_s, with_retries
 from engine.venuehealth import VenueHealth
 
@@ -133,10 +135,14 @@ class Venue:
         self.exchange_id = exchange_id
         options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
                        timeout_ms=timeout_ms)
+        # Binance-style venues count request weight per minute and say how much is used in every answer: both
+        # clients then share one budget that follows that count (``engine.ratelimit``), with no debt carried across
+        # idle time. Elsewhere ccxt's own limiter paces the routine client.
+        self.follows_weight = exchange_id.startswith("binance")
         self.ex = build_exchange(exchange_id, **options)
-        # The kill switch's own lane: a second client with its own HTTP session and no client-side rate limiter,
-        # so cancel-all and close-all go out at once, never behind ccxt's throttle debt or the circuit breaker.
-        self.urgent = build_exchange(exchange_id, rate_limit=False, **options)
+        # The kill switch's own lane: a second client with its own HTTP session, past the circuit breaker, first in
+        # line for the weight budget (and with no client-side limiter where the venue reports no weight).
+        self.urgent = build_exchange(exchange_id, rate_limit=self.follows_weight, **options)
         if sandbox:
             self.ex.set_sandbox_mode(True)
             self.urgent.set_sandbox_mode(True)
@@ -145,9 +151,25 @@ class Venue:
         self.latency = LatencyStats(on_record=latency_observer)
         self._on_error = on_error
         self.health = health or VenueHealth(60.0)
-        for ex in (self.ex, self.urgent):
+        self._sent_at: dict[str, tuple[float, float]] = {}  # path -> (sent, answered) of its latest request
+        for ex, urgent in ((self.ex, False), (self.urgent, True)):
             self._time_http_requests(ex)
             self._watch_responses(ex)
+            if self.follows_weight:
+                self._pace_by_weight(ex, urgent)
+
+    def _pace_by_weight(self, ex: Any, urgent: bool) -> None:
+        """Replace ccxt's throttle with the venue's weight budget. ccxt calls ``throttle(cost)`` right before each
+        request (its cost: Binance's weight × 0.2, so that rateLimit 50 ms gives 6000 a minute); the weight is
+        handed to ``fetch``, which tells the budget when the answer is in."""
+        budget = self.health.budget
+
+        async def throttle(cost: Any = None) -> None:
+            weight = float(cost if cost is not None else 1) * budget.limit * ex.rateLimit / 60_000
+            minute = await budget.acquire(weight, urgent=urgent)
+            ex.cockpit_weight = (weight, minute)  # no await between here and the fetch it belongs to
+
+        ex.throttle = throttle
 
     def _time_http_requests(self, ex: Any) -> None:
         """Record each HTTP request's own round trip per endpoint ("GET /api/v3/order").
@@ -158,12 +180,16 @@ class Venue:
         fetch = ex.fetch
 
         async def timed_fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-            start = time.perf_counter()
+            weight, ex.cockpit_weight = getattr(ex, "cockpit_weight", None), None
+            start, sent_at = time.perf_counter(), time.time()
             try:
                 return await fetch(url, method, headers, body)
             finally:
                 path = urlsplit(url).path
                 self.latency.record(f"{method} {path}", (time.perf_counter() - start) * 1000)
+                self._sent_at[path] = (sent_at, time.time())
+                if weight is not None:
+                    self.health.budget.settled(*weight)
 
         ex.fetch = timed_fetch
 
@@ -177,9 +203,20 @@ class Venue:
                 self.health.response(int(code), headers)
             except (TypeError, ValueError):
                 pass  # no status (a connection error): ccxt raises it as a network error
+            if str(code) == "200" and urlsplit(url).path.endswith("/exchangeInfo"):
+                self._learn_weight_limit(body)
             return original(code, reason, url, method, headers, body, request_headers, request_body)
 
         ex.on_rest_response = on_rest_response
+
+    def _learn_weight_limit(self, body: Any) -> None:
+        """The venue's request weight per minute, from exchangeInfo's ``rateLimits`` (ccxt keeps no copy of it)."""
+        try:
+            limit = weight_limit_from(json.loads(body))
+        except (TypeError, ValueError):
+            return
+        if limit:
+            self.health.budget.limit = limit
 
     def _failed(self, name: str, exc: BaseException) -> None:
         if isinstance(exc, vx.OrderNotFound):
@@ -267,9 +304,10 @@ class Venue:
     async def ping(self) -> None:
         """One cheap public call (server time, weight 1), not retried: a reading of reachability, latency and
         clock skew (venue minus ours, against the middle of the round trip)."""
-        start = time.time()
         server_ms = await self._once("fetch_time")
-        end = time.time()
+        # The request's own round trip, not the call's: a wait for the venue's Retry-After or the weight budget
+        # before it left would make the venue's clock look behind.
+        start, end = self._sent_at.get("/api/v3/time", (time.time(), time.time()))
         skew = None if server_ms is None else float(server_ms) - (start + end) / 2 * 1000
         self.health.ping(skew)
 

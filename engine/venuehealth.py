@@ -2,7 +2,8 @@
 418 bans, clock skew. Fed by the venue adapter on every call; read by the monitors. It survives a reconnect.
 
 HTTP 429 makes every new request wait for the venue's Retry-After, venue-wide (runbook 001 §2; Binance bans the
-IP with 418 when a client keeps sending); a 418 is a ban until its Retry-After.
+IP with 418 when a client keeps sending); a 418 is a ban until its Retry-After. The weight budget (``budget``,
+``engine.ratelimit``) follows the venue's count of used weight from every answer, so requests stay under the limit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Mapping
 
+from engine.ratelimit import WeightBudget
 from engine.resilience import Kind, classify, is_auth_failure, is_maintenance, retry_after_s
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,14 @@ class VenueHealth:
         self.pause_until = 0.0  # no new request before this (429 / 418 Retry-After)
         self.banned_until = 0.0  # a 418: banned until
         self.skew_ms: float | None = None  # venue clock minus ours
+        # The venue's request-weight minute, shared by every client of the venue and kept across reconnects.
+        self.budget = WeightBudget(venue_clock=lambda: time.time() + (self.skew_ms or 0.0) / 1000)
 
     # ------------------------------------------------------------ fed by the venue
 
     def response(self, status: int, headers: Mapping[str, Any] | None) -> None:
         """Every HTTP answer, before ccxt turns an error status into an exception."""
+        self.budget.observe(headers)
         if status not in (429, 418):
             return
         wait = retry_after_s(dict(headers or {}))

@@ -33,14 +33,15 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
     }
 
 
-def exchange_info(specs: list[SymbolSpec], server_time: int) -> dict[str, Any]:
-    """GET /api/v3/exchangeInfo."""
+def exchange_info(specs: list[SymbolSpec], server_time: int, weight_limit: int = 6000, orders_per_10s: int = 100,
+                  orders_per_day: int = 200_000) -> dict[str, Any]:
+    """GET /api/v3/exchangeInfo (its rateLimits are the limits this simulator enforces)."""
     return {
         "timezone": "UTC", "serverTime": server_time,
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": orders_per_10s},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": orders_per_day},
         ],
         "exchangeFilters": [],
         "symbols": [symbol_info(s) for s in specs],

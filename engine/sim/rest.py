@@ -169,7 +169,9 @@ class RestApi:
         """GET /api/v3/exchangeInfo (optionally filtered by symbol/symbols)."""
         names = self._symbols(self._public(request)) or list(self.engine.feeds)
         specs = [self.engine.feeds[n].spec for n in names]
-        return self._json(payloads.exchange_info(specs, self.clock()))
+        limits = self.limiter
+        return self._json(payloads.exchange_info(specs, self.clock(), limits.weight_limit, limits.orders_per_10s,
+                                                 limits.orders_per_day))
 
     def _one_or_all(self, request: web.Request, build: Callable[[str], dict[str, Any]]) -> web.Response:
         params = self._public(request)

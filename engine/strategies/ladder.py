@@ -12,8 +12,8 @@ from engine.strategy import Intent, StrategyView
 
 
 class Ladder:
-    """Rests a buy ``spacing_pct`` under the last price and a sell of the free position the same distance over
-    its entry; moves the buy when the price runs away from it."""
+    """Rests a buy ``spacing_pct`` under the last price while it holds less than ``max_holding_quote``, and a sell of
+    the free position the same distance over its entry; moves the buy when the price runs away from it."""
 
     name = "ladder"
 
@@ -34,13 +34,16 @@ class Ladder:
             for order in buys:
                 if order.price is not None and order.price < last * (1 - 3 * self.spacing):
                     intents.append(Intent("cancel", symbol, client_id=order.client_id, reason="price ran away"))
-            if not buys:
+            position = view.position(symbol)
+            held = position.value if position is not None and position.value is not None else Decimal(0)
+            # Only while what it holds leaves room for one more buy: a falling price would otherwise fill buy after
+            # buy until the risk limit refused the next one at every step.
+            if not buys and held + self.cfg.order_quote <= self.cfg.max_holding_quote:
                 price = last * (1 - self.spacing)
                 intents.append(Intent(
                     "buy", symbol, quote_amount=self.cfg.order_quote, price=price,
                     stop_loss=price * (1 - self.cfg.stop_loss_pct / 100), reason="rest a bid under the price",
                 ))
-            position = view.position(symbol)
             if position is None or sells:
                 continue
             free = view.free(symbol.split("/")[0])

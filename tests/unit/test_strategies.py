@@ -158,3 +158,19 @@ def test_build_strategies_follows_config():
     built = build_strategies(cfg, (SYM,))
     assert [(s.name, s.symbols) for s in built] == [("ma_cross", (SYM,)), ("mean_reversion", (SYM,))]
     assert build_strategies(cfg.model_copy(update={"enabled": False}), (SYM,)) == []
+
+
+# ---------------------------------------------------------------- ladder
+
+
+def test_the_ladder_stops_adding_before_the_risk_limit_would_refuse_it():
+    """Issue 13: on a falling market the default ladder filled buy after buy until max_position_pct refused the
+    next one every step (3.95 % > 3 %), filling the log. It now stops at max_holding_quote."""
+    from engine.strategies.ladder import Ladder
+
+    ladder = Ladder(LadderConfig(order_quote=D("100"), max_holding_quote=D("200")), (SYM,))
+    small = View(last_={SYM: D("100")}, positions={SYM: Position(SYM, D("0.9"), D("101"), D("100"))})
+    assert [i.kind for i in ladder.decide(small)] == ["buy"]  # 90 held: one more buy of 100 fits under 200
+    big = View(last_={SYM: D("100")}, positions={SYM: Position(SYM, D("1.5"), D("101"), D("100"))},
+               balances={"BTC": D("1.5")})
+    assert [i.kind for i in ladder.decide(big)] == ["sell"]  # 150 held: no buy, only the offer over the entry

@@ -1,0 +1,65 @@
+"""The venue's weight budget through the real ccxt client and simulator: no debt after a heavy call, routine calls
+wait near the limit instead of drawing a 429, and the kill switch still goes at once (issue 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from engine.commands import CancelAll
+from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
+from engine.sim import Simulator
+from fastsim import FAST
+from eventually import eventually
+
+
+def settings(sim: Simulator, tmp_path) -> Settings:
+    return Settings(
+        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
+                          api_secret=sim.api_secret, **FAST),
+        engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False))
+
+
+async def test_the_budget_learns_the_limit_and_follows_the_venues_count(tmp_path, run):
+    sim = Simulator(seed=3, weight_limit=4000)
+    await sim.start()
+    try:
+        engine = await run(settings(sim, tmp_path))
+        venue = engine.link.require()
+        budget = engine.venue_health.budget
+        assert budget.limit == 4000  # from exchangeInfo's rateLimits
+        await venue.fetch_open_orders(None)  # weight 80: ccxt's own bucket would make the next call wait ~0.8 s
+        start = time.perf_counter()
+        await venue.fetch_balances()
+        assert time.perf_counter() - start < 0.5
+        assert budget.venue_used is not None  # the venue's own count, from X-MBX-USED-WEIGHT-1M
+    finally:
+        await engine.stop()
+        await sim.stop()
+
+
+async def test_routine_calls_wait_near_the_limit_and_the_kill_switch_goes_at_once(tmp_path, run):
+    sim = Simulator(seed=3, weight_limit=2000)
+    await sim.start()
+    try:
+        engine = await run(settings(sim, tmp_path))
+        venue, budget = engine.link.require(), engine.venue_health.budget
+
+        async def poll_balances() -> None:
+            while True:
+                await venue.fetch_balances()  # weight 20 each
+
+        polling = asyncio.create_task(poll_balances())
+        try:
+            await eventually(lambda: budget.waits > 0, timeout=20, message="a routine call waits for the minute")
+            assert engine.venue_health.paused_for() == 0  # the venue never had to say 429
+            start = time.perf_counter()
+            result = await engine.execute(CancelAll(reason="test"))
+            assert result.ok, result.message
+            assert time.perf_counter() - start < 5  # the kill switch used the reserve, it did not wait a minute
+        finally:
+            polling.cancel()
+        assert engine.venue_health.paused_for() == 0 and engine.venue_health.banned_for() == 0
+    finally:
+        await engine.stop()
+        await sim.stop()
