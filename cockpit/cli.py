@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -221,13 +220,14 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
 
 def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
     """A command for the engine running on the data dir; cancel-all and close-all with none act on the venue."""
-    from engine.datadir import engine_pid
+    from engine.datadir import DB_NAME, engine_pid
     from engine.remote import cli_actor, send_detailed
-    from engine.store import DB_NAME
 
     data_dir = settings.engine.data_dir
     details = None
     if REMOTE[command].emergency and (data_dir / DB_NAME).exists() and engine_pid(data_dir) is None:
+        import asyncio
+
         from engine.emergency import act_without_engine
 
         cls = CancelAll if command == "cancel-all" else CloseAll
@@ -286,6 +286,8 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
 
 
 def _run_headless(settings: Settings, confirm_live: bool) -> int:
+    import asyncio
+
     from engine.core import Engine, EngineError
     from engine.datadir import DataDirBusy
 

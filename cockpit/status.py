@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from engine.config import Settings
-from engine.datadir import engine_pid
-from engine.events import utcnow
-from engine.store import DB_NAME, Store
+from engine.datadir import DB_NAME, engine_pid
+
+if TYPE_CHECKING:
+    from engine.store import Store
 
 
 def print_status(settings: Settings, as_json: bool = False) -> int:
@@ -17,6 +19,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     if not (data_dir / DB_NAME).exists():
         print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
         return 1
+    from engine.events import utcnow  # imported once there is a store to read: a mistyped --data-dir answers fast
+    from engine.store import Store
+
     store = Store.in_dir(data_dir, readonly=True)
     try:
         state, info = store.trading_state()
@@ -89,6 +94,8 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     if limit < 1:
         print("cockpit audit: --limit must be at least 1", file=sys.stderr)
         return 2
+    from engine.store import Store
+
     store = Store.in_dir(data_dir, readonly=True)
     try:
         rows = store.audit(limit=limit)
@@ -177,4 +184,6 @@ def _open(settings: Settings) -> Store | None:
     if not (data_dir / DB_NAME).exists():
         print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
         return None
+    from engine.store import Store
+
     return Store.in_dir(data_dir, readonly=True)

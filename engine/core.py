@@ -10,6 +10,7 @@ operator's halt key works even while the venue is unreachable.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from collections import deque
@@ -86,6 +87,12 @@ def _order_dict(o: Any) -> dict[str, Any]:
     return {"client_id": o.client_id, "symbol": o.symbol, "side": o.side, "type": o.type, "amount": o.amount,
             "price": o.price, "status": o.status.value, "filled": o.filled, "origin": o.origin,
             "created_at": o.created_at, "updated_at": o.updated_at}
+
+
+def _import_venue_modules(simulator: bool) -> None:
+    if simulator:
+        importlib.import_module("engine.sim")
+    load_ccxt()
 
 
 def _describe_events(events: list[tuple[datetime, Event]]) -> list[dict[str, Any]]:
@@ -302,6 +309,9 @@ class Engine:
 
     async def _run_venue(self) -> None:
         cfg = self.settings.venue
+        # The simulator's server (aiohttp, websockets) and ccxt take about a second to import: in a thread, so the
+        # loop (a front end's first frame, the operator's keys) never waits for them.
+        await asyncio.to_thread(_import_venue_modules, cfg.exchange == "sim")
         if cfg.exchange == "sim":
             from engine.sim import Simulator
 
@@ -317,8 +327,6 @@ class Engine:
                 api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
                 api_secret=cfg.api_secret.get_secret_value() if cfg.api_secret else None,
                 sandbox=cfg.rest_url is None and self.mode == "paper")
-        # ccxt takes most of a second to import: in a thread, so the loop (the operator's keys) never waits for it.
-        await asyncio.to_thread(load_ccxt)
         self.link.venue = self._make_venue()
         await self.sync.connect()
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
@@ -457,7 +465,14 @@ class Engine:
     # ------------------------------------------------------------ the one command path
 
     async def execute(self, command: Command) -> CommandResult:
-        """Carry out one command from any actor and publish its audit record; never raises for a refusal."""
+        """Carry out one command from any actor and publish its audit record; never raises for a refusal.
+
+        What the command writes is one store transaction (group commit), committed when it ends, its audit record
+        included; a new client order id or a state change in it is committed at once (``Store.batch``)."""
+        with self._batch():
+            return await self._execute(command)
+
+    async def _execute(self, command: Command) -> CommandResult:
         start = time.perf_counter()
         handler = self._handlers.get(type(command))
         refusal = self.state.refusal(command.permit)

@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import IO
 
 
+# The SQLite store's file in a data directory (``engine.store``); here so that a command can look for it without
+# importing the store.
+DB_NAME = "cockpit.db"
+
+
 class DataDirBusy(Exception):
     """Another engine already runs on this data directory."""
 

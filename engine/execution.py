@@ -176,6 +176,8 @@ class Execution:
         self.apply_report(report, "rest")
         self._keep_stop(symbol, side, stop_loss)
         if report.fills and not urgent:
+            # Read back at once, so the next buy's exposure (and whoever reads the balances next) counts the fill
+            # even if the balance stream lags: a second request per fill, and the order's answer waits for it.
             await self.refresh_balances_quietly()
         return CommandResult(True, f"{side} {amount} {symbol} {report.status.value}",
                              {"client_id": order.client_id, "status": report.status.value})

@@ -7,13 +7,15 @@ prometheus-client. ``[health] port = 0`` (the default) serves nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from engine.events import AlertRaised, AlertUpdated, CommandAudited, Event
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        from aiohttp import web  # only with a [health] port: aiohttp's server takes ~0.2 s to import
+
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
@@ -105,9 +109,13 @@ class HealthServer:
     async def _health(self, request: web.Request) -> web.Response:
         report = self.report()
         body = {k: v for k, v in report.items() if k != "numbers"}
+        from aiohttp import web
+
         return web.json_response(body, status=200 if report["status"] == "healthy" else 503,
                                  dumps=lambda v: __import__("json").dumps(v, default=str))
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         self.metrics.update(self.report())
         return web.Response(body=self.metrics.text(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,11 +1,11 @@
 """SQLite persistence (sqlite-utils, WAL): the store subscribes to engine events and can restore state.
 
 Every Decimal is stored as TEXT so no amount ever passes through a float. Writes are synchronous with the
-publish that caused them (see ``engine.bus``) and committed with ``synchronous=FULL`` before the publisher goes
-on, so that a client order id or a halt is on disk before the engine acts on it. A burst of events learnt at
-once (a cancel-all's answer, a stream read) is written in one transaction (``batch``: group commit) and
-committed before anything is awaited. The hot writes are prepared statements (sqlite3 caches them), not
-sqlite-utils calls, which read the table's schema on every insert.
+publish that caused them (see ``engine.bus``) and committed with ``synchronous=FULL``. Group commit: what one
+task writes in a ``batch`` (a command, a cancel-all's answer, a stream read) is one transaction, committed at the
+batch's end, except what must be on disk before the engine acts on it (a new client order id, before the request
+carrying it leaves; a trading-state change), which is committed the moment it is written. The hot writes are
+prepared statements (sqlite3 caches them), not sqlite-utils calls, which read the table's schema on every insert.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import sqlite_utils
 
+from engine.datadir import DB_NAME
 from engine.errors import StoreError
 
 from engine.events import (
@@ -61,7 +62,8 @@ from engine.events import (
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
-DB_NAME = "cockpit.db"
+# A batch holds its writes at most this long before they are committed anyway (other shells read the store).
+MAX_DEFER_S = 0.05
 
 
 def _d(value: Decimal | None) -> str | None:
@@ -78,7 +80,8 @@ class Store:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
         self._uncommitted = 0  # writes in the open transaction
-        self._batch_owner: object | None = None  # the task whose batch is open (see ``batch``)
+        self._batches: dict[object, int] = {}  # task -> depth of its open batches (see ``batch``)
+        self._timer: asyncio.TimerHandle | None = None  # the late commit of writes held by a batch
         self.commit_ms: deque[float] = deque(maxlen=2000)  # how long the latest commits took
         _check_own(path)
         try:
@@ -210,31 +213,37 @@ class Store:
     def handle(self, event: Event) -> None:
         """Write what an event says; events that carry no state (tickers) are not stored.
 
-        Committed before this returns, unless the writing task holds a ``batch``: then once at the batch's end."""
+        Committed before this returns, unless the writing task holds a ``batch`` (then at the batch's end). A new
+        client order id and a trading-state change are committed at once, batch or not."""
         write = _WRITERS.get(type(event))
         if write is None:
             return
         write(self, event)
-        self._wrote()
+        self._wrote(at_once=type(event) in COMMIT_AT_ONCE)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """One transaction for the writes of one synchronous burst (nothing awaited inside), committed once at its
-        end: the reports of one cancel-all answer, what one stream read brings. Group commit, with the same promise:
-        the burst's facts are on disk before the code that wrote them awaits anything, so before any request
-        leaves. Another task's write is never held back by it (it commits at once, as always)."""
-        if self._batch_owner is not None:
-            yield  # nested: the outermost batch commits
-            return
-        self._batch_owner = _current_task() or self
+        """Group commit: the writes of the current task until the batch ends are one transaction, committed at its
+        end (a command, a cancel-all's answer, one stream read). What must survive a crash before anything acts on
+        it is still committed at once: a new client order id (before the request carrying it can leave) and a
+        trading-state change (a halt is latched). Another task's write is never held back; nothing waits longer
+        than ``MAX_DEFER_S``. Nested batches of one task commit at the outermost end."""
+        owner = _current_task() or self
+        self._batches[owner] = self._batches.get(owner, 0) + 1
         try:
             yield
         finally:
-            self._batch_owner = None
-            self.flush()
+            depth = self._batches.pop(owner) - 1
+            if depth:
+                self._batches[owner] = depth
+            else:
+                self.flush()
 
     def flush(self) -> None:
         """Commit what was written and not yet committed (``synchronous=FULL``: on disk when this returns)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self._uncommitted:
             return
         start = time.perf_counter()
@@ -242,11 +251,22 @@ class Store:
         self.commit_ms.append((time.perf_counter() - start) * 1000)
         self._uncommitted = 0
 
-    def _wrote(self) -> None:
+    def _wrote(self, at_once: bool = False) -> None:
         self._uncommitted += 1
-        owner = self._batch_owner
-        if owner is None or owner is not (_current_task() or self):
+        if at_once or (_current_task() or self) not in self._batches:
             self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(MAX_DEFER_S, self._flush_late)
+            except RuntimeError:  # no loop: the batch's end commits
+                pass
+
+    def _flush_late(self) -> None:
+        self._timer = None
+        try:
+            self.flush()
+        except sqlite3.Error as exc:  # the next write or the batch's end raises it to its writer
+            log.error("the store could not commit: %s", exc)
 
     def _put(self, sql: str, params: Sequence[Any]) -> None:
         """One prepared statement (sqlite3 caches it by its text: no schema is read per write)."""
@@ -609,6 +629,10 @@ def _current_task() -> asyncio.Task[Any] | None:
     except RuntimeError:
         return None  # no event loop: a script or a synchronous caller
 
+
+# Facts committed the moment they are written, even inside a batch: a client order id before the request carrying
+# it can leave (so a retry or a restart never places an order twice), a trading state before anything acts on it.
+COMMIT_AT_ONCE = frozenset({OrderCreated, TradingStateChanged})
 
 # What the store writes for each kind of event; the others (tickers, positions, health) carry no state to keep.
 _WRITERS: dict[type[Event], Callable[[Store, Any], None]] = {

@@ -273,6 +273,7 @@ class Venue:
     async def load_markets(self, reload: bool = False) -> dict[str, Any]:
         markets = await self._call("load_markets", reload)
         self.urgent.set_markets_from_exchange(self.ex)
+        await self.warm_urgent_lane()
         return markets
 
     def market(self, symbol: str) -> dict[str, Any]:
@@ -310,6 +311,16 @@ class Venue:
         start, end = self._sent_at.get("/api/v3/time", (time.time(), time.time()))
         skew = None if server_ms is None else float(server_ms) - (start + end) / 2 * 1000
         self.health.ping(skew)
+        await self.warm_urgent_lane()
+
+    async def warm_urgent_lane(self) -> None:
+        """Open the kill switch's HTTP session and connection before it is needed: ccxt makes its TLS context on a
+        client's first request (~45 ms here) and a real venue adds a TLS handshake. The ping keeps it open (servers
+        close idle connections)."""
+        try:
+            await self._urgent("fetch_time")
+        except vx.BaseError as exc:
+            log.warning("the kill switch's lane did not answer a ping: %s", exc)
 
     async def resync_clock(self) -> None:
         """Sign requests with the venue's clock: ccxt adds the measured offset to every timestamp."""

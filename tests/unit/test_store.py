@@ -62,10 +62,10 @@ def test_a_command_left_running_by_a_stopped_engine_is_failed_at_the_next_start(
     assert row["status"] == "failed" and "stopped while running it" in row["result"]
 
 
-def _seen_elsewhere(tmp_path, client_id: str) -> bool:
+def _status_elsewhere(tmp_path, client_id: str) -> str | None:
     other = Store.in_dir(tmp_path, readonly=True)
     try:
-        return any(o.client_id == client_id for o in other.orders())
+        return next((o.status.value for o in other.orders() if o.client_id == client_id), None)
     finally:
         other.close()
 
@@ -76,30 +76,45 @@ def test_a_batch_is_one_transaction_committed_at_its_end(tmp_path):
     bus = EventBus()
     bus.add_handler(store.handle)
     tracker = OrderTracker(bus)
+    orders = [tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(100 + i), origin="test")
+              for i in range(50)]
     commits = len(store.commit_ms)
     with store.batch():
-        orders = [tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(100 + i), origin="test")
-                  for i in range(50)]
         for order in orders:
             tracker.apply(order.client_id, OrderStatus.CANCELED, source="rest")
-        assert not _seen_elsewhere(tmp_path, orders[0].client_id)  # not committed inside the batch
+        assert _status_elsewhere(tmp_path, orders[0].client_id) == "NEW"  # not committed inside the batch
     assert len(store.commit_ms) == commits + 1
-    assert _seen_elsewhere(tmp_path, orders[-1].client_id)
+    assert _status_elsewhere(tmp_path, orders[-1].client_id) == "CANCELED"
     assert [e["status"] for e in store.order_events(orders[-1].client_id)] == ["NEW", "CANCELED"]
 
 
-async def test_a_batch_never_holds_back_another_tasks_write(tmp_path):
-    """A client id is on disk before the request carrying it leaves, even if some other code awaited inside a
-    batch: the write of a task that does not own the batch commits at once."""
+def test_a_client_id_and_a_halt_are_committed_at_once_even_in_a_batch(tmp_path):
+    """The promise group commit keeps: a client order id is on disk before the request carrying it can leave, and
+    a halt before anything acts on it."""
     store = Store.in_dir(tmp_path)
     bus = EventBus()
     bus.add_handler(store.handle)
     tracker = OrderTracker(bus)
-    created: list[str] = []
+    with store.batch():
+        order = tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), origin="test")
+        assert _status_elsewhere(tmp_path, order.client_id) == "NEW"
+        bus.publish(TradingStateChanged(TradingState.ACTIVE, TradingState.HALTED, "operator", "test"))
+        other = Store.in_dir(tmp_path, readonly=True)
+        assert other.trading_state()[0] == TradingState.HALTED
+        other.close()
 
-    async def place() -> None:
-        created.append(tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), "t").client_id)
+
+async def test_a_batch_never_holds_back_another_tasks_write(tmp_path):
+    """A batch spans a command's awaits; what other tasks write meanwhile is committed at once, as always."""
+    store = Store.in_dir(tmp_path)
+    bus = EventBus()
+    bus.add_handler(store.handle)
+    tracker = OrderTracker(bus)
+    order = tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), "t")
+
+    async def report() -> None:
+        tracker.apply(order.client_id, OrderStatus.OPEN, source="stream")
 
     with store.batch():
-        await asyncio.create_task(place())
-        assert _seen_elsewhere(tmp_path, created[0])
+        await asyncio.create_task(report())
+        assert _status_elsewhere(tmp_path, order.client_id) == "OPEN"

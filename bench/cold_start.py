@@ -1,0 +1,102 @@
+"""Cold start of the cockpit in a real terminal (a pseudo-terminal of 120×40): from the process start to its first
+frame (the footer's key list drawn) and to ready (the banner says connected, to the built-in paper venue). The floor
+is a bare Textual app started the same way, to its first frame, alternating, in the same run.
+
+Run: .venv/bin/python bench/cold_start.py [--runs N] [--ready 1|0]; prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import emit, ratio, summary
+
+PARAMS = {"runs": 8, "ready": 1}
+QUICK = {"runs": 1, "ready": 0}
+ANSI = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])")
+BARE_APP = """
+from textual.app import App
+from textual.widgets import Footer, Static
+class Bare(App):
+    BINDINGS = [("h", "halt", "Halt")]
+    def compose(self):
+        yield Static("bare textual")
+        yield Footer()
+Bare().run()
+"""
+
+
+def run_in_pty(argv: list[str], cwd: str, marks: dict[str, bytes], timeout: float) -> dict[str, float]:
+    """Start ``argv`` on a pseudo-terminal; seconds from the start until each mark's text is on the screen."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    seen: dict[str, float] = {}
+    screen = b""
+    try:
+        while len(seen) < len(marks) and time.perf_counter() - start < timeout:
+            ready, _, _ = select.select([master], [], [], 0.01)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += ANSI.sub(b"", chunk)
+            for name, text in marks.items():
+                if name not in seen and text in screen:
+                    seen[name] = time.perf_counter() - start
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # our own child's session: nothing else
+        proc.wait()
+        os.close(master)
+    return seen
+
+
+async def measure(runs: int, ready: int) -> dict[str, Any]:
+    cwd = tempfile.mkdtemp(prefix="cockpit-bench-")  # no config.toml: the defaults (paper, the built-in simulator)
+    script = Path(sys.executable).with_name("cockpit")
+    cockpit = [str(script)] if script.exists() else [sys.executable, "-m", "cockpit.cli"]
+    marks = {"first_frame": b"Cancel all"}
+    if ready:
+        marks["ready"] = b"connected sim"
+    first, ready_s, floor = [], [], []
+    for i in range(runs):
+        seen = run_in_pty([*cockpit, "--data-dir", str(Path(cwd) / f"data{i}")], cwd, marks, timeout=20)
+        if "first_frame" in seen:
+            first.append(seen["first_frame"] * 1000)
+        if "ready" in seen:
+            ready_s.append(seen["ready"] * 1000)
+        bare = run_in_pty([sys.executable, "-c", BARE_APP], cwd, {"first_frame": b"bare textual"}, timeout=20)
+        if "first_frame" in bare:
+            floor.append(bare["first_frame"] * 1000)
+    first_s, floor_s = summary(first), summary(floor)
+    out = {"benchmark": "cold_start", "runs": runs, "unit": "ms", "first_frame": first_s,
+           "floor_bare_textual_first_frame": floor_s, "ratio_first_frame": ratio(first_s, floor_s),
+           "goal": "first frame <= 500 ms, ready <= 3000 ms"}
+    if ready:
+        out["ready"] = summary(ready_s)
+    return out
+
+
+if __name__ == "__main__":
+    from benchlib import cli
+
+    cli(measure, PARAMS, __doc__)
