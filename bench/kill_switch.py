@@ -4,7 +4,7 @@
 - cancel-all, ``--orders`` resting orders on 1 symbol: from the command to its answer, which comes after the venue
   listed no order left (``done``), and to the moment the simulator holds no open order (``venue_clear``).
 - cancel-all on an idle engine, 2 symbols × ``--orders``/2: the same after a routine venue-wide open-orders listing
-  (weight 80) and a second of idle time, the case ccxt's limiter used to make wait.
+  (weight 80) and ``--idle-s`` of idle time, the case ccxt's limiter used to make wait.
 - close-all, 2 positions (BTC and ETH bought at market): from the command to its answer, which comes only after the
   venue's balances were read back and hold nothing but dust.
 
@@ -12,7 +12,7 @@ Floors, on the same simulator with the engine connected (its user stream receive
 client's one ``DELETE openOrders`` for the same number of its own orders (two in parallel for 2 symbols), and its
 close-all: the same calls the engine makes (cancels, balances, market sells, balances) with nothing else.
 
-Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K]; prints one JSON object.
+Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K] [--idle-s S]; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from engine.core import Engine
 from engine.exchange import build_exchange
 from engine.sim import Simulator
 
-PARAMS = {"runs": 20, "orders": 100}
-QUICK = {"runs": 1, "orders": 4}
+PARAMS = {"runs": 20, "orders": 100, "idle_s": 1.0}
+QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0}
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 
@@ -61,7 +61,7 @@ def venue_clear_timer(sim: Simulator) -> dict[str, float]:
     return mark
 
 
-async def measure(runs: int, orders: int) -> dict[str, Any]:
+async def measure(runs: int, orders: int, idle_s: float) -> dict[str, Any]:
     # Binance's order-rate limit lifted: the benchmark places orders faster than 100 / 10 s, and what it measures
     # is the kill switch. Reconciliation hourly, so the floor client's own orders are not adopted meanwhile.
     sim = Simulator(seed=1, orders_per_10s=1_000_000)
@@ -101,7 +101,7 @@ async def measure(runs: int, orders: int) -> dict[str, Any]:
             for symbol in SYMBOLS:
                 await place(engine, symbol, orders // 2)
             await engine.link.require().fetch_open_orders(None)  # a routine venue-wide listing (weight 80)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(idle_s)
             mark.clear()
             t = time.perf_counter()
             result = await engine.execute(CancelAll(reason="bench"))

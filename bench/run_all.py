@@ -1,0 +1,123 @@
+"""Run every benchmark, each in its own process, and print their JSON objects and a summary table (under 10 minutes
+on a 2-core machine; ``--quick`` for a few seconds each with tiny parameters).
+
+Run: .venv/bin/python bench/run_all.py [--quick] [--only kill_switch,round_trips] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+# In the order they run: the ones that need a quiet machine first.
+BENCHMARKS = ("kill_switch", "tui_kill_switch", "round_trips", "persistence", "engine_events", "event_to_screen",
+              "cold_start", "cli_startup", "soak")
+
+
+def argv_for(name: str, quick: bool) -> list[str]:
+    sys.path.insert(0, str(HERE))
+    module = importlib.import_module(name)
+    params = module.QUICK if quick else module.PARAMS
+    args = [sys.executable, str(HERE / f"{name}.py")]
+    for key, value in params.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(figure, measured, floor or goal) rows for the summary table."""
+    name = result.get("benchmark")
+    med = lambda d: (d or {}).get("median")  # noqa: E731
+    p99 = lambda d: (d or {}).get("p99")  # noqa: E731
+    if name == "kill_switch":
+        c, i, x = result["cancel_all_1_symbol"], result["cancel_all_idle_2_symbols"], result["close_all_2_positions"]
+        return [(f"cancel-all {result['orders']} orders, 1 symbol: p50 / p99 ms", f"{med(c['done'])} / {p99(c['done'])}",
+                 f"floor {med(c['floor_bare_ccxt_delete'])}"),
+                ("  ... until the venue holds none: p50 ms", med(c["venue_clear"]), ""),
+                ("cancel-all, idle engine, 2 symbols: p50 / p99 ms", f"{med(i['done'])} / {p99(i['done'])}",
+                 f"floor {med(i['floor_bare_ccxt_2_deletes'])}"),
+                ("close-all 2 positions: p50 ms", med(x["done"]), f"floor {med(x['floor_bare_ccxt_same_calls'])}"),
+                ("halt: p50 ms", med(result["halt"]), "")]
+    if name == "tui_kill_switch":
+        return [(f"key c -> venue clear, {result['orders']} orders / 2 symbols: p50 / p99 ms",
+                 f"{med(result['key_c_to_venue_clear'])} / {p99(result['key_c_to_venue_clear'])}",
+                 f"floor {med(result['floor_bare_ccxt_deletes'])}"),
+                ("key c -> command done: p50 ms", med(result["key_c_to_done"]), ""),
+                ("key h -> HALTED: p50 ms", med(result["key_h_to_halted_on_screen"]), "")]
+    if name == "round_trips":
+        m, p = result["market"], result["pair"]
+        return [("market order round trip: engine / bare same budget / bare ccxt limiter ms",
+                 f"{med(m['engine'])} / {med(m['engine_budget'])} / {med(m['ccxt_limiter'])}",
+                 f"x{m['ratio_engine_vs_bare_same_budget']} / x{m['ratio_engine_vs_bare_ccxt_limiter']}"),
+                ("limit place+cancel: engine / bare same budget / bare ccxt limiter ms",
+                 f"{med(p['engine'])} / {med(p['engine_budget'])} / {med(p['ccxt_limiter'])}",
+                 f"x{p['ratio_engine_vs_bare_same_budget']} / x{p['ratio_engine_vs_bare_ccxt_limiter']}")]
+    if name == "persistence":
+        return [("store: order-event rows/s (batch / single)",
+                 f"{result['batch']['rows_per_s']} / {result['single']['rows_per_s']}",
+                 f"floor {result['floor_raw_sqlite_one_transaction']['rows_per_s']}"),
+                ("store: commit p99 ms (batch / single)",
+                 f"{result['batch']['commit_ms'].get('p99')} / {result['single']['commit_ms'].get('p99')}", "")]
+    if name == "engine_events":
+        return [("engine: order reports/s (batch / single), tickers/s",
+                 f"{result['order_reports_batch']['per_s']} / {result['order_reports_single']['per_s']}, "
+                 f"{result['tickers']['per_s']}", f"floor {result['floor_tracker_alone']['per_s']}")]
+    if name == "event_to_screen":
+        return [("event to widget under load, tickers p50 / p99 ms",
+                 f"{med(result['ticker_to_widget'])} / {p99(result['ticker_to_widget'])}", ""),
+                ("event to widget under load, order events p50 / p99 ms",
+                 f"{med(result['order_event_to_widget'])} / {p99(result['order_event_to_widget'])}", ""),
+                ("key h -> HALTED under load: p50 ms", med(result["key_h_to_halted"]), "")]
+    if name == "cold_start":
+        return [("TUI first frame / ready: p50 ms", f"{med(result['first_frame'])} / {med(result.get('ready'))}",
+                 f"floor {med(result['floor_bare_textual_first_frame'])}")]
+    if name == "cli_startup":
+        return [("cockpit status, missing dir: p50 ms / MiB", f"{med(result['status_missing_dir'])} / "
+                 f"{med(result['status_peak_rss_mib'])}", f"floor {med(result['floor_bare_python'])}")]
+    if name == "soak":
+        return [("soak: RSS growth MB per simulated hour", result["growth_mb_per_simulated_hour"],
+                 f"{result['simulated_hours']} h simulated")]
+    return []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny parameters: checks that each benchmark runs")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--out", default="", help="also write every result to this JSON file")
+    args = parser.parse_args()
+    names = [n for n in (args.only.split(",") if args.only else BENCHMARKS) if n]
+    results, rows, failed = [], [], []
+    start = time.perf_counter()
+    for name in names:
+        began = time.perf_counter()
+        proc = subprocess.run(argv_for(name, args.quick), capture_output=True, text=True, cwd=HERE.parent)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            failed.append(name)
+            print(f"{name}: FAILED (exit {proc.returncode})\n{proc.stderr[-2000:]}", file=sys.stderr)
+            continue
+        result = json.loads(lines[-1])
+        result["wall_s"] = round(time.perf_counter() - began, 1)
+        results.append(result)
+        print(json.dumps(result))
+        rows += headline(result)
+    print(f"\n{'figure':<78} {'measured':<32} floor / ratio", file=sys.stderr)
+    for figure, measured, floor in rows:
+        print(f"{figure:<78} {str(measured):<32} {floor}", file=sys.stderr)
+    print(f"\n{len(results)} benchmarks in {time.perf_counter() - start:.0f} s"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""), file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
