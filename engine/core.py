@@ -129,7 +129,7 @@ class Engine:
                                    self.stats, publish, self.alert, drawdown_pct=lambda: self.monitors.drawdown_pct,
                                    permission=lambda side: self.state.refusal(Permit.ENTRY if side == "buy"
                                                                               else Permit.REDUCE),
-                                   batch=self._batch)
+                                   batch=self._batch, durable=self._durable)
         self.kill_switch = KillSwitch(self.symbols, self.link, self.execution, self.tracker, self.portfolio)
         self.tiers = Tiers(self.kill_switch, self.state, self.link, self.symbols, self.alert, self.tasks.spawn)
         mon = settings.monitors
@@ -351,6 +351,11 @@ class Engine:
     def _batch(self) -> ContextManager[None]:
         """One store transaction for a burst of events (group commit); nothing to batch before the store opens."""
         return self.store.batch() if self.store is not None else nullcontext()
+
+    def _durable(self) -> None:
+        """Commit what the store holds for a batch: the order path calls it before a new client id leaves."""
+        if self.store is not None:
+            self.store.flush()
 
     def _sample_equity(self) -> None:
         if self.link.connected:

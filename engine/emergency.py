@@ -102,7 +102,7 @@ async def _act(settings: Settings, command: CancelAll | CloseAll, store: Store, 
         tracker.load(store.orders())
         portfolio = Portfolio(symbols, settings.engine.quote_asset)
         execution = Execution(settings.risk, settings.engine.mode, symbols, link, tracker, portfolio,
-                              DailyStats(), bus.publish, alert, batch=store.batch)
+                              DailyStats(), bus.publish, alert, batch=store.batch, durable=store.flush)
         kill = KillSwitch(symbols, link, execution, tracker, portfolio)
         deadline = time.monotonic() + retry_for_s
         attempt = 0

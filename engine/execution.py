@@ -55,6 +55,7 @@ class Execution:
         drawdown_pct: Callable[[], Decimal] = lambda: Decimal(0),
         permission: Callable[[str], str | None] = lambda side: None,
         batch: Batch = nullcontext,
+        durable: Callable[[], None] = lambda: None,
     ) -> None:
         self.risk = risk
         self.mode = mode
@@ -71,6 +72,9 @@ class Execution:
         self.permission = permission
         # What one answer or one stream read brings is stored in one transaction (the store's group commit).
         self.batch = batch
+        # Commits what was written: called between recording an order and sending it (a client id is on disk
+        # before the request carrying it leaves, so a retry or a restart never places an order twice).
+        self.durable = durable
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
         self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held (persisted)
         # Client ids whose create request has not been answered yet: reconciliation must not judge them.
@@ -140,12 +144,34 @@ class Execution:
             if late:
                 self.publish(OrderRefused(actor, symbol, side, amount, price, late))
                 return CommandResult(False, late)
+        recorded = self._record(symbol, side, type_, amount, price, actor, stop_loss, urgent)
+        if isinstance(recorded, CommandResult):
+            return recorded
+        self.durable()  # the client id is on disk before the request carrying it leaves
+        return await self._send(recorded, stop_loss, urgent)
+
+    async def sell_now(self, sells: list[tuple[str, Decimal]], actor: str) -> list[CommandResult | BaseException]:
+        """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
+        commit for them all, then sent together (group commit: write the batch, commit, send the batch)."""
+        recorded = [self._record(symbol, "sell", "market", amount, None, actor, None, urgent=True)
+                    for symbol, amount in sells]
+        self.durable()
+
+        async def answer(result: CommandResult) -> CommandResult:
+            return result
+
+        return await asyncio.gather(*(answer(r) if isinstance(r, CommandResult) else self._send(r, None, True)
+                                      for r in recorded), return_exceptions=True)
+
+    def _record(self, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None, actor: str,
+                stop_loss: Decimal | None, urgent: bool) -> Order | CommandResult:
+        """Check an order and record it with a fresh client id (nothing awaited), or say why not."""
         refusal, amount, price = self._refusal(symbol, side, amount, price, stop_loss, urgent)
         if refusal:
             log.info("order refused (%s %s %s by %s): %s", side, amount, symbol, actor, refusal)
             self.publish(OrderRefused(actor, symbol, side, amount, price, refusal))
             return CommandResult(False, refusal)
-        venue = self.link.require()
+        self.link.require()
         if self.mode == "dry-run":
             log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
             return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
@@ -153,9 +179,16 @@ class Execution:
         if not urgent:
             self.rate.sent()
         self.in_flight.add(order.client_id)
+        return order
+
+    async def _send(self, order: Order, stop_loss: Decimal | None, urgent: bool) -> CommandResult:
+        """Send a recorded order (its client id already on disk) and apply the venue's answer."""
+        symbol, side, amount, price = order.symbol, order.side, order.amount, order.price
         try:
             try:
-                report = await venue.create_order(order.client_id, symbol, side, type_, amount, price, urgent=urgent)
+                venue = self.link.require()
+                report = await venue.create_order(order.client_id, symbol, side, order.type, amount, price,
+                                                  urgent=urgent)
             except not_sent_errors() as exc:
                 self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
                                    detail=f"not sent: {type(exc).__name__}: {exc}"[:300])

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from engine import venueerrors as vx
 
@@ -84,9 +84,12 @@ class KillSwitch:
 
     # ------------------------------------------------------------ tiers
 
-    async def cancel_all(self, symbols: tuple[str, ...] | None = None) -> Outcome:
+    async def cancel_all(self, symbols: tuple[str, ...] | None = None,
+                         alongside: Callable[[], Awaitable[Any]] | None = None) -> Outcome:
         """Cancel every open order: the symbols it knows at once, in parallel, then whatever the venue-wide
-        listing shows (orders this engine never placed included), then bring tracked orders up to date."""
+        listing shows (orders this engine never placed included), then bring tracked orders up to date.
+        ``alongside`` runs with the first listing (close-all reads the balances the cancels freed meanwhile); what
+        it raises is the caller's to see."""
         venue = self.link.require()
         out = Outcome()
         only = set(symbols) if symbols else None
@@ -94,6 +97,7 @@ class KillSwitch:
                                                   if only is None or o.symbol in only}
         done: set[str] = set()
         remaining: list[OrderReport] | None = None
+        rounds = 0
         while pending:
             for symbol, result in zip(sorted(pending), await asyncio.gather(
                     *(self._cancel_symbol(s) for s in sorted(pending)), return_exceptions=True)):
@@ -103,9 +107,13 @@ class KillSwitch:
                 out.canceled += len(result)
                 self.execution.apply_reports(result, "rest")
             done |= pending
+            rounds += 1
+            listing = venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)
             try:
-                listed = await venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None,
-                                                       urgent=True)
+                if alongside is not None and rounds == 1:
+                    listed, _ = await asyncio.gather(listing, alongside())
+                else:
+                    listed = await listing
             except vx.BaseError as exc:
                 out.failures["listing"] = f"listing open orders: {type(exc).__name__}: {exc}"[:200]
                 remaining = None
@@ -113,20 +121,33 @@ class KillSwitch:
             remaining = [r for r in listed if only is None or r.symbol in only]
             pending = {r.symbol for r in remaining} - done
         out.still_open = None if remaining is None else len(remaining)
+        if alongside is not None and rounds != 1:
+            await alongside()  # the listing found more to cancel (or failed): run it after the last cancels
         await self._settle(remaining, only, out)
         return out
 
     async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None) -> Outcome:
         """Cancel everything, then sell every position at market within the venue's filters, and verify."""
-        out = await self.cancel_all(symbols)
+        read: list[BaseException | None] = []
+
+        async def read_balances() -> None:
+            """What the cancels freed; read alongside cancel-all's listing (one round trip fewer)."""
+            try:
+                await self.execution.refresh_balances(urgent=True)
+                read.append(None)
+            except vx.BaseError as exc:
+                read.append(exc)
+
+        out = await self.cancel_all(symbols, alongside=read_balances)
         targets = tuple(symbols or self.symbols)
-        try:
-            await self.execution.refresh_balances(urgent=True)
-        except vx.BaseError as exc:
+        if not read:  # no listing was reached
+            await read_balances()
+        if read[-1] is not None:
+            exc = read[-1]
             out.failures["balances"] = f"balances: {type(exc).__name__}: {exc}"[:200]
             return out
         sells = [s for s in targets if self._sellable(s)[0] > 0]
-        results = await asyncio.gather(*(self._sell(s, actor) for s in sells), return_exceptions=True)
+        results = await self.execution.sell_now([(s, self._sellable(s)[0]) for s in sells], actor)
         for symbol, result in zip(sells, results):
             if isinstance(result, BaseException):
                 out.failures[symbol] = f"sell: {type(result).__name__}: {result}"[:200]
@@ -171,10 +192,6 @@ class KillSwitch:
         if price is not None and amount * price < venue.min_cost(symbol):
             return Decimal(0), total
         return amount, total
-
-    async def _sell(self, symbol: str, actor: str) -> CommandResult:
-        amount, _ = self._sellable(symbol)
-        return await self.execution.place(symbol, "sell", "market", amount, None, actor=actor, urgent=True)
 
     async def _settle(self, remaining: list[OrderReport] | None, only: set[str] | None, out: Outcome) -> None:
         """Tracked orders the venue no longer lists open: ask each by client id (filled or canceled)."""

@@ -3,9 +3,10 @@
 Every Decimal is stored as TEXT so no amount ever passes through a float. Writes are synchronous with the
 publish that caused them (see ``engine.bus``) and committed with ``synchronous=FULL``. Group commit: what one
 task writes in a ``batch`` (a command, a cancel-all's answer, a stream read) is one transaction, committed at the
-batch's end, except what must be on disk before the engine acts on it (a new client order id, before the request
-carrying it leaves; a trading-state change), which is committed the moment it is written. The hot writes are
-prepared statements (sqlite3 caches them), not sqlite-utils calls, which read the table's schema on every insert.
+batch's end or when the order path needs it on disk (``flush``, right before a request carrying a new client order
+id leaves: write the batch, commit, send the batch); a trading-state change is committed the moment it is written.
+The hot writes are prepared statements (sqlite3 caches them), not sqlite-utils calls, which read the table's schema
+on every insert.
 """
 
 from __future__ import annotations
@@ -213,8 +214,8 @@ class Store:
     def handle(self, event: Event) -> None:
         """Write what an event says; events that carry no state (tickers) are not stored.
 
-        Committed before this returns, unless the writing task holds a ``batch`` (then at the batch's end). A new
-        client order id and a trading-state change are committed at once, batch or not."""
+        Committed before this returns, unless the writing task holds a ``batch`` (then at the batch's end, or when
+        ``flush`` is called); a trading-state change is committed at once, batch or not."""
         write = _WRITERS.get(type(event))
         if write is None:
             return
@@ -224,10 +225,10 @@ class Store:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group commit: the writes of the current task until the batch ends are one transaction, committed at its
-        end (a command, a cancel-all's answer, one stream read). What must survive a crash before anything acts on
-        it is still committed at once: a new client order id (before the request carrying it can leave) and a
-        trading-state change (a halt is latched). Another task's write is never held back; nothing waits longer
-        than ``MAX_DEFER_S``. Nested batches of one task commit at the outermost end."""
+        end (a command, a cancel-all's answer, one stream read) or by ``flush``, which the order path calls right
+        before a request carrying a new client id leaves. A trading-state change is still committed at once (a halt
+        is latched). Another task's write is never held back; nothing waits longer than ``MAX_DEFER_S``. Nested
+        batches of one task commit at the outermost end."""
         owner = _current_task() or self
         self._batches[owner] = self._batches.get(owner, 0) + 1
         try:
@@ -630,9 +631,10 @@ def _current_task() -> asyncio.Task[Any] | None:
         return None  # no event loop: a script or a synchronous caller
 
 
-# Facts committed the moment they are written, even inside a batch: a client order id before the request carrying
-# it can leave (so a retry or a restart never places an order twice), a trading state before anything acts on it.
-COMMIT_AT_ONCE = frozenset({OrderCreated, TradingStateChanged})
+# Facts committed the moment they are written, even inside a batch: a trading state before anything acts on it (a
+# halt is latched). A new client order id is committed by the order path itself, right before the request carrying
+# it leaves (``Execution.durable``): the kill switch's sells are recorded together and committed once.
+COMMIT_AT_ONCE = frozenset({TradingStateChanged})
 
 # What the store writes for each kind of event; the others (tickers, positions, health) carry no state to keep.
 _WRITERS: dict[type[Event], Callable[[Store, Any], None]] = {

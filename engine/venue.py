@@ -104,6 +104,34 @@ def parse_order(o: dict[str, Any]) -> OrderReport:
     )
 
 
+# Binance's order statuses in ccxt's unified words (what ``status_from_ccxt`` reads; ccxt's own table).
+BINANCE_STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "PENDING_CANCEL": "open", "FILLED": "closed",
+                  "CANCELED": "canceled", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
+
+
+def parse_binance_order(o: dict[str, Any], symbol_of: Callable[[str], str]) -> OrderReport:
+    """An order as Binance spot answers it (cancel-all, open orders: facts note §2), straight from its decimal
+    strings. ccxt's unified parse of a cancel-all's 100 orders costs the kill switch ~5 ms; this costs ~0.3 ms, and
+    no amount passes through a float. ``symbol_of`` maps the venue's market id (BTCUSDT) to BTC/USDT."""
+    amount = Decimal(o.get("origQty") or 0)
+    filled = Decimal(o.get("executedQty") or 0)
+    quote = Decimal(o.get("cummulativeQuoteQty") or 0)
+    price = Decimal(o["price"]) if o.get("price") not in (None, "") else None
+    return OrderReport(
+        # A cancel answer carries the cancel request's own id as clientOrderId and ours as origClientOrderId.
+        client_id=o.get("origClientOrderId") or o.get("clientOrderId") or "",
+        venue_id=str(o["orderId"]) if o.get("orderId") is not None else None,
+        symbol=symbol_of(o["symbol"]),
+        side=str(o.get("side", "")).lower(),
+        type=str(o.get("type") or "limit").lower(),
+        status=status_from_ccxt(BINANCE_STATUS.get(o.get("status") or ""), filled, amount),
+        amount=amount,
+        filled=filled,
+        price=price if price else None,
+        average=quote / filled if filled else None,
+    )
+
+
 def parse_balances(raw: dict[str, Any]) -> tuple[Balance, ...]:
     out = []
     free, used = raw.get("free") or {}, raw.get("used") or {}
@@ -353,6 +381,9 @@ class Venue:
 
     async def fetch_open_orders(self, symbol: str | None = None, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
+        if self.follows_weight:  # Binance's own answer, parsed here (see ``parse_binance_order``)
+            request = {"symbol": self.ex.market_id(symbol)} if symbol else {}
+            return [self._binance(o) for o in await call("privateGetOpenOrders", request)]
         return [parse_order(o) for o in await call("fetch_open_orders", symbol)]
 
     async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[tuple[str | None, Fill]]:
@@ -363,7 +394,13 @@ class Venue:
 
     async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
+        if self.follows_weight:
+            raw = await call("privateDeleteOpenOrders", {"symbol": self.ex.market_id(symbol)})
+            return [self._binance(o) for o in raw]
         return [parse_order(o) for o in await call("cancel_all_orders", symbol)]
+
+    def _binance(self, raw: dict[str, Any]) -> OrderReport:
+        return parse_binance_order(raw, self.ex.safe_symbol)
 
     # ------------------------------------------------------------ streams
 
@@ -390,7 +427,7 @@ class Venue:
 
 # Calls that need the key: one of them answering proves the key works again.
 PRIVATE_CALLS = frozenset({"fetch_balance", "create_order", "fetch_order", "cancel_order", "fetch_open_orders",
-                           "cancel_all_orders", "fetch_my_trades"})
+                           "cancel_all_orders", "fetch_my_trades", "privateGetOpenOrders", "privateDeleteOpenOrders"})
 
 
 def not_sent_errors() -> tuple[type[BaseException], ...]:

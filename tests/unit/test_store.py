@@ -88,15 +88,17 @@ def test_a_batch_is_one_transaction_committed_at_its_end(tmp_path):
     assert [e["status"] for e in store.order_events(orders[-1].client_id)] == ["NEW", "CANCELED"]
 
 
-def test_a_client_id_and_a_halt_are_committed_at_once_even_in_a_batch(tmp_path):
-    """The promise group commit keeps: a client order id is on disk before the request carrying it can leave, and
-    a halt before anything acts on it."""
+def test_a_halt_is_committed_at_once_even_in_a_batch_and_flush_commits_the_rest(tmp_path):
+    """A halt is on disk before anything acts on it; ``flush`` (the order path, before a new client id leaves)
+    commits what the batch holds."""
     store = Store.in_dir(tmp_path)
     bus = EventBus()
     bus.add_handler(store.handle)
     tracker = OrderTracker(bus)
     with store.batch():
         order = tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), origin="test")
+        assert _status_elsewhere(tmp_path, order.client_id) is None
+        store.flush()
         assert _status_elsewhere(tmp_path, order.client_id) == "NEW"
         bus.publish(TradingStateChanged(TradingState.ACTIVE, TradingState.HALTED, "operator", "test"))
         other = Store.in_dir(tmp_path, readonly=True)
