@@ -1,5 +1,5 @@
-"""Cold start of the cockpit in a real terminal (a pseudo-terminal of 120×40): from the process start to its first
-frame (the footer's key list drawn) and to ready (the banner says connected, to the built-in paper venue). The floor
+"""Cold start of the cockpit in a real terminal (a pseudo-terminal of 120×40), with ./config.toml (the shipped one,
+when run from the checkout): from the process start to its first frame (the footer's key list drawn) and to ready (the banner says connected, to the built-in paper venue). The floor
 is a bare Textual app started the same way, to its first frame, alternating, in the same run.
 
 Run: .venv/bin/python bench/cold_start.py [--runs N] [--ready 1|0]; prints one JSON object.
@@ -71,7 +71,9 @@ def run_in_pty(argv: list[str], cwd: str, marks: dict[str, bytes], timeout: floa
 
 
 async def measure(runs: int, ready: int) -> dict[str, Any]:
-    cwd = tempfile.mkdtemp(prefix="cockpit-bench-")  # no config.toml: the defaults (paper, the built-in simulator)
+    shipped = Path.cwd() / "config.toml"  # the shipped configuration (paper, the built-in simulator)
+    config = ["--config", str(shipped)] if shipped.is_file() else []
+    cwd = tempfile.mkdtemp(prefix="cockpit-bench-")
     script = Path(sys.executable).with_name("cockpit")
     cockpit = [str(script)] if script.exists() else [sys.executable, "-m", "cockpit.cli"]
     marks = {"first_frame": b"Cancel all"}
@@ -79,7 +81,7 @@ async def measure(runs: int, ready: int) -> dict[str, Any]:
         marks["ready"] = b"connected sim"
     first, ready_s, floor = [], [], []
     for i in range(runs):
-        seen = run_in_pty([*cockpit, "--data-dir", str(Path(cwd) / f"data{i}")], cwd, marks, timeout=20)
+        seen = run_in_pty([*cockpit, *config, "--data-dir", str(Path(cwd) / f"data{i}")], cwd, marks, timeout=20)
         if "first_frame" in seen:
             first.append(seen["first_frame"] * 1000)
         if "ready" in seen:

@@ -15,6 +15,7 @@ Run: .venv/bin/python bench/event_to_screen.py [--seconds S] [--orders N] [--tic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from decimal import Decimal
@@ -70,7 +71,7 @@ async def load(engine: Engine, seconds: float, orders: int, tickers: int, pool_s
             symbol = engine.symbols[i % len(engine.symbols)]
             engine.bus.publish(TickerUpdated(symbol, base[symbol] + Decimal(i % 50) / 100, None, None, utcnow()))
             counts["tickers"] += 1
-        with engine.store.batch():
+        with getattr(engine.store, "batch", contextlib.nullcontext)():
             while counts["orders"] < elapsed * orders:
                 cid = pool[counts["orders"] % pool_size].client_id
                 filled[cid] += Decimal("0.0001")

@@ -1,7 +1,10 @@
 """Run every benchmark, each in its own process, and print their JSON objects and a summary table (under 10 minutes
 on a 2-core machine; ``--quick`` for a few seconds each with tiny parameters).
 
-Run: .venv/bin/python bench/run_all.py [--quick] [--only kill_switch,round_trips] [--out results.json]
+``--before DIR`` also runs each benchmark, right after, against the code in DIR (e.g. ``git archive main | tar -x -C
+DIR``: its packages come first on PYTHONPATH), so that before and after are measured under the same load.
+
+Run: .venv/bin/python bench/run_all.py [--quick] [--only kill_switch,round_trips] [--before DIR] [--out results.json]
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -54,10 +58,10 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     if name == "round_trips":
         m, p = result["market"], result["pair"]
         return [("market order round trip: engine / bare same budget / bare ccxt limiter ms",
-                 f"{med(m['engine'])} / {med(m['engine_budget'])} / {med(m['ccxt_limiter'])}",
+                 f"{med(m['engine'])} / {med(m.get('engine_budget'))} / {med(m['ccxt_limiter'])}",
                  f"x{m['ratio_engine_vs_bare_same_budget']} / x{m['ratio_engine_vs_bare_ccxt_limiter']}"),
                 ("limit place+cancel: engine / bare same budget / bare ccxt limiter ms",
-                 f"{med(p['engine'])} / {med(p['engine_budget'])} / {med(p['ccxt_limiter'])}",
+                 f"{med(p['engine'])} / {med(p.get('engine_budget'))} / {med(p['ccxt_limiter'])}",
                  f"x{p['ratio_engine_vs_bare_same_budget']} / x{p['ratio_engine_vs_bare_ccxt_limiter']}")]
     if name == "persistence":
         return [("store: order-event rows/s (batch / single)",
@@ -91,27 +95,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny parameters: checks that each benchmark runs")
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--before", default="", metavar="DIR", help="also run each against the code in DIR")
     parser.add_argument("--out", default="", help="also write every result to this JSON file")
     args = parser.parse_args()
     names = [n for n in (args.only.split(",") if args.only else BENCHMARKS) if n]
     results, rows, failed = [], [], []
     start = time.perf_counter()
     for name in names:
-        began = time.perf_counter()
-        proc = subprocess.run(argv_for(name, args.quick), capture_output=True, text=True, cwd=HERE.parent)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            failed.append(name)
-            print(f"{name}: FAILED (exit {proc.returncode})\n{proc.stderr[-2000:]}", file=sys.stderr)
-            continue
-        result = json.loads(lines[-1])
-        result["wall_s"] = round(time.perf_counter() - began, 1)
-        results.append(result)
-        print(json.dumps(result))
-        rows += headline(result)
-    print(f"\n{'figure':<78} {'measured':<32} floor / ratio", file=sys.stderr)
+        for code in ("after", "before") if args.before else ("after",):
+            env = dict(os.environ)
+            if code == "before":
+                env["PYTHONPATH"] = os.pathsep.join(p for p in (args.before, env.get("PYTHONPATH", "")) if p)
+            began = time.perf_counter()
+            proc = subprocess.run(argv_for(name, args.quick), capture_output=True, text=True, env=env,
+                                  cwd=HERE.parent if code == "after" else args.before)
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                failed.append(f"{name} ({code})")
+                print(f"{name} ({code}): FAILED (exit {proc.returncode})\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            result = json.loads(lines[-1])
+            result["wall_s"] = round(time.perf_counter() - began, 1)
+            result["code"] = code
+            results.append(result)
+            print(json.dumps(result))
+            rows += [(f"[{code}] {figure}" if args.before else figure, measured, floor)
+                     for figure, measured, floor in headline(result)]
+    print(f"\n{'figure':<86} {'measured':<32} floor / ratio", file=sys.stderr)
     for figure, measured, floor in rows:
-        print(f"{figure:<78} {str(measured):<32} {floor}", file=sys.stderr)
+        print(f"{figure:<86} {str(measured):<32} {floor}", file=sys.stderr)
     print(f"\n{len(results)} benchmarks in {time.perf_counter() - start:.0f} s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""), file=sys.stderr)
     if args.out:
