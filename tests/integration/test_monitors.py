@@ -89,7 +89,8 @@ async def test_ws_stale_reconnects_then_closes_everything(sim, tmp_path, run):
     warned = next(a.ts for a in engine.alert_book.recent if a.code == "WS_STALE")
     at = datetime.fromisoformat(engine.state_info["ts"])
     await eventually(lambda: sum(sim.balance("BTC")) < Decimal("0.00001"), timeout=10, message="position closed")
-    (row,) = audited(tmp_path, "close-all", "monitor:ws_stale")
+    # The audit record is written when the command ends, a moment after the venue shows its effect.
+    (row,) = await eventually(lambda: audited(tmp_path, "close-all", "monitor:ws_stale"), message="close-all audited")
     assert "closed 1 position(s)" in row["result"]
     assert "WS_STALE" in codes(engine) and engine.state_info["values"]["market_age_s"] > 3.0
     refused = await engine.execute(Resume(actor="operator:key"))
@@ -169,7 +170,7 @@ async def test_a_stuck_order_is_cancelled_and_a_failing_cancel_is_crit(sim, tmp_
                                              price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5")))
     assert placed.ok
     await eventually(lambda: sim.open_orders() == [], timeout=10, message="the stuck order cancelled at the venue")
-    (row,) = audited(tmp_path, "cancel", "monitor:stuck_order")
+    (row,) = await eventually(lambda: audited(tmp_path, "cancel", "monitor:stuck_order"), message="cancel audited")
     assert row["ok"]
     sim.faults.inject("cancel-fail")
     await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
