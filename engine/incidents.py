@@ -21,6 +21,9 @@ from engine.ports import Publish, Spawn
 
 log = logging.getLogger(__name__)
 
+# Seconds between an incident's trip (its state captured) and its archive being written.
+SNAPSHOT_WRITE_DELAY_S = 1.0
+
 def store_parts(store: Any) -> dict[str, Any]:
     """What a snapshot holds when no engine runs: what the store knows."""
     state, info = store.trading_state()
@@ -124,7 +127,7 @@ class Incidents:
                 self._write_now(self.current, parts, event.reason)
         else:
             # Captured as soon as the kill switch's own work yields (its first venue call), not before it: the
-            # snapshot must never delay a halt or a cancel; the archive is written in a thread.
+            # snapshot must never delay a halt or a cancel; the archive is written in a thread a second later.
             self.spawn(f"incident {self.current['id']} snapshot", self._write(self.current, event.reason))
 
     def _capture(self, incident: dict[str, Any]) -> dict[str, Any] | None:
@@ -148,9 +151,16 @@ class Incidents:
         parts = self._capture(incident)
         if parts is None:
             return
+        why = f"incident {incident['id']}: {reason}"
         try:
-            path = await asyncio.to_thread(write_snapshot, self.data_dir, parts,
-                                           f"incident {incident['id']}: {reason}")
+            # The archive (~50 ms of JSON and zip for 500 orders and events) is written once the kill switch's own
+            # work is done: in a thread it would still compete with it for the interpreter. A stop writes it now.
+            await asyncio.sleep(SNAPSHOT_WRITE_DELAY_S)
+        except asyncio.CancelledError:
+            self._write_now(incident, parts, reason)
+            raise
+        try:
+            path = await asyncio.to_thread(write_snapshot, self.data_dir, parts, why)
             incident["snapshot"] = str(path)
         except Exception as exc:  # a full disk must not stop anything; the incident says so
             incident["snapshot"] = f"not written: {exc}"
