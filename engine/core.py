@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import sqlite3
 import time
 from collections import deque
 from contextlib import nullcontext
@@ -32,7 +33,7 @@ from engine.commands import (
 )
 from engine.config import Settings
 from engine.datadir import DataDirLock
-from engine.errors import EngineError
+from engine.errors import EngineError, StoreError
 from engine.events import (
     CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, Severity, StopsChanged,
     StrategyGuardChanged, TickerUpdated, TradingState, utcnow,
@@ -353,9 +354,14 @@ class Engine:
         return self.store.batch() if self.store is not None else nullcontext()
 
     def _durable(self) -> None:
-        """Commit what the store holds for a batch: the order path calls it before a new client id leaves."""
-        if self.store is not None:
+        """Commit what the store holds for a batch: the order path calls it before a new client id leaves. A commit
+        that fails (a full disk) fails the order closed: it is not sent."""
+        if self.store is None:
+            return
+        try:
             self.store.flush()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"order not sent: the store cannot record it ({exc})") from None
 
     def _sample_equity(self) -> None:
         if self.link.connected:

@@ -20,6 +20,7 @@ from engine import venueerrors as vx
 
 from engine.commands import CommandResult
 from engine.config import RiskConfig
+from engine.errors import EngineError
 from engine.events import (
     Balance, BalancesUpdated, Fill, FillReceived, Order, OrderRefused, OrderStatus, PositionsUpdated, RoundTripClosed,
     Severity, StopsChanged,
@@ -147,7 +148,9 @@ class Execution:
         recorded = self._record(symbol, side, type_, amount, price, actor, stop_loss, urgent)
         if isinstance(recorded, CommandResult):
             return recorded
-        self.durable()  # the client id is on disk before the request carrying it leaves
+        refused = self._commit([recorded])  # the client id is on disk before the request carrying it leaves
+        if refused is not None:
+            return refused
         return await self._send(recorded, stop_loss, urgent)
 
     async def sell_now(self, sells: list[tuple[str, Decimal]], actor: str) -> list[CommandResult | BaseException]:
@@ -155,13 +158,28 @@ class Execution:
         commit for them all, then sent together (group commit: write the batch, commit, send the batch)."""
         recorded = [self._record(symbol, "sell", "market", amount, None, actor, None, urgent=True)
                     for symbol, amount in sells]
-        self.durable()
+        refused = self._commit([r for r in recorded if isinstance(r, Order)])
+        if refused is not None:
+            return [refused for _ in recorded]
 
         async def answer(result: CommandResult) -> CommandResult:
             return result
 
         return await asyncio.gather(*(answer(r) if isinstance(r, CommandResult) else self._send(r, None, True)
                                       for r in recorded), return_exceptions=True)
+
+    def _commit(self, orders: list[Order]) -> CommandResult | None:
+        """Commit the recorded orders before they are sent; if the store cannot (a full disk), none is sent: each
+        is marked REJECTED and the refusal returned."""
+        try:
+            self.durable()
+        except EngineError as exc:
+            for order in orders:
+                self.in_flight.discard(order.client_id)
+                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="engine",
+                                   detail=f"not sent: {exc}"[:300])
+            return CommandResult(False, str(exc))
+        return None
 
     def _record(self, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None, actor: str,
                 stop_loss: Decimal | None, urgent: bool) -> Order | CommandResult:
