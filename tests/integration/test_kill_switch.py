@@ -220,3 +220,11 @@ async def test_close_all_reports_dust_smaller_than_one_step_and_succeeds(engine,
     assert result.ok, result.message
     assert "closed 0 position(s)" in result.message and "dust left: BTC 0.000004" in result.message
     assert result.details["dust"] == {"BTC": "0.000004"}
+
+
+async def test_cancel_all_with_nothing_open_counts_no_rest_error(engine):
+    """Binance answers -2011 to a cancel-all on a symbol with nothing open: an answer, not a failure (issue 13)."""
+    result = await engine.execute(CancelAll(reason="test"))
+    assert result.ok, result.message
+    assert engine.stats.current().rest_errors == 0
+    assert engine.venue_health.recent_errors() == []
