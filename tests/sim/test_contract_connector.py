@@ -151,7 +151,8 @@ async def test_market_and_listen_key_streams(sim):
         await eventually(lambda: any(e["X"] == "FILLED" for e in collected.events("executionReport")), timeout=5)
         report = [e for e in collected.events("executionReport") if e["X"] == "FILLED"][-1]
         assert report["c"] == "conn-ws" and report["N"] == "BTC" and is_decimal_string(report["L"])
-        assert collected.events("outboundAccountPosition")
+        # The account update follows the fill's report; the connector's thread may hand it over a moment later.
+        await eventually(lambda: collected.events("outboundAccountPosition"), timeout=5)
         assert any("u" in m and "b" in m and "B" in m for m in collected.messages)  # bookTicker
         sim.faults.inject("user-stream-end")
         await eventually(lambda: collected.events("listenKeyExpired"), timeout=5)
