@@ -139,27 +139,21 @@ def print_incidents(settings: Settings, as_json: bool = False) -> int:
 
 def print_incident_report(settings: Settings, incident_id: int) -> int:
     """``cockpit incident report ID``: writes the Markdown post-incident report next to the store."""
-    from engine.incidents import report
+    from engine.incidents import write_report
 
     store = _open(settings)
     if store is None:
         return 1
     try:
-        row = store.incident(incident_id)
-        if row is None:
-            print(f"no incident {incident_id}; `cockpit incidents` lists them", file=sys.stderr)
-            return 1
-        until = row["recovered_at"]
-        text = report(row, store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
-                      store.state_changes(row["opened_at"], until))
+        path = write_report(store, settings.engine.data_dir, incident_id)
+    except KeyError:
+        print(f"no incident {incident_id}; `cockpit incidents` lists them", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot write the report in {settings.engine.data_dir}: {exc.strerror}", file=sys.stderr)
+        return 1
     finally:
         store.close()
-    path = settings.engine.data_dir / f"incident_{incident_id}.md"
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        print(f"cannot write {path}: {exc.strerror}", file=sys.stderr)
-        return 1
     print(path)
     return 0
 

@@ -74,8 +74,8 @@ async def test_balances_and_footer_shown(tmp_path):
     app = make_app(tmp_path, strategy=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await eventually(app.engine.ready.is_set, timeout=20)
-        balances = app.query_one("#balances", KeyedTable)
-        await eventually(lambda: "USDT" in balances.keys, message="USDT balance on screen")
+        balances = app.main_screen.query_one("#balances")
+        await eventually(lambda: "USDT 10,000.00" in str(balances.render()), message="USDT balance on screen")
         await pilot.pause()
         footer_keys = {key for key, active in app.active_bindings.items() if active.binding.show}
-        assert {"h", "c", "u", "q"} <= footer_keys
+        assert {"h", "c", "x", "u", "a", "q"} <= footer_keys
