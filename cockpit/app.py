@@ -14,6 +14,7 @@ import signal
 import time
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from textual import work
 from textual.app import App
@@ -23,7 +24,7 @@ from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
 from cockpit.palette import CockpitCommands
 from cockpit.screens import (
-    AlertLog, AuditLog, Confirm, Help, Incidents, OrderForm, OrderHistory, QuitChoice, Reconciliation, TooSmall,
+    AlertLog, AuditLog, Confirm, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, Reconciliation, TooSmall,
 )
 from cockpit.views import num, qty
 from engine.commands import (
@@ -57,6 +58,7 @@ BINDINGS = [
     Binding("A", "ack_all", "Ack all", id="ack_all", show=False),
     Binding("s", "snapshot", "Snapshot", id="snapshot", show=False),
     Binding("n", "new_order", "Order", id="new_order", show=False),
+    Binding("f", "fills", "Fills", id="fills", show=False),
     Binding("o", "order_history", "Order history", id="order_history", show=False),
     Binding("v", "reconciliation", "Reconciliation", id="reconciliation", show=False),
     Binding("l", "alert_log", "Alert log", id="alert_log", show=False),
@@ -77,6 +79,7 @@ DESCRIPTION = {
     "ack_all": "acknowledge every alert",
     "snapshot": "write a snapshot archive of the whole state",
     "new_order": "an order through the same risk checks as any order",
+    "fills": "every fill, newest first (beside the alerts from 120 columns)",
     "order_history": "the selected open order's every event and its source",
     "reconciliation": "the last reconciliation: what was adopted, what needs the operator",
     "alert_log": "every stored alert, filtered by severity",
@@ -98,7 +101,7 @@ class CockpitApp(App):
     """Shows the engine's state live; h halts, c cancels every order, x closes every position, r reconnects."""
 
     TITLE = "cockpit"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     BINDINGS = BINDINGS
     COMMANDS = App.COMMANDS | {CockpitCommands}
 
@@ -243,6 +246,9 @@ class CockpitApp(App):
 
     def action_cancel_all(self) -> None:
         """Halt and cancel every open order at the venue; no question asked."""
+        if isinstance(self.screen, QuitChoice):
+            self.screen.dismiss("cancel_all")  # the quit question's answer: cancel all, then quit
+            return
         self.notify("Halting and cancelling every open order…", title="Cancel all", severity="warning")
         self._kill(CancelAll(actor=ACTOR, reason="c pressed in cockpit"), "Cancel all")
 
@@ -261,6 +267,9 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_close_all(self) -> None:
         """Halt, cancel every order and sell every position at market, after one question that lists it."""
+        if isinstance(self.screen, QuitChoice):
+            self.screen.dismiss("close_all")  # the quit question's answer (it was the question): close, then quit
+            return
         if not await self.ask(f"CLOSE ALL? Halt, {self._what_close_sells()}."):
             self.notify("Nothing closed.", title="Close all")
             return
@@ -407,6 +416,9 @@ class CockpitApp(App):
 
     def action_help(self) -> None:
         self.push_screen(Help(self.help_entries))
+
+    def action_fills(self) -> None:
+        self.push_screen(Fills())
 
     def action_alert_log(self) -> None:
         self.push_screen(AlertLog())

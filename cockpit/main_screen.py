@@ -37,6 +37,7 @@ from widgets.keyed_table import KeyedTable
 
 RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
 FILLS_SHOWN = 50
+WIDE = 120  # columns from which the recent fills sit beside the alerts
 LATENCY_SAMPLES = 4096
 
 
@@ -116,13 +117,17 @@ class MainScreen(Screen):
             yield alerts
             fills = KeyedTable(("time", "symbol", "side", "amount", "price"), id="fills", classes="panel",
                                sort_by=("time", str, True))
-            fills.border_title = "Recent fills"
+            fills.border_title = "Recent fills (f)"
             yield fills
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(StatusBanner).mode = self.config.mode
         self.set_interval(1.0, self._tick)
+
+    def on_resize(self, event) -> None:
+        """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them)."""
+        self.set_class(event.size.width < WIDE, "-narrow")
 
     # ------------------------------------------------------------ drawing from the model
 

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from engine.incidents import write_report
+from engine.incidents import timings, write_report
 from widgets.alerts import severity_text
 from widgets.keyed_table import KeyedTable
 
@@ -52,10 +52,10 @@ class Confirm(ModalScreen[bool]):
 class QuitChoice(ModalScreen[str | None]):
     """Quitting with orders or positions open: keep them, cancel every order, or close everything; Esc stays."""
 
+    # c and x are the app's kill-switch keys (priority, on every screen); while this question is open they
+    # answer it (CockpitApp.action_cancel_all / action_close_all), so the kill switch runs once, for the quit.
     BINDINGS = [
         Binding("k", "choose('keep')", "Keep", id="quit.keep"),
-        Binding("c", "choose('cancel_all')", "Cancel all", id="quit.cancel_all", priority=True),
-        Binding("x", "choose('close_all')", "Close all", id="quit.close_all", priority=True),
         Binding("escape", "choose(None)", "Stay", id="quit.stay"),
     ]
     DEFAULT_CSS = """
@@ -199,10 +199,10 @@ class AuditLog(ListScreen):
     COLUMNS = ("time", "command", "actor", "ok", "ms", "reason", "result")
 
     def rows(self):
-        for i, a in enumerate(self.engine.store.audit(limit=500) if self.engine.store else []):
+        for a in self.engine.store.audit(limit=500) if self.engine.store else []:
             ok = Text("ok", style="green") if a["ok"] else Text("FAILED", style="bold red")
-            yield f"{a['time']}#{i}", (_time(a["time"]), a["command"], a["actor"], ok, f"{a['duration_ms']:.0f}",
-                                       a["reason"], a["result"])
+            yield str(a["id"]), (_time(a["ts"]), a["command"], a["actor"], ok, f"{a['duration_ms'] or 0:.0f}",
+                                 a["reason"] or "", a["result"] or "")
 
 
 class Incidents(ListScreen):
@@ -210,18 +210,22 @@ class Incidents(ListScreen):
 
     TITLE = "Incidents: every kill-switch trip"
     COLUMNS = ("#", "opened", "trigger", "actor", "detect s", "act s", "recover s", "reason")
-    BINDINGS = [Binding("enter,w", "report", "Write report", id="incidents.report")]
+    BINDINGS = [Binding("w", "report", "Write report", id="incidents.report")]
 
     def rows(self):
         def secs(v: Any) -> str:
             return "—" if v is None else f"{float(v):.1f}"
 
         for i in self.engine.store.incidents() if self.engine.store else []:
-            yield str(i["id"]), (str(i["id"]), _time(i["opened_at"]), i["trigger"], i["actor"], secs(i.get("detect_s")),
-                                 secs(i.get("act_s")), secs(i.get("recover_s")), i.get("reason") or "")
+            t = timings(i)
+            yield str(i["id"]), (str(i["id"]), _time(i["opened_at"]), i["trigger"], i["actor"], secs(t["detect_s"]),
+                                 secs(t["act_s"]), secs(t["recover_s"]), i.get("reason") or "")
 
     def summary(self) -> str:
-        return "Enter: write the selected incident's report (DIR/incident_ID.md)"
+        return "Enter or w: write the selected incident's report (DIR/incident_ID.md)"
+
+    def on_data_table_row_selected(self) -> None:
+        self.action_report()
 
     def action_report(self) -> None:
         key = self.query_one("#rows", KeyedTable).selected_key
@@ -234,6 +238,19 @@ class Incidents(ListScreen):
             self.notify(f"could not write the report: {exc}", title="Incident report", severity="error")
             return
         self.notify(f"written: {path}", title="Incident report", timeout=10)
+
+
+class Fills(ListScreen):
+    """Every fill the engine has seen, newest first: what traded, at what price, with what fee, for which order."""
+
+    TITLE = "Fills"
+    COLUMNS = ("time", "symbol", "side", "amount", "price", "fee", "order")
+
+    def rows(self):
+        for f in reversed(self.engine.store.fills() if self.engine.store else []):
+            side = Text(f["side"].upper(), style="green" if f["side"] == "buy" else "red")
+            yield f["trade_id"], (_time(f["ts"]), f["symbol"], side, f["amount"], f["price"],
+                                  f"{f['fee']} {f['fee_asset'] or ''}".strip(), f["client_id"] or "")
 
 
 class OrderHistory(ListScreen):
@@ -400,5 +417,5 @@ class OrderForm(ModalScreen[dict | None]):
         self.dismiss(None)
 
 
-__all__ = ["AlertLog", "AuditLog", "Confirm", "Help", "Incidents", "ListScreen", "OrderForm", "OrderHistory",
+__all__ = ["AlertLog", "AuditLog", "Confirm", "Fills", "Help", "Incidents", "ListScreen", "OrderForm", "OrderHistory",
            "QuitChoice", "Reconciliation", "TooSmall"]

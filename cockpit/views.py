@@ -65,17 +65,20 @@ def market_row(symbol: str, last: Decimal | None, p: Position | None,
             stop_cell, distance)
 
 
+STATUS_WORD = {"PARTIALLY_FILLED": "PARTIAL"}  # the one status too long for an 80-column table
+
+
 def order_row(o: Order, now: datetime, stuck_after_s: float) -> tuple[str | Text, ...]:
     """An open order: side in colour and in words, fill %, how long it has rested and STUCK once it rested
     longer than the stuck-order monitor allows."""
     side = Text(o.side.upper(), style="green" if o.side == "buy" else "red")
     rested = (now - o.created_at).total_seconds()
     filled = f"{o.filled / o.amount * 100:.0f}%" if o.amount else "—"
-    status: str | Text = o.status.value
+    status: str | Text = STATUS_WORD.get(o.status.value, o.status.value)
     if rested > stuck_after_s:
-        status = Text(f"{o.status.value} STUCK", style="bold yellow")
+        status = Text(f"{status} STUCK", style="bold yellow")
     return (o.symbol, side, num(o.price) if o.price is not None else "market", qty(o.amount), filled,
-            age(rested), status, o.origin)
+            age(rested), status, o.origin.removeprefix("strategy:"))
 
 
 def fill_row(f: Fill) -> tuple[str | Text, ...]:

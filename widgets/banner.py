@@ -15,8 +15,8 @@ STATE_STYLE = {
 # What the operator can do next, in the banner's words (the footer has every key).
 STATE_HINT = {
     "ACTIVE": "h: halt · c: cancel all · x: close all",
-    "REDUCE_ONLY": "only position-reducing orders · h: halt · x: close all · u: resume",
-    "HALTED": "no new orders · u: resume · x: close all",
+    "REDUCE_ONLY": "only reducing orders · h: halt · u: resume",
+    "HALTED": "u: resume · x: close all",
 }
 
 

@@ -16,13 +16,13 @@ CURVE_POINTS = 120
 
 
 class EquityLine(Horizontal):
-    """``equity 10,012.50 USDT · day +12.50 (loss 0.00%/3%) · DD 0.41%/10%  ▁▂▃▅▆▇``: today's loss and the
+    """``equity 10,012.50 USDT · day +12.50 (0.00%/3%) · DD 0.41%/10%  ▁▂▃▅▆▇``: today's loss and the
     drawdown against their hard limits, coloured by their monitors, and the equity curve."""
 
     DEFAULT_CSS = """
     EquityLine { height: 1; width: 1fr; padding: 0 1; }
     EquityLine > #equity-figures { width: 1fr; height: 1; }
-    EquityLine > Sparkline { width: 16; height: 1; }
+    EquityLine > Sparkline { width: 12; height: 1; }
     """
 
     def __init__(self, quote: str, **kwargs) -> None:
@@ -47,7 +47,7 @@ class EquityLine(Horizontal):
             t.append(" · day ")
             t.append(self.day_pnl, style="red" if self.day_negative else "green")
         if self.daily_loss:
-            t.append(f" (loss {self.daily_loss['value']}/{_limit(self.daily_loss)})",
+            t.append(f" ({self.daily_loss['value']}/{_limit(self.daily_loss)})",
                      style=LEVEL_STYLE.get(self.daily_loss["status"], ""))
         if self.drawdown:
             t.append(" · ")

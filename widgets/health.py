@@ -26,12 +26,9 @@ HEALTH = (
 
 
 def compact(reading: Mapping[str, Any]) -> str:
-    """A reading's value in as few characters as an 80-column line needs: ``0 in 60s`` -> ``0/60s``; the
-    parenthesised detail (which stream) only when it is not OK."""
-    value = str(reading["value"]).replace(" in ", "/")
-    if reading["status"] == "OK" and " (" in value:
-        value = value.split(" (", 1)[0]
-    return value
+    """A reading's value in as few characters as an 80-column line needs: ``0 in 60s`` -> ``0/60s``, without
+    its parenthesised detail (which stream: the monitor strip gives it when it matters)."""
+    return str(reading["value"]).replace(" in ", "/").split(" (", 1)[0]
 
 
 class HealthLine(Static):

@@ -44,7 +44,8 @@ async def test_operator_in_tmux_halts_with_h_and_a_killed_session_runs_the_hangu
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", command)
     try:
         await eventually(lambda: "PAPER · ACTIVE" in screen(session), timeout=40, message="the main screen")
-        await eventually(lambda: "strategy:ladder" in screen(session), timeout=30, message="the ladder's orders")
+        await eventually(lambda: "OPEN" in screen(session) and "ladder" in screen(session), timeout=30,
+                         message="the ladder's orders")
         text = screen(session)
         for part in ("Markets · positions", "Open orders", "Alerts", "monitors", "equity", "h Halt", "c Cancel all"):
             assert part in text, f"{part!r} not on screen:\n{text}"
