@@ -234,6 +234,9 @@ class CockpitApp(App):
 
     async def _run(self, command: Command, title: str) -> CommandResult:
         result = await self.engine.execute(command)
+        # The state is drawn from its event too; this draws it the moment the command returns, even when a storm
+        # of events is still waiting to be drawn ahead of that one.
+        self.main_screen.query_one(StatusBanner).state = self.engine.trading_state.value
         self.notify(result.message, title=title, severity="information" if result.ok else "error",
                     timeout=10 if command.kill_switch else 5)
         if command.kill_switch:

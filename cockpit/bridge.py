@@ -1,13 +1,15 @@
 """The one bridge: a long-lived worker reads the engine's events and posts them to the screen in batches.
 
-The engine's subscription already keeps only the newest ticker per symbol and the newest balances, positions
-and health (state changes, orders and alerts are never dropped). The bridge takes everything waiting at once
-into one message, so under a storm the screen draws once per batch, not once per event, and a halt behind a
-thousand order events is drawn in the same frame as they are.
+The engine's subscription keeps only the newest ticker per symbol and the newest balances, positions and
+health (state changes, orders and alerts are never dropped). The bridge takes everything waiting at once into
+one message and waits until the screen has drawn it before taking the next: under a storm, events wait in the
+subscription, where fast data coalesces, not in the screen's queue, so the screen draws once per batch and a
+halt is never more than one batch behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from textual.message import Message
@@ -25,6 +27,7 @@ class EngineEvents(Message):
         super().__init__()
         self.events = events
         self.taken = taken
+        self.drawn = asyncio.Event()  # set by the screen once it has handled the batch
 
 
 async def pump(subscription: Subscription, post) -> None:
@@ -36,4 +39,6 @@ async def pump(subscription: Subscription, post) -> None:
             if event is None:
                 break
             events.append(event)
-        post(EngineEvents(events, time.monotonic()))
+        batch = EngineEvents(events, time.monotonic())
+        post(batch)
+        await batch.drawn.wait()

@@ -232,6 +232,12 @@ class MainScreen(Screen):
 
     def on_engine_events(self, message: EngineEvents) -> None:
         """A batch of events: the model first, then each widget drawn once for the whole batch."""
+        try:
+            self._draw_batch(message)
+        finally:
+            message.drawn.set()  # the bridge may take the next batch
+
+    def _draw_batch(self, message: EngineEvents) -> None:
         markets = readings = balances = False
         equity: Decimal | None = None
         for event in message.events:

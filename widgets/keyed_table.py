@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
@@ -59,7 +60,11 @@ class KeyedTable(DataTable):
             return
         for col, before, after in zip(self._column_keys, old, cells):
             if before != after:
-                self.update_cell(key, col, after, update_width=True)
+                # Grow a column for a wider cell, never shrink it: shrinking makes DataTable measure every cell
+                # of the column again, per update, which under a storm of price and fill updates is most of the
+                # screen's work.
+                width = after.cell_len if isinstance(after, Text) else cell_len(after)
+                self.update_cell(key, col, after, update_width=width > self.columns[col].content_width)
 
     def discard(self, key: str) -> None:
         """Remove one row if it is there."""
