@@ -29,7 +29,7 @@ from cockpit.screens import (
 from cockpit.views import num, qty
 from engine.commands import (
     Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, PlaceOrder, Reconcile, Reconnect, ReduceOnly,
-    Resume, SetStrategy,
+    Resume, SetMode, SetStrategy,
 )
 from engine.commands import Snapshot as TakeSnapshot
 from engine.core import Engine, EngineError
@@ -54,6 +54,7 @@ BINDINGS = [
     Binding("r", "reconnect", "Reconnect", id="reconnect", show=False),
     Binding("u", "resume", "Resume", id="resume"),
     Binding("d", "reduce_only", "Reduce only", id="reduce_only", show=False),
+    Binding("m", "mode", "Mode", id="mode", show=False),
     Binding("a", "ack", "Ack", id="ack"),
     Binding("A", "ack_all", "Ack all", id="ack_all", show=False),
     Binding("s", "snapshot", "Snapshot", id="snapshot", show=False),
@@ -75,6 +76,7 @@ DESCRIPTION = {
     "reconnect": "reopen streams and REST session, reload markets, reconcile",
     "resume": "back to ACTIVE (asks once; refused while the trigger holds)",
     "reduce_only": "only orders that shrink a position (asks once)",
+    "mode": "switch to dry-run (decide and log, send nothing) or back (asks once)",
     "ack": "acknowledge the alert under the cursor (stops its escalation)",
     "ack_all": "acknowledge every alert",
     "snapshot": "write a snapshot archive of the whole state",
@@ -312,6 +314,21 @@ class CockpitApp(App):
         if not await self.ask("Reduce only? Only orders that shrink a position will go out."):
             return
         await self._run(ReduceOnly(actor=ACTOR, reason="d pressed in cockpit"), "Reduce only")
+
+    @work(group="commands")
+    async def action_mode(self) -> None:
+        """Dry-run (nothing is sent) or back to the mode the engine started in, after one confirmation."""
+        started = self.engine.settings.engine.mode
+        target = started if self.engine.mode == "dry-run" else "dry-run"
+        if target == self.engine.mode:
+            self.notify(f"This engine started in {started}: there is no other mode to switch to without a restart.",
+                        title="Mode")
+            return
+        question = ("Switch to DRY-RUN? Orders are decided and logged; none is sent, stop-loss exits included."
+                    if target == "dry-run" else f"Switch back to {target.upper()}? Orders will be sent again.")
+        if not await self.ask(question):
+            return
+        await self._run(SetMode(actor=ACTOR, reason="m pressed in cockpit", mode=target), "Mode")
 
     async def action_ack(self) -> None:
         """Acknowledge the alert under the cursor (stops its escalation)."""

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif spec.name == "ack":
             cmd.add_argument("ids", nargs="*", type=int, metavar="ID", help="alert ids (see `cockpit status`)")
             cmd.add_argument("--all", action="store_true", dest="every", help="every unacknowledged alert")
+        elif spec.name == "mode":
+            cmd.add_argument("mode", choices=("paper", "dry-run", "live"),
+                             help="dry-run, or back to the mode the engine started in")
         elif spec.name == "reconcile":
             cmd.add_argument("--adopt", action="store_true",
                              help="take the venue's amounts as the engine's first (after checking a kept mismatch)")
@@ -209,6 +212,8 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
         return {"symbol": _symbol(settings, args.symbol)}
     if command == "reconcile":
         return {"adopt": args.adopt}
+    if command == "mode":
+        return {"mode": args.mode}
     if command == "ack":
         return {"ids": list(args.ids), "every": args.every}
     if command == "order":

@@ -26,7 +26,7 @@ from cockpit.bridge import EngineEvents
 from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row
 from engine.events import (
     Alert, AlertRaised, AlertUpdated, Balance, BalancesUpdated, CommandAudited, EngineStarted, EquitySampled, Event,
-    Fill, FillReceived, HealthUpdated, MonitorsChanged, Order, OrderCreated, OrderUpdated, Position, PositionsUpdated,
+    Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated, OrderUpdated, Position, PositionsUpdated,
     Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,
 )
 from widgets.alerts import AlertList
@@ -301,6 +301,8 @@ class MainScreen(Screen):
             banner = self.query_one(StatusBanner)
             banner.connected = event.connected
             banner.detail = event.detail
+        elif isinstance(event, ModeChanged):
+            self.query_one(StatusBanner).mode = event.mode
         elif isinstance(event, EngineStarted):
             banner = self.query_one(StatusBanner)
             banner.venue = event.venue

@@ -25,13 +25,14 @@ from engine.bus import EventBus
 from engine.commands import (
     Ack, CancelAll, CancelOrder, CloseAll, ClosePosition, Command, CommandResult, ExitPosition, Halt, Permit,
     PlaceOrder,
-    Reconcile, Reconnect, ReduceOnly, Resume, SetStrategy, Snapshot,
+    Reconcile, Reconnect, ReduceOnly, Resume, SetMode, SetStrategy, Snapshot,
 )
 from engine.config import Settings
 from engine.datadir import DataDirLock
 from engine.errors import EngineError
 from engine.events import (
-    CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, Severity, StopsChanged,
+    CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, ModeChanged, Persisted,
+    Severity, StopsChanged,
     StrategyGuardChanged, TickerUpdated, TradingState, utcnow,
 )
 from engine.execution import Execution
@@ -151,6 +152,7 @@ class Engine:
             CancelAll: self._kill, CloseAll: self._kill, ClosePosition: self._kill,
             Reconnect: self._reconnect, Reconcile: self._reconcile, PlaceOrder: self._place, CancelOrder: self._cancel,
             ExitPosition: self._exit, SetStrategy: self._set_strategy, Ack: self._ack, Snapshot: self._snapshot,
+            SetMode: self._set_mode,
         }
 
     # ------------------------------------------------------------ what front ends read
@@ -492,6 +494,25 @@ class Engine:
 
     async def _exit(self, c: ExitPosition) -> CommandResult:
         return await self.execution.exit_position(c.symbol, c.actor, c.reason)
+
+    async def _set_mode(self, c: SetMode) -> CommandResult:
+        """Dry-run (decide and log, send nothing) or back to the mode the engine started in; never to another."""
+        started = self.settings.engine.mode
+        allowed = {started, "dry-run"}
+        if c.mode not in allowed:
+            return CommandResult(False, f"mode {c.mode!r} is not reachable from here: this engine started in "
+                                 f"{started!r}, so it can switch between {' and '.join(sorted(allowed))}; "
+                                 "another mode takes a restart")
+        if c.mode == self.mode:
+            return CommandResult(True, f"already {c.mode}")
+        previous, self.mode = self.mode, c.mode
+        self.execution.mode = c.mode
+        self.bus.publish(ModeChanged(previous, c.mode, c.actor, c.reason or "mode requested"))
+        # `cockpit status` shows the mode the engine runs in now (a restart starts in the configured one again).
+        self.bus.publish(Persisted("engine", {"mode": self.mode, "venue": self.settings.venue.exchange}))
+        self.alert(Severity.WARN, "MODE_CHANGED", f"mode {previous} -> {c.mode} by {c.actor}"
+                   + ("; orders are decided and logged, none is sent" if c.mode == "dry-run" else "; orders are sent"))
+        return CommandResult(True, f"mode is now {c.mode}" + (" (nothing is sent)" if c.mode == "dry-run" else ""))
 
     async def _set_strategy(self, c: SetStrategy) -> CommandResult:
         error = self.runner.set_enabled(c.strategy, c.enabled, c.reason or f"by {c.actor}")

@@ -181,6 +181,16 @@ class EngineStopped(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ModeChanged(Event):
+    """Orders are sent again (the mode the engine started in) or only decided and logged (dry-run)."""
+
+    previous: str
+    mode: str
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class TradingStateChanged(Event):
     previous: TradingState
     state: TradingState

@@ -177,3 +177,27 @@ async def test_quit_asks_what_to_do_with_what_is_open(tmp_path):
     assert [(r["command"], r["reason"]) for r in store.audit(limit=5)][0] == ("cancel-all",
                                                                              "quit: operator chose cancel_all")
     assert store.orders(open_only=True) == []
+
+
+async def test_m_switches_to_dry_run_and_back_after_one_question(tmp_path):
+    app = make_app(tmp_path, strategy=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        banner = app.main_screen.query_one("#banner")
+        await pilot.press("m")
+        await eventually(lambda: app.screen.__class__.__name__ == "Confirm")
+        await pilot.press("y")
+        await eventually(lambda: engine.mode == "dry-run")
+        await eventually(lambda: "DRY-RUN · ACTIVE" in banner.render().plain)
+        price = engine.portfolio.last["BTC/USDT"] * Decimal("0.9")
+        await pilot.press("n")
+        await eventually(lambda: isinstance(app.screen, OrderForm))
+        await pilot.press(*"0.001", "tab", *str(price.quantize(Decimal("0.01"))), "tab",
+                          *str((price * Decimal("0.9")).quantize(Decimal("0.01"))), "enter")
+        await eventually(lambda: notified(app, "dry-run: would place buy"))
+        assert engine.sim.open_orders() == []  # nothing reached the venue
+        await pilot.press("m", "y")
+        await eventually(lambda: engine.mode == "paper" and "PAPER · ACTIVE" in banner.render().plain)
+        modes = [r for r in engine.store.audit(limit=10) if r["command"] == "mode"]
+        assert [r["args"]["mode"] for r in modes] == ["paper", "dry-run"]
