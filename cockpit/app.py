@@ -120,6 +120,12 @@ class CockpitApp(App):
         if keymap:
             self.set_keymap(keymap)
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications carry the engine's and the venue's words (reasons, errors): shown as written, never
+        parsed as markup (a "[...]" in a venue's error must neither vanish nor crash the screen)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def get_default_screen(self) -> MainScreen:
         return self.main_screen
 

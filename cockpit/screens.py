@@ -42,7 +42,7 @@ class Confirm(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question)
+            yield Static(Text(self.question))
             yield Static("y: yes   n / Esc: no", classes="keys")
 
     def action_answer(self, yes: bool) -> None:
@@ -71,7 +71,7 @@ class QuitChoice(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"Quit cockpit? {self.what}")
+            yield Static(Text(f"Quit cockpit? {self.what}"))
             yield Static("k: keep them at the venue, unwatched · c: cancel every order, then quit\n"
                          "x: close everything (cancel and sell at market), then quit · Esc: stay", classes="keys")
 
@@ -97,8 +97,8 @@ class TooSmall(ModalScreen[None]):
 
     def show(self, width: int, height: int, state: str) -> None:
         w, h = self.need
-        self.message.update(f"terminal too small: need {w}×{h}, have {width}×{height}\n"
-                            f"trading is {state} · h: halt · c: cancel all")
+        self.message.update(Text(f"terminal too small: need {w}×{h}, have {width}×{height}\n"
+                                 f"trading is {state} · h: halt · c: cancel all"))
 
 
 class ListScreen(Screen[None]):
@@ -117,7 +117,7 @@ class ListScreen(Screen[None]):
     COLUMNS: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield Static(self.TITLE, id="title")
+        yield Static(Text(self.TITLE), id="title")
         yield Static(id="summary")
         yield KeyedTable(self.COLUMNS, id="rows")
         yield Footer()
@@ -134,7 +134,8 @@ class ListScreen(Screen[None]):
     def action_reload(self) -> None:
         table = self.query_one("#rows", KeyedTable)
         table.sync({key: cells for key, cells in self.rows()})
-        self.query_one("#summary", Static).update(self.summary())
+        summary = self.summary()
+        self.query_one("#summary", Static).update(Text(summary) if isinstance(summary, str) else summary)
         table.focus()
 
     @property
@@ -321,7 +322,7 @@ class Help(ListScreen):
     """Every binding: key, id, what it does, and whether it is allowed now (and why not)."""
 
     TITLE = "Keys: every binding (remap by id in the config's [keys])"
-    COLUMNS = ("key", "id", "does", "now")
+    COLUMNS = ("key", "id", "now", "does")
 
     def __init__(self, entries: Callable[[], list[tuple[str, str, str, str | None]]]) -> None:
         super().__init__()
@@ -330,7 +331,7 @@ class Help(ListScreen):
     def rows(self):
         for key, binding_id, description, why_not in self.entries():
             now = Text("yes", style="green") if why_not is None else Text(f"no: {why_not}", style="yellow")
-            yield binding_id, (key, binding_id, description, now)
+            yield binding_id, (key, binding_id, now, description)
 
     def summary(self) -> str:
         return "h and c work on every screen. ctrl+p: every command by name."
@@ -402,7 +403,7 @@ class OrderForm(ModalScreen[dict | None]):
                 "stop_loss": self._decimal("stop", False),
             }
         except ValueError as exc:
-            self.query_one("#error", Static).update(str(exc))
+            self.query_one("#error", Static).update(Text(str(exc)))
             return
         self.dismiss(order)
 

@@ -69,7 +69,7 @@ class CritBanner(Static):
 
     def show_alert(self, alert_id: int, when: str, code: str, message: str, waiting: int) -> None:
         more = f" (+{waiting - 1} more)" if waiting > 1 else ""
-        self.update(f" CRIT {when} {code}: {message}{more} · a: ack · l: alert log")
+        self.update(Text(f" CRIT {when} {code}: {message}{more} · a: ack · l: alert log"))  # as written, no markup
         self.set_class(True, "-shown")
         self.alert_id = alert_id
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
@@ -47,7 +46,9 @@ class KeyedTable(DataTable):
     def upsert(self, key: str, cells: Sequence[Cell]) -> None:
         """Add one row, or update the cells of it that changed; the others are left alone."""
         self._columns_ready()
-        cells = tuple(cells)
+        # Plain strings become Text here: DataTable would parse them as markup, and a message from a venue with
+        # "[...]" in it must be shown as it is, never styled or refused (nor parsed again on every paint).
+        cells = tuple(Text(c) if isinstance(c, str) else c for c in cells)
         old = self._rows.get(key)
         if old == cells:
             return
@@ -63,8 +64,7 @@ class KeyedTable(DataTable):
                 # Grow a column for a wider cell, never shrink it: shrinking makes DataTable measure every cell
                 # of the column again, per update, which under a storm of price and fill updates is most of the
                 # screen's work.
-                width = after.cell_len if isinstance(after, Text) else cell_len(after)
-                self.update_cell(key, col, after, update_width=width > self.columns[col].content_width)
+                self.update_cell(key, col, after, update_width=after.cell_len > self.columns[col].content_width)
 
     def discard(self, key: str) -> None:
         """Remove one row if it is there."""

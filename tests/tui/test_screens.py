@@ -23,8 +23,9 @@ def make_app(tmp_path, strategy: bool = True) -> CockpitApp:
 
 
 def rows(screen) -> dict[str, tuple]:
+    """Each row's cells as the operator reads them (plain text)."""
     table = screen.query_one("#rows", KeyedTable)
-    return {k: table.row_cells(k) for k in table.keys}
+    return {k: tuple(str(c) for c in table.row_cells(k)) for k in table.keys}
 
 
 def notified(app, text: str) -> bool:
@@ -61,8 +62,8 @@ async def test_help_lists_every_binding_with_whether_it_is_allowed_now(tmp_path)
         await eventually(lambda: isinstance(app.screen, Help))
         shown = rows(app.screen)
         assert set(shown) == {b.id for b in BINDINGS if b.id}
-        assert "already ACTIVE" in str(shown["resume"][3])
-        assert str(shown["halt"][3]) == "yes"
+        assert "already ACTIVE" in shown["resume"][2]
+        assert shown["halt"][2] == "yes"
         await pilot.press("h")  # the kill switch works on every screen
         await eventually(lambda: app.engine.trading_state == TradingState.HALTED)
         await pilot.press("escape")
@@ -201,3 +202,20 @@ async def test_m_switches_to_dry_run_and_back_after_one_question(tmp_path):
         await eventually(lambda: engine.mode == "paper" and "PAPER · ACTIVE" in banner.render().plain)
         modes = [r for r in engine.store.audit(limit=10) if r["command"] == "mode"]
         assert [r["args"]["mode"] for r in modes] == ["paper", "dry-run"]
+
+
+async def test_words_from_the_venue_are_shown_as_written_not_as_markup(tmp_path):
+    """An alert or a result with "[...]" in it (a venue's error text) is shown verbatim: not styled, not lost,
+    and an unbalanced "[/x]" does not crash the screen."""
+    from engine.events import Severity
+
+    app = make_app(tmp_path, strategy=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        engine.alert(Severity.CRIT, "VENUE_SAID", "venue said [bold]no[/bold] and [/oops]")
+        crit = app.main_screen.query_one("#crit")
+        await eventually(lambda: "venue said [bold]no[/bold] and [/oops]" in str(crit.render()))
+        await pilot.press("l")
+        await eventually(lambda: any("[/oops]" in r[6] for r in rows(app.screen).values()))
+        assert app.is_running
