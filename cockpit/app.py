@@ -105,6 +105,7 @@ class CockpitApp(App):
     TITLE = "cockpit"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     BINDINGS = BINDINGS
+    DESCRIPTION = DESCRIPTION
     COMMANDS = App.COMMANDS | {CockpitCommands}
 
     def __init__(self, engine: Engine) -> None:
