@@ -26,8 +26,8 @@ from cockpit.bridge import EngineEvents
 from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row
 from engine.events import (
     Alert, AlertRaised, AlertUpdated, Balance, BalancesUpdated, CommandAudited, EngineStarted, EquitySampled, Event,
-    Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated, OrderUpdated, Position, PositionsUpdated,
-    Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,
+    Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated, OrderUpdated, Position,
+    PositionsUpdated, Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,
 )
 from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner

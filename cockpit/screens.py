@@ -274,7 +274,8 @@ class OrderHistory(ListScreen):
         order = self.engine.tracker.get(self.client_id)
         if order is None:
             return "not tracked"
-        return (f"{order.side.upper()} {order.amount} {order.symbol} @ {order.price or 'market'} · {order.status.value}"
+        return (f"{order.side.upper()} {order.amount} {order.symbol} @ {order.price or 'market'} · "
+                f"{order.status.value}"
                 f" · filled {order.filled} · venue id {order.venue_id or '—'} · placed by {order.origin}")
 
 

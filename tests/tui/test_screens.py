@@ -81,7 +81,8 @@ async def test_logs_show_what_the_engine_stored(tmp_path):
 
         await pilot.press("t")
         await eventually(lambda: isinstance(app.screen, AuditLog))
-        await eventually(lambda: any(r[1] == "cancel-all" and r[2] == "operator:key" for r in rows(app.screen).values()))
+        await eventually(lambda: any(r[1] == "cancel-all" and r[2] == "operator:key"
+                                     for r in rows(app.screen).values()))
         await pilot.press("escape")
 
         await pilot.press("l")
@@ -105,7 +106,8 @@ async def test_logs_show_what_the_engine_stored(tmp_path):
         await pilot.press("v")
         await eventually(lambda: isinstance(app.screen, Reconciliation))
         await pilot.press("f5")
-        await eventually(lambda: "difference(s) kept for the operator" in str(app.screen.query_one("#summary").render()))
+        await eventually(lambda: "difference(s) kept for the operator"
+                         in str(app.screen.query_one("#summary").render()))
         await pilot.press("escape")
 
         await pilot.press("f")
