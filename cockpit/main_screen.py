@@ -97,7 +97,9 @@ class MainScreen(Screen):
         self.draw_lag: deque[float] = deque(maxlen=LATENCY_SAMPLES)
 
     def compose(self) -> ComposeResult:
-        yield StatusBanner(id="banner")
+        banner = StatusBanner(id="banner")
+        banner.set_reactive(StatusBanner.mode, self.config.mode)
+        yield banner
         yield CritBanner(id="crit")
         yield HealthLine(id="health")
         yield MonitorStrip(id="monitors")
@@ -122,7 +124,6 @@ class MainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(StatusBanner).mode = self.config.mode
         self.set_interval(1.0, self._tick)
 
     def on_resize(self, event) -> None:
