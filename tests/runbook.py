@@ -99,9 +99,9 @@ async def buy(engine: Engine, symbol: str = "BTC/USDT", amount: str = "0.01") ->
 async def resting_buy(engine: Engine, symbol: str = "BTC/USDT", amount: str = "0.001",
                       below: str = "0.9") -> str:
     """A limit buy resting under the price; returns its client id."""
-    last = engine.portfolio.last[symbol]
+    price = engine.portfolio.last[symbol] * Decimal(below)
     result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="limit", amount=Decimal(amount),
-                                             price=last * Decimal(below), stop_loss=last * Decimal("0.5")))
+                                             price=price, stop_loss=price * Decimal("0.5")))
     assert result.ok, result.message
     return result.details["client_id"]
 

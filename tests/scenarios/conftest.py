@@ -8,7 +8,7 @@ import pytest
 from engine.config import Settings
 from engine.core import Engine
 from eventually import eventually
-from fastsim import Engines, sim  # noqa: F401  (fixture)
+from fastsim import Engines, sim  # noqa: F401  (sim: a fixture)
 from runbook import RESULTS, Stopwatch, write_results
 
 
@@ -37,13 +37,9 @@ def stopwatch(request):
     return make
 
 
-def pytest_sessionfinish(session):
-    write_results(RESULTS)
-
-
 def pytest_terminal_summary(terminalreporter):
     if RESULTS:
-        terminalreporter.section("runbook scenarios: fault -> action")
+        path = write_results(RESULTS)
+        terminalreporter.section(f"runbook scenarios: fault -> action (with runbook sections: {path})")
         for r in RESULTS:
-            terminalreporter.write_line(f"{r['seconds']:7.2f}s  {r['scenario']}: {r['action']} "
-                                        f"(runbook {r['runbook']}; {r['threshold']})")
+            terminalreporter.write_line(f"{r['seconds']:6.2f}s  {r['scenario'][:60]}: {r['action']}")
