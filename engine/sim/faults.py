@@ -140,6 +140,11 @@ CATALOGUE: dict[str, FaultSpec] = {s.name: s for s in (
         Option("status", int, None, "then answer this HTTP status instead (a gateway that lost the answer: 502, "
                                     "503, 504), e.g. with seconds 0"),
         *SCOPE)),
+    FaultSpec("garbage", "REST calls answer HTTP 200 with a body that is not Binance's (a proxy page, the wrong JSON, "
+              "a cut-off body)", (
+        Option("body", str, "html", "what comes back: html, json (valid JSON of the wrong shape) or truncated",
+               choices=("html", "json", "truncated")),
+        *SCOPE)),
     FaultSpec("maintenance", "every REST call answers HTTP 503 {code 1, System is under maintenance.}; "
               "new websocket connections are refused", ()),
     # ----- websockets ------------------------------------------------------------------------------------

@@ -27,6 +27,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTROL_PREFIX = "/sim/"
 
 
+# What a REST answer looks like when something between the client and the venue (or the venue itself) is broken.
+GARBAGE = {
+    "html": dict(text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                 content_type="text/html"),
+    "json": dict(text='{"status": "ok", "data": [1, 2, 3]}', content_type="application/json"),
+    "truncated": dict(text='{"symbol": "BTCUSDT", "orderId": 4, "clientOrderId": "x", "price": "6',
+                      content_type="application/json"),
+}
+
+
 class RestApi:
     """Builds the aiohttp application; every error leaves as Binance ``{"code","msg"}`` JSON."""
 
@@ -93,6 +103,8 @@ class RestApi:
                     now = self.sim_clock.server_ms()
                     self.limiter.limit_until(now, now + fault.options["retry_after"] * 1000, fault.options["ban_after"])
                 return self._with_weight(self._status_answer(fault.options))
+            if fault := faults.hit("garbage", method=method, path=path):
+                return self._with_weight(web.Response(status=200, **GARBAGE[fault.options["body"]]))
             if fault := faults.hit("error-code", method=method, path=path):
                 raise errors.by_code(fault.options["code"], fault.options["msg"], fault.options["status"])
             held = faults.hit("accept-then-hang", method=method, path=path)
