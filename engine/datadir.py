@@ -37,10 +37,13 @@ class DataDirLock:
                 f"another cockpit engine (pid {pid}) is running on {self.path.parent}; "
                 "command it with `cockpit halt` / `cockpit status`, or start this one with --data-dir DIR"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        try:  # unbuffered, so that nothing is left to flush on a disk that refused it
+            os.ftruncate(fh.fileno(), 0)
+            os.pwrite(fh.fileno(), str(os.getpid()).encode(), 0)
+        except OSError as exc:  # a full disk: not even the pid fits
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+            raise StoreError(cannot_write(self.path.parent, exc)) from None
         self._fh = fh
 
     def release(self) -> None:

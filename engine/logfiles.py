@@ -64,7 +64,10 @@ class LogFiles:
     def close(self) -> None:
         for logger, handler in self._handlers:
             logger.removeHandler(handler)
-            handler.close()
+            try:
+                handler.close()
+            except OSError:  # the last lines could not be flushed (a full disk): the store's alert said so
+                pass
         self._handlers.clear()
 
     @staticmethod

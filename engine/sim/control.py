@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
-from . import payloads
 from .faults import CATALOGUE, FaultError
 
 if TYPE_CHECKING:
@@ -153,13 +152,7 @@ class ControlApi:
 
     async def account(self, request: web.Request) -> web.Response:
         """GET /sim/account."""
-        engine = self.sim.engine
-        return web.json_response({
-            "balances": {asset: {"free": str(free), "locked": str(locked)}
-                         for asset, (free, locked) in engine.balances.items()},
-            "orders": [payloads.order_json(o) for o in engine.orders.values()],
-            "trades": len(engine.trades),
-        })
+        return web.json_response(self.sim.account())
 
     async def set_price(self, request: web.Request) -> web.Response:
         """POST /sim/price."""

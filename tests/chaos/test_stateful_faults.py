@@ -170,7 +170,7 @@ class EngineUnderFaults(RuleBasedStateMachine):
             except Exception as exc:  # a fault may refuse one reconciliation; the next one counts
                 last = [f"reconciliation failed: {type(exc).__name__}: {exc}"]
                 return False
-            last = differences(self._account(), engine.store)
+            last = differences(sim.account(), engine.store)
             return not last
 
         try:
@@ -198,13 +198,6 @@ class EngineUnderFaults(RuleBasedStateMachine):
                                                            if p.symbol == s)) * engine.portfolio.last[s]
                       for s in SYMBOLS)
         assert abs(equity - OPENING["USDT"] - pnl) <= abs(dropped) + Decimal("0.01"), (equity, pnl, dropped)
-
-    def _account(self) -> dict:
-        engine = self.sim.engine
-        from engine.sim import payloads
-
-        return {"orders": [payloads.order_json(o) for o in engine.orders.values()], "trades": len(engine.trades),
-                "balances": {a: {"free": str(f), "locked": str(lk)} for a, (f, lk) in engine.balances.items()}}
 
 
 TestEngineUnderFaults = EngineUnderFaults.TestCase
