@@ -60,9 +60,7 @@ equity_sample_s = 0.5
 [risk]
 max_position_pct = "20"
 max_orders_per_minute = 600
-[monitors]
-interval_s = 0.2
-reconcile_s = 0.5
+{monitors}
 [alerts]
 daily_summary = false
 [strategy]
@@ -84,6 +82,11 @@ fast = 2
 slow = 4
 order_quote = "40"
 """
+OPENING = {"USDT": Decimal("10000"), "BTC": Decimal(0), "ETH": Decimal(0)}  # the simulator's paper account
+# The crash loop's monitors: quick readings and reconciliations; everything else as shipped.
+CRASH_MONITORS = """[monitors]
+interval_s = 0.2
+reconcile_s = 0.5"""
 COMMANDS = (["halt"], ["cancel-all"], ["close-all"], ["order", "buy", "BTCUSDT", "0.0005", "--stop-loss", "1"])
 
 
@@ -105,9 +108,9 @@ class SimProcess:
     secret: str = ""
 
     @classmethod
-    def start(cls, seed: int, log: Path) -> "SimProcess":
+    def start(cls, seed: int, log: Path, speed: float = 1.0) -> "SimProcess":
         proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "sim", "--rest-port", "0", "--ws-port", "0",
-                                 "--seed", str(seed), "--tick", "0.05"], stdout=subprocess.PIPE,
+                                 "--seed", str(seed), "--tick", "0.05", "--speed", str(speed)], stdout=subprocess.PIPE,
                                 stderr=open(log, "ab"), text=True, cwd=ROOT)
         sim = cls(proc)
         for line in proc.stdout:  # the addresses and the key pair, one per line, once it serves
@@ -126,11 +129,12 @@ class SimProcess:
     def account(self) -> dict[str, Any]:
         return http("GET", f"{self.rest}/sim/account")
 
-    def fault(self, name: str, **options: Any) -> int:
-        return http("POST", f"{self.rest}/sim/faults", {"name": name, "options": options})["fault"]["id"]
+    def fault(self, name: str, duration: float | None = None, **options: Any) -> int:
+        body = {"name": name, "options": options, "duration": duration}
+        return http("POST", f"{self.rest}/sim/faults", body)["fault"]["id"]
 
-    def clear(self, fault_id: int) -> None:
-        http("DELETE", f"{self.rest}/sim/faults/{fault_id}")
+    def clear(self, fault_id: int | None = None) -> None:
+        http("DELETE", f"{self.rest}/sim/faults" + ("" if fault_id is None else f"/{fault_id}"))
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -207,9 +211,13 @@ class Session:
             store.close()
 
     def trading_state(self) -> TradingState:
+        return self.state_info()[0]
+
+    def state_info(self) -> tuple[TradingState, dict[str, Any]]:
+        """The stored trading state and who set it, when, why."""
         store = self.store()
         try:
-            return store.trading_state()[0]
+            return store.trading_state()
         finally:
             store.close()
 
@@ -262,6 +270,27 @@ def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
     return problems
 
 
+def unexplained_balances(sim_account: dict[str, Any], store: Store,
+                         opening: dict[str, Decimal] | None = None) -> list[str]:
+    """Assets whose venue balance is not the opening balance plus the stored fills' cash flows and fees, to the last
+    unit: a fill lost, invented or counted twice shows here."""
+    flows = dict(opening or OPENING)
+    for f in store.fills():
+        base, quote = f["symbol"].split("/")
+        price, amount, fee = Decimal(f["price"]), Decimal(f["amount"]), Decimal(f["fee"])
+        sign = 1 if f["side"] == "buy" else -1
+        flows[base] = flows.get(base, Decimal(0)) + sign * amount
+        flows[quote] = flows.get(quote, Decimal(0)) - sign * price * amount
+        flows[f["fee_asset"]] = flows.get(f["fee_asset"], Decimal(0)) - fee
+    out = []
+    for asset, expected in flows.items():
+        v = sim_account["balances"].get(asset, {"free": "0", "locked": "0"})
+        held = Decimal(v["free"]) + Decimal(v["locked"])
+        if held != expected:
+            out.append(f"{asset}: the venue holds {held}, the opening balance and the stored fills say {expected}")
+    return out
+
+
 @dataclass
 class Report:
     """What the loop did and found."""
@@ -286,7 +315,7 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
     sim = SimProcess.start(seed, work / "sim.log")
     shells: list[subprocess.Popen] = []
     try:
-        (work / "config.toml").write_text(BUSY_CONFIG.format(rest=sim.rest, ws=sim.ws))
+        (work / "config.toml").write_text(BUSY_CONFIG.format(rest=sim.rest, ws=sim.ws, monitors=CRASH_MONITORS))
         env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
         env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret)
         session = Session(sim, work, env)
@@ -370,7 +399,8 @@ def check(session: Session, report: Report, n: int) -> list[str]:
             nonlocal last
             store = session.store()
             try:
-                last = differences(sim.account(), store)
+                account = sim.account()
+                last = differences(account, store) + unexplained_balances(account, store)
                 running = list(store.db.query("select id, command from commands where status = 'running'"))
             finally:
                 store.close()

@@ -25,7 +25,7 @@ from decimal import Decimal
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from crashloop import differences
+from crashloop import OPENING, differences, unexplained_balances
 from engine.commands import CancelAll, CancelOrder, CloseAll, Halt, PlaceOrder, ReduceOnly, Resume
 from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine
@@ -35,7 +35,6 @@ from engine.sim import Simulator
 from eventually import eventually
 
 
-OPENING = {"USDT": Decimal("10000"), "BTC": Decimal(0), "ETH": Decimal(0)}
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 LOT = {"BTC/USDT": Decimal("0.0005"), "ETH/USDT": Decimal("0.01")}
 # Faults that end by themselves (a count, or at once), so they interleave with the steps that meet them.
@@ -186,16 +185,7 @@ class EngineUnderFaults(RuleBasedStateMachine):
 
     def pnl_adds_up_from_fills(self) -> None:
         engine, sim = self.engine, self.sim
-        flows = dict(OPENING)
-        for f in engine.store.fills():
-            base, quote = f["symbol"].split("/")
-            price, amount, fee = Decimal(f["price"]), Decimal(f["amount"]), Decimal(f["fee"])
-            sign = 1 if f["side"] == "buy" else -1
-            flows[base] += sign * amount
-            flows[quote] -= sign * price * amount
-            flows[f["fee_asset"]] = flows.get(f["fee_asset"], Decimal(0)) - fee
-        for asset, expected in flows.items():
-            assert sum(sim.balance(asset)) == expected, f"{asset}: venue {sum(sim.balance(asset))}, fills {expected}"
+        assert unexplained_balances(sim.account(), engine.store) == []
         assert engine.stats.current().trades_count == len(engine.store.fills())
         equity = engine.portfolio.equity()
         pnl = sum(engine.portfolio.realized.values(), Decimal(0)) + engine.portfolio.unrealized()
