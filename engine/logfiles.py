@@ -37,7 +37,7 @@ class _FileHandler(RotatingFileHandler):
     to the terminal: the store's STORE_WRITE_FAILED alert says what is wrong and what to do."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        self.dropped = getattr(self, "dropped", 0) + 1
+        pass
 
 
 class LogFiles:
@@ -53,8 +53,8 @@ class LogFiles:
         for logger, name, level in ((logging.getLogger(), "trading.log", logging.INFO),
                                     (logging.getLogger(), "errors.log", logging.WARNING),
                                     (TRADES, "trades.log", logging.INFO)):
-            handler = _FileHandler(self.data_dir / name, maxBytes=self.max_bytes,
-                                          backupCount=self.backups, encoding="utf-8")
+            handler = _FileHandler(self.data_dir / name, maxBytes=self.max_bytes, backupCount=self.backups,
+                                   encoding="utf-8")
             handler.setLevel(level)
             handler.setFormatter(JsonFormatter())
             logger.addHandler(handler)

@@ -102,14 +102,9 @@ class VenueSync:
             except ccxt_errors.AuthenticationError as exc:
                 self.alert(Severity.CRIT, "VENUE_AUTH", f"venue refused the API key: {exc}; check the key pair")
                 raise
-            except VenueGarbage as exc:
-                if not streams_first and not venue.ex.markets:  # at start: not a venue at all, most likely
-                    raise EngineError(f"{self.link.label}: {exc}") from None
-                delay = self.backoff[min(attempt, len(self.backoff) - 1)]
-                self.link.set_connected(False, f"{exc}: retrying in {delay:g}s")
-                attempt += 1
-                await asyncio.sleep(delay)
             except (ccxt_errors.NetworkError, ccxt_errors.ExchangeError) as exc:
+                if isinstance(exc, VenueGarbage) and not streams_first and not venue.ex.markets:
+                    raise EngineError(f"{self.link.label}: {exc}") from None  # at start: most likely not a venue
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 self.link.set_connected(False, f"{type(exc).__name__}: retrying in {delay:g}s")
                 attempt += 1
