@@ -65,6 +65,9 @@ flash_calm_s = 20
 rest_errors_window_s = 10"""
 
 
+PACE_S = 0.5  # how often the loop looks at the engine's state and its clocks
+
+
 def rss_kib(pid: int) -> int:
     """The process's resident memory in KiB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -120,7 +123,7 @@ def soak(seconds: float, speed: float, seed: int, fault_every: float, check_ever
                 samples.append(sample)
                 print(json.dumps(sample), flush=True)
                 next_check = time.monotonic() + check_every
-            time.sleep(0.5)
+            time.sleep(PACE_S)
         session.kill()
     finally:
         sim.stop()
