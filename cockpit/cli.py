@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(settings, command, args, confirm_live)
     except StoreError as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
+        if command in REMOTE:
+            print(f"cockpit {command}: NOT done, nothing was recorded.", file=sys.stderr)
         return 2
 
 
@@ -276,11 +278,18 @@ def _print_reconcile(report: dict) -> None:
 
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:
+    from engine.datadir import check_writable
+    from engine.store import Store
+
+    # Before the screen opens: a data directory that cannot be written or a store that is not cockpit's is said in
+    # plain words on the terminal (exit 2), not as a traceback behind the full-screen app.
+    check_writable(settings.engine.data_dir)
+    Store.in_dir(settings.engine.data_dir).close()
+
     from cockpit.app import CockpitApp
     from engine.core import Engine
 
     log_path = Path(settings.engine.data_dir) / "cockpit.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         filename=log_path, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import deque
 from datetime import datetime
@@ -29,11 +30,10 @@ from engine.commands import (
 )
 from engine.config import Settings
 from engine.datadir import DataDirLock
-from engine.errors import EngineError
+from engine.errors import EngineError, StoreError, os_reason, unwritable
 from engine.events import (
-    CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, ModeChanged, Persisted,
-    Severity, StopsChanged,
-    StrategyGuardChanged, TickerUpdated, TradingState, utcnow,
+    CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, ModeChanged, OrderCreated,
+    Persisted, Severity, StopsChanged, StrategyGuardChanged, TickerUpdated, TradingState, TradingStateChanged, utcnow,
 )
 from engine.execution import Execution
 from engine.killswitch import KillSwitch, Tiers, trip_code
@@ -147,6 +147,7 @@ class Engine:
         self._lock = DataDirLock(settings.engine.data_dir)
         self._venue_args: dict[str, Any] = {}
         self._reconnecting = asyncio.Lock()
+        self.store_failure: str | None = None  # why the store cannot be written now (a full disk...), or None
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
             CancelAll: self._kill, CloseAll: self._kill, ClosePosition: self._kill,
@@ -213,7 +214,7 @@ class Engine:
         except Exception:
             self._lock.release()
             raise
-        self.bus.add_handler(self.store.handle, first=True)
+        self.bus.add_handler(self._persist, first=True)
         self.store.abandon_running_commands(rerun=NEVER_EXPIRE)
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
@@ -344,6 +345,42 @@ class Engine:
         self.stats.rest_error()
         log.warning("REST %s failed: %s: %s", endpoint, type(exc).__name__, exc)
 
+    def _persist(self, event: Event) -> None:
+        """The store first: a fact is on disk before anything acts on it. When the disk refuses (full, gone
+        read-only), trading halts in memory with a CRIT alert and an order whose client id cannot be stored is not
+        sent; everything else goes on (the venue keeps the truth, reconciled at the next start). Once the store
+        writes again the trading state is recorded again."""
+        assert self.store is not None
+        try:
+            self.store.handle(event)
+        except (sqlite3.Error, OSError) as exc:
+            reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+            if self.store_failure is None:
+                self.store_failure = reason
+                log.error("cannot write the store: %s", reason)
+                self.state.tripped()
+                self.state.move(TradingState.HALTED, "monitor:store", f"the store cannot be written: {reason}",
+                                "store")
+                self.alert(Severity.CRIT, "STORE_WRITE_FAILED",
+                           f"cannot write the cockpit store ({reason}): trading HALTED, no order can be recorded so "
+                           f"none is sent; orders at the venue stay. Free space in {self.settings.engine.data_dir} "
+                           "(or make it writable); the engine records again by itself")
+            if isinstance(event, OrderCreated):
+                raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
+            return
+        if self.store_failure is not None and unwritable(self.settings.engine.data_dir) is None:
+            info = self.state_info
+            try:
+                self.store.handle(TradingStateChanged(
+                    self.trading_state, self.trading_state, info.get("actor") or "engine",
+                    f"{info.get('reason') or ''} (recorded again once the store could write)".strip(),
+                    code=info.get("code") or "", values=info.get("values") or {}))
+            except (sqlite3.Error, OSError):
+                return  # not yet
+            self.store_failure = None
+            self.alert(Severity.WARN, "STORE_RECOVERED", "the cockpit store writes again; what happened while it "
+                                                         "could not is reconciled from the venue")
+
     def _task_crashed(self, name: str, exc: BaseException) -> None:
         self.alert(Severity.CRIT, "TASK_CRASHED", f"{name} stopped: {type(exc).__name__}: {exc}")
         if name == "venue":
@@ -473,6 +510,9 @@ class Engine:
                                c.values)
 
     async def _resume(self, c: Resume) -> CommandResult:
+        if self.store_failure is not None:
+            return CommandResult(False, f"resume refused: the store cannot be written ({self.store_failure}); "
+                                        "free space in the data directory first")
         blocking = self.monitors.blocking_resume(tripped_by_monitor=bool(self.state_info.get("code")))
         if blocking and is_operator(c.actor):  # anyone else is refused by the transition table itself
             return CommandResult(False, "resume refused while the condition that tripped it still holds: "

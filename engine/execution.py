@@ -217,6 +217,13 @@ class Execution:
         for fill in report.fills:
             self.on_fill(fill)
 
+    def lost(self, order: Order, source: str) -> None:
+        """An order the engine holds open but the venue does not know (never arrived): EXPIRED, with an alert."""
+        self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
+                           detail="lost: the venue does not know this order")
+        self.alert(Severity.WARN, "ORDER_LOST", f"order {order.client_id} ({order.side} {order.amount} {order.symbol}) "
+                                                "is unknown at the venue; marked EXPIRED")
+
     def on_fill(self, fill: Fill) -> bool:
         """Apply one fill (a repeat of a known trade id is ignored); True when it was new."""
         order = self.tracker.get(fill.client_id) if fill.client_id else None

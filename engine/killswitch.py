@@ -189,7 +189,9 @@ class KillSwitch:
         results = await asyncio.gather(*(venue.fetch_order(o.client_id, o.symbol, urgent=True) for o in stale),
                                        return_exceptions=True)
         for order, result in zip(stale, results):
-            if isinstance(result, BaseException):
+            if isinstance(result, ccxt_errors.OrderNotFound):
+                self.execution.lost(order, "kill-switch")  # never reached the venue: nothing there to cancel
+            elif isinstance(result, BaseException):
                 out.failures[order.symbol] = f"order {order.client_id}: {type(result).__name__}: {result}"[:200]
             else:
                 self.execution.apply_report(result, "rest")

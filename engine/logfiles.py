@@ -32,6 +32,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class _FileHandler(RotatingFileHandler):
+    """A log file that, when the disk refuses a line (full, read-only), drops it without printing a traceback
+    to the terminal: the store's STORE_WRITE_FAILED alert says what is wrong and what to do."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 class LogFiles:
     """Opens the three files on the root and trades loggers; ``close`` takes them off again."""
 
@@ -45,8 +53,8 @@ class LogFiles:
         for logger, name, level in ((logging.getLogger(), "trading.log", logging.INFO),
                                     (logging.getLogger(), "errors.log", logging.WARNING),
                                     (TRADES, "trades.log", logging.INFO)):
-            handler = RotatingFileHandler(self.data_dir / name, maxBytes=self.max_bytes,
-                                          backupCount=self.backups, encoding="utf-8")
+            handler = _FileHandler(self.data_dir / name, maxBytes=self.max_bytes, backupCount=self.backups,
+                                   encoding="utf-8")
             handler.setLevel(level)
             handler.setFormatter(JsonFormatter())
             logger.addHandler(handler)
@@ -56,7 +64,10 @@ class LogFiles:
     def close(self) -> None:
         for logger, handler in self._handlers:
             logger.removeHandler(handler)
-            handler.close()
+            try:
+                handler.close()
+            except OSError:  # the last lines could not be flushed (a full disk): the store's alert said so
+                pass
         self._handlers.clear()
 
     @staticmethod

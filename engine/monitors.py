@@ -155,8 +155,8 @@ class Monitors:
         equity = self.portfolio.equity()
         limit = self.risk.daily_loss_limit_pct
         warn = limit * self.cfg.daily_loss_warn_pct_of_limit / 100
-        if self.daily_loss_tripped is not None and self.daily_loss_tripped != utcnow().date():
-            self.daily_loss_tripped = None  # a new UTC day
+        if self.daily_loss_tripped is not None and self.daily_loss_tripped != self.stats.clock().date():
+            self.daily_loss_tripped = None  # a new UTC day (the day statistics' clock: one midnight for both)
         loss = self.stats.current().daily_loss_pct(equity) if equity is not None else Decimal(0)
         threshold = f"{warn:.2f}% / {limit}%"
         if self.daily_loss_tripped is not None or loss >= limit:
@@ -326,7 +326,7 @@ class Monitors:
         return self._trip(code, CloseAll)
 
     def _daily_loss_close(self, reading: Reading) -> None:
-        self.daily_loss_tripped = utcnow().date()
+        self.daily_loss_tripped = self.stats.clock().date()
         self._close_all("daily_loss")(reading)
 
     def _flash_halt(self, reading: Reading) -> None:

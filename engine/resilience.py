@@ -40,10 +40,25 @@ PERMANENT: tuple[type[BaseException], ...] = (
     ccxt_errors.NotSupported,
     ccxt_errors.InvalidNonce,  # clock skew: retrying with the same clock fails the same way
 )
+
+
+class VenueGarbage(ccxt_errors.BadResponse):
+    """The venue (or something between it and us) answered garbage: not JSON, or JSON of the wrong shape."""
+
+
 TEMPORARY: tuple[type[BaseException], ...] = (
     ccxt_errors.NetworkError,  # RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection, RateLimitExceeded
     ccxt_errors.OperationFailed,
+    VenueGarbage,  # a proxy's error page or a cut-off body: like a 5xx, counted, retried where safe, it halts
 )
+# What parsing a garbage answer raises, inside ccxt or in our own parsing of its result.
+GARBAGE_SYMPTOMS = (AttributeError, TypeError, KeyError, ValueError, IndexError, ArithmeticError)
+
+
+def garbage(what: str, exc: BaseException) -> VenueGarbage:
+    """The error for an answer that could not be parsed, naming what was asked for."""
+    return VenueGarbage(f"the venue answered garbage to {what} ({type(exc).__name__}: {str(exc)[:80]}); check "
+                        "[venue] rest_url and the venue's status")
 
 
 class Kind(str, enum.Enum):

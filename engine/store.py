@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from engine.errors import StoreError
+from engine.errors import StoreError, unwritable
 
 from engine.events import (
     Alert,
@@ -512,8 +512,10 @@ def _explain(path: Path, exc: BaseException, readonly: bool) -> str:
     if readonly:
         return (f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the engine "
                 "once to upgrade it")
+    reason = unwritable(path.parent) or reason  # SQLite says "unable to open database file" for all of them
     return (f"cannot write the cockpit store {path}: {reason}. cockpit needs a writable data directory "
-            f"({path.parent}) with free space: fix its permissions or free space, or pass another --data-dir")
+            f"({path.parent}) with free space: fix its permissions, remount it writable or free space, or pass "
+            f"another --data-dir (cockpit status --data-dir {path.parent} still reads it)")
 
 
 def alert_from_row(r: dict[str, Any]) -> Alert:

@@ -18,13 +18,13 @@ import ccxt.async_support as ccxt_errors
 
 from engine.config import MonitorsConfig, VenueConfig
 from engine.errors import EngineError
-from engine.events import Order, OrderStatus, Severity, TickerUpdated, utcnow
+from engine.events import Order, Severity, TickerUpdated, utcnow
 from engine.execution import Execution
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import AlertPort, Publish, VenueLink
 from engine.reconcile import Holdings
-from engine.resilience import BACKOFF_S
+from engine.resilience import BACKOFF_S, VenueGarbage
 from engine.stats import DailyStats
 from engine.tasks import Periodic, TaskGroup
 from engine.venue import dec
@@ -103,6 +103,8 @@ class VenueSync:
                 self.alert(Severity.CRIT, "VENUE_AUTH", f"venue refused the API key: {exc}; check the key pair")
                 raise
             except (ccxt_errors.NetworkError, ccxt_errors.ExchangeError) as exc:
+                if isinstance(exc, VenueGarbage) and not streams_first and not venue.ex.markets:
+                    raise EngineError(f"{self.link.label}: {exc}") from None  # at start: most likely not a venue
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 self.link.set_connected(False, f"{type(exc).__name__}: retrying in {delay:g}s")
                 attempt += 1
@@ -189,11 +191,8 @@ class VenueSync:
             try:
                 report = await venue.fetch_order(order.client_id, order.symbol)
             except ccxt_errors.OrderNotFound:
-                self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
-                                   detail="lost: the venue does not know this order")
+                self.execution.lost(order, source)
                 done["lost"].append(order.client_id)
-                self.alert(Severity.WARN, "ORDER_LOST", f"order {order.client_id} ({order.side} {order.amount} "
-                                                        f"{order.symbol}) is unknown at the venue; marked EXPIRED")
                 continue
             self.execution.apply_report(report, source)
             done["resolved"].append(f"{order.client_id} {report.status.value}")

@@ -8,6 +8,8 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable, Coroutine
 
+from engine.errors import EngineError
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,10 @@ class TaskGroup:
             return
         exc = task.exception()
         if exc is not None:
-            log.error("task %s crashed", task.get_name(), exc_info=exc)
+            if isinstance(exc, EngineError):  # explained (a bad symbol, a garbage venue): its sentence is enough
+                log.error("task %s stopped: %s", task.get_name(), exc)
+            else:
+                log.error("task %s crashed", task.get_name(), exc_info=exc)
             self._on_crash(task.get_name(), exc)
 
     def names(self) -> list[str]:

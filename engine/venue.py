@@ -7,6 +7,8 @@ float arithmetic. Orders go out as strings.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +22,10 @@ import ccxt.async_support as ccxt_errors  # the exception classes are shared by 
 from engine.events import Balance, Fill, OrderStatus
 from engine.exchange import build_exchange
 from engine.orders import status_from_ccxt
-from engine.resilience import BACKOFF_S, CircuitBreaker, CircuitOpen, LatencyStats, retry_after_s, with_retries
+from engine.resilience import (
+    BACKOFF_S, GARBAGE_SYMPTOMS, CircuitBreaker, CircuitOpen, LatencyStats, VenueGarbage, garbage, retry_after_s,
+    with_retries,
+)
 from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,28 @@ def _ts(ms: Any) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, timezone.utc)
 
 
+def _is_json(body: str) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+def _parses(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An answer ccxt passed on but that is not ``what`` (a wrong-shaped JSON) is the venue's garbage, said so."""
+    def wrap(parse: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(parse)
+        def parsed(raw: Any) -> Any:
+            try:
+                return parse(raw)
+            except GARBAGE_SYMPTOMS as exc:
+                raise garbage(what, exc) from None
+        return parsed
+    return wrap
+
+
+@_parses("a fill")
 def parse_fill(t: dict[str, Any]) -> Fill:
     fee = t.get("fee") or {}
     info = t.get("info") or {}
@@ -74,6 +101,7 @@ def parse_fill(t: dict[str, Any]) -> Fill:
     )
 
 
+@_parses("an order")
 def parse_order(o: dict[str, Any]) -> OrderReport:
     amount = dec(o.get("amount")) or Decimal(0)
     filled = dec(o.get("filled")) or Decimal(0)
@@ -102,6 +130,7 @@ def parse_order(o: dict[str, Any]) -> OrderReport:
     )
 
 
+@_parses("a balance")
 def parse_balances(raw: dict[str, Any]) -> tuple[Balance, ...]:
     out = []
     free, used = raw.get("free") or {}, raw.get("used") or {}
@@ -177,6 +206,11 @@ class Venue:
                 self.health.response(int(code), headers)
             except (TypeError, ValueError):
                 pass  # no status (a connection error): ccxt raises it as a network error
+            if self.ex.markets and str(code).startswith("2") and isinstance(body, str) and not _is_json(body):
+                # Mid-session (markets loaded), a 200 that is not JSON is a proxy page or a cut-off body: say so,
+                # instead of letting ccxt hand a string to code that expects an order.
+                raise VenueGarbage(f"the venue answered garbage to {method} {urlsplit(url).path}: {body[:60]!r}; "
+                                   "check [venue] rest_url and the venue's status")
             return original(code, reason, url, method, headers, body, request_headers, request_body)
 
         ex.on_rest_response = on_rest_response
@@ -195,6 +229,9 @@ class Venue:
         await self.health.wait_if_paused()
         try:
             result = await getattr(self.urgent, name)(*args, **kwargs)
+        except GARBAGE_SYMPTOMS as exc:
+            self._failed(name, error := garbage(name, exc))
+            raise error from None
         except ccxt_errors.BaseError as exc:
             self._failed(name, exc)
             raise
@@ -206,6 +243,11 @@ class Venue:
         self.breaker.before_call()
         try:
             result = await getattr(self.ex, name)(*args, **kwargs)
+        except GARBAGE_SYMPTOMS as exc:  # ccxt choked on an answer of the wrong shape
+            error = garbage(name, exc)
+            self.breaker.failure(error)
+            self._failed(name, error)
+            raise error from None
         except ccxt_errors.BaseError as exc:
             self.breaker.failure(exc)
             self._failed(name, exc)

@@ -199,6 +199,15 @@ class Simulator:
         """(free, locked) of an asset."""
         return self.engine.balance(asset)
 
+    def account(self) -> dict[str, Any]:
+        """The account's truth: balances, every order ever placed (Binance order objects), the trade count."""
+        return {
+            "balances": {asset: {"free": str(free), "locked": str(locked)}
+                         for asset, (free, locked) in self.engine.balances.items()},
+            "orders": [payloads.order_json(o) for o in self.engine.orders.values()],
+            "trades": len(self.engine.trades),
+        }
+
     @property
     def rest_api(self) -> RestApi:
         """The REST application's state (for tests)."""
