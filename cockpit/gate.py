@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -117,11 +118,11 @@ def print_checklist(checklist: Checklist) -> None:
     table.add_column("check")
     table.add_column("evidence")
     for c in checklist.checks:
-        table.add_row(f"[{STYLE[c.status.value]}]{c.status.value}[/]", c.title, c.detail)
+        table.add_row(f"[{STYLE[c.status.value]}]{c.status.value}[/]", escape(c.title), escape(c.detail))
     console.print(table)
     for c in checklist.checks:
         if c.status.value != "PASS" and c.fix:
-            console.print(f"[{STYLE[c.status.value]}]{c.status.value}[/] {c.title}: fix: {c.fix}")
+            console.print(f"[{STYLE[c.status.value]}]{c.status.value}[/] {escape(c.title)}: fix: {escape(c.fix)}")
     console.print(f"[{STYLE[checklist.verdict]}]{checklist.line()}[/] ({checklist.duration_ms / 1000:.1f} s)")
 
 
@@ -173,10 +174,17 @@ def validate(settings: Settings, *, duration_s: float | None, speed: float | Non
 
 
 async def _validate(settings: Settings, plan: Any) -> dict[str, Any]:
+    scratch = Path(tempfile.mkdtemp(prefix="cockpit-validation-", dir=_scratch_root()))
+    try:
+        return await _run_with_progress(settings, plan, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _run_with_progress(settings: Settings, plan: Any, scratch: Path) -> dict[str, Any]:
     from engine.core import Engine
     from engine.validation import Validation
 
-    scratch = Path(tempfile.mkdtemp(prefix="cockpit-validation-", dir=_scratch_root()))
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                TimeElapsedColumn())
@@ -192,11 +200,15 @@ async def _validate(settings: Settings, plan: Any) -> dict[str, Any]:
         run = Validation(settings, plan, Engine, scratch / "data", on_progress=show)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, run.stop)  # Ctrl+C: stop after this step, report what ran
+        source = f"seed {plan.seed}" if not plan.replay else "replay " + ", ".join(
+            f"{k}={v}" for k, v in plan.replay.items())
+        console.print(f"validating {plan.duration_s / 3600:g} simulated h on the simulator ({escape(source)}, tick "
+                      f"{plan.tick_s:g} s, at most x{plan.speed:g}); Ctrl+C stops it with a partial report",
+                      highlight=False)
         try:
             return await run.run()
         finally:
             loop.remove_signal_handler(signal.SIGINT)
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _scratch_root() -> str | None:
@@ -291,11 +303,11 @@ def print_report(report: dict[str, Any], path: Path) -> None:
         f"{report['alerts']['CRIT']} CRIT / {report['alerts']['WARN']} WARN · {orders['refused_by_risk']} orders "
         f"refused by risk checks")
     speed = run.get("speed_achieved")
-    console.print(f"{source} · tick {sim['tick_s']:g} s · ran {run['wall_s']:g} s (x{speed}) · "
+    console.print(escape(f"{source} · tick {sim['tick_s']:g} s · ran {run['wall_s']:g} s (x{speed}) · ")
                   + ("[yellow]interrupted: partial report[/] · " if run.get("interrupted") else "")
-                  + f"report {path}")
+                  + escape(f"report {path}"))
     console.print(f"[{STYLE[report['verdict']]}]{report['verdict']}[/]"
-                  + ("" if not report["failed"] else ": " + "; ".join(report["failed"])))
+                  + ("" if not report["failed"] else ": " + escape("; ".join(report["failed"]))))
 
 
 def _show(value: Any) -> str:

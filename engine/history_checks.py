@@ -86,7 +86,7 @@ def stability(settings: Settings, store: Store | None, live: bool) -> Check:
     since_iso = since.isoformat()
     covered = _covered_hours(store.engine_runs(since_iso), since, now)
     crit = [a for a in store.alerts_between(since_iso) if a["severity"] == "CRIT"]
-    ended, filled = store.orders_ended_since(since_iso)
+    ended, filled = store.orders_ended_since(since_iso, not_by="preflight:")  # the checklist's own smoke trade
     fill_rate = Decimal(filled) / ended * 100 if ended else None
     days = sorted({since.date().isoformat(), now.date().isoformat()})
     day_stats = [d for d in (store.load_day(day) for day in days) if d]

@@ -356,10 +356,12 @@ class Preflight:
         symbols = self.settings.venue.symbols
         evidence: dict[str, Any] = {"timeout_s": timeout}
         quiet: list[str] = []
-        for symbol in symbols:
+
+        async def market(symbol: str) -> None:
             name = f"ticker {symbol}"
             age = self._stream_age(name)
-            if age is None or age > timeout:
+            if age is None or age > timeout:  # nothing recent from the engine's own watch: watch it here
+                assert self.venue is not None
                 try:
                     await asyncio.wait_for(self.venue.ex.watch_ticker(symbol), timeout)
                     age = 0.0
@@ -367,7 +369,8 @@ class Preflight:
                     quiet.append(f"{name}: {type(exc).__name__}")
                     age = None
             evidence[name] = None if age is None else round(age, 2)
-        user = await self._user_stream(timeout)
+
+        user, *_ = await asyncio.gather(self._user_stream(timeout), *(market(s) for s in symbols))
         evidence["user"] = user
         smoke = self.smoke.stream_evidence() if self.smoke is not None else None
         if smoke is not None:

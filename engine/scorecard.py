@@ -216,6 +216,8 @@ def build_report(recorder: Recorder, days: list[DayStats], cfg: ValidationConfig
         "errors": rest_errors + recorder.rejected,
         "rest_errors": rest_errors,
         "reconnects": sum(d.ws_reconnects for d in days),
+        "days": [{"day": d.day.isoformat(), "fills": d.trades_count, "won": d.winning_trades,
+                  "lost": d.losing_trades, "net_pnl": _money(d.net_pnl), "fees": _money(d.fees)} for d in days],
         "alerts": dict(recorder.alerts),
         "alert_codes": dict(sorted(recorder.alert_codes.items())),
         **source,

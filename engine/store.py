@@ -492,13 +492,14 @@ class Store:
     def equity_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
         return self._between("equity", since, until)
 
-    def orders_ended_since(self, since: str) -> tuple[int, int]:
+    def orders_ended_since(self, since: str, not_by: str = "") -> tuple[int, int]:
         """Orders that ended (filled, canceled, rejected, expired) since ``since``, and how many of them filled
-        something: the fill rate's counts."""
+        something: the fill rate's counts. ``not_by``: leave out orders whose origin starts with it."""
         row = next(self.db.query(
             "select count(*) as ended, sum(case when cast(filled as real) > 0 then 1 else 0 end) as filled "
-            "from orders where updated_at >= ? and status in ('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED')",
-            [since]))
+            "from orders where updated_at >= ? and status in ('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED') "
+            "and (? = '' or origin is null or substr(origin, 1, length(?)) != ?)",
+            [since, not_by, not_by, not_by]))
         return int(row["ended"] or 0), int(row["filled"] or 0)
 
     def state_changes(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
