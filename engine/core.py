@@ -46,7 +46,8 @@ from engine.observe import HealthServer, Metrics
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import VenueLink
-from engine.preflight import Preflight, StreamProbe, is_loopback, run_standalone
+from engine.config_checks import is_loopback
+from engine.preflight import Preflight, StreamProbe, run_standalone
 from engine.reconcile import Holdings
 from engine.remote import NEVER_EXPIRE, serve_commands
 from engine.resilience import BreakerState, CircuitBreaker

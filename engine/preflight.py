@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
-from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_errors
 
+from engine import config_checks
 from engine.checklist import Check, Checklist, Status
+from engine.config_checks import is_loopback
 from engine.config import Settings
 from engine.history_checks import stability, validation_report
 from engine.risk import Exposure, limit_refusal
@@ -44,11 +45,6 @@ class StreamProbe:
 
     last_event: Callable[[str], float | None]
     user_connected: Callable[[], bool]
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 class Preflight:
@@ -74,16 +70,12 @@ class Preflight:
         self._balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._prices: dict[str, Decimal] = {}
 
-    def _live_fail(self) -> Status:
-        """FAIL in live mode, WARN in paper and dry-run."""
-        return Status.FAIL if self.live else Status.WARN
-
     async def run(self) -> Checklist:
         start = time.perf_counter()
         ts = datetime.now(timezone.utc).isoformat()
         checks: list[Check] = []
         steps: list[tuple[str, str, Callable[[], Awaitable[Check] | Check]]] = [
-            ("mode", "Mode is what the operator asked for", self._mode),
+            ("mode", "Mode is what the operator asked for", lambda: config_checks.mode(self.settings, self.confirm_live)),
             ("venue", "Venue reachable", self._reachable),
             ("clock_skew", "Clock skew", self._clock_skew),
             ("api_key", "API key valid", self._api_key),
@@ -95,12 +87,12 @@ class Preflight:
             steps.append(("smoke_trade", "Smoke trade (market fill, far limit cancelled)", self._smoke))
         steps += [
             ("streams", "Market and user streams deliver events", self._streams),
-            ("rate_limit", "Rate limiting on", self._rate_limit),
-            ("stop_loss", "Stop-loss set", self._stop_loss),
-            ("daily_loss_limit", "Daily loss limit set", self._daily_loss),
+            ("rate_limit", "Rate limiting on", lambda: config_checks.rate_limit(self.settings)),
+            ("stop_loss", "Stop-loss set", lambda: config_checks.stop_loss(self.settings)),
+            ("daily_loss_limit", "Daily loss limit set", lambda: config_checks.daily_loss_limit(self.settings)),
             ("risk_self_test", "Risk self-test: an order over a limit is refused", self._risk_self_test),
-            ("alert_sinks", "Alert sinks configured", self._alert_sinks),
-            ("health_loopback", "Health and metrics on loopback", self._health),
+            ("alert_sinks", "Alert sinks configured", lambda: config_checks.alert_sinks(self.settings)),
+            ("health_loopback", "Health and metrics on loopback", lambda: config_checks.health(self.settings)),
             ("validation_report", "GO paper-validation report", self._validation),
             ("stability", "Stability over the last 24 h of paper / dry-run", self._stability),
         ]
@@ -120,91 +112,6 @@ class Preflight:
             checks.append(Check(code, title, check.status, check.detail, check.evidence, check.fix))
         return Checklist(tuple(checks), self.mode, self.venue_label, ts, self.actor,
                          (time.perf_counter() - start) * 1000)
-
-    # ------------------------------------------------------------ configuration
-
-    def _mode(self) -> Check:
-        cfg = self.settings.venue
-        evidence = {"mode": self.mode, "exchange": cfg.exchange, "rest_url": cfg.rest_url or "",
-                    "confirm_live": self.confirm_live}
-        c = ("mode", "Mode is what the operator asked for")
-        if not self.live:
-            if cfg.exchange == "sim":
-                where = "the built-in simulator"
-            elif cfg.rest_url:
-                where = f"a local server {cfg.rest_url}" if is_loopback(cfg.rest_url) else None
-            else:
-                where = f"{cfg.exchange}'s testnet"
-            if where is None:
-                return Check(*c, Status.FAIL, f"{self.mode} against {cfg.rest_url}, which is not on this machine: it "
-                             "could be a real venue", evidence, "remove [venue] rest_url (paper uses the testnet) or "
-                             "point it at a 127.0.0.1 simulator")
-            sends = "orders are logged, nothing is sent" if self.mode == "dry-run" else "orders go"
-            return Check(*c, Status.PASS, f"{self.mode.upper()}: {sends} to {where}", evidence)
-        problems = []
-        if not self.confirm_live:
-            problems.append("live needs --confirm-live (or COCKPIT_CONFIRM_LIVE=1)")
-        if cfg.exchange == "sim":
-            problems.append('live cannot use exchange = "sim"')
-        if cfg.rest_url and is_loopback(cfg.rest_url):
-            problems.append(f"live points real-money orders at a local server ({cfg.rest_url})")
-        if problems:
-            return Check(*c, Status.FAIL, "; ".join(problems), evidence,
-                         "set a real exchange id, remove a local rest_url, and confirm with --confirm-live")
-        return Check(*c, Status.PASS, f"LIVE on {cfg.exchange}, confirmed by the operator", evidence)
-
-    def _rate_limit(self) -> Check:
-        on = self.settings.venue.rate_limit
-        c = ("rate_limit", "Rate limiting on")
-        if on:
-            return Check(*c, Status.PASS, "ccxt's client-side rate limiter is on", {"rate_limit": True})
-        return Check(*c, Status.WARN, "ccxt's client-side rate limiter is off: a burst can reach the venue's 429 and "
-                     "418 ban", {"rate_limit": False}, "set [venue] rate_limit = true")
-
-    def _stop_loss(self) -> Check:
-        s = self.settings
-        pcts = {name: str(getattr(s.strategy, name).stop_loss_pct) for name in ("ladder", "ma_cross", "mean_reversion")
-                if getattr(s.strategy, name).enabled}
-        evidence = {"require_stop_loss": s.risk.require_stop_loss, "strategy_stop_loss_pct": pcts}
-        c = ("stop_loss", "Stop-loss set")
-        if s.risk.require_stop_loss:
-            return Check(*c, Status.PASS, "every entry must carry a stop-loss; strategies: "
-                         + (", ".join(f"{k} {v}%" for k, v in pcts.items()) or "none enabled"), evidence)
-        return Check(*c, self._live_fail(), "[risk] require_stop_loss = false: entries may go out without a stop "
-                     "(runbook 003: required for live)", evidence, "set [risk] require_stop_loss = true")
-
-    def _daily_loss(self) -> Check:
-        limit = self.settings.risk.daily_loss_limit_pct
-        c = ("daily_loss_limit", "Daily loss limit set")
-        if limit > 0:
-            return Check(*c, Status.PASS, f"trading halts and closes at a daily loss of {limit}%",
-                         {"daily_loss_limit_pct": str(limit)})
-        return Check(*c, self._live_fail(), "[risk] daily_loss_limit_pct = 0: no daily loss limit (runbook 003: "
-                     "required for live)", {"daily_loss_limit_pct": "0"}, "set [risk] daily_loss_limit_pct, e.g. 3")
-
-    def _alert_sinks(self) -> Check:
-        targets = self.settings.alerts.notify
-        c = ("alert_sinks", "Alert sinks configured")
-        if targets:
-            from engine.notify import masked
-
-            labels = [f"{masked(t.url.get_secret_value())} (>= {t.min_severity})" for t in targets]
-            return Check(*c, Status.PASS, f"{len(targets)} notification target(s): {', '.join(labels)}",
-                         {"targets": labels})
-        return Check(*c, Status.WARN, "no notification URL: alerts reach the screen and the logs only",
-                     {"targets": []}, "add [alerts] notify (e.g. COCKPIT_ALERTS__NOTIFY with a Telegram URL)")
-
-    def _health(self) -> Check:
-        h = self.settings.health
-        c = ("health_loopback", "Health and metrics on loopback")
-        evidence = {"host": h.host, "port": h.port}
-        if not h.port:
-            return Check(*c, Status.PASS, "/health and /metrics are off ([health] port = 0)", evidence)
-        if is_loopback(f"http://{h.host}") or h.host in ("localhost", "::1"):
-            return Check(*c, Status.PASS, f"served on {h.host}:{h.port} (loopback)", evidence)
-        return Check(*c, Status.WARN, f"served on {h.host}:{h.port}: reachable from other machines, with the "
-                     "engine's state and positions", evidence, 'set [health] host = "127.0.0.1" unless a firewall '
-                     "stands in front")
 
     # ------------------------------------------------------------ the venue
 
