@@ -155,8 +155,8 @@ def validate(settings: Settings, *, duration_s: float | None, speed: float | Non
     _quiet_logs()
     try:
         report = asyncio.run(_validate(settings, plan))
-    except ValidationError as exc:
-        print(f"cockpit validate: {exc}", file=sys.stderr)
+    except (ValidationError, EngineError, StoreError, OSError) as exc:
+        print(f"cockpit validate: could not run: {exc}", file=sys.stderr)
         return 2
     path = _write(settings, report)
     if path is None:

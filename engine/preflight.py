@@ -326,7 +326,8 @@ class Preflight:
         price = self._prices.get(symbol)
         quote = self.settings.engine.quote_asset
         equity = sum(self._balances.get(quote, (Decimal(0), Decimal(0))), Decimal(0))
-        if price is None or equity <= 0:
+        assumed = price is None or equity <= 0  # the venue gave neither: the rules are tested on round figures
+        if assumed:
             price, equity = price or Decimal("100"), equity if equity > 0 else Decimal("10000")
         value = equity * risk.max_position_pct / 100 * 2  # twice the largest position allowed
         amount = value / price
@@ -343,7 +344,7 @@ class Preflight:
         if self.refusal is not None:
             # The engine's own order path, up to the point where an order would be stored and sent.
             probes["the engine's order checks (not sent)"] = self.refusal(symbol, "buy", amount, price, stop)
-        evidence = {"symbol": symbol, "price": str(price), "equity": str(equity),
+        evidence = {"symbol": symbol, "price": str(price), "equity": str(equity), "assumed": assumed,
                     "order_value": str(round(value, 2)), "max_position_pct": str(risk.max_position_pct),
                     "refusals": probes}
         passed = [k for k, v in probes.items() if v is None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 from typing import Callable
 
 from engine.checklist import Check, Status
@@ -117,10 +117,10 @@ class SmokeTrade:
 
     @staticmethod
     def _size(venue, symbol: str, price: Decimal) -> Decimal:  # type: ignore[no-untyped-def]
-        """The smallest amount the venue takes, with some room over the minimum notional, on the lot step."""
-        step = Decimal(str(venue.market(symbol)["precision"]["amount"] or "0.00000001"))
-        want = max(venue.min_cost(symbol) * SIZE / price, venue.min_amount(symbol))
-        return (want / step).to_integral_value(rounding=ROUND_UP) * step
+        """About the smallest amount the venue takes: some room over its minimum notional and amount, rounded down
+        to its step by the venue's own precision rules."""
+        return venue.amount_to_precision(symbol, max(venue.min_cost(symbol) * SIZE / price,
+                                                     venue.min_amount(symbol) * 2))
 
     def _held(self, asset: str) -> Decimal:
         b = self.portfolio.balances.get(asset)

@@ -200,6 +200,8 @@ class Validation:
         clock = SteppedClock(sim.clock.now_ms)
         error: str | None = None
         final_equity: Decimal | None = None
+        days: list[Any] = []
+        recorder = Recorder(last_price=lambda symbol: None)
         try:
             with engine_clock.use(clock):
                 engine = self.make_engine(self._engine_settings(sim))
