@@ -502,7 +502,7 @@ class Engine:
             self.settings, venue=venue if venue is not None and venue.ex.markets else None,
             venue_label=self.venue_label, store=self.store, confirm_live=self.confirm_live, actor=actor,
             streams=streams, smoke=smoke, refusal=self.execution.check,
-            venue_problem="" if self.connected else "the venue is not connected yet").run()
+            venue_problem="" if self.connected else "the venue is not connected yet", mode=self.mode).run()
         self.bus.publish(ChecklistCompleted(checklist.to_dict()))
         return checklist
 

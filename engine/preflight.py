@@ -53,7 +53,10 @@ class Preflight:
     def __init__(self, settings: Settings, *, venue: Venue | None, venue_label: str, store: Store | None,
                  confirm_live: bool, actor: str, streams: StreamProbe | None = None, smoke: SmokeTrade | None = None,
                  refusal: Callable[[str, str, Decimal, Decimal | None, Decimal | None], str | None] | None = None,
-                 venue_problem: str = "") -> None:
+                 venue_problem: str = "", mode: str | None = None) -> None:
+        # The mode the engine runs in now (an operator may have switched it since start), else the configured one.
+        if mode is not None and mode != settings.engine.mode:
+            settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"mode": mode})})
         self.settings = settings
         self.mode = settings.engine.mode
         self.live = self.mode == "live"
