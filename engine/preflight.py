@@ -131,8 +131,14 @@ class Preflight:
         assert self.venue is not None
         ex = self.venue.ex
         warn_ms = self.settings.monitors.rest_latency_warn_ms
+        pinged = None
         start = time.time()
         try:
+            if self.venue.exchange_id.startswith("binance"):
+                # Runbook 000 §1 "API Connectivity": GET /api/v3/ping, then GET /api/v3/time.
+                await ex.public_get_ping()
+                pinged = round((time.time() - start) * 1000, 1)
+                start = time.time()
             if ex.has.get("fetchTime"):
                 server_ms = await ex.fetch_time()
             else:
@@ -145,11 +151,12 @@ class Preflight:
         latency = (end - start) * 1000
         if server_ms is not None:
             self._skew_ms = float(server_ms) - (start + end) / 2 * 1000
-        evidence = {"latency_ms": round(latency, 1), "server_time": server_ms, "warn_ms": warn_ms}
+        evidence = {"ping_ms": pinged, "latency_ms": round(latency, 1), "server_time": server_ms, "warn_ms": warn_ms}
         if latency > warn_ms:
             return Check(*c, Status.WARN, f"answered in {latency:.0f} ms (over {warn_ms:g} ms)", evidence,
                          "check the network path to the venue (runbook 000 §3 'High Latency')")
-        return Check(*c, Status.PASS, f"{self.venue_label} answered in {latency:.0f} ms", evidence)
+        ping = "" if pinged is None else f"ping in {pinged:.0f} ms, "
+        return Check(*c, Status.PASS, f"{self.venue_label}: {ping}server time in {latency:.0f} ms", evidence)
 
     def _clock_skew(self) -> Check:
         c = ("clock_skew", "Clock skew")
