@@ -200,8 +200,11 @@ class Engine:
             )
         if cfg.venue.exchange == "sim":
             raise EngineError('mode = "live" cannot use exchange = "sim": set [venue] exchange to a ccxt id')
-        # Everything else a live start needs (keys, a real venue URL, withdrawals off, ...) is on the go/no-go
-        # checklist, which start() runs before anything else and which refuses on any FAIL, naming each.
+        if cfg.venue.api_key is None or cfg.venue.api_secret is None:
+            raise EngineError("live mode needs COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET "
+                              "in the environment or .env")
+        # Everything else a live start needs (a real venue URL, a valid key that cannot withdraw, ...) is on the
+        # go/no-go checklist, which start() runs before anything else and which refuses on any FAIL, naming each.
 
     async def start(self) -> None:
         """Open the store, restore the latched state and orders, and connect to the venue in the background."""
