@@ -198,6 +198,14 @@ class SetMode(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class RunPreflight(Command):
+    """Run the go/no-go checklist now (with a smoke trade on a paper or testnet venue); the details are the
+    checklist with every check's evidence."""
+
+    name: ClassVar[str] = "preflight"
+
+
+@dataclass(frozen=True, slots=True)
 class CommandSpec:
     """One thing an operator can ask for, as the CLI and the TUI offer it."""
 
@@ -237,5 +245,5 @@ SPECS: tuple[CommandSpec, ...] = (
 BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (Halt, CancelAll, CloseAll, ClosePosition, ExitPosition, Resume, ReduceOnly, Reconnect, Reconcile,
-                Ack, Snapshot, PlaceOrder, CancelOrder, SetStrategy, SetMode)
+                Ack, Snapshot, PlaceOrder, CancelOrder, SetStrategy, SetMode, RunPreflight)
 }

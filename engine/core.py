@@ -17,23 +17,26 @@ from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Awaitable, Callable, Mapping
-from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_errors
 
+from engine import clock as engine_clock
+from engine import daily
 from engine.alerts import AlertBook
 from engine.bus import EventBus
+from engine.checklist import Checklist
 from engine.commands import (
     Ack, CancelAll, CancelOrder, CloseAll, ClosePosition, Command, CommandResult, ExitPosition, Halt, Permit,
     PlaceOrder,
-    Reconcile, Reconnect, ReduceOnly, Resume, SetMode, SetStrategy, Snapshot,
+    Reconcile, Reconnect, ReduceOnly, Resume, RunPreflight, SetMode, SetStrategy, Snapshot,
 )
 from engine.config import Settings
 from engine.datadir import DataDirLock
 from engine.errors import EngineError, StoreError, os_reason, unwritable
 from engine.events import (
-    CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, ModeChanged, OrderCreated,
-    Persisted, Severity, StopsChanged, StrategyGuardChanged, TickerUpdated, TradingState, TradingStateChanged, utcnow,
+    ChecklistCompleted, CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated,
+    ModeChanged, OrderCreated, Persisted, Severity, StopsChanged, StrategyGuardChanged, TickerUpdated, TradingState,
+    TradingStateChanged, utcnow,
 )
 from engine.execution import Execution
 from engine.killswitch import KillSwitch, Tiers, trip_code
@@ -45,10 +48,13 @@ from engine.observe import HealthServer, Metrics
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import VenueLink
+from engine.config_checks import is_loopback
+from engine.preflight import Preflight, StreamProbe, run_standalone
 from engine.reconcile import Holdings
 from engine.remote import NEVER_EXPIRE, serve_commands
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
+from engine.smoke import SmokeTrade
 from engine.stats import DailyStats, DayStats
 from engine.stops import StopLosses
 from engine.store import Store, fill_from_row
@@ -70,11 +76,6 @@ RECONNECT_SETTLE_S = 5.0
 RECONNECT_TIMEOUT_S = 20.0
 
 
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or host.startswith("127.") or host == "::1"
-
-
 def _alert_dict(a: Any) -> dict[str, Any]:
     return {"id": a.id, "ts": a.ts, "severity": a.severity.value, "code": a.code, "message": a.message,
             "values": a.values, "count": a.count, "acked_by": a.acked_by, "escalated": a.escalated}
@@ -91,6 +92,8 @@ class Engine:
 
     def __init__(self, settings: Settings, *, confirm_live: bool = False) -> None:
         self.settings = settings
+        # The clock in force where the engine is built: the wall clock, or a validation run's simulated one.
+        self.clock = engine_clock.current()
         self.mode = settings.engine.mode
         self.confirm_live = confirm_live
         self.symbols = settings.venue.symbols
@@ -119,7 +122,8 @@ class Engine:
         self.holdings = Holdings(self.portfolio, self.tracker, mon.mismatch_warn_pct, mon.mismatch_halt_pct, publish,
                                  self.alert)
         self.sync = VenueSync(settings.venue, mon, self.symbols, self.link, self.execution, self.tracker,
-                              self.portfolio, self.holdings, self.stats, publish, self.alert)
+                              self.portfolio, self.holdings, self.stats, publish, self.alert,
+                              guard=self.clock.quiet)
         self.monitors = Monitors(settings.risk, mon, self.portfolio, self.stats, self.tracker, self.execution.stops,
                                  self.state, self.link, self.venue_health, self.sync, self.holdings, publish,
                                  self.alert, self.execute, self.tasks.spawn)
@@ -145,6 +149,7 @@ class Engine:
         self.health_server: HealthServer | None = None
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
+        self.running_commands = 0  # commands inside execute now (a validation run waits for none)
         self._venue_args: dict[str, Any] = {}
         self._reconnecting = asyncio.Lock()
         self.store_failure: str | None = None  # why the store cannot be written now (a full disk...), or None
@@ -154,6 +159,7 @@ class Engine:
             Reconnect: self._reconnect, Reconcile: self._reconcile, PlaceOrder: self._place, CancelOrder: self._cancel,
             ExitPosition: self._exit, SetStrategy: self._set_strategy, Ack: self._ack, Snapshot: self._snapshot,
             SetMode: self._set_mode,
+            RunPreflight: self._preflight,
         }
 
     # ------------------------------------------------------------ what front ends read
@@ -198,12 +204,11 @@ class Engine:
             )
         if cfg.venue.exchange == "sim":
             raise EngineError('mode = "live" cannot use exchange = "sim": set [venue] exchange to a ccxt id')
-        if cfg.venue.rest_url and is_loopback(cfg.venue.rest_url):
-            raise EngineError(f'mode = "live" with [venue] rest_url = {cfg.venue.rest_url!r} points real-money '
-                              "orders at a local server: remove rest_url or use mode = \"paper\"")
         if cfg.venue.api_key is None or cfg.venue.api_secret is None:
             raise EngineError("live mode needs COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET "
                               "in the environment or .env")
+        # Everything else a live start needs (a real venue URL, a valid key that cannot withdraw, ...) is on the
+        # go/no-go checklist, which start() runs before anything else and which refuses on any FAIL, naming each.
 
     async def start(self) -> None:
         """Open the store, restore the latched state and orders, and connect to the venue in the background."""
@@ -218,6 +223,15 @@ class Engine:
         self.store.abandon_running_commands(rerun=NEVER_EXPIRE)
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
+        if self.mode == "live":
+            try:
+                await self._live_gate()
+            except BaseException:
+                self.log_files.close()
+                self.store.close()
+                self.store = None
+                self._lock.release()
+                raise
         self.state.restore(*self.store.trading_state())
         last = self.store.incidents(limit=1)
         self.incidents.restore(next((r for r in last if not r["recovered_at"]), None),
@@ -236,10 +250,10 @@ class Engine:
             await self.execute(ReduceOnly(actor="config:reduce_only", reason="reduce-only set in configuration"))
         self.tasks.spawn("commands", serve_commands(self.store, self.execute, self._loop_failed, self.tasks.spawn))
         self.tasks.spawn("alert escalation", Periodic("alert escalation", self.alert_book.escalate, 5.0,
-                                                      on_failure=self._loop_failed).run())
+                                                      on_failure=self._loop_failed, clock=self.clock).run())
         if self.settings.alerts.daily_summary:
             self.tasks.spawn("daily summary", Periodic("daily summary", self._daily_summary, 20.0,
-                                                       on_failure=self._loop_failed).run())
+                                                       on_failure=self._loop_failed, clock=self.clock).run())
         for name, worker in self.notifier.workers():
             self.tasks.spawn(name, worker)
         health = self.settings.health
@@ -287,6 +301,7 @@ class Engine:
             on_error=self._rest_error,
             health=self.venue_health,
             latency_observer=self.metrics.observe_rest,
+            rate_limit=cfg.rate_limit,
             **self._venue_args,
         )
 
@@ -312,20 +327,22 @@ class Engine:
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
         self.sync.start_streams()
         mon = self.settings.monitors
+        # What trades runs on the engine's clock (simulated in a validation run); what watches the link to the
+        # venue runs on the wall clock, holding a simulated clock still while it reads (engine.clock).
         self.tasks.spawn("monitors", Periodic("monitors", self.monitors.tick, mon.interval_s,
                                               on_failure=self.monitors.failed,
-                                              on_recovery=self.monitors.recovered).run())
+                                              on_recovery=self.monitors.recovered, clock=self.clock).run())
         self.tasks.spawn("equity", Periodic("equity curve", self._sample_equity,
                                             lambda: self.settings.engine.equity_sample_s,
-                                            on_failure=self._loop_failed).run())
+                                            on_failure=self._loop_failed, clock=self.clock).run())
         self.tasks.spawn("ping", Periodic("venue ping", self.monitors.ping, mon.ping_s,
-                                          on_failure=self._loop_failed).run())
+                                          on_failure=self._loop_failed, guard=self.clock.quiet).run())
         self.tasks.spawn("health", Periodic("health", self._publish_health, HEALTH_INTERVAL_S,
-                                            on_failure=self._loop_failed).run())
+                                            on_failure=self._loop_failed, guard=self.clock.quiet).run())
         if self.settings.strategy.enabled:
             self.tasks.spawn("strategies", Periodic("strategies", self.runner.step,
                                                     lambda: self.settings.strategy.interval_s,
-                                                    on_failure=self._loop_failed).run())
+                                                    on_failure=self._loop_failed, clock=self.clock).run())
         self.ready.set()
 
     def _sample_equity(self) -> None:
@@ -480,6 +497,18 @@ class Engine:
     async def execute(self, command: Command) -> CommandResult:
         """Carry out one command from any actor and publish its audit record; never raises for a refusal."""
         start = time.perf_counter()
+        self.running_commands += 1
+        try:
+            result = await self._carry_out(command)
+        finally:
+            self.running_commands -= 1
+        self.bus.publish(CommandAudited(
+            command=command.name, actor=command.actor, reason=command.reason, args=command.args(),
+            values=dict(command.values), ok=result.ok, result=result.message,
+            duration_ms=(time.perf_counter() - start) * 1000, kill_switch=command.kill_switch))
+        return result
+
+    async def _carry_out(self, command: Command) -> CommandResult:
         handler = self._handlers.get(type(command))
         refusal = self.state.refusal(command.permit)
         if handler is None:
@@ -498,11 +527,46 @@ class Engine:
                 self.alert(Severity.CRIT, "COMMAND_FAILED", f"{command.name} by {command.actor} failed: "
                                                             f"{type(exc).__name__}: {exc}")
                 result = CommandResult(False, f"{command.name} failed: {type(exc).__name__}: {exc}")
-        self.bus.publish(CommandAudited(
-            command=command.name, actor=command.actor, reason=command.reason, args=command.args(),
-            values=dict(command.values), ok=result.ok, result=result.message,
-            duration_ms=(time.perf_counter() - start) * 1000, kill_switch=command.kill_switch))
         return result
+
+    # ------------------------------------------------------------ the go/no-go checklist
+
+    async def preflight(self, actor: str = "operator") -> Checklist:
+        """Run the go/no-go checklist on this engine's venue, store and configuration (and, on a paper or testnet
+        venue, a smoke trade through ``execute``); publish and return it. The TUI's checklist reads this."""
+        venue = self.link.venue
+        smoke = None
+        if self.settings.preflight.smoke_trade and self.mode != "live":
+            smoke = SmokeTrade(self.execute, self.tracker, self.portfolio, self.link, self.state.refusal,
+                               self.symbols[0], self.mode, self.sync.last_event.get)
+        streams = StreamProbe(self.sync.last_event.get,
+                              lambda: self.link.venue is not None and self.link.venue.user_stream_connected())
+        checklist = await Preflight(
+            self.settings, venue=venue if venue is not None and venue.ex.markets else None,
+            venue_label=self.venue_label, store=self.store, confirm_live=self.confirm_live, actor=actor,
+            streams=streams, smoke=smoke, refusal=self.execution.check,
+            venue_problem="" if self.connected else "the venue is not connected yet", mode=self.mode).run()
+        self.bus.publish(ChecklistCompleted(checklist.to_dict()))
+        return checklist
+
+    async def _preflight(self, c: RunPreflight) -> CommandResult:
+        checklist = await self.preflight(c.actor)
+        failures = "; ".join(f"FAIL {x.title}: {x.detail}" for x in checklist.failures())
+        return CommandResult(True, checklist.line() + (f" ({failures})" if failures else ""), checklist.to_dict())
+
+    async def _live_gate(self) -> None:
+        """Runbook 003 "Automated Pre-flight Checks": a live start runs the checklist first (with a venue client of
+        its own, before anything connects or trades) and is refused on any FAIL, naming each; WARNs are alerted."""
+        checklist = await run_standalone(self.settings, self.store, confirm_live=self.confirm_live,
+                                         actor="engine:live start")
+        self.bus.publish(ChecklistCompleted(checklist.to_dict()))
+        failures = checklist.failures()
+        if failures:
+            raise EngineError("live start refused by the go/no-go checklist (`cockpit preflight` shows every "
+                              "check): " + "; ".join(f"FAIL {x.title}: {x.detail}" for x in failures))
+        for x in checklist.warnings():
+            self.alert(Severity.WARN, "PREFLIGHT_WARN", f"go/no-go: {x.title}: {x.detail}",
+                       values={"check": x.code, "fix": x.fix})
 
     async def _halt(self, c: Halt) -> CommandResult:
         self.state.tripped()
@@ -689,16 +753,12 @@ class Engine:
         if (now.hour, now.minute) < (23, 59) or self._summary_sent == today:
             return
         self._summary_sent = today
-        day = self.stats.current().to_dict()
-        trips = [r for r in (self.store.audit_between(today) if self.store else []) if r["kill_switch"] and r["ok"]]
-        summary = {**day, "max_drawdown_pct": str(self.monitors.drawdown_pct), "kill_switch_trips": len(trips)}
-        wins, losses = day.get("winning_trades", 0), day.get("losing_trades", 0)
-        rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
-        alert = self.alert_book.raise_alert(
-            Severity.INFO, "DAILY_SUMMARY",
-            f"{today}: PnL {day.get('net_pnl')}, {day.get('trades_count')} fills, win rate {rate}, max drawdown "
-            f"{self.monitors.drawdown_pct:.2f}%, fees {day.get('fees')}, REST errors {day.get('rest_errors')}, "
-            f"kill-switch trips {len(trips)}", summary)
+        since, until = daily.day_bounds(today)
+        stored = self.store.equity_between(since, until) if self.store else []
+        message, summary = daily.summarize(
+            today, self.stats.current().to_dict(), max(self.monitors.drawdown_pct, daily.largest_drawdown(stored)),
+            daily.kill_switch_trips(self.store.audit_between(since, until) if self.store else []))
+        alert = self.alert_book.raise_alert(Severity.INFO, "DAILY_SUMMARY", message, summary)
         self.notifier.send_to_the_rest(alert, "summary")  # every sink: INFO ones got it already
 
     async def _reconcile(self, c: Reconcile) -> CommandResult:

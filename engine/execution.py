@@ -114,6 +114,12 @@ class Execution:
                        or self.rate.refusal() or venue.breaker.refusal())
         return refusal, amount, price
 
+    def check(self, symbol: str, side: str, amount: Decimal, price: Decimal | None,
+              stop_loss: Decimal | None) -> str | None:
+        """Why an order would be refused by the checks, without storing or sending anything (the go/no-go
+        checklist's risk self-test); None when it would go."""
+        return self._refusal(symbol, side, amount, price, stop_loss, urgent=False)[0]
+
     async def place(
         self,
         symbol: str,

@@ -72,17 +72,27 @@ class OrderTracker:
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
         self._orders: dict[str, Order] = {}
+        # The open ones apart: strategies, risk checks and monitors ask for them many times a second, and the
+        # orders ever tracked only grow (a 48-hour validation run tracks thousands).
+        self._open: dict[str, Order] = {}
+
+    def _put(self, order: Order) -> None:
+        self._orders[order.client_id] = order
+        if order.status.is_open:
+            self._open[order.client_id] = order
+        else:
+            self._open.pop(order.client_id, None)
 
     def load(self, orders: Iterable[Order]) -> None:
         """Adopt orders restored from the store (no events: they are already recorded)."""
         for order in orders:
-            self._orders[order.client_id] = order
+            self._put(order)
 
     def get(self, client_id: str) -> Order | None:
         return self._orders.get(client_id)
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self._orders.values() if o.status.is_open]
+        return list(self._open.values())
 
     def all(self) -> list[Order]:
         return list(self._orders.values())
@@ -107,13 +117,13 @@ class OrderTracker:
             status=S.NEW,
             origin=origin,
         )
-        self._orders[order.client_id] = order
+        self._put(order)
         self._bus.publish(OrderCreated(order))
         return order
 
     def adopt(self, order: Order, source: str = "reconcile") -> Order:
         """Start tracking an order found at the venue that this engine did not place."""
-        self._orders[order.client_id] = order
+        self._put(order)
         self._bus.publish(OrderUpdated(order, S.NEW, source, "found at the venue; adopted"))
         return order
 
@@ -137,7 +147,7 @@ class OrderTracker:
         if status == current.status and new_filled == current.filled:
             if venue_id and not current.venue_id:
                 current = replace(current, venue_id=venue_id)
-                self._orders[client_id] = current
+                self._put(current)
             return None  # the same news again
         if new_filled < current.filled or _rank(status) < _rank(current.status):
             log.debug("stale %s update for %s from %s dropped", status.value, client_id, source)
@@ -153,7 +163,7 @@ class OrderTracker:
             venue_id=venue_id or current.venue_id,
             updated_at=utcnow(),
         )
-        self._orders[client_id] = updated
+        self._put(updated)
         self._bus.publish(OrderUpdated(updated, current.status, source, detail))
         return updated
 

@@ -26,8 +26,11 @@ from engine.events import (
     AlertUpdated,
     Balance,
     BalancesUpdated,
+    ChecklistCompleted,
     CommandAudited,
     DayStatsChanged,
+    EngineStarted,
+    EngineStopped,
     EquitySampled,
     Event,
     HoldingsChanged,
@@ -47,12 +50,13 @@ from engine.events import (
     Severity,
     TradingState,
     TradingStateChanged,
+    ValidationReported,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "cockpit.db"
 
 
@@ -82,7 +86,13 @@ class Store:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            # Hold no connection to a file refused or half-opened: left to the garbage collector, a connection from
+            # before the store is in WAL mode makes every later connection of this process read a stale file.
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(_explain(path, exc, readonly)) from None
 
     @classmethod
@@ -188,6 +198,19 @@ class Store:
                      "first_reading_at": str, "alerted_at": str, "acted_at": str, "recovered_at": str,
                      "snapshot": str, "actions": str}, pk="id")
                 db["meta"].upsert({"key": "schema_version", "value": "3"}, pk="key")
+        if version < 4:
+            with db.conn:
+                # The go/no-go gate's evidence: checklist runs, validation reports, and which mode ran when (the
+                # 24-hour paper / dry-run stability check reads it).
+                db["checklist_runs"].create(
+                    {"id": int, "ts": str, "mode": str, "venue": str, "verdict": str, "actor": str, "passed": int,
+                     "warned": int, "failed": int, "checks": str}, pk="id")
+                db["validation_reports"].create(
+                    {"id": int, "ts": str, "verdict": str, "hours": float, "trades": int, "path": str,
+                     "report": str}, pk="id")
+                db["engine_runs"].create(
+                    {"id": int, "started_at": str, "stopped_at": str, "mode": str, "venue": str}, pk="id")
+                db["meta"].upsert({"key": "schema_version", "value": "4"}, pk="key")
 
     # ------------------------------------------------------------ subscriber
 
@@ -267,6 +290,26 @@ class Store:
             self.save_json(event.key, event.value)
         elif isinstance(event, MonitorsChanged):
             self.save_json("monitors", [dict(m) for m in event.monitors])
+        elif isinstance(event, ChecklistCompleted):
+            c = event.checklist
+            summary = c.get("summary", {})
+            self.db["checklist_runs"].insert(
+                {"ts": c.get("ts"), "mode": c.get("mode"), "venue": c.get("venue"), "verdict": c.get("verdict"),
+                 "actor": c.get("actor"), "passed": summary.get("PASS", 0), "warned": summary.get("WARN", 0),
+                 "failed": summary.get("FAIL", 0), "checks": dumps(c.get("checks", []))})
+        elif isinstance(event, ValidationReported):
+            r = event.report
+            self.db["validation_reports"].insert(
+                {"ts": utcnow().isoformat(), "verdict": r.get("verdict"),
+                 "hours": (r.get("simulated") or {}).get("hours"), "trades": r.get("trades"), "path": event.path,
+                 "report": dumps(r)})
+        elif isinstance(event, EngineStarted):
+            self.db["engine_runs"].insert({"started_at": utcnow().isoformat(), "mode": event.mode,
+                                           "venue": event.venue})
+        elif isinstance(event, EngineStopped):
+            self.db.execute("update engine_runs set stopped_at = ? where id = (select max(id) from engine_runs) "
+                            "and stopped_at is null", [utcnow().isoformat()])
+            self.db.conn.commit()
 
     def _save_alert(self, a: Alert) -> None:
         self.db["alerts"].upsert(
@@ -432,6 +475,38 @@ class Store:
 
     def incident(self, incident_id: int) -> dict[str, Any] | None:
         return next(self.db.query("select * from incidents where id = ?", [incident_id]), None)
+
+    def checklist_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest go/no-go checklist runs first, checks decoded."""
+        rows = list(self.db.query("select * from checklist_runs order by id desc limit ?", [limit]))
+        for r in rows:
+            r["checks"] = json.loads(r["checks"] or "[]")
+        return rows
+
+    def validation_reports(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest validation reports first, each report decoded."""
+        rows = list(self.db.query("select * from validation_reports order by id desc limit ?", [limit]))
+        for r in rows:
+            r["report"] = json.loads(r["report"] or "{}")
+        return rows
+
+    def engine_runs(self, since: str) -> list[dict[str, Any]]:
+        """Engine runs (mode, start, stop) that were still going at ``since`` or started after, oldest first."""
+        return list(self.db.query("select * from engine_runs where stopped_at is null or stopped_at >= ? "
+                                  "order by id", [since]))
+
+    def equity_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
+        return self._between("equity", since, until)
+
+    def orders_ended_since(self, since: str, not_by: str = "") -> tuple[int, int]:
+        """Orders that ended (filled, canceled, rejected, expired) since ``since``, and how many of them filled
+        something: the fill rate's counts. ``not_by``: leave out orders whose origin starts with it."""
+        row = next(self.db.query(
+            "select count(*) as ended, sum(case when cast(filled as real) > 0 then 1 else 0 end) as filled "
+            "from orders where updated_at >= ? and status in ('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED') "
+            "and (? = '' or origin is null or substr(origin, 1, length(?)) != ?)",
+            [since, not_by, not_by, not_by]))
+        return int(row["ended"] or 0), int(row["filled"] or 0)
 
     def state_changes(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
         return self._between("state_changes", since, until)

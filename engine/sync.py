@@ -11,11 +11,13 @@ import asyncio
 import logging
 import time
 from collections import deque
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
 import ccxt.async_support as ccxt_errors
 
+from engine import clock
 from engine.config import MonitorsConfig, VenueConfig
 from engine.errors import EngineError
 from engine.events import Order, Severity, TickerUpdated, utcnow
@@ -39,8 +41,10 @@ class VenueSync:
 
     def __init__(self, cfg: VenueConfig, monitors: MonitorsConfig, symbols: tuple[str, ...], link: VenueLink,
                  execution: Execution, tracker: OrderTracker, portfolio: Portfolio, holdings: Holdings,
-                 stats: DailyStats, publish: Publish, alert: AlertPort) -> None:
+                 stats: DailyStats, publish: Publish, alert: AlertPort,
+                 guard: Callable[[], AbstractAsyncContextManager[Any]] | None = None) -> None:
         self.cfg = cfg
+        self.guard = guard  # the engine clock's quiet(): polling and reconciliation never straddle a simulated step
         self.monitors_cfg = monitors
         self.holdings = holdings
         self.symbols = symbols
@@ -121,9 +125,9 @@ class VenueSync:
         for symbol in self.symbols:
             spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
         spawn("rest-fallback", Periodic("REST fallback polling", self._poll_when_needed, lambda: self.cfg.poll_s,
-                                        on_failure=self._loop_failed, delay_first=True).run())
+                                        on_failure=self._loop_failed, delay_first=True, guard=self.guard).run())
         spawn("reconcile", Periodic("reconciliation", self._reconcile_tick, lambda: self.monitors_cfg.reconcile_s,
-                                    on_failure=self._loop_failed, delay_first=True).run())
+                                    on_failure=self._loop_failed, delay_first=True, guard=self.guard).run())
 
     async def stop_streams(self) -> None:
         await self.streams.close()
@@ -251,7 +255,9 @@ class VenueSync:
             return
         self.portfolio.set_price(symbol, last)
         if t.get("timestamp"):
-            self.stream_latency_ms.append(max(0.0, time.time() * 1000 - float(t["timestamp"])))
+            # Against the engine's clock: the venue stamps events with its market time, which a validation run's
+            # simulator keeps in step with the engine (and which runs ahead of the wall clock there).
+            self.stream_latency_ms.append(max(0.0, clock.now().timestamp() * 1000 - float(t["timestamp"])))
         self.publish(TickerUpdated(symbol, last, dec(t.get("bid")), dec(t.get("ask")), utcnow()))
 
     # ------------------------------------------------------------ streams

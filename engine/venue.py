@@ -158,11 +158,12 @@ class Venue:
         on_error: Callable[[str, BaseException], None] | None = None,
         health: VenueHealth | None = None,
         latency_observer: Callable[[str, float], None] | None = None,
+        rate_limit: bool = True,
     ) -> None:
         self.exchange_id = exchange_id
         options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
                        timeout_ms=timeout_ms)
-        self.ex = build_exchange(exchange_id, **options)
+        self.ex = build_exchange(exchange_id, rate_limit=rate_limit, **options)
         # The kill switch's own lane: a second client with its own HTTP session and no client-side rate limiter,
         # so cancel-all and close-all go out at once, never behind ccxt's throttle debt or the circuit breaker.
         self.urgent = build_exchange(exchange_id, rate_limit=False, **options)

@@ -91,7 +91,7 @@ class RestApi:
         try:
             if faults.hit("maintenance"):
                 raise errors.by_code(1)
-            self.limiter.charge(request_weight(method, path, dict(request.rel_url.query)), self.sim_clock.server_ms())
+            self.limiter.charge(request_weight(method, path, dict(request.rel_url.query)), self.sim_clock.limits_ms())
             if fault := faults.hit("latency", method=method, path=path):
                 extra = faults.uniform(0, fault.options["jitter_ms"]) if fault.options["jitter_ms"] else 0
                 await self._hold((fault.options["ms"] + extra) / 1000)
