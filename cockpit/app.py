@@ -24,12 +24,12 @@ from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
 from cockpit.palette import CockpitCommands
 from cockpit.screens import (
-    AlertLog, AuditLog, Confirm, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, Reconciliation, TooSmall,
+    AlertLog, AuditLog, ChecklistScreen, Confirm, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, Reconciliation, TooSmall,
 )
 from cockpit.views import num, qty
 from engine.commands import (
     Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, PlaceOrder, Reconcile, Reconnect, ReduceOnly,
-    Resume, SetMode, SetStrategy,
+    Resume, RunPreflight, SetMode, SetStrategy,
 )
 from engine.commands import Snapshot as TakeSnapshot
 from engine.core import Engine, EngineError
@@ -59,6 +59,7 @@ BINDINGS = [
     Binding("A", "ack_all", "Ack all", id="ack_all", show=False),
     Binding("s", "snapshot", "Snapshot", id="snapshot", show=False),
     Binding("n", "new_order", "Order", id="new_order", show=False),
+    Binding("g", "checklist", "Go/no-go", id="checklist", show=False),
     Binding("f", "fills", "Fills", id="fills", show=False),
     Binding("o", "order_history", "Order history", id="order_history", show=False),
     Binding("v", "reconciliation", "Reconciliation", id="reconciliation", show=False),
@@ -81,6 +82,7 @@ DESCRIPTION = {
     "ack_all": "acknowledge every alert",
     "snapshot": "write a snapshot archive of the whole state",
     "new_order": "an order through the same risk checks as any order",
+    "checklist": "the go/no-go checklist: every check with its evidence; F5 runs it now (asks once)",
     "fills": "every fill, newest first (beside the alerts from 120 columns)",
     "order_history": "the selected open order's every event and its source",
     "reconciliation": "the last reconciliation: what was adopted, what needs the operator",
@@ -167,7 +169,8 @@ class CockpitApp(App):
             state=snap["state"], state_info=snap["state_info"], venue=snap["venue"], connected=snap["connected"],
             orders=list(snap["orders"]), balances=list(snap["balances"]), positions=list(snap["positions"]),
             alerts=list(snap["alerts"]), fills=fills, equity_curve=curve, stops=dict(engine.execution.stops),
-            monitors=engine.monitors.statuses(), last=dict(engine.portfolio.last), equity=engine.portfolio.equity())
+            monitors=engine.monitors.statuses(), last=dict(engine.portfolio.last), equity=engine.portfolio.equity(),
+            checklist=next(iter(store.checklist_runs(limit=1)), None) if store else None)
 
     def _watch_kill_switch(self) -> None:
         """A kill switch the venue did not let finish is retried by the engine: the banner says so until done."""
@@ -443,6 +446,20 @@ class CockpitApp(App):
 
     def action_help(self) -> None:
         self.push_screen(Help(self.help_entries))
+
+    def action_checklist(self) -> None:
+        self.push_screen(ChecklistScreen())
+
+    @work(group="commands")
+    async def action_run_checklist(self) -> None:
+        """Run the go/no-go checklist now, after one question (on a paper venue its smoke trade places orders)."""
+        if not await self.ask("Run the go/no-go checklist now? On a paper or testnet venue its smoke trade places "
+                              "a small market order and a far limit order (then cancels it)."):
+            return
+        self.notify("Running the go/no-go checklist…", title="Go/no-go")
+        await self._run(RunPreflight(actor=ACTOR, reason="checklist screen"), "Go/no-go")
+        if isinstance(self.screen, ChecklistScreen):
+            self.screen.action_reload()
 
     def action_fills(self) -> None:
         self.push_screen(Fills())

@@ -25,9 +25,9 @@ from textual.widgets import Footer, Static
 from cockpit.bridge import EngineEvents
 from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row
 from engine.events import (
-    Alert, AlertRaised, AlertUpdated, Balance, BalancesUpdated, CommandAudited, EngineStarted, EquitySampled, Event,
-    Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated, OrderUpdated, Position,
-    PositionsUpdated, Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,
+    Alert, AlertRaised, AlertUpdated, Balance, BalancesUpdated, ChecklistCompleted, CommandAudited, EngineStarted,
+    EquitySampled, Event, Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated,
+    OrderUpdated, Position, PositionsUpdated, Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,
 )
 from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner
@@ -77,6 +77,7 @@ class Snapshot(Message):
     monitors: list[Mapping[str, Any]] = field(default_factory=list)
     last: Mapping[str, Decimal] = field(default_factory=dict)
     equity: Decimal | None = None
+    checklist: Mapping[str, Any] | None = None  # the latest go/no-go checklist run, as stored
 
 
 class MainScreen(Screen):
@@ -171,6 +172,15 @@ class MainScreen(Screen):
         line.equity = num(value)
         line.draw()
 
+    def _draw_checklist(self, checklist: Mapping[str, Any]) -> None:
+        """``go/no-go GO · 14 PASS · 3 WARN · 0 FAIL (g)``: red with a FAIL, yellow with a WARN."""
+        counts = checklist.get("summary") or {}
+        fail, warn = counts.get("FAIL", 0), counts.get("WARN", 0)
+        strip = self.query_one(MonitorStrip)
+        strip.checklist = (f"go/no-go {checklist.get('verdict', '?')} · {counts.get('PASS', 0)} PASS · {warn} WARN · "
+                           f"{fail} FAIL (g)")
+        strip.checklist_level = "CRIT" if fail else "WARN" if warn else "OK"
+
     def _draw_crit(self) -> None:
         banner = self.query_one(CritBanner)
         if not self.crit_waiting:
@@ -230,6 +240,8 @@ class MainScreen(Screen):
             line.add_point(float(snap.equity_curve[-1]))
         self._draw_equity(snap.equity if snap.equity is not None else
                           (snap.equity_curve[-1] if snap.equity_curve else None))
+        if snap.checklist:
+            self._draw_checklist(snap.checklist)
 
     def on_engine_events(self, message: EngineEvents) -> None:
         """A batch of events: the model first, then each widget drawn once for the whole batch."""
@@ -302,6 +314,8 @@ class MainScreen(Screen):
             banner = self.query_one(StatusBanner)
             banner.connected = event.connected
             banner.detail = event.detail
+        elif isinstance(event, ChecklistCompleted):
+            self._draw_checklist(event.checklist)
         elif isinstance(event, ModeChanged):
             self.query_one(StatusBanner).mode = event.mode
         elif isinstance(event, EngineStarted):

@@ -241,6 +241,33 @@ class Incidents(ListScreen):
         self.notify(f"written: {path}", title="Incident report", timeout=10)
 
 
+class ChecklistScreen(ListScreen):
+    """The latest go/no-go checklist: every check with PASS / WARN / FAIL, its evidence and how to fix a failure.
+    F5 runs it again now (asks once: on a paper venue its smoke trade places orders)."""
+
+    TITLE = "Go/no-go checklist"
+    COLUMNS = ("status", "check", "detail", "fix")
+    BINDINGS = [Binding("f5", "app.run_checklist", "Run now", id="checklist.run")]
+    STYLE = {"PASS": "green", "WARN": "bold yellow", "FAIL": "bold white on red"}
+
+    def _latest(self) -> dict[str, Any] | None:
+        runs = self.engine.store.checklist_runs(limit=1) if self.engine.store else []
+        return runs[0] if runs else None
+
+    def rows(self):
+        latest = self._latest()
+        for c in (latest or {}).get("checks", []):
+            status = Text(c["status"], style=self.STYLE.get(c["status"], ""))
+            yield c["code"], (status, c["title"], c["detail"], c.get("fix") or "")
+
+    def summary(self) -> str:
+        latest = self._latest()
+        if latest is None:
+            return "not run yet · F5: run it now (cockpit preflight does the same from a shell)"
+        return (f"{latest['verdict']} · {latest['passed']} PASS · {latest['warned']} WARN · {latest['failed']} FAIL · "
+                f"run {_time(latest['ts'])} by {latest['actor']} in {latest['mode']} · F5: run it again")
+
+
 class Fills(ListScreen):
     """Every fill the engine has seen, newest first: what traded, at what price, with what fee, for which order."""
 
@@ -419,5 +446,5 @@ class OrderForm(ModalScreen[dict | None]):
         self.dismiss(None)
 
 
-__all__ = ["AlertLog", "AuditLog", "Confirm", "Fills", "Help", "Incidents", "ListScreen", "OrderForm", "OrderHistory",
+__all__ = ["AlertLog", "AuditLog", "ChecklistScreen", "Confirm", "Fills", "Help", "Incidents", "ListScreen", "OrderForm", "OrderHistory",
            "QuitChoice", "Reconciliation", "TooSmall"]

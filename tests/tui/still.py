@@ -81,7 +81,8 @@ class StillCockpit(CockpitApp):
             alerts=ALERTS + list(alerts or []), fills=FILLS,
             equity_curve=[D(10000) + D(i % 7) * D("1.5") - D(i // 9) for i in range(60)],
             stops={"BTC/USDT": D("63500.00")}, monitors=list(monitors()),
-            last={"BTC/USDT": D("65020.55"), "ETH/USDT": D("3498.21")}, equity=D("10067.57"))
+            last={"BTC/USDT": D("65020.55"), "ETH/USDT": D("3498.21")}, equity=D("10067.57"),
+            checklist={"verdict": "GO", "summary": {"PASS": 15, "WARN": 3, "FAIL": 0}})
         self.events = list(events)
 
     async def on_mount(self, event) -> None:

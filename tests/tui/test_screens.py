@@ -221,3 +221,25 @@ async def test_words_from_the_venue_are_shown_as_written_not_as_markup(tmp_path)
         await pilot.press("l")
         await eventually(lambda: any("[/oops]" in r[6] for r in rows(app.screen).values()))
         assert app.is_running
+
+
+async def test_the_go_no_go_checklist_runs_from_its_screen_and_its_summary_is_on_the_main_screen(tmp_path):
+    from cockpit.screens import ChecklistScreen
+
+    app = make_app(tmp_path, strategy=False)
+    async with app.run_test(size=(100, 40)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        await pilot.press("g")
+        await eventually(lambda: isinstance(app.screen, ChecklistScreen))
+        assert "not run yet" in str(app.screen.query_one("#summary").render())
+        await pilot.press("f5")
+        await eventually(lambda: app.screen.__class__.__name__ == "Confirm")
+        await pilot.press("y")
+        await eventually(lambda: isinstance(app.screen, ChecklistScreen) and len(rows(app.screen)) >= 10, timeout=60,
+                         message="every check on the screen")
+        statuses = {r[0] for r in rows(app.screen).values()}
+        assert statuses <= {"PASS", "WARN", "FAIL"}
+        strip = app.main_screen.query_one("#monitors")
+        await eventually(lambda: "go/no-go " in str(strip.render()) and " PASS · " in str(strip.render()))
+        assert [r["actor"] for r in engine.store.checklist_runs(limit=1)] == ["operator:key"]
