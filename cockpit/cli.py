@@ -347,12 +347,12 @@ def _print_reconcile(report: dict) -> None:
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:
     from engine.datadir import check_writable
-    from engine.store import Store
+    from engine.store import DB_NAME, refuse_foreign
 
     # Before the screen opens: a data directory that cannot be written or a store that is not cockpit's is said in
-    # plain words on the terminal (exit 2), not as a traceback behind the full-screen app.
+    # plain words on the terminal (exit 2), not behind the full-screen app.
     check_writable(settings.engine.data_dir)
-    Store.in_dir(settings.engine.data_dir).close()
+    refuse_foreign(Path(settings.engine.data_dir) / DB_NAME)
 
     from cockpit.app import CockpitApp
     from engine.core import Engine

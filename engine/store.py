@@ -555,6 +555,21 @@ def _read_only(path: Path) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
 
 
+def refuse_foreign(path: Path) -> None:
+    """StoreError for a file that is not cockpit's, read without locks or journals: nothing is created or removed
+    (a front end checks before it starts the engine, which opens the store for writing)."""
+    _check_own(path)
+    if not path.exists():
+        return
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        _check_tables(sqlite_utils.Database(conn), path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(_explain(path, exc, readonly=True)) from None
+    finally:
+        conn.close()
+
+
 def _check_own(path: Path) -> None:
     """Refuse, before writing a byte, a file that is not an SQLite database."""
     try:

@@ -93,6 +93,10 @@ class EngineUnderFaults(RuleBasedStateMachine):
             await self.sim.stop()
 
         self.loop.run_until_complete(stop())
+        leftovers = asyncio.all_tasks(self.loop)  # ccxt's throttlers outlive their clients
+        for task in leftovers:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         self.loop.close()
 
     def run(self, coro):
