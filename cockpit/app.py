@@ -140,9 +140,10 @@ class CockpitApp(App):
             return
         self.attach()
         self.set_interval(1.0, self._watch_kill_switch)
+        loop = asyncio.get_running_loop()
         try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
-        except (NotImplementedError, RuntimeError, ValueError):
+            signal.signal(signal.SIGHUP, lambda *_: self._terminal_gone(loop))
+        except (AttributeError, ValueError):  # no SIGHUP here, or not the main thread (tests)
             log.warning("no SIGHUP handler here: [tui] on_hangup cannot run")
 
     def attach(self) -> None:
@@ -190,6 +191,29 @@ class CockpitApp(App):
             return
         if shown is not None:
             self.call_after_refresh(shown.show, width, height, self.engine.trading_state.value)
+
+    def _terminal_gone(self, loop: asyncio.AbstractEventLoop) -> None:
+        """SIGHUP, handled at once in the main thread (not through the event loop, which may be the thing blocked):
+        the terminal is gone, so nothing more is drawn. Textual's own SIGCONT handler, which tmux and sshd send
+        with the SIGHUP, would restart the screen on the dead terminal; and its writer, blocked on a terminal that
+        no longer reads, would block the event loop for ever (seen under `tmux kill-server`: the engine frozen,
+        the policy never run, the data directory locked). Python runs pending handlers in signal-number order,
+        so this one (1) runs before SIGCONT's (18)."""
+        signal.signal(signal.SIGCONT, signal.SIG_DFL)
+        driver = getattr(self, "_driver", None)
+        if driver is not None:
+            driver.write = lambda *_: None  # type: ignore[method-assign]
+            exit_event = getattr(driver, "exit_event", None)
+            if exit_event is not None:
+                exit_event.set()  # its input thread would spin on the dead terminal, a core at 100 %
+            writer = getattr(driver, "_writer_thread", None)
+            queue = getattr(writer, "_queue", None)
+            while queue is not None and not queue.empty():  # a write already waiting for room goes through
+                try:
+                    queue.get_nowait()
+                except Exception:  # noqa: BLE001 - emptied meanwhile
+                    break
+        loop.call_soon_threadsafe(self._hung_up)
 
     def _hung_up(self) -> None:
         """The terminal went away (an SSH drop): run the configured policy, recorded, then exit. A second SIGHUP

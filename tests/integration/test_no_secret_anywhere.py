@@ -136,7 +136,9 @@ async def tmux_pane(tmp_path: Path, data: Path, env: dict[str, str]) -> str:
     """Start the cockpit in a detached tmux session, wait for its screen, halt it with h, return the pane."""
     session = f"cockpit-secret-{os.getpid()}"
     server = ["tmux", "-L", session]  # a server of its own: nothing of the operator's tmux is touched
-    command = f"{sys.executable} -m cockpit.cli --data-dir {data}"
+    # On hang-up just halt: the default (cancel all) would keep retrying for minutes once the test's simulator
+    # is gone, a cockpit left running after the test.
+    command = f"env COCKPIT_TUI__ON_HANGUP=halt {sys.executable} -m cockpit.cli --data-dir {data}"
     await asyncio.to_thread(subprocess.run, [*server, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
                                              command], cwd=tmp_path, env=env, check=True)
 
