@@ -96,7 +96,11 @@ class EngineUnderFaults(RuleBasedStateMachine):
         leftovers = asyncio.all_tasks(self.loop)  # ccxt's throttlers outlive their clients
         for task in leftovers:
             task.cancel()
-        self.loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        if leftovers:  # gather() of nothing would make its future on another loop
+            async def drained() -> None:
+                await asyncio.gather(*leftovers, return_exceptions=True)
+
+            self.loop.run_until_complete(drained())
         self.loop.close()
 
     def run(self, coro):
