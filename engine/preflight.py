@@ -24,7 +24,6 @@ import ccxt.async_support as ccxt_errors
 
 from engine import config_checks
 from engine.checklist import Check, Checklist, Status
-from engine.config_checks import is_loopback
 from engine.config import Settings
 from engine.history_checks import stability, validation_report
 from engine.risk import Exposure, limit_refusal
