@@ -13,7 +13,6 @@ import hashlib
 import os
 import resource
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from cockpit.cli import main
 from crashloop import differences
@@ -30,6 +28,7 @@ from engine.commands import CancelAll, PlaceOrder, Resume
 from engine.events import TradingState, TradingStateChanged
 from engine.store import DB_NAME, Store
 from eventually import eventually
+from htmlserver import html_server
 from runbook import buy, codes, settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,18 +198,7 @@ def test_a_missing_config_file_and_missing_live_keys_are_named(tmp_path, capsys,
 # ------------------------------------------------------------------ the venue
 
 async def test_a_server_answering_html_is_called_garbage_by_the_real_program(tmp_path):
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text="<html><body>Welcome to nginx!</body></html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with html_server() as port:
         (tmp_path / "config.toml").write_text(
             f'[venue]\nexchange = "binance"\nrest_url = "http://127.0.0.1:{port}"\nws_url = "ws://127.0.0.1:{port}"\n'
             'retry_backoff_s = [0.05]\n')
@@ -218,8 +206,6 @@ async def test_a_server_answering_html_is_called_garbage_by_the_real_program(tmp
                                       env={"COCKPIT_VENUE__API_KEY": "k", "COCKPIT_VENUE__API_SECRET": "s"})
         err = said_clearly(run, "garbage", "rest_url")
         assert "not traded" not in err
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("body", ["html", "json", "truncated"])
