@@ -91,12 +91,12 @@ class EngineUnderFaults(RuleBasedStateMachine):
             if self.engine is not None:
                 await self.engine.stop()
             await self.sim.stop()
+            leftovers = asyncio.all_tasks() - {asyncio.current_task()}  # ccxt's throttlers outlive their clients
+            for task in leftovers:
+                task.cancel()
+            await asyncio.gather(*leftovers, return_exceptions=True)
 
         self.loop.run_until_complete(stop())
-        leftovers = asyncio.all_tasks(self.loop)  # ccxt's throttlers outlive their clients
-        for task in leftovers:
-            task.cancel()
-        self.loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         self.loop.close()
 
     def run(self, coro):
