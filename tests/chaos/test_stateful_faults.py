@@ -14,7 +14,7 @@ The default run is small (README "Proof suites" has the long one):
 
     .venv/bin/python -m pytest tests/chaos/test_stateful_faults.py --hypothesis-profile=long -p no:cacheprovider
 
-(profiles in tests/conftest.py: "cockpit", the default, 4 examples of 12 steps; "long", 100 of 40).
+(profiles in tests/conftest.py: "cockpit", the default, 3 examples of 10 steps; "long", 100 of 40).
 """
 
 from __future__ import annotations
