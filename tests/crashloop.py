@@ -9,7 +9,8 @@ reconciliation it checks, against the venue's own record (``GET /sim/account``):
 - a halt kept (HALTED before the kill, HALTED after it, and nothing sent meanwhile), and a kill-switch command the kill
   interrupted carried out at the restart (HALTED).
 
-Some kills land while a command from another shell (halt, cancel-all, close-all, an order) is on its way. The
+Some kills land while a command from another shell (halt, cancel-all, close-all, an order; sent the way the CLI
+sends it, through the store) is on its way. The
 long run, from the repository root (README "Proof suites"):
 
     .venv/bin/python tests/crashloop.py --kills 200 --seed 1
@@ -28,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -40,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from engine.events import TradingState  # noqa: E402
+from engine.remote import send_detailed  # noqa: E402
 from engine.store import Store  # noqa: E402
 
 OPEN = {"NEW", "OPEN", "PARTIALLY_FILLED"}
@@ -87,7 +90,9 @@ OPENING = {"USDT": Decimal("10000"), "BTC": Decimal(0), "ETH": Decimal(0)}  # th
 CRASH_MONITORS = """[monitors]
 interval_s = 0.2
 reconcile_s = 0.5"""
-COMMANDS = (["halt"], ["cancel-all"], ["close-all"], ["order", "buy", "BTCUSDT", "0.0005", "--stop-loss", "1"])
+COMMANDS = (("halt", None), ("cancel-all", None), ("close-all", None),
+            ("order", {"symbol": "BTC/USDT", "side": "buy", "amount": "0.0005", "type": "market", "price": None,
+                       "stop_loss": "1"}))
 
 
 def http(method: str, url: str, body: Any = None) -> Any:
@@ -193,12 +198,16 @@ class Session:
         os.kill(self.engine.pid, signal.SIGKILL)
         self.engine.wait(timeout=30)
 
-    def cli(self, *args: str, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
-        argv = [sys.executable, "-m", "cockpit.cli", *args]
-        if not wait:
-            return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.work,
-                                    env=self.env)
-        return subprocess.run(argv, capture_output=True, text=True, cwd=self.work, env=self.env, timeout=90)
+    def command(self, name: str, args: dict[str, Any] | None = None, reason: str = "crash loop") -> tuple[bool, str]:
+        """A command from another shell, as `cockpit NAME` sends it (through the store), and the engine's answer."""
+        ok, message, _ = send_detailed(self.data, name, reason, timeout=30, args=args)
+        return ok, message
+
+    def command_in_background(self, name: str, args: dict[str, Any] | None = None) -> threading.Thread:
+        """The same, without waiting for the answer (the engine may be killed before it gives one)."""
+        thread = threading.Thread(target=self.command, args=(name, args), daemon=True)
+        thread.start()
+        return thread
 
     def store(self) -> Store:
         return Store.in_dir(self.data, readonly=True)
@@ -313,7 +322,7 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
     report = Report()
     started = time.monotonic()
     sim = SimProcess.start(seed, work / "sim.log")
-    shells: list[subprocess.Popen] = []
+    shells: list[threading.Thread] = []
     try:
         (work / "config.toml").write_text(BUSY_CONFIG.format(rest=sim.rest, ws=sim.ws, monitors=CRASH_MONITORS))
         env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
@@ -332,15 +341,15 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
             keep_halted = rng.random() < 0.3
             halted = session.trading_state() == TradingState.HALTED
             if keep_halted != halted:
-                answer = session.cli("halt" if keep_halted else "resume", "--reason", "crash loop")
-                if answer.returncode != 0:
-                    report.problems.append(f"kill {n + 1}: {answer.args[3]} refused: {answer.stderr.strip()}")
+                ok, message = session.command("halt" if keep_halted else "resume")
+                if not ok:
+                    report.problems.append(f"kill {n + 1}: {'halt' if keep_halted else 'resume'} refused: {message}")
             time.sleep(rng.uniform(0.2, 2.5))  # a random point of the busy session
             command = rng.choice(COMMANDS) if rng.random() < 0.3 else None
             interrupted = orders_at_kill = None
             if command is not None:
                 before = session.last_command_id()
-                shells.append(session.cli(*command, "--reason", "crash loop", wait=False))
+                shells.append(session.command_in_background(*command))
                 interrupted = wait_for(lambda: session.last_command_id() > before and session.last_command_id(), 30,
                                        "the command reaches the store")
                 time.sleep(rng.uniform(0.0, 0.3))  # picked up or not, running or done
@@ -357,10 +366,7 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
         report.venue_orders, report.venue_trades = len(account["orders"]), account["trades"]
     finally:
         for shell in shells:
-            try:
-                shell.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                shell.kill()
+            shell.join(timeout=60)
         sim.stop()
     report.seconds = round(time.monotonic() - started, 1)
     return report

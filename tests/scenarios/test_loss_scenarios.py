@@ -94,11 +94,11 @@ async def test_flash_crash_halts_and_resume_waits_for_the_calm_the_runbook_asks(
     """Runbook 001 §7 "Market Flash Crash (> 10% move in 1 min)": "Kill-switch activates (automatic)", "Pause
     trading"; Step 3 "Resume Criteria": "Price stabilized (< 1% move in 1 min)", "5 minutes have passed". The price
     drops 15 % in half a second (limit 8 % in 5 s): HALTED by flash_crash; resume is refused while any minute of the
-    calm period (3 s here, 5 min in the runbook) moved 1 % or more, and accepted once calm."""
-    engine = await run(settings(sim, tmp_path, monitors=dict(flash_calm_s=3.0)))
+    calm period (2 s here, 5 min in the runbook) moved 1 % or more, and accepted once calm."""
+    engine = await run(settings(sim, tmp_path, monitors=dict(flash_calm_s=2.0)))
     await buy(engine, amount="0.004")
     await resting_buy(engine, below="0.5")
-    watch = stopwatch("001 §7 Flash Crash and Resume Criteria", "8 % in 5 s; calm: < 1 % for 3 s "
+    watch = stopwatch("001 §7 Flash Crash and Resume Criteria", "8 % in 5 s; calm: < 1 % for 2 s "
                                                                 "(runbook 10 % in 60 s; < 1 % for 5 min)")
     sim.faults.inject("flash-crash", percent=15, seconds=0.5, recover=0)
     watch.fault("price -15 % in 0.5 s")

@@ -71,8 +71,8 @@ async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps
     assert engine.kill_switch_retrying() == ["cancel-all"]
     assert engine.health_report()["kill_switch"]["retrying"] == ["cancel-all"]
     tries = sim.faults.get(failing).hits
-    await eventually(lambda: sim.faults.get(failing).hits >= tries + 2, timeout=10, message="it keeps trying")
-    watch.mark("still trying (2 more passes)")
+    await eventually(lambda: sim.faults.get(failing).hits > tries, timeout=10, message="it keeps trying")
+    watch.mark("tried again (1 s later), still failing")
     sim.faults.clear(failing)
     await eventually(lambda: "KILL_SWITCH_DONE" in codes(engine), timeout=15, message="done on a retry")
     watch.mark("KILL_SWITCH_DONE after the venue let cancels through", first_alert(tmp_path, "KILL_SWITCH_DONE"))

@@ -19,15 +19,15 @@ async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_
                                                                                        stopwatch):
     """Runbook 001 §2 "REST API Errors (4xx/5xx)": 429 Too Many Requests, "≥ 2 errors in 1 min -> PAUSE ORDERS
     (automatic)", "Solution: Reduce order frequency ... Wait for recovery". The venue answers 429 with a Retry-After
-    to every call, five times, and (as Binance does) bans with 418 a client that sends more than two requests before
+    to every call, three times, and (as Binance does) bans with 418 a client that sends more than two requests before
     a Retry-After has passed. The engine waits out each Retry-After venue-wide (an order waiting too), is never
     banned, and the errors pause orders (HALTED by rest_errors) until the window is clean."""
     engine = await run(settings(sim, tmp_path, venue=dict(breaker_cooldown_s=1.0)))
     await buy(engine)
     watch = stopwatch("001 §2 (429), 000 §3 REST Errors", f"{MON['rest_errors_max']} errors in "
                                                           f"{MON['rest_errors_window_s']:g} s (runbook 2 in 60 s)")
-    fault = sim.faults.inject("http-status", status=429, retry_after=1, ban_after=2, count=5, code=-1003)
-    watch.fault("five 429s with Retry-After 1 s (418 for a client that does not wait)")
+    fault = sim.faults.inject("http-status", status=429, retry_after=1, ban_after=2, count=3, code=-1003)
+    watch.fault("three 429s with Retry-After 1 s (418 for a client that does not wait)")
     await eventually(lambda: engine.venue_health.paused_for() > 0, timeout=5, message="the first 429 pauses")
     watch.mark("every request paused for Retry-After")
     last = engine.portfolio.last["BTC/USDT"]
@@ -38,7 +38,7 @@ async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_
     late = await waiting
     assert not late.ok and ("HALTED" in late.message or "not sent" in late.message), late.message
     await eventually(lambda: not sim.faults.get(fault).active, timeout=20, message="the storm is over")
-    watch.mark("storm over: 5 x 429 waited out")
+    watch.mark("storm over: 3 x 429 waited out")
     assert sim.limiter.bans == 0, "the venue banned the engine: it did not wait out a Retry-After"
     # The rate-limit monitor said WARN (paused), never CRIT (banned).
     assert {a.severity.value for a in engine.alert_book.recent if a.code == "RATE_LIMIT_BAN"} == {"WARN"}
