@@ -319,15 +319,14 @@ def _show(value: Any) -> str:
 def report_daily(settings: Settings, day: str | None, as_json: bool) -> int:
     """``cockpit report daily [--date D]``: the summary the sinks receive at 23:59 UTC, for day D (UTC, default
     today). Exit 0, or 1 when nothing was recorded that day."""
+    from cockpit.status import open_store
     from engine import daily
-    from engine.store import DB_NAME, Store
 
     day = day or datetime.now(timezone.utc).date().isoformat()
     data_dir = settings.engine.data_dir
-    if not (data_dir / DB_NAME).exists():
-        print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
+    store = open_store(settings)
+    if store is None:
         return 1
-    store = Store.in_dir(data_dir, readonly=True)
     try:
         found = daily.from_store(store, day)
     finally:

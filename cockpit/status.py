@@ -14,10 +14,9 @@ from engine.store import DB_NAME, Store
 
 def print_status(settings: Settings, as_json: bool = False) -> int:
     data_dir = settings.engine.data_dir
-    if not (data_dir / DB_NAME).exists():
-        print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
+    store = open_store(settings)
+    if store is None:
         return 1
-    store = Store.in_dir(data_dir, readonly=True)
     try:
         state, info = store.trading_state()
         orders = store.orders(open_only=True)
@@ -114,7 +113,7 @@ def print_incidents(settings: Settings, as_json: bool = False) -> int:
     """``cockpit incidents``: newest first, with time to detect, to act and to recover."""
     from engine.incidents import timings
 
-    store = _open(settings)
+    store = open_store(settings)
     if store is None:
         return 1
     try:
@@ -141,7 +140,7 @@ def print_incident_report(settings: Settings, incident_id: int) -> int:
     """``cockpit incident report ID``: writes the Markdown post-incident report next to the store."""
     from engine.incidents import write_report
 
-    store = _open(settings)
+    store = open_store(settings)
     if store is None:
         return 1
     try:
@@ -166,7 +165,7 @@ def _money(value: object) -> str:
         return str(value)
 
 
-def _open(settings: Settings) -> Store | None:
+def open_store(settings: Settings) -> Store | None:
     data_dir = settings.engine.data_dir
     if not (data_dir / DB_NAME).exists():
         print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
