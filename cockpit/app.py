@@ -9,26 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 
 from cockpit.bridge import pump
-from cockpit.main_screen import MainScreen, Snapshot
+from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
 from cockpit.palette import CockpitCommands
-from cockpit.screens import Confirm, TooSmall
+from cockpit.screens import (
+    AlertLog, AuditLog, ChecklistScreen, Confirm, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, Reconciliation, TooSmall,
+)
 from cockpit.views import num, qty
 from engine.commands import (
-    Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, Reconnect, ReduceOnly, Resume, SetStrategy,
+    Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, PlaceOrder, Reconcile, Reconnect, ReduceOnly,
+    Resume, RunPreflight, SetMode, SetStrategy,
 )
 from engine.commands import Snapshot as TakeSnapshot
 from engine.core import Engine, EngineError
 from engine.datadir import DataDirBusy
-from engine.events import TradingState
+from engine.events import Fill, TradingState
+from engine.trading_state import WHY_NOT
 from widgets.alerts import AlertList
+from widgets.banner import StatusBanner
+from widgets.keyed_table import KeyedTable
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +47,51 @@ HANGUP = {"halt": Halt, "cancel_all": CancelAll, "close_all": CloseAll}
 MIN_SIZE = (80, 24)
 HANGUP_FINISH_S = 600.0  # after a hang-up, how long the kill switch may keep retrying before the program exits
 BINDINGS = [
+    # The kill switch: one key, no question (halt, cancel all), one question (close all); on every screen.
     Binding("h", "halt", "Halt", id="halt", priority=True),
     Binding("c", "cancel_all", "Cancel all", id="cancel_all", priority=True),
     Binding("x", "close_all", "Close all", id="close_all", priority=True),
-    Binding("r", "reconnect", "Reconnect", id="reconnect"),
+    Binding("r", "reconnect", "Reconnect", id="reconnect", show=False),
     Binding("u", "resume", "Resume", id="resume"),
-    Binding("d", "reduce_only", "Reduce only", id="reduce_only"),
-    Binding("a", "ack", "Ack alert", id="ack"),
+    Binding("d", "reduce_only", "Reduce only", id="reduce_only", show=False),
+    Binding("m", "mode", "Mode", id="mode", show=False),
+    Binding("a", "ack", "Ack", id="ack"),
     Binding("A", "ack_all", "Ack all", id="ack_all", show=False),
     Binding("s", "snapshot", "Snapshot", id="snapshot", show=False),
+    Binding("n", "new_order", "Order", id="new_order", show=False),
+    Binding("g", "checklist", "Go/no-go", id="checklist", show=False),
+    Binding("f", "fills", "Fills", id="fills", show=False),
+    Binding("o", "order_history", "Order history", id="order_history", show=False),
+    Binding("v", "reconciliation", "Reconciliation", id="reconciliation", show=False),
+    Binding("l", "alert_log", "Alert log", id="alert_log", show=False),
+    Binding("i", "incidents", "Incidents", id="incidents", show=False),
+    Binding("t", "audit_log", "Audit", id="audit_log", show=False),
+    Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
     Binding("q", "quit_cockpit", "Quit", id="quit"),
 ]
 BINDING_IDS = tuple(b.id for b in BINDINGS if b.id)
+DESCRIPTION = {
+    "halt": "kill switch 1: no new orders from anyone, at once (no question)",
+    "cancel_all": "kill switch 2: halt, cancel every open order at the venue (no question)",
+    "close_all": "kill switch 3: halt, cancel every order, sell every position at market (asks once)",
+    "reconnect": "reopen streams and REST session, reload markets, reconcile",
+    "resume": "back to ACTIVE (asks once; refused while the trigger holds)",
+    "reduce_only": "only orders that shrink a position (asks once)",
+    "mode": "switch to dry-run (decide and log, send nothing) or back (asks once)",
+    "ack": "acknowledge the alert under the cursor (stops its escalation)",
+    "ack_all": "acknowledge every alert",
+    "snapshot": "write a snapshot archive of the whole state",
+    "new_order": "an order through the same risk checks as any order",
+    "checklist": "the go/no-go checklist: every check with its evidence; F5 runs it now (asks once)",
+    "fills": "every fill, newest first (beside the alerts from 120 columns)",
+    "order_history": "the selected open order's every event and its source",
+    "reconciliation": "the last reconciliation: what was adopted, what needs the operator",
+    "alert_log": "every stored alert, filtered by severity",
+    "incidents": "every kill-switch trip and its report",
+    "audit_log": "every command carried out, by every actor",
+    "help": "this screen",
+    "quit": "quit: asks what to do with open orders and positions",
+}
 
 
 def check_keymap(keymap: dict[str, str]) -> None:
@@ -62,19 +105,29 @@ class CockpitApp(App):
     """Shows the engine's state live; h halts, c cancels every order, x closes every position, r reconnects."""
 
     TITLE = "cockpit"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     BINDINGS = BINDINGS
+    DESCRIPTION = DESCRIPTION
     COMMANDS = App.COMMANDS | {CockpitCommands}
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self.engine = engine
-        self.main_screen = MainScreen(engine)
+        settings = engine.settings
+        self.main_screen = MainScreen(ScreenConfig(
+            mode=engine.mode, quote=engine.portfolio.quote, symbols=tuple(engine.symbols),
+            stuck_after_s=settings.monitors.stuck_order_s, min_severity=settings.alerts.screen_min_severity))
         self._hangup_started = False
-        keymap = dict(engine.settings.keys)
+        keymap = dict(settings.keys)
         check_keymap(keymap)
         if keymap:
             self.set_keymap(keymap)
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications carry the engine's and the venue's words (reasons, errors): shown as written, never
+        parsed as markup (a "[...]" in a venue's error must neither vanish nor crash the screen)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def get_default_screen(self) -> MainScreen:
         return self.main_screen
@@ -85,19 +138,45 @@ class CockpitApp(App):
         except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:
             self.exit(return_code=2, message=f"cockpit: {exc}")
             return
+        self.attach()
+        self.set_interval(1.0, self._watch_kill_switch)
+        loop = asyncio.get_running_loop()
+        try:
+            signal.signal(signal.SIGHUP, lambda *_: self._terminal_gone(loop))
+        except (AttributeError, ValueError):  # no SIGHUP here, or not the main thread (tests)
+            log.warning("no SIGHUP handler here: [tui] on_hangup cannot run")
+
+    def attach(self) -> None:
+        """Draw the engine's state now, then every event after it (subscribed first: nothing falls between)."""
         subscription = self.engine.bus.subscribe()
-        snap = self.engine.snapshot()
+        snap = self.snapshot()
         # Queued to the screen ahead of every event, so it is drawn first, once the screen is composed.
-        self.main_screen.post_message(Snapshot(snap))
-        if snap["state"] == TradingState.HALTED and snap["state_info"]:
-            info = snap["state_info"]
+        self.main_screen.post_message(snap)
+        if snap.state == TradingState.HALTED and snap.state_info:
+            info = snap.state_info
             self.notify(f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
                         severity="warning", timeout=10)
         self.run_worker(pump(subscription, self.main_screen.post_message), name="engine-bridge")
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
-        except (NotImplementedError, RuntimeError, ValueError):
-            log.warning("no SIGHUP handler here: [tui] on_hangup cannot run")
+
+    def snapshot(self) -> Snapshot:
+        engine = self.engine
+        snap = engine.snapshot()
+        store = engine.store
+        fills = [Fill(r["trade_id"], r["client_id"], r["symbol"], r["side"], Decimal(r["price"]), Decimal(r["amount"]),
+                      Decimal(r["fee"] or 0), r["fee_asset"], datetime.fromisoformat(r["ts"]))
+                 for r in (store.fills()[-50:] if store else [])]
+        curve = [Decimal(r["equity"]) for r in (store.equity_curve(limit=120) if store else [])]
+        return Snapshot(
+            state=snap["state"], state_info=snap["state_info"], venue=snap["venue"], connected=snap["connected"],
+            orders=list(snap["orders"]), balances=list(snap["balances"]), positions=list(snap["positions"]),
+            alerts=list(snap["alerts"]), fills=fills, equity_curve=curve, stops=dict(engine.execution.stops),
+            monitors=engine.monitors.statuses(), last=dict(engine.portfolio.last), equity=engine.portfolio.equity(),
+            checklist=next(iter(store.checklist_runs(limit=1)), None) if store else None)
+
+    def _watch_kill_switch(self) -> None:
+        """A kill switch the venue did not let finish is retried by the engine: the banner says so until done."""
+        retrying = self.engine.kill_switch_retrying()
+        self.main_screen.query_one(StatusBanner).kill_switch = f"retrying {', '.join(retrying)}" if retrying else ""
 
     def on_resize(self, event) -> None:
         """Under 80×24 the screen says so instead of cutting panels off without a word; h and c still work."""
@@ -112,6 +191,29 @@ class CockpitApp(App):
             return
         if shown is not None:
             self.call_after_refresh(shown.show, width, height, self.engine.trading_state.value)
+
+    def _terminal_gone(self, loop: asyncio.AbstractEventLoop) -> None:
+        """SIGHUP, handled at once in the main thread (not through the event loop, which may be the thing blocked):
+        the terminal is gone, so nothing more is drawn. Textual's own SIGCONT handler, which tmux and sshd send
+        with the SIGHUP, would restart the screen on the dead terminal; and its writer, blocked on a terminal that
+        no longer reads, would block the event loop for ever (seen under `tmux kill-server`: the engine frozen,
+        the policy never run, the data directory locked). Python runs pending handlers in signal-number order,
+        so this one (1) runs before SIGCONT's (18)."""
+        signal.signal(signal.SIGCONT, signal.SIG_DFL)
+        driver = getattr(self, "_driver", None)
+        if driver is not None:
+            driver.write = lambda *_: None  # type: ignore[method-assign]
+            exit_event = getattr(driver, "exit_event", None)
+            if exit_event is not None:
+                exit_event.set()  # its input thread would spin on the dead terminal, a core at 100 %
+            writer = getattr(driver, "_writer_thread", None)
+            queue = getattr(writer, "_queue", None)
+            while queue is not None and not queue.empty():  # a write already waiting for room goes through
+                try:
+                    queue.get_nowait()
+                except Exception:  # noqa: BLE001 - emptied meanwhile
+                    break
+        loop.call_soon_threadsafe(self._hung_up)
 
     def _hung_up(self) -> None:
         """The terminal went away (an SSH drop): run the configured policy, recorded, then exit. A second SIGHUP
@@ -133,7 +235,13 @@ class CockpitApp(App):
             deadline = time.monotonic() + HANGUP_FINISH_S
             while self.engine.kill_switch_retrying() and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
-        self.exit(return_code=0)
+        # The terminal is gone: Textual cannot restore it, and its writer may wait forever on a dead pty (seen
+        # under tmux kill-session), holding the data directory's lock so no new cockpit could start. Stop the
+        # engine (store closed, lock released), flush the log, and leave.
+        await self.engine.stop()
+        log.warning("terminal gone: engine stopped, exiting")
+        logging.shutdown()
+        os._exit(0)
 
     async def on_unmount(self) -> None:
         await self.engine.stop()
@@ -162,6 +270,9 @@ class CockpitApp(App):
 
     async def _run(self, command: Command, title: str) -> CommandResult:
         result = await self.engine.execute(command)
+        # The state is drawn from its event too; this draws it the moment the command returns, even when a storm
+        # of events is still waiting to be drawn ahead of that one.
+        self.main_screen.query_one(StatusBanner).state = self.engine.trading_state.value
         self.notify(result.message, title=title, severity="information" if result.ok else "error",
                     timeout=10 if command.kill_switch else 5)
         if command.kill_switch:
@@ -174,6 +285,9 @@ class CockpitApp(App):
 
     def action_cancel_all(self) -> None:
         """Halt and cancel every open order at the venue; no question asked."""
+        if isinstance(self.screen, QuitChoice):
+            self.screen.dismiss("cancel_all")  # the quit question's answer: cancel all, then quit
+            return
         self.notify("Halting and cancelling every open order…", title="Cancel all", severity="warning")
         self._kill(CancelAll(actor=ACTOR, reason="c pressed in cockpit"), "Cancel all")
 
@@ -192,6 +306,9 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_close_all(self) -> None:
         """Halt, cancel every order and sell every position at market, after one question that lists it."""
+        if isinstance(self.screen, QuitChoice):
+            self.screen.dismiss("close_all")  # the quit question's answer (it was the question): close, then quit
+            return
         if not await self.ask(f"CLOSE ALL? Halt, {self._what_close_sells()}."):
             self.notify("Nothing closed.", title="Close all")
             return
@@ -232,6 +349,21 @@ class CockpitApp(App):
             return
         await self._run(ReduceOnly(actor=ACTOR, reason="d pressed in cockpit"), "Reduce only")
 
+    @work(group="commands")
+    async def action_mode(self) -> None:
+        """Dry-run (nothing is sent) or back to the mode the engine started in, after one confirmation."""
+        started = self.engine.settings.engine.mode
+        target = started if self.engine.mode == "dry-run" else "dry-run"
+        if target == self.engine.mode:
+            self.notify(f"This engine started in {started}: there is no other mode to switch to without a restart.",
+                        title="Mode")
+            return
+        question = ("Switch to DRY-RUN? Orders are decided and logged; none is sent, stop-loss exits included."
+                    if target == "dry-run" else f"Switch back to {target.upper()}? Orders will be sent again.")
+        if not await self.ask(question):
+            return
+        await self._run(SetMode(actor=ACTOR, reason="m pressed in cockpit", mode=target), "Mode")
+
     async def action_ack(self) -> None:
         """Acknowledge the alert under the cursor (stops its escalation)."""
         alert_id = self.main_screen.query_one(AlertList).selected_id
@@ -253,10 +385,143 @@ class CockpitApp(App):
 
     @work(group="commands")
     async def action_quit_cockpit(self) -> None:
-        """Quit; asks first when orders are still resting at the venue."""
+        """Quit; with orders or positions open, asks what to do with them: keep, cancel all or close all."""
         open_orders = len(self.engine.tracker.open_orders())
-        if open_orders and not await self.push_screen_wait(
-            Confirm(f"Quit? {open_orders} open order(s) stay at the venue, unwatched. (c first cancels them)")
-        ):
+        held = self.engine.portfolio.positions()
+        if not open_orders and not held:
+            self.exit()
             return
+        what = (f"{open_orders} open order(s) and {len(held)} position(s) "
+                f"({', '.join(p.symbol for p in held) or 'none'}) would stay at the venue, unwatched.")
+        choice = await self.push_screen_wait(QuitChoice(what, epoch=self.engine.state.epoch))
+        if choice is None:
+            return
+        if choice == "keep":
+            log.warning("quit: %s kept at the venue by the operator", what)
+        else:
+            command = CancelAll if choice == "cancel_all" else CloseAll
+            self.notify("Halting and clearing the book before quitting…", title="Quit", severity="warning")
+            result = await self._run(command(actor=ACTOR, reason=f"quit: operator chose {choice}"), "Quit")
+            if not result.ok:
+                self.notify("Not quitting: the kill switch did not finish; it keeps retrying. q again to decide.",
+                            title="Quit", severity="error", timeout=15)
+                return
         self.exit()
+
+    # ------------------------------------------------------------ what is allowed now, and why not
+
+    def why_not(self, action: str) -> str | None:
+        """Why an action cannot run now, or None when it can. The kill switch (halt, cancel all, close all) is
+        never held back: even when the engine thinks nothing is open, the venue is asked."""
+        engine = self.engine
+        state = engine.trading_state
+        if action == "halt" and state == TradingState.HALTED:
+            return "already HALTED"
+        if action == "resume":
+            if state == TradingState.ACTIVE:
+                return "already ACTIVE"
+            blocking = engine.monitors.blocking_resume(tripped_by_monitor=bool(engine.state_info.get("code")))
+            if blocking:
+                return "the trigger still holds: " + "; ".join(blocking)
+        if action == "reduce_only" and state == TradingState.REDUCE_ONLY:
+            return "already REDUCE_ONLY"
+        if action == "new_order":
+            if state == TradingState.HALTED:
+                return WHY_NOT[TradingState.HALTED]
+            if not engine.ready.is_set():
+                return "the venue is not connected yet"
+        if action == "reconnect" and not engine.ready.is_set():
+            return "the engine is still starting"
+        if action == "order_history" and self._selected_order() is None:
+            return "select an open order first (Tab to the orders table)"
+        if action in ("ack", "ack_all") and not engine.alert_book.unacknowledged():
+            return "no alert waiting to be acknowledged"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Shown disabled in the footer (not hidden) when not allowed now; the help screen says why."""
+        if action in DESCRIPTION and self.why_not(action):
+            return None
+        return True
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """A key whose action is not allowed now says why instead of doing nothing."""
+        if isinstance(action, str) and default_namespace in (None, self):
+            name = action.split("(", 1)[0].strip()
+            if name in DESCRIPTION:
+                why = self.why_not(name)
+                if why:
+                    title = next((b.description for b in BINDINGS if b.id == name), name)
+                    self.notify(f"Not now: {why}", title=title, severity="warning")
+                    return True
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def help_entries(self) -> list[tuple[str, str, str, str | None]]:
+        keymap = dict(self.engine.settings.keys)
+        return [(keymap.get(b.id, b.key_display or b.key), b.id, DESCRIPTION.get(b.id, b.description),
+                 self.why_not(b.id)) for b in BINDINGS if b.id]
+
+    # ------------------------------------------------------------ screens and forms
+
+    def _selected_order(self) -> str | None:
+        tables = self.main_screen.query("#orders").results(KeyedTable)
+        key = next((t.selected_key for t in tables), None)
+        return key if key and self.engine.tracker.get(key) else None
+
+    def action_help(self) -> None:
+        self.push_screen(Help(self.help_entries))
+
+    def action_checklist(self) -> None:
+        self.push_screen(ChecklistScreen())
+
+    @work(group="commands")
+    async def action_run_checklist(self) -> None:
+        """Run the go/no-go checklist now, after one question (on a paper venue its smoke trade places orders)."""
+        if not await self.ask("Run the go/no-go checklist now? On a paper or testnet venue its smoke trade places "
+                              "a small market order and a far limit order (then cancels it)."):
+            return
+        self.notify("Running the go/no-go checklist…", title="Go/no-go")
+        await self._run(RunPreflight(actor=ACTOR, reason="checklist screen"), "Go/no-go")
+        if isinstance(self.screen, ChecklistScreen):
+            self.screen.action_reload()
+
+    def action_fills(self) -> None:
+        self.push_screen(Fills())
+
+    def action_alert_log(self) -> None:
+        self.push_screen(AlertLog())
+
+    def action_audit_log(self) -> None:
+        self.push_screen(AuditLog())
+
+    def action_incidents(self) -> None:
+        self.push_screen(Incidents())
+
+    def action_reconciliation(self) -> None:
+        self.push_screen(Reconciliation())
+
+    def action_order_history(self) -> None:
+        client_id = self._selected_order()
+        if client_id is not None:
+            self.push_screen(OrderHistory(client_id))
+
+    @work(group="commands")
+    async def action_reconcile(self, adopt: bool) -> None:
+        """Reconcile now (from the reconciliation screen); adopting the venue's amounts asks first."""
+        if adopt and not await self.ask("Adopt the venue's amounts as the engine's? The differences kept for you "
+                                        "become the engine's holdings."):
+            return
+        await self._run(Reconcile(actor=ACTOR, reason="reconciliation screen", adopt=adopt), "Reconcile")
+        if isinstance(self.screen, Reconciliation):
+            self.screen.action_reload()
+
+    @work(group="commands")
+    async def action_new_order(self) -> None:
+        """The order form; what it sends goes through the same risk checks as any order."""
+        order = await self.push_screen_wait(OrderForm(self.engine.symbols))
+        if order is None:
+            return
+        kind = "limit" if order["price"] is not None else "market"
+        await self._run(PlaceOrder(actor=ACTOR, reason="order form", symbol=order["symbol"], side=order["side"],
+                                   type=kind, amount=order["amount"], price=order["price"],
+                                   stop_loss=order["stop_loss"]), "Order")

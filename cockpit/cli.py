@@ -12,7 +12,9 @@ import os
 import signal
 import sys
 from decimal import Decimal, InvalidOperation
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from engine.commands import SPECS, CancelAll, CloseAll
 from engine.config import ConfigError, Settings, load_settings
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif spec.name == "ack":
             cmd.add_argument("ids", nargs="*", type=int, metavar="ID", help="alert ids (see `cockpit status`)")
             cmd.add_argument("--all", action="store_true", dest="every", help="every unacknowledged alert")
+        elif spec.name == "mode":
+            cmd.add_argument("mode", choices=("paper", "dry-run", "live"),
+                             help="dry-run, or back to the mode the engine started in")
         elif spec.name == "reconcile":
             cmd.add_argument("--adopt", action="store_true",
                              help="take the venue's amounts as the engine's first (after checking a kept mismatch)")
@@ -124,7 +129,37 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print the trading state, open orders and latest alerts")
     _common(status, top=False)
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    _gate_commands(sub)
     return parser
+
+
+def _gate_commands(sub: Any) -> None:
+    """``preflight``, ``validate`` and ``report daily``: the go/no-go gate (cockpit/gate.py)."""
+    pre = sub.add_parser("preflight", help="run the go/no-go checklist; exit 0 GO, 1 NO-GO, 2 could not run")
+    _common(pre, top=False)
+    _live_flag(pre, top=False)
+    pre.add_argument("--json", action="store_true", help="print the checklist as one JSON object")
+    pre.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                     help="seconds to wait for a running engine's answer (default 120)")
+    val = sub.add_parser("validate", help="paper validation on the simulator, N times faster; GO / NO-GO report")
+    _common(val, top=False)
+    val.add_argument("--duration", default=None, metavar="D",
+                     help="simulated time: 48h, 90m, 2d (default [validation] duration_h, 48 h)")
+    val.add_argument("--speed", type=float, default=None, metavar="N",
+                     help="simulated seconds per real second, at most (default [validation] speed)")
+    val.add_argument("--tick", type=float, default=None, metavar="S",
+                     help="simulated seconds between price moves (default [validation] tick_s)")
+    source = val.add_mutually_exclusive_group()
+    source.add_argument("--seed", type=int, default=None, metavar="S",
+                        help="price feed seed (default [venue] sim_seed): same seed, same report")
+    source.add_argument("--replay", action="append", default=[], metavar="SYMBOL=CSV",
+                        help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed")
+    val.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    rep = sub.add_parser("report", help="cockpit report daily [--date D]: the day's summary, as the sinks get it")
+    _common(rep, top=False)
+    rep.add_argument("kind", choices=("daily",))
+    rep.add_argument("--date", default=None, metavar="D", help="the UTC day, YYYY-MM-DD (default today)")
+    rep.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(settings, command, args, confirm_live)
     except StoreError as exc:
         print(f"cockpit: {exc}", file=sys.stderr)
+        if command in REMOTE:
+            print(f"cockpit {command}: NOT done, nothing was recorded.", file=sys.stderr)
         return 2
 
 
@@ -189,7 +226,43 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
         from cockpit.status import print_status
 
         return print_status(settings, as_json=args.json)
+    if command in ("preflight", "validate", "report"):
+        return _gate(settings, command, args, confirm_live)
     return _run_tui(settings, confirm_live)
+
+
+def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_live: bool) -> int:
+    from cockpit import gate
+
+    if command == "preflight":
+        return gate.preflight(settings, as_json=args.json, confirm_live=confirm_live, timeout=args.timeout)
+    if command == "report":
+        if args.date is not None:
+            try:
+                date.fromisoformat(args.date)
+            except ValueError:
+                print(f"cockpit report daily: --date {args.date!r} is not a day: write YYYY-MM-DD (UTC)",
+                      file=sys.stderr)
+                return 2
+        return gate.report_daily(settings, args.date, args.json)
+    try:
+        duration = None if args.duration is None else gate.parse_duration(args.duration)
+    except ValueError as exc:
+        print(f"cockpit validate: --duration {exc}", file=sys.stderr)
+        return 2
+    for name, value in (("--speed", args.speed), ("--tick", args.tick)):
+        if value is not None and not value > 0:
+            print(f"cockpit validate: {name} must be positive", file=sys.stderr)
+            return 2
+    replay: dict[str, str] = {}
+    for item in args.replay:
+        symbol, sep, path = item.partition("=")
+        if not sep or not symbol or not path:
+            print(f"cockpit validate: --replay {item!r} must look like BTCUSDT=prices.csv", file=sys.stderr)
+            return 2
+        replay[symbol.upper().replace("/", "")] = path
+    return gate.validate(settings, duration_s=duration, speed=args.speed, seed=args.seed, replay=replay,
+                         tick_s=args.tick, as_json=args.json)
 
 
 def _symbol(settings: Settings, text: str) -> str:
@@ -208,6 +281,8 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
         return {"symbol": _symbol(settings, args.symbol)}
     if command == "reconcile":
         return {"adopt": args.adopt}
+    if command == "mode":
+        return {"mode": args.mode}
     if command == "ack":
         return {"ids": list(args.ids), "every": args.every}
     if command == "order":
@@ -271,11 +346,18 @@ def _print_reconcile(report: dict) -> None:
 
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:
+    from engine.datadir import check_writable
+    from engine.store import DB_NAME, refuse_foreign
+
+    # Before the screen opens: a data directory that cannot be written or a store that is not cockpit's is said in
+    # plain words on the terminal (exit 2), not behind the full-screen app.
+    check_writable(settings.engine.data_dir)
+    refuse_foreign(Path(settings.engine.data_dir) / DB_NAME)
+
     from cockpit.app import CockpitApp
     from engine.core import Engine
 
     log_path = Path(settings.engine.data_dir) / "cockpit.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         filename=log_path, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

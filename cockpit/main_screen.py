@@ -1,37 +1,44 @@
-"""The main screen: banner, health line, balances, markets and positions, open orders, alerts.
+"""The main screen: what an operator needs in one glance, drawn from the engine's events alone.
 
-It owns its widgets and draws every engine event it is sent, so drawing goes on while a modal question is
-on top of it.
+Banner (state in words, who set it, the keys that matter now), the newest unacknowledged CRIT, the health line
+and every monitor that is not OK, equity against its limits with its curve, balances, positions with their
+stops, open orders with age, fill and a stuck marker, recent fills, alerts. The screen keeps a small model fed by
+events and redraws only what a batch of events changed, cell by cell: a storm of tickers and order updates
+costs work per changed cell, never a table rebuilt per event.
 """
 
 from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Callable, Mapping
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
-from cockpit.bridge import EngineEvent
-from cockpit.views import alert_row, balance_row, market_row, num, order_row
+from cockpit.bridge import EngineEvents
+from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row
 from engine.events import (
-    AlertRaised,
-    AlertUpdated,
-    BalancesUpdated,
-    CommandAudited,
-    EngineStarted,
-    HealthUpdated,
-    OrderCreated,
-    OrderUpdated,
-    PositionsUpdated,
-    TickerUpdated,
-    TradingStateChanged,
-    VenueConnection,
+    Alert, AlertRaised, AlertUpdated, Balance, BalancesUpdated, ChecklistCompleted, CommandAudited, EngineStarted,
+    EquitySampled, Event, Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated,
+    OrderUpdated, Position, PositionsUpdated, Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,
 )
 from widgets.alerts import AlertList
-from widgets.banner import StatusBanner
-from widgets.health import HealthLine
+from widgets.banner import CritBanner, StatusBanner
+from widgets.equity import EquityLine
+from widgets.health import HealthLine, MonitorStrip
 from widgets.keyed_table import KeyedTable
+
+RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
+FILLS_SHOWN = 50
+WIDE = 120  # columns from which the recent fills sit beside the alerts
+LATENCY_SAMPLES = 4096
 
 
 def set_by(code: str, actor: str, ts: str) -> str:
@@ -40,124 +47,279 @@ def set_by(code: str, actor: str, ts: str) -> str:
     return f"{code or actor}{' at ' + when if when else ''}"
 
 
-RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
+@dataclass(frozen=True)
+class ScreenConfig:
+    """What the screen needs to know besides events: set once, from the engine's settings."""
+
+    mode: str
+    quote: str
+    symbols: tuple[str, ...]
+    stuck_after_s: float = 300.0
+    min_severity: str = "INFO"
+    now: Callable[[], datetime] = utcnow
 
 
+@dataclass
 class Snapshot(Message):
     """The engine's state when the cockpit attached to it: the first frame."""
 
-    def __init__(self, snap: dict) -> None:
-        super().__init__()
-        self.snap = snap
+    state: TradingState
+    state_info: Mapping[str, Any]
+    venue: str
+    connected: bool | None
+    orders: list[Order]
+    balances: list[Balance]
+    positions: list[Position]
+    alerts: list[Alert]
+    fills: list[Fill] = field(default_factory=list)
+    equity_curve: list[Decimal] = field(default_factory=list)
+    stops: Mapping[str, Decimal] = field(default_factory=dict)
+    monitors: list[Mapping[str, Any]] = field(default_factory=list)
+    last: Mapping[str, Decimal] = field(default_factory=dict)
+    equity: Decimal | None = None
+    checklist: Mapping[str, Any] | None = None  # the latest go/no-go checklist run, as stored
 
 
 class MainScreen(Screen):
     """Everything the operator needs at a glance; the keys live on the app."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, config: ScreenConfig) -> None:
         super().__init__(id="main")
-        self.engine = engine
+        self.config = config
+        self.state = "ACTIVE"
+        self.positions: dict[str, Position] = {}
+        self.last: dict[str, Decimal] = {}
+        self.stops: dict[str, Decimal] = {}
+        self.orders: dict[str, Order] = {}
+        self.balances: list[Balance] = []
+        self.readings: dict[str, Mapping[str, Any]] = {}
+        self.crit_waiting: dict[int, Alert] = {}  # unacknowledged CRIT alerts, by id
+        # Event-to-widget latency: from the bridge taking a batch to the batch drawn (seconds), for the bench.
+        self.draw_lag: deque[float] = deque(maxlen=LATENCY_SAMPLES)
 
     def compose(self) -> ComposeResult:
-        yield StatusBanner(id="banner")
+        banner = StatusBanner(id="banner")
+        banner.set_reactive(StatusBanner.mode, self.config.mode)
+        yield banner
+        yield CritBanner(id="crit")
         yield HealthLine(id="health")
-        with Horizontal(id="top"):
-            balances = KeyedTable(("asset", "free", "locked", "total"), id="balances", classes="panel")
-            balances.border_title = "Balances"
-            yield balances
-            positions = KeyedTable(("symbol", "last", "position", "entry", "value", "uPnL"), id="positions",
-                                   classes="panel")
-            positions.border_title = "Markets · positions"
-            yield positions
-        orders = KeyedTable(("symbol", "side", "price", "amount", "filled", "status", "by", "client id"),
+        yield MonitorStrip(id="monitors")
+        yield EquityLine(self.config.quote, id="equity")
+        yield Static(id="balances")
+        positions = KeyedTable(("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop"),
+                               id="positions", classes="panel")
+        positions.border_title = "Markets · positions"
+        yield positions
+        orders = KeyedTable(("symbol", "side", "price", "amount", "fill", "age", "status", "by"),
                             id="orders", classes="panel")
         orders.border_title = "Open orders"
         yield orders
-        alerts = AlertList(id="alerts", classes="panel")
-        alerts.border_title = "Alerts"
-        yield alerts
+        with Horizontal(id="bottom"):
+            alerts = AlertList(id="alerts", classes="panel")
+            alerts.border_title = "Alerts (a: ack · l: log)"
+            yield alerts
+            fills = KeyedTable(("time", "symbol", "side", "amount", "price"), id="fills", classes="panel",
+                               sort_by=("time", str, True))
+            fills.border_title = "Recent fills (f)"
+            yield fills
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(StatusBanner).mode = self.engine.mode
-        self.query_one(HealthLine).stale_after_s = self.engine.settings.venue.stale_s
+        self.set_interval(1.0, self._tick)
 
-    def on_snapshot(self, message: Snapshot) -> None:
-        """The first frame, from the engine's current state (restored orders, a latched halt)."""
-        snap = message.snap
-        banner = self.query_one(StatusBanner)
-        banner.state = snap["state"].value
-        banner.venue = snap["venue"]
-        info = snap["state_info"]
-        if info:
-            banner.set_by = set_by(info.get("code") or "", info.get("actor") or "", info.get("ts") or "")
-        quote = self.engine.portfolio.quote
-        self.query_one("#balances", KeyedTable).sync({b.asset: balance_row(b, quote) for b in snap["balances"]})
-        self._draw_markets()
-        self.query_one("#orders", KeyedTable).sync({o.client_id: order_row(o) for o in snap["orders"]})
-        alerts = self.query_one(AlertList)
-        for a in snap["alerts"]:
-            alerts.add_alert(alert_row(a))
+    def on_resize(self, event) -> None:
+        """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them)."""
+        self.set_class(event.size.width < WIDE, "-narrow")
+
+    # ------------------------------------------------------------ drawing from the model
 
     def _draw_markets(self) -> None:
-        portfolio = self.engine.portfolio
-        held = {p.symbol: p for p in portfolio.positions()}
-        self.query_one("#positions", KeyedTable).sync(
-            {s: market_row(s, portfolio.last.get(s), held.get(s)) for s in self.engine.symbols}
-        )
+        self.query_one("#positions", KeyedTable).sync({
+            s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s)) for s in self.config.symbols
+        })
 
-    def _draw_equity(self) -> None:
-        equity = self.engine.portfolio.equity()
-        if equity is not None:
-            self.query_one(StatusBanner).equity = f"{num(equity)} {self.engine.portfolio.quote}"
+    def _draw_order(self, order: Order) -> None:
+        table = self.query_one("#orders", KeyedTable)
+        if order.status.is_open:
+            self.orders[order.client_id] = order
+            table.upsert(order.client_id, order_row(order, self.config.now(), self.config.stuck_after_s))
+        else:
+            self.orders.pop(order.client_id, None)
+            table.discard(order.client_id)
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        event = message.event
+    def _tick(self) -> None:
+        """Once a second: the ages of open orders move on (only their age and status cells change)."""
+        table = self.query_one("#orders", KeyedTable)
+        now = self.config.now()
+        for client_id, order in self.orders.items():
+            table.upsert(client_id, order_row(order, now, self.config.stuck_after_s))
+
+    def _draw_balances(self) -> None:
+        self.query_one("#balances", Static).update(balances_line(self.balances, self.config.quote))
+
+    def _draw_readings(self) -> None:
+        self.query_one(HealthLine).readings = self.readings
+        self.query_one(MonitorStrip).readings = self.readings
+        equity = self.query_one(EquityLine)
+        equity.daily_loss = self.readings.get("daily_loss")
+        equity.drawdown = self.readings.get("max_drawdown")
+        equity.draw()
+
+    def _draw_equity(self, value: Decimal | None) -> None:
+        if value is None:
+            return
+        line = self.query_one(EquityLine)
+        line.equity = num(value)
+        line.draw()
+
+    def _draw_checklist(self, checklist: Mapping[str, Any]) -> None:
+        """``go/no-go GO · 14 PASS · 3 WARN · 0 FAIL (g)``: red with a FAIL, yellow with a WARN."""
+        counts = checklist.get("summary") or {}
+        fail, warn = counts.get("FAIL", 0), counts.get("WARN", 0)
+        strip = self.query_one(MonitorStrip)
+        strip.checklist = (f"go/no-go {checklist.get('verdict', '?')} · {counts.get('PASS', 0)} PASS · {warn} WARN · "
+                           f"{fail} FAIL (g)")
+        strip.checklist_level = "CRIT" if fail else "WARN" if warn else "OK"
+
+    def _draw_crit(self) -> None:
+        banner = self.query_one(CritBanner)
+        if not self.crit_waiting:
+            banner.clear()
+            return
+        newest = self.crit_waiting[max(self.crit_waiting)]
+        banner.show_alert(newest.id, newest.ts.strftime("%H:%M:%S"), newest.code, newest.message,
+                          len(self.crit_waiting))
+
+    def _show_alert(self, alert: Alert, new: bool) -> None:
+        if alert.severity == Severity.CRIT:
+            if alert.acked:
+                self.crit_waiting.pop(alert.id, None)
+            else:
+                self.crit_waiting[alert.id] = alert
+            self._draw_crit()
+        if RANK[alert.severity.value] >= RANK[self.config.min_severity] or alert.id in self.crit_waiting:
+            self.query_one(AlertList).add_alert(alert_row(alert))
+        if new and alert.severity == Severity.CRIT and not alert.acked:
+            self.app.bell()
+            self.app.notify(f"{alert.code}: {alert.message}", title="CRIT", severity="error", timeout=15)
+
+    def _set_state(self, state: str, info: Mapping[str, Any]) -> None:
+        self.state = state
         banner = self.query_one(StatusBanner)
+        banner.state = state
+        banner.set_by = set_by(info.get("code") or "", info.get("actor") or "", info.get("ts") or "") if info else ""
+        self.app.refresh_bindings()  # what is allowed now changed: the footer shows it
+
+    # ------------------------------------------------------------ messages
+
+    def on_snapshot(self, snap: Snapshot) -> None:
+        """The first frame, from the engine's current state (restored orders, a latched halt, alerts waiting)."""
+        banner = self.query_one(StatusBanner)
+        banner.venue = snap.venue
+        banner.connected = snap.connected
+        self._set_state(snap.state.value, snap.state_info)
+        self.balances = list(snap.balances)
+        self._draw_balances()
+        self.positions = {p.symbol: p for p in snap.positions}
+        self.last = dict(snap.last)
+        self.stops = dict(snap.stops)
+        self._draw_markets()
+        for order in snap.orders:
+            self._draw_order(order)
+        for alert in sorted(snap.alerts, key=lambda a: a.id):
+            self._show_alert(alert, new=False)
+        fills = self.query_one("#fills", KeyedTable)
+        for f in snap.fills[-FILLS_SHOWN:]:
+            fills.upsert(f.trade_id, fill_row(f))
+        self.readings = {m["code"]: m for m in snap.monitors}
+        self._draw_readings()
+        line = self.query_one(EquityLine)
+        for point in snap.equity_curve:
+            line.curve.append(float(point))
+        if snap.equity_curve:
+            line.add_point(float(snap.equity_curve[-1]))
+        self._draw_equity(snap.equity if snap.equity is not None else
+                          (snap.equity_curve[-1] if snap.equity_curve else None))
+        if snap.checklist:
+            self._draw_checklist(snap.checklist)
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        """A batch of events: the model first, then each widget drawn once for the whole batch."""
+        try:
+            self._draw_batch(message)
+        finally:
+            message.drawn.set()  # the bridge may take the next batch
+
+    def _draw_batch(self, message: EngineEvents) -> None:
+        markets = readings = balances = False
+        equity: Decimal | None = None
+        for event in message.events:
+            kind = self.apply(event)
+            markets |= kind == "markets"
+            readings |= kind == "readings"
+            balances |= kind == "balances"
+            if isinstance(event, EquitySampled):
+                equity = event.equity
+        if markets:
+            self._draw_markets()
+        if readings:
+            self._draw_readings()
+        if balances:
+            self._draw_balances()
+        if equity is not None:
+            self._draw_equity(equity)
+            self.query_one(EquityLine).add_point(float(equity))
+        self.draw_lag.append(time.monotonic() - message.taken)
+
+    def apply(self, event: Event) -> str:
+        """One event into the model; returns which part of the screen it dirtied when that is drawn per batch."""
         if isinstance(event, TradingStateChanged):
-            banner.state = event.state.value
-            banner.set_by = set_by(event.code, event.actor, event.ts.isoformat())
+            self._set_state(event.state.value, {"code": event.code, "actor": event.actor, "ts": event.ts.isoformat()})
             self.app.withdraw_questions(f"trading is now {event.state.value} (by {event.actor})")
         elif isinstance(event, CommandAudited):
             if event.kill_switch and event.actor != "operator:key":
                 self.app.withdraw_questions(f"{event.command} by {event.actor}")
         elif isinstance(event, (OrderCreated, OrderUpdated)):
-            table = self.query_one("#orders", KeyedTable)
-            order = event.order
-            if order.status.is_open:
-                table.upsert(order.client_id, order_row(order))
-            else:
-                table.discard(order.client_id)
+            self._draw_order(event.order)
+        elif isinstance(event, FillReceived):
+            self.query_one("#fills", KeyedTable).upsert(event.fill.trade_id, fill_row(event.fill))
         elif isinstance(event, BalancesUpdated):
-            quote = self.engine.portfolio.quote
-            self.query_one("#balances", KeyedTable).sync(
-                {b.asset: balance_row(b, quote) for b in event.balances if b.total > 0 or b.asset == quote}
-            )
-            self._draw_equity()
-        elif isinstance(event, (PositionsUpdated, TickerUpdated)):
-            self._draw_markets()
-            self._draw_equity()
+            self.balances = list(event.balances)
+            return "balances"
+        elif isinstance(event, PositionsUpdated):
+            self.positions = {p.symbol: p for p in event.positions}
+            return "markets"
+        elif isinstance(event, TickerUpdated):
+            self.last[event.symbol] = event.last
+            return "markets"
+        elif isinstance(event, StopsChanged):
+            self.stops = dict(event.stops)
+            return "markets"
+        elif isinstance(event, MonitorsChanged):
+            self.readings = {m["code"]: m for m in event.monitors}
+            return "readings"
         elif isinstance(event, HealthUpdated):
             health = self.query_one(HealthLine)
-            health.ws_age_s = event.market_data_age_s
-            health.rest_p95_ms = event.rest_p95_ms
-            health.rest_errors = event.rest_errors_today
-            health.ws_reconnects = event.ws_reconnects_today
             health.breaker = event.breaker
             health.polling = event.polling
-            health.day_pnl = ("+" if event.day_pnl >= 0 else "") + num(event.day_pnl)
-            health.day_pnl_negative = event.day_pnl < 0
-            health.drawdown = f"{event.drawdown_pct:.2f}%"
+            health.streams_down = tuple(event.streams_down)
+            line = self.query_one(EquityLine)
+            line.day_pnl = ("+" if event.day_pnl >= 0 else "") + num(event.day_pnl)
+            line.day_negative = event.day_pnl < 0
+            return "readings"
         elif isinstance(event, (AlertRaised, AlertUpdated)):
-            if RANK[event.alert.severity.value] < RANK[self.engine.settings.alerts.screen_min_severity]:
-                return
-            self.query_one(AlertList).add_alert(alert_row(event.alert))
-            new_or_pressing = isinstance(event, AlertRaised) or event.change in ("escalated", "repeat")
-            if new_or_pressing and event.alert.severity.value == "CRIT":
-                self.app.bell()
+            pressing = isinstance(event, AlertRaised) or event.change in ("escalated", "repeat")
+            self._show_alert(event.alert, new=pressing)
         elif isinstance(event, VenueConnection):
+            banner = self.query_one(StatusBanner)
             banner.connected = event.connected
             banner.detail = event.detail
+        elif isinstance(event, ChecklistCompleted):
+            self._draw_checklist(event.checklist)
+        elif isinstance(event, ModeChanged):
+            self.query_one(StatusBanner).mode = event.mode
         elif isinstance(event, EngineStarted):
+            banner = self.query_one(StatusBanner)
             banner.venue = event.venue
             banner.connected = True
+        return ""

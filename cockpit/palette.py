@@ -20,6 +20,13 @@ class CockpitCommands(Provider):
         for spec in SPECS:
             if spec.action:
                 out.append((spec.title, spec.help, partial(app.run_action, spec.action)))
+        # Every other binding (the screens, the order form, help, quit): one key or one palette entry, the same action.
+        described = {spec.action for spec in SPECS if spec.action}
+        for binding in app.BINDINGS:  # type: ignore[attr-defined]
+            if binding.id and binding.action not in described:
+                key = binding.key_display or binding.key
+                out.append((binding.description, f"{app.DESCRIPTION.get(binding.id, '')} (key {key})",
+                            partial(app.run_action, binding.action)))
         for position in engine.portfolio.positions():
             out.append((f"Close position {position.symbol}", f"cancel {position.symbol}'s orders and sell "
                         f"{position.amount} at market (asks once)",

@@ -16,13 +16,11 @@ if TYPE_CHECKING:
 
 def print_status(settings: Settings, as_json: bool = False) -> int:
     data_dir = settings.engine.data_dir
-    if not (data_dir / DB_NAME).exists():
-        print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
+    store = open_store(settings)
+    if store is None:
         return 1
     from engine.events import utcnow  # imported once there is a store to read: a mistyped --data-dir answers fast
-    from engine.store import Store
 
-    store = Store.in_dir(data_dir, readonly=True)
     try:
         state, info = store.trading_state()
         orders = store.orders(open_only=True)
@@ -121,7 +119,7 @@ def print_incidents(settings: Settings, as_json: bool = False) -> int:
     """``cockpit incidents``: newest first, with time to detect, to act and to recover."""
     from engine.incidents import timings
 
-    store = _open(settings)
+    store = open_store(settings)
     if store is None:
         return 1
     try:
@@ -146,27 +144,21 @@ def print_incidents(settings: Settings, as_json: bool = False) -> int:
 
 def print_incident_report(settings: Settings, incident_id: int) -> int:
     """``cockpit incident report ID``: writes the Markdown post-incident report next to the store."""
-    from engine.incidents import report
+    from engine.incidents import write_report
 
-    store = _open(settings)
+    store = open_store(settings)
     if store is None:
         return 1
     try:
-        row = store.incident(incident_id)
-        if row is None:
-            print(f"no incident {incident_id}; `cockpit incidents` lists them", file=sys.stderr)
-            return 1
-        until = row["recovered_at"]
-        text = report(row, store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
-                      store.state_changes(row["opened_at"], until))
+        path = write_report(store, settings.engine.data_dir, incident_id)
+    except KeyError:
+        print(f"no incident {incident_id}; `cockpit incidents` lists them", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot write the report in {settings.engine.data_dir}: {exc.strerror}", file=sys.stderr)
+        return 1
     finally:
         store.close()
-    path = settings.engine.data_dir / f"incident_{incident_id}.md"
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        print(f"cannot write {path}: {exc.strerror}", file=sys.stderr)
-        return 1
     print(path)
     return 0
 
@@ -179,7 +171,7 @@ def _money(value: object) -> str:
         return str(value)
 
 
-def _open(settings: Settings) -> Store | None:
+def open_store(settings: Settings) -> Store | None:
     data_dir = settings.engine.data_dir
     if not (data_dir / DB_NAME).exists():
         print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from rich.text import Text
 
-from engine.events import Alert, Balance, Order, Position
+from engine.events import Alert, Balance, Fill, Order, Position
 from widgets.alerts import AlertRow
 
 
@@ -34,23 +35,74 @@ def balance_row(b: Balance, quote: str) -> tuple[str, ...]:
     return (b.asset, fmt(b.free), fmt(b.locked), fmt(b.total))
 
 
-def market_row(symbol: str, last: Decimal | None, p: Position | None) -> tuple[str | Text, ...]:
-    """One configured market: its last price and, when held, the position in it."""
-    if p is None:
-        return (symbol, num(last), "", "", "", "")
+def age(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h14m``: how long an order has rested."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def market_row(symbol: str, last: Decimal | None, p: Position | None,
+               stop: Decimal | None = None) -> tuple[str | Text, ...]:
+    """One configured market: its mark price and, when held, the position: size, entry, value, unrealised PnL,
+    its stop-loss and how far the price is above it."""
+    if p is None or not p.amount:
+        return (symbol, num(last), "", "", "", "", "", "")
     pnl = p.unrealized_pnl
     style = "green" if pnl and pnl > 0 else "red" if pnl and pnl < 0 else ""
-    return (symbol, num(last), qty(p.amount), num(p.avg_entry), num(p.value), Text(num(pnl), style=style))
+    mark = last if last is not None else p.last
+    if stop is None:
+        stop_cell, distance = Text("none", style="bold yellow"), Text("—", style="bold yellow")
+    else:
+        stop_cell = num(stop)
+        gap = (mark - stop) / mark * 100 if mark else None
+        distance = Text(f"{gap:.2f}%" if gap is not None else "—",
+                        style="bold red" if gap is not None and gap < 1 else "")
+    return (symbol, num(mark), qty(p.amount), num(p.avg_entry), num(p.value), Text(num(pnl), style=style),
+            stop_cell, distance)
 
 
-def order_row(o: Order) -> tuple[str | Text, ...]:
+STATUS_WORD = {"PARTIALLY_FILLED": "PARTIAL"}  # the one status too long for an 80-column table
+
+
+def order_row(o: Order, now: datetime, stuck_after_s: float) -> tuple[str | Text, ...]:
+    """An open order: side in colour and in words, fill %, how long it has rested and STUCK once it rested
+    longer than the stuck-order monitor allows."""
     side = Text(o.side.upper(), style="green" if o.side == "buy" else "red")
-    return (
-        o.symbol, side, num(o.price) if o.price is not None else "market",
-        qty(o.amount), qty(o.filled), o.status.value, o.origin, o.client_id,
-    )
+    rested = (now - o.created_at).total_seconds()
+    filled = f"{o.filled / o.amount * 100:.0f}%" if o.amount else "—"
+    status: str | Text = STATUS_WORD.get(o.status.value, o.status.value)
+    if rested > stuck_after_s:
+        status = Text(f"{status} STUCK", style="bold yellow")
+    return (o.symbol, side, num(o.price) if o.price is not None else "market", qty(o.amount), filled,
+            age(rested), status, o.origin.removeprefix("strategy:"))
+
+
+def fill_row(f: Fill) -> tuple[str | Text, ...]:
+    side = Text(f.side.upper(), style="green" if f.side == "buy" else "red")
+    return (f.ts.strftime("%H:%M:%S"), f.symbol, side, qty(f.amount), num(f.price))
 
 
 def alert_row(a: Alert) -> AlertRow:
     return AlertRow(a.ts.strftime("%H:%M:%S"), a.severity.value, a.code, a.message, id=a.id, count=a.count,
                     acked=a.acked)
+
+
+def balances_line(balances: list[Balance], quote: str) -> Text:
+    """``balances USDT 9,900.00 (100.00 in orders) · BTC 0.0015``: the quote first, then every asset held."""
+    t = Text("balances ", style="dim")
+    shown = sorted((b for b in balances if b.total > 0 or b.asset == quote), key=lambda b: (b.asset != quote, b.asset))
+    if not shown:
+        t.append("—", style="dim")
+    for i, b in enumerate(shown):
+        if i:
+            t.append(" · ")
+        fmt = (lambda v: num(v, 2)) if b.asset == quote else qty
+        t.append(f"{b.asset} ", style="bold")
+        t.append(fmt(b.total))
+        if b.locked:
+            t.append(f" ({fmt(b.locked)} in orders)", style="dim")
+    return t

@@ -188,6 +188,24 @@ class SetStrategy(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class SetMode(Command):
+    """Switch between sending orders (the mode the engine started in) and ``dry-run`` (decide and log, send
+    nothing). Only those two: going live takes a restart with --confirm-live (and the go/no-go gate)."""
+
+    name: ClassVar[str] = "mode"
+
+    mode: str = "dry-run"
+
+
+@dataclass(frozen=True, slots=True)
+class RunPreflight(Command):
+    """Run the go/no-go checklist now (with a smoke trade on a paper or testnet venue); the details are the
+    checklist with every check's evidence."""
+
+    name: ClassVar[str] = "preflight"
+
+
+@dataclass(frozen=True, slots=True)
 class CommandSpec:
     """One thing an operator can ask for, as the CLI and the TUI offer it."""
 
@@ -221,9 +239,11 @@ SPECS: tuple[CommandSpec, ...] = (
                 action="snapshot"),
     CommandSpec("order", PlaceOrder, "Order", "buy or sell through the same risk checks as any order"),
     CommandSpec("strategy", SetStrategy, "Strategy", "enable or disable a strategy by name"),
+    CommandSpec("mode", SetMode, "Mode", "switch to dry-run (decide and log, send nothing) or back to the mode the "
+                "engine started in", action="mode"),
 )
 BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (Halt, CancelAll, CloseAll, ClosePosition, ExitPosition, Resume, ReduceOnly, Reconnect, Reconcile,
-                Ack, Snapshot, PlaceOrder, CancelOrder, SetStrategy)
+                Ack, Snapshot, PlaceOrder, CancelOrder, SetStrategy, SetMode, RunPreflight)
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tomllib
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,8 @@ class VenueConfig(_Section):
     # then one probe call decides whether they resume.
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    # ccxt's client-side rate limiter (runbook 003 pre-flight: "Rate Limit Configured, WARN if off").
+    rate_limit: bool = True
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
 
@@ -98,7 +101,8 @@ class RiskConfig(_Section):
     max_position_pct: Decimal = Field(default=Decimal("3"), gt=0, le=100)  # MAX_POSITION_SIZE_PCT=3.0
     max_concurrent_positions: int = Field(default=3, ge=1)  # MAX_CONCURRENT_POSITIONS=3
     require_stop_loss: bool = True  # "Stop-Loss Configured: FAIL if 0"
-    daily_loss_limit_pct: Decimal = Field(default=Decimal("3"), gt=0, le=100)  # DAILY_LOSS_LIMIT_PCT=3.0
+    # DAILY_LOSS_LIMIT_PCT=3.0; 0 turns the limit off (the go/no-go checklist refuses that in live mode).
+    daily_loss_limit_pct: Decimal = Field(default=Decimal("3"), ge=0, le=100)
     max_drawdown_warn_pct: Decimal = Field(default=Decimal("10"), gt=0, le=100)
     max_drawdown_pct: Decimal = Field(default=Decimal("15"), gt=0, le=100)  # validation: max drawdown <= 15%
     max_orders_per_minute: int = Field(default=30, ge=1)
@@ -254,6 +258,48 @@ class MeanReversionConfig(_Section):
     stop_loss_pct: Decimal = Field(default=Decimal("1.5"), gt=0, lt=100)
 
 
+class PreflightConfig(_Section):
+    """The go/no-go checklist (runbook 000 §1, runbook 003 "Automated Pre-flight Checks")."""
+
+    min_balance: Decimal = Field(default=Decimal("100"), ge=0)  # quote asset; runbook 003: "FAIL if < $100"
+    # A GO paper-validation report older than this is no evidence (WARN; FAIL in live when the latest is NO-GO).
+    validation_max_age_h: float = Field(default=168.0, gt=0)
+    # Seconds each stream gets to deliver its first event.
+    stream_timeout_s: float = Field(default=10.0, gt=0)
+    # On a paper or testnet venue: a market order filled and a far limit order cancelled (000 §1 "Testnet Trading").
+    smoke_trade: bool = True
+    # Runbook 000 §1 "Dry-Run Stability": over the last 24 h of paper / dry-run, at most this many CRIT alerts,
+    # a fill rate over min_fill_rate_pct, fewer than max_reconnects reconnects and at most max_rest_errors errors.
+    stability_window_h: float = Field(default=24.0, gt=0)
+    max_crit_alerts: int = Field(default=0, ge=0)
+    min_fill_rate_pct: Decimal = Field(default=Decimal("90"), ge=0, le=100)
+    max_reconnects: int = Field(default=4, ge=0)
+    max_rest_errors: int = Field(default=0, ge=0)
+
+
+class ValidationConfig(_Section):
+    """The accelerated paper run (`cockpit validate`) and its GO / NO-GO criteria (runbook 003 defaults)."""
+
+    duration_h: float = Field(default=48.0, gt=0)
+    # Simulated seconds per real second, at most: the run never goes faster, and goes slower when the engine
+    # cannot keep up. 2400 puts 48 h in 72 s.
+    speed: float = Field(default=2400.0, gt=0)
+    # Prices move every tick_s simulated seconds; engine loops due within a tick run once at its end.
+    tick_s: float = Field(default=15.0, ge=0.5)
+    # Where simulated time starts (a seeded run is only repeatable from a fixed start: days roll over alike).
+    start: datetime = datetime(2025, 1, 6, tzinfo=timezone.utc)
+    starting_balance: Decimal = Field(default=Decimal("10000"), gt=0)  # in the quote asset
+    min_trades: int = Field(default=10, ge=0)  # closed round trips
+    min_win_rate_pct: Decimal = Field(default=Decimal("45"), ge=0, le=100)
+    min_sharpe: Decimal = Decimal("0.5")
+    max_drawdown_pct: Decimal = Field(default=Decimal("15"), gt=0, le=100)
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class StrategyConfig(_Section):
     """Built-in strategies: a master switch, the step interval, the losing-streak guard, and each strategy."""
 
@@ -287,6 +333,8 @@ class Settings(BaseSettings):
     health: HealthConfig = HealthConfig()
     tui: TuiConfig = TuiConfig()
     strategy: StrategyConfig = StrategyConfig()
+    preflight: PreflightConfig = PreflightConfig()
+    validation: ValidationConfig = ValidationConfig()
     # The TUI's keys by binding id, e.g. halt = "f2" or close_all = "X" (ids: halt, cancel_all, close_all,
     # reconnect, resume, reduce_only, quit). Unknown ids are refused at start.
     keys: dict[str, str] = {}

@@ -20,23 +20,25 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any, Awaitable, Callable, ContextManager, Mapping
-from urllib.parse import urlsplit
 
+from engine import clock as engine_clock
+from engine import daily
 from engine import venueerrors as vx
-
 from engine.alerts import AlertBook
 from engine.bus import EventBus
+from engine.checklist import Checklist
 from engine.commands import (
     Ack, CancelAll, CancelOrder, CloseAll, ClosePosition, Command, CommandResult, ExitPosition, Halt, Permit,
     PlaceOrder,
-    Reconcile, Reconnect, ReduceOnly, Resume, SetStrategy, Snapshot,
+    Reconcile, Reconnect, ReduceOnly, Resume, RunPreflight, SetMode, SetStrategy, Snapshot,
 )
 from engine.config import Settings
 from engine.datadir import DataDirLock
-from engine.errors import EngineError, StoreError
+from engine.errors import EngineError, StoreError, os_reason, unwritable
 from engine.events import (
-    CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated, Severity, StopsChanged,
-    StrategyGuardChanged, TickerUpdated, TradingState, utcnow,
+    ChecklistCompleted, CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated,
+    ModeChanged, OrderCreated, Persisted, Severity, StopsChanged, StrategyGuardChanged, TickerUpdated, TradingState,
+    TradingStateChanged, utcnow,
 )
 from engine.execution import Execution
 from engine.killswitch import KillSwitch, Tiers, trip_code
@@ -48,10 +50,13 @@ from engine.observe import HealthServer, Metrics
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
 from engine.ports import VenueLink
+from engine.config_checks import is_loopback
+from engine.preflight import Preflight, StreamProbe, run_standalone
 from engine.reconcile import Holdings
 from engine.remote import NEVER_EXPIRE, serve_commands
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runner import StrategyRunner
+from engine.smoke import SmokeTrade
 from engine.stats import DailyStats, DayStats
 from engine.stops import StopLosses
 from engine.store import Store, fill_from_row
@@ -72,11 +77,6 @@ HEALTH_INTERVAL_S = 1.0
 # How long a reconnect waits for every stream's first event before it reports the state after.
 RECONNECT_SETTLE_S = 5.0
 RECONNECT_TIMEOUT_S = 20.0
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def _alert_dict(a: Any) -> dict[str, Any]:
@@ -109,6 +109,8 @@ class Engine:
 
     def __init__(self, settings: Settings, *, confirm_live: bool = False) -> None:
         self.settings = settings
+        # The clock in force where the engine is built: the wall clock, or a validation run's simulated one.
+        self.clock = engine_clock.current()
         self.mode = settings.engine.mode
         self.confirm_live = confirm_live
         self.symbols = settings.venue.symbols
@@ -138,7 +140,8 @@ class Engine:
         self.holdings = Holdings(self.portfolio, self.tracker, mon.mismatch_warn_pct, mon.mismatch_halt_pct, publish,
                                  self.alert)
         self.sync = VenueSync(settings.venue, mon, self.symbols, self.link, self.execution, self.tracker,
-                              self.portfolio, self.holdings, self.stats, publish, self.alert)
+                              self.portfolio, self.holdings, self.stats, publish, self.alert,
+                              guard=self.clock.quiet)
         self.monitors = Monitors(settings.risk, mon, self.portfolio, self.stats, self.tracker, self.execution.stops,
                                  self.state, self.link, self.venue_health, self.sync, self.holdings, publish,
                                  self.alert, self.execute, self.tasks.spawn)
@@ -165,13 +168,17 @@ class Engine:
         self.health_server: HealthServer | None = None
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
+        self.running_commands = 0  # commands inside execute now (a validation run waits for none)
         self._venue_args: dict[str, Any] = {}
         self._reconnecting = asyncio.Lock()
+        self.store_failure: str | None = None  # why the store cannot be written now (a full disk...), or None
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, ReduceOnly: self._reduce_only,
             CancelAll: self._kill, CloseAll: self._kill, ClosePosition: self._kill,
             Reconnect: self._reconnect, Reconcile: self._reconcile, PlaceOrder: self._place, CancelOrder: self._cancel,
             ExitPosition: self._exit, SetStrategy: self._set_strategy, Ack: self._ack, Snapshot: self._snapshot,
+            SetMode: self._set_mode,
+            RunPreflight: self._preflight,
         }
 
     # ------------------------------------------------------------ what front ends read
@@ -216,12 +223,11 @@ class Engine:
             )
         if cfg.venue.exchange == "sim":
             raise EngineError('mode = "live" cannot use exchange = "sim": set [venue] exchange to a ccxt id')
-        if cfg.venue.rest_url and is_loopback(cfg.venue.rest_url):
-            raise EngineError(f'mode = "live" with [venue] rest_url = {cfg.venue.rest_url!r} points real-money '
-                              "orders at a local server: remove rest_url or use mode = \"paper\"")
         if cfg.venue.api_key is None or cfg.venue.api_secret is None:
             raise EngineError("live mode needs COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET "
                               "in the environment or .env")
+        # Everything else a live start needs (a real venue URL, a valid key that cannot withdraw, ...) is on the
+        # go/no-go checklist, which start() runs before anything else and which refuses on any FAIL, naming each.
 
     async def start(self) -> None:
         """Open the store, restore the latched state and orders, and connect to the venue in the background."""
@@ -232,10 +238,20 @@ class Engine:
         except Exception:
             self._lock.release()
             raise
-        self.bus.add_handler(self.store.handle, first=True)
+        self.store.on_commit_failed = self._store_failed
+        self.bus.add_handler(self._persist, first=True)
         self.store.abandon_running_commands(rerun=NEVER_EXPIRE)
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
+        if self.mode == "live":
+            try:
+                await self._live_gate()
+            except BaseException:
+                self.log_files.close()
+                self.store.close()
+                self.store = None
+                self._lock.release()
+                raise
         self.state.restore(*self.store.trading_state())
         last = self.store.incidents(limit=1)
         self.incidents.restore(next((r for r in last if not r["recovered_at"]), None),
@@ -254,10 +270,10 @@ class Engine:
             await self.execute(ReduceOnly(actor="config:reduce_only", reason="reduce-only set in configuration"))
         self.tasks.spawn("commands", serve_commands(self.store, self.execute, self._loop_failed, self.tasks.spawn))
         self.tasks.spawn("alert escalation", Periodic("alert escalation", self.alert_book.escalate, 5.0,
-                                                      on_failure=self._loop_failed).run())
+                                                      on_failure=self._loop_failed, clock=self.clock).run())
         if self.settings.alerts.daily_summary:
             self.tasks.spawn("daily summary", Periodic("daily summary", self._daily_summary, 20.0,
-                                                       on_failure=self._loop_failed).run())
+                                                       on_failure=self._loop_failed, clock=self.clock).run())
         for name, worker in self.notifier.workers():
             self.tasks.spawn(name, worker)
         health = self.settings.health
@@ -305,6 +321,7 @@ class Engine:
             on_error=self._rest_error,
             health=self.venue_health,
             latency_observer=self.metrics.observe_rest,
+            rate_limit=cfg.rate_limit,
             **self._venue_args,
         )
 
@@ -333,20 +350,22 @@ class Engine:
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
         self.sync.start_streams()
         mon = self.settings.monitors
+        # What trades runs on the engine's clock (simulated in a validation run); what watches the link to the
+        # venue runs on the wall clock, holding a simulated clock still while it reads (engine.clock).
         self.tasks.spawn("monitors", Periodic("monitors", self.monitors.tick, mon.interval_s,
                                               on_failure=self.monitors.failed,
-                                              on_recovery=self.monitors.recovered).run())
+                                              on_recovery=self.monitors.recovered, clock=self.clock).run())
         self.tasks.spawn("equity", Periodic("equity curve", self._sample_equity,
                                             lambda: self.settings.engine.equity_sample_s,
-                                            on_failure=self._loop_failed).run())
+                                            on_failure=self._loop_failed, clock=self.clock).run())
         self.tasks.spawn("ping", Periodic("venue ping", self.monitors.ping, mon.ping_s,
-                                          on_failure=self._loop_failed).run())
+                                          on_failure=self._loop_failed, guard=self.clock.quiet).run())
         self.tasks.spawn("health", Periodic("health", self._publish_health, HEALTH_INTERVAL_S,
-                                            on_failure=self._loop_failed).run())
+                                            on_failure=self._loop_failed, guard=self.clock.quiet).run())
         if self.settings.strategy.enabled:
             self.tasks.spawn("strategies", Periodic("strategies", self.runner.step,
                                                     lambda: self.settings.strategy.interval_s,
-                                                    on_failure=self._loop_failed).run())
+                                                    on_failure=self._loop_failed, clock=self.clock).run())
         self.ready.set()
 
     def _batch(self) -> ContextManager[None]:
@@ -361,7 +380,8 @@ class Engine:
         try:
             self.store.flush()
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"order not sent: the store cannot record it ({exc})") from None
+            reason = self._store_failed(exc)
+            raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
 
     def _sample_equity(self) -> None:
         if self.link.connected:
@@ -379,6 +399,47 @@ class Engine:
     def _rest_error(self, endpoint: str, exc: BaseException) -> None:
         self.stats.rest_error()
         log.warning("REST %s failed: %s: %s", endpoint, type(exc).__name__, exc)
+
+    def _persist(self, event: Event) -> None:
+        """The store first: a fact is on disk before anything acts on it. When the disk refuses (full, gone
+        read-only), trading halts in memory with a CRIT alert and an order whose client id cannot be stored is not
+        sent; everything else goes on (the venue keeps the truth, reconciled at the next start). Once the store
+        writes again the trading state is recorded again."""
+        assert self.store is not None
+        try:
+            self.store.handle(event)
+        except (sqlite3.Error, OSError) as exc:
+            reason = self._store_failed(exc)
+            if isinstance(event, OrderCreated):
+                raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
+            return
+        if self.store_failure is not None and unwritable(self.settings.engine.data_dir) is None:
+            info = self.state_info
+            try:
+                self.store.handle(TradingStateChanged(
+                    self.trading_state, self.trading_state, info.get("actor") or "engine",
+                    f"{info.get('reason') or ''} (recorded again once the store could write)".strip(),
+                    code=info.get("code") or "", values=info.get("values") or {}))
+            except (sqlite3.Error, OSError):
+                return  # not yet
+            self.store_failure = None
+            self.alert(Severity.WARN, "STORE_RECOVERED", "the cockpit store writes again; what happened while it "
+                                                         "could not is reconciled from the venue")
+
+    def _store_failed(self, exc: BaseException) -> str:
+        """The store could not write or commit (found at the write, or at a batch's commit): HALT once, say so.
+        Returns the reason in words."""
+        reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        if self.store_failure is None:
+            self.store_failure = reason
+            log.error("cannot write the store: %s", reason)
+            self.state.tripped()
+            self.state.move(TradingState.HALTED, "monitor:store", f"the store cannot be written: {reason}", "store")
+            self.alert(Severity.CRIT, "STORE_WRITE_FAILED",
+                       f"cannot write the cockpit store ({reason}): trading HALTED, no order can be recorded so "
+                       f"none is sent; orders at the venue stay. Free space in {self.settings.engine.data_dir} "
+                       "(or make it writable); the engine records again by itself")
+        return reason
 
     def _task_crashed(self, name: str, exc: BaseException) -> None:
         self.alert(Severity.CRIT, "TASK_CRASHED", f"{name} stopped: {type(exc).__name__}: {exc}")
@@ -485,6 +546,18 @@ class Engine:
 
     async def _execute(self, command: Command) -> CommandResult:
         start = time.perf_counter()
+        self.running_commands += 1
+        try:
+            result = await self._carry_out(command)
+        finally:
+            self.running_commands -= 1
+        self.bus.publish(CommandAudited(
+            command=command.name, actor=command.actor, reason=command.reason, args=command.args(),
+            values=dict(command.values), ok=result.ok, result=result.message,
+            duration_ms=(time.perf_counter() - start) * 1000, kill_switch=command.kill_switch))
+        return result
+
+    async def _carry_out(self, command: Command) -> CommandResult:
         handler = self._handlers.get(type(command))
         refusal = self.state.refusal(command.permit)
         if handler is None:
@@ -503,11 +576,46 @@ class Engine:
                 self.alert(Severity.CRIT, "COMMAND_FAILED", f"{command.name} by {command.actor} failed: "
                                                             f"{type(exc).__name__}: {exc}")
                 result = CommandResult(False, f"{command.name} failed: {type(exc).__name__}: {exc}")
-        self.bus.publish(CommandAudited(
-            command=command.name, actor=command.actor, reason=command.reason, args=command.args(),
-            values=dict(command.values), ok=result.ok, result=result.message,
-            duration_ms=(time.perf_counter() - start) * 1000, kill_switch=command.kill_switch))
         return result
+
+    # ------------------------------------------------------------ the go/no-go checklist
+
+    async def preflight(self, actor: str = "operator") -> Checklist:
+        """Run the go/no-go checklist on this engine's venue, store and configuration (and, on a paper or testnet
+        venue, a smoke trade through ``execute``); publish and return it. The TUI's checklist reads this."""
+        venue = self.link.venue
+        smoke = None
+        if self.settings.preflight.smoke_trade and self.mode != "live":
+            smoke = SmokeTrade(self.execute, self.tracker, self.portfolio, self.link, self.state.refusal,
+                               self.symbols[0], self.mode, self.sync.last_event.get)
+        streams = StreamProbe(self.sync.last_event.get,
+                              lambda: self.link.venue is not None and self.link.venue.user_stream_connected())
+        checklist = await Preflight(
+            self.settings, venue=venue if venue is not None and venue.ex.markets else None,
+            venue_label=self.venue_label, store=self.store, confirm_live=self.confirm_live, actor=actor,
+            streams=streams, smoke=smoke, refusal=self.execution.check,
+            venue_problem="" if self.connected else "the venue is not connected yet", mode=self.mode).run()
+        self.bus.publish(ChecklistCompleted(checklist.to_dict()))
+        return checklist
+
+    async def _preflight(self, c: RunPreflight) -> CommandResult:
+        checklist = await self.preflight(c.actor)
+        failures = "; ".join(f"FAIL {x.title}: {x.detail}" for x in checklist.failures())
+        return CommandResult(True, checklist.line() + (f" ({failures})" if failures else ""), checklist.to_dict())
+
+    async def _live_gate(self) -> None:
+        """Runbook 003 "Automated Pre-flight Checks": a live start runs the checklist first (with a venue client of
+        its own, before anything connects or trades) and is refused on any FAIL, naming each; WARNs are alerted."""
+        checklist = await run_standalone(self.settings, self.store, confirm_live=self.confirm_live,
+                                         actor="engine:live start")
+        self.bus.publish(ChecklistCompleted(checklist.to_dict()))
+        failures = checklist.failures()
+        if failures:
+            raise EngineError("live start refused by the go/no-go checklist (`cockpit preflight` shows every "
+                              "check): " + "; ".join(f"FAIL {x.title}: {x.detail}" for x in failures))
+        for x in checklist.warnings():
+            self.alert(Severity.WARN, "PREFLIGHT_WARN", f"go/no-go: {x.title}: {x.detail}",
+                       values={"check": x.code, "fix": x.fix})
 
     async def _halt(self, c: Halt) -> CommandResult:
         self.state.tripped()
@@ -515,6 +623,9 @@ class Engine:
                                c.values)
 
     async def _resume(self, c: Resume) -> CommandResult:
+        if self.store_failure is not None:
+            return CommandResult(False, f"resume refused: the store cannot be written ({self.store_failure}); "
+                                        "free space in the data directory first")
         blocking = self.monitors.blocking_resume(tripped_by_monitor=bool(self.state_info.get("code")))
         if blocking and is_operator(c.actor):  # anyone else is refused by the transition table itself
             return CommandResult(False, "resume refused while the condition that tripped it still holds: "
@@ -536,6 +647,25 @@ class Engine:
 
     async def _exit(self, c: ExitPosition) -> CommandResult:
         return await self.execution.exit_position(c.symbol, c.actor, c.reason)
+
+    async def _set_mode(self, c: SetMode) -> CommandResult:
+        """Dry-run (decide and log, send nothing) or back to the mode the engine started in; never to another."""
+        started = self.settings.engine.mode
+        allowed = {started, "dry-run"}
+        if c.mode not in allowed:
+            return CommandResult(False, f"mode {c.mode!r} is not reachable from here: this engine started in "
+                                 f"{started!r}, so it can switch between {' and '.join(sorted(allowed))}; "
+                                 "another mode takes a restart")
+        if c.mode == self.mode:
+            return CommandResult(True, f"already {c.mode}")
+        previous, self.mode = self.mode, c.mode
+        self.execution.mode = c.mode
+        self.bus.publish(ModeChanged(previous, c.mode, c.actor, c.reason or "mode requested"))
+        # `cockpit status` shows the mode the engine runs in now (a restart starts in the configured one again).
+        self.bus.publish(Persisted("engine", {"mode": self.mode, "venue": self.settings.venue.exchange}))
+        self.alert(Severity.WARN, "MODE_CHANGED", f"mode {previous} -> {c.mode} by {c.actor}"
+                   + ("; orders are decided and logged, none is sent" if c.mode == "dry-run" else "; orders are sent"))
+        return CommandResult(True, f"mode is now {c.mode}" + (" (nothing is sent)" if c.mode == "dry-run" else ""))
 
     async def _set_strategy(self, c: SetStrategy) -> CommandResult:
         error = self.runner.set_enabled(c.strategy, c.enabled, c.reason or f"by {c.actor}")
@@ -674,16 +804,12 @@ class Engine:
         if (now.hour, now.minute) < (23, 59) or self._summary_sent == today:
             return
         self._summary_sent = today
-        day = self.stats.current().to_dict()
-        trips = [r for r in (self.store.audit_between(today) if self.store else []) if r["kill_switch"] and r["ok"]]
-        summary = {**day, "max_drawdown_pct": str(self.monitors.drawdown_pct), "kill_switch_trips": len(trips)}
-        wins, losses = day.get("winning_trades", 0), day.get("losing_trades", 0)
-        rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
-        alert = self.alert_book.raise_alert(
-            Severity.INFO, "DAILY_SUMMARY",
-            f"{today}: PnL {day.get('net_pnl')}, {day.get('trades_count')} fills, win rate {rate}, max drawdown "
-            f"{self.monitors.drawdown_pct:.2f}%, fees {day.get('fees')}, REST errors {day.get('rest_errors')}, "
-            f"kill-switch trips {len(trips)}", summary)
+        since, until = daily.day_bounds(today)
+        stored = self.store.equity_between(since, until) if self.store else []
+        message, summary = daily.summarize(
+            today, self.stats.current().to_dict(), max(self.monitors.drawdown_pct, daily.largest_drawdown(stored)),
+            daily.kill_switch_trips(self.store.audit_between(since, until) if self.store else []))
+        alert = self.alert_book.raise_alert(Severity.INFO, "DAILY_SUMMARY", message, summary)
         self.notifier.send_to_the_rest(alert, "summary")  # every sink: INFO ones got it already
 
     async def _reconcile(self, c: Reconcile) -> CommandResult:

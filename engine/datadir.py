@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import IO
 
+from engine.errors import StoreError, os_reason, unwritable
+
 
 # The SQLite store's file in a data directory (``engine.store``); here so that a command can look for it without
 # importing the store.
@@ -25,8 +27,11 @@ class DataDirLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(cannot_write(self.path.parent, exc)) from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -37,10 +42,13 @@ class DataDirLock:
                 f"another cockpit engine (pid {pid}) is running on {self.path.parent}; "
                 "command it with `cockpit halt` / `cockpit status`, or start this one with --data-dir DIR"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        try:  # unbuffered, so that nothing is left to flush on a disk that refused it
+            os.ftruncate(fh.fileno(), 0)
+            os.pwrite(fh.fileno(), str(os.getpid()).encode(), 0)
+        except OSError as exc:  # a full disk: not even the pid fits
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+            raise StoreError(cannot_write(self.path.parent, exc)) from None
         self._fh = fh
 
     def release(self) -> None:
@@ -63,3 +71,22 @@ def engine_pid(data_dir: Path) -> str | None:
             return fh.read().strip() or "unknown"
         fcntl.flock(fh, fcntl.LOCK_UN)
         return None
+
+
+def cannot_write(data_dir: Path, exc: OSError | None = None) -> str:
+    """Why a data directory cannot be used for writing, and what to do."""
+    reason = unwritable(data_dir) or (os_reason(exc) if exc is not None else "it cannot be written")
+    return (f"cannot use the data directory {data_dir}: {reason}. cockpit keeps its store, lock and logs there and "
+            "must write them: make it writable (permissions, remount, free space) or pass another --data-dir. "
+            f"What it holds can still be read: cockpit status --data-dir {data_dir}")
+
+
+def check_writable(data_dir: Path) -> None:
+    """Create ``data_dir`` if needed and make sure it can be written; StoreError saying why not and what to do."""
+    data_dir = Path(data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(cannot_write(data_dir, exc)) from None
+    if unwritable(data_dir):
+        raise StoreError(cannot_write(data_dir))

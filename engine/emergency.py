@@ -44,7 +44,11 @@ async def act_without_engine(settings: Settings, command: CancelAll | CloseAll,
         lock.acquire()
     except DataDirBusy as exc:
         return CommandResult(False, f"an engine started meanwhile ({exc}); run the command again to reach it")
-    store = Store.in_dir(settings.engine.data_dir)
+    try:
+        store = Store.in_dir(settings.engine.data_dir)
+    except Exception:
+        lock.release()  # a store that is not cockpit's (or cannot be written): no engine is kept out for nothing
+        raise
     start = time.perf_counter()
     try:
         bus = EventBus()

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Hashable, Mapping
 
+from engine import clock
+
 
 def utcnow() -> datetime:
-    """The engine's wall clock, always timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    """The engine's clock (``engine.clock``: the wall clock, or the simulator's in a validation run), UTC."""
+    return clock.now()
 
 
 class Severity(str, enum.Enum):
@@ -177,6 +179,16 @@ class EngineStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class EngineStopped(Event):
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModeChanged(Event):
+    """Orders are sent again (the mode the engine started in) or only decided and logged (dry-run)."""
+
+    previous: str
+    mode: str
+    actor: str
     reason: str
 
 
@@ -398,3 +410,18 @@ class Persisted(Event):
 
     key: str
     value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistCompleted(Event):
+    """The go/no-go checklist ran (``engine.preflight``): every check with its status and evidence."""
+
+    checklist: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReported(Event):
+    """A paper validation run ended (``engine.validation``): its report, and the file it was written to."""
+
+    report: Mapping[str, Any]
+    path: str = ""

@@ -123,6 +123,12 @@ class Execution:
                        or self.rate.refusal() or venue.breaker.refusal())
         return refusal, amount, price
 
+    def check(self, symbol: str, side: str, amount: Decimal, price: Decimal | None,
+              stop_loss: Decimal | None) -> str | None:
+        """Why an order would be refused by the checks, without storing or sending anything (the go/no-go
+        checklist's risk self-test); None when it would go."""
+        return self._refusal(symbol, side, amount, price, stop_loss, urgent=False)[0]
+
     async def place(
         self,
         symbol: str,
@@ -284,6 +290,13 @@ class Execution:
             self.stats.order_done(filled=updated.filled > 0)
         for fill in report.fills:
             self.on_fill(fill)
+
+    def lost(self, order: Order, source: str) -> None:
+        """An order the engine holds open but the venue does not know (never arrived): EXPIRED, with an alert."""
+        self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
+                           detail="lost: the venue does not know this order")
+        self.alert(Severity.WARN, "ORDER_LOST", f"order {order.client_id} ({order.side} {order.amount} {order.symbol}) "
+                                                "is unknown at the venue; marked EXPIRED")
 
     def on_fill(self, fill: Fill) -> bool:
         """Apply one fill (a repeat of a known trade id is ignored); True when it was new."""

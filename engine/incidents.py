@@ -209,3 +209,17 @@ def report(row: Mapping[str, Any], alerts: list[Mapping[str, Any]], changes: lis
     for question, answer in REVIEW_QUESTIONS:
         lines += [f"**{question}**", "", answer(row, actions), ""]
     return "\n".join(lines)
+
+
+def write_report(store: Any, data_dir: Path, incident_id: int) -> Path:
+    """Write ``DIR/incident_ID.md``, the post-incident report, and return its path. KeyError: no such incident;
+    OSError: it could not be written."""
+    row = store.incident(incident_id)
+    if row is None:
+        raise KeyError(f"no incident {incident_id}")
+    until = row["recovered_at"]
+    text = report(row, store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
+                  store.state_changes(row["opened_at"], until))
+    path = data_dir / f"incident_{incident_id}.md"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -206,7 +206,9 @@ class KillSwitch:
                                        return_exceptions=True)
         with self.execution.batch():
             for order, result in zip(stale, results):
-                if isinstance(result, BaseException):
+                if isinstance(result, vx.OrderNotFound):
+                    self.execution.lost(order, "kill-switch")  # never reached the venue: nothing there to cancel
+                elif isinstance(result, BaseException):
                     out.failures[order.symbol] = f"order {order.client_id}: {type(result).__name__}: {result}"[:200]
                 else:
                     self.execution.apply_report(result, "rest")

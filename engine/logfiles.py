@@ -89,6 +89,10 @@ class LoopBufferedFileHandler(RotatingFileHandler):
         self.flush()
         super().close()
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A line the disk refuses (full, read-only) is dropped without a traceback on the terminal: the store's
+        STORE_WRITE_FAILED alert says what is wrong and what to do."""
+
 
 class LogFiles:
     """Opens the three files on the root and trades loggers; ``close`` takes them off again."""
@@ -115,7 +119,10 @@ class LogFiles:
         _write_lines()
         for logger, handler in self._handlers:
             logger.removeHandler(handler)
-            handler.close()
+            try:
+                handler.close()
+            except OSError:  # the last lines could not be flushed (a full disk): the store's alert said so
+                pass
         self._handlers.clear()
 
     @staticmethod

@@ -24,12 +24,12 @@ while a CRIT that halts still holds. A monitor whose reading fails is itself CRI
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Coroutine, Mapping
 
+from engine import clock as engine_clock
 from engine.commands import CloseAll, Command, Halt, Reconnect
 from engine.config import MonitorsConfig, RiskConfig
 from engine.events import EquitySampled, MonitorsChanged, Persisted, Severity, utcnow
@@ -54,7 +54,7 @@ class Monitors:
     def __init__(self, risk: RiskConfig, cfg: MonitorsConfig, portfolio: Portfolio, stats: DailyStats,
                  tracker: OrderTracker, stops: Mapping[str, Decimal], state: TradingStateMachine, link: VenueLink,
                  health: VenueHealth, sync: VenueSync, holdings: Holdings, publish: Publish, alert: AlertPort,
-                 submit: Submit, spawn: Spawn, clock: Callable[[], float] = time.monotonic) -> None:
+                 submit: Submit, spawn: Spawn, clock: Callable[[], float] = engine_clock.monotonic) -> None:
         self.risk = risk
         self.cfg = cfg
         self.portfolio = portfolio
@@ -155,9 +155,11 @@ class Monitors:
         equity = self.portfolio.equity()
         limit = self.risk.daily_loss_limit_pct
         warn = limit * self.cfg.daily_loss_warn_pct_of_limit / 100
-        if self.daily_loss_tripped is not None and self.daily_loss_tripped != utcnow().date():
-            self.daily_loss_tripped = None  # a new UTC day
+        if self.daily_loss_tripped is not None and self.daily_loss_tripped != self.stats.clock().date():
+            self.daily_loss_tripped = None  # a new UTC day (the day statistics' clock: one midnight for both)
         loss = self.stats.current().daily_loss_pct(equity) if equity is not None else Decimal(0)
+        if limit <= 0:
+            return Reading(OK, pct(loss), "off ([risk] daily_loss_limit_pct = 0)")
         threshold = f"{warn:.2f}% / {limit}%"
         if self.daily_loss_tripped is not None or loss >= limit:
             return Reading(CRIT, pct(loss), threshold, "trading stays halted until UTC midnight",
@@ -326,7 +328,7 @@ class Monitors:
         return self._trip(code, CloseAll)
 
     def _daily_loss_close(self, reading: Reading) -> None:
-        self.daily_loss_tripped = utcnow().date()
+        self.daily_loss_tripped = self.stats.clock().date()
         self._close_all("daily_loss")(reading)
 
     def _flash_halt(self, reading: Reading) -> None:

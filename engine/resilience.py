@@ -37,7 +37,17 @@ PERMANENT = (
 TEMPORARY = (
     "NetworkError",  # RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection, RateLimitExceeded
     "OperationFailed",
+    "VenueGarbage",  # a proxy's error page or a cut-off body: like a 5xx, counted, retried where safe, it halts
 )
+# What parsing a garbage answer raises, inside ccxt or in our own parsing of its result.
+GARBAGE_SYMPTOMS = (AttributeError, TypeError, KeyError, ValueError, IndexError, ArithmeticError)
+
+
+def garbage(what: str, exc: BaseException) -> Exception:
+    """The error (a ``VenueGarbage``) for an answer that could not be parsed, naming what was asked for."""
+    return vx.own_class("VenueGarbage")(
+        f"the venue answered garbage to {what} ({type(exc).__name__}: {str(exc)[:80]}); check [venue] rest_url and "
+        "the venue's status")
 
 
 def _classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
@@ -88,9 +98,10 @@ def classify(exc: BaseException) -> Kind:
 
 def __getattr__(name: str) -> Any:
     """``CircuitOpen``: calls are suspended after repeated failures; the message says until when. It is a ccxt
-    ExchangeNotAvailable (every caller already handles those), made once ccxt is imported."""
-    if name == "CircuitOpen":
-        return vx.circuit_open_class()
+    ExchangeNotAvailable (every caller already handles those). ``VenueGarbage``: the venue answered garbage (not
+    JSON, or JSON of the wrong shape), a ccxt BadResponse counted like a 5xx. Both are made once ccxt is imported."""
+    if name in ("CircuitOpen", "VenueGarbage"):
+        return vx.own_class(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -6,12 +6,12 @@ their runbook sources are in ``engine.config.RiskConfig``.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable
 
+from engine import clock as engine_clock
 from engine.config import RiskConfig
 
 
@@ -72,7 +72,7 @@ def limit_refusal(
     """Account-level limits. Sells only shrink a spot position, so they pass everything here."""
     if side != "buy":
         return None
-    if exposure.daily_loss_pct >= cfg.daily_loss_limit_pct:
+    if cfg.daily_loss_limit_pct > 0 and exposure.daily_loss_pct >= cfg.daily_loss_limit_pct:
         return (f"daily loss {exposure.daily_loss_pct:.2f}% has reached the limit "
                 f"{cfg.daily_loss_limit_pct}%: no new positions today")
     if exposure.drawdown_pct >= cfg.max_drawdown_pct:
@@ -97,7 +97,7 @@ def limit_refusal(
 class OrderRateLimit:
     """At most ``per_minute`` orders sent in any sliding 60 s window."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] = engine_clock.monotonic) -> None:
         self.per_minute = per_minute
         self.clock = clock
         self._sent: deque[float] = deque()

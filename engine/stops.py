@@ -9,10 +9,10 @@ the operator is told once and decides (close the position with x, or resume).
 from __future__ import annotations
 
 import logging
-import time
 from decimal import Decimal
 from typing import Mapping
 
+from engine import clock
 from engine.commands import ExitPosition, Permit
 from engine.events import Event, Severity, TickerUpdated
 from engine.portfolio import Portfolio
@@ -55,7 +55,7 @@ class StopLosses:
         if stop is None or last > stop or not holding:
             self._stop_alerted.discard(symbol)
             return
-        if symbol in self._exiting or time.monotonic() < self._retry_at.get(symbol, 0.0):
+        if symbol in self._exiting or clock.monotonic() < self._retry_at.get(symbol, 0.0):
             return
         first = symbol not in self._stop_alerted
         self._stop_alerted.add(symbol)
@@ -77,7 +77,7 @@ class StopLosses:
                                                     reason=f"price {last} through stop {stop}",
                                                     values={"last": str(last), "stop": str(stop)}))
             if not result.ok:
-                self._retry_at[symbol] = time.monotonic() + STOP_RETRY_S
+                self._retry_at[symbol] = clock.monotonic() + STOP_RETRY_S
                 self.alert(Severity.CRIT, "STOP_LOSS_FAILED",
                            f"{symbol} stop exit failed: {result.message}; retrying in {STOP_RETRY_S:g}s")
         finally:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import sqlite_utils
 
 from engine.datadir import DB_NAME
-from engine.errors import StoreError
+from engine.errors import StoreError, unwritable
 
 from engine.events import (
     Alert,
@@ -36,8 +36,11 @@ from engine.events import (
     AlertUpdated,
     Balance,
     BalancesUpdated,
+    ChecklistCompleted,
     CommandAudited,
     DayStatsChanged,
+    EngineStarted,
+    EngineStopped,
     EquitySampled,
     Event,
     HoldingsChanged,
@@ -57,12 +60,13 @@ from engine.events import (
     Severity,
     TradingState,
     TradingStateChanged,
+    ValidationReported,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # A batch holds its writes at most this long before they are committed anyway (other shells read the store).
 MAX_DEFER_S = 0.05
 
@@ -84,6 +88,9 @@ class Store:
         self._batches: dict[object, int] = {}  # task -> depth of its open batches (see ``batch``)
         self._timer: asyncio.TimerHandle | None = None  # the late commit of writes held by a batch
         self.commit_ms: deque[float] = deque(maxlen=2000)  # how long the latest commits took
+        # Told when a batch's commit fails where no writer is there to hear it (a batch's end, the late commit): a
+        # full disk found at commit time, not at the write. Without it the error is raised (or logged, late).
+        self.on_commit_failed: Callable[[BaseException], object] | None = None
         _check_own(path)
         try:
             if readonly:
@@ -97,7 +104,13 @@ class Store:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            # Hold no connection to a file refused or half-opened: left to the garbage collector, a connection from
+            # before the store is in WAL mode makes every later connection of this process read a stale file.
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(_explain(path, exc, readonly)) from None
 
     @classmethod
@@ -208,6 +221,19 @@ class Store:
                      "first_reading_at": str, "alerted_at": str, "acted_at": str, "recovered_at": str,
                      "snapshot": str, "actions": str}, pk="id")
                 db["meta"].upsert({"key": "schema_version", "value": "3"}, pk="key")
+        if version < 4:
+            with db.conn:
+                # The go/no-go gate's evidence: checklist runs, validation reports, and which mode ran when (the
+                # 24-hour paper / dry-run stability check reads it).
+                db["checklist_runs"].create(
+                    {"id": int, "ts": str, "mode": str, "venue": str, "verdict": str, "actor": str, "passed": int,
+                     "warned": int, "failed": int, "checks": str}, pk="id")
+                db["validation_reports"].create(
+                    {"id": int, "ts": str, "verdict": str, "hours": float, "trades": int, "path": str,
+                     "report": str}, pk="id")
+                db["engine_runs"].create(
+                    {"id": int, "started_at": str, "stopped_at": str, "mode": str, "venue": str}, pk="id")
+                db["meta"].upsert({"key": "schema_version", "value": "4"}, pk="key")
 
     # ------------------------------------------------------------ subscriber
 
@@ -238,7 +264,7 @@ class Store:
             if depth:
                 self._batches[owner] = depth
             else:
-                self.flush()
+                self._flush_or_tell()
 
     def flush(self) -> None:
         """Commit what was written and not yet committed (``synchronous=FULL``: on disk when this returns)."""
@@ -264,10 +290,16 @@ class Store:
 
     def _flush_late(self) -> None:
         self._timer = None
+        self._flush_or_tell()
+
+    def _flush_or_tell(self) -> None:
+        """Commit; a failure goes to ``on_commit_failed`` (the writes stay in the transaction for the next try)."""
         try:
             self.flush()
-        except sqlite3.Error as exc:  # the next write or the batch's end raises it to its writer
-            log.error("the store could not commit: %s", exc)
+        except (sqlite3.Error, OSError) as exc:
+            if self.on_commit_failed is None:
+                raise
+            self.on_commit_failed(exc)
 
     def _put(self, sql: str, params: Sequence[Any]) -> None:
         """One prepared statement (sqlite3 caches it by its text: no schema is read per write)."""
@@ -340,6 +372,28 @@ class Store:
     def _put_equity(self, equity: Decimal, peak: Decimal, drawdown_pct: Decimal) -> None:
         self._put(_insert("equity", ("ts", "equity", "peak", "drawdown_pct")),
                   (utcnow().isoformat(), str(equity), str(peak), str(drawdown_pct)))
+
+    def _on_checklist(self, event: ChecklistCompleted) -> None:
+        c = event.checklist
+        summary = c.get("summary", {})
+        self._put(_insert("checklist_runs", ("ts", "mode", "venue", "verdict", "actor", "passed", "warned", "failed",
+                                             "checks")), (
+            c.get("ts"), c.get("mode"), c.get("venue"), c.get("verdict"), c.get("actor"), summary.get("PASS", 0),
+            summary.get("WARN", 0), summary.get("FAIL", 0), dumps(c.get("checks", []))))
+
+    def _on_validation(self, event: ValidationReported) -> None:
+        r = event.report
+        self._put(_insert("validation_reports", ("ts", "verdict", "hours", "trades", "path", "report")), (
+            utcnow().isoformat(), r.get("verdict"), (r.get("simulated") or {}).get("hours"), r.get("trades"),
+            event.path, dumps(r)))
+
+    def _on_engine_started(self, event: EngineStarted) -> None:
+        self._put(_insert("engine_runs", ("started_at", "mode", "venue")),
+                  (utcnow().isoformat(), event.mode, event.venue))
+
+    def _on_engine_stopped(self, event: EngineStopped) -> None:
+        self._put("update engine_runs set stopped_at = ? where id = (select max(id) from engine_runs) "
+                  "and stopped_at is null", (utcnow().isoformat(),))
 
     def _put_json(self, key: str, value: Any) -> None:
         self._put(_upsert("engine_state", STATE_COLUMNS, ("key",)),
@@ -491,6 +545,38 @@ class Store:
     def incident(self, incident_id: int) -> dict[str, Any] | None:
         return next(self.db.query("select * from incidents where id = ?", [incident_id]), None)
 
+    def checklist_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest go/no-go checklist runs first, checks decoded."""
+        rows = list(self.db.query("select * from checklist_runs order by id desc limit ?", [limit]))
+        for r in rows:
+            r["checks"] = json.loads(r["checks"] or "[]")
+        return rows
+
+    def validation_reports(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest validation reports first, each report decoded."""
+        rows = list(self.db.query("select * from validation_reports order by id desc limit ?", [limit]))
+        for r in rows:
+            r["report"] = json.loads(r["report"] or "{}")
+        return rows
+
+    def engine_runs(self, since: str) -> list[dict[str, Any]]:
+        """Engine runs (mode, start, stop) that were still going at ``since`` or started after, oldest first."""
+        return list(self.db.query("select * from engine_runs where stopped_at is null or stopped_at >= ? "
+                                  "order by id", [since]))
+
+    def equity_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
+        return self._between("equity", since, until)
+
+    def orders_ended_since(self, since: str, not_by: str = "") -> tuple[int, int]:
+        """Orders that ended (filled, canceled, rejected, expired) since ``since``, and how many of them filled
+        something: the fill rate's counts. ``not_by``: leave out orders whose origin starts with it."""
+        row = next(self.db.query(
+            "select count(*) as ended, sum(case when cast(filled as real) > 0 then 1 else 0 end) as filled "
+            "from orders where updated_at >= ? and status in ('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED') "
+            "and (? = '' or origin is null or substr(origin, 1, length(?)) != ?)",
+            [since, not_by, not_by, not_by]))
+        return int(row["ended"] or 0), int(row["filled"] or 0)
+
     def state_changes(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
         return self._between("state_changes", since, until)
 
@@ -538,6 +624,21 @@ def _read_only(path: Path) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
 
 
+def refuse_foreign(path: Path) -> None:
+    """StoreError for a file that is not cockpit's, read without locks or journals: nothing is created or removed
+    (a front end checks before it starts the engine, which opens the store for writing)."""
+    _check_own(path)
+    if not path.exists():
+        return
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        _check_tables(sqlite_utils.Database(conn), path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(_explain(path, exc, readonly=True)) from None
+    finally:
+        conn.close()
+
+
 def _check_own(path: Path) -> None:
     """Refuse, before writing a byte, a file that is not an SQLite database."""
     try:
@@ -570,8 +671,10 @@ def _explain(path: Path, exc: BaseException, readonly: bool) -> str:
     if readonly:
         return (f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the engine "
                 "once to upgrade it")
+    reason = unwritable(path.parent) or reason  # SQLite says "unable to open database file" for all of them
     return (f"cannot write the cockpit store {path}: {reason}. cockpit needs a writable data directory "
-            f"({path.parent}) with free space: fix its permissions or free space, or pass another --data-dir")
+            f"({path.parent}) with free space: fix its permissions, remount it writable or free space, or pass "
+            f"another --data-dir (cockpit status --data-dir {path.parent} still reads it)")
 
 
 def alert_from_row(r: dict[str, Any]) -> Alert:
@@ -634,7 +737,7 @@ def _current_task() -> asyncio.Task[Any] | None:
 # Facts committed the moment they are written, even inside a batch: a trading state before anything acts on it (a
 # halt is latched). A new client order id is committed by the order path itself, right before the request carrying
 # it leaves (``Execution.durable``): the kill switch's sells are recorded together and committed once.
-COMMIT_AT_ONCE = frozenset({TradingStateChanged})
+COMMIT_AT_ONCE = frozenset({TradingStateChanged, EngineStopped})
 
 # What the store writes for each kind of event; the others (tickers, positions, health) carry no state to keep.
 _WRITERS: dict[type[Event], Callable[[Store, Any], None]] = {
@@ -656,4 +759,8 @@ _WRITERS: dict[type[Event], Callable[[Store, Any], None]] = {
     HoldingsChanged: lambda store, e: store._put_json("holdings", dict(e.holdings)),
     Persisted: lambda store, e: store._put_json(e.key, e.value),
     MonitorsChanged: lambda store, e: store._put_json("monitors", [dict(m) for m in e.monitors]),
+    ChecklistCompleted: Store._on_checklist,
+    ValidationReported: Store._on_validation,
+    EngineStarted: Store._on_engine_started,
+    EngineStopped: Store._on_engine_stopped,
 }

@@ -11,14 +11,15 @@ import asyncio
 import logging
 import time
 from collections import deque
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
+from engine import clock
 from engine import venueerrors as vx
-
 from engine.config import MonitorsConfig, VenueConfig
 from engine.errors import EngineError
-from engine.events import Order, OrderStatus, Severity, TickerUpdated, utcnow
+from engine.events import Order, Severity, TickerUpdated, utcnow
 from engine.execution import Execution
 from engine.orders import OrderTracker
 from engine.portfolio import Portfolio
@@ -39,8 +40,10 @@ class VenueSync:
 
     def __init__(self, cfg: VenueConfig, monitors: MonitorsConfig, symbols: tuple[str, ...], link: VenueLink,
                  execution: Execution, tracker: OrderTracker, portfolio: Portfolio, holdings: Holdings,
-                 stats: DailyStats, publish: Publish, alert: AlertPort) -> None:
+                 stats: DailyStats, publish: Publish, alert: AlertPort,
+                 guard: Callable[[], AbstractAsyncContextManager[Any]] | None = None) -> None:
         self.cfg = cfg
+        self.guard = guard  # the engine clock's quiet(): polling and reconciliation never straddle a simulated step
         self.monitors_cfg = monitors
         self.holdings = holdings
         self.symbols = symbols
@@ -103,6 +106,8 @@ class VenueSync:
                 self.alert(Severity.CRIT, "VENUE_AUTH", f"venue refused the API key: {exc}; check the key pair")
                 raise
             except (vx.NetworkError, vx.ExchangeError) as exc:
+                if isinstance(exc, vx.VenueGarbage) and not streams_first and not venue.ex.markets:
+                    raise EngineError(f"{self.link.label}: {exc}") from None  # at start: most likely not a venue
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 self.link.set_connected(False, f"{type(exc).__name__}: retrying in {delay:g}s")
                 attempt += 1
@@ -119,9 +124,9 @@ class VenueSync:
         for symbol in self.symbols:
             spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
         spawn("rest-fallback", Periodic("REST fallback polling", self._poll_when_needed, lambda: self.cfg.poll_s,
-                                        on_failure=self._loop_failed, delay_first=True).run())
+                                        on_failure=self._loop_failed, delay_first=True, guard=self.guard).run())
         spawn("reconcile", Periodic("reconciliation", self._reconcile_tick, lambda: self.monitors_cfg.reconcile_s,
-                                    on_failure=self._loop_failed, delay_first=True).run())
+                                    on_failure=self._loop_failed, delay_first=True, guard=self.guard).run())
 
     async def stop_streams(self) -> None:
         await self.streams.close()
@@ -189,11 +194,8 @@ class VenueSync:
             try:
                 report = await venue.fetch_order(order.client_id, order.symbol)
             except vx.OrderNotFound:
-                self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
-                                   detail="lost: the venue does not know this order")
+                self.execution.lost(order, source)
                 done["lost"].append(order.client_id)
-                self.alert(Severity.WARN, "ORDER_LOST", f"order {order.client_id} ({order.side} {order.amount} "
-                                                        f"{order.symbol}) is unknown at the venue; marked EXPIRED")
                 continue
             self.execution.apply_report(report, source)
             done["resolved"].append(f"{order.client_id} {report.status.value}")
@@ -252,7 +254,9 @@ class VenueSync:
             return
         self.portfolio.set_price(symbol, last)
         if t.get("timestamp"):
-            self.stream_latency_ms.append(max(0.0, time.time() * 1000 - float(t["timestamp"])))
+            # Against the engine's clock: the venue stamps events with its market time, which a validation run's
+            # simulator keeps in step with the engine (and which runs ahead of the wall clock there).
+            self.stream_latency_ms.append(max(0.0, clock.now().timestamp() * 1000 - float(t["timestamp"])))
         self.publish(TickerUpdated(symbol, last, dec(t.get("bid")), dec(t.get("ask")), utcnow()))
 
     # ------------------------------------------------------------ streams

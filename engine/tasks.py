@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Awaitable, Callable, Coroutine
+
+from engine.clock import Clock
+from engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,10 @@ class TaskGroup:
             return
         exc = task.exception()
         if exc is not None:
-            log.error("task %s crashed", task.get_name(), exc_info=exc)
+            if isinstance(exc, EngineError):  # explained (a bad symbol, a garbage venue): its sentence is enough
+                log.error("task %s stopped: %s", task.get_name(), exc)
+            else:
+                log.error("task %s crashed", task.get_name(), exc_info=exc)
             self._on_crash(task.get_name(), exc)
 
     def names(self) -> list[str]:
@@ -47,7 +54,11 @@ class TaskGroup:
 class Periodic:
     """Runs ``tick`` every ``interval_s`` for ever; an exception in one tick is reported once per failing
     episode through ``on_failure(name, exc)`` (and ``on_recovery(name)`` when a tick succeeds again), and the
-    loop goes on. A tick that cannot run must not silently end the watch it belongs to."""
+    loop goes on. A tick that cannot run must not silently end the watch it belongs to.
+
+    ``clock``: the loop waits on that clock's time (the engine's: simulated in a validation run); without it,
+    on the wall clock. ``guard``: an async context each tick of a wall-clock loop runs in (the engine clock's
+    ``quiet``, so a simulated clock holds still while the tick reads the venue)."""
 
     def __init__(
         self,
@@ -58,8 +69,12 @@ class Periodic:
         on_failure: Callable[[str, BaseException], None],
         on_recovery: Callable[[str], None] | None = None,
         delay_first: bool = False,
+        clock: Clock | None = None,
+        guard: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         self.name = name
+        self._clock = clock
+        self._guard = guard
         self._tick = tick
         self._interval = interval_s
         self._on_failure = on_failure
@@ -74,9 +89,11 @@ class Periodic:
     async def run_once(self) -> bool:
         """One isolated tick; True when it succeeded."""
         try:
-            result = self._tick()
-            if inspect.isawaitable(result):
-                await result
+            if self._guard is None:
+                await self._call()
+            else:
+                async with self._guard():
+                    await self._call()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the task boundary of one tick: reported, and the loop goes on
@@ -95,9 +112,24 @@ class Periodic:
                 self._on_recovery(self.name)
         return True
 
+    async def _call(self) -> None:
+        result = self._tick()
+        if inspect.isawaitable(result):
+            await result
+
+    async def _sleep(self) -> None:
+        if self._clock is None:
+            await asyncio.sleep(self.interval())
+        else:
+            await self._clock.sleep(self.interval(), self.name)
+
     async def run(self) -> None:
         if self._delay_first:
-            await asyncio.sleep(self.interval())
+            await self._sleep()
+        elif self._clock is not None:
+            # The clock's first moment: a validation run's stepped clock starts its loops when it starts time
+            # (the wall clock just lets the event loop turn once).
+            await self._clock.sleep(0, self.name)
         while True:
             await self.run_once()
-            await asyncio.sleep(self.interval())
+            await self._sleep()

@@ -7,13 +7,14 @@ float arithmetic. Orders go out as strings.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import urlsplit
 
 from engine import venueerrors as vx
@@ -22,10 +23,14 @@ from engine.events import Balance, Fill, OrderStatus
 from engine.exchange import build_exchange
 from engine.orders import status_from_ccxt
 from engine.ratelimit import weight_limit_from
-from engine.resilience import BACKOFF_S, CircuitBreaker, LatencyStats, retry_after_s, with_retries
+from engine.resilience import (
+    BACKOFF_S, GARBAGE_SYMPTOMS, CircuitBreaker, LatencyStats, garbage, retry_after_s, with_retries,
+)
 from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def dec(value: Any) -> Decimal | None:
@@ -60,6 +65,28 @@ def _ts(ms: Any) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, timezone.utc)
 
 
+def _is_json(body: str) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+def _parses(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An answer ccxt passed on but that is not ``what`` (a wrong-shaped JSON) is the venue's garbage, said so."""
+    def wrap(parse: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(parse)
+        def parsed(*args: Any) -> Any:
+            try:
+                return parse(*args)
+            except GARBAGE_SYMPTOMS as exc:
+                raise garbage(what, exc) from None
+        return parsed
+    return wrap
+
+
+@_parses("a fill")
 def parse_fill(t: dict[str, Any]) -> Fill:
     fee = t.get("fee") or {}
     info = t.get("info") or {}
@@ -76,6 +103,7 @@ def parse_fill(t: dict[str, Any]) -> Fill:
     )
 
 
+@_parses("an order")
 def parse_order(o: dict[str, Any]) -> OrderReport:
     amount = dec(o.get("amount")) or Decimal(0)
     filled = dec(o.get("filled")) or Decimal(0)
@@ -109,6 +137,7 @@ BINANCE_STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "PENDING_CANCEL": "
                   "CANCELED": "canceled", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
 
 
+@_parses("an order")
 def parse_binance_order(o: dict[str, Any], symbol_of: Callable[[str], str]) -> OrderReport:
     """An order as Binance spot answers it (cancel-all, open orders: facts note §2), straight from its decimal
     strings. ccxt's unified parse of a cancel-all's 100 orders costs the kill switch ~5 ms; this costs ~0.3 ms, and
@@ -132,6 +161,24 @@ def parse_binance_order(o: dict[str, Any], symbol_of: Callable[[str], str]) -> O
     )
 
 
+@_parses("a list of orders")
+def parse_binance_orders(raw: list[dict[str, Any]], symbol_of: Callable[[str], str]) -> list[OrderReport]:
+    """A cancel-all's or an open-orders listing's answer (Binance's own words, see ``parse_binance_order``)."""
+    return [parse_binance_order(o, symbol_of) for o in raw]
+
+
+@_parses("a list of orders")
+def parse_orders(raw: list[dict[str, Any]]) -> list[OrderReport]:
+    return [parse_order(o) for o in raw]
+
+
+@_parses("a list of trades")
+def parse_my_trades(raw: list[dict[str, Any]]) -> list[tuple[str | None, Fill]]:
+    """The account's trades, each with the venue's order id (myTrades carries no client id)."""
+    return [(str(t["order"]) if t.get("order") is not None else None, parse_fill(t)) for t in raw]
+
+
+@_parses("a balance")
 def parse_balances(raw: dict[str, Any]) -> tuple[Balance, ...]:
     out = []
     free, used = raw.get("free") or {}, raw.get("used") or {}
@@ -159,15 +206,19 @@ class Venue:
         on_error: Callable[[str, BaseException], None] | None = None,
         health: VenueHealth | None = None,
         latency_observer: Callable[[str, float], None] | None = None,
+        rate_limit: bool = True,
     ) -> None:
         self.exchange_id = exchange_id
         options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
                        timeout_ms=timeout_ms)
-        # Binance-style venues count request weight per minute and say how much is used in every answer: both
-        # clients then share one budget that follows that count (``engine.ratelimit``), with no debt carried across
-        # idle time. Elsewhere ccxt's own limiter paces the routine client.
-        self.follows_weight = exchange_id.startswith("binance")
-        self.ex = build_exchange(exchange_id, **options)
+        # Binance-style venues answer in Binance's own words (parsed here where ccxt's unified parse is slow), count
+        # request weight per minute and say how much is used in every answer: both clients then share one budget
+        # that follows that count (``engine.ratelimit``), with no debt carried across idle time. Elsewhere ccxt's
+        # own limiter paces the routine client. ``rate_limit = false`` (a validation run's private simulator) paces
+        # nothing.
+        self.binance = exchange_id.startswith("binance")
+        self.follows_weight = self.binance and rate_limit
+        self.ex = build_exchange(exchange_id, rate_limit=rate_limit, **options)
         # The kill switch's own lane: a second client with its own HTTP session, past the circuit breaker, first in
         # line for the weight budget (and with no client-side limiter where the venue reports no weight).
         self.urgent = build_exchange(exchange_id, rate_limit=self.follows_weight, **options)
@@ -233,6 +284,12 @@ class Venue:
                 pass  # no status (a connection error): ccxt raises it as a network error
             if str(code) == "200" and urlsplit(url).path.endswith("/exchangeInfo"):
                 self._learn_weight_limit(body)
+            if self.ex.markets and str(code).startswith("2") and isinstance(body, str) and not _is_json(body):
+                # Mid-session (markets loaded), a 200 that is not JSON is a proxy page or a cut-off body: say so,
+                # instead of letting ccxt hand a string to code that expects an order.
+                raise vx.own_class("VenueGarbage")(
+                    f"the venue answered garbage to {method} {urlsplit(url).path}: {body[:60]!r}; check [venue] "
+                    "rest_url and the venue's status")
             return original(code, reason, url, method, headers, body, request_headers, request_body)
 
         ex.on_rest_response = on_rest_response
@@ -260,6 +317,9 @@ class Venue:
         await self.health.wait_if_paused()
         try:
             result = await getattr(self.urgent, name)(*args, **kwargs)
+        except GARBAGE_SYMPTOMS as exc:
+            self._failed(name, error := garbage(name, exc))
+            raise error from None
         except vx.BaseError as exc:
             self._failed(name, exc)
             raise
@@ -271,6 +331,11 @@ class Venue:
         self.breaker.before_call()
         try:
             result = await getattr(self.ex, name)(*args, **kwargs)
+        except GARBAGE_SYMPTOMS as exc:  # ccxt choked on an answer of the wrong shape
+            error = garbage(name, exc)
+            self.breaker.failure(error)
+            self._failed(name, error)
+            raise error from None
         except vx.BaseError as exc:
             self.breaker.failure(exc)
             self._failed(name, exc)
@@ -326,9 +391,7 @@ class Venue:
     # ------------------------------------------------------------ REST
 
     async def fetch_balances(self, urgent: bool = False) -> tuple[Balance, ...]:
-        if urgent:
-            return parse_balances(await self._urgent("fetch_balance"))
-        return parse_balances(await self._call("fetch_balance"))
+        return await self._ask(self._urgent if urgent else self._call, "fetch_balance", parse_balances)
 
     async def ping(self) -> None:
         """One cheap public call (server time, weight 1), not retried: a reading of reachability, latency and
@@ -365,42 +428,50 @@ class Venue:
     ) -> OrderReport:
         params = {"newClientOrderId": client_id}
         # Never retried here: after an uncertain failure the engine asks by client id instead (no duplicates).
-        call = self._urgent if urgent else self._once
-        raw = await call("create_order", symbol, type_, side, str(amount), None if price is None else str(price),
-                         params)
-        return parse_order(raw)
+        return await self._ask(self._urgent if urgent else self._once, "create_order", parse_order, symbol, type_,
+                               side, str(amount), None if price is None else str(price), params)
 
     async def fetch_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
-        call = self._urgent if urgent else self._call
-        raw = await call("fetch_order", None, symbol, {"origClientOrderId": client_id})
-        return parse_order(raw)
+        return await self._ask(self._urgent if urgent else self._call, "fetch_order", parse_order, None, symbol,
+                               {"origClientOrderId": client_id})
 
     async def cancel_order(self, client_id: str, symbol: str) -> OrderReport:
-        raw = await self._call("cancel_order", None, symbol, {"origClientOrderId": client_id})
-        return parse_order(raw)
+        return await self._ask(self._call, "cancel_order", parse_order, None, symbol,
+                               {"origClientOrderId": client_id})
 
     async def fetch_open_orders(self, symbol: str | None = None, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
-        if self.follows_weight:  # Binance's own answer, parsed here (see ``parse_binance_order``)
+        if self.binance:  # Binance's own answer, parsed here (see ``parse_binance_order``)
             request = {"symbol": self.ex.market_id(symbol)} if symbol else {}
-            return [self._binance(o) for o in await call("privateGetOpenOrders", request)]
-        return [parse_order(o) for o in await call("fetch_open_orders", symbol)]
+            return await self._ask(call, "privateGetOpenOrders", self._binance_orders, request)
+        return await self._ask(call, "fetch_open_orders", parse_orders, symbol)
 
     async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[tuple[str | None, Fill]]:
         """The account's fills in ``symbol`` since ``since_ms``, each with the venue's order id (myTrades carries
         no client id: the caller maps the order id to its own)."""
-        trades = await self._call("fetch_my_trades", symbol, since_ms)
-        return [(str(t["order"]) if t.get("order") is not None else None, parse_fill(t)) for t in trades]
+        return await self._ask(self._call, "fetch_my_trades", parse_my_trades, symbol, since_ms)
 
     async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
-        if self.follows_weight:
-            raw = await call("privateDeleteOpenOrders", {"symbol": self.ex.market_id(symbol)})
-            return [self._binance(o) for o in raw]
-        return [parse_order(o) for o in await call("cancel_all_orders", symbol)]
+        if self.binance:
+            return await self._ask(call, "privateDeleteOpenOrders", self._binance_orders,
+                                   {"symbol": self.ex.market_id(symbol)})
+        return await self._ask(call, "cancel_all_orders", parse_orders, symbol)
 
-    def _binance(self, raw: dict[str, Any]) -> OrderReport:
-        return parse_binance_order(raw, self.ex.safe_symbol)
+    def _binance_orders(self, raw: Any) -> list[OrderReport]:
+        return parse_binance_orders(raw, self.ex.safe_symbol)
+
+    async def _ask(self, call: Callable[..., Awaitable[Any]], name: str, parse: Callable[[Any], T], *args: Any) -> T:
+        """``call`` the venue, then ``parse`` its answer: an answer of the wrong shape is the venue's garbage,
+        counted like an error ccxt raised (the breaker, the REST error window) and raised as ``VenueGarbage``."""
+        raw = await call(name, *args)
+        try:
+            return parse(raw)
+        except vx.VenueGarbage as exc:
+            if call != self._urgent:
+                self.breaker.failure(exc)
+            self._failed(name, exc)
+            raise
 
     # ------------------------------------------------------------ streams
 

@@ -36,31 +36,42 @@ def _errors() -> ModuleType | None:
     return sys.modules.get(_ERRORS)
 
 
-_circuit_open: type[Exception] | None = None
+# The engine's own ccxt error classes, made once ccxt is imported: name -> (ccxt base class, docstring).
+_OWN = {
+    "CircuitOpen": ("ExchangeNotAvailable", "Calls are suspended after repeated failures; the message says until when."),
+    "VenueGarbage": ("BadResponse", "The venue (or something between it and us) answered garbage: not JSON, or "
+                                    "JSON of the wrong shape."),
+}
+_own: dict[str, type[Exception]] = {}
+
+
+def own_class(name: str) -> type[Exception]:
+    """One of the engine's own ccxt error classes (``CircuitOpen``, ``VenueGarbage``), importing ccxt's errors if
+    they were not: it is asked for only to raise one, where the venue is connected."""
+    if not loaded():
+        importlib.import_module(_ERRORS)
+    return __getattr__(name)
 
 
 def circuit_open_class() -> type[Exception]:
-    """The engine's ``CircuitOpen``, a ccxt ExchangeNotAvailable (ccxt's errors are imported if they were not)."""
-    if not loaded():
-        importlib.import_module(_ERRORS)
-    return __getattr__("CircuitOpen")
+    """The engine's ``CircuitOpen``, a ccxt ExchangeNotAvailable."""
+    return own_class("CircuitOpen")
 
 
 def __getattr__(name: str) -> Any:
-    """ccxt's class ``name`` (``NotLoaded`` while ccxt is not imported); also ``CircuitOpen``, the engine's own
-    ExchangeNotAvailable for calls refused by the circuit breaker."""
-    global _circuit_open
+    """ccxt's class ``name`` (``NotLoaded`` while ccxt is not imported); also the engine's own classes:
+    ``CircuitOpen`` (an ExchangeNotAvailable for calls refused by the circuit breaker) and ``VenueGarbage`` (a
+    BadResponse for an answer that is not what a venue says)."""
     errors = _errors()
     if errors is None:
         if name.startswith("__"):
             raise AttributeError(name)
         return NotLoaded
-    if name == "CircuitOpen":
-        if _circuit_open is None:
-            _circuit_open = type("CircuitOpen", (errors.ExchangeNotAvailable,), {
-                "__doc__": "Calls are suspended after repeated failures; the message says until when.",
-                "__module__": __name__})
-        return _circuit_open
+    if name in _OWN:
+        if name not in _own:
+            base, doc = _OWN[name]
+            _own[name] = type(name, (getattr(errors, base),), {"__doc__": doc, "__module__": __name__})
+        return _own[name]
     try:
         return getattr(errors, name)
     except AttributeError:

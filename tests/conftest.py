@@ -7,8 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Stateful property tests drive a real engine: slow examples, no example database written into the tree. The default
+# run is small; `--hypothesis-profile=long` is the long one (README "Proof suites").
+_SLOW = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("cockpit", max_examples=3, stateful_step_count=10, **_SLOW)
+settings.register_profile("long", max_examples=100, stateful_step_count=40, **_SLOW)
+settings.load_profile("cockpit")
 
 from engine.exchange import build_exchange  # noqa: E402
 from engine.sim import Simulator  # noqa: E402

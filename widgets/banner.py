@@ -1,4 +1,5 @@
-"""The top banner: mode and trading state in words, the venue, and what the operator's keys will do."""
+"""The top banner: mode and trading state in words an operator acts on, who set it and when, the venue's
+connection and the keys that matter now; under it, the latest unacknowledged CRIT alert, when there is one."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ STATE_STYLE = {
     "REDUCE_ONLY": "bold black on yellow",
     "HALTED": "bold white on red",
 }
+# What the operator can do next, in the banner's words (the footer has every key).
 STATE_HINT = {
-    "ACTIVE": "trading · h: halt · c: cancel all · x: close all",
-    "REDUCE_ONLY": "only position-reducing orders · h: halt · x: close all",
-    "HALTED": "no new orders · x: close all · u: resume",
+    "ACTIVE": "h: halt · c: cancel all · x: close all",
+    "REDUCE_ONLY": "only reducing orders · h: halt · u: resume",
+    "HALTED": "u: resume · x: close all",
 }
 
 
 class StatusBanner(Static):
-    """Shows e.g. ``LIVE · HALTED by ws_stale at 14:25:30  no new orders · u: resume`` and the venue's
-    connection."""
+    """``LIVE · HALTED by ws_stale at 14:25:30 · u: resume`` over ``● connected sim 127.0.0.1:9100``."""
 
     DEFAULT_CSS = """
     StatusBanner { height: 2; width: 1fr; background: $boost; }
@@ -31,16 +32,16 @@ class StatusBanner(Static):
     venue: reactive[str] = reactive("")
     connected: reactive[bool | None] = reactive(None)
     detail: reactive[str] = reactive("")
-    equity: reactive[str] = reactive("")
     set_by: reactive[str] = reactive("")  # who or what set the state, and when: "ws_stale at 14:25:30"
+    kill_switch: reactive[str] = reactive("")  # a kill switch still retrying: "retrying: 2 order(s) left"
 
     def render(self) -> Text:
         text = Text()
-        label = f" {self.mode.upper()} · {self.state} "
+        label = f" {self.mode.upper()} · {self.state}"
         if self.set_by and self.state != "ACTIVE":
-            label += f"by {self.set_by} "
-        text.append(label, style=STATE_STYLE.get(self.state, "bold reverse"))
-        text.append(f" {STATE_HINT.get(self.state, '')}", style="bold" if self.state == "HALTED" else "")
+            label += f" by {self.set_by}"
+        text.append(label + " ", style=STATE_STYLE.get(self.state, "bold reverse"))
+        text.append(f"· {STATE_HINT.get(self.state, '')}", style="bold" if self.state == "HALTED" else "")
         text.append("\n ")
         if self.connected is None:
             text.append("● connecting", style="yellow")
@@ -52,7 +53,26 @@ class StatusBanner(Static):
                 text.append(f" ({self.detail})", style="red")
         if self.venue:
             text.append(f" {self.venue}", style="dim")
-        if self.equity:
-            text.append(" │ equity ")
-            text.append(self.equity, style="bold")
+        if self.kill_switch:
+            text.append(f" │ KILL SWITCH {self.kill_switch}", style="bold white on red")
         return text
+
+
+class CritBanner(Static):
+    """The newest unacknowledged CRIT alert across the screen: what, when, and the key that acknowledges it.
+    Hidden when none is waiting."""
+
+    DEFAULT_CSS = """
+    CritBanner { height: 1; width: 1fr; background: $error; color: $text; text-style: bold; display: none; }
+    CritBanner.-shown { display: block; }
+    """
+
+    def show_alert(self, alert_id: int, when: str, code: str, message: str, waiting: int) -> None:
+        more = f" (+{waiting - 1} more)" if waiting > 1 else ""
+        self.update(Text(f" CRIT {when} {code}: {message}{more} · a: ack · l: alert log"))  # as written, no markup
+        self.set_class(True, "-shown")
+        self.alert_id = alert_id
+
+    def clear(self) -> None:
+        self.set_class(False, "-shown")
+        self.alert_id = None

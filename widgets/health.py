@@ -1,53 +1,98 @@
-"""The health line: how fresh market data is, how fast and how healthy REST is, today's PnL and drawdown."""
+"""The health line and the monitor strip: the numbers an operator scans, and every monitor that is not OK.
+
+Both read the monitors' own readings (value and threshold, as the engine judged them), so the screen never
+judges differently from the engine: a number is red exactly when its monitor says CRIT, yellow on WARN.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+LEVEL_STYLE = {"OK": "", "WARN": "bold yellow", "CRIT": "bold white on red"}
+
+# The health line: (monitor code, label) in the order an operator reads them.
+HEALTH = (
+    ("ws_stale", "data"),
+    ("rest_errors", "err"),
+    ("rest_latency", "p95"),
+    ("stream_latency", "lag"),
+    ("reconnects", "reconn"),
+    ("clock_skew", "skew"),
+)
+
+
+def compact(reading: Mapping[str, Any]) -> str:
+    """A reading's value in as few characters as an 80-column line needs: ``0 in 60s`` -> ``0/60s``, without
+    its parenthesised detail (which stream: the monitor strip gives it when it matters)."""
+    return str(reading["value"]).replace(" in ", "/").split(" (", 1)[0]
+
 
 class HealthLine(Static):
-    """One line of numbers an operator scans: red when one of them says something is wrong."""
+    """``data 0.3s · err 0/60s · p95 4ms · lag 12ms · reconn 0/h · skew +3ms``: age of market data, REST errors
+    in the window, REST latency p95, stream latency, reconnects in the last hour, clock skew."""
 
     DEFAULT_CSS = """
     HealthLine { height: 1; width: 1fr; padding: 0 1; }
     """
 
-    ws_age_s: reactive[float | None] = reactive(None)
-    rest_p95_ms: reactive[float | None] = reactive(None)
-    rest_errors: reactive[int] = reactive(0)
-    ws_reconnects: reactive[int] = reactive(0)
+    readings: reactive[dict[str, Mapping[str, Any]]] = reactive(dict, always_update=True)
     breaker: reactive[str | None] = reactive(None)
     polling: reactive[bool] = reactive(False)
-    day_pnl: reactive[str] = reactive("")
-    day_pnl_negative: reactive[bool] = reactive(False)
-    drawdown: reactive[str] = reactive("")
-    stale_after_s: float = 10.0  # runbook 001 §1: WARN past 10 s
-    slow_after_ms: float = 2000.0  # runbook 000 §3: high latency > 2 s
+    streams_down: reactive[tuple[str, ...]] = reactive(tuple)
 
     def render(self) -> Text:
         t = Text()
-        if self.ws_age_s is None:
-            t.append("ws —", style="dim")
-        else:
-            t.append(f"ws {self.ws_age_s:.1f}s", style="bold red" if self.ws_age_s > self.stale_after_s else "")
+        for i, (code, label) in enumerate(HEALTH):
+            reading = self.readings.get(code)
+            if i:
+                t.append(" · ")
+            if reading is None:
+                t.append(f"{label} —", style="dim")
+                continue
+            t.append(f"{label} {compact(reading)}", style=LEVEL_STYLE.get(reading["status"], ""))
         if self.polling:
-            t.append(" (REST polling)", style="yellow")
-        t.append(" · ")
-        if self.rest_p95_ms is None:
-            t.append("REST p95 —", style="dim")
-        else:
-            slow = self.rest_p95_ms > self.slow_after_ms
-            t.append(f"REST p95 {self.rest_p95_ms:.0f}ms", style="bold red" if slow else "")
-        t.append(" · ")
-        t.append(f"err {self.rest_errors}", style="yellow" if self.rest_errors else "")
-        t.append(f" · reconn {self.ws_reconnects}", style="yellow" if self.ws_reconnects else "")
+            t.append(" · REST polling", style="yellow")
+        if self.streams_down:
+            t.append(f" · down: {', '.join(self.streams_down)}", style="bold red")
         if self.breaker and self.breaker != "CLOSED":
             t.append(f" · breaker {self.breaker}", style="bold white on red")
-        if self.day_pnl:
-            t.append(" · day ")
-            t.append(self.day_pnl, style="red" if self.day_pnl_negative else "green")
-        if self.drawdown:
-            t.append(f" · DD {self.drawdown}")
+        return t
+
+
+class MonitorStrip(Static):
+    """``monitors 14 OK`` or each monitor that is not: ``CRIT ws_stale 61.0s (ticker) > 10s / 60s``; then the
+    go/no-go checklist's summary when it has run."""
+
+    DEFAULT_CSS = """
+    MonitorStrip { height: 1; width: 1fr; padding: 0 1; }
+    """
+
+    readings: reactive[dict[str, Mapping[str, Any]]] = reactive(dict, always_update=True)
+    checklist: reactive[str] = reactive("")  # "go/no-go 15 PASS · 2 WARN · 0 FAIL"
+    checklist_level: reactive[str] = reactive("OK")
+
+    def render(self) -> Text:
+        t = Text()
+        if not self.readings:
+            t.append("monitors —", style="dim")
+        else:
+            bad = [r for r in self.readings.values() if r["status"] != "OK"]
+            bad.sort(key=lambda r: r["status"] != "CRIT")
+            if not bad:
+                t.append(f"monitors {len(self.readings)} OK", style="green")
+            else:
+                ok = len(self.readings) - len(bad)
+                for i, r in enumerate(bad):
+                    if i:
+                        t.append(" · ")
+                    t.append(f"{r['status']} {r['code']} {r['value']} > {r['threshold']}",
+                             style=LEVEL_STYLE[r["status"]])
+                t.append(f" · {ok} OK", style="dim")
+        if self.checklist:
+            t.append(" │ ")
+            t.append(self.checklist, style=LEVEL_STYLE.get(self.checklist_level, ""))
         return t

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -12,51 +12,67 @@ Cell = str | Text
 
 
 class KeyedTable(DataTable):
-    """Rows addressed by a stable key. ``sync`` adds, updates and removes rows to match what it is given."""
+    """Rows addressed by a stable key. ``sync`` adds, updates and removes rows to match what it is given;
+    ``upsert`` and ``discard`` touch one row. A changed cell is updated where it is: under a storm of events the
+    table does work per changed cell, not per row shown."""
 
     DEFAULT_CSS = """
     KeyedTable { height: 1fr; }
     """
 
-    def __init__(self, columns: Sequence[str], **kwargs) -> None:
+    def __init__(self, columns: Sequence[str], sort_by: tuple[str, Callable[[Cell], object], bool] | None = None,
+                 **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._column_labels = tuple(columns)
         self._column_keys: list = []
         self._rows: dict[str, tuple[Cell, ...]] = {}
+        # (column, key, reverse): rows kept in this order as they are added (e.g. newest first by id)
+        self._sort_by = sort_by
 
-    def on_mount(self) -> None:
-        self._column_keys = [self.add_column(label, key=label) for label in self._column_labels]
-
-    def sync(self, rows: Mapping[str, Sequence[Cell]]) -> None:
-        """Make the table show exactly ``rows`` (in their order for new rows)."""
+    def _columns_ready(self) -> None:
         if not self._column_keys:
             self._column_keys = [self.add_column(label, key=label) for label in self._column_labels]
-        for key in list(self._rows):
-            if key not in rows:
-                try:
-                    self.remove_row(key)
-                except RowDoesNotExist:
-                    pass
-                del self._rows[key]
+
+    def on_mount(self) -> None:
+        self._columns_ready()
+
+    def sync(self, rows: Mapping[str, Sequence[Cell]]) -> None:
+        """Make the table show exactly ``rows``."""
+        for key in [k for k in self._rows if k not in rows]:
+            self.discard(key)
         for key, cells in rows.items():
-            cells = tuple(cells)
-            old = self._rows.get(key)
-            if old is None:
-                self.add_row(*cells, key=key)
-            elif old != cells:
-                for col, (before, after) in zip(self._column_keys, zip(old, cells)):
-                    if before != after:
-                        self.update_cell(key, col, after, update_width=True)
-            self._rows[key] = cells
+            self.upsert(key, cells)
 
     def upsert(self, key: str, cells: Sequence[Cell]) -> None:
-        """Add or update one row, leaving the others alone."""
-        self.sync({**self._rows, key: tuple(cells)})
+        """Add one row, or update the cells of it that changed; the others are left alone."""
+        self._columns_ready()
+        # Plain strings become Text here: DataTable would parse them as markup, and a message from a venue with
+        # "[...]" in it must be shown as it is, never styled or refused (nor parsed again on every paint).
+        cells = tuple(Text(c) if isinstance(c, str) else c for c in cells)
+        old = self._rows.get(key)
+        if old == cells:
+            return
+        self._rows[key] = cells
+        if old is None:
+            self.add_row(*cells, key=key)
+            if self._sort_by is not None and len(self._rows) > 1:
+                column, order, reverse = self._sort_by
+                self.sort(column, key=order, reverse=reverse)
+            return
+        for col, before, after in zip(self._column_keys, old, cells):
+            if before != after:
+                # Grow a column for a wider cell, never shrink it: shrinking makes DataTable measure every cell
+                # of the column again, per update, which under a storm of price and fill updates is most of the
+                # screen's work.
+                self.update_cell(key, col, after, update_width=after.cell_len > self.columns[col].content_width)
 
     def discard(self, key: str) -> None:
         """Remove one row if it is there."""
-        if key in self._rows:
-            self.sync({k: v for k, v in self._rows.items() if k != key})
+        if self._rows.pop(key, None) is not None:
+            try:
+                self.remove_row(key)
+            except RowDoesNotExist:
+                pass
 
     def row_cells(self, key: str) -> tuple[Cell, ...] | None:
         return self._rows.get(key)
@@ -64,3 +80,14 @@ class KeyedTable(DataTable):
     @property
     def keys(self) -> list[str]:
         return list(self._rows)
+
+    @property
+    def selected_key(self) -> str | None:
+        """The row key under the cursor, if any."""
+        if not self._rows or not (0 <= self.cursor_row < self.row_count):
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key((self.cursor_row, 0))
+        except Exception:  # noqa: BLE001 - no such cell: nothing selected
+            return None
+        return row_key.value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Callable
+from typing import Callable, Iterator
 
 from .market import PriceFeed
 
@@ -69,11 +69,18 @@ class SyntheticBook:
         """Best synthetic bid and ask (the account's own orders may sit inside them)."""
         return self.feed.bid_ask()
 
-    def _grid(self, side: str, touch: tuple[Decimal, Decimal], count: int) -> list[Decimal]:
+    def _grid(self, side: str, touch: tuple[Decimal, Decimal], count: int) -> Iterator[Decimal]:
+        """Up to ``count`` grid prices from the touch outwards, made as they are read: the best level (every
+        ticker push asks for it) must not cost the 5,000 levels of the deepest walk."""
         step = self.spec.level_step
+        price = touch[0] if side == "bids" else touch[1]
         if side == "bids":
-            return [touch[0] - step * i for i in range(count) if touch[0] - step * i > 0]
-        return [touch[1] + step * i for i in range(count)]
+            step = -step
+        for _ in range(count):
+            if price <= 0:
+                return
+            yield price
+            price += step
 
     def levels(self, side: str, limit: int = 100, *, synthetic_only: bool = False) -> list[tuple[Decimal, Decimal]]:
         """The best ``limit`` levels of ``side`` ("bids" or "asks"), best first, empty levels skipped."""

@@ -7,6 +7,7 @@ Larger intervals (5m ... 1d) are aggregated from the minutes; ``stats`` gives th
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import deque
@@ -49,6 +50,74 @@ class Candle:
     last_trade_id: int = -1
     taker_buy_volume: Decimal = ZERO
     taker_buy_quote: Decimal = ZERO
+
+
+class ClosedMinutes:
+    """Running figures of the complete minutes of a sliding 24-hour window (the ticker's statistics are asked for at
+    every price push; a complete minute never changes, so each one is added once and taken off once)."""
+
+    def __init__(self) -> None:
+        self.rows: deque[Candle] = deque()
+        self.volume = ZERO
+        self.quote_volume = ZERO
+        self.count = 0
+        self._highs: deque[Candle] = deque()  # decreasing highs: the front is the window's high
+        self._lows: deque[Candle] = deque()  # increasing lows: the front is the window's low
+
+    def update(self, closed: list[Candle]) -> None:
+        """Follow the window to ``closed`` (its complete minutes, oldest first)."""
+        if not closed:
+            self.__init__()  # type: ignore[misc]
+            return
+        rows = self.rows
+        if rows and (rows[0].start_ms > closed[0].start_ms or rows[-1].start_ms > closed[-1].start_ms):
+            self.__init__()  # type: ignore[misc]  # history was prepended: start over
+        while rows and rows[0].start_ms < closed[0].start_ms:
+            self._drop()
+        newest = rows[-1].start_ms if rows else None
+        first_new = len(closed)
+        while first_new > 0 and (newest is None or closed[first_new - 1].start_ms > newest):
+            first_new -= 1
+        for candle in closed[first_new:]:
+            self._add(candle)
+
+    def _add(self, c: Candle) -> None:
+        self.rows.append(c)
+        self.volume += c.volume
+        self.quote_volume += c.quote_volume
+        self.count += c.count
+        while self._highs and self._highs[-1].high <= c.high:
+            self._highs.pop()
+        self._highs.append(c)
+        while self._lows and self._lows[-1].low >= c.low:
+            self._lows.pop()
+        self._lows.append(c)
+
+    def _drop(self) -> None:
+        c = self.rows.popleft()
+        self.volume -= c.volume
+        self.quote_volume -= c.quote_volume
+        self.count -= c.count
+        if self._highs and self._highs[0] is c:
+            self._highs.popleft()
+        if self._lows and self._lows[0] is c:
+            self._lows.popleft()
+
+    @property
+    def high(self) -> Decimal | None:
+        return self._highs[0].high if self._highs else None
+
+    @property
+    def low(self) -> Decimal | None:
+        return self._lows[0].low if self._lows else None
+
+    @property
+    def first_trade_id(self) -> int:
+        return next((c.first_trade_id for c in self.rows if c.first_trade_id >= 0), -1)
+
+    @property
+    def last_trade_id(self) -> int:
+        return next((c.last_trade_id for c in reversed(self.rows) if c.last_trade_id >= 0), -1)
 
 
 class CandleSeries:
@@ -224,11 +293,16 @@ class CandleSeries:
         """Minute candles of the last 24 hours, oldest first."""
         bound = now_ms - DAY_MS + 1
         self.ensure(bound)
-        rows = []
-        for c in reversed(self._rows):
-            if c.start_ms < bound:
-                break
-            if c.start_ms <= now_ms:
-                rows.append(c)
-        rows.reverse()
-        return rows
+        rows = self._rows
+        # Binary search on the deque (sorted by start): every ticker push asks for this window.
+        lo, hi = 0, len(rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if rows[mid].start_ms < bound:
+                lo = mid + 1
+            else:
+                hi = mid
+        out = list(itertools.islice(rows, lo, None))
+        while out and out[-1].start_ms > now_ms:
+            out.pop()
+        return out

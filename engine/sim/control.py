@@ -7,6 +7,7 @@ Loopback peers only, no API key; JSON in and out. ``faultcli.py`` (``cockpit sim
     DELETE /sim/faults            clear every active fault -> {"cleared": [ids]}
     DELETE /sim/faults/{id}       clear one fault
     GET    /sim/status            addresses, clock, prices (no secrets)
+    GET    /sim/account           balances, every order ever placed and the trade count (the venue's truth, for checks)
     POST   /sim/price             {"symbol": "BTCUSDT", "price": "60000"} moves the price at once
 """
 
@@ -76,6 +77,7 @@ class ControlApi:
         router.add_delete("/sim/faults", self._guard(self.clear_all))
         router.add_delete("/sim/faults/{fault_id}", self._guard(self.clear_one))
         router.add_get("/sim/status", self._guard(self.status))
+        router.add_get("/sim/account", self._guard(self.account))
         router.add_post("/sim/price", self._guard(self.set_price))
 
     @staticmethod
@@ -147,6 +149,10 @@ class ControlApi:
                       "revoked": k.revoked} for k in sim.auth.keys.values()],
             "active_faults": [f.to_json() for f in sim.faults.active()],
         })
+
+    async def account(self, request: web.Request) -> web.Response:
+        """GET /sim/account."""
+        return web.json_response(self.sim.account())
 
     async def set_price(self, request: web.Request) -> web.Response:
         """POST /sim/price."""

@@ -120,6 +120,8 @@ CATALOGUE: dict[str, FaultSpec] = {s.name: s for s in (
         Option("code", int, None, "Binance error code for a JSON body (default: a plain-text body)"),
         Option("msg", str, None, "message of the JSON body"),
         Option("retry_after", int, 1, "Retry-After seconds sent with 429 and 418"),
+        Option("ban_after", int, None, "after a 429, requests sent before its Retry-After passed beyond this many "
+                                       "are banned with 418, as Binance does (default: no ban)"),
         *SCOPE)),
     FaultSpec("error-code", "REST calls answer a Binance error code as JSON {code, msg}", (
         Option("code", int, None, "Binance error code, e.g. -1003, -1007, -2010", required=True),
@@ -135,6 +137,13 @@ CATALOGUE: dict[str, FaultSpec] = {s.name: s for s in (
         *SCOPE)),
     FaultSpec("accept-then-hang", "REST requests are processed at once (an order IS placed) but the answer is held", (
         Option("seconds", float, 30.0, "how long the answer is held"),
+        Option("status", int, None, "then answer this HTTP status instead (a gateway that lost the answer: 502, "
+                                    "503, 504), e.g. with seconds 0"),
+        *SCOPE)),
+    FaultSpec("garbage", "REST calls answer HTTP 200 with a body that is not Binance's (a proxy page, the wrong JSON, "
+              "a cut-off body)", (
+        Option("body", str, "html", "what comes back: html, json (valid JSON of the wrong shape) or truncated",
+               choices=("html", "json", "truncated")),
         *SCOPE)),
     FaultSpec("maintenance", "every REST call answers HTTP 503 {code 1, System is under maintenance.}; "
               "new websocket connections are refused", ()),

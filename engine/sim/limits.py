@@ -88,11 +88,33 @@ class RateLimiter:
         self._bans = 0
         self._orders_10s: list[int] = []
         self._orders_day: list[int] = []
+        # A 429 answered by a fault with ``ban_after``: until when, how many early requests are tolerated, seen.
+        self._limited_until_ms = 0
+        self._early_allowed = 0
+        self._early = 0
+
+    def limit_until(self, now_ms: int, until_ms: int, ban_after: int) -> None:
+        """A 429 was answered with a Retry-After up to ``until_ms``: requests before then are answered 429 too, and
+        more than ``ban_after`` of them are a client that does not back off, banned with 418 (the http-status
+        fault's ``ban_after``)."""
+        if now_ms >= self._limited_until_ms:
+            self._early = 0
+        self._limited_until_ms, self._early_allowed = max(self._limited_until_ms, until_ms), ban_after
+
+    @property
+    def bans(self) -> int:
+        """How many 418 bans were given."""
+        return self._bans
+
+    def limited(self, now_ms: int) -> bool:
+        """A fault's 429 Retry-After is still running."""
+        return now_ms < self._limited_until_ms
 
     def reset(self) -> None:
         """Forget used weight, refusals and bans (test hook)."""
         self._minute, self.used_weight, self._refused_this_minute = -1, 0, 0
         self._banned_until_ms, self._bans = 0, 0
+        self._limited_until_ms, self._early = 0, 0
         self._orders_10s.clear()
         self._orders_day.clear()
 
@@ -103,6 +125,14 @@ class RateLimiter:
             self._minute, self.used_weight, self._refused_this_minute = minute, 0, 0
         if now_ms < self._banned_until_ms:
             raise self._ban_refusal(now_ms)
+        if now_ms < self._limited_until_ms:
+            self._early += 1
+            if self._early > self._early_allowed:
+                self._bans += 1
+                self._banned_until_ms = now_ms + min(self.ban_seconds * 2 ** (self._bans - 1), 3 * 86_400) * 1000
+                raise self._ban_refusal(now_ms)
+            raise LimitRefusal(429, max(1, -(-(self._limited_until_ms - now_ms) // 1000)), errors.VenueError(
+                -1003, "Too many requests; back off until the Retry-After has passed.", 429))
         self.used_weight += weight
         if self.used_weight <= self.weight_limit:
             return

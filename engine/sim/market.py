@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
-from .candles import CandleSeries
+from .candles import CandleSeries, ClosedMinutes
 
 DAY_MS = 24 * 60 * 60 * 1000
 SECONDS_PER_YEAR = 365 * 24 * 60 * 60
@@ -136,6 +136,8 @@ class PriceFeed:
     _next_trade_id: int = field(init=False, default=1)
     _last_trade: PublicTrade | None = field(init=False, default=None)
     _tape: deque[PublicTrade] = field(init=False, repr=False)
+    # The 24-hour window's figures over its complete minutes (only the current minute still changes).
+    _closed: ClosedMinutes = field(init=False, default_factory=ClosedMinutes, repr=False)
 
     def __post_init__(self) -> None:
         # A string seed is hashed deterministically (unlike hash() of a str, which is salted per process).
@@ -210,18 +212,23 @@ class PriceFeed:
         if not rows:
             p = self.price
             return Stats24h(p, p, p, p, Decimal(0), Decimal(0), now_ms - DAY_MS, now_ms, -1, -1, 0)
-        first_ids = [r.first_trade_id for r in rows if r.first_trade_id >= 0]
-        last_ids = [r.last_trade_id for r in rows if r.last_trade_id >= 0]
+        current = rows[-1]
+        closed = self._closed
+        closed.update(rows[:-1])
+        high, low, volume, quote_volume, count = closed.high, closed.low, closed.volume, closed.quote_volume, closed.count
+        first_id, last_id = closed.first_trade_id, closed.last_trade_id
+        highs = [current.high, self.price] + ([high] if high is not None else [])
+        lows = [current.low, self.price] + ([low] if low is not None else [])
         return Stats24h(
             open=rows[0].open,
-            high=max(max(r.high for r in rows), self.price),
-            low=min(min(r.low for r in rows), self.price),
+            high=max(highs),
+            low=min(lows),
             last=self.price,
-            volume=sum((r.volume for r in rows), Decimal(0)),
-            quote_volume=sum((r.quote_volume for r in rows), Decimal(0)),
+            volume=volume + current.volume,
+            quote_volume=quote_volume + current.quote_volume,
             open_time=max(rows[0].start_ms, now_ms - DAY_MS),
             close_time=now_ms,
-            first_trade_id=first_ids[0] if first_ids else -1,
-            last_trade_id=last_ids[-1] if last_ids else -1,
-            count=sum(r.count for r in rows),
+            first_trade_id=first_id if first_id >= 0 else current.first_trade_id if current.first_trade_id >= 0 else -1,
+            last_trade_id=current.last_trade_id if current.last_trade_id >= 0 else last_id,
+            count=count + current.count,
         )

@@ -27,6 +27,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTROL_PREFIX = "/sim/"
 
 
+# What a REST answer looks like when something between the client and the venue (or the venue itself) is broken.
+GARBAGE = {
+    "html": dict(text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                 content_type="text/html"),
+    "json": dict(text='{"status": "ok", "data": [1, 2, 3]}', content_type="application/json"),
+    "truncated": dict(text='{"symbol": "BTCUSDT", "orderId": 4, "clientOrderId": "x", "price": "6',
+                      content_type="application/json"),
+}
+
+
 class RestApi:
     """Builds the aiohttp application; every error leaves as Binance ``{"code","msg"}`` JSON."""
 
@@ -81,7 +91,7 @@ class RestApi:
         try:
             if faults.hit("maintenance"):
                 raise errors.by_code(1)
-            self.limiter.charge(request_weight(method, path, dict(request.rel_url.query)), self.sim_clock.server_ms())
+            self.limiter.charge(request_weight(method, path, dict(request.rel_url.query)), self.sim_clock.limits_ms())
             if fault := faults.hit("latency", method=method, path=path):
                 extra = faults.uniform(0, fault.options["jitter_ms"]) if fault.options["jitter_ms"] else 0
                 await self._hold((fault.options["ms"] + extra) / 1000)
@@ -89,7 +99,12 @@ class RestApi:
                 await self._hold(fault.options["seconds"])
                 return self._with_weight(web.Response(status=504, text="Gateway Time-out"))
             if fault := faults.hit("http-status", method=method, path=path):
+                if fault.options["status"] == 429 and fault.options["ban_after"] is not None:
+                    now = self.sim_clock.server_ms()
+                    self.limiter.limit_until(now, now + fault.options["retry_after"] * 1000, fault.options["ban_after"])
                 return self._with_weight(self._status_answer(fault.options))
+            if fault := faults.hit("garbage", method=method, path=path):
+                return self._with_weight(web.Response(status=200, **GARBAGE[fault.options["body"]]))
             if fault := faults.hit("error-code", method=method, path=path):
                 raise errors.by_code(fault.options["code"], fault.options["msg"], fault.options["status"])
             held = faults.hit("accept-then-hang", method=method, path=path)
@@ -113,8 +128,11 @@ class RestApi:
             response = web.json_response(
                 {"code": -1000, "msg": "An unknown error occurred while processing the request."}, status=500)
         if held is not None:
-            # The request was processed (an order may be live); only the answer is late.
+            # The request was processed (an order may be live); only the answer is late, or lost on the way.
             await self._hold(held.options["seconds"])
+            if held.options["status"] is not None:
+                response = web.Response(status=held.options["status"], text=f"{held.options['status']} simulated "
+                                                                             "gateway error")
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
         return self._with_weight(response)

@@ -101,7 +101,7 @@ class AccountRoutes:
         p = await self._trading(request)
         args = self._order_args(p)
         self._check_reject_fault(args["symbol"])
-        count_10s, count_day = self.limiter.count_order(self.sim_clock.server_ms())
+        count_10s, count_day = self.limiter.count_order(self.sim_clock.limits_ms())
         order = self.engine.new_order(**args)
         default_resp = "FULL" if args["type"] in ("MARKET", "LIMIT") else "ACK"
         response = self._json(payloads.new_order_json(order, p.get("newOrderRespType") or default_resp))

@@ -53,12 +53,17 @@ class Simulator:
         history_days: float = 14,
         weight_limit: int = 6000,
         orders_per_10s: int = 100,
+        stepped: bool = False,
+        start_ms: int | None = None,
     ) -> None:
         """``keys``: extra API keys (ApiKey or dicts of its fields) besides the main ``api_key``, which can trade
         and not withdraw. ``speed``: market time runs this many times faster than real time. ``replay``: symbol ->
         OHLCV CSV replayed instead of the seeded walk (from ``replay_start`` ms, default half the file, at most
         1000 candles, in). ``history_days``: minute candles generated before the start (14 days by default).
-        ``weight_limit`` / ``orders_per_10s``: Binance's request-weight and order-rate limits."""
+        ``weight_limit`` / ``orders_per_10s``: Binance's request-weight and order-rate limits. ``stepped``: market
+        time and prices move only when the owner calls ``advance`` and ``tick`` (a validation run), each tick
+        ``tick_interval`` market seconds, and the rate limits count market time; ``start_ms``: where market time
+        starts (default: now, or the replay's start)."""
         self.seed = seed
         self.host = host
         self.tick_interval = tick_interval
@@ -74,7 +79,8 @@ class Simulator:
                 raise ValueError(f"cannot replay {symbol}: listed symbols are {', '.join(SYMBOLS)}")
             self.replays[symbol] = Replay(symbol, load_csv(path, SYMBOLS[symbol]), replay_start)
         first_replay = next(iter(self.replays.values()), None)
-        self.clock = SimClock(speed=speed, start_ms=first_replay.start_ms if first_replay else None)
+        self.clock = SimClock(speed=speed, start_ms=first_replay.start_ms if first_replay else start_ms,
+                              stepped=stepped)
         self.feeds = {s: PriceFeed(spec, seed, tick_interval=self.clock.market_seconds(tick_interval))
                       for s, spec in SYMBOLS.items()}
         for symbol, feed in self.feeds.items():
@@ -126,7 +132,8 @@ class Simulator:
         except BaseException:
             await self.stop()
             raise
-        self._ticker = asyncio.create_task(self._tick_loop(), name="sim-price-feed")
+        if not self.clock.stepped:
+            self._ticker = asyncio.create_task(self._tick_loop(), name="sim-price-feed")
         log.info("simulator serving REST %s WS %s (seed %s)", self.rest_url, self.ws_url, self.seed)
 
     async def stop(self) -> None:
@@ -199,6 +206,15 @@ class Simulator:
         """(free, locked) of an asset."""
         return self.engine.balance(asset)
 
+    def account(self) -> dict[str, Any]:
+        """The account's truth: balances, every order ever placed (Binance order objects), the trade count."""
+        return {
+            "balances": {asset: {"free": str(free), "locked": str(locked)}
+                         for asset, (free, locked) in self.engine.balances.items()},
+            "orders": [payloads.order_json(o) for o in self.engine.orders.values()],
+            "trades": len(self.engine.trades),
+        }
+
     @property
     def rest_api(self) -> RestApi:
         """The REST application's state (for tests)."""
@@ -213,6 +229,10 @@ class Simulator:
     def market_stream_connections(self) -> int:
         """Open market-stream websocket connections."""
         return self.streams.market_connections
+
+    def market_stream_subscribed(self, stream: str) -> bool:
+        """Whether some connection listens to market stream ``stream`` (e.g. "btcusdt@ticker")."""
+        return any(sub.names_for(stream) for sub in self.streams.market.connections.values())
 
     # ----- test hooks ------------------------------------------------------------------------------------
     def set_price(self, symbol: str, price: Decimal) -> Decimal:

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import socket
-
-from aiohttp import web
-
 from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.core import Engine
 from eventually import eventually
+from htmlserver import html_server
 
 
 async def test_a_server_answering_html_is_called_garbage(tmp_path):
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text="<html><body>Welcome to nginx!</body></html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    engine = Engine(Settings(
-        venue=VenueConfig(exchange="binance", rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}",
-                          api_key="k", api_secret="s", retry_backoff_s=(0.05,)),
-        engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False)))
-    await engine.start()
-    try:
-        await eventually(engine.failed.is_set, timeout=20, message="the engine gives up on a garbage venue")
-        assert "garbage" in engine.fatal_error and "rest_url" in engine.fatal_error
-        assert "not traded" not in engine.fatal_error
-    finally:
-        await engine.stop()
-        await runner.cleanup()
+    async with html_server() as port:
+        engine = Engine(Settings(
+            venue=VenueConfig(exchange="binance", rest_url=f"http://127.0.0.1:{port}",
+                              ws_url=f"ws://127.0.0.1:{port}", api_key="k", api_secret="s", retry_backoff_s=(0.05,)),
+            engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False)))
+        await engine.start()
+        try:
+            await eventually(engine.failed.is_set, timeout=20, message="the engine gives up on a garbage venue")
+            assert "garbage" in engine.fatal_error and "rest_url" in engine.fatal_error
+            assert "not traded" not in engine.fatal_error
+        finally:
+            await engine.stop()

@@ -119,3 +119,21 @@ def test_a_halt_with_no_engine_opens_an_incident_and_a_resume_closes_it(tmp_path
     assert cli("resume", "--data-dir", str(tmp_path), cwd=tmp_path).returncode == 0
     (closed,) = Store.in_dir(tmp_path).incidents()
     assert closed["id"] == incident["id"] and closed["recovered_at"]
+
+
+async def test_mode_from_another_shell_switches_to_dry_run_and_refuses_live(tmp_path):
+    engine = Engine(Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False)))
+    await engine.start()
+    try:
+        await eventually(engine.ready.is_set, timeout=20)
+        result = await asyncio.to_thread(cli, "mode", "live", "--data-dir", str(tmp_path), cwd=tmp_path)
+        assert result.returncode == 1 and "started in 'paper'" in result.stderr and engine.mode == "paper"
+        result = await asyncio.to_thread(cli, "mode", "dry-run", "--data-dir", str(tmp_path), cwd=tmp_path)
+        assert result.returncode == 0 and "mode is now dry-run (nothing is sent)" in result.stdout
+        assert engine.mode == "dry-run" and engine.execution.mode == "dry-run"
+        assert any(a.code == "MODE_CHANGED" for a in engine.alert_book.recent)
+        status = json.loads((await asyncio.to_thread(cli, "status", "--json", "--data-dir", str(tmp_path),
+                                                     cwd=tmp_path)).stdout)
+        assert status["mode"] == "dry-run"
+    finally:
+        await engine.stop()

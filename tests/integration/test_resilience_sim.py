@@ -120,32 +120,6 @@ async def test_stop_loss_is_enforced(sim, tmp_path, run):
     assert any(o.origin == "stop:ETH/USDT" and o.side == "sell" for o in engine.tracker.all())
 
 
-async def test_daily_loss_limit_halts(sim, tmp_path, run):
-    engine = await run(settings(sim, tmp_path, risk=dict(daily_loss_limit_pct=Decimal("0.3")),
-                                engine=dict(equity_sample_s=0.1), monitors_cfg=dict(flash_crash_pct=50)))
-    last = engine.portfolio.last["BTC/USDT"]
-    await eventually(lambda: engine.stats.current().start_equity is not None, message="day's equity recorded")
-    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.004"),
-                                             stop_loss=last * Decimal("0.5")))
-    assert result.ok, result.message
-    sim.set_price("BTCUSDT", last * Decimal("0.8"))  # 0.004 BTC loses ~52 USDT of 10,000: over 0.3%
-    await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10, message="auto halt")
-    assert engine.state_info["actor"] == "monitor:daily_loss"
-    assert alerts(engine, "TRADING_HALTED")[0].severity.value == "CRIT"
-    refused = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market",
-                                              amount=Decimal("0.001"), stop_loss=Decimal(1)))
-    assert not refused.ok
-    assert Store.in_dir(tmp_path).equity_curve()
-
-
-async def test_stuck_order_is_reported(sim, tmp_path, run):
-    engine = await run(settings(sim, tmp_path, monitors_cfg=dict(stuck_order_s=0.3), engine=dict(equity_sample_s=0.1)))
-    last = engine.portfolio.last["BTC/USDT"]
-    await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                    price=last * Decimal("0.5"), stop_loss=last * Decimal("0.4")))
-    await eventually(lambda: alerts(engine, "ORDER_STUCK"), timeout=10)
-
-
 async def test_risk_refusals_reach_the_caller(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path))
     last = engine.portfolio.last["BTC/USDT"]
@@ -222,21 +196,6 @@ def test_headless_run_logs_json_and_stops_on_signal(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-
-
-async def test_max_drawdown_halts(sim, tmp_path, run):
-    engine = await run(settings(sim, tmp_path, risk=dict(max_drawdown_warn_pct=Decimal("0.2"),
-                                                         max_drawdown_pct=Decimal("0.4")),
-                                engine=dict(equity_sample_s=0.1), monitors_cfg=dict(flash_crash_pct=50)))
-    last = engine.portfolio.last["BTC/USDT"]
-    await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.004"),
-                                    stop_loss=last * Decimal("0.5")))
-    await eventually(lambda: engine.monitors.drawdown.peak is not None)
-    sim.set_price("BTCUSDT", last * Decimal("0.75"))
-    await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10)
-    assert engine.state_info["actor"] == "monitor:max_drawdown"
-    assert engine.monitors.drawdown_pct >= Decimal("0.4")
-    assert alerts(engine, "TRADING_HALTED")[0].severity.value == "CRIT"
 
 
 async def test_reduce_only_refuses_entries_allows_exits(sim, tmp_path, run):

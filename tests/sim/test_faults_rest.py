@@ -45,6 +45,28 @@ async def test_429_carries_retry_after(sim):
         assert (await resp.json())["code"] == -1003
 
 
+async def test_a_client_that_does_not_wait_out_a_429_is_banned_with_418_and_one_that_waits_is_not(sim):
+    import aiohttp
+
+    from eventually import eventually
+
+    sim.faults.inject("http-status", status=429, retry_after=1, ban_after=1, path="/api/v3/ping", count=1)
+    async with aiohttp.ClientSession() as session:
+        async def status() -> int:
+            async with session.get(f"{sim.rest_url}/api/v3/ping") as resp:
+                return resp.status
+
+        assert await status() == 429
+        assert await status() == 429  # one early request is tolerated (one already on its way), and answered 429
+        assert await status() == 418  # the next is a client that does not back off
+        sim.limiter.reset()
+        sim.faults.inject("http-status", status=429, retry_after=1, ban_after=0, path="/api/v3/ping", count=1)
+        assert await status() == 429
+        # Waiting out the Retry-After: the limit is over, no ban.
+        await eventually(lambda: not sim.limiter.limited(sim.clock.server_ms()), timeout=3)
+        assert await status() == 200
+
+
 async def test_http_status_at_a_rate_is_seeded(sim, client):
     sim.faults.inject("http-status", status=502, rate=0.5, path="/api/v3/ping")
     outcomes = []

@@ -74,8 +74,23 @@ async def test_balances_and_footer_shown(tmp_path):
     app = make_app(tmp_path, strategy=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await eventually(app.engine.ready.is_set, timeout=20)
-        balances = app.query_one("#balances", KeyedTable)
-        await eventually(lambda: "USDT" in balances.keys, message="USDT balance on screen")
+        balances = app.main_screen.query_one("#balances")
+        await eventually(lambda: "USDT 10,000.00" in str(balances.render()), message="USDT balance on screen")
         await pilot.pause()
         footer_keys = {key for key, active in app.active_bindings.items() if active.binding.show}
-        assert {"h", "c", "u", "q"} <= footer_keys
+        assert {"h", "c", "x", "u", "a", "q"} <= footer_keys
+
+
+async def test_a_cockpit_that_cannot_start_its_engine_says_why_once_and_exits_2(tmp_path):
+    """A second cockpit on a data directory in use: exit status 2 and no other error (the message itself is
+    checked from the command line in tests/integration/test_engine_sim.py)."""
+    first = Engine(Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False)))
+    await first.start()
+    try:
+        app = make_app(tmp_path, strategy=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+        assert app.return_code == 2
+        assert app._exception is None  # no second error (the main screen mounting after the exit began)
+    finally:
+        await first.stop()

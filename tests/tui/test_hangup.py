@@ -28,9 +28,17 @@ def drain(fd: int) -> None:
 
 def open_orders(data_dir) -> int:
     try:
-        return len(Store.in_dir(data_dir, readonly=True).orders(open_only=True))
+        store = Store.in_dir(data_dir, readonly=True)
     except Exception:  # the store may not exist yet while the program starts
         return 0
+    try:
+        return len(store.orders(open_only=True))
+    except Exception:  # nor its tables
+        return 0
+    finally:
+        # Closed at once: a connection left to the garbage collector from the store's first moments (before it
+        # is in WAL mode) makes every later connection of this process read a stale file.
+        store.close()
 
 
 async def test_sighup_halts_and_cancels_every_order_and_records_it(tmp_path):

@@ -121,6 +121,8 @@ async def test_palette_offers_every_command_of_the_registry(tmp_path):
         titles = [title for title, _, _ in provider._entries()]
         assert {s.title for s in SPECS if s.action} <= set(titles)
         assert "Close position BTC/USDT" in titles
+        # every binding is a palette entry too: the screens, the order form, help, quit
+        assert {"Alert log", "Audit", "Incidents", "Reconciliation", "Order", "Help", "Quit"} <= set(titles)
 
 
 async def test_keys_section_remaps_a_binding(tmp_path):

@@ -1,0 +1,47 @@
+"""``kill -9`` of the real engine process at random points of a busy paper session against a simulator in its own
+process, twice, each restart checked against the venue's record (tests/crashloop.py; the long run is
+``python tests/crashloop.py --kills 200``, README "Proof suites"). And the checker itself, shown to catch what it
+looks for."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from crashloop import differences, run_loop
+from engine.events import Balance, BalancesUpdated, Order, OrderCreated, OrderStatus, OrderUpdated
+from engine.store import Store
+
+
+def test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt(tmp_path):
+    # Seed 13 draws: a kill while HALTED, then a kill while trading with `cockpit cancel-all` on its way.
+    report = run_loop(kills=2, seed=13, work=tmp_path, say=lambda line: None)
+    assert report.problems == [], report.problems
+    assert report.kills == 2 and report.checks == 3
+    assert report.halts_kept == 2 and report.kills_during_a_command == 1
+    assert report.commands_carried_out_after_restart == 1
+    assert report.venue_orders > 0
+
+
+def venue_order(cid: str, status: str = "NEW", executed: str = "0") -> dict:
+    return {"clientOrderId": cid, "symbol": "BTCUSDT", "side": "BUY", "status": status, "executedQty": executed}
+
+
+def test_the_checker_finds_an_order_placed_twice_an_unknown_one_a_wrong_status_and_a_balance_off(tmp_path):
+    store = Store.in_dir(tmp_path)
+    order = Order("ck-1", "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal("50000"), OrderStatus.NEW)
+    store.handle(OrderCreated(order))
+    store.handle(OrderUpdated(Order("ck-1", "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal("50000"),
+                                    OrderStatus.OPEN), OrderStatus.NEW, "rest", ""))
+    store.handle(BalancesUpdated((Balance("USDT", Decimal("9950"), Decimal("50")),)))
+    balances = {"USDT": {"free": "9950", "locked": "50"}}
+    assert differences({"orders": [venue_order("ck-1")], "trades": 0, "balances": balances}, store) == []
+    found = differences({"orders": [venue_order("ck-1"), venue_order("ck-1"), venue_order("web_2")], "trades": 1,
+                         "balances": {"USDT": {"free": "9900", "locked": "50"}}}, store)
+    assert "order ck-1 placed 2 times at the venue" in found
+    assert any("web_2" in p and "unknown to the engine" in p for p in found)
+    assert "1 trades at the venue, 0 fills stored" in found
+    assert any(p.startswith("USDT: venue 9900 free") for p in found)
+    assert differences({"orders": [venue_order("ck-1", "FILLED", "0.001")], "trades": 0, "balances": balances},
+                       store) == ["order ck-1: venue FILLED, engine OPEN", "order ck-1: venue filled 0.001, engine 0"]
+    assert differences({"orders": [], "trades": 0, "balances": balances}, store) == [
+        "engine order ck-1 OPEN is not at the venue"]

@@ -1,0 +1,202 @@
+"""A stateful property test (hypothesis): operator commands, strategy orders, price moves and simulator faults
+interleaved at random against a real engine on the real simulator (ccxt over loopback, a real SQLite store). After
+every step:
+
+- store and venue agree once reconciled: every order in the venue's status and fill, none twice, none unknown, every
+  trade a stored fill, balances equal (tests/crashloop.differences);
+- nothing is sent while HALTED (an order asked for while HALTED is refused and the venue sees nothing) and no buy
+  while REDUCE_ONLY;
+- PnL adds up from fills: the venue's balances are the opening balance plus the stored fills' cash flows and fees,
+  to the last unit (Decimal), and the engine's realised plus unrealised PnL is its equity change (within the dust
+  its fills book drops).
+
+The default run is small (README "Proof suites" has the long one):
+
+    .venv/bin/python -m pytest tests/chaos/test_stateful_faults.py --hypothesis-profile=long -p no:cacheprovider
+
+(profiles in tests/conftest.py: "cockpit", the default, 3 examples of 10 steps; "long", 100 of 40).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from crashloop import OPENING, differences, unexplained_balances
+from engine.commands import CancelAll, CancelOrder, CloseAll, Halt, PlaceOrder, ReduceOnly, Resume
+from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core import Engine
+from engine.events import TradingState
+from engine.portfolio import base_of
+from engine.sim import Simulator
+from eventually import eventually
+
+
+SYMBOLS = ("BTC/USDT", "ETH/USDT")
+LOT = {"BTC/USDT": Decimal("0.0005"), "ETH/USDT": Decimal("0.01")}
+# Faults that end by themselves (a count, or at once), so they interleave with the steps that meet them.
+FAULTS = {
+    "5xx hides a placed order": ("accept-then-hang", dict(seconds=0, status=503, path="/api/v3/order",
+                                                          method="POST", count=1)),
+    "answer lost past the timeout": ("accept-then-hang", dict(seconds=1.5, path="/api/v3/order", method="POST",
+                                                              count=1)),
+    "request never arrived": ("hang", dict(seconds=1.5, path="/api/v3/order", method="POST", count=1)),
+    "503 on an order": ("http-status", dict(status=503, path="/api/v3/order", method="POST", count=1)),
+    "order rejected": ("order-reject", dict(count=1)),
+    "cancel fails": ("cancel-fail", dict(count=2)),
+    "reports twice": ("duplicate-report", dict(count=2)),
+    "reports reordered": ("reorder-reports", dict(count=2)),
+    "websockets dropped": ("ws-drop", {}),
+    "slow answers": ("latency", dict(ms=300, count=4)),
+}
+
+
+class EngineUnderFaults(RuleBasedStateMachine):
+    """One engine on one simulator per example; prices move only when a step moves them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.sim = Simulator(seed=3, tick_interval=0.05)
+        self.engine: Engine | None = None
+        self.loop.run_until_complete(self._start())
+
+    async def _start(self) -> None:
+        await self.sim.start()
+        self.sim.pause_feed()
+        import tempfile
+        from pathlib import Path
+
+        self.data_dir = Path(tempfile.mkdtemp(prefix="cockpit-stateful-"))
+        self.engine = Engine(Settings(
+            venue=VenueConfig(exchange="binance", rest_url=self.sim.rest_url, ws_url=self.sim.ws_url,
+                              api_key=self.sim.api_key, api_secret=self.sim.api_secret, timeout_ms=1000,
+                              retry_backoff_s=(0.05, 0.1), poll_s=0.2, stale_s=5.0, breaker_failures=50),
+            engine=EngineConfig(data_dir=self.data_dir, equity_sample_s=0.5),
+            risk=RiskConfig(max_position_pct=Decimal("30"), require_stop_loss=True, max_orders_per_minute=1000,
+                            daily_loss_limit_pct=Decimal("50"), max_drawdown_warn_pct=Decimal("50"),
+                            max_drawdown_pct=Decimal("60")),
+            monitors=MonitorsConfig(interval_s=0.2, ping_s=1.0, reconcile_s=0.5, rest_errors_max=1000,
+                                    ws_stale_warn_s=30, ws_stale_crit_s=60, stuck_order_s=3600,
+                                    flash_crash_pct=Decimal("50")),
+            strategy=StrategyConfig(enabled=False)))
+        await self.engine.start()
+        await eventually(self.engine.ready.is_set, timeout=20, message="engine connected")
+
+    def teardown(self) -> None:
+        async def stop() -> None:
+            if self.engine is not None:
+                await self.engine.stop()
+            await self.sim.stop()
+            leftovers = asyncio.all_tasks() - {asyncio.current_task()}  # ccxt's throttlers outlive their clients
+            for task in leftovers:
+                task.cancel()
+            await asyncio.gather(*leftovers, return_exceptions=True)
+
+        self.loop.run_until_complete(stop())
+        self.loop.close()
+
+    def run(self, coro):
+        return self.loop.run_until_complete(coro)
+
+    # ------------------------------------------------------------ steps
+
+    @rule(actor=st.sampled_from(["operator:key", "strategy:ladder"]), symbol=st.sampled_from(SYMBOLS),
+          side=st.sampled_from(["buy", "sell"]), kind=st.sampled_from(["market", "limit near", "limit far"]),
+          lots=st.integers(1, 4))
+    def order(self, actor: str, symbol: str, side: str, kind: str, lots: int) -> None:
+        engine = self.engine
+        last = engine.portfolio.last[symbol]
+        amount = LOT[symbol] * lots
+        if side == "sell":
+            amount = min(amount, engine.portfolio.free(base_of(symbol)))
+        price = None if kind == "market" else last * (Decimal("0.999") if kind == "limit near" else Decimal("0.97"))
+        if side == "sell" and price is not None:
+            price = last * (2 - price / last)
+        state, sent = engine.trading_state, len(self.sim.engine.orders)
+        result = self.run(engine.execute(PlaceOrder(
+            actor=actor, symbol=symbol, side=side, type="market" if price is None else "limit", amount=amount,
+            price=price, stop_loss=(price or last) * Decimal("0.5") if side == "buy" else None)))
+        if state == TradingState.HALTED and engine.trading_state == TradingState.HALTED:
+            assert not result.ok and "HALTED" in result.message, result.message
+            assert len(self.sim.engine.orders) == sent, "an order reached the venue while HALTED"
+        if state == TradingState.REDUCE_ONLY and engine.trading_state == TradingState.REDUCE_ONLY and side == "buy":
+            assert not result.ok and len(self.sim.engine.orders) == sent, "a buy reached the venue in REDUCE_ONLY"
+
+    @rule(command=st.sampled_from(["halt", "resume", "reduce-only", "cancel-all", "close-all", "cancel one"]))
+    def operator(self, command: str) -> None:
+        engine = self.engine
+        if command == "cancel one":
+            open_orders = engine.tracker.open_orders()
+            if open_orders:
+                self.run(engine.execute(CancelOrder(actor="operator:key", client_id=open_orders[0].client_id)))
+            return
+        cls = {"halt": Halt, "resume": Resume, "reduce-only": ReduceOnly, "cancel-all": CancelAll,
+               "close-all": CloseAll}[command]
+        result = self.run(engine.execute(cls(actor="operator:key", reason="stateful test")))
+        if command in ("halt", "cancel-all", "close-all"):
+            assert engine.trading_state == TradingState.HALTED  # the kill switch halts first, whatever else fails
+        if command == "cancel-all" and result.ok:
+            assert self.sim.open_orders() == []
+        if command == "close-all" and result.ok:
+            assert self.sim.open_orders() == [] and all(
+                sum(self.sim.balance(base_of(s))) < LOT[s] for s in SYMBOLS)
+
+    @rule(symbol=st.sampled_from(SYMBOLS), pct=st.sampled_from(["-3", "-0.5", "0.5", "3"]))
+    def move_price(self, symbol: str, pct: str) -> None:
+        venue = symbol.replace("/", "")
+        self.sim.set_price(venue, self.sim.price(venue) * (1 + Decimal(pct) / 100))
+
+    @rule(fault=st.sampled_from(sorted(FAULTS)))
+    def inject(self, fault: str) -> None:
+        name, options = FAULTS[fault]
+        self.sim.faults.inject(name, **options)
+
+    # ------------------------------------------------------------ after every step
+
+    @invariant()
+    def after_every_step(self) -> None:
+        """Once the venue's reports are in (streams, or a reconciliation), every check below holds."""
+        self.store_and_venue_agree_once_reconciled()
+        self.pnl_adds_up_from_fills()
+
+    def store_and_venue_agree_once_reconciled(self) -> None:
+        engine, sim = self.engine, self.sim
+        last: list[str] = []
+
+        async def agree() -> bool:
+            nonlocal last
+            if engine.execution.in_flight:
+                return False
+            last = differences(sim.account(), engine.store)  # the streams usually have it already
+            if not last:
+                return True
+            try:
+                await engine.sync.reconcile_all()
+            except Exception as exc:  # a fault may refuse one reconciliation; the next one counts
+                last = [f"reconciliation failed: {type(exc).__name__}: {exc}"]
+                return False
+            last = differences(sim.account(), engine.store)
+            return not last
+
+        try:
+            self.run(eventually(agree, timeout=20, interval=0.2))
+        except AssertionError:
+            raise AssertionError(f"store and venue disagree after reconciliation: {last}") from None
+
+    def pnl_adds_up_from_fills(self) -> None:
+        engine, sim = self.engine, self.sim
+        assert unexplained_balances(sim.account(), engine.store) == []
+        assert engine.stats.current().trades_count == len(engine.store.fills())
+        equity = engine.portfolio.equity()
+        pnl = sum(engine.portfolio.realized.values(), Decimal(0)) + engine.portfolio.unrealized()
+        dropped = sum((sum(sim.balance(base_of(s))) - sum(p.amount for p in engine.portfolio.positions()
+                                                           if p.symbol == s)) * engine.portfolio.last[s]
+                      for s in SYMBOLS)
+        assert abs(equity - OPENING["USDT"] - pnl) <= abs(dropped) + Decimal("0.01"), (equity, pnl, dropped)
+
+
+TestEngineUnderFaults = EngineUnderFaults.TestCase

@@ -1,0 +1,442 @@
+"""The crash loop: ``kill -9`` of the real engine process (``cockpit run --headless``) at random points of a busy paper
+session, against a simulator running in its own process (``cockpit sim``), many times. After each restart and
+reconciliation it checks, against the venue's own record (``GET /sim/account``):
+
+- no order placed twice (no client order id twice at the venue);
+- none unknown (every venue order is in the store, in the venue's status and fill; every stored order the venue does
+  not have was never sent: REJECTED or EXPIRED; every venue trade is a stored fill);
+- balances equal to the venue's (free and locked, every asset);
+- a halt kept (HALTED before the kill, HALTED after it, and nothing sent meanwhile), and a kill-switch command the kill
+  interrupted carried out at the restart (HALTED).
+
+Some kills land while a command from another shell (halt, cancel-all, close-all, an order; sent the way the CLI
+sends it, through the store) is on its way. The
+long run, from the repository root (README "Proof suites"):
+
+    .venv/bin/python tests/crashloop.py --kills 200 --seed 1
+
+prints one line per kill and a JSON summary, also written to build/proof/crashloop.json. A few kills of it run in
+the default test run (tests/chaos/test_crash_loop.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from engine.events import TradingState  # noqa: E402
+from engine.remote import send_detailed  # noqa: E402
+from engine.store import Store  # noqa: E402
+
+OPEN = {"NEW", "OPEN", "PARTIALLY_FILLED"}
+NEVER_SENT = {"REJECTED", "EXPIRED"}
+VENUE_STATUS = {"NEW": "OPEN", "PARTIALLY_FILLED": "PARTIALLY_FILLED", "FILLED": "FILLED", "CANCELED": "CANCELED",
+                "EXPIRED": "EXPIRED", "REJECTED": "REJECTED", "EXPIRED_IN_MATCH": "EXPIRED"}
+# A busy paper session: every built-in strategy on, small orders, a fast step, so a kill finds orders in flight.
+BUSY_CONFIG = """
+[venue]
+exchange = "binance"
+rest_url = "{rest}"
+ws_url = "{ws}"
+timeout_ms = 3000
+retry_backoff_s = [0.2, 0.5, 1.0]
+poll_s = 0.5
+[engine]
+equity_sample_s = 0.5
+[risk]
+max_position_pct = "20"
+max_orders_per_minute = 600
+{monitors}
+[alerts]
+daily_summary = false
+[strategy]
+interval_s = 0.1
+max_consecutive_losses = 1000
+cooldown_s = 0
+[strategy.ladder]
+spacing_pct = "0.005"
+order_quote = "40"
+[strategy.mean_reversion]
+enabled = true
+window = 5
+entry_z = "0.8"
+exit_z = "0.2"
+order_quote = "40"
+[strategy.ma_cross]
+enabled = true
+fast = 2
+slow = 4
+order_quote = "40"
+"""
+OPENING = {"USDT": Decimal("10000"), "BTC": Decimal(0), "ETH": Decimal(0)}  # the simulator's paper account
+# The crash loop's monitors: quick readings and reconciliations; everything else as shipped.
+CRASH_MONITORS = """[monitors]
+interval_s = 0.2
+reconcile_s = 0.5"""
+COMMANDS = (("halt", None), ("cancel-all", None), ("close-all", None),
+            ("order", {"symbol": "BTC/USDT", "side": "buy", "amount": "0.0005", "type": "market", "price": None,
+                       "stop_loss": "1"}))
+
+
+def http(method: str, url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class SimProcess:
+    """``cockpit sim`` in its own process: its addresses and keys, its control API."""
+
+    proc: subprocess.Popen
+    rest: str = ""
+    ws: str = ""
+    key: str = ""
+    secret: str = ""
+
+    @classmethod
+    def start(cls, seed: int, log: Path, speed: float = 1.0) -> "SimProcess":
+        proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "sim", "--rest-port", "0", "--ws-port", "0",
+                                 "--seed", str(seed), "--tick", "0.05", "--speed", str(speed)], stdout=subprocess.PIPE,
+                                stderr=open(log, "ab"), text=True, cwd=ROOT)
+        sim = cls(proc)
+        for line in proc.stdout:  # the addresses and the key pair, one per line, once it serves
+            head, _, value = line.strip().rpartition(" ")
+            if head == "REST":
+                sim.rest = value
+            elif head == "WS":
+                sim.ws = value
+            elif head == "API key":
+                sim.key = value
+            elif head == "API secret":
+                sim.secret = value
+                return sim
+        raise RuntimeError(f"the simulator did not start (see {log})")
+
+    def account(self) -> dict[str, Any]:
+        return http("GET", f"{self.rest}/sim/account")
+
+    def fault(self, name: str, duration: float | None = None, **options: Any) -> int:
+        body = {"name": name, "options": options, "duration": duration}
+        return http("POST", f"{self.rest}/sim/faults", body)["fault"]["id"]
+
+    def clear(self, fault_id: int | None = None) -> None:
+        http("DELETE", f"{self.rest}/sim/faults" + ("" if fault_id is None else f"/{fault_id}"))
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until ``predicate`` is truthy (its value) or raise naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout:g}s: {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Session:
+    """A busy paper session: the simulator process, a data directory, and the engine process that gets killed."""
+
+    sim: SimProcess
+    work: Path
+    env: dict[str, str]
+    engine: subprocess.Popen | None = None
+    log_offset: int = 0
+
+    @property
+    def data(self) -> Path:
+        return self.work / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.work / "engine.log"
+
+    def start_engine(self) -> None:
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
+        self.engine = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "run", "--headless"],
+                                       stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=self.work,
+                                       env=self.env)
+        wait_for(self._connected, 60, "the engine connects (venue connected in its log)")
+
+    def _connected(self) -> bool:
+        if self.engine is not None and self.engine.poll() is not None:
+            raise RuntimeError(f"the engine exited with {self.engine.returncode}: see {self.log}")
+        with open(self.log, "rb") as fh:
+            fh.seek(self.log_offset)
+            return b"venue connected" in fh.read()
+
+    def kill(self) -> None:
+        assert self.engine is not None
+        os.kill(self.engine.pid, signal.SIGKILL)
+        self.engine.wait(timeout=30)
+
+    def command(self, name: str, args: dict[str, Any] | None = None, reason: str = "crash loop") -> tuple[bool, str]:
+        """A command from another shell, as `cockpit NAME` sends it (through the store), and the engine's answer."""
+        ok, message, _ = send_detailed(self.data, name, reason, timeout=30, args=args)
+        return ok, message
+
+    def command_in_background(self, name: str, args: dict[str, Any] | None = None) -> threading.Thread:
+        """The same, without waiting for the answer (the engine may be killed before it gives one)."""
+        thread = threading.Thread(target=self.command, args=(name, args), daemon=True)
+        thread.start()
+        return thread
+
+    def store(self) -> Store:
+        return Store.in_dir(self.data, readonly=True)
+
+    def _query(self, sql: str) -> list[dict[str, Any]]:
+        store = self.store()
+        try:
+            return list(store.db.query(sql))
+        finally:
+            store.close()
+
+    def trading_state(self) -> TradingState:
+        return self.state_info()[0]
+
+    def state_info(self) -> tuple[TradingState, dict[str, Any]]:
+        """The stored trading state and who set it, when, why."""
+        store = self.store()
+        try:
+            return store.trading_state()
+        finally:
+            store.close()
+
+    def last_command_id(self) -> int:
+        """The id of the newest command from another shell (0 before any)."""
+        rows = self._query("select max(id) as m from commands")
+        return int(rows[0]["m"] or 0)
+
+    def command_status(self, command_id: int) -> str:
+        return self._query(f"select status from commands where id = {int(command_id)}")[0]["status"]
+
+
+def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
+    """What makes the store disagree with the venue: orders twice, unknown, in another status; missing fills;
+    balances. Empty when they agree."""
+    problems: list[str] = []
+    venue_orders = sim_account["orders"]
+    twice = [cid for cid, n in Counter(o["clientOrderId"] for o in venue_orders).items() if n > 1]
+    problems += [f"order {cid} placed {n} times at the venue" for cid, n in Counter(
+        o["clientOrderId"] for o in venue_orders).items() if n > 1]
+    stored = {o.client_id: o for o in store.orders()}
+    at_venue = {o["clientOrderId"]: o for o in venue_orders if o["clientOrderId"] not in twice}
+    for cid, v in at_venue.items():
+        mine = stored.get(cid)
+        if mine is None:
+            problems.append(f"venue order {cid} ({v['side']} {v['symbol']} {v['status']}) unknown to the engine")
+            continue
+        want = VENUE_STATUS[v["status"]]
+        have = mine.status.value
+        if (want == "OPEN" and have not in OPEN) or (want != "OPEN" and have != want):
+            problems.append(f"order {cid}: venue {v['status']}, engine {have}")
+        if Decimal(v["executedQty"]) != mine.filled:
+            problems.append(f"order {cid}: venue filled {v['executedQty']}, engine {mine.filled}")
+    for cid, mine in stored.items():
+        if cid not in at_venue and mine.status.value not in NEVER_SENT:
+            problems.append(f"engine order {cid} {mine.status.value} is not at the venue")
+    fills = store.fills()
+    if len(fills) != sim_account["trades"]:
+        problems.append(f"{sim_account['trades']} trades at the venue, {len(fills)} fills stored")
+    balances = {b.asset: b for b in store.balances()}
+    for asset, v in sim_account["balances"].items():
+        mine = balances.get(asset)
+        free, locked = Decimal(v["free"]), Decimal(v["locked"])
+        if mine is None:
+            if free or locked:
+                problems.append(f"{asset}: venue {free} free {locked} locked, engine has no balance")
+        elif (mine.free, mine.locked) != (free, locked):
+            problems.append(f"{asset}: venue {free} free {locked} locked, engine {mine.free} free "
+                            f"{mine.locked} locked")
+    return problems
+
+
+def unexplained_balances(sim_account: dict[str, Any], store: Store,
+                         opening: dict[str, Decimal] | None = None) -> list[str]:
+    """Assets whose venue balance is not the opening balance plus the stored fills' cash flows and fees, to the last
+    unit: a fill lost, invented or counted twice shows here."""
+    flows = dict(opening or OPENING)
+    for f in store.fills():
+        base, quote = f["symbol"].split("/")
+        price, amount, fee = Decimal(f["price"]), Decimal(f["amount"]), Decimal(f["fee"])
+        sign = 1 if f["side"] == "buy" else -1
+        flows[base] = flows.get(base, Decimal(0)) + sign * amount
+        flows[quote] = flows.get(quote, Decimal(0)) - sign * price * amount
+        flows[f["fee_asset"]] = flows.get(f["fee_asset"], Decimal(0)) - fee
+    out = []
+    for asset, expected in flows.items():
+        v = sim_account["balances"].get(asset, {"free": "0", "locked": "0"})
+        held = Decimal(v["free"]) + Decimal(v["locked"])
+        if held != expected:
+            out.append(f"{asset}: the venue holds {held}, the opening balance and the stored fills say {expected}")
+    return out
+
+
+@dataclass
+class Report:
+    """What the loop did and found."""
+
+    kills: int = 0
+    kills_during_a_command: int = 0
+    halts_kept: int = 0
+    commands_carried_out_after_restart: int = 0
+    checks: int = 0
+    venue_orders: int = 0
+    venue_trades: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = print) -> Report:
+    """Kill the engine ``kills`` times at random points; check the invariants after each restart."""
+    rng = random.Random(seed)
+    work.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    started = time.monotonic()
+    sim = SimProcess.start(seed, work / "sim.log")
+    shells: list[threading.Thread] = []
+    try:
+        (work / "config.toml").write_text(BUSY_CONFIG.format(rest=sim.rest, ws=sim.ws, monitors=CRASH_MONITORS))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+        env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret)
+        session = Session(sim, work, env)
+        expect_halted, orders_at_kill, interrupted = False, None, None
+        for n in range(kills + 1):
+            session.start_engine()
+            if n > 0:
+                report.problems += after_restart(session, report, n, expect_halted, orders_at_kill, interrupted)
+            else:
+                report.problems += check(session, report, n)
+            if n == kills:
+                session.kill()
+                break
+            keep_halted = rng.random() < 0.3
+            halted = session.trading_state() == TradingState.HALTED
+            if keep_halted != halted:
+                ok, message = session.command("halt" if keep_halted else "resume")
+                if not ok:
+                    report.problems.append(f"kill {n + 1}: {'halt' if keep_halted else 'resume'} refused: {message}")
+            time.sleep(rng.uniform(0.2, 2.5))  # a random point of the busy session
+            command = rng.choice(COMMANDS) if rng.random() < 0.3 else None
+            interrupted = orders_at_kill = None
+            if command is not None:
+                before = session.last_command_id()
+                shells.append(session.command_in_background(*command))
+                interrupted = wait_for(lambda: session.last_command_id() > before and session.last_command_id(), 30,
+                                       "the command reaches the store")
+                time.sleep(rng.uniform(0.0, 0.3))  # picked up or not, running or done
+                report.kills_during_a_command += 1
+            elif keep_halted:
+                orders_at_kill = len(sim.account()["orders"])
+            session.kill()
+            report.kills += 1
+            # A halt holds after the restart; so does a halt or kill-switch command the kill interrupted.
+            expect_halted = keep_halted or (command is not None and command[0] != "order")
+            say(f"kill {n + 1}/{kills}: {'halted' if keep_halted else 'trading'}"
+                f"{', during ' + command[0] if command else ''}; problems so far: {len(report.problems)}")
+        account = sim.account()
+        report.venue_orders, report.venue_trades = len(account["orders"]), account["trades"]
+    finally:
+        for shell in shells:
+            shell.join(timeout=60)
+        sim.stop()
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+def after_restart(session: Session, report: Report, n: int, expect_halted: bool, orders_at_kill: int | None,
+                  interrupted: int | None) -> list[str]:
+    """A halt kept, nothing sent while halted, an interrupted command carried out, and store and venue agreeing."""
+    problems: list[str] = []
+    state = session.trading_state()
+    if expect_halted and state != TradingState.HALTED:
+        problems.append(f"kill {n}: HALTED before the kill, {state.value} after the restart")
+    elif expect_halted:
+        report.halts_kept += 1
+    problems += check(session, report, n)
+    if orders_at_kill is not None and len(session.sim.account()["orders"]) != orders_at_kill:
+        problems.append(f"kill {n}: orders were sent while HALTED after the restart")
+    if interrupted is not None:
+        if session.command_status(interrupted) in ("pending", "running"):
+            problems.append(f"kill {n}: command {interrupted} was not carried out at the restart")
+        else:
+            report.commands_carried_out_after_restart += 1
+    return problems
+
+
+def check(session: Session, report: Report, n: int) -> list[str]:
+    """After a restart: hold every price still (no fill, no strategy signal: the session goes quiet), then wait
+    until store and venue agree (the periodic reconciliation brings them together); what still differs after 30 s
+    is a problem."""
+    sim = session.sim
+    freeze = sim.fault("price-freeze")
+    try:
+        last: list[str] = []
+
+        def agree() -> bool:
+            nonlocal last
+            store = session.store()
+            try:
+                account = sim.account()
+                last = differences(account, store) + unexplained_balances(account, store)
+                running = list(store.db.query("select id, command from commands where status = 'running'"))
+            finally:
+                store.close()
+            return not last and not running
+
+        try:
+            wait_for(agree, 30, "store and venue agree", interval=0.3)
+        except TimeoutError:
+            return [f"restart {n}: {p}" for p in last] or [f"restart {n}: a command stays running"]
+        report.checks += 1
+        return []
+    finally:
+        sim.clear(freeze)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=None, help="where the data and logs go (default: a temp dir)")
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="cockpit-crashloop-"))
+    report = run_loop(args.kills, args.seed, work)
+    out = ROOT / "build" / "proof"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {**report.__dict__, "seed": args.seed, "work": str(work)}
+    (out / "crashloop.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

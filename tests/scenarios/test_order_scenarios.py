@@ -1,0 +1,83 @@
+"""Runbook scenarios of orders that will not go away: a stuck order whose cancel fails, and a kill switch that cannot
+complete because the venue refuses its cancels."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from engine.commands import CancelAll, PlaceOrder
+from engine.events import TradingState
+from eventually import eventually
+from runbook import afterwards, audited, codes, first_alert, resting_buy, settings
+
+
+async def test_a_stuck_order_whose_cancel_fails_is_crit_and_cancelled_once_the_venue_lets_it(sim, tmp_path, run,
+                                                                                            stopwatch):
+    """Runbook 001 §4 "Stuck Orders (Unfilled > 5 min)": cancel it; 000 §3 "CRITICAL: Stuck Orders (not filled or
+    cancelled)": "Order placed 30+ min ago ... Cancellation failed", "If no resolution: Pause trading". A marketable
+    buy is accepted but never fills (stuck at the venue) and its cancels fail: the monitor cancels it after
+    stuck_order_s, says CRIT when the cancel fails, keeps trying at every reading, and the order is gone as soon as
+    the venue accepts a cancel. An alert for the operator, not a halt: the order is the problem, not the market."""
+    engine = await run(settings(sim, tmp_path, monitors=dict(stuck_order_s=0.5, rest_errors_max=50)))
+    watch = stopwatch("001 §4, 000 §3 Stuck Orders", "stuck after 0.5 s (runbook 300 s)")
+    stuck = sim.faults.inject("stuck-orders", symbol="BTCUSDT")
+    failing = sim.faults.inject("cancel-fail", symbol="BTCUSDT")
+    last = engine.portfolio.last["BTC/USDT"]
+    placed = await engine.execute(PlaceOrder(actor="operator:key", symbol="BTC/USDT", side="buy", type="limit",
+                                             amount=Decimal("0.001"), price=last * Decimal("1.01"),
+                                             stop_loss=last * Decimal("0.5")))
+    assert placed.ok and placed.details["status"] == "OPEN", placed.message  # marketable, yet it rests
+    watch.fault("a marketable order that never fills, cancels failing")
+    await eventually(lambda: "STUCK_ORDER_CANCEL_FAILED" in codes(engine), timeout=10, message="cancel failed")
+    watch.mark("STUCK_ORDER_CANCEL_FAILED CRIT", first_alert(tmp_path, "STUCK_ORDER_CANCEL_FAILED"))
+    assert first_alert(tmp_path, "STUCK_ORDER_CANCEL_FAILED")["severity"] == "CRIT"
+    await eventually(lambda: engine.monitors.rows["stuck_order"].status.value == "CRIT", timeout=5)
+    tries = sim.faults.get(failing).hits
+    await eventually(lambda: sim.faults.get(failing).hits > tries, timeout=10, message="the cancel is tried again")
+    assert len(sim.open_orders()) == 1
+    sim.faults.clear(failing)
+    cleared = time.monotonic()
+    await eventually(lambda: sim.open_orders() == [], timeout=10, message="cancelled once the venue lets it")
+    watch.mark(f"cancelled {time.monotonic() - cleared:.2f} s after the venue accepted cancels again")
+    sim.faults.clear(stuck)
+    rows = audited(tmp_path, "cancel", "monitor:stuck_order")
+    assert not rows[0]["ok"] and rows[-1]["ok"], rows
+    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["ORDER_STUCK", "STUCK_ORDER_CANCEL_FAILED"],
+               absent=["TRADING_HALTED"], open_orders=0, kill_switch_by="")
+    assert engine.tracker.get(placed.details["client_id"]).status.value == "CANCELED"
+
+
+async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps_trying(sim, tmp_path, run,
+                                                                                       stopwatch):
+    """Runbook 001 §8 "Kill-switch Stuck": "Verify all positions actually closed", "If positions exist: close
+    manually"; 000 §3 "Kill-Switch Activated": "Cancel pending orders". The venue refuses every cancel on BTCUSDT:
+    cancel-all halts, cancels what it can (ETH), answers at once with what is left and why (a CRIT
+    KILL_SWITCH_INCOMPLETE), and keeps trying (1, 2, 4, 8 s) until the venue lets it finish: KILL_SWITCH_DONE."""
+    engine = await run(settings(sim, tmp_path, monitors=dict(rest_errors_max=50)))  # the cancels' errors alone
+    btc = await resting_buy(engine, "BTC/USDT")
+    await resting_buy(engine, "ETH/USDT", amount="0.01")
+    watch = stopwatch("001 §8 Kill-switch Stuck, 000 §3", "retries 1, 2, 4, 8 s")
+    failing = sim.faults.inject("cancel-fail", symbol="BTCUSDT")
+    watch.fault("every BTCUSDT cancel refused; operator presses c (cancel-all)")
+    result = await engine.execute(CancelAll(actor="operator:key", reason="drill: venue refuses cancels"))
+    watch.mark("cancel-all answered: 1 canceled, 1 left, reported")
+    assert not result.ok
+    assert result.message.startswith("HALTED; canceled 1 order(s); 1 still open at venue; failed: BTC/USDT"), \
+        result.message
+    assert [o["clientOrderId"] for o in sim.open_orders()] == [btc]
+    incomplete = first_alert(tmp_path, "KILL_SWITCH_INCOMPLETE")
+    assert incomplete["severity"] == "CRIT" and "retrying" in incomplete["message"]
+    assert engine.kill_switch_retrying() == ["cancel-all"]
+    assert engine.health_report()["kill_switch"]["retrying"] == ["cancel-all"]
+    tries = sim.faults.get(failing).hits
+    await eventually(lambda: sim.faults.get(failing).hits > tries, timeout=10, message="it keeps trying")
+    watch.mark("tried again (1 s later), still failing")
+    sim.faults.clear(failing)
+    await eventually(lambda: "KILL_SWITCH_DONE" in codes(engine), timeout=15, message="done on a retry")
+    watch.mark("KILL_SWITCH_DONE after the venue let cancels through", first_alert(tmp_path, "KILL_SWITCH_DONE"))
+    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["KILL_SWITCH_INCOMPLETE", "KILL_SWITCH_DONE"],
+               open_orders=0, kill_switch_by="operator:key")
+    (row,) = audited(tmp_path, "cancel-all", "operator:key")
+    assert not row["ok"] and "1 still open at venue" in row["result"]  # the audit keeps what it said at the time
+    assert engine.kill_switch_retrying() == []
