@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import tempfile
 import time
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+from benchlib import summary
 from cockpit.app import CockpitApp
 from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen
@@ -41,16 +41,12 @@ from widgets.banner import StatusBanner
 TICK_S = 0.01
 
 
-def pct(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 3)
+PARAMS = {"seconds": 10.0, "orders_per_s": 1000, "tickers_per_s": 2000}  # what bench/run_all.py runs
+QUICK = {"seconds": 1.0, "orders_per_s": 200, "tickers_per_s": 400}
 
 
-def summary(values_ms: list[float]) -> dict:
-    return {"n": len(values_ms), "min": pct(values_ms, 0), "p50": pct(values_ms, 50), "p95": pct(values_ms, 95),
-            "p99": pct(values_ms, 99), "max": pct(values_ms, 100)}
+async def measure(seconds: float, orders_per_s: int, tickers_per_s: int, screen_only: bool = False) -> dict:
+    return await main(seconds, orders_per_s, tickers_per_s, screen_only)
 
 
 async def main(seconds: float, orders_per_s: int, tickers_per_s: int, screen_only: bool = False) -> dict:

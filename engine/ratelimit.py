@@ -8,7 +8,10 @@ every answer how much of the minute is used (``X-MBX-USED-WEIGHT-1M``; limit 600
 next minute: idle time costs nothing, and a burst is only slowed where the venue would refuse it.
 
 Routine calls stop at ``routine_share`` of the limit; the kill switch's calls (``urgent``) may use the rest, and
-when both must wait for the next minute the kill switch's go first. A 429 or 418 is still handled venue-wide by
+when both must wait for the next minute the kill switch's go first. Background refreshes (periodic reconciliation,
+REST polling while a stream is down) skip their turn past ``background_share``: with small intervals a venue-wide
+open-orders listing (weight 80) every few hundred milliseconds would spend the minute's budget in seconds, and
+orders, a reconnect's market reload and the kill switch would then wait for the next minute. A 429 or 418 is still handled venue-wide by
 ``VenueHealth`` (every request waits its Retry-After); staying under the limit is what keeps a 418 from happening.
 A venue that sends no weight header is counted locally against the same minute budget.
 """
@@ -36,12 +39,14 @@ class WeightBudget:
     """Request weight used in the venue's current minute: the venue's last count plus what left since, against its
     limit. ``acquire`` before a request, ``observe`` every answer's headers, ``settled`` when the request ends."""
 
-    def __init__(self, limit: int = 6000, routine_share: float = 0.9,
+    def __init__(self, limit: int = 6000, routine_share: float = 0.9, background_share: float = 0.5,
                  venue_clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.limit = limit
         self.sleep = sleep
         self.routine_share = routine_share
+        self.background_share = background_share
+        self.skipped = 0  # background refreshes skipped for the budget (for the metrics and the benchmarks)
         self.venue_clock = venue_clock  # seconds, on the venue's clock (ours plus the measured skew)
         self.minute = -1
         self.sent = 0.0  # weight we sent in this minute
@@ -61,6 +66,14 @@ class WeightBudget:
     def room(self, urgent: bool) -> float:
         cap = self.limit if urgent else self.limit * self.routine_share
         return cap - self.used()
+
+    def spare_for_background(self) -> bool:
+        """Whether a background refresh may spend weight now (under ``background_share`` of this minute's limit);
+        counted when it may not."""
+        if self.used() < self.limit * self.background_share:
+            return True
+        self.skipped += 1
+        return False
 
     def _roll(self) -> None:
         minute = math.floor(self.venue_clock() / MINUTE_S)

@@ -59,8 +59,9 @@ class VenueSync:
         # Stream name -> monotonic time of its last event. Kept across a reconnect: staleness is about data, and a
         # reconnect that brings no data must not reset the clock (runbook 001 §1: reconnect, then kill at 60 s).
         self.last_event: dict[str, float] = {}
-        self.started_at = time.monotonic()
+        self.started_at = time.monotonic()  # the streams' first start: the age of a stream that never delivered
         self.user_seen = time.monotonic()  # the user-data connection last seen open (a quiet account sends nothing)
+        self._streamed = False  # whether the streams were ever started (a reconnect restarts them)
         self.reconnects: deque[float] = deque()  # when streams came back, for the per-hour count
         self.stream_latency_ms: deque[float] = deque(maxlen=200)  # event time -> received, market streams
         self.last_reconcile: dict[str, Any] = {}
@@ -116,7 +117,12 @@ class VenueSync:
     def start_streams(self) -> None:
         if self.streams.names():
             return  # already running: never two watchers on one stream
-        self.started_at = self.user_seen = time.monotonic()
+        if not self._streamed:
+            # Only the first start: a reconnect that brings no data must not make stale data look fresh (a ticker
+            # stream that never delivered is as old as the first start; found when reconnects got fast enough to
+            # come round every second and kept ws_stale from ever reaching its CRIT).
+            self._streamed = True
+            self.started_at = self.user_seen = time.monotonic()
         spawn = self.streams.spawn
         spawn("watch-orders", self._stream("orders", self._orders))
         spawn("watch-trades", self._stream("trades", self._trades))
@@ -333,7 +339,11 @@ class VenueSync:
     async def _reconcile_tick(self) -> None:
         """Compare local orders with the venue every ``reconcile_s`` (DESIGN: "on start and every few seconds").
 
-        It also runs while disconnected: after a circuit breaker's cool-down it is the probe that closes it."""
+        It also runs while disconnected: after a circuit breaker's cool-down it is the probe that closes it. It
+        skips its turn when half the venue's request-weight minute is spent (``Venue.spare_for_background``)."""
+        venue = self.link.venue
+        if venue is not None and not venue.spare_for_background():
+            return
         try:
             # Balances too: after eventStreamTerminated ccxt 4.5.90 leaves watch_* pending for ever, so a
             # dead user-data stream is invisible to the stream loops; this keeps the book true meanwhile.
@@ -354,7 +364,10 @@ class VenueSync:
             log.warning("REST polling: streams down %s, market data age %s", list(self.stream_down),
                         self.market_data_age_s())
         try:
-            await self.refresh_tickers()
+            await self.refresh_tickers()  # market data first: cheap (weight 2 a symbol), and what goes stale
+            venue = self.link.venue
+            if venue is not None and not venue.spare_for_background():
+                return  # balances and orders at the next turn: half the minute's weight is spent
             await self.execution.refresh_balances()
             await self.reconcile(source="poll")
         except vx.BaseError as exc:
