@@ -3,11 +3,17 @@
 Every key is a binding with an id (remappable in the config's ``[keys]`` section) that runs the same command the
 CLI sends, through the engine's one ``execute``. Halt and cancel-all ask nothing; close-all and resume ask once,
 and a question is withdrawn when the state it asks about changes before it is answered.
+
+The screen is drawn before the engine exists: ``cockpit`` builds the app from the settings alone, and the engine
+(whose imports take most of a second) is imported in a thread and started after the first frame. Until it is up,
+the kill switch's keys wait for it and run the moment it is (a key is never lost), help and quit work, and every
+other key says the engine is starting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -15,6 +21,7 @@ import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -32,13 +39,17 @@ from engine.commands import (
     Resume, RunPreflight, SetMode, SetStrategy,
 )
 from engine.commands import Snapshot as TakeSnapshot
-from engine.core import Engine, EngineError
+from engine.config import Settings
 from engine.datadir import DataDirBusy
+from engine.errors import EngineError
 from engine.events import Fill, TradingState
 from engine.trading_state import WHY_NOT
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
 from widgets.keyed_table import KeyedTable
+
+if TYPE_CHECKING:
+    from engine.core import Engine
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +121,23 @@ class CockpitApp(App):
     DESCRIPTION = DESCRIPTION
     COMMANDS = App.COMMANDS | {CockpitCommands}
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine | None = None, *, settings: Settings | None = None,
+                 confirm_live: bool = False) -> None:
+        """Over ``engine`` (started when the app mounts), or over an engine built from ``settings`` after the
+        first frame (what ``cockpit`` does: the screen does not wait for the engine's imports)."""
         super().__init__()
-        self.engine = engine
-        settings = engine.settings
+        if engine is None and settings is None:
+            raise TypeError("CockpitApp needs an engine or the settings to build one")
+        settings = engine.settings if engine is not None else settings
+        assert settings is not None
+        self.settings = settings
+        # None until the engine is built; every use of it is behind ``started`` or ``why_not``.
+        self.engine: Engine = engine  # type: ignore[assignment]
+        self._confirm_live = confirm_live
+        self.started = asyncio.Event()  # the engine is up (set once); ``start_failed`` says when it never will be
+        self.start_failed = False
         self.main_screen = MainScreen(ScreenConfig(
-            mode=engine.mode, quote=engine.portfolio.quote, symbols=tuple(engine.symbols),
+            mode=settings.engine.mode, quote=settings.engine.quote_asset, symbols=tuple(settings.venue.symbols),
             stuck_after_s=settings.monitors.stuck_order_s, min_severity=settings.alerts.screen_min_severity))
         self._hangup_started = False
         keymap = dict(settings.keys)
@@ -133,18 +155,43 @@ class CockpitApp(App):
         return self.main_screen
 
     async def on_mount(self) -> None:
-        try:
-            await self.engine.start()
-        except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:
-            self.exit(return_code=2, message=f"cockpit: {exc}")
-            return
-        self.attach()
-        self.set_interval(1.0, self._watch_kill_switch)
         loop = asyncio.get_running_loop()
         try:
             signal.signal(signal.SIGHUP, lambda *_: self._terminal_gone(loop))
         except (AttributeError, ValueError):  # no SIGHUP here, or not the main thread (tests)
             log.warning("no SIGHUP handler here: [tui] on_hangup cannot run")
+        if self.engine is not None:
+            await self._start()  # an engine handed in (tests, benchmarks): up before the first key
+        else:
+            # The first frame first: the engine's imports and start follow it.
+            self.call_after_refresh(self.run_worker, self._start(), name="engine-start", group="engine-start")
+
+    async def _start(self) -> None:
+        """Build the engine if there is none yet (its imports in a thread: the screen keeps drawing and reading
+        keys), start it, and draw from it."""
+        try:
+            if self.engine is None:
+                core = await asyncio.to_thread(importlib.import_module, "engine.core")
+                self.engine = core.Engine(self.settings, confirm_live=self._confirm_live)
+            await self.engine.start()
+        except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:
+            self.start_failed = True
+            self.started.set()  # whoever waits for it learns it will not come
+            self.exit(return_code=2, message=f"cockpit: {exc}")
+            return
+        self.attach()
+        self.set_interval(1.0, self._watch_kill_switch)
+        self.started.set()
+        self.refresh_bindings()
+
+    async def _engine_up(self, title: str) -> bool:
+        """Wait for the engine when a command comes before it is up (the key is not lost); False if it never
+        will be."""
+        if not self.started.is_set():
+            self.notify(f"The engine is starting: {title.lower()} runs the moment it is up.", title=title,
+                        severity="warning")
+            await self.started.wait()
+        return not self.start_failed
 
     def attach(self) -> None:
         """Draw the engine's state now, then every event after it (subscribed first: nothing falls between)."""
@@ -190,7 +237,8 @@ class CockpitApp(App):
             shown.dismiss()
             return
         if shown is not None:
-            self.call_after_refresh(shown.show, width, height, self.engine.trading_state.value)
+            state = self.engine.trading_state.value if self.started.is_set() else "starting"
+            self.call_after_refresh(shown.show, width, height, state)
 
     def _terminal_gone(self, loop: asyncio.AbstractEventLoop) -> None:
         """SIGHUP, handled at once in the main thread (not through the event loop, which may be the thing blocked):
@@ -224,9 +272,17 @@ class CockpitApp(App):
         self.run_worker(self._on_hangup(), name="hangup", group="hangup")
 
     async def _on_hangup(self) -> None:
-        policy = self.engine.settings.tui.on_hangup
+        policy = self.settings.tui.on_hangup
         log.warning("terminal hung up (SIGHUP): on_hangup = %s", policy)
         command = HANGUP.get(policy)
+        try:
+            await asyncio.wait_for(self.started.wait(), HANGUP_FINISH_S)  # hung up while the engine was starting
+        except asyncio.TimeoutError:
+            pass
+        if self.engine is None or self.start_failed:
+            log.warning("terminal gone before the engine was up: exiting")
+            logging.shutdown()
+            os._exit(0)
         if command is not None:
             result = await self.engine.execute(command(actor="operator:hangup",
                                                        reason=f"terminal hung up (SIGHUP); [tui] on_hangup = {policy}"))
@@ -244,7 +300,8 @@ class CockpitApp(App):
         os._exit(0)
 
     async def on_unmount(self) -> None:
-        await self.engine.stop()
+        if self.engine is not None:
+            await self.engine.stop()
 
     # ------------------------------------------------------------ questions
 
@@ -269,6 +326,8 @@ class CockpitApp(App):
     # ------------------------------------------------------------ operator actions
 
     async def _run(self, command: Command, title: str) -> CommandResult:
+        if not await self._engine_up(title):
+            return CommandResult(False, "the engine did not start")
         result = await self.engine.execute(command)
         # The state is drawn from its event too; this draws it the moment the command returns, even when a storm
         # of events is still waiting to be drawn ahead of that one.
@@ -281,7 +340,11 @@ class CockpitApp(App):
 
     async def action_halt(self) -> None:
         """Halt at once: no question asked (DESIGN.md: halt is one key)."""
-        await self._run(Halt(actor=ACTOR, reason="h pressed in cockpit"), "Halt")
+        command = Halt(actor=ACTOR, reason="h pressed in cockpit")
+        if not self.started.is_set():
+            self._kill(command, "Halt")  # waits for the engine in a worker: the screen goes on meanwhile
+            return
+        await self._run(command, "Halt")
 
     def action_cancel_all(self) -> None:
         """Halt and cancel every open order at the venue; no question asked."""
@@ -308,6 +371,8 @@ class CockpitApp(App):
         """Halt, cancel every order and sell every position at market, after one question that lists it."""
         if isinstance(self.screen, QuitChoice):
             self.screen.dismiss("close_all")  # the quit question's answer (it was the question): close, then quit
+            return
+        if not await self._engine_up("Close all"):
             return
         if not await self.ask(f"CLOSE ALL? Halt, {self._what_close_sells()}."):
             self.notify("Nothing closed.", title="Close all")
@@ -386,6 +451,9 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_quit_cockpit(self) -> None:
         """Quit; with orders or positions open, asks what to do with them: keep, cancel all or close all."""
+        if self.engine is None or not self.started.is_set():
+            self.exit()  # nothing known yet to keep or close; the engine is stopped on the way out
+            return
         open_orders = len(self.engine.tracker.open_orders())
         held = self.engine.portfolio.positions()
         if not open_orders and not held:
@@ -412,8 +480,13 @@ class CockpitApp(App):
 
     def why_not(self, action: str) -> str | None:
         """Why an action cannot run now, or None when it can. The kill switch (halt, cancel all, close all) is
-        never held back: even when the engine thinks nothing is open, the venue is asked."""
+        never held back: even when the engine thinks nothing is open, the venue is asked; before the engine is up
+        they wait for it."""
         engine = self.engine
+        if engine is None or not self.started.is_set():
+            if action in ("halt", "cancel_all", "close_all", "help", "quit"):
+                return None
+            return "the engine is still starting"
         state = engine.trading_state
         if action == "halt" and state == TradingState.HALTED:
             return "already HALTED"
@@ -457,7 +530,7 @@ class CockpitApp(App):
         return await super().run_action(action, default_namespace, namespaces)
 
     def help_entries(self) -> list[tuple[str, str, str, str | None]]:
-        keymap = dict(self.engine.settings.keys)
+        keymap = dict(self.settings.keys)
         return [(keymap.get(b.id, b.key_display or b.key), b.id, DESCRIPTION.get(b.id, b.description),
                  self.why_not(b.id)) for b in BINDINGS if b.id]
 

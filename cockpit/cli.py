@@ -346,8 +346,7 @@ def _print_reconcile(report: dict) -> None:
 
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:
-    from engine.datadir import check_writable
-    from engine.store import DB_NAME, refuse_foreign
+    from engine.datadir import DB_NAME, check_writable, refuse_foreign
 
     # Before the screen opens: a data directory that cannot be written or a store that is not cockpit's is said in
     # plain words on the terminal (exit 2), not behind the full-screen app.
@@ -355,14 +354,14 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
     refuse_foreign(Path(settings.engine.data_dir) / DB_NAME)
 
     from cockpit.app import CockpitApp
-    from engine.core import Engine
 
     log_path = Path(settings.engine.data_dir) / "cockpit.log"
     logging.basicConfig(
         filename=log_path, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    app = CockpitApp(Engine(settings, confirm_live=confirm_live))
+    # The engine is imported and started by the app after its first frame (the screen does not wait for it).
+    app = CockpitApp(settings=settings, confirm_live=confirm_live)
     app.run()
     return app.return_code or 0
 

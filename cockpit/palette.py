@@ -27,6 +27,8 @@ class CockpitCommands(Provider):
                 key = binding.key_display or binding.key
                 out.append((binding.description, f"{app.DESCRIPTION.get(binding.id, '')} (key {key})",
                             partial(app.run_action, binding.action)))
+        if engine is None or not app.started.is_set():  # type: ignore[attr-defined]
+            return out  # positions and strategies once the engine is up
         for position in engine.portfolio.positions():
             out.append((f"Close position {position.symbol}", f"cancel {position.symbol}'s orders and sell "
                         f"{position.amount} at market (asks once)",

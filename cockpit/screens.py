@@ -17,7 +17,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from engine.incidents import timings, write_report
 from widgets.alerts import severity_text
 from widgets.keyed_table import KeyedTable
 
@@ -217,6 +216,8 @@ class Incidents(ListScreen):
         def secs(v: Any) -> str:
             return "—" if v is None else f"{float(v):.1f}"
 
+        from engine.incidents import timings  # here: the cockpit's first frame does not wait for it
+
         for i in self.engine.store.incidents() if self.engine.store else []:
             t = timings(i)
             yield str(i["id"]), (str(i["id"]), _time(i["opened_at"]), i["trigger"], i["actor"], secs(t["detect_s"]),
@@ -234,6 +235,8 @@ class Incidents(ListScreen):
             self.notify("No incident selected.", title="Incident report")
             return
         try:
+            from engine.incidents import write_report
+
             path = write_report(self.engine.store, self.engine.settings.engine.data_dir, int(key))
         except (OSError, KeyError) as exc:
             self.notify(f"could not write the report: {exc}", title="Incident report", severity="error")

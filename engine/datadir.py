@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 from pathlib import Path
 from typing import IO
 
@@ -13,6 +14,52 @@ from engine.errors import StoreError, os_reason, unwritable
 # The SQLite store's file in a data directory (``engine.store``); here so that a command can look for it without
 # importing the store.
 DB_NAME = "cockpit.db"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def refuse_foreign(path: Path) -> None:
+    """StoreError for a file that is not cockpit's, read without locks or journals: nothing is created or removed
+    (a front end checks before it starts the engine, which opens the store for writing). Here, not in the store,
+    so that the check costs no import of it."""
+    check_own(path)
+    if not path.exists():
+        return
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        check_tables(conn, path)
+    except sqlite3.DatabaseError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise StoreError(f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the "
+                         "engine once to upgrade it") from None
+    finally:
+        conn.close()
+
+
+def check_own(path: Path) -> None:
+    """Refuse, before writing a byte, a file that is not an SQLite database."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}; check the data directory's permissions") from None
+    if head and head != SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a cockpit store: it is not an SQLite database. cockpit never writes to a "
+                         "file that is not its own: move it away or pass another --data-dir")
+
+
+def check_tables(conn: sqlite3.Connection, path: Path) -> None:
+    """An SQLite file with tables but no cockpit schema is someone else's: refuse it, untouched."""
+    names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+    if names and "meta" not in names:
+        raise StoreError(f"{path} is an SQLite database but not cockpit's (tables: {', '.join(names[:6])}). cockpit "
+                         "never writes to a file that is not its own: move it away or pass another --data-dir")
+    if "meta" in names:
+        row = conn.execute("select value from meta where key = 'schema_version'").fetchone()
+        if row is None:
+            raise StoreError(f"{path} has a meta table but no cockpit schema version: it is not cockpit's. Move it "
+                             "away or pass another --data-dir")
 
 
 class DataDirBusy(Exception):

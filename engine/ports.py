@@ -8,12 +8,14 @@ and the state objects they read (tracker, portfolio, stats, the trading-state ma
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, ContextManager, Coroutine, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager, Coroutine, Mapping, Protocol
 
 from engine.commands import Command, CommandResult
 from engine.errors import EngineError
 from engine.events import Event, Severity, VenueConnection
-from engine.venue import Venue
+
+if TYPE_CHECKING:  # the type only: a front end importing the ports imports no venue (nor ccxt's wrappers)
+    from engine.venue import Venue
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import sqlite_utils
 
-from engine.datadir import DB_NAME
+from engine.datadir import DB_NAME, check_own, check_tables
 from engine.errors import StoreError, unwritable
 
 from engine.events import (
@@ -91,14 +91,14 @@ class Store:
         # Told when a batch's commit fails where no writer is there to hear it (a batch's end, the late commit): a
         # full disk found at commit time, not at the write. Without it the error is raised (or logged, late).
         self.on_commit_failed: Callable[[BaseException], object] | None = None
-        _check_own(path)
+        check_own(path)
         try:
             if readonly:
                 self.db = sqlite_utils.Database(_read_only(path))
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite_utils.Database(path)
-            _check_tables(self.db, path)
+            check_tables(self.db.conn, path)
             if readonly:
                 return
             self.db.enable_wal()
@@ -604,9 +604,6 @@ class Store:
         )
 
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
 def _read_only(path: Path) -> sqlite3.Connection:
     """Open for reading only; on a read-only directory (no -shm can be made) read it as immutable."""
     if not path.exists():
@@ -622,48 +619,6 @@ def _read_only(path: Path) -> sqlite3.Connection:
         # A read-only directory: the WAL index cannot be made, so read the file as it is (what the last
         # checkpoint holds; a halt still only in the WAL is not seen: the message of `status` says so).
         return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-
-
-def refuse_foreign(path: Path) -> None:
-    """StoreError for a file that is not cockpit's, read without locks or journals: nothing is created or removed
-    (a front end checks before it starts the engine, which opens the store for writing)."""
-    _check_own(path)
-    if not path.exists():
-        return
-    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    try:
-        _check_tables(sqlite_utils.Database(conn), path)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(_explain(path, exc, readonly=True)) from None
-    finally:
-        conn.close()
-
-
-def _check_own(path: Path) -> None:
-    """Refuse, before writing a byte, a file that is not an SQLite database."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror}; check the data directory's permissions") from None
-    if head and head != SQLITE_MAGIC:
-        raise StoreError(f"{path} is not a cockpit store: it is not an SQLite database. cockpit never writes to a "
-                         "file that is not its own: move it away or pass another --data-dir")
-
-
-def _check_tables(db: sqlite_utils.Database, path: Path) -> None:
-    """An SQLite file with tables but no cockpit schema is someone else's: refuse it, untouched."""
-    names = db.table_names()
-    if names and "meta" not in names:
-        raise StoreError(f"{path} is an SQLite database but not cockpit's (tables: {', '.join(names[:6])}). cockpit "
-                         "never writes to a file that is not its own: move it away or pass another --data-dir")
-    if "meta" in names:
-        row = next(db.query("select value from meta where key = 'schema_version'"), None)
-        if row is None:
-            raise StoreError(f"{path} has a meta table but no cockpit schema version: it is not cockpit's. Move it "
-                             "away or pass another --data-dir")
 
 
 def _explain(path: Path, exc: BaseException, readonly: bool) -> str:

@@ -87,6 +87,7 @@ class StillCockpit(CockpitApp):
 
     async def on_mount(self, event) -> None:
         event.prevent_default()  # the engine is never started: the app's own on_mount does not run
+        self.started.set()  # ... but the pictures are of a cockpit whose engine is up
         self.main_screen.post_message(self.first)
         health = HealthUpdated(market_data_age_s=0.4, rest_p95_ms=4.0, rest_errors_today=0, ws_reconnects_today=0,
                                breaker="CLOSED", polling=False, streams_down=(), day_pnl=D("67.57"),

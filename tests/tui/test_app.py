@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 
 from cockpit.app import CockpitApp
 from engine.config import EngineConfig, Settings, StrategyConfig
@@ -94,3 +95,45 @@ async def test_a_cockpit_that_cannot_start_its_engine_says_why_once_and_exits_2(
         assert app._exception is None  # no second error (the main screen mounting after the exit began)
     finally:
         await first.stop()
+
+
+class HeldStart(CockpitApp):
+    """The cockpit as ``cockpit`` opens it (from the settings: the engine built after the first frame), with the
+    engine's start held until the test lets it go, so keys can be pressed while it is starting."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings=settings)
+        self.go = asyncio.Event()
+
+    async def _start(self) -> None:
+        await self.go.wait()
+        await super()._start()
+
+
+async def test_the_screen_comes_before_the_engine_and_a_kill_key_pressed_meanwhile_is_not_lost(tmp_path):
+    settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False))
+    app = HeldStart(settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        banner = app.query_one(StatusBanner)
+        await eventually(lambda: "PAPER" in banner.render().plain, message="the first frame, engine not built")
+        assert app.engine is None and not app.started.is_set()
+        assert app.why_not("resume") == "the engine is still starting"
+        assert app.why_not("halt") is None and app.why_not("cancel_all") is None and app.why_not("quit") is None
+        await pilot.press("u")  # not now: says why, does nothing
+        await pilot.press("c")  # the kill switch waits for the engine
+        assert app.engine is None
+        app.go.set()
+        await eventually(lambda: app.started.is_set(), timeout=20, message="engine up")
+        engine = app.engine
+        await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10,
+                         message="c pressed while starting carried out once the engine was up")
+        store = Store.in_dir(tmp_path)
+        await eventually(lambda: [r for r in store.audit(limit=20) if r["command"] == "cancel-all"],
+                         message="audited like any key")
+        (row,) = [r for r in store.audit(limit=20) if r["command"] == "cancel-all"]
+        assert row["actor"] == "operator:key"
+        # Pressed before the venue was connected, it is retried by the engine until the venue has answered.
+        await eventually(lambda: engine.ready.is_set() and not engine.kill_switch_retrying(), timeout=20,
+                         message="the cancel-all carried out at the venue")
+        assert not [r for r in store.audit(limit=20) if r["command"] == "resume"]
+        await eventually(lambda: "HALTED by operator:key" in banner.render().plain)
