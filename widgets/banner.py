@@ -11,12 +11,14 @@ STATE_STYLE = {
     "ACTIVE": "bold black on green",
     "REDUCE_ONLY": "bold black on yellow",
     "HALTED": "bold white on red",
+    "STARTING": "bold reverse",
 }
 # What the operator can do next, in the banner's words (the footer has every key).
 STATE_HINT = {
     "ACTIVE": "h: halt · c: cancel all · x: close all",
     "REDUCE_ONLY": "only reducing orders · h: halt · u: resume",
     "HALTED": "u: resume · x: close all",
+    "STARTING": "the engine is starting; h c x wait for it and run at once",
 }
 
 
@@ -28,7 +30,7 @@ class StatusBanner(Static):
     """
 
     mode: reactive[str] = reactive("paper")
-    state: reactive[str] = reactive("ACTIVE")
+    state: reactive[str] = reactive("STARTING")  # until the engine's first picture (never a guessed ACTIVE)
     venue: reactive[str] = reactive("")
     connected: reactive[bool | None] = reactive(None)
     detail: reactive[str] = reactive("")

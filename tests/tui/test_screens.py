@@ -156,8 +156,10 @@ async def test_the_order_form_goes_through_the_risk_checks(tmp_path):
                                      for o in engine.tracker.open_orders()), timeout=10,
                          message="the operator's limit order resting")
         await eventually(lambda: len(engine.sim.open_orders()) == 1)
-        rows_ = engine.store.audit(limit=5)
-        assert rows_[0]["command"] == "order" and rows_[0]["actor"] == "operator:key" and rows_[0]["ok"]
+        # The audit record is written when the command ends, a moment after the venue shows its effect.
+        (row, *_) = await eventually(lambda: [r for r in engine.store.audit(limit=5) if r["command"] == "order"],
+                                     message="the order audited")
+        assert row["actor"] == "operator:key" and row["ok"]
 
 
 async def test_quit_asks_what_to_do_with_what_is_open(tmp_path):
