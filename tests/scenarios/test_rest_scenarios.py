@@ -127,7 +127,7 @@ async def test_clock_skew_warns_resyncs_and_signed_calls_work_again(sim, tmp_pat
     fault = sim.faults.inject("clock-skew", ms=15_000)
     watch.fault("venue clock 15 s ahead")
     await eventually(lambda: "CLOCK_SKEW" in codes(engine), timeout=10, message="skew WARN")
-    watch.mark("CLOCK_SKEW WARN: resync", first_alert(tmp_path, "CLOCK_SKEW"))
+    watch.mark("CLOCK_SKEW WARN (signing with the venue's clock)", first_alert(tmp_path, "CLOCK_SKEW"))
     await eventually(lambda: engine.venue.ex.options.get("timeDifference"), timeout=10, message="resynced")
     watch.mark("time offset taken from the venue")
     assert 14_500 < engine.venue_health.offset_ms < 15_500
