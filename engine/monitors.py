@@ -13,7 +13,7 @@ through the one command path with itself named as the actor (``monitor:<code>``)
 | max_drawdown | at max_drawdown_warn_pct | at max_drawdown_pct: halt until an operator resumes |
 | flash_crash | | a move over flash_crash_pct in flash_crash_window_s: halt; resume refused until calm |
 | position_mismatch | adopted (between the two levels) | over mismatch_halt_pct: halt, the difference kept (001 §6) |
-| clock_skew | over clock_skew_warn_ms: resync the time offset | |
+| clock_skew | over clock_skew_warn_ms (calls are signed with its clock) | rest_errors_max -1021s after a resync: halt |
 | auth_failure / maintenance | | the key refused / the venue in maintenance: halt |
 
 A CRIT acts only after ``confirm_readings`` readings in a row (a single bad reading never trips the kill switch);
@@ -95,7 +95,7 @@ class Monitors:
             "max_drawdown": (self.read_drawdown, True, False, None, self._halt("max_drawdown")),
             "flash_crash": (self.read_flash_crash, True, True, None, self._flash_halt),
             "position_mismatch": (self.read_mismatch, False, True, None, self._halt("position_mismatch")),
-            "clock_skew": (self.read_clock_skew, True, False, self._resync, None),
+            "clock_skew": (self.read_clock_skew, False, True, None, self._halt("clock_skew")),
             "auth_failure": (self.read_auth, True, True, None, self._halt("auth_failure")),
             "maintenance": (self.read_maintenance, True, True, None, self._halt("maintenance")),
         }
@@ -210,11 +210,27 @@ class Monitors:
         return Reading(OK, "none", threshold)
 
     def read_clock_skew(self) -> Reading:
-        skew = self.health.skew_ms
-        warn = self.cfg.clock_skew_warn_ms
+        """The venue's clock against ours (WARN: the venue adapter already signs with the venue's clock), and the
+        signed calls the venue refused for their timestamp even after a resync: as many as the REST error limit in
+        its window is CRIT, since the engine cannot trade or cancel (runbook 001 §2's numbers; 002 "verify system
+        time sync")."""
+        cfg, health = self.cfg, self.health
+        refused = health.recent_timestamp_refusals()
+        skew, offset = health.skew_ms, health.offset_ms
+        if len(refused) >= cfg.rest_errors_max:
+            return Reading(CRIT, f"{len(refused)} refused (-1021)",
+                           f"{cfg.rest_errors_max} in {cfg.rest_errors_window_s:g}s",
+                           "signed calls refused for their timestamp after a resync ("
+                           + "; ".join(refused[-3:]) + "): check the host's time sync",
+                           {"refused": refused[-5:], "skew_ms": None if skew is None else round(skew),
+                            "offset_ms": round(offset)})
+        warn = cfg.clock_skew_warn_ms
         if skew is None:
             return Reading(OK, "—", f"{warn:g}ms")
-        return Reading(WARN if abs(skew) > warn else OK, f"{skew:+.0f}ms", f"{warn:g}ms")
+        if abs(skew) > warn:
+            return Reading(WARN, f"{skew:+.0f}ms", f"{warn:g}ms", f"signing with the venue's clock ({offset:+.0f}ms)",
+                           {"skew_ms": round(skew), "offset_ms": round(offset)})
+        return Reading(OK, f"{skew:+.0f}ms", f"{warn:g}ms")
 
     def read_auth(self) -> Reading:
         why = self.health.auth_failure
@@ -338,11 +354,6 @@ class Monitors:
     def _reconnect(self, reading: Reading) -> None:
         self._command(Reconnect(actor="monitor:ws_stale", reason=f"no data for {reading.value}",
                                 values=dict(reading.values)))
-
-    def _resync(self, reading: Reading) -> None:
-        venue = self.link.venue
-        if venue is not None:
-            self.spawn("clock-resync", venue.resync_clock())
 
     def _probe(self, name: str, probe: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A second reading where one is cheap: one call, not two at once."""

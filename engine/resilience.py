@@ -32,7 +32,9 @@ MAX_RETRIES = 3
 PERMANENT = (
     "AuthenticationError", "PermissionDenied", "AccountSuspended", "InsufficientFunds", "InvalidOrder",
     "OrderNotFound", "BadSymbol", "BadRequest", "NotSupported",
-    "InvalidNonce",  # clock skew: retrying with the same clock fails the same way
+    # Clock skew: retrying with the same clock fails the same way. The venue adapter resyncs and retries once
+    # itself; a refusal that survives that is counted by the clock_skew monitor, which halts (fail closed).
+    "InvalidNonce",
 )
 TEMPORARY = (
     "NetworkError",  # RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection, RateLimitExceeded
@@ -75,6 +77,12 @@ def is_auth_failure(exc: BaseException) -> bool:
     """The venue refuses the key (401/403, -2015/-2014/-1022/-1002): retrying cannot help, halting can."""
     return (isinstance(exc, (vx.AuthenticationError, vx.PermissionDenied, vx.AccountSuspended))
             or venue_code(exc) in AUTH_CODES)
+
+
+def is_timestamp_refusal(exc: BaseException) -> bool:
+    """A signed call refused for its timestamp (Binance -1021, ccxt InvalidNonce): our clock, or the offset we sign
+    with, is off the venue's. Binance refuses such a request before acting on it ("Timing security")."""
+    return isinstance(exc, vx.InvalidNonce) or venue_code(exc) == "-1021"
 
 
 def is_maintenance(exc: BaseException) -> bool:

@@ -26,6 +26,7 @@ from engine.ratelimit import weight_limit_from
 from engine.resilience import (
     BACKOFF_S, GARBAGE_SYMPTOMS, CircuitBreaker, LatencyStats, garbage, retry_after_s, with_retries,
 )
+from engine.venueclock import VenueClock, note_round_trip, skew_from
 from engine.venuehealth import VenueHealth
 
 log = logging.getLogger(__name__)
@@ -230,12 +231,15 @@ class Venue:
         self.latency = LatencyStats(on_record=latency_observer)
         self._on_error = on_error
         self.health = health or VenueHealth(60.0)
-        self._sent_at: dict[str, tuple[float, float]] = {}  # path -> (sent, answered) of its latest request
         for ex, urgent in ((self.ex, False), (self.urgent, True)):
             self._time_http_requests(ex)
             self._watch_responses(ex)
             if self.follows_weight:
                 self._pace_by_weight(ex, urgent)
+        # Both clients sign with the venue's clock: followed by every ping, resynced when a signed call is refused
+        # for its timestamp (-1021). A resync reads the time on the kill switch's lane, past the breaker.
+        self.clock = VenueClock((self.ex, self.urgent), self.health,
+                                lambda: self._urgent("fetch_time", then=skew_from))
 
     def _pace_by_weight(self, ex: Any, urgent: bool) -> None:
         """Replace ccxt's throttle with the venue's weight budget. ccxt calls ``throttle(cost)`` right before each
@@ -266,7 +270,7 @@ class Venue:
             finally:
                 path = urlsplit(url).path
                 self.latency.record(f"{method} {path}", (time.perf_counter() - start) * 1000)
-                self._sent_at[path] = (sent_at, time.time())
+                note_round_trip(sent_at, time.time())  # a time reading's own round trip (venueclock)
                 if weight is not None:
                     self.health.budget.settled(*weight)
 
@@ -310,13 +314,19 @@ class Venue:
         if self._on_error:
             self._on_error(name, exc)
 
-    async def _urgent(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    async def _send(self, ex: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        """One ccxt call; a signed one refused for its timestamp is resynced and sent once more (``VenueClock``)."""
+        if name not in PRIVATE_CALLS:
+            return await getattr(ex, name)(*args, **kwargs)
+        return await self.clock.in_time(name, lambda: getattr(ex, name)(*args, **kwargs))
+
+    async def _urgent(self, name: str, *args: Any, then: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
         """A kill-switch call: straight to the venue, past the breaker and the rate limiter, not retried here
         (the kill switch retries what failed itself). The venue's own Retry-After still holds: a 418 ban would stop
-        the kill switch altogether."""
+        the kill switch altogether. ``then`` reads the answer in the same task (a time reading's round trip)."""
         await self.health.wait_if_paused()
         try:
-            result = await getattr(self.urgent, name)(*args, **kwargs)
+            result = await self._send(self.urgent, name, *args, **kwargs)
         except GARBAGE_SYMPTOMS as exc:
             self._failed(name, error := garbage(name, exc))
             raise error from None
@@ -324,13 +334,13 @@ class Venue:
             self._failed(name, exc)
             raise
         self.health.success(name, private=name in PRIVATE_CALLS)
-        return result
+        return result if then is None else then(result)
 
     async def _once(self, name: str, *args: Any, **kwargs: Any) -> Any:
         await self.health.wait_if_paused()
         self.breaker.before_call()
         try:
-            result = await getattr(self.ex, name)(*args, **kwargs)
+            result = await self._send(self.ex, name, *args, **kwargs)
         except GARBAGE_SYMPTOMS as exc:  # ccxt choked on an answer of the wrong shape
             error = garbage(name, exc)
             self.breaker.failure(error)
@@ -395,13 +405,11 @@ class Venue:
 
     async def ping(self) -> None:
         """One cheap public call (server time, weight 1), not retried: a reading of reachability, latency and
-        clock skew (venue minus ours, against the middle of the round trip)."""
-        server_ms = await self._once("fetch_time")
-        # The request's own round trip, not the call's: a wait for the venue's Retry-After or the weight budget
-        # before it left would make the venue's clock look behind.
-        start, end = self._sent_at.get("/api/v3/time", (time.time(), time.time()))
-        skew = None if server_ms is None else float(server_ms) - (start + end) / 2 * 1000
+        clock skew (the venue's clock minus ours, not minus the offset we sign with), which the signing offset
+        follows: a skew that starts or ends is taken here (``VenueClock.follow``)."""
+        skew = skew_from(await self._once("fetch_time"))
         self.health.ping(skew)
+        self.clock.follow(skew)
         await self.warm_urgent_lane()
 
     async def warm_urgent_lane(self) -> None:
@@ -412,12 +420,6 @@ class Venue:
             await self._urgent("fetch_time")
         except vx.BaseError as exc:
             log.warning("the kill switch's lane did not answer a ping: %s", exc)
-
-    async def resync_clock(self) -> None:
-        """Sign requests with the venue's clock: ccxt adds the measured offset to every timestamp."""
-        for ex in (self.ex, self.urgent):
-            ex.options["adjustForTimeDifference"] = True
-            await ex.load_time_difference()
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
         return await self._call("fetch_ticker", symbol)
@@ -508,8 +510,8 @@ PRIVATE_CALLS = frozenset({"fetch_balance", "create_order", "fetch_order", "canc
 
 def not_sent_errors() -> tuple[type[BaseException], ...]:
     """Errors that prove the request was turned away before the venue acted on it (a client closed by a reconnect
-    refuses before sending anything)."""
-    return (vx.CircuitOpen, vx.DDoSProtection, vx.RateLimitExceeded, vx.ExchangeClosedByUser)
+    refuses before sending anything; a timestamp refused (-1021) is checked before anything else is looked at)."""
+    return (vx.CircuitOpen, vx.DDoSProtection, vx.RateLimitExceeded, vx.ExchangeClosedByUser, vx.InvalidNonce)
 
 
 def refused_errors() -> tuple[type[BaseException], ...]:

@@ -1,5 +1,6 @@
 """What the venue's answers say about its health: errors in a window, auth failures, maintenance, 429 pauses and
-418 bans, clock skew. Fed by the venue adapter on every call; read by the monitors. It survives a reconnect.
+418 bans, clock skew, the clock offset signed calls are stamped with and the signed calls refused for their timestamp.
+Fed by the venue adapter on every call; read by the monitors. It survives a reconnect.
 
 HTTP 429 makes every new request wait for the venue's Retry-After, venue-wide (runbook 001 §2; Binance bans the
 IP with 418 when a client keeps sending); a 418 is a ban until its Retry-After. The weight budget (``budget``,
@@ -15,7 +16,7 @@ from collections import deque
 from typing import Any, Callable, Mapping
 
 from engine.ratelimit import WeightBudget
-from engine.resilience import Kind, classify, is_auth_failure, is_maintenance, retry_after_s
+from engine.resilience import Kind, classify, is_auth_failure, is_maintenance, is_timestamp_refusal, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,12 @@ class VenueHealth:
         self.maintenance: str | None = None  # why, while the venue says it is in maintenance
         self.pause_until = 0.0  # no new request before this (429 / 418 Retry-After)
         self.banned_until = 0.0  # a 418: banned until
-        self.skew_ms: float | None = None  # venue clock minus ours
+        self.skew_ms: float | None = None  # venue clock minus ours, as the latest ping measured it
+        # The venue's clock minus ours that signed calls are stamped with (ccxt's timeDifference, negated): kept
+        # here so that a client built by a reconnect signs with it from its first call.
+        self.offset_ms = 0.0
+        # (when, "endpoint: ErrorClass") of signed calls refused for their timestamp even after a resync
+        self.timestamp_refusals: deque[tuple[float, str]] = deque()
         # The venue's request-weight minute, shared by every client of the venue and kept across reconnects.
         self.budget = WeightBudget(venue_clock=lambda: time.time() + (self.skew_ms or 0.0) / 1000)
 
@@ -62,6 +68,8 @@ class VenueHealth:
             return
         if is_maintenance(exc):
             self.maintenance = f"{endpoint}: {str(exc)[:160]}"
+        if is_timestamp_refusal(exc):
+            self.timestamp_refusals.append((self.clock(), f"{endpoint}: {type(exc).__name__}"))
         if classify(exc) == Kind.TEMPORARY:
             self.errors.append((self.clock(), f"{endpoint}: {type(exc).__name__}"))
 
@@ -77,10 +85,17 @@ class VenueHealth:
     # ------------------------------------------------------------ read by the monitors and the venue
 
     def recent_errors(self) -> list[str]:
+        return self._recent(self.errors)
+
+    def recent_timestamp_refusals(self) -> list[str]:
+        """Signed calls refused for their timestamp within the error window (each after a resync and a retry)."""
+        return self._recent(self.timestamp_refusals)
+
+    def _recent(self, events: deque[tuple[float, str]]) -> list[str]:
         cutoff = self.clock() - self.errors_window_s
-        while self.errors and self.errors[0][0] < cutoff:
-            self.errors.popleft()
-        return [what for _, what in self.errors]
+        while events and events[0][0] < cutoff:
+            events.popleft()
+        return [what for _, what in events]
 
     def paused_for(self) -> float:
         return max(0.0, self.pause_until - self.clock())

@@ -26,6 +26,7 @@ class SimClock:
         self._wall0 = wall()
         self.start_ms = int(self._wall0 * 1000) if start_ms is None else int(start_ms)
         self.skew_ms = 0
+        self.unshown_ms = 0  # the part of the skew that /api/v3/time does not show (clock-skew --time-shows false)
         self._stepped_ms = 0
 
     def now_ms(self) -> int:
@@ -52,6 +53,10 @@ class SimClock:
     def server_ms(self) -> int:
         """Server time in milliseconds: what signed timestamps are checked against and /api/v3/time answers."""
         return int(self._wall() * 1000) + self.skew_ms
+
+    def time_answer_ms(self) -> int:
+        """What GET /api/v3/time answers: server time, less any skew the venue's time answer does not show."""
+        return self.server_ms() - self.unshown_ms
 
     def market_seconds(self, wall_seconds: float) -> float:
         """How much market time passes in ``wall_seconds`` of real time."""

@@ -126,9 +126,13 @@ class FaultEffects:
 
     def _clock_skew(self, fault: Fault) -> None:
         self.sim.clock.skew_ms += fault.options["ms"]
+        if not fault.options["time_shows"]:
+            self.sim.clock.unshown_ms += fault.options["ms"]
 
     def _clock_unskew(self, fault: Fault) -> None:
         self.sim.clock.skew_ms -= fault.options["ms"]
+        if not fault.options["time_shows"]:
+            self.sim.clock.unshown_ms -= fault.options["ms"]
 
     def _key_revoked(self, fault: Fault) -> None:
         key = fault.options["key"] or self.sim.api_key

@@ -194,7 +194,10 @@ CATALOGUE: dict[str, FaultSpec] = {s.name: s for s in (
         Option("symbol", str, None, "only this symbol"),)),
     # ----- account ---------------------------------------------------------------------------------------
     FaultSpec("clock-skew", "the venue clock is shifted, so client timestamps are rejected with -1021", (
-        Option("ms", int, 5000, "shift of the venue clock in milliseconds (positive: venue ahead)"),)),
+        Option("ms", int, 5000, "shift of the venue clock in milliseconds (positive: venue ahead)"),
+        Option("time_shows", bool, True, "whether GET /api/v3/time shows the shift (false: it answers the unshifted "
+                                         "clock while signatures are checked against the shifted one, so no "
+                                         "resync can fix it)"),)),
     FaultSpec("key-revoked", "an API key is revoked: signed calls answer 401 -2015, its user streams end", (
         Option("key", str, None, "the API key (default: the simulator's main key)"),)),
     FaultSpec("balance-change", "a balance changes outside the engine (deposit, withdrawal, manual transfer)", (

@@ -180,8 +180,8 @@ class RestApi:
         return self._json({})
 
     async def time(self, request: web.Request) -> web.Response:
-        """GET /api/v3/time (the server clock: wall time plus any injected skew, whatever the speed)."""
-        return self._json({"serverTime": self.sim_clock.server_ms()})
+        """GET /api/v3/time (the server clock: wall time plus any injected skew it shows, whatever the speed)."""
+        return self._json({"serverTime": self.sim_clock.time_answer_ms()})
 
     async def exchange_info(self, request: web.Request) -> web.Response:
         """GET /api/v3/exchangeInfo (optionally filtered by symbol/symbols)."""

@@ -1,7 +1,9 @@
 """The monitors' finer points, through faults injected into the real simulator with small thresholds (each runbook
 scenario as a whole is in tests/scenarios/): a 418 ban halts and an order waiting out a 429 is checked again; a
 fill the streams missed is fetched and is no mismatch; a stuck order placed again; two buys waiting out a
-Retry-After cannot both pass one position limit; a resume during a kill-switch pass is not undone by a retry."""
+Retry-After cannot both pass one position limit; a resume during a kill-switch pass is not undone by a retry; signed
+calls refused for their timestamp share one resync and are sent once more, the kill switch's and an order's
+included."""
 
 from __future__ import annotations
 
@@ -134,3 +136,40 @@ async def test_a_resume_during_a_kill_switch_pass_is_not_undone_by_a_retry(sim, 
     result = await kill
     assert not result.ok and result.message.startswith("ACTIVE; ")  # says the state as it is now
     assert engine.kill_switch_retrying() == [] and engine.trading_state == TradingState.ACTIVE
+
+
+async def test_calls_refused_for_their_timestamp_share_one_resync_and_are_sent_once_more(sim, tmp_path, run):
+    """With nothing else signing (ping and reconciliation every 60 s), each jump of the venue's clock is found by
+    the calls it refuses (-1021): calls refused together share one resync (no stampede) and are each sent once
+    more; an order refused for its timestamp is placed once (the venue checks the timestamp before anything
+    else); the kill switch's lane resyncs the same way; none of it counts toward a halt."""
+    engine = await run(settings(sim, tmp_path, monitors=dict(ping_s=60.0, reconcile_s=60.0)))
+    # The first ping and its warm-up of the kill switch's lane are answered (the connect's warm-up before them), so
+    # every time request from here on is a resync.
+    await eventually(lambda: len(engine.venue.latency.samples.get("GET /api/v3/time", ())) >= 3,
+                     message="the first ping")
+    clock = engine.venue.clock
+    times = sim.faults.inject("latency", ms=0, path="/api/v3/time")  # counts the venue's time answers
+    orders = sim.faults.inject("latency", ms=0, path="/api/v3/order", method="POST")
+
+    skew = sim.faults.inject("clock-skew", ms=15_000)  # our stamps now older than the 10 s recvWindow
+    answers = await asyncio.gather(*(engine.venue.fetch_balances(urgent=urgent) for urgent in (False,) * 3 + (True,)))
+    assert all(answers) and clock.resyncs == 1 and sim.faults.get(times).hits == 1
+    assert 14_500 < engine.venue_health.offset_ms < 15_500
+
+    sim.faults.clear(skew)  # the skew ends: the offset in force now stamps calls 15 s ahead of the venue
+    last = engine.portfolio.last["BTC/USDT"]
+    placed = await asyncio.wait_for(engine.execute(PlaceOrder(
+        symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"), price=last * Decimal("0.9"),
+        stop_loss=last * Decimal("0.5"))), timeout=5)
+    assert placed.ok, placed.message
+    assert sim.faults.get(orders).hits == 2 and clock.resyncs == 2  # refused, resynced, sent once more
+    assert [o["clientOrderId"] for o in sim.open_orders()] == [placed.details["client_id"]]  # placed once
+    assert abs(engine.venue_health.offset_ms) < 500
+
+    sim.faults.inject("clock-skew", ms=-15_000)  # the kill switch's lane meets the next jump first
+    cancelled = await asyncio.wait_for(engine.execute(CancelAll(actor="operator:key")), timeout=5)
+    assert cancelled.ok, cancelled.message
+    assert sim.open_orders() == [] and clock.resyncs == 3
+    assert engine.venue_health.recent_timestamp_refusals() == [] and engine.venue_health.recent_errors() == []
+    assert engine.trading_state == TradingState.HALTED and engine.state_info["actor"] == "operator:key"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from engine.commands import PlaceOrder, Resume
+from engine.commands import CancelOrder, PlaceOrder, Resume
 from engine.events import TradingState
 from engine.store import Store
 from eventually import eventually
@@ -116,21 +116,68 @@ async def test_latency_over_2s_warns_only(sim, tmp_path, run, stopwatch):
 
 async def test_clock_skew_warns_resyncs_and_signed_calls_work_again(sim, tmp_path, run, stopwatch):
     """Runbook 002 "API Authentication Failures": "Verify system time sync"; "After Network Outage": "1. Check system
-    time sync". The venue's clock moves 3 s ahead, so signed calls are refused (-1021): a CLOCK_SKEW WARN, the
-    engine takes the venue's time offset, signed calls and orders work again; no kill switch."""
+    time sync". The venue's clock moves 15 s ahead, so signed calls are refused (-1021: older than ccxt's 10 s
+    recvWindow): a CLOCK_SKEW WARN, the engine takes the venue's time offset, signed calls and orders work again; no
+    kill switch. Then the skew ends: the offset the engine signs with must follow the venue back (a stale one stamps
+    calls 15 s ahead of the venue, refused too, the kill switch's included: the soak's fail-open), and an order
+    and its cancel work again at once; still no halt."""
     engine = await run(settings(sim, tmp_path, monitors=dict(rest_errors_max=50)))
     await buy(engine)
     watch = stopwatch("002 API Authentication Failures / time sync", "skew 500 ms")
-    sim.faults.inject("clock-skew", ms=3000)
-    watch.fault("venue clock 3 s ahead")
+    fault = sim.faults.inject("clock-skew", ms=15_000)
+    watch.fault("venue clock 15 s ahead")
     await eventually(lambda: "CLOCK_SKEW" in codes(engine), timeout=10, message="skew WARN")
-    watch.mark("CLOCK_SKEW WARN: resync", first_alert(tmp_path, "CLOCK_SKEW"))
+    watch.mark("CLOCK_SKEW WARN (signing with the venue's clock)", first_alert(tmp_path, "CLOCK_SKEW"))
     await eventually(lambda: engine.venue.ex.options.get("timeDifference"), timeout=10, message="resynced")
     watch.mark("time offset taken from the venue")
+    assert 14_500 < engine.venue_health.offset_ms < 15_500
     assert (await engine.venue.fetch_balances()) is not None  # signed calls work again
     await resting_buy(engine)
+
+    sim.faults.clear(fault)
+    watch.fault("skew over: the venue clock back on ours")
+    # At once, within a bound: the first try may be refused (-1021) under the stale offset; it resyncs and is sent
+    # once more. Never minutes of refusals.
+    placed = await asyncio.wait_for(resting_buy(engine), timeout=5)
+    watch.mark("signed calls work again: an order placed")
+    await eventually(lambda: abs(engine.venue_health.offset_ms) < 500, timeout=5,
+                     message="the offset follows the venue back")
+    watch.mark("time offset back on the venue's clock")
+    cancelled = await asyncio.wait_for(engine.execute(CancelOrder(actor="operator:key", client_id=placed)), 5)
+    assert cancelled.ok, cancelled.message
+    assert engine.venue_health.recent_timestamp_refusals() == []  # every refusal was cured by its resync
     afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["CLOCK_SKEW"], absent=["TRADING_HALTED"],
                open_orders=1, btc_at_least=Decimal("0.0099"), kill_switch_by="")
+
+
+async def test_signed_calls_refused_after_every_resync_halt_instead_of_staying_active(sim, tmp_path, run, stopwatch):
+    """Runbook 001 §2 "REST API Errors (4xx/5xx)": "≥ 2 errors in 1 min -> PAUSE ORDERS (automatic)"; 002 "API
+    Authentication Failures": "Verify system time sync". The venue checks signatures against a clock 3 s behind while
+    its /time still answers the old one, so no resync can help: every signed call is stamped 3 s ahead of the
+    venue and refused (-1021), the kill switch's too. Fail closed: the engine halts by clock_skew (CRIT, in the
+    audit trail as the monitor) instead of sitting ACTIVE, refuses resume while refusals go on, and once the
+    venue's clocks agree again, resume works and so do orders."""
+    engine = await run(settings(sim, tmp_path))
+    await buy(engine)
+    watch = stopwatch("001 §2 REST API Errors, 002 time sync",
+                      f"{MON['rest_errors_max']} refusals (-1021) after a resync in {MON['rest_errors_window_s']:g} s")
+    fault = sim.faults.inject("clock-skew", ms=-3000, time_shows=False)
+    watch.fault("signatures checked against a clock 3 s behind; /time shows the old one")
+    watch.mark("HALTED by clock_skew (orders paused)", await tripped(engine, "clock_skew"))
+    assert engine.monitors.rows["clock_skew"].status.value == "CRIT"
+    assert "-1021" in engine.state_info["reason"] and "time sync" in engine.state_info["reason"]  # says so
+    refused = await engine.execute(Resume(actor="operator:key", reason="while refusals go on"))
+    assert not refused.ok and "clock_skew" in refused.message, refused.message
+    sim.faults.clear(fault)
+    watch.fault("the venue's clocks agree again")
+    await eventually(lambda: engine.monitors.rows["clock_skew"].status.value == "OK", timeout=10,
+                     message="refusals aged out of the window")
+    assert (await engine.execute(Resume(actor="operator:key", reason="clock fixed"))).ok
+    await resting_buy(engine)
+    watch.mark("resumed; orders work")
+    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["TRADING_HALTED"], open_orders=1,
+               btc_at_least=Decimal("0.0099"), audit=[("halt", "monitor:clock_skew"), ("resume", "operator:key")],
+               kill_switch_by="monitor:clock_skew")
 
 
 async def test_revoked_key_halts_is_never_retried_and_resume_waits_for_a_working_key(sim, tmp_path, run,

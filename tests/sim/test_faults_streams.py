@@ -175,6 +175,18 @@ async def test_clock_skew_is_invalid_nonce_until_the_client_resyncs(sim, make_cl
     assert (await client.fetch_balance())["USDT"]["free"] == 10000.0
 
 
+async def test_clock_skew_the_time_answer_does_not_show_cannot_be_resynced_away(sim, make_client):
+    client = make_client()
+    fid = sim.faults.inject("clock-skew", ms=-5_000, time_shows=False)
+    await client.load_time_difference()
+    assert abs(client.options["timeDifference"]) < 1_000  # /api/v3/time shows no skew
+    with pytest.raises(ccxt.InvalidNonce):
+        await client.fetch_balance()  # stamped 5 s ahead of the clock signatures are checked against
+    sim.faults.clear(fid)
+    assert sim.clock.server_ms() == sim.clock.time_answer_ms()
+    assert (await client.fetch_balance())["USDT"]["free"] == 10000.0
+
+
 async def test_price_jump_and_flash_crash(sim, client):
     sim.pause_feed()
     start = sim.price("BTCUSDT")
