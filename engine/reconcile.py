@@ -75,12 +75,14 @@ class Holdings:
         for fill in fills:
             if self._is_own(fill):
                 self._add(fill)
-        # A store written before the net was recomputed keeps one: say when it missed fills (a crash between the
-        # two writes), the amounts the fills say are the ones taken.
-        kept = {k: Decimal(v) for k, v in ((saved or {}).get("own") or {}).items()}
-        if kept and {k: v for k, v in kept.items() if v} != {k: v for k, v in self.own.items() if v}:
-            log.warning("holdings: the stored net of own fills %s differs from the stored fills' %s; the fills' "
-                        "is taken", _words(kept), _words(self.own))
+        if saved and "own" in saved:
+            # A store from before the net was recomputed keeps one: say when it missed fills (a crash between the
+            # two writes; the fills' amounts are taken), and store the record without it.
+            kept = {k: Decimal(v) for k, v in saved["own"].items()}
+            if {k: v for k, v in kept.items() if v} != {k: v for k, v in self.own.items() if v}:
+                log.warning("holdings: the stored net of own fills (%s) differs from the stored fills' (%s); the "
+                            "fills' is taken", _words(kept), _words(self.own))
+            self._save()
 
     def to_dict(self) -> dict[str, Any]:
         """Baseline, own fills' net and kept mismatch (a snapshot; ``stored`` is what survives a restart)."""

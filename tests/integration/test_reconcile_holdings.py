@@ -27,7 +27,9 @@ async def test_a_crash_between_a_fill_and_the_holdings_record_leaves_no_mismatch
                      message="the buy counted as the engine's own")
     store = Store.in_dir(tmp_path, readonly=True)
     try:
-        before_the_sell = store.load_json("holdings")
+        # The record as it was before the sell, in the form a store written before this fix kept it: with the net
+        # of the engine's own fills, which the sell's fill never reached.
+        before_the_sell = {**store.load_json("holdings"), "own": {k: str(v) for k, v in engine.holdings.own.items()}}
         fills_before = len(store.fills())
     finally:
         store.close()
