@@ -36,7 +36,7 @@ from engine.config import Settings
 from engine.datadir import DataDirLock
 from engine.errors import EngineError, StoreError, os_reason, unwritable
 from engine.events import (
-    ChecklistCompleted, CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, HealthUpdated,
+    ChecklistCompleted, CommandAudited, DayStatsChanged, EngineStarted, EngineStopped, Event, Fill, HealthUpdated,
     ModeChanged, OrderCreated, Persisted, Severity, StopsChanged, StrategyGuardChanged, TickerUpdated, TradingState,
     TradingStateChanged, utcnow,
 )
@@ -258,8 +258,9 @@ class Engine:
                                max((r["id"] for r in last), default=0), self.trading_state, self.state_info.get("ts"))
         self.store.save_json("engine", {"mode": self.mode, "venue": self.settings.venue.exchange})
         self.tracker.load(self.store.orders())
-        self._restore_counters()
-        self.holdings.restore(self.store.load_json("holdings"))
+        fills = [fill_from_row(row) for row in self.store.fills()]
+        self._restore_counters(fills)
+        self.holdings.restore(self.store.load_json("holdings"), fills)
         curve = self.store.equity_curve(limit=1)
         self.monitors.restore(self.store.load_json("monitor_latches"),
                               Decimal(curve[-1]["peak"]) if curve and curve[-1].get("peak") else None)
@@ -464,15 +465,14 @@ class Engine:
 
     # ------------------------------------------------------------ counters kept across restarts
 
-    def _restore_counters(self) -> None:
+    def _restore_counters(self, fills: list[Fill]) -> None:
         """Day counters, strategy guard, stops and the fills-based entry prices, as they were at stop."""
         assert self.store is not None
         stops = self.store.load_json("stops") or {}
         self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
         origins = {o.client_id: o.origin for o in self.tracker.all()}
-        for row in self.store.fills():
-            fill = fill_from_row(row)
-            self.portfolio.add_fill(fill, origins.get(row["client_id"]))
+        for fill in fills:
+            self.portfolio.add_fill(fill, origins.get(fill.client_id))
             self.execution.seen(fill)
         today = self.store.load_day(self.stats.clock().date().isoformat())
         if today:

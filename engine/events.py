@@ -369,7 +369,8 @@ class StrategyGuardChanged(Event):
 
 @dataclass(frozen=True, slots=True)
 class HoldingsChanged(Event):
-    """What the engine's own fills account for, per base asset, and any mismatch kept for the operator."""
+    """The holdings' baseline per base asset and any mismatch kept for the operator (what the engine's own fills
+    account for is not in it: it is recomputed from the stored fills at start)."""
 
     holdings: Mapping[str, Any]
 

@@ -6,6 +6,10 @@ never a position adopted silently: over ``mismatch_warn_pct`` of equity the venu
 over ``mismatch_halt_pct`` the monitors halt and the difference is kept for the operator. A difference must be
 seen on two reconciliations in a row before anything is done: a fill and the balance it moves can arrive in
 either order.
+
+Only the baseline (and the mismatch kept for the operator) is stored; the fills' net is recomputed from the stored
+fills at every start. A net stored apart from the fills could miss one: a ``kill -9`` between the fill's commit and
+the holdings' (tests/crashloop.py, during a close-all) made the engine believe it held coins the venue had sold.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 from engine.events import Event, Fill, FillReceived, HoldingsChanged, Severity
 from engine.orders import OrderTracker
@@ -62,37 +66,55 @@ class Holdings:
 
     # ------------------------------------------------------------ state kept across restarts
 
-    def restore(self, saved: dict[str, Any] | None) -> None:
+    def restore(self, saved: dict[str, Any] | None, fills: Iterable[Fill]) -> None:
+        """The stored baseline, and the net of the engine's own fills recomputed from ``fills`` (the stored ones;
+        the tracker must hold the stored orders already, it says which fills are the engine's own)."""
         if saved:
             self.baseline = {k: Decimal(v) for k, v in saved.get("baseline", {}).items()}
-            self.own = {k: Decimal(v) for k, v in saved.get("own", {}).items()}
+        self.own = {}
+        for fill in fills:
+            if self._is_own(fill):
+                self._add(fill)
+        if saved and "own" in saved:
+            # A store from before the net was recomputed keeps one: say when it missed fills (a crash between the
+            # two writes; the fills' amounts are taken), and store the record without it.
+            kept = {k: Decimal(v) for k, v in saved["own"].items()}
+            if {k: v for k, v in kept.items() if v} != {k: v for k, v in self.own.items() if v}:
+                log.warning("holdings: the stored net of own fills (%s) differs from the stored fills' (%s); the "
+                            "fills' is taken", _words(kept), _words(self.own))
+            self._save()
 
     def to_dict(self) -> dict[str, Any]:
+        """Baseline, own fills' net and kept mismatch (a snapshot; ``stored`` is what survives a restart)."""
+        return {**self.stored(), "own": {k: str(v) for k, v in self.own.items()}}
+
+    def stored(self) -> dict[str, Any]:
+        """What is kept across restarts: the own fills' net is not, the stored fills are its record."""
         return {"baseline": {k: str(v) for k, v in (self.baseline or {}).items()},
-                "own": {k: str(v) for k, v in self.own.items()},
                 "mismatch": [d.to_dict() for d in self.mismatch]}
 
     def _save(self) -> None:
-        self.publish(HoldingsChanged(self.to_dict()))
+        self.publish(HoldingsChanged(self.stored()))
 
     # ------------------------------------------------------------ fed by the order path
 
     def on_event(self, event: Event) -> None:
         """Inline bus handler: a new fill of an order this engine placed moves what it holds."""
-        if not isinstance(event, FillReceived) or not event.fill.client_id:
-            return
-        order = self.tracker.get(event.fill.client_id)
-        if order is not None and order.origin != "venue":
-            self.own_fill(event.fill)
+        if isinstance(event, FillReceived) and self._is_own(event.fill):
+            self._add(event.fill)
 
-    def own_fill(self, fill: Fill) -> None:
-        """A fill of an order the engine placed: it moves what the engine holds."""
+    def _is_own(self, fill: Fill) -> bool:
+        """A fill of an order the engine placed (not one it only adopted from the venue, nor an unknown one)."""
+        order = self.tracker.get(fill.client_id) if fill.client_id else None
+        return order is not None and order.origin != "venue"
+
+    def _add(self, fill: Fill) -> None:
+        """A fill of the engine's own moves what it holds (nothing is stored: the fill itself is)."""
         base = base_of(fill.symbol)
         delta = fill.amount if fill.side == "buy" else -fill.amount
         if fill.fee_asset == base:
             delta -= fill.fee
         self.own[base] = self.own.get(base, ZERO) + delta
-        self._save()
 
     # ------------------------------------------------------------ the check
 
@@ -168,3 +190,7 @@ class Holdings:
     def worst(self) -> Difference | None:
         """The largest confirmed mismatch over the halt level, or None."""
         return max(self.mismatch, key=lambda d: d.pct_of_equity, default=None)
+
+
+def _words(amounts: dict[str, Decimal]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(amounts.items())) or "nothing"

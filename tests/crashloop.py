@@ -6,6 +6,7 @@ reconciliation it checks, against the venue's own record (``GET /sim/account``):
 - none unknown (every venue order is in the store, in the venue's status and fill; every stored order the venue does
   not have was never sent: REJECTED or EXPIRED; every venue trade is a stored fill);
 - balances equal to the venue's (free and locked, every asset);
+- no position mismatch kept or halted on (nobody else trades the account: the engine's own fills explain it all);
 - a halt kept (HALTED before the kill, HALTED after it, and nothing sent meanwhile), and a kill-switch command the kill
   interrupted carried out at the restart (HALTED).
 
@@ -279,6 +280,17 @@ def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
     return problems
 
 
+def holdings_kept_apart(store: Store) -> list[str]:
+    """What the engine holds kept apart from what the venue holds (a position mismatch, kept or halted on): nobody
+    trades this account but the engine, so its own fills must account for every coin."""
+    problems = [f"{d['asset']}: the engine holds {d['engine']}, the venue {d['venue']} (position mismatch kept)"
+                for d in (store.load_json("holdings") or {}).get("mismatch", [])]
+    state, info = store.trading_state()
+    if state == TradingState.HALTED and info.get("code") == "position_mismatch":
+        problems.append(f"HALTED by position_mismatch: {info.get('reason')}")
+    return problems
+
+
 def unexplained_balances(sim_account: dict[str, Any], store: Store,
                          opening: dict[str, Decimal] | None = None) -> list[str]:
     """Assets whose venue balance is not the opening balance plus the stored fills' cash flows and fees, to the last
@@ -406,7 +418,8 @@ def check(session: Session, report: Report, n: int) -> list[str]:
             store = session.store()
             try:
                 account = sim.account()
-                last = differences(account, store) + unexplained_balances(account, store)
+                last = (differences(account, store) + unexplained_balances(account, store)
+                        + holdings_kept_apart(store))
                 running = list(store.db.query("select id, command from commands where status = 'running'"))
             finally:
                 store.close()

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from crashloop import differences, run_loop
-from engine.events import Balance, BalancesUpdated, Order, OrderCreated, OrderStatus, OrderUpdated
+from crashloop import differences, holdings_kept_apart, run_loop
+from engine.events import (
+    Balance, BalancesUpdated, HoldingsChanged, Order, OrderCreated, OrderStatus, OrderUpdated, TradingState,
+    TradingStateChanged,
+)
 from engine.store import Store
 
 
@@ -45,3 +48,16 @@ def test_the_checker_finds_an_order_placed_twice_an_unknown_one_a_wrong_status_a
                        store) == ["order ck-1: venue FILLED, engine OPEN", "order ck-1: venue filled 0.001, engine 0"]
     assert differences({"orders": [], "trades": 0, "balances": balances}, store) == [
         "engine order ck-1 OPEN is not at the venue"]
+
+
+def test_the_checker_finds_a_position_mismatch_kept_or_halted_on(tmp_path):
+    store = Store.in_dir(tmp_path)
+    assert holdings_kept_apart(store) == []
+    store.handle(HoldingsChanged({"baseline": {"BTC": "0"}, "mismatch": [
+        {"asset": "BTC", "engine": "0.0024", "venue": "0", "diff": "-0.0024", "pct_of_equity": "1.5"}]}))
+    store.handle(TradingStateChanged(TradingState.ACTIVE, TradingState.HALTED, "monitor:position_mismatch",
+                                     "BTC: venue 0, engine 0.0024", code="position_mismatch"))
+    assert holdings_kept_apart(store) == [
+        "BTC: the engine holds 0.0024, the venue 0 (position mismatch kept)",
+        "HALTED by position_mismatch: BTC: venue 0, engine 0.0024"]
+    store.close()
