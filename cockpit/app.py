@@ -223,7 +223,8 @@ class CockpitApp(App):
     def _watch_kill_switch(self) -> None:
         """A kill switch the venue did not let finish is retried by the engine: the banner says so until done."""
         retrying = self.engine.kill_switch_retrying()
-        self.main_screen.query_one(StatusBanner).kill_switch = f"retrying {', '.join(retrying)}" if retrying else ""
+        for banner in self.main_screen.query(StatusBanner).results(StatusBanner):  # none while the app winds down
+            banner.kill_switch = f"retrying {', '.join(retrying)}" if retrying else ""
 
     def on_resize(self, event) -> None:
         """Under 80×24 the screen says so instead of cutting panels off without a word; h and c still work."""
