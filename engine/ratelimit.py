@@ -9,9 +9,10 @@ next minute: idle time costs nothing, and a burst is only slowed where the venue
 
 Routine calls stop at ``routine_share`` of the limit; the kill switch's calls (``urgent``) may use the rest, and
 when both must wait for the next minute the kill switch's go first. Background refreshes (periodic reconciliation,
-REST polling while a stream is down) skip their turn past ``background_share``: with small intervals a venue-wide
-open-orders listing (weight 80) every few hundred milliseconds would spend the minute's budget in seconds, and
-orders, a reconnect's market reload and the kill switch would then wait for the next minute. A 429 or 418 is still handled venue-wide by
+REST polling while a stream is down) skip their turn past ``background_share``, paced over the minute: with
+small intervals a venue-wide open-orders listing (weight 80) every few hundred milliseconds would spend the
+minute's budget in seconds, and orders, a reconnect's market reload and the kill switch would then wait for the
+next minute. A 429 or 418 is still handled venue-wide by
 ``VenueHealth`` (every request waits its Retry-After); staying under the limit is what keeps a 418 from happening.
 A venue that sends no weight header is counted locally against the same minute budget.
 """
@@ -68,9 +69,14 @@ class WeightBudget:
         return cap - self.used()
 
     def spare_for_background(self) -> bool:
-        """Whether a background refresh may spend weight now (under ``background_share`` of this minute's limit);
-        counted when it may not."""
-        if self.used() < self.limit * self.background_share:
+        """Whether a background refresh may spend weight now; counted when it may not. Background refreshes are
+        paced over the minute: they may go while the minute's use is under ``background_share`` of the limit
+        times the part of the minute gone by (at least a tenth), so that an interval too short for the venue's
+        budget slows to what the budget allows, spread over the minute, instead of spending half the minute in
+        its first seconds and then starving for the rest of it."""
+        now = self.venue_clock()
+        elapsed = (now - math.floor(now / MINUTE_S) * MINUTE_S) / MINUTE_S
+        if self.used() < self.limit * self.background_share * max(0.1, elapsed):
             return True
         self.skipped += 1
         return False

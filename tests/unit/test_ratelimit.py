@@ -86,3 +86,20 @@ def test_the_limit_comes_from_exchange_info():
     info = {"rateLimits": [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
                            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}]}
     assert weight_limit_from(info) == 6000 and weight_limit_from({}) is None and weight_limit_from(None) is None
+
+
+async def test_background_refreshes_are_paced_over_the_minute():
+    b, clock = budget(limit=1000)  # background share 0.5: 500 a minute, spread over it
+    clock.now = 1_000_020.0  # the turn of a minute (1,000,020 = 16,667 minutes)
+    refreshes = []
+    for _ in range(600):  # a refresh every 0.1 s wanting weight 50: ten times what the budget allows
+        if b.spare_for_background():
+            refreshes.append(clock.now)
+            b.settled(50, await b.acquire(50))
+        clock.now += 0.1
+    per_minute = [t for t in refreshes if t < 1_000_080.0]
+    assert 9 <= len(per_minute) <= 11  # half the limit in the minute, no more
+    gaps = [b - a for a, b in zip(per_minute, per_minute[1:])]
+    assert max(gaps) < 10  # spread over the minute, not spent in its first seconds then starved
+    assert b.skipped > 500
+    assert b.room(urgent=False) > 0  # what is left stays for orders, reconnects and the kill switch
