@@ -439,8 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=None, help="where the data and logs go (default: a temp dir)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="an empty or new directory for the data and logs (default: a temp dir)")
     args = parser.parse_args(argv)
+    if args.work is not None and args.work.exists() and any(args.work.iterdir()):
+        # A store from another run (another simulator) would be reconciled against this one: every check a lie.
+        parser.error(f"--work {args.work} is not empty; give a new directory (or leave --work out for a temp dir)")
     work = args.work or Path(tempfile.mkdtemp(prefix="cockpit-crashloop-"))
     report = run_loop(args.kills, args.seed, work)
     out = ROOT / "build" / "proof"
