@@ -48,6 +48,7 @@ class WeightBudget:
         self.routine_share = routine_share
         self.background_share = background_share
         self.skipped = 0  # background refreshes skipped for the budget (for the metrics and the benchmarks)
+        self.background_sent = 0.0  # what background refreshes were allowed this minute (their estimate)
         self.venue_clock = venue_clock  # seconds, on the venue's clock (ours plus the measured skew)
         self.minute = -1
         self.sent = 0.0  # weight we sent in this minute
@@ -68,15 +69,19 @@ class WeightBudget:
         cap = self.limit if urgent else self.limit * self.routine_share
         return cap - self.used()
 
-    def spare_for_background(self) -> bool:
-        """Whether a background refresh may spend weight now; counted when it may not. Background refreshes are
-        paced over the minute: they may go while the minute's use is under ``background_share`` of the limit
-        times the part of the minute gone by (at least a tenth), so that an interval too short for the venue's
-        budget slows to what the budget allows, spread over the minute, instead of spending half the minute in
-        its first seconds and then starving for the rest of it."""
+    def spare_for_background(self, weight: float) -> bool:
+        """Whether a background refresh of about ``weight`` may go now; counted as background spend when it may,
+        as skipped when it may not. Background refreshes have their own share of the minute (``background_share``
+        of the limit), paced over it: what they spent so far must stay under that share times the part of the
+        minute gone by (at least a tenth). An interval too short for the venue's budget slows to what the share
+        allows, spread over the minute: it neither spends half the minute in its first seconds and starves for the
+        rest, nor is starved by a busy foreground (orders, a restart's reloads). The routine cap still holds for
+        all of it together."""
         now = self.venue_clock()
         elapsed = (now - math.floor(now / MINUTE_S) * MINUTE_S) / MINUTE_S
-        if self.used() < self.limit * self.background_share * max(0.1, elapsed):
+        allowance = self.limit * self.background_share * max(0.1, elapsed)
+        if self.background_sent + weight <= allowance and self.room(urgent=False) >= weight:
+            self.background_sent += weight
             return True
         self.skipped += 1
         return False
@@ -86,6 +91,7 @@ class WeightBudget:
         if minute != self.minute:
             # Requests still in flight were charged by the venue in the minute they reached it, not in this one.
             self.minute, self.sent, self.venue_used, self.in_flight = minute, 0.0, None, 0.0
+            self.background_sent = 0.0
 
     def _seconds_to_next_minute(self) -> float:
         now = self.venue_clock()

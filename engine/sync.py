@@ -32,6 +32,11 @@ from engine.venue import dec
 
 log = logging.getLogger(__name__)
 
+# Binance's request weights of the background refreshes' calls (spot API docs), for pacing them.
+OPEN_ORDERS_WEIGHT = 80  # every symbol's open orders
+BALANCE_WEIGHT = 20  # the account
+TRADES_WEIGHT = 20  # one symbol's trades
+
 PRIVATE_STREAMS = ("orders", "trades", "balance")
 
 
@@ -342,7 +347,7 @@ class VenueSync:
         It also runs while disconnected: after a circuit breaker's cool-down it is the probe that closes it. It
         skips its turn when half the venue's request-weight minute is spent (``Venue.spare_for_background``)."""
         venue = self.link.venue
-        if venue is not None and not venue.spare_for_background():
+        if venue is not None and not venue.spare_for_background(self._reconcile_weight()):
             return
         try:
             # Balances too: after eventStreamTerminated ccxt 4.5.90 leaves watch_* pending for ever, so a
@@ -350,6 +355,11 @@ class VenueSync:
             await self.reconcile_all()
         except vx.BaseError as exc:
             log.warning("reconciliation failed: %s", exc)
+
+    def _reconcile_weight(self) -> float:
+        """About what one ``reconcile_all`` weighs at a Binance-style venue: the venue-wide open-orders listing,
+        the account, and the trades of each symbol."""
+        return OPEN_ORDERS_WEIGHT + BALANCE_WEIGHT + TRADES_WEIGHT * len(self.symbols)
 
     async def _poll_when_needed(self) -> None:
         """While any stream is down or market data is stale, poll REST."""
@@ -366,8 +376,8 @@ class VenueSync:
         try:
             await self.refresh_tickers()  # market data first: cheap (weight 2 a symbol), and what goes stale
             venue = self.link.venue
-            if venue is not None and not venue.spare_for_background():
-                return  # balances and orders at the next turn: half the minute's weight is spent
+            if venue is not None and not venue.spare_for_background(BALANCE_WEIGHT + OPEN_ORDERS_WEIGHT):
+                return  # balances and orders at a later turn: the background's share of the minute is spent
             await self.execution.refresh_balances()
             await self.reconcile(source="poll")
         except vx.BaseError as exc:

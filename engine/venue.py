@@ -460,10 +460,11 @@ class Venue:
                                    {"symbol": self.ex.market_id(symbol)})
         return await self._ask(call, "cancel_all_orders", parse_orders, symbol)
 
-    def spare_for_background(self) -> bool:
-        """Whether a background refresh (periodic reconciliation, REST polling) may spend request weight now: not
-        past half of the venue's minute budget, which is kept for orders, reconnects and the kill switch."""
-        return not self.follows_weight or self.health.budget.spare_for_background()
+    def spare_for_background(self, weight: float) -> bool:
+        """Whether a background refresh (periodic reconciliation, REST polling) of about ``weight`` may spend
+        request weight now: background refreshes get at most half of the venue's minute, paced over it
+        (``WeightBudget.spare_for_background``); the rest is kept for orders, reconnects and the kill switch."""
+        return not self.follows_weight or self.health.budget.spare_for_background(weight)
 
     def _binance_orders(self, raw: Any) -> list[OrderReport]:
         return parse_binance_orders(raw, self.ex.safe_symbol)
