@@ -404,10 +404,10 @@ def after_restart(session: Session, report: Report, n: int, expect_halted: bool,
     return problems
 
 
-def check(session: Session, report: Report, n: int) -> list[str]:
+def check(session: Session, report: Report, n: int, settle_s: float = 30.0) -> list[str]:
     """After a restart: hold every price still (no fill, no strategy signal: the session goes quiet), then wait
-    until store and venue agree (the periodic reconciliation brings them together); what still differs after 30 s
-    is a problem."""
+    until store and venue agree (the periodic reconciliation brings them together); what still differs after
+    ``settle_s`` is a problem."""
     sim = session.sim
     freeze = sim.fault("price-freeze")
     try:
@@ -426,7 +426,7 @@ def check(session: Session, report: Report, n: int) -> list[str]:
             return not last and not running
 
         try:
-            wait_for(agree, 30, "store and venue agree", interval=0.3)
+            wait_for(agree, settle_s, "store and venue agree", interval=0.3)
         except TimeoutError:
             return [f"restart {n}: {p}" for p in last] or [f"restart {n}: a command stays running"]
         report.checks += 1

@@ -114,7 +114,9 @@ def soak(seconds: float, speed: float, seed: int, fault_every: float, check_ever
                         resumes += 1
             if now >= next_check:
                 sim.clear()
-                problems = check(session, report, len(samples) + 1)
+                # Longer than the circuit breaker's cool-down (30 s): a fault just cleared may have opened it,
+                # and calls wait it out before reconciliation can settle an order whose send was uncertain.
+                problems = check(session, report, len(samples) + 1, settle_s=45.0)
                 report.problems += problems
                 account = sim.account()
                 sample = {"t_s": round(now - started, 1), "rss_kib": rss_kib(pid), "state": state.value,
