@@ -448,10 +448,12 @@ class Venue:
             return await self._ask(call, "privateGetOpenOrders", self._binance_orders, request)
         return await self._ask(call, "fetch_open_orders", parse_orders, symbol)
 
-    async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[tuple[str | None, Fill]]:
-        """The account's fills in ``symbol`` since ``since_ms``, each with the venue's order id (myTrades carries
-        no client id: the caller maps the order id to its own)."""
-        return await self._ask(self._call, "fetch_my_trades", parse_my_trades, symbol, since_ms)
+    async def fetch_my_trades(self, symbol: str, since_ms: int | None = None,
+                              limit: int | None = None) -> list[tuple[str | None, Fill]]:
+        """The account's fills in ``symbol`` from ``since_ms`` on, oldest first, at most ``limit`` (the venue's
+        default page otherwise), each with the venue's order id (myTrades carries no client id: the caller maps
+        the order id to its own)."""
+        return await self._ask(self._call, "fetch_my_trades", parse_my_trades, symbol, since_ms, limit)
 
     async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call

@@ -309,6 +309,9 @@ async def test_periodic_reconciliation_heals_a_silently_ended_user_stream(sim, t
                      message="fill learned by reconciliation")
     await eventually(lambda: engine.portfolio.balances["USDT"].total == sim.balance("USDT")[0] + sim.balance("USDT")[1],
                      timeout=10, message="balances follow the venue")
+    # The fill itself too, from the venue's trades (myTrades): the stream that would have brought it is dead.
+    await eventually(lambda: [f for f in Store.in_dir(tmp_path).fills() if f["client_id"] == order.client_id],
+                     timeout=10, message="the fill fetched by reconciliation and stored")
 
 
 async def test_duplicate_and_reordered_reports_change_nothing(sim, tmp_path, run):
@@ -326,3 +329,27 @@ async def test_duplicate_and_reordered_reports_change_nothing(sim, tmp_path, run
     fills = Store.in_dir(tmp_path).fills()
     assert len({f["trade_id"] for f in fills}) == len(fills) == engine.stats.current().trades_count
     assert not alerts(engine, "ORDER_ILLEGAL_TRANSITION")
+
+
+async def test_missed_fills_are_read_page_after_page_until_none_is_missing(sim, tmp_path, run, monkeypatch):
+    """myTrades answers a page counted forward from the oldest lagging order: with more than a page of trades
+    since then, the missing fill is on a later page (the soak lost 22 fills this way)."""
+    import engine.sync
+
+    monkeypatch.setattr(engine.sync, "TRADES_PAGE", 2)  # a page of 2 instead of 500: the same reading, smaller
+    engine = await run(settings(sim, tmp_path, monitors_cfg=dict(reconcile_s=0.3)))
+    await eventually(lambda: engine.venue.user_stream_connected(), message="user stream up")
+    last = engine.portfolio.last["BTC/USDT"]
+    for _ in range(3):  # three trades the engine knows, in the second before the one it will miss
+        done = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001"),
+                                               stop_loss=last * Decimal("0.8")))
+        assert done.ok, done.message
+    sim.faults.inject("user-stream-end")
+    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
+                                             price=last * Decimal("0.95"), stop_loss=last * Decimal("0.8")))
+    assert placed.ok, placed.message
+    (order,) = engine.tracker.open_orders()
+    sim.set_price("BTCUSDT", last * Decimal("0.9"))  # fills the resting buy at the venue; the stream is dead
+    await eventually(lambda: [f for f in Store.in_dir(tmp_path).fills() if f["client_id"] == order.client_id],
+                     timeout=10, message="the missed fill read from a later page and stored")
+    assert len(Store.in_dir(tmp_path).fills()) == 4
