@@ -1,9 +1,13 @@
 """Balances, spot positions, realised and unrealised PnL with fees, equity and drawdown, all Decimal.
 
 A spot position is the base asset held against the quote. Its size is what the venue's balance says (the
-truth); its average entry and realised PnL come from the fills the engine saw, and reset when it goes flat.
-Fees are counted in the quote currency: a fee in the base is valued at the fill price; a fee in a third asset
-(BNB) is valued at that asset's last price against the quote when known.
+truth); its average entry and realised PnL come from the fills the engine saw. A round trip closes when the
+position shrinks to dust (below the venue's smallest tradable amount), but the dust stays in the fills book at
+its cost: equity counts it at the last price, so PnL must too, and the next entry averages it in. With that,
+realised plus unrealised PnL is the change in equity, fees in the quote or the base included.
+Fees are counted in the quote currency: a fee in the base is valued at the fill price (on a sell, the base units
+it takes leave the book at their cost, like the units sold); a fee in a third asset (BNB) is valued at that
+asset's last price against the quote when known.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class RoundTrip:
 class _Book:
     """Fills-based view of one symbol's position."""
 
-    amount: Decimal = ZERO
+    amount: Decimal = ZERO  # dust included: it is still held and still cost something
     cost: Decimal = ZERO  # quote spent on what is still held, fees on entry included
     trip_pnl: Decimal = ZERO  # realised in the round trip now open
     opened_by: str | None = None
@@ -63,17 +67,14 @@ class Portfolio:
 
     def set_balances(self, balances: tuple[Balance, ...]) -> None:
         """Take the venue's balances as truth; a fills book that holds more than the venue says is shrunk to
-        it at the same average entry (sold outside the engine, or a paper venue that started afresh)."""
+        it at the same average entry (sold outside the engine, or a paper venue that started afresh). Shrunk
+        to dust, the book keeps the dust at that entry: the next buy opens a new round trip over it."""
         for b in balances:
             self.balances[b.asset] = b
         for symbol, book in self._books.items():
             b = self.balances.get(base_of(symbol))
             held = b.total if b else ZERO
-            if book.amount <= held:
-                continue
-            if held <= self.dust.get(symbol, ZERO):
-                self._books[symbol] = _Book()
-            else:
+            if book.amount > held:
                 book.cost = book.cost * held / book.amount
                 book.amount = held
 
@@ -98,26 +99,32 @@ class Portfolio:
         book = self._books.setdefault(fill.symbol, _Book())
         fee_q = self.fee_in_quote(fill)
         self.fees += fee_q
+        dust = self.dust.get(fill.symbol, ZERO)
+        fee_base = fill.fee if fill.fee_asset == base_of(fill.symbol) else ZERO
         if fill.side == "buy":
-            received = fill.amount - (fill.fee if fill.fee_asset == base_of(fill.symbol) else ZERO)
-            if book.amount <= 0:
+            if book.amount <= dust:  # flat but for dust: a new round trip, over the dust and its cost
                 book.opened_by, book.trip_pnl = origin, ZERO
-            book.amount += received
-            book.cost += fill.price * fill.amount + (fee_q if fill.fee_asset != base_of(fill.symbol) else ZERO)
+            book.amount += fill.amount - fee_base
+            book.cost += fill.price * fill.amount + (fee_q if not fee_base else ZERO)
             return True, None
-        sold = min(fill.amount, book.amount)
+        # A fee taken in the base leaves the account with the units sold: both leave the book at their cost,
+        # the fee's units as if sold at the fill price and paid out as the fee (fee_q). Units the book never
+        # saw bought (held before the engine, or a fill still missing) have no cost and count no proceeds.
+        gone = min(fill.amount + fee_base, book.amount)
         pnl = -fee_q
-        if sold > 0:
-            share = book.cost * sold / book.amount
-            pnl += fill.price * sold - share
-            book.amount -= sold
+        if gone > 0:
+            share = book.cost * gone / book.amount
+            pnl += fill.price * gone - share
+            book.amount -= gone
             book.cost -= share
         book.trip_pnl += pnl
         self.realized[fill.symbol] = self.realized.get(fill.symbol, ZERO) + pnl
-        if book.amount > self.dust.get(fill.symbol, ZERO) or sold == 0:
+        if book.amount > dust or gone == 0:
             return True, None
+        # Flat but for dust: the round trip closes; the dust stays in the book at its cost (it is still held
+        # and equity counts it), so realised plus unrealised stays the change in equity.
         trip = RoundTrip(fill.symbol, book.trip_pnl, book.opened_by, fill.ts)
-        self._books[fill.symbol] = _Book()
+        book.trip_pnl, book.opened_by = ZERO, None
         return True, trip
 
     def free(self, asset: str) -> Decimal:
@@ -143,7 +150,15 @@ class Portfolio:
         return ZERO if b is None or price is None else b.total * price
 
     def unrealized(self) -> Decimal:
-        return sum((p.unrealized_pnl or ZERO for p in self.positions()), ZERO)
+        """Over everything held at a known entry, dust included: equity counts the dust, so PnL must too.
+        The held amount's cost is taken from the book's cost, not rebuilt from the rounded average entry."""
+        total = ZERO
+        for symbol in self.symbols:
+            b, book, last = self.balances.get(base_of(symbol)), self._books.get(symbol), self.last.get(symbol)
+            if b is None or book is None or book.amount <= 0 or last is None:
+                continue
+            total += last * b.total - book.cost * b.total / book.amount
+        return total
 
     def equity(self) -> Decimal | None:
         """The quote balance plus the base of every configured symbol at its last price; None until those
