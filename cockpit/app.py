@@ -238,7 +238,7 @@ class CockpitApp(App):
             shown.dismiss()
             return
         if shown is not None:
-            state = self.engine.trading_state.value if self.started.is_set() else "starting"
+            state = self.engine.trading_state.value if self.started.is_set() and not self.start_failed else "starting"
             self.call_after_refresh(shown.show, width, height, state)
 
     def _terminal_gone(self, loop: asyncio.AbstractEventLoop) -> None:
