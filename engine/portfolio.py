@@ -47,6 +47,10 @@ class _Book:
     cost: Decimal = ZERO  # quote spent on what is still held, fees on entry included
     trip_pnl: Decimal = ZERO  # realised in the round trip now open
     opened_by: str | None = None
+    # What the venue's balances took off the book before a fill said why (a balance read can overtake the sell's
+    # fill): units and their cost, kept until a sell that exceeds the book claims them.
+    shrunk: Decimal = ZERO
+    shrunk_cost: Decimal = ZERO
 
 
 @dataclass
@@ -75,7 +79,12 @@ class Portfolio:
             b = self.balances.get(base_of(symbol))
             held = b.total if b else ZERO
             if book.amount > held:
-                book.cost = book.cost * held / book.amount
+                # Kept aside at their cost, not forgotten: when the balance read overtook the sell's own fill, the
+                # fill claims them and realises their PnL (otherwise realised plus unrealised would miss it).
+                share = book.cost * (book.amount - held) / book.amount
+                book.shrunk += book.amount - held
+                book.shrunk_cost += share
+                book.cost -= share
                 book.amount = held
 
     def set_price(self, symbol: str, last: Decimal) -> None:
@@ -110,13 +119,23 @@ class Portfolio:
         # A fee taken in the base leaves the account with the units sold: both leave the book at their cost,
         # the fee's units as if sold at the fill price and paid out as the fee (fee_q). Units the book never
         # saw bought (held before the engine, or a fill still missing) have no cost and count no proceeds.
-        gone = min(fill.amount + fee_base, book.amount)
+        sold = fill.amount + fee_base
+        gone = min(sold, book.amount)
         pnl = -fee_q
         if gone > 0:
             share = book.cost * gone / book.amount
             pnl += fill.price * gone - share
             book.amount -= gone
             book.cost -= share
+        # More sold than the book holds: the venue's balance was read after this sale and before its fill, and
+        # took those units off the book already; they are this sale's, at the cost they were kept at.
+        claimed = min(sold - gone, book.shrunk)
+        if claimed > 0:
+            share = book.shrunk_cost * claimed / book.shrunk
+            pnl += fill.price * claimed - share
+            book.shrunk -= claimed
+            book.shrunk_cost -= share
+            gone += claimed
         book.trip_pnl += pnl
         self.realized[fill.symbol] = self.realized.get(fill.symbol, ZERO) + pnl
         if book.amount > dust or gone == 0:

@@ -231,3 +231,22 @@ def test_pnl_adds_up_from_random_fills_with_fees_in_base_or_quote(steps, dust):
         if kind == "sell":
             assert (trip is not None) == (venue.held["BTC"] <= dust)
         assert all(pos.amount > dust for pos in p.positions())
+
+
+def test_a_balance_read_that_overtakes_the_sells_fill_loses_no_pnl():
+    """Close-all reads the balances after its sells; the sells' fills may arrive after that read. The units the
+    read took off the book are claimed by the late fill, at their cost: PnL is still the equity change."""
+    p = Portfolio(("BTC/USDT",), "USDT")
+    p.set_balances((Balance("USDT", D("1000"), D("0")), Balance("BTC", D("0"), D("0"))))
+    p.set_price("BTC/USDT", D("100"))
+    opening = p.equity()
+    now = datetime.now(timezone.utc)
+    p.add_fill(Fill("1", "c1", "BTC/USDT", "buy", D("100"), D("0.003"), D("0.0003"), "USDT", now))
+    p.set_balances((Balance("USDT", D("999.6997"), D("0")), Balance("BTC", D("0.003"), D("0"))))
+    # The venue sold at 110; the balance read comes first ...
+    p.set_balances((Balance("USDT", D("1000.0294"), D("0")), Balance("BTC", D("0"), D("0"))))
+    p.set_price("BTC/USDT", D("110"))
+    # ... and the fill after it.
+    new, trip = p.add_fill(Fill("2", "c2", "BTC/USDT", "sell", D("110"), D("0.003"), D("0.0003"), "USDT", now))
+    assert new and trip is not None and trip.pnl == D("0.0294")
+    assert sum(p.realized.values(), D(0)) + p.unrealized() == p.equity() - opening == D("0.0294")
