@@ -120,22 +120,24 @@ class Portfolio:
         # the fee's units as if sold at the fill price and paid out as the fee (fee_q). Units the book never
         # saw bought (held before the engine, or a fill still missing) have no cost and count no proceeds.
         sold = fill.amount + fee_base
-        gone = min(sold, book.amount)
         pnl = -fee_q
-        if gone > 0:
-            share = book.cost * gone / book.amount
-            pnl += fill.price * gone - share
-            book.amount -= gone
-            book.cost -= share
-        # More sold than the book holds: the venue's balance was read after this sale and before its fill, and
-        # took those units off the book already; they are this sale's, at the cost they were kept at.
-        claimed = min(sold - gone, book.shrunk)
+        # Units a balance read took off the book before this fill came are this sale's first (only a sell's
+        # pending fill makes the venue hold less than the fills say, short of a trade outside the engine): at the
+        # cost they were kept at. Claimed first, so a buy's fill landing in between cannot make the sale take the
+        # book's new average and leave the kept units unclaimed.
+        claimed = min(sold, book.shrunk)
         if claimed > 0:
             share = book.shrunk_cost * claimed / book.shrunk
             pnl += fill.price * claimed - share
             book.shrunk -= claimed
             book.shrunk_cost -= share
-            gone += claimed
+        gone = min(sold - claimed, book.amount)
+        if gone > 0:
+            share = book.cost * gone / book.amount
+            pnl += fill.price * gone - share
+            book.amount -= gone
+            book.cost -= share
+        gone += claimed
         book.trip_pnl += pnl
         self.realized[fill.symbol] = self.realized.get(fill.symbol, ZERO) + pnl
         if book.amount > dust or gone == 0:

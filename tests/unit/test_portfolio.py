@@ -250,3 +250,23 @@ def test_a_balance_read_that_overtakes_the_sells_fill_loses_no_pnl():
     new, trip = p.add_fill(Fill("2", "c2", "BTC/USDT", "sell", D("110"), D("0.003"), D("0.0003"), "USDT", now))
     assert new and trip is not None and trip.pnl == D("0.0294")
     assert sum(p.realized.values(), D(0)) + p.unrealized() == p.equity() - opening == D("0.0294")
+
+
+def test_a_buys_fill_between_a_sale_and_its_late_fill_loses_no_pnl():
+    """Reordered reports: the balance read shows a sale, then a buy's fill lands, then the sale's own fill. The
+    sale claims the units the read took off the book, not the book's new average."""
+    p = Portfolio(("BTC/USDT",), "USDT")
+    now = datetime.now(timezone.utc)
+    p.set_balances((Balance("USDT", D("1000"), D("0")), Balance("BTC", D("0"), D("0"))))
+    p.set_price("BTC/USDT", D("100"))
+    opening = p.equity()
+    p.add_fill(Fill("1", "c1", "BTC/USDT", "buy", D("100"), D("0.003"), D("0"), "USDT", now))
+    p.set_balances((Balance("USDT", D("999.7"), D("0")), Balance("BTC", D("0.003"), D("0"))))
+    p.set_balances((Balance("USDT", D("999.92"), D("0")), Balance("BTC", D("0.001"), D("0"))))  # sold 0.002 @ 110
+    p.add_fill(Fill("2", "c2", "BTC/USDT", "buy", D("120"), D("0.002"), D("0"), "USDT", now))  # a buy's fill
+    p.set_balances((Balance("USDT", D("999.68"), D("0")), Balance("BTC", D("0.003"), D("0"))))
+    p.add_fill(Fill("3", "c3", "BTC/USDT", "sell", D("110"), D("0.002"), D("0"), "USDT", now))  # the sale's, late
+    p.set_price("BTC/USDT", D("130"))
+    assert sum(p.realized.values(), D(0)) == D("0.02")  # 0.002 sold at 110, bought at 100
+    assert sum(p.realized.values(), D(0)) + p.unrealized() == p.equity() - opening
+    assert p.avg_entry("BTC/USDT") == (D("0.1") + D("0.24")) / D("0.003")  # one old unit and the two new
