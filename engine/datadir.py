@@ -28,11 +28,21 @@ def refuse_foreign(path: Path) -> None:
     try:
         check_tables(conn, path)
     except sqlite3.DatabaseError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise StoreError(f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the "
-                         "engine once to upgrade it") from None
+        raise StoreError(explain_store_error(path, exc, readonly=True)) from None
     finally:
         conn.close()
+
+
+def explain_store_error(path: Path, exc: BaseException, readonly: bool) -> str:
+    """What is wrong with the store at ``path`` and what to do, for an error SQLite or the OS raised opening it."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if readonly:
+        return (f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the engine "
+                "once to upgrade it")
+    reason = unwritable(path.parent) or reason  # SQLite says "unable to open database file" for all of them
+    return (f"cannot write the cockpit store {path}: {reason}. cockpit needs a writable data directory "
+            f"({path.parent}) with free space: fix its permissions, remount it writable or free space, or pass "
+            f"another --data-dir (cockpit status --data-dir {path.parent} still reads it)")
 
 
 def check_own(path: Path) -> None:

@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import sqlite_utils
 
-from engine.datadir import DB_NAME, check_own, check_tables
-from engine.errors import StoreError, unwritable
+from engine.datadir import DB_NAME, check_own, check_tables, explain_store_error
+from engine.errors import StoreError
 
 from engine.events import (
     Alert,
@@ -111,7 +111,7 @@ class Store:
                 self.db.close()
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(_explain(path, exc, readonly)) from None
+            raise StoreError(explain_store_error(path, exc, readonly)) from None
 
     @classmethod
     def in_dir(cls, data_dir: Path, readonly: bool = False) -> "Store":
@@ -619,17 +619,6 @@ def _read_only(path: Path) -> sqlite3.Connection:
         # A read-only directory: the WAL index cannot be made, so read the file as it is (what the last
         # checkpoint holds; a halt still only in the WAL is not seen: the message of `status` says so).
         return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-
-
-def _explain(path: Path, exc: BaseException, readonly: bool) -> str:
-    reason = getattr(exc, "strerror", None) or str(exc)
-    if readonly:
-        return (f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the engine "
-                "once to upgrade it")
-    reason = unwritable(path.parent) or reason  # SQLite says "unable to open database file" for all of them
-    return (f"cannot write the cockpit store {path}: {reason}. cockpit needs a writable data directory "
-            f"({path.parent}) with free space: fix its permissions, remount it writable or free space, or pass "
-            f"another --data-dir (cockpit status --data-dir {path.parent} still reads it)")
 
 
 def alert_from_row(r: dict[str, Any]) -> Alert:

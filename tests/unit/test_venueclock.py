@@ -28,7 +28,8 @@ class Venue:
 
     async def measure(self) -> float:
         self.readings += 1
-        await asyncio.sleep(0.01)  # calls refused meanwhile must wait for this reading, not make their own
+        for _ in range(5):  # the reading takes a few turns of the loop: calls refused meanwhile must wait for it
+            await asyncio.sleep(0)
         if not self.readable:
             raise ccxt.RequestTimeout("no answer")
         return self.skew_ms
