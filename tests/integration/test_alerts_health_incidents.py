@@ -41,7 +41,7 @@ class Receiver:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.posts: list[dict] = []
-        self.port = free_port()
+        self.port = 0  # the port the system gives it at start (one picked before could be taken meanwhile)
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -49,7 +49,8 @@ class Receiver:
         app.router.add_post("/hook", self.hook)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.port = self.runner.addresses[0][1]
 
     async def hook(self, request: web.Request) -> web.Response:
         self.posts.append(await request.json())

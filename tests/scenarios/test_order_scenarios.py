@@ -41,7 +41,9 @@ async def test_a_stuck_order_whose_cancel_fails_is_crit_and_cancelled_once_the_v
     await eventually(lambda: sim.open_orders() == [], timeout=10, message="cancelled once the venue lets it")
     watch.mark(f"cancelled {time.monotonic() - cleared:.2f} s after the venue accepted cancels again")
     sim.faults.clear(stuck)
-    rows = audited(tmp_path, "cancel", "monitor:stuck_order")
+    # The audit record is written when the command ends, a moment after the venue shows its effect.
+    rows = await eventually(lambda: (found := audited(tmp_path, "cancel", "monitor:stuck_order"))
+                            and found[-1]["ok"] and found, timeout=5, message="the successful cancel audited")
     assert not rows[0]["ok"] and rows[-1]["ok"], rows
     afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["ORDER_STUCK", "STUCK_ORDER_CANCEL_FAILED"],
                absent=["TRADING_HALTED"], open_orders=0, kill_switch_by="")
