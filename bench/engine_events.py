@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import emit, ratio
-from engine.bus import EventBus
-from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
-from engine.events import OrderStatus
-from engine.orders import OrderTracker
-from engine.venue import OrderReport
+from engine.kernel.bus import EventBus
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
+from engine.kernel.events import OrderStatus
+from engine.trading.orders import OrderTracker
+from engine.venue.adapter import OrderReport
 
 PARAMS = {"events": 20_000, "batch": 100}
 QUICK = {"events": 200, "batch": 50}

@@ -23,9 +23,9 @@ from decimal import Decimal
 from typing import Any
 
 from benchlib import emit, ratio, sim_settings, started, summary
-from engine.commands import CancelAll, CloseAll, Halt, PlaceOrder, Resume
-from engine.core import Engine
-from engine.exchange import build_exchange
+from engine.kernel.commands import CancelAll, CloseAll, Halt, PlaceOrder, Resume
+from engine.core.engine import Engine
+from engine.venue.exchange import build_exchange
 from engine.sim import Simulator
 
 PARAMS = {"runs": 20, "orders": 100, "idle_s": 1.0}

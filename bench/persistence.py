@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import emit, summary
-from engine.bus import EventBus
-from engine.events import OrderStatus
-from engine.orders import OrderTracker
-from engine.store import Store
+from engine.kernel.bus import EventBus
+from engine.kernel.events import OrderStatus
+from engine.trading.orders import OrderTracker
+from engine.store.db import Store
 
 PARAMS = {"events": 20_000, "batch": 100, "dir": ""}
 QUICK = {"events": 200, "batch": 50, "dir": ""}

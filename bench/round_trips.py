@@ -19,13 +19,13 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from benchlib import emit, ratio, sim_settings, started, summary
-from engine.commands import CancelOrder, PlaceOrder
-from engine.core import Engine
-from engine.exchange import build_exchange
+from engine.kernel.commands import CancelOrder, PlaceOrder
+from engine.core.engine import Engine
+from engine.venue.exchange import build_exchange
 from engine.sim import Simulator
 
 try:
-    from engine.ratelimit import WeightBudget
+    from engine.venue.ratelimit import WeightBudget
 except ImportError:  # an engine from before issue 13 (for the "before" figures): no budget to compare with
     WeightBudget = None  # type: ignore[assignment,misc]
 
@@ -36,7 +36,7 @@ AMOUNT = Decimal("0.0002")
 
 
 def with_budget(ex: Any) -> Any:
-    """A bare client paced by the engine's weight budget (what ``engine.venue`` installs), nothing else."""
+    """A bare client paced by the engine's weight budget (what ``engine.venue.adapter`` installs), nothing else."""
     budget = WeightBudget()
 
     async def throttle(cost: Any = None) -> None:

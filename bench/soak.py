@@ -18,8 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 from benchlib import emit, sim_settings, started
-from engine.config import LadderConfig, StrategyConfig
-from engine.core import Engine
+from engine.kernel.config import LadderConfig, StrategyConfig
+from engine.core.engine import Engine
 from engine.sim import Simulator
 
 PARAMS = {"seconds": 60.0, "speed": 60.0, "warmup": 10.0}

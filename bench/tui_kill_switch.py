@@ -21,11 +21,11 @@ from typing import Any
 
 from benchlib import emit, ratio, summary, until
 from cockpit.app import CockpitApp
-from engine.commands import PlaceOrder, Resume
-from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig
-from engine.core import Engine
-from engine.events import CommandAudited
-from engine.exchange import build_exchange
+from engine.kernel.commands import PlaceOrder, Resume
+from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig
+from engine.core.engine import Engine
+from engine.kernel.events import CommandAudited
+from engine.venue.exchange import build_exchange
 from widgets.banner import StatusBanner
 
 PARAMS = {"runs": 10, "orders": 100, "settle_s": 0.2}

@@ -32,10 +32,10 @@ from benchlib import summary
 from cockpit.app import CockpitApp
 from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen
-from engine.bus import EventBus
-from engine.config import EngineConfig, Settings, StrategyConfig
-from engine.core import Engine
-from engine.events import Order, OrderStatus, OrderUpdated, TickerUpdated, TradingState, utcnow
+from engine.kernel.bus import EventBus
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.core.engine import Engine
+from engine.kernel.events import Order, OrderStatus, OrderUpdated, TickerUpdated, TradingState, utcnow
 from widgets.banner import StatusBanner
 
 TICK_S = 0.01

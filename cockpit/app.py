@@ -34,22 +34,22 @@ from cockpit.screens import (
     AlertLog, AuditLog, ChecklistScreen, Confirm, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, Reconciliation, TooSmall,
 )
 from cockpit.views import num, qty
-from engine.commands import (
+from engine.kernel.commands import (
     Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, PlaceOrder, Reconcile, Reconnect, ReduceOnly,
     Resume, RunPreflight, SetMode, SetStrategy,
 )
-from engine.commands import Snapshot as TakeSnapshot
-from engine.config import Settings
-from engine.datadir import DataDirBusy
-from engine.errors import EngineError
-from engine.events import Fill, TradingState
-from engine.trading_state import WHY_NOT
+from engine.kernel.commands import Snapshot as TakeSnapshot
+from engine.kernel.config import Settings
+from engine.store.datadir import DataDirBusy
+from engine.kernel.errors import EngineError
+from engine.kernel.events import Fill, TradingState
+from engine.trading.state import WHY_NOT
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
 from widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
-    from engine.core import Engine
+    from engine.core.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class CockpitApp(App):
         keys), start it, and draw from it."""
         try:
             if self.engine is None:
-                core = await asyncio.to_thread(importlib.import_module, "engine.core")
+                core = await asyncio.to_thread(importlib.import_module, "engine.core.engine")
                 self.engine = core.Engine(self.settings, confirm_live=self._confirm_live)
             await self.engine.start()
         except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:

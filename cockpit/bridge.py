@@ -14,8 +14,8 @@ import time
 
 from textual.message import Message
 
-from engine.bus import Subscription
-from engine.events import Event
+from engine.kernel.bus import Subscription
+from engine.kernel.events import Event
 
 MAX_BATCH = 2000
 

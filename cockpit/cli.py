@@ -16,9 +16,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.commands import SPECS, CancelAll, CloseAll
-from engine.config import ConfigError, Settings, load_settings
-from engine.errors import StoreError
+from engine.kernel.commands import SPECS, CancelAll, CloseAll
+from engine.kernel.config import ConfigError, Settings, load_settings
+from engine.kernel.errors import StoreError
 
 REMOTE = {spec.name: spec for spec in SPECS}
 
@@ -295,15 +295,15 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
 
 def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
     """A command for the engine running on the data dir; cancel-all and close-all with none act on the venue."""
-    from engine.datadir import DB_NAME, engine_pid
-    from engine.remote import cli_actor, send_detailed
+    from engine.store.datadir import DB_NAME, engine_pid
+    from engine.api.inbox import cli_actor, send_detailed
 
     data_dir = settings.engine.data_dir
     details = None
     if REMOTE[command].emergency and (data_dir / DB_NAME).exists() and engine_pid(data_dir) is None:
         import asyncio
 
-        from engine.emergency import act_without_engine
+        from engine.safety.emergency import act_without_engine
 
         cls = CancelAll if command == "cancel-all" else CloseAll
         logging.basicConfig(level=logging.ERROR, format="cockpit: %(message)s")
@@ -346,7 +346,7 @@ def _print_reconcile(report: dict) -> None:
 
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:
-    from engine.datadir import DB_NAME, check_writable, refuse_foreign
+    from engine.store.datadir import DB_NAME, check_writable, refuse_foreign
 
     # Before the screen opens: a data directory that cannot be written or a store that is not cockpit's is said in
     # plain words on the terminal (exit 2), not behind the full-screen app.
@@ -369,10 +369,10 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
 def _run_headless(settings: Settings, confirm_live: bool) -> int:
     import asyncio
 
-    from engine.core import Engine, EngineError
-    from engine.datadir import DataDirBusy
+    from engine.core.engine import Engine, EngineError
+    from engine.store.datadir import DataDirBusy
 
-    from engine.logfiles import JsonFormatter
+    from engine.ops.logfiles import JsonFormatter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

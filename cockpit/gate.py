@@ -28,9 +28,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.checklist import Checklist
-from engine.config import Settings
-from engine.errors import EngineError, StoreError
+from engine.gate.checklist import Checklist
+from engine.kernel.config import Settings
+from engine.kernel.errors import EngineError, StoreError
 
 STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "GO": "bold green", "NO-GO": "bold red"}
 # How long `cockpit preflight` waits for a temporary engine to connect before checking anyway (the checks then say
@@ -50,9 +50,9 @@ def _quiet_logs() -> None:
 
 def preflight(settings: Settings, *, as_json: bool, confirm_live: bool, timeout: float) -> int:
     """``cockpit preflight [--json]``: run the checklist, print it, exit 0 GO / 1 NO-GO / 2 could not run."""
-    from engine.datadir import engine_pid
-    from engine.remote import send_detailed
-    from engine.store import DB_NAME
+    from engine.store.datadir import engine_pid
+    from engine.api.inbox import send_detailed
+    from engine.store.db import DB_NAME
 
     _quiet_logs()
     data_dir = settings.engine.data_dir
@@ -76,13 +76,13 @@ def preflight(settings: Settings, *, as_json: bool, confirm_live: bool, timeout:
 
 
 async def _without_engine(settings: Settings, confirm_live: bool) -> Checklist:
-    from engine.commands import RunPreflight
-    from engine.core import Engine
-    from engine.datadir import DataDirBusy
-    from engine.events import ChecklistCompleted
-    from engine.preflight import run_standalone
-    from engine.remote import cli_actor
-    from engine.store import Store
+    from engine.kernel.commands import RunPreflight
+    from engine.core.engine import Engine
+    from engine.store.datadir import DataDirBusy
+    from engine.kernel.events import ChecklistCompleted
+    from engine.gate.preflight import run_standalone
+    from engine.api.inbox import cli_actor
+    from engine.store.db import Store
 
     if settings.engine.mode == "live":
         store = Store.in_dir(settings.engine.data_dir)
@@ -146,7 +146,7 @@ def validate(settings: Settings, *, duration_s: float | None, speed: float | Non
              replay: dict[str, str], tick_s: float | None, as_json: bool) -> int:
     """``cockpit validate``: run, show progress, write and store the report, send it; exit 0 GO, 1 NO-GO, 2 could
     not run."""
-    from engine.validation import Plan, ValidationError
+    from engine.core.validation import Plan, ValidationError
 
     cfg = settings.validation
     plan = Plan(duration_s=duration_s or cfg.duration_h * 3600, speed=speed or cfg.speed,
@@ -182,8 +182,8 @@ async def _validate(settings: Settings, plan: Any) -> dict[str, Any]:
 
 
 async def _run_with_progress(settings: Settings, plan: Any, scratch: Path) -> dict[str, Any]:
-    from engine.core import Engine
-    from engine.validation import Validation
+    from engine.core.engine import Engine
+    from engine.core.validation import Validation
 
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
@@ -235,9 +235,9 @@ def _write(settings: Settings, report: dict[str, Any]) -> Path | None:
 
 async def _record_and_send(settings: Settings, report: dict[str, Any], path: Path) -> None:
     """Store the report (the checklist reads it) and send its summary to every notification target."""
-    from engine.events import Alert, Severity, ValidationReported
-    from engine.notify import Notifier
-    from engine.store import Store
+    from engine.kernel.events import Alert, Severity, ValidationReported
+    from engine.ops.notify import Notifier
+    from engine.store.db import Store
 
     store = Store.in_dir(settings.engine.data_dir)
     try:
@@ -320,7 +320,7 @@ def report_daily(settings: Settings, day: str | None, as_json: bool) -> int:
     """``cockpit report daily [--date D]``: the summary the sinks receive at 23:59 UTC, for day D (UTC, default
     today). Exit 0, or 1 when nothing was recorded that day."""
     from cockpit.status import open_store
-    from engine import daily
+    from engine.ops import daily
 
     day = day or datetime.now(timezone.utc).date().isoformat()
     data_dir = settings.engine.data_dir

@@ -24,7 +24,7 @@ from textual.widgets import Footer, Static
 
 from cockpit.bridge import EngineEvents
 from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row
-from engine.events import (
+from engine.kernel.events import (
     Alert, AlertRaised, AlertUpdated, Balance, BalancesUpdated, ChecklistCompleted, CommandAudited, EngineStarted,
     EquitySampled, Event, Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated,
     OrderUpdated, Position, PositionsUpdated, Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,

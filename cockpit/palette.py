@@ -7,7 +7,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from engine.commands import SPECS
+from engine.kernel.commands import SPECS
 
 
 class CockpitCommands(Provider):

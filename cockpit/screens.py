@@ -216,7 +216,7 @@ class Incidents(ListScreen):
         def secs(v: Any) -> str:
             return "—" if v is None else f"{float(v):.1f}"
 
-        from engine.incidents import timings  # here: the cockpit's first frame does not wait for it
+        from engine.ops.incidents import timings  # here: the cockpit's first frame does not wait for it
 
         for i in self.engine.store.incidents() if self.engine.store else []:
             t = timings(i)
@@ -235,7 +235,7 @@ class Incidents(ListScreen):
             self.notify("No incident selected.", title="Incident report")
             return
         try:
-            from engine.incidents import write_report
+            from engine.ops.incidents import write_report
 
             path = write_report(self.engine.store, self.engine.settings.engine.data_dir, int(key))
         except (OSError, KeyError) as exc:

@@ -7,11 +7,11 @@ import sys
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from engine.config import Settings
-from engine.datadir import DB_NAME, engine_pid
+from engine.kernel.config import Settings
+from engine.store.datadir import DB_NAME, engine_pid
 
 if TYPE_CHECKING:
-    from engine.store import Store
+    from engine.store.db import Store
 
 
 def print_status(settings: Settings, as_json: bool = False) -> int:
@@ -19,7 +19,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     store = open_store(settings)
     if store is None:
         return 1
-    from engine.events import utcnow  # imported once there is a store to read: a mistyped --data-dir answers fast
+    from engine.kernel.events import utcnow  # imported once there is a store to read: a mistyped --data-dir answers fast
 
     try:
         state, info = store.trading_state()
@@ -92,7 +92,7 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     if limit < 1:
         print("cockpit audit: --limit must be at least 1", file=sys.stderr)
         return 2
-    from engine.store import Store
+    from engine.store.db import Store
 
     store = Store.in_dir(data_dir, readonly=True)
     try:
@@ -117,7 +117,7 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
 
 def print_incidents(settings: Settings, as_json: bool = False) -> int:
     """``cockpit incidents``: newest first, with time to detect, to act and to recover."""
-    from engine.incidents import timings
+    from engine.ops.incidents import timings
 
     store = open_store(settings)
     if store is None:
@@ -144,7 +144,7 @@ def print_incidents(settings: Settings, as_json: bool = False) -> int:
 
 def print_incident_report(settings: Settings, incident_id: int) -> int:
     """``cockpit incident report ID``: writes the Markdown post-incident report next to the store."""
-    from engine.incidents import write_report
+    from engine.ops.incidents import write_report
 
     store = open_store(settings)
     if store is None:
@@ -176,6 +176,6 @@ def open_store(settings: Settings) -> Store | None:
     if not (data_dir / DB_NAME).exists():
         print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
         return None
-    from engine.store import Store
+    from engine.store.db import Store
 
     return Store.in_dir(data_dir, readonly=True)

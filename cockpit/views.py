@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
-from engine.events import Alert, Balance, Fill, Order, Position
+from engine.kernel.events import Alert, Balance, Fill, Order, Position
 from widgets.alerts import AlertRow
 
 

@@ -42,9 +42,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from engine.events import TradingState  # noqa: E402
-from engine.remote import send_detailed  # noqa: E402
-from engine.store import Store  # noqa: E402
+from engine.kernel.events import TradingState  # noqa: E402
+from engine.api.inbox import send_detailed  # noqa: E402
+from engine.store.db import Store  # noqa: E402
 
 OPEN = {"NEW", "OPEN", "PARTIALLY_FILLED"}
 NEVER_SENT = {"REJECTED", "EXPIRED"}

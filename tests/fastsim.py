@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import Settings
-from engine.core import Engine
+from engine.kernel.config import Settings
+from engine.core.engine import Engine
 from engine.sim import Simulator
 from eventually import eventually
 

@@ -12,12 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.commands import PlaceOrder
-from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
-from engine.events import TradingState
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
 from engine.sim import Simulator
-from engine.store import Store
+from engine.store.db import Store
 from eventually import eventually
 from fastsim import FAST
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from crashloop import BUSY_CONFIG, ROOT, Report, Session, SimProcess, check
-from engine.events import TradingState
+from engine.kernel.events import TradingState
 
 # (fault, options, seconds it lasts: None for faults that end by themselves)
 FAULTS: list[tuple[str, dict[str, Any], float | None]] = [

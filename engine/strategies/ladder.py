@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.config import LadderConfig
-from engine.strategy import Intent, StrategyView
+from engine.kernel.config import LadderConfig
+from engine.strategies.base import Intent, StrategyView
 
 
 class Ladder:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Sequence
 
-from engine.config import MaCrossConfig
-from engine.strategy import Intent, PerSymbol, StrategyView, entry
+from engine.kernel.config import MaCrossConfig
+from engine.strategies.base import Intent, PerSymbol, StrategyView, entry
 
 
 def sma(values: Sequence[Decimal], n: int) -> Decimal:

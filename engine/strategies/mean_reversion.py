@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Sequence
 
-from engine.config import MeanReversionConfig
-from engine.strategy import Intent, PerSymbol, StrategyView, entry
+from engine.kernel.config import MeanReversionConfig
+from engine.strategies.base import Intent, PerSymbol, StrategyView, entry
 
 
 def zscore(values: Sequence[Decimal]) -> Decimal | None:

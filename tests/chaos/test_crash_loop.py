@@ -8,11 +8,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from crashloop import differences, holdings_kept_apart, run_loop
-from engine.events import (
+from engine.kernel.events import (
     Balance, BalancesUpdated, HoldingsChanged, Order, OrderCreated, OrderStatus, OrderUpdated, TradingState,
     TradingStateChanged,
 )
-from engine.store import Store
+from engine.store.db import Store
 
 
 def test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt(tmp_path):

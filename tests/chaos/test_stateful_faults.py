@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from crashloop import OPENING, differences, unexplained_balances
-from engine.commands import CancelAll, CancelOrder, CloseAll, Halt, PlaceOrder, ReduceOnly, Resume
-from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
-from engine.events import TradingState
-from engine.portfolio import base_of
+from engine.kernel.commands import CancelAll, CancelOrder, CloseAll, Halt, PlaceOrder, ReduceOnly, Resume
+from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
+from engine.trading.portfolio import base_of
 from engine.sim import Simulator
 from eventually import eventually
 

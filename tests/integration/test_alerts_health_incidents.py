@@ -19,12 +19,12 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.commands import Halt, PlaceOrder, Resume
-from engine.config import (
+from engine.kernel.commands import Halt, PlaceOrder, Resume
+from engine.kernel.config import (
     AlertsConfig, EngineConfig, HealthConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig,
 )
-from engine.events import Severity, TradingState
-from engine.store import Store
+from engine.kernel.events import Severity, TradingState
+from engine.store.db import Store
 from eventually import eventually
 from fastsim import FAST
 

@@ -24,9 +24,9 @@ import pytest
 
 from cockpit.cli import main
 from crashloop import differences
-from engine.commands import CancelAll, PlaceOrder, Resume
-from engine.events import TradingState, TradingStateChanged
-from engine.store import DB_NAME, Store
+from engine.kernel.commands import CancelAll, PlaceOrder, Resume
+from engine.kernel.events import TradingState, TradingStateChanged
+from engine.store.db import DB_NAME, Store
 from eventually import eventually
 from htmlserver import html_server
 from runbook import buy, codes, settings

@@ -11,12 +11,12 @@ import sys
 from decimal import Decimal
 
 
-from engine.commands import PlaceOrder
-from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
-from engine.events import TradingState
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
 from engine.sim import Simulator
-from engine.store import Store
+from engine.store.db import Store
 from eventually import eventually
 
 

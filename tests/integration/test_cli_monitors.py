@@ -11,9 +11,9 @@ import subprocess
 import sys
 from decimal import Decimal
 
-from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
-from engine.events import TradingState
+from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
 from eventually import eventually
 from fastsim import FAST
 

@@ -10,8 +10,8 @@ import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from engine.commands import PlaceOrder
-from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from eventually import eventually
 from fastsim import FAST
 

@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
-from engine.datadir import DataDirBusy
-from engine.commands import CancelAll, CancelOrder, Halt, PlaceOrder, Resume
-from engine.events import OrderStatus, TradingState
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
+from engine.store.datadir import DataDirBusy
+from engine.kernel.commands import CancelAll, CancelOrder, Halt, PlaceOrder, Resume
+from engine.kernel.events import OrderStatus, TradingState
 from engine.sim import Simulator
-from engine.store import Store
+from engine.store.db import Store
 from eventually import eventually
 
 

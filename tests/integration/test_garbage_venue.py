@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
 from eventually import eventually
 from htmlserver import html_server
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from engine.commands import PlaceOrder
-from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
-from engine.store import Store
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
+from engine.store.db import Store
 from fastsim import FAST
 from eventually import eventually
 

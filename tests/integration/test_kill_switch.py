@@ -9,15 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from engine.commands import (
+from engine.kernel.commands import (
     CancelAll, CloseAll, ClosePosition, Halt, PlaceOrder, Reconnect, Resume,
 )
-from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine
-from engine.events import CommandAudited, TradingState
-from engine.resilience import BreakerState
+from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine
+from engine.kernel.events import CommandAudited, TradingState
+from engine.venue.resilience import BreakerState
 from engine.sim import Simulator
-from engine.store import Store
+from engine.store.db import Store
 from fastsim import FAST
 from eventually import eventually
 

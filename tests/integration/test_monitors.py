@@ -13,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 
-from engine.commands import CancelAll, Halt, PlaceOrder, Resume
-from engine.config import Settings
-from engine.core import Engine
-from engine.events import TradingState
-from engine.store import Store
+from engine.kernel.commands import CancelAll, Halt, PlaceOrder, Resume
+from engine.kernel.config import Settings
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
+from engine.store.db import Store
 from eventually import eventually
 from runbook import audited, codes, settings, tripped
 

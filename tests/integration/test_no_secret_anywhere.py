@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from cockpit.app import CockpitApp
-from engine.commands import PlaceOrder
-from engine.config import (
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.config import (
     AlertsConfig, EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig,
 )
-from engine.core import Engine
+from engine.core.engine import Engine
 from eventually import eventually
 from fastsim import FAST
 

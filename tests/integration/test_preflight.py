@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from engine.checklist import Status
-from engine.commands import RunPreflight
-from engine.config import (
+from engine.gate.checklist import Status
+from engine.kernel.commands import RunPreflight
+from engine.kernel.config import (
     AlertsConfig, EngineConfig, HealthConfig, PreflightConfig, RiskConfig, Settings, StrategyConfig, ValidationConfig,
     VenueConfig,
 )
-from engine.core import Engine
-from engine.errors import EngineError
-from engine.events import ValidationReported
-from engine.preflight import Preflight, run_standalone
+from engine.core.engine import Engine
+from engine.kernel.errors import EngineError
+from engine.kernel.events import ValidationReported
+from engine.gate.preflight import Preflight, run_standalone
 from engine.sim import Simulator
 from engine.sim.standalone import load_keys
-from engine.store import Store
+from engine.store.db import Store
 from eventually import eventually
 from fastsim import FAST
 
@@ -203,7 +203,7 @@ async def test_a_configuration_unfit_for_live_fails_and_warns(sim, tmp_path):
 async def test_the_risk_self_test_fails_when_a_breach_gets_through(sim, tmp_path):
     """A hand-written stub for the engine's order checks that lets everything through: the self-test must say so."""
     s = settings(sim, tmp_path)
-    from engine.venue import Venue
+    from engine.venue.adapter import Venue
 
     venue = Venue("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
                   api_secret=sim.api_secret, timeout_ms=2000)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from engine.commands import CancelAll
-from engine.config import EngineConfig, Settings, StrategyConfig, VenueConfig
+from engine.kernel.commands import CancelAll
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.sim import Simulator
 from fastsim import FAST
 from eventually import eventually

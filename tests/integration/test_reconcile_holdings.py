@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.commands import ExitPosition, Resume
-from engine.events import TradingState
-from engine.store import Store
+from engine.kernel.commands import ExitPosition, Resume
+from engine.kernel.events import TradingState
+from engine.store.db import Store
 from eventually import eventually
 from runbook import buy, codes, held, settings
 

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 
-from engine.config import EngineConfig, Settings, StrategyConfig
-from engine.core import Engine
-from engine.events import TradingState
-from engine.remote import send
-from engine.store import Store
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
+from engine.api.inbox import send
+from engine.store.db import Store
 from eventually import eventually
 
 
@@ -97,7 +97,7 @@ async def test_strategy_and_reduce_only_from_another_shell(tmp_path):
         ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"strategy": "ladder",
                                                                                       "enabled": False})
         assert ok and message == "ladder disabled"
-        assert not engine.runner.guard.is_enabled("ladder", __import__("engine.events").events.utcnow())
+        assert not engine.runner.guard.is_enabled("ladder", __import__("engine.kernel.events").kernel.events.utcnow())
         ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"strategy": "nope",
                                                                                       "enabled": True})
         assert not ok and "no strategy 'nope'" in message

@@ -11,12 +11,12 @@ from decimal import Decimal
 
 import pytest
 
-from engine.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core import Engine, EngineError
-from engine.commands import PlaceOrder, SetStrategy
-from engine.events import RoundTripClosed, TradingState
-from engine.resilience import BreakerState, CircuitOpen
-from engine.store import Store
+from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.core.engine import Engine, EngineError
+from engine.kernel.commands import PlaceOrder, SetStrategy
+from engine.kernel.events import RoundTripClosed, TradingState
+from engine.venue.resilience import BreakerState, CircuitOpen
+from engine.store.db import Store
 from fastsim import FAST
 from eventually import eventually
 
@@ -204,7 +204,7 @@ async def test_reduce_only_refuses_entries_allows_exits(sim, tmp_path, run):
     await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
                                     stop_loss=last * Decimal("0.5")))
     await eventually(lambda: engine.portfolio.free("ETH") > 0)
-    from engine.commands import ReduceOnly
+    from engine.kernel.commands import ReduceOnly
     assert (await engine.execute(ReduceOnly(reason="test"))).ok
     buy = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.01"),
                                           stop_loss=last * Decimal("0.5")))
@@ -214,7 +214,7 @@ async def test_reduce_only_refuses_entries_allows_exits(sim, tmp_path, run):
 
 
 async def test_mean_reversion_trades_a_round_trip_through_the_venue(sim, tmp_path, run):
-    from engine.config import LadderConfig, MeanReversionConfig
+    from engine.kernel.config import LadderConfig, MeanReversionConfig
 
     sim.pause_feed()
     s = settings(sim, tmp_path)
@@ -334,9 +334,9 @@ async def test_duplicate_and_reordered_reports_change_nothing(sim, tmp_path, run
 async def test_missed_fills_are_read_page_after_page_until_none_is_missing(sim, tmp_path, run, monkeypatch):
     """myTrades answers a page counted forward from the oldest lagging order: with more than a page of trades
     since then, the missing fill is on a later page (the soak lost 22 fills this way)."""
-    import engine.sync
+    from engine.trading import sync as venue_sync
 
-    monkeypatch.setattr(engine.sync, "TRADES_PAGE", 2)  # a page of 2 instead of 500: the same reading, smaller
+    monkeypatch.setattr(venue_sync, "TRADES_PAGE", 2)  # a page of 2 instead of 500: the same reading, smaller
     engine = await run(settings(sim, tmp_path, monitors_cfg=dict(reconcile_s=0.3)))
     await eventually(lambda: engine.venue.user_stream_connected(), message="user stream up")
     last = engine.portfolio.last["BTC/USDT"]

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import EngineConfig, Settings, ValidationConfig
-from engine.core import Engine
-from engine.scorecard import comparable
-from engine.store import Store
-from engine.validation import Plan, Progress, Validation, ValidationError
+from engine.kernel.config import EngineConfig, Settings, ValidationConfig
+from engine.core.engine import Engine
+from engine.gate.scorecard import comparable
+from engine.store.db import Store
+from engine.core.validation import Plan, Progress, Validation, ValidationError
 from eventually import eventually
 from test_alerts_health_incidents import Receiver
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import Settings
-from engine.core import Engine
+from engine.kernel.config import Settings
+from engine.core.engine import Engine
 from eventually import eventually
 from fastsim import Engines, sim  # noqa: F401  (sim: a fixture)
 from runbook import RESULTS, Stopwatch, write_results

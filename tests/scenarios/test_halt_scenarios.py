@@ -11,8 +11,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from engine.commands import PlaceOrder, Resume
-from engine.events import TradingState
+from engine.kernel.commands import PlaceOrder, Resume
+from engine.kernel.events import TradingState
 from eventually import eventually
 from runbook import afterwards, audited, buy, resting_buy, settings, tripped
 

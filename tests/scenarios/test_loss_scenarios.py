@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from engine.commands import PlaceOrder, Resume
-from engine.events import TradingState
+from engine.kernel.commands import PlaceOrder, Resume
+from engine.kernel.events import TradingState
 from eventually import eventually
 from runbook import afterwards, audited, buy, codes, first_alert, resting_buy, settings, tripped
 

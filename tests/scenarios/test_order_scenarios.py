@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from engine.commands import CancelAll, PlaceOrder
-from engine.events import TradingState
+from engine.kernel.commands import CancelAll, PlaceOrder
+from engine.kernel.events import TradingState
 from eventually import eventually
 from runbook import afterwards, audited, codes, first_alert, resting_buy, settings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.commands import CancelAll, Reconcile, Resume
-from engine.events import TradingState
-from engine.exchange import build_exchange
+from engine.kernel.commands import CancelAll, Reconcile, Resume
+from engine.kernel.events import TradingState
+from engine.venue.exchange import build_exchange
 from eventually import eventually
 from runbook import afterwards, audited, buy, codes, first_alert, held, resting_buy, settings, store, tripped
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from engine.commands import CancelOrder, PlaceOrder, Resume
-from engine.events import TradingState
-from engine.store import Store
+from engine.kernel.commands import CancelOrder, PlaceOrder, Resume
+from engine.kernel.events import TradingState
+from engine.store.db import Store
 from eventually import eventually
 from runbook import (
     MON, afterwards, audited, buy, codes, first_alert, resting_buy, settings, tripped,

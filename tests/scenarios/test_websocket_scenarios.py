@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.commands import Resume
-from engine.events import TradingState
+from engine.kernel.commands import Resume
+from engine.kernel.events import TradingState
 from eventually import eventually
 from runbook import MON, afterwards, audited, buy, codes, first_alert, resting_buy, settings, tripped
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.exchange import build_exchange
+from engine.venue.exchange import build_exchange
 
 
 @pytest.fixture

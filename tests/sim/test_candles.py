@@ -74,7 +74,7 @@ async def test_watch_ohlcv_streams_and_closes_candles_at_high_speed(make_client)
 
 
 def build(sim: Simulator):
-    from engine.exchange import build_exchange
+    from engine.venue.exchange import build_exchange
 
     ex = build_exchange("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
                         api_secret=sim.api_secret, timeout_ms=3_000)

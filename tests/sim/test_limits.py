@@ -111,7 +111,7 @@ async def test_api_restrictions_of_several_keys():
 
 
 def build_with(sim: Simulator, key: str, secret: str):
-    from engine.exchange import build_exchange
+    from engine.venue.exchange import build_exchange
 
     ex = build_exchange("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=key, api_secret=secret)
     ex.enableRateLimit, ex.timeout_on_exit = False, 0

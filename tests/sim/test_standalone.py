@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 
-from engine.exchange import build_exchange
+from engine.venue.exchange import build_exchange
 
 RUNNER = "from engine.sim.standalone import main; raise SystemExit(main(0, 0, 5))"
 

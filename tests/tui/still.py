@@ -11,9 +11,9 @@ from decimal import Decimal as D
 from cockpit.app import CockpitApp
 from cockpit.bridge import EngineEvents
 from cockpit.main_screen import Snapshot
-from engine.config import EngineConfig, Settings, StrategyConfig
-from engine.core import Engine
-from engine.events import (
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.core.engine import Engine
+from engine.kernel.events import (
     Alert, Balance, Fill, HealthUpdated, MonitorsChanged, Order, OrderStatus, Position, Severity, TradingState,
     TradingStateChanged,
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from cockpit.app import CockpitApp
-from engine.config import EngineConfig, Settings, StrategyConfig
-from engine.core import Engine
-from engine.events import TradingState
-from engine.store import Store
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
+from engine.store.db import Store
 from eventually import eventually
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner

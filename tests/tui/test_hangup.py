@@ -13,7 +13,7 @@ import sys
 import termios
 import threading
 
-from engine.store import Store
+from engine.store.db import Store
 from eventually import eventually
 
 

@@ -12,11 +12,11 @@ from textual.command import CommandList
 from cockpit.app import CockpitApp, check_keymap
 from cockpit.palette import CockpitCommands
 from cockpit.screens import Confirm
-from engine.commands import PlaceOrder, SPECS
-from engine.config import EngineConfig, RiskConfig, Settings, StrategyConfig
-from engine.core import Engine
-from engine.events import TradingState
-from engine.store import Store
+from engine.kernel.commands import PlaceOrder, SPECS
+from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
+from engine.store.db import Store
 from eventually import eventually
 
 
@@ -92,7 +92,7 @@ async def test_a_question_is_withdrawn_when_another_shell_halts(tmp_path):
         await eventually(engine.ready.is_set, timeout=20)
         await pilot.press("d")
         await eventually(lambda: question(app).startswith("Reduce only?"))
-        from engine.commands import Halt
+        from engine.kernel.commands import Halt
 
         await engine.execute(Halt(actor="operator:cli bob@desk", reason="from the other shell"))
         await eventually(lambda: not question(app), message="the question about the old state is gone")
@@ -164,7 +164,7 @@ async def test_a_acknowledges_the_selected_alert_and_capital_a_all_of_them(tmp_p
         engine = app.engine
         await eventually(engine.ready.is_set, timeout=20)
         await pilot.press("h")
-        from engine.events import Severity
+        from engine.kernel.events import Severity
 
         engine.alert(Severity.CRIT, "STOP_LOSS_FAILED", "exit failed (test)")
         alerts = app.query_one(AlertList)
@@ -182,7 +182,7 @@ async def test_a_acknowledges_the_selected_alert_and_capital_a_all_of_them(tmp_p
 
 
 async def test_the_banner_names_the_monitor_that_halted_and_when(tmp_path):
-    from engine.commands import Halt
+    from engine.kernel.commands import Halt
     from widgets.banner import StatusBanner
 
     app = make_app(tmp_path)
@@ -211,8 +211,8 @@ async def test_a_terminal_under_80x24_says_so_and_still_halts(tmp_path):
 
 
 async def test_the_screen_shows_alerts_from_its_least_severity_up(tmp_path):
-    from engine.config import AlertsConfig
-    from engine.events import Severity
+    from engine.kernel.config import AlertsConfig
+    from engine.kernel.events import Severity
     from widgets.alerts import AlertList
 
     settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False),

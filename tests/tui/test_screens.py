@@ -9,9 +9,9 @@ from decimal import Decimal
 from cockpit.app import BINDINGS, CockpitApp
 from cockpit.screens import AlertLog, AuditLog, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, \
     Reconciliation
-from engine.config import EngineConfig, Settings, StrategyConfig
-from engine.core import Engine
-from engine.events import TradingState
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.core.engine import Engine
+from engine.kernel.events import TradingState
 from eventually import eventually
 from widgets.keyed_table import KeyedTable
 
@@ -177,7 +177,7 @@ async def test_quit_asks_what_to_do_with_what_is_open(tmp_path):
         await eventually(lambda: isinstance(app.screen, QuitChoice))
         await pilot.press("c")  # cancel every order, then quit
         await eventually(lambda: not app.is_running, timeout=15, message="the app exits")
-    from engine.store import Store
+    from engine.store.db import Store
     store = Store.in_dir(tmp_path, readonly=True)
     assert [(r["command"], r["reason"]) for r in store.audit(limit=5)][0] == ("cancel-all",
                                                                              "quit: operator chose cancel_all")
@@ -211,7 +211,7 @@ async def test_m_switches_to_dry_run_and_back_after_one_question(tmp_path):
 async def test_words_from_the_venue_are_shown_as_written_not_as_markup(tmp_path):
     """An alert or a result with "[...]" in it (a venue's error text) is shown verbatim: not styled, not lost,
     and an unbalanced "[/x]" does not crash the screen."""
-    from engine.events import Severity
+    from engine.kernel.events import Severity
 
     app = make_app(tmp_path, strategy=False)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -5,7 +5,7 @@ then look at the SVGs in tests/tui/__snapshots__/ before committing them."""
 
 from __future__ import annotations
 
-from engine.events import AlertRaised, Severity
+from engine.kernel.events import AlertRaised, Severity
 from still import StillCockpit, alert, halted_by_ws_stale
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from engine.store import Store
+from engine.store.db import Store
 from eventually import eventually
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from engine.alerts import AlertBook
-from engine.config import AlertsConfig
-from engine.events import AlertRaised, AlertUpdated, Severity
+from engine.ops.alerts import AlertBook
+from engine.kernel.config import AlertsConfig
+from engine.kernel.events import AlertRaised, AlertUpdated, Severity
 
 
 class Clock:

@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from engine.bus import EventBus
-from engine.commands import CloseAll, PlaceOrder
-from engine.events import (
+from engine.kernel.bus import EventBus
+from engine.kernel.commands import CloseAll, PlaceOrder
+from engine.kernel.events import (
     Alert, AlertRaised, BalancesUpdated, Severity, TickerUpdated, TradingState, TradingStateChanged,
 )
-from engine.remote import build_command
-from engine.tasks import Periodic
+from engine.api.inbox import build_command
+from engine.kernel.tasks import Periodic
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, load_settings
+from engine.kernel.config import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import sys
 
 def test_importing_engine_does_not_import_textual():
     code = (
-        "import sys, engine, engine.core, engine.store, engine.venue, engine.sim;"
+        "import sys, engine, engine.core.engine, engine.store.db, engine.venue.adapter, engine.sim;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'widgets', 'cockpit')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -18,8 +18,8 @@ def test_ccxt_is_imported_only_where_the_venue_is_connected():
     """ccxt costs most of a second to import: the cockpit's first frame and the CLI's quick commands never pay it
     (issue 13). Loading a "sim" configuration and importing the engine, the app and the CLI leave it out."""
     code = (
-        "import sys, engine.core, engine.emergency, cockpit.cli, cockpit.app, cockpit.status;"
-        "from engine.config import Settings, VenueConfig;"
+        "import sys, engine.core.engine, engine.safety.emergency, cockpit.cli, cockpit.app, cockpit.status;"
+        "from engine.kernel.config import Settings, VenueConfig;"
         "Settings(venue=VenueConfig(exchange='sim')); Settings(venue=VenueConfig(exchange='binance'));"
         "bad = [m for m in sys.modules if m.split('.')[0] == 'ccxt'];"
         "print(bad[:5]); sys.exit(1 if bad else 0)"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from engine.checklist import Check, Checklist, Status
-from engine.config import Settings
-from engine.events import Alert, AlertRaised, Severity, ValidationReported
-from engine.history_checks import stability, validation_report
-from engine.store import Store
+from engine.gate.checklist import Check, Checklist, Status
+from engine.kernel.config import Settings
+from engine.kernel.events import Alert, AlertRaised, Severity, ValidationReported
+from engine.gate.history_checks import stability, validation_report
+from engine.store.db import Store
 
 
 def report(verdict: str, hours: float = 48.0, failed: list[str] | None = None) -> dict:

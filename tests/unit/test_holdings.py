@@ -3,12 +3,12 @@ kept (reconciliation after reconciliation) until the operator adopts it, a small
 
 from decimal import Decimal
 
-from engine.bus import EventBus
-from engine.events import Balance, Fill, FillReceived, Order, OrderCreated, OrderStatus, utcnow
-from engine.orders import OrderTracker
-from engine.portfolio import Portfolio
-from engine.reconcile import Holdings
-from engine.store import Store, fill_from_row
+from engine.kernel.bus import EventBus
+from engine.kernel.events import Balance, Fill, FillReceived, Order, OrderCreated, OrderStatus, utcnow
+from engine.trading.orders import OrderTracker
+from engine.trading.portfolio import Portfolio
+from engine.trading.holdings import Holdings
+from engine.store.db import Store, fill_from_row
 
 
 def test_a_confirmed_mismatch_stays_kept_until_adopted_and_small_ones_are_adopted_once():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.config import NotifyTarget
-from engine.events import Alert, AlertRaised, Severity
-from engine.notify import Notifier, masked
+from engine.kernel.config import NotifyTarget
+from engine.kernel.events import Alert, AlertRaised, Severity
+from engine.ops.notify import Notifier, masked
 
 
 def test_labels_never_hold_a_token():

@@ -4,9 +4,10 @@ from decimal import Decimal
 
 import pytest
 
-from engine.bus import EventBus
-from engine.events import AlertRaised, OrderCreated, OrderStatus as S, OrderUpdated
-from engine.orders import TRANSITIONS, OrderTracker, status_from_ccxt
+from engine.kernel.bus import EventBus
+from engine.kernel.events import AlertRaised, OrderCreated, OrderStatus as S, OrderUpdated
+from engine.trading.orders import TRANSITIONS, OrderTracker
+from engine.venue.adapter import status_from_ccxt
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import Balance, Fill
-from engine.portfolio import Drawdown, Portfolio
+from engine.kernel.events import Balance, Fill
+from engine.trading.portfolio import Drawdown, Portfolio
 
 
 def fill(tid, side, price, amount, fee="0", fee_asset=None, symbol="BTC/USDT"):

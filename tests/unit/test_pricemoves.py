@@ -2,7 +2,7 @@
 
 from decimal import Decimal as D
 
-from engine.pricemoves import PriceMoves
+from engine.safety.pricemoves import PriceMoves
 
 
 def feed(moves: PriceMoves, symbol: str, points: list[tuple[float, str]]) -> None:

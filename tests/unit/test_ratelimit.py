@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.ratelimit import WeightBudget, weight_limit_from
+from engine.venue.ratelimit import WeightBudget, weight_limit_from
 
 
 class Clock:

@@ -3,7 +3,7 @@
 import ccxt.async_support as ccxt
 import pytest
 
-from engine.resilience import (
+from engine.venue.resilience import (
     BREAKER_TRANSITIONS, BreakerState, CircuitBreaker, CircuitOpen, Kind, LatencyStats, classify,
     retry_after_s, with_retries,
 )

@@ -2,7 +2,7 @@
 
 from decimal import Decimal as D
 
-from engine.risk import filter_refusal, pre_trade_refusal
+from engine.trading.risk import filter_refusal, pre_trade_refusal
 
 SYMS = ("BTC/USDT",)
 
@@ -21,8 +21,8 @@ def test_venue_filters():
     assert filter_refusal(D("0.00001"), D("5"), "BTC/USDT", D("0.0001"), D("60000")) is None
 
 
-from engine.config import RiskConfig
-from engine.risk import Exposure, OrderRateLimit, limit_refusal
+from engine.kernel.config import RiskConfig
+from engine.trading.risk import Exposure, OrderRateLimit, limit_refusal
 
 CFG = RiskConfig()
 

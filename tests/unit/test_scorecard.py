@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from engine.config import ValidationConfig
-from engine.events import (
+from engine.kernel.config import ValidationConfig
+from engine.kernel.events import (
     Alert, AlertRaised, EquitySampled, Fill, FillReceived, Order, OrderCreated, OrderStatus, OrderUpdated,
     RoundTripClosed, Severity,
 )
-from engine.scorecard import Recorder, build_report, comparable, criteria, hourly_returns, max_drawdown_pct, sharpe
-from engine.stats import DayStats
+from engine.gate.scorecard import Recorder, build_report, comparable, criteria, hourly_returns, max_drawdown_pct, sharpe
+from engine.trading.stats import DayStats
 
 T0 = datetime(2025, 1, 6, tzinfo=timezone.utc)
 

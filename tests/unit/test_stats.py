@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
-from engine.stats import DailyStats, DayStats
+from engine.trading.stats import DailyStats, DayStats
 
 
 class Clock:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
-from engine import clock
-from engine.events import utcnow
-from engine.stepped import SteppedClock
-from engine.tasks import Periodic
+from engine.kernel import clock
+from engine.kernel.events import utcnow
+from engine.gate.stepped import SteppedClock
+from engine.kernel.tasks import Periodic
 from eventually import eventually
 
 T0 = 1_736_121_600_000  # 2025-01-06T00:00:00Z

@@ -3,12 +3,12 @@
 import asyncio
 from decimal import Decimal
 
-from engine.bus import EventBus
-from engine.events import (
+from engine.kernel.bus import EventBus
+from engine.kernel.events import (
     Alert, AlertRaised, Balance, BalancesUpdated, OrderStatus, Severity, TradingState, TradingStateChanged,
 )
-from engine.orders import OrderTracker
-from engine.store import Store
+from engine.trading.orders import OrderTracker
+from engine.store.db import Store
 
 
 def test_orders_state_and_balances_survive_reopen(tmp_path):

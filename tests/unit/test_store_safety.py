@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from engine.errors import StoreError
-from engine.events import TradingState, TradingStateChanged
-from engine.store import DB_NAME, Store
+from engine.kernel.errors import StoreError
+from engine.kernel.events import TradingState, TradingStateChanged
+from engine.store.db import DB_NAME, Store
 
 
 def digest(path) -> str:

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal as D
 
-from engine.config import LadderConfig, MaCrossConfig, MeanReversionConfig, StrategyConfig
-from engine.events import Order, OrderStatus, Position
+from engine.kernel.config import LadderConfig, MaCrossConfig, MeanReversionConfig, StrategyConfig
+from engine.kernel.events import Order, OrderStatus, Position
 from engine.strategies import MaCross, MeanReversion, build_strategies
-from engine.strategy import Intent
+from engine.strategies.base import Intent
 
 SYM = "BTC/USDT"
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine.commands import CancelAll, CloseAll, ExitPosition, Permit, PlaceOrder
-from engine.events import TradingState as T
-from engine.trading_state import (
+from engine.kernel.commands import CancelAll, CloseAll, ExitPosition, Permit, PlaceOrder
+from engine.kernel.events import TradingState as T
+from engine.trading.state import (
     PERMITS, TRANSITIONS, IllegalTransition, TradingStateMachine, check_transition, refusal,
 )
 

@@ -6,8 +6,8 @@ import asyncio
 import ccxt.async_support as ccxt
 import pytest
 
-from engine.venueclock import FOLLOW_MS, VenueClock
-from engine.venuehealth import VenueHealth
+from engine.venue.clock import FOLLOW_MS, VenueClock
+from engine.venue.health import VenueHealth
 
 
 class Client:

@@ -1,0 +1,375 @@
+"""Paper validation: the configured strategies on the simulator, the engine on the simulator's clock, 48 h in a
+minute, and a GO / NO-GO report (runbook 003 "Running Validation").
+
+The run is a lockstep simulation through the real parts: a stepped simulator (``engine.sim``, market time moved by
+hand), the real engine in paper mode talking to it through the real ccxt client over loopback REST and websockets,
+and the engine's clock made the simulator's (``engine.gate.stepped``). Each step moves market time one tick
+(``[validation] tick_s``), lets the prices move, waits until the engine has caught up with the venue (the new
+prices received, every fill, order and balance agreeing, nothing in flight), then wakes the engine loops that are
+due (strategy steps, monitors, equity samples, the daily summary...), one at a time in a fixed order, waiting for
+each. What happens is therefore decided by the seed (or the CSV) and the configuration, never by the machine's
+load: the same seed gives the same report (``engine.gate.scorecard.comparable``). ``speed`` only caps how fast
+simulated time may run against the wall clock.
+
+The engine is built by the caller (``make_engine``): only the composition roots build engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+from pydantic import SecretStr
+
+from engine.kernel import clock as engine_clock
+from engine.kernel.commands import Ack
+from engine.kernel.config import Settings
+from engine.gate.scorecard import Recorder, build_report
+from engine.sim import Simulator
+from engine.sim.market import SYMBOLS
+from engine.sim.replay import ReplayError
+from engine.gate.stepped import SteppedClock
+
+log = logging.getLogger(__name__)
+
+# How long the engine may take to catch up with the venue after one step, and to connect at the start, before
+# the run is abandoned as stalled (wall seconds; a healthy step takes milliseconds).
+SETTLE_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0
+# Minute candles of history the stepped simulator generates before the start (24-hour ticker statistics).
+HISTORY_DAYS = 1.0
+# Nobody watches a validation run: its alerts are counted in the report, not escalated, and acknowledged by the
+# run every simulated hour (through the engine's one command path, so it is audited like any acknowledgement).
+ACK_EVERY_S = 3600.0
+ACTOR = "validation:run"
+
+
+class ValidationError(Exception):
+    """A run that cannot start or go on; the message says what is wrong and what to do."""
+
+
+class EngineLike(Protocol):
+    """What the run needs of the engine it drives (``Engine``): its bus, lifecycle and the state it settles on."""
+
+    bus: Any
+    ready: asyncio.Event
+    failed: asyncio.Event
+    fatal_error: str | None
+    running_commands: int
+    portfolio: Any
+    execution: Any
+    sync: Any
+    stats: Any
+    tasks: Any
+
+    async def start(self) -> None: ...
+
+    async def execute(self, command: Any) -> Any: ...
+
+    async def stop(self, reason: str = ...) -> None: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run: how long (simulated), how fast at most, the tick, and the prices (a seed, or CSV replays by
+    venue symbol, e.g. ``{"BTCUSDT": Path("btc.csv")}``)."""
+
+    duration_s: float
+    speed: float
+    tick_s: float
+    seed: int
+    replay: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is, for a progress bar."""
+
+    simulated_s: float
+    duration_s: float
+    now: datetime
+    trades: int
+    fills: int
+    equity: Decimal | None
+    wall_s: float
+
+
+def venue_symbol(symbol: str) -> str:
+    """``BTC/USDT`` -> ``BTCUSDT``."""
+    return symbol.replace("/", "").upper()
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Validation:
+    """One validation run; ``await run()`` returns the report (also when interrupted by ``stop()``)."""
+
+    def __init__(self, settings: Settings, plan: Plan, make_engine: Callable[[Settings], EngineLike],
+                 scratch_dir: Path, on_progress: Callable[[Progress], None] | None = None,
+                 progress_every_s: float = 0.2) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.make_engine = make_engine
+        self.scratch_dir = scratch_dir
+        self.on_progress = on_progress
+        self.progress_every_s = progress_every_s
+        self.symbols = settings.venue.symbols
+        self._check()
+        self._stop = False
+        self._tick_wall = 0.0
+        self._baseline_tasks: set[str] = set()
+        self._steps = 0
+        self.recorder: Recorder | None = None
+
+    def stop(self) -> None:
+        """End the run after the current step; ``run`` then returns a partial report."""
+        self._stop = True
+
+    # ------------------------------------------------------------ set-up
+
+    def _check(self) -> None:
+        quote = self.settings.engine.quote_asset
+        unknown = [s for s in self.symbols if venue_symbol(s) not in SYMBOLS]
+        if unknown:
+            raise ValidationError(f"the simulator lists {', '.join(sorted(SYMBOLS))} only; [venue] symbols "
+                                  f"{unknown} cannot be validated on it: validate with the simulator's symbols")
+        if any(SYMBOLS[venue_symbol(s)].quote != quote for s in self.symbols):
+            raise ValidationError(f"[engine] quote_asset = {quote!r}, but the simulator's markets are quoted in "
+                                  "USDT: set quote_asset = \"USDT\" to validate")
+        for symbol in self.plan.replay:
+            if symbol not in {venue_symbol(s) for s in self.symbols}:
+                raise ValidationError(f"--replay {symbol}: not a configured symbol "
+                                      f"({', '.join(venue_symbol(s) for s in self.symbols)})")
+        if self.plan.tick_s <= 0 or self.plan.duration_s <= 0 or self.plan.speed <= 0:
+            raise ValidationError("duration, speed and tick must be positive")
+
+    def _make_sim(self) -> Simulator:
+        cfg = self.settings.validation
+        balances = {self.settings.engine.quote_asset: cfg.starting_balance}
+        balances.update({SYMBOLS[venue_symbol(s)].base: Decimal(0) for s in self.symbols})
+        try:
+            sim = Simulator(seed=self.plan.seed, stepped=True, tick_interval=self.plan.tick_s,
+                            start_ms=int(cfg.start.timestamp() * 1000), replay=dict(self.plan.replay) or None,
+                            history_days=HISTORY_DAYS, balances=balances)
+        except (ReplayError, ValueError) as exc:
+            raise ValidationError(f"cannot replay: {exc}") from None
+        for symbol, replay in sim.replays.items():
+            hours = (replay.end_ms - replay.start_ms) / 3_600_000
+            if hours * 3600 < self.plan.duration_s:
+                raise ValidationError(
+                    f"{symbol}={self.plan.replay[symbol]} covers {hours:.1f} h after its history (the first half "
+                    f"of the file, at most 1000 candles): pass --duration {math.floor(hours * 10) / 10}h or a longer "
+                    "file")
+        return sim
+
+    def _engine_settings(self, sim: Simulator) -> Settings:
+        """The operator's configuration, pointed at the stepped simulator in paper mode, in a scratch directory,
+        with nothing sent to people (the report is) and ccxt's client-side rate limiter off: the simulator counts
+        the venue's limits on simulated time instead (a minute of the run is a simulated minute)."""
+        s = self.settings
+        return s.model_copy(update={
+            "venue": s.venue.model_copy(update={
+                "exchange": "binance", "rest_url": sim.rest_url, "ws_url": sim.ws_url, "rate_limit": False,
+                "api_key": SecretStr(sim.api_key), "api_secret": SecretStr(sim.api_secret)}),
+            "engine": s.engine.model_copy(update={"mode": "paper", "data_dir": self.scratch_dir}),
+            "alerts": s.alerts.model_copy(update={
+                "notify": (), "warn_escalate_s": self.plan.duration_s + 86_400,
+                "crit_repeat_s": self.plan.duration_s + 86_400}),
+            "health": s.health.model_copy(update={"port": 0}),
+            "risk": s.risk.model_copy(update={"kill_switch": False, "reduce_only": False}),
+        })
+
+    # ------------------------------------------------------------ the run
+
+    async def run(self) -> dict[str, Any]:
+        plan, cfg = self.plan, self.settings.validation
+        started_at, wall0, cpu0 = datetime.now(timezone.utc), time.monotonic(), time.process_time()
+        sim = self._make_sim()
+        await sim.start()
+        start_ms = sim.clock.now_ms()
+        clock = SteppedClock(sim.clock.now_ms)
+        error: str | None = None
+        final_equity: Decimal | None = None
+        days: list[Any] = []
+        recorder = Recorder(last_price=lambda symbol: None)
+        try:
+            with engine_clock.use(clock):
+                engine = self.make_engine(self._engine_settings(sim))
+                recorder = self.recorder = Recorder(last_price=engine.portfolio.last.get)
+                engine.bus.add_handler(recorder.on_event)
+                try:
+                    await engine.start()
+                    await self._started(engine, sim)
+                    await self._loop(engine, sim, clock, recorder, start_ms, wall0)
+                except ValidationError as exc:
+                    error = str(exc)
+                    log.error("validation run stopped: %s", exc)
+                finally:
+                    final_equity = engine.portfolio.equity()
+                    days = [*engine.stats.history, engine.stats.current()]
+                    await engine.stop("validation run over")
+        finally:
+            await sim.stop()
+        simulated_s = (sim.clock.now_ms() - start_ms) / 1000
+        wall_s = time.monotonic() - wall0
+        cpu_s = time.process_time() - cpu0
+        report = build_report(
+            recorder, days, cfg, hours_asked=Decimal(str(round(plan.duration_s / 3600, 4))),
+            simulated={"start": _iso(start_ms), "end": _iso(sim.clock.now_ms()),
+                       "hours": round(simulated_s / 3600, 4), "hours_asked": round(plan.duration_s / 3600, 4),
+                       "tick_s": plan.tick_s, "steps": self._steps,
+                       "completed": error is None and simulated_s >= plan.duration_s},
+            source=self._source(), settings_summary=self._summary(), final_equity=final_equity,
+            run={"started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
+                 "wall_s": round(wall_s, 2), "speed": plan.speed,
+                 "speed_achieved": round(simulated_s / wall_s, 1) if wall_s > 0 else None,
+                 # The run's own work (this process's CPU time): what the pace is on an idle machine.
+                 "cpu_s": round(cpu_s, 2), "speed_on_cpu": round(simulated_s / cpu_s, 1) if cpu_s > 0 else None,
+                 "interrupted": self._stop, "error": error,
+                 "replay_paths": {k: str(Path(v).resolve()) for k, v in plan.replay.items()}})
+        if error:
+            report["failed"].append(f"the run stopped early: {error}")
+        return report
+
+    async def _started(self, engine: EngineLike, sim: Simulator) -> None:
+        """Wait until the engine is connected and listening to every stream, then for it to agree with the venue."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        streams = [f"{venue_symbol(s).lower()}@ticker" for s in self.symbols]
+        while not (engine.ready.is_set() and sim.user_stream_subscriptions > 0
+                   and all(sim.market_stream_subscribed(s) for s in streams)):
+            if engine.failed.is_set():
+                raise ValidationError(f"the engine could not start: {engine.fatal_error}")
+            if time.monotonic() > deadline:
+                raise ValidationError(f"the engine did not connect to the simulator within {START_TIMEOUT_S:g}s")
+            await asyncio.sleep(0.01)
+        self._baseline_tasks = set(engine.tasks.names())
+        await self._settle(engine, sim, None)
+
+    async def _loop(self, engine: EngineLike, sim: Simulator, clock: SteppedClock, recorder: Recorder,
+                    start_ms: int, wall0: float) -> None:
+        plan = self.plan
+        end_ms = start_ms + round(plan.duration_s * 1000)
+        tick_ms = round(plan.tick_s * 1000)
+        loop_wall0 = time.monotonic()
+        last_progress = 0.0
+        next_ack_ms = start_ms + round(ACK_EVERY_S * 1000)
+        while sim.clock.now_ms() < end_ms and not self._stop:
+            async with clock.moving():
+                sim.clock.advance(min(tick_ms, end_ms - sim.clock.now_ms()))
+                sim.tick()
+                self._tick_wall = time.monotonic()
+                await self._settle(engine, sim, clock)
+                while clock.wake_next() is not None:
+                    await self._settle(engine, sim, clock)
+                if sim.clock.now_ms() >= next_ack_ms:
+                    next_ack_ms += round(ACK_EVERY_S * 1000)
+                    await engine.execute(Ack(actor=ACTOR, reason="validation run: alerts are counted in its report",
+                                             every=True))
+                    await self._settle(engine, sim, clock)
+            self._steps += 1
+            simulated_s = (sim.clock.now_ms() - start_ms) / 1000
+            ahead = simulated_s / plan.speed - (time.monotonic() - loop_wall0)
+            await asyncio.sleep(ahead if ahead > 0 else 0)  # the speed cap; and the wall loops' turn
+            if self.on_progress is not None and time.monotonic() - last_progress >= self.progress_every_s:
+                last_progress = time.monotonic()
+                self.on_progress(self._progress(engine, recorder, simulated_s, wall0))
+        if self.on_progress is not None:
+            self.on_progress(self._progress(engine, recorder, (sim.clock.now_ms() - start_ms) / 1000, wall0))
+
+    def _progress(self, engine: EngineLike, recorder: Recorder, simulated_s: float, wall0: float) -> Progress:
+        return Progress(simulated_s, self.plan.duration_s, engine_clock.now(), len(recorder.trips), recorder.fills,
+                        engine.portfolio.equity(), time.monotonic() - wall0)
+
+    # ------------------------------------------------------------ caught up?
+
+    async def _settle(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None) -> None:
+        """Wait until the engine has caught up with the venue and every woken loop is asleep again (checked twice
+        with the event loop turned in between, so a task spawned by the last one is seen)."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        clean = spins = 0
+        while clean < 2:
+            lagging = bool(self.differences(engine, sim, clock, first_only=True))
+            clean = 0 if lagging else clean + 1
+            if lagging:
+                if engine.failed.is_set():
+                    raise ValidationError(f"the engine stopped: {engine.fatal_error}")
+                if time.monotonic() > deadline:
+                    raise ValidationError(f"the engine did not catch up with the simulator within "
+                                          f"{SETTLE_TIMEOUT_S:g}s: "
+                                          + "; ".join(self.differences(engine, sim, clock)[:4]))
+            spins += 1
+            await asyncio.sleep(0 if spins < 200 else 0.001)
+
+    def differences(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None,
+                    first_only: bool = False) -> list[str]:
+        """What still differs between the engine and the venue, or is still under way; empty when caught up
+        (``first_only``: stop at the first thing found, cheapest checks first)."""
+        out: list[str] = []
+        if clock is not None and clock.busy:
+            out.append(f"loops still working: {', '.join(sorted(clock.busy.values()))}")
+        if engine.running_commands:
+            out.append(f"{engine.running_commands} command(s) running")
+        if engine.execution.in_flight:
+            out.append(f"{len(engine.execution.in_flight)} order(s) being sent")
+        if out and first_only:
+            return out
+        transient = [n for n in engine.tasks.names() if n not in self._baseline_tasks]
+        if transient:
+            out.append(f"tasks running: {', '.join(transient[:3])}")
+        for symbol in self.symbols:
+            venue_price = sim.price(venue_symbol(symbol))
+            if engine.portfolio.last.get(symbol) != venue_price:
+                out.append(f"{symbol} price: engine {engine.portfolio.last.get(symbol)}, venue {venue_price}")
+            elif engine.sync.last_event.get(f"ticker {symbol}", 0.0) < self._tick_wall:
+                out.append(f"{symbol}: this tick's ticker not received yet")
+        seen = self.recorder.fills if self.recorder is not None else 0
+        if len(sim.engine.trades) != seen:
+            out.append(f"fills: venue {len(sim.engine.trades)}, engine {seen}")
+        if out and first_only:
+            return out
+        for asset, (free, locked) in sim.engine.balances.items():
+            mine = engine.portfolio.balances.get(asset)
+            if mine is None or mine.free != free or mine.locked != locked:
+                out.append(f"{asset} balance: venue {free}/{locked}, engine "
+                           f"{'none' if mine is None else f'{mine.free}/{mine.locked}'}")
+        if out and first_only:
+            return out
+        at_venue = {o.client_order_id for o in sim.engine.open_orders()}
+        # From the engine's order events (the tracker's own list is a scan of every order ever tracked).
+        tracked = self.recorder.open_orders if self.recorder is not None else set()
+        if at_venue != tracked:
+            out.append(f"open orders differ: venue only {sorted(at_venue - tracked)[:2]}, "
+                       f"engine only {sorted(tracked - at_venue)[:2]}")
+        return out
+
+    # ------------------------------------------------------------ what the report says about its input
+
+    def _source(self) -> dict[str, Any]:
+        replay = {symbol: {"file": Path(path).name, "sha256": file_digest(Path(path))}
+                  for symbol, path in sorted(self.plan.replay.items())}
+        return {"seed": self.plan.seed, "replay": replay or None}
+
+    def _summary(self) -> dict[str, Any]:
+        s = self.settings
+        cfg = s.validation
+        return {
+            "symbols": list(self.symbols), "quote": s.engine.quote_asset,
+            "starting_balance": str(cfg.starting_balance),
+            "strategy": s.strategy.model_dump(mode="json"), "risk": s.risk.model_dump(mode="json"),
+            "criteria": {"min_trades": cfg.min_trades, "min_win_rate_pct": str(cfg.min_win_rate_pct),
+                         "min_sharpe": str(cfg.min_sharpe), "max_drawdown_pct": str(cfg.max_drawdown_pct)},
+        }
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()

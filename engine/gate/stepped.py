@@ -1,0 +1,104 @@
+"""A stepped engine clock: engine time is the simulator's market time, and it moves only when its driver moves it.
+
+A validation run (``engine.core.validation``) starts the engine inside ``engine.kernel.clock.use(SteppedClock(...))``. Every
+loop the engine runs on its own clock (strategy steps, monitors, equity samples, the daily summary, alert
+escalation) then sleeps here: it waits for the driver to move time past its due time and wake it. The driver wakes
+the loops due one at a time, in the order of (due time, loop name), and waits for each one to be done (asleep
+again) before the next: that order, not the machine's load, decides what happens, so the same seed gives the same
+run. Loops that watch the venue run on the wall clock and hold ``quiet()`` while they work; the driver holds the
+same gate while it moves time, so a REST answer never straddles a step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import AsyncIterator, Callable
+
+
+@dataclass(order=True)
+class _Timer:
+    due_ms: int
+    name: str
+    seq: int
+    future: asyncio.Future[None] = field(compare=False)
+    task: asyncio.Task[object] | None = field(compare=False)
+
+
+class SteppedClock:
+    """Engine time read from ``market_ms`` (the simulator's stepped market clock); sleepers wake only when the
+    driver calls ``wake_next`` after moving market time."""
+
+    def __init__(self, market_ms: Callable[[], int]) -> None:
+        self._market_ms = market_ms
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+        self._gate = asyncio.Lock()
+        self._watched: set[asyncio.Task[object]] = set()
+        self.busy: dict[asyncio.Task[object], str] = {}  # woken loops still working -> their names
+
+    # ------------------------------------------------------------ what the engine sees (engine.clock.Clock)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._market_ms() / 1000, timezone.utc)
+
+    def monotonic(self) -> float:
+        return self._market_ms() / 1000
+
+    async def sleep(self, seconds: float, name: str = "") -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.busy.pop(task, None)  # asleep again: its tick is done
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A sleep of 0 is due now (the driver's next wake); any other is at least a millisecond long.
+        due = self._market_ms() + (0 if seconds <= 0 else max(1, round(seconds * 1000)))
+        heapq.heappush(self._timers, _Timer(due, name, next(self._seq), future, task))
+        try:
+            await future
+        except asyncio.CancelledError:
+            future.cancel()  # dropped from the heap when it reaches the top
+            raise
+
+    @asynccontextmanager
+    async def quiet(self) -> AsyncIterator[None]:
+        async with self._gate:
+            yield
+
+    # ------------------------------------------------------------ what the driver does
+
+    @asynccontextmanager
+    async def moving(self) -> AsyncIterator[None]:
+        """Held while the driver moves time and wakes loops: no wall-clock loop reads the venue meanwhile."""
+        async with self._gate:
+            yield
+
+    def next_due_ms(self) -> int | None:
+        """When the next sleeper is due (None when none sleeps)."""
+        self._drop_cancelled()
+        return self._timers[0].due_ms if self._timers else None
+
+    def wake_next(self) -> str | None:
+        """Wake the first sleeper due by now (its name), marking it busy until it sleeps again; None if none is."""
+        self._drop_cancelled()
+        if not self._timers or self._timers[0].due_ms > self._market_ms():
+            return None
+        timer = heapq.heappop(self._timers)
+        if timer.task is not None:
+            self.busy[timer.task] = timer.name
+            if timer.task not in self._watched:
+                self._watched.add(timer.task)
+                timer.task.add_done_callback(self._ended)
+        timer.future.set_result(None)
+        return timer.name
+
+    def _ended(self, task: asyncio.Task[object]) -> None:
+        self.busy.pop(task, None)
+        self._watched.discard(task)
+
+    def _drop_cancelled(self) -> None:
+        while self._timers and self._timers[0].future.done():
+            heapq.heappop(self._timers)

@@ -1,0 +1,249 @@
+"""Commands: small immutable records that every actor submits to the one ``Engine.execute``.
+
+An operator's key, the command palette, the CLI, a monitor, a strategy and a stop-loss all build one of these
+and get a ``CommandResult`` back; each leaves the same audit record (who, why, the values, result, duration).
+``SPECS`` is the one registry of what an operator can ask for: the CLI and the TUI's palette are built from it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any, ClassVar, Mapping
+
+
+class Permit(str, enum.Enum):
+    """What a command needs the trading state to allow (the table is in ``engine.trading.state``)."""
+
+    ENTRY = "new entries"  # an order that opens or grows a position
+    REDUCE = "reducing orders"  # an order that only shrinks a position (a strategy exit, a stop-loss)
+    CANCEL = "cancels"
+    CLOSE = "close-all"  # the kill switch flattening positions at market
+    ALWAYS = "anything"  # state changes (their own table decides), reconnect, strategy switches
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The answer to a command: whether it was done, a sentence for the operator, and figures for scripts."""
+
+    ok: bool
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Base of everything an actor may ask of the engine.
+
+    ``actor`` says who asked (``operator:key``, ``operator:cli user@host``, ``monitor:<code>``,
+    ``strategy:<name>``, ``stop:<symbol>``); ``values`` are the readings that made it ask (a monitor's).
+    """
+
+    name: ClassVar[str] = "command"
+    permit: ClassVar[Permit] = Permit.ALWAYS
+    kill_switch: ClassVar[bool] = False  # a tier of the kill switch: never held back by breaker or rate limits
+
+    actor: str = "operator"
+    reason: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def args(self) -> dict[str, Any]:
+        """The command's own fields (without actor, reason and values), for the audit record."""
+        skip = {"actor", "reason", "values"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+
+@dataclass(frozen=True, slots=True)
+class Halt(Command):
+    """Kill switch tier 1: no new orders from anyone, at once; latched until an operator resumes."""
+
+    name: ClassVar[str] = "halt"
+    kill_switch: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll(Command):
+    """Kill switch tier 2: halt, then cancel every open order at the venue (every symbol) and check."""
+
+    name: ClassVar[str] = "cancel-all"
+    permit: ClassVar[Permit] = Permit.CANCEL
+    kill_switch: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll(Command):
+    """Kill switch tier 3: halt, cancel every order, sell every position at market, verify only dust is left."""
+
+    name: ClassVar[str] = "close-all"
+    permit: ClassVar[Permit] = Permit.CLOSE
+    kill_switch: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePosition(Command):
+    """Cancel the orders of one symbol and sell its position at market (the operator's flatten of one)."""
+
+    name: ClassVar[str] = "close"
+    permit: ClassVar[Permit] = Permit.CLOSE
+    kill_switch: ClassVar[bool] = True
+
+    symbol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPosition(Command):
+    """A strategy's exit or a stop-loss: sell the whole position at market, a reducing order like any other."""
+
+    name: ClassVar[str] = "exit"
+    permit: ClassVar[Permit] = Permit.REDUCE
+
+    symbol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resume(Command):
+    """Clear a halt or reduce-only and return to ACTIVE (only an operator leaves HALTED)."""
+
+    name: ClassVar[str] = "resume"
+
+
+@dataclass(frozen=True, slots=True)
+class ReduceOnly(Command):
+    """Only orders that shrink a position may go out (runbook 002: RISK_REDUCE_ONLY_MODE)."""
+
+    name: ClassVar[str] = "reduce-only"
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect(Command):
+    """Close and reopen the streams and the REST session, reload markets, reconcile; report before and after."""
+
+    name: ClassVar[str] = "reconnect"
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile(Command):
+    """Compare orders, fills, balances and holdings with the venue now; ``adopt`` takes the venue's amounts."""
+
+    name: ClassVar[str] = "reconcile"
+
+    adopt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Command):
+    """Acknowledge alerts by id, or every unacknowledged one (``every``); who acknowledged is stored."""
+
+    name: ClassVar[str] = "ack"
+
+    ids: tuple[int, ...] = ()
+    every: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Command):
+    """Write a snapshot archive of the engine's whole state now (secrets left out)."""
+
+    name: ClassVar[str] = "snapshot"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder(Command):
+    """One order; a buy needs ``stop_loss`` while ``[risk] require_stop_loss`` is on."""
+
+    name: ClassVar[str] = "order"
+
+    symbol: str = ""
+    side: str = "buy"
+    type: str = "limit"
+    amount: Decimal = Decimal(0)
+    price: Decimal | None = None
+    stop_loss: Decimal | None = None
+
+    @property
+    def permit(self) -> Permit:  # type: ignore[override]
+        # Spot: a buy opens or grows a position, a sell only shrinks one.
+        return Permit.ENTRY if self.side == "buy" else Permit.REDUCE
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder(Command):
+    """Cancel one order by its client id."""
+
+    name: ClassVar[str] = "cancel"
+    permit: ClassVar[Permit] = Permit.CANCEL
+
+    client_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetStrategy(Command):
+    """Enable or disable a strategy by name."""
+
+    name: ClassVar[str] = "strategy"
+
+    strategy: str = ""
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SetMode(Command):
+    """Switch between sending orders (the mode the engine started in) and ``dry-run`` (decide and log, send
+    nothing). Only those two: going live takes a restart with --confirm-live (and the go/no-go gate)."""
+
+    name: ClassVar[str] = "mode"
+
+    mode: str = "dry-run"
+
+
+@dataclass(frozen=True, slots=True)
+class RunPreflight(Command):
+    """Run the go/no-go checklist now (with a smoke trade on a paper or testnet venue); the details are the
+    checklist with every check's evidence."""
+
+    name: ClassVar[str] = "preflight"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One thing an operator can ask for, as the CLI and the TUI offer it."""
+
+    name: str  # the CLI's subcommand
+    command: type[Command]
+    title: str  # the palette's and the footer's words
+    help: str
+    action: str | None = None  # the TUI action (and binding id) that runs it, if it has a key
+    emergency: bool = False  # works with no engine running, on the venue directly
+
+
+SPECS: tuple[CommandSpec, ...] = (
+    CommandSpec("halt", Halt, "Halt", "halt: no new orders from anyone (latched; works with no engine running)",
+                action="halt"),
+    CommandSpec("cancel-all", CancelAll, "Cancel all", "halt, then cancel every open order at the venue",
+                action="cancel_all", emergency=True),
+    CommandSpec("close-all", CloseAll, "Close all",
+                "halt, cancel every order, sell every position at market; verify only dust is left",
+                action="close_all", emergency=True),
+    CommandSpec("close", ClosePosition, "Close position", "cancel one symbol's orders and sell its position"),
+    CommandSpec("reconnect", Reconnect, "Reconnect",
+                "reopen streams and REST session, reload markets, reconcile", action="reconnect"),
+    CommandSpec("reconcile", Reconcile, "Reconcile",
+                "compare orders, fills and holdings with the venue now; print the diff and what was adopted"),
+    CommandSpec("resume", Resume, "Resume", "back to ACTIVE (works with no engine running)", action="resume"),
+    CommandSpec("reduce-only", ReduceOnly, "Reduce only", "only orders that shrink a position from now on",
+                action="reduce_only"),
+    CommandSpec("ack", Ack, "Acknowledge all alerts", "acknowledge alerts (by id, or all): stops their escalation",
+                action="ack_all"),
+    CommandSpec("snapshot", Snapshot, "Snapshot", "write a snapshot archive of the whole state now",
+                action="snapshot"),
+    CommandSpec("order", PlaceOrder, "Order", "buy or sell through the same risk checks as any order"),
+    CommandSpec("strategy", SetStrategy, "Strategy", "enable or disable a strategy by name"),
+    CommandSpec("mode", SetMode, "Mode", "switch to dry-run (decide and log, send nothing) or back to the mode the "
+                "engine started in", action="mode"),
+)
+BY_NAME: dict[str, type[Command]] = {
+    cls.name: cls
+    for cls in (Halt, CancelAll, CloseAll, ClosePosition, ExitPosition, Resume, ReduceOnly, Reconnect, Reconcile,
+                Ack, Snapshot, PlaceOrder, CancelOrder, SetStrategy, SetMode, RunPreflight)
+}

@@ -1,0 +1,59 @@
+"""The narrow ports the engine's parts receive instead of the engine: raise an alert, submit a command, spawn
+an owned task, and the link to the venue (swapped whole on reconnect).
+
+No part reaches through another: execution, sync, monitors, the runner and the kill switch each get only these
+and the state objects they read (tracker, portfolio, stats, the trading-state machine).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager, Coroutine, Mapping, Protocol
+
+from engine.kernel.commands import Command, CommandResult
+from engine.kernel.errors import EngineError
+from engine.kernel.events import Event, Severity, VenueConnection
+
+if TYPE_CHECKING:  # the type only: a front end importing the ports imports no venue (nor ccxt's wrappers)
+    from engine.venue.adapter import Venue
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Event], None]
+Submit = Callable[[Command], Awaitable[CommandResult]]
+Spawn = Callable[[str, Coroutine[Any, Any, Any]], Any]
+# A store transaction for one synchronous burst of events (group commit; see ``Store.batch``).
+Batch = Callable[[], ContextManager[None]]
+
+
+class AlertPort(Protocol):
+    def __call__(self, severity: Severity, code: str, message: str,
+                 values: Mapping[str, Any] | None = None) -> None:
+        """Raise an alert: logged, stored, shown."""
+
+
+class VenueLink:
+    """The venue the engine talks to now (None until connected) and whether it is reachable."""
+
+    def __init__(self, publish: Publish, alert: AlertPort) -> None:
+        self._publish = publish
+        self._alert = alert
+        self.venue: Venue | None = None
+        self.connected = False
+        self.label = ""
+
+    def require(self) -> Venue:
+        if self.venue is None or not self.venue.ex.markets:
+            raise EngineError("the venue is not connected yet")
+        return self.venue
+
+    def set_connected(self, connected: bool, detail: str) -> None:
+        if connected == self.connected and connected:
+            return
+        was = self.connected
+        self.connected = connected
+        self._publish(VenueConnection(connected, detail))
+        if not connected:
+            self._alert(Severity.WARN, "VENUE_DOWN", f"venue connection lost: {detail}")
+        elif not was:
+            log.info("venue connected: %s", self.label)

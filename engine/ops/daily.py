@@ -1,0 +1,49 @@
+"""The day's summary (runbook 004 "Daily Summary"): what the sinks receive at 23:59 UTC and ``cockpit report daily``
+prints, from the same figures: the day's counters, the largest drawdown seen that day, the kill-switch trips.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+from engine.store.db import Store
+
+
+def day_bounds(day: str) -> tuple[str, str]:
+    """The UTC day ``day`` (YYYY-MM-DD) as the store's timestamps bound it: [start, next day's start)."""
+    start = date.fromisoformat(day)
+    return f"{start.isoformat()}T00:00:00+00:00", f"{(start + timedelta(days=1)).isoformat()}T00:00:00+00:00"
+
+
+def largest_drawdown(equity_rows: Iterable[Mapping[str, Any]]) -> Decimal:
+    """The largest drawdown (percent from the peak) among the equity samples."""
+    return max((Decimal(r["drawdown_pct"]) for r in equity_rows if r.get("drawdown_pct")), default=Decimal(0))
+
+
+def summarize(day: str, stats: Mapping[str, Any], max_drawdown_pct: Decimal, kill_switch_trips: int
+              ) -> tuple[str, dict[str, Any]]:
+    """The sentence people receive and the figures behind it."""
+    wins, losses = int(stats.get("winning_trades", 0)), int(stats.get("losing_trades", 0))
+    rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
+    values = {**stats, "max_drawdown_pct": str(max_drawdown_pct), "kill_switch_trips": kill_switch_trips,
+              "win_rate": rate}
+    message = (f"{day}: PnL {stats.get('net_pnl')}, {stats.get('trades_count')} fills, win rate {rate}, max drawdown "
+               f"{max_drawdown_pct:.2f}%, fees {stats.get('fees')}, REST errors {stats.get('rest_errors')}, "
+               f"kill-switch trips {kill_switch_trips}")
+    return message, values
+
+
+def kill_switch_trips(audit_rows: Iterable[Mapping[str, Any]]) -> int:
+    return sum(1 for r in audit_rows if r["kill_switch"] and r["ok"])
+
+
+def from_store(store: Store, day: str) -> tuple[str, dict[str, Any]] | None:
+    """The summary of ``day`` from what the store kept; None when nothing was recorded that day."""
+    stats = store.load_day(day)
+    if stats is None:
+        return None
+    since, until = day_bounds(day)
+    return summarize(day, stats, largest_drawdown(store.equity_between(since, until)),
+                     kill_switch_trips(store.audit_between(since, until)))

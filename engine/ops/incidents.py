@@ -1,0 +1,225 @@
+"""Incidents: every kill-switch trip, manual or automatic, opens one and writes a snapshot archive at once
+(runbook 000 §3 "Log full state"); the timeline says how long it took to detect (first bad reading -> alert), to
+act (alert -> kill switch done) and to recover (-> resume). ``report`` writes the post-incident review (runbook
+001 "Post-Incident Review") with what the data answers filled in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from engine.kernel.events import (
+    AlertRaised, CommandAudited, Event, IncidentChanged, TradingState, TradingStateChanged, utcnow,
+)
+from engine.kernel.ports import Publish, Spawn
+
+log = logging.getLogger(__name__)
+
+# Seconds between an incident's trip (its state captured) and its archive being written.
+SNAPSHOT_WRITE_DELAY_S = 1.0
+
+def store_parts(store: Any) -> dict[str, Any]:
+    """What a snapshot holds when no engine runs: what the store knows."""
+    state, info = store.trading_state()
+    return {"state": {"trading_state": state.value, "info": info},
+            "alerts": store.alerts(limit=200),
+            "orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side, "type": o.type,
+                        "amount": o.amount, "price": o.price, "status": o.status.value, "filled": o.filled,
+                        "origin": o.origin} for o in store.orders()][-500:],
+            "balances": [{"asset": b.asset, "free": b.free, "locked": b.locked} for b in store.balances()],
+            "monitors": store.load_json("monitors"), "holdings": store.load_json("holdings"),
+            "audit": store.audit(limit=200), "incidents": store.incidents(limit=20)}
+
+
+def write_snapshot(data_dir: Path, parts: Mapping[str, Any], why: str) -> Path:
+    """A zip of JSON files (one per part) in ``DATA/snapshots``; returns its path. Secrets are never in ``parts``.
+
+    A part may be a function of no argument, called here (in the writing thread) for the content."""
+    folder = Path(data_dir) / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
+    path = folder / f"snapshot_{stamp}.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", f"cockpit snapshot taken {stamp}: {why}\n")
+        for name, content in parts.items():
+            if callable(content):
+                content = content()
+            archive.writestr(f"{name}.json", json.dumps(content, default=str, indent=1, sort_keys=True))
+    return path
+
+
+def _seconds(a: str | None, b: str | None) -> float | None:
+    if not a or not b:
+        return None
+    return round((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds(), 3)
+
+
+def timings(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """Time to detect, to act and to recover, in seconds (None where the data does not say)."""
+    return {"detect_s": _seconds(row.get("first_reading_at"), row.get("alerted_at")),
+            "act_s": _seconds(row.get("alerted_at"), row.get("acted_at")),
+            "recover_s": _seconds(row.get("acted_at") or row.get("opened_at"), row.get("recovered_at"))}
+
+
+class Incidents:
+    """Opens an incident at a kill-switch trip, records the kill switch's actions, closes it at resume."""
+
+    def __init__(self, data_dir: Path, publish: Publish, snapshot_parts: Callable[[], dict[str, Any]],
+                 spawn: Spawn | None, next_id: int = 1) -> None:
+        self.data_dir = Path(data_dir)
+        self.publish = publish
+        self.spawn = spawn
+        self.snapshot_parts = snapshot_parts
+        self.next_id = next_id
+        self.current: dict[str, Any] | None = None
+
+    def restore(self, open_row: Mapping[str, Any] | None, max_id: int, state: TradingState,
+                state_ts: str | None) -> None:
+        """Go on with the incident left open, unless trading left HALTED meanwhile (a resume with no engine)."""
+        self.next_id = max_id + 1
+        self.current = dict(open_row) if open_row else None
+        if self.current is not None and state != TradingState.HALTED:
+            self.current["recovered_at"] = state_ts or utcnow().isoformat()
+            self._save()
+            self.current = None
+
+    def on_event(self, event: Event) -> None:
+        """Inline bus handler."""
+        if isinstance(event, TradingStateChanged):
+            if event.state == TradingState.HALTED and self.current is None:
+                self._open(event)
+            elif event.previous == TradingState.HALTED and event.state != TradingState.HALTED and self.current:
+                self.current["recovered_at"] = event.ts.isoformat()
+                self._save()
+                self.current = None
+        elif isinstance(event, CommandAudited) and event.kill_switch and self.current is not None:
+            actions = json.loads(self.current.get("actions") or "[]")
+            actions.append({"ts": event.ts.isoformat(), "command": event.command, "actor": event.actor,
+                            "ok": event.ok, "result": event.result, "duration_ms": round(event.duration_ms, 1)})
+            self.current["actions"] = json.dumps(actions)
+            if event.ok and not self.current.get("acted_at"):
+                self.current["acted_at"] = event.ts.isoformat()  # the first action that completed
+            self._save()
+        elif (isinstance(event, AlertRaised) and event.alert.code == "KILL_SWITCH_DONE" and self.current is not None
+              and not self.current.get("acted_at")):
+            self.current["acted_at"] = event.alert.ts.isoformat()  # a tier that completed on a retry
+            self._save()
+
+    def _open(self, event: TradingStateChanged) -> None:
+        first = str(event.values.get("first_reading_at") or event.ts.isoformat())
+        self.current = {
+            "id": self.next_id, "opened_at": event.ts.isoformat(), "trigger": event.code or "operator",
+            "actor": event.actor, "code": event.code, "reason": event.reason, "first_reading_at": first,
+            "alerted_at": event.ts.isoformat(), "acted_at": None, "recovered_at": None, "snapshot": None,
+            "actions": "[]",
+        }
+        self.next_id += 1
+        self._save()
+        if self.spawn is None:
+            parts = self._capture(self.current)
+            if parts is not None:
+                self._write_now(self.current, parts, event.reason)
+        else:
+            # Captured as soon as the kill switch's own work yields (its first venue call), not before it: the
+            # snapshot must never delay a halt or a cancel; the archive is written in a thread a second later.
+            self.spawn(f"incident {self.current['id']} snapshot", self._write(self.current, event.reason))
+
+    def _capture(self, incident: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self.snapshot_parts()
+        except Exception as exc:  # a snapshot must never stand in the kill switch's way
+            log.error("incident snapshot not captured", exc_info=exc)
+            incident["snapshot"] = f"not captured: {type(exc).__name__}: {exc}"
+            self.publish(IncidentChanged(dict(incident)))
+            return None
+
+    def _write_now(self, incident: dict[str, Any], parts: dict[str, Any], reason: str) -> None:
+        try:
+            incident["snapshot"] = str(write_snapshot(self.data_dir, parts, f"incident {incident['id']}: {reason}"))
+        except Exception as exc:  # a full disk must not stop anything; the incident says so
+            incident["snapshot"] = f"not written: {exc}"
+        self.publish(IncidentChanged(dict(incident)))
+
+    async def _write(self, incident: dict[str, Any], reason: str) -> None:
+        await asyncio.sleep(0)
+        parts = self._capture(incident)
+        if parts is None:
+            return
+        why = f"incident {incident['id']}: {reason}"
+        try:
+            # The archive (~50 ms of JSON and zip for 500 orders and events) is written once the kill switch's own
+            # work is done: in a thread it would still compete with it for the interpreter. A stop writes it now.
+            await asyncio.sleep(SNAPSHOT_WRITE_DELAY_S)
+        except asyncio.CancelledError:
+            self._write_now(incident, parts, reason)
+            raise
+        try:
+            path = await asyncio.to_thread(write_snapshot, self.data_dir, parts, why)
+            incident["snapshot"] = str(path)
+        except Exception as exc:  # a full disk must not stop anything; the incident says so
+            incident["snapshot"] = f"not written: {exc}"
+            log.error("incident snapshot not written: %s", exc)
+        self.publish(IncidentChanged(dict(incident)))
+
+    def _save(self) -> None:
+        assert self.current is not None
+        self.publish(IncidentChanged(dict(self.current)))
+
+
+REVIEW_QUESTIONS = (
+    ("What triggered the incident?", lambda r, a: f"{r['trigger']} ({r['actor']}): {r['reason']}"),
+    ("When was it detected, and how long after the first bad reading?",
+     lambda r, a: f"{r['alerted_at']} ({_fmt(timings(r)['detect_s'])} after the first bad reading at "
+                  f"{r['first_reading_at']})"),
+    ("What did the kill switch do, and how long did it take?",
+     lambda r, a: "; ".join(f"{x['ts']} {x['command']} by {x['actor']}: {x['result']}" for x in a) or "halt only"),
+    ("Were positions closed correctly?",
+     lambda r, a: next((x["result"] for x in reversed(a) if x["command"] == "close-all"),
+                       "no close-all was run: positions were left to the operator")),
+    ("When was trading resumed?", lambda r, a: r["recovered_at"] or "not yet: still HALTED"),
+    ("What could prevent it next time?", lambda r, a: "(for the team to answer)"),
+)
+
+
+def _fmt(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds:.1f}s"
+
+
+def report(row: Mapping[str, Any], alerts: list[Mapping[str, Any]], changes: list[Mapping[str, Any]]) -> str:
+    """The post-incident review in Markdown: the timeline and the runbook's questions."""
+    actions = json.loads(row.get("actions") or "[]")
+    t = timings(row)
+    lines = [f"# Incident {row['id']}: {row['trigger']}", "",
+             f"- opened: {row['opened_at']} by {row['actor']}", f"- reason: {row['reason']}",
+             f"- time to detect: {_fmt(t['detect_s'])}; time to act: {_fmt(t['act_s'])}; "
+             f"time to recover: {_fmt(t['recover_s'])}", f"- snapshot: {row.get('snapshot') or 'none'}", "",
+             "## Timeline", ""]
+    events = [(c["ts"], f"trading {c['previous']} -> {c['state']} by {c['actor']}: {c['reason']}") for c in changes]
+    events += [(a["ts"], f"{a['severity']} {a['code']}: {a['message']}") for a in alerts]
+    events += [(x["ts"], f"{x['command']} by {x['actor']} ({'ok' if x['ok'] else 'NOT done'}): {x['result']}")
+               for x in actions]
+    lines += [f"- {ts} {what}" for ts, what in sorted(events)]
+    lines += ["", "## Post-incident review (runbook 001)", ""]
+    for question, answer in REVIEW_QUESTIONS:
+        lines += [f"**{question}**", "", answer(row, actions), ""]
+    return "\n".join(lines)
+
+
+def write_report(store: Any, data_dir: Path, incident_id: int) -> Path:
+    """Write ``DIR/incident_ID.md``, the post-incident report, and return its path. KeyError: no such incident;
+    OSError: it could not be written."""
+    row = store.incident(incident_id)
+    if row is None:
+        raise KeyError(f"no incident {incident_id}")
+    until = row["recovered_at"]
+    text = report(row, store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
+                  store.state_changes(row["opened_at"], until))
+    path = data_dir / f"incident_{incident_id}.md"
+    path.write_text(text, encoding="utf-8")
+    return path

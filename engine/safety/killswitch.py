@@ -1,0 +1,342 @@
+"""The kill switch's tiers after the halt: cancel every open order, and close every position at market.
+
+Runbooks 000 §3 ("Kill-Switch Activated": stop new orders, cancel pending orders, close positions), 001 §1
+("ws_stale: MUST close") and 003 "Emergency Procedures" (`/stop`, `/closeall`). Every call goes out on the
+venue's urgent lane, past the circuit breaker and the client-side rate limiter, and symbols are worked in
+parallel. What could not be done is reported per symbol; the engine keeps retrying it (``retry``) until done
+or an operator resumes. What remains after a close is verified at the venue: only dust too small to sell may
+be left, and it is reported by asset and amount, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Awaitable, Callable
+
+from engine.venue import errors as vx
+
+from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, CommandResult
+from engine.kernel.errors import EngineError
+from engine.kernel.events import Severity, TradingState
+from engine.trading.execution import Execution
+from engine.trading.orders import OrderTracker
+from engine.trading.portfolio import Portfolio, base_of
+from engine.kernel.ports import AlertPort, Spawn, VenueLink
+from engine.trading.state import TradingStateMachine, is_operator
+from engine.venue.adapter import OrderReport
+
+log = logging.getLogger(__name__)
+
+# Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
+RETRY_S = (1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass
+class Outcome:
+    """What one pass of a tier did, per symbol where it matters."""
+
+    canceled: int = 0
+    still_open: int | None = 0  # None: could not be listed
+    closed: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # symbol (or "listing") -> what failed
+    dust: dict[str, Decimal] = field(default_factory=dict)  # asset -> amount left, too small to sell
+    left: dict[str, Decimal] = field(default_factory=dict)  # asset -> amount left that could be sold
+
+    @property
+    def done(self) -> bool:
+        return not self.failures and self.still_open == 0 and not self.left
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "canceled": self.canceled, "still_open": self.still_open, "closed": list(self.closed),
+            "failures": dict(self.failures), "dust": {k: str(v) for k, v in self.dust.items()},
+            "left": {k: str(v) for k, v in self.left.items()},
+        }
+
+    def sentence(self, closing: bool) -> str:
+        still = "unknown" if self.still_open is None else self.still_open
+        parts = [f"canceled {self.canceled} order(s)"]
+        if closing:
+            parts.append(f"closed {len(self.closed)} position(s)")
+        parts.append(f"{still} still open at venue")
+        if closing:
+            if self.left:
+                parts.append("NOT closed: " + ", ".join(f"{a} {v}" for a, v in sorted(self.left.items())))
+            parts.append("dust left: " + (", ".join(f"{a} {v}" for a, v in sorted(self.dust.items())) or "none"))
+        if self.failures:
+            parts.append("failed: " + "; ".join(f"{s}: {why}" for s, why in sorted(self.failures.items())))
+        return "; ".join(parts)
+
+
+class KillSwitch:
+    """Cancel-all and close-all (all symbols or one) on the urgent lane, with a per-symbol report."""
+
+    def __init__(self, symbols: tuple[str, ...], link: VenueLink, execution: Execution, tracker: OrderTracker,
+                 portfolio: Portfolio) -> None:
+        self.symbols = symbols
+        self.link = link
+        self.execution = execution
+        self.tracker = tracker
+        self.portfolio = portfolio
+
+    # ------------------------------------------------------------ tiers
+
+    async def cancel_all(self, symbols: tuple[str, ...] | None = None,
+                         alongside: Callable[[], Awaitable[Any]] | None = None) -> Outcome:
+        """Cancel every open order: the symbols it knows at once, in parallel, then whatever the venue-wide
+        listing shows (orders this engine never placed included), then bring tracked orders up to date.
+        ``alongside`` runs with the first listing (close-all reads the balances the cancels freed meanwhile); what
+        it raises is the caller's to see."""
+        venue = self.link.require()
+        out = Outcome()
+        only = set(symbols) if symbols else None
+        pending = set(symbols or self.symbols) | {o.symbol for o in self.tracker.open_orders()
+                                                  if only is None or o.symbol in only}
+        done: set[str] = set()
+        remaining: list[OrderReport] | None = None
+        rounds = 0
+        while pending:
+            for symbol, result in zip(sorted(pending), await asyncio.gather(
+                    *(self._cancel_symbol(s) for s in sorted(pending)), return_exceptions=True)):
+                if isinstance(result, BaseException):
+                    out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
+                    continue
+                out.canceled += len(result)
+                self.execution.apply_reports(result, "rest")
+            done |= pending
+            rounds += 1
+            listing = venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)
+            try:
+                if alongside is not None and rounds == 1:
+                    listed, _ = await asyncio.gather(listing, alongside())
+                else:
+                    listed = await listing
+            except vx.BaseError as exc:
+                out.failures["listing"] = f"listing open orders: {type(exc).__name__}: {exc}"[:200]
+                remaining = None
+                break
+            remaining = [r for r in listed if only is None or r.symbol in only]
+            pending = {r.symbol for r in remaining} - done
+        out.still_open = None if remaining is None else len(remaining)
+        if alongside is not None and rounds != 1:
+            await alongside()  # the listing found more to cancel (or failed): run it after the last cancels
+        await self._settle(remaining, only, out)
+        return out
+
+    async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None) -> Outcome:
+        """Cancel everything, then sell every position at market within the venue's filters, and verify."""
+        read: list[BaseException | None] = []
+
+        async def read_balances() -> None:
+            """What the cancels freed; read alongside cancel-all's listing (one round trip fewer)."""
+            try:
+                await self.execution.refresh_balances(urgent=True)
+                read.append(None)
+            except vx.BaseError as exc:
+                read.append(exc)
+
+        out = await self.cancel_all(symbols, alongside=read_balances)
+        targets = tuple(symbols or self.symbols)
+        if not read:  # no listing was reached
+            await read_balances()
+        if read[-1] is not None:
+            exc = read[-1]
+            out.failures["balances"] = f"balances: {type(exc).__name__}: {exc}"[:200]
+            return out
+        sells = [s for s in targets if self._sellable(s)[0] > 0]
+        results = await self.execution.sell_now([(s, self._sellable(s)[0]) for s in sells], actor)
+        for symbol, result in zip(sells, results):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"sell: {type(result).__name__}: {result}"[:200]
+            elif not result.ok:
+                out.failures[symbol] = f"sell: {result.message}"[:200]
+            else:
+                out.closed.append(symbol)
+        try:
+            await self.execution.refresh_balances(urgent=True)
+        except vx.BaseError as exc:
+            out.failures["balances"] = f"verifying balances: {type(exc).__name__}: {exc}"[:200]
+            return out
+        for symbol in targets:
+            amount, total = self._sellable(symbol)
+            if total <= 0:
+                continue
+            if amount > 0 or total > self.portfolio.free(base_of(symbol)):
+                out.left[base_of(symbol)] = total  # sellable, or still locked in an order
+            else:
+                out.dust[base_of(symbol)] = total
+        return out
+
+    # ------------------------------------------------------------ steps
+
+    async def _cancel_symbol(self, symbol: str) -> list[OrderReport]:
+        try:
+            return await self.link.require().cancel_all_orders(symbol, urgent=True)
+        except vx.OrderNotFound:
+            return []  # Binance answers -2011 when there is nothing to cancel
+
+    def _sellable(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """(what can be sold now within the venue's filters, all that is held) of the symbol's base."""
+        venue = self.link.require()
+        base = base_of(symbol)
+        held = self.portfolio.balances.get(base)
+        total = held.total if held else Decimal(0)
+        free = held.free if held else Decimal(0)
+        amount = venue.amount_to_precision(symbol, free) if free > 0 else Decimal(0)
+        price = self.portfolio.last.get(symbol)
+        if amount < venue.min_amount(symbol) or amount <= 0:
+            return Decimal(0), total
+        if price is not None and amount * price < venue.min_cost(symbol):
+            return Decimal(0), total
+        return amount, total
+
+    async def _settle(self, remaining: list[OrderReport] | None, only: set[str] | None, out: Outcome) -> None:
+        """Tracked orders the venue no longer lists open: ask each by client id (filled or canceled)."""
+        if remaining is None:
+            return
+        venue = self.link.require()
+        still = {r.client_id for r in remaining}
+        stale = [o for o in self.tracker.open_orders()
+                 if o.client_id not in still and o.client_id not in self.execution.in_flight
+                 and (only is None or o.symbol in only)]
+        results = await asyncio.gather(*(venue.fetch_order(o.client_id, o.symbol, urgent=True) for o in stale),
+                                       return_exceptions=True)
+        with self.execution.batch():
+            for order, result in zip(stale, results):
+                if isinstance(result, vx.OrderNotFound):
+                    self.execution.lost(order, "kill-switch")  # never reached the venue: nothing there to cancel
+                elif isinstance(result, BaseException):
+                    out.failures[order.symbol] = f"order {order.client_id}: {type(result).__name__}: {result}"[:200]
+                else:
+                    self.execution.apply_report(result, "rest")
+
+
+def trip_code(actor: str) -> str:
+    """The monitor's code in ``monitor:<code>`` (empty for anyone else)."""
+    return actor.split(":", 1)[1] if actor.startswith("monitor:") else ""
+
+
+class Tiers:
+    """Runs a kill-switch command: halts first (except close SYMBOL), does the venue pass, reports, and keeps
+    retrying what the venue did not let it finish until done or an operator resumes."""
+
+    def __init__(self, kill: KillSwitch, state: TradingStateMachine, link: VenueLink, symbols: tuple[str, ...],
+                 alert: AlertPort, spawn: Spawn) -> None:
+        self.kill = kill
+        self.state = state
+        self.link = link
+        self.symbols = symbols
+        self.alert = alert
+        self.spawn = spawn
+        self.retries: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._resumes = 0
+
+    def resumed(self) -> None:
+        """An operator resumed: every retry stands down, and a pass under way will not start one."""
+        self._resumes += 1
+        self._stop(None, "trading resumed")
+
+    async def run(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
+        """Cancel-all and close-all halt first (tier 1), then act at the venue; close SYMBOL acts on one.
+
+        Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
+        was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
+        """
+        prefix = ""
+        if isinstance(c, ClosePosition):
+            if c.symbol not in self.symbols:
+                return CommandResult(False, f"{c.symbol or 'no symbol'} is not a configured symbol "
+                                            f"({', '.join(self.symbols)})")
+            prefix = f"{c.symbol}: "
+        else:
+            self.state.tripped()
+            self.state.move(TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor),
+                            c.values)
+            prefix = f"{self.state.state.value}; "
+        resumes = self._resumes
+        if self.link.venue is None or not self.link.venue.ex.markets:
+            self._retry(c)
+            return CommandResult(False, f"{prefix}the venue is not connected: nothing canceled or sold yet; "
+                                        "retrying until it is")
+        try:
+            outcome = await self._pass(c)
+        except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
+            outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
+        if not isinstance(c, ClosePosition):
+            prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
+        message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
+        automatic = not is_operator(c.actor)
+        if outcome.done:
+            code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
+            self.alert(Severity.CRIT if automatic else Severity.WARN, code, f"{message} (by {c.actor})",
+                       values=outcome.details())
+        elif self._resumes != resumes:
+            self.alert(Severity.WARN, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; not retried: "
+                                                                "an operator resumed trading meanwhile",
+                       values=outcome.details())
+        else:
+            self.alert(Severity.CRIT, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; retrying",
+                       values=outcome.details())
+            self._retry(c)
+        return CommandResult(outcome.done, message, outcome.details())
+
+    async def _pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:
+        if isinstance(c, CancelAll):
+            return await self.kill.cancel_all()
+        symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
+        return await self.kill.close_all(c.actor, symbols)
+
+    def _retry(self, c: CancelAll | CloseAll | ClosePosition) -> None:
+        """Keep trying ``c``. A retry of the same tier (and symbol) is replaced; close-all supersedes every other
+        retry, since it does all they do; a weaker tier never replaces a stronger one."""
+        key = (c.name, getattr(c, "symbol", ""))
+        for done in [k for k, task in self.retries.items() if task.done()]:
+            del self.retries[done]
+        if any(k[0] == "close-all" for k in self.retries) and key[0] != "close-all":
+            return  # a close-all still retrying does this too
+        for other in list(self.retries):
+            if other == key or key[0] == "close-all":
+                self._stop(other, f"superseded by {c.name}")
+        self.retries[key] = self.spawn(f"kill-switch-retry {c.name}", self._keep_trying(c, key))
+
+    def retrying(self) -> list[str]:
+        """The kill-switch tiers still being retried."""
+        return sorted(k[0] for k, task in self.retries.items() if not task.done())
+
+    def _stop(self, key: tuple[str, str] | None, why: str) -> None:
+        """Stop one retry (``key``) or every one (None)."""
+        for k in [key] if key is not None else list(self.retries):
+            task = self.retries.pop(k, None)
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                log.info("kill-switch retry %s stopped: %s", k[0], why)
+                task.cancel()
+
+    async def _keep_trying(self, c: CancelAll | CloseAll | ClosePosition, key: tuple[str, str]) -> None:
+        """Retry what a kill-switch tier could not do until it is done (or an operator resumes)."""
+        attempt = 0
+        resumes = self._resumes
+        while True:
+            await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+            attempt += 1
+            if self._resumes != resumes:
+                self.retries.pop(key, None)
+                return  # an operator resumed: the kill switch stands down
+            try:
+                outcome = await self._pass(c)
+            except (EngineError, vx.BaseError) as exc:
+                log.warning("kill-switch retry %d of %s: %s", attempt, c.name, exc)
+                continue
+            except Exception as exc:  # a bug must not end the retrying: report it and keep trying
+                log.error("kill-switch retry %d of %s failed", attempt, c.name, exc_info=exc)
+                continue
+            if outcome.done:
+                self.alert(Severity.WARN, "KILL_SWITCH_DONE",
+                           f"{c.name} by {c.actor} completed on retry {attempt}: "
+                           f"{outcome.sentence(closing=not isinstance(c, CancelAll))}", values=outcome.details())
+                self.retries.pop(key, None)
+                return
+            log.warning("kill-switch retry %d of %s incomplete: %s", attempt, c.name,
+                        outcome.sentence(closing=not isinstance(c, CancelAll)))

@@ -1,0 +1,388 @@
+"""The order path: checks, persist, send, and the venue's answers (reports, fills, balances) into state.
+
+Every order, from the operator, a strategy, a stop-loss or the kill switch, is placed here after ``execute``
+has checked what the trading state permits: request sanity, account limits, venue filters, the order rate
+limit, then the client id is stored, then the request leaves. After an uncertain failure (timeout, connection
+lost) the venue is asked by client id before anything is decided, so an order is never placed twice.
+The kill switch's orders (``urgent``) skip the order-rate limit and the circuit breaker, never the filters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from decimal import Decimal
+from contextlib import nullcontext
+from typing import Callable, Iterable
+
+from engine.venue import errors as vx
+
+from engine.kernel.commands import CommandResult
+from engine.kernel.config import RiskConfig
+from engine.kernel.errors import EngineError
+from engine.kernel.events import (
+    Balance, BalancesUpdated, Fill, FillReceived, Order, OrderRefused, OrderStatus, PositionsUpdated, RoundTripClosed,
+    Severity, StopsChanged,
+)
+from engine.trading.orders import OrderTracker
+from engine.trading.portfolio import Portfolio, base_of
+from engine.kernel.ports import AlertPort, Batch, Publish, VenueLink
+from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
+from engine.trading.stats import DailyStats
+from engine.venue.adapter import OrderReport, not_sent_errors, refused_errors
+
+log = logging.getLogger(__name__)
+
+# After an uncertain send the venue is asked by client id; "not found" is asked again after these pauses before
+# the order counts as never placed (a request can still be in the venue's queue).
+NOT_FOUND_RECHECK_S = (0.5, 1.0, 0.0)
+
+
+class Execution:
+    """Places and cancels orders; applies what the venue reports; owns the order rate limit and the stops."""
+
+    def __init__(
+        self,
+        risk: RiskConfig,
+        mode: str,
+        symbols: tuple[str, ...],
+        link: VenueLink,
+        tracker: OrderTracker,
+        portfolio: Portfolio,
+        stats: DailyStats,
+        publish: Publish,
+        alert: AlertPort,
+        drawdown_pct: Callable[[], Decimal] = lambda: Decimal(0),
+        permission: Callable[[str], str | None] = lambda side: None,
+        batch: Batch = nullcontext,
+        durable: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.risk = risk
+        self.mode = mode
+        self.symbols = symbols
+        self.link = link
+        self.tracker = tracker
+        self.portfolio = portfolio
+        self.stats = stats
+        self.publish = publish
+        self.alert = alert
+        self.drawdown_pct = drawdown_pct
+        # side -> why the trading state does not permit it now (asked again right before an order leaves: the
+        # state may have moved while the order waited for a venue's Retry-After)
+        self.permission = permission
+        # What one answer or one stream read brings is stored in one transaction (the store's group commit).
+        self.batch = batch
+        # Commits what was written: called between recording an order and sending it (a client id is on disk
+        # before the request carrying it leaves, so a retry or a restart never places an order twice).
+        self.durable = durable
+        self.rate = OrderRateLimit(risk.max_orders_per_minute)
+        self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held (persisted)
+        # Client ids whose create request has not been answered yet: reconciliation must not judge them.
+        self.in_flight: set[str] = set()
+        # Client id -> amount of its fills seen: an order reported more filled than this has fills still to fetch.
+        self.filled_seen: dict[str, Decimal] = {}
+
+    # ------------------------------------------------------------ placing
+
+    def exposure(self, symbol: str) -> Exposure:
+        """The account as the limits see it: held positions plus what resting buys would add."""
+        p = self.portfolio
+        venue = self.link.venue
+        min_cost = venue.min_cost(symbol) if venue else Decimal(0)
+        pending: dict[str, Decimal] = {}
+        for o in self.tracker.open_orders():
+            if o.side == "buy":
+                price = o.price if o.price is not None else p.last.get(o.symbol, Decimal(0))
+                pending[o.symbol] = pending.get(o.symbol, Decimal(0)) + o.remaining * price
+        held = [s for s in self.symbols if p.position_value(s) > min_cost or pending.get(s, 0) > 0]
+        return Exposure(
+            equity=p.equity(),
+            position_value=p.position_value(symbol) + pending.get(symbol, Decimal(0)),
+            open_positions=len(held),
+            holds_symbol=symbol in held,
+            drawdown_pct=self.drawdown_pct(),
+            daily_loss_pct=self.stats.current().daily_loss_pct(p.equity()),
+        )
+
+    def _refusal(self, symbol: str, side: str, amount: Decimal, price: Decimal | None,
+                 stop_loss: Decimal | None, urgent: bool) -> tuple[str | None, Decimal, Decimal | None]:
+        refusal = pre_trade_refusal(self.link.connected or urgent, self.symbols, symbol, side, amount)
+        venue = self.link.venue
+        if refusal is not None:
+            return refusal, amount, price
+        if venue is None or not venue.ex.markets:
+            return "venue not connected", amount, price
+        amount = venue.amount_to_precision(symbol, amount)
+        if price is not None:
+            price = venue.price_to_precision(symbol, price)
+        ref = price if price is not None else self.portfolio.last.get(symbol)
+        refusal = filter_refusal(venue.min_amount(symbol), venue.min_cost(symbol), symbol, amount, ref)
+        if refusal is None and not urgent:
+            refusal = (limit_refusal(self.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref)
+                       or self.rate.refusal() or venue.breaker.refusal())
+        return refusal, amount, price
+
+    def check(self, symbol: str, side: str, amount: Decimal, price: Decimal | None,
+              stop_loss: Decimal | None) -> str | None:
+        """Why an order would be refused by the checks, without storing or sending anything (the go/no-go
+        checklist's risk self-test); None when it would go."""
+        return self._refusal(symbol, side, amount, price, stop_loss, urgent=False)[0]
+
+    async def place(
+        self,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: Decimal,
+        price: Decimal | None,
+        actor: str = "operator",
+        stop_loss: Decimal | None = None,
+        urgent: bool = False,
+    ) -> CommandResult:
+        """Check, persist, then send one order; the client id is on disk before the request leaves.
+
+        A venue's Retry-After is waited out first, and only then is everything checked (trading state, limits,
+        exposure): nothing awaits between the checks and the order's record, so two orders that waited together
+        cannot both pass the same exposure."""
+        if not urgent and self.link.venue is not None:
+            await self.link.venue.health.wait_if_paused()
+            late = self.permission(side)
+            if late:
+                self.publish(OrderRefused(actor, symbol, side, amount, price, late))
+                return CommandResult(False, late)
+        recorded = self._record(symbol, side, type_, amount, price, actor, stop_loss, urgent)
+        if isinstance(recorded, CommandResult):
+            return recorded
+        refused = self._commit([recorded])  # the client id is on disk before the request carrying it leaves
+        if refused is not None:
+            return refused
+        return await self._send(recorded, stop_loss, urgent)
+
+    async def sell_now(self, sells: list[tuple[str, Decimal]], actor: str) -> list[CommandResult | BaseException]:
+        """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
+        commit for them all, then sent together (group commit: write the batch, commit, send the batch)."""
+        recorded = [self._record(symbol, "sell", "market", amount, None, actor, None, urgent=True)
+                    for symbol, amount in sells]
+        refused = self._commit([r for r in recorded if isinstance(r, Order)])
+        if refused is not None:
+            return [refused for _ in recorded]
+
+        async def answer(result: CommandResult) -> CommandResult:
+            return result
+
+        return await asyncio.gather(*(answer(r) if isinstance(r, CommandResult) else self._send(r, None, True)
+                                      for r in recorded), return_exceptions=True)
+
+    def _commit(self, orders: list[Order]) -> CommandResult | None:
+        """Commit the recorded orders before they are sent; if the store cannot (a full disk), none is sent: each
+        is marked REJECTED and the refusal returned."""
+        try:
+            self.durable()
+        except EngineError as exc:
+            for order in orders:
+                self.in_flight.discard(order.client_id)
+                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="engine",
+                                   detail=f"not sent: {exc}"[:300])
+            return CommandResult(False, str(exc))
+        return None
+
+    def _record(self, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None, actor: str,
+                stop_loss: Decimal | None, urgent: bool) -> Order | CommandResult:
+        """Check an order and record it with a fresh client id (nothing awaited), or say why not."""
+        refusal, amount, price = self._refusal(symbol, side, amount, price, stop_loss, urgent)
+        if refusal:
+            log.info("order refused (%s %s %s by %s): %s", side, amount, symbol, actor, refusal)
+            self.publish(OrderRefused(actor, symbol, side, amount, price, refusal))
+            return CommandResult(False, refusal)
+        self.link.require()
+        if self.mode == "dry-run":
+            log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
+            return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
+        order = self.tracker.create(symbol, side, type_, amount, price, origin=actor)
+        if not urgent:
+            self.rate.sent()
+        self.in_flight.add(order.client_id)
+        return order
+
+    async def _send(self, order: Order, stop_loss: Decimal | None, urgent: bool) -> CommandResult:
+        """Send a recorded order (its client id already on disk) and apply the venue's answer."""
+        symbol, side, amount, price = order.symbol, order.side, order.amount, order.price
+        try:
+            try:
+                venue = self.link.require()
+                report = await venue.create_order(order.client_id, symbol, side, order.type, amount, price,
+                                                  urgent=urgent)
+            except not_sent_errors() as exc:
+                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
+                                   detail=f"not sent: {type(exc).__name__}: {exc}"[:300])
+                return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
+            except refused_errors() as exc:
+                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
+                self.alert(Severity.WARN, "ORDER_REJECTED", f"{side} {amount} {symbol} rejected: {exc}")
+                return CommandResult(False, f"rejected by venue: {exc}")
+            except vx.BaseError as exc:
+                # Anything else (a timeout, a dropped connection, -1006 "execution status unknown", a garbled
+                # answer) may hide a placed order: ask the venue by client id before deciding.
+                result = await self._resolve_uncertain(order, exc, urgent)
+                if result.ok:
+                    self._keep_stop(symbol, side, stop_loss)
+                return result
+        finally:
+            self.in_flight.discard(order.client_id)
+        self.apply_report(report, "rest")
+        self._keep_stop(symbol, side, stop_loss)
+        if report.fills and not urgent:
+            # Read back at once, so the next buy's exposure (and whoever reads the balances next) counts the fill
+            # even if the balance stream lags: a second request per fill, and the order's answer waits for it.
+            await self.refresh_balances_quietly()
+        return CommandResult(True, f"{side} {amount} {symbol} {report.status.value}",
+                             {"client_id": order.client_id, "status": report.status.value})
+
+    def _keep_stop(self, symbol: str, side: str, stop_loss: Decimal | None) -> None:
+        """A buy the venue accepted sets the position's stop (the latest entry's stop wins); persisted."""
+        if side != "buy" or stop_loss is None:
+            return
+        self.stops[symbol] = stop_loss
+        self.publish(StopsChanged(dict(self.stops)))
+
+    async def _resolve_uncertain(self, order: Order, exc: Exception, urgent: bool) -> CommandResult:
+        """After a timeout the order may be at the venue: ask by client id before deciding anything."""
+        venue = self.link.require()
+        log.warning("send of %s uncertain (%s); asking the venue by client id", order.client_id, exc)
+        for attempt, pause in enumerate(NOT_FOUND_RECHECK_S):
+            try:
+                report = await venue.fetch_order(order.client_id, order.symbol, urgent=urgent)
+                break
+            except vx.OrderNotFound:
+                if attempt == len(NOT_FOUND_RECHECK_S) - 1:
+                    self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
+                                       detail=f"not received by venue after {type(exc).__name__}")
+                    return CommandResult(False, f"not placed: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(pause)  # a request still in the venue's queue shows up within its window
+            except vx.BaseError as exc2:
+                self.alert(Severity.WARN, "ORDER_UNKNOWN_STATE",
+                           f"order {order.client_id} may or may not be at the venue ({exc2}); reconcile will settle "
+                           "it")
+                return CommandResult(False, f"order state unknown after {type(exc).__name__}; will reconcile")
+        self.apply_report(report, "rest")
+        return CommandResult(True, f"{order.side} {order.amount} {order.symbol} {report.status.value} "
+                                   f"(found by client id after {type(exc).__name__})")
+
+    # ------------------------------------------------------------ answers
+
+    def apply_reports(self, reports: Iterable[OrderReport], source: str) -> None:
+        """Apply many reports learnt at once (a cancel-all's answer, a stream read): stored in one transaction."""
+        with self.batch():
+            for report in reports:
+                self.apply_report(report, source)
+
+    def apply_fills(self, fills: Iterable[Fill]) -> None:
+        with self.batch():
+            for fill in fills:
+                self.on_fill(fill)
+
+    def apply_report(self, report: OrderReport, source: str) -> None:
+        before = self.tracker.get(report.client_id)
+        updated = self.tracker.apply(report.client_id, report.status, source=source, filled=report.filled,
+                                     average=report.average, venue_id=report.venue_id)
+        if updated is not None and updated.status.is_terminal and before is not None and not before.status.is_terminal:
+            self.stats.order_done(filled=updated.filled > 0)
+        for fill in report.fills:
+            self.on_fill(fill)
+
+    def lost(self, order: Order, source: str) -> None:
+        """An order the engine holds open but the venue does not know (never arrived): EXPIRED, with an alert."""
+        self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
+                           detail="lost: the venue does not know this order")
+        self.alert(Severity.WARN, "ORDER_LOST", f"order {order.client_id} ({order.side} {order.amount} {order.symbol}) "
+                                                "is unknown at the venue; marked EXPIRED")
+
+    def on_fill(self, fill: Fill) -> bool:
+        """Apply one fill (a repeat of a known trade id is ignored); True when it was new."""
+        order = self.tracker.get(fill.client_id) if fill.client_id else None
+        new, trip = self.portfolio.add_fill(fill, order.origin if order else None)
+        if not new:
+            return False
+        self.seen(fill)
+        self.stats.fill(self.portfolio.fee_in_quote(fill))
+        self.publish(FillReceived(fill))
+        self.publish(PositionsUpdated(self.portfolio.positions()))
+        if trip is not None:
+            if self.stops.pop(trip.symbol, None) is not None:
+                self.publish(StopsChanged(dict(self.stops)))
+            self.stats.round_trip(trip.pnl)
+            self.stats.realized(trip.pnl)
+            self.publish(RoundTripClosed(trip.symbol, trip.pnl, trip.opened_by, trip.closed_at))
+        return True
+
+    def seen(self, fill: Fill) -> None:
+        if fill.client_id:
+            self.filled_seen[fill.client_id] = self.filled_seen.get(fill.client_id, Decimal(0)) + fill.amount
+
+    def missing_fills(self) -> dict[str, datetime]:
+        """Symbol -> when its oldest order was created, for the orders the venue reports more filled than the
+        fills the engine has seen."""
+        out: dict[str, datetime] = {}
+        for o in self.tracker.all():
+            if o.filled > self.filled_seen.get(o.client_id, Decimal(0)) and o.origin != "venue":
+                out[o.symbol] = min(out.get(o.symbol, o.created_at), o.created_at)
+        return out
+
+    def apply_balances(self, balances: tuple[Balance, ...]) -> None:
+        self.portfolio.set_balances(balances)
+        self.publish(BalancesUpdated(tuple(self.portfolio.balances.values())))
+        self.publish(PositionsUpdated(self.portfolio.positions()))
+
+    async def refresh_balances(self, urgent: bool = False) -> None:
+        self.apply_balances(await self.link.require().fetch_balances(urgent=urgent))
+
+    async def refresh_balances_quietly(self) -> None:
+        """Fetch balances over REST so a fill shows even if the balance stream lags or is down."""
+        try:
+            await self.refresh_balances()
+        except vx.BaseError as exc:
+            log.warning("balance refresh failed: %s", exc)
+
+    # ------------------------------------------------------------ cancelling
+
+    async def cancel(self, client_id: str, actor: str = "operator") -> CommandResult:
+        order = self.tracker.get(client_id)
+        if order is None:
+            return CommandResult(False, f"no order {client_id}")
+        if not order.status.is_open:
+            return CommandResult(True, f"order {client_id} is already {order.status.value}")
+        if self.link.venue is None:
+            return CommandResult(False, "venue not connected")
+        venue = self.link.venue
+        try:
+            try:
+                report = await venue.cancel_order(client_id, order.symbol)
+            except vx.OrderNotFound:
+                report = await venue.fetch_order(client_id, order.symbol)
+        except vx.BaseError as exc:
+            return CommandResult(False, f"cancel of {client_id} failed: {exc}")
+        self.apply_report(report, "rest")
+        log.info("cancel %s by %s: %s", client_id, actor, report.status.value)
+        return CommandResult(True, f"{client_id} {report.status.value}")
+
+    async def exit_position(self, symbol: str, actor: str, reason: str) -> CommandResult:
+        """Sell the whole position at market (a strategy's exit or a stop-loss).
+
+        The engine's own resting sells in the symbol (a take-profit) are cancelled first: they lock the base,
+        and a stop that can only sell what is free would sell nothing.
+        """
+        venue = self.link.require()
+        resting = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.side == "sell"]
+        for order in resting:
+            result = await self.cancel(order.client_id, actor=actor)
+            if not result.ok:
+                return CommandResult(False, f"could not free the position: {result.message}")
+        if resting:
+            await self.refresh_balances_quietly()
+        free = self.portfolio.free(base_of(symbol))
+        if free < venue.min_amount(symbol):
+            return CommandResult(False, f"nothing to sell in {symbol}: {free} free is under the venue's minimum")
+        amount = venue.amount_to_precision(symbol, free)
+        log.info("exit %s %s by %s: %s", amount, symbol, actor, reason)
+        return await self.place(symbol, "sell", "market", amount, None, actor)

@@ -1,0 +1,161 @@
+"""The order tracker: one transition table, client ids created and stored before an order leaves.
+
+An update that arrives out of order (a REST answer saying OPEN after the stream said FILLED) is stale and
+dropped quietly; an update the table forbids (CANCELED then FILLED) is an illegal transition: it is logged
+and alerted, never applied (STYLE.md, practice 5).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+from typing import Iterable
+
+from engine.kernel.bus import EventBus
+from engine.kernel.events import (
+    Alert,
+    AlertRaised,
+    Order,
+    OrderCreated,
+    OrderStatus,
+    OrderUpdated,
+    Severity,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+# current status -> statuses it may move to. A status may "move" to itself when more is filled.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.NEW: frozenset({S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED}),
+    S.OPEN: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED}),
+    S.FILLED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+# How far along the lifecycle a status is; a lower rank than the current one is stale news.
+_RANK = {S.NEW: 0, S.OPEN: 1, S.PARTIALLY_FILLED: 2}
+
+
+def _rank(status: OrderStatus) -> int:
+    return _RANK.get(status, 3)
+
+
+def new_client_id() -> str:
+    """A venue-safe client order id (Binance allows ``[A-Za-z0-9-_]{1,36}``)."""
+    return "ck-" + uuid.uuid4().hex[:24]
+
+
+class OrderTracker:
+    """Holds every order the engine knows, applies updates through the transition table, publishes events."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        self._orders: dict[str, Order] = {}
+        # The open ones, kept apart: exposure, cancel-all and the monitors ask for them on every order, and every
+        # order ever tracked (restored from the store) would make each of those asks longer.
+        self._open: dict[str, Order] = {}
+
+    def _keep(self, order: Order) -> None:
+        self._orders[order.client_id] = order
+        if order.status.is_open:
+            self._open[order.client_id] = order
+        else:
+            self._open.pop(order.client_id, None)
+
+    def load(self, orders: Iterable[Order]) -> None:
+        """Adopt orders restored from the store (no events: they are already recorded)."""
+        for order in orders:
+            self._keep(order)
+
+    def get(self, client_id: str) -> Order | None:
+        return self._orders.get(client_id)
+
+    def open_orders(self) -> list[Order]:
+        return list(self._open.values())
+
+    def all(self) -> list[Order]:
+        return list(self._orders.values())
+
+    def create(
+        self,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: Decimal,
+        price: Decimal | None,
+        origin: str,
+    ) -> Order:
+        """Record a new order with a fresh client id; the store has it before this returns."""
+        order = Order(
+            client_id=new_client_id(),
+            symbol=symbol,
+            side=side,
+            type=type_,
+            amount=amount,
+            price=price,
+            status=S.NEW,
+            origin=origin,
+        )
+        self._keep(order)
+        self._bus.publish(OrderCreated(order))
+        return order
+
+    def adopt(self, order: Order, source: str = "reconcile") -> Order:
+        """Start tracking an order found at the venue that this engine did not place."""
+        self._keep(order)
+        self._bus.publish(OrderUpdated(order, S.NEW, source, "found at the venue; adopted"))
+        return order
+
+    def apply(
+        self,
+        client_id: str,
+        status: OrderStatus,
+        *,
+        source: str,
+        filled: Decimal | None = None,
+        average: Decimal | None = None,
+        venue_id: str | None = None,
+        detail: str = "",
+    ) -> Order | None:
+        """Apply one status report; return the new snapshot, or None if it was unknown, stale or illegal."""
+        current = self._orders.get(client_id)
+        if current is None:
+            log.info("update for unknown order %s (%s) from %s ignored", client_id, status.value, source)
+            return None
+        new_filled = current.filled if filled is None else filled
+        if status == current.status and new_filled == current.filled:
+            if venue_id and not current.venue_id:
+                current = replace(current, venue_id=venue_id)
+                self._keep(current)
+            return None  # the same news again
+        if new_filled < current.filled or _rank(status) < _rank(current.status):
+            log.debug("stale %s update for %s from %s dropped", status.value, client_id, source)
+            return None
+        if status not in TRANSITIONS[current.status]:
+            self._illegal(current, status, source)
+            return None
+        updated = replace(
+            current,
+            status=status,
+            filled=new_filled,
+            average=average if average is not None else current.average,
+            venue_id=venue_id or current.venue_id,
+            updated_at=utcnow(),
+        )
+        self._keep(updated)
+        self._bus.publish(OrderUpdated(updated, current.status, source, detail))
+        return updated
+
+    def _illegal(self, current: Order, status: OrderStatus, source: str) -> None:
+        msg = (
+            f"order {current.client_id} {current.symbol}: illegal transition "
+            f"{current.status.value} -> {status.value} reported by {source}; not applied"
+        )
+        log.warning(msg)
+        self._bus.publish(AlertRaised(Alert(Severity.WARN, "ORDER_ILLEGAL_TRANSITION", msg)))

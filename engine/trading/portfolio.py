@@ -1,0 +1,212 @@
+"""Balances, spot positions, realised and unrealised PnL with fees, equity and drawdown, all Decimal.
+
+A spot position is the base asset held against the quote. Its size is what the venue's balance says (the
+truth); its average entry and realised PnL come from the fills the engine saw. A round trip closes when the
+position shrinks to dust (below the venue's smallest tradable amount), but the dust stays in the fills book at
+its cost: equity counts it at the last price, so PnL must too, and the next entry averages it in. With that,
+realised plus unrealised PnL is the change in equity, fees in the quote or the base included.
+Fees are counted in the quote currency: a fee in the base is valued at the fill price (on a sell, the base units
+it takes leave the book at their cost, like the units sold); a fee in a third asset (BNB) is valued at that
+asset's last price against the quote when known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from engine.kernel.events import Balance, Fill, Position
+
+ZERO = Decimal(0)
+
+
+def base_of(symbol: str) -> str:
+    return symbol.split("/")[0]
+
+
+def quote_of(symbol: str) -> str:
+    return symbol.split("/")[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """A position opened and closed again: its realised PnL after fees, and who opened it."""
+
+    symbol: str
+    pnl: Decimal
+    opened_by: str | None
+    closed_at: datetime
+
+
+@dataclass
+class _Book:
+    """Fills-based view of one symbol's position."""
+
+    amount: Decimal = ZERO  # dust included: it is still held and still cost something
+    cost: Decimal = ZERO  # quote spent on what is still held, fees on entry included
+    trip_pnl: Decimal = ZERO  # realised in the round trip now open
+    opened_by: str | None = None
+    # What the venue's balances took off the book before a fill said why (a balance read can overtake the sell's
+    # fill): units and their cost, kept until a sell that exceeds the book claims them.
+    shrunk: Decimal = ZERO
+    shrunk_cost: Decimal = ZERO
+
+
+@dataclass
+class Portfolio:
+    """Tracks balances from the venue, last prices and fills; computes positions, PnL and equity."""
+
+    symbols: tuple[str, ...]
+    quote: str
+    balances: dict[str, Balance] = field(default_factory=dict)
+    last: dict[str, Decimal] = field(default_factory=dict)
+    realized: dict[str, Decimal] = field(default_factory=dict)
+    fees: Decimal = ZERO
+    # Below the venue's smallest tradable amount a balance is dust: it cannot be sold, so a position that
+    # shrinks under it is closed (the fee taken in the base leaves such a remainder after every exit).
+    dust: dict[str, Decimal] = field(default_factory=dict)
+    _books: dict[str, _Book] = field(default_factory=dict)
+    _seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def set_balances(self, balances: tuple[Balance, ...]) -> None:
+        """Take the venue's balances as truth; a fills book that holds more than the venue says is shrunk to
+        it at the same average entry (sold outside the engine, or a paper venue that started afresh). Shrunk
+        to dust, the book keeps the dust at that entry: the next buy opens a new round trip over it."""
+        for b in balances:
+            self.balances[b.asset] = b
+        for symbol, book in self._books.items():
+            b = self.balances.get(base_of(symbol))
+            held = b.total if b else ZERO
+            if book.amount > held:
+                # Kept aside at their cost, not forgotten: when the balance read overtook the sell's own fill, the
+                # fill claims them and realises their PnL (otherwise realised plus unrealised would miss it).
+                share = book.cost * (book.amount - held) / book.amount
+                book.shrunk += book.amount - held
+                book.shrunk_cost += share
+                book.cost -= share
+                book.amount = held
+
+    def set_price(self, symbol: str, last: Decimal) -> None:
+        self.last[symbol] = last
+
+    def fee_in_quote(self, fill: Fill) -> Decimal:
+        quote = quote_of(fill.symbol)
+        if not fill.fee or fill.fee_asset in (None, quote):
+            return fill.fee
+        if fill.fee_asset == base_of(fill.symbol):
+            return fill.fee * fill.price
+        price = self.last.get(f"{fill.fee_asset}/{quote}")
+        return fill.fee * price if price is not None else ZERO
+
+    def add_fill(self, fill: Fill, origin: str | None = None) -> tuple[bool, RoundTrip | None]:
+        """Count a fill once. Returns (new, round trip closed by it or None)."""
+        key = (fill.symbol, fill.trade_id)
+        if key in self._seen:
+            return False, None
+        self._seen.add(key)
+        book = self._books.setdefault(fill.symbol, _Book())
+        fee_q = self.fee_in_quote(fill)
+        self.fees += fee_q
+        dust = self.dust.get(fill.symbol, ZERO)
+        fee_base = fill.fee if fill.fee_asset == base_of(fill.symbol) else ZERO
+        if fill.side == "buy":
+            if book.amount <= dust:  # flat but for dust: a new round trip, over the dust and its cost
+                book.opened_by, book.trip_pnl = origin, ZERO
+            book.amount += fill.amount - fee_base
+            book.cost += fill.price * fill.amount + (fee_q if not fee_base else ZERO)
+            return True, None
+        # A fee taken in the base leaves the account with the units sold: both leave the book at their cost,
+        # the fee's units as if sold at the fill price and paid out as the fee (fee_q). Units the book never
+        # saw bought (held before the engine, or a fill still missing) have no cost and count no proceeds.
+        sold = fill.amount + fee_base
+        pnl = -fee_q
+        # Units a balance read took off the book before this fill came are this sale's first (only a sell's
+        # pending fill makes the venue hold less than the fills say, short of a trade outside the engine): at the
+        # cost they were kept at. Claimed first, so a buy's fill landing in between cannot make the sale take the
+        # book's new average and leave the kept units unclaimed.
+        claimed = min(sold, book.shrunk)
+        if claimed > 0:
+            share = book.shrunk_cost * claimed / book.shrunk
+            pnl += fill.price * claimed - share
+            book.shrunk -= claimed
+            book.shrunk_cost -= share
+        gone = min(sold - claimed, book.amount)
+        if gone > 0:
+            share = book.cost * gone / book.amount
+            pnl += fill.price * gone - share
+            book.amount -= gone
+            book.cost -= share
+        gone += claimed
+        book.trip_pnl += pnl
+        self.realized[fill.symbol] = self.realized.get(fill.symbol, ZERO) + pnl
+        if book.amount > dust or gone == 0:
+            return True, None
+        # Flat but for dust: the round trip closes; the dust stays in the book at its cost (it is still held
+        # and equity counts it), so realised plus unrealised stays the change in equity.
+        trip = RoundTrip(fill.symbol, book.trip_pnl, book.opened_by, fill.ts)
+        book.trip_pnl, book.opened_by = ZERO, None
+        return True, trip
+
+    def free(self, asset: str) -> Decimal:
+        b = self.balances.get(asset)
+        return b.free if b else ZERO
+
+    def avg_entry(self, symbol: str) -> Decimal | None:
+        book = self._books.get(symbol)
+        return None if book is None or book.amount <= 0 else book.cost / book.amount
+
+    def positions(self) -> tuple[Position, ...]:
+        out = []
+        for symbol in self.symbols:
+            b = self.balances.get(base_of(symbol))
+            if b is None or b.total <= self.dust.get(symbol, ZERO):
+                continue
+            out.append(Position(symbol, b.total, self.avg_entry(symbol), self.last.get(symbol)))
+        return tuple(out)
+
+    def position_value(self, symbol: str) -> Decimal:
+        b = self.balances.get(base_of(symbol))
+        price = self.last.get(symbol)
+        return ZERO if b is None or price is None else b.total * price
+
+    def unrealized(self) -> Decimal:
+        """Over everything held at a known entry, dust included: equity counts the dust, so PnL must too.
+        The held amount's cost is taken from the book's cost, not rebuilt from the rounded average entry."""
+        total = ZERO
+        for symbol in self.symbols:
+            b, book, last = self.balances.get(base_of(symbol)), self._books.get(symbol), self.last.get(symbol)
+            if b is None or book is None or book.amount <= 0 or last is None:
+                continue
+            total += last * b.total - book.cost * b.total / book.amount
+        return total
+
+    def equity(self) -> Decimal | None:
+        """The quote balance plus the base of every configured symbol at its last price; None until those
+        prices are known. Other assets (BNB for fees, dust of old coins) are left out: they are not traded
+        here, and one unpriced coin must not blind the drawdown and daily-loss halts."""
+        quote = self.balances.get(self.quote)
+        total = quote.total if quote else ZERO
+        for symbol in self.symbols:
+            b = self.balances.get(base_of(symbol))
+            if b is None or b.total == 0:
+                continue
+            price = self.last.get(symbol)
+            if price is None:
+                return None
+            total += b.total * price
+        return total
+
+
+@dataclass
+class Drawdown:
+    """Peak equity seen and the current drawdown from it, in percent."""
+
+    peak: Decimal | None = None
+
+    def update(self, equity: Decimal) -> Decimal:
+        if self.peak is None or equity > self.peak:
+            self.peak = equity
+        if self.peak <= 0:
+            return ZERO
+        return (self.peak - equity) / self.peak * 100

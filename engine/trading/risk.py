@@ -1,0 +1,114 @@
+"""Pre-trade checks: each returns None when an order may go, or a sentence saying why it may not.
+
+Checks run before an order is persisted or sent, for the operator and strategies alike. The limits and
+their runbook sources are in ``engine.kernel.config.RiskConfig``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable
+
+from engine.kernel import clock as engine_clock
+from engine.kernel.config import RiskConfig
+
+
+def pre_trade_refusal(
+    connected: bool,
+    symbols: tuple[str, ...],
+    symbol: str,
+    side: str,
+    amount: Decimal,
+) -> str | None:
+    """Connection and request sanity (what the trading state permits is checked before, from its table)."""
+    if not connected:
+        return "venue not connected"
+    if symbol not in symbols:
+        return f"{symbol} is not a configured symbol ({', '.join(symbols)})"
+    if side not in ("buy", "sell"):
+        return f"side must be buy or sell, not {side!r}"
+    if amount <= 0:
+        return "amount must be positive"
+    return None
+
+
+def filter_refusal(
+    min_amount: Decimal,
+    min_cost: Decimal,
+    symbol: str,
+    amount: Decimal,
+    reference_price: Decimal | None,
+) -> str | None:
+    """The venue's lot and notional filters, checked before sending (amount already rounded to the step)."""
+    if amount <= 0 or amount < min_amount:
+        return f"amount {amount} is below the venue minimum {min_amount} for {symbol}"
+    if reference_price is not None and amount * reference_price < min_cost:
+        return f"order value {amount * reference_price} is below the venue minimum notional {min_cost}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What the account looks like to the risk checks at the moment an order is asked for."""
+
+    equity: Decimal | None
+    position_value: Decimal  # of the order's symbol, at the last price
+    open_positions: int  # symbols holding more than dust
+    holds_symbol: bool
+    drawdown_pct: Decimal
+    daily_loss_pct: Decimal
+
+
+def limit_refusal(
+    cfg: RiskConfig,
+    exposure: Exposure,
+    side: str,
+    order_value: Decimal,
+    stop_loss: Decimal | None,
+    reference_price: Decimal | None,
+) -> str | None:
+    """Account-level limits. Sells only shrink a spot position, so they pass everything here."""
+    if side != "buy":
+        return None
+    if cfg.daily_loss_limit_pct > 0 and exposure.daily_loss_pct >= cfg.daily_loss_limit_pct:
+        return (f"daily loss {exposure.daily_loss_pct:.2f}% has reached the limit "
+                f"{cfg.daily_loss_limit_pct}%: no new positions today")
+    if exposure.drawdown_pct >= cfg.max_drawdown_pct:
+        return f"drawdown {exposure.drawdown_pct:.2f}% has reached the hard limit {cfg.max_drawdown_pct}%"
+    if cfg.require_stop_loss:
+        if stop_loss is None:
+            return "a stop-loss is required for every entry ([risk] require_stop_loss)"
+        if reference_price is not None and stop_loss >= reference_price:
+            return f"stop-loss {stop_loss} must be under the entry price {reference_price}"
+    if not exposure.holds_symbol and exposure.open_positions >= cfg.max_concurrent_positions:
+        return (f"{exposure.open_positions} positions are open, the most allowed "
+                f"([risk] max_concurrent_positions = {cfg.max_concurrent_positions})")
+    if exposure.equity is None or exposure.equity <= 0:
+        return "equity unknown: cannot size the position against max_position_pct"
+    after = (exposure.position_value + order_value) / exposure.equity * 100
+    if after > cfg.max_position_pct:
+        return (f"position would be {after:.2f}% of equity, over the {cfg.max_position_pct}% limit "
+                "([risk] max_position_pct)")
+    return None
+
+
+class OrderRateLimit:
+    """At most ``per_minute`` orders sent in any sliding 60 s window."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = engine_clock.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._sent: deque[float] = deque()
+
+    def refusal(self) -> str | None:
+        now = self.clock()
+        while self._sent and now - self._sent[0] >= 60:
+            self._sent.popleft()
+        if len(self._sent) >= self.per_minute:
+            return f"order rate limit: {self.per_minute} orders in the last minute ([risk] max_orders_per_minute)"
+        return None
+
+    def sent(self) -> None:
+        self._sent.append(self.clock())

@@ -1,0 +1,80 @@
+"""Build a ccxt client for a venue, pointing it at a Binance-compatible server when asked.
+
+The real ccxt ``binance`` client talks to the built-in simulator unchanged except for its URLs and a few
+options; each one is explained in ``shared/notes/ccxt-binance-facts.md`` (section 1) and repeated here.
+This is where ccxt is imported (``engine.venue.errors.load_ccxt``): nothing else in the engine imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.venue.errors import load_ccxt
+
+
+def build_exchange(
+    exchange_id: str = "binance",
+    *,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    timeout_ms: int = 10_000,
+    rate_limit: bool = True,
+) -> Any:
+    """Return a ccxt.pro exchange (async REST + streams); ``rest_url``/``ws_url`` redirect a Binance-style client."""
+    ccxtpro = load_ccxt()  # the engine imports it off the event loop first; quick then
+    try:
+        cls = getattr(ccxtpro, exchange_id)
+    except AttributeError:
+        raise ValueError(
+            f"unknown exchange id {exchange_id!r}: use 'sim' or an id from ccxt.pro.exchanges"
+        ) from None
+    params: dict[str, Any] = {"enableRateLimit": rate_limit, "timeout": timeout_ms}
+    if api_key:
+        params["apiKey"] = api_key
+    if api_secret:
+        params["secret"] = api_secret
+    ex = cls(params)
+    if rest_url:
+        point_at_local_binance(ex, rest_url, ws_url)
+    if exchange_id.startswith("binance"):
+        prepare_binance(ex)
+    return ex
+
+
+def prepare_binance(ex: Any) -> None:
+    """Options every Binance client of the engine needs, on the real venue as on the simulator."""
+    # Cancel-all and reconciliation list open orders for every symbol at once.
+    ex.options["fetchOpenOrders"] = {**ex.options.get("fetchOpenOrders", {}), "warnWithoutSymbol": False}
+    ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+    # @ticker (with bid/ask) rather than @miniTicker.
+    ex.options["watchTickers"] = {"name": "ticker"}
+    ex.options["watchTicker"] = {"name": "ticker"}
+    # The engine takes its own REST snapshot; ccxt's snapshot resolves before the first watch_balance
+    # registers, so that call would wait for the next account update anyway.
+    ex.options["watchBalance"] = {"fetchBalanceSnapshot": False}
+    # ccxt 4.5.90 raises KeyError('spot') in handle_balance for an account update that arrives before the
+    # first watch_balance call created the cache (any fill right after the order stream subscribed).
+    if isinstance(getattr(ex, "balance", None), dict):
+        ex.balance.setdefault("spot", {})
+
+
+def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
+    """Redirect a ccxt binance client to a Binance-spot-compatible server (facts note, sections 1 and 3)."""
+    rest = rest_url.rstrip("/")
+    api: dict[str, Any] = {"public": f"{rest}/api/v3", "private": f"{rest}/api/v3",
+                           # Only for the account's API restrictions (pre-flight: refuse a key that can withdraw).
+                           "sapi": f"{rest}/sapi/v1"}
+    if ws_url:
+        ws = ws_url.rstrip("/")
+        api["ws"] = {"spot": f"{ws}/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}}
+    # Replacing the whole dict makes every other family (sapi, fapi, ...) fail with NotSupported
+    # instead of reaching for the internet.
+    ex.urls["api"] = api
+    ex.options["fetchMarkets"] = {"types": ["spot"]}
+    ex.options["fetchCurrencies"] = False
+    ex.options["fetchMargins"] = False
+    # With a non-Binance host ccxt ignores the spot-only exact error codes; restore them.
+    spot = ex.exceptions.get("spot", {}).get("exact", {})
+    ex.exceptions["exact"] = {**spot, **ex.exceptions.get("exact", {})}

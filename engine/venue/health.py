@@ -1,0 +1,109 @@
+"""What the venue's answers say about its health: errors in a window, auth failures, maintenance, 429 pauses and
+418 bans, clock skew, the clock offset signed calls are stamped with and the signed calls refused for their timestamp.
+Fed by the venue adapter on every call; read by the monitors. It survives a reconnect.
+
+HTTP 429 makes every new request wait for the venue's Retry-After, venue-wide (runbook 001 §2; Binance bans the
+IP with 418 when a client keeps sending); a 418 is a ban until its Retry-After. The weight budget (``budget``,
+``engine.venue.ratelimit``) follows the venue's count of used weight from every answer, so requests stay under the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any, Callable, Mapping
+
+from engine.venue.ratelimit import WeightBudget
+from engine.venue.resilience import Kind, classify, is_auth_failure, is_maintenance, is_timestamp_refusal, retry_after_s
+
+log = logging.getLogger(__name__)
+
+DEFAULT_429_PAUSE_S = 1.0
+DEFAULT_418_BAN_S = 120.0
+
+
+class VenueHealth:
+    """Counts and flags from every venue answer, and the venue-wide pause after a 429 or 418."""
+
+    def __init__(self, errors_window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.errors_window_s = errors_window_s
+        self.errors: deque[tuple[float, str]] = deque()  # (when, "endpoint: ErrorClass") of temporary failures
+        self.auth_failure: str | None = None  # why, while the key is refused (cleared by a private call that works)
+        self.maintenance: str | None = None  # why, while the venue says it is in maintenance
+        self.pause_until = 0.0  # no new request before this (429 / 418 Retry-After)
+        self.banned_until = 0.0  # a 418: banned until
+        self.skew_ms: float | None = None  # venue clock minus ours, as the latest ping measured it
+        # The venue's clock minus ours that signed calls are stamped with (ccxt's timeDifference, negated): kept
+        # here so that a client built by a reconnect signs with it from its first call.
+        self.offset_ms = 0.0
+        # (when, "endpoint: ErrorClass") of signed calls refused for their timestamp even after a resync
+        self.timestamp_refusals: deque[tuple[float, str]] = deque()
+        # The venue's request-weight minute, shared by every client of the venue and kept across reconnects.
+        self.budget = WeightBudget(venue_clock=lambda: time.time() + (self.skew_ms or 0.0) / 1000)
+
+    # ------------------------------------------------------------ fed by the venue
+
+    def response(self, status: int, headers: Mapping[str, Any] | None) -> None:
+        """Every HTTP answer, before ccxt turns an error status into an exception."""
+        self.budget.observe(headers)
+        if status not in (429, 418):
+            return
+        wait = retry_after_s(dict(headers or {}))
+        now = self.clock()
+        if status == 418:
+            wait = wait if wait is not None else DEFAULT_418_BAN_S
+            self.banned_until = max(self.banned_until, now + wait)
+            log.error("venue banned this client (HTTP 418) for %.0fs", wait)
+        else:
+            wait = wait if wait is not None else DEFAULT_429_PAUSE_S
+            log.warning("venue rate limit (HTTP 429): every request waits %.1fs", wait)
+        self.pause_until = max(self.pause_until, now + wait)
+
+    def error(self, endpoint: str, exc: BaseException) -> None:
+        if is_auth_failure(exc):
+            self.auth_failure = f"{endpoint}: {type(exc).__name__}: {str(exc)[:160]}"
+            return
+        if is_maintenance(exc):
+            self.maintenance = f"{endpoint}: {str(exc)[:160]}"
+        if is_timestamp_refusal(exc):
+            self.timestamp_refusals.append((self.clock(), f"{endpoint}: {type(exc).__name__}"))
+        if classify(exc) == Kind.TEMPORARY:
+            self.errors.append((self.clock(), f"{endpoint}: {type(exc).__name__}"))
+
+    def success(self, endpoint: str, private: bool) -> None:
+        self.maintenance = None
+        if private:
+            self.auth_failure = None
+
+    def ping(self, skew_ms: float | None) -> None:
+        """A ping answered: the venue's clock against ours (its round trip is in the latency stats)."""
+        self.skew_ms = skew_ms
+
+    # ------------------------------------------------------------ read by the monitors and the venue
+
+    def recent_errors(self) -> list[str]:
+        return self._recent(self.errors)
+
+    def recent_timestamp_refusals(self) -> list[str]:
+        """Signed calls refused for their timestamp within the error window (each after a resync and a retry)."""
+        return self._recent(self.timestamp_refusals)
+
+    def _recent(self, events: deque[tuple[float, str]]) -> list[str]:
+        cutoff = self.clock() - self.errors_window_s
+        while events and events[0][0] < cutoff:
+            events.popleft()
+        return [what for _, what in events]
+
+    def paused_for(self) -> float:
+        return max(0.0, self.pause_until - self.clock())
+
+    def banned_for(self) -> float:
+        return max(0.0, self.banned_until - self.clock())
+
+    async def wait_if_paused(self) -> None:
+        """Every new request waits out a 429's or 418's Retry-After: never provoke a ban."""
+        while (delay := self.paused_for()) > 0:
+            await asyncio.sleep(delay)
