@@ -14,9 +14,10 @@ import math
 import statistics
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 
@@ -30,8 +31,14 @@ def summary(values: Iterable[float], digits: int = 3) -> dict[str, Any]:
     def rank(p: float) -> float:
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
-    return {"n": len(ordered), "min": round(ordered[0], digits), "median": round(statistics.median(ordered), digits),
-            "p95": round(rank(95), digits), "p99": round(rank(99), digits), "max": round(ordered[-1], digits)}
+    return {
+        "n": len(ordered),
+        "min": round(ordered[0], digits),
+        "median": round(statistics.median(ordered), digits),
+        "p95": round(rank(95), digits),
+        "p99": round(rank(99), digits),
+        "max": round(ordered[-1], digits),
+    }
 
 
 def ratio(measured: dict[str, Any], floor: dict[str, Any], key: str = "median") -> float | None:
@@ -51,8 +58,9 @@ def sim_settings(sim: Any, data_dir: Path | None = None, *, strategy: bool = Fal
     """Settings for an engine on ``sim`` (reached over loopback like any Binance venue); strategies off, limits
     wide enough for the benchmark's own orders."""
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret),
+        venue=VenueConfig(
+            exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key, api_secret=sim.api_secret
+        ),
         engine=EngineConfig(data_dir=data_dir or Path(tempfile.mkdtemp(prefix="cockpit-bench-"))),
         risk=RiskConfig(**{"max_orders_per_minute": 100_000, "max_position_pct": Decimal(100), **risk}),
         monitors=MonitorsConfig(),

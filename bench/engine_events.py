@@ -20,10 +20,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchlib import emit, ratio
+from benchlib import ratio
+
+from engine.core.engine import Engine
 from engine.kernel.bus import EventBus
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
-from engine.core.engine import Engine
 from engine.kernel.events import OrderStatus
 from engine.trading.orders import OrderTracker
 from engine.venue.adapter import OrderReport
@@ -33,14 +34,18 @@ QUICK = {"events": 200, "batch": 50}
 
 
 def reports(orders: list[Any], status: OrderStatus) -> list[OrderReport]:
-    return [OrderReport(o.client_id, str(i), o.symbol, o.side, "limit", status, o.amount, Decimal(0), o.price, None)
-            for i, o in enumerate(orders)]
+    return [
+        OrderReport(o.client_id, str(i), o.symbol, o.side, "limit", status, o.amount, Decimal(0), o.price, None)
+        for i, o in enumerate(orders)
+    ]
 
 
 async def measure(events: int, batch: int) -> dict[str, Any]:
-    settings = Settings(engine=EngineConfig(data_dir=Path(tempfile.mkdtemp(prefix="cockpit-bench-"))),
-                        venue=VenueConfig(exchange="binance", rest_url="http://127.0.0.1:9"),
-                        strategy=StrategyConfig(enabled=False))
+    settings = Settings(
+        engine=EngineConfig(data_dir=Path(tempfile.mkdtemp(prefix="cockpit-bench-"))),
+        venue=VenueConfig(exchange="binance", rest_url="http://127.0.0.1:9"),
+        strategy=StrategyConfig(enabled=False),
+    )
     engine = Engine(settings)
     await engine.start()
     front_end = engine.bus.subscribe()  # a front end's queue, drained as the TUI's bridge would
@@ -48,8 +53,12 @@ async def measure(events: int, batch: int) -> dict[str, Any]:
     try:
         n = max(2, events // 2)
         for name, per_call in (("single", 1), ("batch", batch)):
-            orders = [engine.tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(50_000 + i),
-                                            "strategy:bench") for i in range(n)]
+            orders = [
+                engine.tracker.create(
+                    "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(50_000 + i), "strategy:bench"
+                )
+                for i in range(n)
+            ]
             while front_end.get_nowait() is not None:
                 pass
             todo = reports(orders, OrderStatus.OPEN) + reports(orders, OrderStatus.CANCELED)
@@ -57,15 +66,18 @@ async def measure(events: int, batch: int) -> dict[str, Any]:
             apply = getattr(engine.execution, "apply_reports", None)  # one stream read (before issue 13: one by one)
             for i in range(0, len(todo), per_call):
                 if apply is not None:
-                    apply(todo[i:i + per_call], "stream")
+                    apply(todo[i : i + per_call], "stream")
                 else:
-                    for report in todo[i:i + per_call]:
+                    for report in todo[i : i + per_call]:
                         engine.execution.apply_report(report, "stream")
                 while front_end.get_nowait() is not None:
                     pass
             seconds = time.perf_counter() - start
-            out[f"order_reports_{name}"] = {"per_s": round(len(todo) / seconds),
-                                            "us_each": round(seconds / len(todo) * 1e6, 1), "per_call": per_call}
+            out[f"order_reports_{name}"] = {
+                "per_s": round(len(todo) / seconds),
+                "us_each": round(seconds / len(todo) * 1e6, 1),
+                "per_call": per_call,
+            }
             await asyncio.sleep(0)  # trades.log lines are written when the loop turns
         tick = {"last": 50_000.0, "bid": 49_999.0, "ask": 50_001.0, "timestamp": None}
         start = time.perf_counter()
@@ -80,16 +92,19 @@ async def measure(events: int, batch: int) -> dict[str, Any]:
         await engine.stop()
     # Floor: the transition table and event records alone.
     tracker = OrderTracker(EventBus())
-    orders = [tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(50_000 + i), "bench")
-              for i in range(max(2, events // 2))]
+    orders = [
+        tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(50_000 + i), "bench")
+        for i in range(max(2, events // 2))
+    ]
     todo = reports(orders, OrderStatus.OPEN) + reports(orders, OrderStatus.CANCELED)
     start = time.perf_counter()
     for r in todo:
         tracker.apply(r.client_id, r.status, source="stream", filled=r.filled, venue_id=r.venue_id)
     seconds = time.perf_counter() - start
     out["floor_tracker_alone"] = {"per_s": round(len(todo) / seconds), "us_each": round(seconds / len(todo) * 1e6, 1)}
-    out["ratio_batch_vs_floor"] = ratio({"median": out["order_reports_batch"]["us_each"]},
-                                        {"median": out["floor_tracker_alone"]["us_each"]})
+    out["ratio_batch_vs_floor"] = ratio(
+        {"median": out["order_reports_batch"]["us_each"]}, {"median": out["floor_tracker_alone"]["us_each"]}
+    )
     return out
 
 

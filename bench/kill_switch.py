@@ -22,11 +22,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from benchlib import emit, ratio, sim_settings, started, summary
-from engine.kernel.commands import CancelAll, CloseAll, Halt, PlaceOrder, Resume
+from benchlib import ratio, sim_settings, started, summary
+
 from engine.core.engine import Engine
-from engine.venue.exchange import build_exchange
+from engine.kernel.commands import CancelAll, CloseAll, Halt, PlaceOrder, Resume
 from engine.sim import Simulator
+from engine.venue.exchange import build_exchange
 
 PARAMS = {"runs": 20, "orders": 100, "idle_s": 1.0}
 QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0}
@@ -38,8 +39,17 @@ async def place(engine: Engine, symbol: str, n: int, start: int = 0) -> None:
     amount = Decimal("0.0002") if symbol.startswith("BTC") else Decimal("0.005")
     for i in range(start, start + n):
         price = last * (Decimal("0.90") - Decimal(i) / 2000)
-        result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="limit", amount=amount, price=price,
-                                                 stop_loss=price * Decimal("0.9"), reason="bench"))
+        result = await engine.execute(
+            PlaceOrder(
+                symbol=symbol,
+                side="buy",
+                type="limit",
+                amount=amount,
+                price=price,
+                stop_loss=price * Decimal("0.9"),
+                reason="bench",
+            )
+        )
         assert result.ok, result.message
 
 
@@ -69,13 +79,30 @@ async def measure(runs: int, orders: int, idle_s: float) -> dict[str, Any]:
     settings = sim_settings(sim)
     settings = settings.model_copy(update={"monitors": settings.monitors.model_copy(update={"reconcile_s": 3600.0})})
     engine = await started(Engine(settings))
-    bare = build_exchange("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, rate_limit=False)
+    bare = build_exchange(
+        "binance",
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        rate_limit=False,
+    )
     await bare.load_markets()
     mark = venue_clear_timer(sim)
-    out: dict[str, list[float]] = {k: [] for k in (
-        "halt", "cancel_done", "cancel_clear", "floor_cancel", "idle_done", "idle_clear", "floor_idle", "close",
-        "floor_close")}
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "halt",
+            "cancel_done",
+            "cancel_clear",
+            "floor_cancel",
+            "idle_done",
+            "idle_clear",
+            "floor_idle",
+            "close",
+            "floor_close",
+        )
+    }
     try:
         for _ in range(runs):
             # cancel-all, 1 symbol
@@ -130,18 +157,31 @@ async def measure(runs: int, orders: int, idle_s: float) -> dict[str, Any]:
         await sim.stop()
     s = {k: summary(v) for k, v in out.items()}
     return {
-        "benchmark": "kill_switch", "runs": runs, "orders": orders, "unit": "ms",
+        "benchmark": "kill_switch",
+        "runs": runs,
+        "orders": orders,
+        "unit": "ms",
         "halt": s["halt"],
-        "cancel_all_1_symbol": {"done": s["cancel_done"], "venue_clear": s["cancel_clear"],
-                                "floor_bare_ccxt_delete": s["floor_cancel"],
-                                "ratio_done": ratio(s["cancel_done"], s["floor_cancel"]),
-                                "goal": "p50 <= 25 ms, p99 <= 100 ms"},
-        "cancel_all_idle_2_symbols": {"done": s["idle_done"], "venue_clear": s["idle_clear"],
-                                      "floor_bare_ccxt_2_deletes": s["floor_idle"],
-                                      "ratio_done": ratio(s["idle_done"], s["floor_idle"]),
-                                      "goal": "p50 <= 25 ms, p99 <= 100 ms"},
-        "close_all_2_positions": {"done": s["close"], "floor_bare_ccxt_same_calls": s["floor_close"],
-                                  "ratio": ratio(s["close"], s["floor_close"]), "goal": "p50 <= 30 ms"},
+        "cancel_all_1_symbol": {
+            "done": s["cancel_done"],
+            "venue_clear": s["cancel_clear"],
+            "floor_bare_ccxt_delete": s["floor_cancel"],
+            "ratio_done": ratio(s["cancel_done"], s["floor_cancel"]),
+            "goal": "p50 <= 25 ms, p99 <= 100 ms",
+        },
+        "cancel_all_idle_2_symbols": {
+            "done": s["idle_done"],
+            "venue_clear": s["idle_clear"],
+            "floor_bare_ccxt_2_deletes": s["floor_idle"],
+            "ratio_done": ratio(s["idle_done"], s["floor_idle"]),
+            "goal": "p50 <= 25 ms, p99 <= 100 ms",
+        },
+        "close_all_2_positions": {
+            "done": s["close"],
+            "floor_bare_ccxt_same_calls": s["floor_close"],
+            "ratio": ratio(s["close"], s["floor_close"]),
+            "goal": "p50 <= 30 ms",
+        },
     }
 
 
@@ -149,14 +189,23 @@ async def buy_two(engine: Engine) -> None:
     await engine.execute(Resume(reason="bench"))
     for symbol, amount in (("BTC/USDT", "0.002"), ("ETH/USDT", "0.05")):
         last = engine.portfolio.last[symbol]
-        result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount),
-                                                 stop_loss=last * Decimal("0.5"), reason="bench"))
+        result = await engine.execute(
+            PlaceOrder(
+                symbol=symbol,
+                side="buy",
+                type="market",
+                amount=Decimal(amount),
+                stop_loss=last * Decimal("0.5"),
+                reason="bench",
+            )
+        )
         assert result.ok, result.message
     await asyncio.sleep(0.05)  # let the balance stream settle before the clock starts
 
 
 async def bare_close_all(ex: Any) -> None:
     """What close-all does, by bare ccxt: cancel per symbol, read balances, sell what is free, read balances."""
+
     async def cancel(symbol: str) -> None:
         try:
             await ex.cancel_all_orders(symbol)

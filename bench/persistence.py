@@ -20,11 +20,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchlib import emit, summary
+from benchlib import summary
+
 from engine.kernel.bus import EventBus
 from engine.kernel.events import OrderStatus
-from engine.trading.orders import OrderTracker
 from engine.store.db import Store
+from engine.trading.orders import OrderTracker
 
 PARAMS = {"events": 20_000, "batch": 100, "dir": ""}
 QUICK = {"events": 200, "batch": 50, "dir": ""}
@@ -34,8 +35,10 @@ def _orders(store: Store, n: int) -> tuple[OrderTracker, list[str]]:
     bus = EventBus()
     bus.add_handler(store.handle)
     tracker = OrderTracker(bus)
-    ids = [tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(50_000 + i), "bench").client_id
-           for i in range(n)]
+    ids = [
+        tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(50_000 + i), "bench").client_id
+        for i in range(n)
+    ]
     return tracker, ids
 
 
@@ -47,8 +50,8 @@ def _run(store: Store, tracker: OrderTracker, ids: list[str], per_commit: int) -
     events = [(cid, status) for status in (OrderStatus.OPEN, OrderStatus.CANCELED) for cid in ids]
     start = time.perf_counter()
     for i in range(0, len(events), per_commit):
-        with (batch() if batch and per_commit > 1 else contextlib.nullcontext()):
-            for cid, status in events[i:i + per_commit]:
+        with batch() if batch and per_commit > 1 else contextlib.nullcontext():
+            for cid, status in events[i : i + per_commit]:
                 tracker.apply(cid, status, source="bench")
     return time.perf_counter() - start, list(getattr(store, "commit_ms", []))
 
@@ -63,31 +66,65 @@ async def measure(events: int, batch: int, dir: str) -> dict[str, Any]:
         seconds, commits = _run(store, tracker, ids, per_commit)
         store.close()
         n_events = 2 * len(ids)
-        results[name] = {"events_per_s": round(n_events / seconds), "rows_per_s": round(2 * n_events / seconds),
-                         "events_per_commit": per_commit, "commit_ms": summary(commits)}
+        results[name] = {
+            "events_per_s": round(n_events / seconds),
+            "rows_per_s": round(2 * n_events / seconds),
+            "events_per_commit": per_commit,
+            "commit_ms": summary(commits),
+        }
     # Floor: the same rows by plain sqlite3, one transaction, into a store's own schema.
     floor_store = Store.in_dir(root / "floor")
     floor_store.close()
     conn = sqlite3.connect(root / "floor" / "cockpit.db")
     conn.execute("PRAGMA synchronous=FULL")
     now = "2026-01-01T00:00:00+00:00"
-    order_rows = [(f"ck-{i}", "BTC/USDT", "buy", "limit", "0.001", str(50_000 + i), "CANCELED", "0", None, None,
-                   "bench", now, now) for i in range(events)]
+    order_rows = [
+        (
+            f"ck-{i}",
+            "BTC/USDT",
+            "buy",
+            "limit",
+            "0.001",
+            str(50_000 + i),
+            "CANCELED",
+            "0",
+            None,
+            None,
+            "bench",
+            now,
+            now,
+        )
+        for i in range(events)
+    ]
     event_rows = [(f"ck-{i}", now, "CANCELED", "OPEN", "0", "bench", "") for i in range(events)]
     start = time.perf_counter()
     with conn:
-        conn.executemany("insert into orders values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict(client_id) "
-                         "do update set status = excluded.status", order_rows)
-        conn.executemany("insert into order_events (client_id, ts, status, previous, filled, source, detail) "
-                         "values (?, ?, ?, ?, ?, ?, ?)", event_rows)
+        conn.executemany(
+            "insert into orders values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict(client_id) "
+            "do update set status = excluded.status",
+            order_rows,
+        )
+        conn.executemany(
+            "insert into order_events (client_id, ts, status, previous, filled, source, detail) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
+            event_rows,
+        )
     seconds = time.perf_counter() - start
     conn.close()
-    results["floor_raw_sqlite_one_transaction"] = {"events_per_s": round(events / seconds),
-                                                   "rows_per_s": round(2 * events / seconds)}
-    results["ratio_batch_vs_floor"] = round(results["floor_raw_sqlite_one_transaction"]["rows_per_s"]
-                                            / results["batch"]["rows_per_s"], 2)
-    return {"benchmark": "persistence", "events": 2 * orders, "dir": str(root), **results,
-            "goal": ">= 20,000 order-event rows/s, commit p99 <= 10 ms"}
+    results["floor_raw_sqlite_one_transaction"] = {
+        "events_per_s": round(events / seconds),
+        "rows_per_s": round(2 * events / seconds),
+    }
+    results["ratio_batch_vs_floor"] = round(
+        results["floor_raw_sqlite_one_transaction"]["rows_per_s"] / results["batch"]["rows_per_s"], 2
+    )
+    return {
+        "benchmark": "persistence",
+        "events": 2 * orders,
+        "dir": str(root),
+        **results,
+        "goal": ">= 20,000 order-event rows/s, commit p99 <= 10 ms",
+    }
 
 
 if __name__ == "__main__":

@@ -15,14 +15,16 @@ Run: .venv/bin/python bench/round_trips.py [--orders N] [--block B]; prints one 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from benchlib import emit, ratio, sim_settings, started, summary
-from engine.kernel.commands import CancelOrder, PlaceOrder
+from benchlib import ratio, sim_settings, started, summary
+
 from engine.core.engine import Engine
-from engine.venue.exchange import build_exchange
+from engine.kernel.commands import CancelOrder, PlaceOrder
 from engine.sim import Simulator
+from engine.venue.exchange import build_exchange
 
 try:
     from engine.venue.ratelimit import WeightBudget
@@ -51,8 +53,10 @@ async def measure(orders: int, block: int) -> dict[str, Any]:
     await sim.start()
     engine = await started(Engine(sim_settings(sim)))
     keys = dict(rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key, api_secret=sim.api_secret)
-    bare = {"ccxt_limiter": build_exchange("binance", **keys, rate_limit=True),
-            "no_limiter": build_exchange("binance", **keys, rate_limit=False)}
+    bare = {
+        "ccxt_limiter": build_exchange("binance", **keys, rate_limit=True),
+        "no_limiter": build_exchange("binance", **keys, rate_limit=False),
+    }
     if WeightBudget is not None:
         bare["engine_budget"] = with_budget(build_exchange("binance", **keys, rate_limit=True))
     for ex in bare.values():
@@ -63,13 +67,23 @@ async def measure(orders: int, block: int) -> dict[str, Any]:
     price = last * Decimal("0.9")
 
     async def engine_market(side: str) -> None:
-        result = await engine.execute(PlaceOrder(symbol=SYMBOL, side=side, type="market", amount=AMOUNT,
-                                                 stop_loss=last * Decimal("0.5") if side == "buy" else None))
+        result = await engine.execute(
+            PlaceOrder(
+                symbol=SYMBOL,
+                side=side,
+                type="market",
+                amount=AMOUNT,
+                stop_loss=last * Decimal("0.5") if side == "buy" else None,
+            )
+        )
         assert result.ok, result.message
 
     async def engine_pair() -> None:
-        placed = await engine.execute(PlaceOrder(symbol=SYMBOL, side="buy", type="limit", amount=AMOUNT, price=price,
-                                                 stop_loss=price * Decimal("0.9")))
+        placed = await engine.execute(
+            PlaceOrder(
+                symbol=SYMBOL, side="buy", type="limit", amount=AMOUNT, price=price, stop_loss=price * Decimal("0.9")
+            )
+        )
         assert placed.ok, placed.message
         cancelled = await engine.execute(CancelOrder(client_id=placed.details["client_id"]))
         assert cancelled.ok, cancelled.message
@@ -77,16 +91,20 @@ async def measure(orders: int, block: int) -> dict[str, Any]:
     def bare_market(ex: Any) -> Callable[[str], Awaitable[None]]:
         async def go(side: str) -> None:
             await ex.create_order(SYMBOL, "market", side, str(AMOUNT))
+
         return go
 
     def bare_pair(ex: Any) -> Callable[[], Awaitable[None]]:
         async def go() -> None:
             order = await ex.create_order(SYMBOL, "limit", "buy", str(AMOUNT), str(price))
             await ex.cancel_order(order["id"], SYMBOL)
+
         return go
 
-    runners = {"engine": (engine_market, engine_pair),
-               **{k: (bare_market(ex), bare_pair(ex)) for k, ex in bare.items()}}
+    runners = {
+        "engine": (engine_market, engine_pair),
+        **{k: (bare_market(ex), bare_pair(ex)) for k, ex in bare.items()},
+    }
     try:
         done = 0
         while done < orders:
@@ -112,7 +130,8 @@ async def measure(orders: int, block: int) -> dict[str, Any]:
         stats = {name: summary(t[kind]) for name, t in times.items()}
         per_s = {name: round(1000 / s["median"], 1) for name, s in stats.items() if s.get("median")}
         out[kind] = {
-            **stats, "per_second": per_s,
+            **stats,
+            "per_second": per_s,
             "ratio_engine_vs_bare_same_budget": ratio(stats["engine"], stats.get("engine_budget", {})),
             "ratio_engine_vs_bare_ccxt_limiter": ratio(stats["engine"], stats["ccxt_limiter"]),
             "ratio_engine_vs_bare_no_limiter": ratio(stats["engine"], stats["no_limiter"]),

@@ -21,8 +21,17 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 # In the order they run: the ones that need a quiet machine first.
-BENCHMARKS = ("kill_switch", "tui_kill_switch", "round_trips", "persistence", "engine_events", "tui_storm",
-              "cold_start", "cli_startup", "soak")
+BENCHMARKS = (
+    "kill_switch",
+    "tui_kill_switch",
+    "round_trips",
+    "persistence",
+    "engine_events",
+    "tui_storm",
+    "cold_start",
+    "cli_startup",
+    "soak",
+)
 
 
 def argv_for(name: str, quick: bool) -> list[str]:
@@ -38,57 +47,111 @@ def argv_for(name: str, quick: bool) -> list[str]:
 def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(figure, measured, floor or goal) rows for the summary table."""
     name = result.get("benchmark")
-    med = lambda d: (d or {}).get("median")  # noqa: E731
-    p99 = lambda d: (d or {}).get("p99")  # noqa: E731
+    med = lambda d: (d or {}).get("median")
+    p99 = lambda d: (d or {}).get("p99")
     if name == "kill_switch":
         c, i, x = result["cancel_all_1_symbol"], result["cancel_all_idle_2_symbols"], result["close_all_2_positions"]
-        return [(f"cancel-all {result['orders']} orders, 1 symbol: p50 / p99 ms", f"{med(c['done'])} / {p99(c['done'])}",
-                 f"floor {med(c['floor_bare_ccxt_delete'])}"),
-                ("  ... until the venue holds none: p50 ms", med(c["venue_clear"]), ""),
-                ("cancel-all, idle engine, 2 symbols: p50 / p99 ms", f"{med(i['done'])} / {p99(i['done'])}",
-                 f"floor {med(i['floor_bare_ccxt_2_deletes'])}"),
-                ("close-all 2 positions: p50 ms", med(x["done"]), f"floor {med(x['floor_bare_ccxt_same_calls'])}"),
-                ("halt: p50 ms", med(result["halt"]), "")]
+        return [
+            (
+                f"cancel-all {result['orders']} orders, 1 symbol: p50 / p99 ms",
+                f"{med(c['done'])} / {p99(c['done'])}",
+                f"floor {med(c['floor_bare_ccxt_delete'])}",
+            ),
+            ("  ... until the venue holds none: p50 ms", med(c["venue_clear"]), ""),
+            (
+                "cancel-all, idle engine, 2 symbols: p50 / p99 ms",
+                f"{med(i['done'])} / {p99(i['done'])}",
+                f"floor {med(i['floor_bare_ccxt_2_deletes'])}",
+            ),
+            ("close-all 2 positions: p50 ms", med(x["done"]), f"floor {med(x['floor_bare_ccxt_same_calls'])}"),
+            ("halt: p50 ms", med(result["halt"]), ""),
+        ]
     if name == "tui_kill_switch":
-        return [(f"key c -> venue clear, {result['orders']} orders / 2 symbols: p50 / p99 ms",
-                 f"{med(result['key_c_to_venue_clear'])} / {p99(result['key_c_to_venue_clear'])}",
-                 f"floor {med(result['floor_bare_ccxt_deletes'])}"),
-                ("key c -> command done: p50 ms", med(result["key_c_to_done"]), ""),
-                ("key h -> HALTED: p50 ms", med(result["key_h_to_halted_on_screen"]), "")]
+        return [
+            (
+                f"key c -> venue clear, {result['orders']} orders / 2 symbols: p50 / p99 ms",
+                f"{med(result['key_c_to_venue_clear'])} / {p99(result['key_c_to_venue_clear'])}",
+                f"floor {med(result['floor_bare_ccxt_deletes'])}",
+            ),
+            ("key c -> command done: p50 ms", med(result["key_c_to_done"]), ""),
+            ("key h -> HALTED: p50 ms", med(result["key_h_to_halted_on_screen"]), ""),
+        ]
     if name == "round_trips":
         m, p = result["market"], result["pair"]
-        return [("market order round trip: engine / bare same budget / bare ccxt limiter ms",
-                 f"{med(m['engine'])} / {med(m.get('engine_budget'))} / {med(m['ccxt_limiter'])}",
-                 f"x{m['ratio_engine_vs_bare_same_budget']} / x{m['ratio_engine_vs_bare_ccxt_limiter']}"),
-                ("limit place+cancel: engine / bare same budget / bare ccxt limiter ms",
-                 f"{med(p['engine'])} / {med(p.get('engine_budget'))} / {med(p['ccxt_limiter'])}",
-                 f"x{p['ratio_engine_vs_bare_same_budget']} / x{p['ratio_engine_vs_bare_ccxt_limiter']}")]
+        return [
+            (
+                "market order round trip: engine / bare same budget / bare ccxt limiter ms",
+                f"{med(m['engine'])} / {med(m.get('engine_budget'))} / {med(m['ccxt_limiter'])}",
+                f"x{m['ratio_engine_vs_bare_same_budget']} / x{m['ratio_engine_vs_bare_ccxt_limiter']}",
+            ),
+            (
+                "limit place+cancel: engine / bare same budget / bare ccxt limiter ms",
+                f"{med(p['engine'])} / {med(p.get('engine_budget'))} / {med(p['ccxt_limiter'])}",
+                f"x{p['ratio_engine_vs_bare_same_budget']} / x{p['ratio_engine_vs_bare_ccxt_limiter']}",
+            ),
+        ]
     if name == "persistence":
-        return [("store: order-event rows/s (batch / single)",
-                 f"{result['batch']['rows_per_s']} / {result['single']['rows_per_s']}",
-                 f"floor {result['floor_raw_sqlite_one_transaction']['rows_per_s']}"),
-                ("store: commit p99 ms (batch / single)",
-                 f"{result['batch']['commit_ms'].get('p99')} / {result['single']['commit_ms'].get('p99')}", "")]
+        return [
+            (
+                "store: order-event rows/s (batch / single)",
+                f"{result['batch']['rows_per_s']} / {result['single']['rows_per_s']}",
+                f"floor {result['floor_raw_sqlite_one_transaction']['rows_per_s']}",
+            ),
+            (
+                "store: commit p99 ms (batch / single)",
+                f"{result['batch']['commit_ms'].get('p99')} / {result['single']['commit_ms'].get('p99')}",
+                "",
+            ),
+        ]
     if name == "engine_events":
-        return [("engine: order reports/s (batch / single), tickers/s",
-                 f"{result['order_reports_batch']['per_s']} / {result['order_reports_single']['per_s']}, "
-                 f"{result['tickers']['per_s']}", f"floor {result['floor_tracker_alone']['per_s']}")]
+        return [
+            (
+                "engine: order reports/s (batch / single), tickers/s",
+                f"{result['order_reports_batch']['per_s']} / {result['order_reports_single']['per_s']}, "
+                f"{result['tickers']['per_s']}",
+                f"floor {result['floor_tracker_alone']['per_s']}",
+            )
+        ]
     if name == "tui_storm":
         target = result["target"]
-        return [(f"storm of {target['order_events_per_s']} order events + {target['tickers_per_s']} tickers/s: "
-                 "events/s achieved", result["achieved_events_per_s"], ""),
-                ("  ... event -> widget p50 / p99 ms",
-                 f"{med(result['event_to_widget_ms'])} / {p99(result['event_to_widget_ms'])}", ""),
-                ("  ... key h -> HALTED ms", result["key_to_halted_ms"], "")]
+        return [
+            (
+                f"storm of {target['order_events_per_s']} order events + {target['tickers_per_s']} tickers/s: "
+                "events/s achieved",
+                result["achieved_events_per_s"],
+                "",
+            ),
+            (
+                "  ... event -> widget p50 / p99 ms",
+                f"{med(result['event_to_widget_ms'])} / {p99(result['event_to_widget_ms'])}",
+                "",
+            ),
+            ("  ... key h -> HALTED ms", result["key_to_halted_ms"], ""),
+        ]
     if name == "cold_start":
-        return [("TUI first frame / ready: p50 ms", f"{med(result['first_frame'])} / {med(result.get('ready'))}",
-                 f"floor {med(result['floor_bare_textual_first_frame'])}")]
+        return [
+            (
+                "TUI first frame / ready: p50 ms",
+                f"{med(result['first_frame'])} / {med(result.get('ready'))}",
+                f"floor {med(result['floor_bare_textual_first_frame'])}",
+            )
+        ]
     if name == "cli_startup":
-        return [("cockpit status, missing dir: p50 ms / MiB", f"{med(result['status_missing_dir'])} / "
-                 f"{med(result['status_peak_rss_mib'])}", f"floor {med(result['floor_bare_python'])}")]
+        return [
+            (
+                "cockpit status, missing dir: p50 ms / MiB",
+                f"{med(result['status_missing_dir'])} / {med(result['status_peak_rss_mib'])}",
+                f"floor {med(result['floor_bare_python'])}",
+            )
+        ]
     if name == "soak":
-        return [("soak: RSS growth MB per simulated hour", result["growth_mb_per_simulated_hour"],
-                 f"{result['simulated_hours']} h simulated")]
+        return [
+            (
+                "soak: RSS growth MB per simulated hour",
+                result["growth_mb_per_simulated_hour"],
+                f"{result['simulated_hours']} h simulated",
+            )
+        ]
     return []
 
 
@@ -108,8 +171,13 @@ def main() -> int:
             if code == "before":
                 env["PYTHONPATH"] = os.pathsep.join(p for p in (args.before, env.get("PYTHONPATH", "")) if p)
             began = time.perf_counter()
-            proc = subprocess.run(argv_for(name, args.quick), capture_output=True, text=True, env=env,
-                                  cwd=HERE.parent if code == "after" else args.before)
+            proc = subprocess.run(
+                argv_for(name, args.quick),
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=HERE.parent if code == "after" else args.before,
+            )
             lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
             if proc.returncode != 0 or not lines:
                 failed.append(f"{name} ({code})")
@@ -120,13 +188,18 @@ def main() -> int:
             result["code"] = code
             results.append(result)
             print(json.dumps(result))
-            rows += [(f"[{code}] {figure}" if args.before else figure, measured, floor)
-                     for figure, measured, floor in headline(result)]
+            rows += [
+                (f"[{code}] {figure}" if args.before else figure, measured, floor)
+                for figure, measured, floor in headline(result)
+            ]
     print(f"\n{'figure':<86} {'measured':<32} floor / ratio", file=sys.stderr)
     for figure, measured, floor in rows:
         print(f"{figure:<86} {str(measured):<32} {floor}", file=sys.stderr)
-    print(f"\n{len(results)} benchmarks in {time.perf_counter() - start:.0f} s"
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""), file=sys.stderr)
+    print(
+        f"\n{len(results)} benchmarks in {time.perf_counter() - start:.0f} s"
+        + (f"; FAILED: {', '.join(failed)}" if failed else ""),
+        file=sys.stderr,
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
     return 1 if failed else 0

@@ -17,9 +17,10 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from benchlib import emit, sim_settings, started
-from engine.kernel.config import LadderConfig, StrategyConfig
+from benchlib import sim_settings, started
+
 from engine.core.engine import Engine
+from engine.kernel.config import LadderConfig, StrategyConfig
 from engine.sim import Simulator
 
 PARAMS = {"seconds": 60.0, "speed": 60.0, "warmup": 10.0}
@@ -37,8 +38,9 @@ async def measure(seconds: float, speed: float, warmup: float) -> dict[str, Any]
     settings = sim_settings(sim, strategy=True, max_position_pct=Decimal(3))
     # The ladder at the simulator's pace: it steps ``speed`` times as often, with a tighter spacing so that
     # orders fill and turn over as they would in an hour.
-    strategy = StrategyConfig(enabled=True, interval_s=max(0.05, 3.0 / speed),
-                              ladder=LadderConfig(spacing_pct=Decimal("0.05")))
+    strategy = StrategyConfig(
+        enabled=True, interval_s=max(0.05, 3.0 / speed), ladder=LadderConfig(spacing_pct=Decimal("0.05"))
+    )
     settings = settings.model_copy(update={"strategy": strategy})
     engine = await started(Engine(settings))
     samples: list[tuple[float, float]] = []
@@ -58,11 +60,19 @@ async def measure(seconds: float, speed: float, warmup: float) -> dict[str, Any]
         await engine.stop()
         await sim.stop()
     hours = elapsed * speed / 3600
-    return {"benchmark": "soak", "wall_s": round(elapsed, 1), "speed": speed, "simulated_hours": round(hours, 3),
-            "rss_mb_after_warmup": round(start_rss, 1), "rss_mb_end": round(end_rss, 1),
-            "orders_placed": orders, "fills_today": fills, "samples": samples,
-            "growth_mb_per_simulated_hour": round((end_rss - start_rss) / hours, 2) if hours else None,
-            "goal": "<= 10 MB per simulated hour"}
+    return {
+        "benchmark": "soak",
+        "wall_s": round(elapsed, 1),
+        "speed": speed,
+        "simulated_hours": round(hours, 3),
+        "rss_mb_after_warmup": round(start_rss, 1),
+        "rss_mb_end": round(end_rss, 1),
+        "orders_placed": orders,
+        "fills_today": fills,
+        "samples": samples,
+        "growth_mb_per_simulated_hour": round((end_rss - start_rss) / hours, 2) if hours else None,
+        "goal": "<= 10 MB per simulated hour",
+    }
 
 
 if __name__ == "__main__":

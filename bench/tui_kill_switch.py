@@ -19,11 +19,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchlib import emit, ratio, summary, until
+from benchlib import ratio, summary, until
+
 from cockpit.app import CockpitApp
+from engine.core.engine import Engine
 from engine.kernel.commands import PlaceOrder, Resume
 from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig
-from engine.core.engine import Engine
 from engine.kernel.events import CommandAudited
 from engine.venue.exchange import build_exchange
 from widgets.banner import StatusBanner
@@ -34,10 +35,12 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 
 def settings() -> Settings:
-    return Settings(engine=EngineConfig(data_dir=Path(tempfile.mkdtemp(prefix="cockpit-bench-"))),
-                    strategy=StrategyConfig(enabled=False),
-                    risk=RiskConfig(max_orders_per_minute=100_000, max_position_pct=Decimal(100)),
-                    monitors=MonitorsConfig(reconcile_s=3600.0))
+    return Settings(
+        engine=EngineConfig(data_dir=Path(tempfile.mkdtemp(prefix="cockpit-bench-"))),
+        strategy=StrategyConfig(enabled=False),
+        risk=RiskConfig(max_orders_per_minute=100_000, max_position_pct=Decimal(100)),
+        monitors=MonitorsConfig(reconcile_s=3600.0),
+    )
 
 
 async def rest_orders(engine: Engine, n: int) -> None:
@@ -46,8 +49,17 @@ async def rest_orders(engine: Engine, n: int) -> None:
         amount = Decimal("0.0002") if symbol.startswith("BTC") else Decimal("0.005")
         for i in range(n // 2 + (k < n % 2)):
             price = last * (Decimal("0.90") - Decimal(i) / 2000)
-            result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="limit", amount=amount,
-                                                     price=price, stop_loss=price * Decimal("0.9"), reason="bench"))
+            result = await engine.execute(
+                PlaceOrder(
+                    symbol=symbol,
+                    side="buy",
+                    type="limit",
+                    amount=amount,
+                    price=price,
+                    stop_loss=price * Decimal("0.9"),
+                    reason="bench",
+                )
+            )
             assert result.ok, result.message
 
 
@@ -60,17 +72,29 @@ async def measure(runs: int, orders: int, settle_s: float) -> dict[str, Any]:
         sim = engine.sim
         sim.limiter.orders_per_10s = 1_000_000  # the benchmark places orders faster than Binance allows
         audits: dict[str, float] = {}
-        engine.bus.add_handler(lambda e: audits.setdefault(e.command, time.perf_counter())
-                               if isinstance(e, CommandAudited) else None)
-        bare = build_exchange("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                              api_secret=sim.api_secret, rate_limit=False)
+        engine.bus.add_handler(
+            lambda e: audits.setdefault(e.command, time.perf_counter()) if isinstance(e, CommandAudited) else None
+        )
+        bare = build_exchange(
+            "binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            rate_limit=False,
+        )
         await bare.load_markets()
         banner = app.query_one(StatusBanner)
         # Times are taken where things happen (pilot.press returns only once the app is idle again): the simulator's
         # last cancel, the audit record, the banner's state attribute changing (drawn at the next refresh).
         marks: dict[str, float] = {}
-        sim.engine.listeners.append(lambda e: marks.setdefault("clear", time.perf_counter())
-                                    if type(e).__name__ == "OrderUpdate" and not sim.open_orders() else None)
+        sim.engine.listeners.append(
+            lambda e: (
+                marks.setdefault("clear", time.perf_counter())
+                if type(e).__name__ == "OrderUpdate" and not sim.open_orders()
+                else None
+            )
+        )
         app.watch(banner, "state", lambda state: marks.setdefault(state, time.perf_counter()), init=False)
         try:
             for _ in range(runs):
@@ -99,8 +123,9 @@ async def measure(runs: int, orders: int, settle_s: float) -> dict[str, Any]:
                     last = float(engine.portfolio.last[symbol])
                     amount = "0.0002" if symbol.startswith("BTC") else "0.005"
                     for i in range(orders // 2 + (k < orders % 2)):
-                        await bare.create_order(symbol, "limit", "buy", amount,
-                                                bare.price_to_precision(symbol, last * (0.9 - i / 2000)))
+                        await bare.create_order(
+                            symbol, "limit", "buy", amount, bare.price_to_precision(symbol, last * (0.9 - i / 2000))
+                        )
                 await asyncio.sleep(settle_s)
                 t = time.perf_counter()
                 await asyncio.gather(*(bare.cancel_all_orders(s) for s in SYMBOLS))
@@ -108,10 +133,20 @@ async def measure(runs: int, orders: int, settle_s: float) -> dict[str, Any]:
         finally:
             await bare.close()
     s_clear, s_done, s_floor = summary(clear), summary(done), summary(floor)
-    return {"benchmark": "tui_kill_switch", "runs": runs, "orders": orders, "symbols": len(SYMBOLS), "unit": "ms",
-            "key_c_to_venue_clear": s_clear, "key_c_to_done": s_done, "key_h_to_halted_on_screen": summary(halted),
-            "floor_bare_ccxt_deletes": s_floor, "ratio_venue_clear": ratio(s_clear, s_floor),
-            "ratio_done": ratio(s_done, s_floor), "goal": "p50 <= 25 ms, p99 <= 100 ms"}
+    return {
+        "benchmark": "tui_kill_switch",
+        "runs": runs,
+        "orders": orders,
+        "symbols": len(SYMBOLS),
+        "unit": "ms",
+        "key_c_to_venue_clear": s_clear,
+        "key_c_to_done": s_done,
+        "key_h_to_halted_on_screen": summary(halted),
+        "floor_bare_ccxt_deletes": s_floor,
+        "ratio_venue_clear": ratio(s_clear, s_floor),
+        "ratio_done": ratio(s_done, s_floor),
+        "goal": "p50 <= 25 ms, p99 <= 100 ms",
+    }
 
 
 if __name__ == "__main__":

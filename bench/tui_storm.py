@@ -29,12 +29,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from benchlib import summary
+
 from cockpit.app import CockpitApp
 from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen
+from engine.core.engine import Engine
 from engine.kernel.bus import EventBus
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig
-from engine.core.engine import Engine
 from engine.kernel.events import Order, OrderStatus, OrderUpdated, TickerUpdated, TradingState, utcnow
 from widgets.banner import StatusBanner
 
@@ -79,9 +80,19 @@ async def main(seconds: float, orders_per_s: int, tickers_per_s: int, screen_onl
             banner = app.main_screen.query_one(StatusBanner)
             symbols = engine.symbols
             last = {s: engine.portfolio.last.get(s) or Decimal(100) for s in symbols}
-            orders = [Order(f"storm-{i}", symbols[i % len(symbols)], "buy", "limit", Decimal("1"),
-                            last[symbols[i % len(symbols)]] * Decimal("0.5"), OrderStatus.OPEN, origin="bench")
-                      for i in range(50)]
+            orders = [
+                Order(
+                    f"storm-{i}",
+                    symbols[i % len(symbols)],
+                    "buy",
+                    "limit",
+                    Decimal("1"),
+                    last[symbols[i % len(symbols)]] * Decimal("0.5"),
+                    OrderStatus.OPEN,
+                    origin="bench",
+                )
+                for i in range(50)
+            ]
             sent = 0
             key_to_halted_ms: float | None = None
             start = time.perf_counter()

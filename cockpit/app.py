@@ -31,18 +31,42 @@ from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
 from cockpit.palette import CockpitCommands
 from cockpit.screens import (
-    AlertLog, AuditLog, ChecklistScreen, Confirm, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, Reconciliation, TooSmall,
+    AlertLog,
+    AuditLog,
+    ChecklistScreen,
+    Confirm,
+    Fills,
+    Help,
+    Incidents,
+    OrderForm,
+    OrderHistory,
+    QuitChoice,
+    Reconciliation,
+    TooSmall,
 )
 from cockpit.views import num, qty
 from engine.kernel.commands import (
-    Ack, CancelAll, CloseAll, ClosePosition, Command, CommandResult, Halt, PlaceOrder, Reconcile, Reconnect, ReduceOnly,
-    Resume, RunPreflight, SetMode, SetStrategy,
+    Ack,
+    CancelAll,
+    CloseAll,
+    ClosePosition,
+    Command,
+    CommandResult,
+    Halt,
+    PlaceOrder,
+    Reconcile,
+    Reconnect,
+    ReduceOnly,
+    Resume,
+    RunPreflight,
+    SetMode,
+    SetStrategy,
 )
 from engine.kernel.commands import Snapshot as TakeSnapshot
 from engine.kernel.config import Settings
-from engine.store.datadir import DataDirBusy
 from engine.kernel.errors import EngineError
 from engine.kernel.events import Fill, TradingState
+from engine.store.datadir import DataDirBusy
 from engine.trading.state import WHY_NOT
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
@@ -121,8 +145,9 @@ class CockpitApp(App):
     DESCRIPTION = DESCRIPTION
     COMMANDS = App.COMMANDS | {CockpitCommands}
 
-    def __init__(self, engine: Engine | None = None, *, settings: Settings | None = None,
-                 confirm_live: bool = False) -> None:
+    def __init__(
+        self, engine: Engine | None = None, *, settings: Settings | None = None, confirm_live: bool = False
+    ) -> None:
         """Over ``engine`` (started when the app mounts), or over an engine built from ``settings`` after the
         first frame (what ``cockpit`` does: the screen does not wait for the engine's imports)."""
         super().__init__()
@@ -136,17 +161,30 @@ class CockpitApp(App):
         self._confirm_live = confirm_live
         self.started = asyncio.Event()  # the engine is up (set once); ``start_failed`` says when it never will be
         self.start_failed = False
-        self.main_screen = MainScreen(ScreenConfig(
-            mode=settings.engine.mode, quote=settings.engine.quote_asset, symbols=tuple(settings.venue.symbols),
-            stuck_after_s=settings.monitors.stuck_order_s, min_severity=settings.alerts.screen_min_severity))
+        self.main_screen = MainScreen(
+            ScreenConfig(
+                mode=settings.engine.mode,
+                quote=settings.engine.quote_asset,
+                symbols=tuple(settings.venue.symbols),
+                stuck_after_s=settings.monitors.stuck_order_s,
+                min_severity=settings.alerts.screen_min_severity,
+            )
+        )
         self._hangup_started = False
         keymap = dict(settings.keys)
         check_keymap(keymap)
         if keymap:
             self.set_keymap(keymap)
 
-    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
-               markup: bool = False) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity="information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
         """Notifications carry the engine's and the venue's words (reasons, errors): shown as written, never
         parsed as markup (a "[...]" in a venue's error must neither vanish nor crash the screen)."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
@@ -188,8 +226,9 @@ class CockpitApp(App):
         """Wait for the engine when a command comes before it is up (the key is not lost); False if it never
         will be."""
         if not self.started.is_set():
-            self.notify(f"The engine is starting: {title.lower()} runs the moment it is up.", title=title,
-                        severity="warning")
+            self.notify(
+                f"The engine is starting: {title.lower()} runs the moment it is up.", title=title, severity="warning"
+            )
             await self.started.wait()
         return not self.start_failed
 
@@ -201,24 +240,49 @@ class CockpitApp(App):
         self.main_screen.post_message(snap)
         if snap.state == TradingState.HALTED and snap.state_info:
             info = snap.state_info
-            self.notify(f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
-                        severity="warning", timeout=10)
+            self.notify(
+                f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
+                severity="warning",
+                timeout=10,
+            )
         self.run_worker(pump(subscription, self.main_screen.post_message), name="engine-bridge")
 
     def snapshot(self) -> Snapshot:
         engine = self.engine
         snap = engine.snapshot()
         store = engine.store
-        fills = [Fill(r["trade_id"], r["client_id"], r["symbol"], r["side"], Decimal(r["price"]), Decimal(r["amount"]),
-                      Decimal(r["fee"] or 0), r["fee_asset"], datetime.fromisoformat(r["ts"]))
-                 for r in (store.fills()[-50:] if store else [])]
+        fills = [
+            Fill(
+                r["trade_id"],
+                r["client_id"],
+                r["symbol"],
+                r["side"],
+                Decimal(r["price"]),
+                Decimal(r["amount"]),
+                Decimal(r["fee"] or 0),
+                r["fee_asset"],
+                datetime.fromisoformat(r["ts"]),
+            )
+            for r in (store.fills()[-50:] if store else [])
+        ]
         curve = [Decimal(r["equity"]) for r in (store.equity_curve(limit=120) if store else [])]
         return Snapshot(
-            state=snap["state"], state_info=snap["state_info"], venue=snap["venue"], connected=snap["connected"],
-            orders=list(snap["orders"]), balances=list(snap["balances"]), positions=list(snap["positions"]),
-            alerts=list(snap["alerts"]), fills=fills, equity_curve=curve, stops=dict(engine.execution.stops),
-            monitors=engine.monitors.statuses(), last=dict(engine.portfolio.last), equity=engine.portfolio.equity(),
-            checklist=next(iter(store.checklist_runs(limit=1)), None) if store else None)
+            state=snap["state"],
+            state_info=snap["state_info"],
+            venue=snap["venue"],
+            connected=snap["connected"],
+            orders=list(snap["orders"]),
+            balances=list(snap["balances"]),
+            positions=list(snap["positions"]),
+            alerts=list(snap["alerts"]),
+            fills=fills,
+            equity_curve=curve,
+            stops=dict(engine.execution.stops),
+            monitors=engine.monitors.statuses(),
+            last=dict(engine.portfolio.last),
+            equity=engine.portfolio.equity(),
+            checklist=next(iter(store.checklist_runs(limit=1)), None) if store else None,
+        )
 
     def _watch_kill_switch(self) -> None:
         """A kill switch the venue did not let finish is retried by the engine: the banner says so until done."""
@@ -260,7 +324,7 @@ class CockpitApp(App):
             while queue is not None and not queue.empty():  # a write already waiting for room goes through
                 try:
                     queue.get_nowait()
-                except Exception:  # noqa: BLE001 - emptied meanwhile
+                except Exception:
                     break
         loop.call_soon_threadsafe(self._hung_up)
 
@@ -278,15 +342,16 @@ class CockpitApp(App):
         command = HANGUP.get(policy)
         try:
             await asyncio.wait_for(self.started.wait(), HANGUP_FINISH_S)  # hung up while the engine was starting
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         if self.engine is None or self.start_failed:
             log.warning("terminal gone before the engine was up: exiting")
             logging.shutdown()
             os._exit(0)
         if command is not None:
-            result = await self.engine.execute(command(actor="operator:hangup",
-                                                       reason=f"terminal hung up (SIGHUP); [tui] on_hangup = {policy}"))
+            result = await self.engine.execute(
+                command(actor="operator:hangup", reason=f"terminal hung up (SIGHUP); [tui] on_hangup = {policy}")
+            )
             log.warning("on hangup: %s", result.message)
             # What the venue did not let it finish is retried; nobody is watching, so stay until it is done.
             deadline = time.monotonic() + HANGUP_FINISH_S
@@ -311,8 +376,11 @@ class CockpitApp(App):
         epoch = self.engine.state.epoch
         answer = await self.push_screen_wait(Confirm(question, epoch=epoch))
         if answer and self.engine.state.epoch != epoch:
-            self.notify("The trading state changed while you were deciding; nothing was done.",
-                        title="Withdrawn", severity="warning")
+            self.notify(
+                "The trading state changed while you were deciding; nothing was done.",
+                title="Withdrawn",
+                severity="warning",
+            )
             return False
         return bool(answer)
 
@@ -333,8 +401,12 @@ class CockpitApp(App):
         # The state is drawn from its event too; this draws it the moment the command returns, even when a storm
         # of events is still waiting to be drawn ahead of that one.
         self.main_screen.query_one(StatusBanner).state = self.engine.trading_state.value
-        self.notify(result.message, title=title, severity="information" if result.ok else "error",
-                    timeout=10 if command.kill_switch else 5)
+        self.notify(
+            result.message,
+            title=title,
+            severity="information" if result.ok else "error",
+            timeout=10 if command.kill_switch else 5,
+        )
         if command.kill_switch:
             self.withdraw_questions(f"{title.lower()} ran")
         return result
@@ -363,8 +435,10 @@ class CockpitApp(App):
         portfolio = self.engine.portfolio
         held = [p for p in portfolio.positions() if symbol is None or p.symbol == symbol]
         orders = [o for o in self.engine.tracker.open_orders() if symbol is None or o.symbol == symbol]
-        sells = ", ".join(f"{p.symbol.split('/')[0]} {qty(p.amount)} (~{num(p.value)} {portfolio.quote})"
-                          for p in held) or "nothing held to sell"
+        sells = (
+            ", ".join(f"{p.symbol.split('/')[0]} {qty(p.amount)} (~{num(p.value)} {portfolio.quote})" for p in held)
+            or "nothing held to sell"
+        )
         return f"cancel {len(orders)} open order(s) and sell at market: {sells}"
 
     @work(group="commands")
@@ -421,11 +495,16 @@ class CockpitApp(App):
         started = self.engine.settings.engine.mode
         target = started if self.engine.mode == "dry-run" else "dry-run"
         if target == self.engine.mode:
-            self.notify(f"This engine started in {started}: there is no other mode to switch to without a restart.",
-                        title="Mode")
+            self.notify(
+                f"This engine started in {started}: there is no other mode to switch to without a restart.",
+                title="Mode",
+            )
             return
-        question = ("Switch to DRY-RUN? Orders are decided and logged; none is sent, stop-loss exits included."
-                    if target == "dry-run" else f"Switch back to {target.upper()}? Orders will be sent again.")
+        question = (
+            "Switch to DRY-RUN? Orders are decided and logged; none is sent, stop-loss exits included."
+            if target == "dry-run"
+            else f"Switch back to {target.upper()}? Orders will be sent again."
+        )
         if not await self.ask(question):
             return
         await self._run(SetMode(actor=ACTOR, reason="m pressed in cockpit", mode=target), "Mode")
@@ -460,8 +539,10 @@ class CockpitApp(App):
         if not open_orders and not held:
             self.exit()
             return
-        what = (f"{open_orders} open order(s) and {len(held)} position(s) "
-                f"({', '.join(p.symbol for p in held) or 'none'}) would stay at the venue, unwatched.")
+        what = (
+            f"{open_orders} open order(s) and {len(held)} position(s) "
+            f"({', '.join(p.symbol for p in held) or 'none'}) would stay at the venue, unwatched."
+        )
         choice = await self.push_screen_wait(QuitChoice(what, epoch=self.engine.state.epoch))
         if choice is None:
             return
@@ -472,8 +553,12 @@ class CockpitApp(App):
             self.notify("Halting and clearing the book before quitting…", title="Quit", severity="warning")
             result = await self._run(command(actor=ACTOR, reason=f"quit: operator chose {choice}"), "Quit")
             if not result.ok:
-                self.notify("Not quitting: the kill switch did not finish; it keeps retrying. q again to decide.",
-                            title="Quit", severity="error", timeout=15)
+                self.notify(
+                    "Not quitting: the kill switch did not finish; it keeps retrying. q again to decide.",
+                    title="Quit",
+                    severity="error",
+                    timeout=15,
+                )
                 return
         self.exit()
 
@@ -532,8 +617,11 @@ class CockpitApp(App):
 
     def help_entries(self) -> list[tuple[str, str, str, str | None]]:
         keymap = dict(self.settings.keys)
-        return [(keymap.get(b.id, b.key_display or b.key), b.id, DESCRIPTION.get(b.id, b.description),
-                 self.why_not(b.id)) for b in BINDINGS if b.id]
+        return [
+            (keymap.get(b.id, b.key_display or b.key), b.id, DESCRIPTION.get(b.id, b.description), self.why_not(b.id))
+            for b in BINDINGS
+            if b.id
+        ]
 
     # ------------------------------------------------------------ screens and forms
 
@@ -551,8 +639,10 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_run_checklist(self) -> None:
         """Run the go/no-go checklist now, after one question (on a paper venue its smoke trade places orders)."""
-        if not await self.ask("Run the go/no-go checklist now? On a paper or testnet venue its smoke trade places "
-                              "a small market order and a far limit order (then cancels it)."):
+        if not await self.ask(
+            "Run the go/no-go checklist now? On a paper or testnet venue its smoke trade places "
+            "a small market order and a far limit order (then cancels it)."
+        ):
             return
         self.notify("Running the go/no-go checklist…", title="Go/no-go")
         await self._run(RunPreflight(actor=ACTOR, reason="checklist screen"), "Go/no-go")
@@ -582,8 +672,9 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_reconcile(self, adopt: bool) -> None:
         """Reconcile now (from the reconciliation screen); adopting the venue's amounts asks first."""
-        if adopt and not await self.ask("Adopt the venue's amounts as the engine's? The differences kept for you "
-                                        "become the engine's holdings."):
+        if adopt and not await self.ask(
+            "Adopt the venue's amounts as the engine's? The differences kept for you become the engine's holdings."
+        ):
             return
         await self._run(Reconcile(actor=ACTOR, reason="reconciliation screen", adopt=adopt), "Reconcile")
         if isinstance(self.screen, Reconciliation):
@@ -596,6 +687,16 @@ class CockpitApp(App):
         if order is None:
             return
         kind = "limit" if order["price"] is not None else "market"
-        await self._run(PlaceOrder(actor=ACTOR, reason="order form", symbol=order["symbol"], side=order["side"],
-                                   type=kind, amount=order["amount"], price=order["price"],
-                                   stop_loss=order["stop_loss"]), "Order")
+        await self._run(
+            PlaceOrder(
+                actor=ACTOR,
+                reason="order form",
+                symbol=order["symbol"],
+                side=order["side"],
+                type=kind,
+                amount=order["amount"],
+                price=order["price"],
+                stop_loss=order["stop_loss"],
+            ),
+            "Order",
+        )

@@ -11,8 +11,8 @@ import logging
 import os
 import signal
 import sys
-from decimal import Decimal, InvalidOperation
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +34,30 @@ def _decimal(text: str) -> Decimal:
 
 
 def _live_flag(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    parser.add_argument("--confirm-live", action="store_true", default=False if top else argparse.SUPPRESS,
-                        help='confirm real-money trading when [engine] mode = "live" (or COCKPIT_CONFIRM_LIVE=1)')
+    parser.add_argument(
+        "--confirm-live",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help='confirm real-money trading when [engine] mode = "live" (or COCKPIT_CONFIRM_LIVE=1)',
+    )
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     default = None if top else argparse.SUPPRESS
-    parser.add_argument("--config", type=Path, default=default, metavar="FILE",
-                        help="TOML configuration file (default: ./config.toml if present)")
-    parser.add_argument("--data-dir", type=Path, default=default, metavar="DIR",
-                        help="where the SQLite store, lock and log live (default: [engine] data_dir)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        metavar="FILE",
+        help="TOML configuration file (default: ./config.toml if present)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default,
+        metavar="DIR",
+        help="where the SQLite store, lock and log live (default: [engine] data_dir)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,24 +74,54 @@ def build_parser() -> argparse.ArgumentParser:
     _live_flag(tui, top=False)
 
     sim = sub.add_parser(
-        "sim", help="run the Binance-compatible simulator alone until Ctrl+C; `cockpit sim fault --help` for faults")
+        "sim", help="run the Binance-compatible simulator alone until Ctrl+C; `cockpit sim fault --help` for faults"
+    )
     _common(sim, top=False)
-    sim.add_argument("--rest-port", type=int, default=8080, metavar="P",
-                     help="REST port (default 8080, where `cockpit sim fault` looks; 0: a free port)")
+    sim.add_argument(
+        "--rest-port",
+        type=int,
+        default=8080,
+        metavar="P",
+        help="REST port (default 8080, where `cockpit sim fault` looks; 0: a free port)",
+    )
     sim.add_argument("--ws-port", type=int, default=8081, metavar="Q", help="websocket port (default 8081; 0: free)")
     sim.add_argument("--seed", type=int, default=1, metavar="S", help="price feed seed (same seed, same prices)")
-    sim.add_argument("--speed", type=float, default=1.0, metavar="X",
-                     help="simulated time runs X times faster than real time (accelerated paper runs)")
-    sim.add_argument("--replay", action="append", default=[], metavar="SYMBOL=CSV",
-                     help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed; repeatable")
-    sim.add_argument("--replay-start", type=int, default=None, metavar="MS",
-                     help="start the replay at this timestamp (ms since the epoch)")
-    sim.add_argument("--keys", default=None, metavar="FILE",
-                     help="TOML file of API keys and their permissions (see docs/simulator.md)")
+    sim.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="simulated time runs X times faster than real time (accelerated paper runs)",
+    )
+    sim.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="SYMBOL=CSV",
+        help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed; repeatable",
+    )
+    sim.add_argument(
+        "--replay-start",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="start the replay at this timestamp (ms since the epoch)",
+    )
+    sim.add_argument(
+        "--keys",
+        default=None,
+        metavar="FILE",
+        help="TOML file of API keys and their permissions (see docs/simulator.md)",
+    )
     sim.add_argument("--history-days", type=float, default=14, metavar="N", help="days of kline history (default 14)")
     sim.add_argument("--tick", type=float, default=0.25, metavar="SECONDS", help="seconds between price ticks")
-    sim.add_argument("--weight-limit", type=int, default=6000, metavar="N",
-                     help="request weight allowed per minute before HTTP 429 (default 6000, as Binance)")
+    sim.add_argument(
+        "--weight-limit",
+        type=int,
+        default=6000,
+        metavar="N",
+        help="request weight allowed per minute before HTTP 429 (default 6000, as Binance)",
+    )
 
     run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
     _common(run, top=False)
@@ -95,25 +139,45 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("side", choices=("buy", "sell"))
             cmd.add_argument("symbol", help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
             cmd.add_argument("amount", type=_decimal, help="amount in the base asset, e.g. 0.001")
-            cmd.add_argument("--price", type=_decimal, default=None, metavar="P",
-                             help="limit price (without it: a market order)")
-            cmd.add_argument("--stop-loss", type=_decimal, default=None, metavar="P",
-                             help="stop price under the entry (required for buys while [risk] require_stop_loss)")
+            cmd.add_argument(
+                "--price", type=_decimal, default=None, metavar="P", help="limit price (without it: a market order)"
+            )
+            cmd.add_argument(
+                "--stop-loss",
+                type=_decimal,
+                default=None,
+                metavar="P",
+                help="stop price under the entry (required for buys while [risk] require_stop_loss)",
+            )
         elif spec.name == "ack":
             cmd.add_argument("ids", nargs="*", type=int, metavar="ID", help="alert ids (see `cockpit status`)")
             cmd.add_argument("--all", action="store_true", dest="every", help="every unacknowledged alert")
         elif spec.name == "mode":
-            cmd.add_argument("mode", choices=("paper", "dry-run", "live"),
-                             help="dry-run, or back to the mode the engine started in")
+            cmd.add_argument(
+                "mode", choices=("paper", "dry-run", "live"), help="dry-run, or back to the mode the engine started in"
+            )
         elif spec.name == "reconcile":
-            cmd.add_argument("--adopt", action="store_true",
-                             help="take the venue's amounts as the engine's first (after checking a kept mismatch)")
+            cmd.add_argument(
+                "--adopt",
+                action="store_true",
+                help="take the venue's amounts as the engine's first (after checking a kept mismatch)",
+            )
         if spec.emergency:
-            cmd.add_argument("--retry-for", type=float, default=60.0, metavar="S",
-                             help="with no engine running: keep retrying what failed for S seconds (default 60)")
+            cmd.add_argument(
+                "--retry-for",
+                type=float,
+                default=60.0,
+                metavar="S",
+                help="with no engine running: keep retrying what failed for S seconds (default 60)",
+            )
         cmd.add_argument("--reason", default=f"{spec.name} from the command line", help="recorded with the command")
-        cmd.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                         help="seconds to wait for the engine's answer (default 30)")
+        cmd.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            metavar="S",
+            help="seconds to wait for the engine's answer (default 30)",
+        )
         cmd.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     incidents = sub.add_parser("incidents", help="list incidents: when, what tripped, time to detect, act, recover")
     _common(incidents, top=False)
@@ -139,21 +203,50 @@ def _gate_commands(sub: Any) -> None:
     _common(pre, top=False)
     _live_flag(pre, top=False)
     pre.add_argument("--json", action="store_true", help="print the checklist as one JSON object")
-    pre.add_argument("--timeout", type=float, default=120.0, metavar="S",
-                     help="seconds to wait for a running engine's answer (default 120)")
+    pre.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for a running engine's answer (default 120)",
+    )
     val = sub.add_parser("validate", help="paper validation on the simulator, N times faster; GO / NO-GO report")
     _common(val, top=False)
-    val.add_argument("--duration", default=None, metavar="D",
-                     help="simulated time: 48h, 90m, 2d (default [validation] duration_h, 48 h)")
-    val.add_argument("--speed", type=float, default=None, metavar="N",
-                     help="simulated seconds per real second, at most (default [validation] speed)")
-    val.add_argument("--tick", type=float, default=None, metavar="S",
-                     help="simulated seconds between price moves (default [validation] tick_s)")
+    val.add_argument(
+        "--duration",
+        default=None,
+        metavar="D",
+        help="simulated time: 48h, 90m, 2d (default [validation] duration_h, 48 h)",
+    )
+    val.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="N",
+        help="simulated seconds per real second, at most (default [validation] speed)",
+    )
+    val.add_argument(
+        "--tick",
+        type=float,
+        default=None,
+        metavar="S",
+        help="simulated seconds between price moves (default [validation] tick_s)",
+    )
     source = val.add_mutually_exclusive_group()
-    source.add_argument("--seed", type=int, default=None, metavar="S",
-                        help="price feed seed (default [venue] sim_seed): same seed, same report")
-    source.add_argument("--replay", action="append", default=[], metavar="SYMBOL=CSV",
-                        help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed")
+    source.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="price feed seed (default [venue] sim_seed): same seed, same report",
+    )
+    source.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="SYMBOL=CSV",
+        help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed",
+    )
     val.add_argument("--json", action="store_true", help="print the report as one JSON object")
     rep = sub.add_parser("report", help="cockpit report daily [--date D]: the day's summary, as the sinks get it")
     _common(rep, top=False)
@@ -186,9 +279,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"cockpit sim: --replay {item!r} must look like BTCUSDT=prices.csv", file=sys.stderr)
                 return 2
             replay[symbol.upper()] = path
-        return sim_main(args.rest_port, args.ws_port, args.seed, speed=args.speed, replay=replay or None,
-                        replay_start=args.replay_start, keys_file=args.keys, history_days=args.history_days,
-                        tick_interval=args.tick, weight_limit=args.weight_limit)
+        return sim_main(
+            args.rest_port,
+            args.ws_port,
+            args.seed,
+            speed=args.speed,
+            replay=replay or None,
+            replay_start=args.replay_start,
+            keys_file=args.keys,
+            history_days=args.history_days,
+            tick_interval=args.tick,
+            weight_limit=args.weight_limit,
+        )
     try:
         settings = load_settings(args.config, args.data_dir)
     except ConfigError as exc:
@@ -241,8 +343,9 @@ def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_li
             try:
                 date.fromisoformat(args.date)
             except ValueError:
-                print(f"cockpit report daily: --date {args.date!r} is not a day: write YYYY-MM-DD (UTC)",
-                      file=sys.stderr)
+                print(
+                    f"cockpit report daily: --date {args.date!r} is not a day: write YYYY-MM-DD (UTC)", file=sys.stderr
+                )
                 return 2
         return gate.report_daily(settings, args.date, args.json)
     try:
@@ -261,8 +364,15 @@ def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_li
             print(f"cockpit validate: --replay {item!r} must look like BTCUSDT=prices.csv", file=sys.stderr)
             return 2
         replay[symbol.upper().replace("/", "")] = path
-    return gate.validate(settings, duration_s=duration, speed=args.speed, seed=args.seed, replay=replay,
-                         tick_s=args.tick, as_json=args.json)
+    return gate.validate(
+        settings,
+        duration_s=duration,
+        speed=args.speed,
+        seed=args.seed,
+        replay=replay,
+        tick_s=args.tick,
+        as_json=args.json,
+    )
 
 
 def _symbol(settings: Settings, text: str) -> str:
@@ -286,17 +396,21 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
     if command == "ack":
         return {"ids": list(args.ids), "every": args.every}
     if command == "order":
-        return {"symbol": _symbol(settings, args.symbol), "side": args.side, "amount": str(args.amount),
-                "type": "limit" if args.price is not None else "market",
-                "price": None if args.price is None else str(args.price),
-                "stop_loss": None if args.stop_loss is None else str(args.stop_loss)}
+        return {
+            "symbol": _symbol(settings, args.symbol),
+            "side": args.side,
+            "amount": str(args.amount),
+            "type": "limit" if args.price is not None else "market",
+            "price": None if args.price is None else str(args.price),
+            "stop_loss": None if args.stop_loss is None else str(args.stop_loss),
+        }
     return None
 
 
 def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
     """A command for the engine running on the data dir; cancel-all and close-all with none act on the venue."""
-    from engine.store.datadir import DB_NAME, engine_pid
     from engine.api.inbox import cli_actor, send_detailed
+    from engine.store.datadir import DB_NAME, engine_pid
 
     data_dir = settings.engine.data_dir
     details = None
@@ -309,15 +423,17 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.ERROR, format="cockpit: %(message)s")
         print(f"no engine is running on {data_dir.resolve()}: acting on the venue directly", file=sys.stderr)
         try:
-            result = asyncio.run(act_without_engine(settings, cls(actor=cli_actor(), reason=args.reason),
-                                                    retry_for_s=args.retry_for))
+            result = asyncio.run(
+                act_without_engine(settings, cls(actor=cli_actor(), reason=args.reason), retry_for_s=args.retry_for)
+            )
         except KeyboardInterrupt:
             print("stopped by the operator; HALTED stays latched. Run the command again to finish.", file=sys.stderr)
             return 1
         ok, message, details = result.ok, result.message, dict(result.details)
     else:
-        ok, message, details = send_detailed(data_dir, command, args.reason, args.timeout,
-                                             _remote_args(settings, command, args))
+        ok, message, details = send_detailed(
+            data_dir, command, args.reason, args.timeout, _remote_args(settings, command, args)
+        )
     if args.json:
         print(json.dumps({"ok": ok, "message": message, "details": details}, default=str))
     else:
@@ -336,13 +452,17 @@ def _print_reconcile(report: dict) -> None:
         for item in orders.get(what, []):
             print(f"  order {what}: {item}")
     for d in report.get("differences", []):
-        print(f"  {d['asset']}: venue {d['venue']}, engine {d['engine']}, diff {d['diff']} "
-              f"({d['pct_of_equity']}% of equity)")
+        print(
+            f"  {d['asset']}: venue {d['venue']}, engine {d['engine']}, diff {d['diff']} "
+            f"({d['pct_of_equity']}% of equity)"
+        )
     for d in report.get("adopted", []):
         print(f"  adopted: {d['asset']} {d['diff']}")
     for d in report.get("mismatch", []):
-        print(f"  KEPT for the operator: {d['asset']} venue {d['venue']} vs engine {d['engine']} "
-              f"({d['pct_of_equity']}% of equity) - check the venue's trades, then `cockpit reconcile --adopt`")
+        print(
+            f"  KEPT for the operator: {d['asset']} venue {d['venue']} vs engine {d['engine']} "
+            f"({d['pct_of_equity']}% of equity) - check the venue's trades, then `cockpit reconcile --adopt`"
+        )
 
 
 def _run_tui(settings: Settings, confirm_live: bool) -> int:
@@ -357,7 +477,8 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
 
     log_path = Path(settings.engine.data_dir) / "cockpit.log"
     logging.basicConfig(
-        filename=log_path, level=logging.INFO,
+        filename=log_path,
+        level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # The engine is imported and started by the app after its first frame (the screen does not wait for it).
@@ -370,9 +491,8 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
     import asyncio
 
     from engine.core.engine import Engine, EngineError
-    from engine.store.datadir import DataDirBusy
-
     from engine.ops.logfiles import JsonFormatter
+    from engine.store.datadir import DataDirBusy
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,10 +48,11 @@ def _quiet_logs() -> None:
 
 # ---------------------------------------------------------------- preflight
 
+
 def preflight(settings: Settings, *, as_json: bool, confirm_live: bool, timeout: float) -> int:
     """``cockpit preflight [--json]``: run the checklist, print it, exit 0 GO / 1 NO-GO / 2 could not run."""
-    from engine.store.datadir import engine_pid
     from engine.api.inbox import send_detailed
+    from engine.store.datadir import engine_pid
     from engine.store.db import DB_NAME
 
     _quiet_logs()
@@ -76,12 +77,12 @@ def preflight(settings: Settings, *, as_json: bool, confirm_live: bool, timeout:
 
 
 async def _without_engine(settings: Settings, confirm_live: bool) -> Checklist:
-    from engine.kernel.commands import RunPreflight
-    from engine.core.engine import Engine
-    from engine.store.datadir import DataDirBusy
-    from engine.kernel.events import ChecklistCompleted
-    from engine.gate.preflight import run_standalone
     from engine.api.inbox import cli_actor
+    from engine.core.engine import Engine
+    from engine.gate.preflight import run_standalone
+    from engine.kernel.commands import RunPreflight
+    from engine.kernel.events import ChecklistCompleted
+    from engine.store.datadir import DataDirBusy
     from engine.store.db import Store
 
     if settings.engine.mode == "live":
@@ -128,6 +129,7 @@ def print_checklist(checklist: Checklist) -> None:
 
 # ---------------------------------------------------------------- validate
 
+
 def parse_duration(text: str) -> float:
     """``48h``, ``90m``, ``2d``, ``3600s`` or a number of hours, in seconds; ValueError with what is wrong."""
     text = text.strip().lower()
@@ -142,16 +144,28 @@ def parse_duration(text: str) -> float:
     return value * units[unit]
 
 
-def validate(settings: Settings, *, duration_s: float | None, speed: float | None, seed: int | None,
-             replay: dict[str, str], tick_s: float | None, as_json: bool) -> int:
+def validate(
+    settings: Settings,
+    *,
+    duration_s: float | None,
+    speed: float | None,
+    seed: int | None,
+    replay: dict[str, str],
+    tick_s: float | None,
+    as_json: bool,
+) -> int:
     """``cockpit validate``: run, show progress, write and store the report, send it; exit 0 GO, 1 NO-GO, 2 could
     not run."""
     from engine.core.validation import Plan, ValidationError
 
     cfg = settings.validation
-    plan = Plan(duration_s=duration_s or cfg.duration_h * 3600, speed=speed or cfg.speed,
-                tick_s=tick_s or cfg.tick_s, seed=settings.venue.sim_seed if seed is None else seed,
-                replay={symbol: Path(path) for symbol, path in replay.items()})
+    plan = Plan(
+        duration_s=duration_s or cfg.duration_h * 3600,
+        speed=speed or cfg.speed,
+        tick_s=tick_s or cfg.tick_s,
+        seed=settings.venue.sim_seed if seed is None else seed,
+        replay={symbol: Path(path) for symbol, path in replay.items()},
+    )
     _quiet_logs()
     try:
         report = asyncio.run(_validate(settings, plan))
@@ -186,25 +200,34 @@ async def _run_with_progress(settings: Settings, plan: Any, scratch: Path) -> di
     from engine.core.validation import Validation
 
     console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task("validating", total=plan.duration_s, status="starting")
 
         def show(p: Any) -> None:
             equity = "—" if p.equity is None else f"{p.equity:,.2f}"
-            progress.update(task, completed=p.simulated_s, status=(
-                f"{p.now:%Y-%m-%d %H:%M} · {p.simulated_s / 3600:.1f}/{p.duration_s / 3600:g} h · {p.trades} trades · "
-                f"equity {equity} {settings.engine.quote_asset}"))
+            progress.update(
+                task,
+                completed=p.simulated_s,
+                status=(
+                    f"{p.now:%Y-%m-%d %H:%M} · {p.simulated_s / 3600:.1f}/{p.duration_s / 3600:g} h · {p.trades} trades · "
+                    f"equity {equity} {settings.engine.quote_asset}"
+                ),
+            )
 
         run = Validation(settings, plan, Engine, scratch / "data", on_progress=show)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, run.stop)  # Ctrl+C: stop after this step, report what ran
-        source = f"seed {plan.seed}" if not plan.replay else "replay " + ", ".join(
-            f"{k}={v}" for k, v in plan.replay.items())
-        console.print(f"validating {plan.duration_s / 3600:g} simulated h on the simulator ({escape(source)}, tick "
-                      f"{plan.tick_s:g} s, at most x{plan.speed:g}); Ctrl+C stops it with a partial report",
-                      highlight=False)
+        source = (
+            f"seed {plan.seed}"
+            if not plan.replay
+            else "replay " + ", ".join(f"{k}={v}" for k, v in plan.replay.items())
+        )
+        console.print(
+            f"validating {plan.duration_s / 3600:g} simulated h on the simulator ({escape(source)}, tick "
+            f"{plan.tick_s:g} s, at most x{plan.speed:g}); Ctrl+C stops it with a partial report",
+            highlight=False,
+        )
         try:
             return await run.run()
         finally:
@@ -219,15 +242,18 @@ def _scratch_root() -> str | None:
 
 
 def _write(settings: Settings, report: dict[str, Any]) -> Path | None:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     data_dir = Path(settings.engine.data_dir)
     path = data_dir / f"validation_report_{stamp}.json"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     except OSError as exc:
-        print(f"cockpit validate: cannot write {path}: {exc.strerror or exc}; fix the data directory's "
-              "permissions or free space, or pass another --data-dir", file=sys.stderr)
+        print(
+            f"cockpit validate: cannot write {path}: {exc.strerror or exc}; fix the data directory's "
+            "permissions or free space, or pass another --data-dir",
+            file=sys.stderr,
+        )
         print(json.dumps(report, default=str))
         return None
     return path
@@ -266,11 +292,16 @@ async def _record_and_send(settings: Settings, report: dict[str, Any], path: Pat
 
 def summary_line(report: dict[str, Any], path: Path | None = None) -> str:
     """One sentence for people: the verdict, the four criteria, PnL, what it ran on."""
-    source = f"seed {report.get('seed')}" if not report.get("replay") else \
-        "replay " + ", ".join(f"{k}={v['file']}" for k, v in report["replay"].items())
-    line = (f"validation {report['verdict']} over {report['simulated']['hours']:g} h ({source}): "
-            f"{report['trades']} trades, win rate {report['win_rate']}%, Sharpe {report['sharpe']}, max drawdown "
-            f"{report['max_drawdown_pct']}%, PnL {report['pnl']['net']}")
+    source = (
+        f"seed {report.get('seed')}"
+        if not report.get("replay")
+        else "replay " + ", ".join(f"{k}={v['file']}" for k, v in report["replay"].items())
+    )
+    line = (
+        f"validation {report['verdict']} over {report['simulated']['hours']:g} h ({source}): "
+        f"{report['trades']} trades, win rate {report['win_rate']}%, Sharpe {report['sharpe']}, max drawdown "
+        f"{report['max_drawdown_pct']}%, PnL {report['pnl']['net']}"
+    )
     if report.get("failed"):
         line += "; failed: " + "; ".join(report["failed"])
     if path is not None:
@@ -282,32 +313,46 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     console = Console()
     sim = report["simulated"]
     run = report["run"]
-    table = Table(title=f"paper validation · {sim['hours']:g} simulated h from {sim['start'][:16]}",
-                  title_justify="left")
+    table = Table(
+        title=f"paper validation · {sim['hours']:g} simulated h from {sim['start'][:16]}", title_justify="left"
+    )
     for name in ("criterion", "value", "threshold", ""):
         table.add_column(name)
-    labels = {"trades": "trades (round trips)", "win_rate": "win rate %", "sharpe": "Sharpe (hourly, annualised)",
-              "max_drawdown_pct": "max drawdown %", "duration_h": "simulated hours"}
+    labels = {
+        "trades": "trades (round trips)",
+        "win_rate": "win rate %",
+        "sharpe": "Sharpe (hourly, annualised)",
+        "max_drawdown_pct": "max drawdown %",
+        "duration_h": "simulated hours",
+    }
     for key, row in report["criteria"].items():
         verdict = "[green]pass[/]" if row["pass"] else "[bold red]FAIL[/]"
         table.add_row(labels.get(key, key), _show(row["value"]), f"{row['rule']} {_show(row['threshold'])}", verdict)
     console.print(table)
     orders = report["orders"]
-    source = f"seed {report['seed']}" if not report.get("replay") else "replay " + ", ".join(
-        f"{k}={v['file']} (sha256 {v['sha256'][:12]})" for k, v in report["replay"].items())
+    source = (
+        f"seed {report['seed']}"
+        if not report.get("replay")
+        else "replay " + ", ".join(f"{k}={v['file']} (sha256 {v['sha256'][:12]})" for k, v in report["replay"].items())
+    )
     console.print(
         f"PnL {report['pnl']['net']} ({report['pnl']['return_pct']}%), realised {report['pnl']['realized']}, "
         f"fees {report['fees']} · {report['fills']} fills, fill rate {_show(report['fill_rate'])}% "
         f"({orders['filled']}/{orders['ended']} orders), avg slippage {_show(report['avg_slippage_bps'])} bps · "
         f"{report['errors']} error(s), {report['reconnects']} reconnect(s), alerts "
         f"{report['alerts']['CRIT']} CRIT / {report['alerts']['WARN']} WARN · {orders['refused_by_risk']} orders "
-        f"refused by risk checks")
+        f"refused by risk checks"
+    )
     speed = run.get("speed_achieved")
-    console.print(escape(f"{source} · tick {sim['tick_s']:g} s · ran {run['wall_s']:g} s (x{speed}) · ")
-                  + ("[yellow]interrupted: partial report[/] · " if run.get("interrupted") else "")
-                  + escape(f"report {path}"))
-    console.print(f"[{STYLE[report['verdict']]}]{report['verdict']}[/]"
-                  + ("" if not report["failed"] else ": " + escape("; ".join(report["failed"]))))
+    console.print(
+        escape(f"{source} · tick {sim['tick_s']:g} s · ran {run['wall_s']:g} s (x{speed}) · ")
+        + ("[yellow]interrupted: partial report[/] · " if run.get("interrupted") else "")
+        + escape(f"report {path}")
+    )
+    console.print(
+        f"[{STYLE[report['verdict']]}]{report['verdict']}[/]"
+        + ("" if not report["failed"] else ": " + escape("; ".join(report["failed"])))
+    )
 
 
 def _show(value: Any) -> str:
@@ -316,13 +361,14 @@ def _show(value: Any) -> str:
 
 # ---------------------------------------------------------------- report daily
 
+
 def report_daily(settings: Settings, day: str | None, as_json: bool) -> int:
     """``cockpit report daily [--date D]``: the summary the sinks receive at 23:59 UTC, for day D (UTC, default
     today). Exit 0, or 1 when nothing was recorded that day."""
     from cockpit.status import open_store
     from engine.ops import daily
 
-    day = day or datetime.now(timezone.utc).date().isoformat()
+    day = day or datetime.now(UTC).date().isoformat()
     data_dir = settings.engine.data_dir
     store = open_store(settings)
     if store is None:
@@ -339,10 +385,12 @@ def report_daily(settings: Settings, day: str | None, as_json: bool) -> int:
         print(json.dumps({"day": day, "message": message, **values}, default=str))
         return 0
     print(message)
-    print(f"  fills {values.get('trades_count')} · round trips won {values.get('winning_trades')} / lost "
-          f"{values.get('losing_trades')} · orders ended {values.get('orders_done')} (filled "
-          f"{values.get('orders_filled')}, fill rate {_pct(values.get('fill_rate'))}) · ws reconnects "
-          f"{values.get('ws_reconnects')} · start equity {values.get('start_equity')}")
+    print(
+        f"  fills {values.get('trades_count')} · round trips won {values.get('winning_trades')} / lost "
+        f"{values.get('losing_trades')} · orders ended {values.get('orders_done')} (filled "
+        f"{values.get('orders_filled')}, fill rate {_pct(values.get('fill_rate'))}) · ws reconnects "
+        f"{values.get('ws_reconnects')} · start equity {values.get('start_equity')}"
+    )
     return 0
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -25,9 +26,33 @@ from textual.widgets import Footer, Static
 from cockpit.bridge import EngineEvents
 from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row
 from engine.kernel.events import (
-    Alert, AlertRaised, AlertUpdated, Balance, BalancesUpdated, ChecklistCompleted, CommandAudited, EngineStarted,
-    EquitySampled, Event, Fill, FillReceived, HealthUpdated, ModeChanged, MonitorsChanged, Order, OrderCreated,
-    OrderUpdated, Position, PositionsUpdated, Severity, StopsChanged, TickerUpdated, TradingState, TradingStateChanged, VenueConnection, utcnow,
+    Alert,
+    AlertRaised,
+    AlertUpdated,
+    Balance,
+    BalancesUpdated,
+    ChecklistCompleted,
+    CommandAudited,
+    EngineStarted,
+    EquitySampled,
+    Event,
+    Fill,
+    FillReceived,
+    HealthUpdated,
+    ModeChanged,
+    MonitorsChanged,
+    Order,
+    OrderCreated,
+    OrderUpdated,
+    Position,
+    PositionsUpdated,
+    Severity,
+    StopsChanged,
+    TickerUpdated,
+    TradingState,
+    TradingStateChanged,
+    VenueConnection,
+    utcnow,
 )
 from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner
@@ -106,20 +131,23 @@ class MainScreen(Screen):
         yield MonitorStrip(id="monitors")
         yield EquityLine(self.config.quote, id="equity")
         yield Static(id="balances")
-        positions = KeyedTable(("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop"),
-                               id="positions", classes="panel")
+        positions = KeyedTable(
+            ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop"), id="positions", classes="panel"
+        )
         positions.border_title = "Markets · positions"
         yield positions
-        orders = KeyedTable(("symbol", "side", "price", "amount", "fill", "age", "status", "by"),
-                            id="orders", classes="panel")
+        orders = KeyedTable(
+            ("symbol", "side", "price", "amount", "fill", "age", "status", "by"), id="orders", classes="panel"
+        )
         orders.border_title = "Open orders"
         yield orders
         with Horizontal(id="bottom"):
             alerts = AlertList(id="alerts", classes="panel")
             alerts.border_title = "Alerts (a: ack · l: log)"
             yield alerts
-            fills = KeyedTable(("time", "symbol", "side", "amount", "price"), id="fills", classes="panel",
-                               sort_by=("time", str, True))
+            fills = KeyedTable(
+                ("time", "symbol", "side", "amount", "price"), id="fills", classes="panel", sort_by=("time", str, True)
+            )
             fills.border_title = "Recent fills (f)"
             yield fills
         yield Footer()
@@ -134,9 +162,9 @@ class MainScreen(Screen):
     # ------------------------------------------------------------ drawing from the model
 
     def _draw_markets(self) -> None:
-        self.query_one("#positions", KeyedTable).sync({
-            s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s)) for s in self.config.symbols
-        })
+        self.query_one("#positions", KeyedTable).sync(
+            {s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s)) for s in self.config.symbols}
+        )
 
     def _draw_order(self, order: Order) -> None:
         table = self.query_one("#orders", KeyedTable)
@@ -177,8 +205,9 @@ class MainScreen(Screen):
         counts = checklist.get("summary") or {}
         fail, warn = counts.get("FAIL", 0), counts.get("WARN", 0)
         strip = self.query_one(MonitorStrip)
-        strip.checklist = (f"go/no-go {checklist.get('verdict', '?')} · {counts.get('PASS', 0)} PASS · {warn} WARN · "
-                           f"{fail} FAIL (g)")
+        strip.checklist = (
+            f"go/no-go {checklist.get('verdict', '?')} · {counts.get('PASS', 0)} PASS · {warn} WARN · {fail} FAIL (g)"
+        )
         strip.checklist_level = "CRIT" if fail else "WARN" if warn else "OK"
 
     def _draw_crit(self) -> None:
@@ -187,8 +216,9 @@ class MainScreen(Screen):
             banner.clear()
             return
         newest = self.crit_waiting[max(self.crit_waiting)]
-        banner.show_alert(newest.id, newest.ts.strftime("%H:%M:%S"), newest.code, newest.message,
-                          len(self.crit_waiting))
+        banner.show_alert(
+            newest.id, newest.ts.strftime("%H:%M:%S"), newest.code, newest.message, len(self.crit_waiting)
+        )
 
     def _show_alert(self, alert: Alert, new: bool) -> None:
         if alert.severity == Severity.CRIT:
@@ -238,8 +268,9 @@ class MainScreen(Screen):
             line.curve.append(float(point))
         if snap.equity_curve:
             line.add_point(float(snap.equity_curve[-1]))
-        self._draw_equity(snap.equity if snap.equity is not None else
-                          (snap.equity_curve[-1] if snap.equity_curve else None))
+        self._draw_equity(
+            snap.equity if snap.equity is not None else (snap.equity_curve[-1] if snap.equity_curve else None)
+        )
         if snap.checklist:
             self._draw_checklist(snap.checklist)
 

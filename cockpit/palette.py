@@ -25,20 +25,34 @@ class CockpitCommands(Provider):
         for binding in app.BINDINGS:  # type: ignore[attr-defined]
             if binding.id and binding.action not in described:
                 key = binding.key_display or binding.key
-                out.append((binding.description, f"{app.DESCRIPTION.get(binding.id, '')} (key {key})",
-                            partial(app.run_action, binding.action)))
+                out.append(
+                    (
+                        binding.description,
+                        f"{app.DESCRIPTION.get(binding.id, '')} (key {key})",
+                        partial(app.run_action, binding.action),
+                    )
+                )
         if engine is None or not app.started.is_set():  # type: ignore[attr-defined]
             return out  # positions and strategies once the engine is up
         for position in engine.portfolio.positions():
-            out.append((f"Close position {position.symbol}", f"cancel {position.symbol}'s orders and sell "
-                        f"{position.amount} at market (asks once)",
-                        partial(app.run_action, f"close_position('{position.symbol}')")))
+            out.append(
+                (
+                    f"Close position {position.symbol}",
+                    f"cancel {position.symbol}'s orders and sell {position.amount} at market (asks once)",
+                    partial(app.run_action, f"close_position('{position.symbol}')"),
+                )
+            )
         for status in engine.runner.status():
             name = status["strategy"]
             enabled = status["enabled"]
             verb = "Disable" if enabled else "Enable"
-            out.append((f"{verb} strategy {name}", f"{verb.lower()} the {name} strategy",
-                        partial(app.run_action, f"set_strategy('{name}', {not enabled})")))
+            out.append(
+                (
+                    f"{verb} strategy {name}",
+                    f"{verb.lower()} the {name} strategy",
+                    partial(app.run_action, f"set_strategy('{name}', {not enabled})"),
+                )
+            )
         return out
 
     async def discover(self) -> Hits:

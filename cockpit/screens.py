@@ -7,8 +7,9 @@ Escape (or q) closes a screen; the kill-switch keys h and c work on every screen
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -71,8 +72,11 @@ class QuitChoice(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(f"Quit cockpit? {self.what}"))
-            yield Static("k: keep them at the venue, unwatched · c: cancel every order, then quit\n"
-                         "x: close everything (cancel and sell at market), then quit · Esc: stay", classes="keys")
+            yield Static(
+                "k: keep them at the venue, unwatched · c: cancel every order, then quit\n"
+                "x: close everything (cancel and sell at market), then quit · Esc: stay",
+                classes="keys",
+            )
 
     def action_choose(self, choice: str | None) -> None:
         self.dismiss(choice)
@@ -96,8 +100,11 @@ class TooSmall(ModalScreen[None]):
 
     def show(self, width: int, height: int, state: str) -> None:
         w, h = self.need
-        self.message.update(Text(f"terminal too small: need {w}×{h}, have {width}×{height}\n"
-                                 f"trading is {state} · h: halt · c: cancel all"))
+        self.message.update(
+            Text(
+                f"terminal too small: need {w}×{h}, have {width}×{height}\ntrading is {state} · h: halt · c: cancel all"
+            )
+        )
 
 
 class ListScreen(Screen[None]):
@@ -174,12 +181,24 @@ class AlertLog(ListScreen):
                 continue
             if self.unacked_only and a.get("acked_by"):
                 continue
-            yield str(a["id"]), (str(a["id"]), _time(a["ts"]), severity_text(a["severity"], bool(a.get("acked_by"))),
-                                 a["code"], str(a.get("count") or 1), a.get("acked_by") or "", a["message"])
+            yield (
+                str(a["id"]),
+                (
+                    str(a["id"]),
+                    _time(a["ts"]),
+                    severity_text(a["severity"], bool(a.get("acked_by"))),
+                    a["code"],
+                    str(a.get("count") or 1),
+                    a.get("acked_by") or "",
+                    a["message"],
+                ),
+            )
 
     def summary(self) -> str:
-        return (f"showing {self.min_severity} and up{' · unacknowledged only' if self.unacked_only else ''} · "
-                "1: all · 2: WARN+ · 3: CRIT · u: unacknowledged")
+        return (
+            f"showing {self.min_severity} and up{' · unacknowledged only' if self.unacked_only else ''} · "
+            "1: all · 2: WARN+ · 3: CRIT · u: unacknowledged"
+        )
 
     def action_min_severity(self, severity: str) -> None:
         self.min_severity = severity
@@ -201,8 +220,18 @@ class AuditLog(ListScreen):
     def rows(self):
         for a in self.engine.store.audit(limit=500) if self.engine.store else []:
             ok = Text("ok", style="green") if a["ok"] else Text("FAILED", style="bold red")
-            yield str(a["id"]), (_time(a["ts"]), a["command"], a["actor"], ok, f"{a['duration_ms'] or 0:.0f}",
-                                 a["reason"] or "", a["result"] or "")
+            yield (
+                str(a["id"]),
+                (
+                    _time(a["ts"]),
+                    a["command"],
+                    a["actor"],
+                    ok,
+                    f"{a['duration_ms'] or 0:.0f}",
+                    a["reason"] or "",
+                    a["result"] or "",
+                ),
+            )
 
 
 class Incidents(ListScreen):
@@ -220,8 +249,19 @@ class Incidents(ListScreen):
 
         for i in self.engine.store.incidents() if self.engine.store else []:
             t = timings(i)
-            yield str(i["id"]), (str(i["id"]), _time(i["opened_at"]), i["trigger"], i["actor"], secs(t["detect_s"]),
-                                 secs(t["act_s"]), secs(t["recover_s"]), i.get("reason") or "")
+            yield (
+                str(i["id"]),
+                (
+                    str(i["id"]),
+                    _time(i["opened_at"]),
+                    i["trigger"],
+                    i["actor"],
+                    secs(t["detect_s"]),
+                    secs(t["act_s"]),
+                    secs(t["recover_s"]),
+                    i.get("reason") or "",
+                ),
+            )
 
     def summary(self) -> str:
         return "Enter or w: write the selected incident's report (DIR/incident_ID.md)"
@@ -267,8 +307,10 @@ class ChecklistScreen(ListScreen):
         latest = self._latest()
         if latest is None:
             return "not run yet · F5: run it now (cockpit preflight does the same from a shell)"
-        return (f"{latest['verdict']} · {latest['passed']} PASS · {latest['warned']} WARN · {latest['failed']} FAIL · "
-                f"run {_time(latest['ts'])} by {latest['actor']} in {latest['mode']} · F5: run it again")
+        return (
+            f"{latest['verdict']} · {latest['passed']} PASS · {latest['warned']} WARN · {latest['failed']} FAIL · "
+            f"run {_time(latest['ts'])} by {latest['actor']} in {latest['mode']} · F5: run it again"
+        )
 
 
 class Fills(ListScreen):
@@ -280,8 +322,18 @@ class Fills(ListScreen):
     def rows(self):
         for f in reversed(self.engine.store.fills() if self.engine.store else []):
             side = Text(f["side"].upper(), style="green" if f["side"] == "buy" else "red")
-            yield f["trade_id"], (_time(f["ts"]), f["symbol"], side, f["amount"], f["price"],
-                                  f"{f['fee']} {f['fee_asset'] or ''}".strip(), f["client_id"] or "")
+            yield (
+                f["trade_id"],
+                (
+                    _time(f["ts"]),
+                    f["symbol"],
+                    side,
+                    f["amount"],
+                    f["price"],
+                    f"{f['fee']} {f['fee_asset'] or ''}".strip(),
+                    f["client_id"] or "",
+                ),
+            )
 
 
 class OrderHistory(ListScreen):
@@ -297,16 +349,26 @@ class OrderHistory(ListScreen):
     def rows(self):
         events = self.engine.store.order_events(self.client_id) if self.engine.store else []
         for i, e in enumerate(events):
-            yield str(i), (_time(e.get("ts")), e.get("status", ""), e.get("filled") or "", e.get("source") or "",
-                           e.get("detail") or "")
+            yield (
+                str(i),
+                (
+                    _time(e.get("ts")),
+                    e.get("status", ""),
+                    e.get("filled") or "",
+                    e.get("source") or "",
+                    e.get("detail") or "",
+                ),
+            )
 
     def summary(self) -> str:
         order = self.engine.tracker.get(self.client_id)
         if order is None:
             return "not tracked"
-        return (f"{order.side.upper()} {order.amount} {order.symbol} @ {order.price or 'market'} · "
-                f"{order.status.value}"
-                f" · filled {order.filled} · venue id {order.venue_id or '—'} · placed by {order.origin}")
+        return (
+            f"{order.side.upper()} {order.amount} {order.symbol} @ {order.price or 'market'} · "
+            f"{order.status.value}"
+            f" · filled {order.filled} · venue id {order.venue_id or '—'} · placed by {order.origin}"
+        )
 
 
 class Reconciliation(ListScreen):
@@ -326,8 +388,11 @@ class Reconciliation(ListScreen):
         for kind in ("adopted", "resolved", "lost"):
             for client_id in orders.get(kind, []):
                 yield f"order-{kind}-{client_id}", (f"order {kind}", client_id, "", "", "", "")
-        for kind, label in (("mismatch", "NEEDS OPERATOR"), ("adopted", "holding adopted"),
-                            ("differences", "difference")):
+        for kind, label in (
+            ("mismatch", "NEEDS OPERATOR"),
+            ("adopted", "holding adopted"),
+            ("differences", "difference"),
+        ):
             for d in report.get(kind, []):
                 what = Text(label, style="bold red") if kind == "mismatch" else label
                 yield f"{kind}-{d['asset']}", (what, d["asset"], d["engine"], d["venue"], d["diff"], d["pct_of_equity"])
@@ -336,9 +401,11 @@ class Reconciliation(ListScreen):
         report = self.engine.sync.last_reconcile
         if not report:
             return "no reconciliation yet · F5: reconcile now"
-        return (f"{report.get('new_fills', 0)} fill(s) fetched that the streams missed · "
-                f"{len(report.get('mismatch', []))} difference(s) kept for the operator · "
-                "F5: reconcile now · A: adopt the venue's amounts (asks)")
+        return (
+            f"{report.get('new_fills', 0)} fill(s) fetched that the streams missed · "
+            f"{len(report.get('mismatch', []))} difference(s) kept for the operator · "
+            "F5: reconcile now · A: adopt the venue's amounts (asks)"
+        )
 
     async def action_reconcile(self) -> None:
         await self.app.run_action("reconcile(False)")  # type: ignore[attr-defined]
@@ -449,5 +516,18 @@ class OrderForm(ModalScreen[dict | None]):
         self.dismiss(None)
 
 
-__all__ = ["AlertLog", "AuditLog", "ChecklistScreen", "Confirm", "Fills", "Help", "Incidents", "ListScreen", "OrderForm", "OrderHistory",
-           "QuitChoice", "Reconciliation", "TooSmall"]
+__all__ = [
+    "AlertLog",
+    "AuditLog",
+    "ChecklistScreen",
+    "Confirm",
+    "Fills",
+    "Help",
+    "Incidents",
+    "ListScreen",
+    "OrderForm",
+    "OrderHistory",
+    "QuitChoice",
+    "Reconciliation",
+    "TooSmall",
+]

@@ -19,7 +19,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     store = open_store(settings)
     if store is None:
         return 1
-    from engine.kernel.events import utcnow  # imported once there is a store to read: a mistyped --data-dir answers fast
+    from engine.kernel.events import (
+        utcnow,  # imported once there is a store to read: a mistyped --data-dir answers fast
+    )
 
     try:
         state, info = store.trading_state()
@@ -36,22 +38,46 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     pid = engine_pid(data_dir)
     mode = engine_info.get("mode", settings.engine.mode)  # what the engine last ran with, not this shell's config
     if as_json:
-        print(json.dumps({
-            "data_dir": str(data_dir), "engine_pid": pid, "mode": mode,
-            "trading_state": state.value, "state_changed": info,
-            "open_orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side,
-                             "price": str(o.price) if o.price is not None else None, "amount": str(o.amount),
-                             "filled": str(o.filled), "status": o.status.value} for o in orders],
-            "alerts": alerts,
-            "today": today,
-            "strategies": guard,
-            "equity": curve[-1] if curve else None,
-            "tripped_by": ({"code": info.get("code"), "actor": info.get("actor"), "values": info.get("values"),
-                            "reason": info.get("reason"), "ts": info.get("ts")}
-                           if state.value != "ACTIVE" and info.get("code") else None),
-            "monitors": monitors,
-            "position_mismatch": holdings.get("mismatch", []),
-        }))
+        print(
+            json.dumps(
+                {
+                    "data_dir": str(data_dir),
+                    "engine_pid": pid,
+                    "mode": mode,
+                    "trading_state": state.value,
+                    "state_changed": info,
+                    "open_orders": [
+                        {
+                            "client_id": o.client_id,
+                            "symbol": o.symbol,
+                            "side": o.side,
+                            "price": str(o.price) if o.price is not None else None,
+                            "amount": str(o.amount),
+                            "filled": str(o.filled),
+                            "status": o.status.value,
+                        }
+                        for o in orders
+                    ],
+                    "alerts": alerts,
+                    "today": today,
+                    "strategies": guard,
+                    "equity": curve[-1] if curve else None,
+                    "tripped_by": (
+                        {
+                            "code": info.get("code"),
+                            "actor": info.get("actor"),
+                            "values": info.get("values"),
+                            "reason": info.get("reason"),
+                            "ts": info.get("ts"),
+                        }
+                        if state.value != "ACTIVE" and info.get("code")
+                        else None
+                    ),
+                    "monitors": monitors,
+                    "position_mismatch": holdings.get("mismatch", []),
+                }
+            )
+        )
         return 0
     print(f"engine: {'running (pid ' + pid + ')' if pid else 'not running'} on {data_dir.resolve()}")
     line = f"trading: {mode.upper()} · {state.value}"
@@ -61,20 +87,30 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     print(line)
     if curve:
         point = curve[-1]
-        print(f"equity: {point['equity']} (peak {point['peak']}, drawdown {Decimal(point['drawdown_pct']):.2f}%) "
-              f"at {point['ts'][:19]}")
+        print(
+            f"equity: {point['equity']} (peak {point['peak']}, drawdown {Decimal(point['drawdown_pct']):.2f}%) "
+            f"at {point['ts'][:19]}"
+        )
     if today:
-        print(f"today: {today['trades_count']} fills, {today['winning_trades']} won / {today['losing_trades']} lost, "
-              f"net PnL {_money(today['net_pnl'])}, fees {_money(today['fees'])}, REST errors {today['rest_errors']}, "
-              f"ws reconnects {today['ws_reconnects']}")
+        print(
+            f"today: {today['trades_count']} fills, {today['winning_trades']} won / {today['losing_trades']} lost, "
+            f"net PnL {_money(today['net_pnl'])}, fees {_money(today['fees'])}, REST errors {today['rest_errors']}, "
+            f"ws reconnects {today['ws_reconnects']}"
+        )
     troubled = [m for m in monitors if m.get("status") != "OK"]
     if monitors:
-        print("monitors: all OK" if not troubled else "monitors: " + ", ".join(
-            f"{m['code']} {m['status']} {m['value']} (limit {m['threshold']})" for m in troubled))
+        print(
+            "monitors: all OK"
+            if not troubled
+            else "monitors: "
+            + ", ".join(f"{m['code']} {m['status']} {m['value']} (limit {m['threshold']})" for m in troubled)
+        )
     print(f"open orders: {len(orders)}")
     for o in orders:
-        print(f"  {o.symbol} {o.side} {o.amount} @ {o.price if o.price is not None else 'market'} "
-              f"filled {o.filled} {o.status.value} {o.client_id}")
+        print(
+            f"  {o.symbol} {o.side} {o.amount} @ {o.price if o.price is not None else 'market'} "
+            f"filled {o.filled} {o.status.value} {o.client_id}"
+        )
     print("latest alerts:" if alerts else "latest alerts: none")
     for a in alerts:
         count = f" (x{a['count']})" if (a.get("count") or 1) > 1 else ""
@@ -100,17 +136,35 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     finally:
         store.close()
     if as_json:
-        print(json.dumps([{"time": r["ts"], "command": r["command"], "actor": r["actor"], "reason": r["reason"],
-                           "args": r["args"], "values": r["values"], "ok": r["ok"], "result": r["result"],
-                           "duration_ms": r["duration_ms"], "kill_switch": r["kill_switch"]} for r in rows],
-                         default=str))
+        print(
+            json.dumps(
+                [
+                    {
+                        "time": r["ts"],
+                        "command": r["command"],
+                        "actor": r["actor"],
+                        "reason": r["reason"],
+                        "args": r["args"],
+                        "values": r["values"],
+                        "ok": r["ok"],
+                        "result": r["result"],
+                        "duration_ms": r["duration_ms"],
+                        "kill_switch": r["kill_switch"],
+                    }
+                    for r in rows
+                ],
+                default=str,
+            )
+        )
         return 0
     if not rows:
         print("no commands recorded yet")
     for r in rows:
         mark = "ok  " if r["ok"] else "FAIL"
-        print(f"{r['ts'][:19]} {mark} {r['command']:<11} {r['duration_ms']:>8.1f} ms  {r['actor']}"
-              f"{': ' + r['reason'] if r['reason'] else ''}")
+        print(
+            f"{r['ts'][:19]} {mark} {r['command']:<11} {r['duration_ms']:>8.1f} ms  {r['actor']}"
+            f"{': ' + r['reason'] if r['reason'] else ''}"
+        )
         print(f"{'':24}-> {r['result']}")
     return 0
 
@@ -126,18 +180,30 @@ def print_incidents(settings: Settings, as_json: bool = False) -> int:
         rows = store.incidents(limit=100)
     finally:
         store.close()
-    out = [{"id": r["id"], "opened_at": r["opened_at"], "trigger": r["trigger"], "actor": r["actor"],
-            "reason": r["reason"], "recovered_at": r["recovered_at"], "snapshot": r["snapshot"],
-            **timings(r)} for r in rows]
+    out = [
+        {
+            "id": r["id"],
+            "opened_at": r["opened_at"],
+            "trigger": r["trigger"],
+            "actor": r["actor"],
+            "reason": r["reason"],
+            "recovered_at": r["recovered_at"],
+            "snapshot": r["snapshot"],
+            **timings(r),
+        }
+        for r in rows
+    ]
     if as_json:
         print(json.dumps(out, default=str))
         return 0
     if not out:
         print("no incidents")
     for r in out:
-        fmt = (lambda v: "?" if v is None else f"{v:.1f}s")
-        print(f"#{r['id']} {r['opened_at'][:19]} {r['trigger']} by {r['actor']}: detect {fmt(r['detect_s'])}, "
-              f"act {fmt(r['act_s'])}, recover {fmt(r['recover_s']) if r['recovered_at'] else 'not yet'}")
+        fmt = lambda v: "?" if v is None else f"{v:.1f}s"
+        print(
+            f"#{r['id']} {r['opened_at'][:19]} {r['trigger']} by {r['actor']}: detect {fmt(r['detect_s'])}, "
+            f"act {fmt(r['act_s'])}, recover {fmt(r['recover_s']) if r['recovered_at'] else 'not yet'}"
+        )
         print(f"    {r['reason']}")
     return 0
 

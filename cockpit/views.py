@@ -45,8 +45,9 @@ def age(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def market_row(symbol: str, last: Decimal | None, p: Position | None,
-               stop: Decimal | None = None) -> tuple[str | Text, ...]:
+def market_row(
+    symbol: str, last: Decimal | None, p: Position | None, stop: Decimal | None = None
+) -> tuple[str | Text, ...]:
     """One configured market: its mark price and, when held, the position: size, entry, value, unrealised PnL,
     its stop-loss and how far the price is above it."""
     if p is None or not p.amount:
@@ -59,10 +60,19 @@ def market_row(symbol: str, last: Decimal | None, p: Position | None,
     else:
         stop_cell = num(stop)
         gap = (mark - stop) / mark * 100 if mark else None
-        distance = Text(f"{gap:.2f}%" if gap is not None else "—",
-                        style="bold red" if gap is not None and gap < 1 else "")
-    return (symbol, num(mark), qty(p.amount), num(p.avg_entry), num(p.value), Text(num(pnl), style=style),
-            stop_cell, distance)
+        distance = Text(
+            f"{gap:.2f}%" if gap is not None else "—", style="bold red" if gap is not None and gap < 1 else ""
+        )
+    return (
+        symbol,
+        num(mark),
+        qty(p.amount),
+        num(p.avg_entry),
+        num(p.value),
+        Text(num(pnl), style=style),
+        stop_cell,
+        distance,
+    )
 
 
 STATUS_WORD = {"PARTIALLY_FILLED": "PARTIAL"}  # the one status too long for an 80-column table
@@ -77,8 +87,16 @@ def order_row(o: Order, now: datetime, stuck_after_s: float) -> tuple[str | Text
     status: str | Text = STATUS_WORD.get(o.status.value, o.status.value)
     if rested > stuck_after_s:
         status = Text(f"{status} STUCK", style="bold yellow")
-    return (o.symbol, side, num(o.price) if o.price is not None else "market", qty(o.amount), filled,
-            age(rested), status, o.origin.removeprefix("strategy:"))
+    return (
+        o.symbol,
+        side,
+        num(o.price) if o.price is not None else "market",
+        qty(o.amount),
+        filled,
+        age(rested),
+        status,
+        o.origin.removeprefix("strategy:"),
+    )
 
 
 def fill_row(f: Fill) -> tuple[str | Text, ...]:
@@ -87,8 +105,9 @@ def fill_row(f: Fill) -> tuple[str | Text, ...]:
 
 
 def alert_row(a: Alert) -> AlertRow:
-    return AlertRow(a.ts.strftime("%H:%M:%S"), a.severity.value, a.code, a.message, id=a.id, count=a.count,
-                    acked=a.acked)
+    return AlertRow(
+        a.ts.strftime("%H:%M:%S"), a.severity.value, a.code, a.message, id=a.id, count=a.count, acked=a.acked
+    )
 
 
 def balances_line(balances: list[Balance], quote: str) -> Text:

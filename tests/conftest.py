@@ -18,9 +18,8 @@ settings.register_profile("cockpit", max_examples=3, stateful_step_count=10, **_
 settings.register_profile("long", max_examples=100, stateful_step_count=40, **_SLOW)
 settings.load_profile("cockpit")
 
-from engine.venue.exchange import build_exchange  # noqa: E402
 from engine.sim import Simulator  # noqa: E402
-
+from engine.venue.exchange import build_exchange  # noqa: E402
 
 RUNBOOK_TOGGLES = ("DRY_RUN", "RISK_KILL_SWITCH_ENABLED", "RISK_REDUCE_ONLY_MODE")
 

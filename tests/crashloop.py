@@ -34,22 +34,30 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from engine.kernel.events import TradingState  # noqa: E402
 from engine.api.inbox import send_detailed  # noqa: E402
+from engine.kernel.events import TradingState  # noqa: E402
 from engine.store.db import Store  # noqa: E402
 
 OPEN = {"NEW", "OPEN", "PARTIALLY_FILLED"}
 NEVER_SENT = {"REJECTED", "EXPIRED"}
-VENUE_STATUS = {"NEW": "OPEN", "PARTIALLY_FILLED": "PARTIALLY_FILLED", "FILLED": "FILLED", "CANCELED": "CANCELED",
-                "EXPIRED": "EXPIRED", "REJECTED": "REJECTED", "EXPIRED_IN_MATCH": "EXPIRED"}
+VENUE_STATUS = {
+    "NEW": "OPEN",
+    "PARTIALLY_FILLED": "PARTIALLY_FILLED",
+    "FILLED": "FILLED",
+    "CANCELED": "CANCELED",
+    "EXPIRED": "EXPIRED",
+    "REJECTED": "REJECTED",
+    "EXPIRED_IN_MATCH": "EXPIRED",
+}
 # A busy paper session: every built-in strategy on, small orders, a fast step, so a kill finds orders in flight.
 BUSY_CONFIG = """
 [venue]
@@ -91,9 +99,15 @@ OPENING = {"USDT": Decimal("10000"), "BTC": Decimal(0), "ETH": Decimal(0)}  # th
 CRASH_MONITORS = """[monitors]
 interval_s = 0.2
 reconcile_s = 0.5"""
-COMMANDS = (("halt", None), ("cancel-all", None), ("close-all", None),
-            ("order", {"symbol": "BTC/USDT", "side": "buy", "amount": "0.0005", "type": "market", "price": None,
-                       "stop_loss": "1"}))
+COMMANDS = (
+    ("halt", None),
+    ("cancel-all", None),
+    ("close-all", None),
+    (
+        "order",
+        {"symbol": "BTC/USDT", "side": "buy", "amount": "0.0005", "type": "market", "price": None, "stop_loss": "1"},
+    ),
+)
 
 
 def http(method: str, url: str, body: Any = None) -> Any:
@@ -114,10 +128,29 @@ class SimProcess:
     secret: str = ""
 
     @classmethod
-    def start(cls, seed: int, log: Path, speed: float = 1.0) -> "SimProcess":
-        proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "sim", "--rest-port", "0", "--ws-port", "0",
-                                 "--seed", str(seed), "--tick", "0.05", "--speed", str(speed)], stdout=subprocess.PIPE,
-                                stderr=open(log, "ab"), text=True, cwd=ROOT)
+    def start(cls, seed: int, log: Path, speed: float = 1.0) -> SimProcess:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cockpit.cli",
+                "sim",
+                "--rest-port",
+                "0",
+                "--ws-port",
+                "0",
+                "--seed",
+                str(seed),
+                "--tick",
+                "0.05",
+                "--speed",
+                str(speed),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=open(log, "ab"),
+            text=True,
+            cwd=ROOT,
+        )
         sim = cls(proc)
         for line in proc.stdout:  # the addresses and the key pair, one per line, once it serves
             head, _, value = line.strip().rpartition(" ")
@@ -182,9 +215,13 @@ class Session:
 
     def start_engine(self) -> None:
         self.log_offset = self.log.stat().st_size if self.log.exists() else 0
-        self.engine = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "run", "--headless"],
-                                       stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=self.work,
-                                       env=self.env)
+        self.engine = subprocess.Popen(
+            [sys.executable, "-m", "cockpit.cli", "run", "--headless"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "ab"),
+            cwd=self.work,
+            env=self.env,
+        )
         wait_for(self._connected, 60, "the engine connects (venue connected in its log)")
 
     def _connected(self) -> bool:
@@ -246,8 +283,11 @@ def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
     problems: list[str] = []
     venue_orders = sim_account["orders"]
     twice = [cid for cid, n in Counter(o["clientOrderId"] for o in venue_orders).items() if n > 1]
-    problems += [f"order {cid} placed {n} times at the venue" for cid, n in Counter(
-        o["clientOrderId"] for o in venue_orders).items() if n > 1]
+    problems += [
+        f"order {cid} placed {n} times at the venue"
+        for cid, n in Counter(o["clientOrderId"] for o in venue_orders).items()
+        if n > 1
+    ]
     stored = {o.client_id: o for o in store.orders()}
     at_venue = {o["clientOrderId"]: o for o in venue_orders if o["clientOrderId"] not in twice}
     for cid, v in at_venue.items():
@@ -275,24 +315,26 @@ def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
             if free or locked:
                 problems.append(f"{asset}: venue {free} free {locked} locked, engine has no balance")
         elif (mine.free, mine.locked) != (free, locked):
-            problems.append(f"{asset}: venue {free} free {locked} locked, engine {mine.free} free "
-                            f"{mine.locked} locked")
+            problems.append(f"{asset}: venue {free} free {locked} locked, engine {mine.free} free {mine.locked} locked")
     return problems
 
 
 def holdings_kept_apart(store: Store) -> list[str]:
     """What the engine holds kept apart from what the venue holds (a position mismatch, kept or halted on): nobody
     trades this account but the engine, so its own fills must account for every coin."""
-    problems = [f"{d['asset']}: the engine holds {d['engine']}, the venue {d['venue']} (position mismatch kept)"
-                for d in (store.load_json("holdings") or {}).get("mismatch", [])]
+    problems = [
+        f"{d['asset']}: the engine holds {d['engine']}, the venue {d['venue']} (position mismatch kept)"
+        for d in (store.load_json("holdings") or {}).get("mismatch", [])
+    ]
     state, info = store.trading_state()
     if state == TradingState.HALTED and info.get("code") == "position_mismatch":
         problems.append(f"HALTED by position_mismatch: {info.get('reason')}")
     return problems
 
 
-def unexplained_balances(sim_account: dict[str, Any], store: Store,
-                         opening: dict[str, Decimal] | None = None) -> list[str]:
+def unexplained_balances(
+    sim_account: dict[str, Any], store: Store, opening: dict[str, Decimal] | None = None
+) -> list[str]:
     """Assets whose venue balance is not the opening balance plus the stored fills' cash flows and fees, to the last
     unit: a fill lost, invented or counted twice shows here."""
     flows = dict(opening or OPENING)
@@ -362,8 +404,11 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
             if command is not None:
                 before = session.last_command_id()
                 shells.append(session.command_in_background(*command))
-                interrupted = wait_for(lambda: session.last_command_id() > before and session.last_command_id(), 30,
-                                       "the command reaches the store")
+                interrupted = wait_for(
+                    lambda: session.last_command_id() > before and session.last_command_id(),
+                    30,
+                    "the command reaches the store",
+                )
                 time.sleep(rng.uniform(0.0, 0.3))  # picked up or not, running or done
                 report.kills_during_a_command += 1
             elif keep_halted:
@@ -372,8 +417,10 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
             report.kills += 1
             # A halt holds after the restart; so does a halt or kill-switch command the kill interrupted.
             expect_halted = keep_halted or (command is not None and command[0] != "order")
-            say(f"kill {n + 1}/{kills}: {'halted' if keep_halted else 'trading'}"
-                f"{', during ' + command[0] if command else ''}; problems so far: {len(report.problems)}")
+            say(
+                f"kill {n + 1}/{kills}: {'halted' if keep_halted else 'trading'}"
+                f"{', during ' + command[0] if command else ''}; problems so far: {len(report.problems)}"
+            )
         account = sim.account()
         report.venue_orders, report.venue_trades = len(account["orders"]), account["trades"]
     finally:
@@ -384,8 +431,9 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
     return report
 
 
-def after_restart(session: Session, report: Report, n: int, expect_halted: bool, orders_at_kill: int | None,
-                  interrupted: int | None) -> list[str]:
+def after_restart(
+    session: Session, report: Report, n: int, expect_halted: bool, orders_at_kill: int | None, interrupted: int | None
+) -> list[str]:
     """A halt kept, nothing sent while halted, an interrupted command carried out, and store and venue agreeing."""
     problems: list[str] = []
     state = session.trading_state()
@@ -418,8 +466,7 @@ def check(session: Session, report: Report, n: int, settle_s: float = 30.0) -> l
             store = session.store()
             try:
                 account = sim.account()
-                last = (differences(account, store) + unexplained_balances(account, store)
-                        + holdings_kept_apart(store))
+                last = differences(account, store) + unexplained_balances(account, store) + holdings_kept_apart(store)
                 running = list(store.db.query("select id, command from commands where status = 'running'"))
             finally:
                 store.close()
@@ -439,8 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=None,
-                        help="an empty or new directory for the data and logs (default: a temp dir)")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="an empty or new directory for the data and logs (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
     if args.work is not None and args.work.exists() and any(args.work.iterdir()):
         # A store from another run (another simulator) would be reconciled against this one: every check a lie.

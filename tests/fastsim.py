@@ -5,11 +5,11 @@ finish in seconds."""
 from __future__ import annotations
 
 import pytest
-
-from engine.kernel.config import Settings
-from engine.core.engine import Engine
-from engine.sim import Simulator
 from eventually import eventually
+
+from engine.core.engine import Engine
+from engine.kernel.config import Settings
+from engine.sim import Simulator
 
 FAST = dict(retry_backoff_s=(0.05, 0.1, 0.2), poll_s=0.1, stale_s=0.5)
 

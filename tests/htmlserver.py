@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from aiohttp import web
 
@@ -12,6 +12,7 @@ from aiohttp import web
 @asynccontextmanager
 async def html_server() -> AsyncIterator[int]:
     """Serve the page on a free loopback port; yields the port."""
+
     async def page(request: web.Request) -> web.Response:
         return web.Response(text="<html><body>Welcome to nginx!</body></html>", content_type="text/html")
 

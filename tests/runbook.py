@@ -6,37 +6,64 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from eventually import eventually
+from fastsim import FAST
+
+from engine.core.engine import Engine
 from engine.kernel.commands import PlaceOrder
 from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core.engine import Engine
 from engine.kernel.events import TradingState
 from engine.sim import Simulator
 from engine.store.db import Store
-from eventually import eventually
-from fastsim import FAST
 
 # The monitors' thresholds scaled down so that a scenario takes seconds: the shape of each rule is the runbook's,
 # only the numbers are small (ws stale 1 s / 3 s for 10 s / 60 s, a flash crash of 8 % in 5 s for 10 % in 60 s...);
 # resting orders are not "stuck" unless a scenario says so.
-MON = dict(interval_s=0.1, ws_stale_warn_s=1.0, ws_stale_crit_s=3.0, rest_errors_max=2, rest_errors_window_s=3.0,
-           ping_s=0.2, reconcile_s=0.3, stuck_order_s=60.0, flash_crash_pct=Decimal("8"), flash_crash_window_s=5.0,
-           flash_calm_pct=Decimal("1"), flash_calm_s=1.0, clock_skew_warn_ms=500.0)
+MON = dict(
+    interval_s=0.1,
+    ws_stale_warn_s=1.0,
+    ws_stale_crit_s=3.0,
+    rest_errors_max=2,
+    rest_errors_window_s=3.0,
+    ping_s=0.2,
+    reconcile_s=0.3,
+    stuck_order_s=60.0,
+    flash_crash_pct=Decimal("8"),
+    flash_crash_window_s=5.0,
+    flash_calm_pct=Decimal("1"),
+    flash_calm_s=1.0,
+    clock_skew_warn_ms=500.0,
+)
 BTC_DUST = Decimal("0.00001")  # the simulator's LOT_SIZE minimum: under it a position cannot be sold
 PROOF_DIR = Path(__file__).resolve().parents[1] / "build" / "proof"
 
 
-def settings(sim: Simulator, data_dir: Path, *, monitors: dict | None = None, risk: dict | None = None,
-             venue: dict | None = None, engine: dict | None = None) -> Settings:
+def settings(
+    sim: Simulator,
+    data_dir: Path,
+    *,
+    monitors: dict | None = None,
+    risk: dict | None = None,
+    venue: dict | None = None,
+    engine: dict | None = None,
+) -> Settings:
     """The engine on ``sim`` with the small thresholds above, strategies off (the scenario places its orders)."""
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, **{**FAST, "timeout_ms": 2000, **(venue or {})}),
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            **{**FAST, "timeout_ms": 2000, **(venue or {})},
+        ),
         engine=EngineConfig(**{"data_dir": data_dir, "equity_sample_s": 0.2, **(engine or {})}),
         risk=RiskConfig(**{"max_position_pct": Decimal("20"), **(risk or {})}),
         monitors=MonitorsConfig(**{**MON, **(monitors or {})}),
@@ -45,6 +72,7 @@ def settings(sim: Simulator, data_dir: Path, *, monitors: dict | None = None, ri
 
 
 # ------------------------------------------------------------------ reading what happened
+
 
 def codes(engine: Engine) -> list[str]:
     """The codes of the engine's recent alerts."""
@@ -77,8 +105,11 @@ def at(row_or_ts: dict | str) -> datetime:
 
 async def tripped(engine: Engine, code: str, timeout: float = 15) -> datetime:
     """Wait for a halt by ``monitor:<code>``; return the time of the state change."""
-    await eventually(lambda: engine.trading_state == TradingState.HALTED and engine.state_info.get("code") == code,
-                     timeout=timeout, message=f"halted by {code}")
+    await eventually(
+        lambda: engine.trading_state == TradingState.HALTED and engine.state_info.get("code") == code,
+        timeout=timeout,
+        message=f"halted by {code}",
+    )
     return at(engine.state_info["ts"])
 
 
@@ -90,26 +121,44 @@ def held(sim: Simulator, asset: str) -> Decimal:
 async def buy(engine: Engine, symbol: str = "BTC/USDT", amount: str = "0.01") -> None:
     """A market buy by the operator (a position for a scenario to protect)."""
     last = engine.portfolio.last[symbol]
-    result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount),
-                                             stop_loss=last * Decimal("0.5")))
+    result = await engine.execute(
+        PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount), stop_loss=last * Decimal("0.5"))
+    )
     assert result.ok, result.message
     await eventually(lambda: engine.portfolio.free(symbol.split("/")[0]) > 0, message="the position is known")
 
 
-async def resting_buy(engine: Engine, symbol: str = "BTC/USDT", amount: str = "0.001",
-                      below: str = "0.9") -> str:
+async def resting_buy(engine: Engine, symbol: str = "BTC/USDT", amount: str = "0.001", below: str = "0.9") -> str:
     """A limit buy resting under the price; returns its client id."""
     price = engine.portfolio.last[symbol] * Decimal(below)
-    result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="limit", amount=Decimal(amount),
-                                             price=price, stop_loss=price * Decimal("0.5")))
+    result = await engine.execute(
+        PlaceOrder(
+            symbol=symbol,
+            side="buy",
+            type="limit",
+            amount=Decimal(amount),
+            price=price,
+            stop_loss=price * Decimal("0.5"),
+        )
+    )
     assert result.ok, result.message
     return result.details["client_id"]
 
 
-def afterwards(engine: Engine, sim: Simulator, data_dir: Path, *, state: TradingState,
-               alerts: Iterable[str] = (), absent: Iterable[str] = (), open_orders: int | None = None,
-               btc_at_least: Decimal | None = None, btc_flat: bool = False,
-               audit: Iterable[tuple[str, str]] = (), kill_switch_by: str | None = None) -> None:
+def afterwards(
+    engine: Engine,
+    sim: Simulator,
+    data_dir: Path,
+    *,
+    state: TradingState,
+    alerts: Iterable[str] = (),
+    absent: Iterable[str] = (),
+    open_orders: int | None = None,
+    btc_at_least: Decimal | None = None,
+    btc_flat: bool = False,
+    audit: Iterable[tuple[str, str]] = (),
+    kill_switch_by: str | None = None,
+) -> None:
     """The checks every scenario ends with: the trading state (in the engine and as stored), the alerts raised and
     not raised, the orders and BTC position at the venue, and the audit trail (``(command, actor)`` records that
     must be there and succeeded; ``kill_switch_by``: the only actor whose kill-switch records may exist, "" none)."""
@@ -152,7 +201,7 @@ class Stopwatch:
 
     def fault(self, what: str) -> None:
         self.what = what
-        self.started, self.started_mono = datetime.now(timezone.utc), time.monotonic()
+        self.started, self.started_mono = datetime.now(UTC), time.monotonic()
 
     def mark(self, action: str, when: datetime | str | dict | None = None) -> float:
         """Record ``action`` at ``when`` (a stored record's time; default now); return seconds since the fault."""
@@ -162,8 +211,16 @@ class Stopwatch:
         else:
             seconds = (when if isinstance(when, datetime) else at(when)).timestamp() - self.started.timestamp()
         self.marks.append((action, seconds))
-        RESULTS.append({"scenario": self.scenario, "runbook": self.runbook, "fault": self.what, "action": action,
-                        "seconds": round(seconds, 3), "threshold": self.threshold})
+        RESULTS.append(
+            {
+                "scenario": self.scenario,
+                "runbook": self.runbook,
+                "fault": self.what,
+                "action": action,
+                "seconds": round(seconds, 3),
+                "threshold": self.threshold,
+            }
+        )
         return seconds
 
 
@@ -174,8 +231,10 @@ def write_results(results: list[dict[str, Any]]) -> Path | None:
     PROOF_DIR.mkdir(parents=True, exist_ok=True)
     (PROOF_DIR / "scenarios.json").write_text(json.dumps(results, indent=1))
     lines = ["| scenario | runbook | fault | action | seconds | thresholds |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['scenario']} | {r['runbook']} | {r['fault']} | {r['action']} | {r['seconds']:.2f} | "
-              f"{r['threshold']} |" for r in results]
+    lines += [
+        f"| {r['scenario']} | {r['runbook']} | {r['fault']} | {r['action']} | {r['seconds']:.2f} | {r['threshold']} |"
+        for r in results
+    ]
     path = PROOF_DIR / "scenarios.md"
     path.write_text("\n".join(lines) + "\n")
     return path

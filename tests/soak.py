@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from crashloop import BUSY_CONFIG, ROOT, Report, Session, SimProcess, check
+
 from engine.kernel.events import TradingState
 
 # (fault, options, seconds it lasts: None for faults that end by themselves)
@@ -119,9 +120,14 @@ def soak(seconds: float, speed: float, seed: int, fault_every: float, check_ever
                 problems = check(session, report, len(samples) + 1, settle_s=45.0)
                 report.problems += problems
                 account = sim.account()
-                sample = {"t_s": round(now - started, 1), "rss_kib": rss_kib(pid), "state": state.value,
-                          "venue_orders": len(account["orders"]), "venue_trades": account["trades"],
-                          "problems": problems}
+                sample = {
+                    "t_s": round(now - started, 1),
+                    "rss_kib": rss_kib(pid),
+                    "state": state.value,
+                    "venue_orders": len(account["orders"]),
+                    "venue_trades": account["trades"],
+                    "problems": problems,
+                }
                 samples.append(sample)
                 print(json.dumps(sample), flush=True)
                 next_check = time.monotonic() + check_every
@@ -132,15 +138,25 @@ def soak(seconds: float, speed: float, seed: int, fault_every: float, check_ever
     rss = [s["rss_kib"] for s in samples]
     hours = (samples[-1]["t_s"] - samples[0]["t_s"]) / 3600 if len(samples) > 1 else 0
     return {
-        "seconds": round(time.monotonic() - started, 1), "speed": speed, "seed": seed,
-        "checks": len(samples), "checks_failed": sum(1 for s in samples if s["problems"]),
-        "problems": report.problems, "faults_injected": dict(injected), "automatic_halts": dict(halts),
-        "resumes": resumes, "venue_orders": samples[-1]["venue_orders"] if samples else 0,
+        "seconds": round(time.monotonic() - started, 1),
+        "speed": speed,
+        "seed": seed,
+        "checks": len(samples),
+        "checks_failed": sum(1 for s in samples if s["problems"]),
+        "problems": report.problems,
+        "faults_injected": dict(injected),
+        "automatic_halts": dict(halts),
+        "resumes": resumes,
+        "venue_orders": samples[-1]["venue_orders"] if samples else 0,
         "venue_trades": samples[-1]["venue_trades"] if samples else 0,
-        "rss_kib": {"first": rss[0] if rss else None, "last": rss[-1] if rss else None,
-                    "max": max(rss, default=None),
-                    "growth_per_hour": round((rss[-1] - rss[0]) / hours) if hours else None},
-        "rss_over_time": [(s["t_s"], s["rss_kib"]) for s in samples], "work": str(work),
+        "rss_kib": {
+            "first": rss[0] if rss else None,
+            "last": rss[-1] if rss else None,
+            "max": max(rss, default=None),
+            "growth_per_hour": round((rss[-1] - rss[0]) / hours) if hours else None,
+        },
+        "rss_over_time": [(s["t_s"], s["rss_kib"]) for s in samples],
+        "work": str(work),
     }
 
 

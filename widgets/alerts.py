@@ -57,8 +57,16 @@ class AlertList(KeyedTable):
             key = str(self._serial)
         self._alerts[key] = alert
         code = alert.code + (f" x{alert.count}" if alert.count > 1 else "")
-        self.upsert(key, (str(alert.id) if alert.id else "", alert.time, severity_text(alert.severity, alert.acked),
-                          code, alert.message))
+        self.upsert(
+            key,
+            (
+                str(alert.id) if alert.id else "",
+                alert.time,
+                severity_text(alert.severity, alert.acked),
+                code,
+                alert.message,
+            ),
+        )
         if len(self._alerts) > self.limit:
             oldest = min(self._alerts, key=lambda k: int(k) if int(k) > 0 else -1)
             del self._alerts[oldest]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -47,12 +48,16 @@ class EquityLine(Horizontal):
             t.append(" · day ")
             t.append(self.day_pnl, style="red" if self.day_negative else "green")
         if self.daily_loss:
-            t.append(f" ({self.daily_loss['value']}/{_limit(self.daily_loss)})",
-                     style=LEVEL_STYLE.get(self.daily_loss["status"], ""))
+            t.append(
+                f" ({self.daily_loss['value']}/{_limit(self.daily_loss)})",
+                style=LEVEL_STYLE.get(self.daily_loss["status"], ""),
+            )
         if self.drawdown:
             t.append(" · ")
-            t.append(f"DD {self.drawdown['value']}/{_limit(self.drawdown)}",
-                     style=LEVEL_STYLE.get(self.drawdown["status"], ""))
+            t.append(
+                f"DD {self.drawdown['value']}/{_limit(self.drawdown)}",
+                style=LEVEL_STYLE.get(self.drawdown["status"], ""),
+            )
         self.query_one("#equity-figures", Static).update(t)
 
     def add_point(self, equity: float) -> None:

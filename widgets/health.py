@@ -6,7 +6,8 @@ judges differently from the engine: a number is red exactly when its monitor say
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 from textual.reactive import reactive
@@ -89,8 +90,9 @@ class MonitorStrip(Static):
                 for i, r in enumerate(bad):
                     if i:
                         t.append(" · ")
-                    t.append(f"{r['status']} {r['code']} {r['value']} > {r['threshold']}",
-                             style=LEVEL_STYLE[r["status"]])
+                    t.append(
+                        f"{r['status']} {r['code']} {r['value']} > {r['threshold']}", style=LEVEL_STYLE[r["status"]]
+                    )
                 t.append(f" · {ok} OK", style="dim")
         if self.checklist:
             t.append(" │ ")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -20,8 +20,9 @@ class KeyedTable(DataTable):
     KeyedTable { height: 1fr; }
     """
 
-    def __init__(self, columns: Sequence[str], sort_by: tuple[str, Callable[[Cell], object], bool] | None = None,
-                 **kwargs) -> None:
+    def __init__(
+        self, columns: Sequence[str], sort_by: tuple[str, Callable[[Cell], object], bool] | None = None, **kwargs
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._column_labels = tuple(columns)
         self._column_keys: list = []
@@ -88,6 +89,6 @@ class KeyedTable(DataTable):
             return None
         try:
             row_key, _ = self.coordinate_to_cell_key((self.cursor_row, 0))
-        except Exception:  # noqa: BLE001 - no such cell: nothing selected
+        except Exception:
             return None
         return row_key.value

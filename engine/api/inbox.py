@@ -14,18 +14,19 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any
 
 from engine.kernel.commands import BY_NAME, Command, CommandResult
-from engine.store.datadir import DataDirBusy, DataDirLock, engine_pid
 from engine.kernel.events import CommandAudited, TradingState, TradingStateChanged, utcnow
-from engine.ops.incidents import Incidents, store_parts, write_snapshot
-from engine.store.db import DB_NAME, Store
 from engine.kernel.tasks import Periodic
+from engine.ops.incidents import Incidents, store_parts, write_snapshot
+from engine.store.datadir import DataDirBusy, DataDirLock, engine_pid
+from engine.store.db import DB_NAME, Store
 from engine.trading.state import IllegalTransition, check_transition
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,12 @@ def build_command(name: str, actor: str, reason: str, args: dict[str, Any]) -> C
     return cls(actor=actor, reason=reason, **kwargs)
 
 
-async def serve_commands(store: Store, execute: Callable[[Command], Awaitable[CommandResult]],
-                         on_failure: Callable[[str, BaseException], None],
-                         spawn: Callable[[str, Coroutine[Any, Any, Any]], Any]) -> None:
+async def serve_commands(
+    store: Store,
+    execute: Callable[[Command], Awaitable[CommandResult]],
+    on_failure: Callable[[str, BaseException], None],
+    spawn: Callable[[str, Coroutine[Any, Any, Any]], Any],
+) -> None:
     """Run pending commands from the store for ever (the engine owns this task).
 
     Each command is claimed (marked running) before it runs, so it runs at most once whatever happens, and runs
@@ -114,21 +118,39 @@ async def serve_commands(store: Store, execute: Callable[[Command], Awaitable[Co
     await Periodic("commands from other shells", round_, POLL_S, on_failure=on_failure).run()
 
 
-def send(data_dir: Path, command: str, reason: str, timeout: float,
-         args: dict[str, Any] | None = None, actor: str | None = None) -> tuple[bool, str]:
+def send(
+    data_dir: Path,
+    command: str,
+    reason: str,
+    timeout: float,
+    args: dict[str, Any] | None = None,
+    actor: str | None = None,
+) -> tuple[bool, str]:
     """Ask the engine on ``data_dir`` to run ``command``; return (ok, what happened) for the operator."""
     ok, message, _ = send_detailed(data_dir, command, reason, timeout, args, actor)
     return ok, message
 
 
-def send_detailed(data_dir: Path, command: str, reason: str, timeout: float, args: dict[str, Any] | None = None,
-                  actor: str | None = None) -> tuple[bool, str, dict[str, Any] | None]:
+def send_detailed(
+    data_dir: Path,
+    command: str,
+    reason: str,
+    timeout: float,
+    args: dict[str, Any] | None = None,
+    actor: str | None = None,
+) -> tuple[bool, str, dict[str, Any] | None]:
     """As ``send``, with the figures the engine returned (or None when it never answered)."""
     data_dir = Path(data_dir).resolve()
     if not (data_dir / DB_NAME).exists():
         # A mistyped --data-dir must not "succeed" on an empty directory while the real engine trades on.
-        return False, (f"no cockpit store at {data_dir / DB_NAME}: no engine has run there. Pass the engine's "
-                       "--data-dir (see `cockpit status --data-dir DIR`)."), None
+        return (
+            False,
+            (
+                f"no cockpit store at {data_dir / DB_NAME}: no engine has run there. Pass the engine's "
+                "--data-dir (see `cockpit status --data-dir DIR`)."
+            ),
+            None,
+        )
     actor = actor or cli_actor()
     try:
         build_command(command, actor, reason, args or {})
@@ -146,9 +168,18 @@ def send_detailed(data_dir: Path, command: str, reason: str, timeout: float, arg
                 if command in STORE_ONLY:
                     start = time.perf_counter()
                     ok, message, details = store_only(store, data_dir, command, actor, reason, args or {})
-                    store.handle(CommandAudited(command=command, actor=actor, reason=reason, args=dict(args or {}),
-                                                values={}, ok=ok, result=message,
-                                                duration_ms=(time.perf_counter() - start) * 1000))
+                    store.handle(
+                        CommandAudited(
+                            command=command,
+                            actor=actor,
+                            reason=reason,
+                            args=dict(args or {}),
+                            values={},
+                            ok=ok,
+                            result=message,
+                            duration_ms=(time.perf_counter() - start) * 1000,
+                        )
+                    )
                     return ok, message, details
                 ok, message = without_engine(store, data_dir, command, actor, reason)
                 return ok, message, None
@@ -162,31 +193,56 @@ def send_detailed(data_dir: Path, command: str, reason: str, timeout: float, arg
                 return row["status"] == "done", row["result"], json.loads(row.get("details") or "null")
             time.sleep(POLL_S / 2)
         if engine_pid(data_dir) is None:
-            return False, (f"the engine stopped before it answered (command id {command_id}); "
-                           + ("it runs again at the next start" if command in NEVER_EXPIRE else
-                              "check `cockpit audit` and `cockpit status`")), None
+            return (
+                False,
+                (
+                    f"the engine stopped before it answered (command id {command_id}); "
+                    + (
+                        "it runs again at the next start"
+                        if command in NEVER_EXPIRE
+                        else "check `cockpit audit` and `cockpit status`"
+                    )
+                ),
+                None,
+            )
         if store.command(command_id)["status"] == "running":
-            return False, (f"the engine is still carrying out the command (id {command_id}) after {timeout:g}s; "
-                           "see `cockpit audit` for its result"), None
-        return False, (f"no answer from the engine within {timeout:g}s; the command stays queued "
-                       f"(id {command_id}) and runs when the engine gets to it"), None
+            return (
+                False,
+                (
+                    f"the engine is still carrying out the command (id {command_id}) after {timeout:g}s; "
+                    "see `cockpit audit` for its result"
+                ),
+                None,
+            )
+        return (
+            False,
+            (
+                f"no answer from the engine within {timeout:g}s; the command stays queued "
+                f"(id {command_id}) and runs when the engine gets to it"
+            ),
+            None,
+        )
     finally:
         store.close()
 
 
-def store_only(store: Store, data_dir: Path, command: str, actor: str, reason: str,
-               args: dict[str, Any]) -> tuple[bool, str, dict[str, Any] | None]:
+def store_only(
+    store: Store, data_dir: Path, command: str, actor: str, reason: str, args: dict[str, Any]
+) -> tuple[bool, str, dict[str, Any] | None]:
     """Acknowledge alerts, or write a snapshot from what the store holds, with no engine running."""
-    from engine.ops.alerts import AlertBook
     from engine.kernel.config import AlertsConfig
+    from engine.ops.alerts import AlertBook
 
     if command == "ack":
         book = AlertBook(AlertsConfig(), store.handle)
         book.restore(store.max_alert_id(), store.unacknowledged_alerts())
         ids = None if args.get("every") else [int(i) for i in args.get("ids", [])]
         done = book.ack(ids, actor)
-        return bool(done) or ids is None, f"acknowledged {len(done)} alert(s) (no engine running)", \
-            {"acknowledged": [a.id for a in done]}
+        return (
+            bool(done) or ids is None,
+            f"acknowledged {len(done)} alert(s) (no engine running)",
+            {"acknowledged": [a.id for a in done]},
+        )
     parts = store_parts(store)
     try:
         path = write_snapshot(data_dir, parts, f"{reason} (from the store; no engine running)")
@@ -198,14 +254,23 @@ def store_only(store: Store, data_dir: Path, command: str, actor: str, reason: s
 def without_engine(store: Store, data_dir: Path, command: str, actor: str, reason: str) -> tuple[bool, str]:
     """A state change latched in the store through the same transition table, and audited."""
     if command not in STATE_TARGETS:
-        return False, (f"no engine is running on {data_dir}: `{command}` needs one. Start cockpit "
-                       "(it restores its orders and state) and try again.")
+        return False, (
+            f"no engine is running on {data_dir}: `{command}` needs one. Start cockpit "
+            "(it restores its orders and state) and try again."
+        )
     start = time.perf_counter()
     target = STATE_TARGETS[command]
     previous, _ = store.trading_state()
     incidents = None
-    blocking = [f"{m['code']}: {m['value']} (limit {m['threshold']})" for m in store.load_json("monitors") or []
-                if m.get("blocks_resume") and m.get("status") == "CRIT"] if target != TradingState.HALTED else []
+    blocking = (
+        [
+            f"{m['code']}: {m['value']} (limit {m['threshold']})"
+            for m in store.load_json("monitors") or []
+            if m.get("blocks_resume") and m.get("status") == "CRIT"
+        ]
+        if target != TradingState.HALTED
+        else []
+    )
     try:
         changed = check_transition(previous, target, actor)
     except IllegalTransition as exc:
@@ -214,20 +279,36 @@ def without_engine(store: Store, data_dir: Path, command: str, actor: str, reaso
         ok = not blocking
         if blocking:
             changed = False
-            message = ("resume refused: when the engine last looked, the condition that tripped it still held: "
-                       + "; ".join(blocking) + ". Start cockpit; it reads every monitor again before resuming.")
+            message = (
+                "resume refused: when the engine last looked, the condition that tripped it still held: "
+                + "; ".join(blocking)
+                + ". Start cockpit; it reads every monitor again before resuming."
+            )
         if changed:
             change = TradingStateChanged(previous, target, actor, reason)
             incidents = Incidents(data_dir, store.handle, lambda: store_parts(store), spawn=None)
             last = store.incidents(limit=1)
-            incidents.restore(next((r for r in last if not r["recovered_at"]), None),
-                              max((r["id"] for r in last), default=0), previous, None)
+            incidents.restore(
+                next((r for r in last if not r["recovered_at"]), None),
+                max((r["id"] for r in last), default=0),
+                previous,
+                None,
+            )
             store.handle(change)
             incidents.on_event(change)  # a halt opens an incident (and its snapshot), a resume closes one
         if ok:
             message = f"{target.value} (no engine running on {data_dir}: the next start comes back {target.value})"
-    audit = CommandAudited(command=command, actor=actor, reason=reason, args={}, values={}, ok=ok, result=message,
-                           duration_ms=(time.perf_counter() - start) * 1000, kill_switch=command == "halt")
+    audit = CommandAudited(
+        command=command,
+        actor=actor,
+        reason=reason,
+        args={},
+        values={},
+        ok=ok,
+        result=message,
+        duration_ms=(time.perf_counter() - start) * 1000,
+        kill_switch=command == "halt",
+    )
     store.handle(audit)
     if incidents is not None:
         incidents.on_event(audit)

@@ -21,22 +21,23 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
+from engine.gate.scorecard import Recorder, build_report
+from engine.gate.stepped import SteppedClock
 from engine.kernel import clock as engine_clock
 from engine.kernel.commands import Ack
 from engine.kernel.config import Settings
-from engine.gate.scorecard import Recorder, build_report
 from engine.sim import Simulator
 from engine.sim.market import SYMBOLS
 from engine.sim.replay import ReplayError
-from engine.gate.stepped import SteppedClock
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,15 @@ def file_digest(path: Path) -> str:
 class Validation:
     """One validation run; ``await run()`` returns the report (also when interrupted by ``stop()``)."""
 
-    def __init__(self, settings: Settings, plan: Plan, make_engine: Callable[[Settings], EngineLike],
-                 scratch_dir: Path, on_progress: Callable[[Progress], None] | None = None,
-                 progress_every_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        plan: Plan,
+        make_engine: Callable[[Settings], EngineLike],
+        scratch_dir: Path,
+        on_progress: Callable[[Progress], None] | None = None,
+        progress_every_s: float = 0.2,
+    ) -> None:
         self.settings = settings
         self.plan = plan
         self.make_engine = make_engine
@@ -141,15 +148,20 @@ class Validation:
         quote = self.settings.engine.quote_asset
         unknown = [s for s in self.symbols if venue_symbol(s) not in SYMBOLS]
         if unknown:
-            raise ValidationError(f"the simulator lists {', '.join(sorted(SYMBOLS))} only; [venue] symbols "
-                                  f"{unknown} cannot be validated on it: validate with the simulator's symbols")
+            raise ValidationError(
+                f"the simulator lists {', '.join(sorted(SYMBOLS))} only; [venue] symbols "
+                f"{unknown} cannot be validated on it: validate with the simulator's symbols"
+            )
         if any(SYMBOLS[venue_symbol(s)].quote != quote for s in self.symbols):
-            raise ValidationError(f"[engine] quote_asset = {quote!r}, but the simulator's markets are quoted in "
-                                  "USDT: set quote_asset = \"USDT\" to validate")
+            raise ValidationError(
+                f"[engine] quote_asset = {quote!r}, but the simulator's markets are quoted in "
+                'USDT: set quote_asset = "USDT" to validate'
+            )
         for symbol in self.plan.replay:
             if symbol not in {venue_symbol(s) for s in self.symbols}:
-                raise ValidationError(f"--replay {symbol}: not a configured symbol "
-                                      f"({', '.join(venue_symbol(s) for s in self.symbols)})")
+                raise ValidationError(
+                    f"--replay {symbol}: not a configured symbol ({', '.join(venue_symbol(s) for s in self.symbols)})"
+                )
         if self.plan.tick_s <= 0 or self.plan.duration_s <= 0 or self.plan.speed <= 0:
             raise ValidationError("duration, speed and tick must be positive")
 
@@ -158,9 +170,15 @@ class Validation:
         balances = {self.settings.engine.quote_asset: cfg.starting_balance}
         balances.update({SYMBOLS[venue_symbol(s)].base: Decimal(0) for s in self.symbols})
         try:
-            sim = Simulator(seed=self.plan.seed, stepped=True, tick_interval=self.plan.tick_s,
-                            start_ms=int(cfg.start.timestamp() * 1000), replay=dict(self.plan.replay) or None,
-                            history_days=HISTORY_DAYS, balances=balances)
+            sim = Simulator(
+                seed=self.plan.seed,
+                stepped=True,
+                tick_interval=self.plan.tick_s,
+                start_ms=int(cfg.start.timestamp() * 1000),
+                replay=dict(self.plan.replay) or None,
+                history_days=HISTORY_DAYS,
+                balances=balances,
+            )
         except (ReplayError, ValueError) as exc:
             raise ValidationError(f"cannot replay: {exc}") from None
         for symbol, replay in sim.replays.items():
@@ -169,7 +187,8 @@ class Validation:
                 raise ValidationError(
                     f"{symbol}={self.plan.replay[symbol]} covers {hours:.1f} h after its history (the first half "
                     f"of the file, at most 1000 candles): pass --duration {math.floor(hours * 10) / 10}h or a longer "
-                    "file")
+                    "file"
+                )
         return sim
 
     def _engine_settings(self, sim: Simulator) -> Settings:
@@ -177,23 +196,36 @@ class Validation:
         with nothing sent to people (the report is) and ccxt's client-side rate limiter off: the simulator counts
         the venue's limits on simulated time instead (a minute of the run is a simulated minute)."""
         s = self.settings
-        return s.model_copy(update={
-            "venue": s.venue.model_copy(update={
-                "exchange": "binance", "rest_url": sim.rest_url, "ws_url": sim.ws_url, "rate_limit": False,
-                "api_key": SecretStr(sim.api_key), "api_secret": SecretStr(sim.api_secret)}),
-            "engine": s.engine.model_copy(update={"mode": "paper", "data_dir": self.scratch_dir}),
-            "alerts": s.alerts.model_copy(update={
-                "notify": (), "warn_escalate_s": self.plan.duration_s + 86_400,
-                "crit_repeat_s": self.plan.duration_s + 86_400}),
-            "health": s.health.model_copy(update={"port": 0}),
-            "risk": s.risk.model_copy(update={"kill_switch": False, "reduce_only": False}),
-        })
+        return s.model_copy(
+            update={
+                "venue": s.venue.model_copy(
+                    update={
+                        "exchange": "binance",
+                        "rest_url": sim.rest_url,
+                        "ws_url": sim.ws_url,
+                        "rate_limit": False,
+                        "api_key": SecretStr(sim.api_key),
+                        "api_secret": SecretStr(sim.api_secret),
+                    }
+                ),
+                "engine": s.engine.model_copy(update={"mode": "paper", "data_dir": self.scratch_dir}),
+                "alerts": s.alerts.model_copy(
+                    update={
+                        "notify": (),
+                        "warn_escalate_s": self.plan.duration_s + 86_400,
+                        "crit_repeat_s": self.plan.duration_s + 86_400,
+                    }
+                ),
+                "health": s.health.model_copy(update={"port": 0}),
+                "risk": s.risk.model_copy(update={"kill_switch": False, "reduce_only": False}),
+            }
+        )
 
     # ------------------------------------------------------------ the run
 
     async def run(self) -> dict[str, Any]:
         plan, cfg = self.plan, self.settings.validation
-        started_at, wall0, cpu0 = datetime.now(timezone.utc), time.monotonic(), time.process_time()
+        started_at, wall0, cpu0 = datetime.now(UTC), time.monotonic(), time.process_time()
         sim = self._make_sim()
         await sim.start()
         start_ms = sim.clock.now_ms()
@@ -224,19 +256,36 @@ class Validation:
         wall_s = time.monotonic() - wall0
         cpu_s = time.process_time() - cpu0
         report = build_report(
-            recorder, days, cfg, hours_asked=Decimal(str(round(plan.duration_s / 3600, 4))),
-            simulated={"start": _iso(start_ms), "end": _iso(sim.clock.now_ms()),
-                       "hours": round(simulated_s / 3600, 4), "hours_asked": round(plan.duration_s / 3600, 4),
-                       "tick_s": plan.tick_s, "steps": self._steps,
-                       "completed": error is None and simulated_s >= plan.duration_s},
-            source=self._source(), settings_summary=self._summary(), final_equity=final_equity,
-            run={"started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
-                 "wall_s": round(wall_s, 2), "speed": plan.speed,
-                 "speed_achieved": round(simulated_s / wall_s, 1) if wall_s > 0 else None,
-                 # The run's own work (this process's CPU time): what the pace is on an idle machine.
-                 "cpu_s": round(cpu_s, 2), "speed_on_cpu": round(simulated_s / cpu_s, 1) if cpu_s > 0 else None,
-                 "interrupted": self._stop, "error": error,
-                 "replay_paths": {k: str(Path(v).resolve()) for k, v in plan.replay.items()}})
+            recorder,
+            days,
+            cfg,
+            hours_asked=Decimal(str(round(plan.duration_s / 3600, 4))),
+            simulated={
+                "start": _iso(start_ms),
+                "end": _iso(sim.clock.now_ms()),
+                "hours": round(simulated_s / 3600, 4),
+                "hours_asked": round(plan.duration_s / 3600, 4),
+                "tick_s": plan.tick_s,
+                "steps": self._steps,
+                "completed": error is None and simulated_s >= plan.duration_s,
+            },
+            source=self._source(),
+            settings_summary=self._summary(),
+            final_equity=final_equity,
+            run={
+                "started_at": started_at.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat(),
+                "wall_s": round(wall_s, 2),
+                "speed": plan.speed,
+                "speed_achieved": round(simulated_s / wall_s, 1) if wall_s > 0 else None,
+                # The run's own work (this process's CPU time): what the pace is on an idle machine.
+                "cpu_s": round(cpu_s, 2),
+                "speed_on_cpu": round(simulated_s / cpu_s, 1) if cpu_s > 0 else None,
+                "interrupted": self._stop,
+                "error": error,
+                "replay_paths": {k: str(Path(v).resolve()) for k, v in plan.replay.items()},
+            },
+        )
         if error:
             report["failed"].append(f"the run stopped early: {error}")
         return report
@@ -245,8 +294,11 @@ class Validation:
         """Wait until the engine is connected and listening to every stream, then for it to agree with the venue."""
         deadline = time.monotonic() + START_TIMEOUT_S
         streams = [f"{venue_symbol(s).lower()}@ticker" for s in self.symbols]
-        while not (engine.ready.is_set() and sim.user_stream_subscriptions > 0
-                   and all(sim.market_stream_subscribed(s) for s in streams)):
+        while not (
+            engine.ready.is_set()
+            and sim.user_stream_subscriptions > 0
+            and all(sim.market_stream_subscribed(s) for s in streams)
+        ):
             if engine.failed.is_set():
                 raise ValidationError(f"the engine could not start: {engine.fatal_error}")
             if time.monotonic() > deadline:
@@ -255,8 +307,9 @@ class Validation:
         self._baseline_tasks = set(engine.tasks.names())
         await self._settle(engine, sim, None)
 
-    async def _loop(self, engine: EngineLike, sim: Simulator, clock: SteppedClock, recorder: Recorder,
-                    start_ms: int, wall0: float) -> None:
+    async def _loop(
+        self, engine: EngineLike, sim: Simulator, clock: SteppedClock, recorder: Recorder, start_ms: int, wall0: float
+    ) -> None:
         plan = self.plan
         end_ms = start_ms + round(plan.duration_s * 1000)
         tick_ms = round(plan.tick_s * 1000)
@@ -273,8 +326,9 @@ class Validation:
                     await self._settle(engine, sim, clock)
                 if sim.clock.now_ms() >= next_ack_ms:
                     next_ack_ms += round(ACK_EVERY_S * 1000)
-                    await engine.execute(Ack(actor=ACTOR, reason="validation run: alerts are counted in its report",
-                                             every=True))
+                    await engine.execute(
+                        Ack(actor=ACTOR, reason="validation run: alerts are counted in its report", every=True)
+                    )
                     await self._settle(engine, sim, clock)
             self._steps += 1
             simulated_s = (sim.clock.now_ms() - start_ms) / 1000
@@ -287,8 +341,15 @@ class Validation:
             self.on_progress(self._progress(engine, recorder, (sim.clock.now_ms() - start_ms) / 1000, wall0))
 
     def _progress(self, engine: EngineLike, recorder: Recorder, simulated_s: float, wall0: float) -> Progress:
-        return Progress(simulated_s, self.plan.duration_s, engine_clock.now(), len(recorder.trips), recorder.fills,
-                        engine.portfolio.equity(), time.monotonic() - wall0)
+        return Progress(
+            simulated_s,
+            self.plan.duration_s,
+            engine_clock.now(),
+            len(recorder.trips),
+            recorder.fills,
+            engine.portfolio.equity(),
+            time.monotonic() - wall0,
+        )
 
     # ------------------------------------------------------------ caught up?
 
@@ -304,14 +365,16 @@ class Validation:
                 if engine.failed.is_set():
                     raise ValidationError(f"the engine stopped: {engine.fatal_error}")
                 if time.monotonic() > deadline:
-                    raise ValidationError(f"the engine did not catch up with the simulator within "
-                                          f"{SETTLE_TIMEOUT_S:g}s: "
-                                          + "; ".join(self.differences(engine, sim, clock)[:4]))
+                    raise ValidationError(
+                        f"the engine did not catch up with the simulator within "
+                        f"{SETTLE_TIMEOUT_S:g}s: " + "; ".join(self.differences(engine, sim, clock)[:4])
+                    )
             spins += 1
             await asyncio.sleep(0 if spins < 200 else 0.001)
 
-    def differences(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None,
-                    first_only: bool = False) -> list[str]:
+    def differences(
+        self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None, first_only: bool = False
+    ) -> list[str]:
         """What still differs between the engine and the venue, or is still under way; empty when caught up
         (``first_only``: stop at the first thing found, cheapest checks first)."""
         out: list[str] = []
@@ -340,36 +403,48 @@ class Validation:
         for asset, (free, locked) in sim.engine.balances.items():
             mine = engine.portfolio.balances.get(asset)
             if mine is None or mine.free != free or mine.locked != locked:
-                out.append(f"{asset} balance: venue {free}/{locked}, engine "
-                           f"{'none' if mine is None else f'{mine.free}/{mine.locked}'}")
+                out.append(
+                    f"{asset} balance: venue {free}/{locked}, engine "
+                    f"{'none' if mine is None else f'{mine.free}/{mine.locked}'}"
+                )
         if out and first_only:
             return out
         at_venue = {o.client_order_id for o in sim.engine.open_orders()}
         # From the engine's order events (the tracker's own list is a scan of every order ever tracked).
         tracked = self.recorder.open_orders if self.recorder is not None else set()
         if at_venue != tracked:
-            out.append(f"open orders differ: venue only {sorted(at_venue - tracked)[:2]}, "
-                       f"engine only {sorted(tracked - at_venue)[:2]}")
+            out.append(
+                f"open orders differ: venue only {sorted(at_venue - tracked)[:2]}, "
+                f"engine only {sorted(tracked - at_venue)[:2]}"
+            )
         return out
 
     # ------------------------------------------------------------ what the report says about its input
 
     def _source(self) -> dict[str, Any]:
-        replay = {symbol: {"file": Path(path).name, "sha256": file_digest(Path(path))}
-                  for symbol, path in sorted(self.plan.replay.items())}
+        replay = {
+            symbol: {"file": Path(path).name, "sha256": file_digest(Path(path))}
+            for symbol, path in sorted(self.plan.replay.items())
+        }
         return {"seed": self.plan.seed, "replay": replay or None}
 
     def _summary(self) -> dict[str, Any]:
         s = self.settings
         cfg = s.validation
         return {
-            "symbols": list(self.symbols), "quote": s.engine.quote_asset,
+            "symbols": list(self.symbols),
+            "quote": s.engine.quote_asset,
             "starting_balance": str(cfg.starting_balance),
-            "strategy": s.strategy.model_dump(mode="json"), "risk": s.risk.model_dump(mode="json"),
-            "criteria": {"min_trades": cfg.min_trades, "min_win_rate_pct": str(cfg.min_win_rate_pct),
-                         "min_sharpe": str(cfg.min_sharpe), "max_drawdown_pct": str(cfg.max_drawdown_pct)},
+            "strategy": s.strategy.model_dump(mode="json"),
+            "risk": s.risk.model_dump(mode="json"),
+            "criteria": {
+                "min_trades": cfg.min_trades,
+                "min_win_rate_pct": str(cfg.min_win_rate_pct),
+                "min_sharpe": str(cfg.min_sharpe),
+                "max_drawdown_pct": str(cfg.max_drawdown_pct),
+            },
         }
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()

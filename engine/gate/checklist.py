@@ -8,8 +8,9 @@ What the engine publishes (``ChecklistCompleted``), stores, and front ends show:
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 class Status(str, enum.Enum):
@@ -32,11 +33,17 @@ class Check:
     fix: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "title": self.title, "status": self.status.value, "detail": self.detail,
-                "evidence": dict(self.evidence), "fix": self.fix}
+        return {
+            "code": self.code,
+            "title": self.title,
+            "status": self.status.value,
+            "detail": self.detail,
+            "evidence": dict(self.evidence),
+            "fix": self.fix,
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Check":
+    def from_dict(cls, d: Mapping[str, Any]) -> Check:
         return cls(d["code"], d["title"], Status(d["status"]), d["detail"], d.get("evidence") or {}, d.get("fix", ""))
 
 
@@ -77,11 +84,24 @@ class Checklist:
         return next((c for c in self.checks if c.code == code), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "summary": self.summary(), "mode": self.mode, "venue": self.venue,
-                "ts": self.ts, "actor": self.actor, "duration_ms": round(self.duration_ms, 1),
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "verdict": self.verdict,
+            "summary": self.summary(),
+            "mode": self.mode,
+            "venue": self.venue,
+            "ts": self.ts,
+            "actor": self.actor,
+            "duration_ms": round(self.duration_ms, 1),
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Checklist":
-        return cls(tuple(Check.from_dict(c) for c in d.get("checks", [])), d.get("mode", ""), d.get("venue", ""),
-                   d.get("ts", ""), d.get("actor", ""), float(d.get("duration_ms") or 0))
+    def from_dict(cls, d: Mapping[str, Any]) -> Checklist:
+        return cls(
+            tuple(Check.from_dict(c) for c in d.get("checks", [])),
+            d.get("mode", ""),
+            d.get("venue", ""),
+            d.get("ts", ""),
+            d.get("actor", ""),
+            float(d.get("duration_ms") or 0),
+        )

@@ -27,8 +27,12 @@ def _live_fail(settings: Settings) -> Status:
 def mode(settings: Settings, confirm_live: bool) -> Check:
     """Paper and dry-run reach only a simulator or a testnet; live is confirmed and reaches a real venue."""
     cfg = settings.venue
-    evidence = {"mode": settings.engine.mode, "exchange": cfg.exchange, "rest_url": cfg.rest_url or "",
-                "confirm_live": confirm_live}
+    evidence = {
+        "mode": settings.engine.mode,
+        "exchange": cfg.exchange,
+        "rest_url": cfg.rest_url or "",
+        "confirm_live": confirm_live,
+    }
     c = ("mode", "Mode is what the operator asked for")
     if settings.engine.mode != "live":
         if cfg.exchange == "sim":
@@ -38,9 +42,14 @@ def mode(settings: Settings, confirm_live: bool) -> Check:
         else:
             where = f"{cfg.exchange}'s testnet"
         if where is None:
-            return Check(*c, Status.FAIL, f"{settings.engine.mode} against {cfg.rest_url}, which is not on this "
-                         "machine: it could be a real venue", evidence, "remove [venue] rest_url (paper uses the testnet) or "
-                         "point it at a 127.0.0.1 simulator")
+            return Check(
+                *c,
+                Status.FAIL,
+                f"{settings.engine.mode} against {cfg.rest_url}, which is not on this "
+                "machine: it could be a real venue",
+                evidence,
+                "remove [venue] rest_url (paper uses the testnet) or point it at a 127.0.0.1 simulator",
+            )
         sends = "orders are logged, nothing is sent" if settings.engine.mode == "dry-run" else "orders go"
         return Check(*c, Status.PASS, f"{settings.engine.mode.upper()}: {sends} to {where}", evidence)
     problems = []
@@ -51,8 +60,13 @@ def mode(settings: Settings, confirm_live: bool) -> Check:
     if cfg.rest_url and is_loopback(cfg.rest_url):
         problems.append(f"live points real-money orders at a local server ({cfg.rest_url})")
     if problems:
-        return Check(*c, Status.FAIL, "; ".join(problems), evidence,
-                     "set a real exchange id, remove a local rest_url, and confirm with --confirm-live")
+        return Check(
+            *c,
+            Status.FAIL,
+            "; ".join(problems),
+            evidence,
+            "set a real exchange id, remove a local rest_url, and confirm with --confirm-live",
+        )
     return Check(*c, Status.PASS, f"LIVE on {cfg.exchange}, confirmed by the operator", evidence)
 
 
@@ -62,22 +76,40 @@ def rate_limit(settings: Settings) -> Check:
     c = ("rate_limit", "Rate limiting on")
     if on:
         return Check(*c, Status.PASS, "ccxt's client-side rate limiter is on", {"rate_limit": True})
-    return Check(*c, Status.WARN, "ccxt's client-side rate limiter is off: a burst can reach the venue's 429 and "
-                 "418 ban", {"rate_limit": False}, "set [venue] rate_limit = true")
+    return Check(
+        *c,
+        Status.WARN,
+        "ccxt's client-side rate limiter is off: a burst can reach the venue's 429 and 418 ban",
+        {"rate_limit": False},
+        "set [venue] rate_limit = true",
+    )
 
 
 def stop_loss(settings: Settings) -> Check:
     """Every entry needs a stop-loss (runbook 003: required for live)."""
     s = settings
-    pcts = {name: str(getattr(s.strategy, name).stop_loss_pct) for name in ("ladder", "ma_cross", "mean_reversion")
-            if getattr(s.strategy, name).enabled}
+    pcts = {
+        name: str(getattr(s.strategy, name).stop_loss_pct)
+        for name in ("ladder", "ma_cross", "mean_reversion")
+        if getattr(s.strategy, name).enabled
+    }
     evidence = {"require_stop_loss": s.risk.require_stop_loss, "strategy_stop_loss_pct": pcts}
     c = ("stop_loss", "Stop-loss set")
     if s.risk.require_stop_loss:
-        return Check(*c, Status.PASS, "every entry must carry a stop-loss; strategies: "
-                     + (", ".join(f"{k} {v}%" for k, v in pcts.items()) or "none enabled"), evidence)
-    return Check(*c, _live_fail(settings), "[risk] require_stop_loss = false: entries may go out without a stop "
-                 "(runbook 003: required for live)", evidence, "set [risk] require_stop_loss = true")
+        return Check(
+            *c,
+            Status.PASS,
+            "every entry must carry a stop-loss; strategies: "
+            + (", ".join(f"{k} {v}%" for k, v in pcts.items()) or "none enabled"),
+            evidence,
+        )
+    return Check(
+        *c,
+        _live_fail(settings),
+        "[risk] require_stop_loss = false: entries may go out without a stop (runbook 003: required for live)",
+        evidence,
+        "set [risk] require_stop_loss = true",
+    )
 
 
 def daily_loss_limit(settings: Settings) -> Check:
@@ -85,10 +117,19 @@ def daily_loss_limit(settings: Settings) -> Check:
     limit = settings.risk.daily_loss_limit_pct
     c = ("daily_loss_limit", "Daily loss limit set")
     if limit > 0:
-        return Check(*c, Status.PASS, f"trading halts and closes at a daily loss of {limit}%",
-                     {"daily_loss_limit_pct": str(limit)})
-    return Check(*c, _live_fail(settings), "[risk] daily_loss_limit_pct = 0: no daily loss limit (runbook 003: "
-                 "required for live)", {"daily_loss_limit_pct": "0"}, "set [risk] daily_loss_limit_pct, e.g. 3")
+        return Check(
+            *c,
+            Status.PASS,
+            f"trading halts and closes at a daily loss of {limit}%",
+            {"daily_loss_limit_pct": str(limit)},
+        )
+    return Check(
+        *c,
+        _live_fail(settings),
+        "[risk] daily_loss_limit_pct = 0: no daily loss limit (runbook 003: required for live)",
+        {"daily_loss_limit_pct": "0"},
+        "set [risk] daily_loss_limit_pct, e.g. 3",
+    )
 
 
 def alert_sinks(settings: Settings) -> Check:
@@ -97,10 +138,16 @@ def alert_sinks(settings: Settings) -> Check:
     c = ("alert_sinks", "Alert sinks configured")
     if targets:
         labels = [f"{masked(t.url.get_secret_value())} (>= {t.min_severity})" for t in targets]
-        return Check(*c, Status.PASS, f"{len(targets)} notification target(s): {', '.join(labels)}",
-                     {"targets": labels})
-    return Check(*c, Status.WARN, "no notification URL: alerts reach the screen and the logs only",
-                 {"targets": []}, "add [alerts] notify (e.g. COCKPIT_ALERTS__NOTIFY with a Telegram URL)")
+        return Check(
+            *c, Status.PASS, f"{len(targets)} notification target(s): {', '.join(labels)}", {"targets": labels}
+        )
+    return Check(
+        *c,
+        Status.WARN,
+        "no notification URL: alerts reach the screen and the logs only",
+        {"targets": []},
+        "add [alerts] notify (e.g. COCKPIT_ALERTS__NOTIFY with a Telegram URL)",
+    )
 
 
 def health(settings: Settings) -> Check:
@@ -112,6 +159,10 @@ def health(settings: Settings) -> Check:
         return Check(*c, Status.PASS, "/health and /metrics are off ([health] port = 0)", evidence)
     if is_loopback(f"http://{h.host}") or h.host in ("localhost", "::1"):
         return Check(*c, Status.PASS, f"served on {h.host}:{h.port} (loopback)", evidence)
-    return Check(*c, Status.WARN, f"served on {h.host}:{h.port}: reachable from other machines, with the "
-                 "engine's state and positions", evidence, 'set [health] host = "127.0.0.1" unless a firewall '
-                 "stands in front")
+    return Check(
+        *c,
+        Status.WARN,
+        f"served on {h.host}:{h.port}: reachable from other machines, with the engine's state and positions",
+        evidence,
+        'set [health] host = "127.0.0.1" unless a firewall stands in front',
+    )

@@ -5,7 +5,7 @@ fewer than 5 reconnects, no REST error, over at least 24 hours).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,27 +32,52 @@ def validation_report(settings: Settings, store: Store | None, live: bool) -> Ch
         return Check(*c, Status.WARN, "no validation report on record", {}, fix)
     row = rows[0]
     report = row["report"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     age = _age_h(row["ts"], now)
     max_age = settings.preflight.validation_max_age_h
     wanted = settings.validation.duration_h
     hours = float((report.get("simulated") or {}).get("hours") or 0)
-    evidence = {"verdict": row["verdict"], "at": row["ts"], "age_h": round(age, 1), "max_age_h": max_age,
-                "hours": hours, "hours_wanted": wanted, "trades": report.get("trades"),
-                "win_rate": report.get("win_rate"), "sharpe": report.get("sharpe"),
-                "max_drawdown_pct": report.get("max_drawdown_pct"), "file": row.get("path") or ""}
+    evidence = {
+        "verdict": row["verdict"],
+        "at": row["ts"],
+        "age_h": round(age, 1),
+        "max_age_h": max_age,
+        "hours": hours,
+        "hours_wanted": wanted,
+        "trades": report.get("trades"),
+        "win_rate": report.get("win_rate"),
+        "sharpe": report.get("sharpe"),
+        "max_drawdown_pct": report.get("max_drawdown_pct"),
+        "file": row.get("path") or "",
+    }
     if row["verdict"] != "GO":
         failed = "; ".join(report.get("failed") or []) or "see the report"
-        return Check(*c, Status.FAIL if live else Status.WARN, f"the latest report is NO-GO: {failed}"[:300],
-                     evidence, "fix the strategy or its configuration and validate again")
+        return Check(
+            *c,
+            Status.FAIL if live else Status.WARN,
+            f"the latest report is NO-GO: {failed}"[:300],
+            evidence,
+            "fix the strategy or its configuration and validate again",
+        )
     if age > max_age:
         return Check(*c, Status.WARN, f"the latest GO report is {age:.0f} h old (over {max_age:g} h)", evidence, fix)
     if hours + 1e-9 < wanted:
-        return Check(*c, Status.WARN, f"the latest GO report covers {hours:g} simulated hours, under the "
-                     f"{wanted:g} h asked for ([validation] duration_h)", evidence, fix)
-    return Check(*c, Status.PASS, f"GO, {age:.1f} h ago: {report.get('trades')} trades, win rate "
-                 f"{report.get('win_rate')}%, Sharpe {report.get('sharpe')}, max drawdown "
-                 f"{report.get('max_drawdown_pct')}% over {hours:g} h", evidence)
+        return Check(
+            *c,
+            Status.WARN,
+            f"the latest GO report covers {hours:g} simulated hours, under the "
+            f"{wanted:g} h asked for ([validation] duration_h)",
+            evidence,
+            fix,
+        )
+    return Check(
+        *c,
+        Status.PASS,
+        f"GO, {age:.1f} h ago: {report.get('trades')} trades, win rate "
+        f"{report.get('win_rate')}%, Sharpe {report.get('sharpe')}, max drawdown "
+        f"{report.get('max_drawdown_pct')}% over {hours:g} h",
+        evidence,
+    )
 
 
 def _covered_hours(runs: list[dict[str, Any]], since: datetime, now: datetime) -> float:
@@ -81,7 +106,7 @@ def stability(settings: Settings, store: Store | None, live: bool) -> Check:
     bad = Status.FAIL if live else Status.WARN
     if store is None:
         return Check(*c, bad, "no store to read the last hours from", {}, "run paper or dry-run for 24 h first")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     since = now - timedelta(hours=cfg.stability_window_h)
     since_iso = since.isoformat()
     covered = _covered_hours(store.engine_runs(since_iso), since, now)
@@ -93,14 +118,20 @@ def stability(settings: Settings, store: Store | None, live: bool) -> Check:
     reconnects = sum(int(d.get("ws_reconnects", 0)) for d in day_stats)
     rest_errors = sum(int(d.get("rest_errors", 0)) for d in day_stats)
     evidence = {
-        "window_h": cfg.stability_window_h, "covered_h": round(covered, 2),
-        "crit_alerts": len(crit), "crit_codes": sorted({a["code"] for a in crit})[:10],
+        "window_h": cfg.stability_window_h,
+        "covered_h": round(covered, 2),
+        "crit_alerts": len(crit),
+        "crit_codes": sorted({a["code"] for a in crit})[:10],
         "max_crit_alerts": cfg.max_crit_alerts,
-        "orders_ended": ended, "orders_filled": filled,
+        "orders_ended": ended,
+        "orders_filled": filled,
         "fill_rate_pct": None if fill_rate is None else str(round(fill_rate, 2)),
         "min_fill_rate_pct": str(cfg.min_fill_rate_pct),
-        "reconnects": reconnects, "max_reconnects": cfg.max_reconnects,
-        "rest_errors": rest_errors, "max_rest_errors": cfg.max_rest_errors, "days_counted": days,
+        "reconnects": reconnects,
+        "max_reconnects": cfg.max_reconnects,
+        "rest_errors": rest_errors,
+        "max_rest_errors": cfg.max_rest_errors,
+        "days_counted": days,
     }
     problems = []
     if covered + 0.05 < cfg.stability_window_h:
@@ -116,7 +147,17 @@ def stability(settings: Settings, store: Store | None, live: bool) -> Check:
     if rest_errors > cfg.max_rest_errors:
         problems.append(f"{rest_errors} REST error(s) (at most {cfg.max_rest_errors})")
     if problems:
-        return Check(*c, bad, "; ".join(problems), evidence,
-                     "run paper or dry-run for 24 h without CRIT alerts, then check again (runbook 000 §1)")
-    return Check(*c, Status.PASS, f"{covered:.1f} h of paper / dry-run: no CRIT alert, fill rate "
-                 f"{fill_rate:.1f}%, {reconnects} reconnect(s), {rest_errors} REST error(s)", evidence)
+        return Check(
+            *c,
+            bad,
+            "; ".join(problems),
+            evidence,
+            "run paper or dry-run for 24 h without CRIT alerts, then check again (runbook 000 §1)",
+        )
+    return Check(
+        *c,
+        Status.PASS,
+        f"{covered:.1f} h of paper / dry-run: no CRIT alert, fill rate "
+        f"{fill_rate:.1f}%, {reconnects} reconnect(s), {rest_errors} REST error(s)",
+        evidence,
+    )

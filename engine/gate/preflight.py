@@ -15,19 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from engine.gate import config_checks
-from engine.venue import errors as vx
 from engine.gate.checklist import Check, Checklist, Status
-from engine.kernel.config import Settings
 from engine.gate.history_checks import stability, validation_report
-from engine.trading.risk import Exposure, limit_refusal
 from engine.gate.smoke import SmokeTrade
+from engine.kernel.config import Settings
 from engine.store.db import Store
+from engine.trading.risk import Exposure, limit_refusal
+from engine.venue import errors as vx
 from engine.venue.adapter import Venue, dec
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,21 @@ class StreamProbe:
 class Preflight:
     """Runs the checklist against a venue client, the store and the configuration."""
 
-    def __init__(self, settings: Settings, *, venue: Venue | None, venue_label: str, store: Store | None,
-                 confirm_live: bool, actor: str, streams: StreamProbe | None = None, smoke: SmokeTrade | None = None,
-                 refusal: Callable[[str, str, Decimal, Decimal | None, Decimal | None], str | None] | None = None,
-                 venue_problem: str = "", mode: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        venue: Venue | None,
+        venue_label: str,
+        store: Store | None,
+        confirm_live: bool,
+        actor: str,
+        streams: StreamProbe | None = None,
+        smoke: SmokeTrade | None = None,
+        refusal: Callable[[str, str, Decimal, Decimal | None, Decimal | None], str | None] | None = None,
+        venue_problem: str = "",
+        mode: str | None = None,
+    ) -> None:
         # The mode the engine runs in now (an operator may have switched it since start), else the configured one.
         if mode is not None and mode != settings.engine.mode:
             settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"mode": mode})})
@@ -73,10 +85,14 @@ class Preflight:
 
     async def run(self) -> Checklist:
         start = time.perf_counter()
-        ts = datetime.now(timezone.utc).isoformat()
+        ts = datetime.now(UTC).isoformat()
         checks: list[Check] = []
         steps: list[tuple[str, str, Callable[[], Awaitable[Check] | Check]]] = [
-            ("mode", "Mode is what the operator asked for", lambda: config_checks.mode(self.settings, self.confirm_live)),
+            (
+                "mode",
+                "Mode is what the operator asked for",
+                lambda: config_checks.mode(self.settings, self.confirm_live),
+            ),
             ("venue", "Venue reachable", self._reachable),
             ("clock_skew", "Clock skew", self._clock_skew),
             ("api_key", "API key valid", self._api_key),
@@ -104,15 +120,28 @@ class Preflight:
                     result = await result
                 check = result  # type: ignore[assignment]
             except vx.BaseError as exc:
-                check = Check(code, title, Status.FAIL, f"the venue answered {type(exc).__name__}: {str(exc)[:200]}",
-                              {"error": type(exc).__name__}, "see the detail; fix the venue connection or the key")
+                check = Check(
+                    code,
+                    title,
+                    Status.FAIL,
+                    f"the venue answered {type(exc).__name__}: {str(exc)[:200]}",
+                    {"error": type(exc).__name__},
+                    "see the detail; fix the venue connection or the key",
+                )
             except Exception as exc:  # one check that cannot run is a FAIL of that check, never a crash of them all
                 log.error("preflight check %s could not run", code, exc_info=exc)
-                check = Check(code, title, Status.FAIL, f"the check could not run: {type(exc).__name__}: {exc}",
-                              {"error": type(exc).__name__}, "report this; fix what the detail names and run again")
+                check = Check(
+                    code,
+                    title,
+                    Status.FAIL,
+                    f"the check could not run: {type(exc).__name__}: {exc}",
+                    {"error": type(exc).__name__},
+                    "report this; fix what the detail names and run again",
+                )
             checks.append(Check(code, title, check.status, check.detail, check.evidence, check.fix))
-        return Checklist(tuple(checks), self.mode, self.venue_label, ts, self.actor,
-                         (time.perf_counter() - start) * 1000)
+        return Checklist(
+            tuple(checks), self.mode, self.venue_label, ts, self.actor, (time.perf_counter() - start) * 1000
+        )
 
     # ------------------------------------------------------------ the venue
 
@@ -143,16 +172,26 @@ class Preflight:
                 await ex.fetch_ticker(self.settings.venue.symbols[0])
                 server_ms = None
         except vx.BaseError as exc:
-            return Check(*c, Status.FAIL, f"{self.venue_label} did not answer: {type(exc).__name__}: {str(exc)[:160]}",
-                         {"error": type(exc).__name__}, "check the network, [venue] rest_url and the venue's status")
+            return Check(
+                *c,
+                Status.FAIL,
+                f"{self.venue_label} did not answer: {type(exc).__name__}: {str(exc)[:160]}",
+                {"error": type(exc).__name__},
+                "check the network, [venue] rest_url and the venue's status",
+            )
         end = time.time()
         latency = (end - start) * 1000
         if server_ms is not None:
             self._skew_ms = float(server_ms) - (start + end) / 2 * 1000
         evidence = {"ping_ms": pinged, "latency_ms": round(latency, 1), "server_time": server_ms, "warn_ms": warn_ms}
         if latency > warn_ms:
-            return Check(*c, Status.WARN, f"answered in {latency:.0f} ms (over {warn_ms:g} ms)", evidence,
-                         "check the network path to the venue (runbook 000 §3 'High Latency')")
+            return Check(
+                *c,
+                Status.WARN,
+                f"answered in {latency:.0f} ms (over {warn_ms:g} ms)",
+                evidence,
+                "check the network path to the venue (runbook 000 §3 'High Latency')",
+            )
         ping = "" if pinged is None else f"ping in {pinged:.0f} ms, "
         return Check(*c, Status.PASS, f"{self.venue_label}: {ping}server time in {latency:.0f} ms", evidence)
 
@@ -160,17 +199,32 @@ class Preflight:
         c = ("clock_skew", "Clock skew")
         warn = self.settings.monitors.clock_skew_warn_ms
         if self._skew_ms is None:
-            return Check(*c, Status.FAIL if self.venue is None else Status.WARN,
-                         "not measured (the venue gave no server time)", {}, "see the venue check")
+            return Check(
+                *c,
+                Status.FAIL if self.venue is None else Status.WARN,
+                "not measured (the venue gave no server time)",
+                {},
+                "see the venue check",
+            )
         skew = self._skew_ms
         evidence = {"skew_ms": round(skew, 1), "warn_ms": warn, "fail_ms": SKEW_FAIL_MS}
         if abs(skew) > SKEW_FAIL_MS:
-            return Check(*c, Status.FAIL, f"this machine's clock is {skew:+.0f} ms off the venue's (over "
-                         f"{SKEW_FAIL_MS:g} ms: signed requests are refused)", evidence,
-                         "synchronise the clock (chrony / `timedatectl set-ntp true`)")
+            return Check(
+                *c,
+                Status.FAIL,
+                f"this machine's clock is {skew:+.0f} ms off the venue's (over "
+                f"{SKEW_FAIL_MS:g} ms: signed requests are refused)",
+                evidence,
+                "synchronise the clock (chrony / `timedatectl set-ntp true`)",
+            )
         if abs(skew) > warn:
-            return Check(*c, Status.WARN, f"{skew:+.0f} ms off the venue's clock (over {warn:g} ms)", evidence,
-                         "synchronise the clock (chrony / `timedatectl set-ntp true`)")
+            return Check(
+                *c,
+                Status.WARN,
+                f"{skew:+.0f} ms off the venue's clock (over {warn:g} ms)",
+                evidence,
+                "synchronise the clock (chrony / `timedatectl set-ntp true`)",
+            )
         return Check(*c, Status.PASS, f"{skew:+.0f} ms off the venue's clock (limit {warn:g} ms)", evidence)
 
     async def _api_key(self) -> Check:
@@ -180,21 +234,37 @@ class Preflight:
         assert self.venue is not None
         cfg = self.settings.venue
         if cfg.exchange != "sim" and (cfg.api_key is None or cfg.api_secret is None):
-            return Check(*c, Status.FAIL, "no API key", {}, "set COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET "
-                         "in the environment or .env")
+            return Check(
+                *c,
+                Status.FAIL,
+                "no API key",
+                {},
+                "set COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET in the environment or .env",
+            )
         try:
             balances = await self.venue.ex.fetch_balance()
         except vx.AuthenticationError as exc:
-            return Check(*c, Status.FAIL, f"the venue refused the key: {str(exc)[:160]}", {"error": type(exc).__name__},
-                         "check the key pair (and that it was not revoked); create a new trade-only key")
+            return Check(
+                *c,
+                Status.FAIL,
+                f"the venue refused the key: {str(exc)[:160]}",
+                {"error": type(exc).__name__},
+                "check the key pair (and that it was not revoked); create a new trade-only key",
+            )
         except vx.InvalidNonce as exc:
-            return Check(*c, Status.FAIL, f"signed request refused for its timestamp: {str(exc)[:160]}",
-                         {"error": "InvalidNonce"}, "synchronise this machine's clock")
+            return Check(
+                *c,
+                Status.FAIL,
+                f"signed request refused for its timestamp: {str(exc)[:160]}",
+                {"error": "InvalidNonce"},
+                "synchronise this machine's clock",
+            )
         for asset, free in (balances.get("free") or {}).items():
             used = (balances.get("used") or {}).get(asset)
             self._balances[asset] = (dec(free) or Decimal(0), dec(used) or Decimal(0))
-        return Check(*c, Status.PASS, "a signed request (account balances) was accepted",
-                     {"assets": len(self._balances)})
+        return Check(
+            *c, Status.PASS, "a signed request (account balances) was accepted", {"assets": len(self._balances)}
+        )
 
     async def _permissions(self) -> Check:
         c = ("key_permissions", "Key permissions: trading on, withdrawals off")
@@ -202,25 +272,50 @@ class Preflight:
             return missing
         assert self.venue is not None
         if not self.venue.exchange_id.startswith("binance"):
-            return Check(*c, Status.WARN, f"not checked: only Binance reports a key's permissions; "
-                         f"{self.venue.exchange_id} does not", {}, "check on the exchange that the key cannot withdraw")
+            return Check(
+                *c,
+                Status.WARN,
+                f"not checked: only Binance reports a key's permissions; {self.venue.exchange_id} does not",
+                {},
+                "check on the exchange that the key cannot withdraw",
+            )
         try:
             r = await self.venue.ex.sapi_get_account_apirestrictions()
         except (vx.NotSupported, vx.BadRequest, vx.ExchangeNotAvailable) as exc:
-            return Check(*c, Status.WARN, f"the venue did not report the key's permissions ({type(exc).__name__}; a "
-                         "testnet has no /sapi)", {"error": type(exc).__name__},
-                         "check on the exchange's API management page that withdrawals are off")
-        evidence = {k: r.get(k) for k in ("enableReading", "enableSpotAndMarginTrading", "enableWithdrawals",
-                                          "ipRestrict")}
+            return Check(
+                *c,
+                Status.WARN,
+                f"the venue did not report the key's permissions ({type(exc).__name__}; a testnet has no /sapi)",
+                {"error": type(exc).__name__},
+                "check on the exchange's API management page that withdrawals are off",
+            )
+        evidence = {
+            k: r.get(k) for k in ("enableReading", "enableSpotAndMarginTrading", "enableWithdrawals", "ipRestrict")
+        }
         if r.get("enableWithdrawals"):
-            return Check(*c, Status.FAIL, "the key can WITHDRAW: a leaked key could empty the account", evidence,
-                         "create a key with spot trading only, withdrawals off (runbook 003), and use that")
+            return Check(
+                *c,
+                Status.FAIL,
+                "the key can WITHDRAW: a leaked key could empty the account",
+                evidence,
+                "create a key with spot trading only, withdrawals off (runbook 003), and use that",
+            )
         if not r.get("enableSpotAndMarginTrading"):
-            return Check(*c, Status.FAIL, "the key cannot trade spot", evidence,
-                         "enable spot trading on the key (withdrawals stay off)")
+            return Check(
+                *c,
+                Status.FAIL,
+                "the key cannot trade spot",
+                evidence,
+                "enable spot trading on the key (withdrawals stay off)",
+            )
         if not r.get("ipRestrict"):
-            return Check(*c, Status.WARN, "trading on, withdrawals off; the key is not restricted to this machine's "
-                         "IP", evidence, "restrict the key to the trading host's IP on the exchange")
+            return Check(
+                *c,
+                Status.WARN,
+                "trading on, withdrawals off; the key is not restricted to this machine's IP",
+                evidence,
+                "restrict the key to the trading host's IP on the exchange",
+            )
         return Check(*c, Status.PASS, "trading on, withdrawals off, IP-restricted", evidence)
 
     async def _balance(self) -> Check:
@@ -230,13 +325,23 @@ class Preflight:
         quote = self.settings.engine.quote_asset
         minimum = self.settings.preflight.min_balance
         if not self._balances:
-            return Check(*c, Status.FAIL, "balances unknown (the key check failed)", {"min": str(minimum)},
-                         "fix the API key first")
+            return Check(
+                *c,
+                Status.FAIL,
+                "balances unknown (the key check failed)",
+                {"min": str(minimum)},
+                "fix the API key first",
+            )
         free, used = self._balances.get(quote, (Decimal(0), Decimal(0)))
         evidence = {"asset": quote, "free": str(free), "locked": str(used), "min": str(minimum)}
         if free + used < minimum:
-            return Check(*c, Status.FAIL, f"{free + used} {quote} is under the minimum {minimum} {quote}", evidence,
-                         f"fund the account with at least {minimum} {quote} or lower [preflight] min_balance")
+            return Check(
+                *c,
+                Status.FAIL,
+                f"{free + used} {quote} is under the minimum {minimum} {quote}",
+                evidence,
+                f"fund the account with at least {minimum} {quote} or lower [preflight] min_balance",
+            )
         return Check(*c, Status.PASS, f"{free + used} {quote} (minimum {minimum})", evidence)
 
     async def _symbols(self) -> Check:
@@ -250,8 +355,13 @@ class Preflight:
         inactive = [s for s in symbols if s in markets and markets[s].get("active") is False]
         evidence = {"symbols": list(symbols), "missing": missing_symbols, "inactive": inactive}
         if missing_symbols or inactive:
-            return Check(*c, Status.FAIL, f"not traded on {self.venue_label}: "
-                         f"{', '.join(missing_symbols + inactive)}", evidence, "fix [venue] symbols")
+            return Check(
+                *c,
+                Status.FAIL,
+                f"not traded on {self.venue_label}: {', '.join(missing_symbols + inactive)}",
+                evidence,
+                "fix [venue] symbols",
+            )
         for symbol in symbols:
             ticker = await self.venue.ex.fetch_ticker(symbol)
             if (last := dec(ticker.get("last"))) is not None:
@@ -280,7 +390,7 @@ class Preflight:
                 try:
                     await asyncio.wait_for(self.venue.ex.watch_ticker(symbol), timeout)
                     age = 0.0
-                except (asyncio.TimeoutError, vx.BaseError) as exc:
+                except (TimeoutError, vx.BaseError) as exc:
                     quiet.append(f"{name}: {type(exc).__name__}")
                     age = None
             evidence[name] = None if age is None else round(age, 2)
@@ -292,8 +402,13 @@ class Preflight:
             evidence["orders_stream"] = smoke
         if quiet or user != "connected":
             parts = quiet + ([] if user == "connected" else [f"user stream: {user}"])
-            return Check(*c, Status.FAIL, "no event within the timeout: " + "; ".join(parts), evidence,
-                         "check [venue] ws_url, the network's websocket access and the venue's status")
+            return Check(
+                *c,
+                Status.FAIL,
+                "no event within the timeout: " + "; ".join(parts),
+                evidence,
+                "check [venue] ws_url, the network's websocket access and the venue's status",
+            )
         detail = f"market data from {len(symbols)} ticker stream(s); user-data stream connected"
         if smoke:
             detail += f"; {smoke}"
@@ -340,10 +455,17 @@ class Preflight:
         value = equity * risk.max_position_pct / 100 * 2  # twice the largest position allowed
         amount = value / price
         stop = price * Decimal("0.9")
-        exposure = Exposure(equity=equity, position_value=Decimal(0), open_positions=0, holds_symbol=False,
-                            drawdown_pct=Decimal(0), daily_loss_pct=Decimal(0))
+        exposure = Exposure(
+            equity=equity,
+            position_value=Decimal(0),
+            open_positions=0,
+            holds_symbol=False,
+            drawdown_pct=Decimal(0),
+            daily_loss_pct=Decimal(0),
+        )
         probes: dict[str, str | None] = {
-            "position over max_position_pct": limit_refusal(risk, exposure, "buy", value, stop, price)}
+            "position over max_position_pct": limit_refusal(risk, exposure, "buy", value, stop, price)
+        }
         if risk.daily_loss_limit_pct > 0:
             at_limit = Exposure(equity, Decimal(0), 0, False, Decimal(0), risk.daily_loss_limit_pct)
             probes["entry at the daily loss limit"] = limit_refusal(risk, at_limit, "buy", value / 10, stop, price)
@@ -352,15 +474,31 @@ class Preflight:
         if self.refusal is not None:
             # The engine's own order path, up to the point where an order would be stored and sent.
             probes["the engine's order checks (not sent)"] = self.refusal(symbol, "buy", amount, price, stop)
-        evidence = {"symbol": symbol, "price": str(price), "equity": str(equity), "assumed": assumed,
-                    "order_value": str(round(value, 2)), "max_position_pct": str(risk.max_position_pct),
-                    "refusals": probes}
+        evidence = {
+            "symbol": symbol,
+            "price": str(price),
+            "equity": str(equity),
+            "assumed": assumed,
+            "order_value": str(round(value, 2)),
+            "max_position_pct": str(risk.max_position_pct),
+            "refusals": probes,
+        }
         passed = [k for k, v in probes.items() if v is None]
         if passed:
-            return Check(*c, Status.FAIL, f"NOT refused: {', '.join(passed)}", evidence,
-                         "do not go live: the risk checks let a limit breach through; report it")
-        return Check(*c, Status.PASS, f"{len(probes)} order(s) over a limit refused, none sent: "
-                     + "; ".join(f"{k}: {v}" for k, v in probes.items())[:300], evidence)
+            return Check(
+                *c,
+                Status.FAIL,
+                f"NOT refused: {', '.join(passed)}",
+                evidence,
+                "do not go live: the risk checks let a limit breach through; report it",
+            )
+        return Check(
+            *c,
+            Status.PASS,
+            f"{len(probes)} order(s) over a limit refused, none sent: "
+            + "; ".join(f"{k}: {v}" for k, v in probes.items())[:300],
+            evidence,
+        )
 
     # ------------------------------------------------------------ what the store holds
 
@@ -380,18 +518,31 @@ async def run_standalone(settings: Settings, store: Store | None, *, confirm_liv
     if cfg.exchange == "sim":
         problem = "the built-in simulator exists only inside a running engine"
     else:
-        venue = Venue(cfg.exchange, rest_url=cfg.rest_url, ws_url=cfg.ws_url,
-                      api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
-                      api_secret=cfg.api_secret.get_secret_value() if cfg.api_secret else None,
-                      timeout_ms=cfg.timeout_ms, backoff_s=(0.5,), rate_limit=cfg.rate_limit,
-                      sandbox=cfg.rest_url is None and settings.engine.mode == "paper")
+        venue = Venue(
+            cfg.exchange,
+            rest_url=cfg.rest_url,
+            ws_url=cfg.ws_url,
+            api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+            api_secret=cfg.api_secret.get_secret_value() if cfg.api_secret else None,
+            timeout_ms=cfg.timeout_ms,
+            backoff_s=(0.5,),
+            rate_limit=cfg.rate_limit,
+            sandbox=cfg.rest_url is None and settings.engine.mode == "paper",
+        )
         try:
             await venue.load_markets()
         except vx.BaseError as exc:
             problem = f"{type(exc).__name__}: {str(exc)[:160]}"
     try:
-        return await Preflight(settings, venue=venue, venue_label=cfg.exchange, store=store,
-                               confirm_live=confirm_live, actor=actor, venue_problem=problem).run()
+        return await Preflight(
+            settings,
+            venue=venue,
+            venue_label=cfg.exchange,
+            store=store,
+            confirm_live=confirm_live,
+            actor=actor,
+            venue_problem=problem,
+        ).run()
     finally:
         if venue is not None:
             await venue.close()

@@ -9,14 +9,22 @@ own events, in Decimal; the report keeps money as strings and ratios as numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from engine.kernel.config import ValidationConfig
 from engine.kernel.events import (
-    AlertRaised, EquitySampled, Event, FillReceived, OrderCreated, OrderRefused, OrderStatus, OrderUpdated,
+    AlertRaised,
+    EquitySampled,
+    Event,
+    FillReceived,
+    OrderCreated,
+    OrderRefused,
+    OrderStatus,
+    OrderUpdated,
     RoundTripClosed,
 )
 from engine.trading.stats import DayStats
@@ -139,8 +147,15 @@ def _text(value: Decimal) -> str:
     return str(int(value)) if value == value.to_integral_value() else f"{value:.2f}"
 
 
-def criteria(cfg: ValidationConfig, trades: int, win_rate: Decimal | None, sharpe_ratio: Decimal | None,
-             drawdown: Decimal, hours_run: Decimal, hours_asked: Decimal) -> tuple[dict[str, Any], list[str]]:
+def criteria(
+    cfg: ValidationConfig,
+    trades: int,
+    win_rate: Decimal | None,
+    sharpe_ratio: Decimal | None,
+    drawdown: Decimal,
+    hours_run: Decimal,
+    hours_asked: Decimal,
+) -> tuple[dict[str, Any], list[str]]:
     """Each criterion with its value, threshold and pass; and a sentence per failure saying by how much."""
     rows = (
         ("trades", "trades", Decimal(trades), Decimal(cfg.min_trades), ">=", ""),
@@ -153,8 +168,12 @@ def criteria(cfg: ValidationConfig, trades: int, win_rate: Decimal | None, sharp
     failed: list[str] = []
     for key, label, value, threshold, rule, unit in rows:
         ok = value is not None and (value >= threshold if rule == ">=" else value <= threshold)
-        table[key] = {"value": _num(value, 4) if key != "trades" else trades, "threshold": _num(threshold, 4),
-                      "rule": rule, "pass": ok}
+        table[key] = {
+            "value": _num(value, 4) if key != "trades" else trades,
+            "threshold": _num(threshold, 4),
+            "rule": rule,
+            "pass": ok,
+        }
         if ok:
             continue
         if value is None:
@@ -162,14 +181,25 @@ def criteria(cfg: ValidationConfig, trades: int, win_rate: Decimal | None, sharp
             continue
         gap = (threshold - value) if rule == ">=" else (value - threshold)
         word = "short by" if rule == ">=" else "over by"
-        failed.append(f"{label} {_text(value)}{unit} {'<' if rule == '>=' else '>'} {_text(threshold)}{unit} "
-                      f"({word} {_text(gap)}{unit})")
+        failed.append(
+            f"{label} {_text(value)}{unit} {'<' if rule == '>=' else '>'} {_text(threshold)}{unit} "
+            f"({word} {_text(gap)}{unit})"
+        )
     return table, failed
 
 
-def build_report(recorder: Recorder, days: list[DayStats], cfg: ValidationConfig, *, hours_asked: Decimal,
-                 simulated: dict[str, Any], source: dict[str, Any], settings_summary: dict[str, Any],
-                 run: dict[str, Any], final_equity: Decimal | None) -> dict[str, Any]:
+def build_report(
+    recorder: Recorder,
+    days: list[DayStats],
+    cfg: ValidationConfig,
+    *,
+    hours_asked: Decimal,
+    simulated: dict[str, Any],
+    source: dict[str, Any],
+    settings_summary: dict[str, Any],
+    run: dict[str, Any],
+    final_equity: Decimal | None,
+) -> dict[str, Any]:
     """The report: verdict, the four criteria of runbook 003 (and the hours simulated), and the figures around
     them. Everything but ``run`` (when and how fast it ran on this machine) repeats exactly for the same seed
     or CSV and the same configuration."""
@@ -206,18 +236,34 @@ def build_report(recorder: Recorder, days: list[DayStats], cfg: ValidationConfig
         },
         "fees": _money(fees),
         "equity": {"start": _money(start_equity), "end": _money(end_equity), "samples": len(curve)},
-        "round_trips": {"won": wins, "lost": sum(1 for pnl in trips if pnl < 0),
-                        "flat": sum(1 for pnl in trips if pnl == 0)},
+        "round_trips": {
+            "won": wins,
+            "lost": sum(1 for pnl in trips if pnl < 0),
+            "flat": sum(1 for pnl in trips if pnl == 0),
+        },
         "fills": recorder.fills,
-        "orders": {"ended": ended, "filled": filled, "rejected_by_venue": recorder.rejected,
-                   "refused_by_risk": recorder.refused},
+        "orders": {
+            "ended": ended,
+            "filled": filled,
+            "rejected_by_venue": recorder.rejected,
+            "refused_by_risk": recorder.refused,
+        },
         "fill_rate": _num(Decimal(filled) / ended * 100, 2) if ended else None,
         "avg_slippage_bps": _num(slippage, 3),
         "errors": rest_errors + recorder.rejected,
         "rest_errors": rest_errors,
         "reconnects": sum(d.ws_reconnects for d in days),
-        "days": [{"day": d.day.isoformat(), "fills": d.trades_count, "won": d.winning_trades,
-                  "lost": d.losing_trades, "net_pnl": _money(d.net_pnl), "fees": _money(d.fees)} for d in days],
+        "days": [
+            {
+                "day": d.day.isoformat(),
+                "fills": d.trades_count,
+                "won": d.winning_trades,
+                "lost": d.losing_trades,
+                "net_pnl": _money(d.net_pnl),
+                "fees": _money(d.fees),
+            }
+            for d in days
+        ],
         "alerts": dict(recorder.alerts),
         "alert_codes": dict(sorted(recorder.alert_codes.items())),
         **source,

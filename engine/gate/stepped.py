@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 
 @dataclass(order=True)
@@ -44,7 +44,7 @@ class SteppedClock:
     # ------------------------------------------------------------ what the engine sees (engine.clock.Clock)
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._market_ms() / 1000, timezone.utc)
+        return datetime.fromtimestamp(self._market_ms() / 1000, UTC)
 
     def monotonic(self) -> float:
         return self._market_ms() / 1000

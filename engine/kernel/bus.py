@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 from engine.kernel.events import Event
 
@@ -34,7 +34,7 @@ class _Slot:
 class Subscription:
     """An event queue for one async reader: coalesced per key for fast data, lossless for the rest."""
 
-    def __init__(self, bus: "EventBus") -> None:
+    def __init__(self, bus: EventBus) -> None:
         self._bus = bus
         self._queue: deque[Event | _Slot] = deque()
         self._latest: dict[Hashable, Event] = {}

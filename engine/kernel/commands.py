@@ -8,9 +8,10 @@ and get a ``CommandResult`` back; each leaves the same audit record (who, why, t
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 
 class Permit(str, enum.Enum):
@@ -218,32 +219,79 @@ class CommandSpec:
 
 
 SPECS: tuple[CommandSpec, ...] = (
-    CommandSpec("halt", Halt, "Halt", "halt: no new orders from anyone (latched; works with no engine running)",
-                action="halt"),
-    CommandSpec("cancel-all", CancelAll, "Cancel all", "halt, then cancel every open order at the venue",
-                action="cancel_all", emergency=True),
-    CommandSpec("close-all", CloseAll, "Close all",
-                "halt, cancel every order, sell every position at market; verify only dust is left",
-                action="close_all", emergency=True),
+    CommandSpec(
+        "halt", Halt, "Halt", "halt: no new orders from anyone (latched; works with no engine running)", action="halt"
+    ),
+    CommandSpec(
+        "cancel-all",
+        CancelAll,
+        "Cancel all",
+        "halt, then cancel every open order at the venue",
+        action="cancel_all",
+        emergency=True,
+    ),
+    CommandSpec(
+        "close-all",
+        CloseAll,
+        "Close all",
+        "halt, cancel every order, sell every position at market; verify only dust is left",
+        action="close_all",
+        emergency=True,
+    ),
     CommandSpec("close", ClosePosition, "Close position", "cancel one symbol's orders and sell its position"),
-    CommandSpec("reconnect", Reconnect, "Reconnect",
-                "reopen streams and REST session, reload markets, reconcile", action="reconnect"),
-    CommandSpec("reconcile", Reconcile, "Reconcile",
-                "compare orders, fills and holdings with the venue now; print the diff and what was adopted"),
+    CommandSpec(
+        "reconnect",
+        Reconnect,
+        "Reconnect",
+        "reopen streams and REST session, reload markets, reconcile",
+        action="reconnect",
+    ),
+    CommandSpec(
+        "reconcile",
+        Reconcile,
+        "Reconcile",
+        "compare orders, fills and holdings with the venue now; print the diff and what was adopted",
+    ),
     CommandSpec("resume", Resume, "Resume", "back to ACTIVE (works with no engine running)", action="resume"),
-    CommandSpec("reduce-only", ReduceOnly, "Reduce only", "only orders that shrink a position from now on",
-                action="reduce_only"),
-    CommandSpec("ack", Ack, "Acknowledge all alerts", "acknowledge alerts (by id, or all): stops their escalation",
-                action="ack_all"),
-    CommandSpec("snapshot", Snapshot, "Snapshot", "write a snapshot archive of the whole state now",
-                action="snapshot"),
+    CommandSpec(
+        "reduce-only", ReduceOnly, "Reduce only", "only orders that shrink a position from now on", action="reduce_only"
+    ),
+    CommandSpec(
+        "ack",
+        Ack,
+        "Acknowledge all alerts",
+        "acknowledge alerts (by id, or all): stops their escalation",
+        action="ack_all",
+    ),
+    CommandSpec("snapshot", Snapshot, "Snapshot", "write a snapshot archive of the whole state now", action="snapshot"),
     CommandSpec("order", PlaceOrder, "Order", "buy or sell through the same risk checks as any order"),
     CommandSpec("strategy", SetStrategy, "Strategy", "enable or disable a strategy by name"),
-    CommandSpec("mode", SetMode, "Mode", "switch to dry-run (decide and log, send nothing) or back to the mode the "
-                "engine started in", action="mode"),
+    CommandSpec(
+        "mode",
+        SetMode,
+        "Mode",
+        "switch to dry-run (decide and log, send nothing) or back to the mode the engine started in",
+        action="mode",
+    ),
 )
 BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
-    for cls in (Halt, CancelAll, CloseAll, ClosePosition, ExitPosition, Resume, ReduceOnly, Reconnect, Reconcile,
-                Ack, Snapshot, PlaceOrder, CancelOrder, SetStrategy, SetMode, RunPreflight)
+    for cls in (
+        Halt,
+        CancelAll,
+        CloseAll,
+        ClosePosition,
+        ExitPosition,
+        Resume,
+        ReduceOnly,
+        Reconnect,
+        Reconcile,
+        Ack,
+        Snapshot,
+        PlaceOrder,
+        CancelOrder,
+        SetStrategy,
+        SetMode,
+        RunPreflight,
+    )
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -59,8 +59,9 @@ class VenueConfig(_Section):
     @classmethod
     def _known_exchange(cls, value: str) -> str:
         if value != "sim" and not _ccxt_pro_has(value):
-            raise ValueError(f"{value!r} is not a ccxt exchange id; use \"sim\" or one of ccxt.pro.exchanges "
-                             "(e.g. \"binance\")")
+            raise ValueError(
+                f'{value!r} is not a ccxt exchange id; use "sim" or one of ccxt.pro.exchanges (e.g. "binance")'
+            )
         return value
 
     @field_validator("symbols")
@@ -81,8 +82,7 @@ def _ccxt_pro_has(exchange_id: str) -> bool:
     if spec is None or not spec.submodule_search_locations:
         return False
     name = exchange_id if exchange_id.isidentifier() and not exchange_id.startswith("_") else ""
-    return bool(name) and any((Path(root) / "pro" / f"{name}.py").is_file()
-                              for root in spec.submodule_search_locations)
+    return bool(name) and any((Path(root) / "pro" / f"{name}.py").is_file() for root in spec.submodule_search_locations)
 
 
 class EngineConfig(_Section):
@@ -182,8 +182,9 @@ class NotifyTarget(_Section):
         import apprise
 
         if not apprise.Apprise().add(url.get_secret_value()):
-            raise ValueError("not a notification URL apprise understands (e.g. json://host:port/path, "
-                             "slack://..., tgram://...)")
+            raise ValueError(
+                "not a notification URL apprise understands (e.g. json://host:port/path, slack://..., tgram://...)"
+            )
         return url
 
 
@@ -287,7 +288,7 @@ class ValidationConfig(_Section):
     # Prices move every tick_s simulated seconds; engine loops due within a tick run once at its end.
     tick_s: float = Field(default=15.0, ge=0.5)
     # Where simulated time starts (a seeded run is only repeatable from a fixed start: days roll over alike).
-    start: datetime = datetime(2025, 1, 6, tzinfo=timezone.utc)
+    start: datetime = datetime(2025, 1, 6, tzinfo=UTC)
     starting_balance: Decimal = Field(default=Decimal("10000"), gt=0)  # in the quote asset
     min_trades: int = Field(default=10, ge=0)  # closed round trips
     min_win_rate_pct: Decimal = Field(default=Decimal("45"), ge=0, le=100)
@@ -297,7 +298,7 @@ class ValidationConfig(_Section):
     @field_validator("start")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class StrategyConfig(_Section):
@@ -398,9 +399,7 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None)
         settings = settings.model_copy(update={section: current.model_copy(update=values)})
     if data_dir is not None and settings.engine.data_dir != data_dir:
         # --data-dir on the command line beats every other source.
-        settings = settings.model_copy(
-            update={"engine": settings.engine.model_copy(update={"data_dir": data_dir})}
-        )
+        settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"data_dir": data_dir})})
     return settings
 
 

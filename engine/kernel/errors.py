@@ -32,6 +32,10 @@ def unwritable(directory: Path) -> str | None:
 
 def os_reason(exc: OSError) -> str:
     """An OS error in the operator's words."""
-    return {errno.EROFS: "the file system is read-only", errno.EACCES: "no permission to write there",
-            errno.EPERM: "no permission to write there", errno.ENOSPC: "the disk is full",
-            errno.EDQUOT: "the disk quota is used up"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return {
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "no permission to write there",
+        errno.EPERM: "no permission to write there",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+    }.get(exc.errno or 0, exc.strerror or str(exc))

@@ -8,10 +8,11 @@ latest of each key; every other event (a state change, an alert, an order event)
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 from engine.kernel import clock
 
@@ -49,9 +50,7 @@ class OrderStatus(str, enum.Enum):
         return self in (OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
-TERMINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
+TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
 
 class TradingState(str, enum.Enum):

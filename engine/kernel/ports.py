@@ -8,7 +8,8 @@ and the state objects they read (tracker, portfolio, stats, the trading-state ma
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager, Coroutine, Mapping, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, ContextManager, Protocol
 
 from engine.kernel.commands import Command, CommandResult
 from engine.kernel.errors import EngineError
@@ -27,8 +28,7 @@ Batch = Callable[[], ContextManager[None]]
 
 
 class AlertPort(Protocol):
-    def __call__(self, severity: Severity, code: str, message: str,
-                 values: Mapping[str, Any] | None = None) -> None:
+    def __call__(self, severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None) -> None:
         """Raise an alert: logged, stored, shown."""
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any
 
 from engine.kernel.clock import Clock
 from engine.kernel.errors import EngineError

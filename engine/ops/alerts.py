@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from engine.kernel.config import AlertsConfig
 from engine.kernel.events import Alert, AlertRaised, AlertUpdated, Severity, utcnow
@@ -47,8 +48,9 @@ class AlertBook:
                 self.open[alert.id] = alert
                 self.recent.append(alert)
 
-    def raise_alert(self, severity: Severity, code: str, message: str,
-                    values: Mapping[str, Any] | None = None) -> Alert:
+    def raise_alert(
+        self, severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None
+    ) -> Alert:
         now = self.clock()
         key = (severity, code)
         first = self._last.get(key)
@@ -106,12 +108,17 @@ class AlertBook:
                     del self._last[(Severity.WARN, alert.code)]  # a new WARN of this code is a new alert
                 self._keep(up)
                 self._sent[up.id] = now
-                log.error("CRIT %s escalated: unacknowledged for %.0fs: %s", up.code,
-                          (now - alert.ts).total_seconds(), up.message)
+                log.error(
+                    "CRIT %s escalated: unacknowledged for %.0fs: %s",
+                    up.code,
+                    (now - alert.ts).total_seconds(),
+                    up.message,
+                )
                 self.publish(AlertUpdated(up, "escalated"))
                 changed.append(up)
             elif alert.severity == Severity.CRIT and now - self._sent.get(alert.id, alert.ts) >= timedelta(
-                    seconds=self.cfg.crit_repeat_s):
+                seconds=self.cfg.crit_repeat_s
+            ):
                 self._sent[alert.id] = now
                 self.publish(AlertUpdated(alert, "repeat"))
                 changed.append(alert)

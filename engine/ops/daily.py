@@ -4,9 +4,10 @@ prints, from the same figures: the day's counters, the largest drawdown seen tha
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from engine.store.db import Store
 
@@ -22,16 +23,23 @@ def largest_drawdown(equity_rows: Iterable[Mapping[str, Any]]) -> Decimal:
     return max((Decimal(r["drawdown_pct"]) for r in equity_rows if r.get("drawdown_pct")), default=Decimal(0))
 
 
-def summarize(day: str, stats: Mapping[str, Any], max_drawdown_pct: Decimal, kill_switch_trips: int
-              ) -> tuple[str, dict[str, Any]]:
+def summarize(
+    day: str, stats: Mapping[str, Any], max_drawdown_pct: Decimal, kill_switch_trips: int
+) -> tuple[str, dict[str, Any]]:
     """The sentence people receive and the figures behind it."""
     wins, losses = int(stats.get("winning_trades", 0)), int(stats.get("losing_trades", 0))
     rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
-    values = {**stats, "max_drawdown_pct": str(max_drawdown_pct), "kill_switch_trips": kill_switch_trips,
-              "win_rate": rate}
-    message = (f"{day}: PnL {stats.get('net_pnl')}, {stats.get('trades_count')} fills, win rate {rate}, max drawdown "
-               f"{max_drawdown_pct:.2f}%, fees {stats.get('fees')}, REST errors {stats.get('rest_errors')}, "
-               f"kill-switch trips {kill_switch_trips}")
+    values = {
+        **stats,
+        "max_drawdown_pct": str(max_drawdown_pct),
+        "kill_switch_trips": kill_switch_trips,
+        "win_rate": rate,
+    }
+    message = (
+        f"{day}: PnL {stats.get('net_pnl')}, {stats.get('trades_count')} fills, win rate {rate}, max drawdown "
+        f"{max_drawdown_pct:.2f}%, fees {stats.get('fees')}, REST errors {stats.get('rest_errors')}, "
+        f"kill-switch trips {kill_switch_trips}"
+    )
     return message, values
 
 
@@ -45,5 +53,9 @@ def from_store(store: Store, day: str) -> tuple[str, dict[str, Any]] | None:
     if stats is None:
         return None
     since, until = day_bounds(day)
-    return summarize(day, stats, largest_drawdown(store.equity_between(since, until)),
-                     kill_switch_trips(store.audit_between(since, until)))
+    return summarize(
+        day,
+        stats,
+        largest_drawdown(store.equity_between(since, until)),
+        kill_switch_trips(store.audit_between(since, until)),
+    )

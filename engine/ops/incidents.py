@@ -10,12 +10,19 @@ import asyncio
 import json
 import logging
 import zipfile
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from engine.kernel.events import (
-    AlertRaised, CommandAudited, Event, IncidentChanged, TradingState, TradingStateChanged, utcnow,
+    AlertRaised,
+    CommandAudited,
+    Event,
+    IncidentChanged,
+    TradingState,
+    TradingStateChanged,
+    utcnow,
 )
 from engine.kernel.ports import Publish, Spawn
 
@@ -24,17 +31,33 @@ log = logging.getLogger(__name__)
 # Seconds between an incident's trip (its state captured) and its archive being written.
 SNAPSHOT_WRITE_DELAY_S = 1.0
 
+
 def store_parts(store: Any) -> dict[str, Any]:
     """What a snapshot holds when no engine runs: what the store knows."""
     state, info = store.trading_state()
-    return {"state": {"trading_state": state.value, "info": info},
-            "alerts": store.alerts(limit=200),
-            "orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side, "type": o.type,
-                        "amount": o.amount, "price": o.price, "status": o.status.value, "filled": o.filled,
-                        "origin": o.origin} for o in store.orders()][-500:],
-            "balances": [{"asset": b.asset, "free": b.free, "locked": b.locked} for b in store.balances()],
-            "monitors": store.load_json("monitors"), "holdings": store.load_json("holdings"),
-            "audit": store.audit(limit=200), "incidents": store.incidents(limit=20)}
+    return {
+        "state": {"trading_state": state.value, "info": info},
+        "alerts": store.alerts(limit=200),
+        "orders": [
+            {
+                "client_id": o.client_id,
+                "symbol": o.symbol,
+                "side": o.side,
+                "type": o.type,
+                "amount": o.amount,
+                "price": o.price,
+                "status": o.status.value,
+                "filled": o.filled,
+                "origin": o.origin,
+            }
+            for o in store.orders()
+        ][-500:],
+        "balances": [{"asset": b.asset, "free": b.free, "locked": b.locked} for b in store.balances()],
+        "monitors": store.load_json("monitors"),
+        "holdings": store.load_json("holdings"),
+        "audit": store.audit(limit=200),
+        "incidents": store.incidents(limit=20),
+    }
 
 
 def write_snapshot(data_dir: Path, parts: Mapping[str, Any], why: str) -> Path:
@@ -62,16 +85,24 @@ def _seconds(a: str | None, b: str | None) -> float | None:
 
 def timings(row: Mapping[str, Any]) -> dict[str, float | None]:
     """Time to detect, to act and to recover, in seconds (None where the data does not say)."""
-    return {"detect_s": _seconds(row.get("first_reading_at"), row.get("alerted_at")),
-            "act_s": _seconds(row.get("alerted_at"), row.get("acted_at")),
-            "recover_s": _seconds(row.get("acted_at") or row.get("opened_at"), row.get("recovered_at"))}
+    return {
+        "detect_s": _seconds(row.get("first_reading_at"), row.get("alerted_at")),
+        "act_s": _seconds(row.get("alerted_at"), row.get("acted_at")),
+        "recover_s": _seconds(row.get("acted_at") or row.get("opened_at"), row.get("recovered_at")),
+    }
 
 
 class Incidents:
     """Opens an incident at a kill-switch trip, records the kill switch's actions, closes it at resume."""
 
-    def __init__(self, data_dir: Path, publish: Publish, snapshot_parts: Callable[[], dict[str, Any]],
-                 spawn: Spawn | None, next_id: int = 1) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        publish: Publish,
+        snapshot_parts: Callable[[], dict[str, Any]],
+        spawn: Spawn | None,
+        next_id: int = 1,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.publish = publish
         self.spawn = spawn
@@ -79,8 +110,9 @@ class Incidents:
         self.next_id = next_id
         self.current: dict[str, Any] | None = None
 
-    def restore(self, open_row: Mapping[str, Any] | None, max_id: int, state: TradingState,
-                state_ts: str | None) -> None:
+    def restore(
+        self, open_row: Mapping[str, Any] | None, max_id: int, state: TradingState, state_ts: str | None
+    ) -> None:
         """Go on with the incident left open, unless trading left HALTED meanwhile (a resume with no engine)."""
         self.next_id = max_id + 1
         self.current = dict(open_row) if open_row else None
@@ -100,23 +132,43 @@ class Incidents:
                 self.current = None
         elif isinstance(event, CommandAudited) and event.kill_switch and self.current is not None:
             actions = json.loads(self.current.get("actions") or "[]")
-            actions.append({"ts": event.ts.isoformat(), "command": event.command, "actor": event.actor,
-                            "ok": event.ok, "result": event.result, "duration_ms": round(event.duration_ms, 1)})
+            actions.append(
+                {
+                    "ts": event.ts.isoformat(),
+                    "command": event.command,
+                    "actor": event.actor,
+                    "ok": event.ok,
+                    "result": event.result,
+                    "duration_ms": round(event.duration_ms, 1),
+                }
+            )
             self.current["actions"] = json.dumps(actions)
             if event.ok and not self.current.get("acted_at"):
                 self.current["acted_at"] = event.ts.isoformat()  # the first action that completed
             self._save()
-        elif (isinstance(event, AlertRaised) and event.alert.code == "KILL_SWITCH_DONE" and self.current is not None
-              and not self.current.get("acted_at")):
+        elif (
+            isinstance(event, AlertRaised)
+            and event.alert.code == "KILL_SWITCH_DONE"
+            and self.current is not None
+            and not self.current.get("acted_at")
+        ):
             self.current["acted_at"] = event.alert.ts.isoformat()  # a tier that completed on a retry
             self._save()
 
     def _open(self, event: TradingStateChanged) -> None:
         first = str(event.values.get("first_reading_at") or event.ts.isoformat())
         self.current = {
-            "id": self.next_id, "opened_at": event.ts.isoformat(), "trigger": event.code or "operator",
-            "actor": event.actor, "code": event.code, "reason": event.reason, "first_reading_at": first,
-            "alerted_at": event.ts.isoformat(), "acted_at": None, "recovered_at": None, "snapshot": None,
+            "id": self.next_id,
+            "opened_at": event.ts.isoformat(),
+            "trigger": event.code or "operator",
+            "actor": event.actor,
+            "code": event.code,
+            "reason": event.reason,
+            "first_reading_at": first,
+            "alerted_at": event.ts.isoformat(),
+            "acted_at": None,
+            "recovered_at": None,
+            "snapshot": None,
             "actions": "[]",
         }
         self.next_id += 1
@@ -174,14 +226,23 @@ class Incidents:
 
 REVIEW_QUESTIONS = (
     ("What triggered the incident?", lambda r, a: f"{r['trigger']} ({r['actor']}): {r['reason']}"),
-    ("When was it detected, and how long after the first bad reading?",
-     lambda r, a: f"{r['alerted_at']} ({_fmt(timings(r)['detect_s'])} after the first bad reading at "
-                  f"{r['first_reading_at']})"),
-    ("What did the kill switch do, and how long did it take?",
-     lambda r, a: "; ".join(f"{x['ts']} {x['command']} by {x['actor']}: {x['result']}" for x in a) or "halt only"),
-    ("Were positions closed correctly?",
-     lambda r, a: next((x["result"] for x in reversed(a) if x["command"] == "close-all"),
-                       "no close-all was run: positions were left to the operator")),
+    (
+        "When was it detected, and how long after the first bad reading?",
+        lambda r, a: (
+            f"{r['alerted_at']} ({_fmt(timings(r)['detect_s'])} after the first bad reading at {r['first_reading_at']})"
+        ),
+    ),
+    (
+        "What did the kill switch do, and how long did it take?",
+        lambda r, a: "; ".join(f"{x['ts']} {x['command']} by {x['actor']}: {x['result']}" for x in a) or "halt only",
+    ),
+    (
+        "Were positions closed correctly?",
+        lambda r, a: next(
+            (x["result"] for x in reversed(a) if x["command"] == "close-all"),
+            "no close-all was run: positions were left to the operator",
+        ),
+    ),
     ("When was trading resumed?", lambda r, a: r["recovered_at"] or "not yet: still HALTED"),
     ("What could prevent it next time?", lambda r, a: "(for the team to answer)"),
 )
@@ -195,15 +256,23 @@ def report(row: Mapping[str, Any], alerts: list[Mapping[str, Any]], changes: lis
     """The post-incident review in Markdown: the timeline and the runbook's questions."""
     actions = json.loads(row.get("actions") or "[]")
     t = timings(row)
-    lines = [f"# Incident {row['id']}: {row['trigger']}", "",
-             f"- opened: {row['opened_at']} by {row['actor']}", f"- reason: {row['reason']}",
-             f"- time to detect: {_fmt(t['detect_s'])}; time to act: {_fmt(t['act_s'])}; "
-             f"time to recover: {_fmt(t['recover_s'])}", f"- snapshot: {row.get('snapshot') or 'none'}", "",
-             "## Timeline", ""]
+    lines = [
+        f"# Incident {row['id']}: {row['trigger']}",
+        "",
+        f"- opened: {row['opened_at']} by {row['actor']}",
+        f"- reason: {row['reason']}",
+        f"- time to detect: {_fmt(t['detect_s'])}; time to act: {_fmt(t['act_s'])}; "
+        f"time to recover: {_fmt(t['recover_s'])}",
+        f"- snapshot: {row.get('snapshot') or 'none'}",
+        "",
+        "## Timeline",
+        "",
+    ]
     events = [(c["ts"], f"trading {c['previous']} -> {c['state']} by {c['actor']}: {c['reason']}") for c in changes]
     events += [(a["ts"], f"{a['severity']} {a['code']}: {a['message']}") for a in alerts]
-    events += [(x["ts"], f"{x['command']} by {x['actor']} ({'ok' if x['ok'] else 'NOT done'}): {x['result']}")
-               for x in actions]
+    events += [
+        (x["ts"], f"{x['command']} by {x['actor']} ({'ok' if x['ok'] else 'NOT done'}): {x['result']}") for x in actions
+    ]
     lines += [f"- {ts} {what}" for ts, what in sorted(events)]
     lines += ["", "## Post-incident review (runbook 001)", ""]
     for question, answer in REVIEW_QUESTIONS:
@@ -218,8 +287,11 @@ def write_report(store: Any, data_dir: Path, incident_id: int) -> Path:
     if row is None:
         raise KeyError(f"no incident {incident_id}")
     until = row["recovered_at"]
-    text = report(row, store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
-                  store.state_changes(row["opened_at"], until))
+    text = report(
+        row,
+        store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
+        store.state_changes(row["opened_at"], until),
+    )
     path = data_dir / f"incident_{incident_id}.md"
     path.write_text(text, encoding="utf-8")
     return path

@@ -104,11 +104,14 @@ class LogFiles:
         self._handlers: list[tuple[logging.Logger, logging.Handler]] = []
 
     def open(self) -> None:
-        for logger, name, level in ((logging.getLogger(), "trading.log", logging.INFO),
-                                    (logging.getLogger(), "errors.log", logging.WARNING),
-                                    (TRADES, "trades.log", logging.INFO)):
-            handler = LoopBufferedFileHandler(self.data_dir / name, maxBytes=self.max_bytes,
-                                              backupCount=self.backups, encoding="utf-8")
+        for logger, name, level in (
+            (logging.getLogger(), "trading.log", logging.INFO),
+            (logging.getLogger(), "errors.log", logging.WARNING),
+            (TRADES, "trades.log", logging.INFO),
+        ):
+            handler = LoopBufferedFileHandler(
+                self.data_dir / name, maxBytes=self.max_bytes, backupCount=self.backups, encoding="utf-8"
+            )
             handler.setLevel(level)
             handler.setFormatter(JsonFormatter())
             logger.addHandler(handler)
@@ -130,12 +133,31 @@ class LogFiles:
         """Inline bus handler: orders and fills into trades.log."""
         if isinstance(event, (OrderCreated, OrderUpdated)):
             o = event.order
-            _trade("order %s %s %s %s %s @ %s filled %s status %s by %s", o.client_id, o.symbol, o.side, o.type,
-                   o.amount, o.price if o.price is not None else "market", o.filled, o.status.value, o.origin)
+            _trade(
+                "order %s %s %s %s %s @ %s filled %s status %s by %s",
+                o.client_id,
+                o.symbol,
+                o.side,
+                o.type,
+                o.amount,
+                o.price if o.price is not None else "market",
+                o.filled,
+                o.status.value,
+                o.origin,
+            )
         elif isinstance(event, FillReceived):
             f = event.fill
-            _trade("fill %s %s %s %s @ %s fee %s %s order %s", f.trade_id, f.symbol, f.side, f.amount, f.price,
-                   f.fee, f.fee_asset or "", f.client_id or "-")
+            _trade(
+                "fill %s %s %s %s @ %s fee %s %s order %s",
+                f.trade_id,
+                f.symbol,
+                f.side,
+                f.amount,
+                f.price,
+                f.fee,
+                f.fee_asset or "",
+                f.client_id or "-",
+            )
 
 
 # Trade lines of this turn of the event loop: (time, message, args), made into log records once the code that

@@ -56,10 +56,24 @@ class _Target:
 class Notifier:
     """Queues alerts per target from the bus and sends them in the background."""
 
-    def __init__(self, targets: tuple[NotifyTarget, ...], retries: int, publish: Publish, alert: AlertPort,
-                 title: str = "cockpit", backoff_s: tuple[float, ...] = BACKOFF_S) -> None:
-        self.targets = [_Target(t.url.get_secret_value(), f"#{n} {masked(t.url.get_secret_value())}",
-                                RANK[t.min_severity], asyncio.Queue()) for n, t in enumerate(targets, 1)]
+    def __init__(
+        self,
+        targets: tuple[NotifyTarget, ...],
+        retries: int,
+        publish: Publish,
+        alert: AlertPort,
+        title: str = "cockpit",
+        backoff_s: tuple[float, ...] = BACKOFF_S,
+    ) -> None:
+        self.targets = [
+            _Target(
+                t.url.get_secret_value(),
+                f"#{n} {masked(t.url.get_secret_value())}",
+                RANK[t.min_severity],
+                asyncio.Queue(),
+            )
+            for n, t in enumerate(targets, 1)
+        ]
         self.retries = retries
         self.publish = publish
         self.alert = alert
@@ -111,8 +125,7 @@ class Notifier:
                 left.append(target.queue.get_nowait())
             for alert, _ in left:
                 self.publish(NotificationSent(alert.id, target.label, False, 0, "engine stopped before delivery"))
-                log.error("alert #%d %s not delivered to %s: the engine stopped", alert.id, alert.code,
-                          target.label)
+                log.error("alert #%d %s not delivered to %s: the engine stopped", alert.id, alert.code, target.label)
 
     async def _deliver(self, target: _Target, alert: Alert, change: str) -> None:
         import apprise
@@ -138,10 +151,13 @@ class Notifier:
             if attempt <= self.retries:
                 await asyncio.sleep(self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)])
         self.publish(NotificationSent(alert.id, target.label, False, self.retries + 1, error))
-        self.alert(Severity.WARN, "NOTIFY_FAILED",
-                   f"deliveries to {target.label} are failing ({error}); alert #{alert.id} {alert.code} is in the "
-                   "store and on screen; `cockpit status` lists what was not delivered",
-                   values={"target": target.label, "first_alert_id": alert.id})
+        self.alert(
+            Severity.WARN,
+            "NOTIFY_FAILED",
+            f"deliveries to {target.label} are failing ({error}); alert #{alert.id} {alert.code} is in the "
+            "store and on screen; `cockpit status` lists what was not delivered",
+            values={"target": target.label, "first_alert_id": alert.id},
+        )
 
     def pending(self) -> int:
         return sum(t.queue.qsize() + (1 if t.sending else 0) for t in self.targets)

@@ -7,7 +7,8 @@ prometheus-client. ``[health] port = 0`` (the default) serves nothing.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -30,23 +31,27 @@ class Metrics:
         r = self.registry
         self.equity = Gauge("cockpit_equity", "Account equity in the quote currency", registry=r)
         self.drawdown = Gauge("cockpit_drawdown_pct", "Drawdown from the equity peak, percent", registry=r)
-        self.day_pnl = Gauge("cockpit_day_pnl", "Today's PnL in the quote currency (realised + unrealised)",
-                             registry=r)
+        self.day_pnl = Gauge("cockpit_day_pnl", "Today's PnL in the quote currency (realised + unrealised)", registry=r)
         self.open_orders = Gauge("cockpit_open_orders", "Orders open at the venue, as tracked", registry=r)
         self.positions = Gauge("cockpit_positions", "Positions held (over dust)", registry=r)
-        self.stream_age = Gauge("cockpit_stream_age_seconds", "Seconds since the stalest market stream's last event",
-                                registry=r)
+        self.stream_age = Gauge(
+            "cockpit_stream_age_seconds", "Seconds since the stalest market stream's last event", registry=r
+        )
         self.rest_errors = Gauge("cockpit_rest_errors_today", "REST errors today", registry=r)
         self.reconnects = Gauge("cockpit_ws_reconnects_today", "Websocket reconnects today", registry=r)
         self.state = Gauge("cockpit_trading_state", "1 for the trading state the engine is in", ["state"], registry=r)
         self.connected = Gauge("cockpit_venue_connected", "1 while the venue is connected", registry=r)
         self.monitor = Gauge("cockpit_monitor_status", "Each monitor: 0 OK, 1 WARN, 2 CRIT", ["code"], registry=r)
-        self.alerts = Counter("cockpit_alerts", "Alerts raised (escalations count as CRIT)", ["severity"],
-                              registry=r)
-        self.kill_switch = Counter("cockpit_kill_switch_trips", "Kill-switch commands carried out", ["command"],
-                                   registry=r)
-        self.rest_latency = Histogram("cockpit_rest_latency_seconds", "Venue REST round trips", registry=r,
-                                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+        self.alerts = Counter("cockpit_alerts", "Alerts raised (escalations count as CRIT)", ["severity"], registry=r)
+        self.kill_switch = Counter(
+            "cockpit_kill_switch_trips", "Kill-switch commands carried out", ["command"], registry=r
+        )
+        self.rest_latency = Histogram(
+            "cockpit_rest_latency_seconds",
+            "Venue REST round trips",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+        )
 
     def observe_rest(self, endpoint: str, ms: float) -> None:
         self.rest_latency.observe(ms / 1000)
@@ -63,8 +68,16 @@ class Metrics:
     def update(self, report: Mapping[str, Any]) -> None:
         """Gauges from the health report, just before a scrape."""
         numbers = report.get("numbers", {})
-        for name in ("equity", "drawdown", "day_pnl", "open_orders", "positions", "stream_age", "rest_errors",
-                     "reconnects"):
+        for name in (
+            "equity",
+            "drawdown",
+            "day_pnl",
+            "open_orders",
+            "positions",
+            "stream_age",
+            "rest_errors",
+            "reconnects",
+        ):
             value = numbers.get(name)
             getattr(self, name).set(float("nan") if value is None else float(value))  # unknown is not zero
         for state in STATES:
@@ -111,8 +124,11 @@ class HealthServer:
         body = {k: v for k, v in report.items() if k != "numbers"}
         from aiohttp import web
 
-        return web.json_response(body, status=200 if report["status"] == "healthy" else 503,
-                                 dumps=lambda v: __import__("json").dumps(v, default=str))
+        return web.json_response(
+            body,
+            status=200 if report["status"] == "healthy" else 503,
+            dumps=lambda v: __import__("json").dumps(v, default=str),
+        )
 
     async def _metrics(self, request: web.Request) -> web.Response:
         from aiohttp import web

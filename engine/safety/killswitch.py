@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
-
-from engine.venue import errors as vx
+from typing import Any
 
 from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, CommandResult
 from engine.kernel.errors import EngineError
 from engine.kernel.events import Severity, TradingState
+from engine.kernel.ports import AlertPort, Spawn, VenueLink
 from engine.trading.execution import Execution
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio, base_of
-from engine.kernel.ports import AlertPort, Spawn, VenueLink
 from engine.trading.state import TradingStateMachine, is_operator
+from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,11 @@ class Outcome:
 
     def details(self) -> dict[str, Any]:
         return {
-            "canceled": self.canceled, "still_open": self.still_open, "closed": list(self.closed),
-            "failures": dict(self.failures), "dust": {k: str(v) for k, v in self.dust.items()},
+            "canceled": self.canceled,
+            "still_open": self.still_open,
+            "closed": list(self.closed),
+            "failures": dict(self.failures),
+            "dust": {k: str(v) for k, v in self.dust.items()},
             "left": {k: str(v) for k, v in self.left.items()},
         }
 
@@ -74,8 +77,14 @@ class Outcome:
 class KillSwitch:
     """Cancel-all and close-all (all symbols or one) on the urgent lane, with a per-symbol report."""
 
-    def __init__(self, symbols: tuple[str, ...], link: VenueLink, execution: Execution, tracker: OrderTracker,
-                 portfolio: Portfolio) -> None:
+    def __init__(
+        self,
+        symbols: tuple[str, ...],
+        link: VenueLink,
+        execution: Execution,
+        tracker: OrderTracker,
+        portfolio: Portfolio,
+    ) -> None:
         self.symbols = symbols
         self.link = link
         self.execution = execution
@@ -84,8 +93,9 @@ class KillSwitch:
 
     # ------------------------------------------------------------ tiers
 
-    async def cancel_all(self, symbols: tuple[str, ...] | None = None,
-                         alongside: Callable[[], Awaitable[Any]] | None = None) -> Outcome:
+    async def cancel_all(
+        self, symbols: tuple[str, ...] | None = None, alongside: Callable[[], Awaitable[Any]] | None = None
+    ) -> Outcome:
         """Cancel every open order: the symbols it knows at once, in parallel, then whatever the venue-wide
         listing shows (orders this engine never placed included), then bring tracked orders up to date.
         ``alongside`` runs with the first listing (close-all reads the balances the cancels freed meanwhile); what
@@ -93,14 +103,17 @@ class KillSwitch:
         venue = self.link.require()
         out = Outcome()
         only = set(symbols) if symbols else None
-        pending = set(symbols or self.symbols) | {o.symbol for o in self.tracker.open_orders()
-                                                  if only is None or o.symbol in only}
+        pending = set(symbols or self.symbols) | {
+            o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only
+        }
         done: set[str] = set()
         remaining: list[OrderReport] | None = None
         rounds = 0
         while pending:
-            for symbol, result in zip(sorted(pending), await asyncio.gather(
-                    *(self._cancel_symbol(s) for s in sorted(pending)), return_exceptions=True)):
+            for symbol, result in zip(
+                sorted(pending),
+                await asyncio.gather(*(self._cancel_symbol(s) for s in sorted(pending)), return_exceptions=True),
+            ):
                 if isinstance(result, BaseException):
                     out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
                     continue
@@ -199,11 +212,16 @@ class KillSwitch:
             return
         venue = self.link.require()
         still = {r.client_id for r in remaining}
-        stale = [o for o in self.tracker.open_orders()
-                 if o.client_id not in still and o.client_id not in self.execution.in_flight
-                 and (only is None or o.symbol in only)]
-        results = await asyncio.gather(*(venue.fetch_order(o.client_id, o.symbol, urgent=True) for o in stale),
-                                       return_exceptions=True)
+        stale = [
+            o
+            for o in self.tracker.open_orders()
+            if o.client_id not in still
+            and o.client_id not in self.execution.in_flight
+            and (only is None or o.symbol in only)
+        ]
+        results = await asyncio.gather(
+            *(venue.fetch_order(o.client_id, o.symbol, urgent=True) for o in stale), return_exceptions=True
+        )
         with self.execution.batch():
             for order, result in zip(stale, results):
                 if isinstance(result, vx.OrderNotFound):
@@ -223,8 +241,15 @@ class Tiers:
     """Runs a kill-switch command: halts first (except close SYMBOL), does the venue pass, reports, and keeps
     retrying what the venue did not let it finish until done or an operator resumes."""
 
-    def __init__(self, kill: KillSwitch, state: TradingStateMachine, link: VenueLink, symbols: tuple[str, ...],
-                 alert: AlertPort, spawn: Spawn) -> None:
+    def __init__(
+        self,
+        kill: KillSwitch,
+        state: TradingStateMachine,
+        link: VenueLink,
+        symbols: tuple[str, ...],
+        alert: AlertPort,
+        spawn: Spawn,
+    ) -> None:
         self.kill = kill
         self.state = state
         self.link = link
@@ -248,19 +273,22 @@ class Tiers:
         prefix = ""
         if isinstance(c, ClosePosition):
             if c.symbol not in self.symbols:
-                return CommandResult(False, f"{c.symbol or 'no symbol'} is not a configured symbol "
-                                            f"({', '.join(self.symbols)})")
+                return CommandResult(
+                    False, f"{c.symbol or 'no symbol'} is not a configured symbol ({', '.join(self.symbols)})"
+                )
             prefix = f"{c.symbol}: "
         else:
             self.state.tripped()
-            self.state.move(TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor),
-                            c.values)
+            self.state.move(
+                TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
+            )
             prefix = f"{self.state.state.value}; "
         resumes = self._resumes
         if self.link.venue is None or not self.link.venue.ex.markets:
             self._retry(c)
-            return CommandResult(False, f"{prefix}the venue is not connected: nothing canceled or sold yet; "
-                                        "retrying until it is")
+            return CommandResult(
+                False, f"{prefix}the venue is not connected: nothing canceled or sold yet; retrying until it is"
+            )
         try:
             outcome = await self._pass(c)
         except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
@@ -271,15 +299,26 @@ class Tiers:
         automatic = not is_operator(c.actor)
         if outcome.done:
             code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
-            self.alert(Severity.CRIT if automatic else Severity.WARN, code, f"{message} (by {c.actor})",
-                       values=outcome.details())
+            self.alert(
+                Severity.CRIT if automatic else Severity.WARN,
+                code,
+                f"{message} (by {c.actor})",
+                values=outcome.details(),
+            )
         elif self._resumes != resumes:
-            self.alert(Severity.WARN, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; not retried: "
-                                                                "an operator resumed trading meanwhile",
-                       values=outcome.details())
+            self.alert(
+                Severity.WARN,
+                "KILL_SWITCH_INCOMPLETE",
+                f"{c.name} by {c.actor}: {message}; not retried: an operator resumed trading meanwhile",
+                values=outcome.details(),
+            )
         else:
-            self.alert(Severity.CRIT, "KILL_SWITCH_INCOMPLETE", f"{c.name} by {c.actor}: {message}; retrying",
-                       values=outcome.details())
+            self.alert(
+                Severity.CRIT,
+                "KILL_SWITCH_INCOMPLETE",
+                f"{c.name} by {c.actor}: {message}; retrying",
+                values=outcome.details(),
+            )
             self._retry(c)
         return CommandResult(outcome.done, message, outcome.details())
 
@@ -333,10 +372,18 @@ class Tiers:
                 log.error("kill-switch retry %d of %s failed", attempt, c.name, exc_info=exc)
                 continue
             if outcome.done:
-                self.alert(Severity.WARN, "KILL_SWITCH_DONE",
-                           f"{c.name} by {c.actor} completed on retry {attempt}: "
-                           f"{outcome.sentence(closing=not isinstance(c, CancelAll))}", values=outcome.details())
+                self.alert(
+                    Severity.WARN,
+                    "KILL_SWITCH_DONE",
+                    f"{c.name} by {c.actor} completed on retry {attempt}: "
+                    f"{outcome.sentence(closing=not isinstance(c, CancelAll))}",
+                    values=outcome.details(),
+                )
                 self.retries.pop(key, None)
                 return
-            log.warning("kill-switch retry %d of %s incomplete: %s", attempt, c.name,
-                        outcome.sentence(closing=not isinstance(c, CancelAll)))
+            log.warning(
+                "kill-switch retry %d of %s incomplete: %s",
+                attempt,
+                c.name,
+                outcome.sentence(closing=not isinstance(c, CancelAll)),
+            )

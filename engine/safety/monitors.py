@@ -24,25 +24,26 @@ while a CRIT that halts still holds. A monitor whose reading fails is itself CRI
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Coroutine, Mapping
+from typing import Any
 
 from engine.kernel import clock as engine_clock
 from engine.kernel.commands import CloseAll, Command, Halt, Reconnect
 from engine.kernel.config import MonitorsConfig, RiskConfig
 from engine.kernel.events import EquitySampled, MonitorsChanged, Persisted, Severity, utcnow
+from engine.kernel.ports import AlertPort, Publish, Spawn, Submit, VenueLink
+from engine.safety.pricemoves import PriceMoves
+from engine.safety.readings import CRIT, OK, WARN, Reading, Row, pct
+from engine.safety.stuck import StuckOrders
+from engine.trading.holdings import Holdings
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Drawdown, Portfolio
-from engine.safety.pricemoves import PriceMoves
-from engine.kernel.ports import AlertPort, Publish, Spawn, Submit, VenueLink
-from engine.safety.readings import CRIT, OK, WARN, Reading, Row, pct
-from engine.trading.holdings import Holdings
-from engine.trading.stats import DailyStats
-from engine.safety.stuck import StuckOrders
-from engine.trading.sync import VenueSync
 from engine.trading.state import TradingStateMachine
+from engine.trading.stats import DailyStats
+from engine.trading.sync import VenueSync
 from engine.venue.health import VenueHealth
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,25 @@ log = logging.getLogger(__name__)
 class Monitors:
     """Every runbook monitor, and the equity curve."""
 
-    def __init__(self, risk: RiskConfig, cfg: MonitorsConfig, portfolio: Portfolio, stats: DailyStats,
-                 tracker: OrderTracker, stops: Mapping[str, Decimal], state: TradingStateMachine, link: VenueLink,
-                 health: VenueHealth, sync: VenueSync, holdings: Holdings, publish: Publish, alert: AlertPort,
-                 submit: Submit, spawn: Spawn, clock: Callable[[], float] = engine_clock.monotonic) -> None:
+    def __init__(
+        self,
+        risk: RiskConfig,
+        cfg: MonitorsConfig,
+        portfolio: Portfolio,
+        stats: DailyStats,
+        tracker: OrderTracker,
+        stops: Mapping[str, Decimal],
+        state: TradingStateMachine,
+        link: VenueLink,
+        health: VenueHealth,
+        sync: VenueSync,
+        holdings: Holdings,
+        publish: Publish,
+        alert: AlertPort,
+        submit: Submit,
+        spawn: Spawn,
+        clock: Callable[[], float] = engine_clock.monotonic,
+    ) -> None:
         self.risk = risk
         self.cfg = cfg
         self.portfolio = portfolio
@@ -82,8 +98,12 @@ class Monitors:
         self._latched: dict[str, Any] = {}
         self.ticks = 0
         # code -> (reader, confirm, blocks resume, WARN action, CRIT action)
-        self.watches: dict[str, tuple[Callable[[], Reading], bool, bool, Callable[[Reading], None] | None,
-                                      Callable[[Reading], None] | None]] = {
+        self.watches: dict[
+            str,
+            tuple[
+                Callable[[], Reading], bool, bool, Callable[[Reading], None] | None, Callable[[Reading], None] | None
+            ],
+        ] = {
             "ws_stale": (self.read_ws_stale, True, True, self._reconnect, self._close_all("ws_stale")),
             "rest_errors": (self.read_rest_errors, False, True, None, self._halt("rest_errors")),
             "rate_limit_ban": (self.read_rate_limit, False, True, None, self._halt("rate_limit_ban")),
@@ -111,17 +131,25 @@ class Monitors:
         user = self.sync.user_stream_age_s()
         age, which = (market, "market") if market >= user else (user, "user")
         level = CRIT if age > cfg.ws_stale_crit_s else WARN if age > cfg.ws_stale_warn_s else OK
-        return Reading(level, f"{age:.1f}s ({which})", f"{cfg.ws_stale_warn_s:g}s / {cfg.ws_stale_crit_s:g}s",
-                       f"no {which} data for {age:.0f}s",
-                       {"market_age_s": round(market, 1), "user_age_s": round(user, 1)})
+        return Reading(
+            level,
+            f"{age:.1f}s ({which})",
+            f"{cfg.ws_stale_warn_s:g}s / {cfg.ws_stale_crit_s:g}s",
+            f"no {which} data for {age:.0f}s",
+            {"market_age_s": round(market, 1), "user_age_s": round(user, 1)},
+        )
 
     def read_rest_errors(self) -> Reading:
         errors = self.health.recent_errors()
         cfg = self.cfg
         level = CRIT if len(errors) >= cfg.rest_errors_max else OK
-        return Reading(level, f"{len(errors)} in {cfg.rest_errors_window_s:g}s",
-                       f"{cfg.rest_errors_max} in {cfg.rest_errors_window_s:g}s",
-                       "; ".join(errors[-3:]), {"errors": errors[-5:]})
+        return Reading(
+            level,
+            f"{len(errors)} in {cfg.rest_errors_window_s:g}s",
+            f"{cfg.rest_errors_max} in {cfg.rest_errors_window_s:g}s",
+            "; ".join(errors[-3:]),
+            {"errors": errors[-5:]},
+        )
 
     def read_rate_limit(self) -> Reading:
         banned, paused = self.health.banned_for(), self.health.paused_for()
@@ -162,8 +190,13 @@ class Monitors:
             return Reading(OK, pct(loss), "off ([risk] daily_loss_limit_pct = 0)")
         threshold = f"{warn:.2f}% / {limit}%"
         if self.daily_loss_tripped is not None or loss >= limit:
-            return Reading(CRIT, pct(loss), threshold, "trading stays halted until UTC midnight",
-                           {"daily_loss_pct": str(loss), "limit_pct": str(limit)})
+            return Reading(
+                CRIT,
+                pct(loss),
+                threshold,
+                "trading stays halted until UTC midnight",
+                {"daily_loss_pct": str(loss), "limit_pct": str(limit)},
+            )
         return Reading(WARN if loss >= warn else OK, pct(loss), threshold)
 
     def read_drawdown(self) -> Reading:
@@ -173,8 +206,13 @@ class Monitors:
             self.drawdown_pct = self.drawdown.update(equity)
         dd = self.drawdown_pct
         level = CRIT if dd >= risk.max_drawdown_pct else WARN if dd >= risk.max_drawdown_warn_pct else OK
-        return Reading(level, pct(dd), f"{risk.max_drawdown_warn_pct}% / {risk.max_drawdown_pct}%", "",
-                       {"drawdown_pct": str(dd), "limit_pct": str(risk.max_drawdown_pct)})
+        return Reading(
+            level,
+            pct(dd),
+            f"{risk.max_drawdown_warn_pct}% / {risk.max_drawdown_pct}%",
+            "",
+            {"drawdown_pct": str(dd), "limit_pct": str(risk.max_drawdown_pct)},
+        )
 
     def read_flash_crash(self) -> Reading:
         cfg = self.cfg
@@ -186,15 +224,24 @@ class Monitors:
         worst, where = self.moves.largest(cfg.flash_crash_window_s, now)
         threshold = f"{cfg.flash_crash_pct}% in {cfg.flash_crash_window_s:g}s"
         if worst > cfg.flash_crash_pct:
-            return Reading(CRIT, f"{worst:.2f}% {where}", threshold, f"{where} moved {worst:.2f}%",
-                           {"symbol": where, "move_pct": f"{worst:.2f}"})
+            return Reading(
+                CRIT,
+                f"{worst:.2f}% {where}",
+                threshold,
+                f"{where} moved {worst:.2f}%",
+                {"symbol": where, "move_pct": f"{worst:.2f}"},
+            )
         if self.flash_tripped:
             if self.moves.calm(cfg.flash_calm_s, cfg.flash_calm_pct, now):
                 self.flash_tripped = False
             else:
-                return Reading(CRIT, f"{worst:.2f}% {where}".strip(), threshold,
-                               f"not calm yet: every minute of the last {cfg.flash_calm_s:g}s must move under "
-                               f"{cfg.flash_calm_pct}%")
+                return Reading(
+                    CRIT,
+                    f"{worst:.2f}% {where}".strip(),
+                    threshold,
+                    f"not calm yet: every minute of the last {cfg.flash_calm_s:g}s must move under "
+                    f"{cfg.flash_calm_pct}%",
+                )
         return Reading(OK, f"{worst:.2f}%", threshold)
 
     def read_mismatch(self) -> Reading:
@@ -202,8 +249,13 @@ class Monitors:
         cfg = self.cfg
         threshold = f"{cfg.mismatch_warn_pct}% / {cfg.mismatch_halt_pct}%"
         if worst is not None:
-            return Reading(CRIT, pct(worst.pct_of_equity), threshold,
-                           f"{worst.asset}: venue {worst.venue}, engine {worst.engine}", worst.to_dict())
+            return Reading(
+                CRIT,
+                pct(worst.pct_of_equity),
+                threshold,
+                f"{worst.asset}: venue {worst.venue}, engine {worst.engine}",
+                worst.to_dict(),
+            )
         if self.holdings.adopted:
             d = self.holdings.adopted[0]
             return Reading(WARN, pct(d.pct_of_equity), threshold, f"{d.asset}: adopted {d.diff}")
@@ -218,18 +270,26 @@ class Monitors:
         refused = health.recent_timestamp_refusals()
         skew, offset = health.skew_ms, health.offset_ms
         if len(refused) >= cfg.rest_errors_max:
-            return Reading(CRIT, f"{len(refused)} refused (-1021)",
-                           f"{cfg.rest_errors_max} in {cfg.rest_errors_window_s:g}s",
-                           "signed calls refused for their timestamp after a resync ("
-                           + "; ".join(refused[-3:]) + "): check the host's time sync",
-                           {"refused": refused[-5:], "skew_ms": None if skew is None else round(skew),
-                            "offset_ms": round(offset)})
+            return Reading(
+                CRIT,
+                f"{len(refused)} refused (-1021)",
+                f"{cfg.rest_errors_max} in {cfg.rest_errors_window_s:g}s",
+                "signed calls refused for their timestamp after a resync ("
+                + "; ".join(refused[-3:])
+                + "): check the host's time sync",
+                {"refused": refused[-5:], "skew_ms": None if skew is None else round(skew), "offset_ms": round(offset)},
+            )
         warn = cfg.clock_skew_warn_ms
         if skew is None:
             return Reading(OK, "—", f"{warn:g}ms")
         if abs(skew) > warn:
-            return Reading(WARN, f"{skew:+.0f}ms", f"{warn:g}ms", f"signing with the venue's clock ({offset:+.0f}ms)",
-                           {"skew_ms": round(skew), "offset_ms": round(offset)})
+            return Reading(
+                WARN,
+                f"{skew:+.0f}ms",
+                f"{warn:g}ms",
+                f"signing with the venue's clock ({offset:+.0f}ms)",
+                {"skew_ms": round(skew), "offset_ms": round(offset)},
+            )
         return Reading(OK, f"{skew:+.0f}ms", f"{warn:g}ms")
 
     def read_auth(self) -> Reading:
@@ -272,8 +332,10 @@ class Monitors:
 
     def latches(self) -> dict[str, Any]:
         """What must survive a restart: the daily-loss trip (until UTC midnight) and the flash-crash trip."""
-        return {"daily_loss_tripped": self.daily_loss_tripped.isoformat() if self.daily_loss_tripped else None,
-                "flash_tripped": self.flash_tripped}
+        return {
+            "daily_loss_tripped": self.daily_loss_tripped.isoformat() if self.daily_loss_tripped else None,
+            "flash_tripped": self.flash_tripped,
+        }
 
     def restore(self, latches: dict[str, Any] | None, peak: Decimal | None) -> None:
         if latches:
@@ -287,8 +349,14 @@ class Monitors:
         if peak is not None:
             self.drawdown.peak = peak
 
-    def _judge(self, row: Row, reading: Reading, on_warn: Callable[[Reading], None] | None,
-               on_crit: Callable[[Reading], None] | None, confirm: bool) -> None:
+    def _judge(
+        self,
+        row: Row,
+        reading: Reading,
+        on_warn: Callable[[Reading], None] | None,
+        on_crit: Callable[[Reading], None] | None,
+        confirm: bool,
+    ) -> None:
         previous = row.reading.level
         if reading.level == OK:
             if previous != OK:
@@ -300,8 +368,9 @@ class Monitors:
         if reading.level == CRIT:
             row.crit_streak += 1
             if row.crit_streak < (self.cfg.confirm_readings if confirm else 1):
-                row.reading = Reading(WARN, reading.value, reading.threshold, "CRIT reading, confirming",
-                                      reading.values)
+                row.reading = Reading(
+                    WARN, reading.value, reading.threshold, "CRIT reading, confirming", reading.values
+                )
                 return
             first = utcnow() - timedelta(seconds=self.clock() - (row.since or self.clock()))
             reading = replace(reading, values={**reading.values, "first_reading_at": first.isoformat()})
@@ -311,17 +380,24 @@ class Monitors:
                 if on_crit is not None:
                     on_crit(reading)
                 else:
-                    self.alert(Severity.CRIT, row.code.upper(), f"{row.code}: {reading.value} (limit "
-                                                                f"{reading.threshold}) {reading.detail}".strip(),
-                               values=reading.values)
+                    self.alert(
+                        Severity.CRIT,
+                        row.code.upper(),
+                        f"{row.code}: {reading.value} (limit {reading.threshold}) {reading.detail}".strip(),
+                        values=reading.values,
+                    )
             return
         row.crit_streak = 0
         row.reading = reading
         if not row.warned:
             row.warned = True
-            self.alert(Severity.WARN, row.code.upper(), f"{row.code}: {reading.value} over {reading.threshold}"
-                                                        f"{'; ' + reading.detail if reading.detail else ''}",
-                       values=reading.values)
+            self.alert(
+                Severity.WARN,
+                row.code.upper(),
+                f"{row.code}: {reading.value} over {reading.threshold}"
+                f"{'; ' + reading.detail if reading.detail else ''}",
+                values=reading.values,
+            )
             if on_warn is not None:
                 on_warn(reading)
 
@@ -330,11 +406,17 @@ class Monitors:
 
     def _trip(self, code: str, command: type[Halt] | type[CloseAll]) -> Callable[[Reading], None]:
         """The CRIT action of monitor ``code``: ``command`` by ``monitor:<code>`` with the reading behind it."""
+
         def act(reading: Reading) -> None:
             detail = f"; {reading.detail}" if reading.detail else ""
-            self._command(command(actor=f"monitor:{code}",
-                                  reason=f"{code}: {reading.value} (limit {reading.threshold}){detail}",
-                                  values={"value": reading.value, "threshold": reading.threshold, **reading.values}))
+            self._command(
+                command(
+                    actor=f"monitor:{code}",
+                    reason=f"{code}: {reading.value} (limit {reading.threshold}){detail}",
+                    values={"value": reading.value, "threshold": reading.threshold, **reading.values},
+                )
+            )
+
         return act
 
     def _halt(self, code: str) -> Callable[[Reading], None]:
@@ -352,8 +434,9 @@ class Monitors:
         self._halt("flash_crash")(reading)
 
     def _reconnect(self, reading: Reading) -> None:
-        self._command(Reconnect(actor="monitor:ws_stale", reason=f"no data for {reading.value}",
-                                values=dict(reading.values)))
+        self._command(
+            Reconnect(actor="monitor:ws_stale", reason=f"no data for {reading.value}", values=dict(reading.values))
+        )
 
     def _probe(self, name: str, probe: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A second reading where one is cheap: one call, not two at once."""
@@ -393,19 +476,30 @@ class Monitors:
         monitor's trip, until the monitors have looked (just started: the condition may still hold)."""
         if tripped_by_monitor and self.ticks < self.cfg.confirm_readings:
             return ["the monitors have not read every signal yet (starting up); try again in a few seconds"]
-        return [f"{row.code}: {row.reading.value} (limit {row.reading.threshold})"
-                f"{'; ' + row.reading.detail if row.reading.detail else ''}"
-                for row in self.rows.values() if row.blocks_resume and row.reading.level == CRIT]
+        return [
+            f"{row.code}: {row.reading.value} (limit {row.reading.threshold})"
+            f"{'; ' + row.reading.detail if row.reading.detail else ''}"
+            for row in self.rows.values()
+            if row.blocks_resume and row.reading.level == CRIT
+        ]
 
     def statuses(self) -> list[dict[str, Any]]:
         return [row.to_dict() for row in self.rows.values()]
 
     def failed(self, name: str, exc: BaseException) -> None:
         """The monitors' loop itself could not run: fail closed (halt) and say so."""
-        self.alert(Severity.CRIT, "MONITOR_FAILED", f"{name} cannot run ({type(exc).__name__}: {exc}): halting, "
-                                                    "since limits are not being watched")
-        self._command(Halt(actor="monitor:monitor_failed", reason=f"{name} cannot run: {exc}",
-                           values={"monitor": name, "error": f"{type(exc).__name__}: {exc}"[:200]}))
+        self.alert(
+            Severity.CRIT,
+            "MONITOR_FAILED",
+            f"{name} cannot run ({type(exc).__name__}: {exc}): halting, since limits are not being watched",
+        )
+        self._command(
+            Halt(
+                actor="monitor:monitor_failed",
+                reason=f"{name} cannot run: {exc}",
+                values={"monitor": name, "error": f"{type(exc).__name__}: {exc}"[:200]},
+            )
+        )
 
     def recovered(self, name: str) -> None:
         self.alert(Severity.INFO, "MONITOR_RECOVERED", f"{name} runs again (trading stays as it is)")

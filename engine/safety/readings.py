@@ -4,9 +4,10 @@ where it is in its episode (confirming a CRIT, acted, warned)."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 
 class Level(str, enum.Enum):
@@ -44,9 +45,14 @@ class Row:
         return self.reading.level
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "status": self.reading.level.value, "value": self.reading.value,
-                "threshold": self.reading.threshold, "detail": self.reading.detail,
-                "blocks_resume": self.blocks_resume}
+        return {
+            "code": self.code,
+            "status": self.reading.level.value,
+            "value": self.reading.value,
+            "threshold": self.reading.threshold,
+            "detail": self.reading.detail,
+            "blocks_resume": self.blocks_resume,
+        }
 
 
 OK = Level.OK

@@ -9,14 +9,14 @@ the operator is told once and decides (close the position with x, or resume).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Mapping
 
 from engine.kernel import clock
 from engine.kernel.commands import ExitPosition, Permit
 from engine.kernel.events import Event, Severity, TickerUpdated
-from engine.trading.portfolio import Portfolio
 from engine.kernel.ports import AlertPort, Spawn, Submit
+from engine.trading.portfolio import Portfolio
 from engine.trading.state import TradingStateMachine
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,15 @@ STOP_RETRY_S = 5.0
 class StopLosses:
     """Watches every price against the stop of the position held in that symbol."""
 
-    def __init__(self, portfolio: Portfolio, stops: Mapping[str, Decimal], state: TradingStateMachine,
-                 alert: AlertPort, submit: Submit, spawn: Spawn) -> None:
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        stops: Mapping[str, Decimal],
+        state: TradingStateMachine,
+        alert: AlertPort,
+        submit: Submit,
+        spawn: Spawn,
+    ) -> None:
         self.portfolio = portfolio
         self.stops = stops
         self.state = state
@@ -62,9 +69,12 @@ class StopLosses:
         if not self.state.permits(Permit.REDUCE):
             # HALTED means nothing new leaves, stop exits included: tell the operator once.
             if first:
-                self.alert(Severity.CRIT, "STOP_LOSS_WHILE_HALTED",
-                           f"{symbol} at {last} is through its stop {stop}, but trading is HALTED: "
-                           "close the position (x) or resume")
+                self.alert(
+                    Severity.CRIT,
+                    "STOP_LOSS_WHILE_HALTED",
+                    f"{symbol} at {last} is through its stop {stop}, but trading is HALTED: "
+                    "close the position (x) or resume",
+                )
             return
         if first:
             self.alert(Severity.WARN, "STOP_LOSS", f"{symbol} at {last} reached stop {stop}: exiting at market")
@@ -73,12 +83,20 @@ class StopLosses:
 
     async def _exit(self, symbol: str, stop: Decimal, last: Decimal) -> None:
         try:
-            result = await self.submit(ExitPosition(symbol=symbol, actor=f"stop:{symbol}",
-                                                    reason=f"price {last} through stop {stop}",
-                                                    values={"last": str(last), "stop": str(stop)}))
+            result = await self.submit(
+                ExitPosition(
+                    symbol=symbol,
+                    actor=f"stop:{symbol}",
+                    reason=f"price {last} through stop {stop}",
+                    values={"last": str(last), "stop": str(stop)},
+                )
+            )
             if not result.ok:
                 self._retry_at[symbol] = clock.monotonic() + STOP_RETRY_S
-                self.alert(Severity.CRIT, "STOP_LOSS_FAILED",
-                           f"{symbol} stop exit failed: {result.message}; retrying in {STOP_RETRY_S:g}s")
+                self.alert(
+                    Severity.CRIT,
+                    "STOP_LOSS_FAILED",
+                    f"{symbol} stop exit failed: {result.message}; retrying in {STOP_RETRY_S:g}s",
+                )
         finally:
             self._exiting.discard(symbol)

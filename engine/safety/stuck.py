@@ -4,23 +4,30 @@ tried again on the next reading."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Mapping
 
 from engine.kernel.commands import CancelOrder, PlaceOrder
 from engine.kernel.config import MonitorsConfig
 from engine.kernel.events import Order, Severity, utcnow
-from engine.trading.orders import OrderTracker
 from engine.kernel.ports import AlertPort, Spawn, Submit
 from engine.safety.readings import CRIT, OK, WARN, Reading
+from engine.trading.orders import OrderTracker
 
 
 class StuckOrders:
     """Finds orders open too long and has them cancelled (and reissued when configured)."""
 
-    def __init__(self, cfg: MonitorsConfig, tracker: OrderTracker, stops: Mapping[str, Decimal], alert: AlertPort,
-                 submit: Submit, spawn: Spawn) -> None:
+    def __init__(
+        self,
+        cfg: MonitorsConfig,
+        tracker: OrderTracker,
+        stops: Mapping[str, Decimal],
+        alert: AlertPort,
+        submit: Submit,
+        spawn: Spawn,
+    ) -> None:
         self.cfg = cfg
         self.tracker = tracker
         self.stops = stops
@@ -41,34 +48,56 @@ class StuckOrders:
             self.handled.add(order.client_id)
             age = int((now - order.created_at).total_seconds())
             if order.origin == "venue":  # not this engine's order (adopted): say so, leave it to its owner
-                self.alert(Severity.WARN, "ORDER_STUCK", f"order {order.client_id} {order.side} {order.symbol} was "
-                                                         f"not placed by this engine and is open for {age}s: not "
-                                                         "cancelled; cancel it at the venue or with c")
+                self.alert(
+                    Severity.WARN,
+                    "ORDER_STUCK",
+                    f"order {order.client_id} {order.side} {order.symbol} was "
+                    f"not placed by this engine and is open for {age}s: not "
+                    "cancelled; cancel it at the venue or with c",
+                )
                 continue
             self.spawn(f"stuck-{order.client_id}", self._unstick(order, age))
         open_ids = {o.client_id for o in open_orders}
         self.failed = {k: v for k, v in self.failed.items() if k in open_ids}
         if self.failed:
-            return Reading(CRIT, f"{len(self.failed)} cancel(s) failed", f"{self.cfg.stuck_order_s:g}s",
-                           "; ".join(self.failed.values()))
+            return Reading(
+                CRIT,
+                f"{len(self.failed)} cancel(s) failed",
+                f"{self.cfg.stuck_order_s:g}s",
+                "; ".join(self.failed.values()),
+            )
         return Reading(WARN if stuck else OK, f"{len(stuck)} stuck", f"{self.cfg.stuck_order_s:g}s")
 
     async def _unstick(self, order: Order, age_s: int) -> None:
         """Cancel an order open too long and, if configured, place what was left of it again."""
         reason = f"open {age_s}s, over {self.cfg.stuck_order_s:g}s"
-        self.alert(Severity.WARN, "ORDER_STUCK", f"order {order.client_id} {order.side} {order.symbol} {reason}: "
-                                                 "cancelling")
-        result = await self.submit(CancelOrder(actor="monitor:stuck_order", reason=reason,
-                                               client_id=order.client_id, values={"age_s": age_s}))
+        self.alert(
+            Severity.WARN, "ORDER_STUCK", f"order {order.client_id} {order.side} {order.symbol} {reason}: cancelling"
+        )
+        result = await self.submit(
+            CancelOrder(actor="monitor:stuck_order", reason=reason, client_id=order.client_id, values={"age_s": age_s})
+        )
         if not result.ok:
             self.failed[order.client_id] = f"{order.client_id}: {result.message}"
-            self.alert(Severity.CRIT, "STUCK_ORDER_CANCEL_FAILED",
-                       f"stuck order {order.client_id} could not be cancelled: {result.message}; cancel it at the "
-                       "venue or press c")
+            self.alert(
+                Severity.CRIT,
+                "STUCK_ORDER_CANCEL_FAILED",
+                f"stuck order {order.client_id} could not be cancelled: {result.message}; cancel it at the "
+                "venue or press c",
+            )
             self.handled.discard(order.client_id)  # tried again on the next reading
             return
         now = self.tracker.get(order.client_id)
         if self.cfg.stuck_order_reissue and now is not None and now.remaining > 0 and "CANCELED" in result.message:
-            await self.submit(PlaceOrder(actor="monitor:stuck_order", reason=f"reissue of stuck {order.client_id}",
-                                         symbol=order.symbol, side=order.side, type=order.type, amount=now.remaining,
-                                         price=order.price, stop_loss=self.stops.get(order.symbol)))
+            await self.submit(
+                PlaceOrder(
+                    actor="monitor:stuck_order",
+                    reason=f"reissue of stuck {order.client_id}",
+                    symbol=order.symbol,
+                    side=order.side,
+                    type=order.type,
+                    amount=now.remaining,
+                    price=order.price,
+                    stop_loss=self.stops.get(order.symbol),
+                )
+            )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 from urllib.parse import parse_qsl
 
 from . import errors
@@ -26,9 +26,9 @@ def split_signature(total: str) -> tuple[str, str | None]:
     marker = "&signature="
     idx = total.find(marker)
     if idx >= 0:
-        signed, rest = total[:idx], total[idx + len(marker):]
+        signed, rest = total[:idx], total[idx + len(marker) :]
     elif total.startswith("signature="):
-        signed, rest = "", total[len("signature="):]
+        signed, rest = "", total[len("signature=") :]
     else:
         return total, None
     signature, _, after = rest.partition("&")
@@ -62,11 +62,18 @@ class ApiKey:
     def restrictions(self, created_ms: int) -> dict[str, object]:
         """The apiRestrictions body Binance answers for this key."""
         return {
-            "ipRestrict": self.ip_restrict, "createTime": created_ms,
-            "enableReading": self.can_read, "enableSpotAndMarginTrading": self.can_trade,
-            "enableWithdrawals": self.can_withdraw, "enableInternalTransfer": False,
-            "enableMargin": False, "enableFutures": False, "permitsUniversalTransfer": False,
-            "enableVanillaOptions": False, "enableFixApiTrade": False, "enableFixReadOnly": False,
+            "ipRestrict": self.ip_restrict,
+            "createTime": created_ms,
+            "enableReading": self.can_read,
+            "enableSpotAndMarginTrading": self.can_trade,
+            "enableWithdrawals": self.can_withdraw,
+            "enableInternalTransfer": False,
+            "enableMargin": False,
+            "enableFutures": False,
+            "permitsUniversalTransfer": False,
+            "enableVanillaOptions": False,
+            "enableFixApiTrade": False,
+            "enableFixReadOnly": False,
             "enablePortfolioMarginTrading": False,
         }
 
@@ -116,8 +123,9 @@ class Authenticator:
         if server_time - timestamp > recv_window or timestamp > server_time + FUTURE_TOLERANCE_MS:
             raise errors.outside_recv_window()
 
-    def verify_rest(self, key: str | None, raw_query: str, raw_body: str,
-                    server_time: int) -> tuple[ApiKey, dict[str, str]]:
+    def verify_rest(
+        self, key: str | None, raw_query: str, raw_body: str, server_time: int
+    ) -> tuple[ApiKey, dict[str, str]]:
         """Verify a SIGNED REST call; returns the key and the decoded params (query and body merged)."""
         record = self.check_key(key)
         # Binance signs totalParams = query string + request body, concatenated with no '&' between them

@@ -8,9 +8,9 @@ are part of the book. Every change bumps ``update_id``; ``diff()`` gives Binance
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Callable, Iterator
 
 from .market import PriceFeed
 
@@ -41,7 +41,7 @@ class SyntheticBook:
     def __init__(self, feed: PriceFeed, seed: int, own_levels: OwnLevels | None = None) -> None:
         self.feed = feed
         self.spec = feed.spec
-        self._salt = sum(ord(c) * 131 ** i for i, c in enumerate(f"{seed}:{feed.spec.symbol}")) % 2**31
+        self._salt = sum(ord(c) * 131**i for i, c in enumerate(f"{seed}:{feed.spec.symbol}")) % 2**31
         self._own_levels = own_levels or (lambda: ({}, {}))
         self.update_id = 1
         self._taken: dict[str, dict[Decimal, Decimal]] = {"bids": {}, "asks": {}}
@@ -107,8 +107,9 @@ class SyntheticBook:
         return (touch[0] if side == "bids" else touch[1]), ZERO
 
     # ----- taking liquidity ------------------------------------------------------------------------------
-    def walk(self, side: str, *, qty: Decimal | None = None, quote: Decimal | None = None,
-             limit_price: Decimal | None = None) -> list[tuple[Decimal, Decimal]]:
+    def walk(
+        self, side: str, *, qty: Decimal | None = None, quote: Decimal | None = None, limit_price: Decimal | None = None
+    ) -> list[tuple[Decimal, Decimal]]:
         """The (price, qty) a taker would get from ``side`` for ``qty`` base or ``quote`` quote, best first, not
         beyond ``limit_price``; quantities on the lot step. Takes nothing (see ``take``)."""
         touch = self.touch()
@@ -175,7 +176,9 @@ class SyntheticBook:
         step = self.spec.level_step
         result: dict[str, list[tuple[Decimal, Decimal]]] = {}
         for side, old_touch, new_touch, old_own, new_own in (
-                ("bids", old_bid, bid, old_own_b, own_b), ("asks", old_ask, ask, old_own_a, own_a)):
+            ("bids", old_bid, bid, old_own_b, own_b),
+            ("asks", old_ask, ask, old_own_a, own_a),
+        ):
             # Levels between the old and the new touch appeared or vanished: list them from the touch side
             # the client holds; after a jump, also the new top of the book the client never saw.
             moved = int(abs(new_touch - old_touch) / step)

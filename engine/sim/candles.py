@@ -11,16 +11,29 @@ import itertools
 import math
 import random
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Iterator
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
-INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
-                "12h": 43_200_000, "1d": DAY_MS, "3d": 3 * DAY_MS, "1w": 7 * DAY_MS}
+INTERVALS_MS = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": DAY_MS,
+    "3d": 3 * DAY_MS,
+    "1w": 7 * DAY_MS,
+}
 # Binance weeks open on Monday 00:00 UTC; 1970-01-01 was a Thursday, four days later.
 WEEK_OFFSET_MS = 4 * DAY_MS
 
@@ -30,6 +43,8 @@ def align(t_ms: int, interval_ms: int) -> int:
     if interval_ms == WEEK_MS:
         return t_ms - (t_ms - WEEK_OFFSET_MS) % WEEK_MS
     return t_ms - t_ms % interval_ms
+
+
 SECONDS_PER_YEAR = 365 * 24 * 60 * 60
 ZERO = Decimal(0)
 
@@ -123,8 +138,16 @@ class ClosedMinutes:
 class CandleSeries:
     """Minute candles, oldest first: generated or preset history, then live minutes from ``record``."""
 
-    def __init__(self, *, tick_size: Decimal, step_size: Decimal, typical_qty: Decimal, seed: str,
-                 annual_vol: float = 0.7, max_minutes: int = 14 * 1440) -> None:
+    def __init__(
+        self,
+        *,
+        tick_size: Decimal,
+        step_size: Decimal,
+        typical_qty: Decimal,
+        seed: str,
+        annual_vol: float = 0.7,
+        max_minutes: int = 14 * 1440,
+    ) -> None:
         self.tick_size = tick_size
         self.step_size = step_size
         self.typical_qty = typical_qty
@@ -155,8 +178,9 @@ class CandleSeries:
         """Make sure the history reaches back to ``from_ms`` (as far as ``max_minutes`` allows)."""
         if self._anchor_ms is None or self._anchor_price is None:
             return
-        earliest = self._rows[0].start_ms if self._rows and self._rows[0].start_ms < self._anchor_ms \
-            else self._anchor_ms
+        earliest = (
+            self._rows[0].start_ms if self._rows and self._rows[0].start_ms < self._anchor_ms else self._anchor_ms
+        )
         target = max(from_ms - from_ms % MINUTE_MS, self._floor_ms)
         if target >= earliest:
             return
@@ -176,9 +200,20 @@ class CandleSeries:
             o, h, lo, c = (self._price(x, tick) for x in (open_, high, low, close))
             mid = (o + c) / 2
             buy_share = Decimal(repr(round(self._rng.uniform(0.35, 0.65), 4)))
-            generated.append(Candle(t, o, max(h, o, c), min(lo, o, c), c, volume, (volume * mid).quantize(
-                Decimal("0.00000001")), trades, taker_buy_volume=self._qty(float(volume * buy_share)),
-                taker_buy_quote=(volume * buy_share * mid).quantize(Decimal("0.00000001"))))
+            generated.append(
+                Candle(
+                    t,
+                    o,
+                    max(h, o, c),
+                    min(lo, o, c),
+                    c,
+                    volume,
+                    (volume * mid).quantize(Decimal("0.00000001")),
+                    trades,
+                    taker_buy_volume=self._qty(float(volume * buy_share)),
+                    taker_buy_quote=(volume * buy_share * mid).quantize(Decimal("0.00000001")),
+                )
+            )
             close = open_
             t -= MINUTE_MS
         self._rows.extendleft(generated)  # generated newest first: extendleft puts the oldest first
@@ -218,8 +253,9 @@ class CandleSeries:
             self._floor_ms = rows[0].start_ms
 
     # ----- queries ---------------------------------------------------------------------------------------
-    def minutes(self, start_ms: int | None = None, end_ms: int | None = None,
-                now_ms: int | None = None) -> Iterator[Candle]:
+    def minutes(
+        self, start_ms: int | None = None, end_ms: int | None = None, now_ms: int | None = None
+    ) -> Iterator[Candle]:
         """Minute candles with ``start_ms <= open time <= end_ms`` (history generated as needed). Minutes
         without trades, up to ``now_ms``, come as flat candles at the previous close with no volume, as on
         Binance."""
@@ -247,8 +283,9 @@ class CandleSeries:
                 yield Candle(t, p, p, p, p)
             t += MINUTE_MS
 
-    def aggregate(self, interval_ms: int, *, start_ms: int | None, end_ms: int | None, limit: int,
-                  now_ms: int) -> list[Candle]:
+    def aggregate(
+        self, interval_ms: int, *, start_ms: int | None, end_ms: int | None, limit: int, now_ms: int
+    ) -> list[Candle]:
         """Candles of ``interval_ms`` like GET /api/v3/klines: from ``start_ms`` forward, else the ``limit``
         ending at ``end_ms`` (or now)."""
         if start_ms is None:
@@ -285,8 +322,22 @@ class CandleSeries:
                 if m.last_trade_id >= 0:
                     r.last_trade_id = m.last_trade_id
             else:
-                rows.append(Candle(open_time, m.open, m.high, m.low, m.close, m.volume, m.quote_volume, m.count,
-                                   m.first_trade_id, m.last_trade_id, m.taker_buy_volume, m.taker_buy_quote))
+                rows.append(
+                    Candle(
+                        open_time,
+                        m.open,
+                        m.high,
+                        m.low,
+                        m.close,
+                        m.volume,
+                        m.quote_volume,
+                        m.count,
+                        m.first_trade_id,
+                        m.last_trade_id,
+                        m.taker_buy_volume,
+                        m.taker_buy_quote,
+                    )
+                )
         return rows
 
     def window(self, now_ms: int) -> list[Candle]:

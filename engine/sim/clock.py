@@ -10,14 +10,19 @@ the engine, so the same seed gives the same run whatever the machine's load.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class SimClock:
     """Market time (``now_ms``) and server time (``server_ms``); ``skew_ms`` shifts server time only (clock-skew fault)."""
 
-    def __init__(self, speed: float = 1.0, start_ms: int | None = None,
-                 wall: Callable[[], float] = time.time, stepped: bool = False) -> None:
+    def __init__(
+        self,
+        speed: float = 1.0,
+        start_ms: int | None = None,
+        wall: Callable[[], float] = time.time,
+        stepped: bool = False,
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = float(speed)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from urllib.parse import urlsplit
 import logging
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -36,11 +37,22 @@ def catalogue_json() -> dict[str, Any]:
     """Every fault name with its summary and options."""
     return {
         spec.name: {
-            "summary": spec.summary, "one_shot": spec.one_shot,
-            "options": {o.name: {"type": o.type.__name__, "default": None if o.default is None else str(o.default)
-                                 if isinstance(o.default, Decimal) else o.default,
-                                 "required": o.required, "help": o.help, "choices": list(o.choices)}
-                        for o in spec.options},
+            "summary": spec.summary,
+            "one_shot": spec.one_shot,
+            "options": {
+                o.name: {
+                    "type": o.type.__name__,
+                    "default": None
+                    if o.default is None
+                    else str(o.default)
+                    if isinstance(o.default, Decimal)
+                    else o.default,
+                    "required": o.required,
+                    "help": o.help,
+                    "choices": list(o.choices),
+                }
+                for o in spec.options
+            },
         }
         for spec in CATALOGUE.values()
     }
@@ -67,7 +79,7 @@ def is_loopback(remote: str | None) -> bool:
 class ControlApi:
     """Routes of the control API, bound to one simulator."""
 
-    def __init__(self, sim: "Simulator") -> None:
+    def __init__(self, sim: Simulator) -> None:
         self.sim = sim
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -94,28 +106,31 @@ class ControlApi:
             if request.method != "GET" and request.can_read_body and request.content_type != "application/json":
                 return _error(415, "send JSON with Content-Type: application/json")
             return await handler(request)
+
         return guarded
 
     async def list_faults(self, request: web.Request) -> web.Response:
         """GET /sim/faults."""
         faults = self.sim.faults.all()
-        return web.json_response({
-            "active": [f.to_json() for f in faults if f.active],
-            "history": [f.to_json() for f in faults],
-            "catalogue": catalogue_json(),
-        })
+        return web.json_response(
+            {
+                "active": [f.to_json() for f in faults if f.active],
+                "history": [f.to_json() for f in faults],
+                "catalogue": catalogue_json(),
+            }
+        )
 
     async def inject(self, request: web.Request) -> web.Response:
         """POST /sim/faults."""
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "body must be JSON: {\"name\": ..., \"options\": {...}, \"duration\": seconds}")
+            return _error(400, 'body must be JSON: {"name": ..., "options": {...}, "duration": seconds}')
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-            return _error(400, "body must be a JSON object with a string \"name\"")
+            return _error(400, 'body must be a JSON object with a string "name"')
         options = body.get("options") or {}
         if not isinstance(options, dict):
-            return _error(400, "\"options\" must be a JSON object")
+            return _error(400, '"options" must be a JSON object')
         try:
             fault_id = self.sim.faults.inject(body["name"], duration=body.get("duration"), **options)
         except FaultError as exc:
@@ -141,14 +156,22 @@ class ControlApi:
     async def status(self, request: web.Request) -> web.Response:
         """GET /sim/status."""
         sim = self.sim
-        return web.json_response({
-            "rest_url": sim.rest_url, "ws_url": sim.ws_url, "seed": sim.seed,
-            "speed": sim.clock.speed, "market_time": sim.clock.now_ms(), "server_time": sim.clock.server_ms(),
-            "prices": {s: str(sim.price(s)) for s in sim.feeds},
-            "keys": [{"key": k.key, "can_trade": k.can_trade, "can_withdraw": k.can_withdraw,
-                      "revoked": k.revoked} for k in sim.auth.keys.values()],
-            "active_faults": [f.to_json() for f in sim.faults.active()],
-        })
+        return web.json_response(
+            {
+                "rest_url": sim.rest_url,
+                "ws_url": sim.ws_url,
+                "seed": sim.seed,
+                "speed": sim.clock.speed,
+                "market_time": sim.clock.now_ms(),
+                "server_time": sim.clock.server_ms(),
+                "prices": {s: str(sim.price(s)) for s in sim.feeds},
+                "keys": [
+                    {"key": k.key, "can_trade": k.can_trade, "can_withdraw": k.can_withdraw, "revoked": k.revoked}
+                    for k in sim.auth.keys.values()
+                ],
+                "active_faults": [f.to_json() for f in sim.faults.active()],
+            }
+        )
 
     async def account(self, request: web.Request) -> web.Response:
         """GET /sim/account."""
@@ -160,7 +183,7 @@ class ControlApi:
             body = await request.json()
             symbol, price = str(body["symbol"]), Decimal(str(body["price"]))
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, InvalidOperation):
-            return _error(400, "body must be JSON: {\"symbol\": \"BTCUSDT\", \"price\": \"60000\"}")
+            return _error(400, 'body must be JSON: {"symbol": "BTCUSDT", "price": "60000"}')
         if symbol not in self.sim.feeds:
             return _error(400, f"unknown symbol {symbol!r}")
         if not price.is_finite() or price <= 0:

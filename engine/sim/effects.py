@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .faults import Fault, FaultError
@@ -28,7 +29,7 @@ MOVE_STEP = 0.05
 class FaultEffects:
     """Start and end hooks of the fault book, bound to one simulator."""
 
-    def __init__(self, sim: "Simulator") -> None:
+    def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._start: dict[str, Callable[[Fault], None]] = {
@@ -109,13 +110,26 @@ class FaultEffects:
         self._check_symbol(fault)
         client_id = o["client_id"] or f"web_{secrets.token_hex(12)}"
         try:
-            order = self.sim.engine.new_order(symbol=o["symbol"], side=o["side"], type="MARKET",
-                                              quantity=Decimal(o["qty"]), client_order_id=client_id, force=True)
+            order = self.sim.engine.new_order(
+                symbol=o["symbol"],
+                side=o["side"],
+                type="MARKET",
+                quantity=Decimal(o["qty"]),
+                client_order_id=client_id,
+                force=True,
+            )
         except errors.VenueError as exc:
             raise FaultError(f"foreign-fill: the venue refused the order: {exc.code} {exc.msg}") from None
         fault.state["order_id"] = order.order_id
-        log.warning("fault %d foreign-fill: %s %s %s filled as order %d (%s)", fault.id, o["side"], o["qty"],
-                    o["symbol"], order.order_id, client_id)
+        log.warning(
+            "fault %d foreign-fill: %s %s %s filled as order %d (%s)",
+            fault.id,
+            o["side"],
+            o["qty"],
+            o["symbol"],
+            order.order_id,
+            client_id,
+        )
 
     def _balance_change(self, fault: Fault) -> None:
         o = fault.options
@@ -140,8 +154,11 @@ class FaultEffects:
         if record is None:
             raise FaultError("key-revoked: unknown API key")
         # Revoked before any key-revoked fault touched it? (A second fault inherits the first one's answer.)
-        earlier = [f for f in self.sim.faults.active("key-revoked")
-                   if f is not fault and (f.options["key"] or self.sim.api_key) == key and "was_revoked" in f.state]
+        earlier = [
+            f
+            for f in self.sim.faults.active("key-revoked")
+            if f is not fault and (f.options["key"] or self.sim.api_key) == key and "was_revoked" in f.state
+        ]
         fault.state["was_revoked"] = earlier[0].state["was_revoked"] if earlier else record.revoked
         record.revoked = True
         self.sim.streams.terminate_user_streams(api_key=key)
@@ -152,8 +169,11 @@ class FaultEffects:
         if record is None or fault.state.get("was_revoked", False):
             return
         # Another key-revoked fault on the same key still holds it revoked.
-        others = [f for f in self.sim.faults.active("key-revoked")
-                  if f is not fault and (f.options["key"] or self.sim.api_key) == key]
+        others = [
+            f
+            for f in self.sim.faults.active("key-revoked")
+            if f is not fault and (f.options["key"] or self.sim.api_key) == key
+        ]
         if not others:
             record.revoked = False
 

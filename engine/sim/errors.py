@@ -96,8 +96,11 @@ KNOWN_CODES: dict[int, tuple[int, str]] = {
     1: (503, MAINTENANCE),
     -1000: (500, "An unknown error occurred while processing the request."),
     -1001: (503, "Internal error; unable to process your request. Please try again."),
-    -1003: (429, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
-                 "Please use WebSocket Streams for live updates to avoid polling the API."),
+    -1003: (
+        429,
+        "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
+        "Please use WebSocket Streams for live updates to avoid polling the API.",
+    ),
     -1006: (503, "An unexpected response was received from the message bus. Execution status unknown."),
     -1007: (503, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."),
     -1008: (503, "Server is currently overloaded with other requests. Please try again in a few minutes."),

@@ -41,8 +41,9 @@ def _names_line() -> str:
 
 def _request(rest: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(rest.rstrip("/") + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        rest.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
             return json.loads(resp.read() or b"null")
@@ -54,13 +55,20 @@ def _request(rest: str, method: str, path: str, body: dict[str, Any] | None = No
         raise CliError(f"simulator refused: {message}", 2 if exc.code == 400 else 1) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise CliError(f"cannot reach the simulator at {rest}: {reason} (is `cockpit sim` running? "
-                       f"pass --rest URL or set {ENV_REST})", 1) from None
+        raise CliError(
+            f"cannot reach the simulator at {rest}: {reason} (is `cockpit sim` running? "
+            f"pass --rest URL or set {ENV_REST})",
+            1,
+        ) from None
 
 
 def _add_rest(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rest", default=os.environ.get(ENV_REST) or DEFAULT_REST, metavar="URL",
-                        help=f"simulator REST URL (default ${ENV_REST} or {DEFAULT_REST})")
+    parser.add_argument(
+        "--rest",
+        default=os.environ.get(ENV_REST) or DEFAULT_REST,
+        metavar="URL",
+        help=f"simulator REST URL (default ${ENV_REST} or {DEFAULT_REST})",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,11 +82,21 @@ def _fault_parser(spec: FaultSpec) -> _Parser:
     parser = _Parser(prog=f"fault {spec.name}", description=spec.summary, add_help=False)
     for opt in spec.options:
         default = f" (default {opt.default})" if opt.default is not None else ""
-        parser.add_argument(f"--{opt.name.replace('_', '-')}", dest=opt.name, metavar=opt.type.__name__.upper(),
-                            help=opt.help + default, required=opt.required)
+        parser.add_argument(
+            f"--{opt.name.replace('_', '-')}",
+            dest=opt.name,
+            metavar=opt.type.__name__.upper(),
+            help=opt.help + default,
+            required=opt.required,
+        )
     if not spec.one_shot:
-        parser.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
-                            help="end the fault after this many seconds (default: until cleared)")
+        parser.add_argument(
+            "--for",
+            dest="duration",
+            type=float,
+            metavar="SECONDS",
+            help="end the fault after this many seconds (default: until cleared)",
+        )
     _add_rest(parser)
     return parser
 
@@ -143,8 +161,10 @@ def _list(argv: list[str], out: TextIO) -> int:
     for fault in faults:
         since = time.strftime("%H:%M:%S", time.localtime(fault["started_at"]))
         state = "active" if fault["active"] else f"ended ({fault['end_reason']})"
-        print(f"fault {fault['id']} {fault['name']} {state} since {since}: {_describe(fault)} "
-              f"(hits {fault['hits']})", file=out)
+        print(
+            f"fault {fault['id']} {fault['name']} {state} since {since}: {_describe(fault)} (hits {fault['hits']})",
+            file=out,
+        )
     return 0
 
 

@@ -12,9 +12,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -113,98 +114,209 @@ class FaultSpec:
         return {o.name: result[o.name] for o in self.options}  # catalogue order, for stable log lines
 
 
-CATALOGUE: dict[str, FaultSpec] = {s.name: s for s in (
-    # ----- REST ------------------------------------------------------------------------------------------
-    FaultSpec("http-status", "REST calls answer an HTTP status (429, 418, 500, 502, 503, 504, ...)", (
-        Option("status", int, None, "HTTP status to answer", required=True),
-        Option("code", int, None, "Binance error code for a JSON body (default: a plain-text body)"),
-        Option("msg", str, None, "message of the JSON body"),
-        Option("retry_after", int, 1, "Retry-After seconds sent with 429 and 418"),
-        Option("ban_after", int, None, "after a 429, requests sent before its Retry-After passed beyond this many "
-                                       "are banned with 418, as Binance does (default: no ban)"),
-        *SCOPE)),
-    FaultSpec("error-code", "REST calls answer a Binance error code as JSON {code, msg}", (
-        Option("code", int, None, "Binance error code, e.g. -1003, -1007, -2010", required=True),
-        Option("msg", str, None, "message (default: Binance's text for the code)"),
-        Option("status", int, None, "HTTP status (default: Binance's for the code, else 400)"),
-        *SCOPE)),
-    FaultSpec("latency", "REST answers are delayed by ms plus a random jitter", (
-        Option("ms", int, None, "added delay in milliseconds", required=True),
-        Option("jitter_ms", int, 0, "plus a uniform random 0..jitter_ms (seeded)"),
-        *SCOPE)),
-    FaultSpec("hang", "REST requests hang without being processed, then answer 504 (past the client timeout)", (
-        Option("seconds", float, 30.0, "how long each request hangs"),
-        *SCOPE)),
-    FaultSpec("accept-then-hang", "REST requests are processed at once (an order IS placed) but the answer is held", (
-        Option("seconds", float, 30.0, "how long the answer is held"),
-        Option("status", int, None, "then answer this HTTP status instead (a gateway that lost the answer: 502, "
-                                    "503, 504), e.g. with seconds 0"),
-        *SCOPE)),
-    FaultSpec("garbage", "REST calls answer HTTP 200 with a body that is not Binance's (a proxy page, the wrong JSON, "
-              "a cut-off body)", (
-        Option("body", str, "html", "what comes back: html, json (valid JSON of the wrong shape) or truncated",
-               choices=("html", "json", "truncated")),
-        *SCOPE)),
-    FaultSpec("maintenance", "every REST call answers HTTP 503 {code 1, System is under maintenance.}; "
-              "new websocket connections are refused", ()),
-    # ----- websockets ------------------------------------------------------------------------------------
-    FaultSpec("ws-drop", "close every websocket connection now (clients may reconnect)", (
-        WHICH,
-        Option("abrupt", bool, True, "drop the TCP connection without a close frame (false: close code 1001)"),
-    ), one_shot=True),
-    FaultSpec("ws-silence", "websocket connections stay open and answer pings but push nothing (stale)", (WHICH,)),
-    FaultSpec("ws-refuse", "new websocket connections are refused with HTTP 503 at the handshake", (WHICH,)),
-    FaultSpec("user-stream-end", "end every user-data subscription with eventStreamTerminated", (), one_shot=True),
-    # ----- orders ----------------------------------------------------------------------------------------
-    FaultSpec("stuck-orders", "orders are accepted (NEW) but nothing fills while the fault lasts", (
-        Option("symbol", str, None, "only this symbol"),)),
-    FaultSpec("cancel-fail", "cancels fail with an error and the order stays open", (
-        Option("code", int, -1000, "Binance error code"),
-        Option("msg", str, None, "message (default: Binance's text for the code)"),
-        Option("status", int, None, "HTTP status (default: Binance's for the code)"),
-        *ORDER_SCOPE)),
-    FaultSpec("order-reject", "new orders are rejected with a Binance error code", (
-        Option("code", int, -2010, "Binance error code"),
-        Option("msg", str, None, "message (default: Binance's text for the code)"),
-        Option("status", int, None, "HTTP status (default: Binance's for the code)"),
-        *ORDER_SCOPE)),
-    FaultSpec("foreign-fill", "a market order the engine did not place fills on the account (position mismatch)", (
-        Option("symbol", str, "BTCUSDT", "symbol"),
-        Option("side", str, "BUY", "BUY or SELL", choices=("BUY", "SELL")),
-        Option("qty", Decimal, Decimal("0.001"), "quantity in the base asset"),
-        Option("client_id", str, None, "client order id (default web_<random>, as the Binance web UI)"),
-    ), one_shot=True),
-    FaultSpec("duplicate-report", "the next execution reports are each sent twice on the user-data stream", (
-        Option("count", int, 1, "how many reports to duplicate"),), ends_itself=True),
-    FaultSpec("reorder-reports", "the next execution reports are held and sent in reverse order", (
-        Option("count", int, 2, "how many reports to hold (at least 2)"),), ends_itself=True),
-    # ----- market ----------------------------------------------------------------------------------------
-    FaultSpec("price-jump", "the price moves by percent over seconds, then the walk goes on from there", (
-        Option("percent", Decimal, None, "signed change, e.g. 5 or -20", required=True),
-        Option("seconds", float, 0.0, "spread the move over this many seconds (0: at once)"),
-        Option("symbol", str, "BTCUSDT", "symbol"),
-    ), ends_itself=True),
-    FaultSpec("flash-crash", "the price drops by percent over seconds, then recovers over recover seconds", (
-        Option("percent", Decimal, Decimal("10"), "size of the drop in percent"),
-        Option("seconds", float, 1.0, "duration of the drop"),
-        Option("recover", float, None, "duration of the recovery (default: seconds; 0: no recovery)"),
-        Option("symbol", str, "BTCUSDT", "symbol"),
-    ), ends_itself=True),
-    FaultSpec("price-freeze", "the price stops moving (trades and tickers keep printing at the same price)", (
-        Option("symbol", str, None, "only this symbol"),)),
-    # ----- account ---------------------------------------------------------------------------------------
-    FaultSpec("clock-skew", "the venue clock is shifted, so client timestamps are rejected with -1021", (
-        Option("ms", int, 5000, "shift of the venue clock in milliseconds (positive: venue ahead)"),
-        Option("time_shows", bool, True, "whether GET /api/v3/time shows the shift (false: it answers the unshifted "
-                                         "clock while signatures are checked against the shifted one, so no "
-                                         "resync can fix it)"),)),
-    FaultSpec("key-revoked", "an API key is revoked: signed calls answer 401 -2015, its user streams end", (
-        Option("key", str, None, "the API key (default: the simulator's main key)"),)),
-    FaultSpec("balance-change", "a balance changes outside the engine (deposit, withdrawal, manual transfer)", (
-        Option("asset", str, "USDT", "asset"),
-        Option("delta", Decimal, None, "signed change of the free balance", required=True),
-    ), one_shot=True),
-)}
+CATALOGUE: dict[str, FaultSpec] = {
+    s.name: s
+    for s in (
+        # ----- REST ------------------------------------------------------------------------------------------
+        FaultSpec(
+            "http-status",
+            "REST calls answer an HTTP status (429, 418, 500, 502, 503, 504, ...)",
+            (
+                Option("status", int, None, "HTTP status to answer", required=True),
+                Option("code", int, None, "Binance error code for a JSON body (default: a plain-text body)"),
+                Option("msg", str, None, "message of the JSON body"),
+                Option("retry_after", int, 1, "Retry-After seconds sent with 429 and 418"),
+                Option(
+                    "ban_after",
+                    int,
+                    None,
+                    "after a 429, requests sent before its Retry-After passed beyond this many "
+                    "are banned with 418, as Binance does (default: no ban)",
+                ),
+                *SCOPE,
+            ),
+        ),
+        FaultSpec(
+            "error-code",
+            "REST calls answer a Binance error code as JSON {code, msg}",
+            (
+                Option("code", int, None, "Binance error code, e.g. -1003, -1007, -2010", required=True),
+                Option("msg", str, None, "message (default: Binance's text for the code)"),
+                Option("status", int, None, "HTTP status (default: Binance's for the code, else 400)"),
+                *SCOPE,
+            ),
+        ),
+        FaultSpec(
+            "latency",
+            "REST answers are delayed by ms plus a random jitter",
+            (
+                Option("ms", int, None, "added delay in milliseconds", required=True),
+                Option("jitter_ms", int, 0, "plus a uniform random 0..jitter_ms (seeded)"),
+                *SCOPE,
+            ),
+        ),
+        FaultSpec(
+            "hang",
+            "REST requests hang without being processed, then answer 504 (past the client timeout)",
+            (Option("seconds", float, 30.0, "how long each request hangs"), *SCOPE),
+        ),
+        FaultSpec(
+            "accept-then-hang",
+            "REST requests are processed at once (an order IS placed) but the answer is held",
+            (
+                Option("seconds", float, 30.0, "how long the answer is held"),
+                Option(
+                    "status",
+                    int,
+                    None,
+                    "then answer this HTTP status instead (a gateway that lost the answer: 502, "
+                    "503, 504), e.g. with seconds 0",
+                ),
+                *SCOPE,
+            ),
+        ),
+        FaultSpec(
+            "garbage",
+            "REST calls answer HTTP 200 with a body that is not Binance's (a proxy page, the wrong JSON, "
+            "a cut-off body)",
+            (
+                Option(
+                    "body",
+                    str,
+                    "html",
+                    "what comes back: html, json (valid JSON of the wrong shape) or truncated",
+                    choices=("html", "json", "truncated"),
+                ),
+                *SCOPE,
+            ),
+        ),
+        FaultSpec(
+            "maintenance",
+            "every REST call answers HTTP 503 {code 1, System is under maintenance.}; "
+            "new websocket connections are refused",
+            (),
+        ),
+        # ----- websockets ------------------------------------------------------------------------------------
+        FaultSpec(
+            "ws-drop",
+            "close every websocket connection now (clients may reconnect)",
+            (
+                WHICH,
+                Option("abrupt", bool, True, "drop the TCP connection without a close frame (false: close code 1001)"),
+            ),
+            one_shot=True,
+        ),
+        FaultSpec("ws-silence", "websocket connections stay open and answer pings but push nothing (stale)", (WHICH,)),
+        FaultSpec("ws-refuse", "new websocket connections are refused with HTTP 503 at the handshake", (WHICH,)),
+        FaultSpec("user-stream-end", "end every user-data subscription with eventStreamTerminated", (), one_shot=True),
+        # ----- orders ----------------------------------------------------------------------------------------
+        FaultSpec(
+            "stuck-orders",
+            "orders are accepted (NEW) but nothing fills while the fault lasts",
+            (Option("symbol", str, None, "only this symbol"),),
+        ),
+        FaultSpec(
+            "cancel-fail",
+            "cancels fail with an error and the order stays open",
+            (
+                Option("code", int, -1000, "Binance error code"),
+                Option("msg", str, None, "message (default: Binance's text for the code)"),
+                Option("status", int, None, "HTTP status (default: Binance's for the code)"),
+                *ORDER_SCOPE,
+            ),
+        ),
+        FaultSpec(
+            "order-reject",
+            "new orders are rejected with a Binance error code",
+            (
+                Option("code", int, -2010, "Binance error code"),
+                Option("msg", str, None, "message (default: Binance's text for the code)"),
+                Option("status", int, None, "HTTP status (default: Binance's for the code)"),
+                *ORDER_SCOPE,
+            ),
+        ),
+        FaultSpec(
+            "foreign-fill",
+            "a market order the engine did not place fills on the account (position mismatch)",
+            (
+                Option("symbol", str, "BTCUSDT", "symbol"),
+                Option("side", str, "BUY", "BUY or SELL", choices=("BUY", "SELL")),
+                Option("qty", Decimal, Decimal("0.001"), "quantity in the base asset"),
+                Option("client_id", str, None, "client order id (default web_<random>, as the Binance web UI)"),
+            ),
+            one_shot=True,
+        ),
+        FaultSpec(
+            "duplicate-report",
+            "the next execution reports are each sent twice on the user-data stream",
+            (Option("count", int, 1, "how many reports to duplicate"),),
+            ends_itself=True,
+        ),
+        FaultSpec(
+            "reorder-reports",
+            "the next execution reports are held and sent in reverse order",
+            (Option("count", int, 2, "how many reports to hold (at least 2)"),),
+            ends_itself=True,
+        ),
+        # ----- market ----------------------------------------------------------------------------------------
+        FaultSpec(
+            "price-jump",
+            "the price moves by percent over seconds, then the walk goes on from there",
+            (
+                Option("percent", Decimal, None, "signed change, e.g. 5 or -20", required=True),
+                Option("seconds", float, 0.0, "spread the move over this many seconds (0: at once)"),
+                Option("symbol", str, "BTCUSDT", "symbol"),
+            ),
+            ends_itself=True,
+        ),
+        FaultSpec(
+            "flash-crash",
+            "the price drops by percent over seconds, then recovers over recover seconds",
+            (
+                Option("percent", Decimal, Decimal("10"), "size of the drop in percent"),
+                Option("seconds", float, 1.0, "duration of the drop"),
+                Option("recover", float, None, "duration of the recovery (default: seconds; 0: no recovery)"),
+                Option("symbol", str, "BTCUSDT", "symbol"),
+            ),
+            ends_itself=True,
+        ),
+        FaultSpec(
+            "price-freeze",
+            "the price stops moving (trades and tickers keep printing at the same price)",
+            (Option("symbol", str, None, "only this symbol"),),
+        ),
+        # ----- account ---------------------------------------------------------------------------------------
+        FaultSpec(
+            "clock-skew",
+            "the venue clock is shifted, so client timestamps are rejected with -1021",
+            (
+                Option("ms", int, 5000, "shift of the venue clock in milliseconds (positive: venue ahead)"),
+                Option(
+                    "time_shows",
+                    bool,
+                    True,
+                    "whether GET /api/v3/time shows the shift (false: it answers the unshifted "
+                    "clock while signatures are checked against the shifted one, so no "
+                    "resync can fix it)",
+                ),
+            ),
+        ),
+        FaultSpec(
+            "key-revoked",
+            "an API key is revoked: signed calls answer 401 -2015, its user streams end",
+            (Option("key", str, None, "the API key (default: the simulator's main key)"),),
+        ),
+        FaultSpec(
+            "balance-change",
+            "a balance changes outside the engine (deposit, withdrawal, manual transfer)",
+            (
+                Option("asset", str, "USDT", "asset"),
+                Option("delta", Decimal, None, "signed change of the free balance", required=True),
+            ),
+            one_shot=True,
+        ),
+    )
+}
 
 
 def names() -> list[str]:
@@ -244,10 +356,15 @@ class Fault:
     def to_json(self) -> dict[str, Any]:
         """The control API's view of the fault."""
         return {
-            "id": self.id, "name": self.name, "active": self.active,
+            "id": self.id,
+            "name": self.name,
+            "active": self.active,
             "options": {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.options.items()},
-            "duration": self.duration, "started_at": self.started_at, "ended_at": self.ended_at,
-            "end_reason": self.end_reason or None, "hits": self.hits,
+            "duration": self.duration,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "end_reason": self.end_reason or None,
+            "hits": self.hits,
         }
 
     def describe(self) -> str:
@@ -347,8 +464,9 @@ class FaultBook:
                 return fault
         return None
 
-    def hit(self, name: str, *, method: str | None = None, path: str | None = None,
-            symbol: str | None = None) -> Fault | None:
+    def hit(
+        self, name: str, *, method: str | None = None, path: str | None = None, symbol: str | None = None
+    ) -> Fault | None:
         """The first active fault of ``name`` that applies to this request, after its seeded ``rate``; counts
         the hit and ends the fault when its ``count`` is used up."""
         for fault in self.active(name):
@@ -394,8 +512,9 @@ class FaultBook:
         if fault._timer is not None:
             fault._timer.cancel()
             fault._timer = None
-        log.warning("fault %d %s ended (%s) after %.1fs", fault.id, fault.name, reason,
-                    fault.ended_at - fault.started_at)
+        log.warning(
+            "fault %d %s ended (%s) after %.1fs", fault.id, fault.name, reason, fault.ended_at - fault.started_at
+        )
         if self._on_end is not None:
             try:
                 self._on_end(fault)

@@ -54,10 +54,20 @@ def request_weight(method: str, path: str, query: dict[str, str]) -> int:
 
 
 WEIGHTS = {
-    "/api/v3/ping": 1, "/api/v3/time": 1, "/api/v3/exchangeInfo": 20, "/api/v3/trades": 25,
-    "/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4, "/api/v3/klines": 2, "/api/v3/uiKlines": 2,
-    "/api/v3/avgPrice": 2, "/api/v3/account": 20, "/api/v3/allOrders": 20, "/api/v3/myTrades": 20,
-    "/sapi/v1/account/apiRestrictions": 1, "/api/v3/userDataStream": 2,
+    "/api/v3/ping": 1,
+    "/api/v3/time": 1,
+    "/api/v3/exchangeInfo": 20,
+    "/api/v3/trades": 25,
+    "/api/v3/historicalTrades": 25,
+    "/api/v3/aggTrades": 4,
+    "/api/v3/klines": 2,
+    "/api/v3/uiKlines": 2,
+    "/api/v3/avgPrice": 2,
+    "/api/v3/account": 20,
+    "/api/v3/allOrders": 20,
+    "/api/v3/myTrades": 20,
+    "/sapi/v1/account/apiRestrictions": 1,
+    "/api/v3/userDataStream": 2,
 }
 
 
@@ -73,8 +83,14 @@ class LimitRefusal(Exception):
 class RateLimiter:
     """Request weight per minute with 429 then 418, and new-order counts per 10 s and per day."""
 
-    def __init__(self, weight_limit: int = 6000, orders_per_10s: int = 100, orders_per_day: int = 200_000,
-                 ban_after: int = 3, ban_seconds: int = 120) -> None:
+    def __init__(
+        self,
+        weight_limit: int = 6000,
+        orders_per_10s: int = 100,
+        orders_per_day: int = 200_000,
+        ban_after: int = 3,
+        ban_seconds: int = 120,
+    ) -> None:
         self.weight_limit = weight_limit
         self.orders_per_10s = orders_per_10s
         self.orders_per_day = orders_per_day
@@ -131,8 +147,11 @@ class RateLimiter:
                 self._bans += 1
                 self._banned_until_ms = now_ms + min(self.ban_seconds * 2 ** (self._bans - 1), 3 * 86_400) * 1000
                 raise self._ban_refusal(now_ms)
-            raise LimitRefusal(429, max(1, -(-(self._limited_until_ms - now_ms) // 1000)), errors.VenueError(
-                -1003, "Too many requests; back off until the Retry-After has passed.", 429))
+            raise LimitRefusal(
+                429,
+                max(1, -(-(self._limited_until_ms - now_ms) // 1000)),
+                errors.VenueError(-1003, "Too many requests; back off until the Retry-After has passed.", 429),
+            )
         self.used_weight += weight
         if self.used_weight <= self.weight_limit:
             return
@@ -144,15 +163,29 @@ class RateLimiter:
             self._banned_until_ms = now_ms + seconds * 1000
             raise self._ban_refusal(now_ms)
         retry_after = max(1, -(-((minute + 1) * MINUTE_MS - now_ms) // 1000))
-        raise LimitRefusal(429, retry_after, errors.VenueError(
-            -1003, f"Too much request weight used; current limit is {self.weight_limit} request weight per "
-                   "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.", 429))
+        raise LimitRefusal(
+            429,
+            retry_after,
+            errors.VenueError(
+                -1003,
+                f"Too much request weight used; current limit is {self.weight_limit} request weight per "
+                "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+                429,
+            ),
+        )
 
     def _ban_refusal(self, now_ms: int) -> LimitRefusal:
         retry_after = max(1, -(-(self._banned_until_ms - now_ms) // 1000))
-        return LimitRefusal(418, retry_after, errors.VenueError(
-            -1003, f"Way too much request weight used; IP banned until {self._banned_until_ms}. "
-                   "Please use WebSocket Streams for live updates to avoid bans.", 418))
+        return LimitRefusal(
+            418,
+            retry_after,
+            errors.VenueError(
+                -1003,
+                f"Way too much request weight used; IP banned until {self._banned_until_ms}. "
+                "Please use WebSocket Streams for live updates to avoid bans.",
+                418,
+            ),
+        )
 
     def count_order(self, now_ms: int) -> tuple[int, int]:
         """Count a new order; -1015 (HTTP 429) over the 10-second or daily limit; returns (10s, day) counts."""
@@ -160,10 +193,12 @@ class RateLimiter:
         self._orders_day = [t for t in self._orders_day if t > now_ms - DAY_MS]
         if len(self._orders_10s) >= self.orders_per_10s:
             raise errors.VenueError(
-                -1015, f"Too many new orders; current limit is {self.orders_per_10s} orders per 10 SECOND.", 429)
+                -1015, f"Too many new orders; current limit is {self.orders_per_10s} orders per 10 SECOND.", 429
+            )
         if len(self._orders_day) >= self.orders_per_day:
             raise errors.VenueError(
-                -1015, f"Too many new orders; current limit is {self.orders_per_day} orders per DAY.", 429)
+                -1015, f"Too many new orders; current limit is {self.orders_per_day} orders per DAY.", 429
+            )
         self._orders_10s.append(now_ms)
         self._orders_day.append(now_ms)
         return len(self._orders_10s), len(self._orders_day)

@@ -60,8 +60,11 @@ class ListenKeys:
 
     def expire(self, now_ms: int, *, everything: bool = False, api_key: str | None = None) -> list[str]:
         """Drop keys past their time (or all, or those of one API key); returns the dropped values."""
-        dropped = [v for v, lk in self.keys.items()
-                   if everything or lk.expires_ms <= now_ms or (api_key is not None and lk.api_key == api_key)]
+        dropped = [
+            v
+            for v, lk in self.keys.items()
+            if everything or lk.expires_ms <= now_ms or (api_key is not None and lk.api_key == api_key)
+        ]
         for value in dropped:
             del self.keys[value]
         return dropped

@@ -46,16 +46,32 @@ SYMBOLS: dict[str, SymbolSpec] = {
     spec.symbol: spec
     for spec in (
         SymbolSpec(
-            symbol="BTCUSDT", base="BTC", quote="USDT", start_price=Decimal("65000.00"),
-            tick_size=Decimal("0.01"), step_size=Decimal("0.00001"), min_qty=Decimal("0.00001"),
-            max_qty=Decimal("9000"), market_max_qty=Decimal("120"), typical_trade_qty=Decimal("0.01"),
-            level_step=Decimal("0.50"), level_qty=Decimal("0.25"),
+            symbol="BTCUSDT",
+            base="BTC",
+            quote="USDT",
+            start_price=Decimal("65000.00"),
+            tick_size=Decimal("0.01"),
+            step_size=Decimal("0.00001"),
+            min_qty=Decimal("0.00001"),
+            max_qty=Decimal("9000"),
+            market_max_qty=Decimal("120"),
+            typical_trade_qty=Decimal("0.01"),
+            level_step=Decimal("0.50"),
+            level_qty=Decimal("0.25"),
         ),
         SymbolSpec(
-            symbol="ETHUSDT", base="ETH", quote="USDT", start_price=Decimal("3500.00"),
-            tick_size=Decimal("0.01"), step_size=Decimal("0.0001"), min_qty=Decimal("0.0001"),
-            max_qty=Decimal("100000"), market_max_qty=Decimal("2000"), typical_trade_qty=Decimal("0.2"),
-            level_step=Decimal("0.05"), level_qty=Decimal("3"),
+            symbol="ETHUSDT",
+            base="ETH",
+            quote="USDT",
+            start_price=Decimal("3500.00"),
+            tick_size=Decimal("0.01"),
+            step_size=Decimal("0.0001"),
+            min_qty=Decimal("0.0001"),
+            max_qty=Decimal("100000"),
+            market_max_qty=Decimal("2000"),
+            typical_trade_qty=Decimal("0.2"),
+            level_step=Decimal("0.05"),
+            level_qty=Decimal("3"),
         ),
     )
 }
@@ -145,9 +161,13 @@ class PriceFeed:
         # Trade sizes come from their own generator so the price path does not depend on how many were drawn.
         self._tape_rng = random.Random(f"{self.seed}:{self.spec.symbol}:tape")
         self.price = self.spec.start_price
-        self.candles = CandleSeries(tick_size=self.spec.tick_size, step_size=self.spec.step_size,
-                                    typical_qty=self.spec.typical_trade_qty, seed=f"{self.seed}:{self.spec.symbol}",
-                                    annual_vol=self.annual_vol)
+        self.candles = CandleSeries(
+            tick_size=self.spec.tick_size,
+            step_size=self.spec.step_size,
+            typical_qty=self.spec.typical_trade_qty,
+            seed=f"{self.seed}:{self.spec.symbol}",
+            annual_vol=self.annual_vol,
+        )
         self._tape = deque(maxlen=1000)
 
     @property
@@ -215,7 +235,13 @@ class PriceFeed:
         current = rows[-1]
         closed = self._closed
         closed.update(rows[:-1])
-        high, low, volume, quote_volume, count = closed.high, closed.low, closed.volume, closed.quote_volume, closed.count
+        high, low, volume, quote_volume, count = (
+            closed.high,
+            closed.low,
+            closed.volume,
+            closed.quote_volume,
+            closed.count,
+        )
         first_id, last_id = closed.first_trade_id, closed.last_trade_id
         highs = [current.high, self.price] + ([high] if high is not None else [])
         lows = [current.low, self.price] + ([low] if low is not None else [])

@@ -10,8 +10,9 @@ ignored (events go out on every change). Raw connections get the event itself, `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -64,7 +65,7 @@ class MarketStreams:
                 sub.streams.update(s for s in value.split("/") if s)
         elif path.startswith("/ws/"):
             # /ws/<n> is ccxt's connection number; /ws/<stream>[/<stream>...] subscribes like Binance.
-            sub.streams.update(s for s in path[len("/ws/"):].split("/") if s and not s.isdigit())
+            sub.streams.update(s for s in path[len("/ws/") :].split("/") if s and not s.isdigit())
         self.connections[ws] = sub
         return sub
 

@@ -11,22 +11,43 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable
 
 from . import errors
 from .book import SyntheticBook
 from .filters import check_lot, check_notional, check_percent_price, check_price
 from .market import PriceFeed, floor_to_step
-from .orders import (ORDER_TYPES, STOP_TYPES, TRANSITIONS, BalanceDelta, BalanceUpdate, BookChanged, Event, Fill,
-                     Order, OrderUpdate)
+from .orders import (
+    ORDER_TYPES,
+    STOP_TYPES,
+    TRANSITIONS,
+    BalanceDelta,
+    BalanceUpdate,
+    BookChanged,
+    Event,
+    Fill,
+    Order,
+    OrderUpdate,
+)
 
 ZERO = Decimal(0)
 EIGHT_PLACES = Decimal("0.00000001")
 
 # Kept importable from here: tests and payloads import these names from the matching module.
-__all__ = ["MatchingEngine", "Order", "Fill", "OrderUpdate", "BalanceUpdate", "BalanceDelta", "BookChanged",
-           "Event", "ORDER_TYPES", "STOP_TYPES", "TRANSITIONS"]
+__all__ = [
+    "MatchingEngine",
+    "Order",
+    "Fill",
+    "OrderUpdate",
+    "BalanceUpdate",
+    "BalanceDelta",
+    "BookChanged",
+    "Event",
+    "ORDER_TYPES",
+    "STOP_TYPES",
+    "TRANSITIONS",
+]
 
 Takes = list[tuple[Decimal, Decimal]]
 
@@ -103,6 +124,7 @@ class MatchingEngine:
                     side = bids if order.side == "BUY" else asks
                     side[order.price] = side.get(order.price, ZERO) + order.remaining
             return bids, asks
+
         return own
 
     # ----- commands --------------------------------------------------------------------------------------
@@ -134,7 +156,8 @@ class MatchingEngine:
         if market:
             if quantity is None and quote_order_qty is None:
                 raise errors.VenueError(
-                    -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
+                    -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
+                )
             if quantity is not None and quote_order_qty is not None:
                 raise errors.not_required("quoteOrderQty")
             if time_in_force is not None:
@@ -176,11 +199,19 @@ class MatchingEngine:
 
         now = self.clock()
         order = Order(
-            symbol=symbol, order_id=0, client_order_id=client_order_id or secrets.token_hex(11),
-            side=side, type=type, time_in_force=time_in_force or "GTC",
-            price=price if price is not None else ZERO, orig_qty=quantity if quantity is not None else ZERO,
+            symbol=symbol,
+            order_id=0,
+            client_order_id=client_order_id or secrets.token_hex(11),
+            side=side,
+            type=type,
+            time_in_force=time_in_force or "GTC",
+            price=price if price is not None else ZERO,
+            orig_qty=quantity if quantity is not None else ZERO,
             stop_price=stop_price if (stop_price is not None and type in STOP_TYPES) else ZERO,
-            time=now, update_time=now, working_time=now, orig_quote_order_qty=quote_order_qty or ZERO,
+            time=now,
+            update_time=now,
+            working_time=now,
+            orig_quote_order_qty=quote_order_qty or ZERO,
         )
         marketable = not market and self._marketable(order, bid, ask)
         if type == "LIMIT_MAKER" and marketable:
@@ -211,8 +242,9 @@ class MatchingEngine:
         self._take(order, takes, now, accepted=False)
         return order
 
-    def cancel(self, symbol: str, order_id: int | None, client_order_id: str | None,
-               cancel_client_id: str | None = None) -> tuple[Order, str]:
+    def cancel(
+        self, symbol: str, order_id: int | None, client_order_id: str | None, cancel_client_id: str | None = None
+    ) -> tuple[Order, str]:
         """Cancel an open order (-2011 if unknown or closed); returns it and the cancel request's client id."""
         try:
             order = self.find(symbol, order_id, client_order_id)
@@ -395,8 +427,9 @@ class MatchingEngine:
         self._open[order.order_id] = order
         self._emit(OrderUpdate(order, "NEW", now))
 
-    def _set_status(self, order: Order, status: str, exec_type: str, fill: Fill | None = None,
-                    cancel_client_id: str = "") -> None:
+    def _set_status(
+        self, order: Order, status: str, exec_type: str, fill: Fill | None = None, cancel_client_id: str = ""
+    ) -> None:
         if status not in TRANSITIONS[order.status]:
             raise RuntimeError(f"illegal order transition {order.status} -> {status} for {order.order_id}")
         now = fill.time if fill else self.clock()
@@ -425,8 +458,19 @@ class MatchingEngine:
             self._move(spec.quote, quote - commission, ZERO)
         order.locked -= from_locked
         now = self.clock()
-        fill = Fill(next(self._trade_ids), order.order_id, order.symbol, price, qty, quote, commission,
-                    fee_asset, now, order.side == "BUY", maker)
+        fill = Fill(
+            next(self._trade_ids),
+            order.order_id,
+            order.symbol,
+            price,
+            qty,
+            quote,
+            commission,
+            fee_asset,
+            now,
+            order.side == "BUY",
+            maker,
+        )
         order.executed_qty += qty
         order.cumm_quote_qty += quote
         order.fills.append(fill)
@@ -434,7 +478,9 @@ class MatchingEngine:
         self._set_status(order, "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED", "TRADE", fill)
         self._emit(BalanceUpdate((spec.base, spec.quote), now))
         # The account's fill also prints on the public tape; the buyer is the maker when a resting buy filled.
-        self._emit(self.feeds[order.symbol].record_trade(price, qty, now, buyer_is_maker=maker == (order.side == "BUY")))
+        self._emit(
+            self.feeds[order.symbol].record_trade(price, qty, now, buyer_is_maker=maker == (order.side == "BUY"))
+        )
 
     def _book_changed(self, symbol: str) -> None:
         self.books[symbol].changed()

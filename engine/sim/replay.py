@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import csv
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def _timestamp(raw: str) -> int:
     except ValueError:
         dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return int(dt.timestamp() * 1000)
     if value > 1e14:
         return int(value // 1000)  # microseconds (Binance spot data since 2025)
@@ -51,8 +51,11 @@ def load_csv(path: str | Path, spec: SymbolSpec) -> list[Candle]:
             for line_no, fields in enumerate(csv.reader(handle), start=1):
                 if not fields or not fields[0].strip() or fields[0].lstrip().startswith("#"):
                     continue
-                if line_no == 1 and not fields[0].strip().lstrip("-").replace(".", "").isdigit() \
-                        and fields[0].strip()[:2] not in ("19", "20"):
+                if (
+                    line_no == 1
+                    and not fields[0].strip().lstrip("-").replace(".", "").isdigit()
+                    and fields[0].strip()[:2] not in ("19", "20")
+                ):
                     continue  # header
                 if len(fields) < 6:
                     raise ReplayError(f"{path}:{line_no}: expected timestamp,open,high,low,close,volume")

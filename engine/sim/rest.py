@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -29,19 +30,29 @@ CONTROL_PREFIX = "/sim/"
 
 # What a REST answer looks like when something between the client and the venue (or the venue itself) is broken.
 GARBAGE = {
-    "html": dict(text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
-                 content_type="text/html"),
+    "html": dict(
+        text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", content_type="text/html"
+    ),
     "json": dict(text='{"status": "ok", "data": [1, 2, 3]}', content_type="application/json"),
-    "truncated": dict(text='{"symbol": "BTCUSDT", "orderId": 4, "clientOrderId": "x", "price": "6',
-                      content_type="application/json"),
+    "truncated": dict(
+        text='{"symbol": "BTCUSDT", "orderId": 4, "clientOrderId": "x", "price": "6', content_type="application/json"
+    ),
 }
 
 
 class RestApi:
     """Builds the aiohttp application; every error leaves as Binance ``{"code","msg"}`` JSON."""
 
-    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: SimClock, faults: FaultBook,
-                 limiter: RateLimiter, created_ms: int, listen_keys: ListenKeys) -> None:
+    def __init__(
+        self,
+        engine: MatchingEngine,
+        auth: Authenticator,
+        clock: SimClock,
+        faults: FaultBook,
+        limiter: RateLimiter,
+        created_ms: int,
+        listen_keys: ListenKeys,
+    ) -> None:
         self.engine = engine
         self.auth = auth
         self.sim_clock = clock
@@ -78,7 +89,7 @@ class RestApi:
         """Wait ``seconds`` (a latency or hang fault), or less if the simulator stops meanwhile."""
         try:
             await asyncio.wait_for(self.stopping.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     @web.middleware
@@ -126,13 +137,15 @@ class RestApi:
         except Exception:
             log.exception("unexpected error serving %s %s", method, path)
             response = web.json_response(
-                {"code": -1000, "msg": "An unknown error occurred while processing the request."}, status=500)
+                {"code": -1000, "msg": "An unknown error occurred while processing the request."}, status=500
+            )
         if held is not None:
             # The request was processed (an order may be live); only the answer is late, or lost on the way.
             await self._hold(held.options["seconds"])
             if held.options["status"] is not None:
-                response = web.Response(status=held.options["status"], text=f"{held.options['status']} simulated "
-                                                                             "gateway error")
+                response = web.Response(
+                    status=held.options["status"], text=f"{held.options['status']} simulated gateway error"
+                )
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
         return self._with_weight(response)
@@ -188,8 +201,11 @@ class RestApi:
         names = self._symbols(self._public(request)) or list(self.engine.feeds)
         specs = [self.engine.feeds[n].spec for n in names]
         limits = self.limiter
-        return self._json(payloads.exchange_info(specs, self.clock(), limits.weight_limit, limits.orders_per_10s,
-                                                 limits.orders_per_day))
+        return self._json(
+            payloads.exchange_info(
+                specs, self.clock(), limits.weight_limit, limits.orders_per_10s, limits.orders_per_day
+            )
+        )
 
     def _one_or_all(self, request: web.Request, build: Callable[[str], dict[str, Any]]) -> web.Response:
         params = self._public(request)
@@ -202,7 +218,8 @@ class RestApi:
         """GET /api/v3/ticker/24hr: an object with ``symbol``, a list without."""
         now = self.clock()
         return self._one_or_all(
-            request, lambda s: payloads.ticker_24hr(self.engine.feeds[s], now, self.engine.books[s]))
+            request, lambda s: payloads.ticker_24hr(self.engine.feeds[s], now, self.engine.books[s])
+        )
 
     async def ticker_price(self, request: web.Request) -> web.Response:
         """GET /api/v3/ticker/price."""
@@ -210,9 +227,11 @@ class RestApi:
 
     async def book_ticker(self, request: web.Request) -> web.Response:
         """GET /api/v3/ticker/bookTicker: best bid and ask of the book with their quantities."""
+
         def build(s: str) -> dict[str, Any]:
             t = payloads.book_ticker(s, self.engine.books[s])
             return {"symbol": s, "bidPrice": t["b"], "bidQty": t["B"], "askPrice": t["a"], "askQty": t["A"]}
+
         return self._one_or_all(request, build)
 
     async def avg_price(self, request: web.Request) -> web.Response:
@@ -243,8 +262,13 @@ class RestApi:
         feed = self.engine.feed(required(params, "symbol"))
         limit = min(int_param(params, "limit") or 500, 1000)
         from_id, start, end = int_param(params, "fromId"), int_param(params, "startTime"), int_param(params, "endTime")
-        rows = [t for t in feed.recent_trades(1000) if (from_id is None or t.trade_id >= from_id)
-                and (start is None or t.time >= start) and (end is None or t.time <= end)]
+        rows = [
+            t
+            for t in feed.recent_trades(1000)
+            if (from_id is None or t.trade_id >= from_id)
+            and (start is None or t.time >= start)
+            and (end is None or t.time <= end)
+        ]
         rows = rows[:limit] if (from_id is not None or start is not None) else rows[-limit:]
         return self._json([payloads.agg_trade_json(t) for t in rows])
 
@@ -256,6 +280,11 @@ class RestApi:
         if interval is None:
             raise errors.VenueError(-1120, "Invalid interval.")
         limit = min(int_param(params, "limit") or 500, 1000)
-        rows = feed.candles.aggregate(interval, start_ms=int_param(params, "startTime"),
-                                      end_ms=int_param(params, "endTime"), limit=limit, now_ms=self.clock())
+        rows = feed.candles.aggregate(
+            interval,
+            start_ms=int_param(params, "startTime"),
+            end_ms=int_param(params, "endTime"),
+            limit=limit,
+            now_ms=self.clock(),
+        )
         return self._json([payloads.kline_row(c, interval) for c in rows])

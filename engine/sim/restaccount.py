@@ -22,8 +22,16 @@ from .params import CLIENT_ID_RE, decimal_param, int_param, required
 class AccountRoutes:
     """Handlers of the signed (and API-key-only) endpoints."""
 
-    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: SimClock, faults: FaultBook,
-                 limiter: RateLimiter, created_ms: int, listen_keys: ListenKeys) -> None:
+    def __init__(
+        self,
+        engine: MatchingEngine,
+        auth: Authenticator,
+        clock: SimClock,
+        faults: FaultBook,
+        limiter: RateLimiter,
+        created_ms: int,
+        listen_keys: ListenKeys,
+    ) -> None:
         self.engine = engine
         self.auth = auth
         self.sim_clock = clock
@@ -56,8 +64,8 @@ class AccountRoutes:
     async def _signed_key(self, request: web.Request) -> tuple[ApiKey, dict[str, str]]:
         raw_body = (await request.read()).decode() if request.can_read_body else ""
         return self.auth.verify_rest(
-            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body,
-            self.sim_clock.server_ms())
+            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body, self.sim_clock.server_ms()
+        )
 
     async def _signed(self, request: web.Request) -> dict[str, str]:
         """Params of a SIGNED read: the key must be allowed to read."""
@@ -85,10 +93,15 @@ class AccountRoutes:
         if client_id is not None and not CLIENT_ID_RE.match(client_id):
             raise errors.illegal("newClientOrderId", CLIENT_ID_RE.pattern)
         return dict(
-            symbol=symbol, side=required(p, "side"), type=required(p, "type"),
-            quantity=decimal_param(p, "quantity"), quote_order_qty=decimal_param(p, "quoteOrderQty"),
-            price=decimal_param(p, "price"), stop_price=decimal_param(p, "stopPrice"),
-            time_in_force=p.get("timeInForce") or None, client_order_id=client_id,
+            symbol=symbol,
+            side=required(p, "side"),
+            type=required(p, "type"),
+            quantity=decimal_param(p, "quantity"),
+            quote_order_qty=decimal_param(p, "quoteOrderQty"),
+            price=decimal_param(p, "price"),
+            stop_price=decimal_param(p, "stopPrice"),
+            time_in_force=p.get("timeInForce") or None,
+            client_order_id=client_id,
         )
 
     def _check_reject_fault(self, symbol: str) -> None:
@@ -122,12 +135,15 @@ class AccountRoutes:
             o = fault.options
             raise errors.by_code(o["code"], o["msg"], o["status"])
 
-    def _order_ref(self, p: dict[str, str], client_key: str = "origClientOrderId") -> tuple[str, int | None, str | None]:
+    def _order_ref(
+        self, p: dict[str, str], client_key: str = "origClientOrderId"
+    ) -> tuple[str, int | None, str | None]:
         symbol = required(p, "symbol")
         order_id, client_id = int_param(p, "orderId"), p.get(client_key) or None
         if order_id is None and client_id is None:
             raise errors.VenueError(
-                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+            )
         return symbol, order_id, client_id
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -169,9 +185,14 @@ class AccountRoutes:
         self.engine.feed(symbol)
         from_id, start, end = int_param(p, "orderId"), int_param(p, "startTime"), int_param(p, "endTime")
         limit = min(int_param(p, "limit") or 500, 1000)
-        rows = [o for o in self.engine.orders.values() if o.symbol == symbol
-                and (from_id is None or o.order_id >= from_id)
-                and (start is None or o.time >= start) and (end is None or o.time <= end)]
+        rows = [
+            o
+            for o in self.engine.orders.values()
+            if o.symbol == symbol
+            and (from_id is None or o.order_id >= from_id)
+            and (start is None or o.time >= start)
+            and (end is None or o.time <= end)
+        ]
         return self._json([payloads.order_json(o) for o in rows[:limit]])
 
     async def my_trades(self, request: web.Request) -> web.Response:
@@ -182,9 +203,15 @@ class AccountRoutes:
         order_id, from_id = int_param(p, "orderId"), int_param(p, "fromId")
         start, end = int_param(p, "startTime"), int_param(p, "endTime")
         limit = min(int_param(p, "limit") or 500, 1000)
-        rows = [f for f in self.engine.trades if f.symbol == symbol
-                and (order_id is None or f.order_id == order_id) and (from_id is None or f.trade_id >= from_id)
-                and (start is None or f.time >= start) and (end is None or f.time <= end)]
+        rows = [
+            f
+            for f in self.engine.trades
+            if f.symbol == symbol
+            and (order_id is None or f.order_id == order_id)
+            and (from_id is None or f.trade_id >= from_id)
+            and (start is None or f.time >= start)
+            and (end is None or f.time <= end)
+        ]
         # Binance counts forward from fromId/startTime, otherwise returns the most recent trades.
         rows = rows[:limit] if (from_id is not None or start is not None) else rows[-limit:]
         return self._json([payloads.my_trade_json(f) for f in rows])

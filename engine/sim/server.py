@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -79,10 +80,13 @@ class Simulator:
                 raise ValueError(f"cannot replay {symbol}: listed symbols are {', '.join(SYMBOLS)}")
             self.replays[symbol] = Replay(symbol, load_csv(path, SYMBOLS[symbol]), replay_start)
         first_replay = next(iter(self.replays.values()), None)
-        self.clock = SimClock(speed=speed, start_ms=first_replay.start_ms if first_replay else start_ms,
-                              stepped=stepped)
-        self.feeds = {s: PriceFeed(spec, seed, tick_interval=self.clock.market_seconds(tick_interval))
-                      for s, spec in SYMBOLS.items()}
+        self.clock = SimClock(
+            speed=speed, start_ms=first_replay.start_ms if first_replay else start_ms, stepped=stepped
+        )
+        self.feeds = {
+            s: PriceFeed(spec, seed, tick_interval=self.clock.market_seconds(tick_interval))
+            for s, spec in SYMBOLS.items()
+        }
         for symbol, feed in self.feeds.items():
             feed.candles.max_minutes = int(history_days * 1440)
             if symbol in self.replays:
@@ -91,8 +95,12 @@ class Simulator:
             else:
                 feed.candles.anchor(self.clock.now_ms(), feed.price)
         self.engine = MatchingEngine(
-            self.feeds, dict(DEFAULT_BALANCES if balances is None else balances),
-            taker_fee=Decimal(taker_fee), maker_fee=Decimal(maker_fee), clock=self.clock.now_ms, seed=seed,
+            self.feeds,
+            dict(DEFAULT_BALANCES if balances is None else balances),
+            taker_fee=Decimal(taker_fee),
+            maker_fee=Decimal(maker_fee),
+            clock=self.clock.now_ms,
+            seed=seed,
         )
         main_key = ApiKey(self.api_key, self.api_secret, can_trade=True, can_withdraw=False)
         self.auth = Authenticator([main_key, *(k if isinstance(k, ApiKey) else ApiKey(**k) for k in keys)])
@@ -101,11 +109,13 @@ class Simulator:
         self.engine.is_stuck = lambda symbol: self.faults.is_active("stuck-orders", symbol=symbol) is not None
         self.limiter = RateLimiter(weight_limit=weight_limit, orders_per_10s=orders_per_10s)
         self.listen_keys = ListenKeys()
-        self._rest = RestApi(self.engine, self.auth, self.clock, self.faults, self.limiter, self.clock.server_ms(),
-                             self.listen_keys)
+        self._rest = RestApi(
+            self.engine, self.auth, self.clock, self.faults, self.limiter, self.clock.server_ms(), self.listen_keys
+        )
         self._control = ControlApi(self)
-        self.streams = StreamServer(self.engine, self.auth, self.clock.now_ms, self.clock.server_ms, self.faults,
-                                    self.listen_keys)
+        self.streams = StreamServer(
+            self.engine, self.auth, self.clock.now_ms, self.clock.server_ms, self.faults, self.listen_keys
+        )
         self.engine.listeners.append(self.streams.on_event)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -121,8 +131,9 @@ class Simulator:
         self._started = True
         try:
             self._rest.stopping.clear()
-            runner = web.AppRunner(self._rest.build_app(self._control.add_routes), access_log=None,
-                                   handle_signals=False)
+            runner = web.AppRunner(
+                self._rest.build_app(self._control.add_routes), access_log=None, handle_signals=False
+            )
             await runner.setup()
             self._runner = runner
             site = web.TCPSite(runner, self.host, self._want_rest_port)
@@ -157,7 +168,7 @@ class Simulator:
             log.info("simulator stopped")
         self._started = False
 
-    async def __aenter__(self) -> "Simulator":
+    async def __aenter__(self) -> Simulator:
         await self.start()
         return self
 
@@ -209,8 +220,10 @@ class Simulator:
     def account(self) -> dict[str, Any]:
         """The account's truth: balances, every order ever placed (Binance order objects), the trade count."""
         return {
-            "balances": {asset: {"free": str(free), "locked": str(locked)}
-                         for asset, (free, locked) in self.engine.balances.items()},
+            "balances": {
+                asset: {"free": str(free), "locked": str(locked)}
+                for asset, (free, locked) in self.engine.balances.items()
+            },
             "orders": [payloads.order_json(o) for o in self.engine.orders.values()],
             "trades": len(self.engine.trades),
         }
@@ -262,8 +275,11 @@ class Simulator:
 
     def price_frozen(self, symbol: str) -> bool:
         """The walk does not move ``symbol`` now (paused, held by a price move, or a price-freeze fault)."""
-        return (self._paused or bool(self._held.get(symbol))
-                or self.faults.is_active("price-freeze", symbol=symbol) is not None)
+        return (
+            self._paused
+            or bool(self._held.get(symbol))
+            or self.faults.is_active("price-freeze", symbol=symbol) is not None
+        )
 
     def tick(self) -> None:
         """Advance every symbol one step (what the background feed does each ``tick_interval``)."""

@@ -37,8 +37,10 @@ def load_keys(path: str | Path) -> tuple[ApiKey | None, list[ApiKey]]:
             raise KeysFileError(f"{path}: {where} must be a table")
         unknown = set(raw) - KEY_FIELDS
         if unknown:
-            raise KeysFileError(f"{path}: {where}: unknown field(s) {', '.join(sorted(unknown))} "
-                                f"(valid: {', '.join(sorted(KEY_FIELDS))})")
+            raise KeysFileError(
+                f"{path}: {where}: unknown field(s) {', '.join(sorted(unknown))} "
+                f"(valid: {', '.join(sorted(KEY_FIELDS))})"
+            )
         for name in ("key", "secret"):
             if not isinstance(raw.get(name), str) or not raw[name]:
                 raise KeysFileError(f"{path}: {where}: {name} must be a non-empty string")
@@ -69,8 +71,10 @@ async def _serve(sim: Simulator) -> None:
             print(f"WS {sim.ws_url}", flush=True)
             print(f"API key {sim.api_key}", flush=True)
             print(f"API secret {sim.api_secret}", flush=True)
-            print(f"Faults: cockpit sim fault NAME --rest {sim.rest_url}  (control API {sim.rest_url}/sim/faults)",
-                  flush=True)
+            print(
+                f"Faults: cockpit sim fault NAME --rest {sim.rest_url}  (control API {sim.rest_url}/sim/faults)",
+                flush=True,
+            )
             await stop.wait()
             log.info("signal received, stopping")
     finally:
@@ -78,21 +82,42 @@ async def _serve(sim: Simulator) -> None:
             loop.remove_signal_handler(sig)
 
 
-def main(rest_port: int, ws_port: int, seed: int, host: str = "127.0.0.1", *, speed: float = 1.0,
-         replay: dict[str, str] | None = None, replay_start: int | None = None, keys_file: str | None = None,
-         history_days: float = 14, tick_interval: float = 0.25, weight_limit: int = 6000) -> int:
+def main(
+    rest_port: int,
+    ws_port: int,
+    seed: int,
+    host: str = "127.0.0.1",
+    *,
+    speed: float = 1.0,
+    replay: dict[str, str] | None = None,
+    replay_start: int | None = None,
+    keys_file: str | None = None,
+    history_days: float = 14,
+    tick_interval: float = 0.25,
+    weight_limit: int = 6000,
+) -> int:
     """Serve until SIGINT/SIGTERM; print REST/WS URLs, the API key and secret and the fault command once
     serving; return 0 (1 if a port cannot be bound, 2 for a bad keys file, CSV or option)."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     try:
         main_key, keys = load_keys(keys_file) if keys_file else (None, [])
         sim = Simulator(
-            seed=seed, rest_port=rest_port, ws_port=ws_port, host=host, speed=speed, replay=replay,
-            replay_start=replay_start, history_days=history_days, tick_interval=tick_interval,
-            weight_limit=weight_limit, keys=[main_key, *keys] if main_key else keys,
-            api_key=main_key.key if main_key else None, api_secret=main_key.secret if main_key else None,
+            seed=seed,
+            rest_port=rest_port,
+            ws_port=ws_port,
+            host=host,
+            speed=speed,
+            replay=replay,
+            replay_start=replay_start,
+            history_days=history_days,
+            tick_interval=tick_interval,
+            weight_limit=weight_limit,
+            keys=[main_key, *keys] if main_key else keys,
+            api_key=main_key.key if main_key else None,
+            api_secret=main_key.secret if main_key else None,
         )
     except (KeysFileError, ReplayError, ValueError) as exc:
         log.error("cannot start simulator: %s", exc)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -31,8 +32,15 @@ AUTH_CODES = frozenset({-1022, -2014, -2015})
 class StreamServer:
     """Websocket endpoints of the simulator; ``on_event`` and ``publish_tickers`` feed the subscribers."""
 
-    def __init__(self, engine: MatchingEngine, auth: Authenticator, clock: Callable[[], int],
-                 server_clock: Callable[[], int], faults: FaultBook, listen_keys: ListenKeys | None = None) -> None:
+    def __init__(
+        self,
+        engine: MatchingEngine,
+        auth: Authenticator,
+        clock: Callable[[], int],
+        server_clock: Callable[[], int],
+        faults: FaultBook,
+        listen_keys: ListenKeys | None = None,
+    ) -> None:
         self.engine = engine
         self.auth = auth
         self.clock = clock
@@ -52,8 +60,9 @@ class StreamServer:
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port."""
         # ccxt pings every 180 s itself; server-side keepalive pings are off so a slow client is never cut.
-        self._server = await serve(self._handler, host, port, process_request=self._route, ping_interval=None,
-                                   close_timeout=1)
+        self._server = await serve(
+            self._handler, host, port, process_request=self._route, ping_interval=None, close_timeout=1
+        )
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -89,7 +98,7 @@ class StreamServer:
         return None
 
     def _listen_key_of(self, path: str) -> str | None:
-        segment = path[len("/ws/"):] if path.startswith("/ws/") else ""
+        segment = path[len("/ws/") :] if path.startswith("/ws/") else ""
         return segment if segment in self.listen_keys.keys else None
 
     def _faulted(self, name: str, kind: str) -> bool:
@@ -124,8 +133,9 @@ class StreamServer:
         for ws, subs in list(self._user.items()):
             for sub_id, key in sorted(subs.items()):
                 if api_key is None or key == api_key:
-                    broadcast([ws], json.dumps(
-                        {"subscriptionId": sub_id, "event": {"e": "eventStreamTerminated", "E": now}}))
+                    broadcast(
+                        [ws], json.dumps({"subscriptionId": sub_id, "event": {"e": "eventStreamTerminated", "E": now}})
+                    )
                     del subs[sub_id]
                     ended += 1
         return ended + self.expire_listen_keys(everything=api_key is None, api_key=api_key)
@@ -195,8 +205,7 @@ class StreamServer:
                 sub_id, key = subscription
                 self._user.setdefault(ws, {})[sub_id] = key
 
-    def _ws_api_request(self, ws: ServerConnection,
-                        raw: str | bytes) -> tuple[dict[str, Any], tuple[int, str] | None]:
+    def _ws_api_request(self, ws: ServerConnection, raw: str | bytes) -> tuple[dict[str, Any], tuple[int, str] | None]:
         try:
             message = json.loads(raw)
             req_id, method = message.get("id"), message["method"]

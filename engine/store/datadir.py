@@ -10,7 +10,6 @@ from typing import IO
 
 from engine.kernel.errors import StoreError, os_reason, unwritable
 
-
 # The SQLite store's file in a data directory (``engine.store.db``); here so that a command can look for it without
 # importing the store.
 DB_NAME = "cockpit.db"
@@ -37,12 +36,16 @@ def explain_store_error(path: Path, exc: BaseException, readonly: bool) -> str:
     """What is wrong with the store at ``path`` and what to do, for an error SQLite or the OS raised opening it."""
     reason = getattr(exc, "strerror", None) or str(exc)
     if readonly:
-        return (f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the engine "
-                "once to upgrade it")
+        return (
+            f"cannot read the cockpit store {path}: {reason}. If an older cockpit wrote it, start the engine "
+            "once to upgrade it"
+        )
     reason = unwritable(path.parent) or reason  # SQLite says "unable to open database file" for all of them
-    return (f"cannot write the cockpit store {path}: {reason}. cockpit needs a writable data directory "
-            f"({path.parent}) with free space: fix its permissions, remount it writable or free space, or pass "
-            f"another --data-dir (cockpit status --data-dir {path.parent} still reads it)")
+    return (
+        f"cannot write the cockpit store {path}: {reason}. cockpit needs a writable data directory "
+        f"({path.parent}) with free space: fix its permissions, remount it writable or free space, or pass "
+        f"another --data-dir (cockpit status --data-dir {path.parent} still reads it)"
+    )
 
 
 def check_own(path: Path) -> None:
@@ -55,21 +58,27 @@ def check_own(path: Path) -> None:
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}; check the data directory's permissions") from None
     if head and head != SQLITE_MAGIC:
-        raise StoreError(f"{path} is not a cockpit store: it is not an SQLite database. cockpit never writes to a "
-                         "file that is not its own: move it away or pass another --data-dir")
+        raise StoreError(
+            f"{path} is not a cockpit store: it is not an SQLite database. cockpit never writes to a "
+            "file that is not its own: move it away or pass another --data-dir"
+        )
 
 
 def check_tables(conn: sqlite3.Connection, path: Path) -> None:
     """An SQLite file with tables but no cockpit schema is someone else's: refuse it, untouched."""
     names = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
     if names and "meta" not in names:
-        raise StoreError(f"{path} is an SQLite database but not cockpit's (tables: {', '.join(names[:6])}). cockpit "
-                         "never writes to a file that is not its own: move it away or pass another --data-dir")
+        raise StoreError(
+            f"{path} is an SQLite database but not cockpit's (tables: {', '.join(names[:6])}). cockpit "
+            "never writes to a file that is not its own: move it away or pass another --data-dir"
+        )
     if "meta" in names:
         row = conn.execute("select value from meta where key = 'schema_version'").fetchone()
         if row is None:
-            raise StoreError(f"{path} has a meta table but no cockpit schema version: it is not cockpit's. Move it "
-                             "away or pass another --data-dir")
+            raise StoreError(
+                f"{path} has a meta table but no cockpit schema version: it is not cockpit's. Move it "
+                "away or pass another --data-dir"
+            )
 
 
 class DataDirBusy(Exception):
@@ -133,9 +142,11 @@ def engine_pid(data_dir: Path) -> str | None:
 def cannot_write(data_dir: Path, exc: OSError | None = None) -> str:
     """Why a data directory cannot be used for writing, and what to do."""
     reason = unwritable(data_dir) or (os_reason(exc) if exc is not None else "it cannot be written")
-    return (f"cannot use the data directory {data_dir}: {reason}. cockpit keeps its store, lock and logs there and "
-            "must write them: make it writable (permissions, remount, free space) or pass another --data-dir. "
-            f"What it holds can still be read: cockpit status --data-dir {data_dir}")
+    return (
+        f"cannot use the data directory {data_dir}: {reason}. cockpit keeps its store, lock and logs there and "
+        "must write them: make it writable (permissions, remount, free space) or pass another --data-dir. "
+        f"What it holds can still be read: cockpit status --data-dir {data_dir}"
+    )
 
 
 def check_writable(data_dir: Path) -> None:

@@ -18,18 +18,17 @@ import os
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import sqlite_utils
 
-from engine.store.datadir import DB_NAME, check_own, check_tables, explain_store_error
 from engine.kernel.errors import StoreError
-
 from engine.kernel.events import (
     Alert,
     AlertRaised,
@@ -43,26 +42,27 @@ from engine.kernel.events import (
     EngineStopped,
     EquitySampled,
     Event,
-    HoldingsChanged,
-    IncidentChanged,
-    NotificationSent,
-    Persisted,
-    MonitorsChanged,
-    OrderRefused,
-    StopsChanged,
-    StrategyGuardChanged,
     Fill,
     FillReceived,
+    HoldingsChanged,
+    IncidentChanged,
+    MonitorsChanged,
+    NotificationSent,
     Order,
     OrderCreated,
+    OrderRefused,
     OrderStatus,
     OrderUpdated,
+    Persisted,
     Severity,
+    StopsChanged,
+    StrategyGuardChanged,
     TradingState,
     TradingStateChanged,
     ValidationReported,
     utcnow,
 )
+from engine.store.datadir import DB_NAME, check_own, check_tables, explain_store_error
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Store:
             raise StoreError(explain_store_error(path, exc, readonly)) from None
 
     @classmethod
-    def in_dir(cls, data_dir: Path, readonly: bool = False) -> "Store":
+    def in_dir(cls, data_dir: Path, readonly: bool = False) -> Store:
         return cls(Path(data_dir) / DB_NAME, readonly=readonly)
 
     @property
@@ -141,47 +141,71 @@ class Store:
             with db.conn:
                 db["orders"].create(
                     {
-                        "client_id": str, "symbol": str, "side": str, "type": str, "amount": str,
-                        "price": str, "status": str, "filled": str, "average": str, "venue_id": str,
-                        "origin": str, "created_at": str, "updated_at": str,
+                        "client_id": str,
+                        "symbol": str,
+                        "side": str,
+                        "type": str,
+                        "amount": str,
+                        "price": str,
+                        "status": str,
+                        "filled": str,
+                        "average": str,
+                        "venue_id": str,
+                        "origin": str,
+                        "created_at": str,
+                        "updated_at": str,
                     },
                     pk="client_id",
                 )
                 db["orders"].create_index(["status"])
                 db["order_events"].create(
                     {
-                        "id": int, "client_id": str, "ts": str, "status": str, "previous": str,
-                        "filled": str, "source": str, "detail": str,
+                        "id": int,
+                        "client_id": str,
+                        "ts": str,
+                        "status": str,
+                        "previous": str,
+                        "filled": str,
+                        "source": str,
+                        "detail": str,
                     },
                     pk="id",
                 )
                 db["order_events"].create_index(["client_id"])
                 db["fills"].create(
                     {
-                        "trade_id": str, "symbol": str, "client_id": str, "side": str, "price": str,
-                        "amount": str, "fee": str, "fee_asset": str, "ts": str,
+                        "trade_id": str,
+                        "symbol": str,
+                        "client_id": str,
+                        "side": str,
+                        "price": str,
+                        "amount": str,
+                        "fee": str,
+                        "fee_asset": str,
+                        "ts": str,
                     },
                     pk=("symbol", "trade_id"),
                 )
                 db["balances"].create({"asset": str, "free": str, "locked": str, "ts": str}, pk="asset")
-                db["engine_state"].create(
-                    {"key": str, "value": str, "actor": str, "reason": str, "ts": str}, pk="key"
-                )
+                db["engine_state"].create({"key": str, "value": str, "actor": str, "reason": str, "ts": str}, pk="key")
                 db["state_changes"].create(
                     {"id": int, "ts": str, "previous": str, "state": str, "actor": str, "reason": str},
                     pk="id",
                 )
-                db["alerts"].create(
-                    {"id": int, "ts": str, "severity": str, "code": str, "message": str}, pk="id"
-                )
-                db["equity"].create(
-                    {"id": int, "ts": str, "equity": str, "peak": str, "drawdown_pct": str}, pk="id"
-                )
+                db["alerts"].create({"id": int, "ts": str, "severity": str, "code": str, "message": str}, pk="id")
+                db["equity"].create({"id": int, "ts": str, "equity": str, "peak": str, "drawdown_pct": str}, pk="id")
                 db["daily_stats"].create({"day": str, "data": str, "ts": str}, pk="day")
                 db["commands"].create(
                     {
-                        "id": int, "ts": str, "command": str, "args": str, "actor": str, "reason": str,
-                        "status": str, "result": str, "done_ts": str,
+                        "id": int,
+                        "ts": str,
+                        "command": str,
+                        "args": str,
+                        "actor": str,
+                        "reason": str,
+                        "status": str,
+                        "result": str,
+                        "done_ts": str,
                     },
                     pk="id",
                 )
@@ -192,14 +216,31 @@ class Store:
                 # The audit trail of every command from every actor, and the orders the checks turned away.
                 db["audit"].create(
                     {
-                        "id": int, "ts": str, "command": str, "actor": str, "reason": str, "args": str,
-                        "values": str, "ok": int, "result": str, "duration_ms": float, "kill_switch": int,
+                        "id": int,
+                        "ts": str,
+                        "command": str,
+                        "actor": str,
+                        "reason": str,
+                        "args": str,
+                        "values": str,
+                        "ok": int,
+                        "result": str,
+                        "duration_ms": float,
+                        "kill_switch": int,
                     },
                     pk="id",
                 )
                 db["refused_orders"].create(
-                    {"id": int, "ts": str, "actor": str, "symbol": str, "side": str, "amount": str, "price": str,
-                     "reason": str},
+                    {
+                        "id": int,
+                        "ts": str,
+                        "actor": str,
+                        "symbol": str,
+                        "side": str,
+                        "amount": str,
+                        "price": str,
+                        "reason": str,
+                    },
                     pk="id",
                 )
                 db["state_changes"].add_column("code", str)
@@ -210,29 +251,62 @@ class Store:
         if version < 3:
             with db.conn:
                 # Alerts are counted, acknowledged and escalated; deliveries to people are recorded; incidents.
-                for column, kind in (("count", int), ("last_ts", str), ("acked_by", str), ("acked_at", str),
-                                     ("escalated", int)):
+                for column, kind in (
+                    ("count", int),
+                    ("last_ts", str),
+                    ("acked_by", str),
+                    ("acked_at", str),
+                    ("escalated", int),
+                ):
                     db["alerts"].add_column(column, kind)
                 db["notifications"].create(
-                    {"id": int, "ts": str, "alert_id": int, "target": str, "ok": int, "attempts": int,
-                     "error": str}, pk="id")
+                    {"id": int, "ts": str, "alert_id": int, "target": str, "ok": int, "attempts": int, "error": str},
+                    pk="id",
+                )
                 db["incidents"].create(
-                    {"id": int, "opened_at": str, "trigger": str, "actor": str, "code": str, "reason": str,
-                     "first_reading_at": str, "alerted_at": str, "acted_at": str, "recovered_at": str,
-                     "snapshot": str, "actions": str}, pk="id")
+                    {
+                        "id": int,
+                        "opened_at": str,
+                        "trigger": str,
+                        "actor": str,
+                        "code": str,
+                        "reason": str,
+                        "first_reading_at": str,
+                        "alerted_at": str,
+                        "acted_at": str,
+                        "recovered_at": str,
+                        "snapshot": str,
+                        "actions": str,
+                    },
+                    pk="id",
+                )
                 db["meta"].upsert({"key": "schema_version", "value": "3"}, pk="key")
         if version < 4:
             with db.conn:
                 # The go/no-go gate's evidence: checklist runs, validation reports, and which mode ran when (the
                 # 24-hour paper / dry-run stability check reads it).
                 db["checklist_runs"].create(
-                    {"id": int, "ts": str, "mode": str, "venue": str, "verdict": str, "actor": str, "passed": int,
-                     "warned": int, "failed": int, "checks": str}, pk="id")
+                    {
+                        "id": int,
+                        "ts": str,
+                        "mode": str,
+                        "venue": str,
+                        "verdict": str,
+                        "actor": str,
+                        "passed": int,
+                        "warned": int,
+                        "failed": int,
+                        "checks": str,
+                    },
+                    pk="id",
+                )
                 db["validation_reports"].create(
-                    {"id": int, "ts": str, "verdict": str, "hours": float, "trades": int, "path": str,
-                     "report": str}, pk="id")
+                    {"id": int, "ts": str, "verdict": str, "hours": float, "trades": int, "path": str, "report": str},
+                    pk="id",
+                )
                 db["engine_runs"].create(
-                    {"id": int, "started_at": str, "stopped_at": str, "mode": str, "venue": str}, pk="id")
+                    {"id": int, "started_at": str, "stopped_at": str, "mode": str, "venue": str}, pk="id"
+                )
                 db["meta"].upsert({"key": "schema_version", "value": "4"}, pk="key")
 
     # ------------------------------------------------------------ subscriber
@@ -306,14 +380,38 @@ class Store:
         self.conn.execute(sql, params)
 
     def _save_order(self, o: Order) -> None:
-        self._put(_ORDER_UPSERT, (
-            o.client_id, o.symbol, o.side, o.type, _d(o.amount), _d(o.price), o.status.value, _d(o.filled),
-            _d(o.average), o.venue_id, o.origin, o.created_at.isoformat(), o.updated_at.isoformat()))
+        self._put(
+            _ORDER_UPSERT,
+            (
+                o.client_id,
+                o.symbol,
+                o.side,
+                o.type,
+                _d(o.amount),
+                _d(o.price),
+                o.status.value,
+                _d(o.filled),
+                _d(o.average),
+                o.venue_id,
+                o.origin,
+                o.created_at.isoformat(),
+                o.updated_at.isoformat(),
+            ),
+        )
 
     def _order_event(self, o: Order, previous: OrderStatus | None, source: str, detail: str) -> None:
-        self._put(_ORDER_EVENT_INSERT, (
-            o.client_id, o.updated_at.isoformat(), o.status.value, previous.value if previous else None,
-            _d(o.filled), source, detail))
+        self._put(
+            _ORDER_EVENT_INSERT,
+            (
+                o.client_id,
+                o.updated_at.isoformat(),
+                o.status.value,
+                previous.value if previous else None,
+                _d(o.filled),
+                source,
+                detail,
+            ),
+        )
 
     def _on_order_created(self, event: OrderCreated) -> None:
         self._save_order(event.order)
@@ -325,83 +423,169 @@ class Store:
 
     def _on_fill(self, event: FillReceived) -> None:
         f = event.fill
-        self._put(_upsert("fills", FILL_COLUMNS, ("symbol", "trade_id")), (
-            f.trade_id, f.symbol, f.client_id, f.side, _d(f.price), _d(f.amount), _d(f.fee), f.fee_asset,
-            f.ts.isoformat()))
+        self._put(
+            _upsert("fills", FILL_COLUMNS, ("symbol", "trade_id")),
+            (
+                f.trade_id,
+                f.symbol,
+                f.client_id,
+                f.side,
+                _d(f.price),
+                _d(f.amount),
+                _d(f.fee),
+                f.fee_asset,
+                f.ts.isoformat(),
+            ),
+        )
 
     def _on_balances(self, event: BalancesUpdated) -> None:
         now = utcnow().isoformat()
-        self.conn.executemany(_upsert("balances", ("asset", "free", "locked", "ts"), ("asset",)),
-                              [(b.asset, _d(b.free), _d(b.locked), now) for b in event.balances])
+        self.conn.executemany(
+            _upsert("balances", ("asset", "free", "locked", "ts"), ("asset",)),
+            [(b.asset, _d(b.free), _d(b.locked), now) for b in event.balances],
+        )
 
     def _on_state(self, event: TradingStateChanged) -> None:
-        self._put(_upsert("engine_state", STATE_COLUMNS, ("key",)), (
-            "trading_state", event.state.value, event.actor, event.reason, event.ts.isoformat()))
-        self._put(_insert("state_changes", ("ts", "previous", "state", "actor", "reason", "code", "values")), (
-            event.ts.isoformat(), event.previous.value, event.state.value, event.actor, event.reason, event.code,
-            dumps(event.values)))
+        self._put(
+            _upsert("engine_state", STATE_COLUMNS, ("key",)),
+            ("trading_state", event.state.value, event.actor, event.reason, event.ts.isoformat()),
+        )
+        self._put(
+            _insert("state_changes", ("ts", "previous", "state", "actor", "reason", "code", "values")),
+            (
+                event.ts.isoformat(),
+                event.previous.value,
+                event.state.value,
+                event.actor,
+                event.reason,
+                event.code,
+                dumps(event.values),
+            ),
+        )
 
     def _on_alert(self, event: AlertRaised | AlertUpdated) -> None:
         a = event.alert
-        self._put(_upsert("alerts", ALERT_COLUMNS, ("id",)), (
-            a.id, a.ts.isoformat(), a.severity.value, a.code, a.message, dumps(a.values), a.count,
-            a.last_ts.isoformat() if a.last_ts else None, a.acked_by, a.acked_at.isoformat() if a.acked_at else None,
-            int(a.escalated)))
+        self._put(
+            _upsert("alerts", ALERT_COLUMNS, ("id",)),
+            (
+                a.id,
+                a.ts.isoformat(),
+                a.severity.value,
+                a.code,
+                a.message,
+                dumps(a.values),
+                a.count,
+                a.last_ts.isoformat() if a.last_ts else None,
+                a.acked_by,
+                a.acked_at.isoformat() if a.acked_at else None,
+                int(a.escalated),
+            ),
+        )
 
     def _on_notification(self, event: NotificationSent) -> None:
-        self._put(_insert("notifications", ("ts", "alert_id", "target", "ok", "attempts", "error")), (
-            event.ts.isoformat(), event.alert_id, event.target, int(event.ok), event.attempts, event.error))
+        self._put(
+            _insert("notifications", ("ts", "alert_id", "target", "ok", "attempts", "error")),
+            (event.ts.isoformat(), event.alert_id, event.target, int(event.ok), event.attempts, event.error),
+        )
 
     def _on_incident(self, event: IncidentChanged) -> None:
         row = dict(event.incident)
         self._put(_upsert("incidents", tuple(row), ("id",)), tuple(row.values()))
 
     def _on_audit(self, event: CommandAudited) -> None:
-        self._put(_insert("audit", AUDIT_COLUMNS), (
-            event.ts.isoformat(), event.command, event.actor, event.reason, dumps(event.args), dumps(event.values),
-            int(event.ok), event.result, round(event.duration_ms, 3), int(event.kill_switch)))
+        self._put(
+            _insert("audit", AUDIT_COLUMNS),
+            (
+                event.ts.isoformat(),
+                event.command,
+                event.actor,
+                event.reason,
+                dumps(event.args),
+                dumps(event.values),
+                int(event.ok),
+                event.result,
+                round(event.duration_ms, 3),
+                int(event.kill_switch),
+            ),
+        )
 
     def _on_refused(self, event: OrderRefused) -> None:
-        self._put(_insert("refused_orders", ("ts", "actor", "symbol", "side", "amount", "price", "reason")), (
-            event.ts.isoformat(), event.actor, event.symbol, event.side, _d(event.amount), _d(event.price),
-            event.reason))
+        self._put(
+            _insert("refused_orders", ("ts", "actor", "symbol", "side", "amount", "price", "reason")),
+            (
+                event.ts.isoformat(),
+                event.actor,
+                event.symbol,
+                event.side,
+                _d(event.amount),
+                _d(event.price),
+                event.reason,
+            ),
+        )
 
     def _on_equity(self, event: EquitySampled) -> None:
         self._put_equity(event.equity, event.peak, event.drawdown_pct)
 
     def _put_equity(self, equity: Decimal, peak: Decimal, drawdown_pct: Decimal) -> None:
-        self._put(_insert("equity", ("ts", "equity", "peak", "drawdown_pct")),
-                  (utcnow().isoformat(), str(equity), str(peak), str(drawdown_pct)))
+        self._put(
+            _insert("equity", ("ts", "equity", "peak", "drawdown_pct")),
+            (utcnow().isoformat(), str(equity), str(peak), str(drawdown_pct)),
+        )
 
     def _on_checklist(self, event: ChecklistCompleted) -> None:
         c = event.checklist
         summary = c.get("summary", {})
-        self._put(_insert("checklist_runs", ("ts", "mode", "venue", "verdict", "actor", "passed", "warned", "failed",
-                                             "checks")), (
-            c.get("ts"), c.get("mode"), c.get("venue"), c.get("verdict"), c.get("actor"), summary.get("PASS", 0),
-            summary.get("WARN", 0), summary.get("FAIL", 0), dumps(c.get("checks", []))))
+        self._put(
+            _insert(
+                "checklist_runs", ("ts", "mode", "venue", "verdict", "actor", "passed", "warned", "failed", "checks")
+            ),
+            (
+                c.get("ts"),
+                c.get("mode"),
+                c.get("venue"),
+                c.get("verdict"),
+                c.get("actor"),
+                summary.get("PASS", 0),
+                summary.get("WARN", 0),
+                summary.get("FAIL", 0),
+                dumps(c.get("checks", [])),
+            ),
+        )
 
     def _on_validation(self, event: ValidationReported) -> None:
         r = event.report
-        self._put(_insert("validation_reports", ("ts", "verdict", "hours", "trades", "path", "report")), (
-            utcnow().isoformat(), r.get("verdict"), (r.get("simulated") or {}).get("hours"), r.get("trades"),
-            event.path, dumps(r)))
+        self._put(
+            _insert("validation_reports", ("ts", "verdict", "hours", "trades", "path", "report")),
+            (
+                utcnow().isoformat(),
+                r.get("verdict"),
+                (r.get("simulated") or {}).get("hours"),
+                r.get("trades"),
+                event.path,
+                dumps(r),
+            ),
+        )
 
     def _on_engine_started(self, event: EngineStarted) -> None:
-        self._put(_insert("engine_runs", ("started_at", "mode", "venue")),
-                  (utcnow().isoformat(), event.mode, event.venue))
+        self._put(
+            _insert("engine_runs", ("started_at", "mode", "venue")), (utcnow().isoformat(), event.mode, event.venue)
+        )
 
     def _on_engine_stopped(self, event: EngineStopped) -> None:
-        self._put("update engine_runs set stopped_at = ? where id = (select max(id) from engine_runs) "
-                  "and stopped_at is null", (utcnow().isoformat(),))
+        self._put(
+            "update engine_runs set stopped_at = ? where id = (select max(id) from engine_runs) and stopped_at is null",
+            (utcnow().isoformat(),),
+        )
 
     def _put_json(self, key: str, value: Any) -> None:
-        self._put(_upsert("engine_state", STATE_COLUMNS, ("key",)),
-                  (key, dumps(value), "engine", "", utcnow().isoformat()))
+        self._put(
+            _upsert("engine_state", STATE_COLUMNS, ("key",)), (key, dumps(value), "engine", "", utcnow().isoformat())
+        )
 
     def _put_day(self, data: dict[str, Any]) -> None:
-        self._put(_upsert("daily_stats", ("day", "data", "ts"), ("day",)),
-                  (data["day"], dumps(data), utcnow().isoformat()))
+        self._put(
+            _upsert("daily_stats", ("day", "data", "ts"), ("day",)), (data["day"], dumps(data), utcnow().isoformat())
+        )
 
     # ------------------------------------------------------------ commands from other shells
 
@@ -409,8 +593,16 @@ class Store:
         """Queue a command for the running engine; return its id."""
         self.flush()  # its own transaction follows: nothing written before may wait on it
         table = self.db["commands"]
-        table.insert({"ts": utcnow().isoformat(), "command": command, "args": dumps(args or {}), "actor": actor,
-                      "reason": reason, "status": "pending"})
+        table.insert(
+            {
+                "ts": utcnow().isoformat(),
+                "command": command,
+                "args": dumps(args or {}),
+                "actor": actor,
+                "reason": reason,
+                "status": "pending",
+            }
+        )
         return int(table.last_pk)
 
     def pending_commands(self) -> list[dict[str, Any]]:
@@ -422,12 +614,15 @@ class Store:
         self.flush()  # its own transaction follows: nothing written before may wait on it
         marks = ", ".join("?" for _ in rerun) or "''"
         with self.db.conn:
-            self.db.execute(f"update commands set status = 'pending', ts = ? where status = 'running' "
-                            f"and command in ({marks})", [utcnow().isoformat(), *rerun])
+            self.db.execute(
+                f"update commands set status = 'pending', ts = ? where status = 'running' and command in ({marks})",
+                [utcnow().isoformat(), *rerun],
+            )
             cursor = self.db.execute(
                 "update commands set status = 'failed', result = 'the engine stopped while running it; check "
                 "`cockpit audit` and `cockpit status` for what it did', done_ts = ? where status = 'running'",
-                [utcnow().isoformat()])
+                [utcnow().isoformat()],
+            )
         return cursor.rowcount
 
     def requeue_command(self, command_id: int) -> None:
@@ -439,15 +634,21 @@ class Store:
         """Mark a pending command running; False if it was not pending (it runs at most once)."""
         self.flush()  # its own transaction follows: nothing written before may wait on it
         with self.db.conn:
-            cursor = self.db.execute("update commands set status = 'running' where id = ? and status = 'pending'",
-                                     [command_id])
+            cursor = self.db.execute(
+                "update commands set status = 'running' where id = ? and status = 'pending'", [command_id]
+            )
         return cursor.rowcount == 1
 
     def finish_command(self, command_id: int, ok: bool, result: str, details: Any = None) -> None:
         self.flush()  # its own transaction follows: nothing written before may wait on it
         self.db["commands"].update(
-            command_id, {"status": "done" if ok else "failed", "result": result, "done_ts": utcnow().isoformat(),
-                         "details": dumps(details) if details else None}
+            command_id,
+            {
+                "status": "done" if ok else "failed",
+                "result": result,
+                "done_ts": utcnow().isoformat(),
+                "details": dumps(details) if details else None,
+            },
         )
 
     def command(self, command_id: int) -> dict[str, Any]:
@@ -486,9 +687,14 @@ class Store:
         row = next(self.db.query("select * from engine_state where key = 'trading_state'"), None)
         if row is None:
             return TradingState.ACTIVE, {}
-        info: dict[str, Any] = {"actor": row["actor"], "reason": row["reason"], "ts": row["ts"], "code": "",
-                                "values": {}}
-        last = next(self.db.query("select code, \"values\" from state_changes order by id desc limit 1"), None)
+        info: dict[str, Any] = {
+            "actor": row["actor"],
+            "reason": row["reason"],
+            "ts": row["ts"],
+            "code": "",
+            "values": {},
+        }
+        last = next(self.db.query('select code, "values" from state_changes order by id desc limit 1'), None)
         if last is not None:
             info["code"] = last["code"] or ""
             info["values"] = json.loads(last["values"] or "{}")
@@ -501,9 +707,7 @@ class Store:
         return [self._order(r) for r in self.db.query(sql + " order by created_at")]
 
     def order_events(self, client_id: str) -> list[dict[str, Any]]:
-        return list(
-            self.db.query("select * from order_events where client_id = ? order by id", [client_id])
-        )
+        return list(self.db.query("select * from order_events where client_id = ? order by id", [client_id]))
 
     def fills(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from fills order by ts"))
@@ -532,8 +736,9 @@ class Store:
         return int(row["m"] or 0) if row else 0
 
     def unacknowledged_alerts(self, limit: int = 500) -> list[Alert]:
-        rows = self.db.query("select * from alerts where acked_by is null and severity != 'INFO' "
-                             "order by id desc limit ?", [limit])
+        rows = self.db.query(
+            "select * from alerts where acked_by is null and severity != 'INFO' order by id desc limit ?", [limit]
+        )
         return [alert_from_row(r) for r in rows][::-1]
 
     def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -561,8 +766,9 @@ class Store:
 
     def engine_runs(self, since: str) -> list[dict[str, Any]]:
         """Engine runs (mode, start, stop) that were still going at ``since`` or started after, oldest first."""
-        return list(self.db.query("select * from engine_runs where stopped_at is null or stopped_at >= ? "
-                                  "order by id", [since]))
+        return list(
+            self.db.query("select * from engine_runs where stopped_at is null or stopped_at >= ? order by id", [since])
+        )
 
     def equity_between(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
         return self._between("equity", since, until)
@@ -570,11 +776,14 @@ class Store:
     def orders_ended_since(self, since: str, not_by: str = "") -> tuple[int, int]:
         """Orders that ended (filled, canceled, rejected, expired) since ``since``, and how many of them filled
         something: the fill rate's counts. ``not_by``: leave out orders whose origin starts with it."""
-        row = next(self.db.query(
-            "select count(*) as ended, sum(case when cast(filled as real) > 0 then 1 else 0 end) as filled "
-            "from orders where updated_at >= ? and status in ('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED') "
-            "and (? = '' or origin is null or substr(origin, 1, length(?)) != ?)",
-            [since, not_by, not_by, not_by]))
+        row = next(
+            self.db.query(
+                "select count(*) as ended, sum(case when cast(filled as real) > 0 then 1 else 0 end) as filled "
+                "from orders where updated_at >= ? and status in ('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED') "
+                "and (? = '' or origin is null or substr(origin, 1, length(?)) != ?)",
+                [since, not_by, not_by, not_by],
+            )
+        )
         return int(row["ended"] or 0), int(row["filled"] or 0)
 
     def state_changes(self, since: str, until: str | None = None) -> list[dict[str, Any]]:
@@ -596,11 +805,19 @@ class Store:
     @staticmethod
     def _order(r: dict[str, Any]) -> Order:
         return Order(
-            client_id=r["client_id"], symbol=r["symbol"], side=r["side"], type=r["type"],
-            amount=Decimal(r["amount"]), price=_dec(r["price"]), status=OrderStatus(r["status"]),
-            filled=Decimal(r["filled"]), average=_dec(r["average"]), venue_id=r["venue_id"],
+            client_id=r["client_id"],
+            symbol=r["symbol"],
+            side=r["side"],
+            type=r["type"],
+            amount=Decimal(r["amount"]),
+            price=_dec(r["price"]),
+            status=OrderStatus(r["status"]),
+            filled=Decimal(r["filled"]),
+            average=_dec(r["average"]),
+            venue_id=r["venue_id"],
             created_at=datetime.fromisoformat(r["created_at"]),
-            updated_at=datetime.fromisoformat(r["updated_at"]), origin=r["origin"],
+            updated_at=datetime.fromisoformat(r["updated_at"]),
+            origin=r["origin"],
         )
 
 
@@ -623,19 +840,34 @@ def _read_only(path: Path) -> sqlite3.Connection:
 
 def alert_from_row(r: dict[str, Any]) -> Alert:
     """A stored alert as the record the alert book keeps."""
-    return Alert(Severity(r["severity"]), r["code"], r["message"], ts=datetime.fromisoformat(r["ts"]),
-                 values=json.loads(r.get("values") or "{}"), id=r["id"], count=r.get("count") or 1,
-                 last_ts=datetime.fromisoformat(r["last_ts"]) if r.get("last_ts") else None,
-                 acked_by=r.get("acked_by"),
-                 acked_at=datetime.fromisoformat(r["acked_at"]) if r.get("acked_at") else None,
-                 escalated=bool(r.get("escalated")))
+    return Alert(
+        Severity(r["severity"]),
+        r["code"],
+        r["message"],
+        ts=datetime.fromisoformat(r["ts"]),
+        values=json.loads(r.get("values") or "{}"),
+        id=r["id"],
+        count=r.get("count") or 1,
+        last_ts=datetime.fromisoformat(r["last_ts"]) if r.get("last_ts") else None,
+        acked_by=r.get("acked_by"),
+        acked_at=datetime.fromisoformat(r["acked_at"]) if r.get("acked_at") else None,
+        escalated=bool(r.get("escalated")),
+    )
 
 
 def fill_from_row(r: dict[str, Any]) -> Fill:
     """A stored fill as the record the portfolio replays at start."""
-    return Fill(trade_id=r["trade_id"], client_id=r["client_id"], symbol=r["symbol"], side=r["side"],
-                price=Decimal(r["price"]), amount=Decimal(r["amount"]), fee=Decimal(r["fee"]),
-                fee_asset=r["fee_asset"], ts=datetime.fromisoformat(r["ts"]))
+    return Fill(
+        trade_id=r["trade_id"],
+        client_id=r["client_id"],
+        symbol=r["symbol"],
+        side=r["side"],
+        price=Decimal(r["price"]),
+        amount=Decimal(r["amount"]),
+        fee=Decimal(r["fee"]),
+        fee_asset=r["fee_asset"],
+        ts=datetime.fromisoformat(r["ts"]),
+    )
 
 
 def dumps(value: Any) -> str:
@@ -647,27 +879,55 @@ def dumps(value: Any) -> str:
 
 FILL_COLUMNS = ("trade_id", "symbol", "client_id", "side", "price", "amount", "fee", "fee_asset", "ts")
 STATE_COLUMNS = ("key", "value", "actor", "reason", "ts")
-ALERT_COLUMNS = ("id", "ts", "severity", "code", "message", "values", "count", "last_ts", "acked_by", "acked_at",
-                 "escalated")
+ALERT_COLUMNS = (
+    "id",
+    "ts",
+    "severity",
+    "code",
+    "message",
+    "values",
+    "count",
+    "last_ts",
+    "acked_by",
+    "acked_at",
+    "escalated",
+)
 AUDIT_COLUMNS = ("ts", "command", "actor", "reason", "args", "values", "ok", "result", "duration_ms", "kill_switch")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _insert(table: str, columns: tuple[str, ...]) -> str:
     """INSERT for a fixed table and columns (names from this module, never from input)."""
     names = ", ".join(f'"{c}"' for c in columns)
     return f"insert into {table} ({names}) values ({', '.join('?' for _ in columns)})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _upsert(table: str, columns: tuple[str, ...], pk: tuple[str, ...]) -> str:
     """Insert, or update the given columns of the row with the same primary key (what sqlite-utils' upsert does)."""
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in pk)
     return f"{_insert(table, columns)} on conflict ({', '.join(pk)}) do update set {updates}"
 
 
-_ORDER_UPSERT = _upsert("orders", ("client_id", "symbol", "side", "type", "amount", "price", "status", "filled",
-                                   "average", "venue_id", "origin", "created_at", "updated_at"), ("client_id",))
+_ORDER_UPSERT = _upsert(
+    "orders",
+    (
+        "client_id",
+        "symbol",
+        "side",
+        "type",
+        "amount",
+        "price",
+        "status",
+        "filled",
+        "average",
+        "venue_id",
+        "origin",
+        "created_at",
+        "updated_at",
+    ),
+    ("client_id",),
+)
 _ORDER_EVENT_INSERT = _insert("order_events", ("client_id", "ts", "status", "previous", "filled", "source", "detail"))
 
 

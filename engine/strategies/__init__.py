@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from engine.kernel.config import StrategyConfig
+from engine.strategies.base import Strategy
 from engine.strategies.ladder import Ladder
 from engine.strategies.ma_cross import MaCross
 from engine.strategies.mean_reversion import MeanReversion
 from engine.strategies.streak import LossStreakGuard
-from engine.strategies.base import Strategy
 
 __all__ = ["Ladder", "LossStreakGuard", "MaCross", "MeanReversion", "build_strategies"]
 

@@ -7,10 +7,11 @@ trading state as an operator's order. That keeps strategies testable with a hand
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 from engine.kernel.events import Order, Position
 
@@ -79,8 +80,9 @@ class PerSymbol:
         raise NotImplementedError
 
 
-def entry(view: StrategyView, symbol: str, fallback_price: Decimal, order_quote: Decimal, stop_loss_pct: Decimal,
-          reason: str) -> Intent | None:
+def entry(
+    view: StrategyView, symbol: str, fallback_price: Decimal, order_quote: Decimal, stop_loss_pct: Decimal, reason: str
+) -> Intent | None:
     """A long entry of ``order_quote`` with its stop ``stop_loss_pct`` under the price; none while one of the
     strategy's own orders in ``symbol`` is open (an entry already under way would double the size)."""
     if view.open_orders(symbol):
@@ -88,5 +90,6 @@ def entry(view: StrategyView, symbol: str, fallback_price: Decimal, order_quote:
     last = view.last(symbol)
     if last is None:
         last = fallback_price
-    return Intent(kind="buy", symbol=symbol, quote_amount=order_quote,
-                  stop_loss=last * (1 - stop_loss_pct / 100), reason=reason)
+    return Intent(
+        kind="buy", symbol=symbol, quote_amount=order_quote, stop_loss=last * (1 - stop_loss_pct / 100), reason=reason
+    )

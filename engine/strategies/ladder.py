@@ -40,16 +40,29 @@ class Ladder:
             # buy until the risk limit refused the next one at every step.
             if not buys and held + self.cfg.order_quote <= self.cfg.max_holding_quote:
                 price = last * (1 - self.spacing)
-                intents.append(Intent(
-                    "buy", symbol, quote_amount=self.cfg.order_quote, price=price,
-                    stop_loss=price * (1 - self.cfg.stop_loss_pct / 100), reason="rest a bid under the price",
-                ))
+                intents.append(
+                    Intent(
+                        "buy",
+                        symbol,
+                        quote_amount=self.cfg.order_quote,
+                        price=price,
+                        stop_loss=price * (1 - self.cfg.stop_loss_pct / 100),
+                        reason="rest a bid under the price",
+                    )
+                )
             if position is None or sells:
                 continue
             free = view.free(symbol.split("/")[0])
             if free <= 0:
                 continue
             entry = position.avg_entry or last
-            intents.append(Intent("sell", symbol, amount=free, price=max(entry, last) * (1 + self.spacing),
-                                  reason="rest an offer over the entry"))
+            intents.append(
+                Intent(
+                    "sell",
+                    symbol,
+                    amount=free,
+                    price=max(entry, last) * (1 + self.spacing),
+                    reason="rest an offer over the entry",
+                )
+            )
         return intents

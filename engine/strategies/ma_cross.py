@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Sequence
 
 from engine.kernel.config import MaCrossConfig
 from engine.strategies.base import Intent, PerSymbol, StrategyView, entry
@@ -41,5 +41,6 @@ class MaCross(PerSymbol):
             return None
         if not (prev_fast <= prev_slow and fast > slow):
             return None
-        return entry(view, symbol, closes[-1], self.cfg.order_quote, self.cfg.stop_loss_pct,
-                     "fast SMA crossed above slow")
+        return entry(
+            view, symbol, closes[-1], self.cfg.order_quote, self.cfg.stop_loss_pct, "fast SMA crossed above slow"
+        )

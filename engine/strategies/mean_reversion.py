@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Sequence
 
 from engine.kernel.config import MeanReversionConfig
 from engine.strategies.base import Intent, PerSymbol, StrategyView, entry
@@ -44,5 +44,11 @@ class MeanReversion(PerSymbol):
             return None
         if z > -self.cfg.entry_z:
             return None
-        return entry(view, symbol, window[-1], self.cfg.order_quote, self.cfg.stop_loss_pct,
-                     f"z-score {z:.2f} at or under -{self.cfg.entry_z}")
+        return entry(
+            view,
+            symbol,
+            window[-1],
+            self.cfg.order_quote,
+            self.cfg.stop_loss_pct,
+            f"z-score {z:.2f} at or under -{self.cfg.entry_z}",
+        )

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Sequence
 
 from engine.kernel.commands import CancelOrder, Command, ExitPosition, Permit, PlaceOrder
 from engine.kernel.config import StrategyConfig
 from engine.kernel.events import Event, Order, Position, RoundTripClosed, Severity, StrategyGuardChanged, utcnow
-from engine.trading.orders import OrderTracker
-from engine.trading.portfolio import Portfolio
 from engine.kernel.ports import AlertPort, Publish, Submit, VenueLink
 from engine.strategies import LossStreakGuard
 from engine.strategies.base import Intent, Strategy
+from engine.trading.orders import OrderTracker
+from engine.trading.portfolio import Portfolio
 from engine.trading.state import TradingStateMachine
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ class _View:
         return next((p for p in self.portfolio.positions() if p.symbol == symbol), None)
 
     def open_orders(self, symbol: str) -> Sequence[Order]:
-        return [o for o in self.tracker.open_orders()
-                if o.symbol == symbol and strategy_of(o.origin) == self.strategy]
+        return [o for o in self.tracker.open_orders() if o.symbol == symbol and strategy_of(o.origin) == self.strategy]
 
     def free(self, asset: str) -> Decimal:
         return self.portfolio.free(asset)
@@ -72,9 +71,19 @@ class _View:
 class StrategyRunner:
     """Steps every strategy each ``interval_s`` while the venue is connected and the state permits orders."""
 
-    def __init__(self, cfg: StrategyConfig, symbols: tuple[str, ...], strategies: list[Strategy],
-                 portfolio: Portfolio, tracker: OrderTracker, state: TradingStateMachine, link: VenueLink,
-                 submit: Submit, publish: Publish, alert: AlertPort) -> None:
+    def __init__(
+        self,
+        cfg: StrategyConfig,
+        symbols: tuple[str, ...],
+        strategies: list[Strategy],
+        portfolio: Portfolio,
+        tracker: OrderTracker,
+        state: TradingStateMachine,
+        link: VenueLink,
+        submit: Submit,
+        publish: Publish,
+        alert: AlertPort,
+    ) -> None:
         self.cfg = cfg
         self.portfolio = portfolio
         self.tracker = tracker
@@ -111,9 +120,12 @@ class StrategyRunner:
         if name not in self.strategies:
             return
         if self.guard.record(name, event.pnl, event.closed_at):
-            self.alert(Severity.WARN, "STRATEGY_DISABLED",
-                       f"{name} lost {self.cfg.max_consecutive_losses} round trips in a row; "
-                       f"disabled for {self.cfg.cooldown_s:g}s")
+            self.alert(
+                Severity.WARN,
+                "STRATEGY_DISABLED",
+                f"{name} lost {self.cfg.max_consecutive_losses} round trips in a row; "
+                f"disabled for {self.cfg.cooldown_s:g}s",
+            )
         self.publish(StrategyGuardChanged(self.guard.to_dict()))
 
     async def step(self) -> None:
@@ -162,6 +174,13 @@ class StrategyRunner:
         if amount is None:
             log.warning("%s intent without a size ignored: %s", name, intent)
             return None
-        return PlaceOrder(actor=actor, reason=intent.reason, symbol=intent.symbol, side=intent.kind,
-                          type="market" if price is None else "limit", amount=amount, price=price,
-                          stop_loss=intent.stop_loss)
+        return PlaceOrder(
+            actor=actor,
+            reason=intent.reason,
+            symbol=intent.symbol,
+            side=intent.kind,
+            type="market" if price is None else "limit",
+            amount=amount,
+            price=price,
+            stop_loss=intent.stop_loss,
+        )

@@ -11,25 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
-from contextlib import nullcontext
-from typing import Callable, Iterable
-
-from engine.venue import errors as vx
 
 from engine.kernel.commands import CommandResult
 from engine.kernel.config import RiskConfig
 from engine.kernel.errors import EngineError
 from engine.kernel.events import (
-    Balance, BalancesUpdated, Fill, FillReceived, Order, OrderRefused, OrderStatus, PositionsUpdated, RoundTripClosed,
-    Severity, StopsChanged,
+    Balance,
+    BalancesUpdated,
+    Fill,
+    FillReceived,
+    Order,
+    OrderRefused,
+    OrderStatus,
+    PositionsUpdated,
+    RoundTripClosed,
+    Severity,
+    StopsChanged,
 )
+from engine.kernel.ports import AlertPort, Batch, Publish, VenueLink
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio, base_of
-from engine.kernel.ports import AlertPort, Batch, Publish, VenueLink
 from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
 from engine.trading.stats import DailyStats
+from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport, not_sent_errors, refused_errors
 
 log = logging.getLogger(__name__)
@@ -105,8 +113,9 @@ class Execution:
             daily_loss_pct=self.stats.current().daily_loss_pct(p.equity()),
         )
 
-    def _refusal(self, symbol: str, side: str, amount: Decimal, price: Decimal | None,
-                 stop_loss: Decimal | None, urgent: bool) -> tuple[str | None, Decimal, Decimal | None]:
+    def _refusal(
+        self, symbol: str, side: str, amount: Decimal, price: Decimal | None, stop_loss: Decimal | None, urgent: bool
+    ) -> tuple[str | None, Decimal, Decimal | None]:
         refusal = pre_trade_refusal(self.link.connected or urgent, self.symbols, symbol, side, amount)
         venue = self.link.venue
         if refusal is not None:
@@ -119,12 +128,16 @@ class Execution:
         ref = price if price is not None else self.portfolio.last.get(symbol)
         refusal = filter_refusal(venue.min_amount(symbol), venue.min_cost(symbol), symbol, amount, ref)
         if refusal is None and not urgent:
-            refusal = (limit_refusal(self.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref)
-                       or self.rate.refusal() or venue.breaker.refusal())
+            refusal = (
+                limit_refusal(self.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref)
+                or self.rate.refusal()
+                or venue.breaker.refusal()
+            )
         return refusal, amount, price
 
-    def check(self, symbol: str, side: str, amount: Decimal, price: Decimal | None,
-              stop_loss: Decimal | None) -> str | None:
+    def check(
+        self, symbol: str, side: str, amount: Decimal, price: Decimal | None, stop_loss: Decimal | None
+    ) -> str | None:
         """Why an order would be refused by the checks, without storing or sending anything (the go/no-go
         checklist's risk self-test); None when it would go."""
         return self._refusal(symbol, side, amount, price, stop_loss, urgent=False)[0]
@@ -162,8 +175,9 @@ class Execution:
     async def sell_now(self, sells: list[tuple[str, Decimal]], actor: str) -> list[CommandResult | BaseException]:
         """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
         commit for them all, then sent together (group commit: write the batch, commit, send the batch)."""
-        recorded = [self._record(symbol, "sell", "market", amount, None, actor, None, urgent=True)
-                    for symbol, amount in sells]
+        recorded = [
+            self._record(symbol, "sell", "market", amount, None, actor, None, urgent=True) for symbol, amount in sells
+        ]
         refused = self._commit([r for r in recorded if isinstance(r, Order)])
         if refused is not None:
             return [refused for _ in recorded]
@@ -171,8 +185,10 @@ class Execution:
         async def answer(result: CommandResult) -> CommandResult:
             return result
 
-        return await asyncio.gather(*(answer(r) if isinstance(r, CommandResult) else self._send(r, None, True)
-                                      for r in recorded), return_exceptions=True)
+        return await asyncio.gather(
+            *(answer(r) if isinstance(r, CommandResult) else self._send(r, None, True) for r in recorded),
+            return_exceptions=True,
+        )
 
     def _commit(self, orders: list[Order]) -> CommandResult | None:
         """Commit the recorded orders before they are sent; if the store cannot (a full disk), none is sent: each
@@ -182,13 +198,23 @@ class Execution:
         except EngineError as exc:
             for order in orders:
                 self.in_flight.discard(order.client_id)
-                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="engine",
-                                   detail=f"not sent: {exc}"[:300])
+                self.tracker.apply(
+                    order.client_id, OrderStatus.REJECTED, source="engine", detail=f"not sent: {exc}"[:300]
+                )
             return CommandResult(False, str(exc))
         return None
 
-    def _record(self, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None, actor: str,
-                stop_loss: Decimal | None, urgent: bool) -> Order | CommandResult:
+    def _record(
+        self,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: Decimal,
+        price: Decimal | None,
+        actor: str,
+        stop_loss: Decimal | None,
+        urgent: bool,
+    ) -> Order | CommandResult:
         """Check an order and record it with a fresh client id (nothing awaited), or say why not."""
         refusal, amount, price = self._refusal(symbol, side, amount, price, stop_loss, urgent)
         if refusal:
@@ -211,11 +237,16 @@ class Execution:
         try:
             try:
                 venue = self.link.require()
-                report = await venue.create_order(order.client_id, symbol, side, order.type, amount, price,
-                                                  urgent=urgent)
+                report = await venue.create_order(
+                    order.client_id, symbol, side, order.type, amount, price, urgent=urgent
+                )
             except not_sent_errors() as exc:
-                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
-                                   detail=f"not sent: {type(exc).__name__}: {exc}"[:300])
+                self.tracker.apply(
+                    order.client_id,
+                    OrderStatus.REJECTED,
+                    source="rest",
+                    detail=f"not sent: {type(exc).__name__}: {exc}"[:300],
+                )
                 return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
             except refused_errors() as exc:
                 self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
@@ -236,8 +267,11 @@ class Execution:
             # Read back at once, so the next buy's exposure (and whoever reads the balances next) counts the fill
             # even if the balance stream lags: a second request per fill, and the order's answer waits for it.
             await self.refresh_balances_quietly()
-        return CommandResult(True, f"{side} {amount} {symbol} {report.status.value}",
-                             {"client_id": order.client_id, "status": report.status.value})
+        return CommandResult(
+            True,
+            f"{side} {amount} {symbol} {report.status.value}",
+            {"client_id": order.client_id, "status": report.status.value},
+        )
 
     def _keep_stop(self, symbol: str, side: str, stop_loss: Decimal | None) -> None:
         """A buy the venue accepted sets the position's stop (the latest entry's stop wins); persisted."""
@@ -256,18 +290,27 @@ class Execution:
                 break
             except vx.OrderNotFound:
                 if attempt == len(NOT_FOUND_RECHECK_S) - 1:
-                    self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest",
-                                       detail=f"not received by venue after {type(exc).__name__}")
+                    self.tracker.apply(
+                        order.client_id,
+                        OrderStatus.REJECTED,
+                        source="rest",
+                        detail=f"not received by venue after {type(exc).__name__}",
+                    )
                     return CommandResult(False, f"not placed: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(pause)  # a request still in the venue's queue shows up within its window
             except vx.BaseError as exc2:
-                self.alert(Severity.WARN, "ORDER_UNKNOWN_STATE",
-                           f"order {order.client_id} may or may not be at the venue ({exc2}); reconcile will settle "
-                           "it")
+                self.alert(
+                    Severity.WARN,
+                    "ORDER_UNKNOWN_STATE",
+                    f"order {order.client_id} may or may not be at the venue ({exc2}); reconcile will settle it",
+                )
                 return CommandResult(False, f"order state unknown after {type(exc).__name__}; will reconcile")
         self.apply_report(report, "rest")
-        return CommandResult(True, f"{order.side} {order.amount} {order.symbol} {report.status.value} "
-                                   f"(found by client id after {type(exc).__name__})")
+        return CommandResult(
+            True,
+            f"{order.side} {order.amount} {order.symbol} {report.status.value} "
+            f"(found by client id after {type(exc).__name__})",
+        )
 
     # ------------------------------------------------------------ answers
 
@@ -284,8 +327,14 @@ class Execution:
 
     def apply_report(self, report: OrderReport, source: str) -> None:
         before = self.tracker.get(report.client_id)
-        updated = self.tracker.apply(report.client_id, report.status, source=source, filled=report.filled,
-                                     average=report.average, venue_id=report.venue_id)
+        updated = self.tracker.apply(
+            report.client_id,
+            report.status,
+            source=source,
+            filled=report.filled,
+            average=report.average,
+            venue_id=report.venue_id,
+        )
         if updated is not None and updated.status.is_terminal and before is not None and not before.status.is_terminal:
             self.stats.order_done(filled=updated.filled > 0)
         for fill in report.fills:
@@ -293,10 +342,15 @@ class Execution:
 
     def lost(self, order: Order, source: str) -> None:
         """An order the engine holds open but the venue does not know (never arrived): EXPIRED, with an alert."""
-        self.tracker.apply(order.client_id, OrderStatus.EXPIRED, source=source,
-                           detail="lost: the venue does not know this order")
-        self.alert(Severity.WARN, "ORDER_LOST", f"order {order.client_id} ({order.side} {order.amount} {order.symbol}) "
-                                                "is unknown at the venue; marked EXPIRED")
+        self.tracker.apply(
+            order.client_id, OrderStatus.EXPIRED, source=source, detail="lost: the venue does not know this order"
+        )
+        self.alert(
+            Severity.WARN,
+            "ORDER_LOST",
+            f"order {order.client_id} ({order.side} {order.amount} {order.symbol}) "
+            "is unknown at the venue; marked EXPIRED",
+        )
 
     def on_fill(self, fill: Fill) -> bool:
         """Apply one fill (a repeat of a known trade id is ignored); True when it was new."""

@@ -15,14 +15,15 @@ the holdings' (tests/crashloop.py, during a close-all) made the engine believe i
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from engine.kernel.events import Event, Fill, FillReceived, HoldingsChanged, Severity
+from engine.kernel.ports import AlertPort, Publish
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio, base_of
-from engine.kernel.ports import AlertPort, Publish
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -42,16 +43,28 @@ class Difference:
         return self.venue - self.engine
 
     def to_dict(self) -> dict[str, str]:
-        return {"asset": self.asset, "engine": str(self.engine), "venue": str(self.venue), "diff": str(self.diff),
-                "pct_of_equity": f"{self.pct_of_equity:.4f}"}
+        return {
+            "asset": self.asset,
+            "engine": str(self.engine),
+            "venue": str(self.venue),
+            "diff": str(self.diff),
+            "pct_of_equity": f"{self.pct_of_equity:.4f}",
+        }
 
 
 class Holdings:
     """The engine's own holdings per base asset: a baseline (what the venue held when the engine first looked, plus
     what was adopted since) and the net of the engine's own fills since."""
 
-    def __init__(self, portfolio: Portfolio, tracker: OrderTracker, warn_pct: Decimal, halt_pct: Decimal,
-                 publish: Publish, alert: AlertPort) -> None:
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        tracker: OrderTracker,
+        warn_pct: Decimal,
+        halt_pct: Decimal,
+        publish: Publish,
+        alert: AlertPort,
+    ) -> None:
         self.portfolio = portfolio
         self.tracker = tracker
         self.warn_pct = warn_pct
@@ -80,8 +93,12 @@ class Holdings:
             # two writes; the fills' amounts are taken), and store the record without it.
             kept = {k: Decimal(v) for k, v in saved["own"].items()}
             if {k: v for k, v in kept.items() if v} != {k: v for k, v in self.own.items() if v}:
-                log.warning("holdings: the stored net of own fills (%s) differs from the stored fills' (%s); the "
-                            "fills' is taken", _words(kept), _words(self.own))
+                log.warning(
+                    "holdings: the stored net of own fills (%s) differs from the stored fills' (%s); the "
+                    "fills' is taken",
+                    _words(kept),
+                    _words(self.own),
+                )
             self._save()
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,8 +107,10 @@ class Holdings:
 
     def stored(self) -> dict[str, Any]:
         """What is kept across restarts: the own fills' net is not, the stored fills are its record."""
-        return {"baseline": {k: str(v) for k, v in (self.baseline or {}).items()},
-                "mismatch": [d.to_dict() for d in self.mismatch]}
+        return {
+            "baseline": {k: str(v) for k, v in (self.baseline or {}).items()},
+            "mismatch": [d.to_dict() for d in self.mismatch],
+        }
 
     def _save(self) -> None:
         self.publish(HoldingsChanged(self.stored()))
@@ -164,9 +183,13 @@ class Holdings:
             else:
                 self.baseline[d.asset] = self.baseline.get(d.asset, ZERO) + d.diff
                 adopted.append(d)
-                self.alert(Severity.WARN, "POSITION_ADOPTED",
-                           f"{d.asset}: the venue holds {d.venue}, the engine's fills {d.engine} "
-                           f"({d.pct_of_equity:.2f}% of equity); the venue's amount is adopted", values=d.to_dict())
+                self.alert(
+                    Severity.WARN,
+                    "POSITION_ADOPTED",
+                    f"{d.asset}: the venue holds {d.venue}, the engine's fills {d.engine} "
+                    f"({d.pct_of_equity:.2f}% of equity); the venue's amount is adopted",
+                    values=d.to_dict(),
+                )
         self.suspect = suspect
         self.adopted = adopted
         if mismatch != self.mismatch:

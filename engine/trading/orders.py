@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
-from typing import Iterable
 
 from engine.kernel.bus import EventBus
 from engine.kernel.events import (

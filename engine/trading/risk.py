@@ -7,9 +7,9 @@ their runbook sources are in ``engine.kernel.config.RiskConfig``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
 
 from engine.kernel import clock as engine_clock
 from engine.kernel.config import RiskConfig
@@ -73,8 +73,10 @@ def limit_refusal(
     if side != "buy":
         return None
     if cfg.daily_loss_limit_pct > 0 and exposure.daily_loss_pct >= cfg.daily_loss_limit_pct:
-        return (f"daily loss {exposure.daily_loss_pct:.2f}% has reached the limit "
-                f"{cfg.daily_loss_limit_pct}%: no new positions today")
+        return (
+            f"daily loss {exposure.daily_loss_pct:.2f}% has reached the limit "
+            f"{cfg.daily_loss_limit_pct}%: no new positions today"
+        )
     if exposure.drawdown_pct >= cfg.max_drawdown_pct:
         return f"drawdown {exposure.drawdown_pct:.2f}% has reached the hard limit {cfg.max_drawdown_pct}%"
     if cfg.require_stop_loss:
@@ -83,14 +85,18 @@ def limit_refusal(
         if reference_price is not None and stop_loss >= reference_price:
             return f"stop-loss {stop_loss} must be under the entry price {reference_price}"
     if not exposure.holds_symbol and exposure.open_positions >= cfg.max_concurrent_positions:
-        return (f"{exposure.open_positions} positions are open, the most allowed "
-                f"([risk] max_concurrent_positions = {cfg.max_concurrent_positions})")
+        return (
+            f"{exposure.open_positions} positions are open, the most allowed "
+            f"([risk] max_concurrent_positions = {cfg.max_concurrent_positions})"
+        )
     if exposure.equity is None or exposure.equity <= 0:
         return "equity unknown: cannot size the position against max_position_pct"
     after = (exposure.position_value + order_value) / exposure.equity * 100
     if after > cfg.max_position_pct:
-        return (f"position would be {after:.2f}% of equity, over the {cfg.max_position_pct}% limit "
-                "([risk] max_position_pct)")
+        return (
+            f"position would be {after:.2f}% of equity, over the {cfg.max_position_pct}% limit "
+            "([risk] max_position_pct)"
+        )
     return None
 
 

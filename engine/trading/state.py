@@ -9,7 +9,8 @@ itself does: cancels, and close-all's sells.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from engine.kernel.commands import CommandResult, Permit
 from engine.kernel.events import Severity, TradingState, TradingStateChanged
@@ -71,8 +72,7 @@ class TradingStateMachine:
     that the state it asked about has moved on.
     """
 
-    def __init__(self, publish: Callable[[Any], None],
-                 alert: Callable[..., None]) -> None:
+    def __init__(self, publish: Callable[[Any], None], alert: Callable[..., None]) -> None:
         self._publish = publish
         self._alert = alert
         self.state = TradingState.ACTIVE
@@ -92,27 +92,41 @@ class TradingStateMachine:
         """A kill switch fired (even with the state already HALTED): questions asked before are stale."""
         self.epoch += 1
 
-    def move(self, target: TradingState, actor: str, reason: str, code: str = "",
-             values: Mapping[str, Any] | None = None) -> CommandResult:
+    def move(
+        self, target: TradingState, actor: str, reason: str, code: str = "", values: Mapping[str, Any] | None = None
+    ) -> CommandResult:
         """Change the state through the table; an illegal change is refused, logged and alerted."""
         try:
             if not check_transition(self.state, target, actor):
                 return CommandResult(True, f"already {target.value}")
         except IllegalTransition as exc:
-            self._alert(Severity.WARN, "ILLEGAL_TRANSITION", f"{exc}: {reason}",
-                        values={"from": self.state.value, "to": target.value, "actor": actor})
+            self._alert(
+                Severity.WARN,
+                "ILLEGAL_TRANSITION",
+                f"{exc}: {reason}",
+                values={"from": self.state.value, "to": target.value, "actor": actor},
+            )
             return CommandResult(False, str(exc))
         previous = self.state
         self.state = target  # first, so nothing slips through while the event is delivered
         self.epoch += 1
         event = TradingStateChanged(previous, target, actor, reason, code=code, values=dict(values or {}))
-        self.info = {"actor": actor, "reason": reason, "ts": event.ts.isoformat(), "code": code,
-                     "values": dict(values or {})}
+        self.info = {
+            "actor": actor,
+            "reason": reason,
+            "ts": event.ts.isoformat(),
+            "code": code,
+            "values": dict(values or {}),
+        }
         self._publish(event)
         # An automatic halt is a kill switch firing (runbook 000 §3: CRIT); an operator's is deliberate.
         severity = Severity.INFO
         if target == TradingState.HALTED:
             severity = Severity.WARN if is_operator(actor) else Severity.CRIT
-        self._alert(severity, f"TRADING_{target.value}", f"{previous.value} -> {target.value} by {actor}: {reason}",
-                    values=dict(values or {}))
+        self._alert(
+            severity,
+            f"TRADING_{target.value}",
+            f"{previous.value} -> {target.value} by {actor}: {reason}",
+            values=dict(values or {}),
+        )
         return CommandResult(True, f"{target.value} ({reason})")

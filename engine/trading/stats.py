@@ -7,10 +7,11 @@ something filled. The clock is injected so the midnight reset is testable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from engine.kernel.events import utcnow
 
@@ -53,7 +54,7 @@ class DayStats:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DayStats":
+    def from_dict(cls, data: dict[str, Any]) -> DayStats:
         d = dict(data)
         d.pop("fill_rate", None)
         d["day"] = date.fromisoformat(d["day"])

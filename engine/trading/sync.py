@@ -11,24 +11,25 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from engine.kernel import clock
-from engine.venue import errors as vx
 from engine.kernel.config import MonitorsConfig, VenueConfig
 from engine.kernel.errors import EngineError
 from engine.kernel.events import Order, Severity, TickerUpdated, utcnow
+from engine.kernel.ports import AlertPort, Publish, VenueLink
+from engine.kernel.tasks import Periodic, TaskGroup
 from engine.trading.execution import Execution
+from engine.trading.holdings import Holdings
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio
-from engine.kernel.ports import AlertPort, Publish, VenueLink
-from engine.trading.holdings import Holdings
-from engine.venue.resilience import BACKOFF_S
 from engine.trading.stats import DailyStats
-from engine.kernel.tasks import Periodic, TaskGroup
+from engine.venue import errors as vx
 from engine.venue.adapter import dec
+from engine.venue.resilience import BACKOFF_S
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,21 @@ PRIVATE_STREAMS = ("orders", "trades", "balance")
 class VenueSync:
     """Runs the venue's watch loops, the polling fallback and periodic reconciliation."""
 
-    def __init__(self, cfg: VenueConfig, monitors: MonitorsConfig, symbols: tuple[str, ...], link: VenueLink,
-                 execution: Execution, tracker: OrderTracker, portfolio: Portfolio, holdings: Holdings,
-                 stats: DailyStats, publish: Publish, alert: AlertPort,
-                 guard: Callable[[], AbstractAsyncContextManager[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: VenueConfig,
+        monitors: MonitorsConfig,
+        symbols: tuple[str, ...],
+        link: VenueLink,
+        execution: Execution,
+        tracker: OrderTracker,
+        portfolio: Portfolio,
+        holdings: Holdings,
+        stats: DailyStats,
+        publish: Publish,
+        alert: AlertPort,
+        guard: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.guard = guard  # the engine clock's quiet(): polling and reconciliation never straddle a simulated step
         self.monitors_cfg = monitors
@@ -96,12 +108,13 @@ class VenueSync:
             try:
                 await venue.load_markets(reload=attempt > 0)
                 if not venue.ex.markets:
-                    raise EngineError(f"the venue at {self.link.label} answered with no market at all: it is not a "
-                                      "Binance-compatible API or it answered garbage; check [venue] rest_url")
+                    raise EngineError(
+                        f"the venue at {self.link.label} answered with no market at all: it is not a "
+                        "Binance-compatible API or it answered garbage; check [venue] rest_url"
+                    )
                 unknown = [s for s in self.symbols if s not in venue.ex.markets]
                 if unknown:
-                    raise EngineError(f"[venue] symbols {unknown} are not traded on {self.link.label}; "
-                                      "fix config.toml")
+                    raise EngineError(f"[venue] symbols {unknown} are not traded on {self.link.label}; fix config.toml")
                 for symbol in self.symbols:
                     self.portfolio.dust[symbol] = venue.min_amount(symbol)
                 if streams_first and not self.streams.names():
@@ -137,10 +150,28 @@ class VenueSync:
         spawn("watch-balance", self._stream("balance", self._balance))
         for symbol in self.symbols:
             spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
-        spawn("rest-fallback", Periodic("REST fallback polling", self._poll_when_needed, lambda: self.cfg.poll_s,
-                                        on_failure=self._loop_failed, delay_first=True, guard=self.guard).run())
-        spawn("reconcile", Periodic("reconciliation", self._reconcile_tick, lambda: self.monitors_cfg.reconcile_s,
-                                    on_failure=self._loop_failed, delay_first=True, guard=self.guard).run())
+        spawn(
+            "rest-fallback",
+            Periodic(
+                "REST fallback polling",
+                self._poll_when_needed,
+                lambda: self.cfg.poll_s,
+                on_failure=self._loop_failed,
+                delay_first=True,
+                guard=self.guard,
+            ).run(),
+        )
+        spawn(
+            "reconcile",
+            Periodic(
+                "reconciliation",
+                self._reconcile_tick,
+                lambda: self.monitors_cfg.reconcile_s,
+                on_failure=self._loop_failed,
+                delay_first=True,
+                guard=self.guard,
+            ).run(),
+        )
 
     async def stop_streams(self) -> None:
         await self.streams.close()
@@ -161,8 +192,11 @@ class VenueSync:
         """Seconds since the user-data stream last proved alive: an event, or its connection seen open."""
         now = time.monotonic()
         venue = self.link.venue
-        if venue is not None and venue.user_stream_connected() and not any(n in self.stream_down
-                                                                            for n in PRIVATE_STREAMS):
+        if (
+            venue is not None
+            and venue.user_stream_connected()
+            and not any(n in self.stream_down for n in PRIVATE_STREAMS)
+        ):
             self.user_seen = now
         latest = max([self.user_seen, *(self.last_event.get(n, 0.0) for n in PRIVATE_STREAMS)])
         return now - latest
@@ -215,15 +249,28 @@ class VenueSync:
             done["resolved"].append(f"{order.client_id} {report.status.value}")
         for report in at_venue:
             if self.tracker.get(report.client_id) is None:
-                adopted = self.tracker.adopt(Order(
-                    client_id=report.client_id or f"venue-{report.venue_id}", symbol=report.symbol,
-                    side=report.side, type=report.type, amount=report.amount, price=report.price,
-                    status=report.status, filled=report.filled, average=report.average,
-                    venue_id=report.venue_id, origin="venue"))
+                adopted = self.tracker.adopt(
+                    Order(
+                        client_id=report.client_id or f"venue-{report.venue_id}",
+                        symbol=report.symbol,
+                        side=report.side,
+                        type=report.type,
+                        amount=report.amount,
+                        price=report.price,
+                        status=report.status,
+                        filled=report.filled,
+                        average=report.average,
+                        venue_id=report.venue_id,
+                        origin="venue",
+                    )
+                )
                 done["adopted"].append(adopted.client_id)
-                self.alert(Severity.WARN, "ORDER_ADOPTED",
-                           f"open order {adopted.client_id} on {report.symbol} was not placed by this engine; "
-                           "now tracked (cancel-all includes it)")
+                self.alert(
+                    Severity.WARN,
+                    "ORDER_ADOPTED",
+                    f"open order {adopted.client_id} on {report.symbol} was not placed by this engine; "
+                    "now tracked (cancel-all includes it)",
+                )
             else:
                 self.execution.apply_report(report, source)
         return done
@@ -263,7 +310,8 @@ class VenueSync:
         await self.execution.refresh_balances()
         found = self.holdings.check()
         self.last_reconcile = {
-            "orders": orders, "new_fills": fills,
+            "orders": orders,
+            "new_fills": fills,
             "differences": [d.to_dict() for d in found],
             "adopted": [d.to_dict() for d in self.holdings.adopted],
             "mismatch": [d.to_dict() for d in self.holdings.mismatch],
@@ -306,16 +354,23 @@ class VenueSync:
                 if isinstance(exc, KeyError):
                     # ccxt 4.5.90 turns a WS-API error answer (a refused key or signature) into KeyError('spot')
                     # while cleaning up; it is an authentication failure, not a crash of this loop.
-                    self.alert(Severity.CRIT, "VENUE_AUTH",
-                               f"{name} stream refused by the venue (key or signature); check the API key pair")
+                    self.alert(
+                        Severity.CRIT,
+                        "VENUE_AUTH",
+                        f"{name} stream refused by the venue (key or signature); check the API key pair",
+                    )
                 elif not isinstance(exc, vx.BaseError):
                     log.error("%s stream handler failed", name, exc_info=exc)
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 attempt += 1
                 if name not in self.stream_down:
                     self.stream_down[name] = f"{type(exc).__name__}: {exc}"[:200]
-                    self.alert(Severity.WARN, "WS_DOWN", f"{name} stream lost ({type(exc).__name__}: "
-                                                         f"{str(exc)[:80]}); reconnecting, REST polling meanwhile")
+                    self.alert(
+                        Severity.WARN,
+                        "WS_DOWN",
+                        f"{name} stream lost ({type(exc).__name__}: "
+                        f"{str(exc)[:80]}); reconnecting, REST polling meanwhile",
+                    )
                 await asyncio.sleep(delay)
 
     async def _orders(self) -> None:
@@ -384,8 +439,9 @@ class VenueSync:
             return
         if not self.polling:
             self.polling = True
-            log.warning("REST polling: streams down %s, market data age %s", list(self.stream_down),
-                        self.market_data_age_s())
+            log.warning(
+                "REST polling: streams down %s, market data age %s", list(self.stream_down), self.market_data_age_s()
+            )
         try:
             await self.refresh_tickers()  # market data first: cheap (weight 2 a symbol), and what goes stale
             venue = self.link.venue

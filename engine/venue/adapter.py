@@ -11,22 +11,28 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from engine.venue import errors as vx
-
 from engine.kernel.events import Balance, Fill, OrderStatus
+from engine.venue import errors as vx
+from engine.venue.clock import VenueClock, note_round_trip, skew_from
 from engine.venue.exchange import build_exchange
+from engine.venue.health import VenueHealth
 from engine.venue.ratelimit import weight_limit_from
 from engine.venue.resilience import (
-    BACKOFF_S, GARBAGE_SYMPTOMS, CircuitBreaker, LatencyStats, garbage, retry_after_s, with_retries,
+    BACKOFF_S,
+    GARBAGE_SYMPTOMS,
+    CircuitBreaker,
+    LatencyStats,
+    garbage,
+    retry_after_s,
+    with_retries,
 )
-from engine.venue.clock import VenueClock, note_round_trip, skew_from
-from engine.venue.health import VenueHealth
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,8 @@ class OrderReport:
 
 def _ts(ms: Any) -> datetime:
     if ms is None:
-        return datetime.now(timezone.utc)
-    return datetime.fromtimestamp(int(ms) / 1000, timezone.utc)
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
 def _is_json(body: str) -> bool:
@@ -75,6 +81,7 @@ def _is_json(body: str) -> bool:
 
 def _parses(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """An answer ccxt passed on but that is not ``what`` (a wrong-shaped JSON) is the venue's garbage, said so."""
+
     def wrap(parse: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(parse)
         def parsed(*args: Any) -> Any:
@@ -82,7 +89,9 @@ def _parses(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 return parse(*args)
             except GARBAGE_SYMPTOMS as exc:
                 raise garbage(what, exc) from None
+
         return parsed
+
     return wrap
 
 
@@ -112,8 +121,14 @@ def parse_order(o: dict[str, Any]) -> OrderReport:
     # (facts note §5); the order is the original one.
     client_id = info.get("origClientOrderId") or o.get("clientOrderId") or info.get("clientOrderId") or ""
     fills = tuple(
-        parse_fill({**t, "symbol": t.get("symbol") or o["symbol"], "side": t.get("side") or o["side"],
-                    "clientOrderId": client_id})
+        parse_fill(
+            {
+                **t,
+                "symbol": t.get("symbol") or o["symbol"],
+                "side": t.get("side") or o["side"],
+                "clientOrderId": client_id,
+            }
+        )
         for t in (o.get("trades") or [])
         if t.get("id") is not None
     )
@@ -148,8 +163,16 @@ def status_from_ccxt(status: str | None, filled: Decimal, amount: Decimal) -> Or
 
 
 # Binance's order statuses in ccxt's unified words (what ``status_from_ccxt`` reads; ccxt's own table).
-BINANCE_STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "PENDING_CANCEL": "open", "FILLED": "closed",
-                  "CANCELED": "canceled", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
+BINANCE_STATUS = {
+    "NEW": "open",
+    "PARTIALLY_FILLED": "open",
+    "PENDING_CANCEL": "open",
+    "FILLED": "closed",
+    "CANCELED": "canceled",
+    "REJECTED": "rejected",
+    "EXPIRED": "expired",
+    "EXPIRED_IN_MATCH": "expired",
+}
 
 
 @_parses("an order")
@@ -224,8 +247,7 @@ class Venue:
         rate_limit: bool = True,
     ) -> None:
         self.exchange_id = exchange_id
-        options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret,
-                       timeout_ms=timeout_ms)
+        options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, timeout_ms=timeout_ms)
         # Binance-style venues answer in Binance's own words (parsed here where ccxt's unified parse is slow), count
         # request weight per minute and say how much is used in every answer: both clients then share one budget
         # that follows that count (``engine.venue.ratelimit``), with no debt carried across idle time. Elsewhere ccxt's
@@ -252,8 +274,7 @@ class Venue:
                 self._pace_by_weight(ex, urgent)
         # Both clients sign with the venue's clock: followed by every ping, resynced when a signed call is refused
         # for its timestamp (-1021). A resync reads the time on the kill switch's lane, past the breaker.
-        self.clock = VenueClock((self.ex, self.urgent), self.health,
-                                lambda: self._urgent("fetch_time", then=skew_from))
+        self.clock = VenueClock((self.ex, self.urgent), self.health, lambda: self._urgent("fetch_time", then=skew_from))
 
     def _pace_by_weight(self, ex: Any, urgent: bool) -> None:
         """Replace ccxt's throttle with the venue's weight budget. ccxt calls ``throttle(cost)`` right before each
@@ -294,8 +315,16 @@ class Venue:
         """Every HTTP status and its headers reach ``health`` (a 429 / 418 pauses every request venue-wide)."""
         original = ex.on_rest_response
 
-        def on_rest_response(code: Any, reason: Any, url: str, method: str, headers: Any, body: Any,
-                             request_headers: Any, request_body: Any) -> Any:
+        def on_rest_response(
+            code: Any,
+            reason: Any,
+            url: str,
+            method: str,
+            headers: Any,
+            body: Any,
+            request_headers: Any,
+            request_body: Any,
+        ) -> Any:
             try:
                 self.health.response(int(code), headers)
             except (TypeError, ValueError):
@@ -307,7 +336,8 @@ class Venue:
                 # instead of letting ccxt hand a string to code that expects an order.
                 raise vx.own_class("VenueGarbage")(
                     f"the venue answered garbage to {method} {urlsplit(url).path}: {body[:60]!r}; check [venue] "
-                    "rest_url and the venue's status")
+                    "rest_url and the venue's status"
+                )
             return original(code, reason, url, method, headers, body, request_headers, request_body)
 
         ex.on_rest_response = on_rest_response
@@ -439,21 +469,41 @@ class Venue:
         return await self._call("fetch_ticker", symbol)
 
     async def create_order(
-        self, client_id: str, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None,
+        self,
+        client_id: str,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: Decimal,
+        price: Decimal | None,
         urgent: bool = False,
     ) -> OrderReport:
         params = {"newClientOrderId": client_id}
         # Never retried here: after an uncertain failure the engine asks by client id instead (no duplicates).
-        return await self._ask(self._urgent if urgent else self._once, "create_order", parse_order, symbol, type_,
-                               side, str(amount), None if price is None else str(price), params)
+        return await self._ask(
+            self._urgent if urgent else self._once,
+            "create_order",
+            parse_order,
+            symbol,
+            type_,
+            side,
+            str(amount),
+            None if price is None else str(price),
+            params,
+        )
 
     async def fetch_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
-        return await self._ask(self._urgent if urgent else self._call, "fetch_order", parse_order, None, symbol,
-                               {"origClientOrderId": client_id})
+        return await self._ask(
+            self._urgent if urgent else self._call,
+            "fetch_order",
+            parse_order,
+            None,
+            symbol,
+            {"origClientOrderId": client_id},
+        )
 
     async def cancel_order(self, client_id: str, symbol: str) -> OrderReport:
-        return await self._ask(self._call, "cancel_order", parse_order, None, symbol,
-                               {"origClientOrderId": client_id})
+        return await self._ask(self._call, "cancel_order", parse_order, None, symbol, {"origClientOrderId": client_id})
 
     async def fetch_open_orders(self, symbol: str | None = None, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
@@ -462,8 +512,9 @@ class Venue:
             return await self._ask(call, "privateGetOpenOrders", self._binance_orders, request)
         return await self._ask(call, "fetch_open_orders", parse_orders, symbol)
 
-    async def fetch_my_trades(self, symbol: str, since_ms: int | None = None,
-                              limit: int | None = None) -> list[tuple[str | None, Fill]]:
+    async def fetch_my_trades(
+        self, symbol: str, since_ms: int | None = None, limit: int | None = None
+    ) -> list[tuple[str | None, Fill]]:
         """The account's fills in ``symbol`` from ``since_ms`` on, oldest first, at most ``limit`` (the venue's
         default page otherwise), each with the venue's order id (myTrades carries no client id: the caller maps
         the order id to its own)."""
@@ -472,8 +523,9 @@ class Venue:
     async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
         if self.binance:
-            return await self._ask(call, "privateDeleteOpenOrders", self._binance_orders,
-                                   {"symbol": self.ex.market_id(symbol)})
+            return await self._ask(
+                call, "privateDeleteOpenOrders", self._binance_orders, {"symbol": self.ex.market_id(symbol)}
+            )
         return await self._ask(call, "cancel_all_orders", parse_orders, symbol)
 
     def spare_for_background(self, weight: float) -> bool:
@@ -521,8 +573,19 @@ class Venue:
 
 
 # Calls that need the key: one of them answering proves the key works again.
-PRIVATE_CALLS = frozenset({"fetch_balance", "create_order", "fetch_order", "cancel_order", "fetch_open_orders",
-                           "cancel_all_orders", "fetch_my_trades", "privateGetOpenOrders", "privateDeleteOpenOrders"})
+PRIVATE_CALLS = frozenset(
+    {
+        "fetch_balance",
+        "create_order",
+        "fetch_order",
+        "cancel_order",
+        "fetch_open_orders",
+        "cancel_all_orders",
+        "fetch_my_trades",
+        "privateGetOpenOrders",
+        "privateDeleteOpenOrders",
+    }
+)
 
 
 def not_sent_errors() -> tuple[type[BaseException], ...]:
@@ -533,5 +596,13 @@ def not_sent_errors() -> tuple[type[BaseException], ...]:
 
 def refused_errors() -> tuple[type[BaseException], ...]:
     """The venue's clear refusals of an order: it was not placed. Every other error may hide a placed order."""
-    return (vx.InvalidOrder, vx.InsufficientFunds, vx.BadRequest, vx.BadSymbol, vx.AuthenticationError,
-            vx.PermissionDenied, vx.AccountSuspended, vx.OperationRejected)
+    return (
+        vx.InvalidOrder,
+        vx.InsufficientFunds,
+        vx.BadRequest,
+        vx.BadSymbol,
+        vx.AuthenticationError,
+        vx.PermissionDenied,
+        vx.AccountSuspended,
+        vx.OperationRejected,
+    )

@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from engine.venue import errors as vx
-from engine.venue.resilience import is_timestamp_refusal
 from engine.venue.health import VenueHealth
+from engine.venue.resilience import is_timestamp_refusal
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ class VenueClock:
     """The clock offset both clients of one venue sign with; built with the offset in force (a reconnect's new
     clients sign with it from their first call)."""
 
-    def __init__(self, clients: tuple[Any, ...], health: VenueHealth,
-                 measure: Callable[[], Awaitable[float | None]]) -> None:
+    def __init__(
+        self, clients: tuple[Any, ...], health: VenueHealth, measure: Callable[[], Awaitable[float | None]]
+    ) -> None:
         self.clients = clients
         self.health = health
         self._measure = measure  # one reading of the venue's clock minus ours
@@ -116,8 +118,9 @@ class VenueClock:
         except vx.BaseError as exc:
             if not is_timestamp_refusal(exc):
                 raise
-            log.warning("%s refused for its timestamp (%s); resyncing the clock and sending it once more", name,
-                        str(exc)[:120])
+            log.warning(
+                "%s refused for its timestamp (%s); resyncing the clock and sending it once more", name, str(exc)[:120]
+            )
             if not await self.resync(seen):
                 raise
         return await call()

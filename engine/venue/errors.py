@@ -38,9 +38,14 @@ def _errors() -> ModuleType | None:
 
 # The engine's own ccxt error classes, made once ccxt is imported: name -> (ccxt base class, docstring).
 _OWN = {
-    "CircuitOpen": ("ExchangeNotAvailable", "Calls are suspended after repeated failures; the message says until when."),
-    "VenueGarbage": ("BadResponse", "The venue (or something between it and us) answered garbage: not JSON, or "
-                                    "JSON of the wrong shape."),
+    "CircuitOpen": (
+        "ExchangeNotAvailable",
+        "Calls are suspended after repeated failures; the message says until when.",
+    ),
+    "VenueGarbage": (
+        "BadResponse",
+        "The venue (or something between it and us) answered garbage: not JSON, or JSON of the wrong shape.",
+    ),
 }
 _own: dict[str, type[Exception]] = {}
 

@@ -27,9 +27,7 @@ def build_exchange(
     try:
         cls = getattr(ccxtpro, exchange_id)
     except AttributeError:
-        raise ValueError(
-            f"unknown exchange id {exchange_id!r}: use 'sim' or an id from ccxt.pro.exchanges"
-        ) from None
+        raise ValueError(f"unknown exchange id {exchange_id!r}: use 'sim' or an id from ccxt.pro.exchanges") from None
     params: dict[str, Any] = {"enableRateLimit": rate_limit, "timeout": timeout_ms}
     if api_key:
         params["apiKey"] = api_key
@@ -63,9 +61,12 @@ def prepare_binance(ex: Any) -> None:
 def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
     """Redirect a ccxt binance client to a Binance-spot-compatible server (facts note, sections 1 and 3)."""
     rest = rest_url.rstrip("/")
-    api: dict[str, Any] = {"public": f"{rest}/api/v3", "private": f"{rest}/api/v3",
-                           # Only for the account's API restrictions (pre-flight: refuse a key that can withdraw).
-                           "sapi": f"{rest}/sapi/v1"}
+    api: dict[str, Any] = {
+        "public": f"{rest}/api/v3",
+        "private": f"{rest}/api/v3",
+        # Only for the account's API restrictions (pre-flight: refuse a key that can withdraw).
+        "sapi": f"{rest}/sapi/v1",
+    }
     if ws_url:
         ws = ws_url.rstrip("/")
         api["ws"] = {"spot": f"{ws}/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}}

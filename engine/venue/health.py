@@ -13,7 +13,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from engine.venue.ratelimit import WeightBudget
 from engine.venue.resilience import Kind, classify, is_auth_failure, is_maintenance, is_timestamp_refusal, retry_after_s

@@ -23,7 +23,8 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,14 @@ class WeightBudget:
     """Request weight used in the venue's current minute: the venue's last count plus what left since, against its
     limit. ``acquire`` before a request, ``observe`` every answer's headers, ``settled`` when the request ends."""
 
-    def __init__(self, limit: int = 6000, routine_share: float = 0.9, background_share: float = 0.5,
-                 venue_clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        limit: int = 6000,
+        routine_share: float = 0.9,
+        background_share: float = 0.5,
+        venue_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.limit = limit
         self.sleep = sleep
         self.routine_share = routine_share
@@ -110,9 +116,13 @@ class WeightBudget:
             if not waited:
                 waited = True
                 self.waits += 1
-                log.warning("request weight %.0f of %d used this minute: %s call waits %.1fs for the next minute",
-                            self.used(), self.limit, "kill-switch" if urgent else "routine",
-                            self._seconds_to_next_minute())
+                log.warning(
+                    "request weight %.0f of %d used this minute: %s call waits %.1fs for the next minute",
+                    self.used(),
+                    self.limit,
+                    "kill-switch" if urgent else "routine",
+                    self._seconds_to_next_minute(),
+                )
             delay = self._seconds_to_next_minute() + (0.0 if urgent else URGENT_HEAD_START_S)
             if urgent:
                 self.urgent_waiting += 1
@@ -152,8 +162,11 @@ def weight_limit_from(exchange_info: Any) -> int | None:
     if not isinstance(exchange_info, Mapping):
         return None
     for rule in exchange_info.get("rateLimits") or ():
-        if (isinstance(rule, Mapping) and rule.get("rateLimitType") == "REQUEST_WEIGHT"
-                and rule.get("interval") == "MINUTE"):
+        if (
+            isinstance(rule, Mapping)
+            and rule.get("rateLimitType") == "REQUEST_WEIGHT"
+            and rule.get("interval") == "MINUTE"
+        ):
             try:
                 return int(rule["limit"]) // max(1, int(rule.get("intervalNum") or 1))
             except (KeyError, TypeError, ValueError):

@@ -15,8 +15,9 @@ import math
 import re
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from engine.venue import errors as vx
 
@@ -30,8 +31,15 @@ MAX_RETRIES = 3
 # Order matters: the first matching class decides. OnMaintenance is an ExchangeNotAvailable (a NetworkError).
 # ccxt's class names (engine.venueerrors gives the classes once ccxt is imported).
 PERMANENT = (
-    "AuthenticationError", "PermissionDenied", "AccountSuspended", "InsufficientFunds", "InvalidOrder",
-    "OrderNotFound", "BadSymbol", "BadRequest", "NotSupported",
+    "AuthenticationError",
+    "PermissionDenied",
+    "AccountSuspended",
+    "InsufficientFunds",
+    "InvalidOrder",
+    "OrderNotFound",
+    "BadSymbol",
+    "BadRequest",
+    "NotSupported",
     # Clock skew: retrying with the same clock fails the same way. The venue adapter resyncs and retries once
     # itself; a refusal that survives that is counted by the clock_skew monitor, which halts (fail closed).
     "InvalidNonce",
@@ -49,7 +57,8 @@ def garbage(what: str, exc: BaseException) -> Exception:
     """The error (a ``VenueGarbage``) for an answer that could not be parsed, naming what was asked for."""
     return vx.own_class("VenueGarbage")(
         f"the venue answered garbage to {what} ({type(exc).__name__}: {str(exc)[:80]}); check [venue] rest_url and "
-        "the venue's status")
+        "the venue's status"
+    )
 
 
 def _classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
@@ -75,8 +84,10 @@ def venue_code(exc: BaseException) -> str | None:
 
 def is_auth_failure(exc: BaseException) -> bool:
     """The venue refuses the key (401/403, -2015/-2014/-1022/-1002): retrying cannot help, halting can."""
-    return (isinstance(exc, (vx.AuthenticationError, vx.PermissionDenied, vx.AccountSuspended))
-            or venue_code(exc) in AUTH_CODES)
+    return (
+        isinstance(exc, (vx.AuthenticationError, vx.PermissionDenied, vx.AccountSuspended))
+        or venue_code(exc) in AUTH_CODES
+    )
 
 
 def is_timestamp_refusal(exc: BaseException) -> bool:
@@ -165,7 +176,9 @@ class CircuitBreaker:
         if self.state == BreakerState.OPEN:
             remaining = self.cooldown_s - (self.clock() - self.opened_at)
             if remaining > 0:
-                raise vx.circuit_open_class()(f"venue calls suspended for {remaining:.0f}s more after repeated failures")
+                raise vx.circuit_open_class()(
+                    f"venue calls suspended for {remaining:.0f}s more after repeated failures"
+                )
             self._move(BreakerState.HALF_OPEN, "cool-down over; probing")
         if self.state == BreakerState.HALF_OPEN:
             if self._probing:
@@ -255,16 +268,21 @@ async def with_retries(
         try:
             return await call()
         except vx.BaseError as exc:
-            if (classify(exc) != Kind.TEMPORARY or attempt >= max_retries or isinstance(exc, vx.CircuitOpen)
-                    or give_up()):
+            if (
+                classify(exc) != Kind.TEMPORARY
+                or attempt >= max_retries
+                or isinstance(exc, vx.CircuitOpen)
+                or give_up()
+            ):
                 raise
             delay = backoff[min(attempt, len(backoff) - 1)]
             venue_delay = retry_after()
             if venue_delay is not None:
                 delay = max(delay, venue_delay)
             attempt += 1
-            log.warning("%s failed (%s: %s); retry %d/%d in %.1fs", name, type(exc).__name__, exc,
-                        attempt, max_retries, delay)
+            log.warning(
+                "%s failed (%s: %s); retry %d/%d in %.1fs", name, type(exc).__name__, exc, attempt, max_retries, delay
+            )
             if on_retry:
                 on_retry(exc, delay)
             await sleep(delay)

@@ -8,8 +8,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 from crashloop import differences, holdings_kept_apart, run_loop
+
 from engine.kernel.events import (
-    Balance, BalancesUpdated, HoldingsChanged, Order, OrderCreated, OrderStatus, OrderUpdated, TradingState,
+    Balance,
+    BalancesUpdated,
+    HoldingsChanged,
+    Order,
+    OrderCreated,
+    OrderStatus,
+    OrderUpdated,
+    TradingState,
     TradingStateChanged,
 )
 from engine.store.db import Store
@@ -33,31 +41,61 @@ def test_the_checker_finds_an_order_placed_twice_an_unknown_one_a_wrong_status_a
     store = Store.in_dir(tmp_path)
     order = Order("ck-1", "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal("50000"), OrderStatus.NEW)
     store.handle(OrderCreated(order))
-    store.handle(OrderUpdated(Order("ck-1", "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal("50000"),
-                                    OrderStatus.OPEN), OrderStatus.NEW, "rest", ""))
+    store.handle(
+        OrderUpdated(
+            Order("ck-1", "BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal("50000"), OrderStatus.OPEN),
+            OrderStatus.NEW,
+            "rest",
+            "",
+        )
+    )
     store.handle(BalancesUpdated((Balance("USDT", Decimal("9950"), Decimal("50")),)))
     balances = {"USDT": {"free": "9950", "locked": "50"}}
     assert differences({"orders": [venue_order("ck-1")], "trades": 0, "balances": balances}, store) == []
-    found = differences({"orders": [venue_order("ck-1"), venue_order("ck-1"), venue_order("web_2")], "trades": 1,
-                         "balances": {"USDT": {"free": "9900", "locked": "50"}}}, store)
+    found = differences(
+        {
+            "orders": [venue_order("ck-1"), venue_order("ck-1"), venue_order("web_2")],
+            "trades": 1,
+            "balances": {"USDT": {"free": "9900", "locked": "50"}},
+        },
+        store,
+    )
     assert "order ck-1 placed 2 times at the venue" in found
     assert any("web_2" in p and "unknown to the engine" in p for p in found)
     assert "1 trades at the venue, 0 fills stored" in found
     assert any(p.startswith("USDT: venue 9900 free") for p in found)
-    assert differences({"orders": [venue_order("ck-1", "FILLED", "0.001")], "trades": 0, "balances": balances},
-                       store) == ["order ck-1: venue FILLED, engine OPEN", "order ck-1: venue filled 0.001, engine 0"]
+    assert differences(
+        {"orders": [venue_order("ck-1", "FILLED", "0.001")], "trades": 0, "balances": balances}, store
+    ) == ["order ck-1: venue FILLED, engine OPEN", "order ck-1: venue filled 0.001, engine 0"]
     assert differences({"orders": [], "trades": 0, "balances": balances}, store) == [
-        "engine order ck-1 OPEN is not at the venue"]
+        "engine order ck-1 OPEN is not at the venue"
+    ]
 
 
 def test_the_checker_finds_a_position_mismatch_kept_or_halted_on(tmp_path):
     store = Store.in_dir(tmp_path)
     assert holdings_kept_apart(store) == []
-    store.handle(HoldingsChanged({"baseline": {"BTC": "0"}, "mismatch": [
-        {"asset": "BTC", "engine": "0.0024", "venue": "0", "diff": "-0.0024", "pct_of_equity": "1.5"}]}))
-    store.handle(TradingStateChanged(TradingState.ACTIVE, TradingState.HALTED, "monitor:position_mismatch",
-                                     "BTC: venue 0, engine 0.0024", code="position_mismatch"))
+    store.handle(
+        HoldingsChanged(
+            {
+                "baseline": {"BTC": "0"},
+                "mismatch": [
+                    {"asset": "BTC", "engine": "0.0024", "venue": "0", "diff": "-0.0024", "pct_of_equity": "1.5"}
+                ],
+            }
+        )
+    )
+    store.handle(
+        TradingStateChanged(
+            TradingState.ACTIVE,
+            TradingState.HALTED,
+            "monitor:position_mismatch",
+            "BTC: venue 0, engine 0.0024",
+            code="position_mismatch",
+        )
+    )
     assert holdings_kept_apart(store) == [
         "BTC: the engine holds 0.0024, the venue 0 (position mismatch kept)",
-        "HALTED by position_mismatch: BTC: venue 0, engine 0.0024"]
+        "HALTED by position_mismatch: BTC: venue 0, engine 0.0024",
+    ]
     store.close()

@@ -22,27 +22,30 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from crashloop import OPENING, differences, unexplained_balances
+from eventually import eventually
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from crashloop import OPENING, differences, unexplained_balances
+from engine.core.engine import Engine
 from engine.kernel.commands import CancelAll, CancelOrder, CloseAll, Halt, PlaceOrder, ReduceOnly, Resume
 from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core.engine import Engine
 from engine.kernel.events import TradingState
-from engine.trading.portfolio import base_of
 from engine.sim import Simulator
-from eventually import eventually
-
+from engine.trading.portfolio import base_of
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 LOT = {"BTC/USDT": Decimal("0.0005"), "ETH/USDT": Decimal("0.01")}
 # Faults that end by themselves (a count, or at once), so they interleave with the steps that meet them.
 FAULTS = {
-    "5xx hides a placed order": ("accept-then-hang", dict(seconds=0, status=503, path="/api/v3/order",
-                                                          method="POST", count=1)),
-    "answer lost past the timeout": ("accept-then-hang", dict(seconds=1.5, path="/api/v3/order", method="POST",
-                                                              count=1)),
+    "5xx hides a placed order": (
+        "accept-then-hang",
+        dict(seconds=0, status=503, path="/api/v3/order", method="POST", count=1),
+    ),
+    "answer lost past the timeout": (
+        "accept-then-hang",
+        dict(seconds=1.5, path="/api/v3/order", method="POST", count=1),
+    ),
     "request never arrived": ("hang", dict(seconds=1.5, path="/api/v3/order", method="POST", count=1)),
     "503 on an order": ("http-status", dict(status=503, path="/api/v3/order", method="POST", count=1)),
     "order rejected": ("order-reject", dict(count=1)),
@@ -71,18 +74,42 @@ class EngineUnderFaults(RuleBasedStateMachine):
         from pathlib import Path
 
         self.data_dir = Path(tempfile.mkdtemp(prefix="cockpit-stateful-"))
-        self.engine = Engine(Settings(
-            venue=VenueConfig(exchange="binance", rest_url=self.sim.rest_url, ws_url=self.sim.ws_url,
-                              api_key=self.sim.api_key, api_secret=self.sim.api_secret, timeout_ms=1000,
-                              retry_backoff_s=(0.05, 0.1), poll_s=0.2, stale_s=5.0, breaker_failures=50),
-            engine=EngineConfig(data_dir=self.data_dir, equity_sample_s=0.5),
-            risk=RiskConfig(max_position_pct=Decimal("30"), require_stop_loss=True, max_orders_per_minute=1000,
-                            daily_loss_limit_pct=Decimal("50"), max_drawdown_warn_pct=Decimal("50"),
-                            max_drawdown_pct=Decimal("60")),
-            monitors=MonitorsConfig(interval_s=0.2, ping_s=1.0, reconcile_s=0.5, rest_errors_max=1000,
-                                    ws_stale_warn_s=30, ws_stale_crit_s=60, stuck_order_s=3600,
-                                    flash_crash_pct=Decimal("50")),
-            strategy=StrategyConfig(enabled=False)))
+        self.engine = Engine(
+            Settings(
+                venue=VenueConfig(
+                    exchange="binance",
+                    rest_url=self.sim.rest_url,
+                    ws_url=self.sim.ws_url,
+                    api_key=self.sim.api_key,
+                    api_secret=self.sim.api_secret,
+                    timeout_ms=1000,
+                    retry_backoff_s=(0.05, 0.1),
+                    poll_s=0.2,
+                    stale_s=5.0,
+                    breaker_failures=50,
+                ),
+                engine=EngineConfig(data_dir=self.data_dir, equity_sample_s=0.5),
+                risk=RiskConfig(
+                    max_position_pct=Decimal("30"),
+                    require_stop_loss=True,
+                    max_orders_per_minute=1000,
+                    daily_loss_limit_pct=Decimal("50"),
+                    max_drawdown_warn_pct=Decimal("50"),
+                    max_drawdown_pct=Decimal("60"),
+                ),
+                monitors=MonitorsConfig(
+                    interval_s=0.2,
+                    ping_s=1.0,
+                    reconcile_s=0.5,
+                    rest_errors_max=1000,
+                    ws_stale_warn_s=30,
+                    ws_stale_crit_s=60,
+                    stuck_order_s=3600,
+                    flash_crash_pct=Decimal("50"),
+                ),
+                strategy=StrategyConfig(enabled=False),
+            )
+        )
         await self.engine.start()
         await eventually(self.engine.ready.is_set, timeout=20, message="engine connected")
 
@@ -104,9 +131,13 @@ class EngineUnderFaults(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ steps
 
-    @rule(actor=st.sampled_from(["operator:key", "strategy:ladder"]), symbol=st.sampled_from(SYMBOLS),
-          side=st.sampled_from(["buy", "sell"]), kind=st.sampled_from(["market", "limit near", "limit far"]),
-          lots=st.integers(1, 4))
+    @rule(
+        actor=st.sampled_from(["operator:key", "strategy:ladder"]),
+        symbol=st.sampled_from(SYMBOLS),
+        side=st.sampled_from(["buy", "sell"]),
+        kind=st.sampled_from(["market", "limit near", "limit far"]),
+        lots=st.integers(1, 4),
+    )
     def order(self, actor: str, symbol: str, side: str, kind: str, lots: int) -> None:
         engine = self.engine
         last = engine.portfolio.last[symbol]
@@ -117,9 +148,19 @@ class EngineUnderFaults(RuleBasedStateMachine):
         if side == "sell" and price is not None:
             price = last * (2 - price / last)
         state, sent = engine.trading_state, len(self.sim.engine.orders)
-        result = self.run(engine.execute(PlaceOrder(
-            actor=actor, symbol=symbol, side=side, type="market" if price is None else "limit", amount=amount,
-            price=price, stop_loss=(price or last) * Decimal("0.5") if side == "buy" else None)))
+        result = self.run(
+            engine.execute(
+                PlaceOrder(
+                    actor=actor,
+                    symbol=symbol,
+                    side=side,
+                    type="market" if price is None else "limit",
+                    amount=amount,
+                    price=price,
+                    stop_loss=(price or last) * Decimal("0.5") if side == "buy" else None,
+                )
+            )
+        )
         if state == TradingState.HALTED and engine.trading_state == TradingState.HALTED:
             assert not result.ok and "HALTED" in result.message, result.message
             assert len(self.sim.engine.orders) == sent, "an order reached the venue while HALTED"
@@ -134,16 +175,20 @@ class EngineUnderFaults(RuleBasedStateMachine):
             if open_orders:
                 self.run(engine.execute(CancelOrder(actor="operator:key", client_id=open_orders[0].client_id)))
             return
-        cls = {"halt": Halt, "resume": Resume, "reduce-only": ReduceOnly, "cancel-all": CancelAll,
-               "close-all": CloseAll}[command]
+        cls = {
+            "halt": Halt,
+            "resume": Resume,
+            "reduce-only": ReduceOnly,
+            "cancel-all": CancelAll,
+            "close-all": CloseAll,
+        }[command]
         result = self.run(engine.execute(cls(actor="operator:key", reason="stateful test")))
         if command in ("halt", "cancel-all", "close-all"):
             assert engine.trading_state == TradingState.HALTED  # the kill switch halts first, whatever else fails
         if command == "cancel-all" and result.ok:
             assert self.sim.open_orders() == []
         if command == "close-all" and result.ok:
-            assert self.sim.open_orders() == [] and all(
-                sum(self.sim.balance(base_of(s))) < LOT[s] for s in SYMBOLS)
+            assert self.sim.open_orders() == [] and all(sum(self.sim.balance(base_of(s))) < LOT[s] for s in SYMBOLS)
 
     @rule(symbol=st.sampled_from(SYMBOLS), pct=st.sampled_from(["-3", "-0.5", "0.5", "3"]))
     def move_price(self, symbol: str, pct: str) -> None:

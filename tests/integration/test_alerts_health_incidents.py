@@ -11,22 +11,30 @@ import socket
 import subprocess
 import sys
 import zipfile
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from eventually import eventually
+from fastsim import FAST
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.kernel.commands import Halt, PlaceOrder, Resume
 from engine.kernel.config import (
-    AlertsConfig, EngineConfig, HealthConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig,
+    AlertsConfig,
+    EngineConfig,
+    HealthConfig,
+    MonitorsConfig,
+    RiskConfig,
+    Settings,
+    StrategyConfig,
+    VenueConfig,
 )
 from engine.kernel.events import Severity, TradingState
 from engine.store.db import Store
-from eventually import eventually
-from fastsim import FAST
 
 
 def free_port() -> int:
@@ -73,8 +81,14 @@ async def receivers():
 
 def settings(sim, tmp_path, *, notify=(), health_port=0, monitors=None) -> Settings:
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, **FAST),
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            **FAST,
+        ),
         engine=EngineConfig(data_dir=tmp_path / "data"),
         risk=RiskConfig(max_position_pct=Decimal("20")),
         monitors=MonitorsConfig(**{"interval_s": 0.1, "ping_s": 0.2, "reconcile_s": 0.3, **(monitors or {})}),
@@ -84,20 +98,27 @@ def settings(sim, tmp_path, *, notify=(), health_port=0, monitors=None) -> Setti
     )
 
 
-
-
 async def test_alerts_reach_a_loopback_receiver_and_a_failing_one_is_reported(sim, tmp_path, run, receivers):
     good, bad = receivers
-    engine = await run(settings(sim, tmp_path, notify=[{"url": good.url, "min_severity": "WARN"},
-                                                       {"url": bad.url, "min_severity": "CRIT"}]))
+    engine = await run(
+        settings(
+            sim, tmp_path, notify=[{"url": good.url, "min_severity": "WARN"}, {"url": bad.url, "min_severity": "CRIT"}]
+        )
+    )
     await engine.execute(Halt(actor="operator:key", reason="drill"))  # a WARN: only the good receiver wants it
-    await eventually(lambda: any("TRADING_HALTED" in p.get("title", "") for p in good.posts), timeout=10,
-                     message="delivered through apprise")
+    await eventually(
+        lambda: any("TRADING_HALTED" in p.get("title", "") for p in good.posts),
+        timeout=10,
+        message="delivered through apprise",
+    )
     post = next(p for p in good.posts if "TRADING_HALTED" in p["title"])
     assert post["type"] == "warning" and "drill" in post["message"]
     engine.alert(Severity.CRIT, "STOP_LOSS_FAILED", "exit failed (test)")
-    await eventually(lambda: any("NOTIFY_FAILED" == a.code for a in engine.alert_book.recent), timeout=15,
-                     message="a failed delivery is reported on screen")
+    await eventually(
+        lambda: any("NOTIFY_FAILED" == a.code for a in engine.alert_book.recent),
+        timeout=15,
+        message="a failed delivery is reported on screen",
+    )
     assert len(bad.posts) == 2  # tried, then retried once
     store = Store.in_dir(tmp_path / "data")
     deliveries = store.notifications()
@@ -114,6 +135,7 @@ async def test_health_answers_200_when_healthy_and_503_through_a_fault(sim, tmp_
     engine = await run(settings(sim, tmp_path, health_port=port))
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
+
         async def health() -> tuple[int, dict]:
             async with http.get(f"{url}/health") as r:
                 return r.status, await r.json()
@@ -134,14 +156,27 @@ async def test_health_answers_200_when_healthy_and_503_through_a_fault(sim, tmp_
             assert r.status == 200
             text = await r.text()
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert {"cockpit_equity", "cockpit_drawdown_pct", "cockpit_day_pnl", "cockpit_open_orders",
-            "cockpit_positions", "cockpit_rest_latency_seconds", "cockpit_stream_age_seconds",
-            "cockpit_rest_errors_today", "cockpit_ws_reconnects_today", "cockpit_alerts",
-            "cockpit_trading_state", "cockpit_kill_switch_trips"} <= set(families)
+    assert {
+        "cockpit_equity",
+        "cockpit_drawdown_pct",
+        "cockpit_day_pnl",
+        "cockpit_open_orders",
+        "cockpit_positions",
+        "cockpit_rest_latency_seconds",
+        "cockpit_stream_age_seconds",
+        "cockpit_rest_errors_today",
+        "cockpit_ws_reconnects_today",
+        "cockpit_alerts",
+        "cockpit_trading_state",
+        "cockpit_kill_switch_trips",
+    } <= set(families)
     state = {s.labels["state"]: s.value for s in families["cockpit_trading_state"].samples}
     assert state == {"ACTIVE": 0.0, "REDUCE_ONLY": 0.0, "HALTED": 1.0}
-    trips = {s.labels.get("command"): s.value for s in families["cockpit_kill_switch_trips"].samples
-             if s.name.endswith("_total")}
+    trips = {
+        s.labels.get("command"): s.value
+        for s in families["cockpit_kill_switch_trips"].samples
+        if s.name.endswith("_total")
+    }
     assert trips.get("halt", 0) >= 1
     latency = [s for s in families["cockpit_rest_latency_seconds"].samples if s.name.endswith("_count")]
     assert latency and latency[0].value > 0
@@ -149,20 +184,33 @@ async def test_health_answers_200_when_healthy_and_503_through_a_fault(sim, tmp_
 
 def cli(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(tmp_path / "data")],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
 
 
 async def test_an_automatic_trip_opens_an_incident_with_a_snapshot_and_no_secret_anywhere(sim, tmp_path, run):
-    engine = await run(settings(sim, tmp_path, monitors=dict(flash_crash_pct=Decimal("8"), flash_crash_window_s=5.0,
-                                                             flash_calm_s=1.0)))
+    engine = await run(
+        settings(sim, tmp_path, monitors=dict(flash_crash_pct=Decimal("8"), flash_crash_window_s=5.0, flash_calm_s=1.0))
+    )
     last = engine.portfolio.last["BTC/USDT"]
-    bought = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"),
-                                             stop_loss=last * Decimal("0.5")))
+    bought = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"), stop_loss=last * Decimal("0.5")
+        )
+    )
     assert bought.ok
     sim.faults.inject("flash-crash", percent=15, seconds=0.5, recover=0)
-    await eventually(lambda: engine.incidents.current is not None and engine.incidents.current.get("snapshot"),
-                     timeout=15, message="incident opened with its snapshot")
+    await eventually(
+        lambda: engine.incidents.current is not None and engine.incidents.current.get("snapshot"),
+        timeout=15,
+        message="incident opened with its snapshot",
+    )
     incident = dict(engine.incidents.current)
     assert incident["trigger"] == "flash_crash" and incident["actor"] == "monitor:flash_crash"
     snapshot = Path(incident["snapshot"])
@@ -170,8 +218,16 @@ async def test_an_automatic_trip_opens_an_incident_with_a_snapshot_and_no_secret
         names = set(archive.namelist())
         config = json.loads(archive.read("config.json"))
     assert config["venue"]["api_key"] == "**********" and config["venue"]["api_secret"] == "**********"
-    assert {"state.json", "events.json", "alerts.json", "orders.json", "positions.json", "balances.json",
-            "monitors.json", "config.json"} <= names
+    assert {
+        "state.json",
+        "events.json",
+        "alerts.json",
+        "orders.json",
+        "positions.json",
+        "balances.json",
+        "monitors.json",
+        "config.json",
+    } <= names
     await eventually(lambda: engine.monitors.rows["flash_crash"].status.value == "OK", timeout=30)
     assert (await engine.execute(Resume(actor="operator:key"))).ok
     await engine.execute(Halt(actor="operator:key", reason="second incident"))
@@ -219,12 +275,13 @@ async def test_acknowledge_from_the_cli_and_a_snapshot_on_demand(sim, tmp_path, 
 async def test_the_daily_summary_goes_to_every_sink_at_2359(sim, tmp_path, run, receivers):
     good, _ = receivers
     engine = await run(settings(sim, tmp_path, notify=[{"url": good.url, "min_severity": "CRIT"}]))
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    engine._daily_summary(now=datetime(2026, 11, 30, 23, 59, 5, tzinfo=timezone.utc))
-    engine._daily_summary(now=datetime(2026, 11, 30, 23, 59, 30, tzinfo=timezone.utc))  # once a day
+    engine._daily_summary(now=datetime(2026, 11, 30, 23, 59, 5, tzinfo=UTC))
+    engine._daily_summary(now=datetime(2026, 11, 30, 23, 59, 30, tzinfo=UTC))  # once a day
     await eventually(lambda: any("DAILY_SUMMARY" in p.get("title", "") for p in good.posts), timeout=10)
     assert sum("DAILY_SUMMARY" in p.get("title", "") for p in good.posts) == 1
     summary = next(a for a in engine.alert_book.recent if a.code == "DAILY_SUMMARY")
     assert {"net_pnl", "trades_count", "fees", "rest_errors", "kill_switch_trips", "max_drawdown_pct"} <= set(
-        summary.values)
+        summary.values
+    )

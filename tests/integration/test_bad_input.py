@@ -21,15 +21,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from cockpit.cli import main
 from crashloop import differences
-from engine.kernel.commands import CancelAll, PlaceOrder, Resume
-from engine.kernel.events import TradingState, TradingStateChanged
-from engine.store.db import DB_NAME, Store
 from eventually import eventually
 from htmlserver import html_server
 from runbook import buy, codes, settings
+
+from cockpit.cli import main
+from engine.kernel.commands import CancelAll, PlaceOrder, Resume
+from engine.kernel.events import TradingState, TradingStateChanged
+from engine.store.db import DB_NAME, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
@@ -39,8 +39,9 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def cockpit(cwd: Path, *args: str, env: dict | None = None, limit_file_bytes: int | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+def cockpit(
+    cwd: Path, *args: str, env: dict | None = None, limit_file_bytes: int | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """The real program, from another shell."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
 
@@ -49,8 +50,15 @@ def cockpit(cwd: Path, *args: str, env: dict | None = None, limit_file_bytes: in
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
 
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**base, **(env or {})}, timeout=timeout, preexec_fn=limits)
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**base, **(env or {})},
+        timeout=timeout,
+        preexec_fn=limits,
+    )
 
 
 def said_clearly(result: subprocess.CompletedProcess | tuple[int, str], *words: str) -> str:
@@ -96,8 +104,13 @@ def read_only(directory: Path):
 def small_disk(directory: Path, size: str = "2m"):
     """A tmpfs of ``size`` at ``directory`` (root only)."""
     directory.mkdir(parents=True, exist_ok=True)
-    if not IS_ROOT or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
-                                     capture_output=True).returncode != 0:
+    if (
+        not IS_ROOT
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("a full disk mid-session needs a tmpfs mount (root)")
     try:
         yield directory
@@ -127,6 +140,7 @@ def halted_store(data_dir: Path) -> Path:
 
 # ------------------------------------------------------------------ the data directory and its store
 
+
 def test_a_read_only_data_dir_is_read_and_every_writer_says_what_is_wrong(tmp_path, capsys, caplog):
     data = tmp_path / "data"
     db = halted_store(data)
@@ -145,8 +159,7 @@ def test_a_read_only_data_dir_is_read_and_every_writer_says_what_is_wrong(tmp_pa
     assert digest(db) == before
 
 
-def test_random_bytes_and_a_foreign_database_are_refused_by_every_command_and_left_untouched(tmp_path, capsys,
-                                                                                              caplog):
+def test_random_bytes_and_a_foreign_database_are_refused_by_every_command_and_left_untouched(tmp_path, capsys, caplog):
     junk, foreign = tmp_path / "junk", tmp_path / "foreign"
     junk.mkdir()
     (junk / DB_NAME).write_bytes(os.urandom(8192))
@@ -156,8 +169,10 @@ def test_random_bytes_and_a_foreign_database_are_refused_by_every_command_and_le
     conn.execute("insert into invoices (total) values ('12.50')")
     conn.commit()
     conn.close()
-    for directory, words in ((junk, ("is not a cockpit store", "not an SQLite database")),
-                             (foreign, ("not cockpit's (tables: invoices)",))):
+    for directory, words in (
+        (junk, ("is not a cockpit store", "not an SQLite database")),
+        (foreign, ("not cockpit's (tables: invoices)",)),
+    ):
         db = directory / DB_NAME
         before = digest(db)
         for argv in (["status"], ["halt"], ["cancel-all"], ["audit"], ["tui"]):
@@ -169,55 +184,89 @@ def test_random_bytes_and_a_foreign_database_are_refused_by_every_command_and_le
 
 # ------------------------------------------------------------------ configuration
 
-@pytest.mark.parametrize("text, words", [
-    ("[engine\nmode = 'paper'\n", ("not valid TOML", "line 1")),
-    ("[engine]\nmood = 'paper'\n", ("engine.mood: unknown key", "check its spelling")),
-    ("[venue]\ntimeout_ms = 'fast'\n", ("venue.timeout_ms", "valid integer")),
-    ("[risk]\nmax_position_pct = -3\n", ("risk.max_position_pct", "greater than 0")),
-    ("[venue]\nsymbols = 'BTC/USDT'\n", ("venue.symbols", "valid tuple")),
-    ("[venue]\napi_secret = 'hunter2'\n", ("must not be in a config file", "COCKPIT_VENUE__API_SECRET")),
-    ("[monitors]\nws_stale_warn_s = 60\nws_stale_crit_s = 10\n", ("ws_stale_crit_s", "longer than")),
-])
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[engine\nmode = 'paper'\n", ("not valid TOML", "line 1")),
+        ("[engine]\nmood = 'paper'\n", ("engine.mood: unknown key", "check its spelling")),
+        ("[venue]\ntimeout_ms = 'fast'\n", ("venue.timeout_ms", "valid integer")),
+        ("[risk]\nmax_position_pct = -3\n", ("risk.max_position_pct", "greater than 0")),
+        ("[venue]\nsymbols = 'BTC/USDT'\n", ("venue.symbols", "valid tuple")),
+        ("[venue]\napi_secret = 'hunter2'\n", ("must not be in a config file", "COCKPIT_VENUE__API_SECRET")),
+        ("[monitors]\nws_stale_warn_s = 60\nws_stale_crit_s = 10\n", ("ws_stale_crit_s", "longer than")),
+    ],
+)
 def test_bad_configuration_names_the_file_the_key_and_the_fix(tmp_path, capsys, text, words):
     path = tmp_path / "c.toml"
     path.write_text(text)
-    err = said_clearly(in_process(capsys, "status", "--config", str(path), "--data-dir", str(tmp_path)),
-                       str(path), *words)
+    err = said_clearly(
+        in_process(capsys, "status", "--config", str(path), "--data-dir", str(tmp_path)), str(path), *words
+    )
     assert "hunter2" not in err  # a refused value is never echoed: it may be a secret
 
 
 def test_a_missing_config_file_and_missing_live_keys_are_named(tmp_path, capsys, caplog):
-    said_clearly(in_process(capsys, "status", "--config", str(tmp_path / "nope.toml")), "nope.toml",
-                 "no such config file", "--config")
+    said_clearly(
+        in_process(capsys, "status", "--config", str(tmp_path / "nope.toml")),
+        "nope.toml",
+        "no such config file",
+        "--config",
+    )
     (tmp_path / "live.toml").write_text('[engine]\nmode = "live"\n[venue]\nexchange = "binance"\n')
-    run = in_process(capsys, "run", "--headless", "--confirm-live", "--config", str(tmp_path / "live.toml"),
-                     "--data-dir", str(tmp_path / "d"), caplog=caplog)
+    run = in_process(
+        capsys,
+        "run",
+        "--headless",
+        "--confirm-live",
+        "--config",
+        str(tmp_path / "live.toml"),
+        "--data-dir",
+        str(tmp_path / "d"),
+        caplog=caplog,
+    )
     said_clearly(run, "live mode needs COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET")
 
 
 # ------------------------------------------------------------------ the venue
 
+
 async def test_a_server_answering_html_is_called_garbage_by_the_real_program(tmp_path):
     async with html_server() as port:
         (tmp_path / "config.toml").write_text(
             f'[venue]\nexchange = "binance"\nrest_url = "http://127.0.0.1:{port}"\nws_url = "ws://127.0.0.1:{port}"\n'
-            'retry_backoff_s = [0.05]\n')
-        run = await asyncio.to_thread(cockpit, tmp_path, "run", "--headless", "--data-dir", "d",
-                                      env={"COCKPIT_VENUE__API_KEY": "k", "COCKPIT_VENUE__API_SECRET": "s"})
+            "retry_backoff_s = [0.05]\n"
+        )
+        run = await asyncio.to_thread(
+            cockpit,
+            tmp_path,
+            "run",
+            "--headless",
+            "--data-dir",
+            "d",
+            env={"COCKPIT_VENUE__API_KEY": "k", "COCKPIT_VENUE__API_SECRET": "s"},
+        )
         err = said_clearly(run, "garbage", "rest_url")
         assert "not traded" not in err
 
 
 @pytest.mark.parametrize("body", ["json", "truncated"])  # html: the server answering HTML above
-async def test_a_venue_answering_garbage_mid_session_halts_sends_nothing_twice_and_recovers(sim, tmp_path, run,
-                                                                                          body):
+async def test_a_venue_answering_garbage_mid_session_halts_sends_nothing_twice_and_recovers(sim, tmp_path, run, body):
     engine = await run(settings(sim, tmp_path, venue=dict(breaker_cooldown_s=1.0)))
     await buy(engine)
     fault = sim.faults.inject("garbage", body=body)
     last = engine.portfolio.last["BTC/USDT"]
-    placed = await engine.execute(PlaceOrder(actor="operator:key", symbol="BTC/USDT", side="buy", type="limit",
-                                             amount=Decimal("0.001"), price=last * Decimal("0.9"),
-                                             stop_loss=last * Decimal("0.5")))
+    placed = await engine.execute(
+        PlaceOrder(
+            actor="operator:key",
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.9"),
+            stop_loss=last * Decimal("0.5"),
+        )
+    )
     assert not placed.ok and "VenueGarbage" in placed.message, placed.message
     await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10, message="halted")
     assert engine.state_info["code"] == "rest_errors" and "VenueGarbage" in engine.state_info["reason"]
@@ -234,6 +283,7 @@ async def test_a_venue_answering_garbage_mid_session_halts_sends_nothing_twice_a
 
 # ------------------------------------------------------------------ a full disk
 
+
 def test_a_full_disk_at_start_is_said_in_words(tmp_path, capsys, caplog):
     if IS_ROOT:
         with small_disk(tmp_path / "disk", "64k") as disk:
@@ -244,17 +294,24 @@ def test_a_full_disk_at_start_is_said_in_words(tmp_path, capsys, caplog):
     said_clearly(run, "cannot", "full", "--data-dir")
 
 
-async def test_a_disk_that_fills_mid_session_halts_sends_nothing_it_cannot_record_and_loses_nothing(sim, tmp_path,
-                                                                                                    run):
+async def test_a_disk_that_fills_mid_session_halts_sends_nothing_it_cannot_record_and_loses_nothing(sim, tmp_path, run):
     with small_disk(tmp_path / "disk") as disk:
         data = disk / "data"
         engine = await run(settings(sim, data))
         await buy(engine)
         filler = fill(disk)
         last = engine.portfolio.last["BTC/USDT"]
-        refused = await engine.execute(PlaceOrder(actor="operator:key", symbol="BTC/USDT", side="buy",
-                                                  type="limit", amount=Decimal("0.001"), price=last * Decimal("0.9"),
-                                                  stop_loss=last * Decimal("0.5")))
+        refused = await engine.execute(
+            PlaceOrder(
+                actor="operator:key",
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount=Decimal("0.001"),
+                price=last * Decimal("0.9"),
+                stop_loss=last * Decimal("0.5"),
+            )
+        )
         assert not refused.ok and ("cannot record" in refused.message or "HALTED" in refused.message)
         await eventually(lambda: "STORE_WRITE_FAILED" in codes(engine), timeout=10, message="CRIT alert")
         alert = next(a for a in engine.alert_book.recent if a.code == "STORE_WRITE_FAILED")

@@ -10,22 +10,22 @@ import subprocess
 import sys
 from decimal import Decimal
 
+from eventually import eventually
 
+from engine.core.engine import Engine
 from engine.kernel.commands import PlaceOrder
 from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core.engine import Engine
 from engine.kernel.events import TradingState
 from engine.sim import Simulator
 from engine.store.db import Store
-from eventually import eventually
-
 
 
 def write_config(sim: Simulator, tmp_path) -> dict[str, str]:
     """A config.toml pointing at the simulator, and the environment that carries its keys."""
     (tmp_path / "config.toml").write_text(
         f'[venue]\nexchange = "binance"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
-        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n')
+        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(COCKPIT_VENUE__API_KEY=sim.api_key, COCKPIT_VENUE__API_SECRET=sim.api_secret)
     return env
@@ -33,8 +33,9 @@ def write_config(sim: Simulator, tmp_path) -> dict[str, str]:
 
 def settings(sim: Simulator, tmp_path) -> Settings:
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret),
+        venue=VenueConfig(
+            exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key, api_secret=sim.api_secret
+        ),
         engine=EngineConfig(data_dir=tmp_path / "data"),
         risk=RiskConfig(max_position_pct=Decimal("20")),
         strategy=StrategyConfig(enabled=False),
@@ -43,14 +44,23 @@ def settings(sim: Simulator, tmp_path) -> Settings:
 
 async def cli(tmp_path, env, *args: str) -> subprocess.CompletedProcess:
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
-        cwd=tmp_path, env=env, timeout=90)
+        subprocess.run,
+        [sys.executable, "-m", "cockpit.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=90,
+    )
 
 
 async def buy_btc(engine: Engine, amount: str = "0.01") -> None:
     last = engine.portfolio.last["BTC/USDT"]
-    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal(amount),
-                                             stop_loss=last * Decimal("0.5")))
+    result = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT", side="buy", type="market", amount=Decimal(amount), stop_loss=last * Decimal("0.5")
+        )
+    )
     assert result.ok, result.message
 
 
@@ -67,8 +77,18 @@ async def test_order_close_reconnect_and_audit_from_another_shell(sim, tmp_path)
         assert refused.returncode == 1 and "stop-loss is required" in refused.stderr
         garbage = await cli(tmp_path, env, "order", "buy", "ETH/USDT", "lots")
         assert garbage.returncode == 2 and "'lots' is not a number" in garbage.stderr
-        resting = await cli(tmp_path, env, "order", "buy", "ETH/USDT", "0.1", "--price",
-                            str(engine.portfolio.last["ETH/USDT"] * Decimal("0.9")), "--stop-loss", "100")
+        resting = await cli(
+            tmp_path,
+            env,
+            "order",
+            "buy",
+            "ETH/USDT",
+            "0.1",
+            "--price",
+            str(engine.portfolio.last["ETH/USDT"] * Decimal("0.9")),
+            "--stop-loss",
+            "100",
+        )
         assert resting.returncode == 0, resting.stderr
 
         closed_eth = await cli(tmp_path, env, "close", "ETH/USDT")
@@ -103,8 +123,16 @@ async def test_close_all_with_no_engine_acts_on_the_venue_directly(sim, tmp_path
     await eventually(engine.ready.is_set, timeout=20)
     await buy_btc(engine)
     last = engine.portfolio.last["BTC/USDT"]
-    await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.002"),
-                                    price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5")))
+    await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.002"),
+            price=last * Decimal("0.9"),
+            stop_loss=last * Decimal("0.5"),
+        )
+    )
     await engine.stop()  # the engine is gone; its position and order are still at the venue
     assert len(sim.open_orders()) == 1 and sum(sim.balance("BTC")) >= Decimal("0.009")
 

@@ -7,36 +7,55 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from engine.kernel.commands import PlaceOrder
-from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from eventually import eventually
 from fastsim import FAST
 
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+
 
 async def test_the_daily_report_is_the_summary_the_sinks_receive(sim, tmp_path, run):
-    engine = await run(Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, **FAST),
-        engine=EngineConfig(data_dir=tmp_path / "data"), risk=RiskConfig(max_position_pct=Decimal("20")),
-        strategy=StrategyConfig(enabled=False)))
+    engine = await run(
+        Settings(
+            venue=VenueConfig(
+                exchange="binance",
+                rest_url=sim.rest_url,
+                ws_url=sim.ws_url,
+                api_key=sim.api_key,
+                api_secret=sim.api_secret,
+                **FAST,
+            ),
+            engine=EngineConfig(data_dir=tmp_path / "data"),
+            risk=RiskConfig(max_position_pct=Decimal("20")),
+            strategy=StrategyConfig(enabled=False),
+        )
+    )
     last = engine.portfolio.last["BTC/USDT"]
-    bought = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001"),
-                                             stop_loss=last * Decimal("0.5")))
+    bought = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001"), stop_loss=last * Decimal("0.5")
+        )
+    )
     assert bought.ok, bought.message
     await eventually(lambda: engine.stats.current().trades_count >= 1, message="the fill counted")
-    today = datetime.now(timezone.utc)
+    today = datetime.now(UTC)
     engine._daily_summary(now=today.replace(hour=23, minute=59))
     sent = next(a for a in engine.alert_book.recent if a.code == "DAILY_SUMMARY")
     await engine.stop()  # the day's counters are on disk at stop, as at every equity sample
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cockpit.cli", "report", "daily", *args, "--data-dir",
-                               str(tmp_path / "data")], capture_output=True, text=True, cwd=tmp_path, env=env,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "cockpit.cli", "report", "daily", *args, "--data-dir", str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        )
 
     text = await asyncio.to_thread(cli)
     assert text.returncode == 0, text.stderr

@@ -5,15 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from eventually import eventually
 
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.core.engine import Engine
-from engine.store.datadir import DataDirBusy
 from engine.kernel.commands import CancelAll, CancelOrder, Halt, PlaceOrder, Resume
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.kernel.events import OrderStatus, TradingState
 from engine.sim import Simulator
+from engine.store.datadir import DataDirBusy
 from engine.store.db import Store
-from eventually import eventually
 
 
 @pytest.fixture
@@ -27,8 +27,14 @@ async def standalone_sim():
 
 def settings_for(sim: Simulator, data_dir, strategy: bool = False) -> Settings:
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url,
-                          api_key=sim.api_key, api_secret=sim.api_secret, timeout_ms=5000),
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            timeout_ms=5000,
+        ),
         engine=EngineConfig(data_dir=data_dir),
         strategy=StrategyConfig(enabled=strategy, interval_s=0.2),
     )
@@ -46,9 +52,16 @@ async def test_place_track_cancel_and_restart(standalone_sim, tmp_path):
     engine = await started(settings_for(sim, tmp_path))
     try:
         last = engine.portfolio.last["BTC/USDT"]
-        result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit",
-                                                 amount=Decimal("0.002"), price=last * Decimal("0.9"),
-                                                 stop_loss=last * Decimal("0.8")))
+        result = await engine.execute(
+            PlaceOrder(
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount=Decimal("0.002"),
+                price=last * Decimal("0.9"),
+                stop_loss=last * Decimal("0.8"),
+            )
+        )
         assert result.ok, result.message
         (order,) = engine.tracker.open_orders()
         assert order.status == OrderStatus.OPEN and order.venue_id
@@ -58,11 +71,16 @@ async def test_place_track_cancel_and_restart(standalone_sim, tmp_path):
         assert [e["status"] for e in store.order_events(order.client_id)][:2] == ["NEW", "OPEN"]
 
         eth = engine.portfolio.last["ETH/USDT"]
-        market = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market",
-                                                 amount=Decimal("0.05"), stop_loss=eth * Decimal("0.9")))
+        market = await engine.execute(
+            PlaceOrder(
+                symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"), stop_loss=eth * Decimal("0.9")
+            )
+        )
         assert market.ok and "FILLED" in market.message
-        await eventually(lambda: any(p.symbol == "ETH/USDT" for p in engine.portfolio.positions()),
-                         message="ETH position from the fill")
+        await eventually(
+            lambda: any(p.symbol == "ETH/USDT" for p in engine.portfolio.positions()),
+            message="ETH position from the fill",
+        )
         assert store.fills() and store.fills()[0]["symbol"] == "ETH/USDT"
     finally:
         await engine.stop()
@@ -85,8 +103,9 @@ async def test_halt_blocks_orders_and_survives_restart(standalone_sim, tmp_path)
     engine = await started(settings_for(standalone_sim, tmp_path))
     try:
         assert (await engine.execute(Halt(reason="test"))).ok
-        refused = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market",
-                                                  amount=Decimal("0.001")))
+        refused = await engine.execute(
+            PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001"))
+        )
         assert not refused.ok and "HALTED" in refused.message
         assert standalone_sim.open_orders() == []
     finally:
@@ -105,8 +124,9 @@ async def test_halt_blocks_orders_and_survives_restart(standalone_sim, tmp_path)
 async def test_cancel_all_clears_the_venue_and_halts(standalone_sim, tmp_path):
     engine = await started(settings_for(standalone_sim, tmp_path, strategy=True))
     try:
-        await eventually(lambda: len(standalone_sim.open_orders()) >= 2, timeout=15,
-                         message="the ladder resting orders at the venue")
+        await eventually(
+            lambda: len(standalone_sim.open_orders()) >= 2, timeout=15, message="the ladder resting orders at the venue"
+        )
         result = await engine.execute(CancelAll(reason="test"))
         assert result.ok, result.message
         assert engine.trading_state == TradingState.HALTED
@@ -121,8 +141,9 @@ async def test_venue_rejection_is_recorded(standalone_sim, tmp_path):
     engine = await started(settings_for(standalone_sim, tmp_path))
     try:
         last = engine.portfolio.last["BTC/USDT"]
-        result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="sell", type="limit",
-                                                 amount=Decimal("5"), price=last * 2))
+        result = await engine.execute(
+            PlaceOrder(symbol="BTC/USDT", side="sell", type="limit", amount=Decimal("5"), price=last * 2)
+        )
         assert not result.ok and "insufficient" in result.message.lower()
         (order,) = engine.tracker.all()
         assert order.status == OrderStatus.REJECTED
@@ -141,8 +162,7 @@ async def test_second_engine_on_same_data_dir_is_refused(standalone_sim, tmp_pat
 
 async def test_builtin_sim_venue(tmp_path):
     """exchange = "sim" starts the simulator inside the engine."""
-    engine = await started(Settings(engine=EngineConfig(data_dir=tmp_path),
-                                    strategy=StrategyConfig(enabled=False)))
+    engine = await started(Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False)))
     try:
         assert engine.sim is not None and engine.venue_label.startswith("sim 127.0.0.1:")
         assert engine.portfolio.balances["USDT"].free > 0

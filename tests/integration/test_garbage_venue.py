@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
-from engine.core.engine import Engine
 from eventually import eventually
 from htmlserver import html_server
+
+from engine.core.engine import Engine
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 
 
 async def test_a_server_answering_html_is_called_garbage(tmp_path):
     async with html_server() as port:
-        engine = Engine(Settings(
-            venue=VenueConfig(exchange="binance", rest_url=f"http://127.0.0.1:{port}",
-                              ws_url=f"ws://127.0.0.1:{port}", api_key="k", api_secret="s", retry_backoff_s=(0.05,)),
-            engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False)))
+        engine = Engine(
+            Settings(
+                venue=VenueConfig(
+                    exchange="binance",
+                    rest_url=f"http://127.0.0.1:{port}",
+                    ws_url=f"ws://127.0.0.1:{port}",
+                    api_key="k",
+                    api_secret="s",
+                    retry_backoff_s=(0.05,),
+                ),
+                engine=EngineConfig(data_dir=tmp_path),
+                strategy=StrategyConfig(enabled=False),
+            )
+        )
         await engine.start()
         try:
             await eventually(engine.failed.is_set, timeout=20, message="the engine gives up on a garbage venue")

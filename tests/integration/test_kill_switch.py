@@ -8,26 +8,36 @@ import time
 from decimal import Decimal
 
 import pytest
+from eventually import eventually
+from fastsim import FAST
 
+from engine.core.engine import Engine
 from engine.kernel.commands import (
-    CancelAll, CloseAll, ClosePosition, Halt, PlaceOrder, Reconnect, Resume,
+    CancelAll,
+    CloseAll,
+    ClosePosition,
+    Halt,
+    PlaceOrder,
+    Reconnect,
+    Resume,
 )
 from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.core.engine import Engine
 from engine.kernel.events import CommandAudited, TradingState
-from engine.venue.resilience import BreakerState
 from engine.sim import Simulator
 from engine.store.db import Store
-from fastsim import FAST
-from eventually import eventually
-
-
+from engine.venue.resilience import BreakerState
 
 
 def settings(sim, tmp_path, *, venue=None, risk=None) -> Settings:
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, **{"timeout_ms": 2000, **FAST, **(venue or {})}),
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            **{"timeout_ms": 2000, **FAST, **(venue or {})},
+        ),
         engine=EngineConfig(data_dir=tmp_path),
         # Room for two positions and a resting order each in a test.
         risk=RiskConfig(**{"max_position_pct": Decimal("20"), **(risk or {})}),
@@ -48,19 +58,31 @@ async def hold_two_positions_with_orders(engine: Engine) -> None:
     """A BTC and an ETH position bought at market, and a resting limit buy under the price in each."""
     for symbol, amount in (("BTC/USDT", Decimal("0.01")), ("ETH/USDT", Decimal("0.2"))):
         last = engine.portfolio.last[symbol]
-        bought = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="market", amount=amount,
-                                                 stop_loss=last * Decimal("0.5")))
+        bought = await engine.execute(
+            PlaceOrder(symbol=symbol, side="buy", type="market", amount=amount, stop_loss=last * Decimal("0.5"))
+        )
         assert bought.ok, bought.message
-        resting = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="limit", amount=amount / 2,
-                                                  price=last * Decimal("0.8"), stop_loss=last * Decimal("0.5")))
+        resting = await engine.execute(
+            PlaceOrder(
+                symbol=symbol,
+                side="buy",
+                type="limit",
+                amount=amount / 2,
+                price=last * Decimal("0.8"),
+                stop_loss=last * Decimal("0.5"),
+            )
+        )
         assert resting.ok, resting.message
     await eventually(lambda: len(engine.portfolio.positions()) == 2, message="two positions")
 
 
 def venue_flat(sim: Simulator) -> bool:
     # Dust only: under the simulator's LOT_SIZE minimum (0.00001 BTC, 0.0001 ETH).
-    return (sim.open_orders() == [] and sum(sim.balance("BTC")) < Decimal("0.00001")
-            and sum(sim.balance("ETH")) < Decimal("0.0001"))
+    return (
+        sim.open_orders() == []
+        and sum(sim.balance("BTC")) < Decimal("0.00001")
+        and sum(sim.balance("ETH")) < Decimal("0.0001")
+    )
 
 
 async def test_close_all_flattens_every_position_and_reports_the_dust(engine, sim, tmp_path):
@@ -144,8 +166,10 @@ async def test_resume_stops_a_kill_switch_retry(engine, sim):
 
 
 async def test_reconnect_reports_streams_before_and_after(engine, sim):
-    await eventually(lambda: all(s.startswith("up") for n, s in engine.sync.stream_states().items()
-                                 if n.startswith("ticker")), message="tickers flowing")
+    await eventually(
+        lambda: all(s.startswith("up") for n, s in engine.sync.stream_states().items() if n.startswith("ticker")),
+        message="tickers flowing",
+    )
     old = engine.venue
     result = await engine.execute(Reconnect(actor="operator:key"))
     assert result.ok, result.message
@@ -160,15 +184,20 @@ async def test_every_actor_leaves_the_same_audit_record(engine, sim, tmp_path):
     seen: list[CommandAudited] = []
     engine.bus.add_handler(lambda e: seen.append(e) if isinstance(e, CommandAudited) else None)
     await engine.execute(Halt(actor="operator:key", reason="h pressed"))
-    refused = await engine.execute(PlaceOrder(actor="strategy:ladder", symbol="BTC/USDT", side="buy",
-                                              amount=Decimal("0.001"), price=Decimal("1")))
+    refused = await engine.execute(
+        PlaceOrder(actor="strategy:ladder", symbol="BTC/USDT", side="buy", amount=Decimal("0.001"), price=Decimal("1"))
+    )
     assert not refused.ok and "HALTED" in refused.message
     await engine.execute(Resume(actor="operator:cli alice@desk", reason="checked"))
-    await engine.execute(Halt(actor="monitor:max_drawdown", reason="drawdown 16% exceeds 15%",
-                              values={"drawdown_pct": "16"}))
+    await engine.execute(
+        Halt(actor="monitor:max_drawdown", reason="drawdown 16% exceeds 15%", values={"drawdown_pct": "16"})
+    )
     assert [(a.command, a.actor, a.ok) for a in seen] == [
-        ("halt", "operator:key", True), ("order", "strategy:ladder", False),
-        ("resume", "operator:cli alice@desk", True), ("halt", "monitor:max_drawdown", True)]
+        ("halt", "operator:key", True),
+        ("order", "strategy:ladder", False),
+        ("resume", "operator:cli alice@desk", True),
+        ("halt", "monitor:max_drawdown", True),
+    ]
     rows = Store.in_dir(tmp_path).audit(limit=10)
     assert rows[0]["actor"] == "monitor:max_drawdown" and rows[0]["values"] == {"drawdown_pct": "16"}
     assert rows[2]["result"] == "trading is HALTED: no new orders until an operator resumes"
@@ -187,8 +216,11 @@ async def test_an_exception_in_a_risk_monitor_fails_closed_and_the_others_go_on(
 
     _, confirm, blocks, on_warn, on_crit = engine.monitors.watches["max_drawdown"]
     engine.monitors.watches["max_drawdown"] = (broken, confirm, blocks, on_warn, on_crit)
-    await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=15,
-                     message="a monitor that cannot read halts trading")
+    await eventually(
+        lambda: engine.trading_state == TradingState.HALTED,
+        timeout=15,
+        message="a monitor that cannot read halts trading",
+    )
     assert engine.state_info["actor"] == "monitor:monitor_failed"
     assert engine.monitors.rows["max_drawdown"].status.value == "CRIT"
     count = len(calls)
@@ -209,8 +241,9 @@ async def test_a_stream_handler_error_marks_the_stream_down_and_polling_takes_ov
     await eventually(lambda: engine.sync.polling, message="REST polling started")
     assert any(a.code == "WS_DOWN" for a in engine.alert_book.recent)
     monkeypatch.setattr(engine.sync, "on_ticker", original)
-    await eventually(lambda: "ticker BTC/USDT" not in engine.sync.stream_down, timeout=15,
-                     message="the same stream loop recovered")
+    await eventually(
+        lambda: "ticker BTC/USDT" not in engine.sync.stream_down, timeout=15, message="the same stream loop recovered"
+    )
 
 
 async def test_close_all_reports_dust_smaller_than_one_step_and_succeeds(engine, sim):

@@ -12,14 +12,14 @@ import time
 from decimal import Decimal
 
 import pytest
-
-from engine.kernel.commands import CancelAll, Halt, PlaceOrder, Resume
-from engine.kernel.config import Settings
-from engine.core.engine import Engine
-from engine.kernel.events import TradingState
-from engine.store.db import Store
 from eventually import eventually
 from runbook import audited, codes, settings, tripped
+
+from engine.core.engine import Engine
+from engine.kernel.commands import CancelAll, Halt, PlaceOrder, Resume
+from engine.kernel.config import Settings
+from engine.kernel.events import TradingState
+from engine.store.db import Store
 
 
 @pytest.fixture
@@ -47,8 +47,16 @@ async def test_429_pauses_every_request_for_retry_after_and_418_halts(sim, tmp_p
     engine = await run(settings(sim, tmp_path, monitors=dict(rest_errors_max=50)))
     last = engine.portfolio.last["BTC/USDT"]
     sim.faults.inject("http-status", status=429, retry_after=2, path="/api/v3/order", method="POST", count=1)
-    refused = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                              price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5")))
+    refused = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.9"),
+            stop_loss=last * Decimal("0.5"),
+        )
+    )
     assert not refused.ok and "not sent" in refused.message
     assert engine.venue_health.paused_for() > 1.0
     start = time.monotonic()
@@ -58,9 +66,19 @@ async def test_429_pauses_every_request_for_retry_after_and_418_halts(sim, tmp_p
     # An order waiting out a Retry-After is checked against the trading state again before it leaves.
     sim.faults.inject("http-status", status=429, retry_after=2, path="/api/v3/time", count=1)
     await eventually(lambda: engine.venue_health.paused_for() > 0.5, timeout=5, message="paused by the ping's 429")
-    waiting = asyncio.ensure_future(engine.execute(PlaceOrder(
-        actor="strategy:ladder", symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-        price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5"))))
+    waiting = asyncio.ensure_future(
+        engine.execute(
+            PlaceOrder(
+                actor="strategy:ladder",
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount=Decimal("0.001"),
+                price=last * Decimal("0.9"),
+                stop_loss=last * Decimal("0.5"),
+            )
+        )
+    )
     await asyncio.sleep(0)
     await engine.execute(Halt(actor="operator:key", reason="while an order waits"))
     late = await waiting
@@ -79,27 +97,47 @@ async def test_a_fill_the_streams_missed_is_fetched_and_is_no_mismatch(sim, tmp_
     await eventually(lambda: engine.holdings.baseline is not None)
     sim.faults.inject("ws-silence", which="user")
     last = engine.portfolio.last["BTC/USDT"]
-    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.002"),
-                                             price=last * Decimal("0.99"), stop_loss=last * Decimal("0.5")))
+    placed = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.002"),
+            price=last * Decimal("0.99"),
+            stop_loss=last * Decimal("0.5"),
+        )
+    )
     assert placed.ok, placed.message
     (order,) = engine.tracker.open_orders()
     sim.set_price("BTCUSDT", last * Decimal("0.98"))  # fills at the venue; the user stream says nothing
-    await eventually(lambda: engine.execution.filled_seen.get(order.client_id) == Decimal("0.002"), timeout=10,
-                     message="the fill fetched by reconciliation")
+    await eventually(
+        lambda: engine.execution.filled_seen.get(order.client_id) == Decimal("0.002"),
+        timeout=10,
+        message="the fill fetched by reconciliation",
+    )
     assert engine.tracker.get(order.client_id).status.value == "FILLED"
     await eventually(lambda: engine.holdings.engine_amount("BTC") > 0)
     for _ in range(3):  # several reconciliations later, still no difference
         await engine.sync.reconcile_all()
-    assert engine.holdings.differences() == [] or all(d.pct_of_equity < Decimal("0.01")
-                                                      for d in engine.holdings.differences())
+    assert engine.holdings.differences() == [] or all(
+        d.pct_of_equity < Decimal("0.01") for d in engine.holdings.differences()
+    )
     assert "POSITION_ADOPTED" not in codes(engine) and engine.trading_state == TradingState.ACTIVE
 
 
 async def test_a_stuck_order_is_placed_again_when_configured(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, monitors=dict(stuck_order_reissue=True, stuck_order_s=0.5)))
     last = engine.portfolio.last["BTC/USDT"]
-    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                             price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5")))
+    placed = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.9"),
+            stop_loss=last * Decimal("0.5"),
+        )
+    )
     assert placed.ok
     (first,) = engine.tracker.open_orders()
     await eventually(lambda: audited(tmp_path, "order", "monitor:stuck_order"), timeout=10, message="reissued")
@@ -116,8 +154,17 @@ async def test_two_buys_waiting_out_a_retry_after_cannot_both_pass_the_position_
     await eventually(lambda: engine.venue_health.paused_for() > 0.5, timeout=5, message="paused by a 429")
 
     def buy_order():
-        return engine.execute(PlaceOrder(actor="operator:cli a@b", symbol="BTC/USDT", side="buy", type="limit",
-                                         amount=amount, price=last * Decimal("0.95"), stop_loss=last * Decimal("0.5")))
+        return engine.execute(
+            PlaceOrder(
+                actor="operator:cli a@b",
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount=amount,
+                price=last * Decimal("0.95"),
+                stop_loss=last * Decimal("0.5"),
+            )
+        )
 
     first, second = await asyncio.gather(buy_order(), buy_order())
     assert [first.ok, second.ok].count(True) == 1
@@ -146,8 +193,9 @@ async def test_calls_refused_for_their_timestamp_share_one_resync_and_are_sent_o
     engine = await run(settings(sim, tmp_path, monitors=dict(ping_s=60.0, reconcile_s=60.0)))
     # The first ping and its warm-up of the kill switch's lane are answered (the connect's warm-up before them), so
     # every time request from here on is a resync.
-    await eventually(lambda: len(engine.venue.latency.samples.get("GET /api/v3/time", ())) >= 3,
-                     message="the first ping")
+    await eventually(
+        lambda: len(engine.venue.latency.samples.get("GET /api/v3/time", ())) >= 3, message="the first ping"
+    )
     clock = engine.venue.clock
     times = sim.faults.inject("latency", ms=0, path="/api/v3/time")  # counts the venue's time answers
     orders = sim.faults.inject("latency", ms=0, path="/api/v3/order", method="POST")
@@ -159,9 +207,19 @@ async def test_calls_refused_for_their_timestamp_share_one_resync_and_are_sent_o
 
     sim.faults.clear(skew)  # the skew ends: the offset in force now stamps calls 15 s ahead of the venue
     last = engine.portfolio.last["BTC/USDT"]
-    placed = await asyncio.wait_for(engine.execute(PlaceOrder(
-        symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"), price=last * Decimal("0.9"),
-        stop_loss=last * Decimal("0.5"))), timeout=5)
+    placed = await asyncio.wait_for(
+        engine.execute(
+            PlaceOrder(
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount=Decimal("0.001"),
+                price=last * Decimal("0.9"),
+                stop_loss=last * Decimal("0.5"),
+            )
+        ),
+        timeout=5,
+    )
     assert placed.ok, placed.message
     assert sim.faults.get(orders).hits == 2 and clock.resyncs == 2  # refused, resynced, sent once more
     assert [o["clientOrderId"] for o in sim.open_orders()] == [placed.details["client_id"]]  # placed once

@@ -15,15 +15,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from cockpit.app import CockpitApp
-from engine.kernel.commands import PlaceOrder
-from engine.kernel.config import (
-    AlertsConfig, EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig,
-)
-from engine.core.engine import Engine
 from eventually import eventually
 from fastsim import FAST
+
+from cockpit.app import CockpitApp
+from engine.core.engine import Engine
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.config import (
+    AlertsConfig,
+    EngineConfig,
+    MonitorsConfig,
+    RiskConfig,
+    Settings,
+    StrategyConfig,
+    VenueConfig,
+)
 
 TOKEN = "tok3nS3cr3tV4lue9f8e7d6c5b4a"
 
@@ -41,11 +47,16 @@ def write_config(sim, folder: Path) -> dict[str, str]:
     """config.toml for the real program (no secret in it: they come from the environment) and its environment."""
     (folder / "config.toml").write_text(
         f'[venue]\nexchange = "binance"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
-        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n')
+        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    env.update(COCKPIT_VENUE__API_KEY=sim.api_key, COCKPIT_VENUE__API_SECRET=sim.api_secret,
-               COCKPIT_ALERTS__NOTIFY=f'[{{"url": "{notify_url()}", "min_severity": "WARN"}}]',
-               COCKPIT_ALERTS__NOTIFY_RETRIES="0", TERM="xterm-256color")
+    env.update(
+        COCKPIT_VENUE__API_KEY=sim.api_key,
+        COCKPIT_VENUE__API_SECRET=sim.api_secret,
+        COCKPIT_ALERTS__NOTIFY=f'[{{"url": "{notify_url()}", "min_severity": "WARN"}}]',
+        COCKPIT_ALERTS__NOTIFY_RETRIES="0",
+        TERM="xterm-256color",
+    )
     return env
 
 
@@ -66,26 +77,45 @@ def everything_written(data_dir: Path) -> dict[str, bytes]:
 async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, tmp_path):
     data = tmp_path / "data"
     settings = Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, **FAST),
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            **FAST,
+        ),
         engine=EngineConfig(data_dir=data),
         risk=RiskConfig(max_position_pct=Decimal("20")),
         monitors=MonitorsConfig(interval_s=0.1, flash_crash_pct=Decimal("8"), flash_crash_window_s=5.0),
         alerts=AlertsConfig(notify=({"url": notify_url(), "min_severity": "WARN"},), notify_retries=0),
-        strategy=StrategyConfig(enabled=False))
+        strategy=StrategyConfig(enabled=False),
+    )
     screens: dict[str, str] = {}
     app = CockpitApp(Engine(settings))
     async with app.run_test(size=(120, 40)) as pilot:
         engine = app.engine
         await eventually(engine.ready.is_set, timeout=20, message="engine connected")
         last = engine.portfolio.last["BTC/USDT"]
-        assert (await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"),
-                                                stop_loss=last * Decimal("0.5")))).ok
+        assert (
+            await engine.execute(
+                PlaceOrder(
+                    symbol="BTC/USDT",
+                    side="buy",
+                    type="market",
+                    amount=Decimal("0.01"),
+                    stop_loss=last * Decimal("0.5"),
+                )
+            )
+        ).ok
         screens["main"] = app.export_screenshot()
         sim.faults.inject("flash-crash", percent=15, seconds=0.5, recover=0)  # an incident, its snapshot
         await eventually(lambda: engine.incidents.current and engine.incidents.current.get("snapshot"), timeout=15)
-        await eventually(lambda: any(a.code == "NOTIFY_FAILED" for a in engine.alert_book.recent), timeout=15,
-                         message="the webhook's failure is reported (its URL masked)")
+        await eventually(
+            lambda: any(a.code == "NOTIFY_FAILED" for a in engine.alert_book.recent),
+            timeout=15,
+            message="the webhook's failure is reported (its URL masked)",
+        )
         await pilot.press("s")  # a snapshot on demand
         await pilot.pause()
         screens["halted"] = app.export_screenshot()
@@ -98,14 +128,23 @@ async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, t
     env = write_config(sim, tmp_path)
 
     def cli(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(data)],
-                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=90)
+        out = subprocess.run(
+            [sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=90,
+        )
         return out.stdout + out.stderr
 
     commands = (("status", "--json"), ("audit", "--json", "--limit", "200"), ("snapshot",), ("incident", "report", "1"))
     outputs = await asyncio.gather(*(asyncio.to_thread(cli, *args) for args in commands))
     printed = {" ".join(args): out for args, out in zip(commands, outputs)}
-    assert '"trading_state": "HALTED"' in printed["status --json"] and "monitor:flash_crash" in printed["audit --json --limit 200"]
+    assert (
+        '"trading_state": "HALTED"' in printed["status --json"]
+        and "monitor:flash_crash" in printed["audit --json --limit 200"]
+    )
 
     # The real program in tmux, the way an operator runs it over SSH: the pane's text.
     if shutil.which("tmux"):
@@ -128,8 +167,13 @@ async def tmux_pane(tmp_path: Path, data: Path, env: dict[str, str]) -> str:
     # On hang-up just halt: the default (cancel all) would keep retrying for minutes once the test's simulator
     # is gone, a cockpit left running after the test.
     command = f"env COCKPIT_TUI__ON_HANGUP=halt {sys.executable} -m cockpit.cli --data-dir {data}"
-    await asyncio.to_thread(subprocess.run, [*server, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-                                             command], cwd=tmp_path, env=env, check=True)
+    await asyncio.to_thread(
+        subprocess.run,
+        [*server, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    )
 
     def pane() -> str:
         return subprocess.run([*server, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout

@@ -10,39 +10,61 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from eventually import eventually
+from fastsim import FAST
 from pydantic import SecretStr
 
+from engine.core.engine import Engine
 from engine.gate.checklist import Status
+from engine.gate.preflight import Preflight, run_standalone
 from engine.kernel.commands import RunPreflight
 from engine.kernel.config import (
-    AlertsConfig, EngineConfig, HealthConfig, PreflightConfig, RiskConfig, Settings, StrategyConfig, ValidationConfig,
+    AlertsConfig,
+    EngineConfig,
+    HealthConfig,
+    PreflightConfig,
+    RiskConfig,
+    Settings,
+    StrategyConfig,
+    ValidationConfig,
     VenueConfig,
 )
-from engine.core.engine import Engine
 from engine.kernel.errors import EngineError
 from engine.kernel.events import ValidationReported
-from engine.gate.preflight import Preflight, run_standalone
 from engine.sim import Simulator
 from engine.sim.standalone import load_keys
 from engine.store.db import Store
-from eventually import eventually
-from fastsim import FAST
 
 WITHDRAW_KEY, WITHDRAW_SECRET = "withdraw-key", "w" * 64
 
 
-def settings(sim: Simulator, data: Path, *, mode: str = "paper", key: str | None = None, secret: str | None = None,
-             venue: dict | None = None, risk: dict | None = None, preflight: dict | None = None,
-             notify: bool = False, health: dict | None = None) -> Settings:
+def settings(
+    sim: Simulator,
+    data: Path,
+    *,
+    mode: str = "paper",
+    key: str | None = None,
+    secret: str | None = None,
+    venue: dict | None = None,
+    risk: dict | None = None,
+    preflight: dict | None = None,
+    notify: bool = False,
+    health: dict | None = None,
+) -> Settings:
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url,
-                          api_key=SecretStr(key or sim.api_key), api_secret=SecretStr(secret or sim.api_secret),
-                          **{"timeout_ms": 2000, **FAST, **(venue or {})}),
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=SecretStr(key or sim.api_key),
+            api_secret=SecretStr(secret or sim.api_secret),
+            **{"timeout_ms": 2000, **FAST, **(venue or {})},
+        ),
         engine=EngineConfig(data_dir=data, mode=mode),
         risk=RiskConfig(**{"max_position_pct": Decimal("20"), **(risk or {})}),
         strategy=StrategyConfig(enabled=False),
@@ -60,21 +82,49 @@ def codes(checklist, status: Status) -> set[str]:
 
 def a_proven_history(data: Path) -> None:
     """What 24 h of calm paper trading and a recent GO validation leave in the store."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = Store.in_dir(data)
     try:
-        store.db["engine_runs"].insert({"started_at": (now - timedelta(hours=25)).isoformat(),
-                                        "stopped_at": (now - timedelta(minutes=1)).isoformat(), "mode": "paper",
-                                        "venue": "sim"})
+        store.db["engine_runs"].insert(
+            {
+                "started_at": (now - timedelta(hours=25)).isoformat(),
+                "stopped_at": (now - timedelta(minutes=1)).isoformat(),
+                "mode": "paper",
+                "venue": "sim",
+            }
+        )
         for i in range(10):
-            store.db["orders"].insert({
-                "client_id": f"ck-history-{i}", "symbol": "BTC/USDT", "side": "buy", "type": "limit",
-                "amount": "0.001", "price": "60000", "status": "FILLED", "filled": "0.001", "average": "60000",
-                "venue_id": str(i), "origin": "strategy:ladder", "created_at": (now - timedelta(hours=2)).isoformat(),
-                "updated_at": (now - timedelta(hours=1)).isoformat()})
-        store.handle(ValidationReported({"verdict": "GO", "trades": 14, "win_rate": 57.1, "sharpe": 1.2,
-                                         "max_drawdown_pct": 2.5, "failed": [], "simulated": {"hours": 48.0}},
-                                        "validation_report_x.json"))
+            store.db["orders"].insert(
+                {
+                    "client_id": f"ck-history-{i}",
+                    "symbol": "BTC/USDT",
+                    "side": "buy",
+                    "type": "limit",
+                    "amount": "0.001",
+                    "price": "60000",
+                    "status": "FILLED",
+                    "filled": "0.001",
+                    "average": "60000",
+                    "venue_id": str(i),
+                    "origin": "strategy:ladder",
+                    "created_at": (now - timedelta(hours=2)).isoformat(),
+                    "updated_at": (now - timedelta(hours=1)).isoformat(),
+                }
+            )
+        store.handle(
+            ValidationReported(
+                {
+                    "verdict": "GO",
+                    "trades": 14,
+                    "win_rate": 57.1,
+                    "sharpe": 1.2,
+                    "max_drawdown_pct": 2.5,
+                    "failed": [],
+                    "simulated": {"hours": 48.0},
+                },
+                "validation_report_x.json",
+            )
+        )
     finally:
         store.close()
 
@@ -87,14 +137,34 @@ async def test_every_check_passes_on_a_healthy_paper_venue_with_a_proven_history
     assert result.ok and result.message.startswith("GO · 17 PASS · 0 WARN · 0 FAIL"), result.message
     assert checklist["verdict"] == "GO" and checklist["passed"] == 17 and checklist["actor"] == "operator:test"
     by_code = {c["code"]: c for c in checklist["checks"]}
-    assert set(by_code) == {"mode", "venue", "clock_skew", "api_key", "key_permissions", "balance", "symbols",
-                            "smoke_trade", "streams", "rate_limit", "stop_loss", "daily_loss_limit",
-                            "risk_self_test", "alert_sinks", "health_loopback", "validation_report", "stability"}
+    assert set(by_code) == {
+        "mode",
+        "venue",
+        "clock_skew",
+        "api_key",
+        "key_permissions",
+        "balance",
+        "symbols",
+        "smoke_trade",
+        "streams",
+        "rate_limit",
+        "stop_loss",
+        "daily_loss_limit",
+        "risk_self_test",
+        "alert_sinks",
+        "health_loopback",
+        "validation_report",
+        "stability",
+    }
     # The evidence is stored with each check: values measured and thresholds.
     assert by_code["key_permissions"]["evidence"]["enableWithdrawals"] is False
     balance = by_code["balance"]["evidence"]
     assert (balance["asset"], Decimal(balance["free"]), Decimal(balance["locked"]), balance["min"]) == (
-        "USDT", 10000, 0, "100")
+        "USDT",
+        10000,
+        0,
+        "100",
+    )
     smoke = by_code["smoke_trade"]["evidence"]
     assert smoke["in_tracker_ms"] <= 5000 and smoke["filled_ms"] <= 5000 and smoke["canceled_ms"] <= 5000
     assert Decimal(smoke["held_after"]) > Decimal(smoke["held_before"])
@@ -184,10 +254,14 @@ async def test_a_thin_balance_an_unlisted_symbol_and_a_revoked_key_fail(tmp_path
 
 
 async def test_a_configuration_unfit_for_live_fails_and_warns(sim, tmp_path):
-    unfit = dict(risk={"require_stop_loss": False, "daily_loss_limit_pct": Decimal("0")},
-                 venue={"rate_limit": False}, health={"host": "0.0.0.0", "port": 8123})
-    live = await run_standalone(settings(sim, tmp_path, mode="live", **unfit), None, confirm_live=True,
-                                actor="operator:test")
+    unfit = dict(
+        risk={"require_stop_loss": False, "daily_loss_limit_pct": Decimal("0")},
+        venue={"rate_limit": False},
+        health={"host": "0.0.0.0", "port": 8123},
+    )
+    live = await run_standalone(
+        settings(sim, tmp_path, mode="live", **unfit), None, confirm_live=True, actor="operator:test"
+    )
     assert {"stop_loss", "daily_loss_limit", "mode", "stability"} <= codes(live, Status.FAIL)
     assert {"rate_limit", "health_loopback", "alert_sinks", "validation_report"} <= codes(live, Status.WARN)
     assert "smoke_trade" not in {c.code for c in live.checks}  # never with real money
@@ -195,8 +269,9 @@ async def test_a_configuration_unfit_for_live_fails_and_warns(sim, tmp_path):
     # The same choices are WARN in paper: that is where they are tried out.
     assert {"stop_loss", "daily_loss_limit", "rate_limit", "health_loopback"} <= codes(paper, Status.WARN)
     assert codes(paper, Status.FAIL) == set()
-    unconfirmed = await run_standalone(settings(sim, tmp_path, mode="live"), None, confirm_live=False,
-                                       actor="operator:test")
+    unconfirmed = await run_standalone(
+        settings(sim, tmp_path, mode="live"), None, confirm_live=False, actor="operator:test"
+    )
     assert "--confirm-live" in unconfirmed.get("mode").detail
 
 
@@ -205,12 +280,25 @@ async def test_the_risk_self_test_fails_when_a_breach_gets_through(sim, tmp_path
     s = settings(sim, tmp_path)
     from engine.venue.adapter import Venue
 
-    venue = Venue("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                  api_secret=sim.api_secret, timeout_ms=2000)
+    venue = Venue(
+        "binance",
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        timeout_ms=2000,
+    )
     try:
         await venue.load_markets()
-        checklist = await Preflight(s, venue=venue, venue_label="sim", store=None, confirm_live=False,
-                                    actor="operator:test", refusal=lambda *order: None).run()
+        checklist = await Preflight(
+            s,
+            venue=venue,
+            venue_label="sim",
+            store=None,
+            confirm_live=False,
+            actor="operator:test",
+            refusal=lambda *order: None,
+        ).run()
     finally:
         await venue.close()
     check = checklist.get("risk_self_test")
@@ -220,16 +308,23 @@ async def test_the_risk_self_test_fails_when_a_breach_gets_through(sim, tmp_path
 def write_config(sim: Simulator, tmp_path: Path, extra: str = "") -> dict[str, str]:
     (tmp_path / "config.toml").write_text(
         f'[venue]\nexchange = "binance"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
-        f'[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n{extra}')
+        f'[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n{extra}'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(COCKPIT_VENUE__API_KEY=sim.api_key, COCKPIT_VENUE__API_SECRET=sim.api_secret)
     return env
 
 
 async def cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cockpit.cli", *args,
-                                                    "--data-dir", str(tmp_path / "data")],
-                                   capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
 
 
 async def test_cockpit_preflight_exits_1_for_no_go_2_when_it_cannot_run(sim, tmp_path):

@@ -6,18 +6,27 @@ from __future__ import annotations
 import asyncio
 import time
 
+from eventually import eventually
+from fastsim import FAST
+
 from engine.kernel.commands import CancelAll
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.sim import Simulator
-from fastsim import FAST
-from eventually import eventually
 
 
 def settings(sim: Simulator, tmp_path) -> Settings:
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, **FAST),
-        engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False))
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            **FAST,
+        ),
+        engine=EngineConfig(data_dir=tmp_path),
+        strategy=StrategyConfig(enabled=False),
+    )
 
 
 async def test_the_budget_learns_the_limit_and_follows_the_venues_count(tmp_path, run):

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from eventually import eventually
+from runbook import buy, codes, held, settings
+
 from engine.kernel.commands import ExitPosition, Resume
 from engine.kernel.events import TradingState
 from engine.store.db import Store
-from eventually import eventually
-from runbook import buy, codes, held, settings
 
 LEVELS = dict(mismatch_warn_pct=Decimal("0.1"), mismatch_halt_pct=Decimal("1"))
 
@@ -23,8 +24,10 @@ async def test_a_crash_between_a_fill_and_the_holdings_record_leaves_no_mismatch
     engine = await run(cfg)
     await eventually(lambda: engine.holdings.baseline is not None, message="holdings baseline")
     await buy(engine, amount="0.003")  # ~180 USDT of 10,000: ~1.8 % of equity, over the 1 % halt level
-    await eventually(lambda: engine.holdings.engine_amount("BTC") == held(sim, "BTC") > 0,
-                     message="the buy counted as the engine's own")
+    await eventually(
+        lambda: engine.holdings.engine_amount("BTC") == held(sim, "BTC") > 0,
+        message="the buy counted as the engine's own",
+    )
     store = Store.in_dir(tmp_path, readonly=True)
     try:
         # The record as it was before the sell, in the form a store written before this fix kept it: with the net

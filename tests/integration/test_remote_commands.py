@@ -8,23 +8,26 @@ import os
 import subprocess
 import sys
 
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig
-from engine.core.engine import Engine
-from engine.kernel.events import TradingState
-from engine.api.inbox import send
-from engine.store.db import Store
 from eventually import eventually
+
+from engine.api.inbox import send
+from engine.core.engine import Engine
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.kernel.events import TradingState
+from engine.store.db import Store
 
 
 def cli(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
+    )
 
 
 async def test_cancel_all_from_another_shell(tmp_path):
-    engine = Engine(Settings(engine=EngineConfig(data_dir=tmp_path),
-                             strategy=StrategyConfig(enabled=True, interval_s=0.2)))
+    engine = Engine(
+        Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=True, interval_s=0.2))
+    )
     await engine.start()
     try:
         await eventually(engine.ready.is_set, timeout=20)
@@ -89,17 +92,23 @@ def test_bad_config_names_file_and_key(tmp_path):
 
 
 async def test_strategy_and_reduce_only_from_another_shell(tmp_path):
-    engine = Engine(Settings(engine=EngineConfig(data_dir=tmp_path, equity_sample_s=0.1),
-                             strategy=StrategyConfig(enabled=True, interval_s=0.2)))
+    engine = Engine(
+        Settings(
+            engine=EngineConfig(data_dir=tmp_path, equity_sample_s=0.1),
+            strategy=StrategyConfig(enabled=True, interval_s=0.2),
+        )
+    )
     await engine.start()
     try:
         await eventually(engine.ready.is_set, timeout=20)
-        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"strategy": "ladder",
-                                                                                      "enabled": False})
+        ok, message = await asyncio.to_thread(
+            send, tmp_path, "strategy", "test", 15, {"strategy": "ladder", "enabled": False}
+        )
         assert ok and message == "ladder disabled"
         assert not engine.runner.guard.is_enabled("ladder", __import__("engine.kernel.events").kernel.events.utcnow())
-        ok, message = await asyncio.to_thread(send, tmp_path, "strategy", "test", 15, {"strategy": "nope",
-                                                                                      "enabled": True})
+        ok, message = await asyncio.to_thread(
+            send, tmp_path, "strategy", "test", 15, {"strategy": "nope", "enabled": True}
+        )
         assert not ok and "no strategy 'nope'" in message
         ok, message = await asyncio.to_thread(send, tmp_path, "reduce-only", "test", 15)
         assert ok and engine.trading_state == TradingState.REDUCE_ONLY
@@ -132,8 +141,9 @@ async def test_mode_from_another_shell_switches_to_dry_run_and_refuses_live(tmp_
         assert result.returncode == 0 and "mode is now dry-run (nothing is sent)" in result.stdout
         assert engine.mode == "dry-run" and engine.execution.mode == "dry-run"
         assert any(a.code == "MODE_CHANGED" for a in engine.alert_book.recent)
-        status = json.loads((await asyncio.to_thread(cli, "status", "--json", "--data-dir", str(tmp_path),
-                                                     cwd=tmp_path)).stdout)
+        status = json.loads(
+            (await asyncio.to_thread(cli, "status", "--json", "--data-dir", str(tmp_path), cwd=tmp_path)).stdout
+        )
         assert status["mode"] == "dry-run"
     finally:
         await engine.stop()

@@ -6,35 +6,38 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from eventually import eventually
+from fastsim import FAST
 
-from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.core.engine import Engine, EngineError
 from engine.kernel.commands import PlaceOrder, SetStrategy
+from engine.kernel.config import EngineConfig, MonitorsConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.kernel.events import RoundTripClosed, TradingState
-from engine.venue.resilience import BreakerState, CircuitOpen
 from engine.store.db import Store
-from fastsim import FAST
-from eventually import eventually
+from engine.venue.resilience import BreakerState, CircuitOpen
 
 
-
-
-def settings(sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=False, mode="paper",
-             monitors_cfg=None) -> Settings:
+def settings(
+    sim, tmp_path, *, venue=None, risk=None, engine=None, strategy=False, mode="paper", monitors_cfg=None
+) -> Settings:
     return Settings(
-        venue=VenueConfig(exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                          api_secret=sim.api_secret, **{"timeout_ms": 1000, **FAST, **(venue or {})}),
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            **{"timeout_ms": 1000, **FAST, **(venue or {})},
+        ),
         engine=EngineConfig(data_dir=tmp_path, mode=mode, **(engine or {})),
         risk=RiskConfig(**(risk or {})),
         monitors=MonitorsConfig(**(monitors_cfg or {})),
         strategy=StrategyConfig(enabled=strategy, interval_s=0.2),
     )
-
-
 
 
 def alerts(engine, code):
@@ -45,8 +48,16 @@ async def test_timeout_after_send_never_duplicates_the_order(sim, tmp_path, run)
     engine = await run(settings(sim, tmp_path))
     last = engine.portfolio.last["BTC/USDT"]
     sim.faults.inject("accept-then-hang", seconds=3, path="/api/v3/order", method="POST", count=1)
-    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                             price=last * Decimal("0.95"), stop_loss=last * Decimal("0.9")))
+    result = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.95"),
+            stop_loss=last * Decimal("0.9"),
+        )
+    )
     assert result.ok and "found by client id" in result.message, result.message
     (order,) = engine.tracker.all()
     venue_orders = sim.open_orders("BTCUSDT")
@@ -59,8 +70,16 @@ async def test_send_that_never_arrived_is_marked_rejected(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path))
     sim.faults.inject("hang", seconds=2, path="/api/v3/order", method="POST", count=1)
     last = engine.portfolio.last["BTC/USDT"]
-    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                             price=last * Decimal("0.95"), stop_loss=last * Decimal("0.9")))
+    result = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.95"),
+            stop_loss=last * Decimal("0.9"),
+        )
+    )
     assert not result.ok and "not placed" in result.message
     assert engine.tracker.all()[0].status.value == "REJECTED"
     assert sim.open_orders() == []
@@ -84,8 +103,13 @@ async def test_breaker_opens_then_probes_closed(sim, tmp_path, run):
         await engine.venue.fetch_balances()
     assert alerts(engine, "BREAKER_OPEN")
     sim.faults.clear(fault)
-    await eventually(lambda: engine.venue.breaker.state != BreakerState.OPEN or
-                     engine.venue.breaker.clock() - engine.venue.breaker.opened_at > 0.5, timeout=5)
+    await eventually(
+        lambda: (
+            engine.venue.breaker.state != BreakerState.OPEN
+            or engine.venue.breaker.clock() - engine.venue.breaker.opened_at > 0.5
+        ),
+        timeout=5,
+    )
     await engine.execution.refresh_balances()
     assert engine.venue.breaker.state == BreakerState.CLOSED
 
@@ -98,8 +122,9 @@ async def test_rest_polling_keeps_prices_fresh_while_streams_are_down(sim, tmp_p
     await eventually(lambda: engine.sync.polling, timeout=10, message="REST polling started")
     sim.pause_feed()
     moved = sim.set_price("BTCUSDT", sim.price("BTCUSDT") * Decimal("1.05"))
-    await eventually(lambda: engine.portfolio.last["BTC/USDT"] == moved, timeout=10,
-                     message="price followed by REST polling")
+    await eventually(
+        lambda: engine.portfolio.last["BTC/USDT"] == moved, timeout=10, message="price followed by REST polling"
+    )
     assert alerts(engine, "WS_DOWN")
     sim.faults.clear()
     sim.resume_feed()
@@ -110,8 +135,11 @@ async def test_rest_polling_keeps_prices_fresh_while_streams_are_down(sim, tmp_p
 async def test_stop_loss_is_enforced(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path))
     last = engine.portfolio.last["ETH/USDT"]
-    result = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
-                                             stop_loss=last * Decimal("0.97")))
+    result = await engine.execute(
+        PlaceOrder(
+            symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"), stop_loss=last * Decimal("0.97")
+        )
+    )
     assert result.ok, result.message
     await eventually(lambda: any(p.symbol == "ETH/USDT" for p in engine.portfolio.positions()))
     sim.set_price("ETHUSDT", last * Decimal("0.95"))
@@ -125,8 +153,11 @@ async def test_risk_refusals_reach_the_caller(sim, tmp_path, run):
     last = engine.portfolio.last["BTC/USDT"]
     no_stop = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001")))
     assert not no_stop.ok and "stop-loss is required" in no_stop.message
-    too_big = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"),
-                                              stop_loss=last * Decimal("0.9")))
+    too_big = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"), stop_loss=last * Decimal("0.9")
+        )
+    )
     assert not too_big.ok and "max_position_pct" in too_big.message
     assert sim.open_orders() == [] and engine.tracker.all() == []
 
@@ -134,15 +165,23 @@ async def test_risk_refusals_reach_the_caller(sim, tmp_path, run):
 async def test_dry_run_sends_nothing(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, mode="dry-run"))
     last = engine.portfolio.last["BTC/USDT"]
-    result = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                             price=last * Decimal("0.9"), stop_loss=last * Decimal("0.8")))
+    result = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.9"),
+            stop_loss=last * Decimal("0.8"),
+        )
+    )
     assert result.ok and result.message.startswith("dry-run: would place buy")
     assert sim.open_orders() == [] and engine.tracker.all() == []
 
 
 async def test_losing_streak_disables_a_strategy_and_operator_reenables(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, strategy=True))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for _ in range(3):
         engine.bus.publish(RoundTripClosed("BTC/USDT", Decimal("-1"), "strategy:ladder", now))
     assert not engine.runner.guard.is_enabled("ladder", now)
@@ -165,18 +204,28 @@ async def test_live_needs_config_and_confirmation(tmp_path):
         await engine.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env["COCKPIT_ENGINE__MODE"] = "live"
-    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
-                         capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and "COCKPIT_CONFIRM_LIVE=1" in out.stderr
 
 
 def test_headless_run_logs_json_and_stops_on_signal(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         import json
-
         import threading
 
         seen: list[dict] = []
@@ -201,13 +250,20 @@ def test_headless_run_logs_json_and_stops_on_signal(tmp_path):
 async def test_reduce_only_refuses_entries_allows_exits(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path))
     last = engine.portfolio.last["ETH/USDT"]
-    await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
-                                    stop_loss=last * Decimal("0.5")))
+    await engine.execute(
+        PlaceOrder(
+            symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"), stop_loss=last * Decimal("0.5")
+        )
+    )
     await eventually(lambda: engine.portfolio.free("ETH") > 0)
     from engine.kernel.commands import ReduceOnly
+
     assert (await engine.execute(ReduceOnly(reason="test"))).ok
-    buy = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.01"),
-                                          stop_loss=last * Decimal("0.5")))
+    buy = await engine.execute(
+        PlaceOrder(
+            symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.01"), stop_loss=last * Decimal("0.5")
+        )
+    )
     assert not buy.ok and "REDUCE_ONLY" in buy.message
     sell = await engine.execution.exit_position("ETH/USDT", "operator", "test")
     assert sell.ok, sell.message
@@ -218,34 +274,63 @@ async def test_mean_reversion_trades_a_round_trip_through_the_venue(sim, tmp_pat
 
     sim.pause_feed()
     s = settings(sim, tmp_path)
-    s = s.model_copy(update={"strategy": StrategyConfig(
-        enabled=True, interval_s=0.05, ladder=LadderConfig(enabled=False),
-        mean_reversion=MeanReversionConfig(enabled=True, window=5, entry_z=Decimal("1.5"), exit_z=Decimal("0.5"),
-                                           order_quote=Decimal("100"), stop_loss_pct=Decimal("5")))})
+    s = s.model_copy(
+        update={
+            "strategy": StrategyConfig(
+                enabled=True,
+                interval_s=0.05,
+                ladder=LadderConfig(enabled=False),
+                mean_reversion=MeanReversionConfig(
+                    enabled=True,
+                    window=5,
+                    entry_z=Decimal("1.5"),
+                    exit_z=Decimal("0.5"),
+                    order_quote=Decimal("100"),
+                    stop_loss_pct=Decimal("5"),
+                ),
+            )
+        }
+    )
     engine = await run(s)
     base = sim.price("BTCUSDT")
     await eventually(lambda: len(engine.runner.closes["BTC/USDT"]) >= 5, message="a window of flat prices")
     # A flat window (no deviation: no signal), then a 3% dip: z = -2 with these five samples.
     sim.set_price("BTCUSDT", base * Decimal("0.97"))
-    await eventually(lambda: any(o.origin == "strategy:mean_reversion" and o.side == "buy" and o.status.value == "FILLED"
-                                 for o in engine.tracker.all()), timeout=10, message="entry on the dip")
+    await eventually(
+        lambda: any(
+            o.origin == "strategy:mean_reversion" and o.side == "buy" and o.status.value == "FILLED"
+            for o in engine.tracker.all()
+        ),
+        timeout=10,
+        message="entry on the dip",
+    )
     assert engine.execution.stops["BTC/USDT"] < base * Decimal("0.97")
     sim.set_price("BTCUSDT", base)
-    await eventually(lambda: any(o.origin == "strategy:mean_reversion" and o.side == "sell" and o.status.value == "FILLED"
-                                 for o in engine.tracker.all()), timeout=10, message="exit back at the mean")
+    await eventually(
+        lambda: any(
+            o.origin == "strategy:mean_reversion" and o.side == "sell" and o.status.value == "FILLED"
+            for o in engine.tracker.all()
+        ),
+        timeout=10,
+        message="exit back at the mean",
+    )
     await eventually(lambda: engine.stats.current().winning_trades == 1, message="a winning round trip")
-    assert engine.runner.guard.status("mean_reversion", datetime.now(timezone.utc))["consecutive_losses"] == 0
+    assert engine.runner.guard.status("mean_reversion", datetime.now(UTC))["consecutive_losses"] == 0
 
 
 async def test_stop_loss_cancels_the_take_profit_then_sells_everything(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path))
     last = engine.portfolio.last["ETH/USDT"]
-    await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"),
-                                    stop_loss=last * Decimal("0.97")))
+    await engine.execute(
+        PlaceOrder(
+            symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.05"), stop_loss=last * Decimal("0.97")
+        )
+    )
     await eventually(lambda: engine.portfolio.free("ETH") > 0)
     free = engine.portfolio.free("ETH")
-    take_profit = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="sell", type="limit", amount=free,
-                                                  price=last * Decimal("1.05")))
+    take_profit = await engine.execute(
+        PlaceOrder(symbol="ETH/USDT", side="sell", type="limit", amount=free, price=last * Decimal("1.05"))
+    )
     assert take_profit.ok, take_profit.message
     await eventually(lambda: engine.portfolio.free("ETH") < Decimal("0.0001"), message="base locked in the sell")
     sim.set_price("ETHUSDT", last * Decimal("0.95"))
@@ -261,9 +346,18 @@ async def test_reconcile_leaves_an_order_in_flight_alone(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, venue=dict(timeout_ms=5000)))
     last = engine.portfolio.last["BTC/USDT"]
     sim.faults.inject("latency", ms=1500, path="/api/v3/order", method="POST", count=1)
-    placing = asyncio.ensure_future(engine.execute(PlaceOrder(
-        symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"), price=last * Decimal("0.95"),
-        stop_loss=last * Decimal("0.9"))))
+    placing = asyncio.ensure_future(
+        engine.execute(
+            PlaceOrder(
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount=Decimal("0.001"),
+                price=last * Decimal("0.95"),
+                stop_loss=last * Decimal("0.9"),
+            )
+        )
+    )
     await eventually(lambda: engine.execution.in_flight, message="order in flight")
     await engine.sync.reconcile()
     result = await placing
@@ -290,28 +384,51 @@ async def test_open_breaker_refuses_before_anything_is_stored(sim, tmp_path, run
 def test_headless_run_with_unknown_symbols_exits_with_an_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env["COCKPIT_VENUE__SYMBOLS"] = '["DOGE/USDT"]'
-    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
-                         capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and "DOGE/USDT" in out.stderr and "not traded" in out.stderr
 
 
 async def test_periodic_reconciliation_heals_a_silently_ended_user_stream(sim, tmp_path, run):
     engine = await run(settings(sim, tmp_path, monitors_cfg=dict(reconcile_s=0.3)))
     last = engine.portfolio.last["BTC/USDT"]
-    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                             price=last * Decimal("0.9"), stop_loss=last * Decimal("0.8")))
+    placed = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.9"),
+            stop_loss=last * Decimal("0.8"),
+        )
+    )
     assert placed.ok, placed.message
     sim.faults.inject("user-stream-end")
     sim.faults.inject("balance-change", asset="USDT", delta=Decimal("-1000"))
     (order,) = engine.tracker.open_orders()
     sim.set_price("BTCUSDT", last * Decimal("0.85"))  # fills the resting buy at the venue
-    await eventually(lambda: engine.tracker.get(order.client_id).status.value == "FILLED", timeout=10,
-                     message="fill learned by reconciliation")
-    await eventually(lambda: engine.portfolio.balances["USDT"].total == sim.balance("USDT")[0] + sim.balance("USDT")[1],
-                     timeout=10, message="balances follow the venue")
+    await eventually(
+        lambda: engine.tracker.get(order.client_id).status.value == "FILLED",
+        timeout=10,
+        message="fill learned by reconciliation",
+    )
+    await eventually(
+        lambda: engine.portfolio.balances["USDT"].total == sim.balance("USDT")[0] + sim.balance("USDT")[1],
+        timeout=10,
+        message="balances follow the venue",
+    )
     # The fill itself too, from the venue's trades (myTrades): the stream that would have brought it is dead.
-    await eventually(lambda: [f for f in Store.in_dir(tmp_path).fills() if f["client_id"] == order.client_id],
-                     timeout=10, message="the fill fetched by reconciliation and stored")
+    await eventually(
+        lambda: [f for f in Store.in_dir(tmp_path).fills() if f["client_id"] == order.client_id],
+        timeout=10,
+        message="the fill fetched by reconciliation and stored",
+    )
 
 
 async def test_duplicate_and_reordered_reports_change_nothing(sim, tmp_path, run):
@@ -320,8 +437,11 @@ async def test_duplicate_and_reordered_reports_change_nothing(sim, tmp_path, run
     sim.faults.inject("reorder-reports", count=2)
     sim.faults.inject("duplicate-report", count=2)
     last = engine.portfolio.last["ETH/USDT"]
-    result = await engine.execute(PlaceOrder(symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.02"),
-                                             stop_loss=last * Decimal("0.9")))
+    result = await engine.execute(
+        PlaceOrder(
+            symbol="ETH/USDT", side="buy", type="market", amount=Decimal("0.02"), stop_loss=last * Decimal("0.9")
+        )
+    )
     assert result.ok, result.message
     (order,) = engine.tracker.all()
     await eventually(lambda: engine.stats.current().trades_count >= 1)
@@ -341,15 +461,29 @@ async def test_missed_fills_are_read_page_after_page_until_none_is_missing(sim, 
     await eventually(lambda: engine.venue.user_stream_connected(), message="user stream up")
     last = engine.portfolio.last["BTC/USDT"]
     for _ in range(3):  # three trades the engine knows, in the second before the one it will miss
-        done = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001"),
-                                               stop_loss=last * Decimal("0.8")))
+        done = await engine.execute(
+            PlaceOrder(
+                symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001"), stop_loss=last * Decimal("0.8")
+            )
+        )
         assert done.ok, done.message
     sim.faults.inject("user-stream-end")
-    placed = await engine.execute(PlaceOrder(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-                                             price=last * Decimal("0.95"), stop_loss=last * Decimal("0.8")))
+    placed = await engine.execute(
+        PlaceOrder(
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.95"),
+            stop_loss=last * Decimal("0.8"),
+        )
+    )
     assert placed.ok, placed.message
     (order,) = engine.tracker.open_orders()
     sim.set_price("BTCUSDT", last * Decimal("0.9"))  # fills the resting buy at the venue; the stream is dead
-    await eventually(lambda: [f for f in Store.in_dir(tmp_path).fills() if f["client_id"] == order.client_id],
-                     timeout=10, message="the missed fill read from a later page and stored")
+    await eventually(
+        lambda: [f for f in Store.in_dir(tmp_path).fills() if f["client_id"] == order.client_id],
+        timeout=10,
+        message="the missed fill read from a later page and stored",
+    )
     assert len(Store.in_dir(tmp_path).fills()) == 4

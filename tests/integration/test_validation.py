@@ -13,18 +13,18 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from engine.kernel.config import EngineConfig, Settings, ValidationConfig
-from engine.core.engine import Engine
-from engine.gate.scorecard import comparable
-from engine.store.db import Store
-from engine.core.validation import Plan, Progress, Validation, ValidationError
 from eventually import eventually
 from test_alerts_health_incidents import Receiver
+
+from engine.core.engine import Engine
+from engine.core.validation import Plan, Progress, Validation, ValidationError
+from engine.gate.scorecard import comparable
+from engine.kernel.config import EngineConfig, Settings, ValidationConfig
+from engine.store.db import Store
 
 FAST = 1e9  # no speed cap: as fast as the machine goes
 
@@ -34,8 +34,10 @@ def write_csv(path: Path, minutes: int, start_ms: int = 1_700_000_040_000) -> No
     lines, price = ["timestamp,open,high,low,close,volume"], 30000
     for i in range(minutes):
         close = price + (50 if i % 2 == 0 else -20)
-        lines.append(f"{start_ms + i * 60_000},{price}.00,{max(price, close) + 10}.00,{min(price, close) - 10}.00,"
-                     f"{close}.00,12.5")
+        lines.append(
+            f"{start_ms + i * 60_000},{price}.00,{max(price, close) + 10}.00,{min(price, close) - 10}.00,"
+            f"{close}.00,12.5"
+        )
         price = close
     path.write_text("\n".join(lines) + "\n")
 
@@ -59,8 +61,19 @@ async def test_the_same_seed_gives_the_same_report_and_another_seed_another(tmp_
     assert first["run"]["started_at"] != second["run"]["started_at"]
     assert comparable(first) != comparable(other)
     assert first["seed"] == 5 and first["replay"] is None
-    for key in ("verdict", "trades", "win_rate", "sharpe", "max_drawdown_pct", "pnl", "fees", "fill_rate",
-                "avg_slippage_bps", "errors", "reconnects"):
+    for key in (
+        "verdict",
+        "trades",
+        "win_rate",
+        "sharpe",
+        "max_drawdown_pct",
+        "pnl",
+        "fees",
+        "fill_rate",
+        "avg_slippage_bps",
+        "errors",
+        "reconnects",
+    ):
         assert key in first
     for name in ("trades", "win_rate", "sharpe", "max_drawdown_pct"):
         assert {"value", "threshold", "pass"} <= set(first["criteria"][name])
@@ -71,9 +84,10 @@ async def test_the_same_seed_gives_the_same_report_and_another_seed_another(tmp_
 
 async def test_the_engine_runs_on_the_simulators_clock(tmp_path):
     """Strategy steps, monitors, the daily reset and the 23:59 summary happen on simulated time."""
-    start = datetime(2025, 1, 6, 23, 0, tzinfo=timezone.utc)
-    report = await validate(tmp_path, settings(tmp_path, start=start),
-                            Plan(duration_s=2 * 3600, speed=FAST, tick_s=30, seed=5))
+    start = datetime(2025, 1, 6, 23, 0, tzinfo=UTC)
+    report = await validate(
+        tmp_path, settings(tmp_path, start=start), Plan(duration_s=2 * 3600, speed=FAST, tick_s=30, seed=5)
+    )
     assert report["simulated"]["start"].startswith("2025-01-06T23:00") and report["simulated"]["completed"]
     assert report["simulated"]["end"].startswith("2025-01-07T01:00")
     assert [d["day"] for d in report["days"]] == ["2025-01-06", "2025-01-07"]  # reset at simulated midnight
@@ -88,8 +102,14 @@ async def test_an_interrupted_run_gives_a_partial_report(tmp_path):
         if p.simulated_s >= 3600:
             runs[0].stop()
 
-    run = Validation(settings(tmp_path), Plan(duration_s=48 * 3600, speed=FAST, tick_s=15, seed=5), Engine,
-                     tmp_path / "run", on_progress=stop_after_an_hour, progress_every_s=0.05)
+    run = Validation(
+        settings(tmp_path),
+        Plan(duration_s=48 * 3600, speed=FAST, tick_s=15, seed=5),
+        Engine,
+        tmp_path / "run",
+        on_progress=stop_after_an_hour,
+        progress_every_s=0.05,
+    )
     runs.append(run)
     report = await run.run()
     assert report["run"]["interrupted"] is True and report["simulated"]["completed"] is False
@@ -102,21 +122,27 @@ async def test_a_replayed_csv_is_named_in_the_report_and_a_short_file_is_refused
     path = tmp_path / "btc.csv"
     write_csv(path, 300)  # 150 candles of history, then 150 minutes to replay
     s = settings(tmp_path)
-    report = await validate(tmp_path, s, Plan(duration_s=2 * 3600, speed=FAST, tick_s=30, seed=5,
-                                              replay={"BTCUSDT": path}))
+    report = await validate(
+        tmp_path, s, Plan(duration_s=2 * 3600, speed=FAST, tick_s=30, seed=5, replay={"BTCUSDT": path})
+    )
     assert report["replay"] == {"BTCUSDT": {"file": "btc.csv", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
     assert report["simulated"]["hours"] == 2.0
     with pytest.raises(ValidationError, match=r"covers 2\.5 h .*--duration 2\.5h"):
-        await validate(tmp_path, s, Plan(duration_s=3 * 3600, speed=FAST, tick_s=15, seed=5,
-                                         replay={"BTCUSDT": path}), name="short")
+        await validate(
+            tmp_path,
+            s,
+            Plan(duration_s=3 * 3600, speed=FAST, tick_s=15, seed=5, replay={"BTCUSDT": path}),
+            name="short",
+        )
 
 
 async def test_validation_runs_fast_enough_for_48_hours_in_two_minutes(tmp_path):
     """3 simulated hours at the default tick, uncapped: the run's own work (its CPU time, which neighbours on a
     shared machine do not inflate) keeps a pace of at least 1,440 simulated seconds per second, what 48 h in 120 s
     needs. The 48 h run itself, timed on the wall clock: ``COCKPIT_SLOW_TESTS=1`` (below)."""
-    report = await validate(tmp_path, settings(tmp_path), Plan(duration_s=3 * 3600, speed=FAST,
-                                                               tick_s=ValidationConfig().tick_s, seed=5))
+    report = await validate(
+        tmp_path, settings(tmp_path), Plan(duration_s=3 * 3600, speed=FAST, tick_s=ValidationConfig().tick_s, seed=5)
+    )
     assert report["simulated"]["completed"]
     assert report["run"]["speed_on_cpu"] >= 1440, report["run"]
 
@@ -124,9 +150,24 @@ async def test_validation_runs_fast_enough_for_48_hours_in_two_minutes(tmp_path)
 @pytest.mark.skipif(os.environ.get("COCKPIT_SLOW_TESTS") != "1", reason="about 75 s: COCKPIT_SLOW_TESTS=1 runs it")
 def test_cockpit_validate_48h_finishes_in_under_two_minutes(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "validate", "--duration", "48h", "--json",
-                          "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, cwd=tmp_path,
-                         env=env, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cockpit.cli",
+            "validate",
+            "--duration",
+            "48h",
+            "--json",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     report = json.loads(out.stdout)
     assert report["simulated"]["completed"] and report["simulated"]["hours"] == 48
     assert report["run"]["wall_s"] < 120, report["run"]
@@ -142,9 +183,26 @@ async def test_cockpit_validate_writes_stores_and_sends_its_report(tmp_path):
     try:
         env = {**cli_env(), "COCKPIT_ALERTS__NOTIFY": json.dumps([{"url": receiver.url, "min_severity": "CRIT"}])}
         out = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "cockpit.cli", "validate", "--duration", "1h", "--seed", "3",
-                             "--json", "--data-dir", str(tmp_path / "data")],
-            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "cockpit.cli",
+                "validate",
+                "--duration",
+                "1h",
+                "--seed",
+                "3",
+                "--json",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
         report = json.loads(out.stdout)
         assert out.returncode == (0 if report["verdict"] == "GO" else 1), out.stderr
         (written,) = (tmp_path / "data").glob("validation_report_*.json")
@@ -156,8 +214,11 @@ async def test_cockpit_validate_writes_stores_and_sends_its_report(tmp_path):
             store.close()
         assert row["verdict"] == report["verdict"] and row["path"] == str(written) and row["report"] == report
         # Every sink gets the report, whatever its least severity (a CRIT-only sink included).
-        await eventually(lambda: any("VALIDATION_REPORT" in p.get("title", "") for p in receiver.posts),
-                         timeout=15, message="report sent")
+        await eventually(
+            lambda: any("VALIDATION_REPORT" in p.get("title", "") for p in receiver.posts),
+            timeout=15,
+            message="report sent",
+        )
         post = next(p for p in receiver.posts if "VALIDATION_REPORT" in p.get("title", ""))
         assert f"validation {report['verdict']} over 1 h (seed 3)" in post["message"]
     finally:
@@ -165,9 +226,24 @@ async def test_cockpit_validate_writes_stores_and_sends_its_report(tmp_path):
 
 
 def test_ctrl_c_stops_cockpit_validate_with_a_partial_report(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "validate", "--duration", "48h", "--json",
-                             "--data-dir", str(tmp_path / "data")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=cli_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cockpit.cli",
+            "validate",
+            "--duration",
+            "48h",
+            "--json",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+    )
     started = threading.Event()
 
     def watch() -> None:

@@ -4,12 +4,12 @@ stopwatch per scenario whose fault -> action times are written to build/proof/sc
 from __future__ import annotations
 
 import pytest
-
-from engine.kernel.config import Settings
-from engine.core.engine import Engine
 from eventually import eventually
 from fastsim import Engines, sim  # noqa: F401  (sim: a fixture)
 from runbook import RESULTS, Stopwatch, write_results
+
+from engine.core.engine import Engine
+from engine.kernel.config import Settings
 
 
 @pytest.fixture

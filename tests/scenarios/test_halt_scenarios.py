@@ -11,22 +11,27 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from engine.kernel.commands import PlaceOrder, Resume
-from engine.kernel.events import TradingState
 from eventually import eventually
 from runbook import afterwards, audited, buy, resting_buy, settings, tripped
+
+from engine.kernel.commands import PlaceOrder, Resume
+from engine.kernel.events import TradingState
 
 
 async def cockpit(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """``cockpit ARGS --data-dir DIR`` from another shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cockpit.cli", *args, "--data-dir",
-                                                    str(data_dir)], capture_output=True, text=True, env=env,
-                                   timeout=60)
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
-async def test_a_halt_survives_a_restart_and_nothing_is_sent_until_an_operator_resumes(sim, tmp_path, run,
-                                                                                      stopwatch):
+async def test_a_halt_survives_a_restart_and_nothing_is_sent_until_an_operator_resumes(sim, tmp_path, run, stopwatch):
     """DESIGN "HALTED is latched and persisted: a restart comes back HALTED, and only an operator's resume clears it";
     runbook 003 "Bot Crash / Restart" ("Open positions on the exchange are not affected by bot restarts") and
     "Emergency Stop" ("/resume - Resume trading after emergency stop"). A flash crash halts the engine; it is
@@ -52,8 +57,16 @@ async def test_a_halt_survives_a_restart_and_nothing_is_sent_until_an_operator_r
     await eventually(lambda: again.monitors.ticks >= again.settings.monitors.confirm_readings, message="read")
     refused = await again.execute(Resume(actor="operator:key"))
     assert not refused.ok and "flash_crash" in refused.message
-    blocked = await again.execute(PlaceOrder(actor="strategy:ladder", symbol="BTC/USDT", side="buy", type="market",
-                                             amount=Decimal("0.001"), stop_loss=Decimal("1")))
+    blocked = await again.execute(
+        PlaceOrder(
+            actor="strategy:ladder",
+            symbol="BTC/USDT",
+            side="buy",
+            type="market",
+            amount=Decimal("0.001"),
+            stop_loss=Decimal("1"),
+        )
+    )
     assert not blocked.ok and "HALTED" in blocked.message
     assert [o["clientOrderId"] for o in sim.open_orders()] == [order]  # the restart sent and cancelled nothing
     status = await cockpit(tmp_path, "status", "--json")
@@ -62,9 +75,17 @@ async def test_a_halt_survives_a_restart_and_nothing_is_sent_until_an_operator_r
     assert state["trading_state"] == "HALTED" and state["tripped_by"]["code"] == "flash_crash"
     assert audited(tmp_path, "halt", "monitor:flash_crash")[-1]["ok"]
     assert not audited(tmp_path, "resume", "operator:key")[-1]["ok"]  # the refusal is in the audit trail too
-    afterwards(again, sim, tmp_path, state=TradingState.HALTED, alerts=["TRADING_HALTED"], open_orders=1,
-               btc_at_least=Decimal("0.0039"), audit=[("halt", "monitor:flash_crash")],
-               kill_switch_by="monitor:flash_crash")  # once calm, an operator resumes (the flash-crash scenario)
+    afterwards(
+        again,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0039"),
+        audit=[("halt", "monitor:flash_crash")],
+        kill_switch_by="monitor:flash_crash",
+    )  # once calm, an operator resumes (the flash-crash scenario)
 
 
 async def test_resume_is_refused_from_every_front_end_while_the_trigger_holds(sim, tmp_path, run, stopwatch):
@@ -87,13 +108,23 @@ async def test_resume_is_refused_from_every_front_end_while_the_trigger_holds(si
     assert "rest_errors" in by_cli.stderr
     assert engine.trading_state == TradingState.HALTED
     sim.faults.clear(fault)
-    await eventually(lambda: engine.monitors.rows["rest_errors"].status.value == "OK", timeout=10,
-                     message="the error window is clean")
+    await eventually(
+        lambda: engine.monitors.rows["rest_errors"].status.value == "OK",
+        timeout=10,
+        message="the error window is clean",
+    )
     watch.mark("trigger gone: resume allowed")
     assert (await engine.execute(Resume(actor="operator:key", reason="venue answers again"))).ok
     refusals = [r for r in audited(tmp_path, "resume") if not r["ok"]]
     assert {r["actor"].split(" ")[0] for r in refusals} == {"operator:key", "operator:cli"}
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["TRADING_HALTED"], open_orders=1,
-               btc_at_least=Decimal("0.0099"), audit=[("halt", "monitor:rest_errors"),
-                                                      ("resume", audited(tmp_path, "resume")[-1]["actor"])],
-               kill_switch_by="monitor:rest_errors")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:rest_errors"), ("resume", audited(tmp_path, "resume")[-1]["actor"])],
+        kill_switch_by="monitor:rest_errors",
+    )

@@ -6,14 +6,16 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from engine.kernel.commands import CancelAll, PlaceOrder
-from engine.kernel.events import TradingState
 from eventually import eventually
 from runbook import afterwards, audited, codes, first_alert, resting_buy, settings
 
+from engine.kernel.commands import CancelAll, PlaceOrder
+from engine.kernel.events import TradingState
 
-async def test_a_stuck_order_whose_cancel_fails_is_crit_and_cancelled_once_the_venue_lets_it(sim, tmp_path, run,
-                                                                                            stopwatch):
+
+async def test_a_stuck_order_whose_cancel_fails_is_crit_and_cancelled_once_the_venue_lets_it(
+    sim, tmp_path, run, stopwatch
+):
     """Runbook 001 §4 "Stuck Orders (Unfilled > 5 min)": cancel it; 000 §3 "CRITICAL: Stuck Orders (not filled or
     cancelled)": "Order placed 30+ min ago ... Cancellation failed", "If no resolution: Pause trading". A marketable
     buy is accepted but never fills (stuck at the venue) and its cancels fail: the monitor cancels it after
@@ -24,9 +26,17 @@ async def test_a_stuck_order_whose_cancel_fails_is_crit_and_cancelled_once_the_v
     stuck = sim.faults.inject("stuck-orders", symbol="BTCUSDT")
     failing = sim.faults.inject("cancel-fail", symbol="BTCUSDT")
     last = engine.portfolio.last["BTC/USDT"]
-    placed = await engine.execute(PlaceOrder(actor="operator:key", symbol="BTC/USDT", side="buy", type="limit",
-                                             amount=Decimal("0.001"), price=last * Decimal("1.01"),
-                                             stop_loss=last * Decimal("0.5")))
+    placed = await engine.execute(
+        PlaceOrder(
+            actor="operator:key",
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("1.01"),
+            stop_loss=last * Decimal("0.5"),
+        )
+    )
     assert placed.ok and placed.details["status"] == "OPEN", placed.message  # marketable, yet it rests
     watch.fault("a marketable order that never fills, cancels failing")
     await eventually(lambda: "STUCK_ORDER_CANCEL_FAILED" in codes(engine), timeout=10, message="cancel failed")
@@ -42,16 +52,26 @@ async def test_a_stuck_order_whose_cancel_fails_is_crit_and_cancelled_once_the_v
     watch.mark(f"cancelled {time.monotonic() - cleared:.2f} s after the venue accepted cancels again")
     sim.faults.clear(stuck)
     # The audit record is written when the command ends, a moment after the venue shows its effect.
-    rows = await eventually(lambda: (found := audited(tmp_path, "cancel", "monitor:stuck_order"))
-                            and found[-1]["ok"] and found, timeout=5, message="the successful cancel audited")
+    rows = await eventually(
+        lambda: (found := audited(tmp_path, "cancel", "monitor:stuck_order")) and found[-1]["ok"] and found,
+        timeout=5,
+        message="the successful cancel audited",
+    )
     assert not rows[0]["ok"] and rows[-1]["ok"], rows
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["ORDER_STUCK", "STUCK_ORDER_CANCEL_FAILED"],
-               absent=["TRADING_HALTED"], open_orders=0, kill_switch_by="")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["ORDER_STUCK", "STUCK_ORDER_CANCEL_FAILED"],
+        absent=["TRADING_HALTED"],
+        open_orders=0,
+        kill_switch_by="",
+    )
     assert engine.tracker.get(placed.details["client_id"]).status.value == "CANCELED"
 
 
-async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps_trying(sim, tmp_path, run,
-                                                                                       stopwatch):
+async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps_trying(sim, tmp_path, run, stopwatch):
     """Runbook 001 §8 "Kill-switch Stuck": "Verify all positions actually closed", "If positions exist: close
     manually"; 000 §3 "Kill-Switch Activated": "Cancel pending orders". The venue refuses every cancel on BTCUSDT:
     cancel-all halts, cancels what it can (ETH), answers at once with what is left and why (a CRIT
@@ -65,8 +85,9 @@ async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps
     result = await engine.execute(CancelAll(actor="operator:key", reason="drill: venue refuses cancels"))
     watch.mark("cancel-all answered: 1 canceled, 1 left, reported")
     assert not result.ok
-    assert result.message.startswith("HALTED; canceled 1 order(s); 1 still open at venue; failed: BTC/USDT"), \
+    assert result.message.startswith("HALTED; canceled 1 order(s); 1 still open at venue; failed: BTC/USDT"), (
         result.message
+    )
     assert [o["clientOrderId"] for o in sim.open_orders()] == [btc]
     incomplete = first_alert(tmp_path, "KILL_SWITCH_INCOMPLETE")
     assert incomplete["severity"] == "CRIT" and "retrying" in incomplete["message"]
@@ -78,8 +99,15 @@ async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps
     sim.faults.clear(failing)
     await eventually(lambda: "KILL_SWITCH_DONE" in codes(engine), timeout=15, message="done on a retry")
     watch.mark("KILL_SWITCH_DONE after the venue let cancels through", first_alert(tmp_path, "KILL_SWITCH_DONE"))
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["KILL_SWITCH_INCOMPLETE", "KILL_SWITCH_DONE"],
-               open_orders=0, kill_switch_by="operator:key")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["KILL_SWITCH_INCOMPLETE", "KILL_SWITCH_DONE"],
+        open_orders=0,
+        kill_switch_by="operator:key",
+    )
     (row,) = audited(tmp_path, "cancel-all", "operator:key")
     assert not row["ok"] and "1 still open at venue" in row["result"]  # the audit keeps what it said at the time
     assert engine.kill_switch_retrying() == []

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from eventually import eventually
+from runbook import afterwards, audited, buy, codes, first_alert, held, resting_buy, settings, store, tripped
+
 from engine.kernel.commands import CancelAll, Reconcile, Resume
 from engine.kernel.events import TradingState
 from engine.venue.exchange import build_exchange
-from eventually import eventually
-from runbook import afterwards, audited, buy, codes, first_alert, held, resting_buy, settings, store, tripped
 
 LEVELS = dict(mismatch_warn_pct=Decimal("0.1"), mismatch_halt_pct=Decimal("1"))
 
@@ -27,10 +28,21 @@ async def test_a_small_position_mismatch_is_adopted_and_trading_goes_on(sim, tmp
     watch.fault("0.0005 BTC appears at the venue")
     await eventually(lambda: "POSITION_ADOPTED" in codes(engine), timeout=10, message="small difference adopted")
     watch.mark("POSITION_ADOPTED WARN", first_alert(tmp_path, "POSITION_ADOPTED"))
-    await eventually(lambda: engine.holdings.engine_amount("BTC") == held(sim, "BTC"), timeout=5,
-                     message="the engine holds what the venue holds")
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["POSITION_ADOPTED"],
-               absent=["TRADING_HALTED"], btc_at_least=Decimal("0.0104"), kill_switch_by="")
+    await eventually(
+        lambda: engine.holdings.engine_amount("BTC") == held(sim, "BTC"),
+        timeout=5,
+        message="the engine holds what the venue holds",
+    )
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["POSITION_ADOPTED"],
+        absent=["TRADING_HALTED"],
+        btc_at_least=Decimal("0.0104"),
+        kill_switch_by="",
+    )
     # The adoption is stored in the baseline, so it survives a restart (the own fills' net is the stored fills').
     saved = store(tmp_path).load_json("holdings")
     assert Decimal(saved["baseline"]["BTC"]) + engine.holdings.own["BTC"] == held(sim, "BTC")
@@ -54,9 +66,16 @@ async def test_a_large_position_mismatch_halts_with_the_diff_kept_for_the_operat
     assert store(tmp_path).load_json("holdings")["mismatch"][0]["asset"] == "BTC"
     refused = await engine.execute(Resume(actor="operator:key"))
     assert not refused.ok and "position_mismatch" in refused.message
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["TRADING_HALTED"],
-               btc_at_least=Decimal("0.0099"), audit=[("halt", "monitor:position_mismatch")],
-               kill_switch_by="monitor:position_mismatch")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["TRADING_HALTED"],
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:position_mismatch")],
+        kill_switch_by="monitor:position_mismatch",
+    )
     adopted = await engine.execute(Reconcile(actor="operator:key", adopt=True))
     assert adopted.ok and adopted.details["adopted"][0]["asset"] == "BTC"
     await eventually(lambda: engine.monitors.rows["position_mismatch"].status.value != "CRIT", timeout=5)
@@ -64,8 +83,9 @@ async def test_a_large_position_mismatch_halts_with_the_diff_kept_for_the_operat
     assert audited(tmp_path, "reconcile", "operator:key")[-1]["ok"]
 
 
-async def test_trades_made_outside_the_engine_are_seen_adopted_and_cancelled_by_the_kill_switch(sim, tmp_path, run,
-                                                                                              stopwatch):
+async def test_trades_made_outside_the_engine_are_seen_adopted_and_cancelled_by_the_kill_switch(
+    sim, tmp_path, run, stopwatch
+):
     """Runbook 001 §6 "Potential lost order or double-fill", Step 3 "Check trade history"; 000 §3 "WebSocket Stale"
     step 4: "if not tracker.get_order(...): Syncing missing order". Someone trades on the same account with another
     client (a second real ccxt client, the same keys): a resting limit buy and a market buy of 0.01 BTC. The engine
@@ -74,13 +94,15 @@ async def test_trades_made_outside_the_engine_are_seen_adopted_and_cancelled_by_
     engine = await run(settings(sim, tmp_path, monitors=LEVELS))
     await resting_buy(engine)
     await eventually(lambda: engine.holdings.baseline is not None, message="holdings baseline")
-    outsider = build_exchange("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                              api_secret=sim.api_secret)
+    outsider = build_exchange(
+        "binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key, api_secret=sim.api_secret
+    )
     try:
         watch = stopwatch("001 §6 (lost order / double fill), 000 §3 sync missing order", "over 1 % of equity: halt")
         price = float(engine.portfolio.last["BTC/USDT"] * Decimal("0.5"))
-        foreign = await outsider.create_order("BTC/USDT", "limit", "buy", 0.001, price,
-                                              params={"newClientOrderId": "web_outside_1"})
+        foreign = await outsider.create_order(
+            "BTC/USDT", "limit", "buy", 0.001, price, params={"newClientOrderId": "web_outside_1"}
+        )
         await outsider.create_order("BTC/USDT", "market", "buy", 0.01, params={"newClientOrderId": "web_outside_2"})
         watch.fault("a limit and a market buy from another client on the account")
     finally:
@@ -93,6 +115,13 @@ async def test_trades_made_outside_the_engine_are_seen_adopted_and_cancelled_by_
     result = await engine.execute(CancelAll(actor="operator:key", reason="someone else is trading this account"))
     assert result.ok and result.message.startswith("HALTED; canceled 2 order(s)"), result.message
     assert foreign["id"] and sim.open_orders() == []
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["ORDER_ADOPTED", "TRADING_HALTED"],
-               open_orders=0, btc_at_least=Decimal("0.0099"),
-               audit=[("halt", "monitor:position_mismatch"), ("cancel-all", "operator:key")])
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["ORDER_ADOPTED", "TRADING_HALTED"],
+        open_orders=0,
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:position_mismatch"), ("cancel-all", "operator:key")],
+    )

@@ -6,17 +6,25 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from eventually import eventually
+from runbook import (
+    MON,
+    afterwards,
+    audited,
+    buy,
+    codes,
+    first_alert,
+    resting_buy,
+    settings,
+    tripped,
+)
+
 from engine.kernel.commands import CancelOrder, PlaceOrder, Resume
 from engine.kernel.events import TradingState
 from engine.store.db import Store
-from eventually import eventually
-from runbook import (
-    MON, afterwards, audited, buy, codes, first_alert, resting_buy, settings, tripped,
-)
 
 
-async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_orders(sim, tmp_path, run,
-                                                                                       stopwatch):
+async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_orders(sim, tmp_path, run, stopwatch):
     """Runbook 001 §2 "REST API Errors (4xx/5xx)": 429 Too Many Requests, "≥ 2 errors in 1 min -> PAUSE ORDERS
     (automatic)", "Solution: Reduce order frequency ... Wait for recovery". The venue answers 429 with a Retry-After
     to every call, three times, and (as Binance does) bans with 418 a client that sends more than two requests before
@@ -24,16 +32,28 @@ async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_
     banned, and the errors pause orders (HALTED by rest_errors) until the window is clean."""
     engine = await run(settings(sim, tmp_path, venue=dict(breaker_cooldown_s=1.0)))
     await buy(engine)
-    watch = stopwatch("001 §2 (429), 000 §3 REST Errors", f"{MON['rest_errors_max']} errors in "
-                                                          f"{MON['rest_errors_window_s']:g} s (runbook 2 in 60 s)")
+    watch = stopwatch(
+        "001 §2 (429), 000 §3 REST Errors",
+        f"{MON['rest_errors_max']} errors in {MON['rest_errors_window_s']:g} s (runbook 2 in 60 s)",
+    )
     fault = sim.faults.inject("http-status", status=429, retry_after=1, ban_after=2, count=3, code=-1003)
     watch.fault("three 429s with Retry-After 1 s (418 for a client that does not wait)")
     await eventually(lambda: engine.venue_health.paused_for() > 0, timeout=5, message="the first 429 pauses")
     watch.mark("every request paused for Retry-After")
     last = engine.portfolio.last["BTC/USDT"]
-    waiting = asyncio.ensure_future(engine.execute(PlaceOrder(
-        actor="operator:key", symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"),
-        price=last * Decimal("0.9"), stop_loss=last * Decimal("0.5"))))
+    waiting = asyncio.ensure_future(
+        engine.execute(
+            PlaceOrder(
+                actor="operator:key",
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount=Decimal("0.001"),
+                price=last * Decimal("0.9"),
+                stop_loss=last * Decimal("0.5"),
+            )
+        )
+    )
     watch.mark("HALTED by rest_errors (orders paused)", await tripped(engine, "rest_errors"))
     late = await waiting
     assert not late.ok and ("HALTED" in late.message or "not sent" in late.message), late.message
@@ -43,14 +63,24 @@ async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_
     # The rate-limit monitor said WARN (paused), never CRIT (banned).
     assert {a.severity.value for a in engine.alert_book.recent if a.code == "RATE_LIMIT_BAN"} == {"WARN"}
     assert engine.venue_health.banned_for() == 0 and engine.state_info["code"] == "rest_errors"
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["TRADING_HALTED", "RATE_LIMIT_BAN"], open_orders=0, btc_at_least=Decimal("0.0099"),
-               audit=[("halt", "monitor:rest_errors")], kill_switch_by="monitor:rest_errors")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["TRADING_HALTED", "RATE_LIMIT_BAN"],
+        open_orders=0,
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:rest_errors")],
+        kill_switch_by="monitor:rest_errors",
+    )
     await eventually(lambda: engine.monitors.rows["rest_errors"].status.value == "OK", timeout=10)
     assert (await engine.execute(Resume(actor="operator:key", reason="storm over"))).ok
 
 
 async def test_503_504_storm_halts_backs_off_and_a_5xx_that_hid_a_placed_order_is_not_placed_twice(
-        sim, tmp_path, run, stopwatch):
+    sim, tmp_path, run, stopwatch
+):
     """Runbook 001 §2: 503 Service Unavailable, 504 Gateway Timeout: "PAUSE ORDERS (automatic)", "DO NOT retry
     immediately"; 000 §3 "REST Errors": "Auto-remediation: Exponential backoff"; 003 "Exchange API Down": "Circuit
     breaker will trip after repeated failures, pausing API calls". First a gateway answers 503 to an order the venue
@@ -60,18 +90,30 @@ async def test_503_504_storm_halts_backs_off_and_a_5xx_that_hid_a_placed_order_i
     await buy(engine)
     sim.faults.inject("accept-then-hang", seconds=0, status=503, path="/api/v3/order", method="POST", count=1)
     last = engine.portfolio.last["BTC/USDT"]
-    placed = await engine.execute(PlaceOrder(actor="operator:key", symbol="BTC/USDT", side="buy", type="limit",
-                                             amount=Decimal("0.001"), price=last * Decimal("0.9"),
-                                             stop_loss=last * Decimal("0.5")))
+    placed = await engine.execute(
+        PlaceOrder(
+            actor="operator:key",
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            amount=Decimal("0.001"),
+            price=last * Decimal("0.9"),
+            stop_loss=last * Decimal("0.5"),
+        )
+    )
     assert placed.ok and "found by client id after ExchangeNotAvailable" in placed.message, placed.message
     (order,) = [o for o in engine.tracker.all() if o.type == "limit"]
     assert [o["clientOrderId"] for o in sim.open_orders()] == [order.client_id]  # placed once, at the venue
     assert [o.client_id for o in Store.in_dir(tmp_path, readonly=True).orders(open_only=True)] == [order.client_id]
 
-    watch = stopwatch("001 §2 (503/504), 000 §3, 003 Exchange API Down",
-                      f"{MON['rest_errors_max']} errors in {MON['rest_errors_window_s']:g} s; breaker 3 failures")
-    storm = [sim.faults.inject("http-status", status=504, path="/api/v3/time"),
-             sim.faults.inject("http-status", status=503)]
+    watch = stopwatch(
+        "001 §2 (503/504), 000 §3, 003 Exchange API Down",
+        f"{MON['rest_errors_max']} errors in {MON['rest_errors_window_s']:g} s; breaker 3 failures",
+    )
+    storm = [
+        sim.faults.inject("http-status", status=504, path="/api/v3/time"),
+        sim.faults.inject("http-status", status=503),
+    ]
     watch.fault("every REST call 503, the ping 504")
     watch.mark("HALTED by rest_errors", await tripped(engine, "rest_errors"))
     await eventually(lambda: "BREAKER_OPEN" in codes(engine), timeout=10, message="the breaker opens")
@@ -91,9 +133,17 @@ async def test_503_504_storm_halts_backs_off_and_a_5xx_that_hid_a_placed_order_i
     await eventually(lambda: engine.monitors.rows["rest_errors"].status.value == "OK", timeout=15)
     await engine.sync.reconcile_all()
     assert [o["clientOrderId"] for o in sim.open_orders()] == [order.client_id]  # still once after the storm
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["BREAKER_OPEN", "TRADING_HALTED"],
-               open_orders=1, btc_at_least=Decimal("0.0099"), audit=[("halt", "monitor:rest_errors")],
-               kill_switch_by="monitor:rest_errors")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["BREAKER_OPEN", "TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:rest_errors")],
+        kill_switch_by="monitor:rest_errors",
+    )
     assert (await engine.execute(Resume(actor="operator:key", reason="venue back"))).ok
 
 
@@ -110,8 +160,17 @@ async def test_latency_over_2s_warns_only(sim, tmp_path, run, stopwatch):
     await eventually(lambda: "REST_LATENCY" in codes(engine), timeout=15, message="latency WARN")
     watch.mark("REST_LATENCY WARN", first_alert(tmp_path, "REST_LATENCY"))
     assert first_alert(tmp_path, "REST_LATENCY")["severity"] == "WARN"
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["REST_LATENCY"],
-               absent=["TRADING_HALTED"], open_orders=1, btc_at_least=Decimal("0.0099"), kill_switch_by="")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["REST_LATENCY"],
+        absent=["TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        kill_switch_by="",
+    )
 
 
 async def test_clock_skew_warns_resyncs_and_signed_calls_work_again(sim, tmp_path, run, stopwatch):
@@ -140,14 +199,24 @@ async def test_clock_skew_warns_resyncs_and_signed_calls_work_again(sim, tmp_pat
     # once more. Never minutes of refusals.
     placed = await asyncio.wait_for(resting_buy(engine), timeout=5)
     watch.mark("signed calls work again: an order placed")
-    await eventually(lambda: abs(engine.venue_health.offset_ms) < 500, timeout=5,
-                     message="the offset follows the venue back")
+    await eventually(
+        lambda: abs(engine.venue_health.offset_ms) < 500, timeout=5, message="the offset follows the venue back"
+    )
     watch.mark("time offset back on the venue's clock")
     cancelled = await asyncio.wait_for(engine.execute(CancelOrder(actor="operator:key", client_id=placed)), 5)
     assert cancelled.ok, cancelled.message
     assert engine.venue_health.recent_timestamp_refusals() == []  # every refusal was cured by its resync
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["CLOCK_SKEW"], absent=["TRADING_HALTED"],
-               open_orders=1, btc_at_least=Decimal("0.0099"), kill_switch_by="")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["CLOCK_SKEW"],
+        absent=["TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        kill_switch_by="",
+    )
 
 
 async def test_signed_calls_refused_after_every_resync_halt_instead_of_staying_active(sim, tmp_path, run, stopwatch):
@@ -159,8 +228,10 @@ async def test_signed_calls_refused_after_every_resync_halt_instead_of_staying_a
     venue's clocks agree again, resume works and so do orders."""
     engine = await run(settings(sim, tmp_path))
     await buy(engine)
-    watch = stopwatch("001 §2 REST API Errors, 002 time sync",
-                      f"{MON['rest_errors_max']} refusals (-1021) after a resync in {MON['rest_errors_window_s']:g} s")
+    watch = stopwatch(
+        "001 §2 REST API Errors, 002 time sync",
+        f"{MON['rest_errors_max']} refusals (-1021) after a resync in {MON['rest_errors_window_s']:g} s",
+    )
     fault = sim.faults.inject("clock-skew", ms=-3000, time_shows=False)
     watch.fault("signatures checked against a clock 3 s behind; /time shows the old one")
     watch.mark("HALTED by clock_skew (orders paused)", await tripped(engine, "clock_skew"))
@@ -170,18 +241,28 @@ async def test_signed_calls_refused_after_every_resync_halt_instead_of_staying_a
     assert not refused.ok and "clock_skew" in refused.message, refused.message
     sim.faults.clear(fault)
     watch.fault("the venue's clocks agree again")
-    await eventually(lambda: engine.monitors.rows["clock_skew"].status.value == "OK", timeout=10,
-                     message="refusals aged out of the window")
+    await eventually(
+        lambda: engine.monitors.rows["clock_skew"].status.value == "OK",
+        timeout=10,
+        message="refusals aged out of the window",
+    )
     assert (await engine.execute(Resume(actor="operator:key", reason="clock fixed"))).ok
     await resting_buy(engine)
     watch.mark("resumed; orders work")
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["TRADING_HALTED"], open_orders=1,
-               btc_at_least=Decimal("0.0099"), audit=[("halt", "monitor:clock_skew"), ("resume", "operator:key")],
-               kill_switch_by="monitor:clock_skew")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:clock_skew"), ("resume", "operator:key")],
+        kill_switch_by="monitor:clock_skew",
+    )
 
 
-async def test_revoked_key_halts_is_never_retried_and_resume_waits_for_a_working_key(sim, tmp_path, run,
-                                                                                     stopwatch):
+async def test_revoked_key_halts_is_never_retried_and_resume_waits_for_a_working_key(sim, tmp_path, run, stopwatch):
     """Runbook 002 "Issue: API Authentication Failures" (401/403, "unauthorized"): verify credentials, regenerate
     the key. The key is revoked at the venue: the engine halts (auth_failure), never retries the refused calls as
     blips (the breaker stays CLOSED), keeps the position for the operator, and refuses resume until a private call
@@ -195,9 +276,16 @@ async def test_revoked_key_halts_is_never_retried_and_resume_waits_for_a_working
     assert engine.venue.breaker.state.value == "CLOSED"  # permanent: not counted as a blip, never retried
     refused = await engine.execute(Resume(actor="operator:key"))
     assert not refused.ok and "auth_failure" in refused.message
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["TRADING_HALTED"],
-               btc_at_least=Decimal("0.0099"), audit=[("halt", "monitor:auth_failure")],
-               kill_switch_by="monitor:auth_failure")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["TRADING_HALTED"],
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:auth_failure")],
+        kill_switch_by="monitor:auth_failure",
+    )
     sim.faults.clear(fault)
     await eventually(lambda: engine.monitors.rows["auth_failure"].status.value == "OK", timeout=15)
     assert (await engine.execute(Resume(actor="operator:key", reason="key works again"))).ok
@@ -217,9 +305,17 @@ async def test_maintenance_halts_keeps_positions_and_resume_waits_for_the_venue(
     watch.mark("HALTED by maintenance", await tripped(engine, "maintenance"))
     refused = await engine.execute(Resume(actor="operator:key"))
     assert not refused.ok and "maintenance" in refused.message
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["TRADING_HALTED"], open_orders=1,
-               btc_at_least=Decimal("0.0099"), audit=[("halt", "monitor:maintenance")],
-               kill_switch_by="monitor:maintenance")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        audit=[("halt", "monitor:maintenance")],
+        kill_switch_by="monitor:maintenance",
+    )
     sim.faults.clear(fault)
     await eventually(lambda: engine.monitors.rows["maintenance"].status.value == "OK", timeout=15)
     assert (await engine.execute(Resume(actor="operator:key", reason="maintenance over"))).ok

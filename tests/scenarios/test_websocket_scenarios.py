@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.kernel.commands import Resume
-from engine.kernel.events import TradingState
 from eventually import eventually
 from runbook import MON, afterwards, audited, buy, codes, first_alert, resting_buy, settings, tripped
+
+from engine.kernel.commands import Resume
+from engine.kernel.events import TradingState
 
 LIMITS = f"warn {MON['ws_stale_warn_s']:g} s / crit {MON['ws_stale_crit_s']:g} s (runbook 10 s / 60 s)"
 
 
-async def test_ws_drop_shorter_than_the_stale_limit_reconnects_without_the_kill_switch(sim, tmp_path, run,
-                                                                                      stopwatch):
+async def test_ws_drop_shorter_than_the_stale_limit_reconnects_without_the_kill_switch(sim, tmp_path, run, stopwatch):
     """Runbook 001 §1 flowchart: "time_since_last_update > 60s? NO (< 60s) -> Automatic reconnect + monitor";
     000 §3 "WS Reconnects" recovery. Every stream drops and stays refused past the WARN limit (1 s) but well under
     the CRIT one (3 s): REST polling covers the gap, the engine reconnects, nothing is cancelled or sold."""
@@ -30,20 +30,34 @@ async def test_ws_drop_shorter_than_the_stale_limit_reconnects_without_the_kill_
     await eventually(lambda: engine.sync.polling, timeout=5, message="REST polling covers the gap")
     await eventually(lambda: "WS_STALE" in codes(engine), timeout=5, message="WARN over the warn limit")
     sim.faults.clear(refuse)  # the venue lets the streams back in, well before the CRIT limit
-    await eventually(lambda: audited(tmp_path, "reconnect", "monitor:ws_stale"), timeout=5,
-                     message="the WARN's reconnect, through the command path")
+    await eventually(
+        lambda: audited(tmp_path, "reconnect", "monitor:ws_stale"),
+        timeout=5,
+        message="the WARN's reconnect, through the command path",
+    )
     watch.mark("WS_STALE WARN: reconnect", first_alert(tmp_path, "WS_STALE"))
-    await eventually(lambda: not engine.sync.stream_down and engine.sync.market_data_age_s() < 0.5, timeout=10,
-                     message="streams back with fresh data")
+    await eventually(
+        lambda: not engine.sync.stream_down and engine.sync.market_data_age_s() < 0.5,
+        timeout=10,
+        message="streams back with fresh data",
+    )
     watch.mark("streams back with fresh data")
     await eventually(lambda: engine.monitors.rows["ws_stale"].status.value == "OK", timeout=5)
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["WS_DOWN", "WS_STALE"],
-               absent=["TRADING_HALTED", "CLOSE_ALL"], open_orders=1, btc_at_least=Decimal("0.0099"),
-               audit=[("reconnect", "monitor:ws_stale")], kill_switch_by="")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["WS_DOWN", "WS_STALE"],
+        absent=["TRADING_HALTED", "CLOSE_ALL"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        audit=[("reconnect", "monitor:ws_stale")],
+        kill_switch_by="",
+    )
 
 
-async def test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_snapshot(sim, tmp_path, run,
-                                                                                        stopwatch):
+async def test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_snapshot(sim, tmp_path, run, stopwatch):
     """Runbook 001 §1 flowchart: "YES (> 60s) -> KILL_SWITCH + Manual intervention"; 000 §3 "WebSocket Stale":
     "Do NOT place orders", and "Kill-Switch Activated": "for ws_stale: MUST close", "Log full state". The streams
     drop and stay refused: the WARN reconnects, the CRIT closes every position and cancels every order, a CRIT
@@ -63,14 +77,25 @@ async def test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_
     assert "canceled 1 order(s); closed 1 position(s); 0 still open at venue" in row["result"]
     crit = [a for a in engine.alert_book.recent if a.code == "CLOSE_ALL"]
     assert crit and crit[0].severity.value == "CRIT"
-    await eventually(lambda: engine.incidents.current and engine.incidents.current.get("snapshot"), timeout=10,
-                     message="incident snapshot written")
+    await eventually(
+        lambda: engine.incidents.current and engine.incidents.current.get("snapshot"),
+        timeout=10,
+        message="incident snapshot written",
+    )
     assert engine.incidents.current["trigger"] == "ws_stale"
     refused = await engine.execute(Resume(actor="operator:key", reason="too early"))
     assert not refused.ok and "ws_stale" in refused.message
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["WS_DOWN", "WS_STALE", "CLOSE_ALL"],
-               open_orders=0, btc_flat=True, audit=[("close-all", "monitor:ws_stale")],
-               kill_switch_by="monitor:ws_stale")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["WS_DOWN", "WS_STALE", "CLOSE_ALL"],
+        open_orders=0,
+        btc_flat=True,
+        audit=[("close-all", "monitor:ws_stale")],
+        kill_switch_by="monitor:ws_stale",
+    )
     sim.faults.clear(refuse)  # resume once the data is fresh again: the connected-but-silent scenario shows it
 
 
@@ -83,8 +108,11 @@ async def test_connected_but_silent_reconnects_then_closes_everything(sim, tmp_p
     watch = stopwatch("001 §1, 000 §3 WebSocket Stale", LIMITS)
     fault = sim.faults.inject("ws-silence")
     watch.fault("websockets connected but silent")
-    await eventually(lambda: audited(tmp_path, "reconnect", "monitor:ws_stale"), timeout=10,
-                     message="WARN: a reconnect through the command path")
+    await eventually(
+        lambda: audited(tmp_path, "reconnect", "monitor:ws_stale"),
+        timeout=10,
+        message="WARN: a reconnect through the command path",
+    )
     watch.mark("WS_STALE WARN: reconnect", first_alert(tmp_path, "WS_STALE"))
     watch.mark("HALTED by ws_stale", await tripped(engine, "ws_stale"))
     await eventually(lambda: audited(tmp_path, "close-all", "monitor:ws_stale"), timeout=10, message="closed")
@@ -94,9 +122,17 @@ async def test_connected_but_silent_reconnects_then_closes_everything(sim, tmp_p
     assert engine.state_info["values"]["market_age_s"] > MON["ws_stale_crit_s"]
     refused = await engine.execute(Resume(actor="operator:key"))
     assert not refused.ok and "ws_stale" in refused.message
-    afterwards(engine, sim, tmp_path, state=TradingState.HALTED, alerts=["WS_STALE", "CLOSE_ALL", "TRADING_HALTED"],
-               open_orders=0, btc_flat=True, audit=[("close-all", "monitor:ws_stale")],
-               kill_switch_by="monitor:ws_stale")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.HALTED,
+        alerts=["WS_STALE", "CLOSE_ALL", "TRADING_HALTED"],
+        open_orders=0,
+        btc_flat=True,
+        audit=[("close-all", "monitor:ws_stale")],
+        kill_switch_by="monitor:ws_stale",
+    )
     sim.faults.clear(fault)
     await eventually(lambda: engine.monitors.rows["ws_stale"].status.value == "OK", timeout=20)
     assert (await engine.execute(Resume(actor="operator:key"))).ok
@@ -113,11 +149,23 @@ async def test_reconnect_rate_over_the_hourly_limit_warns_only(sim, tmp_path, ru
     watch.fault("two websocket drops")
     for n in (1, 2):
         sim.faults.inject("ws-drop")
-        await eventually(lambda: engine.sync.reconnects_last_hour() >= n and not engine.sync.stream_down,
-                         timeout=10, message=f"streams back after drop {n}")
+        await eventually(
+            lambda: engine.sync.reconnects_last_hour() >= n and not engine.sync.stream_down,
+            timeout=10,
+            message=f"streams back after drop {n}",
+        )
     await eventually(lambda: "RECONNECTS" in codes(engine), timeout=10, message="reconnect-rate WARN")
     watch.mark("RECONNECTS WARN")
     warn = next(a for a in engine.alert_book.recent if a.code == "RECONNECTS")
     assert warn.severity.value == "WARN"
-    afterwards(engine, sim, tmp_path, state=TradingState.ACTIVE, alerts=["RECONNECTS"],
-               absent=["TRADING_HALTED"], open_orders=1, btc_at_least=Decimal("0.0099"), kill_switch_by="")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["RECONNECTS"],
+        absent=["TRADING_HALTED"],
+        open_orders=1,
+        btc_at_least=Decimal("0.0099"),
+        kill_switch_by="",
+    )

@@ -15,11 +15,16 @@ async def make_client(sim):
     the test. ccxt's own rate limiter is off unless asked for: it only slows the tests down."""
     clients: list[Any] = []
 
-    def make(api_key: str | None = None, api_secret: str | None = None, *, timeout_ms: int = 5_000,
-             rate_limit: bool = False) -> Any:
+    def make(
+        api_key: str | None = None, api_secret: str | None = None, *, timeout_ms: int = 5_000, rate_limit: bool = False
+    ) -> Any:
         ex = build_exchange(
-            "binance", rest_url=sim.rest_url, ws_url=sim.ws_url,
-            api_key=api_key or sim.api_key, api_secret=api_secret or sim.api_secret, timeout_ms=timeout_ms,
+            "binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=api_key or sim.api_key,
+            api_secret=api_secret or sim.api_secret,
+            timeout_ms=timeout_ms,
         )
         ex.enableRateLimit = rate_limit
         ex.timeout_on_exit = 0  # ccxt sleeps this long in close() for TLS shutdown; loopback HTTP needs none
@@ -37,8 +42,14 @@ async def make_client(sim):
 async def exchange(sim):
     """The real ccxt.pro binance client with the paper keys, as tests/conftest.py builds it (rate limiter on),
     closed without ccxt's 0.25 s exit pause."""
-    ex = build_exchange("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                        api_secret=sim.api_secret, timeout_ms=5_000)
+    ex = build_exchange(
+        "binance",
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        timeout_ms=5_000,
+    )
     ex.timeout_on_exit = 0
     try:
         yield ex

@@ -19,9 +19,17 @@ def sign_query(secret: str, params: dict[str, Any]) -> str:
     return f"{payload}&signature={signature}"
 
 
-async def signed_request(sim: Any, method: str, path: str, params: dict[str, Any], *,
-                         secret: str | None = None, api_key: str | None = None,
-                         timestamp: int | None = None, prefix: str = "/api/v3/") -> tuple[int, Any, Any]:
+async def signed_request(
+    sim: Any,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    *,
+    secret: str | None = None,
+    api_key: str | None = None,
+    timestamp: int | None = None,
+    prefix: str = "/api/v3/",
+) -> tuple[int, Any, Any]:
     """Send a SIGNED call to ``prefix + path`` (form body for POST, raw query otherwise); returns
     (status, json, headers)."""
     params = {**params, "timestamp": timestamp or int(time.time() * 1000), "recvWindow": 5000}

@@ -31,17 +31,22 @@ async def test_history_is_there_at_once_and_ends_at_the_start_price(sim, client)
 
 async def test_history_depends_only_on_the_seed():
     async with Simulator(seed=42) as a, Simulator(seed=42) as b, Simulator(seed=43) as c:
+
         def closes(s: Simulator) -> list[Decimal]:
-            return [k.close for k in s.feeds["ETHUSDT"].candles.aggregate(
-                900_000, start_ms=None, end_ms=s.clock.start_ms - 3_600_000, limit=50, now_ms=s.clock.now_ms())]
+            return [
+                k.close
+                for k in s.feeds["ETHUSDT"].candles.aggregate(
+                    900_000, start_ms=None, end_ms=s.clock.start_ms - 3_600_000, limit=50, now_ms=s.clock.now_ms()
+                )
+            ]
+
         assert closes(a) == closes(b) != closes(c)
 
 
 async def test_klines_honour_start_end_and_limit(sim, client):
     start = sim.clock.start_ms - 10 * 3_600_000
     start -= start % 3_600_000
-    rows = await client.public_get_klines({"symbol": "BTCUSDT", "interval": "1h", "startTime": start + 1,
-                                           "limit": 3})
+    rows = await client.public_get_klines({"symbol": "BTCUSDT", "interval": "1h", "startTime": start + 1, "limit": 3})
     assert [r[0] for r in rows] == [start + 3_600_000 * i for i in (1, 2, 3)]
     assert all(r[6] == r[0] + 3_599_999 and len(r) == 12 for r in rows)
     rows = await client.public_get_klines({"symbol": "BTCUSDT", "interval": "5m", "endTime": start, "limit": 4})
@@ -76,7 +81,13 @@ async def test_watch_ohlcv_streams_and_closes_candles_at_high_speed(make_client)
 def build(sim: Simulator):
     from engine.venue.exchange import build_exchange
 
-    ex = build_exchange("binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key,
-                        api_secret=sim.api_secret, timeout_ms=3_000)
+    ex = build_exchange(
+        "binance",
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        timeout_ms=3_000,
+    )
     ex.enableRateLimit, ex.timeout_on_exit = False, 0
     return ex

@@ -6,11 +6,11 @@ import time
 from decimal import Decimal
 
 import pytest
+from eventually import eventually
+from test_candles import build
 
 from engine.sim import Simulator
 from engine.sim.replay import ReplayError
-from eventually import eventually
-from test_candles import build
 
 BTC = "BTC/USDT"
 T0 = 1_700_000_040_000  # a minute boundary
@@ -72,8 +72,9 @@ async def test_csv_replay_gives_history_then_walks_the_file(tmp_path):
 async def test_binance_kline_csv_without_header_in_microseconds(tmp_path):
     path = tmp_path / "BTCUSDT-1m.csv"
     rows = candle_rows(6)
-    path.write_text("".join(f"{t * 1000},{o},{h},{lo},{c},{v},{t * 1000 + 59_999_999},0,10,0,0,0\n"
-                            for t, o, h, lo, c, v in rows))
+    path.write_text(
+        "".join(f"{t * 1000},{o},{h},{lo},{c},{v},{t * 1000 + 59_999_999},0,10,0,0,0\n" for t, o, h, lo, c, v in rows)
+    )
     sim = Simulator(replay={"BTCUSDT": path}, replay_start=rows[2][0])
     assert sim.clock.start_ms == rows[2][0] and sim.price("BTCUSDT") == Decimal(rows[2][1])
 

@@ -17,16 +17,19 @@ import pytest
 binance_spot = pytest.importorskip("binance.spot", reason="binance-connector (test extra) not installed")
 from binance.error import ClientError, ServerError  # noqa: E402
 from binance.websocket.spot.websocket_stream import SpotWebsocketStreamClient  # noqa: E402
-
 from eventually import eventually  # noqa: E402
 
 DECIMAL_FIELDS = ("price", "origQty", "executedQty", "cummulativeQuoteQty", "stopPrice")
 
 
 def spot(sim: Any, **kwargs: Any) -> Any:
-    return binance_spot.Spot(api_key=kwargs.pop("api_key", sim.api_key),
-                             api_secret=kwargs.pop("api_secret", sim.api_secret),
-                             base_url=sim.rest_url, timeout=5, **kwargs)
+    return binance_spot.Spot(
+        api_key=kwargs.pop("api_key", sim.api_key),
+        api_secret=kwargs.pop("api_secret", sim.api_secret),
+        base_url=sim.rest_url,
+        timeout=5,
+        **kwargs,
+    )
 
 
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -49,8 +52,7 @@ async def test_public_market_data_shapes(sim):
     assert isinstance(depth["lastUpdateId"], int) and len(depth["bids"]) == 10
     assert all(is_decimal_string(p) and is_decimal_string(q) for p, q in depth["bids"] + depth["asks"])
     klines = await call(client.klines, "BTCUSDT", "15m", limit=20)
-    assert len(klines) == 20 and all(len(k) == 12 and isinstance(k[0], int) and is_decimal_string(k[1])
-                                     for k in klines)
+    assert len(klines) == 20 and all(len(k) == 12 and isinstance(k[0], int) and is_decimal_string(k[1]) for k in klines)
     ticker = await call(client.ticker_24hr, "ETHUSDT")
     assert is_decimal_string(ticker["lastPrice"]) and ticker["symbol"] == "ETHUSDT"
     book = await call(client.book_ticker, "BTCUSDT")
@@ -65,11 +67,21 @@ async def test_public_market_data_shapes(sim):
 async def test_signed_trading_round_trip(sim):
     client = spot(sim, show_limit_usage=True)
     account = (await call(client.account))["data"]
-    assert account["canTrade"] and {"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"} in \
-        account["balances"]
+    assert (
+        account["canTrade"]
+        and {"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"} in account["balances"]
+    )
     # The connector sends POST parameters in the query string, not a form body.
-    placed = await call(client.new_order, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
-                        quantity="0.01", price="50000", newClientOrderId="conn-1")
+    placed = await call(
+        client.new_order,
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.01",
+        price="50000",
+        newClientOrderId="conn-1",
+    )
     order = placed["data"]
     assert order["status"] == "NEW" and order["clientOrderId"] == "conn-1"
     assert all(is_decimal_string(order[f]) for f in DECIMAL_FIELDS if f in order)
@@ -80,14 +92,26 @@ async def test_signed_trading_round_trip(sim):
     assert [o["orderId"] for o in (await call(client.get_open_orders, "BTCUSDT"))["data"]] == [order["orderId"]]
     cancelled = (await call(client.cancel_order, "BTCUSDT", orderId=order["orderId"]))["data"]
     assert cancelled["status"] == "CANCELED" and cancelled["origClientOrderId"] == "conn-1"
-    market = (await call(client.new_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002",
-                         newOrderRespType="FULL"))["data"]
+    market = (
+        await call(
+            client.new_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002", newOrderRespType="FULL"
+        )
+    )["data"]
     assert market["status"] == "FILLED" and market["fills"][0]["commissionAsset"] == "BTC"
     assert {"price", "qty", "commission", "commissionAsset", "tradeId"} == set(market["fills"][0])
     mine = (await call(client.my_trades, "BTCUSDT"))["data"]
     assert mine[-1]["orderId"] == market["orderId"] and mine[-1]["isBuyer"] is True
-    assert (await call(client.new_order_test, symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
-                       quantity="0.001", price="70000"))["data"] == {}
+    assert (
+        await call(
+            client.new_order_test,
+            symbol="BTCUSDT",
+            side="SELL",
+            type="LIMIT",
+            timeInForce="GTC",
+            quantity="0.001",
+            price="70000",
+        )
+    )["data"] == {}
     permissions = (await call(client.api_key_permissions))["data"]
     assert permissions["enableWithdrawals"] is False and permissions["enableSpotAndMarginTrading"] is True
 
@@ -146,8 +170,9 @@ async def test_market_and_listen_key_streams(sim):
         assert kline["i"] == "1m" and is_decimal_string(kline["c"]) and isinstance(kline["x"], bool)
         depth = collected.events("depthUpdate")
         assert all(b["U"] == a["u"] + 1 for a, b in zip(depth, depth[1:]))  # continuous update ids
-        await call(client.new_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001",
-                   newClientOrderId="conn-ws")
+        await call(
+            client.new_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001", newClientOrderId="conn-ws"
+        )
         await eventually(lambda: any(e["X"] == "FILLED" for e in collected.events("executionReport")), timeout=5)
         report = [e for e in collected.events("executionReport") if e["X"] == "FILLED"][-1]
         assert report["c"] == "conn-ws" and report["N"] == "BTC" and is_decimal_string(report["L"])

@@ -23,10 +23,14 @@ async def run_cli(*argv: str) -> tuple[int, str, str]:
 
 
 async def test_cli_injects_lists_and_clears(sim, client):
-    code, out, _ = await run_cli("http-status", "--status", "503", "--path", "/api/v3/ticker/24hr",
-                                 "--for", "30", "--rest", sim.rest_url)
+    code, out, _ = await run_cli(
+        "http-status", "--status", "503", "--path", "/api/v3/ticker/24hr", "--for", "30", "--rest", sim.rest_url
+    )
     assert code == 0
-    assert out.strip() == "fault 1 http-status started (for 30s): status=503, retry_after=1, path=/api/v3/ticker/24hr, rate=1.0"
+    assert (
+        out.strip()
+        == "fault 1 http-status started (for 30s): status=503, retry_after=1, path=/api/v3/ticker/24hr, rate=1.0"
+    )
     with pytest.raises(ccxt.ExchangeNotAvailable):
         await client.fetch_ticker(BTC)
     code, out, _ = await run_cli("list", "--rest", sim.rest_url)
@@ -81,8 +85,9 @@ async def test_control_api_json(sim):
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{sim.rest_url}/sim/faults", json={"name": "nope"}) as resp:
             assert resp.status == 400 and "valid names" in (await resp.json())["error"]
-        async with session.post(f"{sim.rest_url}/sim/faults",
-                                json={"name": "latency", "options": {"ms": 10}, "duration": 60}) as resp:
+        async with session.post(
+            f"{sim.rest_url}/sim/faults", json={"name": "latency", "options": {"ms": 10}, "duration": 60}
+        ) as resp:
             fault = (await resp.json())["fault"]
             assert fault["name"] == "latency" and fault["active"] and fault["duration"] == 60
         async with session.get(f"{sim.rest_url}/sim/faults") as resp:
@@ -114,11 +119,15 @@ async def test_control_api_refuses_web_pages_and_non_json(sim):
     import aiohttp
 
     async with aiohttp.ClientSession() as s:
-        async with s.post(f"{sim.rest_url}/sim/faults", data='{"name": "maintenance"}',
-                          headers={"Content-Type": "text/plain", "Origin": "http://evil.example"}) as r:
+        async with s.post(
+            f"{sim.rest_url}/sim/faults",
+            data='{"name": "maintenance"}',
+            headers={"Content-Type": "text/plain", "Origin": "http://evil.example"},
+        ) as r:
             assert r.status == 403
-        async with s.post(f"{sim.rest_url}/sim/faults", data='{"name": "maintenance"}',
-                          headers={"Content-Type": "text/plain"}) as r:
+        async with s.post(
+            f"{sim.rest_url}/sim/faults", data='{"name": "maintenance"}', headers={"Content-Type": "text/plain"}
+        ) as r:
             assert r.status == 415
     assert sim.faults.active() == []
 

@@ -6,7 +6,6 @@ import time
 
 import ccxt
 import pytest
-
 from rawrest import signed_request
 
 BTC = "BTC/USDT"
@@ -80,12 +79,19 @@ async def test_clock_skew_is_invalid_nonce(make_client):
 
 
 async def test_missing_and_malformed_parameters(sim):
-    status, body, _ = await signed_request(sim, "POST", "order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                                                                   "timeInForce": "GTC", "price": "50000"})
+    status, body, _ = await signed_request(
+        sim,
+        "POST",
+        "order",
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": "50000"},
+    )
     assert status == 400 and body == {
-        "code": -1102, "msg": "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."}
-    status, body, _ = await signed_request(sim, "POST", "order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                                   "quantity": "1e-3"})
+        "code": -1102,
+        "msg": "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.",
+    }
+    status, body, _ = await signed_request(
+        sim, "POST", "order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1e-3"}
+    )
     assert body["code"] == -1100
     status, body, _ = await signed_request(sim, "DELETE", "openOrders", {})
     assert body["code"] == -1102
@@ -93,12 +99,25 @@ async def test_missing_and_malformed_parameters(sim):
 
 async def test_signature_is_checked_on_the_raw_string_and_weight_is_reported(sim):
     # '/' and ':' are legal in a client id and arrive percent-encoded: the HMAC covers the encoded form.
-    status, body, headers = await signed_request(sim, "POST", "order", {
-        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
-        "price": "50000", "newClientOrderId": "bot:grid/1"})
+    status, body, headers = await signed_request(
+        sim,
+        "POST",
+        "order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.01",
+            "price": "50000",
+            "newClientOrderId": "bot:grid/1",
+        },
+    )
     assert status == 200 and body["clientOrderId"] == "bot:grid/1"
     assert int(headers["X-MBX-USED-WEIGHT-1M"]) >= 1
-    status, body, _ = await signed_request(sim, "GET", "order", {"symbol": "BTCUSDT", "origClientOrderId": "bot:grid/1"})
+    status, body, _ = await signed_request(
+        sim, "GET", "order", {"symbol": "BTCUSDT", "origClientOrderId": "bot:grid/1"}
+    )
     assert status == 200 and body["status"] == "NEW"
     status, body, _ = await signed_request(sim, "GET", "openOrders", {"symbol": "BTCUSDT"}, secret="x" * 64)
     assert (status, body["code"]) == (400, -1022)

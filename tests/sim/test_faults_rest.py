@@ -8,17 +8,24 @@ import time
 
 import ccxt
 import pytest
+from eventually import eventually
 
 from engine.sim.faults import FaultError
-from eventually import eventually
 
 BTC = "BTC/USDT"
 
 
-@pytest.mark.parametrize("status, exc", [
-    (429, ccxt.DDoSProtection), (418, ccxt.DDoSProtection), (500, ccxt.ExchangeNotAvailable),
-    (502, ccxt.ExchangeNotAvailable), (503, ccxt.ExchangeNotAvailable), (504, ccxt.RequestTimeout),
-])
+@pytest.mark.parametrize(
+    "status, exc",
+    [
+        (429, ccxt.DDoSProtection),
+        (418, ccxt.DDoSProtection),
+        (500, ccxt.ExchangeNotAvailable),
+        (502, ccxt.ExchangeNotAvailable),
+        (503, ccxt.ExchangeNotAvailable),
+        (504, ccxt.RequestTimeout),
+    ],
+)
 async def test_http_status_fault(sim, client, status, exc):
     sim.faults.inject("http-status", status=status)
     with pytest.raises(exc):
@@ -47,11 +54,11 @@ async def test_429_carries_retry_after(sim):
 
 async def test_a_client_that_does_not_wait_out_a_429_is_banned_with_418_and_one_that_waits_is_not(sim):
     import aiohttp
-
     from eventually import eventually
 
     sim.faults.inject("http-status", status=429, retry_after=1, ban_after=1, path="/api/v3/ping", count=1)
     async with aiohttp.ClientSession() as session:
+
         async def status() -> int:
             async with session.get(f"{sim.rest_url}/api/v3/ping") as resp:
                 return resp.status
@@ -79,10 +86,17 @@ async def test_http_status_at_a_rate_is_seeded(sim, client):
     assert 5 < outcomes.count(False) < 25
 
 
-@pytest.mark.parametrize("code, exc", [
-    (-1003, ccxt.DDoSProtection), (-1007, ccxt.RequestTimeout), (-1000, ccxt.OperationFailed),
-    (-1021, ccxt.InvalidNonce), (-1015, ccxt.DDoSProtection), (-2015, ccxt.AuthenticationError),
-])
+@pytest.mark.parametrize(
+    "code, exc",
+    [
+        (-1003, ccxt.DDoSProtection),
+        (-1007, ccxt.RequestTimeout),
+        (-1000, ccxt.OperationFailed),
+        (-1021, ccxt.InvalidNonce),
+        (-1015, ccxt.DDoSProtection),
+        (-2015, ccxt.AuthenticationError),
+    ],
+)
 async def test_error_code_fault(sim, client, code, exc):
     sim.faults.inject("error-code", code=code)
     with pytest.raises(exc):
@@ -182,7 +196,9 @@ async def test_stuck_orders_are_accepted_and_fill_once_unstuck(sim, client):
     market = await client.create_order(BTC, "market", "buy", 0.001, params={"newClientOrderId": "stuck-m"})
     assert market["status"] == "open" and market["filled"] == 0
     _, ask = sim.bid_ask("BTCUSDT")
-    limit = await client.create_order(BTC, "limit", "buy", 0.001, float(ask + 10), params={"newClientOrderId": "stuck-l"})
+    limit = await client.create_order(
+        BTC, "limit", "buy", 0.001, float(ask + 10), params={"newClientOrderId": "stuck-l"}
+    )
     assert limit["status"] == "open"
     sim.tick()
     assert len(sim.open_orders()) == 2

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-
 from eventually import eventually
 
 BTC = "BTC/USDT"

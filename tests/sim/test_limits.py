@@ -7,12 +7,12 @@ import time
 import aiohttp
 import ccxt
 import pytest
-
-from engine.sim import Simulator
-from engine.sim.auth import ApiKey
 from eventually import eventually
 from rawrest import signed_request
 from test_candles import build
+
+from engine.sim import Simulator
+from engine.sim.auth import ApiKey
 
 BTC = "BTC/USDT"
 
@@ -66,26 +66,44 @@ async def test_order_rate_limit_answers_1015():
         client = build(sim)
         try:
             for i in range(2):
-                order = await client.create_order(BTC, "limit", "buy", 0.01, 50000,
-                                                  params={"newClientOrderId": f"rate-{i}"})
+                order = await client.create_order(
+                    BTC, "limit", "buy", 0.01, 50000, params={"newClientOrderId": f"rate-{i}"}
+                )
                 assert order["status"] == "open"
             with pytest.raises(ccxt.DDoSProtection, match="Too many new orders"):
                 await client.create_order(BTC, "limit", "buy", 0.01, 50000, params={"newClientOrderId": "rate-3"})
-            status, body, headers = await signed_request(sim, "POST", "order", {
-                "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
-                "price": "50000"})
+            status, body, headers = await signed_request(
+                sim,
+                "POST",
+                "order",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "timeInForce": "GTC",
+                    "quantity": "0.01",
+                    "price": "50000",
+                },
+            )
             assert (status, body["code"]) == (429, -1015)
         finally:
             await client.close()
 
 
 async def test_api_restrictions_of_several_keys():
-    keys = [ApiKey("withdraw-key", "w" * 64, can_withdraw=True),
-            {"key": "read-only-key", "secret": "r" * 64, "can_trade": False}]
+    keys = [
+        ApiKey("withdraw-key", "w" * 64, can_withdraw=True),
+        {"key": "read-only-key", "secret": "r" * 64, "can_trade": False},
+    ]
     async with Simulator(seed=1, keys=keys) as sim:
-        clients = {name: build_with(sim, key, secret) for name, key, secret in (
-            ("main", sim.api_key, sim.api_secret), ("withdraw", "withdraw-key", "w" * 64),
-            ("read", "read-only-key", "r" * 64))}
+        clients = {
+            name: build_with(sim, key, secret)
+            for name, key, secret in (
+                ("main", sim.api_key, sim.api_secret),
+                ("withdraw", "withdraw-key", "w" * 64),
+                ("read", "read-only-key", "r" * 64),
+            )
+        }
         try:
             answers = {name: await c.sapi_get_account_apirestrictions() for name, c in clients.items()}
             assert answers["main"]["enableWithdrawals"] is False and answers["main"]["enableSpotAndMarginTrading"]
@@ -95,15 +113,17 @@ async def test_api_restrictions_of_several_keys():
             # Binance answers 401 -2015; after one successful private call ccxt reports that as DDoSProtection
             # (it takes -2015 for a temporary ban), so look at the code, not only the class.
             with pytest.raises(ccxt.DDoSProtection, match="-2015"):
-                await clients["read"].create_order(BTC, "limit", "buy", 0.01, 50000,
-                                                   params={"newClientOrderId": "ro-1"})
+                await clients["read"].create_order(
+                    BTC, "limit", "buy", 0.01, 50000, params={"newClientOrderId": "ro-1"}
+                )
             fresh = build_with(sim, "read-only-key", "r" * 64)
             clients["fresh"] = fresh
             await fresh.load_markets()
             with pytest.raises(ccxt.AuthenticationError):
                 await fresh.create_order(BTC, "limit", "buy", 0.01, 50000, params={"newClientOrderId": "ro-2"})
-            status, body, _ = await signed_request(sim, "GET", "account/apiRestrictions", {}, api_key="withdraw-key",
-                                                   secret="w" * 64, prefix="/sapi/v1/")
+            status, body, _ = await signed_request(
+                sim, "GET", "account/apiRestrictions", {}, api_key="withdraw-key", secret="w" * 64, prefix="/sapi/v1/"
+            )
             assert status == 200 and body["enableWithdrawals"] is True
         finally:
             for c in clients.values():

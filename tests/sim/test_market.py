@@ -25,7 +25,8 @@ def test_same_seed_gives_same_first_100_prices():
 def test_different_seed_or_symbol_gives_another_path():
     assert prices(42) != prices(43)
     assert [p / SYMBOLS["BTCUSDT"].start_price for p in prices(42)] != [
-        p / SYMBOLS["ETHUSDT"].start_price for p in prices(42, "ETHUSDT")]
+        p / SYMBOLS["ETHUSDT"].start_price for p in prices(42, "ETHUSDT")
+    ]
 
 
 def test_prices_are_decimals_on_the_tick_and_near_the_start():
@@ -65,14 +66,25 @@ def test_stats_track_open_high_low_volume():
 
 def engine(**balances: str) -> MatchingEngine:
     feeds = {s: PriceFeed(spec, 1) for s, spec in SYMBOLS.items()}
-    return MatchingEngine(feeds, {k: Decimal(v) for k, v in balances.items()},
-                          taker_fee=Decimal("0.001"), maker_fee=Decimal("0.0005"), clock=lambda: 1)
+    return MatchingEngine(
+        feeds,
+        {k: Decimal(v) for k, v in balances.items()},
+        taker_fee=Decimal("0.001"),
+        maker_fee=Decimal("0.0005"),
+        clock=lambda: 1,
+    )
 
 
 def test_resting_sell_locks_base_and_fills_at_its_price_as_maker():
     eng = engine(USDT="0", BTC="1")
-    order = eng.new_order(symbol="BTCUSDT", side="SELL", type="LIMIT", quantity=Decimal("0.5"),
-                          price=Decimal("66000"), time_in_force="GTC")
+    order = eng.new_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        type="LIMIT",
+        quantity=Decimal("0.5"),
+        price=Decimal("66000"),
+        time_in_force="GTC",
+    )
     assert eng.balance("BTC") == (Decimal("0.5"), Decimal("0.5"))
     eng.feeds["BTCUSDT"].set_price(Decimal("66000.01"))
     eng.on_price("BTCUSDT")
@@ -84,8 +96,15 @@ def test_resting_sell_locks_base_and_fills_at_its_price_as_maker():
 
 def test_stop_loss_limit_waits_for_its_stop_then_fills():
     eng = engine(BTC="1")
-    order = eng.new_order(symbol="BTCUSDT", side="SELL", type="STOP_LOSS_LIMIT", quantity=Decimal("0.1"),
-                          price=Decimal("60000"), stop_price=Decimal("61000"), time_in_force="GTC")
+    order = eng.new_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        type="STOP_LOSS_LIMIT",
+        quantity=Decimal("0.1"),
+        price=Decimal("60000"),
+        stop_price=Decimal("61000"),
+        time_in_force="GTC",
+    )
     assert not order.is_working
     eng.feeds["BTCUSDT"].set_price(Decimal("61000"))
     eng.on_price("BTCUSDT")
@@ -94,10 +113,17 @@ def test_stop_loss_limit_waits_for_its_stop_then_fills():
 
 def test_ioc_limit_that_cannot_fill_expires_and_limit_maker_that_would_take_is_rejected():
     eng = engine(USDT="10000")
-    order = eng.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=Decimal("0.01"),
-                          price=Decimal("60000"), time_in_force="IOC")
+    order = eng.new_order(
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        quantity=Decimal("0.01"),
+        price=Decimal("60000"),
+        time_in_force="IOC",
+    )
     assert order.status == "EXPIRED" and eng.balance("USDT") == (Decimal("10000"), Decimal(0))
     with pytest.raises(VenueError) as err:
-        eng.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", quantity=Decimal("0.01"),
-                      price=Decimal("70000"))
+        eng.new_order(
+            symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", quantity=Decimal("0.01"), price=Decimal("70000")
+        )
     assert err.value.code == -2010

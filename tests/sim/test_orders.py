@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-
 from eventually import eventually
 
 BTC = "BTC/USDT"
@@ -46,8 +45,9 @@ async def test_large_market_buy_walks_the_book_with_one_fill_per_level(funded, c
 
 
 async def test_market_order_by_quote_quantity(funded, client):
-    order = await client.create_order(BTC, "market", "buy", None, params={"quoteOrderQty": 25000,
-                                                                          "newClientOrderId": "quote-1"})
+    order = await client.create_order(
+        BTC, "market", "buy", None, params={"quoteOrderQty": 25000, "newClientOrderId": "quote-1"}
+    )
     assert order["status"] == "closed"
     assert 24900 < order["cost"] <= 25000
     assert Decimal(order["info"]["origQuoteOrderQty"]) == Decimal(25000)
@@ -66,8 +66,9 @@ async def test_gtc_limit_takes_what_its_price_allows_then_rests_and_fills_later(
 
     watcher = asyncio.ensure_future(watch())
     await eventually(lambda: funded.user_stream_subscriptions == 1, timeout=5)
-    order = await client.create_order(BTC, "limit", "buy", float(qty), float(limit),
-                                      params={"newClientOrderId": "part-1"})
+    order = await client.create_order(
+        BTC, "limit", "buy", float(qty), float(limit), params={"newClientOrderId": "part-1"}
+    )
     assert order["status"] == "open" and order["info"]["status"] == "PARTIALLY_FILLED"
     assert order["filled"] == float(asks[0][1] + asks[1][1]) and order["remaining"] == 1.0
     assert funded.balance("USDT")[1] == limit * 1  # only the rest is locked
@@ -97,8 +98,9 @@ async def test_touching_a_resting_order_fills_half_of_it(funded, client):
 async def test_ioc_fills_what_it_can_and_expires_the_rest(funded, client):
     asks = book_asks(funded, 3)
     qty = asks[0][1] + Decimal("2")
-    order = await client.create_order(BTC, "limit", "buy", float(qty), float(asks[0][0]),
-                                      params={"timeInForce": "IOC", "newClientOrderId": "ioc-1"})
+    order = await client.create_order(
+        BTC, "limit", "buy", float(qty), float(asks[0][0]), params={"timeInForce": "IOC", "newClientOrderId": "ioc-1"}
+    )
     assert order["status"] == "expired" and order["filled"] == float(asks[0][1])
     assert funded.open_orders() == [] and funded.balance("USDT")[1] == 0
 
@@ -106,23 +108,37 @@ async def test_ioc_fills_what_it_can_and_expires_the_rest(funded, client):
 async def test_fok_fills_all_or_nothing(funded, client):
     asks = book_asks(funded, 3)
     too_much = asks[0][1] + asks[1][1] + Decimal("0.5")
-    killed = await client.create_order(BTC, "limit", "buy", float(too_much), float(asks[1][0]),
-                                       params={"timeInForce": "FOK", "newClientOrderId": "fok-1"})
+    killed = await client.create_order(
+        BTC,
+        "limit",
+        "buy",
+        float(too_much),
+        float(asks[1][0]),
+        params={"timeInForce": "FOK", "newClientOrderId": "fok-1"},
+    )
     assert killed["status"] == "expired" and killed["filled"] == 0
     enough = asks[0][1] + asks[1][1]
-    filled = await client.create_order(BTC, "limit", "buy", float(enough), float(asks[1][0]),
-                                       params={"timeInForce": "FOK", "newClientOrderId": "fok-2"})
+    filled = await client.create_order(
+        BTC,
+        "limit",
+        "buy",
+        float(enough),
+        float(asks[1][0]),
+        params={"timeInForce": "FOK", "newClientOrderId": "fok-2"},
+    )
     assert filled["status"] == "closed" and filled["filled"] == float(enough)
 
 
 async def test_limit_maker_rests_or_is_rejected_if_it_would_take(funded, client):
     bid, ask = funded.bid_ask("BTCUSDT")
     with pytest.raises(ccxt.InvalidOrder, match="Order would immediately match and take"):
-        await client.create_order(BTC, "limit", "buy", 0.01, float(ask), params={"postOnly": True,
-                                                                               "newClientOrderId": "lm-1"})
+        await client.create_order(
+            BTC, "limit", "buy", 0.01, float(ask), params={"postOnly": True, "newClientOrderId": "lm-1"}
+        )
     inside = bid + Decimal("1")
-    order = await client.create_order(BTC, "limit", "buy", 0.01, float(inside), params={"postOnly": True,
-                                                                                      "newClientOrderId": "lm-2"})
+    order = await client.create_order(
+        BTC, "limit", "buy", 0.01, float(inside), params={"postOnly": True, "newClientOrderId": "lm-2"}
+    )
     assert order["status"] == "open" and order["info"]["type"] == "LIMIT_MAKER"
     book = await client.fetch_order_book(BTC, 5)
     assert book["bids"][0] == [float(inside), 0.01]  # the order improved the best bid
@@ -131,8 +147,19 @@ async def test_limit_maker_rests_or_is_rejected_if_it_would_take(funded, client)
 async def test_market_lot_size_and_test_order_endpoint(funded, client):
     with pytest.raises(ccxt.InvalidOrder, match="MARKET_LOT_SIZE"):
         await client.private_post_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "121"})
-    assert await client.private_post_order_test({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                                                 "timeInForce": "GTC", "quantity": "0.01", "price": "60000"}) == {}
+    assert (
+        await client.private_post_order_test(
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "0.01",
+                "price": "60000",
+            }
+        )
+        == {}
+    )
     assert funded.open_orders() == []
 
 
@@ -151,16 +178,20 @@ async def test_fetch_order_book_and_bid_ask_quantities(funded, client):
 async def test_watch_order_book_stays_equal_to_the_rest_snapshot(funded, client):
     await asyncio.wait_for(client.watch_order_book(BTC), 5)
     await client.create_order(BTC, "market", "buy", 1.2, params={"newClientOrderId": "ob-1"})
-    await client.create_order(BTC, "limit", "sell", 0.3, float(funded.price("BTCUSDT") + 40),
-                              params={"newClientOrderId": "ob-2"})
+    await client.create_order(
+        BTC, "limit", "sell", 0.3, float(funded.price("BTCUSDT") + 40), params={"newClientOrderId": "ob-2"}
+    )
     for price in ("65100", "64950.5", "60000"):  # a jump far beyond the window too
         funded.set_price("BTCUSDT", Decimal(price))
     snapshot = await client.fetch_order_book(BTC, 1000)
 
     def same() -> bool:
         book = client.orderbooks[BTC]  # ccxt's book, kept from the diff stream
-        return book["nonce"] == snapshot["nonce"] and list(book["bids"][:50]) == snapshot["bids"][:50] \
+        return (
+            book["nonce"] == snapshot["nonce"]
+            and list(book["bids"][:50]) == snapshot["bids"][:50]
             and list(book["asks"][:50]) == snapshot["asks"][:50]
+        )
 
     await eventually(same, timeout=5)
 

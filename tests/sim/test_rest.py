@@ -6,7 +6,6 @@ import time
 from decimal import Decimal
 
 import pytest
-
 from eventually import eventually
 
 BTC = "BTC/USDT"
@@ -127,8 +126,9 @@ async def test_limit_fills_with_the_background_feed(sim, make_client):
     await fast.create_order(BTC, "market", "buy", 0.01, params={"newClientOrderId": "feed-buy"})
     sim.tick_interval = 0.01
     price = sim.price("BTCUSDT")
-    order = await fast.create_order(BTC, "limit", "sell", 0.005, float(price + Decimal("0.50")),
-                                    params={"newClientOrderId": "feed-sell"})
+    order = await fast.create_order(
+        BTC, "limit", "sell", 0.005, float(price + Decimal("0.50")), params={"newClientOrderId": "feed-sell"}
+    )
     # The walk either crosses the limit (fill) or the order is still resting; wait for a fill, moving the price
     # only if the walk wandered away for long.
     try:
@@ -142,7 +142,9 @@ async def test_limit_fills_with_the_background_feed(sim, make_client):
 async def test_marketable_limit_fills_at_once_as_taker_at_the_better_price(exchange, sim):
     sim.pause_feed()
     _, ask = sim.bid_ask("BTCUSDT")
-    order = await exchange.create_order(BTC, "limit", "buy", 0.01, float(ask + 500), params={"newClientOrderId": "take-1"})
+    order = await exchange.create_order(
+        BTC, "limit", "buy", 0.01, float(ask + 500), params={"newClientOrderId": "take-1"}
+    )
     assert order["status"] == "closed" and order["average"] == float(ask)
     assert sim.balance("USDT") == (Decimal("10000") - ask * Decimal("0.01"), Decimal(0))
 

@@ -13,7 +13,8 @@ RUNNER = "from engine.sim.standalone import main; raise SystemExit(main(0, 0, 5)
 
 async def test_runner_prints_its_addresses_serves_and_exits_cleanly_on_sigint():
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RUNNER, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-c", RUNNER, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         lines = [(await asyncio.wait_for(proc.stdout.readline(), 10)).decode().rstrip("\n") for _ in range(4)]
         assert lines[0].startswith("REST http://127.0.0.1:")
@@ -45,7 +46,8 @@ async def test_runner_prints_its_addresses_serves_and_exits_cleanly_on_sigint():
 
 async def test_runner_exits_cleanly_on_sigterm_too():
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RUNNER, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-c", RUNNER, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         for _ in range(4):
             await asyncio.wait_for(proc.stdout.readline(), 10)
@@ -60,14 +62,19 @@ async def test_runner_exits_cleanly_on_sigterm_too():
 
 async def test_runner_options_keys_file_speed_and_replay(tmp_path):
     keys = tmp_path / "keys.toml"
-    keys.write_text('[main]\nkey = "paper-key"\nsecret = "paper-secret"\n\n'
-                    '[[keys]]\nkey = "withdraw-key"\nsecret = "w-secret"\ncan_withdraw = true\n')
+    keys.write_text(
+        '[main]\nkey = "paper-key"\nsecret = "paper-secret"\n\n'
+        '[[keys]]\nkey = "withdraw-key"\nsecret = "w-secret"\ncan_withdraw = true\n'
+    )
     csv = tmp_path / "eth.csv"
     csv.write_text("".join(f"{1_700_000_040_000 + i * 60_000},3000,3010,2990,3005,5\n" for i in range(10)))
-    code = (f"from engine.sim.standalone import main; raise SystemExit(main(0, 0, 5, speed=30.0, "
-            f"replay={{'ETHUSDT': {str(csv)!r}}}, keys_file={str(keys)!r}, history_days=1))")
+    code = (
+        f"from engine.sim.standalone import main; raise SystemExit(main(0, 0, 5, speed=30.0, "
+        f"replay={{'ETHUSDT': {str(csv)!r}}}, keys_file={str(keys)!r}, history_days=1))"
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         lines = [(await asyncio.wait_for(proc.stdout.readline(), 10)).decode().rstrip("\n") for _ in range(5)]
         assert lines[2] == "API key paper-key" and lines[3] == "API secret paper-secret"
@@ -94,7 +101,8 @@ async def test_runner_refuses_a_bad_keys_file_with_exit_2(tmp_path):
     keys.write_text('[[keys]]\nkey = "k"\nsecret = "s"\ncan_fly = true\n')
     code = f"from engine.sim.standalone import main; raise SystemExit(main(0, 0, 5, keys_file={str(keys)!r}))"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
     assert "keys.toml: [[keys]] #1: unknown field(s) can_fly" in stderr.decode()

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import ccxt.async_support as ccxt_errors
 import pytest
+from test_candles import build
 
 from engine.sim import Simulator
-from test_candles import build
 
 BTC = "BTC/USDT"
 T0 = 1_736_121_600_000  # 2025-01-06T00:00:00Z

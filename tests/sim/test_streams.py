@@ -7,9 +7,8 @@ import json
 from decimal import Decimal
 
 import pytest
-from websockets.asyncio.client import connect
-
 from eventually import eventually
+from websockets.asyncio.client import connect
 
 BTC = "BTC/USDT"
 
@@ -115,8 +114,15 @@ async def test_ws_api_rejects_a_bad_signature_and_answers_ping(sim):
     async with connect(f"{sim.ws_url}/ws-api/v3") as ws:
         await ws.send(json.dumps({"id": "p1", "method": "ping", "params": {}}))
         assert json.loads(await ws.recv()) == {"id": "p1", "status": 200, "result": {}}
-        await ws.send(json.dumps({"id": "s1", "method": "userDataStream.subscribe.signature", "params": {
-            "apiKey": sim.api_key, "recvWindow": 10000, "timestamp": 1, "signature": "00" * 32}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "s1",
+                    "method": "userDataStream.subscribe.signature",
+                    "params": {"apiKey": sim.api_key, "recvWindow": 10000, "timestamp": 1, "signature": "00" * 32},
+                }
+            )
+        )
         reply = json.loads(await ws.recv())
         assert reply["status"] == 401 and reply["error"]["code"] == -1022
         assert sim.user_stream_subscriptions == 0

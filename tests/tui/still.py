@@ -5,27 +5,54 @@ simulator, so a snapshot changes only when the screen does."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 from cockpit.app import CockpitApp
 from cockpit.bridge import EngineEvents
 from cockpit.main_screen import Snapshot
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 from engine.core.engine import Engine
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 from engine.kernel.events import (
-    Alert, Balance, Fill, HealthUpdated, MonitorsChanged, Order, OrderStatus, Position, Severity, TradingState,
+    Alert,
+    Balance,
+    Fill,
+    HealthUpdated,
+    MonitorsChanged,
+    Order,
+    OrderStatus,
+    Position,
+    Severity,
+    TradingState,
     TradingStateChanged,
 )
 
-NOW = datetime(2026, 11, 30, 14, 25, 40, tzinfo=timezone.utc)
-MONITORS = ("ws_stale", "rest_errors", "rate_limit_ban", "rest_latency", "stream_latency", "reconnects",
-            "stuck_order", "daily_loss", "max_drawdown", "flash_crash", "position_mismatch", "clock_skew",
-            "auth_failure", "maintenance")
+NOW = datetime(2026, 11, 30, 14, 25, 40, tzinfo=UTC)
+MONITORS = (
+    "ws_stale",
+    "rest_errors",
+    "rate_limit_ban",
+    "rest_latency",
+    "stream_latency",
+    "reconnects",
+    "stuck_order",
+    "daily_loss",
+    "max_drawdown",
+    "flash_crash",
+    "position_mismatch",
+    "clock_skew",
+    "auth_failure",
+    "maintenance",
+)
 VALUES = {
-    "ws_stale": ("0.4s (ticker BTC/USDT)", "10s / 60s"), "rest_errors": ("0 in 60s", "5"),
-    "rest_latency": ("4ms", "2000ms"), "stream_latency": ("12ms", "2000ms"), "reconnects": ("0/h", "6/h"),
-    "daily_loss": ("0.00%", "2% / 3%"), "max_drawdown": ("0.41%", "5% / 10%"), "clock_skew": ("+3ms", "1000ms"),
+    "ws_stale": ("0.4s (ticker BTC/USDT)", "10s / 60s"),
+    "rest_errors": ("0 in 60s", "5"),
+    "rest_latency": ("4ms", "2000ms"),
+    "stream_latency": ("12ms", "2000ms"),
+    "reconnects": ("0/h", "6/h"),
+    "daily_loss": ("0.00%", "2% / 3%"),
+    "max_drawdown": ("0.41%", "5% / 10%"),
+    "clock_skew": ("+3ms", "1000ms"),
 }
 
 
@@ -37,21 +64,54 @@ def monitors(**bad: tuple[str, str, str]) -> tuple[dict, ...]:
         status = "OK"
         if code in bad:
             status, value, threshold = bad[code]
-        out.append({"code": code, "status": status, "value": value, "threshold": threshold, "detail": "",
-                    "blocks_resume": False})
+        out.append(
+            {
+                "code": code,
+                "status": status,
+                "value": value,
+                "threshold": threshold,
+                "detail": "",
+                "blocks_resume": False,
+            }
+        )
     return tuple(out)
 
 
 def alert(i: int, severity: Severity, code: str, message: str, seconds_ago: int, acked: bool = False) -> Alert:
-    return Alert(severity, code, message, ts=NOW - timedelta(seconds=seconds_ago), id=i,
-                 acked_by="operator:key" if acked else None)
+    return Alert(
+        severity,
+        code,
+        message,
+        ts=NOW - timedelta(seconds=seconds_ago),
+        id=i,
+        acked_by="operator:key" if acked else None,
+    )
 
 
 ORDERS = [
-    Order("ck-1", "BTC/USDT", "buy", "limit", D("0.00154"), D("64902.19"), OrderStatus.OPEN,
-          created_at=NOW - timedelta(seconds=42), origin="strategy:ladder"),
-    Order("ck-2", "BTC/USDT", "sell", "limit", D("0.00154"), D("65850.00"), OrderStatus.PARTIALLY_FILLED,
-          filled=D("0.0005"), created_at=NOW - timedelta(seconds=754), origin="strategy:ladder"),
+    Order(
+        "ck-1",
+        "BTC/USDT",
+        "buy",
+        "limit",
+        D("0.00154"),
+        D("64902.19"),
+        OrderStatus.OPEN,
+        created_at=NOW - timedelta(seconds=42),
+        origin="strategy:ladder",
+    ),
+    Order(
+        "ck-2",
+        "BTC/USDT",
+        "sell",
+        "limit",
+        D("0.00154"),
+        D("65850.00"),
+        OrderStatus.PARTIALLY_FILLED,
+        filled=D("0.0005"),
+        created_at=NOW - timedelta(seconds=754),
+        origin="strategy:ladder",
+    ),
 ]
 FILLS = [
     Fill("t1", "ck-0", "BTC/USDT", "buy", D("64880.10"), D("0.00154"), D("0.0999"), "USDT", NOW - timedelta(minutes=9)),
@@ -59,47 +119,82 @@ FILLS = [
 ]
 ALERTS = [
     alert(1, Severity.INFO, "ENGINE_STARTED", "paper engine on sim 127.0.0.1:9100", 900),
-    alert(2, Severity.WARN, "ORDER_ADOPTED", "open order x-77 on ETH/USDT was not placed by this engine", 600,
-          acked=True),
+    alert(
+        2, Severity.WARN, "ORDER_ADOPTED", "open order x-77 on ETH/USDT was not placed by this engine", 600, acked=True
+    ),
 ]
 
 
 class StillCockpit(CockpitApp):
     """The real app on an engine that is never started; ``events`` are drawn after the first frame."""
 
-    def __init__(self, tmp_path, state: TradingState = TradingState.ACTIVE, state_info: dict | None = None,
-                 alerts: list[Alert] | None = None, events: list = ()) -> None:
+    def __init__(
+        self,
+        tmp_path,
+        state: TradingState = TradingState.ACTIVE,
+        state_info: dict | None = None,
+        alerts: list[Alert] | None = None,
+        events: list = (),
+    ) -> None:
         settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False))
         engine = Engine(settings)
         engine.state.restore(state, state_info or {})
         super().__init__(engine)
         self.main_screen.config = replace(self.main_screen.config, now=lambda: NOW)
         self.first = Snapshot(
-            state=state, state_info=state_info or {}, venue="sim 127.0.0.1:9100", connected=True, orders=ORDERS,
+            state=state,
+            state_info=state_info or {},
+            venue="sim 127.0.0.1:9100",
+            connected=True,
+            orders=ORDERS,
             balances=[Balance("USDT", D("9899.95"), D("100.05")), Balance("BTC", D("0.00104"), D("0"))],
             positions=[Position("BTC/USDT", D("0.00104"), D("64880.10"), D("65020.55"))],
-            alerts=ALERTS + list(alerts or []), fills=FILLS,
+            alerts=ALERTS + list(alerts or []),
+            fills=FILLS,
             equity_curve=[D(10000) + D(i % 7) * D("1.5") - D(i // 9) for i in range(60)],
-            stops={"BTC/USDT": D("63500.00")}, monitors=list(monitors()),
-            last={"BTC/USDT": D("65020.55"), "ETH/USDT": D("3498.21")}, equity=D("10067.57"),
-            checklist={"verdict": "GO", "summary": {"PASS": 15, "WARN": 3, "FAIL": 0}})
+            stops={"BTC/USDT": D("63500.00")},
+            monitors=list(monitors()),
+            last={"BTC/USDT": D("65020.55"), "ETH/USDT": D("3498.21")},
+            equity=D("10067.57"),
+            checklist={"verdict": "GO", "summary": {"PASS": 15, "WARN": 3, "FAIL": 0}},
+        )
         self.events = list(events)
 
     async def on_mount(self, event) -> None:
         event.prevent_default()  # the engine is never started: the app's own on_mount does not run
         self.started.set()  # ... but the pictures are of a cockpit whose engine is up
         self.main_screen.post_message(self.first)
-        health = HealthUpdated(market_data_age_s=0.4, rest_p95_ms=4.0, rest_errors_today=0, ws_reconnects_today=0,
-                               breaker="CLOSED", polling=False, streams_down=(), day_pnl=D("67.57"),
-                               drawdown_pct=D("0.41"))
+        health = HealthUpdated(
+            market_data_age_s=0.4,
+            rest_p95_ms=4.0,
+            rest_errors_today=0,
+            ws_reconnects_today=0,
+            breaker="CLOSED",
+            polling=False,
+            streams_down=(),
+            day_pnl=D("67.57"),
+            drawdown_pct=D("0.41"),
+        )
         self.main_screen.post_message(EngineEvents([health, *self.events], 0.0))
 
 
 def halted_by_ws_stale() -> dict:
-    change = TradingStateChanged(TradingState.ACTIVE, TradingState.HALTED, "monitor:ws_stale",
-                                 "market data 61.2s old", ts=NOW - timedelta(seconds=10), code="ws_stale")
+    change = TradingStateChanged(
+        TradingState.ACTIVE,
+        TradingState.HALTED,
+        "monitor:ws_stale",
+        "market data 61.2s old",
+        ts=NOW - timedelta(seconds=10),
+        code="ws_stale",
+    )
     crit = monitors(ws_stale=("CRIT", "61.2s (ticker BTC/USDT)", "10s / 60s"))
-    return {"state": TradingState.HALTED,
-            "state_info": {"actor": "monitor:ws_stale", "code": "ws_stale", "ts": change.ts.isoformat(),
-                           "reason": change.reason},
-            "events": [change, MonitorsChanged(crit)]}
+    return {
+        "state": TradingState.HALTED,
+        "state_info": {
+            "actor": "monitor:ws_stale",
+            "code": "ws_stale",
+            "ts": change.ts.isoformat(),
+            "reason": change.reason,
+        },
+        "events": [change, MonitorsChanged(crit)],
+    }

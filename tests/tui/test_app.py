@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from eventually import eventually
+
 from cockpit.app import CockpitApp
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 from engine.core.engine import Engine
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 from engine.kernel.events import TradingState
 from engine.store.db import Store
-from eventually import eventually
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
 from widgets.keyed_table import KeyedTable
@@ -44,12 +45,10 @@ async def test_c_cancels_every_order_at_the_venue(tmp_path):
         engine = app.engine
         await eventually(engine.ready.is_set, timeout=20)
         orders = app.query_one("#orders", KeyedTable)
-        await eventually(lambda: len(engine.sim.open_orders()) >= 2, timeout=15,
-                         message="the ladder resting orders")
+        await eventually(lambda: len(engine.sim.open_orders()) >= 2, timeout=15, message="the ladder resting orders")
         await eventually(lambda: len(orders.keys) >= 2, message="open orders on screen")
         await pilot.press("c")
-        await eventually(lambda: engine.sim.open_orders() == [], timeout=10,
-                         message="the simulator has no open orders")
+        await eventually(lambda: engine.sim.open_orders() == [], timeout=10, message="the simulator has no open orders")
         await eventually(lambda: orders.keys == [], message="the orders table is empty")
         assert engine.trading_state == TradingState.HALTED
 
@@ -125,15 +124,22 @@ async def test_the_screen_comes_before_the_engine_and_a_kill_key_pressed_meanwhi
         app.go.set()
         await eventually(lambda: app.started.is_set(), timeout=20, message="engine up")
         engine = app.engine
-        await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=10,
-                         message="c pressed while starting carried out once the engine was up")
+        await eventually(
+            lambda: engine.trading_state == TradingState.HALTED,
+            timeout=10,
+            message="c pressed while starting carried out once the engine was up",
+        )
         store = Store.in_dir(tmp_path)
-        await eventually(lambda: [r for r in store.audit(limit=20) if r["command"] == "cancel-all"],
-                         message="audited like any key")
+        await eventually(
+            lambda: [r for r in store.audit(limit=20) if r["command"] == "cancel-all"], message="audited like any key"
+        )
         (row,) = [r for r in store.audit(limit=20) if r["command"] == "cancel-all"]
         assert row["actor"] == "operator:key"
         # Pressed before the venue was connected, it is retried by the engine until the venue has answered.
-        await eventually(lambda: engine.ready.is_set() and not engine.kill_switch_retrying(), timeout=20,
-                         message="the cancel-all carried out at the venue")
+        await eventually(
+            lambda: engine.ready.is_set() and not engine.kill_switch_retrying(),
+            timeout=20,
+            message="the cancel-all carried out at the venue",
+        )
         assert not [r for r in store.audit(limit=20) if r["command"] == "resume"]
         await eventually(lambda: "HALTED by operator:key" in banner.render().plain)

@@ -13,8 +13,9 @@ import sys
 import termios
 import threading
 
-from engine.store.db import Store
 from eventually import eventually
+
+from engine.store.db import Store
 
 
 def drain(fd: int) -> None:
@@ -46,13 +47,21 @@ async def test_sighup_halts_and_cancels_every_order_and_records_it(tmp_path):
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(TERM="xterm-256color", COCKPIT_STRATEGY__INTERVAL_S="0.2")
-    proc = subprocess.Popen([sys.executable, "-m", "cockpit.cli", "--data-dir", str(tmp_path / "data")],
-                            stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit.cli", "--data-dir", str(tmp_path / "data")],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+    )
     os.close(slave)
     threading.Thread(target=drain, args=(master,), daemon=True).start()
     try:
-        await eventually(lambda: open_orders(tmp_path / "data") >= 2, timeout=40,
-                         message="the ladder's orders resting at the venue")
+        await eventually(
+            lambda: open_orders(tmp_path / "data") >= 2, timeout=40, message="the ladder's orders resting at the venue"
+        )
         os.kill(proc.pid, signal.SIGHUP)
         code = await asyncio.to_thread(proc.wait, 30)
         assert code == 0

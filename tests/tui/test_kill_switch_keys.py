@@ -7,22 +7,26 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from eventually import eventually
 from textual.command import CommandList
 
 from cockpit.app import CockpitApp, check_keymap
 from cockpit.palette import CockpitCommands
 from cockpit.screens import Confirm
-from engine.kernel.commands import PlaceOrder, SPECS
-from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig
 from engine.core.engine import Engine
+from engine.kernel.commands import SPECS, PlaceOrder
+from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig
 from engine.kernel.events import TradingState
 from engine.store.db import Store
-from eventually import eventually
 
 
 def make_app(tmp_path, keys: dict[str, str] | None = None) -> CockpitApp:
-    settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False),
-                        risk=RiskConfig(max_position_pct=Decimal("20")), keys=keys or {})
+    settings = Settings(
+        engine=EngineConfig(data_dir=tmp_path),
+        strategy=StrategyConfig(enabled=False),
+        risk=RiskConfig(max_position_pct=Decimal("20")),
+        keys=keys or {},
+    )
     return CockpitApp(Engine(settings))
 
 
@@ -33,8 +37,9 @@ def question(app) -> str:
 
 async def buy(engine: Engine, symbol: str, amount: str) -> None:
     last = engine.portfolio.last[symbol]
-    result = await engine.execute(PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount),
-                                             stop_loss=last * Decimal("0.5")))
+    result = await engine.execute(
+        PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount), stop_loss=last * Decimal("0.5"))
+    )
     assert result.ok, result.message
 
 
@@ -50,9 +55,14 @@ async def test_x_asks_once_listing_what_it_sells_then_flattens_the_venue(tmp_pat
         assert "BTC 0.00999 (~" in question(app) and "ETH 0.1998 (~" in question(app)  # net of the fee
         assert engine.trading_state == TradingState.ACTIVE  # nothing happens before the answer
         await pilot.press("y")
-        await eventually(lambda: sum(engine.sim.balance("BTC")) < Decimal("0.00001")
-                         and sum(engine.sim.balance("ETH")) < Decimal("0.0001"), timeout=10,
-                         message="flat at the venue")
+        await eventually(
+            lambda: (
+                sum(engine.sim.balance("BTC")) < Decimal("0.00001")
+                and sum(engine.sim.balance("ETH")) < Decimal("0.0001")
+            ),
+            timeout=10,
+            message="flat at the venue",
+        )
         assert engine.trading_state == TradingState.HALTED
         (row, *_) = Store.in_dir(tmp_path).audit(limit=1)
         assert row["command"] == "close-all" and row["actor"] == "operator:key"
@@ -106,8 +116,11 @@ async def test_r_reconnects(tmp_path):
         await eventually(engine.ready.is_set, timeout=20)
         old = engine.venue
         await pilot.press("r")
-        await eventually(lambda: any(r["command"] == "reconnect" for r in Store.in_dir(tmp_path).audit(limit=3)),
-                         timeout=15, message="reconnect carried out")
+        await eventually(
+            lambda: any(r["command"] == "reconnect" for r in Store.in_dir(tmp_path).audit(limit=3)),
+            timeout=15,
+            message="reconnect carried out",
+        )
         assert engine.venue is not old
 
 
@@ -215,8 +228,11 @@ async def test_the_screen_shows_alerts_from_its_least_severity_up(tmp_path):
     from engine.kernel.events import Severity
     from widgets.alerts import AlertList
 
-    settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False),
-                        alerts=AlertsConfig(screen_min_severity="WARN"))
+    settings = Settings(
+        engine=EngineConfig(data_dir=tmp_path),
+        strategy=StrategyConfig(enabled=False),
+        alerts=AlertsConfig(screen_min_severity="WARN"),
+    )
     app = CockpitApp(Engine(settings))
     async with app.run_test(size=(100, 30)):
         engine = app.engine

@@ -6,19 +6,30 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from cockpit.app import BINDINGS, CockpitApp
-from cockpit.screens import AlertLog, AuditLog, Fills, Help, Incidents, OrderForm, OrderHistory, QuitChoice, \
-    Reconciliation
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig
-from engine.core.engine import Engine
-from engine.kernel.events import TradingState
 from eventually import eventually
+
+from cockpit.app import BINDINGS, CockpitApp
+from cockpit.screens import (
+    AlertLog,
+    AuditLog,
+    Fills,
+    Help,
+    Incidents,
+    OrderForm,
+    OrderHistory,
+    QuitChoice,
+    Reconciliation,
+)
+from engine.core.engine import Engine
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.kernel.events import TradingState
 from widgets.keyed_table import KeyedTable
 
 
 def make_app(tmp_path, strategy: bool = True) -> CockpitApp:
-    settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=strategy,
-                                                                                         interval_s=0.2))
+    settings = Settings(
+        engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=strategy, interval_s=0.2)
+    )
     return CockpitApp(Engine(settings))
 
 
@@ -81,8 +92,9 @@ async def test_logs_show_what_the_engine_stored(tmp_path):
 
         await pilot.press("t")
         await eventually(lambda: isinstance(app.screen, AuditLog))
-        await eventually(lambda: any(r[1] == "cancel-all" and r[2] == "operator:key"
-                                     for r in rows(app.screen).values()))
+        await eventually(
+            lambda: any(r[1] == "cancel-all" and r[2] == "operator:key" for r in rows(app.screen).values())
+        )
         await pilot.press("escape")
 
         await pilot.press("l")
@@ -106,8 +118,9 @@ async def test_logs_show_what_the_engine_stored(tmp_path):
         await pilot.press("v")
         await eventually(lambda: isinstance(app.screen, Reconciliation))
         await pilot.press("f5")
-        await eventually(lambda: "difference(s) kept for the operator"
-                         in str(app.screen.query_one("#summary").render()))
+        await eventually(
+            lambda: "difference(s) kept for the operator" in str(app.screen.query_one("#summary").render())
+        )
         await pilot.press("escape")
 
         await pilot.press("f")
@@ -152,13 +165,18 @@ async def test_the_order_form_goes_through_the_risk_checks(tmp_path):
         await pilot.press("backspace", "backspace", "backspace", *"0.001", "tab")
         await pilot.press(*str((price * Decimal("0.9")).quantize(Decimal("0.01"))), "tab")
         await pilot.press(*str((price * Decimal("0.8")).quantize(Decimal("0.01"))), "enter")
-        await eventually(lambda: any(o.origin == "operator" or o.origin.startswith("operator")
-                                     for o in engine.tracker.open_orders()), timeout=10,
-                         message="the operator's limit order resting")
+        await eventually(
+            lambda: any(
+                o.origin == "operator" or o.origin.startswith("operator") for o in engine.tracker.open_orders()
+            ),
+            timeout=10,
+            message="the operator's limit order resting",
+        )
         await eventually(lambda: len(engine.sim.open_orders()) == 1)
         # The audit record is written when the command ends, a moment after the venue shows its effect.
-        (row, *_) = await eventually(lambda: [r for r in engine.store.audit(limit=5) if r["command"] == "order"],
-                                     message="the order audited")
+        (row, *_) = await eventually(
+            lambda: [r for r in engine.store.audit(limit=5) if r["command"] == "order"], message="the order audited"
+        )
         assert row["actor"] == "operator:key" and row["ok"]
 
 
@@ -178,9 +196,12 @@ async def test_quit_asks_what_to_do_with_what_is_open(tmp_path):
         await pilot.press("c")  # cancel every order, then quit
         await eventually(lambda: not app.is_running, timeout=15, message="the app exits")
     from engine.store.db import Store
+
     store = Store.in_dir(tmp_path, readonly=True)
-    assert [(r["command"], r["reason"]) for r in store.audit(limit=5)][0] == ("cancel-all",
-                                                                             "quit: operator chose cancel_all")
+    assert [(r["command"], r["reason"]) for r in store.audit(limit=5)][0] == (
+        "cancel-all",
+        "quit: operator chose cancel_all",
+    )
     assert store.orders(open_only=True) == []
 
 
@@ -198,8 +219,14 @@ async def test_m_switches_to_dry_run_and_back_after_one_question(tmp_path):
         price = engine.portfolio.last["BTC/USDT"] * Decimal("0.9")
         await pilot.press("n")
         await eventually(lambda: isinstance(app.screen, OrderForm))
-        await pilot.press(*"0.001", "tab", *str(price.quantize(Decimal("0.01"))), "tab",
-                          *str((price * Decimal("0.9")).quantize(Decimal("0.01"))), "enter")
+        await pilot.press(
+            *"0.001",
+            "tab",
+            *str(price.quantize(Decimal("0.01"))),
+            "tab",
+            *str((price * Decimal("0.9")).quantize(Decimal("0.01"))),
+            "enter",
+        )
         await eventually(lambda: notified(app, "dry-run: would place buy"))
         assert engine.sim.open_orders() == []  # nothing reached the venue
         await pilot.press("m", "y")
@@ -238,8 +265,11 @@ async def test_the_go_no_go_checklist_runs_from_its_screen_and_its_summary_is_on
         await pilot.press("f5")
         await eventually(lambda: app.screen.__class__.__name__ == "Confirm")
         await pilot.press("y")
-        await eventually(lambda: isinstance(app.screen, ChecklistScreen) and len(rows(app.screen)) >= 10, timeout=60,
-                         message="every check on the screen")
+        await eventually(
+            lambda: isinstance(app.screen, ChecklistScreen) and len(rows(app.screen)) >= 10,
+            timeout=60,
+            message="every check on the screen",
+        )
         statuses = {r[0] for r in rows(app.screen).values()}
         assert statuses <= {"PASS", "WARN", "FAIL"}
         strip = app.main_screen.query_one("#monitors")

@@ -5,8 +5,9 @@ then look at the SVGs in tests/tui/__snapshots__/ before committing them."""
 
 from __future__ import annotations
 
-from engine.kernel.events import AlertRaised, Severity
 from still import StillCockpit, alert, halted_by_ws_stale
+
+from engine.kernel.events import AlertRaised, Severity
 
 
 def test_main_screen_normal(snap_compare, tmp_path):
@@ -35,4 +36,3 @@ def test_main_screen_larger_terminal(snap_compare, tmp_path):
 
 def test_too_small(snap_compare, tmp_path):
     assert snap_compare(StillCockpit(tmp_path), terminal_size=(60, 20))
-

@@ -11,9 +11,9 @@ import sys
 import time
 
 import pytest
+from eventually import eventually
 
 from engine.store.db import Store
-from eventually import eventually
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -44,14 +44,16 @@ async def test_operator_in_tmux_halts_with_h_and_a_killed_session_runs_the_hangu
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", command)
     try:
         await eventually(lambda: "PAPER · ACTIVE" in screen(session), timeout=40, message="the main screen")
-        await eventually(lambda: "OPEN" in screen(session) and "ladder" in screen(session), timeout=30,
-                         message="the ladder's orders")
+        await eventually(
+            lambda: "OPEN" in screen(session) and "ladder" in screen(session), timeout=30, message="the ladder's orders"
+        )
         text = screen(session)
         for part in ("Markets · positions", "Open orders", "Alerts", "monitors", "equity", "h Halt", "c Cancel all"):
             assert part in text, f"{part!r} not on screen:\n{text}"
         tmux("send-keys", "-t", session, "h")
-        await eventually(lambda: "PAPER · HALTED by operator:key at" in screen(session), timeout=10,
-                         message="HALTED in the banner")
+        await eventually(
+            lambda: "PAPER · HALTED by operator:key at" in screen(session), timeout=10, message="HALTED in the banner"
+        )
         assert "u: resume" in screen(session)
         tmux("send-keys", "-t", session, "?")
         await eventually(lambda: "Keys: every binding" in screen(session), timeout=10, message="the help screen")
@@ -61,8 +63,9 @@ async def test_operator_in_tmux_halts_with_h_and_a_killed_session_runs_the_hangu
         assert pid is not None
         start = time.monotonic()
         tmux("kill-session", "-t", session)
-        await eventually(lambda: running(pid_file) is None, timeout=60,
-                         message="the program exits once its terminal is gone")
+        await eventually(
+            lambda: running(pid_file) is None, timeout=60, message="the program exits once its terminal is gone"
+        )
         print(f"exited {time.monotonic() - start:.1f}s after its terminal went away")
     finally:
         tmux("kill-session", "-t", session)

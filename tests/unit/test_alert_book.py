@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from engine.ops.alerts import AlertBook
 from engine.kernel.config import AlertsConfig
 from engine.kernel.events import AlertRaised, AlertUpdated, Severity
+from engine.ops.alerts import AlertBook
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

@@ -12,14 +12,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_contracts_are_kept():
-    result = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
-                             "lint_imports_command()"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "BROKEN" not in result.stdout and "6 kept, 0 broken" in result.stdout
 
 
 def test_no_part_of_the_engine_reaches_for_the_engine():
     """Only the composition root (and nothing it builds) refers to ``Engine``."""
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "engine").rglob("*.py")
-                 if p.relative_to(ROOT / "engine").parts[0] != "core" and re.search(r"^\s*(from|import) engine\.core\b", p.read_text(encoding="utf-8"), re.M)]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "engine").rglob("*.py")
+        if p.relative_to(ROOT / "engine").parts[0] != "core"
+        and re.search(r"^\s*(from|import) engine\.core\b", p.read_text(encoding="utf-8"), re.M)
+    ]
     assert offenders == []

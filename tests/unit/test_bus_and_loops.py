@@ -4,20 +4,26 @@ a periodic loop survives an exception in one tick and reports it once per failin
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from engine.api.inbox import build_command
 from engine.kernel.bus import EventBus
 from engine.kernel.commands import CloseAll, PlaceOrder
 from engine.kernel.events import (
-    Alert, AlertRaised, BalancesUpdated, Severity, TickerUpdated, TradingState, TradingStateChanged,
+    Alert,
+    AlertRaised,
+    BalancesUpdated,
+    Severity,
+    TickerUpdated,
+    TradingState,
+    TradingStateChanged,
 )
-from engine.api.inbox import build_command
 from engine.kernel.tasks import Periodic
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def ticker(symbol: str, last: str) -> TickerUpdated:
@@ -74,8 +80,7 @@ async def test_a_failing_tick_is_reported_once_per_episode_and_the_loop_goes_on(
         if len(ticks) in (2, 3, 4):
             raise ValueError(f"bad tick {len(ticks)}")
 
-    loop = Periodic("watch", tick, 0, on_failure=lambda n, e: failures.append(str(e)),
-                    on_recovery=recoveries.append)
+    loop = Periodic("watch", tick, 0, on_failure=lambda n, e: failures.append(str(e)), on_recovery=recoveries.append)
     results = [await loop.run_once() for _ in range(6)]
     assert results == [True, False, False, False, True, True]
     assert failures == ["bad tick 2"] and recoveries == ["watch"] and loop.failures == 3
@@ -91,8 +96,9 @@ async def test_a_cancelled_tick_is_not_a_failure():
 
 
 def test_commands_from_other_shells_are_built_from_the_registry_and_checked():
-    order = build_command("order", "operator:cli a@b", "why", {"symbol": "BTC/USDT", "side": "buy",
-                                                               "amount": "0.01", "price": None})
+    order = build_command(
+        "order", "operator:cli a@b", "why", {"symbol": "BTC/USDT", "side": "buy", "amount": "0.01", "price": None}
+    )
     assert isinstance(order, PlaceOrder) and order.amount == Decimal("0.01") and order.price is None
     assert isinstance(build_command("close-all", "operator:cli a@b", "", {}), CloseAll)
     with pytest.raises(ValueError, match="takes no argument 'symbol'"):
@@ -101,5 +107,11 @@ def test_commands_from_other_shells_are_built_from_the_registry_and_checked():
         build_command("order", "x", "", {"amount": "lots"})
     with pytest.raises(ValueError, match="unknown command"):
         build_command("flatten-everything", "x", "", {})
-    assert order.args() == {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": Decimal("0.01"),
-                            "price": None, "stop_loss": None}
+    assert order.args() == {
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "amount": Decimal("0.01"),
+        "price": None,
+        "stop_loss": None,
+    }

@@ -5,10 +5,17 @@ import pytest
 from cockpit.cli import build_parser, main
 
 
-@pytest.mark.parametrize("argv", [
-    ["--data-dir", "d", "status"], ["status", "--data-dir", "d"], ["halt", "--config", "c.toml", "--data-dir", "d"],
-    ["run", "--headless", "--data-dir", "d"], ["sim", "--data-dir", "d", "--seed", "3"], ["tui", "--data-dir", "d"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--data-dir", "d", "status"],
+        ["status", "--data-dir", "d"],
+        ["halt", "--config", "c.toml", "--data-dir", "d"],
+        ["run", "--headless", "--data-dir", "d"],
+        ["sim", "--data-dir", "d", "--seed", "3"],
+        ["tui", "--data-dir", "d"],
+    ],
+)
 def test_common_flags_before_or_after_the_subcommand(argv):
     args = build_parser().parse_args(argv)
     assert str(args.data_dir) == "d"

@@ -18,12 +18,18 @@ def test_durations_read_as_an_operator_writes_them():
             parse_duration(bad)
 
 
-@pytest.mark.parametrize("args, says", [
-    (["validate", "--duration", "two days"], "--duration 'two days' is not a duration: write 48h, 90m, 2d or 3600s"),
-    (["validate", "--speed", "0"], "--speed must be positive"),
-    (["validate", "--replay", "BTCUSDT"], "--replay 'BTCUSDT' must look like BTCUSDT=prices.csv"),
-    (["report", "daily", "--date", "2025-13-01"], "--date '2025-13-01' is not a day: write YYYY-MM-DD (UTC)"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (
+            ["validate", "--duration", "two days"],
+            "--duration 'two days' is not a duration: write 48h, 90m, 2d or 3600s",
+        ),
+        (["validate", "--speed", "0"], "--speed must be positive"),
+        (["validate", "--replay", "BTCUSDT"], "--replay 'BTCUSDT' must look like BTCUSDT=prices.csv"),
+        (["report", "daily", "--date", "2025-13-01"], "--date '2025-13-01' is not a day: write YYYY-MM-DD (UTC)"),
+    ],
+)
 def test_bad_arguments_are_refused_with_what_to_do(tmp_path, capsys, args, says):
     assert main([*args, "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err

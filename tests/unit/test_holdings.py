@@ -5,10 +5,10 @@ from decimal import Decimal
 
 from engine.kernel.bus import EventBus
 from engine.kernel.events import Balance, Fill, FillReceived, Order, OrderCreated, OrderStatus, utcnow
+from engine.store.db import Store, fill_from_row
+from engine.trading.holdings import Holdings
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio
-from engine.trading.holdings import Holdings
-from engine.store.db import Store, fill_from_row
 
 
 def test_a_confirmed_mismatch_stays_kept_until_adopted_and_small_ones_are_adopted_once():
@@ -16,8 +16,14 @@ def test_a_confirmed_mismatch_stays_kept_until_adopted_and_small_ones_are_adopte
     portfolio.set_balances((Balance("USDT", Decimal("10000"), Decimal(0)), Balance("BTC", Decimal(0), Decimal(0))))
     portfolio.set_price("BTC/USDT", Decimal("60000"))
     alerts: list = []
-    holdings = Holdings(portfolio, OrderTracker(EventBus()), Decimal("0.1"), Decimal("1"), lambda e: None,
-                        lambda *a, **k: alerts.append(a[1]))
+    holdings = Holdings(
+        portfolio,
+        OrderTracker(EventBus()),
+        Decimal("0.1"),
+        Decimal("1"),
+        lambda e: None,
+        lambda *a, **k: alerts.append(a[1]),
+    )
     holdings.check()  # the baseline: nothing held
     portfolio.set_balances((Balance("BTC", Decimal("0.01"), Decimal(0)),))  # a foreign 600 USDT: ~6 %
     holdings.check()
@@ -36,8 +42,9 @@ def test_a_confirmed_mismatch_stays_kept_until_adopted_and_small_ones_are_adopte
 
 
 def fill(trade_id: str, client_id: str | None, side: str, amount: str, fee: str = "0", fee_asset: str = "USDT"):
-    return Fill(trade_id, client_id, "BTC/USDT", side, Decimal("60000"), Decimal(amount), Decimal(fee), fee_asset,
-                utcnow())
+    return Fill(
+        trade_id, client_id, "BTC/USDT", side, Decimal("60000"), Decimal(amount), Decimal(fee), fee_asset, utcnow()
+    )
 
 
 def test_what_the_engine_holds_is_recomputed_from_the_stored_fills_not_from_a_stored_net(tmp_path):
@@ -47,19 +54,23 @@ def test_what_the_engine_holds_is_recomputed_from_the_stored_fills_not_from_a_st
     store = Store.in_dir(tmp_path)
     mine = Order("ck-1", "BTC/USDT", "buy", "market", Decimal("0.003"), None, OrderStatus.NEW, origin="operator")
     exit_ = Order("ck-2", "BTC/USDT", "sell", "market", Decimal("0.002"), None, OrderStatus.NEW, origin="operator")
-    foreign = Order("web_1", "BTC/USDT", "buy", "limit", Decimal("0.5"), Decimal("1"), OrderStatus.OPEN,
-                    origin="venue")
+    foreign = Order("web_1", "BTC/USDT", "buy", "limit", Decimal("0.5"), Decimal("1"), OrderStatus.OPEN, origin="venue")
     for order in (mine, exit_, foreign):
         store.handle(OrderCreated(order))
-    for f in (fill("1", "ck-1", "buy", "0.003", "0.000003", "BTC"), fill("2", "web_1", "buy", "0.5"),
-              fill("3", None, "buy", "0.7"), fill("4", "ck-2", "sell", "0.002", "0.12")):
+    for f in (
+        fill("1", "ck-1", "buy", "0.003", "0.000003", "BTC"),
+        fill("2", "web_1", "buy", "0.5"),
+        fill("3", None, "buy", "0.7"),
+        fill("4", "ck-2", "sell", "0.002", "0.12"),
+    ):
         store.handle(FillReceived(f))
     store.save_json("holdings", {"baseline": {"BTC": "0.25"}, "own": {"BTC": "0.002997"}})  # from before fill 4
     tracker = OrderTracker(EventBus())
     tracker.load(store.orders())
     saved: list = []
-    holdings = Holdings(Portfolio(("BTC/USDT",), "USDT"), tracker, Decimal("0.1"), Decimal("1"), saved.append,
-                        lambda *a, **k: None)
+    holdings = Holdings(
+        Portfolio(("BTC/USDT",), "USDT"), tracker, Decimal("0.1"), Decimal("1"), saved.append, lambda *a, **k: None
+    )
     holdings.restore(store.load_json("holdings"), [fill_from_row(r) for r in store.fills()])
     store.close()
     assert holdings.own == {"BTC": Decimal("0.000997")}

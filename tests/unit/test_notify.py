@@ -15,9 +15,15 @@ def test_labels_never_hold_a_token():
 
 
 async def test_each_target_gets_what_its_least_severity_allows_and_the_summary_reaches_the_rest_once():
-    notifier = Notifier((NotifyTarget(url="json://127.0.0.1:9/a", min_severity="INFO"),
-                         NotifyTarget(url="json://127.0.0.1:9/b", min_severity="CRIT")), 0, lambda e: None,
-                        lambda *a, **k: None)
+    notifier = Notifier(
+        (
+            NotifyTarget(url="json://127.0.0.1:9/a", min_severity="INFO"),
+            NotifyTarget(url="json://127.0.0.1:9/b", min_severity="CRIT"),
+        ),
+        0,
+        lambda e: None,
+        lambda *a, **k: None,
+    )
     info = Alert(Severity.INFO, "DAILY_SUMMARY", "the day", id=1)
     notifier.on_event(AlertRaised(info))
     assert [t.queue.qsize() for t in notifier.targets] == [1, 0]

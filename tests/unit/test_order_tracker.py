@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 
 from engine.kernel.bus import EventBus
-from engine.kernel.events import AlertRaised, OrderCreated, OrderStatus as S, OrderUpdated
+from engine.kernel.events import AlertRaised, OrderCreated, OrderUpdated
+from engine.kernel.events import OrderStatus as S
 from engine.trading.orders import TRANSITIONS, OrderTracker
 from engine.venue.adapter import status_from_ccxt
 
@@ -81,8 +82,14 @@ def test_terminal_states_have_no_exits():
 
 @pytest.mark.parametrize(
     "ccxt_status,filled,expected",
-    [("open", "0", S.OPEN), ("open", "0.1", S.PARTIALLY_FILLED), ("closed", "1", S.FILLED),
-     ("canceled", "0", S.CANCELED), ("expired", "0", S.EXPIRED), ("rejected", "0", S.REJECTED)],
+    [
+        ("open", "0", S.OPEN),
+        ("open", "0.1", S.PARTIALLY_FILLED),
+        ("closed", "1", S.FILLED),
+        ("canceled", "0", S.CANCELED),
+        ("expired", "0", S.EXPIRED),
+        ("rejected", "0", S.REJECTED),
+    ],
 )
 def test_status_mapping(ccxt_status, filled, expected):
     assert status_from_ccxt(ccxt_status, Decimal(filled), Decimal("1")) == expected

@@ -1,6 +1,6 @@
 """Positions from balances and fills, realised PnL with fees, equity and drawdown, all Decimal."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP
 from decimal import Decimal as D
 
@@ -13,7 +13,7 @@ from engine.trading.portfolio import Drawdown, Portfolio
 
 
 def fill(tid, side, price, amount, fee="0", fee_asset=None, symbol="BTC/USDT"):
-    return Fill(tid, "c", symbol, side, D(price), D(amount), D(fee), fee_asset, datetime.now(timezone.utc))
+    return Fill(tid, "c", symbol, side, D(price), D(amount), D(fee), fee_asset, datetime.now(UTC))
 
 
 def test_average_entry_fees_and_equity():
@@ -90,7 +90,6 @@ def test_venue_balance_is_the_truth_for_the_fills_book():
     assert p.avg_entry("BTC/USDT") is None
     p.add_fill(fill("2", "buy", "50", "1"), "ma_cross")
     assert p.avg_entry("BTC/USDT") == D("50")
-
 
 
 # ---------------------------------------------------------------- PnL adds up from fills, dust included
@@ -192,11 +191,14 @@ def commission(amount: D) -> D:
 
 
 prices = st.integers(100, 10_000_000).map(lambda cents: D(cents) / 100)
-steps = st.lists(st.one_of(
-    st.tuples(st.just("buy"), prices, st.integers(1, 400), st.sampled_from(["BTC", "USDT"])),
-    st.tuples(st.just("sell"), prices, st.integers(1, 100), st.sampled_from(["BTC", "USDT"])),
-    st.tuples(st.just("move"), prices, st.just(0), st.just("")),
-), max_size=30)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("buy"), prices, st.integers(1, 400), st.sampled_from(["BTC", "USDT"])),
+        st.tuples(st.just("sell"), prices, st.integers(1, 100), st.sampled_from(["BTC", "USDT"])),
+        st.tuples(st.just("move"), prices, st.just(0), st.just("")),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=500, deadline=None)
@@ -240,7 +242,7 @@ def test_a_balance_read_that_overtakes_the_sells_fill_loses_no_pnl():
     p.set_balances((Balance("USDT", D("1000"), D("0")), Balance("BTC", D("0"), D("0"))))
     p.set_price("BTC/USDT", D("100"))
     opening = p.equity()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     p.add_fill(Fill("1", "c1", "BTC/USDT", "buy", D("100"), D("0.003"), D("0.0003"), "USDT", now))
     p.set_balances((Balance("USDT", D("999.6997"), D("0")), Balance("BTC", D("0.003"), D("0"))))
     # The venue sold at 110; the balance read comes first ...
@@ -256,7 +258,7 @@ def test_a_buys_fill_between_a_sale_and_its_late_fill_loses_no_pnl():
     """Reordered reports: the balance read shows a sale, then a buy's fill lands, then the sale's own fill. The
     sale claims the units the read took off the book, not the book's new average."""
     p = Portfolio(("BTC/USDT",), "USDT")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     p.set_balances((Balance("USDT", D("1000"), D("0")), Balance("BTC", D("0"), D("0"))))
     p.set_price("BTC/USDT", D("100"))
     opening = p.equity()

@@ -83,8 +83,12 @@ async def test_requests_in_flight_count_until_answered():
 
 
 def test_the_limit_comes_from_exchange_info():
-    info = {"rateLimits": [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-                           {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}]}
+    info = {
+        "rateLimits": [
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+        ]
+    }
     assert weight_limit_from(info) == 6000 and weight_limit_from({}) is None and weight_limit_from(None) is None
 
 

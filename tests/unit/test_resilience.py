@@ -4,29 +4,41 @@ import ccxt.async_support as ccxt
 import pytest
 
 from engine.venue.resilience import (
-    BREAKER_TRANSITIONS, BreakerState, CircuitBreaker, CircuitOpen, Kind, LatencyStats, classify,
-    retry_after_s, with_retries,
+    BREAKER_TRANSITIONS,
+    BreakerState,
+    CircuitBreaker,
+    CircuitOpen,
+    Kind,
+    LatencyStats,
+    classify,
+    retry_after_s,
+    with_retries,
 )
 
 
-@pytest.mark.parametrize("exc,kind", [
-    (ccxt.DDoSProtection("429"), Kind.TEMPORARY),  # 429 is DDoSProtection, not RateLimitExceeded
-    (ccxt.RateLimitExceeded("-1003"), Kind.TEMPORARY),
-    (ccxt.RequestTimeout("slow"), Kind.TEMPORARY),
-    (ccxt.ExchangeNotAvailable("502"), Kind.TEMPORARY),
-    # Maintenance and a refused key are reasons to halt, never blips to retry (issue 8), whatever ccxt's class.
-    (ccxt.OnMaintenance("maint"), Kind.PERMANENT),
-    (ccxt.ExchangeNotAvailable('binance {"code":1,"msg":"System is under maintenance."}'), Kind.PERMANENT),
-    (ccxt.DDoSProtection('binance {"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'),
-     Kind.PERMANENT),
-    (ccxt.OperationFailed("-1001"), Kind.TEMPORARY),
-    (ccxt.AuthenticationError("-2015"), Kind.PERMANENT),
-    (ccxt.InsufficientFunds("-2010"), Kind.PERMANENT),
-    (ccxt.InvalidOrder("LOT_SIZE"), Kind.PERMANENT),
-    (ccxt.OrderNotFound("-2013"), Kind.PERMANENT),
-    (ccxt.InvalidNonce("-1021"), Kind.PERMANENT),
-    (ccxt.BadSymbol("-1121"), Kind.PERMANENT),
-])
+@pytest.mark.parametrize(
+    "exc,kind",
+    [
+        (ccxt.DDoSProtection("429"), Kind.TEMPORARY),  # 429 is DDoSProtection, not RateLimitExceeded
+        (ccxt.RateLimitExceeded("-1003"), Kind.TEMPORARY),
+        (ccxt.RequestTimeout("slow"), Kind.TEMPORARY),
+        (ccxt.ExchangeNotAvailable("502"), Kind.TEMPORARY),
+        # Maintenance and a refused key are reasons to halt, never blips to retry (issue 8), whatever ccxt's class.
+        (ccxt.OnMaintenance("maint"), Kind.PERMANENT),
+        (ccxt.ExchangeNotAvailable('binance {"code":1,"msg":"System is under maintenance."}'), Kind.PERMANENT),
+        (
+            ccxt.DDoSProtection('binance {"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'),
+            Kind.PERMANENT,
+        ),
+        (ccxt.OperationFailed("-1001"), Kind.TEMPORARY),
+        (ccxt.AuthenticationError("-2015"), Kind.PERMANENT),
+        (ccxt.InsufficientFunds("-2010"), Kind.PERMANENT),
+        (ccxt.InvalidOrder("LOT_SIZE"), Kind.PERMANENT),
+        (ccxt.OrderNotFound("-2013"), Kind.PERMANENT),
+        (ccxt.InvalidNonce("-1021"), Kind.PERMANENT),
+        (ccxt.BadSymbol("-1121"), Kind.PERMANENT),
+    ],
+)
 def test_classification(exc, kind):
     assert classify(exc) == kind
 
@@ -106,8 +118,13 @@ def test_breaker_opens_probes_and_closes():
     b.before_call()
     b.success()
     assert b.state == BreakerState.CLOSED
-    assert changes == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.OPEN, BreakerState.HALF_OPEN,
-                       BreakerState.CLOSED]
+    assert changes == [
+        BreakerState.OPEN,
+        BreakerState.HALF_OPEN,
+        BreakerState.OPEN,
+        BreakerState.HALF_OPEN,
+        BreakerState.CLOSED,
+    ]
 
 
 def test_permanent_errors_do_not_open_the_breaker():

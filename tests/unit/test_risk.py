@@ -28,8 +28,14 @@ CFG = RiskConfig()
 
 
 def exposure(**kw):
-    base = dict(equity=D("10000"), position_value=D("0"), open_positions=0, holds_symbol=False,
-                drawdown_pct=D("0"), daily_loss_pct=D("0"))
+    base = dict(
+        equity=D("10000"),
+        position_value=D("0"),
+        open_positions=0,
+        holds_symbol=False,
+        drawdown_pct=D("0"),
+        daily_loss_pct=D("0"),
+    )
     base.update(kw)
     return Exposure(**base)
 

@@ -1,6 +1,6 @@
 """Daily statistics reset at UTC midnight (injected clock)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 from engine.trading.stats import DailyStats, DayStats
@@ -15,7 +15,7 @@ class Clock:
 
 
 def test_counters_and_midnight_reset():
-    clock = Clock(datetime(2026, 1, 1, 23, 59, 59, tzinfo=timezone.utc))
+    clock = Clock(datetime(2026, 1, 1, 23, 59, 59, tzinfo=UTC))
     finished = []
     stats = DailyStats(clock=clock, on_rollover=finished.append)
     stats.equity(D("10000"))

@@ -5,13 +5,14 @@ time, and wall-clock loops wait while it moves."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from eventually import eventually
+
+from engine.gate.stepped import SteppedClock
 from engine.kernel import clock
 from engine.kernel.events import utcnow
-from engine.gate.stepped import SteppedClock
 from engine.kernel.tasks import Periodic
-from eventually import eventually
 
 T0 = 1_736_121_600_000  # 2025-01-06T00:00:00Z
 
@@ -29,10 +30,10 @@ async def test_the_engine_clock_is_the_wall_clock_unless_a_run_sets_another():
     stepped = SteppedClock(market)
     assert clock.current() is clock.WALL
     with clock.use(stepped):
-        assert utcnow() == datetime(2025, 1, 6, tzinfo=timezone.utc)
+        assert utcnow() == datetime(2025, 1, 6, tzinfo=UTC)
         seen = asyncio.get_running_loop().create_task(_now())
-    assert await seen == datetime(2025, 1, 6, tzinfo=timezone.utc)  # a task made inside keeps the run's clock
-    assert clock.current() is clock.WALL and utcnow() != datetime(2025, 1, 6, tzinfo=timezone.utc)
+    assert await seen == datetime(2025, 1, 6, tzinfo=UTC)  # a task made inside keeps the run's clock
+    assert clock.current() is clock.WALL and utcnow() != datetime(2025, 1, 6, tzinfo=UTC)
 
 
 async def _now() -> datetime:
@@ -71,8 +72,13 @@ async def test_a_periodic_on_the_stepped_clock_starts_when_time_does_and_wall_lo
     stepped = SteppedClock(market)
     ticks: list[int] = []
     failures: list[str] = []
-    periodic = Periodic("strategies", lambda: ticks.append(market.ms), 3.0, clock=stepped,
-                        on_failure=lambda name, exc: failures.append(name))
+    periodic = Periodic(
+        "strategies",
+        lambda: ticks.append(market.ms),
+        3.0,
+        clock=stepped,
+        on_failure=lambda name, exc: failures.append(name),
+    )
     task = asyncio.create_task(periodic.run())
     await eventually(lambda: stepped.next_due_ms() == T0, message="waiting for the clock's first moment")
     assert ticks == []
@@ -80,8 +86,11 @@ async def test_a_periodic_on_the_stepped_clock_starts_when_time_does_and_wall_lo
     await eventually(lambda: ticks == [T0] and not stepped.busy, message="first tick")
     wall: list[str] = []
     async with stepped.moving():
-        guarded = asyncio.create_task(Periodic("reconciliation", lambda: wall.append("read"), 60.0,
-                                               guard=stepped.quiet, on_failure=lambda n, e: None).run())
+        guarded = asyncio.create_task(
+            Periodic(
+                "reconciliation", lambda: wall.append("read"), 60.0, guard=stepped.quiet, on_failure=lambda n, e: None
+            ).run()
+        )
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert wall == []  # the venue is not read while time moves

@@ -5,10 +5,17 @@ from decimal import Decimal
 
 from engine.kernel.bus import EventBus
 from engine.kernel.events import (
-    Alert, AlertRaised, Balance, BalancesUpdated, OrderStatus, Severity, TradingState, TradingStateChanged,
+    Alert,
+    AlertRaised,
+    Balance,
+    BalancesUpdated,
+    OrderStatus,
+    Severity,
+    TradingState,
+    TradingStateChanged,
 )
-from engine.trading.orders import OrderTracker
 from engine.store.db import Store
+from engine.trading.orders import OrderTracker
 
 
 def test_orders_state_and_balances_survive_reopen(tmp_path):
@@ -76,8 +83,9 @@ def test_a_batch_is_one_transaction_committed_at_its_end(tmp_path):
     bus = EventBus()
     bus.add_handler(store.handle)
     tracker = OrderTracker(bus)
-    orders = [tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(100 + i), origin="test")
-              for i in range(50)]
+    orders = [
+        tracker.create("BTC/USDT", "buy", "limit", Decimal("0.001"), Decimal(100 + i), origin="test") for i in range(50)
+    ]
     commits = len(store.commit_ms)
     with store.batch():
         for order in orders:

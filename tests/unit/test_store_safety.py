@@ -22,8 +22,14 @@ def digest(path) -> str:
 
 def cli(tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(tmp_path)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit.cli", *args, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_random_bytes_are_refused_and_left_as_they_were(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 from engine.kernel.config import LadderConfig, MaCrossConfig, MeanReversionConfig, StrategyConfig
@@ -12,7 +12,7 @@ from engine.strategies import MaCross, MeanReversion, build_strategies
 from engine.strategies.base import Intent
 
 SYM = "BTC/USDT"
-NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -87,9 +87,7 @@ def test_exit_on_cross_down_only_when_holding():
     strat = MaCross(MA, (SYM,))
     down = ["10", "10", "10", "10", "7"]
     assert strat.decide(view(down)) == []
-    assert strat.decide(view(down, holding=True)) == [
-        Intent("exit", SYM, reason="fast SMA crossed below slow")
-    ]
+    assert strat.decide(view(down, holding=True)) == [Intent("exit", SYM, reason="fast SMA crossed below slow")]
     # Holding, an upward cross is no reason to add.
     assert strat.decide(view(["10", "10", "10", "10", "13"], holding=True)) == []
 
@@ -153,8 +151,11 @@ def test_mean_reversion_skips_flat_window():
 
 def test_build_strategies_follows_config():
     assert [s.name for s in build_strategies(StrategyConfig(), (SYM,))] == ["ladder"]
-    cfg = StrategyConfig(ladder=LadderConfig(enabled=False), ma_cross=MaCrossConfig(enabled=True),
-                         mean_reversion=MeanReversionConfig(enabled=True))
+    cfg = StrategyConfig(
+        ladder=LadderConfig(enabled=False),
+        ma_cross=MaCrossConfig(enabled=True),
+        mean_reversion=MeanReversionConfig(enabled=True),
+    )
     built = build_strategies(cfg, (SYM,))
     assert [(s.name, s.symbols) for s in built] == [("ma_cross", (SYM,)), ("mean_reversion", (SYM,))]
     assert build_strategies(cfg.model_copy(update={"enabled": False}), (SYM,)) == []
@@ -171,6 +172,7 @@ def test_the_ladder_stops_adding_before_the_risk_limit_would_refuse_it():
     ladder = Ladder(LadderConfig(order_quote=D("100"), max_holding_quote=D("200")), (SYM,))
     small = View(last_={SYM: D("100")}, positions={SYM: Position(SYM, D("0.9"), D("101"), D("100"))})
     assert [i.kind for i in ladder.decide(small)] == ["buy"]  # 90 held: one more buy of 100 fits under 200
-    big = View(last_={SYM: D("100")}, positions={SYM: Position(SYM, D("1.5"), D("101"), D("100"))},
-               balances={"BTC": D("1.5")})
+    big = View(
+        last_={SYM: D("100")}, positions={SYM: Position(SYM, D("1.5"), D("101"), D("100"))}, balances={"BTC": D("1.5")}
+    )
     assert [i.kind for i in ladder.decide(big)] == ["sell"]  # 150 held: no buy, only the offer over the entry

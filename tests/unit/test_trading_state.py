@@ -5,7 +5,12 @@ import pytest
 from engine.kernel.commands import CancelAll, CloseAll, ExitPosition, Permit, PlaceOrder
 from engine.kernel.events import TradingState as T
 from engine.trading.state import (
-    PERMITS, TRANSITIONS, IllegalTransition, TradingStateMachine, check_transition, refusal,
+    PERMITS,
+    TRANSITIONS,
+    IllegalTransition,
+    TradingStateMachine,
+    check_transition,
+    refusal,
 )
 
 
@@ -23,16 +28,19 @@ def test_only_an_operator_leaves_halted():
     assert check_transition(T.HALTED, T.ACTIVE, "operator") is True
 
 
-@pytest.mark.parametrize("state, permit, allowed", [
-    (T.ACTIVE, Permit.ENTRY, True),
-    (T.ACTIVE, Permit.REDUCE, True),
-    (T.REDUCE_ONLY, Permit.ENTRY, False),
-    (T.REDUCE_ONLY, Permit.REDUCE, True),
-    (T.HALTED, Permit.ENTRY, False),
-    (T.HALTED, Permit.REDUCE, False),  # not even a stop-loss exit: the operator decides
-    (T.HALTED, Permit.CANCEL, True),
-    (T.HALTED, Permit.CLOSE, True),  # the kill switch itself may flatten
-])
+@pytest.mark.parametrize(
+    "state, permit, allowed",
+    [
+        (T.ACTIVE, Permit.ENTRY, True),
+        (T.ACTIVE, Permit.REDUCE, True),
+        (T.REDUCE_ONLY, Permit.ENTRY, False),
+        (T.REDUCE_ONLY, Permit.REDUCE, True),
+        (T.HALTED, Permit.ENTRY, False),
+        (T.HALTED, Permit.REDUCE, False),  # not even a stop-loss exit: the operator decides
+        (T.HALTED, Permit.CANCEL, True),
+        (T.HALTED, Permit.CLOSE, True),  # the kill switch itself may flatten
+    ],
+)
 def test_what_each_state_permits(state, permit, allowed):
     assert (permit in PERMITS[state]) is allowed
     assert (refusal(state, permit) is None) is allowed

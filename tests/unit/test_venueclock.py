@@ -39,9 +39,11 @@ class Venue:
             self.calls += 1
             await asyncio.sleep(0)
             if abs(-client.options["timeDifference"] - self.skew_ms) > 1000:
-                raise ccxt.InvalidNonce('binance {"code":-1021,"msg":"Timestamp for this request is outside of '
-                                        'the recvWindow."}')
+                raise ccxt.InvalidNonce(
+                    'binance {"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}'
+                )
             return "ok"
+
         return call
 
 
