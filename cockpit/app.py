@@ -579,9 +579,9 @@ class CockpitApp(App):
         if action == "resume":
             if state == TradingState.ACTIVE:
                 return "already ACTIVE"
-            blocking = engine.monitors.blocking_resume(tripped_by_monitor=bool(engine.state_info.get("code")))
-            if blocking:
-                return "the trigger still holds: " + "; ".join(blocking)
+            refused = engine.resume_refusal(ACTOR)
+            if refused is not None:
+                return refused.message
         if action == "reduce_only" and state == TradingState.REDUCE_ONLY:
             return "already REDUCE_ONLY"
         if action == "new_order":

@@ -417,7 +417,7 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
     if REMOTE[command].emergency and (data_dir / DB_NAME).exists() and engine_pid(data_dir) is None:
         import asyncio
 
-        from engine.safety.emergency import act_without_engine
+        from engine.core.emergency import act_without_engine
 
         cls = CancelAll if command == "cancel-all" else CloseAll
         logging.basicConfig(level=logging.ERROR, format="cockpit: %(message)s")

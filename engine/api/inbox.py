@@ -3,7 +3,7 @@
 The CLI writes a row to ``commands``; the running engine polls for pending rows, executes each through the
 same ``execute`` as a key press, and writes the answer back for the CLI to print. With no engine running, a
 halt, resume or reduce-only goes through the same transition table straight into the latched state, so the
-next start obeys it; cancel-all and close-all act on the venue directly (``engine.safety.emergency``).
+next start obeys it; cancel-all and close-all act on the venue directly (``engine.core.emergency``).
 """
 
 from __future__ import annotations

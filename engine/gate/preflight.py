@@ -156,21 +156,15 @@ class Preflight:
         if (missing := self._venue_missing(*c)) is not None:
             return missing
         assert self.venue is not None
-        ex = self.venue.ex
         warn_ms = self.settings.monitors.rest_latency_warn_ms
         pinged = None
         start = time.time()
         try:
-            if self.venue.exchange_id.startswith("binance"):
-                # Runbook 000 §1 "API Connectivity": GET /api/v3/ping, then GET /api/v3/time.
-                await ex.public_get_ping()
+            # Runbook 000 §1 "API Connectivity": GET /api/v3/ping, then GET /api/v3/time.
+            if await self.venue.probe_ping():
                 pinged = round((time.time() - start) * 1000, 1)
                 start = time.time()
-            if ex.has.get("fetchTime"):
-                server_ms = await ex.fetch_time()
-            else:
-                await ex.fetch_ticker(self.settings.venue.symbols[0])
-                server_ms = None
+            server_ms = await self.venue.probe_server_time(self.settings.venue.symbols[0])
         except vx.BaseError as exc:
             return Check(
                 *c,
@@ -242,7 +236,7 @@ class Preflight:
                 "set COCKPIT_VENUE__API_KEY and COCKPIT_VENUE__API_SECRET in the environment or .env",
             )
         try:
-            balances = await self.venue.ex.fetch_balance()
+            balances = await self.venue.probe_balances()
         except vx.AuthenticationError as exc:
             return Check(
                 *c,
@@ -259,9 +253,7 @@ class Preflight:
                 {"error": "InvalidNonce"},
                 "synchronise this machine's clock",
             )
-        for asset, free in (balances.get("free") or {}).items():
-            used = (balances.get("used") or {}).get(asset)
-            self._balances[asset] = (dec(free) or Decimal(0), dec(used) or Decimal(0))
+        self._balances.update(balances)
         return Check(
             *c, Status.PASS, "a signed request (account balances) was accepted", {"assets": len(self._balances)}
         )
@@ -280,7 +272,7 @@ class Preflight:
                 "check on the exchange that the key cannot withdraw",
             )
         try:
-            r = await self.venue.ex.sapi_get_account_apirestrictions()
+            r = await self.venue.key_permissions()
         except (vx.NotSupported, vx.BadRequest, vx.ExchangeNotAvailable) as exc:
             return Check(
                 *c,
@@ -349,7 +341,7 @@ class Preflight:
         if (missing := self._venue_missing(*c)) is not None:
             return missing
         assert self.venue is not None
-        markets = self.venue.ex.markets or await self.venue.load_markets()
+        markets = self.venue.markets or await self.venue.load_markets()
         symbols = self.settings.venue.symbols
         missing_symbols = [s for s in symbols if s not in markets]
         inactive = [s for s in symbols if s in markets and markets[s].get("active") is False]
@@ -363,7 +355,7 @@ class Preflight:
                 "fix [venue] symbols",
             )
         for symbol in symbols:
-            ticker = await self.venue.ex.fetch_ticker(symbol)
+            ticker = await self.venue.probe_ticker(symbol)
             if (last := dec(ticker.get("last"))) is not None:
                 self._prices[symbol] = last
         return Check(*c, Status.PASS, f"{', '.join(symbols)} listed and trading", evidence)
@@ -388,7 +380,7 @@ class Preflight:
             if age is None or age > timeout:  # nothing recent from the engine's own watch: watch it here
                 assert self.venue is not None
                 try:
-                    await asyncio.wait_for(self.venue.ex.watch_ticker(symbol), timeout)
+                    await asyncio.wait_for(self.venue.probe_ticker_stream(symbol), timeout)
                     age = 0.0
                 except (TimeoutError, vx.BaseError) as exc:
                     quiet.append(f"{name}: {type(exc).__name__}")
@@ -426,7 +418,7 @@ class Preflight:
             return "connected"
         if self.venue.user_stream_connected():
             return "connected"
-        watch = asyncio.ensure_future(self.venue.ex.watch_balance())
+        watch = asyncio.ensure_future(self.venue.probe_balance_stream())
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
@@ -518,17 +510,7 @@ async def run_standalone(settings: Settings, store: Store | None, *, confirm_liv
     if cfg.exchange == "sim":
         problem = "the built-in simulator exists only inside a running engine"
     else:
-        venue = Venue(
-            cfg.exchange,
-            rest_url=cfg.rest_url,
-            ws_url=cfg.ws_url,
-            api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
-            api_secret=cfg.api_secret.get_secret_value() if cfg.api_secret else None,
-            timeout_ms=cfg.timeout_ms,
-            backoff_s=(0.5,),
-            rate_limit=cfg.rate_limit,
-            sandbox=cfg.rest_url is None and settings.engine.mode == "paper",
-        )
+        venue = Venue.from_settings(cfg, settings.engine.mode, backoff_s=(0.5,))
         try:
             await venue.load_markets()
         except vx.BaseError as exc:

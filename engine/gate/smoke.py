@@ -64,7 +64,7 @@ class SmokeTrade:
         if why:
             return Check(*c, Status.WARN, f"not run: {why}", {}, "resume trading, then run the checklist again")
         venue = self.link.venue
-        if venue is None or not self.link.connected or not venue.ex.markets:
+        if venue is None or not self.link.connected or not venue.markets_loaded:
             return Check(*c, Status.FAIL, "not run: the venue is not connected", {}, "fix the venue connection")
         symbol = self.symbol
         price = prices.get(symbol) or self.portfolio.last.get(symbol)

@@ -8,10 +8,13 @@ and get a ``CommandResult`` back; each leaves the same audit record (who, why, t
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, ClassVar
+
+from engine.kernel.events import CommandAudited
 
 
 class Permit(str, enum.Enum):
@@ -295,3 +298,22 @@ BY_NAME: dict[str, type[Command]] = {
         RunPreflight,
     )
 }
+
+
+def audit_record(
+    command: Command, result: CommandResult, started: float, args: Mapping[str, Any] | None = None
+) -> CommandAudited:
+    """The one audit record of a command carried out, wherever it ran (the engine's ``execute`` or the no-engine
+    emergency path): who, why, the values behind it, the result and how long since ``started``
+    (``time.perf_counter()``)."""
+    return CommandAudited(
+        command=command.name,
+        actor=command.actor,
+        reason=command.reason,
+        args=command.args() if args is None else args,
+        values=dict(command.values),
+        ok=result.ok,
+        result=result.message,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        kill_switch=command.kill_switch,
+    )

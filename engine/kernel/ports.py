@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, ContextManager, Protocol
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.kernel.commands import Command, CommandResult
 from engine.kernel.errors import EngineError
@@ -24,12 +26,36 @@ Publish = Callable[[Event], None]
 Submit = Callable[[Command], Awaitable[CommandResult]]
 Spawn = Callable[[str, Coroutine[Any, Any, Any]], Any]
 # A store transaction for one synchronous burst of events (group commit; see ``Store.batch``).
-Batch = Callable[[], ContextManager[None]]
+Batch = Callable[[], AbstractContextManager[None]]
 
 
 class AlertPort(Protocol):
     def __call__(self, severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None) -> None:
         """Raise an alert: logged, stored, shown."""
+
+
+def _nothing_to_commit() -> None:
+    """No store behind this order path: nothing to make durable."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What a part may call instead of reaching for the engine: publish an event, raise an alert, submit a command
+    through the one ``execute``, spawn an owned task."""
+
+    publish: Publish
+    alert: AlertPort
+    submit: Submit
+    spawn: Spawn
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How the order path makes what it writes durable: one store transaction per burst of events (``batch``),
+    and a commit before a new client id leaves (``commit``), so a retry or a restart never places it twice."""
+
+    batch: Batch = nullcontext
+    commit: Callable[[], None] = _nothing_to_commit
 
 
 class VenueLink:
@@ -43,7 +69,7 @@ class VenueLink:
         self.label = ""
 
     def require(self) -> Venue:
-        if self.venue is None or not self.venue.ex.markets:
+        if self.venue is None or not self.venue.markets_loaded:
             raise EngineError("the venue is not connected yet")
         return self.venue
 

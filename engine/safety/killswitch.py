@@ -20,15 +20,18 @@ from typing import Any
 from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, CommandResult
 from engine.kernel.errors import EngineError
 from engine.kernel.events import Severity, TradingState
-from engine.kernel.ports import AlertPort, Spawn, VenueLink
+from engine.kernel.ports import Ports, VenueLink
+from engine.trading.books import Books
 from engine.trading.execution import Execution
-from engine.trading.orders import OrderTracker
-from engine.trading.portfolio import Portfolio, base_of
+from engine.trading.portfolio import base_of
 from engine.trading.state import TradingStateMachine, is_operator
 from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport
 
 log = logging.getLogger(__name__)
+
+# Readies the venue before a pass (the no-engine emergency path: markets, prices).
+Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
@@ -79,17 +82,15 @@ class KillSwitch:
 
     def __init__(
         self,
-        symbols: tuple[str, ...],
+        books: Books,
         link: VenueLink,
         execution: Execution,
-        tracker: OrderTracker,
-        portfolio: Portfolio,
     ) -> None:
-        self.symbols = symbols
+        self.symbols = books.symbols
         self.link = link
         self.execution = execution
-        self.tracker = tracker
-        self.portfolio = portfolio
+        self.tracker = books.tracker
+        self.portfolio = books.portfolio
 
     # ------------------------------------------------------------ tiers
 
@@ -245,17 +246,20 @@ class Tiers:
         self,
         kill: KillSwitch,
         state: TradingStateMachine,
-        link: VenueLink,
-        symbols: tuple[str, ...],
-        alert: AlertPort,
-        spawn: Spawn,
+        ports: Ports,
+        prepare: Prepare | None = None,
     ) -> None:
         self.kill = kill
+        # Run before every pass where no sync keeps the venue ready (the no-engine emergency path loads the markets
+        # and prices here); with it, a pass never waits for a connection someone else makes.
+        self.prepare = prepare
+        self.last_outcome: Outcome | None = None  # what the latest pass (first or retry) did
+        self.passes = 0  # passes made, the first included
         self.state = state
-        self.link = link
-        self.symbols = symbols
-        self.alert = alert
-        self.spawn = spawn
+        self.link = kill.link
+        self.symbols = kill.symbols
+        self.alert = ports.alert
+        self.spawn = ports.spawn
         self.retries: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self._resumes = 0
 
@@ -284,7 +288,7 @@ class Tiers:
             )
             prefix = f"{self.state.state.value}; "
         resumes = self._resumes
-        if self.link.venue is None or not self.link.venue.ex.markets:
+        if self.prepare is None and (self.link.venue is None or not self.link.venue.markets_loaded):
             self._retry(c)
             return CommandResult(
                 False, f"{prefix}the venue is not connected: nothing canceled or sold yet; retrying until it is"
@@ -293,6 +297,7 @@ class Tiers:
             outcome = await self._pass(c)
         except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
+            self.last_outcome = outcome
         if not isinstance(c, ClosePosition):
             prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
         message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
@@ -323,10 +328,25 @@ class Tiers:
         return CommandResult(outcome.done, message, outcome.details())
 
     async def _pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:
+        self.passes += 1
+        self.last_outcome = None
+        if self.prepare is not None:
+            await self.prepare(c)
         if isinstance(c, CancelAll):
-            return await self.kill.cancel_all()
-        symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
-        return await self.kill.close_all(c.actor, symbols)
+            outcome = await self.kill.cancel_all()
+        else:
+            symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
+            outcome = await self.kill.close_all(c.actor, symbols)
+        self.last_outcome = outcome
+        return outcome
+
+    async def settle(self, within_s: float) -> None:
+        """Wait for the retries under way to finish, for ``within_s`` at most, then stop what is left: the
+        no-engine emergency path waits for its own retries, since nothing keeps running after it."""
+        pending = [task for task in self.retries.values() if not task.done()]
+        if pending and within_s > 0:
+            await asyncio.wait(pending, timeout=within_s)
+        self._stop(None, f"gave up after {within_s:g}s")
 
     def _retry(self, c: CancelAll | CloseAll | ClosePosition) -> None:
         """Keep trying ``c``. A retry of the same tier (and symbol) is replaced; close-all supersedes every other
@@ -367,6 +387,7 @@ class Tiers:
                 outcome = await self._pass(c)
             except (EngineError, vx.BaseError) as exc:
                 log.warning("kill-switch retry %d of %s: %s", attempt, c.name, exc)
+                self.last_outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
                 continue
             except Exception as exc:  # a bug must not end the retrying: report it and keep trying
                 log.error("kill-switch retry %d of %s failed", attempt, c.name, exc_info=exc)

@@ -24,8 +24,8 @@ while a CRIT that halts still holds. A monitor whose reading fails is itself CRI
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,19 +34,29 @@ from engine.kernel import clock as engine_clock
 from engine.kernel.commands import CloseAll, Command, Halt, Reconnect
 from engine.kernel.config import MonitorsConfig, RiskConfig
 from engine.kernel.events import EquitySampled, MonitorsChanged, Persisted, Severity, utcnow
-from engine.kernel.ports import AlertPort, Publish, Spawn, Submit, VenueLink
+from engine.kernel.ports import Ports, VenueLink
 from engine.safety.pricemoves import PriceMoves
 from engine.safety.readings import CRIT, OK, WARN, Reading, Row, pct
 from engine.safety.stuck import StuckOrders
+from engine.trading.books import Books
 from engine.trading.holdings import Holdings
-from engine.trading.orders import OrderTracker
-from engine.trading.portfolio import Drawdown, Portfolio
 from engine.trading.state import TradingStateMachine
-from engine.trading.stats import DailyStats
 from engine.trading.sync import VenueSync
 from engine.venue.health import VenueHealth
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the monitors watch besides the books: the trading state, the link to the venue and its health, the
+    sync that keeps the picture fresh, and the holdings reconciled against the venue."""
+
+    state: TradingStateMachine
+    link: VenueLink
+    health: VenueHealth
+    sync: VenueSync
+    holdings: Holdings
 
 
 class Monitors:
@@ -56,43 +66,32 @@ class Monitors:
         self,
         risk: RiskConfig,
         cfg: MonitorsConfig,
-        portfolio: Portfolio,
-        stats: DailyStats,
-        tracker: OrderTracker,
-        stops: Mapping[str, Decimal],
-        state: TradingStateMachine,
-        link: VenueLink,
-        health: VenueHealth,
-        sync: VenueSync,
-        holdings: Holdings,
-        publish: Publish,
-        alert: AlertPort,
-        submit: Submit,
-        spawn: Spawn,
+        books: Books,
+        watched: Watched,
+        ports: Ports,
         clock: Callable[[], float] = engine_clock.monotonic,
     ) -> None:
         self.risk = risk
         self.cfg = cfg
-        self.portfolio = portfolio
-        self.stats = stats
-        self.tracker = tracker
-        self.stops = stops
-        self.state = state
-        self.link = link
-        self.health = health
-        self.sync = sync
-        self.holdings = holdings
-        self.publish = publish
-        self.alert = alert
-        self.submit = submit
-        self.spawn = spawn
+        self.portfolio = books.portfolio
+        self.stats = books.stats
+        self.tracker = books.tracker
+        self.stops = books.stops
+        self.drawdown = books.drawdown
+        self.state = watched.state
+        self.link = watched.link
+        self.health = watched.health
+        self.sync = watched.sync
+        self.holdings = watched.holdings
+        self.publish = ports.publish
+        self.alert = ports.alert
+        self.submit = ports.submit
+        self.spawn = ports.spawn
         self.clock = clock
-        self.drawdown = Drawdown()
-        self.drawdown_pct = Decimal(0)
-        self.moves = PriceMoves(portfolio.symbols, max(cfg.flash_crash_window_s, cfg.flash_calm_s) + 60)
+        self.moves = PriceMoves(books.portfolio.symbols, max(cfg.flash_crash_window_s, cfg.flash_calm_s) + 60)
         self.daily_loss_tripped: date | None = None
         self.flash_tripped = False
-        self.stuck = StuckOrders(cfg, tracker, stops, alert, submit, spawn)
+        self.stuck = StuckOrders(cfg, books, ports)
         self._probing: set[str] = set()
         self._published: list[dict[str, Any]] = []
         self._latched: dict[str, Any] = {}
@@ -122,6 +121,11 @@ class Monitors:
         self.rows = {code: Row(code, confirm, blocks) for code, (_, confirm, blocks, _, _) in self.watches.items()}
 
     # ------------------------------------------------------------ readings
+
+    @property
+    def drawdown_pct(self) -> Decimal:
+        """The drawdown from the equity peak, in percent, as of the last reading."""
+        return self.drawdown.pct
 
     def read_ws_stale(self) -> Reading:
         cfg = self.cfg
@@ -203,8 +207,8 @@ class Monitors:
         risk = self.risk
         equity = self.portfolio.equity()
         if equity is not None:
-            self.drawdown_pct = self.drawdown.update(equity)
-        dd = self.drawdown_pct
+            self.drawdown.update(equity)
+        dd = self.drawdown.pct
         level = CRIT if dd >= risk.max_drawdown_pct else WARN if dd >= risk.max_drawdown_warn_pct else OK
         return Reading(
             level,
@@ -514,4 +518,4 @@ class Monitors:
         if equity is None:
             return
         self.stats.equity(equity)
-        self.publish(EquitySampled(equity, self.drawdown.peak or equity, self.drawdown_pct))
+        self.publish(EquitySampled(equity, self.drawdown.peak or equity, self.drawdown.pct))

@@ -9,14 +9,13 @@ the operator is told once and decides (close the position with x, or resume).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from decimal import Decimal
 
 from engine.kernel import clock
 from engine.kernel.commands import ExitPosition, Permit
 from engine.kernel.events import Event, Severity, TickerUpdated
-from engine.kernel.ports import AlertPort, Spawn, Submit
-from engine.trading.portfolio import Portfolio
+from engine.kernel.ports import Ports
+from engine.trading.books import Books
 from engine.trading.state import TradingStateMachine
 
 log = logging.getLogger(__name__)
@@ -29,19 +28,16 @@ class StopLosses:
 
     def __init__(
         self,
-        portfolio: Portfolio,
-        stops: Mapping[str, Decimal],
+        books: Books,
         state: TradingStateMachine,
-        alert: AlertPort,
-        submit: Submit,
-        spawn: Spawn,
+        ports: Ports,
     ) -> None:
-        self.portfolio = portfolio
-        self.stops = stops
+        self.portfolio = books.portfolio
+        self.stops = books.stops
         self.state = state
-        self.alert = alert
-        self.submit = submit
-        self.spawn = spawn
+        self.alert = ports.alert
+        self.submit = ports.submit
+        self.spawn = ports.spawn
         self._stop_alerted: set[str] = set()
         self._exiting: set[str] = set()
         self._retry_at: dict[str, float] = {}

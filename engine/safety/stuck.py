@@ -4,16 +4,14 @@ tried again on the next reading."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
-from decimal import Decimal
 
 from engine.kernel.commands import CancelOrder, PlaceOrder
 from engine.kernel.config import MonitorsConfig
 from engine.kernel.events import Order, Severity, utcnow
-from engine.kernel.ports import AlertPort, Spawn, Submit
+from engine.kernel.ports import Ports
 from engine.safety.readings import CRIT, OK, WARN, Reading
-from engine.trading.orders import OrderTracker
+from engine.trading.books import Books
 
 
 class StuckOrders:
@@ -22,18 +20,15 @@ class StuckOrders:
     def __init__(
         self,
         cfg: MonitorsConfig,
-        tracker: OrderTracker,
-        stops: Mapping[str, Decimal],
-        alert: AlertPort,
-        submit: Submit,
-        spawn: Spawn,
+        books: Books,
+        ports: Ports,
     ) -> None:
         self.cfg = cfg
-        self.tracker = tracker
-        self.stops = stops
-        self.alert = alert
-        self.submit = submit
-        self.spawn = spawn
+        self.tracker = books.tracker
+        self.stops = books.stops
+        self.alert = ports.alert
+        self.submit = ports.submit
+        self.spawn = ports.spawn
         self.handled: set[str] = set()
         self.failed: dict[str, str] = {}
 

@@ -18,9 +18,10 @@ from decimal import Decimal
 from engine.kernel.commands import CancelOrder, Command, ExitPosition, Permit, PlaceOrder
 from engine.kernel.config import StrategyConfig
 from engine.kernel.events import Event, Order, Position, RoundTripClosed, Severity, StrategyGuardChanged, utcnow
-from engine.kernel.ports import AlertPort, Publish, Submit, VenueLink
+from engine.kernel.ports import Ports, VenueLink
 from engine.strategies import LossStreakGuard
 from engine.strategies.base import Intent, Strategy
+from engine.trading.books import Books
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio
 from engine.trading.state import TradingStateMachine
@@ -74,24 +75,21 @@ class StrategyRunner:
     def __init__(
         self,
         cfg: StrategyConfig,
-        symbols: tuple[str, ...],
         strategies: list[Strategy],
-        portfolio: Portfolio,
-        tracker: OrderTracker,
+        books: Books,
         state: TradingStateMachine,
         link: VenueLink,
-        submit: Submit,
-        publish: Publish,
-        alert: AlertPort,
+        ports: Ports,
     ) -> None:
         self.cfg = cfg
-        self.portfolio = portfolio
-        self.tracker = tracker
+        symbols = books.symbols
+        self.portfolio = books.portfolio
+        self.tracker = books.tracker
         self.state = state
         self.link = link
-        self.submit = submit
-        self.publish = publish
-        self.alert = alert
+        self.submit = ports.submit
+        self.publish = ports.publish
+        self.alert = ports.alert
         self.strategies = {s.name: s for s in strategies}
         self.guard = LossStreakGuard(cfg.max_consecutive_losses, cfg.cooldown_s)
         self.closes: dict[str, deque[Decimal]] = {s: deque(maxlen=HISTORY) for s in symbols}

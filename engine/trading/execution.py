@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
 
@@ -32,11 +31,10 @@ from engine.kernel.events import (
     Severity,
     StopsChanged,
 )
-from engine.kernel.ports import AlertPort, Batch, Publish, VenueLink
-from engine.trading.orders import OrderTracker
-from engine.trading.portfolio import Portfolio, base_of
+from engine.kernel.ports import Durability, Ports, VenueLink
+from engine.trading.books import Books
+from engine.trading.portfolio import base_of
 from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
-from engine.trading.stats import DailyStats
 from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport, not_sent_errors, refused_errors
 
@@ -54,38 +52,32 @@ class Execution:
         self,
         risk: RiskConfig,
         mode: str,
-        symbols: tuple[str, ...],
+        books: Books,
         link: VenueLink,
-        tracker: OrderTracker,
-        portfolio: Portfolio,
-        stats: DailyStats,
-        publish: Publish,
-        alert: AlertPort,
-        drawdown_pct: Callable[[], Decimal] = lambda: Decimal(0),
-        permission: Callable[[str], str | None] = lambda side: None,
-        batch: Batch = nullcontext,
-        durable: Callable[[], None] = lambda: None,
+        ports: Ports,
+        permission: Callable[[str], str | None],
+        durability: Durability,
     ) -> None:
         self.risk = risk
         self.mode = mode
-        self.symbols = symbols
+        self.symbols = books.symbols
         self.link = link
-        self.tracker = tracker
-        self.portfolio = portfolio
-        self.stats = stats
-        self.publish = publish
-        self.alert = alert
-        self.drawdown_pct = drawdown_pct
+        self.tracker = books.tracker
+        self.portfolio = books.portfolio
+        self.stats = books.stats
+        self.drawdown = books.drawdown
+        self.publish = ports.publish
+        self.alert = ports.alert
         # side -> why the trading state does not permit it now (asked again right before an order leaves: the
         # state may have moved while the order waited for a venue's Retry-After)
         self.permission = permission
         # What one answer or one stream read brings is stored in one transaction (the store's group commit).
-        self.batch = batch
+        self.batch = durability.batch
         # Commits what was written: called between recording an order and sending it (a client id is on disk
         # before the request carrying it leaves, so a retry or a restart never places an order twice).
-        self.durable = durable
+        self.durable = durability.commit
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
-        self.stops: dict[str, Decimal] = {}  # symbol -> stop price of the position held (persisted)
+        self.stops = books.stops  # symbol -> stop price of the position held (persisted)
         # Client ids whose create request has not been answered yet: reconciliation must not judge them.
         self.in_flight: set[str] = set()
         # Client id -> amount of its fills seen: an order reported more filled than this has fills still to fetch.
@@ -109,7 +101,7 @@ class Execution:
             position_value=p.position_value(symbol) + pending.get(symbol, Decimal(0)),
             open_positions=len(held),
             holds_symbol=symbol in held,
-            drawdown_pct=self.drawdown_pct(),
+            drawdown_pct=self.drawdown.pct,
             daily_loss_pct=self.stats.current().daily_loss_pct(p.equity()),
         )
 
@@ -120,7 +112,7 @@ class Execution:
         venue = self.link.venue
         if refusal is not None:
             return refusal, amount, price
-        if venue is None or not venue.ex.markets:
+        if venue is None or not venue.markets_loaded:
             return "venue not connected", amount, price
         amount = venue.amount_to_precision(symbol, amount)
         if price is not None:

@@ -200,13 +200,13 @@ class Portfolio:
 
 @dataclass
 class Drawdown:
-    """Peak equity seen and the current drawdown from it, in percent."""
+    """Peak equity seen and the current drawdown from it, in percent (``pct``, as of the last ``update``)."""
 
     peak: Decimal | None = None
+    pct: Decimal = ZERO
 
     def update(self, equity: Decimal) -> Decimal:
         if self.peak is None or equity > self.peak:
             self.peak = equity
-        if self.peak <= 0:
-            return ZERO
-        return (self.peak - equity) / self.peak * 100
+        self.pct = ZERO if self.peak <= 0 else (self.peak - equity) / self.peak * 100
+        return self.pct

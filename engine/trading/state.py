@@ -88,6 +88,10 @@ class TradingStateMachine:
     def refusal(self, permit: Permit) -> str | None:
         return refusal(self.state, permit)
 
+    def order_refusal(self, side: str) -> str | None:
+        """Why an order on ``side`` may not go now: a buy opens (ENTRY), a sell reduces (REDUCE)."""
+        return self.refusal(Permit.ENTRY if side == "buy" else Permit.REDUCE)
+
     def tripped(self) -> None:
         """A kill switch fired (even with the state already HALTED): questions asked before are stale."""
         self.epoch += 1

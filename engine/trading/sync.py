@@ -20,13 +20,11 @@ from engine.kernel import clock
 from engine.kernel.config import MonitorsConfig, VenueConfig
 from engine.kernel.errors import EngineError
 from engine.kernel.events import Order, Severity, TickerUpdated, utcnow
-from engine.kernel.ports import AlertPort, Publish, VenueLink
+from engine.kernel.ports import Ports, VenueLink
 from engine.kernel.tasks import Periodic, TaskGroup
+from engine.trading.books import Books
 from engine.trading.execution import Execution
 from engine.trading.holdings import Holdings
-from engine.trading.orders import OrderTracker
-from engine.trading.portfolio import Portfolio
-from engine.trading.stats import DailyStats
 from engine.venue import errors as vx
 from engine.venue.adapter import dec
 from engine.venue.resilience import BACKOFF_S
@@ -51,29 +49,25 @@ class VenueSync:
         self,
         cfg: VenueConfig,
         monitors: MonitorsConfig,
-        symbols: tuple[str, ...],
+        books: Books,
         link: VenueLink,
         execution: Execution,
-        tracker: OrderTracker,
-        portfolio: Portfolio,
         holdings: Holdings,
-        stats: DailyStats,
-        publish: Publish,
-        alert: AlertPort,
+        ports: Ports,
         guard: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.guard = guard  # the engine clock's quiet(): polling and reconciliation never straddle a simulated step
         self.monitors_cfg = monitors
         self.holdings = holdings
-        self.symbols = symbols
+        self.symbols = books.symbols
         self.link = link
         self.execution = execution
-        self.tracker = tracker
-        self.portfolio = portfolio
-        self.stats = stats
-        self.publish = publish
-        self.alert = alert
+        self.tracker = books.tracker
+        self.portfolio = books.portfolio
+        self.stats = books.stats
+        self.publish = ports.publish
+        self.alert = ports.alert
         self.backoff = tuple(cfg.retry_backoff_s) or BACKOFF_S
         self.stream_down: dict[str, str] = {}  # stream name -> why, while it is failing
         # Stream name -> monotonic time of its last event. Kept across a reconnect: staleness is about data, and a
@@ -107,12 +101,12 @@ class VenueSync:
             assert venue is not None
             try:
                 await venue.load_markets(reload=attempt > 0)
-                if not venue.ex.markets:
+                if not venue.markets_loaded:
                     raise EngineError(
                         f"the venue at {self.link.label} answered with no market at all: it is not a "
                         "Binance-compatible API or it answered garbage; check [venue] rest_url"
                     )
-                unknown = [s for s in self.symbols if s not in venue.ex.markets]
+                unknown = [s for s in self.symbols if s not in venue.markets]
                 if unknown:
                     raise EngineError(f"[venue] symbols {unknown} are not traded on {self.link.label}; fix config.toml")
                 for symbol in self.symbols:
@@ -128,7 +122,7 @@ class VenueSync:
                 self.alert(Severity.CRIT, "VENUE_AUTH", f"venue refused the API key: {exc}; check the key pair")
                 raise
             except (vx.NetworkError, vx.ExchangeError) as exc:
-                if isinstance(exc, vx.VenueGarbage) and not streams_first and not venue.ex.markets:
+                if isinstance(exc, vx.VenueGarbage) and not streams_first and not venue.markets_loaded:
                     raise EngineError(f"{self.link.label}: {exc}") from None  # at start: most likely not a venue
                 delay = self.backoff[min(attempt, len(self.backoff) - 1)]
                 self.link.set_connected(False, f"{type(exc).__name__}: retrying in {delay:g}s")

@@ -1,28 +1,42 @@
 """The one venue adapter: ccxt async REST + ccxt.pro streams, with amounts converted to Decimal at the edge.
 
-ccxt's unified structures carry floats. Venue values have at most 15 significant digits, so the float's
-shortest repr is exactly the decimal string the venue sent; ``dec`` converts through it, never through
-float arithmetic. Orders go out as strings.
+``Venue.from_settings`` is the only way to build one (the engine, the no-engine emergency path and the go/no-go
+checklist all do it so), and nothing outside ``engine.venue`` touches the ccxt client: what the checklist probes is
+a ``Venue`` method too. Answers are parsed in ``engine.venue.parse``; orders go out as strings.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from engine.kernel.events import Balance, Fill, OrderStatus
+from engine.kernel.config import VenueConfig
+from engine.kernel.errors import EngineError
+from engine.kernel.events import Balance, Fill
 from engine.venue import errors as vx
 from engine.venue.clock import VenueClock, note_round_trip, skew_from
 from engine.venue.exchange import build_exchange
 from engine.venue.health import VenueHealth
+from engine.venue.parse import (
+    BINANCE_STATUS,
+    OrderReport,
+    _is_json,
+    dec,
+    parse_balances,
+    parse_binance_order,
+    parse_binance_orders,
+    parse_fill,
+    parse_my_trades,
+    parse_order,
+    parse_orders,
+    status_from_ccxt,
+)
 from engine.venue.ratelimit import weight_limit_from
 from engine.venue.resilience import (
     BACKOFF_S,
@@ -34,195 +48,53 @@ from engine.venue.resilience import (
     with_retries,
 )
 
+__all__ = [
+    "BINANCE_STATUS",
+    "Endpoint",
+    "OrderReport",
+    "Venue",
+    "dec",
+    "not_sent_errors",
+    "parse_balances",
+    "parse_binance_order",
+    "parse_binance_orders",
+    "parse_fill",
+    "parse_my_trades",
+    "parse_order",
+    "parse_orders",
+    "refused_errors",
+    "status_from_ccxt",
+]
+
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a venue answers and with which keys: the configured exchange, or the built-in simulator's loopback
+    server and its paper keys."""
 
-def dec(value: Any) -> Decimal | None:
-    """A ccxt number (float, int or str) as Decimal, or None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return Decimal(str(value))
+    exchange_id: str
+    rest_url: str | None
+    ws_url: str | None
+    api_key: str | None
+    api_secret: str | None
+    sandbox: bool
 
-
-@dataclass(frozen=True, slots=True)
-class OrderReport:
-    """What the venue says about one order, in the engine's terms."""
-
-    client_id: str
-    venue_id: str | None
-    symbol: str
-    side: str
-    type: str
-    status: OrderStatus
-    amount: Decimal
-    filled: Decimal
-    price: Decimal | None
-    average: Decimal | None
-    fills: tuple[Fill, ...] = ()
-
-
-def _ts(ms: Any) -> datetime:
-    if ms is None:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(int(ms) / 1000, UTC)
-
-
-def _is_json(body: str) -> bool:
-    try:
-        json.loads(body)
-    except ValueError:
-        return False
-    return True
-
-
-def _parses(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """An answer ccxt passed on but that is not ``what`` (a wrong-shaped JSON) is the venue's garbage, said so."""
-
-    def wrap(parse: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(parse)
-        def parsed(*args: Any) -> Any:
-            try:
-                return parse(*args)
-            except GARBAGE_SYMPTOMS as exc:
-                raise garbage(what, exc) from None
-
-        return parsed
-
-    return wrap
-
-
-@_parses("a fill")
-def parse_fill(t: dict[str, Any]) -> Fill:
-    fee = t.get("fee") or {}
-    info = t.get("info") or {}
-    return Fill(
-        trade_id=str(t.get("id") or info.get("tradeId") or info.get("t")),
-        client_id=t.get("clientOrderId") or info.get("clientOrderId") or info.get("c") or None,
-        symbol=t["symbol"],
-        side=t["side"],
-        price=dec(t["price"]) or Decimal(0),
-        amount=dec(t["amount"]) or Decimal(0),
-        fee=dec(fee.get("cost")) or Decimal(0),
-        fee_asset=fee.get("currency"),
-        ts=_ts(t.get("timestamp")),
-    )
-
-
-@_parses("an order")
-def parse_order(o: dict[str, Any]) -> OrderReport:
-    amount = dec(o.get("amount")) or Decimal(0)
-    filled = dec(o.get("filled")) or Decimal(0)
-    info = o.get("info") or {}
-    # A cancel answer carries the cancel request's own id as clientOrderId and ours as origClientOrderId
-    # (facts note §5); the order is the original one.
-    client_id = info.get("origClientOrderId") or o.get("clientOrderId") or info.get("clientOrderId") or ""
-    fills = tuple(
-        parse_fill(
-            {
-                **t,
-                "symbol": t.get("symbol") or o["symbol"],
-                "side": t.get("side") or o["side"],
-                "clientOrderId": client_id,
-            }
+    @classmethod
+    def configured(cls, cfg: VenueConfig, mode: str) -> Endpoint:
+        """The configured venue; paper with no URL of its own uses the exchange's testnet (sandbox)."""
+        return cls(
+            cfg.exchange,
+            cfg.rest_url,
+            cfg.ws_url,
+            cfg.api_key.get_secret_value() if cfg.api_key else None,
+            cfg.api_secret.get_secret_value() if cfg.api_secret else None,
+            sandbox=cfg.rest_url is None and mode == "paper",
         )
-        for t in (o.get("trades") or [])
-        if t.get("id") is not None
-    )
-    return OrderReport(
-        client_id=client_id,
-        venue_id=str(o["id"]) if o.get("id") is not None else None,
-        symbol=o["symbol"],
-        side=o["side"],
-        type=o.get("type") or "limit",
-        status=status_from_ccxt(o.get("status"), filled, amount),
-        amount=amount,
-        filled=filled,
-        price=dec(o.get("price")),
-        average=dec(o.get("average")),
-        fills=fills,
-    )
 
 
-def status_from_ccxt(status: str | None, filled: Decimal, amount: Decimal) -> OrderStatus:
-    """Map ccxt's unified order status (open/closed/canceled/expired/rejected) onto ours."""
-    if status == "open":
-        return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.OPEN
-    if status == "closed":
-        return OrderStatus.FILLED
-    if status in ("canceled", "cancelled"):
-        return OrderStatus.CANCELED
-    if status == "expired":
-        return OrderStatus.EXPIRED
-    if status == "rejected":
-        return OrderStatus.REJECTED
-    raise ValueError(f"unknown order status from venue: {status!r}")
-
-
-# Binance's order statuses in ccxt's unified words (what ``status_from_ccxt`` reads; ccxt's own table).
-BINANCE_STATUS = {
-    "NEW": "open",
-    "PARTIALLY_FILLED": "open",
-    "PENDING_CANCEL": "open",
-    "FILLED": "closed",
-    "CANCELED": "canceled",
-    "REJECTED": "rejected",
-    "EXPIRED": "expired",
-    "EXPIRED_IN_MATCH": "expired",
-}
-
-
-@_parses("an order")
-def parse_binance_order(o: dict[str, Any], symbol_of: Callable[[str], str]) -> OrderReport:
-    """An order as Binance spot answers it (cancel-all, open orders: facts note §2), straight from its decimal
-    strings. ccxt's unified parse of a cancel-all's 100 orders costs the kill switch ~5 ms; this costs ~0.3 ms, and
-    no amount passes through a float. ``symbol_of`` maps the venue's market id (BTCUSDT) to BTC/USDT."""
-    amount = Decimal(o.get("origQty") or 0)
-    filled = Decimal(o.get("executedQty") or 0)
-    quote = Decimal(o.get("cummulativeQuoteQty") or 0)
-    price = Decimal(o["price"]) if o.get("price") not in (None, "") else None
-    return OrderReport(
-        # A cancel answer carries the cancel request's own id as clientOrderId and ours as origClientOrderId.
-        client_id=o.get("origClientOrderId") or o.get("clientOrderId") or "",
-        venue_id=str(o["orderId"]) if o.get("orderId") is not None else None,
-        symbol=symbol_of(o["symbol"]),
-        side=str(o.get("side", "")).lower(),
-        type=str(o.get("type") or "limit").lower(),
-        status=status_from_ccxt(BINANCE_STATUS.get(o.get("status") or ""), filled, amount),
-        amount=amount,
-        filled=filled,
-        price=price if price else None,
-        average=quote / filled if filled else None,
-    )
-
-
-@_parses("a list of orders")
-def parse_binance_orders(raw: list[dict[str, Any]], symbol_of: Callable[[str], str]) -> list[OrderReport]:
-    """A cancel-all's or an open-orders listing's answer (Binance's own words, see ``parse_binance_order``)."""
-    return [parse_binance_order(o, symbol_of) for o in raw]
-
-
-@_parses("a list of orders")
-def parse_orders(raw: list[dict[str, Any]]) -> list[OrderReport]:
-    return [parse_order(o) for o in raw]
-
-
-@_parses("a list of trades")
-def parse_my_trades(raw: list[dict[str, Any]]) -> list[tuple[str | None, Fill]]:
-    """The account's trades, each with the venue's order id (myTrades carries no client id)."""
-    return [(str(t["order"]) if t.get("order") is not None else None, parse_fill(t)) for t in raw]
-
-
-@_parses("a balance")
-def parse_balances(raw: dict[str, Any]) -> tuple[Balance, ...]:
-    out = []
-    free, used = raw.get("free") or {}, raw.get("used") or {}
-    for asset in sorted(set(free) | set(used)):
-        out.append(Balance(asset, dec(free.get(asset)) or Decimal(0), dec(used.get(asset)) or Decimal(0)))
-    return tuple(out)
+T = TypeVar("T")
 
 
 class Venue:
@@ -275,6 +147,38 @@ class Venue:
         # Both clients sign with the venue's clock: followed by every ping, resynced when a signed call is refused
         # for its timestamp (-1021). A resync reads the time on the kill switch's lane, past the breaker.
         self.clock = VenueClock((self.ex, self.urgent), self.health, lambda: self._urgent("fetch_time", then=skew_from))
+
+    @classmethod
+    def from_settings(
+        cls,
+        cfg: VenueConfig,
+        mode: str,
+        *,
+        endpoint: Endpoint | None = None,
+        backoff_s: tuple[float, ...] | None = None,
+        breaker: CircuitBreaker | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
+        health: VenueHealth | None = None,
+        latency_observer: Callable[[str, float], None] | None = None,
+    ) -> Venue:
+        """The one way to build a venue: from ``[venue]`` (or the simulator's ``endpoint``), in ``mode``, with the
+        engine's hooks where it has them. The simulator speaks Binance, so it is reached as ``binance``."""
+        where = endpoint or Endpoint.configured(cfg, mode)
+        return cls(
+            "binance" if where.exchange_id == "sim" else where.exchange_id,
+            rest_url=where.rest_url,
+            ws_url=where.ws_url,
+            api_key=where.api_key,
+            api_secret=where.api_secret,
+            timeout_ms=cfg.timeout_ms,
+            sandbox=where.sandbox,
+            backoff_s=tuple(cfg.retry_backoff_s) if backoff_s is None else backoff_s,
+            breaker=breaker,
+            on_error=on_error,
+            health=health,
+            latency_observer=latency_observer,
+            rate_limit=cfg.rate_limit,
+        )
 
     def _pace_by_weight(self, ex: Any, urgent: bool) -> None:
         """Replace ccxt's throttle with the venue's weight budget. ccxt calls ``throttle(cost)`` right before each
@@ -422,6 +326,25 @@ class Venue:
         self.urgent.set_markets_from_exchange(self.ex)
         await self.warm_urgent_lane()
         return markets
+
+    @property
+    def markets_loaded(self) -> bool:
+        """Whether the venue's markets (symbols, filters) are loaded: nothing is sent before they are."""
+        return bool(self.ex.markets)
+
+    @property
+    def markets(self) -> dict[str, Any]:
+        """The venue's markets by symbol, as loaded (empty before ``load_markets``)."""
+        return dict(self.ex.markets or {})
+
+    async def require_markets(self, symbols: tuple[str, ...]) -> None:
+        """Load the markets once and check that every configured symbol is traded there; the error names the
+        symbols and the fix."""
+        if not self.markets_loaded:
+            await self.load_markets()
+        unknown = [s for s in symbols if s not in self.ex.markets]
+        if unknown:
+            raise EngineError(f"[venue] symbols {unknown} are not traded on {self.exchange_id}; fix the config")
 
     def market(self, symbol: str) -> dict[str, Any]:
         return self.ex.market(symbol)
@@ -571,8 +494,50 @@ class Venue:
     async def watch_ticker(self, symbol: str) -> dict[str, Any]:
         return await self.ex.watch_ticker(symbol)
 
+    # Calls that need the key: one of them answering proves the key works again.
+    # ------------------------------------------------------------ probes of the go/no-go checklist
+    # Each is one plain request on the routine client, with no retry: the checklist wants the venue's own answer.
 
-# Calls that need the key: one of them answering proves the key works again.
+    async def probe_ping(self) -> bool:
+        """Binance's ``GET /api/v3/ping`` (runbook 000 §1 "API Connectivity"); False where the venue has none."""
+        if not self.binance:
+            return False
+        await self.ex.public_get_ping()
+        return True
+
+    async def probe_server_time(self, symbol: str) -> int | None:
+        """The venue's clock in ms (``GET /api/v3/time``), or None where it has no such call (a ticker answers)."""
+        if self.ex.has.get("fetchTime"):
+            return int(await self.ex.fetch_time())
+        await self.ex.fetch_ticker(symbol)
+        return None
+
+    async def probe_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """A signed request: every asset's (free, locked), as the venue answers it."""
+        raw = await self.ex.fetch_balance()
+        used = raw.get("used") or {}
+        return {
+            asset: (dec(free) or Decimal(0), dec(used.get(asset)) or Decimal(0))
+            for asset, free in (raw.get("free") or {}).items()
+        }
+
+    async def key_permissions(self) -> dict[str, Any]:
+        """What Binance says the key may do (``GET /sapi/v1/account/apiRestrictions``)."""
+        return dict(await self.ex.sapi_get_account_apirestrictions())
+
+    async def probe_ticker(self, symbol: str) -> dict[str, Any]:
+        """The symbol's ticker, one plain request."""
+        return dict(await self.ex.fetch_ticker(symbol))
+
+    async def probe_ticker_stream(self, symbol: str) -> None:
+        """Wait for the symbol's next ticker on the market stream."""
+        await self.ex.watch_ticker(symbol)
+
+    async def probe_balance_stream(self) -> None:
+        """Wait for the next balance on the user stream."""
+        await self.ex.watch_balance()
+
+
 PRIVATE_CALLS = frozenset(
     {
         "fetch_balance",

@@ -4,7 +4,8 @@ Fed by the venue adapter on every call; read by the monitors. It survives a reco
 
 HTTP 429 makes every new request wait for the venue's Retry-After, venue-wide (runbook 001 §2; Binance bans the
 IP with 418 when a client keeps sending); a 418 is a ban until its Retry-After. The weight budget (``budget``,
-``engine.venue.ratelimit``) follows the venue's count of used weight from every answer, so requests stay under the limit.
+``engine.venue.ratelimit``) follows the venue's count of used weight from every answer, so requests stay under the
+limit.
 """
 
 from __future__ import annotations

@@ -1,0 +1,106 @@
+"""The store's place in the engine: first on the bus (a fact is on disk before anything acts on it), one
+transaction per burst of events, and what happens when the disk refuses (trading halts, nothing unrecorded is
+sent) and when it writes again."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+from engine.kernel.errors import StoreError, os_reason, unwritable
+from engine.kernel.events import Event, OrderCreated, Severity, TradingState, TradingStateChanged
+from engine.kernel.ports import AlertPort, Durability
+from engine.store.db import Store
+from engine.trading.state import TradingStateMachine
+
+log = logging.getLogger(__name__)
+
+
+class StoreGuard:
+    """Writes every event to the store (once it is open) and fails closed when it cannot."""
+
+    def __init__(self, data_dir: Path, state: TradingStateMachine, alert: AlertPort) -> None:
+        self.data_dir = data_dir
+        self.state = state
+        self.alert = alert
+        self.store: Store | None = None
+        self.failure: str | None = None  # why the store cannot be written now (a full disk...), or None
+
+    @property
+    def durability(self) -> Durability:
+        """What the order path calls to batch and commit through this store."""
+        return Durability(self.batch, self.commit)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """One store transaction for a burst of events (group commit); nothing to batch before the store opens."""
+        return self.store.batch() if self.store is not None else nullcontext()
+
+    def commit(self) -> None:
+        """Commit what the store holds for a batch: the order path calls it before a new client id leaves. A commit
+        that fails (a full disk) fails the order closed: it is not sent."""
+        if self.store is None:
+            return
+        try:
+            self.store.flush()
+        except (sqlite3.Error, OSError) as exc:
+            reason = self.failed(exc)
+            raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
+
+    def persist(self, event: Event) -> None:
+        """The store first: a fact is on disk before anything acts on it. When the disk refuses (full, gone
+        read-only), trading halts in memory with a CRIT alert and an order whose client id cannot be stored is not
+        sent; everything else goes on (the venue keeps the truth, reconciled at the next start). Once the store
+        writes again the trading state is recorded again."""
+        assert self.store is not None
+        try:
+            self.store.handle(event)
+        except (sqlite3.Error, OSError) as exc:
+            reason = self.failed(exc)
+            if isinstance(event, OrderCreated):
+                raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
+            return
+        if self.failure is not None and unwritable(self.data_dir) is None:
+            self._recovered()
+
+    def _recovered(self) -> None:
+        assert self.store is not None
+        state, info = self.state.state, self.state.info
+        try:
+            self.store.handle(
+                TradingStateChanged(
+                    state,
+                    state,
+                    info.get("actor") or "engine",
+                    f"{info.get('reason') or ''} (recorded again once the store could write)".strip(),
+                    code=info.get("code") or "",
+                    values=info.get("values") or {},
+                )
+            )
+        except (sqlite3.Error, OSError):
+            return  # not yet
+        self.failure = None
+        self.alert(
+            Severity.WARN,
+            "STORE_RECOVERED",
+            "the cockpit store writes again; what happened while it could not is reconciled from the venue",
+        )
+
+    def failed(self, exc: BaseException) -> str:
+        """The store could not write or commit (found at the write, or at a batch's commit): HALT once, say so.
+        Returns the reason in words."""
+        reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        if self.failure is None:
+            self.failure = reason
+            log.error("cannot write the store: %s", reason)
+            self.state.tripped()
+            self.state.move(TradingState.HALTED, "monitor:store", f"the store cannot be written: {reason}", "store")
+            self.alert(
+                Severity.CRIT,
+                "STORE_WRITE_FAILED",
+                f"cannot write the cockpit store ({reason}): trading HALTED, no order can be recorded so "
+                f"none is sent; orders at the venue stay. Free space in {self.data_dir} "
+                "(or make it writable); the engine records again by itself",
+            )
+        return reason
