@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import time
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,7 +64,7 @@ from engine.kernel.commands import (
 from engine.kernel.commands import Snapshot as TakeSnapshot
 from engine.kernel.config import Settings
 from engine.kernel.errors import EngineError
-from engine.kernel.events import Fill, TradingState
+from engine.kernel.events import TradingState
 from engine.store.datadir import DataDirBusy
 from engine.trading.state import WHY_NOT
 from widgets.alerts import AlertList
@@ -251,20 +250,9 @@ class CockpitApp(App):
         engine = self.engine
         snap = engine.snapshot()
         store = engine.store
-        fills = [
-            Fill(
-                r["trade_id"],
-                r["client_id"],
-                r["symbol"],
-                r["side"],
-                Decimal(r["price"]),
-                Decimal(r["amount"]),
-                Decimal(r["fee"] or 0),
-                r["fee_asset"],
-                datetime.fromisoformat(r["ts"]),
-            )
-            for r in (store.fills()[-50:] if store else [])
-        ]
+        from engine.store.db import fill_from_row  # the store is open by now: no import cost before the first frame
+
+        fills = [fill_from_row(r) for r in (store.fills()[-50:] if store else [])]
         curve = [Decimal(r["equity"]) for r in (store.equity_curve(limit=120) if store else [])]
         return Snapshot(
             state=snap["state"],
@@ -412,7 +400,7 @@ class CockpitApp(App):
         return result
 
     async def action_halt(self) -> None:
-        """Halt at once: no question asked (DESIGN.md: halt is one key)."""
+        """Halt at once: no question asked (halt is one key, always)."""
         command = Halt(actor=ACTOR, reason="h pressed in cockpit")
         if not self.started.is_set():
             self._kill(command, "Halt")  # waits for the engine in a worker: the screen goes on meanwhile

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _gate_commands(sub: Any) -> None:
-    """``preflight``, ``validate`` and ``report daily``: the go/no-go gate (cockpit/gate.py)."""
+    """``preflight``, ``validate`` and ``report daily``: the go/no-go gate (cockpit/gate_commands.py)."""
     pre = sub.add_parser("preflight", help="run the go/no-go checklist; exit 0 GO, 1 NO-GO, 2 could not run")
     _common(pre, top=False)
     _live_flag(pre, top=False)
@@ -255,6 +255,17 @@ def _gate_commands(sub: Any) -> None:
     rep.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def parse_replay(items: list[str]) -> dict[str, str]:
+    """``--replay SYMBOL=FILE`` options as {venue symbol: path}; BTC/USDT and btcusdt both mean BTCUSDT."""
+    replay: dict[str, str] = {}
+    for item in items:
+        symbol, sep, path = item.partition("=")
+        if not sep or not symbol or not path:
+            raise ValueError(f"--replay {item!r} must look like BTCUSDT=prices.csv")
+        replay[symbol.upper().replace("/", "")] = path
+    return replay
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["sim", "fault"]:
@@ -272,13 +283,11 @@ def main(argv: list[str] | None = None) -> int:
             if not 0 <= port <= 65535:
                 print(f"cockpit sim: {name} {port} is not a port (0-65535)", file=sys.stderr)
                 return 2
-        replay: dict[str, str] = {}
-        for item in args.replay:
-            symbol, sep, path = item.partition("=")
-            if not sep or not symbol or not path:
-                print(f"cockpit sim: --replay {item!r} must look like BTCUSDT=prices.csv", file=sys.stderr)
-                return 2
-            replay[symbol.upper()] = path
+        try:
+            replay = parse_replay(args.replay)
+        except ValueError as exc:
+            print(f"cockpit sim: {exc}", file=sys.stderr)
+            return 2
         return sim_main(
             args.rest_port,
             args.ws_port,
@@ -334,7 +343,7 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
 
 
 def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_live: bool) -> int:
-    from cockpit import gate
+    from cockpit import gate_commands as gate
 
     if command == "preflight":
         return gate.preflight(settings, as_json=args.json, confirm_live=confirm_live, timeout=args.timeout)
@@ -357,13 +366,11 @@ def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_li
         if value is not None and not value > 0:
             print(f"cockpit validate: {name} must be positive", file=sys.stderr)
             return 2
-    replay: dict[str, str] = {}
-    for item in args.replay:
-        symbol, sep, path = item.partition("=")
-        if not sep or not symbol or not path:
-            print(f"cockpit validate: --replay {item!r} must look like BTCUSDT=prices.csv", file=sys.stderr)
-            return 2
-        replay[symbol.upper().replace("/", "")] = path
+    try:
+        replay = parse_replay(args.replay)
+    except ValueError as exc:
+        print(f"cockpit validate: {exc}", file=sys.stderr)
+        return 2
     return gate.validate(
         settings,
         duration_s=duration,

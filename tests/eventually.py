@@ -1,4 +1,4 @@
-"""Wait for a condition instead of sleeping for a fixed time (STYLE.md, practice 12)."""
+"""Wait for a condition instead of sleeping for a fixed time (tests wait for conditions, never a fixed sleep)."""
 
 from __future__ import annotations
 

@@ -1,2 +1,3 @@
-"""How front ends reach the engine: the command inbox that carries commands from other shells, and the read
-model. Front ends (the TUI, the CLI) read typed views and send commands here, never the engine's attributes."""
+"""How front ends reach the engine from outside its process: the command inbox that carries commands from other
+shells and scripts through the store (``cockpit halt`` ...). The read model they are answered from is
+``engine.core.readmodel``; the service API will serve both."""

@@ -121,6 +121,8 @@ class Engine:
         self.read = ReadModel(self)
         self.handlers = CommandHandlers(self)
         self.incidents = Incidents(settings.engine.data_dir, publish, self.read.snapshot_parts, self.tasks.spawn)
+        # For snapshots ("review last 50 events"): (when, event), put into words only when a snapshot is taken.
+        self.recent_events: deque[tuple[datetime, Event]] = deque(maxlen=500)
         for handler in (
             self.stop_losses.on_event,
             self.runner.on_event,
@@ -132,8 +134,6 @@ class Engine:
             self._remember,
         ):
             self.bus.add_handler(handler)
-        # For snapshots ("review last 50 events"): (when, event), put into words only when a snapshot is taken.
-        self.recent_events: deque[tuple[datetime, Event]] = deque(maxlen=500)
         self.health_server: HealthServer | None = None
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
@@ -472,7 +472,7 @@ class Engine:
         self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
         origins = {o.client_id: o.origin for o in self.tracker.all()}
         for fill in fills:
-            self.portfolio.add_fill(fill, origins.get(fill.client_id))
+            self.portfolio.add_fill(fill, origins.get(fill.client_id) if fill.client_id else None)
             self.execution.seen(fill)
         today = self.store.load_day(self.stats.clock().date().isoformat())
         if today:
@@ -491,32 +491,6 @@ class Engine:
 
     def _publish_health(self) -> None:
         self.bus.publish(self.read.health_event())
-
-    # ------------------------------------------------------------ counters kept across restarts
-
-    def _restore_counters(self, fills: list[Fill]) -> None:
-        """Day counters, strategy guard, stops and the fills-based entry prices, as they were at stop."""
-        assert self.store is not None
-        stops = self.store.load_json("stops") or {}
-        self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
-        origins = {o.client_id: o.origin for o in self.tracker.all()}
-        for fill in fills:
-            self.portfolio.add_fill(fill, origins.get(fill.client_id))
-            self.execution.seen(fill)
-        today = self.store.load_day(self.stats.clock().date().isoformat())
-        if today:
-            self.stats.today = DayStats.from_dict(today)
-        guard = self.store.load_json("strategy_guard")
-        if guard:
-            cfg = self.settings.strategy
-            self.runner.guard = type(self.runner.guard).from_dict(
-                guard, max_consecutive_losses=cfg.max_consecutive_losses, cooldown_s=cfg.cooldown_s
-            )
-
-    def _save_counters(self) -> None:
-        self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
-        self.bus.publish(StrategyGuardChanged(self.runner.guard.to_dict()))
-        self.bus.publish(StopsChanged(dict(self.execution.stops)))
 
     # ------------------------------------------------------------ the one command path
 

@@ -205,7 +205,9 @@ class CommandHandlers:
         start = time.perf_counter()
         before = self.engine.sync.stream_states()
         await self.engine.sync.stop_streams()
-        old, self.engine.link.venue = self.engine.link.venue, self.engine.make_venue()
+        old = self.engine.link.venue
+        assert old is not None  # _reconnect refuses before the venue is connected
+        self.engine.link.venue = self.engine.make_venue()
         # Calls already on their way finish on the old client (an order in flight must get its answer); it is
         # closed once they have had their timeout.
         self.engine.tasks.spawn("close-old-venue", self._close_later(old))

@@ -283,7 +283,7 @@ class Validation:
                 "speed_on_cpu": round(simulated_s / cpu_s, 1) if cpu_s > 0 else None,
                 "interrupted": self._stop,
                 "error": error,
-                "replay_paths": {k: str(Path(v).resolve()) for k, v in plan.replay.items()},
+                "replay_paths": {k: str(v) for k, v in plan.replay.items()},  # resolved by the plan
             },
         )
         if error:

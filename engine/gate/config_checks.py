@@ -35,6 +35,7 @@ def mode(settings: Settings, confirm_live: bool) -> Check:
     }
     c = ("mode", "Mode is what the operator asked for")
     if settings.engine.mode != "live":
+        where: str | None
         if cfg.exchange == "sim":
             where = "the built-in simulator"
         elif cfg.rest_url:

@@ -117,11 +117,12 @@ def stability(settings: Settings, store: Store | None, live: bool) -> Check:
     day_stats = [d for d in (store.load_day(day) for day in days) if d]
     reconnects = sum(int(d.get("ws_reconnects", 0)) for d in day_stats)
     rest_errors = sum(int(d.get("rest_errors", 0)) for d in day_stats)
-    evidence = {
+    crit_codes = sorted({a["code"] for a in crit})[:10]
+    evidence: dict[str, Any] = {
         "window_h": cfg.stability_window_h,
         "covered_h": round(covered, 2),
         "crit_alerts": len(crit),
-        "crit_codes": sorted({a["code"] for a in crit})[:10],
+        "crit_codes": crit_codes,
         "max_crit_alerts": cfg.max_crit_alerts,
         "orders_ended": ended,
         "orders_filled": filled,
@@ -137,7 +138,7 @@ def stability(settings: Settings, store: Store | None, live: bool) -> Check:
     if covered + 0.05 < cfg.stability_window_h:
         problems.append(f"only {covered:.1f} h of paper / dry-run in the last {cfg.stability_window_h:g} h")
     if len(crit) > cfg.max_crit_alerts:
-        problems.append(f"{len(crit)} CRIT alert(s) ({', '.join(evidence['crit_codes'][:3])})")
+        problems.append(f"{len(crit)} CRIT alert(s) ({', '.join(crit_codes[:3])})")
     if fill_rate is None:
         problems.append("no order ended: fill rate unknown")
     elif fill_rate <= cfg.min_fill_rate_pct:

@@ -13,6 +13,7 @@ The checklist is run by the engine (``Engine.preflight``, through the command pa
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -116,9 +117,7 @@ class Preflight:
         for code, title, step in steps:
             try:
                 result = step()
-                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                    result = await result
-                check = result  # type: ignore[assignment]
+                check = await result if inspect.isawaitable(result) else result
             except vx.BaseError as exc:
                 check = Check(
                     code,
@@ -442,7 +441,7 @@ class Preflight:
         quote = self.settings.engine.quote_asset
         equity = sum(self._balances.get(quote, (Decimal(0), Decimal(0))), Decimal(0))
         assumed = price is None or equity <= 0  # the venue gave neither: the rules are tested on round figures
-        if assumed:
+        if price is None or equity <= 0:
             price, equity = price or Decimal("100"), equity if equity > 0 else Decimal("10000")
         value = equity * risk.max_position_pct / 100 * 2  # twice the largest position allowed
         amount = value / price

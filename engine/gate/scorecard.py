@@ -64,9 +64,9 @@ class Recorder:
             order = event.order
             if order.status.is_open:
                 self.open_orders.add(order.client_id)
-            ref = self.last_price(order.symbol)
-            if order.type == "market" and ref is not None:
-                self._market_refs[order.client_id] = (order.side, ref)
+            last = self.last_price(order.symbol)
+            if order.type == "market" and last is not None:
+                self._market_refs[order.client_id] = (order.side, last)
         elif isinstance(event, RoundTripClosed):
             self.trips.append(event.pnl)
         elif isinstance(event, EquitySampled):

@@ -19,6 +19,7 @@ from engine.kernel.events import OrderStatus
 from engine.kernel.ports import Submit, VenueLink
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio, base_of
+from engine.venue.adapter import Venue
 
 ACTOR = "preflight:smoke"
 WITHIN_S = 5.0  # runbook 000 §1: "Order appears in tracker within 5s"
@@ -183,7 +184,7 @@ class SmokeTrade:
         return "the orders stream delivered the smoke trade's order events"
 
     @staticmethod
-    def _size(venue, symbol: str, price: Decimal) -> Decimal:  # type: ignore[no-untyped-def]
+    def _size(venue: Venue, symbol: str, price: Decimal) -> Decimal:
         """About the smallest amount the venue takes: some room over its minimum notional and amount, rounded down
         to its step by the venue's own precision rules."""
         return venue.amount_to_precision(

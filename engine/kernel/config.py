@@ -17,10 +17,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 SECRET_KEYS = ("api_key", "api_secret")
+
+
+def _not_below(lower: str, *, equal_ok: bool = False, words: str = "over") -> Any:
+    """A validator of a CRIT threshold against its WARN one (``lower``, validated before it): the CRIT must be over
+    it (or at least it, with ``equal_ok``), or the WARN could never come first."""
+
+    def check(cls: type, value: Any, info: ValidationInfo) -> Any:
+        floor = info.data.get(lower)
+        if floor is not None and (value < floor if equal_ok else value <= floor):
+            relation = "at least" if equal_ok else words
+            raise ValueError(f"{info.field_name} ({value}) must be {relation} {lower} ({floor})")
+        return value
+
+    return classmethod(check)
 
 
 class ConfigError(Exception):
@@ -110,13 +124,7 @@ class RiskConfig(_Section):
     kill_switch: bool = False
     reduce_only: bool = False
 
-    @field_validator("max_drawdown_pct")
-    @classmethod
-    def _hard_over_warn(cls, hard: Decimal, info) -> Decimal:
-        warn = info.data.get("max_drawdown_warn_pct")
-        if warn is not None and hard < warn:
-            raise ValueError(f"max_drawdown_pct ({hard}) must be at least max_drawdown_warn_pct ({warn})")
-        return hard
+    _hard_over_warn = field_validator("max_drawdown_pct")(_not_below("max_drawdown_warn_pct", equal_ok=True))
 
 
 class MonitorsConfig(_Section):
@@ -152,21 +160,8 @@ class MonitorsConfig(_Section):
     reconcile_s: float = Field(default=5.0, gt=0)
     clock_skew_warn_ms: float = Field(default=500.0, gt=0)
 
-    @field_validator("ws_stale_crit_s")
-    @classmethod
-    def _crit_after_warn(cls, crit: float, info) -> float:
-        warn = info.data.get("ws_stale_warn_s")
-        if warn is not None and crit <= warn:
-            raise ValueError(f"ws_stale_crit_s ({crit}) must be longer than ws_stale_warn_s ({warn})")
-        return crit
-
-    @field_validator("mismatch_halt_pct")
-    @classmethod
-    def _halt_over_warn(cls, halt: Decimal, info) -> Decimal:
-        warn = info.data.get("mismatch_warn_pct")
-        if warn is not None and halt <= warn:
-            raise ValueError(f"mismatch_halt_pct ({halt}) must be over mismatch_warn_pct ({warn})")
-        return halt
+    _crit_after_warn = field_validator("ws_stale_crit_s")(_not_below("ws_stale_warn_s", words="longer than"))
+    _halt_over_warn = field_validator("mismatch_halt_pct")(_not_below("mismatch_warn_pct"))
 
 
 class NotifyTarget(_Section):
@@ -239,13 +234,7 @@ class MaCrossConfig(_Section):
     order_quote: Decimal = Field(default=Decimal("100"), gt=0)
     stop_loss_pct: Decimal = Field(default=Decimal("1"), gt=0, lt=100)
 
-    @field_validator("slow")
-    @classmethod
-    def _slow_after_fast(cls, slow: int, info) -> int:
-        fast = info.data.get("fast")
-        if fast is not None and slow <= fast:
-            raise ValueError(f"slow ({slow}) must be longer than fast ({fast})")
-        return slow
+    _slow_after_fast = field_validator("slow")(_not_below("fast", words="longer than"))
 
 
 class MeanReversionConfig(_Section):

@@ -1,7 +1,7 @@
 """Immutable records the engine publishes (events) and accepts (commands).
 
 Front ends (the TUI, the CLI, scripts) only send commands (``engine.kernel.commands``) and redraw from events
-(STYLE.md, practice 2). High-rate events name a ``coalesce_key``: a reader that falls behind gets only the
+(commands in, events out). High-rate events name a ``coalesce_key``: a reader that falls behind gets only the
 latest of each key; every other event (a state change, an alert, an order event) is always delivered.
 """
 

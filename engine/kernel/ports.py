@@ -8,7 +8,7 @@ and the state objects they read (tracker, portfolio, stats, the trading-state ma
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,15 +23,15 @@ if TYPE_CHECKING:  # the type only: a front end importing the ports imports no v
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Event], None]
-Submit = Callable[[Command], Awaitable[CommandResult]]
+Submit = Callable[[Command], Coroutine[Any, Any, CommandResult]]
 Spawn = Callable[[str, Coroutine[Any, Any, Any]], Any]
 # A store transaction for one synchronous burst of events (group commit; see ``Store.batch``).
 Batch = Callable[[], AbstractContextManager[None]]
 
 
 class AlertPort(Protocol):
-    def __call__(self, severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None) -> None:
-        """Raise an alert: logged, stored, shown."""
+    def __call__(self, severity: Severity, code: str, message: str, values: Mapping[str, Any] | None = None) -> object:
+        """Raise an alert: logged, stored, shown (what it returns, if anything, is the caller's to ignore)."""
 
 
 def _nothing_to_commit() -> None:

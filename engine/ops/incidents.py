@@ -10,10 +10,10 @@ import asyncio
 import json
 import logging
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.kernel.events import (
     AlertRaised,
@@ -26,13 +26,16 @@ from engine.kernel.events import (
 )
 from engine.kernel.ports import Publish, Spawn
 
+if TYPE_CHECKING:
+    from engine.store.db import Store
+
 log = logging.getLogger(__name__)
 
 # Seconds between an incident's trip (its state captured) and its archive being written.
 SNAPSHOT_WRITE_DELAY_S = 1.0
 
 
-def store_parts(store: Any) -> dict[str, Any]:
+def store_parts(store: Store) -> dict[str, Any]:
     """What a snapshot holds when no engine runs: what the store knows."""
     state, info = store.trading_state()
     return {
@@ -224,7 +227,10 @@ class Incidents:
         self.publish(IncidentChanged(dict(self.current)))
 
 
-REVIEW_QUESTIONS = (
+# What a question of the review is answered from: the incident's row and the actions the kill switch took.
+ReviewAnswer = Callable[[Mapping[str, Any], list[Mapping[str, Any]]], str]
+
+REVIEW_QUESTIONS: tuple[tuple[str, ReviewAnswer], ...] = (
     ("What triggered the incident?", lambda r, a: f"{r['trigger']} ({r['actor']}): {r['reason']}"),
     (
         "When was it detected, and how long after the first bad reading?",
@@ -252,7 +258,7 @@ def _fmt(seconds: float | None) -> str:
     return "unknown" if seconds is None else f"{seconds:.1f}s"
 
 
-def report(row: Mapping[str, Any], alerts: list[Mapping[str, Any]], changes: list[Mapping[str, Any]]) -> str:
+def report(row: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]], changes: Sequence[Mapping[str, Any]]) -> str:
     """The post-incident review in Markdown: the timeline and the runbook's questions."""
     actions = json.loads(row.get("actions") or "[]")
     t = timings(row)
@@ -280,7 +286,7 @@ def report(row: Mapping[str, Any], alerts: list[Mapping[str, Any]], changes: lis
     return "\n".join(lines)
 
 
-def write_report(store: Any, data_dir: Path, incident_id: int) -> Path:
+def write_report(store: Store, data_dir: Path, incident_id: int) -> Path:
     """Write ``DIR/incident_ID.md``, the post-incident report, and return its path. KeyError: no such incident;
     OSError: it could not be written."""
     row = store.incident(incident_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -19,7 +20,7 @@ TRADES = logging.getLogger("cockpit.trades")
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC), level, logger, message."""
 
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -41,8 +42,17 @@ class LoopBufferedFileHandler(RotatingFileHandler):
     are kept (unformatted) until the running code yields to the loop; warnings and worse, and anything logged with
     no event loop running (the CLI, a thread), are written at once as before. A stop flushes what is kept."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        filename: str | os.PathLike[str],
+        mode: str = "a",
+        maxBytes: int = 0,
+        backupCount: int = 0,
+        encoding: str | None = None,
+        delay: bool = False,
+        errors: str | None = None,
+    ) -> None:
+        super().__init__(filename, mode, maxBytes, backupCount, encoding, delay, errors)
         self._kept: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -61,8 +71,11 @@ class LoopBufferedFileHandler(RotatingFileHandler):
         self._kept.append(record)
 
     def _write_kept_locked(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
+        self.acquire()  # the handler's lock (``Handler.lock``, made in ``Handler.__init__``)
+        try:
             self._write_kept()
+        finally:
+            self.release()
 
     def _write_kept(self) -> None:
         """Write every kept record in one go (the handler's lock is held)."""
@@ -81,8 +94,11 @@ class LoopBufferedFileHandler(RotatingFileHandler):
             self.handleError(records[-1])
 
     def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
+        self.acquire()
+        try:
             self._write_kept()
+        finally:
+            self.release()
         super().flush()
 
     def close(self) -> None:

@@ -111,7 +111,7 @@ class HealthServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         if self.port == 0:
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = self._runner.addresses[0][1]  # the site's socket, bound by start(): (host, port)
         log.info("health and metrics on http://%s:%d/health and /metrics", self.host, self.port)
 
     async def stop(self) -> None:

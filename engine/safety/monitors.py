@@ -9,7 +9,7 @@ through the one command path with itself named as the actor (``monitor:<code>``)
 | rest_latency / stream_latency | p95 over its threshold (001 §3) | |
 | reconnects | more than reconnects_warn_per_hour | |
 | stuck_order | an order open over stuck_order_s: cancelled (001 §4) | the cancel failed |
-| daily_loss | at daily_loss_warn_pct_of_limit of the limit | at the limit: close all; resume refused until UTC midnight |
+| daily_loss | at daily_loss_warn_pct_of_limit of the limit | at the limit: close all; no resume until UTC midnight |
 | max_drawdown | at max_drawdown_warn_pct | at max_drawdown_pct: halt until an operator resumes |
 | flash_crash | | a move over flash_crash_pct in flash_crash_window_s: halt; resume refused until calm |
 | position_mismatch | adopted (between the two levels) | over mismatch_halt_pct: halt, the difference kept (001 §6) |

@@ -1,7 +1,7 @@
 """A Binance-spot-compatible exchange simulator on loopback, driven by the real ccxt client, with faults on
 demand (docs/simulator.md).
 
-Never imports textual: the engine is headless (STYLE.md, practice 1).
+Never imports textual, nor any other part of the engine: it stands alone (an import-linter contract).
 """
 
 from .auth import ApiKey

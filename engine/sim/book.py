@@ -157,7 +157,13 @@ class SyntheticBook:
             self.update_id += 1
 
     # ----- diff stream -----------------------------------------------------------------------------------
-    def _state(self) -> tuple[tuple[Decimal, Decimal], dict[str, dict[Decimal, Decimal]], tuple[dict, dict]]:
+    def _state(
+        self,
+    ) -> tuple[
+        tuple[Decimal, Decimal],
+        dict[str, dict[Decimal, Decimal]],
+        tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]],
+    ]:
         return self.touch(), {k: dict(v) for k, v in self._taken.items()}, self._own_levels()
 
     def sync(self) -> None:

@@ -72,6 +72,10 @@ class ClosedMinutes:
     every price push; a complete minute never changes, so each one is added once and taken off once)."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty the window."""
         self.rows: deque[Candle] = deque()
         self.volume = ZERO
         self.quote_volume = ZERO
@@ -82,11 +86,12 @@ class ClosedMinutes:
     def update(self, closed: list[Candle]) -> None:
         """Follow the window to ``closed`` (its complete minutes, oldest first)."""
         if not closed:
-            self.__init__()  # type: ignore[misc]
+            self._reset()
             return
         rows = self.rows
         if rows and (rows[0].start_ms > closed[0].start_ms or rows[-1].start_ms > closed[-1].start_ms):
-            self.__init__()  # type: ignore[misc]  # history was prepended: start over
+            self._reset()  # history was prepended: start over
+            rows = self.rows
         while rows and rows[0].start_ms < closed[0].start_ms:
             self._drop()
         newest = rows[-1].start_ms if rows else None

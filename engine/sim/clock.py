@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 
 class SimClock:
-    """Market time (``now_ms``) and server time (``server_ms``); ``skew_ms`` shifts server time only (clock-skew fault)."""
+    """Market time (``now_ms``) and server time (``server_ms``); ``skew_ms`` shifts server time only (the clock-skew
+    fault)."""
 
     def __init__(
         self,

@@ -2,13 +2,13 @@
 
 Loopback peers only, no API key; JSON in and out. ``faultcli.py`` (``cockpit sim fault ...``) is its client.
 
-    GET    /sim/faults            active faults, every fault so far, and the catalogue of names and options
-    POST   /sim/faults            {"name": "http-status", "options": {"status": 503}, "duration": 30} -> {"fault": {...}}
-    DELETE /sim/faults            clear every active fault -> {"cleared": [ids]}
-    DELETE /sim/faults/{id}       clear one fault
-    GET    /sim/status            addresses, clock, prices (no secrets)
-    GET    /sim/account           balances, every order ever placed and the trade count (the venue's truth, for checks)
-    POST   /sim/price             {"symbol": "BTCUSDT", "price": "60000"} moves the price at once
+    GET    /sim/faults          active faults, every fault so far, and the catalogue of names and options
+    POST   /sim/faults          {"name": "http-status", "options": {"status": 503}, "duration": 30} -> {"fault": {...}}
+    DELETE /sim/faults          clear every active fault -> {"cleared": [ids]}
+    DELETE /sim/faults/{id}     clear one fault
+    GET    /sim/status          addresses, clock, prices (no secrets)
+    GET    /sim/account         balances, every order ever placed and the trade count (the venue's truth, for checks)
+    POST   /sim/price           {"symbol": "BTCUSDT", "price": "60000"} moves the price at once
 """
 
 from __future__ import annotations

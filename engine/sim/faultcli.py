@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .faults import CATALOGUE, FaultError, FaultSpec, describe_window, spec_of
 
@@ -74,7 +74,7 @@ def _add_rest(parser: argparse.ArgumentParser) -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() returns its exit code."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise CliError(f"{self.prog}: {message}", 2)
 
 

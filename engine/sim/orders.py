@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Union
 
 from .market import PublicTrade
 
 ZERO = Decimal(0)
 
-# Order status transitions (STYLE.md practice 5): an illegal one is a bug and raises.
+# Order status transitions (one table per state machine): an illegal one is a bug and raises.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "NEW": frozenset({"PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"}),
     "PARTIALLY_FILLED": frozenset({"PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"}),
@@ -119,4 +118,4 @@ class BookChanged:
     symbol: str
 
 
-Event = Union[OrderUpdate, BalanceUpdate, BalanceDelta, PublicTrade, BookChanged]
+Event = OrderUpdate | BalanceUpdate | BalanceDelta | PublicTrade | BookChanged

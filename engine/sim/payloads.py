@@ -122,7 +122,8 @@ def new_order_json(order: Order, resp_type: str) -> dict[str, Any]:
 
 
 def cancel_json(order: Order, cancel_client_id: str, now: int) -> dict[str, Any]:
-    """DELETE /api/v3/order answer: ``clientOrderId`` is the cancel request's id, the original is ``origClientOrderId``."""
+    """DELETE /api/v3/order answer: ``clientOrderId`` is the cancel request's id, the original is
+    ``origClientOrderId``."""
     return {
         "symbol": order.symbol,
         "origClientOrderId": order.client_order_id,

@@ -29,14 +29,10 @@ CONTROL_PREFIX = "/sim/"
 
 
 # What a REST answer looks like when something between the client and the venue (or the venue itself) is broken.
-GARBAGE = {
-    "html": dict(
-        text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", content_type="text/html"
-    ),
-    "json": dict(text='{"status": "ok", "data": [1, 2, 3]}', content_type="application/json"),
-    "truncated": dict(
-        text='{"symbol": "BTCUSDT", "orderId": 4, "clientOrderId": "x", "price": "6', content_type="application/json"
-    ),
+GARBAGE: dict[str, tuple[str, str]] = {  # body -> (text, content type)
+    "html": ("<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", "text/html"),
+    "json": ('{"status": "ok", "data": [1, 2, 3]}', "application/json"),
+    "truncated": ('{"symbol": "BTCUSDT", "orderId": 4, "clientOrderId": "x", "price": "6', "application/json"),
 }
 
 
@@ -115,7 +111,8 @@ class RestApi:
                     self.limiter.limit_until(now, now + fault.options["retry_after"] * 1000, fault.options["ban_after"])
                 return self._with_weight(self._status_answer(fault.options))
             if fault := faults.hit("garbage", method=method, path=path):
-                return self._with_weight(web.Response(status=200, **GARBAGE[fault.options["body"]]))
+                text, content_type = GARBAGE[fault.options["body"]]
+                return self._with_weight(web.Response(status=200, text=text, content_type=content_type))
             if fault := faults.hit("error-code", method=method, path=path):
                 raise errors.by_code(fault.options["code"], fault.options["msg"], fault.options["status"])
             held = faults.hit("accept-then-hang", method=method, path=path)

@@ -63,7 +63,8 @@ class StreamServer:
         self._server = await serve(
             self._handler, host, port, process_request=self._route, ping_interval=None, close_timeout=1
         )
-        return self._server.sockets[0].getsockname()[1]
+        bound: int = self._server.sockets[0].getsockname()[1]  # getsockname(): (host, port)
+        return bound
 
     async def stop(self) -> None:
         """Close every connection and the listening socket."""
@@ -159,6 +160,7 @@ class StreamServer:
             self._send_user(body)
 
     async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None  # a handler runs after the opening handshake, which sets it
         parts = urlsplit(ws.request.path)
         self._connections.add(ws)
         try:

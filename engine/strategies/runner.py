@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from engine.kernel.commands import CancelOrder, Command, ExitPosition, Permit, PlaceOrder
 from engine.kernel.config import StrategyConfig
@@ -95,7 +96,7 @@ class StrategyRunner:
         self.closes: dict[str, deque[Decimal]] = {s: deque(maxlen=HISTORY) for s in symbols}
         self._exiting: set[str] = set()
 
-    def status(self) -> list[dict]:
+    def status(self) -> list[dict[str, Any]]:
         now = utcnow()
         return [self.guard.status(name, now) for name in self.strategies]
 

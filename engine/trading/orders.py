@@ -2,7 +2,7 @@
 
 An update that arrives out of order (a REST answer saying OPEN after the stream said FILLED) is stale and
 dropped quietly; an update the table forbids (CANCELED then FILLED) is an illegal transition: it is logged
-and alerted, never applied (STYLE.md, practice 5).
+and alerted, never applied (one transition table per state machine).
 """
 
 from __future__ import annotations

@@ -76,8 +76,8 @@ class Portfolio:
         for b in balances:
             self.balances[b.asset] = b
         for symbol, book in self._books.items():
-            b = self.balances.get(base_of(symbol))
-            held = b.total if b else ZERO
+            base = self.balances.get(base_of(symbol))
+            held = base.total if base else ZERO
             if book.amount > held:
                 # Kept aside at their cost, not forgotten: when the balance read overtook the sell's own fill, the
                 # fill claims them and realises their PnL (otherwise realised plus unrealised would miss it).

@@ -72,7 +72,7 @@ class TradingStateMachine:
     that the state it asked about has moved on.
     """
 
-    def __init__(self, publish: Callable[[Any], None], alert: Callable[..., None]) -> None:
+    def __init__(self, publish: Callable[[Any], None], alert: Callable[..., object]) -> None:
         self._publish = publish
         self._alert = alert
         self.state = TradingState.ACTIVE

@@ -119,7 +119,9 @@ class Venue:
         rate_limit: bool = True,
     ) -> None:
         self.exchange_id = exchange_id
-        options = dict(rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, timeout_ms=timeout_ms)
+        options: dict[str, Any] = dict(
+            rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, timeout_ms=timeout_ms
+        )
         # Binance-style venues answer in Binance's own words (parsed here where ccxt's unified parse is slow), count
         # request weight per minute and say how much is used in every answer: both clients then share one budget
         # that follows that count (``engine.venue.ratelimit``), with no debt carried across idle time. Elsewhere ccxt's
@@ -322,7 +324,7 @@ class Venue:
     # ------------------------------------------------------------ markets
 
     async def load_markets(self, reload: bool = False) -> dict[str, Any]:
-        markets = await self._call("load_markets", reload)
+        markets: dict[str, Any] = await self._call("load_markets", reload)
         self.urgent.set_markets_from_exchange(self.ex)
         await self.warm_urgent_lane()
         return markets
@@ -347,7 +349,7 @@ class Venue:
             raise EngineError(f"[venue] symbols {unknown} are not traded on {self.exchange_id}; fix the config")
 
     def market(self, symbol: str) -> dict[str, Any]:
-        return self.ex.market(symbol)
+        return dict(self.ex.market(symbol))
 
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
         """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
@@ -389,7 +391,7 @@ class Venue:
             log.warning("the kill switch's lane did not answer a ping: %s", exc)
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
-        return await self._call("fetch_ticker", symbol)
+        return dict(await self._call("fetch_ticker", symbol))
 
     async def create_order(
         self,
@@ -458,7 +460,8 @@ class Venue:
         return not self.follows_weight or self.health.budget.spare_for_background(weight)
 
     def _binance_orders(self, raw: Any) -> list[OrderReport]:
-        return parse_binance_orders(raw, self.ex.safe_symbol)
+        symbol_of: Callable[[str], str] = self.ex.safe_symbol
+        return parse_binance_orders(raw, symbol_of)
 
     async def _ask(self, call: Callable[..., Awaitable[Any]], name: str, parse: Callable[[Any], T], *args: Any) -> T:
         """``call`` the venue, then ``parse`` its answer: an answer of the wrong shape is the venue's garbage,
@@ -492,7 +495,7 @@ class Venue:
         return parse_balances(await self.ex.watch_balance())
 
     async def watch_ticker(self, symbol: str) -> dict[str, Any]:
-        return await self.ex.watch_ticker(symbol)
+        return dict(await self.ex.watch_ticker(symbol))
 
     # Calls that need the key: one of them answering proves the key works again.
     # ------------------------------------------------------------ probes of the go/no-go checklist

@@ -55,7 +55,8 @@ def own_class(name: str) -> type[Exception]:
     they were not: it is asked for only to raise one, where the venue is connected."""
     if not loaded():
         importlib.import_module(_ERRORS)
-    return __getattr__(name)
+    cls: type[Exception] = __getattr__(name)
+    return cls
 
 
 def circuit_open_class() -> type[Exception]:

@@ -1,7 +1,7 @@
 """Build a ccxt client for a venue, pointing it at a Binance-compatible server when asked.
 
 The real ccxt ``binance`` client talks to the built-in simulator unchanged except for its URLs and a few
-options; each one is explained in ``shared/notes/ccxt-binance-facts.md`` (section 1) and repeated here.
+options; each one is explained where it is set, below.
 This is where ccxt is imported (``engine.venue.errors.load_ccxt``): nothing else in the engine imports it.
 """
 

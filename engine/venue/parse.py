@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from engine.kernel.events import Balance, Fill, OrderStatus
 from engine.venue.resilience import GARBAGE_SYMPTOMS, garbage
@@ -59,14 +59,18 @@ def _is_json(body: str) -> bool:
     return True
 
 
-def _parses(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _parses(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """An answer ccxt passed on but that is not ``what`` (a wrong-shaped JSON) is the venue's garbage, said so."""
 
-    def wrap(parse: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(parse: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(parse)
-        def parsed(*args: Any) -> Any:
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
-                return parse(*args)
+                return parse(*args, **kwargs)
             except GARBAGE_SYMPTOMS as exc:
                 raise garbage(what, exc) from None
 

@@ -130,7 +130,7 @@ class BreakerState(str, enum.Enum):
     HALF_OPEN = "HALF_OPEN"  # one probe call is allowed through
 
 
-# The breaker's transition table (one per state machine, STYLE.md practice 5).
+# The breaker's transition table (one per state machine: an illegal change is a bug).
 BREAKER_TRANSITIONS = {
     BreakerState.CLOSED: frozenset({BreakerState.OPEN}),
     BreakerState.OPEN: frozenset({BreakerState.HALF_OPEN}),

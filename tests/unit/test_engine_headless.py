@@ -1,4 +1,4 @@
-"""The engine never imports Textual (STYLE.md, practice 1)."""
+"""The engine never imports Textual: it is headless, and front ends are its clients."""
 
 import subprocess
 import sys

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cockpit.cli import main
-from cockpit.gate import parse_duration
+from cockpit.gate_commands import parse_duration
 
 
 def test_durations_read_as_an_operator_writes_them():

@@ -164,7 +164,7 @@ def validate(
         speed=speed or cfg.speed,
         tick_s=tick_s or cfg.tick_s,
         seed=settings.venue.sim_seed if seed is None else seed,
-        replay={symbol: Path(path) for symbol, path in replay.items()},
+        replay={symbol: Path(path).resolve() for symbol, path in replay.items()},
     )
     _quiet_logs()
     try:
@@ -210,8 +210,8 @@ async def _run_with_progress(settings: Settings, plan: Any, scratch: Path) -> di
                 task,
                 completed=p.simulated_s,
                 status=(
-                    f"{p.now:%Y-%m-%d %H:%M} · {p.simulated_s / 3600:.1f}/{p.duration_s / 3600:g} h · {p.trades} trades · "
-                    f"equity {equity} {settings.engine.quote_asset}"
+                    f"{p.now:%Y-%m-%d %H:%M} · {p.simulated_s / 3600:.1f}/{p.duration_s / 3600:g} h · "
+                    f"{p.trades} trades · equity {equity} {settings.engine.quote_asset}"
                 ),
             )
 
