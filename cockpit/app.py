@@ -8,6 +8,9 @@ The screen is drawn before the engine exists: ``cockpit`` builds the app from th
 (whose imports take most of a second) is imported in a thread and started after the first frame. Until it is up,
 the kill switch's keys wait for it and run the moment it is (a key is never lost), help and quit work, and every
 other key says the engine is starting.
+
+Why one module of this length: the App holds every binding and action of the cockpit (the kill switch's included)
+and their one table of what is allowed now; the screens, widgets and the bridge are their own modules.
 """
 
 from __future__ import annotations

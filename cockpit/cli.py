@@ -1,6 +1,9 @@
 """The one program: ``cockpit`` opens the TUI; subcommands run the simulator or the engine headless.
 
 ``--config FILE`` and ``--data-dir DIR`` are accepted by every subcommand, before or after its name.
+
+Why one module of this length: the argument parser of every subcommand is here, so the commands, their flags and
+their exit codes can be read as one contract; what each command does lives elsewhere.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 The logs (alerts, audit, incidents, an order's history, the reconciliation diff) read what the engine stored;
 none of them changes anything except through the app's actions, which go through the engine's one ``execute``.
 Escape (or q) closes a screen; the kill-switch keys h and c work on every screen (they are the app's, priority).
+
+Why one module of this length: every screen other than the main one, each a small class; they share the app's
+keys and the same way of reading the store, and a newcomer finds them all in one place.
 """
 
 from __future__ import annotations

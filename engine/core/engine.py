@@ -6,6 +6,10 @@ audit record (who, why, the values behind it, the result, how long it took). Eve
 the bus. The parts are built in ``engine.core.build``; front ends read ``engine.core.readmodel``. Start-up is local
 and quick (store, latched state); connecting to the venue happens in the background, so the operator's halt key
 works even while the venue is unreachable.
+
+Why one module of this length: the composition root's lifecycle (start, the venue task, stop, the live gate, the
+daily summary) and the one ``execute``; the handlers, the read model, the wiring and the store guard are their own
+modules.
 """
 
 from __future__ import annotations

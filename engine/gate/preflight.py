@@ -8,6 +8,9 @@ off, a NO-GO validation report, unproven stability): paper trading is where thos
 The checklist is run by the engine (``Engine.preflight``, through the command path as ``preflight``), by
 ``cockpit preflight``, and before any live start, which it refuses on a FAIL. Each run is stored with its evidence
 (``ChecklistCompleted``).
+
+Why one module of this length: the checks run in one order and share what they measured (server time, balances,
+prices); each check is a short method, and splitting them would pass that state around instead.
 """
 
 from __future__ import annotations

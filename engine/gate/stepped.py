@@ -3,10 +3,11 @@
 A validation run (``engine.core.validation``) starts the engine inside
 ``engine.kernel.clock.use(SteppedClock(...))``. Every loop the engine runs on its own clock (strategy steps,
 monitors, equity samples, the daily summary, alert escalation) then sleeps here: it waits for the driver to move
-time past its due time and wake it. The driver wakes the loops due one at a time, in the order of (due time, loop name), and waits for each one to be done (asleep
-again) before the next: that order, not the machine's load, decides what happens, so the same seed gives the same
-run. Loops that watch the venue run on the wall clock and hold ``quiet()`` while they work; the driver holds the
-same gate while it moves time, so a REST answer never straddles a step.
+time past its due time and wake it. The driver wakes the loops due one at a time, in the order of (due time, loop
+name), and waits for each one to be done (asleep again) before the next: that order, not the machine's load, decides
+what happens, so the same seed gives the same run. Loops that watch the venue run on the wall clock and hold
+``quiet()`` while they work; the driver holds the same gate while it moves time, so a REST answer never straddles a
+step.
 """
 
 from __future__ import annotations

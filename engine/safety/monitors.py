@@ -19,6 +19,9 @@ through the one command path with itself named as the actor (``monitor:<code>``)
 A CRIT acts only after ``confirm_readings`` readings in a row (a single bad reading never trips the kill switch);
 where a second reading is a cheap call (auth, maintenance), the first reading makes that call. Resume is refused
 while a CRIT that halts still holds. A monitor whose reading fails is itself CRIT: fail closed.
+
+Why one module of this length: the table of watches and every reading it names are read together; a monitor's
+threshold, its reading and what it does on WARN and CRIT sit side by side so that none drifts from the others.
 """
 
 from __future__ import annotations

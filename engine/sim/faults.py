@@ -4,6 +4,9 @@ Each fault has a name, typed options and an active window (``duration`` seconds,
 at once for one-shot faults). The book logs every start and end with the fault's id, name and options. What a fault
 does lives where it happens: the REST middleware, the stream server and the matching engine ask the book whether a
 fault of a given name is active (``hit``), and one-shot or timed effects run in ``effects.py``.
+
+Why one module of this length: the catalogue of faults is one table with its documentation, options and
+validation; the tests keep docs/simulator.md in step with it.
 """
 
 from __future__ import annotations

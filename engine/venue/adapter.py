@@ -3,6 +3,9 @@
 ``Venue.from_settings`` is the only way to build one (the engine, the no-engine emergency path and the go/no-go
 checklist all do it so), and nothing outside ``engine.venue`` touches the ccxt client: what the checklist probes is
 a ``Venue`` method too. Answers are parsed in ``engine.venue.parse``; orders go out as strings.
+
+Why one module of this length: ``Venue`` is the one seam over ccxt, both clients (routine and urgent) and their
+hooks; keeping it whole keeps that seam in one place.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -204,7 +205,8 @@ async def test_live_needs_config_and_confirmation(tmp_path):
         await engine.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env["COCKPIT_ENGINE__MODE"] = "live"
-    out = subprocess.run(
+    out = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "cockpit.cli", "run", "--headless", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,

@@ -32,3 +32,27 @@ def test_no_part_of_the_engine_reaches_for_the_engine():
         and re.search(r"^\s*(from|import) engine\.core\b", p.read_text(encoding="utf-8"), re.M)
     ]
     assert offenders == []
+
+
+def _sources_outside_the_venue() -> list[Path]:
+    return [
+        p
+        for root in ("engine", "cockpit", "widgets")
+        for p in (ROOT / root).rglob("*.py")
+        if "venue" not in p.relative_to(ROOT).parts[1:2] and "sim" not in p.relative_to(ROOT).parts[1:2]
+    ]
+
+
+def test_the_venue_is_sealed_nothing_outside_it_touches_the_ccxt_client_or_builds_a_venue():
+    """``Venue.from_settings`` is the one way to build a venue, and its ccxt clients (``.ex``, ``.urgent``) are its
+    own: what the checklist probes is a ``Venue`` method too (import-linter keeps ``import ccxt`` inside the
+    package; this keeps the client objects there)."""
+    client = re.compile(r"\.(ex|urgent)\.\w")
+    built = re.compile(r"(?<![\w.])Venue\(")
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+        for p in _sources_outside_the_venue()
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if client.search(line) or built.search(line)
+    ]
+    assert offenders == []
