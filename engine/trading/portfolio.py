@@ -86,6 +86,16 @@ class Portfolio:
                 book.shrunk_cost += share
                 book.cost -= share
                 book.amount = held
+            elif book.shrunk > 0 and held > book.amount:
+                # A later read shows them held after all: the read that took them off lagged a buy's fill (the
+                # venue's reports reordered), not a sale. They come back at the cost they were kept at, or the
+                # held units would be valued at the book's new average and PnL would drift from equity.
+                back = min(held - book.amount, book.shrunk)
+                share = book.shrunk_cost * back / book.shrunk
+                book.shrunk -= back
+                book.shrunk_cost -= share
+                book.amount += back
+                book.cost += share
 
     def set_price(self, symbol: str, last: Decimal) -> None:
         self.last[symbol] = last
