@@ -30,7 +30,7 @@ from engine.core.handlers import CommandHandlers
 from engine.core.readmodel import ReadModel
 from engine.core.storeguard import StoreGuard
 from engine.gate.checklist import Checklist
-from engine.gate.config_checks import is_loopback
+from engine.gate.config_checks import host_of, venue_host_problem
 from engine.gate.preflight import run_standalone
 from engine.kernel import clock as engine_clock
 from engine.kernel.bus import EventBus
@@ -220,13 +220,11 @@ class Engine:
     def _check_mode(self) -> None:
         cfg = self.settings
         if self.mode != "live":
-            # Paper must never reach a real venue: a rest_url is only accepted on loopback (a simulator).
-            if cfg.venue.exchange != "sim" and cfg.venue.rest_url and not is_loopback(cfg.venue.rest_url):
-                raise EngineError(
-                    f'mode = "{self.mode}" with [venue] rest_url = {cfg.venue.rest_url!r}: a non-local server '
-                    "could be a real venue. Remove rest_url (paper uses the exchange's testnet) or use a "
-                    "127.0.0.1 simulator."
-                )
+            # Paper must never reach a real venue's API: any other host (a testnet, a simulator) is the operator's
+            # to name, and the banner says which.
+            problem = venue_host_problem(cfg)
+            if problem is not None:
+                raise EngineError(problem)
             return
         if not self.confirm_live:
             raise EngineError(
@@ -373,7 +371,9 @@ class Engine:
                 "sim", self.sim.rest_url, self.sim.ws_url, self.sim.api_key, self.sim.api_secret, sandbox=False
             )
         else:
-            self.link.label = cfg.exchange
+            # The banner names where orders go: the host the operator named, or the exchange's testnet for paper.
+            where = host_of(cfg.rest_url) if cfg.rest_url else ("testnet" if self.mode == "paper" else "")
+            self.link.label = f"{cfg.exchange} {where}".strip()
         self.link.venue = self.make_venue()
         await self.sync.connect()
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))

@@ -6,17 +6,79 @@ Each takes the settings and answers a ``Check``; those that are FAIL in live mod
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from engine.gate.checklist import Check, Status
 from engine.kernel.config import Settings
 from engine.ops.notify import masked
 
+# The venues' real-money API hosts (ccxt's own URLs for them): live accepts a [venue] rest_url only on one of these,
+# and paper never reaches one. An exchange not listed here goes live only on ccxt's own URL (no rest_url).
+LIVE_HOSTS: dict[str, frozenset[str]] = {
+    "binance": frozenset(
+        {"api.binance.com", "api1.binance.com", "api2.binance.com", "api3.binance.com", "api4.binance.com"}
+        | {"api-gcp.binance.com"}
+    ),
+    "binanceusdm": frozenset({"fapi.binance.com"}),
+    "binanceus": frozenset({"api.binance.us"}),
+}
+
+
+def host_of(url: str) -> str:
+    """The host a URL names, lower case ('' for none)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
 
 def is_loopback(url: str) -> bool:
-    """Whether ``url`` points at this machine."""
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+    """Whether ``url`` points at this machine: localhost, a loopback address, or the unspecified 0.0.0.0 / ::
+    (which reaches this machine too). A name that only starts with "127." is not."""
+    host = host_of(url)
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def listens_locally(host: str) -> bool:
+    """Whether a server bound to ``host`` answers this machine only (0.0.0.0 and :: answer every network)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def venue_host_problem(settings: Settings) -> str | None:
+    """Why [venue] rest_url does not fit the mode, or None: paper and dry-run never reach a real venue's API;
+    live reaches only the venue's real API hosts (not a testnet, not this machine, not a host nobody checked)."""
+    cfg = settings.venue
+    if cfg.exchange == "sim" or not cfg.rest_url:
+        return None
+    host = host_of(cfg.rest_url)
+    real = LIVE_HOSTS.get(cfg.exchange, frozenset())
+    if settings.engine.mode != "live":
+        if host in real:
+            return (
+                f"{settings.engine.mode} against {host}, {cfg.exchange}'s real-money API: remove [venue] rest_url "
+                "(paper uses the exchange's testnet) or point it at a testnet or a local simulator"
+            )
+        return None
+    if host not in real:
+        where = "this machine" if is_loopback(cfg.rest_url) else host or repr(cfg.rest_url)
+        allowed = ", ".join(sorted(real)) or f"none: live on {cfg.exchange} uses ccxt's own URL"
+        return (
+            f"live points real-money orders at {where}, which is not {cfg.exchange}'s real API "
+            f"(accepted hosts: {allowed}); remove [venue] rest_url or name a real API host"
+        )
+    return None
 
 
 def _live_fail(settings: Settings) -> Status:
@@ -34,23 +96,16 @@ def mode(settings: Settings, confirm_live: bool) -> Check:
         "confirm_live": confirm_live,
     }
     c = ("mode", "Mode is what the operator asked for")
+    problem = venue_host_problem(settings)
     if settings.engine.mode != "live":
-        where: str | None
+        if problem is not None:
+            return Check(*c, Status.FAIL, problem, evidence, "remove [venue] rest_url or name a testnet host")
         if cfg.exchange == "sim":
             where = "the built-in simulator"
         elif cfg.rest_url:
-            where = f"a local server {cfg.rest_url}" if is_loopback(cfg.rest_url) else None
+            where = f"a local server {cfg.rest_url}" if is_loopback(cfg.rest_url) else f"{host_of(cfg.rest_url)}"
         else:
             where = f"{cfg.exchange}'s testnet"
-        if where is None:
-            return Check(
-                *c,
-                Status.FAIL,
-                f"{settings.engine.mode} against {cfg.rest_url}, which is not on this "
-                "machine: it could be a real venue",
-                evidence,
-                "remove [venue] rest_url (paper uses the testnet) or point it at a 127.0.0.1 simulator",
-            )
         sends = "orders are logged, nothing is sent" if settings.engine.mode == "dry-run" else "orders go"
         return Check(*c, Status.PASS, f"{settings.engine.mode.upper()}: {sends} to {where}", evidence)
     problems = []
@@ -58,8 +113,8 @@ def mode(settings: Settings, confirm_live: bool) -> Check:
         problems.append("live needs --confirm-live (or COCKPIT_CONFIRM_LIVE=1)")
     if cfg.exchange == "sim":
         problems.append('live cannot use exchange = "sim"')
-    if cfg.rest_url and is_loopback(cfg.rest_url):
-        problems.append(f"live points real-money orders at a local server ({cfg.rest_url})")
+    if problem is not None:
+        problems.append(problem)
     if problems:
         return Check(
             *c,
@@ -158,7 +213,7 @@ def health(settings: Settings) -> Check:
     evidence = {"host": h.host, "port": h.port}
     if not h.port:
         return Check(*c, Status.PASS, "/health and /metrics are off ([health] port = 0)", evidence)
-    if is_loopback(f"http://{h.host}") or h.host in ("localhost", "::1"):
+    if listens_locally(h.host):
         return Check(*c, Status.PASS, f"served on {h.host}:{h.port} (loopback)", evidence)
     return Check(
         *c,

@@ -9,14 +9,17 @@ refused, so a key never lands in a file that gets copied, committed or pasted in
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import tomllib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
@@ -42,7 +45,8 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Every number finite: `interval_s = inf` would stop every monitor, and a NaN compares false with any threshold.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class VenueConfig(_Section):
@@ -55,15 +59,17 @@ class VenueConfig(_Section):
     timeout_ms: int = Field(default=10_000, ge=500, le=120_000)
     sim_seed: int = 1
     # Backoff between retries of a failed call or stream, in seconds (runbook 000 §3: 1, 2, 4, 8).
-    retry_backoff_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    retry_backoff_s: tuple[Annotated[float, Field(gt=0, le=300)], ...] = Field(
+        default=(1.0, 2.0, 4.0, 8.0), min_length=1, max_length=20
+    )
     # REST polling keeps state fresh every poll_s while a stream is down or market data is older than stale_s
     # (runbook 001 §1: WARN when the last update is over 10 s old).
-    poll_s: float = Field(default=2.0, gt=0)
-    stale_s: float = Field(default=10.0, gt=0)
+    poll_s: float = Field(default=2.0, gt=0, le=300)
+    stale_s: float = Field(default=10.0, gt=0, le=3600)
     # After breaker_failures consecutive temporary failures, REST calls are suspended for breaker_cooldown_s,
     # then one probe call decides whether they resume.
     breaker_failures: int = Field(default=5, ge=1)
-    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
     # ccxt's client-side rate limiter (runbook 003 pre-flight: "Rate Limit Configured, WARN if off").
     rate_limit: bool = True
     api_key: SecretStr | None = None
@@ -106,7 +112,7 @@ class EngineConfig(_Section):
     data_dir: Path = Path("data")
     quote_asset: str = "USDT"
     # How often equity is sampled into the equity curve, drawdown and daily-loss checks.
-    equity_sample_s: float = Field(default=10.0, gt=0)
+    equity_sample_s: float = Field(default=10.0, gt=0, le=3600)
 
 
 class RiskConfig(_Section):
@@ -130,34 +136,34 @@ class RiskConfig(_Section):
 class MonitorsConfig(_Section):
     """The runbooks' monitors: each signal's WARN and CRIT thresholds (runbook 001 unless noted)."""
 
-    interval_s: float = Field(default=1.0, gt=0)  # how often every monitor takes a reading
+    interval_s: float = Field(default=1.0, gt=0, le=60)  # how often every monitor takes a reading
     confirm_readings: int = Field(default=2, ge=1)  # consecutive CRIT readings before acting (no single bad read)
     # §1 websocket staleness (market and user streams): WARN reconnects, CRIT closes all ("ws_stale: MUST close").
-    ws_stale_warn_s: float = Field(default=10.0, gt=0)
-    ws_stale_crit_s: float = Field(default=60.0, gt=0)
+    ws_stale_warn_s: float = Field(default=10.0, gt=0, le=3600)
+    ws_stale_crit_s: float = Field(default=60.0, gt=0, le=3600)
     # §2 REST errors (any call, polling and the ping included): this many within the window halts.
     rest_errors_max: int = Field(default=2, ge=1)
-    rest_errors_window_s: float = Field(default=60.0, gt=0)
-    ping_s: float = Field(default=5.0, gt=0)  # a cheap public call, so a silent venue is noticed
+    rest_errors_window_s: float = Field(default=60.0, gt=0, le=3600)
+    ping_s: float = Field(default=5.0, gt=0, le=300)  # a cheap public call, so a silent venue is noticed
     # §3 latency p95.
     rest_latency_warn_ms: float = Field(default=2000.0, gt=0)
     stream_latency_warn_ms: float = Field(default=500.0, gt=0)
     reconnects_warn_per_hour: int = Field(default=6, ge=1)
     # §4 stuck orders: open longer than stuck_order_s is cancelled (and placed again if stuck_order_reissue).
-    stuck_order_s: float = Field(default=300.0, gt=0)
+    stuck_order_s: float = Field(default=300.0, gt=0, le=86_400)
     stuck_order_reissue: bool = False
     # §5 daily loss: WARN at this percent of [risk] daily_loss_limit_pct; at the limit halt and close all.
     daily_loss_warn_pct_of_limit: Decimal = Field(default=Decimal("80"), gt=0, le=100)
     # Flash crash: a move over flash_crash_pct within flash_crash_window_s halts; resume is refused until every
     # minute of the last flash_calm_s moved less than flash_calm_pct.
     flash_crash_pct: Decimal = Field(default=Decimal("10"), gt=0)
-    flash_crash_window_s: float = Field(default=60.0, gt=0)
+    flash_crash_window_s: float = Field(default=60.0, gt=0, le=3600)
     flash_calm_pct: Decimal = Field(default=Decimal("1"), gt=0)
-    flash_calm_s: float = Field(default=300.0, ge=0)
+    flash_calm_s: float = Field(default=300.0, ge=0, le=86_400)
     # §6 reconciliation: the engine's own fills against the venue's balances, in percent of equity.
     mismatch_warn_pct: Decimal = Field(default=Decimal("0.1"), ge=0)
     mismatch_halt_pct: Decimal = Field(default=Decimal("1"), gt=0)
-    reconcile_s: float = Field(default=5.0, gt=0)
+    reconcile_s: float = Field(default=5.0, gt=0, le=3600)
     clock_skew_warn_ms: float = Field(default=500.0, gt=0)
 
     _crit_after_warn = field_validator("ws_stale_crit_s")(_not_below("ws_stale_warn_s", words="longer than"))
@@ -176,7 +182,12 @@ class NotifyTarget(_Section):
     def _apprise_understands(cls, url: SecretStr) -> SecretStr:
         import apprise
 
-        if not apprise.Apprise().add(url.get_secret_value()):
+        text = url.get_secret_value()
+        try:
+            _ = urlsplit(text).port  # a port past 65535 passes apprise and fails later, at the first send
+        except ValueError:
+            raise ValueError("its port is not a port (0-65535); fix the URL") from None
+        if not apprise.Apprise().add(text):
             raise ValueError(
                 "not a notification URL apprise understands (e.g. json://host:port/path, slack://..., tgram://...)"
             )
@@ -188,8 +199,8 @@ class AlertsConfig(_Section):
     on-duty and backup within 5 min, a persistent CRIT escalated within 2 min)."""
 
     dedupe_s: float = Field(default=60.0, ge=0)  # the same code again within this is counted, not repeated
-    warn_escalate_s: float = Field(default=900.0, gt=0)  # an unacknowledged WARN becomes CRIT after this
-    crit_repeat_s: float = Field(default=120.0, gt=0)  # an unacknowledged CRIT is sent again this often
+    warn_escalate_s: float = Field(default=900.0, gt=0, le=86_400)  # an unacknowledged WARN becomes CRIT after this
+    crit_repeat_s: float = Field(default=120.0, gt=0, le=86_400)  # an unacknowledged CRIT is sent again this often
     screen_min_severity: Literal["INFO", "WARN", "CRIT"] = "INFO"  # the cockpit's alert list
     log_min_severity: Literal["INFO", "WARN", "CRIT"] = "INFO"  # alerts written to trading.log / errors.log
     notify: tuple[NotifyTarget, ...] = ()
@@ -363,8 +374,49 @@ def _aliases(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# COCKPIT_ variables that are not settings but are read by the program.
+OTHER_ENV = frozenset({"COCKPIT_CONFIRM_LIVE", "COCKPIT_SIM_REST"})
+
+
+def setting_env_names() -> list[str]:
+    """Every COCKPIT_SECTION__KEY a setting can be given by, and the other COCKPIT_ variables cockpit reads."""
+    names = [f"COCKPIT_{name.upper()}" for name in Settings.model_fields]
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names += [f"COCKPIT_{section.upper()}__{key.upper()}" for key in model.model_fields]
+    return sorted(set(names) | OTHER_ENV)
+
+
+def unknown_env(environ: dict[str, str]) -> str | None:
+    """A sentence naming each COCKPIT_ variable that sets nothing (a misspelled section is silently ignored
+    otherwise: ``COCKPIT_RISKS__KILL_SWITCH=1`` would leave the kill switch off), with the closest real name."""
+    known = setting_env_names()
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("COCKPIT_") or upper in known:
+            continue
+        parts = upper.split("__")
+        if len(parts) > 2 and "__".join(parts[:2]) in known:
+            continue  # deeper keys (a strategy's parameters) are checked by the section's own model
+        if len(parts) == 2 and parts[0] in known and not any(k.startswith(parts[0] + "__") for k in known):
+            continue  # a table of free keys ([keys]): its entries are checked where they are used
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        problems.append(f"{name} is not a cockpit setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    if not problems:
+        return None
+    return "environment: " + "; ".join(problems) + "; remove or rename it (settings are COCKPIT_SECTION__KEY)"
+
+
 def load_settings(config_file: Path | None = None, data_dir: Path | None = None) -> Settings:
     """Load settings from ``config_file`` (if given or ``./config.toml`` exists) plus env and ``.env``."""
+    environ = dict(os.environ)
+    if Path(".env").is_file():
+        environ.update({k: v or "" for k, v in dotenv_values(".env").items()})
+    problem = unknown_env(environ)
+    if problem is not None:
+        raise ConfigError(problem)
     path = config_file
     if path is None and Path("config.toml").is_file():
         path = Path("config.toml")

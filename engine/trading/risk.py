@@ -14,6 +14,23 @@ from decimal import Decimal
 from engine.kernel import clock as engine_clock
 from engine.kernel.config import RiskConfig
 
+# No venue trades or prices anything beyond this: a number over it is a typo (or 1e309), refused by name before any
+# arithmetic on it can overflow the venue's precision rules.
+LARGEST = Decimal("1e15")
+
+
+def number_refusal(name: str, value: Decimal | None) -> str | None:
+    """Why ``value`` cannot be an order's ``name`` (amount, price, stop-loss), or None; None values are not given."""
+    if value is None:
+        return None
+    if not value.is_finite():
+        return f"{name} {value} is not a finite number"
+    if value <= 0:
+        return f"{name} must be positive, not {value}"
+    if value > LARGEST:
+        return f"{name} {value} is out of range (at most {LARGEST:,.0f})"
+    return None
+
 
 def pre_trade_refusal(
     connected: bool,
@@ -21,16 +38,21 @@ def pre_trade_refusal(
     symbol: str,
     side: str,
     amount: Decimal,
+    price: Decimal | None = None,
+    stop_loss: Decimal | None = None,
 ) -> str | None:
-    """Connection and request sanity (what the trading state permits is checked before, from its table)."""
-    if not connected:
-        return "venue not connected"
+    """The request's own sanity, then the connection (what the trading state permits is checked before, from its
+    table). An operator's bad number is a refusal that names the field, never an error that pages people."""
     if symbol not in symbols:
         return f"{symbol} is not a configured symbol ({', '.join(symbols)})"
     if side not in ("buy", "sell"):
         return f"side must be buy or sell, not {side!r}"
-    if amount <= 0:
-        return "amount must be positive"
+    for name, value in (("amount", amount), ("price", price), ("stop-loss", stop_loss)):
+        refusal = number_refusal(name, value)
+        if refusal is not None:
+            return refusal
+    if not connected:
+        return "venue not connected"
     return None
 
 

@@ -226,7 +226,7 @@ async def test_a_key_that_can_withdraw_fails_and_a_live_start_is_refused(tmp_pat
         message = str(refused.value)
         assert "live start refused" in message
         assert "FAIL Key permissions: trading on, withdrawals off: the key can WITHDRAW" in message
-        assert "FAIL Mode is what the operator asked for: live points real-money orders at a local server" in message
+        assert "FAIL Mode is what the operator asked for: live points real-money orders at this machine" in message
         stored = Store.in_dir(tmp_path / "live", readonly=True)
         try:
             assert stored.checklist_runs(limit=1)[0]["verdict"] == "NO-GO"
