@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import socket
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import fields
@@ -21,7 +22,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from engine.api import beacon, signals
 from engine.kernel.commands import BY_NAME, Command, CommandResult
+from engine.kernel.errors import os_reason
 from engine.kernel.events import CommandAudited, TradingState, TradingStateChanged, utcnow
 from engine.kernel.tasks import Periodic
 from engine.ops.incidents import Incidents, store_parts, write_snapshot
@@ -183,9 +186,21 @@ def send_detailed(
                     return ok, message, details
                 ok, message = without_engine(store, data_dir, command, actor, reason)
                 return ok, message, None
+            except (sqlite3.Error, OSError) as exc:
+                return (
+                    False,
+                    (
+                        f"the store cannot be written ({store_reason(exc)}): {command} could not be recorded. No "
+                        f"engine runs on {data_dir}, so nothing is trading; free space there and run it again"
+                    ),
+                    None,
+                )
             finally:
                 lock.release()
-        command_id = store.submit_command(command, actor, reason, args)
+        try:
+            command_id = store.submit_command(command, actor, reason, args)
+        except (sqlite3.Error, OSError) as exc:  # a full disk: the kill switch goes by signal instead
+            return (*by_signal(data_dir, command, timeout, store_reason(exc)), None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = store.command(command_id)
@@ -224,6 +239,39 @@ def send_detailed(
         )
     finally:
         store.close()
+
+
+def store_reason(exc: BaseException) -> str:
+    """Why the store refused a write, in the operator's words."""
+    return os_reason(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def by_signal(data_dir: Path, command: str, timeout: float, why: str) -> tuple[bool, str]:
+    """The store cannot carry ``command``: send the running engine its kill-switch signal and wait for its beacon
+    to show HALTED. Anything but the kill switch waits until the store can be written."""
+    running = engine_pid(data_dir)
+    if running is None:
+        return False, f"the store cannot be written ({why}) and no engine runs: nothing is trading"
+    if not running.isdigit():
+        return False, f"the store cannot be written ({why}) and the engine's pid is unknown: stop it with its terminal"
+    pid = int(running)
+    problem = signals.send(pid, command)
+    if problem is not None:
+        return False, f"the store cannot be written ({why}): {problem}; free space in {data_dir}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = beacon.read(data_dir)
+        if seen and seen.get("pid") == pid and seen.get("state") == TradingState.HALTED.value:
+            tail = "" if command == "halt" else f"; it is carrying out {command} (see `cockpit status`)"
+            return True, (
+                f"HALTED by signal: the store cannot be written ({why}), so {command} went to the engine "
+                f"(pid {pid}) as a signal{tail}; the record waits until the store writes again"
+            )
+        time.sleep(POLL_S / 2)
+    return (
+        False,
+        f"sent {command} to the engine (pid {pid}) by signal; its beacon did not show HALTED within {timeout:g}s",
+    )
 
 
 def store_only(

@@ -17,14 +17,19 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.api.inbox import NEVER_EXPIRE, serve_commands
+from engine.api import signals
+from engine.api.beacon import Beacon
+from engine.api.inbox import NEVER_EXPIRE, build_command, serve_commands
+from engine.api.signals import SIGNAL_ACTOR
 from engine.core.build import build_books, build_parts
 from engine.core.handlers import CommandHandlers
 from engine.core.readmodel import ReadModel
@@ -38,18 +43,22 @@ from engine.kernel.commands import Command, CommandResult, Halt, ReduceOnly, aud
 from engine.kernel.config import Settings
 from engine.kernel.errors import EngineError
 from engine.kernel.events import (
+    AlertRaised,
     ChecklistCompleted,
     DayStatsChanged,
     EngineStarted,
     EngineStopped,
     Event,
     Fill,
+    FillReceived,
     HealthUpdated,
+    OrderUpdated,
     Severity,
     StopsChanged,
     StrategyGuardChanged,
     TickerUpdated,
     TradingState,
+    TradingStateChanged,
     utcnow,
 )
 from engine.kernel.ports import Ports, VenueLink
@@ -85,7 +94,7 @@ def _import_venue_modules(simulator: bool) -> None:
 class Engine:
     """The headless trading engine. ``start`` then ``execute`` commands; ``stop`` when done."""
 
-    def __init__(self, settings: Settings, *, confirm_live: bool = False) -> None:
+    def __init__(self, settings: Settings, *, confirm_live: bool = False, take_signals: bool = False) -> None:
         self.settings = settings
         # The clock in force where the engine is built: the wall clock, or a validation run's simulated one.
         self.clock = engine_clock.current()
@@ -99,7 +108,12 @@ class Engine:
         self.ports = Ports(publish, self.alert, self.execute, self.tasks.spawn)
         self.state = TradingStateMachine(publish, self.alert)
         self.link = VenueLink(publish, self.alert)
-        self.store_guard = StoreGuard(settings.engine.data_dir, self.state, self.alert)
+        self.store_guard = StoreGuard(settings.engine.data_dir, self.state, self.alert, self._store_recovered)
+        self.beacon = Beacon(settings.engine.data_dir)
+        # The kill switch by signal (engine.api.signals), for the process that owns the terminal or the service:
+        # `cockpit run` and the TUI take them; an engine embedded in a test or a validation run does not.
+        self.take_signals = take_signals
+        self._signals: list[int] = []
         self.ready = asyncio.Event()  # set once the venue is connected and state reconciled
         self.failed = asyncio.Event()  # set when the engine cannot go on (see fatal_error)
         self.fatal_error: str | None = None
@@ -136,6 +150,7 @@ class Engine:
             self.log_files.on_event,
             self.incidents.on_event,
             self._remember,
+            self._light_beacon,
         ):
             self.bus.add_handler(handler)
         self.health_server: HealthServer | None = None
@@ -250,6 +265,7 @@ class Engine:
             self._lock.release()
             raise
         self.store_guard.store = self.store
+        self.beacon.open()
         self.store.on_commit_failed = self.store_guard.failed
         self.bus.add_handler(self.store_guard.persist, first=True)
         self.store.abandon_running_commands(rerun=NEVER_EXPIRE)
@@ -317,6 +333,9 @@ class Engine:
                 )
                 self.health_server = None
         self.tasks.spawn("venue", self._run_venue())
+        if self.take_signals:
+            self._signals = signals.install(asyncio.get_running_loop(), self._by_signal)
+        self._light_beacon(None)
         log.info("engine started: mode=%s state=%s", self.mode, self.trading_state.value)
 
     async def stop(self, reason: str = "stopped by operator") -> None:
@@ -341,6 +360,10 @@ class Engine:
             self.store = None
             self.store_guard.store = None
         self.log_files.close()
+        signals.uninstall(asyncio.get_running_loop(), self._signals)
+        self._signals = []
+        self.beacon.write({"pid": os.getpid(), "running": False, "ts": utcnow().isoformat()})
+        self.beacon.close()
         self._lock.release()
 
     def make_venue(self) -> Venue:
@@ -466,6 +489,64 @@ class Engine:
         """The last events, for snapshots (tickers are too many to be worth it)."""
         if not isinstance(event, (TickerUpdated, HealthUpdated)):
             self.recent_events.append((utcnow(), event))
+
+    # ------------------------------------------------------------ when the store cannot be written
+
+    def _light_beacon(self, event: Event | None) -> None:
+        """The beacon follows the trading state and the store's failure, for shells the store cannot tell."""
+        if event is not None and not isinstance(event, (TradingStateChanged, EngineStarted, AlertRaised)):
+            return
+        if isinstance(event, AlertRaised) and not event.alert.code.startswith("STORE_"):
+            return
+        info = self.state_info
+        self.beacon.write(
+            {
+                "pid": os.getpid(),
+                "running": True,
+                "state": self.trading_state.value,
+                "actor": info.get("actor"),
+                "reason": info.get("reason"),
+                "since": info.get("ts"),
+                "store_failure": self.store_guard.failure,
+                "mode": self.mode,
+                "ts": utcnow().isoformat(),
+            }
+        )
+
+    def _by_signal(self, name: str) -> None:
+        """A kill-switch signal from a shell the store could not carry (engine.api.signals)."""
+        command = build_command(name, SIGNAL_ACTOR, "by signal: the store could not carry the command", {})
+        self.tasks.spawn(f"signal {name}", self.execute(command))
+
+    def _store_recovered(self, since: datetime) -> None:
+        self.tasks.spawn("store catch-up", self._write_what_the_store_missed(since))
+
+    async def _write_what_the_store_missed(self, since: datetime) -> None:
+        """The store writes again after failing since ``since``: a commit that failed lost its whole transaction
+        (a fill's row, an order's new status), while the engine went on in memory. Orders changed since then are
+        written again from memory, and every trade the venue reports since then is written (the store keeps a fill
+        once, by its trade id; one the engine never saw goes through the order path like any late fill)."""
+        store, venue = self.store, self.link.venue
+        if store is None:
+            return
+        orders = self.tracker.all()
+        with self.store_guard.batch():
+            for order in orders:
+                if order.updated_at >= since:
+                    store.handle(OrderUpdated(order, order.status, "store recovered"))
+        if venue is None or not venue.markets_loaded:
+            return
+        by_venue_id = {o.venue_id: o.client_id for o in orders if o.venue_id}
+        since_ms = int(since.timestamp() * 1000) - 5_000
+        written = 0
+        for symbol in self.symbols:
+            for order_id, fill in await venue.fetch_my_trades(symbol, since_ms):
+                if not fill.client_id and order_id in by_venue_id:
+                    fill = replace(fill, client_id=by_venue_id[order_id])
+                if not self.execution.on_fill(fill):  # known to the engine: only its row may be missing
+                    store.handle(FillReceived(fill))
+                written += 1
+        log.info("store caught up: %d trade(s) since %s written again", written, since.isoformat())
 
     # ------------------------------------------------------------ counters kept across restarts
 

@@ -6,27 +6,47 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from pathlib import Path
 
 from engine.kernel.errors import StoreError, os_reason, unwritable
-from engine.kernel.events import Event, OrderCreated, Severity, TradingState, TradingStateChanged
+from engine.kernel.events import Event, OrderCreated, Severity, TradingState, TradingStateChanged, utcnow
 from engine.kernel.ports import AlertPort, Durability
 from engine.store.db import Store
 from engine.trading.state import TradingStateMachine
 
 log = logging.getLogger(__name__)
 
+UNWRITTEN_MAX = 10_000
+
 
 class StoreGuard:
     """Writes every event to the store (once it is open) and fails closed when it cannot."""
 
-    def __init__(self, data_dir: Path, state: TradingStateMachine, alert: AlertPort) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        state: TradingStateMachine,
+        alert: AlertPort,
+        on_recovered: Callable[[datetime], None] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.state = state
         self.alert = alert
         self.store: Store | None = None
         self.failure: str | None = None  # why the store cannot be written now (a full disk...), or None
+        self.failed_at: datetime | None = None  # since when
+        # Told once the store writes again, with the time it began to fail: the engine then writes what the store
+        # missed (a commit that failed lost its whole transaction, a fill's row included) from memory and the venue.
+        self.on_recovered = on_recovered
+        # Events whose write failed, in order, written once the store can (an audit record of a command carried out
+        # by signal, an alert, an order's event): the store loses nothing the engine did meanwhile. Bounded: past
+        # it, the oldest go, and the catch-up from memory and the venue still restores orders and fills.
+        self.unwritten: deque[Event] = deque(maxlen=UNWRITTEN_MAX)
+        self.in_transaction: list[Event] = []  # written into the open transaction, not yet committed
 
     @property
     def durability(self) -> Durability:
@@ -57,10 +77,18 @@ class StoreGuard:
         try:
             self.store.handle(event)
         except (sqlite3.Error, OSError) as exc:
+            self.store.abandon()  # the failed write leaves its transaction's fate unknown: end it, write it again
             reason = self.failed(exc)
+            self.unwritten.extend(self.in_transaction)
+            self.in_transaction.clear()
+            self.unwritten.append(event)
             if isinstance(event, OrderCreated):
                 raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
             return
+        if self.store.uncommitted:
+            self.in_transaction.append(event)
+        else:
+            self.in_transaction.clear()  # committed, with everything before it
         if self.failure is not None and unwritable(self.data_dir) is None:
             self._recovered()
 
@@ -80,19 +108,31 @@ class StoreGuard:
             )
         except (sqlite3.Error, OSError):
             return  # not yet
-        self.failure = None
+        while self.unwritten:
+            try:
+                self.store.handle(self.unwritten[0])
+            except (sqlite3.Error, OSError):
+                return  # not yet: the rest waits for the next write
+            self.unwritten.popleft()
+        since, self.failure, self.failed_at = self.failed_at or utcnow(), None, None
         self.alert(
             Severity.WARN,
             "STORE_RECOVERED",
-            "the cockpit store writes again; what happened while it could not is reconciled from the venue",
+            "the cockpit store writes again; what it missed meanwhile is written again from the engine's memory "
+            "and the venue's trades",
         )
+        if self.on_recovered is not None:
+            self.on_recovered(since)
 
     def failed(self, exc: BaseException) -> str:
         """The store could not write or commit (found at the write, or at a batch's commit): HALT once, say so.
         Returns the reason in words."""
         reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        if self.store is not None and not self.store.uncommitted:  # a commit failed: its transaction is gone
+            self.unwritten.extend(self.in_transaction)
+            self.in_transaction.clear()
         if self.failure is None:
-            self.failure = reason
+            self.failure, self.failed_at = reason, utcnow()
             log.error("cannot write the store: %s", reason)
             self.state.tripped()
             self.state.move(TradingState.HALTED, "monitor:store", f"the store cannot be written: {reason}", "store")

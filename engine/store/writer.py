@@ -130,13 +130,29 @@ class Writer:
         self._flush_or_tell()
 
     def _flush_or_tell(self) -> None:
-        """Commit; a failure goes to ``on_commit_failed`` (the writes stay in the transaction for the next try)."""
+        """Commit; a failure goes to ``on_commit_failed``. The transaction is rolled back first, so what it held is
+        known to be unwritten (SQLite may or may not have kept it after a failed COMMIT): the engine's store guard
+        keeps those events and writes them again once the store can."""
         try:
             self.flush()
         except (sqlite3.Error, OSError) as exc:
             if self.on_commit_failed is None:
                 raise
+            self.abandon()
             self.on_commit_failed(exc)
+
+    def abandon(self) -> None:
+        """Roll back what is not committed: after a failed write its fate is otherwise unknown."""
+        try:
+            self.conn.rollback()
+        except sqlite3.Error:
+            pass
+        self._uncommitted = 0
+
+    @property
+    def uncommitted(self) -> int:
+        """Writes made and not yet committed (held by a batch)."""
+        return self._uncommitted
 
     def _put(self, sql: str, params: Sequence[Any]) -> None:
         """One prepared statement (sqlite3 caches it by its text: no schema is read per write)."""
