@@ -110,9 +110,10 @@ COMMANDS = (
 )
 
 
-def http(method: str, url: str, body: Any = None) -> Any:
+def http(method: str, url: str, body: Any = None, token: str = "") -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -126,6 +127,7 @@ class SimProcess:
     ws: str = ""
     key: str = ""
     secret: str = ""
+    token: str = ""  # the control API's
 
     @classmethod
     def start(cls, seed: int, log: Path, speed: float = 1.0) -> SimProcess:
@@ -152,7 +154,7 @@ class SimProcess:
             cwd=ROOT,
         )
         sim = cls(proc)
-        for line in proc.stdout:  # the addresses and the key pair, one per line, once it serves
+        for line in proc.stdout:  # the addresses, the key pair and the control token, one per line, once it serves
             head, _, value = line.strip().rpartition(" ")
             if head == "REST":
                 sim.rest = value
@@ -162,18 +164,20 @@ class SimProcess:
                 sim.key = value
             elif head == "API secret":
                 sim.secret = value
+            elif head == "Control token":
+                sim.token = value
                 return sim
         raise RuntimeError(f"the simulator did not start (see {log})")
 
     def account(self) -> dict[str, Any]:
-        return http("GET", f"{self.rest}/sim/account")
+        return http("GET", f"{self.rest}/sim/account", token=self.token)
 
     def fault(self, name: str, duration: float | None = None, **options: Any) -> int:
         body = {"name": name, "options": options, "duration": duration}
-        return http("POST", f"{self.rest}/sim/faults", body)["fault"]["id"]
+        return http("POST", f"{self.rest}/sim/faults", body, self.token)["fault"]["id"]
 
     def clear(self, fault_id: int | None = None) -> None:
-        http("DELETE", f"{self.rest}/sim/faults" + ("" if fault_id is None else f"/{fault_id}"))
+        http("DELETE", f"{self.rest}/sim/faults" + ("" if fault_id is None else f"/{fault_id}"), token=self.token)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -405,7 +409,7 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
                 before = session.last_command_id()
                 shells.append(session.command_in_background(*command))
                 interrupted = wait_for(
-                    lambda: session.last_command_id() > before and session.last_command_id(),
+                    lambda before=before: session.last_command_id() > before and session.last_command_id(),
                     30,
                     "the command reaches the store",
                 )

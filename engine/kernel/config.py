@@ -375,7 +375,7 @@ def _aliases(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 
 # COCKPIT_ variables that are not settings but are read by the program.
-OTHER_ENV = frozenset({"COCKPIT_CONFIRM_LIVE", "COCKPIT_SIM_REST"})
+OTHER_ENV = frozenset({"COCKPIT_CONFIRM_LIVE", "COCKPIT_SIM_REST", "COCKPIT_SIM_TOKEN"})
 
 
 def setting_env_names() -> list[str]:

@@ -1,19 +1,20 @@
 """The simulator's control API under ``/sim/`` on the REST port: inject and clear faults, read state.
 
-Loopback peers only, no API key; JSON in and out. ``faultcli.py`` (``cockpit sim fault ...``) is its client.
+Loopback peers only, with the simulator's control token (``Authorization: Bearer <token>`` or
+``X-Cockpit-Sim-Token``, see ``access.py``), no API key; JSON in and out. ``faultcli.py`` (``cockpit sim fault ...``)
+is its client.
 
     GET    /sim/faults          active faults, every fault so far, and the catalogue of names and options
     POST   /sim/faults          {"name": "http-status", "options": {"status": 503}, "duration": 30} -> {"fault": {...}}
     DELETE /sim/faults          clear every active fault -> {"cleared": [ids]}
     DELETE /sim/faults/{id}     clear one fault
-    GET    /sim/status          addresses, clock, prices (no secrets)
+    GET    /sim/status          addresses, clock, prices, keys masked (no secrets)
     GET    /sim/account         balances, every order ever placed and the trade count (the venue's truth, for checks)
     POST   /sim/price           {"symbol": "BTCUSDT", "price": "60000"} moves the price at once
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .access import ENV_TOKEN, TOKEN_HEADER, is_loopback, mask_key, request_token, token_matches
 from .faults import CATALOGUE, FaultError
 
 if TYPE_CHECKING:
@@ -62,20 +64,6 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def is_loopback(remote: str | None) -> bool:
-    """True for 127.0.0.0/8 and ::1 peers."""
-    if not remote:
-        return False
-    if remote == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(remote.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack listener
-    return (mapped or address).is_loopback
-
-
 class ControlApi:
     """Routes of the control API, bound to one simulator."""
 
@@ -92,8 +80,7 @@ class ControlApi:
         router.add_get("/sim/account", self._guard(self.account))
         router.add_post("/sim/price", self._guard(self.set_price))
 
-    @staticmethod
-    def _guard(handler: Handler) -> Handler:
+    def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if not is_loopback(request.remote):
                 log.warning("control API refused for %s", request.remote)
@@ -103,11 +90,35 @@ class ControlApi:
                 # A web page open in a local browser must not be able to inject faults.
                 log.warning("control API refused for Origin %s", origin)
                 return _error(403, "the simulator control API refuses requests from web pages")
+            given = request_token(request.headers.get("Authorization"), request.headers.get(TOKEN_HEADER))
+            if not token_matches(given, self.sim.control_token):
+                log.warning(
+                    "control API refused %s %s: %s token",
+                    request.method,
+                    request.path,
+                    "missing" if given is None else "wrong",
+                )
+                return self._token_refusal(given is not None)
             if request.method != "GET" and request.can_read_body and request.content_type != "application/json":
                 return _error(415, "send JSON with Content-Type: application/json")
             return await handler(request)
 
         return guarded
+
+    def _token_refusal(self, wrong: bool) -> web.Response:
+        path = self.sim.control_token_file
+        where = (
+            f"in {path} (readable by its owner only) and printed by `cockpit sim` at start"
+            if path is not None
+            else "printed by `cockpit sim` at start (in process: Simulator.control_token)"
+        )
+        response = _error(
+            401,
+            f"{'wrong' if wrong else 'missing'} control token: send `Authorization: Bearer <token>` (or "
+            f"{TOKEN_HEADER}); the token is {where}; `cockpit sim fault` reads that file, or ${ENV_TOKEN}",
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cockpit-sim"'
+        return response
 
     async def list_faults(self, request: web.Request) -> web.Response:
         """GET /sim/faults."""
@@ -166,7 +177,12 @@ class ControlApi:
                 "server_time": sim.clock.server_ms(),
                 "prices": {s: str(sim.price(s)) for s in sim.feeds},
                 "keys": [
-                    {"key": k.key, "can_trade": k.can_trade, "can_withdraw": k.can_withdraw, "revoked": k.revoked}
+                    {
+                        "key": mask_key(k.key),
+                        "can_trade": k.can_trade,
+                        "can_withdraw": k.can_withdraw,
+                        "revoked": k.revoked,
+                    }
                     for k in sim.auth.keys.values()
                 ],
                 "active_faults": [f.to_json() for f in sim.faults.active()],

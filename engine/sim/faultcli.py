@@ -1,12 +1,14 @@
 """``cockpit sim fault ...``: inject, clear and list faults in a running simulator through its control API.
 
-    fault NAME [--OPTION VALUE ...] [--for SECONDS] [--rest URL]
-    fault clear [ID] [--rest URL]
-    fault list [--all] [--rest URL]
+    fault NAME [--OPTION VALUE ...] [--for SECONDS] [--rest URL] [--token-file PATH]
+    fault clear [ID] [--rest URL] [--token-file PATH]
+    fault list [--all] [--rest URL] [--token-file PATH]
     fault names
 
-``--rest`` defaults to $COCKPIT_SIM_REST, else http://127.0.0.1:8080. Exit codes: 0 done, 1 simulator unreachable
-or refused, 2 bad name or options.
+``--rest`` defaults to $COCKPIT_SIM_REST, else http://127.0.0.1:8080. The control token `cockpit sim` printed at
+start is read from --token-file, else $COCKPIT_SIM_TOKEN, else the owner-only file `cockpit sim` wrote for that
+REST port ($XDG_RUNTIME_DIR/cockpit-sim/rest-PORT.token, else /tmp/cockpit-sim-UID/rest-PORT.token). Exit codes:
+0 done, 1 simulator unreachable or refused, 2 bad name or options.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
+from urllib.parse import urlsplit
 
+from .access import ENV_TOKEN, default_token_file, read_token_file
 from .faults import CATALOGUE, FaultError, FaultSpec, describe_window, spec_of
 
 DEFAULT_REST = "http://127.0.0.1:8080"
@@ -39,19 +44,49 @@ def _names_line() -> str:
     return "valid names: " + ", ".join(CATALOGUE) + " (and clear, list, names)"
 
 
-def _request(rest: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _rest_port(rest: str) -> int | None:
+    try:
+        parts = urlsplit(rest)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+
+
+def find_token(rest: str, token_file: str | None = None) -> tuple[str | None, str]:
+    """The control token for the simulator at ``rest`` and where it was looked for: ``token_file``, else
+    $COCKPIT_SIM_TOKEN, else the file `cockpit sim` wrote for that REST port."""
+    if token_file:
+        return read_token_file(Path(token_file)), token_file
+    if token := os.environ.get(ENV_TOKEN, "").strip():
+        return token, f"${ENV_TOKEN}"
+    port = _rest_port(rest)
+    if port is None:
+        return None, f"${ENV_TOKEN}"
+    path = default_token_file(port)
+    return read_token_file(path), f"${ENV_TOKEN} or {path}"
+
+
+def _request(
+    rest: str, method: str, path: str, body: dict[str, Any] | None = None, token_file: str | None = None
+) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        rest.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    token, looked_in = find_token(rest, token_file)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(rest.rstrip("/") + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
-            message = json.loads(exc.read()).get("error") or exc.reason
+            answer = json.loads(exc.read())
+            message = answer.get("error") or answer.get("msg") or exc.reason
         except (ValueError, AttributeError):
             message = exc.reason
+        if exc.code == 401:
+            found = "no token there" if token is None else "the token there is not this simulator's"
+            message = f"{message} (looked in {looked_in}: {found}; pass --token-file PATH)"
         raise CliError(f"simulator refused: {message}", 2 if exc.code == 400 else 1) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -68,6 +103,12 @@ def _add_rest(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(ENV_REST) or DEFAULT_REST,
         metavar="URL",
         help=f"simulator REST URL (default ${ENV_REST} or {DEFAULT_REST})",
+    )
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help=f"file holding the control token (default ${ENV_TOKEN}, else the file `cockpit sim` wrote for the port)",
     )
 
 
@@ -120,7 +161,7 @@ def _inject(name: str, argv: list[str], out: TextIO) -> int:
         out.write(parser.format_help())
         return 0
     args = vars(parser.parse_args(argv))
-    rest, duration = args.pop("rest"), args.pop("duration", None)
+    rest, token_file, duration = args.pop("rest"), args.pop("token_file"), args.pop("duration", None)
     options = {k: v for k, v in args.items() if v is not None}
     try:
         spec.parse(options)  # refuse bad options here, before reaching the simulator
@@ -128,7 +169,8 @@ def _inject(name: str, argv: list[str], out: TextIO) -> int:
         raise CliError(str(exc), 2) from None
     if duration is not None and duration <= 0:
         raise CliError("--for must be a positive number of seconds", 2)
-    answer = _request(rest, "POST", "/sim/faults", {"name": name, "options": options, "duration": duration})
+    body = {"name": name, "options": options, "duration": duration}
+    answer = _request(rest, "POST", "/sim/faults", body, token_file)
     fault = answer["fault"]
     state = "done" if spec.one_shot else "started"
     print(f"fault {fault['id']} {name} {state} ({_window(fault, spec)}): {_describe(fault)}", file=out)
@@ -141,7 +183,7 @@ def _clear(argv: list[str], out: TextIO) -> int:
     _add_rest(parser)
     args = parser.parse_args(argv)
     path = "/sim/faults" if args.id is None else f"/sim/faults/{args.id}"
-    cleared = _request(args.rest, "DELETE", path)["cleared"]
+    cleared = _request(args.rest, "DELETE", path, token_file=args.token_file)["cleared"]
     if not cleared:
         print("no active fault to clear" if args.id is None else f"fault {args.id} had already ended", file=out)
     for fault_id in cleared:
@@ -154,7 +196,7 @@ def _list(argv: list[str], out: TextIO) -> int:
     parser.add_argument("--all", action="store_true", help="also the faults that have ended")
     _add_rest(parser)
     args = parser.parse_args(argv)
-    answer = _request(args.rest, "GET", "/sim/faults")
+    answer = _request(args.rest, "GET", "/sim/faults", token_file=args.token_file)
     faults = answer["history"] if args.all else answer["active"]
     if not faults:
         print("no active faults" if not args.all else "no faults yet", file=out)

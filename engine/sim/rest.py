@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors, payloads
+from .access import HostCheck
 from .auth import Authenticator
 from .candles import INTERVALS_MS
 from .clock import SimClock
@@ -48,8 +49,10 @@ class RestApi:
         limiter: RateLimiter,
         created_ms: int,
         listen_keys: ListenKeys,
+        host_check: HostCheck | None = None,
     ) -> None:
         self.engine = engine
+        self.host_check = host_check or HostCheck()
         self.auth = auth
         self.sim_clock = clock
         self.clock = clock.now_ms
@@ -90,6 +93,13 @@ class RestApi:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        hosts = request.headers.getall("Host", [])
+        if not self.host_check.allows(hosts):
+            # Before faults, weights and routes: a DNS-rebinding page gets nothing from the venue or its control API.
+            message = self.host_check.refusal(hosts)
+            log.warning("%s %s refused: %s", request.method, request.path, message)
+            body = {"error": message} if request.path.startswith(CONTROL_PREFIX) else {"code": -1, "msg": message}
+            return web.json_response(body, status=421)
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)
         method, path, faults = request.method, request.path, self.faults

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import payloads
+from .access import HostCheck, new_token
 from .auth import ApiKey, Authenticator
 from .clock import SimClock
 from .control import ControlApi
@@ -56,6 +57,7 @@ class Simulator:
         orders_per_10s: int = 100,
         stepped: bool = False,
         start_ms: int | None = None,
+        control_token: str | None = None,
     ) -> None:
         """``keys``: extra API keys (ApiKey or dicts of its fields) besides the main ``api_key``, which can trade
         and not withdraw. ``speed``: market time runs this many times faster than real time. ``replay``: symbol ->
@@ -64,7 +66,8 @@ class Simulator:
         ``weight_limit`` / ``orders_per_10s``: Binance's request-weight and order-rate limits. ``stepped``: market
         time and prices move only when the owner calls ``advance`` and ``tick`` (a validation run), each tick
         ``tick_interval`` market seconds, and the rate limits count market time; ``start_ms``: where market time
-        starts (default: now, or the replay's start)."""
+        starts (default: now, or the replay's start). ``control_token``: what the control API (``/sim/...``) asks
+        of HTTP callers (default: a fresh random one; Python calls need none)."""
         self.seed = seed
         self.host = host
         self.tick_interval = tick_interval
@@ -74,6 +77,10 @@ class Simulator:
         self._ws_port: int | None = None
         self.api_key = api_key or secrets.token_hex(32)
         self.api_secret = api_secret or secrets.token_hex(32)
+        # The control API's bearer token; ``cockpit sim`` prints it and writes it to ``control_token_file``.
+        self.control_token = control_token or new_token()
+        self.control_token_file: Path | None = None
+        self.host_check = HostCheck(host)
         self.replays: dict[str, Replay] = {}
         for symbol, path in (replay or {}).items():
             if symbol not in SYMBOLS:
@@ -110,11 +117,24 @@ class Simulator:
         self.limiter = RateLimiter(weight_limit=weight_limit, orders_per_10s=orders_per_10s)
         self.listen_keys = ListenKeys()
         self._rest = RestApi(
-            self.engine, self.auth, self.clock, self.faults, self.limiter, self.clock.server_ms(), self.listen_keys
+            self.engine,
+            self.auth,
+            self.clock,
+            self.faults,
+            self.limiter,
+            self.clock.server_ms(),
+            self.listen_keys,
+            self.host_check,
         )
         self._control = ControlApi(self)
         self.streams = StreamServer(
-            self.engine, self.auth, self.clock.now_ms, self.clock.server_ms, self.faults, self.listen_keys
+            self.engine,
+            self.auth,
+            self.clock.now_ms,
+            self.clock.server_ms,
+            self.faults,
+            self.listen_keys,
+            self.host_check,
         )
         self.engine.listeners.append(self.streams.on_event)
         self._runner: web.AppRunner | None = None

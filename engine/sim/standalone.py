@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .access import ENV_TOKEN, TokenFileError, default_token_file, remove_token_file, write_token_file
 from .auth import ApiKey
 from .replay import ReplayError
 from .server import Simulator
@@ -59,24 +60,49 @@ def load_keys(path: str | Path) -> tuple[ApiKey | None, list[ApiKey]]:
     return main, [entry(raw, f"[[keys]] #{i + 1}") for i, raw in enumerate(extra)]
 
 
-async def _serve(sim: Simulator) -> None:
+def _publish_token(sim: Simulator, token_file: str | Path | None) -> Path | None:
+    """Write the control token where ``cockpit sim fault`` looks (0600); None (and a warning) if it cannot."""
+    path = Path(token_file) if token_file else default_token_file(sim.rest_port)
+    try:
+        write_token_file(path, sim.control_token)
+    except (OSError, TokenFileError) as exc:
+        log.warning(
+            "cannot write the control token file %s: %s; give `cockpit sim fault` the printed token in $%s",
+            path,
+            exc,
+            ENV_TOKEN,
+        )
+        return None
+    sim.control_token_file = path
+    return path
+
+
+async def _serve(sim: Simulator, token_file: str | Path | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with sim:
-            # The operator copies these lines into the cockpit config; the secret goes to stdout only.
-            print(f"REST {sim.rest_url}", flush=True)
-            print(f"WS {sim.ws_url}", flush=True)
-            print(f"API key {sim.api_key}", flush=True)
-            print(f"API secret {sim.api_secret}", flush=True)
-            print(
-                f"Faults: cockpit sim fault NAME --rest {sim.rest_url}  (control API {sim.rest_url}/sim/faults)",
-                flush=True,
-            )
-            await stop.wait()
-            log.info("signal received, stopping")
+            path = _publish_token(sim, token_file)
+            try:
+                # The operator copies these lines into the cockpit config; the secrets go to stdout only.
+                print(f"REST {sim.rest_url}", flush=True)
+                print(f"WS {sim.ws_url}", flush=True)
+                print(f"API key {sim.api_key}", flush=True)
+                print(f"API secret {sim.api_secret}", flush=True)
+                print(
+                    f"Faults: cockpit sim fault NAME --rest {sim.rest_url}  (control API {sim.rest_url}/sim/faults)",
+                    flush=True,
+                )
+                if path is not None:
+                    print(f"Control token file {path}", flush=True)
+                print(f"Control token {sim.control_token}", flush=True)
+                await stop.wait()
+                log.info("signal received, stopping")
+            finally:
+                if path is not None:
+                    remove_token_file(path, sim.control_token)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -95,9 +121,11 @@ def main(
     history_days: float = 14,
     tick_interval: float = 0.25,
     weight_limit: int = 6000,
+    token_file: str | Path | None = None,
 ) -> int:
-    """Serve until SIGINT/SIGTERM; print REST/WS URLs, the API key and secret and the fault command once
-    serving; return 0 (1 if a port cannot be bound, 2 for a bad keys file, CSV or option)."""
+    """Serve until SIGINT/SIGTERM; print REST/WS URLs, the API key and secret, the fault command and the control
+    token (also written, owner-only, to ``token_file``, default :func:`default_token_file` of the REST port, and
+    removed at exit) once serving; return 0 (1 if a port cannot be bound, 2 for a bad keys file, CSV or option)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -123,7 +151,7 @@ def main(
         log.error("cannot start simulator: %s", exc)
         return 2
     try:
-        asyncio.run(_serve(sim))
+        asyncio.run(_serve(sim, token_file))
     except KeyboardInterrupt:  # Ctrl+C before the signal handlers were installed
         return 0
     except OSError as exc:

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from . import errors, payloads
+from .access import HostCheck
 from .auth import Authenticator
 from .faults import FaultBook
 from .listenkeys import ListenKeys
@@ -40,8 +41,10 @@ class StreamServer:
         server_clock: Callable[[], int],
         faults: FaultBook,
         listen_keys: ListenKeys | None = None,
+        host_check: HostCheck | None = None,
     ) -> None:
         self.engine = engine
+        self.host_check = host_check or HostCheck()
         self.auth = auth
         self.clock = clock
         self.server_clock = server_clock
@@ -90,6 +93,10 @@ class StreamServer:
     # ----- routing ---------------------------------------------------------------------------------------
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
+        hosts = request.headers.get_all("Host")
+        if not self.host_check.allows(hosts):
+            log.warning("websocket %s refused: %s", path, self.host_check.refusal(hosts))
+            return connection.respond(HTTPStatus.MISDIRECTED_REQUEST, "Misdirected Request\n")
         if not (path in ("/ws", "/stream", "/ws-api/v3") or path.startswith("/ws/")):
             return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
         kind = "user" if path == "/ws-api/v3" or self._listen_key_of(path) else "market"

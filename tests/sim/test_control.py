@@ -15,6 +15,18 @@ from engine.sim.control import is_loopback
 BTC = "BTC/USDT"
 
 
+@pytest.fixture
+def sim(sim, monkeypatch):
+    """The shared simulator; `cockpit sim fault` (run_cli) finds its control token in $COCKPIT_SIM_TOKEN."""
+    monkeypatch.setenv("COCKPIT_SIM_TOKEN", sim.control_token)
+    return sim
+
+
+def token(sim) -> dict[str, str]:
+    """The control API's Authorization header for ``sim``."""
+    return {"Authorization": f"Bearer {sim.control_token}"}
+
+
 async def run_cli(*argv: str) -> tuple[int, str, str]:
     """faultcli.main in a worker thread (it blocks on HTTP while the simulator serves on this loop)."""
     out, err = io.StringIO(), io.StringIO()
@@ -82,7 +94,7 @@ async def test_cli_help_and_names():
 
 
 async def test_control_api_json(sim):
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=token(sim)) as session:
         async with session.post(f"{sim.rest_url}/sim/faults", json={"name": "nope"}) as resp:
             assert resp.status == 400 and "valid names" in (await resp.json())["error"]
         async with session.post(
@@ -106,7 +118,7 @@ async def test_control_api_json(sim):
 async def test_control_api_is_not_affected_by_faults(sim):
     sim.faults.inject("maintenance")
     sim.faults.inject("http-status", status=500)
-    async with aiohttp.ClientSession() as session, session.get(f"{sim.rest_url}/sim/faults") as resp:
+    async with aiohttp.ClientSession(headers=token(sim)) as session, session.get(f"{sim.rest_url}/sim/faults") as resp:
         assert resp.status == 200 and len((await resp.json())["active"]) == 2
 
 
@@ -118,7 +130,7 @@ def test_loopback_check():
 async def test_control_api_refuses_web_pages_and_non_json(sim):
     import aiohttp
 
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=token(sim)) as s:
         async with s.post(
             f"{sim.rest_url}/sim/faults",
             data='{"name": "maintenance"}',
