@@ -59,7 +59,8 @@ async def exchange(sim):
 
 @pytest.fixture
 async def client(make_client):
-    """A ccxt client with a 1-second timeout and no client-side rate limiter (markets loaded)."""
-    ex = make_client(timeout_ms=1_000)
+    """A ccxt client with a 3-second timeout (short enough for the hang faults, long enough for a loaded two-core
+    machine running the suite in parallel) and no client-side rate limiter (markets loaded)."""
+    ex = make_client(timeout_ms=3_000)
     await ex.load_markets()
     return ex

@@ -110,7 +110,7 @@ async def test_latency_with_jitter_slows_calls_and_times_out_past_the_client_tim
     await patient.fetch_ticker(BTC)
     assert time.monotonic() - started >= 0.3
     sim.faults.clear()
-    sim.faults.inject("latency", ms=1500)
+    sim.faults.inject("latency", ms=4000)  # past the client's 3 s timeout
     with pytest.raises(ccxt.RequestTimeout):
         await client.fetch_ticker(BTC)
 
