@@ -5,6 +5,10 @@ directory's lock (so no engine starts half-way) and build the engine's own kill 
 the same transition table latches HALTED, the same tiers act on the venue's urgent lane with a per-symbol report
 and client ids stored before each sell, the same retry loop keeps trying what failed for ``retry_for_s``, and the
 same audit record goes to the trail.
+
+The store may be broken too (damaged, another program's file, not writable): then the same kill switch runs on a bus
+that writes nothing, so the venue is still acted on from the config and keys, not a byte goes to that file, and the
+result says that nothing could be recorded (the halt is not latched for the next start) and why.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from engine.core.build import build_books, build_kill_switch
 from engine.kernel.bus import EventBus
 from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, Command, CommandResult, audit_record
 from engine.kernel.config import Settings
-from engine.kernel.errors import EngineError
-from engine.kernel.events import Severity, TradingState
+from engine.kernel.errors import EngineError, StoreError
+from engine.kernel.events import Order, Severity, TradingState
 from engine.kernel.ports import AlertPort, Durability, Ports, VenueLink
 from engine.kernel.tasks import TaskGroup
 from engine.ops.alerts import AlertBook
@@ -42,43 +46,77 @@ async def act_without_engine(
     except DataDirBusy as exc:
         return CommandResult(False, f"an engine started meanwhile ({exc}); run the command again to reach it")
     try:
-        store = Store.in_dir(settings.engine.data_dir)
-    except Exception:
-        lock.release()  # a store that is not cockpit's (or cannot be written): no engine is kept out for nothing
-        raise
-    started = time.perf_counter()
-    try:
-        bus = EventBus()
-        bus.add_handler(store.handle)
-        book = AlertBook(settings.alerts, bus.publish)
-        book.restore(store.max_alert_id(), [])
-        alert = book.raise_alert
-        state = TradingStateMachine(bus.publish, alert)
-        state.restore(*store.trading_state())
-        incidents = Incidents(settings.engine.data_dir, bus.publish, lambda: store_parts(store), spawn=None)
-        last = store.incidents(limit=1)
-        incidents.restore(
-            next((r for r in last if not r["recovered_at"]), None),
-            max((r["id"] for r in last), default=0),
-            state.state,
-            state.info.get("ts"),
-        )
-        bus.add_handler(incidents.on_event)  # the trip opens an incident with a snapshot, as in the engine
         try:
-            result = await _act(settings, command, store, bus, state, alert, retry_for_s)
-        except (EngineError, vx.BaseError) as exc:
-            result = CommandResult(False, f"HALTED (latched); could not reach the venue: {type(exc).__name__}: {exc}")
-        alert(
-            Severity.WARN if result.ok else Severity.CRIT,
-            "EMERGENCY_" + command.name.upper().replace("-", "_"),
-            f"{result.message} (by {command.actor})",
-            values=dict(result.details),
-        )
-        bus.publish(audit_record(command, result, started, args={"engine": "none"}))
-        return result
+            store = Store.in_dir(settings.engine.data_dir)
+        except StoreError as exc:
+            # Not cockpit's, damaged, or not writable: the venue is acted on all the same, with nothing written to
+            # that file (the lock is held meanwhile: no engine starts half-way).
+            return await _act_unrecorded(settings, command, retry_for_s, exc)
+        try:
+            return await _act_recorded(settings, command, retry_for_s, store)
+        finally:
+            store.close()
     finally:
-        store.close()
         lock.release()
+
+
+async def _act_recorded(
+    settings: Settings, command: CancelAll | CloseAll, retry_for_s: float, store: Store
+) -> CommandResult:
+    """The usual case: the store latches HALTED, stores each sell before it leaves, and keeps the audit record."""
+    started = time.perf_counter()
+    bus = EventBus()
+    bus.add_handler(store.handle)
+    book = AlertBook(settings.alerts, bus.publish)
+    book.restore(store.max_alert_id(), [])
+    alert = book.raise_alert
+    state = TradingStateMachine(bus.publish, alert)
+    state.restore(*store.trading_state())
+    incidents = Incidents(settings.engine.data_dir, bus.publish, lambda: store_parts(store), spawn=None)
+    last = store.incidents(limit=1)
+    incidents.restore(
+        next((r for r in last if not r["recovered_at"]), None),
+        max((r["id"] for r in last), default=0),
+        state.state,
+        state.info.get("ts"),
+    )
+    bus.add_handler(incidents.on_event)  # the trip opens an incident with a snapshot, as in the engine
+    try:
+        result = await _act(
+            settings, command, bus, state, alert, retry_for_s, store.orders(), Durability(store.batch, store.flush)
+        )
+    except (EngineError, vx.BaseError) as exc:
+        result = CommandResult(False, f"HALTED (latched); could not reach the venue: {type(exc).__name__}: {exc}")
+    alert(
+        Severity.WARN if result.ok else Severity.CRIT,
+        "EMERGENCY_" + command.name.upper().replace("-", "_"),
+        f"{result.message} (by {command.actor})",
+        values=dict(result.details),
+    )
+    bus.publish(audit_record(command, result, started, args={"engine": "none"}))
+    return result
+
+
+async def _act_unrecorded(
+    settings: Settings, command: CancelAll | CloseAll, retry_for_s: float, why: StoreError
+) -> CommandResult:
+    """No usable store: the same kill switch on a bus nothing is written from (the halt, the orders, the audit
+    record stay in memory), and a result that says nothing could be recorded and why. With the built-in simulator
+    there is nothing to act on either: the store's error is raised, as for any other command."""
+    if settings.venue.exchange == "sim":
+        raise why
+    bus = EventBus()  # no store handler: not a byte goes to the file
+    book = AlertBook(settings.alerts, bus.publish)
+    state = TradingStateMachine(bus.publish, book.raise_alert)
+    unrecorded = (
+        f"NOTHING could be recorded in the store, so the halt is not latched for the next start and this action "
+        f"is in no audit trail: {why}"
+    )
+    try:
+        result = await _act(settings, command, bus, state, book.raise_alert, retry_for_s, [], Durability(), prefix="")
+    except (EngineError, vx.BaseError) as exc:
+        result = CommandResult(False, f"could not reach the venue: {type(exc).__name__}: {exc}")
+    return CommandResult(result.ok, f"{result.message}. {unrecorded}", {**result.details, "recorded": False})
 
 
 async def _no_engine_to_submit(command: Command) -> CommandResult:
@@ -89,12 +127,16 @@ async def _no_engine_to_submit(command: Command) -> CommandResult:
 async def _act(
     settings: Settings,
     command: CancelAll | CloseAll,
-    store: Store,
     bus: EventBus,
     state: TradingStateMachine,
     alert: AlertPort,
     retry_for_s: float,
+    orders: list[Order],
+    durability: Durability,
+    prefix: str = "HALTED (latched); ",
 ) -> CommandResult:
+    """The kill switch's tiers at the venue, on the orders known so far and with the store's ``durability`` (none
+    when there is no store to write); ``prefix`` says whether the halt is latched."""
     cfg = settings.venue
     closing = isinstance(command, CloseAll)
     if cfg.exchange == "sim":
@@ -115,7 +157,7 @@ async def _act(
     link = VenueLink(bus.publish, alert)
     link.venue, link.label, link.connected = venue, cfg.exchange, True
     tracker = OrderTracker(bus)
-    tracker.load(store.orders())
+    tracker.load(orders)
     books = build_books(settings, ports, tracker)
 
     async def ready(_: CancelAll | CloseAll | ClosePosition) -> None:
@@ -131,7 +173,6 @@ async def _act(
                 if last is not None:
                     books.portfolio.set_price(symbol, last)
 
-    durability = Durability(store.batch, store.flush)
     kill = build_kill_switch(settings, settings.engine.mode, books, state, link, ports, durability, prepare=ready)
     try:
         await kill.tiers.run(command)
@@ -139,8 +180,8 @@ async def _act(
         outcome = kill.tiers.last_outcome
         retries = kill.tiers.passes - 1
         if outcome is None:
-            return CommandResult(False, "HALTED (latched); the kill switch made no pass at the venue")
-        message = "HALTED (latched); " + outcome.sentence(closing) + "; no engine running: acted on the venue directly"
+            return CommandResult(False, prefix + "the kill switch made no pass at the venue")
+        message = prefix + outcome.sentence(closing) + "; no engine running: acted on the venue directly"
         if retries:
             message += f" ({retries} retr{'y' if retries == 1 else 'ies'})"
         return CommandResult(outcome.done, message, outcome.details())

@@ -17,7 +17,7 @@ import sqlite_utils
 
 from engine.kernel.errors import StoreError
 from engine.kernel.events import utcnow
-from engine.store.datadir import DB_NAME, check_own, check_tables, explain_store_error
+from engine.store.datadir import APPLICATION_ID, DB_NAME, explain_store_error, inspect_store, make_private
 from engine.store.queries import Queries
 from engine.store.rows import alert_from_row, dumps, fill_from_row
 from engine.store.schema import SCHEMA_VERSION, migrate
@@ -26,6 +26,7 @@ from engine.store.writer import COMMIT_AT_ONCE, MAX_DEFER_S, Writer
 # What others import from here (the names lived in this module before the store was split by concern).
 __all__ = [
     "COMMIT_AT_ONCE",
+    "APPLICATION_ID",
     "DB_NAME",
     "MAX_DEFER_S",
     "SCHEMA_VERSION",
@@ -42,16 +43,19 @@ class Store(Writer, Queries):
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
         super().__init__()  # the writer's group-commit state
-        check_own(path)
+        # Before anything is written, created or chmod-ed: a file that is not cockpit's, or a damaged store, is
+        # refused (StoreError), left byte for byte as it was, with no -wal or -shm beside it.
+        found = inspect_store(path, writing=not readonly)
         try:
             if readonly:
                 self.db = sqlite_utils.Database(_read_only(path))
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite_utils.Database(path)
-            check_tables(self.db.conn, path)
-            if readonly:
                 return
+            make_private(path.parent, store_checked=True)  # owner-only: the directory, its files, what comes next
+            if found.kind == "new":
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # its -wal and -shm get its mode
+            self.db = sqlite_utils.Database(path)
+            if found.kind != "ours":  # a new store, or one an older cockpit made: marked as cockpit's
+                self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=FULL")
             migrate(self.db, self.path)

@@ -5,24 +5,35 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+from engine.kernel.errors import StoreError
+
+if TYPE_CHECKING:  # imported where a database is made: checking a file's schema costs no import of sqlite-utils
+    import sqlite_utils
 
 SCHEMA_VERSION = 4
 
 
-def migrate(db: sqlite_utils.Database, path: Path) -> None:
-    """Create the tables of a new store, or add what an older one lacks (each version in its own transaction)."""
+def newer(path: Path, version: int) -> str:
+    """What to say of a store a newer cockpit wrote."""
+    return (
+        f"{path} was written by a newer cockpit (schema {version} > {SCHEMA_VERSION}); cockpit never changes it: "
+        "upgrade cockpit or use another --data-dir"
+    )
+
+
+def migrate(db: sqlite_utils.Database, path: Path, upto: int = SCHEMA_VERSION) -> None:
+    """Create the tables of a new store, or add what an older one lacks (each version in its own transaction), up
+    to the version ``upto`` (the current one but for ``tables_at``)."""
     db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
     row = next(db.query("select value from meta where key = 'schema_version'"), None)
     version = int(row["value"]) if row else 0
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"{path} was written by a newer cockpit (schema {version} > {SCHEMA_VERSION}); "
-            "upgrade cockpit or use another --data-dir"
-        )
-    if version < 1:
+        raise StoreError(newer(path, version))
+    if version < 1 <= upto:
         with db.conn:
             db.table("orders").create(
                 {
@@ -98,7 +109,7 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
             )
             db.table("commands").create_index(["status"])
             db.table("meta").upsert({"key": "schema_version", "value": "1"}, pk="key")
-    if version < 2:
+    if version < 2 <= upto:
         with db.conn:
             # The audit trail of every command from every actor, and the orders the checks turned away.
             db.table("audit").create(
@@ -135,7 +146,7 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
             db.table("alerts").add_column("values", str)
             db.table("commands").add_column("details", str)
             db.table("meta").upsert({"key": "schema_version", "value": "2"}, pk="key")
-    if version < 3:
+    if version < 3 <= upto:
         with db.conn:
             # Alerts are counted, acknowledged and escalated; deliveries to people are recorded; incidents.
             for column, kind in (
@@ -168,7 +179,7 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
                 pk="id",
             )
             db.table("meta").upsert({"key": "schema_version", "value": "3"}, pk="key")
-    if version < 4:
+    if version < 4 <= upto:
         with db.conn:
             # The go/no-go gate's evidence: checklist runs, validation reports, and which mode ran when (the
             # 24-hour paper / dry-run stability check reads it).
@@ -195,3 +206,17 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
                 {"id": int, "started_at": str, "stopped_at": str, "mode": str, "venue": str}, pk="id"
             )
             db.table("meta").upsert({"key": "schema_version", "value": "4"}, pk="key")
+
+
+@cache
+def tables_at(version: int) -> dict[str, frozenset[str]]:
+    """The tables, and their columns, of a store at schema ``version``: made by ``migrate`` itself in memory, so the
+    description of cockpit's schema is written once."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(memory=True)
+    try:
+        migrate(db, Path(":memory:"), upto=version)
+        return {name: frozenset(db.table(name).columns_dict) for name in db.table_names()}
+    finally:
+        db.close()
