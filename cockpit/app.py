@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -68,6 +69,7 @@ from engine.kernel.commands import Snapshot as TakeSnapshot
 from engine.kernel.config import Settings
 from engine.kernel.errors import EngineError
 from engine.kernel.events import TradingState
+from engine.kernel.text import inert
 from engine.store.datadir import DataDirBusy
 from engine.trading.state import WHY_NOT
 from widgets.alerts import AlertList
@@ -83,6 +85,7 @@ ACTOR = "operator:key"
 HANGUP = {"halt": Halt, "cancel_all": CancelAll, "close_all": CloseAll}
 MIN_SIZE = (80, 24)
 HANGUP_FINISH_S = 600.0  # after a hang-up, how long the kill switch may keep retrying before the program exits
+TOAST_LIMIT = 500  # characters of a notification (a reason or a venue's error in it may be long; the logs have it)
 BINDINGS = [
     # The kill switch: one key, no question (halt, cancel all), one question (close all); on every screen.
     Binding("h", "halt", "Halt", id="halt", priority=True),
@@ -187,9 +190,16 @@ class CockpitApp(App):
         timeout: float | None = None,
         markup: bool = False,
     ) -> None:
-        """Notifications carry the engine's and the venue's words (reasons, errors): shown as written, never
-        parsed as markup (a "[...]" in a venue's error must neither vanish nor crash the screen)."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        """Notifications carry the engine's and the venue's words (reasons, errors): shown inert (an escape
+        sequence in a reason must not reach the terminal) and never parsed as markup, whatever ``markup`` says
+        (``Widget.notify`` passes True): a "[...]" in a venue's error must neither vanish nor crash the screen."""
+        super().notify(
+            inert(message, limit=TOAST_LIMIT, lines=True),
+            title=inert(title, limit=100),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def get_default_screen(self) -> MainScreen:
         return self.main_screen
@@ -217,7 +227,7 @@ class CockpitApp(App):
         except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:
             self.start_failed = True
             self.started.set()  # whoever waits for it learns it will not come
-            self.exit(return_code=2, message=f"cockpit: {exc}")
+            self.exit(return_code=2, message=Text(f"cockpit: {inert(exc, lines=True)}"))
             return
         self.attach()
         self.set_interval(1.0, self._watch_kill_switch)

@@ -22,8 +22,18 @@ from typing import Any
 from engine.kernel.commands import SPECS, CancelAll, CloseAll
 from engine.kernel.config import ConfigError, Settings, load_settings
 from engine.kernel.errors import StoreError
+from engine.kernel.text import inert
 
 REMOTE = {spec.name: spec for spec in SPECS}
+# The longest answer printed for a command (it may carry a reason or a venue's error; --json prints all of it).
+MESSAGE_LIMIT = 4000
+
+
+def _text(text: str) -> str:
+    """Outside text from the command line (a reason, a name, a symbol), as the store can keep it: a byte that is
+    not UTF-8 (Python hands it over as a lone surrogate) becomes U+FFFD instead of failing the command (a halt
+    must not fail over a pasted byte)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _decimal(text: str) -> Decimal:
@@ -135,12 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         _common(cmd, top=False)
         if spec.name == "strategy":
             cmd.add_argument("action", choices=("enable", "disable"))
-            cmd.add_argument("name", help="strategy name, e.g. ladder, ma_cross, mean_reversion")
+            cmd.add_argument("name", type=_text, help="strategy name, e.g. ladder, ma_cross, mean_reversion")
         elif spec.name == "close":
-            cmd.add_argument("symbol", help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
+            cmd.add_argument("symbol", type=_text, help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
         elif spec.name == "order":
             cmd.add_argument("side", choices=("buy", "sell"))
-            cmd.add_argument("symbol", help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
+            cmd.add_argument("symbol", type=_text, help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
             cmd.add_argument("amount", type=_decimal, help="amount in the base asset, e.g. 0.001")
             cmd.add_argument(
                 "--price", type=_decimal, default=None, metavar="P", help="limit price (without it: a market order)"
@@ -173,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="S",
                 help="with no engine running: keep retrying what failed for S seconds (default 60)",
             )
-        cmd.add_argument("--reason", default=f"{spec.name} from the command line", help="recorded with the command")
+        cmd.add_argument(
+            "--reason", type=_text, default=f"{spec.name} from the command line", help="recorded with the command"
+        )
         cmd.add_argument(
             "--timeout",
             type=float,
@@ -306,13 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, args.data_dir)
     except ConfigError as exc:
-        print(f"cockpit: {exc}", file=sys.stderr)
+        print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
         return 2
     confirm_live = args.confirm_live or os.environ.get("COCKPIT_CONFIRM_LIVE", "").lower() in ("1", "true", "yes")
     try:
         return _dispatch(settings, command, args, confirm_live)
     except StoreError as exc:
-        print(f"cockpit: {exc}", file=sys.stderr)
+        print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
         if command in REMOTE:
             print(f"cockpit {command}: NOT done, nothing was recorded.", file=sys.stderr)
         return 2
@@ -428,10 +440,13 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         import asyncio
 
         from engine.core.emergency import act_without_engine
+        from engine.ops.logfiles import InertFormatter
 
         cls = CancelAll if command == "cancel-all" else CloseAll
-        logging.basicConfig(level=logging.ERROR, format="cockpit: %(message)s")
-        print(f"no engine is running on {data_dir.resolve()}: acting on the venue directly", file=sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(InertFormatter("cockpit: %(message)s"))
+        logging.basicConfig(level=logging.ERROR, handlers=[handler])
+        print(f"no engine is running on {inert(data_dir.resolve())}: acting on the venue directly", file=sys.stderr)
         try:
             result = asyncio.run(
                 act_without_engine(settings, cls(actor=cli_actor(), reason=args.reason), retry_for_s=args.retry_for)
@@ -445,30 +460,36 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
             data_dir, command, args.reason, args.timeout, _remote_args(settings, command, args)
         )
     if args.json:
-        print(json.dumps({"ok": ok, "message": message, "details": details}, default=str))
+        print(json.dumps({"ok": ok, "message": message, "details": details}, default=str))  # the true text
     else:
-        print(message, file=sys.stdout if ok else sys.stderr)
+        # The answer carries the reason and the venue's words: shown inert (no escape reaches the terminal).
+        print(inert(message, limit=MESSAGE_LIMIT, lines=True), file=sys.stdout if ok else sys.stderr)
         if command == "reconnect" and details and "after" in details:
             for name, after in details["after"].items():
-                print(f"  {name:<16} before: {details['before'].get(name, '?'):<24} after: {after}")
+                before = details["before"].get(name, "?")
+                print(f"  {inert(name):<16} before: {inert(before):<24} after: {inert(after)}")
         if command == "reconcile" and details:
             _print_reconcile(details)
     return 0 if ok else 1
 
 
 def _print_reconcile(report: dict) -> None:
+    """What reconciliation found; every value is the venue's or the store's, shown inert."""
     orders = report.get("orders", {})
     for what in ("adopted", "resolved", "lost"):
         for item in orders.get(what, []):
-            print(f"  order {what}: {item}")
-    for d in report.get("differences", []):
+            print(f"  order {what}: {inert(item)}")
+    for raw in report.get("differences", []):
+        d = {k: inert(v) for k, v in raw.items()}
         print(
             f"  {d['asset']}: venue {d['venue']}, engine {d['engine']}, diff {d['diff']} "
             f"({d['pct_of_equity']}% of equity)"
         )
-    for d in report.get("adopted", []):
+    for raw in report.get("adopted", []):
+        d = {k: inert(v) for k, v in raw.items()}
         print(f"  adopted: {d['asset']} {d['diff']}")
-    for d in report.get("mismatch", []):
+    for raw in report.get("mismatch", []):
+        d = {k: inert(v) for k, v in raw.items()}
         print(
             f"  KEPT for the operator: {d['asset']} venue {d['venue']} vs engine {d['engine']} "
             f"({d['pct_of_equity']}% of equity) - check the venue's trades, then `cockpit reconcile --adopt`"
@@ -484,13 +505,12 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
     refuse_foreign(Path(settings.engine.data_dir) / DB_NAME)
 
     from cockpit.app import CockpitApp
+    from engine.ops.logfiles import InertFormatter
 
-    log_path = Path(settings.engine.data_dir) / "cockpit.log"
-    logging.basicConfig(
-        filename=log_path,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # A plain-text log, read in a terminal (tail, less): outside text in it is made inert like on the screen.
+    handler = logging.FileHandler(Path(settings.engine.data_dir) / "cockpit.log")
+    handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # The engine is imported and started by the app after its first frame (the screen does not wait for it).
     app = CockpitApp(settings=settings, confirm_live=confirm_live)
     app.run()

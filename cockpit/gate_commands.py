@@ -31,6 +31,7 @@ from rich.table import Table
 from engine.gate.checklist import Checklist
 from engine.kernel.config import Settings
 from engine.kernel.errors import EngineError, StoreError
+from engine.kernel.text import inert
 
 STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "GO": "bold green", "NO-GO": "bold red"}
 # How long `cockpit preflight` waits for a temporary engine to connect before checking anyway (the checks then say
@@ -38,11 +39,19 @@ STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "GO": "bold gree
 CONNECT_WAIT_S = 30.0
 
 
+def _shown(text: object) -> str:
+    """Outside text (a venue's error, a check's evidence, a file name) for a Rich console: inert, then escaped so
+    Rich reads no markup in it."""
+    return escape(inert(text))
+
+
 def _quiet_logs() -> None:
     """The engine's log lines go to its log files; on the terminal only what the command prints (and a crash)."""
+    from engine.ops.logfiles import InertFormatter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.CRITICAL)
-    handler.setFormatter(logging.Formatter("cockpit: %(message)s"))
+    handler.setFormatter(InertFormatter("cockpit: %(message)s"))
     logging.basicConfig(handlers=[handler])
 
 
@@ -60,14 +69,14 @@ def preflight(settings: Settings, *, as_json: bool, confirm_live: bool, timeout:
     if (data_dir / DB_NAME).exists() and engine_pid(data_dir) is not None:
         ok, message, details = send_detailed(data_dir, "preflight", "cockpit preflight", timeout)
         if not details:
-            print(f"cockpit preflight: could not run on the running engine: {message}", file=sys.stderr)
+            print(f"cockpit preflight: could not run on the running engine: {inert(message)}", file=sys.stderr)
             return 2
         checklist = Checklist.from_dict(details)
     else:
         try:
             checklist = asyncio.run(_without_engine(settings, confirm_live))
         except (EngineError, StoreError, OSError) as exc:
-            print(f"cockpit preflight: could not run: {exc}", file=sys.stderr)
+            print(f"cockpit preflight: could not run: {inert(exc)}", file=sys.stderr)
             return 2
     if as_json:
         print(json.dumps(checklist.to_dict(), default=str))
@@ -114,17 +123,20 @@ async def _without_engine(settings: Settings, confirm_live: bool) -> Checklist:
 def print_checklist(checklist: Checklist) -> None:
     """The checklist as a table, then what to fix, then the verdict."""
     console = Console()
-    table = Table(title=f"go/no-go checklist · {checklist.mode.upper()} · {checklist.venue}", title_justify="left")
+    table = Table(
+        title=f"go/no-go checklist · {_shown(checklist.mode.upper())} · {_shown(checklist.venue)}",
+        title_justify="left",
+    )
     table.add_column("", no_wrap=True)
     table.add_column("check")
     table.add_column("evidence")
     for c in checklist.checks:
-        table.add_row(f"[{STYLE[c.status.value]}]{c.status.value}[/]", escape(c.title), escape(c.detail))
+        table.add_row(f"[{STYLE[c.status.value]}]{c.status.value}[/]", _shown(c.title), _shown(c.detail))
     console.print(table)
     for c in checklist.checks:
         if c.status.value != "PASS" and c.fix:
-            console.print(f"[{STYLE[c.status.value]}]{c.status.value}[/] {escape(c.title)}: fix: {escape(c.fix)}")
-    console.print(f"[{STYLE[checklist.verdict]}]{checklist.line()}[/] ({checklist.duration_ms / 1000:.1f} s)")
+            console.print(f"[{STYLE[c.status.value]}]{c.status.value}[/] {_shown(c.title)}: fix: {_shown(c.fix)}")
+    console.print(f"[{STYLE[checklist.verdict]}]{_shown(checklist.line())}[/] ({checklist.duration_ms / 1000:.1f} s)")
 
 
 # ---------------------------------------------------------------- validate
@@ -170,7 +182,7 @@ def validate(
     try:
         report = asyncio.run(_validate(settings, plan))
     except (ValidationError, EngineError, StoreError, OSError) as exc:
-        print(f"cockpit validate: could not run: {exc}", file=sys.stderr)
+        print(f"cockpit validate: could not run: {inert(exc)}", file=sys.stderr)
         return 2
     path = _write(settings, report)
     if path is None:
@@ -182,7 +194,9 @@ def validate(
     try:
         asyncio.run(_record_and_send(settings, report, path))
     except StoreError as exc:
-        print(f"cockpit validate: the report is in {path} but could not be stored: {exc}", file=sys.stderr)
+        print(
+            f"cockpit validate: the report is in {inert(path)} but could not be stored: {inert(exc)}", file=sys.stderr
+        )
         return 2
     return 0 if report["verdict"] == "GO" else 1
 
@@ -224,7 +238,7 @@ async def _run_with_progress(settings: Settings, plan: Any, scratch: Path) -> di
             else "replay " + ", ".join(f"{k}={v}" for k, v in plan.replay.items())
         )
         console.print(
-            f"validating {plan.duration_s / 3600:g} simulated h on the simulator ({escape(source)}, tick "
+            f"validating {plan.duration_s / 3600:g} simulated h on the simulator ({_shown(source)}, tick "
             f"{plan.tick_s:g} s, at most x{plan.speed:g}); Ctrl+C stops it with a partial report",
             highlight=False,
         )
@@ -250,7 +264,7 @@ def _write(settings: Settings, report: dict[str, Any]) -> Path | None:
         path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     except OSError as exc:
         print(
-            f"cockpit validate: cannot write {path}: {exc.strerror or exc}; fix the data directory's "
+            f"cockpit validate: cannot write {inert(path)}: {inert(exc.strerror or exc)}; fix the data directory's "
             "permissions or free space, or pass another --data-dir",
             file=sys.stderr,
         )
@@ -276,7 +290,7 @@ async def _record_and_send(settings: Settings, report: dict[str, Any], path: Pat
             alert = replace(alert, severity=Severity.WARN)
 
         def failed(severity: Any, code: str, message: str, values: Any = None) -> None:
-            print(f"cockpit validate: {message}", file=sys.stderr)
+            print(f"cockpit validate: {inert(message)}", file=sys.stderr)
 
         notifier = Notifier(targets, settings.alerts.notify_retries, store.handle, failed, title="cockpit validate")
         notifier.send(alert, "new")
@@ -345,13 +359,13 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     )
     speed = run.get("speed_achieved")
     console.print(
-        escape(f"{source} · tick {sim['tick_s']:g} s · ran {run['wall_s']:g} s (x{speed}) · ")
+        _shown(f"{source} · tick {sim['tick_s']:g} s · ran {run['wall_s']:g} s (x{speed}) · ")
         + ("[yellow]interrupted: partial report[/] · " if run.get("interrupted") else "")
-        + escape(f"report {path}")
+        + _shown(f"report {path}")
     )
     console.print(
         f"[{STYLE[report['verdict']]}]{report['verdict']}[/]"
-        + ("" if not report["failed"] else ": " + escape("; ".join(report["failed"])))
+        + ("" if not report["failed"] else ": " + _shown("; ".join(report["failed"])))
     )
 
 
@@ -378,13 +392,13 @@ def report_daily(settings: Settings, day: str | None, as_json: bool) -> int:
     finally:
         store.close()
     if found is None:
-        print(f"nothing recorded on {day} (UTC) in {data_dir}", file=sys.stderr)
+        print(f"nothing recorded on {inert(day)} (UTC) in {inert(data_dir)}", file=sys.stderr)
         return 1
     message, values = found
     if as_json:
         print(json.dumps({"day": day, "message": message, **values}, default=str))
         return 0
-    print(message)
+    print(inert(message))
     print(
         f"  fills {values.get('trades_count')} · round trips won {values.get('winning_trades')} / lost "
         f"{values.get('losing_trades')} · orders ended {values.get('orders_done')} (filled "

@@ -5,6 +5,9 @@ and every monitor that is not OK, equity against its limits with its curve, bala
 stops, open orders with age, fill and a stuck marker, recent fills, alerts. The screen keeps a small model fed by
 events and redraws only what a batch of events changed, cell by cell: a storm of tickers and order updates
 costs work per changed cell, never a table rebuilt per event.
+
+What events carry from outside (actors, reasons, venue names and errors, alert texts, symbols, monitor readings)
+reaches a widget made inert (cockpit/views.py): shown as visible escapes, never sent to the terminal.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from cockpit.bridge import EngineEvents
-from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row
+from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row, reading
 from engine.kernel.events import (
     Alert,
     AlertRaised,
@@ -54,6 +57,7 @@ from engine.kernel.events import (
     VenueConnection,
     utcnow,
 )
+from engine.kernel.text import inert
 from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner
 from widgets.equity import EquityLine
@@ -69,7 +73,7 @@ LATENCY_SAMPLES = 4096
 def set_by(code: str, actor: str, ts: str) -> str:
     """``ws_stale at 14:25:30`` for a monitor, ``operator:key at 14:25:30`` for a person (times in UTC)."""
     when = ts[11:19] if len(ts) >= 19 else ""
-    return f"{code or actor}{' at ' + when if when else ''}"
+    return inert(f"{code or actor}{' at ' + when if when else ''}", limit=200)
 
 
 @dataclass(frozen=True)
@@ -124,12 +128,12 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         banner = StatusBanner(id="banner")
-        banner.set_reactive(StatusBanner.mode, self.config.mode)
+        banner.set_reactive(StatusBanner.mode, inert(self.config.mode))
         yield banner
         yield CritBanner(id="crit")
         yield HealthLine(id="health")
         yield MonitorStrip(id="monitors")
-        yield EquityLine(self.config.quote, id="equity")
+        yield EquityLine(inert(self.config.quote), id="equity")
         yield Static(id="balances")
         positions = KeyedTable(
             ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop"), id="positions", classes="panel"
@@ -205,7 +209,7 @@ class MainScreen(Screen):
         counts = checklist.get("summary") or {}
         fail, warn = counts.get("FAIL", 0), counts.get("WARN", 0)
         strip = self.query_one(MonitorStrip)
-        strip.checklist = (
+        strip.checklist = inert(
             f"go/no-go {checklist.get('verdict', '?')} · {counts.get('PASS', 0)} PASS · {warn} WARN · {fail} FAIL (g)"
         )
         strip.checklist_level = "CRIT" if fail else "WARN" if warn else "OK"
@@ -217,7 +221,7 @@ class MainScreen(Screen):
             return
         newest = self.crit_waiting[max(self.crit_waiting)]
         banner.show_alert(
-            newest.id, newest.ts.strftime("%H:%M:%S"), newest.code, newest.message, len(self.crit_waiting)
+            newest.id, newest.ts.strftime("%H:%M:%S"), inert(newest.code), inert(newest.message), len(self.crit_waiting)
         )
 
     def _show_alert(self, alert: Alert, new: bool) -> None:
@@ -245,7 +249,7 @@ class MainScreen(Screen):
     def on_snapshot(self, snap: Snapshot) -> None:
         """The first frame, from the engine's current state (restored orders, a latched halt, alerts waiting)."""
         banner = self.query_one(StatusBanner)
-        banner.venue = snap.venue
+        banner.venue = inert(snap.venue, limit=200)
         banner.connected = snap.connected
         self._set_state(snap.state.value, snap.state_info)
         self.balances = list(snap.balances)
@@ -261,7 +265,7 @@ class MainScreen(Screen):
         fills = self.query_one("#fills", KeyedTable)
         for f in snap.fills[-FILLS_SHOWN:]:
             fills.upsert(f.trade_id, fill_row(f))
-        self.readings = {m["code"]: m for m in snap.monitors}
+        self.readings = {m["code"]: reading(m) for m in snap.monitors}
         self._draw_readings()
         line = self.query_one(EquityLine)
         for point in snap.equity_curve:
@@ -327,13 +331,13 @@ class MainScreen(Screen):
             self.stops = dict(event.stops)
             return "markets"
         elif isinstance(event, MonitorsChanged):
-            self.readings = {m["code"]: m for m in event.monitors}
+            self.readings = {m["code"]: reading(m) for m in event.monitors}
             return "readings"
         elif isinstance(event, HealthUpdated):
             health = self.query_one(HealthLine)
-            health.breaker = event.breaker
+            health.breaker = None if event.breaker is None else inert(event.breaker)
             health.polling = event.polling
-            health.streams_down = tuple(event.streams_down)
+            health.streams_down = tuple(inert(s, limit=200) for s in event.streams_down)
             line = self.query_one(EquityLine)
             line.day_pnl = ("+" if event.day_pnl >= 0 else "") + num(event.day_pnl)
             line.day_negative = event.day_pnl < 0
@@ -344,13 +348,13 @@ class MainScreen(Screen):
         elif isinstance(event, VenueConnection):
             banner = self.query_one(StatusBanner)
             banner.connected = event.connected
-            banner.detail = event.detail
+            banner.detail = inert(event.detail, limit=200)
         elif isinstance(event, ChecklistCompleted):
             self._draw_checklist(event.checklist)
         elif isinstance(event, ModeChanged):
-            self.query_one(StatusBanner).mode = event.mode
+            self.query_one(StatusBanner).mode = inert(event.mode)
         elif isinstance(event, EngineStarted):
             banner = self.query_one(StatusBanner)
-            banner.venue = event.venue
+            banner.venue = inert(event.venue, limit=200)
             banner.connected = True
         return ""

@@ -1,13 +1,25 @@
 """The command palette's cockpit commands, built from the one registry the CLI is built from (``SPECS``),
-plus the entries that need a target from the current state (close one position, switch one strategy)."""
+plus the entries that need a target from the current state (close one position, switch one strategy).
+
+A symbol or a strategy's name came from outside (the venue, the configuration): every entry's words are shown
+inert and as plain ``Content`` (the palette would read a string as markup), and a name reaches its action as a
+Python literal (``repr``), never spliced into the action's text."""
 
 from __future__ import annotations
 
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 
 from engine.kernel.commands import SPECS
+from engine.kernel.text import inert
+
+
+def _help(text: str) -> str:
+    """The palette reads an entry's help as markup: inert, then escaped."""
+    return escape(inert(text, limit=300))
 
 
 class CockpitCommands(Provider):
@@ -39,7 +51,7 @@ class CockpitCommands(Provider):
                 (
                     f"Close position {position.symbol}",
                     f"cancel {position.symbol}'s orders and sell {position.amount} at market (asks once)",
-                    partial(app.run_action, f"close_position('{position.symbol}')"),
+                    partial(app.run_action, f"close_position({position.symbol!r})"),
                 )
             )
         for status in engine.runner.status():
@@ -50,18 +62,29 @@ class CockpitCommands(Provider):
                 (
                     f"{verb} strategy {name}",
                     f"{verb.lower()} the {name} strategy",
-                    partial(app.run_action, f"set_strategy('{name}', {not enabled})"),
+                    partial(app.run_action, f"set_strategy({name!r}, {not enabled!r})"),
                 )
             )
-        return out
+        return [(inert(title, limit=200), help_text, run) for title, help_text, run in out]
 
     async def discover(self) -> Hits:
         for title, help_text, run in self._entries():
-            yield DiscoveryHit(title, run, help=help_text)
+            yield DiscoveryHit(Content(title), run, text=title, help=_help(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, run in self._entries():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), run, help=help_text)
+                yield Hit(score, self._highlight(matcher, title), run, text=title, help=_help(help_text))
+
+    @staticmethod
+    def _highlight(matcher, title: str) -> Content:
+        """``Matcher.highlight`` without its markup reading: the title as plain content, the matched letters
+        styled."""
+        content = Content(title)
+        _, offsets = matcher.fuzzy_search.match(matcher.query, title)
+        for offset in offsets:
+            if not title[offset].isspace():
+                content = content.stylize(matcher.match_style, offset, offset + 1)
+        return content

@@ -3,6 +3,8 @@
 The logs (alerts, audit, incidents, an order's history, the reconciliation diff) read what the engine stored;
 none of them changes anything except through the app's actions, which go through the engine's one ``execute``.
 Escape (or q) closes a screen; the kill-switch keys h and c work on every screen (they are the app's, priority).
+What they show came from outside (reasons, actors, venue errors, symbols): every row goes through
+``cockpit.views.cells`` and every line through ``shown``: inert, never read as markup.
 
 Why one module of this length: every screen other than the main one, each a small class; they share the app's
 keys and the same way of reading the store, and a newcomer finds them all in one place.
@@ -21,6 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
+from cockpit.views import cells, shown
 from widgets.alerts import severity_text
 from widgets.keyed_table import KeyedTable
 
@@ -45,7 +48,7 @@ class Confirm(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(self.question))
+            yield Static(shown(self.question, lines=True))
             yield Static("y: yes   n / Esc: no", classes="keys")
 
     def action_answer(self, yes: bool) -> None:
@@ -74,7 +77,7 @@ class QuitChoice(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(f"Quit cockpit? {self.what}"))
+            yield Static(shown(f"Quit cockpit? {self.what}", lines=True))
             yield Static(
                 "k: keep them at the venue, unwatched · c: cancel every order, then quit\n"
                 "x: close everything (cancel and sell at market), then quit · Esc: stay",
@@ -126,7 +129,7 @@ class ListScreen(Screen[None]):
     COLUMNS: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(self.TITLE), id="title")
+        yield Static(shown(self.TITLE), id="title")
         yield Static(id="summary")
         yield KeyedTable(self.COLUMNS, id="rows")
         yield Footer()
@@ -142,9 +145,9 @@ class ListScreen(Screen[None]):
 
     def action_reload(self) -> None:
         table = self.query_one("#rows", KeyedTable)
-        table.sync({key: cells for key, cells in self.rows()})
+        table.sync({key: cells(row) for key, row in self.rows()})
         summary = self.summary()
-        self.query_one("#summary", Static).update(Text(summary) if isinstance(summary, str) else summary)
+        self.query_one("#summary", Static).update(shown(summary, lines=True) if isinstance(summary, str) else summary)
         table.focus()
 
     @property
@@ -461,7 +464,9 @@ class OrderForm(ModalScreen[dict | None]):
             yield Static("New order (Tab moves, Enter sends, Esc cancels)")
             with Horizontal():
                 yield Label("symbol")
-                yield Select([(s, s) for s in self.symbols], value=self.symbols[0], allow_blank=False, id="symbol")
+                yield Select(
+                    [(shown(s), s) for s in self.symbols], value=self.symbols[0], allow_blank=False, id="symbol"
+                )
             with Horizontal():
                 yield Label("side")
                 yield Select([("buy", "buy"), ("sell", "sell")], value="buy", allow_blank=False, id="side")
@@ -504,7 +509,7 @@ class OrderForm(ModalScreen[dict | None]):
                 "stop_loss": self._decimal("stop", False),
             }
         except ValueError as exc:
-            self.query_one("#error", Static).update(Text(str(exc)))
+            self.query_one("#error", Static).update(shown(exc))
             return
         self.dismiss(order)
 

@@ -1,4 +1,8 @@
-"""``cockpit status``: what the store says, readable by an operator or (with --json) by a script."""
+"""``cockpit status``: what the store says, readable by an operator or (with --json) by a script.
+
+What the store holds came from outside (reasons, actors, venue errors, symbols, alert texts): the human-readable
+lines show it through ``inert`` (no escape sequence reaches the terminal); --json prints the true text (JSON
+escapes control characters itself)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine.kernel.config import Settings
+from engine.kernel.text import inert
 from engine.store.datadir import DB_NAME, engine_pid
 
 if TYPE_CHECKING:
@@ -79,11 +84,11 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
             )
         )
         return 0
-    print(f"engine: {'running (pid ' + pid + ')' if pid else 'not running'} on {data_dir.resolve()}")
-    line = f"trading: {mode.upper()} · {state.value}"
+    print(f"engine: {'running (pid ' + inert(pid) + ')' if pid else 'not running'} on {inert(data_dir.resolve())}")
+    line = f"trading: {inert(str(mode).upper())} · {state.value}"
     if info:
-        tripped = f" [{info['code']}]" if info.get("code") else ""
-        line += f" (by {info['actor']}{tripped} at {info['ts']}: {info['reason']})"
+        tripped = f" [{inert(info['code'])}]" if info.get("code") else ""
+        line += f" (by {inert(info['actor'])}{tripped} at {inert(info['ts'])}: {inert(info['reason'])})"
     print(line)
     if curve:
         point = curve[-1]
@@ -103,19 +108,25 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
             "monitors: all OK"
             if not troubled
             else "monitors: "
-            + ", ".join(f"{m['code']} {m['status']} {m['value']} (limit {m['threshold']})" for m in troubled)
+            + ", ".join(
+                f"{inert(m['code'])} {inert(m['status'])} {inert(m['value'])} (limit {inert(m['threshold'])})"
+                for m in troubled
+            )
         )
     print(f"open orders: {len(orders)}")
     for o in orders:
         print(
-            f"  {o.symbol} {o.side} {o.amount} @ {o.price if o.price is not None else 'market'} "
-            f"filled {o.filled} {o.status.value} {o.client_id}"
+            f"  {inert(o.symbol)} {inert(o.side)} {o.amount} @ {o.price if o.price is not None else 'market'} "
+            f"filled {o.filled} {o.status.value} {inert(o.client_id)}"
         )
     print("latest alerts:" if alerts else "latest alerts: none")
     for a in alerts:
         count = f" (x{a['count']})" if (a.get("count") or 1) > 1 else ""
-        acked = f" [acked by {a['acked_by']}]" if a.get("acked_by") else ""
-        print(f"  #{a['id']} {a['ts'][:19]} {a['severity']} {a['code']}{count}: {a['message']}{acked}")
+        acked = f" [acked by {inert(a['acked_by'])}]" if a.get("acked_by") else ""
+        print(
+            f"  #{a['id']} {inert(a['ts'][:19])} {inert(a['severity'])} {inert(a['code'])}{count}: "
+            f"{inert(a['message'])}{acked}"
+        )
     return 0
 
 
@@ -123,7 +134,7 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     """``cockpit audit``: the commands carried out, newest first, from every actor."""
     data_dir = settings.engine.data_dir
     if not (data_dir / DB_NAME).exists():
-        print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
+        print(f"no cockpit store in {inert(data_dir)}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
         return 1
     if limit < 1:
         print("cockpit audit: --limit must be at least 1", file=sys.stderr)
@@ -162,10 +173,10 @@ def print_audit(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     for r in rows:
         mark = "ok  " if r["ok"] else "FAIL"
         print(
-            f"{r['ts'][:19]} {mark} {r['command']:<11} {r['duration_ms']:>8.1f} ms  {r['actor']}"
-            f"{': ' + r['reason'] if r['reason'] else ''}"
+            f"{inert(r['ts'][:19])} {mark} {inert(r['command']):<11} {r['duration_ms']:>8.1f} ms  {inert(r['actor'])}"
+            f"{': ' + inert(r['reason']) if r['reason'] else ''}"
         )
-        print(f"{'':24}-> {r['result']}")
+        print(f"{'':24}-> {inert(r['result'])}")
     return 0
 
 
@@ -201,10 +212,11 @@ def print_incidents(settings: Settings, as_json: bool = False) -> int:
     for r in out:
         fmt = lambda v: "?" if v is None else f"{v:.1f}s"
         print(
-            f"#{r['id']} {r['opened_at'][:19]} {r['trigger']} by {r['actor']}: detect {fmt(r['detect_s'])}, "
-            f"act {fmt(r['act_s'])}, recover {fmt(r['recover_s']) if r['recovered_at'] else 'not yet'}"
+            f"#{r['id']} {inert(r['opened_at'][:19])} {inert(r['trigger'])} by {inert(r['actor'])}: "
+            f"detect {fmt(r['detect_s'])}, act {fmt(r['act_s'])}, "
+            f"recover {fmt(r['recover_s']) if r['recovered_at'] else 'not yet'}"
         )
-        print(f"    {r['reason']}")
+        print(f"    {inert(r['reason'])}")
     return 0
 
 
@@ -221,11 +233,11 @@ def print_incident_report(settings: Settings, incident_id: int) -> int:
         print(f"no incident {incident_id}; `cockpit incidents` lists them", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"cannot write the report in {settings.engine.data_dir}: {exc.strerror}", file=sys.stderr)
+        print(f"cannot write the report in {inert(settings.engine.data_dir)}: {inert(exc.strerror)}", file=sys.stderr)
         return 1
     finally:
         store.close()
-    print(path)
+    print(inert(path))
     return 0
 
 
@@ -240,7 +252,7 @@ def _money(value: object) -> str:
 def open_store(settings: Settings) -> Store | None:
     data_dir = settings.engine.data_dir
     if not (data_dir / DB_NAME).exists():
-        print(f"no cockpit store in {data_dir}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
+        print(f"no cockpit store in {inert(data_dir)}: nothing has run there (use --data-dir DIR)", file=sys.stderr)
         return None
     from engine.store.db import Store
 

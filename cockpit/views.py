@@ -1,14 +1,46 @@
-"""Turns engine records into the cells the widgets show: numbers formatted for an operator, not a parser."""
+"""Turns engine records into the cells the widgets show: numbers formatted for an operator, not a parser.
+
+Every text that came from outside the program (a symbol, an order's origin, an alert's words, a venue's error, an
+actor, a reason) reaches a widget through ``shown`` or ``cells`` here: made inert (``engine.kernel.text.inert``: no
+escape sequence, bidi override or newline reaches the terminal) and wrapped in ``rich.text.Text``, never parsed as
+markup. (The widgets cannot do it themselves: they know nothing of the engine, the helper's home.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from rich.text import Text
 
 from engine.kernel.events import Alert, Balance, Fill, Order, Position
+from engine.kernel.text import inert
 from widgets.alerts import AlertRow
+
+
+def shown(text: object, *, limit: int | None = 2000, lines: bool = False) -> Text:
+    """Outside text as a widget shows it: inert, and a ``Text`` (never read as markup)."""
+    return Text(inert(text, limit=limit, lines=lines))
+
+
+def cell(value: str | Text) -> Text:
+    """A table cell: a string made inert; a ``Text`` built here kept with its styles, unless something in it would
+    act on the terminal (then its plain text is made inert, in its base style)."""
+    if isinstance(value, Text):
+        plain = inert(value.plain)
+        return value if plain == value.plain else Text(plain, style=value.style)
+    return Text(inert(value))
+
+
+def cells(row: Iterable[Any]) -> tuple[Text, ...]:
+    """A table row's cells, each through ``cell`` (anything else shown as its ``str``)."""
+    return tuple(cell(v if isinstance(v, (str, Text)) else str(v)) for v in row)
+
+
+def reading(m: Mapping[str, Any]) -> dict[str, Any]:
+    """A monitor's reading with its words made inert (a value may quote a stream's or the venue's name)."""
+    return {k: inert(v) if isinstance(v, str) else v for k, v in m.items()}
 
 
 def num(value: Decimal | None, places: int = 2) -> str:
@@ -50,8 +82,9 @@ def market_row(
 ) -> tuple[str | Text, ...]:
     """One configured market: its mark price and, when held, the position: size, entry, value, unrealised PnL,
     its stop-loss and how far the price is above it."""
+    symbol_cell = shown(symbol)
     if p is None or not p.amount:
-        return (symbol, num(last), "", "", "", "", "", "")
+        return (symbol_cell, num(last), "", "", "", "", "", "")
     pnl = p.unrealized_pnl
     style = "green" if pnl and pnl > 0 else "red" if pnl and pnl < 0 else ""
     mark = last if last is not None else p.last
@@ -64,7 +97,7 @@ def market_row(
             f"{gap:.2f}%" if gap is not None else "—", style="bold red" if gap is not None and gap < 1 else ""
         )
     return (
-        symbol,
+        symbol_cell,
         num(mark),
         qty(p.amount),
         num(p.avg_entry),
@@ -81,32 +114,38 @@ STATUS_WORD = {"PARTIALLY_FILLED": "PARTIAL"}  # the one status too long for an 
 def order_row(o: Order, now: datetime, stuck_after_s: float) -> tuple[str | Text, ...]:
     """An open order: side in colour and in words, fill %, how long it has rested and STUCK once it rested
     longer than the stuck-order monitor allows."""
-    side = Text(o.side.upper(), style="green" if o.side == "buy" else "red")
+    side = Text(inert(o.side.upper()), style="green" if o.side == "buy" else "red")
     rested = (now - o.created_at).total_seconds()
     filled = f"{o.filled / o.amount * 100:.0f}%" if o.amount else "—"
     status: str | Text = STATUS_WORD.get(o.status.value, o.status.value)
     if rested > stuck_after_s:
         status = Text(f"{status} STUCK", style="bold yellow")
     return (
-        o.symbol,
+        shown(o.symbol),
         side,
         num(o.price) if o.price is not None else "market",
         qty(o.amount),
         filled,
         age(rested),
         status,
-        o.origin.removeprefix("strategy:"),
+        shown(o.origin.removeprefix("strategy:")),
     )
 
 
 def fill_row(f: Fill) -> tuple[str | Text, ...]:
-    side = Text(f.side.upper(), style="green" if f.side == "buy" else "red")
-    return (f.ts.strftime("%H:%M:%S"), f.symbol, side, qty(f.amount), num(f.price))
+    side = Text(inert(f.side.upper()), style="green" if f.side == "buy" else "red")
+    return (f.ts.strftime("%H:%M:%S"), shown(f.symbol), side, qty(f.amount), num(f.price))
 
 
 def alert_row(a: Alert) -> AlertRow:
     return AlertRow(
-        a.ts.strftime("%H:%M:%S"), a.severity.value, a.code, a.message, id=a.id, count=a.count, acked=a.acked
+        a.ts.strftime("%H:%M:%S"),
+        a.severity.value,
+        inert(a.code),
+        inert(a.message),
+        id=a.id,
+        count=a.count,
+        acked=a.acked,
     )
 
 
@@ -120,7 +159,7 @@ def balances_line(balances: list[Balance], quote: str) -> Text:
         if i:
             t.append(" · ")
         fmt = (lambda v: num(v, 2)) if b.asset == quote else qty
-        t.append(f"{b.asset} ", style="bold")
+        t.append(f"{inert(b.asset)} ", style="bold")
         t.append(fmt(b.total))
         if b.locked:
             t.append(f" ({fmt(b.locked)} in orders)", style="dim")

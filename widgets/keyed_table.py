@@ -48,7 +48,9 @@ class KeyedTable(DataTable):
         """Add one row, or update the cells of it that changed; the others are left alone."""
         self._columns_ready()
         # Plain strings become Text here: DataTable would parse them as markup, and a message from a venue with
-        # "[...]" in it must be shown as it is, never styled or refused (nor parsed again on every paint).
+        # "[...]" in it must be shown as it is, never styled or refused (nor parsed again on every paint). Outside
+        # text comes here already inert (cockpit/views.py: ``cells``, ``shown``): a widget knows nothing of the
+        # engine, where the one helper lives.
         cells = tuple(Text(c) if isinstance(c, str) else c for c in cells)
         old = self._rows.get(key)
         if old == cells:

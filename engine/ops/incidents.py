@@ -25,6 +25,7 @@ from engine.kernel.events import (
     utcnow,
 )
 from engine.kernel.ports import Publish, Spawn
+from engine.kernel.text import inert, inert_md
 
 if TYPE_CHECKING:
     from engine.store.db import Store
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Seconds between an incident's trip (its state captured) and its archive being written.
 SNAPSHOT_WRITE_DELAY_S = 1.0
+# The longest a reason, an alert's message or a command's result is shown in the report (the snapshot has it all).
+REPORT_FIELD_LIMIT = 4000
 
 
 def store_parts(store: Store) -> dict[str, Any]:
@@ -72,7 +75,8 @@ def write_snapshot(data_dir: Path, parts: Mapping[str, Any], why: str) -> Path:
     stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
     path = folder / f"snapshot_{stamp}.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("README.txt", f"cockpit snapshot taken {stamp}: {why}\n")
+        # The reason is outside text: the README shows it inert; the JSON parts keep it faithfully (JSON escapes it).
+        archive.writestr("README.txt", f"cockpit snapshot taken {stamp}: {inert(why)}\n")
         for name, content in parts.items():
             if callable(content):
                 content = content()
@@ -227,29 +231,44 @@ class Incidents:
         self.publish(IncidentChanged(dict(self.current)))
 
 
-# What a question of the review is answered from: the incident's row and the actions the kill switch took.
+# What a question of the review is answered from: the incident's row and the actions the kill switch took. Every
+# stored value is outside text (an operator's reason, a venue's error, an actor's name): shown through ``_md``.
 ReviewAnswer = Callable[[Mapping[str, Any], list[Mapping[str, Any]]], str]
 
+
+def _md(value: object) -> str:
+    """A stored value as it may stand in the Markdown report: inert (no escape sequence, no bidi override, one
+    line) and no Markdown markup."""
+    return inert_md(value, limit=REPORT_FIELD_LIMIT)
+
+
 REVIEW_QUESTIONS: tuple[tuple[str, ReviewAnswer], ...] = (
-    ("What triggered the incident?", lambda r, a: f"{r['trigger']} ({r['actor']}): {r['reason']}"),
+    ("What triggered the incident?", lambda r, a: f"{_md(r['trigger'])} ({_md(r['actor'])}): {_md(r['reason'])}"),
     (
         "When was it detected, and how long after the first bad reading?",
         lambda r, a: (
-            f"{r['alerted_at']} ({_fmt(timings(r)['detect_s'])} after the first bad reading at {r['first_reading_at']})"
+            f"{_md(r['alerted_at'])} ({_fmt(timings(r)['detect_s'])} after the first bad reading at "
+            f"{_md(r['first_reading_at'])})"
         ),
     ),
     (
         "What did the kill switch do, and how long did it take?",
-        lambda r, a: "; ".join(f"{x['ts']} {x['command']} by {x['actor']}: {x['result']}" for x in a) or "halt only",
+        lambda r, a: (
+            "; ".join(f"{_md(x['ts'])} {_md(x['command'])} by {_md(x['actor'])}: {_md(x['result'])}" for x in a)
+            or "halt only"
+        ),
     ),
     (
         "Were positions closed correctly?",
         lambda r, a: next(
-            (x["result"] for x in reversed(a) if x["command"] == "close-all"),
+            (_md(x["result"]) for x in reversed(a) if x["command"] == "close-all"),
             "no close-all was run: positions were left to the operator",
         ),
     ),
-    ("When was trading resumed?", lambda r, a: r["recovered_at"] or "not yet: still HALTED"),
+    (
+        "When was trading resumed?",
+        lambda r, a: _md(r["recovered_at"]) if r["recovered_at"] else "not yet: still HALTED",
+    ),
     ("What could prevent it next time?", lambda r, a: "(for the team to answer)"),
 )
 
@@ -263,23 +282,33 @@ def report(row: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]], changes:
     actions = json.loads(row.get("actions") or "[]")
     t = timings(row)
     lines = [
-        f"# Incident {row['id']}: {row['trigger']}",
+        f"# Incident {_md(row['id'])}: {_md(row['trigger'])}",
         "",
-        f"- opened: {row['opened_at']} by {row['actor']}",
-        f"- reason: {row['reason']}",
+        f"- opened: {_md(row['opened_at'])} by {_md(row['actor'])}",
+        f"- reason: {_md(row['reason'])}",
         f"- time to detect: {_fmt(t['detect_s'])}; time to act: {_fmt(t['act_s'])}; "
         f"time to recover: {_fmt(t['recover_s'])}",
-        f"- snapshot: {row.get('snapshot') or 'none'}",
+        f"- snapshot: {_md(row.get('snapshot') or 'none')}",
         "",
         "## Timeline",
         "",
     ]
-    events = [(c["ts"], f"trading {c['previous']} -> {c['state']} by {c['actor']}: {c['reason']}") for c in changes]
-    events += [(a["ts"], f"{a['severity']} {a['code']}: {a['message']}") for a in alerts]
-    events += [
-        (x["ts"], f"{x['command']} by {x['actor']} ({'ok' if x['ok'] else 'NOT done'}): {x['result']}") for x in actions
+    events = [
+        (
+            str(c["ts"]),
+            f"trading {_md(c['previous'])} -> {_md(c['state'])} by {_md(c['actor'])}: {_md(c['reason'])}",
+        )
+        for c in changes
     ]
-    lines += [f"- {ts} {what}" for ts, what in sorted(events)]
+    events += [(str(a["ts"]), f"{_md(a['severity'])} {_md(a['code'])}: {_md(a['message'])}") for a in alerts]
+    events += [
+        (
+            str(x["ts"]),
+            f"{_md(x['command'])} by {_md(x['actor'])} ({'ok' if x['ok'] else 'NOT done'}): {_md(x['result'])}",
+        )
+        for x in actions
+    ]
+    lines += [f"- {_md(ts)} {what}" for ts, what in sorted(events)]
     lines += ["", "## Post-incident review (runbook 001)", ""]
     for question, answer in REVIEW_QUESTIONS:
         lines += [f"**{question}**", "", answer(row, actions), ""]

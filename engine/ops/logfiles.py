@@ -1,6 +1,7 @@
 """JSON log files in the data directory, rotated: ``trading.log`` (everything the engine logs, alerts included),
 ``errors.log`` (warnings, errors and CRIT alerts) and ``trades.log`` (every order event and fill), one JSON
-object per line."""
+object per line. They keep outside text (reasons, venue errors) faithfully: JSON escapes its control characters.
+A log read as plain text (a terminal's stderr, ``cockpit.log``) goes through ``InertFormatter`` instead."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import os
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any
 
 from engine.kernel.events import Event, FillReceived, OrderCreated, OrderUpdated
+from engine.kernel.text import inert
 
 TRADES = logging.getLogger("cockpit.trades")
 
@@ -32,6 +35,21 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
+
+
+class InertFormatter(logging.Formatter):
+    """Plain-text log lines with outside text made inert: a reason or a venue's error logged to a terminal cannot
+    wipe or retitle it, nor forge a log line with a newline. One line per record; a traceback keeps its lines
+    (each made inert)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return inert(super().formatMessage(record), limit=None)
+
+    def formatException(self, ei: Any) -> str:
+        return inert(super().formatException(ei), limit=None, lines=True)
+
+    def formatStack(self, stack_info: str) -> str:
+        return inert(super().formatStack(stack_info), limit=None, lines=True)
 
 
 class LoopBufferedFileHandler(RotatingFileHandler):
