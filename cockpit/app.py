@@ -134,11 +134,56 @@ DESCRIPTION = {
 }
 
 
-def check_keymap(keymap: dict[str, str]) -> None:
-    """Refuse a ``[keys]`` entry that names no binding, with the ids there are."""
+# The kill switch's keys: a [keys] entry may add a key to them, never take these away or give them to another action.
+KILL_KEYS = {"halt": "h", "cancel_all": "c", "close_all": "x"}
+MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+
+
+def _is_key(name: str) -> bool:
+    """Whether Textual knows ``name`` as a key: one printable character, or a key name (f2, escape,
+    question_mark), optionally after modifiers (ctrl+x)."""
+    from textual.keys import Keys, _character_to_key
+
+    *mods, base = name.split("+")
+    if not base or any(m not in MODIFIERS for m in mods):
+        return False
+    if len(base) == 1:
+        return base.isprintable() and not base.isspace()
+    names = {k.value for k in Keys} | {_character_to_key(chr(c)) for c in range(33, 127)} | {"space"}
+    return base in names
+
+
+def check_keymap(keymap: dict[str, str]) -> dict[str, str]:
+    """The keymap the app runs with, from ``[keys]``; a ValueError names what is wrong: an id that names no
+    binding, a key Textual does not know, one key for two actions, or a key of the kill switch (h, c, x) given to
+    anything else. The kill switch keeps h, c and x whatever is configured (an entry for it adds a key)."""
     unknown = sorted(set(keymap) - set(BINDING_IDS))
     if unknown:
         raise ValueError(f"[keys] {', '.join(unknown)}: no such binding; the ids are {', '.join(BINDING_IDS)}")
+    effective: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for binding in BINDINGS:
+        if not binding.id:
+            continue
+        keys = [k.strip() for k in keymap.get(binding.id, binding.key).split(",")]
+        if binding.id in KILL_KEYS and KILL_KEYS[binding.id] not in keys:
+            keys.insert(0, KILL_KEYS[binding.id])
+        for key in keys:
+            if not _is_key(key):
+                raise ValueError(f"[keys] {binding.id} = {key!r}: not a key name (e.g. f2, ctrl+k, X, escape)")
+            if key in owner:
+                first = owner[key]
+                if first in KILL_KEYS or binding.id in KILL_KEYS:
+                    kill = first if first in KILL_KEYS else binding.id
+                    raise ValueError(
+                        f"[keys] {key!r} is the kill switch's key for {kill}: it cannot be given to "
+                        f"{binding.id if kill == first else first}; choose another key"
+                    )
+                raise ValueError(f"[keys] {key!r} is bound to both {first} and {binding.id}; give each its own key")
+            owner[key] = binding.id
+        if binding.id in keymap:
+            effective[binding.id] = ",".join(keys)
+    return effective
 
 
 class CockpitApp(App):
@@ -176,8 +221,7 @@ class CockpitApp(App):
             )
         )
         self._hangup_started = False
-        keymap = dict(settings.keys)
-        check_keymap(keymap)
+        keymap = check_keymap(dict(settings.keys))
         if keymap:
             self.set_keymap(keymap)
 
@@ -222,7 +266,7 @@ class CockpitApp(App):
         try:
             if self.engine is None:
                 core = await asyncio.to_thread(importlib.import_module, "engine.core.engine")
-                self.engine = core.Engine(self.settings, confirm_live=self._confirm_live)
+                self.engine = core.Engine(self.settings, confirm_live=self._confirm_live, take_signals=True)
             await self.engine.start()
         except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:
             self.start_failed = True

@@ -9,6 +9,7 @@ their exit codes can be read as one contract; what each command does lives elsew
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -282,7 +283,20 @@ def parse_replay(items: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The program (``cockpit``); the exit status."""
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped reading (`cockpit audit | head -1`): it has what it wanted. Nothing more is printed,
+        # not even Python's own complaint when it flushes stdout at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+def _main(argv: list[str]) -> int:
     if argv[:2] == ["sim", "fault"]:
         # `cockpit sim fault NAME [options] [--for S]`, `... fault clear`, `... fault list`: the simulator's own
         # CLI, against a running simulator's control API (see docs/simulator.md).
@@ -290,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return fault_main(argv[2:])
     args = build_parser().parse_args(argv)
+    from engine.store.datadir import private_umask
+
+    private_umask()  # everything this program writes is its owner's alone (see engine.store.datadir.PRIVATE_UMASK)
     command = args.command or "tui"
     if command == "sim":
         from engine.sim.standalone import main as sim_main
@@ -504,7 +521,13 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
     check_writable(settings.engine.data_dir)
     refuse_foreign(Path(settings.engine.data_dir) / DB_NAME)
 
-    from cockpit.app import CockpitApp
+    from cockpit.app import CockpitApp, check_keymap
+
+    try:
+        check_keymap(dict(settings.keys))
+    except ValueError as exc:
+        print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT)}", file=sys.stderr)
+        return 2
     from engine.ops.logfiles import InertFormatter
 
     # A plain-text log, read in a terminal (tail, less): outside text in it is made inert like on the screen.
@@ -530,7 +553,7 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
     async def run() -> int:
-        engine = Engine(settings, confirm_live=confirm_live)
+        engine = Engine(settings, confirm_live=confirm_live, take_signals=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,7 @@ import sys
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from engine.api import beacon
 from engine.kernel.config import Settings
 from engine.kernel.text import inert
 from engine.store.datadir import DB_NAME, engine_pid
@@ -24,8 +25,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     store = open_store(settings)
     if store is None:
         return 1
-    from engine.kernel.events import (
-        utcnow,  # imported once there is a store to read: a mistyped --data-dir answers fast
+    from engine.kernel.events import (  # imported once there is a store to read: a mistyped --data-dir answers fast
+        TradingState,
+        utcnow,
     )
 
     try:
@@ -42,6 +44,16 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         store.close()
     pid = engine_pid(data_dir)
     mode = engine_info.get("mode", settings.engine.mode)  # what the engine last ran with, not this shell's config
+    # The running engine's beacon is believed over the store: when the store cannot be written (a full disk) the
+    # engine is HALTED in memory and the store still says what it last could record.
+    seen = beacon.read(data_dir) if pid else None
+    store_failure = None
+    if seen and seen.get("running") and str(seen.get("pid")) == pid:
+        store_failure = seen.get("store_failure")
+        if seen.get("state") and seen["state"] != state.value:
+            state = TradingState(seen["state"])
+            info = {k: seen.get(k) for k in ("actor", "reason")} | {"ts": seen.get("since"), "code": ""}
+        mode = seen.get("mode") or mode
     if as_json:
         print(
             json.dumps(
@@ -51,6 +63,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
                     "mode": mode,
                     "trading_state": state.value,
                     "state_changed": info,
+                    "store_failure": store_failure,
                     "open_orders": [
                         {
                             "client_id": o.client_id,
@@ -85,6 +98,11 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         )
         return 0
     print(f"engine: {'running (pid ' + inert(pid) + ')' if pid else 'not running'} on {inert(data_dir.resolve())}")
+    if store_failure:
+        print(
+            f"STORE FAILING: the engine cannot write its store ({inert(store_failure)}); it is {state.value} and "
+            "records nothing until there is room. halt / cancel-all / close-all still reach it (by signal)"
+        )
     line = f"trading: {inert(str(mode).upper())} · {state.value}"
     if info:
         tripped = f" [{inert(info['code'])}]" if info.get("code") else ""

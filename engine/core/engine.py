@@ -52,6 +52,7 @@ from engine.kernel.events import (
     Fill,
     FillReceived,
     HealthUpdated,
+    ModeChanged,
     OrderUpdated,
     Severity,
     StopsChanged,
@@ -494,7 +495,7 @@ class Engine:
 
     def _light_beacon(self, event: Event | None) -> None:
         """The beacon follows the trading state and the store's failure, for shells the store cannot tell."""
-        if event is not None and not isinstance(event, (TradingStateChanged, EngineStarted, AlertRaised)):
+        if event is not None and not isinstance(event, (TradingStateChanged, EngineStarted, ModeChanged, AlertRaised)):
             return
         if isinstance(event, AlertRaised) and not event.alert.code.startswith("STORE_"):
             return

@@ -14,7 +14,7 @@ from cockpit.app import CockpitApp, check_keymap
 from cockpit.palette import CockpitCommands
 from cockpit.screens import Confirm
 from engine.core.engine import Engine
-from engine.kernel.commands import SPECS, PlaceOrder
+from engine.kernel.commands import SPECS, PlaceOrder, Resume
 from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig
 from engine.kernel.events import TradingState
 from engine.store.db import Store
@@ -139,14 +139,15 @@ async def test_palette_offers_every_command_of_the_registry(tmp_path):
 
 
 async def test_keys_section_remaps_a_binding(tmp_path):
+    """A [keys] entry adds a key to the kill switch; h stays (the kill switch's keys are never taken away)."""
     app = make_app(tmp_path, keys={"halt": "f2"})
     async with app.run_test(size=(100, 30)) as pilot:
         engine = app.engine
         await eventually(engine.ready.is_set, timeout=20)
-        await pilot.press("h")
-        await pilot.pause()
-        assert engine.trading_state == TradingState.ACTIVE
         await pilot.press("f2")
+        await eventually(lambda: engine.trading_state == TradingState.HALTED)
+        assert (await engine.execute(Resume(actor="operator:test", reason="drill"))).ok
+        await pilot.press("h")
         await eventually(lambda: engine.trading_state == TradingState.HALTED)
 
 
