@@ -6,10 +6,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from engine.store.db import Store
+
+
+# The venue's precision for an asset's amount (Binance keeps balances to 8 decimals): PnL and fees are rounded to it.
+VENUE_PLACES = Decimal("1e-8")
+# What counts as a trip of the kill switch: its tiers, from anyone (closing one symbol is an operator's order).
+TRIPS = frozenset({"halt", "cancel-all", "close-all"})
+
+
+def money(value: Any) -> str:
+    """An amount as the venue would show it: rounded to its precision, signed, never in exponent notation, at least
+    two decimals (``-0.14207148``, ``12.50``)."""
+    try:
+        amount = Decimal(str(value)).quantize(VENUE_PLACES, rounding=ROUND_HALF_EVEN)
+    except (InvalidOperation, ValueError):
+        return str(value)
+    text = format(amount, "f").rstrip("0")
+    whole, _, places = text.partition(".")
+    return f"{whole}.{places.ljust(2, '0')}"
 
 
 def day_bounds(day: str) -> tuple[str, str]:
@@ -31,20 +49,23 @@ def summarize(
     rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
     values = {
         **stats,
+        "net_pnl": money(stats.get("net_pnl", 0)),
+        "fees": money(stats.get("fees", 0)),
         "max_drawdown_pct": str(max_drawdown_pct),
         "kill_switch_trips": kill_switch_trips,
         "win_rate": rate,
     }
     message = (
-        f"{day}: PnL {stats.get('net_pnl')}, {stats.get('trades_count')} fills, win rate {rate}, max drawdown "
-        f"{max_drawdown_pct:.2f}%, fees {stats.get('fees')}, REST errors {stats.get('rest_errors')}, "
+        f"{day}: PnL {values['net_pnl']}, {stats.get('trades_count')} fills, win rate {rate}, max drawdown "
+        f"{max_drawdown_pct:.2f}%, fees {values['fees']}, REST errors {stats.get('rest_errors')}, "
         f"kill-switch trips {kill_switch_trips}"
     )
     return message, values
 
 
 def kill_switch_trips(audit_rows: Iterable[Mapping[str, Any]]) -> int:
-    return sum(1 for r in audit_rows if r["kill_switch"] and r["ok"])
+    """The kill switch's tiers carried out (halt, cancel-all, close-all), as `cockpit incidents` counts them."""
+    return sum(1 for r in audit_rows if r["kill_switch"] and r["ok"] and r["command"] in TRIPS)
 
 
 def from_store(store: Store, day: str) -> tuple[str, dict[str, Any]] | None:
