@@ -11,7 +11,6 @@ from typing import Any
 
 from engine.store.db import Store
 
-
 # The venue's precision for an asset's amount (Binance keeps balances to 8 decimals): PnL and fees are rounded to it.
 VENUE_PLACES = Decimal("1e-8")
 # What counts as a trip of the kill switch: its tiers, from anyone (closing one symbol is an operator's order).
