@@ -1,6 +1,7 @@
 """Cold start of the cockpit in a real terminal (a pseudo-terminal of 120×40), with ./config.toml (the shipped one,
-when run from the checkout): from the process start to its first frame (the footer's key list drawn) and to ready (the banner says connected, to the built-in paper venue). The floor
-is a bare Textual app started the same way, to its first frame, alternating, in the same run.
+when run from the checkout): from the process start to its first frame (the footer's key list drawn) and to ready
+(the banner says connected, to the built-in paper venue). The floor is a bare Textual app started the same way, to its
+first frame, alternating, in the same run.
 
 Run: .venv/bin/python bench/cold_start.py [--runs N] [--ready 1|0]; prints one JSON object.
 """

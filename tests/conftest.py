@@ -60,3 +60,182 @@ async def exchange(sim):
         yield ex
     finally:
         await ex.close()
+
+
+# ---------------------------------------------------------------------------------------------------- test tiers
+# `pytest -m "not slow"` is the fast tier (meant for under a minute on 2 cores); the README's plain command runs all.
+# A test is slow by kind (what it starts: real processes, tmux, long runs) or by measured duration: over ~2 s each
+# in `.venv/bin/python -m pytest -q -n 3 -p no:cacheprovider --durations=0` on 2 cores. A new slow test: put
+# `@pytest.mark.slow` on it, or its node id in a group below (one reason per group). Per-test timeouts: `timeout` in
+# pyproject.toml for all, and TIMEOUTS below for the few that may take longer by design.
+
+# Whole files, by kind.
+SLOW_FILES = {
+    "tests/chaos/test_stateful_faults.py": "stateful chaos: hypothesis drives a real engine through random faults",
+    "tests/tui/test_tmux.py": "the real program in tmux",
+    "tests/tui/test_hangup.py": "the real program on a pseudo-terminal, hung up",
+    "tests/integration/test_validation.py": "validation runs: simulated hours of trading, and `cockpit validate`",
+    "tests/integration/test_bench_smoke.py": "bench smoke: every benchmark script, each in its own process",
+    "tests/integration/test_no_secret_anywhere.py": "an engine, the app under Pilot, CLI processes and tmux",
+    "tests/integration/test_cli_kill_switch.py": "the CLI from another shell: one process per command",
+    "tests/integration/test_cli_monitors.py": "the CLI from another shell: one process per command",
+    "tests/integration/test_remote_commands.py": "the CLI from another shell: one process per command",
+    "tests/sim/test_standalone.py": "the simulator's runner in its own process",
+    "tests/tui/test_screens.py": "the app under Pilot through its other screens, 1.5 to 10 s each",
+    "tests/tui/test_hostile_text_screens.py": "the app under Pilot, a halt from another shell, and tmux",
+    "tests/integration/test_hostile_text.py": "hostile texts through every field: CLI processes, a running engine",
+    "tests/integration/test_odd_numbers.py": "the CLI from another shell: one process per command",
+    "tests/integration/test_foreign_store.py": "the CLI from another shell on each kind of store that is not cockpit's",
+    "tests/integration/test_full_disk.py": "a real tmpfs filled up, the kill switch from another shell",
+}
+
+# Single tests (a parametrized test by its name without the [id]), by group.
+SLOW_TESTS = {
+    "crash loop: kill -9 of a busy engine process and restarts": (
+        "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt",
+    ),
+    "the real program (`python -m cockpit.cli`, or a fresh interpreter) in subprocesses": (
+        "tests/integration/test_preflight.py::test_cockpit_preflight_exits_1_for_no_go_2_when_it_cannot_run",
+        "tests/integration/test_preflight.py::test_cockpit_preflight_asks_the_running_engine_go_is_0_and_a_live_run_is_refused",
+        "tests/integration/test_resilience_sim.py::test_live_needs_config_and_confirmation",
+        "tests/integration/test_resilience_sim.py::test_headless_run_logs_json_and_stops_on_signal",
+        "tests/integration/test_resilience_sim.py::test_headless_run_with_unknown_symbols_exits_with_an_error",
+        "tests/integration/test_alerts_health_incidents.py::test_an_automatic_trip_opens_an_incident_with_a_snapshot_and_no_secret_anywhere",
+        "tests/integration/test_alerts_health_incidents.py::test_acknowledge_from_the_cli_and_a_snapshot_on_demand",
+        "tests/integration/test_daily_report.py::test_the_daily_report_is_the_summary_the_sinks_receive",
+        "tests/integration/test_bad_input.py::test_a_server_answering_html_is_called_garbage_by_the_real_program",
+        "tests/scenarios/test_halt_scenarios.py::test_a_halt_survives_a_restart_and_nothing_is_sent_until_an_operator_resumes",
+        "tests/scenarios/test_halt_scenarios.py::test_resume_is_refused_from_every_front_end_while_the_trigger_holds",
+        "tests/unit/test_store_safety.py::test_random_bytes_are_refused_and_left_as_they_were",
+        "tests/unit/test_store_safety.py::test_a_foreign_sqlite_database_is_refused_untouched",
+        "tests/unit/test_store_safety.py::test_a_read_only_data_dir_is_read_and_refused_for_writing_with_a_reason",
+        "tests/unit/test_engine_headless.py::test_importing_engine_does_not_import_textual",
+        "tests/unit/test_engine_headless.py::test_ccxt_is_imported_only_where_the_venue_is_connected",
+        "tests/sim/test_headless.py::test_engine_sim_does_not_import_textual",
+        "tests/integration/test_operator_slips.py::test_a_pipe_closed_early_ends_quietly",
+    ),
+    "over ~2 s measured: an engine waiting out the venue's timings (retry-after, stale limits, calm periods), "
+    "the app under Pilot through a question or two, or many hypothesis examples": (
+        "tests/tui/test_kill_switch_keys.py::test_palette_entry_runs_the_same_command_as_the_key",
+        "tests/tui/test_kill_switch_keys.py::test_x_asks_once_listing_what_it_sells_then_flattens_the_venue",
+        "tests/tui/test_kill_switch_keys.py::test_a_acknowledges_the_selected_alert_and_capital_a_all_of_them",
+        "tests/tui/test_kill_switch_keys.py::test_a_question_is_withdrawn_when_the_kill_switch_fires",
+        "tests/tui/test_kill_switch_keys.py::test_a_question_is_withdrawn_when_another_shell_halts",
+        "tests/tui/test_kill_switch_keys.py::test_x_answered_no_does_nothing",
+        "tests/tui/test_kill_switch_keys.py::test_r_reconnects",
+        "tests/tui/test_app.py::test_the_screen_comes_before_the_engine_and_a_kill_key_pressed_meanwhile_is_not_lost",
+        "tests/tui/test_app.py::test_resume_asks_once",
+        "tests/scenarios/test_loss_scenarios.py::test_flash_crash_halts_and_resume_waits_for_the_calm_the_runbook_asks",
+        "tests/scenarios/test_rest_scenarios.py::test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_orders",
+        "tests/scenarios/test_rest_scenarios.py::test_signed_calls_refused_after_every_resync_halt_instead_of_staying_active",
+        "tests/scenarios/test_rest_scenarios.py::test_503_504_storm_halts_backs_off_and_a_5xx_that_hid_a_placed_order_is_not_placed_twice",
+        "tests/scenarios/test_websocket_scenarios.py::test_connected_but_silent_reconnects_then_closes_everything",
+        "tests/scenarios/test_websocket_scenarios.py::test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_snapshot",
+        "tests/scenarios/test_order_scenarios.py::test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps_trying",
+        "tests/integration/test_monitors.py::test_429_pauses_every_request_for_retry_after_and_418_halts",
+        "tests/integration/test_monitors.py::test_two_buys_waiting_out_a_retry_after_cannot_both_pass_the_position_limit",
+        "tests/integration/test_kill_switch.py::test_an_exception_in_a_risk_monitor_fails_closed_and_the_others_go_on",
+        "tests/integration/test_alerts_health_incidents.py::test_alerts_reach_a_loopback_receiver_and_a_failing_one_is_reported",
+        "tests/integration/test_preflight.py::test_a_configuration_unfit_for_live_fails_and_warns",
+        "tests/integration/test_preflight.py::test_the_venues_faults_fail_their_checks",
+        "tests/integration/test_group_commit.py::test_a_client_id_is_on_disk_while_its_request_is_at_the_venue",
+        "tests/integration/test_resilience_sim.py::test_send_that_never_arrived_is_marked_rejected",
+        "tests/integration/test_private_files.py::test_every_file_an_engine_run_writes_is_owner_only",
+        "tests/sim/test_faults_rest.py::test_fault_with_a_duration_ends_by_itself_and_logs_start_and_end",
+        "tests/unit/test_portfolio.py::test_pnl_adds_up_from_random_fills_with_fees_in_base_or_quote",
+    ),
+    "waits up to 10 s for the wall clock to be well inside a minute (the venue counts weight per minute)": (
+        "tests/sim/test_limits.py::test_over_the_limit_429_with_retry_after_then_418_ban",
+    ),
+}
+
+# Longer than the default timeout by design (seconds).
+TIMEOUTS = {
+    # kills=2: up to three engine starts, each waited for 60 s before the loop itself says what did not happen.
+    "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt": 300,
+    # About 75 s by itself (it runs with COCKPIT_SLOW_TESTS=1 only).
+    "tests/integration/test_validation.py::test_cockpit_validate_48h_finishes_in_under_two_minutes": 300,
+}
+
+_SLOW_IDS = {node_id for group in SLOW_TESTS.values() for node_id in group}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: not in the fast tier (`pytest -m 'not slow'`); see tests/conftest.py")
+    if not hasattr(config, "workerinput"):  # once, not in every xdist worker
+        _warn_of_stale_entries(config)
+
+
+def _warn_of_stale_entries(config) -> None:
+    """A renamed or moved test leaves its entry behind, and the test silently joins the fast tier: say so."""
+    root = Path(config.rootpath)
+    for node_id in [*SLOW_FILES, *_SLOW_IDS, *TIMEOUTS]:
+        file, _, name = node_id.partition("::")
+        path = root / file
+        if not path.is_file() or (name and f"def {name}(" not in path.read_text()):
+            config.issue_config_time_warning(
+                pytest.PytestConfigWarning(f"tests/conftest.py names {node_id}, which does not exist"),
+                stacklevel=2,
+            )
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        file, _, name = item.nodeid.partition("::")
+        node_id = f"{file}::{name.split('[')[0]}"
+        if file in SLOW_FILES or node_id in _SLOW_IDS:
+            item.add_marker(pytest.mark.slow)
+        if node_id in TIMEOUTS:
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[node_id]))
+
+
+# A test of the fast tier well over the bar: named at the end of the run, so that it gets marked.
+_SLOW_HINT_S = 5.0
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed and report.duration > _SLOW_HINT_S and "slow" not in report.keywords:
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+# In parallel runs (pytest-xdist) each worker times its runbook scenarios (tests/runbook.py): the workers hand their
+# results to the controller, which prints them and writes build/proof/scenarios.md once with all of them (what
+# tests/scenarios/conftest.py does in a run without workers, or on a controller that loaded it).
+_FROM_WORKERS = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session):
+    runbook = sys.modules.get("runbook")
+    if hasattr(session.config, "workeroutput") and runbook is not None:
+        session.config.workeroutput["runbook_results"] = list(runbook.RESULTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    results = getattr(node, "workeroutput", {}).get("runbook_results")
+    if results:
+        import runbook
+
+        runbook.RESULTS.extend(results)
+        node.config.stash[_FROM_WORKERS] = True
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.stash.get(_FROM_WORKERS, False) and not any(
+        Path(str(name)).as_posix().endswith("tests/scenarios/conftest.py")
+        for name, _ in config.pluginmanager.list_name_plugin()
+    ):
+        from runbook import RESULTS, write_results
+
+        path = write_results(RESULTS)
+        terminalreporter.section(f"runbook scenarios: fault -> action (with runbook sections: {path})")
+        for r in RESULTS:
+            terminalreporter.write_line(f"{r['seconds']:6.2f}s  {r['scenario'][:60]}: {r['action']}")
+    if _unmarked_slow:
+        terminalreporter.section("slow tests not marked slow")
+        for node_id, seconds in sorted(_unmarked_slow, key=lambda t: -t[1]):
+            terminalreporter.write_line(f"{seconds:6.2f}s  {node_id}")
+        terminalreporter.write_line(
+            f"over {_SLOW_HINT_S:g} s: mark them slow (SLOW_TESTS in tests/conftest.py, or @pytest.mark.slow)"
+        )

@@ -245,13 +245,13 @@ async def test_an_automatic_trip_opens_an_incident_with_a_snapshot_and_no_secret
         for secret in secrets:
             assert secret not in data, f"a secret is in {path}"
 
-    listed = json.loads(cli(tmp_path, "incidents", "--json").stdout)
+    listed = json.loads((await asyncio.to_thread(cli, tmp_path, "incidents", "--json")).stdout)
     first = next(i for i in listed if i["trigger"] == "flash_crash")
     assert first["detect_s"] is not None and first["act_s"] is not None and first["recover_s"] is not None
     assert first["detect_s"] >= 0 and first["recovered_at"]
-    report = cli(tmp_path, "incident", "report", str(first["id"]))
+    report = await asyncio.to_thread(cli, tmp_path, "incident", "report", str(first["id"]))
     assert report.returncode == 0, report.stderr
-    text = Path(report.stdout.strip()).read_text()
+    text = await asyncio.to_thread(Path(report.stdout.strip()).read_text)
     assert "What triggered the incident?" in text and "flash_crash" in text and "## Timeline" in text
     assert "time to detect" in text
 
@@ -267,7 +267,7 @@ async def test_acknowledge_from_the_cli_and_a_snapshot_on_demand(sim, tmp_path, 
     row = next(r for r in Store.in_dir(tmp_path / "data").alerts() if r["id"] == open_ids[0])
     assert row["acked_by"].startswith("operator:cli ")
     snap = await asyncio.to_thread(cli, tmp_path, "snapshot")
-    assert snap.returncode == 0 and Path(snap.stdout.strip()).exists()
+    assert snap.returncode == 0 and await asyncio.to_thread(Path(snap.stdout.strip()).exists)
     none = await asyncio.to_thread(cli, tmp_path, "ack")
     assert none.returncode == 2 and "--all" in none.stderr
 

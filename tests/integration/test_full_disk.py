@@ -36,7 +36,9 @@ async def test_a_full_disk_leaves_the_kill_switch_to_a_shell_and_the_store_catch
     env = write_config(sim, tmp_path)
     with small_disk(tmp_path / "disk") as disk:
         data = disk / "data"
-        engine = Engine(settings(sim, tmp_path).model_copy(update={"engine": settings(sim, tmp_path).engine.model_copy(update={"data_dir": data})}), take_signals=True)
+        base = settings(sim, tmp_path)
+        on_disk = base.model_copy(update={"engine": base.engine.model_copy(update={"data_dir": data})})
+        engine = Engine(on_disk, take_signals=True)
         await engine.start()
         try:
             await eventually(engine.ready.is_set, timeout=20, message="engine connected")

@@ -1,7 +1,7 @@
 """A run that used API keys and a notification URL with a token leaves no secret anywhere an operator's data goes:
 the log files (the headless engine's stderr carries the same JSON lines), the database (and its WAL), snapshot
-archives, incident reports, what the CLI prints, and what the screen showed (Textual screenshots from a Pilot run of the real app,
-and the text of a tmux pane running the real program, where tmux is installed)."""
+archives, incident reports, what the CLI prints, and what the screen showed (Textual screenshots from a Pilot run of
+the real app, and the text of a tmux pane running the real program, where tmux is installed)."""
 
 from __future__ import annotations
 
@@ -181,10 +181,10 @@ async def tmux_pane(tmp_path: Path, data: Path, env: dict[str, str]) -> str:
     try:
         await eventually(lambda: "HALTED" in pane() and "Halt" in pane(), timeout=40, message="the cockpit on screen")
         text = pane()
-        subprocess.run([*server, "send-keys", "-t", session, "s"], check=True)
+        await asyncio.to_thread(subprocess.run, [*server, "send-keys", "-t", session, "s"], check=True)
         await eventually(lambda: "snapshot" in pane().lower(), timeout=10, message="a snapshot taken from the screen")
         return text + pane()
     except AssertionError:
         pytest.fail(f"the cockpit did not come up in tmux:\n{pane()}")
     finally:
-        subprocess.run([*server, "kill-server"], capture_output=True)
+        await asyncio.to_thread(subprocess.run, [*server, "kill-server"], capture_output=True)

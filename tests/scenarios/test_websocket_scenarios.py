@@ -150,7 +150,7 @@ async def test_reconnect_rate_over_the_hourly_limit_warns_only(sim, tmp_path, ru
     for n in (1, 2):
         sim.faults.inject("ws-drop")
         await eventually(
-            lambda: engine.sync.reconnects_last_hour() >= n and not engine.sync.stream_down,
+            lambda n=n: engine.sync.reconnects_last_hour() >= n and not engine.sync.stream_down,
             timeout=10,
             message=f"streams back after drop {n}",
         )

@@ -47,7 +47,8 @@ async def test_sighup_halts_and_cancels_every_order_and_records_it(tmp_path):
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(TERM="xterm-256color", COCKPIT_STRATEGY__INTERVAL_S="0.2")
-    proc = subprocess.Popen(
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
         [sys.executable, "-m", "cockpit.cli", "--data-dir", str(tmp_path / "data")],
         stdin=slave,
         stdout=slave,

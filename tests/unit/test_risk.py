@@ -2,7 +2,8 @@
 
 from decimal import Decimal as D
 
-from engine.trading.risk import filter_refusal, pre_trade_refusal
+from engine.kernel.config import RiskConfig
+from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
 
 SYMS = ("BTC/USDT",)
 
@@ -12,6 +13,10 @@ def test_request_sanity():
     assert "not a configured symbol" in pre_trade_refusal(True, SYMS, "DOGE/USDT", "buy", D("1"))
     assert "side" in pre_trade_refusal(True, SYMS, "BTC/USDT", "hold", D("1"))
     assert "positive" in pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("0"))
+    assert "amount 1E+309 is out of range" in pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("1e309"))
+    assert "price must be positive" in pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("1"), D("-5"))
+    assert "stop-loss must be positive" in pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("1"), None, D("0"))
+    assert "not a finite number" in pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("NaN"))
     assert pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("1")) is None
 
 
@@ -20,9 +25,6 @@ def test_venue_filters():
     assert "notional" in filter_refusal(D("0.00001"), D("5"), "BTC/USDT", D("0.00005"), D("60000"))
     assert filter_refusal(D("0.00001"), D("5"), "BTC/USDT", D("0.0001"), D("60000")) is None
 
-
-from engine.kernel.config import RiskConfig
-from engine.trading.risk import Exposure, OrderRateLimit, limit_refusal
 
 CFG = RiskConfig()
 
