@@ -520,6 +520,9 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
     # plain words on the terminal (exit 2), not behind the full-screen app.
     check_writable(settings.engine.data_dir)
     refuse_foreign(Path(settings.engine.data_dir) / DB_NAME)
+    # Where the store is, said before the screen opens (it stays in the terminal's scrollback after quitting):
+    # another shell's `cockpit halt` finds it there by default, or with --data-dir.
+    print(f"cockpit: data in {inert(Path(settings.engine.data_dir).resolve())}", file=sys.stderr)
 
     from cockpit.app import CockpitApp, check_keymap
 
@@ -551,6 +554,7 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("cockpit").info("data in %s", Path(settings.engine.data_dir).resolve())
 
     async def run() -> int:
         engine = Engine(settings, confirm_live=confirm_live, take_signals=True)

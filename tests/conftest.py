@@ -32,6 +32,8 @@ def isolated_from_the_operator(monkeypatch, tmp_path):
         if key.startswith("COCKPIT_") or key in RUNBOOK_TOGGLES:
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
+    # The default data directory is per user ($XDG_STATE_HOME/cockpit): a test never reaches the developer's.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 @pytest.fixture

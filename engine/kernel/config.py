@@ -105,11 +105,18 @@ def _ccxt_pro_has(exchange_id: str) -> bool:
     return bool(name) and any((Path(root) / "pro" / f"{name}.py").is_file() for root in spec.submodule_search_locations)
 
 
+def default_data_dir() -> Path:
+    """One per-user state directory, wherever cockpit is run from: ``$XDG_STATE_HOME/cockpit``, or
+    ``~/.local/state/cockpit`` (the XDG base directory default)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "cockpit"
+
+
 class EngineConfig(_Section):
     """Trading mode and where state lives."""
 
     mode: Literal["paper", "dry-run", "live"] = "paper"
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(default_factory=default_data_dir)
     quote_asset: str = "USDT"
     # How often equity is sampled into the equity curve, drawdown and daily-loss checks.
     equity_sample_s: float = Field(default=10.0, gt=0, le=3600)
@@ -423,6 +430,12 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None)
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_toml(path)
+        engine = data.get("engine")
+        if isinstance(engine, dict) and isinstance(engine.get("data_dir"), str):
+            # A relative data_dir in a file is relative to that file, not to wherever cockpit is run from: the
+            # same config finds the same store from any directory.
+            where = Path(engine["data_dir"]).expanduser()
+            engine["data_dir"] = str(where if where.is_absolute() else path.parent.resolve() / where)
     if data_dir is not None:
         data.setdefault("engine", {})["data_dir"] = str(data_dir)
     try:

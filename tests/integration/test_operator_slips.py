@@ -67,3 +67,38 @@ def test_a_pipe_closed_early_ends_quietly(tmp_path):
         result = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, env=_env(), timeout=60)
         assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, (command, result.stderr)
         assert result.stdout.count("\n") == 1, (command, result.stdout)
+
+
+def test_the_data_directory_is_the_users_wherever_cockpit_runs_from(tmp_path):
+    """No --data-dir: one per-user state directory ($XDG_STATE_HOME/cockpit), so `cockpit halt` from any directory
+    reaches the store the cockpit uses; a relative data_dir in a config file is relative to that file."""
+    state = tmp_path / "state"
+    env = {**_env(), "XDG_STATE_HOME": str(state)}
+    Store.in_dir(state / "cockpit").close()  # a cockpit ran here before
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    for where, reason in ((one, "from one"), (two, "from two")):
+        result = subprocess.run(
+            [*COCKPIT, "halt", "--reason", reason], cwd=where, capture_output=True, text=True, env=env, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+    store = Store.in_dir(state / "cockpit", readonly=True)
+    try:
+        assert [r["reason"] for r in store.audit(limit=5)][:2] == ["from two", "from one"]
+    finally:
+        store.close()
+    config = tmp_path / "conf" / "c.toml"
+    config.parent.mkdir()
+    config.write_text('[engine]\ndata_dir = "desk"\n')
+    Store.in_dir(config.parent / "desk").close()
+    result = subprocess.run(
+        [*COCKPIT, "halt", "--reason", "by file", "--config", str(config)],
+        cwd=two,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (two / "desk").exists()
