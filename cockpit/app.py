@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.screen import ModalScreen, Screen
 
 from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
@@ -75,6 +78,7 @@ from engine.trading.state import WHY_NOT
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
 from widgets.keyed_table import KeyedTable
+from widgets.notice import NoticeLine
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
@@ -84,6 +88,11 @@ log = logging.getLogger(__name__)
 ACTOR = "operator:key"
 HANGUP = {"halt": Halt, "cancel_all": CancelAll, "close_all": CloseAll}
 MIN_SIZE = (80, 24)
+# How long what a key did is said: on the main screen's notice line (it covers no panel), and in a toast on the
+# other screens (it covers part of a table: brief, but an error stays long enough to read).
+NOTICE_S = {"information": 4.0, "warning": 6.0, "error": 15.0}
+TOAST_S = {"information": 3.0, "warning": 5.0, "error": 15.0}
+TOAST_MAX_S = 6.0  # a toast that is not an error, however long its caller asked
 HANGUP_FINISH_S = 600.0  # after a hang-up, how long the kill switch may keep retrying before the program exits
 TOAST_LIMIT = 500  # characters of a notification (a reason or a venue's error in it may be long; the logs have it)
 BINDINGS = [
@@ -221,6 +230,7 @@ class CockpitApp(App):
             )
         )
         self._hangup_started = False
+        self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)  # (title, message, severity), oldest first
         keymap = check_keymap(dict(settings.keys))
         if keymap:
             self.set_keymap(keymap)
@@ -234,16 +244,63 @@ class CockpitApp(App):
         timeout: float | None = None,
         markup: bool = False,
     ) -> None:
-        """Notifications carry the engine's and the venue's words (reasons, errors): shown inert (an escape
-        sequence in a reason must not reach the terminal) and never parsed as markup, whatever ``markup`` says
-        (``Widget.notify`` passes True): a "[...]" in a venue's error must neither vanish nor crash the screen."""
-        super().notify(
-            inert(message, limit=TOAST_LIMIT, lines=True),
-            title=inert(title, limit=100),
-            severity=severity,
-            timeout=timeout,
-            markup=False,
-        )
+        """What a key did, or why not. On the main screen (or a question over it) it is said on the notice line
+        above the footer, which covers no panel; on a terminal too small it is said in that notice; on another
+        screen it is a brief toast (an error stays long enough to read). Every notice is kept in ``notices``.
+
+        The words are the engine's and the venue's (reasons, errors): shown inert (an escape sequence in a reason
+        must not reach the terminal) and never parsed as markup, whatever ``markup`` says (``Widget.notify`` passes
+        True): a "[...]" in a venue's error must neither vanish nor crash the screen."""
+        message, title = inert(message, limit=TOAST_LIMIT, lines=True), inert(title, limit=100)
+        self.notices.append((title, message, severity))
+        target = self.notice_target()
+        if isinstance(target, TooSmall):
+            last = Text(f"{title} · " if title else "", style="bold")
+            last.append(message, style={"warning": "bold yellow", "error": "bold red"}.get(severity, ""))
+            target.show(*target.size_seen, last=last)
+            return
+        if target is not None:
+            try:
+                notice = target.query_one(NoticeLine)
+            except NoMatches:  # not composed yet (a notice in the first moments): a toast
+                pass
+            else:
+                seconds = NOTICE_S.get(severity, 4.0)  # brief whatever was asked; an error at least its time
+                if severity == "error" and timeout is not None:
+                    seconds = max(seconds, timeout)
+                notice.show(message, title, severity, seconds)
+                return
+        seconds = TOAST_S.get(severity, 3.0) if timeout is None else min(timeout, TOAST_MAX_S)
+        if severity == "error":
+            seconds = max(seconds, TOAST_S["error"])
+        super().notify(message, title=title, severity=severity, timeout=seconds, markup=False)
+
+    def notice_target(self) -> Screen | None:
+        """Where a notice is said: the too-small notice, or the main screen when it is what the operator sees (a
+        question over it leaves its notice line in view), else None (a toast)."""
+        stack = self.screen_stack
+        if not stack:
+            return None
+        top = stack[-1]
+        if isinstance(top, TooSmall):
+            return top
+        if top is self.main_screen:
+            return top
+        if isinstance(top, ModalScreen) and len(stack) > 1 and stack[-2] is self.main_screen:
+            return self.main_screen
+        return None
+
+    def refresh_too_small(self) -> None:
+        """The too-small notice follows the banner: the trading state as it is now, never the one it was pushed
+        with."""
+        shown = next((s for s in self.screen_stack if isinstance(s, TooSmall)), None)
+        if shown is None:
+            return
+        try:
+            headline = self.main_screen.query_one(StatusBanner).headline()
+        except NoMatches:
+            headline = None
+        shown.show(self.size.width, self.size.height, headline)
 
     def get_default_screen(self) -> MainScreen:
         return self.main_screen
@@ -315,7 +372,8 @@ class CockpitApp(App):
             state=snap["state"],
             state_info=snap["state_info"],
             venue=snap["venue"],
-            connected=snap["connected"],
+            # None ("connecting") until the venue has been connected once: not a DISCONNECTED that never was.
+            connected=True if snap["connected"] else (False if engine.ready.is_set() else None),
             orders=list(snap["orders"]),
             balances=list(snap["balances"]),
             positions=list(snap["positions"]),
@@ -336,7 +394,7 @@ class CockpitApp(App):
             banner.kill_switch = f"retrying {', '.join(retrying)}" if retrying else ""
 
     def on_resize(self, event) -> None:
-        """Under 80×24 the screen says so instead of cutting panels off without a word; h and c still work."""
+        """Under 80×24 the screen says so instead of cutting panels off without a word; h, c and x still work."""
         width, height = event.size
         small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
         shown = next((s for s in self.screen_stack if isinstance(s, TooSmall)), None)
@@ -347,8 +405,7 @@ class CockpitApp(App):
             shown.dismiss()
             return
         if shown is not None:
-            state = self.engine.trading_state.value if self.started.is_set() and not self.start_failed else "starting"
-            self.call_after_refresh(shown.show, width, height, state)
+            self.call_after_refresh(self.refresh_too_small)
 
     def _terminal_gone(self, loop: asyncio.AbstractEventLoop) -> None:
         """SIGHUP, handled at once in the main thread (not through the event loop, which may be the thing blocked):

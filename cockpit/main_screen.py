@@ -1,10 +1,11 @@
 """The main screen: what an operator needs in one glance, drawn from the engine's events alone.
 
-Banner (state in words, who set it, the keys that matter now), the newest unacknowledged CRIT, the health line
-and every monitor that is not OK, equity against its limits with its curve, balances, positions with their
-stops, open orders with age, fill and a stuck marker, recent fills, alerts. The screen keeps a small model fed by
-events and redraws only what a batch of events changed, cell by cell: a storm of tickers and order updates
-costs work per changed cell, never a table rebuilt per event.
+Banner (state in words, who set it, the keys that matter now; CONNECTING until the venue is), the newest
+unacknowledged CRIT, the health line and every monitor that is not OK with the go/no-go verdict, equity against its
+limits with its curve, balances, positions with their stops, open orders with age, fill and a stuck marker, recent
+fills, alerts; above the footer, for a few seconds, what a key just did (a notice line, never a toast over them).
+The screen keeps a small model fed by events and redraws only what a batch of events changed, cell by cell: a
+storm of tickers and order updates costs work per changed cell, never a table rebuilt per event.
 
 What events carry from outside (actors, reasons, venue names and errors, alert texts, symbols, monitor readings)
 reaches a widget made inert (cockpit/views.py): shown as visible escapes, never sent to the terminal.
@@ -27,7 +28,18 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from cockpit.bridge import EngineEvents
-from cockpit.views import alert_row, balances_line, fill_row, market_row, num, order_row, reading
+from cockpit.screens import ChecklistScreen
+from cockpit.views import (
+    alert_row,
+    balances_line,
+    checklist_lines,
+    checklist_record,
+    fill_row,
+    market_row,
+    num,
+    order_row,
+    reading,
+)
 from engine.kernel.events import (
     Alert,
     AlertRaised,
@@ -63,6 +75,7 @@ from widgets.banner import CritBanner, StatusBanner
 from widgets.equity import EquityLine
 from widgets.health import HealthLine, MonitorStrip
 from widgets.keyed_table import KeyedTable
+from widgets.notice import NoticeLine
 
 RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
 FILLS_SHOWN = 50
@@ -123,6 +136,7 @@ class MainScreen(Screen):
         self.balances: list[Balance] = []
         self.readings: dict[str, Mapping[str, Any]] = {}
         self.crit_waiting: dict[int, Alert] = {}  # unacknowledged CRIT alerts, by id
+        self.checklist: dict[str, Any] | None = None  # the latest go/no-go run this screen saw (checklist_record)
         # Event-to-widget latency: from the bridge taking a batch to the batch drawn (seconds), for the bench.
         self.draw_lag: deque[float] = deque(maxlen=LATENCY_SAMPLES)
 
@@ -154,14 +168,17 @@ class MainScreen(Screen):
             )
             fills.border_title = "Recent fills (f)"
             yield fills
+        yield NoticeLine(id="notice")
         yield Footer()
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
 
     def on_resize(self, event) -> None:
-        """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them)."""
+        """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them). The
+        screen never scrolls (app.tcss): on a terminal too small it keeps the banner on its first line."""
         self.set_class(event.size.width < WIDE, "-narrow")
+        self.scroll_home(animate=False)
 
     # ------------------------------------------------------------ drawing from the model
 
@@ -187,6 +204,7 @@ class MainScreen(Screen):
             table.upsert(client_id, order_row(order, now, self.config.stuck_after_s))
 
     def _draw_balances(self) -> None:
+        """One line, or two when the assets held do not fit the width (the line wraps between two assets)."""
         self.query_one("#balances", Static).update(balances_line(self.balances, self.config.quote))
 
     def _draw_readings(self) -> None:
@@ -205,14 +223,17 @@ class MainScreen(Screen):
         line.draw()
 
     def _draw_checklist(self, checklist: Mapping[str, Any]) -> None:
-        """``go/no-go GO · 14 PASS · 3 WARN · 0 FAIL (g)``: red with a FAIL, yellow with a WARN."""
-        counts = checklist.get("summary") or {}
-        fail, warn = counts.get("FAIL", 0), counts.get("WARN", 0)
+        """``go/no-go GO · 14 PASS · 3 WARN (g)``: red with a FAIL, yellow with a WARN. From the engine's event or
+        the store's row (the first frame), whichever is newer than what is shown."""
+        record = checklist_record(checklist)
+        if self.checklist is not None and (record.get("ts") or "") < (self.checklist.get("ts") or ""):
+            return  # an older run than the one shown
+        self.checklist = record
         strip = self.query_one(MonitorStrip)
-        strip.checklist = inert(
-            f"go/no-go {checklist.get('verdict', '?')} · {counts.get('PASS', 0)} PASS · {warn} WARN · {fail} FAIL (g)"
-        )
-        strip.checklist_level = "CRIT" if fail else "WARN" if warn else "OK"
+        strip.checklist, strip.checklist_short, strip.checklist_level = checklist_lines(record)
+        for screen in self.app.screen_stack:
+            if isinstance(screen, ChecklistScreen):
+                screen.action_reload()  # `g` open while a run came in: it shows that run
 
     def _draw_crit(self) -> None:
         banner = self.query_one(CritBanner)
@@ -235,7 +256,8 @@ class MainScreen(Screen):
             self.query_one(AlertList).add_alert(alert_row(alert))
         if new and alert.severity == Severity.CRIT and not alert.acked:
             self.app.bell()
-            self.app.notify(f"{alert.code}: {alert.message}", title="CRIT", severity="error", timeout=15)
+            if self.app.notice_target() is not self:  # here the CRIT line under the banner says it; elsewhere a toast
+                self.app.notify(f"{alert.code}: {alert.message}", title="CRIT", severity="error", timeout=15)
 
     def _set_state(self, state: str, info: Mapping[str, Any]) -> None:
         self.state = state
@@ -254,6 +276,8 @@ class MainScreen(Screen):
         self._set_state(snap.state.value, snap.state_info)
         self.balances = list(snap.balances)
         self._draw_balances()
+        # Drawn before the screen's first layout, its height (one line or two) is measured at the next one.
+        self.call_after_refresh(self.query_one("#balances").refresh, layout=True)
         self.positions = {p.symbol: p for p in snap.positions}
         self.last = dict(snap.last)
         self.stops = dict(snap.stops)
@@ -277,6 +301,7 @@ class MainScreen(Screen):
         )
         if snap.checklist:
             self._draw_checklist(snap.checklist)
+        self.app.refresh_too_small()
 
     def on_engine_events(self, message: EngineEvents) -> None:
         """A batch of events: the model first, then each widget drawn once for the whole batch."""
@@ -304,6 +329,7 @@ class MainScreen(Screen):
         if equity is not None:
             self._draw_equity(equity)
             self.query_one(EquityLine).add_point(float(equity))
+        self.app.refresh_too_small()  # the too-small notice says the state as the banner now does
         self.draw_lag.append(time.monotonic() - message.taken)
 
     def apply(self, event: Event) -> str:

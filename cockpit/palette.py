@@ -13,6 +13,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.markup import escape
 
+from cockpit.views import qty
 from engine.kernel.commands import SPECS
 from engine.kernel.text import inert
 
@@ -50,7 +51,7 @@ class CockpitCommands(Provider):
             out.append(
                 (
                     f"Close position {position.symbol}",
-                    f"cancel {position.symbol}'s orders and sell {position.amount} at market (asks once)",
+                    f"cancel {position.symbol}'s orders and sell {qty(position.amount)} at market (asks once)",
                     partial(app.run_action, f"close_position({position.symbol!r})"),
                 )
             )

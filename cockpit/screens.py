@@ -2,9 +2,12 @@
 
 The logs (alerts, audit, incidents, an order's history, the reconciliation diff) read what the engine stored;
 none of them changes anything except through the app's actions, which go through the engine's one ``execute``.
-Escape (or q) closes a screen; the kill-switch keys h and c work on every screen (they are the app's, priority).
-What they show came from outside (reasons, actors, venue errors, symbols): every row goes through
-``cockpit.views.cells`` and every line through ``shown``: inert, never read as markup.
+Escape (or q) closes a screen; the kill switch's keys h, c and x work on every screen (they are the app's,
+priority). A list cuts its long cells at the terminal's width: the selected row is shown whole under the table,
+and Enter shows it whole on a screen of its own (on the checklist with the check's evidence). What they show came
+from outside (reasons, actors, venue errors, symbols): every row goes through ``cockpit.views.cells`` and every
+line through ``shown``: inert, never read as markup. Numbers are shown as written, never in exponent notation
+(``cockpit.views.plain``).
 
 Why one module of this length: every screen other than the main one, each a small class; they share the app's
 keys and the same way of reading the store, and a newcomer finds them all in one place.
@@ -19,12 +22,13 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
-from cockpit.views import cells, shown
+from cockpit.views import cell, cells, checklist_record, plain, qty, shown
 from widgets.alerts import severity_text
+from widgets.flow import Flow
 from widgets.keyed_table import KeyedTable
 
 
@@ -37,7 +41,9 @@ class Confirm(ModalScreen[bool]):
     ]
     DEFAULT_CSS = """
     Confirm { align: center middle; }
-    Confirm > Vertical { width: 64; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    Confirm > Vertical {
+        width: 64; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+    }
     Confirm .keys { color: $text-muted; margin-top: 1; }
     """
 
@@ -66,7 +72,9 @@ class QuitChoice(ModalScreen[str | None]):
     ]
     DEFAULT_CSS = """
     QuitChoice { align: center middle; }
-    QuitChoice > Vertical { width: 70; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    QuitChoice > Vertical {
+        width: 70; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+    }
     QuitChoice .keys { margin-top: 1; }
     """
 
@@ -89,32 +97,95 @@ class QuitChoice(ModalScreen[str | None]):
 
 
 class TooSmall(ModalScreen[None]):
-    """Shown while the terminal is under 80×24: says so, and h and c still work (they are the app's keys)."""
+    """Shown while the terminal is under 80×24: says so, with the banner's own first line kept live (the trading
+    state as it is now, who set it), the kill switch's keys that still work here (h, c and x: the app's, priority)
+    and the last thing a key did. Its words wrap to the terminal's width."""
 
     DEFAULT_CSS = """
-    TooSmall { align: center middle; background: $error 30%; }
-    TooSmall > Static { width: auto; height: auto; padding: 0 1; background: $surface; }
+    TooSmall { align: center top; background: $error 30%; }
+    TooSmall > Static { width: auto; max-width: 100%; height: auto; padding: 0 1; background: $surface; }
     """
+    KEYS = "still working here: h: halt · c: cancel all · x: close all (asks once)"
 
     def __init__(self, need: tuple[int, int]) -> None:
         super().__init__()
         self.need = need
         self.message = Static()
+        self.size_seen: tuple[int, int] = (0, 0)
+        self.headline = Text()
+        self.last = Text()
 
     def compose(self) -> ComposeResult:
         yield self.message
 
-    def show(self, width: int, height: int, state: str) -> None:
+    def show(self, width: int, height: int, headline: Text | str | None = None, last: Text | None = None) -> None:
+        """Draw the notice for a ``width`` × ``height`` terminal; ``headline``: the banner's first line now;
+        ``last``: what a key just did (kept until the next)."""
+        self.size_seen = (width, height)
+        if headline is not None:
+            self.headline = headline if isinstance(headline, Text) else Text(headline)
+        if last is not None:
+            self.last = last
         w, h = self.need
-        self.message.update(
-            Text(
-                f"terminal too small: need {w}×{h}, have {width}×{height}\ntrading is {state} · h: halt · c: cancel all"
-            )
-        )
+        text = Text()
+        text.append_text(self.headline)
+        text.append(f"\nterminal too small: need {w}×{h}, have {width}×{height}\n")
+        text.append(self.KEYS, style="bold")
+        if self.last.plain:
+            text.append("\n")
+            text.append_text(self.last)
+        self.message.update(text)
+
+    @property
+    def text(self) -> str:
+        """What the notice says now, as plain text."""
+        content = self.message.content
+        return content.plain if isinstance(content, Text) else str(content)
+
+
+class RowDetail(ModalScreen[None]):
+    """One row of a list whole: every column on its own line, wrapped, and what the table has no column for (a
+    check's evidence, a command's values). Escape, Enter or q goes back; it scrolls when it is long."""
+
+    BINDINGS = [Binding("escape,enter,q", "app.pop_screen", "Back", id="detail.back")]
+    DEFAULT_CSS = """
+    RowDetail { align: center middle; }
+    RowDetail > VerticalScroll {
+        width: 100; max-width: 100%; height: auto; max-height: 100%; border: thick $primary; background: $surface;
+        padding: 0 1;
+    }
+    RowDetail #detail-title { text-style: bold; }
+    """
+
+    def __init__(self, title: str, fields: Sequence[tuple[str, Text]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.fields = list(fields)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(shown(self.title_text), id="detail-title")
+            yield Static(self.body(), id="detail-body")
+            yield Static("Esc / Enter: back", classes="keys")
+
+    def body(self) -> Text:
+        text = Text()
+        for i, (label, value) in enumerate(self.fields):
+            if i:
+                text.append("\n")
+            text.append(f"{label}: ", style="bold")
+            text.append_text(value)
+        return text
+
+    @property
+    def text(self) -> str:
+        return f"{self.title_text}\n{self.body().plain}"
 
 
 class ListScreen(Screen[None]):
-    """A full screen of rows read from the store, newest first; Escape or q goes back, F5 reloads."""
+    """A full screen of rows read from the store, newest first; Escape or q goes back, F5 reloads. The selected
+    row is shown whole under the table (a cell the width cuts is never lost); Enter shows it on a screen of its
+    own, with what the table has no column for."""
 
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="screen.back"),
@@ -124,6 +195,7 @@ class ListScreen(Screen[None]):
     ListScreen > #title { height: 1; background: $boost; text-style: bold; padding: 0 1; }
     ListScreen > #summary { height: auto; max-height: 6; padding: 0 1; }
     ListScreen > KeyedTable { height: 1fr; }
+    ListScreen > #detail { height: auto; max-height: 8; padding: 0 1; border-top: solid $primary 60%; }
     """
     TITLE = ""
     COLUMNS: tuple[str, ...] = ()
@@ -132,6 +204,7 @@ class ListScreen(Screen[None]):
         yield Static(shown(self.TITLE), id="title")
         yield Static(id="summary")
         yield KeyedTable(self.COLUMNS, id="rows")
+        yield Static(id="detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -143,21 +216,78 @@ class ListScreen(Screen[None]):
     def summary(self) -> str | Text:
         return ""
 
+    def extra(self, key: str) -> list[tuple[str, Any]]:
+        """What the row's whole view adds to its columns (name, value): a check's evidence, a command's values."""
+        return []
+
+    def fields(self, key: str) -> list[tuple[str, Text]]:
+        """The row ``key`` whole: each column's label and cell, then ``extra``; inert, numbers written out."""
+        row = self.query_one("#rows", KeyedTable).row_cells(key) or ()
+        out = [(label, value if isinstance(value, Text) else Text(value)) for label, value in zip(self.COLUMNS, row)]
+        for label, value in self.extra(key):
+            out.append((str(label), cell(value if isinstance(value, (str, Text)) else plain(value))))
+        return [(inert_label(label), value) for label, value in out]
+
     def action_reload(self) -> None:
         table = self.query_one("#rows", KeyedTable)
         table.sync({key: cells(row) for key, row in self.rows()})
         summary = self.summary()
         self.query_one("#summary", Static).update(shown(summary, lines=True) if isinstance(summary, str) else summary)
         table.focus()
+        self.show_detail(table.selected_key)
+
+    def show_detail(self, key: str | None) -> None:
+        """The selected row under the table, wrapped to the width: ``label value · label value ...``."""
+        detail = self.query_one("#detail", Static)
+        if key is None or self.query_one("#rows", KeyedTable).row_cells(key) is None:
+            detail.update(Text("—", style="dim"))
+            return
+        parts = []
+        for label, value in self.fields(key)[: len(self.COLUMNS)]:
+            if not value.plain:
+                continue
+            part = Text(f"{label} ", style="dim")
+            part.append_text(value)
+            parts.append(part)
+        detail.update(Flow(parts, lead=Text("▸ ", style="bold")))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_detail(event.row_key.value if event.row_key is not None else None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter: the row whole, on a screen of its own."""
+        key = event.row_key.value if event.row_key is not None else None
+        if key is not None:
+            self.app.push_screen(RowDetail(f"{self.TITLE}: {key}", self.fields(key)))
 
     @property
     def engine(self):
         return self.app.engine  # type: ignore[attr-defined]
 
 
+def inert_label(label: str) -> str:
+    """A field's name (an evidence key may come from outside): inert, as ``shown`` makes it."""
+    return shown(label, limit=100).plain
+
+
 def _time(ts: str | None) -> str:
     """``2026-11-30 14:25:30`` from an ISO time (UTC)."""
     return (ts or "")[:19].replace("T", " ")
+
+
+def _value(value: Any) -> str:
+    """A stored value in words: numbers written out (never ``1.1E-7``), a mapping as ``name value, ...``."""
+    if isinstance(value, dict):
+        return _mapping(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value) or "—"
+    if value is None:
+        return "—"
+    return plain(value)
+
+
+def _mapping(values: dict[str, Any]) -> str:
+    return " · ".join(f"{name} {_value(v)}" for name, v in values.items()) or "—"
 
 
 class AlertLog(ListScreen):
@@ -223,8 +353,18 @@ class AuditLog(ListScreen):
     TITLE = "Audit log: every command, every actor"
     COLUMNS = ("time", "command", "actor", "ok", "ms", "reason", "result")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def extra(self, key: str) -> list[tuple[str, Any]]:
+        record = self.records.get(key) or {}
+        return [(name, _mapping(record[name])) for name in ("args", "values") if record.get(name)]
+
     def rows(self):
+        self.records = {}
         for a in self.engine.store.audit(limit=500) if self.engine.store else []:
+            self.records[str(a["id"])] = a
             ok = Text("ok", style="green") if a["ok"] else Text("FAILED", style="bold red")
             yield (
                 str(a["id"]),
@@ -272,7 +412,8 @@ class Incidents(ListScreen):
     def summary(self) -> str:
         return "Enter or w: write the selected incident's report (DIR/incident_ID.md)"
 
-    def on_data_table_row_selected(self) -> None:
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.prevent_default()  # Enter writes the report here (the row is whole under the table)
         self.action_report()
 
     def action_report(self) -> None:
@@ -291,31 +432,58 @@ class Incidents(ListScreen):
 
 
 class ChecklistScreen(ListScreen):
-    """The latest go/no-go checklist: every check with PASS / WARN / FAIL, its evidence and how to fix a failure.
-    F5 runs it again now (asks once: on a paper venue its smoke trade places orders)."""
+    """The latest go/no-go checklist: every check with PASS / WARN / FAIL, its evidence and how to fix a failure;
+    the selected check whole under the table, Enter for its every piece of evidence. The latest run is the newest
+    of the store's and the one the engine just published (at its start and after every reconnect); a run that
+    comes in while this screen is open is shown at once. F5 runs it again now (asks once: on a paper venue its
+    smoke trade places orders)."""
 
     TITLE = "Go/no-go checklist"
     COLUMNS = ("status", "check", "detail", "fix")
     BINDINGS = [Binding("f5", "app.run_checklist", "Run now", id="checklist.run")]
     STYLE = {"PASS": "green", "WARN": "bold yellow", "FAIL": "bold white on red"}
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks: dict[str, dict[str, Any]] = {}  # the shown run's checks, by code
+
     def _latest(self) -> dict[str, Any] | None:
         runs = self.engine.store.checklist_runs(limit=1) if self.engine.store else []
-        return runs[0] if runs else None
+        candidates = [checklist_record(r) for r in runs]
+        seen = getattr(self.app, "main_screen", None)
+        if seen is not None and seen.checklist is not None:
+            candidates.append(seen.checklist)
+        return max(candidates, key=lambda c: c.get("ts") or "", default=None)
 
     def rows(self):
         latest = self._latest()
-        for c in (latest or {}).get("checks", []):
+        self.checks = {c["code"]: c for c in (latest or {}).get("checks", [])}
+        for c in self.checks.values():
             status = Text(c["status"], style=self.STYLE.get(c["status"], ""))
             yield c["code"], (status, c["title"], c["detail"], c.get("fix") or "")
+
+    def extra(self, key: str) -> list[tuple[str, Any]]:
+        evidence = (self.checks.get(key) or {}).get("evidence") or {}
+        return [(f"evidence {name}", _value(value)) for name, value in evidence.items()]
 
     def summary(self) -> str:
         latest = self._latest()
         if latest is None:
             return "not run yet · F5: run it now (cockpit preflight does the same from a shell)"
+        counts = latest["summary"]
+        run = " ".join(
+            part
+            for part in (
+                "run",
+                _time(latest.get("ts")),
+                f"by {latest['actor']}" if latest.get("actor") else "",
+                f"in {latest['mode']}" if latest.get("mode") else "",
+            )
+            if part
+        )
         return (
-            f"{latest['verdict']} · {latest['passed']} PASS · {latest['warned']} WARN · {latest['failed']} FAIL · "
-            f"run {_time(latest['ts'])} by {latest['actor']} in {latest['mode']} · F5: run it again"
+            f"{latest['verdict']} · {counts['PASS']} PASS · {counts['WARN']} WARN · {counts['FAIL']} FAIL · {run} · "
+            "Enter: a check whole · F5: run it again (with its smoke trade)"
         )
 
 
@@ -334,9 +502,9 @@ class Fills(ListScreen):
                     _time(f["ts"]),
                     f["symbol"],
                     side,
-                    f["amount"],
-                    f["price"],
-                    f"{f['fee']} {f['fee_asset'] or ''}".strip(),
+                    plain(f["amount"]),
+                    plain(f["price"], grouping=True),
+                    f"{plain(f['fee'])} {f['fee_asset'] or ''}".strip(),
                     f["client_id"] or "",
                 ),
             )
@@ -360,7 +528,7 @@ class OrderHistory(ListScreen):
                 (
                     _time(e.get("ts")),
                     e.get("status", ""),
-                    e.get("filled") or "",
+                    plain(e.get("filled")),
                     e.get("source") or "",
                     e.get("detail") or "",
                 ),
@@ -370,10 +538,10 @@ class OrderHistory(ListScreen):
         order = self.engine.tracker.get(self.client_id)
         if order is None:
             return "not tracked"
+        price = plain(order.price, grouping=True) if order.price is not None else "market"
         return (
-            f"{order.side.upper()} {order.amount} {order.symbol} @ {order.price or 'market'} · "
-            f"{order.status.value}"
-            f" · filled {order.filled} · venue id {order.venue_id or '—'} · placed by {order.origin}"
+            f"{order.side.upper()} {qty(order.amount)} {order.symbol} @ {price} · {order.status.value}"
+            f" · filled {qty(order.filled)} · venue id {order.venue_id or '—'} · placed by {order.origin}"
         )
 
 
@@ -401,7 +569,8 @@ class Reconciliation(ListScreen):
         ):
             for d in report.get(kind, []):
                 what = Text(label, style="bold red") if kind == "mismatch" else label
-                yield f"{kind}-{d['asset']}", (what, d["asset"], d["engine"], d["venue"], d["diff"], d["pct_of_equity"])
+                numbers = (plain(d["engine"]), plain(d["venue"]), plain(d["diff"]), plain(d["pct_of_equity"]))
+                yield f"{kind}-{d['asset']}", (what, d["asset"], *numbers)
 
     def summary(self) -> str:
         report = self.engine.sync.last_reconcile
@@ -423,10 +592,10 @@ class Reconciliation(ListScreen):
 
 
 class Help(ListScreen):
-    """Every binding: key, id, what it does, and whether it is allowed now (and why not)."""
+    """Every binding: key, what it does, whether it is allowed now (and why not), and its id."""
 
     TITLE = "Keys: every binding (remap by id in the config's [keys])"
-    COLUMNS = ("key", "id", "now", "does")
+    COLUMNS = ("key", "does", "now", "id")  # what a key does first: the selected one is whole under the table
 
     def __init__(self, entries: Callable[[], list[tuple[str, str, str, str | None]]]) -> None:
         super().__init__()
@@ -435,15 +604,19 @@ class Help(ListScreen):
     def rows(self):
         for key, binding_id, description, why_not in self.entries():
             now = Text("yes", style="green") if why_not is None else Text(f"no: {why_not}", style="yellow")
-            yield binding_id, (key, binding_id, now, description)
+            yield binding_id, (key, description, now, binding_id)
 
     def summary(self) -> str:
-        return "h and c work on every screen. ctrl+p: every command by name."
+        return (
+            "h, c and x (the kill switch) work on every screen, x after one question. Enter: the row whole. "
+            "ctrl+p: every command by name."
+        )
 
 
 class OrderForm(ModalScreen[dict | None]):
     """An operator's order: symbol, side, amount, optional limit price and stop-loss. It goes through the same
-    risk checks as any order; a refusal says why."""
+    risk checks as any order; a refusal says why. The cursor starts on the symbol; an empty field shows a hint
+    (``e.g. 0.001``, dimmed and in italics), never something that reads as a value already there."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="order.cancel")]
     DEFAULT_CSS = """
@@ -453,6 +626,7 @@ class OrderForm(ModalScreen[dict | None]):
     OrderForm Label { width: 14; padding: 1 0; }
     OrderForm Input, OrderForm Select { width: 1fr; }
     OrderForm #error { color: $error; height: auto; }
+    OrderForm Input > .input--placeholder { color: $text-disabled; text-style: italic; }
     """
 
     def __init__(self, symbols: Sequence[str]) -> None:
@@ -472,18 +646,18 @@ class OrderForm(ModalScreen[dict | None]):
                 yield Select([("buy", "buy"), ("sell", "sell")], value="buy", allow_blank=False, id="side")
             with Horizontal():
                 yield Label("amount")
-                yield Input(placeholder="e.g. 0.001", id="amount")
+                yield Input(placeholder="e.g. 0.001 (in the base asset)", id="amount")
             with Horizontal():
                 yield Label("limit price")
-                yield Input(placeholder="empty: market", id="price")
+                yield Input(placeholder="e.g. 64000 · leave empty for market", id="price")
             with Horizontal():
                 yield Label("stop-loss")
-                yield Input(placeholder="price (required for entries)", id="stop")
+                yield Input(placeholder="e.g. 62000 · entries need one", id="stop")
             yield Static(id="error")
             yield Button("Send", variant="primary", id="send")
 
     def on_mount(self) -> None:
-        self.query_one("#amount", Input).focus()
+        self.query_one("#symbol", Select).focus()
 
     def _decimal(self, field: str, required: bool) -> Decimal | None:
         raw = self.query_one(f"#{field}", Input).value.strip()
@@ -526,6 +700,7 @@ class OrderForm(ModalScreen[dict | None]):
 
 __all__ = [
     "AlertLog",
+    "RowDetail",
     "AuditLog",
     "ChecklistScreen",
     "Confirm",

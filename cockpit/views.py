@@ -17,6 +17,7 @@ from rich.text import Text
 from engine.kernel.events import Alert, Balance, Fill, Order, Position
 from engine.kernel.text import inert
 from widgets.alerts import AlertRow
+from widgets.flow import Flow
 
 
 def shown(text: object, *, limit: int | None = 2000, lines: bool = False) -> Text:
@@ -49,6 +50,23 @@ def num(value: Decimal | None, places: int = 2) -> str:
         return "—"
     q = Decimal(1).scaleb(-places)
     return f"{value.quantize(q):,}"
+
+
+def plain(value: object, grouping: bool = False) -> str:
+    """A number as an operator reads it, never in exponent notation: ``Decimal("1.1E-7")`` (or the text
+    ``"1.1E-7"``, as the store keeps it) -> ``0.00000011``, with the places it was given (``0.0999``); anything
+    that is not a finite number is returned as its text. ``grouping``: thousands separators."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (ArithmeticError, ValueError):
+        return str(value)
+    if not d.is_finite():
+        return str(value)
+    return format(d, ",f" if grouping else "f")
 
 
 def qty(value: Decimal | None) -> str:
@@ -149,18 +167,40 @@ def alert_row(a: Alert) -> AlertRow:
     )
 
 
-def balances_line(balances: list[Balance], quote: str) -> Text:
-    """``balances USDT 9,900.00 (100.00 in orders) · BTC 0.0015``: the quote first, then every asset held."""
-    t = Text("balances ", style="dim")
-    shown = sorted((b for b in balances if b.total > 0 or b.asset == quote), key=lambda b: (b.asset != quote, b.asset))
-    if not shown:
-        t.append("—", style="dim")
-    for i, b in enumerate(shown):
-        if i:
-            t.append(" · ")
+def checklist_record(c: Mapping[str, Any]) -> dict[str, Any]:
+    """A go/no-go run as the screens show it, from the engine's ``ChecklistCompleted`` (``summary`` counts) or from
+    the store's row (``passed``, ``warned``, ``failed``): ``summary`` is always there."""
+    counts = c.get("summary") or {"PASS": c.get("passed"), "WARN": c.get("warned"), "FAIL": c.get("failed")}
+    summary = {k: int(counts.get(k) or 0) for k in ("PASS", "WARN", "FAIL")}
+    verdict = c.get("verdict") or ("NO-GO" if summary["FAIL"] else "GO")
+    return {**c, "summary": summary, "verdict": verdict, "checks": list(c.get("checks") or [])}
+
+
+def checklist_lines(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The monitor strip's go/no-go verdict, long and short, and its level: ``go/no-go GO · 14 PASS · 3 WARN (g)``
+    (a FAIL counted only when there is one: then the verdict is NO-GO), ``go/no-go GO (g)``; CRIT with a FAIL,
+    WARN with a WARN."""
+    counts = record["summary"]
+    fail, warn = counts["FAIL"], counts["WARN"]
+    verdict = inert(record["verdict"], limit=20)
+    long = f"go/no-go {verdict} · {counts['PASS']} PASS · {warn} WARN" + (f" · {fail} FAIL" if fail else "") + " (g)"
+    short = f"go/no-go {verdict}" + (f" {fail} FAIL" if fail else "") + " (g)"
+    return long, short, "CRIT" if fail else "WARN" if warn else "OK"
+
+
+def balances_line(balances: list[Balance], quote: str) -> Flow:
+    """``balances USDT 9,900.00 (100.00 in orders) · BTC 0.0015``: the quote first, then every asset held; on to
+    the next line between two assets when the width runs out (never cut)."""
+    held = sorted((b for b in balances if b.total > 0 or b.asset == quote), key=lambda b: (b.asset != quote, b.asset))
+    parts: list[Text] = []
+    for b in held:
         fmt = (lambda v: num(v, 2)) if b.asset == quote else qty
+        t = Text()
         t.append(f"{inert(b.asset)} ", style="bold")
         t.append(fmt(b.total))
         if b.locked:
             t.append(f" ({fmt(b.locked)} in orders)", style="dim")
-    return t
+        parts.append(t)
+    if not parts:
+        parts.append(Text("—", style="dim"))
+    return Flow(parts, lead=Text("balances ", style="dim"))

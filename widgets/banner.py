@@ -1,5 +1,8 @@
 """The top banner: mode and trading state in words an operator acts on, who set it and when, the venue's
-connection and the keys that matter now; under it, the latest unacknowledged CRIT alert, when there is one."""
+connection and the keys that matter now; under it, the latest unacknowledged CRIT alert, when there is one.
+
+Its first word after the mode never claims ACTIVE trading before the venue is connected: until then it says
+CONNECTING, with the trading state beside it in brackets (a HALTED state is said as it is: it claims nothing)."""
 
 from __future__ import annotations
 
@@ -20,10 +23,13 @@ STATE_HINT = {
     "HALTED": "u: resume · x: close all",
     "STARTING": "the engine is starting; h c x wait for it and run at once",
 }
+CONNECTING_STYLE = "bold black on yellow"
+KILL_KEYS_HINT = "h: halt · c: cancel all · x: close all"
 
 
 class StatusBanner(Static):
-    """``LIVE · HALTED by ws_stale at 14:25:30 · u: resume`` over ``● connected sim 127.0.0.1:9100``."""
+    """``LIVE · HALTED by ws_stale at 14:25:30 · u: resume`` over ``● connected sim 127.0.0.1:9100``; ``connected``
+    is None until the venue is first connected (then CONNECTING, never a guessed ACTIVE)."""
 
     DEFAULT_CSS = """
     StatusBanner { height: 2; width: 1fr; background: $boost; }
@@ -37,13 +43,29 @@ class StatusBanner(Static):
     set_by: reactive[str] = reactive("")  # who or what set the state, and when: "ws_stale at 14:25:30"
     kill_switch: reactive[str] = reactive("")  # a kill switch still retrying: "retrying: 2 order(s) left"
 
-    def render(self) -> Text:
+    @property
+    def connecting(self) -> bool:
+        """Trading would be ACTIVE (or reduce-only) but the venue is not connected: not yet, or not any more."""
+        return self.state in ("ACTIVE", "REDUCE_ONLY") and self.connected is not True
+
+    def headline(self) -> Text:
+        """The first line: ``PAPER · HALTED by ws_stale at 14:25:30 · u: resume · x: close all``, or
+        ``PAPER · CONNECTING (trading ACTIVE) · h: halt ...`` while the venue is not connected."""
         text = Text()
+        if self.connecting:
+            word = "trading ACTIVE" if self.state == "ACTIVE" else self.state
+            text.append(f" {self.mode.upper()} · CONNECTING ({word}) ", style=CONNECTING_STYLE)
+            text.append(f"· {KILL_KEYS_HINT}")
+            return text
         label = f" {self.mode.upper()} · {self.state}"
         if self.set_by and self.state != "ACTIVE":
             label += f" by {self.set_by}"
         text.append(label + " ", style=STATE_STYLE.get(self.state, "bold reverse"))
         text.append(f"· {STATE_HINT.get(self.state, '')}", style="bold" if self.state == "HALTED" else "")
+        return text
+
+    def render(self) -> Text:
+        text = self.headline()
         text.append("\n ")
         if self.connected is None:
             text.append("● connecting", style="yellow")

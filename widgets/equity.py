@@ -17,8 +17,9 @@ CURVE_POINTS = 120
 
 
 class EquityLine(Horizontal):
-    """``equity 10,012.50 USDT · day +12.50 (0.00%/3%) · DD 0.41%/10%  ▁▂▃▅▆▇``: today's loss and the
-    drawdown against their hard limits, coloured by their monitors, and the equity curve."""
+    """``equity 10,012.50 USDT · day -2.91 (-0.03%/-3%) · DD 0.41%/10%  ▁▂▃▅▆▇``: today's loss and the
+    drawdown against their hard limits, coloured by their monitors, and the equity curve. The day's loss is signed
+    as the day's figure is (the monitor reads a loss as a positive percentage; the operator reads a minus)."""
 
     DEFAULT_CSS = """
     EquityLine { height: 1; width: 1fr; padding: 0 1; }
@@ -49,7 +50,7 @@ class EquityLine(Horizontal):
             t.append(self.day_pnl, style="red" if self.day_negative else "green")
         if self.daily_loss:
             t.append(
-                f" ({self.daily_loss['value']}/{_limit(self.daily_loss)})",
+                f" ({_signed(self.daily_loss['value'], self.day_negative)}/{_signed(_limit(self.daily_loss), True)})",
                 style=LEVEL_STYLE.get(self.daily_loss["status"], ""),
             )
         if self.drawdown:
@@ -63,6 +64,12 @@ class EquityLine(Horizontal):
     def add_point(self, equity: float) -> None:
         self.curve.append(equity)
         self.query_one(Sparkline).data = list(self.curve)
+
+
+def _signed(value: object, loss: bool) -> str:
+    """A loss percentage with its minus (``0.03%`` -> ``-0.03%``); anything else as it is."""
+    text = str(value).strip()
+    return f"-{text}" if loss and text[:1].isdigit() else text
 
 
 def _limit(reading: Mapping[str, Any]) -> str:

@@ -66,14 +66,16 @@ class HealthLine(Static):
 
 class MonitorStrip(Static):
     """``monitors 14 OK`` or each monitor that is not: ``CRIT ws_stale 61.0s (ticker) > 10s / 60s``; then the
-    go/no-go checklist's summary when it has run."""
+    go/no-go checklist's latest verdict once one has run: ``go/no-go GO · 14 PASS · 3 WARN (g)``, or its short
+    form (``go/no-go GO (g)``) when the monitors leave no room for the long one on the line."""
 
     DEFAULT_CSS = """
     MonitorStrip { height: 1; width: 1fr; padding: 0 1; }
     """
 
     readings: reactive[dict[str, Mapping[str, Any]]] = reactive(dict, always_update=True)
-    checklist: reactive[str] = reactive("")  # "go/no-go 15 PASS · 2 WARN · 0 FAIL"
+    checklist: reactive[str] = reactive("")  # "go/no-go GO · 15 PASS · 2 WARN (g)"
+    checklist_short: reactive[str] = reactive("")  # "go/no-go GO (g)"
     checklist_level: reactive[str] = reactive("OK")
 
     def render(self) -> Text:
@@ -95,6 +97,14 @@ class MonitorStrip(Static):
                     )
                 t.append(f" · {ok} OK", style="dim")
         if self.checklist:
+            room = self.content_size.width or 10**6
+            verdict = self.checklist
+            if t.cell_len + 3 + len(verdict) > room and self.checklist_short:
+                verdict = self.checklist_short
+            if t.cell_len + 3 + len(verdict) > room:
+                # The verdict first, the monitors' words after it: both are cut before the verdict is.
+                head = Text(verdict, style=LEVEL_STYLE.get(self.checklist_level, ""))
+                return head.append(" │ ").append_text(t)
             t.append(" │ ")
-            t.append(self.checklist, style=LEVEL_STYLE.get(self.checklist_level, ""))
+            t.append(verdict, style=LEVEL_STYLE.get(self.checklist_level, ""))
         return t

@@ -75,7 +75,7 @@ async def test_balances_and_footer_shown(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await eventually(app.engine.ready.is_set, timeout=20)
         balances = app.main_screen.query_one("#balances")
-        await eventually(lambda: "USDT 10,000.00" in str(balances.render()), message="USDT balance on screen")
+        await eventually(lambda: "USDT 10,000.00" in str(balances.content), message="USDT balance on screen")
         await pilot.pause()
         footer_keys = {key for key, active in app.active_bindings.items() if active.binding.show}
         assert {"h", "c", "x", "u", "a", "q"} <= footer_keys

@@ -40,7 +40,9 @@ def rows(screen) -> dict[str, tuple]:
 
 
 def notified(app, text: str) -> bool:
-    return any(text in str(n.message) for n in app._notifications)
+    """Said to the operator: on the main screen's notice line, the too-small notice or a toast (every notice is
+    kept in ``app.notices``)."""
+    return any(text in message for _, message, _ in app.notices)
 
 
 async def test_an_action_not_allowed_now_is_disabled_and_says_why(tmp_path):
@@ -160,6 +162,7 @@ async def test_the_order_form_goes_through_the_risk_checks(tmp_path):
         price = engine.portfolio.last["BTC/USDT"]
         await pilot.press("n")
         await eventually(lambda: isinstance(app.screen, OrderForm))
+        await pilot.press("tab", "tab")  # the cursor starts on the symbol; past the side to the amount
         await pilot.press(*"abc", "enter")  # not a number: said, nothing sent
         await eventually(lambda: "not a number" in str(app.screen.query_one("#error").render()))
         await pilot.press("backspace", "backspace", "backspace", *"0.001", "tab")
@@ -220,6 +223,8 @@ async def test_m_switches_to_dry_run_and_back_after_one_question(tmp_path):
         await pilot.press("n")
         await eventually(lambda: isinstance(app.screen, OrderForm))
         await pilot.press(
+            "tab",
+            "tab",
             *"0.001",
             "tab",
             *str(price.quantize(Decimal("0.01"))),

@@ -1,12 +1,14 @@
 """Screen snapshots (pytest-textual-snapshot): the main screen as an operator sees it, normal, HALTED by a
-monitor, with a CRIT alert waiting, in monochrome (NO_COLOR), at 80×24, and the too-small screen. After a
-deliberate change to the screen: `.venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update`,
-then look at the SVGs in tests/tui/__snapshots__/ before committing them."""
+monitor, with a CRIT alert waiting, in monochrome (NO_COLOR), while the venue is still connecting, at 80×24; the
+go/no-go checklist at 80×24 with the selected check whole under it; and the too-small screen. After a deliberate
+change to the screen: `.venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update`, then look at the
+SVGs in tests/tui/__snapshots__/ before committing them."""
 
 from __future__ import annotations
 
-from still import StillCockpit, alert, halted_by_ws_stale
+from still import NOW, StillCockpit, alert, halted_by_ws_stale
 
+from engine.gate.checklist import Check, Checklist, Status
 from engine.kernel.events import AlertRaised, Severity
 
 
@@ -36,3 +38,33 @@ def test_main_screen_larger_terminal(snap_compare, tmp_path):
 
 def test_too_small(snap_compare, tmp_path):
     assert snap_compare(StillCockpit(tmp_path), terminal_size=(60, 20))
+
+
+def test_main_screen_while_the_venue_is_connecting(snap_compare, tmp_path):
+    app = StillCockpit(tmp_path)
+    app.first.connected = None  # the engine is up, the venue not yet: CONNECTING, never a guessed ACTIVE
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_checklist_screen_shows_the_selected_check_whole(snap_compare, tmp_path):
+    checks = (
+        Check("mode", "Mode is what the operator asked for", Status.PASS, "PAPER: orders go to the built-in simulator"),
+        Check(
+            "alert_sinks",
+            "Alert sinks configured",
+            Status.WARN,
+            "no notification URL: alerts reach the screen and the logs only",
+            fix="add [alerts] notify (e.g. COCKPIT_ALERTS__NOTIFY with a Telegram URL)",
+        ),
+        Check(
+            "stability",
+            "Stability over the last 24 h of paper / dry-run",
+            Status.WARN,
+            "only 0.0 h of paper / dry-run in the last 24 h; no order ended: fill rate unknown",
+            {"covered_h": 0.0},
+            "run paper or dry-run for 24 h without CRIT alerts, then check again (runbook 000 §1)",
+        ),
+    )
+    app = StillCockpit(tmp_path)
+    app.first.checklist = Checklist(checks, "paper", "sim", NOW.isoformat(), "engine:start", 12.0).to_dict()
+    assert snap_compare(app, terminal_size=(80, 24), press=["g", "down"])
