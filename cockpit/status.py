@@ -111,7 +111,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     if curve:
         point = curve[-1]
         print(
-            f"equity: {point['equity']} (peak {point['peak']}, drawdown {Decimal(point['drawdown_pct']):.2f}%) "
+            f"equity: {_plain(point['equity'])} (peak {_plain(point['peak'])}, drawdown {Decimal(point['drawdown_pct']):.2f}%) "
             f"at {point['ts'][:19]}"
         )
     if today:
@@ -134,8 +134,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     print(f"open orders: {len(orders)}")
     for o in orders:
         print(
-            f"  {inert(o.symbol)} {inert(o.side)} {o.amount} @ {o.price if o.price is not None else 'market'} "
-            f"filled {o.filled} {o.status.value} {inert(o.client_id)}"
+            f"  {inert(o.symbol)} {inert(o.side)} {_plain(o.amount)} @ "
+            f"{_plain(o.price) if o.price is not None else 'market'} filled {_plain(o.filled)} {o.status.value} "
+            f"{inert(o.client_id)}"
         )
     print("latest alerts:" if alerts else "latest alerts: none")
     for a in alerts:
@@ -257,6 +258,14 @@ def print_incident_report(settings: Settings, incident_id: int) -> int:
         store.close()
     print(inert(path))
     return 0
+
+
+def _plain(value: object) -> str:
+    """A Decimal written out in full, never in exponent notation (``1.1E-7`` is ``0.00000011``)."""
+    try:
+        return format(Decimal(str(value)), "f")
+    except (ArithmeticError, ValueError):
+        return inert(value)
 
 
 def _money(value: object) -> str:
