@@ -111,8 +111,8 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     if curve:
         point = curve[-1]
         print(
-            f"equity: {_plain(point['equity'])} (peak {_plain(point['peak'])}, drawdown {Decimal(point['drawdown_pct']):.2f}%) "
-            f"at {point['ts'][:19]}"
+            f"equity: {_plain(point['equity'])} (peak {_plain(point['peak'])}, "
+            f"drawdown {Decimal(point['drawdown_pct']):.2f}%) at {point['ts'][:19]}"
         )
     if today:
         print(
