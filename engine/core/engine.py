@@ -227,9 +227,17 @@ class Engine:
         """The kill-switch tiers still being retried."""
         return self.tiers.retrying()
 
-    async def preflight(self, actor: str = "operator") -> Checklist:
+    async def preflight(self, actor: str = "operator", *, with_orders: bool = True) -> Checklist:
         """Run the go/no-go checklist on this engine (see ``CommandHandlers.preflight``)."""
-        return await self.handlers.preflight(actor)
+        return await self.handlers.preflight(actor, with_orders=with_orders)
+
+    async def checklist_without_orders(self, why: str) -> None:
+        """The checks that place no order, so the main screen shows a verdict from the start (and after every
+        reconnect) without anyone asking; the smoke trade stays behind F5 and its question."""
+        try:
+            await self.preflight(f"engine:{why}", with_orders=False)
+        except Exception as exc:  # advice, never a failure of the engine: the operator can run it with g / F5
+            log.warning("the go/no-go checklist at %s could not run: %s", why, exc)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -402,6 +410,8 @@ class Engine:
         await self.sync.connect()
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
         self.sync.start_streams()
+        if isinstance(self.clock, engine_clock.WallClock):  # a validation run's simulated time is not disturbed
+            self.tasks.spawn("checklist at start", self.checklist_without_orders("start"))
         mon = self.settings.monitors
         # What trades runs on the engine's clock (simulated in a validation run); what watches the link to the
         # venue runs on the wall clock, holding a simulated clock still while it reads (engine.clock).
