@@ -73,12 +73,13 @@ class CommandHandlers:
 
     # ------------------------------------------------------------ the go/no-go checklist
 
-    async def preflight(self, actor: str = "operator") -> Checklist:
+    async def preflight(self, actor: str = "operator", *, with_orders: bool = True) -> Checklist:
         """Run the go/no-go checklist on this engine's venue, store and configuration (and, on a paper or testnet
-        venue, a smoke trade through ``execute``); publish and return it. The TUI's checklist reads this."""
+        venue and ``with_orders``, a smoke trade through ``execute``); publish and return it. The TUI's checklist
+        reads this; the engine runs it without orders at start and after every reconnect."""
         venue = self.engine.link.venue
         smoke = None
-        if self.engine.settings.preflight.smoke_trade and self.engine.mode != "live":
+        if with_orders and self.engine.settings.preflight.smoke_trade and self.engine.mode != "live":
             smoke = SmokeTrade(
                 self.engine.execute,
                 self.engine.tracker,
