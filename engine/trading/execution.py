@@ -108,9 +108,7 @@ class Execution:
     def _refusal(
         self, symbol: str, side: str, amount: Decimal, price: Decimal | None, stop_loss: Decimal | None, urgent: bool
     ) -> tuple[str | None, Decimal, Decimal | None]:
-        refusal = pre_trade_refusal(
-            self.link.connected or urgent, self.symbols, symbol, side, amount, price, stop_loss
-        )
+        refusal = pre_trade_refusal(self.link.connected or urgent, self.symbols, symbol, side, amount, price, stop_loss)
         venue = self.link.venue
         if refusal is not None:
             return refusal, amount, price
