@@ -68,6 +68,7 @@ timeout_ms = 3000
 retry_backoff_s = [0.2, 0.5, 1.0]
 poll_s = 0.5
 [engine]
+data_dir = "data"
 equity_sample_s = 0.5
 [risk]
 max_position_pct = "20"

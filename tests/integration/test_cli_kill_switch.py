@@ -24,7 +24,7 @@ def write_config(sim: Simulator, tmp_path) -> dict[str, str]:
     """A config.toml pointing at the simulator, and the environment that carries its keys."""
     (tmp_path / "config.toml").write_text(
         f'[venue]\nexchange = "binance"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
-        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n'
+        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n[engine]\ndata_dir = "data"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(COCKPIT_VENUE__API_KEY=sim.api_key, COCKPIT_VENUE__API_SECRET=sim.api_secret)

@@ -188,7 +188,7 @@ def write_config(sim: Simulator, folder: Path) -> dict[str, str]:
     """A config.toml pointing at the simulator (data_dir: ./data), and the environment with its keys."""
     (folder / "config.toml").write_text(
         f'[venue]\nexchange = "binance"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
-        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n'
+        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n[engine]\ndata_dir = "data"\n'
     )
     env = env_without_cockpit()
     env.update(COCKPIT_VENUE__API_KEY=sim.api_key, COCKPIT_VENUE__API_SECRET=sim.api_secret)

@@ -47,7 +47,7 @@ def write_config(sim, folder: Path) -> dict[str, str]:
     """config.toml for the real program (no secret in it: they come from the environment) and its environment."""
     (folder / "config.toml").write_text(
         f'[venue]\nexchange = "binance"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
-        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n'
+        '[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n[engine]\ndata_dir = "data"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(

@@ -308,7 +308,7 @@ async def test_the_risk_self_test_fails_when_a_breach_gets_through(sim, tmp_path
 def write_config(sim: Simulator, tmp_path: Path, extra: str = "") -> dict[str, str]:
     (tmp_path / "config.toml").write_text(
         f'[venue]\nexchange = "binance"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
-        f'[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n{extra}'
+        f'[risk]\nmax_position_pct = "20"\n[strategy]\nenabled = false\n[engine]\ndata_dir = "data"\n{extra}'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(COCKPIT_VENUE__API_KEY=sim.api_key, COCKPIT_VENUE__API_SECRET=sim.api_secret)
