@@ -182,7 +182,7 @@ async def tmux_pane(tmp_path: Path, data: Path, env: dict[str, str]) -> str:
         await eventually(lambda: "HALTED" in pane() and "Halt" in pane(), timeout=40, message="the cockpit on screen")
         text = pane()
         await asyncio.to_thread(subprocess.run, [*server, "send-keys", "-t", session, "s"], check=True)
-        await eventually(lambda: "snapshot" in pane().lower(), timeout=10, message="a snapshot taken from the screen")
+        await eventually(lambda: "snapshot" in pane().lower(), timeout=30, message="a snapshot taken from the screen")
         return text + pane()
     except AssertionError:
         pytest.fail(f"the cockpit did not come up in tmux:\n{pane()}")
