@@ -152,6 +152,7 @@ class Engine:
             self.incidents.on_event,
             self._remember,
             self._light_beacon,
+            self._after_reconnect,
         ):
             self.bus.add_handler(handler)
         self.health_server: HealthServer | None = None
@@ -523,6 +524,11 @@ class Engine:
                 "ts": utcnow().isoformat(),
             }
         )
+
+    def _after_reconnect(self, event: Event) -> None:
+        """After every reconnect the checks that place no order run again, so the verdict on screen is current."""
+        if isinstance(event, AlertRaised) and event.alert.code == "RECONNECTED":
+            self.tasks.spawn("checklist after reconnect", self.checklist_without_orders("reconnect"))
 
     def _by_signal(self, name: str) -> None:
         """A kill-switch signal from a shell the store could not carry (engine.api.signals)."""
