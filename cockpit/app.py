@@ -323,7 +323,9 @@ class CockpitApp(App):
         try:
             if self.engine is None:
                 core = await asyncio.to_thread(importlib.import_module, "engine.core.engine")
-                self.engine = core.Engine(self.settings, confirm_live=self._confirm_live, take_signals=True)
+                self.engine = core.Engine(
+                    self.settings, confirm_live=self._confirm_live, take_signals=True, checks_at_start=True
+                )
             await self.engine.start()
         except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:
             self.start_failed = True

@@ -557,7 +557,7 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
     logging.getLogger("cockpit").info("data in %s", Path(settings.engine.data_dir).resolve())
 
     async def run() -> int:
-        engine = Engine(settings, confirm_live=confirm_live, take_signals=True)
+        engine = Engine(settings, confirm_live=confirm_live, take_signals=True, checks_at_start=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

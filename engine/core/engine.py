@@ -95,7 +95,14 @@ def _import_venue_modules(simulator: bool) -> None:
 class Engine:
     """The headless trading engine. ``start`` then ``execute`` commands; ``stop`` when done."""
 
-    def __init__(self, settings: Settings, *, confirm_live: bool = False, take_signals: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        confirm_live: bool = False,
+        take_signals: bool = False,
+        checks_at_start: bool = False,
+    ) -> None:
         self.settings = settings
         # The clock in force where the engine is built: the wall clock, or a validation run's simulated one.
         self.clock = engine_clock.current()
@@ -114,6 +121,10 @@ class Engine:
         # The kill switch by signal (engine.api.signals), for the process that owns the terminal or the service:
         # `cockpit run` and the TUI take them; an engine embedded in a test or a validation run does not.
         self.take_signals = take_signals
+        # The checks that place no order, run once connected and after every reconnect so the screen shows a verdict
+        # without anyone asking: for the program an operator runs (the TUI, `cockpit run`), not for an engine
+        # embedded in a test or a validation run, whose requests must stay its own.
+        self.checks_at_start = checks_at_start
         self._signals: list[int] = []
         self.ready = asyncio.Event()  # set once the venue is connected and state reconciled
         self.failed = asyncio.Event()  # set when the engine cannot go on (see fatal_error)
@@ -411,7 +422,7 @@ class Engine:
         await self.sync.connect()
         self.bus.publish(EngineStarted(self.mode, self.venue_label, self.trading_state))
         self.sync.start_streams()
-        if isinstance(self.clock, engine_clock.WallClock):  # a validation run's simulated time is not disturbed
+        if self.checks_at_start:
             self.tasks.spawn("checklist at start", self.checklist_without_orders("start"))
         mon = self.settings.monitors
         # What trades runs on the engine's clock (simulated in a validation run); what watches the link to the
@@ -527,7 +538,7 @@ class Engine:
 
     def _after_reconnect(self, event: Event) -> None:
         """After every reconnect the checks that place no order run again, so the verdict on screen is current."""
-        if isinstance(event, AlertRaised) and event.alert.code == "RECONNECTED":
+        if self.checks_at_start and isinstance(event, AlertRaised) and event.alert.code == "RECONNECTED":
             self.tasks.spawn("checklist after reconnect", self.checklist_without_orders("reconnect"))
 
     def _by_signal(self, name: str) -> None:

@@ -362,23 +362,28 @@ async def test_cockpit_preflight_asks_the_running_engine_go_is_0_and_a_live_run_
     assert "live start refused by the go/no-go checklist" in live.stderr and "FAIL Mode" in live.stderr
 
 
-async def test_the_checks_that_place_no_order_run_at_start_so_the_screen_has_a_verdict(sim, tmp_path, run):
-    """A fresh session shows the go/no-go verdict without anyone asking (issue 25 §7): the engine runs the checks
-    that place no order once it is connected, and again after every reconnect; the smoke trade stays behind F5 and
-    its question."""
-    engine = await run(settings(sim, tmp_path / "data"))
-    await eventually(
-        lambda: engine.store.checklist_runs(limit=1), timeout=20, message="a checklist run stored at start"
-    )
-    (stored,) = engine.store.checklist_runs(limit=1)
-    assert stored["actor"] == "engine:start"
-    assert len(sim.engine.orders) == 0  # no smoke trade: not one order reached the venue
-    codes = {c["code"] for c in stored["checks"]}
-    assert {"venue", "api_key", "balance", "streams"} <= codes and "smoke_trade" not in codes
-    assert (await engine.execute(Reconnect(actor="operator:test", reason="drill"))).ok
-    await eventually(
-        lambda: engine.store.checklist_runs(limit=1)[0]["actor"] == "engine:reconnect",
-        timeout=20,
-        message="the checks run again after the reconnect",
-    )
-    assert len(sim.engine.orders) == 0
+async def test_the_checks_that_place_no_order_run_at_start_so_the_screen_has_a_verdict(sim, tmp_path):
+    """A fresh session shows the go/no-go verdict without anyone asking (issue 25 §7): the engine of the program an
+    operator runs (the TUI, `cockpit run`) runs the checks that place no order once it is connected, and again after
+    every reconnect; the smoke trade stays behind F5 and its question."""
+    engine = Engine(settings(sim, tmp_path / "data"), checks_at_start=True)
+    await engine.start()
+    try:
+        await eventually(engine.ready.is_set, timeout=20, message="engine connected")
+        await eventually(
+            lambda: engine.store.checklist_runs(limit=1), timeout=20, message="a checklist run stored at start"
+        )
+        (stored,) = engine.store.checklist_runs(limit=1)
+        assert stored["actor"] == "engine:start"
+        assert len(sim.engine.orders) == 0  # no smoke trade: not one order reached the venue
+        codes = {c["code"] for c in stored["checks"]}
+        assert {"venue", "api_key", "balance", "streams"} <= codes and "smoke_trade" not in codes
+        assert (await engine.execute(Reconnect(actor="operator:test", reason="drill"))).ok
+        await eventually(
+            lambda: engine.store.checklist_runs(limit=1)[0]["actor"] == "engine:reconnect",
+            timeout=20,
+            message="the checks run again after the reconnect",
+        )
+        assert len(sim.engine.orders) == 0
+    finally:
+        await engine.stop()

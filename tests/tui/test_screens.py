@@ -26,11 +26,11 @@ from engine.kernel.events import TradingState
 from widgets.keyed_table import KeyedTable
 
 
-def make_app(tmp_path, strategy: bool = True) -> CockpitApp:
+def make_app(tmp_path, strategy: bool = True, **engine_args) -> CockpitApp:
     settings = Settings(
         engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=strategy, interval_s=0.2)
     )
-    return CockpitApp(Engine(settings))
+    return CockpitApp(Engine(settings, **engine_args))
 
 
 def rows(screen) -> dict[str, tuple]:
@@ -260,7 +260,7 @@ async def test_words_from_the_venue_are_shown_as_written_not_as_markup(tmp_path)
 async def test_the_go_no_go_checklist_runs_from_its_screen_and_its_summary_is_on_the_main_screen(tmp_path):
     from cockpit.screens import ChecklistScreen
 
-    app = make_app(tmp_path, strategy=False)
+    app = make_app(tmp_path, strategy=False, checks_at_start=True)  # as the program builds it
     async with app.run_test(size=(100, 40)) as pilot:
         engine = app.engine
         await eventually(engine.ready.is_set, timeout=20)
