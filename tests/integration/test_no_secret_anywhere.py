@@ -179,7 +179,12 @@ async def tmux_pane(tmp_path: Path, data: Path, env: dict[str, str]) -> str:
         return subprocess.run([*server, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
 
     try:
-        await eventually(lambda: "HALTED" in pane() and "Halt" in pane(), timeout=40, message="the cockpit on screen")
+        # Up and connected (a key pressed while the engine is still starting is answered "the engine is starting").
+        await eventually(
+            lambda: "HALTED" in pane() and "Halt" in pane() and "● connected" in pane(),
+            timeout=40,
+            message="the cockpit on screen, connected",
+        )
         text = pane()
         await asyncio.to_thread(subprocess.run, [*server, "send-keys", "-t", session, "s"], check=True)
         await eventually(lambda: "snapshot" in pane().lower(), timeout=30, message="a snapshot taken from the screen")
