@@ -65,8 +65,10 @@ class StoreGuard:
         try:
             self.store.flush()
         except (sqlite3.Error, OSError) as exc:
+            self.store.abandon()
             reason = self.failed(exc)
             raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
+        self.in_transaction.clear()  # committed
 
     def persist(self, event: Event) -> None:
         """The store first: a fact is on disk before anything acts on it. When the disk refuses (full, gone
@@ -79,9 +81,9 @@ class StoreGuard:
         except (sqlite3.Error, OSError) as exc:
             self.store.abandon()  # the failed write leaves its transaction's fate unknown: end it, write it again
             reason = self.failed(exc)
-            self.unwritten.extend(self.in_transaction)
+            self._keep(self.in_transaction)
             self.in_transaction.clear()
-            self.unwritten.append(event)
+            self._keep([event])
             if isinstance(event, OrderCreated):
                 raise StoreError(f"order not sent: the store cannot record it ({reason})") from None
             return
@@ -91,6 +93,11 @@ class StoreGuard:
             self.in_transaction.clear()  # committed, with everything before it
         if self.failure is not None and unwritable(self.data_dir) is None:
             self._recovered()
+
+    def _keep(self, events: list[Event]) -> None:
+        """Keep events to write once the store can; an order whose record failed was never sent (its client id is
+        committed before its request leaves), so its creation is not written afterwards."""
+        self.unwritten.extend(e for e in events if not isinstance(e, OrderCreated))
 
     def _recovered(self) -> None:
         assert self.store is not None
@@ -129,7 +136,7 @@ class StoreGuard:
         Returns the reason in words."""
         reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
         if self.store is not None and not self.store.uncommitted:  # a commit failed: its transaction is gone
-            self.unwritten.extend(self.in_transaction)
+            self._keep(self.in_transaction)
             self.in_transaction.clear()
         if self.failure is None:
             self.failure, self.failed_at = reason, utcnow()
