@@ -46,6 +46,7 @@ from cockpit.screens import (
     Incidents,
     OrderForm,
     OrderHistory,
+    OverrideReason,
     QuitChoice,
     Reconciliation,
     TooSmall,
@@ -492,8 +493,8 @@ class CockpitApp(App):
         """Dismiss every open question asked before the state last moved (a kill switch, a halt elsewhere)."""
         epoch = self.engine.state.epoch
         for screen in list(self.screen_stack):
-            if isinstance(screen, Confirm) and screen.epoch is not None and screen.epoch != epoch:
-                screen.dismiss(False)
+            if isinstance(screen, (Confirm, OverrideReason)) and screen.epoch is not None and screen.epoch != epoch:
+                screen.dismiss(False if isinstance(screen, Confirm) else None)
                 self.notify(f"Question withdrawn: {why}", title="Withdrawn", severity="warning")
 
     # ------------------------------------------------------------ operator actions
@@ -578,10 +579,33 @@ class CockpitApp(App):
         if self.engine.trading_state == TradingState.ACTIVE:
             self.notify("Already ACTIVE.", title="Resume")
             return
+        refused = self.engine.resume_refusal(ACTOR)
+        if refused is not None:
+            await self._resume_override(refused.message)
+            return
         if not await self.ask("Resume trading? New orders will be allowed again."):
             self.notify(f"Still {self.engine.trading_state.value}.", title="Resume")
             return
         await self._run(Resume(actor=ACTOR, reason="u pressed in cockpit"), "Resume")
+
+    async def _resume_override(self, refusal: str) -> None:
+        """A refused resume asks a second question: resume past the monitors, with the operator's reason."""
+        epoch = self.engine.state.epoch
+        if not await self.ask(f"{refusal}\n\nOverride the monitors and resume anyway? You will be asked why."):
+            self.notify(f"Still {self.engine.trading_state.value}.", title="Resume")
+            return
+        reason = await self.push_screen_wait(OverrideReason(refusal, epoch=epoch))
+        if reason is None:
+            self.notify(f"Still {self.engine.trading_state.value}.", title="Resume")
+            return
+        if self.engine.state.epoch != epoch:
+            self.notify(
+                "The trading state changed while you were deciding; nothing was done.",
+                title="Withdrawn",
+                severity="warning",
+            )
+            return
+        await self._run(Resume(actor=ACTOR, reason=reason, override=True), "Resume (override)")
 
     @work(group="commands")
     async def action_reduce_only(self) -> None:
@@ -703,7 +727,7 @@ class CockpitApp(App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Shown disabled in the footer (not hidden) when not allowed now; the help screen says why."""
-        if action in DESCRIPTION and self.why_not(action):
+        if action in DESCRIPTION and self.why_not(action) and not (action == "resume" and self._overridable()):
             return None
         return True
 
@@ -711,13 +735,25 @@ class CockpitApp(App):
         """A key whose action is not allowed now says why instead of doing nothing."""
         if isinstance(action, str) and default_namespace in (None, self):
             name = action.split("(", 1)[0].strip()
+            if name in ("halt", "cancel_all", "close_all") and isinstance(self.screen, OverrideReason):
+                return False  # the letter is typed into the override's reason; Esc first, then the kill switch
             if name in DESCRIPTION:
                 why = self.why_not(name)
-                if why:
+                if why and not (name == "resume" and self._overridable()):
                     title = next((b.description for b in BINDINGS if b.id == name), name)
                     self.notify(f"Not now: {why}", title=title, severity="warning")
                     return True
         return await super().run_action(action, default_namespace, namespaces)
+
+    def _overridable(self) -> bool:
+        """A resume the monitors refuse can still be asked for: its second question offers the override."""
+        engine = self.engine
+        return (
+            engine is not None
+            and self.started.is_set()
+            and engine.trading_state != TradingState.ACTIVE
+            and engine.resume_refusal(ACTOR) is not None
+        )
 
     def help_entries(self) -> list[tuple[str, str, str, str | None]]:
         keymap = dict(self.settings.keys)

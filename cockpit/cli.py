@@ -170,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "mode", choices=("paper", "dry-run", "live"), help="dry-run, or back to the mode the engine started in"
             )
+        elif spec.name == "resume":
+            cmd.add_argument(
+                "--override",
+                type=_text,
+                default=None,
+                metavar="REASON",
+                help="resume past the monitors that still refuse it, saying why it is safe (audited and alerted "
+                "as an override; needs a running engine)",
+            )
         elif spec.name == "reconcile":
             cmd.add_argument(
                 "--adopt",
@@ -430,6 +439,8 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
         return {"symbol": _symbol(settings, args.symbol)}
     if command == "reconcile":
         return {"adopt": args.adopt}
+    if command == "resume" and args.override is not None:
+        return {"override": True}
     if command == "mode":
         return {"mode": args.mode}
     if command == "ack":
@@ -473,8 +484,9 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
             return 1
         ok, message, details = result.ok, result.message, dict(result.details)
     else:
+        reason = args.override if command == "resume" and args.override is not None else args.reason
         ok, message, details = send_detailed(
-            data_dir, command, args.reason, args.timeout, _remote_args(settings, command, args)
+            data_dir, command, reason, args.timeout, _remote_args(settings, command, args)
         )
     if args.json:
         print(json.dumps({"ok": ok, "message": message, "details": details}, default=str))  # the true text

@@ -61,6 +61,48 @@ class Confirm(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class OverrideReason(ModalScreen[str | None]):
+    """The second question of a refused resume: why resuming past the monitors is safe, in the operator's words.
+    Enter sends it (an empty reason is refused), Esc answers no. While the field has the cursor, letters are
+    typed into it: the kill-switch keys work again after Esc (the screen says so)."""
+
+    BINDINGS = [Binding("escape", "cancel", "No", id="override.cancel")]
+    DEFAULT_CSS = """
+    OverrideReason { align: center middle; }
+    OverrideReason > Vertical {
+        width: 72; max-width: 100%; height: auto; border: thick $error; background: $surface; padding: 1 2;
+    }
+    OverrideReason #error { color: $error; height: auto; }
+    OverrideReason .keys { color: $text-muted; margin-top: 1; }
+    """
+
+    def __init__(self, refusal: str, epoch: int | None = None) -> None:
+        super().__init__()
+        self.refusal = refusal
+        self.epoch = epoch
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(shown(f"Override: {self.refusal}", lines=True))
+            yield Static("Why is resuming safe now? (audited and alerted as an override)")
+            yield Input(placeholder="e.g. market checked by hand: the spread is back", id="reason")
+            yield Static(id="error")
+            yield Static("Enter: resume past the monitors · Esc: no (then h / c / x work again)", classes="keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        reason = event.value.strip()
+        if not reason:
+            self.query_one("#error", Static).update("A reason is needed: say why resuming is safe.")
+            return
+        self.dismiss(reason)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class QuitChoice(ModalScreen[str | None]):
     """Quitting with orders or positions open: keep them, cancel every order, or close everything; Esc stays."""
 

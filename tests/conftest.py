@@ -75,6 +75,7 @@ async def exchange(sim):
 SLOW_FILES = {
     "tests/chaos/test_stateful_faults.py": "stateful chaos: hypothesis drives a real engine through random faults",
     "tests/tui/test_tmux.py": "the real program in tmux",
+    "tests/integration/test_monitors_ii.py": "monitors II: engines waiting out stream ends, calm periods and backoffs",
     "tests/tui/test_hangup.py": "the real program on a pseudo-terminal, hung up",
     "tests/integration/test_validation.py": "validation runs: simulated hours of trading, and `cockpit validate`",
     "tests/integration/test_bench_smoke.py": "bench smoke: every benchmark script, each in its own process",
@@ -127,6 +128,7 @@ SLOW_TESTS = {
         "tests/tui/test_kill_switch_keys.py::test_r_reconnects",
         "tests/tui/test_app.py::test_the_screen_comes_before_the_engine_and_a_kill_key_pressed_meanwhile_is_not_lost",
         "tests/tui/test_app.py::test_resume_asks_once",
+        "tests/tui/test_app.py::test_a_refused_resume_asks_a_second_question_and_resumes_as_an_override",
         "tests/scenarios/test_loss_scenarios.py::test_flash_crash_halts_and_resume_waits_for_the_calm_the_runbook_asks",
         "tests/scenarios/test_rest_scenarios.py::test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_orders",
         "tests/scenarios/test_rest_scenarios.py::test_signed_calls_refused_after_every_resync_halt_instead_of_staying_active",

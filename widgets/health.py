@@ -33,8 +33,9 @@ def compact(reading: Mapping[str, Any]) -> str:
 
 
 class HealthLine(Static):
-    """``data 0.3s · err 0/60s · p95 4ms · lag 12ms · reconn 0/h · skew +3ms``: age of market data, REST errors
-    in the window, REST latency p95, stream latency, reconnects in the last hour, clock skew."""
+    """``data 0.3s · err 0/60s · p95 4ms · lag 12ms · reconn 0/h · skew +3ms · mon 1s``: age of market data (and
+    of the user stream), REST errors in the window, REST latency p95, stream latency, reconnects in the last hour,
+    clock skew, seconds since the monitors last completed a pass."""
 
     DEFAULT_CSS = """
     HealthLine { height: 1; width: 1fr; padding: 0 1; }
@@ -44,6 +45,8 @@ class HealthLine(Static):
     breaker: reactive[str | None] = reactive(None)
     polling: reactive[bool] = reactive(False)
     streams_down: reactive[tuple[str, ...]] = reactive(tuple)
+    monitors_age: reactive[float | None] = reactive(None)
+    monitors_stalled: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
         t = Text()
@@ -55,6 +58,10 @@ class HealthLine(Static):
                 t.append(f"{label} —", style="dim")
                 continue
             t.append(f"{label} {compact(reading)}", style=LEVEL_STYLE.get(reading["status"], ""))
+        if self.monitors_age is not None:
+            # How long since the monitors last completed a pass: red when the watchdog calls it a stall.
+            t.append(" · ")
+            t.append(f"mon {self.monitors_age:.0f}s", style=LEVEL_STYLE["CRIT" if self.monitors_stalled else "OK"])
         if self.polling:
             t.append(" · REST polling", style="yellow")
         if self.streams_down:

@@ -184,6 +184,14 @@ def send_detailed(
                         )
                     )
                     return ok, message, details
+                if command == "resume" and (args or {}).get("override"):
+                    # An override weighs every monitor's reading now: only a running engine has them.
+                    return (
+                        False,
+                        f"no engine is running on {data_dir}: a resume with --override needs one, to read every "
+                        "monitor again. Start cockpit (it comes back HALTED) and override there.",
+                        None,
+                    )
                 ok, message = without_engine(store, data_dir, command, actor, reason)
                 return ok, message, None
             except (sqlite3.Error, OSError) as exc:

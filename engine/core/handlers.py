@@ -35,6 +35,8 @@ from engine.kernel.commands import (
 from engine.kernel.events import ChecklistCompleted, ModeChanged, Persisted, Severity, TradingState
 from engine.ops.incidents import write_snapshot
 from engine.safety.killswitch import trip_code
+from engine.trading.state import is_operator
+from engine.venue import errors as vx
 from engine.venue.adapter import Venue
 
 if TYPE_CHECKING:
@@ -122,6 +124,8 @@ class CommandHandlers:
         )
 
     async def _resume(self, c: Resume) -> CommandResult:
+        if c.override:
+            return await self._resume_override(c)
         refused = self.engine.resume_refusal(c.actor)
         if refused is not None:
             return refused
@@ -130,12 +134,49 @@ class CommandHandlers:
             self.engine.tiers.resumed()
         return result
 
+    async def _resume_override(self, c: Resume) -> CommandResult:
+        """An operator's resume past the monitors that still refuse it, with a stated reason: alerted
+        (``RESUME_OVERRIDE``, what was overridden in its values), and the state change carries the override for
+        the incident. A store that cannot be written still refuses it (nothing could be recorded)."""
+        if not is_operator(c.actor):
+            return CommandResult(False, f"only an operator may override the monitors (asked by {c.actor})")
+        reason = c.reason.strip()
+        if not reason:
+            return CommandResult(
+                False, "an override needs a reason: say why resuming is safe although a monitor refuses"
+            )
+        failure = self.engine.store_guard.failure
+        if failure is not None:
+            return CommandResult(
+                False,
+                f"resume refused: the store cannot be written ({failure}); free space in the data directory first",
+            )
+        if self.engine.trading_state == TradingState.ACTIVE:
+            return CommandResult(True, "already ACTIVE (nothing to override)")
+        overridden = self.engine.monitors.overridden()
+        values = {"override": True, "override_reason": reason, "overridden": overridden, "by": c.actor}
+        self.engine.alert(
+            Severity.WARN,
+            "RESUME_OVERRIDE",
+            f"{c.actor} resumed past the monitors: {reason}"
+            + (f" (overriding: {'; '.join(overridden)})" if overridden else " (nothing was refusing it)"),
+            values=values,
+        )
+        result = self.engine.state.move(TradingState.ACTIVE, c.actor, f"override: {reason}", "", values)
+        if result.ok:
+            self.engine.tiers.resumed()
+            return CommandResult(True, f"{result.message} (override)", {**result.details, **values})
+        return result
+
     async def _reduce_only(self, c: ReduceOnly) -> CommandResult:
         return self.engine.state.move(
             TradingState.REDUCE_ONLY, c.actor, c.reason or "reduce-only requested", trip_code(c.actor), c.values
         )
 
     async def _place(self, c: PlaceOrder) -> CommandResult:
+        if c.side == "buy" and (held := self.engine.monitors.entry_hold(c.symbol)) is not None:
+            # A per-symbol REDUCE_ONLY while a flash crash on it is being confirmed: not a halt.
+            return CommandResult(False, f"not sent: {held} (monitor:flash_crash)")
         return await self.engine.execution.place(
             c.symbol, c.side, c.type, c.amount, c.price, c.actor, stop_loss=c.stop_loss
         )
@@ -213,9 +254,9 @@ class CommandHandlers:
         # closed once they have had their timeout.
         self.engine.tasks.spawn("close-old-venue", self._close_later(old))
         self.engine.sync.came_back()
-        connecting = self.engine.tasks.spawn("reconnect connect", self.engine.sync.connect(streams_first=True))
+        connecting = self.engine.tasks.spawn("reconnect connect", self._connect_again())
         try:
-            await asyncio.wait_for(asyncio.shield(connecting), RECONNECT_TIMEOUT_S)
+            refused = await asyncio.wait_for(asyncio.shield(connecting), RECONNECT_TIMEOUT_S)
         except TimeoutError:
             # Connecting goes on in the background, which now holds the reconnect lock: nothing overlaps it.
             self.engine.tasks.spawn("reconnect", self._finish_reconnect(connecting))
@@ -224,6 +265,11 @@ class CommandHandlers:
                 f"venue did not answer within {RECONNECT_TIMEOUT_S:g}s; still trying in the background",
                 {"before": before},
             ), True
+        if refused is not None:
+            # The key refused (the auth monitor halts on it): said as the answer, not as a crashed task.
+            return CommandResult(
+                False, f"reconnect failed: the venue refused the API key ({refused}); check the key pair"
+            ), False
         deadline = time.monotonic() + RECONNECT_SETTLE_S
         while time.monotonic() < deadline and any(s == "waiting" for s in self.engine.sync.stream_states().values()):
             await asyncio.sleep(0.05)
@@ -238,6 +284,15 @@ class CommandHandlers:
             Severity.INFO, "RECONNECTED", f"{message} (by {c.actor})", values={"before": before, "after": after}
         )
         return CommandResult(True, message, {"before": before, "after": after}), False
+
+    async def _connect_again(self) -> str | None:
+        """Connect the new venue client (streams first); the venue's refusal of the key is returned, not raised:
+        a reconnect the key cannot make is an answer (``VENUE_AUTH`` is alerted by the sync), not a crash."""
+        try:
+            await self.engine.sync.connect(streams_first=True)
+        except vx.AuthenticationError as exc:
+            return f"{type(exc).__name__}: {str(exc)[:160]}"
+        return None
 
     async def _ack(self, c: Ack) -> CommandResult:
         who = c.actor
@@ -290,7 +345,7 @@ class CommandHandlers:
         finally:
             await venue.close()
 
-    async def _finish_reconnect(self, connecting: asyncio.Future[None]) -> None:
+    async def _finish_reconnect(self, connecting: asyncio.Future[str | None]) -> None:
         try:
             await connecting
         finally:

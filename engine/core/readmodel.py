@@ -90,10 +90,16 @@ class ReadModel:
             "drawdown_pct": str(self.engine.monitors.drawdown_pct),
             "strategies": self.engine.runner.status(),
             "monitors": self.engine.monitors.statuses(),
+            "monitors_loop": self.engine.monitors.watchdog.status(),
+            "user_stream_age_s": round(self.engine.sync.user_stream_age_s(), 1),
+            "entry_holds": dict(self.engine.monitors.holds),
         }
 
     def health_event(self) -> HealthUpdated:
-        """The health line's numbers, published every second."""
+        """The health line's numbers, published every second. Building it is also the monitors' watchdog's look
+        (``engine.safety.watchdog``): the engine calls this every second from outside the monitors' loop, so a
+        loop that stopped reading is noticed, and halts, here."""
+        monitors_age = self.engine.monitors.watchdog.look()
         venue, day = self.engine.link.venue, self.engine.stats.current()
         return HealthUpdated(
             market_data_age_s=self.engine.sync.market_data_age_s(),
@@ -105,6 +111,9 @@ class ReadModel:
             streams_down=tuple(self.engine.sync.stream_down),
             day_pnl=day.net_pnl + self.engine.portfolio.unrealized(),
             drawdown_pct=self.engine.monitors.drawdown_pct,
+            monitors_age_s=None if monitors_age is None else round(monitors_age, 2),
+            monitors_stalled=self.engine.monitors.watchdog.stalled is not None,
+            user_stream_age_s=round(self.engine.sync.user_stream_age_s(), 1),
         )
 
     def snapshot_parts(self) -> dict[str, Any]:
@@ -139,9 +148,13 @@ class ReadModel:
         }
 
     def health_report(self) -> dict[str, Any]:
-        """``GET /health``: healthy only when connected, not halted, and no monitor WARN or CRIT."""
+        """``GET /health``: healthy only when connected, not halted, no monitor WARN or CRIT, and the monitors'
+        loop reading (its age is ``monitors_loop``)."""
         monitors = self.engine.monitors.statuses()
-        troubled = [m["code"] for m in monitors if m["status"] != "OK"]
+        loop = self.engine.monitors.watchdog.status()
+        troubled = [m["code"] for m in monitors if m["status"] != "OK"] + (
+            ["monitors_stalled"] if loop["stalled"] else []
+        )
         if self.engine.trading_state == TradingState.HALTED:
             status = "halted"
         elif not self.engine.connected or troubled:
@@ -160,6 +173,7 @@ class ReadModel:
                 "connected": self.engine.connected,
                 "streams": self.engine.sync.stream_states(),
                 "market_data_age_s": self.engine.sync.market_data_age_s(),
+                "user_stream_age_s": round(self.engine.sync.user_stream_age_s(), 1),
                 "breaker": self.engine.venue.breaker.state.value if self.engine.venue else None,
             },
             "open_orders": len(self.engine.tracker.open_orders()),
@@ -169,6 +183,8 @@ class ReadModel:
                 "retrying": self.engine.kill_switch_retrying(),
             },
             "monitors": monitors,
+            "monitors_loop": loop,
+            "entry_holds": dict(self.engine.monitors.holds),
             "troubled": troubled,
             "numbers": {
                 "equity": equity,
@@ -177,6 +193,8 @@ class ReadModel:
                 "open_orders": len(self.engine.tracker.open_orders()),
                 "positions": len(self.engine.portfolio.positions()),
                 "stream_age": self.engine.sync.market_data_age_s(),
+                "user_stream_age": self.engine.sync.user_stream_age_s(),
+                "monitors_age": loop["last_pass_age_s"],
                 "rest_errors": day.rest_errors,
                 "reconnects": day.ws_reconnects,
             },

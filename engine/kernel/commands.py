@@ -107,9 +107,20 @@ class ExitPosition(Command):
 
 @dataclass(frozen=True, slots=True)
 class Resume(Command):
-    """Clear a halt or reduce-only and return to ACTIVE (only an operator leaves HALTED)."""
+    """Clear a halt or reduce-only and return to ACTIVE (only an operator leaves HALTED).
+
+    ``override``: an operator resumes past the monitors that still refuse it (a condition they judge still holds,
+    e.g. a market not calm yet by the flash-crash rule), with a stated ``reason``; it is audited as an override
+    (its ``values`` say ``override: true``), alerted (``RESUME_OVERRIDE``) and recorded with the incident."""
 
     name: ClassVar[str] = "resume"
+
+    override: bool = False
+
+    def __post_init__(self) -> None:
+        if self.override and not self.values.get("override"):
+            # The audit record's values say it was an override, whoever built the command.
+            object.__setattr__(self, "values", {**self.values, "override": True})
 
 
 @dataclass(frozen=True, slots=True)

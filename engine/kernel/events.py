@@ -279,7 +279,8 @@ class VenueConnection(Event):
 
 @dataclass(frozen=True, slots=True)
 class HealthUpdated(Event):
-    """Once a second: stream age, REST latency, errors, breaker, polling, today's PnL and drawdown."""
+    """Once a second: stream age, REST latency, errors, breaker, polling, today's PnL and drawdown; the seconds
+    since the monitors last completed a pass (and whether that is a stall), and the user stream's own age."""
 
     market_data_age_s: float | None
     rest_p95_ms: float | None
@@ -290,6 +291,9 @@ class HealthUpdated(Event):
     streams_down: tuple[str, ...]
     day_pnl: Decimal
     drawdown_pct: Decimal
+    monitors_age_s: float | None = None
+    monitors_stalled: bool = False
+    user_stream_age_s: float | None = None
 
     @property
     def coalesce_key(self) -> Hashable:

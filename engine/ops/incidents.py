@@ -135,6 +135,15 @@ class Incidents:
                 self._open(event)
             elif event.previous == TradingState.HALTED and event.state != TradingState.HALTED and self.current:
                 self.current["recovered_at"] = event.ts.isoformat()
+                self.current["recovery"] = json.dumps(
+                    {
+                        "by": event.actor,
+                        "reason": event.reason,
+                        "override": bool(event.values.get("override")),
+                        "override_reason": event.values.get("override_reason"),
+                        "overridden": list(event.values.get("overridden") or []),
+                    }
+                )
                 self._save()
                 self.current = None
         elif isinstance(event, CommandAudited) and event.kill_switch and self.current is not None:
@@ -177,6 +186,7 @@ class Incidents:
             "recovered_at": None,
             "snapshot": None,
             "actions": "[]",
+            "recovery": None,
         }
         self.next_id += 1
         self._save()
@@ -242,10 +252,31 @@ def _md(value: object) -> str:
     return inert_md(value, limit=REPORT_FIELD_LIMIT)
 
 
+def _resumed(row: Mapping[str, Any]) -> str:
+    if not row["recovered_at"]:
+        return "not yet: still HALTED"
+    try:
+        recovery = json.loads(row.get("recovery") or "{}")
+    except ValueError:
+        recovery = {}
+    said = _md(row["recovered_at"])
+    if recovery.get("by"):
+        said += f" by {_md(recovery['by'])}"
+    if recovery.get("override"):
+        overridden = "; ".join(str(x) for x in recovery.get("overridden") or []) or "nothing was refusing it"
+        said += (
+            f": OVERRIDE past the monitors, because: {_md(recovery.get('override_reason') or recovery.get('reason'))}"
+            f" (overriding: {_md(overridden)})"
+        )
+    elif recovery.get("reason"):
+        said += f": {_md(recovery['reason'])}"
+    return said
+
+
 REVIEW_QUESTIONS: tuple[tuple[str, ReviewAnswer], ...] = (
     ("What triggered the incident?", lambda r, a: f"{_md(r['trigger'])} ({_md(r['actor'])}): {_md(r['reason'])}"),
     (
-        "When was it detected, and how long after the first bad reading?",
+        "When was it detected and halted, and how long after the first bad reading?",
         lambda r, a: (
             f"{_md(r['alerted_at'])} ({_fmt(timings(r)['detect_s'])} after the first bad reading at "
             f"{_md(r['first_reading_at'])})"
@@ -265,10 +296,7 @@ REVIEW_QUESTIONS: tuple[tuple[str, ReviewAnswer], ...] = (
             "no close-all was run: positions were left to the operator",
         ),
     ),
-    (
-        "When was trading resumed?",
-        lambda r, a: _md(r["recovered_at"]) if r["recovered_at"] else "not yet: still HALTED",
-    ),
+    ("When was trading resumed, by whom, and was it an override?", lambda r, a: _resumed(r)),
     ("What could prevent it next time?", lambda r, a: "(for the team to answer)"),
 )
 

@@ -37,6 +37,14 @@ class Metrics:
         self.stream_age = Gauge(
             "cockpit_stream_age_seconds", "Seconds since the stalest market stream's last event", registry=r
         )
+        self.user_stream_age = Gauge(
+            "cockpit_user_stream_age_seconds",
+            "Seconds since the user-data stream last proved alive (an event, or the venue listing its subscription)",
+            registry=r,
+        )
+        self.monitors_age = Gauge(
+            "cockpit_monitors_age_seconds", "Seconds since the monitors last completed a pass", registry=r
+        )
         self.rest_errors = Gauge("cockpit_rest_errors_today", "REST errors today", registry=r)
         self.reconnects = Gauge("cockpit_ws_reconnects_today", "Websocket reconnects today", registry=r)
         self.state = Gauge("cockpit_trading_state", "1 for the trading state the engine is in", ["state"], registry=r)
@@ -75,6 +83,8 @@ class Metrics:
             "open_orders",
             "positions",
             "stream_age",
+            "user_stream_age",
+            "monitors_age",
             "rest_errors",
             "reconnects",
         ):

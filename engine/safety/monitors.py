@@ -4,21 +4,24 @@ through the one command path with itself named as the actor (``monitor:<code>``)
 | code | WARN | CRIT and action |
 |---|---|---|
 | ws_stale | over ws_stale_warn_s: reconnect | over ws_stale_crit_s: close all (001 §1 "ws_stale: MUST close") |
-| rest_errors | | rest_errors_max in rest_errors_window_s: halt (001 §2) |
-| rate_limit_ban | a 429 pause in force | a 418 ban: halt |
+| rest_errors | half of rest_errors_max | rest_errors_max in rest_errors_window_s: halt (001 §2); 429s are not errors |
+| rate_limit_ban | a 429 pause in force: back off (001 §3) | a 418 ban: halt |
 | rest_latency / stream_latency | p95 over its threshold (001 §3) | |
 | reconnects | more than reconnects_warn_per_hour | |
 | stuck_order | an order open over stuck_order_s: cancelled (001 §4) | the cancel failed |
 | daily_loss | at daily_loss_warn_pct_of_limit of the limit | at the limit: close all; no resume until UTC midnight |
 | max_drawdown | at max_drawdown_warn_pct | at max_drawdown_pct: halt until an operator resumes |
-| flash_crash | | a move over flash_crash_pct in flash_crash_window_s: halt; resume refused until calm |
+| flash_crash | a crash being confirmed: new entries on that symbol held | confirmed: halt; resume refused until calm |
 | position_mismatch | adopted (between the two levels) | over mismatch_halt_pct: halt, the difference kept (001 §6) |
 | clock_skew | over clock_skew_warn_ms (calls are signed with its clock) | rest_errors_max -1021s after a resync: halt |
 | auth_failure / maintenance | | the key refused / the venue in maintenance: halt |
 
 A CRIT acts only after ``confirm_readings`` readings in a row (a single bad reading never trips the kill switch);
-where a second reading is a cheap call (auth, maintenance), the first reading makes that call. Resume is refused
-while a CRIT that halts still holds. A monitor whose reading fails is itself CRIT: fail closed.
+where a second reading is a cheap call (auth, maintenance), the first reading makes that call. A CRIT being
+confirmed is a WARN under the monitor's code; a CRIT that acts is a CRIT under it, with the reading in its values
+(the operator's phone says why, not only that trading halted). Resume is refused while a CRIT that halts still
+holds, unless an operator overrides it with a reason (``override``). A monitor whose reading fails is itself CRIT,
+and so is the loop that stopped reading (``engine.safety.watchdog``): fail closed.
 
 Why one module of this length: the table of watches and every reading it names are read together; a monitor's
 threshold, its reading and what it does on WARN and CRIT sit side by side so that none drifts from the others.
@@ -41,6 +44,7 @@ from engine.kernel.ports import Ports, VenueLink
 from engine.safety.pricemoves import PriceMoves
 from engine.safety.readings import CRIT, OK, WARN, Reading, Row, pct
 from engine.safety.stuck import StuckOrders
+from engine.safety.watchdog import Watchdog
 from engine.trading.books import Books
 from engine.trading.holdings import Holdings
 from engine.trading.state import TradingStateMachine
@@ -48,6 +52,9 @@ from engine.trading.sync import VenueSync
 from engine.venue.health import VenueHealth
 
 log = logging.getLogger(__name__)
+
+# What a monitor's CRIT action does, for its alert's sentence (the rest halt).
+ACTIONS = {"ws_stale": "closing everything", "daily_loss": "closing everything"}
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,19 @@ class Monitors:
         self.submit = ports.submit
         self.spawn = ports.spawn
         self.clock = clock
-        self.moves = PriceMoves(books.portfolio.symbols, max(cfg.flash_crash_window_s, cfg.flash_calm_s) + 60)
+        self.moves = PriceMoves(
+            books.portfolio.symbols,
+            max(cfg.flash_crash_window_s, cfg.flash_calm_s) + 60,
+            window_s=min(60.0, cfg.flash_calm_s) or 1.0,
+        )
         self.daily_loss_tripped: date | None = None
         self.flash_tripped = False
-        self.stuck = StuckOrders(cfg, books, ports)
+        # Per symbol, the range a calm window must stay under after the crash (its own normal; see pricemoves).
+        self.flash_bars: dict[str, Decimal] = {}
+        # Symbol -> why new entries on it are held (a flash crash being confirmed): REDUCE_ONLY for that symbol.
+        self.holds: dict[str, str] = {}
+        self.stuck = StuckOrders(cfg, books, ports, watched.link, watched.health, watched.sync)
+        self.watchdog = Watchdog(cfg, ports, clock)
         self._probing: set[str] = set()
         self._published: list[dict[str, Any]] = []
         self._latched: dict[str, Any] = {}
@@ -131,6 +147,8 @@ class Monitors:
         return self.drawdown.pct
 
     def read_ws_stale(self) -> Reading:
+        """The market streams' age and the user stream's own age (since it last proved alive: an event, the venue
+        listing its subscription, or a subscription confirmed; an open socket is no proof)."""
         cfg = self.cfg
         market = self.sync.market_data_age_s()
         if market is None:
@@ -138,32 +156,40 @@ class Monitors:
         user = self.sync.user_stream_age_s()
         age, which = (market, "market") if market >= user else (user, "user")
         level = CRIT if age > cfg.ws_stale_crit_s else WARN if age > cfg.ws_stale_warn_s else OK
+        dead = self.sync.user_stream_dead
         return Reading(
             level,
-            f"{age:.1f}s ({which})",
+            f"{age:.1f}s ({which}); market {market:.1f}s, user {user:.1f}s",
             f"{cfg.ws_stale_warn_s:g}s / {cfg.ws_stale_crit_s:g}s",
-            f"no {which} data for {age:.0f}s",
-            {"market_age_s": round(market, 1), "user_age_s": round(user, 1)},
+            f"no {which} data for {age:.0f}s" + (f"; user stream: {dead}" if dead else ""),
+            {"market_age_s": round(market, 1), "user_age_s": round(user, 1), "user_stream": dead or "up"},
         )
 
     def read_rest_errors(self) -> Reading:
+        """REST errors in the window (a 429 or 418 is not one: the rate-limit monitor reads those). WARN from half
+        the limit: one more error or so and orders pause."""
         errors = self.health.recent_errors()
         cfg = self.cfg
-        level = CRIT if len(errors) >= cfg.rest_errors_max else OK
+        count = len(errors)
+        level = CRIT if count >= cfg.rest_errors_max else WARN if count and count * 2 >= cfg.rest_errors_max else OK
         return Reading(
             level,
-            f"{len(errors)} in {cfg.rest_errors_window_s:g}s",
+            f"{count} in {cfg.rest_errors_window_s:g}s",
             f"{cfg.rest_errors_max} in {cfg.rest_errors_window_s:g}s",
             "; ".join(errors[-3:]),
-            {"errors": errors[-5:]},
+            {"errors": errors[-5:], "count": count, "limit": cfg.rest_errors_max, "window_s": cfg.rest_errors_window_s},
         )
 
     def read_rate_limit(self) -> Reading:
+        """A 429 is the venue asking to slow down: every request waits out its Retry-After (WARN, runbook 001 §3);
+        a 418 is a ban: CRIT, halt."""
         banned, paused = self.health.banned_for(), self.health.paused_for()
+        limited = self.health.recent_rate_limits()
+        values = {"banned_s": round(banned, 1), "paused_s": round(paused, 1), "rate_limited": limited[-5:]}
         if banned > 0:
-            return Reading(CRIT, f"banned {banned:.0f}s (418)", "no 418", "the venue banned this client")
+            return Reading(CRIT, f"banned {banned:.0f}s (418)", "no 418", "the venue banned this client", values)
         if paused > 0:
-            return Reading(WARN, f"paused {paused:.1f}s (429)", "no 429", "every request waits for Retry-After")
+            return Reading(WARN, f"paused {paused:.1f}s (429)", "no 429", "every request waits for Retry-After", values)
         return Reading(OK, "no limit hit", "no 418")
 
     def read_rest_latency(self) -> Reading:
@@ -230,26 +256,57 @@ class Monitors:
                 self.moves.record(symbol, now, last)
         worst, where = self.moves.largest(cfg.flash_crash_window_s, now)
         threshold = f"{cfg.flash_crash_pct}% in {cfg.flash_crash_window_s:g}s"
+        crashing = {
+            s: move
+            for s in self.moves.samples
+            if (move := self.moves.move(s, cfg.flash_crash_window_s, now)) > cfg.flash_crash_pct
+        }
+        # New entries on a symbol crashing now are held from its first bad reading on: between that reading and
+        # the one that confirms it (and halts), a strategy must not buy into the crash. Not a halt: the other
+        # symbols, reducing orders and cancels go on.
+        self.holds = {
+            s: f"{s} moved {move:.2f}% within {cfg.flash_crash_window_s:g}s (flash_crash over {cfg.flash_crash_pct}%):"
+            " new entries on it are held"
+            for s, move in crashing.items()
+        }
         if worst > cfg.flash_crash_pct:
             return Reading(
                 CRIT,
                 f"{worst:.2f}% {where}",
                 threshold,
-                f"{where} moved {worst:.2f}%",
-                {"symbol": where, "move_pct": f"{worst:.2f}"},
+                f"{where} moved {worst:.2f}% in {cfg.flash_crash_window_s:g}s; new entries on "
+                + ", ".join(crashing)
+                + " held",
+                {
+                    "held": sorted(crashing),
+                    "symbol": where,
+                    "move_pct": f"{worst:.2f}",
+                    "window_s": cfg.flash_crash_window_s,
+                    "limit_pct": str(cfg.flash_crash_pct),
+                },
             )
         if self.flash_tripped:
-            if self.moves.calm(cfg.flash_calm_s, cfg.flash_calm_pct, now):
+            bars = self.flash_bars or {s: cfg.flash_calm_pct for s in self.moves.samples}
+            moving = self.moves.not_calm(cfg.flash_calm_s, bars, now)
+            if not moving:
                 self.flash_tripped = False
             else:
+                window = min(60.0, cfg.flash_calm_s) or 1.0
                 return Reading(
                     CRIT,
                     f"{worst:.2f}% {where}".strip(),
                     threshold,
-                    f"not calm yet: every minute of the last {cfg.flash_calm_s:g}s must move under "
-                    f"{cfg.flash_calm_pct}%",
+                    f"not calm yet: every {window:g}s of the last {cfg.flash_calm_s:g}s must move under "
+                    + ", ".join(f"{s} {b}%" for s, b in bars.items())
+                    + f" (each symbol's own normal; the runbook's {cfg.flash_calm_pct}% at least): "
+                    + "; ".join(f"{s} {why}" for s, why in moving.items()),
+                    {"calm_bars_pct": {s: str(b) for s, b in bars.items()}, "not_calm": moving},
                 )
         return Reading(OK, f"{worst:.2f}%", threshold)
+
+    def entry_hold(self, symbol: str) -> str | None:
+        """Why new entries on ``symbol`` are held now (a flash crash on it being confirmed), or None."""
+        return self.holds.get(symbol)
 
     def read_mismatch(self) -> Reading:
         worst = self.holdings.worst()
@@ -319,14 +376,14 @@ class Monitors:
         """Read every monitor once; act on a confirmed CRIT and on a new WARN; publish the statuses."""
         for code, (read, _, _, on_warn, on_crit) in self.watches.items():
             row = self.rows[code]
-            confirm = row.confirm
+            confirm, alert_code = row.confirm, code.upper()
             try:
                 reading = read()
             except Exception as exc:  # a monitor that cannot read is CRIT: fail closed, and the others go on
                 log.error("monitor %s failed", code, exc_info=exc)
-                reading = Reading(CRIT, "cannot read", "—", f"{type(exc).__name__}: {exc}"[:200])
-                on_crit, confirm = self._halt("monitor_failed"), False
-            self._judge(row, reading, on_warn, on_crit, confirm)
+                reading = Reading(CRIT, "cannot read", "—", f"{type(exc).__name__}: {exc}"[:200], {"monitor": code})
+                on_crit, confirm, alert_code = self._halt("monitor_failed"), False, "MONITOR_FAILED"
+            self._judge(row, reading, on_warn, on_crit, confirm, alert_code)
         self.ticks += 1
         statuses = [row.to_dict() for row in self.rows.values()]
         if statuses != self._published:
@@ -336,12 +393,15 @@ class Monitors:
         if latches != self._latched:
             self._latched = latches
             self.publish(Persisted("monitor_latches", latches))
+        self.watchdog.passed()  # last: a pass that fails anywhere is no pass
 
     def latches(self) -> dict[str, Any]:
-        """What must survive a restart: the daily-loss trip (until UTC midnight) and the flash-crash trip."""
+        """What must survive a restart: the daily-loss trip (until UTC midnight), the flash-crash trip and the calm
+        bars it is judged by (the history they were measured on does not survive)."""
         return {
             "daily_loss_tripped": self.daily_loss_tripped.isoformat() if self.daily_loss_tripped else None,
             "flash_tripped": self.flash_tripped,
+            "flash_calm_bars_pct": {s: str(b) for s, b in self.flash_bars.items()} if self.flash_tripped else {},
         }
 
     def restore(self, latches: dict[str, Any] | None, peak: Decimal | None) -> None:
@@ -349,6 +409,9 @@ class Monitors:
             day = latches.get("daily_loss_tripped")
             self.daily_loss_tripped = date.fromisoformat(day) if day else None
             self.flash_tripped = bool(latches.get("flash_tripped"))
+            self.flash_bars = {
+                s: Decimal(b) for s, b in (latches.get("flash_calm_bars_pct") or {}).items() if s in self.moves.samples
+            }
             self._latched = self.latches()
             # Their action was taken before the restart: a latched trip blocks resume, it does not act again.
             self.rows["daily_loss"].acted = self.daily_loss_tripped is not None
@@ -363,44 +426,69 @@ class Monitors:
         on_warn: Callable[[Reading], None] | None,
         on_crit: Callable[[Reading], None] | None,
         confirm: bool,
+        alert_code: str,
     ) -> None:
         previous = row.reading.level
         if reading.level == OK:
             if previous != OK:
                 log.info("monitor %s back to OK (%s)", row.code, reading.value)
             row.reading, row.crit_streak, row.acted, row.warned, row.since = reading, 0, False, False, None
+            row.crit_since = None
             return
+        now = self.clock()
         if row.since is None:
-            row.since = self.clock()
+            row.since = now
         if reading.level == CRIT:
             row.crit_streak += 1
+            if row.crit_since is None:
+                row.crit_since = now
             if row.crit_streak < (self.cfg.confirm_readings if confirm else 1):
                 row.reading = Reading(
                     WARN, reading.value, reading.threshold, "CRIT reading, confirming", reading.values
                 )
+                if not row.warned:  # the first CRIT reading: a WARN now, the CRIT once it is confirmed
+                    row.warned = True
+                    self.alert(
+                        Severity.WARN,
+                        alert_code,
+                        f"{row.code}: {reading.value} (limit {reading.threshold}); confirming"
+                        f"{'; ' + reading.detail if reading.detail else ''}",
+                        values={"value": reading.value, "threshold": reading.threshold, **reading.values},
+                    )
                 return
-            first = utcnow() - timedelta(seconds=self.clock() - (row.since or self.clock()))
-            reading = replace(reading, values={**reading.values, "first_reading_at": first.isoformat()})
+            first = utcnow() - timedelta(seconds=now - (row.since or now))
+            reading = replace(
+                reading,
+                values={
+                    **reading.values,
+                    "first_reading_at": first.isoformat(),
+                    # From the first bad reading to this action (the halt or close-all it submits).
+                    "seconds_to_act": round(now - (row.since or now), 3),
+                    "crit_readings": row.crit_streak,
+                },
+            )
             row.reading = reading
             if not row.acted:
                 row.acted = True
+                # The monitor's own CRIT, with its reading: what the operator's phone says is why.
+                self.alert(
+                    Severity.CRIT,
+                    alert_code,
+                    f"{row.code}: {reading.value} (limit {reading.threshold})"
+                    f"{'; ' + reading.detail if reading.detail else ''}"
+                    + ("" if on_crit is None else f"; {ACTIONS.get(row.code, 'halting')}"),
+                    values={"value": reading.value, "threshold": reading.threshold, **reading.values},
+                )
                 if on_crit is not None:
                     on_crit(reading)
-                else:
-                    self.alert(
-                        Severity.CRIT,
-                        row.code.upper(),
-                        f"{row.code}: {reading.value} (limit {reading.threshold}) {reading.detail}".strip(),
-                        values=reading.values,
-                    )
             return
-        row.crit_streak = 0
+        row.crit_streak, row.crit_since = 0, None
         row.reading = reading
         if not row.warned:
             row.warned = True
             self.alert(
                 Severity.WARN,
-                row.code.upper(),
+                alert_code,
                 f"{row.code}: {reading.value} over {reading.threshold}"
                 f"{'; ' + reading.detail if reading.detail else ''}",
                 values=reading.values,
@@ -437,8 +525,16 @@ class Monitors:
         self._close_all("daily_loss")(reading)
 
     def _flash_halt(self, reading: Reading) -> None:
+        """Halt, and fix the calm bars resume is judged by: each symbol's normal before the crash began (its first
+        bad reading, less the crash window)."""
+        cfg = self.cfg
         self.flash_tripped = True
-        self._halt("flash_crash")(reading)
+        began = (self.rows["flash_crash"].since or self.clock()) - cfg.flash_crash_window_s
+        self.flash_bars = self.moves.calm_bars(
+            min(60.0, cfg.flash_calm_s) or 1.0, began, cfg.flash_calm_pct, cfg.flash_crash_pct / 2
+        )
+        bars = {s: str(b) for s, b in self.flash_bars.items()}
+        self._halt("flash_crash")(replace(reading, values={**reading.values, "calm_bars_pct": bars}))
 
     def _reconnect(self, reading: Reading) -> None:
         self._command(
@@ -479,16 +575,32 @@ class Monitors:
                 log.debug("ping failed: %s", exc)
 
     def blocking_resume(self, tripped_by_monitor: bool) -> list[str]:
-        """Why an operator may not resume now: every halting monitor whose condition still holds; and, after a
-        monitor's trip, until the monitors have looked (just started: the condition may still hold)."""
+        """Why an operator may not resume now: every halting monitor whose condition still holds, the monitors'
+        loop itself stalled; and, after a monitor's trip, until the monitors have looked (just started: the
+        condition may still hold)."""
+        stalled = [self.watchdog.stalled] if self.watchdog.stalled else []
         if tripped_by_monitor and self.ticks < self.cfg.confirm_readings:
-            return ["the monitors have not read every signal yet (starting up); try again in a few seconds"]
+            return [*stalled, "the monitors have not read every signal yet (starting up); try again in a few seconds"]
         return [
-            f"{row.code}: {row.reading.value} (limit {row.reading.threshold})"
-            f"{'; ' + row.reading.detail if row.reading.detail else ''}"
-            for row in self.rows.values()
-            if row.blocks_resume and row.reading.level == CRIT
+            *stalled,
+            *(
+                f"{row.code}: {row.reading.value} (limit {row.reading.threshold})"
+                f"{'; ' + row.reading.detail if row.reading.detail else ''}"
+                for row in self.rows.values()
+                if row.blocks_resume and row.reading.level == CRIT
+            ),
         ]
+
+    def overridden(self) -> list[str]:
+        """An operator resumes past the rule (with a stated reason, checked by the caller): what blocked the resume,
+        for the record. The flash-crash latch is the operator's judgement of calm, so it is cleared; a condition
+        that still holds keeps its CRIT reading (it does not act again: it acted already)."""
+        blocking = self.blocking_resume(tripped_by_monitor=False)
+        if self.flash_tripped:
+            self.flash_tripped, self.flash_bars = False, {}
+            self._latched = self.latches()
+            self.publish(Persisted("monitor_latches", self._latched))
+        return blocking
 
     def statuses(self) -> list[dict[str, Any]]:
         return [row.to_dict() for row in self.rows.values()]

@@ -39,6 +39,7 @@ class Row:
     acted: bool = False
     warned: bool = False
     since: float | None = None  # when the current non-OK episode began (monotonic)
+    crit_since: float | None = None  # the first CRIT reading of the current run of them (monotonic)
 
     @property
     def status(self) -> Level:

@@ -14,7 +14,7 @@ from engine.kernel.errors import StoreError
 if TYPE_CHECKING:  # imported where a database is made: checking a file's schema costs no import of sqlite-utils
     import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def newer(path: Path, version: int) -> str:
@@ -206,6 +206,12 @@ def migrate(db: sqlite_utils.Database, path: Path, upto: int = SCHEMA_VERSION) -
                 {"id": int, "started_at": str, "stopped_at": str, "mode": str, "venue": str}, pk="id"
             )
             db.table("meta").upsert({"key": "schema_version", "value": "4"}, pk="key")
+    if version < 5 <= upto:
+        with db.conn:
+            # How an incident ended: who resumed, why, and whether it was an override past the monitors (what
+            # they still said), as JSON.
+            db.table("incidents").add_column("recovery", str)
+            db.table("meta").upsert({"key": "schema_version", "value": "5"}, pk="key")
 
 
 @cache

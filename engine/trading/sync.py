@@ -3,6 +3,18 @@
 Streams are the normal path. When one fails (or market data goes quiet for ``stale_s``), REST polling of
 open orders, balances and tickers keeps state fresh until the stream is back (runbook 002 "use REST
 fallback"; runbook 001 §1: reconnect automatically under 60 s of staleness).
+
+The user-data stream is watched on its own (``_watch_user_stream``): an open socket proves nothing (after the venue
+ends the subscription, ccxt keeps the WS-API connection open and its watchers wait for ever). It is dead when the
+venue ended it (``eventStreamTerminated``, or its subscribe was refused), when the venue lists no subscription for
+the session, when a fill reached the engine only by reconciliation while the stream claimed to be up
+(``USER_STREAM_GAP``), or, on a venue that cannot say, when it stayed silent past ``ws_stale_warn_s / 2`` with
+orders resting. A dead user stream is subscribed again with backoff, and REST polling (orders, balances and
+fills) stands in meanwhile. Its age (``user_stream_age_s``, read by ``ws_stale``) runs from its last proof of life:
+an event, the venue listing the subscription, or a subscription confirmed where the venue cannot be asked.
+
+Why one module of this length: connecting, the streams, their fallback and reconciliation share the state of the
+venue's picture (which stream is down since when, what was proven when); split, each part would reach into it.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from typing import Any
 from engine.kernel import clock
 from engine.kernel.config import MonitorsConfig, VenueConfig
 from engine.kernel.errors import EngineError
-from engine.kernel.events import Order, Severity, TickerUpdated, utcnow
+from engine.kernel.events import Fill, Order, Severity, TickerUpdated, utcnow
 from engine.kernel.ports import Ports, VenueLink
 from engine.kernel.tasks import Periodic, TaskGroup
 from engine.trading.books import Books
@@ -40,6 +52,9 @@ TRADES_PAGE = 500
 TRADE_PAGES = 5
 
 PRIVATE_STREAMS = ("orders", "trades", "balance")
+# A fill found by reconciliation while the user stream claimed to be up, and that the stream has not delivered this
+# long after, is a gap in the stream (it delivers in milliseconds, normally before reconciliation finds anything).
+GAP_GRACE_S = 1.0
 
 
 class VenueSync:
@@ -74,7 +89,18 @@ class VenueSync:
         # reconnect that brings no data must not reset the clock (runbook 001 §1: reconnect, then kill at 60 s).
         self.last_event: dict[str, float] = {}
         self.started_at = time.monotonic()  # the streams' first start: the age of a stream that never delivered
-        self.user_seen = time.monotonic()  # the user-data connection last seen open (a quiet account sends nothing)
+        # The user-data stream's last proof of life besides its events (the venue listed the subscription, or a
+        # subscription was confirmed where the venue cannot be asked; a quiet account sends nothing).
+        self.user_proof = time.monotonic()
+        self.user_dead: str | None = None  # why the user-data stream is counted dead now (None: not known dead)
+        self._user_drops = 0  # resubscriptions since the last user event (the backoff's step)
+        self._user_next_drop = 0.0  # no resubscription before this (monotonic)
+        self._user_next_probe = 0.0
+        self._user_awaiting_proof = False  # a resubscription was made: its confirmation is a proof (no probe)
+        self._probe_works: dict[int, bool] = {}  # id(venue) -> whether the venue answers the liveness probe
+        # Trade id -> (when reconciliation found it, the fill), while the user stream claimed to be up: a gap unless
+        # the stream delivers it within GAP_GRACE_S.
+        self._gap_pending: dict[str, tuple[float, Fill]] = {}
         self._streamed = False  # whether the streams were ever started (a reconnect restarts them)
         self.reconnects: deque[float] = deque()  # when streams came back, for the per-hour count
         self.stream_latency_ms: deque[float] = deque(maxlen=200)  # event time -> received, market streams
@@ -137,7 +163,7 @@ class VenueSync:
             # stream that never delivered is as old as the first start; found when reconnects got fast enough to
             # come round every second and kept ws_stale from ever reaching its CRIT).
             self._streamed = True
-            self.started_at = self.user_seen = time.monotonic()
+            self.started_at = self.user_proof = time.monotonic()
         spawn = self.streams.spawn
         spawn("watch-orders", self._stream("orders", self._orders))
         spawn("watch-trades", self._stream("trades", self._trades))
@@ -166,11 +192,25 @@ class VenueSync:
                 guard=self.guard,
             ).run(),
         )
+        spawn(
+            "user-stream watch",
+            Periodic(
+                "user-stream watch",
+                self._watch_user_stream,
+                lambda: max(0.05, min(1.0, self.monitors_cfg.ws_stale_warn_s / 4)),
+                on_failure=self._loop_failed,
+                delay_first=True,
+            ).run(),
+        )
 
     async def stop_streams(self) -> None:
         await self.streams.close()
         self.stream_down.clear()
         self.polling = False
+        # A new connection is judged afresh; its age still runs from the last proof (staleness is about data).
+        self.user_dead, self._user_drops, self._user_next_drop = None, 0, 0.0
+        self._user_awaiting_proof = False
+        self._gap_pending.clear()
 
     def came_back(self) -> None:
         self.stats.ws_reconnect()
@@ -183,17 +223,28 @@ class VenueSync:
         return len(self.reconnects)
 
     def user_stream_age_s(self) -> float:
-        """Seconds since the user-data stream last proved alive: an event, or its connection seen open."""
-        now = time.monotonic()
+        """Seconds since the user-data stream last proved alive: an event, the venue listing its subscription, or
+        (where the venue cannot be asked) a subscription confirmed or nothing resting to miss. An open socket is no
+        proof: after the venue ended the subscription ccxt keeps it open."""
+        latest = max([self.user_proof, *(self.last_event.get(n, 0.0) for n in PRIVATE_STREAMS)])
+        return time.monotonic() - latest
+
+    @property
+    def user_stream_dead(self) -> str | None:
+        """Why the user-data stream is down now (dead, or a watcher failing), or None."""
+        if self.user_dead is not None:
+            return self.user_dead
+        return next((self.stream_down[n] for n in PRIVATE_STREAMS if n in self.stream_down), None)
+
+    def user_stream_claims_up(self) -> bool:
+        """Whether the engine takes the user-data stream to be delivering now."""
         venue = self.link.venue
-        if (
-            venue is not None
-            and venue.user_stream_connected()
-            and not any(n in self.stream_down for n in PRIVATE_STREAMS)
-        ):
-            self.user_seen = now
-        latest = max([self.user_seen, *(self.last_event.get(n, 0.0) for n in PRIVATE_STREAMS)])
-        return now - latest
+        return (
+            bool(self.streams.names())
+            and self.user_stream_dead is None
+            and venue is not None
+            and venue.user_stream_state()[0] == "up"
+        )
 
     def stream_latency_p95(self) -> float | None:
         values = sorted(self.stream_latency_ms)
@@ -202,15 +253,27 @@ class VenueSync:
     def stream_states(self) -> dict[str, str]:
         """Each stream: ``up (Ns)`` since its last event, ``down: why``, or ``waiting`` before its first."""
         now = time.monotonic()
-        names = [*PRIVATE_STREAMS, *(f"ticker {s}" for s in self.symbols)]
+        venue = self.link.venue
+        user, why = venue.user_stream_state() if venue is not None else ("closed", "")
         out: dict[str, str] = {}
-        for name in names:
+        for name in PRIVATE_STREAMS:
+            if name in self.stream_down:
+                out[name] = f"down: {self.stream_down[name]}"
+            elif self.user_dead is not None:
+                out[name] = f"down: {self.user_dead}"
+            elif user == "ended":
+                out[name] = f"down: {why}"
+            elif user == "up" and name in self.last_event:
+                out[name] = f"up ({now - self.last_event[name]:.1f}s)"
+            elif user == "up":
+                out[name] = f"up (quiet; proven {self.user_stream_age_s():.1f}s ago)"
+            else:
+                out[name] = "waiting"
+        for name in (f"ticker {s}" for s in self.symbols):
             if name in self.stream_down:
                 out[name] = f"down: {self.stream_down[name]}"
             elif name in self.last_event:
                 out[name] = f"up ({now - self.last_event[name]:.1f}s)"
-            elif name in PRIVATE_STREAMS and self.link.venue is not None and self.link.venue.user_stream_connected():
-                out[name] = "up (quiet)"
             else:
                 out[name] = "waiting"
         return out
@@ -280,6 +343,7 @@ class VenueSync:
         if not lagging:
             return 0
         by_venue_id = {o.venue_id: o.client_id for o in self.tracker.all() if o.venue_id}
+        claimed_up = self.user_stream_claims_up()
         new = 0
         for symbol, since in sorted(lagging.items()):
             since_ms = int(since.timestamp() * 1000) - 1000
@@ -290,12 +354,57 @@ class VenueSync:
                         fill = replace(fill, client_id=by_venue_id[order_id])
                     if self.execution.on_fill(fill):
                         new += 1
+                        if claimed_up:
+                            self._gap_pending[fill.trade_id] = (time.monotonic(), fill)
                 if len(trades) < TRADES_PAGE or symbol not in self.execution.missing_fills():
                     break
                 # From the last page's newest trade on (inclusive: trades of the same millisecond come again and
                 # are known by their id); always forward, even if the whole page shares one millisecond.
                 since_ms = max(since_ms + 1, max(int(f.ts.timestamp() * 1000) for _, f in trades))
         return new
+
+    def _judge_gaps(self) -> None:
+        """Fills reconciliation found while the user stream claimed to be up, and that the stream still has not
+        delivered GAP_GRACE_S later: the stream is not delivering, whatever its socket says."""
+        now = time.monotonic()
+        due = [fill for found, fill in self._gap_pending.values() if now - found >= GAP_GRACE_S]
+        if not due:
+            return
+        for fill in due:
+            del self._gap_pending[fill.trade_id]
+        if self.user_stream_dead is None:
+            self._user_stream_gap([((clock.now() - f.ts).total_seconds(), f) for f in due])
+
+    def _user_stream_gap(self, late: list[tuple[float, Fill]]) -> None:
+        """Fills that reached the engine only by reconciliation while the user stream claimed to be up: WARN, and
+        count the stream dead (subscribed again)."""
+        lag = max(seconds for seconds, _ in late)
+        self.alert(
+            Severity.WARN,
+            "USER_STREAM_GAP",
+            f"{len(late)} fill(s) reached the engine only by reconciliation, up to {lag:.1f}s late, while the user "
+            "stream claimed to be up: counting it dead and subscribing again",
+            values={
+                "fills": len(late),
+                "late_s": round(lag, 1),
+                "trade_ids": [f.trade_id for _, f in late][:10],
+                "symbols": sorted({f.symbol for _, f in late}),
+                "user_age_s": round(self.user_stream_age_s(), 1),
+            },
+        )
+        self._user_stream_dead(f"{len(late)} fill(s) came only by reconciliation, up to {lag:.1f}s late")
+
+    async def settle(self, order: Order) -> str:
+        """Ask the venue by client id about an order it never acknowledged (its send was uncertain): apply what it
+        says, or mark the order lost when it does not know it. Returns the status now; venue errors propagate."""
+        venue = self.link.require()
+        try:
+            report = await venue.fetch_order(order.client_id, order.symbol)
+        except vx.OrderNotFound:
+            self.execution.lost(order, "settle")
+            return "lost"
+        self.execution.apply_report(report, "settle")
+        return report.status.value
 
     async def reconcile_all(self) -> dict[str, Any]:
         """Orders, fills and balances against the venue, then what the engine holds against what the venue holds."""
@@ -335,6 +444,10 @@ class VenueSync:
                 await handler()
                 self.last_event[name] = time.monotonic()
                 attempt = 0
+                if name in PRIVATE_STREAMS:
+                    self._user_drops = 0  # a user event: the subscription delivers
+                    if self.user_dead is not None:
+                        self._user_alive(f"{name} event")
                 if name in self.stream_down:
                     del self.stream_down[name]
                     self.came_back()
@@ -342,8 +455,15 @@ class VenueSync:
                 venue = self.link.venue
                 if not self.link.connected and venue is not None and venue.breaker.refusal() is None:
                     self.link.set_connected(True, "")
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this loop is being stopped
+                # ccxt cancelled the future this watch waited on (it does when it closes or replaces a client): not
+                # a stop of this loop, which would otherwise end in silence and leave its stream dead for good.
+                log.warning("%s watch cancelled under it by the client (%r); watching again", name, exc)
+                await asyncio.sleep(self._stream_failed(name, ConnectionError("the watch was cancelled"), attempt))
+                attempt += 1
             except Exception as exc:  # the boundary of one watch: any failure marks it down and it goes on
                 if isinstance(exc, KeyError):
                     # ccxt 4.5.90 turns a WS-API error answer (a refused key or signature) into KeyError('spot')
@@ -355,23 +475,28 @@ class VenueSync:
                     )
                 elif not isinstance(exc, vx.BaseError):
                     log.error("%s stream handler failed", name, exc_info=exc)
-                delay = self.backoff[min(attempt, len(self.backoff) - 1)]
+                await asyncio.sleep(self._stream_failed(name, exc, attempt))
                 attempt += 1
-                if name not in self.stream_down:
-                    self.stream_down[name] = f"{type(exc).__name__}: {exc}"[:200]
-                    self.alert(
-                        Severity.WARN,
-                        "WS_DOWN",
-                        f"{name} stream lost ({type(exc).__name__}: "
-                        f"{str(exc)[:80]}); reconnecting, REST polling meanwhile",
-                    )
-                await asyncio.sleep(delay)
+
+    def _stream_failed(self, name: str, exc: BaseException, attempt: int) -> float:
+        """Mark a watch down (said once per episode) and return how long to back off before watching again."""
+        if name not in self.stream_down:
+            self.stream_down[name] = f"{type(exc).__name__}: {exc}"[:200]
+            self.alert(
+                Severity.WARN,
+                "WS_DOWN",
+                f"{name} stream lost ({type(exc).__name__}: {str(exc)[:80]}); reconnecting, REST polling meanwhile",
+            )
+        return self.backoff[min(attempt, len(self.backoff) - 1)]
 
     async def _orders(self) -> None:
         self.execution.apply_reports(await self.link.require().watch_orders(), "stream")
 
     async def _trades(self) -> None:
-        self.execution.apply_fills(await self.link.require().watch_my_trades())
+        fills = await self.link.require().watch_my_trades()
+        for fill in fills:
+            self._gap_pending.pop(fill.trade_id, None)  # the stream delivered it: no gap
+        self.execution.apply_fills(fills)
 
     async def _balance(self) -> None:
         self.execution.apply_balances(await self.link.require().watch_balance())
@@ -382,15 +507,82 @@ class VenueSync:
 
         return handle
 
-    def _private_streams_back(self) -> None:
-        """A quiet account sends nothing: once ccxt's user-data connection is open again, count it as back."""
-        down = [n for n in PRIVATE_STREAMS if n in self.stream_down]
+    # ------------------------------------------------------------ the user-data stream's liveness
+
+    async def _watch_user_stream(self) -> None:
+        """Judge the user-data stream from what ccxt holds and what the venue says (see the module's words)."""
         venue = self.link.venue
-        if down and venue is not None and venue.user_stream_connected():
-            for name in down:
-                del self.stream_down[name]
-            self.came_back()
-            log.info("user-data streams back: %s", ", ".join(down))
+        if venue is None or not venue.binance or not self.streams.names():
+            return
+        self._judge_gaps()
+        state, why = venue.user_stream_state()
+        if state == "ended":
+            self._user_stream_dead(f"the venue ended the subscription ({why})")
+            return
+        if state != "up":
+            return  # no connection (the watchers' errors mark them down and they connect again) or subscribing
+        now = time.monotonic()
+        down = self.user_stream_dead is not None
+        quiet = self.user_stream_age_s()
+        limit = self.monitors_cfg.ws_stale_warn_s / 2
+        if not down and (quiet < limit or now < self._user_next_probe):
+            return
+        self._user_next_probe = now + limit
+        works = self._probe_works.get(id(venue))
+        answer = None
+        if works is not False:
+            answer = await venue.probe_user_subscription(self.cfg.timeout_ms / 1000)
+            if answer is None:
+                self._probe_works[id(venue)] = False
+                log.info("the venue does not say which user-data subscriptions it holds: judging by silence")
+            else:
+                self._probe_works[id(venue)] = True
+        if answer is True:
+            self._user_alive("the venue lists the subscription")
+        elif answer is False:
+            self._user_stream_dead("the venue lists no user-data subscription for this session")
+        elif down:
+            if self._user_awaiting_proof or self.user_dead is None:
+                self._user_alive("subscription confirmed (the venue cannot be asked)")
+        elif not self.tracker.open_orders():
+            self.user_proof = now  # nothing resting: nothing to miss while the account is quiet
+        elif quiet > limit:
+            resting = len(self.tracker.open_orders())
+            self._user_stream_dead(f"silent for {quiet:.0f}s with {resting} order(s) resting")
+
+    def _user_stream_dead(self, why: str) -> None:
+        """Count the user-data stream dead: say so once, poll REST meanwhile, and subscribe again with backoff."""
+        now = time.monotonic()
+        if self.user_dead is None:
+            self.user_dead = why[:200]
+            self.alert(
+                Severity.WARN,
+                "USER_STREAM_DEAD",
+                f"user-data stream dead: {why}; subscribing again, REST polling meanwhile",
+                values={"why": why[:200], "user_age_s": round(self.user_stream_age_s(), 1)},
+            )
+        if now < self._user_next_drop:
+            return
+        venue = self.link.venue
+        if venue is not None and venue.drop_user_stream(why):
+            delay = self.backoff[min(self._user_drops, len(self.backoff) - 1)]
+            self._user_drops += 1
+            self._user_next_drop = now + delay
+            self._user_awaiting_proof = True
+            log.warning("user-data stream dropped to subscribe again (%s); next at the earliest in %gs", why, delay)
+
+    def _user_alive(self, how: str) -> None:
+        """The user-data stream proved alive: take it back from the dead and from the REST fallback."""
+        self.user_proof = time.monotonic()
+        self._user_awaiting_proof = False
+        down = [n for n in PRIVATE_STREAMS if n in self.stream_down]
+        if self.user_dead is None and not down:
+            return
+        self.user_dead = None
+        for name in down:
+            del self.stream_down[name]
+        self.came_back()
+        log.info("user-data stream back (%s)", how)
 
     def market_data_age_s(self) -> float | None:
         """Seconds since the stalest ticker stream's last event (None before streams started)."""
@@ -424,8 +616,7 @@ class VenueSync:
         return OPEN_ORDERS_WEIGHT + BALANCE_WEIGHT + TRADES_WEIGHT * len(self.symbols)
 
     async def _poll_when_needed(self) -> None:
-        """While any stream is down or market data is stale, poll REST."""
-        self._private_streams_back()
+        """While any stream is down or market data is stale, poll REST (fills too while the user stream is down)."""
         if not self.needs_polling():
             if self.polling:
                 self.polling = False
@@ -443,5 +634,7 @@ class VenueSync:
                 return  # balances and orders at a later turn: the background's share of the minute is spent
             await self.execution.refresh_balances()
             await self.reconcile(source="poll")
+            if self.user_stream_dead is not None:
+                await self.reconcile_fills()  # only symbols with fills missing: nothing to fetch otherwise
         except vx.BaseError as exc:
             log.warning("REST poll failed: %s", exc)

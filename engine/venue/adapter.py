@@ -10,6 +10,7 @@ hooks; keeping it whole keeps that seam in one place.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,7 +26,7 @@ from engine.kernel.events import Balance, Fill
 from engine.venue import errors as vx
 from engine.venue.clock import VenueClock, note_round_trip, skew_from
 from engine.venue.exchange import build_exchange
-from engine.venue.health import VenueHealth
+from engine.venue.health import VenueHealth, is_rate_limited
 from engine.venue.parse import (
     BINANCE_STATUS,
     OrderReport,
@@ -70,6 +71,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# ccxt binance's key for the spot user-data subscription on its WS-API client, and the future its subscribe waits on.
+USER_ACCOUNT = "spot"
+USER_SUBSCRIBING = "authenticate:signature:spot"
 
 
 @dataclass(frozen=True)
@@ -300,7 +305,13 @@ class Venue:
             self._failed(name, error)
             raise error from None
         except vx.BaseError as exc:
-            self.breaker.failure(exc)
+            if is_rate_limited(exc):
+                # A 429 / 418 is the venue pacing us, already answered by waiting out its Retry-After venue-wide
+                # (``VenueHealth``); it is no sign of a failing venue, so it neither opens the breaker nor counts
+                # toward it (runbook 001 §3: rate limiting backs off and WARNs; a ban halts by its own monitor).
+                self.breaker.release_probe()
+            else:
+                self.breaker.failure(exc)
             self._failed(name, exc)
             raise
         except BaseException:
@@ -480,13 +491,78 @@ class Venue:
 
     # ------------------------------------------------------------ streams
 
-    def user_stream_connected(self) -> bool:
-        """Whether ccxt holds an open user-data connection (a quiet account sends no event to prove it)."""
+    def _user_client(self) -> Any:
+        """ccxt's WS-API client that carries the user-data subscription (Binance spot), or None."""
         for url, client in list(getattr(self.ex, "clients", {}).items()):
-            if "ws-api" in url and getattr(client, "connection", None) is not None:
-                if not client.connection.closed and client.connected.done():
-                    return True
-        return False
+            if "ws-api" in url:
+                return client
+        return None
+
+    def user_stream_state(self) -> tuple[str, str]:
+        """What ccxt holds of the user-data stream: ``("up", "")`` a connection open and a subscription in force
+        and confirmed; ``("subscribing", "")`` its subscribe request not answered yet; ``("ended", why)`` the
+        connection is open but the venue ended the subscription (``eventStreamTerminated``, or the subscribe was
+        refused: ccxt drops its flag for both and leaves the watchers waiting for ever); ``("closed", why)`` no
+        open connection. An open socket alone is no proof of a live subscription."""
+        client = self._user_client()
+        connection = getattr(client, "connection", None)
+        if client is None or connection is None or connection.closed or not client.connected.done():
+            return "closed", "no user-data connection open"
+        if USER_ACCOUNT not in client.subscriptions:
+            why = client.rejections.get(USER_ACCOUNT) if isinstance(client.rejections, dict) else None
+            return "ended", str(why)[:200] if why is not None else "the venue ended the user-data subscription"
+        if USER_SUBSCRIBING in client.futures:
+            return "subscribing", ""
+        return "up", ""
+
+    def user_stream_connected(self) -> bool:
+        """Whether ccxt holds an open user-data connection with its subscription in force (a quiet account sends
+        no event to prove it; ``probe_user_subscription`` asks the venue)."""
+        return self.user_stream_state()[0] == "up"
+
+    async def probe_user_subscription(self, timeout_s: float) -> bool | None:
+        """Ask the venue, on the user-data connection, which subscriptions this session holds (Binance's WS-API
+        ``session.subscriptions``): True when it lists one, False when it lists none (the subscription ended
+        silently) or does not answer within ``timeout_s``; None when it cannot tell (no connection, or a venue
+        that does not know the request)."""
+        client = self._user_client()
+        if client is None or self.user_stream_state()[0] != "up":
+            return None
+        request_id = str(self.ex.request_id(client.url))
+
+        def answered(c: Any, message: Any) -> None:
+            # Its entry goes when its answer comes, never before: an answer ccxt finds no entry for reaches its
+            # handle_subscription_status, which fails on the user stream's own flag and stops reading the socket.
+            c.subscriptions.pop(request_id, None)
+            c.resolve(message, request_id)
+
+        message = {"id": request_id, "method": "session.subscriptions"}
+        subscription = {"id": request_id, "method": answered}
+        try:
+            answer = await asyncio.wait_for(
+                self.ex.watch(client.url, request_id, message, request_id, subscription), timeout_s
+            )
+        except TimeoutError:
+            return False  # its entry stays for the late answer
+        except vx.BaseError as exc:  # answered with an error: the venue does not know the request
+            client.subscriptions.pop(request_id, None)
+            log.debug("user-data probe not answered: %s", exc)
+            return None
+        result = answer.get("result") if isinstance(answer, dict) else None
+        return bool(result) if isinstance(result, list) else None
+
+    def drop_user_stream(self, why: str) -> bool:
+        """Close the user-data connection as failed: the watchers waiting on it get a network error, and their next
+        watch opens a new connection and subscribes again. False when there was none."""
+        client = self._user_client()
+        if client is None:
+            return False
+        waiting = list(client.futures.values())
+        client.on_error(vx.NetworkError(f"user-data stream dropped: {why}"))
+        for future in waiting:  # the error is the answer to all of them, whether or not anyone still waits
+            if future.done() and not future.cancelled():
+                future.exception()
+        return True
 
     async def watch_orders(self) -> list[OrderReport]:
         return [parse_order(o) for o in await self.ex.watch_orders()]

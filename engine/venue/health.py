@@ -6,6 +6,11 @@ HTTP 429 makes every new request wait for the venue's Retry-After, venue-wide (r
 IP with 418 when a client keeps sending); a 418 is a ban until its Retry-After. The weight budget (``budget``,
 ``engine.venue.ratelimit``) follows the venue's count of used weight from every answer, so requests stay under the
 limit.
+
+A 429 (or 418) is not a REST error: it is the venue asking to slow down, which the engine does (runbook 001 §3
+"Incident Response Playbook": rate limiting backs off and WARNs; a ban halts). Those answers are counted apart
+(``rate_limited``) and read by the rate-limit monitor; ``recent_errors`` (the REST-error monitor, which halts)
+never counts them, so two 429s in a minute slow the engine down instead of halting it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.venue import errors as vx
 from engine.venue.ratelimit import WeightBudget
 from engine.venue.resilience import Kind, classify, is_auth_failure, is_maintenance, is_timestamp_refusal, retry_after_s
 
@@ -26,6 +32,16 @@ DEFAULT_429_PAUSE_S = 1.0
 DEFAULT_418_BAN_S = 120.0
 
 
+def is_rate_limited(exc: BaseException) -> bool:
+    """The venue pacing this client: a 429 or 418 (ccxt's DDoSProtection) or -1003 (RateLimitExceeded). Not a key
+    refused that ccxt also calls DDoSProtection (Binance's -2015 after a first success) nor maintenance."""
+    return (
+        isinstance(exc, (vx.DDoSProtection, vx.RateLimitExceeded))
+        and not is_auth_failure(exc)
+        and not is_maintenance(exc)
+    )
+
+
 class VenueHealth:
     """Counts and flags from every venue answer, and the venue-wide pause after a 429 or 418."""
 
@@ -33,6 +49,8 @@ class VenueHealth:
         self.clock = clock
         self.errors_window_s = errors_window_s
         self.errors: deque[tuple[float, str]] = deque()  # (when, "endpoint: ErrorClass") of temporary failures
+        # (when, "endpoint: ErrorClass") of calls the venue turned away for the rate (429 / 418): not REST errors
+        self.rate_limited: deque[tuple[float, str]] = deque()
         self.auth_failure: str | None = None  # why, while the key is refused (cleared by a private call that works)
         self.maintenance: str | None = None  # why, while the venue says it is in maintenance
         self.pause_until = 0.0  # no new request before this (429 / 418 Retry-After)
@@ -65,6 +83,11 @@ class VenueHealth:
         self.pause_until = max(self.pause_until, now + wait)
 
     def error(self, endpoint: str, exc: BaseException) -> None:
+        if is_rate_limited(exc):
+            # 429 / 418 (ccxt's DDoSProtection, or -1003 as RateLimitExceeded): the venue's pacing, answered by
+            # waiting for its Retry-After (``response``); the rate-limit monitor reads it, the error count does not.
+            self.rate_limited.append((self.clock(), f"{endpoint}: {type(exc).__name__}"))
+            return
         if is_auth_failure(exc):
             self.auth_failure = f"{endpoint}: {type(exc).__name__}: {str(exc)[:160]}"
             return
@@ -88,6 +111,10 @@ class VenueHealth:
 
     def recent_errors(self) -> list[str]:
         return self._recent(self.errors)
+
+    def recent_rate_limits(self) -> list[str]:
+        """Calls turned away for the rate (429 / 418) within the error window."""
+        return self._recent(self.rate_limited)
 
     def recent_timestamp_refusals(self) -> list[str]:
         """Signed calls refused for their timestamp within the error window (each after a resync and a retry)."""

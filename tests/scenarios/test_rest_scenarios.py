@@ -25,16 +25,17 @@ from engine.store.db import Store
 
 
 async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_orders(sim, tmp_path, run, stopwatch):
-    """Runbook 001 §2 "REST API Errors (4xx/5xx)": 429 Too Many Requests, "≥ 2 errors in 1 min -> PAUSE ORDERS
-    (automatic)", "Solution: Reduce order frequency ... Wait for recovery". The venue answers 429 with a Retry-After
-    to every call, three times, and (as Binance does) bans with 418 a client that sends more than two requests before
-    a Retry-After has passed. The engine waits out each Retry-After venue-wide (an order waiting too), is never
-    banned, and the errors pause orders (HALTED by rest_errors) until the window is clean."""
+    """Runbook 001 §2 "REST API Errors (4xx/5xx)": 429 Too Many Requests, "Solution: Reduce order frequency ...
+    Wait for recovery"; the Incident Response Playbook (001 §3): rate limiting is backed off and WARNed, a ban halts.
+    The venue answers 429 with a Retry-After to every call, three times, and (as Binance does) bans with 418 a client
+    that sends more than two requests before a Retry-After has passed. The engine waits out each Retry-After
+    venue-wide (an order waiting too: orders pause), is never banned, says RATE_LIMIT_BAN at WARN, and trading stays
+    ACTIVE: a 429 is the venue asking to slow down, not a REST error (issue 19: two of them used to halt)."""
     engine = await run(settings(sim, tmp_path, venue=dict(breaker_cooldown_s=1.0)))
     await buy(engine)
     watch = stopwatch(
-        "001 §2 (429), 000 §3 REST Errors",
-        f"{MON['rest_errors_max']} errors in {MON['rest_errors_window_s']:g} s (runbook 2 in 60 s)",
+        "001 §2 (429), 001 §3 rate limiting: back off and WARN",
+        f"Retry-After waited out; {MON['rest_errors_max']} REST errors in {MON['rest_errors_window_s']:g} s would halt",
     )
     fault = sim.faults.inject("http-status", status=429, retry_after=1, ban_after=2, count=3, code=-1003)
     watch.fault("three 429s with Retry-After 1 s (418 for a client that does not wait)")
@@ -54,28 +55,27 @@ async def test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_
             )
         )
     )
-    watch.mark("HALTED by rest_errors (orders paused)", await tripped(engine, "rest_errors"))
+    await eventually(lambda: "RATE_LIMIT_BAN" in codes(engine), timeout=5, message="RATE_LIMIT_BAN WARN")
+    watch.mark("RATE_LIMIT_BAN WARN (backing off)", first_alert(tmp_path, "RATE_LIMIT_BAN"))
     late = await waiting
-    assert not late.ok and ("HALTED" in late.message or "not sent" in late.message), late.message
+    # It waited out the Retry-After; the venue then placed it, or answered its own 429 (not sent, nothing placed).
+    assert late.ok or "not sent" in late.message, late.message
     await eventually(lambda: not sim.faults.get(fault).active, timeout=20, message="the storm is over")
-    watch.mark("storm over: 3 x 429 waited out")
+    watch.mark("storm over: 3 x 429 waited out, still ACTIVE")
     assert sim.limiter.bans == 0, "the venue banned the engine: it did not wait out a Retry-After"
-    # The rate-limit monitor said WARN (paused), never CRIT (banned).
+    # The rate-limit monitor said WARN (paused), never CRIT (banned); the 429s were no REST errors.
     assert {a.severity.value for a in engine.alert_book.recent if a.code == "RATE_LIMIT_BAN"} == {"WARN"}
-    assert engine.venue_health.banned_for() == 0 and engine.state_info["code"] == "rest_errors"
+    assert engine.venue_health.banned_for() == 0 and engine.venue_health.recent_errors() == []
     afterwards(
         engine,
         sim,
         tmp_path,
-        state=TradingState.HALTED,
-        alerts=["TRADING_HALTED", "RATE_LIMIT_BAN"],
-        open_orders=0,
+        state=TradingState.ACTIVE,
+        alerts=["RATE_LIMIT_BAN"],
+        absent=["TRADING_HALTED", "REST_ERRORS"],
         btc_at_least=Decimal("0.0099"),
-        audit=[("halt", "monitor:rest_errors")],
-        kill_switch_by="monitor:rest_errors",
+        kill_switch_by="",
     )
-    await eventually(lambda: engine.monitors.rows["rest_errors"].status.value == "OK", timeout=10)
-    assert (await engine.execute(Resume(actor="operator:key", reason="storm over"))).ok
 
 
 async def test_503_504_storm_halts_backs_off_and_a_5xx_that_hid_a_placed_order_is_not_placed_twice(

@@ -163,6 +163,7 @@ class StillCockpit(CockpitApp):
     async def on_mount(self, event) -> None:
         event.prevent_default()  # the engine is never started: the app's own on_mount does not run
         self.started.set()  # ... but the pictures are of a cockpit whose engine is up
+        self.refresh_bindings()  # as the app does once its engine is up: the footer shows what is allowed now
         self.main_screen.post_message(self.first)
         health = HealthUpdated(
             market_data_age_s=0.4,
@@ -174,6 +175,8 @@ class StillCockpit(CockpitApp):
             streams_down=(),
             day_pnl=D("67.57"),
             drawdown_pct=D("0.41"),
+            monitors_age_s=0.6,
+            user_stream_age_s=0.2,
         )
         self.main_screen.post_message(EngineEvents([health, *self.events], 0.0))
 

@@ -143,3 +143,38 @@ async def test_the_screen_comes_before_the_engine_and_a_kill_key_pressed_meanwhi
         )
         assert not [r for r in store.audit(limit=20) if r["command"] == "resume"]
         await eventually(lambda: "HALTED by operator:key" in banner.render().plain)
+
+
+async def test_a_refused_resume_asks_a_second_question_and_resumes_as_an_override(tmp_path):
+    """After a flash crash the calm rule refuses resume; `u` says why and offers the override; the reason is typed
+    (h, c and x are letters there, not the kill switch), and the resume is audited as an override."""
+    from runbook import MON
+
+    from engine.kernel.config import MonitorsConfig
+
+    settings = Settings(
+        engine=EngineConfig(data_dir=tmp_path),
+        strategy=StrategyConfig(enabled=False),
+        monitors=MonitorsConfig(**{**MON, "flash_calm_s": 600.0}),
+    )
+    app = CockpitApp(Engine(settings))
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine = app.engine
+        await eventually(engine.ready.is_set, timeout=20)
+        engine.sim.faults.inject("flash-crash", symbol="BTCUSDT", percent=15, seconds=0.3, recover=0)
+        await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=15, message="the crash halts")
+        await eventually(lambda: engine.resume_refusal("operator:key") is not None, message="calm refuses resume")
+        await pilot.press("u")
+        await eventually(lambda: app.screen.__class__.__name__ == "Confirm")
+        assert "flash_crash" in app.screen.question and "Override" in app.screen.question
+        await pilot.press("y")
+        await eventually(lambda: app.screen.__class__.__name__ == "OverrideReason")
+        await pilot.press("enter")  # an empty reason is refused; the question stays
+        assert app.screen.__class__.__name__ == "OverrideReason"
+        await pilot.press(*"checked the book by hand")  # has h and c: typed, not the kill switch
+        await pilot.press("enter")
+        await eventually(lambda: engine.trading_state == TradingState.ACTIVE, message="resumed by the override")
+        record = next(r for r in engine.store.audit(limit=20) if r["command"] == "resume")
+        assert record["ok"] and record["values"]["override"] is True
+        assert record["reason"] == "checked the book by hand"
+        assert not [r for r in engine.store.audit(limit=20) if r["command"] in ("cancel-all", "close-all")]

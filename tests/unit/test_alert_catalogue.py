@@ -1,8 +1,20 @@
-"""docs/alerts.md lists every alert code the engine can raise, and nothing it cannot."""
+"""docs/alerts.md lists every alert code the engine can raise, and nothing it cannot; and each code it lists is one
+some test asserts was raised.
+
+How "raised by some test" is checked: statically. Every test module under tests/ is parsed (``ast``) and each
+listed code must appear as a string literal inside an assertion: an ``assert`` statement, or a call of the
+helpers that assert (``afterwards(alerts=[...])``, ``first_alert``, ``eventually`` and the like, which fail the
+test when the condition does not hold). A record of codes raised at run time was the other way: it would need the
+whole suite (in parallel workers) to have run before this test, in one session, and would pass or fail with what
+was selected; the static check gives the same answer whatever runs, in a fraction of a second. What it cannot see
+is a code a test raises but never names: such a code counts as untested, which is the point.
+"""
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from engine.core.engine import Engine
@@ -12,6 +24,9 @@ from engine.kernel.events import TradingState
 from engine.venue.resilience import BreakerState
 
 ROOT = Path(__file__).resolve().parents[2]
+# Test helpers that fail the test unless what they are given holds (their string arguments count as asserted).
+ASSERTING = {"afterwards", "eventually", "first_alert", "tripped"}
+CODE = re.compile(r"[A-Z][A-Z_]{2,}")
 LITERAL = re.compile(r"(?:Severity\.[A-Z]+,|alert\(|raise_alert\()\s*\"([A-Z][A-Z_]{2,})\"")
 
 
@@ -50,3 +65,35 @@ def test_every_entry_says_what_was_done_and_what_to_do():
         if re.match(r"^\| `[A-Z_]+` \|", line):
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert len(cells) == 5 and all(cells[:3]), line
+
+
+def _called(node: ast.Call) -> str:
+    f = node.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+
+
+def _asserted_strings(tree: ast.AST) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) or (isinstance(node, ast.Call) and _called(node) in ASSERTING):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    yield sub.value
+
+
+def asserted_codes() -> dict[str, list[str]]:
+    """Each code-like string asserted somewhere under tests/ -> the test files that assert it."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.name == Path(__file__).name:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for text in set(_asserted_strings(tree)):
+            if CODE.fullmatch(text):
+                found.setdefault(text, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_listed_code_is_asserted_raised_by_some_test():
+    asserted = asserted_codes()
+    untested = sorted(code for code in documented() if code not in asserted)
+    assert untested == [], f"docs/alerts.md lists codes no test asserts were raised: {untested}"
