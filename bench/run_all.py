@@ -30,6 +30,7 @@ BENCHMARKS = (
     "tui_storm",
     "cold_start",
     "cli_startup",
+    "cli_halt",
     "soak",
 )
 
@@ -141,6 +142,14 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
             (
                 "cockpit status, missing dir: p50 ms / MiB",
                 f"{med(result['status_missing_dir'])} / {med(result['status_peak_rss_mib'])}",
+                f"floor {med(result['floor_bare_python'])}",
+            )
+        ]
+    if name == "cli_halt":
+        return [
+            (
+                "cockpit halt, engine running: socket / store inbox p50 ms",
+                f"{med(result['halt_by_socket'])} / {med(result['halt_by_inbox'])}",
                 f"floor {med(result['floor_bare_python'])}",
             )
         ]

@@ -219,6 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status, top=False)
     status.add_argument("--json", action="store_true", help="print one JSON object")
     _gate_commands(sub)
+    api = sub.add_parser(
+        "api", help="the remote API: cockpit api token create NAME --role viewer|operator, list, revoke"
+    )
+    api_sub = api.add_subparsers(dest="api_command", metavar="WHAT", required=True)
+    tok = api_sub.add_parser("token", help="bearer tokens of the remote API ([api] port)")
+    tok_sub = tok.add_subparsers(dest="token_action", metavar="ACTION", required=True)
+    create = tok_sub.add_parser("create", help="create a token; it is printed once, alone on stdout")
+    _common(create, top=False)
+    create.add_argument("name", type=_text, help="who holds it (the actor in the audit trail: api:NAME)")
+    create.add_argument(
+        "--role", choices=("viewer", "operator"), required=True, help="viewer reads; operator also sends commands"
+    )
+    listing = tok_sub.add_parser("list", help="every token's name, role and creation (never the token)")
+    _common(listing, top=False)
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    revoke = tok_sub.add_parser("revoke", help="revoke a token: refused from the next request on")
+    _common(revoke, top=False)
+    revoke.add_argument("name", type=_text)
     return parser
 
 
@@ -364,6 +382,16 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
         return 2
     if command in REMOTE:
         return _remote(settings, command, args)
+    if command == "api":
+        from cockpit.api_commands import token
+
+        return token(
+            settings,
+            args.token_action,
+            getattr(args, "name", None),
+            getattr(args, "role", ""),
+            getattr(args, "json", False),
+        )
     if command in ("incidents", "incident"):
         from cockpit.status import print_incident_report, print_incidents
 
@@ -459,7 +487,6 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
 
 def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
     """A command for the engine running on the data dir; cancel-all and close-all with none act on the venue."""
-    from engine.api.inbox import cli_actor, send_detailed
     from engine.store.datadir import DB_NAME, engine_pid
 
     data_dir = settings.engine.data_dir
@@ -476,6 +503,8 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.ERROR, handlers=[handler])
         print(f"no engine is running on {inert(data_dir.resolve())}: acting on the venue directly", file=sys.stderr)
         try:
+            from engine.api.inbox import cli_actor
+
             result = asyncio.run(
                 act_without_engine(settings, cls(actor=cli_actor(), reason=args.reason), retry_for_s=args.retry_for)
             )
@@ -485,7 +514,7 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         ok, message, details = result.ok, result.message, dict(result.details)
     else:
         reason = args.override if command == "resume" and args.override is not None else args.reason
-        ok, message, details = send_detailed(
+        ok, message, details = _to_engine(
             data_dir, command, reason, args.timeout, _remote_args(settings, command, args)
         )
     if args.json:
@@ -500,6 +529,27 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         if command == "reconcile" and details:
             _print_reconcile(details)
     return 0 if ok else 1
+
+
+def _to_engine(
+    data_dir: Path, command: str, reason: str, timeout: float, args: dict | None
+) -> tuple[bool, str, dict | None]:
+    """A running engine's socket first (the standard library only: no store, no engine imported), then the rest
+    of the ways (``engine.api.inbox.send_detailed``: the store's inbox, the latched state with no engine)."""
+    from engine.api import client
+
+    if client.socket_path(data_dir).exists():
+        try:
+            return client.command(data_dir, command, args, reason, timeout)
+        except client.EngineUnreachable:
+            pass  # a dead engine's socket file: the ways that need no engine
+        except TimeoutError as exc:
+            return False, f"{exc}; see `cockpit audit` for whether it ran", None
+        except client.NotYours as exc:
+            return False, str(exc), None
+    from engine.api.inbox import send_detailed
+
+    return send_detailed(data_dir, command, reason, timeout, args)
 
 
 def _print_reconcile(report: dict) -> None:
@@ -560,6 +610,7 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
 
     from engine.core.engine import Engine, EngineError
     from engine.ops.logfiles import JsonFormatter
+    from engine.ops.sdnotify import ServiceNotifier, status_line
     from engine.store.datadir import DataDirBusy
 
     handler = logging.StreamHandler(sys.stderr)
@@ -579,6 +630,23 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
         except (EngineError, DataDirBusy) as exc:
             logging.getLogger("cockpit").error("%s", exc)
             return 2
+        # Under systemd (Type=notify, docs/deploy/): READY=1 once the venue is connected and the state restored,
+        # the watchdog fed from this loop, STOPPING=1 at the stop. Nothing at all without $NOTIFY_SOCKET.
+        service = ServiceNotifier()
+        if service.enabled:
+            engine.tasks.spawn(
+                "systemd notify",
+                service.serve(
+                    engine.ready,
+                    lambda: status_line(
+                        engine.mode,
+                        engine.venue_label,
+                        engine.trading_state.value,
+                        engine.state_info,
+                        engine.ready.is_set(),
+                    ),
+                ),
+            )
         stopping = asyncio.ensure_future(stop.wait())
         failing = asyncio.ensure_future(engine.failed.wait())
         try:
@@ -586,7 +654,9 @@ def _run_headless(settings: Settings, confirm_live: bool) -> int:
         finally:
             stopping.cancel()
             failing.cancel()
-            await engine.stop("signal received" if stop.is_set() else "engine failed")
+            why = "signal received" if stop.is_set() else "engine failed"
+            service.stopping(f"stopping: {why}" + (f": {engine.fatal_error}" if engine.fatal_error else ""))
+            await engine.stop(why)
         if engine.fatal_error:
             logging.getLogger("cockpit").error("%s", engine.fatal_error)
             return 2

@@ -70,6 +70,9 @@ poll_s = 0.5
 [engine]
 data_dir = "data"
 equity_sample_s = 0.5
+# The loop proves that a halt is latched through kills; the start after an unclean stop halting by itself (the
+# default) is proven apart (tests/integration/test_service_unit.py) and would hide a latch that failed.
+after_unclean_stop = "keep"
 [risk]
 max_position_pct = "20"
 max_orders_per_minute = 600

@@ -1,18 +1,20 @@
-"""Commands from other shells and scripts (``cockpit halt`` ...), carried through the store.
+"""Commands from other shells and scripts (``cockpit halt`` ...): to the running engine's socket, or through the store.
 
-The CLI writes a row to ``commands``; the running engine polls for pending rows, executes each through the
-same ``execute`` as a key press, and writes the answer back for the CLI to print. With no engine running, a
-halt, resume or reduce-only goes through the same transition table straight into the latched state, so the
-next start obeys it; cancel-all and close-all act on the venue directly (``engine.core.emergency``).
+With an engine running, the CLI sends the command to its service API on ``DATA_DIR/cockpit.sock`` (the engine names
+the caller from the socket's credentials). While that engine is still starting (no socket yet), the CLI writes a row
+to ``commands``; the running engine polls for pending rows, executes each through the same ``execute`` as a key
+press, and writes the answer back for the CLI to print (only ``operator:cli`` rows: the inbox is the command
+line's). With no engine running, a halt, resume or reduce-only goes through the same transition table straight
+into the latched state, so the next start obeys it; cancel-all and close-all act on the venue directly
+(``engine.core.emergency``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import logging
-import socket
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import beacon, signals
+from engine.api.local import user_name
 from engine.kernel.commands import BY_NAME, Command, CommandResult
 from engine.kernel.errors import os_reason
 from engine.kernel.events import CommandAudited, TradingState, TradingStateChanged, utcnow
 from engine.kernel.tasks import Periodic
 from engine.ops.incidents import Incidents, store_parts, write_snapshot
 from engine.store.datadir import DataDirBusy, DataDirLock, engine_pid
-from engine.store.db import DB_NAME, Store
+from engine.store.db import DB_NAME, REQUEUED, Store
 from engine.trading.state import IllegalTransition, check_transition
 
 log = logging.getLogger(__name__)
@@ -47,12 +50,9 @@ COMMAND_TTL_S = 60.0
 
 
 def cli_actor() -> str:
-    """``operator:cli user@host``: who typed the command, for the audit trail."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"operator:cli {user}@{socket.gethostname()}"
+    """``operator:cli alice``: who typed the command, for the audit trail, from the process's own user id (not the
+    environment's LOGNAME); the same name the engine's socket gives a command line it answers."""
+    return f"operator:cli {user_name(os.getuid())}"
 
 
 def build_command(name: str, actor: str, reason: str, args: dict[str, Any]) -> Command:
@@ -108,6 +108,16 @@ async def serve_commands(
                 log.warning("command %s from %s expired unrun (%.0fs old)", row["command"], row["actor"], age)
                 continue
             args = json.loads(row.get("args") or "{}")
+            if not str(row["actor"]).startswith("operator:cli ") and row.get("result") != REQUEUED:
+                # The inbox carries what the command line queued; an actor it names otherwise (a monitor, a
+                # strategy, a remote token) was written by hand, and is not taken for who it claims to be.
+                store.finish_command(
+                    row["id"],
+                    False,
+                    f"refused: the store's inbox carries `operator:cli` commands, not {row['actor']!r}",
+                )
+                log.warning("inbox row %s refused: actor %r is not the command line's", row["id"], row["actor"])
+                continue
             try:
                 command = build_command(row["command"], row["actor"], row["reason"], args)
             except ValueError as exc:
@@ -205,6 +215,18 @@ def send_detailed(
                 )
             finally:
                 lock.release()
+        # An engine runs: its socket answers at once, and names the caller from the kernel's credentials. An engine
+        # still starting (its socket not served yet) gets the command through the store's inbox instead.
+        from engine.api import client
+
+        try:
+            return client.command(data_dir, command, args, reason, timeout)
+        except client.EngineUnreachable:
+            pass
+        except TimeoutError as exc:
+            return False, f"{exc}; see `cockpit audit` for whether it ran", None
+        except OSError as exc:
+            log.warning("the engine's socket failed (%s): the command goes through the store", exc)
         try:
             command_id = store.submit_command(command, actor, reason, args)
         except (sqlite3.Error, OSError) as exc:  # a full disk: the kill switch goes by signal instead

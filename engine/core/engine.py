@@ -18,24 +18,28 @@ import asyncio
 import importlib
 import logging
 import os
+import ssl
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from engine.api import signals
 from engine.api.beacon import Beacon
 from engine.api.inbox import NEVER_EXPIRE, build_command, serve_commands
+from engine.api.server import ApiServer
 from engine.api.signals import SIGNAL_ACTOR
 from engine.core.build import build_books, build_parts
 from engine.core.handlers import CommandHandlers
 from engine.core.readmodel import ReadModel
+from engine.core.service import Service
 from engine.core.storeguard import StoreGuard
 from engine.gate.checklist import Checklist
-from engine.gate.config_checks import host_of, venue_host_problem
+from engine.gate.config_checks import host_of, is_loopback, venue_host_problem
 from engine.gate.preflight import run_standalone
 from engine.kernel import clock as engine_clock
 from engine.kernel.bus import EventBus
@@ -84,6 +88,9 @@ __all__ = ["CommandResult", "Engine", "EngineError"]
 
 LIVE_CONFIRM_ENV = "COCKPIT_CONFIRM_LIVE"
 HEALTH_INTERVAL_S = 1.0
+# Who halts a start after an unclean stop, and why (``Engine._after_an_unclean_stop``).
+UNCLEAN_STOP_ACTOR = "engine:start"
+UNCLEAN_STOP_REASON = "restarted after an unclean stop"
 
 
 def _import_venue_modules(simulator: bool) -> None:
@@ -167,6 +174,9 @@ class Engine:
         ):
             self.bus.add_handler(handler)
         self.health_server: HealthServer | None = None
+        # The service API: queries, commands and the event journal, served on the local socket (and remote HTTP).
+        self.service = Service(self)
+        self.api_server: ApiServer | None = None
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
         self.running_commands = 0  # commands inside execute now (a validation run waits for none)
@@ -253,7 +263,21 @@ class Engine:
 
     # ------------------------------------------------------------ lifecycle
 
+    def _check_api(self) -> None:
+        """The remote API off loopback needs TLS, or the operator's explicit ``allow_plaintext``."""
+        api = self.settings.api
+        if api.port and not is_loopback(api.host) and api.tls_cert is None and not api.allow_plaintext:
+            raise EngineError(
+                f"[api] host = {api.host!r} is not loopback: the remote API needs TLS there (set [api] tls_cert and "
+                "tls_key, PEM files) or, on a network you trust, [api] allow_plaintext = true"
+            )
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(api, key)
+            if path is not None and not Path(path).is_file():
+                raise EngineError(f"[api] {key} = {str(path)!r} is not a readable file")
+
     def _check_mode(self) -> None:
+        self._check_api()
         cfg = self.settings
         if self.mode != "live":
             # Paper must never reach a real venue's API: any other host (a testnet, a simulator) is the operator's
@@ -289,6 +313,7 @@ class Engine:
         self.beacon.open()
         self.store.on_commit_failed = self.store_guard.failed
         self.bus.add_handler(self.store_guard.persist, first=True)
+        self.service.open()  # the journal numbers every event from here on
         self.store.abandon_running_commands(rerun=NEVER_EXPIRE)
         self.log_files.open()
         self.alert_book.restore(self.store.max_alert_id(), self.store.unacknowledged_alerts())
@@ -320,6 +345,7 @@ class Engine:
             self.store.load_json("monitor_latches"),
             Decimal(curve[-1]["peak"]) if curve and curve[-1].get("peak") else None,
         )
+        await self._after_an_unclean_stop()
         risk = self.settings.risk
         if risk.kill_switch:
             await self.execute(Halt(actor="config:kill_switch", reason="kill switch set in configuration"))
@@ -353,14 +379,75 @@ class Engine:
                     f"[health] {health.host}:{health.port} cannot be served: {exc.strerror}; choose another port",
                 )
                 self.health_server = None
+        await self._serve_api()
         self.tasks.spawn("venue", self._run_venue())
         if self.take_signals:
             self._signals = signals.install(asyncio.get_running_loop(), self._by_signal)
         self._light_beacon(None)
         log.info("engine started: mode=%s state=%s", self.mode, self.trading_state.value)
 
+    async def _after_an_unclean_stop(self) -> None:
+        """The last run reached the venue (its ``EngineStarted`` stored) and never recorded its stop (its
+        ``EngineStopped``): a crash, a watchdog's kill, kill -9. It may have died between an order and its answer,
+        or of what will kill this run too, so with ``[engine] after_unclean_stop = "halted"`` this start halts
+        through the one command path (an incident opens, CRIT): no strategy trades again before a person has looked.
+        A state already HALTED stays as it was (its incident with it)."""
+        assert self.store is not None
+        runs = self.store.engine_runs(since="")  # every run: a stop recorded at any time is >= ""
+        last = runs[-1] if runs else None
+        if last is None or last["stopped_at"]:
+            return
+        policy = self.settings.engine.after_unclean_stop
+        if policy == "keep" or self.trading_state == TradingState.HALTED:
+            log.warning(
+                "the run started at %s did not stop cleanly; the trading state is kept: %s (after_unclean_stop = %s)",
+                last["started_at"],
+                self.trading_state.value,
+                policy,
+            )
+            return
+        previous = {"run": last["id"], "started_at": last["started_at"], "mode": last["mode"], "venue": last["venue"]}
+        await self.execute(Halt(actor=UNCLEAN_STOP_ACTOR, reason=UNCLEAN_STOP_REASON, values=previous))
+
+    async def _serve_api(self) -> None:
+        """The local socket always; the remote API when ``[api] port`` is set. A socket that cannot be served is a
+        CRIT alert, not a stop: the keys, the signals and the store's inbox still reach this engine."""
+        api = self.settings.api
+        tls = (api.tls_cert, api.tls_key) if api.tls_cert is not None and api.tls_key is not None else None
+        self.api_server = ApiServer(
+            self.service, local=True, remote=bool(api.port), host=api.host, port=api.port, tls=tls
+        )
+        starts = [("the local socket", self.api_server.start_local)]
+        if api.port:
+            starts.append((f"the remote API on {api.host}:{api.port}", self.api_server.start_remote))
+        for what, start in starts:
+            try:
+                await start()
+            except (OSError, ssl.SSLError) as exc:
+                self.alert(
+                    Severity.CRIT,
+                    "API_UNAVAILABLE",
+                    f"{what} cannot be served ({type(exc).__name__}: {exc}); the CLI falls back to the store's inbox "
+                    "and screens cannot attach there",
+                    values={"what": what},
+                )
+        if (
+            self.api_server is not None
+            and self.api_server.url is not None
+            and tls is None
+            and not is_loopback(api.host)
+        ):
+            log.warning(
+                "the remote API listens on %s WITHOUT TLS ([api] allow_plaintext = true): tokens cross the network "
+                "in clear",
+                self.api_server.url,
+            )
+
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop every task, close the venue and the store; idempotent."""
+        if self.api_server is not None:
+            await self.api_server.stop()  # attached screens hear the engine go, before anything else stops
+            self.api_server = None
         if self.store is not None:
             await self.notifier.drain(timeout_s=3.0)  # what is queued for people goes out, or is recorded as not
         if self.health_server is not None:
@@ -377,6 +464,7 @@ class Engine:
         if self.store is not None:
             self._save_counters()
             self.bus.publish(EngineStopped(reason))
+            self.service.close()  # the journal's last batch, before the store closes
             self.store.close()
             self.store = None
             self.store_guard.store = None

@@ -40,7 +40,7 @@ class CommandResult:
 class Command:
     """Base of everything an actor may ask of the engine.
 
-    ``actor`` says who asked (``operator:key``, ``operator:cli user@host``, ``monitor:<code>``,
+    ``actor`` says who asked (``operator:key``, ``operator:cli alice``, ``monitor:<code>``,
     ``strategy:<name>``, ``stop:<symbol>``); ``values`` are the readings that made it ask (a monitor's).
     """
 

@@ -20,7 +20,16 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 SECRET_KEYS = ("api_key", "api_secret")
@@ -120,6 +129,10 @@ class EngineConfig(_Section):
     quote_asset: str = "USDT"
     # How often equity is sampled into the equity curve, drawdown and daily-loss checks.
     equity_sample_s: float = Field(default=10.0, gt=0, le=3600)
+    # A start after an unclean stop (a crash, a watchdog's kill, kill -9: the last run never recorded its stop):
+    # "halted" comes back HALTED with an incident, so no strategy trades again before a person has looked; "keep"
+    # keeps the state the store holds.
+    after_unclean_stop: Literal["halted", "keep"] = "halted"
 
 
 class RiskConfig(_Section):
@@ -222,6 +235,24 @@ class HealthConfig(_Section):
 
     port: int = Field(default=0, ge=0, le=65535)
     host: str = "127.0.0.1"
+
+
+class ApiConfig(_Section):
+    """The engine's service API. The local socket (``DATA_DIR/cockpit.sock``, owner-only) is always served; the
+    remote HTTP + WebSocket API is off until ``port`` is set. Off loopback it needs ``tls_cert`` and ``tls_key``, or
+    ``allow_plaintext = true`` said out loud (tokens would cross the network in clear)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_plaintext: bool = False
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("[api] tls_cert and tls_key go together: set both (PEM files) or neither")
+        return self
 
 
 class TuiConfig(_Section):
@@ -339,6 +370,7 @@ class Settings(BaseSettings):
     monitors: MonitorsConfig = MonitorsConfig()
     alerts: AlertsConfig = AlertsConfig()
     health: HealthConfig = HealthConfig()
+    api: ApiConfig = ApiConfig()
     tui: TuiConfig = TuiConfig()
     strategy: StrategyConfig = StrategyConfig()
     preflight: PreflightConfig = PreflightConfig()
@@ -436,6 +468,11 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None)
             # same config finds the same store from any directory.
             where = Path(engine["data_dir"]).expanduser()
             engine["data_dir"] = str(where if where.is_absolute() else path.parent.resolve() / where)
+        api = data.get("api")
+        for key in ("tls_cert", "tls_key"):
+            if isinstance(api, dict) and isinstance(api.get(key), str):
+                where = Path(api[key]).expanduser()  # like data_dir: relative to the config file
+                api[key] = str(where if where.is_absolute() else path.parent.resolve() / where)
     if data_dir is not None:
         data.setdefault("engine", {})["data_dir"] = str(data_dir)
     try:

@@ -26,6 +26,7 @@ from engine.kernel.events import (
 )
 from engine.kernel.ports import Publish, Spawn
 from engine.kernel.text import inert, inert_md
+from engine.trading.state import is_operator
 
 if TYPE_CHECKING:
     from engine.store.db import Store
@@ -176,7 +177,7 @@ class Incidents:
         self.current = {
             "id": self.next_id,
             "opened_at": event.ts.isoformat(),
-            "trigger": event.code or "operator",
+            "trigger": event.code or ("operator" if is_operator(event.actor) else event.actor),
             "actor": event.actor,
             "code": event.code,
             "reason": event.reason,

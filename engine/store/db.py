@@ -37,6 +37,10 @@ __all__ = [
 ]
 
 
+# The mark of a command the engine queued again itself at start (the inbox runs it whoever asked for it).
+REQUEUED = "requeued: the engine stopped while running it"
+
+
 class Store(Writer, Queries):
     """The engine's SQLite file: orders, order events, fills, balances, alerts and engine state."""
 
@@ -106,7 +110,8 @@ class Store(Writer, Queries):
         marks = ", ".join("?" for _ in rerun) or "''"
         with self.db.conn:
             self.db.execute(
-                f"update commands set status = 'pending', ts = ? where status = 'running' and command in ({marks})",
+                f"update commands set status = 'pending', ts = ?, result = '{REQUEUED}' where status = 'running' "
+                f"and command in ({marks})",
                 [utcnow().isoformat(), *rerun],
             )
             cursor = self.db.execute(
@@ -115,6 +120,17 @@ class Store(Writer, Queries):
                 [utcnow().isoformat()],
             )
         return cursor.rowcount
+
+    def record_running_command(self, command: str, actor: str, reason: str, args: dict[str, Any] | None) -> int:
+        """A command the engine received by its API and runs now: on disk (running) before it acts, so a crash
+        in the middle is found at the next start (a kill-switch command runs again, any other is failed)."""
+        self.flush()  # its own transaction follows: nothing written before may wait on it
+        with self.db.conn:
+            cursor = self.db.execute(
+                "insert into commands (ts, command, args, actor, reason, status) values (?, ?, ?, ?, ?, 'running')",
+                [utcnow().isoformat(), command, dumps(args or {}), actor, reason],
+            )
+        return int(cursor.lastrowid or 0)
 
     def requeue_command(self, command_id: int) -> None:
         self.flush()  # its own transaction follows: nothing written before may wait on it

@@ -80,6 +80,32 @@ class Queries:
             r["kill_switch"] = bool(r["kill_switch"])
         return rows
 
+    def fills_page(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """Fills newest first, ``limit`` of them, before the fill with rowid ``before`` (a page of the list)."""
+        sql = "select rowid as id, * from fills"
+        args: list[Any] = []
+        if before is not None:
+            sql, args = sql + " where rowid < ?", [before]
+        return list(self.db.query(sql + " order by rowid desc limit ?", [*args, limit]))
+
+    def alerts_page(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """Alerts newest first, ``limit`` of them, before the alert ``before``."""
+        if before is None:
+            return self.alerts(limit)
+        return list(self.db.query("select * from alerts where id < ? order by id desc limit ?", [before, limit]))
+
+    def audit_page(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """Audit records newest first, ``limit`` of them, before the record ``before``, JSON fields decoded."""
+        if before is None:
+            return self.audit(limit)
+        rows = list(self.db.query("select * from audit where id < ? order by id desc limit ?", [before, limit]))
+        for r in rows:
+            r["args"] = json.loads(r["args"] or "{}")
+            r["values"] = json.loads(r["values"] or "{}")
+            r["ok"] = bool(r["ok"])
+            r["kill_switch"] = bool(r["kill_switch"])
+        return rows
+
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.db.query("select * from alerts order by id desc limit ?", [limit]))
 
@@ -95,6 +121,18 @@ class Queries:
 
     def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.db.query("select * from notifications order by id desc limit ?", [limit]))
+
+    def journal_last_seq(self) -> int:
+        """The newest journaled event's sequence number (0: none yet)."""
+        row = next(self.db.query("select max(seq) as seq from journal"), None)
+        return int(row["seq"]) if row and row["seq"] is not None else 0
+
+    def journal_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, str]]:
+        """Journaled events after ``seq``, oldest first: (seq, JSON body)."""
+        return [
+            (int(r["seq"]), str(r["body"]))
+            for r in self.db.query("select seq, body from journal where seq > ? order by seq limit ?", [seq, limit])
+        ]
 
     def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.db.query("select * from incidents order by id desc limit ?", [limit]))

@@ -14,7 +14,7 @@ from engine.kernel.errors import StoreError
 if TYPE_CHECKING:  # imported where a database is made: checking a file's schema costs no import of sqlite-utils
     import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def newer(path: Path, version: int) -> str:
@@ -212,6 +212,16 @@ def migrate(db: sqlite_utils.Database, path: Path, upto: int = SCHEMA_VERSION) -
             # they still said), as JSON.
             db.table("incidents").add_column("recovery", str)
             db.table("meta").upsert({"key": "schema_version", "value": "5"}, pk="key")
+    if version < 6 <= upto:
+        with db.conn:
+            # The service API: the journal of the engine's must-deliver events (sequence-numbered, so a front end
+            # that reconnects gets what it missed), and the remote API's bearer tokens (only their hashes).
+            db.table("journal").create({"seq": int, "ts": str, "type": str, "body": str}, pk="seq")
+            db.table("api_tokens").create(
+                {"name": str, "role": str, "hash": str, "created_at": str, "created_by": str, "last_used_at": str},
+                pk="name",
+            )
+            db.table("meta").upsert({"key": "schema_version", "value": "6"}, pk="key")
 
 
 @cache

@@ -158,6 +158,17 @@ class Writer:
         """One prepared statement (sqlite3 caches it by its text: no schema is read per write)."""
         self.conn.execute(sql, params)
 
+    def append_journal_rows(self, rows: list[tuple[int, str, str, str]]) -> None:
+        """Journaled events (the service API's catch-up): (seq, ts, type, JSON body), committed with the writes
+        around them."""
+        self.conn.executemany("insert or replace into journal (seq, ts, type, body) values (?, ?, ?, ?)", rows)
+        self._wrote()
+
+    def prune_journal(self, keep: int) -> None:
+        """Keep the newest ``keep`` journaled events."""
+        self._put("delete from journal where seq <= (select max(seq) from journal) - ?", (keep,))
+        self._wrote()
+
     def _save_order(self, o: Order) -> None:
         self._put(
             _ORDER_UPSERT,

@@ -43,8 +43,10 @@ class IllegalTransition(Exception):
 
 
 def is_operator(actor: str) -> bool:
-    """``operator`` or ``operator:<where>`` (a key press, the CLI); monitors and strategies are not."""
-    return actor == "operator" or actor.startswith("operator:")
+    """A person: ``operator`` or ``operator:<where>`` (a key press, the CLI), or ``api:<token name>`` (a remote
+    client whose token has the operator role: a viewer's token sends no command at all). Monitors, strategies,
+    stop-losses and the engine itself are not."""
+    return actor == "operator" or actor.startswith(("operator:", "api:"))
 
 
 def check_transition(current: TradingState, target: TradingState, actor: str) -> bool:

@@ -126,7 +126,7 @@ DAMAGED = ("is damaged", "truncated", "move it aside", "creates a new one", "the
         pytest.param(truncated_store, DAMAGED, id="truncated-cockpit-store"),
         pytest.param(another_programs_mark, (*FOREIGN, "0x12345678", "another program's"), id="other-app-id"),
         pytest.param(unmarked_lookalike, (*FOREIGN, "audit.kill_switch"), id="lookalike-missing-a-column"),
-        pytest.param(newer_store, ("newer cockpit (schema 7 > 5)", "upgrade cockpit"), id="newer-cockpit"),
+        pytest.param(newer_store, ("newer cockpit (schema 7 > 6)", "upgrade cockpit"), id="newer-cockpit"),
     ],
 )
 def test_halt_refuses_a_store_it_must_not_write_and_leaves_it_byte_for_byte(tmp_path, make, words):

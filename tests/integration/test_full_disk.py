@@ -61,12 +61,16 @@ async def test_a_full_disk_leaves_the_kill_switch_to_a_shell_and_the_store_catch
             said = json.loads(status.stdout)
             assert said["trading_state"] == "HALTED" and said.get("store_failure"), said
 
-            # The kill switch from another shell, with a store that cannot take the command.
+            # The kill switch from another shell: the engine's socket carries it, whatever the disk.
             result = await cli(tmp_path, env, "cancel-all", "--reason", "disk full", "--data-dir", str(data))
             assert result.returncode == 0, (result.stdout, result.stderr)
-            assert "by signal" in result.stdout and "Traceback" not in result.stderr
+            assert "canceled" in result.stdout and "Traceback" not in result.stderr
             await eventually(lambda: sim.open_orders() == [], timeout=15, message="the far order cancelled")
             assert (beacon.read(data) or {}).get("store_failure")
+            # With no socket either (an engine that lost it), a store that cannot take the command: by signal.
+            (data / "cockpit.sock").unlink()
+            result = await cli(tmp_path, env, "halt", "--reason", "disk full, no socket", "--data-dir", str(data))
+            assert result.returncode == 0 and "by signal" in result.stdout, (result.stdout, result.stderr)
 
             filler.unlink()
             await eventually(lambda: engine.store_failure is None, timeout=15, message="the store writes again")
@@ -74,7 +78,9 @@ async def test_a_full_disk_leaves_the_kill_switch_to_a_shell_and_the_store_catch
             try:
                 await eventually(lambda: differences(sim.account(), store) == [], timeout=15, message="caught up")
                 audit = [r for r in store.audit(limit=20) if r["command"] == "cancel-all"]
-                assert audit and audit[0]["actor"] == "operator:signal"
+                assert audit and audit[0]["actor"].startswith("operator:cli "), audit
+                halts = [r for r in store.audit(limit=20) if r["command"] == "halt"]
+                assert halts and halts[0]["actor"] == "operator:signal", halts
             finally:
                 store.close()
         finally:

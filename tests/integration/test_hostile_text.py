@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -126,8 +127,9 @@ def assert_markdown_is_inert(text: str) -> None:
 
 
 async def test_hostile_text_through_a_running_engine(tmp_path):
-    """The engine's own answers and alerts quote the outside text: reasons, an actor (the operator's user name, from
-    the environment), a symbol and a strategy's name. What the CLI prints of them is inert, --json the true text."""
+    """The engine's own answers and alerts quote the outside text: reasons, a symbol and a strategy's name. What the
+    CLI prints of them is inert, --json the true text. The actor is not outside text any more: the engine names the
+    caller from its socket's peer credentials, so a hostile LOGNAME or USER changes nothing."""
     data = str(tmp_path)
     actor_env = {"LOGNAME": "eve" + WIPE_AND_RETITLE, "USER": "eve" + WIPE_AND_RETITLE}
     engine = Engine(Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False)))
@@ -138,7 +140,8 @@ async def test_hostile_text_through_a_running_engine(tmp_path):
         assert halted.returncode == 0, halted.stderr
         assert halted.stdout.startswith("HALTED (X\\x1b[2J\\x1b]0;pwned\\x07")  # the engine's answer, inert
         assert engine.trading_state == TradingState.HALTED
-        assert engine.state_info["reason"] == EVERYTHING and "eveX\x1b[2J" in engine.state_info["actor"]
+        assert engine.state_info["reason"] == EVERYTHING
+        assert engine.state_info["actor"] == f"operator:cli {pwd.getpwuid(os.getuid()).pw_name}"  # not LOGNAME
 
         refused = [
             await acli("order", "buy", "BTC" + WIPE_AND_RETITLE, "0.01", "--data-dir", data, cwd=tmp_path),
@@ -156,24 +159,24 @@ async def test_hostile_text_through_a_running_engine(tmp_path):
 
         status = await acli("status", "--data-dir", data, cwd=tmp_path)
         assert "PAPER · ACTIVE" in status.stdout and "latest alerts:" in status.stdout
-        assert "eveX\\x1b[2J" in status.stdout  # the actor, in the alerts that name it
+        assert "X\\x1b[2J" in status.stdout  # the reason, in the alerts that quote it
         alerts = json.loads((await acli("status", "--json", "--data-dir", data, cwd=tmp_path)).stdout)["alerts"]
         assert any(EVERYTHING in a["message"] for a in alerts)  # the alert quotes the true reason
 
         audit = await acli("audit", "--limit", "10", "--data-dir", data, cwd=tmp_path)
-        assert "eveX\\x1b[2J\\x1b]0;pwned\\x07@" in audit.stdout
+        assert "X\\x1b[2J\\x1b]0;pwned\\x07" in audit.stdout
         rows = json.loads((await acli("audit", "--json", "--limit", "10", "--data-dir", data, cwd=tmp_path)).stdout)
         assert rows[0]["reason"] == LONG and rows[-1]["reason"] == EVERYTHING
-        assert rows[-1]["actor"].startswith("operator:cli eve" + WIPE_AND_RETITLE + "@")
+        assert rows[-1]["actor"] == f"operator:cli {pwd.getpwuid(os.getuid()).pw_name}"
 
         listed = await acli("incidents", "--data-dir", data, cwd=tmp_path)
-        assert "eveX\\x1b[2J" in listed.stdout
+        assert "X\\x1b[2J" in listed.stdout
         report = await acli("incident", "report", "1", "--data-dir", data, cwd=tmp_path)
         assert report.returncode == 0, report.stderr
         text = (tmp_path / "incident_1.md").read_text(encoding="utf-8")
         assert_inert(text, "incident_1.md")
         assert_markdown_is_inert(text)
-        assert "eveX\\\\x1b\\[2J" in text  # the actor, visible in the report
+        assert "X\\\\x1b\\[2J" in text  # the reason, visible in the report
 
         await eventually(lambda: engine.store.load_day(utcnow().date().isoformat()), message="today's figures")
         daily = await acli("report", "daily", "--data-dir", data, cwd=tmp_path)

@@ -155,15 +155,18 @@ async def test_a_refused_resume_asks_a_second_question_and_resumes_as_an_overrid
     settings = Settings(
         engine=EngineConfig(data_dir=tmp_path),
         strategy=StrategyConfig(enabled=False),
-        monitors=MonitorsConfig(**{**MON, "flash_calm_s": 600.0}),
+        # Stale-data limits a loaded machine cannot trip: another trip would withdraw the question (by design).
+        monitors=MonitorsConfig(**{**MON, "flash_calm_s": 600.0, "ws_stale_warn_s": 30.0, "ws_stale_crit_s": 60.0}),
     )
     app = CockpitApp(Engine(settings))
     async with app.run_test(size=(100, 30)) as pilot:
         engine = app.engine
         await eventually(engine.ready.is_set, timeout=20)
         engine.sim.faults.inject("flash-crash", symbol="BTCUSDT", percent=15, seconds=0.3, recover=0)
-        await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=15, message="the crash halts")
-        await eventually(lambda: engine.resume_refusal("operator:key") is not None, message="calm refuses resume")
+        await eventually(lambda: engine.trading_state == TradingState.HALTED, timeout=30, message="the crash halts")
+        await eventually(
+            lambda: engine.resume_refusal("operator:key") is not None, timeout=30, message="calm refuses resume"
+        )
         await pilot.press("u")
         await eventually(lambda: app.screen.__class__.__name__ == "Confirm")
         assert "flash_crash" in app.screen.question and "Override" in app.screen.question
