@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "kill_switch",
     "tui_kill_switch",
+    "tui_attached",
     "round_trips",
     "persistence",
     "engine_events",
@@ -135,7 +136,12 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 "TUI first frame / ready: p50 ms",
                 f"{med(result['first_frame'])} / {med(result.get('ready'))}",
                 f"floor {med(result['floor_bare_textual_first_frame'])}",
-            )
+            ),
+            (
+                "attached TUI first frame / ready: p50 ms",
+                f"{med(result.get('attached_first_frame'))} / {med(result.get('attached_ready'))}",
+                f"floor {med(result['floor_bare_textual_first_frame'])}",
+            ),
         ]
     if name == "cli_startup":
         return [
@@ -144,6 +150,15 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 f"{med(result['status_missing_dir'])} / {med(result['status_peak_rss_mib'])}",
                 f"floor {med(result['floor_bare_python'])}",
             )
+        ]
+    if name == "tui_attached":
+        return [
+            (
+                f"attached / in-process: key {k} p50 ms",
+                f"{med(result[key]['attached'])} / {med(result[key]['in_process'])}",
+                f"x{result[key]['ratio']} (goal <= 1.5)",
+            )
+            for k, key in (("h -> HALTED", "h_in_engine"), ("c -> venue clear", "c_venue_clear"))
         ]
     if name == "cli_halt":
         return [

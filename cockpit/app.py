@@ -1,8 +1,15 @@
-"""The cockpit: one full-screen main screen over an embedded engine; keys send commands, events redraw.
+"""The cockpit: one full-screen main screen over an engine; keys send commands, events redraw.
 
 Every key is a binding with an id (remappable in the config's ``[keys]`` section) that runs the same command the
 CLI sends, through the engine's one ``execute``. Halt and cancel-all ask nothing; close-all and resume ask once,
-and a question is withdrawn when the state it asks about changes before it is answered.
+and a question is withdrawn when the state it asks about changes before it is answered (here, or on another screen
+attached to the same engine).
+
+The app reaches its engine through a link (``cockpit.link``): an engine it starts in this process
+(``cockpit.inprocess``), or a running one it attaches to (``cockpit.attached``: the data directory's socket, or a
+remote URL with a token). Only the owner of its engine asks what to do with the orders when it quits; an attached
+screen detaches and the engine runs on. An attached screen that loses its engine says so in red, says which
+command works without it, and follows it again by itself, missing no event.
 
 The screen is drawn before the engine exists: ``cockpit`` builds the app from the settings alone, and the engine
 (whose imports take most of a second) is imported in a thread and started after the first frame. Until it is up,
@@ -16,15 +23,13 @@ and their one table of what is allowed now; the screens, widgets and the bridge 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
 import time
 from collections import deque
-from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -33,7 +38,9 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 
-from cockpit.bridge import pump
+from cockpit.bridge import LinkChanged
+from cockpit.inprocess import InProcessLink
+from cockpit.link import Link, LinkError, LinkState, View
 from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
 from cockpit.palette import CockpitCommands
 from cockpit.screens import (
@@ -71,18 +78,12 @@ from engine.kernel.commands import (
 )
 from engine.kernel.commands import Snapshot as TakeSnapshot
 from engine.kernel.config import Settings
-from engine.kernel.errors import EngineError
 from engine.kernel.events import TradingState
 from engine.kernel.text import inert
-from engine.store.datadir import DataDirBusy
-from engine.trading.state import WHY_NOT
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
 from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
-
-if TYPE_CHECKING:
-    from engine.core.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ TOAST_S = {"information": 3.0, "warning": 5.0, "error": 15.0}
 TOAST_MAX_S = 6.0  # a toast that is not an error, however long its caller asked
 HANGUP_FINISH_S = 600.0  # after a hang-up, how long the kill switch may keep retrying before the program exits
 TOAST_LIMIT = 500  # characters of a notification (a reason or a venue's error in it may be long; the logs have it)
+FIRST_REACH_S = 2.0  # a kill key pressed while an attached screen reaches its engine waits this long for it
+HALTED_WHY = "trading is HALTED: no new orders until an operator resumes"
 BINDINGS = [
     # The kill switch: one key, no question (halt, cancel all), one question (close all); on every screen.
     Binding("h", "halt", "Halt", id="halt", priority=True),
@@ -142,6 +145,25 @@ DESCRIPTION = {
     "help": "this screen",
     "quit": "quit: asks what to do with open orders and positions",
 }
+DETACH = "detach: leave the engine running (this screen attached to it)"
+# What a key sends, by its id (a viewer's token sends none of them); the kill switch's keys, and the command each
+# is in the CLI (what to run from a shell when the engine cannot be reached from here).
+COMMAND_ACTIONS = frozenset(
+    {
+        "halt",
+        "cancel_all",
+        "close_all",
+        "reconnect",
+        "resume",
+        "reduce_only",
+        "mode",
+        "ack",
+        "ack_all",
+        "snapshot",
+        "new_order",
+    }
+)
+KILL_CLI = {"halt": "halt", "cancel_all": "cancel-all", "close_all": "close-all"}
 
 
 # The kill switch's keys: a [keys] entry may add a key to them, never take these away or give them to another action.
@@ -206,21 +228,31 @@ class CockpitApp(App):
     COMMANDS = App.COMMANDS | {CockpitCommands}
 
     def __init__(
-        self, engine: Engine | None = None, *, settings: Settings | None = None, confirm_live: bool = False
+        self,
+        engine: Any = None,
+        *,
+        settings: Settings | None = None,
+        link: Link | None = None,
+        confirm_live: bool = False,
     ) -> None:
-        """Over ``engine`` (started when the app mounts), or over an engine built from ``settings`` after the
-        first frame (what ``cockpit`` does: the screen does not wait for the engine's imports)."""
+        """Over ``engine`` (started when the app mounts), over an engine built from ``settings`` after the first
+        frame (what ``cockpit`` does: the screen does not wait for the engine's imports), or over ``link`` (an
+        attached engine; ``settings`` are this machine's: its keys)."""
         super().__init__()
-        if engine is None and settings is None:
-            raise TypeError("CockpitApp needs an engine or the settings to build one")
-        settings = engine.settings if engine is not None else settings
-        assert settings is not None
+        if link is None:
+            if engine is None and settings is None:
+                raise TypeError("CockpitApp needs an engine, the settings to build one, or a link")
+            link = InProcessLink(engine, settings=settings, confirm_live=confirm_live)
+        settings = settings or getattr(link, "settings", None)
+        if settings is None:
+            raise TypeError("an attached CockpitApp needs this machine's settings (its [keys])")
         self.settings = settings
-        # None until the engine is built; every use of it is behind ``started`` or ``why_not``.
-        self.engine: Engine = engine  # type: ignore[assignment]
-        self._confirm_live = confirm_live
-        self.started = asyncio.Event()  # the engine is up (set once); ``start_failed`` says when it never will be
+        self.link = link
+        self.started = asyncio.Event()  # the link is open (set once); ``start_failed`` says when it never will be
         self.start_failed = False
+        self.detached: str | None = None  # an attached screen that quit (its engine runs on): what it said
+        self._frames = 0  # first frames drawn (an attached screen draws one again each time it reaches its engine)
+        self._allowed: tuple[object, ...] = ()  # what an attached screen's footer was last drawn from
         self.main_screen = MainScreen(
             ScreenConfig(
                 mode=settings.engine.mode,
@@ -235,6 +267,17 @@ class CockpitApp(App):
         keymap = check_keymap(dict(settings.keys))
         if keymap:
             self.set_keymap(keymap)
+
+    @property
+    def engine(self) -> Any:
+        """The engine in this process (None until built, and for an attached screen): tests and benchmarks reach
+        it here; the app itself goes through ``link``."""
+        return getattr(self.link, "engine", None)
+
+    @property
+    def view(self) -> View:
+        """What a key checks at once (the link's mirror of the engine)."""
+        return self.link.view
 
     def notify(
         self,
@@ -315,86 +358,123 @@ class CockpitApp(App):
         if self.engine is not None:
             await self._start()  # an engine handed in (tests, benchmarks): up before the first key
         else:
-            # The first frame first: the engine's imports and start follow it.
+            # The first frame first: the engine's imports and start (or aiohttp's, to attach) follow it.
             self.call_after_refresh(self.run_worker, self._start(), name="engine-start", group="engine-start")
 
     async def _start(self) -> None:
-        """Build the engine if there is none yet (its imports in a thread: the screen keeps drawing and reading
-        keys), start it, and draw from it."""
+        """Open the link (an engine built and started in this process, or a session to a running one) and follow
+        the engine from its first frame."""
         try:
-            if self.engine is None:
-                core = await asyncio.to_thread(importlib.import_module, "engine.core.engine")
-                self.engine = core.Engine(
-                    self.settings, confirm_live=self._confirm_live, take_signals=True, checks_at_start=True
-                )
-            await self.engine.start()
-        except (EngineError, DataDirBusy, OSError, RuntimeError) as exc:
+            await self.link.open()
+        except LinkError as exc:
             self.start_failed = True
             self.started.set()  # whoever waits for it learns it will not come
             self.exit(return_code=2, message=Text(f"cockpit: {inert(exc, lines=True)}"))
             return
-        self.attach()
+        self.run_worker(self.link.follow(self.main_screen.post_message), name="engine-bridge")
         self.set_interval(1.0, self._watch_kill_switch)
         self.started.set()
         self.refresh_bindings()
 
-    async def _engine_up(self, title: str) -> bool:
-        """Wait for the engine when a command comes before it is up (the key is not lost); False if it never
-        will be."""
+    async def _engine_up(self, title: str, cli: str | None = None) -> bool:
+        """Wait for the engine when a command comes before it is up (the key is not lost); False, said, if it never
+        will be, or (an attached screen) if it cannot be reached now."""
+        link = self.link
         if not self.started.is_set():
+            doing = "is starting" if link.owns_engine else "is being reached"
             self.notify(
-                f"The engine is starting: {title.lower()} runs the moment it is up.", title=title, severity="warning"
+                f"The engine {doing}: {title.lower()} runs the moment it is up.", title=title, severity="warning"
             )
             await self.started.wait()
-        return not self.start_failed
+        if self.start_failed:
+            return False
+        if link.owns_engine:
+            return True
+        if link.state == LinkState.CONNECTING:
+            reached = getattr(link, "reached", None)
+            if reached is not None:
+                try:
+                    await asyncio.wait_for(reached.wait(), FIRST_REACH_S)
+                except TimeoutError:
+                    pass
+        if link.state != LinkState.UP:
+            self.notify(self.unreachable(cli), title=title, severity="error", timeout=15)
+            return False
+        return True
 
-    def attach(self) -> None:
-        """Draw the engine's state now, then every event after it (subscribed first: nothing falls between)."""
-        subscription = self.engine.bus.subscribe()
-        snap = self.snapshot()
-        # Queued to the screen ahead of every event, so it is drawn first, once the screen is composed.
-        self.main_screen.post_message(snap)
-        if snap.state == TradingState.HALTED and snap.state_info:
-            info = snap.state_info
+    def unreachable(self, cli: str | None = None) -> str:
+        """What a key says when its engine cannot be reached: not sent, since when, and for the kill switch the
+        command that does the same from a shell meanwhile (``cli``: halt, cancel-all, close-all; each works with no
+        engine running at all)."""
+        link = self.link
+        since = f" since {link.down_since:%H:%M:%S}" if link.down_since else ""
+        text = f"NOT SENT: cannot reach {link.describe()}{since}."
+        if cli:
+            advice = link.emergency.advice(cli)
+            text += f" {advice[:1].upper()}{advice[1:]}."
+        return text
+
+    def frame_drawn(self, snap: Snapshot) -> None:
+        """A first frame is on the screen: the first (a restored halt said; an attached screen says where it is),
+        or another after an attached screen reached its engine again (questions asked meanwhile withdrawn)."""
+        self._frames += 1
+        link, info = self.link, snap.state_info
+        banner = self.main_screen.query_one(StatusBanner)
+        if not link.owns_engine:
+            pid = f"pid {link.view.pid}" if link.view.pid else "the engine"
+            where = f"{inert(link.where, limit=100)} " if link.where else ""
+            banner.attached = f"attached to {where}{pid} · q detaches"
+        if self._frames > 1:
+            self.withdraw_questions("the engine was out of reach")
             self.notify(
-                f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
-                severity="warning",
-                timeout=10,
+                f"Reached {link.describe()} again: what happened meanwhile is drawn from its journal.",
+                title="Engine",
             )
-        self.run_worker(pump(subscription, self.main_screen.post_message), name="engine-bridge")
+            return
+        halted = snap.state == TradingState.HALTED and info
+        if link.owns_engine:
+            if halted:
+                self.notify(
+                    f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
+                    severity="warning",
+                    timeout=10,
+                )
+            return
+        state = f"; HALTED by {info.get('actor')}: {info.get('reason')}" if halted else ""
+        self.notify(
+            f"Attached to {link.describe()}{state}. q detaches and leaves it running.",
+            title="Engine",
+            severity="warning" if halted else "information",
+            timeout=10 if halted else None,
+        )
 
-    def snapshot(self) -> Snapshot:
-        engine = self.engine
-        snap = engine.snapshot()
-        store = engine.store
-        from engine.store.db import fill_from_row  # the store is open by now: no import cost before the first frame
-
-        fills = [fill_from_row(r) for r in (store.fills()[-50:] if store else [])]
-        curve = [Decimal(r["equity"]) for r in (store.equity_curve(limit=120) if store else [])]
-        return Snapshot(
-            state=snap["state"],
-            state_info=snap["state_info"],
-            venue=snap["venue"],
-            # None ("connecting") until the venue has been connected once: not a DISCONNECTED that never was.
-            connected=True if snap["connected"] else (False if engine.ready.is_set() else None),
-            orders=list(snap["orders"]),
-            balances=list(snap["balances"]),
-            positions=list(snap["positions"]),
-            alerts=list(snap["alerts"]),
-            fills=fills,
-            equity_curve=curve,
-            stops=dict(engine.execution.stops),
-            monitors=engine.monitors.statuses(),
-            last=dict(engine.portfolio.last),
-            equity=engine.portfolio.equity(),
-            checklist=next(iter(store.checklist_runs(limit=1)), None) if store else None,
+    def link_changed(self, message: LinkChanged) -> None:
+        """An attached screen lost its engine (said once, in red: what to use meanwhile) or reached it again."""
+        banner = self.main_screen.query_one(StatusBanner)
+        if message.up:
+            banner.unreachable_hint = ""
+            return
+        names = "|".join(KILL_CLI.values())
+        banner.unreachable_hint = f"from a shell: {self.link.emergency.command(names)}"
+        self.notify(
+            f"Lost {self.link.describe()} ({message.detail}); trying again. Meanwhile h, c and x cannot reach it: "
+            f"{self.link.emergency.advice('halt')}.",
+            title="Engine unreachable",
+            severity="error",
+            timeout=15,
         )
 
     def _watch_kill_switch(self) -> None:
-        """A kill switch the venue did not let finish is retried by the engine: the banner says so until done."""
-        retrying = self.engine.kill_switch_retrying()
+        """A kill switch the venue did not let finish is retried by the engine: the banner says so until done. (An
+        attached screen also learns here, from its last status, what no event says: the footer follows.)"""
+        retrying = self.view.kill_switch_retrying if self.link.up else []
         for banner in self.main_screen.query(StatusBanner).results(StatusBanner):  # none while the app winds down
             banner.kill_switch = f"retrying {', '.join(retrying)}" if retrying else ""
+        if not self.link.owns_engine:
+            now = (self.view.resume_refused, self.view.ready, self.view.may_command, self.view.unacknowledged())
+            if now != self._allowed:
+                self._allowed = now
+                self.refresh_bindings()
 
     def on_resize(self, event) -> None:
         """Under 80×24 the screen says so instead of cutting panels off without a word; h, c and x still work."""
@@ -424,13 +504,19 @@ class CockpitApp(App):
             exit_event = getattr(driver, "exit_event", None)
             if exit_event is not None:
                 exit_event.set()  # its input thread would spin on the dead terminal, a core at 100 %
+            # A write already waiting for room goes through: the writer's queue emptied. Never by the queue's own
+            # methods: this handler may have interrupted this very thread inside ``put``, holding the queue's lock
+            # (it is not reentrant: the program would wait for itself for ever, seen under load in tmux); then the
+            # put was not waiting for room and goes on by itself once the handler returns.
             writer = getattr(driver, "_writer_thread", None)
             queue = getattr(writer, "_queue", None)
-            while queue is not None and not queue.empty():  # a write already waiting for room goes through
+            mutex = getattr(queue, "mutex", None)
+            if mutex is not None and mutex.acquire(blocking=False):
                 try:
-                    queue.get_nowait()
-                except Exception:
-                    break
+                    queue.queue.clear()
+                    queue.not_full.notify_all()
+                finally:
+                    mutex.release()
         loop.call_soon_threadsafe(self._hung_up)
 
     def _hung_up(self) -> None:
@@ -442,6 +528,12 @@ class CockpitApp(App):
         self.run_worker(self._on_hangup(), name="hangup", group="hangup")
 
     async def _on_hangup(self) -> None:
+        if not self.link.owns_engine:
+            # An attached screen's terminal went away: the engine was not this screen's to stop, and runs on (its
+            # own hang-up policy belongs to the screen that started it, or to nobody for a headless engine).
+            log.warning("terminal hung up (SIGHUP): detached; the engine keeps running")
+            logging.shutdown()
+            os._exit(0)
         policy = self.settings.tui.on_hangup
         log.warning("terminal hung up (SIGHUP): on_hangup = %s", policy)
         command = HANGUP.get(policy)
@@ -449,38 +541,37 @@ class CockpitApp(App):
             await asyncio.wait_for(self.started.wait(), HANGUP_FINISH_S)  # hung up while the engine was starting
         except TimeoutError:
             pass
-        if self.engine is None or self.start_failed:
+        if not self.started.is_set() or self.start_failed:
             log.warning("terminal gone before the engine was up: exiting")
             logging.shutdown()
             os._exit(0)
         if command is not None:
-            result = await self.engine.execute(
+            result = await self.link.execute(
                 command(actor="operator:hangup", reason=f"terminal hung up (SIGHUP); [tui] on_hangup = {policy}")
             )
             log.warning("on hangup: %s", result.message)
             # What the venue did not let it finish is retried; nobody is watching, so stay until it is done.
             deadline = time.monotonic() + HANGUP_FINISH_S
-            while self.engine.kill_switch_retrying() and time.monotonic() < deadline:
+            while self.view.kill_switch_retrying and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
         # The terminal is gone: Textual cannot restore it, and its writer may wait forever on a dead pty (seen
         # under tmux kill-session), holding the data directory's lock so no new cockpit could start. Stop the
         # engine (store closed, lock released), flush the log, and leave.
-        await self.engine.stop()
+        await self.link.close()
         log.warning("terminal gone: engine stopped, exiting")
         logging.shutdown()
         os._exit(0)
 
     async def on_unmount(self) -> None:
-        if self.engine is not None:
-            await self.engine.stop()
+        await self.link.close()  # an engine in this process stops; an attached one runs on
 
     # ------------------------------------------------------------ questions
 
     async def ask(self, question: str) -> bool:
         """Ask once; a yes counts only if the trading state did not move while the question was open."""
-        epoch = self.engine.state.epoch
+        epoch = self.view.epoch
         answer = await self.push_screen_wait(Confirm(question, epoch=epoch))
-        if answer and self.engine.state.epoch != epoch:
+        if answer and self.view.epoch != epoch:
             self.notify(
                 "The trading state changed while you were deciding; nothing was done.",
                 title="Withdrawn",
@@ -490,8 +581,9 @@ class CockpitApp(App):
         return bool(answer)
 
     def withdraw_questions(self, why: str) -> None:
-        """Dismiss every open question asked before the state last moved (a kill switch, a halt elsewhere)."""
-        epoch = self.engine.state.epoch
+        """Dismiss every open question asked before the state last moved (a kill switch, a halt elsewhere, an
+        answer on another screen attached to the same engine)."""
+        epoch = self.view.epoch
         for screen in list(self.screen_stack):
             if isinstance(screen, (Confirm, OverrideReason)) and screen.epoch is not None and screen.epoch != epoch:
                 screen.dismiss(False if isinstance(screen, Confirm) else None)
@@ -500,12 +592,14 @@ class CockpitApp(App):
     # ------------------------------------------------------------ operator actions
 
     async def _run(self, command: Command, title: str) -> CommandResult:
-        if not await self._engine_up(title):
-            return CommandResult(False, "the engine did not start")
-        result = await self.engine.execute(command)
-        # The state is drawn from its event too; this draws it the moment the command returns, even when a storm
-        # of events is still waiting to be drawn ahead of that one.
-        self.main_screen.query_one(StatusBanner).state = self.engine.trading_state.value
+        if not await self._engine_up(title, command.name if command.kill_switch else None):
+            return CommandResult(False, "not sent: the engine is not up or cannot be reached")
+        result = await self.link.execute(command)
+        if self.link.owns_engine:
+            # The state is drawn from its event too; this draws it the moment the command returns, even when a
+            # storm of events is still waiting to be drawn ahead of that one. (An attached screen's view is the
+            # events': its own event follows within milliseconds.)
+            self.main_screen.query_one(StatusBanner).state = self.view.trading_state.value
         self.notify(
             result.message,
             title=title,
@@ -519,8 +613,9 @@ class CockpitApp(App):
     async def action_halt(self) -> None:
         """Halt at once: no question asked (halt is one key, always)."""
         command = Halt(actor=ACTOR, reason="h pressed in cockpit")
-        if not self.started.is_set():
-            self._kill(command, "Halt")  # waits for the engine in a worker: the screen goes on meanwhile
+        if not self.started.is_set() or not self.link.owns_engine:
+            # Waits for the engine (or its answer over the link) in a worker: the screen goes on meanwhile.
+            self._kill(command, "Halt")
             return
         await self._run(command, "Halt")
 
@@ -537,11 +632,11 @@ class CockpitApp(App):
         await self._run(command, title)
 
     def _what_close_sells(self, symbol: str | None = None) -> str:
-        portfolio = self.engine.portfolio
-        held = [p for p in portfolio.positions() if symbol is None or p.symbol == symbol]
-        orders = [o for o in self.engine.tracker.open_orders() if symbol is None or o.symbol == symbol]
+        view = self.view
+        held = [p for p in view.positions() if symbol is None or p.symbol == symbol]
+        orders = [o for o in view.open_orders() if symbol is None or o.symbol == symbol]
         sells = (
-            ", ".join(f"{p.symbol.split('/')[0]} {qty(p.amount)} (~{num(p.value)} {portfolio.quote})" for p in held)
+            ", ".join(f"{p.symbol.split('/')[0]} {qty(p.amount)} (~{num(p.value)} {view.quote})" for p in held)
             or "nothing held to sell"
         )
         return f"cancel {len(orders)} open order(s) and sell at market: {sells}"
@@ -552,7 +647,7 @@ class CockpitApp(App):
         if isinstance(self.screen, QuitChoice):
             self.screen.dismiss("close_all")  # the quit question's answer (it was the question): close, then quit
             return
-        if not await self._engine_up("Close all"):
+        if not await self._engine_up("Close all", "close-all"):
             return
         if not await self.ask(f"CLOSE ALL? Halt, {self._what_close_sells()}."):
             self.notify("Nothing closed.", title="Close all")
@@ -576,29 +671,32 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_resume(self) -> None:
         """Resume trading after one confirmation."""
-        if self.engine.trading_state == TradingState.ACTIVE:
+        view = self.view
+        if view.trading_state == TradingState.ACTIVE:
             self.notify("Already ACTIVE.", title="Resume")
             return
-        refused = self.engine.resume_refusal(ACTOR)
+        await self.link.refresh()  # the refusal as the engine sees it now, not as the last status said
+        refused = view.resume_refused
         if refused is not None:
-            await self._resume_override(refused.message)
+            await self._resume_override(refused)
             return
         if not await self.ask("Resume trading? New orders will be allowed again."):
-            self.notify(f"Still {self.engine.trading_state.value}.", title="Resume")
+            self.notify(f"Still {view.trading_state.value}.", title="Resume")
             return
         await self._run(Resume(actor=ACTOR, reason="u pressed in cockpit"), "Resume")
 
     async def _resume_override(self, refusal: str) -> None:
         """A refused resume asks a second question: resume past the monitors, with the operator's reason."""
-        epoch = self.engine.state.epoch
+        view = self.view
+        epoch = view.epoch
         if not await self.ask(f"{refusal}\n\nOverride the monitors and resume anyway? You will be asked why."):
-            self.notify(f"Still {self.engine.trading_state.value}.", title="Resume")
+            self.notify(f"Still {view.trading_state.value}.", title="Resume")
             return
         reason = await self.push_screen_wait(OverrideReason(refusal, epoch=epoch))
         if reason is None:
-            self.notify(f"Still {self.engine.trading_state.value}.", title="Resume")
+            self.notify(f"Still {view.trading_state.value}.", title="Resume")
             return
-        if self.engine.state.epoch != epoch:
+        if view.epoch != epoch:
             self.notify(
                 "The trading state changed while you were deciding; nothing was done.",
                 title="Withdrawn",
@@ -610,7 +708,7 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_reduce_only(self) -> None:
         """Only position-reducing orders from now on, after one confirmation."""
-        if self.engine.trading_state == TradingState.REDUCE_ONLY:
+        if self.view.trading_state == TradingState.REDUCE_ONLY:
             self.notify("Already REDUCE_ONLY.", title="Reduce only")
             return
         if not await self.ask("Reduce only? Only orders that shrink a position will go out."):
@@ -620,9 +718,10 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_mode(self) -> None:
         """Dry-run (nothing is sent) or back to the mode the engine started in, after one confirmation."""
-        started = self.engine.settings.engine.mode
-        target = started if self.engine.mode == "dry-run" else "dry-run"
-        if target == self.engine.mode:
+        view = self.view
+        started = view.started_mode
+        target = started if view.mode == "dry-run" else "dry-run"
+        if target == view.mode:
             self.notify(
                 f"This engine started in {started}: there is no other mode to switch to without a restart.",
                 title="Mode",
@@ -637,6 +736,7 @@ class CockpitApp(App):
             return
         await self._run(SetMode(actor=ACTOR, reason="m pressed in cockpit", mode=target), "Mode")
 
+    @work(group="commands", exclusive=False)
     async def action_ack(self) -> None:
         """Acknowledge the alert under the cursor (stops its escalation)."""
         alert_id = self.main_screen.query_one(AlertList).selected_id
@@ -645,37 +745,55 @@ class CockpitApp(App):
             return
         await self._run(Ack(actor=ACTOR, reason="a pressed in cockpit", ids=(alert_id,)), "Ack")
 
+    @work(group="commands", exclusive=False)
     async def action_ack_all(self) -> None:
         """Acknowledge every unacknowledged alert."""
         await self._run(Ack(actor=ACTOR, reason="A pressed in cockpit", every=True), "Ack all")
 
+    @work(group="commands", exclusive=False)
     async def action_snapshot(self) -> None:
         """Write a snapshot archive of the whole state now."""
         await self._run(TakeSnapshot(actor=ACTOR, reason="s pressed in cockpit"), "Snapshot")
 
+    @work(group="commands", exclusive=False)
     async def action_set_strategy(self, name: str, enabled: bool) -> None:
         await self._run(SetStrategy(actor=ACTOR, reason="palette", strategy=name, enabled=enabled), "Strategy")
 
     @work(group="commands")
     async def action_quit_cockpit(self) -> None:
-        """Quit; with orders or positions open, asks what to do with them: keep, cancel all or close all."""
-        if self.engine is None or not self.started.is_set():
+        """Quit. An attached screen detaches (its engine runs on). The owner of its engine, with orders or
+        positions open, asks what to do with them: keep, cancel all or close all; on the built-in simulator it
+        says that they end with this process."""
+        link, view = self.link, self.view
+        if not link.owns_engine:
+            pid = f" (pid {view.pid})" if view.pid else ""
+            self.detached = f"cockpit: detached; the engine keeps running{pid}"
+            log.warning("detached from %s", link.describe())
+            self.exit(message=Text(self.detached))
+            return
+        if not self.started.is_set():
             self.exit()  # nothing known yet to keep or close; the engine is stopped on the way out
             return
-        open_orders = len(self.engine.tracker.open_orders())
-        held = self.engine.portfolio.positions()
+        open_orders = len(view.open_orders())
+        held = view.positions()
         if not open_orders and not held:
             self.exit()
             return
-        what = (
-            f"{open_orders} open order(s) and {len(held)} position(s) "
-            f"({', '.join(p.symbol for p in held) or 'none'}) would stay at the venue, unwatched."
-        )
-        choice = await self.push_screen_wait(QuitChoice(what, epoch=self.engine.state.epoch))
+        symbols = ", ".join(p.symbol for p in held) or "none"
+        listed = f"{open_orders} open order(s) and {len(held)} position(s) ({symbols})"
+        simulator = view.exchange == "sim"
+        if simulator:
+            what = (
+                f"{listed} are on the built-in simulator, which runs inside this cockpit: they end with it "
+                "(nothing stays at any venue)."
+            )
+        else:
+            what = f"{listed} would stay at the venue, unwatched."
+        choice = await self.push_screen_wait(QuitChoice(what, epoch=view.epoch, simulator=simulator))
         if choice is None:
             return
         if choice == "keep":
-            log.warning("quit: %s kept at the venue by the operator", what)
+            log.warning("quit: %s %s", what, "ended with the simulator" if simulator else "kept at the venue")
         else:
             command = CancelAll if choice == "cancel_all" else CloseAll
             self.notify("Halting and clearing the book before quitting…", title="Quit", severity="warning")
@@ -695,33 +813,43 @@ class CockpitApp(App):
     def why_not(self, action: str) -> str | None:
         """Why an action cannot run now, or None when it can. The kill switch (halt, cancel all, close all) is
         never held back: even when the engine thinks nothing is open, the venue is asked; before the engine is up
-        they wait for it."""
-        engine = self.engine
-        if engine is None or not self.started.is_set():
-            if action in ("halt", "cancel_all", "close_all", "help", "quit"):
+        they wait for it. An attached screen's keys say when its engine cannot be reached (and the kill switch's,
+        what to run instead), and a viewer's token sends nothing."""
+        link = self.link
+        if action in ("help", "quit"):
+            return None
+        if not self.started.is_set():
+            if action in KILL_KEYS:
                 return None
-            return "the engine is still starting"
-        state = engine.trading_state
+            return "the engine is still starting" if link.owns_engine else "the engine is being reached"
+        if not link.owns_engine:
+            if link.state == LinkState.DOWN:
+                return self.unreachable(KILL_CLI.get(action)).removeprefix("NOT SENT: ")
+            if link.state == LinkState.CONNECTING:
+                return None if action in KILL_KEYS else "the engine is being reached"
+            if action in COMMAND_ACTIONS and not self.view.may_command:
+                return f"this token ({self.view.actor}) may only read: its role is viewer, not operator"
+        view = self.view
+        state = view.trading_state
         if action == "halt" and state == TradingState.HALTED:
             return "already HALTED"
         if action == "resume":
             if state == TradingState.ACTIVE:
                 return "already ACTIVE"
-            refused = engine.resume_refusal(ACTOR)
-            if refused is not None:
-                return refused.message
+            if view.resume_refused is not None:
+                return view.resume_refused
         if action == "reduce_only" and state == TradingState.REDUCE_ONLY:
             return "already REDUCE_ONLY"
         if action == "new_order":
             if state == TradingState.HALTED:
-                return WHY_NOT[TradingState.HALTED]
-            if not engine.ready.is_set():
+                return HALTED_WHY
+            if not view.ready:
                 return "the venue is not connected yet"
-        if action == "reconnect" and not engine.ready.is_set():
+        if action == "reconnect" and not view.ready:
             return "the engine is still starting"
         if action == "order_history" and self._selected_order() is None:
             return "select an open order first (Tab to the orders table)"
-        if action in ("ack", "ack_all") and not engine.alert_book.unacknowledged():
+        if action in ("ack", "ack_all") and not view.unacknowledged():
             return "no alert waiting to be acknowledged"
         return None
 
@@ -741,24 +869,27 @@ class CockpitApp(App):
                 why = self.why_not(name)
                 if why and not (name == "resume" and self._overridable()):
                     title = next((b.description for b in BINDINGS if b.id == name), name)
-                    self.notify(f"Not now: {why}", title=title, severity="warning")
+                    if name in KILL_KEYS and not self.link.owns_engine:  # the kill switch not sent: said in red
+                        self.notify(f"NOT SENT: {why}", title=title, severity="error", timeout=15)
+                    else:
+                        self.notify(f"Not now: {why}", title=title, severity="warning")
                     return True
         return await super().run_action(action, default_namespace, namespaces)
 
     def _overridable(self) -> bool:
         """A resume the monitors refuse can still be asked for: its second question offers the override."""
-        engine = self.engine
         return (
-            engine is not None
-            and self.started.is_set()
-            and engine.trading_state != TradingState.ACTIVE
-            and engine.resume_refusal(ACTOR) is not None
+            self.started.is_set()
+            and self.link.up
+            and self.view.trading_state != TradingState.ACTIVE
+            and self.view.resume_refused is not None
         )
 
     def help_entries(self) -> list[tuple[str, str, str, str | None]]:
         keymap = dict(self.settings.keys)
+        described = {**DESCRIPTION, **({} if self.link.owns_engine else {"quit": DETACH})}
         return [
-            (keymap.get(b.id, b.key_display or b.key), b.id, DESCRIPTION.get(b.id, b.description), self.why_not(b.id))
+            (keymap.get(b.id, b.key_display or b.key), b.id, described.get(b.id, b.description), self.why_not(b.id))
             for b in BINDINGS
             if b.id
         ]
@@ -768,7 +899,7 @@ class CockpitApp(App):
     def _selected_order(self) -> str | None:
         tables = self.main_screen.query("#orders").results(KeyedTable)
         key = next((t.selected_key for t in tables), None)
-        return key if key and self.engine.tracker.get(key) else None
+        return key if key and self.view.order(key) else None
 
     def action_help(self) -> None:
         self.push_screen(Help(self.help_entries))
@@ -823,7 +954,7 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_new_order(self) -> None:
         """The order form; what it sends goes through the same risk checks as any order."""
-        order = await self.push_screen_wait(OrderForm(self.engine.symbols))
+        order = await self.push_screen_wait(OrderForm(self.view.symbols or tuple(self.main_screen.config.symbols)))
         if order is None:
             return
         kind = "limit" if order["price"] is not None else "market"

@@ -1,20 +1,23 @@
 """The one bridge: a long-lived worker reads the engine's events and posts them to the screen in batches.
 
-The engine's subscription keeps only the newest ticker per symbol and the newest balances, positions and
-health (state changes, orders and alerts are never dropped). The bridge takes everything waiting at once into
-one message and waits until the screen has drawn it before taking the next: under a storm, events wait in the
-subscription, where fast data coalesces, not in the screen's queue, so the screen draws once per batch and a
-halt is never more than one batch behind.
+The events come from the engine's subscription (an engine in this process) or from an attached link's feed (the
+service API's event stream); both keep only the newest ticker per symbol and the newest balances, positions and
+health (state changes, orders and alerts are never dropped). The bridge takes everything waiting at once into one
+message and waits until the screen has drawn it before taking the next: under a storm, events wait where fast data
+coalesces, not in the screen's queue, so the screen draws once per batch and a halt is never more than one batch
+behind. A link's own messages (a first frame, the link lost or back) are posted in their place between batches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Protocol
 
 from textual.message import Message
 
-from engine.kernel.bus import Subscription
 from engine.kernel.events import Event
 
 MAX_BATCH = 2000
@@ -30,15 +33,46 @@ class EngineEvents(Message):
         self.drawn = asyncio.Event()  # set by the screen once it has handled the batch
 
 
-async def pump(subscription: Subscription, post) -> None:
-    """Forward every event from ``subscription`` to ``post`` in batches, until cancelled."""
+class LinkChanged(Message):
+    """An attached screen lost its engine (``up`` False, since when and why) or reached it again."""
+
+    def __init__(self, up: bool, since: datetime | None = None, detail: str = "") -> None:
+        super().__init__()
+        self.up = up
+        self.since = since
+        self.detail = detail
+
+
+class Source(Protocol):
+    """Where events wait: the engine's ``Subscription`` or an attached link's ``Feed``."""
+
+    def get(self) -> Awaitable[Event | Message]: ...
+
+    def get_nowait(self) -> Event | Message | None: ...
+
+
+async def pump(source: Source, post: Callable[[Message], object]) -> None:
+    """Forward every event from ``source`` to ``post`` in batches, and the link's messages in their place, until
+    cancelled."""
     while True:
-        events = [await subscription.get()]
-        while len(events) < MAX_BATCH:
-            event = subscription.get_nowait()
-            if event is None:
-                break
-            events.append(event)
-        batch = EngineEvents(events, time.monotonic())
-        post(batch)
-        await batch.drawn.wait()
+        item: Event | Message | None = await source.get()
+        events: list[Event] = []
+        while item is not None:
+            if isinstance(item, Message):
+                await _send(events, post)
+                events = []
+                post(item)
+            else:
+                events.append(item)
+                if len(events) >= MAX_BATCH:
+                    break
+            item = source.get_nowait()
+        await _send(events, post)
+
+
+async def _send(events: list[Event], post: Callable[[Message], object]) -> None:
+    if not events:
+        return
+    batch = EngineEvents(events, time.monotonic())
+    post(batch)
+    await batch.drawn.wait()

@@ -86,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", help="open the full-screen cockpit (the default)")
     _common(tui, top=False)
     _live_flag(tui, top=False)
+    for where, top in ((parser, True), (tui, False)):  # attach to a remote engine instead of the data directory's
+        where.add_argument(
+            "--url",
+            default=None if top else argparse.SUPPRESS,
+            metavar="URL",
+            help="attach to the engine's remote API at URL (http(s)://HOST:PORT), with --token-file",
+        )
+        where.add_argument(
+            "--token-file",
+            type=Path,
+            default=None if top else argparse.SUPPRESS,
+            metavar="FILE",
+            help="the bearer token for --url (`cockpit api token create`), in a file readable by you alone",
+        )
 
     sim = sub.add_parser(
         "sim", help="run the Binance-compatible simulator alone until Ctrl+C; `cockpit sim fault --help` for faults"
@@ -408,7 +422,7 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
         return print_status(settings, as_json=args.json)
     if command in ("preflight", "validate", "report"):
         return _gate(settings, command, args, confirm_live)
-    return _run_tui(settings, confirm_live)
+    return _run_tui(settings, confirm_live, getattr(args, "url", None), getattr(args, "token_file", None))
 
 
 def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_live: bool) -> int:
@@ -575,16 +589,45 @@ def _print_reconcile(report: dict) -> None:
         )
 
 
-def _run_tui(settings: Settings, confirm_live: bool) -> int:
-    from engine.store.datadir import DB_NAME, check_writable, refuse_foreign
+def _run_tui(settings: Settings, confirm_live: bool, url: str | None = None, token_file: Path | None = None) -> int:
+    """The screen: attached to the engine that runs on the data directory (or at ``url``), else over an engine it
+    starts itself."""
+    from engine.store.datadir import DB_NAME, check_writable, engine_pid, refuse_foreign
 
-    # Before the screen opens: a data directory that cannot be written or a store that is not cockpit's is said in
-    # plain words on the terminal (exit 2), not behind the full-screen app.
-    check_writable(settings.engine.data_dir)
-    refuse_foreign(Path(settings.engine.data_dir) / DB_NAME)
-    # Where the store is, said before the screen opens (it stays in the terminal's scrollback after quitting):
-    # another shell's `cockpit halt` finds it there by default, or with --data-dir.
-    print(f"cockpit: data in {inert(Path(settings.engine.data_dir).resolve())}", file=sys.stderr)
+    data_dir = Path(settings.engine.data_dir)
+    if (url is None) != (token_file is None):
+        print("cockpit: --url and --token-file go together (a remote engine's API, and your token)", file=sys.stderr)
+        return 2
+    link = None
+    if url is not None and token_file is not None:
+        from cockpit.attached import AttachedLink, Target, read_token
+        from cockpit.link import LinkError
+
+        try:
+            link = AttachedLink(Target.remote(url, read_token(token_file)))
+        except LinkError as exc:
+            print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT)}", file=sys.stderr)
+            return 2
+        print(f"cockpit: attaching to the engine at {inert(link.target.base_url)}", file=sys.stderr)
+    elif (pid := engine_pid(data_dir)) is not None:
+        # An engine runs here (headless, or another cockpit's): this screen attaches to it over its socket, and q
+        # detaches, leaving it running. Several screens may follow one engine.
+        from cockpit.attached import AttachedLink, Target
+
+        link = AttachedLink(Target.local(data_dir))
+        print(
+            f"cockpit: an engine (pid {inert(pid)}) runs on {inert(data_dir.resolve())}: attaching to it "
+            "(q detaches; the engine keeps running)",
+            file=sys.stderr,
+        )
+    else:
+        # Before the screen opens: a data directory that cannot be written or a store that is not cockpit's is said
+        # in plain words on the terminal (exit 2), not behind the full-screen app.
+        check_writable(data_dir)
+        refuse_foreign(data_dir / DB_NAME)
+        # Where the store is, said before the screen opens (it stays in the terminal's scrollback after quitting):
+        # another shell's `cockpit halt` finds it there by default, or with --data-dir.
+        print(f"cockpit: data in {inert(data_dir.resolve())}", file=sys.stderr)
 
     from cockpit.app import CockpitApp, check_keymap
 
@@ -595,12 +638,19 @@ def _run_tui(settings: Settings, confirm_live: bool) -> int:
         return 2
     from engine.ops.logfiles import InertFormatter
 
-    # A plain-text log, read in a terminal (tail, less): outside text in it is made inert like on the screen.
-    handler = logging.FileHandler(Path(settings.engine.data_dir) / "cockpit.log")
+    # A plain-text log, read in a terminal (tail, less): outside text in it is made inert like on the screen. A
+    # screen attached to a remote engine logs here only if this machine's data directory is there already.
+    if link is None or link.kind == "local" or data_dir.is_dir():
+        handler: logging.Handler = logging.FileHandler(data_dir / "cockpit.log")
+    else:
+        handler = logging.NullHandler()
     handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    # The engine is imported and started by the app after its first frame (the screen does not wait for it).
-    app = CockpitApp(settings=settings, confirm_live=confirm_live)
+    # The engine (or aiohttp, to attach) is imported by the app after its first frame: the screen does not wait.
+    if link is None:
+        app = CockpitApp(settings=settings, confirm_live=confirm_live)
+    else:
+        app = CockpitApp(link=link, settings=settings)
     app.run()
     return app.return_code or 0
 

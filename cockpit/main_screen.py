@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +27,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from cockpit.bridge import EngineEvents
+from cockpit.bridge import EngineEvents, LinkChanged
 from cockpit.screens import ChecklistScreen
 from cockpit.views import (
     alert_row,
@@ -120,6 +120,8 @@ class Snapshot(Message):
     last: Mapping[str, Decimal] = field(default_factory=dict)
     equity: Decimal | None = None
     checklist: Mapping[str, Any] | None = None  # the latest go/no-go checklist run, as stored
+    mode: str | None = None  # the engine's mode now (dry-run after ``m``), when it may differ from the screen's
+    config: ScreenConfig | None = None  # the engine's own settings (an attached screen's), for the screen to take
 
 
 class MainScreen(Screen):
@@ -269,8 +271,14 @@ class MainScreen(Screen):
     # ------------------------------------------------------------ messages
 
     def on_snapshot(self, snap: Snapshot) -> None:
-        """The first frame, from the engine's current state (restored orders, a latched halt, alerts waiting)."""
+        """The first frame, from the engine's current state (restored orders, a latched halt, alerts waiting); an
+        attached screen draws one again each time it reaches its engine anew."""
+        if snap.config is not None:
+            self.config = replace(snap.config, now=self.config.now)
+            self.query_one(EquityLine).quote = inert(self.config.quote)
         banner = self.query_one(StatusBanner)
+        if snap.mode or snap.config is not None:
+            banner.mode = inert(snap.mode or self.config.mode)
         banner.venue = inert(snap.venue, limit=200)
         banner.connected = snap.connected
         self._set_state(snap.state.value, snap.state_info)
@@ -282,6 +290,9 @@ class MainScreen(Screen):
         self.last = dict(snap.last)
         self.stops = dict(snap.stops)
         self._draw_markets()
+        for client_id in set(self.orders) - {o.client_id for o in snap.orders}:
+            self.orders.pop(client_id, None)  # ended while the screen was not following (drawn again: a new frame)
+            self.query_one("#orders", KeyedTable).discard(client_id)
         for order in snap.orders:
             self._draw_order(order)
         for alert in sorted(snap.alerts, key=lambda a: a.id):
@@ -292,6 +303,7 @@ class MainScreen(Screen):
         self.readings = {m["code"]: reading(m) for m in snap.monitors}
         self._draw_readings()
         line = self.query_one(EquityLine)
+        line.curve.clear()  # a frame drawn again (an attached screen that reached its engine anew) starts it over
         for point in snap.equity_curve:
             line.curve.append(float(point))
         if snap.equity_curve:
@@ -301,6 +313,19 @@ class MainScreen(Screen):
         )
         if snap.checklist:
             self._draw_checklist(snap.checklist)
+        self.app.refresh_too_small()
+        frame_drawn = getattr(self.app, "frame_drawn", None)
+        if frame_drawn is not None:
+            frame_drawn(snap)
+
+    def on_link_changed(self, message: LinkChanged) -> None:
+        """An attached screen lost its engine, or reached it again: the banner says so, in red while it is lost."""
+        banner = self.query_one(StatusBanner)
+        banner.unreachable = "" if message.up else f"since {message.since:%H:%M:%S}" if message.since else "now"
+        link_changed = getattr(self.app, "link_changed", None)
+        if link_changed is not None:
+            link_changed(message)
+        self.app.refresh_bindings()
         self.app.refresh_too_small()
 
     def on_engine_events(self, message: EngineEvents) -> None:
@@ -338,7 +363,7 @@ class MainScreen(Screen):
             self._set_state(event.state.value, {"code": event.code, "actor": event.actor, "ts": event.ts.isoformat()})
             self.app.withdraw_questions(f"trading is now {event.state.value} (by {event.actor})")
         elif isinstance(event, CommandAudited):
-            if event.kill_switch and event.actor != "operator:key":
+            if event.kill_switch:  # from anyone: another screen of the same operator names the same actor
                 self.app.withdraw_questions(f"{event.command} by {event.actor}")
         elif isinstance(event, (OrderCreated, OrderUpdated)):
             self._draw_order(event.order)

@@ -28,7 +28,6 @@ class CockpitCommands(Provider):
 
     def _entries(self) -> list[tuple[str, str, object]]:
         app = self.app
-        engine = app.engine  # type: ignore[attr-defined]
         out: list[tuple[str, str, object]] = []
         for spec in SPECS:
             if spec.action:
@@ -45,9 +44,11 @@ class CockpitCommands(Provider):
                         partial(app.run_action, binding.action),
                     )
                 )
-        if engine is None or not app.started.is_set():  # type: ignore[attr-defined]
-            return out  # positions and strategies once the engine is up
-        for position in engine.portfolio.positions():
+        link = app.link  # type: ignore[attr-defined]
+        if not app.started.is_set() or not link.up:  # type: ignore[attr-defined]
+            return out  # positions and strategies once the engine is up (and in reach)
+        view = link.view
+        for position in view.positions():
             out.append(
                 (
                     f"Close position {position.symbol}",
@@ -55,7 +56,7 @@ class CockpitCommands(Provider):
                     partial(app.run_action, f"close_position({position.symbol!r})"),
                 )
             )
-        for status in engine.runner.status():
+        for status in view.strategies:
             name = status["strategy"]
             enabled = status["enabled"]
             verb = "Disable" if enabled else "Enable"

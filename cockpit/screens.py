@@ -1,7 +1,9 @@
 """The cockpit's other screens: questions asked once, the quit choice, help, the logs and the order form.
 
-The logs (alerts, audit, incidents, an order's history, the reconciliation diff) read what the engine stored;
-none of them changes anything except through the app's actions, which go through the engine's one ``execute``.
+The logs (alerts, audit, incidents, an order's history, the reconciliation diff) show what the engine stored, read
+through the app's link (the engine's service API: in a thread of its own in process, over the socket when attached),
+never from the store here and never on the UI loop; none of them changes anything except through the app's actions,
+which go through the engine's one ``execute``.
 Escape (or q) closes a screen; the kill switch's keys h, c and x work on every screen (they are the app's,
 priority). A list cuts its long cells at the terminal's width: the selected row is shown whole under the table,
 and Enter shows it whole on a screen of its own (on the checklist with the check's evidence). What they show came
@@ -10,11 +12,12 @@ line through ``shown``: inert, never read as markup. Numbers are shown as writte
 (``cockpit.views.plain``).
 
 Why one module of this length: every screen other than the main one, each a small class; they share the app's
-keys and the same way of reading the store, and a newcomer finds them all in one place.
+keys and the same way of reading the engine, and a newcomer finds them all in one place.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,6 +33,8 @@ from cockpit.views import cell, cells, checklist_record, plain, qty, shown
 from widgets.alerts import severity_text
 from widgets.flow import Flow
 from widgets.keyed_table import KeyedTable
+
+log = logging.getLogger(__name__)
 
 
 class Confirm(ModalScreen[bool]):
@@ -104,7 +109,8 @@ class OverrideReason(ModalScreen[str | None]):
 
 
 class QuitChoice(ModalScreen[str | None]):
-    """Quitting with orders or positions open: keep them, cancel every order, or close everything; Esc stays."""
+    """Quitting with orders or positions open: keep them, cancel every order, or close everything; Esc stays. On
+    the built-in simulator (``simulator``) nothing can be kept: k quits and says so."""
 
     # c and x are the app's kill-switch keys (priority, on every screen); while this question is open they
     # answer it (CockpitApp.action_cancel_all / action_close_all), so the kill switch runs once, for the quit.
@@ -120,16 +126,18 @@ class QuitChoice(ModalScreen[str | None]):
     QuitChoice .keys { margin-top: 1; }
     """
 
-    def __init__(self, what: str, epoch: int | None = None) -> None:
+    def __init__(self, what: str, epoch: int | None = None, simulator: bool = False) -> None:
         super().__init__()
         self.what = what
         self.epoch = epoch
+        self.simulator = simulator
 
     def compose(self) -> ComposeResult:
+        keep = "k: quit, and they end with it" if self.simulator else "k: keep them at the venue, unwatched"
         with Vertical():
             yield Static(shown(f"Quit cockpit? {self.what}", lines=True))
             yield Static(
-                "k: keep them at the venue, unwatched · c: cancel every order, then quit\n"
+                f"{keep} · c: cancel every order, then quit\n"
                 "x: close everything (cancel and sell at market), then quit · Esc: stay",
                 classes="keys",
             )
@@ -225,9 +233,10 @@ class RowDetail(ModalScreen[None]):
 
 
 class ListScreen(Screen[None]):
-    """A full screen of rows read from the store, newest first; Escape or q goes back, F5 reloads. The selected
+    """A full screen of rows the engine stored, newest first; Escape or q goes back, F5 reloads. The selected
     row is shown whole under the table (a cell the width cuts is never lost); Enter shows it on a screen of its
-    own, with what the table has no column for."""
+    own, with what the table has no column for. ``fetch`` reads through the app's link in a worker (never on the
+    UI loop's time); ``rows`` draws what it read."""
 
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="screen.back"),
@@ -249,8 +258,21 @@ class ListScreen(Screen[None]):
         yield Static(id="detail")
         yield Footer()
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._loading = False
+        self._again = False
+        self.failed: str | None = None  # why the last read did not come back (the engine out of reach)
+
     def on_mount(self) -> None:
         self.action_reload()
+
+    @property
+    def link(self) -> Any:
+        return self.app.link  # type: ignore[attr-defined]
+
+    async def fetch(self) -> None:
+        """Read what the rows are drawn from, through the app's link."""
 
     def rows(self) -> Iterable[tuple[str, Sequence[Any]]]:
         return ()
@@ -271,9 +293,35 @@ class ListScreen(Screen[None]):
         return [(inert_label(label), value) for label, value in out]
 
     def action_reload(self) -> None:
+        """Read again and redraw; asked while a read is on its way, it reads once more after it."""
+        if self._loading:
+            self._again = True
+            return
+        self._loading = True
+        self.run_worker(self._reload(), group="reload")
+
+    async def _reload(self) -> None:
+        try:
+            again = True
+            while again:
+                self._again = False
+                try:
+                    await self.fetch()
+                    self.failed = None
+                except Exception as exc:  # the worker's boundary: said on the screen and logged, never a crash
+                    log.warning("%s: could not read: %s", type(self).__name__, exc)
+                    self.failed = inert_label(str(exc) or type(exc).__name__)
+                self.draw()
+                again = self._again
+        finally:
+            self._loading = False
+
+    def draw(self) -> None:
         table = self.query_one("#rows", KeyedTable)
         table.sync({key: cells(row) for key, row in self.rows()})
         summary = self.summary()
+        if self.failed:
+            summary = f"could not read it now: {self.failed} · F5: try again"
         self.query_one("#summary", Static).update(shown(summary, lines=True) if isinstance(summary, str) else summary)
         table.focus()
         self.show_detail(table.selected_key)
@@ -301,10 +349,6 @@ class ListScreen(Screen[None]):
         key = event.row_key.value if event.row_key is not None else None
         if key is not None:
             self.app.push_screen(RowDetail(f"{self.TITLE}: {key}", self.fields(key)))
-
-    @property
-    def engine(self):
-        return self.app.engine  # type: ignore[attr-defined]
 
 
 def inert_label(label: str) -> str:
@@ -349,12 +393,13 @@ class AlertLog(ListScreen):
         super().__init__()
         self.min_severity = "INFO"
         self.unacked_only = False
+        self.stored: list[dict[str, Any]] = []
 
-    def _stored(self) -> list[dict[str, Any]]:
-        return self.engine.store.alerts(limit=1000) if self.engine.store else []
+    async def fetch(self) -> None:
+        self.stored = await self.link.alerts(limit=1000)
 
     def rows(self):
-        for a in self._stored():
+        for a in self.stored:
             if self.RANK.get(a["severity"], 0) < self.RANK[self.min_severity]:
                 continue
             if self.unacked_only and a.get("acked_by"):
@@ -381,12 +426,12 @@ class AlertLog(ListScreen):
     def action_min_severity(self, severity: str) -> None:
         self.min_severity = severity
         self.query_one("#rows", KeyedTable).sync({})
-        self.action_reload()
+        self.draw()  # the rows read already, filtered anew
 
     def action_toggle_unacked(self) -> None:
         self.unacked_only = not self.unacked_only
         self.query_one("#rows", KeyedTable).sync({})
-        self.action_reload()
+        self.draw()
 
 
 class AuditLog(ListScreen):
@@ -398,14 +443,18 @@ class AuditLog(ListScreen):
     def __init__(self) -> None:
         super().__init__()
         self.records: dict[str, dict[str, Any]] = {}
+        self.stored: list[dict[str, Any]] = []
 
     def extra(self, key: str) -> list[tuple[str, Any]]:
         record = self.records.get(key) or {}
         return [(name, _mapping(record[name])) for name in ("args", "values") if record.get(name)]
 
+    async def fetch(self) -> None:
+        self.stored = await self.link.audit(limit=500)
+
     def rows(self):
         self.records = {}
-        for a in self.engine.store.audit(limit=500) if self.engine.store else []:
+        for a in self.stored:
             self.records[str(a["id"])] = a
             ok = Text("ok", style="green") if a["ok"] else Text("FAILED", style="bold red")
             yield (
@@ -429,14 +478,18 @@ class Incidents(ListScreen):
     COLUMNS = ("#", "opened", "trigger", "actor", "detect s", "act s", "recover s", "reason")
     BINDINGS = [Binding("w", "report", "Write report", id="incidents.report")]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: list[dict[str, Any]] = []
+
+    async def fetch(self) -> None:
+        self.stored = await self.link.incidents()
+
     def rows(self):
         def secs(v: Any) -> str:
             return "—" if v is None else f"{float(v):.1f}"
 
-        from engine.ops.incidents import timings  # here: the cockpit's first frame does not wait for it
-
-        for i in self.engine.store.incidents() if self.engine.store else []:
-            t = timings(i)
+        for i in self.stored:
             yield (
                 str(i["id"]),
                 (
@@ -444,14 +497,16 @@ class Incidents(ListScreen):
                     _time(i["opened_at"]),
                     i["trigger"],
                     i["actor"],
-                    secs(t["detect_s"]),
-                    secs(t["act_s"]),
-                    secs(t["recover_s"]),
+                    secs(i.get("detect_s")),
+                    secs(i.get("act_s")),
+                    secs(i.get("recover_s")),
                     i.get("reason") or "",
                 ),
             )
 
     def summary(self) -> str:
+        if self.link.local_data_dir is None:
+            return "Enter or w: the selected incident's report (the engine runs elsewhere: shown here)"
         return "Enter or w: write the selected incident's report (DIR/incident_ID.md)"
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -463,11 +518,20 @@ class Incidents(ListScreen):
         if key is None:
             self.notify("No incident selected.", title="Incident report")
             return
-        try:
-            from engine.ops.incidents import write_report
+        self.run_worker(self._report(int(key)), group="report")
 
-            path = write_report(self.engine.store, self.engine.settings.engine.data_dir, int(key))
-        except (OSError, KeyError) as exc:
+    async def _report(self, incident_id: int) -> None:
+        """The report from the engine; written beside its store when that is on this machine, else shown."""
+        try:
+            report = await self.link.incident_report(incident_id)
+            where = self.link.local_data_dir
+            if where is None:
+                text = shown(str(report["text"]), limit=None, lines=True)
+                self.app.push_screen(RowDetail(f"Incident {incident_id} report", [("report", text)]))
+                return
+            path = where / str(report["name"])
+            path.write_text(str(report["text"]), encoding="utf-8")
+        except Exception as exc:  # the worker's boundary: said, never a crash (an OSError, the engine out of reach)
             self.notify(f"could not write the report: {exc}", title="Incident report", severity="error")
             return
         self.notify(f"written: {path}", title="Incident report", timeout=10)
@@ -488,10 +552,13 @@ class ChecklistScreen(ListScreen):
     def __init__(self) -> None:
         super().__init__()
         self.checks: dict[str, dict[str, Any]] = {}  # the shown run's checks, by code
+        self.stored: dict[str, Any] | None = None  # the engine's latest stored run
+
+    async def fetch(self) -> None:
+        self.stored = await self.link.checklist()
 
     def _latest(self) -> dict[str, Any] | None:
-        runs = self.engine.store.checklist_runs(limit=1) if self.engine.store else []
-        candidates = [checklist_record(r) for r in runs]
+        candidates = [checklist_record(self.stored)] if self.stored else []
         seen = getattr(self.app, "main_screen", None)
         if seen is not None and seen.checklist is not None:
             candidates.append(seen.checklist)
@@ -535,8 +602,15 @@ class Fills(ListScreen):
     TITLE = "Fills"
     COLUMNS = ("time", "symbol", "side", "amount", "price", "fee", "order")
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: list[dict[str, Any]] = []
+
+    async def fetch(self) -> None:
+        self.stored = await self.link.fills(limit=1000)
+
     def rows(self):
-        for f in reversed(self.engine.store.fills() if self.engine.store else []):
+        for f in self.stored:
             side = Text(f["side"].upper(), style="green" if f["side"] == "buy" else "red")
             yield (
                 f["trade_id"],
@@ -561,10 +635,13 @@ class OrderHistory(ListScreen):
         super().__init__()
         self.client_id = client_id
         self.TITLE = f"Order {client_id}"
+        self.stored: list[dict[str, Any]] = []
+
+    async def fetch(self) -> None:
+        self.stored = await self.link.order_events(self.client_id)
 
     def rows(self):
-        events = self.engine.store.order_events(self.client_id) if self.engine.store else []
-        for i, e in enumerate(events):
+        for i, e in enumerate(self.stored):
             yield (
                 str(i),
                 (
@@ -577,7 +654,7 @@ class OrderHistory(ListScreen):
             )
 
     def summary(self) -> str:
-        order = self.engine.tracker.get(self.client_id)
+        order = self.link.view.order(self.client_id)
         if order is None:
             return "not tracked"
         price = plain(order.price, grouping=True) if order.price is not None else "market"
@@ -598,8 +675,15 @@ class Reconciliation(ListScreen):
         Binding("A", "adopt", "Adopt venue's amounts", id="reconcile.adopt"),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.report: dict[str, Any] = {}
+
+    async def fetch(self) -> None:
+        self.report = await self.link.reconciliation()
+
     def rows(self):
-        report = self.engine.sync.last_reconcile or {}
+        report = self.report
         orders = report.get("orders") or {}
         for kind in ("adopted", "resolved", "lost"):
             for client_id in orders.get(kind, []):
@@ -615,7 +699,7 @@ class Reconciliation(ListScreen):
                 yield f"{kind}-{d['asset']}", (what, d["asset"], *numbers)
 
     def summary(self) -> str:
-        report = self.engine.sync.last_reconcile
+        report = self.report
         if not report:
             return "no reconciliation yet · F5: reconcile now"
         return (

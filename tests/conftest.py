@@ -90,6 +90,8 @@ SLOW_FILES = {
     "tests/integration/test_odd_numbers.py": "the CLI from another shell: one process per command",
     "tests/integration/test_foreign_store.py": "the CLI from another shell on each kind of store that is not cockpit's",
     "tests/integration/test_full_disk.py": "a real tmpfs filled up, the kill switch from another shell",
+    "tests/tui/test_tmux_attach.py": "the real programs in tmux: a headless engine, three screens attached to it",
+    "tests/integration/test_attach_link.py": "a headless engine process stopped, continued and restarted",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.
@@ -132,6 +134,11 @@ SLOW_TESTS = {
         "tests/tui/test_app.py::test_the_screen_comes_before_the_engine_and_a_kill_key_pressed_meanwhile_is_not_lost",
         "tests/tui/test_app.py::test_resume_asks_once",
         "tests/tui/test_app.py::test_a_refused_resume_asks_a_second_question_and_resumes_as_an_override",
+        "tests/tui/test_attach.py::test_a_halt_from_one_screen_is_on_the_other_within_a_second_and_withdraws_its_question",
+        "tests/tui/test_attach.py::test_an_unreachable_engine_is_said_in_red_and_nothing_is_missed_when_it_is_back",
+        "tests/tui/test_attach.py::test_x_asks_listing_what_it_sells_and_flattens_the_venue",
+        "tests/tui/test_attach.py::test_a_viewers_token_reads_its_kill_keys_say_it_may_only_read_and_a_revoked_one_is_said",
+        "tests/tui/test_attach.py::test_the_other_screens_read_through_the_engines_api",
         "tests/scenarios/test_loss_scenarios.py::test_flash_crash_halts_and_resume_waits_for_the_calm_the_runbook_asks",
         "tests/scenarios/test_rest_scenarios.py::test_429_storm_waits_out_every_retry_after_is_never_banned_and_pauses_orders",
         "tests/scenarios/test_rest_scenarios.py::test_signed_calls_refused_after_every_resync_halt_instead_of_staying_active",

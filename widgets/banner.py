@@ -2,7 +2,9 @@
 connection and the keys that matter now; under it, the latest unacknowledged CRIT alert, when there is one.
 
 Its first word after the mode never claims ACTIVE trading before the venue is connected: until then it says
-CONNECTING, with the trading state beside it in brackets (a HALTED state is said as it is: it claims nothing)."""
+CONNECTING, with the trading state beside it in brackets (a HALTED state is said as it is: it claims nothing). A
+screen attached to an engine elsewhere that lost it says ENGINE UNREACHABLE in red, since when, the state it last
+saw (in brackets: it may have moved since) and what to use instead of the keys."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ STATE_HINT = {
     "STARTING": "the engine is starting; h c x wait for it and run at once",
 }
 CONNECTING_STYLE = "bold black on yellow"
+UNREACHABLE_STYLE = "bold white on red"
 KILL_KEYS_HINT = "h: halt · c: cancel all · x: close all"
 
 
@@ -33,6 +36,7 @@ class StatusBanner(Static):
 
     DEFAULT_CSS = """
     StatusBanner { height: 2; width: 1fr; background: $boost; }
+    StatusBanner.-unreachable { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     mode: reactive[str] = reactive("paper")
@@ -42,16 +46,28 @@ class StatusBanner(Static):
     detail: reactive[str] = reactive("")
     set_by: reactive[str] = reactive("")  # who or what set the state, and when: "ws_stale at 14:25:30"
     kill_switch: reactive[str] = reactive("")  # a kill switch still retrying: "retrying: 2 order(s) left"
+    unreachable: reactive[str] = reactive("")  # an attached screen's engine lost: "since 14:25:31"
+    unreachable_hint: reactive[str] = reactive("")  # what to use instead of h c x meanwhile
+    attached: reactive[str] = reactive("")  # an attached screen: "attached to the engine (pid 4242) · q detaches"
 
     @property
     def connecting(self) -> bool:
         """Trading would be ACTIVE (or reduce-only) but the venue is not connected: not yet, or not any more."""
         return self.state in ("ACTIVE", "REDUCE_ONLY") and self.connected is not True
 
+    def watch_unreachable(self, unreachable: str) -> None:
+        """While the engine is out of reach both lines say something: each is cut at the width, never wrapped."""
+        self.set_class(bool(unreachable), "-unreachable")
+
     def headline(self) -> Text:
         """The first line: ``PAPER · HALTED by ws_stale at 14:25:30 · u: resume · x: close all``, or
         ``PAPER · CONNECTING (trading ACTIVE) · h: halt ...`` while the venue is not connected."""
         text = Text()
+        if self.unreachable:
+            text.append(f" ENGINE UNREACHABLE {self.unreachable} ", style=UNREACHABLE_STYLE)
+            text.append(f"· last seen {self.mode.upper()} · {self.state} ", style="bold")
+            text.append("· h c x cannot reach it (below)" if self.unreachable_hint else "")
+            return text
         if self.connecting:
             word = "trading ACTIVE" if self.state == "ACTIVE" else self.state
             text.append(f" {self.mode.upper()} · CONNECTING ({word}) ", style=CONNECTING_STYLE)
@@ -67,6 +83,11 @@ class StatusBanner(Static):
     def render(self) -> Text:
         text = self.headline()
         text.append("\n ")
+        if self.unreachable:
+            text.append("● reconnecting…", style="bold red")
+            if self.unreachable_hint:
+                text.append(f" · {self.unreachable_hint}", style="bold")
+            return text
         if self.connected is None:
             text.append("● connecting", style="yellow")
         elif self.connected:
@@ -77,6 +98,8 @@ class StatusBanner(Static):
                 text.append(f" ({self.detail})", style="red")
         if self.venue:
             text.append(f" {self.venue}", style="dim")
+        if self.attached:
+            text.append(f" │ {self.attached}", style="dim")
         if self.kill_switch:
             text.append(f" │ KILL SWITCH {self.kill_switch}", style="bold white on red")
         return text

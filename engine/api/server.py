@@ -103,6 +103,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/audit", "audit trail, newest first (?limit=&before=&actor=&command=)", query="audit"),
     Route("GET", "/api/alerts", "alerts, newest first (?limit=&before=)", query="alerts"),
     Route("GET", "/api/incidents", "incidents, newest first (?limit=)", query="incidents"),
+    Route("GET", "/api/incident_report", "an incident's post-incident report (?id=)", query="incident_report"),
+    Route("GET", "/api/order_events", "one order's every event and its source (?client_id=)", query="order_events"),
     Route("GET", "/api/monitors", "every monitor's reading", query="monitors"),
     Route("GET", "/api/emergency", "the kill switch's state", query="emergency"),
     Route("GET", "/api/preflight", "the last go/no-go checklist run", query="preflight"),
@@ -432,7 +434,8 @@ class ApiServer:
         subscription = self.backend.subscribe()  # first: nothing published from here on is missed
         try:
             caller: Caller = request[_caller_key()]
-            await ws.send_str(wire.dumps({"type": "hello", "seq": journal.seq, "actor": caller.actor}))
+            hello = {"type": "hello", "seq": journal.seq, "actor": caller.actor, "may_command": caller.may_command}
+            await ws.send_str(wire.dumps(hello))
             sent = journal.seq
             since = request.query.get("since")
             if since not in (None, ""):

@@ -39,7 +39,7 @@ from engine.core.readmodel import ReadModel
 from engine.core.service import Service
 from engine.core.storeguard import StoreGuard
 from engine.gate.checklist import Checklist
-from engine.gate.config_checks import host_of, is_loopback, venue_host_problem
+from engine.gate.config_checks import host_of, listens_locally, venue_host_problem
 from engine.gate.preflight import run_standalone
 from engine.kernel import clock as engine_clock
 from engine.kernel.bus import EventBus
@@ -266,7 +266,7 @@ class Engine:
     def _check_api(self) -> None:
         """The remote API off loopback needs TLS, or the operator's explicit ``allow_plaintext``."""
         api = self.settings.api
-        if api.port and not is_loopback(api.host) and api.tls_cert is None and not api.allow_plaintext:
+        if api.port and not listens_locally(api.host) and api.tls_cert is None and not api.allow_plaintext:
             raise EngineError(
                 f"[api] host = {api.host!r} is not loopback: the remote API needs TLS there (set [api] tls_cert and "
                 "tls_key, PEM files) or, on a network you trust, [api] allow_plaintext = true"
@@ -435,7 +435,7 @@ class Engine:
             self.api_server is not None
             and self.api_server.url is not None
             and tls is None
-            and not is_loopback(api.host)
+            and not listens_locally(api.host)
         ):
             log.warning(
                 "the remote API listens on %s WITHOUT TLS ([api] allow_plaintext = true): tokens cross the network "

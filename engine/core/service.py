@@ -29,6 +29,8 @@ from engine.api.journal import Journal
 from engine.kernel.bus import Subscription
 from engine.kernel.commands import Command, CommandResult
 from engine.kernel.events import Severity, utcnow
+from engine.ops.incidents import report as incident_report
+from engine.ops.incidents import timings
 from engine.store.db import Store
 
 if TYPE_CHECKING:
@@ -99,6 +101,17 @@ class Service:
         that do not fit it; a refusal by the engine is its answer (``ok`` false)."""
         command = self.command(name, args, actor, reason)
         store = self.engine.store
+        if name == "halt":
+            # Latched by its own commit the moment it runs (a crash after it keeps HALTED): recorded once done, not
+            # before, so the kill switch's fastest tier waits for no commit of its own.
+            result = await self.engine.execute(command)
+            if store is not None:
+                try:
+                    done = store.record_running_command(name, actor, command.reason, args)
+                    store.finish_command(done, result.ok, result.message, dict(result.details) or None)
+                except (sqlite3.Error, OSError) as exc:
+                    log.warning("halt from %s carried out, not recorded in commands (%s)", actor, exc)
+            return result
         try:
             row = store.record_running_command(name, actor, command.reason, args) if store is not None else None
         except (sqlite3.Error, OSError) as exc:  # a full disk: the command still runs; the store guard catches up
@@ -247,7 +260,41 @@ def _incidents(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
     limit, _ = _page(params, default=20)
     store = s.read_store()
     try:
-        return store.incidents(limit=limit)
+        rows = store.incidents(limit=limit)
+    finally:
+        store.close()
+    return [{**row, **timings(row)} for row in rows]  # time to detect, act and recover, as `cockpit incidents` says
+
+
+def _incident_report(s: Service, params: dict[str, Any]) -> dict[str, Any]:
+    """The post-incident report in Markdown, and the name it is written under (``incident_ID.md``)."""
+    try:
+        incident_id = int(params.get("id", ""))
+    except (TypeError, ValueError):
+        raise QueryError("id must be an incident's number") from None
+    store = s.read_store()
+    try:
+        row = store.incident(incident_id)
+        if row is None:
+            raise QueryError(f"no incident {incident_id}")
+        until = row["recovered_at"]
+        text = incident_report(
+            row,
+            store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
+            store.state_changes(row["opened_at"], until),
+        )
+    finally:
+        store.close()
+    return {"id": incident_id, "name": f"incident_{incident_id}.md", "text": text}
+
+
+def _order_events(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
+    client_id = str(params.get("client_id") or "")
+    if not client_id:
+        raise QueryError("client_id names the order")
+    store = s.read_store()
+    try:
+        return store.order_events(client_id)
     finally:
         store.close()
 
@@ -346,7 +393,16 @@ QUERIES: dict[str, Query] = {
         Query("trades", "fills, newest first (limit, before: a fill id)", _trades, disk=True),
         Query("alerts", "alerts, newest first (limit, before: an alert id)", _alerts, disk=True),
         Query("audit", "commands carried out, newest first (limit, before, actor, command)", _audit, disk=True),
-        Query("incidents", "incidents, newest first (limit)", _incidents, disk=True),
+        Query(
+            "incidents",
+            "incidents, newest first (limit), with their times to detect, act, recover",
+            _incidents,
+            disk=True,
+        ),
+        Query("incident_report", "an incident's post-incident report in Markdown (id)", _incident_report, disk=True),
+        Query(
+            "order_events", "one order's every event and its source, oldest first (client_id)", _order_events, disk=True
+        ),
         Query("preflight", "the last go/no-go checklist run", _preflight, disk=True),
         Query("equity_curve", "equity samples, oldest first (limit)", _equity_curve, disk=True),
     )

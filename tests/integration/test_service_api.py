@@ -223,12 +223,24 @@ async def test_the_remote_api_off_loopback_needs_tls_or_says_plaintext_out_loud(
     refused = settings(sim, tmp_path).model_copy(update={"api": ApiConfig(host="192.0.2.7", port=8443)})
     with pytest.raises(EngineError, match="needs TLS there"):
         await Engine(refused).start()
+    everywhere = settings(sim, tmp_path).model_copy(update={"api": ApiConfig(host="0.0.0.0", port=8443)})
+    with pytest.raises(EngineError, match="needs TLS there"):  # every network, loopback included: not loopback
+        await Engine(everywhere).start()
     plain = refused.model_copy(update={"api": ApiConfig(host="192.0.2.7", port=8443, allow_plaintext=True)})
     engine = await run(plain)
     assert "API_UNAVAILABLE" in [a.code for a in engine.alert_book.recent]
     assert (tmp_path / "cockpit.sock").exists() and engine.trading_state == TradingState.ACTIVE  # the local one stays
     with pytest.raises(ValueError, match="go together"):
         ApiConfig(tls_cert=tmp_path / "cert.pem")
+
+
+async def test_the_remote_api_on_loopback_needs_no_tls(sim, tmp_path, run):
+    from engine.kernel.config import ApiConfig
+
+    engine = await run(settings(sim, tmp_path).model_copy(update={"api": ApiConfig(port=free_port())}))
+    assert engine.api_server is not None and engine.api_server.url.startswith("http://127.0.0.1:")
+    async with aiohttp.ClientSession() as http, http.get(f"{engine.api_server.url}/api/status") as r:
+        assert r.status == 401  # served, and asks for a token
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")

@@ -10,8 +10,8 @@ from decimal import Decimal as D
 
 from cockpit.app import CockpitApp
 from cockpit.bridge import EngineEvents
+from cockpit.link import Link, LinkState, Mirror
 from cockpit.main_screen import Snapshot
-from engine.core.engine import Engine
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 from engine.kernel.events import (
     Alert,
@@ -125,8 +125,28 @@ ALERTS = [
 ]
 
 
+class StillLink(Link):
+    """A link to no engine: its view holds the fixed first frame's state; nothing is ever sent or read."""
+
+    owns_engine = True  # pictured as `cockpit` on its own engine
+    state = LinkState.UP
+
+    def __init__(self, settings: Settings, state: TradingState, state_info: dict) -> None:
+        self.settings = settings
+        self.view = Mirror()
+        self.view.trading_state, self.view.state_info = state, dict(state_info)
+        self.view.ready = True
+        self.view.mode = self.view.started_mode = settings.engine.mode
+        self.view.quote, self.view.symbols = settings.engine.quote_asset, tuple(settings.venue.symbols)
+        self.view.exchange = settings.venue.exchange
+        self.engine = None
+
+    async def query(self, name: str, **params) -> None:
+        return None
+
+
 class StillCockpit(CockpitApp):
-    """The real app on an engine that is never started; ``events`` are drawn after the first frame."""
+    """The real app on a link to no engine; ``events`` are drawn after the first frame."""
 
     def __init__(
         self,
@@ -137,9 +157,7 @@ class StillCockpit(CockpitApp):
         events: list = (),
     ) -> None:
         settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False))
-        engine = Engine(settings)
-        engine.state.restore(state, state_info or {})
-        super().__init__(engine)
+        super().__init__(link=StillLink(settings, state, state_info or {}), settings=settings)
         self.main_screen.config = replace(self.main_screen.config, now=lambda: NOW)
         self.first = Snapshot(
             state=state,
@@ -160,8 +178,11 @@ class StillCockpit(CockpitApp):
         )
         self.events = list(events)
 
+    def frame_drawn(self, snap) -> None:
+        """No notice of a restored halt: the pictures are of the screen, not of what is said once at a start."""
+
     async def on_mount(self, event) -> None:
-        event.prevent_default()  # the engine is never started: the app's own on_mount does not run
+        event.prevent_default()  # there is no engine: the app's own on_mount does not run
         self.started.set()  # ... but the pictures are of a cockpit whose engine is up
         self.refresh_bindings()  # as the app does once its engine is up: the footer shows what is allowed now
         self.main_screen.post_message(self.first)
