@@ -382,7 +382,8 @@ class Preflight:
             if age is None or age > timeout:  # nothing recent from the engine's own watch: watch it here
                 assert self.venue is not None
                 try:
-                    await asyncio.wait_for(self.venue.probe_ticker_stream(symbol), timeout)
+                    async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancellation (3.11)
+                        await self.venue.probe_ticker_stream(symbol)
                     age = 0.0
                 except (TimeoutError, vx.BaseError) as exc:
                     quiet.append(f"{name}: {type(exc).__name__}")

@@ -133,4 +133,9 @@ class Periodic:
             await self._clock.sleep(0, self.name)
         while True:
             await self.run_once()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancellation some library swallowed inside the tick (Python 3.11's wait_for does, when the
+                # awaited future completes at the same moment): the loop stops as it was asked, not at the next tick.
+                raise asyncio.CancelledError
             await self._sleep()

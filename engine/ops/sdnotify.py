@@ -133,7 +133,8 @@ class ServiceNotifier:
         every = self.interval
         while not ready.is_set():
             try:
-                await asyncio.wait_for(ready.wait(), every)
+                async with asyncio.timeout(every):  # not wait_for: it can lose a cancellation (Python 3.11)
+                    await ready.wait()
             except TimeoutError:
                 self.extend_start()
         said = status()

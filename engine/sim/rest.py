@@ -87,7 +87,8 @@ class RestApi:
     async def _hold(self, seconds: float) -> None:
         """Wait ``seconds`` (a latency or hang fault), or less if the simulator stops meanwhile."""
         try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: it can lose a cancellation (Python 3.11)
+                await self.stopping.wait()
         except TimeoutError:
             pass
 

@@ -539,9 +539,10 @@ class Venue:
         message = {"id": request_id, "method": "session.subscriptions"}
         subscription = {"id": request_id, "method": answered}
         try:
-            answer = await asyncio.wait_for(
-                self.ex.watch(client.url, request_id, message, request_id, subscription), timeout_s
-            )
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the inner future's outcome when the task
+            # is cancelled just as it completes, and the cancellation is lost (an engine that never stops).
+            async with asyncio.timeout(timeout_s):
+                answer = await self.ex.watch(client.url, request_id, message, request_id, subscription)
         except TimeoutError:
             return False  # its entry stays for the late answer
         except vx.BaseError as exc:  # answered with an error: the venue does not know the request
