@@ -293,3 +293,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_a_row_written_into_the_stores_inbox_under_a_forged_actor_is_refused(sim, tmp_path, run):
+    """Someone writes a `halt` row into the store's commands table claiming to be a monitor (as was done by hand on
+    main before the service API): the engine refuses it, says why in the row, and trading goes on."""
+    engine = await run(settings(sim, tmp_path))
+    writer = Store.in_dir(tmp_path)
+    try:
+        forged = writer.submit_command("halt", "monitor:flash_crash", "written by hand")
+        honest = writer.submit_command("ack", "operator:cli someone", "from the inbox", {"every": True})
+    finally:
+        writer.close()
+
+    def finished(command_id: int) -> dict | None:
+        reader = Store.in_dir(tmp_path, readonly=True)
+        try:
+            row = reader.command(command_id)
+        finally:
+            reader.close()
+        return row if row["status"] not in ("pending", "running") else None
+
+    row = await eventually(lambda: finished(forged), timeout=10, message="the forged row answered")
+    assert row["status"] == "failed" and "monitor:flash_crash" in row["result"], row
+    assert engine.trading_state == TradingState.ACTIVE
+    assert not [r for r in engine.store.audit(limit=20) if r["actor"] == "monitor:flash_crash"]
+    assert (await eventually(lambda: finished(honest), timeout=10))["status"] == "done"  # the command line's runs
