@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +29,7 @@ from engine.api.journal import Journal
 from engine.kernel.bus import Subscription
 from engine.kernel.commands import Command, CommandResult
 from engine.kernel.events import Severity, utcnow
-from engine.ops.incidents import report as incident_report
-from engine.ops.incidents import timings
+from engine.ops.incidents import report_text, timings
 from engine.store.db import Store
 
 if TYPE_CHECKING:
@@ -167,9 +166,14 @@ class Service:
             return wire.plain(await asyncio.to_thread(q.run, self, params))
         return wire.plain(q.run(self, params))
 
-    def read_store(self) -> Store:
-        """A read-only connection of the caller's own (queries run in threads)."""
-        return Store.in_dir(self.data_dir, readonly=True)
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Store]:
+        """A read-only connection of the caller's own (queries run in threads), closed after."""
+        store = Store.in_dir(self.data_dir, readonly=True)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 # ---------------------------------------------------------------- the queries
@@ -227,29 +231,20 @@ def _portfolio(s: Service, params: dict[str, Any]) -> dict[str, Any]:
 
 def _trades(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
     limit, before = _page(params)
-    store = s.read_store()
-    try:
+    with s.reading() as store:
         return store.fills_page(limit, before)
-    finally:
-        store.close()
 
 
 def _alerts(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
     limit, before = _page(params)
-    store = s.read_store()
-    try:
+    with s.reading() as store:
         return store.alerts_page(limit, before)
-    finally:
-        store.close()
 
 
 def _audit(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
     limit, before = _page(params)
-    store = s.read_store()
-    try:
+    with s.reading() as store:
         rows = store.audit_page(limit, before)
-    finally:
-        store.close()
     for key in ("actor", "command"):
         if params.get(key):
             rows = [r for r in rows if r[key] == params[key]]
@@ -258,11 +253,8 @@ def _audit(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _incidents(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
     limit, _ = _page(params, default=20)
-    store = s.read_store()
-    try:
+    with s.reading() as store:
         rows = store.incidents(limit=limit)
-    finally:
-        store.close()
     return [{**row, **timings(row)} for row in rows]  # time to detect, act and recover, as `cockpit incidents` says
 
 
@@ -272,19 +264,11 @@ def _incident_report(s: Service, params: dict[str, Any]) -> dict[str, Any]:
         incident_id = int(params.get("id", ""))
     except (TypeError, ValueError):
         raise QueryError("id must be an incident's number") from None
-    store = s.read_store()
-    try:
-        row = store.incident(incident_id)
-        if row is None:
-            raise QueryError(f"no incident {incident_id}")
-        until = row["recovered_at"]
-        text = incident_report(
-            row,
-            store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
-            store.state_changes(row["opened_at"], until),
-        )
-    finally:
-        store.close()
+    with s.reading() as store:
+        try:
+            text = report_text(store, incident_id)
+        except KeyError:
+            raise QueryError(f"no incident {incident_id}") from None
     return {"id": incident_id, "name": f"incident_{incident_id}.md", "text": text}
 
 
@@ -292,28 +276,19 @@ def _order_events(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
     client_id = str(params.get("client_id") or "")
     if not client_id:
         raise QueryError("client_id names the order")
-    store = s.read_store()
-    try:
+    with s.reading() as store:
         return store.order_events(client_id)
-    finally:
-        store.close()
 
 
 def _preflight(s: Service, params: dict[str, Any]) -> dict[str, Any] | None:
-    store = s.read_store()
-    try:
+    with s.reading() as store:
         return next(iter(store.checklist_runs(limit=1)), None)
-    finally:
-        store.close()
 
 
 def _equity_curve(s: Service, params: dict[str, Any]) -> list[dict[str, Any]]:
     limit, _ = _page(params, default=120)
-    store = s.read_store()
-    try:
+    with s.reading() as store:
         return store.equity_curve(limit=limit)
-    finally:
-        store.close()
 
 
 def _config(s: Service, params: dict[str, Any]) -> dict[str, Any]:

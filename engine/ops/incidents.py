@@ -344,18 +344,23 @@ def report(row: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]], changes:
     return "\n".join(lines)
 
 
-def write_report(store: Store, data_dir: Path, incident_id: int) -> Path:
-    """Write ``DIR/incident_ID.md``, the post-incident report, and return its path. KeyError: no such incident;
-    OSError: it could not be written."""
+def report_text(store: Store, incident_id: int) -> str:
+    """The post-incident report of ``incident_id`` from the store, in Markdown. KeyError: no such incident."""
     row = store.incident(incident_id)
     if row is None:
         raise KeyError(f"no incident {incident_id}")
     until = row["recovered_at"]
-    text = report(
+    return report(
         row,
         store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
         store.state_changes(row["opened_at"], until),
     )
+
+
+def write_report(store: Store, data_dir: Path, incident_id: int) -> Path:
+    """Write ``DIR/incident_ID.md``, the post-incident report, and return its path. KeyError: no such incident;
+    OSError: it could not be written."""
+    text = report_text(store, incident_id)
     path = data_dir / f"incident_{incident_id}.md"
     path.write_text(text, encoding="utf-8")
     return path
