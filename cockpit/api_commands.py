@@ -1,7 +1,8 @@
 """``cockpit api token create | list | revoke``: the remote API's bearer tokens, kept in the store as hashes.
 
-A new token is printed once, alone on stdout (so ``cockpit api token create phone --role viewer > phone.token``
-keeps it in a file only its owner reads); the store keeps its SHA-256. Creating and revoking work with or without
+A new token is printed once, alone on stdout, so that
+``(umask 077; cockpit api token create phone --role viewer > phone.token)`` keeps it in a file only its owner reads;
+the store keeps its SHA-256. Creating and revoking work with or without
 an engine running: an engine checks the store at every request, so a revoked token is refused at once.
 """
 
