@@ -552,18 +552,12 @@ def _to_engine(
     of the ways (``engine.api.inbox.send_detailed``: the store's inbox, the latched state with no engine)."""
     from engine.api import client
 
-    if client.socket_path(data_dir).exists():
-        try:
-            return client.command(data_dir, command, args, reason, timeout)
-        except client.EngineUnreachable:
-            pass  # a dead engine's socket file: the ways that need no engine
-        except TimeoutError as exc:
-            return False, f"{exc}; see `cockpit audit` for whether it ran", None
-        except client.NotYours as exc:
-            return False, str(exc), None
+    answer = client.command_if_running(data_dir, command, args, reason, timeout)
+    if answer is not None:
+        return answer
     from engine.api.inbox import send_detailed
 
-    return send_detailed(data_dir, command, reason, timeout, args)
+    return send_detailed(data_dir, command, reason, timeout, args, via_socket=False)
 
 
 def _print_reconcile(report: dict) -> None:

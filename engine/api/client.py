@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from engine.api.local import connect_unix, socket_path
+
+log = logging.getLogger(__name__)
 
 
 class EngineUnreachable(OSError):
@@ -79,3 +82,23 @@ def command(
     if not isinstance(answer, dict):
         return False, f"the engine answered {status} with no message", None
     return bool(answer.get("ok")), str(answer.get("message", "")), answer.get("details")
+
+
+def command_if_running(
+    data_dir: Path, name: str, args: dict[str, Any] | None, reason: str, timeout: float
+) -> tuple[bool, str, dict[str, Any] | None] | None:
+    """Command ``name`` through the engine's socket: its answer (or why there is none from an engine that got it),
+    or None when no engine listens there (none runs, or it has not served its socket yet)."""
+    if not socket_path(data_dir).exists():
+        return None
+    try:
+        return command(data_dir, name, args, reason, timeout)
+    except EngineUnreachable:
+        return None  # a dead engine's socket file
+    except TimeoutError as exc:
+        return False, f"{exc}; see `cockpit audit` for whether it ran", None
+    except NotYours as exc:
+        return False, str(exc), None
+    except OSError as exc:
+        log.warning("the engine's socket failed (%s): the command goes another way", exc)
+        return None

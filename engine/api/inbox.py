@@ -151,8 +151,11 @@ def send_detailed(
     timeout: float,
     args: dict[str, Any] | None = None,
     actor: str | None = None,
+    *,
+    via_socket: bool = True,
 ) -> tuple[bool, str, dict[str, Any] | None]:
-    """As ``send``, with the figures the engine returned (or None when it never answered)."""
+    """As ``send``, with the figures the engine returned (or None when it never answered). ``via_socket``: False
+    when the caller already found no engine answering on the socket (the command line asks there first)."""
     data_dir = Path(data_dir).resolve()
     if not (data_dir / DB_NAME).exists():
         # A mistyped --data-dir must not "succeed" on an empty directory while the real engine trades on.
@@ -219,14 +222,9 @@ def send_detailed(
         # still starting (its socket not served yet) gets the command through the store's inbox instead.
         from engine.api import client
 
-        try:
-            return client.command(data_dir, command, args, reason, timeout)
-        except client.EngineUnreachable:
-            pass
-        except TimeoutError as exc:
-            return False, f"{exc}; see `cockpit audit` for whether it ran", None
-        except OSError as exc:
-            log.warning("the engine's socket failed (%s): the command goes through the store", exc)
+        answer = client.command_if_running(data_dir, command, args, reason, timeout) if via_socket else None
+        if answer is not None:
+            return answer
         try:
             command_id = store.submit_command(command, actor, reason, args)
         except (sqlite3.Error, OSError) as exc:  # a full disk: the kill switch goes by signal instead

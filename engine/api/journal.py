@@ -63,7 +63,6 @@ class Journal:
         except sqlite3.Error as exc:
             log.error("the journal's last sequence number could not be read (%s): numbering from 0", exc)
             self.seq = 0
-        self.first_seq = self.seq + 1  # this run's first number
         self._recent: deque[tuple[int, Event]] = deque(maxlen=keep_in_memory)
         self._seq_of: dict[int, int] = {}  # id(event) -> seq, for the events in ``_recent``
         self._pending: list[tuple[int, str, Event]] = []  # numbered, not yet in the store: (seq, ts, event)

@@ -268,7 +268,9 @@ class ApiServer:
 
         uid = peer_uid(request.transport)
         if uid is None or uid not in (os.getuid(), 0):
-            raise web.HTTPForbidden(text=_json_text({"ok": False, "message": "not the engine's user"}))
+            raise web.HTTPForbidden(
+                text=wire.dumps({"ok": False, "message": "not the engine's user"}), content_type="application/json"
+            )
         front = request.headers.get("X-Cockpit-Front-End", "cli")
         if front not in FRONT_ENDS:
             front = "cli"
@@ -281,7 +283,7 @@ class ApiServer:
         left = self.failures.blocked(peer)
         if left:
             raise web.HTTPTooManyRequests(
-                text=_json_text({"ok": False, "message": f"too many failed attempts; try again in {left:.0f}s"}),
+                text=wire.dumps({"ok": False, "message": f"too many failed attempts; try again in {left:.0f}s"}),
                 headers={"Retry-After": str(int(left) + 1)},
                 content_type="application/json",
             )
@@ -307,7 +309,7 @@ class ApiServer:
                     {"peer": peer, "failures": count, "blocked_s": AUTH_BLOCK_S},
                 )
             raise web.HTTPUnauthorized(
-                text=_json_text({"ok": False, "message": "a bearer token is needed (cockpit api token create)"}),
+                text=wire.dumps({"ok": False, "message": "a bearer token is needed (cockpit api token create)"}),
                 headers={"WWW-Authenticate": 'Bearer realm="cockpit"'},
                 content_type="application/json",
             )
@@ -543,10 +545,6 @@ async def _body(request: web.Request) -> dict[str, Any] | Exception:
     if not isinstance(body, dict):
         return ValueError("the body must be a JSON object")
     return body
-
-
-def _json_text(body: Any) -> str:
-    return wire.dumps(body)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -183,7 +184,7 @@ def _status(s: Service, params: dict[str, Any]) -> dict[str, Any]:
     e = s.engine
     return {
         "running": True,
-        "pid": __import__("os").getpid(),
+        "pid": os.getpid(),
         "data_dir": str(s.data_dir),
         "mode": e.mode,
         "venue": e.venue_label,
@@ -212,7 +213,7 @@ def _emergency(s: Service, params: dict[str, Any]) -> dict[str, Any]:
         "halted": e.trading_state.value == "HALTED",
         "state_changed": dict(e.state_info),
         "kill_switch_retrying": e.kill_switch_retrying(),
-        "last_kill_switch": e.tiers.last_outcome if hasattr(e.tiers, "last_outcome") else None,
+        "last_kill_switch": e.tiers.last_outcome,
         "resume_refused": (r.message if (r := e.resume_refusal("operator:api")) is not None else None),
     }
 
