@@ -292,10 +292,12 @@ async def test_calm_is_judged_against_each_symbols_own_normal_so_a_noisy_market_
         message="history enough to know the symbols' normal",
     )
     sim.faults.inject("flash-crash", symbol="BTCUSDT", percent=50, seconds=0.3, recover=0)
-    await tripped(engine, "flash_crash", timeout=10)
+    await tripped(engine, "flash_crash", timeout=20)
     values = dict(engine.state_info["values"])
     await eventually(
-        lambda: engine.monitors.rows["flash_crash"].status.value == "OK", timeout=20, message="calm by its own normal"
+        lambda: engine.monitors.rows["flash_crash"].status.value == "OK",
+        timeout=45,  # a random walk: calm comes when it comes, later on a loaded machine
+        message="calm by its own normal",
     )
     assert (await engine.execute(Resume(actor="operator:key", reason="calm again"))).ok
     bars = {s: Decimal(b) for s, b in values["calm_bars_pct"].items()}
