@@ -476,7 +476,8 @@ async def test_an_order_sent_uncertainly_while_the_breaker_opened_is_settled_fir
     sim.faults.clear(silence)
     await eventually(lambda: sim.open_orders() == [], timeout=15, message="then cancelled as stuck")
     assert "STUCK_ORDER_CANCEL_FAILED" not in codes(engine)
-    cancels = audited(tmp_path, "cancel", "monitor:stuck_order")
+    # The venue empties before the command's audit record is committed (its group commit ends after the answer).
+    cancels = await eventually(lambda: audited(tmp_path, "cancel", "monitor:stuck_order"), message="audited")
     assert cancels and all(r["ok"] for r in cancels), cancels
     assert engine.tracker.get(order.client_id).status.value == "CANCELED"
 
