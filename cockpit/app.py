@@ -39,6 +39,7 @@ from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 
 from cockpit.bridge import LinkChanged
+from cockpit.fleet import FleetLink
 from cockpit.inprocess import InProcessLink
 from cockpit.link import Link, LinkError, LinkState, View
 from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
@@ -119,6 +120,7 @@ BINDINGS = [
     Binding("l", "alert_log", "Alert log", id="alert_log", show=False),
     Binding("i", "incidents", "Incidents", id="incidents", show=False),
     Binding("t", "audit_log", "Audit", id="audit_log", show=False),
+    Binding("e", "next_engine", "Next engine", id="next_engine", show=False),
     Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
     Binding("q", "quit_cockpit", "Quit", id="quit"),
 ]
@@ -142,6 +144,7 @@ DESCRIPTION = {
     "alert_log": "every stored alert, filtered by severity",
     "incidents": "every kill-switch trip and its report",
     "audit_log": "every command carried out, by every actor",
+    "next_engine": "show the next engine this cockpit watches (the list under the banner; the palette names each)",
     "help": "this screen",
     "quit": "quit: asks what to do with open orders and positions",
 }
@@ -376,10 +379,11 @@ class CockpitApp(App):
         self.started.set()
         self.refresh_bindings()
 
-    async def _engine_up(self, title: str, cli: str | None = None) -> bool:
+    async def _engine_up(self, title: str, cli: str | None = None, link: Link | None = None) -> bool:
         """Wait for the engine when a command comes before it is up (the key is not lost); False, said, if it never
-        will be, or (an attached screen) if it cannot be reached now."""
-        link = self.link
+        will be, or (an attached screen) if it cannot be reached now. ``link``: the engine the key was pressed for
+        (a cockpit watching several: the one selected then)."""
+        link = link or self.link
         if not self.started.is_set():
             doing = "is starting" if link.owns_engine else "is being reached"
             self.notify(
@@ -398,15 +402,15 @@ class CockpitApp(App):
                 except TimeoutError:
                     pass
         if link.state != LinkState.UP:
-            self.notify(self.unreachable(cli), title=title, severity="error", timeout=15)
+            self.notify(self.unreachable(cli, link), title=title, severity="error", timeout=15)
             return False
         return True
 
-    def unreachable(self, cli: str | None = None) -> str:
+    def unreachable(self, cli: str | None = None, link: Link | None = None) -> str:
         """What a key says when its engine cannot be reached: not sent, since when, and for the kill switch the
         command that does the same from a shell meanwhile (``cli``: halt, cancel-all, close-all; each works with no
         engine running at all)."""
-        link = self.link
+        link = link or self.link
         since = f" since {link.down_since:%H:%M:%S}" if link.down_since else ""
         text = f"NOT SENT: cannot reach {link.describe()}{since}."
         if cli:
@@ -424,6 +428,19 @@ class CockpitApp(App):
             pid = f"pid {link.view.pid}" if link.view.pid else "the engine"
             where = f"{inert(link.where, limit=100)} " if link.where else ""
             banner.attached = f"attached to {where}{pid} · q detaches"
+        if snap.fresh:  # a cockpit watching several engines shows another one
+            self.withdraw_questions("another engine is on the screen")
+            state = (
+                f"; HALTED by {info.get('actor')}: {info.get('reason')}"
+                if info and snap.state.value == "HALTED"
+                else ""
+            )
+            self.notify(
+                f"Now showing {link.describe()}: {snap.state.value}{state}. The keys act on it.",
+                title="Engine",
+                severity="warning" if snap.state == TradingState.HALTED else "information",
+            )
+            return
         if self._frames > 1:
             self.withdraw_questions("the engine was out of reach")
             self.notify(
@@ -591,10 +608,14 @@ class CockpitApp(App):
 
     # ------------------------------------------------------------ operator actions
 
-    async def _run(self, command: Command, title: str) -> CommandResult:
-        if not await self._engine_up(title, command.name if command.kill_switch else None):
+    async def _run(self, command: Command, title: str, link: Link | None = None) -> CommandResult:
+        """``command`` sent to the engine (``link``: the one a key was pressed for; else the link's own), its
+        answer told."""
+        link = link or self.link.pinned()
+        title += self.link.on_engine(link)
+        if not await self._engine_up(title, command.name if command.kill_switch else None, link):
             return CommandResult(False, "not sent: the engine is not up or cannot be reached")
-        result = await self.link.execute(command)
+        result = await link.execute(command)
         if self.link.owns_engine:
             # The state is drawn from its event too; this draws it the moment the command returns, even when a
             # storm of events is still waiting to be drawn ahead of that one. (An attached screen's view is the
@@ -614,8 +635,9 @@ class CockpitApp(App):
         """Halt at once: no question asked (halt is one key, always)."""
         command = Halt(actor=ACTOR, reason="h pressed in cockpit")
         if not self.started.is_set() or not self.link.owns_engine:
-            # Waits for the engine (or its answer over the link) in a worker: the screen goes on meanwhile.
-            self._kill(command, "Halt")
+            # Waits for the engine (or its answer over the link) in a worker: the screen goes on meanwhile. The
+            # engine is the one selected now, even if another is selected before the answer.
+            self._kill(command, "Halt", self.link.pinned())
             return
         await self._run(command, "Halt")
 
@@ -625,11 +647,11 @@ class CockpitApp(App):
             self.screen.dismiss("cancel_all")  # the quit question's answer: cancel all, then quit
             return
         self.notify("Halting and cancelling every open order…", title="Cancel all", severity="warning")
-        self._kill(CancelAll(actor=ACTOR, reason="c pressed in cockpit"), "Cancel all")
+        self._kill(CancelAll(actor=ACTOR, reason="c pressed in cockpit"), "Cancel all", self.link.pinned())
 
     @work(group="commands", exclusive=False)
-    async def _kill(self, command: Command, title: str) -> None:
-        await self._run(command, title)
+    async def _kill(self, command: Command, title: str, link: Link | None = None) -> None:
+        await self._run(command, title, link)
 
     def _what_close_sells(self, symbol: str | None = None) -> str:
         view = self.view
@@ -647,13 +669,15 @@ class CockpitApp(App):
         if isinstance(self.screen, QuitChoice):
             self.screen.dismiss("close_all")  # the quit question's answer (it was the question): close, then quit
             return
-        if not await self._engine_up("Close all", "close-all"):
+        link = self.link.pinned()
+        title = "Close all" + self.link.on_engine(link)
+        if not await self._engine_up(title, "close-all", link):
             return
-        if not await self.ask(f"CLOSE ALL? Halt, {self._what_close_sells()}."):
-            self.notify("Nothing closed.", title="Close all")
+        if not await self.ask(f"CLOSE ALL{self.link.on_engine(link)}? Halt, {self._what_close_sells()}."):
+            self.notify("Nothing closed.", title=title)
             return
-        self.notify("Halting, cancelling and selling at market…", title="Close all", severity="warning")
-        await self._run(CloseAll(actor=ACTOR, reason="x pressed in cockpit"), "Close all")
+        self.notify("Halting, cancelling and selling at market…", title=title, severity="warning")
+        await self._run(CloseAll(actor=ACTOR, reason="x pressed in cockpit"), "Close all", link)
 
     @work(group="commands")
     async def action_close_position(self, symbol: str) -> None:
@@ -818,6 +842,8 @@ class CockpitApp(App):
         link = self.link
         if action in ("help", "quit"):
             return None
+        if action == "next_engine":  # an engine out of reach too: its line says so, the screen shows it
+            return "answer or close what is open first (Esc)" if self.screen is not self.main_screen else None
         if not self.started.is_set():
             if action in KILL_KEYS:
                 return None
@@ -855,6 +881,8 @@ class CockpitApp(App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Shown disabled in the footer (not hidden) when not allowed now; the help screen says why."""
+        if action == "next_engine" and not isinstance(self.link, FleetLink):
+            return False  # one engine: no such key
         if action in DESCRIPTION and self.why_not(action) and not (action == "resume" and self._overridable()):
             return None
         return True
@@ -891,7 +919,7 @@ class CockpitApp(App):
         return [
             (keymap.get(b.id, b.key_display or b.key), b.id, described.get(b.id, b.description), self.why_not(b.id))
             for b in BINDINGS
-            if b.id
+            if b.id and (b.id != "next_engine" or isinstance(self.link, FleetLink))
         ]
 
     # ------------------------------------------------------------ screens and forms
@@ -900,6 +928,44 @@ class CockpitApp(App):
         tables = self.main_screen.query("#orders").results(KeyedTable)
         key = next((t.selected_key for t in tables), None)
         return key if key and self.view.order(key) else None
+
+    # ------------------------------------------------------------ several engines
+
+    @work(group="select-engine")
+    async def action_next_engine(self) -> None:
+        """Show the next engine of those this cockpit watches."""
+        if isinstance(self.link, FleetLink):
+            await self.link.select(self.link.index + 1)
+
+    @work(group="select-engine")
+    async def action_select_engine(self, index: int) -> None:
+        """Show engine ``index`` (0-based; from the palette)."""
+        if isinstance(self.link, FleetLink) and not await self.link.select(index):
+            self.notify(f"Already showing {self.link.describe()}.", title="Engine")
+
+    @work(group="commands", exclusive=False)
+    async def action_halt_all(self) -> None:
+        """Halt every engine this cockpit watches, after one question; each engine's answer told."""
+        fleet = self.link
+        if not isinstance(fleet, FleetLink):
+            await self.action_halt()
+            return
+        states = ", ".join(f"{line.name} {line.state}" for line in fleet.lines())
+        if not await self.push_screen_wait(Confirm(f"HALT ALL {len(fleet.links)} ENGINES? ({states})")):
+            self.notify("Nothing halted.", title="Halt all engines")
+            return
+        answers = await fleet.halt_all(lambda: Halt(actor=ACTOR, reason="palette: halt all engines"))
+        lines = [
+            f"{inert(a.name, limit=40)}: {'' if a.ok else 'FAILED: ' if a.sent else ''}{a.message}" for a in answers
+        ]
+        failed = [a for a in answers if not a.ok]
+        head = f"{len(answers) - len(failed)} of {len(answers)} engines halted"
+        self.notify(
+            f"{head}: " + " · ".join(lines),
+            title="Halt all engines",
+            severity="error" if failed else "warning",
+            timeout=20,
+        )
 
     def action_help(self) -> None:
         self.push_screen(Help(self.help_entries))

@@ -43,6 +43,16 @@ class LinkChanged(Message):
         self.detail = detail
 
 
+class EnginesChanged(Message):
+    """A cockpit watching several engines: the engine list to draw (``cockpit.fleet.EngineLine``s), and what to
+    tell the operator of an engine not on the screen (lost, or its state moved), if anything."""
+
+    def __init__(self, lines: list, notice: str | None = None) -> None:
+        super().__init__()
+        self.lines = lines
+        self.notice = notice
+
+
 class Source(Protocol):
     """Where events wait: the engine's ``Subscription`` or an attached link's ``Feed``."""
 

@@ -89,16 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     for where, top in ((parser, True), (tui, False)):  # attach to a remote engine instead of the data directory's
         where.add_argument(
             "--url",
+            action="append",
             default=None if top else argparse.SUPPRESS,
             metavar="URL",
-            help="attach to the engine's remote API at URL (http(s)://HOST:PORT), with --token-file",
+            help="attach to the engine's remote API at URL (http(s)://HOST:PORT), with --token-file; repeated, "
+            "watch several engines (a list shows each; e selects)",
         )
         where.add_argument(
             "--token-file",
+            action="append",
             type=Path,
             default=None if top else argparse.SUPPRESS,
             metavar="FILE",
-            help="the bearer token for --url (`cockpit api token create`), in a file readable by you alone",
+            help="the bearer token for --url (`cockpit api token create`), in a file readable by you alone: one for "
+            "every --url, or one per --url in the same order",
         )
 
     sim = sub.add_parser(
@@ -583,27 +587,44 @@ def _print_reconcile(report: dict) -> None:
         )
 
 
-def _run_tui(settings: Settings, confirm_live: bool, url: str | None = None, token_file: Path | None = None) -> int:
-    """The screen: attached to the engine that runs on the data directory (or at ``url``), else over an engine it
-    starts itself."""
+def _run_tui(
+    settings: Settings, confirm_live: bool, urls: list[str] | None = None, token_files: list[Path] | None = None
+) -> int:
+    """The screen: attached to the engine that runs on the data directory (or at each ``--url``, or to each
+    ``[[remote]]`` engine beside it), else over an engine it starts itself."""
     from engine.store.datadir import DB_NAME, check_writable, engine_pid, refuse_foreign
 
     data_dir = Path(settings.engine.data_dir)
-    if (url is None) != (token_file is None):
+    urls, token_files = urls or [], token_files or []
+    if bool(urls) != bool(token_files):
         print("cockpit: --url and --token-file go together (a remote engine's API, and your token)", file=sys.stderr)
         return 2
     link = None
-    if url is not None and token_file is not None:
-        from cockpit.attached import AttachedLink, Target, read_token
+    pid = engine_pid(data_dir)
+    if urls or settings.remote:
+        from cockpit.fleet import FleetLink, watched
         from cockpit.link import LinkError
 
         try:
-            link = AttachedLink(Target.remote(url, read_token(token_file)))
+            engines = watched(settings.remote, urls, token_files, data_dir if pid is not None and not urls else None)
+            if len(engines) == 1:
+                from cockpit.attached import AttachedLink
+
+                link = AttachedLink(engines[0].target)
+            else:
+                link = FleetLink(engines)
         except LinkError as exc:
             print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT)}", file=sys.stderr)
             return 2
-        print(f"cockpit: attaching to the engine at {inert(link.target.base_url)}", file=sys.stderr)
-    elif (pid := engine_pid(data_dir)) is not None:
+        if not urls and pid is None:
+            print(
+                f"cockpit: no engine runs on {inert(data_dir.resolve())}: watching the [[remote]] engines only "
+                "(`cockpit run --headless` starts one here)",
+                file=sys.stderr,
+            )
+        for engine in engines:
+            print(f"cockpit: attaching to engine {inert(engine.name)} at {inert(engine.target.where)}", file=sys.stderr)
+    elif pid is not None:
         # An engine runs here (headless, or another cockpit's): this screen attaches to it over its socket, and q
         # detaches, leaving it running. Several screens may follow one engine.
         from cockpit.attached import AttachedLink, Target

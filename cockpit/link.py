@@ -316,6 +316,14 @@ class Link:
     def up(self) -> bool:
         return self.state == LinkState.UP
 
+    def pinned(self) -> Link:
+        """The link a key acts through: this one (a cockpit watching several engines: the one selected now)."""
+        return self
+
+    def on_engine(self, pinned: Link) -> str:
+        """Which engine a command went to, for its title (`` on engine prod-b``): "" with one engine."""
+        return ""
+
     def describe(self) -> str:
         """Where the engine is, for the operator: ``the engine (pid 4242)``."""
         pid = self.view.pid

@@ -27,7 +27,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from cockpit.bridge import EngineEvents, LinkChanged
+from cockpit.bridge import EngineEvents, EnginesChanged, LinkChanged
 from cockpit.screens import ChecklistScreen
 from cockpit.views import (
     alert_row,
@@ -72,6 +72,7 @@ from engine.kernel.events import (
 from engine.kernel.text import inert
 from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner
+from widgets.engines import EngineStrip
 from widgets.equity import EquityLine
 from widgets.health import HealthLine, MonitorStrip
 from widgets.keyed_table import KeyedTable
@@ -122,6 +123,7 @@ class Snapshot(Message):
     checklist: Mapping[str, Any] | None = None  # the latest go/no-go checklist run, as stored
     mode: str | None = None  # the engine's mode now (dry-run after ``m``), when it may differ from the screen's
     config: ScreenConfig | None = None  # the engine's own settings (an attached screen's), for the screen to take
+    fresh: bool = False  # another engine's frame (a cockpit watching several): the screen starts from nothing
 
 
 class MainScreen(Screen):
@@ -146,6 +148,7 @@ class MainScreen(Screen):
         banner = StatusBanner(id="banner")
         banner.set_reactive(StatusBanner.mode, inert(self.config.mode))
         yield banner
+        yield EngineStrip(id="engines")
         yield CritBanner(id="crit")
         yield HealthLine(id="health")
         yield MonitorStrip(id="monitors")
@@ -272,7 +275,10 @@ class MainScreen(Screen):
 
     def on_snapshot(self, snap: Snapshot) -> None:
         """The first frame, from the engine's current state (restored orders, a latched halt, alerts waiting); an
-        attached screen draws one again each time it reaches its engine anew."""
+        attached screen draws one again each time it reaches its engine anew; a cockpit watching several engines
+        draws another engine's (``fresh``) on a cleared screen."""
+        if snap.fresh:
+            self._clear()
         if snap.config is not None:
             self.config = replace(snap.config, now=self.config.now)
             self.query_one(EquityLine).quote = inert(self.config.quote)
@@ -317,6 +323,25 @@ class MainScreen(Screen):
         frame_drawn = getattr(self.app, "frame_drawn", None)
         if frame_drawn is not None:
             frame_drawn(snap)
+
+    def _clear(self) -> None:
+        """Nothing of the engine shown before: its orders, alerts, fills, CRIT line, checklist and readings."""
+        self.orders.clear()
+        self.crit_waiting.clear()
+        self.checklist = None
+        self.readings = {}
+        strip = self.query_one(MonitorStrip)
+        strip.checklist, strip.checklist_short, strip.checklist_level = "", "", "OK"
+        for table in self.query(KeyedTable).results(KeyedTable):
+            table.clear_rows()
+        self._draw_crit()
+
+    def on_engines_changed(self, message: EnginesChanged) -> None:
+        """A cockpit watching several engines: the list drawn again; news of an engine not on the screen told."""
+        self.query_one(EngineStrip).show(message.lines)
+        self.set_class(len(message.lines) > 1, "-fleet")
+        if message.notice:
+            self.app.notify(message.notice, title="Engines", severity="warning", timeout=10)
 
     def on_link_changed(self, message: LinkChanged) -> None:
         """An attached screen lost its engine, or reached it again: the banner says so, in red while it is lost."""

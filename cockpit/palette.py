@@ -13,6 +13,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.markup import escape
 
+from cockpit.fleet import FleetLink
 from cockpit.views import qty
 from engine.kernel.commands import SPECS
 from engine.kernel.text import inert
@@ -45,6 +46,23 @@ class CockpitCommands(Provider):
                     )
                 )
         link = app.link  # type: ignore[attr-defined]
+        lines = link.lines() if isinstance(link, FleetLink) else []  # a cockpit watching several engines
+        if lines:
+            out.append(
+                (
+                    "Halt all engines",
+                    f"kill switch 1 on each of the {len(lines)} engines watched (asks once), each answer told",
+                    partial(app.run_action, "halt_all"),
+                )
+            )
+            for line in lines:
+                out.append(
+                    (
+                        f"Watch engine {line.name}",
+                        f"show engine {line.number} ({line.state}); the keys then act on it",
+                        partial(app.run_action, f"select_engine({line.number - 1})"),
+                    )
+                )
         if not app.started.is_set() or not link.up:  # type: ignore[attr-defined]
             return out  # positions and strategies once the engine is up (and in reach)
         view = link.view

@@ -72,6 +72,10 @@ class AlertList(KeyedTable):
             del self._alerts[oldest]
             self.discard(oldest)
 
+    def clear_rows(self) -> None:
+        self._alerts.clear()
+        super().clear_rows()
+
     @property
     def selected_id(self) -> int | None:
         """The id of the alert under the cursor, if any."""

@@ -77,6 +77,11 @@ class KeyedTable(DataTable):
             except RowDoesNotExist:
                 pass
 
+    def clear_rows(self) -> None:
+        """Every row removed (the columns stay)."""
+        self._rows.clear()
+        self.clear()
+
     def row_cells(self, key: str) -> tuple[Cell, ...] | None:
         return self._rows.get(key)
 

@@ -255,6 +255,27 @@ class ApiConfig(_Section):
         return self
 
 
+class RemoteEngine(_Section):
+    """One more engine a cockpit watches (``[[remote]]``): its remote API (``url`` and ``token_file``, as ``--url``
+    and ``--token-file``) or its data directory on this machine (``data_dir``: its socket). ``name`` is what the
+    engine list calls it (default: the URL's host:port, or the directory's name)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=40)
+    url: str | None = None
+    token_file: Path | None = None
+    data_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> RemoteEngine:
+        if (self.url is None) == (self.data_dir is None):
+            raise ValueError("a [[remote]] entry names one engine: its url (with token_file) or its data_dir")
+        if (self.url is None) != (self.token_file is None):
+            raise ValueError("[[remote]] url and token_file go together (the engine's remote API, and your token)")
+        if self.url is not None and not self.url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"[[remote]] url {self.url!r}: give the engine's remote API as http(s)://HOST:PORT")
+        return self
+
+
 class TuiConfig(_Section):
     """The cockpit's screen."""
 
@@ -375,6 +396,8 @@ class Settings(BaseSettings):
     strategy: StrategyConfig = StrategyConfig()
     preflight: PreflightConfig = PreflightConfig()
     validation: ValidationConfig = ValidationConfig()
+    # Other engines one cockpit watches beside (or instead of) this data directory's (`[[remote]]` entries).
+    remote: tuple[RemoteEngine, ...] = ()
     # The TUI's keys by binding id, e.g. halt = "f2" or close_all = "X" (ids: halt, cancel_all, close_all,
     # reconnect, resume, reduce_only, quit). Unknown ids are refused at start.
     keys: dict[str, str] = {}
