@@ -81,7 +81,7 @@ def watched(
             out.append(("local", Target.local(local)))
         for entry in remotes:
             if entry.url is not None:
-                target = Target.remote(entry.url, read_token(entry.token_file))
+                target = Target.remote(entry.url, read_token(Path(entry.token_file).expanduser()))
             else:
                 target = Target.local(Path(entry.data_dir).expanduser())
             out.append((entry.name, target))
