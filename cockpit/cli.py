@@ -18,14 +18,15 @@ import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.kernel.commands import SPECS, CancelAll, CloseAll
-from engine.kernel.config import ConfigError, Settings, load_settings
-from engine.kernel.errors import StoreError
 from engine.kernel.text import inert
 
-REMOTE = {spec.name: spec for spec in SPECS}
+if TYPE_CHECKING:
+    from engine.kernel.config import Settings
+
+# The rest of the engine (the command table, the settings' models, the store) is imported where a command needs it:
+# the kill switch from a second shell (cockpit.quick) answers before any of it is loaded.
 # The longest answer printed for a command (it may carry a reason or a venue's error; --json prints all of it).
 MESSAGE_LIMIT = 4000
 
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run, top=False)
     run.add_argument("--headless", action="store_true", required=True, help="no TUI (required)")
     _live_flag(run, top=False)
+    from engine.kernel.commands import SPECS
+
     for spec in SPECS:
         cmd = sub.add_parser(spec.name, help=spec.help)
         _common(cmd, top=False)
@@ -329,8 +332,12 @@ def parse_replay(items: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """The program (``cockpit``); the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        code = _main(sys.argv[1:] if argv is None else argv)
+        from cockpit import quick
+
+        answered = quick.run(argv)  # the kill switch and status from a second shell: a running engine's socket
+        code = _main(argv) if answered is None else answered
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader stopped reading (`cockpit audit | head -1`): it has what it wanted. Nothing more is printed,
@@ -377,6 +384,9 @@ def _main(argv: list[str]) -> int:
             tick_interval=args.tick,
             weight_limit=args.weight_limit,
         )
+    from engine.kernel.config import ConfigError, load_settings
+    from engine.kernel.errors import StoreError
+
     try:
         settings = load_settings(args.config, args.data_dir)
     except ConfigError as exc:
@@ -387,7 +397,7 @@ def _main(argv: list[str]) -> int:
         return _dispatch(settings, command, args, confirm_live)
     except StoreError as exc:
         print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
-        if command in REMOTE:
+        if command in _remote_commands():
             print(f"cockpit {command}: NOT done, nothing was recorded.", file=sys.stderr)
         return 2
 
@@ -398,7 +408,7 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
     if command == "ack" and not args.ids and not args.every:
         print("cockpit ack: name alert ids or --all (ids are in `cockpit status`)", file=sys.stderr)
         return 2
-    if command in REMOTE:
+    if command in _remote_commands():
         return _remote(settings, command, args)
     if command == "api":
         from cockpit.api_commands import token
@@ -478,6 +488,13 @@ def _symbol(settings: Settings, text: str) -> str:
     return text
 
 
+def _remote_commands() -> dict[str, Any]:
+    """The commands the engine runs (``engine.kernel.commands.SPECS``), by name."""
+    from engine.kernel.commands import SPECS
+
+    return {spec.name: spec for spec in SPECS}
+
+
 def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> dict | None:
     if command == "strategy":
         return {"strategy": args.name, "enabled": args.action == "enable"}
@@ -509,10 +526,11 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
 
     data_dir = settings.engine.data_dir
     details = None
-    if REMOTE[command].emergency and (data_dir / DB_NAME).exists() and engine_pid(data_dir) is None:
+    if _remote_commands()[command].emergency and (data_dir / DB_NAME).exists() and engine_pid(data_dir) is None:
         import asyncio
 
         from engine.core.emergency import act_without_engine
+        from engine.kernel.commands import CancelAll, CloseAll
         from engine.ops.logfiles import InertFormatter
 
         cls = CancelAll if command == "cancel-all" else CloseAll

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from engine.api import beacon
-from engine.kernel.config import Settings
 from engine.kernel.text import inert
 from engine.store.datadir import DB_NAME, engine_pid
 
 if TYPE_CHECKING:
+    from engine.kernel.config import Settings
     from engine.store.db import Store
 
 
@@ -25,101 +25,45 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     store = open_store(settings)
     if store is None:
         return 1
-    from engine.kernel.events import (  # imported once there is a store to read: a mistyped --data-dir answers fast
-        TradingState,
-        utcnow,
-    )
+    from engine.api.statusreport import status_report  # with the store: a mistyped --data-dir answers fast
 
     try:
-        state, info = store.trading_state()
-        orders = store.orders(open_only=True)
-        alerts = store.alerts(limit=5)
-        today = store.load_day(utcnow().date().isoformat())
-        guard = store.load_json("strategy_guard") or {}
-        curve = store.equity_curve(limit=1)
-        engine_info = store.load_json("engine") or {}
-        monitors = store.load_json("monitors") or []
-        holdings = store.load_json("holdings") or {}
+        report = status_report(store, data_dir, engine_pid(data_dir), settings.engine.mode)
     finally:
         store.close()
-    pid = engine_pid(data_dir)
-    mode = engine_info.get("mode", settings.engine.mode)  # what the engine last ran with, not this shell's config
-    # The running engine's beacon is believed over the store: when the store cannot be written (a full disk) the
-    # engine is HALTED in memory and the store still says what it last could record.
-    seen = beacon.read(data_dir) if pid else None
-    store_failure = None
-    if seen and seen.get("running") and str(seen.get("pid")) == pid:
-        store_failure = seen.get("store_failure")
-        if seen.get("state") and seen["state"] != state.value:
-            state = TradingState(seen["state"])
-            info = {k: seen.get(k) for k in ("actor", "reason")} | {"ts": seen.get("since"), "code": ""}
-        mode = seen.get("mode") or mode
+    return render_status(report, data_dir, as_json)
+
+
+def render_status(report: dict[str, Any], data_dir: Path, as_json: bool = False) -> int:
+    """The report (``engine.api.statusreport``) as ``cockpit status`` prints it, from the store or from the
+    running engine that read its own store (``cockpit.quick``): the same lines either way."""
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "data_dir": str(data_dir),
-                    "engine_pid": pid,
-                    "mode": mode,
-                    "trading_state": state.value,
-                    "state_changed": info,
-                    "store_failure": store_failure,
-                    "open_orders": [
-                        {
-                            "client_id": o.client_id,
-                            "symbol": o.symbol,
-                            "side": o.side,
-                            "price": str(o.price) if o.price is not None else None,
-                            "amount": str(o.amount),
-                            "filled": str(o.filled),
-                            "status": o.status.value,
-                        }
-                        for o in orders
-                    ],
-                    "alerts": alerts,
-                    "today": today,
-                    "strategies": guard,
-                    "equity": curve[-1] if curve else None,
-                    "tripped_by": (
-                        {
-                            "code": info.get("code"),
-                            "actor": info.get("actor"),
-                            "values": info.get("values"),
-                            "reason": info.get("reason"),
-                            "ts": info.get("ts"),
-                        }
-                        if state.value != "ACTIVE" and info.get("code")
-                        else None
-                    ),
-                    "monitors": monitors,
-                    "position_mismatch": holdings.get("mismatch", []),
-                }
-            )
-        )
+        print(json.dumps(report, default=str))
         return 0
+    pid, state, info, mode = report["engine_pid"], report["trading_state"], report["state_changed"], report["mode"]
     print(f"engine: {'running (pid ' + inert(pid) + ')' if pid else 'not running'} on {inert(data_dir.resolve())}")
-    if store_failure:
+    if store_failure := report["store_failure"]:
         print(
-            f"STORE FAILING: the engine cannot write its store ({inert(store_failure)}); it is {state.value} and "
+            f"STORE FAILING: the engine cannot write its store ({inert(store_failure)}); it is {state} and "
             "records nothing until there is room. halt / cancel-all / close-all still reach it (by signal)"
         )
-    line = f"trading: {inert(str(mode).upper())} · {state.value}"
+    line = f"trading: {inert(str(mode).upper())} · {state}"
     if info:
         tripped = f" [{inert(info['code'])}]" if info.get("code") else ""
         line += f" (by {inert(info['actor'])}{tripped} at {inert(info['ts'])}: {inert(info['reason'])})"
     print(line)
-    if curve:
-        point = curve[-1]
+    if point := report["equity"]:
         print(
             f"equity: {_plain(point['equity'])} (peak {_plain(point['peak'])}, "
             f"drawdown {Decimal(point['drawdown_pct']):.2f}%) at {point['ts'][:19]}"
         )
-    if today:
+    if today := report["today"]:
         print(
             f"today: {today['trades_count']} fills, {today['winning_trades']} won / {today['losing_trades']} lost, "
             f"net PnL {_money(today['net_pnl'])}, fees {_money(today['fees'])}, REST errors {today['rest_errors']}, "
             f"ws reconnects {today['ws_reconnects']}"
         )
+    monitors = report["monitors"]
     troubled = [m for m in monitors if m.get("status") != "OK"]
     if monitors:
         print(
@@ -131,13 +75,15 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
                 for m in troubled
             )
         )
+    orders = report["open_orders"]
     print(f"open orders: {len(orders)}")
     for o in orders:
         print(
-            f"  {inert(o.symbol)} {inert(o.side)} {_plain(o.amount)} @ "
-            f"{_plain(o.price) if o.price is not None else 'market'} filled {_plain(o.filled)} {o.status.value} "
-            f"{inert(o.client_id)}"
+            f"  {inert(o['symbol'])} {inert(o['side'])} {_plain(o['amount'])} @ "
+            f"{_plain(o['price']) if o['price'] is not None else 'market'} filled {_plain(o['filled'])} "
+            f"{inert(o['status'])} {inert(o['client_id'])}"
         )
+    alerts = report["alerts"]
     print("latest alerts:" if alerts else "latest alerts: none")
     for a in alerts:
         count = f" (x{a['count']})" if (a.get("count") or 1) > 1 else ""

@@ -84,6 +84,7 @@ SLOW_FILES = {
     "tests/integration/test_cli_kill_switch.py": "the CLI from another shell: one process per command",
     "tests/integration/test_cli_monitors.py": "the CLI from another shell: one process per command",
     "tests/integration/test_remote_commands.py": "the CLI from another shell: one process per command",
+    "tests/integration/test_second_shell.py": "the CLI from another shell: one process per command",
     "tests/sim/test_standalone.py": "the simulator's runner in its own process",
     "tests/tui/test_screens.py": "the app under Pilot through its other screens, 1.5 to 10 s each",
     "tests/tui/test_hostile_text_screens.py": "the app under Pilot, a halt from another shell, and tmux",

@@ -94,6 +94,9 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "health check: 200 healthy, 503 not", query="health"),
     Route("GET", "/api/status", "trading state and who set it, the venue, counts", query="status"),
+    Route(
+        "GET", "/api/status_report", "what `cockpit status --json` prints, read by the engine", query="status_report"
+    ),
     Route("GET", "/api/portfolio", "equity, balances, positions, last prices, stops", query="portfolio"),
     Route("GET", "/api/positions", "open positions", query="positions"),
     Route("GET", "/api/balances", "balances per asset", query="balances"),
@@ -316,7 +319,7 @@ class ApiServer:
         return Caller(who.actor, who.may_command, "remote")
 
     def _holder(self, token: str) -> tokens.TokenHolder | None:
-        store = Store.in_dir(self.backend.data_dir, readonly=True)
+        store = Store.reader(self.backend.data_dir)
         try:
             return tokens.holder(store, token)
         finally:

@@ -170,7 +170,7 @@ class Service:
     @contextlib.contextmanager
     def reading(self) -> Iterator[Store]:
         """A read-only connection of the caller's own (queries run in threads), closed after."""
-        store = Store.in_dir(self.data_dir, readonly=True)
+        store = Store.reader(self.data_dir)
         try:
             yield store
         finally:
@@ -216,6 +216,13 @@ def _emergency(s: Service, params: dict[str, Any]) -> dict[str, Any]:
         "last_kill_switch": e.tiers.last_outcome,
         "resume_refused": (r.message if (r := e.resume_refusal("operator:api")) is not None else None),
     }
+
+
+def _status_report(s: Service, params: dict[str, Any]) -> dict[str, Any]:
+    from engine.api.statusreport import status_report
+
+    with s.reading() as store:
+        return status_report(store, s.data_dir, str(os.getpid()), s.engine.mode)
 
 
 def _portfolio(s: Service, params: dict[str, Any]) -> dict[str, Any]:
@@ -356,6 +363,7 @@ QUERIES: dict[str, Query] = {
     for q in (
         Query("status", "trading state and who set it, the venue, counts, the journal's last number", _status),
         Query("emergency", "the kill switch: halted or not, by whom, tiers still retrying", _emergency),
+        Query("status_report", "what `cockpit status --json` prints, read by the engine", _status_report, disk=True),
         Query("portfolio", "equity, balances, positions, last prices, stops", _portfolio),
         Query("positions", "open positions", _positions),
         Query("balances", "balances per asset", _balances),

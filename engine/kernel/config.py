@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from engine.kernel.paths import default_data_dir
+
 SECRET_KEYS = ("api_key", "api_secret")
 
 
@@ -112,13 +114,6 @@ def _ccxt_pro_has(exchange_id: str) -> bool:
         return False
     name = exchange_id if exchange_id.isidentifier() and not exchange_id.startswith("_") else ""
     return bool(name) and any((Path(root) / "pro" / f"{name}.py").is_file() for root in spec.submodule_search_locations)
-
-
-def default_data_dir() -> Path:
-    """One per-user state directory, wherever cockpit is run from: ``$XDG_STATE_HOME/cockpit``, or
-    ``~/.local/state/cockpit`` (the XDG base directory default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "cockpit"
 
 
 class EngineConfig(_Section):

@@ -12,6 +12,7 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -75,6 +76,24 @@ class Store(Writer, Queries):
     @classmethod
     def in_dir(cls, data_dir: Path, readonly: bool = False) -> Store:
         return cls(Path(data_dir) / DB_NAME, readonly=readonly)
+
+    @classmethod
+    def reader(cls, data_dir: Path) -> Store:
+        """Another read-only connection for the process that holds the store open (the engine: its queries in
+        threads, its token checks). The file is never opened outside SQLite here: closing any descriptor of it
+        would drop every POSIX lock the process holds on it (the engine's own connection's too), and another
+        process closing its connection would then take the engine for gone and delete the write-ahead log under it
+        ("disk I/O error"; SQLite's "How To Corrupt" §2.2). The engine checked the file when it opened it."""
+        store = cls.__new__(cls)
+        store.path = Path(data_dir) / DB_NAME
+        Writer.__init__(store)
+        try:
+            store.db = sqlite_utils.Database(
+                sqlite3.connect(f"file:{quote(str(store.path), safe='/')}?mode=ro", uri=True)
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(explain_store_error(store.path, exc, True)) from None
+        return store
 
     def close(self) -> None:
         self.flush()

@@ -1,0 +1,76 @@
+"""``cockpit status``'s report: one JSON object (what ``cockpit status --json`` prints), from the store and the
+running engine's beacon.
+
+Built in one place for both ways of asking: by the CLI from the store when no engine runs, and by the engine
+itself (the service's ``status_report`` query, read from its own store in a thread) when one does, so the command
+from a second shell answers without importing the store's or the settings' machinery and prints the same thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.api import beacon
+from engine.kernel.events import TradingState, utcnow
+from engine.store.db import Store
+
+
+def status_report(store: Store, data_dir: Path, pid: str | None, default_mode: str) -> dict[str, Any]:
+    """What the store in ``data_dir`` says, the running engine's beacon believed over it (when the store cannot
+    be written, the engine is HALTED in memory while the store says what it last could record)."""
+    state, info = store.trading_state()
+    orders = store.orders(open_only=True)
+    alerts = store.alerts(limit=5)
+    today = store.load_day(utcnow().date().isoformat())
+    guard = store.load_json("strategy_guard") or {}
+    curve = store.equity_curve(limit=1)
+    engine_info = store.load_json("engine") or {}
+    monitors = store.load_json("monitors") or []
+    holdings = store.load_json("holdings") or {}
+    mode = engine_info.get("mode", default_mode)  # what the engine last ran with, not this shell's config
+    seen = beacon.read(data_dir) if pid else None
+    store_failure = None
+    if seen and seen.get("running") and str(seen.get("pid")) == pid:
+        store_failure = seen.get("store_failure")
+        if seen.get("state") and seen["state"] != state.value:
+            state = TradingState(seen["state"])
+            info = {k: seen.get(k) for k in ("actor", "reason")} | {"ts": seen.get("since"), "code": ""}
+        mode = seen.get("mode") or mode
+    return {
+        "data_dir": str(data_dir),
+        "engine_pid": pid,
+        "mode": mode,
+        "trading_state": state.value,
+        "state_changed": info,
+        "store_failure": store_failure,
+        "open_orders": [
+            {
+                "client_id": o.client_id,
+                "symbol": o.symbol,
+                "side": o.side,
+                "price": str(o.price) if o.price is not None else None,
+                "amount": str(o.amount),
+                "filled": str(o.filled),
+                "status": o.status.value,
+            }
+            for o in orders
+        ],
+        "alerts": alerts,
+        "today": today,
+        "strategies": guard,
+        "equity": curve[-1] if curve else None,
+        "tripped_by": (
+            {
+                "code": info.get("code"),
+                "actor": info.get("actor"),
+                "values": info.get("values"),
+                "reason": info.get("reason"),
+                "ts": info.get("ts"),
+            }
+            if state.value != "ACTIVE" and info.get("code")
+            else None
+        ),
+        "monitors": monitors,
+        "position_mismatch": holdings.get("mismatch", []),
+    }
