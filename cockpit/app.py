@@ -121,6 +121,7 @@ BINDINGS = [
     Binding("i", "incidents", "Incidents", id="incidents", show=False),
     Binding("t", "audit_log", "Audit", id="audit_log", show=False),
     Binding("e", "next_engine", "Next engine", id="next_engine", show=False),
+    Binding("slash", "filter_markets", "Filter markets", id="filter_markets", show=False, key_display="/"),
     Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
     Binding("q", "quit_cockpit", "Quit", id="quit"),
 ]
@@ -144,6 +145,7 @@ DESCRIPTION = {
     "alert_log": "every stored alert, filtered by severity",
     "incidents": "every kill-switch trip and its report",
     "audit_log": "every command carried out, by every actor",
+    "filter_markets": "only the markets whose name holds what you type (Enter keeps it, Esc clears it)",
     "next_engine": "show the next engine this cockpit watches (the list under the banner; the palette names each)",
     "help": "this screen",
     "quit": "quit: asks what to do with open orders and positions",
@@ -891,8 +893,10 @@ class CockpitApp(App):
         """A key whose action is not allowed now says why instead of doing nothing."""
         if isinstance(action, str) and default_namespace in (None, self):
             name = action.split("(", 1)[0].strip()
-            if name in ("halt", "cancel_all", "close_all") and isinstance(self.screen, OverrideReason):
-                return False  # the letter is typed into the override's reason; Esc first, then the kill switch
+            if name in ("halt", "cancel_all", "close_all") and (
+                isinstance(self.screen, OverrideReason) or getattr(self.focused, "id", None) == "market-filter"
+            ):
+                return False  # the letter is typed into the reason or the filter; Esc first, then the kill switch
             if name in DESCRIPTION:
                 why = self.why_not(name)
                 if why and not (name == "resume" and self._overridable()):
@@ -928,6 +932,11 @@ class CockpitApp(App):
         tables = self.main_screen.query("#orders").results(KeyedTable)
         key = next((t.selected_key for t in tables), None)
         return key if key and self.view.order(key) else None
+
+    def action_filter_markets(self) -> None:
+        """`/`: filter the markets panel by name."""
+        if self.screen is self.main_screen:
+            self.main_screen.open_filter()
 
     # ------------------------------------------------------------ several engines
 

@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="request weight allowed per minute before HTTP 429 (default 6000, as Binance)",
     )
+    sim.add_argument(
+        "--symbols",
+        type=int,
+        default=0,
+        metavar="N",
+        help="list N synthetic USDT markets beside BTCUSDT and ETHUSDT: SYM01USDT, SYM02USDT... (default 0)",
+    )
 
     run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
     _common(run, top=False)
@@ -383,6 +390,7 @@ def _main(argv: list[str]) -> int:
             history_days=args.history_days,
             tick_interval=args.tick,
             weight_limit=args.weight_limit,
+            symbols=args.symbols,
         )
     from engine.kernel.config import ConfigError, load_settings
     from engine.kernel.errors import StoreError

@@ -22,10 +22,11 @@ from decimal import Decimal
 from typing import Any
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 
 from cockpit.bridge import EngineEvents, EnginesChanged, LinkChanged
 from cockpit.screens import ChecklistScreen
@@ -81,6 +82,8 @@ from widgets.notice import NoticeLine
 RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
 FILLS_SHOWN = 50
 WIDE = 120  # columns from which the recent fills sit beside the alerts
+MARKETS_MAX_LINES = 8  # the markets panel at its tallest (its border and header included)
+FIXED_LINES = 7  # the banner (2), the health, monitor, equity and balances lines, and the footer
 LATENCY_SAMPLES = 4096
 
 
@@ -129,12 +132,16 @@ class Snapshot(Message):
 class MainScreen(Screen):
     """Everything the operator needs at a glance; the keys live on the app."""
 
+    BINDINGS = [Binding("escape", "close_filter", show=False)]
+
     def __init__(self, config: ScreenConfig) -> None:
         super().__init__(id="main")
         self.config = config
         self.state = "ACTIVE"
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
+        self.first_seen: dict[str, Decimal] = {}  # each market's first price on this screen: how far it moved since
+        self.market_filter = ""  # `/`: only the markets whose name holds it
         self.stops: dict[str, Decimal] = {}
         self.orders: dict[str, Order] = {}
         self.balances: list[Balance] = []
@@ -158,6 +165,12 @@ class MainScreen(Screen):
             ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop"), id="positions", classes="panel"
         )
         positions.border_title = "Markets · positions"
+        # Disabled until `/` opens it: a hidden field must never take the keys (h c x type letters into it).
+        yield Input(
+            placeholder="filter markets by name · Enter keeps it · Esc clears (then h c x)",
+            id="market-filter",
+            disabled=True,
+        )
         yield positions
         orders = KeyedTable(
             ("symbol", "side", "price", "amount", "fill", "age", "status", "by"), id="orders", classes="panel"
@@ -183,14 +196,82 @@ class MainScreen(Screen):
         """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them). The
         screen never scrolls (app.tcss): on a terminal too small it keeps the banner on its first line."""
         self.set_class(event.size.width < WIDE, "-narrow")
+        self._fit_markets()
         self.scroll_home(animate=False)
+        self.call_after_refresh(self._summarize_markets)
 
     # ------------------------------------------------------------ drawing from the model
 
     def _draw_markets(self) -> None:
-        self.query_one("#positions", KeyedTable).sync(
-            {s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s)) for s in self.config.symbols}
+        table = self.query_one("#positions", KeyedTable)
+        table.sync(
+            {s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s)) for s in self._markets()}
         )
+        self.call_after_refresh(self._summarize_markets)  # how many rows are in sight is known after the layout
+
+    def _markets(self) -> list[str]:
+        """What the markets panel lists, in its order: the positions first (the largest first), then the markets
+        with open orders, then the rest by how far each moved since this screen first saw it; with a filter (`/`),
+        only the names that hold it."""
+        held = {s: p for s, p in self.positions.items() if p.amount}
+        symbols = list(dict.fromkeys([*self.config.symbols, *held]))
+        if self.market_filter:
+            symbols = [s for s in symbols if self.market_filter in s.upper().replace("/", "")]
+        ordering = {o.symbol for o in self.orders.values()}
+
+        def moved(symbol: str) -> Decimal:
+            first, last = self.first_seen.get(symbol), self.last.get(symbol)
+            return abs(last / first - 1) if first and last else Decimal(0)
+
+        def rank(symbol: str) -> tuple[int, Decimal]:
+            if symbol in held:
+                return 0, -abs(held[symbol].value or 0)
+            return (1, Decimal(0)) if symbol in ordering else (2, -moved(symbol))
+
+        return sorted(symbols, key=rank)
+
+    def _summarize_markets(self) -> None:
+        """``50 markets · 12 positions · 37 orders`` under the panel, with a sign when rows are out of sight (or a
+        filter hides some); nothing when every market is in view."""
+        table = self.query_one("#positions", KeyedTable)
+        self._summarize_orders()
+        listed = len(self.config.symbols)
+        held = sum(1 for p in self.positions.values() if p.amount)
+        # The panel grows with its rows up to its max-height (_fit_markets): its border and header take three lines.
+        tallest = table.styles.max_height
+        room = int(tallest.value) - 3 if tallest is not None else MARKETS_MAX_LINES - 3
+        shown = table.row_count
+        if not self.market_filter and shown <= room:
+            table.border_subtitle = ""
+            return
+        parts = [f"{listed} markets · {held} positions · {len(self.orders)} orders"]
+        if self.market_filter:
+            parts.append(f"filter {inert(self.market_filter, limit=20)}: {shown} shown")
+        if shown > room:
+            parts.append(f"↓ {shown - room} more")
+        table.border_subtitle = " · ".join(parts)
+
+    def _summarize_orders(self) -> None:
+        """``37 orders · ↓ 35 more`` under the orders panel when some are out of sight."""
+        table = self.query_one("#orders", KeyedTable)
+        room = max(0, table.size.height - 1)
+        hidden = table.row_count - room if table.size.height else 0
+        table.border_subtitle = f"{table.row_count} orders · ↓ {hidden} more" if hidden > 0 else ""
+
+    def _fit_markets(self) -> None:
+        """The markets panel takes at most what the lines above it and the footer leave after the orders' and the
+        alerts' own least (with many markets it would otherwise push the alerts off an 80x24 screen): it scrolls,
+        and says what is out of sight, instead. From the screen's height alone, so a size gives one layout."""
+        fleet = self.has_class("-fleet")
+        least = 2 * (4 if fleet else 5)  # the orders' and the alerts' min-height (app.tcss)
+        room = self.size.height - FIXED_LINES - (1 if fleet else 0) - least
+        self.query_one("#positions", KeyedTable).styles.max_height = max(4, min(MARKETS_MAX_LINES, room))
+
+    def _reorder_markets(self) -> None:
+        """The markets panel in its order again (once a second: movements change the order of the rest)."""
+        table = self.query_one("#positions", KeyedTable)
+        table.order(self._markets())
+        self.call_after_refresh(self._summarize_markets)
 
     def _draw_order(self, order: Order) -> None:
         table = self.query_one("#orders", KeyedTable)
@@ -202,7 +283,9 @@ class MainScreen(Screen):
             table.discard(order.client_id)
 
     def _tick(self) -> None:
-        """Once a second: the ages of open orders move on (only their age and status cells change)."""
+        """Once a second: the ages of open orders move on (only their age and status cells change); the markets
+        panel takes its order again."""
+        self._reorder_markets()
         table = self.query_one("#orders", KeyedTable)
         now = self.config.now()
         for client_id, order in self.orders.items():
@@ -294,6 +377,8 @@ class MainScreen(Screen):
         self.call_after_refresh(self.query_one("#balances").refresh, layout=True)
         self.positions = {p.symbol: p for p in snap.positions}
         self.last = dict(snap.last)
+        for symbol, price in self.last.items():
+            self.first_seen.setdefault(symbol, price)
         self.stops = dict(snap.stops)
         self._draw_markets()
         for client_id in set(self.orders) - {o.client_id for o in snap.orders}:
@@ -327,6 +412,7 @@ class MainScreen(Screen):
     def _clear(self) -> None:
         """Nothing of the engine shown before: its orders, alerts, fills, CRIT line, checklist and readings."""
         self.orders.clear()
+        self.first_seen.clear()
         self.crit_waiting.clear()
         self.checklist = None
         self.readings = {}
@@ -336,10 +422,49 @@ class MainScreen(Screen):
             table.clear_rows()
         self._draw_crit()
 
+    def open_filter(self) -> None:
+        """`/`: the filter field over the markets panel, focused."""
+        field = self.query_one("#market-filter", Input)
+        field.disabled = False
+        field.add_class("-shown")
+        field.focus()
+
+    def on_input_changed(self, message: Input.Changed) -> None:
+        if message.input.id == "market-filter":
+            self.market_filter = message.value.strip().upper().replace("/", "")
+            self._draw_markets()
+            self._reorder_markets()
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        if message.input.id == "market-filter":  # kept; the keys are the cockpit's again
+            if not message.value.strip():
+                message.input.remove_class("-shown")
+            message.input.disabled = True  # the filter stays; the keys are the cockpit's again
+            self.query_one("#positions", KeyedTable).focus()
+
+    def action_close_filter(self) -> None:
+        self.close_filter()
+
+    def close_filter(self) -> bool:
+        """Esc in the filter field: cleared and hidden. False when it was not open."""
+        field = self.query_one("#market-filter", Input)
+        if not field.has_class("-shown"):
+            return False
+        field.value = ""
+        field.remove_class("-shown")
+        field.disabled = True
+        self.market_filter = ""
+        self._draw_markets()
+        self._reorder_markets()
+        self.query_one("#positions", KeyedTable).focus()
+        return True
+
     def on_engines_changed(self, message: EnginesChanged) -> None:
         """A cockpit watching several engines: the list drawn again; news of an engine not on the screen told."""
         self.query_one(EngineStrip).show(message.lines)
-        self.set_class(len(message.lines) > 1, "-fleet")
+        if self.has_class("-fleet") != (len(message.lines) > 1):
+            self.set_class(len(message.lines) > 1, "-fleet")
+            self._fit_markets()
         if message.notice:
             self.app.notify(message.notice, title="Engines", severity="warning", timeout=10)
 
@@ -402,6 +527,7 @@ class MainScreen(Screen):
             return "markets"
         elif isinstance(event, TickerUpdated):
             self.last[event.symbol] = event.last
+            self.first_seen.setdefault(event.symbol, event.last)
             return "markets"
         elif isinstance(event, StopsChanged):
             self.stops = dict(event.stops)

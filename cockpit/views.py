@@ -52,6 +52,14 @@ def num(value: Decimal | None, places: int = 2) -> str:
     return f"{value.quantize(q):,}"
 
 
+def price(value: Decimal | None) -> str:
+    """A price as ``num`` writes it, with the places a price under 1 needs to show four significant digits
+    (``0.02640``, not ``0.03``)."""
+    if value is not None and value and abs(value) < 1:
+        return num(value, max(2, -value.adjusted() + 3))
+    return num(value)
+
+
 def plain(value: object, grouping: bool = False) -> str:
     """A number as an operator reads it, never in exponent notation: ``Decimal("1.1E-7")`` (or the text
     ``"1.1E-7"``, as the store keeps it) -> ``0.00000011``, with the places it was given (``0.0999``); anything
@@ -102,23 +110,23 @@ def market_row(
     its stop-loss and how far the price is above it."""
     symbol_cell = shown(symbol)
     if p is None or not p.amount:
-        return (symbol_cell, num(last), "", "", "", "", "", "")
+        return (symbol_cell, price(last), "", "", "", "", "", "")
     pnl = p.unrealized_pnl
     style = "green" if pnl and pnl > 0 else "red" if pnl and pnl < 0 else ""
     mark = last if last is not None else p.last
     if stop is None:
         stop_cell, distance = Text("none", style="bold yellow"), Text("—", style="bold yellow")
     else:
-        stop_cell = num(stop)
+        stop_cell = price(stop)
         gap = (mark - stop) / mark * 100 if mark else None
         distance = Text(
             f"{gap:.2f}%" if gap is not None else "—", style="bold red" if gap is not None and gap < 1 else ""
         )
     return (
         symbol_cell,
-        num(mark),
+        price(mark),
         qty(p.amount),
-        num(p.avg_entry),
+        price(p.avg_entry),
         num(p.value),
         Text(num(pnl), style=style),
         stop_cell,
@@ -141,7 +149,7 @@ def order_row(o: Order, now: datetime, stuck_after_s: float) -> tuple[str | Text
     return (
         shown(o.symbol),
         side,
-        num(o.price) if o.price is not None else "market",
+        price(o.price) if o.price is not None else "market",
         qty(o.amount),
         filled,
         age(rested),

@@ -78,6 +78,7 @@ SLOW_FILES = {
     "tests/integration/test_monitors_ii.py": "monitors II: engines waiting out stream ends, calm periods and backoffs",
     "tests/tui/test_hangup.py": "the real program on a pseudo-terminal, hung up",
     "tests/tui/test_fleet.py": "two engines on their own simulators, and the app following both",
+    "tests/integration/test_many_markets.py": "an engine on four markets of the simulator, orders on three",
     "tests/integration/test_validation.py": "validation runs: simulated hours of trading, and `cockpit validate`",
     "tests/integration/test_bench_smoke.py": "bench smoke: every benchmark script, each in its own process",
     "tests/integration/test_no_secret_anywhere.py": "an engine, the app under Pilot, CLI processes and tmux",

@@ -77,6 +77,17 @@ class KeyedTable(DataTable):
             except RowDoesNotExist:
                 pass
 
+    def order(self, keys: Sequence[str]) -> None:
+        """Show the rows in the order of ``keys`` (rows not named keep their place after them); nothing is redrawn
+        when they are in that order already. The first column's cells must name their rows (a symbol)."""
+        rank = {key: i for i, key in enumerate(keys)}
+        current = sorted(self._rows, key=self.get_row_index)
+        wanted = sorted(current, key=lambda key: rank.get(key, len(rank)))
+        if current == wanted:
+            return
+        place = {_plain(self._rows[key][0]): rank.get(key, len(rank)) for key in current}
+        self.sort(self._column_keys[0], key=lambda cell: place.get(_plain(cell), len(rank)))
+
     def clear_rows(self) -> None:
         """Every row removed (the columns stay)."""
         self._rows.clear()
@@ -99,3 +110,7 @@ class KeyedTable(DataTable):
         except Exception:
             return None
         return row_key.value
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)

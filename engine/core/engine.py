@@ -495,8 +495,9 @@ class Engine:
         await asyncio.to_thread(_import_venue_modules, cfg.exchange == "sim")
         if cfg.exchange == "sim":
             from engine.sim import Simulator
+            from engine.sim.market import synthetic_needed
 
-            self.sim = Simulator(seed=cfg.sim_seed)
+            self.sim = Simulator(seed=cfg.sim_seed, symbols=synthetic_needed(cfg.symbols))
             await self.sim.start()
             self.link.label = f"sim {self.sim.rest_url.removeprefix('http://')}"
             self._endpoint = Endpoint(

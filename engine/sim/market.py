@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -75,6 +77,73 @@ SYMBOLS: dict[str, SymbolSpec] = {
         ),
     )
 }
+
+
+SYNTHETIC_MAX = 999
+SYNTHETIC_RE = re.compile(r"SYM(\d{2,3})USDT")
+
+
+def synthetic_name(n: int) -> str:
+    """The venue name of synthetic market ``n`` (1-based): ``SYM01USDT`` ... ``SYM99USDT``, ``SYM100USDT``: the same
+    name for the same market whatever the count, so a configuration's list fits any simulator that has it."""
+    return f"SYM{n:02d}USDT"
+
+
+def synthetic_needed(symbols: Iterable[str]) -> int:
+    """How many synthetic markets a simulator must list for ``symbols`` (``SYM07/USDT`` needs seven)."""
+    numbers = [int(m.group(1)) for s in symbols if (m := SYNTHETIC_RE.fullmatch(s.replace("/", "")))]
+    return max(numbers, default=0)
+
+
+# Start prices of the synthetic markets, a dozen across six orders of magnitude (then again, 7 % higher each round).
+SYNTHETIC_PRICES = tuple(
+    Decimal(p)
+    for p in ("2450", "612", "173.5", "88.2", "31.4", "12.7", "6.35", "2.18", "0.874", "0.4312", "0.0917", "0.0264")
+)
+# Binance's filter tiers by price: (at least this price, tick size, lot step).
+TIERS = (
+    (Decimal("1000"), Decimal("0.01"), Decimal("0.0001")),
+    (Decimal("100"), Decimal("0.01"), Decimal("0.001")),
+    (Decimal("10"), Decimal("0.001"), Decimal("0.01")),
+    (Decimal("1"), Decimal("0.0001"), Decimal("0.1")),
+    (Decimal("0.1"), Decimal("0.00001"), Decimal("1")),
+    (Decimal("0"), Decimal("0.000001"), Decimal("1")),
+)
+
+
+def synthetic(count: int) -> dict[str, SymbolSpec]:
+    """``count`` synthetic USDT markets beside BTC and ETH (``cockpit sim --symbols N``): prices across six orders
+    of magnitude (0.0264 to 2,450), each with the tick, lot and book a Binance market of that price has. Each walks
+    its own seeded path (a feed's randomness is seeded with its name). Deterministic in ``count``."""
+    if not 0 <= count <= SYNTHETIC_MAX:
+        raise ValueError(f"{count} synthetic markets: give 0 to {SYNTHETIC_MAX}")
+    out: dict[str, SymbolSpec] = {}
+    for n in range(1, count + 1):
+        base_price = SYNTHETIC_PRICES[(n - 1) % len(SYNTHETIC_PRICES)]
+        price = base_price * (1 + Decimal("0.07") * ((n - 1) // len(SYNTHETIC_PRICES)))
+        _, tick, step = next(tier for tier in TIERS if price >= tier[0])
+        name = synthetic_name(n)
+        out[name] = SymbolSpec(
+            symbol=name,
+            base=name.removesuffix("USDT"),
+            quote="USDT",
+            start_price=round_to_step(price, tick),
+            tick_size=tick,
+            step_size=step,
+            min_qty=step,
+            max_qty=floor_to_step(Decimal(900_000_000) / price, step),
+            market_max_qty=floor_to_step(Decimal(5_000_000) / price, step),
+            min_price=tick,
+            typical_trade_qty=max(floor_to_step(Decimal(100) / price, step), step),
+            level_step=tick * 10,
+            level_qty=max(floor_to_step(Decimal(5000) / price, step), step),
+        )
+    return out
+
+
+def markets(extra: int = 0) -> dict[str, SymbolSpec]:
+    """BTC and ETH, and ``extra`` synthetic markets after them."""
+    return {**SYMBOLS, **synthetic(extra)}
 
 
 def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:

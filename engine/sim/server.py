@@ -21,7 +21,7 @@ from .effects import FaultEffects
 from .faults import FaultBook
 from .limits import RateLimiter
 from .listenkeys import ListenKeys
-from .market import SYMBOLS, PriceFeed
+from .market import PriceFeed, markets
 from .matching import MatchingEngine
 from .replay import Replay, load_csv
 from .rest import RestApi
@@ -58,6 +58,7 @@ class Simulator:
         stepped: bool = False,
         start_ms: int | None = None,
         control_token: str | None = None,
+        symbols: int = 0,
     ) -> None:
         """``keys``: extra API keys (ApiKey or dicts of its fields) besides the main ``api_key``, which can trade
         and not withdraw. ``speed``: market time runs this many times faster than real time. ``replay``: symbol ->
@@ -67,7 +68,8 @@ class Simulator:
         time and prices move only when the owner calls ``advance`` and ``tick`` (a validation run), each tick
         ``tick_interval`` market seconds, and the rate limits count market time; ``start_ms``: where market time
         starts (default: now, or the replay's start). ``control_token``: what the control API (``/sim/...``) asks
-        of HTTP callers (default: a fresh random one; Python calls need none)."""
+        of HTTP callers (default: a fresh random one; Python calls need none). ``symbols``: synthetic USDT markets
+        listed beside BTC and ETH (``SYM01USDT``...; ``engine.sim.market.synthetic``)."""
         self.seed = seed
         self.host = host
         self.tick_interval = tick_interval
@@ -81,18 +83,19 @@ class Simulator:
         self.control_token = control_token or new_token()
         self.control_token_file: Path | None = None
         self.host_check = HostCheck(host)
+        self.markets = markets(symbols)
         self.replays: dict[str, Replay] = {}
         for symbol, path in (replay or {}).items():
-            if symbol not in SYMBOLS:
-                raise ValueError(f"cannot replay {symbol}: listed symbols are {', '.join(SYMBOLS)}")
-            self.replays[symbol] = Replay(symbol, load_csv(path, SYMBOLS[symbol]), replay_start)
+            if symbol not in self.markets:
+                raise ValueError(f"cannot replay {symbol}: listed symbols are {', '.join(self.markets)}")
+            self.replays[symbol] = Replay(symbol, load_csv(path, self.markets[symbol]), replay_start)
         first_replay = next(iter(self.replays.values()), None)
         self.clock = SimClock(
             speed=speed, start_ms=first_replay.start_ms if first_replay else start_ms, stepped=stepped
         )
         self.feeds = {
             s: PriceFeed(spec, seed, tick_interval=self.clock.market_seconds(tick_interval))
-            for s, spec in SYMBOLS.items()
+            for s, spec in self.markets.items()
         }
         for symbol, feed in self.feeds.items():
             feed.candles.max_minutes = int(history_days * 1440)

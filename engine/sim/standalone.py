@@ -122,6 +122,7 @@ def main(
     tick_interval: float = 0.25,
     weight_limit: int = 6000,
     token_file: str | Path | None = None,
+    symbols: int = 0,
 ) -> int:
     """Serve until SIGINT/SIGTERM; print REST/WS URLs, the API key and secret, the fault command and the control
     token (also written, owner-only, to ``token_file``, default :func:`default_token_file` of the REST port, and
@@ -143,6 +144,7 @@ def main(
             history_days=history_days,
             tick_interval=tick_interval,
             weight_limit=weight_limit,
+            symbols=symbols,
             keys=[main_key, *keys] if main_key else keys,
             api_key=main_key.key if main_key else None,
             api_secret=main_key.secret if main_key else None,

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from decimal import Decimal as D
 
 from cockpit.app import CockpitApp
 from cockpit.bridge import EngineEvents
 from cockpit.link import Link, LinkState, Mirror
 from cockpit.main_screen import Snapshot
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig
+from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
 from engine.kernel.events import (
     Alert,
     Balance,
@@ -26,6 +27,7 @@ from engine.kernel.events import (
     TradingState,
     TradingStateChanged,
 )
+from engine.sim.market import markets
 
 NOW = datetime(2026, 11, 30, 14, 25, 40, tzinfo=UTC)
 MONITORS = (
@@ -155,8 +157,13 @@ class StillCockpit(CockpitApp):
         state_info: dict | None = None,
         alerts: list[Alert] | None = None,
         events: list = (),
+        symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"),
     ) -> None:
-        settings = Settings(engine=EngineConfig(data_dir=tmp_path), strategy=StrategyConfig(enabled=False))
+        settings = Settings(
+            engine=EngineConfig(data_dir=tmp_path),
+            strategy=StrategyConfig(enabled=False),
+            venue=VenueConfig(symbols=symbols),
+        )
         super().__init__(link=StillLink(settings, state, state_info or {}), settings=settings)
         self.main_screen.config = replace(self.main_screen.config, now=lambda: NOW)
         self.first = Snapshot(
@@ -200,6 +207,25 @@ class StillCockpit(CockpitApp):
             user_stream_age_s=0.2,
         )
         self.main_screen.post_message(EngineEvents([health, *self.events], 0.0))
+
+
+def fifty_markets(tmp_path) -> StillCockpit:
+    """50 markets (BTC, ETH and 48 of the simulator's synthetic ones), 12 positions, 37 open orders."""
+    specs = markets(48)
+    symbols = tuple(f"{spec.base}/{spec.quote}" for spec in specs.values())
+    app = StillCockpit(tmp_path, symbols=symbols)
+    last = {f"{spec.base}/{spec.quote}": spec.start_price for spec in specs.values()}
+    held = symbols[::4][:12]
+    positions = [
+        Position(s, (Decimal(40 + 7 * i) / last[s]).quantize(Decimal("0.0001")), last[s] * Decimal("0.99"), last[s])
+        for i, s in enumerate(held)
+    ]
+    orders = [
+        replace(ORDERS[0], client_id=f"ck-{i}", symbol=s, price=last[s] * Decimal("0.98"))
+        for i, s in enumerate(symbols[1:38])
+    ]
+    app.first = replace(app.first, last=last, positions=positions, orders=orders, stops={})
+    return app
 
 
 def halted_by_ws_stale() -> dict:

@@ -6,7 +6,7 @@ SVGs in tests/tui/__snapshots__/ before committing them."""
 
 from __future__ import annotations
 
-from still import NOW, StillCockpit, alert, halted_by_ws_stale
+from still import NOW, StillCockpit, alert, fifty_markets, halted_by_ws_stale
 
 from engine.gate.checklist import Check, Checklist, Status
 from engine.kernel.events import AlertRaised, Severity
@@ -34,6 +34,12 @@ def test_main_screen_monochrome(snap_compare, tmp_path, monkeypatch):
 
 def test_main_screen_larger_terminal(snap_compare, tmp_path):
     assert snap_compare(StillCockpit(tmp_path), terminal_size=(120, 36))
+
+
+def test_main_screen_with_fifty_markets(snap_compare, tmp_path):
+    """Positions first (the largest first), then markets with open orders; the panel says how many there are and
+    how many are out of sight."""
+    assert snap_compare(fifty_markets(tmp_path), terminal_size=(80, 24))
 
 
 def test_too_small(snap_compare, tmp_path):
