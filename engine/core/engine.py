@@ -33,6 +33,7 @@ from engine.api.beacon import Beacon
 from engine.api.inbox import NEVER_EXPIRE, build_command, serve_commands
 from engine.api.server import ApiServer
 from engine.api.signals import SIGNAL_ACTOR
+from engine.chat.bots import ChatBots
 from engine.core.build import build_books, build_parts
 from engine.core.handlers import CommandHandlers
 from engine.core.readmodel import ReadModel
@@ -177,6 +178,10 @@ class Engine:
         # The service API: queries, commands and the event journal, served on the local socket (and remote HTTP).
         self.service = Service(self)
         self.api_server: ApiServer | None = None
+        # The chat bots (Telegram, Slack): one more transport of the service API, in this process (docs/decisions.md
+        # CHAT-01), started after the API and stopped with it.
+        self.chat = ChatBots(settings.chat, self.service, self.tasks.spawn)
+        self.bus.add_handler(self.chat.on_event)
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
         self.running_commands = 0  # commands inside execute now (a validation run waits for none)
@@ -380,6 +385,7 @@ class Engine:
                 )
                 self.health_server = None
         await self._serve_api()
+        self.chat.start()
         self.tasks.spawn("venue", self._run_venue())
         if self.take_signals:
             self._signals = signals.install(asyncio.get_running_loop(), self._by_signal)
@@ -448,6 +454,7 @@ class Engine:
         if self.api_server is not None:
             await self.api_server.stop()  # attached screens hear the engine go, before anything else stops
             self.api_server = None
+        await self.chat.stop()
         if self.store is not None:
             await self.notifier.drain(timeout_s=3.0)  # what is queued for people goes out, or is recorded as not
         if self.health_server is not None:

@@ -29,6 +29,7 @@ from engine.api.inbox import NEVER_EXPIRE, build_command
 from engine.api.journal import Journal
 from engine.kernel.bus import Subscription
 from engine.kernel.commands import Command, CommandResult
+from engine.kernel.config import CHAT_SECRET_KEYS
 from engine.kernel.events import Severity, utcnow
 from engine.ops.incidents import report_text, timings
 from engine.store.db import Store
@@ -203,6 +204,7 @@ def _status(s: Service, params: dict[str, Any]) -> dict[str, Any]:
         "equity": e.portfolio.equity(),
         "quote_asset": e.settings.engine.quote_asset,
         "symbols": list(e.symbols),
+        "chat": e.chat.states(),
     }
 
 
@@ -299,6 +301,11 @@ def _config(s: Service, params: dict[str, Any]) -> dict[str, Any]:
     for key in ("api_key", "api_secret"):
         if key in venue:
             venue[key] = "(set)" if venue[key] else None
+    for bot, keys in CHAT_SECRET_KEYS.items():
+        section = dumped.get("chat", {}).get(bot, {})
+        for key in keys:
+            if key in section:
+                section[key] = "(set)" if section[key] else None
     alerts = dumped.get("alerts", {})
     if isinstance(alerts.get("sinks"), list):
         alerts["sinks"] = [{**sink, "url": "(set)"} for sink in alerts["sinks"]]
