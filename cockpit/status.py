@@ -48,8 +48,20 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     # engine is HALTED in memory and the store still says what it last could record.
     seen = beacon.read(data_dir) if pid else None
     store_failure = None
+    # The chat bots run inside the engine: with none running, each configured bot is off.
+    chat = [
+        {"name": name, "state": "off", "last_command_at": None}
+        for name, on in (("telegram", settings.chat.telegram.enabled), ("slack", settings.chat.slack.enabled))
+        if on
+    ]
     if seen and seen.get("running") and str(seen.get("pid")) == pid:
         store_failure = seen.get("store_failure")
+        if isinstance(seen.get("chat"), list):
+            chat = [
+                {"name": b.get("name"), "state": b.get("state"), "last_command_at": b.get("last_command_at")}
+                for b in seen["chat"]
+                if isinstance(b, dict)
+            ]
         if seen.get("state") and seen["state"] != state.value:
             state = TradingState(seen["state"])
             info = {k: seen.get(k) for k in ("actor", "reason")} | {"ts": seen.get("since"), "code": ""}
@@ -93,6 +105,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
                     ),
                     "monitors": monitors,
                     "position_mismatch": holdings.get("mismatch", []),
+                    "chat": chat,
                 }
             )
         )
@@ -129,6 +142,15 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
             + ", ".join(
                 f"{inert(m['code'])} {inert(m['status'])} {inert(m['value'])} (limit {inert(m['threshold'])})"
                 for m in troubled
+            )
+        )
+    if chat:
+        print(
+            "chat: "
+            + ", ".join(
+                f"{inert(b['name'])} {inert(b['state'])}"
+                + (f" (last command {inert(str(b['last_command_at'])[11:19])})" if b.get("last_command_at") else "")
+                for b in chat
             )
         )
     print(f"open orders: {len(orders)}")

@@ -5,6 +5,7 @@ own task in its process (no inbound port, no second process to keep alive), and 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from engine.api.server import Backend
@@ -22,13 +23,17 @@ NOT_POSTED = ("CHAT_",)
 class ChatBots:
     """Every enabled bot: started with the engine, stopped with it; ``states`` for the health line and status."""
 
-    def __init__(self, cfg: ChatConfig, backend: Backend, spawn: Spawn) -> None:
+    def __init__(
+        self, cfg: ChatConfig, backend: Backend, spawn: Spawn, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.spawn = spawn
         self.bots: list[TelegramBot | SlackBot] = []
         if cfg.telegram.enabled:
             self.bots.append(TelegramBot(cfg.telegram, backend, spawn))
         if cfg.slack.enabled:
             self.bots.append(SlackBot(cfg.slack, backend, spawn))
+        for bot in self.bots:
+            bot.link.on_change = on_change
         self._tasks: list[Any] = []
         self._min_rank = {bot.name: RANK.get(bot.cfg.alerts, 99) for bot in self.bots}
 

@@ -43,10 +43,13 @@ class BotLink:
         self.failures = 0
         self.alerts_raised = 0
         self._alerted = False
+        self.on_change: Callable[[], None] = lambda: None  # the engine's beacon, for `cockpit status`
 
     def up(self) -> None:
         """The service answered: connected (and, after an outage that was alerted, say it is back)."""
-        if self.state != "connected" and self._alerted:
+        if self.state == "connected":
+            return
+        if self._alerted:
             self.alert(
                 Severity.INFO,
                 "CHAT_RESTORED",
@@ -54,12 +57,16 @@ class BotLink:
                 {"bot": self.name},
             )
         self.state, self.detail, self.failures, self._alerted = "connected", "", 0, False
+        self.on_change()
 
     def failed(self, why: str, wait_s: float | None = None) -> float:
         """The service failed (``why``, already scrubbed): failing, one alert for the outage; returns how long to
         wait before the next attempt (the service's own ``retry_after`` when it gave one, else the backoff)."""
+        changed = self.state != "failing"
         self.state, self.detail = "failing", why
         self.failures += 1
+        if changed:
+            self.on_change()
         backoff = self.backoff_s[min(self.failures - 1, len(self.backoff_s) - 1)]
         wait = backoff if wait_s is None else max(wait_s, 0.0)
         if not self._alerted:
@@ -76,6 +83,11 @@ class BotLink:
 
     def commanded(self) -> None:
         self.last_command_at = utcnow().isoformat()
+        self.on_change()
+
+    def stopped(self) -> None:
+        self.state = "off"
+        self.on_change()
 
     def to_dict(self) -> dict[str, Any]:
         return {

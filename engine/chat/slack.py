@@ -114,7 +114,7 @@ class SlackBot:
                 await self._client.close()  # type: ignore[no-untyped-call]  # the SDK's close is not annotated
             except Exception as exc:  # a client that never connected: nothing to close
                 log.debug("slack client close: %s", self._why(exc))
-        self.link.state = "off"
+        self.link.stopped()
 
     # ------------------------------------------------------------ envelopes
 

@@ -113,7 +113,7 @@ class TelegramBot:
                 await self._bot.shutdown()
             except Exception as exc:  # a bot that never started, or a service gone: nothing to tidy
                 log.debug("telegram bot shutdown: %s", self._why(exc))
-        self.link.state = "off"
+        self.link.stopped()
 
     # ------------------------------------------------------------ updates
 

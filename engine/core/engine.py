@@ -180,7 +180,7 @@ class Engine:
         self.api_server: ApiServer | None = None
         # The chat bots (Telegram, Slack): one more transport of the service API, in this process (docs/decisions.md
         # CHAT-01), started after the API and stopped with it.
-        self.chat = ChatBots(settings.chat, self.service, self.tasks.spawn)
+        self.chat = ChatBots(settings.chat, self.service, self.tasks.spawn, on_change=lambda: self._light_beacon(None))
         self.bus.add_handler(self.chat.on_event)
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
@@ -627,6 +627,7 @@ class Engine:
                 "since": info.get("ts"),
                 "store_failure": self.store_guard.failure,
                 "mode": self.mode,
+                "chat": self.chat.states(),
                 "ts": utcnow().isoformat(),
             }
         )

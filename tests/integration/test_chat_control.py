@@ -15,6 +15,7 @@ from eventually import eventually
 from fastsim import FAST
 from pydantic import SecretStr
 
+from cockpit.status import print_status
 from engine.chat import link as links
 from engine.core.engine import Engine
 from engine.kernel.commands import PlaceOrder
@@ -120,7 +121,7 @@ def alerts(engine: Engine, code: str) -> list:
 
 
 async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_a_stranger(
-    telegram, run, sim, tmp_path
+    telegram, run, sim, tmp_path, capsys
 ):
     engine = await run(chat_settings(sim, tmp_path, telegram=telegram))
     await hold_a_position_and_an_order(engine)
@@ -157,8 +158,9 @@ async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_
     # Another allowed user cannot confirm Alice's close-all; Alice's Confirm flattens.
     bob = telegram.press(BOB, BOB, button["callback_data"], message_id=offer["message_id"], username="bob")
     await eventually(lambda: bob in telegram.answered, message="bob's press answered")
-    await eventually(lambda: [s for s in telegram.sent if s["chat_id"] == BOB], message="bob told")
-    assert "no close-all of yours" in [s for s in telegram.sent if s["chat_id"] == BOB][-1]["text"]
+    to_bob = lambda: [s for s in telegram.replies_to(offer["message_id"]) if s["chat_id"] == BOB]
+    (told,) = await eventually(to_bob, message="bob told")
+    assert "no close-all of yours" in told["text"]
     assert engine.portfolio.positions()
     telegram.press(ALICE, ALICE, button["callback_data"], message_id=offer["message_id"])
     to_alice = lambda: [s for s in telegram.replies_to(offer["message_id"]) if s["chat_id"] == ALICE]
@@ -179,6 +181,11 @@ async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_
     ]
     status = await engine.service.query("status")
     assert status["chat"][0]["name"] == "telegram" and status["chat"][0]["last_command_at"]
+    # The health line's bots, and `cockpit status --json` from another shell (the engine's beacon).
+    assert engine.read.health_event().chat == ("telegram connected",)
+    assert print_status(engine.settings, as_json=True) == 0
+    (bot,) = json.loads(capsys.readouterr().out)["chat"]
+    assert bot["name"] == "telegram" and bot["state"] == "connected" and bot["last_command_at"]
 
     # A flood is rate limited: a burst of 5 (Bob's press was one), one notice, then silence; /halt is never limited.
     asked = [telegram.say(BOB, BOB, "/help", username="bob") for _ in range(8)]
