@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import warnings
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,6 +26,7 @@ from engine.kernel.events import Alert, Severity
 
 if TYPE_CHECKING:
     from telegram import Bot, Update
+    from telegram.error import RetryAfter
 
 log = logging.getLogger(__name__)
 # httpx logs every request's URL at INFO, and a Bot API URL carries the token: never below WARNING.
@@ -33,6 +35,15 @@ for _name in ("httpx", "httpcore", "telegram"):
 
 TEXT_MAX = 4000  # the Bot API takes 4096 characters in a message
 ALLOWED_UPDATES = ("message", "callback_query")
+
+
+def retry_after_s(exc: RetryAfter) -> float:
+    """The seconds a 429 asks to wait (python-telegram-bot 22 gives an int or a timedelta, and warns on reading it
+    until it settles on timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wait = exc.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 class Spawn(Protocol):
@@ -88,8 +99,7 @@ class TelegramBot:
                     offset=offset, timeout=int(self.cfg.poll_timeout_s), allowed_updates=ALLOWED_UPDATES
                 )
             except RetryAfter as exc:
-                wait = exc.retry_after
-                seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+                seconds = retry_after_s(exc)
                 await asyncio.sleep(self.link.failed(f"Telegram asks to wait {seconds:.0f} s (429)", seconds))
                 continue
             except InvalidToken:
@@ -172,8 +182,7 @@ class TelegramBot:
         try:
             await call
         except RetryAfter as exc:
-            wait = exc.retry_after
-            await asyncio.sleep(min(wait.total_seconds() if isinstance(wait, timedelta) else float(wait), 30.0))
+            await asyncio.sleep(min(retry_after_s(exc), 30.0))
             log.warning("telegram: a reply was refused for flood control (429); not sent again")
         except TelegramError as exc:
             log.warning("telegram: a reply could not be sent (%s)", self._why(exc))
