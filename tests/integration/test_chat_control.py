@@ -6,6 +6,7 @@ alert with no effect on trading."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 
 from cockpit.status import print_status
 from engine.chat import link as links
+from engine.chat.telegram import TelegramBot
 from engine.core.engine import Engine
 from engine.kernel.commands import PlaceOrder
 from engine.kernel.config import (
@@ -276,3 +278,34 @@ async def test_the_services_failing_is_one_alert_and_trading_goes_on(telegram, s
     asked = telegram.say(ALICE, ALICE, "/resume")
     (resumed,) = await eventually(lambda: telegram.replies_to(asked), message="resume answered")
     assert resumed["text"].startswith("resume done") and engine.trading_state == TradingState.ACTIVE
+
+
+class Recorded:
+    """The bot's side of the engine's API that a refused token reaches: its alerts."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, str, str]] = []
+
+    def alert(self, severity, code, message, values=None) -> None:
+        self.alerts.append((severity.value, code, message))
+
+
+async def test_a_refused_token_is_one_alert_however_often_it_is_retried(telegram):
+    backend = Recorded()
+    wrong = "123456789:AAE-wrong-token-that-the-service-refuses"
+    cfg = TelegramChatConfig(
+        enabled=True, token=SecretStr(wrong), api_url=telegram.api_url, chat_ids=(ALICE,), user_ids=(ALICE,)
+    )
+    tasks: list[asyncio.Task] = []
+    bot = TelegramBot(cfg, backend, lambda name, coro: tasks.append(asyncio.create_task(coro)))
+    tasks.append(asyncio.create_task(bot.run()))
+    try:
+        await eventually(lambda: telegram.calls.count("getme") >= 3, message="retried with backoff")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bot.close()
+    assert [(sev, code) for sev, code, _ in backend.alerts] == [("WARN", "CHAT_UNAVAILABLE")]
+    assert "token was refused" in backend.alerts[0][2] and wrong not in backend.alerts[0][2]
+    assert bot.link.state == "off" and "COCKPIT_CHAT__TELEGRAM__TOKEN" in bot.link.detail
