@@ -165,12 +165,12 @@ class Desk:
             return None
         head = words[0].lstrip("/!").split("@", 1)[0].lower()
         name = self._aliases.get(head, head)
+        limited = self._limited(sender, name)  # before anything is answered: a flood of nonsense is a flood too
+        if limited is not None:
+            return limited if limited.text else None
         handler = self._handlers.get(name)
         if handler is None:
             return Reply(f"unknown command {inert(words[0], limit=40)!r}; /help lists them")
-        limited = self._limited(sender, name)
-        if limited is not None:
-            return limited if limited.text else None
         self.on_command()
         return await handler(sender, words[1:])
 

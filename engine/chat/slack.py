@@ -71,8 +71,11 @@ class SlackBot:
 
         assert self.cfg.bot_token is not None and self.cfg.app_token is not None, "checked by the settings"
         web = AsyncWebClient(token=self.cfg.bot_token.get_secret_value(), base_url=self.cfg.api_url, timeout=10)
+        # The SDK's own logger, under slack_sdk (kept at WARNING): its reconnects are the link's to report.
         client = self._client = SocketModeClient(
-            app_token=self.cfg.app_token.get_secret_value(), web_client=web, logger=log
+            app_token=self.cfg.app_token.get_secret_value(),
+            web_client=web,
+            logger=logging.getLogger("slack_sdk.socket_mode.cockpit"),
         )
         client.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]  # it passes itself
         self.spawn("chat slack alerts", self._send_alerts())
@@ -140,7 +143,7 @@ class SlackBot:
         if kind == "slash_commands":
             user, channel = str(payload.get("user_id", "")), str(payload.get("channel_id", ""))
             command, text = str(payload.get("command", "")), str(payload.get("text", ""))
-            text = text if command.lstrip("/") == "cockpit" else f"{command} {text}"
+            text = (text or "help") if command.lstrip("/") == "cockpit" else f"{command} {text}"
             await self._command(user, channel, str(payload.get("user_name") or ""), text, None)
         elif kind == "events_api":
             event = payload.get("event") or {}

@@ -142,6 +142,8 @@ class TelegramBot:
     async def _handle(self, update: Update) -> None:
         message, query = update.message, update.callback_query
         if message is not None and message.from_user is not None and message.text:
+            if not message.text.startswith("/"):
+                return  # talk in a group is not a command (and a stranger's talk there is no intrusion)
             user = message.from_user
             if not self._allowed(message.chat.id, user.id):
                 self._refused(message.chat.id, user.id)
