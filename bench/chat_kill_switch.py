@@ -15,6 +15,7 @@ Run: .venv/bin/python bench/chat_kill_switch.py [--runs N]; prints one JSON obje
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import sys
 import tempfile
@@ -26,16 +27,25 @@ from typing import Any
 from benchlib import ratio, sim_settings, started, summary, until
 from pydantic import SecretStr
 
-# The fake of the Bot API lives with the tests that use it; the bench measures against the very same one.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from chatfakes import FakeTelegram
-
 from engine.core.engine import Engine
 from engine.kernel.commands import PlaceOrder, Resume
 from engine.kernel.config import ChatConfig, TelegramChatConfig
 from engine.kernel.events import TradingState
 from engine.sim import Simulator
 
+
+def _fakes() -> Any:
+    """tests/chatfakes.py, the fake of the Bot API the tests use, loaded by its path (putting tests/ on sys.path
+    would shadow this folder's modules with the tests' own: tests/soak.py and bench/soak.py)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "chatfakes.py"
+    spec = importlib.util.spec_from_file_location("chatfakes", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FakeTelegram = _fakes().FakeTelegram
 PARAMS = {"runs": 30}
 QUICK = {"runs": 2}
 TOKEN = "123456789:AAE-bench-telegram-token-abcdefghijkl"

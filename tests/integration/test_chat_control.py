@@ -185,6 +185,7 @@ async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_
     ]
     status = await engine.service.query("status")
     assert status["chat"][0]["name"] == "telegram" and status["chat"][0]["last_command_at"]
+    assert (await engine.service.query("config"))["chat"]["telegram"]["token"] == "(set)"
     # The health line's bots, and `cockpit status --json` from another shell (the engine's beacon).
     assert engine.read.health_event().chat == ("telegram connected",)
     assert print_status(engine.settings, as_json=True) == 0
