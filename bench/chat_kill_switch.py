@@ -47,7 +47,7 @@ def _fakes() -> Any:
 
 FakeTelegram = _fakes().FakeTelegram
 PARAMS = {"runs": 30}
-QUICK = {"runs": 2}
+QUICK = {"runs": 1}
 TOKEN = "123456789:AAE-bench-telegram-token-abcdefghijkl"
 ALICE = 111
 
