@@ -45,7 +45,7 @@ from engine.gate.preflight import run_standalone
 from engine.kernel import clock as engine_clock
 from engine.kernel.bus import EventBus
 from engine.kernel.commands import Command, CommandResult, Halt, ReduceOnly, audit_record
-from engine.kernel.config import Settings
+from engine.kernel.config import ChatConfig, Settings
 from engine.kernel.errors import EngineError
 from engine.kernel.events import (
     AlertRaised,
@@ -110,6 +110,7 @@ class Engine:
         confirm_live: bool = False,
         take_signals: bool = False,
         checks_at_start: bool = False,
+        serve_chat: bool = True,
     ) -> None:
         self.settings = settings
         # The clock in force where the engine is built: the wall clock, or a validation run's simulated one.
@@ -180,7 +181,14 @@ class Engine:
         self.api_server: ApiServer | None = None
         # The chat bots (Telegram, Slack): one more transport of the service API, in this process (docs/decisions.md
         # CHAT-01), started after the API and stopped with it.
-        self.chat = ChatBots(settings.chat, self.service, self.tasks.spawn, on_change=lambda: self._light_beacon(None))
+        # ``serve_chat`` False: an engine that lives for a moment beside the operator's (the preflight of `cockpit
+        # preflight` with none running) must not poll their bot: it would take the commands meant for the real one.
+        self.chat = ChatBots(
+            settings.chat if serve_chat else ChatConfig(),
+            self.service,
+            self.tasks.spawn,
+            on_change=lambda: self._light_beacon(None),
+        )
         self.bus.add_handler(self.chat.on_event)
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)

@@ -310,3 +310,15 @@ async def test_a_refused_token_is_one_alert_however_often_it_is_retried(telegram
     assert [(sev, code) for sev, code, _ in backend.alerts] == [("WARN", "CHAT_UNAVAILABLE")]
     assert "token was refused" in backend.alerts[0][2] and wrong not in backend.alerts[0][2]
     assert bot.link.state == "off" and "COCKPIT_CHAT__TELEGRAM__TOKEN" in bot.link.detail
+
+
+def test_an_engine_beside_the_operators_does_not_poll_their_bot(tmp_path):
+    """`cockpit preflight` with no engine running starts one for a moment: it must not take the bot's commands."""
+    settings = Settings(
+        engine=EngineConfig(data_dir=tmp_path),
+        chat=ChatConfig(
+            telegram=TelegramChatConfig(enabled=True, token=SecretStr(TG_TOKEN), chat_ids=(ALICE,), user_ids=(ALICE,))
+        ),
+    )
+    assert [bot.name for bot in Engine(settings).chat.bots] == ["telegram"]
+    assert Engine(settings, serve_chat=False).chat.bots == []
