@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.api.server import Backend
+from engine.chat.link import Spawn
 from engine.chat.slack import SlackBot
-from engine.chat.telegram import Spawn, TelegramBot
+from engine.chat.telegram import TelegramBot
 from engine.kernel.config import ChatConfig
 from engine.kernel.events import AlertRaised, AlertUpdated, Event
 

@@ -5,8 +5,8 @@ down or its token refused is one alert; it never disturbs the engine or the kill
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from engine.kernel.events import Severity, utcnow
 from engine.kernel.text import inert
@@ -19,6 +19,12 @@ GRACE_S = 10.0
 _TOKENS = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}|xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
 
 Alert = Callable[[Severity, str, str, dict[str, Any] | None], None]
+
+
+class Spawn(Protocol):
+    """The engine's owned-task spawner (``TaskGroup.spawn``): a bot's tasks are the engine's."""
+
+    def __call__(self, name: str, coro: Coroutine[Any, Any, Any], /) -> Any: ...
 
 
 def scrubbed(text: object, secrets: tuple[str, ...] = ()) -> str:

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 from engine.api.server import Backend
 from engine.chat import link as links
 from engine.chat.desk import Desk, Reply, Sender, alert_buttons, alert_text
-from engine.chat.link import BotLink, scrubbed
-from engine.chat.telegram import Spawn
+from engine.chat.link import BotLink, Spawn, scrubbed
 from engine.kernel.config import SlackChatConfig
 from engine.kernel.events import Alert, Severity
 

@@ -16,11 +16,11 @@ import logging
 import warnings
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from engine.api.server import Backend
 from engine.chat.desk import Button, Desk, Reply, Sender, alert_buttons, alert_text
-from engine.chat.link import BotLink, scrubbed
+from engine.chat.link import BotLink, Spawn, scrubbed
 from engine.kernel.config import TelegramChatConfig
 from engine.kernel.events import Alert, Severity
 
@@ -44,10 +44,6 @@ def retry_after_s(exc: RetryAfter) -> float:
         warnings.simplefilter("ignore")
         wait = exc.retry_after
     return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-
-
-class Spawn(Protocol):
-    def __call__(self, name: str, coro: Coroutine[Any, Any, Any], /) -> Any: ...
 
 
 class TelegramBot:
