@@ -280,6 +280,21 @@ async def test_the_services_failing_is_one_alert_and_trading_goes_on(telegram, s
     (resumed,) = await eventually(lambda: telegram.replies_to(asked), message="resume answered")
     assert resumed["text"].startswith("resume done") and engine.trading_state == TradingState.ACTIVE
 
+    async def ask(text: str) -> str:
+        asked = telegram.say(ALICE, ALICE, text)
+        (reply,) = await eventually(lambda: telegram.replies_to(asked), message=f"{text} answered")
+        return reply["text"]
+
+    # Runbook 004's /snapshot now, the alerts and their acknowledgement, and /mode, from the same chat.
+    snapshot = await ask("/snapshot now")
+    archive = snapshot.split("\n")[0].removeprefix("snapshot written: ")
+    assert snapshot.startswith("snapshot written: ") and archive in {str(p) for p in (tmp_path / "snapshots").iterdir()}
+    assert "CHAT_UNAVAILABLE" in await ask("/alerts")
+    assert (await ask("/ack all")).startswith("ack done: acknowledged")
+    assert not engine.alert_book.unacknowledged()
+    assert {a.acked_by for a in alerts(engine, "CHAT_UNAVAILABLE")} == {"telegram:111 alice"}
+    assert (await ask("/mode dry-run")).startswith("mode done") and engine.mode == "dry-run"
+
 
 class Recorded:
     """The bot's side of the engine's API that a refused token reaches: its alerts."""
