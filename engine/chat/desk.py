@@ -308,7 +308,7 @@ class Desk:
         if positions:
             lines.append("positions:")
             lines += [
-                f"  {p['symbol']} {_plain(p['amount'])} @ {_plain(p['last']) if p['last'] else '?'}"
+                f"  {inert(p['symbol'], limit=30)} {_plain(p['amount'])} @ {_plain(p['last']) if p['last'] else '?'}"
                 for p in positions[:LISTED_MAX]
             ]
         else:
@@ -316,7 +316,7 @@ class Desk:
         if orders:
             lines.append(f"open orders: {len(orders)}")
             lines += [
-                f"  {o['symbol']} {o['side'].upper()} {_plain(o['amount'])} @ "
+                f"  {inert(o['symbol'], limit=30)} {inert(o['side'], limit=10).upper()} {_plain(o['amount'])} @ "
                 f"{_plain(o['price']) if o['price'] else 'market'} {getattr(o['status'], 'value', o['status'])} "
                 f"by {inert(o['origin'], limit=40)}"
                 for o in orders[:LISTED_MAX]
@@ -342,7 +342,7 @@ class Desk:
         self._pending[sender.user_id] = _Pending(code, now + CONFIRM_S)
         positions = portfolio["positions"]
         sells = [
-            f"  {p['symbol']} {_plain(p['amount'])}"
+            f"  {inert(p['symbol'], limit=30)} {_plain(p['amount'])}"
             + (f" (about {_num(Decimal(p['amount']) * Decimal(p['last']))} {quote})" if p["last"] else "")
             for p in positions[:LISTED_MAX]
         ]
