@@ -273,9 +273,11 @@ async def test_the_services_failing_is_one_alert_and_trading_goes_on(telegram, s
     assert engine.connected and engine.trading_state == TradingState.ACTIVE
     assert not alerts(engine, "TASK_CRASHED")
     # And the bots answer afterwards.
-    asked = telegram.say(ALICE, ALICE, "/halt")
+    # A display name is outside text: the actor the audit keeps and the screen shows carries it inert.
+    asked = telegram.say(ALICE, ALICE, "/halt", username="ev\x1b[2Jil \u202eeman")
     await eventually(lambda: telegram.replies_to(asked), message="halt after the faults")
     assert engine.trading_state == TradingState.HALTED
+    assert engine.state_info["actor"] == "telegram:111 ev\\x1b[2Jil_\\u202eeman"
     asked = telegram.say(ALICE, ALICE, "/resume")
     (resumed,) = await eventually(lambda: telegram.replies_to(asked), message="resume answered")
     assert resumed["text"].startswith("resume done") and engine.trading_state == TradingState.ACTIVE
