@@ -32,6 +32,7 @@ BENCHMARKS = (
     "cold_start",
     "cli_startup",
     "cli_halt",
+    "chat_kill_switch",
     "soak",
 )
 
@@ -77,6 +78,21 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
             ),
             ("key c -> command done: p50 ms", med(result["key_c_to_done"]), ""),
             ("key h -> HALTED: p50 ms", med(result["key_h_to_halted_on_screen"]), ""),
+        ]
+    if name == "chat_kill_switch":
+        return [
+            (
+                "Telegram /halt -> HALTED / reply: p50 / p99 ms",
+                f"{med(result['chat_halt_to_done'])} / {p99(result['chat_halt_to_done'])}, "
+                f"reply {med(result['chat_halt_to_reply'])} / {p99(result['chat_halt_to_reply'])}",
+                f"cockpit halt {med(result['cli_halt_to_done'])}",
+            ),
+            (
+                "Telegram /stop -> venue clear / reply: p50 / p99 ms",
+                f"{med(result['chat_stop_to_done'])} / {p99(result['chat_stop_to_done'])}, "
+                f"reply {med(result['chat_stop_to_reply'])} / {p99(result['chat_stop_to_reply'])}",
+                f"cockpit cancel-all {med(result['cli_cancel_all_to_done'])}",
+            ),
         ]
     if name == "round_trips":
         m, p = result["market"], result["pair"]

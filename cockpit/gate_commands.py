@@ -103,7 +103,7 @@ async def _without_engine(settings: Settings, confirm_live: bool) -> Checklist:
         finally:
             store.close()
     quiet = settings.model_copy(update={"strategy": settings.strategy.model_copy(update={"enabled": False})})
-    engine = Engine(quiet, confirm_live=confirm_live)
+    engine = Engine(quiet, confirm_live=confirm_live, serve_chat=False)
     try:
         await engine.start()
     except DataDirBusy as exc:

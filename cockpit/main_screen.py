@@ -542,6 +542,7 @@ class MainScreen(Screen):
             health.streams_down = tuple(inert(s, limit=200) for s in event.streams_down)
             health.monitors_age = event.monitors_age_s
             health.monitors_stalled = event.monitors_stalled
+            health.chat = tuple(inert(bot, limit=60) for bot in event.chat)
             line = self.query_one(EquityLine)
             line.day_pnl = ("+" if event.day_pnl >= 0 else "") + num(event.day_pnl)
             line.day_negative = event.day_pnl < 0

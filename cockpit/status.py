@@ -28,7 +28,10 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     from engine.api.statusreport import status_report  # with the store: a mistyped --data-dir answers fast
 
     try:
-        report = status_report(store, data_dir, engine_pid(data_dir), settings.engine.mode)
+        chat = [
+            name for name, bot in (("telegram", settings.chat.telegram), ("slack", settings.chat.slack)) if bot.enabled
+        ]
+        report = status_report(store, data_dir, engine_pid(data_dir), settings.engine.mode, chat)
     finally:
         store.close()
     return render_status(report, data_dir, as_json)
@@ -73,6 +76,15 @@ def render_status(report: dict[str, Any], data_dir: Path, as_json: bool = False)
             + ", ".join(
                 f"{inert(m['code'])} {inert(m['status'])} {inert(m['value'])} (limit {inert(m['threshold'])})"
                 for m in troubled
+            )
+        )
+    if chat := report.get("chat"):
+        print(
+            "chat: "
+            + ", ".join(
+                f"{inert(b['name'])} {inert(b['state'])}"
+                + (f" (last command {inert(str(b['last_command_at'])[11:19])})" if b.get("last_command_at") else "")
+                for b in chat
             )
         )
     orders = report["open_orders"]

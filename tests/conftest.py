@@ -101,6 +101,7 @@ SLOW_FILES = {
     "tests/integration/test_alert_codes.py": "an engine per alert code, each fault waited out",
     "tests/sim/test_faults_rest.py": "hang and latency faults: each waits out the client's timeout",
     "tests/tui/test_first_use.py": "the app under Pilot, as a first-time operator goes through it",
+    "tests/integration/test_chat_control.py": "engines on the simulator commanded from fake Telegram and Slack",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.

@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 LEVEL_STYLE = {"OK": "", "WARN": "bold yellow", "CRIT": "bold white on red"}
+CHAT_STYLE = {"connected": "", "connecting": "yellow", "failing": "bold white on red", "off": "dim"}
 
 # The health line: (monitor code, label) in the order an operator reads them.
 HEALTH = (
@@ -47,6 +48,7 @@ class HealthLine(Static):
     streams_down: reactive[tuple[str, ...]] = reactive(tuple)
     monitors_age: reactive[float | None] = reactive(None)
     monitors_stalled: reactive[bool] = reactive(False)
+    chat: reactive[tuple[str, ...]] = reactive(tuple)  # "telegram connected", "slack failing"
 
     def render(self) -> Text:
         t = Text()
@@ -68,6 +70,11 @@ class HealthLine(Static):
             t.append(f" · down: {', '.join(self.streams_down)}", style="bold red")
         if self.breaker and self.breaker != "CLOSED":
             t.append(f" · breaker {self.breaker}", style="bold white on red")
+        for bot in self.chat:
+            # Each chat bot: its name and state in words; yellow while connecting, red while failing.
+            name, _, state = bot.partition(" ")
+            t.append(" · ")
+            t.append(f"{name} {state}", style=CHAT_STYLE.get(state, ""))
         return t
 
 

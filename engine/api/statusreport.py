@@ -8,6 +8,7 @@ from a second shell answers without importing the store's or the settings' machi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ from engine.kernel.events import TradingState, utcnow
 from engine.store.db import Store
 
 
-def status_report(store: Store, data_dir: Path, pid: str | None, default_mode: str) -> dict[str, Any]:
+def status_report(
+    store: Store, data_dir: Path, pid: str | None, default_mode: str, chat: Sequence[str] = ()
+) -> dict[str, Any]:
     """What the store in ``data_dir`` says, the running engine's beacon believed over it (when the store cannot
-    be written, the engine is HALTED in memory while the store says what it last could record)."""
+    be written, the engine is HALTED in memory while the store says what it last could record). ``chat``: the
+    chat bots configured; they run inside the engine, so with none running each is off."""
     state, info = store.trading_state()
     orders = store.orders(open_only=True)
     alerts = store.alerts(limit=5)
@@ -31,8 +35,15 @@ def status_report(store: Store, data_dir: Path, pid: str | None, default_mode: s
     mode = engine_info.get("mode", default_mode)  # what the engine last ran with, not this shell's config
     seen = beacon.read(data_dir) if pid else None
     store_failure = None
+    bots = [{"name": name, "state": "off", "last_command_at": None} for name in chat]
     if seen and seen.get("running") and str(seen.get("pid")) == pid:
         store_failure = seen.get("store_failure")
+        if isinstance(seen.get("chat"), list):
+            bots = [
+                {"name": b.get("name"), "state": b.get("state"), "last_command_at": b.get("last_command_at")}
+                for b in seen["chat"]
+                if isinstance(b, dict)
+            ]
         if seen.get("state") and seen["state"] != state.value:
             state = TradingState(seen["state"])
             info = {k: seen.get(k) for k in ("actor", "reason")} | {"ts": seen.get("since"), "code": ""}
@@ -73,4 +84,5 @@ def status_report(store: Store, data_dir: Path, pid: str | None, default_mode: s
         ),
         "monitors": monitors,
         "position_mismatch": holdings.get("mismatch", []),
+        "chat": bots,
     }

@@ -33,6 +33,7 @@ from engine.api.beacon import Beacon
 from engine.api.inbox import NEVER_EXPIRE, build_command, serve_commands
 from engine.api.server import ApiServer
 from engine.api.signals import SIGNAL_ACTOR
+from engine.chat.bots import ChatBots
 from engine.core.build import build_books, build_parts
 from engine.core.handlers import CommandHandlers
 from engine.core.readmodel import ReadModel
@@ -44,7 +45,7 @@ from engine.gate.preflight import run_standalone
 from engine.kernel import clock as engine_clock
 from engine.kernel.bus import EventBus
 from engine.kernel.commands import Command, CommandResult, Halt, ReduceOnly, audit_record
-from engine.kernel.config import Settings
+from engine.kernel.config import ChatConfig, Settings
 from engine.kernel.errors import EngineError
 from engine.kernel.events import (
     AlertRaised,
@@ -109,6 +110,7 @@ class Engine:
         confirm_live: bool = False,
         take_signals: bool = False,
         checks_at_start: bool = False,
+        serve_chat: bool = True,
     ) -> None:
         self.settings = settings
         # The clock in force where the engine is built: the wall clock, or a validation run's simulated one.
@@ -177,6 +179,17 @@ class Engine:
         # The service API: queries, commands and the event journal, served on the local socket (and remote HTTP).
         self.service = Service(self)
         self.api_server: ApiServer | None = None
+        # The chat bots (Telegram, Slack): one more transport of the service API, in this process (docs/decisions.md
+        # CHAT-01), started after the API and stopped with it.
+        # ``serve_chat`` False: an engine that lives for a moment beside the operator's (the preflight of `cockpit
+        # preflight` with none running) must not poll their bot: it would take the commands meant for the real one.
+        self.chat = ChatBots(
+            settings.chat if serve_chat else ChatConfig(),
+            self.service,
+            self.tasks.spawn,
+            on_change=lambda: self._light_beacon(None),
+        )
+        self.bus.add_handler(self.chat.on_event)
         self._summary_sent: str | None = None
         self._lock = DataDirLock(settings.engine.data_dir)
         self.running_commands = 0  # commands inside execute now (a validation run waits for none)
@@ -380,6 +393,7 @@ class Engine:
                 )
                 self.health_server = None
         await self._serve_api()
+        self.chat.start()
         self.tasks.spawn("venue", self._run_venue())
         if self.take_signals:
             self._signals = signals.install(asyncio.get_running_loop(), self._by_signal)
@@ -448,6 +462,7 @@ class Engine:
         if self.api_server is not None:
             await self.api_server.stop()  # attached screens hear the engine go, before anything else stops
             self.api_server = None
+        await self.chat.stop()
         if self.store is not None:
             await self.notifier.drain(timeout_s=3.0)  # what is queued for people goes out, or is recorded as not
         if self.health_server is not None:
@@ -621,6 +636,7 @@ class Engine:
                 "since": info.get("ts"),
                 "store_failure": self.store_guard.failure,
                 "mode": self.mode,
+                "chat": self.chat.states(),
                 "ts": utcnow().isoformat(),
             }
         )

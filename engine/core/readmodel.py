@@ -114,6 +114,7 @@ class ReadModel:
             monitors_age_s=None if monitors_age is None else round(monitors_age, 2),
             monitors_stalled=self.engine.monitors.watchdog.stalled is not None,
             user_stream_age_s=round(self.engine.sync.user_stream_age_s(), 1),
+            chat=tuple(f"{bot['name']} {bot['state']}" for bot in self.engine.chat.states()),
         )
 
     def snapshot_parts(self) -> dict[str, Any]:

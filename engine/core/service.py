@@ -29,6 +29,7 @@ from engine.api.inbox import NEVER_EXPIRE, build_command
 from engine.api.journal import Journal
 from engine.kernel.bus import Subscription
 from engine.kernel.commands import Command, CommandResult
+from engine.kernel.config import CHAT_SECRET_KEYS
 from engine.kernel.events import Severity, utcnow
 from engine.ops.incidents import report_text, timings
 from engine.store.db import Store
@@ -203,6 +204,7 @@ def _status(s: Service, params: dict[str, Any]) -> dict[str, Any]:
         "equity": e.portfolio.equity(),
         "quote_asset": e.settings.engine.quote_asset,
         "symbols": list(e.symbols),
+        "chat": e.chat.states(),
     }
 
 
@@ -222,7 +224,9 @@ def _status_report(s: Service, params: dict[str, Any]) -> dict[str, Any]:
     from engine.api.statusreport import status_report
 
     with s.reading() as store:
-        return status_report(store, s.data_dir, str(os.getpid()), s.engine.mode)
+        chat = s.engine.settings.chat
+        bots = [name for name, bot in (("telegram", chat.telegram), ("slack", chat.slack)) if bot.enabled]
+        return status_report(store, s.data_dir, str(os.getpid()), s.engine.mode, bots)
 
 
 def _portfolio(s: Service, params: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +310,11 @@ def _config(s: Service, params: dict[str, Any]) -> dict[str, Any]:
     for key in ("api_key", "api_secret"):
         if key in venue:
             venue[key] = "(set)" if venue[key] else None
+    for bot, keys in CHAT_SECRET_KEYS.items():
+        section = dumped.get("chat", {}).get(bot, {})
+        for key in keys:
+            if key in section:
+                section[key] = "(set)" if section[key] else None
     alerts = dumped.get("alerts", {})
     if isinstance(alerts.get("sinks"), list):
         alerts["sinks"] = [{**sink, "url": "(set)"} for sink in alerts["sinks"]]

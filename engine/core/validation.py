@@ -34,7 +34,7 @@ from engine.gate.scorecard import Recorder, build_report
 from engine.gate.stepped import SteppedClock
 from engine.kernel import clock as engine_clock
 from engine.kernel.commands import Ack
-from engine.kernel.config import Settings
+from engine.kernel.config import ChatConfig, Settings
 from engine.sim import Simulator
 from engine.sim.market import SYMBOLS
 from engine.sim.replay import ReplayError
@@ -193,8 +193,8 @@ class Validation:
 
     def _engine_settings(self, sim: Simulator) -> Settings:
         """The operator's configuration, pointed at the stepped simulator in paper mode, in a scratch directory,
-        with nothing sent to people (the report is) and ccxt's client-side rate limiter off: the simulator counts
-        the venue's limits on simulated time instead (a minute of the run is a simulated minute)."""
+        with nothing sent to people (the report is), no chat bot, and ccxt's client-side rate limiter off: the
+        simulator counts the venue's limits on simulated time instead (a minute of the run is a simulated minute)."""
         s = self.settings
         return s.model_copy(
             update={
@@ -218,6 +218,8 @@ class Validation:
                 ),
                 "health": s.health.model_copy(update={"port": 0}),
                 "risk": s.risk.model_copy(update={"kill_switch": False, "reduce_only": False}),
+                # No chat bot: a simulated run must not poll the operator's bot (it would take their commands).
+                "chat": ChatConfig(),
             }
         )
 

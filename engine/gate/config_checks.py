@@ -206,6 +206,25 @@ def alert_sinks(settings: Settings) -> Check:
     )
 
 
+def chat_control(settings: Settings) -> Check:
+    """The kill switch reaches the phone: a chat bot is enabled (runbook 003 "Pre-live Checklist" 7: "Ensure
+    Telegram notifications are configured"); WARN in live without one."""
+    chat = settings.chat
+    bots = [name for name, on in (("telegram", chat.telegram.enabled), ("slack", chat.slack.enabled)) if on]
+    c = ("chat_control", "Chat control configured")
+    if bots:
+        return Check(*c, Status.PASS, f"kill switch and status from {', '.join(bots)}", {"bots": bots})
+    if settings.engine.mode != "live":
+        return Check(*c, Status.PASS, "no chat bot (a WARN in live: runbook 003 pre-live checklist 7)", {"bots": []})
+    return Check(
+        *c,
+        Status.WARN,
+        "no chat bot: away from the desk, a CRIT reaches nobody who can halt from where they are",
+        {"bots": []},
+        "enable [chat.telegram] or [chat.slack] (docs/operator.md, chat control)",
+    )
+
+
 def health(settings: Settings) -> Check:
     """/health and /metrics are off or on loopback (they show state and positions)."""
     h = settings.health

@@ -117,6 +117,9 @@ class Preflight:
             ("validation_report", "GO paper-validation report", self._validation),
             ("stability", "Stability over the last 24 h of paper / dry-run", self._stability),
         ]
+        if self.live or self.settings.chat.telegram.enabled or self.settings.chat.slack.enabled:
+            # Live asks for it (runbook 003 pre-live checklist 7); elsewhere it is listed once a bot is set up.
+            steps.append(("chat_control", "Chat control configured", lambda: config_checks.chat_control(self.settings)))
         for code, title, step in steps:
             try:
                 result = step()

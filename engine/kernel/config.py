@@ -35,6 +35,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from engine.kernel.paths import default_data_dir
 
 SECRET_KEYS = ("api_key", "api_secret")
+# Chat tokens, by bot: like the venue's keys, only from the environment or .env.
+CHAT_SECRET_KEYS = {"telegram": ("token",), "slack": ("bot_token", "app_token")}
 
 
 def _not_below(lower: str, *, equal_ok: bool = False, words: str = "over") -> Any:
@@ -271,6 +273,62 @@ class RemoteEngine(_Section):
         return self
 
 
+class TelegramChatConfig(_Section):
+    """A Telegram bot that takes the kill switch and status commands from the allowed chats and users (runbook 003
+    "Emergency Procedures": /stop, /closeall, /resume, /status), by long polling: no inbound port. ``token`` comes
+    from the environment only (``COCKPIT_CHAT__TELEGRAM__TOKEN``)."""
+
+    enabled: bool = False
+    token: SecretStr | None = None
+    api_url: str = "https://api.telegram.org/bot"  # the Bot API's base; the token is appended (tests: a local fake)
+    chat_ids: tuple[int, ...] = ()
+    user_ids: tuple[int, ...] = ()
+    poll_timeout_s: float = Field(default=10.0, ge=0, le=50)  # long polling: how long one getUpdates may wait
+    rate_per_min: int = Field(default=20, ge=1, le=600)  # commands per user per minute (a burst of 5 at once)
+    alerts: Literal["INFO", "WARN", "CRIT", "off"] = "CRIT"  # alerts posted to the allowed chats, with buttons
+
+    @model_validator(mode="after")
+    def _usable(self) -> TelegramChatConfig:
+        if self.enabled and (not self.chat_ids or not self.user_ids):
+            raise ValueError("[chat.telegram] needs chat_ids and user_ids (allow-lists) when enabled")
+        if self.enabled and self.token is None:
+            raise ValueError("[chat.telegram] is enabled: set COCKPIT_CHAT__TELEGRAM__TOKEN in the environment or .env")
+        return self
+
+
+class SlackChatConfig(_Section):
+    """A Slack app that takes the same commands, as slash commands or messages, through Socket Mode: no inbound
+    port (runbook 004 "Slack Commands": /status, /mode halt, /snapshot now). Both tokens come from the environment
+    only: ``COCKPIT_CHAT__SLACK__BOT_TOKEN`` (xoxb-) and ``COCKPIT_CHAT__SLACK__APP_TOKEN`` (xapp-)."""
+
+    enabled: bool = False
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"  # the Web API's base (tests: a local fake)
+    channel_ids: tuple[str, ...] = ()
+    user_ids: tuple[str, ...] = ()
+    rate_per_min: int = Field(default=20, ge=1, le=600)
+    alerts: Literal["INFO", "WARN", "CRIT", "off"] = "CRIT"
+
+    @model_validator(mode="after")
+    def _usable(self) -> SlackChatConfig:
+        if self.enabled and (not self.channel_ids or not self.user_ids):
+            raise ValueError("[chat.slack] needs channel_ids and user_ids (allow-lists) when enabled")
+        if self.enabled and (self.bot_token is None or self.app_token is None):
+            raise ValueError(
+                "[chat.slack] is enabled: set COCKPIT_CHAT__SLACK__BOT_TOKEN and COCKPIT_CHAT__SLACK__APP_TOKEN in "
+                "the environment or .env"
+            )
+        return self
+
+
+class ChatConfig(_Section):
+    """Chat bots: the kill switch and status from a phone. Off until a bot is enabled."""
+
+    telegram: TelegramChatConfig = TelegramChatConfig()
+    slack: SlackChatConfig = SlackChatConfig()
+
+
 class TuiConfig(_Section):
     """The cockpit's screen."""
 
@@ -387,6 +445,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     health: HealthConfig = HealthConfig()
     api: ApiConfig = ApiConfig()
+    chat: ChatConfig = ChatConfig()
     tui: TuiConfig = TuiConfig()
     strategy: StrategyConfig = StrategyConfig()
     preflight: PreflightConfig = PreflightConfig()
@@ -526,6 +585,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
     for section, key, now in MOVED:
         if isinstance(data.get(section), dict) and key in data[section]:
             raise ConfigError(f"{path}: [{section}] {key} has moved to [{now}] {key}; move the line there")
+    chat = data.get("chat")
+    for bot, keys in CHAT_SECRET_KEYS.items():
+        table = chat.get(bot) if isinstance(chat, dict) else None
+        for key in keys:
+            if isinstance(table, dict) and key in table:
+                raise ConfigError(
+                    f"{path}: [chat.{bot}] {key} must not be in a config file; set "
+                    f"COCKPIT_CHAT__{bot.upper()}__{key.upper()} in the environment or in .env instead"
+                )
     venue = data.get("venue")
     if isinstance(venue, dict):
         for key in SECRET_KEYS:

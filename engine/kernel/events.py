@@ -294,6 +294,7 @@ class HealthUpdated(Event):
     monitors_age_s: float | None = None
     monitors_stalled: bool = False
     user_stream_age_s: float | None = None
+    chat: tuple[str, ...] = ()  # each chat bot and its state: "telegram connected", "slack failing"
 
     @property
     def coalesce_key(self) -> Hashable:

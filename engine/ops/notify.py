@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from engine.kernel.config import NotifyTarget
 from engine.kernel.events import Alert, AlertRaised, AlertUpdated, Event, NotificationSent, Severity
 from engine.kernel.ports import AlertPort, Publish
+from engine.kernel.text import inert
 
 log = logging.getLogger(__name__)
 # apprise logs what it sends at INFO/DEBUG; a URL's token must never reach a log.
@@ -132,17 +133,22 @@ class Notifier:
 
         ap = apprise.Apprise()
         ap.add(target.url)
-        title = f"{self.title}: {alert.severity.value} {alert.code}"
+        # An alert's words can hold a venue's error or an operator's reason: inert (no escape, no control), and
+        # sent as plain text, which apprise escapes for each service that reads HTML or Markdown (e-mail, Telegram,
+        # Slack), so a "<b>" or "[link](…)" in them is shown, never rendered.
+        title = f"{self.title}: {alert.severity.value} {inert(alert.code, limit=80)}"
         if change == "escalated":
             title += " (escalated: unacknowledged)"
         elif change == "repeat":
             title += " (still unacknowledged)"
-        body = alert.message + (f" (x{alert.count})" if alert.count > 1 else "") + f" [alert #{alert.id}]"
+        body = inert(alert.message) + (f" (x{alert.count})" if alert.count > 1 else "") + f" [alert #{alert.id}]"
         error = ""
         for attempt in range(1, self.retries + 2):
             try:
                 kind = getattr(apprise.NotifyType, NOTIFY_TYPE[alert.severity])
-                if await ap.async_notify(body=body, title=title, notify_type=kind):
+                if await ap.async_notify(
+                    body=body, title=title, notify_type=kind, body_format=apprise.NotifyFormat.TEXT
+                ):
                     self.publish(NotificationSent(alert.id, target.label, True, attempt))
                     return
                 error = "the service refused or did not answer"

@@ -42,11 +42,15 @@ class IllegalTransition(Exception):
     """A state change the table does not allow."""
 
 
+OPERATOR_PREFIXES = ("operator:", "api:", "telegram:", "slack:")
+
+
 def is_operator(actor: str) -> bool:
-    """A person: ``operator`` or ``operator:<where>`` (a key press, the CLI), or ``api:<token name>`` (a remote
-    client whose token has the operator role: a viewer's token sends no command at all). Monitors, strategies,
-    stop-losses and the engine itself are not."""
-    return actor == "operator" or actor.startswith(("operator:", "api:"))
+    """A person: ``operator`` or ``operator:<where>`` (a key press, the CLI), ``api:<token name>`` (a remote
+    client whose token has the operator role: a viewer's token sends no command at all), or a chat user on a bot's
+    allow-lists (``telegram:<id> <name>``, ``slack:<id> <name>``: no one else's command reaches the engine).
+    Monitors, strategies, stop-losses and the engine itself are not."""
+    return actor == "operator" or actor.startswith(OPERATOR_PREFIXES)
 
 
 def check_transition(current: TradingState, target: TradingState, actor: str) -> bool:

@@ -1,4 +1,5 @@
-"""A run that used API keys and a notification URL with a token leaves no secret anywhere an operator's data goes:
+"""A run that used API keys, a notification URL with a token and chat bots' tokens (Telegram, Slack, against their
+loopback fakes: a failure of the service, a command answered) leaves no secret anywhere an operator's data goes:
 the log files (the headless engine's stderr carries the same JSON lines), the database (and its WAL), snapshot
 archives, incident reports, what the CLI prints, and what the screen showed (Textual screenshots from a Pilot run of
 the real app, and the text of a tmux pane running the real program, where tmux is installed)."""
@@ -15,27 +16,35 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from chatfakes import FakeSlack, FakeTelegram
 from eventually import eventually
 from fastsim import FAST
+from pydantic import SecretStr
 
 from cockpit.app import CockpitApp
 from engine.core.engine import Engine
 from engine.kernel.commands import PlaceOrder
 from engine.kernel.config import (
     AlertsConfig,
+    ChatConfig,
     EngineConfig,
     MonitorsConfig,
     RiskConfig,
     Settings,
+    SlackChatConfig,
     StrategyConfig,
+    TelegramChatConfig,
     VenueConfig,
 )
 
 TOKEN = "tok3nS3cr3tV4lue9f8e7d6c5b4a"
+TELEGRAM_TOKEN = "987654321:AAHs3cr3tT3l3gr4mT0k3nV4lu3xyz"
+SLACK_BOT_TOKEN = "xoxb-s3cr3t-sl4ck-b0t-t0k3n"
+SLACK_APP_TOKEN = "xapp-1-A111-s3cr3t-4pp-t0k3n"
 
 
 def secrets_of(sim) -> list[str]:
-    return [sim.api_key, sim.api_secret, TOKEN]
+    return [sim.api_key, sim.api_secret, TOKEN, TELEGRAM_TOKEN, SLACK_BOT_TOKEN, SLACK_APP_TOKEN]
 
 
 def notify_url() -> str:
@@ -76,6 +85,28 @@ def everything_written(data_dir: Path) -> dict[str, bytes]:
 
 async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, tmp_path):
     data = tmp_path / "data"
+    telegram, slack = FakeTelegram(TELEGRAM_TOKEN), FakeSlack(SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
+    await telegram.start()
+    await slack.start()
+    telegram.fail_next(1, 502)  # an outage: its alert names the error, never the token in the URL
+    chat = ChatConfig(
+        telegram=TelegramChatConfig(
+            enabled=True,
+            token=SecretStr(TELEGRAM_TOKEN),
+            api_url=telegram.api_url,
+            chat_ids=(1,),
+            user_ids=(1,),
+            poll_timeout_s=1,
+        ),
+        slack=SlackChatConfig(
+            enabled=True,
+            bot_token=SecretStr(SLACK_BOT_TOKEN),
+            app_token=SecretStr(SLACK_APP_TOKEN),
+            api_url=slack.api_url,
+            channel_ids=("C1",),
+            user_ids=("U1",),
+        ),
+    )
     settings = Settings(
         venue=VenueConfig(
             exchange="binance",
@@ -90,6 +121,7 @@ async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, t
         monitors=MonitorsConfig(interval_s=0.1, flash_crash_pct=Decimal("8"), flash_crash_window_s=5.0),
         alerts=AlertsConfig(notify=({"url": notify_url(), "min_severity": "WARN"},), notify_retries=0),
         strategy=StrategyConfig(enabled=False),
+        chat=chat,
     )
     screens: dict[str, str] = {}
     app = CockpitApp(Engine(settings))
@@ -108,6 +140,11 @@ async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, t
                 )
             )
         ).ok
+        asked = telegram.say(1, 1, "/status")
+        await eventually(lambda: telegram.replies_to(asked), message="a chat command answered")
+        await slack.slash("C1", "U1", "/status")
+        await eventually(lambda: slack.posted, message="a Slack command answered")
+        assert any(a.code == "CHAT_UNAVAILABLE" for a in engine.alert_book.recent)
         screens["main"] = app.export_screenshot()
         sim.faults.inject("flash-crash", percent=15, seconds=0.5, recover=0)  # an incident, its snapshot
         await eventually(lambda: engine.incidents.current and engine.incidents.current.get("snapshot"), timeout=15)
@@ -124,6 +161,8 @@ async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, t
         screens["palette"] = app.export_screenshot()
         app.save_screenshot(path=str(tmp_path), filename="screen.svg")
         await pilot.press("escape")
+    await telegram.stop()
+    await slack.stop()
 
     env = write_config(sim, tmp_path)
 

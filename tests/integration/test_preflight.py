@@ -263,7 +263,9 @@ async def test_a_configuration_unfit_for_live_fails_and_warns(sim, tmp_path):
         settings(sim, tmp_path, mode="live", **unfit), None, confirm_live=True, actor="operator:test"
     )
     assert {"stop_loss", "daily_loss_limit", "mode", "stability"} <= codes(live, Status.FAIL)
-    assert {"rate_limit", "health_loopback", "alert_sinks", "validation_report"} <= codes(live, Status.WARN)
+    assert {"rate_limit", "health_loopback", "alert_sinks", "chat_control", "validation_report"} <= codes(
+        live, Status.WARN
+    )
     assert "smoke_trade" not in {c.code for c in live.checks}  # never with real money
     paper = await run_standalone(settings(sim, tmp_path, **unfit), None, confirm_live=False, actor="operator:test")
     # The same choices are WARN in paper: that is where they are tried out.

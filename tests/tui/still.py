@@ -158,6 +158,7 @@ class StillCockpit(CockpitApp):
         alerts: list[Alert] | None = None,
         events: list = (),
         symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"),
+        chat: tuple[str, ...] = (),
     ) -> None:
         settings = Settings(
             engine=EngineConfig(data_dir=tmp_path),
@@ -184,6 +185,7 @@ class StillCockpit(CockpitApp):
             checklist={"verdict": "GO", "summary": {"PASS": 15, "WARN": 3, "FAIL": 0}},
         )
         self.events = list(events)
+        self.chat = chat
 
     def frame_drawn(self, snap) -> None:
         """No notice of a restored halt: the pictures are of the screen, not of what is said once at a start."""
@@ -205,6 +207,7 @@ class StillCockpit(CockpitApp):
             drawdown_pct=D("0.41"),
             monitors_age_s=0.6,
             user_stream_age_s=0.2,
+            chat=self.chat,
         )
         self.main_screen.post_message(EngineEvents([health, *self.events], 0.0))
 

@@ -1,5 +1,6 @@
 """Screen snapshots (pytest-textual-snapshot): the main screen as an operator sees it, normal, HALTED by a
-monitor, with a CRIT alert waiting, in monochrome (NO_COLOR), while the venue is still connecting, at 80×24; the
+monitor, with a CRIT alert waiting, in monochrome (NO_COLOR), while the venue is still connecting, at 80×24, with
+two chat bots (one failing) at 120×36; the
 go/no-go checklist at 80×24 with the selected check whole under it; and the too-small screen. After a deliberate
 change to the screen: `.venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update`, then look at the
 SVGs in tests/tui/__snapshots__/ before committing them."""
@@ -40,6 +41,12 @@ def test_main_screen_with_fifty_markets(snap_compare, tmp_path):
     """Positions first (the largest first), then markets with open orders; the panel says how many there are and
     how many are out of sight."""
     assert snap_compare(fifty_markets(tmp_path), terminal_size=(80, 24))
+
+
+def test_main_screen_with_chat_bots_one_failing(snap_compare, tmp_path):
+    # Each chat bot's state ends the health line: connected plain, failing in red (issue 21).
+    app = StillCockpit(tmp_path, chat=("telegram connected", "slack failing"))
+    assert snap_compare(app, terminal_size=(120, 36))
 
 
 def test_too_small(snap_compare, tmp_path):

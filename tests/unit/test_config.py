@@ -105,3 +105,22 @@ def test_drawdown_levels_must_be_ordered(tmp_path):
     path = write(tmp_path, '[risk]\nmax_drawdown_warn_pct = "20"\nmax_drawdown_pct = "10"\n')
     with pytest.raises(ConfigError, match="risk.max_drawdown_pct"):
         load_settings(path)
+
+
+def test_chat_tokens_come_from_the_environment_only(tmp_path, monkeypatch):
+    path = write(tmp_path, '[chat.telegram]\ntoken = "123:hunter2"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert "COCKPIT_CHAT__TELEGRAM__TOKEN" in str(err.value) and "hunter2" not in str(err.value)
+    # Enabled without its token or its allow-lists: said at start, naming what to set.
+    path = write(tmp_path, '[chat.slack]\nenabled = true\nchannel_ids = ["C1"]\nuser_ids = ["U1"]\n')
+    with pytest.raises(ConfigError, match="COCKPIT_CHAT__SLACK__BOT_TOKEN"):
+        load_settings(path)
+    path = write(tmp_path, "[chat.telegram]\nenabled = true\n")
+    monkeypatch.setenv("COCKPIT_CHAT__TELEGRAM__TOKEN", "123:hunter2")
+    with pytest.raises(ConfigError, match="chat_ids and user_ids"):
+        load_settings(path)
+    path = write(tmp_path, "[chat.telegram]\nenabled = true\nchat_ids = [1]\nuser_ids = [1]\n")
+    s = load_settings(path)
+    assert s.chat.telegram.token.get_secret_value() == "123:hunter2" and "hunter2" not in repr(s)
+    assert not s.chat.slack.enabled  # off by default
