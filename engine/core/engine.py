@@ -154,6 +154,7 @@ class Engine:
         self.execution, self.kill_switch, self.tiers = parts.execution, parts.kill_switch, parts.tiers
         self.venue_health, self.holdings, self.sync = parts.venue_health, parts.holdings, parts.sync
         self.monitors, self.runner, self.stop_losses = parts.monitors, parts.runner, parts.stop_losses
+        self.venue_stops = parts.venue_stops
         self.metrics, self.notifier, self.log_files = parts.metrics, parts.notifier, parts.log_files
         self.read = ReadModel(self)
         self.handlers = CommandHandlers(self)
@@ -453,7 +454,7 @@ class Engine:
         if self.health_server is not None:
             await self.health_server.stop()
             self.health_server = None
-        await self.tasks.close()
+        await self.tasks.close(for_good=True)
         await self.sync.stop_streams()
         if self.link.venue is not None:
             await self.link.venue.close()

@@ -46,9 +46,18 @@ def _rank(status: OrderStatus) -> int:
     return _RANK.get(status, 3)
 
 
-def new_client_id() -> str:
+STOP_ORDER_TYPE = "stop_limit"  # a protective stop the engine rests at the venue (``Order.type``)
+STOP_ID_PREFIX = "cs-"  # its client id: the no-engine kill switch knows the engine's stops at the venue by it
+
+
+def new_client_id(prefix: str = "ck-") -> str:
     """A venue-safe client order id (Binance allows ``[A-Za-z0-9-_]{1,36}``)."""
-    return "ck-" + uuid.uuid4().hex[:24]
+    return prefix + uuid.uuid4().hex[:24]
+
+
+def is_protective_stop(order: Order) -> bool:
+    """A stop the engine rests at the venue for a position it holds (not an order placed outside the engine)."""
+    return order.type == STOP_ORDER_TYPE and order.client_id.startswith(STOP_ID_PREFIX)
 
 
 class OrderTracker:
@@ -93,7 +102,7 @@ class OrderTracker:
     ) -> Order:
         """Record a new order with a fresh client id; the store has it before this returns."""
         order = Order(
-            client_id=new_client_id(),
+            client_id=new_client_id(STOP_ID_PREFIX if type_ == STOP_ORDER_TYPE else "ck-"),
             symbol=symbol,
             side=side,
             type=type_,

@@ -416,8 +416,13 @@ class Venue:
         amount: Decimal,
         price: Decimal | None,
         urgent: bool = False,
+        stop_price: Decimal | None = None,
     ) -> OrderReport:
+        """One order; with ``stop_price`` a protective stop (a sell that waits for the price to fall to it): ccxt's
+        unified ``stopLossPrice``, a stop-limit at ``price`` (Binance spot: STOP_LOSS_LIMIT)."""
         params = {"newClientOrderId": client_id}
+        if stop_price is not None:
+            params["stopLossPrice"] = str(stop_price)
         # Never retried here: after an uncertain failure the engine asks by client id instead (no duplicates).
         return await self._ask(
             self._urgent if urgent else self._once,
@@ -441,8 +446,15 @@ class Venue:
             {"origClientOrderId": client_id},
         )
 
-    async def cancel_order(self, client_id: str, symbol: str) -> OrderReport:
-        return await self._ask(self._call, "cancel_order", parse_order, None, symbol, {"origClientOrderId": client_id})
+    async def cancel_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
+        return await self._ask(
+            self._urgent if urgent else self._call,
+            "cancel_order",
+            parse_order,
+            None,
+            symbol,
+            {"origClientOrderId": client_id},
+        )
 
     async def fetch_open_orders(self, symbol: str | None = None, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call

@@ -65,6 +65,7 @@ async def test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_
     engine = await run(settings(sim, tmp_path))
     await buy(engine)
     await resting_buy(engine)
+    await eventually(lambda: engine.venue_stops.at_venue("BTC/USDT"), message="the position's stop at the venue")
     watch = stopwatch("001 §1 (> 60 s: kill switch), 000 §3", LIMITS)
     refuse = sim.faults.inject("ws-refuse")
     sim.faults.inject("ws-drop")
@@ -73,8 +74,8 @@ async def test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_
     watch.mark("HALTED by ws_stale", halted)
     await eventually(lambda: audited(tmp_path, "close-all", "monitor:ws_stale"), timeout=10, message="closed")
     (row,) = audited(tmp_path, "close-all", "monitor:ws_stale")
-    watch.mark("close-all done (1 order canceled, 1 position sold)", row)
-    assert "canceled 1 order(s); closed 1 position(s); 0 still open at venue" in row["result"]
+    watch.mark("close-all done (1 order and the stop canceled, 1 position sold)", row)
+    assert "canceled 2 order(s); closed 1 position(s); 0 still open at venue" in row["result"]
     crit = [a for a in engine.alert_book.recent if a.code == "CLOSE_ALL"]
     assert crit and crit[0].severity.value == "CRIT"
     await eventually(
