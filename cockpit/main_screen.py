@@ -152,7 +152,9 @@ class MainScreen(Screen):
         yield EquityLine(inert(self.config.quote), id="equity")
         yield Static(id="balances")
         positions = KeyedTable(
-            ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop"), id="positions", classes="panel"
+            ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop", "stop at"),
+            id="positions",
+            classes="panel",
         )
         positions.border_title = "Markets · positions"
         yield positions
@@ -185,8 +187,12 @@ class MainScreen(Screen):
     # ------------------------------------------------------------ drawing from the model
 
     def _draw_markets(self) -> None:
+        at_venue = {o.symbol for o in self.orders.values() if o.is_protective_stop}
         self.query_one("#positions", KeyedTable).sync(
-            {s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s)) for s in self.config.symbols}
+            {
+                s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s), s in at_venue)
+                for s in self.config.symbols
+            }
         )
 
     def _draw_order(self, order: Order) -> None:
@@ -197,6 +203,8 @@ class MainScreen(Screen):
         else:
             self.orders.pop(order.client_id, None)
             table.discard(order.client_id)
+        if order.is_protective_stop:
+            self._draw_markets()  # where the position's stop rests ("stop at")
 
     def _tick(self) -> None:
         """Once a second: the ages of open orders move on (only their age and status cells change)."""

@@ -17,6 +17,7 @@ from engine.kernel.text import inert
 from engine.store.datadir import DB_NAME, engine_pid
 
 if TYPE_CHECKING:
+    from engine.kernel.events import Order
     from engine.store.db import Store
 
 
@@ -40,6 +41,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         engine_info = store.load_json("engine") or {}
         monitors = store.load_json("monitors") or []
         holdings = store.load_json("holdings") or {}
+        positions = _positions(settings, store, orders)
     finally:
         store.close()
     pid = engine_pid(data_dir)
@@ -93,6 +95,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
                     ),
                     "monitors": monitors,
                     "position_mismatch": holdings.get("mismatch", []),
+                    "positions": positions,
                 }
             )
         )
@@ -258,6 +261,29 @@ def print_incident_report(settings: Settings, incident_id: int) -> int:
         store.close()
     print(inert(path))
     return 0
+
+
+def _positions(settings: Settings, store: Store, open_orders: list[Order]) -> list[dict[str, object]]:
+    """What the store last knew held, per configured symbol, with its stop and whether the stop rests at the
+    venue (the engine's protective stop among the open orders) or in the engine only."""
+    held = {b.asset: b.total for b in store.balances()}
+    stops = store.load_json("stops") or {}
+    out: list[dict[str, object]] = []
+    for symbol in settings.venue.symbols:
+        amount = held.get(symbol.split("/")[0], Decimal(0))
+        if amount <= 0:
+            continue
+        at_venue = [o for o in open_orders if o.symbol == symbol and o.is_protective_stop]
+        out.append(
+            {
+                "symbol": symbol,
+                "amount": str(amount),
+                "stop_price": stops.get(symbol),
+                "stop_at_venue": bool(at_venue),
+                "stop_order": at_venue[0].client_id if at_venue else None,
+            }
+        )
+    return out
 
 
 def _plain(value: object) -> str:

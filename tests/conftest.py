@@ -98,6 +98,8 @@ SLOW_FILES = {
     "tests/integration/test_alert_codes.py": "an engine per alert code, each fault waited out",
     "tests/sim/test_faults_rest.py": "hang and latency faults: each waits out the client's timeout",
     "tests/tui/test_first_use.py": "the app under Pilot, as a first-time operator goes through it",
+    "tests/chaos/test_stop_survives.py": "kill -9 of the engine process twice, a simulator in its own process",
+    "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.

@@ -8,7 +8,9 @@ reconciliation it checks, against the venue's own record (``GET /sim/account``):
 - balances equal to the venue's (free and locked, every asset);
 - no position mismatch kept or halted on (nobody else trades the account: the engine's own fills explain it all);
 - a halt kept (HALTED before the kill, HALTED after it, and nothing sent meanwhile), and a kill-switch command the kill
-  interrupted carried out at the restart (HALTED).
+  interrupted carried out at the restart (HALTED);
+- every held position with a stop protected at the venue by exactly one protective stop once the restart settled,
+  and no position ever with two live stops at once (issue 22).
 
 Some kills land while a command from another shell (halt, cancel-all, close-all, an order; sent the way the CLI
 sends it, through the store) is on its way. The
@@ -327,6 +329,60 @@ def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
     return problems
 
 
+# The simulator's filters, for the protective-stop checks: lot step per base asset and the minimum notional.
+STEP = {"BTC": Decimal("0.00001"), "ETH": Decimal("0.0001")}
+MIN_NOTIONAL = Decimal(5)
+STOP_OFFSET = Decimal("0.005")  # [risk] stop_limit_offset_pct as shipped (0.5 %)
+
+
+def _protective(order: dict[str, Any]) -> bool:
+    return order["type"] == "STOP_LOSS_LIMIT" and order["clientOrderId"].startswith("cs-")
+
+
+def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
+    """Held positions with a stop that the venue does not protect with exactly one protective stop (the amount held
+    less what the engine's other sells lock, when the venue's filters allow a stop of it at all)."""
+    problems = []
+    orders = sim_account["orders"]
+    for symbol, stop in (store.load_json("stops") or {}).items():
+        base = symbol.split("/")[0]
+        market = symbol.replace("/", "")
+        v = sim_account["balances"].get(base, {"free": "0", "locked": "0"})
+        held = Decimal(v["free"]) + Decimal(v["locked"])
+        open_ = [o for o in orders if o["symbol"] == market and o["status"] in ("NEW", "PARTIALLY_FILLED")]
+        other_sells = sum(
+            (
+                Decimal(o["origQty"]) - Decimal(o["executedQty"])
+                for o in open_
+                if o["side"] == "SELL" and not _protective(o)
+            ),
+            Decimal(0),
+        )
+        spare = ((held - other_sells) // STEP[base]) * STEP[base]
+        limit = Decimal(stop) * (1 - STOP_OFFSET)
+        stops = [o for o in open_ if _protective(o)]
+        if spare > 0 and spare * limit >= MIN_NOTIONAL and len(stops) != 1:
+            problems.append(
+                f"{symbol}: {held} held with a stop at {stop}, {len(stops)} protective stop(s) at the venue"
+            )
+    return problems
+
+
+def stops_twice(sim_account: dict[str, Any]) -> list[str]:
+    """Positions that had two protective stops live at once at the venue (each one's life: placed, then ended)."""
+    problems = []
+    for market in {o["symbol"] for o in sim_account["orders"]}:
+        lives = sorted(
+            (o["time"], o["updateTime"] if o["status"] not in ("NEW", "PARTIALLY_FILLED") else None, o["clientOrderId"])
+            for o in sim_account["orders"]
+            if o["symbol"] == market and _protective(o)
+        )
+        for (_, ended, first), (started, _, second) in zip(lives, lives[1:]):
+            if ended is None or started < ended:
+                problems.append(f"{market}: stops {first} and {second} were live at once")
+    return problems
+
+
 def holdings_kept_apart(store: Store) -> list[str]:
     """What the engine holds kept apart from what the venue holds (a position mismatch, kept or halted on): nobody
     trades this account but the engine, so its own fills must account for every coin."""
@@ -474,7 +530,13 @@ def check(session: Session, report: Report, n: int, settle_s: float = 30.0) -> l
             store = session.store()
             try:
                 account = sim.account()
-                last = differences(account, store) + unexplained_balances(account, store) + holdings_kept_apart(store)
+                last = (
+                    differences(account, store)
+                    + unexplained_balances(account, store)
+                    + holdings_kept_apart(store)
+                    + unprotected(account, store)
+                    + stops_twice(account)
+                )
                 running = list(store.db.query("select id, command from commands where status = 'running'"))
             finally:
                 store.close()

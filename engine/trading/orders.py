@@ -14,6 +14,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 from engine.kernel.bus import EventBus
+from engine.kernel.events import STOP_ID_PREFIX as STOP_ID_PREFIX
+from engine.kernel.events import STOP_ORDER_TYPE as STOP_ORDER_TYPE
 from engine.kernel.events import (
     Alert,
     AlertRaised,
@@ -46,18 +48,14 @@ def _rank(status: OrderStatus) -> int:
     return _RANK.get(status, 3)
 
 
-STOP_ORDER_TYPE = "stop_limit"  # a protective stop the engine rests at the venue (``Order.type``)
-STOP_ID_PREFIX = "cs-"  # its client id: the no-engine kill switch knows the engine's stops at the venue by it
-
-
 def new_client_id(prefix: str = "ck-") -> str:
     """A venue-safe client order id (Binance allows ``[A-Za-z0-9-_]{1,36}``)."""
     return prefix + uuid.uuid4().hex[:24]
 
 
 def is_protective_stop(order: Order) -> bool:
-    """A stop the engine rests at the venue for a position it holds (not an order placed outside the engine)."""
-    return order.type == STOP_ORDER_TYPE and order.client_id.startswith(STOP_ID_PREFIX)
+    """A stop the engine rests at the venue for a position it holds (``Order.is_protective_stop``)."""
+    return order.is_protective_stop
 
 
 class OrderTracker:
