@@ -365,6 +365,17 @@ class Venue:
     def market(self, symbol: str) -> dict[str, Any]:
         return dict(self.ex.market(symbol))
 
+    def stop_orders(self, symbol: str) -> bool | None:
+        """Whether a protective stop-limit can rest at the venue for ``symbol``: Binance lists each market's order
+        types (STOP_LOSS_LIMIT, what ccxt's ``stopLossPrice`` sends); elsewhere ccxt says whether it can create a
+        stop-loss order at all. None when neither says."""
+        info = self.ex.market(symbol).get("info") or {}
+        types = info.get("orderTypes") if isinstance(info, dict) else None
+        if isinstance(types, list):
+            return "STOP_LOSS_LIMIT" in types
+        has = self.ex.has.get("createStopLossOrder")
+        return None if has is None else bool(has)
+
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
         """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
         try:
