@@ -361,10 +361,14 @@ def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
         spare = ((held - other_sells) // STEP[base]) * STEP[base]
         limit = Decimal(stop) * (1 - STOP_OFFSET)
         stops = [o for o in open_ if _protective(o)]
-        if spare > 0 and spare * limit >= MIN_NOTIONAL and len(stops) != 1:
+        if spare <= 0 or spare * limit < MIN_NOTIONAL:
+            continue  # nothing a stop could be placed for (dust, or all of it in other sells)
+        if len(stops) != 1:
             problems.append(
                 f"{symbol}: {held} held with a stop at {stop}, {len(stops)} protective stop(s) at the venue"
             )
+        elif Decimal(stops[0]["origQty"]) - Decimal(stops[0]["executedQty"]) != spare:
+            problems.append(f"{symbol}: the stop at the venue is for {stops[0]['origQty']}, {spare} is held")
     return problems
 
 
