@@ -672,6 +672,7 @@ class Engine:
         assert self.store is not None
         stops = self.store.load_json("stops") or {}
         self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
+        self.execution.stop_cancels.update(dict.fromkeys(self.store.load_json("stop_cancels") or []))
         origins = {o.client_id: o.origin for o in self.tracker.all()}
         for fill in fills:
             self.portfolio.add_fill(fill, origins.get(fill.client_id) if fill.client_id else None)

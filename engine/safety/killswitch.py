@@ -133,7 +133,7 @@ class KillSwitch:
                     out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
                     continue
                 out.canceled += len(result)
-                self.execution.stop_cancels.update(r.client_id for r in result)  # its own cancels: no news
+                self.execution.note_stop_cancels(r.client_id for r in result)  # its own cancels: no news
                 self.execution.apply_reports(result, "rest")
             done |= pending
             rounds += 1

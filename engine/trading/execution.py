@@ -27,6 +27,7 @@ from engine.kernel.events import (
     Order,
     OrderRefused,
     OrderStatus,
+    Persisted,
     PositionsUpdated,
     RoundTripClosed,
     Severity,
@@ -34,7 +35,7 @@ from engine.kernel.events import (
 )
 from engine.kernel.ports import Durability, Ports, VenueLink
 from engine.trading.books import Books
-from engine.trading.orders import STOP_ORDER_TYPE, is_protective_stop
+from engine.trading.orders import STOP_ID_PREFIX, STOP_ORDER_TYPE, is_protective_stop
 from engine.trading.portfolio import base_of
 from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
 from engine.venue import errors as vx
@@ -85,7 +86,8 @@ class Execution:
         # Client id -> amount of its fills seen: an order reported more filled than this has fills still to fetch.
         self.filled_seen: dict[str, Decimal] = {}
         # Protective stops this engine cancelled itself (an amend, an exit, the kill switch): their end is no news.
-        self.stop_cancels: set[str] = set()
+        # Kept across a restart (the latest few), so a crash in the middle of an amend is not called a stop gone.
+        self.stop_cancels: dict[str, None] = {}
         # Symbol -> sells of it under way (an exit, a strategy's sell): no protective stop is placed meanwhile, or
         # it would lock what they sell.
         self.selling: dict[str, int] = {}
@@ -468,7 +470,7 @@ class Execution:
         if self.link.venue is None:
             return CommandResult(False, "venue not connected")
         if is_protective_stop(order):
-            self.stop_cancels.add(client_id)
+            self.note_stop_cancels([client_id])
         venue = self.link.venue
         try:
             try:
@@ -480,6 +482,16 @@ class Execution:
         self.apply_report(report, "rest")
         log.info("cancel %s by %s: %s", client_id, actor, report.status.value)
         return CommandResult(True, f"{client_id} {report.status.value}")
+
+    def note_stop_cancels(self, client_ids: Iterable[str]) -> None:
+        """Protective stops this engine is cancelling itself: remembered (and persisted, the latest 200)."""
+        new = [c for c in client_ids if c.startswith(STOP_ID_PREFIX) and c not in self.stop_cancels]
+        if not new:
+            return
+        self.stop_cancels.update(dict.fromkeys(new))
+        for old in list(self.stop_cancels)[: max(0, len(self.stop_cancels) - 200)]:
+            del self.stop_cancels[old]
+        self.publish(Persisted("stop_cancels", list(self.stop_cancels)))
 
     async def exit_position(self, symbol: str, actor: str, reason: str) -> CommandResult:
         """Sell the whole position at market (a strategy's exit or a stop-loss).
