@@ -371,6 +371,7 @@ class Execution:
             True,
             f"{order.side} {order.amount} {order.symbol} {report.status.value} "
             f"(found by client id after {type(exc).__name__})",
+            {"client_id": order.client_id, "status": report.status.value},
         )
 
     # ------------------------------------------------------------ answers
