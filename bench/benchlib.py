@@ -56,13 +56,16 @@ def emit(result: dict[str, Any]) -> None:
 
 def sim_settings(sim: Any, data_dir: Path | None = None, *, strategy: bool = False, **risk: Any) -> Settings:
     """Settings for an engine on ``sim`` (reached over loopback like any Binance venue); strategies off, limits
-    wide enough for the benchmark's own orders."""
+    wide enough for the benchmark's own orders, and no protective stops at the venue unless asked: the benchmarks
+    time the engine's paths against bare ccxt orders on the same account, whose sells a resting stop would lock."""
     return Settings(
         venue=VenueConfig(
             exchange="binance", rest_url=sim.rest_url, ws_url=sim.ws_url, api_key=sim.api_key, api_secret=sim.api_secret
         ),
         engine=EngineConfig(data_dir=data_dir or Path(tempfile.mkdtemp(prefix="cockpit-bench-"))),
-        risk=RiskConfig(**{"max_orders_per_minute": 100_000, "max_position_pct": Decimal(100), **risk}),
+        risk=RiskConfig(
+            **{"max_orders_per_minute": 100_000, "max_position_pct": Decimal(100), "stops_at_venue": False, **risk}
+        ),
         monitors=MonitorsConfig(),
         strategy=StrategyConfig(enabled=strategy),
     )

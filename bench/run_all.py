@@ -26,6 +26,7 @@ BENCHMARKS = (
     "tui_kill_switch",
     "tui_attached",
     "round_trips",
+    "venue_stops",
     "persistence",
     "engine_events",
     "tui_storm",
@@ -93,6 +94,15 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 f"reply {med(result['chat_stop_to_reply'])} / {p99(result['chat_stop_to_reply'])}",
                 f"cockpit cancel-all {med(result['cli_cancel_all_to_done'])}",
             ),
+        ]
+    if name == "venue_stops":
+        f = result["fill_to_stop_resting"]
+        return [
+            (
+                "entry fill -> stop resting at the venue: p50 / p99 ms",
+                f"{med(f)} / {p99(f)}",
+                f"bare order {med(result['floor_bare_ccxt_order'])} (x{result['ratio_vs_bare_order']})",
+            )
         ]
     if name == "round_trips":
         m, p = result["market"], result["pair"]

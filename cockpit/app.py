@@ -651,6 +651,13 @@ class CockpitApp(App):
         self.notify("Halting and cancelling every open order…", title="Cancel all", severity="warning")
         self._kill(CancelAll(actor=ACTOR, reason="c pressed in cockpit"), "Cancel all", self.link.pinned())
 
+    def action_cancel_all_with_stops(self) -> None:
+        """Halt and cancel every open order at the venue, the protective stops too (the palette's entry)."""
+        self.notify("Halting and cancelling every order, stops too…", title="Cancel all", severity="warning")
+        self._kill(
+            CancelAll(actor=ACTOR, reason="cancel all with stops from the palette", include_stops=True), "Cancel all"
+        )
+
     @work(group="commands", exclusive=False)
     async def _kill(self, command: Command, title: str, link: Link | None = None) -> None:
         await self._run(command, title, link)

@@ -207,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="resume past the monitors that still refuse it, saying why it is safe (audited and alerted "
                 "as an override; needs a running engine)",
             )
+        elif spec.name == "cancel-all":
+            cmd.add_argument(
+                "--include-stops",
+                action="store_true",
+                help="cancel the positions' protective stops at the venue too (kept otherwise; none is placed "
+                "again until an operator resumes)",
+            )
         elif spec.name == "reconcile":
             cmd.add_argument(
                 "--adopt",
@@ -510,6 +517,8 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
         return {"symbol": _symbol(settings, args.symbol)}
     if command == "reconcile":
         return {"adopt": args.adopt}
+    if command == "cancel-all" and args.include_stops:
+        return {"include_stops": True}
     if command == "resume" and args.override is not None:
         return {"override": True}
     if command == "mode":
@@ -541,7 +550,6 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         from engine.kernel.commands import CancelAll, CloseAll
         from engine.ops.logfiles import InertFormatter
 
-        cls = CancelAll if command == "cancel-all" else CloseAll
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(InertFormatter("cockpit: %(message)s"))
         logging.basicConfig(level=logging.ERROR, handlers=[handler])
@@ -549,9 +557,12 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
         try:
             from engine.api.inbox import cli_actor
 
-            result = asyncio.run(
-                act_without_engine(settings, cls(actor=cli_actor(), reason=args.reason), retry_for_s=args.retry_for)
+            kill: CancelAll | CloseAll = (
+                CancelAll(actor=cli_actor(), reason=args.reason, include_stops=args.include_stops)
+                if command == "cancel-all"
+                else CloseAll(actor=cli_actor(), reason=args.reason)
             )
+            result = asyncio.run(act_without_engine(settings, kill, retry_for_s=args.retry_for))
         except KeyboardInterrupt:
             print("stopped by the operator; HALTED stays latched. Run the command again to finish.", file=sys.stderr)
             return 1

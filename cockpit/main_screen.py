@@ -162,7 +162,9 @@ class MainScreen(Screen):
         yield EquityLine(inert(self.config.quote), id="equity")
         yield Static(id="balances")
         positions = KeyedTable(
-            ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop"), id="positions", classes="panel"
+            ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop", "stop at"),
+            id="positions",
+            classes="panel",
         )
         positions.border_title = "Markets · positions"
         # Disabled until `/` opens it: a hidden field must never take the keys (h c x type letters into it).
@@ -173,7 +175,10 @@ class MainScreen(Screen):
         )
         yield positions
         orders = KeyedTable(
-            ("symbol", "side", "price", "amount", "fill", "age", "status", "by"), id="orders", classes="panel"
+            ("symbol", "side", "price", "amount", "fill", "age", "status", "by"),
+            id="orders",
+            classes="panel",
+            count_as="orders",
         )
         orders.border_title = "Open orders"
         yield orders
@@ -203,9 +208,13 @@ class MainScreen(Screen):
     # ------------------------------------------------------------ drawing from the model
 
     def _draw_markets(self) -> None:
+        at_venue = {o.symbol for o in self.orders.values() if o.is_protective_stop}
         table = self.query_one("#positions", KeyedTable)
         table.sync(
-            {s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s)) for s in self._markets()}
+            {
+                s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s), s in at_venue)
+                for s in self._markets()
+            }
         )
         self.call_after_refresh(self._summarize_markets)  # how many rows are in sight is known after the layout
 
@@ -234,7 +243,6 @@ class MainScreen(Screen):
         """``50 markets · 12 positions · 37 orders`` under the panel, with a sign when rows are out of sight (or a
         filter hides some); nothing when every market is in view."""
         table = self.query_one("#positions", KeyedTable)
-        self._summarize_orders()
         listed = len(self.config.symbols)
         held = sum(1 for p in self.positions.values() if p.amount)
         # The panel grows with its rows up to its max-height (_fit_markets): its border and header take three lines.
@@ -250,13 +258,6 @@ class MainScreen(Screen):
         if shown > room:
             parts.append(f"↓ {shown - room} more")
         table.border_subtitle = " · ".join(parts)
-
-    def _summarize_orders(self) -> None:
-        """``37 orders · ↓ 35 more`` under the orders panel when some are out of sight."""
-        table = self.query_one("#orders", KeyedTable)
-        room = max(0, table.size.height - 1)
-        hidden = table.row_count - room if table.size.height else 0
-        table.border_subtitle = f"{table.row_count} orders · ↓ {hidden} more" if hidden > 0 else ""
 
     def _fit_markets(self) -> None:
         """The markets panel takes at most what the lines above it and the footer leave after the orders' and the
@@ -281,6 +282,8 @@ class MainScreen(Screen):
         else:
             self.orders.pop(order.client_id, None)
             table.discard(order.client_id)
+        if order.is_protective_stop:
+            self._draw_markets()  # where the position's stop rests ("stop at")
 
     def _tick(self) -> None:
         """Once a second: the ages of open orders move on (only their age and status cells change); the markets

@@ -33,6 +33,14 @@ class CockpitCommands(Provider):
         for spec in SPECS:
             if spec.action:
                 out.append((spec.title, spec.help, partial(app.run_action, spec.action)))
+        out.append(
+            (
+                "Cancel all, protective stops too",
+                "halt, then cancel every open order at the venue, the positions' stops included (none is placed "
+                "again until you resume)",
+                partial(app.run_action, "cancel_all_with_stops"),
+            )
+        )
         # Every other binding (the screens, the order form, help, quit): one key or one palette entry, the same action.
         described = {spec.action for spec in SPECS if spec.action}
         for binding in app.BINDINGS:  # type: ignore[attr-defined]

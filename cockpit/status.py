@@ -31,7 +31,9 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         chat = [
             name for name, bot in (("telegram", settings.chat.telegram), ("slack", settings.chat.slack)) if bot.enabled
         ]
-        report = status_report(store, data_dir, engine_pid(data_dir), settings.engine.mode, chat)
+        report = status_report(
+            store, data_dir, engine_pid(data_dir), settings.engine.mode, chat, settings.venue.symbols
+        )
     finally:
         store.close()
     return render_status(report, data_dir, as_json)

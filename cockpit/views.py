@@ -104,13 +104,14 @@ def age(seconds: float) -> str:
 
 
 def market_row(
-    symbol: str, last: Decimal | None, p: Position | None, stop: Decimal | None = None
+    symbol: str, last: Decimal | None, p: Position | None, stop: Decimal | None = None, at_venue: bool = False
 ) -> tuple[str | Text, ...]:
     """One configured market: its mark price and, when held, the position: size, entry, value, unrealised PnL,
-    its stop-loss and how far the price is above it."""
+    its stop-loss, how far the price is above it, and where the stop rests: ``venue`` (it protects the position
+    with the engine gone) or ``engine only`` (red: nothing protects it if the engine stops)."""
     symbol_cell = shown(symbol)
     if p is None or not p.amount:
-        return (symbol_cell, price(last), "", "", "", "", "", "")
+        return (symbol_cell, price(last), "", "", "", "", "", "", "")
     pnl = p.unrealized_pnl
     style = "green" if pnl and pnl > 0 else "red" if pnl and pnl < 0 else ""
     mark = last if last is not None else p.last
@@ -122,6 +123,7 @@ def market_row(
         distance = Text(
             f"{gap:.2f}%" if gap is not None else "—", style="bold red" if gap is not None and gap < 1 else ""
         )
+    where: str | Text = "" if stop is None else "venue" if at_venue else Text("engine only", style="bold red")
     return (
         symbol_cell,
         price(mark),
@@ -131,6 +133,7 @@ def market_row(
         Text(num(pnl), style=style),
         stop_cell,
         distance,
+        where,
     )
 
 

@@ -102,6 +102,8 @@ SLOW_FILES = {
     "tests/sim/test_faults_rest.py": "hang and latency faults: each waits out the client's timeout",
     "tests/tui/test_first_use.py": "the app under Pilot, as a first-time operator goes through it",
     "tests/integration/test_chat_control.py": "engines on the simulator commanded from fake Telegram and Slack",
+    "tests/chaos/test_stop_survives.py": "kill -9 of the engine process twice, a simulator in its own process",
+    "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.
@@ -151,6 +153,9 @@ SLOW_TESTS = {
         "tests/scenarios/test_websocket_scenarios.py::test_connected_but_silent_reconnects_then_closes_everything",
         "tests/scenarios/test_websocket_scenarios.py::test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_snapshot",
         "tests/scenarios/test_order_scenarios.py::test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps_trying",
+        "tests/scenarios/test_order_scenarios.py::test_a_stop_the_venue_refuses_is_crit_and_the_engine_keeps_it",
+        "tests/scenarios/test_websocket_scenarios.py::test_a_stop_that_triggers_during_a_websocket_drop_is_recorded_from_the_venue",
+        "tests/integration/test_kill_switch.py::test_cancel_all_keeps_the_protective_stops_unless_asked_to_take_them",
         "tests/integration/test_monitors.py::test_429_pauses_every_request_for_retry_after_and_418_halts",
         "tests/integration/test_monitors.py::test_two_buys_waiting_out_a_retry_after_cannot_both_pass_the_position_limit",
         "tests/integration/test_kill_switch.py::test_an_exception_in_a_risk_monitor_fails_closed_and_the_others_go_on",

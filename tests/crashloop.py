@@ -8,7 +8,9 @@ reconciliation it checks, against the venue's own record (``GET /sim/account``):
 - balances equal to the venue's (free and locked, every asset);
 - no position mismatch kept or halted on (nobody else trades the account: the engine's own fills explain it all);
 - a halt kept (HALTED before the kill, HALTED after it, and nothing sent meanwhile), and a kill-switch command the kill
-  interrupted carried out at the restart (HALTED).
+  interrupted carried out at the restart (HALTED);
+- every held position with a stop protected at the venue by exactly one protective stop once the restart settled,
+  and no position ever with two live stops at once (issue 22).
 
 Some kills land while a command from another shell (halt, cancel-all, close-all, an order; sent the way the CLI
 sends it, through the store) is on its way. The
@@ -327,6 +329,70 @@ def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
     return problems
 
 
+# The simulator's filters, for the protective-stop checks: lot step per base asset and the minimum notional.
+STEP = {"BTC": Decimal("0.00001"), "ETH": Decimal("0.0001")}
+MIN_NOTIONAL = Decimal(5)
+STOP_OFFSET = Decimal("0.005")  # [risk] stop_limit_offset_pct as shipped (0.5 %)
+
+
+def _protective(order: dict[str, Any]) -> bool:
+    return order["type"] == "STOP_LOSS_LIMIT" and order["clientOrderId"].startswith("cs-")
+
+
+def sent_while_halted(sim_account: dict[str, Any]) -> int:
+    """The venue's orders that HALTED forbids: all but the protective stops, which only ever sell what is held and
+    are placed (again) while HALTED by design (decision SAF-34)."""
+    return sum(1 for o in sim_account["orders"] if not _protective(o))
+
+
+def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
+    """Held positions with a stop that the venue does not protect with exactly one protective stop (the amount held
+    less what the engine's other sells lock, when the venue's filters allow a stop of it at all)."""
+    problems = []
+    orders = sim_account["orders"]
+    for symbol, stop in (store.load_json("stops") or {}).items():
+        base = symbol.split("/")[0]
+        market = symbol.replace("/", "")
+        v = sim_account["balances"].get(base, {"free": "0", "locked": "0"})
+        held = Decimal(v["free"]) + Decimal(v["locked"])
+        open_ = [o for o in orders if o["symbol"] == market and o["status"] in ("NEW", "PARTIALLY_FILLED")]
+        other_sells = sum(
+            (
+                Decimal(o["origQty"]) - Decimal(o["executedQty"])
+                for o in open_
+                if o["side"] == "SELL" and not _protective(o)
+            ),
+            Decimal(0),
+        )
+        spare = ((held - other_sells) // STEP[base]) * STEP[base]
+        limit = Decimal(stop) * (1 - STOP_OFFSET)
+        stops = [o for o in open_ if _protective(o)]
+        if spare <= 0 or spare * limit < MIN_NOTIONAL:
+            continue  # nothing a stop could be placed for (dust, or all of it in other sells)
+        if len(stops) != 1:
+            problems.append(
+                f"{symbol}: {held} held with a stop at {stop}, {len(stops)} protective stop(s) at the venue"
+            )
+        elif Decimal(stops[0]["origQty"]) - Decimal(stops[0]["executedQty"]) != spare:
+            problems.append(f"{symbol}: the stop at the venue is for {stops[0]['origQty']}, {spare} is held")
+    return problems
+
+
+def stops_twice(sim_account: dict[str, Any]) -> list[str]:
+    """Positions that had two protective stops live at once at the venue (each one's life: placed, then ended)."""
+    problems = []
+    for market in {o["symbol"] for o in sim_account["orders"]}:
+        lives = sorted(
+            (o["time"], o["updateTime"] if o["status"] not in ("NEW", "PARTIALLY_FILLED") else None, o["clientOrderId"])
+            for o in sim_account["orders"]
+            if o["symbol"] == market and _protective(o)
+        )
+        for (_, ended, first), (started, _, second) in zip(lives, lives[1:]):
+            if ended is None or started < ended:
+                problems.append(f"{market}: stops {first} and {second} were live at once")
+    return problems
+
+
 def holdings_kept_apart(store: Store) -> list[str]:
     """What the engine holds kept apart from what the venue holds (a position mismatch, kept or halted on): nobody
     trades this account but the engine, so its own fills must account for every coin."""
@@ -420,7 +486,7 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
                 time.sleep(rng.uniform(0.0, 0.3))  # picked up or not, running or done
                 report.kills_during_a_command += 1
             elif keep_halted:
-                orders_at_kill = len(sim.account()["orders"])
+                orders_at_kill = sent_while_halted(sim.account())
             session.kill()
             report.kills += 1
             # A halt holds after the restart; so does a halt or kill-switch command the kill interrupted.
@@ -450,7 +516,7 @@ def after_restart(
     elif expect_halted:
         report.halts_kept += 1
     problems += check(session, report, n)
-    if orders_at_kill is not None and len(session.sim.account()["orders"]) != orders_at_kill:
+    if orders_at_kill is not None and sent_while_halted(session.sim.account()) != orders_at_kill:
         problems.append(f"kill {n}: orders were sent while HALTED after the restart")
     if interrupted is not None:
         if session.command_status(interrupted) in ("pending", "running"):
@@ -474,7 +540,13 @@ def check(session: Session, report: Report, n: int, settle_s: float = 30.0) -> l
             store = session.store()
             try:
                 account = sim.account()
-                last = differences(account, store) + unexplained_balances(account, store) + holdings_kept_apart(store)
+                last = (
+                    differences(account, store)
+                    + unexplained_balances(account, store)
+                    + holdings_kept_apart(store)
+                    + unprotected(account, store)
+                    + stops_twice(account)
+                )
                 running = list(store.db.query("select id, command from commands where status = 'running'"))
             finally:
                 store.close()

@@ -21,9 +21,15 @@ class KeyedTable(DataTable):
     """
 
     def __init__(
-        self, columns: Sequence[str], sort_by: tuple[str, Callable[[Cell], object], bool] | None = None, **kwargs
+        self,
+        columns: Sequence[str],
+        sort_by: tuple[str, Callable[[Cell], object], bool] | None = None,
+        count_as: str | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        # With ``count_as`` ("orders"), rows out of sight are said under the table: ``37 orders · ↓ 32 more``.
+        self._count_as = count_as
         self._column_labels = tuple(columns)
         self._column_keys: list = []
         self._rows: dict[str, tuple[Cell, ...]] = {}
@@ -58,6 +64,7 @@ class KeyedTable(DataTable):
         self._rows[key] = cells
         if old is None:
             self.add_row(*cells, key=key)
+            self._say_hidden()
             if self._sort_by is not None and len(self._rows) > 1:
                 column, order, reverse = self._sort_by
                 self.sort(column, key=order, reverse=reverse)
@@ -76,6 +83,16 @@ class KeyedTable(DataTable):
                 self.remove_row(key)
             except RowDoesNotExist:
                 pass
+            self._say_hidden()
+
+    def on_resize(self) -> None:
+        self._say_hidden()
+
+    def _say_hidden(self) -> None:
+        if self._count_as is None or not self.size.height:
+            return
+        hidden = len(self._rows) - max(0, self.size.height - 1)  # under the header
+        self.border_subtitle = f"{len(self._rows)} {self._count_as} · ↓ {hidden} more" if hidden > 0 else ""
 
     def order(self, keys: Sequence[str]) -> None:
         """Show the rows in the order of ``keys`` (rows not named keep their place after them); nothing is redrawn

@@ -9,20 +9,27 @@ from a second shell answers without importing the store's or the settings' machi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from engine.api import beacon
-from engine.kernel.events import TradingState, utcnow
+from engine.kernel.events import Order, TradingState, utcnow
 from engine.store.db import Store
 
 
 def status_report(
-    store: Store, data_dir: Path, pid: str | None, default_mode: str, chat: Sequence[str] = ()
+    store: Store,
+    data_dir: Path,
+    pid: str | None,
+    default_mode: str,
+    chat: Sequence[str] = (),
+    symbols: Sequence[str] = (),
 ) -> dict[str, Any]:
     """What the store in ``data_dir`` says, the running engine's beacon believed over it (when the store cannot
     be written, the engine is HALTED in memory while the store says what it last could record). ``chat``: the
-    chat bots configured; they run inside the engine, so with none running each is off."""
+    chat bots configured; they run inside the engine, so with none running each is off. ``symbols``: the markets
+    configured, whose positions the report lists with their stops."""
     state, info = store.trading_state()
     orders = store.orders(open_only=True)
     alerts = store.alerts(limit=5)
@@ -85,4 +92,28 @@ def status_report(
         "monitors": monitors,
         "position_mismatch": holdings.get("mismatch", []),
         "chat": bots,
+        "positions": _positions(store, symbols, orders),
     }
+
+
+def _positions(store: Store, symbols: Sequence[str], open_orders: list[Order]) -> list[dict[str, object]]:
+    """What the store last knew held, per configured symbol, with its stop and whether the stop rests at the
+    venue (the engine's protective stop among the open orders) or in the engine only."""
+    held = {b.asset: b.total for b in store.balances()}
+    stops = store.load_json("stops") or {}
+    out: list[dict[str, object]] = []
+    for symbol in symbols:
+        amount = held.get(symbol.split("/")[0], Decimal(0))
+        if amount <= 0:
+            continue
+        at_venue = [o for o in open_orders if o.symbol == symbol and o.is_protective_stop]
+        out.append(
+            {
+                "symbol": symbol,
+                "amount": str(amount),
+                "stop_price": stops.get(symbol),
+                "stop_at_venue": bool(at_venue),
+                "stop_order": at_venue[0].client_id if at_venue else None,
+            }
+        )
+    return out

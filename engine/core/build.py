@@ -28,6 +28,7 @@ from engine.trading.execution import Execution
 from engine.trading.holdings import Holdings
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio
+from engine.trading.protect import VenueStops
 from engine.trading.state import TradingStateMachine
 from engine.trading.stats import DailyStats
 from engine.trading.sync import VenueSync
@@ -41,6 +42,7 @@ class KillSwitchParts:
     execution: Execution
     kill_switch: KillSwitch
     tiers: Tiers
+    venue_stops: VenueStops
 
 
 def build_books(settings: Settings, ports: Ports, tracker: OrderTracker) -> Books:
@@ -67,8 +69,9 @@ def build_kill_switch(
     """The order path (checked against the trading state) and the kill switch's tiers on it; ``prepare`` readies
     the venue before each pass where no sync does (the no-engine path)."""
     execution = Execution(settings.risk, mode, books, link, ports, state.order_refusal, durability)
-    kill_switch = KillSwitch(books, link, execution)
-    return KillSwitchParts(execution, kill_switch, Tiers(kill_switch, state, ports, prepare))
+    venue_stops = VenueStops(settings.risk, books, link, execution, ports)
+    kill_switch = KillSwitch(books, link, execution, venue_stops)
+    return KillSwitchParts(execution, kill_switch, Tiers(kill_switch, state, ports, prepare), venue_stops)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Parts:
     monitors: Monitors
     runner: StrategyRunner
     stop_losses: StopLosses
+    venue_stops: VenueStops
     metrics: Metrics
     notifier: Notifier
     log_files: LogFiles
@@ -122,7 +126,8 @@ def build_parts(
         sync=sync,
         monitors=monitors,
         runner=StrategyRunner(settings.strategy, strategies, books, state, link, ports),
-        stop_losses=StopLosses(books, state, ports),
+        stop_losses=StopLosses(books, state, ports, kill.venue_stops),
+        venue_stops=kill.venue_stops,
         metrics=Metrics(),
         notifier=Notifier(alerts.notify, alerts.notify_retries, ports.publish, ports.alert, title=f"cockpit {mode}"),
         log_files=LogFiles(settings.engine.data_dir, alerts.log_max_bytes, alerts.log_backups),

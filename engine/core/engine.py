@@ -156,6 +156,7 @@ class Engine:
         self.execution, self.kill_switch, self.tiers = parts.execution, parts.kill_switch, parts.tiers
         self.venue_health, self.holdings, self.sync = parts.venue_health, parts.holdings, parts.sync
         self.monitors, self.runner, self.stop_losses = parts.monitors, parts.runner, parts.stop_losses
+        self.venue_stops = parts.venue_stops
         self.metrics, self.notifier, self.log_files = parts.metrics, parts.notifier, parts.log_files
         self.read = ReadModel(self)
         self.handlers = CommandHandlers(self)
@@ -468,7 +469,7 @@ class Engine:
         if self.health_server is not None:
             await self.health_server.stop()
             self.health_server = None
-        await self.tasks.close()
+        await self.tasks.close(for_good=True)
         await self.sync.stop_streams()
         if self.link.venue is not None:
             await self.link.venue.close()
@@ -688,6 +689,7 @@ class Engine:
         assert self.store is not None
         stops = self.store.load_json("stops") or {}
         self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
+        self.execution.stop_cancels.update(dict.fromkeys(self.store.load_json("stop_cancels") or []))
         origins = {o.client_id: o.origin for o in self.tracker.all()}
         for fill in fills:
             self.portfolio.add_fill(fill, origins.get(fill.client_id) if fill.client_id else None)

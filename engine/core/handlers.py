@@ -23,6 +23,7 @@ from engine.kernel.commands import (
     ExitPosition,
     Halt,
     PlaceOrder,
+    ProtectPosition,
     Reconcile,
     Reconnect,
     ReduceOnly,
@@ -66,6 +67,7 @@ class CommandHandlers:
             PlaceOrder: self._place,
             CancelOrder: self._cancel,
             ExitPosition: self._exit,
+            ProtectPosition: self._protect,
             SetStrategy: self._set_strategy,
             Ack: self._ack,
             Snapshot: self._snapshot,
@@ -186,6 +188,9 @@ class CommandHandlers:
 
     async def _exit(self, c: ExitPosition) -> CommandResult:
         return await self.engine.execution.exit_position(c.symbol, c.actor, c.reason)
+
+    async def _protect(self, c: ProtectPosition) -> CommandResult:
+        return await self.engine.venue_stops.protect(c.symbol, c.actor)
 
     async def _set_mode(self, c: SetMode) -> CommandResult:
         """Dry-run (decide and log, send nothing) or back to the mode the engine started in; never to another."""

@@ -226,7 +226,7 @@ def _status_report(s: Service, params: dict[str, Any]) -> dict[str, Any]:
     with s.reading() as store:
         chat = s.engine.settings.chat
         bots = [name for name, bot in (("telegram", chat.telegram), ("slack", chat.slack)) if bot.enabled]
-        return status_report(store, s.data_dir, str(os.getpid()), s.engine.mode, bots)
+        return status_report(store, s.data_dir, str(os.getpid()), s.engine.mode, bots, s.engine.settings.venue.symbols)
 
 
 def _portfolio(s: Service, params: dict[str, Any]) -> dict[str, Any]:

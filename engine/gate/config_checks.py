@@ -81,7 +81,7 @@ def venue_host_problem(settings: Settings) -> str | None:
     return None
 
 
-def _live_fail(settings: Settings) -> Status:
+def live_fail(settings: Settings) -> Status:
     """FAIL in live mode, WARN in paper and dry-run."""
     return Status.FAIL if settings.engine.mode == "live" else Status.WARN
 
@@ -161,7 +161,7 @@ def stop_loss(settings: Settings) -> Check:
         )
     return Check(
         *c,
-        _live_fail(settings),
+        live_fail(settings),
         "[risk] require_stop_loss = false: entries may go out without a stop (runbook 003: required for live)",
         evidence,
         "set [risk] require_stop_loss = true",
@@ -181,7 +181,7 @@ def daily_loss_limit(settings: Settings) -> Check:
         )
     return Check(
         *c,
-        _live_fail(settings),
+        live_fail(settings),
         "[risk] daily_loss_limit_pct = 0: no daily loss limit (runbook 003: required for live)",
         {"daily_loss_limit_pct": "0"},
         "set [risk] daily_loss_limit_pct, e.g. 3",

@@ -110,6 +110,7 @@ class Preflight:
             ("streams", "Market and user streams deliver events", self._streams),
             ("rate_limit", "Rate limiting on", lambda: config_checks.rate_limit(self.settings)),
             ("stop_loss", "Stop-loss set", lambda: config_checks.stop_loss(self.settings)),
+            ("stops_at_venue", "Stops rest at the venue", self._stops_at_venue),
             ("daily_loss_limit", "Daily loss limit set", lambda: config_checks.daily_loss_limit(self.settings)),
             ("risk_self_test", "Risk self-test: an order over a limit is refused", self._risk_self_test),
             ("alert_sinks", "Alert sinks configured", lambda: config_checks.alert_sinks(self.settings)),
@@ -364,6 +365,50 @@ class Preflight:
             if (last := dec(ticker.get("last"))) is not None:
                 self._prices[symbol] = last
         return Check(*c, Status.PASS, f"{', '.join(symbols)} listed and trading", evidence)
+
+    def _stops_at_venue(self) -> Check:
+        """Runbook 003 "Emergency Procedures": stop-losses on-exchange protect a position while the engine is down.
+        Off by configuration is a WARN; a venue that cannot hold them (an order type it lacks) FAILs in live."""
+        c = ("stops_at_venue", "Stops rest at the venue")
+        if not self.settings.risk.stops_at_venue:
+            return Check(
+                *c,
+                Status.WARN,
+                "[risk] stops_at_venue = false: stops live in the engine only and protect nothing while it is down",
+                {"stops_at_venue": False},
+                "set [risk] stops_at_venue = true",
+            )
+        if (missing := self._venue_missing(*c)) is not None:
+            return missing
+        assert self.venue is not None
+        symbols = [s for s in self.settings.venue.symbols if s in self.venue.markets]
+        support = {s: self.venue.stop_orders(s) for s in symbols}
+        evidence = {"stop_orders": support, "offset_pct": str(self.settings.risk.stop_limit_offset_pct)}
+        lacking = [s for s, ok in support.items() if ok is False]
+        unknown = [s for s, ok in support.items() if ok is None]
+        if lacking:
+            return Check(
+                *c,
+                config_checks.live_fail(self.settings),
+                f"{self.venue_label} takes no stop-limit order on {', '.join(lacking)}: those positions would be "
+                "protected only while the engine runs",
+                evidence,
+                "trade symbols whose stop-limit orders the venue takes, or accept engine-only stops in paper",
+            )
+        if unknown:
+            return Check(
+                *c,
+                Status.WARN,
+                f"{self.venue_label} does not say whether it takes stop-limit orders on {', '.join(unknown)}",
+                evidence,
+                "place a stop on the venue's testnet and check it rests",
+            )
+        return Check(
+            *c,
+            Status.PASS,
+            f"stop-limit orders rest at the venue ({', '.join(symbols)}), limit {evidence['offset_pct']}% under",
+            evidence,
+        )
 
     async def _smoke(self) -> Check:
         assert self.smoke is not None

@@ -24,6 +24,7 @@ class Permit(str, enum.Enum):
     REDUCE = "reducing orders"  # an order that only shrinks a position (a strategy exit, a stop-loss)
     CANCEL = "cancels"
     CLOSE = "close-all"  # the kill switch flattening positions at market
+    PROTECT = "protective stops"  # a held position's stop at the venue: it only ever sells what is held
     ALWAYS = "anything"  # state changes (their own table decides), reconnect, strategy switches
 
 
@@ -68,11 +69,14 @@ class Halt(Command):
 
 @dataclass(frozen=True, slots=True)
 class CancelAll(Command):
-    """Kill switch tier 2: halt, then cancel every open order at the venue (every symbol) and check."""
+    """Kill switch tier 2: halt, then cancel every open order at the venue (every symbol) and check. The
+    protective stops of the positions still held are kept (they only reduce risk) unless ``include_stops``."""
 
     name: ClassVar[str] = "cancel-all"
     permit: ClassVar[Permit] = Permit.CANCEL
     kill_switch: ClassVar[bool] = True
+
+    include_stops: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,17 @@ class ExitPosition(Command):
 
     name: ClassVar[str] = "exit"
     permit: ClassVar[Permit] = Permit.REDUCE
+
+    symbol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectPosition(Command):
+    """Make the venue's protective stop of one symbol match the position held (``engine:stops``): place it, amend
+    it (cancel and replace) when the size or the stop moved, remove it once the position is gone."""
+
+    name: ClassVar[str] = "protect"
+    permit: ClassVar[Permit] = Permit.PROTECT
 
     symbol: str = ""
 
@@ -240,7 +255,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "cancel-all",
         CancelAll,
         "Cancel all",
-        "halt, then cancel every open order at the venue",
+        "halt, then cancel every open order at the venue (the positions' protective stops are kept)",
         action="cancel_all",
         emergency=True,
     ),
@@ -296,6 +311,7 @@ BY_NAME: dict[str, type[Command]] = {
         CloseAll,
         ClosePosition,
         ExitPosition,
+        ProtectPosition,
         Resume,
         ReduceOnly,
         Reconnect,

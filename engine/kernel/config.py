@@ -138,6 +138,11 @@ class RiskConfig(_Section):
     max_position_pct: Decimal = Field(default=Decimal("3"), gt=0, le=100)  # MAX_POSITION_SIZE_PCT=3.0
     max_concurrent_positions: int = Field(default=3, ge=1)  # MAX_CONCURRENT_POSITIONS=3
     require_stop_loss: bool = True  # "Stop-Loss Configured: FAIL if 0"
+    # Every held position's stop rests at the venue as a stop-limit, so it protects the position while the engine
+    # is gone (runbook 003: "stop-loss orders are on-exchange if using stop-limit"); off is a checklist WARN.
+    stops_at_venue: bool = True
+    # The stop-limit's limit sits this far under its trigger, in percent: room for the price to gap and still fill.
+    stop_limit_offset_pct: Decimal = Field(default=Decimal("0.5"), gt=0, lt=50)
     # DAILY_LOSS_LIMIT_PCT=3.0; 0 turns the limit off (the go/no-go checklist refuses that in live mode).
     daily_loss_limit_pct: Decimal = Field(default=Decimal("3"), ge=0, le=100)
     max_drawdown_warn_pct: Decimal = Field(default=Decimal("10"), gt=0, le=100)

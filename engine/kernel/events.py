@@ -86,6 +86,17 @@ class Order:
     def remaining(self) -> Decimal:
         return self.amount - self.filled
 
+    @property
+    def is_protective_stop(self) -> bool:
+        """A stop the engine rests at the venue for a position it holds (not an order placed outside the engine):
+        known by its type and its client id's prefix, also with no engine running (the kill switch's emergency
+        path, ``cockpit status``)."""
+        return self.type == STOP_ORDER_TYPE and self.client_id.startswith(STOP_ID_PREFIX)
+
+
+STOP_ORDER_TYPE = "stop_limit"  # a protective stop the engine rests at the venue (``Order.type``)
+STOP_ID_PREFIX = "cs-"  # its client id's prefix
+
 
 @dataclass(frozen=True, slots=True)
 class Fill:

@@ -22,11 +22,14 @@ class TaskGroup:
     def __init__(self, on_crash: Callable[[str, BaseException], None]) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_crash = on_crash
+        self._closed = False
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        if self._closed:
+            task.cancel()  # asked for while the engine stops (an event published on the way out): never runs
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
@@ -44,12 +47,17 @@ class TaskGroup:
     def names(self) -> list[str]:
         return sorted(t.get_name() for t in self._tasks)
 
-    async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+    async def close(self, *, for_good: bool = False) -> None:
+        """Cancel every task (and any spawned meanwhile); ``for_good``: whatever is spawned later is cancelled
+        at once too (the engine stopping: an event published on its way out must not start work)."""
+        self._closed = True
+        while self._tasks:  # a task may spawn another as it is cancelled: that one is cancelled too
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
+        self._closed = for_good
 
 
 class Periodic:

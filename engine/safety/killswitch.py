@@ -23,7 +23,9 @@ from engine.kernel.events import Severity, TradingState
 from engine.kernel.ports import Ports, VenueLink
 from engine.trading.books import Books
 from engine.trading.execution import Execution
+from engine.trading.orders import is_protective_stop
 from engine.trading.portfolio import base_of
+from engine.trading.protect import VenueStops
 from engine.trading.state import TradingStateMachine, is_operator
 from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport
@@ -42,7 +44,8 @@ class Outcome:
     """What one pass of a tier did, per symbol where it matters."""
 
     canceled: int = 0
-    still_open: int | None = 0  # None: could not be listed
+    kept: int = 0  # protective stops of held positions left resting (cancel-all without its stops)
+    still_open: int | None = 0  # None: could not be listed (the kept stops are not counted)
     closed: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # symbol (or "listing") -> what failed
     dust: dict[str, Decimal] = field(default_factory=dict)  # asset -> amount left, too small to sell
@@ -55,6 +58,7 @@ class Outcome:
     def details(self) -> dict[str, Any]:
         return {
             "canceled": self.canceled,
+            "kept_stops": self.kept,
             "still_open": self.still_open,
             "closed": list(self.closed),
             "failures": dict(self.failures),
@@ -65,6 +69,8 @@ class Outcome:
     def sentence(self, closing: bool) -> str:
         still = "unknown" if self.still_open is None else self.still_open
         parts = [f"canceled {self.canceled} order(s)"]
+        if self.kept:
+            parts.append(f"kept {self.kept} protective stop(s)")
         if closing:
             parts.append(f"closed {len(self.closed)} position(s)")
         parts.append(f"{still} still open at venue")
@@ -85,7 +91,9 @@ class KillSwitch:
         books: Books,
         link: VenueLink,
         execution: Execution,
+        venue_stops: VenueStops,
     ) -> None:
+        self.venue_stops = venue_stops
         self.symbols = books.symbols
         self.link = link
         self.execution = execution
@@ -95,30 +103,37 @@ class KillSwitch:
     # ------------------------------------------------------------ tiers
 
     async def cancel_all(
-        self, symbols: tuple[str, ...] | None = None, alongside: Callable[[], Awaitable[Any]] | None = None
+        self,
+        symbols: tuple[str, ...] | None = None,
+        alongside: Callable[[], Awaitable[Any]] | None = None,
+        keep_stops: bool = False,
     ) -> Outcome:
         """Cancel every open order: the symbols it knows at once, in parallel, then whatever the venue-wide
         listing shows (orders this engine never placed included), then bring tracked orders up to date.
         ``alongside`` runs with the first listing (close-all reads the balances the cancels freed meanwhile); what
-        it raises is the caller's to see."""
+        it raises is the caller's to see. ``keep_stops``: the engine's protective stops stay (a symbol that has
+        one is cancelled order by order instead of all at once)."""
         venue = self.link.require()
         out = Outcome()
         only = set(symbols) if symbols else None
+        keep = {o.client_id for o in self.tracker.open_orders() if is_protective_stop(o)} if keep_stops else set[str]()
         pending = set(symbols or self.symbols) | {
             o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only
         }
         done: set[str] = set()
         remaining: list[OrderReport] | None = None
+        kept: list[OrderReport] = []
         rounds = 0
         while pending:
             for symbol, result in zip(
                 sorted(pending),
-                await asyncio.gather(*(self._cancel_symbol(s) for s in sorted(pending)), return_exceptions=True),
+                await asyncio.gather(*(self._cancel_symbol(s, keep) for s in sorted(pending)), return_exceptions=True),
             ):
                 if isinstance(result, BaseException):
                     out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
                     continue
                 out.canceled += len(result)
+                self.execution.note_stop_cancels(r.client_id for r in result)  # its own cancels: no news
                 self.execution.apply_reports(result, "rest")
             done |= pending
             rounds += 1
@@ -132,12 +147,15 @@ class KillSwitch:
                 out.failures["listing"] = f"listing open orders: {type(exc).__name__}: {exc}"[:200]
                 remaining = None
                 break
-            remaining = [r for r in listed if only is None or r.symbol in only]
+            listed = [r for r in listed if only is None or r.symbol in only]
+            kept = [r for r in listed if r.client_id in keep]
+            out.kept = len(kept)
+            remaining = [r for r in listed if r.client_id not in keep]
             pending = {r.symbol for r in remaining} - done
         out.still_open = None if remaining is None else len(remaining)
         if alongside is not None and rounds != 1:
             await alongside()  # the listing found more to cancel (or failed): run it after the last cancels
-        await self._settle(remaining, only, out)
+        await self._settle(None if remaining is None else remaining + kept, only, out)
         return out
 
     async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None) -> Outcome:
@@ -152,6 +170,21 @@ class KillSwitch:
             except vx.BaseError as exc:
                 read.append(exc)
 
+        # Tier 3 cancels the protective stops before flattening (they lock what it sells), and none is placed
+        # again while it works.
+        suspended, self.venue_stops.suspended = self.venue_stops.suspended, "a close is under way"
+        try:
+            return await self._close(actor, symbols, read, read_balances)
+        finally:
+            self.venue_stops.suspended = suspended
+
+    async def _close(
+        self,
+        actor: str,
+        symbols: tuple[str, ...] | None,
+        read: list[BaseException | None],
+        read_balances: Callable[[], Awaitable[None]],
+    ) -> Outcome:
         out = await self.cancel_all(symbols, alongside=read_balances)
         targets = tuple(symbols or self.symbols)
         if not read:  # no listing was reached
@@ -186,9 +219,21 @@ class KillSwitch:
 
     # ------------------------------------------------------------ steps
 
-    async def _cancel_symbol(self, symbol: str) -> list[OrderReport]:
+    async def _cancel_symbol(self, symbol: str, keep: set[str]) -> list[OrderReport]:
+        venue = self.link.require()
+        if any(o.symbol == symbol and o.client_id in keep for o in self.tracker.open_orders()):
+            # A protective stop to keep: every other order of the symbol, one by one (in parallel).
+            listed = await venue.fetch_open_orders(symbol, urgent=True)
+            answers = await asyncio.gather(
+                *(venue.cancel_order(r.client_id, symbol, urgent=True) for r in listed if r.client_id not in keep),
+                return_exceptions=True,
+            )
+            for answer in answers:
+                if isinstance(answer, BaseException) and not isinstance(answer, vx.OrderNotFound):
+                    raise answer
+            return [a for a in answers if isinstance(a, OrderReport)]
         try:
-            return await self.link.require().cancel_all_orders(symbol, urgent=True)
+            return await venue.cancel_all_orders(symbol, urgent=True)
         except vx.OrderNotFound:
             return []  # Binance answers -2011 when there is nothing to cancel
 
@@ -264,8 +309,10 @@ class Tiers:
         self._resumes = 0
 
     def resumed(self) -> None:
-        """An operator resumed: every retry stands down, and a pass under way will not start one."""
+        """An operator resumed: every retry stands down, and a pass under way will not start one; protective
+        stops a cancel-all took with it are placed again."""
         self._resumes += 1
+        self.kill.venue_stops.suspended = ""
         self._stop(None, "trading resumed")
 
     async def run(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
@@ -332,8 +379,12 @@ class Tiers:
         self.last_outcome = None
         if self.prepare is not None:
             await self.prepare(c)
+        if isinstance(c, CloseAll):  # flattening: no stop is placed again for what it sells, until a resume
+            self.kill.venue_stops.suspended = "close-all, until an operator resumes"
         if isinstance(c, CancelAll):
-            outcome = await self.kill.cancel_all()
+            if c.include_stops:  # the operator wants them gone: none is placed again until an operator resumes
+                self.kill.venue_stops.suspended = "cancelled by cancel-all with its stops, until an operator resumes"
+            outcome = await self.kill.cancel_all(keep_stops=not c.include_stops)
         else:
             symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
             outcome = await self.kill.close_all(c.actor, symbols)

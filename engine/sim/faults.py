@@ -235,6 +235,7 @@ CATALOGUE: dict[str, FaultSpec] = {
                 Option("code", int, -2010, "Binance error code"),
                 Option("msg", str, None, "message (default: Binance's text for the code)"),
                 Option("status", int, None, "HTTP status (default: Binance's for the code)"),
+                Option("type", str, None, "only orders of this type, e.g. STOP_LOSS_LIMIT (a stop that cannot rest)"),
                 *ORDER_SCOPE,
             ),
         ),
@@ -468,7 +469,13 @@ class FaultBook:
         return None
 
     def hit(
-        self, name: str, *, method: str | None = None, path: str | None = None, symbol: str | None = None
+        self,
+        name: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        symbol: str | None = None,
+        order_type: str | None = None,
     ) -> Fault | None:
         """The first active fault of ``name`` that applies to this request, after its seeded ``rate``; counts
         the hit and ends the fault when its ``count`` is used up."""
@@ -479,6 +486,8 @@ class FaultBook:
             if opts.get("path") and path is not None and not _path_matches(opts["path"], path):
                 continue
             if opts.get("symbol") and symbol is not None and opts["symbol"] != symbol:
+                continue
+            if opts.get("type") and opts["type"] != order_type:
                 continue
             rate = opts.get("rate")
             if rate is not None and rate < 1 and self._rng.random() >= rate:

@@ -48,7 +48,7 @@ def request_weight(method: str, path: str, query: dict[str, str]) -> int:
         return 2 if has_symbol else 4
     if path == "/api/v3/openOrders" and method == "GET":
         return 6 if has_symbol else 80
-    if path == "/api/v3/order":
+    if path in ("/api/v3/order", "/api/v3/orderList"):
         return {"GET": 4}.get(method, 1)
     return WEIGHTS.get(path, 1)
 
@@ -66,6 +66,7 @@ WEIGHTS = {
     "/api/v3/account": 20,
     "/api/v3/allOrders": 20,
     "/api/v3/myTrades": 20,
+    "/api/v3/openOrderList": 6,
     "/sapi/v1/account/apiRestrictions": 1,
     "/api/v3/userDataStream": 2,
 }

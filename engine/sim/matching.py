@@ -1,5 +1,9 @@
 """One paper account matched against a synthetic order book: balances (free/locked), orders, fills and fees.
 
+Conditional orders (STOP_LOSS[_LIMIT], TAKE_PROFIT[_LIMIT]) wait for the last price to reach their stop, whoever
+is connected: the feed's tick triggers them. OCO lists pair a take-profit kind with a stop-loss kind on one
+quantity (locked once); when one leg starts working or fills, the other expires.
+
 Takers walk the book level by level (each level one fill with its own trade id), so a large order fills at
 several prices and, if its limit stops it, partly: GTC rests the remainder (PARTIALLY_FILLED), IOC expires it,
 FOK fills all or nothing, a MARKET order that exhausts the book expires. Resting limit orders fill as maker at
@@ -13,13 +17,16 @@ import itertools
 import secrets
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from . import errors
 from .book import SyntheticBook
 from .filters import check_lot, check_notional, check_percent_price, check_price
 from .market import PriceFeed, floor_to_step
 from .orders import (
+    OCO_PROFIT_TYPES,
     ORDER_TYPES,
+    STOP_LOSS_TYPES,
     STOP_TYPES,
     TRANSITIONS,
     BalanceDelta,
@@ -27,7 +34,9 @@ from .orders import (
     BookChanged,
     Event,
     Fill,
+    ListUpdate,
     Order,
+    OrderList,
     OrderUpdate,
 )
 
@@ -40,6 +49,8 @@ __all__ = [
     "Order",
     "Fill",
     "OrderUpdate",
+    "OrderList",
+    "ListUpdate",
     "BalanceUpdate",
     "BalanceDelta",
     "BookChanged",
@@ -76,6 +87,8 @@ class MatchingEngine:
             for asset in (feed.spec.base, feed.spec.quote):
                 self.balances.setdefault(asset, [ZERO, ZERO])
         self.orders: dict[int, Order] = {}
+        self.order_lists: dict[int, OrderList] = {}
+        self._list_ids = itertools.count(1)
         self._open: dict[int, Order] = {}
         self.trades: list[Fill] = []
         self.update_time = clock()
@@ -153,7 +166,18 @@ class MatchingEngine:
         if type not in ORDER_TYPES:
             raise errors.VenueError(-1116, "Invalid orderType.")
         market = type == "MARKET"
-        if market:
+        stop_market = type in ("STOP_LOSS", "TAKE_PROFIT")
+        if stop_market:
+            # STOP_LOSS / TAKE_PROFIT: a MARKET order of ``quantity`` once the price reaches ``stopPrice``.
+            if quantity is None:
+                raise errors.missing("quantity")
+            if stop_price is None:
+                raise errors.missing("stopPrice")
+            if price is not None:
+                raise errors.not_required("price")
+            if time_in_force is not None:
+                raise errors.not_required("timeInForce")
+        elif market:
             if quantity is None and quote_order_qty is None:
                 raise errors.VenueError(
                     -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
@@ -180,7 +204,12 @@ class MatchingEngine:
 
         bid, ask = book.touch()
         touch = ask if side == "BUY" else bid
-        if market:
+        if stop_market:
+            assert quantity is not None and stop_price is not None
+            check_price(spec, stop_price)
+            check_lot(spec, quantity, market=True)
+            check_notional(spec, quantity * stop_price, market=True)
+        elif market:
             if quantity is None:
                 assert quote_order_qty is not None
                 check_notional(spec, quote_order_qty, market=True)
@@ -213,7 +242,7 @@ class MatchingEngine:
             working_time=now,
             orig_quote_order_qty=quote_order_qty or ZERO,
         )
-        marketable = not market and self._marketable(order, bid, ask)
+        marketable = not order.is_market and self._marketable(order, bid, ask)
         if type == "LIMIT_MAKER" and marketable:
             raise errors.rejected("Order would immediately match and take.")
         if type in STOP_TYPES and self._stop_triggered(order, feed.price):
@@ -232,7 +261,7 @@ class MatchingEngine:
 
         if type in STOP_TYPES:
             order.is_working, order.working_time = False, -1
-            return self._rest(order, now)
+            return self._rest(order, now, lock_price=order.stop_price if stop_market else None)
         if stuck:
             # Stuck venue: accept and lock as a resting order; it takes (or expires) once the venue is unstuck.
             order.pending_take = market or marketable or order.time_in_force in ("IOC", "FOK")
@@ -252,11 +281,94 @@ class MatchingEngine:
             raise errors.unknown_order() from None
         if not order.is_open:
             raise errors.unknown_order()
+        legs = [order, *(o for o in self._list_legs(order) if o is not order and o.is_open)]
         cancel_id = self._cancel(order, cancel_client_id)
-        if order.locked_asset:
-            self._emit(BalanceUpdate((order.locked_asset,), order.update_time))
+        for other in legs[1:]:  # cancelling one leg of an OCO cancels the whole list
+            self._cancel(other, None)
+        assets = tuple(sorted({o.locked_asset for o in legs if o.locked_asset}))
+        if assets:
+            self._emit(BalanceUpdate(assets, order.update_time))
         self._book_changed(order.symbol)
         return order, cancel_id
+
+    def new_oco(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        above: dict[str, Any],
+        below: dict[str, Any],
+        list_client_order_id: str | None = None,
+    ) -> tuple[OrderList, list[Order]]:
+        """Validate and place an OCO list like POST /api/v3/orderList/oco. ``above`` and ``below`` hold each
+        leg's type, price, stop_price, time_in_force and client_order_id. One quantity, locked once."""
+        feed = self.feed(symbol)
+        kinds = {str(above["type"]) in OCO_PROFIT_TYPES, str(below["type"]) in OCO_PROFIT_TYPES}
+        if kinds != {True, False} or not {str(above["type"]), str(below["type"])} & STOP_LOSS_TYPES:
+            raise errors.VenueError(-1168, "At least one OCO order must be contingent.")
+        key = [leg["price"] if leg["type"] == "LIMIT_MAKER" else leg["stop_price"] for leg in (above, below)]
+        if None not in key and not key[0] > feed.price > key[1]:
+            raise errors.rejected("The relationship of the prices for the orders is not correct.")
+        orders = [
+            self.new_order(symbol=symbol, side=side, quantity=quantity, dry_run=True, **leg) for leg in (above, below)
+        ]
+        spec = feed.spec
+        if side == "BUY":
+            self._require(spec.quote, quantity * max(max(o.price, o.stop_price) for o in orders))
+        else:
+            self._require(spec.base, quantity)
+        now = self.clock()
+        order_list = OrderList(next(self._list_ids), list_client_order_id or secrets.token_hex(11), symbol, (), now)
+        for order in orders:
+            order.order_id = next(self._order_ids)
+            order.order_list_id = order_list.order_list_id
+            if order.type != "LIMIT_MAKER":
+                order.is_working, order.working_time = False, -1
+        order_list.order_ids = tuple(o.order_id for o in orders)
+        self.order_lists[order_list.order_list_id] = order_list
+        # The quantity is locked once, on the leg with the higher price (what a BUY may spend).
+        locking = max(orders, key=lambda o: max(o.price, o.stop_price))
+        self._rest(locking, now, lock_price=max(locking.price, locking.stop_price))
+        for order in orders:
+            if order is not locking:
+                self._accept(order, now)
+        self._book_changed(symbol)
+        self._emit(ListUpdate(order_list, now))
+        return order_list, sorted(orders, key=lambda o: o.order_id)
+
+    def find_list(self, order_list_id: int | None, list_client_order_id: str | None) -> OrderList:
+        """An order list by id or (latest) client id, or -2011."""
+        for order_list in reversed(self.order_lists.values()):
+            if order_list.order_list_id == order_list_id or (
+                order_list_id is None and order_list.list_client_order_id == list_client_order_id
+            ):
+                return order_list
+        raise errors.VenueError(-2011, "Order list does not exist.")
+
+    def cancel_list(
+        self, symbol: str, order_list_id: int | None, list_client_order_id: str | None
+    ) -> tuple[OrderList, list[tuple[Order, str]]]:
+        """DELETE /api/v3/orderList: cancel the open legs of a list (-2011 if it is unknown or done)."""
+        self.feed(symbol)
+        order_list = self.find_list(order_list_id, list_client_order_id)
+        legs = [self.orders[i] for i in order_list.order_ids]
+        if order_list.symbol != symbol or not any(o.is_open for o in legs):
+            raise errors.unknown_order()
+        first = next(o for o in legs if o.is_open)
+        self.cancel(symbol, first.order_id, None)
+        return order_list, [(o, o.client_order_id) for o in legs]
+
+    def _list_legs(self, order: Order) -> list[Order]:
+        if order.order_list_id < 0:
+            return []
+        return [self.orders[i] for i in self.order_lists[order.order_list_id].order_ids]
+
+    def _expire_siblings(self, order: Order) -> None:
+        """One leg of an OCO starts working or fills: the other expires (Binance's ``OCO_TRIGGER``)."""
+        for other in self._list_legs(order):
+            if other is not order and other.is_open:
+                self._set_status(other, "EXPIRED", "EXPIRED")
 
     def _cancel(self, order: Order, cancel_client_id: str | None) -> str:
         cancel_id = cancel_client_id or secrets.token_hex(11)
@@ -272,7 +384,7 @@ class MatchingEngine:
         orders = self.open_orders(symbol)
         if not orders:
             raise errors.unknown_order()
-        done = [(o, self._cancel(o, None)) for o in orders]
+        done = [(o, self._cancel(o, None)) for o in orders if o.is_open]
         assets = tuple(sorted({o.locked_asset for o in orders if o.locked_asset}))
         if assets:
             self._emit(BalanceUpdate(assets, self.clock()))
@@ -309,20 +421,26 @@ class MatchingEngine:
                 # Accepted while the venue was stuck: take now, or expire as Binance would have at once.
                 self._release(order)
                 order.pending_take = False
-                takes = self._plan(order) if order.type == "MARKET" or self._marketable(order, bid, ask) else []
+                takes = self._plan(order) if order.is_market or self._marketable(order, bid, ask) else []
                 self._take(order, takes, self.clock(), accepted=True)
                 continue
             if not order.is_working:
                 if not self._stop_triggered(order, last):
                     continue
+                self._expire_siblings(order)
                 now = self.clock()
                 order.is_working, order.working_time, order.update_time = True, now, now
                 self._emit(OrderUpdate(order, "NEW", now))
-                if self._marketable(order, bid, ask):
+                if order.is_market or self._marketable(order, bid, ask):
                     self._release(order)  # _take checks free funds and locks what rests
                     self._take(order, self._plan(order), now, accepted=True)
                     continue
+                if not order.locked:  # an OCO leg: its sibling held the lock
+                    self._lock(order, order.price)
                 self._book_changed(symbol)
+            crossed = (order.side == "BUY" and last < order.price) or (order.side == "SELL" and last > order.price)
+            if crossed or (last == order.price and arrived):
+                self._expire_siblings(order)  # a resting OCO leg (LIMIT_MAKER) fills: the stop leg expires
             if (order.side == "BUY" and last < order.price) or (order.side == "SELL" and last > order.price):
                 self._execute(order, order.price, order.remaining, maker=True)  # traded through
             elif last == order.price and arrived:
@@ -341,14 +459,14 @@ class MatchingEngine:
     @staticmethod
     def _stop_triggered(order: Order, last: Decimal) -> bool:
         # Binance: STOP_LOSS sells when the price falls to the stop, TAKE_PROFIT sells when it rises to it.
-        falling = (order.type == "STOP_LOSS_LIMIT") == (order.side == "SELL")
+        falling = (order.type in STOP_LOSS_TYPES) == (order.side == "SELL")
         return last <= order.stop_price if falling else last >= order.stop_price
 
     def _plan(self, order: Order) -> Takes:
         """The book levels a taker order would take now (nothing is taken yet)."""
         book = self.books[order.symbol]
         side = "asks" if order.side == "BUY" else "bids"
-        if order.type == "MARKET":
+        if order.is_market:
             if order.orig_qty == 0 and order.orig_quote_order_qty:
                 return book.walk(side, quote=order.orig_quote_order_qty - order.cumm_quote_qty)
             return book.walk(side, qty=order.remaining)
@@ -361,7 +479,7 @@ class MatchingEngine:
         """Fill ``takes`` as taker, then rest the remainder (GTC limit) or expire it; -2010 if funds are short."""
         spec = self.feeds[order.symbol].spec
         taken = sum((q for _, q in takes), ZERO)
-        rests = order.type != "MARKET" and order.time_in_force == "GTC"
+        rests = not order.is_market and order.time_in_force == "GTC"
         rest_qty = order.remaining - taken if rests else ZERO
         if order.side == "BUY":
             need_asset, need = spec.quote, sum((p * q for p, q in takes), ZERO) + rest_qty * order.price
@@ -438,6 +556,12 @@ class MatchingEngine:
             self._open.pop(order.order_id, None)
             self._release(order)
         self._emit(OrderUpdate(order, exec_type, now, fill, cancel_client_id))
+        if order.order_list_id >= 0:
+            order_list = self.order_lists[order.order_list_id]
+            if order_list.is_open and (not order.is_open or exec_type == "TRADE"):
+                # A leg filled, expired or was cancelled: the list has done its work (listStatus ALL_DONE).
+                order_list.list_status_type = order_list.list_order_status = "ALL_DONE"
+                self._emit(ListUpdate(order_list, now))
 
     def _execute(self, order: Order, price: Decimal, qty: Decimal, *, maker: bool) -> None:
         """One fill of ``qty`` at ``price``; locked funds (if any) pay first."""

@@ -18,8 +18,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "EXPIRED": frozenset(),
 }
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
-STOP_TYPES = frozenset({"STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+# Conditional orders wait for their stopPrice; the two without _LIMIT become MARKET orders when triggered.
+STOP_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+STOP_LOSS_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT"})
+MARKET_TYPES = frozenset({"MARKET", "STOP_LOSS", "TAKE_PROFIT"})
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+# OCO legs (POST /api/v3/orderList/oco): one a take-profit kind, the other a stop-loss kind.
+OCO_PROFIT_TYPES = frozenset({"LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Order:
     locked: Decimal = ZERO
     # Accepted while the venue was stuck: fills (or expires) as a taker once it is not.
     pending_take: bool = False
+    order_list_id: int = -1
     fills: list[Fill] = field(default_factory=list)
 
     @property
@@ -79,7 +85,30 @@ class Order:
     @property
     def rests_on_book(self) -> bool:
         """A working limit order resting on the book (part of the depth others see)."""
-        return self.is_open and self.is_working and not self.pending_take and self.type != "MARKET"
+        return self.is_open and self.is_working and not self.pending_take and not self.is_market
+
+    @property
+    def is_market(self) -> bool:
+        """Takes at market when working: MARKET, and STOP_LOSS / TAKE_PROFIT once triggered."""
+        return self.type in MARKET_TYPES
+
+
+@dataclass
+class OrderList:
+    """An OCO order list: two legs sharing one quantity; when one starts working the other expires."""
+
+    order_list_id: int
+    list_client_order_id: str
+    symbol: str
+    order_ids: tuple[int, ...]
+    transaction_time: int
+    list_status_type: str = "EXEC_STARTED"
+    list_order_status: str = "EXECUTING"
+
+    @property
+    def is_open(self) -> bool:
+        """Still executing (no leg has finished the list)."""
+        return self.list_order_status == "EXECUTING"
 
 
 @dataclass(frozen=True)
@@ -118,4 +147,12 @@ class BookChanged:
     symbol: str
 
 
-Event = OrderUpdate | BalanceUpdate | BalanceDelta | PublicTrade | BookChanged
+@dataclass(frozen=True)
+class ListUpdate:
+    """An order list changed state (user-data ``listStatus``)."""
+
+    order_list: OrderList
+    time: int
+
+
+Event = OrderUpdate | ListUpdate | BalanceUpdate | BalanceDelta | PublicTrade | BookChanged

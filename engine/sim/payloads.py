@@ -9,7 +9,7 @@ from .book import DepthUpdate, SyntheticBook
 from .candles import Candle
 from .filters import exchange_filters, fmt
 from .market import PriceFeed, PublicTrade, SymbolSpec
-from .matching import ORDER_TYPES, BalanceDelta, Fill, MatchingEngine, Order, OrderUpdate
+from .matching import ORDER_TYPES, BalanceDelta, Fill, ListUpdate, MatchingEngine, Order, OrderList, OrderUpdate
 
 STP_MODE = "EXPIRE_MAKER"
 
@@ -28,7 +28,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "quoteCommissionPrecision": 8,
         "orderTypes": list(ORDER_TYPES),
         "icebergAllowed": False,
-        "ocoAllowed": False,
+        "ocoAllowed": True,
         "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
         "allowTrailingStop": False,
@@ -71,7 +71,7 @@ def order_json(order: Order) -> dict[str, Any]:
     return {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id,
         "price": fmt(order.price),
         "origQty": fmt(order.orig_qty),
@@ -97,7 +97,7 @@ def new_order_json(order: Order, resp_type: str) -> dict[str, Any]:
     ack = {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id,
         "transactTime": order.time,
     }
@@ -128,7 +128,7 @@ def cancel_json(order: Order, cancel_client_id: str, now: int) -> dict[str, Any]
         "symbol": order.symbol,
         "origClientOrderId": order.client_order_id,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": cancel_client_id,
         "transactTime": now,
         "price": fmt(order.price),
@@ -142,6 +142,46 @@ def cancel_json(order: Order, cancel_client_id: str, now: int) -> dict[str, Any]
         "stopPrice": fmt(order.stop_price),
         "origQuoteOrderQty": fmt(order.orig_quote_order_qty),
         "selfTradePreventionMode": STP_MODE,
+    }
+
+
+def order_list_json(
+    engine: MatchingEngine, order_list: OrderList, reports: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """An OCO list as POST/DELETE/GET /api/v3/orderList answer it (``orderReports`` only for POST and DELETE)."""
+    body: dict[str, Any] = {
+        "orderListId": order_list.order_list_id,
+        "contingencyType": "OCO",
+        "listStatusType": order_list.list_status_type,
+        "listOrderStatus": order_list.list_order_status,
+        "listClientOrderId": order_list.list_client_order_id,
+        "transactionTime": order_list.transaction_time,
+        "symbol": order_list.symbol,
+        "orders": [
+            {"symbol": order_list.symbol, "orderId": i, "clientOrderId": engine.orders[i].client_order_id}
+            for i in order_list.order_ids
+        ],
+    }
+    if reports is not None:
+        body["orderReports"] = reports
+    return body
+
+
+def list_status(engine: MatchingEngine, update: ListUpdate) -> dict[str, Any]:
+    """User-data ``listStatus``, sent besides the legs' execution reports."""
+    order_list = update.order_list
+    return {
+        "e": "listStatus",
+        "E": update.time,
+        "s": order_list.symbol,
+        "g": order_list.order_list_id,
+        "c": "OCO",
+        "l": order_list.list_status_type,
+        "L": order_list.list_order_status,
+        "r": "NONE",
+        "C": order_list.list_client_order_id,
+        "T": update.time,
+        "O": [{"s": order_list.symbol, "i": i, "c": engine.orders[i].client_order_id} for i in order_list.order_ids],
     }
 
 
@@ -293,7 +333,7 @@ def execution_report(update: OrderUpdate) -> dict[str, Any]:
         "p": fmt(o.price),
         "P": fmt(o.stop_price),
         "F": fmt(Decimal(0)),
-        "g": -1,
+        "g": o.order_list_id,
         "C": o.client_order_id if update.cancel_client_id else "",
         "x": update.exec_type,
         "X": o.status,

@@ -1,4 +1,4 @@
-"""Binance spot SIGNED endpoints: account, orders, trades, API-key restrictions, and listen keys.
+"""Binance spot SIGNED endpoints: account, orders, OCO order lists, trades, API-key restrictions, and listen keys.
 
 Order faults (``order-reject``, ``cancel-fail``) are applied here, after the signature is checked.
 """
@@ -52,6 +52,10 @@ class AccountRoutes:
         r.add_delete("/api/v3/openOrders", self.cancel_open_orders)
         r.add_get("/api/v3/allOrders", self.all_orders)
         r.add_get("/api/v3/myTrades", self.my_trades)
+        r.add_post("/api/v3/orderList/oco", self.new_oco)
+        r.add_delete("/api/v3/orderList", self.cancel_order_list)
+        r.add_get("/api/v3/orderList", self.get_order_list)
+        r.add_get("/api/v3/openOrderList", self.open_order_lists)
         r.add_get("/sapi/v1/account/apiRestrictions", self.api_restrictions)
         r.add_post("/api/v3/userDataStream", self.listen_key_new)
         r.add_put("/api/v3/userDataStream", self.listen_key_keepalive)
@@ -104,8 +108,8 @@ class AccountRoutes:
             client_order_id=client_id,
         )
 
-    def _check_reject_fault(self, symbol: str) -> None:
-        if fault := self.faults.hit("order-reject", symbol=symbol):
+    def _check_reject_fault(self, symbol: str, order_type: str | None = None) -> None:
+        if fault := self.faults.hit("order-reject", symbol=symbol, order_type=order_type):
             o = fault.options
             raise errors.by_code(o["code"], o["msg"], o["status"])
 
@@ -113,7 +117,7 @@ class AccountRoutes:
         """POST /api/v3/order (form body)."""
         p = await self._trading(request)
         args = self._order_args(p)
-        self._check_reject_fault(args["symbol"])
+        self._check_reject_fault(args["symbol"], args["type"])
         count_10s, count_day = self.limiter.count_order(self.sim_clock.limits_ms())
         order = self.engine.new_order(**args)
         default_resp = "FULL" if args["type"] in ("MARKET", "LIMIT") else "ACK"
@@ -126,9 +130,84 @@ class AccountRoutes:
         """POST /api/v3/order/test: validate like a new order, place nothing."""
         p = await self._trading(request)
         args = self._order_args(p)
-        self._check_reject_fault(args["symbol"])
+        self._check_reject_fault(args["symbol"], args["type"])
         self.engine.new_order(**args, dry_run=True)
         return self._json({})
+
+    def _oco_leg(self, p: dict[str, str], leg: str) -> dict[str, Any]:
+        client_id = p.get(f"{leg}ClientOrderId") or None
+        if client_id is not None and not CLIENT_ID_RE.match(client_id):
+            raise errors.illegal(f"{leg}ClientOrderId", CLIENT_ID_RE.pattern)
+        return dict(
+            type=required(p, f"{leg}Type"),
+            price=decimal_param(p, f"{leg}Price"),
+            stop_price=decimal_param(p, f"{leg}StopPrice"),
+            time_in_force=p.get(f"{leg}TimeInForce") or None,
+            client_order_id=client_id,
+        )
+
+    async def new_oco(self, request: web.Request) -> web.Response:
+        """POST /api/v3/orderList/oco: an OCO list (a take-profit kind above or below a stop-loss kind). Order
+        faults apply to it as to one order, by either leg's type."""
+        p = await self._trading(request)
+        symbol = required(p, "symbol")
+        self.engine.feed(symbol)
+        above, below = self._oco_leg(p, "above"), self._oco_leg(p, "below")
+        for leg in (above, below):
+            self._check_reject_fault(symbol, leg["type"])
+        quantity = decimal_param(p, "quantity")
+        if quantity is None:
+            raise errors.missing("quantity")
+        list_id = p.get("listClientOrderId") or None
+        if list_id is not None and not CLIENT_ID_RE.match(list_id):
+            raise errors.illegal("listClientOrderId", CLIENT_ID_RE.pattern)
+        self.limiter.count_order(self.sim_clock.limits_ms())
+        count_10s, count_day = self.limiter.count_order(self.sim_clock.limits_ms())  # a list counts two orders
+        order_list, legs = self.engine.new_oco(
+            symbol=symbol,
+            side=required(p, "side"),
+            quantity=quantity,
+            above=above,
+            below=below,
+            list_client_order_id=list_id,
+        )
+        resp_type = p.get("newOrderRespType") or "FULL"
+        reports = [payloads.new_order_json(o, resp_type) for o in legs]
+        response = self._json(payloads.order_list_json(self.engine, order_list, reports))
+        response.headers["X-MBX-ORDER-COUNT-10S"] = str(count_10s)
+        response.headers["X-MBX-ORDER-COUNT-1D"] = str(count_day)
+        return response
+
+    def _list_ref(self, p: dict[str, str], client_key: str) -> tuple[int | None, str | None]:
+        list_id, client_id = int_param(p, "orderListId"), p.get(client_key) or None
+        if list_id is None and client_id is None:
+            raise errors.VenueError(
+                -1102, f"Param '{client_key}' or 'orderListId' must be sent, but both were empty/null!"
+            )
+        return list_id, client_id
+
+    async def cancel_order_list(self, request: web.Request) -> web.Response:
+        """DELETE /api/v3/orderList by orderListId or listClientOrderId: both legs cancelled."""
+        p = await self._trading(request)
+        symbol = required(p, "symbol")
+        list_id, client_id = self._list_ref(p, "listClientOrderId")
+        self.engine.feed(symbol)
+        self._check_cancel_fault(symbol)
+        order_list, legs = self.engine.cancel_list(symbol, list_id, client_id)
+        now = self.clock()
+        reports = [payloads.cancel_json(o, cid, now) for o, cid in legs]
+        return self._json(payloads.order_list_json(self.engine, order_list, reports))
+
+    async def get_order_list(self, request: web.Request) -> web.Response:
+        """GET /api/v3/orderList by orderListId or origClientOrderId (the list's client id)."""
+        list_id, client_id = self._list_ref(await self._signed(request), "origClientOrderId")
+        return self._json(payloads.order_list_json(self.engine, self.engine.find_list(list_id, client_id), None))
+
+    async def open_order_lists(self, request: web.Request) -> web.Response:
+        """GET /api/v3/openOrderList: the lists still executing."""
+        await self._signed(request)
+        lists = [x for x in self.engine.order_lists.values() if x.is_open]
+        return self._json([payloads.order_list_json(self.engine, x, None) for x in lists])
 
     def _check_cancel_fault(self, symbol: str) -> None:
         if fault := self.faults.hit("cancel-fail", symbol=symbol):

@@ -22,7 +22,7 @@ from .faults import FaultBook
 from .listenkeys import ListenKeys
 from .market import PublicTrade
 from .marketstreams import MarketStreams
-from .matching import BalanceDelta, BalanceUpdate, BookChanged, Event, MatchingEngine, OrderUpdate
+from .matching import BalanceDelta, BalanceUpdate, BookChanged, Event, ListUpdate, MatchingEngine, OrderUpdate
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +274,8 @@ class StreamServer:
             body = payloads.account_position(self.engine, event.assets, event.time)
         elif isinstance(event, BalanceDelta):
             body = payloads.balance_delta(event)
+        elif isinstance(event, ListUpdate):
+            body = payloads.list_status(self.engine, event)
         else:
             return
         self._send_user(body)

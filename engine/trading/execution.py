@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -26,6 +27,7 @@ from engine.kernel.events import (
     Order,
     OrderRefused,
     OrderStatus,
+    Persisted,
     PositionsUpdated,
     RoundTripClosed,
     Severity,
@@ -33,6 +35,7 @@ from engine.kernel.events import (
 )
 from engine.kernel.ports import Durability, Ports, VenueLink
 from engine.trading.books import Books
+from engine.trading.orders import STOP_ID_PREFIX, STOP_ORDER_TYPE, is_protective_stop
 from engine.trading.portfolio import base_of
 from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
 from engine.venue import errors as vx
@@ -82,6 +85,12 @@ class Execution:
         self.in_flight: set[str] = set()
         # Client id -> amount of its fills seen: an order reported more filled than this has fills still to fetch.
         self.filled_seen: dict[str, Decimal] = {}
+        # Protective stops this engine cancelled itself (an amend, an exit, the kill switch): their end is no news.
+        # Kept across a restart (the latest few), so a crash in the middle of an amend is not called a stop gone.
+        self.stop_cancels: dict[str, None] = {}
+        # Symbol -> sells of it under way (an exit, a strategy's sell): no protective stop is placed meanwhile, or
+        # it would lock what they sell.
+        self.selling: dict[str, int] = {}
 
     # ------------------------------------------------------------ placing
 
@@ -150,6 +159,34 @@ class Execution:
         A venue's Retry-After is waited out first, and only then is everything checked (trading state, limits,
         exposure): nothing awaits between the checks and the order's record, so two orders that waited together
         cannot both pass the same exposure."""
+        if side == "sell" and not urgent:
+            with self.sells_under_way(symbol):
+                await self._free_from_stops(symbol, amount, actor)
+                return await self._place(symbol, side, type_, amount, price, actor, stop_loss, urgent)
+        return await self._place(symbol, side, type_, amount, price, actor, stop_loss, urgent)
+
+    @contextmanager
+    def sells_under_way(self, symbol: str) -> Iterator[None]:
+        """While a sell of ``symbol`` is under way, no protective stop is placed (``VenueStops.gap``)."""
+        self.selling[symbol] = self.selling.get(symbol, 0) + 1
+        try:
+            yield
+        finally:
+            self.selling[symbol] -= 1
+            if not self.selling[symbol]:
+                del self.selling[symbol]
+
+    async def _place(
+        self,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: Decimal,
+        price: Decimal | None,
+        actor: str,
+        stop_loss: Decimal | None,
+        urgent: bool,
+    ) -> CommandResult:
         if not urgent and self.link.venue is not None:
             await self.link.venue.health.wait_if_paused()
             late = self.permission(side)
@@ -163,6 +200,30 @@ class Execution:
         if refused is not None:
             return refused
         return await self._send(recorded, stop_loss, urgent)
+
+    async def place_stop(
+        self, symbol: str, amount: Decimal, stop: Decimal, limit: Decimal, actor: str
+    ) -> CommandResult:
+        """A protective stop-limit sell of a held position (``engine.trading.protect``): the venue's filters apply,
+        not the account limits or the order rate (it only ever sells what is held, like the kill switch's
+        sells); its client id is on disk before it leaves, as for every order."""
+        recorded = self._record(symbol, "sell", STOP_ORDER_TYPE, amount, limit, actor, None, urgent=True)
+        if isinstance(recorded, CommandResult):
+            return recorded
+        refused = self._commit([recorded])
+        if refused is not None:
+            return refused
+        return await self._send(recorded, None, False, stop_price=stop)
+
+    async def _free_from_stops(self, symbol: str, amount: Decimal, actor: str) -> None:
+        """A sell of part of a position whose protective stop locks it: the stop is cancelled first (it is placed
+        again for what remains once the sell is done), since the venue lends no amount to two sells at once."""
+        stops = [o for o in self.tracker.open_orders() if o.symbol == symbol and is_protective_stop(o)]
+        if not stops or self.portfolio.free(base_of(symbol)) >= amount:
+            return
+        for order in stops:
+            await self.cancel(order.client_id, actor=actor)
+        await self.refresh_balances_quietly()
 
     async def sell_now(self, sells: list[tuple[str, Decimal]], actor: str) -> list[CommandResult | BaseException]:
         """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
@@ -223,15 +284,23 @@ class Execution:
         self.in_flight.add(order.client_id)
         return order
 
-    async def _send(self, order: Order, stop_loss: Decimal | None, urgent: bool) -> CommandResult:
-        """Send a recorded order (its client id already on disk) and apply the venue's answer."""
+    async def _send(
+        self, order: Order, stop_loss: Decimal | None, urgent: bool, stop_price: Decimal | None = None
+    ) -> CommandResult:
+        """Send a recorded order (its client id already on disk) and apply the venue's answer; ``stop_price``
+        makes it a protective stop that waits at the venue for the price to fall to it."""
         symbol, side, amount, price = order.symbol, order.side, order.amount, order.price
         try:
             try:
                 venue = self.link.require()
-                report = await venue.create_order(
-                    order.client_id, symbol, side, order.type, amount, price, urgent=urgent
-                )
+                if stop_price is not None:
+                    report = await venue.create_order(
+                        order.client_id, symbol, side, "limit", amount, price, stop_price=stop_price
+                    )
+                else:
+                    report = await venue.create_order(
+                        order.client_id, symbol, side, order.type, amount, price, urgent=urgent
+                    )
             except not_sent_errors() as exc:
                 self.tracker.apply(
                     order.client_id,
@@ -302,6 +371,7 @@ class Execution:
             True,
             f"{order.side} {order.amount} {order.symbol} {report.status.value} "
             f"(found by client id after {type(exc).__name__})",
+            {"client_id": order.client_id, "status": report.status.value},
         )
 
     # ------------------------------------------------------------ answers
@@ -400,6 +470,8 @@ class Execution:
             return CommandResult(True, f"order {client_id} is already {order.status.value}")
         if self.link.venue is None:
             return CommandResult(False, "venue not connected")
+        if is_protective_stop(order):
+            self.note_stop_cancels([client_id])
         venue = self.link.venue
         try:
             try:
@@ -412,12 +484,26 @@ class Execution:
         log.info("cancel %s by %s: %s", client_id, actor, report.status.value)
         return CommandResult(True, f"{client_id} {report.status.value}")
 
+    def note_stop_cancels(self, client_ids: Iterable[str]) -> None:
+        """Protective stops this engine is cancelling itself: remembered (and persisted, the latest 200)."""
+        new = [c for c in client_ids if c.startswith(STOP_ID_PREFIX) and c not in self.stop_cancels]
+        if not new:
+            return
+        self.stop_cancels.update(dict.fromkeys(new))
+        for old in list(self.stop_cancels)[: max(0, len(self.stop_cancels) - 200)]:
+            del self.stop_cancels[old]
+        self.publish(Persisted("stop_cancels", list(self.stop_cancels)))
+
     async def exit_position(self, symbol: str, actor: str, reason: str) -> CommandResult:
         """Sell the whole position at market (a strategy's exit or a stop-loss).
 
         The engine's own resting sells in the symbol (a take-profit) are cancelled first: they lock the base,
         and a stop that can only sell what is free would sell nothing.
         """
+        with self.sells_under_way(symbol):
+            return await self._exit(symbol, actor, reason)
+
+    async def _exit(self, symbol: str, actor: str, reason: str) -> CommandResult:
         venue = self.link.require()
         resting = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.side == "sell"]
         for order in resting:

@@ -14,6 +14,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 from engine.kernel.bus import EventBus
+from engine.kernel.events import STOP_ID_PREFIX as STOP_ID_PREFIX
+from engine.kernel.events import STOP_ORDER_TYPE as STOP_ORDER_TYPE
 from engine.kernel.events import (
     Alert,
     AlertRaised,
@@ -46,9 +48,14 @@ def _rank(status: OrderStatus) -> int:
     return _RANK.get(status, 3)
 
 
-def new_client_id() -> str:
+def new_client_id(prefix: str = "ck-") -> str:
     """A venue-safe client order id (Binance allows ``[A-Za-z0-9-_]{1,36}``)."""
-    return "ck-" + uuid.uuid4().hex[:24]
+    return prefix + uuid.uuid4().hex[:24]
+
+
+def is_protective_stop(order: Order) -> bool:
+    """A stop the engine rests at the venue for a position it holds (``Order.is_protective_stop``)."""
+    return order.is_protective_stop
 
 
 class OrderTracker:
@@ -93,7 +100,7 @@ class OrderTracker:
     ) -> Order:
         """Record a new order with a fresh client id; the store has it before this returns."""
         order = Order(
-            client_id=new_client_id(),
+            client_id=new_client_id(STOP_ID_PREFIX if type_ == STOP_ORDER_TYPE else "ck-"),
             symbol=symbol,
             side=side,
             type=type_,

@@ -28,9 +28,10 @@ TRANSITIONS: dict[TradingState, frozenset[TradingState]] = {
 OPERATOR_ONLY_FROM = frozenset({T.HALTED})
 # What each state permits: the one place that says it (risk checks, runner, monitors and execute all ask here).
 PERMITS: dict[TradingState, frozenset[Permit]] = {
-    T.ACTIVE: frozenset({P.ENTRY, P.REDUCE, P.CANCEL, P.CLOSE, P.ALWAYS}),
-    T.REDUCE_ONLY: frozenset({P.REDUCE, P.CANCEL, P.CLOSE, P.ALWAYS}),
-    T.HALTED: frozenset({P.CANCEL, P.CLOSE, P.ALWAYS}),
+    # A protective stop only ever sells what is held: it is kept (and placed again) even while HALTED.
+    T.ACTIVE: frozenset({P.ENTRY, P.REDUCE, P.CANCEL, P.CLOSE, P.PROTECT, P.ALWAYS}),
+    T.REDUCE_ONLY: frozenset({P.REDUCE, P.CANCEL, P.CLOSE, P.PROTECT, P.ALWAYS}),
+    T.HALTED: frozenset({P.CANCEL, P.CLOSE, P.PROTECT, P.ALWAYS}),
 }
 WHY_NOT: dict[TradingState, str] = {
     T.REDUCE_ONLY: "trading is REDUCE_ONLY: only orders that shrink a position",

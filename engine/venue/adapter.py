@@ -365,6 +365,17 @@ class Venue:
     def market(self, symbol: str) -> dict[str, Any]:
         return dict(self.ex.market(symbol))
 
+    def stop_orders(self, symbol: str) -> bool | None:
+        """Whether a protective stop-limit can rest at the venue for ``symbol``: Binance lists each market's order
+        types (STOP_LOSS_LIMIT, what ccxt's ``stopLossPrice`` sends); elsewhere ccxt says whether it can create a
+        stop-loss order at all. None when neither says."""
+        info = self.ex.market(symbol).get("info") or {}
+        types = info.get("orderTypes") if isinstance(info, dict) else None
+        if isinstance(types, list):
+            return "STOP_LOSS_LIMIT" in types
+        has = self.ex.has.get("createStopLossOrder")
+        return None if has is None else bool(has)
+
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
         """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
         try:
@@ -416,8 +427,13 @@ class Venue:
         amount: Decimal,
         price: Decimal | None,
         urgent: bool = False,
+        stop_price: Decimal | None = None,
     ) -> OrderReport:
+        """One order; with ``stop_price`` a protective stop (a sell that waits for the price to fall to it): ccxt's
+        unified ``stopLossPrice``, a stop-limit at ``price`` (Binance spot: STOP_LOSS_LIMIT)."""
         params = {"newClientOrderId": client_id}
+        if stop_price is not None:
+            params["stopLossPrice"] = str(stop_price)
         # Never retried here: after an uncertain failure the engine asks by client id instead (no duplicates).
         return await self._ask(
             self._urgent if urgent else self._once,
@@ -441,8 +457,15 @@ class Venue:
             {"origClientOrderId": client_id},
         )
 
-    async def cancel_order(self, client_id: str, symbol: str) -> OrderReport:
-        return await self._ask(self._call, "cancel_order", parse_order, None, symbol, {"origClientOrderId": client_id})
+    async def cancel_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
+        return await self._ask(
+            self._urgent if urgent else self._call,
+            "cancel_order",
+            parse_order,
+            None,
+            symbol,
+            {"origClientOrderId": client_id},
+        )
 
     async def fetch_open_orders(self, symbol: str | None = None, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call

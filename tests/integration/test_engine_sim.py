@@ -88,15 +88,20 @@ async def test_place_track_cancel_and_restart(standalone_sim, tmp_path):
     # Restart from the same file: the open order is known, and still open at the venue.
     engine = await started(settings_for(sim, tmp_path))
     try:
-        (restored,) = engine.tracker.open_orders()
+        (restored,) = [o for o in engine.tracker.open_orders() if o.type == "limit"]
         assert restored.client_id == order.client_id and restored.status == OrderStatus.OPEN
+        # The ETH position's protective stop is known too, the same one: the restart placed no second.
+        (stop,) = [o for o in engine.tracker.open_orders() if o.type == "stop_limit"]
+        assert stop.symbol == "ETH/USDT" and [o["clientOrderId"] for o in sim.open_orders("ETHUSDT")] == [
+            stop.client_id
+        ]
         cancel = await engine.execute(CancelOrder(client_id=restored.client_id))
         assert cancel.ok, cancel.message
         assert engine.tracker.get(order.client_id).status == OrderStatus.CANCELED
-        assert sim.open_orders() == []
+        assert sim.open_orders("BTCUSDT") == []
     finally:
         await engine.stop()
-    assert Store.in_dir(tmp_path).orders(open_only=True) == []
+    assert [o.client_id for o in Store.in_dir(tmp_path).orders(open_only=True)] == [stop.client_id]
 
 
 async def test_halt_blocks_orders_and_survives_restart(standalone_sim, tmp_path):

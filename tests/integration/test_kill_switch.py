@@ -87,19 +87,20 @@ def venue_flat(sim: Simulator) -> bool:
 
 async def test_close_all_flattens_every_position_and_reports_the_dust(engine, sim, tmp_path):
     await hold_two_positions_with_orders(engine)
-    assert len(sim.open_orders()) == 2
+    await eventually(lambda: len(sim.open_orders()) == 4, message="two resting buys and two stops at the venue")
     start = time.perf_counter()
     result = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
     elapsed_ms = (time.perf_counter() - start) * 1000
     assert result.ok, result.message
-    assert result.message.startswith("HALTED; canceled 2 order(s); closed 2 position(s); 0 still open at venue")
+    # Tier 3 cancels the protective stops too, before it sells.
+    assert result.message.startswith("HALTED; canceled 4 order(s); closed 2 position(s); 0 still open at venue")
     assert "dust left:" in result.message
     assert venue_flat(sim)
     assert engine.trading_state == TradingState.HALTED
     assert sorted(result.details["closed"]) == ["BTC/USDT", "ETH/USDT"]
     assert result.details["left"] == {}
     # The sells are the kill switch's own orders, stored before they left, by the actor who asked.
-    sells = [o for o in engine.tracker.all() if o.side == "sell"]
+    sells = [o for o in engine.tracker.all() if o.side == "sell" and o.type == "market"]
     assert {o.symbol for o in sells} == {"BTC/USDT", "ETH/USDT"}
     assert all(o.origin == "operator:key" and o.status.value == "FILLED" for o in sells)
     (audit, *_) = Store.in_dir(tmp_path).audit(limit=5)
@@ -110,15 +111,34 @@ async def test_close_all_flattens_every_position_and_reports_the_dust(engine, si
 
 async def test_close_position_closes_one_symbol_and_leaves_the_other(engine, sim):
     await hold_two_positions_with_orders(engine)
+    await eventually(lambda: len(sim.open_orders()) == 4, message="two resting buys and two stops at the venue")
     result = await engine.execute(ClosePosition(actor="operator:key", symbol="ETH/USDT"))
     assert result.ok, result.message
-    assert result.message.startswith("ETH/USDT: canceled 1 order(s); closed 1 position(s)")
+    assert result.message.startswith("ETH/USDT: canceled 2 order(s); closed 1 position(s)")
     assert sum(sim.balance("ETH")) < Decimal("0.0001")
     assert sum(sim.balance("BTC")) >= Decimal("0.009")
-    assert [o["symbol"] for o in sim.open_orders()] == ["BTCUSDT"]
+    assert sorted(o["type"] for o in sim.open_orders() if o["symbol"] == "BTCUSDT") == ["LIMIT", "STOP_LOSS_LIMIT"]
+    assert [o for o in sim.open_orders() if o["symbol"] == "ETHUSDT"] == []
     assert engine.trading_state == TradingState.ACTIVE  # one symbol: not a halt
     unknown = await engine.execute(ClosePosition(actor="operator:key", symbol="DOGE/USDT"))
     assert not unknown.ok and "not a configured symbol" in unknown.message
+
+
+async def test_cancel_all_keeps_the_protective_stops_unless_asked_to_take_them(engine, sim):
+    await hold_two_positions_with_orders(engine)
+    await eventually(lambda: len(sim.open_orders()) == 4, message="two resting buys and two stops at the venue")
+    result = await engine.execute(CancelAll(actor="operator:key"))
+    assert result.ok, result.message
+    assert result.message == "HALTED; canceled 2 order(s); kept 2 protective stop(s); 0 still open at venue"
+    assert sorted(o["type"] for o in sim.open_orders()) == ["STOP_LOSS_LIMIT", "STOP_LOSS_LIMIT"]
+    assert result.details["kept_stops"] == 2
+    everything = await engine.execute(CancelAll(actor="operator:key", include_stops=True))
+    assert everything.ok and everything.message.startswith("HALTED; canceled 2 order(s); 0 still open")
+    assert sim.open_orders() == [] and engine.venue_stops.suspended
+    assert not any(a.code == "STOP_MISSING_AT_VENUE" for a in engine.alert_book.recent)
+    # An operator resumes: the positions are protected at the venue again.
+    assert (await engine.execute(Resume(actor="operator:key"))).ok
+    await eventually(lambda: len(sim.open_orders()) == 2, timeout=10, message="stops placed again")
 
 
 async def test_close_all_is_not_held_back_by_an_open_breaker(engine, sim):

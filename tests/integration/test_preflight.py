@@ -134,8 +134,8 @@ async def test_every_check_passes_on_a_healthy_paper_venue_with_a_proven_history
     engine = await run(settings(sim, tmp_path, notify=True))
     result = await engine.execute(RunPreflight(actor="operator:test", reason="go/no-go"))
     checklist = engine.store.checklist_runs(limit=1)[0]
-    assert result.ok and result.message.startswith("GO · 17 PASS · 0 WARN · 0 FAIL"), result.message
-    assert checklist["verdict"] == "GO" and checklist["passed"] == 17 and checklist["actor"] == "operator:test"
+    assert result.ok and result.message.startswith("GO · 18 PASS · 0 WARN · 0 FAIL"), result.message
+    assert checklist["verdict"] == "GO" and checklist["passed"] == 18 and checklist["actor"] == "operator:test"
     by_code = {c["code"]: c for c in checklist["checks"]}
     assert set(by_code) == {
         "mode",
@@ -149,6 +149,7 @@ async def test_every_check_passes_on_a_healthy_paper_venue_with_a_proven_history
         "streams",
         "rate_limit",
         "stop_loss",
+        "stops_at_venue",
         "daily_loss_limit",
         "risk_self_test",
         "alert_sinks",
@@ -255,7 +256,7 @@ async def test_a_thin_balance_an_unlisted_symbol_and_a_revoked_key_fail(tmp_path
 
 async def test_a_configuration_unfit_for_live_fails_and_warns(sim, tmp_path):
     unfit = dict(
-        risk={"require_stop_loss": False, "daily_loss_limit_pct": Decimal("0")},
+        risk={"require_stop_loss": False, "daily_loss_limit_pct": Decimal("0"), "stops_at_venue": False},
         venue={"rate_limit": False},
         health={"host": "0.0.0.0", "port": 8123},
     )
@@ -263,9 +264,8 @@ async def test_a_configuration_unfit_for_live_fails_and_warns(sim, tmp_path):
         settings(sim, tmp_path, mode="live", **unfit), None, confirm_live=True, actor="operator:test"
     )
     assert {"stop_loss", "daily_loss_limit", "mode", "stability"} <= codes(live, Status.FAIL)
-    assert {"rate_limit", "health_loopback", "alert_sinks", "chat_control", "validation_report"} <= codes(
-        live, Status.WARN
-    )
+    warned = {"rate_limit", "health_loopback", "alert_sinks", "chat_control", "validation_report", "stops_at_venue"}
+    assert warned <= codes(live, Status.WARN)
     assert "smoke_trade" not in {c.code for c in live.checks}  # never with real money
     paper = await run_standalone(settings(sim, tmp_path, **unfit), None, confirm_live=False, actor="operator:test")
     # The same choices are WARN in paper: that is where they are tried out.
@@ -334,7 +334,7 @@ async def test_cockpit_preflight_exits_1_for_no_go_2_when_it_cannot_run(sim, tmp
     env = write_config(sim, tmp_path)
     no_go = await cli(tmp_path, {**env, "COCKPIT_PREFLIGHT__MIN_BALANCE": "1000000"}, "preflight")
     assert no_go.returncode == 1, no_go.stderr
-    assert "FAIL" in no_go.stdout and "NO-GO · 13 PASS · 3 WARN · 1 FAIL" in no_go.stdout
+    assert "FAIL" in no_go.stdout and "NO-GO · 14 PASS · 3 WARN · 1 FAIL" in no_go.stdout
     assert "fix: fund the account with at least 1000000 USDT" in " ".join(no_go.stdout.split())
 
     assert sim.api_secret not in no_go.stdout + no_go.stderr  # secrets never reach the screen

@@ -481,7 +481,7 @@ async def test_missed_fills_are_read_page_after_page_until_none_is_missing(sim, 
         )
     )
     assert placed.ok, placed.message
-    (order,) = engine.tracker.open_orders()
+    (order,) = [o for o in engine.tracker.open_orders() if o.type == "limit"]  # beside the position's stop
     sim.set_price("BTCUSDT", last * Decimal("0.9"))  # fills the resting buy at the venue; the stream is dead
     await eventually(
         lambda: [f for f in Store.in_dir(tmp_path).fills() if f["client_id"] == order.client_id],

@@ -1,5 +1,5 @@
 """Runbook scenarios of orders that will not go away: a stuck order whose cancel fails, and a kill switch that cannot
-complete because the venue refuses its cancels."""
+complete because the venue refuses its cancels; and of one that will not come: a stop the venue refuses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 
 from eventually import eventually
-from runbook import afterwards, audited, codes, first_alert, resting_buy, settings
+from runbook import BTC_DUST, afterwards, audited, codes, first_alert, held, resting_buy, settings
 
 from engine.kernel.commands import CancelAll, PlaceOrder
 from engine.kernel.events import TradingState
@@ -111,3 +111,39 @@ async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps
     (row,) = audited(tmp_path, "cancel-all", "operator:key")
     assert not row["ok"] and "1 still open at venue" in row["result"]  # the audit keeps what it said at the time
     assert engine.kill_switch_retrying() == []
+
+
+async def test_a_stop_the_venue_refuses_is_crit_and_the_engine_keeps_it(sim, tmp_path, run, stopwatch):
+    """Runbook 003 "Emergency Procedures" counts on stop-loss orders on-exchange; when the venue refuses one (an order
+    type it lacks, a key without the permission), the position is protected only while the engine runs: CRIT
+    ``STOP_NOT_AT_VENUE`` at once, the venue tried again, and the engine's own check sells at market at the stop."""
+    sim.pause_feed()
+    engine = await run(settings(sim, tmp_path))
+    stop = (engine.portfolio.last["BTC/USDT"] * Decimal("0.98")).quantize(Decimal("0.01"))
+    watch = stopwatch("003 Emergency Procedures (stop on-exchange)", "CRIT at the first refusal; retried every 2 s")
+    sim.faults.inject("order-reject", type="STOP_LOSS_LIMIT", msg="Stop orders are not available.")
+    watch.fault("the venue refuses stop-limit orders")
+    bought = await engine.execute(
+        PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"), stop_loss=stop)
+    )
+    assert bought.ok, bought.message
+    await eventually(lambda: "STOP_NOT_AT_VENUE" in codes(engine), timeout=5, message="CRIT STOP_NOT_AT_VENUE")
+    watch.mark("STOP_NOT_AT_VENUE CRIT", first_alert(tmp_path, "STOP_NOT_AT_VENUE"))
+    assert not engine.venue_stops.at_venue("BTC/USDT") and sim.open_orders() == []
+    sim.set_price("BTCUSDT", stop * Decimal("0.999"))  # the engine's own check is the second line
+    await eventually(lambda: held(sim, "BTC") < BTC_DUST, timeout=10, message="the engine sold at its stop")
+    watch.mark("STOP_LOSS: the engine exited at market", first_alert(tmp_path, "STOP_LOSS"))
+    await eventually(lambda: audited(tmp_path, "exit", "stop:BTC/USDT"), message="the exit's audit record")
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["STOP_NOT_AT_VENUE", "STOP_LOSS"],
+        absent=["TRADING_HALTED", "POSITION_MISMATCH"],
+        open_orders=0,
+        btc_flat=True,
+        audit=[("exit", "stop:BTC/USDT")],
+        kill_switch_by="",
+    )
+    assert [r for r in audited(tmp_path, "protect", "engine:stops") if not r["ok"]]  # each refused try on record

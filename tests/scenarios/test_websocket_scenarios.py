@@ -1,14 +1,15 @@
 """Runbook scenarios of the websocket streams: a drop shorter and longer than the stale limit, a connection that
-stays open but goes silent, and a reconnect rate over the hourly limit."""
+stays open but goes silent, a reconnect rate over the hourly limit, and a stop at the venue that triggers while
+the streams are down."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from eventually import eventually
-from runbook import MON, afterwards, audited, buy, codes, first_alert, resting_buy, settings, tripped
+from runbook import BTC_DUST, MON, afterwards, audited, buy, codes, first_alert, held, resting_buy, settings, tripped
 
-from engine.kernel.commands import Resume
+from engine.kernel.commands import PlaceOrder, Resume
 from engine.kernel.events import TradingState
 
 LIMITS = f"warn {MON['ws_stale_warn_s']:g} s / crit {MON['ws_stale_crit_s']:g} s (runbook 10 s / 60 s)"
@@ -65,6 +66,7 @@ async def test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_
     engine = await run(settings(sim, tmp_path))
     await buy(engine)
     await resting_buy(engine)
+    await eventually(lambda: engine.venue_stops.at_venue("BTC/USDT"), message="the position's stop at the venue")
     watch = stopwatch("001 §1 (> 60 s: kill switch), 000 §3", LIMITS)
     refuse = sim.faults.inject("ws-refuse")
     sim.faults.inject("ws-drop")
@@ -73,8 +75,8 @@ async def test_ws_drop_longer_than_the_stale_limit_closes_all_with_a_crit_and_a_
     watch.mark("HALTED by ws_stale", halted)
     await eventually(lambda: audited(tmp_path, "close-all", "monitor:ws_stale"), timeout=10, message="closed")
     (row,) = audited(tmp_path, "close-all", "monitor:ws_stale")
-    watch.mark("close-all done (1 order canceled, 1 position sold)", row)
-    assert "canceled 1 order(s); closed 1 position(s); 0 still open at venue" in row["result"]
+    watch.mark("close-all done (1 order and the stop canceled, 1 position sold)", row)
+    assert "canceled 2 order(s); closed 1 position(s); 0 still open at venue" in row["result"]
     crit = [a for a in engine.alert_book.recent if a.code == "CLOSE_ALL"]
     assert crit and crit[0].severity.value == "CRIT"
     await eventually(
@@ -169,3 +171,47 @@ async def test_reconnect_rate_over_the_hourly_limit_warns_only(sim, tmp_path, ru
         btc_at_least=Decimal("0.0099"),
         kill_switch_by="",
     )
+
+
+async def test_a_stop_that_triggers_during_a_websocket_drop_is_recorded_from_the_venue(sim, tmp_path, run, stopwatch):
+    """Runbook 003 "Emergency Procedures" ("stop-loss orders are on-exchange if using stop-limit") with 001 §1's
+    short drop: every stream drops and stays refused; meanwhile the price falls through the position's stop. The
+    venue sells by itself; the engine learns it over REST (polling and reconciliation): the fill, the position
+    closed and its loss, with no position mismatch, no halt and no exit of its own."""
+    sim.pause_feed()
+    engine = await run(settings(sim, tmp_path))
+    stop = (engine.portfolio.last["BTC/USDT"] * Decimal("0.98")).quantize(Decimal("0.01"))
+    bought = await engine.execute(
+        PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"), stop_loss=stop)
+    )
+    assert bought.ok, bought.message
+    await eventually(lambda: engine.venue_stops.at_venue("BTC/USDT"), message="the stop rests at the venue")
+    watch = stopwatch("003 Emergency Procedures (stop on-exchange), 001 §1", LIMITS)
+    refuse = sim.faults.inject("ws-refuse")
+    sim.faults.inject("ws-drop")
+    watch.fault("every websocket dropped, reconnects refused; the price falls through the stop")
+    await eventually(lambda: engine.sync.stream_down, timeout=5, message="the drop is noticed")
+    sim.set_price("BTCUSDT", stop * Decimal("0.998"))
+    assert held(sim, "BTC") < BTC_DUST  # the venue sold, nobody listening
+    watch.mark("the venue's stop filled")
+    await eventually(
+        lambda: not any(p.symbol == "BTC/USDT" for p in engine.portfolio.positions()),
+        timeout=5,
+        message="the fill read over REST and the position closed",
+    )
+    watch.mark("fill recorded, position closed (REST)")
+    sim.faults.clear(refuse)
+    await eventually(lambda: not engine.sync.stream_down, timeout=10, message="streams back")
+    assert engine.stats.current().losing_trades == 1 and "BTC/USDT" not in engine.execution.stops
+    afterwards(
+        engine,
+        sim,
+        tmp_path,
+        state=TradingState.ACTIVE,
+        alerts=["WS_DOWN"],
+        absent=["TRADING_HALTED", "POSITION_MISMATCH", "STOP_LOSS", "CLOSE_ALL"],
+        open_orders=0,
+        btc_flat=True,
+        kill_switch_by="",
+    )
+    assert sim.open_orders() == []  # no stop left behind either

@@ -50,6 +50,14 @@ async def test_x_asks_once_listing_what_it_sells_then_flattens_the_venue(tmp_pat
         await eventually(engine.ready.is_set, timeout=20)
         await buy(engine, "BTC/USDT", "0.01")
         await buy(engine, "ETH/USDT", "0.2")
+        positions = app.screen.query_one("#positions")
+
+        def stop_at(symbol: str) -> str:
+            cells = positions.row_cells(symbol)
+            return str(cells[-1]) if cells else ""
+
+        # Each position's stop rests at the venue (issue 22), and the positions panel says where it is.
+        await eventually(lambda: stop_at("BTC/USDT") == stop_at("ETH/USDT") == "venue", message="stops at venue")
         await pilot.press("x")
         await eventually(lambda: question(app).startswith("CLOSE ALL?"))
         assert "BTC 0.00999 (~" in question(app) and "ETH 0.1998 (~" in question(app)  # net of the fee

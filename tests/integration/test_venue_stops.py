@@ -1,0 +1,81 @@
+"""Stops at the venue (issue 22): every held position's stop rests at the simulator as a stop-limit, placed and
+amended by the engine (audited as ``engine:stops``), watched by the engine when it cannot be placed (CRIT
+``STOP_NOT_AT_VENUE``, retried), and filled by the venue itself when the price falls through it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from eventually import eventually
+from test_resilience_sim import alerts, settings
+
+from engine.kernel.commands import PlaceOrder
+from engine.kernel.events import RoundTripClosed, TradingState
+from engine.store.db import Store
+
+BTC = "BTC/USDT"
+
+
+def venue_stops(sim) -> list[dict]:
+    return [o for o in sim.open_orders("BTCUSDT") if o["type"] == "STOP_LOSS_LIMIT"]
+
+
+def held(sim) -> Decimal:
+    return sum(sim.balance("BTC"), Decimal(0))
+
+
+async def test_the_stop_follows_the_position_at_the_venue_and_fills_there(sim, tmp_path, run):
+    sim.pause_feed()
+    engine = await run(settings(sim, tmp_path, risk={"stop_limit_offset_pct": Decimal("1")}))
+    trips: list[RoundTripClosed] = []
+    engine.bus.add_handler(lambda e: trips.append(e) if isinstance(e, RoundTripClosed) else None)
+    last = engine.portfolio.last[BTC]
+    stop = (last * Decimal("0.97")).quantize(Decimal("0.01"))
+
+    # A stop that cannot rest at the venue: the engine says so (CRIT), watches it, and places it once it can.
+    fault = sim.faults.inject("order-reject", type="STOP_LOSS_LIMIT", msg="Stop orders are not available.")
+    bought = await engine.execute(
+        PlaceOrder(symbol=BTC, side="buy", type="market", amount=Decimal("0.002"), stop_loss=stop)
+    )
+    assert bought.ok, bought.message
+    await eventually(lambda: alerts(engine, "STOP_NOT_AT_VENUE"), timeout=10, message="CRIT STOP_NOT_AT_VENUE")
+    assert venue_stops(sim) == [] and not engine.venue_stops.at_venue(BTC)
+    sim.faults.clear(fault)
+    await eventually(lambda: len(venue_stops(sim)) == 1, timeout=10, message="stop placed on retry")
+    (first,) = venue_stops(sim)
+    assert Decimal(first["stopPrice"]) == stop and Decimal(first["price"]) == (stop * Decimal("0.99")).quantize(
+        Decimal("0.01"), rounding="ROUND_DOWN"
+    )
+    assert Decimal(first["origQty"]) == (held(sim) // Decimal("0.00001")) * Decimal("0.00001")
+    await eventually(lambda: engine.venue_stops.at_venue(BTC), timeout=5, message="the engine knows it rests")
+
+    # The position grows: the stop is amended (cancelled and replaced), never two at once.
+    more = await engine.execute(
+        PlaceOrder(symbol=BTC, side="buy", type="market", amount=Decimal("0.001"), stop_loss=stop)
+    )
+    assert more.ok, more.message
+    await eventually(
+        lambda: [Decimal(o["origQty"]) for o in venue_stops(sim)] == [held(sim) // Decimal("0.00001") / 100000],
+        timeout=10,
+        message="stop amended to the whole position",
+    )
+    assert len(venue_stops(sim)) == 1 and venue_stops(sim)[0]["orderId"] != first["orderId"]
+    assert all(o.status.value == "CANCELED" for o in engine.tracker.all() if o.client_id == first["clientOrderId"])
+
+    # Someone cancels it at the venue: the engine says so (WARN) and places it again.
+    (second,) = venue_stops(sim)
+    sim.engine.cancel("BTCUSDT", second["orderId"], None)
+    await eventually(lambda: alerts(engine, "STOP_MISSING_AT_VENUE"), timeout=10, message="WARN missing stop")
+    await eventually(lambda: len(venue_stops(sim)) == 1, timeout=10, message="stop placed again")
+    assert venue_stops(sim)[0]["orderId"] != second["orderId"]
+
+    # The price falls through the stop: the venue sells, the engine records the fill and closes the position.
+    sim.set_price("BTCUSDT", stop * Decimal("0.998"))
+    await eventually(lambda: trips, timeout=10, message="round trip closed by the venue's stop")
+    assert held(sim) < Decimal("0.00001") and venue_stops(sim) == []
+    assert trips[0].symbol == BTC and trips[0].pnl < 0
+    assert not alerts(engine, "STOP_LOSS")  # the venue did it: the engine's own check had nothing to do
+    assert engine.trading_state == TradingState.ACTIVE and BTC not in engine.execution.stops
+    audit = [a for a in Store.in_dir(tmp_path).audit(limit=50) if a["command"] == "protect"]
+    assert audit and all(a["actor"] == "engine:stops" for a in audit)
+    assert any(a["ok"] for a in audit) and any(not a["ok"] for a in audit)  # the refused try is on record too
