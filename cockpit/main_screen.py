@@ -242,7 +242,10 @@ class MainScreen(Screen):
     def _summarize_markets(self) -> None:
         """``50 markets · 12 positions · 37 orders`` under the panel, with a sign when rows are out of sight (or a
         filter hides some); nothing when every market is in view."""
-        table = self.query_one("#positions", KeyedTable)
+        tables = list(self.query("#positions").results(KeyedTable))
+        if not tables:
+            return  # called after a refresh that found the screen taken down
+        table = tables[0]
         listed = len(self.config.symbols)
         held = sum(1 for p in self.positions.values() if p.amount)
         # The panel grows with its rows up to its max-height (_fit_markets): its border and header take three lines.
@@ -266,7 +269,8 @@ class MainScreen(Screen):
         fleet = self.has_class("-fleet")
         least = 2 * (4 if fleet else 5)  # the orders' and the alerts' min-height (app.tcss)
         room = self.size.height - FIXED_LINES - (1 if fleet else 0) - least
-        self.query_one("#positions", KeyedTable).styles.max_height = max(4, min(MARKETS_MAX_LINES, room))
+        for table in self.query("#positions").results(KeyedTable):  # none while the screen is taken down
+            table.styles.max_height = max(4, min(MARKETS_MAX_LINES, room))
 
     def _reorder_markets(self) -> None:
         """The markets panel in its order again (once a second: movements change the order of the rest)."""
