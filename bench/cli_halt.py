@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import ratio, started, summary
+from benchlib import judge, ratio, started, summary
 
 from engine.core.engine import Engine
 from engine.kernel.commands import Resume
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 from engine.kernel.events import TradingState
 
-PARAMS = {"runs": 15}
+PARAMS = {"runs": 20}
 QUICK = {"runs": 2}
 
 
@@ -75,6 +75,7 @@ async def measure(runs: int) -> dict[str, Any]:
         "floor_bare_python": floor_s,
         "ratio_socket_to_floor": ratio(socket_s, floor_s),
         "ratio_inbox_to_socket": ratio(inbox_s, socket_s),
+        "goals": {"cockpit halt (socket) / python -c pass p50": judge(by_socket, floor, 6.0)},
         "exit_codes": sorted(codes),
         "cpu_count": os.cpu_count(),
     }
