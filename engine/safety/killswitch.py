@@ -36,6 +36,8 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
+# The alert code of each tier done (the catalogue test reads this table: docs/alerts.md).
+DONE_CODES: dict[type, str] = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}
 
 
 @dataclass
@@ -316,7 +318,7 @@ class Tiers:
         message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
         automatic = not is_operator(c.actor)
         if outcome.done:
-            code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
+            code = DONE_CODES[type(c)]
             self.alert(
                 Severity.CRIT if automatic else Severity.WARN,
                 code,
