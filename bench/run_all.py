@@ -189,8 +189,9 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     if name == "soak":
         return [
             (
-                "soak: RSS growth MB per simulated hour",
-                result["growth_mb_per_simulated_hour"],
+                "soak: RSS growth MB per simulated hour (slope ± spread) / per wall hour",
+                f"{result['growth_mb_per_simulated_hour']} ± {result.get('growth_spread_mb_per_simulated_hour')}"
+                f" / {result.get('growth_mb_per_wall_hour')}",
                 f"{result['simulated_hours']} h simulated",
             )
         ]
