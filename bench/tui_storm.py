@@ -5,8 +5,8 @@ Measured:
 - event -> widget: from an event's publication on the bus to the end of the screen's handling of the batch
   that carries it (its cells updated; Textual paints them at its next refresh, at most 1/60 s later);
 - key -> HALTED: from `h` delivered to the app (as the terminal's driver delivers it) to the banner saying HALTED,
-  while the storm goes on: ``--presses`` times (20 by default), evenly over the middle of the storm, trading
-  resumed through the engine after each;
+  while the storm goes on: up to ``--presses`` times (20 by default), evenly over the middle of the storm, each
+  once the banner says ACTIVE again after trading was resumed through the engine (its ``n`` says how many);
 - what was achieved: events published per second and batches drawn per second.
 
 The engine runs on the built-in simulator with its strategy off, so the storm is the only load besides the
@@ -122,7 +122,9 @@ async def main(
                     published[id(event)] = time.perf_counter()
                     bus.publish(event)
                     sent += 1
-                if press_at and now - start > press_at[0]:
+                # Pressed only while the banner says ACTIVE again (after the last resume): pressed on a banner
+                # still saying HALTED, the wait below would end at once and time nothing.
+                if press_at and now - start > press_at[0] and banner.state == TradingState.ACTIVE.value:
                     press_at.pop(0)
                     t = time.perf_counter()
                     app.simulate_key("h")  # as the terminal delivers it (Pilot.press would also wait for idle)
