@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import random
 import statistics
 import sys
 import tempfile
@@ -92,3 +94,113 @@ def cli(measure: Callable[..., Awaitable[dict[str, Any]]], params: dict[str, Any
     for name, default in params.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default), default=default)
     emit(asyncio.run(measure(**vars(parser.parse_args()))))
+
+
+# ------------------------------------------------------------------ judging a ratio against its goal
+
+BOOTSTRAP_ROUNDS = 400
+MIN_SAMPLES = 20  # fewer samples than this decide nothing
+
+
+def _stat(values: list[float], key: str) -> float:
+    ordered = sorted(values)
+    if key == "median":
+        return statistics.median(ordered)
+    p = float(key.lstrip("p"))
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def judge(measured: list[float], floor: list[float], goal: float, key: str = "median") -> dict[str, Any]:
+    """The ratio ``key(measured) / key(floor)`` against ``goal`` (at most), with its spread: half the width of the
+    90 % band of the same ratio over resamples of both series (a fixed seed, so a run is repeatable).
+
+    A ratio whose spread is wider than its distance to the goal is "not decided": another run under another load
+    could land on the other side. Only a ratio clear of its goal by more than its spread, from at least
+    ``MIN_SAMPLES`` samples on each side, is a "pass" (or "fail")."""
+    if len(measured) < 2 or len(floor) < 2:
+        return {"ratio": None, "spread": None, "goal": goal, "n": min(len(measured), len(floor)), "verdict": "no data"}
+    value = _stat(measured, key) / _stat(floor, key)
+    rng = random.Random(1)
+    draws = sorted(
+        _stat(rng.choices(measured, k=len(measured)), key) / _stat(rng.choices(floor, k=len(floor)), key)
+        for _ in range(BOOTSTRAP_ROUNDS)
+    )
+    spread = (draws[int(0.95 * (len(draws) - 1))] - draws[int(0.05 * (len(draws) - 1))]) / 2
+    if abs(value - goal) <= spread or min(len(measured), len(floor)) < MIN_SAMPLES:
+        verdict = "not decided"
+    else:
+        verdict = "pass" if value <= goal else "fail"
+    return {
+        "ratio": round(value, 2),
+        "spread": round(spread, 2),
+        "goal": goal,
+        "stat": key,
+        "n": min(len(measured), len(floor)),
+        "verdict": verdict,
+    }
+
+
+# ------------------------------------------------------------------ the simulator and the floors in other processes
+
+HERE = Path(__file__).resolve().parent
+
+
+class Child:
+    """A helper process of this directory spoken to in JSON lines (one request, one answer), killed at the end."""
+
+    def __init__(self, script: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.argv = [sys.executable, str(HERE / script), *args]
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> dict[str, Any]:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,
+            env={**os.environ, **(self.env or {})},
+        )
+        return await self._read()
+
+    async def ask(self, **request: Any) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        await self.proc.stdin.drain()
+        return await self._read()
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 120)
+        if not line:
+            raise RuntimeError(f"{self.argv[1]} ended (exit {await self.proc.wait()})")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"{self.argv[1]}: {answer['error']}")
+        return answer
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the child ends at EOF
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class VenueAddress:
+    """Where a simulator serves (what an engine's or a bare client's settings need)."""
+
+    def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str) -> None:
+        self.rest_url, self.ws_url, self.api_key, self.api_secret = rest_url, ws_url, api_key, api_secret
+
+    def keys(self) -> dict[str, str]:
+        return {
+            "rest_url": self.rest_url,
+            "ws_url": self.ws_url,
+            "api_key": self.api_key,
+            "api_secret": self.api_secret,
+        }

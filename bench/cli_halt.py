@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import ratio, started, summary
+from benchlib import judge, ratio, started, summary
 
 from engine.core.engine import Engine
 from engine.kernel.commands import Resume
@@ -80,11 +80,6 @@ async def measure(runs: int) -> dict[str, Any]:
         for _ in range(max(2, runs // 4)):
             ms, code = await timed(commands["halt"], cwd)
             codes.add(code)
-            if engine.trading_state != TradingState.HALTED:
-                import sqlite3
-
-                db = sqlite3.connect(f"file:{data}/cockpit.db?mode=ro", uri=True)
-                print(list(db.execute("select id, command, actor, status, ts, result from commands")), file=sys.stderr)
             assert engine.trading_state == TradingState.HALTED, f"the halt did not land (exit {code})"
             by_inbox.append(ms)
             await engine.execute(Resume(actor="operator:bench", reason="next run"))
@@ -101,6 +96,10 @@ async def measure(runs: int) -> dict[str, Any]:
     result["ratio_socket_to_floor"] = result["ratio_halt_to_floor"]
     result["ratio_inbox_to_socket"] = ratio(summary(by_inbox), result["halt_by_socket"])
     result["goal_ratio"] = GOAL
+    result["goals"] = {
+        f"cockpit {name.replace('_', '-')} (socket) / python -c pass p50": judge(took[name], floor, GOAL)
+        for name in took
+    }
     result["exit_codes"] = sorted(codes)
     result["cpu_count"] = os.cpu_count()
     return result

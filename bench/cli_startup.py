@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import ratio, summary
+from benchlib import judge, ratio, summary
 
-PARAMS = {"runs": 15}
+PARAMS = {"runs": 20}
 QUICK = {"runs": 1}
 
 
@@ -77,6 +77,7 @@ async def measure(runs: int) -> dict[str, Any]:
         "floor_peak_rss_mib": summary(floor_mb, 1),
         "ratio": ratio(status, floor),
         "goal": "<= 300 ms",
+        "goals": {"cockpit status / python -c pass p50": judge(status_s, floor_s, 6.0)},
     }
 
 

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import ratio, summary
+from benchlib import judge, ratio, summary
 
-PARAMS = {"runs": 8, "ready": 1}
+PARAMS = {"runs": 20, "ready": 1}
 QUICK = {"runs": 1, "ready": 0}
 ANSI = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])")
 BARE_APP = """
@@ -135,6 +135,7 @@ async def measure(runs: int, ready: int) -> dict[str, Any]:
         "attached_first_frame": attached_s,
         "ratio_attached_first_frame": ratio(attached_s, floor_s),
         "goal": "first frame <= 500 ms, ready <= 3000 ms",
+        "goals": {"first frame / bare Textual p50": judge(first, floor, 1.3)},
     }
     if ready:
         out["ready"] = summary(ready_s)

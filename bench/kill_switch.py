@@ -1,43 +1,64 @@
-"""The kill switch through the engine's one command path, on the built-in simulator, with its floor in the same run.
+"""The kill switch through the engine's one command path, against its floor, with the simulator in a process of its
+own (as a real venue is: the headline) and, for comparison, inside the engine's process (as ``cockpit`` runs its
+built-in paper venue).
 
 - halt: ``Halt`` recorded (state changed, stored, audited).
 - cancel-all, ``--orders`` resting orders on 1 symbol: from the command to its answer, which comes after the venue
-  listed no order left (``done``), and to the moment the simulator holds no open order (``venue_clear``).
+  listed no order left (``done``), and to the moment the simulator holds no open order (``venue_clear``, marked in
+  the simulator's process by one look at its open-order table per order event).
 - cancel-all on an idle engine, 2 symbols × ``--orders``/2: the same after a routine venue-wide open-orders listing
-  (weight 80) and ``--idle-s`` of idle time, the case ccxt's limiter used to make wait.
+  (weight 80) and ``--idle-s`` of idle time.
 - close-all, 2 positions (BTC and ETH bought at market): from the command to its answer, which comes only after the
   venue's balances were read back and hold nothing but dust.
 
-Floors, on the same simulator with the engine connected (its user stream receives the same reports): a bare ccxt
-client's one ``DELETE openOrders`` for the same number of its own orders (two in parallel for 2 symbols), and its
-close-all: the same calls the engine makes (cancels, balances, market sells, balances) with nothing else.
+The floors run in a process with no engine in it (``bench/floor.py``), alternating with the engine's runs: a bare
+ccxt client's ``DELETE openOrders`` of the same number of its own orders (one per symbol, in parallel) followed by
+the venue-wide listing that confirms none is left, the point where the engine answers (``deletes`` alone is given
+too); for close-all, a balance listing plus two market sells (and the same calls close-all makes, as before).
 
-Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K] [--idle-s S]; prints one JSON object.
+Where the engine records them (``KillSwitch.marks``), the JSON holds the profile per phase, in ms from the command:
+halt committed, first DELETE leaving, cancels answered, reports applied, listing confirmed, answer, audit stored.
+
+Each ratio is judged against its goal with its spread (``benchlib.judge``): "not decided" when the spread is wider
+than its distance to the goal.
+
+Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K] [--idle-s S] [--venues process,inline]; prints
+one JSON object.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from decimal import Decimal
 from typing import Any
 
-from benchlib import ratio, sim_settings, started, summary
+from benchlib import Child, VenueAddress, judge, sim_settings, started, summary
 
 from engine.core.engine import Engine
 from engine.kernel.commands import CancelAll, CloseAll, Halt, PlaceOrder, Resume
-from engine.sim import Simulator
-from engine.venue.exchange import build_exchange
 
-PARAMS = {"runs": 20, "orders": 100, "idle_s": 1.0}
-QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0}
+PARAMS = {"runs": 20, "orders": 100, "idle_s": 0.5, "venues": "process,inline"}
+QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0, "venues": "process,inline"}
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
+GOALS = {"cancel_p50": 1.5, "cancel_p99": 3.0, "close_p50": 1.5}
+PHASES = (
+    "halt_committed",
+    "first_delete",
+    "cancels_answered",
+    "reports_applied",
+    "listing_confirmed",
+    "settled",
+    "venue_done",
+    "answered",
+)
 
 
-async def place(engine: Engine, symbol: str, n: int, start: int = 0) -> None:
+async def place(engine: Engine, symbol: str, n: int) -> None:
     last = engine.portfolio.last[symbol]
     amount = Decimal("0.0002") if symbol.startswith("BTC") else Decimal("0.005")
-    for i in range(start, start + n):
+    for i in range(n):
         price = last * (Decimal("0.90") - Decimal(i) / 2000)
         result = await engine.execute(
             PlaceOrder(
@@ -51,138 +72,6 @@ async def place(engine: Engine, symbol: str, n: int, start: int = 0) -> None:
             )
         )
         assert result.ok, result.message
-
-
-async def place_bare(ex: Any, symbol: str, n: int, last: float) -> None:
-    amount = "0.0002" if symbol.startswith("BTC") else "0.005"
-    for i in range(n):
-        await ex.create_order(symbol, "limit", "buy", amount, ex.price_to_precision(symbol, last * (0.9 - i / 2000)))
-
-
-def venue_clear_timer(sim: Simulator) -> dict[str, float]:
-    """Records when the simulator last went from some open orders to none (its own matching engine's events)."""
-    mark: dict[str, float] = {}
-
-    def listener(event: Any) -> None:
-        if type(event).__name__ == "OrderUpdate" and not sim.open_orders():
-            mark.setdefault("clear", time.perf_counter())
-
-    sim.engine.listeners.append(listener)
-    return mark
-
-
-async def measure(runs: int, orders: int, idle_s: float) -> dict[str, Any]:
-    # Binance's order-rate limit lifted: the benchmark places orders faster than 100 / 10 s, and what it measures
-    # is the kill switch. Reconciliation hourly, so the floor client's own orders are not adopted meanwhile.
-    sim = Simulator(seed=1, orders_per_10s=1_000_000)
-    await sim.start()
-    settings = sim_settings(sim)
-    settings = settings.model_copy(update={"monitors": settings.monitors.model_copy(update={"reconcile_s": 3600.0})})
-    engine = await started(Engine(settings))
-    bare = build_exchange(
-        "binance",
-        rest_url=sim.rest_url,
-        ws_url=sim.ws_url,
-        api_key=sim.api_key,
-        api_secret=sim.api_secret,
-        rate_limit=False,
-    )
-    await bare.load_markets()
-    mark = venue_clear_timer(sim)
-    out: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "halt",
-            "cancel_done",
-            "cancel_clear",
-            "floor_cancel",
-            "idle_done",
-            "idle_clear",
-            "floor_idle",
-            "close",
-            "floor_close",
-        )
-    }
-    try:
-        for _ in range(runs):
-            # cancel-all, 1 symbol
-            await engine.execute(Resume(reason="bench"))
-            await place(engine, "BTC/USDT", orders)
-            t = time.perf_counter()
-            await engine.execute(Halt(reason="bench"))
-            out["halt"].append((time.perf_counter() - t) * 1000)
-            mark.clear()
-            t = time.perf_counter()
-            result = await engine.execute(CancelAll(reason="bench"))
-            out["cancel_done"].append((time.perf_counter() - t) * 1000)
-            out["cancel_clear"].append((mark["clear"] - t) * 1000)
-            assert result.ok and sim.open_orders() == [], result.message
-            # its floor
-            await place_bare(bare, "BTC/USDT", orders, float(engine.portfolio.last["BTC/USDT"]))
-            t = time.perf_counter()
-            await bare.cancel_all_orders("BTC/USDT")
-            out["floor_cancel"].append((time.perf_counter() - t) * 1000)
-            assert sim.open_orders() == []
-            # idle engine, 2 symbols
-            await engine.execute(Resume(reason="bench"))
-            for symbol in SYMBOLS:
-                await place(engine, symbol, orders // 2)
-            await engine.link.require().fetch_open_orders(None)  # a routine venue-wide listing (weight 80)
-            await asyncio.sleep(idle_s)
-            mark.clear()
-            t = time.perf_counter()
-            result = await engine.execute(CancelAll(reason="bench"))
-            out["idle_done"].append((time.perf_counter() - t) * 1000)
-            out["idle_clear"].append((mark["clear"] - t) * 1000)
-            assert result.ok and sim.open_orders() == [], result.message
-            for symbol in SYMBOLS:
-                await place_bare(bare, symbol, orders // 2, float(engine.portfolio.last[symbol]))
-            t = time.perf_counter()
-            await asyncio.gather(*(bare.cancel_all_orders(s) for s in SYMBOLS))
-            out["floor_idle"].append((time.perf_counter() - t) * 1000)
-            # close-all, 2 positions
-            await buy_two(engine)
-            t = time.perf_counter()
-            result = await engine.execute(CloseAll(reason="bench"))
-            out["close"].append((time.perf_counter() - t) * 1000)
-            assert result.ok and "closed 2 position(s)" in result.message, result.message
-            await buy_two(engine)
-            t = time.perf_counter()
-            await bare_close_all(bare)
-            out["floor_close"].append((time.perf_counter() - t) * 1000)
-            assert sum(sim.balance("BTC")) < Decimal("0.00001") and sum(sim.balance("ETH")) < Decimal("0.0001")
-    finally:
-        await bare.close()
-        await engine.stop()
-        await sim.stop()
-    s = {k: summary(v) for k, v in out.items()}
-    return {
-        "benchmark": "kill_switch",
-        "runs": runs,
-        "orders": orders,
-        "unit": "ms",
-        "halt": s["halt"],
-        "cancel_all_1_symbol": {
-            "done": s["cancel_done"],
-            "venue_clear": s["cancel_clear"],
-            "floor_bare_ccxt_delete": s["floor_cancel"],
-            "ratio_done": ratio(s["cancel_done"], s["floor_cancel"]),
-            "goal": "p50 <= 25 ms, p99 <= 100 ms",
-        },
-        "cancel_all_idle_2_symbols": {
-            "done": s["idle_done"],
-            "venue_clear": s["idle_clear"],
-            "floor_bare_ccxt_2_deletes": s["floor_idle"],
-            "ratio_done": ratio(s["idle_done"], s["floor_idle"]),
-            "goal": "p50 <= 25 ms, p99 <= 100 ms",
-        },
-        "close_all_2_positions": {
-            "done": s["close"],
-            "floor_bare_ccxt_same_calls": s["floor_close"],
-            "ratio": ratio(s["close"], s["floor_close"]),
-            "goal": "p50 <= 30 ms",
-        },
-    }
 
 
 async def buy_two(engine: Engine) -> None:
@@ -203,25 +92,188 @@ async def buy_two(engine: Engine) -> None:
     await asyncio.sleep(0.05)  # let the balance stream settle before the clock starts
 
 
-async def bare_close_all(ex: Any) -> None:
-    """What close-all does, by bare ccxt: cancel per symbol, read balances, sell what is free, read balances."""
+class InlineVenue:
+    """The simulator inside this process (``cockpit``'s built-in paper venue), with the same "venue clear" mark."""
 
-    async def cancel(symbol: str) -> None:
-        try:
-            await ex.cancel_all_orders(symbol)
-        except Exception:  # -2011: nothing to cancel
-            pass
+    def __init__(self) -> None:
+        from engine.sim import Simulator
 
-    await asyncio.gather(*(cancel(s) for s in SYMBOLS))
-    balance = await ex.fetch_balance()
-    sells = []
-    for symbol in SYMBOLS:
-        free = balance["free"].get(symbol.split("/")[0]) or 0
-        amount = float(ex.amount_to_precision(symbol, free)) if free else 0
-        if amount > 0:
-            sells.append(ex.create_order(symbol, "market", "sell", amount))
-    await asyncio.gather(*sells)
-    await ex.fetch_balance()
+        self.sim = Simulator(seed=1, orders_per_10s=1_000_000)
+        self.mark: dict[str, float] = {}
+
+    async def start(self) -> VenueAddress:
+        await self.sim.start()
+        opened = self.sim.engine._open  # the matching engine's open orders (read only): one look per event
+
+        def listener(event: Any) -> None:
+            if not opened and "clear" not in self.mark and type(event).__name__ == "OrderUpdate":
+                self.mark["clear"] = time.perf_counter()
+
+        self.sim.engine.listeners.append(listener)
+        return VenueAddress(self.sim.rest_url, self.sim.ws_url, self.sim.api_key, self.sim.api_secret)
+
+    async def arm(self) -> None:
+        self.mark.clear()
+
+    async def clear(self) -> tuple[float | None, int]:
+        return self.mark.get("clear"), len(self.sim.engine._open)
+
+    async def stop(self) -> None:
+        await self.sim.stop()
+
+
+class ProcessVenue:
+    """The simulator in its own process (``bench/simproc.py``)."""
+
+    def __init__(self) -> None:
+        self.child = Child("simproc.py", "1")
+
+    async def start(self) -> VenueAddress:
+        return VenueAddress(**await self.child.start())
+
+    async def arm(self) -> None:
+        await self.child.ask(op="arm")
+
+    async def clear(self) -> tuple[float | None, int]:
+        answer = await self.child.ask(op="clear")
+        return answer["clear"], answer["open"]
+
+    async def stop(self) -> None:
+        await self.child.stop()
+
+
+async def timed(engine: Engine, command: Any, out: dict[str, list[float]], name: str) -> Any:
+    """Run ``command``; record its time and, where the engine marks them, its phases (ms from the command)."""
+    marks: dict[str, float] | None = getattr(engine.kill_switch, "marks", None)  # None: an engine before issue 27
+    t = time.perf_counter()
+    result = await engine.execute(command)
+    done = time.perf_counter()
+    out[name].append((done - t) * 1000)
+    if marks:
+        for phase in PHASES:
+            if phase in marks:
+                out.setdefault(f"{name}.{phase}", []).append((marks[phase] - t) * 1000)
+        if "answered" in marks:
+            out.setdefault(f"{name}.audit_stored", []).append((done - t) * 1000)
+    return result, t
+
+
+async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[str, Any]:
+    venue: InlineVenue | ProcessVenue = InlineVenue() if where == "inline" else ProcessVenue()
+    address = await venue.start()
+    settings = sim_settings(address)
+    # Reconciliation hourly, so the floor client's own orders are not adopted meanwhile.
+    settings = settings.model_copy(update={"monitors": settings.monitors.model_copy(update={"reconcile_s": 3600.0})})
+    engine = await started(Engine(settings))
+    floor = Child("floor.py", env={"BENCH_VENUE": json.dumps(address.keys())})
+    await floor.start()
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "halt",
+            "cancel",
+            "cancel_clear",
+            "floor_cancel_deletes",
+            "floor_cancel",
+            "idle",
+            "idle_clear",
+            "floor_idle_deletes",
+            "floor_idle",
+            "close",
+            "floor_close",
+            "floor_close_same_calls",
+        )
+    }
+    try:
+        for _ in range(runs):
+            # cancel-all, 1 symbol
+            await engine.execute(Resume(reason="bench"))
+            await place(engine, "BTC/USDT", orders)
+            await timed(engine, Halt(reason="bench"), out, "halt")
+            await venue.arm()
+            result, t = await timed(engine, CancelAll(reason="bench"), out, "cancel")
+            clear, left = await venue.clear()
+            assert result.ok and left == 0 and clear is not None, result.message
+            out["cancel_clear"].append((clear - t) * 1000)
+            answer = await floor.ask(op="cancel", symbols=["BTC/USDT"], orders=orders)
+            assert answer["left"] == 0, answer
+            out["floor_cancel_deletes"].append(answer["deletes"])
+            out["floor_cancel"].append(answer["confirmed"])
+            # idle engine, 2 symbols
+            await engine.execute(Resume(reason="bench"))
+            for symbol in SYMBOLS:
+                await place(engine, symbol, orders // 2)
+            await engine.link.require().fetch_open_orders(None)  # a routine venue-wide listing (weight 80)
+            await asyncio.sleep(idle_s)
+            await venue.arm()
+            result, t = await timed(engine, CancelAll(reason="bench"), out, "idle")
+            clear, left = await venue.clear()
+            assert result.ok and left == 0 and clear is not None, result.message
+            out["idle_clear"].append((clear - t) * 1000)
+            answer = await floor.ask(op="cancel", symbols=list(SYMBOLS), orders=orders)
+            assert answer["left"] == 0, answer
+            out["floor_idle_deletes"].append(answer["deletes"])
+            out["floor_idle"].append(answer["confirmed"])
+            # close-all, 2 positions
+            await buy_two(engine)
+            result, _ = await timed(engine, CloseAll(reason="bench"), out, "close")
+            assert result.ok and "closed 2 position(s)" in result.message, result.message
+            answer = await floor.ask(op="close")
+            out["floor_close"].append(answer["listing_and_sells"])
+            out["floor_close_same_calls"].append(answer["same_calls"])
+    finally:
+        await floor.stop()
+        await engine.stop()
+        await venue.stop()
+    s = {k: summary(v) for k, v in out.items()}
+
+    def phases(name: str) -> dict[str, Any]:
+        return {p: s[f"{name}.{p}"] for p in (*PHASES, "audit_stored") if f"{name}.{p}" in s}
+
+    return {
+        "halt": s["halt"],
+        "cancel_all_1_symbol": {
+            "done": s["cancel"],
+            "venue_clear": s["cancel_clear"],
+            "phases": phases("cancel"),
+            "floor_bare_ccxt_delete_and_listing": s["floor_cancel"],
+            "floor_bare_ccxt_delete": s["floor_cancel_deletes"],
+            "p50": judge(out["cancel"], out["floor_cancel"], GOALS["cancel_p50"]),
+            "p99": judge(out["cancel"], out["floor_cancel"], GOALS["cancel_p99"], "p99"),
+        },
+        "cancel_all_idle_2_symbols": {
+            "done": s["idle"],
+            "venue_clear": s["idle_clear"],
+            "phases": phases("idle"),
+            "floor_bare_ccxt_2_deletes_and_listing": s["floor_idle"],
+            "floor_bare_ccxt_2_deletes": s["floor_idle_deletes"],
+            "p50": judge(out["idle"], out["floor_idle"], GOALS["cancel_p50"]),
+            "p99": judge(out["idle"], out["floor_idle"], GOALS["cancel_p99"], "p99"),
+        },
+        "close_all_2_positions": {
+            "done": s["close"],
+            "phases": phases("close"),
+            "floor_bare_ccxt_listing_and_2_sells": s["floor_close"],
+            "floor_bare_ccxt_same_calls": s["floor_close_same_calls"],
+            "p50": judge(out["close"], out["floor_close"], GOALS["close_p50"]),
+            "p50_vs_same_calls": judge(out["close"], out["floor_close_same_calls"], GOALS["close_p50"]),
+        },
+    }
+
+
+async def measure(runs: int, orders: int, idle_s: float, venues: str) -> dict[str, Any]:
+    result: dict[str, Any] = {"benchmark": "kill_switch", "runs": runs, "orders": orders, "unit": "ms"}
+    for where in venues.split(","):
+        result[f"venue_{where}"] = await one_venue(where, runs, orders, idle_s)
+    headline = result.get("venue_process") or result[f"venue_{venues.split(',')[0]}"]
+    result["goals"] = {
+        "cancel-all 1 symbol p50": headline["cancel_all_1_symbol"]["p50"],
+        "cancel-all 1 symbol p99": headline["cancel_all_1_symbol"]["p99"],
+        "cancel-all idle 2 symbols p50": headline["cancel_all_idle_2_symbols"]["p50"],
+        "cancel-all idle 2 symbols p99": headline["cancel_all_idle_2_symbols"]["p99"],
+        "close-all 2 positions p50": headline["close_all_2_positions"]["p50"],
+    }
+    return result
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Measured:
 - event -> widget: from an event's publication on the bus to the end of the screen's handling of the batch
   that carries it (its cells updated; Textual paints them at its next refresh, at most 1/60 s later);
 - key -> HALTED: from `h` delivered to the app (as the terminal's driver delivers it) to the banner saying HALTED,
-  while the storm goes on;
+  while the storm goes on: up to ``--presses`` times (20 by default), evenly over the middle of the storm, each
+  once the banner says ACTIVE again after trading was resumed through the engine (its ``n`` says how many);
 - what was achieved: events published per second and batches drawn per second.
 
 The engine runs on the built-in simulator with its strategy off, so the storm is the only load besides the
@@ -13,7 +14,8 @@ engine's own loops. By default the storm goes through the engine's bus, so its o
 the engine (the store is the first handler), as real ones would be; `--screen-only` publishes it on a bus of its
 own, bridged to the same screen the same way, to measure the screen apart from the store.
 
-Run: .venv/bin/python bench/tui_storm.py [--seconds S] [--orders-per-s N] [--tickers-per-s M] [--screen-only]
+Run: .venv/bin/python bench/tui_storm.py [--seconds S] [--orders-per-s N] [--tickers-per-s M] [--presses P]
+[--screen-only]
 Prints one JSON object. Not part of the test run: timings depend on the machine.
 """
 
@@ -35,6 +37,7 @@ from cockpit.bridge import pump
 from cockpit.main_screen import MainScreen
 from engine.core.engine import Engine
 from engine.kernel.bus import EventBus
+from engine.kernel.commands import Resume
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 from engine.kernel.events import Order, OrderStatus, OrderUpdated, TickerUpdated, TradingState, utcnow
 from widgets.banner import StatusBanner
@@ -42,15 +45,19 @@ from widgets.banner import StatusBanner
 TICK_S = 0.01
 
 
-PARAMS = {"seconds": 10.0, "orders_per_s": 1000, "tickers_per_s": 2000}  # what bench/run_all.py runs
-QUICK = {"seconds": 1.0, "orders_per_s": 200, "tickers_per_s": 400}
+PARAMS = {"seconds": 10.0, "orders_per_s": 1000, "tickers_per_s": 2000, "presses": 20}  # what run_all.py runs
+QUICK = {"seconds": 1.0, "orders_per_s": 200, "tickers_per_s": 400, "presses": 2}
 
 
-async def measure(seconds: float, orders_per_s: int, tickers_per_s: int, screen_only: bool = False) -> dict:
-    return await main(seconds, orders_per_s, tickers_per_s, screen_only)
+async def measure(
+    seconds: float, orders_per_s: int, tickers_per_s: int, presses: int = 20, screen_only: bool = False
+) -> dict:
+    return await main(seconds, orders_per_s, tickers_per_s, screen_only, presses)
 
 
-async def main(seconds: float, orders_per_s: int, tickers_per_s: int, screen_only: bool = False) -> dict:
+async def main(
+    seconds: float, orders_per_s: int, tickers_per_s: int, screen_only: bool = False, presses: int = 20
+) -> dict:
     settings = Settings(engine=EngineConfig(data_dir=Path(tempfile.mkdtemp())), strategy=StrategyConfig(enabled=False))
     app = CockpitApp(Engine(settings))
     published: dict[int, float] = {}
@@ -94,7 +101,9 @@ async def main(seconds: float, orders_per_s: int, tickers_per_s: int, screen_onl
                 for i in range(50)
             ]
             sent = 0
-            key_to_halted_ms: float | None = None
+            key_to_halted_ms: list[float] = []
+            # The presses, evenly over the middle 80 % of the storm (seconds from its start).
+            press_at = [seconds * (0.1 + 0.8 * (k + 0.5) / presses) for k in range(presses)]
             start = time.perf_counter()
             n = 0
             while (now := time.perf_counter()) - start < seconds:
@@ -113,12 +122,16 @@ async def main(seconds: float, orders_per_s: int, tickers_per_s: int, screen_onl
                     published[id(event)] = time.perf_counter()
                     bus.publish(event)
                     sent += 1
-                if key_to_halted_ms is None and now - start > seconds / 2:
+                # Pressed only while the banner says ACTIVE again (after the last resume): pressed on a banner
+                # still saying HALTED, the wait below would end at once and time nothing.
+                if press_at and now - start > press_at[0] and banner.state == TradingState.ACTIVE.value:
+                    press_at.pop(0)
                     t = time.perf_counter()
                     app.simulate_key("h")  # as the terminal delivers it (Pilot.press would also wait for idle)
                     while banner.state != TradingState.HALTED.value:
                         await asyncio.sleep(0.001)
-                    key_to_halted_ms = (time.perf_counter() - t) * 1000
+                    key_to_halted_ms.append((time.perf_counter() - t) * 1000)
+                    await engine.execute(Resume(reason="bench"))
                 await asyncio.sleep(max(0.0, start + n * TICK_S - time.perf_counter()))
             elapsed = time.perf_counter() - start
             await pilot.pause()
@@ -135,7 +148,7 @@ async def main(seconds: float, orders_per_s: int, tickers_per_s: int, screen_onl
         "events_drawn": len(lags_ms),
         "events_coalesced_before_drawing": coalesced,
         "event_to_widget_ms": summary(lags_ms),
-        "key_to_halted_ms": round(key_to_halted_ms, 2) if key_to_halted_ms is not None else None,
+        "key_to_halted_ms": summary(key_to_halted_ms),
     }
 
 
@@ -144,6 +157,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--orders-per-s", type=int, default=1000)
     parser.add_argument("--tickers-per-s", type=int, default=2000)
+    parser.add_argument("--presses", type=int, default=20)
     parser.add_argument("--screen-only", action="store_true", help="the storm on a bus of its own, not stored")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.seconds, args.orders_per_s, args.tickers_per_s, args.screen_only))))
+    result = main(args.seconds, args.orders_per_s, args.tickers_per_s, args.screen_only, args.presses)
+    print(json.dumps(asyncio.run(result)))

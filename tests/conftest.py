@@ -37,6 +37,14 @@ def isolated_from_the_operator(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def tmux_installed() -> str:
+    """tmux, or the test fails with how to install it (``needs.tmux``): the tmux tests never skip silently."""
+    import needs
+
+    return needs.tmux()
+
+
+@pytest.fixture
 async def sim():
     """A fresh simulator on free loopback ports, stopped after the test."""
     simulator = Simulator(seed=7)
@@ -176,7 +184,7 @@ SLOW_TESTS = {
 TIMEOUTS = {
     # kills=2: up to three engine starts, each waited for 60 s before the loop itself says what did not happen.
     "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt": 300,
-    # About 75 s by itself (it runs with COCKPIT_SLOW_TESTS=1 only).
+    # About 75 s by itself (COCKPIT_SLOW_TESTS=1: .ci/run runs it in CI, after the suite).
     "tests/integration/test_validation.py::test_cockpit_validate_48h_finishes_in_under_two_minutes": 300,
 }
 

@@ -433,7 +433,10 @@ class Report:
     """What the loop did and found."""
 
     kills: int = 0
-    kills_during_a_command: int = 0
+    kills_during_a_command: int = 0  # the command's stored status at the kill was "running": it landed mid-command
+    # A command drawn: its stored status right after the kill (what the restart finds): "running" (mid-command),
+    # "pending" (recorded, not yet picked up), "done" or "failed" (finished before the kill).
+    command_state_at_kill: dict[str, int] = field(default_factory=dict)
     halts_kept: int = 0
     commands_carried_out_after_restart: int = 0
     checks: int = 0
@@ -474,7 +477,7 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
                     report.problems.append(f"kill {n + 1}: {'halt' if keep_halted else 'resume'} refused: {message}")
             time.sleep(rng.uniform(0.2, 2.5))  # a random point of the busy session
             command = rng.choice(COMMANDS) if rng.random() < 0.3 else None
-            interrupted = orders_at_kill = None
+            interrupted = orders_at_kill = at_kill = None
             if command is not None:
                 before = session.last_command_id()
                 shells.append(session.command_in_background(*command))
@@ -484,16 +487,23 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
                     "the command reaches the store",
                 )
                 time.sleep(rng.uniform(0.0, 0.3))  # picked up or not, running or done
-                report.kills_during_a_command += 1
             elif keep_halted:
                 orders_at_kill = sent_while_halted(sim.account())
             session.kill()
             report.kills += 1
+            if interrupted is not None:
+                # What the store holds at the kill says where it landed, not the draw.
+                at_kill = session.command_status(interrupted)
+                report.command_state_at_kill[at_kill] = report.command_state_at_kill.get(at_kill, 0) + 1
+                report.kills_during_a_command += at_kill == "running"
+                if at_kill not in ("running", "pending"):
+                    interrupted = None  # finished before the kill: nothing to carry out at the restart
             # A halt holds after the restart; so does a halt or kill-switch command the kill interrupted.
             expect_halted = keep_halted or (command is not None and command[0] != "order")
+            landed = f", {command[0]} {at_kill} at the kill" if command else ""
             say(
-                f"kill {n + 1}/{kills}: {'halted' if keep_halted else 'trading'}"
-                f"{', during ' + command[0] if command else ''}; problems so far: {len(report.problems)}"
+                f"kill {n + 1}/{kills}: {'halted' if keep_halted else 'trading'}{landed}; "
+                f"problems so far: {len(report.problems)}"
             )
         account = sim.account()
         report.venue_orders, report.venue_trades = len(account["orders"]), account["trades"]

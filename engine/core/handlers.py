@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 # How long a reconnect waits for every stream's first event before it reports the state after.
 RECONNECT_SETTLE_S = 5.0
 RECONNECT_TIMEOUT_S = 20.0
+# A strategy switched on or off, by whether it is now enabled (the catalogue test reads this table: docs/alerts.md).
+STRATEGY_CODES = {True: "STRATEGY_ENABLED", False: "STRATEGY_DISABLED"}
 
 Handler = Callable[[Any], Awaitable[CommandResult]]
 
@@ -225,7 +227,7 @@ class CommandHandlers:
         if error:
             return CommandResult(False, error)
         word = "enabled" if c.enabled else "disabled"
-        self.engine.alert(Severity.INFO, "STRATEGY_" + word.upper(), f"{c.strategy} {word} by {c.actor}")
+        self.engine.alert(Severity.INFO, STRATEGY_CODES[c.enabled], f"{c.strategy} {word} by {c.actor}")
         return CommandResult(True, f"{c.strategy} {word}")
 
     # ------------------------------------------------------------ kill switch

@@ -51,11 +51,15 @@ class StoreGuard:
     @property
     def durability(self) -> Durability:
         """What the order path calls to batch and commit through this store."""
-        return Durability(self.batch, self.commit)
+        return Durability(self.batch, self.commit, self.joining_batch)
 
     def batch(self) -> AbstractContextManager[None]:
         """One store transaction for a burst of events (group commit); nothing to batch before the store opens."""
         return self.store.batch() if self.store is not None else nullcontext()
+
+    def joining_batch(self) -> AbstractContextManager[None]:
+        """A batch of what the venue keeps (a stream read) that joins a command's open batch (``Writer.batch``)."""
+        return self.store.batch(join=True) if self.store is not None else nullcontext()
 
     def commit(self) -> None:
         """Commit what the store holds for a batch: the order path calls it before a new client id leaves. A commit

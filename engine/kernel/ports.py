@@ -52,10 +52,13 @@ class Ports:
 @dataclass(frozen=True)
 class Durability:
     """How the order path makes what it writes durable: one store transaction per burst of events (``batch``),
-    and a commit before a new client id leaves (``commit``), so a retry or a restart never places it twice."""
+    and a commit before a new client id leaves (``commit``), so a retry or a restart never places it twice.
+    ``joining``: a batch for what the venue keeps anyway (a stream read), committed with a command's batch when
+    one is open instead of on its own (``Writer.batch``)."""
 
     batch: Batch = nullcontext
     commit: Callable[[], None] = _nothing_to_commit
+    joining: Batch = nullcontext
 
 
 class VenueLink:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,6 +38,8 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
+# The alert code of each tier done (the catalogue test reads this table: docs/alerts.md).
+DONE_CODES: dict[type, str] = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}
 
 
 @dataclass
@@ -99,6 +102,12 @@ class KillSwitch:
         self.execution = execution
         self.tracker = books.tracker
         self.portfolio = books.portfolio
+        # The latest pass's phases (``time.perf_counter()`` when each ended, the first of each kept): what the
+        # benchmark's profile reads (bench/kill_switch.py). Cheap: a few dictionary writes per pass.
+        self.marks: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        self.marks.setdefault(phase, time.perf_counter())
 
     # ------------------------------------------------------------ tiers
 
@@ -125,16 +134,19 @@ class KillSwitch:
         kept: list[OrderReport] = []
         rounds = 0
         while pending:
-            for symbol, result in zip(
-                sorted(pending),
-                await asyncio.gather(*(self._cancel_symbol(s, keep) for s in sorted(pending)), return_exceptions=True),
-            ):
+            self.mark("first_delete")
+            answers = await asyncio.gather(
+                *(self._cancel_symbol(s, keep) for s in sorted(pending)), return_exceptions=True
+            )
+            self.mark("cancels_answered")
+            for symbol, result in zip(sorted(pending), answers):
                 if isinstance(result, BaseException):
                     out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
                     continue
                 out.canceled += len(result)
                 self.execution.note_stop_cancels(r.client_id for r in result)  # its own cancels: no news
                 self.execution.apply_reports(result, "rest")
+            self.mark("reports_applied")
             done |= pending
             rounds += 1
             listing = venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)
@@ -147,6 +159,7 @@ class KillSwitch:
                 out.failures["listing"] = f"listing open orders: {type(exc).__name__}: {exc}"[:200]
                 remaining = None
                 break
+            self.mark("listing_confirmed")
             listed = [r for r in listed if only is None or r.symbol in only]
             kept = [r for r in listed if r.client_id in keep]
             out.kept = len(kept)
@@ -156,6 +169,7 @@ class KillSwitch:
         if alongside is not None and rounds != 1:
             await alongside()  # the listing found more to cancel (or failed): run it after the last cancels
         await self._settle(None if remaining is None else remaining + kept, only, out)
+        self.mark("settled")
         return out
 
     async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None) -> Outcome:
@@ -321,6 +335,7 @@ class Tiers:
         Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
         was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
         """
+        self.kill.marks.clear()
         prefix = ""
         if isinstance(c, ClosePosition):
             if c.symbol not in self.symbols:
@@ -333,6 +348,7 @@ class Tiers:
             self.state.move(
                 TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
             )
+            self.kill.mark("halt_committed")
             prefix = f"{self.state.state.value}; "
         resumes = self._resumes
         if self.prepare is None and (self.link.venue is None or not self.link.venue.markets_loaded):
@@ -345,12 +361,13 @@ class Tiers:
         except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
             self.last_outcome = outcome
+        self.kill.mark("venue_done")
         if not isinstance(c, ClosePosition):
             prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
         message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
         automatic = not is_operator(c.actor)
         if outcome.done:
-            code = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}[type(c)]
+            code = DONE_CODES[type(c)]
             self.alert(
                 Severity.CRIT if automatic else Severity.WARN,
                 code,
@@ -372,6 +389,7 @@ class Tiers:
                 values=outcome.details(),
             )
             self._retry(c)
+        self.kill.mark("answered")
         return CommandResult(outcome.done, message, outcome.details())
 
     async def _pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:

@@ -76,6 +76,7 @@ class Execution:
         self.permission = permission
         # What one answer or one stream read brings is stored in one transaction (the store's group commit).
         self.batch = durability.batch
+        self.joining_batch = durability.joining  # a stream read's: joins a command's batch when one is open
         # Commits what was written: called between recording an order and sending it (a client id is on disk
         # before the request carrying it leaves, so a retry or a restart never places an order twice).
         self.durable = durability.commit
@@ -377,8 +378,9 @@ class Execution:
     # ------------------------------------------------------------ answers
 
     def apply_reports(self, reports: Iterable[OrderReport], source: str) -> None:
-        """Apply many reports learnt at once (a cancel-all's answer, a stream read): stored in one transaction."""
-        with self.batch():
+        """Apply many reports learnt at once (a cancel-all's answer, a stream read): stored in one transaction,
+        a stream read's with a command's when one is under way (``Durability.joining``)."""
+        with self.joining_batch() if source == "stream" else self.batch():
             for report in reports:
                 self.apply_report(report, source)
 

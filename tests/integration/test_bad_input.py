@@ -24,6 +24,7 @@ import pytest
 from crashloop import differences
 from eventually import eventually
 from htmlserver import html_server
+from needs import read_only
 from runbook import buy, codes, settings
 
 from cockpit.cli import main
@@ -78,26 +79,6 @@ def in_process(capsys, *argv: str, caplog=None) -> tuple[int, str]:
     if caplog is not None:
         caplog.clear()
     return code, said
-
-
-@contextmanager
-def read_only(directory: Path):
-    """``directory`` read-only the way a disk goes: a read-only bind mount as root, file modes otherwise."""
-    if not IS_ROOT:
-        os.chmod(directory, 0o555)
-        try:
-            yield "no permission to write there"
-        finally:
-            os.chmod(directory, 0o755)
-        return
-    d = str(directory)
-    if subprocess.run(["mount", "--bind", d, d], capture_output=True).returncode != 0:
-        pytest.skip("cannot bind-mount here")
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", d, d], check=True, capture_output=True)
-        yield "the file system is read-only"
-    finally:
-        subprocess.run(["umount", "-l", d], capture_output=True)
 
 
 @contextmanager

@@ -12,12 +12,27 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
-from run_all import BENCHMARKS, headline  # noqa: E402
+from benchlib import judge  # noqa: E402
+from run_all import BENCHMARKS, goal_rows, headline  # noqa: E402
+
+HELPERS = {"benchlib", "run_all", "simproc", "floor"}  # the simulator's and the floors' processes, not benchmarks
 
 
 def test_every_script_in_bench_is_run_by_run_all():
-    scripts = {p.stem for p in BENCH.glob("*.py")} - {"benchlib", "run_all"}
+    scripts = {p.stem for p in BENCH.glob("*.py")} - HELPERS
     assert scripts == set(BENCHMARKS)
+
+
+def test_a_ratio_is_decided_only_when_clear_of_its_goal_by_more_than_its_spread():
+    floor = [10.0 + (i % 5) * 0.1 for i in range(20)]
+    assert judge([12.0 + (i % 5) * 0.1 for i in range(20)], floor, 1.5)["verdict"] == "pass"
+    assert judge([20.0 + (i % 5) * 0.1 for i in range(20)], floor, 1.5)["verdict"] == "fail"
+    # A median at 1.45x the floor, with half the runs at 2x and half at 1x: the spread covers the goal.
+    noisy = [20.0 if i % 2 else 10.0 for i in range(19)] + [14.5]
+    judged = judge(noisy, floor, 1.5)
+    assert judged["spread"] > abs(judged["ratio"] - 1.5) and judged["verdict"] == "not decided"
+    assert judge([12.0] * 5, [10.0] * 5, 1.5)["verdict"] == "not decided"  # fewer than 20 samples decide nothing
+    assert goal_rows({"goals": {"x": judged}})[0][2] == "NOT DECIDED"
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from decimal import Decimal
 from pathlib import Path
 
+import needs
 import pytest
 from chatfakes import FakeSlack, FakeTelegram
 from eventually import eventually
@@ -185,9 +185,9 @@ async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, t
         and "monitor:flash_crash" in printed["audit --json --limit 200"]
     )
 
-    # The real program in tmux, the way an operator runs it over SSH: the pane's text.
-    if shutil.which("tmux"):
-        screens["tmux"] = await tmux_pane(tmp_path, data, env)
+    # The real program in tmux, the way an operator runs it over SSH: the pane's text (tmux is required, not skipped).
+    needs.tmux()
+    screens["tmux"] = await tmux_pane(tmp_path, data, env)
 
     written = everything_written(data) | {str(tmp_path / "screen.svg"): (tmp_path / "screen.svg").read_bytes()}
     assert any(name.endswith("cockpit.db") for name in written) and any(name.endswith(".zip") for name in written)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import shutil
 import subprocess
 import sys
 
@@ -125,7 +124,7 @@ def tmux(*args: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.usefixtures("tmux_installed")
 async def test_in_tmux_a_hostile_halt_from_another_shell_leaves_the_banner_and_the_title(tmp_path):
     """`cockpit halt --reason $'X\\e[2J\\e]0;pwned\\a'` from another shell while the cockpit runs in tmux: the pane
     keeps its banner (now HALTED), its title is not "pwned", and the reason is on screen with its escapes visible."""

@@ -5,7 +5,6 @@ exits, releasing the data directory."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from eventually import eventually
 
 from engine.store.db import Store
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = pytest.mark.usefixtures("tmux_installed")
 
 
 def tmux(*args: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from engine.kernel.commands import Halt
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.usefixtures("tmux_installed"),
     pytest.mark.slow,  # the real program started in tmux, and its hang-up policy waited out
 ]
 

@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.core.engine import Engine
+from engine.core.handlers import STRATEGY_CODES
 from engine.kernel.commands import CancelAll, CloseAll
 from engine.kernel.config import Settings
 from engine.kernel.events import TradingState
+from engine.safety.killswitch import DONE_CODES
 from engine.venue.resilience import BreakerState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +43,7 @@ def raised_codes(tmp_path) -> set[str]:
     # monitors' own codes (a WARN or an un-actioned CRIT is raised under the monitor's code).
     codes |= {f"TRADING_{s.value}" for s in TradingState}
     codes |= {f"BREAKER_{s.value}" for s in BreakerState}
-    codes |= {"STRATEGY_ENABLED", "STRATEGY_DISABLED", "CANCEL_ALL", "CLOSE_ALL", "CLOSE_POSITION"}
+    codes |= set(STRATEGY_CODES.values()) | set(DONE_CODES.values())  # the engine's own tables, not a list here
     codes |= {"EMERGENCY_" + c.name.upper().replace("-", "_") for c in (CancelAll, CloseAll)}
     engine = Engine(Settings(engine={"data_dir": tmp_path}))
     codes |= {code.upper() for code in engine.monitors.watches}

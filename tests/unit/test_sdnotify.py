@@ -136,25 +136,27 @@ def test_the_status_line_says_where_and_who_halted_why():
 
 
 async def test_ready_comes_when_the_engine_is_and_pings_follow_at_half_the_timeout(manager):
-    service = notifier(manager, watchdog_usec=200_000)  # pings every 0.1 s
+    # Pings every 0.3 s: a gap is judged against the 0.6 s timeout with 0.3 s to spare, which a loaded 2-core
+    # machine's scheduling never eats (at 0.1 s of a 0.2 s timeout, it did: issue 27).
+    service = notifier(manager, watchdog_usec=600_000)
     ready = asyncio.Event()
     state = {"line": "starting"}
     task = asyncio.create_task(service.serve(ready, lambda: state["line"]))
     try:
         # Still starting: the status, and the start timeout extended by one watchdog period every half period.
-        await eventually(lambda: len(manager.times_of("EXTEND_TIMEOUT_USEC=200000")) >= 2, timeout=5)
+        await eventually(lambda: len(manager.times_of("EXTEND_TIMEOUT_USEC=600000")) >= 2, timeout=5)
         assert manager.messages()[0] == "STATUS=starting" and "READY=1" not in "".join(manager.messages())
         state["line"] = "trading ACTIVE"
         ready.set()
         await eventually(lambda: "READY=1\nSTATUS=trading ACTIVE" in manager.messages(), timeout=5)
-        await eventually(lambda: len(manager.times_of("WATCHDOG=1")) >= 5, timeout=5)
+        await eventually(lambda: len(manager.times_of("WATCHDOG=1")) >= 4, timeout=5)
         state["line"] = "trading HALTED"  # a new status rides on the next ping
         await eventually(lambda: "WATCHDOG=1\nSTATUS=trading HALTED" in manager.messages(), timeout=5)
     finally:
         task.cancel()
     pings = manager.times_of("WATCHDOG=1")
     gaps = [b - a for a, b in zip(pings, pings[1:])]
-    assert all(0.05 < g < 0.2 for g in gaps), gaps  # about 0.1 s, always well inside the 0.2 s timeout
+    assert all(0.15 < g < 0.6 for g in gaps), gaps  # about 0.3 s (half the timeout), always inside the 0.6 s
 
 
 async def test_a_frozen_loop_stops_feeding_the_watchdog(manager):

@@ -3,6 +3,8 @@
 import asyncio
 from decimal import Decimal
 
+from eventually import eventually
+
 from engine.kernel.bus import EventBus
 from engine.kernel.events import (
     Alert,
@@ -128,3 +130,38 @@ async def test_a_batch_never_holds_back_another_tasks_write(tmp_path):
     with store.batch():
         await asyncio.create_task(report())
         assert _status_elsewhere(tmp_path, order.client_id) == "OPEN"
+
+
+async def test_a_stream_read_joins_a_commands_open_batch_and_is_on_disk_within_the_late_commit(tmp_path):
+    """A stream read (``batch(join=True)``) that ends while a command's batch is open is not a commit of its own
+    (a cancel-all hears its 100 cancels in 6-8 reads: issue 27); it is on disk at the command's end or by the late
+    commit, whichever comes first. With no command under way it commits at its end, as any batch."""
+    from engine.store.writer import MAX_DEFER_S
+
+    store = Store.in_dir(tmp_path)
+    bus = EventBus()
+    bus.add_handler(store.handle)
+    tracker = OrderTracker(bus)
+    first, second = (tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), "t") for _ in "ab")
+    commits = len(store.commit_ms)
+
+    async def stream_read(order) -> None:
+        with store.batch(join=True):
+            tracker.apply(order.client_id, OrderStatus.CANCELED, source="stream")
+
+    with store.batch():  # a command under way
+        await asyncio.create_task(stream_read(first))
+        assert len(store.commit_ms) == commits  # joined, not committed on its own
+        assert _status_elsewhere(tmp_path, first.client_id) == "NEW"
+    assert _status_elsewhere(tmp_path, first.client_id) == "CANCELED"  # with the command's commit
+    assert len(store.commit_ms) == commits + 1
+
+    with store.batch():  # a long command: the late commit does not wait for its end
+        await asyncio.create_task(stream_read(second))
+        await eventually(
+            lambda: _status_elsewhere(tmp_path, second.client_id) == "CANCELED", timeout=5, interval=MAX_DEFER_S / 5
+        )
+
+    third = tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), "t")
+    await stream_read(third)  # no command under way: committed at its end
+    assert _status_elsewhere(tmp_path, third.client_id) == "CANCELED"
