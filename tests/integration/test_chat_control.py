@@ -102,7 +102,7 @@ def quick_backoff(monkeypatch):
     monkeypatch.setattr(links, "GRACE_S", 0.5)
 
 
-async def hold_a_position_and_an_order(engine: Engine) -> None:
+async def hold_a_position_and_an_order(engine: Engine, sim) -> None:
     last = engine.portfolio.last["BTC/USDT"]
     for kind, price in (("market", None), ("limit", last * Decimal("0.8"))):
         result = await engine.execute(
@@ -112,6 +112,13 @@ async def hold_a_position_and_an_order(engine: Engine) -> None:
         )
         assert result.ok, result.message
     await eventually(lambda: engine.portfolio.positions() and engine.tracker.open_orders(), message="position+order")
+    # The position's protective stop rests at the venue beside the limit buy (issue 22).
+    await eventually(lambda: len(sim.open_orders()) == 2, message="the buy and the protective stop at the venue")
+
+
+def only_the_stop(sim) -> bool:
+    """What tier 2 leaves at the venue: the held position's protective stop, nothing else."""
+    return [o["type"] for o in sim.open_orders()] == ["STOP_LOSS_LIMIT"]
 
 
 def flat(sim) -> bool:
@@ -126,12 +133,12 @@ async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_
     telegram, run, sim, tmp_path, capsys
 ):
     engine = await run(chat_settings(sim, tmp_path, telegram=telegram))
-    await hold_a_position_and_an_order(engine)
+    await hold_a_position_and_an_order(engine, sim)
 
     asked = telegram.say(ALICE, ALICE, "/status")
     (status,) = await eventually(lambda: telegram.replies_to(asked), message="status reply")
     assert status["text"].startswith("PAPER · ACTIVE") and "BTC/USDT 0.00999" in status["text"]
-    assert "open orders: 1" in status["text"] and status["parse_mode"] is None  # plain text, never markup
+    assert "open orders: 2" in status["text"] and status["parse_mode"] is None  # plain text, never markup
 
     # A stranger's /stop and /closeall change nothing, get no reply, and are one WARN with the ids.
     telegram.say(MALLORY, MALLORY, "/stop", username="mallory")
@@ -140,7 +147,7 @@ async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_
     (refused,) = alerts(engine, "CHAT_UNAUTHORIZED")
     assert refused.values["user_id"] == MALLORY and "/stop" not in refused.message
     assert not [s for s in telegram.sent if s["chat_id"] == MALLORY]
-    assert engine.trading_state == TradingState.ACTIVE and len(sim.open_orders()) == 1
+    assert engine.trading_state == TradingState.ACTIVE and len(sim.open_orders()) == 2
 
     # /closeall without its Confirm does nothing but say what it would sell.
     asked = telegram.say(ALICE, ALICE, "/closeall")
@@ -154,7 +161,8 @@ async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_
     asked = telegram.say(ALICE, ALICE, "/stop")
     (stopped,) = await eventually(lambda: telegram.replies_to(asked), timeout=15, message="stop reply")
     assert stopped["text"].startswith("stop (halt + cancel all) done: HALTED"), stopped["text"]
-    assert engine.trading_state == TradingState.HALTED and sim.open_orders() == []
+    assert "kept 1 protective stop(s)" in stopped["text"]
+    assert engine.trading_state == TradingState.HALTED and only_the_stop(sim)
     assert engine.portfolio.positions()  # tier 2 sells nothing
     # A person on the allow-lists is an operator: their halt is a WARN like a key's, not an automatic trip's CRIT.
     assert [a.severity.value for a in alerts(engine, "TRADING_HALTED")] == ["WARN"]
@@ -210,7 +218,7 @@ async def test_telegram_stop_and_closeall_from_an_allowed_chat_and_nothing_from_
 
 async def test_slack_stop_and_closeall_from_an_allowed_channel_and_nothing_from_a_stranger(slack, run, sim, tmp_path):
     engine = await run(chat_settings(sim, tmp_path, slack=slack))
-    await hold_a_position_and_an_order(engine)
+    await hold_a_position_and_an_order(engine, sim)
     await eventually(lambda: engine.chat.states()[0]["state"] == "connected", message="socket mode up")
 
     # A stranger, and an allowed user in a foreign channel: nothing done, nothing said, one WARN.
@@ -218,7 +226,7 @@ async def test_slack_stop_and_closeall_from_an_allowed_channel_and_nothing_from_
     await slack.slash("CRANDOM", "U1", "/closeall")
     await eventually(lambda: len(slack.acks) == 2, message="acknowledged")
     await eventually(lambda: alerts(engine, "CHAT_UNAUTHORIZED"), message="CHAT_UNAUTHORIZED")
-    assert slack.posted == [] and engine.trading_state == TradingState.ACTIVE and len(sim.open_orders()) == 1
+    assert slack.posted == [] and engine.trading_state == TradingState.ACTIVE and len(sim.open_orders()) == 2
 
     # /cockpit closeall: the offer only; !stop as a message: halted and cancelled, answered in its thread.
     await slack.slash("COPS", "U1", "/cockpit", "closeall")
@@ -230,7 +238,7 @@ async def test_slack_stop_and_closeall_from_an_allowed_channel_and_nothing_from_
     _, ts = await slack.message("COPS", "U1", "!stop")
     stopped = await eventually(lambda: [p for p in slack.posted if p.get("thread_ts") == ts], timeout=15)
     assert stopped[0]["text"].startswith("stop (halt + cancel all) done: HALTED"), stopped[0]["text"]
-    assert engine.trading_state == TradingState.HALTED and sim.open_orders() == []
+    assert engine.trading_state == TradingState.HALTED and only_the_stop(sim)
 
     await slack.click("COPS", "U1", confirm["value"], message_ts="42.0")
     closed = await eventually(lambda: [p for p in slack.posted if p.get("thread_ts") == "42.0"], timeout=15)
