@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(spec.name, help=spec.help)
         _common(cmd, top=False)
         if spec.name == "strategy":
-            cmd.add_argument("action", choices=("enable", "disable"))
-            cmd.add_argument("name", type=_text, help="strategy name, e.g. ladder, ma_cross, mean_reversion")
+            # new and list work on files, with no engine (cockpit/strategy_commands.py)
+            cmd.add_argument("action", choices=("enable", "disable", "new", "list"))
+            cmd.add_argument("name", nargs="?", type=_text, help="strategy name, e.g. ladder, ma_cross, mean_reversion")
         elif spec.name == "close":
             cmd.add_argument("symbol", type=_text, help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
         elif spec.name == "order":
@@ -375,6 +376,10 @@ def _main(argv: list[str]) -> int:
         )
     try:
         settings = load_settings(args.config, args.data_dir)
+        if command in ("tui", "run", "validate"):  # strategies' parameters, checked with the rest of the config
+            from engine.api.strategies import check
+
+            check(settings)
     except ConfigError as exc:
         print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
         return 2
@@ -394,6 +399,17 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
     if command == "ack" and not args.ids and not args.every:
         print("cockpit ack: name alert ids or --all (ids are in `cockpit status`)", file=sys.stderr)
         return 2
+    if command == "strategy" and (args.action == "list" or args.name is None):
+        from cockpit.strategy_commands import listing
+
+        if args.action == "list":
+            return listing(settings, args.json)
+        print(f"cockpit strategy {args.action}: name the strategy (`cockpit strategy list`)", file=sys.stderr)
+        return 2
+    if command == "strategy" and args.action == "new":
+        from cockpit.strategy_commands import new
+
+        return new(settings, args.name)
     if command in REMOTE:
         return _remote(settings, command, args)
     if command == "api":

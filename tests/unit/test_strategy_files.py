@@ -1,0 +1,37 @@
+"""`cockpit strategy new` and `cockpit strategy list` on files, with no engine: the template is written where the
+config says, a broken file is named with its error and takes nothing else down, and a wrong parameter fails the
+configuration at start with the key and the reason."""
+
+from __future__ import annotations
+
+import json
+
+from cockpit.cli import main
+
+
+def test_new_list_and_a_wrong_parameter(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text('[strategy]\npaths = ["mine"]\nrun = ["dip", "broken"]\n', encoding="utf-8")
+    assert main(["strategy", "new", "dip", "--config", str(config)]) == 0
+    written = tmp_path / "mine" / "dip.py"
+    assert capsys.readouterr().out.strip() == str(written) and written.is_file()  # the directory was created
+    assert main(["strategy", "new", "dip", "--config", str(config)]) == 2  # never overwritten
+    assert "exists already" in capsys.readouterr().err
+    (tmp_path / "mine" / "broken.py").write_text("def broken(:\n", encoding="utf-8")
+
+    assert main(["strategy", "list", "--json", "--config", str(config)]) == 1  # broken is to run and cannot
+    found = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
+    assert found["broken"]["error"].startswith("SyntaxError") and not found["broken"]["runs"]
+    assert found["dip"]["error"] is None and found["dip"]["runs"] and found["dip"]["timeframe"] == "1m"
+    period = next(p for p in found["dip"]["params"] if p["name"] == "period")
+    assert period["default"] == 14 and period["bounds"] == {"ge": 2, "le": 200}
+    assert found["ladder"]["runs"] and found["ladder"]["source"] == "built-in"
+
+    config.write_text(
+        '[strategy]\npaths = ["mine"]\nrun = ["dip"]\n[strategy.params.dip]\nperiod = 1\nspeed = 2\n', encoding="utf-8"
+    )
+    assert main(["run", "--headless", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "[strategy.params.dip]" in err and "period: Input should be greater than or equal to 2" in err
+    assert "speed: unknown parameter" in err and "Traceback" not in err
