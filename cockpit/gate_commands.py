@@ -165,18 +165,28 @@ def validate(
     replay: dict[str, str],
     tick_s: float | None,
     as_json: bool,
+    strategy: str | None = None,
 ) -> int:
     """``cockpit validate``: run, show progress, write and store the report, send it; exit 0 GO, 1 NO-GO, 2 could
-    not run."""
-    from engine.core.validation import Plan, ValidationError
+    not run. ``strategy``: a backtest of that strategy alone, on the symbols of the replayed data, for as long as
+    the data runs (unless ``duration_s`` says)."""
+    from engine.core.validation import Plan, ValidationError, backtest
 
     cfg = settings.validation
+    resolved = {symbol: Path(path).resolve() for symbol, path in replay.items()}
+    if strategy is not None:
+        try:
+            settings, covered = backtest(settings, strategy, resolved)
+        except ValidationError as exc:
+            print(f"cockpit validate: {inert(exc)}", file=sys.stderr)
+            return 2
+        duration_s = duration_s or covered
     plan = Plan(
         duration_s=duration_s or cfg.duration_h * 3600,
         speed=speed or cfg.speed,
         tick_s=tick_s or cfg.tick_s,
         seed=settings.venue.sim_seed if seed is None else seed,
-        replay={symbol: Path(path).resolve() for symbol, path in replay.items()},
+        replay=resolved,
     )
     _quiet_logs()
     try:

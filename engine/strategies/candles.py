@@ -46,6 +46,7 @@ class CandleSeries:
         self.suspect = True  # nothing loaded yet, or the stream failed (or came back) since the last fill from REST
         self.streaming = False  # the stream delivers now (False from a failure to its next message)
         self.filled = 0  # fills from REST after the first load (a reconnect's gap)
+        self.loaded = False  # the history was fetched
 
     def merge(self, rows: Sequence[Sequence[Any]]) -> None:
         """Add or update candles (``[open ms, o, h, l, c, v]``); only the newest ``keep + 1`` are kept."""
@@ -111,11 +112,22 @@ class CandleFeed:
         series = self.series.get((symbol, timeframe))
         return series.candles() if series is not None else Candles(())
 
+    def catch_up(self) -> None:
+        """Take what the streams delivered that no watch has returned yet (``Venue.streamed_ohlcv``)."""
+        venue = self.link.venue
+        if venue is None:
+            return
+        for series in self.series.values():
+            if series.streaming:
+                series.merge(venue.streamed_ohlcv(series.symbol, series.timeframe))
+
     async def ready(self, symbol: str, timeframe: str) -> bool:
         """Whether ``symbol``'s candles are whole and long enough to decide on, filling them from REST first when
         the stream failed since or a candle is missing; False (no decision) when the venue cannot fill them now."""
         series = self.series[(symbol, timeframe)]
         venue = self.link.venue
+        if venue is not None and series.streaming:
+            series.merge(venue.streamed_ohlcv(symbol, timeframe))
         if series.suspect or not series.streaming or series.first_gap() is not None:
             if venue is None or not venue.markets_loaded:
                 return False
@@ -128,19 +140,21 @@ class CandleFeed:
         return series.first_gap() is None and len(series.rows) > series.keep
 
     async def _fill(self, series: CandleSeries, venue: Any) -> None:
-        first_load = not series.rows
         # Cleared before asking: a stream failure while the answer is on its way counts for the next decision.
         series.suspect = False
-        start = series.first_gap()
-        if start is None:
-            start = series.newest()
-        if start is not None:
-            start -= series.tf_ms  # the candle before too: it may have closed with values the stream never sent
-        if start is None:
+        if not series.loaded:
+            # The history, newest first (the stream may have brought the forming candle already: merged over).
             series.merge(await venue.fetch_ohlcv(series.symbol, series.timeframe, None, min(series.keep + 1, PAGE)))
             if series.keep + 1 > PAGE:
                 await self._page_back(series, venue)
-            return
+            series.loaded = True
+            if series.first_gap() is None:
+                return
+        start = series.first_gap()
+        if start is None:
+            start = series.newest()
+        assert start is not None
+        start -= series.tf_ms  # the candle before too: it may have closed with values the stream never sent
         for _ in range(MAX_PAGES):
             rows = await venue.fetch_ohlcv(series.symbol, series.timeframe, start, PAGE)
             series.merge(rows)
@@ -150,9 +164,8 @@ class CandleFeed:
         else:
             series.rows.clear()  # too wide to page over: the newest candles, loaded afresh
             series.merge(await venue.fetch_ohlcv(series.symbol, series.timeframe, None, min(series.keep + 1, PAGE)))
-        if not first_load:
-            series.filled += 1
-            log.info("candles %s %s filled from REST after a stream gap", series.symbol, series.timeframe)
+        series.filled += 1
+        log.info("candles %s %s filled from REST after a stream gap", series.symbol, series.timeframe)
 
     async def _page_back(self, series: CandleSeries, venue: Any) -> None:
         """History longer than one page: earlier pages, oldest last, until ``keep`` closed candles are held."""

@@ -587,6 +587,13 @@ class Venue:
         """The candles the stream updated since the last call (the forming one each time, a closed one at its end)."""
         return list(await self.ex.watch_ohlcv(symbol, timeframe))
 
+    def streamed_ohlcv(self, symbol: str, timeframe: str) -> list[list[Any]]:
+        """The newest candles the stream has delivered, waited for or not. ccxt answers a watch with the message that
+        resolved it; one that arrives before the next watch (the new candle right after the closed one's last
+        update) waits in its cache for the message after it."""
+        cache = getattr(self.ex, "ohlcvs", {}).get(symbol, {}).get(timeframe)
+        return [list(row) for row in cache[-3:]] if cache else []
+
     # Calls that need the key: one of them answering proves the key works again.
     # ------------------------------------------------------------ probes of the go/no-go checklist
     # Each is one plain request on the routine client, with no retry: the checklist wants the venue's own answer.
