@@ -330,6 +330,13 @@ def _gate_commands(sub: Any) -> None:
         metavar="NAME",
         help="backtest this strategy alone (a built-in or yours) on the symbols the --replay data holds",
     )
+    val.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="PARAM=a,b,c",
+        help="with --strategy: one run per value (repeatable: the grid of all), one table best first",
+    )
     val.add_argument("--json", action="store_true", help="print the report as one JSON object")
     rep = sub.add_parser("report", help="cockpit report daily [--date D]: the day's summary, as the sinks get it")
     _common(rep, top=False)
@@ -510,8 +517,12 @@ def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_li
                 print(f"cockpit validate: --replay {item}: no SYMBOL-TIMEFRAME.csv file in it", file=sys.stderr)
                 return 2
             replay.update({symbol: str(path) for symbol, path in found.items()})
+    if args.sweep and args.strategy is None:
+        print("cockpit validate: --sweep needs --strategy NAME", file=sys.stderr)
+        return 2
     return gate.validate(
         settings,
+        sweep=args.sweep,
         duration_s=duration,
         speed=args.speed,
         seed=args.seed,

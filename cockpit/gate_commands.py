@@ -166,6 +166,7 @@ def validate(
     tick_s: float | None,
     as_json: bool,
     strategy: str | None = None,
+    sweep: list[str] | None = None,
 ) -> int:
     """``cockpit validate``: run, show progress, write and store the report, send it; exit 0 GO, 1 NO-GO, 2 could
     not run. ``strategy``: a backtest of that strategy alone, on the symbols of the replayed data, for as long as
@@ -188,6 +189,16 @@ def validate(
         seed=settings.venue.sim_seed if seed is None else seed,
         replay=resolved,
     )
+    if strategy is not None and sweep:
+        from cockpit.sweep import parse_sweep
+        from cockpit.sweep import sweep as run_sweep
+
+        try:
+            grid = parse_sweep(sweep)
+        except ValueError as exc:
+            print(f"cockpit validate: {exc}", file=sys.stderr)
+            return 2
+        return run_sweep(settings, strategy, grid, plan, as_json)
     _quiet_logs()
     try:
         report = asyncio.run(_validate(settings, plan))

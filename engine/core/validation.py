@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import SecretStr
+from pydantic import ValidationError as PydanticValidationError
 
 from engine.gate.scorecard import Recorder, build_report
 from engine.gate.stepped import SteppedClock
 from engine.kernel import clock as engine_clock
 from engine.kernel.commands import Ack
-from engine.kernel.config import Settings
+from engine.kernel.config import ConfigError, Settings
 from engine.sim import Simulator
 from engine.sim.market import SYMBOLS
 from engine.sim.replay import Replay, ReplayError, load_csv
@@ -137,6 +138,23 @@ def backtest(settings: Settings, strategy: str, replay: Mapping[str, Path]) -> t
         covered = span if covered is None else min(covered, span)
     venue = settings.venue.model_copy(update={"symbols": symbols})
     return settings.model_copy(update={"strategy": only, "venue": venue}), covered
+
+
+def with_params(settings: Settings, strategy: str, values: Mapping[str, str]) -> Settings:
+    """The configuration with ``strategy``'s parameters set to ``values`` (a point of ``--sweep``), checked like the
+    config file's: ConfigError names a wrong one."""
+    cfg = settings.strategy
+    if strategy in {c.name for c in BUILT_INS}:
+        table = getattr(cfg, strategy)
+        try:
+            changed = type(table)(**{**table.model_dump(), **values})
+        except PydanticValidationError as exc:
+            raise ConfigError(
+                f"--sweep for {strategy}: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+            ) from None
+        return settings.model_copy(update={"strategy": cfg.model_copy(update={strategy: changed})})
+    params = {**cfg.params, strategy: {**cfg.params.get(strategy, {}), **values}}
+    return settings.model_copy(update={"strategy": cfg.model_copy(update={"params": params})})
 
 
 def venue_symbol(symbol: str) -> str:

@@ -35,3 +35,23 @@ def test_new_list_and_a_wrong_parameter(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "[strategy.params.dip]" in err and "period: Input should be greater than or equal to 2" in err
     assert "speed: unknown parameter" in err and "Traceback" not in err
+
+
+def test_a_sweep_is_a_small_grid_of_values_checked_like_the_config():
+    import pytest
+
+    from cockpit.sweep import parse_sweep
+    from engine.core.validation import with_params
+    from engine.kernel.config import ConfigError, Settings
+
+    assert parse_sweep(["period=10, 14", "oversold=30"]) == {"period": ["10", "14"], "oversold": ["30"]}
+    for bad in ("period", "period=", "=1,2"):
+        with pytest.raises(ValueError, match="must look like period=10,14,20"):
+            parse_sweep([bad])
+    with pytest.raises(ValueError, match="at most 50"):
+        parse_sweep(["a=" + ",".join(map(str, range(8))), "b=" + ",".join(map(str, range(8)))])
+    swept = with_params(Settings(), "ma_cross", {"fast": "5", "slow": "40"})
+    assert (swept.strategy.ma_cross.fast, swept.strategy.ma_cross.slow) == (5, 40)
+    with pytest.raises(ConfigError, match="slow"):
+        with_params(Settings(), "ma_cross", {"fast": "50", "slow": "40"})  # slow must be longer than fast
+    assert with_params(Settings(), "dip", {"period": "9"}).strategy.params == {"dip": {"period": "9"}}
