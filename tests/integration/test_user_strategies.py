@@ -35,6 +35,23 @@ class Boom(Strategy):
         return []
 """
 
+# Takes longer than its step (0.3 s) at its first decision.
+SLOW = """
+import time
+
+from engine.strategies.api import Strategy
+
+
+class Slow(Strategy):
+    name = "slow"
+    timeframe = None
+    history = 0
+
+    def decide(self, view):
+        time.sleep(0.6)
+        return []
+"""
+
 # Checks every decision's candles: whole (one open time after another), the forming one after the closed ones.
 WHOLE = """
 from datetime import timedelta
@@ -86,7 +103,7 @@ def _settings(sim: Simulator, tmp_path) -> Settings:
             interval_s=0.3,
             ladder=LadderConfig(enabled=False),
             paths=(folder,),
-            run=("tpl", "boom", "whole", "broken"),
+            run=("tpl", "boom", "whole", "broken", "slow"),
             # The template as written, made eager: an RSI under 99 is nearly always, so it buys at once.
             params={"tpl": {"oversold": 99.0, "order_quote": "20"}},
         ),
@@ -100,20 +117,24 @@ async def test_user_strategies_load_trade_fail_alone_and_keep_whole_candles(fast
     folder = written.parent
     (folder / "boom.py").write_text(BOOM, encoding="utf-8")
     (folder / "whole.py").write_text(WHOLE, encoding="utf-8")
+    (folder / "slow.py").write_text(SLOW, encoding="utf-8")
     (folder / "broken.py").write_text("import a_module_that_is_not_there\n", encoding="utf-8")
 
     engine: Engine = await run(settings)
     runner = engine.runner
-    assert sorted(runner.strategies) == ["boom", "tpl", "whole"]
+    assert sorted(runner.strategies) == ["boom", "slow", "tpl", "whole"]
     codes = lambda: [a.code for a in engine.alert_book.recent]
     assert "STRATEGY_LOAD_FAILED" in codes()
     loaded = [a for a in engine.alert_book.recent if a.code == "STRATEGY_LOAD_FAILED"]
     assert "broken.py" in loaded[0].message and "a_module_that_is_not_there" in loaded[0].message
 
     # boom raises at its third step: disabled with an alert, the engine and the others go on.
-    await eventually(lambda: "STRATEGY_FAILED" in codes(), timeout=20, message="boom disabled for raising")
-    failed = next(a for a in engine.alert_book.recent if a.code == "STRATEGY_FAILED")
-    assert "boom" in failed.message and "third step" in failed.message
+    # Both disabled with STRATEGY_FAILED (the second a count on the first: alerts de-duplicate by code), each with
+    # its own reason in its status.
+    await eventually(lambda: "STRATEGY_FAILED" in codes(), timeout=20, message="a strategy disabled")
+    why = lambda name: {s["strategy"]: s for s in runner.status()}[name]["reason"]
+    await eventually(lambda: "third step" in why("boom"), timeout=20, message="boom disabled for raising")
+    await eventually(lambda: "took longer than its step" in why("slow"), timeout=20, message="slow disabled")
     status = {s["strategy"]: s for s in runner.status()}
     assert status["boom"]["disabled_by"] == "failure" and not status["boom"]["enabled"]
     assert status["tpl"]["enabled"] and status["whole"]["enabled"]
@@ -142,6 +163,6 @@ async def test_user_strategies_load_trade_fail_alone_and_keep_whole_candles(fast
     assert series.filled >= 1 and series.first_gap() is None and not series.suspect
     assert before is not None and series.newest() - before >= 2 * 60_000  # minutes passed during the drop
     # Every decision saw whole candles (whole raises otherwise) and boom stayed the only failure.
-    assert [s for s, st in ((s["strategy"], s) for s in runner.status()) if not st["enabled"]] == ["boom"]
+    assert sorted(s["strategy"] for s in runner.status() if not s["enabled"]) == ["boom", "slow"]
     assert type(runner.strategies["boom"]).steps == boom_steps  # disabled: not asked again
     assert engine.trading_state == TradingState.ACTIVE

@@ -55,3 +55,30 @@ def test_a_sweep_is_a_small_grid_of_values_checked_like_the_config():
     with pytest.raises(ConfigError, match="slow"):
         with_params(Settings(), "ma_cross", {"fast": "50", "slow": "40"})  # slow must be longer than fast
     assert with_params(Settings(), "dip", {"period": "9"}).strategy.params == {"dip": {"period": "9"}}
+
+
+def test_a_strategy_from_an_installed_package_through_its_entry_point(tmp_path, monkeypatch):
+    """The entry point group cockpit.strategies, read by importlib.metadata from a real dist-info on the path."""
+    from engine.kernel.config import StrategyConfig
+    from engine.strategies.loader import discover, load_strategies
+
+    package = tmp_path / "acme_strats"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from engine.strategies.api import Strategy\n\n\nclass Quiet(Strategy):\n    name = 'acme_quiet'\n"
+        "    timeframe = '5m'\n    history = 10\n\n    def decide(self, view):\n        return []\n",
+        encoding="utf-8",
+    )
+    info = tmp_path / "acme_strats-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-strats\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        "[cockpit.strategies]\nquiet = acme_strats:Quiet\nbad = acme_strats:Nothing\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = StrategyConfig(paths=(tmp_path / "none",), run=("acme_quiet",))
+    found = {f.name: f for f in discover(cfg)}
+    assert found["acme_quiet"].source == "entry point quiet = acme_strats:Quiet" and found["acme_quiet"].error is None
+    assert "AttributeError" in (found["bad"].error or "")
+    (built,) = [s for s in load_strategies(cfg, ("BTC/USDT",)).strategies if s.name == "acme_quiet"]
+    assert built.symbols == ("BTC/USDT",) and built.timeframe == "5m"
