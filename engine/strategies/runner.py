@@ -11,7 +11,9 @@ The operator can disable and enable any strategy by name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -125,6 +127,7 @@ class StrategyRunner:
                     self.candles.want(symbol, strategy.timeframe, strategy.history)
         self._exiting: set[str] = set()
         self._failed_down: set[str] = set()  # disabled for a failure, to say so when a check lets it run again
+        self._busy: set[str] = set()  # strategies whose decide is running in its thread now
 
     def start(self) -> None:
         """Alert what could not be loaded, and start the candle streams the strategies read."""
@@ -269,10 +272,12 @@ class StrategyRunner:
 
     async def _decide(self, strategy: Strategy, now: datetime) -> list[Intent]:
         """``strategy.decide`` in a worker thread, under a deadline of one step; its own failures as StrategyFailed."""
+        if strategy.name in self._busy:
+            raise StrategyFailed("is still running a step that overran")
         view = self.view(strategy, now)
         started = time.perf_counter()
         try:
-            intents = await asyncio.wait_for(asyncio.to_thread(strategy.decide, view), self.cfg.interval_s)
+            intents = await asyncio.wait_for(self._in_thread(strategy, view), self.cfg.interval_s)
         except TimeoutError:
             raise StrategyFailed(f"took longer than its step ({self.cfg.interval_s:g}s)") from None
         except Exception as exc:  # the plugin boundary: a strategy's own code may fail in any way
@@ -287,6 +292,34 @@ class StrategyRunner:
         if strange:
             raise StrategyFailed(f"asked for {', '.join(strange)}, which it does not trade")
         return intents
+
+    def _in_thread(self, strategy: Strategy, view: _View) -> asyncio.Future[Any]:
+        """``decide`` on a daemon thread of its own: one that never returns holds that thread only, never the
+        engine's shared executor (snapshots, queries) nor the process's exit."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if not future.done():  # the deadline may have cancelled it
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+        def work() -> None:
+            try:
+                outcome: tuple[bool, Any] = (True, strategy.decide(view))
+            except Exception as exc:  # the plugin boundary: handed to the engine's loop, which disables it
+                outcome = (False, exc)
+            finally:
+                # Out of the strategy's code (before the loop hears of it: the next step may come at once).
+                self._busy.discard(strategy.name)
+            with contextlib.suppress(RuntimeError):  # the loop closed while it overran: nobody to tell
+                loop.call_soon_threadsafe(settle, *outcome)
+
+        self._busy.add(strategy.name)
+        threading.Thread(target=work, name=f"strategy {strategy.name}", daemon=True).start()
+        return future
 
     def _failed(self, name: str, why: str) -> None:
         """Disable a strategy whose own code failed; the engine and the other strategies go on."""

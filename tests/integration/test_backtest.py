@@ -71,6 +71,7 @@ async def test_download_list_and_backtest_a_user_strategy(tmp_path, capsys):
         assert report["config"]["symbols"] == ["BTC/USDT", "ETH/USDT"]
         assert report["config"]["strategy"]["run"] == ["dip"] and not report["config"]["strategy"]["ladder"]["enabled"]
         assert report["fills"] > 0  # the strategy traded on the replayed candles, through the engine
+        assert "STRATEGY_FAILED" not in report["alert_codes"]  # steps back to back: each one's thread is done
         assert await asyncio.to_thread(main, ["validate", "--strategy", "nope", "--replay", data, *c]) == 2
         assert "strategy nope cannot run: not found under [strategy] paths" in capsys.readouterr().err
     finally:
