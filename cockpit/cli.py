@@ -173,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(spec.name, help=spec.help)
         _common(cmd, top=False)
         if spec.name == "strategy":
-            cmd.add_argument("action", choices=("enable", "disable"))
-            cmd.add_argument("name", type=_text, help="strategy name, e.g. ladder, ma_cross, mean_reversion")
+            # new and list work on files, with no engine (cockpit/strategy_commands.py)
+            cmd.add_argument("action", choices=("enable", "disable", "new", "list"))
+            cmd.add_argument("name", nargs="?", type=_text, help="strategy name, e.g. ladder, ma_cross, mean_reversion")
         elif spec.name == "close":
             cmd.add_argument("symbol", type=_text, help="a configured symbol, e.g. BTC/USDT (or BTCUSDT)")
         elif spec.name == "order":
@@ -254,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status, top=False)
     status.add_argument("--json", action="store_true", help="print one JSON object")
     _gate_commands(sub)
+    _data_commands(sub)
     api = sub.add_parser(
         "api", help="the remote API: cockpit api token create NAME --role viewer|operator, list, revoke"
     )
@@ -273,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(revoke, top=False)
     revoke.add_argument("name", type=_text)
     return parser
+
+
+def _data_commands(sub: Any) -> None:
+    """``data download`` and ``data list``: candles on disk (cockpit/data_commands.py, docs/strategies.md)."""
+    data = sub.add_parser("data", help="candles for backtests: cockpit data download SYMBOL... | list")
+    data_sub = data.add_subparsers(dest="data_action", metavar="ACTION", required=True)
+    down = data_sub.add_parser("download", help="fetch candles through ccxt into DATA_DIR/market/, resumable")
+    _common(down, top=False)
+    down.add_argument("symbols", nargs="+", type=_text, metavar="SYMBOL", help="as the venue writes it: BTC/USDT")
+    down.add_argument("--timeframe", default="1m", help="1m (default), 5m, 1h, 1d ...")
+    down.add_argument("--since", required=True, metavar="DATE", help="from this UTC date: 2026-01-01")
+    down.add_argument("--until", default=None, metavar="DATE", help="up to this UTC date (default: now)")
+    down.add_argument("--exchange", default=None, metavar="ID", help="a ccxt exchange id (default: [venue])")
+    listing = data_sub.add_parser("list", help="the candles on disk: symbols, ranges and gaps")
+    _common(listing, top=False)
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
 
 
 def _gate_commands(sub: Any) -> None:
@@ -323,7 +341,22 @@ def _gate_commands(sub: Any) -> None:
         action="append",
         default=[],
         metavar="SYMBOL=CSV",
-        help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed",
+        help="replay an OHLCV CSV for SYMBOL (e.g. BTCUSDT=btc.csv) instead of the seeded feed, or a directory of "
+        "`cockpit data download` (DATA_DIR/market/binance): every symbol in it",
+    )
+    val.add_argument(
+        "--strategy",
+        type=_text,
+        default=None,
+        metavar="NAME",
+        help="backtest this strategy alone (a built-in or yours) on the symbols the --replay data holds",
+    )
+    val.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="PARAM=a,b,c",
+        help="with --strategy: one run per value (repeatable: the grid of all), one table best first",
     )
     val.add_argument("--json", action="store_true", help="print the report as one JSON object")
     rep = sub.add_parser("report", help="cockpit report daily [--date D]: the day's summary, as the sinks get it")
@@ -404,6 +437,10 @@ def _main(argv: list[str]) -> int:
 
     try:
         settings = load_settings(args.config, args.data_dir)
+        if command in ("tui", "run", "validate"):  # strategies' parameters, checked with the rest of the config
+            from engine.api.strategies import check
+
+            check(settings)
     except ConfigError as exc:
         print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
         return 2
@@ -423,6 +460,17 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
     if command == "ack" and not args.ids and not args.every:
         print("cockpit ack: name alert ids or --all (ids are in `cockpit status`)", file=sys.stderr)
         return 2
+    if command == "strategy" and (args.action == "list" or args.name is None):
+        from cockpit.strategy_commands import listing
+
+        if args.action == "list":
+            return listing(settings, args.json)
+        print(f"cockpit strategy {args.action}: name the strategy (`cockpit strategy list`)", file=sys.stderr)
+        return 2
+    if command == "strategy" and args.action == "new":
+        from cockpit.strategy_commands import new
+
+        return new(settings, args.name)
     if command in _remote_commands():
         return _remote(settings, command, args)
     if command == "api":
@@ -435,6 +483,12 @@ def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confir
             getattr(args, "role", ""),
             getattr(args, "json", False),
         )
+    if command == "data":
+        from cockpit import data_commands
+
+        if args.data_action == "download":
+            return data_commands.download(settings, args)
+        return data_commands.listing(settings, args.json)
     if command in ("incidents", "incident"):
         from cockpit.status import print_incident_report, print_incidents
 
@@ -479,18 +533,32 @@ def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_li
             print(f"cockpit validate: {name} must be positive", file=sys.stderr)
             return 2
     try:
-        replay = parse_replay(args.replay)
+        replay = parse_replay([item for item in args.replay if not Path(item).is_dir()])
     except ValueError as exc:
         print(f"cockpit validate: {exc}", file=sys.stderr)
         return 2
+    for item in args.replay:
+        if Path(item).is_dir():  # candles from `cockpit data download`: every symbol the directory holds
+            from engine.api.marketdata import replay_files
+
+            found = replay_files(Path(item))
+            if not found:
+                print(f"cockpit validate: --replay {item}: no SYMBOL-TIMEFRAME.csv file in it", file=sys.stderr)
+                return 2
+            replay.update({symbol: str(path) for symbol, path in found.items()})
+    if args.sweep and args.strategy is None:
+        print("cockpit validate: --sweep needs --strategy NAME", file=sys.stderr)
+        return 2
     return gate.validate(
         settings,
+        sweep=args.sweep,
         duration_s=duration,
         speed=args.speed,
         seed=args.seed,
         replay=replay,
         tick_s=args.tick,
         as_json=args.json,
+        strategy=args.strategy,
     )
 
 

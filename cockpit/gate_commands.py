@@ -165,19 +165,40 @@ def validate(
     replay: dict[str, str],
     tick_s: float | None,
     as_json: bool,
+    strategy: str | None = None,
+    sweep: list[str] | None = None,
 ) -> int:
     """``cockpit validate``: run, show progress, write and store the report, send it; exit 0 GO, 1 NO-GO, 2 could
-    not run."""
-    from engine.core.validation import Plan, ValidationError
+    not run. ``strategy``: a backtest of that strategy alone, on the symbols of the replayed data, for as long as
+    the data runs (unless ``duration_s`` says)."""
+    from engine.core.validation import Plan, ValidationError, backtest
 
     cfg = settings.validation
+    resolved = {symbol: Path(path).resolve() for symbol, path in replay.items()}
+    if strategy is not None:
+        try:
+            settings, covered = backtest(settings, strategy, resolved)
+        except ValidationError as exc:
+            print(f"cockpit validate: {inert(exc)}", file=sys.stderr)
+            return 2
+        duration_s = duration_s or covered
     plan = Plan(
         duration_s=duration_s or cfg.duration_h * 3600,
         speed=speed or cfg.speed,
         tick_s=tick_s or cfg.tick_s,
         seed=settings.venue.sim_seed if seed is None else seed,
-        replay={symbol: Path(path).resolve() for symbol, path in replay.items()},
+        replay=resolved,
     )
+    if strategy is not None and sweep:
+        from cockpit.sweep import parse_sweep
+        from cockpit.sweep import sweep as run_sweep
+
+        try:
+            grid = parse_sweep(sweep)
+        except ValueError as exc:
+            print(f"cockpit validate: {exc}", file=sys.stderr)
+            return 2
+        return run_sweep(settings, strategy, grid, plan, as_json)
     _quiet_logs()
     try:
         report = asyncio.run(_validate(settings, plan))

@@ -24,6 +24,17 @@ def _help(text: str) -> str:
     return escape(inert(text, limit=300))
 
 
+def strategy_stats(status: dict) -> str:
+    """A strategy's record in words: its round trips, wins, realised PnL, and why it is off when it is."""
+    trips = status.get("round_trips", 0)
+    words = f"{trips} round trip(s), {status.get('wins', 0)} won, PnL {status.get('realised_pnl', 0)}"
+    if status.get("timeframe"):
+        words = f"{status['timeframe']} candles · {words}"
+    if not status.get("enabled", True) and status.get("reason"):
+        words += f" · off: {status['reason']}"
+    return words
+
+
 class CockpitCommands(Provider):
     """Every operator command: the same ones as the keys and the CLI, run through the same actions."""
 
@@ -89,7 +100,7 @@ class CockpitCommands(Provider):
             out.append(
                 (
                     f"{verb} strategy {name}",
-                    f"{verb.lower()} the {name} strategy",
+                    f"{verb.lower()} the {name} strategy · {strategy_stats(status)}",
                     partial(app.run_action, f"set_strategy({name!r}, {not enabled!r})"),
                 )
             )

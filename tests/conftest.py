@@ -116,6 +116,12 @@ SLOW_FILES = {
 
 # Single tests (a parametrized test by its name without the [id]), by group.
 SLOW_TESTS = {
+    "user strategies: an engine on a market 60 times faster, waiting out a websocket drop and its refused reconnects": (
+        "tests/integration/test_user_strategies.py::test_user_strategies_load_trade_fail_alone_and_keep_whole_candles",
+    ),
+    "market data and a backtest: a download from the simulator, then `cockpit validate` in a process of its own": (
+        "tests/integration/test_backtest.py::test_download_list_and_backtest_a_user_strategy",
+    ),
     "crash loop: kill -9 of a busy engine process and restarts": (
         "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt",
     ),

@@ -21,7 +21,7 @@ from engine.ops.observe import Metrics
 from engine.safety.killswitch import KillSwitch, Prepare, Tiers
 from engine.safety.monitors import Monitors, Watched
 from engine.safety.stops import StopLosses
-from engine.strategies import build_strategies
+from engine.strategies import load_strategies
 from engine.strategies.runner import StrategyRunner
 from engine.trading.books import Books
 from engine.trading.execution import Execution
@@ -114,7 +114,7 @@ def build_parts(
     )
     sync = VenueSync(settings.venue, mon, books, link, kill.execution, holdings, ports, guard=quiet)
     monitors = Monitors(settings.risk, mon, books, Watched(state, link, venue_health, sync, holdings), ports)
-    strategies = build_strategies(settings.strategy, books.symbols)
+    loaded = load_strategies(settings.strategy, books.symbols)
     alerts = settings.alerts
     return Parts(
         books=books,
@@ -125,7 +125,7 @@ def build_parts(
         holdings=holdings,
         sync=sync,
         monitors=monitors,
-        runner=StrategyRunner(settings.strategy, strategies, books, state, link, ports),
+        runner=StrategyRunner(settings.strategy, loaded.strategies, books, state, link, ports, loaded.failures),
         stop_losses=StopLosses(books, state, ports, kill.venue_stops),
         venue_stops=kill.venue_stops,
         metrics=Metrics(),

@@ -470,6 +470,7 @@ class Engine:
             await self.health_server.stop()
             self.health_server = None
         await self.tasks.close(for_good=True)
+        await self.runner.close()
         await self.sync.stop_streams()
         if self.link.venue is not None:
             await self.link.venue.close()
@@ -566,6 +567,7 @@ class Engine:
             ).run(),
         )
         if self.settings.strategy.enabled:
+            self.runner.start()
             self.tasks.spawn(
                 "strategies",
                 Periodic(
@@ -699,10 +701,7 @@ class Engine:
             self.stats.today = DayStats.from_dict(today)
         guard = self.store.load_json("strategy_guard")
         if guard:
-            cfg = self.settings.strategy
-            self.runner.guard = type(self.runner.guard).from_dict(
-                guard, max_consecutive_losses=cfg.max_consecutive_losses, cooldown_s=cfg.cooldown_s
-            )
+            self.runner.restore_guard(guard)
 
     def _save_counters(self) -> None:
         self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))

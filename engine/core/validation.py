@@ -29,15 +29,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import SecretStr
+from pydantic import ValidationError as PydanticValidationError
 
 from engine.gate.scorecard import Recorder, build_report
 from engine.gate.stepped import SteppedClock
 from engine.kernel import clock as engine_clock
 from engine.kernel.commands import Ack
-from engine.kernel.config import ChatConfig, Settings
+from engine.kernel.config import ChatConfig, ConfigError, Settings
 from engine.sim import Simulator
 from engine.sim.market import SYMBOLS
-from engine.sim.replay import ReplayError
+from engine.sim.replay import Replay, ReplayError, load_csv
+from engine.strategies.loader import BUILT_INS, load_strategies
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class EngineLike(Protocol):
     sync: Any
     stats: Any
     tasks: Any
+    runner: Any
 
     async def start(self) -> None: ...
 
@@ -101,6 +104,57 @@ class Progress:
     fills: int
     equity: Decimal | None
     wall_s: float
+
+
+def backtest(settings: Settings, strategy: str, replay: Mapping[str, Path]) -> tuple[Settings, float | None]:
+    """`cockpit validate --strategy NAME [--replay DATA]`: the configuration with that strategy alone, trading every
+    symbol the data holds (the configured ones without data), and how long the data runs after its history."""
+    cfg = settings.strategy
+    unknown = sorted(s for s in replay if s not in SYMBOLS)
+    if unknown:
+        raise ValidationError(
+            f"the data holds {', '.join(unknown)}; the simulator lists {', '.join(sorted(SYMBOLS))} only"
+        )
+    symbols = (
+        tuple(f"{SYMBOLS[s].base}/{SYMBOLS[s].quote}" for s in sorted(replay)) if replay else settings.venue.symbols
+    )
+    builtin = {c.name for c in BUILT_INS}
+    update: dict[str, Any] = {"enabled": True, "run": () if strategy in builtin else (strategy,)}
+    for name in builtin:
+        update[name] = getattr(cfg, name).model_copy(update={"enabled": name == strategy})
+    only = cfg.model_copy(update=update)
+    loaded = load_strategies(only, symbols)  # ConfigError for a wrong parameter, like at start
+    if strategy in loaded.failures:
+        raise ValidationError(f"strategy {strategy} cannot run: {loaded.failures[strategy]}")
+    if not loaded.strategies:
+        raise ValidationError(f"no strategy {strategy!r}: `cockpit strategy list` shows what is found")
+    covered: float | None = None
+    for symbol, path in replay.items():
+        try:
+            r = Replay(symbol, load_csv(path, SYMBOLS[symbol]))
+        except (ReplayError, ValueError) as exc:
+            raise ValidationError(f"cannot replay: {exc}") from None
+        span = (r.end_ms - r.start_ms) / 1000
+        covered = span if covered is None else min(covered, span)
+    venue = settings.venue.model_copy(update={"symbols": symbols})
+    return settings.model_copy(update={"strategy": only, "venue": venue}), covered
+
+
+def with_params(settings: Settings, strategy: str, values: Mapping[str, str]) -> Settings:
+    """The configuration with ``strategy``'s parameters set to ``values`` (a point of ``--sweep``), checked like the
+    config file's: ConfigError names a wrong one."""
+    cfg = settings.strategy
+    if strategy in {c.name for c in BUILT_INS}:
+        table = getattr(cfg, strategy)
+        try:
+            changed = type(table)(**{**table.model_dump(), **values})
+        except PydanticValidationError as exc:
+            raise ConfigError(
+                f"--sweep for {strategy}: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+            ) from None
+        return settings.model_copy(update={"strategy": cfg.model_copy(update={strategy: changed})})
+    params = {**cfg.params, strategy: {**cfg.params.get(strategy, {}), **values}}
+    return settings.model_copy(update={"strategy": cfg.model_copy(update={"params": params})})
 
 
 def venue_symbol(symbol: str) -> str:
@@ -296,6 +350,7 @@ class Validation:
         """Wait until the engine is connected and listening to every stream, then for it to agree with the venue."""
         deadline = time.monotonic() + START_TIMEOUT_S
         streams = [f"{venue_symbol(s).lower()}@ticker" for s in self.symbols]
+        streams += [f"{venue_symbol(s).lower()}@kline_{tf}" for s, tf in engine.runner.candles.series]
         while not (
             engine.ready.is_set()
             and sim.user_stream_subscriptions > 0
@@ -397,6 +452,17 @@ class Validation:
                 out.append(f"{symbol} price: engine {engine.portfolio.last.get(symbol)}, venue {venue_price}")
             elif engine.sync.last_event.get(f"ticker {symbol}", 0.0) < self._tick_wall:
                 out.append(f"{symbol}: this tick's ticker not received yet")
+        if clock is not None:  # before the first tick the stream has nothing to say: the first decision asks REST
+            now_ms = sim.clock.now_ms()
+            engine.runner.candles.catch_up()
+            for (symbol, _), series in engine.runner.candles.series.items():
+                # The strategies decide on this tick's candles: the forming one as the venue has it now (its open
+                # time, and its close: the price of the tick).
+                newest = series.newest()
+                want = (now_ms - now_ms % series.tf_ms, sim.price(venue_symbol(symbol)))
+                held = None if newest is None else (newest, series.rows[newest][3])
+                if held != want:
+                    out.append(f"{symbol} {series.timeframe}: this tick's candle not received yet ({held}, {want})")
         seen = self.recorder.fills if self.recorder is not None else 0
         if len(sim.engine.trades) != seen:
             out.append(f"fills: venue {len(sim.engine.trades)}, engine {seen}")

@@ -419,13 +419,23 @@ class ValidationConfig(_Section):
 
 
 class StrategyConfig(_Section):
-    """Built-in strategies: a master switch, the step interval, the losing-streak guard, and each strategy."""
+    """Strategies: a master switch, the step interval, the guards, the built-ins, and the strategies users write
+    (found under ``paths`` or through the ``cockpit.strategies`` entry points, run when named in ``run``, their
+    parameters in ``params.NAME``; those are checked against each strategy's own model when it is loaded)."""
 
     enabled: bool = True
     interval_s: float = Field(default=3.0, gt=0)
     # Runbook 001 §5 / 000 §3: a strategy that keeps losing is stood down before it hurts the account.
     max_consecutive_losses: int = Field(default=3, ge=1)
     cooldown_s: float = Field(default=3600.0, ge=0)
+    # Runbook 003 "Strategy Underperforming": a strategy disabled for raising or overrunning its step is looked at
+    # again after this many hours, and runs again if its stats allow (its losing streak under the limit).
+    re_enable_check_hours: float = Field(default=1.0, gt=0)
+    # Directories of strategy files, relative to the config file (or the working directory without one).
+    paths: tuple[Path, ...] = (Path("strategies"),)
+    # User strategies to run, by name (`cockpit strategy list` shows what is found).
+    run: tuple[str, ...] = ()
+    params: dict[str, dict[str, Any]] = {}
     ladder: LadderConfig = LadderConfig()
     ma_cross: MaCrossConfig = MaCrossConfig()
     mean_reversion: MeanReversionConfig = MeanReversionConfig()
@@ -550,6 +560,14 @@ def load_settings(config_file: Path | None = None, data_dir: Path | None = None)
             # same config finds the same store from any directory.
             where = Path(engine["data_dir"]).expanduser()
             engine["data_dir"] = str(where if where.is_absolute() else path.parent.resolve() / where)
+        strategy = data.get("strategy")
+        if isinstance(strategy, dict) and isinstance(strategy.get("paths"), list):
+            strategy["paths"] = [  # like data_dir: relative to the config file
+                str(where if (where := Path(p).expanduser()).is_absolute() else path.parent.resolve() / where)
+                if isinstance(p, str)
+                else p
+                for p in strategy["paths"]
+            ]
         api = data.get("api")
         for key in ("tls_cert", "tls_key"):
             if isinstance(api, dict) and isinstance(api.get(key), str):

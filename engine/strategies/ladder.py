@@ -8,21 +8,24 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.kernel.config import LadderConfig
-from engine.strategies.base import Intent, StrategyView
+from engine.strategies.api import Intent, Strategy, View
 
 
-class Ladder:
+class Ladder(Strategy):
     """Rests a buy ``spacing_pct`` under the last price while it holds less than ``max_holding_quote``, and a sell of
     the free position the same distance over its entry; moves the buy when the price runs away from it."""
 
     name = "ladder"
+    timeframe = None  # reads the last price only
+    history = 0
+    Params = LadderConfig
 
     def __init__(self, cfg: LadderConfig, symbols: tuple[str, ...]) -> None:
+        super().__init__(cfg, symbols)
         self.cfg = cfg
-        self.symbols = symbols
         self.spacing = cfg.spacing_pct / Decimal(100)
 
-    def decide(self, view: StrategyView) -> list[Intent]:
+    def decide(self, view: View) -> list[Intent]:
         intents: list[Intent] = []
         for symbol in self.symbols:
             last = view.last(symbol)
@@ -53,16 +56,12 @@ class Ladder:
             if position is None or sells:
                 continue
             free = view.free(symbol.split("/")[0])
-            if free <= 0:
-                continue
             entry = position.avg_entry or last
-            intents.append(
-                Intent(
-                    "sell",
-                    symbol,
-                    amount=free,
-                    price=max(entry, last) * (1 + self.spacing),
-                    reason="rest an offer over the entry",
-                )
-            )
+            price = max(entry, last) * (1 + self.spacing)
+            # What is left under the venue's minimum amount or notional (a fee's remainder, dust) cannot be sold:
+            # asking again every step only fills the audit with the same refusal (7 FAILED rows in 20 s once).
+            market = view.market(symbol)
+            if free <= 0 or free < market.min_amount or free * price < market.min_notional:
+                continue
+            intents.append(Intent("sell", symbol, amount=free, price=price, reason="rest an offer over the entry"))
         return intents

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from engine.kernel.config import MaCrossConfig
-from engine.strategies.base import Intent, PerSymbol, StrategyView, entry
+from engine.strategies.api import Intent, View
+from engine.strategies.base import PerSymbol, entry
 
 
 def sma(values: Sequence[Decimal], n: int) -> Decimal:
@@ -18,12 +19,15 @@ class MaCross(PerSymbol):
     """Long-only SMA crossover on each symbol; one entry per upward cross, one exit per downward cross."""
 
     name = "ma_cross"
+    timeframe = None  # decides on prices sampled once per step (``View.closes``)
+    history = 0
+    Params = MaCrossConfig
 
     def __init__(self, cfg: MaCrossConfig, symbols: tuple[str, ...]) -> None:
+        super().__init__(cfg, symbols)
         self.cfg = cfg
-        self.symbols = symbols
 
-    def decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
+    def decide_symbol(self, view: View, symbol: str) -> Intent | None:
         fast_n, slow_n = self.cfg.fast, self.cfg.slow
         closes = list(view.closes(symbol))
         # A cross needs both averages on this sample and the previous one.

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from engine.kernel.config import MeanReversionConfig
-from engine.strategies.base import Intent, PerSymbol, StrategyView, entry
+from engine.strategies.api import Intent, View
+from engine.strategies.base import PerSymbol, entry
 
 
 def zscore(values: Sequence[Decimal]) -> Decimal | None:
@@ -23,12 +24,15 @@ class MeanReversion(PerSymbol):
     """Long-only z-score reversion on each symbol over the last ``window`` closes."""
 
     name = "mean_reversion"
+    timeframe = None  # decides on prices sampled once per step (``View.closes``)
+    history = 0
+    Params = MeanReversionConfig
 
     def __init__(self, cfg: MeanReversionConfig, symbols: tuple[str, ...]) -> None:
+        super().__init__(cfg, symbols)
         self.cfg = cfg
-        self.symbols = symbols
 
-    def decide_symbol(self, view: StrategyView, symbol: str) -> Intent | None:
+    def decide_symbol(self, view: View, symbol: str) -> Intent | None:
         closes = list(view.closes(symbol))
         if len(closes) < self.cfg.window:
             return None

@@ -1,17 +1,23 @@
-"""Runs the strategies: samples prices, asks each enabled strategy for intents, submits them as commands.
+"""Runs the strategies: samples prices, keeps their candles, asks each enabled strategy for intents, submits them.
 
 Each intent becomes a command (actor ``strategy:<name>``) through the one ``execute``, so a strategy's order
 passes the same trading-state table, risk checks and audit as an operator's. A strategy that loses
-``max_consecutive_losses`` round trips in a row is stood down for ``cooldown_s`` (runbook 003 "Strategy
-Underperforming"); the operator can disable and enable any strategy by name.
+``max_consecutive_losses`` round trips in a row is stood down for ``cooldown_s``; one that raises, returns
+garbage or takes longer than its step is disabled with ``STRATEGY_FAILED`` and looked at again after
+``re_enable_check_hours`` (runbook 003 "Strategy Underperforming"); the engine and the other strategies go on.
+The operator can disable and enable any strategy by name.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
+import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,8 +26,9 @@ from engine.kernel.commands import CancelOrder, Command, ExitPosition, Permit, P
 from engine.kernel.config import StrategyConfig
 from engine.kernel.events import Event, Order, Position, RoundTripClosed, Severity, StrategyGuardChanged, utcnow
 from engine.kernel.ports import Ports, VenueLink
-from engine.strategies import LossStreakGuard
-from engine.strategies.base import Intent, Strategy
+from engine.strategies.api import Candles, Intent, Market, Strategy, StrategyStats
+from engine.strategies.candles import CandleFeed
+from engine.strategies.streak import FAILURE, LossStreakGuard
 from engine.trading.books import Books
 from engine.trading.orders import OrderTracker
 from engine.trading.portfolio import Portfolio
@@ -31,6 +38,12 @@ log = logging.getLogger(__name__)
 
 HISTORY = 500
 PREFIX = "strategy:"
+# A step shorter than this is given this long before it counts as overrun: on a loaded machine a thread waits for the
+# interpreter's lock for a few of its 5 ms switches, which is not the strategy's doing.
+MIN_STEP_S = 0.25
+# How much longer than its step the engine waits for a strategy's answer (the thread's start, the loop's latency);
+# past it the strategy counts as overrun even if it never returns.
+WAIT_GRACE_S = 1.0
 
 
 def actor_of(name: str) -> str:
@@ -44,30 +57,45 @@ def strategy_of(origin: str | None) -> str | None:
     return origin.removeprefix(PREFIX)
 
 
-@dataclass
-class _View:
-    """The read-only view one strategy gets for one step."""
+class StrategyFailed(Exception):
+    """A strategy's step went wrong in its own code: it raised, overran, or answered something not intents."""
 
-    portfolio: Portfolio
-    tracker: OrderTracker
-    strategy: str
-    closes_by_symbol: dict[str, deque[Decimal]]
+
+@dataclass(frozen=True)
+class _View:
+    """The snapshot one strategy gets for one step (``engine.strategies.api.View``): copied before ``decide`` runs
+    in its worker thread, so the engine's books never change under it."""
+
     now: datetime
+    stats: StrategyStats
+    _candles: dict[str, Candles]
+    _closes: dict[str, tuple[Decimal, ...]]
+    _last: dict[str, Decimal]
+    _positions: dict[str, Position]
+    _orders: dict[str, tuple[Order, ...]]
+    _free: dict[str, Decimal]
+    _markets: dict[str, Market]
+
+    def candles(self, symbol: str) -> Candles:
+        return self._candles.get(symbol) or Candles(())
 
     def closes(self, symbol: str) -> Sequence[Decimal]:
-        return tuple(self.closes_by_symbol.get(symbol, ()))
+        return self._closes.get(symbol, ())
 
     def last(self, symbol: str) -> Decimal | None:
-        return self.portfolio.last.get(symbol)
+        return self._last.get(symbol)
 
     def position(self, symbol: str) -> Position | None:
-        return next((p for p in self.portfolio.positions() if p.symbol == symbol), None)
+        return self._positions.get(symbol)
 
     def open_orders(self, symbol: str) -> Sequence[Order]:
-        return [o for o in self.tracker.open_orders() if o.symbol == symbol and strategy_of(o.origin) == self.strategy]
+        return self._orders.get(symbol, ())
 
     def free(self, asset: str) -> Decimal:
-        return self.portfolio.free(asset)
+        return self._free.get(asset, Decimal(0))
+
+    def market(self, symbol: str) -> Market:
+        return self._markets.get(symbol, Market())
 
 
 class StrategyRunner:
@@ -81,24 +109,66 @@ class StrategyRunner:
         state: TradingStateMachine,
         link: VenueLink,
         ports: Ports,
+        failures: dict[str, str] | None = None,
     ) -> None:
         self.cfg = cfg
         symbols = books.symbols
-        self.portfolio = books.portfolio
-        self.tracker = books.tracker
+        self.portfolio: Portfolio = books.portfolio
+        self.tracker: OrderTracker = books.tracker
         self.state = state
         self.link = link
         self.submit = ports.submit
         self.publish = ports.publish
         self.alert = ports.alert
         self.strategies = {s.name: s for s in strategies}
-        self.guard = LossStreakGuard(cfg.max_consecutive_losses, cfg.cooldown_s)
+        # Strategies named in [strategy] run that could not be built: alerted at start, listed by status().
+        self.failures = dict(failures or {})
+        self.guard = LossStreakGuard(cfg.max_consecutive_losses, cfg.cooldown_s, cfg.re_enable_check_hours * 3600)
+        self.stats: dict[str, StrategyStats] = {name: StrategyStats() for name in self.strategies}
         self.closes: dict[str, deque[Decimal]] = {s: deque(maxlen=HISTORY) for s in symbols}
+        self.candles = CandleFeed(link, ports.alert)
+        for strategy in strategies:
+            if strategy.timeframe is not None:
+                for symbol in strategy.symbols:
+                    self.candles.want(symbol, strategy.timeframe, strategy.history)
         self._exiting: set[str] = set()
+        self._failed_down: set[str] = set()  # disabled for a failure, to say so when a check lets it run again
+        self._busy: set[str] = set()  # strategies whose decide is running in its thread now
+
+    def start(self) -> None:
+        """Alert what could not be loaded, and start the candle streams the strategies read."""
+        for name, error in self.failures.items():
+            self.alert(Severity.WARN, "STRATEGY_LOAD_FAILED", f"strategy {name} not loaded: {error}")
+        self.candles.start()
+
+    async def close(self) -> None:
+        await self.candles.close()
+
+    def restore_guard(self, saved: dict[str, Any]) -> None:
+        """The guard as it was at stop, under the current config's limits."""
+        cfg = self.cfg
+        self.guard = LossStreakGuard.from_dict(
+            saved, cfg.max_consecutive_losses, cfg.cooldown_s, cfg.re_enable_check_hours * 3600
+        )
+        self._failed_down = {n for n, s in self.guard.states.items() if s.disabled_by == FAILURE}
 
     def status(self) -> list[dict[str, Any]]:
         now = utcnow()
-        return [self.guard.status(name, now) for name in self.strategies]
+        out = []
+        for name, strategy in self.strategies.items():
+            stats = self.stats.get(name, StrategyStats())
+            out.append(
+                self.guard.status(name, now)
+                | {
+                    "timeframe": strategy.timeframe,
+                    "round_trips": stats.round_trips,
+                    "wins": stats.wins,
+                    "losses": stats.losses,
+                    "realised_pnl": stats.realised_pnl,
+                    "win_rate": stats.win_rate,
+                }
+            )
+        return out
 
     def set_enabled(self, name: str, enabled: bool, reason: str) -> str | None:
         """Operator control; returns an error sentence for an unknown name."""
@@ -106,6 +176,7 @@ class StrategyRunner:
             return f"no strategy {name!r}; running: {', '.join(self.strategies) or 'none'}"
         if enabled:
             self.guard.enable(name)
+            self._failed_down.discard(name)
         else:
             self.guard.disable(name, utcnow(), reason)
         self.publish(StrategyGuardChanged(self.guard.to_dict()))
@@ -118,6 +189,16 @@ class StrategyRunner:
         name = strategy_of(event.opened_by)
         if name not in self.strategies:
             return
+        before = self.stats.get(name, StrategyStats())
+        won, lost = event.pnl > 0, event.pnl < 0
+        self.stats[name] = replace(
+            before,
+            round_trips=before.round_trips + 1,
+            wins=before.wins + won,
+            losses=before.losses + lost,
+            consecutive_losses=before.consecutive_losses + 1 if lost else 0,
+            realised_pnl=before.realised_pnl + event.pnl,
+        )
         if self.guard.record(name, event.pnl, event.closed_at):
             self.alert(
                 Severity.WARN,
@@ -136,12 +217,128 @@ class StrategyRunner:
                 closes.append(last)
         now = utcnow()
         for name, strategy in self.strategies.items():
-            if not self.guard.is_enabled(name, now):
+            if not self._may_run(name, now):
                 continue
-            for intent in strategy.decide(_View(self.portfolio, self.tracker, name, self.closes, now)):
+            if strategy.timeframe is not None and not await self._candles_ready(strategy):
+                continue
+            try:
+                intents = await self._decide(strategy, now)
+            except StrategyFailed as exc:
+                self._failed(name, str(exc))
+                continue
+            for intent in intents:
                 if not self.state.permits(Permit.REDUCE):
                     return
                 await self.execute(name, intent)
+
+    def _may_run(self, name: str, now: datetime) -> bool:
+        enabled = self.guard.is_enabled(name, now)
+        if enabled and name in self._failed_down:
+            self._failed_down.discard(name)
+            self.alert(
+                Severity.INFO,
+                "STRATEGY_ENABLED",
+                f"{name} runs again: checked after {self.cfg.re_enable_check_hours:g}h, its stats allow it",
+            )
+            self.publish(StrategyGuardChanged(self.guard.to_dict()))
+        return enabled
+
+    async def _candles_ready(self, strategy: Strategy) -> bool:
+        assert strategy.timeframe is not None
+        for symbol in strategy.symbols:
+            if not await self.candles.ready(symbol, strategy.timeframe):
+                return False
+        return True
+
+    def view(self, strategy: Strategy, now: datetime) -> _View:
+        """The snapshot ``strategy`` decides on now."""
+        name, symbols = strategy.name, strategy.symbols
+        venue = self.link.venue
+        markets = {}
+        if venue is not None and venue.markets_loaded:
+            markets = {s: Market(venue.min_amount(s), venue.min_cost(s)) for s in symbols if s in venue.markets}
+        positions = {p.symbol: p for p in self.portfolio.positions() if p.symbol in symbols}
+        orders: dict[str, list[Order]] = {s: [] for s in symbols}
+        for order in self.tracker.open_orders():
+            if order.symbol in orders and strategy_of(order.origin) == name:
+                orders[order.symbol].append(order)
+        assets = set(self.portfolio.balances) | {a for s in symbols for a in s.split("/")}
+        timeframe = strategy.timeframe
+        return _View(
+            now=now,
+            stats=self.stats.get(name, StrategyStats()),
+            _candles={s: self.candles.candles(s, timeframe) for s in symbols} if timeframe else {},
+            _closes={s: tuple(self.closes.get(s, ())) for s in symbols},
+            _last={s: p for s in symbols if (p := self.portfolio.last.get(s)) is not None},
+            _positions=positions,
+            _orders={s: tuple(o) for s, o in orders.items()},
+            _free={a: self.portfolio.free(a) for a in assets},
+            _markets=markets,
+        )
+
+    async def _decide(self, strategy: Strategy, now: datetime) -> list[Intent]:
+        """``strategy.decide`` in a worker thread, under a deadline of one step; its own failures as StrategyFailed."""
+        if strategy.name in self._busy:
+            raise StrategyFailed("is still running a step that overran")
+        view = self.view(strategy, now)
+        budget = max(self.cfg.interval_s, MIN_STEP_S)
+        try:
+            # The wait allows for the thread's start and the loop's own latency; the strategy's time is its own.
+            intents, took = await asyncio.wait_for(self._in_thread(strategy, view), budget + WAIT_GRACE_S)
+        except TimeoutError:
+            raise StrategyFailed(f"took longer than its step ({budget:g}s)") from None
+        except Exception as exc:  # the plugin boundary: a strategy's own code may fail in any way
+            log.warning("strategy %s raised", strategy.name, exc_info=exc)
+            raise StrategyFailed(f"raised {type(exc).__name__}: {exc}") from None
+        if took > budget:
+            raise StrategyFailed(f"took {took:.2f}s, longer than its step ({budget:g}s)")
+        if not isinstance(intents, list) or not all(isinstance(i, Intent) for i in intents):
+            raise StrategyFailed(f"decide returned {type(intents).__name__}, not a list of Intent")
+        strange = [i.symbol for i in intents if i.symbol not in strategy.symbols]
+        if strange:
+            raise StrategyFailed(f"asked for {', '.join(strange)}, which it does not trade")
+        return intents
+
+    def _in_thread(self, strategy: Strategy, view: _View) -> asyncio.Future[Any]:
+        """``decide`` on a daemon thread of its own: one that never returns holds that thread only, never the
+        engine's shared executor (snapshots, queries) nor the process's exit."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            if not future.done():  # the deadline may have cancelled it
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+        def work() -> None:
+            started = time.perf_counter()
+            try:
+                outcome: tuple[bool, Any] = (True, (strategy.decide(view), time.perf_counter() - started))
+            except Exception as exc:  # the plugin boundary: handed to the engine's loop, which disables it
+                outcome = (False, exc)
+            finally:
+                # Out of the strategy's code (before the loop hears of it: the next step may come at once).
+                self._busy.discard(strategy.name)
+            with contextlib.suppress(RuntimeError):  # the loop closed while it overran: nobody to tell
+                loop.call_soon_threadsafe(settle, *outcome)
+
+        self._busy.add(strategy.name)
+        threading.Thread(target=work, name=f"strategy {strategy.name}", daemon=True).start()
+        return future
+
+    def _failed(self, name: str, why: str) -> None:
+        """Disable a strategy whose own code failed; the engine and the other strategies go on."""
+        self.guard.fail(name, utcnow(), why[:300])
+        self._failed_down.add(name)
+        self.alert(
+            Severity.WARN,
+            "STRATEGY_FAILED",
+            f"strategy {name} {why[:300]}; disabled, checked again in {self.cfg.re_enable_check_hours:g}h "
+            '(runbook 003 "Strategy Underperforming"); the engine and other strategies go on',
+        )
+        self.publish(StrategyGuardChanged(self.guard.to_dict()))
 
     async def execute(self, name: str, intent: Intent) -> None:
         command = self._command(name, intent)

@@ -13,6 +13,7 @@ from typing import Any
 
 GUARD = "guard"
 OPERATOR = "operator"
+FAILURE = "failure"  # it raised or overran its step; looked at again every ``re_enable_s``
 
 
 @dataclass
@@ -21,21 +22,25 @@ class _State:
 
     consecutive_losses: int = 0
     streak_pnl: Decimal = Decimal(0)
-    disabled_by: str | None = None  # GUARD (lifted by the cooldown) or OPERATOR (lifted only by enable)
+    # GUARD (lifted by the cooldown), OPERATOR (lifted only by enable) or FAILURE (lifted at a check, stats allowing)
+    disabled_by: str | None = None
     disabled_at: datetime | None = None
     reason: str = ""
 
 
 class LossStreakGuard:
-    """Disables a strategy after ``max_consecutive_losses`` losing round trips, for ``cooldown_s`` seconds."""
+    """Disables a strategy after ``max_consecutive_losses`` losing round trips, for ``cooldown_s`` seconds; one that
+    failed (raised, overran its step) is looked at again every ``re_enable_s`` and runs again when its losing streak
+    is under the limit (runbook 003 "Strategy Underperforming": re-evaluated after ``re_enable_check_hours``)."""
 
-    def __init__(self, max_consecutive_losses: int, cooldown_s: float) -> None:
+    def __init__(self, max_consecutive_losses: int, cooldown_s: float, re_enable_s: float = 3600.0) -> None:
         if max_consecutive_losses < 1:
             raise ValueError("max_consecutive_losses must be at least 1")
         if cooldown_s < 0:
             raise ValueError("cooldown_s must not be negative")
         self.max_consecutive_losses = max_consecutive_losses
         self.cooldown_s = cooldown_s
+        self.re_enable_s = re_enable_s
         self.states: dict[str, _State] = {}
 
     def record(self, strategy: str, pnl: Decimal, now: datetime) -> bool:
@@ -66,6 +71,13 @@ class LossStreakGuard:
         state.disabled_at = now
         state.reason = reason
 
+    def fail(self, strategy: str, now: datetime, reason: str) -> None:
+        """The strategy raised or overran its step: stood down until a check finds its stats allow it again."""
+        state = self._state(strategy, now)
+        state.disabled_by = FAILURE
+        state.disabled_at = now
+        state.reason = reason
+
     def enable(self, strategy: str) -> None:
         """Operator re-enable: lifts any stand-down and starts a fresh streak."""
         self.states[strategy] = _State()
@@ -73,9 +85,13 @@ class LossStreakGuard:
     def disabled_until(self, strategy: str) -> datetime | None:
         """When a guard stand-down ends; None when enabled or disabled by the operator (indefinite)."""
         state = self.states.get(strategy)
-        if state is None or state.disabled_by != GUARD or state.disabled_at is None:
+        if state is None or state.disabled_at is None:
             return None
-        return state.disabled_at + timedelta(seconds=self.cooldown_s)
+        if state.disabled_by == GUARD:
+            return state.disabled_at + timedelta(seconds=self.cooldown_s)
+        if state.disabled_by == FAILURE:
+            return state.disabled_at + timedelta(seconds=self.re_enable_s)
+        return None
 
     def status(self, strategy: str, now: datetime) -> dict[str, Any]:
         """A snapshot for screens and the CLI."""
@@ -96,6 +112,7 @@ class LossStreakGuard:
         return {
             "max_consecutive_losses": self.max_consecutive_losses,
             "cooldown_s": self.cooldown_s,
+            "re_enable_s": self.re_enable_s,
             "strategies": {
                 name: {
                     "consecutive_losses": s.consecutive_losses,
@@ -114,11 +131,13 @@ class LossStreakGuard:
         data: dict[str, Any],
         max_consecutive_losses: int | None = None,
         cooldown_s: float | None = None,
+        re_enable_s: float | None = None,
     ) -> LossStreakGuard:
         """Restore saved state; pass the current config's limits so a restart applies them, not the saved ones."""
         guard = cls(
             data["max_consecutive_losses"] if max_consecutive_losses is None else max_consecutive_losses,
             data["cooldown_s"] if cooldown_s is None else cooldown_s,
+            data.get("re_enable_s", 3600.0) if re_enable_s is None else re_enable_s,
         )
         for name, s in data.get("strategies", {}).items():
             guard.states[name] = _State(
@@ -133,7 +152,11 @@ class LossStreakGuard:
     def _state(self, strategy: str, now: datetime) -> _State:
         state = self.states.setdefault(strategy, _State())
         until = self.disabled_until(strategy)
-        if until is not None and now >= until:
-            # The cooldown is over: a fresh start, as if the operator had re-enabled it.
-            self.states[strategy] = state = _State()
+        if until is None or now < until:
+            return state
+        if state.disabled_by == FAILURE and state.consecutive_losses >= self.max_consecutive_losses:
+            state.disabled_at = now  # its stats do not allow it yet: looked at again after another period
+            return state
+        # The cooldown is over (or the check passed): a fresh start, as if the operator had re-enabled it.
+        self.states[strategy] = state = _State()
         return state

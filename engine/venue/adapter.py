@@ -600,6 +600,23 @@ class Venue:
     async def watch_ticker(self, symbol: str) -> dict[str, Any]:
         return dict(await self.ex.watch_ticker(symbol))
 
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None
+    ) -> list[list[Any]]:
+        """Candles ``[open ms, open, high, low, close, volume]`` oldest first (retried: a read)."""
+        return list(await self._call("fetch_ohlcv", symbol, timeframe, since_ms, limit))
+
+    async def watch_ohlcv(self, symbol: str, timeframe: str) -> list[list[Any]]:
+        """The candles the stream updated since the last call (the forming one each time, a closed one at its end)."""
+        return list(await self.ex.watch_ohlcv(symbol, timeframe))
+
+    def streamed_ohlcv(self, symbol: str, timeframe: str) -> list[list[Any]]:
+        """The newest candles the stream has delivered, waited for or not. ccxt answers a watch with the message that
+        resolved it; one that arrives before the next watch (the new candle right after the closed one's last
+        update) waits in its cache for the message after it."""
+        cache = getattr(self.ex, "ohlcvs", {}).get(symbol, {}).get(timeframe)
+        return [list(row) for row in cache[-3:]] if cache else []
+
     # Calls that need the key: one of them answering proves the key works again.
     # ------------------------------------------------------------ probes of the go/no-go checklist
     # Each is one plain request on the routine client, with no retry: the checklist wants the venue's own answer.

@@ -9,6 +9,7 @@ from decimal import Decimal as D
 from engine.kernel.config import LadderConfig, MaCrossConfig, MeanReversionConfig, StrategyConfig
 from engine.kernel.events import Order, OrderStatus, Position
 from engine.strategies import MaCross, MeanReversion, build_strategies
+from engine.strategies.api import Market
 from engine.strategies.base import Intent
 
 SYM = "BTC/USDT"
@@ -25,6 +26,10 @@ class View:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[str, list[Order]] = field(default_factory=dict)
     balances: dict[str, D] = field(default_factory=dict)
+    markets: dict[str, Market] = field(default_factory=dict)
+
+    def market(self, symbol: str) -> Market:
+        return self.markets.get(symbol, Market())
 
     def closes(self, symbol: str) -> list[D]:
         return self.closes_.get(symbol, [])
@@ -176,3 +181,17 @@ def test_the_ladder_stops_adding_before_the_risk_limit_would_refuse_it():
         last_={SYM: D("100")}, positions={SYM: Position(SYM, D("1.5"), D("101"), D("100"))}, balances={"BTC": D("1.5")}
     )
     assert [i.kind for i in ladder.decide(big)] == ["sell"]  # 150 held: no buy, only the offer over the entry
+
+
+def test_the_ladder_does_not_offer_what_the_venue_would_refuse_as_too_small():
+    """Issue 23: a remainder under the minimum notional was offered again every step (7 FAILED audit rows in 20 s
+    on a fresh paper session); the ladder now leaves it alone."""
+    from engine.strategies.ladder import Ladder
+
+    ladder = Ladder(LadderConfig(order_quote=D("100"), max_holding_quote=D("200")), (SYM,))
+    held = {SYM: Position(SYM, D("1.5"), D("101"), D("100"))}
+    limits = {SYM: Market(min_amount=D("0.00001"), min_notional=D("5"))}
+    dust = View(last_={SYM: D("100")}, positions=held, balances={"BTC": D("0.04")}, markets=limits)
+    assert [i.kind for i in ladder.decide(dust)] == []  # 0.04 x ~101 = 4.04 < 5: nothing to send
+    enough = View(last_={SYM: D("100")}, positions=held, balances={"BTC": D("0.05")}, markets=limits)
+    assert [i.kind for i in ladder.decide(enough)] == ["sell"]

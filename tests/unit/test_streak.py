@@ -91,3 +91,20 @@ def test_from_dict_applies_current_limits():
     restored = LossStreakGuard.from_dict(guard.to_dict(), max_consecutive_losses=5, cooldown_s=120)
     assert (restored.max_consecutive_losses, restored.cooldown_s) == (5, 120)
     assert restored.status(S, T0)["disabled_until"] == T0 + timedelta(seconds=120)
+
+
+def test_a_failed_strategy_is_checked_after_the_period_and_runs_again_only_when_its_stats_allow():
+    """Runbook 003: a strategy disabled for raising is re-evaluated after re_enable_check_hours."""
+    hour = timedelta(hours=1)
+    guard = LossStreakGuard(3, 60, re_enable_s=3600)
+    guard.fail(S, T0, "raised RuntimeError")
+    assert not guard.is_enabled(S, T0 + hour - timedelta(seconds=1))
+    assert guard.status(S, T0)["disabled_by"] == "failure"
+    assert guard.is_enabled(S, T0 + hour)  # no losing streak: back
+
+    guard.fail(S, T0, "raised again")
+    lose(guard, 3, T0)  # its stats do not allow it: checked again an hour later, and again
+    assert not guard.is_enabled(S, T0 + hour)
+    assert not guard.is_enabled(S, T0 + 2 * hour - timedelta(seconds=1))
+    saved = LossStreakGuard.from_dict(json.loads(json.dumps(guard.to_dict())))
+    assert saved.re_enable_s == 3600 and saved.status(S, T0 + hour)["disabled_by"] == "failure"

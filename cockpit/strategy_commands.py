@@ -1,0 +1,57 @@
+"""``cockpit strategy new NAME`` and ``cockpit strategy list``: the strategies users write (docs/strategies.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from engine.api import strategies
+from engine.kernel.config import Settings
+from engine.kernel.text import inert
+
+
+def new(settings: Settings, name: str) -> int:
+    """Write the template; print its path, and how to run it."""
+    try:
+        path = strategies.new(settings, name)
+    except ValueError as exc:
+        print(f"cockpit strategy new: {inert(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cockpit strategy new: cannot write it: {inert(exc.strerror or exc)}", file=sys.stderr)
+        return 1
+    print(path)
+    print(
+        f'to run it: add run = ["{name}"] under [strategy] in config.toml; `cockpit strategy list` shows it',
+        file=sys.stderr,
+    )
+    return 0
+
+
+def listing(settings: Settings, as_json: bool) -> int:
+    """Every strategy found: where from, whether it runs, its parameters; the error of one that failed to load.
+    Exit 1 when one named in ``[strategy] run`` cannot run."""
+    found = strategies.found(settings)
+    if as_json:
+        print(json.dumps(found, default=str))
+    else:
+        for s in found:
+            state = "FAILED" if s["error"] else ("runs" if s["runs"] else "off")
+            timeframe = f" · {s['timeframe']} candles, {s['history']} needed" if s["timeframe"] else ""
+            print(f"{inert(s['name'])}  {state}  ({inert(s['source'])}){timeframe}")
+            if s["error"]:
+                print(f"    error: {inert(s['error'], limit=500)}")
+            for p in s["params"]:
+                bounds = " ".join(f"{k} {v}" for k, v in p["bounds"].items())
+                print(
+                    f"    {inert(p['name'])}: {inert(p['type'])} = {inert(p['default'])}"
+                    + (f" ({bounds})" if bounds else "")
+                )
+    names = {s["name"] for s in found if s["error"] is None}
+    missing = [n for n in settings.strategy.run if n not in names]
+    if missing:
+        print(
+            f"cockpit strategy list: [strategy] run names {', '.join(map(inert, missing))}: not loaded", file=sys.stderr
+        )
+        return 1
+    return 0

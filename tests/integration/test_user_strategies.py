@@ -1,0 +1,172 @@
+"""Strategies users write, loaded from files, on the real engine against the simulator through ccxt: the template
+as `cockpit strategy new` writes it trades; a broken file and a strategy that raises at its third step disable only
+themselves, with an alert; candles stay whole across a websocket drop (the gap filled from REST before the next
+decision)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from eventually import eventually
+from fastsim import FAST
+
+from engine.api.strategies import new
+from engine.core.engine import Engine
+from engine.kernel.config import EngineConfig, LadderConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
+from engine.kernel.events import TradingState
+from engine.sim import Simulator
+
+# Raises at its third step, and counts the steps it was asked (a class attribute: its module is loaded afresh).
+BOOM = """
+from engine.strategies.api import Strategy
+
+
+class Boom(Strategy):
+    name = "boom"
+    timeframe = "1m"
+    history = 5
+    steps = 0
+
+    def decide(self, view):
+        type(self).steps += 1
+        if type(self).steps == 3:
+            raise RuntimeError("third step")
+        return []
+"""
+
+# Takes longer than its step (0.3 s) at its first decision.
+SLOW = """
+import time
+
+from engine.strategies.api import Strategy
+
+
+class Slow(Strategy):
+    name = "slow"
+    timeframe = None
+    history = 0
+
+    def decide(self, view):
+        time.sleep(0.6)
+        return []
+"""
+
+# Checks every decision's candles: whole (one open time after another), the forming one after the closed ones.
+WHOLE = """
+from datetime import timedelta
+
+from engine.strategies.api import Strategy
+
+
+class Whole(Strategy):
+    name = "whole"
+    symbols = ("BTC/USDT",)
+    timeframe = "1m"
+    history = 30
+    seen = []
+
+    def decide(self, view):
+        candles = view.candles("BTC/USDT")
+        times = [c.ts for c in candles] + [candles.forming.ts]
+        gaps = [t for a, t in zip(times, times[1:]) if t - a != timedelta(minutes=1)]
+        if len(candles) < 30 or gaps or candles.forming.closed:
+            raise AssertionError(f"candles not whole: {len(candles)} closed, gaps at {gaps}")
+        type(self).seen.append(times[-1])
+        return []
+"""
+
+
+@pytest.fixture
+async def fast_market():
+    """A simulator whose market runs 60 times faster than the clock: a 1-minute candle every second."""
+    simulator = Simulator(seed=5, tick_interval=0.05, speed=60)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def _settings(sim: Simulator, tmp_path) -> Settings:
+    folder = tmp_path / "strategies"
+    return Settings(
+        venue=VenueConfig(
+            exchange="binance",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key=sim.api_key,
+            api_secret=sim.api_secret,
+            **{**FAST, "timeout_ms": 3000},
+        ),
+        engine=EngineConfig(data_dir=tmp_path / "data"),
+        risk=RiskConfig(max_position_pct=Decimal("20")),
+        strategy=StrategyConfig(
+            interval_s=0.3,
+            re_enable_check_hours=0.0012,  # 4.3 s: runbook 003's check, within the test
+            ladder=LadderConfig(enabled=False),
+            paths=(folder,),
+            run=("tpl", "boom", "whole", "broken", "slow"),
+            # The template as written, made eager: an RSI under 99 is nearly always, so it buys at once.
+            params={"tpl": {"oversold": 99.0, "order_quote": "20"}},
+        ),
+    )
+
+
+async def test_user_strategies_load_trade_fail_alone_and_keep_whole_candles(fast_market, tmp_path, run):
+    sim = fast_market
+    settings = _settings(sim, tmp_path)
+    written = new(settings, "tpl")  # what `cockpit strategy new tpl` writes, unchanged
+    folder = written.parent
+    (folder / "boom.py").write_text(BOOM, encoding="utf-8")
+    (folder / "whole.py").write_text(WHOLE, encoding="utf-8")
+    (folder / "slow.py").write_text(SLOW, encoding="utf-8")
+    (folder / "broken.py").write_text("import a_module_that_is_not_there\n", encoding="utf-8")
+
+    engine: Engine = await run(settings)
+    runner = engine.runner
+    assert sorted(runner.strategies) == ["boom", "slow", "tpl", "whole"]
+    codes = lambda: [a.code for a in engine.alert_book.recent]
+    assert "STRATEGY_LOAD_FAILED" in codes()
+    loaded = [a for a in engine.alert_book.recent if a.code == "STRATEGY_LOAD_FAILED"]
+    assert "broken.py" in loaded[0].message and "a_module_that_is_not_there" in loaded[0].message
+
+    # boom raises at its third step: disabled with an alert, the engine and the others go on.
+    # Both disabled with STRATEGY_FAILED (the second a count on the first: alerts de-duplicate by code), each with
+    # its own reason in its status.
+    await eventually(lambda: "STRATEGY_FAILED" in codes(), timeout=20, message="a strategy disabled")
+    why = lambda name: {s["strategy"]: s for s in runner.status()}[name]["reason"]
+    await eventually(lambda: "third step" in why("boom"), timeout=20, message="boom disabled for raising")
+    await eventually(lambda: "longer than its step" in why("slow"), timeout=20, message="slow disabled")
+    status = {s["strategy"]: s for s in runner.status()}
+    assert status["boom"]["disabled_by"] == "failure" and not status["boom"]["enabled"]
+    assert status["tpl"]["enabled"] and status["whole"]["enabled"]
+    boom_steps = type(runner.strategies["boom"]).steps
+    assert boom_steps == 3
+
+    # The template trades on the paper venue, through the one execute (actor strategy:tpl).
+    await eventually(
+        lambda: any(o.origin == "strategy:tpl" and o.filled > 0 for o in engine.tracker.all()),
+        timeout=15,
+        message="the template bought",
+    )
+
+    # A websocket drop, and no way back for a while: market minutes pass unseen by the stream.
+    whole = type(runner.strategies["whole"])
+    series = runner.candles.series[("BTC/USDT", "1m")]
+    await eventually(lambda: len(whole.seen) >= 2, timeout=15, message="whole decided on whole candles")
+    await eventually(lambda: series.streaming, timeout=10, message="the kline stream delivers")
+    before = series.newest()
+    sim.faults.inject("ws-refuse", which="market", duration=2.5)
+    sim.faults.inject("ws-drop", which="market")
+    await eventually(lambda: not series.streaming, timeout=10, message="the kline stream dropped")
+    await eventually(lambda: series.streaming, timeout=20, message="the kline stream back")
+    seen = len(whole.seen)
+    await eventually(lambda: len(whole.seen) > seen + 2, timeout=15, message="whole decides again")
+    assert series.filled >= 1 and series.first_gap() is None and not series.suspect
+    assert before is not None and series.newest() - before >= 2 * 60_000  # minutes passed during the drop
+    # Every decision saw whole candles (whole raises otherwise); the template and whole never stopped.
+    enabled = {s["strategy"]: s["enabled"] for s in runner.status()}
+    assert enabled["tpl"] and enabled["whole"]
+    # Runbook 003: after re_enable_check_hours boom is checked; its stats allow it (no losing streak): it runs again.
+    await eventually(lambda: "STRATEGY_ENABLED" in codes(), timeout=20, message="boom checked and enabled again")
+    await eventually(lambda: type(runner.strategies["boom"]).steps > boom_steps, message="boom asked again")
+    assert engine.trading_state == TradingState.ACTIVE
