@@ -317,7 +317,10 @@ class ListScreen(Screen[None]):
             self._loading = False
 
     def draw(self) -> None:
-        table = self.query_one("#rows", KeyedTable)
+        tables = list(self.query("#rows").results(KeyedTable))
+        if not tables:
+            return  # closed while it read (Esc during a slow read): nothing to draw on
+        table = tables[0]
         table.sync({key: cells(row) for key, row in self.rows()})
         summary = self.summary()
         if self.failed:
