@@ -36,6 +36,10 @@ def build_exchange(
     ex = cls(params)
     if rest_url:
         point_at_local_binance(ex, rest_url, ws_url)
+        if rest_url.startswith("http://") and (ws_url is None or ws_url.startswith("ws://")):
+            # ccxt waits timeout_on_exit (250 ms) at close for TLS transports to shut cleanly; with none there is
+            # nothing to wait for, and every stop of an engine (two clients) would wait half a second.
+            ex.timeout_on_exit = 0
     if exchange_id.startswith("binance"):
         prepare_binance(ex)
     return ex
