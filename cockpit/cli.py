@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cockpit.quick import MESSAGE_LIMIT  # shared with the kill switch's quick path, which answers before the rest
+from cockpit.quick import text as _text
 from engine.kernel.text import inert
 
 if TYPE_CHECKING:
@@ -27,15 +29,6 @@ if TYPE_CHECKING:
 
 # The rest of the engine (the command table, the settings' models, the store) is imported where a command needs it:
 # the kill switch from a second shell (cockpit.quick) answers before any of it is loaded.
-# The longest answer printed for a command (it may carry a reason or a venue's error; --json prints all of it).
-MESSAGE_LIMIT = 4000
-
-
-def _text(text: str) -> str:
-    """Outside text from the command line (a reason, a name, a symbol), as the store can keep it: a byte that is
-    not UTF-8 (Python hands it over as a lone surrogate) becomes U+FFFD instead of failing the command (a halt
-    must not fail over a pasted byte)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _decimal(text: str) -> Decimal:

@@ -29,7 +29,7 @@ COMMANDS: dict[str, frozenset[str]] = {
     "status": COMMON,
 }
 FLAGS = frozenset({"--json"})
-MESSAGE_LIMIT = 4000  # as cockpit.cli prints an answer
+MESSAGE_LIMIT = 4000  # the longest answer printed for a command (--json prints all of it)
 
 
 def run(argv: list[str]) -> int | None:
@@ -102,7 +102,7 @@ def _parse(argv: list[str]) -> dict[str, str] | None:
                     return None
                 i += 1
                 value = argv[i]
-            options[name] = _text(value)
+            options[name] = text(value)
         elif token in FLAGS and not eq and token not in options:
             options[token] = ""
         elif token == command and "command" not in options:
@@ -113,9 +113,11 @@ def _parse(argv: list[str]) -> dict[str, str] | None:
     return options if "command" in options else None
 
 
-def _text(text: str) -> str:
-    """As cockpit.cli reads outside text: a byte that is not UTF-8 becomes U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+def text(raw: str) -> str:
+    """Outside text from the command line (a reason, a name, a symbol), as the store can keep it: a byte that is
+    not UTF-8 (Python hands it over as a lone surrogate) becomes U+FFFD instead of failing the command (a halt
+    must not fail over a pasted byte)."""
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _data_dir(options: dict[str, str]) -> Path | None:

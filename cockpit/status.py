@@ -28,9 +28,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     from engine.api.statusreport import status_report  # with the store: a mistyped --data-dir answers fast
 
     try:
-        chat = [
-            name for name, bot in (("telegram", settings.chat.telegram), ("slack", settings.chat.slack)) if bot.enabled
-        ]
+        chat = settings.chat.enabled()
         report = status_report(
             store, data_dir, engine_pid(data_dir), settings.engine.mode, chat, settings.venue.symbols
         )

@@ -224,8 +224,7 @@ def _status_report(s: Service, params: dict[str, Any]) -> dict[str, Any]:
     from engine.api.statusreport import status_report
 
     with s.reading() as store:
-        chat = s.engine.settings.chat
-        bots = [name for name, bot in (("telegram", chat.telegram), ("slack", chat.slack)) if bot.enabled]
+        bots = s.engine.settings.chat.enabled()
         return status_report(store, s.data_dir, str(os.getpid()), s.engine.mode, bots, s.engine.settings.venue.symbols)
 
 

@@ -210,7 +210,7 @@ def chat_control(settings: Settings) -> Check:
     """The kill switch reaches the phone: a chat bot is enabled (runbook 003 "Pre-live Checklist" 7: "Ensure
     Telegram notifications are configured"); WARN in live without one."""
     chat = settings.chat
-    bots = [name for name, on in (("telegram", chat.telegram.enabled), ("slack", chat.slack.enabled)) if on]
+    bots = chat.enabled()
     c = ("chat_control", "Chat control configured")
     if bots:
         return Check(*c, Status.PASS, f"kill switch and status from {', '.join(bots)}", {"bots": bots})

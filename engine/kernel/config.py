@@ -333,6 +333,10 @@ class ChatConfig(_Section):
     telegram: TelegramChatConfig = TelegramChatConfig()
     slack: SlackChatConfig = SlackChatConfig()
 
+    def enabled(self) -> list[str]:
+        """The names of the bots turned on, in this order: telegram, slack."""
+        return [name for name, bot in (("telegram", self.telegram), ("slack", self.slack)) if bot.enabled]
+
 
 class TuiConfig(_Section):
     """The cockpit's screen."""
