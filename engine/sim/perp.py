@@ -500,8 +500,10 @@ class PerpEngine:
         time_in_force: str | None = None,
         reduce_only: bool = False,
         client_order_id: str | None = None,
+        force: bool = False,
     ) -> PerpOrder:
-        """POST /fapi/v1/order: MARKET or LIMIT (conditional types go to the algo service: -4120)."""
+        """POST /fapi/v1/order: MARKET or LIMIT (conditional types go to the algo service: -4120). ``force``: skip
+        the filter and margin checks (an order placed outside the engine, e.g. the foreign-fill fault)."""
         spec, pos = self.spec(symbol), self.position(symbol)
         if side not in ("BUY", "SELL"):
             raise errors.illegal("side", "BUY, SELL")
@@ -527,12 +529,13 @@ class PerpEngine:
             o.client_order_id == client_order_id and o.is_open for o in self.orders.values()
         ):
             raise errors.VenueError(-4015, "Client order id is not valid.")
-        self._check_filters(spec, type, quantity, price or ZERO, reduce_only, market)
+        if not force:
+            self._check_filters(spec, type, quantity, price or ZERO, reduce_only, market)
         bid, ask = self.feeds[symbol].bid_ask()
         touch = ask if side == "BUY" else bid
         if reduce_only:
             self._check_reduce_only(pos, side, quantity)
-        else:
+        elif not force:
             self._check_margin(pos, side, quantity, price if price is not None else touch)
         marketable = market or (price is not None and (price >= ask if side == "BUY" else price <= bid))
         if time_in_force == "GTX" and marketable:
@@ -831,7 +834,8 @@ class PerpEngine:
 
     def _liquidate(self, pos: Position) -> PerpOrder:
         """Close ``pos`` at the mark price as Binance's liquidation engine does: an ``autoclose-`` order, its fill
-        reported as CALCULATED; what is left of an isolated margin goes to the insurance fund."""
+        reported as CALCULATED. The insurance fund clears the rest (INSURANCE_CLEAR): it takes what is left of an
+        isolated margin and covers a loss beyond it, and covers a cross wallet that the close left negative."""
         now = self.clock()
         side = "SELL" if pos.amt > 0 else "BUY"
         price = self.mark(pos.symbol)
@@ -853,11 +857,13 @@ class PerpEngine:
             liquidation=True,
         )
         self.orders[order.order_id] = order
-        leftover = pos.isolated_wallet + self.upnl(pos) if pos.isolated else ZERO
+        isolated = pos.isolated
+        leftover = pos.isolated_wallet + self.upnl(pos) if isolated else ZERO
         self._fill(order, price, maker=False, exec_type="CALCULATED")
-        if leftover > 0:
-            self.account.wallet -= leftover
-            self._add_income(pos.symbol, "INSURANCE_CLEAR", -leftover, now)
+        clear = -leftover if isolated else max(-self.account.wallet, ZERO)
+        if clear:
+            self.account.wallet += clear
+            self._add_income(pos.symbol, "INSURANCE_CLEAR", clear, now)
             self._emit(PerpAccountUpdate("INSURANCE_CLEAR", (pos.symbol,), now))
         return order
 

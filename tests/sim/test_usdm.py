@@ -180,6 +180,14 @@ async def test_funding_is_charged_at_the_funding_time_and_streamed(perps):
     assert (await ex.fetch_funding_rate(PERP))["fundingRate"] == 0.0001  # the spike was charged once
     assert not sim.faults.active("funding-spike")
 
+    # A gap far through the cross liquidation price: closed at the mark, the insurance fund covers the deficit.
+    sim.set_price("BTCUSDT", Decimal(pos["info"]["liquidationPrice"]) * Decimal("1.2"))
+    assert await ex.fetch_positions() == []
+    assert (await ex.fetch_balance())["USDT"]["total"] == 0
+    assert [r["incomeType"] for r in await ex.fapiPrivateGetIncome({"incomeType": "INSURANCE_CLEAR"})] == [
+        "INSURANCE_CLEAR"
+    ]
+
 
 async def test_both_markets_on_one_simulator_and_mark_divergence():
     async with Simulator(seed=7, market="both") as sim:
@@ -194,6 +202,10 @@ async def test_both_markets_on_one_simulator_and_mark_divergence():
             assert Decimal(str(mark["markPrice"])) == (sim.price("BTCUSDT") * Decimal("1.03")).quantize(Decimal("0.01"))
             watched = await ex.watch_mark_price(PERP)
             assert watched["markPrice"] == mark["markPrice"]
+            sim.faults.inject("foreign-fill", market="usdm", side="SELL", qty="0.002")  # not the engine's order
+            (pos,) = await ex.fetch_positions()
+            assert (pos["side"], pos["contracts"]) == ("short", 0.002)
+            assert sim.engine.trades == []  # the spot account saw nothing
         finally:
             await ex.close()
     async with Simulator(seed=7, market="usdm") as only:
