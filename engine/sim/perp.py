@@ -579,15 +579,15 @@ class PerpEngine:
         self._set_status(order, "CANCELED", self.clock())
         return order
 
-    def cancel_all(self, symbol: str) -> tuple[list[PerpOrder], list[AlgoOrder]]:
-        """DELETE /fapi/v1/allOpenOrders (and the countdown's expiry): every working order and conditional order."""
+    def cancel_all(self, symbol: str) -> list[PerpOrder]:
+        """DELETE /fapi/v1/allOpenOrders (and the countdown's expiry): every working order of the matching engine;
+        conditional orders live in the algo service and stay (DELETE /fapi/v1/algoOpenOrders), decision SIM-06."""
         self.spec(symbol)
         now = self.clock()
         orders = self.open_orders(symbol)
         for order in orders:
             self._set_status(order, "CANCELED", now)
-        algos = self.cancel_all_algos(symbol)
-        return orders, algos
+        return orders
 
     def cancel_all_algos(self, symbol: str) -> list[AlgoOrder]:
         """DELETE /fapi/v1/algoOpenOrders."""

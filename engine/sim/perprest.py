@@ -486,7 +486,7 @@ class PerpRoutes:
         return self._json([perppayloads.order_json(o) for o in self.perp.open_orders(symbol)])
 
     async def cancel_all(self, request: web.Request) -> web.Response:
-        """DELETE /fapi/v1/allOpenOrders: every working order of the symbol, conditional ones included."""
+        """DELETE /fapi/v1/allOpenOrders: every working order of the symbol (not the conditional ones)."""
         p = await self._trading(request)
         symbol = self._symbol(p)
         assert symbol is not None
