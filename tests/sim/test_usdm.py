@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -188,6 +190,32 @@ async def test_funding_is_charged_at_the_funding_time_and_streamed(perps):
     assert [r["incomeType"] for r in await ex.fapiPrivateGetIncome({"incomeType": "INSURANCE_CLEAR"})] == [
         "INSURANCE_CLEAR"
     ]
+
+
+@pytest.mark.slow  # a real `cockpit sim` process: about 2 s
+async def test_cockpit_sim_market_usdm_serves_fapi_and_no_spot():
+    code = "from cockpit.cli import main; raise SystemExit(main(['sim', '--market', 'usdm', '--rest-port', '0', "
+    code += "'--ws-port', '0', '--funding-interval', '60']))"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        lines = [(await asyncio.wait_for(proc.stdout.readline(), 10)).decode().rstrip("\n") for _ in range(8)]
+        rest_url = lines[0].split(" ", 1)[1]
+        assert lines[7] == f"Market usdm: USDⓈ-M futures under {rest_url}/fapi"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{rest_url}/fapi/v1/premiumIndex?symbol=BTCUSDT") as answer:
+                body = await answer.json()
+                assert body["nextFundingTime"] % 60_000 == 0 and body["nextFundingTime"] - body["time"] <= 60_000
+            async with http.get(f"{rest_url}/api/v3/exchangeInfo") as spot:
+                assert spot.status == 404
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        assert "Traceback" not in (await proc.stderr.read()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def test_both_markets_on_one_simulator_and_mark_divergence():
