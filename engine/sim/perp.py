@@ -260,6 +260,7 @@ class PerpEngine:
         for symbol in feeds:
             self.account.positions[symbol] = Position(symbol)
         self.orders: dict[int, PerpOrder] = {}
+        self._open: dict[int, PerpOrder] = {}  # the working ones, so a tick does not walk every order ever placed
         self.algos: dict[int, AlgoOrder] = {}
         self.fills: list[PerpFill] = []
         self.income: list[Income] = []
@@ -328,8 +329,8 @@ class PerpEngine:
     def open_order_margin(self, symbol: str | None = None) -> Decimal:
         """Initial margin held by working orders that may increase a position."""
         total = ZERO
-        for order in self.orders.values():
-            if order.is_open and not order.reduce_only and not order.close_position:
+        for order in self._open.values():
+            if not order.reduce_only and not order.close_position:
                 if symbol is None or order.symbol == symbol:
                     lev = self.account.positions[order.symbol].leverage
                     price = order.price or self.last(order.symbol)
@@ -412,7 +413,7 @@ class PerpEngine:
             raise errors.VenueError(-4046, "No need to change margin type.")
         if pos.amt:
             raise errors.VenueError(-4048, "Margin type cannot be changed if there exists position.")
-        if any(o.is_open and o.symbol == symbol for o in self.orders.values()):
+        if any(o.symbol == symbol for o in self._open.values()):
             raise errors.VenueError(-4047, "Margin type cannot be changed if there exists open orders.")
         pos.margin_type = margin_type
         self._emit(PerpAccountUpdate("MARGIN_TYPE_CHANGE", (symbol,), self.clock()))
@@ -439,7 +440,7 @@ class PerpEngine:
 
     def open_orders(self, symbol: str | None = None) -> list[PerpOrder]:
         """Working orders, oldest first."""
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
 
     def open_algos(self, symbol: str | None = None) -> list[AlgoOrder]:
         """Conditional orders waiting for their trigger."""
@@ -525,9 +526,7 @@ class PerpEngine:
                 raise errors.VenueError(-1115, "Invalid timeInForce.")
         elif price is not None:
             raise errors.not_required("price")
-        if client_order_id is not None and any(
-            o.client_order_id == client_order_id and o.is_open for o in self.orders.values()
-        ):
+        if client_order_id is not None and any(o.client_order_id == client_order_id for o in self._open.values()):
             raise errors.VenueError(-4015, "Client order id is not valid.")
         if not force:
             self._check_filters(spec, type, quantity, price or ZERO, reduce_only, market)
@@ -557,7 +556,7 @@ class PerpEngine:
             orig_type=type,
             update_time=now,
         )
-        self.orders[order.order_id] = order
+        self.orders[order.order_id] = self._open[order.order_id] = order
         self._emit(PerpOrderUpdate(order, "NEW", now))
         if self.is_stuck(symbol):
             return order
@@ -710,7 +709,7 @@ class PerpEngine:
             working_type=algo.working_type,
             update_time=now,
         )
-        self.orders[order.order_id] = order
+        self.orders[order.order_id] = self._open[order.order_id] = order
         algo.actual_order_id = order.order_id
         self._emit(PerpOrderUpdate(order, "NEW", now))
         self._set_algo_status(algo, "FINISHED", now)
@@ -789,6 +788,8 @@ class PerpEngine:
             raise RuntimeError(f"order {order.order_id}: {order.status} -> {status} is not a legal transition")
         order.status = status
         order.update_time = now
+        if not order.is_open:
+            self._open.pop(order.order_id, None)
         self._emit(PerpOrderUpdate(order, exec_type or status, now, fill))
 
     def _set_algo_status(self, algo: AlgoOrder, status: str, now: int, *, trigger: bool = False) -> None:
@@ -808,13 +809,15 @@ class PerpEngine:
         if not self.is_stuck(symbol):
             bid, ask = self.feeds[symbol].bid_ask()
             for order in self.open_orders(symbol):
+                if not order.is_open:  # expired by an earlier fill of this round (reduce-only)
+                    continue
                 if order.type == "MARKET":
                     self._fill(order, ask if order.side == "BUY" else bid, maker=False)
                 elif order.side == "BUY" and ask <= order.price or order.side == "SELL" and bid >= order.price:
                     self._fill(order, order.price, maker=True)
             now = self.clock()
             for algo in self.open_algos(symbol):
-                if self._triggered(algo):
+                if algo.is_open and self._triggered(algo):
                     self._trigger(algo, now)
         self.check_liquidations()
 
@@ -856,7 +859,7 @@ class PerpEngine:
             update_time=now,
             liquidation=True,
         )
-        self.orders[order.order_id] = order
+        self.orders[order.order_id] = self._open[order.order_id] = order
         isolated = pos.isolated
         leftover = pos.isolated_wallet + self.upnl(pos) if isolated else ZERO
         self._fill(order, price, maker=False, exec_type="CALCULATED")

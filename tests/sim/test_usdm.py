@@ -131,10 +131,16 @@ async def test_reduce_only_never_opens_or_flips_and_a_close_position_stop_flatte
     assert stop["status"] == "open" and stop["info"]["algoStatus"] == "NEW"
     (waiting,) = await ex.fetch_open_orders(PERP, params={"trigger": True})
     assert waiting["id"] == stop["id"] and waiting["triggerPrice"] == 59_000
+    near = await ex.create_order(PERP, "limit", "sell", 0.005, 61_000, params={"reduceOnly": True})
+    far = await ex.create_order(PERP, "limit", "sell", 0.005, 62_000, params={"reduceOnly": True})
+    sim.set_price("BTCUSDT", Decimal("61100"))  # the near take-profit fills at its price, as a maker
+    (fill,) = await ex.fetch_my_trades(PERP, params={"orderId": near["id"]})
+    assert (fill["price"], fill["takerOrMaker"]) == (61_000, "maker") and float(fill["info"]["realizedPnl"]) > 0
     sim.set_price("BTCUSDT", Decimal("59500"))
-    assert [p["contracts"] for p in await ex.fetch_positions()] == [0.015]
+    assert [p["contracts"] for p in await ex.fetch_positions()] == [0.01]
     sim.set_price("BTCUSDT", Decimal("58900"))  # the venue's own feed triggers it: closes the whole position
     assert await ex.fetch_positions() == []
+    assert (await ex.fetch_order(far["id"], PERP))["status"] == "expired"  # reduce-only with nothing to reduce
     done = await ex.fetch_order(stop["id"], PERP, params={"trigger": True})
     assert done["info"]["algoStatus"] == "FINISHED" and done["info"]["actualOrderId"]
     assert await ex.fetch_open_orders(PERP, params={"trigger": True}) == []
