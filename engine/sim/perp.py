@@ -398,6 +398,7 @@ class PerpEngine:
             needed = abs(pos.amt) * pos.entry / leverage
             if needed > pos.isolated_wallet and needed - pos.isolated_wallet > self.available():
                 raise errors.VenueError(-2019, "Margin is insufficient.")
+            pos.isolated_wallet = max(pos.isolated_wallet, needed)
         pos.leverage = leverage
         return leverage, spec.max_notional(leverage)
 
