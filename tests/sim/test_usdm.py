@@ -251,3 +251,11 @@ async def test_both_markets_on_one_simulator_and_mark_divergence():
             Simulator(market="spot").schedule_funding(1)
         with pytest.raises(ValueError, match="give one of spot, usdm, both"):
             Simulator(market="coinm")
+
+
+def test_the_futures_faults_have_a_command_line_help(capsys):
+    from engine.sim.faultcli import main as fault_main
+
+    for name in ("mark-divergence", "funding-spike", "foreign-fill"):
+        assert fault_main([name, "--help"]) == 0
+        assert f"fault {name}" in capsys.readouterr().out
