@@ -10,7 +10,9 @@ from crashloop import stops_twice
 from eventually import eventually
 from test_resilience_sim import alerts, settings
 
-from engine.kernel.commands import PlaceOrder
+from cockpit.status import render_status
+from engine.api.statusreport import status_report
+from engine.kernel.commands import CancelAll, PlaceOrder, Resume
 from engine.kernel.events import RoundTripClosed, TradingState
 from engine.store.db import Store
 
@@ -156,3 +158,40 @@ async def test_an_entry_with_a_take_profit_rests_as_one_oco_that_follows_the_fil
     assert engine.trading_state == TradingState.ACTIVE
     audit = [a for a in Store.in_dir(tmp_path).audit(limit=50) if a["command"] == "protect" and a["ok"]]
     assert any("OCO placed" in a["result"] for a in audit) and any("OCO amended" in a["result"] for a in audit)
+
+
+async def test_stops_cancel_all_took_stay_off_through_a_restart_until_an_operator_resumes(sim, tmp_path, run, capsys):
+    sim.pause_feed()
+    cfg = settings(sim, tmp_path)
+    engine = await run(cfg)
+    stop = (engine.portfolio.last[BTC] * Decimal("0.97")).quantize(Decimal("0.01"))
+    bought = await engine.execute(
+        PlaceOrder(symbol=BTC, side="buy", type="market", amount=Decimal("0.002"), stop_loss=stop)
+    )
+    assert bought.ok, bought.message
+    await eventually(lambda: len(venue_stops(sim)) == 1, timeout=10, message="the stop rests at the venue")
+    taken = await engine.execute(CancelAll(actor="operator:key", include_stops=True))
+    assert taken.ok and venue_stops(sim) == [], taken.message
+    await engine.stop()
+
+    # Stored: `cockpit status` says so with no engine running, and how to end it.
+    store = Store.in_dir(tmp_path)
+    try:
+        report = status_report(store, tmp_path, None, "paper", (), (BTC,))
+    finally:
+        store.close()
+    assert "until an operator resumes" in report["stops_suspended"]
+    assert [(p["symbol"], p["stop_at_venue"]) for p in report["positions"]] == [(BTC, False)]
+    render_status(report, tmp_path)
+    assert "stops at the venue: SUSPENDED" in (out := capsys.readouterr().out) and "`cockpit resume`" in out
+
+    # The restart keeps it: HALTED, the position held, and nothing placed for it at the venue.
+    again = await run(cfg)
+    assert again.trading_state == TradingState.HALTED and again.venue_stops.suspended
+    assert again.venue_stops.gap(BTC) is None and venue_stops(sim) == []
+    assert again.read.snapshot()["positions"] and again.venue_stops.resting(BTC) == []
+
+    # An operator resumes: the stop rests again and the suspension is over, on disk too.
+    assert (await again.execute(Resume(actor="operator:key"))).ok
+    await eventually(lambda: len(venue_stops(sim)) == 1, timeout=10, message="the stop placed again")
+    assert again.venue_stops.suspended == "" and again.store.load_json("stops_suspended") == ""
