@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from crashloop import CRASH_MONITORS, ROOT, Session, SimProcess, check, http, wait_for
 
-from engine.kernel.events import TradingState
+from engine.kernel.events import TradingState, utcnow
 
 QUIET_CONFIG = """
 [venue]
@@ -43,6 +43,15 @@ def stops_at_venue(sim: SimProcess, status: str = "NEW") -> list[dict]:
         o
         for o in sim.account()["orders"]
         if o["type"] == "STOP_LOSS_LIMIT" and o["status"] == status and o["clientOrderId"].startswith("cs-")
+    ]
+
+
+def oco_at_venue(sim: SimProcess, status: str = "NEW") -> list[dict]:
+    """The legs of the engine's protective OCOs at the venue in ``status``."""
+    return [
+        o
+        for o in sim.account()["orders"]
+        if o["orderListId"] >= 0 and o["status"] == status and o["clientOrderId"].startswith(("cs-", "ct-"))
     ]
 
 
@@ -118,6 +127,42 @@ def test_a_position_survives_the_engine_being_killed(tmp_path):
         assert Decimal(seen["today"]["net_pnl"]) < 0 and seen["today"]["losing_trades"] == 1
         codes = {a["code"] for a in session.store().alerts(limit=200)}
         assert not codes & {"POSITION_MISMATCH", "TRADING_HALTED", "STOP_LOSS"}
+
+        # 5. An entry with a take-profit: its stop and take-profit rest as one OCO. kill -9; the price rises through
+        # the take-profit; the venue sells it and expires the stop leg, no engine running.
+        now = Decimal(http("GET", f"{sim.rest}/sim/status", token=sim.token)["prices"]["BTCUSDT"])
+        stop, take_profit = (
+            (now * Decimal("0.97")).quantize(Decimal("0.01")),
+            (now * Decimal("1.03")).quantize(Decimal("0.01")),
+        )
+        entry = {**order, "stop_loss": str(stop), "take_profit": str(take_profit)}
+        ok, message = session.command("order", entry)
+        assert ok, message
+        wait_for(lambda: len(oco_at_venue(sim)) == 2, 15, "the stop and the take-profit rest as one OCO")
+        session.kill()
+        http("POST", f"{sim.rest}/sim/price", {"symbol": "BTCUSDT", "price": str(take_profit + 1)}, sim.token)
+        wait_for(lambda: oco_at_venue(sim, "FILLED"), 10, "the venue filled the take-profit with no engine running")
+        assert btc_at_venue(sim) < Decimal("0.00001")
+
+        # 6. The restart records it: the fill, the position closed with a profit; no mismatch, no halt, no stop
+        # called missing (its leg expired with the list).
+        session.start_engine()
+        assert check(session, _Report(), 3) == []
+        (profit_leg,) = oco_at_venue(sim, "FILLED")
+        (stop_leg,) = oco_at_venue(sim, "EXPIRED")
+        stored = {o.client_id: o for o in session.store().orders()}
+        assert stored[profit_leg["clientOrderId"]].status.value == "FILLED"
+        assert stored[stop_leg["clientOrderId"]].status.value == "EXPIRED"
+        assert [f for f in session.store().fills() if f["client_id"] == profit_leg["clientOrderId"]]
+        store = session.store()  # check() above: no mismatch, balances explained by the fills, protections right
+        try:
+            assert store.trading_state()[0] == TradingState.ACTIVE
+            assert store.load_day(utcnow().date().isoformat())["winning_trades"] == 1
+            assert "BTC/USDT" not in (store.load_json("take_profits") or {})
+            codes = {a["code"] for a in store.alerts(limit=200)}
+        finally:
+            store.close()
+        assert not codes & {"POSITION_MISMATCH", "TRADING_HALTED", "STOP_MISSING_AT_VENUE"}
     finally:
         if session is not None and session.engine is not None and session.engine.poll() is None:
             session.kill()

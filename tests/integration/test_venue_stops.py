@@ -4,6 +4,7 @@ amended by the engine (audited as ``engine:stops``), watched by the engine when 
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from crashloop import stops_twice
@@ -142,6 +143,9 @@ async def test_an_entry_with_a_take_profit_rests_as_one_oco_that_follows_the_fil
         message="OCO amended to the whole position",
     )
     await eventually(lambda: engine.venue_stops.at_venue(BTC), timeout=5, message="the engine knows the new OCO")
+    (position,) = status_report(engine.store, tmp_path, None, "paper", (), (BTC,))["positions"]  # status --json
+    assert position["stop_at_venue"] and Decimal(position["stop_price"]) == stop
+    assert Decimal(position["take_profit_price"]) == take_profit and position["take_profit_order"].startswith("ct-")
     lists = {o["orderListId"] for o in sim.account()["orders"] if o["clientOrderId"].startswith(("cs-", "ct-"))}
     assert len(lists) == 2 and stops_twice(sim.account()) == []
 
@@ -162,7 +166,7 @@ async def test_an_entry_with_a_take_profit_rests_as_one_oco_that_follows_the_fil
 
 async def test_stops_cancel_all_took_stay_off_through_a_restart_until_an_operator_resumes(sim, tmp_path, run, capsys):
     sim.pause_feed()
-    cfg = settings(sim, tmp_path)
+    cfg = settings(sim, tmp_path, monitors_cfg={"stuck_order_s": 0.3, "interval_s": 0.1})
     engine = await run(cfg)
     stop = (engine.portfolio.last[BTC] * Decimal("0.97")).quantize(Decimal("0.01"))
     bought = await engine.execute(
@@ -170,6 +174,11 @@ async def test_stops_cancel_all_took_stay_off_through_a_restart_until_an_operato
     )
     assert bought.ok, bought.message
     await eventually(lambda: len(venue_stops(sim)) == 1, timeout=10, message="the stop rests at the venue")
+    # A stop waits for its price: resting past stuck_order_s is its job, and the stuck-order monitor leaves it be.
+    (resting,) = venue_stops(sim)
+    since, ticks = time.monotonic(), engine.monitors.ticks
+    await eventually(lambda: time.monotonic() - since > 0.4 and engine.monitors.ticks > ticks + 3, timeout=5)
+    assert venue_stops(sim) == [resting] and not alerts(engine, "ORDER_STUCK")
     taken = await engine.execute(CancelAll(actor="operator:key", include_stops=True))
     assert taken.ok and venue_stops(sim) == [], taken.message
     await engine.stop()
