@@ -174,8 +174,10 @@ class VenueStops:
             result = await self.execution.cancel(order.client_id, actor=actor)
             if not result.ok:
                 return CommandResult(False, f"{symbol}: could not cancel the stop {order.client_id}: {result.message}")
-        if have:
-            await self.execution.refresh_balances_quietly()  # what the cancel freed (or a fill the stop made)
+        if have or self._last_filled(symbol):
+            # What the cancel freed, or what the protection sold when it filled: the balance stream may lag the order
+            # stream, and a stop placed for what was just sold would be refused (a CRIT for nothing).
+            await self.execution.refresh_balances_quietly()
         want = self.wanted(symbol)
         if want is None:
             return CommandResult(True, f"{symbol}: stop removed ({len(have)} cancelled); no position to protect")
@@ -214,6 +216,15 @@ class VenueStops:
             f"{symbol}: stop {verb} at the venue: sell {want.amount} at {want.stop} (limit {want.limit})",
             {**result.details, **values},
         )
+
+    def _last_filled(self, symbol: str) -> bool:
+        """Whether the latest protection of ``symbol`` (its stop, or its OCO's take-profit) sold something."""
+        stops = [o for o in self.tracker.all() if o.symbol == symbol and o.type == STOP_ORDER_TYPE]
+        if not stops:
+            return False
+        latest = max(stops, key=lambda o: o.created_at)
+        partner = self.tracker.get(latest.oco_partner)
+        return latest.filled > 0 or (partner is not None and partner.filled > 0)
 
     def _went_missing(self, symbol: str) -> Order | None:
         """The latest stop of ``symbol`` if it ended without filling and not by this engine's hand."""
