@@ -15,7 +15,8 @@ every step:
 
 The default run is small (README "Proof suites" has the long one):
 
-    .venv/bin/python -m pytest tests/chaos/test_stateful_faults.py --hypothesis-profile=long -p no:cacheprovider
+    .venv/bin/python -m pytest tests/chaos/test_stateful_faults.py --hypothesis-profile=long -p no:cacheprovider \
+        --timeout 1200
 
 (profiles in tests/conftest.py: "cockpit", the default, 3 examples of 10 steps; "long", 100 of 40).
 """
