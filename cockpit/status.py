@@ -87,6 +87,11 @@ def render_status(report: dict[str, Any], data_dir: Path, as_json: bool = False)
                 for b in chat
             )
         )
+    if suspended := report.get("stops_suspended"):
+        print(
+            f"stops at the venue: SUSPENDED ({inert(suspended)}); the positions rest unprotected there until "
+            "`cockpit resume` places them again"
+        )
     orders = report["open_orders"]
     print(f"open orders: {len(orders)}")
     for o in orders:
