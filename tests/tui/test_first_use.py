@@ -246,7 +246,7 @@ async def test_balances_wrap_at_80_columns_instead_of_being_cut(tmp_path):
         Balance("ETH", Decimal("0.0286"), Decimal("0.0286")),
         Balance("SOL", Decimal("1.25"), Decimal("0")),
     ]
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24)):
         parts = ("USDT 10,000.00 (100.05 in orders)", "BTC 0.00154 (0.0005 in orders)", "ETH 0.0572", "SOL 1.25")
         balances = app.main_screen.query_one("#balances")
         await eventually(
