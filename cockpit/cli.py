@@ -155,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="list N synthetic USDT markets beside BTCUSDT and ETHUSDT: SYM01USDT, SYM02USDT... (default 0)",
     )
+    sim.add_argument(
+        "--market",
+        choices=("spot", "usdm", "both"),
+        default="spot",
+        help="what the venue serves: spot (/api/v3, the default), usdm (USDⓈ-M perpetuals: /fapi) or both",
+    )
+    sim.add_argument(
+        "--funding-interval",
+        type=float,
+        default=8 * 3600,
+        metavar="SECONDS",
+        help="USDⓈ-M funding every SECONDS of simulated time (default 28800: 8 hours, as Binance)",
+    )
 
     run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
     _common(run, top=False)
@@ -424,6 +437,8 @@ def _main(argv: list[str]) -> int:
             tick_interval=args.tick,
             weight_limit=args.weight_limit,
             symbols=args.symbols,
+            market=args.market,
+            funding_interval_s=args.funding_interval,
         )
     from engine.kernel.config import ConfigError, load_settings
     from engine.kernel.errors import StoreError

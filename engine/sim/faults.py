@@ -285,6 +285,26 @@ CATALOGUE: dict[str, FaultSpec] = {
             ends_itself=True,
         ),
         FaultSpec(
+            "mark-divergence",
+            "USDⓈ-M futures: the mark price stands percent away from the last price while the fault lasts",
+            (
+                Option(
+                    "percent", Decimal, None, "signed distance of the mark from the last price, e.g. 3", required=True
+                ),
+                Option("symbol", str, None, "only this symbol"),
+            ),
+        ),
+        FaultSpec(
+            "funding-spike",
+            "USDⓈ-M futures: the next funding rate jumps to rate; it is charged at the next funding time, then the "
+            "fault ends",
+            (
+                Option("rate", Decimal, Decimal("0.01"), "the funding rate charged next (0.01 = 1 % of notional)"),
+                Option("symbol", str, None, "only this symbol"),
+            ),
+            ends_itself=True,
+        ),
+        FaultSpec(
             "price-freeze",
             "the price stops moving (trades and tickers keep printing at the same price)",
             (Option("symbol", str, None, "only this symbol"),),
