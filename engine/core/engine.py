@@ -524,7 +524,7 @@ class Engine:
             from engine.sim import Simulator
             from engine.sim.market import synthetic_needed
 
-            self.sim = Simulator(seed=cfg.sim_seed, symbols=synthetic_needed(cfg.symbols))
+            self.sim = Simulator(seed=cfg.sim_seed, symbols=synthetic_needed(cfg.symbols), market=cfg.market)
             await self.sim.start()
             self.link.label = f"sim {self.sim.rest_url.removeprefix('http://')}"
             self._endpoint = Endpoint(

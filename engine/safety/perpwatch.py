@@ -82,8 +82,9 @@ class PerpWatch:
         return self.portfolio.positions()
 
     def read_leverage(self) -> Reading:
-        """The highest of each symbol's leverage at the venue and the account's own (every position's notional over
-        equity): the first sets the liquidation price, the second is what equity carries."""
+        """The account's leverage (every position's notional over equity, runbook 002 "Leverage: Current vs maximum
+        allowed"); CRIT too when a symbol's leverage at the venue (what sets its liquidation price) is over the
+        maximum, whatever the account's."""
         cap = self.risk.max_leverage
         warn = cap * self.cfg.leverage_warn_pct_of_max / 100
         threshold = f"{warn:.2f}x / {cap}x"
@@ -92,16 +93,17 @@ class PerpWatch:
         account = notional / equity if equity and equity > 0 else ZERO
         venue = {p.symbol: p.leverage for p in self._positions() if p.leverage is not None}
         venue.update({s: v for s, v in self.leverage_set.items() if s not in venue})
-        worst_symbol, worst = max(venue.items(), key=lambda kv: kv[1], default=("", ZERO))
-        value = max(account, worst)
-        level = CRIT if value > cap else WARN if value >= warn else OK
+        over = sorted(s for s, v in venue.items() if v > cap)
         values = {
             "account_leverage": f"{account:.2f}",
             "venue_leverage": {s: str(v) for s, v in venue.items()},
             "max_leverage": str(cap),
         }
-        where = "account" if account >= worst else worst_symbol
-        return Reading(level, f"{value:.2f}x ({where})", threshold, "" if level == OK else "", values)
+        if over:
+            detail = ", ".join(f"{s} {venue[s]}x" for s in over) + " at the venue"
+            return Reading(CRIT, f"{max(venue[s] for s in over)}x ({over[0]})", threshold, detail, values)
+        level = CRIT if account > cap else WARN if account >= warn else OK
+        return Reading(level, f"{account:.2f}x", threshold, "", values)
 
     def read_liquidation(self) -> Reading:
         """The nearest position to its liquidation price: the mark's distance to it, in percent of the mark."""

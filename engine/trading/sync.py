@@ -585,7 +585,13 @@ class VenueSync:
         self.execution.apply_fills(fills)
 
     async def _balance(self) -> None:
-        self.execution.apply_balances(await self.link.require().watch_balance())
+        balances = await self.link.require().watch_balance()
+        if self.portfolio.usdm:
+            # USDⓈ-M's account update carries the wallet balance only (no margin balance, no free or used): read the
+            # account and the positions it moved over REST, so equity stays the margin balance.
+            await self.execution.refresh_balances()
+            return
+        self.execution.apply_balances(balances)
 
     def _ticker(self, symbol: str) -> Callable[[], Awaitable[None]]:
         async def handle() -> None:

@@ -179,12 +179,14 @@ class Venue:
         latency_observer: Callable[[str, float], None] | None = None,
     ) -> Venue:
         """The one way to build a venue: from ``[venue]`` (or the simulator's ``endpoint``), in ``mode``, with the
-        engine's hooks where it has them. The simulator speaks Binance, so it is reached as ``binance`` (its USDⓈ-M
-        futures as ``binanceusdm``)."""
+        engine's hooks where it has them. The simulator speaks Binance, so it is reached as ``binance`` (with
+        ``market = "usdm"``, Binance's USDⓈ-M futures, as ``binanceusdm``)."""
         where = endpoint or Endpoint.configured(cfg, mode)
-        sim_id = "binanceusdm" if cfg.market == "usdm" else "binance"
+        exchange_id = "binance" if where.exchange_id == "sim" else where.exchange_id
+        if cfg.market == "usdm" and exchange_id == "binance":
+            exchange_id = "binanceusdm"  # Binance's USDⓈ-M futures are their own ccxt client
         return cls(
-            sim_id if where.exchange_id == "sim" else where.exchange_id,
+            exchange_id,
             rest_url=where.rest_url,
             ws_url=where.ws_url,
             api_key=where.api_key,

@@ -1,0 +1,128 @@
+"""Perpetual futures through the engine (issue 24, runbook 002): ccxt ``binanceusdm`` alone and through the engine
+opens a 3x short on the simulator's USDⓈ-M market; its liquidation price is shown; the price rising towards it trips
+``liquidation_distance`` WARN then CRIT, whose configured action (here: reduce) is taken and audited; close-all
+leaves the position flat at the venue."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from eventually import eventually
+from runbook import audited, codes, first_alert, settings, store
+
+from engine.kernel.commands import CloseAll, PlaceOrder
+from engine.kernel.events import TradingState
+from engine.sim import Simulator
+from engine.venue.exchange import build_exchange
+
+PERP = "BTC/USDT:USDT"
+PERPS = dict(market="usdm", symbols=(PERP,), deadman_s=5.0)
+# No flash-crash halt for the price moves of these tests (a move of 10 % is the point here).
+CALM = dict(flash_crash_pct=Decimal("50"))
+
+
+@pytest.fixture
+async def usdm():
+    """A simulator serving USDⓈ-M futures only, its price still unless a test moves it."""
+    simulator = Simulator(seed=5, tick_interval=0.05, market="usdm")
+    await simulator.start()
+    simulator.pause_feed()
+    yield simulator
+    await simulator.stop()
+
+
+def perp_settings(sim, tmp_path, monitors=None, risk=None, venue=None):
+    return settings(
+        sim,
+        tmp_path,
+        venue={**PERPS, **(venue or {})},
+        risk={"max_position_pct": Decimal("50"), "require_stop_loss": False, "stops_at_venue": False, **(risk or {})},
+        monitors={**CALM, **(monitors or {})},
+    )
+
+
+def bare(sim: Simulator):
+    return build_exchange(
+        "binanceusdm",
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+        market="usdm",
+    )
+
+
+async def bare_short(sim: Simulator) -> None:
+    """ccxt ``binanceusdm`` alone: a 3x short whose liquidation price ``fetch_positions`` shows, then closed."""
+    ex = bare(sim)
+    try:
+        await ex.load_markets()
+        await ex.set_margin_mode("isolated", PERP)
+        await ex.set_leverage(3, PERP)
+        await ex.create_order(PERP, "market", "sell", 0.02)
+        [position] = await ex.fetch_positions()
+        assert position["side"] == "short" and position["contracts"] == 0.02
+        assert position["liquidationPrice"] > position["entryPrice"] * 1.25  # a 3x short: about a third above
+        await ex.create_order(PERP, "market", "buy", 0.02, None, {"reduceOnly": True})
+        assert await ex.fetch_positions() == []
+    finally:
+        await ex.close()
+
+
+async def test_a_3x_short_through_the_engine_trips_liquidation_distance_and_close_all_leaves_it_flat(
+    usdm, tmp_path, run
+):
+    """Runbook 002 "Key Metrics to Monitor": Liquidation Distance; "Maintain adequate liquidation buffers"; "CLOSE ALL
+    POSITIONS". The short's liquidation price is about 33 % over the entry: WARN under 25 %, CRIT under 20 %, the CRIT
+    reducing the position by half with a reduce-only order by ``monitor:liquidation_distance``."""
+    await bare_short(usdm)
+    engine = await run(
+        perp_settings(
+            usdm,
+            tmp_path,
+            monitors={"liq_warn_pct": Decimal("25"), "liq_crit_pct": Decimal("20"), "liq_crit_action": "reduce"},
+        )
+    )
+    assert engine.venue.exchange_id == "binanceusdm"
+    assert engine.execution.leverage[PERP] == 3  # set at the venue at connect
+    result = await engine.execute(PlaceOrder(symbol=PERP, side="sell", type="market", amount=Decimal("0.02")))
+    assert result.ok, result.message
+    await eventually(lambda: engine.portfolio.positions(), message="the short is known")
+    [short] = engine.portfolio.positions()
+    assert short.side == "short" and short.amount == Decimal("-0.02") and short.leverage == 3
+    assert short.liquidation_price is not None and short.liquidation_price > short.avg_entry * Decimal("1.25")
+    # `cockpit status --json` shows it as the store keeps it.
+    await eventually(lambda: store(tmp_path).load_json("perp_positions"), message="positions stored")
+    [shown] = store(tmp_path).load_json("perp_positions")
+    assert shown["side"] == "short" and Decimal(shown["leverage"]) == 3 and shown["liquidation_price"]
+    assert 30 < float(shown["liquidation_distance_pct"]) < 36
+    liquidation = short.liquidation_price
+
+    # The price rises to 22 % under the liquidation price: WARN.
+    usdm.set_price("BTCUSDT", liquidation / Decimal("1.22"))
+    await eventually(lambda: "LIQUIDATION_DISTANCE" in codes(engine), timeout=10, message="liquidation_distance WARN")
+    assert first_alert(tmp_path, "LIQUIDATION_DISTANCE")["severity"] == "WARN"
+    assert engine.portfolio.held_amount(PERP) == Decimal("-0.02")  # a WARN does nothing
+    # Then to 15 % under it: CRIT, confirmed, and the short is halved by a reduce-only buy.
+    usdm.set_price("BTCUSDT", liquidation / Decimal("1.15"))
+    await eventually(
+        lambda: audited(tmp_path, "order", "monitor:liquidation_distance"), timeout=10, message="the CRIT acted"
+    )
+    [record] = audited(tmp_path, "order", "monitor:liquidation_distance")
+    assert record["ok"], record
+    assert record["args"]["side"] == "buy" and Decimal(record["args"]["amount"]) == Decimal("0.01"), record
+    assert record["values"]["under_crit"] == [PERP] and record["values"]["action"] == "reduce"
+    crits = [a for a in store(tmp_path).alerts(limit=100) if a["code"] == "LIQUIDATION_DISTANCE"]
+    assert any(a["severity"] == "CRIT" for a in crits), crits
+    await eventually(lambda: engine.portfolio.held_amount(PERP) == Decimal("-0.01"), message="reduced by half")
+    [venue_position] = usdm.account()["futures"]["positions"]
+    assert Decimal(venue_position["positionAmt"]) == Decimal("-0.010")
+
+    # The operator's close-all flattens what is left with a reduce-only market buy, verified flat at the venue.
+    result = await engine.execute(CloseAll(actor="operator:test", reason="runbook 002 close all positions"))
+    assert result.ok, result.message
+    assert engine.trading_state == TradingState.HALTED
+    assert usdm.account()["futures"]["positions"] == []
+    assert "CLOSE_ALL" in codes(engine)
+    assert engine.portfolio.positions() == ()
