@@ -150,10 +150,12 @@ class Position:
     @property
     def liquidation_distance_pct(self) -> Decimal | None:
         """How far the mark is from the liquidation price, in percent of the mark (runbook 002 "Liquidation
-        Distance"); None without one."""
+        Distance"): the room the price has to move against the position (up for a short, down for a long), negative
+        once past it; None without one."""
         if self.liquidation_price is None or not self.last:
             return None
-        return abs(self.last - self.liquidation_price) / self.last * 100
+        room = self.liquidation_price - self.last if self.amount < 0 else self.last - self.liquidation_price
+        return room / self.last * 100
 
     @property
     def unrealized_pnl(self) -> Decimal | None:

@@ -161,14 +161,15 @@ class PerpWatch:
         )
 
     def read_mark_divergence(self) -> Reading:
-        """The venue's mark price against the last traded price: liquidation follows the mark, so a mark far from
-        the market is a venue (or index) problem the operator must see before trading on it."""
+        """The venue's mark price against the market's price (the index of the same answer, else the last traded
+        price): liquidation follows the mark, so a mark far from the market is a venue (or index) problem the
+        operator must see before trading on it."""
         cfg = self.cfg
         threshold = f"{cfg.mark_divergence_warn_pct}% / {cfg.mark_divergence_crit_pct}%"
         gaps = [
             (abs(mark - last) / last * 100, s, mark, last)
-            for s, mark in self.portfolio.marks.items()
-            if (last := self.portfolio.last.get(s))
+            for s, (mark, index) in self.portfolio.marks.items()
+            if (last := index or self.portfolio.last.get(s))
         ]
         if not gaps:
             return Reading(OK, "—", threshold)
@@ -178,7 +179,7 @@ class PerpWatch:
             level,
             f"{pct(gap)} {symbol}",
             threshold,
-            f"{symbol} mark {mark} vs last {last}" if level != OK else "",
+            f"{symbol} mark {mark} vs market {last}" if level != OK else "",
             {"symbol": symbol, "mark": str(mark), "last": str(last), "gap_pct": f"{gap:.4f}"},
         )
 

@@ -77,7 +77,8 @@ class Portfolio:
     market: str = "spot"
     perps: dict[str, PerpPosition] = field(default_factory=dict)  # symbol -> the venue's open position (perps)
     funding: dict[str, Decimal] = field(default_factory=dict)  # symbol -> funding received (+) / paid (-)
-    marks: dict[str, Decimal] = field(default_factory=dict)  # symbol -> the venue's mark price (perps)
+    # symbol -> (the venue's mark price, its index price from the same answer) (perps)
+    marks: dict[str, tuple[Decimal, Decimal | None]] = field(default_factory=dict)
     # symbol -> (the funding rate about to be charged, when in ms) (perps)
     funding_rates: dict[str, tuple[Decimal | None, int | None]] = field(default_factory=dict)
 
@@ -210,7 +211,7 @@ class Portfolio:
             p.symbol,
             p.amount,
             p.entry,
-            p.mark or self.last.get(p.symbol),
+            self.marks[p.symbol][0] if p.symbol in self.marks else p.mark or self.last.get(p.symbol),
             side=p.side,
             leverage=p.leverage,
             margin=p.margin,

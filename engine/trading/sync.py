@@ -112,6 +112,8 @@ class VenueSync:
         # Perps: what the start-up settings came to (the checklist reads it): the venue's position mode, and per
         # symbol the margin mode and leverage set, or why not.
         self.perp_setup: dict[str, Any] = {}
+        self._funding_read_ms: int | None = None  # when the funding paid was last read (wall ms)
+        self._funding_times: set[int] = set()  # funding times seen and not passed at the last read (ms)
 
     def _loop_crashed(self, name: str, exc: BaseException) -> None:
         self.alert(Severity.CRIT, "TASK_CRASHED", f"{name} stopped: {type(exc).__name__}: {exc}")
@@ -205,7 +207,9 @@ class VenueSync:
                 Periodic(
                     "perps refresh",
                     self.refresh_perps,
-                    lambda: min(self.cfg.poll_s, self.monitors_cfg.interval_s),
+                    # What the liquidation distance is read from: as often as the monitors read, within the venue's
+                    # request weight (positionRisk 5 and premiumIndex 1 a symbol: at most twice a second).
+                    lambda: max(0.5, min(self.cfg.poll_s, self.monitors_cfg.interval_s)),
                     on_failure=self._loop_failed,
                     delay_first=True,
                     guard=self.guard,
@@ -268,10 +272,14 @@ class VenueSync:
             return
         await self.execution.refresh_positions()
         for symbol in self.symbols:
-            rate, mark, next_ms, _ = await venue.funding(symbol)
+            rate, mark, next_ms, index = await venue.funding(symbol)
             self.portfolio.funding_rates[symbol] = (rate, next_ms)
+            if next_ms is not None:
+                self._funding_times.add(next_ms)
             if mark is not None:
-                self.portfolio.marks[symbol] = mark
+                # The mark against the index of the same answer (the market's price, as the venue takes it): a
+                # last price from the stream would be newer than the mark, and a jump would read as a divergence.
+                self.portfolio.marks[symbol] = (mark, index)
 
     async def refresh_funding_paid(self) -> None:
         """Perps: the funding each held position received or paid since the engine first looked (the venue's
@@ -279,6 +287,12 @@ class VenueSync:
         venue = self.link.venue
         if venue is None:
             return
+        # The venue's income history is heavy (weight 30): read when a funding time has passed since the last read.
+        now_ms = int(time.time() * 1000)
+        if self._funding_read_ms is not None and not any(t <= now_ms for t in self._funding_times):
+            return
+        self._funding_read_ms = now_ms
+        self._funding_times = {t for t in self._funding_times if t > now_ms}
         since = int(self.started_wall * 1000)
         for symbol in self.portfolio.perps:
             try:
@@ -585,8 +599,11 @@ class VenueSync:
         self.execution.apply_fills(fills)
 
     async def _balance(self) -> None:
-        balances = await self.link.require().watch_balance()
+        venue = self.link.require()
+        balances = await venue.watch_balance()
         if self.portfolio.usdm:
+            if venue.balance_reason == "FUNDING_FEE":
+                self._funding_times.add(0)  # a funding was charged: read what it came to at the next reconciliation
             # USDⓈ-M's account update carries the wallet balance only (no margin balance, no free or used): read the
             # account and the positions it moved over REST, so equity stays the margin balance.
             await self.execution.refresh_balances()

@@ -134,6 +134,7 @@ class Venue:
         # "usdm": perpetual futures (positions, leverage, reduce-only, the dead-man's switch); "spot" otherwise.
         self.market_type = market
         self.usdm = market == "usdm"
+        self.balance_reason: str | None = None  # why the latest streamed balance moved (USDⓈ-M's ``m``)
         options: dict[str, Any] = dict(
             rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, timeout_ms=timeout_ms
         )
@@ -667,7 +668,12 @@ class Venue:
         return [parse_fill(t) for t in await self.ex.watch_my_trades()]
 
     async def watch_balance(self) -> tuple[Balance, ...]:
-        return parse_balances(await self.ex.watch_balance())
+        raw = await self.ex.watch_balance()
+        info = raw.get("info")
+        update = info.get("a") if isinstance(info, dict) else None
+        # USDⓈ-M says why the account moved (ORDER, FUNDING_FEE...): the funding paid is read again after a funding.
+        self.balance_reason = update.get("m") if isinstance(update, dict) else None
+        return parse_balances(raw)
 
     async def watch_ticker(self, symbol: str) -> dict[str, Any]:
         return dict(await self.ex.watch_ticker(symbol))

@@ -7,50 +7,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from eventually import eventually
-from runbook import audited, codes, first_alert, settings, store
+from perps import PERP, bare, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
+from runbook import audited, codes, first_alert, store
 
 from engine.kernel.commands import CloseAll, PlaceOrder
 from engine.kernel.events import TradingState
 from engine.sim import Simulator
-from engine.venue.exchange import build_exchange
-
-PERP = "BTC/USDT:USDT"
-PERPS = dict(market="usdm", symbols=(PERP,), deadman_s=5.0)
-# No flash-crash halt for the price moves of these tests (a move of 10 % is the point here).
-CALM = dict(flash_crash_pct=Decimal("50"))
-
-
-@pytest.fixture
-async def usdm():
-    """A simulator serving USDⓈ-M futures only, its price still unless a test moves it."""
-    simulator = Simulator(seed=5, tick_interval=0.05, market="usdm")
-    await simulator.start()
-    simulator.pause_feed()
-    yield simulator
-    await simulator.stop()
-
-
-def perp_settings(sim, tmp_path, monitors=None, risk=None, venue=None):
-    return settings(
-        sim,
-        tmp_path,
-        venue={**PERPS, **(venue or {})},
-        risk={"max_position_pct": Decimal("50"), "require_stop_loss": False, "stops_at_venue": False, **(risk or {})},
-        monitors={**CALM, **(monitors or {})},
-    )
-
-
-def bare(sim: Simulator):
-    return build_exchange(
-        "binanceusdm",
-        rest_url=sim.rest_url,
-        ws_url=sim.ws_url,
-        api_key=sim.api_key,
-        api_secret=sim.api_secret,
-        market="usdm",
-    )
 
 
 async def bare_short(sim: Simulator) -> None:
