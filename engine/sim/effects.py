@@ -118,6 +118,24 @@ class FaultEffects:
         o = fault.options
         self._check_symbol(fault)
         client_id = o["client_id"] or f"web_{secrets.token_hex(12)}"
+        market = o["market"] or ("usdm" if self.sim.market == "usdm" else "spot")
+        if market == "usdm":
+            if self.sim.perp is None:
+                raise FaultError("foreign-fill: market usdm, but this simulator serves spot only")
+            try:
+                perp_order = self.sim.perp.new_order(
+                    symbol=o["symbol"],
+                    side=o["side"],
+                    type="MARKET",
+                    quantity=Decimal(o["qty"]),
+                    client_order_id=client_id,
+                    force=True,
+                )
+            except errors.VenueError as exc:
+                raise FaultError(f"foreign-fill: the venue refused the order: {exc.code} {exc.msg}") from None
+            fault.state["order_id"] = perp_order.order_id
+            log.warning("fault %d foreign-fill (usdm): %s %s %s", fault.id, o["side"], o["qty"], o["symbol"])
+            return
         try:
             order = self.sim.engine.new_order(
                 symbol=o["symbol"],

@@ -247,6 +247,13 @@ CATALOGUE: dict[str, FaultSpec] = {
                 Option("side", str, "BUY", "BUY or SELL", choices=("BUY", "SELL")),
                 Option("qty", Decimal, Decimal("0.001"), "quantity in the base asset"),
                 Option("client_id", str, None, "client order id (default web_<random>, as the Binance web UI)"),
+                Option(
+                    "market",
+                    str,
+                    None,
+                    "spot or usdm: which account (default: the simulator's own; spot when it serves both)",
+                    choices=("spot", "usdm"),
+                ),
             ),
             one_shot=True,
         ),

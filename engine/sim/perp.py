@@ -260,6 +260,7 @@ class PerpEngine:
         for symbol in feeds:
             self.account.positions[symbol] = Position(symbol)
         self.orders: dict[int, PerpOrder] = {}
+        self._open: dict[int, PerpOrder] = {}  # the working ones, so a tick does not walk every order ever placed
         self.algos: dict[int, AlgoOrder] = {}
         self.fills: list[PerpFill] = []
         self.income: list[Income] = []
@@ -328,8 +329,8 @@ class PerpEngine:
     def open_order_margin(self, symbol: str | None = None) -> Decimal:
         """Initial margin held by working orders that may increase a position."""
         total = ZERO
-        for order in self.orders.values():
-            if order.is_open and not order.reduce_only and not order.close_position:
+        for order in self._open.values():
+            if not order.reduce_only and not order.close_position:
                 if symbol is None or order.symbol == symbol:
                     lev = self.account.positions[order.symbol].leverage
                     price = order.price or self.last(order.symbol)
@@ -397,6 +398,7 @@ class PerpEngine:
             needed = abs(pos.amt) * pos.entry / leverage
             if needed > pos.isolated_wallet and needed - pos.isolated_wallet > self.available():
                 raise errors.VenueError(-2019, "Margin is insufficient.")
+            pos.isolated_wallet = max(pos.isolated_wallet, needed)
         pos.leverage = leverage
         return leverage, spec.max_notional(leverage)
 
@@ -412,7 +414,7 @@ class PerpEngine:
             raise errors.VenueError(-4046, "No need to change margin type.")
         if pos.amt:
             raise errors.VenueError(-4048, "Margin type cannot be changed if there exists position.")
-        if any(o.is_open and o.symbol == symbol for o in self.orders.values()):
+        if any(o.symbol == symbol for o in self._open.values()):
             raise errors.VenueError(-4047, "Margin type cannot be changed if there exists open orders.")
         pos.margin_type = margin_type
         self._emit(PerpAccountUpdate("MARGIN_TYPE_CHANGE", (symbol,), self.clock()))
@@ -439,7 +441,7 @@ class PerpEngine:
 
     def open_orders(self, symbol: str | None = None) -> list[PerpOrder]:
         """Working orders, oldest first."""
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
 
     def open_algos(self, symbol: str | None = None) -> list[AlgoOrder]:
         """Conditional orders waiting for their trigger."""
@@ -500,8 +502,10 @@ class PerpEngine:
         time_in_force: str | None = None,
         reduce_only: bool = False,
         client_order_id: str | None = None,
+        force: bool = False,
     ) -> PerpOrder:
-        """POST /fapi/v1/order: MARKET or LIMIT (conditional types go to the algo service: -4120)."""
+        """POST /fapi/v1/order: MARKET or LIMIT (conditional types go to the algo service: -4120). ``force``: skip
+        the filter and margin checks (an order placed outside the engine, e.g. the foreign-fill fault)."""
         spec, pos = self.spec(symbol), self.position(symbol)
         if side not in ("BUY", "SELL"):
             raise errors.illegal("side", "BUY, SELL")
@@ -523,16 +527,15 @@ class PerpEngine:
                 raise errors.VenueError(-1115, "Invalid timeInForce.")
         elif price is not None:
             raise errors.not_required("price")
-        if client_order_id is not None and any(
-            o.client_order_id == client_order_id and o.is_open for o in self.orders.values()
-        ):
+        if client_order_id is not None and any(o.client_order_id == client_order_id for o in self._open.values()):
             raise errors.VenueError(-4015, "Client order id is not valid.")
-        self._check_filters(spec, type, quantity, price or ZERO, reduce_only, market)
+        if not force:
+            self._check_filters(spec, type, quantity, price or ZERO, reduce_only, market)
         bid, ask = self.feeds[symbol].bid_ask()
         touch = ask if side == "BUY" else bid
         if reduce_only:
             self._check_reduce_only(pos, side, quantity)
-        else:
+        elif not force:
             self._check_margin(pos, side, quantity, price if price is not None else touch)
         marketable = market or (price is not None and (price >= ask if side == "BUY" else price <= bid))
         if time_in_force == "GTX" and marketable:
@@ -554,7 +557,7 @@ class PerpEngine:
             orig_type=type,
             update_time=now,
         )
-        self.orders[order.order_id] = order
+        self.orders[order.order_id] = self._open[order.order_id] = order
         self._emit(PerpOrderUpdate(order, "NEW", now))
         if self.is_stuck(symbol):
             return order
@@ -576,15 +579,15 @@ class PerpEngine:
         self._set_status(order, "CANCELED", self.clock())
         return order
 
-    def cancel_all(self, symbol: str) -> tuple[list[PerpOrder], list[AlgoOrder]]:
-        """DELETE /fapi/v1/allOpenOrders (and the countdown's expiry): every working order and conditional order."""
+    def cancel_all(self, symbol: str) -> list[PerpOrder]:
+        """DELETE /fapi/v1/allOpenOrders (and the countdown's expiry): every working order of the matching engine;
+        conditional orders live in the algo service and stay (DELETE /fapi/v1/algoOpenOrders), decision SIM-06."""
         self.spec(symbol)
         now = self.clock()
         orders = self.open_orders(symbol)
         for order in orders:
             self._set_status(order, "CANCELED", now)
-        algos = self.cancel_all_algos(symbol)
-        return orders, algos
+        return orders
 
     def cancel_all_algos(self, symbol: str) -> list[AlgoOrder]:
         """DELETE /fapi/v1/algoOpenOrders."""
@@ -707,7 +710,7 @@ class PerpEngine:
             working_type=algo.working_type,
             update_time=now,
         )
-        self.orders[order.order_id] = order
+        self.orders[order.order_id] = self._open[order.order_id] = order
         algo.actual_order_id = order.order_id
         self._emit(PerpOrderUpdate(order, "NEW", now))
         self._set_algo_status(algo, "FINISHED", now)
@@ -786,6 +789,8 @@ class PerpEngine:
             raise RuntimeError(f"order {order.order_id}: {order.status} -> {status} is not a legal transition")
         order.status = status
         order.update_time = now
+        if not order.is_open:
+            self._open.pop(order.order_id, None)
         self._emit(PerpOrderUpdate(order, exec_type or status, now, fill))
 
     def _set_algo_status(self, algo: AlgoOrder, status: str, now: int, *, trigger: bool = False) -> None:
@@ -805,13 +810,15 @@ class PerpEngine:
         if not self.is_stuck(symbol):
             bid, ask = self.feeds[symbol].bid_ask()
             for order in self.open_orders(symbol):
+                if not order.is_open:  # expired by an earlier fill of this round (reduce-only)
+                    continue
                 if order.type == "MARKET":
                     self._fill(order, ask if order.side == "BUY" else bid, maker=False)
                 elif order.side == "BUY" and ask <= order.price or order.side == "SELL" and bid >= order.price:
                     self._fill(order, order.price, maker=True)
             now = self.clock()
             for algo in self.open_algos(symbol):
-                if self._triggered(algo):
+                if algo.is_open and self._triggered(algo):
                     self._trigger(algo, now)
         self.check_liquidations()
 
@@ -831,7 +838,8 @@ class PerpEngine:
 
     def _liquidate(self, pos: Position) -> PerpOrder:
         """Close ``pos`` at the mark price as Binance's liquidation engine does: an ``autoclose-`` order, its fill
-        reported as CALCULATED; what is left of an isolated margin goes to the insurance fund."""
+        reported as CALCULATED. The insurance fund clears the rest (INSURANCE_CLEAR): it takes what is left of an
+        isolated margin and covers a loss beyond it, and covers a cross wallet that the close left negative."""
         now = self.clock()
         side = "SELL" if pos.amt > 0 else "BUY"
         price = self.mark(pos.symbol)
@@ -852,12 +860,14 @@ class PerpEngine:
             update_time=now,
             liquidation=True,
         )
-        self.orders[order.order_id] = order
-        leftover = pos.isolated_wallet + self.upnl(pos) if pos.isolated else ZERO
+        self.orders[order.order_id] = self._open[order.order_id] = order
+        isolated = pos.isolated
+        leftover = pos.isolated_wallet + self.upnl(pos) if isolated else ZERO
         self._fill(order, price, maker=False, exec_type="CALCULATED")
-        if leftover > 0:
-            self.account.wallet -= leftover
-            self._add_income(pos.symbol, "INSURANCE_CLEAR", -leftover, now)
+        clear = -leftover if isolated else max(-self.account.wallet, ZERO)
+        if clear:
+            self.account.wallet += clear
+            self._add_income(pos.symbol, "INSURANCE_CLEAR", clear, now)
             self._emit(PerpAccountUpdate("INSURANCE_CLEAR", (pos.symbol,), now))
         return order
 

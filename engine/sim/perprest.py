@@ -94,6 +94,9 @@ class PerpRoutes:
             ("/fapi/v2/positionRisk", self.position_risk_v2),
             ("/fapi/v3/positionRisk", self.position_risk_v3),
             ("/fapi/v1/positionSide/dual", self.get_dual),
+            ("/fapi/v1/symbolConfig", self.symbol_config),
+            ("/fapi/v1/accountConfig", self.account_config),
+            ("/fapi/v1/multiAssetsMargin", self.multi_assets),
             ("/fapi/v1/order", self.get_order),
             ("/fapi/v1/openOrders", self.open_orders),
             ("/fapi/v1/openOrder", self.get_open_order),
@@ -370,6 +373,45 @@ class PerpRoutes:
         await self._signed(request)
         return self._json({"dualSidePosition": False})
 
+    async def symbol_config(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/symbolConfig: leverage and margin type per symbol (ccxt fetch_leverages, fetch_margin_modes)."""
+        p = await self._signed(request)
+        symbol = self._symbol(p, needed=False)
+        return self._json(
+            [
+                {
+                    "symbol": s,
+                    "marginType": pos.margin_type,
+                    "isAutoAddMargin": False,
+                    "leverage": pos.leverage,
+                    "maxNotionalValue": str(int(self.perp.specs[s].max_notional(pos.leverage))),
+                }
+                for s, pos in self.perp.account.positions.items()
+                if symbol is None or s == symbol
+            ]
+        )
+
+    async def account_config(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/accountConfig."""
+        await self._signed(request)
+        return self._json(
+            {
+                "feeTier": 0,
+                "canTrade": True,
+                "canDeposit": True,
+                "canWithdraw": False,
+                "dualSidePosition": False,
+                "updateTime": 0,
+                "multiAssetsMargin": False,
+                "tradeGroupId": -1,
+            }
+        )
+
+    async def multi_assets(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/multiAssetsMargin: single-asset (USDT) margin."""
+        await self._signed(request)
+        return self._json({"multiAssetsMargin": False})
+
     async def set_dual(self, request: web.Request) -> web.Response:
         """POST /fapi/v1/positionSide/dual: the simulator is one-way only, so hedge mode is refused."""
         p = await self._trading(request)
@@ -444,7 +486,7 @@ class PerpRoutes:
         return self._json([perppayloads.order_json(o) for o in self.perp.open_orders(symbol)])
 
     async def cancel_all(self, request: web.Request) -> web.Response:
-        """DELETE /fapi/v1/allOpenOrders: every working order of the symbol, conditional ones included."""
+        """DELETE /fapi/v1/allOpenOrders: every working order of the symbol (not the conditional ones)."""
         p = await self._trading(request)
         symbol = self._symbol(p)
         assert symbol is not None

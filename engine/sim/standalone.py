@@ -88,8 +88,6 @@ async def _serve(sim: Simulator, token_file: str | Path | None = None) -> None:
             try:
                 # The operator copies these lines into the cockpit config; the secrets go to stdout only.
                 print(f"REST {sim.rest_url}", flush=True)
-                if sim.market != "spot":
-                    print(f"Market {sim.market} (USDⓈ-M futures under {sim.rest_url}/fapi)", flush=True)
                 print(f"WS {sim.ws_url}", flush=True)
                 print(f"API key {sim.api_key}", flush=True)
                 print(f"API secret {sim.api_secret}", flush=True)
@@ -100,6 +98,8 @@ async def _serve(sim: Simulator, token_file: str | Path | None = None) -> None:
                 if path is not None:
                     print(f"Control token file {path}", flush=True)
                 print(f"Control token {sim.control_token}", flush=True)
+                if sim.market != "spot":
+                    print(f"Market {sim.market}: USDⓈ-M futures under {sim.rest_url}/fapi", flush=True)
                 await stop.wait()
                 log.info("signal received, stopping")
             finally:

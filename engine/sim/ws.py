@@ -59,6 +59,7 @@ class StreamServer:
         # USDⓈ-M futures user streams: their own listen keys (POST /fapi/v1/listenKey), read on /private/ws.
         self.perp_listen_keys = ListenKeys()
         self._perp_listen: dict[ServerConnection, str] = {}
+        self._held_perp_reports: list[dict[str, Any]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._connections: set[ServerConnection] = set()  # every open handler, CLOSING ones included
         self._server: Server | None = None
@@ -187,6 +188,9 @@ class StreamServer:
         held, self._held_reports = self._held_reports, []
         for body in reversed(held):
             self._send_user(body)
+        held, self._held_perp_reports = self._held_perp_reports, []
+        for body in reversed(held):
+            self.send_perp_user(body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None  # a handler runs after the opening handshake, which sets it
@@ -310,6 +314,10 @@ class StreamServer:
     def send_perp_user(self, body: dict[str, Any]) -> None:
         """Push a futures user-stream event (ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ALGO_UPDATE) to its listeners."""
         if not self._perp_listen or self._faulted("ws-silence", "user"):
+            return
+        if body.get("e") == "ORDER_TRADE_UPDATE" and (fault := self.faults.is_active("reorder-reports")):
+            self._held_perp_reports.append(body)  # sent newest first when the fault ends (flush_held_reports)
+            self.faults.consume(fault)
             return
         raw = json.dumps(body)
         for ws in list(self._perp_listen):
