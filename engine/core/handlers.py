@@ -112,6 +112,7 @@ class CommandHandlers:
             refusal=self.engine.execution.check,
             venue_problem="" if self.engine.connected else "the venue is not connected yet",
             mode=self.engine.mode,
+            deadman=self.engine.deadman.state if self.engine.deadman is not None else None,
         ).run()
         self.engine.bus.publish(ChecklistCompleted(checklist.to_dict()))
         return checklist

@@ -556,6 +556,16 @@ class Venue:
         answer = await self._call("fetch_position_mode", None)
         return "hedged" if answer.get("hedged") else "one-way"
 
+    async def symbol_settings(self, symbols: tuple[str, ...]) -> dict[str, tuple[Decimal | None, str | None]]:
+        """Each symbol's (leverage, margin mode) as the venue holds them, with no position needed (ccxt's
+        ``fetch_leverages``: Binance's symbolConfig)."""
+        raw = await self._call("fetch_leverages", list(symbols))
+        return {
+            s: (dec(row.get("longLeverage") or row.get("shortLeverage")), row.get("marginMode"))
+            for s, row in raw.items()
+            if s in symbols
+        }
+
     async def funding(self, symbol: str) -> tuple[Decimal | None, Decimal | None, int | None, Decimal | None]:
         """(funding rate, mark price, next funding time in ms, index price) of ``symbol``: ``fetch_funding_rate``."""
         raw = await self._call("fetch_funding_rate", symbol)
@@ -756,6 +766,7 @@ PRIVATE_CALLS = frozenset(
         "set_leverage",
         "set_margin_mode",
         "fetch_position_mode",
+        "fetch_leverages",
         "fetch_funding_history",
         "fapiPrivatePostCountdownCancelAll",
         "cancel_all_orders_after",

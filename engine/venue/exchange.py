@@ -38,6 +38,9 @@ def build_exchange(
     if market == "usdm":
         # Perps: ccxt's unified calls act on the swap markets (``binanceusdm`` defaults to them already).
         ex.options["defaultType"] = "swap"
+        # A margin mode already set is no failure (Binance answers -4046): not raised, so not counted as a REST
+        # error by the monitors (two symbols at start would otherwise halt on rest_errors).
+        ex.options["setMarginMode"] = {**ex.options.get("setMarginMode", {}), "throwMarginModeAlreadySet": False}
     if rest_url and market == "usdm":
         point_at_local_binance_usdm(ex, rest_url, ws_url)
     elif rest_url:

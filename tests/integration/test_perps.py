@@ -15,6 +15,8 @@ from engine.kernel.commands import CloseAll, PlaceOrder
 from engine.kernel.events import TradingState
 from engine.sim import Simulator
 
+PERP_CHECKS = ("leverage", "margin_type", "position_mode", "deadman")
+
 
 async def bare_short(sim: Simulator) -> None:
     """ccxt ``binanceusdm`` alone: a 3x short whose liquidation price ``fetch_positions`` shows, then closed."""
@@ -49,6 +51,11 @@ async def test_a_3x_short_through_the_engine_trips_liquidation_distance_and_clos
     )
     assert engine.venue.exchange_id == "binanceusdm"
     assert engine.execution.leverage[PERP] == 3  # set at the venue at connect
+    # The go/no-go checklist's perps lines: leverage, margin type, position mode, the dead-man's switch.
+    await eventually(lambda: engine.deadman.state()["armed"], message="dead-man's switch armed")
+    checklist = await engine.preflight(with_orders=False)
+    perps = {c.code: c.status.value for c in checklist.checks if c.code in PERP_CHECKS}
+    assert perps == dict.fromkeys(PERP_CHECKS, "PASS"), [c.to_dict() for c in checklist.checks if c.code in perps]
     result = await engine.execute(PlaceOrder(symbol=PERP, side="sell", type="market", amount=Decimal("0.02")))
     assert result.ok, result.message
     await eventually(lambda: engine.portfolio.positions(), message="the short is known")
