@@ -126,6 +126,7 @@ SLOW_TESTS = {
     ),
     "crash loop: kill -9 of a busy engine process and restarts": (
         "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt",
+        "tests/chaos/test_crash_loop.py::test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip",
     ),
     "the real program (`python -m cockpit.cli`, or a fresh interpreter) in subprocesses": (
         "tests/integration/test_preflight.py::test_cockpit_preflight_exits_1_for_no_go_2_when_it_cannot_run",
@@ -192,6 +193,7 @@ SLOW_TESTS = {
 TIMEOUTS = {
     # kills=2: up to three engine starts, each waited for 60 s before the loop itself says what did not happen.
     "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt": 300,
+    "tests/chaos/test_crash_loop.py::test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip": 300,
     # About 75 s by itself (COCKPIT_SLOW_TESTS=1: .ci/run runs it in CI, after the suite).
     "tests/integration/test_validation.py::test_cockpit_validate_48h_finishes_in_under_two_minutes": 300,
 }
