@@ -143,7 +143,9 @@ def perp_row(symbol_cell: str | Text, p: Position, pnl: Text) -> tuple[str | Tex
     """A perpetual's position (runbook 002 "Monitor positions"): its side and leverage with the size, the venue's
     mark, and where the stop columns would be, its liquidation price and the mark's distance to it (yellow under
     15 %, red under 7.5 %: the default liquidation-distance thresholds) and ``liquidation``."""
-    side = Text(f"{p.side.upper()} {qty(abs(p.amount))} {p.leverage:g}x", style="green" if p.amount > 0 else "red")
+    side = Text(
+        f"{p.side.upper()} {qty(abs(p.amount))} {p.leverage.normalize():f}x", style="green" if p.amount > 0 else "red"
+    )
     distance = p.liquidation_distance_pct
     far = "" if distance is None else "bold red" if distance < Decimal("7.5") else "yellow" if distance < 15 else ""
     return (

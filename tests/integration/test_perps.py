@@ -11,6 +11,8 @@ from eventually import eventually
 from perps import PERP, bare, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
 from runbook import audited, codes, first_alert, store
 
+from cockpit.views import market_row, price
+from engine.api.statusreport import status_report
 from engine.kernel.commands import CloseAll, PlaceOrder
 from engine.kernel.events import TradingState
 from engine.sim import Simulator
@@ -67,6 +69,17 @@ async def test_a_3x_short_through_the_engine_trips_liquidation_distance_and_clos
     [shown] = store(tmp_path).load_json("perp_positions")
     assert shown["side"] == "short" and Decimal(shown["leverage"]) == 3 and shown["liquidation_price"]
     assert 30 < float(shown["liquidation_distance_pct"]) < 36
+    # `cockpit status --json` and the markets panel show side, leverage, liquidation price and distance.
+    report = status_report(store(tmp_path), tmp_path, None, "paper", symbols=(PERP,))
+    [listed] = report["positions"]
+    assert {k: listed[k] for k in ("side", "leverage", "liquidation_price")} == {
+        "side": "short",
+        "leverage": shown["leverage"],
+        "liquidation_price": str(short.liquidation_price),
+    }
+    assert listed["liquidation_distance_pct"] == shown["liquidation_distance_pct"]
+    row = [str(cell) for cell in market_row(PERP, None, short)]
+    assert row[2] == "SHORT 0.02 3x" and row[6] == price(short.liquidation_price) and row[8] == "liquidation"
     liquidation = short.liquidation_price
 
     # The price rises to 22 % under the liquidation price: WARN.
