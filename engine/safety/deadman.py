@@ -54,8 +54,11 @@ class DeadMan:
         why = self.healthy()
         self.held_back = why
         venue = self.link.venue
+        if why is None and (venue is None or not venue.markets_loaded):
+            why = "the venue is connecting"  # a reconnect swapped the client: the next turn renews it
+        self.held_back = why
         if why is not None or venue is None:
-            log.warning("dead-man's switch not renewed: %s", why or "no venue")
+            log.warning("dead-man's switch not renewed: %s", why)
             return
         try:
             await asyncio.gather(*(venue.arm_deadman(s, self.seconds) for s in self.symbols))

@@ -114,6 +114,7 @@ class VenueSync:
         self.perp_setup: dict[str, Any] = {}
         self._funding_read_ms: int | None = None  # when the funding paid was last read (wall ms)
         self._funding_times: set[int] = set()  # funding times seen and not passed at the last read (ms)
+        self._account_moved = False  # an account update came on the user stream since the last perps refresh
 
     def _loop_crashed(self, name: str, exc: BaseException) -> None:
         self.alert(Severity.CRIT, "TASK_CRASHED", f"{name} stopped: {type(exc).__name__}: {exc}")
@@ -270,7 +271,11 @@ class VenueSync:
         venue = self.link.venue
         if venue is None or not venue.markets_loaded:
             return
-        await self.execution.refresh_positions()
+        if self._account_moved:
+            self._account_moved = False
+            await self.execution.refresh_balances()  # the positions with it
+        else:
+            await self.execution.refresh_positions()
         for symbol in self.symbols:
             rate, mark, next_ms, index = await venue.funding(symbol)
             self.portfolio.funding_rates[symbol] = (rate, next_ms)
@@ -604,9 +609,10 @@ class VenueSync:
         if self.portfolio.usdm:
             if venue.balance_reason == "FUNDING_FEE":
                 self._funding_times.add(0)  # a funding was charged: read what it came to at the next reconciliation
-            # USDⓈ-M's account update carries the wallet balance only (no margin balance, no free or used): read the
-            # account and the positions it moved over REST, so equity stays the margin balance.
-            await self.execution.refresh_balances()
+            # USDⓈ-M's account update carries the wallet balance only (no margin balance, no free or used), and
+            # comes with every order event: the account and positions it moved are read over REST by the next
+            # perps refresh (one read however many updates came), so equity stays the margin balance.
+            self._account_moved = True
             return
         self.execution.apply_balances(balances)
 

@@ -597,10 +597,19 @@ class Venue:
     def _user_client(self) -> Any:
         """ccxt's WS-API client that carries the user-data subscription (Binance spot), or its listen-key
         connection (USDⓈ-M: ``/private/ws``), or None."""
+        if self.usdm:
+            key = self.listen_key()
+            found = [c for url, c in list(getattr(self.ex, "clients", {}).items()) if key and key in url]
+            return found[-1] if found else None  # the connection of the key in force, not an old one closed
         for url, client in list(getattr(self.ex, "clients", {}).items()):
-            if ("/private/" in url or "listenKey" in url) if self.usdm else "ws-api" in url:
+            if "ws-api" in url:
                 return client
         return None
+
+    def listen_key(self) -> str | None:
+        """USDⓈ-M: the listen key ccxt's user stream uses now (it renews and replaces it), or None."""
+        options = self.ex.options.get("linear")
+        return options.get("listenKey") if isinstance(options, dict) else None
 
     def user_stream_state(self) -> tuple[str, str]:
         """What ccxt holds of the user-data stream: ``("up", "")`` a connection open and a subscription in force
@@ -632,8 +641,10 @@ class Venue:
         silently) or does not answer within ``timeout_s``; None when it cannot tell (no connection, or a venue
         that does not know the request)."""
         client = self._user_client()
-        if client is None or self.usdm or self.user_stream_state()[0] != "up":
-            return None  # USDⓈ-M's listen-key stream cannot be asked: judged by silence
+        if client is None or self.user_stream_state()[0] != "up":
+            return None
+        if self.usdm:
+            return await self._probe_listen_key(timeout_s)
         request_id = str(self.ex.request_id(client.url))
 
         def answered(c: Any, message: Any) -> None:
@@ -657,6 +668,24 @@ class Venue:
             return None
         result = answer.get("result") if isinstance(answer, dict) else None
         return bool(result) if isinstance(result, list) else None
+
+    async def _probe_listen_key(self, timeout_s: float) -> bool | None:
+        """USDⓈ-M: the venue asked to keep the account's listen key alive (``PUT /fapi/v1/listenKey``, what ccxt sends
+        every 20 minutes anyway) names the key this connection listens on: True; another key, or none (-1125): False;
+        no answer it could give (a network error): None."""
+        key = self.listen_key()
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await self.ex.fapiPrivatePutListenKey()
+        except TimeoutError:
+            return False
+        except vx.ExchangeError as exc:
+            log.info("user-data probe: the venue does not know the listen key: %s", exc)
+            return False
+        except vx.BaseError as exc:
+            log.debug("user-data probe not answered: %s", exc)
+            return None
+        return isinstance(answer, dict) and answer.get("listenKey") == key
 
     def drop_user_stream(self, why: str) -> bool:
         """Close the user-data connection as failed: the watchers waiting on it get a network error, and their next
@@ -770,6 +799,7 @@ PRIVATE_CALLS = frozenset(
         "fetch_funding_history",
         "fapiPrivatePostCountdownCancelAll",
         "cancel_all_orders_after",
+        "fapiPrivatePutListenKey",
     }
 )
 
