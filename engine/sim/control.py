@@ -174,6 +174,7 @@ class ControlApi:
                 "rest_url": sim.rest_url,
                 "ws_url": sim.ws_url,
                 "seed": sim.seed,
+                "market": sim.market,
                 "speed": sim.clock.speed,
                 "market_time": sim.clock.now_ms(),
                 "server_time": sim.clock.server_ms(),

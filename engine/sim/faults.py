@@ -306,7 +306,7 @@ CATALOGUE: dict[str, FaultSpec] = {
             "USDⓈ-M futures: the next funding rate jumps to rate; it is charged at the next funding time, then the "
             "fault ends",
             (
-                Option("rate", Decimal, Decimal("0.01"), "the funding rate charged next (0.01 = 1 % of notional)"),
+                Option("rate", Decimal, Decimal("0.01"), "the funding rate charged next (0.01: 1 percent of notional)"),
                 Option("symbol", str, None, "only this symbol"),
             ),
             ends_itself=True,

@@ -232,6 +232,13 @@ async def test_both_markets_on_one_simulator_and_mark_divergence():
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"{sim.rest_url}/api/v3/exchangeInfo") as spot:
                     assert spot.status == 200
+            headers = {"Authorization": f"Bearer {sim.control_token}"}
+            async with aiohttp.ClientSession(headers=headers) as control:
+                async with control.get(f"{sim.rest_url}/sim/status") as status:
+                    assert (await status.json())["market"] == "both"
+                async with control.post(f"{sim.rest_url}/sim/funding", json={"seconds": 30}) as funding:
+                    assert (await funding.json())["next_funding_time"] == sim.futures.next_funding_ms
+                    assert sim.futures.next_funding_ms - sim.clock.now_ms() <= 30_000
             sim.faults.inject("mark-divergence", percent=3, symbol="BTCUSDT")
             mark = await ex.fetch_mark_price(PERP)
             assert Decimal(str(mark["markPrice"])) == (sim.price("BTCUSDT") * Decimal("1.03")).quantize(Decimal("0.01"))
@@ -251,3 +258,11 @@ async def test_both_markets_on_one_simulator_and_mark_divergence():
             Simulator(market="spot").schedule_funding(1)
         with pytest.raises(ValueError, match="give one of spot, usdm, both"):
             Simulator(market="coinm")
+
+
+def test_the_futures_faults_have_a_command_line_help(capsys):
+    from engine.sim.faultcli import main as fault_main
+
+    for name in ("mark-divergence", "funding-spike", "foreign-fill"):
+        assert fault_main([name, "--help"]) == 0
+        assert f"fault {name}" in capsys.readouterr().out
