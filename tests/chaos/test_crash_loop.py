@@ -110,11 +110,12 @@ def test_the_checker_finds_a_position_mismatch_kept_or_halted_on(tmp_path):
 
 def test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip(tmp_path):
     """The crash loop on the simulator's USDⓈ-M perpetuals (``--perps``, runbook 002): shorts opened, reduced and
-    closed from another shell, two kills; after each restart the orders, fills, the positions' side and size agree
-    with the venue's and no reduce-only order opened or flipped a position."""
-    report = run_loop(kills=2, seed=2, work=tmp_path, say=lambda line: None, perps=True)
+    closed from another shell, killed once; before and after the restart the orders, fills, the positions' side and
+    size agree with the venue's and no reduce-only order opened or flipped a position (the long run:
+    ``python tests/crashloop.py --perps --kills 200``)."""
+    report = run_loop(kills=1, seed=2, work=tmp_path, say=lambda line: None, perps=True)
     assert report.problems == [], report.problems
-    assert report.kills == 2 and report.checks == 3
+    assert report.kills == 1 and report.checks == 2
     assert report.venue_trades > 0
 
 

@@ -21,7 +21,7 @@ from runbook import codes, first_alert
 from engine.kernel.events import TradingState
 
 ROOT = Path(__file__).resolve().parents[2]
-DEADMAN_S = 3.0
+DEADMAN_S = 2.0
 CONFIG = """
 [venue]
 exchange = "binance"
