@@ -112,7 +112,7 @@ SLOW_FILES = {
     "tests/integration/test_chat_control.py": "engines on the simulator commanded from fake Telegram and Slack",
     "tests/chaos/test_stop_survives.py": "kill -9 of the engine process twice, a simulator in its own process",
     "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
-    "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): four engines on the USDⓈ-M simulator, prices moved",
+    "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): engines on the USDⓈ-M simulator, prices moved",
     "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
 }
 

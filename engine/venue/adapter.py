@@ -503,10 +503,14 @@ class Venue:
     async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
         if self.binance and self.usdm:
-            # USDⓈ-M answers a cancel-all with {"code": 200} and no order: the caller's listing and its settling of
-            # each order by client id say what was cancelled.
-            await call("fapiPrivateDeleteAllOpenOrders", {"symbol": self.ex.market_id(symbol)})
-            return []
+            # USDⓈ-M answers a cancel-all with {"code": 200} and no order: the symbol's open orders are listed first,
+            # so the report can say how many it took (as they were listed: their end comes on the user stream, or
+            # from the caller's settling by client id).
+            request = {"symbol": self.ex.market_id(symbol)}
+            listed = await self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request)
+            if listed:
+                await call("fapiPrivateDeleteAllOpenOrders", request)
+            return listed
         if self.binance:
             return await self._ask(
                 call, "privateDeleteOpenOrders", self._binance_orders, {"symbol": self.ex.market_id(symbol)}

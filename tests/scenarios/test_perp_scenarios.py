@@ -1,6 +1,6 @@
 """Runbook 002's perpetual-futures scenarios on the simulator's USDⓈ-M market: a high-leverage warning (with a
 margin type the venue would not change), the liquidation distance's CRIT closing the position, a funding spike and a
-mark price that leaves the market, and a liquidation found at reconciliation."""
+mark price that leaves the market, a liquidation found at reconciliation, and close-all with no engine running."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from decimal import Decimal
 
 from eventually import eventually
 from perps import PERP, bare, perp_settings, usdm_fixture, venue_positions  # noqa: F401  (the usdm fixture)
-from runbook import afterwards, audited, codes, first_alert, tripped
+from runbook import afterwards, audited, codes, first_alert, store, tripped
 
-from engine.kernel.commands import PlaceOrder
+from engine.core.emergency import act_without_engine
+from engine.kernel.commands import CloseAll, PlaceOrder
 from engine.kernel.events import TradingState
 
 NEAR = {"liq_warn_pct": Decimal("25"), "liq_crit_pct": Decimal("20")}  # a 3x short's room is about 33 %
@@ -134,3 +135,24 @@ async def test_a_liquidation_found_at_reconciliation_halts_with_an_incident(usdm
     await eventually(lambda: engine.incidents.current is not None, message="incident opened")
     assert engine.holdings.mismatch == [] and engine.portfolio.positions() == ()
     afterwards(engine, usdm, tmp_path, state=TradingState.HALTED, alerts=["LIQUIDATED", "TRADING_HALTED"])
+
+
+async def test_emergency_close_all_with_no_engine_flattens_a_short_and_a_long(usdm, tmp_path):
+    """Runbook 002 "2. CLOSE ALL POSITIONS" ("Manual position closure via API": emergency_close_positions.py):
+    `cockpit close-all` with no engine running, on perps: the resting order cancelled (and counted), the short bought
+    back and the long sold with reduce-only market orders, the venue flat, HALTED latched."""
+    ex = bare(usdm)
+    try:
+        await ex.load_markets()
+        await ex.create_order(PERP, "market", "sell", 0.02)
+        await ex.create_order("ETH/USDT:USDT", "market", "buy", 0.05)
+        await ex.create_order(PERP, "limit", "sell", 0.002, 80000)
+    finally:
+        await ex.close()
+    settings = perp_settings(usdm, tmp_path, venue={"symbols": (PERP, "ETH/USDT:USDT")})
+    result = await act_without_engine(settings, CloseAll(actor="operator:cli", reason="runbook 002"), retry_for_s=5)
+    assert result.ok, result.message
+    assert "canceled 1 order(s)" in result.message and "closed 2 position(s)" in result.message, result.message
+    assert venue_positions(usdm) == {} and usdm.futures.open_orders() == []
+    assert all(o["reduceOnly"] for o in usdm.account()["futures"]["orders"] if o["clientOrderId"].startswith("ck-"))
+    assert store(tmp_path).trading_state()[0] == TradingState.HALTED
