@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from eventually import eventually
-from perps import PERP, bare, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
+from perpvenue import PERP, bare, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
 from runbook import audited, codes, first_alert, store
 
 from cockpit.views import market_row, price

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from eventually import eventually
-from perps import PERP, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
+from perpvenue import PERP, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
 from runbook import codes, first_alert
 
 from engine.kernel.events import TradingState

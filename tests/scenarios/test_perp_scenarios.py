@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from eventually import eventually
-from perps import PERP, bare, perp_settings, usdm_fixture, venue_positions  # noqa: F401  (the usdm fixture)
+from perpvenue import PERP, bare, perp_settings, usdm_fixture, venue_positions  # noqa: F401  (the usdm fixture)
 from runbook import afterwards, audited, codes, first_alert, store, tripped
 
 from engine.core.emergency import act_without_engine
