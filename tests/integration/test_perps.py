@@ -11,6 +11,7 @@ from eventually import eventually
 from perpvenue import PERP, bare, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
 from runbook import audited, codes, first_alert, store
 
+from cockpit.status import render_status
 from cockpit.views import market_row, price
 from engine.api.statusreport import status_report
 from engine.kernel.commands import CloseAll, PlaceOrder
@@ -38,7 +39,7 @@ async def bare_short(sim: Simulator) -> None:
 
 
 async def test_a_3x_short_through_the_engine_trips_liquidation_distance_and_close_all_leaves_it_flat(
-    usdm, tmp_path, run
+    usdm, tmp_path, run, capsys
 ):
     """Runbook 002 "Key Metrics to Monitor": Liquidation Distance; "Maintain adequate liquidation buffers"; "CLOSE ALL
     POSITIONS". The short's liquidation price is about 33 % over the entry: WARN under 25 %, CRIT under 20 %, the CRIT
@@ -78,6 +79,8 @@ async def test_a_3x_short_through_the_engine_trips_liquidation_distance_and_clos
         "liquidation_price": str(short.liquidation_price),
     }
     assert listed["liquidation_distance_pct"] == shown["liquidation_distance_pct"]
+    render_status(report, tmp_path)  # `cockpit status`, for a person: one line per position
+    assert f"position: {PERP} SHORT -0.02" in capsys.readouterr().out
     row = [str(cell) for cell in market_row(PERP, None, short)]
     assert row[2] == "SHORT 0.02 3x" and row[6] == price(short.liquidation_price) and row[8] == "liquidation"
     liquidation = short.liquidation_price
