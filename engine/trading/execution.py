@@ -122,7 +122,10 @@ class Execution:
         min_cost = venue.min_cost(symbol) if venue else Decimal(0)
         pending: dict[str, Decimal] = {}
         for o in self.tracker.open_orders():
-            if o.side == "buy":
+            # Spot: resting buys add to a position. Perps: any resting order that would grow it (a sell opens or
+            # grows a short).
+            grows = o.side == "buy" if not p.usdm else not self.reduces(o.symbol, o.side, o.remaining)
+            if grows:
                 price = o.price if o.price is not None else p.last.get(o.symbol, Decimal(0))
                 pending[o.symbol] = pending.get(o.symbol, Decimal(0)) + o.remaining * price
         held = [s for s in self.symbols if p.position_value(s) > min_cost or pending.get(s, 0) > 0]
