@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 OPEN_ORDERS_WEIGHT = 80  # every symbol's open orders
 BALANCE_WEIGHT = 20  # the account
 TRADES_WEIGHT = 20  # one symbol's trades
+POSITIONS_WEIGHT = 5  # USDⓈ-M positionRisk (each symbol's premiumIndex: 1 more)
 # Fills the streams missed are read from myTrades a page at a time, at most this many pages a symbol per pass.
 TRADES_PAGE = 500
 TRADE_PAGES = 5
@@ -271,6 +272,8 @@ class VenueSync:
         venue = self.link.venue
         if venue is None or not venue.markets_loaded:
             return
+        if not venue.spare_for_background(POSITIONS_WEIGHT + len(self.symbols)):
+            return  # the background's share of the venue's minute is spent: at a later turn
         if self._account_moved:
             self._account_moved = False
             await self.execution.refresh_balances()  # the positions with it
