@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="P",
                 help="stop price under the entry (required for buys while [risk] require_stop_loss)",
             )
+            cmd.add_argument(
+                "--take-profit",
+                type=_decimal,
+                default=None,
+                metavar="P",
+                help="a buy's take-profit above the entry: it rests with the stop as one OCO at the venue",
+            )
         elif spec.name == "ack":
             cmd.add_argument("ids", nargs="*", type=int, metavar="ID", help="alert ids (see `cockpit status`)")
             cmd.add_argument("--all", action="store_true", dest="every", help="every unacknowledged alert")
@@ -609,6 +616,7 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
             "type": "limit" if args.price is not None else "market",
             "price": None if args.price is None else str(args.price),
             "stop_loss": None if args.stop_loss is None else str(args.stop_loss),
+            "take_profit": None if args.take_profit is None else str(args.take_profit),
         }
     return None
 

@@ -95,6 +95,11 @@ def render_status(report: dict[str, Any], data_dir: Path, as_json: bool = False)
                 f"liquidation {_plain(pos.get('liquidation_price'))} "
                 f"({inert(str(pos.get('liquidation_distance_pct')))}% away), uPnL {_plain(pos.get('unrealized_pnl'))}"
             )
+    if suspended := report.get("stops_suspended"):
+        print(
+            f"stops at the venue: SUSPENDED ({inert(suspended)}); the positions rest unprotected there until "
+            "`cockpit resume` places them again"
+        )
     orders = report["open_orders"]
     print(f"open orders: {len(orders)}")
     for o in orders:

@@ -104,11 +104,19 @@ def age(seconds: float) -> str:
 
 
 def market_row(
-    symbol: str, last: Decimal | None, p: Position | None, stop: Decimal | None = None, at_venue: bool = False
+    symbol: str,
+    last: Decimal | None,
+    p: Position | None,
+    stop: Decimal | None = None,
+    at_venue: bool = False,
+    oco: bool = False,
+    suspended: bool = False,
 ) -> tuple[str | Text, ...]:
     """One configured market: its mark price and, when held, the position: size, entry, value, unrealised PnL,
     its stop-loss, how far the price is above it, and where the stop rests: ``venue`` (it protects the position
-    with the engine gone) or ``engine only`` (red: nothing protects it if the engine stops)."""
+    with the engine gone), ``venue OCO`` (with the entry's take-profit, one cancels the other), ``suspended``
+    (yellow: a cancel-all with its stops or a close-all took it; a resume puts it back) or ``engine only`` (red:
+    nothing protects it if the engine stops)."""
     symbol_cell = shown(symbol)
     if p is None or not p.amount:
         return (symbol_cell, price(last), "", "", "", "", "", "", "")
@@ -125,7 +133,12 @@ def market_row(
         distance = Text(
             f"{gap:.2f}%" if gap is not None else "—", style="bold red" if gap is not None and gap < 1 else ""
         )
-    where: str | Text = "" if stop is None else "venue" if at_venue else Text("engine only", style="bold red")
+    where: str | Text = ""
+    if stop is not None:
+        if at_venue:
+            where = "venue OCO" if oco else "venue"
+        else:
+            where = Text("suspended", style="bold yellow") if suspended else Text("engine only", style="bold red")
     return (
         symbol_cell,
         price(mark),

@@ -9,8 +9,9 @@ reconciliation it checks, against the venue's own record (``GET /sim/account``):
 - no position mismatch kept or halted on (nobody else trades the account: the engine's own fills explain it all);
 - a halt kept (HALTED before the kill, HALTED after it, and nothing sent meanwhile), and a kill-switch command the kill
   interrupted carried out at the restart (HALTED);
-- every held position with a stop protected at the venue by exactly one protective stop once the restart settled,
-  and no position ever with two live stops at once (issue 22).
+- every held position with a stop protected at the venue by exactly one protection, its stop or an OCO of the stop
+  with its take-profit, of the amount held, once the restart settled, and no position ever with two live
+  protections at once (issue 22; half the loop's entries carry a take-profit).
 
 Some kills land while a command from another shell (halt, cancel-all, close-all, an order; sent the way the CLI
 sends it, through the store) is on its way. The
@@ -151,6 +152,18 @@ COMMANDS = (
     (
         "order",
         {"symbol": "BTC/USDT", "side": "buy", "amount": "0.0005", "type": "market", "price": None, "stop_loss": "1"},
+    ),
+    (  # an entry whose stop rests with its take-profit as one OCO (both far from the price: neither fills here)
+        "order",
+        {
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "amount": "0.0005",
+            "type": "market",
+            "price": None,
+            "stop_loss": "30000",
+            "take_profit": "200000",
+        },
     ),
 )
 
@@ -377,20 +390,34 @@ STOP_OFFSET = Decimal("0.005")  # [risk] stop_limit_offset_pct as shipped (0.5 %
 
 
 def _protective(order: dict[str, Any]) -> bool:
+    """A position's protective stop: alone, or the stop leg of an OCO."""
     return order["type"] == "STOP_LOSS_LIMIT" and order["clientOrderId"].startswith("cs-")
 
 
+def _take_profit_leg(order: dict[str, Any]) -> bool:
+    """The take-profit leg of a position's protective OCO."""
+    return order["type"] == "LIMIT_MAKER" and order["clientOrderId"].startswith("ct-")
+
+
+def _protection(order: dict[str, Any]) -> bool:
+    return _protective(order) or _take_profit_leg(order)
+
+
 def sent_while_halted(sim_account: dict[str, Any]) -> int:
-    """The venue's orders that HALTED forbids: all but the protective stops, which only ever sell what is held and
-    are placed (again) while HALTED by design (decision SAF-34)."""
-    return sum(1 for o in sim_account["orders"] if not _protective(o))
+    """The venue's orders that HALTED forbids: all but the protective stops (and their OCO's take-profit), which
+    only ever sell what is held and are placed (again) while HALTED by design (decision SAF-34)."""
+    return sum(1 for o in sim_account["orders"] if not _protection(o))
 
 
 def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
-    """Held positions with a stop that the venue does not protect with exactly one protective stop (the amount held
-    less what the engine's other sells lock, when the venue's filters allow a stop of it at all)."""
+    """Held positions with a stop that the venue does not protect with exactly one protection, a stop or an OCO of
+    it with the position's take-profit, of the amount held (less what the engine's other sells lock, when the
+    venue's filters allow a stop of it at all). Nothing while an operator's cancel-all or close-all suspended them."""
     problems = []
     orders = sim_account["orders"]
+    if store.load_json("stops_suspended"):
+        return []
+    take_profits = store.load_json("take_profits") or {}
     for symbol, stop in (store.load_json("stops") or {}).items():
         base = symbol.split("/")[0]
         market = symbol.replace("/", "")
@@ -401,7 +428,7 @@ def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
             (
                 Decimal(o["origQty"]) - Decimal(o["executedQty"])
                 for o in open_
-                if o["side"] == "SELL" and not _protective(o)
+                if o["side"] == "SELL" and not _protection(o)
             ),
             Decimal(0),
         )
@@ -416,17 +443,39 @@ def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
             )
         elif Decimal(stops[0]["origQty"]) - Decimal(stops[0]["executedQty"]) != spare:
             problems.append(f"{symbol}: the stop at the venue is for {stops[0]['origQty']}, {spare} is held")
+        profits = [o for o in open_ if _take_profit_leg(o)]
+        if profits and (
+            len(profits) > 1
+            or symbol not in take_profits
+            or stops[:1] == []
+            or profits[0]["orderListId"] != stops[0]["orderListId"]
+            or Decimal(profits[0]["origQty"]) - Decimal(profits[0]["executedQty"]) != spare
+        ):
+            problems.append(
+                f"{symbol}: {len(profits)} take-profit(s) at the venue not one OCO with the stop of {spare}"
+            )
     return problems
 
 
 def stops_twice(sim_account: dict[str, Any]) -> list[str]:
-    """Positions that had two protective stops live at once at the venue (each one's life: placed, then ended)."""
+    """Positions that had two protections live at once at the venue: each protection a lone stop or an OCO's two
+    legs, its life from its placing to the end of its last leg."""
     problems = []
     for market in {o["symbol"] for o in sim_account["orders"]}:
+        protections: dict[object, list[dict[str, Any]]] = {}
+        for o in sim_account["orders"]:
+            if o["symbol"] == market and _protection(o):
+                key = o["orderListId"] if o["orderListId"] >= 0 else o["clientOrderId"]
+                protections.setdefault(key, []).append(o)
         lives = sorted(
-            (o["time"], o["updateTime"] if o["status"] not in ("NEW", "PARTIALLY_FILLED") else None, o["clientOrderId"])
-            for o in sim_account["orders"]
-            if o["symbol"] == market and _protective(o)
+            (
+                min(o["time"] for o in legs),
+                None
+                if any(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in legs)
+                else max(o["updateTime"] for o in legs),
+                legs[0]["clientOrderId"][3:],
+            )
+            for legs in protections.values()
         )
         for (_, ended, first), (started, _, second) in zip(lives, lives[1:]):
             if ended is None or started < ended:

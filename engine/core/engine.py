@@ -60,7 +60,6 @@ from engine.kernel.events import (
     ModeChanged,
     OrderUpdated,
     Severity,
-    StopsChanged,
     StrategyGuardChanged,
     TickerUpdated,
     TradingState,
@@ -715,6 +714,13 @@ class Engine:
         assert self.store is not None
         stops = self.store.load_json("stops") or {}
         self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
+        profits = self.store.load_json("take_profits") or {}
+        self.execution.take_profits.update({k: Decimal(v) for k, v in profits.items()})
+        # A cancel-all with its stops (or a close-all) holds them off until an operator resumes, restarts included
+        # (a resume from another shell while no engine ran left HALTED: then it is over).
+        self.venue_stops.suspended = str(self.store.load_json("stops_suspended") or "")
+        if self.trading_state != TradingState.HALTED:
+            self.venue_stops.suspend("")
         self.execution.stop_cancels.update(dict.fromkeys(self.store.load_json("stop_cancels") or []))
         origins = {o.client_id: o.origin for o in self.tracker.all()}
         for fill in fills:
@@ -730,7 +736,7 @@ class Engine:
     def _save_counters(self) -> None:
         self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
         self.bus.publish(StrategyGuardChanged(self.runner.guard.to_dict()))
-        self.bus.publish(StopsChanged(dict(self.execution.stops)))
+        self.execution.publish_stops()
 
     def _publish_health(self) -> None:
         self.bus.publish(self.read.health_event())

@@ -183,7 +183,7 @@ class CommandHandlers:
             # A per-symbol REDUCE_ONLY while a flash crash on it is being confirmed: not a halt.
             return CommandResult(False, f"not sent: {held} (monitor:flash_crash)")
         return await self.engine.execution.place(
-            c.symbol, c.side, c.type, c.amount, c.price, c.actor, stop_loss=c.stop_loss
+            c.symbol, c.side, c.type, c.amount, c.price, c.actor, stop_loss=c.stop_loss, take_profit=c.take_profit
         )
 
     async def _cancel(self, c: CancelOrder) -> CommandResult:

@@ -25,7 +25,7 @@ from engine.kernel.events import Severity, TradingState
 from engine.kernel.ports import Ports, VenueLink
 from engine.trading.books import Books
 from engine.trading.execution import Execution
-from engine.trading.orders import is_protective_stop
+from engine.trading.orders import STOP_ID_PREFIX
 from engine.trading.portfolio import base_of
 from engine.trading.protect import VenueStops
 from engine.trading.state import TradingStateMachine, is_operator
@@ -126,7 +126,7 @@ class KillSwitch:
         venue = self.link.require()
         out = Outcome()
         only = set(symbols) if symbols else None
-        keep = {o.client_id for o in self.tracker.open_orders() if is_protective_stop(o)} if keep_stops else set[str]()
+        keep = {o.client_id for o in self.tracker.open_orders() if o.is_protective} if keep_stops else set[str]()
         pending = set(symbols or self.symbols) | {
             o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only
         }
@@ -163,7 +163,7 @@ class KillSwitch:
             self.mark("listing_confirmed")
             listed = [r for r in listed if only is None or r.symbol in only]
             kept = [r for r in listed if r.client_id in keep]
-            out.kept = len(kept)
+            out.kept = sum(1 for r in kept if r.client_id.startswith(STOP_ID_PREFIX))  # an OCO counts once
             remaining = [r for r in listed if r.client_id not in keep]
             pending = {r.symbol for r in remaining} - done
         out.still_open = None if remaining is None else len(remaining)
@@ -356,7 +356,7 @@ class Tiers:
         """An operator resumed: every retry stands down, and a pass under way will not start one; protective
         stops a cancel-all took with it are placed again."""
         self._resumes += 1
-        self.kill.venue_stops.suspended = ""
+        self.kill.venue_stops.suspend("")
         self._stop(None, "trading resumed")
 
     async def run(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
@@ -428,10 +428,10 @@ class Tiers:
         if self.prepare is not None:
             await self.prepare(c)
         if isinstance(c, CloseAll):  # flattening: no stop is placed again for what it sells, until a resume
-            self.kill.venue_stops.suspended = "close-all, until an operator resumes"
+            self.kill.venue_stops.suspend("close-all, until an operator resumes")
         if isinstance(c, CancelAll):
             if c.include_stops:  # the operator wants them gone: none is placed again until an operator resumes
-                self.kill.venue_stops.suspended = "cancelled by cancel-all with its stops, until an operator resumes"
+                self.kill.venue_stops.suspend("cancelled by cancel-all with its stops, until an operator resumes")
             outcome = await self.kill.cancel_all(keep_stops=not c.include_stops)
         else:
             symbols = (c.symbol,) if isinstance(c, ClosePosition) else None

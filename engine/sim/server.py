@@ -397,7 +397,7 @@ class Simulator:
                     feed.set_price(replay.price_at(now, feed.spec.tick_size))
                 else:
                     feed.next_price()
-            self._print_synthetic_trade(symbol)
+            self._print_synthetic_trade(symbol, now)
             self.engine.on_price(symbol)
             self.streams.market.publish_prices(symbol)
             self._perp_on_price(symbol)
@@ -451,9 +451,12 @@ class Simulator:
             except Exception:  # task boundary: one bad round must not stop the clock
                 log.exception("countdown check failed")
 
-    def _print_synthetic_trade(self, symbol: str) -> None:
+    def _print_synthetic_trade(self, symbol: str, now: int | None = None) -> None:
+        """Print one trade at the feed's price. ``now``: the market time that price is for (a tick's): a fast clock
+        read again here could stamp a replayed minute's price into the next minute."""
         feed = self.feeds[symbol]
-        now = self.clock.now_ms()
+        if now is None:
+            now = self.clock.now_ms()
         qty, buyer_is_maker = feed.synthetic_trade_qty()
         replay = self.replays.get(symbol)
         if replay is not None:

@@ -56,6 +56,27 @@ def pre_trade_refusal(
     return None
 
 
+def take_profit_refusal(
+    side: str, stop_loss: Decimal | None, take_profit: Decimal | None, reference_price: Decimal | None
+) -> str | None:
+    """An entry's take-profit: a number, on a buy, with a stop under it and above the entry price (it rests with the
+    stop as one OCO at the venue: a sell above the price and a stop under it)."""
+    if take_profit is None:
+        return None
+    refusal = number_refusal("take-profit", take_profit)
+    if refusal is not None:
+        return refusal
+    if side != "buy":
+        return "a take-profit belongs to an entry (a buy): it is placed with the position's stop"
+    if stop_loss is None:
+        return "a take-profit needs a stop-loss: the two rest at the venue as one OCO"
+    if take_profit <= stop_loss:
+        return f"take-profit {take_profit} must be above the stop-loss {stop_loss}"
+    if reference_price is not None and take_profit <= reference_price:
+        return f"take-profit {take_profit} must be above the entry price {reference_price}"
+    return None
+
+
 def filter_refusal(
     min_amount: Decimal,
     min_cost: Decimal,

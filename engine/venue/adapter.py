@@ -389,6 +389,15 @@ class Venue:
         has = self.ex.has.get("createStopLossOrder")
         return None if has is None else bool(has)
 
+    def oco_orders(self, symbol: str) -> bool:
+        """Whether a stop and a take-profit can rest for ``symbol`` as one OCO list: Binance spot's order list
+        (``POST /api/v3/orderList/oco``, ccxt's implicit ``privatePostOrderListOco``: ccxt has no unified OCO call),
+        on a market that allows it (``ocoAllowed``). Elsewhere the stop rests alone."""
+        if not self.binance or not hasattr(self.ex, "privatePostOrderListOco"):
+            return False
+        info = self.ex.market(symbol).get("info") or {}
+        return isinstance(info, dict) and info.get("ocoAllowed") is True
+
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
         """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
         try:
@@ -464,6 +473,44 @@ class Venue:
             params,
         )
 
+    async def create_oco(
+        self,
+        list_id: str,
+        stop_id: str,
+        take_profit_id: str,
+        symbol: str,
+        amount: Decimal,
+        stop: Decimal,
+        limit: Decimal,
+        take_profit: Decimal,
+    ) -> list[OrderReport]:
+        """A protective OCO sell (``oco_orders``): above the price a LIMIT_MAKER at ``take_profit`` (it rests on the
+        book, and the stop leg lives until it actually fills), under it a STOP_LOSS_LIMIT triggered at ``stop`` and
+        limited at ``limit``; one ``amount`` for both. Each leg's report, parsed from Binance's own answer. Never
+        retried here (the engine asks by client id after an uncertain failure)."""
+        request = {
+            "symbol": self.ex.market_id(symbol),
+            "side": "SELL",
+            "quantity": str(amount),
+            "listClientOrderId": list_id,
+            "aboveType": "LIMIT_MAKER",
+            "abovePrice": str(take_profit),
+            "aboveClientOrderId": take_profit_id,
+            "belowType": "STOP_LOSS_LIMIT",
+            "belowPrice": str(limit),
+            "belowStopPrice": str(stop),
+            "belowTimeInForce": "GTC",
+            "belowClientOrderId": stop_id,
+            "newOrderRespType": "FULL",
+        }
+        return await self._ask(self._once, "privatePostOrderListOco", self._binance_list, request)
+
+    async def cancel_oco(self, list_id: str, symbol: str) -> list[OrderReport]:
+        """Cancel a protective OCO by its list's client id: both legs' reports (-2011 ``OrderNotFound`` when the
+        list is done or unknown)."""
+        request = {"symbol": self.ex.market_id(symbol), "listClientOrderId": list_id}
+        return await self._ask(self._call, "privateDeleteOrderList", self._binance_list, request)
+
     async def fetch_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
         return await self._ask(
             self._urgent if urgent else self._call,
@@ -526,6 +573,10 @@ class Venue:
     def _binance_orders(self, raw: Any) -> list[OrderReport]:
         symbol_of: Callable[[str], str] = self.ex.safe_symbol
         return parse_binance_orders(raw, symbol_of)
+
+    def _binance_list(self, raw: Any) -> list[OrderReport]:
+        """An order list's answer: its legs' reports (``orderReports``)."""
+        return self._binance_orders([raw])
 
     async def _ask(self, call: Callable[..., Awaitable[Any]], name: str, parse: Callable[[Any], T], *args: Any) -> T:
         """``call`` the venue, then ``parse`` its answer: an answer of the wrong shape is the venue's garbage,
@@ -804,6 +855,8 @@ PRIVATE_CALLS = frozenset(
         "fapiPrivatePostCountdownCancelAll",
         "cancel_all_orders_after",
         "fapiPrivatePutListenKey",
+        "privatePostOrderListOco",
+        "privateDeleteOrderList",
     }
 )
 

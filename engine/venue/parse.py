@@ -186,8 +186,15 @@ def parse_binance_order(o: dict[str, Any], symbol_of: Callable[[str], str]) -> O
 
 @_parses("a list of orders")
 def parse_binance_orders(raw: list[dict[str, Any]], symbol_of: Callable[[str], str]) -> list[OrderReport]:
-    """A cancel-all's or an open-orders listing's answer (Binance's own words, see ``parse_binance_order``)."""
-    return [parse_binance_order(o, symbol_of) for o in raw]
+    """A cancel-all's or an open-orders listing's answer (Binance's own words, see ``parse_binance_order``). A
+    cancel-all's answer also holds each cancelled order list as one object: its legs are its ``orderReports``."""
+    out: list[OrderReport] = []
+    for o in raw:
+        if "orderReports" in o:
+            out.extend(parse_binance_order(leg, symbol_of) for leg in o["orderReports"])
+        else:
+            out.append(parse_binance_order(o, symbol_of))
+    return out
 
 
 @_parses("a list of orders")

@@ -9,13 +9,14 @@ every step:
 - PnL adds up from fills: the venue's balances are the opening balance plus the stored fills' cash flows and fees,
   to the last unit (Decimal), and the engine's realised plus unrealised PnL is its equity change, dust included
   (to Decimal's 28 digits: a partial exit divides the cost);
-- every held position has exactly one protective stop at the venue, of the held amount (less the engine's other
-  sells), within the filters, once the engine settled, and none ever had two live at once (issue 22; not while a
-  kill switch has taken the stops until an operator resumes).
+- every held position has exactly one protection at the venue, its stop or an OCO of the stop with the entry's
+  take-profit, of the held amount (less the engine's other sells), within the filters, once the engine settled, and
+  none ever had two live at once (issue 22; not while a kill switch has taken the stops until an operator resumes).
 
 The default run is small (README "Proof suites" has the long one):
 
-    .venv/bin/python -m pytest tests/chaos/test_stateful_faults.py --hypothesis-profile=long -p no:cacheprovider
+    .venv/bin/python -m pytest tests/chaos/test_stateful_faults.py --hypothesis-profile=long -p no:cacheprovider \
+        --timeout 1200
 
 (profiles in tests/conftest.py: "cockpit", the default, 3 examples of 10 steps; "long", 100 of 40).
 
@@ -145,8 +146,9 @@ class EngineUnderFaults(RuleBasedStateMachine):
         side=st.sampled_from(["buy", "sell"]),
         kind=st.sampled_from(["market", "limit near", "limit far"]),
         lots=st.integers(1, 4),
+        take_profit=st.booleans(),
     )
-    def order(self, actor: str, symbol: str, side: str, kind: str, lots: int) -> None:
+    def order(self, actor: str, symbol: str, side: str, kind: str, lots: int, take_profit: bool) -> None:
         engine = self.engine
         last = engine.portfolio.last[symbol]
         amount = LOT[symbol] * lots
@@ -167,6 +169,8 @@ class EngineUnderFaults(RuleBasedStateMachine):
                     amount=amount,
                     price=price,
                     stop_loss=(price or last) * Decimal("0.5") if side == "buy" else None,
+                    # an entry with a take-profit: the position's protection becomes one OCO of stop and take-profit
+                    take_profit=(price or last) * Decimal("1.5") if side == "buy" and take_profit else None,
                 )
             )
         )
@@ -195,7 +199,7 @@ class EngineUnderFaults(RuleBasedStateMachine):
         if command in ("halt", "cancel-all", "close-all"):
             assert engine.trading_state == TradingState.HALTED  # the kill switch halts first, whatever else fails
         if command == "cancel-all" and result.ok:  # all but the protective stops, which it keeps
-            assert all(o["clientOrderId"].startswith("cs-") for o in self.sim.open_orders())
+            assert all(o["clientOrderId"].startswith(("cs-", "ct-")) for o in self.sim.open_orders())
         if command == "close-all" and result.ok:
             assert self.sim.open_orders() == [] and all(sum(self.sim.balance(base_of(s))) < LOT[s] for s in SYMBOLS)
 
