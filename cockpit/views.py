@@ -123,6 +123,8 @@ def market_row(
     pnl = p.unrealized_pnl
     style = "green" if pnl and pnl > 0 else "red" if pnl and pnl < 0 else ""
     mark = last if last is not None else p.last
+    if p.leverage is not None and stop is None:
+        return perp_row(symbol_cell, p, Text(num(pnl), style=style))
     if stop is None:
         stop_cell, distance = Text("none", style="bold yellow"), Text("—", style="bold yellow")
     else:
@@ -147,6 +149,28 @@ def market_row(
         stop_cell,
         distance,
         where,
+    )
+
+
+def perp_row(symbol_cell: str | Text, p: Position, pnl: Text) -> tuple[str | Text, ...]:
+    """A perpetual's position (runbook 002 "Monitor positions"): its side and leverage with the size, the venue's
+    mark, and where the stop columns would be, its liquidation price and the mark's distance to it (yellow under
+    15 %, red under 7.5 %: the default liquidation-distance thresholds) and ``liquidation``."""
+    side = Text(
+        f"{p.side.upper()} {qty(abs(p.amount))} {p.leverage.normalize():f}x", style="green" if p.amount > 0 else "red"
+    )
+    distance = p.liquidation_distance_pct
+    far = "" if distance is None else "bold red" if distance < Decimal("7.5") else "yellow" if distance < 15 else ""
+    return (
+        symbol_cell,
+        price(p.last),
+        side,
+        price(p.avg_entry),
+        num(p.value),
+        pnl,
+        price(p.liquidation_price),
+        Text("—" if distance is None else f"{distance:.2f}%", style=far),
+        "liquidation",
     )
 
 

@@ -103,8 +103,17 @@ def _positions(store: Store, symbols: Sequence[str], open_orders: list[Order]) -
     """What the store last knew held, per configured symbol, with its stop and whether the stop rests at the
     venue (the engine's protective stop among the open orders) or in the engine only, and its take-profit (the
     OCO's other leg at the venue, when the entry gave one)."""
-    held = {b.asset: b.total for b in store.balances()}
     stops = store.load_json("stops") or {}
+    perps = store.load_json("perp_positions")
+    if isinstance(perps, list):
+        # Perps ([venue] market = "usdm"): the venue's positions as the engine last read them, signed, each with
+        # its side, leverage, liquidation price and distance (engine.trading.execution.perp_record).
+        return [
+            {**p, "stop_price": stops.get(p.get("symbol"))}
+            for p in perps
+            if isinstance(p, dict) and (not symbols or p.get("symbol") in symbols)
+        ]
+    held = {b.asset: b.total for b in store.balances()}
     profits = store.load_json("take_profits") or {}
     out: list[dict[str, object]] = []
     for symbol in symbols:

@@ -154,16 +154,34 @@ class Balance:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """A spot position: the base asset held against the quote, valued at the last price."""
+    """A position valued at the last price: spot, the base asset held against the quote; perps, signed (``amount``
+    negative for a short) with the venue's leverage, margin, liquidation price and the funding paid, ``last`` then
+    being the mark price."""
 
     symbol: str
     amount: Decimal
     avg_entry: Decimal | None
     last: Decimal | None
+    side: str = "long"
+    leverage: Decimal | None = None
+    margin: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    funding: Decimal | None = None  # received (+) or paid (-) since the engine first saw the position
 
     @property
     def value(self) -> Decimal | None:
-        return None if self.last is None else self.amount * self.last
+        """The notional at the last price (positive for a short too)."""
+        return None if self.last is None else abs(self.amount) * self.last
+
+    @property
+    def liquidation_distance_pct(self) -> Decimal | None:
+        """How far the mark is from the liquidation price, in percent of the mark (runbook 002 "Liquidation
+        Distance"): the room the price has to move against the position (up for a short, down for a long), negative
+        once past it; None without one."""
+        if self.liquidation_price is None or not self.last:
+            return None
+        room = self.liquidation_price - self.last if self.amount < 0 else self.last - self.liquidation_price
+        return room / self.last * 100
 
     @property
     def unrealized_pnl(self) -> Decimal | None:

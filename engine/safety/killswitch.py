@@ -5,7 +5,8 @@ Runbooks 000 §3 ("Kill-Switch Activated": stop new orders, cancel pending order
 venue's urgent lane, past the circuit breaker and the client-side rate limiter, and symbols are worked in
 parallel. What could not be done is reported per symbol; the engine keeps retrying it (``retry``) until done
 or an operator resumes. What remains after a close is verified at the venue: only dust too small to sell may
-be left, and it is reported by asset and amount, never hidden.
+be left, and it is reported by asset and amount, never hidden. Perps (runbook 002 "Close all positions"): longs and
+shorts are closed with reduce-only market orders and the venue's positions must then be flat, not "only dust".
 """
 
 from __future__ import annotations
@@ -207,6 +208,8 @@ class KillSwitch:
             exc = read[-1]
             out.failures["balances"] = f"balances: {type(exc).__name__}: {exc}"[:200]
             return out
+        if self.portfolio.usdm:
+            return await self._flatten(actor, targets, out)
         sells = [s for s in targets if self._sellable(s)[0] > 0]
         results = await self.execution.sell_now([(s, self._sellable(s)[0]) for s in sells], actor)
         for symbol, result in zip(sells, results):
@@ -229,6 +232,33 @@ class KillSwitch:
                 out.left[base_of(symbol)] = total  # sellable, or still locked in an order
             else:
                 out.dust[base_of(symbol)] = total
+        return out
+
+    async def _flatten(self, actor: str, targets: tuple[str, ...], out: Outcome) -> Outcome:
+        """Perps: every position closed by a reduce-only market order against it, then the venue's positions read
+        again: anything not flat is left (by symbol), whatever its size."""
+        venue = self.link.require()
+        closes = [
+            (s, "sell" if held > 0 else "buy", venue.amount_to_precision(s, abs(held)))
+            for s in targets
+            if (held := self.portfolio.held_amount(s)) != 0
+        ]
+        results = await self.execution.flatten_now(closes, actor)
+        for (symbol, _, _), result in zip(closes, results):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"close: {type(result).__name__}: {result}"[:200]
+            elif not result.ok:
+                out.failures[symbol] = f"close: {result.message}"[:200]
+            else:
+                out.closed.append(symbol)
+        try:
+            await self.execution.refresh_positions(urgent=True)
+        except vx.BaseError as exc:
+            out.failures["positions"] = f"verifying positions: {type(exc).__name__}: {exc}"[:200]
+            return out
+        for symbol in targets:
+            if (held := self.portfolio.held_amount(symbol)) != 0:
+                out.left[symbol] = held
         return out
 
     # ------------------------------------------------------------ steps

@@ -28,6 +28,7 @@ from engine.kernel.events import (
     OrderRefused,
     OrderStatus,
     Persisted,
+    Position,
     PositionsUpdated,
     RoundTripClosed,
     Severity,
@@ -47,6 +48,7 @@ from engine.trading.risk import (
     Exposure,
     OrderRateLimit,
     filter_refusal,
+    leverage_refusal,
     limit_refusal,
     pre_trade_refusal,
     take_profit_refusal,
@@ -106,6 +108,18 @@ class Execution:
         # Symbol -> sells of it under way (an exit, a strategy's sell): no protective stop is placed meanwhile, or
         # it would lock what they sell.
         self.selling: dict[str, int] = {}
+        # Perps: symbol -> the leverage the venue confirmed for it (set at every connect, ``VenueSync``); an entry
+        # in a symbol missing here is refused. And the client ids of orders sent with the venue's reduceOnly flag.
+        self.leverage: dict[str, Decimal] = {}
+        self.reduce_only: set[str] = set()
+
+    def reduces(self, symbol: str, side: str, amount: Decimal) -> bool:
+        """Whether an order only shrinks the position: spot, any sell; perps, the side against the position and no
+        more than it (more would flip it: an entry)."""
+        if not self.portfolio.usdm:
+            return side == "sell"
+        held = self.portfolio.held_amount(symbol)
+        return (held > 0 and side == "sell" and amount <= held) or (held < 0 and side == "buy" and amount <= -held)
 
     # ------------------------------------------------------------ placing
 
@@ -116,7 +130,10 @@ class Execution:
         min_cost = venue.min_cost(symbol) if venue else Decimal(0)
         pending: dict[str, Decimal] = {}
         for o in self.tracker.open_orders():
-            if o.side == "buy":
+            # Spot: resting buys add to a position. Perps: any resting order that would grow it (a sell opens or
+            # grows a short).
+            grows = o.side == "buy" if not p.usdm else not self.reduces(o.symbol, o.side, o.remaining)
+            if grows:
                 price = o.price if o.price is not None else p.last.get(o.symbol, Decimal(0))
                 pending[o.symbol] = pending.get(o.symbol, Decimal(0)) + o.remaining * price
         held = [s for s in self.symbols if p.position_value(s) > min_cost or pending.get(s, 0) > 0]
@@ -154,12 +171,20 @@ class Execution:
         ref = price if price is not None else self.portfolio.last.get(symbol)
         refusal = filter_refusal(venue.min_amount(symbol), venue.min_cost(symbol), symbol, amount, ref)
         if refusal is None and not urgent:
+            entry = not self.reduces(symbol, side, amount) if self.portfolio.usdm else None
             refusal = (
-                limit_refusal(self.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref)
+                limit_refusal(self.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref, entry)
+                or (self._leverage_refusal(symbol, amount * (ref or 0)) if entry else None)
                 or self.rate.refusal()
                 or venue.breaker.refusal()
             )
         return refusal, amount, price
+
+    def _leverage_refusal(self, symbol: str, order_value: Decimal) -> str | None:
+        """Perps: the leverage checked on every entry (``risk.leverage_refusal``)."""
+        p = self.portfolio
+        notional = sum((p.position_value(s) for s in self.symbols), Decimal(0)) + order_value
+        return leverage_refusal(self.risk.max_leverage, symbol, self.leverage.get(symbol), notional, p.equity())
 
     def check(
         self, symbol: str, side: str, amount: Decimal, price: Decimal | None, stop_loss: Decimal | None
@@ -186,7 +211,7 @@ class Execution:
         A venue's Retry-After is waited out first, and only then is everything checked (trading state, limits,
         exposure): nothing awaits between the checks and the order's record, so two orders that waited together
         cannot both pass the same exposure."""
-        if side == "sell" and not urgent:
+        if side == "sell" and not urgent and not self.portfolio.usdm:
             with self.sells_under_way(symbol):
                 await self._free_from_stops(symbol, amount, actor)
                 return await self._place(symbol, side, type_, amount, price, actor, stop_loss, urgent, take_profit)
@@ -217,7 +242,7 @@ class Execution:
     ) -> CommandResult:
         if not urgent and self.link.venue is not None:
             await self.link.venue.health.wait_if_paused()
-            late = self.permission(side)
+            late = self.permission("sell" if self.reduces(symbol, side, amount) else "buy")  # perps: by position
             if late:
                 self.publish(OrderRefused(actor, symbol, side, amount, price, late))
                 return CommandResult(False, late)
@@ -345,6 +370,27 @@ class Execution:
             return_exceptions=True,
         )
 
+    async def flatten_now(
+        self, closes: list[tuple[str, str, Decimal]], actor: str
+    ) -> list[CommandResult | BaseException]:
+        """Perps: the kill switch's closes, ``(symbol, side, amount)`` each a reduce-only market order on the
+        urgent lane (a long sold, a short bought back), recorded and committed together, then sent together."""
+        recorded = [
+            self._record(symbol, side, "market", amount, None, actor, None, urgent=True)
+            for symbol, side, amount in closes
+        ]
+        refused = self._commit([r for r in recorded if isinstance(r, Order)])
+        if refused is not None:
+            return [refused for _ in recorded]
+
+        async def answer(result: CommandResult) -> CommandResult:
+            return result
+
+        return await asyncio.gather(
+            *(answer(r) if isinstance(r, CommandResult) else self._send(r, None, True) for r in recorded),
+            return_exceptions=True,
+        )
+
     def _commit(self, orders: list[Order]) -> CommandResult | None:
         """Commit the recorded orders before they are sent; if the store cannot (a full disk), none is sent: each
         is marked REJECTED and the refusal returned."""
@@ -379,6 +425,7 @@ class Execution:
             self.publish(OrderRefused(actor, symbol, side, amount, price, refusal))
             return CommandResult(False, refusal)
         self.link.require()
+        reduce_only = self.portfolio.usdm and self.reduces(symbol, side, amount)
         if self.mode == "dry-run":
             log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
             return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
@@ -386,6 +433,11 @@ class Execution:
         if not urgent:
             self.rate.sent()
         self.in_flight.add(order.client_id)
+        if reduce_only:
+            # Perps: what only shrinks the position goes with the venue's reduceOnly flag, so the venue refuses it
+            # rather than let it open or flip a position if the position moved meanwhile (REDUCE_ONLY, the kill
+            # switch, the liquidation-distance monitor's reduction all rely on it).
+            self.reduce_only.add(order.client_id)
         return order
 
     async def _send(
@@ -408,7 +460,14 @@ class Execution:
                     )
                 else:
                     report = await venue.create_order(
-                        order.client_id, symbol, side, order.type, amount, price, urgent=urgent
+                        order.client_id,
+                        symbol,
+                        side,
+                        order.type,
+                        amount,
+                        price,
+                        urgent=urgent,
+                        reduce_only=order.client_id in self.reduce_only,
                     )
             except not_sent_errors() as exc:
                 self.tracker.apply(
@@ -431,6 +490,7 @@ class Execution:
                 return result
         finally:
             self.in_flight.discard(order.client_id)
+            self.reduce_only.discard(order.client_id)
         self.apply_report(report, "rest")
         self._keep_stop(symbol, side, stop_loss, take_profit)
         if report.fills and not urgent:
@@ -572,6 +632,16 @@ class Execution:
 
     async def refresh_balances(self, urgent: bool = False) -> None:
         self.apply_balances(await self.link.require().fetch_balances(urgent=urgent))
+        if self.portfolio.usdm:
+            await self.refresh_positions(urgent)
+
+    async def refresh_positions(self, urgent: bool = False) -> None:
+        """Perps: the venue's positions (positionRisk) into the portfolio, published and stored (``cockpit status``
+        reads them from the store)."""
+        self.portfolio.set_perps(await self.link.require().fetch_positions(urgent=urgent))
+        positions = self.portfolio.positions()
+        self.publish(PositionsUpdated(positions))
+        self.publish(Persisted("perp_positions", [perp_record(p) for p in positions]))
 
     async def refresh_balances_quietly(self) -> None:
         """Fetch balances over REST so a fill shows even if the balance stream lags or is down."""
@@ -651,6 +721,12 @@ class Execution:
 
     async def _exit(self, symbol: str, actor: str, reason: str) -> CommandResult:
         venue = self.link.require()
+        if self.portfolio.usdm:  # perps: the whole position, back the other way, reduce-only
+            held = self.portfolio.held_amount(symbol)
+            if held == 0:
+                return CommandResult(False, f"nothing to close in {symbol}: no position at the venue")
+            log.info("exit %s %s by %s: %s", held, symbol, actor, reason)
+            return await self.place(symbol, "sell" if held > 0 else "buy", "market", abs(held), None, actor)
         resting = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.side == "sell"]
         for order in resting:
             result = await self.cancel(order.client_id, actor=actor)
@@ -664,3 +740,25 @@ class Execution:
         amount = venue.amount_to_precision(symbol, free)
         log.info("exit %s %s by %s: %s", amount, symbol, actor, reason)
         return await self.place(symbol, "sell", "market", amount, None, actor)
+
+
+def perp_record(p: Position) -> dict[str, str | None]:
+    """A perps position as ``cockpit status --json`` shows it (every number a decimal string)."""
+
+    def text(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    distance = p.liquidation_distance_pct
+    return {
+        "symbol": p.symbol,
+        "side": p.side,
+        "amount": str(p.amount),
+        "entry": text(p.avg_entry),
+        "mark": text(p.last),
+        "leverage": text(p.leverage),
+        "margin": text(p.margin),
+        "liquidation_price": text(p.liquidation_price),
+        "liquidation_distance_pct": None if distance is None else f"{distance:.2f}",
+        "unrealized_pnl": text(p.unrealized_pnl),
+        "funding": text(p.funding),
+    }

@@ -111,9 +111,14 @@ def limit_refusal(
     order_value: Decimal,
     stop_loss: Decimal | None,
     reference_price: Decimal | None,
+    entry: bool | None = None,
 ) -> str | None:
-    """Account-level limits. Sells only shrink a spot position, so they pass everything here."""
-    if side != "buy":
+    """Account-level limits on an ``entry`` (an order that opens or grows a position). Spot: a buy; a sell only
+    shrinks a spot position, so it passes everything here. Perps: either side may open (a sell opens a short, whose
+    stop-loss sits over the entry), and the caller says which orders only reduce."""
+    if entry is None:
+        entry = side == "buy"
+    if not entry:
         return None
     if cfg.daily_loss_limit_pct > 0 and exposure.daily_loss_pct >= cfg.daily_loss_limit_pct:
         return (
@@ -125,8 +130,10 @@ def limit_refusal(
     if cfg.require_stop_loss:
         if stop_loss is None:
             return "a stop-loss is required for every entry ([risk] require_stop_loss)"
-        if reference_price is not None and stop_loss >= reference_price:
+        if reference_price is not None and side == "buy" and stop_loss >= reference_price:
             return f"stop-loss {stop_loss} must be under the entry price {reference_price}"
+        if reference_price is not None and side == "sell" and stop_loss <= reference_price:
+            return f"stop-loss {stop_loss} of a short must be over the entry price {reference_price}"
     if not exposure.holds_symbol and exposure.open_positions >= cfg.max_concurrent_positions:
         return (
             f"{exposure.open_positions} positions are open, the most allowed "
@@ -140,6 +147,24 @@ def limit_refusal(
             f"position would be {after:.2f}% of equity, over the {cfg.max_position_pct}% limit "
             "([risk] max_position_pct)"
         )
+    return None
+
+
+def leverage_refusal(
+    max_leverage: Decimal, symbol: str, venue_leverage: Decimal | None, notional_after: Decimal, equity: Decimal | None
+) -> str | None:
+    """Perps (runbook 002 RISK_MAX_LEVERAGE): an entry needs the symbol's leverage at the venue confirmed and at
+    most ``max_leverage``, and the account's notional after it (every position at the mark, this order included)
+    at most ``max_leverage`` times equity."""
+    if venue_leverage is None:
+        return f"the leverage of {symbol} at the venue is not confirmed yet: no entry until it is"
+    if venue_leverage > max_leverage:
+        return f"{symbol} is set to {venue_leverage}x at the venue, over [risk] max_leverage = {max_leverage}"
+    if equity is None or equity <= 0:
+        return "equity unknown: cannot check the account's leverage"
+    after = notional_after / equity
+    if after > max_leverage:
+        return f"the account would be levered {after:.2f}x, over [risk] max_leverage = {max_leverage}"
     return None
 
 
