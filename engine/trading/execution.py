@@ -219,7 +219,7 @@ class Execution:
     async def _free_from_stops(self, symbol: str, amount: Decimal, actor: str) -> None:
         """A sell of part of a position whose protective stop locks it: the stop is cancelled first (it is placed
         again for what remains once the sell is done), since the venue lends no amount to two sells at once."""
-        stops = [o for o in self.tracker.open_orders() if o.symbol == symbol and is_protective_stop(o)]
+        stops = [o for o in self.tracker.open_orders(symbol) if is_protective_stop(o)]
         if not stops or self.portfolio.free(base_of(symbol)) >= amount:
             return
         for order in stops:
@@ -507,7 +507,7 @@ class Execution:
 
     async def _exit(self, symbol: str, actor: str, reason: str) -> CommandResult:
         venue = self.link.require()
-        resting = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.side == "sell"]
+        resting = [o for o in self.tracker.open_orders(symbol) if o.side == "sell"]
         for order in resting:
             result = await self.cancel(order.client_id, actor=actor)
             if not result.ok:

@@ -166,6 +166,11 @@ class Portfolio:
         book = self._books.get(symbol)
         return None if book is None or book.amount <= 0 else book.cost / book.amount
 
+    def holds(self, symbol: str) -> bool:
+        """Whether a position in ``symbol`` is held (more than dust): ``positions()`` for one symbol."""
+        b = self.balances.get(base_of(symbol))
+        return b is not None and b.total > self.dust.get(symbol, ZERO)
+
     def positions(self) -> tuple[Position, ...]:
         out = []
         for symbol in self.symbols:

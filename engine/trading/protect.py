@@ -66,11 +66,7 @@ class VenueStops:
         if held is None or held.total <= 0:
             return None
         locked_elsewhere = sum(
-            (
-                o.remaining
-                for o in self.tracker.open_orders()
-                if o.symbol == symbol and o.side == "sell" and not is_protective_stop(o)
-            ),
+            (o.remaining for o in self.tracker.open_orders(symbol) if o.side == "sell" and not is_protective_stop(o)),
             Decimal(0),
         )
         spare = held.total - locked_elsewhere
@@ -84,7 +80,7 @@ class VenueStops:
 
     def resting(self, symbol: str) -> list[Order]:
         """The engine's protective stops open at the venue for ``symbol`` (one, when all is well)."""
-        return [o for o in self.tracker.open_orders() if o.symbol == symbol and is_protective_stop(o)]
+        return [o for o in self.tracker.open_orders(symbol) if is_protective_stop(o)]
 
     def gap(self, symbol: str) -> str | None:
         """What differs between the stop the position needs and what rests at the venue; None when they match."""
