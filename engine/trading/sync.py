@@ -57,6 +57,10 @@ PRIVATE_STREAMS = ("orders", "trades", "balance")
 # TICKER_BATCH_S at once. Per-symbol loops woke a task and made ccxt futures for every single ticker (the engine's
 # idle CPU grew with symbols x updates), and opened a connection each (51 at 50 symbols).
 TICKERS_PER_STREAM = 100
+# Tickers by REST in requests of this many symbols: Binance weighs 1 to 20 symbols 2 (as one symbol), 21 to 100
+# 40; and a venue that works out each market's day (the simulator makes its synthetic history on first ask) answers
+# a small request in good time where one of 100 symbols ran past the request timeout.
+TICKERS_PER_REQUEST = 20
 TICKER_BATCH_S = 0.05
 # A fill found by reconciliation while the user stream claimed to be up, and that the stream has not delivered this
 # long after, is a gap in the stream (it delivers in milliseconds, normally before reconciliation finds anything).
@@ -288,14 +292,15 @@ class VenueSync:
     # ------------------------------------------------------------ REST
 
     async def refresh_tickers(self) -> None:
-        """Every symbol's ticker by REST: one request for all (a request per symbol made a start, and each turn of
-        REST polling, wait on 50 round trips one after the other)."""
+        """Every symbol's ticker by REST, TICKERS_PER_REQUEST at a time (a request per symbol made a start, and each
+        turn of REST polling, wait on 50 round trips one after the other)."""
         venue = self.link.require()
         if len(self.symbols) == 1:
             self.on_ticker(self.symbols[0], await venue.fetch_ticker(self.symbols[0]))
             return
-        for symbol, ticker in (await venue.fetch_tickers(list(self.symbols))).items():
-            self.on_ticker(symbol, ticker)
+        for i in range(0, len(self.symbols), TICKERS_PER_REQUEST):
+            for symbol, ticker in (await venue.fetch_tickers(list(self.symbols[i : i + TICKERS_PER_REQUEST]))).items():
+                self.on_ticker(symbol, ticker)
 
     async def reconcile(self, source: str = "reconcile") -> dict[str, Any]:
         """Bring local open orders in line with the venue: adopt venue orders the engine did not know, ask the
