@@ -50,6 +50,9 @@ TRADES_WEIGHT = 20  # one symbol's trades
 # Fills the streams missed are read from myTrades a page at a time, at most this many pages a symbol per pass.
 TRADES_PAGE = 500
 TRADE_PAGES = 5
+# Symbols whose missed fills one pass reads (myTrades, weight 20 a page): the others at the next passes, in turn, the
+# symbols with open orders or a position first. A pass's weight then stays bounded whatever the number of symbols.
+FILL_SYMBOLS_PER_PASS = 10
 
 PRIVATE_STREAMS = ("orders", "trades", "balance")
 # Tickers come on combined streams, this many symbols each (one connection each; Binance allows 1,024 streams a
@@ -362,8 +365,8 @@ class VenueSync:
         by_venue_id = {o.venue_id: o.client_id for o in self.tracker.all() if o.venue_id}
         claimed_up = self.user_stream_claims_up()
         new = 0
-        for symbol, since in sorted(lagging.items()):
-            since_ms = int(since.timestamp() * 1000) - 1000
+        for symbol in self._fills_in_turn(lagging):
+            since_ms = int(lagging[symbol].timestamp() * 1000) - 1000
             for _ in range(TRADE_PAGES):
                 trades = await venue.fetch_my_trades(symbol, since_ms, TRADES_PAGE)
                 for order_id, fill in trades:
@@ -379,6 +382,12 @@ class VenueSync:
                 # are known by their id); always forward, even if the whole page shares one millisecond.
                 since_ms = max(since_ms + 1, max(int(f.ts.timestamp() * 1000) for _, f in trades))
         return new
+
+    def _fills_in_turn(self, lagging: dict[str, Any]) -> list[str]:
+        """This pass's share of the symbols with fills to read: those with open orders or a position first, then the
+        longest lagging; ``FILL_SYMBOLS_PER_PASS`` at most (the next pass takes the next, as these stop lagging)."""
+        busy = {o.symbol for o in self.tracker.open_orders()} | {p.symbol for p in self.portfolio.positions()}
+        return sorted(lagging, key=lambda s: (s not in busy, lagging[s], s))[:FILL_SYMBOLS_PER_PASS]
 
     def _judge_gaps(self) -> None:
         """Fills reconciliation found while the user stream claimed to be up, and that the stream still has not
@@ -691,8 +700,11 @@ class VenueSync:
 
     def _reconcile_weight(self) -> float:
         """About what one ``reconcile_all`` weighs at a Binance-style venue: the venue-wide open-orders listing,
-        the account, and the trades of each symbol."""
-        return OPEN_ORDERS_WEIGHT + BALANCE_WEIGHT + TRADES_WEIGHT * len(self.symbols)
+        the account, and a page of trades for each symbol it will read fills of this pass. Counting the trades of
+        every configured symbol (1,100 at 50 symbols, when a pass weighs 100) made the background's share of the
+        minute refuse most turns: reconciliation ran twice a minute at 50 symbols instead of every ``reconcile_s``."""
+        lagging = sum(1 for s in self.execution.missing_fills() if s in self.symbols)
+        return OPEN_ORDERS_WEIGHT + BALANCE_WEIGHT + TRADES_WEIGHT * min(lagging, FILL_SYMBOLS_PER_PASS)
 
     async def _poll_when_needed(self) -> None:
         """While any stream is down or market data is stale, poll REST (fills too while the user stream is down)."""
