@@ -670,7 +670,9 @@ class VenueSync:
                 continue
             attempt = 0
             self._apply_tickers(tickers)
-            await asyncio.sleep(TICKER_BATCH_S)  # what comes meanwhile is taken at the next call, at once
+            # What comes meanwhile is taken at the next call, at once. Not on a simulated clock (a validation run):
+            # there each step waits for its tickers, and a wall-clock pause per batch made a 1-hour run 7x slower.
+            await asyncio.sleep(TICKER_BATCH_S if clock.current() is clock.WALL else 0)
 
     def _apply_tickers(self, tickers: dict[str, dict[str, Any]]) -> None:
         now = time.monotonic()

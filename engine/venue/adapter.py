@@ -776,9 +776,11 @@ class Venue:
     async def watch_tickers(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
         """The tickers of ``symbols`` that moved since the last call, newest of each, from one combined stream (every
         symbol's subscription on one connection). Read from ccxt's cache as well as from the answer: what came
-        while the caller was busy with the last batch is there and not in the answer."""
-        answered = await self.ex.watch_tickers(symbols)
+        while the caller was busy with the last batch is there and not in the answer, and is given at once (waiting
+        for the stream first would hold it until another ticker came: in a stepped run, never)."""
         cache, seen = self.ex.tickers, self._tickers_seen
+        waiting = {s: t for s in symbols if (t := cache.get(s)) is not None and t.get("timestamp") != seen.get(s)}
+        answered = waiting or await self.ex.watch_tickers(symbols)
         out = {s: dict(t) for s, t in answered.items()}
         for symbol in symbols:
             t = cache.get(symbol)
