@@ -29,7 +29,7 @@ import signal
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -78,13 +78,15 @@ from engine.kernel.commands import (
     SetStrategy,
 )
 from engine.kernel.commands import Snapshot as TakeSnapshot
-from engine.kernel.config import Settings
 from engine.kernel.events import TradingState
 from engine.kernel.text import inert
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
 from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
+
+if TYPE_CHECKING:
+    from engine.kernel.config import Settings  # the models are loaded after the first frame (cockpit.firstframe)
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +378,8 @@ class CockpitApp(App):
             self.started.set()  # whoever waits for it learns it will not come
             self.exit(return_code=2, message=Text(f"cockpit: {inert(exc, lines=True)}"))
             return
+        if self.link.owns_engine:
+            self.settings = self.link.settings  # validated in full now, where the first frame's were recalled
         self.run_worker(self.link.follow(self.main_screen.post_message), name="engine-bridge")
         self.set_interval(1.0, self._watch_kill_switch)
         self.started.set()

@@ -34,6 +34,8 @@ def isolated_from_the_operator(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     # The default data directory is per user ($XDG_STATE_HOME/cockpit): a test never reaches the developer's.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    # The first frame's record (cockpit.firstframe) likewise: never the developer's cache, never another test's.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture
