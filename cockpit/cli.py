@@ -433,7 +433,7 @@ def _main(argv: list[str]) -> int:
         from cockpit import firstframe
 
         # The inputs validated last time: the first frame is drawn from their values, and the settings are loaded
-        # and checked in full right after it, before anything acts (decision SPD-01).
+        # and checked in full right after it, before anything acts (decision BEN-06).
         settings = firstframe.recalled(args.config, args.data_dir)
     if settings is None:
         from engine.kernel.config import ConfigError, load_settings

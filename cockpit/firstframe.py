@@ -18,7 +18,7 @@ engines to watch (``[[remote]]``) and strategy parameters (checked against the s
 early: those starts validate before the screen.
 
 The record holds no secret: the environment's values are only in the fingerprint (a SHA-256 over all inputs).
-Decision SPD-01.
+Decision BEN-06.
 """
 
 from __future__ import annotations

@@ -114,6 +114,7 @@ SLOW_FILES = {
     "tests/integration/test_chat_control.py": "engines on the simulator commanded from fake Telegram and Slack",
     "tests/chaos/test_stop_survives.py": "kill -9 of the engine process twice, a simulator in its own process",
     "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
+    "tests/chaos/test_after_answer.py": "kill -9 of the engine process after it answered, a simulator of its own",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.

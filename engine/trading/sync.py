@@ -496,10 +496,13 @@ class VenueSync:
         fills = await self.link.require().watch_my_trades()
         for fill in fills:
             self._gap_pending.pop(fill.trade_id, None)  # the stream delivered it: no gap
-        self.execution.apply_fills(fills)
+        with self.execution.joining_batch():  # a stream read: joins a command's transaction when one is open
+            self.execution.apply_fills(fills)
 
     async def _balance(self) -> None:
-        self.execution.apply_balances(await self.link.require().watch_balance())
+        balances = await self.link.require().watch_balance()
+        with self.execution.joining_batch():  # a stream read: joins a command's transaction when one is open
+            self.execution.apply_balances(balances)
 
     def _ticker(self, symbol: str) -> Callable[[], Awaitable[None]]:
         async def handle() -> None:

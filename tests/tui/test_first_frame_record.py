@@ -1,4 +1,4 @@
-"""The first frame drawn from the values validated last time (cockpit.firstframe, decision SPD-01): only when every
+"""The first frame drawn from the values validated last time (cockpit.firstframe, decision BEN-06): only when every
 input is the same, never for what is acted on, and a configuration that fails after the frame closes the screen
 with its message and exit status 2, the engine never built."""
 
