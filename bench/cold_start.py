@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import judge, ratio, summary
+from benchlib import judge, judge_paired, ratio, summary
 
 PARAMS = {"runs": 20, "ready": 1}
 QUICK = {"runs": 1, "ready": 0}
@@ -128,6 +128,7 @@ async def measure(runs: int, ready: int) -> dict[str, Any]:
     run_in_pty([*cockpit, *config, "--data-dir", str(Path(cwd) / "warm")], cwd, marks, timeout=20, env=cache)
     run_in_pty([sys.executable, "-c", BARE_APP], cwd, bare_marks, timeout=20)
     first, ready_s, floor, validating = [], [], [], []
+    pairs: list[tuple[float, float]] = []  # each start of cockpit and the bare app's right after it
     for i in range(runs):
         seen = run_in_pty(
             [*cockpit, *config, "--data-dir", str(Path(cwd) / f"data{i}")], cwd, marks, timeout=20, env=cache
@@ -139,6 +140,8 @@ async def measure(runs: int, ready: int) -> dict[str, Any]:
         bare = run_in_pty([sys.executable, "-c", BARE_APP], cwd, bare_marks, timeout=20)
         if "first_frame" in bare:
             floor.append(bare["first_frame"] * 1000)
+        if "first_frame" in seen and "first_frame" in bare:
+            pairs.append((seen["first_frame"] * 1000, bare["first_frame"] * 1000))
         if i % 4 == 0:  # a start whose inputs changed (an empty cache): the settings validated before the frame
             seen = run_in_pty(
                 [*cockpit, *config, "--data-dir", str(Path(cwd) / f"data{i}v")],
@@ -164,7 +167,9 @@ async def measure(runs: int, ready: int) -> dict[str, Any]:
         "first_frame_settings_changed": summary(validating),
         "ratio_first_frame_settings_changed": ratio(summary(validating), floor_s),
         "goal": "first frame <= 500 ms, ready <= 3000 ms",
-        "goals": {"first frame / bare Textual p50": judge(first, floor, 1.3)},
+        # Judged on the pairs' own ratios (the load of the moment weighs on both); the ratio of medians beside it.
+        "goals": {"first frame / bare Textual p50": judge_paired([a for a, _ in pairs], [b for _, b in pairs], 1.3)},
+        "first_frame_unpaired": judge(first, floor, 1.3),
     }
     if ready:
         out["ready"] = summary(ready_s)
