@@ -90,7 +90,6 @@ __all__ = ["CommandResult", "Engine", "EngineError"]
 
 LIVE_CONFIRM_ENV = "COCKPIT_CONFIRM_LIVE"
 HEALTH_INTERVAL_S = 1.0
-# Who halts a start after an unclean stop, and why (``Engine._after_an_unclean_stop``).
 # The kill switch's tiers that answer first and report after (``Engine.execute``); both run again at a start
 # that finds them unfinished (``NEVER_EXPIRE``).
 TIERS_ANSWERED_FIRST = (CancelAll, CloseAll)
@@ -105,6 +104,7 @@ def after_answer_hold_s() -> float:
         return 0.0
 
 
+# Who halts a start after an unclean stop, and why (``Engine._after_an_unclean_stop``).
 UNCLEAN_STOP_ACTOR = "engine:start"
 UNCLEAN_STOP_REASON = "restarted after an unclean stop"
 
@@ -738,7 +738,7 @@ class Engine:
         What the command writes is one store transaction (group commit), committed when it ends, its audit record
         included; a new client order id or a state change in it is committed at once (``Store.batch``).
 
-        A kill-switch tier past the halt (cancel-all, close-all, close SYMBOL) answers first: the answer is returned
+        Cancel-all and close-all answer first: the answer is returned
         once the venue has confirmed, and its alert, its audit record (and with it the incident's update) and the
         commit follow it (``_after_answer``), on the next turn of the loop. What makes that safe is its row in
         ``commands``, on disk before its first request leaves (``journal_row``: the service API's, recorded before
