@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 # In the order they run: the ones that need a quiet machine first.
 BENCHMARKS = (
     "kill_switch",
+    "perps",
     "tui_kill_switch",
     "tui_attached",
     "round_trips",
@@ -84,6 +85,21 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 ("halt: p50 ms", med(v["halt"]), ""),
             ]
         return rows
+    if name == "perps":
+        x, c = result["close_all_2_positions"], result["cancel_all_2_symbols"]
+        return [
+            (
+                "perps close-all 2 positions (flat at the venue): p50 / p99 ms",
+                f"{med(x['done'])} / {p99(x['done'])}",
+                f"bare ccxt {med(x['floor_bare_ccxt_positions_2_closes_positions'])} "
+                f"(same calls {med(x['floor_bare_ccxt_same_calls'])})",
+            ),
+            (
+                f"perps cancel-all {result['orders']} orders, 2 symbols: p50 / p99 ms",
+                f"{med(c['done'])} / {p99(c['done'])}",
+                f"bare ccxt {med(c['floor_bare_ccxt_2_deletes_and_listing'])}",
+            ),
+        ]
     if name == "tui_kill_switch":
         return [
             (

@@ -155,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="list N synthetic USDT markets beside BTCUSDT and ETHUSDT: SYM01USDT, SYM02USDT... (default 0)",
     )
+    sim.add_argument(
+        "--market",
+        choices=("spot", "usdm", "both"),
+        default="spot",
+        help="what the venue serves: spot (/api/v3, the default), usdm (USDⓈ-M perpetuals: /fapi) or both",
+    )
+    sim.add_argument(
+        "--funding-interval",
+        type=float,
+        default=8 * 3600,
+        metavar="SECONDS",
+        help="USDⓈ-M funding every SECONDS of simulated time (default 28800: 8 hours, as Binance)",
+    )
 
     run = sub.add_parser("run", help="run the engine without the TUI, logging JSON lines to stderr")
     _common(run, top=False)
@@ -184,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 metavar="P",
                 help="stop price under the entry (required for buys while [risk] require_stop_loss)",
+            )
+            cmd.add_argument(
+                "--take-profit",
+                type=_decimal,
+                default=None,
+                metavar="P",
+                help="a buy's take-profit above the entry: it rests with the stop as one OCO at the venue",
             )
         elif spec.name == "ack":
             cmd.add_argument("ids", nargs="*", type=int, metavar="ID", help="alert ids (see `cockpit status`)")
@@ -424,6 +444,8 @@ def _main(argv: list[str]) -> int:
             tick_interval=args.tick,
             weight_limit=args.weight_limit,
             symbols=args.symbols,
+            market=args.market,
+            funding_interval_s=args.funding_interval,
         )
     from engine.kernel.errors import StoreError
 
@@ -606,6 +628,7 @@ def _remote_args(settings: Settings, command: str, args: argparse.Namespace) -> 
             "type": "limit" if args.price is not None else "market",
             "price": None if args.price is None else str(args.price),
             "stop_loss": None if args.stop_loss is None else str(args.stop_loss),
+            "take_profit": None if args.take_profit is None else str(args.take_profit),
         }
     return None
 

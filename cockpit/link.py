@@ -418,6 +418,7 @@ def frame(
         fills=[_fill(r) for r in reversed(trades or [])],
         equity_curve=[Decimal(str(r["equity"])) for r in curve or [] if r.get("equity") is not None],
         stops={k: Decimal(str(v)) for k, v in (snap.get("stops") or {}).items() if v is not None},
+        stops_suspended=str(snap.get("stops_suspended") or ""),
         monitors=list(snap.get("monitors") or []),
         last={k: Decimal(str(v)) for k, v in (snap.get("last") or {}).items() if v is not None},
         equity=None if snap.get("equity") is None else Decimal(str(snap["equity"])),

@@ -64,6 +64,7 @@ from engine.kernel.events import (
     PositionsUpdated,
     Severity,
     StopsChanged,
+    StopsSuspended,
     TickerUpdated,
     TradingState,
     TradingStateChanged,
@@ -120,6 +121,7 @@ class Snapshot(Message):
     fills: list[Fill] = field(default_factory=list)
     equity_curve: list[Decimal] = field(default_factory=list)
     stops: Mapping[str, Decimal] = field(default_factory=dict)
+    stops_suspended: str = ""  # why the protective orders at the venue are suspended (empty: they are kept)
     monitors: list[Mapping[str, Any]] = field(default_factory=list)
     last: Mapping[str, Decimal] = field(default_factory=dict)
     equity: Decimal | None = None
@@ -143,6 +145,7 @@ class MainScreen(Screen):
         self.first_seen: dict[str, Decimal] = {}  # each market's first price on this screen: how far it moved since
         self.market_filter = ""  # `/`: only the markets whose name holds it
         self.stops: dict[str, Decimal] = {}
+        self.stops_suspended = ""  # why the venue's protective orders are suspended until a resume
         self.orders: dict[str, Order] = {}
         self.balances: list[Balance] = []
         self.readings: dict[str, Mapping[str, Any]] = {}
@@ -209,12 +212,20 @@ class MainScreen(Screen):
 
     def _draw_markets(self) -> None:
         at_venue = {o.symbol for o in self.orders.values() if o.is_protective_stop}
+        oco = {o.symbol for o in self.orders.values() if o.is_take_profit_leg}
+        suspended = bool(self.stops_suspended)
         table = self.query_one("#positions", KeyedTable)
         table.sync(
             {
-                s: market_row(s, self.last.get(s), self.positions.get(s), self.stops.get(s), s in at_venue)
+                s: market_row(
+                    s, self.last.get(s), self.positions.get(s), self.stops.get(s), s in at_venue, s in oco, suspended
+                )
                 for s in self._markets()
             }
+        )
+        # Said where the stops are shown, with the key that ends it (a resume places them again).
+        table.border_title = "Markets · positions" + (
+            " · stops at the venue SUSPENDED · u: resume" if suspended else ""
         )
         self.call_after_refresh(self._summarize_markets)  # how many rows are in sight is known after the layout
 
@@ -286,7 +297,7 @@ class MainScreen(Screen):
         else:
             self.orders.pop(order.client_id, None)
             table.discard(order.client_id)
-        if order.is_protective_stop:
+        if order.is_protective:
             self._draw_markets()  # where the position's stop rests ("stop at")
 
     def _tick(self) -> None:
@@ -387,6 +398,7 @@ class MainScreen(Screen):
         for symbol, price in self.last.items():
             self.first_seen.setdefault(symbol, price)
         self.stops = dict(snap.stops)
+        self.stops_suspended = snap.stops_suspended
         self._draw_markets()
         for client_id in set(self.orders) - {o.client_id for o in snap.orders}:
             self.orders.pop(client_id, None)  # ended while the screen was not following (drawn again: a new frame)
@@ -538,6 +550,9 @@ class MainScreen(Screen):
             return "markets"
         elif isinstance(event, StopsChanged):
             self.stops = dict(event.stops)
+            return "markets"
+        elif isinstance(event, StopsSuspended):
+            self.stops_suspended = inert(event.reason)
             return "markets"
         elif isinstance(event, MonitorsChanged):
             self.readings = {m["code"]: reading(m) for m in event.monitors}

@@ -661,9 +661,16 @@ class OrderHistory(ListScreen):
         if order is None:
             return "not tracked"
         price = plain(order.price, grouping=True) if order.price is not None else "market"
+        kind = ""
+        if order.is_take_profit_leg:
+            kind = f" · take-profit leg of the OCO {order.oco_list_id} (its stop: {order.oco_partner})"
+        elif order.is_protective_stop and self.link.view.order(order.oco_partner) is not None:
+            kind = f" · stop leg of the OCO {order.oco_list_id} (its take-profit: {order.oco_partner})"
+        elif order.is_protective_stop:
+            kind = " · the position's protective stop at the venue"
         return (
             f"{order.side.upper()} {qty(order.amount)} {order.symbol} @ {price} · {order.status.value}"
-            f" · filled {qty(order.filled)} · venue id {order.venue_id or '—'} · placed by {order.origin}"
+            f" · filled {qty(order.filled)} · venue id {order.venue_id or '—'} · placed by {order.origin}{kind}"
         )
 
 

@@ -87,6 +87,19 @@ def render_status(report: dict[str, Any], data_dir: Path, as_json: bool = False)
                 for b in chat
             )
         )
+    for pos in report.get("positions") or []:
+        if pos.get("side") in ("long", "short"):  # perps (runbook 002 "Monitor positions"): one line each
+            print(
+                f"position: {inert(pos['symbol'])} {inert(pos['side']).upper()} {_plain(pos['amount'])} "
+                f"{_plain(pos.get('leverage'))}x, entry {_plain(pos.get('entry'))}, mark {_plain(pos.get('mark'))}, "
+                f"liquidation {_plain(pos.get('liquidation_price'))} "
+                f"({inert(str(pos.get('liquidation_distance_pct')))}% away), uPnL {_plain(pos.get('unrealized_pnl'))}"
+            )
+    if suspended := report.get("stops_suspended"):
+        print(
+            f"stops at the venue: SUSPENDED ({inert(suspended)}); the positions rest unprotected there until "
+            "`cockpit resume` places them again"
+        )
     orders = report["open_orders"]
     print(f"open orders: {len(orders)}")
     for o in orders:

@@ -104,17 +104,27 @@ def age(seconds: float) -> str:
 
 
 def market_row(
-    symbol: str, last: Decimal | None, p: Position | None, stop: Decimal | None = None, at_venue: bool = False
+    symbol: str,
+    last: Decimal | None,
+    p: Position | None,
+    stop: Decimal | None = None,
+    at_venue: bool = False,
+    oco: bool = False,
+    suspended: bool = False,
 ) -> tuple[str | Text, ...]:
     """One configured market: its mark price and, when held, the position: size, entry, value, unrealised PnL,
     its stop-loss, how far the price is above it, and where the stop rests: ``venue`` (it protects the position
-    with the engine gone) or ``engine only`` (red: nothing protects it if the engine stops)."""
+    with the engine gone), ``venue OCO`` (with the entry's take-profit, one cancels the other), ``suspended``
+    (yellow: a cancel-all with its stops or a close-all took it; a resume puts it back) or ``engine only`` (red:
+    nothing protects it if the engine stops)."""
     symbol_cell = shown(symbol)
     if p is None or not p.amount:
         return (symbol_cell, price(last), "", "", "", "", "", "", "")
     pnl = p.unrealized_pnl
     style = "green" if pnl and pnl > 0 else "red" if pnl and pnl < 0 else ""
     mark = last if last is not None else p.last
+    if p.leverage is not None and stop is None:
+        return perp_row(symbol_cell, p, Text(num(pnl), style=style))
     if stop is None:
         stop_cell, distance = Text("none", style="bold yellow"), Text("—", style="bold yellow")
     else:
@@ -123,7 +133,12 @@ def market_row(
         distance = Text(
             f"{gap:.2f}%" if gap is not None else "—", style="bold red" if gap is not None and gap < 1 else ""
         )
-    where: str | Text = "" if stop is None else "venue" if at_venue else Text("engine only", style="bold red")
+    where: str | Text = ""
+    if stop is not None:
+        if at_venue:
+            where = "venue OCO" if oco else "venue"
+        else:
+            where = Text("suspended", style="bold yellow") if suspended else Text("engine only", style="bold red")
     return (
         symbol_cell,
         price(mark),
@@ -134,6 +149,28 @@ def market_row(
         stop_cell,
         distance,
         where,
+    )
+
+
+def perp_row(symbol_cell: str | Text, p: Position, pnl: Text) -> tuple[str | Text, ...]:
+    """A perpetual's position (runbook 002 "Monitor positions"): its side and leverage with the size, the venue's
+    mark, and where the stop columns would be, its liquidation price and the mark's distance to it (yellow under
+    15 %, red under 7.5 %: the default liquidation-distance thresholds) and ``liquidation``."""
+    side = Text(
+        f"{p.side.upper()} {qty(abs(p.amount))} {p.leverage.normalize():f}x", style="green" if p.amount > 0 else "red"
+    )
+    distance = p.liquidation_distance_pct
+    far = "" if distance is None else "bold red" if distance < Decimal("7.5") else "yellow" if distance < 15 else ""
+    return (
+        symbol_cell,
+        price(p.last),
+        side,
+        price(p.avg_entry),
+        num(p.value),
+        pnl,
+        price(p.liquidation_price),
+        Text("—" if distance is None else f"{distance:.2f}%", style=far),
+        "liquidation",
     )
 
 

@@ -115,6 +115,8 @@ SLOW_FILES = {
     "tests/chaos/test_stop_survives.py": "kill -9 of the engine process twice, a simulator in its own process",
     "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
     "tests/chaos/test_after_answer.py": "kill -9 of the engine process after it answered, a simulator of its own",
+    "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): engines on the USDⓈ-M simulator, prices moved",
+    "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.
@@ -127,6 +129,7 @@ SLOW_TESTS = {
     ),
     "crash loop: kill -9 of a busy engine process and restarts": (
         "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt",
+        "tests/chaos/test_crash_loop.py::test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip",
     ),
     "the real program (`python -m cockpit.cli`, or a fresh interpreter) in subprocesses": (
         "tests/integration/test_preflight.py::test_cockpit_preflight_exits_1_for_no_go_2_when_it_cannot_run",
@@ -193,6 +196,7 @@ SLOW_TESTS = {
 TIMEOUTS = {
     # kills=2: up to three engine starts, each waited for 60 s before the loop itself says what did not happen.
     "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt": 300,
+    "tests/chaos/test_crash_loop.py::test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip": 300,
     # About 75 s by itself (COCKPIT_SLOW_TESTS=1: .ci/run runs it in CI, after the suite).
     "tests/integration/test_validation.py::test_cockpit_validate_48h_finishes_in_under_two_minutes": 300,
 }

@@ -9,8 +9,9 @@ reconciliation it checks, against the venue's own record (``GET /sim/account``):
 - no position mismatch kept or halted on (nobody else trades the account: the engine's own fills explain it all);
 - a halt kept (HALTED before the kill, HALTED after it, and nothing sent meanwhile), and a kill-switch command the kill
   interrupted carried out at the restart (HALTED);
-- every held position with a stop protected at the venue by exactly one protective stop once the restart settled,
-  and no position ever with two live stops at once (issue 22).
+- every held position with a stop protected at the venue by exactly one protection, its stop or an OCO of the stop
+  with its take-profit, of the amount held, once the restart settled, and no position ever with two live
+  protections at once (issue 22; half the loop's entries carry a take-profit).
 
 Some kills land while a command from another shell (halt, cancel-all, close-all, an order; sent the way the CLI
 sends it, through the store) is on its way. The
@@ -20,6 +21,11 @@ long run, from the repository root (README "Proof suites"):
 
 prints one line per kill and a JSON summary, also written to build/proof/crashloop.json. A few kills of it run in
 the default test run (tests/chaos/test_crash_loop.py).
+
+``--perps`` runs it on the simulator's USDⓈ-M perpetuals (runbook 002, issue 24): longs and shorts opened, reduced,
+flattened and left resting by commands from another shell, and after each restart, besides the orders and fills
+above: each position's side and size as the engine last read them equal to the venue's, and no reduce-only order
+that ever opened or flipped a position (the venue's fills walked in order).
 """
 
 from __future__ import annotations
@@ -105,6 +111,40 @@ OPENING = {"USDT": Decimal("10000"), "BTC": Decimal(0), "ETH": Decimal(0)}  # th
 CRASH_MONITORS = """[monitors]
 interval_s = 0.2
 reconcile_s = 0.5"""
+# The perps session: no strategy (the built-ins trade spot); commands from another shell do the trading.
+PERPS_CONFIG = """
+[venue]
+exchange = "binance"
+market = "usdm"
+symbols = ["BTC/USDT:USDT"]
+rest_url = "{rest}"
+ws_url = "{ws}"
+timeout_ms = 3000
+retry_backoff_s = [0.2, 0.5, 1.0]
+poll_s = 0.5
+[engine]
+data_dir = "data"
+equity_sample_s = 0.5
+after_unclean_stop = "keep"
+[risk]
+max_position_pct = "50"
+max_orders_per_minute = 600
+require_stop_loss = false
+stops_at_venue = false
+{monitors}
+[alerts]
+daily_summary = false
+[strategy]
+enabled = false
+"""
+PERP = "BTC/USDT:USDT"
+PERP_ORDERS = (
+    ("order", {"symbol": PERP, "side": "sell", "amount": "0.002", "type": "market", "price": None, "stop_loss": None}),
+    ("order", {"symbol": PERP, "side": "buy", "amount": "0.002", "type": "market", "price": None, "stop_loss": None}),
+    ("order", {"symbol": PERP, "side": "buy", "amount": "0.003", "type": "market", "price": None, "stop_loss": None}),
+    ("order", {"symbol": PERP, "side": "buy", "amount": "0.002", "type": "limit", "price": "50000", "stop_loss": None}),
+)
+PERP_COMMANDS = (*PERP_ORDERS, *PERP_ORDERS, ("halt", None), ("cancel-all", None), ("close-all", None))
 COMMANDS = (
     ("halt", None),
     ("cancel-all", None),
@@ -112,6 +152,18 @@ COMMANDS = (
     (
         "order",
         {"symbol": "BTC/USDT", "side": "buy", "amount": "0.0005", "type": "market", "price": None, "stop_loss": "1"},
+    ),
+    (  # an entry whose stop rests with its take-profit as one OCO (both far from the price: neither fills here)
+        "order",
+        {
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "amount": "0.0005",
+            "type": "market",
+            "price": None,
+            "stop_loss": "30000",
+            "take_profit": "200000",
+        },
     ),
 )
 
@@ -136,13 +188,14 @@ class SimProcess:
     token: str = ""  # the control API's
 
     @classmethod
-    def start(cls, seed: int, log: Path, speed: float = 1.0) -> SimProcess:
+    def start(cls, seed: int, log: Path, speed: float = 1.0, market: str = "spot") -> SimProcess:
         proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "cockpit.cli",
                 "sim",
+                *(["--market", market] if market != "spot" else []),
                 "--rest-port",
                 "0",
                 "--ws-port",
@@ -212,6 +265,7 @@ class Session:
     sim: SimProcess
     work: Path
     env: dict[str, str]
+    perps: bool = False  # on the simulator's USDⓈ-M perpetuals
     engine: subprocess.Popen | None = None
     log_offset: int = 0
 
@@ -336,20 +390,34 @@ STOP_OFFSET = Decimal("0.005")  # [risk] stop_limit_offset_pct as shipped (0.5 %
 
 
 def _protective(order: dict[str, Any]) -> bool:
+    """A position's protective stop: alone, or the stop leg of an OCO."""
     return order["type"] == "STOP_LOSS_LIMIT" and order["clientOrderId"].startswith("cs-")
 
 
+def _take_profit_leg(order: dict[str, Any]) -> bool:
+    """The take-profit leg of a position's protective OCO."""
+    return order["type"] == "LIMIT_MAKER" and order["clientOrderId"].startswith("ct-")
+
+
+def _protection(order: dict[str, Any]) -> bool:
+    return _protective(order) or _take_profit_leg(order)
+
+
 def sent_while_halted(sim_account: dict[str, Any]) -> int:
-    """The venue's orders that HALTED forbids: all but the protective stops, which only ever sell what is held and
-    are placed (again) while HALTED by design (decision SAF-34)."""
-    return sum(1 for o in sim_account["orders"] if not _protective(o))
+    """The venue's orders that HALTED forbids: all but the protective stops (and their OCO's take-profit), which
+    only ever sell what is held and are placed (again) while HALTED by design (decision SAF-34)."""
+    return sum(1 for o in sim_account["orders"] if not _protection(o))
 
 
 def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
-    """Held positions with a stop that the venue does not protect with exactly one protective stop (the amount held
-    less what the engine's other sells lock, when the venue's filters allow a stop of it at all)."""
+    """Held positions with a stop that the venue does not protect with exactly one protection, a stop or an OCO of
+    it with the position's take-profit, of the amount held (less what the engine's other sells lock, when the
+    venue's filters allow a stop of it at all). Nothing while an operator's cancel-all or close-all suspended them."""
     problems = []
     orders = sim_account["orders"]
+    if store.load_json("stops_suspended"):
+        return []
+    take_profits = store.load_json("take_profits") or {}
     for symbol, stop in (store.load_json("stops") or {}).items():
         base = symbol.split("/")[0]
         market = symbol.replace("/", "")
@@ -360,7 +428,7 @@ def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
             (
                 Decimal(o["origQty"]) - Decimal(o["executedQty"])
                 for o in open_
-                if o["side"] == "SELL" and not _protective(o)
+                if o["side"] == "SELL" and not _protection(o)
             ),
             Decimal(0),
         )
@@ -375,22 +443,71 @@ def unprotected(sim_account: dict[str, Any], store: Store) -> list[str]:
             )
         elif Decimal(stops[0]["origQty"]) - Decimal(stops[0]["executedQty"]) != spare:
             problems.append(f"{symbol}: the stop at the venue is for {stops[0]['origQty']}, {spare} is held")
+        profits = [o for o in open_ if _take_profit_leg(o)]
+        if profits and (
+            len(profits) > 1
+            or symbol not in take_profits
+            or stops[:1] == []
+            or profits[0]["orderListId"] != stops[0]["orderListId"]
+            or Decimal(profits[0]["origQty"]) - Decimal(profits[0]["executedQty"]) != spare
+        ):
+            problems.append(
+                f"{symbol}: {len(profits)} take-profit(s) at the venue not one OCO with the stop of {spare}"
+            )
     return problems
 
 
 def stops_twice(sim_account: dict[str, Any]) -> list[str]:
-    """Positions that had two protective stops live at once at the venue (each one's life: placed, then ended)."""
+    """Positions that had two protections live at once at the venue: each protection a lone stop or an OCO's two
+    legs, its life from its placing to the end of its last leg."""
     problems = []
     for market in {o["symbol"] for o in sim_account["orders"]}:
+        protections: dict[object, list[dict[str, Any]]] = {}
+        for o in sim_account["orders"]:
+            if o["symbol"] == market and _protection(o):
+                key = o["orderListId"] if o["orderListId"] >= 0 else o["clientOrderId"]
+                protections.setdefault(key, []).append(o)
         lives = sorted(
-            (o["time"], o["updateTime"] if o["status"] not in ("NEW", "PARTIALLY_FILLED") else None, o["clientOrderId"])
-            for o in sim_account["orders"]
-            if o["symbol"] == market and _protective(o)
+            (
+                min(o["time"] for o in legs),
+                None
+                if any(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in legs)
+                else max(o["updateTime"] for o in legs),
+                legs[0]["clientOrderId"][3:],
+            )
+            for legs in protections.values()
         )
         for (_, ended, first), (started, _, second) in zip(lives, lives[1:]):
             if ended is None or started < ended:
                 problems.append(f"{market}: stops {first} and {second} were live at once")
     return problems
+
+
+def positions_differ(futures: dict[str, Any], store: Store) -> list[str]:
+    """Perps: each position's side and size as the engine last read and stored them against the venue's."""
+    venue = {p["symbol"]: Decimal(p["positionAmt"]) for p in futures["positions"]}
+    mine = {
+        p["symbol"].replace("/", "").split(":")[0]: Decimal(p["amount"])
+        for p in store.load_json("perp_positions") or []
+    }
+    if venue == {k: v for k, v in mine.items() if v}:
+        return []
+    return [f"positions: the venue holds {venue}, the engine shows {mine}"]
+
+
+def reduce_only_flips(futures: dict[str, Any], store: Store) -> list[str]:
+    """Perps: the venue's fills walked in order, each symbol's position from flat: a fill of a reduce-only order
+    that made the position larger, or took it through zero to the other side, is a problem."""
+    reduce_only = {o["clientOrderId"] for o in futures["orders"] if o.get("reduceOnly")}
+    held: dict[str, Decimal] = {}
+    out = []
+    for f in sorted(store.fills(), key=lambda f: (f["ts"], int(f["trade_id"]) if str(f["trade_id"]).isdigit() else 0)):
+        before = held.get(f["symbol"], Decimal(0))
+        after = before + (1 if f["side"] == "buy" else -1) * Decimal(f["amount"])
+        held[f["symbol"]] = after
+        if f["client_id"] in reduce_only and (abs(after) > abs(before) or after * before < 0):
+            out.append(f"reduce-only order {f['client_id']} took {f['symbol']} from {before} to {after}")
+    return out
 
 
 def holdings_kept_apart(store: Store) -> list[str]:
@@ -446,19 +563,22 @@ class Report:
     seconds: float = 0.0
 
 
-def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = print) -> Report:
-    """Kill the engine ``kills`` times at random points; check the invariants after each restart."""
+def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = print, perps: bool = False) -> Report:
+    """Kill the engine ``kills`` times at random points; check the invariants after each restart. ``perps``: on the
+    simulator's USDⓈ-M perpetuals, the trading done by commands from another shell."""
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)
     report = Report()
     started = time.monotonic()
-    sim = SimProcess.start(seed, work / "sim.log")
+    sim = SimProcess.start(seed, work / "sim.log", market="usdm" if perps else "spot")
     shells: list[threading.Thread] = []
+    commands, command_rate = (PERP_COMMANDS, 0.8) if perps else (COMMANDS, 0.3)
     try:
-        (work / "config.toml").write_text(BUSY_CONFIG.format(rest=sim.rest, ws=sim.ws, monitors=CRASH_MONITORS))
+        config = PERPS_CONFIG if perps else BUSY_CONFIG
+        (work / "config.toml").write_text(config.format(rest=sim.rest, ws=sim.ws, monitors=CRASH_MONITORS))
         env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
         env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret)
-        session = Session(sim, work, env)
+        session = Session(sim, work, env, perps)
         expect_halted, orders_at_kill, interrupted = False, None, None
         for n in range(kills + 1):
             session.start_engine()
@@ -476,7 +596,10 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
                 if not ok:
                     report.problems.append(f"kill {n + 1}: {'halt' if keep_halted else 'resume'} refused: {message}")
             time.sleep(rng.uniform(0.2, 2.5))  # a random point of the busy session
-            command = rng.choice(COMMANDS) if rng.random() < 0.3 else None
+            if perps:  # the session's own trading: an order or two from another shell, answered before the kill
+                for _ in range(rng.randint(1, 2)):
+                    session.command(*rng.choice(PERP_ORDERS))
+            command = rng.choice(commands) if rng.random() < command_rate else None
             interrupted = orders_at_kill = at_kill = None
             if command is not None:
                 before = session.last_command_id()
@@ -506,7 +629,8 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
                 f"problems so far: {len(report.problems)}"
             )
         account = sim.account()
-        report.venue_orders, report.venue_trades = len(account["orders"]), account["trades"]
+        book = account["futures"] if perps else account
+        report.venue_orders, report.venue_trades = len(book["orders"]), book["trades"]
     finally:
         for shell in shells:
             shell.join(timeout=60)
@@ -562,8 +686,24 @@ def check(session: Session, report: Report, n: int, settle_s: float = 30.0) -> l
                 store.close()
             return not last and not running
 
+        def agree_perps() -> bool:
+            nonlocal last
+            store = session.store()
+            try:
+                futures = sim.account()["futures"]
+                last = (
+                    differences({**futures, "balances": {}}, store)
+                    + holdings_kept_apart(store)
+                    + positions_differ(futures, store)
+                    + reduce_only_flips(futures, store)
+                )
+                running = list(store.db.query("select id, command from commands where status = 'running'"))
+            finally:
+                store.close()
+            return not last and not running
+
         try:
-            wait_for(agree, settle_s, "store and venue agree", interval=0.3)
+            wait_for(agree_perps if session.perps else agree, settle_s, "store and venue agree", interval=0.3)
         except TimeoutError:
             return [f"restart {n}: {p}" for p in last] or [f"restart {n}: a command stays running"]
         report.checks += 1
@@ -576,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--perps", action="store_true", help="on the simulator's USDⓈ-M perpetuals (runbook 002)")
     parser.add_argument(
         "--work", type=Path, default=None, help="an empty or new directory for the data and logs (default: a temp dir)"
     )
@@ -584,10 +725,10 @@ def main(argv: list[str] | None = None) -> int:
         # A store from another run (another simulator) would be reconciled against this one: every check a lie.
         parser.error(f"--work {args.work} is not empty; give a new directory (or leave --work out for a temp dir)")
     work = args.work or Path(tempfile.mkdtemp(prefix="cockpit-crashloop-"))
-    report = run_loop(args.kills, args.seed, work)
+    report = run_loop(args.kills, args.seed, work, perps=args.perps)
     out = ROOT / "build" / "proof"
     out.mkdir(parents=True, exist_ok=True)
-    summary = {**report.__dict__, "seed": args.seed, "work": str(work)}
+    summary = {**report.__dict__, "seed": args.seed, "perps": args.perps, "work": str(work)}
     (out / "crashloop.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     return 1 if report.problems else 0

@@ -93,20 +93,35 @@ def status_report(
         "position_mismatch": holdings.get("mismatch", []),
         "chat": bots,
         "positions": _positions(store, symbols, orders),
+        # Why the protective orders at the venue are suspended (a cancel-all with its stops, a close-all) until an
+        # operator resumes; None when they are kept.
+        "stops_suspended": store.load_json("stops_suspended") or None,
     }
 
 
 def _positions(store: Store, symbols: Sequence[str], open_orders: list[Order]) -> list[dict[str, object]]:
     """What the store last knew held, per configured symbol, with its stop and whether the stop rests at the
-    venue (the engine's protective stop among the open orders) or in the engine only."""
-    held = {b.asset: b.total for b in store.balances()}
+    venue (the engine's protective stop among the open orders) or in the engine only, and its take-profit (the
+    OCO's other leg at the venue, when the entry gave one)."""
     stops = store.load_json("stops") or {}
+    perps = store.load_json("perp_positions")
+    if isinstance(perps, list):
+        # Perps ([venue] market = "usdm"): the venue's positions as the engine last read them, signed, each with
+        # its side, leverage, liquidation price and distance (engine.trading.execution.perp_record).
+        return [
+            {**p, "stop_price": stops.get(p.get("symbol"))}
+            for p in perps
+            if isinstance(p, dict) and (not symbols or p.get("symbol") in symbols)
+        ]
+    held = {b.asset: b.total for b in store.balances()}
+    profits = store.load_json("take_profits") or {}
     out: list[dict[str, object]] = []
     for symbol in symbols:
         amount = held.get(symbol.split("/")[0], Decimal(0))
         if amount <= 0:
             continue
         at_venue = [o for o in open_orders if o.symbol == symbol and o.is_protective_stop]
+        profit_leg = [o for o in open_orders if o.symbol == symbol and o.is_take_profit_leg]
         out.append(
             {
                 "symbol": symbol,
@@ -114,6 +129,8 @@ def _positions(store: Store, symbols: Sequence[str], open_orders: list[Order]) -
                 "stop_price": stops.get(symbol),
                 "stop_at_venue": bool(at_venue),
                 "stop_order": at_venue[0].client_id if at_venue else None,
+                "take_profit_price": profits.get(symbol),
+                "take_profit_order": profit_leg[0].client_id if profit_leg else None,
             }
         )
     return out

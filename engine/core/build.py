@@ -51,7 +51,7 @@ def build_books(settings: Settings, ports: Ports, tracker: OrderTracker) -> Book
     return Books(
         symbols=symbols,
         tracker=tracker,
-        portfolio=Portfolio(symbols, settings.engine.quote_asset),
+        portfolio=Portfolio(symbols, settings.engine.quote_asset, market=settings.venue.market),
         stats=DailyStats(on_rollover=lambda day: ports.publish(DayStatsChanged(day.to_dict()))),
     )
 

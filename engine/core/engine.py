@@ -45,7 +45,17 @@ from engine.gate.config_checks import host_of, listens_locally, venue_host_probl
 from engine.gate.preflight import run_standalone
 from engine.kernel import clock as engine_clock
 from engine.kernel.bus import EventBus
-from engine.kernel.commands import CancelAll, CloseAll, Command, CommandResult, Halt, ReduceOnly, audit_record
+from engine.kernel.commands import (
+    CancelAll,
+    CloseAll,
+    Command,
+    CommandResult,
+    Halt,
+    Permit,
+    PlaceOrder,
+    ReduceOnly,
+    audit_record,
+)
 from engine.kernel.config import ChatConfig, Settings
 from engine.kernel.errors import EngineError
 from engine.kernel.events import (
@@ -61,7 +71,6 @@ from engine.kernel.events import (
     ModeChanged,
     OrderUpdated,
     Severity,
-    StopsChanged,
     StrategyGuardChanged,
     TickerUpdated,
     TradingState,
@@ -74,6 +83,7 @@ from engine.ops import daily
 from engine.ops.alerts import AlertBook
 from engine.ops.incidents import Incidents
 from engine.ops.observe import HealthServer
+from engine.safety.deadman import DeadMan
 from engine.store.datadir import DataDirLock
 from engine.store.db import Store, fill_from_row
 from engine.trading.orders import OrderTracker
@@ -175,6 +185,13 @@ class Engine:
         self.venue_health, self.holdings, self.sync = parts.venue_health, parts.holdings, parts.sync
         self.monitors, self.runner, self.stop_losses = parts.monitors, parts.runner, parts.stop_losses
         self.venue_stops = parts.venue_stops
+        # Perps: the venue's dead-man's switch, renewed while connected and the monitors pass (engine.safety.deadman).
+        venue_cfg = settings.venue
+        self.deadman = (
+            DeadMan(venue_cfg.deadman_s, self.symbols, self.link, self.alert, self._deadman_health)
+            if venue_cfg.market == "usdm" and venue_cfg.deadman_s > 0
+            else None
+        )
         self.metrics, self.notifier, self.log_files = parts.metrics, parts.notifier, parts.log_files
         self.read = ReadModel(self)
         self.handlers = CommandHandlers(self)
@@ -488,6 +505,8 @@ class Engine:
             await self.health_server.stop()
             self.health_server = None
         await self.tasks.close(for_good=True)
+        if self.deadman is not None:
+            await self.deadman.disarm()
         await self.runner.close()
         await self.sync.stop_streams()
         if self.link.venue is not None:
@@ -533,7 +552,7 @@ class Engine:
             from engine.sim import Simulator
             from engine.sim.market import synthetic_needed
 
-            self.sim = Simulator(seed=cfg.sim_seed, symbols=synthetic_needed(cfg.symbols))
+            self.sim = Simulator(seed=cfg.sim_seed, symbols=synthetic_needed(cfg.symbols), market=cfg.market)
             await self.sim.start()
             self.link.label = f"sim {self.sim.rest_url.removeprefix('http://')}"
             self._endpoint = Endpoint(
@@ -585,6 +604,13 @@ class Engine:
                 "health", self._publish_health, HEALTH_INTERVAL_S, on_failure=self._loop_failed, guard=self.clock.quiet
             ).run(),
         )
+        if self.deadman is not None:
+            deadman = self.deadman
+            await deadman.renew()  # armed before anything rests at the venue
+            self.tasks.spawn(
+                "dead-man's switch",
+                Periodic("dead-man's switch", deadman.renew, deadman.every_s, on_failure=self._loop_failed).run(),
+            )
         if self.settings.strategy.enabled:
             self.runner.start()
             self.tasks.spawn(
@@ -598,6 +624,13 @@ class Engine:
                 ).run(),
             )
         self.ready.set()
+
+    def _deadman_health(self) -> str | None:
+        """Why the dead-man's switch must not be renewed now (the venue cannot be reached, or the monitors' loop
+        stalled), or None."""
+        if not self.link.connected:
+            return "not connected to the venue"
+        return self.monitors.watchdog.stalled or None
 
     def _sample_equity(self) -> None:
         if self.link.connected:
@@ -710,6 +743,13 @@ class Engine:
         assert self.store is not None
         stops = self.store.load_json("stops") or {}
         self.execution.stops.update({k: Decimal(v) for k, v in stops.items()})
+        profits = self.store.load_json("take_profits") or {}
+        self.execution.take_profits.update({k: Decimal(v) for k, v in profits.items()})
+        # A cancel-all with its stops (or a close-all) holds them off until an operator resumes, restarts included
+        # (a resume from another shell while no engine ran left HALTED: then it is over).
+        self.venue_stops.suspended = str(self.store.load_json("stops_suspended") or "")
+        if self.trading_state != TradingState.HALTED:
+            self.venue_stops.suspend("")
         self.execution.stop_cancels.update(dict.fromkeys(self.store.load_json("stop_cancels") or []))
         origins = {o.client_id: o.origin for o in self.tracker.all()}
         for fill in fills:
@@ -725,7 +765,7 @@ class Engine:
     def _save_counters(self) -> None:
         self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
         self.bus.publish(StrategyGuardChanged(self.runner.guard.to_dict()))
-        self.bus.publish(StopsChanged(dict(self.execution.stops)))
+        self.execution.publish_stops()
 
     def _publish_health(self) -> None:
         self.bus.publish(self.read.health_event())
@@ -809,7 +849,7 @@ class Engine:
 
     async def _carry_out(self, command: Command) -> CommandResult:
         handler = self.handlers.table.get(type(command))
-        refusal = self.state.refusal(command.permit)
+        refusal = self.state.refusal(self._permit(command))
         if handler is None:
             result = CommandResult(False, f"unknown command {type(command).__name__}")
         elif refusal is not None:
@@ -830,6 +870,14 @@ class Engine:
                 )
                 result = CommandResult(False, f"{command.name} failed: {type(exc).__name__}: {exc}")
         return result
+
+    def _permit(self, command: Command) -> Permit:
+        """What ``command`` asks of the trading state. Perps: an order is an entry or a reduction by the position it
+        meets (a buy that covers a short reduces; a sell that opens one is an entry), not by its side."""
+        if isinstance(command, PlaceOrder) and self.portfolio.usdm:
+            reduces = self.execution.reduces(command.symbol, command.side, command.amount)
+            return Permit.REDUCE if reduces else Permit.ENTRY
+        return command.permit
 
     async def _live_gate(self) -> None:
         """Runbook 003 "Automated Pre-flight Checks": a live start runs the checklist first (with a venue client of

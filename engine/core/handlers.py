@@ -112,6 +112,7 @@ class CommandHandlers:
             refusal=self.engine.execution.check,
             venue_problem="" if self.engine.connected else "the venue is not connected yet",
             mode=self.engine.mode,
+            deadman=self.engine.deadman.state if self.engine.deadman is not None else None,
         ).run()
         self.engine.bus.publish(ChecklistCompleted(checklist.to_dict()))
         return checklist
@@ -178,11 +179,14 @@ class CommandHandlers:
         )
 
     async def _place(self, c: PlaceOrder) -> CommandResult:
-        if c.side == "buy" and (held := self.engine.monitors.entry_hold(c.symbol)) is not None:
+        execution = self.engine.execution
+        # Spot: a buy is an entry; perps: an order the position does not absorb (a sell that opens a short too).
+        entry = not execution.reduces(c.symbol, c.side, c.amount) if execution.portfolio.usdm else c.side == "buy"
+        if entry and (held := self.engine.monitors.entry_hold(c.symbol)) is not None:
             # A per-symbol REDUCE_ONLY while a flash crash on it is being confirmed: not a halt.
             return CommandResult(False, f"not sent: {held} (monitor:flash_crash)")
         return await self.engine.execution.place(
-            c.symbol, c.side, c.type, c.amount, c.price, c.actor, stop_loss=c.stop_loss
+            c.symbol, c.side, c.type, c.amount, c.price, c.actor, stop_loss=c.stop_loss, take_profit=c.take_profit
         )
 
     async def _cancel(self, c: CancelOrder) -> CommandResult:

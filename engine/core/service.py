@@ -246,6 +246,7 @@ def _portfolio(s: Service, params: dict[str, Any]) -> dict[str, Any]:
         "positions": e.portfolio.positions(),
         "last": dict(e.portfolio.last),
         "stops": dict(e.execution.stops),
+        "take_profits": dict(e.execution.take_profits),
     }
 
 
@@ -366,6 +367,8 @@ def _snapshot(s: Service, params: dict[str, Any]) -> dict[str, Any]:
         "state_epoch": e.state.epoch,
         "ready": e.ready.is_set(),
         "stops": dict(e.execution.stops),
+        "take_profits": dict(e.execution.take_profits),
+        "stops_suspended": e.venue_stops.suspended,
         "monitors": e.monitors.statuses(),
         "last": dict(e.portfolio.last),
         "equity": e.portfolio.equity(),

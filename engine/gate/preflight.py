@@ -67,6 +67,7 @@ class Preflight:
         refusal: Callable[[str, str, Decimal, Decimal | None, Decimal | None], str | None] | None = None,
         venue_problem: str = "",
         mode: str | None = None,
+        deadman: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
         # The mode the engine runs in now (an operator may have switched it since start), else the configured one.
         if mode is not None and mode != settings.engine.mode:
@@ -83,6 +84,7 @@ class Preflight:
         self.smoke = smoke
         self.refusal = refusal  # the engine's own order checks, without sending (None: the risk rules alone)
         self.venue_problem = venue_problem  # why the venue client cannot be used, if known
+        self.deadman = deadman  # a running engine's dead-man's switch state (perps), None: no engine
         self._skew_ms: float | None = None
         self._balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._prices: dict[str, Decimal] = {}
@@ -118,6 +120,13 @@ class Preflight:
             ("validation_report", "GO paper-validation report", self._validation),
             ("stability", "Stability over the last 24 h of paper / dry-run", self._stability),
         ]
+        if self.settings.venue.market == "usdm":
+            steps += [
+                ("leverage", "Leverage at most the maximum", self._leverage),
+                ("margin_type", "Margin type as configured", self._margin_type),
+                ("position_mode", "One-way position mode", self._position_mode),
+                ("deadman", "Dead-man's switch armed", self._deadman),
+            ]
         if self.live or self.settings.chat.telegram.enabled or self.settings.chat.slack.enabled:
             # Live asks for it (runbook 003 pre-live checklist 7); elsewhere it is listed once a bot is set up.
             steps.append(("chat_control", "Chat control configured", lambda: config_checks.chat_control(self.settings)))
@@ -365,6 +374,89 @@ class Preflight:
             if (last := dec(ticker.get("last"))) is not None:
                 self._prices[symbol] = last
         return Check(*c, Status.PASS, f"{', '.join(symbols)} listed and trading", evidence)
+
+    # ------------------------------------------------------------ perpetual futures (runbook 002)
+
+    async def _leverage(self) -> Check:
+        """Runbook 002 RISK_MAX_LEVERAGE: each symbol's leverage at the venue at most [risk] max_leverage."""
+        c = ("leverage", "Leverage at most the maximum")
+        if (missing := self._venue_missing(*c)) is not None:
+            return missing
+        assert self.venue is not None
+        cap = self.settings.risk.max_leverage
+        held = await self.venue.symbol_settings(self.settings.venue.symbols)
+        over = {s: str(lev) for s, (lev, _) in held.items() if lev is None or lev > cap}
+        evidence = {"max_leverage": str(cap), "leverage": {s: str(lev) for s, (lev, _) in held.items()}}
+        if over:
+            return Check(
+                *c,
+                Status.FAIL,
+                f"over {cap}x (or unknown) at the venue: " + ", ".join(f"{s} {v}x" for s, v in over.items()),
+                evidence,
+                "lower the leverage at the venue, or let the engine set [risk] leverage (reconnect)",
+            )
+        return Check(*c, Status.PASS, f"every symbol at most {cap}x ({evidence['leverage']})", evidence)
+
+    async def _margin_type(self) -> Check:
+        c = ("margin_type", "Margin type as configured")
+        if (missing := self._venue_missing(*c)) is not None:
+            return missing
+        assert self.venue is not None
+        want = self.settings.risk.margin_mode
+        held = await self.venue.symbol_settings(self.settings.venue.symbols)
+        wrong = {s: mode for s, (_, mode) in held.items() if mode != want}
+        evidence = {"margin_mode": want, "at_venue": {s: mode for s, (_, mode) in held.items()}}
+        if wrong:
+            return Check(
+                *c,
+                Status.FAIL,
+                f"not {want} at the venue: " + ", ".join(f"{s} {m}" for s, m in wrong.items()),
+                evidence,
+                "the venue changes it only with no position and no open order in the symbol: close them, then "
+                "reconnect (the engine sets [risk] margin_mode)",
+            )
+        return Check(*c, Status.PASS, f"{want} on every symbol", evidence)
+
+    async def _position_mode(self) -> Check:
+        c = ("position_mode", "One-way position mode")
+        if (missing := self._venue_missing(*c)) is not None:
+            return missing
+        assert self.venue is not None
+        mode = await self.venue.position_mode()
+        if mode != "one-way":
+            return Check(
+                *c,
+                Status.FAIL,
+                f"the account is in {mode} mode: cockpit trades one signed position per symbol",
+                {"position_mode": mode},
+                "switch the account to one-way mode at the venue",
+            )
+        return Check(*c, Status.PASS, "one-way", {"position_mode": mode})
+
+    async def _deadman(self) -> Check:
+        """The venue cancels a dead engine's orders within [venue] deadman_s: set, and (with an engine) armed."""
+        c = ("deadman", "Dead-man's switch armed")
+        seconds = self.settings.venue.deadman_s
+        if seconds <= 0:
+            return Check(
+                *c,
+                Status.FAIL if self.live else Status.WARN,
+                "off ([venue] deadman_s = 0): a dead engine's working orders stay at the venue",
+                {"deadman_s": seconds},
+                "set [venue] deadman_s (runbook 002: nothing rests that no one watches)",
+            )
+        state = self.deadman() if self.deadman is not None else None
+        if state is None:
+            if (missing := self._venue_missing(*c)) is not None:
+                return missing
+            assert self.venue is not None
+            # No engine runs: the venue is asked whether it takes the countdown, with 0 (which arms nothing).
+            await self.venue.arm_deadman(self.settings.venue.symbols[0], 0)
+            return Check(*c, Status.PASS, f"{seconds:g}s; the venue takes countdownCancelAll", {"deadman_s": seconds})
+        if not state.get("armed"):
+            why = state.get("failure") or state.get("held_back") or "not renewed yet"
+            return Check(*c, Status.FAIL, f"not armed: {why}", dict(state), "see DEADMAN_FAILED; check the venue")
+        return Check(*c, Status.PASS, f"armed, renewed {state.get('renewed_s_ago')}s ago ({seconds:g}s)", dict(state))
 
     def _stops_at_venue(self) -> Check:
         """Runbook 003 "Emergency Procedures": stop-losses on-exchange protect a position while the engine is down.

@@ -180,7 +180,8 @@ class Snapshot(Command):
 
 @dataclass(frozen=True, slots=True)
 class PlaceOrder(Command):
-    """One order; a buy needs ``stop_loss`` while ``[risk] require_stop_loss`` is on."""
+    """One order; a buy needs ``stop_loss`` while ``[risk] require_stop_loss`` is on. A buy's ``take_profit`` rests
+    with its stop as one OCO at the venue once it fills."""
 
     name: ClassVar[str] = "order"
 
@@ -190,6 +191,7 @@ class PlaceOrder(Command):
     amount: Decimal = Decimal(0)
     price: Decimal | None = None
     stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
 
     @property
     def permit(self) -> Permit:  # type: ignore[override]

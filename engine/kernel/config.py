@@ -66,6 +66,14 @@ class VenueConfig(_Section):
     """Where orders go: ``sim`` starts the built-in simulator; any other value is a ccxt exchange id."""
 
     exchange: str = "sim"
+    # "spot" trades the spot market (a position is a base-asset balance); "usdm" trades USDⓈ-M perpetual futures
+    # (runbook 002): signed positions with leverage, through ccxt's unified derivatives calls. On the simulator it
+    # is ccxt's ``binanceusdm``; any other ccxt id is used as named, its swap markets loaded.
+    market: Literal["spot", "usdm"] = "spot"
+    # Perps only: the venue's dead-man's switch (Binance's countdownCancelAll) is armed for every symbol with this
+    # many seconds and renewed while the engine is healthy, so a dead engine's working orders are cancelled by the
+    # venue within it; 0 turns it off (a checklist WARN).
+    deadman_s: float = Field(default=60.0, ge=0, le=3600)
     rest_url: str | None = None
     ws_url: str | None = None
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
@@ -151,8 +159,19 @@ class RiskConfig(_Section):
     # Start-up toggles (runbook 002 §1): RISK_KILL_SWITCH_ENABLED=1 / RISK_REDUCE_ONLY_MODE=1 map here.
     kill_switch: bool = False
     reduce_only: bool = False
+    # Perps ([venue] market = "usdm", runbook 002 RISK_MAX_LEVERAGE=3): no position may be levered over
+    # max_leverage; ``leverage`` is what is set per symbol at start, and ``margin_mode`` its margin type.
+    max_leverage: Decimal = Field(default=Decimal("3"), gt=0, le=125)
+    leverage: int = Field(default=3, ge=1, le=125)
+    margin_mode: Literal["isolated", "cross"] = "isolated"
 
     _hard_over_warn = field_validator("max_drawdown_pct")(_not_below("max_drawdown_warn_pct", equal_ok=True))
+
+    @model_validator(mode="after")
+    def _leverage_under_max(self) -> RiskConfig:
+        if self.leverage > self.max_leverage:
+            raise ValueError(f"[risk] leverage ({self.leverage}) must be at most max_leverage ({self.max_leverage})")
+        return self
 
 
 class MonitorsConfig(_Section):
@@ -187,9 +206,25 @@ class MonitorsConfig(_Section):
     mismatch_halt_pct: Decimal = Field(default=Decimal("1"), gt=0)
     reconcile_s: float = Field(default=5.0, gt=0, le=3600)
     clock_skew_warn_ms: float = Field(default=500.0, gt=0)
+    # Perps (runbook 002 "Key Metrics": leverage vs maximum, liquidation distance). leverage: WARN at this percent
+    # of [risk] max_leverage, CRIT over the maximum (reduce-only). liquidation_distance: the mark's distance to the
+    # liquidation price in percent; WARN under liq_warn_pct, CRIT under liq_crit_pct, and the CRIT's action:
+    # "close" closes the position, "reduce" sells liq_reduce_pct of it with a reduce-only market order.
+    leverage_warn_pct_of_max: Decimal = Field(default=Decimal("80"), gt=0, le=100)
+    liq_crit_pct: Decimal = Field(default=Decimal("7.5"), gt=0, lt=100)
+    liq_warn_pct: Decimal = Field(default=Decimal("15"), gt=0, lt=100)
+    liq_crit_action: Literal["close", "reduce"] = "close"
+    liq_reduce_pct: Decimal = Field(default=Decimal("50"), gt=0, le=100)
+    # funding: WARN when the funding about to be paid is over this percent of equity.
+    funding_warn_pct: Decimal = Field(default=Decimal("0.1"), gt=0)
+    # mark_divergence: the mark price away from the last price, in percent: WARN, then CRIT (reduce-only).
+    mark_divergence_warn_pct: Decimal = Field(default=Decimal("1"), gt=0)
+    mark_divergence_crit_pct: Decimal = Field(default=Decimal("3"), gt=0)
 
     _crit_after_warn = field_validator("ws_stale_crit_s")(_not_below("ws_stale_warn_s", words="longer than"))
     _halt_over_warn = field_validator("mismatch_halt_pct")(_not_below("mismatch_warn_pct"))
+    _liq_crit_under_warn = field_validator("liq_warn_pct")(_not_below("liq_crit_pct"))
+    _divergence_crit_over_warn = field_validator("mark_divergence_crit_pct")(_not_below("mark_divergence_warn_pct"))
 
 
 class NotifyTarget(_Section):

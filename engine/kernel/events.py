@@ -90,12 +90,38 @@ class Order:
     def is_protective_stop(self) -> bool:
         """A stop the engine rests at the venue for a position it holds (not an order placed outside the engine):
         known by its type and its client id's prefix, also with no engine running (the kill switch's emergency
-        path, ``cockpit status``)."""
+        path, ``cockpit status``). Alone, or the stop leg of an OCO."""
         return self.type == STOP_ORDER_TYPE and self.client_id.startswith(STOP_ID_PREFIX)
+
+    @property
+    def is_take_profit_leg(self) -> bool:
+        """The take-profit leg of an OCO the engine rests at the venue for a position it holds."""
+        return self.type == TAKE_PROFIT_ORDER_TYPE and self.client_id.startswith(TAKE_PROFIT_ID_PREFIX)
+
+    @property
+    def is_protective(self) -> bool:
+        """Either leg of a position's protection at the venue: its stop, or the take-profit paired with it."""
+        return self.is_protective_stop or self.is_take_profit_leg
+
+    @property
+    def oco_partner(self) -> str:
+        """The client id the other leg of this protective order's OCO has (or would have: a lone stop has none)."""
+        tail = self.client_id[len(STOP_ID_PREFIX) :]
+        return (TAKE_PROFIT_ID_PREFIX if self.is_protective_stop else STOP_ID_PREFIX) + tail
+
+    @property
+    def oco_list_id(self) -> str:
+        """The client id of the OCO list this protective order belongs to (when it is one's leg)."""
+        return OCO_ID_PREFIX + self.client_id[len(STOP_ID_PREFIX) :]
 
 
 STOP_ORDER_TYPE = "stop_limit"  # a protective stop the engine rests at the venue (``Order.type``)
 STOP_ID_PREFIX = "cs-"  # its client id's prefix
+# An OCO's take-profit leg (a limit sell at the take-profit, LIMIT_MAKER on Binance): its client id is its stop
+# leg's with this prefix instead, and the list's own client id the same with OCO_ID_PREFIX (decision SAF-35).
+TAKE_PROFIT_ORDER_TYPE = "take_profit"
+TAKE_PROFIT_ID_PREFIX = "ct-"
+OCO_ID_PREFIX = "co-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +154,34 @@ class Balance:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """A spot position: the base asset held against the quote, valued at the last price."""
+    """A position valued at the last price: spot, the base asset held against the quote; perps, signed (``amount``
+    negative for a short) with the venue's leverage, margin, liquidation price and the funding paid, ``last`` then
+    being the mark price."""
 
     symbol: str
     amount: Decimal
     avg_entry: Decimal | None
     last: Decimal | None
+    side: str = "long"
+    leverage: Decimal | None = None
+    margin: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    funding: Decimal | None = None  # received (+) or paid (-) since the engine first saw the position
 
     @property
     def value(self) -> Decimal | None:
-        return None if self.last is None else self.amount * self.last
+        """The notional at the last price (positive for a short too)."""
+        return None if self.last is None else abs(self.amount) * self.last
+
+    @property
+    def liquidation_distance_pct(self) -> Decimal | None:
+        """How far the mark is from the liquidation price, in percent of the mark (runbook 002 "Liquidation
+        Distance"): the room the price has to move against the position (up for a short, down for a long), negative
+        once past it; None without one."""
+        if self.liquidation_price is None or not self.last:
+            return None
+        room = self.liquidation_price - self.last if self.amount < 0 else self.last - self.liquidation_price
+        return room / self.last * 100
 
     @property
     def unrealized_pnl(self) -> Decimal | None:
@@ -363,9 +407,19 @@ class EquitySampled(Event):
 
 @dataclass(frozen=True, slots=True)
 class StopsChanged(Event):
-    """The stop price of every held position (persisted so a restart keeps enforcing them)."""
+    """The stop price of every held position, and the take-profit of those whose entry gave one (persisted so a
+    restart keeps enforcing them)."""
 
     stops: Mapping[str, Decimal]
+    take_profits: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StopsSuspended(Event):
+    """Protective orders at the venue suspended (``reason``: what took them, kept until an operator resumes) or
+    placed again (``reason`` empty). Persisted: a restart keeps the suspension."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

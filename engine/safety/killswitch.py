@@ -5,7 +5,8 @@ Runbooks 000 §3 ("Kill-Switch Activated": stop new orders, cancel pending order
 venue's urgent lane, past the circuit breaker and the client-side rate limiter, and symbols are worked in
 parallel. What could not be done is reported per symbol; the engine keeps retrying it (``retry``) until done
 or an operator resumes. What remains after a close is verified at the venue: only dust too small to sell may
-be left, and it is reported by asset and amount, never hidden.
+be left, and it is reported by asset and amount, never hidden. Perps (runbook 002 "Close all positions"): longs and
+shorts are closed with reduce-only market orders and the venue's positions must then be flat, not "only dust".
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from engine.kernel.events import Severity, TradingState
 from engine.kernel.ports import Ports, VenueLink
 from engine.trading.books import Books
 from engine.trading.execution import Execution
-from engine.trading.orders import is_protective_stop
+from engine.trading.orders import STOP_ID_PREFIX
 from engine.trading.portfolio import base_of
 from engine.trading.protect import VenueStops
 from engine.trading.state import TradingStateMachine, is_operator
@@ -126,7 +127,7 @@ class KillSwitch:
         venue = self.link.require()
         out = Outcome()
         only = set(symbols) if symbols else None
-        keep = {o.client_id for o in self.tracker.open_orders() if is_protective_stop(o)} if keep_stops else set[str]()
+        keep = {o.client_id for o in self.tracker.open_orders() if o.is_protective} if keep_stops else set[str]()
         pending = set(symbols or self.symbols) | {
             o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only
         }
@@ -163,7 +164,7 @@ class KillSwitch:
             self.mark("listing_confirmed")
             listed = [r for r in listed if only is None or r.symbol in only]
             kept = [r for r in listed if r.client_id in keep]
-            out.kept = len(kept)
+            out.kept = sum(1 for r in kept if r.client_id.startswith(STOP_ID_PREFIX))  # an OCO counts once
             remaining = [r for r in listed if r.client_id not in keep]
             pending = {r.symbol for r in remaining} - done
         out.still_open = None if remaining is None else len(remaining)
@@ -209,6 +210,8 @@ class KillSwitch:
             exc = read[-1]
             out.failures["balances"] = f"balances: {type(exc).__name__}: {exc}"[:200]
             return out
+        if self.portfolio.usdm:
+            return await self._flatten(actor, targets, out)
         # What the venue said it holds once the orders were cancelled (read alongside the listing): free and total
         # of each base, before the sells.
         held = {base_of(s): self._held(base_of(s)) for s in targets}
@@ -249,6 +252,33 @@ class KillSwitch:
     def _held(self, base: str) -> tuple[Decimal, Decimal]:
         held = self.portfolio.balances.get(base)
         return (held.free, held.total) if held else (Decimal(0), Decimal(0))
+
+    async def _flatten(self, actor: str, targets: tuple[str, ...], out: Outcome) -> Outcome:
+        """Perps: every position closed by a reduce-only market order against it, then the venue's positions read
+        again: anything not flat is left (by symbol), whatever its size."""
+        venue = self.link.require()
+        closes = [
+            (s, "sell" if held > 0 else "buy", venue.amount_to_precision(s, abs(held)))
+            for s in targets
+            if (held := self.portfolio.held_amount(s)) != 0
+        ]
+        results = await self.execution.flatten_now(closes, actor)
+        for (symbol, _, _), result in zip(closes, results):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"close: {type(result).__name__}: {result}"[:200]
+            elif not result.ok:
+                out.failures[symbol] = f"close: {result.message}"[:200]
+            else:
+                out.closed.append(symbol)
+        try:
+            await self.execution.refresh_positions(urgent=True)
+        except vx.BaseError as exc:
+            out.failures["positions"] = f"verifying positions: {type(exc).__name__}: {exc}"[:200]
+            return out
+        for symbol in targets:
+            if (held := self.portfolio.held_amount(symbol)) != 0:
+                out.left[symbol] = held
+        return out
 
     # ------------------------------------------------------------ steps
 
@@ -352,7 +382,7 @@ class Tiers:
         """An operator resumed: every retry stands down, and a pass under way will not start one; protective
         stops a cancel-all took with it are placed again."""
         self._resumes += 1
-        self.kill.venue_stops.suspended = ""
+        self.kill.venue_stops.suspend("")
         self._stop(None, "trading resumed")
 
     async def run(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
@@ -440,7 +470,10 @@ class Tiers:
         return (c.symbol,) if isinstance(c, ClosePosition) else tuple(self.symbols)
 
     async def _read_back(self, c: CloseAll | ClosePosition, outcome: Outcome) -> None:
-        """Read the venue's balances and judge what is left from them (``outcome`` updated)."""
+        """Read the venue's balances and judge what is left from them (``outcome`` updated). Perps: nothing here,
+        the pass read the venue's positions back itself (``KillSwitch._flatten``)."""
+        if self.kill.portfolio.usdm:
+            return
         try:
             await self.kill.execution.refresh_balances(urgent=True)
         except vx.BaseError as exc:
@@ -472,10 +505,10 @@ class Tiers:
         if self.prepare is not None:
             await self.prepare(c)
         if isinstance(c, CloseAll):  # flattening: no stop is placed again for what it sells, until a resume
-            self.kill.venue_stops.suspended = "close-all, until an operator resumes"
+            self.kill.venue_stops.suspend("close-all, until an operator resumes")
         if isinstance(c, CancelAll):
             if c.include_stops:  # the operator wants them gone: none is placed again until an operator resumes
-                self.kill.venue_stops.suspended = "cancelled by cancel-all with its stops, until an operator resumes"
+                self.kill.venue_stops.suspend("cancelled by cancel-all with its stops, until an operator resumes")
             outcome = await self.kill.cancel_all(keep_stops=not c.include_stops)
         else:
             symbols = (c.symbol,) if isinstance(c, ClosePosition) else None

@@ -15,6 +15,7 @@ through the one command path with itself named as the actor (``monitor:<code>``)
 | position_mismatch | adopted (between the two levels) | over mismatch_halt_pct: halt, the difference kept (001 §6) |
 | clock_skew | over clock_skew_warn_ms (calls are signed with its clock) | rest_errors_max -1021s after a resync: halt |
 | auth_failure / maintenance | | the key refused / the venue in maintenance: halt |
+| leverage, liquidation_distance, funding, mark_divergence, liquidated | perps only: ``engine.safety.perpwatch`` | |
 
 A CRIT acts only after ``confirm_readings`` readings in a row (a single bad reading never trips the kill switch);
 where a second reading is a cheap call (auth, maintenance), the first reading makes that call. A CRIT being
@@ -41,6 +42,7 @@ from engine.kernel.commands import CloseAll, Command, Halt, Reconnect
 from engine.kernel.config import MonitorsConfig, RiskConfig
 from engine.kernel.events import EquitySampled, MonitorsChanged, Persisted, Severity, utcnow
 from engine.kernel.ports import Ports, VenueLink
+from engine.safety.perpwatch import PerpWatch
 from engine.safety.pricemoves import PriceMoves
 from engine.safety.readings import CRIT, OK, WARN, Reading, Row, pct
 from engine.safety.stuck import StuckOrders
@@ -137,6 +139,20 @@ class Monitors:
             "auth_failure": (self.read_auth, True, True, None, self._halt("auth_failure")),
             "maintenance": (self.read_maintenance, True, True, None, self._halt("maintenance")),
         }
+        # Perps ([venue] market = "usdm"): leverage, liquidation distance, funding, mark divergence, liquidations.
+        self.perps: PerpWatch | None = None
+        if books.portfolio.usdm:
+            link = watched.link
+            self.perps = PerpWatch(
+                risk,
+                cfg,
+                books.portfolio,
+                watched.holdings,
+                watched.sync.execution.leverage,
+                self._command,
+                lambda symbol, amount: link.venue.amount_to_precision(symbol, amount) if link.venue else amount,
+            )
+            self.watches.update(self.perps.watches())
         self.rows = {code: Row(code, confirm, blocks) for code, (_, confirm, blocks, _, _) in self.watches.items()}
 
     # ------------------------------------------------------------ readings
@@ -476,7 +492,7 @@ class Monitors:
                     alert_code,
                     f"{row.code}: {reading.value} (limit {reading.threshold})"
                     f"{'; ' + reading.detail if reading.detail else ''}"
-                    + ("" if on_crit is None else f"; {ACTIONS.get(row.code, 'halting')}"),
+                    + ("" if on_crit is None else f"; {self._action_words(row.code)}"),
                     values={"value": reading.value, "threshold": reading.threshold, **reading.values},
                 )
                 if on_crit is not None:
@@ -495,6 +511,10 @@ class Monitors:
             )
             if on_warn is not None:
                 on_warn(reading)
+
+    def _action_words(self, code: str) -> str:
+        words = self.perps.action_words(code) if self.perps is not None else None
+        return words or ACTIONS.get(code, "halting")
 
     def _command(self, command: Command) -> None:
         self.spawn(f"{command.actor} {command.name}", self.submit(command))

@@ -116,7 +116,7 @@ class StopLosses:
         """Enforce the stop of a held position: exit at market once the price is at or under it."""
         stop = self.stops.get(symbol)
         holding = any(p.symbol == symbol for p in self.portfolio.positions())
-        resting = self.venue_stops.resting(symbol)
+        resting = self.venue_stops.resting_stops(symbol)  # an OCO's take-profit leg protects nothing under it
         if resting and all(last >= o.price for o in resting if o.price is not None):
             return  # the venue's stop-limit holds it (the second line acts only once the price is under its limit)
         if stop is None or last > stop or not holding:

@@ -103,6 +103,8 @@ class StuckOrders:
         stuck: list[Order] = []
         unsettled: list[Order] = []
         for order in open_orders:
+            if order.is_protective:
+                continue  # a position's stop (or its OCO) rests until the price comes: waiting is its job, not stuck
             if now - order.created_at <= limit or order.client_id in in_flight:
                 continue  # young, or its send is still on its way (its own answer decides)
             cid = order.client_id

@@ -1,5 +1,5 @@
-"""A Binance-spot-compatible exchange simulator on loopback, driven by the real ccxt client, with faults on
-demand (docs/simulator.md).
+"""A Binance-compatible exchange simulator on loopback (spot, USDⓈ-M futures, or both), driven by the real ccxt
+client, with faults on demand (docs/simulator.md).
 
 Never imports textual, nor any other part of the engine: it stands alone (an import-linter contract).
 """

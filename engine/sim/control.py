@@ -11,6 +11,7 @@ is its client.
     GET    /sim/status          addresses, clock, prices, keys masked (no secrets)
     GET    /sim/account         balances, every order ever placed and the trade count (the venue's truth, for checks)
     POST   /sim/price           {"symbol": "BTCUSDT", "price": "60000"} moves the price at once
+    POST   /sim/funding         {"seconds": 2} brings the next USDⓈ-M funding time to 2 s (market time) from now
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class ControlApi:
         router.add_get("/sim/status", self._guard(self.status))
         router.add_get("/sim/account", self._guard(self.account))
         router.add_post("/sim/price", self._guard(self.set_price))
+        router.add_post("/sim/funding", self._guard(self.schedule_funding))
 
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -172,6 +174,7 @@ class ControlApi:
                 "rest_url": sim.rest_url,
                 "ws_url": sim.ws_url,
                 "seed": sim.seed,
+                "market": sim.market,
                 "speed": sim.clock.speed,
                 "market_time": sim.clock.now_ms(),
                 "server_time": sim.clock.server_ms(),
@@ -205,3 +208,16 @@ class ControlApi:
         if not price.is_finite() or price <= 0:
             return _error(400, "price must be positive")
         return web.json_response({"symbol": symbol, "price": str(self.sim.set_price(symbol, price))})
+
+    async def schedule_funding(self, request: web.Request) -> web.Response:
+        """POST /sim/funding."""
+        if self.sim.perp is None:
+            return _error(400, "this simulator serves spot only: start it with --market usdm or both")
+        try:
+            body = await request.json()
+            seconds = float(body["seconds"])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            return _error(400, 'body must be JSON: {"seconds": 2}')
+        if not 0 <= seconds < float("inf"):
+            return _error(400, "seconds must be 0 or more")
+        return web.json_response({"next_funding_time": self.sim.schedule_funding(seconds)})

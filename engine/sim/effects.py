@@ -46,6 +46,8 @@ class FaultEffects:
             "cancel-fail": self._check_symbol,
             "order-reject": self._check_symbol,
             "reorder-reports": self._check_reorder,
+            "mark-divergence": self._check_futures,
+            "funding-spike": self._check_futures,
         }
         self._end: dict[str, Callable[[Fault], None]] = {
             "clock-skew": self._clock_unskew,
@@ -92,6 +94,11 @@ class FaultEffects:
         if symbol is not None and symbol not in self.sim.feeds:
             raise FaultError(f"{fault.name}: unknown symbol {symbol!r} (listed: {', '.join(self.sim.feeds)})")
 
+    def _check_futures(self, fault: Fault) -> None:
+        if self.sim.perp is None:
+            raise FaultError(f"{fault.name}: this simulator serves spot only (start it with --market usdm or both)")
+        self._check_symbol(fault)
+
     def _check_reorder(self, fault: Fault) -> None:
         if fault.options["count"] < 2:
             raise FaultError("reorder-reports: option count must be at least 2")
@@ -101,6 +108,8 @@ class FaultEffects:
         for symbol in self.sim.feeds:
             if not self.sim.engine.is_stuck(symbol):
                 self.sim.engine.on_price(symbol)
+                if self.sim.perp is not None:
+                    self.sim.perp.on_price(symbol)
 
     def _flush_reordered(self, fault: Fault) -> None:
         self.sim.streams.flush_held_reports()
@@ -109,6 +118,24 @@ class FaultEffects:
         o = fault.options
         self._check_symbol(fault)
         client_id = o["client_id"] or f"web_{secrets.token_hex(12)}"
+        market = o["market"] or ("usdm" if self.sim.market == "usdm" else "spot")
+        if market == "usdm":
+            if self.sim.perp is None:
+                raise FaultError("foreign-fill: market usdm, but this simulator serves spot only")
+            try:
+                perp_order = self.sim.perp.new_order(
+                    symbol=o["symbol"],
+                    side=o["side"],
+                    type="MARKET",
+                    quantity=Decimal(o["qty"]),
+                    client_order_id=client_id,
+                    force=True,
+                )
+            except errors.VenueError as exc:
+                raise FaultError(f"foreign-fill: the venue refused the order: {exc.code} {exc.msg}") from None
+            fault.state["order_id"] = perp_order.order_id
+            log.warning("fault %d foreign-fill (usdm): %s %s %s", fault.id, o["side"], o["qty"], o["symbol"])
+            return
         try:
             order = self.sim.engine.new_order(
                 symbol=o["symbol"],

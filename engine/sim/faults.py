@@ -247,6 +247,13 @@ CATALOGUE: dict[str, FaultSpec] = {
                 Option("side", str, "BUY", "BUY or SELL", choices=("BUY", "SELL")),
                 Option("qty", Decimal, Decimal("0.001"), "quantity in the base asset"),
                 Option("client_id", str, None, "client order id (default web_<random>, as the Binance web UI)"),
+                Option(
+                    "market",
+                    str,
+                    None,
+                    "spot or usdm: which account (default: the simulator's own; spot when it serves both)",
+                    choices=("spot", "usdm"),
+                ),
             ),
             one_shot=True,
         ),
@@ -281,6 +288,26 @@ CATALOGUE: dict[str, FaultSpec] = {
                 Option("seconds", float, 1.0, "duration of the drop"),
                 Option("recover", float, None, "duration of the recovery (default: seconds; 0: no recovery)"),
                 Option("symbol", str, "BTCUSDT", "symbol"),
+            ),
+            ends_itself=True,
+        ),
+        FaultSpec(
+            "mark-divergence",
+            "USDⓈ-M futures: the mark price stands percent away from the last price while the fault lasts",
+            (
+                Option(
+                    "percent", Decimal, None, "signed distance of the mark from the last price, e.g. 3", required=True
+                ),
+                Option("symbol", str, None, "only this symbol"),
+            ),
+        ),
+        FaultSpec(
+            "funding-spike",
+            "USDⓈ-M futures: the next funding rate jumps to rate; it is charged at the next funding time, then the "
+            "fault ends",
+            (
+                Option("rate", Decimal, Decimal("0.01"), "the funding rate charged next (0.01: 1 percent of notional)"),
+                Option("symbol", str, None, "only this symbol"),
             ),
             ends_itself=True,
         ),

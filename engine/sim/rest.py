@@ -59,13 +59,19 @@ class RestApi:
         self.faults = faults
         self.limiter = limiter
         self.account = AccountRoutes(engine, auth, clock, faults, limiter, created_ms, listen_keys)
+        # False on a futures-only simulator (``--market usdm``): /api/v3 and /sapi answer 404.
+        self.serve_spot = True
         # Set when the simulator stops, so requests held by a hang fault end at once.
         self.stopping = asyncio.Event()
 
     def build_app(self, extra_routes: Callable[[web.UrlDispatcher], None] | None = None) -> web.Application:
-        """The aiohttp application with all routes (``extra_routes`` adds the control API)."""
+        """The aiohttp application with all routes (``extra_routes`` adds the control API and the futures routes)."""
         app = web.Application(middlewares=[self._middleware])
         r = app.router
+        if extra_routes is not None:
+            extra_routes(r)
+        if not self.serve_spot:
+            return app
         r.add_get("/api/v3/ping", self.ping)
         r.add_get("/api/v3/time", self.time)
         r.add_get("/api/v3/exchangeInfo", self.exchange_info)
@@ -79,8 +85,6 @@ class RestApi:
         r.add_get("/api/v3/klines", self.klines)
         r.add_get("/api/v3/uiKlines", self.klines)
         self.account.add_routes(r)
-        if extra_routes is not None:
-            extra_routes(r)
         return app
 
     # ----- plumbing --------------------------------------------------------------------------------------

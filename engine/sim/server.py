@@ -1,4 +1,5 @@
-"""The Simulator: a Binance-spot-compatible venue on loopback (REST + websockets + seeded prices)."""
+"""The Simulator: a Binance-compatible venue on loopback (REST + websockets + seeded prices): spot, USDⓈ-M futures,
+or both on one simulator (``market``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from .limits import RateLimiter
 from .listenkeys import ListenKeys
 from .market import PriceFeed, markets
 from .matching import MatchingEngine
+from .perp import EIGHT_HOURS_MS, PerpAccountUpdate, PerpAlgoUpdate, PerpEngine, PerpEvent, PerpOrderUpdate
+from .perppayloads import account_update, algo_update, mark_price_event, order_trade_update, position_risk
+from .perppayloads import order_json as perp_order_json
+from .perprest import PerpRoutes
 from .replay import Replay, load_csv
 from .rest import RestApi
 from .ws import StreamServer
@@ -30,6 +35,10 @@ from .ws import StreamServer
 log = logging.getLogger(__name__)
 
 DEFAULT_BALANCES = {"USDT": Decimal("10000"), "BTC": Decimal("0"), "ETH": Decimal("0")}
+DEFAULT_FUTURES_WALLET = Decimal("10000")
+MARKETS = ("spot", "usdm", "both")
+# How often the venue's own clock looks at countdownCancelAll timers (wall seconds), whoever is connected.
+HOUSEKEEPING_INTERVAL = 0.1
 
 
 class Simulator:
@@ -59,6 +68,10 @@ class Simulator:
         start_ms: int | None = None,
         control_token: str | None = None,
         symbols: int = 0,
+        market: str = "spot",
+        futures_wallet: Decimal = DEFAULT_FUTURES_WALLET,
+        funding_rate: Decimal = Decimal("0.0001"),
+        funding_interval_s: float = EIGHT_HOURS_MS / 1000,
     ) -> None:
         """``keys``: extra API keys (ApiKey or dicts of its fields) besides the main ``api_key``, which can trade
         and not withdraw. ``speed``: market time runs this many times faster than real time. ``replay``: symbol ->
@@ -69,7 +82,14 @@ class Simulator:
         ``tick_interval`` market seconds, and the rate limits count market time; ``start_ms``: where market time
         starts (default: now, or the replay's start). ``control_token``: what the control API (``/sim/...``) asks
         of HTTP callers (default: a fresh random one; Python calls need none). ``symbols``: synthetic USDT markets
-        listed beside BTC and ETH (``SYM01USDT``...; ``engine.sim.market.synthetic``)."""
+        listed beside BTC and ETH (``SYM01USDT``...; ``engine.sim.market.synthetic``). ``market``: ``spot`` (the
+        default: /api/v3), ``usdm`` (USDⓈ-M perpetuals only: /fapi) or ``both``; the futures account starts with
+        ``futures_wallet`` USDT and pays ``funding_rate`` every ``funding_interval_s`` market seconds."""
+        if market not in MARKETS:
+            raise ValueError(f"market {market!r}: give one of {', '.join(MARKETS)}")
+        if funding_interval_s <= 0:
+            raise ValueError(f"funding interval {funding_interval_s} s: give a positive number of seconds")
+        self.market = market
         self.seed = seed
         self.host = host
         self.tick_interval = tick_interval
@@ -118,6 +138,18 @@ class Simulator:
         self.faults = FaultBook(seed, on_start=self.effects.start, on_end=self.effects.end)
         self.engine.is_stuck = lambda symbol: self.faults.is_active("stuck-orders", symbol=symbol) is not None
         self.limiter = RateLimiter(weight_limit=weight_limit, orders_per_10s=orders_per_10s)
+        self.perp: PerpEngine | None = None
+        if market != "spot":
+            self.perp = PerpEngine(
+                self.feeds,
+                wallet=Decimal(futures_wallet),
+                clock=self.clock.now_ms,
+                server_clock=self.clock.server_ms,
+                faults=self.faults,
+                funding_rate=Decimal(funding_rate),
+                funding_interval_ms=int(funding_interval_s * 1000),
+            )
+            self.perp.is_stuck = self.engine.is_stuck
         self.listen_keys = ListenKeys()
         self._rest = RestApi(
             self.engine,
@@ -129,6 +161,7 @@ class Simulator:
             self.listen_keys,
             self.host_check,
         )
+        self._rest.serve_spot = market != "usdm"
         self._control = ControlApi(self)
         self.streams = StreamServer(
             self.engine,
@@ -140,6 +173,19 @@ class Simulator:
             self.host_check,
         )
         self.engine.listeners.append(self.streams.on_event)
+        self._perp_routes: PerpRoutes | None = None
+        if self.perp is not None:
+            self.perp.listeners.append(self._on_perp_event)
+            self._perp_routes = PerpRoutes(
+                self.perp,
+                self.engine,
+                self.auth,
+                self.clock,
+                self.faults,
+                self.limiter,
+                self.streams.perp_listen_keys,
+            )
+        self._housekeeping: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._paused = False
@@ -154,9 +200,7 @@ class Simulator:
         self._started = True
         try:
             self._rest.stopping.clear()
-            runner = web.AppRunner(
-                self._rest.build_app(self._control.add_routes), access_log=None, handle_signals=False
-            )
+            runner = web.AppRunner(self._rest.build_app(self._add_routes), access_log=None, handle_signals=False)
             await runner.setup()
             self._runner = runner
             site = web.TCPSite(runner, self.host, self._want_rest_port)
@@ -168,6 +212,8 @@ class Simulator:
             raise
         if not self.clock.stepped:
             self._ticker = asyncio.create_task(self._tick_loop(), name="sim-price-feed")
+        if self.perp is not None:
+            self._housekeeping = asyncio.create_task(self._housekeeping_loop(), name="sim-countdowns")
         log.info("simulator serving REST %s WS %s (seed %s)", self.rest_url, self.ws_url, self.seed)
 
     async def stop(self) -> None:
@@ -176,6 +222,13 @@ class Simulator:
         if self._started:
             self.faults.clear()
         await self.effects.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            try:
+                await self._housekeeping
+            except asyncio.CancelledError:
+                pass
+            self._housekeeping = None
         if self._ticker is not None:
             self._ticker.cancel()
             try:
@@ -241,8 +294,9 @@ class Simulator:
         return self.engine.balance(asset)
 
     def account(self) -> dict[str, Any]:
-        """The account's truth: balances, every order ever placed (Binance order objects), the trade count."""
-        return {
+        """The account's truth: balances, every order ever placed (Binance order objects), the trade count; with
+        futures, ``futures``: the wallet, positions (positionRisk v2 rows), every order, the trade count."""
+        body: dict[str, Any] = {
             "balances": {
                 asset: {"free": str(free), "locked": str(locked)}
                 for asset, (free, locked) in self.engine.balances.items()
@@ -250,6 +304,34 @@ class Simulator:
             "orders": [payloads.order_json(o) for o in self.engine.orders.values()],
             "trades": len(self.engine.trades),
         }
+        if self.perp is not None:
+            perp = self.perp
+            body["futures"] = {
+                "wallet": str(perp.account.wallet),
+                "positions": [position_risk(perp, p, 2) for p in perp.account.positions.values() if p.amt],
+                "orders": [perp_order_json(o) for o in perp.orders.values()],
+                "open_algo_orders": len(perp.open_algos()),
+                "trades": len(perp.fills),
+                "next_funding_time": perp.next_funding_ms,
+                "countdowns": {s: c.countdown_ms for s, c in perp.countdowns.items()},
+            }
+        return body
+
+    @property
+    def futures(self) -> PerpEngine:
+        """The USDⓈ-M futures account (``market`` usdm or both)."""
+        if self.perp is None:
+            raise RuntimeError("this simulator serves spot only: start it with market='usdm' or 'both'")
+        return self.perp
+
+    def mark_price(self, symbol: str) -> Decimal:
+        """Current mark price of the perpetual ``symbol``."""
+        return self.futures.mark(symbol)
+
+    def schedule_funding(self, seconds: float) -> int:
+        """Bring the next funding time to ``seconds`` (market time) from now; returns it (ms). It is charged by
+        the next tick after that time."""
+        return self.futures.schedule_funding(int(seconds * 1000))
 
     @property
     def rest_api(self) -> RestApi:
@@ -278,6 +360,7 @@ class Simulator:
         self._print_synthetic_trade(symbol)
         self.engine.on_price(symbol)
         self.streams.market.publish_prices(symbol)
+        self._perp_on_price(symbol)
         return new_price
 
     def pause_feed(self) -> None:
@@ -314,15 +397,66 @@ class Simulator:
                     feed.set_price(replay.price_at(now, feed.spec.tick_size))
                 else:
                     feed.next_price()
-            self._print_synthetic_trade(symbol)
+            self._print_synthetic_trade(symbol, now)
             self.engine.on_price(symbol)
             self.streams.market.publish_prices(symbol)
+            self._perp_on_price(symbol)
+        if self.perp is not None:
+            self.perp.settle_due_funding()
         self.streams.expire_listen_keys()
 
     # ----- internals -------------------------------------------------------------------------------------
-    def _print_synthetic_trade(self, symbol: str) -> None:
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        self._control.add_routes(router)
+        if self._perp_routes is not None:
+            self._perp_routes.add_routes(router)
+
+    def _perp_on_price(self, symbol: str) -> None:
+        """Futures side of a price move: fills, triggers, liquidations, then the mark-price streams."""
+        if self.perp is None:
+            return
+        self.perp.on_price(symbol)
+        market = self.streams.market
+        if not market.connections:
+            return
+        key, now = symbol.lower(), self.clock.now_ms()
+        for name in (f"{key}@markPrice@1s", f"{key}@markPrice"):
+            if market.wanted(name):
+                market.push(name, mark_price_event(self.perp, symbol, now))
+        if market.wanted("!markPrice@arr@1s") or market.wanted("!markPrice@arr"):
+            rows = [mark_price_event(self.perp, s, now) for s in self.perp.specs]
+            for name in ("!markPrice@arr@1s", "!markPrice@arr"):
+                if market.wanted(name):
+                    market.push(name, rows)  # type: ignore[arg-type]
+
+    def _on_perp_event(self, event: PerpEvent) -> None:
+        assert self.perp is not None
+        if isinstance(event, PerpOrderUpdate):
+            body = order_trade_update(event)
+        elif isinstance(event, PerpAccountUpdate):
+            body = account_update(self.perp, event.reason, event.symbols, event.time)
+        elif isinstance(event, PerpAlgoUpdate):
+            body = algo_update(event.algo, event.time)
+        else:
+            return
+        self.streams.send_perp_user(body)
+
+    async def _housekeeping_loop(self) -> None:
+        """The venue's own clock for countdownCancelAll: runs with no client connected, in stepped mode too."""
+        assert self.perp is not None
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            try:
+                self.perp.expire_countdowns()
+            except Exception:  # task boundary: one bad round must not stop the clock
+                log.exception("countdown check failed")
+
+    def _print_synthetic_trade(self, symbol: str, now: int | None = None) -> None:
+        """Print one trade at the feed's price. ``now``: the market time that price is for (a tick's): a fast clock
+        read again here could stamp a replayed minute's price into the next minute."""
         feed = self.feeds[symbol]
-        now = self.clock.now_ms()
+        if now is None:
+            now = self.clock.now_ms()
         qty, buyer_is_maker = feed.synthetic_trade_qty()
         replay = self.replays.get(symbol)
         if replay is not None:

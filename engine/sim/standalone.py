@@ -98,6 +98,8 @@ async def _serve(sim: Simulator, token_file: str | Path | None = None) -> None:
                 if path is not None:
                     print(f"Control token file {path}", flush=True)
                 print(f"Control token {sim.control_token}", flush=True)
+                if sim.market != "spot":
+                    print(f"Market {sim.market}: USDⓈ-M futures under {sim.rest_url}/fapi", flush=True)
                 await stop.wait()
                 log.info("signal received, stopping")
             finally:
@@ -123,6 +125,8 @@ def main(
     weight_limit: int = 6000,
     token_file: str | Path | None = None,
     symbols: int = 0,
+    market: str = "spot",
+    funding_interval_s: float = 8 * 3600,
 ) -> int:
     """Serve until SIGINT/SIGTERM; print REST/WS URLs, the API key and secret, the fault command and the control
     token (also written, owner-only, to ``token_file``, default :func:`default_token_file` of the REST port, and
@@ -145,6 +149,8 @@ def main(
             tick_interval=tick_interval,
             weight_limit=weight_limit,
             symbols=symbols,
+            market=market,
+            funding_interval_s=funding_interval_s,
             keys=[main_key, *keys] if main_key else keys,
             api_key=main_key.key if main_key else None,
             api_secret=main_key.secret if main_key else None,

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -56,6 +56,10 @@ class StreamServer:
         self._held_reports: list[dict[str, Any]] = []
         self.listen_keys = listen_keys or ListenKeys()
         self._listen: dict[ServerConnection, str] = {}  # /ws/<listenKey> connections
+        # USDⓈ-M futures user streams: their own listen keys (POST /fapi/v1/listenKey), read on /private/ws.
+        self.perp_listen_keys = ListenKeys()
+        self._perp_listen: dict[ServerConnection, str] = {}
+        self._held_perp_reports: list[dict[str, Any]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._connections: set[ServerConnection] = set()  # every open handler, CLOSING ones included
         self._server: Server | None = None
@@ -83,7 +87,7 @@ class StreamServer:
     @property
     def user_subscriptions(self) -> int:
         """Live user-data subscriptions: WS-API subscriptions plus /ws/<listenKey> connections."""
-        return sum(len(subs) for subs in self._user.values()) + len(self._listen)
+        return sum(len(subs) for subs in self._user.values()) + len(self._listen) + len(self._perp_listen)
 
     @property
     def market_connections(self) -> int:
@@ -92,18 +96,33 @@ class StreamServer:
 
     # ----- routing ---------------------------------------------------------------------------------------
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
+        parts = urlsplit(request.path)
+        path = parts.path
         hosts = request.headers.get_all("Host")
         if not self.host_check.allows(hosts):
             log.warning("websocket %s refused: %s", path, self.host_check.refusal(hosts))
             return connection.respond(HTTPStatus.MISDIRECTED_REQUEST, "Misdirected Request\n")
-        if not (path in ("/ws", "/stream", "/ws-api/v3") or path.startswith("/ws/")):
+        private = self._perp_private_key(path, parts.query)
+        market_path = _futures_market_path(path)
+        if private is None and not (market_path in ("/ws", "/stream", "/ws-api/v3") or market_path.startswith("/ws/")):
             return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
-        kind = "user" if path == "/ws-api/v3" or self._listen_key_of(path) else "market"
+        if private == "":
+            return connection.respond(HTTPStatus.BAD_REQUEST, "Invalid or expired listenKey\n")
+        kind = "user" if private or path == "/ws-api/v3" or self._listen_key_of(path) else "market"
         if self.faults.active("maintenance") or self._faulted("ws-refuse", kind):
             log.info("websocket %s refused (fault)", path)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
         return None
+
+    def _perp_private_key(self, path: str, query: str) -> str | None:
+        """The futures listen key of a user-stream path (``/private/ws?listenKey=K``, ``/ws/<K>`` with a futures
+        key); "" for a private path without a valid key; None for any other path."""
+        if path.rstrip("/") == "/private/ws" or path.startswith("/private/ws/"):
+            values = parse_qs(query).get("listenKey") or [path[len("/private/ws/") :]]
+            key = values[0] if values else ""
+            return key if self.perp_listen_keys.valid(key, self.server_clock()) else ""
+        segment = path[len("/ws/") :] if path.startswith("/ws/") else ""
+        return segment if segment in self.perp_listen_keys.keys else None
 
     def _listen_key_of(self, path: str) -> str | None:
         segment = path[len("/ws/") :] if path.startswith("/ws/") else ""
@@ -121,11 +140,13 @@ class StreamServer:
         if which in ("all", "user"):
             targets.update(self._api_connections)
             targets.update(self._listen)
+            targets.update(self._perp_listen)
         for ws in targets:
             # Forget it at once: nothing more is pushed to a connection that is going away.
             self.market.remove(ws)
             self._user.pop(ws, None)
             self._listen.pop(ws, None)
+            self._perp_listen.pop(ws, None)
             if abrupt:
                 ws.transport.abort()  # as a network cut: no close frame
             else:
@@ -151,13 +172,15 @@ class StreamServer:
     def expire_listen_keys(self, *, everything: bool = False, api_key: str | None = None) -> int:
         """Drop listen keys that timed out (or all, or one API key's) with ``listenKeyExpired``."""
         dropped = set(self.listen_keys.expire(self.server_clock(), everything=everything, api_key=api_key))
+        dropped |= set(self.perp_listen_keys.expire(self.server_clock(), everything=everything, api_key=api_key))
         if not dropped:
             return 0
         now = self.clock()
-        for ws, value in list(self._listen.items()):
-            if value in dropped:
-                broadcast([ws], json.dumps({"e": "listenKeyExpired", "E": now, "listenKey": value}))
-                del self._listen[ws]
+        for connections in (self._listen, self._perp_listen):
+            for ws, value in list(connections.items()):
+                if value in dropped:
+                    broadcast([ws], json.dumps({"e": "listenKeyExpired", "E": now, "listenKey": value}))
+                    del connections[ws]
         return len(dropped)
 
     def flush_held_reports(self) -> None:
@@ -165,6 +188,9 @@ class StreamServer:
         held, self._held_reports = self._held_reports, []
         for body in reversed(held):
             self._send_user(body)
+        held, self._held_perp_reports = self._held_perp_reports, []
+        for body in reversed(held):
+            self.send_perp_user(body)
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None  # a handler runs after the opening handshake, which sets it
@@ -172,17 +198,22 @@ class StreamServer:
         self._connections.add(ws)
         try:
             listen_key = self._listen_key_of(parts.path)
-            if parts.path == "/ws-api/v3":
+            perp_key = self._perp_private_key(parts.path, parts.query)
+            if perp_key:
+                self._perp_listen[ws] = perp_key
+                await ws.wait_closed()
+            elif parts.path == "/ws-api/v3":
                 self._api_connections.add(ws)
                 await self._serve_ws_api(ws)
             elif listen_key is not None:
                 self._listen[ws] = listen_key
                 await ws.wait_closed()
             else:
-                await self._serve_market(ws, parts.path, parts.query)
+                await self._serve_market(ws, _futures_market_path(parts.path), parts.query)
         except ConnectionClosed:
             pass
         finally:
+            self._perp_listen.pop(ws, None)
             self._connections.discard(ws)
             self.market.remove(ws)
             self._user.pop(ws, None)
@@ -280,6 +311,21 @@ class StreamServer:
             return
         self._send_user(body)
 
+    def send_perp_user(self, body: dict[str, Any]) -> None:
+        """Push a futures user-stream event (ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ALGO_UPDATE) to its listeners."""
+        if not self._perp_listen or self._faulted("ws-silence", "user"):
+            return
+        if body.get("e") == "ORDER_TRADE_UPDATE" and (fault := self.faults.is_active("reorder-reports")):
+            self._held_perp_reports.append(body)  # sent newest first when the fault ends (flush_held_reports)
+            self.faults.consume(fault)
+            return
+        raw = json.dumps(body)
+        for ws in list(self._perp_listen):
+            broadcast([ws], raw)
+        if self.faults.hit("duplicate-report") and body.get("e") == "ORDER_TRADE_UPDATE":
+            for ws in list(self._perp_listen):
+                broadcast([ws], raw)
+
     def _send_user(self, body: dict[str, Any]) -> None:
         if self._faulted("ws-silence", "user"):
             return
@@ -290,6 +336,16 @@ class StreamServer:
             raw = json.dumps(body)
             for ws in list(self._listen):
                 broadcast([ws], raw)
+
+
+def _futures_market_path(path: str) -> str:
+    """A futures market-stream path as its spot equivalent: ccxt's ``binanceusdm`` opens ``/market/ws/<n>`` (mark
+    price, klines) and ``/public/ws/<n>`` (book ticker, depth, trades) since Binance split them (shared note
+    "Binance USDⓈ-M futures for ccxt"); both serve the shared feeds' streams plus ``@markPrice``."""
+    for prefix in ("/market", "/public"):
+        if path.startswith(prefix + "/"):
+            return path[len(prefix) :]
+    return path
 
 
 def _unsubscribes(raw: str | bytes, name: str) -> bool:

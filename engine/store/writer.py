@@ -45,6 +45,7 @@ from engine.kernel.events import (
     OrderUpdated,
     Persisted,
     StopsChanged,
+    StopsSuspended,
     StrategyGuardChanged,
     TradingStateChanged,
     ValidationReported,
@@ -337,6 +338,10 @@ class Writer:
             (utcnow().isoformat(), str(equity), str(peak), str(drawdown_pct)),
         )
 
+    def _on_stops(self, event: StopsChanged) -> None:
+        self._put_json("stops", {k: str(v) for k, v in event.stops.items()})
+        self._put_json("take_profits", {k: str(v) for k, v in event.take_profits.items()})
+
     def _on_checklist(self, event: ChecklistCompleted) -> None:
         c = event.checklist
         summary = c.get("summary", {})
@@ -475,7 +480,8 @@ _WRITERS: dict[type[Event], Callable[[Writer, Any], None]] = {
     CommandAudited: Writer._on_audit,
     OrderRefused: Writer._on_refused,
     EquitySampled: Writer._on_equity,
-    StopsChanged: lambda store, e: store._put_json("stops", {k: str(v) for k, v in e.stops.items()}),
+    StopsChanged: Writer._on_stops,
+    StopsSuspended: lambda store, e: store._put_json("stops_suspended", e.reason),
     DayStatsChanged: lambda store, e: store._put_day(dict(e.day)),
     StrategyGuardChanged: lambda store, e: store._put_json("strategy_guard", dict(e.guard)),
     HoldingsChanged: lambda store, e: store._put_json("holdings", dict(e.holdings)),

@@ -57,7 +57,9 @@ class Intent:
     """One thing a strategy wants done.
 
     - ``buy`` / ``sell``: an order; ``quote_amount`` (buy) or ``amount`` (base) sizes it; ``price`` makes it a
-      limit order, none a market order; an entry (a buy that opens or adds to a position) must carry ``stop_loss``.
+      limit order, none a market order; an entry (a buy that opens or adds to a position) must carry ``stop_loss``,
+      and may carry ``take_profit`` (above the price): once it fills, the stop and the take-profit rest at the
+      venue as one OCO (one sells, the other is cancelled), which protects the position with the engine gone.
     - ``exit``: close the whole position in ``symbol`` at market.
     - ``cancel``: cancel the strategy's own order ``client_id``.
     """
@@ -70,6 +72,7 @@ class Intent:
     stop_loss: Decimal | None = None
     client_id: str | None = None
     reason: str = ""
+    take_profit: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -379,4 +379,5 @@ class StrategyRunner:
             amount=amount,
             price=price,
             stop_loss=intent.stop_loss,
+            take_profit=intent.take_profit,
         )

@@ -35,6 +35,7 @@ class {cls}Params(Params):
     overbought: float = Field(70.0, gt=0, lt=100)  # sell over this
     order_quote: Decimal = Field(Decimal("50"), gt=0)  # each entry, in the quote currency (USDT)
     stop_loss_pct: Decimal = Field(Decimal("2"), gt=0, lt=50)  # the entry's stop, this far under the price
+    take_profit_pct: Decimal = Field(Decimal("0"), ge=0, lt=100)  # 0: none; else sell this far above, with the stop
 
 
 class {cls}(Strategy):
@@ -68,6 +69,8 @@ class {cls}(Strategy):
                         symbol,
                         quote_amount=p.order_quote,  # a market order of this much USDT
                         stop_loss=price * (1 - p.stop_loss_pct / 100),  # every entry carries its stop
+                        # and may carry a take-profit: the two then rest at the venue as one OCO
+                        take_profit=price * (1 + p.take_profit_pct / 100) if p.take_profit_pct else None,
                         reason=f"RSI {{rsi:.1f}} under {{p.oversold}}",
                     )
                 )

@@ -20,4 +20,6 @@ class Books:
     portfolio: Portfolio
     stats: DailyStats
     stops: dict[str, Decimal] = field(default_factory=dict)  # symbol -> stop price of the position held (persisted)
+    # symbol -> the take-profit its latest entry gave (persisted): it rests with the stop as one OCO at the venue
+    take_profits: dict[str, Decimal] = field(default_factory=dict)
     drawdown: Drawdown = field(default_factory=Drawdown)

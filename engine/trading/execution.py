@@ -28,6 +28,7 @@ from engine.kernel.events import (
     OrderRefused,
     OrderStatus,
     Persisted,
+    Position,
     PositionsUpdated,
     RoundTripClosed,
     Severity,
@@ -35,9 +36,23 @@ from engine.kernel.events import (
 )
 from engine.kernel.ports import Durability, Ports, VenueLink
 from engine.trading.books import Books
-from engine.trading.orders import STOP_ID_PREFIX, STOP_ORDER_TYPE, is_protective_stop
+from engine.trading.orders import (
+    STOP_ID_PREFIX,
+    STOP_ORDER_TYPE,
+    TAKE_PROFIT_ID_PREFIX,
+    TAKE_PROFIT_ORDER_TYPE,
+    new_client_id,
+)
 from engine.trading.portfolio import base_of
-from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
+from engine.trading.risk import (
+    Exposure,
+    OrderRateLimit,
+    filter_refusal,
+    leverage_refusal,
+    limit_refusal,
+    pre_trade_refusal,
+    take_profit_refusal,
+)
 from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport, not_sent_errors, refused_errors
 
@@ -82,6 +97,7 @@ class Execution:
         self.durable = durability.commit
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
         self.stops = books.stops  # symbol -> stop price of the position held (persisted)
+        self.take_profits = books.take_profits  # symbol -> take-profit of the position held, when given (persisted)
         # Client ids whose create request has not been answered yet: reconciliation must not judge them.
         self.in_flight: set[str] = set()
         # Client id -> amount of its fills seen: an order reported more filled than this has fills still to fetch.
@@ -92,6 +108,18 @@ class Execution:
         # Symbol -> sells of it under way (an exit, a strategy's sell): no protective stop is placed meanwhile, or
         # it would lock what they sell.
         self.selling: dict[str, int] = {}
+        # Perps: symbol -> the leverage the venue confirmed for it (set at every connect, ``VenueSync``); an entry
+        # in a symbol missing here is refused. And the client ids of orders sent with the venue's reduceOnly flag.
+        self.leverage: dict[str, Decimal] = {}
+        self.reduce_only: set[str] = set()
+
+    def reduces(self, symbol: str, side: str, amount: Decimal) -> bool:
+        """Whether an order only shrinks the position: spot, any sell; perps, the side against the position and no
+        more than it (more would flip it: an entry)."""
+        if not self.portfolio.usdm:
+            return side == "sell"
+        held = self.portfolio.held_amount(symbol)
+        return (held > 0 and side == "sell" and amount <= held) or (held < 0 and side == "buy" and amount <= -held)
 
     # ------------------------------------------------------------ placing
 
@@ -102,7 +130,10 @@ class Execution:
         min_cost = venue.min_cost(symbol) if venue else Decimal(0)
         pending: dict[str, Decimal] = {}
         for o in self.tracker.open_orders():
-            if o.side == "buy":
+            # Spot: resting buys add to a position. Perps: any resting order that would grow it (a sell opens or
+            # grows a short).
+            grows = o.side == "buy" if not p.usdm else not self.reduces(o.symbol, o.side, o.remaining)
+            if grows:
                 price = o.price if o.price is not None else p.last.get(o.symbol, Decimal(0))
                 pending[o.symbol] = pending.get(o.symbol, Decimal(0)) + o.remaining * price
         held = [s for s in self.symbols if p.position_value(s) > min_cost or pending.get(s, 0) > 0]
@@ -116,9 +147,19 @@ class Execution:
         )
 
     def _refusal(
-        self, symbol: str, side: str, amount: Decimal, price: Decimal | None, stop_loss: Decimal | None, urgent: bool
+        self,
+        symbol: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None,
+        stop_loss: Decimal | None,
+        urgent: bool,
+        take_profit: Decimal | None = None,
     ) -> tuple[str | None, Decimal, Decimal | None]:
         refusal = pre_trade_refusal(self.link.connected or urgent, self.symbols, symbol, side, amount, price, stop_loss)
+        if refusal is None:
+            ref = price if price is not None else self.portfolio.last.get(symbol)
+            refusal = take_profit_refusal(side, stop_loss, take_profit, ref)
         venue = self.link.venue
         if refusal is not None:
             return refusal, amount, price
@@ -130,12 +171,20 @@ class Execution:
         ref = price if price is not None else self.portfolio.last.get(symbol)
         refusal = filter_refusal(venue.min_amount(symbol), venue.min_cost(symbol), symbol, amount, ref)
         if refusal is None and not urgent:
+            entry = not self.reduces(symbol, side, amount) if self.portfolio.usdm else None
             refusal = (
-                limit_refusal(self.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref)
+                limit_refusal(self.risk, self.exposure(symbol), side, amount * (ref or 0), stop_loss, ref, entry)
+                or (self._leverage_refusal(symbol, amount * (ref or 0)) if entry else None)
                 or self.rate.refusal()
                 or venue.breaker.refusal()
             )
         return refusal, amount, price
+
+    def _leverage_refusal(self, symbol: str, order_value: Decimal) -> str | None:
+        """Perps: the leverage checked on every entry (``risk.leverage_refusal``)."""
+        p = self.portfolio
+        notional = sum((p.position_value(s) for s in self.symbols), Decimal(0)) + order_value
+        return leverage_refusal(self.risk.max_leverage, symbol, self.leverage.get(symbol), notional, p.equity())
 
     def check(
         self, symbol: str, side: str, amount: Decimal, price: Decimal | None, stop_loss: Decimal | None
@@ -154,17 +203,19 @@ class Execution:
         actor: str = "operator",
         stop_loss: Decimal | None = None,
         urgent: bool = False,
+        take_profit: Decimal | None = None,
     ) -> CommandResult:
-        """Check, persist, then send one order; the client id is on disk before the request leaves.
+        """Check, persist, then send one order; the client id is on disk before the request leaves. An entry's
+        ``stop_loss`` (and ``take_profit``) become the position's protection at the venue once it fills.
 
         A venue's Retry-After is waited out first, and only then is everything checked (trading state, limits,
         exposure): nothing awaits between the checks and the order's record, so two orders that waited together
         cannot both pass the same exposure."""
-        if side == "sell" and not urgent:
+        if side == "sell" and not urgent and not self.portfolio.usdm:
             with self.sells_under_way(symbol):
                 await self._free_from_stops(symbol, amount, actor)
-                return await self._place(symbol, side, type_, amount, price, actor, stop_loss, urgent)
-        return await self._place(symbol, side, type_, amount, price, actor, stop_loss, urgent)
+                return await self._place(symbol, side, type_, amount, price, actor, stop_loss, urgent, take_profit)
+        return await self._place(symbol, side, type_, amount, price, actor, stop_loss, urgent, take_profit)
 
     @contextmanager
     def sells_under_way(self, symbol: str) -> Iterator[None]:
@@ -187,27 +238,28 @@ class Execution:
         actor: str,
         stop_loss: Decimal | None,
         urgent: bool,
+        take_profit: Decimal | None = None,
     ) -> CommandResult:
         if not urgent and self.link.venue is not None:
             await self.link.venue.health.wait_if_paused()
-            late = self.permission(side)
+            late = self.permission("sell" if self.reduces(symbol, side, amount) else "buy")  # perps: by position
             if late:
                 self.publish(OrderRefused(actor, symbol, side, amount, price, late))
                 return CommandResult(False, late)
-        recorded = self._record(symbol, side, type_, amount, price, actor, stop_loss, urgent)
+        recorded = self._record(symbol, side, type_, amount, price, actor, stop_loss, urgent, take_profit)
         if isinstance(recorded, CommandResult):
             return recorded
         refused = self._commit([recorded])  # the client id is on disk before the request carrying it leaves
         if refused is not None:
             return refused
-        return await self._send(recorded, stop_loss, urgent)
+        return await self._send(recorded, stop_loss, urgent, take_profit=take_profit)
 
     async def place_stop(
         self, symbol: str, amount: Decimal, stop: Decimal, limit: Decimal, actor: str
     ) -> CommandResult:
         """A protective stop-limit sell of a held position (``engine.trading.protect``): the venue's filters apply,
         not the account limits or the order rate (it only ever sells what is held, like the kill switch's
-        sells); its client id is on disk before it leaves, as for every order."""
+        sells); its client id is on disk before it leaves, as for every order. With a take-profit: ``place_oco``."""
         recorded = self._record(symbol, "sell", STOP_ORDER_TYPE, amount, limit, actor, None, urgent=True)
         if isinstance(recorded, CommandResult):
             return recorded
@@ -216,10 +268,84 @@ class Execution:
             return refused
         return await self._send(recorded, None, False, stop_price=stop)
 
+    async def place_oco(
+        self, symbol: str, amount: Decimal, stop: Decimal, limit: Decimal, take_profit: Decimal, actor: str
+    ) -> CommandResult:
+        """A position's stop-limit and take-profit as one OCO sell at the venue (``engine.trading.protect``): when
+        one leg fills the venue expires the other. Both legs are recorded (client ids ``cs-X`` and ``ct-X``, the
+        list ``co-X``) and committed before the request leaves, checked like ``place_stop``."""
+        tail = new_client_id("")
+        stop_leg = self._record(
+            symbol, "sell", STOP_ORDER_TYPE, amount, limit, actor, None, True, client_id=STOP_ID_PREFIX + tail
+        )
+        if isinstance(stop_leg, CommandResult):
+            return stop_leg
+        profit_leg = self._record(
+            symbol,
+            "sell",
+            TAKE_PROFIT_ORDER_TYPE,
+            amount,
+            take_profit,
+            actor,
+            None,
+            True,
+            client_id=TAKE_PROFIT_ID_PREFIX + tail,
+        )
+        if isinstance(profit_leg, CommandResult):
+            self.in_flight.discard(stop_leg.client_id)
+            self.tracker.apply(
+                stop_leg.client_id,
+                OrderStatus.REJECTED,
+                source="engine",
+                detail=f"not sent: its OCO's take-profit was refused: {profit_leg.message}"[:300],
+            )
+            return profit_leg
+        legs = [stop_leg, profit_leg]
+        refused = self._commit(legs)
+        if refused is not None:
+            return refused
+        try:
+            try:
+                reports = await self.link.require().create_oco(
+                    stop_leg.oco_list_id,
+                    stop_leg.client_id,
+                    profit_leg.client_id,
+                    symbol,
+                    stop_leg.amount,
+                    stop,
+                    limit,
+                    take_profit,
+                )
+            except not_sent_errors() as exc:
+                for leg in legs:
+                    self.tracker.apply(
+                        leg.client_id, OrderStatus.REJECTED, source="rest", detail=f"not sent: {exc}"[:300]
+                    )
+                return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
+            except refused_errors() as exc:
+                for leg in legs:
+                    self.tracker.apply(leg.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
+                self.alert(Severity.WARN, "ORDER_REJECTED", f"OCO sell {stop_leg.amount} {symbol} rejected: {exc}")
+                return CommandResult(False, f"rejected by venue: {exc}")
+            except vx.BaseError as exc:
+                # As for one order: the list may be at the venue; each leg is asked for by its client id.
+                results = [await self._resolve_uncertain(leg, exc, False) for leg in legs]
+                failed = next((r for r in results if not r.ok), None)
+                return failed or CommandResult(True, results[0].message, {"client_id": stop_leg.client_id})
+        finally:
+            for leg in legs:
+                self.in_flight.discard(leg.client_id)
+        self.apply_reports(reports, "rest")
+        return CommandResult(
+            True,
+            f"OCO sell {stop_leg.amount} {symbol} placed",
+            {"client_id": stop_leg.client_id, "take_profit_id": profit_leg.client_id, "list": stop_leg.oco_list_id},
+        )
+
     async def _free_from_stops(self, symbol: str, amount: Decimal, actor: str) -> None:
-        """A sell of part of a position whose protective stop locks it: the stop is cancelled first (it is placed
-        again for what remains once the sell is done), since the venue lends no amount to two sells at once."""
-        stops = [o for o in self.tracker.open_orders() if o.symbol == symbol and is_protective_stop(o)]
+        """A sell of part of a position whose protection locks it: the stop (or its OCO) is cancelled first (it is
+        placed again for what remains once the sell is done), since the venue lends no amount to two sells at once."""
+        stops = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.is_protective]
         if not stops or self.portfolio.free(base_of(symbol)) >= amount:
             return
         for order in stops:
@@ -251,6 +377,27 @@ class Execution:
             return_exceptions=True,
         )
 
+    async def flatten_now(
+        self, closes: list[tuple[str, str, Decimal]], actor: str
+    ) -> list[CommandResult | BaseException]:
+        """Perps: the kill switch's closes, ``(symbol, side, amount)`` each a reduce-only market order on the
+        urgent lane (a long sold, a short bought back), recorded and committed together, then sent together."""
+        recorded = [
+            self._record(symbol, side, "market", amount, None, actor, None, urgent=True)
+            for symbol, side, amount in closes
+        ]
+        refused = self._commit([r for r in recorded if isinstance(r, Order)])
+        if refused is not None:
+            return [refused for _ in recorded]
+
+        async def answer(result: CommandResult) -> CommandResult:
+            return result
+
+        return await asyncio.gather(
+            *(answer(r) if isinstance(r, CommandResult) else self._send(r, None, True) for r in recorded),
+            return_exceptions=True,
+        )
+
     def _commit(self, orders: list[Order]) -> CommandResult | None:
         """Commit the recorded orders before they are sent; if the store cannot (a full disk), none is sent: each
         is marked REJECTED and the refusal returned."""
@@ -275,25 +422,38 @@ class Execution:
         actor: str,
         stop_loss: Decimal | None,
         urgent: bool,
+        take_profit: Decimal | None = None,
+        client_id: str | None = None,
     ) -> Order | CommandResult:
-        """Check an order and record it with a fresh client id (nothing awaited), or say why not."""
-        refusal, amount, price = self._refusal(symbol, side, amount, price, stop_loss, urgent)
+        """Check an order and record it with a fresh client id (or ``client_id``; nothing awaited), or say why not."""
+        refusal, amount, price = self._refusal(symbol, side, amount, price, stop_loss, urgent, take_profit)
         if refusal:
             log.info("order refused (%s %s %s by %s): %s", side, amount, symbol, actor, refusal)
             self.publish(OrderRefused(actor, symbol, side, amount, price, refusal))
             return CommandResult(False, refusal)
         self.link.require()
+        reduce_only = self.portfolio.usdm and self.reduces(symbol, side, amount)
         if self.mode == "dry-run":
             log.info("dry-run: would place %s %s %s %s @ %s (by %s)", side, type_, amount, symbol, price, actor)
             return CommandResult(True, f"dry-run: would place {side} {amount} {symbol} @ {price or 'market'}")
-        order = self.tracker.create(symbol, side, type_, amount, price, origin=actor)
+        order = self.tracker.create(symbol, side, type_, amount, price, origin=actor, client_id=client_id)
         if not urgent:
             self.rate.sent()
         self.in_flight.add(order.client_id)
+        if reduce_only:
+            # Perps: what only shrinks the position goes with the venue's reduceOnly flag, so the venue refuses it
+            # rather than let it open or flip a position if the position moved meanwhile (REDUCE_ONLY, the kill
+            # switch, the liquidation-distance monitor's reduction all rely on it).
+            self.reduce_only.add(order.client_id)
         return order
 
     async def _send(
-        self, order: Order, stop_loss: Decimal | None, urgent: bool, stop_price: Decimal | None = None
+        self,
+        order: Order,
+        stop_loss: Decimal | None,
+        urgent: bool,
+        stop_price: Decimal | None = None,
+        take_profit: Decimal | None = None,
     ) -> CommandResult:
         """Send a recorded order (its client id already on disk) and apply the venue's answer; ``stop_price``
         makes it a protective stop that waits at the venue for the price to fall to it."""
@@ -307,7 +467,14 @@ class Execution:
                     )
                 else:
                     report = await venue.create_order(
-                        order.client_id, symbol, side, order.type, amount, price, urgent=urgent
+                        order.client_id,
+                        symbol,
+                        side,
+                        order.type,
+                        amount,
+                        price,
+                        urgent=urgent,
+                        reduce_only=order.client_id in self.reduce_only,
                     )
             except not_sent_errors() as exc:
                 self.tracker.apply(
@@ -326,12 +493,13 @@ class Execution:
                 # answer) may hide a placed order: ask the venue by client id before deciding.
                 result = await self._resolve_uncertain(order, exc, urgent)
                 if result.ok:
-                    self._keep_stop(symbol, side, stop_loss)
+                    self._keep_stop(symbol, side, stop_loss, take_profit)
                 return result
         finally:
             self.in_flight.discard(order.client_id)
+            self.reduce_only.discard(order.client_id)
         self.apply_report(report, "rest")
-        self._keep_stop(symbol, side, stop_loss)
+        self._keep_stop(symbol, side, stop_loss, take_profit)
         if report.fills and not urgent:
             # Read back at once, so the next buy's exposure (and whoever reads the balances next) counts the fill
             # even if the balance stream lags: a second request per fill, and the order's answer waits for it.
@@ -342,12 +510,21 @@ class Execution:
             {"client_id": order.client_id, "status": report.status.value},
         )
 
-    def _keep_stop(self, symbol: str, side: str, stop_loss: Decimal | None) -> None:
-        """A buy the venue accepted sets the position's stop (the latest entry's stop wins); persisted."""
+    def _keep_stop(self, symbol: str, side: str, stop_loss: Decimal | None, take_profit: Decimal | None = None) -> None:
+        """A buy the venue accepted sets the position's stop and take-profit (the latest entry's win: one without a
+        take-profit leaves the stop alone at the venue); persisted."""
         if side != "buy" or stop_loss is None:
             return
         self.stops[symbol] = stop_loss
-        self.publish(StopsChanged(dict(self.stops)))
+        if take_profit is not None:
+            self.take_profits[symbol] = take_profit
+        else:
+            self.take_profits.pop(symbol, None)
+        self.publish_stops()
+
+    def publish_stops(self) -> None:
+        """The positions' stops and take-profits as they are now (the store keeps them for a restart)."""
+        self.publish(StopsChanged(dict(self.stops), dict(self.take_profits)))
 
     async def _resolve_uncertain(self, order: Order, exc: Exception, urgent: bool) -> CommandResult:
         """After a timeout the order may be at the venue: ask by client id before deciding anything."""
@@ -434,8 +611,9 @@ class Execution:
         self.publish(FillReceived(fill))
         self.publish(PositionsUpdated(self.portfolio.positions()))
         if trip is not None:
-            if self.stops.pop(trip.symbol, None) is not None:
-                self.publish(StopsChanged(dict(self.stops)))
+            had = self.stops.pop(trip.symbol, None), self.take_profits.pop(trip.symbol, None)
+            if had != (None, None):
+                self.publish_stops()
             self.stats.round_trip(trip.pnl)
             self.stats.realized(trip.pnl)
             self.publish(RoundTripClosed(trip.symbol, trip.pnl, trip.opened_by, trip.closed_at))
@@ -461,6 +639,16 @@ class Execution:
 
     async def refresh_balances(self, urgent: bool = False) -> None:
         self.apply_balances(await self.link.require().fetch_balances(urgent=urgent))
+        if self.portfolio.usdm:
+            await self.refresh_positions(urgent)
+
+    async def refresh_positions(self, urgent: bool = False) -> None:
+        """Perps: the venue's positions (positionRisk) into the portfolio, published and stored (``cockpit status``
+        reads them from the store)."""
+        self.portfolio.set_perps(await self.link.require().fetch_positions(urgent=urgent))
+        positions = self.portfolio.positions()
+        self.publish(PositionsUpdated(positions))
+        self.publish(Persisted("perp_positions", [perp_record(p) for p in positions]))
 
     async def refresh_balances_quietly(self) -> None:
         """Fetch balances over REST so a fill shows even if the balance stream lags or is down."""
@@ -479,7 +667,10 @@ class Execution:
             return CommandResult(True, f"order {client_id} is already {order.status.value}")
         if self.link.venue is None:
             return CommandResult(False, "venue not connected")
-        if is_protective_stop(order):
+        partner = self.tracker.get(order.oco_partner) if order.is_protective else None
+        if partner is not None:
+            return await self._cancel_oco(order, partner, actor)
+        if order.is_protective:
             self.note_stop_cancels([client_id])
         venue = self.link.venue
         try:
@@ -493,9 +684,32 @@ class Execution:
         log.info("cancel %s by %s: %s", client_id, actor, report.status.value)
         return CommandResult(True, f"{client_id} {report.status.value}")
 
+    async def _cancel_oco(self, order: Order, partner: Order, actor: str) -> CommandResult:
+        """Cancel a protective OCO whole (the venue cancels both legs of a list together): one request for the
+        list, both legs' answers applied; a list already done is asked for leg by leg."""
+        legs = [order, partner]
+        self.note_stop_cancels([o.client_id for o in legs])
+        venue = self.link.require()
+        try:
+            try:
+                reports = await venue.cancel_oco(order.oco_list_id, order.symbol)
+            except vx.OrderNotFound:
+                reports = [await venue.fetch_order(o.client_id, o.symbol) for o in legs]
+        except vx.BaseError as exc:
+            return CommandResult(False, f"cancel of the OCO {order.oco_list_id} failed: {exc}")
+        self.apply_reports(reports, "rest")
+        now = self.tracker.get(order.client_id)
+        status = now.status.value if now is not None else "unknown"
+        log.info("cancel of the OCO %s by %s: %s", order.oco_list_id, actor, status)
+        return CommandResult(True, f"{order.client_id} {status} (with its OCO)")
+
     def note_stop_cancels(self, client_ids: Iterable[str]) -> None:
         """Protective stops this engine is cancelling itself: remembered (and persisted, the latest 200)."""
-        new = [c for c in client_ids if c.startswith(STOP_ID_PREFIX) and c not in self.stop_cancels]
+        new = [
+            c
+            for c in client_ids
+            if c.startswith((STOP_ID_PREFIX, TAKE_PROFIT_ID_PREFIX)) and c not in self.stop_cancels
+        ]
         if not new:
             return
         self.stop_cancels.update(dict.fromkeys(new))
@@ -514,6 +728,12 @@ class Execution:
 
     async def _exit(self, symbol: str, actor: str, reason: str) -> CommandResult:
         venue = self.link.require()
+        if self.portfolio.usdm:  # perps: the whole position, back the other way, reduce-only
+            held = self.portfolio.held_amount(symbol)
+            if held == 0:
+                return CommandResult(False, f"nothing to close in {symbol}: no position at the venue")
+            log.info("exit %s %s by %s: %s", held, symbol, actor, reason)
+            return await self.place(symbol, "sell" if held > 0 else "buy", "market", abs(held), None, actor)
         resting = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.side == "sell"]
         for order in resting:
             result = await self.cancel(order.client_id, actor=actor)
@@ -527,3 +747,25 @@ class Execution:
         amount = venue.amount_to_precision(symbol, free)
         log.info("exit %s %s by %s: %s", amount, symbol, actor, reason)
         return await self.place(symbol, "sell", "market", amount, None, actor)
+
+
+def perp_record(p: Position) -> dict[str, str | None]:
+    """A perps position as ``cockpit status --json`` shows it (every number a decimal string)."""
+
+    def text(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    distance = p.liquidation_distance_pct
+    return {
+        "symbol": p.symbol,
+        "side": p.side,
+        "amount": str(p.amount),
+        "entry": text(p.avg_entry),
+        "mark": text(p.last),
+        "leverage": text(p.leverage),
+        "margin": text(p.margin),
+        "liquidation_price": text(p.liquidation_price),
+        "liquidation_distance_pct": None if distance is None else f"{distance:.2f}",
+        "unrealized_pnl": text(p.unrealized_pnl),
+        "funding": text(p.funding),
+    }

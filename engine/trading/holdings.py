@@ -76,6 +76,9 @@ class Holdings:
         self.suspect: dict[str, Decimal] = {}  # asset -> the difference seen on the last reconciliation
         self.mismatch: list[Difference] = []  # confirmed differences over the halt level, kept for the operator
         self.adopted: list[Difference] = []  # the latest adoptions
+        # Perps: positions the venue closed without a fill of the engine's (a liquidation, runbook 002), confirmed
+        # like any difference; the ``liquidated`` monitor halts on them (an incident) and then clears the list.
+        self.liquidated: list[Difference] = []
 
     # ------------------------------------------------------------ state kept across restarts
 
@@ -146,8 +149,7 @@ class Holdings:
         out = []
         for symbol in self.portfolio.symbols:
             asset = base_of(symbol)
-            held = self.portfolio.balances.get(asset)
-            venue = held.total if held else ZERO
+            venue = self.portfolio.held_amount(symbol)  # perps: the signed position at the venue
             engine = self.engine_amount(asset)
             if venue == engine:
                 continue
@@ -165,8 +167,7 @@ class Holdings:
             self.baseline = {}
             for symbol in self.portfolio.symbols:
                 asset = base_of(symbol)
-                held = self.portfolio.balances.get(asset)
-                self.baseline[asset] = (held.total if held else ZERO) - self.own.get(asset, ZERO)
+                self.baseline[asset] = self.portfolio.held_amount(symbol) - self.own.get(asset, ZERO)
             self._save()
             return []
         found = self.differences()
@@ -178,6 +179,12 @@ class Holdings:
             if self.suspect.get(d.asset) == d.diff:  # seen on the reconciliation before too: confirmed
                 confirmed.append(d)
         for d in confirmed:
+            if self.portfolio.usdm and d.venue == 0 and d.engine != 0:
+                # Gone at the venue with no fill of ours: liquidated. The venue's flat position is taken (nothing
+                # is left to close), and the monitor says so loudly.
+                self.baseline[d.asset] = self.baseline.get(d.asset, ZERO) + d.diff
+                self.liquidated.append(d)
+                continue
             if d.pct_of_equity > self.halt_pct:
                 mismatch.append(d)
             else:
@@ -195,7 +202,7 @@ class Holdings:
         if mismatch != self.mismatch:
             self.mismatch = mismatch
             self._save()
-        elif adopted:
+        elif adopted or self.liquidated:
             self._save()
         return found
 

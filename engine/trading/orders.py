@@ -16,6 +16,8 @@ from decimal import Decimal
 from engine.kernel.bus import EventBus
 from engine.kernel.events import STOP_ID_PREFIX as STOP_ID_PREFIX
 from engine.kernel.events import STOP_ORDER_TYPE as STOP_ORDER_TYPE
+from engine.kernel.events import TAKE_PROFIT_ID_PREFIX as TAKE_PROFIT_ID_PREFIX
+from engine.kernel.events import TAKE_PROFIT_ORDER_TYPE as TAKE_PROFIT_ORDER_TYPE
 from engine.kernel.events import (
     Alert,
     AlertRaised,
@@ -97,10 +99,12 @@ class OrderTracker:
         amount: Decimal,
         price: Decimal | None,
         origin: str,
+        client_id: str | None = None,
     ) -> Order:
-        """Record a new order with a fresh client id; the store has it before this returns."""
+        """Record a new order with a fresh client id (or ``client_id``: an OCO's legs share theirs); the store has
+        it before this returns."""
         order = Order(
-            client_id=new_client_id(STOP_ID_PREFIX if type_ == STOP_ORDER_TYPE else "ck-"),
+            client_id=client_id or new_client_id(STOP_ID_PREFIX if type_ == STOP_ORDER_TYPE else "ck-"),
             symbol=symbol,
             side=side,
             type=type_,

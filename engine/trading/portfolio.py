@@ -8,6 +8,10 @@ realised plus unrealised PnL is the change in equity, fees in the quote or the b
 Fees are counted in the quote currency: a fee in the base is valued at the fill price (on a sell, the base units
 it takes leave the book at their cost, like the units sold); a fee in a third asset (BNB) is valued at that
 asset's last price against the quote when known.
+
+Perpetual futures (``market = "usdm"``, runbook 002): a position is what the venue reports (``set_perps``),
+signed, with its leverage, margin and liquidation price; equity is the margin balance (the wallet plus the
+unrealised PnL the venue counts), and a position's value is its notional.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from engine.kernel.events import Balance, Fill, Position
+from engine.venue.adapter import PerpPosition
 
 ZERO = Decimal(0)
 
@@ -26,7 +31,8 @@ def base_of(symbol: str) -> str:
 
 
 def quote_of(symbol: str) -> str:
-    return symbol.split("/")[1]
+    """The quote of ``BTC/USDT``, and of the perpetual ``BTC/USDT:USDT`` (settled in USDT)."""
+    return symbol.split("/")[1].split(":")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,29 @@ class Portfolio:
     dust: dict[str, Decimal] = field(default_factory=dict)
     _books: dict[str, _Book] = field(default_factory=dict)
     _seen: set[tuple[str, str]] = field(default_factory=set)
+    market: str = "spot"
+    perps: dict[str, PerpPosition] = field(default_factory=dict)  # symbol -> the venue's open position (perps)
+    funding: dict[str, Decimal] = field(default_factory=dict)  # symbol -> funding received (+) / paid (-)
+    # symbol -> (the venue's mark price, its index price from the same answer) (perps)
+    marks: dict[str, tuple[Decimal, Decimal | None]] = field(default_factory=dict)
+    # symbol -> (the funding rate about to be charged, when in ms) (perps)
+    funding_rates: dict[str, tuple[Decimal | None, int | None]] = field(default_factory=dict)
+
+    @property
+    def usdm(self) -> bool:
+        return self.market == "usdm"
+
+    def set_perps(self, positions: list[PerpPosition]) -> None:
+        """The venue's open positions (perps) as truth; a symbol it does not list is flat."""
+        self.perps = {p.symbol: p for p in positions if p.symbol in self.symbols}
+
+    def held_amount(self, symbol: str) -> Decimal:
+        """What is held of ``symbol`` at the venue: the signed position (perps), or the base balance (spot)."""
+        if self.usdm:
+            pos = self.perps.get(symbol)
+            return pos.amount if pos else ZERO
+        b = self.balances.get(base_of(symbol))
+        return b.total if b else ZERO
 
     def set_balances(self, balances: tuple[Balance, ...]) -> None:
         """Take the venue's balances as truth; a fills book that holds more than the venue says is shrunk to
@@ -167,6 +196,8 @@ class Portfolio:
         return None if book is None or book.amount <= 0 else book.cost / book.amount
 
     def positions(self) -> tuple[Position, ...]:
+        if self.usdm:
+            return tuple(self._perp(p) for s in self.symbols if (p := self.perps.get(s)) is not None)
         out = []
         for symbol in self.symbols:
             b = self.balances.get(base_of(symbol))
@@ -175,7 +206,25 @@ class Portfolio:
             out.append(Position(symbol, b.total, self.avg_entry(symbol), self.last.get(symbol)))
         return tuple(out)
 
+    def _perp(self, p: PerpPosition) -> Position:
+        return Position(
+            p.symbol,
+            p.amount,
+            p.entry,
+            self.marks[p.symbol][0] if p.symbol in self.marks else p.mark or self.last.get(p.symbol),
+            side=p.side,
+            leverage=p.leverage,
+            margin=p.margin,
+            liquidation_price=p.liquidation_price,
+            funding=self.funding.get(p.symbol),
+        )
+
     def position_value(self, symbol: str) -> Decimal:
+        """The position's worth at the last price; perps: its notional (the limits count notional, not margin)."""
+        if self.usdm:
+            pos = self.perps.get(symbol)
+            price = self.last.get(symbol) or (pos.mark if pos else None)
+            return ZERO if pos is None or price is None else abs(pos.amount) * price
         b = self.balances.get(base_of(symbol))
         price = self.last.get(symbol)
         return ZERO if b is None or price is None else b.total * price
@@ -183,6 +232,8 @@ class Portfolio:
     def unrealized(self) -> Decimal:
         """Over everything held at a known entry, dust included: equity counts the dust, so PnL must too.
         The held amount's cost is taken from the book's cost, not rebuilt from the rounded average entry."""
+        if self.usdm:
+            return sum((p.unrealized_pnl for p in self.perps.values()), ZERO)
         total = ZERO
         for symbol in self.symbols:
             b, book, last = self.balances.get(base_of(symbol)), self._books.get(symbol), self.last.get(symbol)
@@ -197,6 +248,8 @@ class Portfolio:
         here, and one unpriced coin must not blind the drawdown and daily-loss halts."""
         quote = self.balances.get(self.quote)
         total = quote.total if quote else ZERO
+        if self.usdm:
+            return total  # the margin balance: the unrealised PnL is in it already
         for symbol in self.symbols:
             b = self.balances.get(base_of(symbol))
             if b is None or b.total == 0:

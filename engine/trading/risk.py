@@ -56,6 +56,27 @@ def pre_trade_refusal(
     return None
 
 
+def take_profit_refusal(
+    side: str, stop_loss: Decimal | None, take_profit: Decimal | None, reference_price: Decimal | None
+) -> str | None:
+    """An entry's take-profit: a number, on a buy, with a stop under it and above the entry price (it rests with the
+    stop as one OCO at the venue: a sell above the price and a stop under it)."""
+    if take_profit is None:
+        return None
+    refusal = number_refusal("take-profit", take_profit)
+    if refusal is not None:
+        return refusal
+    if side != "buy":
+        return "a take-profit belongs to an entry (a buy): it is placed with the position's stop"
+    if stop_loss is None:
+        return "a take-profit needs a stop-loss: the two rest at the venue as one OCO"
+    if take_profit <= stop_loss:
+        return f"take-profit {take_profit} must be above the stop-loss {stop_loss}"
+    if reference_price is not None and take_profit <= reference_price:
+        return f"take-profit {take_profit} must be above the entry price {reference_price}"
+    return None
+
+
 def filter_refusal(
     min_amount: Decimal,
     min_cost: Decimal,
@@ -90,9 +111,14 @@ def limit_refusal(
     order_value: Decimal,
     stop_loss: Decimal | None,
     reference_price: Decimal | None,
+    entry: bool | None = None,
 ) -> str | None:
-    """Account-level limits. Sells only shrink a spot position, so they pass everything here."""
-    if side != "buy":
+    """Account-level limits on an ``entry`` (an order that opens or grows a position). Spot: a buy; a sell only
+    shrinks a spot position, so it passes everything here. Perps: either side may open (a sell opens a short, whose
+    stop-loss sits over the entry), and the caller says which orders only reduce."""
+    if entry is None:
+        entry = side == "buy"
+    if not entry:
         return None
     if cfg.daily_loss_limit_pct > 0 and exposure.daily_loss_pct >= cfg.daily_loss_limit_pct:
         return (
@@ -104,8 +130,10 @@ def limit_refusal(
     if cfg.require_stop_loss:
         if stop_loss is None:
             return "a stop-loss is required for every entry ([risk] require_stop_loss)"
-        if reference_price is not None and stop_loss >= reference_price:
+        if reference_price is not None and side == "buy" and stop_loss >= reference_price:
             return f"stop-loss {stop_loss} must be under the entry price {reference_price}"
+        if reference_price is not None and side == "sell" and stop_loss <= reference_price:
+            return f"stop-loss {stop_loss} of a short must be over the entry price {reference_price}"
     if not exposure.holds_symbol and exposure.open_positions >= cfg.max_concurrent_positions:
         return (
             f"{exposure.open_positions} positions are open, the most allowed "
@@ -119,6 +147,24 @@ def limit_refusal(
             f"position would be {after:.2f}% of equity, over the {cfg.max_position_pct}% limit "
             "([risk] max_position_pct)"
         )
+    return None
+
+
+def leverage_refusal(
+    max_leverage: Decimal, symbol: str, venue_leverage: Decimal | None, notional_after: Decimal, equity: Decimal | None
+) -> str | None:
+    """Perps (runbook 002 RISK_MAX_LEVERAGE): an entry needs the symbol's leverage at the venue confirmed and at
+    most ``max_leverage``, and the account's notional after it (every position at the mark, this order included)
+    at most ``max_leverage`` times equity."""
+    if venue_leverage is None:
+        return f"the leverage of {symbol} at the venue is not confirmed yet: no entry until it is"
+    if venue_leverage > max_leverage:
+        return f"{symbol} is set to {venue_leverage}x at the venue, over [risk] max_leverage = {max_leverage}"
+    if equity is None or equity <= 0:
+        return "equity unknown: cannot check the account's leverage"
+    after = notional_after / equity
+    if after > max_leverage:
+        return f"the account would be levered {after:.2f}x, over [risk] max_leverage = {max_leverage}"
     return None
 
 

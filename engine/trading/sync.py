@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from engine.kernel import clock
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 OPEN_ORDERS_WEIGHT = 80  # every symbol's open orders
 BALANCE_WEIGHT = 20  # the account
 TRADES_WEIGHT = 20  # one symbol's trades
+POSITIONS_WEIGHT = 5  # USDⓈ-M positionRisk (each symbol's premiumIndex: 1 more)
 # Fills the streams missed are read from myTrades a page at a time, at most this many pages a symbol per pass.
 TRADES_PAGE = 500
 TRADE_PAGES = 5
@@ -88,6 +90,7 @@ class VenueSync:
         # Stream name -> monotonic time of its last event. Kept across a reconnect: staleness is about data, and a
         # reconnect that brings no data must not reset the clock (runbook 001 §1: reconnect, then kill at 60 s).
         self.last_event: dict[str, float] = {}
+        self.started_wall = time.time()  # when this engine first looked (funding paid is counted from here)
         self.started_at = time.monotonic()  # the streams' first start: the age of a stream that never delivered
         # The user-data stream's last proof of life besides its events (the venue listed the subscription, or a
         # subscription was confirmed where the venue cannot be asked; a quiet account sends nothing).
@@ -107,6 +110,12 @@ class VenueSync:
         self.last_reconcile: dict[str, Any] = {}
         self.polling = False
         self.streams = TaskGroup(self._loop_crashed)
+        # Perps: what the start-up settings came to (the checklist reads it): the venue's position mode, and per
+        # symbol the margin mode and leverage set, or why not.
+        self.perp_setup: dict[str, Any] = {}
+        self._funding_read_ms: int | None = None  # when the funding paid was last read (wall ms)
+        self._funding_times: set[int] = set()  # funding times seen and not passed at the last read (ms)
+        self._account_moved = False  # an account update came on the user stream since the last perps refresh
 
     def _loop_crashed(self, name: str, exc: BaseException) -> None:
         self.alert(Severity.CRIT, "TASK_CRASHED", f"{name} stopped: {type(exc).__name__}: {exc}")
@@ -137,6 +146,8 @@ class VenueSync:
                     raise EngineError(f"[venue] symbols {unknown} are not traded on {self.link.label}; fix config.toml")
                 for symbol in self.symbols:
                     self.portfolio.dust[symbol] = venue.min_amount(symbol)
+                if self.portfolio.usdm:
+                    await self.setup_perps()
                 if streams_first and not self.streams.names():
                     self.start_streams()
                 await self.execution.refresh_balances()
@@ -192,6 +203,20 @@ class VenueSync:
                 guard=self.guard,
             ).run(),
         )
+        if self.portfolio.usdm:
+            spawn(
+                "perps refresh",
+                Periodic(
+                    "perps refresh",
+                    self.refresh_perps,
+                    # What the liquidation distance is read from: as often as the monitors read, within the venue's
+                    # request weight (positionRisk 5 and premiumIndex 1 a symbol: at most twice a second).
+                    lambda: max(0.5, min(self.cfg.poll_s, self.monitors_cfg.interval_s)),
+                    on_failure=self._loop_failed,
+                    delay_first=True,
+                    guard=self.guard,
+                ).run(),
+            )
         spawn(
             "user-stream watch",
             Periodic(
@@ -202,6 +227,87 @@ class VenueSync:
                 delay_first=True,
             ).run(),
         )
+
+    async def setup_perps(self) -> None:
+        """Perps (runbook 002): one-way position mode checked, then each symbol's margin mode and leverage set at the
+        venue (``[risk] margin_mode``, ``leverage``). A symbol whose settings the venue did not confirm takes no
+        entry (``Execution.leverage``); every failure is a CRIT that names it."""
+        venue = self.link.require()
+        risk = self.execution.risk
+        setup: dict[str, Any] = {"position_mode": None, "symbols": {}}
+        try:
+            setup["position_mode"] = await venue.position_mode()
+        except vx.BaseError as exc:
+            setup["position_mode_error"] = f"{type(exc).__name__}: {exc}"[:200]
+        hedged = setup["position_mode"] == "hedged"
+        if hedged:
+            self.alert(
+                Severity.CRIT,
+                "PERP_SETUP_FAILED",
+                "the account is in hedge mode (a long and a short per symbol): cockpit trades one-way positions; "
+                "switch the account to one-way mode at the venue. No entry is sent until then",
+            )
+        for symbol in self.symbols:
+            try:
+                await venue.set_margin_mode(symbol, risk.margin_mode)
+                await venue.set_leverage(symbol, risk.leverage)
+            except vx.BaseError as exc:
+                self.execution.leverage.pop(symbol, None)
+                setup["symbols"][symbol] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+                self.alert(
+                    Severity.CRIT,
+                    "PERP_SETUP_FAILED",
+                    f"{symbol}: the venue did not take margin mode {risk.margin_mode} and leverage {risk.leverage}x "
+                    f"({type(exc).__name__}: {str(exc)[:120]}); no entry in it until it does",
+                )
+                continue
+            setup["symbols"][symbol] = {"margin_mode": risk.margin_mode, "leverage": risk.leverage}
+            if not hedged:
+                self.execution.leverage[symbol] = Decimal(risk.leverage)
+        self.perp_setup = setup
+
+    async def refresh_perps(self) -> None:
+        """Perps: the positions, and each configured symbol's mark price, funding rate and next funding time (what
+        the liquidation-distance, funding and mark-divergence monitors read)."""
+        venue = self.link.venue
+        if venue is None or not venue.markets_loaded:
+            return
+        if not venue.spare_for_background(POSITIONS_WEIGHT + len(self.symbols)):
+            return  # the background's share of the venue's minute is spent: at a later turn
+        if self._account_moved:
+            self._account_moved = False
+            await self.execution.refresh_balances()  # the positions with it
+        else:
+            await self.execution.refresh_positions()
+        for symbol in self.symbols:
+            rate, mark, next_ms, index = await venue.funding(symbol)
+            self.portfolio.funding_rates[symbol] = (rate, next_ms)
+            if next_ms is not None:
+                self._funding_times.add(next_ms)
+            if mark is not None:
+                # The mark against the index of the same answer (the market's price, as the venue takes it): a
+                # last price from the stream would be newer than the mark, and a jump would read as a divergence.
+                self.portfolio.marks[symbol] = (mark, index)
+
+    async def refresh_funding_paid(self) -> None:
+        """Perps: the funding each held position received or paid since the engine first looked (the venue's
+        income history), shown beside the position. A venue without that history shows none."""
+        venue = self.link.venue
+        if venue is None:
+            return
+        # The venue's income history is heavy (weight 30): read when a funding time has passed since the last read.
+        now_ms = int(time.time() * 1000)
+        if self._funding_read_ms is not None and not any(t <= now_ms for t in self._funding_times):
+            return
+        self._funding_read_ms = now_ms
+        self._funding_times = {t for t in self._funding_times if t > now_ms}
+        since = int(self.started_wall * 1000)
+        for symbol in self.portfolio.perps:
+            try:
+                self.portfolio.funding[symbol] = await venue.funding_paid(symbol, since)
+            except vx.BaseError as exc:
+                log.debug("funding history of %s: %s", symbol, exc)
+                return
 
     async def stop_streams(self) -> None:
         await self.streams.close()
@@ -411,6 +517,8 @@ class VenueSync:
         orders = await self.reconcile()
         fills = await self.reconcile_fills()
         await self.execution.refresh_balances()
+        if self.portfolio.usdm:
+            await self.refresh_funding_paid()
         found = self.holdings.check()
         self.last_reconcile = {
             "orders": orders,
@@ -500,7 +608,16 @@ class VenueSync:
             self.execution.apply_fills(fills)
 
     async def _balance(self) -> None:
-        balances = await self.link.require().watch_balance()
+        venue = self.link.require()
+        balances = await venue.watch_balance()
+        if self.portfolio.usdm:
+            if venue.balance_reason == "FUNDING_FEE":
+                self._funding_times.add(0)  # a funding was charged: read what it came to at the next reconciliation
+            # USDⓈ-M's account update carries the wallet balance only (no margin balance, no free or used), and
+            # comes with every order event: the account and positions it moved are read over REST by the next
+            # perps refresh (one read however many updates came), so equity stays the margin balance.
+            self._account_moved = True
+            return
         with self.execution.joining_batch():  # a stream read: joins a command's transaction when one is open
             self.execution.apply_balances(balances)
 

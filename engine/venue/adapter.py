@@ -30,6 +30,7 @@ from engine.venue.health import VenueHealth, is_rate_limited
 from engine.venue.parse import (
     BINANCE_STATUS,
     OrderReport,
+    PerpPosition,
     _is_json,
     dec,
     parse_balances,
@@ -39,6 +40,7 @@ from engine.venue.parse import (
     parse_my_trades,
     parse_order,
     parse_orders,
+    parse_positions,
     status_from_ccxt,
 )
 from engine.venue.ratelimit import weight_limit_from
@@ -56,6 +58,7 @@ __all__ = [
     "BINANCE_STATUS",
     "Endpoint",
     "OrderReport",
+    "PerpPosition",
     "Venue",
     "dec",
     "not_sent_errors",
@@ -125,8 +128,13 @@ class Venue:
         health: VenueHealth | None = None,
         latency_observer: Callable[[str, float], None] | None = None,
         rate_limit: bool = True,
+        market: str = "spot",
     ) -> None:
         self.exchange_id = exchange_id
+        # "usdm": perpetual futures (positions, leverage, reduce-only, the dead-man's switch); "spot" otherwise.
+        self.market_type = market
+        self.usdm = market == "usdm"
+        self.balance_reason: str | None = None  # why the latest streamed balance moved (USDⓈ-M's ``m``)
         options: dict[str, Any] = dict(
             rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, timeout_ms=timeout_ms
         )
@@ -137,10 +145,10 @@ class Venue:
         # nothing.
         self.binance = exchange_id.startswith("binance")
         self.follows_weight = self.binance and rate_limit
-        self.ex = build_exchange(exchange_id, rate_limit=rate_limit, **options)
+        self.ex = build_exchange(exchange_id, rate_limit=rate_limit, market=market, **options)
         # The kill switch's own lane: a second client with its own HTTP session, past the circuit breaker, first in
         # line for the weight budget (and with no client-side limiter where the venue reports no weight).
-        self.urgent = build_exchange(exchange_id, rate_limit=self.follows_weight, **options)
+        self.urgent = build_exchange(exchange_id, rate_limit=self.follows_weight, market=market, **options)
         if sandbox:
             self.ex.set_sandbox_mode(True)
             self.urgent.set_sandbox_mode(True)
@@ -172,10 +180,14 @@ class Venue:
         latency_observer: Callable[[str, float], None] | None = None,
     ) -> Venue:
         """The one way to build a venue: from ``[venue]`` (or the simulator's ``endpoint``), in ``mode``, with the
-        engine's hooks where it has them. The simulator speaks Binance, so it is reached as ``binance``."""
+        engine's hooks where it has them. The simulator speaks Binance, so it is reached as ``binance`` (with
+        ``market = "usdm"``, Binance's USDⓈ-M futures, as ``binanceusdm``)."""
         where = endpoint or Endpoint.configured(cfg, mode)
+        exchange_id = "binance" if where.exchange_id == "sim" else where.exchange_id
+        if cfg.market == "usdm" and exchange_id == "binance":
+            exchange_id = "binanceusdm"  # Binance's USDⓈ-M futures are their own ccxt client
         return cls(
-            "binance" if where.exchange_id == "sim" else where.exchange_id,
+            exchange_id,
             rest_url=where.rest_url,
             ws_url=where.ws_url,
             api_key=where.api_key,
@@ -188,6 +200,7 @@ class Venue:
             health=health,
             latency_observer=latency_observer,
             rate_limit=cfg.rate_limit,
+            market=cfg.market,
         )
 
     def _pace_by_weight(self, ex: Any, urgent: bool) -> None:
@@ -376,6 +389,15 @@ class Venue:
         has = self.ex.has.get("createStopLossOrder")
         return None if has is None else bool(has)
 
+    def oco_orders(self, symbol: str) -> bool:
+        """Whether a stop and a take-profit can rest for ``symbol`` as one OCO list: Binance spot's order list
+        (``POST /api/v3/orderList/oco``, ccxt's implicit ``privatePostOrderListOco``: ccxt has no unified OCO call),
+        on a market that allows it (``ocoAllowed``). Elsewhere the stop rests alone."""
+        if not self.binance or not hasattr(self.ex, "privatePostOrderListOco"):
+            return False
+        info = self.ex.market(symbol).get("info") or {}
+        return isinstance(info, dict) and info.get("ocoAllowed") is True
+
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
         """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
         try:
@@ -428,12 +450,16 @@ class Venue:
         price: Decimal | None,
         urgent: bool = False,
         stop_price: Decimal | None = None,
+        reduce_only: bool = False,
     ) -> OrderReport:
         """One order; with ``stop_price`` a protective stop (a sell that waits for the price to fall to it): ccxt's
-        unified ``stopLossPrice``, a stop-limit at ``price`` (Binance spot: STOP_LOSS_LIMIT)."""
-        params = {"newClientOrderId": client_id}
+        unified ``stopLossPrice``, a stop-limit at ``price`` (Binance spot: STOP_LOSS_LIMIT). ``reduce_only`` (perps):
+        ccxt's unified ``reduceOnly``, so the venue refuses it rather than let it open or flip a position."""
+        params: dict[str, Any] = {"newClientOrderId": client_id}
         if stop_price is not None:
             params["stopLossPrice"] = str(stop_price)
+        if reduce_only:
+            params["reduceOnly"] = True
         # Never retried here: after an uncertain failure the engine asks by client id instead (no duplicates).
         return await self._ask(
             self._urgent if urgent else self._once,
@@ -446,6 +472,44 @@ class Venue:
             None if price is None else str(price),
             params,
         )
+
+    async def create_oco(
+        self,
+        list_id: str,
+        stop_id: str,
+        take_profit_id: str,
+        symbol: str,
+        amount: Decimal,
+        stop: Decimal,
+        limit: Decimal,
+        take_profit: Decimal,
+    ) -> list[OrderReport]:
+        """A protective OCO sell (``oco_orders``): above the price a LIMIT_MAKER at ``take_profit`` (it rests on the
+        book, and the stop leg lives until it actually fills), under it a STOP_LOSS_LIMIT triggered at ``stop`` and
+        limited at ``limit``; one ``amount`` for both. Each leg's report, parsed from Binance's own answer. Never
+        retried here (the engine asks by client id after an uncertain failure)."""
+        request = {
+            "symbol": self.ex.market_id(symbol),
+            "side": "SELL",
+            "quantity": str(amount),
+            "listClientOrderId": list_id,
+            "aboveType": "LIMIT_MAKER",
+            "abovePrice": str(take_profit),
+            "aboveClientOrderId": take_profit_id,
+            "belowType": "STOP_LOSS_LIMIT",
+            "belowPrice": str(limit),
+            "belowStopPrice": str(stop),
+            "belowTimeInForce": "GTC",
+            "belowClientOrderId": stop_id,
+            "newOrderRespType": "FULL",
+        }
+        return await self._ask(self._once, "privatePostOrderListOco", self._binance_list, request)
+
+    async def cancel_oco(self, list_id: str, symbol: str) -> list[OrderReport]:
+        """Cancel a protective OCO by its list's client id: both legs' reports (-2011 ``OrderNotFound`` when the
+        list is done or unknown)."""
+        request = {"symbol": self.ex.market_id(symbol), "listClientOrderId": list_id}
+        return await self._ask(self._call, "privateDeleteOrderList", self._binance_list, request)
 
     async def fetch_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
         return await self._ask(
@@ -471,7 +535,8 @@ class Venue:
         call = self._urgent if urgent else self._call
         if self.binance:  # Binance's own answer, parsed here (see ``parse_binance_order``)
             request = {"symbol": self.ex.market_id(symbol)} if symbol else {}
-            return await self._ask(call, "privateGetOpenOrders", self._binance_orders, request)
+            listing = "fapiPrivateGetOpenOrders" if self.usdm else "privateGetOpenOrders"
+            return await self._ask(call, listing, self._binance_orders, request)
         return await self._ask(call, "fetch_open_orders", parse_orders, symbol)
 
     async def fetch_my_trades(
@@ -484,6 +549,15 @@ class Venue:
 
     async def cancel_all_orders(self, symbol: str, urgent: bool = False) -> list[OrderReport]:
         call = self._urgent if urgent else self._call
+        if self.binance and self.usdm:
+            # USDⓈ-M answers a cancel-all with {"code": 200} and no order: the symbol's open orders are listed first,
+            # so the report can say how many it took (as they were listed: their end comes on the user stream, or
+            # from the caller's settling by client id).
+            request = {"symbol": self.ex.market_id(symbol)}
+            listed = await self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request)
+            if listed:
+                await call("fapiPrivateDeleteAllOpenOrders", request)
+            return listed
         if self.binance:
             return await self._ask(
                 call, "privateDeleteOpenOrders", self._binance_orders, {"symbol": self.ex.market_id(symbol)}
@@ -500,6 +574,10 @@ class Venue:
         symbol_of: Callable[[str], str] = self.ex.safe_symbol
         return parse_binance_orders(raw, symbol_of)
 
+    def _binance_list(self, raw: Any) -> list[OrderReport]:
+        """An order list's answer: its legs' reports (``orderReports``)."""
+        return self._binance_orders([raw])
+
     async def _ask(self, call: Callable[..., Awaitable[Any]], name: str, parse: Callable[[Any], T], *args: Any) -> T:
         """``call`` the venue, then ``parse`` its answer: an answer of the wrong shape is the venue's garbage,
         counted like an error ccxt raised (the breaker, the REST error window) and raised as ``VenueGarbage``."""
@@ -512,14 +590,81 @@ class Venue:
             self._failed(name, exc)
             raise
 
+    # ------------------------------------------------------------ perpetual futures (ccxt's unified calls)
+
+    async def fetch_positions(self, urgent: bool = False) -> list[PerpPosition]:
+        """The account's open positions, signed (``fetch_positions``: Binance's positionRisk)."""
+        return await self._ask(self._urgent if urgent else self._call, "fetch_positions", parse_positions)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        await self._call("set_leverage", leverage, symbol)
+
+    async def set_margin_mode(self, symbol: str, mode: str) -> None:
+        """``isolated`` or ``cross``; already so is no failure (Binance answers -4046)."""
+        try:
+            await self._call("set_margin_mode", mode, symbol)
+        except vx.MarginModeAlreadySet:
+            return
+
+    async def position_mode(self) -> str:
+        """``one-way`` or ``hedged`` (the engine trades one-way: a position per symbol, signed)."""
+        answer = await self._call("fetch_position_mode", None)
+        return "hedged" if answer.get("hedged") else "one-way"
+
+    async def symbol_settings(self, symbols: tuple[str, ...]) -> dict[str, tuple[Decimal | None, str | None]]:
+        """Each symbol's (leverage, margin mode) as the venue holds them, with no position needed (ccxt's
+        ``fetch_leverages``: Binance's symbolConfig)."""
+        raw = await self._call("fetch_leverages", list(symbols))
+        return {
+            s: (dec(row.get("longLeverage") or row.get("shortLeverage")), row.get("marginMode"))
+            for s, row in raw.items()
+            if s in symbols
+        }
+
+    async def funding(self, symbol: str) -> tuple[Decimal | None, Decimal | None, int | None, Decimal | None]:
+        """(funding rate, mark price, next funding time in ms, index price) of ``symbol``: ``fetch_funding_rate``."""
+        raw = await self._call("fetch_funding_rate", symbol)
+        return (
+            dec(raw.get("fundingRate")),
+            dec(raw.get("markPrice")),
+            int(raw["fundingTimestamp"]) if raw.get("fundingTimestamp") else None,
+            dec(raw.get("indexPrice")),
+        )
+
+    async def funding_paid(self, symbol: str, since_ms: int | None = None) -> Decimal:
+        """The funding the account received (positive) or paid (negative) in ``symbol`` since ``since_ms``."""
+        rows = await self._call("fetch_funding_history", symbol, since_ms)
+        return sum((dec(r.get("amount")) or Decimal(0) for r in rows), Decimal(0))
+
+    async def arm_deadman(self, symbol: str, seconds: float, urgent: bool = False) -> None:
+        """The venue's dead-man's switch for ``symbol``: every open order cancelled unless armed again within
+        ``seconds`` (0 disarms). Binance's countdownCancelAll has no unified ccxt call (the USDⓈ-M note): it is
+        reached by its own name; elsewhere ccxt's ``cancel_all_orders_after``."""
+        call = self._urgent if urgent else self._once
+        if self.binance:
+            request = {"symbol": self.ex.market_id(symbol), "countdownTime": int(seconds * 1000)}
+            await call("fapiPrivatePostCountdownCancelAll", request)
+        else:
+            await call("cancel_all_orders_after", int(seconds * 1000), {"symbol": symbol})
+
     # ------------------------------------------------------------ streams
 
     def _user_client(self) -> Any:
-        """ccxt's WS-API client that carries the user-data subscription (Binance spot), or None."""
+        """ccxt's WS-API client that carries the user-data subscription (Binance spot), or its listen-key
+        connection (USDⓈ-M: ``/private/ws``), or None."""
+        if self.usdm:
+            key = self.listen_key()
+            found = [c for url, c in list(getattr(self.ex, "clients", {}).items()) if key and key in url]
+            return found[-1] if found else None  # the connection of the key in force, not an old one closed
         for url, client in list(getattr(self.ex, "clients", {}).items()):
             if "ws-api" in url:
                 return client
         return None
+
+    def listen_key(self) -> str | None:
+        """USDⓈ-M: the listen key ccxt's user stream uses now (it renews and replaces it), or None."""
+        options = self.ex.options.get("linear")
+        return options.get("listenKey") if isinstance(options, dict) else None
 
     def user_stream_state(self) -> tuple[str, str]:
         """What ccxt holds of the user-data stream: ``("up", "")`` a connection open and a subscription in force
@@ -531,6 +676,8 @@ class Venue:
         connection = getattr(client, "connection", None)
         if client is None or connection is None or connection.closed or not client.connected.done():
             return "closed", "no user-data connection open"
+        if self.usdm:
+            return "up", ""  # a listen-key stream has no subscription to end: its connection is the subscription
         if USER_ACCOUNT not in client.subscriptions:
             why = client.rejections.get(USER_ACCOUNT) if isinstance(client.rejections, dict) else None
             return "ended", str(why)[:200] if why is not None else "the venue ended the user-data subscription"
@@ -551,6 +698,8 @@ class Venue:
         client = self._user_client()
         if client is None or self.user_stream_state()[0] != "up":
             return None
+        if self.usdm:
+            return await self._probe_listen_key(timeout_s)
         request_id = str(self.ex.request_id(client.url))
 
         def answered(c: Any, message: Any) -> None:
@@ -575,6 +724,24 @@ class Venue:
         result = answer.get("result") if isinstance(answer, dict) else None
         return bool(result) if isinstance(result, list) else None
 
+    async def _probe_listen_key(self, timeout_s: float) -> bool | None:
+        """USDⓈ-M: the venue asked to keep the account's listen key alive (``PUT /fapi/v1/listenKey``, what ccxt sends
+        every 20 minutes anyway) names the key this connection listens on: True; another key, or none (-1125): False;
+        no answer it could give (a network error): None."""
+        key = self.listen_key()
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await self.ex.fapiPrivatePutListenKey()
+        except TimeoutError:
+            return False
+        except vx.ExchangeError as exc:
+            log.info("user-data probe: the venue does not know the listen key: %s", exc)
+            return False
+        except vx.BaseError as exc:
+            log.debug("user-data probe not answered: %s", exc)
+            return None
+        return isinstance(answer, dict) and answer.get("listenKey") == key
+
     def drop_user_stream(self, why: str) -> bool:
         """Close the user-data connection as failed: the watchers waiting on it get a network error, and their next
         watch opens a new connection and subscribes again. False when there was none."""
@@ -595,7 +762,12 @@ class Venue:
         return [parse_fill(t) for t in await self.ex.watch_my_trades()]
 
     async def watch_balance(self) -> tuple[Balance, ...]:
-        return parse_balances(await self.ex.watch_balance())
+        raw = await self.ex.watch_balance()
+        info = raw.get("info")
+        update = info.get("a") if isinstance(info, dict) else None
+        # USDⓈ-M says why the account moved (ORDER, FUNDING_FEE...): the funding paid is read again after a funding.
+        self.balance_reason = update.get("m") if isinstance(update, dict) else None
+        return parse_balances(raw)
 
     async def watch_ticker(self, symbol: str) -> dict[str, Any]:
         return dict(await self.ex.watch_ticker(symbol))
@@ -625,7 +797,7 @@ class Venue:
         """Binance's ``GET /api/v3/ping`` (runbook 000 §1 "API Connectivity"); False where the venue has none."""
         if not self.binance:
             return False
-        await self.ex.public_get_ping()
+        await (self.ex.fapiPublicGetPing() if self.usdm else self.ex.public_get_ping())
         return True
 
     async def probe_server_time(self, symbol: str) -> int | None:
@@ -672,6 +844,19 @@ PRIVATE_CALLS = frozenset(
         "fetch_my_trades",
         "privateGetOpenOrders",
         "privateDeleteOpenOrders",
+        "fapiPrivateGetOpenOrders",
+        "fapiPrivateDeleteAllOpenOrders",
+        "fetch_positions",
+        "set_leverage",
+        "set_margin_mode",
+        "fetch_position_mode",
+        "fetch_leverages",
+        "fetch_funding_history",
+        "fapiPrivatePostCountdownCancelAll",
+        "cancel_all_orders_after",
+        "fapiPrivatePutListenKey",
+        "privatePostOrderListOco",
+        "privateDeleteOrderList",
     }
 )
 

@@ -21,6 +21,7 @@ def build_exchange(
     api_secret: str | None = None,
     timeout_ms: int = 10_000,
     rate_limit: bool = True,
+    market: str = "spot",
 ) -> Any:
     """Return a ccxt.pro exchange (async REST + streams); ``rest_url``/``ws_url`` redirect a Binance-style client."""
     ccxtpro = load_ccxt()  # the engine imports it off the event loop first; quick then
@@ -34,8 +35,17 @@ def build_exchange(
     if api_secret:
         params["secret"] = api_secret
     ex = cls(params)
-    if rest_url:
+    if market == "usdm":
+        # Perps: ccxt's unified calls act on the swap markets (``binanceusdm`` defaults to them already).
+        ex.options["defaultType"] = "swap"
+        # A margin mode already set is no failure (Binance answers -4046): not raised, so not counted as a REST
+        # error by the monitors (two symbols at start would otherwise halt on rest_errors).
+        ex.options["setMarginMode"] = {**ex.options.get("setMarginMode", {}), "throwMarginModeAlreadySet": False}
+    if rest_url and market == "usdm":
+        point_at_local_binance_usdm(ex, rest_url, ws_url)
+    elif rest_url:
         point_at_local_binance(ex, rest_url, ws_url)
+    if rest_url:
         if rest_url.startswith("http://") and (ws_url is None or ws_url.startswith("ws://")):
             # ccxt waits timeout_on_exit (250 ms) at close for TLS transports to shut cleanly; with none there is
             # nothing to wait for, and every stop of an engine (two clients) would wait half a second.
@@ -60,6 +70,7 @@ def prepare_binance(ex: Any) -> None:
     # first watch_balance call created the cache (any fill right after the order stream subscribed).
     if isinstance(getattr(ex, "balance", None), dict):
         ex.balance.setdefault("spot", {})
+        ex.balance.setdefault("future", {})  # the same on the futures user stream
 
 
 def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
@@ -83,3 +94,24 @@ def point_at_local_binance(ex: Any, rest_url: str, ws_url: str | None) -> None:
     # With a non-Binance host ccxt ignores the spot-only exact error codes; restore them.
     spot = ex.exceptions.get("spot", {}).get("exact", {})
     ex.exceptions["exact"] = {**spot, **ex.exceptions.get("exact", {})}
+
+
+def point_at_local_binance_usdm(ex: Any, rest_url: str, ws_url: str | None) -> None:
+    """Redirect a ccxt ``binanceusdm`` client to a Binance-USDⓈ-M-compatible server (the USDⓈ-M note, "Wiring a
+    test to loopback"): every REST family to the server's own path, the linear streams to its ``/ws`` (ccxt turns
+    that into ``/public/ws``, ``/market/ws`` and ``/private/ws``)."""
+    rest = rest_url.rstrip("/")
+    api: dict[str, Any] = {}
+    for name, url in ex.urls["api"].items():
+        if isinstance(url, str):
+            api[name] = rest + "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    if ws_url:
+        api["ws"] = {"linear": f"{ws_url.rstrip('/')}/ws"}
+    ex.urls["api"] = api
+    ex.options["fetchMarkets"] = {"types": ["linear"]}
+    ex.options["fetchCurrencies"] = False
+    ex.options["fetchMargins"] = False
+    # On a host that is not fapi.binance.com ccxt ignores the futures exact error codes (-2019 margin is
+    # insufficient, -2022 reduce-only rejected, -4164...): restore them, so a refusal is a refusal.
+    linear = ex.exceptions.get("linear", {}).get("exact", {})
+    ex.exceptions["exact"] = {**ex.exceptions.get("exact", {}), **linear}

@@ -5,18 +5,22 @@ looks for."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from crashloop import differences, holdings_kept_apart, run_loop
+from crashloop import differences, holdings_kept_apart, positions_differ, reduce_only_flips, run_loop
 
 from engine.kernel.events import (
     Balance,
     BalancesUpdated,
+    Fill,
+    FillReceived,
     HoldingsChanged,
     Order,
     OrderCreated,
     OrderStatus,
     OrderUpdated,
+    Persisted,
     TradingState,
     TradingStateChanged,
 )
@@ -101,4 +105,35 @@ def test_the_checker_finds_a_position_mismatch_kept_or_halted_on(tmp_path):
         "BTC: the engine holds 0.0024, the venue 0 (position mismatch kept)",
         "HALTED by position_mismatch: BTC: venue 0, engine 0.0024",
     ]
+    store.close()
+
+
+def test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip(tmp_path):
+    """The crash loop on the simulator's USDⓈ-M perpetuals (``--perps``, runbook 002): shorts opened, reduced and
+    closed from another shell, killed once; before and after the restart the orders, fills, the positions' side and
+    size agree with the venue's and no reduce-only order opened or flipped a position (the long run:
+    ``python tests/crashloop.py --perps --kills 200``)."""
+    report = run_loop(kills=1, seed=2, work=tmp_path, say=lambda line: None, perps=True)
+    assert report.problems == [], report.problems
+    assert report.kills == 1 and report.checks == 2
+    assert report.venue_trades > 0
+
+
+def test_the_perps_checker_finds_a_position_off_and_a_reduce_only_fill_that_flips(tmp_path):
+    store = Store.in_dir(tmp_path)
+    store.handle(Persisted("perp_positions", [{"symbol": "BTC/USDT:USDT", "amount": "-0.002"}]))
+    venue_short = {"positions": [{"symbol": "BTCUSDT", "positionAmt": "-0.002"}], "orders": []}
+    assert positions_differ(venue_short, store) == []
+    assert positions_differ({**venue_short, "positions": []}, store) == [
+        "positions: the venue holds {}, the engine shows {'BTCUSDT': Decimal('-0.002')}"
+    ]
+    for n, (cid, side, amount) in enumerate([("ck-1", "sell", "0.002"), ("ck-2", "buy", "0.003")]):
+        at = datetime(2026, 12, 6, 12, 0, n, tzinfo=UTC)
+        fill = Fill(str(n + 1), cid, "BTC/USDT:USDT", side, Decimal("65000"), Decimal(amount), Decimal(0), "USDT", at)
+        store.handle(FillReceived(fill))
+    orders = [{"clientOrderId": "ck-2", "reduceOnly": True}]
+    assert reduce_only_flips({"orders": orders}, store) == [
+        "reduce-only order ck-2 took BTC/USDT:USDT from -0.002 to 0.001"
+    ]
+    assert reduce_only_flips({"orders": []}, store) == []
     store.close()

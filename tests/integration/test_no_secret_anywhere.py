@@ -177,17 +177,19 @@ async def test_no_secret_in_logs_database_snapshots_cli_output_or_screens(sim, t
         )
         return out.stdout + out.stderr
 
-    commands = (("status", "--json"), ("audit", "--json", "--limit", "200"), ("snapshot",), ("incident", "report", "1"))
-    outputs = await asyncio.gather(*(asyncio.to_thread(cli, *args) for args in commands))
-    printed = {" ".join(args): out for args, out in zip(commands, outputs)}
+    printed = {"snapshot": await asyncio.to_thread(cli, "snapshot")}  # before the pane counts its own snapshot
+    commands = (("status", "--json"), ("audit", "--json", "--limit", "200"), ("incident", "report", "1"))
+    # Beside them, the real program in tmux, the way an operator runs it over SSH: the pane's text (tmux is
+    # required, not skipped). The commands only read the store, so they run at the same time.
+    needs.tmux()
+    *outputs, screens["tmux"] = await asyncio.gather(
+        *(asyncio.to_thread(cli, *args) for args in commands), tmux_pane(tmp_path, data, env)
+    )
+    printed |= {" ".join(args): out for args, out in zip(commands, outputs)}
     assert (
         '"trading_state": "HALTED"' in printed["status --json"]
         and "monitor:flash_crash" in printed["audit --json --limit 200"]
     )
-
-    # The real program in tmux, the way an operator runs it over SSH: the pane's text (tmux is required, not skipped).
-    needs.tmux()
-    screens["tmux"] = await tmux_pane(tmp_path, data, env)
 
     written = everything_written(data) | {str(tmp_path / "screen.svg"): (tmp_path / "screen.svg").read_bytes()}
     assert any(name.endswith("cockpit.db") for name in written) and any(name.endswith(".zip") for name in written)

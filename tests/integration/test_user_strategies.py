@@ -105,8 +105,9 @@ def _settings(sim: Simulator, tmp_path) -> Settings:
             ladder=LadderConfig(enabled=False),
             paths=(folder,),
             run=("tpl", "boom", "whole", "broken", "slow"),
-            # The template as written, made eager: an RSI under 99 is nearly always, so it buys at once.
-            params={"tpl": {"oversold": 99.0, "order_quote": "20"}},
+            # The template as written, made eager: an RSI under 99 is nearly always, so it buys at once; its entries
+            # carry a take-profit.
+            params={"tpl": {"oversold": 99.0, "order_quote": "20", "take_profit_pct": "5"}},
         ),
     )
 
@@ -147,6 +148,10 @@ async def test_user_strategies_load_trade_fail_alone_and_keep_whole_candles(fast
         lambda: any(o.origin == "strategy:tpl" and o.filled > 0 for o in engine.tracker.all()),
         timeout=15,
         message="the template bought",
+    )
+    # Its entry's stop and take-profit rest at the venue as one OCO (issue 22).
+    await eventually(
+        lambda: any(o.is_take_profit_leg for o in engine.tracker.all()), timeout=10, message="the entry's OCO"
     )
 
     # A websocket drop, and no way back for a while: market minutes pass unseen by the stream.

@@ -53,9 +53,9 @@ async def validate(tmp_path: Path, s: Settings, plan: Plan, on_progress=None, na
 
 async def test_the_same_seed_gives_the_same_report_and_another_seed_another(tmp_path):
     s = settings(tmp_path)
-    first = await validate(tmp_path, s, Plan(duration_s=2 * 3600, speed=FAST, tick_s=30, seed=5), name="a")
-    second = await validate(tmp_path, s, Plan(duration_s=2 * 3600, speed=FAST, tick_s=30, seed=5), name="b")
-    other = await validate(tmp_path, s, Plan(duration_s=2 * 3600, speed=FAST, tick_s=30, seed=6), name="c")
+    first = await validate(tmp_path, s, Plan(duration_s=3600, speed=FAST, tick_s=30, seed=5), name="a")
+    second = await validate(tmp_path, s, Plan(duration_s=3600, speed=FAST, tick_s=30, seed=5), name="b")
+    other = await validate(tmp_path, s, Plan(duration_s=3600, speed=FAST, tick_s=30, seed=6), name="c")
     assert first["fills"] > 0 and first["orders"]["ended"] > 0  # something traded: the equality says something
     assert comparable(first) == comparable(second)  # everything but when and how fast it ran on this machine
     assert first["run"]["started_at"] != second["run"]["started_at"]
@@ -137,11 +137,11 @@ async def test_a_replayed_csv_is_named_in_the_report_and_a_short_file_is_refused
 
 
 async def test_validation_runs_fast_enough_for_48_hours_in_two_minutes(tmp_path):
-    """3 simulated hours at the default tick, uncapped: the run's own work (its CPU time, which neighbours on a
+    """1 simulated hour at the default tick, uncapped: the run's own work (its CPU time, which neighbours on a
     shared machine do not inflate) keeps a pace of at least 1,440 simulated seconds per second, what 48 h in 120 s
     needs. The 48 h run itself, timed on the wall clock: ``COCKPIT_SLOW_TESTS=1`` (below)."""
     report = await validate(
-        tmp_path, settings(tmp_path), Plan(duration_s=3 * 3600, speed=FAST, tick_s=ValidationConfig().tick_s, seed=5)
+        tmp_path, settings(tmp_path), Plan(duration_s=3600, speed=FAST, tick_s=ValidationConfig().tick_s, seed=5)
     )
     assert report["simulated"]["completed"]
     assert report["run"]["speed_on_cpu"] >= 1440, report["run"]

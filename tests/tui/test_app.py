@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from eventually import eventually
+from keys import typed
+from textual.widgets import Input
 
 from cockpit.app import CockpitApp
 from engine.core.engine import Engine
@@ -174,7 +176,9 @@ async def test_a_refused_resume_asks_a_second_question_and_resumes_as_an_overrid
         await eventually(lambda: app.screen.__class__.__name__ == "OverrideReason")
         await pilot.press("enter")  # an empty reason is refused; the question stays
         assert app.screen.__class__.__name__ == "OverrideReason"
-        await pilot.press(*"checked the book by hand")  # has h and c: typed, not the kill switch
+        reason = "checked the book by hand"  # has h and c: typed, not the kill switch
+        typed(app, reason)
+        await eventually(lambda: app.screen.query_one(Input).value == reason, message="the reason typed")
         await pilot.press("enter")
         await eventually(lambda: engine.trading_state == TradingState.ACTIVE, message="resumed by the override")
         record = next(r for r in engine.store.audit(limit=20) if r["command"] == "resume")

@@ -246,12 +246,13 @@ async def test_balances_wrap_at_80_columns_instead_of_being_cut(tmp_path):
         Balance("ETH", Decimal("0.0286"), Decimal("0.0286")),
         Balance("SOL", Decimal("1.25"), Decimal("0")),
     ]
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        text = flat(screen_text(app))
-        for part in ("USDT 10,000.00 (100.05 in orders)", "BTC 0.00154 (0.0005 in orders)", "ETH 0.0572", "SOL 1.25"):
-            assert part in text, f"{part!r} not on screen:\n{screen_text(app)}"
-        assert app.main_screen.query_one("#balances").size.height == 2
+    async with app.run_test(size=(80, 24)):
+        parts = ("USDT 10,000.00 (100.05 in orders)", "BTC 0.00154 (0.0005 in orders)", "ETH 0.0572", "SOL 1.25")
+        balances = app.main_screen.query_one("#balances")
+        await eventually(
+            lambda: all(part in flat(screen_text(app)) for part in parts) and balances.size.height == 2,
+            message="the four balances on two lines at 80 columns",
+        )
 
 
 # ---------------------------------------------------------------- 4. no toast over the panels

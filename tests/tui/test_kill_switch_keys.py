@@ -35,10 +35,17 @@ def question(app) -> str:
     return screen.question if isinstance(screen, Confirm) else ""
 
 
-async def buy(engine: Engine, symbol: str, amount: str) -> None:
+async def buy(engine: Engine, symbol: str, amount: str, take_profit: bool = False) -> None:
     last = engine.portfolio.last[symbol]
     result = await engine.execute(
-        PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount), stop_loss=last * Decimal("0.5"))
+        PlaceOrder(
+            symbol=symbol,
+            side="buy",
+            type="market",
+            amount=Decimal(amount),
+            stop_loss=last * Decimal("0.5"),
+            take_profit=last * Decimal("1.5") if take_profit else None,
+        )
     )
     assert result.ok, result.message
 
@@ -49,15 +56,17 @@ async def test_x_asks_once_listing_what_it_sells_then_flattens_the_venue(tmp_pat
         engine = app.engine
         await eventually(engine.ready.is_set, timeout=20)
         await buy(engine, "BTC/USDT", "0.01")
-        await buy(engine, "ETH/USDT", "0.2")
+        await buy(engine, "ETH/USDT", "0.2", take_profit=True)
         positions = app.screen.query_one("#positions")
 
         def stop_at(symbol: str) -> str:
             cells = positions.row_cells(symbol)
             return str(cells[-1]) if cells else ""
 
-        # Each position's stop rests at the venue (issue 22), and the positions panel says where it is.
-        await eventually(lambda: stop_at("BTC/USDT") == stop_at("ETH/USDT") == "venue", message="stops at venue")
+        # Each position's stop rests at the venue (issue 22), and the positions panel says where it is: ETH's with
+        # its take-profit, as one OCO.
+        await eventually(lambda: stop_at("BTC/USDT") == "venue", message="BTC's stop at the venue")
+        await eventually(lambda: stop_at("ETH/USDT") == "venue OCO", message="ETH's OCO at the venue")
         await pilot.press("x")
         await eventually(lambda: question(app).startswith("CLOSE ALL?"))
         assert "BTC 0.00999 (~" in question(app) and "ETH 0.1998 (~" in question(app)  # net of the fee
@@ -72,6 +81,8 @@ async def test_x_asks_once_listing_what_it_sells_then_flattens_the_venue(tmp_pat
             message="flat at the venue",
         )
         assert engine.trading_state == TradingState.HALTED
+        # No stop is placed again until a resume, and the panel says so (with the key that ends it).
+        await eventually(lambda: "stops at the venue SUSPENDED · u: resume" in str(positions.border_title))
         (row, *_) = Store.in_dir(tmp_path).audit(limit=1)
         assert row["command"] == "close-all" and row["actor"] == "operator:key"
 

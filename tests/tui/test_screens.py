@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from eventually import eventually
+from keys import type_into
 
 from cockpit.app import BINDINGS, CockpitApp
 from cockpit.screens import (
@@ -163,11 +164,16 @@ async def test_the_order_form_goes_through_the_risk_checks(tmp_path):
         await pilot.press("n")
         await eventually(lambda: isinstance(app.screen, OrderForm))
         await pilot.press("tab", "tab")  # the cursor starts on the symbol; past the side to the amount
-        await pilot.press(*"abc", "enter")  # not a number: said, nothing sent
+        await type_into(app, "abc")
+        await pilot.press("enter")  # not a number: said, nothing sent
         await eventually(lambda: "not a number" in str(app.screen.query_one("#error").render()))
-        await pilot.press("backspace", "backspace", "backspace", *"0.001", "tab")
-        await pilot.press(*str((price * Decimal("0.9")).quantize(Decimal("0.01"))), "tab")
-        await pilot.press(*str((price * Decimal("0.8")).quantize(Decimal("0.01"))), "enter")
+        await pilot.press("backspace", "backspace", "backspace")
+        await type_into(app, "0.001")
+        await pilot.press("tab")
+        await type_into(app, str((price * Decimal("0.9")).quantize(Decimal("0.01"))))
+        await pilot.press("tab")
+        await type_into(app, str((price * Decimal("0.8")).quantize(Decimal("0.01"))))
+        await pilot.press("enter")
         await eventually(
             lambda: any(
                 o.origin == "operator" or o.origin.startswith("operator") for o in engine.tracker.open_orders()

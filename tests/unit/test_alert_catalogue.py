@@ -47,6 +47,8 @@ def raised_codes(tmp_path) -> set[str]:
     codes |= {"EMERGENCY_" + c.name.upper().replace("-", "_") for c in (CancelAll, CloseAll)}
     engine = Engine(Settings(engine={"data_dir": tmp_path}))
     codes |= {code.upper() for code in engine.monitors.watches}
+    perps = Engine(Settings(engine={"data_dir": tmp_path / "usdm"}, venue={"market": "usdm"}))
+    codes |= {code.upper() for code in perps.monitors.watches}  # the perps monitors ([venue] market = "usdm")
     return codes
 
 

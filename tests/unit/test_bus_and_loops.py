@@ -114,4 +114,5 @@ def test_commands_from_other_shells_are_built_from_the_registry_and_checked():
         "amount": Decimal("0.01"),
         "price": None,
         "stop_loss": None,
+        "take_profit": None,
     }

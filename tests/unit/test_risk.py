@@ -3,7 +3,15 @@
 from decimal import Decimal as D
 
 from engine.kernel.config import RiskConfig
-from engine.trading.risk import Exposure, OrderRateLimit, filter_refusal, limit_refusal, pre_trade_refusal
+from engine.trading.risk import (
+    Exposure,
+    OrderRateLimit,
+    filter_refusal,
+    limit_refusal,
+    pre_trade_refusal,
+    take_profit_refusal,
+)
+from engine.venue.parse import parse_binance_orders
 
 SYMS = ("BTC/USDT",)
 
@@ -18,6 +26,41 @@ def test_request_sanity():
     assert "stop-loss must be positive" in pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("1"), None, D("0"))
     assert "not a finite number" in pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("NaN"))
     assert pre_trade_refusal(True, SYMS, "BTC/USDT", "buy", D("1")) is None
+
+
+def test_a_take_profit_belongs_to_an_entry_above_its_price_and_its_stop():
+    assert take_profit_refusal("buy", D("90"), None, D("100")) is None  # none given: nothing to say
+    assert take_profit_refusal("buy", D("90"), D("110"), D("100")) is None
+    assert "take-profit must be positive" in take_profit_refusal("buy", D("90"), D("-1"), D("100"))
+    assert "belongs to an entry" in take_profit_refusal("sell", None, D("110"), D("100"))
+    assert "needs a stop-loss" in take_profit_refusal("buy", None, D("110"), D("100"))
+    assert "above the stop-loss 90" in take_profit_refusal("buy", D("90"), D("80"), None)
+    assert "above the entry price 100" in take_profit_refusal("buy", D("90"), D("95"), D("100"))
+
+
+def test_a_cancel_all_answer_with_an_order_list_gives_its_legs():
+    """Binance answers DELETE /api/v3/openOrders with the cancelled order lists as objects of their own, their legs
+    in ``orderReports`` (binance-spot-api-docs, rest-api.md "Cancel all Open Orders on a Symbol")."""
+    leg = {"symbol": "BTCUSDT", "orderId": 2, "origQty": "0.1", "executedQty": "0", "status": "CANCELED"}
+    raw = [
+        {**leg, "origClientOrderId": "ck-1", "orderId": 1, "type": "LIMIT", "side": "BUY", "price": "60000"},
+        {
+            "orderListId": 7,
+            "contingencyType": "OCO",
+            "listClientOrderId": "co-x",
+            "orders": [{"symbol": "BTCUSDT", "orderId": 2}, {"symbol": "BTCUSDT", "orderId": 3}],
+            "orderReports": [
+                {**leg, "origClientOrderId": "cs-x", "type": "STOP_LOSS_LIMIT", "side": "SELL", "price": "59000"},
+                {**leg, "origClientOrderId": "ct-x", "orderId": 3, "type": "LIMIT_MAKER", "side": "SELL"},
+            ],
+        },
+    ]
+    reports = parse_binance_orders(raw, lambda market_id: "BTC/USDT")
+    assert [(r.client_id, r.status.value, r.symbol) for r in reports] == [
+        ("ck-1", "CANCELED", "BTC/USDT"),
+        ("cs-x", "CANCELED", "BTC/USDT"),
+        ("ct-x", "CANCELED", "BTC/USDT"),
+    ]
 
 
 def test_venue_filters():
