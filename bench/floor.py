@@ -9,6 +9,14 @@ each tier with nothing else, on the simulator it is told, answering JSON lines o
   parallel (``listing_and_sells``: the issue's floor); then buys again and times the calls close-all makes, with
   nothing else (``same_calls``: cancels, balances, sells, balances read back).
 
+For many symbols (bench/scale.py), each step apart, so the venue's limits can be set between them:
+
+- ``rest``: ``per_symbol`` resting buys of about ``quote`` USDT on each of ``symbols`` (untimed);
+- ``cancel_rested``: times the ``DELETE openOrders`` of each symbol in parallel, then the confirming listing;
+- ``buy_each``: one market buy of about ``quote`` USDT on each symbol (untimed);
+- ``sell_each``: times a balance listing plus a market sell of each held position in parallel, then the balances
+  read back (``verified``: close-all's verification).
+
 Run by the benchmarks (bench/kill_switch.py), not by hand: the venue's address and key come in ``$BENCH_VENUE``
 (JSON), never on the command line.
 """
@@ -81,6 +89,56 @@ async def close(ex: Any) -> dict[str, Any]:
     return {"listing_and_sells": listing_and_sells, "same_calls": ms(t)}
 
 
+def amount_for(ex: Any, symbol: str, price: float, quote: float) -> str:
+    """An amount worth a little over ``quote`` at ``price`` (over the venue's minimum notional once rounded)."""
+    step = float(ex.markets[symbol]["precision"]["amount"])
+    return str(ex.amount_to_precision(symbol, quote / price + step))
+
+
+async def rest(ex: Any, symbols: list[str], per_symbol: int, quote: float) -> dict[str, Any]:
+    async def one(symbol: str) -> None:
+        last = (await ex.fetch_ticker(symbol))["last"]
+        for i in range(per_symbol):
+            price = float(ex.price_to_precision(symbol, last * (0.9 - i / 2000)))
+            await ex.create_order(symbol, "limit", "buy", amount_for(ex, symbol, price, quote), price)
+
+    await asyncio.gather(*(one(s) for s in symbols))
+    return {"ok": True}
+
+
+async def cancel_rested(ex: Any, symbols: list[str]) -> dict[str, Any]:
+    t = time.perf_counter()
+    await asyncio.gather(*(ex.cancel_all_orders(s) for s in symbols))
+    deletes = ms(t)
+    left = await ex.fetch_open_orders()
+    return {"deletes": deletes, "confirmed": ms(t), "left": len(left)}
+
+
+async def buy_each(ex: Any, symbols: list[str], quote: float) -> dict[str, Any]:
+    async def one(symbol: str) -> None:
+        last = (await ex.fetch_ticker(symbol))["last"]
+        await ex.create_order(symbol, "market", "buy", amount_for(ex, symbol, last, quote))
+
+    await asyncio.gather(*(one(s) for s in symbols))
+    await asyncio.sleep(0.05)
+    return {"ok": True}
+
+
+async def sell_each(ex: Any, symbols: list[str]) -> dict[str, Any]:
+    t = time.perf_counter()
+    balance = await ex.fetch_balance()
+    sells = []
+    for symbol in symbols:
+        free = balance["free"].get(symbol.split("/")[0]) or 0
+        amount = float(ex.amount_to_precision(symbol, free)) if free else 0
+        if amount > 0:
+            sells.append(ex.create_order(symbol, "market", "sell", amount))
+    await asyncio.gather(*sells)
+    listing_and_sells = ms(t)
+    await ex.fetch_balance()
+    return {"listing_and_sells": listing_and_sells, "verified": ms(t), "sold": len(sells)}
+
+
 async def serve(rest_url: str, ws_url: str, api_key: str, api_secret: str) -> None:
     ex = build_exchange(
         "binance", rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, rate_limit=False
@@ -103,6 +161,14 @@ async def serve(rest_url: str, ws_url: str, api_key: str, api_secret: str) -> No
                     say(await cancel(ex, request["symbols"], request["orders"], request.get("settle_s", 0.05)))
                 elif request["op"] == "close":
                     say(await close(ex))
+                elif request["op"] == "rest":
+                    say(await rest(ex, request["symbols"], request["per_symbol"], request.get("quote", 6.0)))
+                elif request["op"] == "cancel_rested":
+                    say(await cancel_rested(ex, request["symbols"]))
+                elif request["op"] == "buy_each":
+                    say(await buy_each(ex, request["symbols"], request.get("quote", 12.0)))
+                elif request["op"] == "sell_each":
+                    say(await sell_each(ex, request["symbols"]))
                 else:
                     say({"error": f"unknown op {request['op']!r}"})
             except Exception as exc:  # told to the benchmark, which fails with it

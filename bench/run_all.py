@@ -36,6 +36,7 @@ BENCHMARKS = (
     "cli_halt",
     "chat_kill_switch",
     "soak",
+    "scale",
 )
 
 
@@ -227,6 +228,22 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 f"{med(result['halt_by_socket'])} / {med(result['halt_by_inbox'])}",
                 f"floor {med(result['floor_bare_python'])}",
             )
+        ]
+    if name == "scale":
+        at = str(result.get("goals_at_symbols"))
+        r = (result.get("by_symbols") or {}).get(at) or {}
+        return [
+            (
+                f"{at} symbols: idle CPU % / RSS MB / event -> screen p99 ms",
+                f"{r.get('idle_cpu_pct')} / {r.get('rss_mb')} / {p99(r.get('event_to_screen_ms'))}",
+                "goal <= 15 / 300 / 100",
+            ),
+            (
+                f"{at} symbols: cancel-all / close-all p50 ms",
+                f"{med((r.get('cancel_all') or {}).get('done_ms'))} / {med((r.get('close_all') or {}).get('done_ms'))}",
+                f"floor {med((r.get('cancel_all') or {}).get('floor_ms'))} / "
+                f"{med((r.get('close_all') or {}).get('floor_ms'))}",
+            ),
         ]
     if name == "soak":
         return [

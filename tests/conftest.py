@@ -117,6 +117,7 @@ SLOW_FILES = {
     "tests/chaos/test_after_answer.py": "kill -9 of the engine process after it answered, a simulator of its own",
     "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): engines on the USDⓈ-M simulator, prices moved",
     "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
+    "tests/scenarios/test_scale_scenarios.py": "an engine on 50 markets: 50 orders placed, cancel-all and its retries",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.

@@ -115,7 +115,7 @@ class StopLosses:
     def on_price(self, symbol: str, last: Decimal) -> None:
         """Enforce the stop of a held position: exit at market once the price is at or under it."""
         stop = self.stops.get(symbol)
-        holding = any(p.symbol == symbol for p in self.portfolio.positions())
+        holding = self.portfolio.holds(symbol)
         resting = self.venue_stops.resting_stops(symbol)  # an OCO's take-profit leg protects nothing under it
         if resting and all(last >= o.price for o in resting if o.price is not None):
             return  # the venue's stop-limit holds it (the second line acts only once the price is under its limit)

@@ -70,8 +70,15 @@ SCOPE = (
     Option("rate", float, 1.0, "fraction of matching requests affected (0..1, seeded)"),
     Option("count", int, None, "end the fault after this many affected requests"),
 )
+
+
+def venue_symbol(name: str) -> str:
+    """A fault's ``symbol`` as the venue names it: any listed market, ``SYM07USDT`` or ``SYM07/USDT`` alike."""
+    return name.replace("/", "").upper()
+
+
 ORDER_SCOPE = (
-    Option("symbol", str, None, "only orders of this symbol, e.g. BTCUSDT"),
+    Option("symbol", str, None, "only orders of this symbol, e.g. BTCUSDT or SYM07USDT (any listed market)"),
     Option("rate", float, 1.0, "fraction of matching requests affected (0..1, seeded)"),
     Option("count", int, None, "end the fault after this many affected requests"),
 )
@@ -512,7 +519,7 @@ class FaultBook:
                 continue
             if opts.get("path") and path is not None and not _path_matches(opts["path"], path):
                 continue
-            if opts.get("symbol") and symbol is not None and opts["symbol"] != symbol:
+            if opts.get("symbol") and symbol is not None and venue_symbol(opts["symbol"]) != symbol:
                 continue
             if opts.get("type") and opts["type"] != order_type:
                 continue

@@ -55,6 +55,19 @@ class MarketStreams:
         self.connections: dict[ServerConnection, Subscription] = {}
         self._kline_open: dict[tuple[str, str], int] = {}
         self._book_ticker_id: dict[str, int] = {}
+        # Canonical stream -> (connection, the client's name for it), built when first needed after a change: every
+        # price tick of every market asks who listens, and scanning each connection's streams for it made the
+        # simulator's cost grow with markets × subscriptions (most of its CPU at 50 markets).
+        self._index: dict[str, list[tuple[ServerConnection, Subscription, str]]] | None = None
+
+    def _listeners(self) -> dict[str, list[tuple[ServerConnection, Subscription, str]]]:
+        if self._index is None:
+            index: dict[str, list[tuple[ServerConnection, Subscription, str]]] = {}
+            for ws, sub in self.connections.items():
+                for name in sub.streams:
+                    index.setdefault(canonical(name), []).append((ws, sub, name))
+            self._index = index
+        return self._index
 
     # ----- subscriptions ---------------------------------------------------------------------------------
     def add(self, ws: ServerConnection, path: str, query: str) -> Subscription:
@@ -67,14 +80,15 @@ class MarketStreams:
             # /ws/<n> is ccxt's connection number; /ws/<stream>[/<stream>...] subscribes like Binance.
             sub.streams.update(s for s in path[len("/ws/") :].split("/") if s and not s.isdigit())
         self.connections[ws] = sub
+        self._index = None
         return sub
 
     def remove(self, ws: ServerConnection) -> None:
         """Forget a connection."""
         self.connections.pop(ws, None)
+        self._index = None
 
-    @staticmethod
-    def request(sub: Subscription, raw: str | bytes) -> dict[str, Any]:
+    def request(self, sub: Subscription, raw: str | bytes) -> dict[str, Any]:
         """Answer SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS."""
         try:
             message = json.loads(raw)
@@ -82,6 +96,7 @@ class MarketStreams:
         except (ValueError, KeyError, TypeError):
             return {"error": {"code": 3, "msg": "Invalid JSON: expected a request object"}, "id": None}
         params = message.get("params") or []
+        self._index = None  # the caller may change the subscription's streams after this too (a listen key)
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 return {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": req_id}
@@ -93,23 +108,22 @@ class MarketStreams:
 
     def wanted(self, base: str) -> bool:
         """Someone listens to the canonical stream ``base``."""
-        return any(sub.names_for(base) for sub in self.connections.values())
+        return base in self._listeners()
 
     def _streams_of(self, prefix: str) -> set[str]:
-        return {canonical(s) for sub in self.connections.values() for s in sub.streams if s.startswith(prefix)}
+        return {base for base in self._listeners() if base.startswith(prefix)}
 
     def push(self, base: str, data: dict[str, Any]) -> None:
         """Send ``data`` to every subscriber of the canonical stream ``base``."""
         if self.silenced():
             return
         raw: str | None = None
-        for ws, sub in list(self.connections.items()):
-            for name in sub.names_for(base):
-                if sub.combined:
-                    broadcast([ws], json.dumps({"stream": name, "data": data}))
-                else:
-                    raw = raw or json.dumps(data)
-                    broadcast([ws], raw)
+        for ws, sub, name in list(self._listeners().get(base, ())):
+            if sub.combined:
+                broadcast([ws], json.dumps({"stream": name, "data": data}))
+            else:
+                raw = raw or json.dumps(data)
+                broadcast([ws], raw)
 
     # ----- events ----------------------------------------------------------------------------------------
     def publish_prices(self, symbol: str) -> None:

@@ -345,7 +345,7 @@ class Execution:
     async def _free_from_stops(self, symbol: str, amount: Decimal, actor: str) -> None:
         """A sell of part of a position whose protection locks it: the stop (or its OCO) is cancelled first (it is
         placed again for what remains once the sell is done), since the venue lends no amount to two sells at once."""
-        stops = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.is_protective]
+        stops = [o for o in self.tracker.open_orders(symbol) if o.is_protective]
         if not stops or self.portfolio.free(base_of(symbol)) >= amount:
             return
         for order in stops:
@@ -734,7 +734,7 @@ class Execution:
                 return CommandResult(False, f"nothing to close in {symbol}: no position at the venue")
             log.info("exit %s %s by %s: %s", held, symbol, actor, reason)
             return await self.place(symbol, "sell" if held > 0 else "buy", "market", abs(held), None, actor)
-        resting = [o for o in self.tracker.open_orders() if o.symbol == symbol and o.side == "sell"]
+        resting = [o for o in self.tracker.open_orders(symbol) if o.side == "sell"]
         for order in resting:
             result = await self.cancel(order.client_id, actor=actor)
             if not result.ok:

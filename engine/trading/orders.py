@@ -55,11 +55,6 @@ def new_client_id(prefix: str = "ck-") -> str:
     return prefix + uuid.uuid4().hex[:24]
 
 
-def is_protective_stop(order: Order) -> bool:
-    """A stop the engine rests at the venue for a position it holds (``Order.is_protective_stop``)."""
-    return order.is_protective_stop
-
-
 class OrderTracker:
     """Holds every order the engine knows, applies updates through the transition table, publishes events."""
 
@@ -69,13 +64,18 @@ class OrderTracker:
         # The open ones, kept apart: exposure, cancel-all and the monitors ask for them on every order, and every
         # order ever tracked (restored from the store) would make each of those asks longer.
         self._open: dict[str, Order] = {}
+        # The same by symbol: the stop checks ask for one symbol's orders on every price and balance change, and
+        # a scan of every open order for each of 50 symbols (1,000 orders resting) took most of a core.
+        self._open_by_symbol: dict[str, dict[str, Order]] = {}
 
     def _keep(self, order: Order) -> None:
         self._orders[order.client_id] = order
         if order.status.is_open:
             self._open[order.client_id] = order
+            self._open_by_symbol.setdefault(order.symbol, {})[order.client_id] = order
         else:
             self._open.pop(order.client_id, None)
+            self._open_by_symbol.get(order.symbol, {}).pop(order.client_id, None)
 
     def load(self, orders: Iterable[Order]) -> None:
         """Adopt orders restored from the store (no events: they are already recorded)."""
@@ -85,8 +85,11 @@ class OrderTracker:
     def get(self, client_id: str) -> Order | None:
         return self._orders.get(client_id)
 
-    def open_orders(self) -> list[Order]:
-        return list(self._open.values())
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """The open orders, of ``symbol`` only when given."""
+        if symbol is None:
+            return list(self._open.values())
+        return list(self._open_by_symbol.get(symbol, {}).values())
 
     def all(self) -> list[Order]:
         return list(self._orders.values())

@@ -195,6 +195,13 @@ class Portfolio:
         book = self._books.get(symbol)
         return None if book is None or book.amount <= 0 else book.cost / book.amount
 
+    def holds(self, symbol: str) -> bool:
+        """Whether a position in ``symbol`` is held (more than dust): ``positions()`` for one symbol."""
+        if self.usdm:
+            return self.perps.get(symbol) is not None
+        b = self.balances.get(base_of(symbol))
+        return b is not None and b.total > self.dust.get(symbol, ZERO)
+
     def positions(self) -> tuple[Position, ...]:
         if self.usdm:
             return tuple(self._perp(p) for s in self.symbols if (p := self.perps.get(s)) is not None)

@@ -52,8 +52,21 @@ POSITIONS_WEIGHT = 5  # USDⓈ-M positionRisk (each symbol's premiumIndex: 1 mor
 # Fills the streams missed are read from myTrades a page at a time, at most this many pages a symbol per pass.
 TRADES_PAGE = 500
 TRADE_PAGES = 5
+# Symbols whose missed fills one pass reads (myTrades, weight 20 a page): the others at the next passes, in turn, the
+# symbols with open orders or a position first. A pass's weight then stays bounded whatever the number of symbols.
+FILL_SYMBOLS_PER_PASS = 10
 
 PRIVATE_STREAMS = ("orders", "trades", "balance")
+# Tickers come on combined streams, this many symbols each (one connection each; Binance allows 1,024 streams a
+# connection): one watch loop a group instead of one a symbol, and each loop takes what came in the last
+# TICKER_BATCH_S at once. Per-symbol loops woke a task and made ccxt futures for every single ticker (the engine's
+# idle CPU grew with symbols x updates), and opened a connection each (51 at 50 symbols).
+TICKERS_PER_STREAM = 100
+# Tickers by REST in requests of this many symbols: Binance weighs 1 to 20 symbols 2 (as one symbol), 21 to 100
+# 40; and a venue that works out each market's day (the simulator makes its synthetic history on first ask) answers
+# a small request in good time where one of 100 symbols ran past the request timeout.
+TICKERS_PER_REQUEST = 20
+TICKER_BATCH_S = 0.05
 # A fill found by reconciliation while the user stream claimed to be up, and that the stream has not delivered this
 # long after, is a gap in the stream (it delivers in milliseconds, normally before reconciliation finds anything).
 GAP_GRACE_S = 1.0
@@ -179,8 +192,9 @@ class VenueSync:
         spawn("watch-orders", self._stream("orders", self._orders))
         spawn("watch-trades", self._stream("trades", self._trades))
         spawn("watch-balance", self._stream("balance", self._balance))
-        for symbol in self.symbols:
-            spawn(f"watch-ticker-{symbol}", self._stream(f"ticker {symbol}", self._ticker(symbol)))
+        for i in range(0, len(self.symbols), TICKERS_PER_STREAM):
+            group = self.symbols[i : i + TICKERS_PER_STREAM]
+            spawn(f"watch-tickers-{i // TICKERS_PER_STREAM + 1}", self._ticker_stream(group))
         spawn(
             "rest-fallback",
             Periodic(
@@ -387,9 +401,15 @@ class VenueSync:
     # ------------------------------------------------------------ REST
 
     async def refresh_tickers(self) -> None:
+        """Every symbol's ticker by REST, TICKERS_PER_REQUEST at a time (a request per symbol made a start, and each
+        turn of REST polling, wait on 50 round trips one after the other)."""
         venue = self.link.require()
-        for symbol in self.symbols:
-            self.on_ticker(symbol, await venue.fetch_ticker(symbol))
+        if len(self.symbols) == 1:
+            self.on_ticker(self.symbols[0], await venue.fetch_ticker(self.symbols[0]))
+            return
+        for i in range(0, len(self.symbols), TICKERS_PER_REQUEST):
+            for symbol, ticker in (await venue.fetch_tickers(list(self.symbols[i : i + TICKERS_PER_REQUEST]))).items():
+                self.on_ticker(symbol, ticker)
 
     async def reconcile(self, source: str = "reconcile") -> dict[str, Any]:
         """Bring local open orders in line with the venue: adopt venue orders the engine did not know, ask the
@@ -451,8 +471,8 @@ class VenueSync:
         by_venue_id = {o.venue_id: o.client_id for o in self.tracker.all() if o.venue_id}
         claimed_up = self.user_stream_claims_up()
         new = 0
-        for symbol, since in sorted(lagging.items()):
-            since_ms = int(since.timestamp() * 1000) - 1000
+        for symbol in self._fills_in_turn(lagging):
+            since_ms = int(lagging[symbol].timestamp() * 1000) - 1000
             for _ in range(TRADE_PAGES):
                 trades = await venue.fetch_my_trades(symbol, since_ms, TRADES_PAGE)
                 for order_id, fill in trades:
@@ -468,6 +488,12 @@ class VenueSync:
                 # are known by their id); always forward, even if the whole page shares one millisecond.
                 since_ms = max(since_ms + 1, max(int(f.ts.timestamp() * 1000) for _, f in trades))
         return new
+
+    def _fills_in_turn(self, lagging: dict[str, Any]) -> list[str]:
+        """This pass's share of the symbols with fills to read: those with open orders or a position first, then the
+        longest lagging; ``FILL_SYMBOLS_PER_PASS`` at most (the next pass takes the next, as these stop lagging)."""
+        busy = {o.symbol for o in self.tracker.open_orders()} | {p.symbol for p in self.portfolio.positions()}
+        return sorted(lagging, key=lambda s: (s not in busy, lagging[s], s))[:FILL_SYMBOLS_PER_PASS]
 
     def _judge_gaps(self) -> None:
         """Fills reconciliation found while the user stream claimed to be up, and that the stream still has not
@@ -621,11 +647,73 @@ class VenueSync:
         with self.execution.joining_batch():  # a stream read: joins a command's transaction when one is open
             self.execution.apply_balances(balances)
 
-    def _ticker(self, symbol: str) -> Callable[[], Awaitable[None]]:
-        async def handle() -> None:
-            self.on_ticker(symbol, await self.link.require().watch_ticker(symbol))
+    async def _ticker_stream(self, symbols: tuple[str, ...]) -> None:
+        """One combined ticker stream for ``symbols``, forever: each batch applied symbol by symbol (a ticker that
+        fails marks only its own symbol's stream down); a failure of the stream marks them all down (said once),
+        backs off and watches again."""
+        names = [f"ticker {s}" for s in symbols]
+        attempt = 0
+        while True:
+            try:
+                tickers = await self.link.require().watch_tickers(list(symbols))
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this loop is being stopped
+                log.warning("ticker watch cancelled under it by the client (%r); watching again", exc)
+                await asyncio.sleep(self._streams_failed(names, ConnectionError("the watch was cancelled"), attempt))
+                attempt += 1
+                continue
+            except Exception as exc:  # the boundary of the stream: any failure marks it down and it goes on
+                if not isinstance(exc, vx.BaseError):
+                    log.error("ticker stream failed", exc_info=exc)
+                await asyncio.sleep(self._streams_failed(names, exc, attempt))
+                attempt += 1
+                continue
+            attempt = 0
+            self._apply_tickers(tickers)
+            await asyncio.sleep(TICKER_BATCH_S)  # what comes meanwhile is taken at the next call, at once
 
-        return handle
+    def _apply_tickers(self, tickers: dict[str, dict[str, Any]]) -> None:
+        now = time.monotonic()
+        back = []
+        for symbol, ticker in tickers.items():
+            name = f"ticker {symbol}"
+            try:
+                self.on_ticker(symbol, ticker)
+            except Exception as exc:  # one symbol's ticker: its own stream is marked down, the others go on
+                if not isinstance(exc, vx.BaseError):
+                    log.error("%s stream handler failed", name, exc_info=exc)
+                self._stream_failed(name, exc, 0)
+                continue
+            self.last_event[name] = now
+            if name in self.stream_down:
+                del self.stream_down[name]
+                back.append(name)
+        if back:
+            self.came_back()
+            log.info("%s stream back", ", ".join(back[:3]) + (f" and {len(back) - 3} more" if len(back) > 3 else ""))
+        venue = self.link.venue
+        if tickers and not self.link.connected and venue is not None and venue.breaker.refusal() is None:
+            self.link.set_connected(True, "")
+
+    def _streams_failed(self, names: list[str], exc: BaseException, attempt: int) -> float:
+        """Mark a combined stream's symbols down (said once per episode) and return the backoff before watching
+        again."""
+        if len(names) == 1:
+            return self._stream_failed(names[0], exc, attempt)
+        fresh = [n for n in names if n not in self.stream_down]
+        why = f"{type(exc).__name__}: {exc}"[:200]
+        for name in fresh:
+            self.stream_down[name] = why
+        if fresh:
+            self.alert(
+                Severity.WARN,
+                "WS_DOWN",
+                f"ticker stream of {len(names)} symbols lost ({type(exc).__name__}: {str(exc)[:80]}); "
+                "reconnecting, REST polling meanwhile",
+            )
+        return self.backoff[min(attempt, len(self.backoff) - 1)]
 
     # ------------------------------------------------------------ the user-data stream's liveness
 
@@ -732,8 +820,11 @@ class VenueSync:
 
     def _reconcile_weight(self) -> float:
         """About what one ``reconcile_all`` weighs at a Binance-style venue: the venue-wide open-orders listing,
-        the account, and the trades of each symbol."""
-        return OPEN_ORDERS_WEIGHT + BALANCE_WEIGHT + TRADES_WEIGHT * len(self.symbols)
+        the account, and a page of trades for each symbol it will read fills of this pass. Counting the trades of
+        every configured symbol (1,100 at 50 symbols, when a pass weighs 100) made the background's share of the
+        minute refuse most turns: reconciliation ran twice a minute at 50 symbols instead of every ``reconcile_s``."""
+        lagging = sum(1 for s in self.execution.missing_fills() if s in self.symbols)
+        return OPEN_ORDERS_WEIGHT + BALANCE_WEIGHT + TRADES_WEIGHT * min(lagging, FILL_SYMBOLS_PER_PASS)
 
     async def _poll_when_needed(self) -> None:
         """While any stream is down or market data is stale, poll REST (fills too while the user stream is down)."""

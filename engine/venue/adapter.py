@@ -157,6 +157,7 @@ class Venue:
         self.latency = LatencyStats(on_record=latency_observer)
         self._on_error = on_error
         self.health = health or VenueHealth(60.0)
+        self._tickers_seen: dict[str, Any] = {}  # symbol -> the timestamp of the ticker last handed out
         for ex, urgent in ((self.ex, False), (self.urgent, True)):
             self._time_http_requests(ex)
             self._watch_responses(ex)
@@ -771,6 +772,26 @@ class Venue:
 
     async def watch_ticker(self, symbol: str) -> dict[str, Any]:
         return dict(await self.ex.watch_ticker(symbol))
+
+    async def watch_tickers(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
+        """The tickers of ``symbols`` that moved since the last call, newest of each, from one combined stream (every
+        symbol's subscription on one connection). Read from ccxt's cache as well as from the answer: what came
+        while the caller was busy with the last batch is there and not in the answer."""
+        answered = await self.ex.watch_tickers(symbols)
+        cache, seen = self.ex.tickers, self._tickers_seen
+        out = {s: dict(t) for s, t in answered.items()}
+        for symbol in symbols:
+            t = cache.get(symbol)
+            if t is not None and symbol not in out and t.get("timestamp") != seen.get(symbol):
+                out[symbol] = dict(t)
+        for symbol, t in out.items():
+            seen[symbol] = t.get("timestamp")
+        return out
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
+        """Every one of ``symbols``' tickers in one request (weight 40 for up to 100 on Binance, against 2 each)."""
+        answered = await self._call("fetch_tickers", symbols)
+        return {s: dict(t) for s, t in answered.items() if s in symbols}
 
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None

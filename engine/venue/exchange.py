@@ -55,6 +55,9 @@ def build_exchange(
     return ex
 
 
+MARKET_CONNECTIONS = 4
+
+
 def prepare_binance(ex: Any) -> None:
     """Options every Binance client of the engine needs, on the real venue as on the simulator."""
     # Cancel-all and reconciliation list open orders for every symbol at once.
@@ -63,6 +66,10 @@ def prepare_binance(ex: Any) -> None:
     # @ticker (with bid/ask) rather than @miniTicker.
     ex.options["watchTickers"] = {"name": "ticker"}
     ex.options["watchTicker"] = {"name": "ticker"}
+    # A bounded number of market-stream connections: ccxt numbers each new subscription's connection in turn, up to
+    # this many, then shares them (Binance allows 1,024 streams a connection). The engine's tickers come on
+    # combined streams (``Venue.watch_tickers``); candles of many symbols would otherwise take a connection each.
+    ex.options["streamLimits"] = {**ex.options.get("streamLimits", {}), "spot": MARKET_CONNECTIONS}
     # The engine takes its own REST snapshot; ccxt's snapshot resolves before the first watch_balance
     # registers, so that call would wait for the next account update anyway.
     ex.options["watchBalance"] = {"fetchBalanceSnapshot": False}

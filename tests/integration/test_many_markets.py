@@ -4,6 +4,7 @@ each with the tick, lot and minimum notional of a market of its price, trading l
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,7 @@ from eventually import eventually
 
 from engine.core.engine import Engine
 from engine.kernel.commands import CancelAll, PlaceOrder
-from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueConfig
+from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.sim.market import markets, synthetic_needed
 
 
@@ -57,5 +58,34 @@ async def test_an_engine_trades_and_cancels_on_synthetic_markets_of_every_price(
         assert {o["symbol"] for o in engine.sim.open_orders()} == {s.replace("/", "") for s in symbols[1:]}
         done = await engine.execute(CancelAll(actor="operator:test", reason="many markets"))
         assert done.ok and engine.sim.open_orders() == []
+    finally:
+        await engine.stop()
+
+
+async def test_a_strategys_refusals_are_logged_once_when_they_appear_not_per_symbol_per_step(tmp_path, caplog):
+    """The ladder on four markets in REDUCE_ONLY: every buy it wants is refused at every step. The log says so once,
+    naming the symbols, not once per symbol per step (at 50 symbols that was ~28 lines a second)."""
+    symbols = ("BTC/USDT", "ETH/USDT", "SYM01/USDT", "SYM02/USDT")
+    engine = Engine(
+        Settings(
+            venue=VenueConfig(symbols=symbols),
+            engine=EngineConfig(data_dir=tmp_path / "data"),
+            risk=RiskConfig(reduce_only=True),
+            strategy=StrategyConfig(interval_s=3600.0),  # stepped by hand below
+        )
+    )
+    caplog.set_level(logging.INFO, logger="engine.strategies.runner")
+    await engine.start()
+    try:
+        await eventually(engine.ready.is_set, timeout=20)
+        await eventually(lambda: all(s in engine.portfolio.last for s in symbols), message="a price for each")
+
+        def said() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "not done on" in r.getMessage()]
+
+        for _ in range(3):
+            await engine.runner.step()
+        assert len(said()) == 1, said()
+        assert said()[0].startswith("ladder: buy not done on 4 symbol(s) (BTC/USDT, ETH/USDT, SYM01/USDT, SYM02/USDT)")
     finally:
         await engine.stop()
