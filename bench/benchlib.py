@@ -140,6 +140,33 @@ def judge(measured: list[float], floor: list[float], goal: float, key: str = "me
     }
 
 
+def judge_paired(measured: list[float], floor: list[float], goal: float) -> dict[str, Any]:
+    """``judge`` for series measured in pairs, one right after the other (run i of the engine, then run i of its
+    floor): the median of the pairs' own ratios, its spread over resamples of the pairs. The load of the moment
+    weighs on both halves of a pair alike, so it cancels in the pair's ratio instead of widening the spread; the
+    unpaired ``judge`` of the same series is kept beside it."""
+    pairs = [m / f for m, f in zip(measured, floor) if f > 0]
+    if len(pairs) < 2:
+        return {"ratio": None, "spread": None, "goal": goal, "n": len(pairs), "verdict": "no data", "paired": True}
+    value = statistics.median(pairs)
+    rng = random.Random(1)
+    draws = sorted(statistics.median(rng.choices(pairs, k=len(pairs))) for _ in range(BOOTSTRAP_ROUNDS))
+    spread = (draws[int(0.95 * (len(draws) - 1))] - draws[int(0.05 * (len(draws) - 1))]) / 2
+    if abs(value - goal) <= spread or len(pairs) < MIN_SAMPLES:
+        verdict = "not decided"
+    else:
+        verdict = "pass" if value <= goal else "fail"
+    return {
+        "ratio": round(value, 2),
+        "spread": round(spread, 2),
+        "goal": goal,
+        "stat": "median of the pairs' ratios",
+        "n": len(pairs),
+        "verdict": verdict,
+        "paired": True,
+    }
+
+
 # ------------------------------------------------------------------ the simulator and the floors in other processes
 
 HERE = Path(__file__).resolve().parent

@@ -29,7 +29,7 @@ import signal
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -37,6 +37,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
+from textual.widgets._footer import FooterKey
 
 from cockpit.bridge import LinkChanged
 from cockpit.fleet import FleetLink
@@ -78,13 +79,15 @@ from engine.kernel.commands import (
     SetStrategy,
 )
 from engine.kernel.commands import Snapshot as TakeSnapshot
-from engine.kernel.config import Settings
 from engine.kernel.events import TradingState
 from engine.kernel.text import inert
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
 from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
+
+if TYPE_CHECKING:
+    from engine.kernel.config import Settings  # the models are loaded after the first frame (cockpit.firstframe)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ TOAST_MAX_S = 6.0  # a toast that is not an error, however long its caller asked
 HANGUP_FINISH_S = 600.0  # after a hang-up, how long the kill switch may keep retrying before the program exits
 TOAST_LIMIT = 500  # characters of a notification (a reason or a venue's error in it may be long; the logs have it)
 FIRST_REACH_S = 2.0  # a kill key pressed while an attached screen reaches its engine waits this long for it
+FOOTER_WAIT_S = 1.0  # the longest the engine's start waits for the footer's keys to be drawn (``_start_after_footer``)
 HALTED_WHY = "trading is HALTED: no new orders until an operator resumes"
 BINDINGS = [
     # The kill switch: one key, no question (halt, cancel all), one question (close all); on every screen.
@@ -364,7 +368,27 @@ class CockpitApp(App):
             await self._start()  # an engine handed in (tests, benchmarks): up before the first key
         else:
             # The first frame first: the engine's imports and start (or aiohttp's, to attach) follow it.
-            self.call_after_refresh(self.run_worker, self._start(), name="engine-start", group="engine-start")
+            self.call_after_refresh(
+                self.run_worker, self._start_after_footer(), name="engine-start", group="engine-start"
+            )
+
+    async def _start_after_footer(self) -> None:
+        """``_start`` once the footer's keys are on the screen: Textual draws them a refresh after the first frame,
+        and the settings' and the engine's imports, in a thread, would hold the interpreter's lock from that drawing
+        (the kill keys showed up most of a second late). Not longer than FOOTER_WAIT_S: the keys work before anyway
+        (they wait for the engine)."""
+        deadline = time.monotonic() + FOOTER_WAIT_S
+        while time.monotonic() < deadline and not self.main_screen.query(FooterKey):
+            await asyncio.sleep(0.005)  # a poll for the footer's recompose, which nothing announces
+        # It recomposes once per change of bindings seen before the first frame (two at a start), each drawn a
+        # refresh later.
+        for _ in range(3):
+            if time.monotonic() >= deadline:
+                break
+            refreshed = asyncio.Event()
+            self.call_after_refresh(refreshed.set)
+            await refreshed.wait()
+        await self._start()
 
     async def _start(self) -> None:
         """Open the link (an engine built and started in this process, or a session to a running one) and follow
@@ -376,6 +400,8 @@ class CockpitApp(App):
             self.started.set()  # whoever waits for it learns it will not come
             self.exit(return_code=2, message=Text(f"cockpit: {inert(exc, lines=True)}"))
             return
+        if self.link.owns_engine:
+            self.settings = self.link.settings  # validated in full now, where the first frame's were recalled
         self.run_worker(self.link.follow(self.main_screen.post_message), name="engine-bridge")
         self.set_interval(1.0, self._watch_kill_switch)
         self.started.set()

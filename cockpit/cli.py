@@ -447,18 +447,30 @@ def _main(argv: list[str]) -> int:
             market=args.market,
             funding_interval_s=args.funding_interval,
         )
-    from engine.kernel.config import ConfigError, load_settings
     from engine.kernel.errors import StoreError
 
-    try:
-        settings = load_settings(args.config, args.data_dir)
-        if command in ("tui", "run", "validate"):  # strategies' parameters, checked with the rest of the config
-            from engine.api.strategies import check
+    settings: Any = None
+    screen = command == "tui" and not getattr(args, "url", None)
+    if screen:
+        from cockpit import firstframe
 
-            check(settings)
-    except ConfigError as exc:
-        print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
-        return 2
+        # The inputs validated last time: the first frame is drawn from their values, and the settings are loaded
+        # and checked in full right after it, before anything acts (decision BEN-06).
+        settings = firstframe.recalled(args.config, args.data_dir)
+    if settings is None:
+        from engine.kernel.config import ConfigError, load_settings
+
+        try:
+            settings = load_settings(args.config, args.data_dir)
+            if command in ("tui", "run", "validate"):  # strategies' parameters, checked with the rest of the config
+                from engine.api.strategies import check
+
+                check(settings)
+        except ConfigError as exc:
+            print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
+            return 2
+        if screen:
+            firstframe.remember(settings, args.config, args.data_dir)
     confirm_live = args.confirm_live or os.environ.get("COCKPIT_CONFIRM_LIVE", "").lower() in ("1", "true", "yes")
     try:
         return _dispatch(settings, command, args, confirm_live)
@@ -722,6 +734,15 @@ def _run_tui(
         return 2
     link = None
     pid = engine_pid(data_dir)
+    if getattr(settings, "provisional", False) and pid is not None:
+        # A screen attaching to a running engine builds none: its settings are checked in full before it opens.
+        from engine.kernel.config import ConfigError
+
+        try:
+            settings = settings.validate()
+        except ConfigError as exc:
+            print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
+            return 2
     if urls or settings.remote:
         from cockpit.fleet import FleetLink, watched
         from cockpit.link import LinkError

@@ -17,16 +17,18 @@ import importlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from cockpit.bridge import pump
 from cockpit.link import Emergency, Link, LinkError, LinkState, View
 from engine.kernel.commands import Command, CommandResult
-from engine.kernel.config import Settings
 from engine.kernel.errors import EngineError
 from engine.kernel.events import Order, Position, TradingState
+
+if TYPE_CHECKING:
+    from engine.kernel.config import Settings  # the models are loaded after the first frame (cockpit.firstframe)
 
 ACTOR = "operator:key"
 
@@ -136,6 +138,15 @@ class InProcessLink(Link):
         keys), then start it; LinkError saying why it cannot start (a data directory in use, a bad configuration)."""
         from engine.store.datadir import DataDirBusy
 
+        if getattr(self.settings, "provisional", False):
+            # The first frame was drawn from the values validated last time: the settings are loaded and checked in
+            # full before the engine is built (a bad configuration closes the screen with its message, exit 2).
+            from engine.kernel.config import ConfigError
+
+            try:
+                self.settings = await asyncio.to_thread(self.settings.validate)
+            except ConfigError as exc:
+                raise LinkError(str(exc)) from exc
         try:
             if self.engine is None:
                 await asyncio.to_thread(importlib.import_module, "engine.core.engine")

@@ -34,6 +34,8 @@ def isolated_from_the_operator(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     # The default data directory is per user ($XDG_STATE_HOME/cockpit): a test never reaches the developer's.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    # The first frame's record (cockpit.firstframe) likewise: never the developer's cache, never another test's.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -112,6 +114,7 @@ SLOW_FILES = {
     "tests/integration/test_chat_control.py": "engines on the simulator commanded from fake Telegram and Slack",
     "tests/chaos/test_stop_survives.py": "kill -9 of the engine process twice, a simulator in its own process",
     "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
+    "tests/chaos/test_after_answer.py": "kill -9 of the engine process after it answered, a simulator of its own",
     "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): engines on the USDⓈ-M simulator, prices moved",
     "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
     "tests/scenarios/test_scale_scenarios.py": "an engine on 50 markets: 50 orders placed, cancel-all and its retries",

@@ -163,6 +163,7 @@ def afterwards(
     not raised, the orders (but the engine's protective stops) and BTC position at the venue, and the audit trail
     (``(command, actor)`` records that
     must be there and succeeded; ``kill_switch_by``: the only actor whose kill-switch records may exist, "" none)."""
+    engine.report_answered()  # what follows a kill-switch tier's answer (its alert, its audit record), done now
     assert engine.trading_state == state, f"trading state {engine.trading_state.value}, expected {state.value}"
     assert store(data_dir).trading_state()[0] == state, "the stored trading state differs from the engine's"
     seen = set(codes(engine)) | {r["code"] for r in store(data_dir).alerts(limit=500)}

@@ -18,10 +18,11 @@ import asyncio
 import importlib
 import logging
 import os
+import sqlite3
 import ssl
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -44,7 +45,17 @@ from engine.gate.config_checks import host_of, listens_locally, venue_host_probl
 from engine.gate.preflight import run_standalone
 from engine.kernel import clock as engine_clock
 from engine.kernel.bus import EventBus
-from engine.kernel.commands import Command, CommandResult, Halt, Permit, PlaceOrder, ReduceOnly, audit_record
+from engine.kernel.commands import (
+    CancelAll,
+    CloseAll,
+    Command,
+    CommandResult,
+    Halt,
+    Permit,
+    PlaceOrder,
+    ReduceOnly,
+    audit_record,
+)
 from engine.kernel.config import ChatConfig, Settings
 from engine.kernel.errors import EngineError
 from engine.kernel.events import (
@@ -89,6 +100,20 @@ __all__ = ["CommandResult", "Engine", "EngineError"]
 
 LIVE_CONFIRM_ENV = "COCKPIT_CONFIRM_LIVE"
 HEALTH_INTERVAL_S = 1.0
+# The kill switch's tiers that answer first and report after (``Engine.execute``); both run again at a start
+# that finds them unfinished (``NEVER_EXPIRE``).
+TIERS_ANSWERED_FIRST = (CancelAll, CloseAll)
+# Tests only: seconds between a tier's answer and what follows it, for the crash test to kill the engine there.
+AFTER_ANSWER_HOLD_ENV = "TEST_COCKPIT_AFTER_ANSWER_HOLD_S"  # not COCKPIT_: that prefix is settings
+
+
+def after_answer_hold_s() -> float:
+    try:
+        return float(os.environ.get(AFTER_ANSWER_HOLD_ENV, "") or 0)
+    except ValueError:
+        return 0.0
+
+
 # Who halts a start after an unclean stop, and why (``Engine._after_an_unclean_stop``).
 UNCLEAN_STOP_ACTOR = "engine:start"
 UNCLEAN_STOP_REASON = "restarted after an unclean stop"
@@ -154,6 +179,9 @@ class Engine:
         # The parts, by name: front ends and tests read them here (the service API will serve the read model).
         self.tracker, self.portfolio, self.stats = books.tracker, books.portfolio, books.stats
         self.execution, self.kill_switch, self.tiers = parts.execution, parts.kill_switch, parts.tiers
+        self.tiers.answer_first = TIERS_ANSWERED_FIRST  # their alerts follow the answer (``execute``)
+        # What follows answers given (``_after_answer``): its timer handle and arguments, done at a stop if pending.
+        self._after_answers: list[tuple[asyncio.Handle, tuple[Any, ...]]] = []
         self.venue_health, self.holdings, self.sync = parts.venue_health, parts.holdings, parts.sync
         self.monitors, self.runner, self.stop_losses = parts.monitors, parts.runner, parts.stop_losses
         self.venue_stops = parts.venue_stops
@@ -488,6 +516,7 @@ class Engine:
             await self.sim.stop()
             self.sim = None
         if self.store is not None:
+            self.report_answered()
             self._save_counters()
             self.bus.publish(EngineStopped(reason))
             self.service.close()  # the journal's last batch, before the store closes
@@ -743,11 +772,21 @@ class Engine:
 
     # ------------------------------------------------------------ the one command path
 
-    async def execute(self, command: Command) -> CommandResult:
+    async def execute(self, command: Command, journal_row: int | None = None) -> CommandResult:
         """Carry out one command from any actor and publish its audit record; never raises for a refusal.
 
         What the command writes is one store transaction (group commit), committed when it ends, its audit record
-        included; a new client order id or a state change in it is committed at once (``Store.batch``)."""
+        included; a new client order id or a state change in it is committed at once (``Store.batch``).
+
+        Cancel-all and close-all answer first: the answer is returned
+        once the venue has confirmed, and its alert, its audit record (and with it the incident's update) and the
+        commit follow it (``_after_answer``), on the next turn of the loop. What makes that safe is its row in
+        ``commands``, on disk before its first request leaves (``journal_row``: the service API's, recorded before
+        it called; else written here and committed with the halt): a crash between the answer and what follows
+        finds the row still running, and the next start runs the tier again (idempotent), which reports it then
+        (decision BEN-07)."""
+        if isinstance(command, TIERS_ANSWERED_FIRST) and self.store is not None:
+            return await self._execute_answer_first(command, journal_row)
         with self.store_guard.batch():
             start = time.perf_counter()
             self.running_commands += 1
@@ -755,8 +794,58 @@ class Engine:
                 result = await self._carry_out(command)
             finally:
                 self.running_commands -= 1
+            report = self.tiers.take_report(command)  # a tier answered first, with no store to follow it: now
+            if report is not None:
+                report()
             self.bus.publish(audit_record(command, result, start))
             return result
+
+    async def _execute_answer_first(self, command: Command, journal_row: int | None) -> CommandResult:
+        start = time.perf_counter()
+        with self.store_guard.batch(answer_first=True):
+            row = journal_row
+            if row is None and self.store is not None and not self.store_guard.failure:
+                try:
+                    row = self.store.note_running_command(command.name, command.actor, command.reason, command.args())
+                except (sqlite3.Error, OSError) as exc:  # a full disk: the tier still runs, reported inline
+                    log.warning("%s by %s not journalled before it acts (%s)", command.name, command.actor, exc)
+            self.running_commands += 1
+            try:
+                result = await self._carry_out(command)
+            finally:
+                self.running_commands -= 1
+        report = self.tiers.take_report(command)
+        audit = audit_record(command, result, start)
+        loop = asyncio.get_running_loop()
+        hold = after_answer_hold_s()
+        if hold > 0:  # tests only: the crash test kills the engine between the answer and what follows it
+            handle: asyncio.Handle = loop.call_later(hold, self._after_answer, report, audit, row, result)
+        else:
+            handle = loop.call_soon(self._after_answer, report, audit, row, result)
+        self._after_answers.append((handle, (report, audit, row, result)))
+        return result
+
+    def _after_answer(
+        self, report: Callable[[], None] | None, audit: Event, row: int | None, result: CommandResult
+    ) -> None:
+        """What follows a tier's answer, one transaction: its alert (a close's read-back spawned), its audit record
+        (the incident's update with it), its row in ``commands`` done."""
+        self._after_answers = [(h, a) for h, a in self._after_answers if a[1] is not audit]
+        with self.store_guard.batch():
+            if report is not None:
+                report()
+            self.bus.publish(audit)
+            if row is not None and self.store is not None:
+                try:
+                    self.store.note_command_done(row, result.ok, result.message, dict(result.details) or None)
+                except (sqlite3.Error, OSError) as exc:
+                    log.warning("command %s's end not recorded (%s)", row, exc)
+
+    def report_answered(self) -> None:
+        """What follows answers still waiting, done now: at a stop, before the store closes (and by tests)."""
+        for handle, args in list(self._after_answers):
+            handle.cancel()
+            self._after_answer(*args)
 
     async def _carry_out(self, command: Command) -> CommandResult:
         handler = self.handlers.table.get(type(command))

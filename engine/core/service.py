@@ -34,6 +34,9 @@ from engine.kernel.events import Severity, utcnow
 from engine.ops.incidents import report_text, timings
 from engine.store.db import Store
 
+# The kill switch's tiers the engine answers first (``Engine.execute``): their rows are marked done after the answer.
+ANSWERED_FIRST = ("cancel-all", "close-all")
+
 if TYPE_CHECKING:
     from engine.core.engine import Engine
 
@@ -118,8 +121,14 @@ class Service:
         except (sqlite3.Error, OSError) as exc:  # a full disk: the command still runs; the store guard catches up
             log.warning("command %s from %s not recorded before running (%s)", name, actor, exc)
             row = None
+        answered_first = name in ANSWERED_FIRST and row is not None
         try:
-            result = await self.engine.execute(command)
+            # A tier answered first marks its row done itself, with what follows its answer (``Engine.execute``).
+            result = (
+                await self.engine.execute(command, journal_row=row)
+                if answered_first
+                else (await self.engine.execute(command))
+            )
         except asyncio.CancelledError:  # the engine is stopping mid-command
             if row is not None and store is not None:
                 with contextlib.suppress(sqlite3.Error, OSError):
@@ -128,7 +137,7 @@ class Service:
                     else:
                         store.finish_command(row, False, "the engine stopped while running it; see `cockpit audit`")
             raise
-        if row is not None and store is not None:
+        if row is not None and store is not None and not answered_first:
             try:
                 store.finish_command(row, result.ok, result.message, dict(result.details) or None)
             except (sqlite3.Error, OSError) as exc:

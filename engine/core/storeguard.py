@@ -53,9 +53,10 @@ class StoreGuard:
         """What the order path calls to batch and commit through this store."""
         return Durability(self.batch, self.commit, self.joining_batch)
 
-    def batch(self) -> AbstractContextManager[None]:
-        """One store transaction for a burst of events (group commit); nothing to batch before the store opens."""
-        return self.store.batch() if self.store is not None else nullcontext()
+    def batch(self, answer_first: bool = False) -> AbstractContextManager[None]:
+        """One store transaction for a burst of events (group commit); nothing to batch before the store opens.
+        ``answer_first``: committed after the answer (``Writer.batch``)."""
+        return self.store.batch(answer_first=answer_first) if self.store is not None else nullcontext()
 
     def joining_batch(self) -> AbstractContextManager[None]:
         """A batch of what the venue keeps (a stream read) that joins a command's open batch (``Writer.batch``)."""

@@ -17,9 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, CommandResult
+from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, Command, CommandResult
 from engine.kernel.errors import EngineError
 from engine.kernel.events import Severity, TradingState
 from engine.kernel.ports import Ports, VenueLink
@@ -180,7 +181,8 @@ class KillSwitch:
         async def read_balances() -> None:
             """What the cancels freed; read alongside cancel-all's listing (one round trip fewer)."""
             try:
-                await self.execution.refresh_balances(urgent=True)
+                with self.execution.joining_batch():  # in a task of its own: joins the pass's transaction
+                    await self.execution.refresh_balances(urgent=True)
                 read.append(None)
             except vx.BaseError as exc:
                 read.append(exc)
@@ -210,8 +212,13 @@ class KillSwitch:
             return out
         if self.portfolio.usdm:
             return await self._flatten(actor, targets, out)
+        # What the venue said it holds once the orders were cancelled (read alongside the listing): free and total
+        # of each base, before the sells.
+        held = {base_of(s): self._held(base_of(s)) for s in targets}
         sells = [s for s in targets if self._sellable(s)[0] > 0]
+        self.mark("sells_leaving")
         results = await self.execution.sell_now([(s, self._sellable(s)[0]) for s in sells], actor)
+        self.mark("sells_answered")
         for symbol, result in zip(sells, results):
             if isinstance(result, BaseException):
                 out.failures[symbol] = f"sell: {type(result).__name__}: {result}"[:200]
@@ -219,20 +226,32 @@ class KillSwitch:
                 out.failures[symbol] = f"sell: {result.message}"[:200]
             else:
                 out.closed.append(symbol)
-        try:
-            await self.execution.refresh_balances(urgent=True)
-        except vx.BaseError as exc:
-            out.failures["balances"] = f"verifying balances: {type(exc).__name__}: {exc}"[:200]
-            return out
+                order = self.tracker.get(str(result.details.get("client_id", "")))
+                sold = order.filled if order is not None else Decimal(0)
+                free, total = held[base_of(symbol)]
+                held[base_of(symbol)] = (free - sold, total - sold)
+        # What is left, from the venue's own answers: the balances it listed after the cancels, less what each sell
+        # filled (a market sell answers with its fills). No third read on the way to the answer; the balances are
+        # read back after it, and anything sellable found then is alerted and closed again (``Tiers.verify``).
+        self.judge_left(targets, held, out)
+        return out
+
+    def judge_left(self, targets: tuple[str, ...], held: dict[str, tuple[Decimal, Decimal]], out: Outcome) -> None:
+        """Sort what each base still holds into ``left`` (sellable, or locked in an order) and ``dust``."""
         for symbol in targets:
-            amount, total = self._sellable(symbol)
+            base = base_of(symbol)
+            free, total = held[base]
             if total <= 0:
                 continue
-            if amount > 0 or total > self.portfolio.free(base_of(symbol)):
-                out.left[base_of(symbol)] = total  # sellable, or still locked in an order
+            amount, _ = self._sellable(symbol, (free, total))
+            if amount > 0 or total > free:
+                out.left[base] = total  # sellable, or still locked in an order
             else:
-                out.dust[base_of(symbol)] = total
-        return out
+                out.dust[base] = total
+
+    def _held(self, base: str) -> tuple[Decimal, Decimal]:
+        held = self.portfolio.balances.get(base)
+        return (held.free, held.total) if held else (Decimal(0), Decimal(0))
 
     async def _flatten(self, actor: str, targets: tuple[str, ...], out: Outcome) -> Outcome:
         """Perps: every position closed by a reduce-only market order against it, then the venue's positions read
@@ -281,13 +300,11 @@ class KillSwitch:
         except vx.OrderNotFound:
             return []  # Binance answers -2011 when there is nothing to cancel
 
-    def _sellable(self, symbol: str) -> tuple[Decimal, Decimal]:
-        """(what can be sold now within the venue's filters, all that is held) of the symbol's base."""
+    def _sellable(self, symbol: str, held: tuple[Decimal, Decimal] | None = None) -> tuple[Decimal, Decimal]:
+        """(what can be sold now within the venue's filters, all that is held) of the symbol's base; ``held``:
+        (free, total) to judge instead of the balances the engine holds now."""
         venue = self.link.require()
-        base = base_of(symbol)
-        held = self.portfolio.balances.get(base)
-        total = held.total if held else Decimal(0)
-        free = held.free if held else Decimal(0)
+        free, total = held if held is not None else self._held(base_of(symbol))
         amount = venue.amount_to_precision(symbol, free) if free > 0 else Decimal(0)
         price = self.portfolio.last.get(symbol)
         if amount < venue.min_amount(symbol) or amount <= 0:
@@ -351,6 +368,15 @@ class Tiers:
         self.spawn = ports.spawn
         self.retries: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self._resumes = 0
+        # The engine answers a tier first and reports it after (decision BEN-07): its alert (and, for a close, the
+        # balances read back) are kept here by command until ``take_report``. Off (the no-engine emergency path,
+        # which has no one to answer first): reported before the answer, the close read back in the pass.
+        self.answer_first: tuple[type, ...] = ()  # the tiers answered first (``Engine``: cancel-all, close-all)
+        self._reports: dict[int, Callable[[], None]] = {}
+
+    def take_report(self, c: Command) -> Callable[[], None] | None:
+        """What to do once ``c``'s answer is out: its alert, and a close's read-back (None: nothing)."""
+        return self._reports.pop(id(c), None)
 
     def resumed(self) -> None:
         """An operator resumed: every retry stands down, and a pass under way will not start one; protective
@@ -394,33 +420,84 @@ class Tiers:
         self.kill.mark("venue_done")
         if not isinstance(c, ClosePosition):
             prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
-        message = prefix + outcome.sentence(closing=not isinstance(c, CancelAll))
+        closing = not isinstance(c, CancelAll)
+        first = isinstance(c, self.answer_first)
+        if not isinstance(c, CancelAll) and outcome.done and not first:
+            await self._read_back(c, outcome)  # nothing runs after this answer: verified in the pass
+        message = prefix + outcome.sentence(closing=closing)
         automatic = not is_operator(c.actor)
         if outcome.done:
             code = DONE_CODES[type(c)]
-            self.alert(
+            alert = partial(
+                self.alert,
                 Severity.CRIT if automatic else Severity.WARN,
                 code,
                 f"{message} (by {c.actor})",
                 values=outcome.details(),
             )
         elif self._resumes != resumes:
-            self.alert(
+            alert = partial(
+                self.alert,
                 Severity.WARN,
                 "KILL_SWITCH_INCOMPLETE",
                 f"{c.name} by {c.actor}: {message}; not retried: an operator resumed trading meanwhile",
                 values=outcome.details(),
             )
         else:
-            self.alert(
+            alert = partial(
+                self.alert,
                 Severity.CRIT,
                 "KILL_SWITCH_INCOMPLETE",
                 f"{c.name} by {c.actor}: {message}; retrying",
                 values=outcome.details(),
             )
-            self._retry(c)
+            self._retry(c)  # acting, not reporting: at once
+        if not first:
+            alert()
+        else:
+            close = c if not isinstance(c, CancelAll) and outcome.done else None
+
+            def report() -> None:
+                alert()
+                if close is not None:  # the balances read back after the answer; anything sellable left: again
+                    self.spawn(f"kill-switch read-back {close.name}", self._verify(close))
+
+            self._reports[id(c)] = report
         self.kill.mark("answered")
         return CommandResult(outcome.done, message, outcome.details())
+
+    def _targets(self, c: CloseAll | ClosePosition) -> tuple[str, ...]:
+        return (c.symbol,) if isinstance(c, ClosePosition) else tuple(self.symbols)
+
+    async def _read_back(self, c: CloseAll | ClosePosition, outcome: Outcome) -> None:
+        """Read the venue's balances and judge what is left from them (``outcome`` updated). Perps: nothing here,
+        the pass read the venue's positions back itself (``KillSwitch._flatten``)."""
+        if self.kill.portfolio.usdm:
+            return
+        try:
+            await self.kill.execution.refresh_balances(urgent=True)
+        except vx.BaseError as exc:
+            outcome.failures["balances"] = f"verifying balances: {type(exc).__name__}: {exc}"[:200]
+            return
+        targets = self._targets(c)
+        outcome.left.clear()
+        outcome.dust.clear()
+        self.kill.judge_left(targets, {base_of(s): self.kill._held(base_of(s)) for s in targets}, outcome)
+
+    async def _verify(self, c: CloseAll | ClosePosition) -> None:
+        """After a close's answer: the balances read back; a failed read or anything sellable (or locked) left is
+        a CRIT alert and the close is retried until done (the answer judged from the venue's own answers)."""
+        check = Outcome()
+        await self._read_back(c, check)
+        if not check.failures and not check.left:
+            return
+        self.alert(
+            Severity.CRIT,
+            "KILL_SWITCH_INCOMPLETE",
+            f"{c.name} by {c.actor}: read back after its answer: {check.sentence(closing=True)}; retrying",
+            values=check.details(),
+        )
+        self._retry(c)
 
     async def _pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:
         self.passes += 1
@@ -491,6 +568,8 @@ class Tiers:
             except Exception as exc:  # a bug must not end the retrying: report it and keep trying
                 log.error("kill-switch retry %d of %s failed", attempt, c.name, exc_info=exc)
                 continue
+            if outcome.done and not isinstance(c, CancelAll):
+                await self._read_back(c, outcome)  # a retry answers no one: verified before it is called done
             if outcome.done:
                 self.alert(
                     Severity.WARN,

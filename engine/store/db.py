@@ -151,6 +151,24 @@ class Store(Writer, Queries):
             )
         return int(cursor.lastrowid or 0)
 
+    def note_running_command(self, command: str, actor: str, reason: str, args: dict[str, Any] | None) -> int:
+        """``record_running_command`` inside the open transaction, without a commit of its own: a kill-switch tier's
+        row rides on the halt's commit, which comes before its first request leaves (decision BEN-07)."""
+        cursor = self.conn.execute(
+            "insert into commands (ts, command, args, actor, reason, status) values (?, ?, ?, ?, ?, 'running')",
+            [utcnow().isoformat(), command, dumps(args or {}), actor, reason],
+        )
+        self._wrote()
+        return int(cursor.lastrowid or 0)
+
+    def note_command_done(self, command_id: int, ok: bool, result: str, details: Any = None) -> None:
+        """``finish_command`` inside the open transaction: committed with what follows a tier's answer."""
+        self.conn.execute(
+            "update commands set status = ?, result = ?, done_ts = ?, details = ? where id = ?",
+            ["done" if ok else "failed", result, utcnow().isoformat(), dumps(details) if details else None, command_id],
+        )
+        self._wrote()
+
     def requeue_command(self, command_id: int) -> None:
         self.flush()  # its own transaction follows: nothing written before may wait on it
         self.db.execute("update commands set status = 'pending' where id = ? and status = 'running'", [command_id])

@@ -87,7 +87,7 @@ class Writer:
         self._wrote(at_once=type(event) in COMMIT_AT_ONCE)
 
     @contextmanager
-    def batch(self, join: bool = False) -> Iterator[None]:
+    def batch(self, join: bool = False, answer_first: bool = False) -> Iterator[None]:
         """Group commit: the writes of the current task until the batch ends are one transaction, committed at its
         end (a command, a cancel-all's answer, one stream read) or by ``flush``, which the order path calls right
         before a request carrying a new client id leaves. A trading-state change is still committed at once (a halt
@@ -99,7 +99,12 @@ class Writer:
         end or by the late commit (``MAX_DEFER_S`` at most), not on its own. A cancel-all of 100 orders hears
         them on the stream in 6-8 reads, and a commit each (``synchronous=FULL``) held up the venue's answer on the
         one event loop (issue 27). A crash in between loses nothing the restart's reconciliation does not read
-        back from the venue."""
+        back from the venue.
+
+        ``answer_first``: a kill-switch tier's (``Engine.execute``): its end commits nothing, so that its answer goes
+        out first; what follows the answer (its alerts and audit record, ``Engine._after_answer``) commits it all in
+        one transaction, or the late commit does (``MAX_DEFER_S`` at most). Its command is on disk before it acts
+        (its row in ``commands``): a crash in between runs it again at the next start (decision BEN-07)."""
         owner = _current_task() or self
         self._batches[owner] = self._batches.get(owner, 0) + 1
         try:
@@ -108,6 +113,9 @@ class Writer:
             depth = self._batches.pop(owner) - 1
             if depth:
                 self._batches[owner] = depth
+            elif answer_first:
+                if self._uncommitted and self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(MAX_DEFER_S, self._flush_late)
             elif not (join and self._batches):
                 self._flush_or_tell()
 

@@ -630,7 +630,8 @@ class VenueSync:
         fills = await self.link.require().watch_my_trades()
         for fill in fills:
             self._gap_pending.pop(fill.trade_id, None)  # the stream delivered it: no gap
-        self.execution.apply_fills(fills)
+        with self.execution.joining_batch():  # a stream read: joins a command's transaction when one is open
+            self.execution.apply_fills(fills)
 
     async def _balance(self) -> None:
         venue = self.link.require()
@@ -643,7 +644,8 @@ class VenueSync:
             # perps refresh (one read however many updates came), so equity stays the margin balance.
             self._account_moved = True
             return
-        self.execution.apply_balances(balances)
+        with self.execution.joining_batch():  # a stream read: joins a command's transaction when one is open
+            self.execution.apply_balances(balances)
 
     async def _ticker_stream(self, symbols: tuple[str, ...]) -> None:
         """One combined ticker stream for ``symbols``, forever: each batch applied symbol by symbol (a ticker that

@@ -57,6 +57,7 @@ async def test_state_changes_tiers_orders_and_strategies_raise_their_codes(sim, 
     assert "CLOSE_POSITION" in codes(engine)
     await resting_buy(engine)
     assert (await engine.execute(CancelAll(actor="operator:key"))).ok
+    engine.report_answered()  # its alert follows its answer (decision BEN-07)
     assert "CANCEL_ALL" in codes(engine)
 
 

@@ -4,6 +4,7 @@ checked here: speed is measured by the benchmarks, not asserted in timed tests."
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
-from benchlib import judge  # noqa: E402
+from benchlib import judge, judge_paired  # noqa: E402
 from run_all import BENCHMARKS, goal_rows, headline  # noqa: E402
 
 HELPERS = {"benchlib", "run_all", "simproc", "floor"}  # the simulator's and the floors' processes, not benchmarks
@@ -33,11 +34,20 @@ def test_a_ratio_is_decided_only_when_clear_of_its_goal_by_more_than_its_spread(
     assert judged["spread"] > abs(judged["ratio"] - 1.5) and judged["verdict"] == "not decided"
     assert judge([12.0] * 5, [10.0] * 5, 1.5)["verdict"] == "not decided"  # fewer than 20 samples decide nothing
     assert goal_rows({"goals": {"x": judged}})[0][2] == "NOT DECIDED"
+    # Paired (each run and its floor's right after it): a load that moves both halves of a pair cancels in its ratio.
+    loaded = [10.0 * (1 + i % 5) for i in range(20)]
+    assert judge_paired([1.2 * x for x in loaded], loaded, 1.5)["verdict"] == "pass"
+    assert judge([1.2 * x for x in loaded], loaded, 1.5)["verdict"] == "not decided"
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 async def test_each_benchmark_runs_and_prints_json(name):
-    module = importlib.import_module(name)
+    # By its file: a module of the same name elsewhere on the path (tests/soak.py, once crashloop put tests/ first)
+    # must not stand in for the benchmark.
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     result = await module.measure(**module.QUICK)
     assert json.loads(json.dumps(result, default=str))["benchmark"] == name
     assert headline(json.loads(json.dumps(result, default=str)))  # the summary table can read it

@@ -103,6 +103,8 @@ async def test_close_all_flattens_every_position_and_reports_the_dust(engine, si
     sells = [o for o in engine.tracker.all() if o.side == "sell" and o.type == "market"]
     assert {o.symbol for o in sells} == {"BTC/USDT", "ETH/USDT"}
     assert all(o.origin == "operator:key" and o.status.value == "FILLED" for o in sells)
+    # The answer first, its audit record right after it (decision BEN-07).
+    await eventually(lambda: Store.in_dir(tmp_path).audit(limit=1)[0]["command"] == "close-all")
     (audit, *_) = Store.in_dir(tmp_path).audit(limit=5)
     assert audit["command"] == "close-all" and audit["actor"] == "operator:key" and audit["ok"]
     assert audit["kill_switch"] and audit["duration_ms"] > 0
@@ -166,7 +168,7 @@ async def test_close_all_in_maintenance_reports_then_keeps_trying_until_done(eng
     assert not result.ok
     assert "failed:" in result.message and "BTC/USDT" in result.message and "ETH/USDT" in result.message
     assert engine.trading_state == TradingState.HALTED
-    assert any(a.code == "KILL_SWITCH_INCOMPLETE" for a in engine.alert_book.recent)
+    await eventually(lambda: any(a.code == "KILL_SWITCH_INCOMPLETE" for a in engine.alert_book.recent))
     sim.faults.clear(fault)
     await eventually(lambda: venue_flat(sim), timeout=30, message="the retry finished the close")
     await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine.alert_book.recent), timeout=10)

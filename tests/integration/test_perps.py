@@ -110,5 +110,6 @@ async def test_a_3x_short_through_the_engine_trips_liquidation_distance_and_clos
     assert result.ok, result.message
     assert engine.trading_state == TradingState.HALTED
     assert usdm.account()["futures"]["positions"] == []
+    engine.report_answered()  # its alert follows its answer (decision BEN-07)
     assert "CLOSE_ALL" in codes(engine)
     assert engine.portfolio.positions() == ()

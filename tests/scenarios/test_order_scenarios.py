@@ -89,6 +89,7 @@ async def test_a_kill_switch_that_cannot_complete_reports_what_is_left_and_keeps
         result.message
     )
     assert [o["clientOrderId"] for o in sim.open_orders()] == [btc]
+    engine.report_answered()  # the alert follows the answer (decision BEN-07): here, at once
     incomplete = first_alert(tmp_path, "KILL_SWITCH_INCOMPLETE")
     assert incomplete["severity"] == "CRIT" and "retrying" in incomplete["message"]
     assert engine.kill_switch_retrying() == ["cancel-all"]

@@ -1,0 +1,81 @@
+"""The first frame drawn from the values validated last time (cockpit.firstframe, decision BEN-06): only when every
+input is the same, never for what is acted on, and a configuration that fails after the frame closes the screen
+with its message and exit status 2, the engine never built."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eventually import eventually
+
+from cockpit import firstframe
+from cockpit.app import CockpitApp
+from engine.kernel.config import ConfigError
+
+
+def config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[engine]\nmode = "paper"\n[venue]\nexchange = "sim"\nsymbols = ["BTC/USDT"]\n{extra}')
+    return path
+
+
+def test_the_record_is_drawn_from_only_while_every_input_is_the_same(tmp_path, monkeypatch):
+    path, data = config(tmp_path, '[keys]\nhalt = "f2"\n'), tmp_path / "data"
+    assert firstframe.recalled(path, data) is None  # nothing validated yet: the settings load before the frame
+    firstframe.remember(firstframe.validated(path, data), path, data)
+    early = firstframe.recalled(path, data)
+    assert early is not None
+    assert (early.engine.mode, early.venue.symbols, early.keys) == ("paper", ("BTC/USDT",), {"halt": "f2"})
+    assert early.engine.data_dir == data
+    assert "secret" not in firstframe.record_path().read_text()
+    assert firstframe.recalled(path, tmp_path / "other").engine.data_dir == tmp_path / "other"  # the flag's, each time
+    assert firstframe.recalled(path, None) is None  # --data-dir left out: another input
+    monkeypatch.setenv("COCKPIT_VENUE__API_SECRET", "secret")
+    assert firstframe.recalled(path, data) is None  # the environment changed
+    monkeypatch.delenv("COCKPIT_VENUE__API_SECRET")
+    assert firstframe.recalled(path, data) is not None
+    (tmp_path / ".env").write_text("COCKPIT_ENGINE__MODE=dry-run\n")
+    assert firstframe.recalled(path, data) is None  # .env beside it changed
+    (tmp_path / ".env").unlink()
+    config(tmp_path, '[keys]\nhalt = "f3"\n')
+    assert firstframe.recalled(path, data) is None  # the file changed
+
+
+def test_live_is_never_drawn_early(tmp_path):
+    path, data = tmp_path / "live.toml", tmp_path / "data"
+    path.write_text('[engine]\nmode = "live"\n[venue]\nexchange = "binance"\n')
+    firstframe.remember(firstframe.validated(path, data), path, data)
+    assert firstframe.recalled(path, data) is None
+
+
+async def test_a_configuration_that_fails_after_the_frame_closes_the_screen_with_its_message(tmp_path, capsys):
+    path, data = config(tmp_path), tmp_path / "data"
+    firstframe.remember(firstframe.validated(path, data), path, data)
+    early = firstframe.recalled(path, data)
+    assert early is not None
+    early.load = lambda: firstframe.validated(config(tmp_path, "[monitors]\ninterval_s = inf\n"), data)
+    app = CockpitApp(settings=early)
+    async with app.run_test(size=(100, 30)):
+        await eventually(lambda: app.started.is_set(), timeout=20)
+    assert app.start_failed and app.engine is None and app.return_code == 2
+    said = " ".join(capsys.readouterr().err.split())  # on stderr as before the screen, wrapped to the terminal
+    assert "cockpit: " in said and "monitors.interval_s: Input should be a finite number" in said, said
+
+
+def test_a_frame_that_differs_from_the_settings_loaded_is_not_carried_on(tmp_path):
+    path, data = config(tmp_path, '[keys]\nhalt = "f2"\n'), tmp_path / "data"
+    firstframe.remember(firstframe.validated(path, data), path, data)
+    early = firstframe.recalled(path, data)
+    assert early is not None
+    early.load = lambda: firstframe.validated(config(tmp_path, '[keys]\nhalt = "f4"\n'), data)
+    with pytest.raises(ConfigError, match="configuration changed while cockpit was starting"):
+        early.validate()  # a frame drawn from other keys is not carried on
+
+
+def test_the_screens_imports_leave_the_settings_models_for_after_the_frame():
+    code = "import sys, cockpit.cli, cockpit.app, cockpit.firstframe; print('pydantic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
