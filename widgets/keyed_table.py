@@ -80,6 +80,9 @@ class KeyedTable(DataTable):
         # in view was rendered again, cell by cell through Rich (~1 ms a cell); now only the rows that changed or
         # moved are.
         self._versions: dict[str, int] = {}
+        # The same for a cell (by the cell's own version): a row whose one cell changed renders that cell alone.
+        self._cell_versions: dict[str, tuple[int, ...]] = {}
+        self._shown_cells: LRUCache[Hashable, Any] = LRUCache(10000)
         self._shown_rows: LRUCache[Hashable, Any] = LRUCache(2000)
 
     def _render_line_in_row(
@@ -115,14 +118,48 @@ class KeyedTable(DataTable):
             self._shown_rows[shown_key] = shown
         return shown
 
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Any,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> Any:
+        row_key = self._row_locations.get_key(row_index) if row_index >= 0 else None
+        versions = self._cell_versions.get(row_key.value) if row_key is not None and row_key.value else None
+        if versions is None or not 0 <= column_index < len(versions):  # the header, a label: DataTable's own
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        shown_key = (
+            versions[column_index],
+            row_index,
+            column_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self.cell_padding,
+        )
+        shown = self._shown_cells.get(shown_key)
+        if shown is None:
+            shown = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._shown_cells[shown_key] = shown
+        return shown
+
     def _clear_caches(self) -> None:
         super()._clear_caches()
         if hasattr(self, "_shown_rows"):
             self._shown_rows.clear()
+            self._shown_cells.clear()
 
     def notify_style_update(self) -> None:
         if hasattr(self, "_shown_rows"):  # before DataTable's refresh: the theme or a class changed the colours
             self._shown_rows.clear()
+            self._shown_cells.clear()
         super().notify_style_update()
 
     def _row_at_line(self, key: Any) -> Hashable | None:
@@ -158,6 +195,11 @@ class KeyedTable(DataTable):
             return
         self._rows[key] = cells
         self._versions[key] = next(_version)
+        prior = self._cell_versions.get(key)
+        self._cell_versions[key] = tuple(
+            prior[i] if prior is not None and old is not None and old[i] == cell else next(_version)
+            for i, cell in enumerate(cells)
+        )
         if old is None:
             self.add_row(*cells, key=key)
             self._say_hidden()
@@ -193,6 +235,7 @@ class KeyedTable(DataTable):
         """Remove one row if it is there."""
         if self._rows.pop(key, None) is not None:
             self._versions.pop(key, None)  # a row of this key again takes a new version: its old lines unused
+            self._cell_versions.pop(key, None)
             try:
                 self.remove_row(key)
             except RowDoesNotExist:
@@ -222,6 +265,7 @@ class KeyedTable(DataTable):
     def clear_rows(self) -> None:
         """Every row removed (the columns stay)."""
         self._rows.clear()
+        self._cell_versions.clear()
         self.clear()
 
     def row_cells(self, key: str) -> tuple[Cell, ...] | None:
