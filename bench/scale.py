@@ -54,6 +54,7 @@ PARAMS: dict[str, Any] = {
     "engines": 0,
     "step_s": 3.0,
     "in_process": 0,
+    "screen_only": 0,
 }
 # A smoke run of a few seconds: one small count, measured in this process, the ladder stepping fast.
 QUICK: dict[str, Any] = {
@@ -64,6 +65,7 @@ QUICK: dict[str, Any] = {
     "engines": 0,
     "step_s": 0.2,
     "in_process": 1,
+    "screen_only": 0,
 }
 GOALS = {"idle_cpu_pct": 15.0, "rss_mb": 300.0, "event_to_screen_p99_ms": 100.0, "cancel_all_vs_floor": 1.5}
 REAL_LIMITS = {"weight": 6000, "orders_per_10s": 100}  # Binance spot's
@@ -317,11 +319,14 @@ async def with_screen(n: int, address: VenueAddress, idle_s: float, step_s: floa
     return out
 
 
-async def child(n: int, runs: int, orders: int, idle_s: float, step_s: float) -> dict[str, Any]:
+async def child(n: int, runs: int, orders: int, idle_s: float, step_s: float, screen_only: int = 0) -> dict[str, Any]:
+    """``screen_only``: the cockpit with its engine alone (the screen's rows), the engine's own rows left out."""
     sim = Child("simproc.py", "1", "--symbols", str(n), "--usdt", USDT)
     address = VenueAddress(**await sim.start())
     try:
-        out = {"symbols": n, **await headless(n, sim, address, runs, orders, idle_s, step_s)}
+        out: dict[str, Any] = {"symbols": n}
+        if not screen_only:
+            out.update(await headless(n, sim, address, runs, orders, idle_s, step_s))
         out.update(await with_screen(n, address, idle_s, step_s))
         return out
     finally:
@@ -422,7 +427,9 @@ async def watch_all(homes: list[Path]) -> dict[str, Any]:
 # ------------------------------------------------------------------ the whole run
 
 
-async def run_child(n: int, runs: int, orders: int, idle_s: float, step_s: float) -> dict[str, Any]:
+async def run_child(
+    n: int, runs: int, orders: int, idle_s: float, step_s: float, screen_only: int = 0
+) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(HERE / "scale.py"),
@@ -436,6 +443,8 @@ async def run_child(n: int, runs: int, orders: int, idle_s: float, step_s: float
         str(idle_s),
         "--step-s",
         str(step_s),
+        "--screen-only",
+        str(screen_only),
         stdout=asyncio.subprocess.PIPE,
         limit=1 << 24,
     )
@@ -475,11 +484,18 @@ SPREADS = {
 }
 
 
-def table(by_count: dict[int, dict[str, Any]]) -> dict[str, Any]:
+SCREEN_ROWS = {
+    "event -> screen median ms": lambda r: r["event_to_screen_ms"].get("median"),
+    "event -> screen p99 ms": lambda r: r["event_to_screen_ms"].get("p99"),
+    "CPU % with the screen": lambda r: r["cpu_pct_with_screen"],
+}
+
+
+def table(by_count: dict[int, dict[str, Any]], rows_read: dict[str, Any] = ROWS) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     counts = sorted(by_count)
     lo, hi = (10, 100) if 10 in by_count and 100 in by_count else (counts[0], counts[-1])
-    for name, read in ROWS.items():
+    for name, read in rows_read.items():
         values = {n: read(by_count[n]) for n in counts}
         growth = values[hi] / values[lo] if values.get(lo) and values.get(hi) is not None else None
         # Linear: the figure grows at most as the symbols do. A ratio to the floor (the same work) should not grow:
@@ -527,8 +543,10 @@ async def measure(
     step_s: float = 3.0,
     in_process: int = 0,
     engine_symbols: int = 50,
+    screen_only: int = 0,
 ) -> dict[str, Any]:
-    """``in_process``: each count measured in this process (a smoke run), not in a fresh one."""
+    """``in_process``: each count measured in this process (a smoke run), not in a fresh one. ``screen_only``: the
+    screen's rows alone (event -> screen, CPU with the screen), without the engine's (no kill switch runs)."""
     result: dict[str, Any] = {"benchmark": "scale", "runs": runs, "orders_per_symbol": orders, "idle_s": idle_s}
     if engines > 0:
         result["side_by_side"] = await engines_side_by_side(engines, engine_symbols, idle_s)
@@ -536,10 +554,13 @@ async def measure(
     by_count = {}
     for n in (int(c) for c in counts.split(",") if c):
         if in_process:
-            by_count[n] = await child(n, runs, orders, idle_s, step_s)
+            by_count[n] = await child(n, runs, orders, idle_s, step_s, screen_only)
         else:
-            by_count[n] = await run_child(n, runs, orders, idle_s, step_s)
+            by_count[n] = await run_child(n, runs, orders, idle_s, step_s, screen_only)
     result["by_symbols"] = {str(n): r for n, r in by_count.items()}
+    if screen_only:
+        result["table"] = table(by_count, SCREEN_ROWS)
+        return result
     result["table"] = table(by_count)
     at = 50 if 50 in by_count else max(by_count)
     result["goals_at_symbols"] = at
@@ -567,7 +588,7 @@ def main() -> None:
             profile = cProfile.Profile()
             profile.enable()
         try:
-            emit(asyncio.run(child(args.child, args.runs, args.orders, args.idle_s, args.step_s)))
+            emit(asyncio.run(child(args.child, args.runs, args.orders, args.idle_s, args.step_s, args.screen_only)))
         finally:
             if profile is not None:
                 profile.disable()
