@@ -264,10 +264,15 @@ class CandleSeries:
         """Minute candles with ``start_ms <= open time <= end_ms`` (history generated as needed). Minutes
         without trades, up to ``now_ms``, come as flat candles at the previous close with no volume, as on
         Binance."""
+        rows: Iterable[Candle] = self._rows
         if start_ms is not None:
             self.ensure(start_ms)
+            # From the last candle before start_ms (the flat minutes after it may be asked for): a replay's rows
+            # reach back weeks, and every kline push asks for the newest few.
+            first = self._first_at(start_ms)
+            rows = itertools.islice(self._rows, max(first - 1, 0), None)
         previous: Candle | None = None
-        for c in self._rows:
+        for c in rows:
             if previous is not None:
                 yield from self._flat(previous, c.start_ms, start_ms, end_ms)
             previous = c
@@ -345,20 +350,24 @@ class CandleSeries:
                 )
         return rows
 
+    def _first_at(self, start_ms: int) -> int:
+        """The index of the first row opening at or after ``start_ms`` (binary search: the rows are sorted)."""
+        rows = self._rows
+        lo, hi = 0, len(rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if rows[mid].start_ms < start_ms:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
     def window(self, now_ms: int) -> list[Candle]:
         """Minute candles of the last 24 hours, oldest first."""
         bound = now_ms - DAY_MS + 1
         self.ensure(bound)
-        rows = self._rows
         # Binary search on the deque (sorted by start): every ticker push asks for this window.
-        lo, hi = 0, len(rows)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if rows[mid].start_ms < bound:
-                lo = mid + 1
-            else:
-                hi = mid
-        out = list(itertools.islice(rows, lo, None))
+        out = list(itertools.islice(self._rows, self._first_at(bound), None))
         while out and out[-1].start_ms > now_ms:
             out.pop()
         return out
