@@ -82,6 +82,8 @@ class ClosedMinutes:
         self.count = 0
         self._highs: deque[Candle] = deque()  # decreasing highs: the front is the window's high
         self._lows: deque[Candle] = deque()  # increasing lows: the front is the window's low
+        # The minutes with trades (a replay's history has none: a scan of them at every push cost a day's minutes).
+        self._traded: deque[Candle] = deque()
 
     def update(self, closed: list[Candle]) -> None:
         """Follow the window to ``closed`` (its complete minutes, oldest first)."""
@@ -112,6 +114,8 @@ class ClosedMinutes:
         while self._lows and self._lows[-1].low >= c.low:
             self._lows.pop()
         self._lows.append(c)
+        if c.first_trade_id >= 0 or c.last_trade_id >= 0:
+            self._traded.append(c)
 
     def _drop(self) -> None:
         c = self.rows.popleft()
@@ -122,6 +126,8 @@ class ClosedMinutes:
             self._highs.popleft()
         if self._lows and self._lows[0] is c:
             self._lows.popleft()
+        if self._traded and self._traded[0] is c:
+            self._traded.popleft()
 
     @property
     def high(self) -> Decimal | None:
@@ -133,11 +139,11 @@ class ClosedMinutes:
 
     @property
     def first_trade_id(self) -> int:
-        return next((c.first_trade_id for c in self.rows if c.first_trade_id >= 0), -1)
+        return next((c.first_trade_id for c in self._traded if c.first_trade_id >= 0), -1)
 
     @property
     def last_trade_id(self) -> int:
-        return next((c.last_trade_id for c in reversed(self.rows) if c.last_trade_id >= 0), -1)
+        return next((c.last_trade_id for c in reversed(self._traded) if c.last_trade_id >= 0), -1)
 
 
 class CandleSeries:

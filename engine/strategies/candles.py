@@ -44,6 +44,7 @@ class CandleSeries:
         self.keep = keep
         self.rows: dict[int, tuple[Decimal, Decimal, Decimal, Decimal, Decimal]] = {}
         self._raw: dict[int, tuple[Any, ...]] = {}  # each row as the venue last sent it (to skip what is unchanged)
+        self._built: dict[int, Candle] = {}  # each row as the strategies read it, until the row changes
         self.suspect = True  # nothing loaded yet, or the stream failed (or came back) since the last fill from REST
         self.streaming = False  # the stream delivers now (False from a failure to its next message)
         self.filled = 0  # fills from REST after the first load (a reconnect's gap)
@@ -56,16 +57,19 @@ class CandleSeries:
             if self._raw.get(ts) == raw and ts in self.rows:
                 continue  # as held: the settle loop of a backtest asks for the stream's last rows every turn
             self._raw[ts] = raw
+            self._built.pop(ts, None)
             self.rows[ts] = (_dec(row[1]), _dec(row[2]), _dec(row[3]), _dec(row[4]), _dec(row[5]))
         excess = len(self.rows) - (self.keep + 1)
         if excess > 0:
             for ts in sorted(self.rows)[:excess]:
                 del self.rows[ts]
                 self._raw.pop(ts, None)
+                self._built.pop(ts, None)
 
     def clear(self) -> None:
         self.rows.clear()
         self._raw.clear()
+        self._built.clear()
 
     def first_gap(self) -> int | None:
         """The open time of the last candle before the first missing one, or None when the series is whole."""
@@ -80,8 +84,9 @@ class CandleSeries:
 
     def candles(self) -> Candles:
         """The closed candles and the newest, which is the one forming (the venue's last row is the open one)."""
+        built = self._built
         out = [
-            Candle(datetime.fromtimestamp(ts / 1000, UTC), o, h, low, c, v)
+            built.get(ts) or built.setdefault(ts, Candle(datetime.fromtimestamp(ts / 1000, UTC), o, h, low, c, v))
             for ts, (o, h, low, c, v) in sorted(self.rows.items())
         ]
         if not out:
