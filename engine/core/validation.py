@@ -455,16 +455,10 @@ class Validation:
             elif engine.sync.last_event.get(f"ticker {symbol}", 0.0) < self._tick_wall:
                 out.append(f"{symbol}: this tick's ticker not received yet")
         if clock is not None:  # before the first tick the stream has nothing to say: the first decision asks REST
-            now_ms = sim.clock.now_ms()
-            engine.runner.candles.catch_up()
-            for (symbol, _), series in engine.runner.candles.series.items():
-                # The strategies decide on this tick's candles: the forming one as the venue has it now (its open
-                # time, and its close: the price of the tick).
-                newest = series.newest()
-                want = (now_ms - now_ms % series.tf_ms, sim.price(venue_symbol(symbol)))
-                held = None if newest is None else (newest, series.rows[newest][3])
-                if held != want and not self._printed_this_tick(sim, symbol, held, want[0]):
-                    out.append(f"{symbol} {series.timeframe}: this tick's candle not received yet ({held}, {want})")
+            lagging = self._candles_lagging(engine, sim)
+            if lagging:
+                engine.runner.candles.catch_up()  # what the streams delivered and no watch has returned yet
+                out += self._candles_lagging(engine, sim)
         seen = self.recorder.fills if self.recorder is not None else 0
         if len(sim.engine.trades) != seen:
             out.append(f"fills: venue {len(sim.engine.trades)}, engine {seen}")
@@ -487,6 +481,19 @@ class Validation:
                 f"open orders differ: venue only {sorted(at_venue - tracked)[:2]}, "
                 f"engine only {sorted(tracked - at_venue)[:2]}"
             )
+        return out
+
+    def _candles_lagging(self, engine: EngineLike, sim: Simulator) -> list[str]:
+        """The strategies decide on this tick's candles: the forming one as the venue has it now (its open time, and
+        its close: the price of the tick)."""
+        out = []
+        now_ms = sim.clock.now_ms()
+        for (symbol, _), series in engine.runner.candles.series.items():
+            newest = series.newest()
+            want = (now_ms - now_ms % series.tf_ms, sim.price(venue_symbol(symbol)))
+            held = None if newest is None else (newest, series.rows[newest][3])
+            if held != want and not self._printed_this_tick(sim, symbol, held, want[0]):
+                out.append(f"{symbol} {series.timeframe}: this tick's candle not received yet ({held}, {want})")
         return out
 
     def _printed_this_tick(self, sim: Simulator, symbol: str, held: tuple[int, Decimal] | None, open_ms: int) -> bool:
