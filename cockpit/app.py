@@ -58,6 +58,7 @@ from cockpit.screens import (
     OverrideReason,
     QuitChoice,
     Reconciliation,
+    Strategies,
     TooSmall,
 )
 from cockpit.views import num, qty
@@ -124,6 +125,7 @@ BINDINGS = [
     Binding("l", "alert_log", "Alert log", id="alert_log", show=False),
     Binding("i", "incidents", "Incidents", id="incidents", show=False),
     Binding("t", "audit_log", "Audit", id="audit_log", show=False),
+    Binding("S", "strategies", "Strategies", id="strategies", show=False),
     Binding("e", "next_engine", "Next engine", id="next_engine", show=False),
     Binding("slash", "filter_markets", "Filter markets", id="filter_markets", show=False, key_display="/"),
     Binding("question_mark,f1", "help", "Help", id="help", key_display="?"),
@@ -149,6 +151,7 @@ DESCRIPTION = {
     "alert_log": "every stored alert, filtered by severity",
     "incidents": "every kill-switch trip and its report",
     "audit_log": "every command carried out, by every actor",
+    "strategies": "every strategy: on or off and why, its symbols and candles, its round trips, wins and PnL",
     "filter_markets": "only the markets whose name holds what you type (Enter keeps it, Esc clears it)",
     "next_engine": "show the next engine this cockpit watches (the list under the banner; the palette names each)",
     "help": "this screen",
@@ -1036,6 +1039,9 @@ class CockpitApp(App):
 
     def action_audit_log(self) -> None:
         self.push_screen(AuditLog())
+
+    def action_strategies(self) -> None:
+        self.push_screen(Strategies())
 
     def action_incidents(self) -> None:
         self.push_screen(Incidents())

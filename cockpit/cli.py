@@ -332,7 +332,7 @@ def _gate_commands(sub: Any) -> None:
         type=float,
         default=None,
         metavar="N",
-        help="simulated seconds per real second, at most (default [validation] speed)",
+        help="simulated seconds per real second, at most (default [validation] speed; with --strategy: uncapped)",
     )
     val.add_argument(
         "--tick",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -184,7 +185,8 @@ def validate(
         duration_s = duration_s or covered
     plan = Plan(
         duration_s=duration_s or cfg.duration_h * 3600,
-        speed=speed or cfg.speed,
+        # A backtest runs as fast as it goes (nobody watches it live); a paper validation at [validation] speed.
+        speed=speed or (math.inf if strategy is not None else cfg.speed),
         tick_s=tick_s or cfg.tick_s,
         seed=settings.venue.sim_seed if seed is None else seed,
         replay=resolved,
@@ -260,7 +262,8 @@ async def _run_with_progress(settings: Settings, plan: Any, scratch: Path) -> di
         )
         console.print(
             f"validating {plan.duration_s / 3600:g} simulated h on the simulator ({_shown(source)}, tick "
-            f"{plan.tick_s:g} s, at most x{plan.speed:g}); Ctrl+C stops it with a partial report",
+            f"{plan.tick_s:g} s, {f'at most x{plan.speed:g}' if math.isfinite(plan.speed) else 'uncapped'}); "
+            "Ctrl+C stops it with a partial report",
             highlight=False,
         )
         try:

@@ -540,6 +540,85 @@ class Incidents(ListScreen):
         self.notify(f"written: {path}", title="Incident report", timeout=10)
 
 
+class Strategies(ListScreen):
+    """Every strategy the engine runs: on or off (and why, and until when), its symbols and candles, and its record
+    since the engine started (closed round trips, won, realised PnL, losses in a row). It reads the engine again
+    every few seconds; switching one is the palette's *Enable/Disable strategy NAME* (the same command as
+    `cockpit strategy enable|disable NAME`)."""
+
+    TITLE = "Strategies"
+    COLUMNS = ("strategy", "state", "symbols", "tf", "trips", "win %", "PnL", "losing")
+    REFRESH_S = 2.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: list[dict[str, Any]] = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(self.REFRESH_S, self.action_reload)
+
+    async def fetch(self) -> None:
+        self.stored = list(await self.link.query("strategies") or [])
+
+    def rows(self):
+        for s in self.stored:
+            yield (
+                s["strategy"],
+                (
+                    s["strategy"],
+                    self._state(s),
+                    " ".join(s.get("symbols") or []) or "—",
+                    s.get("timeframe") or "—",
+                    str(s.get("round_trips", 0)),
+                    "—" if s.get("win_rate") is None else f"{Decimal(str(s['win_rate'])) * 100:.0f}",
+                    self._pnl(s.get("realised_pnl")),
+                    str(s.get("consecutive_losses", 0)),
+                ),
+            )
+
+    @staticmethod
+    def _state(s: dict[str, Any]) -> Text:
+        if s.get("enabled", True):
+            return Text("ON", style="green")
+        until = s.get("disabled_until")
+        return Text(f"OFF until {_time(until)[11:16]}" if until else "OFF", style="bold red")
+
+    @staticmethod
+    def _pnl(value: Any) -> Text:
+        try:
+            pnl = Decimal(str(value if value is not None else 0))
+        except InvalidOperation:
+            return Text(str(value))
+        return Text(f"{pnl:,.2f}", style="green" if pnl > 0 else "red" if pnl < 0 else "")
+
+    def extra(self, key: str) -> list[tuple[str, Any]]:
+        s = next((s for s in self.stored if s["strategy"] == key), None)
+        if s is None:
+            return []
+        out: list[tuple[str, Any]] = [("wins", s.get("wins", 0)), ("losses", s.get("losses", 0))]
+        if not s.get("enabled", True):
+            out += [
+                ("off because", s.get("reason") or "—"),
+                ("switched off by", s.get("disabled_by") or "—"),
+                ("switched off at", _time(s.get("disabled_at")) or "—"),
+                ("back on at", _time(s.get("disabled_until")) or "only by an operator"),
+            ]
+        return out
+
+    def summary(self) -> Text:
+        on = sum(1 for s in self.stored if s.get("enabled", True))
+        if not self.stored:
+            return Text("no strategy runs: [strategy] run in config.toml names them (docs/strategies.md)")
+        line = Text(f"{len(self.stored)} strateg{'y' if len(self.stored) == 1 else 'ies'} · {on} on")
+        off = [s for s in self.stored if not s.get("enabled", True)]
+        for s in off:
+            line.append(" · ")
+            line.append_text(shown(f"{s['strategy']} off: {s.get('reason') or 'by an operator'}", limit=120))
+        line.append(" · ctrl+p: Enable/Disable strategy NAME", style="dim")
+        return line
+
+
 class ChecklistScreen(ListScreen):
     """The latest go/no-go checklist: every check with PASS / WARN / FAIL, its evidence and how to fix a failure;
     the selected check whole under the table, Enter for its every piece of evidence. The latest run is the newest

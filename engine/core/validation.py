@@ -83,8 +83,8 @@ class EngineLike(Protocol):
 
 @dataclass(frozen=True)
 class Plan:
-    """What to run: how long (simulated), how fast at most, the tick, and the prices (a seed, or CSV replays by
-    venue symbol, e.g. ``{"BTCUSDT": Path("btc.csv")}``)."""
+    """What to run: how long (simulated), how fast at most (``math.inf``: uncapped), the tick, and the prices (a
+    seed, or CSV replays by venue symbol, e.g. ``{"BTCUSDT": Path("btc.csv")}``)."""
 
     duration_s: float
     speed: float
@@ -190,6 +190,7 @@ class Validation:
         self._tick_wall = 0.0
         self._baseline_tasks: set[str] = set()
         self._steps = 0
+        self._fills_at_tick = 0  # the venue's fills before this tick's price move
         self.recorder: Recorder | None = None
 
     def stop(self) -> None:
@@ -332,7 +333,7 @@ class Validation:
                 "started_at": started_at.isoformat(),
                 "finished_at": datetime.now(UTC).isoformat(),
                 "wall_s": round(wall_s, 2),
-                "speed": plan.speed,
+                "speed": plan.speed if math.isfinite(plan.speed) else None,  # None: uncapped (a backtest)
                 "speed_achieved": round(simulated_s / wall_s, 1) if wall_s > 0 else None,
                 # The run's own work (this process's CPU time): what the pace is on an idle machine.
                 "cpu_s": round(cpu_s, 2),
@@ -376,6 +377,7 @@ class Validation:
         while sim.clock.now_ms() < end_ms and not self._stop:
             async with clock.moving():
                 sim.clock.advance(min(tick_ms, end_ms - sim.clock.now_ms()))
+                self._fills_at_tick = len(sim.engine.trades)
                 sim.tick()
                 self._tick_wall = time.monotonic()
                 await self._settle(engine, sim, clock)
@@ -453,16 +455,10 @@ class Validation:
             elif engine.sync.last_event.get(f"ticker {symbol}", 0.0) < self._tick_wall:
                 out.append(f"{symbol}: this tick's ticker not received yet")
         if clock is not None:  # before the first tick the stream has nothing to say: the first decision asks REST
-            now_ms = sim.clock.now_ms()
-            engine.runner.candles.catch_up()
-            for (symbol, _), series in engine.runner.candles.series.items():
-                # The strategies decide on this tick's candles: the forming one as the venue has it now (its open
-                # time, and its close: the price of the tick).
-                newest = series.newest()
-                want = (now_ms - now_ms % series.tf_ms, sim.price(venue_symbol(symbol)))
-                held = None if newest is None else (newest, series.rows[newest][3])
-                if held != want:
-                    out.append(f"{symbol} {series.timeframe}: this tick's candle not received yet ({held}, {want})")
+            lagging = self._candles_lagging(engine, sim)
+            if lagging:
+                engine.runner.candles.catch_up()  # what the streams delivered and no watch has returned yet
+                out += self._candles_lagging(engine, sim)
         seen = self.recorder.fills if self.recorder is not None else 0
         if len(sim.engine.trades) != seen:
             out.append(f"fills: venue {len(sim.engine.trades)}, engine {seen}")
@@ -486,6 +482,28 @@ class Validation:
                 f"engine only {sorted(tracked - at_venue)[:2]}"
             )
         return out
+
+    def _candles_lagging(self, engine: EngineLike, sim: Simulator) -> list[str]:
+        """The strategies decide on this tick's candles: the forming one as the venue has it now (its open time, and
+        its close: the price of the tick)."""
+        out = []
+        now_ms = sim.clock.now_ms()
+        for (symbol, _), series in engine.runner.candles.series.items():
+            newest = series.newest()
+            want = (now_ms - now_ms % series.tf_ms, sim.price(venue_symbol(symbol)))
+            held = None if newest is None else (newest, series.rows[newest][3])
+            if held != want and not self._printed_this_tick(sim, symbol, held, want[0]):
+                out.append(f"{symbol} {series.timeframe}: this tick's candle not received yet ({held}, {want})")
+        return out
+
+    def _printed_this_tick(self, sim: Simulator, symbol: str, held: tuple[int, Decimal] | None, open_ms: int) -> bool:
+        """Whether the engine's forming candle closes at a price the venue printed this tick after its price move:
+        a fill's. The kline stream is pushed on the tick, before the fills; a strategy that fills its candles from
+        REST after a fill reads the fill's price as the close, and no push comes until the next tick."""
+        if held is None or held[0] != open_ms:
+            return False
+        vs = venue_symbol(symbol)
+        return any(t.symbol == vs and t.price == held[1] for t in sim.engine.trades[self._fills_at_tick :])
 
     # ------------------------------------------------------------ what the report says about its input
 

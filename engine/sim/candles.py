@@ -82,6 +82,8 @@ class ClosedMinutes:
         self.count = 0
         self._highs: deque[Candle] = deque()  # decreasing highs: the front is the window's high
         self._lows: deque[Candle] = deque()  # increasing lows: the front is the window's low
+        # The minutes with trades (a replay's history has none: a scan of them at every push cost a day's minutes).
+        self._traded: deque[Candle] = deque()
 
     def update(self, closed: list[Candle]) -> None:
         """Follow the window to ``closed`` (its complete minutes, oldest first)."""
@@ -112,6 +114,8 @@ class ClosedMinutes:
         while self._lows and self._lows[-1].low >= c.low:
             self._lows.pop()
         self._lows.append(c)
+        if c.first_trade_id >= 0 or c.last_trade_id >= 0:
+            self._traded.append(c)
 
     def _drop(self) -> None:
         c = self.rows.popleft()
@@ -122,6 +126,8 @@ class ClosedMinutes:
             self._highs.popleft()
         if self._lows and self._lows[0] is c:
             self._lows.popleft()
+        if self._traded and self._traded[0] is c:
+            self._traded.popleft()
 
     @property
     def high(self) -> Decimal | None:
@@ -133,11 +139,11 @@ class ClosedMinutes:
 
     @property
     def first_trade_id(self) -> int:
-        return next((c.first_trade_id for c in self.rows if c.first_trade_id >= 0), -1)
+        return next((c.first_trade_id for c in self._traded if c.first_trade_id >= 0), -1)
 
     @property
     def last_trade_id(self) -> int:
-        return next((c.last_trade_id for c in reversed(self.rows) if c.last_trade_id >= 0), -1)
+        return next((c.last_trade_id for c in reversed(self._traded) if c.last_trade_id >= 0), -1)
 
 
 class CandleSeries:
@@ -264,10 +270,15 @@ class CandleSeries:
         """Minute candles with ``start_ms <= open time <= end_ms`` (history generated as needed). Minutes
         without trades, up to ``now_ms``, come as flat candles at the previous close with no volume, as on
         Binance."""
+        rows: Iterable[Candle] = self._rows
         if start_ms is not None:
             self.ensure(start_ms)
+            # From the last candle before start_ms (the flat minutes after it may be asked for): a replay's rows
+            # reach back weeks, and every kline push asks for the newest few.
+            first = self._first_at(start_ms)
+            rows = itertools.islice(self._rows, max(first - 1, 0), None)
         previous: Candle | None = None
-        for c in self._rows:
+        for c in rows:
             if previous is not None:
                 yield from self._flat(previous, c.start_ms, start_ms, end_ms)
             previous = c
@@ -345,20 +356,24 @@ class CandleSeries:
                 )
         return rows
 
+    def _first_at(self, start_ms: int) -> int:
+        """The index of the first row opening at or after ``start_ms`` (binary search: the rows are sorted)."""
+        rows = self._rows
+        lo, hi = 0, len(rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if rows[mid].start_ms < start_ms:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
     def window(self, now_ms: int) -> list[Candle]:
         """Minute candles of the last 24 hours, oldest first."""
         bound = now_ms - DAY_MS + 1
         self.ensure(bound)
-        rows = self._rows
         # Binary search on the deque (sorted by start): every ticker push asks for this window.
-        lo, hi = 0, len(rows)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if rows[mid].start_ms < bound:
-                lo = mid + 1
-            else:
-                hi = mid
-        out = list(itertools.islice(rows, lo, None))
+        out = list(itertools.islice(self._rows, self._first_at(bound), None))
         while out and out[-1].start_ms > now_ms:
             out.pop()
         return out

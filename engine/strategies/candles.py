@@ -43,6 +43,8 @@ class CandleSeries:
         self.tf_ms = TIMEFRAMES_MS[timeframe]
         self.keep = keep
         self.rows: dict[int, tuple[Decimal, Decimal, Decimal, Decimal, Decimal]] = {}
+        self._raw: dict[int, tuple[Any, ...]] = {}  # each row as the venue last sent it (to skip what is unchanged)
+        self._built: dict[int, Candle] = {}  # each row as the strategies read it, until the row changes
         self.suspect = True  # nothing loaded yet, or the stream failed (or came back) since the last fill from REST
         self.streaming = False  # the stream delivers now (False from a failure to its next message)
         self.filled = 0  # fills from REST after the first load (a reconnect's gap)
@@ -51,11 +53,23 @@ class CandleSeries:
     def merge(self, rows: Sequence[Sequence[Any]]) -> None:
         """Add or update candles (``[open ms, o, h, l, c, v]``); only the newest ``keep + 1`` are kept."""
         for row in rows:
-            self.rows[int(row[0])] = (_dec(row[1]), _dec(row[2]), _dec(row[3]), _dec(row[4]), _dec(row[5]))
+            ts, raw = int(row[0]), tuple(row[1:6])
+            if self._raw.get(ts) == raw and ts in self.rows:
+                continue  # as held: the settle loop of a backtest asks for the stream's last rows every turn
+            self._raw[ts] = raw
+            self._built.pop(ts, None)
+            self.rows[ts] = (_dec(row[1]), _dec(row[2]), _dec(row[3]), _dec(row[4]), _dec(row[5]))
         excess = len(self.rows) - (self.keep + 1)
         if excess > 0:
             for ts in sorted(self.rows)[:excess]:
                 del self.rows[ts]
+                self._raw.pop(ts, None)
+                self._built.pop(ts, None)
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self._raw.clear()
+        self._built.clear()
 
     def first_gap(self) -> int | None:
         """The open time of the last candle before the first missing one, or None when the series is whole."""
@@ -70,8 +84,9 @@ class CandleSeries:
 
     def candles(self) -> Candles:
         """The closed candles and the newest, which is the one forming (the venue's last row is the open one)."""
+        built = self._built
         out = [
-            Candle(datetime.fromtimestamp(ts / 1000, UTC), o, h, low, c, v)
+            built.get(ts) or built.setdefault(ts, Candle(datetime.fromtimestamp(ts / 1000, UTC), o, h, low, c, v))
             for ts, (o, h, low, c, v) in sorted(self.rows.items())
         ]
         if not out:
@@ -162,7 +177,7 @@ class CandleFeed:
                 break
             start = int(rows[-1][0])
         else:
-            series.rows.clear()  # too wide to page over: the newest candles, loaded afresh
+            series.clear()  # too wide to page over: the newest candles, loaded afresh
             series.merge(await venue.fetch_ohlcv(series.symbol, series.timeframe, None, min(series.keep + 1, PAGE)))
         series.filled += 1
         log.info("candles %s %s filled from REST after a stream gap", series.symbol, series.timeframe)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
-from engine.kernel.events import Balance, Fill, OrderStatus
+from engine.kernel.events import Balance, Fill, OrderStatus, utcnow
 from engine.venue.resilience import GARBAGE_SYMPTOMS, garbage
 
 
@@ -46,8 +46,11 @@ class OrderReport:
 
 
 def _ts(ms: Any) -> datetime:
+    """A venue's time in ms; none given (the fills in Binance's answer to a market order carry no time): now, on the
+    engine's clock. (The wall clock here stamped a validation run's round trips months after its simulated time: a
+    strategy stood down by its losing streak was never let back in.)"""
     if ms is None:
-        return datetime.now(UTC)
+        return utcnow()
     return datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 

@@ -37,18 +37,20 @@ class Boom(Strategy):
 
 # Takes longer than its step (0.3 s) at its first decision.
 SLOW = """
-import time
+import threading
 
 from engine.strategies.api import Strategy
 
 
 class Slow(Strategy):
+    # Overruns its first step: it answers only when the test has seen it disabled (release).
     name = "slow"
     timeframe = None
     history = 0
+    release = threading.Event()
 
     def decide(self, view):
-        time.sleep(0.6)
+        self.release.wait(60)  # a bound for a failing test, never reached when the engine disables it
         return []
 """
 
@@ -137,6 +139,7 @@ async def test_user_strategies_load_trade_fail_alone_and_keep_whole_candles(fast
     why = lambda name: {s["strategy"]: s for s in runner.status()}[name]["reason"]
     await eventually(lambda: "third step" in why("boom"), timeout=20, message="boom disabled for raising")
     await eventually(lambda: "longer than its step" in why("slow"), timeout=20, message="slow disabled")
+    type(runner.strategies["slow"]).release.set()  # its step may end now: the engine gave up on it
     status = {s["strategy"]: s for s in runner.status()}
     assert status["boom"]["disabled_by"] == "failure" and not status["boom"]["enabled"]
     assert status["tpl"]["enabled"] and status["whole"]["enabled"]

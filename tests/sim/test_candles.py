@@ -91,3 +91,24 @@ def build(sim: Simulator):
     )
     ex.enableRateLimit, ex.timeout_on_exit = False, 0
     return ex
+
+
+def test_minutes_from_a_start_are_those_of_the_whole_series_from_it():
+    """The kline answer starts its walk at the first minute asked for (binary search), with the quiet minutes before
+    it filled flat as before: the same candles as walking every minute held and keeping those from the start."""
+    from engine.sim.candles import Candle, CandleSeries
+
+    series = CandleSeries(tick_size=Decimal("0.01"), step_size=Decimal("0.0001"), typical_qty=Decimal(1), seed="t")
+    t0 = 1_767_225_600_000
+    held = [0, 1, 2, 5, 6, 9, 10, 11, 15]  # minutes with trades; the others are quiet
+    series.preset(
+        Candle(t0 + m * MINUTE, Decimal(100 + m), Decimal(101 + m), Decimal(99 + m), Decimal(100 + m)) for m in held
+    )
+    now = t0 + 18 * MINUTE
+    every = [(c.start_ms, c.close) for c in series.minutes(now_ms=now)]
+    assert len(every) == 19  # minutes 0..18, the quiet ones flat at the close before
+    for start in range(-2, 20):
+        for end in (None, t0 + 7 * MINUTE, t0 + 16 * MINUTE):
+            got = [(c.start_ms, c.close) for c in series.minutes(t0 + start * MINUTE, end, now)]
+            want = [r for r in every if r[0] >= t0 + start * MINUTE and (end is None or r[0] <= end)]
+            assert got == want, (start, end)

@@ -142,9 +142,10 @@ class StillLink(Link):
         self.view.quote, self.view.symbols = settings.engine.quote_asset, tuple(settings.venue.symbols)
         self.view.exchange = settings.venue.exchange
         self.engine = None
+        self.answers: dict[str, object] = {}  # what a query answers, by its name (None for any other)
 
-    async def query(self, name: str, **params) -> None:
-        return None
+    async def query(self, name: str, **params) -> object:
+        return self.answers.get(name)
 
 
 class StillCockpit(CockpitApp):

@@ -289,7 +289,15 @@ async def test_the_owner_on_the_simulator_says_its_orders_end_with_it(data_dir):
 async def test_the_other_screens_read_through_the_engines_api(engine, data_dir):
     """The logs, an order's history, the incidents (with the report written beside the engine's store), the
     reconciliation and the checklist, read over the socket (the attached screen opens no store)."""
-    from cockpit.screens import AlertLog, AuditLog, ChecklistScreen, Incidents, OrderHistory, Reconciliation
+    from cockpit.screens import (
+        AlertLog,
+        AuditLog,
+        ChecklistScreen,
+        Incidents,
+        OrderHistory,
+        Reconciliation,
+        Strategies,
+    )
 
     client_id = await rest_a_buy(engine)
     app = attached(data_dir)
@@ -330,6 +338,11 @@ async def test_the_other_screens_read_through_the_engines_api(engine, data_dir):
         await pilot.press("g")
         await eventually(lambda: isinstance(app.screen, ChecklistScreen))
         await eventually(lambda: "could not read" not in str(app.screen.query_one("#summary").render()))
+        await pilot.press("escape")
+        await eventually(lambda: app.screen is app.main_screen)
+        await pilot.press("S")  # the strategies, read over the socket (this engine runs none)
+        await eventually(lambda: isinstance(app.screen, Strategies))
+        await eventually(lambda: "no strategy runs" in str(app.screen.query_one("#summary").render()))
 
 
 def rows(screen) -> dict[str, tuple]:

@@ -20,6 +20,7 @@ from cockpit.screens import (
     OrderHistory,
     QuitChoice,
     Reconciliation,
+    Strategies,
 )
 from engine.core.engine import Engine
 from engine.kernel.config import EngineConfig, Settings, StrategyConfig
@@ -128,6 +129,23 @@ async def test_logs_show_what_the_engine_stored(tmp_path):
 
         await pilot.press("f")
         await eventually(lambda: isinstance(app.screen, Fills))
+        await pilot.press("escape")
+        await eventually(lambda: app.screen is app.main_screen)
+
+        # The strategies: each with its symbols and record; switched off (the palette's action), it reads OFF
+        # with the operator's reason, and ON again when enabled.
+        await pilot.press("S")
+        await eventually(lambda: isinstance(app.screen, Strategies))
+        await eventually(lambda: "ladder" in rows(app.screen))
+        ladder = rows(app.screen)["ladder"]
+        assert ladder[1] == "ON" and ladder[2] == "BTC/USDT ETH/USDT" and ladder[4] == "0", ladder
+        await app.run_action("set_strategy('ladder', False)")
+        await pilot.press("f5")
+        await eventually(lambda: rows(app.screen)["ladder"][1] == "OFF", message="read again after the switch")
+        assert "1 strategy · 0 on · ladder off: palette" in str(app.screen.query_one("#summary").render())
+        await app.run_action("set_strategy('ladder', True)")
+        await pilot.press("f5")
+        await eventually(lambda: rows(app.screen)["ladder"][1] == "ON")
         await pilot.press("escape")
         await eventually(lambda: app.screen is app.main_screen)
 

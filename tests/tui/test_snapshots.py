@@ -1,7 +1,8 @@
 """Screen snapshots (pytest-textual-snapshot): the main screen as an operator sees it, normal, HALTED by a
 monitor, with a CRIT alert waiting, in monochrome (NO_COLOR), while the venue is still connecting, at 80×24, with
 two chat bots (one failing) at 120×36; the
-go/no-go checklist at 80×24 with the selected check whole under it; and the too-small screen. After a deliberate
+go/no-go checklist at 80×24 with the selected check whole under it; the strategies at 80×24; and the too-small
+screen. After a deliberate
 change to the screen: `.venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update`, then look at the
 SVGs in tests/tui/__snapshots__/ before committing them."""
 
@@ -81,3 +82,40 @@ def test_checklist_screen_shows_the_selected_check_whole(snap_compare, tmp_path)
     app = StillCockpit(tmp_path)
     app.first.checklist = Checklist(checks, "paper", "sim", NOW.isoformat(), "engine:start", 12.0).to_dict()
     assert snap_compare(app, terminal_size=(80, 24), press=["g", "down"])
+
+
+def test_strategies_screen(snap_compare, tmp_path):
+    """Each strategy on or off (off: until when, and why under the table), its symbols, candles and record."""
+    app = StillCockpit(tmp_path)
+    app.link.answers["strategies"] = [
+        {
+            "strategy": "rsi_dip",
+            "enabled": True,
+            "symbols": ["BTC/USDT", "ETH/USDT"],
+            "timeframe": "1m",
+            "round_trips": 12,
+            "wins": 7,
+            "losses": 5,
+            "consecutive_losses": 1,
+            "realised_pnl": "18.4215",
+            "win_rate": "0.5833",
+            "reason": None,
+        },
+        {
+            "strategy": "ladder",
+            "enabled": False,
+            "symbols": ["BTC/USDT"],
+            "timeframe": None,
+            "round_trips": 3,
+            "wins": 0,
+            "losses": 3,
+            "consecutive_losses": 3,
+            "realised_pnl": "-6.02",
+            "win_rate": "0",
+            "disabled_by": "failure",
+            "disabled_at": "2026-11-30T14:20:02+00:00",
+            "disabled_until": "2026-11-30T20:20:02+00:00",
+            "reason": "raised ZeroDivisionError: division by zero",
+        },
+    ]
+    assert snap_compare(app, terminal_size=(80, 24), press=["S", "down"])

@@ -113,3 +113,20 @@ def test_refusals_are_counted_by_the_health_for_the_clock_skew_monitor():
     health.error("create_order", ccxt.InvalidNonce('binance {"code":-1021}'))
     assert health.recent_timestamp_refusals() == ["create_order: InvalidNonce"]
     assert health.recent_errors() == []  # not a REST error too: one monitor acts on it, not two
+
+
+def test_a_fill_without_a_time_is_stamped_on_the_engines_clock():
+    """Binance's answer to a market order lists its fills with no time: they are stamped now on the engine's clock,
+    the simulator's in a validation run (the wall clock stamped a backtest's round trips months after its simulated
+    time, and its losing-streak stand-down never ended)."""
+    from datetime import UTC, datetime
+
+    from engine.gate.stepped import SteppedClock
+    from engine.kernel import clock
+    from engine.venue.parse import parse_fill
+
+    simulated = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    trade = {"id": "1", "symbol": "BTC/USDT", "side": "buy", "price": 65000, "amount": 0.001, "timestamp": None}
+    with clock.use(SteppedClock(lambda: int(simulated.timestamp() * 1000))):
+        assert parse_fill(trade).ts == simulated
+        assert parse_fill({**trade, "timestamp": 1_767_225_600_000}).ts == datetime(2026, 1, 1, tzinfo=UTC)
