@@ -10,10 +10,10 @@ from decimal import Decimal
 
 from eventually import eventually
 from perpvenue import PERP, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
-from runbook import codes, store
+from runbook import audited, codes, store
 
 from engine.api.statusreport import status_report
-from engine.kernel.commands import CloseAll, PlaceOrder
+from engine.kernel.commands import CancelAll, CloseAll, PlaceOrder
 from engine.kernel.events import OrderStatus, TradingState
 
 
@@ -41,6 +41,7 @@ async def test_a_shorts_stop_rests_at_the_venue_fires_with_the_engine_gone_and_t
     """Runbook 002 "Stop loss": the stop lives at the venue, so it protects the short while the engine is down."""
     cfg = perp_settings(usdm, tmp_path, risk={"stops_at_venue": True})
     engine = await run(cfg)
+
     last = engine.portfolio.last[PERP]
     stop = (last * Decimal("1.03")).quantize(Decimal("0.1"))
     sold = await engine.execute(
@@ -89,7 +90,29 @@ async def test_a_shorts_stop_rests_at_the_venue_fires_with_the_engine_gone_and_t
     )
     assert bought.ok, bought.message
     await eventually(lambda: [a["side"] for a in algos(usdm)] == ["SELL"], timeout=10, message="the long's stop")
+    # Tier 2 (cancel-all) keeps it; tier 3 (close-all) takes it.
+    kept = await again.execute(CancelAll(actor="operator:test"))
+    assert kept.ok and "kept 1 protective stop(s)" in kept.message, kept.message
+    assert [a["side"] for a in algos(usdm)] == ["SELL"]
     closed = await again.execute(CloseAll(actor="operator:test", reason="runbook 002 close all positions"))
     assert closed.ok, closed.message
     assert again.trading_state == TradingState.HALTED
     assert position(usdm) == 0 and algos(usdm) == []
+
+
+async def test_a_shorts_stop_the_venue_refuses_is_watched_by_the_engine_which_buys_the_short_back(usdm, tmp_path, run):
+    """The second line: a stop the venue will not take is a CRIT STOP_NOT_AT_VENUE, and the engine's own check
+    buys the short back, reduce-only, once the price is over the stop."""
+    engine = await run(perp_settings(usdm, tmp_path, risk={"stops_at_venue": True}))
+    usdm.faults.inject("order-reject", type="STOP_MARKET", msg="Stop orders are not available.")
+    over = (engine.portfolio.last[PERP] * Decimal("1.02")).quantize(Decimal("0.1"))
+    sold = await engine.execute(
+        PlaceOrder(symbol=PERP, side="sell", type="market", amount=Decimal("0.01"), stop_loss=over)
+    )
+    assert sold.ok, sold.message
+    await eventually(lambda: "STOP_NOT_AT_VENUE" in codes(engine), timeout=10, message="CRIT STOP_NOT_AT_VENUE")
+    usdm.set_price("BTCUSDT", over * Decimal("1.001"))
+    await eventually(lambda: position(usdm) == 0, timeout=10, message="the engine's own stop closed the short")
+    assert "STOP_LOSS" in codes(engine) and algos(usdm) == []
+    [exit_] = audited(tmp_path, "exit", f"stop:{PERP}")
+    assert exit_["ok"], exit_
