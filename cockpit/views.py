@@ -130,6 +130,8 @@ def market_row(
     else:
         stop_cell = price(stop)
         gap = (mark - stop) / mark * 100 if mark else None
+        if gap is not None and p.amount < 0:
+            gap = -gap  # a short's stop is over the price
         distance = Text(
             f"{gap:.2f}%" if gap is not None else "—", style="bold red" if gap is not None and gap < 1 else ""
         )
@@ -139,10 +141,13 @@ def market_row(
             where = "venue OCO" if oco else "venue"
         else:
             where = Text("suspended", style="bold yellow") if suspended else Text("engine only", style="bold red")
+    size: str | Text = qty(p.amount)
+    if p.leverage is not None:  # perps: side and leverage with the size, as ``perp_row`` shows them
+        size = perp_row(symbol_cell, p, Text(""))[2]
     return (
         symbol_cell,
         price(mark),
-        qty(p.amount),
+        size,
         price(p.avg_entry),
         num(p.value),
         Text(num(pnl), style=style),

@@ -108,11 +108,20 @@ def _positions(store: Store, symbols: Sequence[str], open_orders: list[Order]) -
     if isinstance(perps, list):
         # Perps ([venue] market = "usdm"): the venue's positions as the engine last read them, signed, each with
         # its side, leverage, liquidation price and distance (engine.trading.execution.perp_record).
-        return [
-            {**p, "stop_price": stops.get(p.get("symbol"))}
-            for p in perps
-            if isinstance(p, dict) and (not symbols or p.get("symbol") in symbols)
-        ]
+        # Its stop, and whether it rests at the venue (a stop-market closing the position, decision PERP-07).
+        rows = []
+        for p in perps:
+            if isinstance(p, dict) and (not symbols or p.get("symbol") in symbols):
+                at_venue = [o for o in open_orders if o.symbol == p.get("symbol") and o.is_protective_stop]
+                rows.append(
+                    {
+                        **p,
+                        "stop_price": stops.get(p.get("symbol")),
+                        "stop_at_venue": bool(at_venue),
+                        "stop_order": at_venue[0].client_id if at_venue else None,
+                    }
+                )
+        return rows
     held = {b.asset: b.total for b in store.balances()}
     profits = store.load_json("take_profits") or {}
     out: list[dict[str, object]] = []

@@ -117,9 +117,18 @@ class StopLosses:
         stop = self.stops.get(symbol)
         holding = self.portfolio.holds(symbol)
         resting = self.venue_stops.resting_stops(symbol)  # an OCO's take-profit leg protects nothing under it
-        if resting and all(last >= o.price for o in resting if o.price is not None):
-            return  # the venue's stop-limit holds it (the second line acts only once the price is under its limit)
-        if stop is None or last > stop or not holding:
+        if self.portfolio.usdm:
+            # Perps: a stop-market at the venue fills wherever the price went (no limit to gap through), so the
+            # engine acts only for a stop the venue does not hold; a short's stop is over the price.
+            if resting:
+                return
+            short = self.portfolio.held_amount(symbol) < 0
+            through = stop is not None and (last >= stop if short else last <= stop)
+        else:
+            if resting and all(last >= o.price for o in resting if o.price is not None):
+                return  # the venue's stop-limit holds it (the second line acts only once the price is under its limit)
+            through = stop is not None and last <= stop
+        if stop is None or not through or not holding:
             self._stop_alerted.discard(symbol)
             return
         if symbol in self._exiting or clock.monotonic() < self._retry_at.get(symbol, 0.0):

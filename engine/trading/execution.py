@@ -112,6 +112,7 @@ class Execution:
         # in a symbol missing here is refused. And the client ids of orders sent with the venue's reduceOnly flag.
         self.leverage: dict[str, Decimal] = {}
         self.reduce_only: set[str] = set()
+        self.positions_read = False  # perps: whether the venue's positions were read since the start
 
     def reduces(self, symbol: str, side: str, amount: Decimal) -> bool:
         """Whether an order only shrinks the position: spot, any sell; perps, the side against the position and no
@@ -132,7 +133,9 @@ class Execution:
         for o in self.tracker.open_orders():
             # Spot: resting buys add to a position. Perps: any resting order that would grow it (a sell opens or
             # grows a short).
-            grows = o.side == "buy" if not p.usdm else not self.reduces(o.symbol, o.side, o.remaining)
+            # A perps protective stop closes the position, whatever its size (closePosition): it never grows one.
+            reduces = o.is_protective or self.reduces(o.symbol, o.side, o.remaining)
+            grows = o.side == "buy" if not p.usdm else not reduces
             if grows:
                 price = o.price if o.price is not None else p.last.get(o.symbol, Decimal(0))
                 pending[o.symbol] = pending.get(o.symbol, Decimal(0)) + o.remaining * price
@@ -255,12 +258,13 @@ class Execution:
         return await self._send(recorded, stop_loss, urgent, take_profit=take_profit)
 
     async def place_stop(
-        self, symbol: str, amount: Decimal, stop: Decimal, limit: Decimal, actor: str
+        self, symbol: str, amount: Decimal, stop: Decimal, limit: Decimal, actor: str, side: str = "sell"
     ) -> CommandResult:
         """A protective stop-limit sell of a held position (``engine.trading.protect``): the venue's filters apply,
         not the account limits or the order rate (it only ever sells what is held, like the kill switch's
-        sells); its client id is on disk before it leaves, as for every order. With a take-profit: ``place_oco``."""
-        recorded = self._record(symbol, "sell", STOP_ORDER_TYPE, amount, limit, actor, None, urgent=True)
+        sells); its client id is on disk before it leaves, as for every order. With a take-profit: ``place_oco``.
+        Perps: a stop-market closing the whole position (``side`` against it; ``limit`` is the trigger)."""
+        recorded = self._record(symbol, side, STOP_ORDER_TYPE, amount, limit, actor, None, urgent=True)
         if isinstance(recorded, CommandResult):
             return recorded
         refused = self._commit([recorded])
@@ -461,7 +465,9 @@ class Execution:
         try:
             try:
                 venue = self.link.require()
-                if stop_price is not None:
+                if stop_price is not None and self.portfolio.usdm:
+                    report = await venue.create_stop_market(order.client_id, symbol, side, stop_price)
+                elif stop_price is not None:
                     report = await venue.create_order(
                         order.client_id, symbol, side, "limit", amount, price, stop_price=stop_price
                     )
@@ -513,8 +519,8 @@ class Execution:
     def _keep_stop(self, symbol: str, side: str, stop_loss: Decimal | None, take_profit: Decimal | None = None) -> None:
         """A buy the venue accepted sets the position's stop and take-profit (the latest entry's win: one without a
         take-profit leaves the stop alone at the venue); persisted."""
-        if side != "buy" or stop_loss is None:
-            return
+        if stop_loss is None or (side != "buy" and not self.portfolio.usdm):
+            return  # perps: a short's entry (a sell) has its stop above
         self.stops[symbol] = stop_loss
         if take_profit is not None:
             self.take_profits[symbol] = take_profit
@@ -645,7 +651,23 @@ class Execution:
     async def refresh_positions(self, urgent: bool = False) -> None:
         """Perps: the venue's positions (positionRisk) into the portfolio, published and stored (``cockpit status``
         reads them from the store)."""
-        self.portfolio.set_perps(await self.link.require().fetch_positions(urgent=urgent))
+        positions_read = await self.link.require().fetch_positions(urgent=urgent)
+        # What was held before this read; at the first read since the start, whatever has a stop and no order of
+        # its own working (the position may have closed while the engine was away, its venue stop fired).
+        held_before = {s for s in self.portfolio.perps if self.portfolio.held_amount(s) != 0}
+        if not self.positions_read:
+            self.positions_read = True
+            working = {o.symbol for o in self.tracker.open_orders() if not o.is_protective}
+            held_before |= set(self.stops) - working
+        self.portfolio.set_perps(positions_read)
+        # A position gone flat (closed, its venue stop fired, liquidated) takes its stop with it, as a spot round
+        # trip's close does: the next entry brings its own (decision PERP-07).
+        gone = [s for s in held_before if self.portfolio.held_amount(s) == 0 and s in self.stops]
+        for symbol in gone:
+            self.stops.pop(symbol, None)
+            self.take_profits.pop(symbol, None)
+        if gone:
+            self.publish_stops()
         positions = self.portfolio.positions()
         self.publish(PositionsUpdated(positions))
         self.publish(Persisted("perp_positions", [perp_record(p) for p in positions]))

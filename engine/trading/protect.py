@@ -45,6 +45,7 @@ class StopWanted:
     stop: Decimal  # the trigger
     limit: Decimal  # the stop-limit's limit, under the trigger
     take_profit: Decimal | None = None  # the OCO's take-profit (a limit sell above the price), when there is one
+    side: str = "sell"  # perps: against the position (a short's stop buys)
 
 
 class VenueStops:
@@ -81,6 +82,8 @@ class VenueStops:
             return None
         if venue is None or not venue.markets_loaded:
             return None
+        if self.portfolio.usdm:
+            return self._wanted_perp(symbol, stop)
         held = self.portfolio.balances.get(base_of(symbol))
         if held is None or held.total <= 0:
             return None
@@ -101,6 +104,22 @@ class VenueStops:
                 amount, venue.price_to_precision(symbol, stop), limit, venue.price_to_precision(symbol, take_profit)
             )
         return StopWanted(amount, venue.price_to_precision(symbol, stop), limit)
+
+    def _wanted_perp(self, symbol: str, stop: Decimal) -> StopWanted | None:
+        """Perps (decision PERP-07): a stop-market against the position with the venue's ``closePosition``, so it
+        closes whatever is held when it triggers and needs no amend when the size changes: a long's under the price
+        (a sell), a short's over it (a buy). None while the price is already through it (the venue would refuse it:
+        the engine's own check exits) or the position is flat."""
+        venue = self.link.require()
+        held = self.portfolio.held_amount(symbol)
+        if held == 0:
+            return None
+        side = "sell" if held > 0 else "buy"
+        trigger = venue.price_to_precision(symbol, stop)
+        last = self.portfolio.last.get(symbol)
+        if last is not None and (trigger >= last if side == "sell" else trigger <= last):
+            return None
+        return StopWanted(abs(held), trigger, trigger, side=side)
 
     def resting(self, symbol: str) -> list[Order]:
         """The engine's protective orders open at the venue for ``symbol``: its stop, or an OCO's two legs."""
@@ -138,6 +157,10 @@ class VenueStops:
         if len(stops) > 1 or len(profits) > 1:
             return f"{len(stops)} stops and {len(profits)} take-profits resting for one position"
         order = stops[0]
+        if self.portfolio.usdm:  # closePosition: the size is the venue's to follow, the side and trigger are ours
+            if order.side != want.side or order.price != want.stop:
+                return f"stop {order.side} @ {order.price} should be {want.side} @ {want.stop}"
+            return None
         if order.remaining != want.amount or order.price != want.limit:
             return f"stop {order.remaining} @ {order.price} should be {want.amount} @ {want.limit}"
         if profits:
@@ -204,9 +227,15 @@ class VenueStops:
                 f"the stop {want.stop} (limit {want.limit})",
                 {**result.details, **values, "take_profit": str(want.take_profit)},
             )
-        result = await self.execution.place_stop(symbol, want.amount, want.stop, want.limit, actor)
+        result = await self.execution.place_stop(symbol, want.amount, want.stop, want.limit, actor, want.side)
         if not result.ok:
             return result
+        if self.portfolio.usdm:
+            return CommandResult(
+                True,
+                f"{symbol}: stop {verb} at the venue: {want.side} to close the position at {want.stop} (stop-market)",
+                {**result.details, "stop": str(want.stop), "side": want.side},
+            )
         return CommandResult(
             True,
             f"{symbol}: stop {verb} at the venue: sell {want.amount} at {want.stop} (limit {want.limit})",

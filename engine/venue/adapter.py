@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from engine.kernel.config import VenueConfig
 from engine.kernel.errors import EngineError
-from engine.kernel.events import Balance, Fill
+from engine.kernel.events import STOP_ID_PREFIX, Balance, Fill, OrderStatus
 from engine.venue import errors as vx
 from engine.venue.clock import VenueClock, note_round_trip, skew_from
 from engine.venue.exchange import build_exchange
@@ -474,6 +474,18 @@ class Venue:
             params,
         )
 
+    async def create_stop_market(self, client_id: str, symbol: str, side: str, stop: Decimal) -> OrderReport:
+        """Perps: a position's protective stop, ccxt's unified ``stopLossPrice`` on a market order with the venue's
+        ``closePosition`` (Binance USDⓈ-M: a STOP_MARKET in the algo service, no quantity): when the last price
+        reaches ``stop`` the venue closes the whole position, whatever its size by then, and never opens one
+        (decision PERP-07). Never retried here (the engine asks by client id after an uncertain failure)."""
+        params = {"newClientOrderId": client_id, "stopLossPrice": str(stop), "closePosition": True}
+        return await self._ask(self._once, "create_order", parse_order, symbol, "market", side, None, None, params)
+
+    def _algo(self, client_id: str) -> bool:
+        """Whether ``client_id`` names a conditional (algo) order: a perps protective stop (``create_stop_market``)."""
+        return self.usdm and self.binance and client_id.startswith(STOP_ID_PREFIX)
+
     async def create_oco(
         self,
         list_id: str,
@@ -513,8 +525,17 @@ class Venue:
         return await self._ask(self._call, "privateDeleteOrderList", self._binance_list, request)
 
     async def fetch_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
+        call = self._urgent if urgent else self._call
+        if self._algo(client_id):
+            # A triggered stop became an order of the same client id in the book (what filled is there); one
+            # still waiting, or cancelled before it triggered, is only in the algo service.
+            try:
+                return await self._ask(call, "fetch_order", parse_order, None, symbol, {"origClientOrderId": client_id})
+            except vx.OrderNotFound:
+                request = {"symbol": self.ex.market_id(symbol), "clientAlgoId": client_id}
+                return await self._ask(call, "fapiPrivateGetAlgoOrder", self._binance_one, request)
         return await self._ask(
-            self._urgent if urgent else self._call,
+            call,
             "fetch_order",
             parse_order,
             None,
@@ -523,6 +544,15 @@ class Venue:
         )
 
     async def cancel_order(self, client_id: str, symbol: str, urgent: bool = False) -> OrderReport:
+        if self._algo(client_id):
+            # The algo service's cancel answers only the ids: the order is cancelled (-2011 when it is not waiting).
+            request = {"symbol": self.ex.market_id(symbol), "clientAlgoId": client_id}
+            raw = await (self._urgent if urgent else self._call)("fapiPrivateDeleteAlgoOrder", request)
+            venue_id = raw.get("algoId") if isinstance(raw, dict) else None
+            return OrderReport(
+                client_id, None if venue_id is None else str(venue_id), symbol, "", "stop_market",
+                OrderStatus.CANCELED, Decimal(0), Decimal(0), None, None,
+            )  # fmt: skip
         return await self._ask(
             self._urgent if urgent else self._call,
             "cancel_order",
@@ -536,8 +566,13 @@ class Venue:
         call = self._urgent if urgent else self._call
         if self.binance:  # Binance's own answer, parsed here (see ``parse_binance_order``)
             request = {"symbol": self.ex.market_id(symbol)} if symbol else {}
-            listing = "fapiPrivateGetOpenOrders" if self.usdm else "privateGetOpenOrders"
-            return await self._ask(call, listing, self._binance_orders, request)
+            if self.usdm:  # the book's orders and the algo service's (the protective stops) together
+                listed, algos = await asyncio.gather(
+                    self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request),
+                    self._ask(call, "fapiPrivateGetOpenAlgoOrders", self._binance_orders, request),
+                )
+                return listed + algos
+            return await self._ask(call, "privateGetOpenOrders", self._binance_orders, request)
         return await self._ask(call, "fetch_open_orders", parse_orders, symbol)
 
     async def fetch_my_trades(
@@ -554,10 +589,14 @@ class Venue:
             # USDⓈ-M answers a cancel-all with {"code": 200} and no order: the symbol's open orders are listed first,
             # so the report can say how many it took (as they were listed: their end comes on the user stream, or
             # from the caller's settling by client id).
+            # The algo service's orders (the protective stops) are not touched by it: they are cancelled there.
             request = {"symbol": self.ex.market_id(symbol)}
-            listed = await self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request)
-            if listed:
+            listed = await self.fetch_open_orders(symbol, urgent=urgent)
+            algos = [r for r in listed if r.type.startswith(("stop", "take_profit", "trailing"))]
+            if len(algos) < len(listed):
                 await call("fapiPrivateDeleteAllOpenOrders", request)
+            if algos:
+                await call("fapiPrivateDeleteAlgoOpenOrders", request)
             return listed
         if self.binance:
             return await self._ask(
@@ -574,6 +613,10 @@ class Venue:
     def _binance_orders(self, raw: Any) -> list[OrderReport]:
         symbol_of: Callable[[str], str] = self.ex.safe_symbol
         return parse_binance_orders(raw, symbol_of)
+
+    def _binance_one(self, raw: Any) -> OrderReport:
+        [report] = self._binance_orders([raw])
+        return report
 
     def _binance_list(self, raw: Any) -> list[OrderReport]:
         """An order list's answer: its legs' reports (``orderReports``)."""
@@ -757,7 +800,14 @@ class Venue:
         return True
 
     async def watch_orders(self) -> list[OrderReport]:
-        return [parse_order(o) for o in await self.ex.watch_orders()]
+        # USDⓈ-M: a conditional order's trigger (ALGO_UPDATE TRIGGERED, FINISHED) is no news of its own: the order it
+        # becomes, of the same client id, reports what filled (ccxt would call it "closed" with nothing filled).
+        return [
+            parse_order(o)
+            for o in await self.ex.watch_orders()
+            if not (isinstance(o.get("info"), dict) and o["info"].get("X") in ("TRIGGERING", "TRIGGERED", "FINISHED")
+                    and "aid" in o["info"])
+        ]  # fmt: skip
 
     async def watch_my_trades(self) -> list[Fill]:
         return [parse_fill(t) for t in await self.ex.watch_my_trades()]

@@ -159,6 +159,11 @@ BINANCE_STATUS = {
     "REJECTED": "rejected",
     "EXPIRED": "expired",
     "EXPIRED_IN_MATCH": "expired",
+    # USDⓈ-M's conditional (algo) orders: waiting, then handed to the book as an order of the same client id, whose
+    # own reports say how it filled (so a triggered one is still open here, never "closed" with nothing filled).
+    "TRIGGERING": "open",
+    "TRIGGERED": "open",
+    "FINISHED": "open",
 }
 
 
@@ -168,6 +173,16 @@ def parse_binance_order(o: dict[str, Any], symbol_of: Callable[[str], str]) -> O
     from its decimal strings. ccxt's unified parse of a cancel-all's 100 orders costs the kill switch ~5 ms; this
     costs ~0.3 ms, and no amount passes through a float. ``symbol_of`` maps the venue's market id (BTCUSDT)
     to BTC/USDT."""
+    if "algoId" in o:  # a USDⓈ-M conditional order (/fapi/v1/algoOrder): its own words, its trigger as its price
+        o = {
+            **o,
+            "clientOrderId": o.get("clientAlgoId"),
+            "orderId": o["algoId"],
+            "type": o.get("orderType"),
+            "status": o.get("algoStatus"),
+            "origQty": o.get("quantity"),
+            "price": o.get("triggerPrice"),
+        }
     amount = Decimal(o.get("origQty") or 0)
     filled = Decimal(o.get("executedQty") or 0)
     quote = Decimal(o.get("cummulativeQuoteQty") or o.get("cumQuote") or 0)  # spot's word, USDⓈ-M's
