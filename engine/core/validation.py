@@ -40,6 +40,7 @@ from engine.sim import Simulator
 from engine.sim.market import SYMBOLS
 from engine.sim.replay import Replay, ReplayError, load_csv
 from engine.strategies.loader import BUILT_INS, load_strategies
+from engine.venue import errors as vx
 
 log = logging.getLogger(__name__)
 
@@ -419,11 +420,14 @@ class Validation:
         them run on the wall clock: the run would depend on the machine's pace."""
         if sim.perp is None:
             return
-        await engine.execution.refresh_balances()
         charged = sum(1 for i in sim.perp.income if i.income_type == "FUNDING_FEE")
-        if charged != self._fundings:
-            self._fundings = charged
-            await engine.sync.refresh_funding_paid(now=True)
+        try:
+            await engine.execution.refresh_balances()
+            if charged != self._fundings:
+                await engine.sync.refresh_funding_paid(now=True)
+        except vx.BaseError as exc:
+            raise ValidationError(f"the engine could not read the futures account: {exc}") from None
+        self._fundings = charged
         await self._settle(engine, sim, clock)
 
     def _progress(self, engine: EngineLike, recorder: Recorder, simulated_s: float, wall0: float) -> Progress:
