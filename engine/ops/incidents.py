@@ -309,15 +309,16 @@ def _fmt(seconds: float | None) -> str:
 
 def snapshot_positions(snapshot: str | None) -> list[dict[str, Any]] | None:
     """The perps positions (runbook 002) the incident's snapshot captured at the trip, or None: no archive (not
-    written yet, or failed), or spot positions (the report has said nothing of those)."""
+    written yet, or failed), or an engine trading spot (the report has said nothing of its positions)."""
     if not snapshot or not snapshot.endswith(".zip") or not Path(snapshot).is_file():
         return None
     try:
         with zipfile.ZipFile(snapshot) as archive:
+            market = json.loads(archive.read("config.json")).get("venue", {}).get("market")
             positions = json.loads(archive.read("positions.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
         return None
-    if not isinstance(positions, list) or any(not isinstance(p, dict) or "side" not in p for p in positions):
+    if market != "usdm" or not isinstance(positions, list) or not all(isinstance(p, dict) for p in positions):
         return None
     return positions
 
