@@ -338,7 +338,7 @@ def summary_line(report: dict[str, Any], path: Path | None = None) -> str:
     line = (
         f"validation {report['verdict']} over {report['simulated']['hours']:g} h ({source}): "
         f"{report['trades']} trades, win rate {report['win_rate']}%, Sharpe {report['sharpe']}, max drawdown "
-        f"{report['max_drawdown_pct']}%, PnL {report['pnl']['net']}"
+        f"{report['max_drawdown_pct']}%, PnL {report['pnl']['net']}{_funding(report)}"
     )
     if report.get("failed"):
         line += "; failed: " + "; ".join(report["failed"])
@@ -375,7 +375,7 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     )
     console.print(
         f"PnL {report['pnl']['net']} ({report['pnl']['return_pct']}%), realised {report['pnl']['realized']}, "
-        f"fees {report['fees']} · {report['fills']} fills, fill rate {_show(report['fill_rate'])}% "
+        f"fees {report['fees']}{_funding(report)} · {report['fills']} fills, fill rate {_show(report['fill_rate'])}% "
         f"({orders['filled']}/{orders['ended']} orders), avg slippage {_show(report['avg_slippage_bps'])} bps · "
         f"{report['errors']} error(s), {report['reconnects']} reconnect(s), alerts "
         f"{report['alerts']['CRIT']} CRIT / {report['alerts']['WARN']} WARN · {orders['refused_by_risk']} orders "
@@ -391,6 +391,14 @@ def print_report(report: dict[str, Any], path: Path) -> None:
         f"[{STYLE[report['verdict']]}]{report['verdict']}[/]"
         + ("" if not report["failed"] else ": " + _shown("; ".join(report["failed"])))
     )
+
+
+def _funding(report: dict[str, Any]) -> str:
+    """Perps: the funding the positions received or paid over the run (in the PnL before it already)."""
+    if report.get("funding") is None:
+        return ""
+    amount = Decimal(report["funding"])
+    return f", funding {'received' if amount >= 0 else 'paid'} {abs(amount)} (in the PnL)"
 
 
 def _show(value: Any) -> str:

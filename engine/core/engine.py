@@ -86,6 +86,7 @@ from engine.ops.observe import HealthServer
 from engine.safety.deadman import DeadMan
 from engine.store.datadir import DataDirLock
 from engine.store.db import Store, fill_from_row
+from engine.trading.execution import perp_record
 from engine.trading.orders import OrderTracker
 from engine.trading.state import TradingStateMachine, is_operator
 from engine.trading.stats import DayStats
@@ -914,6 +915,7 @@ class Engine:
             self.stats.current().to_dict(),
             max(self.monitors.drawdown_pct, daily.largest_drawdown(stored)),
             daily.kill_switch_trips(self.store.audit_between(since, until) if self.store else []),
+            [perp_record(p) for p in self.portfolio.positions()] if self.portfolio.usdm else None,
         )
         alert = self.alert_book.raise_alert(Severity.INFO, "DAILY_SUMMARY", message, summary)
         self.notifier.send_to_the_rest(alert, "summary")  # every sink: INFO ones got it already

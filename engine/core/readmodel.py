@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from engine.kernel.events import Event, HealthUpdated, TradingState
+from engine.trading.execution import perp_record
 
 if TYPE_CHECKING:
     from engine.core.engine import Engine
@@ -135,8 +136,11 @@ class ReadModel:
             "events": partial(_describe_events, list(self.engine.recent_events)),
             "alerts": [_alert_dict(a) for a in self.engine.alert_book.recent],
             "orders": partial(_describe_orders, self.engine.tracker.all()[-500:]),
+            # Perps (runbook 002): side, leverage, margin, liquidation price and distance, funding, as the status shows.
             "positions": [
-                {"symbol": p.symbol, "amount": p.amount, "avg_entry": p.avg_entry, "last": p.last}
+                perp_record(p)
+                if self.engine.portfolio.usdm
+                else {"symbol": p.symbol, "amount": p.amount, "avg_entry": p.avg_entry, "last": p.last}
                 for p in self.engine.portfolio.positions()
             ],
             "balances": [

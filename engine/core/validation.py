@@ -40,6 +40,7 @@ from engine.sim import Simulator
 from engine.sim.market import SYMBOLS
 from engine.sim.replay import Replay, ReplayError, load_csv
 from engine.strategies.loader import BUILT_INS, load_strategies
+from engine.venue import errors as vx
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,11 @@ def backtest(settings: Settings, strategy: str, replay: Mapping[str, Path]) -> t
         raise ValidationError(
             f"the data holds {', '.join(unknown)}; the simulator lists {', '.join(sorted(SYMBOLS))} only"
         )
+    settle = f":{SYMBOLS[next(iter(replay))].quote}" if replay and settings.venue.market == "usdm" else ""
     symbols = (
-        tuple(f"{SYMBOLS[s].base}/{SYMBOLS[s].quote}" for s in sorted(replay)) if replay else settings.venue.symbols
+        tuple(f"{SYMBOLS[s].base}/{SYMBOLS[s].quote}{settle}" for s in sorted(replay))
+        if replay
+        else settings.venue.symbols
     )
     builtin = {c.name for c in BUILT_INS}
     update: dict[str, Any] = {"enabled": True, "run": () if strategy in builtin else (strategy,)}
@@ -158,8 +162,8 @@ def with_params(settings: Settings, strategy: str, values: Mapping[str, str]) ->
 
 
 def venue_symbol(symbol: str) -> str:
-    """``BTC/USDT`` -> ``BTCUSDT``."""
-    return symbol.replace("/", "").upper()
+    """``BTC/USDT`` -> ``BTCUSDT``; the perpetual ``BTC/USDT:USDT`` -> ``BTCUSDT`` too."""
+    return symbol.split(":")[0].replace("/", "").upper()
 
 
 def file_digest(path: Path) -> str:
@@ -191,6 +195,7 @@ class Validation:
         self._baseline_tasks: set[str] = set()
         self._steps = 0
         self._fills_at_tick = 0  # the venue's fills before this tick's price move
+        self._fundings = 0  # perps: funding charges the venue has made, as the engine last read them
         self.recorder: Recorder | None = None
 
     def stop(self) -> None:
@@ -227,6 +232,8 @@ class Validation:
         try:
             sim = Simulator(
                 seed=self.plan.seed,
+                market=self.settings.venue.market,
+                futures_wallet=cfg.starting_balance,  # perps: the futures account is the one traded
                 stepped=True,
                 tick_interval=self.plan.tick_s,
                 start_ms=int(cfg.start.timestamp() * 1000),
@@ -261,6 +268,9 @@ class Validation:
                         "rate_limit": False,
                         "api_key": SecretStr(sim.api_key),
                         "api_secret": SecretStr(sim.api_secret),
+                        # Perps: the venue's countdown would run out between two steps of simulated time and cancel
+                        # what rests; nothing is left unwatched in a run that stops with its engine (PERP-09).
+                        "deadman_s": 0.0,
                     }
                 ),
                 "engine": s.engine.model_copy(update={"mode": "paper", "data_dir": self.scratch_dir}),
@@ -289,6 +299,7 @@ class Validation:
         clock = SteppedClock(sim.clock.now_ms)
         error: str | None = None
         final_equity: Decimal | None = None
+        funding: Decimal | None = None  # perps: received (+) / paid (-) over the run
         days: list[Any] = []
         recorder = Recorder(last_price=lambda symbol: None)
         try:
@@ -305,6 +316,8 @@ class Validation:
                     log.error("validation run stopped: %s", exc)
                 finally:
                     final_equity = engine.portfolio.equity()
+                    if self.settings.venue.market == "usdm":  # the engine's record of the venue's income
+                        funding = sum(engine.portfolio.funding.values(), Decimal(0))
                     days = [*engine.stats.history, engine.stats.current()]
                     await engine.stop("validation run over")
         finally:
@@ -329,6 +342,7 @@ class Validation:
             source=self._source(),
             settings_summary=self._summary(),
             final_equity=final_equity,
+            funding=funding,
             run={
                 "started_at": started_at.isoformat(),
                 "finished_at": datetime.now(UTC).isoformat(),
@@ -381,6 +395,7 @@ class Validation:
                 sim.tick()
                 self._tick_wall = time.monotonic()
                 await self._settle(engine, sim, clock)
+                await self._perp_account(engine, sim, clock)
                 while clock.wake_next() is not None:
                     await self._settle(engine, sim, clock)
                 if sim.clock.now_ms() >= next_ack_ms:
@@ -396,8 +411,26 @@ class Validation:
             if self.on_progress is not None and time.monotonic() - last_progress >= self.progress_every_s:
                 last_progress = time.monotonic()
                 self.on_progress(self._progress(engine, recorder, simulated_s, wall0))
+        async with clock.moving():
+            await self._perp_account(engine, sim, clock)  # the last step's fills in the final equity
         if self.on_progress is not None:
             self.on_progress(self._progress(engine, recorder, (sim.clock.now_ms() - start_ms) / 1000, wall0))
+
+    async def _perp_account(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None) -> None:
+        """Perps: the engine reads the account (the margin balance moves with the mark at every tick) and its
+        positions at this fixed point of the step, and the funding the venue charged in it. Its own loops that read
+        them run on the wall clock: the run would depend on the machine's pace."""
+        if sim.perp is None:
+            return
+        charged = sum(1 for i in sim.perp.income if i.income_type == "FUNDING_FEE")
+        try:
+            await engine.execution.refresh_balances()
+            if charged != self._fundings:
+                await engine.sync.refresh_funding_paid(now=True)
+        except vx.BaseError as exc:
+            raise ValidationError(f"the engine could not read the futures account: {exc}") from None
+        self._fundings = charged
+        await self._settle(engine, sim, clock)
 
     def _progress(self, engine: EngineLike, recorder: Recorder, simulated_s: float, wall0: float) -> Progress:
         return Progress(
@@ -460,6 +493,8 @@ class Validation:
                 engine.runner.candles.catch_up()  # what the streams delivered and no watch has returned yet
                 out += self._candles_lagging(engine, sim)
         seen = self.recorder.fills if self.recorder is not None else 0
+        if sim.perp is not None:
+            return out + self._perp_differences(engine, sim, seen, first_only and bool(out))
         if len(sim.engine.trades) != seen:
             out.append(f"fills: venue {len(sim.engine.trades)}, engine {seen}")
         if out and first_only:
@@ -505,6 +540,30 @@ class Validation:
         vs = venue_symbol(symbol)
         return any(t.symbol == vs and t.price == held[1] for t in sim.engine.trades[self._fills_at_tick :])
 
+    def _perp_differences(self, engine: EngineLike, sim: Simulator, seen: int, stop: bool) -> list[str]:
+        """Perps (``[venue] market = "usdm"``): the futures account's fills, positions and open orders. The margin
+        balance moves with the mark at every tick: the engine reads it at its own loops' turns, not checked here."""
+        perp = sim.futures
+        if stop:
+            return []
+        out: list[str] = []
+        if len(perp.fills) != seen:
+            out.append(f"fills: venue {len(perp.fills)}, engine {seen}")
+            return out
+        for symbol in self.symbols:
+            venue_amt = perp.position(venue_symbol(symbol)).amt
+            mine = engine.portfolio.perp_book_amount(symbol)  # the fills' (the venue's is read at its loop's turn)
+            if mine != venue_amt:
+                out.append(f"{symbol} position: venue {venue_amt}, engine {mine}")
+        at_venue = {o.client_order_id for o in perp.open_orders()}
+        tracked = self.recorder.open_orders if self.recorder is not None else set()
+        if at_venue != tracked:
+            out.append(
+                f"open orders differ: venue only {sorted(at_venue - tracked)[:2]}, "
+                f"engine only {sorted(tracked - at_venue)[:2]}"
+            )
+        return out
+
     # ------------------------------------------------------------ what the report says about its input
 
     def _source(self) -> dict[str, Any]:
@@ -520,6 +579,7 @@ class Validation:
         return {
             "symbols": list(self.symbols),
             "quote": s.engine.quote_asset,
+            "market": s.venue.market,
             "starting_balance": str(cfg.starting_balance),
             "strategy": s.strategy.model_dump(mode="json"),
             "risk": s.risk.model_dump(mode="json"),

@@ -199,10 +199,13 @@ def build_report(
     settings_summary: dict[str, Any],
     run: dict[str, Any],
     final_equity: Decimal | None,
+    funding: Decimal | None = None,
 ) -> dict[str, Any]:
     """The report: verdict, the four criteria of runbook 003 (and the hours simulated), and the figures around
-    them. Everything but ``run`` (when and how fast it ran on this machine) repeats exactly for the same seed
-    or CSV and the same configuration."""
+    them (on perps, ``funding``: what the positions received (+) or paid (-), in the PnL already: the net is the
+    margin balance's change, the realised the round trips' results, funding while open included). Everything but
+    ``run`` (when and how fast it ran on this machine) repeats exactly for the same seed or CSV and the same
+    configuration."""
     trips = recorder.trips
     wins = sum(1 for pnl in trips if pnl > 0)
     win_rate = Decimal(wins) / len(trips) * 100 if trips else None
@@ -235,6 +238,7 @@ def build_report(
             "return_pct": None if net is None or not start_equity else str(round(net / start_equity * 100, 4)),
         },
         "fees": _money(fees),
+        **({} if funding is None else {"funding": _money(funding)}),
         "equity": {"start": _money(start_equity), "end": _money(end_equity), "samples": len(curve)},
         "round_trips": {
             "won": wins,

@@ -1,5 +1,6 @@
 """The day's summary (runbook 004 "Daily Summary"): what the sinks receive at 23:59 UTC and ``cockpit report daily``
-prints, from the same figures: the day's counters, the largest drawdown seen that day, the kill-switch trips.
+prints, from the same figures: the day's counters, the largest drawdown seen that day, the kill-switch trips; on
+perps, the day's funding and the open positions with side, leverage, liquidation price and distance, funding.
 """
 
 from __future__ import annotations
@@ -40,10 +41,30 @@ def largest_drawdown(equity_rows: Iterable[Mapping[str, Any]]) -> Decimal:
     return max((Decimal(r["drawdown_pct"]) for r in equity_rows if r.get("drawdown_pct")), default=Decimal(0))
 
 
+def describe_position(record: Mapping[str, Any]) -> str:
+    """A perps position for people (a ``perp_record``): side, size, leverage, liquidation price and its distance,
+    funding received (+) or paid (-)."""
+    amount = Decimal(str(record.get("amount") or 0))
+    leverage = record.get("leverage")
+    liq, distance = record.get("liquidation_price"), record.get("liquidation_distance_pct")
+    funding = record.get("funding")
+    return (
+        f"{record.get('symbol')} {record.get('side') or 'flat'} {abs(amount).normalize():f}"
+        + (f" {Decimal(str(leverage)).normalize():f}x" if leverage is not None else "")
+        + (f", liquidation {liq} ({distance}% away)" if liq is not None else ", no liquidation price")
+        + f", funding {money(funding) if funding is not None else 'n/a'}"
+    )
+
+
 def summarize(
-    day: str, stats: Mapping[str, Any], max_drawdown_pct: Decimal, kill_switch_trips: int
+    day: str,
+    stats: Mapping[str, Any],
+    max_drawdown_pct: Decimal,
+    kill_switch_trips: int,
+    positions: list[Mapping[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The sentence people receive and the figures behind it."""
+    """The sentence people receive and the figures behind it. ``positions``: on perps (runbook 002), the open
+    positions as ``perp_record`` keeps them; the sentence then says the day's funding and each position."""
     wins, losses = int(stats.get("winning_trades", 0)), int(stats.get("losing_trades", 0))
     rate = f"{wins / (wins + losses) * 100:.0f}%" if wins + losses else "n/a"
     values = {
@@ -59,6 +80,11 @@ def summarize(
         f"{max_drawdown_pct:.2f}%, fees {values['fees']}, REST errors {stats.get('rest_errors')}, "
         f"kill-switch trips {kill_switch_trips}"
     )
+    if positions is not None:
+        values["funding"] = money(stats.get("funding", 0))
+        values["positions"] = [dict(p) for p in positions]
+        held = "; ".join(describe_position(p) for p in positions) or "none"
+        message += f", funding {values['funding']}; positions: {held}"
     return message, values
 
 
@@ -78,4 +104,5 @@ def from_store(store: Store, day: str) -> tuple[str, dict[str, Any]] | None:
         stats,
         largest_drawdown(store.equity_between(since, until)),
         kill_switch_trips(store.audit_between(since, until)),
+        store.load_json("perp_positions"),  # perps: the positions as last read from the venue (None on spot)
     )

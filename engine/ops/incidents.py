@@ -26,6 +26,7 @@ from engine.kernel.events import (
 )
 from engine.kernel.ports import Publish, Spawn
 from engine.kernel.text import inert, inert_md
+from engine.ops.daily import describe_position
 from engine.trading.state import is_operator
 
 if TYPE_CHECKING:
@@ -306,8 +307,30 @@ def _fmt(seconds: float | None) -> str:
     return "unknown" if seconds is None else f"{seconds:.1f}s"
 
 
-def report(row: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]], changes: Sequence[Mapping[str, Any]]) -> str:
-    """The post-incident review in Markdown: the timeline and the runbook's questions."""
+def snapshot_positions(snapshot: str | None) -> list[dict[str, Any]] | None:
+    """The perps positions (runbook 002) the incident's snapshot captured at the trip, or None: no archive (not
+    written yet, or failed), or an engine trading spot (the report has said nothing of its positions)."""
+    if not snapshot or not snapshot.endswith(".zip") or not Path(snapshot).is_file():
+        return None
+    try:
+        with zipfile.ZipFile(snapshot) as archive:
+            market = json.loads(archive.read("config.json")).get("venue", {}).get("market")
+            positions = json.loads(archive.read("positions.json"))
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+        return None
+    if market != "usdm" or not isinstance(positions, list) or not all(isinstance(p, dict) for p in positions):
+        return None
+    return positions
+
+
+def report(
+    row: Mapping[str, Any],
+    alerts: Sequence[Mapping[str, Any]],
+    changes: Sequence[Mapping[str, Any]],
+    positions: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """The post-incident review in Markdown: the timeline and the runbook's questions; on perps, the positions at
+    the trip (side, leverage, liquidation price and distance, funding) from its snapshot."""
     actions = json.loads(row.get("actions") or "[]")
     t = timings(row)
     lines = [
@@ -338,6 +361,9 @@ def report(row: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]], changes:
         for x in actions
     ]
     lines += [f"- {_md(ts)} {what}" for ts, what in sorted(events)]
+    if positions is not None:
+        lines += ["", "## Positions at the trip (perps, from the snapshot)", ""]
+        lines += [f"- {_md(describe_position(p))}" for p in positions] or ["- none: flat"]
     lines += ["", "## Post-incident review (runbook 001)", ""]
     for question, answer in REVIEW_QUESTIONS:
         lines += [f"**{question}**", "", answer(row, actions), ""]
@@ -354,6 +380,7 @@ def report_text(store: Store, incident_id: int) -> str:
         row,
         store.alerts_between(row["first_reading_at"] or row["opened_at"], until),
         store.state_changes(row["opened_at"], until),
+        snapshot_positions(row.get("snapshot")),
     )
 
 

@@ -11,7 +11,8 @@ asset's last price against the quote when known.
 
 Perpetual futures (``market = "usdm"``, runbook 002): a position is what the venue reports (``set_perps``),
 signed, with its leverage, margin and liquidation price; equity is the margin balance (the wallet plus the
-unrealised PnL the venue counts), and a position's value is its notional.
+unrealised PnL the venue counts), and a position's value is its notional. Round trips and realised PnL come from the
+engine's own fills, longs and shorts, with commissions and funding (``engine.trading.perpbook``, decision PERP-08).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from engine.kernel.events import Balance, Fill, Position
+from engine.trading.perpbook import PerpBook
 from engine.venue.adapter import PerpPosition
 
 ZERO = Decimal(0)
@@ -77,6 +79,7 @@ class Portfolio:
     market: str = "spot"
     perps: dict[str, PerpPosition] = field(default_factory=dict)  # symbol -> the venue's open position (perps)
     funding: dict[str, Decimal] = field(default_factory=dict)  # symbol -> funding received (+) / paid (-)
+    _perp_books: dict[str, PerpBook] = field(default_factory=dict)  # symbol -> the fills' signed position (perps)
     # symbol -> (the venue's mark price, its index price from the same answer) (perps)
     marks: dict[str, tuple[Decimal, Decimal | None]] = field(default_factory=dict)
     # symbol -> (the funding rate about to be charged, when in ms) (perps)
@@ -144,9 +147,11 @@ class Portfolio:
         if key in self._seen:
             return False, None
         self._seen.add(key)
-        book = self._books.setdefault(fill.symbol, _Book())
         fee_q = self.fee_in_quote(fill)
         self.fees += fee_q
+        if self.usdm:
+            return True, self._perp_fill(fill, fee_q, origin)
+        book = self._books.setdefault(fill.symbol, _Book())
         dust = self.dust.get(fill.symbol, ZERO)
         fee_base = fill.fee if fill.fee_asset == base_of(fill.symbol) else ZERO
         if fill.side == "buy":
@@ -186,6 +191,32 @@ class Portfolio:
         trip = RoundTrip(fill.symbol, book.trip_pnl, book.opened_by, fill.ts)
         book.trip_pnl, book.opened_by = ZERO, None
         return True, trip
+
+    def _perp_fill(self, fill: Fill, fee_q: Decimal, origin: str | None) -> RoundTrip | None:
+        book = self._perp_books.setdefault(fill.symbol, PerpBook())
+        pnl, trip = book.fill(fill.side, fill.price, fill.amount, fee_q, origin)
+        self.realized[fill.symbol] = self.realized.get(fill.symbol, ZERO) + pnl
+        return None if trip is None else RoundTrip(fill.symbol, trip[0], trip[1], fill.ts)
+
+    def perp_book_amount(self, symbol: str) -> Decimal:
+        """Perps: the signed position the engine's own fills make (the venue's is ``held_amount``)."""
+        book = self._perp_books.get(symbol)
+        return book.amount if book else ZERO
+
+    def perps_traded(self) -> set[str]:
+        """Perps: the symbols the engine has seen fills of (whose funding counts in their round trips)."""
+        return set(self._perp_books)
+
+    def set_funding(self, symbol: str, total: Decimal) -> Decimal:
+        """Perps: the funding ``symbol`` received (+) or paid (-) since the engine first looked, as the venue's
+        income history says; what is new since the last read is realised, in the open round trip if any.
+        Returns that change."""
+        change = total - self.funding.get(symbol, ZERO)
+        self.funding[symbol] = total
+        if change:
+            self.realized[symbol] = self.realized.get(symbol, ZERO) + change
+            self._perp_books.setdefault(symbol, PerpBook()).add_funding(change)
+        return change
 
     def free(self, asset: str) -> Decimal:
         b = self.balances.get(asset)

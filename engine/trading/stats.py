@@ -28,6 +28,7 @@ class DayStats:
     losing_trades: int = 0
     net_pnl: Decimal = ZERO
     fees: Decimal = ZERO
+    funding: Decimal = ZERO  # perps: funding received (+) / paid (-), read that day (in net_pnl through its trip)
     orders_done: int = 0
     orders_filled: int = 0
     rest_errors: int = 0
@@ -58,8 +59,8 @@ class DayStats:
         d = dict(data)
         d.pop("fill_rate", None)
         d["day"] = date.fromisoformat(d["day"])
-        for key in ("net_pnl", "fees"):
-            d[key] = Decimal(d[key])
+        for key in ("net_pnl", "fees", "funding"):
+            d[key] = Decimal(d.get(key, 0))
         if d.get("start_equity") is not None:
             d["start_equity"] = Decimal(d["start_equity"])
         return cls(**d)
@@ -101,6 +102,9 @@ class DailyStats:
 
     def realized(self, pnl: Decimal) -> None:
         self.current().net_pnl += pnl
+
+    def funding(self, amount: Decimal) -> None:
+        self.current().funding += amount
 
     def order_done(self, filled: bool) -> None:
         s = self.current()

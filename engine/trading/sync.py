@@ -103,7 +103,9 @@ class VenueSync:
         # Stream name -> monotonic time of its last event. Kept across a reconnect: staleness is about data, and a
         # reconnect that brings no data must not reset the clock (runbook 001 §1: reconnect, then kill at 60 s).
         self.last_event: dict[str, float] = {}
-        self.started_wall = time.time()  # when this engine first looked (funding paid is counted from here)
+        # When this engine first looked (funding paid is counted from here), on the engine's clock: the venue's
+        # income is stamped on its own (a validation run's simulated time).
+        self.started_wall = clock.now().timestamp()
         self.started_at = time.monotonic()  # the streams' first start: the age of a stream that never delivered
         # The user-data stream's last proof of life besides its events (the venue listed the subscription, or a
         # subscription was confirmed where the venue cannot be asked; a quiet account sends nothing).
@@ -303,22 +305,26 @@ class VenueSync:
                 # last price from the stream would be newer than the mark, and a jump would read as a divergence.
                 self.portfolio.marks[symbol] = (mark, index)
 
-    async def refresh_funding_paid(self) -> None:
+    async def refresh_funding_paid(self, now: bool = False) -> None:
         """Perps: the funding each held position received or paid since the engine first looked (the venue's
-        income history), shown beside the position. A venue without that history shows none."""
+        income history), shown beside the position and counted in its round trip. A venue without that history
+        shows none. ``now``: read even with no funding time passed (a validation run, at a fixed point of a step)."""
         venue = self.link.venue
         if venue is None:
             return
         # The venue's income history is heavy (weight 30): read when a funding time has passed since the last read.
-        now_ms = int(time.time() * 1000)
-        if self._funding_read_ms is not None and not any(t <= now_ms for t in self._funding_times):
+        now_ms = int(clock.now().timestamp() * 1000)
+        if not now and self._funding_read_ms is not None and not any(t <= now_ms for t in self._funding_times):
             return
         self._funding_read_ms = now_ms
         self._funding_times = {t for t in self._funding_times if t > now_ms}
         since = int(self.started_wall * 1000)
-        for symbol in self.portfolio.perps:
+        # A position closed since the funding was charged still had it charged: every symbol traded is read.
+        for symbol in sorted(set(self.portfolio.perps) | self.portfolio.perps_traded()):
             try:
-                self.portfolio.funding[symbol] = await venue.funding_paid(symbol, since)
+                change = self.portfolio.set_funding(symbol, await venue.funding_paid(symbol, since))
+                if change:
+                    self.stats.funding(change)
             except vx.BaseError as exc:
                 log.debug("funding history of %s: %s", symbol, exc)
                 return

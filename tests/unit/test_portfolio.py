@@ -291,3 +291,27 @@ def test_a_buys_fill_between_a_sale_and_its_late_fill_loses_no_pnl():
     assert sum(p.realized.values(), D(0)) == D("0.02")  # 0.002 sold at 110, bought at 100
     assert sum(p.realized.values(), D(0)) + p.unrealized() == p.equity() - opening
     assert p.avg_entry("BTC/USDT") == (D("0.1") + D("0.24")) / D("0.003")  # one old unit and the two new
+
+
+def test_perps_round_trips_from_fills_short_and_long_with_fees_and_funding():
+    """Decision PERP-08: a short opened by a sell and covered by two buys is one round trip; its result is the price
+    PnL less every commission plus the funding received while open; a long likewise; a fill past flat (a foreign
+    order) closes the trip and opens the next with the rest."""
+    perp = "BTC/USDT:USDT"
+    p = Portfolio((perp,), "USDT", market="usdm")
+    assert p.add_fill(fill("1", "sell", "100", "2", "0.1", "USDT", perp), "shorter") == (True, None)
+    assert p.perp_book_amount(perp) == D("-2")
+    assert p.set_funding(perp, D("0.3")) == D("0.3")  # a short receives a positive rate
+    assert p.set_funding(perp, D("0.3")) == 0  # the same total read again: nothing new
+    assert p.add_fill(fill("2", "buy", "90", "1", "0.05", "USDT", perp))[1] is None  # a partial reduction
+    _, trip = p.add_fill(fill("3", "buy", "110", "1", "0.05", "USDT", perp))
+    assert trip is not None and trip.opened_by == "shorter"
+    assert trip.pnl == D("10") - D("10") - D("0.2") + D("0.3")  # +10 on the first half, -10 on the second
+    assert p.realized[perp] == trip.pnl and p.perp_book_amount(perp) == 0
+    p.add_fill(fill("4", "buy", "100", "1", "0", "USDT", perp), "long")
+    p.set_funding(perp, D("0.1"))  # the long paid 0.2
+    _, trip = p.add_fill(fill("5", "sell", "105", "1.5", "0", "USDT", perp))  # past flat: a short of 0.5 opens
+    assert trip is not None and trip.pnl == D("5") - D("0.2") and trip.opened_by == "long"
+    assert p.perp_book_amount(perp) == D("-0.5")
+    _, trip = p.add_fill(fill("6", "buy", "100", "0.5", "0", "USDT", perp))
+    assert trip is not None and trip.pnl == D("2.5") and trip.opened_by is None
