@@ -114,6 +114,7 @@ SLOW_FILES = {
     "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
     "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): engines on the USDⓈ-M simulator, prices moved",
     "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
+    "tests/integration/test_perp_stops.py": "perps stops at the venue: two engines, a restart, a venue fill, ~5 s",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.

@@ -565,12 +565,10 @@ class Venue:
         call = self._urgent if urgent else self._call
         if self.binance:  # Binance's own answer, parsed here (see ``parse_binance_order``)
             request = {"symbol": self.ex.market_id(symbol)} if symbol else {}
-            if self.usdm:  # the book's orders and the algo service's (the protective stops) together
-                listed, algos = await asyncio.gather(
-                    self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request),
-                    self._ask(call, "fapiPrivateGetOpenAlgoOrders", self._binance_orders, request),
-                )
-                return listed + algos
+            if self.usdm:  # the book's orders, then the algo service's (the protective stops): one at a time, as a
+                # half-open breaker lets one probe through
+                listed = await self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request)
+                return listed + await self._ask(call, "fapiPrivateGetOpenAlgoOrders", self._binance_orders, request)
             return await self._ask(call, "privateGetOpenOrders", self._binance_orders, request)
         return await self._ask(call, "fetch_open_orders", parse_orders, symbol)
 
