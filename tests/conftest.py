@@ -118,6 +118,7 @@ SLOW_FILES = {
     "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): engines on the USDⓈ-M simulator, prices moved",
     "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
     "tests/scenarios/test_scale_scenarios.py": "an engine on 50 markets: 50 orders placed, cancel-all and its retries",
+    "tests/integration/test_perp_stops.py": "perps stops at the venue: two engines, a restart, a venue fill, ~5 s",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.

@@ -122,6 +122,7 @@ class StopLosses:
             # engine acts only for a stop the venue does not hold; a short's stop is over the price.
             if resting:
                 return
+            stop = self.venue_stops.perp_stop(symbol)  # None when on the wrong side of the entry
             short = self.portfolio.held_amount(symbol) < 0
             through = stop is not None and (last >= stop if short else last <= stop)
         else:

@@ -462,6 +462,7 @@ class Execution:
         """Send a recorded order (its client id already on disk) and apply the venue's answer; ``stop_price``
         makes it a protective stop that waits at the venue for the price to fall to it."""
         symbol, side, amount, price = order.symbol, order.side, order.amount, order.price
+        reducing = order.client_id in self.reduce_only  # perps: an order that only reduces brings no stop
         try:
             try:
                 venue = self.link.require()
@@ -498,14 +499,15 @@ class Execution:
                 # Anything else (a timeout, a dropped connection, -1006 "execution status unknown", a garbled
                 # answer) may hide a placed order: ask the venue by client id before deciding.
                 result = await self._resolve_uncertain(order, exc, urgent)
-                if result.ok:
+                if result.ok and not reducing:
                     self._keep_stop(symbol, side, stop_loss, take_profit)
                 return result
         finally:
             self.in_flight.discard(order.client_id)
             self.reduce_only.discard(order.client_id)
         self.apply_report(report, "rest")
-        self._keep_stop(symbol, side, stop_loss, take_profit)
+        if not reducing:
+            self._keep_stop(symbol, side, stop_loss, take_profit)
         if report.fills and not urgent:
             # Read back at once, so the next buy's exposure (and whoever reads the balances next) counts the fill
             # even if the balance stream lags: a second request per fill, and the order's answer waits for it.

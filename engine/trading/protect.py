@@ -105,6 +105,15 @@ class VenueStops:
             )
         return StopWanted(amount, venue.price_to_precision(symbol, stop), limit)
 
+    def perp_stop(self, symbol: str) -> Decimal | None:
+        """Perps: the position's stop, when it is on the protective side of its entry (a long's under, a short's
+        over); a stop left from the other side (a flip with no stop of its own) protects nothing and is not used."""
+        stop = self.stops.get(symbol)
+        pos = self.portfolio.perps.get(symbol)
+        if stop is None or pos is None or pos.amount == 0 or pos.entry is None:
+            return None
+        return stop if (stop < pos.entry if pos.amount > 0 else stop > pos.entry) else None
+
     def _wanted_perp(self, symbol: str, stop: Decimal) -> StopWanted | None:
         """Perps (decision PERP-07): a stop-market against the position with the venue's ``closePosition``, so it
         closes whatever is held when it triggers and needs no amend when the size changes: a long's under the price
@@ -112,7 +121,7 @@ class VenueStops:
         the engine's own check exits) or the position is flat."""
         venue = self.link.require()
         held = self.portfolio.held_amount(symbol)
-        if held == 0:
+        if held == 0 or self.perp_stop(symbol) is None:
             return None
         side = "sell" if held > 0 else "buy"
         trigger = venue.price_to_precision(symbol, stop)

@@ -135,6 +135,9 @@ class Venue:
         self.market_type = market
         self.usdm = market == "usdm"
         self.balance_reason: str | None = None  # why the latest streamed balance moved (USDⓈ-M's ``m``)
+        # USDⓈ-M: list the algo service's orders with the book's once this engine rests protective stops there (a
+        # stop tracked from before a restart is asked for by client id meanwhile).
+        self.lists_algos = False
         options: dict[str, Any] = dict(
             rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, timeout_ms=timeout_ms
         )
@@ -479,6 +482,7 @@ class Venue:
         ``closePosition`` (Binance USDⓈ-M: a STOP_MARKET in the algo service, no quantity): when the last price
         reaches ``stop`` the venue closes the whole position, whatever its size by then, and never opens one
         (decision PERP-07). Never retried here (the engine asks by client id after an uncertain failure)."""
+        self.lists_algos = True
         params = {"newClientOrderId": client_id, "stopLossPrice": str(stop), "closePosition": True}
         return await self._ask(self._once, "create_order", parse_order, symbol, "market", side, None, None, params)
 
@@ -566,12 +570,12 @@ class Venue:
         call = self._urgent if urgent else self._call
         if self.binance:  # Binance's own answer, parsed here (see ``parse_binance_order``)
             request = {"symbol": self.ex.market_id(symbol)} if symbol else {}
-            if self.usdm:  # the book's orders and the algo service's (the protective stops) together
-                listed, algos = await asyncio.gather(
-                    self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request),
-                    self._ask(call, "fapiPrivateGetOpenAlgoOrders", self._binance_orders, request),
-                )
-                return listed + algos
+            if self.usdm:  # the book's orders, then the algo service's (the protective stops): one at a time, as a
+                # half-open breaker lets one probe through
+                listed = await self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request)
+                if not self.lists_algos:
+                    return listed
+                return listed + await self._ask(call, "fapiPrivateGetOpenAlgoOrders", self._binance_orders, request)
             return await self._ask(call, "privateGetOpenOrders", self._binance_orders, request)
         return await self._ask(call, "fetch_open_orders", parse_orders, symbol)
 
@@ -591,7 +595,8 @@ class Venue:
             # from the caller's settling by client id).
             # The algo service's orders (the protective stops) are not touched by it: they are cancelled there.
             request = {"symbol": self.ex.market_id(symbol)}
-            listed = await self.fetch_open_orders(symbol, urgent=urgent)
+            listed = await self._ask(call, "fapiPrivateGetOpenOrders", self._binance_orders, request)
+            listed += await self._ask(call, "fapiPrivateGetOpenAlgoOrders", self._binance_orders, request)
             algos = [r for r in listed if r.type.startswith(("stop", "take_profit", "trailing"))]
             if len(algos) < len(listed):
                 await call("fapiPrivateDeleteAllOpenOrders", request)
