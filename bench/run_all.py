@@ -37,6 +37,7 @@ BENCHMARKS = (
     "chat_kill_switch",
     "soak",
     "scale",
+    "backtest",
 )
 
 
@@ -86,6 +87,14 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 ("halt: p50 ms", med(v["halt"]), ""),
             ]
         return rows
+    if name == "backtest":
+        return [
+            (
+                f"backtest {result['simulated_h']} h x {result['symbols']} symbols, 1m candles: wall s, pace",
+                f"{result['wall_s_command']} s, x{result['pace']}",
+                f"goal 30 days in 180 s (x14,400); on CPU x{result['pace_on_cpu']}",
+            )
+        ]
     if name == "perps":
         x, c = result["close_all_2_positions"], result["cancel_all_2_symbols"]
         return [
