@@ -77,7 +77,7 @@ async def test_cancel_all_on_50_symbols_clears_49_and_retries_the_one_the_venue_
     assert result.details["failures"].keys() == {FAILING}
     left = sim50.open_orders()
     assert [(o["symbol"], o["clientOrderId"]) for o in left] == [("SYM07USDT", placed[SYMBOLS.index(FAILING)])]
-    # Its alert follows the answer (decision BEN-06): stored once the bookkeeping after it has run.
+    # Its alert follows the answer (decision BEN-07): stored once the bookkeeping after it has run.
     incomplete = await eventually(lambda: first_alert(tmp_path, "KILL_SWITCH_INCOMPLETE"), message="the alert stored")
     assert incomplete["severity"] == "CRIT" and FAILING in incomplete["message"] and "retrying" in incomplete["message"]
     assert engine.kill_switch_retrying() == ["cancel-all"]
