@@ -702,6 +702,13 @@ class Execution:
                 report = await venue.cancel_order(client_id, order.symbol)
             except vx.OrderNotFound:
                 report = await venue.fetch_order(client_id, order.symbol)
+        except vx.OrderNotFound as exc:
+            if order.venue_id is None:
+                # Never acknowledged, and the venue knows no such order: its placement is still on its way or was
+                # refused. Nothing rests to cancel (and on spot what lands later cannot sell what is already sold:
+                # the venue lends no amount to two sells). A stop-loss's exit must not wait on it.
+                return CommandResult(True, f"{client_id} is not at the venue (its placement was not acknowledged)")
+            return CommandResult(False, f"cancel of {client_id} failed: {exc}")
         except vx.BaseError as exc:
             return CommandResult(False, f"cancel of {client_id} failed: {exc}")
         self.apply_report(report, "rest")
