@@ -6,9 +6,15 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from . import errors
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .clock import SimClock
 
 MAX_RECV_WINDOW = 60_000
 DEFAULT_RECV_WINDOW = 5_000
@@ -148,3 +154,31 @@ class Authenticator:
         self.check_signature(record, payload, signature)
         self.check_timestamp(str_params, server_time)
         return record
+
+
+class SignedRoutes:
+    """A group of SIGNED endpoints (spot's and USDⓈ-M's): checks a request's key and signature against the
+    simulator's clock, and what the key may do."""
+
+    auth: Authenticator
+    sim_clock: SimClock
+
+    async def _signed_key(self, request: web.Request) -> tuple[ApiKey, dict[str, str]]:
+        raw_body = (await request.read()).decode() if request.can_read_body else ""
+        return self.auth.verify_rest(
+            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body, self.sim_clock.server_ms()
+        )
+
+    async def _signed(self, request: web.Request) -> dict[str, str]:
+        """Params of a SIGNED read: the key must be allowed to read."""
+        record, params = await self._signed_key(request)
+        if not record.can_read:
+            raise errors.invalid_api_key()
+        return params
+
+    async def _trading(self, request: web.Request) -> dict[str, str]:
+        """Params of a SIGNED trading call: the key must have trading enabled (else 401 -2015)."""
+        record, params = await self._signed_key(request)
+        if not record.can_trade:
+            raise errors.invalid_api_key()
+        return params

@@ -119,25 +119,12 @@ class FaultEffects:
         self._check_symbol(fault)
         client_id = o["client_id"] or f"web_{secrets.token_hex(12)}"
         market = o["market"] or ("usdm" if self.sim.market == "usdm" else "spot")
-        if market == "usdm":
-            if self.sim.perp is None:
-                raise FaultError("foreign-fill: market usdm, but this simulator serves spot only")
-            try:
-                perp_order = self.sim.perp.new_order(
-                    symbol=o["symbol"],
-                    side=o["side"],
-                    type="MARKET",
-                    quantity=Decimal(o["qty"]),
-                    client_order_id=client_id,
-                    force=True,
-                )
-            except errors.VenueError as exc:
-                raise FaultError(f"foreign-fill: the venue refused the order: {exc.code} {exc.msg}") from None
-            fault.state["order_id"] = perp_order.order_id
-            log.warning("fault %d foreign-fill (usdm): %s %s %s", fault.id, o["side"], o["qty"], o["symbol"])
-            return
+        if market == "usdm" and self.sim.perp is None:
+            raise FaultError("foreign-fill: market usdm, but this simulator serves spot only")
+        book = self.sim.perp if market == "usdm" else self.sim.engine
+        assert book is not None
         try:
-            order = self.sim.engine.new_order(
+            order = book.new_order(
                 symbol=o["symbol"],
                 side=o["side"],
                 type="MARKET",
@@ -149,8 +136,9 @@ class FaultEffects:
             raise FaultError(f"foreign-fill: the venue refused the order: {exc.code} {exc.msg}") from None
         fault.state["order_id"] = order.order_id
         log.warning(
-            "fault %d foreign-fill: %s %s %s filled as order %d (%s)",
+            "fault %d foreign-fill (%s): %s %s %s filled as order %d (%s)",
             fault.id,
+            market,
             o["side"],
             o["qty"],
             o["symbol"],

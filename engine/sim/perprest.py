@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors, payloads, perppayloads
-from .auth import ApiKey, Authenticator, parse_params
+from .auth import ApiKey, Authenticator, SignedRoutes, parse_params
 from .candles import INTERVALS_MS
 from .clock import SimClock
 from .faults import FaultBook
@@ -45,7 +45,7 @@ def client_id(params: dict[str, str], name: str) -> str | None:
     return value
 
 
-class PerpRoutes:
+class PerpRoutes(SignedRoutes):
     """Handlers of ``/fapi/...``: public market data and the signed futures account."""
 
     def __init__(
@@ -131,24 +131,6 @@ class PerpRoutes:
     @staticmethod
     def _public(request: web.Request) -> dict[str, str]:
         return dict(request.rel_url.query)
-
-    async def _signed_key(self, request: web.Request) -> tuple[ApiKey, dict[str, str]]:
-        raw_body = (await request.read()).decode() if request.can_read_body else ""
-        return self.auth.verify_rest(
-            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body, self.sim_clock.server_ms()
-        )
-
-    async def _signed(self, request: web.Request) -> dict[str, str]:
-        record, params = await self._signed_key(request)
-        if not record.can_read:
-            raise errors.invalid_api_key()
-        return params
-
-    async def _trading(self, request: web.Request) -> dict[str, str]:
-        record, params = await self._signed_key(request)
-        if not record.can_trade:
-            raise errors.invalid_api_key()
-        return params
 
     def _symbol(self, params: dict[str, str], *, needed: bool = True) -> str | None:
         symbol = required(params, "symbol") if needed else (params.get("symbol") or None)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors, payloads
-from .auth import ApiKey, Authenticator, parse_params
+from .auth import ApiKey, Authenticator, SignedRoutes, parse_params
 from .clock import SimClock
 from .faults import FaultBook
 from .limits import RateLimiter
@@ -19,7 +19,7 @@ from .matching import MatchingEngine
 from .params import CLIENT_ID_RE, decimal_param, int_param, required
 
 
-class AccountRoutes:
+class AccountRoutes(SignedRoutes):
     """Handlers of the signed (and API-key-only) endpoints."""
 
     def __init__(
@@ -64,26 +64,6 @@ class AccountRoutes:
     @staticmethod
     def _json(body: Any) -> web.Response:
         return web.json_response(body)
-
-    async def _signed_key(self, request: web.Request) -> tuple[ApiKey, dict[str, str]]:
-        raw_body = (await request.read()).decode() if request.can_read_body else ""
-        return self.auth.verify_rest(
-            request.headers.get("X-MBX-APIKEY"), request.rel_url.raw_query_string, raw_body, self.sim_clock.server_ms()
-        )
-
-    async def _signed(self, request: web.Request) -> dict[str, str]:
-        """Params of a SIGNED read: the key must be allowed to read."""
-        record, params = await self._signed_key(request)
-        if not record.can_read:
-            raise errors.invalid_api_key()
-        return params
-
-    async def _trading(self, request: web.Request) -> dict[str, str]:
-        """Params of a SIGNED trading call: the key must have spot trading enabled (else 401 -2015)."""
-        record, params = await self._signed_key(request)
-        if not record.can_trade:
-            raise errors.invalid_api_key()
-        return params
 
     async def account(self, request: web.Request) -> web.Response:
         """GET /api/v3/account."""
