@@ -76,16 +76,24 @@ class EngineUnderFaults(RuleBasedStateMachine):
         self.engine: Engine | None = None
         self.loop.run_until_complete(self._start())
 
-    async def _start(self) -> None:
+    async def _start(
+        self,
+        prefix: str = "cockpit-stateful-",
+        venue: dict | None = None,
+        risk: dict | None = None,
+        monitors: dict | None = None,
+    ) -> None:
+        """Start the simulator and an engine on it (``venue``, ``risk``, ``monitors``: what a subclass changes)."""
         await self.sim.start()
         self.sim.pause_feed()
         import tempfile
         from pathlib import Path
 
-        self.data_dir = Path(tempfile.mkdtemp(prefix="cockpit-stateful-"))
+        self.data_dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.engine = Engine(
             Settings(
                 venue=VenueConfig(
+                    **(venue or {}),
                     exchange="binance",
                     rest_url=self.sim.rest_url,
                     ws_url=self.sim.ws_url,
@@ -99,8 +107,8 @@ class EngineUnderFaults(RuleBasedStateMachine):
                 ),
                 engine=EngineConfig(data_dir=self.data_dir, equity_sample_s=0.5),
                 risk=RiskConfig(
+                    **{"require_stop_loss": True, **(risk or {})},
                     max_position_pct=Decimal("30"),
-                    require_stop_loss=True,
                     max_orders_per_minute=1000,
                     daily_loss_limit_pct=Decimal("50"),
                     max_drawdown_warn_pct=Decimal("50"),
@@ -115,6 +123,7 @@ class EngineUnderFaults(RuleBasedStateMachine):
                     ws_stale_crit_s=60,
                     stuck_order_s=3600,
                     flash_crash_pct=Decimal("50"),
+                    **(monitors or {}),
                 ),
                 strategy=StrategyConfig(enabled=False),
             )
@@ -295,55 +304,12 @@ class PerpsUnderFaults(EngineUnderFaults):
         self.loop.run_until_complete(self._start_perps())
 
     async def _start_perps(self) -> None:
-        await self.sim.start()
-        self.sim.pause_feed()
-        import tempfile
-        from pathlib import Path
-
-        self.data_dir = Path(tempfile.mkdtemp(prefix="cockpit-stateful-perps-"))
-        self.engine = Engine(
-            Settings(
-                venue=VenueConfig(
-                    exchange="binance",
-                    market="usdm",
-                    symbols=(PERP,),
-                    rest_url=self.sim.rest_url,
-                    ws_url=self.sim.ws_url,
-                    api_key=self.sim.api_key,
-                    api_secret=self.sim.api_secret,
-                    timeout_ms=1000,
-                    retry_backoff_s=(0.05, 0.1),
-                    poll_s=0.2,
-                    stale_s=5.0,
-                    breaker_failures=50,
-                ),
-                engine=EngineConfig(data_dir=self.data_dir, equity_sample_s=0.5),
-                risk=RiskConfig(
-                    max_position_pct=Decimal("30"),
-                    require_stop_loss=False,
-                    stops_at_venue=False,
-                    max_orders_per_minute=1000,
-                    daily_loss_limit_pct=Decimal("50"),
-                    max_drawdown_warn_pct=Decimal("50"),
-                    max_drawdown_pct=Decimal("60"),
-                ),
-                monitors=MonitorsConfig(
-                    interval_s=0.2,
-                    ping_s=1.0,
-                    reconcile_s=0.5,
-                    rest_errors_max=1000,
-                    ws_stale_warn_s=30,
-                    ws_stale_crit_s=60,
-                    stuck_order_s=3600,
-                    flash_crash_pct=Decimal("50"),
-                    liq_crit_pct=Decimal("1"),
-                    liq_warn_pct=Decimal("2"),
-                ),
-                strategy=StrategyConfig(enabled=False),
-            )
+        await self._start(
+            "cockpit-stateful-perps-",
+            venue=dict(market="usdm", symbols=(PERP,)),
+            risk=dict(require_stop_loss=False, stops_at_venue=False),
+            monitors=dict(liq_crit_pct=Decimal("1"), liq_warn_pct=Decimal("2")),
         )
-        await self.engine.start()
-        await eventually(self.engine.ready.is_set, timeout=20, message="engine connected")
 
     # The spot steps do not apply: their symbols, their faults' paths, their checks of balances and stops.
     order = None  # type: ignore[assignment]
