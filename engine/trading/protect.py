@@ -132,7 +132,7 @@ class VenueStops:
 
     def resting(self, symbol: str) -> list[Order]:
         """The engine's protective orders open at the venue for ``symbol``: its stop, or an OCO's two legs."""
-        return [o for o in self.tracker.open_orders(symbol) if o.is_protective]
+        return self.tracker.protective_orders(symbol)
 
     def resting_stops(self, symbol: str) -> list[Order]:
         """The stops among them (one when all is well, alone or an OCO's stop leg)."""
