@@ -87,10 +87,7 @@ class VenueStops:
         held = self.portfolio.balances.get(base_of(symbol))
         if held is None or held.total <= 0:
             return None
-        locked_elsewhere = sum(
-            (o.remaining for o in self.tracker.open_orders(symbol) if o.side == "sell" and not o.is_protective),
-            Decimal(0),
-        )
+        locked_elsewhere = sum((o.remaining for o in self.tracker.open_sells(symbol)), Decimal(0))
         spare = held.total - locked_elsewhere
         if spare <= 0:
             return None
