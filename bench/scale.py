@@ -13,7 +13,9 @@ For each count, at steady state (the ladder resting an order on every symbol):
   venue's real limits (6,000 weight a minute, 100 orders per 10 s: lifted only while the orders are placed), with
   the venue's rate refusals (429 / 418) counted; judged on the pairs' own ratios (each engine run and its floor's
   right after it, ``benchlib.judge_paired``), the ratio of medians beside it, and the pass's profile per phase
-  (``KillSwitch.marks``, ms from the command: first DELETE, cancels answered, listing confirmed, answered);
+  (``KillSwitch.marks``, ms from the command: first DELETE, cancels answered, listing confirmed, answered; and
+  ``caught_up``, after the answer: the cancels' reports applied and the user stream's events held meanwhile handed
+  on, decision BEN-09);
 - ``close_all``: close-all of one position per symbol (a market buy of each first), against the floor's balance
   listing plus a market sell of each in parallel and the balances read back (close-all's verification);
 - with a screen (the cockpit with its engine, as a headless Textual app, in a second engine process on the same
@@ -117,6 +119,12 @@ def steady(engine: Any) -> bool:
 
 
 # ------------------------------------------------------------------ one count of symbols, in a child process
+
+
+def handed_on(engine: Any) -> bool:
+    """The user stream holds nothing back (decision BEN-09)."""
+    hold = engine.link.require().user_hold
+    return not hold.held and not hold.holders
 
 
 async def bounded(work: Any, at_once: int = 4) -> None:
@@ -230,6 +238,10 @@ async def headless(
             assert result.ok, result.message
             for phase, at in engine.kill_switch.marks.items():  # the pass's profile, ms from the command
                 phases.setdefault(phase, []).append((at - t) * 1000)
+            # What follows the answer (decision BEN-09): the cancels' reports applied and the user stream's events
+            # held meanwhile handed on; not in the answer's time, but not free either.
+            await until(lambda: handed_on(engine), timeout=30, interval=0.001)
+            phases.setdefault("caught_up", []).append((time.perf_counter() - t) * 1000)
             refusals["cancel"] += (await sim.ask(op="refusals"))["refusals"]
             await sim.ask(op="limits", **LIFTED)
             await floor.ask(op="rest", symbols=symbols, per_symbol=orders)
