@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
+from typing import Any
 
 from engine.api import strategies
 from engine.kernel.config import Settings
@@ -41,6 +43,8 @@ def listing(settings: Settings, as_json: bool) -> int:
             print(f"{inert(s['name'])}  {state}  ({inert(s['source'])}){timeframe}")
             if s["error"]:
                 print(f"    error: {inert(s['error'], limit=500)}")
+            if s["record"] is not None:
+                print(f"    {_record(s['record'])}")
             for p in s["params"]:
                 bounds = " ".join(f"{k} {v}" for k, v in p["bounds"].items())
                 print(
@@ -55,3 +59,16 @@ def listing(settings: Settings, as_json: bool) -> int:
         )
         return 1
     return 0
+
+
+def _record(r: dict[str, Any]) -> str:
+    """One strategy's record and on/off state as the store keeps them (what a restart goes on from)."""
+    won = f" ({Decimal(r['win_rate']) * 100:.0f} % won)" if r["win_rate"] is not None else ""
+    line = (
+        f"record: {r['round_trips']} round trip(s){won}, realised PnL {Decimal(r['realised_pnl']):.2f}, "
+        f"{r['consecutive_losses']} lost in a row"
+    )
+    if r["enabled"]:
+        return line + " · ON"
+    until = f", checked again at {r['disabled_until']}" if r["disabled_until"] else ""
+    return line + f" · OFF ({inert(r['disabled_by'])}) since {r['disabled_at']}{until}: {inert(r['reason'], limit=300)}"
