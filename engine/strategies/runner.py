@@ -175,6 +175,7 @@ class StrategyRunner:
         self._refused: dict[tuple[str, str, str], list[str]] = {}
         self._refused_before: set[tuple[str, str, str]] = set()
         self._workers: dict[str, _Worker] = {}  # each strategy's own thread
+        self.steps = 0  # steps taken (a step the state or the link held back is not one)
 
     def start(self) -> None:
         """Alert what could not be loaded, and start the candle streams the strategies read."""
@@ -251,6 +252,7 @@ class StrategyRunner:
     async def step(self) -> None:
         if not self.link.connected or not self.state.permits(Permit.REDUCE):
             return
+        self.steps += 1
         self._refused = {}
         try:
             await self._step()
