@@ -297,6 +297,8 @@ class StrategyRunner:
                 "STRATEGY_ENABLED",
                 f"{name} runs again: checked after {self.cfg.re_enable_check_hours:g}h, its stats allow it",
             )
+        if self.guard.changed:  # a check ended a stand-down or put it off: saved, for a restart to go on from
+            self.guard.changed = False
             self.publish(StrategyGuardChanged(self.guard.to_dict()))
         return enabled
 
