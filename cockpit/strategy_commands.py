@@ -43,8 +43,11 @@ def listing(settings: Settings, as_json: bool) -> int:
             print(f"{inert(s['name'])}  {state}  ({inert(s['source'])}){timeframe}")
             if s["error"]:
                 print(f"    error: {inert(s['error'], limit=500)}")
-            if s["record"] is not None:
-                print(f"    {_record(s['record'])}")
+            record = s["record"]
+            if record is not None and (s["runs"] or record["round_trips"] or not record["enabled"]):
+                print(f"    {_record(record)}")
+                if not record["enabled"]:
+                    print(f"    {_switched_off(record)}")
             for p in s["params"]:
                 bounds = " ".join(f"{k} {v}" for k, v in p["bounds"].items())
                 print(
@@ -62,13 +65,15 @@ def listing(settings: Settings, as_json: bool) -> int:
 
 
 def _record(r: dict[str, Any]) -> str:
-    """One strategy's record and on/off state as the store keeps them (what a restart goes on from)."""
+    """One strategy's record as the store keeps it (what a restart goes on from)."""
     won = f" ({Decimal(r['win_rate']) * 100:.0f} % won)" if r["win_rate"] is not None else ""
-    line = (
+    return (
         f"record: {r['round_trips']} round trip(s){won}, realised PnL {Decimal(r['realised_pnl']):.2f}, "
         f"{r['consecutive_losses']} lost in a row"
     )
-    if r["enabled"]:
-        return line + " · ON"
-    until = f", checked again at {r['disabled_until']}" if r["disabled_until"] else ""
-    return line + f" · OFF ({inert(r['disabled_by'])}) since {r['disabled_at']}{until}: {inert(r['reason'], limit=300)}"
+
+
+def _switched_off(r: dict[str, Any]) -> str:
+    """Who switched it off, when, why, and when its check comes round (a failure, a losing streak)."""
+    until = f"; checked again at {r['disabled_until']}" if r["disabled_until"] else ""
+    return f"switched off by {inert(r['disabled_by'])} at {r['disabled_at']}{until}: {inert(r['reason'], limit=300)}"
