@@ -268,6 +268,11 @@ async def test_the_template_enters_and_exits_and_a_restart_keeps_every_strategys
     assert Decimal(listed["tpl"]["realised_pnl"]) == before["tpl"]["realised_pnl"]
     assert not listed["tpl"]["enabled"] and listed["tpl"]["reason"] == "runbook 003: review it"
     assert not listed["raises"]["enabled"] and listed["raises"]["disabled_by"] == "failure"
+    assert listing(settings, as_json=False) == 0
+    printed = capsys.readouterr().out
+    assert f"record: {before['tpl']['round_trips']} round trip(s)" in printed
+    assert "switched off by operator at" in printed and ": runbook 003: review it" in printed
+    assert "switched off by failure at" in printed and "checked again at" in printed
 
 
 async def test_the_ladder_on_perps_asks_for_nothing_under_the_markets_minimum_notional(usdm, tmp_path, run, caplog):
