@@ -176,6 +176,7 @@ class StrategyRunner:
         self._refused_before: set[tuple[str, str, str]] = set()
         self._workers: dict[str, _Worker] = {}  # each strategy's own thread
         self.steps = 0  # steps taken (a step the state or the link held back is not one)
+        self._stepping = asyncio.Lock()
 
     def start(self) -> None:
         """Alert what could not be loaded, and start the candle streams the strategies read."""
@@ -250,14 +251,17 @@ class StrategyRunner:
         self.publish(StrategyGuardChanged(self.guard.to_dict()))
 
     async def step(self) -> None:
-        if not self.link.connected or not self.state.permits(Permit.REDUCE):
-            return
-        self.steps += 1
-        self._refused = {}
-        try:
-            await self._step()
-        finally:
-            self._say_refusals()
+        # One step at a time: a step asked for while another runs (a backtest's, a test's, beside the periodic one)
+        # waits for it, or it would find each strategy still busy and disable it as overrun.
+        async with self._stepping:
+            if not self.link.connected or not self.state.permits(Permit.REDUCE):
+                return
+            self.steps += 1
+            self._refused = {}
+            try:
+                await self._step()
+            finally:
+                self._say_refusals()
 
     def _say_refusals(self) -> None:
         """Log each refusal that is new since the last step once, with the symbols it refused."""
