@@ -376,21 +376,17 @@ class CockpitApp(App):
             )
 
     async def _start_after_footer(self) -> None:
-        """``_start`` once the footer's keys are on the screen: Textual draws them a refresh after the first frame,
-        and the settings' and the engine's imports, in a thread, would hold the interpreter's lock from that drawing
-        (the kill keys showed up most of a second late). Not longer than FOOTER_WAIT_S: the keys work before anyway
-        (they wait for the engine)."""
+        """``_start`` once the first frame is on the screen, the footer's keys in it (``widgets.footer`` composes
+        them with the screen): the settings' and the engine's imports, in a thread, would hold the interpreter's
+        lock from that drawing (the kill keys showed up most of a second late). Not longer than FOOTER_WAIT_S: the
+        keys work before anyway (they wait for the engine)."""
         deadline = time.monotonic() + FOOTER_WAIT_S
         while time.monotonic() < deadline and not self.main_screen.query(FooterKey):
-            await asyncio.sleep(0.005)  # a poll for the footer's recompose, which nothing announces
-        # It recomposes once per change of bindings seen before the first frame (two at a start), each drawn a
-        # refresh later.
-        for _ in range(3):
-            if time.monotonic() >= deadline:
-                break
-            refreshed = asyncio.Event()
-            self.call_after_refresh(refreshed.set)
-            await refreshed.wait()
+            await asyncio.sleep(0.005)  # a poll: a screen pushed over the main one (too small) delays its compose
+        if time.monotonic() < deadline:
+            drawn = asyncio.Event()
+            self.call_after_refresh(drawn.set)  # the keys composed are drawn at the next refresh
+            await drawn.wait()
         await self._start()
 
     async def _start(self) -> None:

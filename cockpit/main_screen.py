@@ -26,7 +26,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from cockpit.bridge import EngineEvents, EnginesChanged, LinkChanged
 from cockpit.screens import ChecklistScreen
@@ -76,6 +76,7 @@ from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner
 from widgets.engines import EngineStrip
 from widgets.equity import EquityLine
+from widgets.footer import KeyFooter
 from widgets.health import HealthLine, MonitorStrip
 from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
@@ -196,7 +197,7 @@ class MainScreen(Screen):
             fills.border_title = "Recent fills (f)"
             yield fills
         yield NoticeLine(id="notice")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
