@@ -12,9 +12,11 @@ screen detaches and the engine runs on. An attached screen that loses its engine
 command works without it, and follows it again by itself, missing no event.
 
 The screen is drawn before the engine exists: ``cockpit`` builds the app from the settings alone, and the engine
-(whose imports take most of a second) is imported in a thread and started after the first frame. Until it is up,
-the kill switch's keys wait for it and run the moment it is (a key is never lost), help and quit work, and every
-other key says the engine is starting.
+(whose imports take most of a second) is imported in a thread and started after the first frame. That frame holds
+the banner (STARTING), the health and equity lines, each panel's frame with its title and the footer's keys; the
+panels' tables take their places right after it, before the engine starts (decision BEN-09). Until the engine is
+up, the kill switch's keys wait for it and run the moment it is (a key is never lost), help and quit work, and
+every other key says the engine is starting.
 
 Why one module of this length: the App holds every binding and action of the cockpit (the kill switch's included)
 and their one table of what is allowed now; the screens, widgets and the bridge are their own modules.
@@ -356,10 +358,10 @@ class CockpitApp(App):
             )
 
     async def _start_after_footer(self) -> None:
-        """``_start`` once the first frame is on the screen, the footer's keys in it (``widgets.footer`` composes
-        them with the screen): the settings' and the engine's imports, in a thread, would hold the interpreter's
-        lock from that drawing (the kill keys showed up most of a second late). Not longer than FOOTER_WAIT_S: the
-        keys work before anyway (they wait for the engine)."""
+        """The panels' tables, then ``_start``, once the first frame is on the screen, the footer's keys in it
+        (``widgets.footer`` composes them with the screen): the settings' and the engine's imports, in a thread,
+        would hold the interpreter's lock from that drawing (the kill keys showed up most of a second late). Not
+        longer than FOOTER_WAIT_S: the keys work before anyway (they wait for the engine)."""
         deadline = time.monotonic() + FOOTER_WAIT_S
         while time.monotonic() < deadline and not self.main_screen.query(FooterKey):
             await asyncio.sleep(0.005)  # a poll: a screen pushed over the main one (too small) delays its compose

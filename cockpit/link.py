@@ -116,7 +116,7 @@ class Mirror(View):
     current from every event (``apply``, as each arrives, before the screen draws it)."""
 
     def __init__(self) -> None:
-        from engine.kernel.events import TradingState  # an attached screen's: loaded with it, not before a frame
+        from engine.kernel.events import TradingState  # here: this module loads before the first frame
 
         self.trading_state = TradingState.ACTIVE
         self.state_info: dict[str, Any] = {}
