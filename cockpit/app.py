@@ -14,7 +14,7 @@ command works without it, and follows it again by itself, missing no event.
 The screen is drawn before the engine exists: ``cockpit`` builds the app from the settings alone, and the engine
 (whose imports take most of a second) is imported in a thread and started after the first frame. That frame holds
 the banner (STARTING), the health and equity lines, each panel's frame with its title and the footer's keys; the
-panels' tables take their places right after it, before the engine starts (decision BEN-09). Until the engine is
+panels' tables take their places right after it, before the engine starts (decision BEN-10). Until the engine is
 up, the kill switch's keys wait for it and run the moment it is (a key is never lost), help and quit work, and
 every other key says the engine is starting.
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from engine.kernel.commands import Command, CommandResult
     from engine.kernel.config import Settings  # the models are loaded after the first frame (cockpit.firstframe)
 
-# What loads after the first frame (decision BEN-09): the engine's commands and events (each action imports the
+# What loads after the first frame (decision BEN-10): the engine's commands and events (each action imports the
 # command it sends), the other screens (``cockpit.screens``, at the first one opened), the command palette's
 # provider (at its first opening), and a fleet's link (``cockpit.fleet``, only when watching several engines).
 

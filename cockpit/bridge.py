@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from textual.message import Message
 
-if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-09)
+if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
     from engine.kernel.events import Event
 
 

@@ -88,7 +88,7 @@ def _screen_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line as ``build_parser`` reads it. The screen's (no command: only the top level's options) is
     read without building every command's parser, which loads the command table (the engine's records: tens of
-    milliseconds before the first frame, decision BEN-09); anything else (a command, ``-h``, an option it does not
+    milliseconds before the first frame, decision BEN-10); anything else (a command, ``-h``, an option it does not
     know or a value it cannot read) goes to the full parser, which says what is wrong exactly as before."""
     try:
         args, rest = _screen_parser().parse_known_args(argv)
@@ -518,7 +518,7 @@ def _main(argv: list[str]) -> int:
 
 
 def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confirm_live: bool) -> int:
-    if command == "tui":  # first: the screen's start loads no command table (decision BEN-09)
+    if command == "tui":  # first: the screen's start loads no command table (decision BEN-10)
         return _run_tui(settings, confirm_live, getattr(args, "url", None), getattr(args, "token_file", None))
     if command == "run":
         return _run_headless(settings, confirm_live)

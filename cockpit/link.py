@@ -34,7 +34,7 @@ from textual.message import Message
 
 from cockpit.main_screen import ScreenConfig, Snapshot
 
-if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-09)
+if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
     from engine.kernel.commands import Command, CommandResult
     from engine.kernel.events import Alert, Event, Fill, Order, Position, TradingState
 

@@ -54,7 +54,7 @@ from widgets.notice import NoticeLine
 
 if TYPE_CHECKING:
     # The engine's records, for their names only: this module loads before the first frame, they after it (decision
-    # BEN-09); where an event's class is needed at run time (``apply``), it is imported there.
+    # BEN-10); where an event's class is needed at run time (``apply``), it is imported there.
     from engine.kernel.events import Alert, Balance, Event, Fill, Order, Position, TradingState
 
 RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
@@ -119,7 +119,7 @@ class MainScreen(Screen):
     With ``panels_after_frame`` (what ``cockpit`` does: the app starts its engine after the first frame) the first
     frame holds the banner, the health and equity lines, the footer's keys and each panel's frame with its title;
     the panels' tables, which cost more to style and draw than the rest of the screen together, take their frames'
-    places right after it and before the engine starts (decision BEN-09)."""
+    places right after it and before the engine starts (decision BEN-10)."""
 
     BINDINGS = [Binding("escape", "close_filter", show=False)]
 

@@ -18,7 +18,7 @@ from engine.kernel.text import inert
 from widgets.alerts import AlertRow
 from widgets.flow import Flow
 
-if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-09)
+if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
     from engine.kernel.events import Alert, Balance, Fill, Order, Position
 
 

@@ -5,7 +5,7 @@ a refresh after every such word: at a start that is three times (a widget focuse
 refreshed), each one a new set of keys whose styles are worked out three times over. The cockpit's kill-switch
 keys were on the screen a refresh or two after the rest of it, and the start paid for keys drawn twice more
 unchanged. This footer composes its keys at once, from the bindings in force then, and recomposes only when the
-keys it would show (key, label, enabled or not) differ from those it shows. Decision BEN-09.
+keys it would show (key, label, enabled or not) differ from those it shows. Decision BEN-10.
 """
 
 from __future__ import annotations

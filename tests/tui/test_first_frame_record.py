@@ -125,7 +125,7 @@ print(seen)
 def test_the_first_frame_leaves_the_engine_records_and_other_screens_for_after_it(tmp_path):
     """Up to the moment the settings are checked in full (right after the first frame, before the engine is
     built), the screen has loaded neither the engine's events and commands nor the other screens, the palette's
-    commands or a fleet's link (decision BEN-09), and its footer's keys are composed."""
+    commands or a fleet's link (decision BEN-10), and its footer's keys are composed."""
     out = subprocess.run([sys.executable, "-c", FIRST_FRAME_PROBE, str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     seen = out.stdout.strip().splitlines()[-1]

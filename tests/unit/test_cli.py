@@ -49,7 +49,7 @@ def test_bad_port_is_refused(capsys):
     ],
 )
 def test_the_screens_command_line_is_read_as_the_full_parser_reads_it(argv):
-    """``cockpit`` with no command is read without building every command's parser (decision BEN-09): the same
+    """``cockpit`` with no command is read without building every command's parser (decision BEN-10): the same
     values, and anything else goes to the full parser."""
     assert vars(parse_args(argv)) == vars(build_parser().parse_args(argv))
 
