@@ -112,6 +112,8 @@ class PanelFrame(Static):
     """A panel's frame (its border and title, where its table will be) in the first frame; its table replaces it
     right after (``MainScreen.mount_panels``)."""
 
+    DEFAULT_CSS = "PanelFrame { height: 1fr; }"  # as its table's (``KeyedTable``): the same place on the screen
+
 
 class MainScreen(Screen):
     """Everything the operator needs at a glance; the keys live on the app.
@@ -215,6 +217,9 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
+        # The terminal's width is known already: the first frame is drawn narrow or wide (``on_resize`` comes after
+        # it, and the recent fills' frame showed for a moment at 80 columns).
+        self.set_class(self.app.size.width < WIDE, "-narrow")
 
     def on_resize(self, event) -> None:
         """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them). The
