@@ -121,7 +121,8 @@ class MainScreen(Screen):
     With ``panels_after_frame`` (what ``cockpit`` does: the app starts its engine after the first frame) the first
     frame holds the banner, the health and equity lines, the footer's keys and each panel's frame with its title;
     the panels' tables, which cost more to style and draw than the rest of the screen together, take their frames'
-    places right after it and before the engine starts (decision BEN-10)."""
+    places right after it and before the engine starts, with the lines the first frame hides anyway (the CRIT line,
+    the engines' list, the markets' filter) (decision BEN-10)."""
 
     BINDINGS = [Binding("escape", "close_filter", show=False)]
 
@@ -130,6 +131,7 @@ class MainScreen(Screen):
         self.config = config
         self._panels_after_frame = panels_after_frame
         self._later: dict[str, KeyedTable] = {}  # the tables whose frames the first frame drew, by id
+        self._later_lines: list[tuple[Widget, str]] = []  # hidden lines mounted with them: (widget, before id)
         self.state = "ACTIVE"
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
@@ -150,8 +152,8 @@ class MainScreen(Screen):
         banner = StatusBanner(id="banner")
         banner.set_reactive(StatusBanner.mode, inert(self.config.mode))
         yield banner
-        yield EngineStrip(id="engines")
-        yield CritBanner(id="crit")
+        yield from self._later_line(EngineStrip(id="engines"), before="health")  # hidden until then (their CSS)
+        yield from self._later_line(CritBanner(id="crit"), before="health")
         yield HealthLine(id="health")
         yield MonitorStrip(id="monitors")
         yield EquityLine(inert(self.config.quote), id="equity")
@@ -163,11 +165,12 @@ class MainScreen(Screen):
         )
         positions.border_title = "Markets · positions"
         # Disabled until `/` opens it: a hidden field must never take the keys (h c x type letters into it).
-        yield Input(
+        market_filter = Input(
             placeholder="filter markets by name · Enter keeps it · Esc clears (then h c x)",
             id="market-filter",
             disabled=True,
         )
+        yield from self._later_line(market_filter, before="positions")
         yield self._panel(positions)
         orders = KeyedTable(
             ("symbol", "side", "price", "amount", "fill", "age", "status", "by"),
@@ -188,6 +191,14 @@ class MainScreen(Screen):
             yield self._panel(fills)
         yield NoticeLine(id="notice")
         yield KeyFooter()
+
+    def _later_line(self, widget: Widget, before: str) -> ComposeResult:
+        """A line hidden in the first frame (the CRIT line, the engines' list, the markets' filter): composed with
+        the screen, or mounted with the panels' tables when those come after the first frame."""
+        if self._panels_after_frame:
+            self._later_lines.append((widget, before))
+        else:
+            yield widget
 
     def _panel(self, table: KeyedTable) -> KeyedTable | PanelFrame:
         """The table, or its frame for the first frame (the same id and classes: the same place on the screen)."""
@@ -211,6 +222,9 @@ class MainScreen(Screen):
                 await parent.mount(table, before=index)
             else:
                 await parent.mount(table)
+        for widget, before in self._later_lines:
+            await self.mount(widget, before=f"#{before}")
+        self._later_lines.clear()
         self._fit_markets()
         if self.focused is None:
             self.focus_next()
@@ -511,9 +525,10 @@ class MainScreen(Screen):
 
     def close_filter(self) -> bool:
         """Esc in the filter field: cleared and hidden. False when it was not open."""
-        field = self.query_one("#market-filter", Input)
-        if not field.has_class("-shown"):
+        fields = list(self.query("#market-filter").results(Input))  # none in the first frame's moment
+        if not fields or not fields[0].has_class("-shown"):
             return False
+        field = fields[0]
         field.value = ""
         field.remove_class("-shown")
         field.disabled = True
