@@ -41,8 +41,8 @@ from benchlib import Child, VenueAddress, judge, judge_paired, sim_settings, sta
 from engine.core.engine import Engine
 from engine.kernel.commands import CancelAll, CloseAll, Halt, PlaceOrder, Resume
 
-PARAMS = {"runs": 20, "orders": 100, "idle_s": 0.5, "venues": "process,inline"}
-QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0, "venues": "process,inline"}
+PARAMS = {"runs": 20, "orders": 100, "idle_s": 0.5, "venues": "process,inline", "tiers": "cancel,idle,close"}
+QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0, "venues": "process,inline", "tiers": "cancel,idle,close"}
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 GOALS = {"cancel_p50": 1.5, "cancel_p99": 3.0, "close_p50": 1.5}
 PHASES = (
@@ -162,7 +162,7 @@ async def timed(engine: Engine, command: Any, out: dict[str, list[float]], name:
     return result, t
 
 
-async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[str, Any]:
+async def one_venue(where: str, runs: int, orders: int, idle_s: float, tiers: str) -> dict[str, Any]:
     venue: InlineVenue | ProcessVenue = InlineVenue() if where == "inline" else ProcessVenue()
     address = await venue.start()
     settings = sim_settings(address)
@@ -190,41 +190,41 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
     }
     try:
         for _ in range(runs):
-            # cancel-all, 1 symbol
-            await engine.execute(Resume(reason="bench"))
-            await place(engine, "BTC/USDT", orders)
-            await timed(engine, Halt(reason="bench"), out, "halt")
-            await venue.arm()
-            result, t = await timed(engine, CancelAll(reason="bench"), out, "cancel")
-            clear, left = await venue.clear()
-            assert result.ok and left == 0 and clear is not None, result.message
-            out["cancel_clear"].append((clear - t) * 1000)
-            answer = await floor.ask(op="cancel", symbols=["BTC/USDT"], orders=orders)
-            assert answer["left"] == 0, answer
-            out["floor_cancel_deletes"].append(answer["deletes"])
-            out["floor_cancel"].append(answer["confirmed"])
-            # idle engine, 2 symbols
-            await engine.execute(Resume(reason="bench"))
-            for symbol in SYMBOLS:
-                await place(engine, symbol, orders // 2)
-            await engine.link.require().fetch_open_orders(None)  # a routine venue-wide listing (weight 80)
-            await asyncio.sleep(idle_s)
-            await venue.arm()
-            result, t = await timed(engine, CancelAll(reason="bench"), out, "idle")
-            clear, left = await venue.clear()
-            assert result.ok and left == 0 and clear is not None, result.message
-            out["idle_clear"].append((clear - t) * 1000)
-            answer = await floor.ask(op="cancel", symbols=list(SYMBOLS), orders=orders)
-            assert answer["left"] == 0, answer
-            out["floor_idle_deletes"].append(answer["deletes"])
-            out["floor_idle"].append(answer["confirmed"])
-            # close-all, 2 positions
-            await buy_two(engine)
-            result, _ = await timed(engine, CloseAll(reason="bench"), out, "close")
-            assert result.ok and "closed 2 position(s)" in result.message, result.message
-            answer = await floor.ask(op="close")
-            out["floor_close"].append(answer["listing_and_sells"])
-            out["floor_close_same_calls"].append(answer["same_calls"])
+            if "cancel" in tiers:  # cancel-all, 1 symbol
+                await engine.execute(Resume(reason="bench"))
+                await place(engine, "BTC/USDT", orders)
+                await timed(engine, Halt(reason="bench"), out, "halt")
+                await venue.arm()
+                result, t = await timed(engine, CancelAll(reason="bench"), out, "cancel")
+                clear, left = await venue.clear()
+                assert result.ok and left == 0 and clear is not None, result.message
+                out["cancel_clear"].append((clear - t) * 1000)
+                answer = await floor.ask(op="cancel", symbols=["BTC/USDT"], orders=orders)
+                assert answer["left"] == 0, answer
+                out["floor_cancel_deletes"].append(answer["deletes"])
+                out["floor_cancel"].append(answer["confirmed"])
+            if "idle" in tiers:  # idle engine, 2 symbols
+                await engine.execute(Resume(reason="bench"))
+                for symbol in SYMBOLS:
+                    await place(engine, symbol, orders // 2)
+                await engine.link.require().fetch_open_orders(None)  # a routine venue-wide listing (weight 80)
+                await asyncio.sleep(idle_s)
+                await venue.arm()
+                result, t = await timed(engine, CancelAll(reason="bench"), out, "idle")
+                clear, left = await venue.clear()
+                assert result.ok and left == 0 and clear is not None, result.message
+                out["idle_clear"].append((clear - t) * 1000)
+                answer = await floor.ask(op="cancel", symbols=list(SYMBOLS), orders=orders)
+                assert answer["left"] == 0, answer
+                out["floor_idle_deletes"].append(answer["deletes"])
+                out["floor_idle"].append(answer["confirmed"])
+            if "close" in tiers:  # close-all, 2 positions
+                await buy_two(engine)
+                result, _ = await timed(engine, CloseAll(reason="bench"), out, "close")
+                assert result.ok and "closed 2 position(s)" in result.message, result.message
+                answer = await floor.ask(op="close")
+                out["floor_close"].append(answer["listing_and_sells"])
+                out["floor_close_same_calls"].append(answer["same_calls"])
     finally:
         await floor.stop()
         await engine.stop()
@@ -234,9 +234,9 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
     def phases(name: str) -> dict[str, Any]:
         return {p: s[f"{name}.{p}"] for p in (*PHASES, "audit_stored") if f"{name}.{p}" in s}
 
-    return {
-        "halt": s["halt"],
-        "cancel_all_1_symbol": {
+    result: dict[str, Any] = {"halt": s["halt"]}
+    if "cancel" in tiers:
+        result["cancel_all_1_symbol"] = {
             "done": s["cancel"],
             "venue_clear": s["cancel_clear"],
             "phases": phases("cancel"),
@@ -245,8 +245,9 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
             "p50": judge_paired(out["cancel"], out["floor_cancel"], GOALS["cancel_p50"]),
             "p50_unpaired": judge(out["cancel"], out["floor_cancel"], GOALS["cancel_p50"]),
             "p99": judge(out["cancel"], out["floor_cancel"], GOALS["cancel_p99"], "p99"),
-        },
-        "cancel_all_idle_2_symbols": {
+        }
+    if "idle" in tiers:
+        result["cancel_all_idle_2_symbols"] = {
             "done": s["idle"],
             "venue_clear": s["idle_clear"],
             "phases": phases("idle"),
@@ -255,8 +256,9 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
             "p50": judge_paired(out["idle"], out["floor_idle"], GOALS["cancel_p50"]),
             "p50_unpaired": judge(out["idle"], out["floor_idle"], GOALS["cancel_p50"]),
             "p99": judge(out["idle"], out["floor_idle"], GOALS["cancel_p99"], "p99"),
-        },
-        "close_all_2_positions": {
+        }
+    if "close" in tiers:
+        result["close_all_2_positions"] = {
             "done": s["close"],
             "phases": phases("close"),
             "floor_bare_ccxt_listing_and_2_sells": s["floor_close"],
@@ -264,22 +266,23 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
             "p50": judge_paired(out["close"], out["floor_close"], GOALS["close_p50"]),
             "p50_unpaired": judge(out["close"], out["floor_close"], GOALS["close_p50"]),
             "p50_vs_same_calls": judge(out["close"], out["floor_close_same_calls"], GOALS["close_p50"]),
-        },
-    }
+        }
+    return result
 
 
-async def measure(runs: int, orders: int, idle_s: float, venues: str) -> dict[str, Any]:
+async def measure(runs: int, orders: int, idle_s: float, venues: str, tiers: str) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "kill_switch", "runs": runs, "orders": orders, "unit": "ms"}
     for where in venues.split(","):
-        result[f"venue_{where}"] = await one_venue(where, runs, orders, idle_s)
+        result[f"venue_{where}"] = await one_venue(where, runs, orders, idle_s, tiers)
     headline = result.get("venue_process") or result[f"venue_{venues.split(',')[0]}"]
-    result["goals"] = {
-        "cancel-all 1 symbol p50": headline["cancel_all_1_symbol"]["p50"],
-        "cancel-all 1 symbol p99": headline["cancel_all_1_symbol"]["p99"],
-        "cancel-all idle 2 symbols p50": headline["cancel_all_idle_2_symbols"]["p50"],
-        "cancel-all idle 2 symbols p99": headline["cancel_all_idle_2_symbols"]["p99"],
-        "close-all 2 positions p50": headline["close_all_2_positions"]["p50"],
+    goals = {
+        "cancel-all 1 symbol p50": ("cancel_all_1_symbol", "p50"),
+        "cancel-all 1 symbol p99": ("cancel_all_1_symbol", "p99"),
+        "cancel-all idle 2 symbols p50": ("cancel_all_idle_2_symbols", "p50"),
+        "cancel-all idle 2 symbols p99": ("cancel_all_idle_2_symbols", "p99"),
+        "close-all 2 positions p50": ("close_all_2_positions", "p50"),
     }
+    result["goals"] = {name: headline[key][p] for name, (key, p) in goals.items() if key in headline}
     return result
 
 

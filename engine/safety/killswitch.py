@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, Command, CommandResult
 from engine.kernel.errors import EngineError
-from engine.kernel.events import Severity, TradingState
+from engine.kernel.events import Balance, Severity, TradingState
 from engine.kernel.ports import Ports, VenueLink
 from engine.trading.books import Books
 from engine.trading.execution import Execution
@@ -34,6 +34,7 @@ from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Readies the venue before a pass (the no-engine emergency path: markets, prices).
 Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
@@ -174,8 +175,12 @@ class KillSwitch:
         self.mark("settled")
         return out
 
-    async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None) -> Outcome:
-        """Cancel everything, then sell every position at market within the venue's filters, and verify."""
+    async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None, fast: bool = False) -> Outcome:
+        """Cancel everything, then sell every position at market within the venue's filters, and verify.
+
+        ``fast`` (a close answered first, its balances read back after the answer: decision BEN-09): one round trip
+        where nothing is known open (``_close_fast``); otherwise, or when it finds the venue not as the engine
+        thought, the pass below (cancel, listing with balances, sells)."""
         read: list[BaseException | None] = []
 
         async def read_balances() -> None:
@@ -191,6 +196,14 @@ class KillSwitch:
         # again while it works.
         suspended, self.venue_stops.suspended = self.venue_stops.suspended, "a close is under way"
         try:
+            if fast and not self.portfolio.usdm:
+                first = await self._close_fast(actor, symbols)
+                if first.done:
+                    return first
+                out = await self._close(actor, symbols, read, read_balances)
+                out.canceled += first.canceled
+                out.closed = sorted(set(first.closed) | set(out.closed))
+                return out
             return await self._close(actor, symbols, read, read_balances)
         finally:
             self.venue_stops.suspended = suspended
@@ -235,6 +248,136 @@ class KillSwitch:
         # read back after it, and anything sellable found then is alerted and closed again (``Tiers.verify``).
         self.judge_left(targets, held, out)
         return out
+
+    async def _close_fast(self, actor: str, symbols: tuple[str, ...] | None) -> Outcome:
+        """Close-all in one round trip where it can (decision BEN-09). At once and together: a market sell of what
+        the engine holds of each base with no order known open in its symbol (nothing locks it; sized from the
+        engine's balances, which the user stream and each fill's read-back keep), ``DELETE openOrders`` of each
+        symbol with an order known open (no blind cancel elsewhere), the open-order listing that finds any order
+        the engine does not know, and, when something is cancelled, the balances, which size those symbols' sells
+        (their total: cancelling moves nothing out of it), sent once the cancels answered.
+
+        Done only when the venue matched the engine's view: every cancel and sell answered, each sell filled to the
+        amount held, and the listing shows no order but those the cancels answered for. Otherwise the outcome is
+        not done and ``close_all`` goes on with the full pass (which reads the venue's balances before it sells).
+        Spot never sells more than is free: a sell sized from a stale view is refused, never doubled. What a stale
+        view leaves (a fill not yet seen) the balances read back after the answer find (``Tiers._verify``)."""
+        venue = self.link.require()
+        out = Outcome()
+        only = set(symbols) if symbols else None
+        targets = tuple(symbols or self.symbols)
+        known = {o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only}
+        cancels = sorted(known)
+        locked = {base_of(s) for s in cancels}
+        held: dict[str, tuple[Decimal, Decimal]] = {}
+        sells: list[tuple[str, Decimal]] = []
+        for symbol in targets:
+            base = base_of(symbol)
+            if symbol in known or base in locked or base in held:
+                continue  # sized after its cancels, from the venue's balances (or by the full pass)
+            held[base] = self._held(base)  # locked with no order known: left, and the full pass finds why
+            amount, _ = self._sellable(symbol, held[base])
+            if amount > 0:
+                sells.append((symbol, amount))
+
+        async def cancel(symbol: str) -> list[OrderReport]:
+            try:
+                return await venue.cancel_all_orders(symbol, urgent=True)
+            except vx.OrderNotFound:
+                return []  # already gone (-2011)
+
+        async def cancel_each() -> list[list[OrderReport] | BaseException]:
+            return await asyncio.gather(*(cancel(s) for s in cancels), return_exceptions=True)
+
+        async def sell() -> list[CommandResult | BaseException]:
+            return await self.execution.sell_now(sells, actor) if sells else []
+
+        async def read_balances() -> tuple[Balance, ...] | None:
+            return await venue.fetch_balances(urgent=True) if cancels else None
+
+        self.mark("first_delete")
+        others = asyncio.gather(
+            caught(venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)),
+            caught(read_balances()),
+            cancel_each(),
+        )
+        self.mark("sells_leaving")
+        # In this task, not one of its own: the sells' records join the command's transaction (one commit for
+        # them, right before they leave) instead of a commit each.
+        sold_now = await caught(sell())
+        self.mark("sells_answered")
+        listed, read, cancelled = await others
+        answered: set[str] = set()
+        for symbol, result in zip(cancels, cancelled):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
+                continue
+            out.canceled += len(result)
+            answered |= {r.client_id for r in result}
+            self.execution.note_stop_cancels(r.client_id for r in result)
+            self.execution.apply_reports(result, "rest")
+        self.mark("cancels_answered")
+        if isinstance(sold_now, BaseException):
+            out.failures["sells"] = f"sell: {type(sold_now).__name__}: {sold_now}"[:200]
+            sold_now = []
+        ours = answered | self._judge_sells(sells, sold_now, held, out)
+        if isinstance(listed, BaseException):
+            out.failures["listing"] = f"listing open orders: {type(listed).__name__}: {listed}"[:200]
+            out.still_open = None
+            return out
+        unknown = [r for r in listed if (only is None or r.symbol in only) and r.client_id not in ours]
+        out.still_open = len(unknown)
+        self.mark("listing_confirmed")
+        if unknown or out.failures:
+            return out  # not as the engine thought: the full pass follows
+        if cancels:
+            if not isinstance(read, tuple):
+                out.failures["balances"] = f"balances: {type(read).__name__}: {read}"[:200]
+                return out
+            venue_held = {b.asset: b.total for b in read}
+            after: list[tuple[str, Decimal]] = []
+            for symbol in targets:
+                base = base_of(symbol)
+                if base in held:
+                    continue
+                total = venue_held.get(base, Decimal(0))
+                held[base] = (total, total)  # nothing rests on it any more: all of it is free to sell
+                amount, _ = self._sellable(symbol, (total, total))
+                if amount > 0:
+                    after.append((symbol, amount))
+            if after:
+                results = await self.execution.sell_now(after, actor)
+                self._judge_sells(after, results, held, out)
+                self.mark("sells_answered_after_cancels")
+        await self._settle([], only, out)
+        self.judge_left(targets, held, out)
+        return out
+
+    def _judge_sells(
+        self,
+        sells: list[tuple[str, Decimal]],
+        results: list[CommandResult | BaseException],
+        held: dict[str, tuple[Decimal, Decimal]],
+        out: Outcome,
+    ) -> set[str]:
+        """Each sell's answer into ``out`` (closed, or failed) and ``held`` (less what it filled); the sells' client
+        ids."""
+        ids: set[str] = set()
+        for (symbol, _), result in zip(sells, results):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"sell: {type(result).__name__}: {result}"[:200]
+                continue
+            if not result.ok:
+                out.failures[symbol] = f"sell: {result.message}"[:200]
+                continue
+            client_id = str(result.details.get("client_id", ""))
+            ids.add(client_id)
+            order = self.tracker.get(client_id)
+            sold = order.filled if order is not None else Decimal(0)
+            free, total = held[base_of(symbol)]
+            held[base_of(symbol)] = (free - sold, total - sold)
+            out.closed.append(symbol)
+        return ids
 
     def judge_left(self, targets: tuple[str, ...], held: dict[str, tuple[Decimal, Decimal]], out: Outcome) -> None:
         """Sort what each base still holds into ``left`` (sellable, or locked in an order) and ``dust``."""
@@ -339,6 +482,14 @@ class KillSwitch:
                     self.execution.apply_report(result, "rest")
 
 
+async def caught(aw: Awaitable[T]) -> T | BaseException:
+    """``aw``'s result, or what it raised (one of several awaited together, each judged on its own)."""
+    try:
+        return await aw
+    except Exception as exc:
+        return exc
+
+
 def trip_code(actor: str) -> str:
     """The monitor's code in ``monitor:<code>`` (empty for anyone else)."""
     return actor.split(":", 1)[1] if actor.startswith("monitor:") else ""
@@ -412,8 +563,9 @@ class Tiers:
             return CommandResult(
                 False, f"{prefix}the venue is not connected: nothing canceled or sold yet; retrying until it is"
             )
+        first = isinstance(c, self.answer_first)
         try:
-            outcome = await self._pass(c)
+            outcome = await self._pass(c, fast=first)
         except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
             self.last_outcome = outcome
@@ -421,7 +573,6 @@ class Tiers:
         if not isinstance(c, ClosePosition):
             prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
         closing = not isinstance(c, CancelAll)
-        first = isinstance(c, self.answer_first)
         if not isinstance(c, CancelAll) and outcome.done and not first:
             await self._read_back(c, outcome)  # nothing runs after this answer: verified in the pass
         message = prefix + outcome.sentence(closing=closing)
@@ -499,7 +650,9 @@ class Tiers:
         )
         self._retry(c)
 
-    async def _pass(self, c: CancelAll | CloseAll | ClosePosition) -> Outcome:
+    async def _pass(self, c: CancelAll | CloseAll | ClosePosition, fast: bool = False) -> Outcome:
+        """One pass of ``c``; ``fast``: a close answered first, its balances read back after the answer (a retry, or
+        a close verified before its answer, reads the venue's balances before it sells)."""
         self.passes += 1
         self.last_outcome = None
         if self.prepare is not None:
@@ -512,7 +665,7 @@ class Tiers:
             outcome = await self.kill.cancel_all(keep_stops=not c.include_stops)
         else:
             symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
-            outcome = await self.kill.close_all(c.actor, symbols)
+            outcome = await self.kill.close_all(c.actor, symbols, fast=fast)
         self.last_outcome = outcome
         return outcome
 

@@ -283,3 +283,28 @@ async def test_cancel_all_with_nothing_open_counts_no_rest_error(engine):
     assert result.ok, result.message
     assert engine.stats.current().rest_errors == 0
     assert engine.venue_health.recent_errors() == []
+
+
+async def test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back_finds(engine, sim):
+    """A close with nothing known open sells what the engine holds in one round trip and answers from the sells'
+    fills (decision BEN-09); what the engine did not know of yet (a deposit the stream has not brought) the balances
+    read back after the answer find: a CRIT alert, and the close again until the venue is flat."""
+    await hold_two_positions_with_orders(engine)
+    await engine.execute(CancelAll(reason="test", include_stops=True))
+    await eventually(lambda: sim.open_orders() == [], message="nothing resting")
+    await engine.execute(Resume(reason="test"))
+    sim.faults.inject("balance-change", asset="BTC", delta="0.003")  # not yet in the engine's view
+    result = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
+    assert result.ok and "canceled 0 order(s); closed 2 position(s); 0 still open at venue" in result.message
+    await eventually(
+        lambda: any(
+            a.code == "KILL_SWITCH_INCOMPLETE"
+            and "read back after its answer" in a.message
+            and "BTC 0.003" in a.message
+            for a in engine.alert_book.recent
+        ),
+        message="the read-back found the deposit",
+    )
+    await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine.alert_book.recent), timeout=10)
+    assert venue_flat(sim)
+    assert engine.tiers.retrying() == []
