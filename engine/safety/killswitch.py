@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, Command, CommandResult
 from engine.kernel.errors import EngineError
-from engine.kernel.events import Balance, Severity, TradingState
+from engine.kernel.events import Balance, Order, Severity, TradingState
 from engine.kernel.ports import Ports, VenueLink
 from engine.trading.books import Books
 from engine.trading.execution import Execution
@@ -89,6 +89,19 @@ class Outcome:
         return "; ".join(parts)
 
 
+@dataclass
+class ClosePlan:
+    """A fast close worked out before it acts (``KillSwitch.plan_close``): the symbols to cancel, what is held of
+    each base to sell at once (free, total), the sells and their records."""
+
+    symbols: tuple[str, ...] | None
+    cancels: list[str]
+    held: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    sells: list[tuple[str, Decimal]] = field(default_factory=list)
+    recorded: list[Order | CommandResult] = field(default_factory=list)
+    committed_at: tuple[int, int] | None = None  # the store's (commits, rollbacks) when recorded before the halt
+
+
 class KillSwitch:
     """Cancel-all and close-all (all symbols or one) on the urgent lane, with a per-symbol report."""
 
@@ -108,6 +121,7 @@ class KillSwitch:
         # The latest pass's phases (``time.perf_counter()`` when each ended, the first of each kept): what the
         # benchmark's profile reads (bench/kill_switch.py). Cheap: a few dictionary writes per pass.
         self.marks: dict[str, float] = {}
+        self.plan: ClosePlan | None = None  # a fast close planned before the halt (``Tiers.run``), for its pass
 
     def mark(self, phase: str) -> None:
         self.marks.setdefault(phase, time.perf_counter())
@@ -249,6 +263,31 @@ class KillSwitch:
         self.judge_left(targets, held, out)
         return out
 
+    def plan_close(self, actor: str, symbols: tuple[str, ...] | None, before_halt: bool = False) -> ClosePlan:
+        """What ``_close_fast`` will do, its sells recorded (not committed, not sent). ``before_halt``: made right
+        before the halt is stored, whose commit then carries the sells' records (one fsync fewer before they leave:
+        ``Tiers.run``); the pass checks a commit was made since, else commits them itself."""
+        only = set(symbols) if symbols else None
+        known = {o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only}
+        plan = ClosePlan(symbols, sorted(known))
+        locked = {base_of(s) for s in plan.cancels}
+        for symbol in symbols or self.symbols:
+            base = base_of(symbol)
+            if symbol in known or base in locked or base in plan.held:
+                continue  # sized after its cancels, from the venue's balances (or by the full pass)
+            plan.held[base] = self._held(base)  # locked with no order known: left, and the full pass finds why
+            amount, _ = self._sellable(symbol, plan.held[base])
+            if amount > 0:
+                plan.sells.append((symbol, amount))
+        plan.recorded = self.execution.record_sells(plan.sells, actor) if plan.sells else []
+        if before_halt:
+            plan.committed_at = self.execution.commits()
+        return plan
+
+    def _rolled_back(self, plan: ClosePlan) -> bool:
+        """Whether the store rolled a transaction back since ``plan`` recorded its sells (they may be lost)."""
+        return plan.committed_at is not None and self.execution.commits()[1] != plan.committed_at[1]
+
     async def _close_fast(self, actor: str, symbols: tuple[str, ...] | None) -> Outcome:
         """Close-all in one round trip where it can (decision BEN-09). At once and together: a market sell of what
         the engine holds of each base with no order known open in its symbol (nothing locks it; sized from the
@@ -266,19 +305,12 @@ class KillSwitch:
         out = Outcome()
         only = set(symbols) if symbols else None
         targets = tuple(symbols or self.symbols)
-        known = {o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only}
-        cancels = sorted(known)
-        locked = {base_of(s) for s in cancels}
-        held: dict[str, tuple[Decimal, Decimal]] = {}
-        sells: list[tuple[str, Decimal]] = []
-        for symbol in targets:
-            base = base_of(symbol)
-            if symbol in known or base in locked or base in held:
-                continue  # sized after its cancels, from the venue's balances (or by the full pass)
-            held[base] = self._held(base)  # locked with no order known: left, and the full pass finds why
-            amount, _ = self._sellable(symbol, held[base])
-            if amount > 0:
-                sells.append((symbol, amount))
+        plan, self.plan = self.plan, None
+        if plan is not None and (plan.symbols != symbols or self._rolled_back(plan)):
+            self.execution.not_sent(plan.recorded, "its record may not be on disk; recorded again")
+            plan = None
+        plan = plan or self.plan_close(actor, symbols)
+        cancels, held, sells = plan.cancels, plan.held, plan.sells
 
         async def cancel(symbol: str) -> list[OrderReport]:
             try:
@@ -289,22 +321,27 @@ class KillSwitch:
         async def cancel_each() -> list[list[OrderReport] | BaseException]:
             return await asyncio.gather(*(cancel(s) for s in cancels), return_exceptions=True)
 
-        async def sell() -> list[CommandResult | BaseException]:
-            return await self.execution.sell_now(sells, actor) if sells else []
-
         async def read_balances() -> tuple[Balance, ...] | None:
             return await venue.fetch_balances(urgent=True) if cancels else None
 
         self.mark("first_delete")
+        self.mark("sells_leaving")
+        selling: asyncio.Future[list[CommandResult | BaseException]] | None = None
+        if sells:
+            # Recorded in the command's task (they join its transaction: one commit, the halt's when it carried
+            # them, else right before they leave), sent from a task of their own, and first: one turn of the loop
+            # puts their requests ahead of the rest.
+            committed = plan.committed_at is not None and self.execution.commits()[0] > plan.committed_at[0]
+            selling = asyncio.ensure_future(self.execution.sell_now(sells, actor, plan.recorded, committed))
+            await asyncio.sleep(0)
         others = asyncio.gather(
             caught(venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)),
             caught(read_balances()),
             cancel_each(),
         )
-        self.mark("sells_leaving")
-        # In this task, not one of its own: the sells' records join the command's transaction (one commit for
-        # them, right before they leave) instead of a commit each.
-        sold_now = await caught(sell())
+        sold_now: list[CommandResult | BaseException] | BaseException = []
+        if selling is not None:
+            sold_now = await caught(selling)
         self.mark("sells_answered")
         listed, read, cancelled = await others
         answered: set[str] = set()
@@ -551,6 +588,17 @@ class Tiers:
                 )
             prefix = f"{c.symbol}: "
         else:
+            if (
+                isinstance(c, CloseAll)
+                and isinstance(c, self.answer_first)
+                and self.prepare is None
+                and self.state.state != TradingState.HALTED
+                and not self.kill.portfolio.usdm
+                and self.link.venue is not None
+                and self.link.venue.markets_loaded
+            ):
+                # Its sells recorded now, so that the halt's commit carries them (one fsync fewer before they leave).
+                self.kill.plan = self.kill.plan_close(c.actor, None, before_halt=True)
             self.state.tripped()
             self.state.move(
                 TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
@@ -569,6 +617,9 @@ class Tiers:
         except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
             self.last_outcome = outcome
+        if self.kill.plan is not None:  # planned before the halt, never reached its pass
+            self.kill.execution.not_sent(self.kill.plan.recorded, "the close-all pass did not reach them")
+            self.kill.plan = None
         self.kill.mark("venue_done")
         if not isinstance(c, ClosePosition):
             prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)

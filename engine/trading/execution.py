@@ -95,6 +95,7 @@ class Execution:
         # Commits what was written: called between recording an order and sending it (a client id is on disk
         # before the request carrying it leaves, so a retry or a restart never places an order twice).
         self.durable = durability.commit
+        self.commits = durability.commits
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
         self.stops = books.stops  # symbol -> stop price of the position held (persisted)
         self.take_profits = books.take_profits  # symbol -> take-profit of the position held, when given (persisted)
@@ -356,13 +357,27 @@ class Execution:
             await self.cancel(order.client_id, actor=actor)
         await self.refresh_balances_quietly()
 
-    async def sell_now(self, sells: list[tuple[str, Decimal]], actor: str) -> list[CommandResult | BaseException]:
-        """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
-        commit for them all, then sent together (group commit: write the batch, commit, send the batch)."""
-        recorded = [
+    def record_sells(self, sells: list[tuple[str, Decimal]], actor: str) -> list[Order | CommandResult]:
+        """The kill switch's market sells (``urgent``), each checked against the venue's filters and recorded (or
+        why not); nothing committed or sent yet (``sell_now``)."""
+        return [
             self._record(symbol, "sell", "market", amount, None, actor, None, urgent=True) for symbol, amount in sells
         ]
-        refused = self._commit([r for r in recorded if isinstance(r, Order)])
+
+    async def sell_now(
+        self,
+        sells: list[tuple[str, Decimal]],
+        actor: str,
+        recorded: list[Order | CommandResult] | None = None,
+        committed: bool = False,
+    ) -> list[CommandResult | BaseException]:
+        """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
+        commit for them all, then sent together (group commit: write the batch, commit, send the batch).
+        ``recorded``: ``record_sells``'s (made in the command's task, so they join its transaction, when this runs
+        in a task of its own); ``committed``: a commit made since they were recorded (the halt's) holds them."""
+        if recorded is None:
+            recorded = self.record_sells(sells, actor)
+        refused = None if committed else self._commit([r for r in recorded if isinstance(r, Order)])
         if refused is not None:
             return [refused for _ in recorded]
 
@@ -408,13 +423,18 @@ class Execution:
         try:
             self.durable()
         except EngineError as exc:
-            for order in orders:
-                self.in_flight.discard(order.client_id)
-                self.tracker.apply(
-                    order.client_id, OrderStatus.REJECTED, source="engine", detail=f"not sent: {exc}"[:300]
-                )
+            self.not_sent(orders, str(exc))
             return CommandResult(False, str(exc))
         return None
+
+    def not_sent(self, orders: Iterable[Order | CommandResult], why: str) -> None:
+        """Recorded orders that will never leave: REJECTED, with why."""
+        for order in orders:
+            if isinstance(order, Order):
+                self.in_flight.discard(order.client_id)
+                self.tracker.apply(
+                    order.client_id, OrderStatus.REJECTED, source="engine", detail=f"not sent: {why}"[:300]
+                )
 
     def _record(
         self,
