@@ -8,13 +8,16 @@ built-in paper venue).
   the simulator's process by one look at its open-order table per order event).
 - cancel-all on an idle engine, 2 symbols × ``--orders``/2: the same after a routine venue-wide open-orders listing
   (weight 80) and ``--idle-s`` of idle time.
-- close-all, 2 positions (BTC and ETH bought at market): from the command to its answer, which comes only after the
-  venue's balances were read back and hold nothing but dust.
+- close-all, 2 positions (BTC and ETH bought at market): from the command to its answer (decision BEN-09: the
+  sells' fills judge what is left; the balances are read back after the answer).
+- ``--tiers close_stops`` (alone: its engine places protective stops at the venue, as shipped): close-all of 2
+  positions each with its stop resting, against a floor that cancels the two stops too (below).
 
 The floors run in a process with no engine in it (``bench/floor.py``), alternating with the engine's runs: a bare
 ccxt client's ``DELETE openOrders`` of the same number of its own orders (one per symbol, in parallel) followed by
 the venue-wide listing that confirms none is left, the point where the engine answers (``deletes`` alone is given
-too); for close-all, a balance listing plus two market sells (and the same calls close-all makes, as before).
+too); for close-all, a balance listing plus two market sells (and the same calls close-all makes, as before); with
+stops, the two stops' ``DELETE openOrders`` beside the balance listing, then the two market sells.
 
 Where the engine records them (``KillSwitch.marks``), the JSON holds the profile per phase, in ms from the command:
 halt committed, first DELETE leaving, cancels answered, reports applied, listing confirmed, answer, audit stored.
@@ -24,8 +27,8 @@ goal. The engine's run and its floor's run alternate, so the p50 goals are judge
 (``benchlib.judge_paired``: the load of the moment weighs on both halves of a pair), the unpaired ratio of medians
 (``benchlib.judge``) beside them; p99 is judged unpaired.
 
-Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K] [--idle-s S] [--venues process,inline]; prints
-one JSON object.
+Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K] [--idle-s S] [--venues process,inline]
+[--tiers cancel,idle,close | close_stops]; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -94,6 +97,17 @@ async def buy_two(engine: Engine) -> None:
         )
         assert result.ok, result.message
     await asyncio.sleep(0.05)  # let the balance stream settle before the clock starts
+
+
+async def stops_resting(engine: Engine) -> None:
+    """Until both positions' protective stops rest at the venue (acknowledged), as they do between trades."""
+    for _ in range(500):
+        stops = [o for o in engine.tracker.open_orders() if o.is_protective_stop and o.venue_id is not None]
+        if {o.symbol for o in stops} == set(SYMBOLS):
+            await asyncio.sleep(0.05)  # the stream's balance (locked by the stops) settles before the clock starts
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the protective stops were not placed at the venue")
 
 
 class InlineVenue:
@@ -165,7 +179,11 @@ async def timed(engine: Engine, command: Any, out: dict[str, list[float]], name:
 async def one_venue(where: str, runs: int, orders: int, idle_s: float, tiers: str) -> dict[str, Any]:
     venue: InlineVenue | ProcessVenue = InlineVenue() if where == "inline" else ProcessVenue()
     address = await venue.start()
-    settings = sim_settings(address)
+    # ``close_stops``: the positions carry their protective stops at the venue (the shipped configuration); the other
+    # tiers time against bare ccxt orders on the same account, which a resting stop would lock (``sim_settings``).
+    stops = "close_stops" in tiers.split(",")
+    assert not stops or tiers == "close_stops", "close_stops runs alone (an engine with stops at the venue)"
+    settings = sim_settings(address, stops_at_venue=stops)
     # Reconciliation hourly, so the floor client's own orders are not adopted meanwhile.
     settings = settings.model_copy(update={"monitors": settings.monitors.model_copy(update={"reconcile_s": 3600.0})})
     engine = await started(Engine(settings))
@@ -186,6 +204,8 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float, tiers: st
             "close",
             "floor_close",
             "floor_close_same_calls",
+            "close_stops",
+            "floor_close_stops",
         )
     }
     try:
@@ -218,7 +238,14 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float, tiers: st
                 assert answer["left"] == 0, answer
                 out["floor_idle_deletes"].append(answer["deletes"])
                 out["floor_idle"].append(answer["confirmed"])
-            if "close" in tiers:  # close-all, 2 positions
+            if stops:  # close-all, 2 positions, each with its protective stop resting at the venue
+                await buy_two(engine)
+                await stops_resting(engine)
+                result, _ = await timed(engine, CloseAll(reason="bench"), out, "close_stops")
+                assert result.ok and "closed 2 position(s)" in result.message, result.message
+                answer = await floor.ask(op="close_stops")
+                out["floor_close_stops"].append(answer["cancels_balances_and_sells"])
+            if "close" in tiers.split(","):  # close-all, 2 positions
                 await buy_two(engine)
                 result, _ = await timed(engine, CloseAll(reason="bench"), out, "close")
                 assert result.ok and "closed 2 position(s)" in result.message, result.message
@@ -257,7 +284,15 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float, tiers: st
             "p50_unpaired": judge(out["idle"], out["floor_idle"], GOALS["cancel_p50"]),
             "p99": judge(out["idle"], out["floor_idle"], GOALS["cancel_p99"], "p99"),
         }
-    if "close" in tiers:
+    if stops:
+        result["close_all_2_positions_with_stops"] = {
+            "done": s["close_stops"],
+            "phases": phases("close_stops"),
+            "floor_bare_ccxt_stop_cancels_and_balances_then_2_sells": s["floor_close_stops"],
+            "p50": judge_paired(out["close_stops"], out["floor_close_stops"], GOALS["close_p50"]),
+            "p50_unpaired": judge(out["close_stops"], out["floor_close_stops"], GOALS["close_p50"]),
+        }
+    if "close" in tiers.split(","):
         result["close_all_2_positions"] = {
             "done": s["close"],
             "phases": phases("close"),
@@ -281,6 +316,7 @@ async def measure(runs: int, orders: int, idle_s: float, venues: str, tiers: str
         "cancel-all idle 2 symbols p50": ("cancel_all_idle_2_symbols", "p50"),
         "cancel-all idle 2 symbols p99": ("cancel_all_idle_2_symbols", "p99"),
         "close-all 2 positions p50": ("close_all_2_positions", "p50"),
+        "close-all 2 positions with their stops p50": ("close_all_2_positions_with_stops", "p50"),
     }
     result["goals"] = {name: headline[key][p] for name, (key, p) in goals.items() if key in headline}
     return result

@@ -31,7 +31,7 @@ from engine.trading.portfolio import base_of
 from engine.trading.protect import VenueStops
 from engine.trading.state import TradingStateMachine, is_operator
 from engine.venue import errors as vx
-from engine.venue.adapter import OrderReport
+from engine.venue.adapter import OrderReport, Venue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,6 +99,15 @@ class ClosePlan:
     held: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     sells: list[tuple[str, Decimal]] = field(default_factory=list)
     recorded: list[Order | CommandResult] = field(default_factory=list)
+    after: list[tuple[str, Decimal]] = field(default_factory=list)  # sold once their symbols' orders are cancelled
+    recorded_after: list[Order | CommandResult] = field(default_factory=list)
+    # Sold with their stop's cancel in one request (the stop the symbol's one order): (symbol, amount, stop's id).
+    replaces: list[tuple[str, Decimal, str]] = field(default_factory=list)
+    recorded_replace: list[Order | CommandResult] = field(default_factory=list)
+
+    def records(self) -> list[Order | CommandResult]:
+        return [*self.recorded, *self.recorded_after, *self.recorded_replace]
+
     committed_at: tuple[int, int] | None = None  # the store's (commits, rollbacks) when recorded before the halt
 
 
@@ -264,22 +273,40 @@ class KillSwitch:
         return out
 
     def plan_close(self, actor: str, symbols: tuple[str, ...] | None, before_halt: bool = False) -> ClosePlan:
-        """What ``_close_fast`` will do, its sells recorded (not committed, not sent). ``before_halt``: made right
-        before the halt is stored, whose commit then carries the sells' records (one fsync fewer before they leave:
-        ``Tiers.run``); the pass checks a commit was made since, else commits them itself."""
+        """What ``_close_fast`` will do, its sells recorded (not committed, not sent), each sized from what the
+        engine holds of its base (all of it: a resting stop locks it but moves none out). ``before_halt``: made
+        right before the halt is stored, whose commit then carries the sells' records (one fsync fewer before they
+        leave: ``Tiers.run``); the pass checks a commit was made since, else commits them itself."""
+        venue = self.link.require()
         only = set(symbols) if symbols else None
         known = {o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only}
         plan = ClosePlan(symbols, sorted(known))
         locked = {base_of(s) for s in plan.cancels}
         for symbol in symbols or self.symbols:
             base = base_of(symbol)
-            if symbol in known or base in locked or base in plan.held:
-                continue  # sized after its cancels, from the venue's balances (or by the full pass)
-            plan.held[base] = self._held(base)  # locked with no order known: left, and the full pass finds why
+            if base in plan.held or (base in locked and symbol not in known):
+                continue  # one sell per base (the symbol with the orders, when one has them)
+            free, total = self._held(base)
+            plan.held[base] = (total, total) if symbol in known else (free, total)
             amount, _ = self._sellable(symbol, plan.held[base])
-            if amount > 0:
-                plan.sells.append((symbol, amount))
+            if amount <= 0:
+                continue
+            resting = self.tracker.open_orders(symbol) if symbol in known else []
+            if (
+                len(resting) == 1
+                and resting[0].is_protective_stop
+                and resting[0].venue_id is not None
+                and venue.cancel_replace(symbol)
+            ):
+                plan.replaces.append((symbol, amount, resting[0].client_id))  # the stop and the sell in one request
+                plan.cancels.remove(symbol)
+            else:
+                (plan.after if symbol in known else plan.sells).append((symbol, amount))
         plan.recorded = self.execution.record_sells(plan.sells, actor) if plan.sells else []
+        plan.recorded_after = self.execution.record_sells(plan.after, actor) if plan.after else []
+        plan.recorded_replace = (
+            self.execution.record_sells([(s, a) for s, a, _ in plan.replaces], actor) if plan.replaces else []
+        )
         if before_halt:
             plan.committed_at = self.execution.commits()
         return plan
@@ -289,12 +316,14 @@ class KillSwitch:
         return plan.committed_at is not None and self.execution.commits()[1] != plan.committed_at[1]
 
     async def _close_fast(self, actor: str, symbols: tuple[str, ...] | None) -> Outcome:
-        """Close-all in one round trip where it can (decision BEN-09). At once and together: a market sell of what
-        the engine holds of each base with no order known open in its symbol (nothing locks it; sized from the
-        engine's balances, which the user stream and each fill's read-back keep), ``DELETE openOrders`` of each
-        symbol with an order known open (no blind cancel elsewhere), the open-order listing that finds any order
-        the engine does not know, and, when something is cancelled, the balances, which size those symbols' sells
-        (their total: cancelling moves nothing out of it), sent once the cancels answered.
+        """Close-all in as few round trips as the venue allows (decision BEN-09). At once and together: a market
+        sell of what the engine holds of each base with no order known open in its symbol (nothing locks it),
+        ``DELETE openOrders`` of each symbol with an order known open (no blind cancel elsewhere), the balances
+        when something is cancelled, and the open-order listing that finds any order the engine does not know; then
+        the sells of the symbols whose orders were cancelled (all of each base is free once they are). Every sell
+        is sized from the engine's balances (the user stream and each fill's read-back keep them) and recorded
+        before the halt, whose commit carries them; one whose base the venue's balances, read beside the cancels,
+        show otherwise is recorded again at the venue's amount.
 
         Done only when the venue matched the engine's view: every cancel and sell answered, each sell filled to the
         amount held, and the listing shows no order but those the cancels answered for. Otherwise the outcome is
@@ -307,10 +336,30 @@ class KillSwitch:
         targets = tuple(symbols or self.symbols)
         plan, self.plan = self.plan, None
         if plan is not None and (plan.symbols != symbols or self._rolled_back(plan)):
-            self.execution.not_sent(plan.recorded, "its record may not be on disk; recorded again")
+            self.execution.not_sent(plan.records(), "its record may not be on disk; recorded again")
             plan = None
         plan = plan or self.plan_close(actor, symbols)
-        cancels, held, sells = plan.cancels, plan.held, plan.sells
+        held = plan.held
+        committed = plan.committed_at is not None and self.execution.commits()[0] > plan.committed_at[0]
+        try:
+            return await self._close_fast_pass(actor, symbols, only, targets, plan, held, committed, out, venue)
+        finally:
+            # Whatever the pass did not send (it found the venue not as the engine thought) never leaves.
+            self.execution.not_sent(plan.recorded_after, "not needed: the full close-all pass sells instead")
+
+    async def _close_fast_pass(
+        self,
+        actor: str,
+        symbols: tuple[str, ...] | None,
+        only: set[str] | None,
+        targets: tuple[str, ...],
+        plan: ClosePlan,
+        held: dict[str, tuple[Decimal, Decimal]],
+        committed: bool,
+        out: Outcome,
+        venue: Venue,
+    ) -> Outcome:
+        cancels = plan.cancels
 
         async def cancel(symbol: str) -> list[OrderReport]:
             try:
@@ -327,23 +376,30 @@ class KillSwitch:
         self.mark("first_delete")
         self.mark("sells_leaving")
         selling: asyncio.Future[list[CommandResult | BaseException]] | None = None
-        if sells:
-            # Recorded in the command's task (they join its transaction: one commit, the halt's when it carried
-            # them, else right before they leave), sent from a task of their own, and first: one turn of the loop
-            # puts their requests ahead of the rest.
-            committed = plan.committed_at is not None and self.execution.commits()[0] > plan.committed_at[0]
-            selling = asyncio.ensure_future(self.execution.sell_now(sells, actor, plan.recorded, committed))
+        replacing: asyncio.Future[list[CommandResult | BaseException]] | None = None
+        if plan.sells:
+            # Sent from a task of their own, and first: one turn of the loop puts their requests ahead of the rest.
+            selling = asyncio.ensure_future(self.execution.sell_now(plan.sells, actor, plan.recorded, committed))
+        if plan.replaces:
+            stops = [stop for _, _, stop in plan.replaces]
+            replacing = asyncio.ensure_future(
+                self.execution.replace_now(list(zip(plan.recorded_replace, stops, strict=True)), committed)
+            )
+        if selling is not None or replacing is not None:
             await asyncio.sleep(0)
         others = asyncio.gather(
-            caught(venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)),
-            caught(read_balances()),
             cancel_each(),
+            caught(read_balances()),
+            caught(venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)),
         )
         sold_now: list[CommandResult | BaseException] | BaseException = []
         if selling is not None:
             sold_now = await caught(selling)
+        replaced: list[CommandResult | BaseException] | BaseException = []
+        if replacing is not None:
+            replaced = await caught(replacing)
         self.mark("sells_answered")
-        listed, read, cancelled = await others
+        cancelled, read, listed = await others
         answered: set[str] = set()
         for symbol, result in zip(cancels, cancelled):
             if isinstance(result, BaseException):
@@ -357,7 +413,16 @@ class KillSwitch:
         if isinstance(sold_now, BaseException):
             out.failures["sells"] = f"sell: {type(sold_now).__name__}: {sold_now}"[:200]
             sold_now = []
-        ours = answered | self._judge_sells(sells, sold_now, held, out)
+        if isinstance(replaced, BaseException):
+            out.failures["sells"] = f"sell: {type(replaced).__name__}: {replaced}"[:200]
+            replaced = []
+        ours = answered | self._judge_sells(plan.sells, sold_now, held, out)
+        replace_sells = [(symbol, amount) for symbol, amount, _ in plan.replaces]
+        ours |= self._judge_sells(replace_sells, replaced, held, out)
+        for (_, _, stop), replace in zip(plan.replaces, replaced, strict=False):
+            if isinstance(replace, CommandResult) and replace.ok:
+                ours.add(stop)
+                out.canceled += 1
         if isinstance(listed, BaseException):
             out.failures["listing"] = f"listing open orders: {type(listed).__name__}: {listed}"[:200]
             out.still_open = None
@@ -372,18 +437,22 @@ class KillSwitch:
                 out.failures["balances"] = f"balances: {type(read).__name__}: {read}"[:200]
                 return out
             venue_held = {b.asset: b.total for b in read}
-            after: list[tuple[str, Decimal]] = []
-            for symbol in targets:
-                base = base_of(symbol)
-                if base in held:
-                    continue
-                total = venue_held.get(base, Decimal(0))
-                held[base] = (total, total)  # nothing rests on it any more: all of it is free to sell
-                amount, _ = self._sellable(symbol, (total, total))
-                if amount > 0:
-                    after.append((symbol, amount))
+            after, recorded = plan.after, plan.recorded_after
+            bases = {base_of(s): s for s in reversed(cancels) if base_of(s) in held}  # the first symbol of each
+            if any(venue_held.get(base, Decimal(0)) != held[base][1] for base in bases):
+                # The venue holds other amounts than the engine thought: sized again from the venue's answer.
+                self.execution.not_sent(recorded, "sized again from the venue's balances")
+                after, committed = [], False
+                for base, symbol in bases.items():
+                    total = venue_held.get(base, Decimal(0))
+                    held[base_of(symbol)] = (total, total)
+                    amount, _ = self._sellable(symbol, (total, total))
+                    if amount > 0:
+                        after.append((symbol, amount))
+                recorded = self.execution.record_sells(after, actor) if after else []
+            plan.recorded_after = []  # sent now (or refused): not the finally's to release
             if after:
-                results = await self.execution.sell_now(after, actor)
+                results = await self.execution.sell_now(after, actor, recorded, committed)
                 self._judge_sells(after, results, held, out)
                 self.mark("sells_answered_after_cancels")
         await self._settle([], only, out)
@@ -618,7 +687,8 @@ class Tiers:
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
             self.last_outcome = outcome
         if self.kill.plan is not None:  # planned before the halt, never reached its pass
-            self.kill.execution.not_sent(self.kill.plan.recorded, "the close-all pass did not reach them")
+            plan = self.kill.plan
+            self.kill.execution.not_sent(plan.records(), "the close-all pass did not reach them")
             self.kill.plan = None
         self.kill.mark("venue_done")
         if not isinstance(c, ClosePosition):

@@ -396,6 +396,58 @@ class Execution:
             return_exceptions=True,
         )
 
+    async def replace_now(
+        self, replaces: list[tuple[Order | CommandResult, str]], committed: bool = False
+    ) -> list[CommandResult | BaseException]:
+        """The kill switch's sells of what a protective stop locks, each sent with the stop's cancel in one request
+        (``Venue.cancel_replace_sell``): ``(recorded sell, stop's client id)``, the sells recorded by
+        ``record_sells`` and committed here unless ``committed``. A stop that cannot be cancelled places no sell
+        (the venue's STOP_ON_FAILURE); a half that failed fails that sell, with the venue's words."""
+        orders = [r for r, _ in replaces]
+        refused = None if committed else self._commit([o for o in orders if isinstance(o, Order)])
+        if refused is not None:
+            return [refused for _ in orders]
+
+        async def answer(result: CommandResult) -> CommandResult:
+            return result
+
+        async def send(order: Order, stop_id: str) -> CommandResult:
+            with self.joining_batch():  # as ``sell_now``'s: joins the kill switch's transaction
+                return await self._replace(order, stop_id)
+
+        return await asyncio.gather(
+            *(answer(o) if isinstance(o, CommandResult) else send(o, stop_id) for o, stop_id in replaces),
+            return_exceptions=True,
+        )
+
+    async def _replace(self, order: Order, stop_id: str) -> CommandResult:
+        self.note_stop_cancels([stop_id])
+        try:
+            try:
+                venue = self.link.require()
+                stop, sold, why = await venue.cancel_replace_sell(stop_id, order.symbol, order.client_id, order.amount)
+            except not_sent_errors() as exc:
+                self.not_sent([order], f"{type(exc).__name__}: {exc}")
+                return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
+            except refused_errors() as exc:
+                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
+                return CommandResult(False, f"refused by venue: {exc}")
+            except vx.BaseError as exc:  # the sell may be placed: ask by client id before deciding
+                return await self._resolve_uncertain(order, exc, True)
+        finally:
+            self.in_flight.discard(order.client_id)
+        if stop is not None:
+            self.apply_report(stop, "rest")
+        if sold is None:
+            self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=why[:300])
+            return CommandResult(False, f"cancel-replace of {stop_id}: {why}")
+        self.apply_report(sold, "rest")
+        return CommandResult(
+            True,
+            f"sell {order.amount} {order.symbol} {sold.status.value} (its stop {stop_id} cancelled with it)",
+            {"client_id": order.client_id, "status": sold.status.value},
+        )
+
     async def flatten_now(
         self, closes: list[tuple[str, str, Decimal]], actor: str
     ) -> list[CommandResult | BaseException]:
