@@ -8,7 +8,7 @@ built-in paper venue).
   the simulator's process by one look at its open-order table per order event).
 - cancel-all on an idle engine, 2 symbols × ``--orders``/2: the same after a routine venue-wide open-orders listing
   (weight 80) and ``--idle-s`` of idle time.
-- close-all, 2 positions (BTC and ETH bought at market): from the command to its answer (decision BEN-09: the
+- close-all, 2 positions (BTC and ETH bought at market): from the command to its answer (decision BEN-11: the
   sells' fills judge what is left; the balances are read back after the answer).
 - ``--tiers close_stops`` (alone: its engine places protective stops at the venue, as shipped): close-all of 2
   positions each with its stop resting, against a floor that cancels the two stops too (below).
@@ -57,6 +57,7 @@ PHASES = (
     "settled",
     "sells_leaving",
     "sells_answered",
+    "sells_answered_after_cancels",
     "venue_done",
     "answered",
 )

@@ -60,7 +60,7 @@ class Durability:
     ``joining``: a batch for what the venue keeps anyway (a stream read), committed with a command's batch when
     one is open instead of on its own (``Writer.batch``). ``commits``: how many commits and rollbacks the store has
     made (a write followed by a commit and no rollback is on disk: the kill switch's sells recorded before the
-    halt ride on its commit, decision BEN-09)."""
+    halt ride on its commit, decision BEN-11)."""
 
     batch: Batch = nullcontext
     commit: Callable[[], None] = _nothing_to_commit

@@ -5,8 +5,10 @@ Runbooks 000 §3 ("Kill-Switch Activated": stop new orders, cancel pending order
 venue's urgent lane, past the circuit breaker and the client-side rate limiter, and symbols are worked in
 parallel. What could not be done is reported per symbol; the engine keeps retrying it (``retry``) until done
 or an operator resumes. What remains after a close is verified at the venue: only dust too small to sell may
-be left, and it is reported by asset and amount, never hidden. Perps (runbook 002 "Close all positions"): longs and
-shorts are closed with reduce-only market orders and the venue's positions must then be flat, not "only dust".
+be left, and it is reported by asset and amount, never hidden (a close-all answered first judges it from the
+venue's answers and reads the balances back right after: decision BEN-11). Perps (runbook 002 "Close all
+positions"): longs and shorts are closed with reduce-only market orders and the venue's positions must then be
+flat, not "only dust".
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ class KillSwitch:
     async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None, fast: bool = False) -> Outcome:
         """Cancel everything, then sell every position at market within the venue's filters, and verify.
 
-        ``fast`` (a close answered first, its balances read back after the answer: decision BEN-09): one round trip
+        ``fast`` (a close answered first, its balances read back after the answer: decision BEN-11): one round trip
         where nothing is known open (``_close_fast``); otherwise, or when it finds the venue not as the engine
         thought, the pass below (cancel, listing with balances, sells)."""
         read: list[BaseException | None] = []
@@ -316,7 +318,7 @@ class KillSwitch:
         return plan.committed_at is not None and self.execution.commits()[1] != plan.committed_at[1]
 
     async def _close_fast(self, actor: str, symbols: tuple[str, ...] | None) -> Outcome:
-        """Close-all in as few round trips as the venue allows (decision BEN-09). At once and together: a market
+        """Close-all in as few round trips as the venue allows (decision BEN-11). At once and together: a market
         sell of what the engine holds of each base with no order known open in its symbol (nothing locks it),
         ``DELETE openOrders`` of each symbol with an order known open (no blind cancel elsewhere), the balances
         when something is cancelled, and the open-order listing that finds any order the engine does not know; then

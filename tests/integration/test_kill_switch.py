@@ -331,7 +331,7 @@ async def test_a_stop_cancelled_and_its_sell_refused_in_one_request_is_closed_by
 
 async def test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back_finds(engine, sim):
     """A close with nothing known open sells what the engine holds in one round trip and answers from the sells'
-    fills (decision BEN-09); what the engine did not know of yet (a deposit the stream has not brought) the balances
+    fills (decision BEN-11); what the engine did not know of yet (a deposit the stream has not brought) the balances
     read back after the answer find: a CRIT alert, and the close again until the venue is flat."""
     await hold_two_positions_with_orders(engine)
     await engine.execute(CancelAll(reason="test", include_stops=True))
