@@ -203,9 +203,10 @@ class KillSwitch:
     async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None, fast: bool = False) -> Outcome:
         """Cancel everything, then sell every position at market within the venue's filters, and verify.
 
-        ``fast`` (a close answered first, its balances read back after the answer: decision BEN-11): one round trip
-        where nothing is known open (``_close_fast``); otherwise, or when it finds the venue not as the engine
-        thought, the pass below (cancel, listing with balances, sells)."""
+        ``fast`` (a close answered first, its balances read back after the answer: decision BEN-11): the sells
+        sized from the engine's balances and sent at once, or with their stop's cancel, or once the orders known
+        open are cancelled (``_close_fast``); when that finds the venue not as the engine thought, the same command
+        goes on with the pass below (cancel, listing with balances, sells), which a retry makes from the start."""
         read: list[BaseException | None] = []
 
         async def read_balances() -> None:
