@@ -189,6 +189,10 @@ SLOW_TESTS = {
         "tests/integration/test_private_files.py::test_every_file_an_engine_run_writes_is_owner_only",
         "tests/unit/test_portfolio.py::test_pnl_adds_up_from_random_fills_with_fees_in_base_or_quote",
     ),
+    "strategies (issue 23): two engines on one data directory, and an engine on the USDⓈ-M simulator, 2-3 s each": (
+        "tests/integration/test_user_strategies.py::test_the_template_enters_and_exits_and_a_restart_keeps_every_strategys_record_and_its_disable",
+        "tests/integration/test_user_strategies.py::test_the_ladder_on_perps_asks_for_nothing_under_the_markets_minimum_notional",
+    ),
     "waits up to 10 s for the wall clock to be well inside a minute (the venue counts weight per minute)": (
         "tests/sim/test_limits.py::test_over_the_limit_429_with_retry_after_then_418_ban",
     ),

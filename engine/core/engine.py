@@ -762,6 +762,7 @@ class Engine:
         guard = self.store.load_json("strategy_guard")
         if guard:
             self.runner.restore_guard(guard)
+        self.runner.restore_stats((t["opened_by"], Decimal(t["pnl"])) for t in self.store.round_trips())
 
     def _save_counters(self) -> None:
         self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))

@@ -44,6 +44,7 @@ from engine.kernel.events import (
     OrderStatus,
     OrderUpdated,
     Persisted,
+    RoundTripClosed,
     StopsChanged,
     StopsSuspended,
     StrategyGuardChanged,
@@ -392,6 +393,12 @@ class Writer:
             (utcnow().isoformat(),),
         )
 
+    def _on_round_trip(self, event: RoundTripClosed) -> None:
+        self._put(
+            _insert("round_trips", ("symbol", "opened_by", "pnl", "closed_at")),
+            (event.symbol, event.opened_by, to_text(event.pnl), event.closed_at.isoformat()),
+        )
+
     def _put_json(self, key: str, value: Any) -> None:
         self._put(
             _upsert("engine_state", STATE_COLUMNS, ("key",)), (key, dumps(value), "engine", "", utcnow().isoformat())
@@ -476,6 +483,7 @@ _WRITERS: dict[type[Event], Callable[[Writer, Any], None]] = {
     OrderCreated: Writer._on_order_created,
     OrderUpdated: Writer._on_order_updated,
     FillReceived: Writer._on_fill,
+    RoundTripClosed: Writer._on_round_trip,
     BalancesUpdated: Writer._on_balances,
     TradingStateChanged: Writer._on_state,
     AlertRaised: Writer._on_alert,

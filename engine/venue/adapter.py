@@ -75,6 +75,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+CCXT_TICK_SIZE = 4  # ccxt.TICK_SIZE: a market's precision is its step (ccxt is imported where it connects)
+
 # ccxt binance's key for the spot user-data subscription on its WS-API client, and the future its subscribe waits on.
 USER_ACCOUNT = "spot"
 USER_SUBSCRIBING = "authenticate:signature:spot"
@@ -417,6 +419,15 @@ class Venue:
 
     def min_cost(self, symbol: str) -> Decimal:
         return dec(self.market(symbol)["limits"]["cost"]["min"]) or Decimal(0)
+
+    def amount_step(self, symbol: str) -> Decimal:
+        """The amount step ``amount_to_precision`` rounds down to (LOT_SIZE's stepSize on Binance); 0 when unknown."""
+        precision = (self.market(symbol).get("precision") or {}).get("amount")
+        if precision is None:
+            return Decimal(0)
+        if getattr(self.ex, "precisionMode", CCXT_TICK_SIZE) == CCXT_TICK_SIZE:
+            return dec(precision) or Decimal(0)
+        return Decimal(1).scaleb(-int(precision))  # DECIMAL_PLACES: the number of decimals
 
     # ------------------------------------------------------------ REST
 
