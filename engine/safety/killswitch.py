@@ -670,7 +670,11 @@ class Tiers:
                 and self.link.venue.markets_loaded
             ):
                 # Its sells recorded now, so that the halt's commit carries them (one fsync fewer before they leave).
-                self.kill.plan = self.kill.plan_close(c.actor, None, before_halt=True)
+                try:
+                    self.kill.plan = self.kill.plan_close(c.actor, None, before_halt=True)
+                except Exception as exc:  # nothing stands before the halt: the pass plans again (or reports why)
+                    log.warning("close-all's sells not recorded before the halt: %s", exc)
+                    self.kill.plan = None
             self.state.tripped()
             self.state.move(
                 TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
