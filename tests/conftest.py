@@ -188,6 +188,7 @@ SLOW_TESTS = {
         "tests/integration/test_resilience_sim.py::test_send_that_never_arrived_is_marked_rejected",
         "tests/integration/test_private_files.py::test_every_file_an_engine_run_writes_is_owner_only",
         "tests/unit/test_portfolio.py::test_pnl_adds_up_from_random_fills_with_fees_in_base_or_quote",
+        "tests/integration/test_kill_switch.py::test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back_finds",
     ),
     "strategies (issue 23): two engines on one data directory, and an engine on the USDⓈ-M simulator, 2-3 s each": (
         "tests/integration/test_user_strategies.py::test_the_template_enters_and_exits_and_a_restart_keeps_every_strategys_record_and_its_disable",

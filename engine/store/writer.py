@@ -65,6 +65,9 @@ class Writer:
 
     def __init__(self) -> None:
         self._uncommitted = 0  # writes in the open transaction
+        # Commits and rollbacks made: a write followed by a commit and no rollback is on disk (``Durability.commits``).
+        self.commits = 0
+        self.rollbacks = 0
         self._batches: dict[object, int] = {}  # task -> depth of its open batches (see ``batch``)
         self._timer: asyncio.TimerHandle | None = None  # the late commit of writes held by a batch
         self.commit_ms: deque[float] = deque(maxlen=2000)  # how long the latest commits took
@@ -131,6 +134,7 @@ class Writer:
         self.conn.commit()
         self.commit_ms.append((time.perf_counter() - start) * 1000)
         self._uncommitted = 0
+        self.commits += 1
 
     def _wrote(self, at_once: bool = False) -> None:
         self._uncommitted += 1
@@ -165,6 +169,7 @@ class Writer:
         except sqlite3.Error:
             pass
         self._uncommitted = 0
+        self.rollbacks += 1
 
     @property
     def uncommitted(self) -> int:

@@ -533,6 +533,60 @@ class Venue:
         }
         return await self._ask(self._once, "privatePostOrderListOco", self._binance_list, request)
 
+    def cancel_replace(self, symbol: str) -> bool:
+        """Whether a resting order of ``symbol`` can be cancelled and a new one placed in one request: Binance spot's
+        ``POST /api/v3/order/cancelReplace`` (ccxt's implicit ``privatePostOrderCancelReplace``) on a market that
+        allows it (``cancelReplaceAllowed``)."""
+        if not self.binance or self.usdm or not hasattr(self.urgent, "privatePostOrderCancelReplace"):
+            return False
+        info = self.ex.market(symbol).get("info") or {}
+        return isinstance(info, dict) and info.get("cancelReplaceAllowed") is True
+
+    async def cancel_replace_sell(
+        self, stop_id: str, symbol: str, client_id: str, amount: Decimal
+    ) -> tuple[OrderReport | None, OrderReport | None, str]:
+        """The kill switch's lane: cancel the resting order ``stop_id`` and sell ``amount`` at market in one request
+        (``cancelReplace``, STOP_ON_FAILURE: an order that cannot be cancelled places no sell). The cancelled
+        order's report (None: not cancelled), the sell's (None: not placed) and what the venue said of a half that
+        failed ("" when neither did): Binance answers -2021 (one half failed) or -2022 (both, or the cancel and so
+        nothing placed) with each half's answer in ``data``. Any other error is raised as it came (the sell may
+        or may not be placed: the caller asks by client id). Never retried here."""
+        request = {
+            "symbol": self.ex.market_id(symbol),
+            "side": "SELL",
+            "type": "MARKET",
+            "cancelReplaceMode": "STOP_ON_FAILURE",
+            "cancelOrigClientOrderId": stop_id,
+            "newClientOrderId": client_id,
+            "quantity": str(amount),
+            "newOrderRespType": "FULL",
+        }
+        try:
+            raw = await self._urgent("privatePostOrderCancelReplace", request)
+        except vx.BaseError as exc:
+            data = replace_failure(str(exc))
+            if data is None:
+                raise
+            raw = data
+        try:
+            cancelled, placed = raw.get("cancelResponse"), raw.get("newOrderResponse")
+            stop = self._binance_one(cancelled) if raw.get("cancelResult") == "SUCCESS" else None
+            sold = None
+            if raw.get("newOrderResult") == "SUCCESS":
+                sold = parse_order(self.ex.parse_order(placed, self.ex.market(symbol)))
+        except vx.VenueGarbage:
+            raise
+        except GARBAGE_SYMPTOMS as exc:
+            raise garbage("privatePostOrderCancelReplace", exc) from None
+        why = "; ".join(
+            f"{half}: {answer.get('msg', '')} ({answer.get('code', '')})"
+            for half, answer in (("cancel", cancelled), ("sell", placed))
+            if isinstance(answer, dict) and "code" in answer
+        )
+        if stop is None and sold is None and not why:
+            why = f"{raw.get('cancelResult')}/{raw.get('newOrderResult')}"
+        return stop, sold, why
+
     async def cancel_oco(self, list_id: str, symbol: str) -> list[OrderReport]:
         """Cancel a protective OCO by its list's client id: both legs' reports (-2011 ``OrderNotFound`` when the
         list is done or unknown)."""
@@ -948,6 +1002,20 @@ PRIVATE_CALLS = frozenset(
         "privateDeleteOrderList",
     }
 )
+
+
+def replace_failure(message: str) -> dict[str, Any] | None:
+    """The ``data`` of a cancelReplace that failed in part or whole (-2021, -2022), from ccxt's error message (which
+    carries the venue's body); None for any other error."""
+    start = message.find("{")
+    if start < 0:
+        return None
+    try:
+        body = json.loads(message[start:])
+    except ValueError:
+        return None
+    data = body.get("data") if isinstance(body, dict) and body.get("code") in (-2021, -2022) else None
+    return data if isinstance(data, dict) and "cancelResult" in data else None
 
 
 def not_sent_errors() -> tuple[type[BaseException], ...]:
