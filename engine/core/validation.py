@@ -568,6 +568,7 @@ class Validation:
             if mine != venue_amt:
                 out.append(f"{symbol} position: venue {venue_amt}, engine {mine}")
         at_venue = {o.client_order_id for o in perp.open_orders()}
+        at_venue |= {a.client_algo_id for a in perp.open_algos()}  # the protective stops wait in the algo service
         tracked = self.recorder.open_orders if self.recorder is not None else set()
         if at_venue != tracked:
             out.append(
