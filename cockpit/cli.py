@@ -407,6 +407,23 @@ def _gate_commands(sub: Any) -> None:
         metavar="PARAM=a,b,c",
         help="with --strategy: one run per value (repeatable: the grid of all), one table best first",
     )
+    streams = val.add_mutually_exclusive_group()
+    streams.add_argument(
+        "--in-process",
+        dest="in_process",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the simulator's streams reach the engine in its process, not over loopback websockets (the same "
+        "decisions, faster; the default with --strategy and --replay)",
+    )
+    streams.add_argument(
+        "--loopback",
+        dest="in_process",
+        action="store_const",
+        const=False,
+        help="the streams over loopback websockets, as a paper venue's (the default otherwise)",
+    )
     val.add_argument("--json", action="store_true", help="print the report as one JSON object")
     rep = sub.add_parser("report", help="cockpit report daily [--date D]: the day's summary, as the sinks get it")
     _common(rep, top=False)
@@ -624,6 +641,7 @@ def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_li
         tick_s=args.tick,
         as_json=args.json,
         strategy=args.strategy,
+        in_process=args.in_process,
     )
 
 

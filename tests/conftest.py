@@ -129,6 +129,9 @@ SLOW_TESTS = {
     "market data and a backtest: a download from the simulator, then `cockpit validate` in a process of its own": (
         "tests/integration/test_backtest.py::test_download_list_and_backtest_a_user_strategy",
     ),
+    "a backtest twice on the same candles, the streams over websockets then in-process (GATE-17), ~7 s": (
+        "tests/integration/test_backtest.py::test_the_in_process_streams_decide_as_the_loopback_websockets",
+    ),
     "crash loop: kill -9 of a busy engine process and restarts": (
         "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt",
         "tests/chaos/test_crash_loop.py::test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip",

@@ -27,6 +27,7 @@ from engine.venue import errors as vx
 from engine.venue.clock import VenueClock, note_round_trip, skew_from
 from engine.venue.exchange import build_exchange
 from engine.venue.health import VenueHealth, is_rate_limited
+from engine.venue.inprocess import StreamWire, in_process
 from engine.venue.parse import (
     BINANCE_STATUS,
     OrderReport,
@@ -131,6 +132,7 @@ class Venue:
         latency_observer: Callable[[str, float], None] | None = None,
         rate_limit: bool = True,
         market: str = "spot",
+        wire: StreamWire | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         # "usdm": perpetual futures (positions, leverage, reduce-only, the dead-man's switch); "spot" otherwise.
@@ -157,6 +159,9 @@ class Venue:
         if sandbox:
             self.ex.set_sandbox_mode(True)
             self.urgent.set_sandbox_mode(True)
+        if wire is not None:  # a backtest: the simulator's streams in this process (GATE-17)
+            in_process(self.ex, wire)
+            in_process(self.urgent, wire)
         self.backoff_s = backoff_s
         self.breaker = breaker or CircuitBreaker()
         self.latency = LatencyStats(on_record=latency_observer)
@@ -184,10 +189,12 @@ class Venue:
         on_error: Callable[[str, BaseException], None] | None = None,
         health: VenueHealth | None = None,
         latency_observer: Callable[[str, float], None] | None = None,
+        wire: StreamWire | None = None,
     ) -> Venue:
         """The one way to build a venue: from ``[venue]`` (or the simulator's ``endpoint``), in ``mode``, with the
         engine's hooks where it has them. The simulator speaks Binance, so it is reached as ``binance`` (with
-        ``market = "usdm"``, Binance's USDⓈ-M futures, as ``binanceusdm``)."""
+        ``market = "usdm"``, Binance's USDⓈ-M futures, as ``binanceusdm``). ``wire``: the simulator's streams in this
+        process instead of websockets (a backtest, ``engine.venue.inprocess``)."""
         where = endpoint or Endpoint.configured(cfg, mode)
         exchange_id = "binance" if where.exchange_id == "sim" else where.exchange_id
         if cfg.market == "usdm" and exchange_id == "binance":
@@ -207,6 +214,7 @@ class Venue:
             latency_observer=latency_observer,
             rate_limit=cfg.rate_limit,
             market=cfg.market,
+            wire=wire,
         )
 
     def _pace_by_weight(self, ex: Any, urgent: bool) -> None:
