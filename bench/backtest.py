@@ -5,7 +5,9 @@ The candles are written in the replay's format (what `cockpit data download` wri
 ``timestamp,open,high,low,close,volume``), a seeded random walk around the simulator's prices, ``--days`` days after
 the replay's history (the first 1000 candles). The strategy is the template (`cockpit strategy new`), as written,
 with thresholds that make it trade. The command runs in a process of its own, as an operator runs it; ``--hours``
-limits the simulated span (0: all the data), for the slow path whose 30 days take an hour.
+limits the simulated span (0: all the data). The streams reach the engine in-process, the backtest's default
+(decision GATE-17); ``--extra=--loopback`` measures them over loopback websockets (the report's ``run.path`` says
+which ran).
 
 Run: .venv/bin/python bench/backtest.py [--days 30] [--hours 0] [--extra ""] [--tree DIR]; prints one JSON object.
 ``--extra`` passes more options to `cockpit validate` (e.g. ``--tick 20``); ``--tree`` runs another checkout's

@@ -8,6 +8,9 @@ each tier with nothing else, on the simulator it is told, answering JSON lines o
 - ``close``: buys the two positions at market (untimed), then times a balance listing plus two market sells in
   parallel (``listing_and_sells``: the issue's floor); then buys again and times the calls close-all makes, with
   nothing else (``same_calls``: cancels, balances, sells, balances read back).
+- ``close_stops``: the same two positions, each with a stop-limit sell of all of it resting (untimed), then times
+  both stops' ``DELETE openOrders`` beside the balance listing, then the two market sells
+  (``cancels_balances_and_sells``: close-all's floor when the positions carry their protective stops).
 
 For many symbols (bench/scale.py), each step apart, so the venue's limits can be set between them:
 
@@ -89,6 +92,31 @@ async def close(ex: Any) -> dict[str, Any]:
     return {"listing_and_sells": listing_and_sells, "same_calls": ms(t)}
 
 
+async def close_stops(ex: Any) -> dict[str, Any]:
+    """The two positions bought, each with a stop-limit sell of all of it resting under the price (as the engine's
+    protective stops), untimed; then timed: both stops cancelled (``DELETE openOrders`` per symbol) beside the
+    balance listing, then a market sell of each base's total (the cancels freed it all)."""
+    await buy_two(ex)
+    balance = await ex.fetch_balance()
+    for symbol in BUYS:
+        total = balance["total"].get(symbol.split("/")[0]) or 0
+        last = (await ex.fetch_ticker(symbol))["last"]
+        price = ex.price_to_precision(symbol, last * 0.5)
+        amount = ex.amount_to_precision(symbol, total)
+        await ex.create_order(symbol, "limit", "sell", amount, price, {"stopLossPrice": price})
+    await asyncio.sleep(0.05)
+    t = time.perf_counter()
+    _, _, balance = await asyncio.gather(*(ex.cancel_all_orders(s) for s in BUYS), ex.fetch_balance())
+    sells = []
+    for symbol in BUYS:
+        total = balance["total"].get(symbol.split("/")[0]) or 0
+        amount = float(ex.amount_to_precision(symbol, total)) if total else 0
+        if amount > 0:
+            sells.append(ex.create_order(symbol, "market", "sell", amount))
+    await asyncio.gather(*sells)
+    return {"cancels_balances_and_sells": ms(t), "sold": len(sells)}
+
+
 def amount_for(ex: Any, symbol: str, price: float, quote: float) -> str:
     """An amount worth a little over ``quote`` at ``price`` (over the venue's minimum notional once rounded)."""
     step = float(ex.markets[symbol]["precision"]["amount"])
@@ -161,6 +189,8 @@ async def serve(rest_url: str, ws_url: str, api_key: str, api_secret: str) -> No
                     say(await cancel(ex, request["symbols"], request["orders"], request.get("settle_s", 0.05)))
                 elif request["op"] == "close":
                     say(await close(ex))
+                elif request["op"] == "close_stops":
+                    say(await close_stops(ex))
                 elif request["op"] == "rest":
                     say(await rest(ex, request["symbols"], request["per_symbol"], request.get("quote", 6.0)))
                 elif request["op"] == "cancel_rested":

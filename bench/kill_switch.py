@@ -8,13 +8,16 @@ built-in paper venue).
   the simulator's process by one look at its open-order table per order event).
 - cancel-all on an idle engine, 2 symbols × ``--orders``/2: the same after a routine venue-wide open-orders listing
   (weight 80) and ``--idle-s`` of idle time.
-- close-all, 2 positions (BTC and ETH bought at market): from the command to its answer, which comes only after the
-  venue's balances were read back and hold nothing but dust.
+- close-all, 2 positions (BTC and ETH bought at market): from the command to its answer (decision BEN-11: the
+  sells' fills judge what is left; the balances are read back after the answer).
+- ``--tiers close_stops`` (alone: its engine places protective stops at the venue, as shipped): close-all of 2
+  positions each with its stop resting, against a floor that cancels the two stops too (below).
 
 The floors run in a process with no engine in it (``bench/floor.py``), alternating with the engine's runs: a bare
 ccxt client's ``DELETE openOrders`` of the same number of its own orders (one per symbol, in parallel) followed by
 the venue-wide listing that confirms none is left, the point where the engine answers (``deletes`` alone is given
-too); for close-all, a balance listing plus two market sells (and the same calls close-all makes, as before).
+too); for close-all, a balance listing plus two market sells (and the same calls close-all makes, as before); with
+stops, the two stops' ``DELETE openOrders`` beside the balance listing, then the two market sells.
 
 Where the engine records them (``KillSwitch.marks``), the JSON holds the profile per phase, in ms from the command:
 halt committed, first DELETE leaving, cancels answered, reports applied, listing confirmed, answer, audit stored.
@@ -24,8 +27,8 @@ goal. The engine's run and its floor's run alternate, so the p50 goals are judge
 (``benchlib.judge_paired``: the load of the moment weighs on both halves of a pair), the unpaired ratio of medians
 (``benchlib.judge``) beside them; p99 is judged unpaired.
 
-Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K] [--idle-s S] [--venues process,inline]; prints
-one JSON object.
+Run: .venv/bin/python bench/kill_switch.py [--runs N] [--orders K] [--idle-s S] [--venues process,inline]
+[--tiers cancel,idle,close | close_stops]; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from benchlib import Child, VenueAddress, judge, judge_paired, sim_settings, sta
 from engine.core.engine import Engine
 from engine.kernel.commands import CancelAll, CloseAll, Halt, PlaceOrder, Resume
 
-PARAMS = {"runs": 20, "orders": 100, "idle_s": 0.5, "venues": "process,inline"}
-QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0, "venues": "process,inline"}
+PARAMS = {"runs": 20, "orders": 100, "idle_s": 0.5, "venues": "process,inline", "tiers": "cancel,idle,close"}
+QUICK = {"runs": 1, "orders": 4, "idle_s": 0.0, "venues": "process,inline", "tiers": "cancel,idle,close"}
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 GOALS = {"cancel_p50": 1.5, "cancel_p99": 3.0, "close_p50": 1.5}
 PHASES = (
@@ -54,6 +57,7 @@ PHASES = (
     "settled",
     "sells_leaving",
     "sells_answered",
+    "sells_answered_after_cancels",
     "venue_done",
     "answered",
 )
@@ -94,6 +98,17 @@ async def buy_two(engine: Engine) -> None:
         )
         assert result.ok, result.message
     await asyncio.sleep(0.05)  # let the balance stream settle before the clock starts
+
+
+async def stops_resting(engine: Engine) -> None:
+    """Until both positions' protective stops rest at the venue (acknowledged), as they do between trades."""
+    for _ in range(500):
+        stops = [o for o in engine.tracker.open_orders() if o.is_protective_stop and o.venue_id is not None]
+        if {o.symbol for o in stops} == set(SYMBOLS):
+            await asyncio.sleep(0.05)  # the stream's balance (locked by the stops) settles before the clock starts
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the protective stops were not placed at the venue")
 
 
 class InlineVenue:
@@ -162,10 +177,14 @@ async def timed(engine: Engine, command: Any, out: dict[str, list[float]], name:
     return result, t
 
 
-async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[str, Any]:
+async def one_venue(where: str, runs: int, orders: int, idle_s: float, tiers: str) -> dict[str, Any]:
     venue: InlineVenue | ProcessVenue = InlineVenue() if where == "inline" else ProcessVenue()
     address = await venue.start()
-    settings = sim_settings(address)
+    # ``close_stops``: the positions carry their protective stops at the venue (the shipped configuration); the other
+    # tiers time against bare ccxt orders on the same account, which a resting stop would lock (``sim_settings``).
+    stops = "close_stops" in tiers.split(",")
+    assert not stops or tiers == "close_stops", "close_stops runs alone (an engine with stops at the venue)"
+    settings = sim_settings(address, stops_at_venue=stops)
     # Reconciliation hourly, so the floor client's own orders are not adopted meanwhile.
     settings = settings.model_copy(update={"monitors": settings.monitors.model_copy(update={"reconcile_s": 3600.0})})
     engine = await started(Engine(settings))
@@ -186,45 +205,54 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
             "close",
             "floor_close",
             "floor_close_same_calls",
+            "close_stops",
+            "floor_close_stops",
         )
     }
     try:
         for _ in range(runs):
-            # cancel-all, 1 symbol
-            await engine.execute(Resume(reason="bench"))
-            await place(engine, "BTC/USDT", orders)
-            await timed(engine, Halt(reason="bench"), out, "halt")
-            await venue.arm()
-            result, t = await timed(engine, CancelAll(reason="bench"), out, "cancel")
-            clear, left = await venue.clear()
-            assert result.ok and left == 0 and clear is not None, result.message
-            out["cancel_clear"].append((clear - t) * 1000)
-            answer = await floor.ask(op="cancel", symbols=["BTC/USDT"], orders=orders)
-            assert answer["left"] == 0, answer
-            out["floor_cancel_deletes"].append(answer["deletes"])
-            out["floor_cancel"].append(answer["confirmed"])
-            # idle engine, 2 symbols
-            await engine.execute(Resume(reason="bench"))
-            for symbol in SYMBOLS:
-                await place(engine, symbol, orders // 2)
-            await engine.link.require().fetch_open_orders(None)  # a routine venue-wide listing (weight 80)
-            await asyncio.sleep(idle_s)
-            await venue.arm()
-            result, t = await timed(engine, CancelAll(reason="bench"), out, "idle")
-            clear, left = await venue.clear()
-            assert result.ok and left == 0 and clear is not None, result.message
-            out["idle_clear"].append((clear - t) * 1000)
-            answer = await floor.ask(op="cancel", symbols=list(SYMBOLS), orders=orders)
-            assert answer["left"] == 0, answer
-            out["floor_idle_deletes"].append(answer["deletes"])
-            out["floor_idle"].append(answer["confirmed"])
-            # close-all, 2 positions
-            await buy_two(engine)
-            result, _ = await timed(engine, CloseAll(reason="bench"), out, "close")
-            assert result.ok and "closed 2 position(s)" in result.message, result.message
-            answer = await floor.ask(op="close")
-            out["floor_close"].append(answer["listing_and_sells"])
-            out["floor_close_same_calls"].append(answer["same_calls"])
+            if "cancel" in tiers:  # cancel-all, 1 symbol
+                await engine.execute(Resume(reason="bench"))
+                await place(engine, "BTC/USDT", orders)
+                await timed(engine, Halt(reason="bench"), out, "halt")
+                await venue.arm()
+                result, t = await timed(engine, CancelAll(reason="bench"), out, "cancel")
+                clear, left = await venue.clear()
+                assert result.ok and left == 0 and clear is not None, result.message
+                out["cancel_clear"].append((clear - t) * 1000)
+                answer = await floor.ask(op="cancel", symbols=["BTC/USDT"], orders=orders)
+                assert answer["left"] == 0, answer
+                out["floor_cancel_deletes"].append(answer["deletes"])
+                out["floor_cancel"].append(answer["confirmed"])
+            if "idle" in tiers:  # idle engine, 2 symbols
+                await engine.execute(Resume(reason="bench"))
+                for symbol in SYMBOLS:
+                    await place(engine, symbol, orders // 2)
+                await engine.link.require().fetch_open_orders(None)  # a routine venue-wide listing (weight 80)
+                await asyncio.sleep(idle_s)
+                await venue.arm()
+                result, t = await timed(engine, CancelAll(reason="bench"), out, "idle")
+                clear, left = await venue.clear()
+                assert result.ok and left == 0 and clear is not None, result.message
+                out["idle_clear"].append((clear - t) * 1000)
+                answer = await floor.ask(op="cancel", symbols=list(SYMBOLS), orders=orders)
+                assert answer["left"] == 0, answer
+                out["floor_idle_deletes"].append(answer["deletes"])
+                out["floor_idle"].append(answer["confirmed"])
+            if stops:  # close-all, 2 positions, each with its protective stop resting at the venue
+                await buy_two(engine)
+                await stops_resting(engine)
+                result, _ = await timed(engine, CloseAll(reason="bench"), out, "close_stops")
+                assert result.ok and "closed 2 position(s)" in result.message, result.message
+                answer = await floor.ask(op="close_stops")
+                out["floor_close_stops"].append(answer["cancels_balances_and_sells"])
+            if "close" in tiers.split(","):  # close-all, 2 positions
+                await buy_two(engine)
+                result, _ = await timed(engine, CloseAll(reason="bench"), out, "close")
+                assert result.ok and "closed 2 position(s)" in result.message, result.message
+                answer = await floor.ask(op="close")
+                out["floor_close"].append(answer["listing_and_sells"])
+                out["floor_close_same_calls"].append(answer["same_calls"])
     finally:
         await floor.stop()
         await engine.stop()
@@ -234,9 +262,9 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
     def phases(name: str) -> dict[str, Any]:
         return {p: s[f"{name}.{p}"] for p in (*PHASES, "audit_stored") if f"{name}.{p}" in s}
 
-    return {
-        "halt": s["halt"],
-        "cancel_all_1_symbol": {
+    result: dict[str, Any] = {"halt": s["halt"]}
+    if "cancel" in tiers:
+        result["cancel_all_1_symbol"] = {
             "done": s["cancel"],
             "venue_clear": s["cancel_clear"],
             "phases": phases("cancel"),
@@ -245,8 +273,9 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
             "p50": judge_paired(out["cancel"], out["floor_cancel"], GOALS["cancel_p50"]),
             "p50_unpaired": judge(out["cancel"], out["floor_cancel"], GOALS["cancel_p50"]),
             "p99": judge(out["cancel"], out["floor_cancel"], GOALS["cancel_p99"], "p99"),
-        },
-        "cancel_all_idle_2_symbols": {
+        }
+    if "idle" in tiers:
+        result["cancel_all_idle_2_symbols"] = {
             "done": s["idle"],
             "venue_clear": s["idle_clear"],
             "phases": phases("idle"),
@@ -255,8 +284,17 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
             "p50": judge_paired(out["idle"], out["floor_idle"], GOALS["cancel_p50"]),
             "p50_unpaired": judge(out["idle"], out["floor_idle"], GOALS["cancel_p50"]),
             "p99": judge(out["idle"], out["floor_idle"], GOALS["cancel_p99"], "p99"),
-        },
-        "close_all_2_positions": {
+        }
+    if stops:
+        result["close_all_2_positions_with_stops"] = {
+            "done": s["close_stops"],
+            "phases": phases("close_stops"),
+            "floor_bare_ccxt_stop_cancels_and_balances_then_2_sells": s["floor_close_stops"],
+            "p50": judge_paired(out["close_stops"], out["floor_close_stops"], GOALS["close_p50"]),
+            "p50_unpaired": judge(out["close_stops"], out["floor_close_stops"], GOALS["close_p50"]),
+        }
+    if "close" in tiers.split(","):
+        result["close_all_2_positions"] = {
             "done": s["close"],
             "phases": phases("close"),
             "floor_bare_ccxt_listing_and_2_sells": s["floor_close"],
@@ -264,22 +302,24 @@ async def one_venue(where: str, runs: int, orders: int, idle_s: float) -> dict[s
             "p50": judge_paired(out["close"], out["floor_close"], GOALS["close_p50"]),
             "p50_unpaired": judge(out["close"], out["floor_close"], GOALS["close_p50"]),
             "p50_vs_same_calls": judge(out["close"], out["floor_close_same_calls"], GOALS["close_p50"]),
-        },
-    }
+        }
+    return result
 
 
-async def measure(runs: int, orders: int, idle_s: float, venues: str) -> dict[str, Any]:
+async def measure(runs: int, orders: int, idle_s: float, venues: str, tiers: str) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "kill_switch", "runs": runs, "orders": orders, "unit": "ms"}
     for where in venues.split(","):
-        result[f"venue_{where}"] = await one_venue(where, runs, orders, idle_s)
+        result[f"venue_{where}"] = await one_venue(where, runs, orders, idle_s, tiers)
     headline = result.get("venue_process") or result[f"venue_{venues.split(',')[0]}"]
-    result["goals"] = {
-        "cancel-all 1 symbol p50": headline["cancel_all_1_symbol"]["p50"],
-        "cancel-all 1 symbol p99": headline["cancel_all_1_symbol"]["p99"],
-        "cancel-all idle 2 symbols p50": headline["cancel_all_idle_2_symbols"]["p50"],
-        "cancel-all idle 2 symbols p99": headline["cancel_all_idle_2_symbols"]["p99"],
-        "close-all 2 positions p50": headline["close_all_2_positions"]["p50"],
+    goals = {
+        "cancel-all 1 symbol p50": ("cancel_all_1_symbol", "p50"),
+        "cancel-all 1 symbol p99": ("cancel_all_1_symbol", "p99"),
+        "cancel-all idle 2 symbols p50": ("cancel_all_idle_2_symbols", "p50"),
+        "cancel-all idle 2 symbols p99": ("cancel_all_idle_2_symbols", "p99"),
+        "close-all 2 positions p50": ("close_all_2_positions", "p50"),
+        "close-all 2 positions with their stops p50": ("close_all_2_positions_with_stops", "p50"),
     }
+    result["goals"] = {name: headline[key][p] for name, (key, p) in goals.items() if key in headline}
     return result
 
 

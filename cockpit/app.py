@@ -12,9 +12,11 @@ screen detaches and the engine runs on. An attached screen that loses its engine
 command works without it, and follows it again by itself, missing no event.
 
 The screen is drawn before the engine exists: ``cockpit`` builds the app from the settings alone, and the engine
-(whose imports take most of a second) is imported in a thread and started after the first frame. Until it is up,
-the kill switch's keys wait for it and run the moment it is (a key is never lost), help and quit work, and every
-other key says the engine is starting.
+(whose imports take most of a second) is imported in a thread and started after the first frame. That frame holds
+the banner (STARTING), the health and equity lines, each panel's frame with its title and the footer's keys; the
+panels' tables take their places right after it, before the engine starts (decision BEN-10). Until the engine is
+up, the kill switch's keys wait for it and run the moment it is (a key is never lost), help and quit work, and
+every other key says the engine is starting.
 
 Why one module of this length: the App holds every binding and action of the cockpit (the kill switch's included)
 and their one table of what is allowed now; the screens, widgets and the bridge are their own modules.
@@ -40,47 +42,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets._footer import FooterKey
 
 from cockpit.bridge import LinkChanged
-from cockpit.fleet import FleetLink
 from cockpit.inprocess import InProcessLink
 from cockpit.link import Link, LinkError, LinkState, View
 from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
-from cockpit.palette import CockpitCommands
-from cockpit.screens import (
-    AlertLog,
-    AuditLog,
-    ChecklistScreen,
-    Confirm,
-    Fills,
-    Help,
-    Incidents,
-    OrderForm,
-    OrderHistory,
-    OverrideReason,
-    QuitChoice,
-    Reconciliation,
-    Strategies,
-    TooSmall,
-)
+from cockpit.questions import Confirm, OverrideReason, QuitChoice, TooSmall
 from cockpit.views import num, qty
-from engine.kernel.commands import (
-    Ack,
-    CancelAll,
-    CloseAll,
-    ClosePosition,
-    Command,
-    CommandResult,
-    Halt,
-    PlaceOrder,
-    Reconcile,
-    Reconnect,
-    ReduceOnly,
-    Resume,
-    RunPreflight,
-    SetMode,
-    SetStrategy,
-)
-from engine.kernel.commands import Snapshot as TakeSnapshot
-from engine.kernel.events import TradingState
 from engine.kernel.text import inert
 from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
@@ -88,12 +54,17 @@ from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
 
 if TYPE_CHECKING:
+    from engine.kernel.commands import Command, CommandResult
     from engine.kernel.config import Settings  # the models are loaded after the first frame (cockpit.firstframe)
+
+# What loads after the first frame (decision BEN-10): the engine's commands and events (each action imports the
+# command it sends), the other screens (``cockpit.screens``, at the first one opened), the command palette's
+# provider (at its first opening), and a fleet's link (``cockpit.fleet``, only when watching several engines).
 
 log = logging.getLogger(__name__)
 
 ACTOR = "operator:key"
-HANGUP = {"halt": Halt, "cancel_all": CancelAll, "close_all": CloseAll}
+HANGUP = {"halt": "Halt", "cancel_all": "CancelAll", "close_all": "CloseAll"}  # [tui] on_hangup: the command
 MIN_SIZE = (80, 24)
 # How long what a key did is said: on the main screen's notice line (it covers no panel), and in a toast on the
 # other screens (it covers part of a table: brief, but an error stays long enough to read).
@@ -230,6 +201,13 @@ def check_keymap(keymap: dict[str, str]) -> dict[str, str]:
     return effective
 
 
+def _palette() -> type:
+    """The command palette's provider of the cockpit's commands, loaded when the palette first opens."""
+    from cockpit.palette import CockpitCommands
+
+    return CockpitCommands
+
+
 class CockpitApp(App):
     """Shows the engine's state live; h halts, c cancels every order, x closes every position, r reconnects."""
 
@@ -237,7 +215,7 @@ class CockpitApp(App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     BINDINGS = BINDINGS
     DESCRIPTION = DESCRIPTION
-    COMMANDS = App.COMMANDS | {CockpitCommands}
+    COMMANDS = App.COMMANDS | {_palette}
 
     def __init__(
         self,
@@ -251,6 +229,7 @@ class CockpitApp(App):
         frame (what ``cockpit`` does: the screen does not wait for the engine's imports), or over ``link`` (an
         attached engine; ``settings`` are this machine's: its keys)."""
         super().__init__()
+        builds_engine = engine is None and link is None  # after the first frame (``_start_after_footer``)
         if link is None:
             if engine is None and settings is None:
                 raise TypeError("CockpitApp needs an engine, the settings to build one, or a link")
@@ -272,7 +251,10 @@ class CockpitApp(App):
                 symbols=tuple(settings.venue.symbols),
                 stuck_after_s=settings.monitors.stuck_order_s,
                 min_severity=settings.alerts.screen_min_severity,
-            )
+            ),
+            # ``cockpit`` on a data directory where no engine runs: the engine is built after the first frame, and the
+            # panels' tables come between the two (an engine handed in, or a link, has its screen composed whole).
+            panels_after_frame=builds_engine,
         )
         self._hangup_started = False
         self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)  # (title, message, severity), oldest first
@@ -376,21 +358,18 @@ class CockpitApp(App):
             )
 
     async def _start_after_footer(self) -> None:
-        """``_start`` once the footer's keys are on the screen: Textual draws them a refresh after the first frame,
-        and the settings' and the engine's imports, in a thread, would hold the interpreter's lock from that drawing
-        (the kill keys showed up most of a second late). Not longer than FOOTER_WAIT_S: the keys work before anyway
-        (they wait for the engine)."""
+        """The panels' tables, then ``_start``, once the first frame is on the screen, the footer's keys in it
+        (``widgets.footer`` composes them with the screen): the settings' and the engine's imports, in a thread,
+        would hold the interpreter's lock from that drawing (the kill keys showed up most of a second late). Not
+        longer than FOOTER_WAIT_S: the keys work before anyway (they wait for the engine)."""
         deadline = time.monotonic() + FOOTER_WAIT_S
         while time.monotonic() < deadline and not self.main_screen.query(FooterKey):
-            await asyncio.sleep(0.005)  # a poll for the footer's recompose, which nothing announces
-        # It recomposes once per change of bindings seen before the first frame (two at a start), each drawn a
-        # refresh later.
-        for _ in range(3):
-            if time.monotonic() >= deadline:
-                break
-            refreshed = asyncio.Event()
-            self.call_after_refresh(refreshed.set)
-            await refreshed.wait()
+            await asyncio.sleep(0.005)  # a poll: a screen pushed over the main one (too small) delays its compose
+        if time.monotonic() < deadline:
+            drawn = asyncio.Event()
+            self.call_after_refresh(drawn.set)  # the keys composed are drawn at the next refresh
+            await drawn.wait()
+        await self.main_screen.mount_panels()  # the panels' tables, in their frames' places, before any event
         await self._start()
 
     async def _start(self) -> None:
@@ -452,6 +431,8 @@ class CockpitApp(App):
     def frame_drawn(self, snap: Snapshot) -> None:
         """A first frame is on the screen: the first (a restored halt said; an attached screen says where it is),
         or another after an attached screen reached its engine again (questions asked meanwhile withdrawn)."""
+        from engine.kernel.events import TradingState
+
         self._frames += 1
         link, info = self.link, snap.state_info
         banner = self.main_screen.query_one(StatusBanner)
@@ -584,7 +565,9 @@ class CockpitApp(App):
             os._exit(0)
         policy = self.settings.tui.on_hangup
         log.warning("terminal hung up (SIGHUP): on_hangup = %s", policy)
-        command = HANGUP.get(policy)
+        from engine.kernel import commands
+
+        command = getattr(commands, HANGUP[policy]) if policy in HANGUP else None
         try:
             await asyncio.wait_for(self.started.wait(), HANGUP_FINISH_S)  # hung up while the engine was starting
         except TimeoutError:
@@ -645,6 +628,8 @@ class CockpitApp(App):
         link = link or self.link.pinned()
         title += self.link.on_engine(link)
         if not await self._engine_up(title, command.name if command.kill_switch else None, link):
+            from engine.kernel.commands import CommandResult
+
             return CommandResult(False, "not sent: the engine is not up or cannot be reached")
         result = await link.execute(command)
         if self.link.owns_engine:
@@ -664,6 +649,8 @@ class CockpitApp(App):
 
     async def action_halt(self) -> None:
         """Halt at once: no question asked (halt is one key, always)."""
+        from engine.kernel.commands import Halt
+
         command = Halt(actor=ACTOR, reason="h pressed in cockpit")
         if not self.started.is_set() or not self.link.owns_engine:
             # Waits for the engine (or its answer over the link) in a worker: the screen goes on meanwhile. The
@@ -674,6 +661,8 @@ class CockpitApp(App):
 
     def action_cancel_all(self) -> None:
         """Halt and cancel every open order at the venue; no question asked."""
+        from engine.kernel.commands import CancelAll
+
         if isinstance(self.screen, QuitChoice):
             self.screen.dismiss("cancel_all")  # the quit question's answer: cancel all, then quit
             return
@@ -682,6 +671,8 @@ class CockpitApp(App):
 
     def action_cancel_all_with_stops(self) -> None:
         """Halt and cancel every open order at the venue, the protective stops too (the palette's entry)."""
+        from engine.kernel.commands import CancelAll
+
         self.notify("Halting and cancelling every order, stops too…", title="Cancel all", severity="warning")
         self._kill(
             CancelAll(actor=ACTOR, reason="cancel all with stops from the palette", include_stops=True), "Cancel all"
@@ -704,6 +695,8 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_close_all(self) -> None:
         """Halt, cancel every order and sell every position at market, after one question that lists it."""
+        from engine.kernel.commands import CloseAll
+
         if isinstance(self.screen, QuitChoice):
             self.screen.dismiss("close_all")  # the quit question's answer (it was the question): close, then quit
             return
@@ -720,6 +713,8 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_close_position(self, symbol: str) -> None:
         """Close one position (from the palette), after one question."""
+        from engine.kernel.commands import ClosePosition
+
         if not await self.ask(f"Close {symbol}? {self._what_close_sells(symbol)}."):
             return
         await self._run(ClosePosition(actor=ACTOR, reason="palette: close position", symbol=symbol), "Close position")
@@ -727,12 +722,17 @@ class CockpitApp(App):
     @work(group="commands", exclusive=False)
     async def action_reconnect(self) -> None:
         """Reopen the streams and the REST session, reload markets and reconcile."""
+        from engine.kernel.commands import Reconnect
+
         self.notify("Reconnecting…", title="Reconnect")
         await self._run(Reconnect(actor=ACTOR, reason="r pressed in cockpit"), "Reconnect")
 
     @work(group="commands")
     async def action_resume(self) -> None:
         """Resume trading after one confirmation."""
+        from engine.kernel.commands import Resume
+        from engine.kernel.events import TradingState
+
         view = self.view
         if view.trading_state == TradingState.ACTIVE:
             self.notify("Already ACTIVE.", title="Resume")
@@ -749,6 +749,8 @@ class CockpitApp(App):
 
     async def _resume_override(self, refusal: str) -> None:
         """A refused resume asks a second question: resume past the monitors, with the operator's reason."""
+        from engine.kernel.commands import Resume
+
         view = self.view
         epoch = view.epoch
         if not await self.ask(f"{refusal}\n\nOverride the monitors and resume anyway? You will be asked why."):
@@ -770,6 +772,9 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_reduce_only(self) -> None:
         """Only position-reducing orders from now on, after one confirmation."""
+        from engine.kernel.commands import ReduceOnly
+        from engine.kernel.events import TradingState
+
         if self.view.trading_state == TradingState.REDUCE_ONLY:
             self.notify("Already REDUCE_ONLY.", title="Reduce only")
             return
@@ -780,6 +785,8 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_mode(self) -> None:
         """Dry-run (nothing is sent) or back to the mode the engine started in, after one confirmation."""
+        from engine.kernel.commands import SetMode
+
         view = self.view
         started = view.started_mode
         target = started if view.mode == "dry-run" else "dry-run"
@@ -801,6 +808,8 @@ class CockpitApp(App):
     @work(group="commands", exclusive=False)
     async def action_ack(self) -> None:
         """Acknowledge the alert under the cursor (stops its escalation)."""
+        from engine.kernel.commands import Ack
+
         alert_id = self.main_screen.query_one(AlertList).selected_id
         if alert_id is None:
             self.notify("No alert selected: move to one in the alert list, or A acknowledges all.", title="Ack")
@@ -810,15 +819,21 @@ class CockpitApp(App):
     @work(group="commands", exclusive=False)
     async def action_ack_all(self) -> None:
         """Acknowledge every unacknowledged alert."""
+        from engine.kernel.commands import Ack
+
         await self._run(Ack(actor=ACTOR, reason="A pressed in cockpit", every=True), "Ack all")
 
     @work(group="commands", exclusive=False)
     async def action_snapshot(self) -> None:
         """Write a snapshot archive of the whole state now."""
+        from engine.kernel.commands import Snapshot as TakeSnapshot
+
         await self._run(TakeSnapshot(actor=ACTOR, reason="s pressed in cockpit"), "Snapshot")
 
     @work(group="commands", exclusive=False)
     async def action_set_strategy(self, name: str, enabled: bool) -> None:
+        from engine.kernel.commands import SetStrategy
+
         await self._run(SetStrategy(actor=ACTOR, reason="palette", strategy=name, enabled=enabled), "Strategy")
 
     @work(group="commands")
@@ -826,6 +841,8 @@ class CockpitApp(App):
         """Quit. An attached screen detaches (its engine runs on). The owner of its engine, with orders or
         positions open, asks what to do with them: keep, cancel all or close all; on the built-in simulator it
         says that they end with this process."""
+        from engine.kernel.commands import CancelAll, CloseAll
+
         link, view = self.link, self.view
         if not link.owns_engine:
             pid = f" (pid {view.pid})" if view.pid else ""
@@ -893,6 +910,8 @@ class CockpitApp(App):
                 return None if action in KILL_KEYS else "the engine is being reached"
             if action in COMMAND_ACTIONS and not self.view.may_command:
                 return f"this token ({self.view.actor}) may only read: its role is viewer, not operator"
+        from engine.kernel.events import TradingState  # loaded by then (the engine's start); not before the frame
+
         view = self.view
         state = view.trading_state
         if action == "halt" and state == TradingState.HALTED:
@@ -919,7 +938,7 @@ class CockpitApp(App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Shown disabled in the footer (not hidden) when not allowed now; the help screen says why."""
-        if action == "next_engine" and not isinstance(self.link, FleetLink):
+        if action == "next_engine" and not self.link.several:
             return False  # one engine: no such key
         if action in DESCRIPTION and self.why_not(action) and not (action == "resume" and self._overridable()):
             return None
@@ -946,12 +965,11 @@ class CockpitApp(App):
 
     def _overridable(self) -> bool:
         """A resume the monitors refuse can still be asked for: its second question offers the override."""
-        return (
-            self.started.is_set()
-            and self.link.up
-            and self.view.trading_state != TradingState.ACTIVE
-            and self.view.resume_refused is not None
-        )
+        if not (self.started.is_set() and self.link.up):
+            return False
+        from engine.kernel.events import TradingState  # loaded by then (the engine's start); not before the frame
+
+        return self.view.trading_state != TradingState.ACTIVE and self.view.resume_refused is not None
 
     def help_entries(self) -> list[tuple[str, str, str, str | None]]:
         keymap = dict(self.settings.keys)
@@ -959,7 +977,7 @@ class CockpitApp(App):
         return [
             (keymap.get(b.id, b.key_display or b.key), b.id, described.get(b.id, b.description), self.why_not(b.id))
             for b in BINDINGS
-            if b.id and (b.id != "next_engine" or isinstance(self.link, FleetLink))
+            if b.id and (b.id != "next_engine" or self.link.several)
         ]
 
     # ------------------------------------------------------------ screens and forms
@@ -979,20 +997,22 @@ class CockpitApp(App):
     @work(group="select-engine")
     async def action_next_engine(self) -> None:
         """Show the next engine of those this cockpit watches."""
-        if isinstance(self.link, FleetLink):
+        if self.link.several:
             await self.link.select(self.link.index + 1)
 
     @work(group="select-engine")
     async def action_select_engine(self, index: int) -> None:
         """Show engine ``index`` (0-based; from the palette)."""
-        if isinstance(self.link, FleetLink) and not await self.link.select(index):
+        if self.link.several and not await self.link.select(index):
             self.notify(f"Already showing {self.link.describe()}.", title="Engine")
 
     @work(group="commands", exclusive=False)
     async def action_halt_all(self) -> None:
         """Halt every engine this cockpit watches, after one question; each engine's answer told."""
+        from engine.kernel.commands import Halt
+
         fleet = self.link
-        if not isinstance(fleet, FleetLink):
+        if not fleet.several:
             await self.action_halt()
             return
         states = ", ".join(f"{line.name} {line.state}" for line in fleet.lines())
@@ -1013,14 +1033,21 @@ class CockpitApp(App):
         )
 
     def action_help(self) -> None:
+        from cockpit.screens import Help
+
         self.push_screen(Help(self.help_entries))
 
     def action_checklist(self) -> None:
+        from cockpit.screens import ChecklistScreen
+
         self.push_screen(ChecklistScreen())
 
     @work(group="commands")
     async def action_run_checklist(self) -> None:
         """Run the go/no-go checklist now, after one question (on a paper venue its smoke trade places orders)."""
+        from cockpit.screens import ChecklistScreen
+        from engine.kernel.commands import RunPreflight
+
         if not await self.ask(
             "Run the go/no-go checklist now? On a paper or testnet venue its smoke trade places "
             "a small market order and a far limit order (then cancels it)."
@@ -1032,24 +1059,38 @@ class CockpitApp(App):
             self.screen.action_reload()
 
     def action_fills(self) -> None:
+        from cockpit.screens import Fills
+
         self.push_screen(Fills())
 
     def action_alert_log(self) -> None:
+        from cockpit.screens import AlertLog
+
         self.push_screen(AlertLog())
 
     def action_audit_log(self) -> None:
+        from cockpit.screens import AuditLog
+
         self.push_screen(AuditLog())
 
     def action_strategies(self) -> None:
+        from cockpit.screens import Strategies
+
         self.push_screen(Strategies())
 
     def action_incidents(self) -> None:
+        from cockpit.screens import Incidents
+
         self.push_screen(Incidents())
 
     def action_reconciliation(self) -> None:
+        from cockpit.screens import Reconciliation
+
         self.push_screen(Reconciliation())
 
     def action_order_history(self) -> None:
+        from cockpit.screens import OrderHistory
+
         client_id = self._selected_order()
         if client_id is not None:
             self.push_screen(OrderHistory(client_id))
@@ -1057,6 +1098,9 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_reconcile(self, adopt: bool) -> None:
         """Reconcile now (from the reconciliation screen); adopting the venue's amounts asks first."""
+        from cockpit.screens import Reconciliation
+        from engine.kernel.commands import Reconcile
+
         if adopt and not await self.ask(
             "Adopt the venue's amounts as the engine's? The differences kept for you become the engine's holdings."
         ):
@@ -1068,6 +1112,9 @@ class CockpitApp(App):
     @work(group="commands")
     async def action_new_order(self) -> None:
         """The order form; what it sends goes through the same risk checks as any order."""
+        from cockpit.screens import OrderForm
+        from engine.kernel.commands import PlaceOrder
+
         order = await self.push_screen_wait(OrderForm(self.view.symbols or tuple(self.main_screen.config.symbols)))
         if order is None:
             return

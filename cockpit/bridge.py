@@ -14,11 +14,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from textual.message import Message
 
-from engine.kernel.events import Event
+if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
+    from engine.kernel.events import Event
+
 
 MAX_BATCH = 2000
 

@@ -18,7 +18,7 @@ import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cockpit.quick import MESSAGE_LIMIT  # shared with the kill switch's quick path, which answers before the rest
 from cockpit.quick import text as _text
@@ -68,6 +68,58 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+class _ScreenParser(argparse.ArgumentParser):
+    """A parser that says nothing when it cannot read its arguments: the full one reads them again and says it."""
+
+    def error(self, message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)
+
+
+def _screen_parser() -> argparse.ArgumentParser:
+    """The top level's options alone (``--config``, ``--data-dir``, ``--confirm-live``, ``--url``, ``--token-file``),
+    as ``build_parser`` declares them, with no command and no ``-h``: what ``cockpit`` with no command reads."""
+    parser = _ScreenParser(prog="cockpit", add_help=False, exit_on_error=False)
+    _common(parser, top=True)
+    _live_flag(parser, top=True)
+    _attach_flags(parser, top=True)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line as ``build_parser`` reads it. The screen's (no command: only the top level's options) is
+    read without building every command's parser, which loads the command table (the engine's records: tens of
+    milliseconds before the first frame, decision BEN-10); anything else (a command, ``-h``, an option it does not
+    know or a value it cannot read) goes to the full parser, which says what is wrong exactly as before."""
+    try:
+        args, rest = _screen_parser().parse_known_args(argv)
+    except argparse.ArgumentError:
+        rest = ["(the full parser says what is wrong)"]
+    if rest:
+        return build_parser().parse_args(argv)
+    args.command = None
+    return args
+
+
+def _attach_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.add_argument(
+        "--url",
+        action="append",
+        default=None if top else argparse.SUPPRESS,
+        metavar="URL",
+        help="attach to the engine's remote API at URL (http(s)://HOST:PORT), with --token-file; repeated, "
+        "watch several engines (a list shows each; e selects)",
+    )
+    parser.add_argument(
+        "--token-file",
+        action="append",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        metavar="FILE",
+        help="the bearer token for --url (`cockpit api token create`), in a file readable by you alone: one for "
+        "every --url, or one per --url in the same order",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit",
@@ -81,23 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tui, top=False)
     _live_flag(tui, top=False)
     for where, top in ((parser, True), (tui, False)):  # attach to a remote engine instead of the data directory's
-        where.add_argument(
-            "--url",
-            action="append",
-            default=None if top else argparse.SUPPRESS,
-            metavar="URL",
-            help="attach to the engine's remote API at URL (http(s)://HOST:PORT), with --token-file; repeated, "
-            "watch several engines (a list shows each; e selects)",
-        )
-        where.add_argument(
-            "--token-file",
-            action="append",
-            type=Path,
-            default=None if top else argparse.SUPPRESS,
-            metavar="FILE",
-            help="the bearer token for --url (`cockpit api token create`), in a file readable by you alone: one for "
-            "every --url, or one per --url in the same order",
-        )
+        _attach_flags(where, top=top)
 
     sim = sub.add_parser(
         "sim", help="run the Binance-compatible simulator alone until Ctrl+C; `cockpit sim fault --help` for faults"
@@ -371,6 +407,23 @@ def _gate_commands(sub: Any) -> None:
         metavar="PARAM=a,b,c",
         help="with --strategy: one run per value (repeatable: the grid of all), one table best first",
     )
+    streams = val.add_mutually_exclusive_group()
+    streams.add_argument(
+        "--in-process",
+        dest="in_process",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the simulator's streams reach the engine in its process, not over loopback websockets (the same "
+        "decisions, faster; the default with --strategy and --replay)",
+    )
+    streams.add_argument(
+        "--loopback",
+        dest="in_process",
+        action="store_const",
+        const=False,
+        help="the streams over loopback websockets, as a paper venue's (the default otherwise)",
+    )
     val.add_argument("--json", action="store_true", help="print the report as one JSON object")
     rep = sub.add_parser("report", help="cockpit report daily [--date D]: the day's summary, as the sinks get it")
     _common(rep, top=False)
@@ -415,7 +468,7 @@ def _main(argv: list[str]) -> int:
         from engine.sim.faultcli import main as fault_main
 
         return fault_main(argv[2:])
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     from engine.store.datadir import private_umask
 
     private_umask()  # everything this program writes is its owner's alone (see engine.store.datadir.PRIVATE_UMASK)
@@ -482,6 +535,8 @@ def _main(argv: list[str]) -> int:
 
 
 def _dispatch(settings: Settings, command: str, args: argparse.Namespace, confirm_live: bool) -> int:
+    if command == "tui":  # first: the screen's start loads no command table (decision BEN-10)
+        return _run_tui(settings, confirm_live, getattr(args, "url", None), getattr(args, "token_file", None))
     if command == "run":
         return _run_headless(settings, confirm_live)
     if command == "ack" and not args.ids and not args.every:
@@ -586,6 +641,7 @@ def _gate(settings: Settings, command: str, args: argparse.Namespace, confirm_li
         tick_s=args.tick,
         as_json=args.json,
         strategy=args.strategy,
+        in_process=args.in_process,
     )
 
 
@@ -644,7 +700,7 @@ def _remote(settings: Settings, command: str, args: argparse.Namespace) -> int:
 
         from engine.core.emergency import act_without_engine
         from engine.kernel.commands import CancelAll, CloseAll
-        from engine.ops.logfiles import InertFormatter
+        from engine.kernel.text import InertFormatter
 
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(InertFormatter("cockpit: %(message)s"))
@@ -793,7 +849,7 @@ def _run_tui(
     except ValueError as exc:
         print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT)}", file=sys.stderr)
         return 2
-    from engine.ops.logfiles import InertFormatter
+    from engine.kernel.text import InertFormatter
 
     # A plain-text log, read in a terminal (tail, less): outside text in it is made inert like on the screen. A
     # screen attached to a remote engine logs here only if this machine's data directory is there already.

@@ -155,6 +155,7 @@ class FleetLink(Link):
     """Several attached engines, one of them on the screen (see the module's docstring)."""
 
     owns_engine = False
+    several = True
 
     def __init__(self, engines: list[Watched]) -> None:
         if len(engines) < 2:

@@ -168,6 +168,7 @@ def validate(
     as_json: bool,
     strategy: str | None = None,
     sweep: list[str] | None = None,
+    in_process: bool | None = None,
 ) -> int:
     """``cockpit validate``: run, show progress, write and store the report, send it; exit 0 GO, 1 NO-GO, 2 could
     not run. ``strategy``: a backtest of that strategy alone, on the symbols of the replayed data, for as long as
@@ -190,6 +191,9 @@ def validate(
         tick_s=tick_s or cfg.tick_s,
         seed=settings.venue.sim_seed if seed is None else seed,
         replay=resolved,
+        # A backtest on replayed data: the streams in-process unless --loopback (GATE-17); otherwise the paper
+        # venue's own websockets unless --in-process.
+        in_process=in_process if in_process is not None else (strategy is not None and bool(resolved)),
     )
     if strategy is not None and sweep:
         from cockpit.sweep import parse_sweep

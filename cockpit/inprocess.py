@@ -23,12 +23,12 @@ from textual.message import Message
 
 from cockpit.bridge import pump
 from cockpit.link import Emergency, Link, LinkError, LinkState, View
-from engine.kernel.commands import Command, CommandResult
 from engine.kernel.errors import EngineError
-from engine.kernel.events import Order, Position, TradingState
 
 if TYPE_CHECKING:
+    from engine.kernel.commands import Command, CommandResult  # the engine's records: loaded after the first frame
     from engine.kernel.config import Settings  # the models are loaded after the first frame (cockpit.firstframe)
+    from engine.kernel.events import Order, Position, TradingState
 
 ACTOR = "operator:key"
 

@@ -28,33 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from cockpit.main_screen import ScreenConfig, Snapshot
-from engine.api import wire
-from engine.kernel.commands import Command, CommandResult
-from engine.kernel.events import (
-    Alert,
-    AlertRaised,
-    AlertUpdated,
-    Balance,
-    CommandAudited,
-    EngineStarted,
-    Event,
-    Fill,
-    ModeChanged,
-    Order,
-    OrderCreated,
-    OrderUpdated,
-    Position,
-    PositionsUpdated,
-    Severity,
-    TradingState,
-    TradingStateChanged,
-    VenueConnection,
-)
+
+if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
+    from engine.kernel.commands import Command, CommandResult
+    from engine.kernel.events import Alert, Event, Fill, Order, Position, TradingState
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +116,8 @@ class Mirror(View):
     current from every event (``apply``, as each arrives, before the screen draws it)."""
 
     def __init__(self) -> None:
+        from engine.kernel.events import TradingState  # here: this module loads before the first frame
+
         self.trading_state = TradingState.ACTIVE
         self.state_info: dict[str, Any] = {}
         self.epoch = 0
@@ -199,6 +183,19 @@ class Mirror(View):
         self.data_dir = status.get("data_dir") or self.data_dir
 
     def apply(self, event: Event) -> None:
+        from engine.kernel.events import (
+            AlertRaised,
+            AlertUpdated,
+            CommandAudited,
+            EngineStarted,
+            ModeChanged,
+            OrderCreated,
+            OrderUpdated,
+            PositionsUpdated,
+            TradingStateChanged,
+            VenueConnection,
+        )
+
         if isinstance(event, TradingStateChanged):
             self.trading_state = event.state
             self.state_info = {
@@ -232,6 +229,8 @@ class Mirror(View):
 
 def _waiting(alert: Alert) -> bool:
     """Waiting for an operator's acknowledgement (the engine's alert book: every unacknowledged WARN and CRIT)."""
+    from engine.kernel.events import Severity
+
     return alert.severity != Severity.INFO and not alert.acked
 
 
@@ -246,6 +245,8 @@ class Feed:
         self._ready = asyncio.Event()
 
     def put(self, item: Event | Message) -> None:
+        from engine.kernel.events import Event
+
         key = item.coalesce_key if isinstance(item, Event) else None
         if key is None:
             self._queue.append(item)
@@ -283,6 +284,7 @@ class Link:
     """What the app needs of an engine (see the module's docstring)."""
 
     owns_engine = False  # the engine stops when this program does (the quit question is about its orders)
+    several = False  # watches several engines, one on the screen (``cockpit.fleet.FleetLink``: select, halt_all)
     kind = "in-process"  # "in-process", "local" (the data directory's socket) or "remote" (a URL and a token)
     state = LinkState.CONNECTING
     down_since: datetime | None = None
@@ -404,6 +406,9 @@ def frame(
     config: ScreenConfig | None = None,
 ) -> Snapshot:
     """The first frame from the service's answers (plain JSON), its records decoded into the engine's own types."""
+    from engine.api import wire
+    from engine.kernel.events import Alert, Balance, Order, Position, TradingState
+
     ready = bool(snap.get("ready"))
     return Snapshot(
         state=TradingState(snap["state"]),
@@ -430,6 +435,8 @@ def frame(
 
 def _fill(row: Mapping[str, Any]) -> Fill:
     """A fill from the store's row (as the service answers it: amounts as written, the time ISO)."""
+    from engine.kernel.events import Fill
+
     return Fill(
         str(row["trade_id"]),
         row.get("client_id"),

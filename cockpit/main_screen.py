@@ -19,17 +19,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widget import Widget
+from textual.widgets import Input, Static
 
 from cockpit.bridge import EngineEvents, EnginesChanged, LinkChanged
-from cockpit.screens import ChecklistScreen
 from cockpit.views import (
     alert_row,
     balances_line,
@@ -41,44 +41,21 @@ from cockpit.views import (
     order_row,
     reading,
 )
-from engine.kernel.events import (
-    Alert,
-    AlertRaised,
-    AlertUpdated,
-    Balance,
-    BalancesUpdated,
-    ChecklistCompleted,
-    CommandAudited,
-    EngineStarted,
-    EquitySampled,
-    Event,
-    Fill,
-    FillReceived,
-    HealthUpdated,
-    ModeChanged,
-    MonitorsChanged,
-    Order,
-    OrderCreated,
-    OrderUpdated,
-    Position,
-    PositionsUpdated,
-    Severity,
-    StopsChanged,
-    StopsSuspended,
-    TickerUpdated,
-    TradingState,
-    TradingStateChanged,
-    VenueConnection,
-    utcnow,
-)
+from engine.kernel.clock import now as utcnow
 from engine.kernel.text import inert
 from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner
 from widgets.engines import EngineStrip
 from widgets.equity import EquityLine
+from widgets.footer import KeyFooter
 from widgets.health import HealthLine, MonitorStrip
 from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
+
+if TYPE_CHECKING:
+    # The engine's records, for their names only: this module loads before the first frame, they after it (decision
+    # BEN-10); where an event's class is needed at run time (``apply``), it is imported there.
+    from engine.kernel.events import Alert, Balance, Event, Fill, Order, Position, TradingState
 
 RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
 FILLS_SHOWN = 50
@@ -131,14 +108,30 @@ class Snapshot(Message):
     fresh: bool = False  # another engine's frame (a cockpit watching several): the screen starts from nothing
 
 
+class PanelFrame(Static):
+    """A panel's frame (its border and title, where its table will be) in the first frame; its table replaces it
+    right after (``MainScreen.mount_panels``)."""
+
+    DEFAULT_CSS = "PanelFrame { height: 1fr; }"  # as its table's (``KeyedTable``): the same place on the screen
+
+
 class MainScreen(Screen):
-    """Everything the operator needs at a glance; the keys live on the app."""
+    """Everything the operator needs at a glance; the keys live on the app.
+
+    With ``panels_after_frame`` (what ``cockpit`` does: the app starts its engine after the first frame) the first
+    frame holds the banner, the health and equity lines, the footer's keys and each panel's frame with its title;
+    the panels' tables, which cost more to style and draw than the rest of the screen together, take their frames'
+    places right after it and before the engine starts, with the lines the first frame hides anyway (the CRIT line,
+    the engines' list, the markets' filter) (decision BEN-10)."""
 
     BINDINGS = [Binding("escape", "close_filter", show=False)]
 
-    def __init__(self, config: ScreenConfig) -> None:
+    def __init__(self, config: ScreenConfig, *, panels_after_frame: bool = False) -> None:
         super().__init__(id="main")
         self.config = config
+        self._panels_after_frame = panels_after_frame
+        self._later: dict[str, KeyedTable] = {}  # the tables whose frames the first frame drew, by id
+        self._later_lines: list[tuple[Widget, str]] = []  # hidden lines mounted with them: (widget, before id)
         self.state = "ACTIVE"
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
@@ -159,8 +152,8 @@ class MainScreen(Screen):
         banner = StatusBanner(id="banner")
         banner.set_reactive(StatusBanner.mode, inert(self.config.mode))
         yield banner
-        yield EngineStrip(id="engines")
-        yield CritBanner(id="crit")
+        yield from self._later_line(EngineStrip(id="engines"), before="health")  # hidden until then (their CSS)
+        yield from self._later_line(CritBanner(id="crit"), before="health")
         yield HealthLine(id="health")
         yield MonitorStrip(id="monitors")
         yield EquityLine(inert(self.config.quote), id="equity")
@@ -172,12 +165,13 @@ class MainScreen(Screen):
         )
         positions.border_title = "Markets · positions"
         # Disabled until `/` opens it: a hidden field must never take the keys (h c x type letters into it).
-        yield Input(
+        market_filter = Input(
             placeholder="filter markets by name · Enter keeps it · Esc clears (then h c x)",
             id="market-filter",
             disabled=True,
         )
-        yield positions
+        yield from self._later_line(market_filter, before="positions")
+        yield self._panel(positions)
         orders = KeyedTable(
             ("symbol", "side", "price", "amount", "fill", "age", "status", "by"),
             id="orders",
@@ -185,21 +179,61 @@ class MainScreen(Screen):
             count_as="orders",
         )
         orders.border_title = "Open orders"
-        yield orders
+        yield self._panel(orders)
         with Horizontal(id="bottom"):
             alerts = AlertList(id="alerts", classes="panel")
             alerts.border_title = "Alerts (a: ack · l: log)"
-            yield alerts
+            yield self._panel(alerts)
             fills = KeyedTable(
                 ("time", "symbol", "side", "amount", "price"), id="fills", classes="panel", sort_by=("time", str, True)
             )
             fills.border_title = "Recent fills (f)"
-            yield fills
+            yield self._panel(fills)
         yield NoticeLine(id="notice")
-        yield Footer()
+        yield KeyFooter()
+
+    def _later_line(self, widget: Widget, before: str) -> ComposeResult:
+        """A line hidden in the first frame (the CRIT line, the engines' list, the markets' filter): composed with
+        the screen, or mounted with the panels' tables when those come after the first frame."""
+        if self._panels_after_frame:
+            self._later_lines.append((widget, before))
+        else:
+            yield widget
+
+    def _panel(self, table: KeyedTable) -> KeyedTable | PanelFrame:
+        """The table, or its frame for the first frame (the same id and classes: the same place on the screen)."""
+        if not self._panels_after_frame or table.id is None:
+            return table
+        self._later[table.id] = table
+        frame = PanelFrame(id=table.id, classes=" ".join(table.classes))
+        frame.border_title = table.border_title
+        return frame
+
+    async def mount_panels(self) -> None:
+        """The panels' tables in their frames' places (the first frame drew the frames); the first of them takes
+        the focus, as it does when the screen is composed with them."""
+        for frame in list(self.query(PanelFrame).results(PanelFrame)):
+            table = self._later.pop(str(frame.id))
+            parent = frame.parent
+            assert isinstance(parent, Widget)
+            index = list(parent.children).index(frame)
+            await frame.remove()
+            if index < len(parent.children):
+                await parent.mount(table, before=index)
+            else:
+                await parent.mount(table)
+        for widget, before in self._later_lines:
+            await self.mount(widget, before=f"#{before}")
+        self._later_lines.clear()
+        self._fit_markets()
+        if self.focused is None:
+            self.focus_next()
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
+        # The terminal's width is known already: the first frame is drawn narrow or wide (``on_resize`` comes after
+        # it, and the recent fills' frame showed for a moment at 80 columns).
+        self.set_class(self.app.size.width < WIDE, "-narrow")
 
     def on_resize(self, event) -> None:
         """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them). The
@@ -318,6 +352,8 @@ class MainScreen(Screen):
     def _tick(self) -> None:
         """Once a second: the ages of open orders move on (only their age and status cells change); the markets
         panel takes its order again."""
+        if self._later:
+            return  # the first frame's panels are still frames (a start on a loaded machine)
         self._reorder_markets()
         table = self.query_one("#orders", KeyedTable)
         now = self.config.now()
@@ -356,6 +392,8 @@ class MainScreen(Screen):
         self.checklist = record
         strip = self.query_one(MonitorStrip)
         strip.checklist, strip.checklist_short, strip.checklist_level = checklist_lines(record)
+        from cockpit.screens import ChecklistScreen  # loaded when a screen is first opened, or here
+
         for screen in self.app.screen_stack:
             if isinstance(screen, ChecklistScreen):
                 screen.action_reload()  # `g` open while a run came in: it shows that run
@@ -371,6 +409,8 @@ class MainScreen(Screen):
         )
 
     def _show_alert(self, alert: Alert, new: bool) -> None:
+        from engine.kernel.events import Severity
+
         if alert.severity == Severity.CRIT:
             if alert.acked:
                 self.crit_waiting.pop(alert.id, None)
@@ -485,9 +525,10 @@ class MainScreen(Screen):
 
     def close_filter(self) -> bool:
         """Esc in the filter field: cleared and hidden. False when it was not open."""
-        field = self.query_one("#market-filter", Input)
-        if not field.has_class("-shown"):
+        fields = list(self.query("#market-filter").results(Input))  # none in the first frame's moment
+        if not fields or not fields[0].has_class("-shown"):
             return False
+        field = fields[0]
         field.value = ""
         field.remove_class("-shown")
         field.disabled = True
@@ -524,6 +565,8 @@ class MainScreen(Screen):
             message.drawn.set()  # the bridge may take the next batch
 
     def _draw_batch(self, message: EngineEvents) -> None:
+        from engine.kernel.events import EquitySampled, TickerUpdated
+
         markets = readings = balances = False
         moved: set[str] = set()  # symbols whose price alone changed in this batch
         equity: Decimal | None = None
@@ -552,6 +595,27 @@ class MainScreen(Screen):
 
     def apply(self, event: Event) -> str:
         """One event into the model; returns which part of the screen it dirtied when that is drawn per batch."""
+        from engine.kernel.events import (
+            AlertRaised,
+            AlertUpdated,
+            BalancesUpdated,
+            ChecklistCompleted,
+            CommandAudited,
+            EngineStarted,
+            FillReceived,
+            HealthUpdated,
+            ModeChanged,
+            MonitorsChanged,
+            OrderCreated,
+            OrderUpdated,
+            PositionsUpdated,
+            StopsChanged,
+            StopsSuspended,
+            TickerUpdated,
+            TradingStateChanged,
+            VenueConnection,
+        )
+
         if isinstance(event, TradingStateChanged):
             self._set_state(event.state.value, {"code": event.code, "actor": event.actor, "ts": event.ts.isoformat()})
             self.app.withdraw_questions(f"trading is now {event.state.value} (by {event.actor})")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 COMMON = frozenset({"--data-dir", "--config"})
@@ -133,6 +132,8 @@ def _data_dir(options: dict[str, str]) -> Path | None:
         return Path(environ["COCKPIT_ENGINE__DATA_DIR"])
     config = Path(options["--config"]) if "--config" in options else Path("config.toml")
     if "--config" in options or config.is_file():
+        import tomllib  # here: ``cockpit`` with no command loads this module before its first frame, and needs none
+
         try:
             data = tomllib.loads(config.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):

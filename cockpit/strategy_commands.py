@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
+from typing import Any
 
 from engine.api import strategies
 from engine.kernel.config import Settings
@@ -41,6 +43,11 @@ def listing(settings: Settings, as_json: bool) -> int:
             print(f"{inert(s['name'])}  {state}  ({inert(s['source'])}){timeframe}")
             if s["error"]:
                 print(f"    error: {inert(s['error'], limit=500)}")
+            record = s["record"]
+            if record is not None and (s["runs"] or record["round_trips"] or not record["enabled"]):
+                print(f"    {_record(record)}")
+                if not record["enabled"]:
+                    print(f"    {_switched_off(record)}")
             for p in s["params"]:
                 bounds = " ".join(f"{k} {v}" for k, v in p["bounds"].items())
                 print(
@@ -55,3 +62,18 @@ def listing(settings: Settings, as_json: bool) -> int:
         )
         return 1
     return 0
+
+
+def _record(r: dict[str, Any]) -> str:
+    """One strategy's record as the store keeps it (what a restart goes on from)."""
+    won = f" ({Decimal(r['win_rate']) * 100:.0f} % won)" if r["win_rate"] is not None else ""
+    return (
+        f"record: {r['round_trips']} round trip(s){won}, realised PnL {Decimal(r['realised_pnl']):.2f}, "
+        f"{r['consecutive_losses']} lost in a row"
+    )
+
+
+def _switched_off(r: dict[str, Any]) -> str:
+    """Who switched it off, when, why, and when its check comes round (a failure, a losing streak)."""
+    until = f"; checked again at {r['disabled_until']}" if r["disabled_until"] else ""
+    return f"switched off by {inert(r['disabled_by'])} at {r['disabled_at']}{until}: {inert(r['reason'], limit=300)}"

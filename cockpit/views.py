@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from engine.kernel.events import Alert, Balance, Fill, Order, Position
 from engine.kernel.text import inert
 from widgets.alerts import AlertRow
 from widgets.flow import Flow
+
+if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
+    from engine.kernel.events import Alert, Balance, Fill, Order, Position
 
 
 def shown(text: object, *, limit: int | None = 2000, lines: bool = False) -> Text:

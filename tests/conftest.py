@@ -129,6 +129,9 @@ SLOW_TESTS = {
     "market data and a backtest: a download from the simulator, then `cockpit validate` in a process of its own": (
         "tests/integration/test_backtest.py::test_download_list_and_backtest_a_user_strategy",
     ),
+    "a backtest twice on the same candles, the streams over websockets then in-process (GATE-17), ~7 s": (
+        "tests/integration/test_backtest.py::test_the_in_process_streams_decide_as_the_loopback_websockets",
+    ),
     "crash loop: kill -9 of a busy engine process and restarts": (
         "tests/chaos/test_crash_loop.py::test_kills_of_a_busy_engine_lose_nothing_and_keep_the_halt",
         "tests/chaos/test_crash_loop.py::test_kills_of_an_engine_on_perps_lose_nothing_and_never_flip",
@@ -188,6 +191,11 @@ SLOW_TESTS = {
         "tests/integration/test_resilience_sim.py::test_send_that_never_arrived_is_marked_rejected",
         "tests/integration/test_private_files.py::test_every_file_an_engine_run_writes_is_owner_only",
         "tests/unit/test_portfolio.py::test_pnl_adds_up_from_random_fills_with_fees_in_base_or_quote",
+        "tests/integration/test_kill_switch.py::test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back_finds",
+    ),
+    "strategies (issue 23): two engines on one data directory, and an engine on the USDⓈ-M simulator, 2-3 s each": (
+        "tests/integration/test_user_strategies.py::test_the_template_enters_and_exits_and_a_restart_keeps_every_strategys_record_and_its_disable",
+        "tests/integration/test_user_strategies.py::test_the_ladder_on_perps_asks_for_nothing_under_the_markets_minimum_notional",
     ),
     "waits up to 10 s for the wall clock to be well inside a minute (the venue counts weight per minute)": (
         "tests/sim/test_limits.py::test_over_the_limit_429_with_retry_after_then_418_ban",

@@ -4,11 +4,16 @@ template (``cockpit strategy new NAME``), and the check of ``[strategy.params.*]
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from engine.kernel.config import Settings
-from engine.strategies import loader
+from engine.kernel.events import utcnow
+from engine.store.db import DB_NAME, Store
+from engine.strategies import loader, runner
+from engine.strategies.streak import LossStreakGuard
 from engine.strategies.template import render
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
@@ -20,11 +25,51 @@ def check(settings: Settings) -> None:
         loader.check(settings.strategy)
 
 
+def records(data_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each of ``names``' record (round trips, wins, realised PnL, losses in a row) and on/off state (who switched it
+    off, when, why, until when) as the store in ``data_dir`` keeps them: what the engine restores at start (decision
+    STR-09). Empty without a store."""
+    if not (data_dir / DB_NAME).exists():
+        return {}
+    store = Store.in_dir(data_dir, readonly=True)
+    try:
+        trips = [(t["opened_by"], Decimal(t["pnl"])) for t in store.round_trips()]
+        saved = store.load_json("strategy_guard")
+    finally:
+        store.close()
+    guard = LossStreakGuard.from_dict(saved) if saved else None
+    now = utcnow()
+    out = {}
+    for name, stats in runner.records(trips, names).items():
+        state: dict[str, Any] = guard.status(name, now) if guard is not None else {"enabled": True}
+        out[name] = {
+            "round_trips": stats.round_trips,
+            "wins": stats.wins,
+            "losses": stats.losses,
+            "consecutive_losses": stats.consecutive_losses,
+            "realised_pnl": str(stats.realised_pnl),
+            "win_rate": None if stats.win_rate is None else str(stats.win_rate),
+            "enabled": state["enabled"],
+            "disabled_by": state.get("disabled_by"),
+            "disabled_at": _iso(state.get("disabled_at")),
+            "disabled_until": _iso(state.get("disabled_until")),
+            "reason": state.get("reason", ""),
+        }
+    return out
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="seconds")
+
+
 def found(settings: Settings) -> list[dict[str, Any]]:
-    """Every strategy found, with its source, whether it runs, its parameters, and the error of one that failed."""
+    """Every strategy found, with its source, whether it runs, its parameters, the error of one that failed, and its
+    record and on/off state as the store keeps them (``record``: None where nothing has run)."""
     cfg = settings.strategy
+    discovered = loader.discover(cfg)
+    kept = records(settings.engine.data_dir, [f.name for f in discovered])
     out = []
-    for f in loader.discover(cfg):
+    for f in discovered:
         builtin = f.source == loader.BUILT_IN
         runs = cfg.enabled and (getattr(cfg, f.name).enabled if builtin else f.name in cfg.run)
         out.append(
@@ -36,6 +81,7 @@ def found(settings: Settings) -> list[dict[str, Any]]:
                 "history": f.cls.history if f.cls is not None else None,
                 "params": f.params(),
                 "error": f.error,
+                "record": kept.get(f.name),
             }
         )
     return out

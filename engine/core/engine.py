@@ -93,6 +93,7 @@ from engine.trading.stats import DayStats
 from engine.venue import errors as vx
 from engine.venue.adapter import Endpoint, Venue
 from engine.venue.errors import load_ccxt
+from engine.venue.inprocess import StreamWire
 from engine.venue.resilience import BreakerState, CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,11 @@ class Engine:
         take_signals: bool = False,
         checks_at_start: bool = False,
         serve_chat: bool = True,
+        wire: StreamWire | None = None,
     ) -> None:
         self.settings = settings
+        # A backtest's simulator streams to this engine in-process (decision GATE-17); None: over websockets.
+        self.wire = wire
         # The clock in force where the engine is built: the wall clock, or a validation run's simulated one.
         self.clock = engine_clock.current()
         self.mode = settings.engine.mode
@@ -542,6 +546,7 @@ class Engine:
             on_error=self._rest_error,
             health=self.venue_health,
             latency_observer=self.metrics.observe_rest,
+            wire=self.wire,
         )
 
     async def _run_venue(self) -> None:
@@ -762,6 +767,7 @@ class Engine:
         guard = self.store.load_json("strategy_guard")
         if guard:
             self.runner.restore_guard(guard)
+        self.runner.restore_stats((t["opened_by"], Decimal(t["pnl"])) for t in self.store.round_trips())
 
     def _save_counters(self) -> None:
         self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))

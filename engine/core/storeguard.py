@@ -51,7 +51,11 @@ class StoreGuard:
     @property
     def durability(self) -> Durability:
         """What the order path calls to batch and commit through this store."""
-        return Durability(self.batch, self.commit, self.joining_batch)
+        return Durability(self.batch, self.commit, self.joining_batch, self.commits)
+
+    def commits(self) -> tuple[int, int]:
+        """How many commits and rollbacks the store has made (``Durability.commits``)."""
+        return (self.store.commits, self.store.rollbacks) if self.store is not None else (0, 0)
 
     def batch(self, answer_first: bool = False) -> AbstractContextManager[None]:
         """One store transaction for a burst of events (group commit); nothing to batch before the store opens.

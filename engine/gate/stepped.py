@@ -41,6 +41,8 @@ class SteppedClock:
         self._gate = asyncio.Lock()
         self._watched: set[asyncio.Task[object]] = set()
         self.busy: dict[asyncio.Task[object], str] = {}  # woken loops still working -> their names
+        self._idle = asyncio.Event()  # set while no woken loop is working
+        self._idle.set()
 
     # ------------------------------------------------------------ what the engine sees (engine.clock.Clock)
 
@@ -53,7 +55,7 @@ class SteppedClock:
     async def sleep(self, seconds: float, name: str = "") -> None:
         task = asyncio.current_task()
         if task is not None:
-            self.busy.pop(task, None)  # asleep again: its tick is done
+            self._done(task)  # asleep again: its tick is done
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # A sleep of 0 is due now (the driver's next wake); any other is at least a millisecond long.
         due = self._market_ms() + (0 if seconds <= 0 else max(1, round(seconds * 1000)))
@@ -90,14 +92,25 @@ class SteppedClock:
         timer = heapq.heappop(self._timers)
         if timer.task is not None:
             self.busy[timer.task] = timer.name
+            self._idle.clear()
             if timer.task not in self._watched:
                 self._watched.add(timer.task)
                 timer.task.add_done_callback(self._ended)
         timer.future.set_result(None)
         return timer.name
 
-    def _ended(self, task: asyncio.Task[object]) -> None:
+    async def idle(self) -> None:
+        """Until no woken loop is working: the driver waits here instead of turning the event loop over and over
+        while a loop's work is in a thread (a strategy's ``decide``)."""
+        await self._idle.wait()
+
+    def _done(self, task: asyncio.Task[object]) -> None:
         self.busy.pop(task, None)
+        if not self.busy:
+            self._idle.set()
+
+    def _ended(self, task: asyncio.Task[object]) -> None:
+        self._done(task)
         self._watched.discard(task)
 
     def _drop_cancelled(self) -> None:

@@ -38,6 +38,10 @@ def _nothing_to_commit() -> None:
     """No store behind this order path: nothing to make durable."""
 
 
+def _no_commits() -> tuple[int, int]:
+    return 0, 0
+
+
 @dataclass(frozen=True)
 class Ports:
     """What a part may call instead of reaching for the engine: publish an event, raise an alert, submit a command
@@ -54,11 +58,14 @@ class Durability:
     """How the order path makes what it writes durable: one store transaction per burst of events (``batch``),
     and a commit before a new client id leaves (``commit``), so a retry or a restart never places it twice.
     ``joining``: a batch for what the venue keeps anyway (a stream read), committed with a command's batch when
-    one is open instead of on its own (``Writer.batch``)."""
+    one is open instead of on its own (``Writer.batch``). ``commits``: how many commits and rollbacks the store has
+    made (a write followed by a commit and no rollback is on disk: the kill switch's sells recorded before the
+    halt ride on its commit, decision BEN-11)."""
 
     batch: Batch = nullcontext
     commit: Callable[[], None] = _nothing_to_commit
     joining: Batch = nullcontext
+    commits: Callable[[], tuple[int, int]] = _no_commits
 
 
 class VenueLink:

@@ -10,6 +10,7 @@ JSON keep the text faithfully; everything that *shows* it passes it through here
   (``\\x1b``, ``\\u202e``); a newline or tab becomes a space unless ``lines`` is set; a very long text is cut
   with an ellipsis.
 - ``inert_md`` does the same and also escapes what Markdown would read as markup.
+- ``InertFormatter`` passes plain-text log lines (a terminal's stderr, ``cockpit.log``) through ``inert``.
 
 Rich markup is the front end's concern: the TUI renders outside text as ``rich.text.Text`` (never as markup) after
 ``inert``.
@@ -17,8 +18,10 @@ Rich markup is the front end's concern: the TUI renders outside text as ``rich.t
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
+from typing import Any
 
 # Everything but printable ASCII is looked at one character at a time (plain ASCII text costs one regex scan).
 _SUSPECT = re.compile(r"[^\x20-\x7e]")
@@ -88,3 +91,18 @@ def inert_md(text: object, *, limit: int | None = 2000) -> str:
     """``inert`` for a Markdown report: also escapes what Markdown would read as markup or a table's cell edge."""
     shown = _MD_INLINE.sub(r"\\\1", inert(text, limit=limit))
     return _MD_LINE_START.sub(r"\1\\\2", shown, count=1)
+
+
+class InertFormatter(logging.Formatter):
+    """Plain-text log lines with outside text made inert: a reason or a venue's error logged to a terminal cannot
+    wipe or retitle it, nor forge a log line with a newline. One line per record; a traceback keeps its lines
+    (each made inert)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return inert(super().formatMessage(record), limit=None)
+
+    def formatException(self, ei: Any) -> str:
+        return inert(super().formatException(ei), limit=None, lines=True)
+
+    def formatStack(self, stack_info: str) -> str:
+        return inert(super().formatStack(stack_info), limit=None, lines=True)

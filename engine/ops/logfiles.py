@@ -12,10 +12,12 @@ import os
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Any
 
 from engine.kernel.events import Event, FillReceived, OrderCreated, OrderUpdated
-from engine.kernel.text import inert
+
+# InertFormatter lives with ``inert`` (a screen's log is set up before the engine's modules load) and is named here
+# too, beside the JSON one.
+from engine.kernel.text import InertFormatter as InertFormatter
 
 TRADES = logging.getLogger("cockpit.trades")
 
@@ -35,21 +37,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
-
-
-class InertFormatter(logging.Formatter):
-    """Plain-text log lines with outside text made inert: a reason or a venue's error logged to a terminal cannot
-    wipe or retitle it, nor forge a log line with a newline. One line per record; a traceback keeps its lines
-    (each made inert)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return inert(super().formatMessage(record), limit=None)
-
-    def formatException(self, ei: Any) -> str:
-        return inert(super().formatException(ei), limit=None, lines=True)
-
-    def formatStack(self, stack_info: str) -> str:
-        return inert(super().formatStack(stack_info), limit=None, lines=True)
 
 
 class LoopBufferedFileHandler(RotatingFileHandler):

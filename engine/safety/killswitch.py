@@ -5,8 +5,10 @@ Runbooks 000 §3 ("Kill-Switch Activated": stop new orders, cancel pending order
 venue's urgent lane, past the circuit breaker and the client-side rate limiter, and symbols are worked in
 parallel. What could not be done is reported per symbol; the engine keeps retrying it (``retry``) until done
 or an operator resumes. What remains after a close is verified at the venue: only dust too small to sell may
-be left, and it is reported by asset and amount, never hidden. Perps (runbook 002 "Close all positions"): longs and
-shorts are closed with reduce-only market orders and the venue's positions must then be flat, not "only dust".
+be left, and it is reported by asset and amount, never hidden (a close-all answered first judges it from the
+venue's answers and reads the balances back right after: decision BEN-11). Perps (runbook 002 "Close all
+positions"): longs and shorts are closed with reduce-only market orders and the venue's positions must then be
+flat, not "only dust".
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.kernel.commands import CancelAll, CloseAll, ClosePosition, Command, CommandResult
 from engine.kernel.errors import EngineError
-from engine.kernel.events import Severity, TradingState
+from engine.kernel.events import Balance, Order, Severity, TradingState
 from engine.kernel.ports import Ports, VenueLink
 from engine.trading.books import Books
 from engine.trading.execution import Execution
@@ -34,6 +36,7 @@ from engine.venue import errors as vx
 from engine.venue.adapter import OrderReport, Venue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Readies the venue before a pass (the no-engine emergency path: markets, prices).
 Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
@@ -90,6 +93,28 @@ class Outcome:
         return "; ".join(parts)
 
 
+@dataclass
+class ClosePlan:
+    """A fast close worked out before it acts (``KillSwitch.plan_close``): the symbols to cancel, what is held of
+    each base to sell at once (free, total), the sells and their records."""
+
+    symbols: tuple[str, ...] | None
+    cancels: list[str]
+    held: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    sells: list[tuple[str, Decimal]] = field(default_factory=list)
+    recorded: list[Order | CommandResult] = field(default_factory=list)
+    after: list[tuple[str, Decimal]] = field(default_factory=list)  # sold once their symbols' orders are cancelled
+    recorded_after: list[Order | CommandResult] = field(default_factory=list)
+    # Sold with their stop's cancel in one request (the stop the symbol's one order): (symbol, amount, stop's id).
+    replaces: list[tuple[str, Decimal, str]] = field(default_factory=list)
+    recorded_replace: list[Order | CommandResult] = field(default_factory=list)
+
+    def records(self) -> list[Order | CommandResult]:
+        return [*self.recorded, *self.recorded_after, *self.recorded_replace]
+
+    committed_at: tuple[int, int] | None = None  # the store's (commits, rollbacks) when recorded before the halt
+
+
 class KillSwitch:
     """Cancel-all and close-all (all symbols or one) on the urgent lane, with a per-symbol report."""
 
@@ -109,6 +134,7 @@ class KillSwitch:
         # The latest pass's phases (``time.perf_counter()`` when each ended, the first of each kept): what the
         # benchmark's profile reads (bench/kill_switch.py). Cheap: a few dictionary writes per pass.
         self.marks: dict[str, float] = {}
+        self.plan: ClosePlan | None = None  # a fast close planned before the halt (``Tiers.run``), for its pass
         # What a cancel-all answered first left for after its answer (``catch_up``): its cancels' reports, and the
         # venue whose user stream it holds (decision BEN-09).
         self._deferred: list[OrderReport] = []
@@ -206,8 +232,13 @@ class KillSwitch:
         if venue is not None:
             venue.release_user_stream()
 
-    async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None) -> Outcome:
-        """Cancel everything, then sell every position at market within the venue's filters, and verify."""
+    async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None, fast: bool = False) -> Outcome:
+        """Cancel everything, then sell every position at market within the venue's filters, and verify.
+
+        ``fast`` (a close answered first, its balances read back after the answer: decision BEN-11): the sells
+        sized from the engine's balances and sent at once, or with their stop's cancel, or once the orders known
+        open are cancelled (``_close_fast``); when that finds the venue not as the engine thought, the same command
+        goes on with the pass below (cancel, listing with balances, sells), which a retry makes from the start."""
         read: list[BaseException | None] = []
 
         async def read_balances() -> None:
@@ -223,6 +254,14 @@ class KillSwitch:
         # again while it works.
         suspended, self.venue_stops.suspended = self.venue_stops.suspended, "a close is under way"
         try:
+            if fast and not self.portfolio.usdm:
+                first = await self._close_fast(actor, symbols)
+                if first.done:
+                    return first
+                out = await self._close(actor, symbols, read, read_balances)
+                out.canceled += first.canceled
+                out.closed = sorted(set(first.closed) | set(out.closed))
+                return out
             return await self._close(actor, symbols, read, read_balances)
         finally:
             self.venue_stops.suspended = suspended
@@ -267,6 +306,219 @@ class KillSwitch:
         # read back after it, and anything sellable found then is alerted and closed again (``Tiers.verify``).
         self.judge_left(targets, held, out)
         return out
+
+    def plan_close(self, actor: str, symbols: tuple[str, ...] | None, before_halt: bool = False) -> ClosePlan:
+        """What ``_close_fast`` will do, its sells recorded (not committed, not sent), each sized from what the
+        engine holds of its base (all of it: a resting stop locks it but moves none out). ``before_halt``: made
+        right before the halt is stored, whose commit then carries the sells' records (one fsync fewer before they
+        leave: ``Tiers.run``); the pass checks a commit was made since, else commits them itself."""
+        venue = self.link.require()
+        only = set(symbols) if symbols else None
+        known = {o.symbol for o in self.tracker.open_orders() if only is None or o.symbol in only}
+        plan = ClosePlan(symbols, sorted(known))
+        locked = {base_of(s) for s in plan.cancels}
+        for symbol in symbols or self.symbols:
+            base = base_of(symbol)
+            if base in plan.held or (base in locked and symbol not in known):
+                continue  # one sell per base (the symbol with the orders, when one has them)
+            free, total = self._held(base)
+            plan.held[base] = (total, total) if symbol in known else (free, total)
+            amount, _ = self._sellable(symbol, plan.held[base])
+            if amount <= 0:
+                continue
+            resting = self.tracker.open_orders(symbol) if symbol in known else []
+            if (
+                len(resting) == 1
+                and resting[0].is_protective_stop
+                and resting[0].venue_id is not None
+                and venue.cancel_replace(symbol)
+            ):
+                plan.replaces.append((symbol, amount, resting[0].client_id))  # the stop and the sell in one request
+                plan.cancels.remove(symbol)
+            else:
+                (plan.after if symbol in known else plan.sells).append((symbol, amount))
+        plan.recorded = self.execution.record_sells(plan.sells, actor) if plan.sells else []
+        plan.recorded_after = self.execution.record_sells(plan.after, actor) if plan.after else []
+        plan.recorded_replace = (
+            self.execution.record_sells([(s, a) for s, a, _ in plan.replaces], actor) if plan.replaces else []
+        )
+        if before_halt:
+            plan.committed_at = self.execution.commits()
+        return plan
+
+    def _rolled_back(self, plan: ClosePlan) -> bool:
+        """Whether the store rolled a transaction back since ``plan`` recorded its sells (they may be lost)."""
+        return plan.committed_at is not None and self.execution.commits()[1] != plan.committed_at[1]
+
+    async def _close_fast(self, actor: str, symbols: tuple[str, ...] | None) -> Outcome:
+        """Close-all in as few round trips as the venue allows (decision BEN-11). At once and together: a market
+        sell of what the engine holds of each base with no order known open in its symbol (nothing locks it),
+        ``DELETE openOrders`` of each symbol with an order known open (no blind cancel elsewhere), the balances
+        when something is cancelled, and the open-order listing that finds any order the engine does not know; then
+        the sells of the symbols whose orders were cancelled (all of each base is free once they are). Every sell
+        is sized from the engine's balances (the user stream and each fill's read-back keep them) and recorded
+        before the halt, whose commit carries them; one whose base the venue's balances, read beside the cancels,
+        show otherwise is recorded again at the venue's amount.
+
+        Done only when the venue matched the engine's view: every cancel and sell answered, each sell filled to the
+        amount held, and the listing shows no order but those the cancels answered for. Otherwise the outcome is
+        not done and ``close_all`` goes on with the full pass (which reads the venue's balances before it sells).
+        Spot never sells more than is free: a sell sized from a stale view is refused, never doubled. What a stale
+        view leaves (a fill not yet seen) the balances read back after the answer find (``Tiers._verify``)."""
+        venue = self.link.require()
+        out = Outcome()
+        only = set(symbols) if symbols else None
+        targets = tuple(symbols or self.symbols)
+        plan, self.plan = self.plan, None
+        if plan is not None and (plan.symbols != symbols or self._rolled_back(plan)):
+            self.execution.not_sent(plan.records(), "its record may not be on disk; recorded again")
+            plan = None
+        plan = plan or self.plan_close(actor, symbols)
+        held = plan.held
+        committed = plan.committed_at is not None and self.execution.commits()[0] > plan.committed_at[0]
+        try:
+            return await self._close_fast_pass(actor, symbols, only, targets, plan, held, committed, out, venue)
+        finally:
+            # Whatever the pass did not send (it found the venue not as the engine thought) never leaves.
+            self.execution.not_sent(plan.recorded_after, "not needed: the full close-all pass sells instead")
+
+    async def _close_fast_pass(
+        self,
+        actor: str,
+        symbols: tuple[str, ...] | None,
+        only: set[str] | None,
+        targets: tuple[str, ...],
+        plan: ClosePlan,
+        held: dict[str, tuple[Decimal, Decimal]],
+        committed: bool,
+        out: Outcome,
+        venue: Venue,
+    ) -> Outcome:
+        cancels = plan.cancels
+
+        async def cancel(symbol: str) -> list[OrderReport]:
+            try:
+                return await venue.cancel_all_orders(symbol, urgent=True)
+            except vx.OrderNotFound:
+                return []  # already gone (-2011)
+
+        async def cancel_each() -> list[list[OrderReport] | BaseException]:
+            return await asyncio.gather(*(cancel(s) for s in cancels), return_exceptions=True)
+
+        async def read_balances() -> tuple[Balance, ...] | None:
+            return await venue.fetch_balances(urgent=True) if cancels else None
+
+        self.mark("first_delete")
+        self.mark("sells_leaving")
+        selling: asyncio.Future[list[CommandResult | BaseException]] | None = None
+        replacing: asyncio.Future[list[CommandResult | BaseException]] | None = None
+        if plan.sells:
+            # Sent from a task of their own, and first: one turn of the loop puts their requests ahead of the rest.
+            selling = asyncio.ensure_future(self.execution.sell_now(plan.sells, actor, plan.recorded, committed))
+        if plan.replaces:
+            stops = [stop for _, _, stop in plan.replaces]
+            replacing = asyncio.ensure_future(
+                self.execution.replace_now(list(zip(plan.recorded_replace, stops, strict=True)), committed)
+            )
+        if selling is not None or replacing is not None:
+            await asyncio.sleep(0)
+        others = asyncio.gather(
+            cancel_each(),
+            caught(read_balances()),
+            caught(venue.fetch_open_orders(symbols[0] if symbols and len(symbols) == 1 else None, urgent=True)),
+        )
+        sold_now: list[CommandResult | BaseException] | BaseException = []
+        if selling is not None:
+            sold_now = await caught(selling)
+        replaced: list[CommandResult | BaseException] | BaseException = []
+        if replacing is not None:
+            replaced = await caught(replacing)
+        self.mark("sells_answered")
+        cancelled, read, listed = await others
+        answered: set[str] = set()
+        for symbol, result in zip(cancels, cancelled):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"cancel: {type(result).__name__}: {result}"[:200]
+                continue
+            out.canceled += len(result)
+            answered |= {r.client_id for r in result}
+            self.execution.note_stop_cancels(r.client_id for r in result)
+            self.execution.apply_reports(result, "rest")
+        self.mark("cancels_answered")
+        if isinstance(sold_now, BaseException):
+            out.failures["sells"] = f"sell: {type(sold_now).__name__}: {sold_now}"[:200]
+            sold_now = []
+        if isinstance(replaced, BaseException):
+            out.failures["sells"] = f"sell: {type(replaced).__name__}: {replaced}"[:200]
+            replaced = []
+        ours = answered | self._judge_sells(plan.sells, sold_now, held, out)
+        replace_sells = [(symbol, amount) for symbol, amount, _ in plan.replaces]
+        ours |= self._judge_sells(replace_sells, replaced, held, out)
+        for (_, _, stop), replace in zip(plan.replaces, replaced, strict=False):
+            if isinstance(replace, CommandResult) and replace.ok:
+                ours.add(stop)
+                out.canceled += 1
+        if isinstance(listed, BaseException):
+            out.failures["listing"] = f"listing open orders: {type(listed).__name__}: {listed}"[:200]
+            out.still_open = None
+            return out
+        unknown = [r for r in listed if (only is None or r.symbol in only) and r.client_id not in ours]
+        out.still_open = len(unknown)
+        self.mark("listing_confirmed")
+        if unknown or out.failures:
+            return out  # not as the engine thought: the full pass follows
+        if cancels:
+            if not isinstance(read, tuple):
+                out.failures["balances"] = f"balances: {type(read).__name__}: {read}"[:200]
+                return out
+            venue_held = {b.asset: b.total for b in read}
+            after, recorded = plan.after, plan.recorded_after
+            bases = {base_of(s): s for s in reversed(cancels) if base_of(s) in held}  # the first symbol of each
+            if any(venue_held.get(base, Decimal(0)) != held[base][1] for base in bases):
+                # The venue holds other amounts than the engine thought: sized again from the venue's answer.
+                self.execution.not_sent(recorded, "sized again from the venue's balances")
+                after, committed = [], False
+                for base, symbol in bases.items():
+                    total = venue_held.get(base, Decimal(0))
+                    held[base_of(symbol)] = (total, total)
+                    amount, _ = self._sellable(symbol, (total, total))
+                    if amount > 0:
+                        after.append((symbol, amount))
+                recorded = self.execution.record_sells(after, actor) if after else []
+            plan.recorded_after = []  # sent now (or refused): not the finally's to release
+            if after:
+                results = await self.execution.sell_now(after, actor, recorded, committed)
+                self._judge_sells(after, results, held, out)
+                self.mark("sells_answered_after_cancels")
+        await self._settle([], only, out)
+        self.judge_left(targets, held, out)
+        return out
+
+    def _judge_sells(
+        self,
+        sells: list[tuple[str, Decimal]],
+        results: list[CommandResult | BaseException],
+        held: dict[str, tuple[Decimal, Decimal]],
+        out: Outcome,
+    ) -> set[str]:
+        """Each sell's answer into ``out`` (closed, or failed) and ``held`` (less what it filled); the sells' client
+        ids."""
+        ids: set[str] = set()
+        for (symbol, _), result in zip(sells, results):
+            if isinstance(result, BaseException):
+                out.failures[symbol] = f"sell: {type(result).__name__}: {result}"[:200]
+                continue
+            if not result.ok:
+                out.failures[symbol] = f"sell: {result.message}"[:200]
+                continue
+            client_id = str(result.details.get("client_id", ""))
+            ids.add(client_id)
+            order = self.tracker.get(client_id)
+            sold = order.filled if order is not None else Decimal(0)
+            free, total = held[base_of(symbol)]
+            held[base_of(symbol)] = (free - sold, total - sold)
+            out.closed.append(symbol)
+        return ids
 
     def judge_left(self, targets: tuple[str, ...], held: dict[str, tuple[Decimal, Decimal]], out: Outcome) -> None:
         """Sort what each base still holds into ``left`` (sellable, or locked in an order) and ``dust``."""
@@ -372,6 +624,14 @@ class KillSwitch:
                     self.execution.apply_report(result, "rest")
 
 
+async def caught(aw: Awaitable[T]) -> T | BaseException:
+    """``aw``'s result, or what it raised (one of several awaited together, each judged on its own)."""
+    try:
+        return await aw
+    except Exception as exc:
+        return exc
+
+
 def trip_code(actor: str) -> str:
     """The monitor's code in ``monitor:<code>`` (empty for anyone else)."""
     return actor.split(":", 1)[1] if actor.startswith("monitor:") else ""
@@ -433,6 +693,21 @@ class Tiers:
                 )
             prefix = f"{c.symbol}: "
         else:
+            if (
+                isinstance(c, CloseAll)
+                and isinstance(c, self.answer_first)
+                and self.prepare is None
+                and self.state.state != TradingState.HALTED
+                and not self.kill.portfolio.usdm
+                and self.link.venue is not None
+                and self.link.venue.markets_loaded
+            ):
+                # Its sells recorded now, so that the halt's commit carries them (one fsync fewer before they leave).
+                try:
+                    self.kill.plan = self.kill.plan_close(c.actor, None, before_halt=True)
+                except Exception as exc:  # nothing stands before the halt: the pass plans again (or reports why)
+                    log.warning("close-all's sells not recorded before the halt: %s", exc)
+                    self.kill.plan = None
             self.state.tripped()
             self.state.move(
                 TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
@@ -447,10 +722,14 @@ class Tiers:
             )
         first = isinstance(c, self.answer_first)
         try:
-            outcome = await self._pass(c, first)
+            outcome = await self._pass(c, fast=first)
         except (EngineError, vx.BaseError) as exc:  # e.g. the venue swapped by a reconnect mid-pass
             outcome = Outcome(still_open=None, failures={"venue": f"{type(exc).__name__}: {exc}"[:200]})
             self.last_outcome = outcome
+        if self.kill.plan is not None:  # planned before the halt, never reached its pass
+            plan = self.kill.plan
+            self.kill.execution.not_sent(plan.records(), "the close-all pass did not reach them")
+            self.kill.plan = None
         self.kill.mark("venue_done")
         if not isinstance(c, ClosePosition):
             prefix = f"{self.state.state.value}; "  # as it is now (an operator may have resumed meanwhile)
@@ -533,7 +812,10 @@ class Tiers:
         )
         self._retry(c)
 
-    async def _pass(self, c: CancelAll | CloseAll | ClosePosition, first: bool = False) -> Outcome:
+    async def _pass(self, c: CancelAll | CloseAll | ClosePosition, fast: bool = False) -> Outcome:
+        """One pass of ``c``; ``fast``: a tier answered first (a cancel-all's reports and user stream applied after
+        the answer, decision BEN-09; a close's balances read back after it). A retry, or a close verified before its
+        answer, reads the venue's balances before it sells."""
         self.passes += 1
         self.last_outcome = None
         if self.prepare is not None:
@@ -543,10 +825,10 @@ class Tiers:
         if isinstance(c, CancelAll):
             if c.include_stops:  # the operator wants them gone: none is placed again until an operator resumes
                 self.kill.venue_stops.suspend("cancelled by cancel-all with its stops, until an operator resumes")
-            outcome = await self.kill.cancel_all(keep_stops=not c.include_stops, defer=first)
+            outcome = await self.kill.cancel_all(keep_stops=not c.include_stops, defer=fast)
         else:
             symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
-            outcome = await self.kill.close_all(c.actor, symbols)
+            outcome = await self.kill.close_all(c.actor, symbols, fast=fast)
         self.last_outcome = outcome
         return outcome
 

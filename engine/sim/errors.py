@@ -9,15 +9,19 @@ from __future__ import annotations
 class VenueError(Exception):
     """An error answered to the client as ``{"code": code, "msg": msg}`` with an HTTP status."""
 
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, status: int = 400, data: dict[str, object] | None = None) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
         self.status = status
+        self.data = data  # cancelReplace's failures say what each half did (``data``)
 
     def to_json(self) -> dict[str, object]:
         """The error body Binance sends."""
-        return {"code": self.code, "msg": self.msg}
+        body: dict[str, object] = {"code": self.code, "msg": self.msg}
+        if self.data is not None:
+            body["data"] = self.data
+        return body
 
 
 INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."

@@ -4,7 +4,8 @@ Streams (lower-case symbol): ``@trade``, ``@aggTrade``, ``@ticker``, ``@miniTick
 ``@depth`` (diff, ``depthUpdate`` with U/u ids continuous with GET /api/v3/depth's lastUpdateId),
 ``@depth5/10/20`` (partial book) and ``@kline_<interval>``; a ``@100ms`` / ``@1000ms`` suffix is accepted and
 ignored (events go out on every change). Raw connections get the event itself, ``/stream`` wraps it as
-``{"stream", "data"}``. Pushes are written synchronously with ``broadcast`` so they keep their order.
+``{"stream", "data"}``. Pushes are written synchronously with ``broadcast`` so they keep their order (to an
+in-process ``Link``: handed over as they are, ``engine.sim.links``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import broadcast
 
 from . import payloads
 from .candles import INTERVALS_MS, align
+from .links import Connection, Link, send
 from .market import PublicTrade
 from .matching import MatchingEngine
 
@@ -52,17 +54,17 @@ class MarketStreams:
         self.engine = engine
         self.clock = clock
         self.silenced = silenced
-        self.connections: dict[ServerConnection, Subscription] = {}
+        self.connections: dict[Connection, Subscription] = {}
         self._kline_open: dict[tuple[str, str], int] = {}
         self._book_ticker_id: dict[str, int] = {}
         # Canonical stream -> (connection, the client's name for it), built when first needed after a change: every
         # price tick of every market asks who listens, and scanning each connection's streams for it made the
         # simulator's cost grow with markets × subscriptions (most of its CPU at 50 markets).
-        self._index: dict[str, list[tuple[ServerConnection, Subscription, str]]] | None = None
+        self._index: dict[str, list[tuple[Connection, Subscription, str]]] | None = None
 
-    def _listeners(self) -> dict[str, list[tuple[ServerConnection, Subscription, str]]]:
+    def _listeners(self) -> dict[str, list[tuple[Connection, Subscription, str]]]:
         if self._index is None:
-            index: dict[str, list[tuple[ServerConnection, Subscription, str]]] = {}
+            index: dict[str, list[tuple[Connection, Subscription, str]]] = {}
             for ws, sub in self.connections.items():
                 for name in sub.streams:
                     index.setdefault(canonical(name), []).append((ws, sub, name))
@@ -70,7 +72,7 @@ class MarketStreams:
         return self._index
 
     # ----- subscriptions ---------------------------------------------------------------------------------
-    def add(self, ws: ServerConnection, path: str, query: str) -> Subscription:
+    def add(self, ws: Connection, path: str, query: str) -> Subscription:
         """Register a connection; streams may be named in the path (/ws/a/b) or the query (/stream?streams=a/b)."""
         sub = Subscription(combined=path == "/stream")
         if sub.combined:
@@ -83,7 +85,7 @@ class MarketStreams:
         self._index = None
         return sub
 
-    def remove(self, ws: ServerConnection) -> None:
+    def remove(self, ws: Connection) -> None:
         """Forget a connection."""
         self.connections.pop(ws, None)
         self._index = None
@@ -120,7 +122,9 @@ class MarketStreams:
         raw: str | None = None
         for ws, sub, name in list(self._listeners().get(base, ())):
             if sub.combined:
-                broadcast([ws], json.dumps({"stream": name, "data": data}))
+                send(ws, {"stream": name, "data": data})
+            elif isinstance(ws, Link):
+                send(ws, data)
             else:
                 raw = raw or json.dumps(data)
                 broadcast([ws], raw)

@@ -4,7 +4,8 @@ Accepted: ``timestamp,open,high,low,close,volume[,...]`` with or without a heade
 Binance's kline CSVs from data.binance.vision (12 columns, no header). Timestamps may be seconds, milliseconds,
 microseconds or ISO 8601 (UTC if no zone). The candles before the replay start become the symbol's history;
 from the start on, each candle is walked open -> first extreme -> second extreme -> close (low first in a rising
-candle) in market time, so the live candles rebuild the file's candles.
+candle) in market time, each point on a tick where the ticks allow it, so the live candles rebuild the file's
+candles, wicks included.
 """
 
 from __future__ import annotations
@@ -109,19 +110,34 @@ class Replay:
         i = bisect.bisect_right(self._starts, t_ms) - 1
         return self.candles[max(i, self.start_index)]
 
-    def price_at(self, t_ms: int, tick: Decimal) -> Decimal:
-        """The replayed price at market time ``t_ms``."""
+    def price_at(self, t_ms: int, tick: Decimal, tick_ms: float | None = None) -> Decimal:
+        """The replayed price at market time ``t_ms``. A candle is walked open -> first extreme -> second extreme ->
+        close (low first in a rising candle). With ``tick_ms``, the market time between two price moves, the four
+        points sit a whole number of ticks apart, three of them inside the candle, so a tick lands on each (at a
+        15-second tick on 1-minute candles: open, extreme, extreme, close), and the close holds until the next open:
+        a stop inside a wick is reached, as on the venue. A tick too coarse for that (over a third of a candle)
+        walks the candle evenly from open to close, as without ``tick_ms``."""
         if t_ms >= self.end_ms:
             if not self._finished_logged:
                 self._finished_logged = True
                 log.info("replay of %s finished: price stays at the last close", self.symbol)
             return self.candles[-1].close
         c = self.candle_at(t_ms)
-        f = Decimal(max(0, min(t_ms - c.start_ms, self.interval_ms))) / Decimal(self.interval_ms)
         first, second = (c.low, c.high) if c.close >= c.open else (c.high, c.low)
         points = [c.open, first, second, c.close]
-        seg = min(int(f * 3), 2)
-        local = f * 3 - seg
+        elapsed = max(0, min(t_ms - c.start_ms, self.interval_ms))
+        spacing = (
+            0 if not tick_ms or tick_ms <= 0 else round(tick_ms) * ((self.interval_ms - 1) // (3 * round(tick_ms)))
+        )
+        if spacing > 0:
+            seg = elapsed // spacing
+            if seg >= 3:
+                return c.close
+            local = Decimal(elapsed - seg * spacing) / Decimal(spacing)
+        else:
+            f = Decimal(elapsed) / Decimal(self.interval_ms)
+            seg = min(int(f * 3), 2)
+            local = f * 3 - seg
         price = points[seg] + (points[seg + 1] - points[seg]) * local
         return round_to_step(price, tick)
 

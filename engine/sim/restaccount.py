@@ -46,6 +46,7 @@ class AccountRoutes(SignedRoutes):
         r.add_get("/api/v3/account", self.account)
         r.add_post("/api/v3/order", self.new_order)
         r.add_post("/api/v3/order/test", self.test_order)
+        r.add_post("/api/v3/order/cancelReplace", self.cancel_replace)
         r.add_get("/api/v3/order", self.get_order)
         r.add_delete("/api/v3/order", self.cancel_order)
         r.add_get("/api/v3/openOrders", self.open_orders)
@@ -102,6 +103,61 @@ class AccountRoutes(SignedRoutes):
         order = self.engine.new_order(**args)
         default_resp = "FULL" if args["type"] in ("MARKET", "LIMIT") else "ACK"
         response = self._json(payloads.new_order_json(order, p.get("newOrderRespType") or default_resp))
+        response.headers["X-MBX-ORDER-COUNT-10S"] = str(count_10s)
+        response.headers["X-MBX-ORDER-COUNT-1D"] = str(count_day)
+        return response
+
+    async def cancel_replace(self, request: web.Request) -> web.Response:
+        """POST /api/v3/order/cancelReplace: cancel an order (``cancelOrderId`` or ``cancelOrigClientOrderId``) and
+        place a new one on the same symbol, in one request (weight 1; the new order counts toward the order rate
+        even when not attempted). ``cancelReplaceMode`` STOP_ON_FAILURE: a cancel that fails places nothing (-2022,
+        HTTP 400, ``newOrderResult`` NOT_ATTEMPTED); ALLOW_FAILURE: the new order is tried anyway. One half failing
+        is -2021 (HTTP 409), both -2022 (HTTP 400); ``data`` holds each half's answer or error, as Binance's."""
+        p = await self._trading(request)
+        mode = required(p, "cancelReplaceMode")
+        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise errors.VenueError(-1100, "Illegal characters found in parameter 'cancelReplaceMode'.")
+        order_id, orig_id = int_param(p, "cancelOrderId"), p.get("cancelOrigClientOrderId") or None
+        if order_id is None and orig_id is None:
+            raise errors.VenueError(
+                -1102, "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!"
+            )
+        args = self._order_args(p)
+        count_10s, count_day = self.limiter.count_order(self.sim_clock.limits_ms())
+        cancel_json: dict[str, object] | None = None
+        cancel_error: dict[str, object] | None = None
+        try:
+            self._check_cancel_fault(args["symbol"])
+            cancelled, cancel_id = self.engine.cancel(
+                args["symbol"], order_id, orig_id, p.get("cancelNewClientOrderId") or None
+            )
+            cancel_json = payloads.cancel_json(cancelled, cancel_id, self.clock())
+        except errors.VenueError as exc:
+            cancel_error = exc.to_json()
+        new_json: dict[str, object] | None = None
+        new_error: dict[str, object] | None = None
+        if cancel_error is None or mode == "ALLOW_FAILURE":
+            try:
+                self._check_reject_fault(args["symbol"], args["type"])
+                order = self.engine.new_order(**args)
+                default_resp = "FULL" if args["type"] in ("MARKET", "LIMIT") else "ACK"
+                new_json = payloads.new_order_json(order, p.get("newOrderRespType") or default_resp)
+            except errors.VenueError as exc:
+                new_error = exc.to_json()
+        cancel_result = "FAILURE" if cancel_error is not None else "SUCCESS"
+        new_result = "SUCCESS" if new_json is not None else "FAILURE" if new_error is not None else "NOT_ATTEMPTED"
+        data: dict[str, object] = {
+            "cancelResult": cancel_result,
+            "newOrderResult": new_result,
+            "cancelResponse": cancel_json if cancel_json is not None else cancel_error,
+            "newOrderResponse": new_json if new_json is not None else new_error,
+        }
+        if cancel_result == "SUCCESS" and new_result == "SUCCESS":
+            response = self._json(data)
+        elif cancel_result == "SUCCESS" or new_result == "SUCCESS":
+            raise errors.VenueError(-2021, "Order cancel-replace partially failed.", 409, data)
+        else:
+            raise errors.VenueError(-2022, "Order cancel-replace failed.", 400, data)
         response.headers["X-MBX-ORDER-COUNT-10S"] = str(count_10s)
         response.headers["X-MBX-ORDER-COUNT-1D"] = str(count_day)
         return response

@@ -394,7 +394,8 @@ class Simulator:
             if not self.price_frozen(symbol):
                 replay = self.replays.get(symbol)
                 if replay is not None:
-                    feed.set_price(replay.price_at(now, feed.spec.tick_size))
+                    step_ms = self.clock.market_seconds(self.tick_interval) * 1000
+                    feed.set_price(replay.price_at(now, feed.spec.tick_size, step_ms))
                 else:
                     feed.next_price()
             self._print_synthetic_trade(symbol, now)

@@ -11,7 +11,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -19,6 +19,7 @@ from . import errors, payloads
 from .access import HostCheck
 from .auth import Authenticator
 from .faults import FaultBook
+from .links import Connection, Link, send
 from .listenkeys import ListenKeys
 from .market import PublicTrade
 from .marketstreams import MarketStreams
@@ -50,19 +51,20 @@ class StreamServer:
         self.server_clock = server_clock
         self.faults = faults
         self.market = MarketStreams(engine, clock, silenced=lambda: self._faulted("ws-silence", "market"))
-        self._user: dict[ServerConnection, dict[int, str]] = {}  # subscription id -> API key
-        self._api_connections: set[ServerConnection] = set()
-        self._next_subscription: dict[ServerConnection, int] = {}
+        self._user: dict[Connection, dict[int, str]] = {}  # subscription id -> API key
+        self._api_connections: set[Connection] = set()
+        self._next_subscription: dict[Connection, int] = {}
         self._held_reports: list[dict[str, Any]] = []
         self.listen_keys = listen_keys or ListenKeys()
-        self._listen: dict[ServerConnection, str] = {}  # /ws/<listenKey> connections
+        self._listen: dict[Connection, str] = {}  # /ws/<listenKey> connections
         # USDⓈ-M futures user streams: their own listen keys (POST /fapi/v1/listenKey), read on /private/ws.
         self.perp_listen_keys = ListenKeys()
-        self._perp_listen: dict[ServerConnection, str] = {}
+        self._perp_listen: dict[Connection, str] = {}
         self._held_perp_reports: list[dict[str, Any]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._connections: set[ServerConnection] = set()  # every open handler, CLOSING ones included
         self._server: Server | None = None
+        self._links: set[Link] = set()  # in-process connections (a backtest's engine)
 
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port."""
@@ -75,6 +77,8 @@ class StreamServer:
 
     async def stop(self) -> None:
         """Close every connection and the listening socket."""
+        for link in list(self._links):
+            self.close_link(link)
         if self._server is not None:
             # A client that sent its close frame and then left without closing TCP (binance-connector's stop)
             # keeps its connection CLOSING for ever: cut every transport instead of waiting for handshakes.
@@ -134,7 +138,7 @@ class StreamServer:
     # ----- faults ----------------------------------------------------------------------------------------
     def drop(self, which: str, abrupt: bool = True) -> int:
         """Close every market and/or user connection (ws-drop fault); returns how many."""
-        targets: set[ServerConnection] = set()
+        targets: set[Connection] = set()
         if which in ("all", "market"):
             targets.update(self.market.connections)
         if which in ("all", "user"):
@@ -147,7 +151,9 @@ class StreamServer:
             self._user.pop(ws, None)
             self._listen.pop(ws, None)
             self._perp_listen.pop(ws, None)
-            if abrupt:
+            if isinstance(ws, Link):
+                self.close_link(ws)  # its reader is told the connection is gone
+            elif abrupt:
                 ws.transport.abort()  # as a network cut: no close frame
             else:
                 task = asyncio.get_running_loop().create_task(ws.close(1001, "going away"))
@@ -162,9 +168,7 @@ class StreamServer:
         for ws, subs in list(self._user.items()):
             for sub_id, key in sorted(subs.items()):
                 if api_key is None or key == api_key:
-                    broadcast(
-                        [ws], json.dumps({"subscriptionId": sub_id, "event": {"e": "eventStreamTerminated", "E": now}})
-                    )
+                    send(ws, {"subscriptionId": sub_id, "event": {"e": "eventStreamTerminated", "E": now}})
                     del subs[sub_id]
                     ended += 1
         return ended + self.expire_listen_keys(everything=api_key is None, api_key=api_key)
@@ -179,7 +183,7 @@ class StreamServer:
         for connections in (self._listen, self._perp_listen):
             for ws, value in list(connections.items()):
                 if value in dropped:
-                    broadcast([ws], json.dumps({"e": "listenKeyExpired", "E": now, "listenKey": value}))
+                    send(ws, {"e": "listenKeyExpired", "E": now, "listenKey": value})
                     del connections[ws]
         return len(dropped)
 
@@ -221,6 +225,71 @@ class StreamServer:
             self._listen.pop(ws, None)
             self._next_subscription.pop(ws, None)
 
+    # ----- in-process links (engine.sim.links) -----------------------------------------------------------
+    def open_link(self, url: str, deliver: Callable[[Any], None], on_close: Callable[[], None]) -> Link:
+        """Open an in-process connection to ``url`` (this server's path, with its query), as a websocket handshake
+        would: refused (``ConnectionRefusedError``) where ``_route`` refuses, then registered as ``_handler`` does."""
+        parts = urlsplit(url)
+        path, query = parts.path or "/", parts.query
+        private = self._perp_private_key(path, query)
+        market_path = _futures_market_path(path)
+        if private is None and not (market_path in ("/ws", "/stream", "/ws-api/v3") or market_path.startswith("/ws/")):
+            raise ConnectionRefusedError(f"{path}: not found")
+        if private == "":
+            raise ConnectionRefusedError("Invalid or expired listenKey")
+        kind = "user" if private or path == "/ws-api/v3" or self._listen_key_of(path) else "market"
+        if self.faults.active("maintenance") or self._faulted("ws-refuse", kind):
+            raise ConnectionRefusedError(f"{path}: Service Unavailable")
+        link = Link(path, query, deliver, on_close)
+        self._links.add(link)
+        listen_key = self._listen_key_of(path)
+        if private:
+            self._perp_listen[link] = private
+        elif path == "/ws-api/v3":
+            self._api_connections.add(link)
+        elif listen_key is not None:
+            self._listen[link] = listen_key
+        else:
+            self.market.add(link, market_path, query)
+        return link
+
+    def link_send(self, link: Link, raw: str) -> None:
+        """A message from the link's client (a SUBSCRIBE, a WS-API request): answered on the link at once."""
+        if link.closed:
+            raise ConnectionError("the link is closed")
+        if link in self._api_connections:
+            response, subscription = self._ws_api_request(link, raw)
+            send(link, response)
+            if subscription is not None:  # registered after the answer, as on a websocket
+                sub_id, key = subscription
+                self._user.setdefault(link, {})[sub_id] = key
+            return
+        sub = self.market.connections.get(link)
+        if sub is None:
+            return  # a user stream by listen key takes no requests
+        answer = self.market.request(sub, raw)
+        for name in [n for n in sub.streams if "@" not in n]:
+            sub.streams.discard(name)
+            if self.listen_keys.valid(name, self.server_clock()):
+                self._listen[link] = name
+        if self._listen.get(link) and _unsubscribes(raw, self._listen[link]):
+            del self._listen[link]
+        send(link, answer)
+
+    def close_link(self, link: Link) -> None:
+        """Forget the link (either side closing it); its reader is told once."""
+        if link.closed:
+            return
+        link.closed = True
+        self._links.discard(link)
+        self._perp_listen.pop(link, None)
+        self.market.remove(link)
+        self._user.pop(link, None)
+        self._api_connections.discard(link)
+        self._listen.pop(link, None)
+        self._next_subscription.pop(link, None)
+        link.on_close()
+
     # ----- market streams --------------------------------------------------------------------------------
     async def _serve_market(self, ws: ServerConnection, path: str, query: str) -> None:
         sub = self.market.add(ws, path, query)
@@ -245,7 +314,7 @@ class StreamServer:
                 sub_id, key = subscription
                 self._user.setdefault(ws, {})[sub_id] = key
 
-    def _ws_api_request(self, ws: ServerConnection, raw: str | bytes) -> tuple[dict[str, Any], tuple[int, str] | None]:
+    def _ws_api_request(self, ws: Connection, raw: str | bytes) -> tuple[dict[str, Any], tuple[int, str] | None]:
         try:
             message = json.loads(raw)
             req_id, method = message.get("id"), message["method"]
@@ -319,23 +388,20 @@ class StreamServer:
             self._held_perp_reports.append(body)  # sent newest first when the fault ends (flush_held_reports)
             self.faults.consume(fault)
             return
-        raw = json.dumps(body)
         for ws in list(self._perp_listen):
-            broadcast([ws], raw)
+            send(ws, body)
         if self.faults.hit("duplicate-report") and body.get("e") == "ORDER_TRADE_UPDATE":
             for ws in list(self._perp_listen):
-                broadcast([ws], raw)
+                send(ws, body)
 
     def _send_user(self, body: dict[str, Any]) -> None:
         if self._faulted("ws-silence", "user"):
             return
         for ws, subs in list(self._user.items()):
             for sub_id in sorted(subs):
-                broadcast([ws], json.dumps({"subscriptionId": sub_id, "event": body}))
-        if self._listen:
-            raw = json.dumps(body)
-            for ws in list(self._listen):
-                broadcast([ws], raw)
+                send(ws, {"subscriptionId": sub_id, "event": body})
+        for ws in list(self._listen):
+            send(ws, body)
 
 
 def _futures_market_path(path: str) -> str:

@@ -64,6 +64,18 @@ class Queries:
     def fills(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from fills order by ts"))
 
+    def round_trips(self, opened_by: str | None = None) -> list[dict[str, Any]]:
+        """The closed round trips, oldest first (of those ``opened_by`` opened, when given); none in a store from
+        before schema 7 that a reader opened without migrating it."""
+        if not self.db.table("round_trips").exists():
+            return []
+        sql = "select symbol, opened_by, pnl, closed_at from round_trips"
+        args: list[Any] = []
+        if opened_by is not None:
+            sql += " where opened_by = ?"
+            args.append(opened_by)
+        return list(self.db.query(sql + " order by id", args))
+
     def balances(self) -> list[Balance]:
         return [
             Balance(r["asset"], Decimal(r["free"]), Decimal(r["locked"]))

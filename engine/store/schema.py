@@ -14,7 +14,7 @@ from engine.kernel.errors import StoreError
 if TYPE_CHECKING:  # imported where a database is made: checking a file's schema costs no import of sqlite-utils
     import sqlite_utils
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def newer(path: Path, version: int) -> str:
@@ -222,6 +222,16 @@ def migrate(db: sqlite_utils.Database, path: Path, upto: int = SCHEMA_VERSION) -
                 pk="name",
             )
             db.table("meta").upsert({"key": "schema_version", "value": "6"}, pk="key")
+    if version < 7 <= upto:
+        with db.conn:
+            # Every closed round trip as the engine counted it (its PnL after fees, and funding on perps), and who
+            # opened it: a strategy's record (round trips, wins, PnL, its losing streak) is summed from it at start,
+            # so a restart does not wipe what runbook 003's disable and re-enable read (decision STR-09).
+            db.table("round_trips").create(
+                {"id": int, "symbol": str, "opened_by": str, "pnl": str, "closed_at": str}, pk="id"
+            )
+            db.table("round_trips").create_index(["opened_by"])
+            db.table("meta").upsert({"key": "schema_version", "value": "7"}, pk="key")
 
 
 @cache

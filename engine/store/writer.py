@@ -44,6 +44,7 @@ from engine.kernel.events import (
     OrderStatus,
     OrderUpdated,
     Persisted,
+    RoundTripClosed,
     StopsChanged,
     StopsSuspended,
     StrategyGuardChanged,
@@ -64,6 +65,9 @@ class Writer:
 
     def __init__(self) -> None:
         self._uncommitted = 0  # writes in the open transaction
+        # Commits and rollbacks made: a write followed by a commit and no rollback is on disk (``Durability.commits``).
+        self.commits = 0
+        self.rollbacks = 0
         self._batches: dict[object, int] = {}  # task -> depth of its open batches (see ``batch``)
         self._timer: asyncio.TimerHandle | None = None  # the late commit of writes held by a batch
         self.commit_ms: deque[float] = deque(maxlen=2000)  # how long the latest commits took
@@ -130,6 +134,7 @@ class Writer:
         self.conn.commit()
         self.commit_ms.append((time.perf_counter() - start) * 1000)
         self._uncommitted = 0
+        self.commits += 1
 
     def _wrote(self, at_once: bool = False) -> None:
         self._uncommitted += 1
@@ -164,6 +169,7 @@ class Writer:
         except sqlite3.Error:
             pass
         self._uncommitted = 0
+        self.rollbacks += 1
 
     @property
     def uncommitted(self) -> int:
@@ -387,6 +393,12 @@ class Writer:
             (utcnow().isoformat(),),
         )
 
+    def _on_round_trip(self, event: RoundTripClosed) -> None:
+        self._put(
+            _insert("round_trips", ("symbol", "opened_by", "pnl", "closed_at")),
+            (event.symbol, event.opened_by, to_text(event.pnl), event.closed_at.isoformat()),
+        )
+
     def _put_json(self, key: str, value: Any) -> None:
         self._put(
             _upsert("engine_state", STATE_COLUMNS, ("key",)), (key, dumps(value), "engine", "", utcnow().isoformat())
@@ -471,6 +483,7 @@ _WRITERS: dict[type[Event], Callable[[Writer, Any], None]] = {
     OrderCreated: Writer._on_order_created,
     OrderUpdated: Writer._on_order_updated,
     FillReceived: Writer._on_fill,
+    RoundTripClosed: Writer._on_round_trip,
     BalancesUpdated: Writer._on_balances,
     TradingStateChanged: Writer._on_state,
     AlertRaised: Writer._on_alert,

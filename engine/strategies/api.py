@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, ClassVar, Literal, Protocol, overload
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -122,13 +122,26 @@ class Candles(Sequence[Candle]):
 
 @dataclass(frozen=True, slots=True)
 class StrategyStats:
-    """The strategy's own record since the engine started: closed round trips and their realised PnL."""
+    """The strategy's own record in this data directory: closed round trips and their realised PnL (the store keeps
+    every round trip, so a restart continues the record)."""
 
     round_trips: int = 0
     wins: int = 0
     losses: int = 0
     consecutive_losses: int = 0
     realised_pnl: Decimal = Decimal(0)
+
+    def after(self, pnl: Decimal) -> StrategyStats:
+        """The record with one more closed round trip of ``pnl`` (break-even is neither a win nor a loss, and ends a
+        losing streak)."""
+        won, lost = pnl > 0, pnl < 0
+        return StrategyStats(
+            round_trips=self.round_trips + 1,
+            wins=self.wins + won,
+            losses=self.losses + lost,
+            consecutive_losses=self.consecutive_losses + 1 if lost else 0,
+            realised_pnl=self.realised_pnl + pnl,
+        )
 
     @property
     def win_rate(self) -> Decimal | None:
@@ -138,10 +151,24 @@ class StrategyStats:
 
 @dataclass(frozen=True, slots=True)
 class Market:
-    """What the venue accepts for a symbol: the smallest amount and the smallest notional (price × amount)."""
+    """What the venue accepts for a symbol, from the market's filters: the smallest amount, the smallest notional
+    (price × amount) and the amount's step (an order's amount is rounded down to it before it is checked and sent).
+    Ask for less and the order is refused, at every step you ask again."""
 
     min_amount: Decimal = Decimal(0)
     min_notional: Decimal = Decimal(0)
+    amount_step: Decimal = Decimal(0)
+
+    def rounded(self, amount: Decimal) -> Decimal:
+        """``amount`` rounded down to the step, as the engine rounds an order's amount."""
+        step = self.amount_step
+        return amount if step <= 0 else (amount / step).to_integral_value(ROUND_DOWN) * step
+
+    def tradable(self, amount: Decimal, price: Decimal) -> bool:
+        """Whether an order of ``amount`` at ``price`` passes the venue's minimum amount and notional once rounded
+        down to the step (for a buy sized in quote: ``tradable(quote / price, price)``)."""
+        amount = self.rounded(amount)
+        return amount > 0 and amount >= self.min_amount and amount * price >= self.min_notional
 
 
 class View(Protocol):
@@ -168,13 +195,19 @@ class View(Protocol):
         """The position held in ``symbol`` (None when flat)."""
 
     def open_orders(self, symbol: str) -> Sequence[Order]:
-        """This strategy's own open orders in ``symbol``."""
+        """This strategy's own open orders in ``symbol`` still working (its entries, sells and exits); not the
+        position's protection (``protection``)."""
+
+    def protection(self, symbol: str) -> Sequence[Order]:
+        """The position's protective orders resting at the venue in ``symbol``: its stop-loss and, with an OCO, its
+        take-profit (``Order.is_protective_stop`` / ``is_take_profit_leg``). The engine places, moves and cancels
+        them (an exit frees the position from them); a strategy reads them, it need not manage them."""
 
     def free(self, asset: str) -> Decimal:
         """The free balance of ``asset`` (an asset of the strategy's symbols)."""
 
     def market(self, symbol: str) -> Market:
-        """The venue's smallest amount and notional for ``symbol``."""
+        """The venue's smallest amount and notional for ``symbol``, and its amount step."""
 
 
 class Params(BaseModel):

@@ -11,7 +11,7 @@ from engine.strategies.api import Intent, Strategy, View
 
 StrategyView = View  # the name the built-ins were written against
 
-__all__ = ["Intent", "PerSymbol", "Strategy", "StrategyView", "entry"]
+__all__ = ["Intent", "PerSymbol", "Strategy", "StrategyView", "entry", "holding"]
 
 
 class PerSymbol(Strategy):
@@ -24,16 +24,26 @@ class PerSymbol(Strategy):
         raise NotImplementedError
 
 
+def holding(view: View, symbol: str, price: Decimal) -> bool:
+    """Whether a long position in ``symbol`` is held that the venue would let an exit sell: a remainder under its
+    minimum notional or amount (dust) cannot be sold, and asking every step is refused every step."""
+    position = view.position(symbol)
+    return position is not None and position.amount > 0 and view.market(symbol).tradable(position.amount, price)
+
+
 def entry(
     view: View, symbol: str, fallback_price: Decimal, order_quote: Decimal, stop_loss_pct: Decimal, reason: str
 ) -> Intent | None:
     """A long entry of ``order_quote`` with its stop ``stop_loss_pct`` under the price; none while one of the
-    strategy's own orders in ``symbol`` is open (an entry already under way would double the size)."""
+    strategy's own orders in ``symbol`` is open (an entry already under way would double the size), nor when the
+    venue would refuse it as too small (its minimum notional or amount: refused again at every step)."""
     if view.open_orders(symbol):
         return None
     last = view.last(symbol)
     if last is None:
         last = fallback_price
+    if not view.market(symbol).tradable(order_quote / last, last):
+        return None
     return Intent(
         kind="buy", symbol=symbol, quote_amount=order_quote, stop_loss=last * (1 - stop_loss_pct / 100), reason=reason
     )

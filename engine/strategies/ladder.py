@@ -5,10 +5,13 @@ It exists so paper mode has resting orders and positions to watch; the cockpit i
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from engine.kernel.config import LadderConfig
 from engine.strategies.api import Intent, Strategy, View
+
+log = logging.getLogger(__name__)
 
 
 class Ladder(Strategy):
@@ -24,6 +27,7 @@ class Ladder(Strategy):
         super().__init__(cfg, symbols)
         self.cfg = cfg
         self.spacing = cfg.spacing_pct / Decimal(100)
+        self._too_small: set[str] = set()  # symbols where order_quote is under the venue's minimum (said once)
 
     def decide(self, view: View) -> list[Intent]:
         intents: list[Intent] = []
@@ -41,8 +45,9 @@ class Ladder(Strategy):
             held = position.value if position is not None and position.value is not None else Decimal(0)
             # Only while what it holds leaves room for one more buy: a falling price would otherwise fill buy after
             # buy until the risk limit refused the next one at every step.
-            if not buys and held + self.cfg.order_quote <= self.cfg.max_holding_quote:
-                price = last * (1 - self.spacing)
+            price = last * (1 - self.spacing)
+            room = held + self.cfg.order_quote <= self.cfg.max_holding_quote
+            if not buys and room and self._buys(view, symbol, price):
                 intents.append(
                     Intent(
                         "buy",
@@ -58,10 +63,34 @@ class Ladder(Strategy):
             free = view.free(symbol.split("/")[0])
             entry = position.avg_entry or last
             price = max(entry, last) * (1 + self.spacing)
-            # What is left under the venue's minimum amount or notional (a fee's remainder, dust) cannot be sold:
-            # asking again every step only fills the audit with the same refusal (7 FAILED rows in 20 s once).
-            market = view.market(symbol)
-            if free <= 0 or free < market.min_amount or free * price < market.min_notional:
+            # What is left under the venue's minimum amount or notional once rounded down to its step (a fee's
+            # remainder, dust) cannot be sold: asking again every step only fills the audit with the same refusal
+            # (7 FAILED rows in 20 s once).
+            if not view.market(symbol).tradable(free, price):
                 continue
             intents.append(Intent("sell", symbol, amount=free, price=price, reason="rest an offer over the entry"))
         return intents
+
+    def _buys(self, view: View, symbol: str, price: Decimal) -> bool:
+        """Whether ``order_quote`` at ``price`` is an order the venue takes (its minimum notional and amount, after
+        rounding to its step: 100 USDT buys 0.001 BTC on USDⓈ-M, 60 USDT, under its 100); said once when it is not,
+        since asking every step would only be refused every step (decision STR-11)."""
+        market = view.market(symbol)
+        if market.tradable(self.cfg.order_quote / price, price):
+            self._too_small.discard(symbol)
+            return True
+        if symbol not in self._too_small:
+            self._too_small.add(symbol)
+            amount = market.rounded(self.cfg.order_quote / price)
+            log.warning(
+                "ladder: [strategy.ladder] order_quote %s buys %s %s at %s (%s), under the market's minimum "
+                "(notional %s, amount %s): no bid rests there; raise order_quote",
+                self.cfg.order_quote,
+                amount,
+                symbol,
+                f"{price:.8g}",
+                f"{amount * price:.8g}",
+                market.min_notional,
+                market.min_amount,
+            )
+        return False

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from engine.kernel.config import MaCrossConfig
 from engine.strategies.api import Intent, View
-from engine.strategies.base import PerSymbol, entry
+from engine.strategies.base import PerSymbol, entry, holding
 
 
 def sma(values: Sequence[Decimal], n: int) -> Decimal:
@@ -36,10 +36,7 @@ class MaCross(PerSymbol):
         previous = closes[:-1]
         fast, slow = sma(closes, fast_n), sma(closes, slow_n)
         prev_fast, prev_slow = sma(previous, fast_n), sma(previous, slow_n)
-        position = view.position(symbol)
-        holding = position is not None and position.amount > 0
-
-        if holding:
+        if holding(view, symbol, closes[-1]):
             if prev_fast >= prev_slow and fast < slow:
                 return Intent(kind="exit", symbol=symbol, reason="fast SMA crossed below slow")
             return None

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from engine.kernel.config import MeanReversionConfig
 from engine.strategies.api import Intent, View
-from engine.strategies.base import PerSymbol, entry
+from engine.strategies.base import PerSymbol, entry, holding
 
 
 def zscore(values: Sequence[Decimal]) -> Decimal | None:
@@ -41,8 +41,7 @@ class MeanReversion(PerSymbol):
         # A flat window has no deviation to revert from; dividing by zero would be noise, not a signal.
         if z is None:
             return None
-        position = view.position(symbol)
-        if position is not None and position.amount > 0:
+        if holding(view, symbol, window[-1]):
             if z >= -self.cfg.exit_z:
                 return Intent(kind="exit", symbol=symbol, reason=f"z-score {z:.2f} back within {self.cfg.exit_z}")
             return None

@@ -17,8 +17,8 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -58,6 +58,16 @@ def strategy_of(origin: str | None) -> str | None:
     return origin.removeprefix(PREFIX)
 
 
+def records(trips: Iterable[tuple[str | None, Decimal]], names: Iterable[str]) -> dict[str, StrategyStats]:
+    """The record of each of ``names`` from closed round trips (who opened each, its PnL), oldest first."""
+    stats = {name: StrategyStats() for name in names}
+    for opened_by, pnl in trips:
+        name = strategy_of(opened_by)
+        if name in stats:
+            stats[name] = stats[name].after(pnl)
+    return stats
+
+
 class StrategyFailed(Exception):
     """A strategy's step went wrong in its own code: it raised, overran, or answered something not intents."""
 
@@ -74,6 +84,7 @@ class _View:
     _last: dict[str, Decimal]
     _positions: dict[str, Position]
     _orders: dict[str, tuple[Order, ...]]
+    _protection: dict[str, tuple[Order, ...]]
     _free: dict[str, Decimal]
     _markets: dict[str, Market]
 
@@ -91,6 +102,9 @@ class _View:
 
     def open_orders(self, symbol: str) -> Sequence[Order]:
         return self._orders.get(symbol, ())
+
+    def protection(self, symbol: str) -> Sequence[Order]:
+        return self._protection.get(symbol, ())
 
     def free(self, asset: str) -> Decimal:
         return self._free.get(asset, Decimal(0))
@@ -161,6 +175,8 @@ class StrategyRunner:
         self._refused: dict[tuple[str, str, str], list[str]] = {}
         self._refused_before: set[tuple[str, str, str]] = set()
         self._workers: dict[str, _Worker] = {}  # each strategy's own thread
+        self.steps = 0  # steps taken (a step the state or the link held back is not one)
+        self._stepping = asyncio.Lock()
 
     def start(self) -> None:
         """Alert what could not be loaded, and start the candle streams the strategies read."""
@@ -180,6 +196,11 @@ class StrategyRunner:
             saved, cfg.max_consecutive_losses, cfg.cooldown_s, cfg.re_enable_check_hours * 3600
         )
         self._failed_down = {n for n, s in self.guard.states.items() if s.disabled_by == FAILURE}
+
+    def restore_stats(self, trips: Iterable[tuple[str | None, Decimal]]) -> None:
+        """Each strategy's record from the stored round trips (who opened it, its PnL), oldest first: a restart
+        continues it (decision STR-09)."""
+        self.stats = records(trips, self.strategies)
 
     def status(self) -> list[dict[str, Any]]:
         now = utcnow()
@@ -219,16 +240,7 @@ class StrategyRunner:
         name = strategy_of(event.opened_by)
         if name not in self.strategies:
             return
-        before = self.stats.get(name, StrategyStats())
-        won, lost = event.pnl > 0, event.pnl < 0
-        self.stats[name] = replace(
-            before,
-            round_trips=before.round_trips + 1,
-            wins=before.wins + won,
-            losses=before.losses + lost,
-            consecutive_losses=before.consecutive_losses + 1 if lost else 0,
-            realised_pnl=before.realised_pnl + event.pnl,
-        )
+        self.stats[name] = self.stats.get(name, StrategyStats()).after(event.pnl)
         if self.guard.record(name, event.pnl, event.closed_at):
             self.alert(
                 Severity.WARN,
@@ -239,13 +251,17 @@ class StrategyRunner:
         self.publish(StrategyGuardChanged(self.guard.to_dict()))
 
     async def step(self) -> None:
-        if not self.link.connected or not self.state.permits(Permit.REDUCE):
-            return
-        self._refused = {}
-        try:
-            await self._step()
-        finally:
-            self._say_refusals()
+        # One step at a time: a step asked for while another runs (a backtest's, a test's, beside the periodic one)
+        # waits for it, or it would find each strategy still busy and disable it as overrun.
+        async with self._stepping:
+            if not self.link.connected or not self.state.permits(Permit.REDUCE):
+                return
+            self.steps += 1
+            self._refused = {}
+            try:
+                await self._step()
+            finally:
+                self._say_refusals()
 
     def _say_refusals(self) -> None:
         """Log each refusal that is new since the last step once, with the symbols it refused."""
@@ -285,6 +301,8 @@ class StrategyRunner:
                 "STRATEGY_ENABLED",
                 f"{name} runs again: checked after {self.cfg.re_enable_check_hours:g}h, its stats allow it",
             )
+        if self.guard.changed:  # a check ended a stand-down or put it off: saved, for a restart to go on from
+            self.guard.changed = False
             self.publish(StrategyGuardChanged(self.guard.to_dict()))
         return enabled
 
@@ -301,11 +319,22 @@ class StrategyRunner:
         venue = self.link.venue
         markets = {}
         if venue is not None and venue.markets_loaded:
-            markets = {s: Market(venue.min_amount(s), venue.min_cost(s)) for s in symbols if s in venue.markets}
+            markets = {
+                s: Market(venue.min_amount(s), venue.min_cost(s), venue.amount_step(s))
+                for s in symbols
+                if s in venue.markets
+            }
         positions = {p.symbol: p for p in self.portfolio.positions() if p.symbol in symbols}
         orders: dict[str, list[Order]] = {s: [] for s in symbols}
+        protection: dict[str, list[Order]] = {s: [] for s in symbols}
         for order in self.tracker.open_orders():
-            if order.symbol in orders and strategy_of(order.origin) == name:
+            if order.symbol not in orders:
+                continue
+            # The stop (and take-profit) the engine rests for a position are the position's, whoever opened it: not
+            # an order of the strategy's still working (decision STR-10).
+            if order.is_protective:
+                protection[order.symbol].append(order)
+            elif strategy_of(order.origin) == name:
                 orders[order.symbol].append(order)
         assets = set(self.portfolio.balances) | {a for s in symbols for a in s.split("/")}
         timeframe = strategy.timeframe
@@ -317,6 +346,7 @@ class StrategyRunner:
             _last={s: p for s in symbols if (p := self.portfolio.last.get(s)) is not None},
             _positions=positions,
             _orders={s: tuple(o) for s, o in orders.items()},
+            _protection={s: tuple(o) for s, o in protection.items()},
             _free={a: self.portfolio.free(a) for a in assets},
             _markets=markets,
         )

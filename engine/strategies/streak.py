@@ -42,6 +42,9 @@ class LossStreakGuard:
         self.cooldown_s = cooldown_s
         self.re_enable_s = re_enable_s
         self.states: dict[str, _State] = {}
+        # A check changed a state by itself (a cooldown over, a failure's check passed or put off): the owner saves
+        # it, so a restart neither brings back a stand-down that ended nor moves a check that was put off.
+        self.changed = False
 
     def record(self, strategy: str, pnl: Decimal, now: datetime) -> bool:
         """Count one closed round trip; True when this loss just disabled the strategy."""
@@ -154,6 +157,7 @@ class LossStreakGuard:
         until = self.disabled_until(strategy)
         if until is None or now < until:
             return state
+        self.changed = True
         if state.disabled_by == FAILURE and state.consecutive_losses >= self.max_consecutive_losses:
             state.disabled_at = now  # its stats do not allow it yet: looked at again after another period
             return state

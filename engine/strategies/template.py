@@ -56,13 +56,17 @@ class {cls}(Strategy):
             rsi = RSI(p.period, input_values=candles.closes())[-1]
             price = view.last(symbol)
             if rsi is None or price is None or view.open_orders(symbol):
-                continue  # not enough data yet, or an order of ours is still working
+                # Not enough data yet, or an order of ours is still working. The stop resting for the position is
+                # not one of them (view.protection(symbol) lists it): the engine moves it, and an exit frees it.
+                continue
             position = view.position(symbol)
-            market = view.market(symbol)  # the venue's minimum amount and notional
-            holding = position is not None and position.amount * price >= market.min_notional
+            market = view.market(symbol)  # the venue's minimum amount and notional, and its amount step
+            # Held, and enough of it for the venue to take a sale (a remainder under its minimum cannot be sold).
+            holding = position is not None and market.tradable(position.amount, price)
+            buyable = market.tradable(p.order_quote / price, price)  # order_quote is not under the minimum
             if holding and rsi > p.overbought:
                 intents.append(Intent("exit", symbol, reason=f"RSI {{rsi:.1f}} over {{p.overbought}}"))
-            elif not holding and rsi < p.oversold and view.free("USDT") >= p.order_quote:
+            elif not holding and buyable and rsi < p.oversold and view.free("USDT") >= p.order_quote:
                 intents.append(
                     Intent(
                         "buy",

@@ -95,6 +95,7 @@ class Execution:
         # Commits what was written: called between recording an order and sending it (a client id is on disk
         # before the request carrying it leaves, so a retry or a restart never places an order twice).
         self.durable = durability.commit
+        self.commits = durability.commits
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
         self.stops = books.stops  # symbol -> stop price of the position held (persisted)
         self.take_profits = books.take_profits  # symbol -> take-profit of the position held, when given (persisted)
@@ -356,13 +357,27 @@ class Execution:
             await self.cancel(order.client_id, actor=actor)
         await self.refresh_balances_quietly()
 
-    async def sell_now(self, sells: list[tuple[str, Decimal]], actor: str) -> list[CommandResult | BaseException]:
-        """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
-        commit for them all, then sent together (group commit: write the batch, commit, send the batch)."""
-        recorded = [
+    def record_sells(self, sells: list[tuple[str, Decimal]], actor: str) -> list[Order | CommandResult]:
+        """The kill switch's market sells (``urgent``), each checked against the venue's filters and recorded (or
+        why not); nothing committed or sent yet (``sell_now``)."""
+        return [
             self._record(symbol, "sell", "market", amount, None, actor, None, urgent=True) for symbol, amount in sells
         ]
-        refused = self._commit([r for r in recorded if isinstance(r, Order)])
+
+    async def sell_now(
+        self,
+        sells: list[tuple[str, Decimal]],
+        actor: str,
+        recorded: list[Order | CommandResult] | None = None,
+        committed: bool = False,
+    ) -> list[CommandResult | BaseException]:
+        """The kill switch's market sells (``urgent``): each checked against the venue's filters and recorded, one
+        commit for them all, then sent together (group commit: write the batch, commit, send the batch).
+        ``recorded``: ``record_sells``'s (made in the command's task, so they join its transaction, when this runs
+        in a task of its own); ``committed``: a commit made since they were recorded (the halt's) holds them."""
+        if recorded is None:
+            recorded = self.record_sells(sells, actor)
+        refused = None if committed else self._commit([r for r in recorded if isinstance(r, Order)])
         if refused is not None:
             return [refused for _ in recorded]
 
@@ -379,6 +394,58 @@ class Execution:
         return await asyncio.gather(
             *(answer(r) if isinstance(r, CommandResult) else send(r) for r in recorded),
             return_exceptions=True,
+        )
+
+    async def replace_now(
+        self, replaces: list[tuple[Order | CommandResult, str]], committed: bool = False
+    ) -> list[CommandResult | BaseException]:
+        """The kill switch's sells of what a protective stop locks, each sent with the stop's cancel in one request
+        (``Venue.cancel_replace_sell``): ``(recorded sell, stop's client id)``, the sells recorded by
+        ``record_sells`` and committed here unless ``committed``. A stop that cannot be cancelled places no sell
+        (the venue's STOP_ON_FAILURE); a half that failed fails that sell, with the venue's words."""
+        orders = [r for r, _ in replaces]
+        refused = None if committed else self._commit([o for o in orders if isinstance(o, Order)])
+        if refused is not None:
+            return [refused for _ in orders]
+
+        async def answer(result: CommandResult) -> CommandResult:
+            return result
+
+        async def send(order: Order, stop_id: str) -> CommandResult:
+            with self.joining_batch():  # as ``sell_now``'s: joins the kill switch's transaction
+                return await self._replace(order, stop_id)
+
+        return await asyncio.gather(
+            *(answer(o) if isinstance(o, CommandResult) else send(o, stop_id) for o, stop_id in replaces),
+            return_exceptions=True,
+        )
+
+    async def _replace(self, order: Order, stop_id: str) -> CommandResult:
+        self.note_stop_cancels([stop_id])
+        try:
+            try:
+                venue = self.link.require()
+                stop, sold, why = await venue.cancel_replace_sell(stop_id, order.symbol, order.client_id, order.amount)
+            except not_sent_errors() as exc:
+                self.not_sent([order], f"{type(exc).__name__}: {exc}")
+                return CommandResult(False, f"not sent: {type(exc).__name__}: {exc}")
+            except refused_errors() as exc:
+                self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=str(exc)[:300])
+                return CommandResult(False, f"refused by venue: {exc}")
+            except vx.BaseError as exc:  # the sell may be placed: ask by client id before deciding
+                return await self._resolve_uncertain(order, exc, True)
+        finally:
+            self.in_flight.discard(order.client_id)
+        if stop is not None:
+            self.apply_report(stop, "rest")
+        if sold is None:
+            self.tracker.apply(order.client_id, OrderStatus.REJECTED, source="rest", detail=why[:300])
+            return CommandResult(False, f"cancel-replace of {stop_id}: {why}")
+        self.apply_report(sold, "rest")
+        return CommandResult(
+            True,
+            f"sell {order.amount} {order.symbol} {sold.status.value} (its stop {stop_id} cancelled with it)",
+            {"client_id": order.client_id, "status": sold.status.value},
         )
 
     async def flatten_now(
@@ -408,13 +475,18 @@ class Execution:
         try:
             self.durable()
         except EngineError as exc:
-            for order in orders:
-                self.in_flight.discard(order.client_id)
-                self.tracker.apply(
-                    order.client_id, OrderStatus.REJECTED, source="engine", detail=f"not sent: {exc}"[:300]
-                )
+            self.not_sent(orders, str(exc))
             return CommandResult(False, str(exc))
         return None
+
+    def not_sent(self, orders: Iterable[Order | CommandResult], why: str) -> None:
+        """Recorded orders that will never leave: REJECTED, with why."""
+        for order in orders:
+            if isinstance(order, Order):
+                self.in_flight.discard(order.client_id)
+                self.tracker.apply(
+                    order.client_id, OrderStatus.REJECTED, source="engine", detail=f"not sent: {why}"[:300]
+                )
 
     def _record(
         self,

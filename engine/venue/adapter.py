@@ -27,6 +27,7 @@ from engine.venue import errors as vx
 from engine.venue.clock import VenueClock, note_round_trip, skew_from
 from engine.venue.exchange import build_exchange
 from engine.venue.health import VenueHealth, is_rate_limited
+from engine.venue.inprocess import StreamWire, in_process
 from engine.venue.parse import (
     BINANCE_STATUS,
     OrderReport,
@@ -75,6 +76,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+CCXT_TICK_SIZE = 4  # ccxt.TICK_SIZE: a market's precision is its step (ccxt is imported where it connects)
 
 # ccxt binance's key for the spot user-data subscription on its WS-API client, and the future its subscribe waits on.
 USER_ACCOUNT = "spot"
@@ -130,6 +133,7 @@ class Venue:
         latency_observer: Callable[[str, float], None] | None = None,
         rate_limit: bool = True,
         market: str = "spot",
+        wire: StreamWire | None = None,
     ) -> None:
         self.exchange_id = exchange_id
         # "usdm": perpetual futures (positions, leverage, reduce-only, the dead-man's switch); "spot" otherwise.
@@ -158,6 +162,9 @@ class Venue:
         if sandbox:
             self.ex.set_sandbox_mode(True)
             self.urgent.set_sandbox_mode(True)
+        if wire is not None:  # a backtest: the simulator's streams in this process (GATE-17)
+            in_process(self.ex, wire)
+            in_process(self.urgent, wire)
         self.backoff_s = backoff_s
         self.breaker = breaker or CircuitBreaker()
         self.latency = LatencyStats(on_record=latency_observer)
@@ -185,10 +192,12 @@ class Venue:
         on_error: Callable[[str, BaseException], None] | None = None,
         health: VenueHealth | None = None,
         latency_observer: Callable[[str, float], None] | None = None,
+        wire: StreamWire | None = None,
     ) -> Venue:
         """The one way to build a venue: from ``[venue]`` (or the simulator's ``endpoint``), in ``mode``, with the
         engine's hooks where it has them. The simulator speaks Binance, so it is reached as ``binance`` (with
-        ``market = "usdm"``, Binance's USDⓈ-M futures, as ``binanceusdm``)."""
+        ``market = "usdm"``, Binance's USDⓈ-M futures, as ``binanceusdm``). ``wire``: the simulator's streams in this
+        process instead of websockets (a backtest, ``engine.venue.inprocess``)."""
         where = endpoint or Endpoint.configured(cfg, mode)
         exchange_id = "binance" if where.exchange_id == "sim" else where.exchange_id
         if cfg.market == "usdm" and exchange_id == "binance":
@@ -208,6 +217,7 @@ class Venue:
             latency_observer=latency_observer,
             rate_limit=cfg.rate_limit,
             market=cfg.market,
+            wire=wire,
         )
 
     def _pace_by_weight(self, ex: Any, urgent: bool) -> None:
@@ -421,6 +431,15 @@ class Venue:
     def min_cost(self, symbol: str) -> Decimal:
         return dec(self.market(symbol)["limits"]["cost"]["min"]) or Decimal(0)
 
+    def amount_step(self, symbol: str) -> Decimal:
+        """The amount step ``amount_to_precision`` rounds down to (LOT_SIZE's stepSize on Binance); 0 when unknown."""
+        precision = (self.market(symbol).get("precision") or {}).get("amount")
+        if precision is None:
+            return Decimal(0)
+        if getattr(self.ex, "precisionMode", CCXT_TICK_SIZE) == CCXT_TICK_SIZE:
+            return dec(precision) or Decimal(0)
+        return Decimal(1).scaleb(-int(precision))  # DECIMAL_PLACES: the number of decimals
+
     # ------------------------------------------------------------ REST
 
     async def fetch_balances(self, urgent: bool = False) -> tuple[Balance, ...]:
@@ -524,6 +543,60 @@ class Venue:
             "newOrderRespType": "FULL",
         }
         return await self._ask(self._once, "privatePostOrderListOco", self._binance_list, request)
+
+    def cancel_replace(self, symbol: str) -> bool:
+        """Whether a resting order of ``symbol`` can be cancelled and a new one placed in one request: Binance spot's
+        ``POST /api/v3/order/cancelReplace`` (ccxt's implicit ``privatePostOrderCancelReplace``) on a market that
+        allows it (``cancelReplaceAllowed``)."""
+        if not self.binance or self.usdm or not hasattr(self.urgent, "privatePostOrderCancelReplace"):
+            return False
+        info = self.ex.market(symbol).get("info") or {}
+        return isinstance(info, dict) and info.get("cancelReplaceAllowed") is True
+
+    async def cancel_replace_sell(
+        self, stop_id: str, symbol: str, client_id: str, amount: Decimal
+    ) -> tuple[OrderReport | None, OrderReport | None, str]:
+        """The kill switch's lane: cancel the resting order ``stop_id`` and sell ``amount`` at market in one request
+        (``cancelReplace``, STOP_ON_FAILURE: an order that cannot be cancelled places no sell). The cancelled
+        order's report (None: not cancelled), the sell's (None: not placed) and what the venue said of a half that
+        failed ("" when neither did): Binance answers -2021 (one half failed) or -2022 (both, or the cancel and so
+        nothing placed) with each half's answer in ``data``. Any other error is raised as it came (the sell may
+        or may not be placed: the caller asks by client id). Never retried here."""
+        request = {
+            "symbol": self.ex.market_id(symbol),
+            "side": "SELL",
+            "type": "MARKET",
+            "cancelReplaceMode": "STOP_ON_FAILURE",
+            "cancelOrigClientOrderId": stop_id,
+            "newClientOrderId": client_id,
+            "quantity": str(amount),
+            "newOrderRespType": "FULL",
+        }
+        try:
+            raw = await self._urgent("privatePostOrderCancelReplace", request)
+        except vx.BaseError as exc:
+            data = replace_failure(str(exc))
+            if data is None:
+                raise
+            raw = data
+        try:
+            cancelled, placed = raw.get("cancelResponse"), raw.get("newOrderResponse")
+            stop = self._binance_one(cancelled) if raw.get("cancelResult") == "SUCCESS" else None
+            sold = None
+            if raw.get("newOrderResult") == "SUCCESS":
+                sold = parse_order(self.ex.parse_order(placed, self.ex.market(symbol)))
+        except vx.VenueGarbage:
+            raise
+        except GARBAGE_SYMPTOMS as exc:
+            raise garbage("privatePostOrderCancelReplace", exc) from None
+        why = "; ".join(
+            f"{half}: {answer.get('msg', '')} ({answer.get('code', '')})"
+            for half, answer in (("cancel", cancelled), ("sell", placed))
+            if isinstance(answer, dict) and "code" in answer
+        )
+        if stop is None and sold is None and not why:
+            why = f"{raw.get('cancelResult')}/{raw.get('newOrderResult')}"
+        return stop, sold, why
 
     async def cancel_oco(self, list_id: str, symbol: str) -> list[OrderReport]:
         """Cancel a protective OCO by its list's client id: both legs' reports (-2011 ``OrderNotFound`` when the
@@ -949,6 +1022,20 @@ PRIVATE_CALLS = frozenset(
         "privateDeleteOrderList",
     }
 )
+
+
+def replace_failure(message: str) -> dict[str, Any] | None:
+    """The ``data`` of a cancelReplace that failed in part or whole (-2021, -2022), from ccxt's error message (which
+    carries the venue's body); None for any other error."""
+    start = message.find("{")
+    if start < 0:
+        return None
+    try:
+        body = json.loads(message[start:])
+    except ValueError:
+        return None
+    data = body.get("data") if isinstance(body, dict) and body.get("code") in (-2021, -2022) else None
+    return data if isinstance(data, dict) and "cancelResult" in data else None
 
 
 def not_sent_errors() -> tuple[type[BaseException], ...]:

@@ -104,10 +104,10 @@ def unmarked_lookalike(path: Path) -> None:
 
 
 def newer_store(path: Path) -> None:
-    """A store a newer cockpit wrote (schema 7)."""
+    """A store a newer cockpit wrote (schema 8)."""
     cockpit_store(path)
     conn = sqlite3.connect(path)
-    conn.execute("update meta set value = '7' where key = 'schema_version'")
+    conn.execute("update meta set value = '8' where key = 'schema_version'")
     conn.commit()
     conn.close()
 
@@ -126,7 +126,7 @@ DAMAGED = ("is damaged", "truncated", "move it aside", "creates a new one", "the
         pytest.param(truncated_store, DAMAGED, id="truncated-cockpit-store"),
         pytest.param(another_programs_mark, (*FOREIGN, "0x12345678", "another program's"), id="other-app-id"),
         pytest.param(unmarked_lookalike, (*FOREIGN, "audit.kill_switch"), id="lookalike-missing-a-column"),
-        pytest.param(newer_store, ("newer cockpit (schema 7 > 6)", "upgrade cockpit"), id="newer-cockpit"),
+        pytest.param(newer_store, ("newer cockpit (schema 8 > 7)", "upgrade cockpit"), id="newer-cockpit"),
     ],
 )
 def test_halt_refuses_a_store_it_must_not_write_and_leaves_it_byte_for_byte(tmp_path, make, words):

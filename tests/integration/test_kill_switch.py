@@ -290,3 +290,72 @@ async def test_cancel_all_with_nothing_open_counts_no_rest_error(engine):
     assert result.ok, result.message
     assert engine.stats.current().rest_errors == 0
     assert engine.venue_health.recent_errors() == []
+
+
+async def test_close_all_sells_each_position_with_its_stop_cancelled_in_one_request(engine, sim):
+    """A position whose one resting order is its protective stop: the stop's cancel and the market sell go in one
+    request (Binance's cancelReplace, STOP_ON_FAILURE), no DELETE and no balance read before the answer."""
+    for symbol, amount in (("BTC/USDT", Decimal("0.01")), ("ETH/USDT", Decimal("0.2"))):
+        last = engine.portfolio.last[symbol]
+        bought = await engine.execute(
+            PlaceOrder(symbol=symbol, side="buy", type="market", amount=amount, stop_loss=last * Decimal("0.5"))
+        )
+        assert bought.ok, bought.message
+    await eventually(
+        lambda: len([o for o in engine.tracker.open_orders() if o.is_protective_stop and o.venue_id]) == 2,
+        message="both stops resting at the venue",
+    )
+    samples = engine.link.require().latency.samples
+    before = {k: len(samples.get(k, ())) for k in ("DELETE /api/v3/openOrders", "GET /api/v3/account")}
+    result = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
+    assert result.message.startswith("HALTED; canceled 2 order(s); closed 2 position(s); 0 still open at venue")
+    assert venue_flat(sim)
+    assert len(samples["POST /api/v3/order/cancelReplace"]) == 2
+    assert {k: len(samples.get(k, ())) for k in before} == before  # the read-back comes after the answer
+    assert [o.status.value for o in engine.tracker.all() if o.is_protective_stop] == ["CANCELED", "CANCELED"]
+
+
+async def test_a_stop_cancelled_and_its_sell_refused_in_one_request_is_closed_by_the_full_pass(engine, sim):
+    """cancelReplace's half failure (-2021: the stop cancelled, the sell refused): that sell fails, and the same
+    close goes on with the full pass (the venue's balances read, then sold) before it answers."""
+    last = engine.portfolio.last["BTC/USDT"]
+    bought = await engine.execute(
+        PlaceOrder(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01"), stop_loss=last / 2)
+    )
+    assert bought.ok, bought.message
+    await eventually(lambda: any(o.is_protective_stop and o.venue_id for o in engine.tracker.open_orders()))
+    sim.faults.inject("order-reject", type="MARKET", symbol="BTCUSDT", count=1)
+    result = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
+    assert result.ok and "closed 1 position(s); 0 still open at venue" in result.message, result.message
+    assert venue_flat(sim)
+    refused = [
+        o for o in engine.tracker.all() if o.side == "sell" and o.type == "market" and o.status.value == "REJECTED"
+    ]
+    assert len(refused) == 1  # the one the fault refused; the full pass's sell filled
+    assert [o.status.value for o in engine.tracker.all() if o.is_protective_stop] == ["CANCELED"]
+    assert len(engine.link.require().latency.samples["POST /api/v3/order/cancelReplace"]) == 1
+
+
+async def test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back_finds(engine, sim):
+    """A close with nothing known open sells what the engine holds in one round trip and answers from the sells'
+    fills (decision BEN-11); what the engine did not know of yet (a deposit the stream has not brought) the balances
+    read back after the answer find: a CRIT alert, and the close again until the venue is flat."""
+    await hold_two_positions_with_orders(engine)
+    await engine.execute(CancelAll(reason="test", include_stops=True))
+    await eventually(lambda: sim.open_orders() == [], message="nothing resting")
+    await engine.execute(Resume(reason="test"))
+    sim.faults.inject("balance-change", asset="BTC", delta="0.003")  # not yet in the engine's view
+    result = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
+    assert result.ok and "canceled 0 order(s); closed 2 position(s); 0 still open at venue" in result.message
+    await eventually(
+        lambda: any(
+            a.code == "KILL_SWITCH_INCOMPLETE"
+            and "read back after its answer" in a.message
+            and "BTC 0.003" in a.message
+            for a in engine.alert_book.recent
+        ),
+        message="the read-back found the deposit",
+    )
+    await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine.alert_book.recent), timeout=10)
+    assert venue_flat(sim)
+    assert engine.tiers.retrying() == []

@@ -1,20 +1,25 @@
 """Strategies users write, loaded from files, on the real engine against the simulator through ccxt: the template
 as `cockpit strategy new` writes it trades; a broken file and a strategy that raises at its third step disable only
 themselves, with an alert; candles stay whole across a websocket drop (the gap filled from REST before the next
-decision)."""
+decision). The template enters and exits on RSI; a restart on the same data directory keeps every strategy's record
+and its disable (runbook 003); the ladder on USDⓈ-M asks for nothing under the market's minimum notional."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 from eventually import eventually
-from fastsim import FAST
+from fastsim import FAST, Engines
+from perpvenue import PERP, perp_settings, usdm_fixture  # noqa: F401  (the usdm fixture)
 
+from cockpit.strategy_commands import listing
 from engine.api.strategies import new
 from engine.core.engine import Engine
+from engine.kernel.commands import SetStrategy
 from engine.kernel.config import EngineConfig, LadderConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
-from engine.kernel.events import TradingState
+from engine.kernel.events import OrderStatus, TradingState
 from engine.sim import Simulator
 
 # Raises at its third step, and counts the steps it was asked (a class attribute: its module is loaded afresh).
@@ -178,3 +183,117 @@ async def test_user_strategies_load_trade_fail_alone_and_keep_whole_candles(fast
     await eventually(lambda: "STRATEGY_ENABLED" in codes(), timeout=20, message="boom checked and enabled again")
     await eventually(lambda: type(runner.strategies["boom"]).steps > boom_steps, message="boom asked again")
     assert engine.trading_state == TradingState.ACTIVE
+
+
+# Raises at every step: disabled for a failure at its first, its check an hour away.
+RAISES = """
+from engine.strategies.api import Strategy
+
+
+class Raises(Strategy):
+    name = "raises"
+    timeframe = None
+    history = 0
+    steps = 0
+
+    def decide(self, view):
+        type(self).steps += 1
+        raise RuntimeError("always")
+"""
+
+KEPT = ("round_trips", "wins", "losses", "consecutive_losses", "realised_pnl", "enabled", "disabled_by", "disabled_at")
+
+
+async def test_the_template_enters_and_exits_and_a_restart_keeps_every_strategys_record_and_its_disable(
+    fast_market, tmp_path, capsys
+):
+    """Issue 23 / runbook 003 "Strategy Underperforming". The template as written (made eager by its parameters
+    only) enters and then exits on RSI: its protective stop resting at the venue is the position's, not an open
+    order of the strategy's that would hold the exit back. Its record (round trips, wins, PnL, losses in a row) and
+    the disables (one by the operator, one for a failure whose check is an hour away) come back as they were after
+    a restart on the same data directory; nothing runs that was off; `cockpit strategy list` shows the same."""
+    sim = fast_market
+    base = _settings(sim, tmp_path)
+    settings = base.model_copy(
+        update={
+            "strategy": base.strategy.model_copy(
+                update={
+                    "run": ("tpl", "raises"),
+                    "re_enable_check_hours": 1.0,
+                    # Buys under an RSI of 99, exits over 1: a round trip every few steps.
+                    "params": {"tpl": {"oversold": 99.0, "overbought": 1.0, "order_quote": "20"}},
+                }
+            )
+        }
+    )
+    folder = new(settings, "tpl").parent
+    (folder / "raises.py").write_text(RAISES, encoding="utf-8")
+    engines = Engines()
+    try:
+        first = await engines.start(settings)
+        status = lambda engine: {s["strategy"]: s for s in engine.runner.status()}
+        await eventually(lambda: status(first)["tpl"]["round_trips"] >= 2, timeout=30, message="the template exited")
+        exits = [o for o in first.tracker.all() if o.origin == "strategy:tpl" and o.side == "sell" and o.filled > 0]
+        assert exits and all(not o.is_protective for o in exits)  # its own exits, not its stops, closed them
+        # An exit came while the entry's stop rested at the venue (the exit freed the position from it).
+        freed = [o for o in first.tracker.all() if o.is_protective_stop and o.status == OrderStatus.CANCELED]
+        assert freed and all(o.origin == "engine:stops" for o in freed)
+        assert not status(first)["raises"]["enabled"] and status(first)["raises"]["disabled_by"] == "failure"
+        done = await first.execute(
+            SetStrategy(actor="operator:test", reason="runbook 003: review it", strategy="tpl", enabled=False)
+        )
+        assert done.ok, done.message
+        await first.stop()
+        before = status(first)
+        assert before["tpl"]["disabled_by"] == "operator" and before["tpl"]["reason"] == "runbook 003: review it"
+
+        second = await engines.start(settings)
+        after = status(second)
+        for name in ("tpl", "raises"):
+            assert {k: after[name][k] for k in KEPT} == {k: before[name][k] for k in KEPT}, name
+        assert after["tpl"]["round_trips"] >= 2 and after["tpl"]["reason"] == "runbook 003: review it"
+        # Off stays off: a few steps of the second engine ask neither strategy anything.
+        raises = type(second.runner.strategies["raises"])
+        steps = second.runner.steps
+        await eventually(lambda: second.runner.steps >= steps + 3, timeout=10, message="the runner steps")
+        assert raises.steps == 0 and not any(
+            o.origin == "strategy:tpl" and o.created_at > before["tpl"]["disabled_at"] for o in second.tracker.all()
+        )
+    finally:
+        await engines.stop_all()
+
+    assert listing(settings, as_json=True) == 0
+    listed = {s["name"]: s["record"] for s in json.loads(capsys.readouterr().out)}
+    assert listed["tpl"]["round_trips"] == before["tpl"]["round_trips"]
+    assert Decimal(listed["tpl"]["realised_pnl"]) == before["tpl"]["realised_pnl"]
+    assert not listed["tpl"]["enabled"] and listed["tpl"]["reason"] == "runbook 003: review it"
+    assert not listed["raises"]["enabled"] and listed["raises"]["disabled_by"] == "failure"
+    assert listing(settings, as_json=False) == 0
+    printed = capsys.readouterr().out
+    assert f"record: {before['tpl']['round_trips']} round trip(s)" in printed
+    assert "switched off by operator at" in printed and ": runbook 003: review it" in printed
+    assert "switched off by failure at" in printed and "checked again at" in printed
+
+
+async def test_the_ladder_on_perps_asks_for_nothing_under_the_markets_minimum_notional(usdm, tmp_path, run, caplog):
+    """Issue 23: on USDⓈ-M the ladder's 100 USDT buys 0.001 BTC once rounded down to the step (about 65 USDT), under
+    the market's 100 minimum notional: it was refused at every step (20 FAILED audit rows in 10 s). The ladder reads
+    the minimum and the step from the market's filters and asks for nothing the venue would refuse, and says so
+    once; ETH's minimum (20) lets its bid rest."""
+    eth = "ETH/USDT:USDT"
+    settings = perp_settings(usdm, tmp_path / "data", venue={"symbols": (PERP, eth)})
+    settings = settings.model_copy(update={"strategy": StrategyConfig(interval_s=0.1, ladder=LadderConfig())})
+    with caplog.at_level("WARNING", logger="engine.strategies.ladder"):
+        engine = await run(settings)
+        ladder = engine.runner.strategies["ladder"]
+        mine = lambda symbol: [o for o in engine.tracker.all() if o.symbol == symbol and o.origin == "strategy:ladder"]
+        await eventually(lambda: any(o.status.is_open for o in mine(eth)), timeout=10, message="the ETH bid rests")
+        steps = engine.runner.steps
+        await eventually(lambda: engine.runner.steps >= steps + 10, timeout=10, message="ten more steps")
+    market = engine.runner.view(ladder, engine.clock.now()).market(PERP)
+    assert (market.min_notional, market.amount_step) == (Decimal("100"), Decimal("0.001"))  # the market's filters
+    assert mine(PERP) == []
+    refused = [r for r in engine.store.audit(limit=1000) if r["actor"] == "strategy:ladder" and not r["ok"]]
+    assert refused == []
+    said = [r.getMessage() for r in caplog.records if r.name == "engine.strategies.ladder"]
+    assert len(said) == 1 and PERP in said[0] and "minimum" in said[0], said

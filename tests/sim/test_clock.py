@@ -86,3 +86,40 @@ def test_bad_csv_names_file_and_line(tmp_path):
         Simulator(replay={"BTCUSDT": path})
     with pytest.raises(ReplayError, match="cannot read"):
         Simulator(replay={"BTCUSDT": tmp_path / "missing.csv"})
+
+
+def test_a_replay_stepped_at_15_s_lands_on_each_candle_s_wicks(tmp_path):
+    """At a validation run's 15-second tick a replayed 1-minute candle is open, first extreme, second extreme, close
+    (low first in a rising candle): a stop inside a wick is reached, and the live candles are the file's. A tick of a
+    third of a candle or more walks it evenly, as before."""
+    path = tmp_path / "btc.csv"
+    rows = [
+        (T0 + i * 60_000, *prices, "12.5")
+        for i, prices in enumerate(
+            [("30000.00", "30100.00", "29900.00", "30000.00")] * 4  # history
+            + [
+                ("30000.00", "30090.00", "29700.00", "30050.00"),  # rising, a deep lower wick
+                ("30050.00", "30400.00", "29980.00", "30010.00"),  # falling, a tall upper wick
+                ("30010.00", "30020.00", "30000.00", "30015.00"),
+            ]
+        )
+    ]
+    write_csv(path, rows)
+    sim = Simulator(seed=1, replay={"BTCUSDT": path}, stepped=True, tick_interval=15, replay_start=rows[4][0])
+    seen = [sim.price("BTCUSDT")]
+    for _ in range(8):
+        sim.clock.advance(15_000)
+        sim.tick()
+        seen.append(sim.price("BTCUSDT"))
+    assert seen == [Decimal(p) for p in "30000 29700 30090 30050 30050 30400 29980 30010 30010".split()]
+    candles = sim.feeds["BTCUSDT"].candles
+    [candle] = candles.aggregate(60_000, start_ms=rows[4][0], end_ms=None, limit=1, now_ms=sim.clock.now_ms())
+    assert (candle.high, candle.low) == (Decimal("30090"), Decimal("29700"))  # the file's wicks, rebuilt live
+
+    coarse = Simulator(seed=1, replay={"BTCUSDT": path}, stepped=True, tick_interval=20, replay_start=rows[4][0])
+    walked = []
+    for _ in range(3):
+        coarse.clock.advance(20_000)
+        coarse.tick()
+        walked.append(coarse.price("BTCUSDT"))
+    assert walked == [Decimal("29700"), Decimal("30090"), Decimal("30050")]  # open -> low -> high -> the next open

@@ -147,3 +147,40 @@ async def test_a_stop_triggered_during_a_websocket_drop_is_on_the_venue_after(he
     held.set_price("BTCUSDT", Decimal("58000"))  # no subscriber: the fill goes to no stream
     assert (await client.fetch_order(stop["id"], BTC))["status"] == "closed"
     assert sum(Decimal(str(t["amount"])) for t in await client.fetch_my_trades(BTC)) == Decimal("0.25")
+
+
+async def test_cancel_replace_sells_what_a_stop_locked_in_one_request_or_answers_what_failed(held, client):
+    """POST /api/v3/order/cancelReplace with Binance's semantics: the stop cancelled and a market sell of all it
+    locked placed in one request; STOP_ON_FAILURE places nothing when the cancel fails (-2022, HTTP 400,
+    NOT_ATTEMPTED); a cancel that worked and a sell refused is -2021 (HTTP 409), each half's answer in ``data``."""
+    await client.load_markets()
+    assert client.markets[BTC]["info"]["cancelReplaceAllowed"] is True
+    await client.create_order(
+        BTC, "limit", "sell", 1, 59_000, params={"stopLossPrice": 59_500, "newClientOrderId": "s1"}
+    )
+    assert held.balance("BTC") == (Decimal("0"), Decimal("1"))  # the stop locks all of it
+    request = {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "cancelReplaceMode": "STOP_ON_FAILURE"}
+    answer = await client.privatePostOrderCancelReplace(
+        {**request, "quantity": "1", "cancelOrigClientOrderId": "s1", "newClientOrderId": "sell-1"}
+    )
+    assert answer["cancelResult"] == "SUCCESS" and answer["newOrderResult"] == "SUCCESS"
+    assert answer["cancelResponse"]["origClientOrderId"] == "s1" and answer["cancelResponse"]["status"] == "CANCELED"
+    assert answer["newOrderResponse"]["clientOrderId"] == "sell-1" and answer["newOrderResponse"]["status"] == "FILLED"
+    assert answer["newOrderResponse"]["fills"] and sum(held.balance("BTC")) == 0
+
+    with pytest.raises(ccxt.BadResponse) as failed:  # the stop is gone: nothing cancelled, nothing placed
+        await client.privatePostOrderCancelReplace({**request, "quantity": "1", "cancelOrigClientOrderId": "s1"})
+    assert '"code":-2022' in str(failed.value).replace(" ", "")
+    assert '"newOrderResult":"NOT_ATTEMPTED"' in str(failed.value).replace(" ", "")
+    assert held.engine.find("BTCUSDT", None, "sell-1").status == "FILLED"  # and no second sell
+
+    held.engine.adjust_balance("BTC", Decimal("0.5"))
+    await client.create_order(
+        BTC, "limit", "sell", 0.5, 59_000, params={"stopLossPrice": 59_500, "newClientOrderId": "s2"}
+    )
+    with pytest.raises(ccxt.BadResponse) as partly:  # more than is held: cancelled, the sell refused
+        await client.privatePostOrderCancelReplace({**request, "quantity": "0.6", "cancelOrigClientOrderId": "s2"})
+    text = str(partly.value).replace(" ", "")
+    assert '"code":-2021' in text and '"cancelResult":"SUCCESS"' in text and '"newOrderResult":"FAILURE"' in text
+    assert "insufficientbalance" in text.lower()
+    assert held.engine.find("BTCUSDT", None, "s2").status == "CANCELED" and held.balance("BTC") == (Decimal("0.5"), 0)

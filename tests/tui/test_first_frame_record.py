@@ -79,3 +79,54 @@ def test_the_screens_imports_leave_the_settings_models_for_after_the_frame():
     code = "import sys, cockpit.cli, cockpit.app, cockpit.firstframe; print('pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+FIRST_FRAME_PROBE = """
+import asyncio, sys
+from pathlib import Path
+from types import SimpleNamespace as NS
+from cockpit import firstframe
+from cockpit.app import CockpitApp
+
+tmp = Path(sys.argv[1])
+path, data = tmp / "config.toml", tmp / "data"
+path.write_text('[engine]\\nmode = "paper"\\n')
+# The record a start validated earlier keeps (its values; validating them here would load what is looked for).
+settings = NS(
+    engine=NS(mode="paper", quote_asset="USDT", data_dir=data), venue=NS(exchange="sim", symbols=("BTC/USDT",)),
+    monitors=NS(stuck_order_s=300.0), alerts=NS(screen_min_severity="INFO"), tui=NS(on_hangup="halt"), keys={},
+    remote=(), strategy=NS(params={}),
+)
+firstframe.remember(settings, path, data)
+early = firstframe.recalled(path, data)
+LATER = ("engine.kernel.events", "engine.kernel.commands", "cockpit.screens", "cockpit.fleet", "cockpit.palette")
+seen = {}
+
+def load():
+    seen.update({name: name in sys.modules for name in LATER})
+    from engine.kernel.config import ConfigError
+    raise ConfigError("the probe stops here, before the engine")
+
+early.load = load
+
+async def main():
+    app = CockpitApp(settings=early)
+    async with app.run_test(size=(100, 30)) as pilot:
+        while not app.started.is_set():
+            await pilot.pause(0.02)
+        keys = " ".join(str(key.render()) for key in app.main_screen.query("FooterKey"))
+        assert "Cancel all" in keys, keys
+
+asyncio.run(main())
+print(seen)
+"""
+
+
+def test_the_first_frame_leaves_the_engine_records_and_other_screens_for_after_it(tmp_path):
+    """Up to the moment the settings are checked in full (right after the first frame, before the engine is
+    built), the screen has loaded neither the engine's events and commands nor the other screens, the palette's
+    commands or a fleet's link (decision BEN-10), and its footer's keys are composed."""
+    out = subprocess.run([sys.executable, "-c", FIRST_FRAME_PROBE, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = out.stdout.strip().splitlines()[-1]
+    assert seen.count(": False") == 5, seen  # looked at when the settings were loaded: none of the five was there

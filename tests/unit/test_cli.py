@@ -2,7 +2,7 @@
 
 import pytest
 
-from cockpit.cli import build_parser, main
+from cockpit.cli import build_parser, main, parse_args
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,31 @@ def test_unknown_fault_is_a_usage_error(capsys):
 def test_bad_port_is_refused(capsys):
     assert main(["sim", "--rest-port", "70000"]) == 2
     assert "is not a port" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--config", "c.toml", "--data-dir=d"],
+        ["--confirm-live", "--data", "d"],
+        ["--url", "http://a:1", "--token-file", "t", "--url", "http://b:2", "--token-file", "u"],
+        ["tui", "--data-dir", "d"],
+        ["status", "--json"],
+        ["--data-dir", "d", "halt", "--reason", "r"],
+    ],
+)
+def test_the_screens_command_line_is_read_as_the_full_parser_reads_it(argv):
+    """``cockpit`` with no command is read without building every command's parser (decision BEN-10): the same
+    values, and anything else goes to the full parser."""
+    assert vars(parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["--c", "x"], ["--bogus"], ["--config"], ["--url"], ["-h"]])
+def test_what_the_screens_parser_cannot_read_is_said_by_the_full_one(argv, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    said = capsys.readouterr()
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert capsys.readouterr() == said

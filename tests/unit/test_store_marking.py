@@ -173,7 +173,7 @@ def test_a_newer_cockpits_store_is_refused_for_writing_before_any_write(tmp_path
     conn.commit()
     conn.close()
     before = digest(path)
-    with pytest.raises(StoreError, match=r"newer cockpit \(schema 9 > 6\)"):
+    with pytest.raises(StoreError, match=r"newer cockpit \(schema 9 > 7\)"):
         Store(path)
     assert digest(path) == before
 

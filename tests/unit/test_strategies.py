@@ -195,3 +195,40 @@ def test_the_ladder_does_not_offer_what_the_venue_would_refuse_as_too_small():
     assert [i.kind for i in ladder.decide(dust)] == []  # 0.04 x ~101 = 4.04 < 5: nothing to send
     enough = View(last_={SYM: D("100")}, positions=held, balances={"BTC": D("0.05")}, markets=limits)
     assert [i.kind for i in ladder.decide(enough)] == ["sell"]
+
+
+def test_the_built_ins_ask_for_nothing_under_the_markets_minimum_once_rounded_to_its_step(caplog):
+    """Issue 23: on USDⓈ-M BTC the ladder's 100 USDT bought 0.001 BTC once rounded down to the step (~65 USDT), under
+    the venue's 100 minimum notional, and was refused at every step (20 FAILED audit rows in 10 s). The built-ins now
+    read the market's step and minimums and ask for nothing it would refuse; the ladder says so once."""
+    from engine.strategies.ladder import Ladder
+
+    perp = {SYM: Market(min_amount=D("0.001"), min_notional=D("100"), amount_step=D("0.001"))}
+    assert perp[SYM].rounded(D("0.00166")) == D("0.001")
+    assert not perp[SYM].tradable(D("100") / D("60000"), D("60000"))  # 0.001 x 60,000 = 60 < 100
+    assert perp[SYM].tradable(D("150") / D("60000"), D("60000"))  # 0.002 x 60,000 = 120
+
+    ladder = Ladder(LadderConfig(order_quote=D("100"), max_holding_quote=D("1000")), (SYM,))
+    flat = View(last_={SYM: D("60000")}, markets=perp)
+    with caplog.at_level("WARNING", logger="engine.strategies.ladder"):
+        assert ladder.decide(flat) == [] and ladder.decide(flat) == []
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "order_quote 100" in said[0] and "minimum" in said[0] and SYM in said[0]
+    bigger = Ladder(LadderConfig(order_quote=D("150"), max_holding_quote=D("1000")), (SYM,))
+    assert [i.kind for i in bigger.decide(flat)] == ["buy"]
+    # Its offer of what it holds: 0.0019 rounds down to 0.001 (~60 USDT), under the minimum: not offered.
+    held = {SYM: Position(SYM, D("0.0019"), D("60000"), D("60000"))}
+    rounded_away = View(last_={SYM: D("60000")}, positions=held, balances={"BTC": D("0.0019")}, markets=perp)
+    assert [i.kind for i in bigger.decide(rounded_away)] == ["buy"]
+
+    # ma_cross and mean_reversion: no entry the venue would refuse, and a remainder it would refuse is not held.
+    strat = MaCross(MA, (SYM,))  # order_quote 50
+    up = view(["10", "10", "10", "10", "13"])
+    up.markets = {SYM: Market(min_notional=D("60"))}
+    assert strat.decide(up) == []
+    up.markets = {SYM: Market(min_notional=D("40"))}
+    assert [i.kind for i in strat.decide(up)] == ["buy"]
+    down = view(["13", "13", "13", "13", "10"], holding=True)  # 0.5 held at 10 = 5
+    assert [i.kind for i in strat.decide(down)] == ["exit"]
+    down.markets = {SYM: Market(min_notional=D("6"))}
+    assert strat.decide(down) == []  # 5 < 6: nothing an exit could sell

@@ -108,3 +108,20 @@ def test_a_failed_strategy_is_checked_after_the_period_and_runs_again_only_when_
     assert not guard.is_enabled(S, T0 + 2 * hour - timedelta(seconds=1))
     saved = LossStreakGuard.from_dict(json.loads(json.dumps(guard.to_dict())))
     assert saved.re_enable_s == 3600 and saved.status(S, T0 + hour)["disabled_by"] == "failure"
+
+
+def test_a_check_that_changes_a_state_says_so_for_it_to_be_saved():
+    """A restart goes on from what was saved: a check that put a failed strategy's next check off (its stats do not
+    allow it) or ended a cooldown marks the guard changed, and the saved state keeps the put-off check."""
+    hour = timedelta(hours=1)
+    guard = LossStreakGuard(3, 60, re_enable_s=3600)
+    guard.fail(S, T0, "raised")
+    lose(guard, 3, T0)
+    assert not guard.is_enabled(S, T0 + timedelta(minutes=59)) and not guard.changed  # nothing to check yet
+    assert not guard.is_enabled(S, T0 + hour) and guard.changed  # checked: put off an hour
+    saved = LossStreakGuard.from_dict(json.loads(json.dumps(guard.to_dict())))
+    assert saved.disabled_until(S) == T0 + 2 * hour  # not due again at once after a restart
+    other = LossStreakGuard(2, 60)
+    lose_other = [other.record("x", D("-1"), T0) for _ in range(2)]
+    assert lose_other[-1] and not other.changed
+    assert other.is_enabled("x", T0 + timedelta(seconds=60)) and other.changed  # the cooldown ended
