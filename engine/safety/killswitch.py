@@ -684,6 +684,7 @@ class Tiers:
         Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
         was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
         """
+        self.kill.catch_up()  # a cancel-all just answered: its reports first (nothing awaits before the halt)
         self.kill.marks.clear()
         prefix = ""
         if isinstance(c, ClosePosition):

@@ -7,8 +7,9 @@ stream (issue 27). While held, each event is only kept (ccxt's JSON decoding don
 are handed to ccxt in the order they came, a few at a time per turn of the loop, and any that come meanwhile wait
 behind them. Nothing is dropped: the venue said it, and it is applied, only later (decision BEN-09).
 
-Only the user-data events are held (order reports, account and balance updates, OCO list updates): market data
-and the WS-API's own answers pass as before.
+Only the order events are held (execution reports, OCO list updates): account and balance updates pass, so the
+balances the cancels freed are the engine's as soon as the venue says so (a close that follows sizes its sells from
+them), and market data and the WS-API's own answers pass as before.
 """
 
 from __future__ import annotations
@@ -20,20 +21,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Binance's user-data events (spot and USDⓈ-M) as ccxt dispatches them (``binance.handle_message``).
-USER_EVENTS = frozenset(
-    {
-        "executionReport",
-        "orderReport",
-        "outboundAccountPosition",
-        "balanceUpdate",
-        "externalLockUpdate",
-        "listStatus",
-        "ORDER_TRADE_UPDATE",
-        "ACCOUNT_UPDATE",
-        "ALGO_UPDATE",
-    }
-)
+# Binance's order events on the user stream (spot and USDⓈ-M) as ccxt dispatches them (``binance.handle_message``).
+USER_EVENTS = frozenset({"executionReport", "orderReport", "listStatus", "ORDER_TRADE_UPDATE", "ALGO_UPDATE"})
 # Events handed on per turn of the loop once released (1,000 held would otherwise hold the loop ~0.1 s at once).
 RELEASE_CHUNK = 50
 # A hold is released after this long at the latest, whatever its holder does (a pass that failed before releasing).
@@ -41,7 +30,7 @@ HOLD_MAX_S = 5.0
 
 
 def is_user_event(message: Any) -> bool:
-    """Whether a decoded stream message is a user-data event (spot's WS-API wraps it in ``event``)."""
+    """Whether a decoded stream message is an order event of the user stream (spot's WS-API wraps it in ``event``)."""
     if not isinstance(message, dict):
         return False
     body = message.get("event", message)

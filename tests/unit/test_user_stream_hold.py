@@ -1,6 +1,6 @@
-"""The user stream held while a cancel-all's DELETEs are out (decision BEN-09): user-data events are kept, market
-data passes, and on release every kept event reaches ccxt's handler in the order it came, including those that came
-while the release was under way; nothing is dropped."""
+"""The user stream held while a cancel-all's DELETEs are out (decision BEN-09): order events are kept, account
+updates and market data pass, and on release every kept event reaches ccxt's handler in the order it came,
+including those that came while the release was under way; nothing is dropped."""
 
 import asyncio
 
@@ -33,18 +33,20 @@ async def test_held_events_reach_ccxt_after_the_release_in_order_and_market_data
     hold.hold()
     for n in range(RELEASE_CHUNK + 10):
         ex.handle_message(client, report(n))
+    account = {"subscriptionId": 0, "event": {"e": "outboundAccountPosition"}}
     ex.handle_message(client, ticker)
-    ex.handle_message(client, {"e": "outboundAccountPosition"})  # the perps / listen-key shape: no wrapper
-    assert ex.handled == [ticker] and hold.held == RELEASE_CHUNK + 11
+    ex.handle_message(client, account)  # the balances the cancels freed: at once
+    ex.handle_message(client, {"e": "ORDER_TRADE_UPDATE"})  # the perps / listen-key shape: no wrapper
+    assert ex.handled == [ticker, account] and hold.held == RELEASE_CHUNK + 11
     hold.release()
-    assert ex.handled == [ticker]  # handed on from the next turn of the loop, not inside the release
+    assert ex.handled == [ticker, account]  # handed on from the next turn of the loop, not inside the release
     await asyncio.sleep(0)
-    assert len(ex.handled) == 1 + RELEASE_CHUNK  # a chunk per turn
+    assert len(ex.handled) == 2 + RELEASE_CHUNK  # a chunk per turn
     ex.handle_message(client, report(999))  # comes while the rest is handed on: waits behind it
     while hold.held:
         await asyncio.sleep(0)
-    events = [m["event"]["c"] if "event" in m else m["e"] for m in ex.handled[1:]]
-    assert events == [f"ck-{n}" for n in range(RELEASE_CHUNK + 10)] + ["outboundAccountPosition", "ck-999"]
+    events = [m["event"]["c"] if "event" in m else m["e"] for m in ex.handled[2:]]
+    assert events == [f"ck-{n}" for n in range(RELEASE_CHUNK + 10)] + ["ORDER_TRADE_UPDATE", "ck-999"]
     ex.handle_message(client, report(1000))  # nothing held any more: straight through
     assert ex.handled[-1] == report(1000)
 
