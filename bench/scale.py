@@ -11,7 +11,11 @@ For each count, at steady state (the ladder resting an order on every symbol):
   the command to its answer, against its floor in the same run (``bench/floor.py``: a bare ccxt client's
   ``DELETE openOrders`` of each symbol in parallel, then the listing that confirms none is left), both under the
   venue's real limits (6,000 weight a minute, 100 orders per 10 s: lifted only while the orders are placed), with
-  the venue's rate refusals (429 / 418) counted;
+  the venue's rate refusals (429 / 418) counted; judged on the pairs' own ratios (each engine run and its floor's
+  right after it, ``benchlib.judge_paired``), the ratio of medians beside it, and the pass's profile per phase
+  (``KillSwitch.marks``, ms from the command: first DELETE, cancels answered, listing confirmed, answered; and
+  ``caught_up``, after the answer: the cancels' reports applied and the user stream's events held meanwhile handed
+  on, decision BEN-09);
 - ``close_all``: close-all of one position per symbol (a market buy of each first), against the floor's balance
   listing plus a market sell of each in parallel and the balances read back (close-all's verification);
 - with a screen (the cockpit with its engine, as a headless Textual app, in a second engine process on the same
@@ -21,7 +25,8 @@ For each count, at steady state (the ladder resting an order on every symbol):
 
 ``growth`` gives each row at 100 symbols over the same at 10 (linear: at most 10x). The goals at 50 symbols: idle
 CPU <= 15 % of one core, RSS <= 300 MB, event -> screen p99 <= 100 ms, cancel-all <= 1.5x its floor with no
-refusal for rate, growth no worse than linear; ratios judged with their spread (``benchlib.judge``).
+refusal for rate, growth no worse than linear; ratios judged with their spread (``benchlib.judge``, cancel-all's
+paired: ``benchlib.judge_paired``).
 
 ``--engines K`` (K > 0) measures instead K engines side by side on one host, each ``cockpit run --headless`` with
 its own data directory and its own built-in simulator (its own account), every one on ``--engine-symbols`` symbols
@@ -44,7 +49,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchlib import HERE, Child, VenueAddress, emit, judge, sim_settings, summary, until
+from benchlib import HERE, Child, VenueAddress, emit, judge, judge_paired, sim_settings, summary, until
 
 PARAMS: dict[str, Any] = {
     "counts": "1,10,50,100",
@@ -114,6 +119,12 @@ def steady(engine: Any) -> bool:
 
 
 # ------------------------------------------------------------------ one count of symbols, in a child process
+
+
+def handed_on(engine: Any) -> bool:
+    """The user stream holds nothing back (decision BEN-09)."""
+    hold = engine.link.require().user_hold
+    return not hold.held and not hold.holders
 
 
 async def bounded(work: Any, at_once: int = 4) -> None:
@@ -215,6 +226,7 @@ async def headless(
         engine.sync.monitors_cfg = engine.sync.monitors_cfg.model_copy(update={"reconcile_s": 3600.0})
         times: dict[str, list[float]] = {k: [] for k in ("cancel", "floor_cancel", "close", "floor_close")}
         refusals: dict[str, int] = {"cancel": 0, "floor_cancel": 0, "close": 0, "floor_close": 0}
+        phases: dict[str, list[float]] = {}
         for _ in range(runs):
             await sim.ask(op="limits", **LIFTED)
             await engine.execute(Resume(reason="bench"))
@@ -224,6 +236,12 @@ async def headless(
             result = await engine.execute(CancelAll(reason="bench"))
             times["cancel"].append((time.perf_counter() - t) * 1000)
             assert result.ok, result.message
+            for phase, at in engine.kill_switch.marks.items():  # the pass's profile, ms from the command
+                phases.setdefault(phase, []).append((at - t) * 1000)
+            # What follows the answer (decision BEN-09): the cancels' reports applied and the user stream's events
+            # held meanwhile handed on; not in the answer's time, but not free either.
+            await until(lambda: handed_on(engine), timeout=30, interval=0.001)
+            phases.setdefault("caught_up", []).append((time.perf_counter() - t) * 1000)
             refusals["cancel"] += (await sim.ask(op="refusals"))["refusals"]
             await sim.ask(op="limits", **LIFTED)
             await floor.ask(op="rest", symbols=symbols, per_symbol=orders)
@@ -254,7 +272,10 @@ async def headless(
             "orders": orders * n,
             "done_ms": summary(times["cancel"]),
             "floor_ms": summary(times["floor_cancel"]),
-            "vs_floor": judge(times["cancel"], times["floor_cancel"], GOALS["cancel_all_vs_floor"]),
+            # Each engine run and its floor's right after it: judged on the pairs' own ratios (decision BEN-08).
+            "vs_floor": judge_paired(times["cancel"], times["floor_cancel"], GOALS["cancel_all_vs_floor"]),
+            "vs_floor_unpaired": judge(times["cancel"], times["floor_cancel"], GOALS["cancel_all_vs_floor"]),
+            "phases": {p: summary(v) for p, v in phases.items()},
             "refusals_for_rate": refusals["cancel"],
             "floor_refusals_for_rate": refusals["floor_cancel"],
         }

@@ -43,6 +43,8 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
+# What a cancel-all answered first left for after its answer is applied this long after the pass at the latest.
+CATCH_UP_LATE_S = 5.0
 # The alert code of each tier done (the catalogue test reads this table: docs/alerts.md).
 DONE_CODES: dict[type, str] = {CancelAll: "CANCEL_ALL", CloseAll: "CLOSE_ALL", ClosePosition: "CLOSE_POSITION"}
 
@@ -133,6 +135,11 @@ class KillSwitch:
         # benchmark's profile reads (bench/kill_switch.py). Cheap: a few dictionary writes per pass.
         self.marks: dict[str, float] = {}
         self.plan: ClosePlan | None = None  # a fast close planned before the halt (``Tiers.run``), for its pass
+        # What a cancel-all answered first left for after its answer (``catch_up``): its cancels' reports, and the
+        # venue whose user stream it holds (decision BEN-09).
+        self._deferred: list[OrderReport] = []
+        self._holding: Venue | None = None
+        self._catch_up_late: asyncio.TimerHandle | None = None
 
     def mark(self, phase: str) -> None:
         self.marks.setdefault(phase, time.perf_counter())
@@ -144,13 +151,22 @@ class KillSwitch:
         symbols: tuple[str, ...] | None = None,
         alongside: Callable[[], Awaitable[Any]] | None = None,
         keep_stops: bool = False,
+        defer: bool = False,
     ) -> Outcome:
         """Cancel every open order: the symbols it knows at once, in parallel, then whatever the venue-wide
         listing shows (orders this engine never placed included), then bring tracked orders up to date.
         ``alongside`` runs with the first listing (close-all reads the balances the cancels freed meanwhile); what
         it raises is the caller's to see. ``keep_stops``: the engine's protective stops stay (a symbol that has
-        one is cancelled order by order instead of all at once)."""
+        one is cancelled order by order instead of all at once). ``defer``: the caller answers before it calls
+        ``catch_up``; the user stream's events are held from the first ``DELETE`` and the cancels' own reports
+        kept, both applied by ``catch_up`` (what the venue answered stands in for them until then)."""
+        self.catch_up()  # what an earlier pass left: applied before this one reads the tracker
         venue = self.link.require()
+        if defer:
+            venue.hold_user_stream()
+            self._holding = venue
+            # At the latest: the caller's ``catch_up`` may never come (a bug between here and its answer).
+            self._catch_up_late = asyncio.get_running_loop().call_later(CATCH_UP_LATE_S, self.catch_up)
         out = Outcome()
         only = set(symbols) if symbols else None
         keep = {o.client_id for o in self.tracker.open_orders() if o.is_protective} if keep_stops else set[str]()
@@ -173,7 +189,10 @@ class KillSwitch:
                     continue
                 out.canceled += len(result)
                 self.execution.note_stop_cancels(r.client_id for r in result)  # its own cancels: no news
-                self.execution.apply_reports(result, "rest")
+                if defer:
+                    self._deferred.extend(result)
+                else:
+                    self.execution.apply_reports(result, "rest")
             self.mark("reports_applied")
             done |= pending
             rounds += 1
@@ -199,6 +218,19 @@ class KillSwitch:
         await self._settle(None if remaining is None else remaining + kept, only, out)
         self.mark("settled")
         return out
+
+    def catch_up(self) -> None:
+        """Apply what a cancel-all answered first left for after its answer: its cancels' reports (one
+        transaction), then the user stream's events held meanwhile (by then mostly the same news again)."""
+        if self._catch_up_late is not None:
+            self._catch_up_late.cancel()
+            self._catch_up_late = None
+        reports, self._deferred = self._deferred, []
+        if reports:
+            self.execution.apply_reports(reports, "rest")
+        venue, self._holding = self._holding, None
+        if venue is not None:
+            venue.release_user_stream()
 
     async def close_all(self, actor: str, symbols: tuple[str, ...] | None = None, fast: bool = False) -> Outcome:
         """Cancel everything, then sell every position at market within the venue's filters, and verify.
@@ -570,7 +602,8 @@ class KillSwitch:
         if remaining is None:
             return
         venue = self.link.require()
-        still = {r.client_id for r in remaining}
+        # The venue's own answers: listed open, or cancelled by this pass (their reports applied at ``catch_up``).
+        still = {r.client_id for r in remaining} | {r.client_id for r in self._deferred}
         stale = [
             o
             for o in self.tracker.open_orders()
@@ -651,6 +684,7 @@ class Tiers:
         Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
         was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
         """
+        self.kill.catch_up()  # a cancel-all just answered: its reports first (nothing awaits before the halt)
         self.kill.marks.clear()
         prefix = ""
         if isinstance(c, ClosePosition):
@@ -737,6 +771,7 @@ class Tiers:
             close = c if not isinstance(c, CancelAll) and outcome.done else None
 
             def report() -> None:
+                self.kill.catch_up()  # the cancels' reports and the user stream, held for the answer (BEN-09)
                 alert()
                 if close is not None:  # the balances read back after the answer; anything sellable left: again
                     self.spawn(f"kill-switch read-back {close.name}", self._verify(close))
@@ -779,8 +814,9 @@ class Tiers:
         self._retry(c)
 
     async def _pass(self, c: CancelAll | CloseAll | ClosePosition, fast: bool = False) -> Outcome:
-        """One pass of ``c``; ``fast``: a close answered first, its balances read back after the answer (a retry, or
-        a close verified before its answer, reads the venue's balances before it sells)."""
+        """One pass of ``c``; ``fast``: a tier answered first (a cancel-all's reports and user stream applied after
+        the answer, decision BEN-09; a close's balances read back after it). A retry, or a close verified before its
+        answer, reads the venue's balances before it sells."""
         self.passes += 1
         self.last_outcome = None
         if self.prepare is not None:
@@ -790,7 +826,7 @@ class Tiers:
         if isinstance(c, CancelAll):
             if c.include_stops:  # the operator wants them gone: none is placed again until an operator resumes
                 self.kill.venue_stops.suspend("cancelled by cancel-all with its stops, until an operator resumes")
-            outcome = await self.kill.cancel_all(keep_stops=not c.include_stops)
+            outcome = await self.kill.cancel_all(keep_stops=not c.include_stops, defer=fast)
         else:
             symbols = (c.symbol,) if isinstance(c, ClosePosition) else None
             outcome = await self.kill.close_all(c.actor, symbols, fast=fast)

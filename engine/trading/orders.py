@@ -67,15 +67,26 @@ class OrderTracker:
         # The same by symbol: the stop checks ask for one symbol's orders on every price and balance change, and
         # a scan of every open order for each of 50 symbols (1,000 orders resting) took most of a core.
         self._open_by_symbol: dict[str, dict[str, Order]] = {}
+        # The open protective orders (stops, OCO legs) by symbol: the venue-stop check asks for them on every order
+        # report, and a scan of the symbol's open orders made a cancel-all of n orders cost n² (issue 27).
+        self._protective: dict[str, dict[str, Order]] = {}
+        # The open sells that are not protective, by symbol: what a position's stop must leave out (``wanted``).
+        self._sells: dict[str, dict[str, Order]] = {}
 
     def _keep(self, order: Order) -> None:
         self._orders[order.client_id] = order
         if order.status.is_open:
             self._open[order.client_id] = order
             self._open_by_symbol.setdefault(order.symbol, {})[order.client_id] = order
+            if order.is_protective:
+                self._protective.setdefault(order.symbol, {})[order.client_id] = order
+            elif order.side == "sell":
+                self._sells.setdefault(order.symbol, {})[order.client_id] = order
         else:
             self._open.pop(order.client_id, None)
             self._open_by_symbol.get(order.symbol, {}).pop(order.client_id, None)
+            self._protective.get(order.symbol, {}).pop(order.client_id, None)
+            self._sells.get(order.symbol, {}).pop(order.client_id, None)
 
     def load(self, orders: Iterable[Order]) -> None:
         """Adopt orders restored from the store (no events: they are already recorded)."""
@@ -90,6 +101,14 @@ class OrderTracker:
         if symbol is None:
             return list(self._open.values())
         return list(self._open_by_symbol.get(symbol, {}).values())
+
+    def protective_orders(self, symbol: str) -> list[Order]:
+        """The open protective orders of ``symbol`` (its stop, or an OCO's two legs): no scan of its other orders."""
+        return list(self._protective.get(symbol, {}).values())
+
+    def open_sells(self, symbol: str) -> list[Order]:
+        """The open sells of ``symbol`` that are not protective (what they lock, a stop cannot sell)."""
+        return list(self._sells.get(symbol, {}).values())
 
     def all(self) -> list[Order]:
         return list(self._orders.values())

@@ -87,10 +87,7 @@ class VenueStops:
         held = self.portfolio.balances.get(base_of(symbol))
         if held is None or held.total <= 0:
             return None
-        locked_elsewhere = sum(
-            (o.remaining for o in self.tracker.open_orders(symbol) if o.side == "sell" and not o.is_protective),
-            Decimal(0),
-        )
+        locked_elsewhere = sum((o.remaining for o in self.tracker.open_sells(symbol)), Decimal(0))
         spare = held.total - locked_elsewhere
         if spare <= 0:
             return None
@@ -132,7 +129,7 @@ class VenueStops:
 
     def resting(self, symbol: str) -> list[Order]:
         """The engine's protective orders open at the venue for ``symbol``: its stop, or an OCO's two legs."""
-        return [o for o in self.tracker.open_orders(symbol) if o.is_protective]
+        return self.tracker.protective_orders(symbol)
 
     def resting_stops(self, symbol: str) -> list[Order]:
         """The stops among them (one when all is well, alone or an OCO's stop leg)."""

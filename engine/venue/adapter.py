@@ -54,6 +54,7 @@ from engine.venue.resilience import (
     retry_after_s,
     with_retries,
 )
+from engine.venue.userhold import UserStreamHold
 
 __all__ = [
     "BINANCE_STATUS",
@@ -153,6 +154,8 @@ class Venue:
         self.binance = exchange_id.startswith("binance")
         self.follows_weight = self.binance and rate_limit
         self.ex = build_exchange(exchange_id, rate_limit=rate_limit, market=market, **options)
+        # The user stream's events can be held while the kill switch's cancels are out (``hold_user_stream``).
+        self.user_hold = UserStreamHold(self.ex)
         # The kill switch's own lane: a second client with its own HTTP session, past the circuit breaker, first in
         # line for the weight budget (and with no client-side limiter where the venue reports no weight).
         self.urgent = build_exchange(exchange_id, rate_limit=self.follows_weight, market=market, **options)
@@ -770,6 +773,15 @@ class Venue:
             await call("cancel_all_orders_after", int(seconds * 1000), {"symbol": symbol})
 
     # ------------------------------------------------------------ streams
+
+    def hold_user_stream(self) -> None:
+        """Keep the user stream's events (order reports, account updates) unparsed until ``release_user_stream``:
+        the kill switch's cancels, while they are out, then find the event loop free for their answers."""
+        self.user_hold.hold()
+
+    def release_user_stream(self) -> None:
+        """Hand the events kept since ``hold_user_stream`` on, in the order they came (a few per turn of the loop)."""
+        self.user_hold.release()
 
     def _user_client(self) -> Any:
         """ccxt's WS-API client that carries the user-data subscription (Binance spot), or its listen-key

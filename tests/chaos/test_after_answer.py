@@ -47,6 +47,14 @@ def alert_codes(session: Session) -> set[str]:
         store.close()
 
 
+def stored_open(session: Session) -> list[str]:
+    store = session.store()
+    try:
+        return [o.client_id for o in store.orders(open_only=True)]
+    finally:
+        store.close()
+
+
 def rows(session: Session) -> list[dict]:
     return session._query("select id, status, result, actor from commands where command = 'cancel-all' order by id")
 
@@ -83,6 +91,8 @@ def test_a_kill_between_the_answer_and_its_bookkeeping_loses_nothing(tmp_path):
         wait_for(lambda: alert_codes(session) & {"CANCEL_ALL", "KILL_SWITCH_DONE"}, 30, "the cancel-all's alert")
         wait_for(lambda: "running" not in [r["status"] for r in rows(session)], 10, "its row finished")
         assert not [o for o in sim.account()["orders"] if o["status"] == "NEW"]
+        # The cancel's report, applied after the answer (decision BEN-09), is in the store after the restart too.
+        wait_for(lambda: stored_open(session) == [], 30, "the store holds the buy as cancelled")
     finally:
         if session is not None and session.engine is not None and session.engine.poll() is None:
             session.kill()

@@ -126,12 +126,19 @@ async def test_close_position_closes_one_symbol_and_leaves_the_other(engine, sim
     assert not unknown.ok and "not a configured symbol" in unknown.message
 
 
-async def test_cancel_all_keeps_the_protective_stops_unless_asked_to_take_them(engine, sim):
+async def test_cancel_all_keeps_the_protective_stops_unless_asked_to_take_them(engine, sim, tmp_path):
     await hold_two_positions_with_orders(engine)
     await eventually(lambda: len(sim.open_orders()) == 4, message="two resting buys and two stops at the venue")
     result = await engine.execute(CancelAll(actor="operator:key"))
     assert result.ok, result.message
     assert result.message == "HALTED; canceled 2 order(s); kept 2 protective stop(s); 0 still open at venue"
+    # Answered once the venue listed none left, before the cancels' reports and the user stream's events (held while
+    # the DELETEs were out) were applied; they follow the answer, stored, nothing lost (decision BEN-09).
+    assert len(engine.tracker.open_orders()) == 4
+    venue = engine.link.require()
+    await eventually(lambda: not venue.user_hold.held and not venue.user_hold.holders, message="stream handed on")
+    await eventually(lambda: len(Store.in_dir(tmp_path).orders(open_only=True)) == 2, message="cancels stored")
+    assert sorted(o.type for o in engine.tracker.open_orders()) == ["stop_limit", "stop_limit"]
     assert sorted(o["type"] for o in sim.open_orders()) == ["STOP_LOSS_LIMIT", "STOP_LOSS_LIMIT"]
     assert result.details["kept_stops"] == 2
     everything = await engine.execute(CancelAll(actor="operator:key", include_stops=True))

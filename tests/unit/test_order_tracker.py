@@ -7,7 +7,7 @@ import pytest
 from engine.kernel.bus import EventBus
 from engine.kernel.events import AlertRaised, OrderCreated, OrderUpdated
 from engine.kernel.events import OrderStatus as S
-from engine.trading.orders import TRANSITIONS, OrderTracker
+from engine.trading.orders import STOP_ORDER_TYPE, TRANSITIONS, OrderTracker
 from engine.venue.adapter import status_from_ccxt
 
 
@@ -98,3 +98,17 @@ def test_status_mapping(ccxt_status, filled, expected):
 def test_unknown_status_is_an_error():
     with pytest.raises(ValueError, match="unknown order status"):
         status_from_ccxt("weird", Decimal(0), Decimal(1))
+
+
+def test_a_symbols_protective_orders_and_other_sells_are_kept_apart_while_open():
+    """The venue-stop check reads them on every report (issue 27): kept as they open and end, no scan."""
+    tracker = OrderTracker(EventBus())
+    stop = tracker.create("BTC/USDT", "sell", STOP_ORDER_TYPE, Decimal("0.01"), Decimal("50000"), origin="test")
+    sell = tracker.create("BTC/USDT", "sell", "limit", Decimal("0.01"), Decimal("70000"), origin="test")
+    tracker.create("BTC/USDT", "buy", "limit", Decimal("0.01"), Decimal("60000"), origin="test")
+    assert [o.client_id for o in tracker.protective_orders("BTC/USDT")] == [stop.client_id]
+    assert [o.client_id for o in tracker.open_sells("BTC/USDT")] == [sell.client_id]
+    tracker.apply(stop.client_id, S.CANCELED, source="test")
+    tracker.apply(sell.client_id, S.FILLED, source="test", filled=Decimal("0.01"))
+    assert tracker.protective_orders("BTC/USDT") == [] and tracker.open_sells("BTC/USDT") == []
+    assert tracker.protective_orders("ETH/USDT") == [] and len(tracker.open_orders("BTC/USDT")) == 1
