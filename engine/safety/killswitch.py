@@ -163,10 +163,7 @@ class KillSwitch:
         self.catch_up()  # what an earlier pass left: applied before this one reads the tracker
         venue = self.link.require()
         if defer:
-            venue.hold_user_stream()
-            self._holding = venue
-            # At the latest: the caller's ``catch_up`` may never come (a bug between here and its answer).
-            self._catch_up_late = asyncio.get_running_loop().call_later(CATCH_UP_LATE_S, self.catch_up)
+            self._hold(venue)
         out = Outcome()
         only = set(symbols) if symbols else None
         keep = {o.client_id for o in self.tracker.open_orders() if o.is_protective} if keep_stops else set[str]()
@@ -218,6 +215,13 @@ class KillSwitch:
         await self._settle(None if remaining is None else remaining + kept, only, out)
         self.mark("settled")
         return out
+
+    def _hold(self, venue: Venue) -> None:
+        """Hold the user stream's order events until ``catch_up`` (the caller answers first, then calls it)."""
+        venue.hold_user_stream()
+        self._holding = venue
+        # At the latest: the caller's ``catch_up`` may never come (a bug between here and its answer).
+        self._catch_up_late = asyncio.get_running_loop().call_later(CATCH_UP_LATE_S, self.catch_up)
 
     def catch_up(self) -> None:
         """Apply what a cancel-all answered first left for after its answer: its cancels' reports (one
@@ -366,6 +370,10 @@ class KillSwitch:
         Spot never sells more than is free: a sell sized from a stale view is refused, never doubled. What a stale
         view leaves (a fill not yet seen) the balances read back after the answer find (``Tiers._verify``)."""
         venue = self.link.require()
+        self.catch_up()  # what an earlier pass left: applied before this one reads the tracker
+        # The sells' and cancels' own answers say what they did; the stream's reports of the same (parsed by ccxt,
+        # applied again as news) wait for the answer instead of sharing the loop with it (decision BEN-12).
+        self._hold(venue)
         out = Outcome()
         only = set(symbols) if symbols else None
         targets = tuple(symbols or self.symbols)
