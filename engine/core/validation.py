@@ -202,7 +202,7 @@ class Validation:
         self._fundings = 0  # perps: funding charges the venue has made, as the engine last read them
         self.recorder: Recorder | None = None
         # What has happened so far (the venue's events, the engine's, the market clock, the tick) when a check last
-        # found the engine caught up: while it is the same, only the work under way is checked again (GATE-19).
+        # found the engine caught up: while it is the same, only the work under way is checked again (GATE-20).
         self._happened = [0, 0]  # the venue's events, the engine's events
         self._caught_up_at: tuple[int, ...] | None = None
 
