@@ -200,6 +200,9 @@ SLOW_TESTS = {
     "waits up to 10 s for the wall clock to be well inside a minute (the venue counts weight per minute)": (
         "tests/sim/test_limits.py::test_over_the_limit_429_with_retry_after_then_418_ban",
     ),
+    "a backtest with a strategy slower than its step: decided on the loop, disabled (GATE-19), ~2 s": (
+        "tests/integration/test_backtest.py::test_a_backtest_decides_on_the_loop_and_disables_a_strategy_slower_than_its_step",
+    ),
 }
 
 # Longer than the default timeout by design (seconds).

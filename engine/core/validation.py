@@ -201,6 +201,10 @@ class Validation:
         self._fills_at_tick = 0  # the venue's fills before this tick's price move
         self._fundings = 0  # perps: funding charges the venue has made, as the engine last read them
         self.recorder: Recorder | None = None
+        # What has happened so far (the venue's events, the engine's, the market clock, the tick) when a check last
+        # found the engine caught up: while it is the same, only the work under way is checked again (GATE-20).
+        self._happened = [0, 0]  # the venue's events, the engine's events
+        self._caught_up_at: tuple[int, ...] | None = None
 
     def stop(self) -> None:
         """End the run after the current step; ``run`` then returns a partial report."""
@@ -310,8 +314,11 @@ class Validation:
             with engine_clock.use(clock):
                 wire = {"wire": sim.streams} if plan.in_process else {}
                 engine = self.make_engine(self._engine_settings(sim), **wire)
+                engine.runner.decide_on_loop = True  # on the stepped clock, not the wall's (GATE-19)
                 recorder = self.recorder = Recorder(last_price=engine.portfolio.last.get)
                 engine.bus.add_handler(recorder.on_event)
+                engine.bus.add_handler(self._engine_event)
+                sim.engine.listeners.append(self._venue_event)
                 try:
                     await engine.start()
                     await self._started(engine, sim)
@@ -463,7 +470,7 @@ class Validation:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         await clock.idle()
-            lagging = bool(self.differences(engine, sim, clock, first_only=True))
+            lagging = self._lagging(engine, sim, clock)
             clean = 0 if lagging else clean + 1
             if lagging:
                 if engine.failed.is_set():
@@ -476,11 +483,28 @@ class Validation:
             spins += 1
             await asyncio.sleep(0 if spins < 200 else 0.001)
 
-    def differences(
-        self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None, first_only: bool = False
-    ) -> list[str]:
-        """What still differs between the engine and the venue, or is still under way; empty when caught up
-        (``first_only``: stop at the first thing found, cheapest checks first)."""
+    def _venue_event(self, _event: object) -> None:
+        self._happened[0] += 1
+
+    def _engine_event(self, _event: object) -> None:
+        self._happened[1] += 1
+
+    def _lagging(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None) -> bool:
+        """Whether the engine still lags the venue or works (``differences``, its first finding). When neither the
+        venue nor the engine has had an event since a check found it caught up, in the same tick, only the work
+        under way is checked again: what is compared with the venue (prices, candles, fills, balances, open orders)
+        changes only by an event at the venue, by the engine's own work, or at the next tick. Perps compare it
+        every time (their account moves with the mark)."""
+        happened = (*self._happened, sim.clock.now_ms(), round(self._tick_wall * 1e6))
+        if sim.perp is None and happened == self._caught_up_at:
+            return bool(self._working(engine, clock) or self._transient(engine))
+        lagging = bool(self.differences(engine, sim, clock, first_only=True))
+        self._caught_up_at = None if lagging else happened
+        return lagging
+
+    @staticmethod
+    def _working(engine: EngineLike, clock: SteppedClock | None) -> list[str]:
+        """The engine's work under way: woken loops, commands, orders being sent."""
         out: list[str] = []
         if clock is not None and clock.busy:
             out.append(f"loops still working: {', '.join(sorted(clock.busy.values()))}")
@@ -488,11 +512,22 @@ class Validation:
             out.append(f"{engine.running_commands} command(s) running")
         if engine.execution.in_flight:
             out.append(f"{len(engine.execution.in_flight)} order(s) being sent")
+        return out
+
+    def _transient(self, engine: EngineLike) -> list[str]:
+        """Tasks running beyond the engine's own at the start."""
+        transient = [n for n in engine.tasks.names() if n not in self._baseline_tasks]
+        return [f"tasks running: {', '.join(transient[:3])}"] if transient else []
+
+    def differences(
+        self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None, first_only: bool = False
+    ) -> list[str]:
+        """What still differs between the engine and the venue, or is still under way; empty when caught up
+        (``first_only``: stop at the first thing found, cheapest checks first)."""
+        out = self._working(engine, clock)
         if out and first_only:
             return out
-        transient = [n for n in engine.tasks.names() if n not in self._baseline_tasks]
-        if transient:
-            out.append(f"tasks running: {', '.join(transient[:3])}")
+        out += self._transient(engine)
         for symbol in self.symbols:
             venue_price = sim.price(venue_symbol(symbol))
             if engine.portfolio.last.get(symbol) != venue_price:

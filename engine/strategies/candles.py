@@ -49,6 +49,7 @@ class CandleSeries:
         self.streaming = False  # the stream delivers now (False from a failure to its next message)
         self.filled = 0  # fills from REST after the first load (a reconnect's gap)
         self.loaded = False  # the history was fetched
+        self._newest: int | None = None  # the newest open time held (asked at every settle check of a backtest)
 
     def merge(self, rows: Sequence[Sequence[Any]]) -> None:
         """Add or update candles (``[open ms, o, h, l, c, v]``); only the newest ``keep + 1`` are kept."""
@@ -59,6 +60,8 @@ class CandleSeries:
             self._raw[ts] = raw
             self._built.pop(ts, None)
             self.rows[ts] = (_dec(row[1]), _dec(row[2]), _dec(row[3]), _dec(row[4]), _dec(row[5]))
+            if self._newest is None or ts > self._newest:
+                self._newest = ts
         excess = len(self.rows) - (self.keep + 1)
         if excess > 0:
             for ts in sorted(self.rows)[:excess]:
@@ -67,6 +70,7 @@ class CandleSeries:
                 self._built.pop(ts, None)
 
     def clear(self) -> None:
+        self._newest = None
         self.rows.clear()
         self._raw.clear()
         self._built.clear()
@@ -80,7 +84,8 @@ class CandleSeries:
         return None
 
     def newest(self) -> int | None:
-        return max(self.rows) if self.rows else None
+        """The newest open time held (kept by ``merge``: trimming drops the oldest only)."""
+        return self._newest
 
     def candles(self) -> Candles:
         """The closed candles and the newest, which is the one forming (the venue's last row is the open one)."""

@@ -163,3 +163,52 @@ async def test_the_in_process_streams_decide_as_the_loopback_websockets(tmp_path
     assert in_process == loopback
     assert comparable(by_links) == comparable(by_websockets)
     assert by_links["verdict"] == by_websockets["verdict"]
+
+
+# Decides on candles; its third decision takes longer than its step (0.25 s); notes the thread of each one.
+SLOWPOKE = """
+import threading
+import time
+from pathlib import Path
+
+from engine.strategies.api import Strategy
+
+
+class Slowpoke(Strategy):
+    name = "slowpoke"
+    timeframe = "1m"
+    history = 5
+    steps = 0
+
+    def decide(self, view):
+        type(self).steps += 1
+        with Path(__file__).with_suffix(".threads").open("a") as f:
+            f.write(("main" if threading.current_thread() is threading.main_thread() else "other") + "\\n")
+        if type(self).steps == 3:
+            time.sleep(0.4)
+        return []
+"""
+
+
+async def test_a_backtest_decides_on_the_loop_and_disables_a_strategy_slower_than_its_step(tmp_path):
+    """GATE-19: on the stepped clock `decide` runs on the engine's loop (no thread), timed by itself; one that takes
+    longer than its step is disabled with STRATEGY_FAILED and the run goes on to its end."""
+    data = tmp_path / "market"
+    data.mkdir()
+    write_walk(data / "BTCUSDT-1m.csv", 1000 + 10, 65_000.0, seed=11)
+    write_walk(data / "ETHUSDT-1m.csv", 1000 + 10, 3_500.0, seed=12)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "slowpoke.py").write_text(SLOWPOKE, encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[engine]\ndata_dir = "{tmp_path / "data"}"\n[strategy]\ninterval_s = 0.25\npaths = ["{mine}"]\n',
+        encoding="utf-8",
+    )
+    settings, _ = backtest(load_settings(config), "slowpoke", replay_files(data))
+    plan = Plan(duration_s=5 * 60, speed=math.inf, tick_s=15, seed=1, replay=replay_files(data))
+    report = await Validation(settings, plan, Engine, tmp_path / "run").run()
+    assert report["run"]["error"] is None and report["simulated"]["completed"]
+    assert report["alert_codes"].get("STRATEGY_FAILED") == 1, report["alert_codes"]
+    threads = (mine / "slowpoke.threads").read_text().split()
+    assert len(threads) == 3 and set(threads) == {"main"}, threads  # disabled after its third: none after
