@@ -201,7 +201,7 @@ SLOW_TESTS = {
         "tests/sim/test_limits.py::test_over_the_limit_429_with_retry_after_then_418_ban",
     ),
     "a backtest with a strategy slower than its step: decided on the loop, disabled (GATE-19), ~2 s": (
-        "tests/integration/test_backtest.py::test_a_backtest_decides_on_the_loop_and_disables_a_strategy_slower_than_its_step",
+        "tests/integration/test_backtest.py::test_a_backtest_disables_a_strategy_that_hangs_and_goes_on",
     ),
 }
 

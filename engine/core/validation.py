@@ -314,7 +314,6 @@ class Validation:
             with engine_clock.use(clock):
                 wire = {"wire": sim.streams} if plan.in_process else {}
                 engine = self.make_engine(self._engine_settings(sim), **wire)
-                engine.runner.decide_on_loop = True  # on the stepped clock, not the wall's (GATE-19)
                 recorder = self.recorder = Recorder(last_price=engine.portfolio.last.get)
                 engine.bus.add_handler(recorder.on_event)
                 engine.bus.add_handler(self._engine_event)

@@ -176,9 +176,6 @@ class StrategyRunner:
         self._refused_before: set[tuple[str, str, str]] = set()
         self._workers: dict[str, _Worker] = {}  # each strategy's own thread
         self.steps = 0  # steps taken (a step the state or the link held back is not one)
-        # A stepped backtest calls decide on the engine's loop (decision GATE-19): its deadline is then the
-        # decide's own time, not the wall clock's (a decide that never returns holds the backtest, not a live engine).
-        self.decide_on_loop = False
         self._stepping = asyncio.Lock()
 
     def start(self) -> None:
@@ -361,11 +358,9 @@ class StrategyRunner:
         view = self.view(strategy, now)
         budget = max(self.cfg.interval_s, MIN_STEP_S)
         try:
-            if self.decide_on_loop:
-                intents, took = self._on_loop(strategy, view)
-            else:
-                # The wait allows for the thread's start and the loop's own latency; the strategy's time is its own.
-                intents, took = await asyncio.wait_for(self._in_thread(strategy, view), budget + WAIT_GRACE_S)
+            # The wait allows for the thread's start and the loop's own latency; the strategy's time is its own.
+            # A backtest too (decision GATE-19): a decide that never returns is disabled, and the run goes on.
+            intents, took = await asyncio.wait_for(self._in_thread(strategy, view), budget + WAIT_GRACE_S)
         except TimeoutError:
             raise StrategyFailed(f"took longer than its step ({budget:g}s)") from None
         except Exception as exc:  # the plugin boundary: a strategy's own code may fail in any way
@@ -379,14 +374,6 @@ class StrategyRunner:
         if strange:
             raise StrategyFailed(f"asked for {', '.join(strange)}, which it does not trade")
         return intents
-
-    @staticmethod
-    def _on_loop(strategy: Strategy, view: _View) -> tuple[Any, float]:
-        """``decide`` on the calling loop, and its own time (a stepped backtest: handing it to its thread and back
-        was 3 % of a step's CPU, for a deadline on a wall clock the backtest does not run on)."""
-        started = time.perf_counter()
-        intents = strategy.decide(view)
-        return intents, time.perf_counter() - started
 
     def _in_thread(self, strategy: Strategy, view: _View) -> asyncio.Future[Any]:
         """``decide`` on a daemon thread of its own: one that never returns holds that thread only, never the
