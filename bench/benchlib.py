@@ -125,8 +125,14 @@ def judge(measured: list[float], floor: list[float], goal: float, key: str = "me
         _stat(rng.choices(measured, k=len(measured)), key) / _stat(rng.choices(floor, k=len(floor)), key)
         for _ in range(BOOTSTRAP_ROUNDS)
     )
+    return _verdict(value, draws, goal, key, min(len(measured), len(floor)))
+
+
+def _verdict(value: float, draws: list[float], goal: float, stat: str, n: int) -> dict[str, Any]:
+    """A ratio judged against its goal: its spread is half the 90 % band of ``draws`` (sorted resampled ratios);
+    "not decided" when the spread reaches the goal or fewer than ``MIN_SAMPLES`` were taken."""
     spread = (draws[int(0.95 * (len(draws) - 1))] - draws[int(0.05 * (len(draws) - 1))]) / 2
-    if abs(value - goal) <= spread or min(len(measured), len(floor)) < MIN_SAMPLES:
+    if abs(value - goal) <= spread or n < MIN_SAMPLES:
         verdict = "not decided"
     else:
         verdict = "pass" if value <= goal else "fail"
@@ -134,8 +140,8 @@ def judge(measured: list[float], floor: list[float], goal: float, key: str = "me
         "ratio": round(value, 2),
         "spread": round(spread, 2),
         "goal": goal,
-        "stat": key,
-        "n": min(len(measured), len(floor)),
+        "stat": stat,
+        "n": n,
         "verdict": verdict,
     }
 
@@ -151,20 +157,7 @@ def judge_paired(measured: list[float], floor: list[float], goal: float) -> dict
     value = statistics.median(pairs)
     rng = random.Random(1)
     draws = sorted(statistics.median(rng.choices(pairs, k=len(pairs))) for _ in range(BOOTSTRAP_ROUNDS))
-    spread = (draws[int(0.95 * (len(draws) - 1))] - draws[int(0.05 * (len(draws) - 1))]) / 2
-    if abs(value - goal) <= spread or len(pairs) < MIN_SAMPLES:
-        verdict = "not decided"
-    else:
-        verdict = "pass" if value <= goal else "fail"
-    return {
-        "ratio": round(value, 2),
-        "spread": round(spread, 2),
-        "goal": goal,
-        "stat": "median of the pairs' ratios",
-        "n": len(pairs),
-        "verdict": verdict,
-        "paired": True,
-    }
+    return {**_verdict(value, draws, goal, "median of the pairs' ratios", len(pairs)), "paired": True}
 
 
 # ------------------------------------------------------------------ the simulator and the floors in other processes

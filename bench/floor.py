@@ -62,20 +62,23 @@ async def buy_two(ex: Any) -> None:
     await asyncio.sleep(0.05)  # as the engine's run: the balance stream settles before the clock starts
 
 
-async def sell_free(ex: Any, balance: dict[str, Any]) -> None:
+async def sell_held(ex: Any, balance: dict[str, Any], which: str = "free") -> int:
+    """A market sell of each base's ``which`` balance ("free", or "total" once nothing locks it), all at once; how
+    many were sent."""
     sells = []
     for symbol in BUYS:
-        free = balance["free"].get(symbol.split("/")[0]) or 0
-        amount = float(ex.amount_to_precision(symbol, free)) if free else 0
+        held = balance[which].get(symbol.split("/")[0]) or 0
+        amount = float(ex.amount_to_precision(symbol, held)) if held else 0
         if amount > 0:
             sells.append(ex.create_order(symbol, "market", "sell", amount))
     await asyncio.gather(*sells)
+    return len(sells)
 
 
 async def close(ex: Any) -> dict[str, Any]:
     await buy_two(ex)
     t = time.perf_counter()
-    await sell_free(ex, await ex.fetch_balance())
+    await sell_held(ex, await ex.fetch_balance())
     listing_and_sells = ms(t)
 
     async def cancel_one(symbol: str) -> None:
@@ -87,7 +90,7 @@ async def close(ex: Any) -> dict[str, Any]:
     await buy_two(ex)
     t = time.perf_counter()
     await asyncio.gather(*(cancel_one(s) for s in BUYS))
-    await sell_free(ex, await ex.fetch_balance())
+    await sell_held(ex, await ex.fetch_balance())
     await ex.fetch_balance()
     return {"listing_and_sells": listing_and_sells, "same_calls": ms(t)}
 
@@ -107,14 +110,8 @@ async def close_stops(ex: Any) -> dict[str, Any]:
     await asyncio.sleep(0.05)
     t = time.perf_counter()
     _, _, balance = await asyncio.gather(*(ex.cancel_all_orders(s) for s in BUYS), ex.fetch_balance())
-    sells = []
-    for symbol in BUYS:
-        total = balance["total"].get(symbol.split("/")[0]) or 0
-        amount = float(ex.amount_to_precision(symbol, total)) if total else 0
-        if amount > 0:
-            sells.append(ex.create_order(symbol, "market", "sell", amount))
-    await asyncio.gather(*sells)
-    return {"cancels_balances_and_sells": ms(t), "sold": len(sells)}
+    sold = await sell_held(ex, balance, "total")
+    return {"cancels_balances_and_sells": ms(t), "sold": sold}
 
 
 def amount_for(ex: Any, symbol: str, price: float, quote: float) -> str:
