@@ -119,6 +119,7 @@ SLOW_FILES = {
     "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
     "tests/scenarios/test_scale_scenarios.py": "an engine on 50 markets: 50 orders placed, cancel-all and its retries",
     "tests/integration/test_perp_stops.py": "perps stops at the venue: two engines, a restart, a venue fill, ~5 s",
+    "tests/chaos/test_strategy_records.py": "kill -9 of an engine process trading a strategy, a simulator of its own",
 }
 
 # Single tests (a parametrized test by its name without the [id]), by group.
