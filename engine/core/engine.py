@@ -639,9 +639,12 @@ class Engine:
         return self.monitors.watchdog.stalled or None
 
     def _sample_equity(self) -> None:
-        if self.link.connected:
-            self.monitors.sample_equity()
-        self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
+        # The curve's point and the day's figures in one transaction: one commit where there were two, at every
+        # sample (a backtest's every step, GATE-21b); a crash between them loses both points of the same moment.
+        with self.store_guard.batch():
+            if self.link.connected:
+                self.monitors.sample_equity()
+            self.bus.publish(DayStatsChanged(self.stats.current().to_dict()))
 
     def _breaker_changed(self, previous: BreakerState, state: BreakerState, why: str) -> None:
         severity = Severity.CRIT if state == BreakerState.OPEN else Severity.INFO

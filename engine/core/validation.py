@@ -37,6 +37,7 @@ from engine.gate.stepped import SteppedClock
 from engine.kernel import clock as engine_clock
 from engine.kernel.commands import Ack
 from engine.kernel.config import ChatConfig, ConfigError, Settings
+from engine.kernel.events import DayStatsChanged, EquitySampled, HealthUpdated, MonitorsChanged
 from engine.sim import Simulator
 from engine.sim.market import SYMBOLS
 from engine.sim.replay import Replay, ReplayError, load_csv
@@ -55,6 +56,9 @@ HISTORY_DAYS = 1.0
 # run every simulated hour (through the engine's one command path, so it is audited like any acknowledgement).
 ACK_EVERY_S = 3600.0
 ACTOR = "validation:run"
+# The engine's reports of its own figures: they change nothing the settle check compares with the venue, so they do
+# not make it compare again (the equity sample publishes two at every step; GATE-21b).
+REPORTS = (EquitySampled, DayStatsChanged, MonitorsChanged, HealthUpdated)
 
 
 class ValidationError(Exception):
@@ -96,6 +100,10 @@ class Plan:
     # The simulator's streams reach the engine in-process instead of over loopback websockets (GATE-17): the same
     # engine, ccxt client and decisions, without the socket, the frames and the JSON of every push.
     in_process: bool = False
+    # The driver calls the engine's plain loops itself and gives the event loop no turn after a loop that set
+    # nothing going (GATE-21b); False: every loop is woken as a task and followed by a full settle check (the driver
+    # before it: what the test that proves both decide alike runs against).
+    lean: bool = True
 
 
 @dataclass(frozen=True)
@@ -304,7 +312,7 @@ class Validation:
         sim = self._make_sim()
         await sim.start()
         start_ms = sim.clock.now_ms()
-        clock = SteppedClock(sim.clock.now_ms)
+        clock = SteppedClock(sim.clock.now_ms, plain=plan.lean)
         error: str | None = None
         final_equity: Decimal | None = None
         funding: Decimal | None = None  # perps: received (+) / paid (-) over the run
@@ -408,8 +416,7 @@ class Validation:
                 self._tick_wall = time.monotonic()
                 await self._settle(engine, sim, clock)
                 await self._perp_account(engine, sim, clock)
-                while clock.wake_next() is not None:
-                    await self._settle(engine, sim, clock)
+                await self._wake_due(engine, sim, clock)
                 if sim.clock.now_ms() >= next_ack_ms:
                     next_ack_ms += round(ACK_EVERY_S * 1000)
                     await engine.execute(
@@ -427,6 +434,18 @@ class Validation:
             await self._perp_account(engine, sim, clock)  # the last step's fills in the final equity
         if self.on_progress is not None:
             self.on_progress(self._progress(engine, recorder, (sim.clock.now_ms() - start_ms) / 1000, wall0))
+
+    async def _wake_due(self, engine: EngineLike, sim: Simulator, clock: SteppedClock) -> None:
+        """Wake the loops due, one at a time, each followed by a settle check. A plain loop's tick (the monitors,
+        the equity sample, alert escalation, the daily summary) runs inside ``wake_next`` itself (GATE-21b)."""
+        mark = self._mark(engine)
+        while clock.wake_next() is not None:
+            await self._settle(engine, sim, clock, since=mark if self.plan.lean else None)
+            mark = self._mark(engine)
+
+    def _mark(self, engine: EngineLike) -> tuple[int, int]:
+        """What a loop's tick may have set going: the venue's events and the tasks the engine started."""
+        return self._happened[0], engine.tasks.spawned
 
     async def _perp_account(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None) -> None:
         """Perps: the engine reads the account (the margin balance moves with the mark at every tick) and its
@@ -457,9 +476,15 @@ class Validation:
 
     # ------------------------------------------------------------ caught up?
 
-    async def _settle(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None) -> None:
+    async def _settle(
+        self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None, since: tuple[int, int] | None = None
+    ) -> None:
         """Wait until the engine has caught up with the venue and every woken loop is asleep again (checked twice
-        with the event loop turned in between, so a task spawned by the last one is seen)."""
+        with the event loop turned in between, so a task spawned by the last one is seen).
+
+        ``since``: what had happened (``_mark``) when the last settle check ended, before a loop was woken. If the
+        loop, now asleep again, started no task and the venue had no event meanwhile, and the engine is caught up
+        and idle, nothing is left for a turn of the event loop to run: no turn is given (GATE-21b)."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         clean = spins = 0
         while clean < 2:
@@ -470,6 +495,9 @@ class Validation:
                     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         await clock.idle()
             lagging = self._lagging(engine, sim, clock)
+            if not lagging and since is not None and self._mark(engine) == since:
+                return
+            since = None
             clean = 0 if lagging else clean + 1
             if lagging:
                 if engine.failed.is_set():
@@ -485,8 +513,9 @@ class Validation:
     def _venue_event(self, _event: object) -> None:
         self._happened[0] += 1
 
-    def _engine_event(self, _event: object) -> None:
-        self._happened[1] += 1
+    def _engine_event(self, event: object) -> None:
+        if not isinstance(event, REPORTS):
+            self._happened[1] += 1
 
     def _lagging(self, engine: EngineLike, sim: Simulator, clock: SteppedClock | None) -> bool:
         """Whether the engine still lags the venue or works (``differences``, its first finding). When neither the

@@ -23,9 +23,11 @@ class TaskGroup:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_crash = on_crash
         self._closed = False
+        self.spawned = 0  # tasks spawned so far (a validation run's driver: whether a tick started any work)
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.spawned += 1
         self._tasks.add(task)
         task.add_done_callback(self._done)
         if self._closed:
@@ -106,20 +108,41 @@ class Periodic:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the task boundary of one tick: reported, and the loop goes on
-            self.failures += 1
-            if not self.failing:
-                self.failing = True
-                log.error("%s failed", self.name, exc_info=exc)
-                self._on_failure(self.name, exc)
-            else:
-                log.debug("%s still failing: %s", self.name, exc)
+            self._failed(exc)
             return False
+        self._succeeded()
+        return True
+
+    def run_plain(self) -> bool:
+        """One isolated tick of a plain (not async) tick, called where it is (a stepped clock's driver calls it
+        when it is due: ``repeat``); True when it succeeded."""
+        try:
+            result = self._tick()
+            if inspect.isawaitable(result):  # not plain after all: it cannot be awaited here
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError(f"{self.name}'s tick returned an awaitable where a plain call was expected")
+        except Exception as exc:  # the boundary of one tick: reported, and the loop goes on
+            self._failed(exc)
+            return False
+        self._succeeded()
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        if not self.failing:
+            self.failing = True
+            log.error("%s failed", self.name, exc_info=exc)
+            self._on_failure(self.name, exc)
+        else:
+            log.debug("%s still failing: %s", self.name, exc)
+
+    def _succeeded(self) -> None:
         if self.failing:
             self.failing = False
             log.info("%s runs again", self.name)
             if self._on_recovery:
                 self._on_recovery(self.name)
-        return True
 
     async def _call(self) -> None:
         result = self._tick()
@@ -133,6 +156,11 @@ class Periodic:
             await self._clock.sleep(self.interval(), self.name)
 
     async def run(self) -> None:
+        # A stepped clock that calls a plain tick itself when it is due (GATE-21b): this task only holds its place.
+        repeat = getattr(self._clock, "repeat", None) if getattr(self._clock, "plain", False) else None
+        if repeat is not None and self._guard is None and not inspect.iscoroutinefunction(self._tick):
+            await repeat(self.name, self.interval, self.run_plain, delay_first=self._delay_first)
+            return
         if self._delay_first:
             await self._sleep()
         elif self._clock is not None:

@@ -360,7 +360,8 @@ class StrategyRunner:
         try:
             # The wait allows for the thread's start and the loop's own latency; the strategy's time is its own.
             # A backtest too (decision GATE-19): a decide that never returns is disabled, and the run goes on.
-            intents, took = await asyncio.wait_for(self._in_thread(strategy, view), budget + WAIT_GRACE_S)
+            async with asyncio.timeout(budget + WAIT_GRACE_S):  # (not wait_for: its inner future costs a loop turn)
+                intents, took = await self._in_thread(strategy, view)
         except TimeoutError:
             raise StrategyFailed(f"took longer than its step ({budget:g}s)") from None
         except Exception as exc:  # the plugin boundary: a strategy's own code may fail in any way

@@ -8,7 +8,7 @@ something filled. The clock is injected so the midnight reset is testable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -49,7 +49,8 @@ class DayStats:
         return max(ZERO, (self.start_equity - equity) / self.start_equity * 100)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        # Field by field (its fields are plain values): ``asdict`` deep-copied each one, at every equity sample.
+        out = {f.name: (str(v) if isinstance(v := getattr(self, f.name), Decimal) else v) for f in fields(self)}
         out["day"] = self.day.isoformat()
         out["fill_rate"] = None if self.fill_rate is None else str(self.fill_rate)
         return out

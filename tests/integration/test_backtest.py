@@ -21,7 +21,7 @@ from engine.core.engine import Engine
 from engine.core.validation import Plan, Validation, backtest
 from engine.gate.scorecard import comparable
 from engine.kernel.config import Settings, load_settings
-from engine.kernel.events import FillReceived, OrderCreated, RoundTripClosed
+from engine.kernel.events import AlertRaised, FillReceived, OrderCreated, RoundTripClosed
 from engine.sim import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,9 +106,11 @@ def write_walk(path: Path, minutes: int, start: float, seed: int) -> None:
 
 
 async def test_the_in_process_streams_decide_as_the_loopback_websockets(tmp_path):
-    """GATE-17: the same backtest with the simulator's streams in-process and over loopback websockets places the
-    same orders (client id, side, type, amount, price, when), gets the same fills, closes the same round trips and
-    gives the same scorecard and verdict."""
+    """GATE-17 and GATE-21b: the same backtest with the simulator's streams in-process and the lean driver (the
+    plain loops called by the driver, no loop turn after a loop that set nothing going), and over loopback
+    websockets with every loop woken as a task and followed by a full settle check, places the same orders (client
+    id, side, type, amount, price, when), gets the same fills, closes the same round trips, raises the same alerts
+    and gives the same scorecard and verdict."""
     data = tmp_path / "market"
     data.mkdir()
     write_walk(data / "BTCUSDT-1m.csv", 1000 + 150, 65_000.0, seed=11)
@@ -134,6 +136,8 @@ async def test_the_in_process_streams_decide_as_the_loopback_websockets(tmp_path
                 seen.append(("fill", f.client_id, f.side, f.price, f.amount, f.fee, f.ts))
             elif isinstance(event, RoundTripClosed):
                 seen.append(("trip", event.symbol, event.pnl, event.closed_at))
+            elif isinstance(event, AlertRaised):
+                seen.append(("alert", event.alert.code, event.alert.ts))
 
         def make_engine(s: Settings, **kwargs: Any) -> Engine:
             engine = Engine(s, **kwargs)
@@ -141,7 +145,7 @@ async def test_the_in_process_streams_decide_as_the_loopback_websockets(tmp_path
             return engine
 
         plan = Plan(duration_s=2.5 * 3600, speed=math.inf, tick_s=15, seed=1, replay=replay_files(data))
-        plan = dataclasses.replace(plan, in_process=in_process)
+        plan = dataclasses.replace(plan, in_process=in_process, lean=in_process)
         report = await Validation(settings, plan, make_engine, tmp_path / f"run-{in_process}").run()
         assert report["run"]["error"] is None and report["run"]["path"] == ("in-process" if in_process else "loopback")
         return seen, report

@@ -99,3 +99,66 @@ async def test_a_periodic_on_the_stepped_clock_starts_when_time_does_and_wall_lo
         t.cancel()
     await asyncio.gather(task, guarded, return_exceptions=True)
     assert failures == []
+
+
+async def _run_three_loops(plain: bool) -> tuple[list[str], list[str], list[str]]:
+    """Three loops on a stepped clock (two plain ticks, one async) through three wakes; what ran, in what order."""
+    market = Market()
+    stepped = SteppedClock(market, plain=plain)
+    ran: list[str] = []
+    reported: list[str] = []
+    failing = iter([True, True])  # the equity curve's first two ticks fail
+
+    def at(name: str) -> None:
+        ran.append(f"{name}@{(market.ms - T0) // 1000}")
+
+    def equity() -> None:
+        at("equity curve")
+        if next(failing, False):
+            raise RuntimeError("no price yet")
+
+    async def strategies() -> None:
+        at("strategies")
+
+    loops = [
+        Periodic(
+            name,
+            tick,
+            every,
+            clock=stepped,
+            on_failure=lambda n, e: reported.append(f"{n} failed: {e}"),
+            on_recovery=lambda n: reported.append(f"{n} recovered"),
+        )
+        for name, tick, every in (
+            ("monitors", lambda: at("monitors"), 1.0),
+            ("strategies", strategies, 3.0),
+            ("equity curve", equity, 10.0),
+        )
+    ]
+    tasks = [asyncio.create_task(p.run()) for p in loops]
+    await eventually(lambda: stepped.next_due_ms() == T0, message="waiting for the clock's first moment")
+    names: list[str] = []
+    for _ in range(3):
+        while (name := stepped.wake_next()) is not None:
+            names.append(name)
+            if plain and name != "strategies":
+                assert not stepped.busy  # called where it is: nothing to wait for
+            await eventually(lambda: not stepped.busy, message=f"{name} asleep again")
+        market.ms += 10_000
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert stepped.next_due_ms() is None and stepped.busy == {}
+    return names, ran, reported
+
+
+async def test_plain_loops_called_by_the_driver_run_as_woken_loops_would():
+    """GATE-21b: a plain tick is called by the driver in the same (due time, name) order, at the same times, with the
+    same failure reporting, as when its loop is woken as a task."""
+    called = await _run_three_loops(plain=True)
+    woken = await _run_three_loops(plain=False)
+    assert called == woken
+    names, ran, reported = called
+    assert names == ["equity curve", "monitors", "strategies"] + ["monitors", "strategies", "equity curve"] * 2
+    assert ran[:3] == ["equity curve@0", "monitors@0", "strategies@0"] and ran[-1] == "equity curve@20"
+    assert reported == ["equity curve failed: no price yet", "equity curve recovered"]  # once per failing episode
