@@ -279,8 +279,15 @@ class CandleSeries:
             self.ensure(start_ms)
             # From the last candle before start_ms (the flat minutes after it may be asked for): a replay's rows
             # reach back weeks, and every kline push asks for the newest few.
-            first = self._first_at(start_ms)
-            rows = itertools.islice(self._rows, max(first - 1, 0), None)
+            first = max(self._first_at(start_ms) - 1, 0)
+            if first > len(self._rows) // 2:
+                # Near the newest end (a kline push asks for the forming candle): read from that end, since
+                # skipping to it from the oldest walks weeks of minutes at every push.
+                tail = list(itertools.islice(reversed(self._rows), len(self._rows) - first))
+                tail.reverse()
+                rows = tail
+            else:
+                rows = itertools.islice(self._rows, first, None)
         previous: Candle | None = None
         for c in rows:
             if previous is not None:
