@@ -8,7 +8,7 @@ something filled. The clock is injected so the midnight reset is testable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -49,7 +49,12 @@ class DayStats:
         return max(ZERO, (self.start_equity - equity) / self.start_equity * 100)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        # Its fields are plain values, read as they are: ``asdict`` deep-copies each, and the equity sample asks for
+        # this at every step of a backtest.
+        out: dict[str, Any] = {}
+        for name in _DAY_FIELDS:
+            value = getattr(self, name)
+            out[name] = str(value) if isinstance(value, Decimal) else value
         out["day"] = self.day.isoformat()
         out["fill_rate"] = None if self.fill_rate is None else str(self.fill_rate)
         return out
@@ -64,6 +69,9 @@ class DayStats:
         if d.get("start_equity") is not None:
             d["start_equity"] = Decimal(d["start_equity"])
         return cls(**d)
+
+
+_DAY_FIELDS = tuple(f.name for f in fields(DayStats))
 
 
 @dataclass

@@ -427,15 +427,19 @@ class Venue:
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
         return self._to_precision("price", symbol, str(price))
 
-    def _to_precision(self, kind: str, symbol: str, value: str) -> Decimal:
-        """ccxt's ``amount_to_precision`` / ``price_to_precision`` of ``value``, remembered while the markets it
-        was worked out with are loaded (a reload may change the precisions: then it is worked out again)."""
+    def _remembered(self, key: tuple[str, str, str]) -> Decimal | None:
+        """What ``_to_precision`` or a market's minimum gave for ``key`` with the markets loaded now (a reload may
+        change precisions and limits: then each is worked out again)."""
         markets = self.ex.markets
         if markets is not self._precise_markets or len(self._precise) >= PRECISE_MEMO:
             self._precise.clear()
             self._precise_markets = markets
+        return self._precise.get(key)
+
+    def _to_precision(self, kind: str, symbol: str, value: str) -> Decimal:
+        """ccxt's ``amount_to_precision`` / ``price_to_precision`` of ``value`` (remembered: ``_remembered``)."""
         key = (kind, symbol, value)
-        known = self._precise.get(key)
+        known = self._remembered(key)
         if known is None:
             try:
                 if kind == "amount":
@@ -450,10 +454,20 @@ class Venue:
         return known
 
     def min_amount(self, symbol: str) -> Decimal:
-        return dec(self.ex.market(symbol)["limits"]["amount"]["min"]) or Decimal(0)
+        return self._minimum(symbol, "amount")
 
     def min_cost(self, symbol: str) -> Decimal:
-        return dec(self.ex.market(symbol)["limits"]["cost"]["min"]) or Decimal(0)
+        return self._minimum(symbol, "cost")
+
+    def _minimum(self, symbol: str, limit: str) -> Decimal:
+        """The market's ``limits[limit]["min"]`` (0 when it has none); asked for at every ticker while a position is
+        held (the protective stop's check)."""
+        key = ("min", symbol, limit)
+        known = self._remembered(key)
+        if known is None:
+            known = dec(self.ex.market(symbol)["limits"][limit]["min"]) or Decimal(0)
+            self._precise[key] = known
+        return known
 
     def amount_step(self, symbol: str) -> Decimal:
         """The amount step ``amount_to_precision`` rounds down to (LOT_SIZE's stepSize on Binance); 0 when unknown."""
