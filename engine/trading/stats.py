@@ -56,7 +56,8 @@ class DayStats:
             value = getattr(self, name)
             out[name] = str(value) if isinstance(value, Decimal) else value
         out["day"] = self.day.isoformat()
-        out["fill_rate"] = None if self.fill_rate is None else str(self.fill_rate)
+        rate = self.fill_rate
+        out["fill_rate"] = None if rate is None else str(rate)
         return out
 
     @classmethod
