@@ -471,7 +471,7 @@ class Venue:
 
     def amount_step(self, symbol: str) -> Decimal:
         """The amount step ``amount_to_precision`` rounds down to (LOT_SIZE's stepSize on Binance); 0 when unknown."""
-        precision = (self.market(symbol).get("precision") or {}).get("amount")
+        precision = (self.ex.market(symbol).get("precision") or {}).get("amount")  # read, not copied
         if precision is None:
             return Decimal(0)
         if getattr(self.ex, "precisionMode", CCXT_TICK_SIZE) == CCXT_TICK_SIZE:
