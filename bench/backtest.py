@@ -9,14 +9,18 @@ limits the simulated span (0: all the data). The streams reach the engine in-pro
 (decision GATE-17); ``--extra=--loopback`` measures them over loopback websockets (the report's ``run.path`` says
 which ran).
 
-Run: .venv/bin/python bench/backtest.py [--days 30] [--hours 0] [--extra ""] [--tree DIR]; prints one JSON object.
-``--extra`` passes more options to `cockpit validate` (e.g. ``--tick 20``); ``--tree`` runs another checkout's
-cockpit (the "before" figures: ``--tree /path/to/main``).
+Run: .venv/bin/python bench/backtest.py [--days 30] [--hours 0] [--extra ""] [--tree DIR] [--decisions FILE]; prints
+one JSON object. ``--extra`` passes more options to `cockpit validate` (e.g. ``--tick 20``); ``--tree`` runs another
+checkout's cockpit (the "before" figures: ``--tree /path/to/main``). ``--decisions FILE`` writes what the engine
+decided to FILE, one JSON line each (every order placed: symbol, side, type, amount, price, time; every fill: price,
+amount, fee, time; every round trip: symbol, PnL, close time; client ids as their order of appearance, since they are
+random), and its SHA-256 into the output: two trees decided the same on the same data when their digests match.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -27,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS: dict[str, Any] = {"days": 30, "hours": 0.0, "extra": "", "tree": ""}
-QUICK: dict[str, Any] = {"days": 1, "hours": 2.0, "extra": "", "tree": ""}
+PARAMS: dict[str, Any] = {"days": 30, "hours": 0.0, "extra": "", "tree": "", "decisions": ""}
+QUICK: dict[str, Any] = {"days": 1, "hours": 2.0, "extra": "", "tree": "", "decisions": ""}
 HISTORY = 1000  # candles before the replay starts (the replay's history: at most 1000)
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00Z
 PRICES = {"BTCUSDT": (65_000.0, 2), "ETHUSDT": (3_500.0, 2)}  # start, decimals
@@ -53,13 +57,49 @@ def write_candles(directory: Path, days: int, seed: int = 5) -> dict[str, int]:
     return dict.fromkeys(PRICES, count)
 
 
-async def cockpit(tree: Path, cwd: Path, *argv: str) -> tuple[int, str, str, float]:
+# `cockpit` as `python -m cockpit.cli` runs it, with a bus handler writing the engine's decisions to a file (argv[1]).
+RECORDER = """
+import json, sys
+import engine.core.engine as core
+from engine.kernel.events import FillReceived, OrderCreated, RoundTripClosed
+
+out, ids = open(sys.argv[1], "w", encoding="utf-8"), {}
+
+def number(client_id):
+    return ids.setdefault(client_id, f"{client_id[:3]}{len(ids)}")
+
+def record(event):
+    if isinstance(event, OrderCreated):
+        o = event.order
+        row = ["order", number(o.client_id), o.symbol, o.side, o.type, o.amount, o.price, o.created_at]
+    elif isinstance(event, FillReceived):
+        f = event.fill
+        row = ["fill", number(f.client_id), f.symbol, f.side, f.price, f.amount, f.fee, f.ts]
+    elif isinstance(event, RoundTripClosed):
+        row = ["trip", event.symbol, event.pnl, event.closed_at]
+    else:
+        return
+    out.write(json.dumps(row, default=str) + "\\n")
+
+class Recording(core.Engine):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bus.add_handler(record)
+
+core.Engine = Recording
+from cockpit.cli import main
+code = main(sys.argv[2:])
+out.close()
+sys.exit(code)
+"""
+
+
+async def cockpit(tree: Path, cwd: Path, *argv: str, decisions: str = "") -> tuple[int, str, str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     t0 = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "cockpit.cli",
+        *(["-c", RECORDER, decisions] if decisions else ["-m", "cockpit.cli"]),
         *argv,
         cwd=cwd,
         env=env,
@@ -71,7 +111,7 @@ async def cockpit(tree: Path, cwd: Path, *argv: str) -> tuple[int, str, str, flo
     return proc.returncode, out.decode(), err.decode(), time.perf_counter() - t0
 
 
-async def measure(days: int, hours: float, extra: str, tree: str) -> dict[str, Any]:
+async def measure(days: int, hours: float, extra: str, tree: str, decisions: str = "") -> dict[str, Any]:
     code_tree = Path(tree) if tree else ROOT
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-backtest-") as tmp:
         work = Path(tmp)
@@ -89,7 +129,7 @@ async def measure(days: int, hours: float, extra: str, tree: str) -> dict[str, A
         argv = ["validate", "--strategy", "rsi_bench", "--replay", str(data), "--json", *c, *extra.split()]
         if hours:
             argv += ["--duration", f"{hours:g}h"]
-        code, out, err, wall = await cockpit(code_tree, work, *argv)
+        code, out, err, wall = await cockpit(code_tree, work, *argv, decisions=decisions)
         try:
             report = json.loads(out)
         except json.JSONDecodeError:
@@ -119,6 +159,18 @@ async def measure(days: int, hours: float, extra: str, tree: str) -> dict[str, A
         "path": report["run"].get("path", "engine"),
         "tree": str(code_tree),
         "load_average": os.getloadavg()[0],
+        **(_digest(Path(decisions)) if decisions else {}),
+    }
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    """What ``--decisions`` wrote: its SHA-256 and how many orders, fills and round trips it holds."""
+    text = path.read_bytes()
+    kinds = [json.loads(line)[0] for line in text.splitlines()]
+    return {
+        "decisions": str(path),
+        "decisions_sha256": hashlib.sha256(text).hexdigest(),
+        "decided": {k: kinds.count(k) for k in ("order", "fill", "trip")},
     }
 
 

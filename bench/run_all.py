@@ -38,6 +38,7 @@ BENCHMARKS = (
     "soak",
     "scale",
     "backtest",
+    "sim_push",
 )
 
 
@@ -93,6 +94,14 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 f"backtest {result['simulated_h']} h x {result['symbols']} symbols, 1m candles: wall s, pace",
                 f"{result['wall_s_command']} s, x{result['pace']}",
                 f"goal 30 days in 180 s (x14,400); on CPU x{result['pace_on_cpu']}",
+            )
+        ]
+    if name == "sim_push":
+        return [
+            (
+                f"simulator push after {result['minutes_held']} minutes held: ticker stats, forming candle, touch (us)",
+                f"{result['stats_us']} / {result['forming_candle_us']} / {result['touch_us']}",
+                "",
             )
         ]
     if name == "perps":

@@ -640,7 +640,7 @@ class Engine:
 
     def _sample_equity(self) -> None:
         # The curve's point and the day's figures in one transaction: one commit where there were two, at every
-        # sample (a backtest's every step, GATE-21b); a crash between them loses both points of the same moment.
+        # sample (a backtest's every step, GATE-21); a crash between them loses both points of the same moment.
         with self.store_guard.batch():
             if self.link.connected:
                 self.monitors.sample_equity()

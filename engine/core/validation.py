@@ -57,7 +57,7 @@ HISTORY_DAYS = 1.0
 ACK_EVERY_S = 3600.0
 ACTOR = "validation:run"
 # The engine's reports of its own figures: they change nothing the settle check compares with the venue, so they do
-# not make it compare again (the equity sample publishes two at every step; GATE-21b).
+# not make it compare again (the equity sample publishes two at every step; GATE-21).
 REPORTS = (EquitySampled, DayStatsChanged, MonitorsChanged, HealthUpdated)
 
 
@@ -101,7 +101,7 @@ class Plan:
     # engine, ccxt client and decisions, without the socket, the frames and the JSON of every push.
     in_process: bool = False
     # The driver calls the engine's plain loops itself and gives the event loop no turn after a loop that set
-    # nothing going (GATE-21b); False: every loop is woken as a task and followed by a full settle check (the driver
+    # nothing going (GATE-21); False: every loop is woken as a task and followed by a full settle check (the driver
     # before it: what the test that proves both decide alike runs against).
     lean: bool = True
 
@@ -437,7 +437,7 @@ class Validation:
 
     async def _wake_due(self, engine: EngineLike, sim: Simulator, clock: SteppedClock) -> None:
         """Wake the loops due, one at a time, each followed by a settle check. A plain loop's tick (the monitors,
-        the equity sample, alert escalation, the daily summary) runs inside ``wake_next`` itself (GATE-21b)."""
+        the equity sample, alert escalation, the daily summary) runs inside ``wake_next`` itself (GATE-21)."""
         mark = self._mark(engine)
         while clock.wake_next() is not None:
             await self._settle(engine, sim, clock, since=mark if self.plan.lean else None)
@@ -484,7 +484,7 @@ class Validation:
 
         ``since``: what had happened (``_mark``) when the last settle check ended, before a loop was woken. If the
         loop, now asleep again, started no task and the venue had no event meanwhile, and the engine is caught up
-        and idle, nothing is left for a turn of the event loop to run: no turn is given (GATE-21b)."""
+        and idle, nothing is left for a turn of the event loop to run: no turn is given (GATE-21)."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         clean = spins = 0
         while clean < 2:

@@ -13,7 +13,7 @@ A loop whose tick is a plain call (the monitors, the equity sample, alert escala
 woken at all (``repeat``): the driver calls its tick itself when it is due, at the very point of the order where
 the woken loop would have run it, and it is due again an interval later, as if it had gone back to sleep. What it
 does is the same; what is saved is the wake (the task's future, its turn of the event loop, the driver's wait for
-it) at every step of a backtest (decision GATE-21b).
+it) at every step of a backtest (decision GATE-21).
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ class Periodic:
             await self._clock.sleep(self.interval(), self.name)
 
     async def run(self) -> None:
-        # A stepped clock that calls a plain tick itself when it is due (GATE-21b): this task only holds its place.
+        # A stepped clock that calls a plain tick itself when it is due (GATE-21): this task only holds its place.
         repeat = getattr(self._clock, "repeat", None) if getattr(self._clock, "plain", False) else None
         if repeat is not None and self._guard is None and not inspect.iscoroutinefunction(self._tick):
             await repeat(self.name, self.interval, self.run_plain, delay_first=self._delay_first)

@@ -21,6 +21,7 @@ MAX_LEVELS = 5000  # GET /api/v3/depth limit maximum; also how far a market orde
 DIFF_WINDOW = 20
 # ccxt keeps 1000 levels from its snapshot (watchOrderBookLimit): a jump resends that many new levels.
 CLIENT_DEPTH = 1000
+QTY_MEMO = 20_000  # synthetic quantities kept by price (then forgotten all at once)
 
 OwnLevels = Callable[[], tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]]
 
@@ -45,6 +46,7 @@ class SyntheticBook:
         self._own_levels = own_levels or (lambda: ({}, {}))
         self.update_id = 1
         self._taken: dict[str, dict[Decimal, Decimal]] = {"bids": {}, "asks": {}}
+        self._qty_at: dict[Decimal, Decimal] = {}  # synthetic_qty by price
         self._touch = feed.bid_ask()
         self._published_id = self.update_id
         self._baseline = self._state()
@@ -52,6 +54,16 @@ class SyntheticBook:
     # ----- quantities ------------------------------------------------------------------------------------
     def synthetic_qty(self, price: Decimal) -> Decimal:
         """Resting quantity of the synthetic level at ``price`` (0.3..1.7 × level_qty, on the lot step)."""
+        known = self._qty_at.get(price)
+        if known is not None:
+            return known  # a level's quantity depends on its price alone: the touch is asked for at every push
+        if len(self._qty_at) >= QTY_MEMO:
+            self._qty_at.clear()
+        qty = self._synthetic_qty(price)
+        self._qty_at[price] = qty
+        return qty
+
+    def _synthetic_qty(self, price: Decimal) -> Decimal:
         index = int(price / self.spec.level_step)
         h = (index * 2654435761 + self._salt) % 4294967296
         h = (h ^ (h >> 13)) * 1274126177 % 4294967296
@@ -100,10 +112,17 @@ class SyntheticBook:
 
     def best(self, side: str) -> tuple[Decimal, Decimal]:
         """Best price and quantity of a side (own orders included)."""
-        levels = self.levels(side, 1)
-        if levels:
-            return levels[0]
         touch = self.touch()
+        if not self._own_levels()[0 if side == "bids" else 1]:
+            # No own order on this side (most ticker pushes): the first synthetic level left, as ``levels`` finds it.
+            for price in self._grid(side, touch, MAX_LEVELS):
+                available = self._synthetic_available(side, price, touch)
+                if available:
+                    return price, available
+        else:
+            levels = self.levels(side, 1)
+            if levels:
+                return levels[0]
         return (touch[0] if side == "bids" else touch[1]), ZERO
 
     # ----- taking liquidity ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -85,23 +85,27 @@ class ClosedMinutes:
         # The minutes with trades (a replay's history has none: a scan of them at every push cost a day's minutes).
         self._traded: deque[Candle] = deque()
 
-    def update(self, closed: list[Candle]) -> None:
-        """Follow the window to ``closed`` (its complete minutes, oldest first)."""
-        if not closed:
+    def update(self, closed: Sequence[Candle], lo: int = 0, hi: int | None = None) -> None:
+        """Follow the window to ``closed[lo:hi]`` (its complete minutes, oldest first; read in place: a series'
+        deque is not copied)."""
+        if hi is None:
+            hi = len(closed)
+        if lo >= hi:
             self._reset()
             return
+        first_ms, last_ms = closed[lo].start_ms, closed[hi - 1].start_ms
         rows = self.rows
-        if rows and (rows[0].start_ms > closed[0].start_ms or rows[-1].start_ms > closed[-1].start_ms):
+        if rows and (rows[0].start_ms > first_ms or rows[-1].start_ms > last_ms):
             self._reset()  # history was prepended: start over
             rows = self.rows
-        while rows and rows[0].start_ms < closed[0].start_ms:
+        while rows and rows[0].start_ms < first_ms:
             self._drop()
         newest = rows[-1].start_ms if rows else None
-        first_new = len(closed)
-        while first_new > 0 and (newest is None or closed[first_new - 1].start_ms > newest):
+        first_new = hi
+        while first_new > lo and (newest is None or closed[first_new - 1].start_ms > newest):
             first_new -= 1
-        for candle in closed[first_new:]:
-            self._add(candle)
+        for i in range(first_new, hi):
+            self._add(closed[i])
 
     def _add(self, c: Candle) -> None:
         self.rows.append(c)
@@ -275,8 +279,15 @@ class CandleSeries:
             self.ensure(start_ms)
             # From the last candle before start_ms (the flat minutes after it may be asked for): a replay's rows
             # reach back weeks, and every kline push asks for the newest few.
-            first = self._first_at(start_ms)
-            rows = itertools.islice(self._rows, max(first - 1, 0), None)
+            first = max(self._first_at(start_ms) - 1, 0)
+            if first > len(self._rows) // 2:
+                # Near the newest end (a kline push asks for the forming candle): read from that end, since
+                # skipping to it from the oldest walks weeks of minutes at every push.
+                tail = list(itertools.islice(reversed(self._rows), len(self._rows) - first))
+                tail.reverse()
+                rows = tail
+            else:
+                rows = itertools.islice(self._rows, first, None)
         previous: Candle | None = None
         for c in rows:
             if previous is not None:
@@ -357,9 +368,21 @@ class CandleSeries:
         return rows
 
     def _first_at(self, start_ms: int) -> int:
-        """The index of the first row opening at or after ``start_ms`` (binary search: the rows are sorted)."""
+        """The index of the first row opening at or after ``start_ms`` (binary search: the rows are sorted).
+
+        Searched from the newest end first, doubling the stride: what is asked for at every push (the 24-hour
+        window, the forming candle) lies near it, and a deque reaches an index in steps from its nearer end (a
+        plain bisection of weeks of minutes walked to their middle at every probe)."""
         rows = self._rows
         lo, hi = 0, len(rows)
+        stride = 1
+        while stride < hi:
+            probe = len(rows) - stride
+            if rows[probe].start_ms < start_ms:
+                lo = probe + 1
+                break
+            hi = probe
+            stride *= 2
         while lo < hi:
             mid = (lo + hi) // 2
             if rows[mid].start_ms < start_ms:
@@ -370,10 +393,16 @@ class CandleSeries:
 
     def window(self, now_ms: int) -> list[Candle]:
         """Minute candles of the last 24 hours, oldest first."""
+        rows, lo, hi = self.window_span(now_ms)
+        return list(itertools.islice(rows, lo, hi))
+
+    def window_span(self, now_ms: int) -> tuple[deque[Candle], int, int]:
+        """The minute candles of the last 24 hours as ``rows[lo:hi]``, without copying them: every ticker push asks
+        for this window (a day of minutes copied twice per push was most of the simulator's ticker)."""
         bound = now_ms - DAY_MS + 1
         self.ensure(bound)
-        # Binary search on the deque (sorted by start): every ticker push asks for this window.
-        out = list(itertools.islice(self._rows, self._first_at(bound), None))
-        while out and out[-1].start_ms > now_ms:
-            out.pop()
-        return out
+        rows = self._rows
+        lo, hi = self._first_at(bound), len(rows)
+        while hi > lo and rows[hi - 1].start_ms > now_ms:
+            hi -= 1
+        return rows, lo, hi

@@ -491,6 +491,8 @@ class FaultBook:
 
     def active(self, name: str | None = None) -> list[Fault]:
         """Active faults, optionally of one name."""
+        if not self._faults:
+            return []  # none injected (a backtest): asked at every push
         self._sweep()
         return [f for f in self._faults.values() if f.active and (name is None or f.name == name)]
 

@@ -223,6 +223,10 @@ class PriceFeed:
     _tape: deque[PublicTrade] = field(init=False, repr=False)
     # The 24-hour window's figures over its complete minutes (only the current minute still changes).
     _closed: ClosedMinutes = field(init=False, default_factory=ClosedMinutes, repr=False)
+    # (price, spread) -> the touch ``bid_ask`` worked out for them.
+    _touch_of: tuple[tuple[Decimal, Decimal], tuple[Decimal, Decimal]] | None = field(
+        init=False, default=None, repr=False
+    )
 
     def __post_init__(self) -> None:
         # A string seed is hashed deterministically (unlike hash() of a str, which is salted per process).
@@ -278,13 +282,20 @@ class PriceFeed:
     def bid_ask(self) -> tuple[Decimal, Decimal]:
         """Best bid and ask of the synthetic book around the last price, about ``spread_bp`` basis points apart,
         on the book's level grid (at least one level apart)."""
+        key = (self.price, self.spread_bp)
+        if self._touch_of is not None and self._touch_of[0] == key:
+            # Asked several times per tick (the book's touch, its best levels, matching, the ticker): kept for the
+            # price it was worked out for.
+            return self._touch_of[1]
         half = self.price * self.spread_bp / Decimal(20000)
         step = self.spec.level_step
         bid = round_to_step(self.price - half, step, ROUND_FLOOR)
         ask = round_to_step(self.price + half, step, ROUND_CEILING)
         if ask <= bid:
             ask = bid + step
-        return max(bid, step), ask
+        touch = max(bid, step), ask
+        self._touch_of = key, touch
+        return touch
 
     def record_trade(self, price: Decimal, qty: Decimal, now_ms: int, buyer_is_maker: bool) -> PublicTrade:
         """Add a trade to the tape and the 24-hour statistics."""
@@ -297,13 +308,13 @@ class PriceFeed:
 
     def stats(self, now_ms: int) -> Stats24h:
         """Rolling 24-hour open/high/low/volume (minute resolution, history included)."""
-        rows = self.candles.window(now_ms)
-        if not rows:
+        rows, lo, hi = self.candles.window_span(now_ms)
+        if lo >= hi:
             p = self.price
             return Stats24h(p, p, p, p, Decimal(0), Decimal(0), now_ms - DAY_MS, now_ms, -1, -1, 0)
-        current = rows[-1]
+        first, current = rows[lo], rows[hi - 1]
         closed = self._closed
-        closed.update(rows[:-1])
+        closed.update(rows, lo, hi - 1)
         high, low, volume, quote_volume, count = (
             closed.high,
             closed.low,
@@ -315,13 +326,13 @@ class PriceFeed:
         highs = [current.high, self.price] + ([high] if high is not None else [])
         lows = [current.low, self.price] + ([low] if low is not None else [])
         return Stats24h(
-            open=rows[0].open,
+            open=first.open,
             high=max(highs),
             low=min(lows),
             last=self.price,
             volume=volume + current.volume,
             quote_volume=quote_volume + current.quote_volume,
-            open_time=max(rows[0].start_ms, now_ms - DAY_MS),
+            open_time=max(first.start_ms, now_ms - DAY_MS),
             close_time=now_ms,
             first_trade_id=first_id if first_id >= 0 else current.first_trade_id if current.first_trade_id >= 0 else -1,
             last_trade_id=current.last_trade_id if current.last_trade_id >= 0 else last_id,

@@ -49,10 +49,15 @@ class DayStats:
         return max(ZERO, (self.start_equity - equity) / self.start_equity * 100)
 
     def to_dict(self) -> dict[str, Any]:
-        # Field by field (its fields are plain values): ``asdict`` deep-copied each one, at every equity sample.
-        out = {f.name: (str(v) if isinstance(v := getattr(self, f.name), Decimal) else v) for f in fields(self)}
+        # Its fields are plain values, read as they are: ``asdict`` deep-copies each, and the equity sample asks for
+        # this at every step of a backtest.
+        out: dict[str, Any] = {}
+        for name in _DAY_FIELDS:
+            value = getattr(self, name)
+            out[name] = str(value) if isinstance(value, Decimal) else value
         out["day"] = self.day.isoformat()
-        out["fill_rate"] = None if self.fill_rate is None else str(self.fill_rate)
+        rate = self.fill_rate
+        out["fill_rate"] = None if rate is None else str(rate)
         return out
 
     @classmethod
@@ -65,6 +70,9 @@ class DayStats:
         if d.get("start_equity") is not None:
             d["start_equity"] = Decimal(d["start_equity"])
         return cls(**d)
+
+
+_DAY_FIELDS = tuple(f.name for f in fields(DayStats))
 
 
 @dataclass

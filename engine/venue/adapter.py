@@ -78,6 +78,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CCXT_TICK_SIZE = 4  # ccxt.TICK_SIZE: a market's precision is its step (ccxt is imported where it connects)
+PRECISE_MEMO = 4096  # answers of ccxt's precision functions kept (then forgotten all at once)
 
 # ccxt binance's key for the spot user-data subscription on its WS-API client, and the future its subscribe waits on.
 USER_ACCOUNT = "spot"
@@ -171,6 +172,10 @@ class Venue:
         self._on_error = on_error
         self.health = health or VenueHealth(60.0)
         self._tickers_seen: dict[str, Any] = {}  # symbol -> the timestamp of the ticker last handed out
+        # (kind, symbol, the value as ccxt is given it) -> ccxt's answer, for the markets it was worked out with:
+        # the protective stop's prices and amount are asked for again at every ticker while a position is held.
+        self._precise: dict[tuple[str, str, str], Decimal] = {}
+        self._precise_markets: Any = None
         for ex, urgent in ((self.ex, False), (self.urgent, True)):
             self._time_http_requests(ex)
             self._watch_responses(ex)
@@ -417,23 +422,56 @@ class Venue:
 
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
         """Rounded down to the venue's step; 0 when less than one step (ccxt raises InvalidOrder for that)."""
-        try:
-            return Decimal(self.ex.amount_to_precision(symbol, str(amount)))
-        except vx.InvalidOrder:
-            return Decimal(0)
+        return self._to_precision("amount", symbol, str(amount))
 
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
-        return Decimal(self.ex.price_to_precision(symbol, str(price)))
+        return self._to_precision("price", symbol, str(price))
+
+    def _remembered(self, key: tuple[str, str, str]) -> Decimal | None:
+        """What ``_to_precision`` or a market's minimum gave for ``key`` with the markets loaded now (a reload may
+        change precisions and limits: then each is worked out again)."""
+        markets = self.ex.markets
+        if markets is not self._precise_markets or len(self._precise) >= PRECISE_MEMO:
+            self._precise.clear()
+            self._precise_markets = markets
+        return self._precise.get(key)
+
+    def _to_precision(self, kind: str, symbol: str, value: str) -> Decimal:
+        """ccxt's ``amount_to_precision`` / ``price_to_precision`` of ``value`` (remembered: ``_remembered``)."""
+        key = (kind, symbol, value)
+        known = self._remembered(key)
+        if known is None:
+            try:
+                if kind == "amount":
+                    known = Decimal(self.ex.amount_to_precision(symbol, value))
+                else:
+                    known = Decimal(self.ex.price_to_precision(symbol, value))
+            except vx.InvalidOrder:
+                if kind != "amount":
+                    raise
+                known = Decimal(0)
+            self._precise[key] = known
+        return known
 
     def min_amount(self, symbol: str) -> Decimal:
-        return dec(self.market(symbol)["limits"]["amount"]["min"]) or Decimal(0)
+        return self._minimum(symbol, "amount")
 
     def min_cost(self, symbol: str) -> Decimal:
-        return dec(self.market(symbol)["limits"]["cost"]["min"]) or Decimal(0)
+        return self._minimum(symbol, "cost")
+
+    def _minimum(self, symbol: str, limit: str) -> Decimal:
+        """The market's ``limits[limit]["min"]`` (0 when it has none); asked for at every ticker while a position is
+        held (the protective stop's check)."""
+        key = ("min", symbol, limit)
+        known = self._remembered(key)
+        if known is None:
+            known = dec(self.ex.market(symbol)["limits"][limit]["min"]) or Decimal(0)
+            self._precise[key] = known
+        return known
 
     def amount_step(self, symbol: str) -> Decimal:
         """The amount step ``amount_to_precision`` rounds down to (LOT_SIZE's stepSize on Binance); 0 when unknown."""
-        precision = (self.market(symbol).get("precision") or {}).get("amount")
+        precision = (self.ex.market(symbol).get("precision") or {}).get("amount")  # read, not copied
         if precision is None:
             return Decimal(0)
         if getattr(self.ex, "precisionMode", CCXT_TICK_SIZE) == CCXT_TICK_SIZE:

@@ -215,15 +215,23 @@ class LatencyStats:
     samples: dict[str, deque[float]] = field(default_factory=dict)
     on_record: Callable[[str, float], None] | None = None  # every sample, e.g. into a metrics histogram
 
+    # The samples of every endpoint, sorted, as of the ``record`` count they were sorted at: the REST latency monitor
+    # asks for the overall percentile at every check (each step of a backtest), samples come a few per minute.
+    _sorted_all: tuple[int, list[float]] | None = field(default=None, init=False, repr=False)
+    _recorded: int = field(default=0, init=False, repr=False)
+
     def record(self, endpoint: str, ms: float) -> None:
         self.samples.setdefault(endpoint, deque(maxlen=self.window)).append(ms)
+        self._recorded += 1
         if self.on_record is not None:
             self.on_record(endpoint, ms)
 
     def percentile(self, endpoint: str | None, pct: float) -> float | None:
         """The pct-th percentile (nearest rank) for one endpoint, or over all when ``endpoint`` is None."""
         if endpoint is None:
-            values = sorted(v for d in self.samples.values() for v in d)
+            if self._sorted_all is None or self._sorted_all[0] != self._recorded:
+                self._sorted_all = self._recorded, sorted(v for d in self.samples.values() for v in d)
+            values = self._sorted_all[1]
         else:
             values = sorted(self.samples.get(endpoint, ()))
         if not values:

@@ -106,7 +106,7 @@ def write_walk(path: Path, minutes: int, start: float, seed: int) -> None:
 
 
 async def test_the_in_process_streams_decide_as_the_loopback_websockets(tmp_path):
-    """GATE-17 and GATE-21b: the same backtest with the simulator's streams in-process and the lean driver (the
+    """GATE-17 and GATE-21: the same backtest with the simulator's streams in-process and the lean driver (the
     plain loops called by the driver, no loop turn after a loop that set nothing going), and over loopback
     websockets with every loop woken as a task and followed by a full settle check, places the same orders (client
     id, side, type, amount, price, when), gets the same fills, closes the same round trips, raises the same alerts

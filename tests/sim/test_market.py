@@ -127,3 +127,56 @@ def test_ioc_limit_that_cannot_fill_expires_and_limit_maker_that_would_take_is_r
             symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", quantity=Decimal("0.01"), price=Decimal("70000")
         )
     assert err.value.code == -2010
+
+
+def test_ticker_stats_and_forming_candles_after_weeks_of_minutes_are_those_of_a_walk_over_them():
+    """The 24-hour ticker keeps its window's figures as the window slides and reads the series in place; the forming
+    candle of a kline push is read from the series' newest end: both give what a walk over every minute held gives,
+    once the series holds more minutes than a day (here its cap, lowered to keep this short)."""
+    from dataclasses import astuple
+
+    from engine.sim.candles import DAY_MS, MINUTE_MS, Candle, CandleSeries
+
+    feed = PriceFeed(SYMBOLS["ETHUSDT"], 3)
+    series = feed.candles
+    series.max_minutes = 400  # the series keeps 400 + 1440 minutes: it trims while the window slides
+    t0 = 1_767_225_600_000
+    flat = Decimal(3500)
+    history = [Candle(t0 + m * MINUTE_MS, flat, flat + 1, flat - 1, flat) for m in range(90)]
+    series.preset(history)  # a replay's history: no trade ids
+    now, checked = t0 + 90 * MINUTE_MS, 0
+    for i in range(4 * 2100):
+        now += 15_000
+        if (now // MINUTE_MS) % 97 in (3, 4, 5):
+            continue  # quiet minutes: flat candles, no row
+        feed.set_price(Decimal(3500) + Decimal((i * 37) % 211 - 105) / 10)
+        feed.record_trade(feed.price, Decimal("0.05") * (1 + i % 5), now, buyer_is_maker=i % 3 == 0)
+        if i % 167:
+            continue
+        rows = [c for c in series._rows if now - DAY_MS < c.start_ms <= now]
+        closed, current = rows[:-1], rows[-1]
+        traded = [c for c in closed if c.first_trade_id >= 0]
+        s = feed.stats(now)
+        assert (s.open, s.high, s.low, s.last) == (
+            rows[0].open,
+            max([c.high for c in rows] + [feed.price]),
+            min([c.low for c in rows] + [feed.price]),
+            feed.price,
+        )
+        assert (s.volume, s.quote_volume, s.count) == (
+            sum((c.volume for c in rows), Decimal(0)),
+            sum((c.quote_volume for c in rows), Decimal(0)),
+            sum(c.count for c in rows),
+        )
+        assert (s.open_time, s.first_trade_id, s.last_trade_id) == (
+            max(rows[0].start_ms, now - DAY_MS),
+            traded[0].first_trade_id if traded else current.first_trade_id,
+            current.last_trade_id,
+        )
+        every = list(series.minutes(now_ms=now))  # from the oldest minute held
+        for interval in (MINUTE_MS, 5 * MINUTE_MS):
+            walked = CandleSeries._group(every[-10:], interval)[-1:]
+            pushed = series.aggregate(interval, start_ms=None, end_ms=None, limit=1, now_ms=now)
+            assert [astuple(c) for c in pushed] == [astuple(c) for c in walked]
+        checked += 1
+    assert checked > 40 and len(series._rows) == 400 + 1440  # the series was trimmed while the window slid

@@ -153,7 +153,7 @@ async def _run_three_loops(plain: bool) -> tuple[list[str], list[str], list[str]
 
 
 async def test_plain_loops_called_by_the_driver_run_as_woken_loops_would():
-    """GATE-21b: a plain tick is called by the driver in the same (due time, name) order, at the same times, with the
+    """GATE-21: a plain tick is called by the driver in the same (due time, name) order, at the same times, with the
     same failure reporting, as when its loop is woken as a task."""
     called = await _run_three_loops(plain=True)
     woken = await _run_three_loops(plain=False)
