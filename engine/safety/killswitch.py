@@ -691,7 +691,18 @@ class Tiers:
 
         Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
         was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
+
+        The halt is latched before anything acts: committed to the store and in the OS (a process killed after
+        finds it); a tier answered first syncs it to the disk while its requests are out, and answers only once
+        both the venue and the disk have (``Execution.latch``, decision BEN-13s).
         """
+        result = await self._run(c)
+        await self.kill.execution.synced()
+        self.kill.mark("halt_synced")
+        self.kill.mark("answered")
+        return result
+
+    async def _run(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
         self.kill.catch_up()  # a cancel-all just answered: its reports first (nothing awaits before the halt)
         self.kill.marks.clear()
         prefix = ""
@@ -718,9 +729,10 @@ class Tiers:
                     log.warning("close-all's sells not recorded before the halt: %s", exc)
                     self.kill.plan = None
             self.state.tripped()
-            self.state.move(
-                TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
-            )
+            with self.kill.execution.latch():  # in the OS now, on the disk by ``run``'s answer
+                self.state.move(
+                    TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
+                )
             self.kill.mark("halt_committed")
             prefix = f"{self.state.state.value}; "
         resumes = self._resumes
@@ -785,7 +797,6 @@ class Tiers:
                     self.spawn(f"kill-switch read-back {close.name}", self._verify(close))
 
             self._reports[id(c)] = report
-        self.kill.mark("answered")
         return CommandResult(outcome.done, message, outcome.details())
 
     def _targets(self, c: CloseAll | ClosePosition) -> tuple[str, ...]:
