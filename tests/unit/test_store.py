@@ -173,7 +173,7 @@ async def test_a_kill_switch_halt_is_in_the_os_at_once_and_synced_before_its_tie
     by the test hook); every other commit stays FULL. A tier whose batch found a transaction open commits FULL."""
     from engine.store.writer import LATCH_SYNC_HOLD_ENV
 
-    monkeypatch.setenv(LATCH_SYNC_HOLD_ENV, "0.3")
+    monkeypatch.setenv(LATCH_SYNC_HOLD_ENV, "0.1")
     store = Store.in_dir(tmp_path)
     bus = EventBus()
     bus.add_handler(store.handle)
