@@ -233,7 +233,7 @@ class Writer:
             time.sleep(hold_s)
         fd = os.open(f"{self.path}-wal", os.O_RDONLY)
         try:
-            os.fsync(fd)
+            os.fdatasync(fd)  # what SQLite's own sync of the log calls on Linux
         finally:
             os.close(fd)
 
