@@ -43,6 +43,8 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
+# Turns of the event loop close-all's sells get to be built and written before its listing is (``_close_fast_pass``).
+SELLS_AHEAD_TURNS = 3
 # What a cancel-all answered first left for after its answer is applied this long after the pass at the latest.
 CATCH_UP_LATE_S = 5.0
 # The alert code of each tier done (the catalogue test reads this table: docs/alerts.md).
@@ -429,7 +431,10 @@ class KillSwitch:
                 self.execution.replace_now(list(zip(plan.recorded_replace, stops, strict=True)), committed)
             )
         if selling is not None or replacing is not None:
-            await asyncio.sleep(0)
+            # aiohttp writes a request from a task of its own, a turn after the request is built: the sells are
+            # built on the next turn and written on the one after, ahead of the listing (built and sent after them).
+            for _ in range(SELLS_AHEAD_TURNS):
+                await asyncio.sleep(0)
         others = asyncio.gather(
             cancel_each(),
             caught(read_balances()),
