@@ -59,6 +59,7 @@ PHASES = (
     "sells_answered",
     "sells_answered_after_cancels",
     "venue_done",
+    "halt_synced",
     "answered",
 )
 

@@ -115,6 +115,7 @@ SLOW_FILES = {
     "tests/chaos/test_stop_survives.py": "kill -9 of the engine process twice, a simulator in its own process",
     "tests/integration/test_venue_stops.py": "an engine through a refused stop, its retry, an amend and a venue fill",
     "tests/chaos/test_after_answer.py": "kill -9 of the engine process after it answered, a simulator of its own",
+    "tests/chaos/test_halt_latch.py": "kill -9 of the engine process before its halt is synced, a simulator of its own",
     "tests/scenarios/test_perp_scenarios.py": "perps (runbook 002): engines on the USDⓈ-M simulator, prices moved",
     "tests/scenarios/test_perp_deadman.py": "perps: a headless engine killed -9, the venue's countdown waited out",
     "tests/scenarios/test_scale_scenarios.py": "an engine on 50 markets: 50 orders placed, cancel-all and its retries",

@@ -51,7 +51,7 @@ class StoreGuard:
     @property
     def durability(self) -> Durability:
         """What the order path calls to batch and commit through this store."""
-        return Durability(self.batch, self.commit, self.joining_batch, self.commits)
+        return Durability(self.batch, self.commit, self.joining_batch, self.commits, self.latch, self.synced)
 
     def commits(self) -> tuple[int, int]:
         """How many commits and rollbacks the store has made (``Durability.commits``)."""
@@ -61,6 +61,15 @@ class StoreGuard:
         """One store transaction for a burst of events (group commit); nothing to batch before the store opens.
         ``answer_first``: committed after the answer (``Writer.batch``)."""
         return self.store.batch(answer_first=answer_first) if self.store is not None else nullcontext()
+
+    def latch(self) -> AbstractContextManager[None]:
+        """A kill-switch tier's halt: in the OS at once, on the disk by ``synced`` (``Writer.latch``)."""
+        return self.store.latch() if self.store is not None else nullcontext()
+
+    async def synced(self) -> None:
+        """Every latched halt on the disk; a failed sync halts and alerts as a failed commit does (``failed``)."""
+        if self.store is not None:
+            await self.store.synced()
 
     def joining_batch(self) -> AbstractContextManager[None]:
         """A batch of what the venue keeps (a stream read) that joins a command's open batch (``Writer.batch``)."""

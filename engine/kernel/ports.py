@@ -8,7 +8,7 @@ and the state objects they read (tracker, portfolio, stats, the trading-state ma
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,6 +42,10 @@ def _no_commits() -> tuple[int, int]:
     return 0, 0
 
 
+async def _nothing_to_sync() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Ports:
     """What a part may call instead of reaching for the engine: publish an event, raise an alert, submit a command
@@ -60,12 +64,16 @@ class Durability:
     ``joining``: a batch for what the venue keeps anyway (a stream read), committed with a command's batch when
     one is open instead of on its own (``Writer.batch``). ``commits``: how many commits and rollbacks the store has
     made (a write followed by a commit and no rollback is on disk: the kill switch's sells recorded before the
-    halt ride on its commit, decision BEN-11)."""
+    halt ride on its commit, decision BEN-11). ``latch``: a kill-switch tier's halt committed inside it is in the
+    OS when it returns and on the disk once ``synced`` returns, its sync made while the tier acts (``Writer.latch``,
+    decision BEN-13s)."""
 
     batch: Batch = nullcontext
     commit: Callable[[], None] = _nothing_to_commit
     joining: Batch = nullcontext
     commits: Callable[[], tuple[int, int]] = _no_commits
+    latch: Batch = nullcontext
+    synced: Callable[[], Awaitable[None]] = _nothing_to_sync
 
 
 class VenueLink:

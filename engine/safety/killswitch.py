@@ -43,6 +43,8 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
+# Turns of the event loop close-all's sells get to be built and written before its listing is (``_close_fast_pass``).
+SELLS_AHEAD_TURNS = 3
 # What a cancel-all answered first left for after its answer is applied this long after the pass at the latest.
 CATCH_UP_LATE_S = 5.0
 # The alert code of each tier done (the catalogue test reads this table: docs/alerts.md).
@@ -429,7 +431,10 @@ class KillSwitch:
                 self.execution.replace_now(list(zip(plan.recorded_replace, stops, strict=True)), committed)
             )
         if selling is not None or replacing is not None:
-            await asyncio.sleep(0)
+            # aiohttp writes a request from a task of its own, a turn after the request is built: the sells are
+            # built on the next turn and written on the one after, ahead of the listing (built and sent after them).
+            for _ in range(SELLS_AHEAD_TURNS):
+                await asyncio.sleep(0)
         others = asyncio.gather(
             cancel_each(),
             caught(read_balances()),
@@ -691,7 +696,18 @@ class Tiers:
 
         Cancel-all includes the halt: without it a strategy would place a fresh order seconds after the book
         was cleared. Whatever could not be done is reported per symbol and retried until done or resumed.
+
+        The halt is latched before anything acts: committed to the store and in the OS (a process killed after
+        finds it); a tier answered first syncs it to the disk while its requests are out, and answers only once
+        both the venue and the disk have (``Execution.latch``, decision BEN-13s).
         """
+        result = await self._run(c)
+        await self.kill.execution.synced()
+        self.kill.mark("halt_synced")
+        self.kill.mark("answered")
+        return result
+
+    async def _run(self, c: CancelAll | CloseAll | ClosePosition) -> CommandResult:
         self.kill.catch_up()  # a cancel-all just answered: its reports first (nothing awaits before the halt)
         self.kill.marks.clear()
         prefix = ""
@@ -718,9 +734,10 @@ class Tiers:
                     log.warning("close-all's sells not recorded before the halt: %s", exc)
                     self.kill.plan = None
             self.state.tripped()
-            self.state.move(
-                TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
-            )
+            with self.kill.execution.latch():  # in the OS now, on the disk by ``run``'s answer
+                self.state.move(
+                    TradingState.HALTED, c.actor, c.reason or f"{c.name} requested", trip_code(c.actor), c.values
+                )
             self.kill.mark("halt_committed")
             prefix = f"{self.state.state.value}; "
         resumes = self._resumes
@@ -785,7 +802,6 @@ class Tiers:
                     self.spawn(f"kill-switch read-back {close.name}", self._verify(close))
 
             self._reports[id(c)] = report
-        self.kill.mark("answered")
         return CommandResult(outcome.done, message, outcome.details())
 
     def _targets(self, c: CloseAll | ClosePosition) -> tuple[str, ...]:

@@ -97,6 +97,7 @@ class Store(Writer, Queries):
 
     def close(self) -> None:
         self.flush()
+        self.close_sync()
         self.db.close()
 
     # ------------------------------------------------------------ commands from other shells

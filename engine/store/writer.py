@@ -1,7 +1,8 @@
 """The store's writer: it subscribes to engine events and writes what they say, with group commit.
 
 Writes are synchronous with the publish that caused them (see ``engine.kernel.bus``) and committed with
-``synchronous=FULL``. Group commit: what one task writes in a ``batch`` (a command, a cancel-all's answer, a stream
+``synchronous=FULL``, but for a kill-switch tier's halt (``latch``: in the OS before anything acts, on the disk before
+the answer). Group commit: what one task writes in a ``batch`` (a command, a cancel-all's answer, a stream
 read) is one transaction, committed at the batch's end or when the order path needs it on disk (``flush``, right
 before a request carrying a new client order id leaves: write the batch, commit, send the batch); a trading-state
 change is committed the moment it is written. The hot writes are prepared statements (sqlite3 caches them), not
@@ -11,13 +12,16 @@ sqlite-utils calls, which read the table's schema on every insert.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -56,12 +60,23 @@ from engine.store.rows import dumps, to_text
 
 # A batch holds its writes at most this long before they are committed anyway (other shells read the store).
 MAX_DEFER_S = 0.05
+# Tests only: seconds the write-ahead log's sync after a latched halt waits before it runs, for the crash test to kill
+# the engine between its sells leaving and its halt being on the disk for good (decision BEN-13s).
+LATCH_SYNC_HOLD_ENV = "TEST_COCKPIT_LATCH_SYNC_HOLD_S"  # not COCKPIT_: that prefix is settings
+
+
+def latch_sync_hold_s() -> float:
+    try:
+        return float(os.environ.get(LATCH_SYNC_HOLD_ENV, "") or 0)
+    except ValueError:
+        return 0.0
 
 
 class Writer:
     """The store's half that writes: ``handle`` (the bus subscriber), ``batch`` and ``flush`` (group commit)."""
 
     db: sqlite_utils.Database
+    path: Path
 
     def __init__(self) -> None:
         self._uncommitted = 0  # writes in the open transaction
@@ -74,6 +89,13 @@ class Writer:
         # Told when a batch's commit fails where no writer is there to hear it (a batch's end, the late commit): a
         # full disk found at commit time, not at the write. Without it the error is raised (or logged, late).
         self.on_commit_failed: Callable[[BaseException], object] | None = None
+        # A kill-switch tier's halt (``latch``): the connection set to synchronous=NORMAL when its batch opens (it
+        # cannot be changed inside a transaction), the halt's commit written to the OS, the log's fsync in a thread
+        # (``synced``), FULL again at once after.
+        self._normal = False
+        self._latching = False
+        self._synced: asyncio.Future[None] | None = None
+        self._sync_pool: ThreadPoolExecutor | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -110,6 +132,8 @@ class Writer:
         one transaction, or the late commit does (``MAX_DEFER_S`` at most). Its command is on disk before it acts
         (its row in ``commands``): a crash in between runs it again at the next start (decision BEN-07)."""
         owner = _current_task() or self
+        if answer_first and owner not in self._batches:
+            self._arm_latch()
         self._batches[owner] = self._batches.get(owner, 0) + 1
         try:
             yield
@@ -118,27 +142,110 @@ class Writer:
             if depth:
                 self._batches[owner] = depth
             elif answer_first:
+                self._disarm_latch()
                 if self._uncommitted and self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(MAX_DEFER_S, self._flush_late)
             elif not (join and self._batches):
                 self._flush_or_tell()
 
     def flush(self) -> None:
-        """Commit what was written and not yet committed (``synchronous=FULL``: on disk when this returns)."""
+        """Commit what was written and not yet committed (``synchronous=FULL``: on disk when this returns; a halt
+        inside ``latch``: in the OS, on the disk by ``synced``)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if not self._uncommitted:
+            self._disarm_latch()  # a commit of its own follows (``Store.submit_command``...): FULL
             return
         start = time.perf_counter()
         self.conn.commit()
         self.commit_ms.append((time.perf_counter() - start) * 1000)
         self._uncommitted = 0
         self.commits += 1
+        if self._normal:
+            self._disarm_latch()
+            if self._latching:
+                self._sync_later()
+            else:  # armed for a halt that did not come first: synced here, as FULL does it
+                self._sync_wal(0.0)
 
-    def _wrote(self, at_once: bool = False) -> None:
+    # ------------------------------------------------------------ the kill switch's latch (decision BEN-13s)
+
+    @contextmanager
+    def latch(self) -> Iterator[None]:
+        """A kill-switch tier's halt: committed inside this block, it is written to the OS before this returns (a
+        process killed then still finds it: SQLite's WAL at synchronous=NORMAL) and synced to the disk in a thread
+        meanwhile (``synced``: its tier answers only after it). Only when the tier's batch (``batch(answer_first)``)
+        could set the connection to NORMAL as it opened, with no transaction under way; otherwise FULL, as ever.
+        Every other commit keeps FULL's durability: one made while the connection is armed is synced at once."""
+        self._latching = True
+        try:
+            yield
+        finally:
+            self._latching = False
+            self._disarm_latch()
+
+    async def synced(self) -> None:
+        """Wait until every latched halt is on the disk (one fsync started after a commit covers it and all before).
+        A failed sync is told to ``on_commit_failed`` (the store cannot be trusted to write: the engine halts)."""
+        pending = self._synced
+        if pending is None:
+            return
+        try:
+            await asyncio.shield(pending)
+        except OSError as exc:
+            if self.on_commit_failed is None:
+                raise
+            self.on_commit_failed(exc)
+        finally:
+            if self._synced is pending:
+                self._synced = None
+
+    def _arm_latch(self) -> None:
+        if self._normal or self.conn.in_transaction:
+            return  # a transaction under way: its safety level cannot change (SQLite); this halt commits FULL
+        try:
+            asyncio.get_running_loop()
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        except (RuntimeError, sqlite3.Error):
+            return
+        self._normal = True
+
+    def _disarm_latch(self) -> None:
+        """FULL again, as soon as no transaction is open (else the next commit, synced by ``flush``)."""
+        if self._normal and not self.conn.in_transaction:
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self._normal = False
+
+    def _sync_later(self) -> None:
+        if self._sync_pool is None:
+            self._sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cockpit-wal-sync")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._sync_pool, self._sync_wal, latch_sync_hold_s())
+        future.add_done_callback(_retrieved)  # awaited by ``synced``; a later one may stand in for it
+        self._synced = future
+
+    def _sync_wal(self, hold_s: float) -> None:
+        """What synchronous=FULL adds to NORMAL in WAL mode: the log synced after the commit. Its own descriptor of
+        the ``-wal`` file: SQLite keeps no lock on it (its locks are on the store and its ``-shm``), so closing it
+        drops none (``Store.reader``)."""
+        if hold_s > 0:  # tests only (``LATCH_SYNC_HOLD_ENV``)
+            time.sleep(hold_s)
+        fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        try:
+            os.fdatasync(fd)  # what SQLite's own sync of the log calls on Linux
+        finally:
+            os.close(fd)
+
+    def close_sync(self) -> None:
+        """At the store's close: the sync thread ends (the connection's close checkpoints and syncs anyway)."""
+        if self._sync_pool is not None:
+            self._sync_pool.shutdown(wait=False)
+            self._sync_pool = None
+
+    def _wrote(self, at_once: bool = False, join: bool = False) -> None:
         self._uncommitted += 1
-        if at_once or (_current_task() or self) not in self._batches:
+        if at_once or ((_current_task() or self) not in self._batches and not (join and self._batches)):
             self.flush()
         elif self._timer is None:
             try:
@@ -170,6 +277,10 @@ class Writer:
             pass
         self._uncommitted = 0
         self.rollbacks += 1
+        try:
+            self._disarm_latch()
+        except sqlite3.Error:
+            pass
 
     @property
     def uncommitted(self) -> int:
@@ -182,9 +293,10 @@ class Writer:
 
     def append_journal_rows(self, rows: list[tuple[int, str, str, str]]) -> None:
         """Journaled events (the service API's catch-up): (seq, ts, type, JSON body), committed with the writes
-        around them."""
+        around them. While a command's batch is open (a kill switch's pass), with it: no commit of their own in the
+        middle of its round trip (a crash loses that moment of journal, which a client is told: ``Journal``)."""
         self.conn.executemany("insert or replace into journal (seq, ts, type, body) values (?, ?, ?, ?)", rows)
-        self._wrote()
+        self._wrote(join=True)
 
     def prune_journal(self, keep: int) -> None:
         """Keep the newest ``keep`` journaled events."""
@@ -464,6 +576,12 @@ _ORDER_UPSERT = _upsert(
     ("client_id",),
 )
 _ORDER_EVENT_INSERT = _insert("order_events", ("client_id", "ts", "status", "previous", "filled", "source", "detail"))
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """A sync's outcome, taken so that a failure no one awaited is not logged as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _current_task() -> asyncio.Task[Any] | None:

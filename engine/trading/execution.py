@@ -96,6 +96,9 @@ class Execution:
         # before the request carrying it leaves, so a retry or a restart never places an order twice).
         self.durable = durability.commit
         self.commits = durability.commits
+        # The kill switch's halt: in the OS before its requests leave, on the disk before its answer (BEN-13s).
+        self.latch = durability.latch
+        self.synced = durability.synced
         self.rate = OrderRateLimit(risk.max_orders_per_minute)
         self.stops = books.stops  # symbol -> stop price of the position held (persisted)
         self.take_profits = books.take_profits  # symbol -> take-profit of the position held, when given (persisted)

@@ -165,3 +165,48 @@ async def test_a_stream_read_joins_a_commands_open_batch_and_is_on_disk_within_t
     third = tracker.create("ETH/USDT", "buy", "limit", Decimal("0.01"), Decimal(1000), "t")
     await stream_read(third)  # no command under way: committed at its end
     assert _status_elsewhere(tmp_path, third.client_id) == "CANCELED"
+
+
+async def test_a_kill_switch_halt_is_in_the_os_at_once_and_synced_before_its_tier_answers(tmp_path, monkeypatch):
+    """Decision BEN-13s: inside a tier's batch (``answer_first``) the halt's commit is made at synchronous=NORMAL
+    (another connection reads it at once) and the log's fsync runs in a thread (``synced`` waits for it, held here
+    by the test hook); every other commit stays FULL. A tier whose batch found a transaction open commits FULL."""
+    from engine.store.writer import LATCH_SYNC_HOLD_ENV
+
+    monkeypatch.setenv(LATCH_SYNC_HOLD_ENV, "0.1")
+    store = Store.in_dir(tmp_path)
+    bus = EventBus()
+    bus.add_handler(store.handle)
+    level = lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0]
+    with store.batch(answer_first=True):
+        assert level() == 1  # NORMAL, set before the tier's transaction begins
+        with store.latch():
+            bus.publish(TradingStateChanged(TradingState.ACTIVE, TradingState.HALTED, "operator", "close-all"))
+        assert level() == 2  # FULL again at once
+        other = Store.in_dir(tmp_path, readonly=True)
+        assert other.trading_state()[0] == TradingState.HALTED  # latched: in the OS before anything acts
+        other.close()
+        synced = asyncio.create_task(store.synced())
+        await asyncio.sleep(0)
+        assert not synced.done()  # the log's fsync, held by the hook: the tier's answer waits for it
+        await synced
+    assert level() == 2
+
+    monkeypatch.setenv(LATCH_SYNC_HOLD_ENV, "30")
+    gate = asyncio.Event()
+
+    async def another_command() -> None:
+        with store.batch():
+            store.save_json("y", 2)
+            await gate.wait()
+
+    other_task = asyncio.create_task(another_command())
+    await asyncio.sleep(0)
+    with store.batch(answer_first=True):  # its transaction open when the tier's opens: the halt is committed FULL
+        with store.latch():
+            bus.publish(TradingStateChanged(TradingState.HALTED, TradingState.ACTIVE, "operator", "resume"))
+        assert level() == 2 and store.conn.execute("select count(*) from engine_state where key = 'y'").fetchone()[0]
+        await asyncio.wait_for(store.synced(), 1)  # nothing to wait for
+    gate.set()
+    await other_task
+    store.close()
