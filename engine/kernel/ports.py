@@ -66,7 +66,7 @@ class Durability:
     made (a write followed by a commit and no rollback is on disk: the kill switch's sells recorded before the
     halt ride on its commit, decision BEN-11). ``latch``: a kill-switch tier's halt committed inside it is in the
     OS when it returns and on the disk once ``synced`` returns, its sync made while the tier acts (``Writer.latch``,
-    decision BEN-13s)."""
+    decision BEN-13)."""
 
     batch: Batch = nullcontext
     commit: Callable[[], None] = _nothing_to_commit

@@ -699,7 +699,7 @@ class Tiers:
 
         The halt is latched before anything acts: committed to the store and in the OS (a process killed after
         finds it); a tier answered first syncs it to the disk while its requests are out, and answers only once
-        both the venue and the disk have (``Execution.latch``, decision BEN-13s).
+        both the venue and the disk have (``Execution.latch``, decision BEN-13).
         """
         result = await self._run(c)
         await self.kill.execution.synced()

@@ -61,7 +61,7 @@ from engine.store.rows import dumps, to_text
 # A batch holds its writes at most this long before they are committed anyway (other shells read the store).
 MAX_DEFER_S = 0.05
 # Tests only: seconds the write-ahead log's sync after a latched halt waits before it runs, for the crash test to kill
-# the engine between its sells leaving and its halt being on the disk for good (decision BEN-13s).
+# the engine between its sells leaving and its halt being on the disk for good (decision BEN-13).
 LATCH_SYNC_HOLD_ENV = "TEST_COCKPIT_LATCH_SYNC_HOLD_S"  # not COCKPIT_: that prefix is settings
 
 
@@ -169,7 +169,7 @@ class Writer:
             else:  # armed for a halt that did not come first: synced here, as FULL does it
                 self._sync_wal(0.0)
 
-    # ------------------------------------------------------------ the kill switch's latch (decision BEN-13s)
+    # ------------------------------------------------------------ the kill switch's latch (decision BEN-13)
 
     @contextmanager
     def latch(self) -> Iterator[None]:

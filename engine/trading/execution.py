@@ -96,7 +96,7 @@ class Execution:
         # before the request carrying it leaves, so a retry or a restart never places an order twice).
         self.durable = durability.commit
         self.commits = durability.commits
-        # The kill switch's halt: in the OS before its requests leave, on the disk before its answer (BEN-13s).
+        # The kill switch's halt: in the OS before its requests leave, on the disk before its answer (BEN-13).
         self.latch = durability.latch
         self.synced = durability.synced
         self.rate = OrderRateLimit(risk.max_orders_per_minute)

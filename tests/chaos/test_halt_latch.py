@@ -1,5 +1,5 @@
 """Issue 27: a kill-switch tier's halt is latched before anything acts, and synced to the disk while its requests
-are out (decision BEN-13s): committed through SQLite's WAL at synchronous=NORMAL (in the OS: a process killed then
+are out (decision BEN-13): committed through SQLite's WAL at synchronous=NORMAL (in the OS: a process killed then
 keeps it), its fsync in a thread, the answer only once the venue and the disk both have it. Proof that the latch
 survives a process crash: the real engine process (``cockpit run --headless``) holds that fsync (the test hook
 ``TEST_COCKPIT_LATCH_SYNC_HOLD_S``), is sent ``close-all`` from another shell, and is killed with ``kill -9`` once

@@ -168,7 +168,7 @@ async def test_a_stream_read_joins_a_commands_open_batch_and_is_on_disk_within_t
 
 
 async def test_a_kill_switch_halt_is_in_the_os_at_once_and_synced_before_its_tier_answers(tmp_path, monkeypatch):
-    """Decision BEN-13s: inside a tier's batch (``answer_first``) the halt's commit is made at synchronous=NORMAL
+    """Decision BEN-13: inside a tier's batch (``answer_first``) the halt's commit is made at synchronous=NORMAL
     (another connection reads it at once) and the log's fsync runs in a thread (``synced`` waits for it, held here
     by the test hook); every other commit stays FULL. A tier whose batch found a transaction open commits FULL."""
     from engine.store.writer import LATCH_SYNC_HOLD_ENV
