@@ -224,6 +224,7 @@ class CockpitApp(App):
         settings: Settings | None = None,
         link: Link | None = None,
         confirm_live: bool = False,
+        panels_after_frame: bool | None = None,
     ) -> None:
         """Over ``engine`` (started when the app mounts), over an engine built from ``settings`` after the first
         frame (what ``cockpit`` does: the screen does not wait for the engine's imports), or over ``link`` (an
@@ -253,8 +254,9 @@ class CockpitApp(App):
                 min_severity=settings.alerts.screen_min_severity,
             ),
             # ``cockpit`` on a data directory where no engine runs: the engine is built after the first frame, and the
-            # panels' tables come between the two (an engine handed in, or a link, has its screen composed whole).
-            panels_after_frame=builds_engine,
+            # panels' tables come between the two; ``cockpit`` attaching to one (``panels_after_frame``) reaches it
+            # after them too. An engine handed in, or a link, has its screen composed whole unless told.
+            panels_after_frame=builds_engine if panels_after_frame is None else panels_after_frame,
         )
         self._hangup_started = False
         self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)  # (title, message, severity), oldest first
@@ -376,6 +378,16 @@ class CockpitApp(App):
         """Open the link (an engine built and started in this process, or a session to a running one) and follow
         the engine from its first frame."""
         try:
+            if not self.link.owns_engine and getattr(self.settings, "provisional", False):
+                # An attached screen's first frame, too, was drawn from the values validated last time (its keys,
+                # decision BEN-16F): they are loaded and checked in full before it reaches the engine, as the
+                # in-process link does before it builds one (a bad configuration closes the screen, exit 2).
+                from engine.kernel.config import ConfigError
+
+                try:
+                    self.settings = await asyncio.to_thread(self.settings.validate)
+                except ConfigError as exc:
+                    raise LinkError(str(exc)) from exc
             await self.link.open()
         except LinkError as exc:
             self.start_failed = True

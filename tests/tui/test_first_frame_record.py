@@ -51,16 +51,25 @@ def test_live_is_never_drawn_early(tmp_path):
     assert firstframe.recalled(path, data) is None
 
 
-async def test_a_configuration_that_fails_after_the_frame_closes_the_screen_with_its_message(tmp_path, capsys):
+@pytest.mark.parametrize("how", ["in-process", "attached"])
+async def test_a_configuration_that_fails_after_the_frame_closes_the_screen_with_its_message(tmp_path, capsys, how):
     path, data = config(tmp_path), tmp_path / "data"
     firstframe.remember(firstframe.validated(path, data), path, data)
     early = firstframe.recalled(path, data)
     assert early is not None
     early.load = lambda: firstframe.validated(config(tmp_path, "[monitors]\ninterval_s = inf\n"), data)
-    app = CockpitApp(settings=early)
+    if how == "attached":  # checked before the engine is reached, as before its frame (decision BEN-16F)
+        from cockpit.attached import AttachedLink, Target
+
+        link = AttachedLink(Target.local(data))
+        app = CockpitApp(link=link, settings=early, panels_after_frame=True)
+    else:
+        app = CockpitApp(settings=early)
     async with app.run_test(size=(100, 30)):
         await eventually(lambda: app.started.is_set(), timeout=20)
     assert app.start_failed and app.engine is None and app.return_code == 2
+    if how == "attached":
+        assert link._session is None  # never opened: nothing was asked of the engine
     said = " ".join(capsys.readouterr().err.split())  # on stderr as before the screen, wrapped to the terminal
     assert "cockpit: " in said and "monitors.interval_s: Input should be a finite number" in said, said
 
@@ -110,7 +119,12 @@ def load():
 early.load = load
 
 async def main():
-    app = CockpitApp(settings=early)
+    if sys.argv[2:] == ["attached"]:  # `cockpit` where an engine runs (none answers here: the probe stops first)
+        from cockpit.attached import AttachedLink, Target
+
+        app = CockpitApp(link=AttachedLink(Target.local(data)), settings=early, panels_after_frame=True)
+    else:
+        app = CockpitApp(settings=early)
     async with app.run_test(size=(100, 30)) as pilot:
         while not app.started.is_set():
             await pilot.pause(0.02)
@@ -122,11 +136,14 @@ print(seen)
 """
 
 
-def test_the_first_frame_leaves_the_engine_records_and_other_screens_for_after_it(tmp_path):
+@pytest.mark.parametrize("how", ["in-process", "attached"])
+def test_the_first_frame_leaves_the_engine_records_and_other_screens_for_after_it(tmp_path, how):
     """Up to the moment the settings are checked in full (right after the first frame, before the engine is
-    built), the screen has loaded neither the engine's events and commands nor the other screens, the palette's
-    commands or a fleet's link (decision BEN-10), and its footer's keys are composed."""
-    out = subprocess.run([sys.executable, "-c", FIRST_FRAME_PROBE, str(tmp_path)], capture_output=True, text=True)
+    built or reached), the screen has loaded neither the engine's events and commands nor the other screens, the
+    palette's commands or a fleet's link (decisions BEN-10, BEN-16F), and its footer's keys are composed: for
+    `cockpit` over its own engine and for `cockpit` attaching to one that runs."""
+    probe = [sys.executable, "-c", FIRST_FRAME_PROBE, str(tmp_path), *(["attached"] if how == "attached" else [])]
+    out = subprocess.run(probe, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     seen = out.stdout.strip().splitlines()[-1]
     assert seen.count(": False") == 5, seen  # looked at when the settings were loaded: none of the five was there
