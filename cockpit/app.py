@@ -25,6 +25,7 @@ and their one table of what is allowed now; the screens, widgets and the bridge 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -48,9 +49,7 @@ from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
 from cockpit.questions import Confirm, OverrideReason, QuitChoice, TooSmall
 from cockpit.views import num, qty
 from engine.kernel.text import inert
-from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
-from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
 
 if TYPE_CHECKING:
@@ -154,18 +153,24 @@ KILL_KEYS = {"halt": "h", "cancel_all": "c", "close_all": "x"}
 MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
 
 
+@functools.cache
+def _key_names() -> frozenset[str]:
+    """Textual's key names (f2, escape, question_mark), worked out once: every binding's key is checked before the
+    first frame, twice."""
+    from textual.keys import Keys, _character_to_key
+
+    return frozenset({k.value for k in Keys} | {_character_to_key(chr(c)) for c in range(33, 127)} | {"space"})
+
+
 def _is_key(name: str) -> bool:
     """Whether Textual knows ``name`` as a key: one printable character, or a key name (f2, escape,
     question_mark), optionally after modifiers (ctrl+x)."""
-    from textual.keys import Keys, _character_to_key
-
     *mods, base = name.split("+")
     if not base or any(m not in MODIFIERS for m in mods):
         return False
     if len(base) == 1:
         return base.isprintable() and not base.isspace()
-    names = {k.value for k in Keys} | {_character_to_key(chr(c)) for c in range(33, 127)} | {"space"}
-    return base in names
+    return base in _key_names()
 
 
 def check_keymap(keymap: dict[str, str]) -> dict[str, str]:
@@ -371,6 +376,9 @@ class CockpitApp(App):
             drawn = asyncio.Event()
             self.call_after_refresh(drawn.set)  # the keys composed are drawn at the next refresh
             await drawn.wait()
+        from cockpit.firstframe import release_collector
+
+        release_collector()  # held by `cockpit` from its start to its first frame (decision BEN-16F)
         await self.main_screen.mount_panels()  # the panels' tables, in their frames' places, before any event
         await self._start()
 
@@ -821,6 +829,7 @@ class CockpitApp(App):
     async def action_ack(self) -> None:
         """Acknowledge the alert under the cursor (stops its escalation)."""
         from engine.kernel.commands import Ack
+        from widgets.alerts import AlertList
 
         alert_id = self.main_screen.query_one(AlertList).selected_id
         if alert_id is None:
@@ -995,6 +1004,8 @@ class CockpitApp(App):
     # ------------------------------------------------------------ screens and forms
 
     def _selected_order(self) -> str | None:
+        from widgets.keyed_table import KeyedTable  # the panels' tables load after the first frame (BEN-16F)
+
         tables = self.main_screen.query("#orders").results(KeyedTable)
         key = next((t.selected_key for t in tables), None)
         return key if key and self.view.order(key) else None

@@ -500,6 +500,15 @@ def _main(argv: list[str]) -> int:
             market=args.market,
             funding_interval_s=args.funding_interval,
         )
+    if command == "tui":
+        from cockpit import firstframe
+
+        with firstframe.collector_held():  # until the screen's first frame is drawn (decision BEN-16F)
+            return _settings_then_dispatch(args, command)
+    return _settings_then_dispatch(args, command)
+
+
+def _settings_then_dispatch(args: argparse.Namespace, command: str) -> int:
     from engine.kernel.errors import StoreError
 
     settings: Any = None
