@@ -205,8 +205,8 @@ def collector_held() -> Iterator[None]:
 
     A start allocates hundreds of thousands of objects (Textual's and the cockpit's modules, the screen's widgets
     and styles) and frees almost none: each collection the allocations set off walks them all again to find nothing.
-    That was ~30 ms of the ~370 ms of CPU to the first frame (a bare Textual app's start pays ~16). Nothing is lost
-    by waiting: what is garbage then is collected right after the frame (decision BEN-16F)."""
+    That was 20-35 ms of the ~370 ms of CPU to the first frame (a bare Textual app's start pays ~16). Nothing is
+    lost by waiting: what is garbage then is collected right after the frame (decision BEN-16F)."""
     global _collector_held
     if gc.isenabled():
         gc.disable()
