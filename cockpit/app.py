@@ -262,6 +262,7 @@ class CockpitApp(App):
             # panels' tables come between the two; ``cockpit`` attaching to one (``panels_after_frame``) reaches it
             # after them too. An engine handed in, or a link, has its screen composed whole unless told.
             panels_after_frame=builds_engine if panels_after_frame is None else panels_after_frame,
+            attached=not link.owns_engine,
         )
         self._hangup_started = False
         self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)  # (title, message, severity), oldest first

@@ -135,9 +135,10 @@ class MainScreen(Screen):
 
     BINDINGS = [Binding("escape", "close_filter", show=False)]
 
-    def __init__(self, config: ScreenConfig, *, panels_after_frame: bool = False) -> None:
+    def __init__(self, config: ScreenConfig, *, panels_after_frame: bool = False, attached: bool = False) -> None:
         super().__init__(id="main")
         self.config = config
+        self._attached = attached  # a screen of a running engine's: until its first frame it is being reached
         self._panels_after_frame = panels_after_frame
         self._tables_pending = panels_after_frame  # the first frame's panels are frames until ``mount_panels``
         self._later_lines: list[tuple[Callable[[], Widget], str]] = []  # hidden lines mounted with the tables
@@ -160,6 +161,7 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         banner = StatusBanner(id="banner")
         banner.set_reactive(StatusBanner.mode, inert(self.config.mode))
+        banner.set_reactive(StatusBanner.reaching, self._attached)
         yield banner
         yield from self._later_line(lambda: EngineStrip(id="engines"), before="health")  # hidden until then (CSS)
         yield from self._later_line(lambda: CritBanner(id="crit"), before="health")

@@ -140,6 +140,8 @@ async def main():
             await pilot.pause(0.02)
         keys = " ".join(str(key.render()) for key in app.main_screen.query("FooterKey"))
         assert "Cancel all" in keys, keys
+        said = str(app.main_screen.query_one("#banner").headline())  # a running engine is reached, not started
+        assert ("reaching the engine;" in said) == (sys.argv[2:] == ["attached"]), said
 
 with firstframe.collector_held():
     asyncio.run(main())
