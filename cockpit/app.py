@@ -25,6 +25,7 @@ and their one table of what is allowed now; the screens, widgets and the bridge 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -48,9 +49,7 @@ from cockpit.main_screen import MainScreen, ScreenConfig, Snapshot
 from cockpit.questions import Confirm, OverrideReason, QuitChoice, TooSmall
 from cockpit.views import num, qty
 from engine.kernel.text import inert
-from widgets.alerts import AlertList
 from widgets.banner import StatusBanner
-from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
 
 if TYPE_CHECKING:
@@ -154,18 +153,24 @@ KILL_KEYS = {"halt": "h", "cancel_all": "c", "close_all": "x"}
 MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
 
 
+@functools.cache
+def _key_names() -> frozenset[str]:
+    """Textual's key names (f2, escape, question_mark), worked out once: every binding's key is checked before the
+    first frame, twice."""
+    from textual.keys import Keys, _character_to_key
+
+    return frozenset({k.value for k in Keys} | {_character_to_key(chr(c)) for c in range(33, 127)} | {"space"})
+
+
 def _is_key(name: str) -> bool:
     """Whether Textual knows ``name`` as a key: one printable character, or a key name (f2, escape,
     question_mark), optionally after modifiers (ctrl+x)."""
-    from textual.keys import Keys, _character_to_key
-
     *mods, base = name.split("+")
     if not base or any(m not in MODIFIERS for m in mods):
         return False
     if len(base) == 1:
         return base.isprintable() and not base.isspace()
-    names = {k.value for k in Keys} | {_character_to_key(chr(c)) for c in range(33, 127)} | {"space"}
-    return base in names
+    return base in _key_names()
 
 
 def check_keymap(keymap: dict[str, str]) -> dict[str, str]:
@@ -224,6 +229,7 @@ class CockpitApp(App):
         settings: Settings | None = None,
         link: Link | None = None,
         confirm_live: bool = False,
+        panels_after_frame: bool | None = None,
     ) -> None:
         """Over ``engine`` (started when the app mounts), over an engine built from ``settings`` after the first
         frame (what ``cockpit`` does: the screen does not wait for the engine's imports), or over ``link`` (an
@@ -253,8 +259,10 @@ class CockpitApp(App):
                 min_severity=settings.alerts.screen_min_severity,
             ),
             # ``cockpit`` on a data directory where no engine runs: the engine is built after the first frame, and the
-            # panels' tables come between the two (an engine handed in, or a link, has its screen composed whole).
-            panels_after_frame=builds_engine,
+            # panels' tables come between the two; ``cockpit`` attaching to one (``panels_after_frame``) reaches it
+            # after them too. An engine handed in, or a link, has its screen composed whole unless told.
+            panels_after_frame=builds_engine if panels_after_frame is None else panels_after_frame,
+            attached=not link.owns_engine,
         )
         self._hangup_started = False
         self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)  # (title, message, severity), oldest first
@@ -369,6 +377,9 @@ class CockpitApp(App):
             drawn = asyncio.Event()
             self.call_after_refresh(drawn.set)  # the keys composed are drawn at the next refresh
             await drawn.wait()
+        from cockpit.firstframe import release_collector
+
+        release_collector()  # held by `cockpit` from its start to its first frame (decision BEN-14)
         await self.main_screen.mount_panels()  # the panels' tables, in their frames' places, before any event
         await self._start()
 
@@ -376,6 +387,16 @@ class CockpitApp(App):
         """Open the link (an engine built and started in this process, or a session to a running one) and follow
         the engine from its first frame."""
         try:
+            if not self.link.owns_engine and getattr(self.settings, "provisional", False):
+                # An attached screen's first frame, too, was drawn from the values validated last time (its keys,
+                # decision BEN-14): they are loaded and checked in full before it reaches the engine, as the
+                # in-process link does before it builds one (a bad configuration closes the screen, exit 2).
+                from engine.kernel.config import ConfigError
+
+                try:
+                    self.settings = await asyncio.to_thread(self.settings.validate)
+                except ConfigError as exc:
+                    raise LinkError(str(exc)) from exc
             await self.link.open()
         except LinkError as exc:
             self.start_failed = True
@@ -809,6 +830,7 @@ class CockpitApp(App):
     async def action_ack(self) -> None:
         """Acknowledge the alert under the cursor (stops its escalation)."""
         from engine.kernel.commands import Ack
+        from widgets.alerts import AlertList
 
         alert_id = self.main_screen.query_one(AlertList).selected_id
         if alert_id is None:
@@ -983,6 +1005,8 @@ class CockpitApp(App):
     # ------------------------------------------------------------ screens and forms
 
     def _selected_order(self) -> str | None:
+        from widgets.keyed_table import KeyedTable  # the panels' tables load after the first frame (BEN-14)
+
         tables = self.main_screen.query("#orders").results(KeyedTable)
         key = next((t.selected_key for t in tables), None)
         return key if key and self.view.order(key) else None

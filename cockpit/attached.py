@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from textual.message import Message
@@ -36,10 +36,13 @@ from textual.message import Message
 from cockpit.bridge import LinkChanged, pump
 from cockpit.link import Emergency, Feed, Link, LinkError, LinkState, Mirror, QueryFailed, screen_config
 from cockpit.main_screen import ScreenConfig
-from engine.api import wire
 from engine.api.local import bindable, socket_path
-from engine.kernel.commands import Command, CommandResult
 from engine.kernel.text import inert
+
+if TYPE_CHECKING:
+    # The engine's records, for their names only: this module loads before the first frame, they after it (decision
+    # BEN-10); the event stream's decoder and a command's answer import them where they are used.
+    from engine.kernel.commands import Command, CommandResult
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +135,10 @@ class AttachedLink(Link):
     # ------------------------------------------------------------ the connection
 
     async def open(self) -> None:
-        """aiohttp, imported in a thread (the first frame does not wait for it), and a session for the target."""
+        """aiohttp and the event stream's decoder (the engine's records), imported in a thread (the first frame
+        does not wait for them), and a session for the target."""
         await asyncio.to_thread(importlib.import_module, "aiohttp")
+        await asyncio.to_thread(importlib.import_module, "engine.api.wire")
         import aiohttp
 
         if self.target.socket is not None:
@@ -253,6 +258,8 @@ class AttachedLink(Link):
         feed.put(snapshot)
 
     async def _receive(self, text: str, feed: Feed) -> None:
+        from engine.api import wire
+
         body = json.loads(text)
         kind = body.get("type") if isinstance(body, dict) else None
         if kind == "hello":
@@ -324,6 +331,9 @@ class AttachedLink(Link):
     async def execute(self, command: Command) -> CommandResult:
         """The command sent to the engine, which names its actor; its answer, or why there is none."""
         import aiohttp
+
+        from engine.api import wire
+        from engine.kernel.commands import CommandResult
 
         if self._session is None:
             return CommandResult(False, f"{command.name}: not sent, the engine was never reached")

@@ -500,6 +500,15 @@ def _main(argv: list[str]) -> int:
             market=args.market,
             funding_interval_s=args.funding_interval,
         )
+    if command == "tui":
+        from cockpit import firstframe
+
+        with firstframe.collector_held():  # until the screen's first frame is drawn (decision BEN-14)
+            return _settings_then_dispatch(args, command)
+    return _settings_then_dispatch(args, command)
+
+
+def _settings_then_dispatch(args: argparse.Namespace, command: str) -> int:
     from engine.kernel.errors import StoreError
 
     settings: Any = None
@@ -790,15 +799,6 @@ def _run_tui(
         return 2
     link = None
     pid = engine_pid(data_dir)
-    if getattr(settings, "provisional", False) and pid is not None:
-        # A screen attaching to a running engine builds none: its settings are checked in full before it opens.
-        from engine.kernel.config import ConfigError
-
-        try:
-            settings = settings.validate()
-        except ConfigError as exc:
-            print(f"cockpit: {inert(exc, limit=MESSAGE_LIMIT, lines=True)}", file=sys.stderr)
-            return 2
     if urls or settings.remote:
         from cockpit.fleet import FleetLink, watched
         from cockpit.link import LinkError
@@ -863,7 +863,7 @@ def _run_tui(
     if link is None:
         app = CockpitApp(settings=settings, confirm_live=confirm_live)
     else:
-        app = CockpitApp(link=link, settings=settings)
+        app = CockpitApp(link=link, settings=settings, panels_after_frame=True)
     app.run()
     return app.return_code or 0
 

@@ -23,11 +23,13 @@ Decision BEN-06.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -191,3 +193,34 @@ def recalled(config_file: Path | None, data_dir: Path | None) -> Provisional | N
         )
     except (KeyError, TypeError):
         return None
+
+
+_collector_held = False
+
+
+@contextlib.contextmanager
+def collector_held() -> Iterator[None]:
+    """Python's cyclic garbage collector off from here until the screen's first frame is drawn (the app calls
+    ``release_collector`` once its footer's keys are on the screen) or this start ends without one.
+
+    A start allocates hundreds of thousands of objects (Textual's and the cockpit's modules, the screen's widgets
+    and styles) and frees almost none: each collection the allocations set off walks them all again to find nothing.
+    That was 20-35 ms of the ~370 ms of CPU to the first frame (a bare Textual app's start pays ~16). Nothing is
+    lost by waiting: what is garbage then is collected right after the frame (decision BEN-14)."""
+    global _collector_held
+    if gc.isenabled():
+        gc.disable()
+        _collector_held = True
+    try:
+        yield
+    finally:
+        release_collector()
+
+
+def release_collector() -> None:
+    """The collector on again, if ``collector_held`` turned it off (else nothing: a test's or a caller's own
+    setting is left as it is)."""
+    global _collector_held
+    if _collector_held:
+        _collector_held = False
+        gc.enable()

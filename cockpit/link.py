@@ -116,9 +116,7 @@ class Mirror(View):
     current from every event (``apply``, as each arrives, before the screen draws it)."""
 
     def __init__(self) -> None:
-        from engine.kernel.events import TradingState  # here: this module loads before the first frame
-
-        self.trading_state = TradingState.ACTIVE
+        self._trading_state: TradingState | None = None  # ACTIVE until a frame says otherwise (``trading_state``)
         self.state_info: dict[str, Any] = {}
         self.epoch = 0
         self.engine_epoch: int | None = None  # the engine's own count, from its last frame
@@ -138,6 +136,20 @@ class Mirror(View):
         self._orders: dict[str, Order] = {}
         self._positions: dict[str, Position] = {}
         self._open_alerts: set[int] = set()
+
+    @property
+    def trading_state(self) -> TradingState:  # type: ignore[override]
+        """ACTIVE until a frame or an event says otherwise; the engine's records load when it is first read (after
+        the first frame: an attached screen draws it before it reaches its engine, decision BEN-14)."""
+        if self._trading_state is None:
+            from engine.kernel.events import TradingState
+
+            self._trading_state = TradingState.ACTIVE
+        return self._trading_state
+
+    @trading_state.setter
+    def trading_state(self, state: TradingState) -> None:
+        self._trading_state = state
 
     def open_orders(self) -> list[Order]:
         return list(self._orders.values())

@@ -43,19 +43,20 @@ from cockpit.views import (
 )
 from engine.kernel.clock import now as utcnow
 from engine.kernel.text import inert
-from widgets.alerts import AlertList
 from widgets.banner import CritBanner, StatusBanner
 from widgets.engines import EngineStrip
 from widgets.equity import EquityLine
 from widgets.footer import KeyFooter
 from widgets.health import HealthLine, MonitorStrip
-from widgets.keyed_table import KeyedTable
 from widgets.notice import NoticeLine
 
 if TYPE_CHECKING:
     # The engine's records, for their names only: this module loads before the first frame, they after it (decision
     # BEN-10); where an event's class is needed at run time (``apply``), it is imported there.
     from engine.kernel.events import Alert, Balance, Event, Fill, Order, Position, TradingState
+
+    # The panels' tables (Textual's DataTable): loaded with them, right after the first frame (decision BEN-14).
+    from widgets.keyed_table import KeyedTable
 
 RANK = {"INFO": 0, "WARN": 1, "CRIT": 2}
 FILLS_SHOWN = 50
@@ -108,6 +109,14 @@ class Snapshot(Message):
     fresh: bool = False  # another engine's frame (a cockpit watching several): the screen starts from nothing
 
 
+PANEL_TITLES = {
+    "positions": "Markets · positions",
+    "orders": "Open orders",
+    "alerts": "Alerts (a: ack · l: log)",
+    "fills": "Recent fills (f)",
+}
+
+
 class PanelFrame(Static):
     """A panel's frame (its border and title, where its table will be) in the first frame; its table replaces it
     right after (``MainScreen.mount_panels``)."""
@@ -126,12 +135,13 @@ class MainScreen(Screen):
 
     BINDINGS = [Binding("escape", "close_filter", show=False)]
 
-    def __init__(self, config: ScreenConfig, *, panels_after_frame: bool = False) -> None:
+    def __init__(self, config: ScreenConfig, *, panels_after_frame: bool = False, attached: bool = False) -> None:
         super().__init__(id="main")
         self.config = config
+        self._attached = attached  # a screen of a running engine's: until its first frame it is being reached
         self._panels_after_frame = panels_after_frame
-        self._later: dict[str, KeyedTable] = {}  # the tables whose frames the first frame drew, by id
-        self._later_lines: list[tuple[Widget, str]] = []  # hidden lines mounted with them: (widget, before id)
+        self._tables_pending = panels_after_frame  # the first frame's panels are frames until ``mount_panels``
+        self._later_lines: list[tuple[Callable[[], Widget], str]] = []  # hidden lines mounted with the tables
         self.state = "ACTIVE"
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
@@ -151,69 +161,82 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         banner = StatusBanner(id="banner")
         banner.set_reactive(StatusBanner.mode, inert(self.config.mode))
+        banner.set_reactive(StatusBanner.reaching, self._attached)
         yield banner
-        yield from self._later_line(EngineStrip(id="engines"), before="health")  # hidden until then (their CSS)
-        yield from self._later_line(CritBanner(id="crit"), before="health")
+        yield from self._later_line(lambda: EngineStrip(id="engines"), before="health")  # hidden until then (CSS)
+        yield from self._later_line(lambda: CritBanner(id="crit"), before="health")
         yield HealthLine(id="health")
         yield MonitorStrip(id="monitors")
         yield EquityLine(inert(self.config.quote), id="equity")
         yield Static(id="balances")
-        positions = KeyedTable(
-            ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop", "stop at"),
-            id="positions",
-            classes="panel",
-        )
-        positions.border_title = "Markets · positions"
         # Disabled until `/` opens it: a hidden field must never take the keys (h c x type letters into it).
-        market_filter = Input(
-            placeholder="filter markets by name · Enter keeps it · Esc clears (then h c x)",
-            id="market-filter",
-            disabled=True,
+        yield from self._later_line(
+            lambda: Input(
+                placeholder="filter markets by name · Enter keeps it · Esc clears (then h c x)",
+                id="market-filter",
+                disabled=True,
+            ),
+            before="positions",
         )
-        yield from self._later_line(market_filter, before="positions")
-        yield self._panel(positions)
-        orders = KeyedTable(
-            ("symbol", "side", "price", "amount", "fill", "age", "status", "by"),
-            id="orders",
-            classes="panel",
-            count_as="orders",
-        )
-        orders.border_title = "Open orders"
-        yield self._panel(orders)
+        yield self._panel("positions")
+        yield self._panel("orders")
         with Horizontal(id="bottom"):
-            alerts = AlertList(id="alerts", classes="panel")
-            alerts.border_title = "Alerts (a: ack · l: log)"
-            yield self._panel(alerts)
-            fills = KeyedTable(
-                ("time", "symbol", "side", "amount", "price"), id="fills", classes="panel", sort_by=("time", str, True)
-            )
-            fills.border_title = "Recent fills (f)"
-            yield self._panel(fills)
+            yield self._panel("alerts")
+            yield self._panel("fills")
         yield NoticeLine(id="notice")
         yield KeyFooter()
 
-    def _later_line(self, widget: Widget, before: str) -> ComposeResult:
+    def _later_line(self, make: Callable[[], Widget], before: str) -> ComposeResult:
         """A line hidden in the first frame (the CRIT line, the engines' list, the markets' filter): composed with
-        the screen, or mounted with the panels' tables when those come after the first frame."""
+        the screen, or built and mounted with the panels' tables when those come after the first frame."""
         if self._panels_after_frame:
-            self._later_lines.append((widget, before))
+            self._later_lines.append((make, before))
         else:
-            yield widget
+            yield make()
 
-    def _panel(self, table: KeyedTable) -> KeyedTable | PanelFrame:
-        """The table, or its frame for the first frame (the same id and classes: the same place on the screen)."""
-        if not self._panels_after_frame or table.id is None:
-            return table
-        self._later[table.id] = table
-        frame = PanelFrame(id=table.id, classes=" ".join(table.classes))
-        frame.border_title = table.border_title
+    def _panel(self, panel_id: str) -> KeyedTable | PanelFrame:
+        """The panel's table, or its frame for the first frame (the same id, classes and title: the same place on
+        the screen); the table is built and mounted there right after the frame (``mount_panels``)."""
+        title = PANEL_TITLES[panel_id]
+        if not self._panels_after_frame:
+            return self._table(panel_id)
+        frame = PanelFrame(id=panel_id, classes="panel")
+        frame.border_title = title
         return frame
+
+    @staticmethod
+    def _table(panel_id: str) -> KeyedTable:
+        """A panel's table (Textual's DataTable, imported here: after the first frame when it is drawn first)."""
+        from widgets.alerts import AlertList
+        from widgets.keyed_table import KeyedTable
+
+        if panel_id == "positions":
+            table: KeyedTable = KeyedTable(
+                ("symbol", "mark", "size", "entry", "value", "uPnL", "stop", "to stop", "stop at"),
+                id="positions",
+                classes="panel",
+            )
+        elif panel_id == "orders":
+            table = KeyedTable(
+                ("symbol", "side", "price", "amount", "fill", "age", "status", "by"),
+                id="orders",
+                classes="panel",
+                count_as="orders",
+            )
+        elif panel_id == "alerts":
+            table = AlertList(id="alerts", classes="panel")
+        else:
+            table = KeyedTable(
+                ("time", "symbol", "side", "amount", "price"), id="fills", classes="panel", sort_by=("time", str, True)
+            )
+        table.border_title = PANEL_TITLES[panel_id]
+        return table
 
     async def mount_panels(self) -> None:
         """The panels' tables in their frames' places (the first frame drew the frames); the first of them takes
         the focus, as it does when the screen is composed with them."""
         for frame in list(self.query(PanelFrame).results(PanelFrame)):
-            table = self._later.pop(str(frame.id))
+            table = self._table(str(frame.id))
             parent = frame.parent
             assert isinstance(parent, Widget)
             index = list(parent.children).index(frame)
@@ -222,9 +245,10 @@ class MainScreen(Screen):
                 await parent.mount(table, before=index)
             else:
                 await parent.mount(table)
-        for widget, before in self._later_lines:
-            await self.mount(widget, before=f"#{before}")
+        for make, before in self._later_lines:
+            await self.mount(make(), before=f"#{before}")
         self._later_lines.clear()
+        self._tables_pending = False
         self._fit_markets()
         if self.focused is None:
             self.focus_next()
@@ -246,6 +270,8 @@ class MainScreen(Screen):
     # ------------------------------------------------------------ drawing from the model
 
     def _draw_markets(self) -> None:
+        from widgets.keyed_table import KeyedTable
+
         at_venue = {o.symbol for o in self.orders.values() if o.is_protective_stop}
         oco = {o.symbol for o in self.orders.values() if o.is_take_profit_leg}
         suspended = bool(self.stops_suspended)
@@ -268,6 +294,8 @@ class MainScreen(Screen):
         """Only the rows of the markets whose price moved (a batch of tickers and nothing else): redrawing and
         sorting every market's row for each batch made the screen's work grow with markets x batches (event ->
         screen p99 over 100 ms at 50 markets). The order follows once a second (``_tick``)."""
+        from widgets.keyed_table import KeyedTable
+
         table = self.query_one("#positions", KeyedTable)
         listed = set(table.keys)
         wanted = self.market_filter
@@ -302,6 +330,10 @@ class MainScreen(Screen):
     def _summarize_markets(self) -> None:
         """``50 markets · 12 positions · 37 orders`` under the panel, with a sign when rows are out of sight (or a
         filter hides some); nothing when every market is in view."""
+        if self._tables_pending:
+            return  # the first frame's panel is its frame: the table, with its rows, comes right after it
+        from widgets.keyed_table import KeyedTable
+
         tables = list(self.query("#positions").results(KeyedTable))
         if not tables:
             return  # called after a refresh that found the screen taken down
@@ -326,6 +358,10 @@ class MainScreen(Screen):
         """The markets panel takes at most what the lines above it and the footer leave after the orders' and the
         alerts' own least (with many markets it would otherwise push the alerts off an 80x24 screen): it scrolls,
         and says what is out of sight, instead. From the screen's height alone, so a size gives one layout."""
+        if self._tables_pending:
+            return  # fitted when the table takes its frame's place (``mount_panels``)
+        from widgets.keyed_table import KeyedTable
+
         fleet = self.has_class("-fleet")
         least = 2 * (4 if fleet else 5)  # the orders' and the alerts' min-height (app.tcss)
         room = self.size.height - FIXED_LINES - (1 if fleet else 0) - least
@@ -334,11 +370,15 @@ class MainScreen(Screen):
 
     def _reorder_markets(self) -> None:
         """The markets panel in its order again (once a second: movements change the order of the rest)."""
+        from widgets.keyed_table import KeyedTable
+
         table = self.query_one("#positions", KeyedTable)
         table.order(self._markets())
         self.call_after_refresh(self._summarize_markets)
 
     def _draw_order(self, order: Order) -> None:
+        from widgets.keyed_table import KeyedTable
+
         table = self.query_one("#orders", KeyedTable)
         if order.status.is_open:
             self.orders[order.client_id] = order
@@ -352,7 +392,9 @@ class MainScreen(Screen):
     def _tick(self) -> None:
         """Once a second: the ages of open orders move on (only their age and status cells change); the markets
         panel takes its order again."""
-        if self._later:
+        from widgets.keyed_table import KeyedTable
+
+        if self._tables_pending:
             return  # the first frame's panels are still frames (a start on a loaded machine)
         self._reorder_markets()
         table = self.query_one("#orders", KeyedTable)
@@ -410,6 +452,7 @@ class MainScreen(Screen):
 
     def _show_alert(self, alert: Alert, new: bool) -> None:
         from engine.kernel.events import Severity
+        from widgets.alerts import AlertList
 
         if alert.severity == Severity.CRIT:
             if alert.acked:
@@ -437,6 +480,8 @@ class MainScreen(Screen):
         """The first frame, from the engine's current state (restored orders, a latched halt, alerts waiting); an
         attached screen draws one again each time it reaches its engine anew; a cockpit watching several engines
         draws another engine's (``fresh``) on a cleared screen."""
+        from widgets.keyed_table import KeyedTable
+
         if snap.fresh:
             self._clear()
         if snap.config is not None:
@@ -489,6 +534,8 @@ class MainScreen(Screen):
 
     def _clear(self) -> None:
         """Nothing of the engine shown before: its orders, alerts, fills, CRIT line, checklist and readings."""
+        from widgets.keyed_table import KeyedTable
+
         self.orders.clear()
         self.first_seen.clear()
         self.crit_waiting.clear()
@@ -514,6 +561,8 @@ class MainScreen(Screen):
             self._reorder_markets()
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
+        from widgets.keyed_table import KeyedTable
+
         if message.input.id == "market-filter":  # kept; the keys are the cockpit's again
             if not message.value.strip():
                 message.input.remove_class("-shown")
@@ -525,6 +574,8 @@ class MainScreen(Screen):
 
     def close_filter(self) -> bool:
         """Esc in the filter field: cleared and hidden. False when it was not open."""
+        from widgets.keyed_table import KeyedTable
+
         fields = list(self.query("#market-filter").results(Input))  # none in the first frame's moment
         if not fields or not fields[0].has_class("-shown"):
             return False
@@ -615,6 +666,7 @@ class MainScreen(Screen):
             TradingStateChanged,
             VenueConnection,
         )
+        from widgets.keyed_table import KeyedTable
 
         if isinstance(event, TradingStateChanged):
             self._set_state(event.state.value, {"code": event.code, "actor": event.actor, "ts": event.ts.isoformat()})

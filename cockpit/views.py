@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from engine.kernel.text import inert
-from widgets.alerts import AlertRow
 from widgets.flow import Flow
 
 if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
     from engine.kernel.events import Alert, Balance, Fill, Order, Position
+    from widgets.alerts import AlertRow  # ... and the panels' tables (decision BEN-14)
 
 
 def shown(text: object, *, limit: int | None = 2000, lines: bool = False) -> Text:
@@ -211,6 +211,8 @@ def fill_row(f: Fill) -> tuple[str | Text, ...]:
 
 
 def alert_row(a: Alert) -> AlertRow:
+    from widgets.alerts import AlertRow  # with the alert list, after the first frame (decision BEN-14)
+
     return AlertRow(
         a.ts.strftime("%H:%M:%S"),
         a.severity.value,

@@ -25,6 +25,8 @@ STATE_HINT = {
     "HALTED": "u: resume · x: close all",
     "STARTING": "the engine is starting; h c x wait for it and run at once",
 }
+# ... and an attached screen's until it reaches its engine (a running one: not "starting").
+REACHING_HINT = "reaching the engine; h c x wait for it and run at once"
 CONNECTING_STYLE = "bold black on yellow"
 UNREACHABLE_STYLE = "bold white on red"
 KILL_KEYS_HINT = "h: halt · c: cancel all · x: close all"
@@ -49,6 +51,7 @@ class StatusBanner(Static):
     unreachable: reactive[str] = reactive("")  # an attached screen's engine lost: "since 14:25:31"
     unreachable_hint: reactive[str] = reactive("")  # what to use instead of h c x meanwhile
     attached: reactive[str] = reactive("")  # an attached screen: "attached to the engine (pid 4242) · q detaches"
+    reaching: reactive[bool] = reactive(False)  # an attached screen's: its STARTING is the engine being reached
 
     @property
     def connecting(self) -> bool:
@@ -77,7 +80,8 @@ class StatusBanner(Static):
         if self.set_by and self.state != "ACTIVE":
             label += f" by {self.set_by}"
         text.append(label + " ", style=STATE_STYLE.get(self.state, "bold reverse"))
-        text.append(f"· {STATE_HINT.get(self.state, '')}", style="bold" if self.state == "HALTED" else "")
+        hint = REACHING_HINT if self.state == "STARTING" and self.reaching else STATE_HINT.get(self.state, "")
+        text.append(f"· {hint}", style="bold" if self.state == "HALTED" else "")
         return text
 
     def render(self) -> Text:

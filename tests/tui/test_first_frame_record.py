@@ -4,6 +4,7 @@ with its message and exit status 2, the engine never built."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from eventually import eventually
 
-from cockpit import firstframe
+from cockpit import cli, firstframe
 from cockpit.app import CockpitApp
 from engine.kernel.config import ConfigError
 
@@ -51,16 +52,25 @@ def test_live_is_never_drawn_early(tmp_path):
     assert firstframe.recalled(path, data) is None
 
 
-async def test_a_configuration_that_fails_after_the_frame_closes_the_screen_with_its_message(tmp_path, capsys):
+@pytest.mark.parametrize("how", ["in-process", "attached"])
+async def test_a_configuration_that_fails_after_the_frame_closes_the_screen_with_its_message(tmp_path, capsys, how):
     path, data = config(tmp_path), tmp_path / "data"
     firstframe.remember(firstframe.validated(path, data), path, data)
     early = firstframe.recalled(path, data)
     assert early is not None
     early.load = lambda: firstframe.validated(config(tmp_path, "[monitors]\ninterval_s = inf\n"), data)
-    app = CockpitApp(settings=early)
+    if how == "attached":  # checked before the engine is reached, as before its frame (decision BEN-14)
+        from cockpit.attached import AttachedLink, Target
+
+        link = AttachedLink(Target.local(data))
+        app = CockpitApp(link=link, settings=early, panels_after_frame=True)
+    else:
+        app = CockpitApp(settings=early)
     async with app.run_test(size=(100, 30)):
         await eventually(lambda: app.started.is_set(), timeout=20)
     assert app.start_failed and app.engine is None and app.return_code == 2
+    if how == "attached":
+        assert link._session is None  # never opened: nothing was asked of the engine
     said = " ".join(capsys.readouterr().err.split())  # on stderr as before the screen, wrapped to the terminal
     assert "cockpit: " in said and "monitors.interval_s: Input should be a finite number" in said, said
 
@@ -82,10 +92,10 @@ def test_the_screens_imports_leave_the_settings_models_for_after_the_frame():
 
 
 FIRST_FRAME_PROBE = """
-import asyncio, sys
+import asyncio, gc, sys
 from pathlib import Path
 from types import SimpleNamespace as NS
-from cockpit import firstframe
+from cockpit import cli, firstframe
 from cockpit.app import CockpitApp
 
 tmp = Path(sys.argv[1])
@@ -101,32 +111,70 @@ firstframe.remember(settings, path, data)
 early = firstframe.recalled(path, data)
 LATER = ("engine.kernel.events", "engine.kernel.commands", "cockpit.screens", "cockpit.fleet", "cockpit.palette")
 seen = {}
+from cockpit.main_screen import MainScreen
+mount_panels = MainScreen.mount_panels
+
+async def tables_after_frame(screen):
+    seen["tables"] = "textual.widgets._data_table" in sys.modules  # Textual's DataTable: with the tables
+    await mount_panels(screen)
+
+MainScreen.mount_panels = tables_after_frame
 
 def load():
     seen.update({name: name in sys.modules for name in LATER})
+    seen["collector held"] = not gc.isenabled()  # `cockpit` holds it from its start to its first frame
     from engine.kernel.config import ConfigError
     raise ConfigError("the probe stops here, before the engine")
 
 early.load = load
 
 async def main():
-    app = CockpitApp(settings=early)
+    if sys.argv[2:] == ["attached"]:  # `cockpit` where an engine runs (none answers here: the probe stops first)
+        from cockpit.attached import AttachedLink, Target
+
+        app = CockpitApp(link=AttachedLink(Target.local(data)), settings=early, panels_after_frame=True)
+    else:
+        app = CockpitApp(settings=early)
     async with app.run_test(size=(100, 30)) as pilot:
         while not app.started.is_set():
             await pilot.pause(0.02)
         keys = " ".join(str(key.render()) for key in app.main_screen.query("FooterKey"))
         assert "Cancel all" in keys, keys
+        said = str(app.main_screen.query_one("#banner").headline())  # a running engine is reached, not started
+        assert ("reaching the engine;" in said) == (sys.argv[2:] == ["attached"]), said
 
-asyncio.run(main())
+with firstframe.collector_held():
+    asyncio.run(main())
 print(seen)
 """
 
 
-def test_the_first_frame_leaves_the_engine_records_and_other_screens_for_after_it(tmp_path):
+@pytest.mark.parametrize("how", ["in-process", "attached"])
+def test_the_first_frame_leaves_the_engine_records_and_other_screens_for_after_it(tmp_path, how):
     """Up to the moment the settings are checked in full (right after the first frame, before the engine is
-    built), the screen has loaded neither the engine's events and commands nor the other screens, the palette's
-    commands or a fleet's link (decision BEN-10), and its footer's keys are composed."""
-    out = subprocess.run([sys.executable, "-c", FIRST_FRAME_PROBE, str(tmp_path)], capture_output=True, text=True)
+    built or reached), the screen has loaded neither the engine's events and commands nor the other screens, the
+    palette's commands, a fleet's link or the panels' tables (decisions BEN-10, BEN-14), its footer's keys are
+    composed, and the garbage collector held until the frame is on again: for
+    `cockpit` over its own engine and for `cockpit` attaching to one that runs."""
+    probe = [sys.executable, "-c", FIRST_FRAME_PROBE, str(tmp_path), *(["attached"] if how == "attached" else [])]
+    out = subprocess.run(probe, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     seen = out.stdout.strip().splitlines()[-1]
-    assert seen.count(": False") == 5, seen  # looked at when the settings were loaded: none of the five was there
+    assert seen.count(": False") == 7, seen  # looked at when the settings were loaded: none of the seven was there
+
+
+def test_the_collector_held_until_the_first_frame_is_never_left_off(tmp_path):
+    """`cockpit` turns Python's garbage collector off from its start to its first frame (decision BEN-14): a start
+    that ends before any frame (a bad configuration) turns it on again, and a collector already off is left so."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[monitors]\ninterval_s = inf\n")
+    assert gc.isenabled()
+    assert cli.main(["--config", str(bad), "--data-dir", str(tmp_path / "data")]) == 2
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with firstframe.collector_held():
+            firstframe.release_collector()
+        assert not gc.isenabled()  # not this start's to turn on
+    finally:
+        gc.enable()
