@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -85,6 +86,29 @@ class EngineLike(Protocol):
     async def execute(self, command: Any) -> Any: ...
 
     async def stop(self, reason: str = ...) -> None: ...
+
+
+# A run's collector thresholds: the first generation collected every this many allocations (Python's default: 700).
+COLLECT_EVERY = 50_000
+
+
+@contextlib.contextmanager
+def collector_spaced() -> Iterator[None]:
+    """Python's cyclic garbage collector run less often while a validation run lasts, as before after it.
+
+    A run allocates and frees objects at every step (payloads, events, Decimals) and keeps a growing heap that
+    lives as long as it does (the candle series, the store's and the engine's books): at the default threshold a
+    collection every 700 allocations walks the young objects again and again, and the older generations the whole
+    heap, to find almost nothing (the run's objects are freed by their reference counts). Measured on 6 h of the
+    backtest benchmark's data: 627 collections took 6.5 % of the run's CPU, and the run 11 % less CPU with
+    collections 70 times rarer (decision GATE-23). What it decides cannot change: nothing the engine does depends on
+    when a cycle is collected."""
+    before = gc.get_threshold()
+    gc.set_threshold(COLLECT_EVERY, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @dataclass(frozen=True)
@@ -319,7 +343,7 @@ class Validation:
         days: list[Any] = []
         recorder = Recorder(last_price=lambda symbol: None)
         try:
-            with engine_clock.use(clock):
+            with engine_clock.use(clock), collector_spaced():
                 wire = {"wire": sim.streams} if plan.in_process else {}
                 engine = self.make_engine(self._engine_settings(sim), **wire)
                 recorder = self.recorder = Recorder(last_price=engine.portfolio.last.get)
