@@ -42,7 +42,8 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +51,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+# The [venue] of an engine on a simulator process ({rest} and {ws}: its addresses); a test's config adds the rest.
+VENUE_TOML = """
+[venue]
+exchange = "binance"
+rest_url = "{rest}"
+ws_url = "{ws}"
+timeout_ms = 3000
+retry_backoff_s = [0.2, 0.5, 1.0]
+"""
 
 from engine.api.inbox import send_detailed  # noqa: E402
 from engine.kernel.events import TradingState  # noqa: E402
@@ -228,6 +239,13 @@ class SimProcess:
                 return sim
         raise RuntimeError(f"the simulator did not start (see {log})")
 
+    def engine_env(self) -> dict[str, str]:
+        """The environment of a `cockpit` process trading on this simulator: this checkout's code, the simulator's
+        key pair, and none of the caller's COCKPIT_ settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+        env.update(COCKPIT_VENUE__API_KEY=self.key, COCKPIT_VENUE__API_SECRET=self.secret, PYTHONPATH=str(ROOT))
+        return env
+
     def account(self) -> dict[str, Any]:
         return http("GET", f"{self.rest}/sim/account", token=self.token)
 
@@ -339,6 +357,31 @@ class Session:
 
     def command_status(self, command_id: int) -> str:
         return self._query(f"select status from commands where id = {int(command_id)}")[0]["status"]
+
+    def alert_codes(self, limit: int = 50) -> set[str]:
+        """The codes of the newest alerts in the store."""
+        store = self.store()
+        try:
+            return {a["code"] for a in store.alerts(limit=limit)}
+        finally:
+            store.close()
+
+
+@contextmanager
+def own_sim_session(seed: int, work: Path, config: str, **sim: Any) -> Iterator[Session]:
+    """A simulator in its own process (``SimProcess.start``'s options), ``config`` (with {rest} and {ws}) written
+    to ``work/config.toml``, and a session on both; at the end its engine is killed if it still runs, and the
+    simulator stopped."""
+    proc = SimProcess.start(seed, work / "sim.log", **sim)
+    session = None
+    try:
+        (work / "config.toml").write_text(config.format(rest=proc.rest, ws=proc.ws))
+        session = Session(proc, work, proc.engine_env())
+        yield session
+    finally:
+        if session is not None and session.engine is not None and session.engine.poll() is None:
+            session.kill()
+        proc.stop()
 
 
 def differences(sim_account: dict[str, Any], store: Store) -> list[str]:
@@ -576,8 +619,7 @@ def run_loop(kills: int, seed: int, work: Path, say: Callable[[str], None] = pri
     try:
         config = PERPS_CONFIG if perps else BUSY_CONFIG
         (work / "config.toml").write_text(config.format(rest=sim.rest, ws=sim.ws, monitors=CRASH_MONITORS))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-        env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret)
+        env = sim.engine_env()
         session = Session(sim, work, env, perps)
         expect_halted, orders_at_kill, interrupted = False, None, None
         for n in range(kills + 1):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import tempfile
 import time
@@ -89,8 +88,7 @@ def soak(seconds: float, speed: float, seed: int, fault_every: float, check_ever
     started = time.monotonic()
     try:
         (work / "config.toml").write_text(BUSY_CONFIG.format(rest=sim.rest, ws=sim.ws, monitors=SOAK_MONITORS))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-        env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret)
+        env = sim.engine_env()
         session = Session(sim, work, env)
         session.start_engine()
         assert session.engine is not None

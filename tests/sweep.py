@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sys
 import tempfile
@@ -325,8 +324,7 @@ def sweep(keys: list[str] | None, seed: int, work: Path, resume_wait_s: float) -
     try:
         health = free_port()
         (work / "config.toml").write_text(CONFIG.format(rest=sim.rest, ws=sim.ws, health=health))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-        env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret)
+        env = sim.engine_env()
         session = Session(sim, work, env)
         session.health_port = health
         session.start_engine()

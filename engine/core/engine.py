@@ -79,6 +79,7 @@ from engine.kernel.events import (
 )
 from engine.kernel.ports import Ports, VenueLink
 from engine.kernel.tasks import Periodic, TaskGroup
+from engine.kernel.testhooks import hold_s
 from engine.ops import daily
 from engine.ops.alerts import AlertBook
 from engine.ops.incidents import Incidents
@@ -107,13 +108,6 @@ HEALTH_INTERVAL_S = 1.0
 TIERS_ANSWERED_FIRST = (CancelAll, CloseAll)
 # Tests only: seconds between a tier's answer and what follows it, for the crash test to kill the engine there.
 AFTER_ANSWER_HOLD_ENV = "TEST_COCKPIT_AFTER_ANSWER_HOLD_S"  # not COCKPIT_: that prefix is settings
-
-
-def after_answer_hold_s() -> float:
-    try:
-        return float(os.environ.get(AFTER_ANSWER_HOLD_ENV, "") or 0)
-    except ValueError:
-        return 0.0
 
 
 # Who halts a start after an unclean stop, and why (``Engine._after_an_unclean_stop``).
@@ -827,7 +821,7 @@ class Engine:
         report = self.tiers.take_report(command)
         audit = audit_record(command, result, start)
         loop = asyncio.get_running_loop()
-        hold = after_answer_hold_s()
+        hold = hold_s(AFTER_ANSWER_HOLD_ENV)
         if hold > 0:  # tests only: the crash test kills the engine between the answer and what follows it
             handle: asyncio.Handle = loop.call_later(hold, self._after_answer, report, audit, row, result)
         else:

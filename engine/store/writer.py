@@ -56,6 +56,7 @@ from engine.kernel.events import (
     ValidationReported,
     utcnow,
 )
+from engine.kernel.testhooks import hold_s
 from engine.store.rows import dumps, to_text
 
 # A batch holds its writes at most this long before they are committed anyway (other shells read the store).
@@ -63,13 +64,6 @@ MAX_DEFER_S = 0.05
 # Tests only: seconds the write-ahead log's sync after a latched halt waits before it runs, for the crash test to kill
 # the engine between its sells leaving and its halt being on the disk for good (decision BEN-13).
 LATCH_SYNC_HOLD_ENV = "TEST_COCKPIT_LATCH_SYNC_HOLD_S"  # not COCKPIT_: that prefix is settings
-
-
-def latch_sync_hold_s() -> float:
-    try:
-        return float(os.environ.get(LATCH_SYNC_HOLD_ENV, "") or 0)
-    except ValueError:
-        return 0.0
 
 
 class Writer:
@@ -221,7 +215,7 @@ class Writer:
         if self._sync_pool is None:
             self._sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cockpit-wal-sync")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._sync_pool, self._sync_wal, latch_sync_hold_s())
+        future = loop.run_in_executor(self._sync_pool, self._sync_wal, hold_s(LATCH_SYNC_HOLD_ENV))
         future.add_done_callback(_retrieved)  # awaited by ``synced``; a later one may stand in for it
         self._synced = future
 

@@ -7,27 +7,22 @@ CANCEL_ALL alert, the row done. A simulator in its own process keeps the venue's
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
-from crashloop import ROOT, Session, SimProcess, http, wait_for
+from crashloop import VENUE_TOML, Session, http, own_sim_session, wait_for
 
 from engine.core.engine import AFTER_ANSWER_HOLD_ENV
 
-CONFIG = """
-[venue]
-exchange = "binance"
-rest_url = "{rest}"
-ws_url = "{ws}"
-timeout_ms = 3000
-retry_backoff_s = [0.2, 0.5, 1.0]
-[engine]
+CONFIG = (
+    VENUE_TOML
+    + """[engine]
 data_dir = "data"
 [alerts]
 daily_summary = false
 [strategy]
 enabled = false
 """
+)
 HOLD_S = "120"  # longer than the test: what follows the answer never runs in the first engine
 
 
@@ -35,14 +30,6 @@ def cancel_alls(session: Session) -> list[dict]:
     store = session.store()
     try:
         return [a for a in store.audit(limit=50) if a["command"] == "cancel-all"]
-    finally:
-        store.close()
-
-
-def alert_codes(session: Session) -> set[str]:
-    store = session.store()
-    try:
-        return {a["code"] for a in store.alerts(limit=50)}
     finally:
         store.close()
 
@@ -60,13 +47,9 @@ def rows(session: Session) -> list[dict]:
 
 
 def test_a_kill_between_the_answer_and_its_bookkeeping_loses_nothing(tmp_path):
-    sim = SimProcess.start(27, tmp_path / "sim.log")
-    session = None
-    try:
-        (tmp_path / "config.toml").write_text(CONFIG.format(rest=sim.rest, ws=sim.ws))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-        env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret, PYTHONPATH=str(ROOT))
-        session = Session(sim, tmp_path, {**env, AFTER_ANSWER_HOLD_ENV: HOLD_S})
+    with own_sim_session(27, tmp_path, CONFIG) as session:
+        sim, env = session.sim, session.env
+        session.env = {**env, AFTER_ANSWER_HOLD_ENV: HOLD_S}
         session.start_engine()
         last = Decimal(http("GET", f"{sim.rest}/sim/status", token=sim.token)["prices"]["BTCUSDT"])
         price, stop = ((last * Decimal(f)).quantize(Decimal("0.01")) for f in ("0.9", "0.8"))
@@ -79,7 +62,7 @@ def test_a_kill_between_the_answer_and_its_bookkeeping_loses_nothing(tmp_path):
         assert ok and "canceled 1 order(s)" in message, message
         assert not [o for o in sim.account()["orders"] if o["status"] == "NEW"]
         # Answered, and what follows is held: no audit record, no alert yet, the row still running (on disk).
-        assert cancel_alls(session) == [] and "CANCEL_ALL" not in alert_codes(session)
+        assert cancel_alls(session) == [] and "CANCEL_ALL" not in session.alert_codes()
         assert [r["status"] for r in rows(session)] == ["running"]
         session.kill()
 
@@ -88,12 +71,8 @@ def test_a_kill_between_the_answer_and_its_bookkeeping_loses_nothing(tmp_path):
         done = wait_for(lambda: cancel_alls(session), 30, "the restart carried the cancel-all out again, audited")
         assert done[0]["actor"].startswith("operator:cli"), done
         # Done at once, or (the venue not reached yet so early in the start) on its retry.
-        wait_for(lambda: alert_codes(session) & {"CANCEL_ALL", "KILL_SWITCH_DONE"}, 30, "the cancel-all's alert")
+        wait_for(lambda: session.alert_codes() & {"CANCEL_ALL", "KILL_SWITCH_DONE"}, 30, "the cancel-all's alert")
         wait_for(lambda: "running" not in [r["status"] for r in rows(session)], 10, "its row finished")
         assert not [o for o in sim.account()["orders"] if o["status"] == "NEW"]
         # The cancel's report, applied after the answer (decision BEN-09), is in the store after the restart too.
         wait_for(lambda: stored_open(session) == [], 30, "the store holds the buy as cancelled")
-    finally:
-        if session is not None and session.engine is not None and session.engine.poll() is None:
-            session.kill()
-        sim.stop()

@@ -10,22 +10,16 @@ venue's side across the kill."""
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
-from crashloop import ROOT, Session, SimProcess, wait_for
+from crashloop import VENUE_TOML, Session, SimProcess, own_sim_session, wait_for
 
 from engine.kernel.events import OrderStatus, TradingState
 from engine.store.writer import LATCH_SYNC_HOLD_ENV
 
-CONFIG = """
-[venue]
-exchange = "binance"
-rest_url = "{rest}"
-ws_url = "{ws}"
-timeout_ms = 3000
-retry_backoff_s = [0.2, 0.5, 1.0]
-[engine]
+CONFIG = (
+    VENUE_TOML
+    + """[engine]
 data_dir = "data"
 # The halt found after the restart must be the close-all's own, not the one a start after an unclean stop makes.
 after_unclean_stop = "keep"
@@ -37,6 +31,7 @@ daily_summary = false
 [strategy]
 enabled = false
 """
+)
 HOLD_S = "120"  # longer than the test: the halt never reaches the disk by its own sync in the first engine
 BUYS = (("BTC/USDT", "BTC", "0.01"), ("ETH/USDT", "ETH", "0.2"))
 
@@ -50,22 +45,10 @@ def sells_at_venue(sim: SimProcess) -> list[dict]:
     return [o for o in sim.account()["orders"] if o["side"] == "SELL" and o["type"] == "MARKET"]
 
 
-def alert_codes(session: Session) -> set[str]:
-    store = session.store()
-    try:
-        return {a["code"] for a in store.alerts(limit=50)}
-    finally:
-        store.close()
-
-
 def test_a_kill_after_the_sells_left_and_before_the_halt_is_synced_keeps_the_halt(tmp_path):
-    sim = SimProcess.start(31, tmp_path / "sim.log")
-    session = None
-    try:
-        (tmp_path / "config.toml").write_text(CONFIG.format(rest=sim.rest, ws=sim.ws))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-        env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret, PYTHONPATH=str(ROOT))
-        session = Session(sim, tmp_path, {**env, LATCH_SYNC_HOLD_ENV: HOLD_S})
+    with own_sim_session(31, tmp_path, CONFIG) as session:
+        sim, env = session.sim, session.env
+        session.env = {**env, LATCH_SYNC_HOLD_ENV: HOLD_S}
         session.start_engine()
         for symbol, _, amount in BUYS:
             order = {"symbol": symbol, "side": "buy", "amount": amount, "type": "market", "price": None}
@@ -105,7 +88,7 @@ def test_a_kill_after_the_sells_left_and_before_the_halt_is_synced_keeps_the_hal
         assert [h["actor"].split(":")[0] for h in halts] == ["operator"], halts  # the close-all's, once
         # The close-all runs again from its row (and from the one the shell's fallback queued when the socket
         # closed): done at once, or (the venue not reached yet so early in the start) on its retry.
-        wait_for(lambda: alert_codes(session) & {"CLOSE_ALL", "KILL_SWITCH_DONE"}, 30, "the close-all done again")
+        wait_for(lambda: session.alert_codes() & {"CLOSE_ALL", "KILL_SWITCH_DONE"}, 30, "the close-all done again")
         rows = session._query("select status from commands where command = 'close-all'")
         assert not {r["status"] for r in rows} & {"running", "pending"}, rows
         store = session.store()
@@ -117,10 +100,6 @@ def test_a_kill_after_the_sells_left_and_before_the_halt_is_synced_keeps_the_hal
         wait_for(lambda: stored_filled(session, sells), 30, "the store holds both sells filled")
         assert len(sells_at_venue(sim)) == 2
         assert all(held_at_venue(sim, a) < Decimal("0.001") for _, a, _ in BUYS)
-    finally:
-        if session is not None and session.engine is not None and session.engine.poll() is None:
-            session.kill()
-        sim.stop()
 
 
 def stored_filled(session: Session, sells: list[dict]) -> bool:

@@ -9,21 +9,15 @@ own process keeps the venue's side across the kill."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal
 
-from crashloop import ROOT, Session, SimProcess, wait_for
+from crashloop import VENUE_TOML, Session, own_sim_session, wait_for
 
-CONFIG = """
-[venue]
-exchange = "binance"
-rest_url = "{rest}"
-ws_url = "{ws}"
-timeout_ms = 3000
-retry_backoff_s = [0.2, 0.5, 1.0]
-[engine]
+CONFIG = (
+    VENUE_TOML
+    + """[engine]
 data_dir = "data"
 equity_sample_s = 0.3
 [alerts]
@@ -42,6 +36,7 @@ oversold = 99.0
 overbought = 1.0
 order_quote = "20"
 """
+)
 
 # Raises at every step: switched off by its failure, its check an hour away (after the test).
 RAISES = """
@@ -89,13 +84,7 @@ def equity_samples(session: Session) -> int:
 
 
 def test_a_strategys_record_and_its_disable_survive_kill_9(tmp_path):
-    sim = SimProcess.start(23, tmp_path / "sim.log", speed=20.0)
-    session = None
-    try:
-        (tmp_path / "config.toml").write_text(CONFIG.format(rest=sim.rest, ws=sim.ws))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-        env.update(COCKPIT_VENUE__API_KEY=sim.key, COCKPIT_VENUE__API_SECRET=sim.secret, PYTHONPATH=str(ROOT))
-        session = Session(sim, tmp_path, env)
+    with own_sim_session(23, tmp_path, CONFIG, speed=20.0) as session:
         made = cockpit(session, "strategy", "new", "tpl")
         assert made.returncode == 0, made.stderr
         (tmp_path / "strategies" / "raises.py").write_text(RAISES, encoding="utf-8")
@@ -129,7 +118,3 @@ def test_a_strategys_record_and_its_disable_survive_kill_9(tmp_path):
         samples = equity_samples(session)
         wait_for(lambda: equity_samples(session) >= samples + 10, 30, "the restarted engine's loops turning")
         assert strategy_orders(session, "strategy:tpl") == sent >= orders
-    finally:
-        if session is not None and session.engine is not None and session.engine.poll() is None:
-            session.kill()
-        sim.stop()
