@@ -177,13 +177,18 @@ def validate(
 
     cfg = settings.validation
     resolved = {symbol: Path(path).resolve() for symbol, path in replay.items()}
+    candle_s: float | None = None
     if strategy is not None:
         try:
-            settings, covered = backtest(settings, strategy, resolved)
+            settings, covered, candle_s = backtest(settings, strategy, resolved)
         except ValidationError as exc:
             print(f"cockpit validate: {inert(exc)}", file=sys.stderr)
             return 2
         duration_s = duration_s or covered
+    # A backtest on candles steps once a candle, the venue walking each one's open, extremes and close between
+    # steps, unless --tick or [validation] tick_s in the config file asks for finer steps (decision GATE-25).
+    if tick_s is None and candle_s is not None and "tick_s" not in cfg.model_fields_set:
+        tick_s = candle_s
     plan = Plan(
         duration_s=duration_s or cfg.duration_h * 3600,
         # A backtest runs as fast as it goes (nobody watches it live); a paper validation at [validation] speed.

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import SecretStr
 from pydantic import ValidationError as PydanticValidationError
@@ -143,9 +143,19 @@ class Progress:
     wall_s: float
 
 
-def backtest(settings: Settings, strategy: str, replay: Mapping[str, Path]) -> tuple[Settings, float | None]:
+class Backtest(NamedTuple):
+    """What `cockpit validate --strategy NAME [--replay DATA]` runs: the configuration with that strategy alone,
+    how long the data runs after its history (s), and its candles' interval (s; the finest file's)."""
+
+    settings: Settings
+    covered_s: float | None
+    candle_s: float | None
+
+
+def backtest(settings: Settings, strategy: str, replay: Mapping[str, Path]) -> Backtest:
     """`cockpit validate --strategy NAME [--replay DATA]`: the configuration with that strategy alone, trading every
-    symbol the data holds (the configured ones without data), and how long the data runs after its history."""
+    symbol the data holds (the configured ones without data), how long the data runs after its history, and the
+    interval of its candles (a backtest's step unless one is asked for: decision GATE-25)."""
     cfg = settings.strategy
     unknown = sorted(s for s in replay if s not in SYMBOLS)
     if unknown:
@@ -169,6 +179,7 @@ def backtest(settings: Settings, strategy: str, replay: Mapping[str, Path]) -> t
     if not loaded.strategies:
         raise ValidationError(f"no strategy {strategy!r}: `cockpit strategy list` shows what is found")
     covered: float | None = None
+    candle: float | None = None
     for symbol, path in replay.items():
         try:
             r = Replay(symbol, load_csv(path, SYMBOLS[symbol]))
@@ -176,8 +187,9 @@ def backtest(settings: Settings, strategy: str, replay: Mapping[str, Path]) -> t
             raise ValidationError(f"cannot replay: {exc}") from None
         span = (r.end_ms - r.start_ms) / 1000
         covered = span if covered is None else min(covered, span)
+        candle = r.interval_ms / 1000 if candle is None else min(candle, r.interval_ms / 1000)
     venue = settings.venue.model_copy(update={"symbols": symbols})
-    return settings.model_copy(update={"strategy": only, "venue": venue}), covered
+    return Backtest(settings.model_copy(update={"strategy": only, "venue": venue}), covered, candle)
 
 
 def with_params(settings: Settings, strategy: str, values: Mapping[str, str]) -> Settings:
@@ -434,7 +446,10 @@ class Validation:
         next_ack_ms = start_ms + round(ACK_EVERY_S * 1000)
         while sim.clock.now_ms() < end_ms and not self._stop:
             async with clock.moving():
-                sim.clock.advance(min(tick_ms, end_ms - sim.clock.now_ms()))
+                target_ms = sim.clock.now_ms() + min(tick_ms, end_ms - sim.clock.now_ms())
+                if sim.replays:
+                    sim.walk_to(target_ms)  # a coarse tick: the venue walks the candles' points it steps over
+                sim.clock.advance(target_ms - sim.clock.now_ms())
                 self._fills_at_tick = len(sim.engine.trades)
                 sim.tick()
                 self._tick_wall = time.monotonic()

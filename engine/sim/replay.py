@@ -110,25 +110,26 @@ class Replay:
         i = bisect.bisect_right(self._starts, t_ms) - 1
         return self.candles[max(i, self.start_index)]
 
-    def price_at(self, t_ms: int, tick: Decimal, tick_ms: float | None = None) -> Decimal:
+    def price_at(self, t_ms: int, tick: Decimal, tick_ms: float | None = None, walk: bool = False) -> Decimal:
         """The replayed price at market time ``t_ms``. A candle is walked open -> first extreme -> second extreme ->
         close (low first in a rising candle). With ``tick_ms``, the market time between two price moves, the four
         points sit a whole number of ticks apart, three of them inside the candle, so a tick lands on each (at a
         15-second tick on 1-minute candles: open, extreme, extreme, close), and the close holds until the next open:
         a stop inside a wick is reached, as on the venue. A tick too coarse for that (over a third of a candle)
-        walks the candle evenly from open to close, as without ``tick_ms``."""
+        walks the candle evenly from open to close, as without ``tick_ms``; with ``walk`` (the venue visits the
+        points between ticks itself, ``points_between``) the points sit a quarter of a candle apart instead, and a
+        tick reads the last one reached."""
         if t_ms >= self.end_ms:
             if not self._finished_logged:
                 self._finished_logged = True
                 log.info("replay of %s finished: price stays at the last close", self.symbol)
             return self.candles[-1].close
         c = self.candle_at(t_ms)
-        first, second = (c.low, c.high) if c.close >= c.open else (c.high, c.low)
-        points = [c.open, first, second, c.close]
+        points = self._points(c)
         elapsed = max(0, min(t_ms - c.start_ms, self.interval_ms))
-        spacing = (
-            0 if not tick_ms or tick_ms <= 0 else round(tick_ms) * ((self.interval_ms - 1) // (3 * round(tick_ms)))
-        )
+        spacing = self.spacing_ms(tick_ms)
+        if spacing == 0 and walk:  # the last point the venue's walk reached
+            return points[min(elapsed // (self.interval_ms // 4), 3)]
         if spacing > 0:
             seg = elapsed // spacing
             if seg >= 3:
@@ -140,6 +141,42 @@ class Replay:
             local = f * 3 - seg
         price = points[seg] + (points[seg + 1] - points[seg]) * local
         return round_to_step(price, tick)
+
+    @staticmethod
+    def _points(c: Candle) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """A candle's path: open, first extreme, second extreme, close (the low first in a rising candle)."""
+        first, second = (c.low, c.high) if c.close >= c.open else (c.high, c.low)
+        return c.open, first, second, c.close
+
+    def spacing_ms(self, tick_ms: float | None) -> int:
+        """Market time between a candle's points when a tick lands on each (a whole number of ticks, three of them
+        inside the candle), or 0 when a tick is too coarse for that (over a third of a candle)."""
+        if not tick_ms or tick_ms <= 0:
+            return 0
+        return round(tick_ms) * ((self.interval_ms - 1) // (3 * round(tick_ms)))
+
+    def points_between(self, after_ms: int, before_ms: int, tick_ms: float) -> list[tuple[int, Decimal]]:
+        """The path's points strictly between two ticks a coarse tick (``spacing_ms`` 0) steps over, with their
+        market times: each candle's open, extremes and close, a quarter of a candle apart. None when the ticks
+        land on every point themselves, or past the file's end."""
+        if self.spacing_ms(tick_ms) > 0:
+            return []
+        quarter = self.interval_ms // 4
+        found: list[tuple[int, Decimal]] = []
+        i = max(bisect.bisect_right(self._starts, after_ms) - 1, self.start_index)
+        while i < len(self.candles) and self.candles[i].start_ms < before_ms:
+            c = self.candles[i]
+            for k, price in enumerate(self._points(c)):
+                t = c.start_ms + k * quarter
+                if after_ms < t < before_ms and t < self.end_ms:
+                    found.append((t, price))
+            i += 1
+        return found
+
+    def print_ms(self, tick_ms: float, walk: bool) -> float:
+        """The market time one print stands for (its share of the candle's volume): a tick's, or a quarter of a
+        candle when the venue walks the points between coarse ticks."""
+        return self.interval_ms / 4 if walk and self.spacing_ms(tick_ms) == 0 else tick_ms
 
     def trade_qty(self, t_ms: int, market_ms_per_tick: float, spec: SymbolSpec) -> Decimal:
         """Size of one synthetic print so the ticks of a candle add up to its volume."""

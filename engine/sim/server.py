@@ -93,6 +93,8 @@ class Simulator:
         self.seed = seed
         self.host = host
         self.tick_interval = tick_interval
+        # A stepped driver walks the replayed candles' points between coarse ticks (``walk_to``).
+        self.walk = False
         self._want_rest_port = rest_port
         self._want_ws_port = ws_port
         self._rest_port: int | None = None
@@ -395,7 +397,7 @@ class Simulator:
                 replay = self.replays.get(symbol)
                 if replay is not None:
                     step_ms = self.clock.market_seconds(self.tick_interval) * 1000
-                    feed.set_price(replay.price_at(now, feed.spec.tick_size, step_ms))
+                    feed.set_price(replay.price_at(now, feed.spec.tick_size, step_ms, self.walk))
                 else:
                     feed.next_price()
             self._print_synthetic_trade(symbol, now)
@@ -405,6 +407,30 @@ class Simulator:
         if self.perp is not None:
             self.perp.settle_due_funding()
         self.streams.expire_listen_keys()
+
+    def walk_to(self, target_ms: int) -> None:
+        """Move a stepped clock to just before ``target_ms`` through every point of the replayed candles that a
+        coarse tick would step over (``Replay.points_between``), each a price the venue's matching engine and tape
+        see at its own market time, with no market push (the engine hears of the candle, and of any fill, as the
+        venue pushes them; the tick at ``target_ms`` pushes the market). A stop resting inside a wick is reached
+        at any tick (decision GATE-25). Sets ``walk``: the ticks then read the last point reached."""
+        self.walk = True
+        now = self.clock.now_ms()
+        step_ms = self.clock.market_seconds(self.tick_interval) * 1000
+        due: dict[int, list[tuple[str, Decimal]]] = {}
+        for symbol, replay in self.replays.items():
+            for t, price in replay.points_between(now, target_ms, step_ms):
+                due.setdefault(t, []).append((symbol, price))
+        for t in sorted(due):
+            self.clock.advance(t - self.clock.now_ms())
+            for symbol, price in due[t]:
+                if self.price_frozen(symbol):
+                    continue
+                self.feeds[symbol].set_price(price)
+                self._print_synthetic_trade(symbol, t)
+                self.engine.on_price(symbol)
+                if self.perp is not None:
+                    self.perp.on_price(symbol)
 
     # ----- internals -------------------------------------------------------------------------------------
     def _add_routes(self, router: web.UrlDispatcher) -> None:
@@ -461,7 +487,8 @@ class Simulator:
         qty, buyer_is_maker = feed.synthetic_trade_qty()
         replay = self.replays.get(symbol)
         if replay is not None:
-            qty = replay.trade_qty(now, self.clock.market_seconds(self.tick_interval) * 1000, feed.spec)
+            print_ms = replay.print_ms(self.clock.market_seconds(self.tick_interval) * 1000, self.walk)
+            qty = replay.trade_qty(now, print_ms, feed.spec)
         self.streams.on_event(feed.record_trade(feed.price, qty, now, buyer_is_maker))
 
     async def _tick_loop(self) -> None:

@@ -78,6 +78,8 @@ async def test_download_list_and_backtest_a_user_strategy(tmp_path, capsys):
         report = json.loads(out)
         assert code == (0 if report["verdict"] == "GO" else 1)
         assert report["simulated"]["completed"] and report["run"]["error"] is None
+        assert report["simulated"]["tick_s"] == 60  # one step a candle of the data (GATE-25), 20 in 20 minutes
+        assert report["simulated"]["steps"] == 20
         assert report["config"]["symbols"] == ["BTC/USDT", "ETH/USDT"]
         assert report["config"]["strategy"]["run"] == ["dip"] and not report["config"]["strategy"]["ladder"]["enabled"]
         assert report["fills"] > 0  # the strategy traded on the replayed candles, through the engine
@@ -122,7 +124,7 @@ async def test_the_in_process_streams_decide_as_the_loopback_websockets(tmp_path
         encoding="utf-8",
     )
     assert await asyncio.to_thread(main, ["strategy", "new", "dip", "--config", str(config)]) == 0
-    settings, _ = backtest(load_settings(config), "dip", replay_files(data))
+    settings, _, _ = backtest(load_settings(config), "dip", replay_files(data))
 
     async def run(in_process: bool) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
         seen: list[tuple[Any, ...]] = []
@@ -209,7 +211,7 @@ async def test_a_backtest_disables_a_strategy_that_hangs_and_goes_on(tmp_path):
         f'[engine]\ndata_dir = "{tmp_path / "data"}"\n[strategy]\ninterval_s = 0.25\npaths = ["{mine}"]\n',
         encoding="utf-8",
     )
-    settings, _ = backtest(load_settings(config), "slowpoke", replay_files(data))
+    settings, _, _ = backtest(load_settings(config), "slowpoke", replay_files(data))
     plan = Plan(duration_s=5 * 60, speed=math.inf, tick_s=15, seed=1, replay=replay_files(data))
     report = await Validation(settings, plan, Engine, tmp_path / "run").run()
     assert report["run"]["error"] is None and report["simulated"]["completed"]

@@ -132,3 +132,60 @@ def test_a_replay_stepped_at_15_s_lands_on_each_candle_s_wicks(tmp_path):
         coarse.tick()
         walked.append(coarse.price("BTCUSDT"))
     assert walked == [Decimal("29700"), Decimal("30090"), Decimal("30050")]  # open -> low -> high -> the next open
+
+
+def test_a_coarse_tick_walks_the_candles_it_steps_over_so_a_stop_in_a_wick_fills(tmp_path):
+    """At a tick of a whole candle (a backtest at the data's resolution) the venue walks each candle's open, first
+    extreme, second extreme and close a quarter of a candle apart, at their own market times, between the ticks
+    (``walk_to``): a stop resting inside a wick fills there and then, the live candle is the file's (wicks and
+    volume), and the ticks read the last point reached. At a 15-second tick there is nothing between ticks to walk."""
+    path = tmp_path / "btc.csv"
+    rows = [
+        (T0 + i * 60_000, *prices, "12.5")
+        for i, prices in enumerate(
+            [("30000.00", "30100.00", "29900.00", "30000.00")] * 4  # history
+            + [
+                ("30000.00", "30090.00", "29700.00", "30050.00"),  # rising, a deep lower wick
+                ("30050.00", "30400.00", "29980.00", "30010.00"),
+                ("30010.00", "30020.00", "30000.00", "30015.00"),
+            ]
+        )
+    ]
+    write_csv(path, rows)
+    start = rows[4][0]
+
+    def bar_sim():
+        sim = Simulator(seed=1, replay={"BTCUSDT": path}, stepped=True, tick_interval=60, replay_start=start)
+        sim.engine.adjust_balance("BTC", Decimal("1"))
+        stop = sim.engine.new_order(
+            symbol="BTCUSDT", side="SELL", type="STOP_LOSS", quantity=Decimal("0.1"), stop_price=Decimal("29800")
+        )
+        return sim, stop
+
+    walked, stop = bar_sim()
+    seen = []
+    for _ in range(2):
+        target = walked.clock.now_ms() + 60_000
+        walked.walk_to(target)
+        walked.clock.advance(target - walked.clock.now_ms())
+        walked.tick()
+        seen.append(walked.price("BTCUSDT"))
+    assert seen == [Decimal("30050"), Decimal("30010")]  # each tick: the next candle's open (the close before)
+    assert stop.status == "FILLED"
+    [fill] = stop.fills
+    assert fill.time == start + 15_000 and fill.price <= Decimal("29800")  # in the wick, at the wick's own time
+    [first, second] = walked.feeds["BTCUSDT"].candles.aggregate(
+        60_000, start_ms=start, end_ms=start + 120_000, limit=2, now_ms=walked.clock.now_ms()
+    )
+    # The file's wicks, rebuilt live (the stop's own sale, at the bid under the wick, prints too).
+    assert (first.high, first.close) == (Decimal("30090"), Decimal("30050")) and first.low == fill.price
+    assert (second.high, second.low) == (Decimal("30400"), Decimal("29980"))
+    assert second.volume == Decimal("12.5")  # four prints of a quarter of the file's volume each
+
+    unwalked, missed = bar_sim()  # the tick alone, as before: the wick is stepped over
+    unwalked.clock.advance(60_000)
+    unwalked.tick()
+    assert missed.status == "NEW"
+
+    fine = Simulator(seed=1, replay={"BTCUSDT": path}, stepped=True, tick_interval=15, replay_start=start)
+    assert fine.replays["BTCUSDT"].points_between(start, start + 15_000, 15_000) == []
