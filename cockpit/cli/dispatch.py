@@ -1,6 +1,6 @@
 """From a parsed command line to what carries it out: the simulator's commands, the settings loaded (the screen's
-recalled first), and each command handed to its room, with the exit codes of the values the parser cannot judge
-alone (a port, a duration, a day, a replay file). Exit status: 0 done, 1 refused or NO-GO, 2 could not run."""
+recalled first), and each command handed to its room. A value the parser cannot judge alone (a port, a duration, a
+day, a replay file) is refused here with a sentence saying what is wrong, exit 2."""
 
 from __future__ import annotations
 
