@@ -1,7 +1,7 @@
 """The go/no-go checklist's record: checks (PASS / WARN / FAIL with evidence and a fix) and a run of them.
 
 What the engine publishes (``ChecklistCompleted``), stores, and front ends show: a checklist screen lists
-``checks``; a summary line is ``line()``; ``summary()`` counts each status. The checks themselves are in
+``checks``; a summary line is ``line()``; ``summary()`` counts each status. The checks themselves are run by
 ``engine.gate.preflight``.
 """
 

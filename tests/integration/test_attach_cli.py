@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cockpit.attached import Target, read_token
-from cockpit.cli import _run_tui, build_parser
+from cockpit.cli.parser import build_parser
+from cockpit.cli.screen import run_tui
 from cockpit.fleet import watched
 from cockpit.link import LinkError
 from engine.kernel.config import ConfigError, EngineConfig, Settings, load_settings
@@ -22,7 +23,7 @@ def test_a_token_file_others_may_read_is_refused_with_what_to_do(tmp_path, capsy
     token = tmp_path / "desk.token"
     token.write_text("ckpt_secret\n")
     token.chmod(0o644)
-    assert _run_tui(settings(tmp_path), False, ["http://127.0.0.1:9"], [token]) == 2
+    assert run_tui(settings(tmp_path), False, ["http://127.0.0.1:9"], [token]) == 2
     err = capsys.readouterr().err
     assert "readable by others (mode 0644)" in err and f"chmod 600 {token}" in err
     assert "ckpt_secret" not in err  # never the token itself
@@ -40,7 +41,7 @@ def test_a_token_file_without_one_token_is_refused(tmp_path, content):
 
 
 def test_url_and_token_file_go_together_and_the_url_must_be_one(tmp_path, capsys):
-    assert _run_tui(settings(tmp_path), False, ["http://127.0.0.1:9"], None) == 2
+    assert run_tui(settings(tmp_path), False, ["http://127.0.0.1:9"], None) == 2
     assert "--url and --token-file go together" in capsys.readouterr().err
     with pytest.raises(LinkError, match="http"):
         Target.remote("127.0.0.1:8443", "t")

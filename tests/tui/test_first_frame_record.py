@@ -86,7 +86,7 @@ def test_a_frame_that_differs_from_the_settings_loaded_is_not_carried_on(tmp_pat
 
 
 def test_the_screens_imports_leave_the_settings_models_for_after_the_frame():
-    code = "import sys, cockpit.cli, cockpit.app, cockpit.firstframe; print('pydantic' in sys.modules)"
+    code = "import sys, cockpit.cli.dispatch, cockpit.app, cockpit.firstframe; print('pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from cockpit.cli import build_parser, main, parse_args
+from cockpit.cli import main
+from cockpit.cli.parser import build_parser, parse_args
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ def test_ccxt_is_imported_only_where_the_venue_is_connected():
     """ccxt costs most of a second to import: the cockpit's first frame and the CLI's quick commands never pay it
     (issue 13). Loading a "sim" configuration and importing the engine, the app and the CLI leave it out."""
     code = (
-        "import sys, engine.core.engine, engine.core.emergency, cockpit.cli, cockpit.app, cockpit.status;"
+        "import sys, engine.core.engine, engine.core.emergency, cockpit.cli.dispatch, cockpit.app, cockpit.status;"
         "from engine.kernel.config import Settings, VenueConfig;"
         "Settings(venue=VenueConfig(exchange='sim')); Settings(venue=VenueConfig(exchange='binance'));"
         "bad = [m for m in sys.modules if m.split('.')[0] == 'ccxt'];"
