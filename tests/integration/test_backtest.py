@@ -12,6 +12,8 @@ import os
 import random
 import sys
 import time
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +220,66 @@ async def test_a_backtest_disables_a_strategy_that_hangs_and_goes_on(tmp_path):
     assert report["alert_codes"].get("STRATEGY_FAILED") == 1, report["alert_codes"]
     threads = (mine / "slowpoke.threads").read_text().split()
     assert len(threads) == 3 and set(threads) == {"other"}, threads  # disabled at its third: none after
+
+
+# Buys BTC/USDT once, at its first step, with a stop 1 % under the price; never again.
+ONCE = """
+from decimal import Decimal
+
+from engine.strategies.api import Intent, Strategy
+
+
+class Once(Strategy):
+    name = "once"
+    timeframe = "1m"
+    history = 5
+    bought = False
+
+    def decide(self, view):
+        price = view.last("BTC/USDT")
+        if type(self).bought or price is None:
+            return []
+        type(self).bought = True
+        return [Intent("buy", "BTC/USDT", quote_amount=Decimal("100"), stop_loss=price * Decimal("0.99"))]
+"""
+
+
+async def test_a_backtest_on_candles_fills_a_stop_inside_a_wick(tmp_path):
+    """GATE-25: a backtest steps once a candle, and between steps the venue walks each candle's open, extremes and
+    close: the entry's protective stop, resting at the venue, fills inside the next candle's wick (1.1 % under the
+    entry, back by the close) at the wick's own time, through the whole engine, and the round trip is a loss."""
+    data = tmp_path / "market"
+    data.mkdir()
+    t0 = 1_767_225_600_000
+    flat = "65000.00,65010.00,64990.00,65000.00,10"
+    btc = [flat] * 8 + ["65000.00,65020.00,64285.00,65000.00,10"] + [flat] * 3  # half the file is history
+    for name, rows in (("BTCUSDT", btc), ("ETHUSDT", ["3500.00,3501.00,3499.00,3500.00,10"] * 12)):
+        lines = ["timestamp,open,high,low,close,volume"] + [f"{t0 + i * 60_000},{r}" for i, r in enumerate(rows)]
+        (data / f"{name}-1m.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "once.py").write_text(ONCE, encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[engine]\ndata_dir = "{tmp_path / "data"}"\n[strategy]\npaths = ["{mine}"]\n', encoding="utf-8")
+    settings, covered, candle_s = backtest(load_settings(config), "once", replay_files(data))
+    assert candle_s == 60  # the data's step: what `cockpit validate --strategy once --replay DATA` steps at
+    fills: list[tuple[str, Decimal, datetime]] = []
+
+    def make_engine(s: Settings, **kwargs: Any) -> Engine:
+        engine = Engine(s, **kwargs)
+        engine.bus.add_handler(
+            lambda e: fills.append((e.fill.side, e.fill.price, e.fill.ts)) if isinstance(e, FillReceived) else None
+        )
+        return engine
+
+    plan = Plan(duration_s=covered or 0, speed=math.inf, tick_s=candle_s, seed=1, replay=replay_files(data))
+    report = await Validation(settings, plan, make_engine, tmp_path / "run").run()
+    assert report["run"]["error"] is None and report["simulated"]["completed"]
+    assert report["simulated"]["steps"] == 6  # six candles after the history, one step each
+    assert report["round_trips"] == {"won": 0, "lost": 1, "flat": 0}, report["round_trips"]
+    [(buy, entry, bought_at), (sell, exit_price, sold_at)] = fills
+    stop = entry * Decimal("0.99")
+    assert (buy, sell) == ("buy", "sell") and stop * Decimal("0.995") <= exit_price <= stop  # under the stop, at
+    # the bid in the wick, above the stop-limit's limit ([risk] stop_limit_offset_pct)
+    wick_ms = t0 + 8 * 60_000  # the replay's third candle: bought at the second's open, stopped in the third
+    assert wick_ms < sold_at.timestamp() * 1000 < wick_ms + 60_000, (bought_at, sold_at)  # inside it, not at a step
