@@ -43,9 +43,32 @@ def _timestamp(raw: str) -> int:
     return int(value)
 
 
+# Parsed files, by (path, modification time, size, tick size): a backtest reads its files before it starts (to say
+# how long they run) and its simulator reads them again, and every point of a --sweep builds a simulator of its own.
+# The rows are kept as tuples and each caller gets Candles of its own (the simulator's are its to change).
+_PARSED: dict[tuple[str, int, int, Decimal], list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]]]
+_PARSED = {}
+_PARSED_KEEP = 8
+
+
 def load_csv(path: str | Path, spec: SymbolSpec) -> list[Candle]:
     """Candles of an OHLCV CSV, oldest first, prices rounded to the symbol's tick."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ReplayError(f"cannot read {path}: {exc}") from None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, spec.tick_size)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = [(c.start_ms, c.open, c.high, c.low, c.close, c.volume, c.quote_volume) for c in _parse(path, spec)]
+        if len(_PARSED) >= _PARSED_KEEP:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[key] = parsed
+    return [Candle(*row) for row in parsed]
+
+
+def _parse(path: Path, spec: SymbolSpec) -> list[Candle]:
     rows: list[Candle] = []
     try:
         with path.open(newline="") as handle:
