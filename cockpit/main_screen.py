@@ -403,9 +403,11 @@ class MainScreen(Screen):
             table.upsert(client_id, order_row(order, now, self.config.stuck_after_s))
 
     def _draw_balances(self) -> None:
-        """One line, or two when the assets held do not fit the width (the line wraps between two assets)."""
-        line = balances_line(self.balances, self.config.quote)
-        shown = (line.lead, *line.parts)
+        """One line at any width (its form fitted when drawn, decision TUI-17t): the panels under it never move.
+        With the positions' sizes and the prices, which tell it what the markets panel shows and what is worth least
+        when something has to give."""
+        line = balances_line(self.balances, self.config.quote, self.positions, self.last)
+        shown = tuple(line.forms)
         if shown != self._balances_shown:  # Static.update lays the whole screen out again (63 ms at 50 markets)
             self._balances_shown = shown
             self.query_one("#balances", Static).update(line)
@@ -494,13 +496,11 @@ class MainScreen(Screen):
         banner.connected = snap.connected
         self._set_state(snap.state.value, snap.state_info)
         self.balances = list(snap.balances)
-        self._draw_balances()
-        # Drawn before the screen's first layout, its height (one line or two) is measured at the next one.
-        self.call_after_refresh(self.query_one("#balances").refresh, layout=True)
         self.positions = {p.symbol: p for p in snap.positions}
         self.last = dict(snap.last)
         for symbol, price in self.last.items():
             self.first_seen.setdefault(symbol, price)
+        self._draw_balances()
         self.stops = dict(snap.stops)
         self.stops_suspended = snap.stops_suspended
         self._draw_markets()
@@ -636,7 +636,7 @@ class MainScreen(Screen):
             self._draw_prices(moved)
         if readings:
             self._draw_readings()
-        if balances:
+        if balances or markets:  # a position's size decides what the balances line may leave to the markets panel
             self._draw_balances()
         if equity is not None:
             self._draw_equity(equity)
