@@ -237,6 +237,8 @@ class MainScreen(Screen):
         the focus, as it does when the screen is composed with them."""
         for frame in list(self.query(PanelFrame).results(PanelFrame)):
             table = self._table(str(frame.id))
+            if frame.id == "positions":  # as tall as its frame (``_fit_markets``) before its rows come
+                table.styles.min_height, table.styles.max_height = frame.styles.min_height, frame.styles.max_height
             parent = frame.parent
             assert isinstance(parent, Widget)
             index = list(parent.children).index(frame)
@@ -258,6 +260,7 @@ class MainScreen(Screen):
         # The terminal's width is known already: the first frame is drawn narrow or wide (``on_resize`` comes after
         # it, and the recent fills' frame showed for a moment at 80 columns).
         self.set_class(self.app.size.width < WIDE, "-narrow")
+        self._fit_markets()  # ... and its height: the markets panel's frame as tall as its table will be
 
     def on_resize(self, event) -> None:
         """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them). The
@@ -357,16 +360,17 @@ class MainScreen(Screen):
     def _fit_markets(self) -> None:
         """The markets panel takes at most what the lines above it and the footer leave after the orders' and the
         alerts' own least (with many markets it would otherwise push the alerts off an 80x24 screen): it scrolls,
-        and says what is out of sight, instead. From the screen's height alone, so a size gives one layout."""
-        if self._tables_pending:
-            return  # fitted when the table takes its frame's place (``mount_panels``)
-        from widgets.keyed_table import KeyedTable
-
+        and says what is out of sight, instead. From the screen's height alone, so a size gives one layout. From
+        the first frame it is as tall as the markets it will list make it (its frame, then its table before their
+        rows come): the panels under it stay where they are when the engine's data arrives."""
         fleet = self.has_class("-fleet")
         least = 2 * (4 if fleet else 5)  # the orders' and the alerts' min-height (app.tcss)
-        room = self.size.height - FIXED_LINES - (1 if fleet else 0) - least
-        for table in self.query("#positions").results(KeyedTable):  # none while the screen is taken down
-            table.styles.max_height = max(4, min(MARKETS_MAX_LINES, room))
+        room = self.app.size.height - FIXED_LINES - (1 if fleet else 0) - least
+        tallest = max(4, min(MARKETS_MAX_LINES, room))
+        markets = len(self.config.symbols) + 3  # its border and header take three lines
+        for panel in self.query("#positions"):  # the table, or its frame; none while the screen is taken down
+            panel.styles.max_height = tallest
+            panel.styles.min_height = max(4, min(tallest, markets))
 
     def _reorder_markets(self) -> None:
         """The markets panel in its order again (once a second: movements change the order of the rest)."""
@@ -489,6 +493,7 @@ class MainScreen(Screen):
         if snap.config is not None:
             self.config = replace(snap.config, now=self.config.now)
             self.query_one(EquityLine).quote = inert(self.config.quote)
+            self._fit_markets()  # the engine's own markets
         banner = self.query_one(StatusBanner)
         if snap.mode or snap.config is not None:
             banner.mode = inert(snap.mode or self.config.mode)
