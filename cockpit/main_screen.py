@@ -146,6 +146,7 @@ class MainScreen(Screen):
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
         self._balances_shown: object = None  # the balances line last drawn
+        self._balances_from: object = None  # ... from these balances and positions' sizes
         self.first_seen: dict[str, Decimal] = {}  # each market's first price on this screen: how far it moved since
         self.market_filter = ""  # `/`: only the markets whose name holds it
         self.stops: dict[str, Decimal] = {}
@@ -408,8 +409,13 @@ class MainScreen(Screen):
 
     def _draw_balances(self) -> None:
         """One line at any width (its form fitted when drawn, decision TUI-17t): the panels under it never move.
-        With the positions' sizes and the prices, which tell it what the markets panel shows and what is worth least
-        when something has to give."""
+        With the positions' sizes, which tell it what the markets panel shows, and the prices of the moment, what is
+        worth least when something has to give; drawn again when the balances or a position's size change (not
+        with every price or every position's new value)."""
+        sizes = {s: p.amount for s, p in self.positions.items()}
+        if (self.balances, sizes) == self._balances_from:
+            return
+        self._balances_from = (list(self.balances), sizes)
         line = balances_line(self.balances, self.config.quote, self.positions, self.last)
         shown = tuple(line.forms)
         if shown != self._balances_shown:  # Static.update lays the whole screen out again (63 ms at 50 markets)
@@ -641,7 +647,7 @@ class MainScreen(Screen):
             self._draw_prices(moved)
         if readings:
             self._draw_readings()
-        if balances or markets:  # a position's size decides what the balances line may leave to the markets panel
+        if balances or markets:
             self._draw_balances()
         if equity is not None:
             self._draw_equity(equity)

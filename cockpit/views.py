@@ -277,7 +277,7 @@ def balances_line(
             out.append(" · " if i else "")
             out.append_text(p)
         if more:
-            out.append(f" · +{more} more", style="dim")
+            out.append(f"{' · ' if parts else ''}+{more} more", style="dim")
         return out
 
     def shown_elsewhere(b: Balance) -> bool:
@@ -289,15 +289,15 @@ def balances_line(
         return b.total * price if price is not None else Decimal(-1)
 
     others = held[1:] if held[0].asset == quote else held
-    first = held[:1] if held[0].asset == quote else []
-    quote_part = [part(b, True) for b in first]
-    forms = [line([part(b, True) for b in held])]
+    quote_part = [part(b, True) for b in held[: len(held) - len(others)]]
+    brief = {b.asset: part(b, False) for b in others}  # each asset's part once: the forms below only copy them
+    forms = [line(quote_part + [part(b, True) for b in others])]
     if any(b.locked for b in others):
-        forms.append(line(quote_part + [part(b, False) for b in others]))
-    forms.append(line(quote_part + [part(b, False) for b in others], label=False))
+        forms.append(line(quote_part + list(brief.values())))
+    forms.append(line(quote_part + list(brief.values()), label=False))
     dropped: set[str] = set()
     for b in sorted(others, key=lambda b: (not shown_elsewhere(b), worth(b), b.asset)):
         dropped.add(b.asset)
-        kept = [part(b, False) for b in others if b.asset not in dropped]
+        kept = [p for asset, p in brief.items() if asset not in dropped]
         forms.append(line(quote_part + kept, more=len(dropped), label=False))
     return Fitted(forms)

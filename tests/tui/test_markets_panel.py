@@ -106,3 +106,4 @@ def test_the_balances_line_leaves_out_first_what_the_screen_shows_elsewhere():
     ]
     assert line.fit(60).plain == "USDT 9,864.95 (199.90 in orders) · ETH 0.5 · +3 more"
     assert line.fit(20).plain == "USDT 9,864.95 (199.…"  # under 80 columns the too-small notice covers it
+    assert balances_line([Balance("BTC", D("1"), D("0"))], "USDT").forms[-1].plain == "+1 more"  # no quote held
