@@ -221,7 +221,17 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
                 f"{med(result.get('attached_first_frame'))} / {med(result.get('attached_ready'))}",
                 f"floor {med(result['floor_bare_textual_first_frame'])}",
             ),
-        ]
+        ] + (
+            [
+                (
+                    "TUI first frame, CPU used: in-process / attached p50 ms",
+                    f"{med(result['first_frame_cpu_ms'])} / {med(result.get('attached_first_frame_cpu_ms'))}",
+                    f"floor {med(result.get('floor_bare_textual_first_frame_cpu_ms'))}",
+                )
+            ]
+            if "first_frame_cpu_ms" in result  # recorded since the CPU pairs (a --before tree may predate them)
+            else []
+        )
     if name == "cli_startup":
         return [
             (
@@ -276,9 +286,11 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, Any]]:
 
 
 def goal_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(figure, ratio ± spread vs goal, verdict) for each goal a benchmark judged (``benchlib.judge``)."""
+    """(figure, ratio ± spread vs goal, verdict) for each goal a benchmark judged (``benchlib.judge``), then each
+    CPU-time ratio it judged the same way beside them (``cpu_ratios``: the work, which the load does not stretch)."""
     rows = []
-    for figure, g in (result.get("goals") or {}).items():
+    judged = {**(result.get("goals") or {}), **(result.get("cpu_ratios") or {})}
+    for figure, g in judged.items():
         if g.get("ratio") is None:
             rows.append((figure, "no data", g.get("verdict", "no data")))
             continue
@@ -317,6 +329,11 @@ def main() -> int:
             result = json.loads(lines[-1])
             result["wall_s"] = round(time.perf_counter() - began, 1)
             result["code"] = code
+            # The summary table's rows in the JSON too: its figures and its judged ratios (wall and CPU).
+            result["summary"] = {
+                "figures": [[figure, str(measured), str(floor)] for figure, measured, floor in headline(result)],
+                "ratios": [list(row) for row in goal_rows(result)],
+            }
             results.append(result)
             print(json.dumps(result))
             rows += [

@@ -146,6 +146,7 @@ class MainScreen(Screen):
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
         self._balances_shown: object = None  # the balances line last drawn
+        self._balances_from: object = None  # ... from these balances and positions' sizes
         self.first_seen: dict[str, Decimal] = {}  # each market's first price on this screen: how far it moved since
         self.market_filter = ""  # `/`: only the markets whose name holds it
         self.stops: dict[str, Decimal] = {}
@@ -237,6 +238,8 @@ class MainScreen(Screen):
         the focus, as it does when the screen is composed with them."""
         for frame in list(self.query(PanelFrame).results(PanelFrame)):
             table = self._table(str(frame.id))
+            if frame.id == "positions":  # as tall as its frame (``_fit_markets``) before its rows come
+                table.styles.min_height, table.styles.max_height = frame.styles.min_height, frame.styles.max_height
             parent = frame.parent
             assert isinstance(parent, Widget)
             index = list(parent.children).index(frame)
@@ -258,6 +261,7 @@ class MainScreen(Screen):
         # The terminal's width is known already: the first frame is drawn narrow or wide (``on_resize`` comes after
         # it, and the recent fills' frame showed for a moment at 80 columns).
         self.set_class(self.app.size.width < WIDE, "-narrow")
+        self._fit_markets()  # ... and its height: the markets panel's frame as tall as its table will be
 
     def on_resize(self, event) -> None:
         """Under ``WIDE`` columns the recent fills give their width to the alerts' messages (f shows them). The
@@ -357,16 +361,17 @@ class MainScreen(Screen):
     def _fit_markets(self) -> None:
         """The markets panel takes at most what the lines above it and the footer leave after the orders' and the
         alerts' own least (with many markets it would otherwise push the alerts off an 80x24 screen): it scrolls,
-        and says what is out of sight, instead. From the screen's height alone, so a size gives one layout."""
-        if self._tables_pending:
-            return  # fitted when the table takes its frame's place (``mount_panels``)
-        from widgets.keyed_table import KeyedTable
-
+        and says what is out of sight, instead. From the screen's height alone, so a size gives one layout. From
+        the first frame it is as tall as the markets it will list make it (its frame, then its table before their
+        rows come): the panels under it stay where they are when the engine's data arrives."""
         fleet = self.has_class("-fleet")
         least = 2 * (4 if fleet else 5)  # the orders' and the alerts' min-height (app.tcss)
-        room = self.size.height - FIXED_LINES - (1 if fleet else 0) - least
-        for table in self.query("#positions").results(KeyedTable):  # none while the screen is taken down
-            table.styles.max_height = max(4, min(MARKETS_MAX_LINES, room))
+        room = self.app.size.height - FIXED_LINES - (1 if fleet else 0) - least
+        tallest = max(4, min(MARKETS_MAX_LINES, room))
+        markets = len(self.config.symbols) + 3  # its border and header take three lines
+        for panel in self.query("#positions"):  # the table, or its frame; none while the screen is taken down
+            panel.styles.max_height = tallest
+            panel.styles.min_height = max(4, min(tallest, markets))
 
     def _reorder_markets(self) -> None:
         """The markets panel in its order again (once a second: movements change the order of the rest)."""
@@ -403,9 +408,16 @@ class MainScreen(Screen):
             table.upsert(client_id, order_row(order, now, self.config.stuck_after_s))
 
     def _draw_balances(self) -> None:
-        """One line, or two when the assets held do not fit the width (the line wraps between two assets)."""
-        line = balances_line(self.balances, self.config.quote)
-        shown = (line.lead, *line.parts)
+        """One line at any width (its form fitted when drawn, decision TUI-17t): the panels under it never move.
+        With the positions' sizes, which tell it what the markets panel shows, and the prices of the moment, what is
+        worth least when something has to give; drawn again when the balances or a position's size change (not
+        with every price or every position's new value)."""
+        sizes = {s: p.amount for s, p in self.positions.items()}
+        if (self.balances, sizes) == self._balances_from:
+            return
+        self._balances_from = (list(self.balances), sizes)
+        line = balances_line(self.balances, self.config.quote, self.positions, self.last)
+        shown = tuple(line.forms)
         if shown != self._balances_shown:  # Static.update lays the whole screen out again (63 ms at 50 markets)
             self._balances_shown = shown
             self.query_one("#balances", Static).update(line)
@@ -487,6 +499,7 @@ class MainScreen(Screen):
         if snap.config is not None:
             self.config = replace(snap.config, now=self.config.now)
             self.query_one(EquityLine).quote = inert(self.config.quote)
+            self._fit_markets()  # the engine's own markets
         banner = self.query_one(StatusBanner)
         if snap.mode or snap.config is not None:
             banner.mode = inert(snap.mode or self.config.mode)
@@ -494,13 +507,11 @@ class MainScreen(Screen):
         banner.connected = snap.connected
         self._set_state(snap.state.value, snap.state_info)
         self.balances = list(snap.balances)
-        self._draw_balances()
-        # Drawn before the screen's first layout, its height (one line or two) is measured at the next one.
-        self.call_after_refresh(self.query_one("#balances").refresh, layout=True)
         self.positions = {p.symbol: p for p in snap.positions}
         self.last = dict(snap.last)
         for symbol, price in self.last.items():
             self.first_seen.setdefault(symbol, price)
+        self._draw_balances()
         self.stops = dict(snap.stops)
         self.stops_suspended = snap.stops_suspended
         self._draw_markets()
@@ -636,7 +647,7 @@ class MainScreen(Screen):
             self._draw_prices(moved)
         if readings:
             self._draw_readings()
-        if balances:
+        if balances or markets:
             self._draw_balances()
         if equity is not None:
             self._draw_equity(equity)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from engine.kernel.text import inert
-from widgets.flow import Flow
+from widgets.flow import Fitted
 
 if TYPE_CHECKING:  # names only: the engine's records are loaded after the first frame (decision BEN-10)
     from engine.kernel.events import Alert, Balance, Fill, Order, Position
@@ -245,19 +245,59 @@ def checklist_lines(record: Mapping[str, Any]) -> tuple[str, str, str]:
     return long, short, "CRIT" if fail else "WARN" if warn else "OK"
 
 
-def balances_line(balances: list[Balance], quote: str) -> Flow:
-    """``balances USDT 9,900.00 (100.00 in orders) · BTC 0.0015``: the quote first, then every asset held; on to
-    the next line between two assets when the width runs out (never cut)."""
+def balances_line(
+    balances: list[Balance],
+    quote: str,
+    positions: Mapping[str, Position] | None = None,
+    last: Mapping[str, Decimal] | None = None,
+) -> Fitted:
+    """``balances USDT 9,900.00 (100.00 in orders) · BTC 0.0015 (0.0015 in orders)``: the quote first, then every
+    asset held, always on one line (decision TUI-17t). Where the width runs out, what is on screen elsewhere goes
+    first: the other assets' amounts in orders (the orders panel lists those orders), then the word ``balances``,
+    then, one by one and counted as ``+N more``, the assets whose whole amount is a position's size in the markets
+    panel, then the least worth (an asset with no price here first). The quote, with its amount in orders, stays."""
     held = sorted((b for b in balances if b.total > 0 or b.asset == quote), key=lambda b: (b.asset != quote, b.asset))
-    parts: list[Text] = []
-    for b in held:
+    if not held:
+        return Fitted([Text.assemble(("balances ", "dim"), ("—", "dim"))])
+    positions = positions or {}
+    last = last or {}
+
+    def part(b: Balance, locked: bool) -> Text:
         fmt = (lambda v: num(v, 2)) if b.asset == quote else qty
         t = Text()
         t.append(f"{inert(b.asset)} ", style="bold")
         t.append(fmt(b.total))
-        if b.locked:
+        if b.locked and locked:
             t.append(f" ({fmt(b.locked)} in orders)", style="dim")
-        parts.append(t)
-    if not parts:
-        parts.append(Text("—", style="dim"))
-    return Flow(parts, lead=Text("balances ", style="dim"))
+        return t
+
+    def line(parts: list[Text], more: int = 0, label: bool = True) -> Text:
+        out = Text("balances ", style="dim") if label else Text()
+        for i, p in enumerate(parts):
+            out.append(" · " if i else "")
+            out.append_text(p)
+        if more:
+            out.append(f"{' · ' if parts else ''}+{more} more", style="dim")
+        return out
+
+    def shown_elsewhere(b: Balance) -> bool:
+        p = positions.get(f"{b.asset}/{quote}")
+        return p is not None and p.amount == b.total
+
+    def worth(b: Balance) -> Decimal:
+        price = last.get(f"{b.asset}/{quote}")
+        return b.total * price if price is not None else Decimal(-1)
+
+    others = held[1:] if held[0].asset == quote else held
+    quote_part = [part(b, True) for b in held[: len(held) - len(others)]]
+    brief = {b.asset: part(b, False) for b in others}  # each asset's part once: the forms below only copy them
+    forms = [line(quote_part + [part(b, True) for b in others])]
+    if any(b.locked for b in others):
+        forms.append(line(quote_part + list(brief.values())))
+    forms.append(line(quote_part + list(brief.values()), label=False))
+    dropped: set[str] = set()
+    for b in sorted(others, key=lambda b: (not shown_elsewhere(b), worth(b), b.asset)):
+        dropped.add(b.asset)
+        kept = [p for asset, p in brief.items() if asset not in dropped]
+        forms.append(line(quote_part + kept, more=len(dropped), label=False))
+    return Fitted(forms)

@@ -38,6 +38,12 @@ def test_a_ratio_is_decided_only_when_clear_of_its_goal_by_more_than_its_spread(
     loaded = [10.0 * (1 + i % 5) for i in range(20)]
     assert judge_paired([1.2 * x for x in loaded], loaded, 1.5)["verdict"] == "pass"
     assert judge([1.2 * x for x in loaded], loaded, 1.5)["verdict"] == "not decided"
+    # The CPU-time ratios a benchmark judges beside its goals (cold_start's) are in the summary after them.
+    cpu = {"x, CPU": judge_paired([1.2 * x for x in loaded], loaded, 1.5)}
+    assert [(f, v) for f, _, v in goal_rows({"goals": {"x": judged}, "cpu_ratios": cpu})] == [
+        ("x", "NOT DECIDED"),
+        ("x, CPU", "PASS"),
+    ]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

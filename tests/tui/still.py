@@ -17,6 +17,7 @@ from engine.kernel.config import EngineConfig, Settings, StrategyConfig, VenueCo
 from engine.kernel.events import (
     Alert,
     Balance,
+    BalancesUpdated,
     Fill,
     HealthUpdated,
     MonitorsChanged,
@@ -230,6 +231,20 @@ def fifty_markets(tmp_path) -> StillCockpit:
     ]
     app.first = replace(app.first, last=last, positions=positions, orders=orders, stops={})
     return app
+
+
+def live_balances() -> BalancesUpdated:
+    """What a live session's balances look like once the engine's data arrives: the quote with a ladder's buys
+    resting, BTC (the first frame's position, all of it locked in its stop), ETH (locked in its stop but the
+    rounding) and some fee dust: wider than 80 columns in full."""
+    return BalancesUpdated(
+        (
+            Balance("USDT", D("9665.05"), D("199.90")),
+            Balance("BTC", D("0"), D("0.00104")),
+            Balance("ETH", D("0.00007"), D("0.0299")),
+            Balance("BNB", D("0.0123"), D("0")),
+        )
+    )
 
 
 def halted_by_ws_stale() -> dict:

@@ -238,7 +238,9 @@ async def test_help_at_80_columns_shows_the_selected_key_whole_and_says_h_c_and_
         assert flat(cockpit_app.DESCRIPTION["close_all"]) in flat(screen_text(app)), screen_text(app)
 
 
-async def test_balances_wrap_at_80_columns_instead_of_being_cut(tmp_path):
+async def test_balances_keep_to_one_line_at_80_columns_with_no_asset_cut(tmp_path):
+    """Before, the fourth asset was cut at 80 columns; then the line wrapped to two and moved the panels (decision
+    TUI-17t): now the other assets' amounts in orders (the orders panel's) and the label give way first."""
     app = StillCockpit(tmp_path)
     app.first.balances = [
         Balance("USDT", Decimal("9899.95"), Decimal("100.05")),
@@ -247,11 +249,11 @@ async def test_balances_wrap_at_80_columns_instead_of_being_cut(tmp_path):
         Balance("SOL", Decimal("1.25"), Decimal("0")),
     ]
     async with app.run_test(size=(80, 24)):
-        parts = ("USDT 10,000.00 (100.05 in orders)", "BTC 0.00154 (0.0005 in orders)", "ETH 0.0572", "SOL 1.25")
+        parts = ("USDT 10,000.00 (100.05 in orders)", "BTC 0.00154", "ETH 0.0572", "SOL 1.25")
         balances = app.main_screen.query_one("#balances")
         await eventually(
-            lambda: all(part in flat(screen_text(app)) for part in parts) and balances.size.height == 2,
-            message="the four balances on two lines at 80 columns",
+            lambda: all(part in flat(screen_text(app)) for part in parts) and balances.size.height == 1,
+            message="the four balances on one line at 80 columns",
         )
 
 

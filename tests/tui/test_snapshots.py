@@ -1,5 +1,6 @@
 """Screen snapshots (pytest-textual-snapshot): the main screen as an operator sees it, normal, HALTED by a
-monitor, with a CRIT alert waiting, in monochrome (NO_COLOR), while the venue is still connecting, at 80×24, with
+monitor, with a CRIT alert waiting, in monochrome (NO_COLOR), while the venue is still connecting, with a live
+session's balances (one line), at 80×24, with
 two chat bots (one failing) at 120×36; the
 go/no-go checklist at 80×24 with the selected check whole under it; the strategies at 80×24; and the too-small
 screen. After a deliberate
@@ -8,7 +9,7 @@ SVGs in tests/tui/__snapshots__/ before committing them."""
 
 from __future__ import annotations
 
-from still import NOW, StillCockpit, alert, fifty_markets, halted_by_ws_stale
+from still import NOW, StillCockpit, alert, fifty_markets, halted_by_ws_stale, live_balances
 
 from engine.gate.checklist import Check, Checklist, Status
 from engine.kernel.events import AlertRaised, Severity
@@ -36,6 +37,12 @@ def test_main_screen_monochrome(snap_compare, tmp_path, monkeypatch):
 
 def test_main_screen_larger_terminal(snap_compare, tmp_path):
     assert snap_compare(StillCockpit(tmp_path), terminal_size=(120, 36))
+
+
+def test_main_screen_with_live_balances(snap_compare, tmp_path):
+    """The balances of a live session (the quote, two positions' assets with their stops, fee dust) stay on one
+    line at 80 columns: the panels under it keep their places."""
+    assert snap_compare(StillCockpit(tmp_path, events=[live_balances()]), terminal_size=(80, 24))
 
 
 def test_main_screen_with_fifty_markets(snap_compare, tmp_path):

@@ -41,11 +41,22 @@ async def test_operator_in_tmux_halts_with_h_and_a_killed_session_runs_the_hangu
     env = " ".join(f"{k}={v}" for k, v in {"TERM": "xterm-256color", "COCKPIT_STRATEGY__INTERVAL_S": "0.2"}.items())
     command = f"echo $$ > {pid_file}; exec env {env} {sys.executable} -m cockpit.cli --data-dir {data}"
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", command)
+    tops: set[int] = set()  # the orders panel's first row in every picture, from the first frame to the orders
+
+    def seen(text: str) -> str:
+        tops.update(i for i, line in enumerate(text.splitlines()) if "Open orders" in line)
+        return text
+
     try:
-        await eventually(lambda: "PAPER · ACTIVE" in screen(session), timeout=40, message="the main screen")
+        await eventually(lambda: "PAPER · ACTIVE" in seen(screen(session)), timeout=40, message="the main screen")
         await eventually(
-            lambda: "OPEN" in screen(session) and "ladder" in screen(session), timeout=30, message="the ladder's orders"
+            lambda: "OPEN" in (text := seen(screen(session))) and "ladder" in text,
+            timeout=30,
+            message="the ladder's orders",
         )
+        # The engine's data arriving moves nothing (decision TUI-17t): the markets panel's frame, then its table, was
+        # a row shorter until its rows came.
+        assert len(tops) == 1, f"the panels moved as the data arrived: the orders panel's top at rows {sorted(tops)}"
         text = screen(session)
         for part in ("Markets · positions", "Open orders", "Alerts", "monitors", "equity", "h Halt", "c Cancel all"):
             assert part in text, f"{part!r} not on screen:\n{text}"
