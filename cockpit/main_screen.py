@@ -408,7 +408,7 @@ class MainScreen(Screen):
             table.upsert(client_id, order_row(order, now, self.config.stuck_after_s))
 
     def _draw_balances(self) -> None:
-        """One line at any width (its form fitted when drawn, decision TUI-17t): the panels under it never move.
+        """One line at any width (its form fitted when drawn, decision TUI-17): the panels under it never move.
         With the positions' sizes, which tell it what the markets panel shows, and the prices of the moment, what is
         worth least when something has to give; drawn again when the balances or a position's size change (not
         with every price or every position's new value)."""

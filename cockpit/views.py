@@ -252,7 +252,7 @@ def balances_line(
     last: Mapping[str, Decimal] | None = None,
 ) -> Fitted:
     """``balances USDT 9,900.00 (100.00 in orders) · BTC 0.0015 (0.0015 in orders)``: the quote first, then every
-    asset held, always on one line (decision TUI-17t). Where the width runs out, what is on screen elsewhere goes
+    asset held, always on one line (decision TUI-17). Where the width runs out, what is on screen elsewhere goes
     first: the other assets' amounts in orders (the orders panel lists those orders), then the word ``balances``,
     then, one by one and counted as ``+N more``, the assets whose whole amount is a position's size in the markets
     panel, then the least worth (an asset with no price here first). The quote, with its amount in orders, stays."""

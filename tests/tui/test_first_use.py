@@ -240,7 +240,7 @@ async def test_help_at_80_columns_shows_the_selected_key_whole_and_says_h_c_and_
 
 async def test_balances_keep_to_one_line_at_80_columns_with_no_asset_cut(tmp_path):
     """Before, the fourth asset was cut at 80 columns; then the line wrapped to two and moved the panels (decision
-    TUI-17t): now the other assets' amounts in orders (the orders panel's) and the label give way first."""
+    TUI-17): now the other assets' amounts in orders (the orders panel's) and the label give way first."""
     app = StillCockpit(tmp_path)
     app.first.balances = [
         Balance("USDT", Decimal("9899.95"), Decimal("100.05")),

@@ -54,7 +54,7 @@ async def test_operator_in_tmux_halts_with_h_and_a_killed_session_runs_the_hangu
             timeout=30,
             message="the ladder's orders",
         )
-        # The engine's data arriving moves nothing (decision TUI-17t): the markets panel's frame, then its table, was
+        # The engine's data arriving moves nothing (decision TUI-17): the markets panel's frame, then its table, was
         # a row shorter until its rows came.
         assert len(tops) == 1, f"the panels moved as the data arrived: the orders panel's top at rows {sorted(tops)}"
         text = screen(session)
