@@ -96,6 +96,7 @@ class Store(Writer, Queries):
         return store
 
     def close(self) -> None:
+        self.write_pending()
         self.flush()
         self.close_sync()
         self.db.close()

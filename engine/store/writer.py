@@ -12,6 +12,7 @@ sqlite-utils calls, which read the table's schema on every insert.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -59,6 +60,8 @@ from engine.kernel.events import (
 from engine.kernel.testhooks import hold_s
 from engine.store.rows import dumps, to_text
 
+log = logging.getLogger(__name__)
+
 # A batch holds its writes at most this long before they are committed anyway (other shells read the store).
 MAX_DEFER_S = 0.05
 # Tests only: seconds the write-ahead log's sync after a latched halt waits before it runs, for the crash test to kill
@@ -90,6 +93,11 @@ class Writer:
         self._latching = False
         self._synced: asyncio.Future[None] | None = None
         self._sync_pool: ThreadPoolExecutor | None = None
+        # The monitors' readings when only their values moved (``_on_monitors``): written by their own late write,
+        # at most ``MAX_DEFER_S`` after, not with every commit; a status that changes level is written at once.
+        self._lazy_monitors: list[dict[str, Any]] | None = None
+        self._lazy_timer: asyncio.TimerHandle | None = None
+        self._monitor_levels: list[tuple[Any, Any]] | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -103,8 +111,8 @@ class Writer:
         write = _WRITERS.get(type(event))
         if write is None:
             return
-        write(self, event)
-        self._wrote(at_once=type(event) in COMMIT_AT_ONCE)
+        if write(self, event) is not False:  # False: held back, written later (``_on_monitors``)
+            self._wrote(at_once=type(event) in COMMIT_AT_ONCE)
 
     @contextmanager
     def batch(self, join: bool = False, answer_first: bool = False) -> Iterator[None]:
@@ -141,6 +149,49 @@ class Writer:
                     self._timer = asyncio.get_running_loop().call_later(MAX_DEFER_S, self._flush_late)
             elif not (join and self._batches):
                 self._flush_or_tell()
+
+    def write_pending(self) -> None:
+        """Write (and commit) the monitors' readings held back by ``_on_monitors``: at the store's close."""
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+        self._write_lazy()
+
+    def _on_monitors(self, monitors: list[dict[str, Any]]) -> bool:
+        """Every monitor's reading. A change of any status level (OK, WARN, CRIT: what an incident snapshot or
+        ``cockpit status`` must show at once) is written now; a change of the values alone (the flash-crash
+        monitor's largest move changes at nearly every reading) is written by its own late write, the newest
+        reading only: a backtest wrote and committed it at every step, 9 % of a step (decision GATE-26)."""
+        levels = [(m.get("code"), m.get("status")) for m in monitors]
+        if levels != self._monitor_levels:
+            self._monitor_levels = levels
+            if self._lazy_timer is not None:
+                self._lazy_timer.cancel()
+                self._lazy_timer = None
+            self._lazy_monitors = None
+            self._put_json("monitors", monitors)
+            return True
+        self._lazy_monitors = monitors
+        if self._lazy_timer is None:
+            try:
+                self._lazy_timer = asyncio.get_running_loop().call_later(MAX_DEFER_S, self._write_lazy)
+            except RuntimeError:  # no loop: written now
+                self._lazy_monitors = None
+                self._put_json("monitors", monitors)
+                return True
+        return False
+
+    def _write_lazy(self) -> None:
+        self._lazy_timer = None
+        monitors, self._lazy_monitors = self._lazy_monitors, None
+        if monitors is None:
+            return
+        try:
+            self._put_json("monitors", monitors)
+        except (sqlite3.Error, OSError) as exc:  # a reading only: the next one is written again
+            log.warning("the monitors' readings were not written: %s", exc)
+            return
+        self._uncommitted += 1
+        self._flush_or_tell()
 
     def flush(self) -> None:
         """Commit what was written and not yet committed (``synchronous=FULL``: on disk when this returns; a halt
@@ -591,7 +642,7 @@ def _current_task() -> asyncio.Task[Any] | None:
 COMMIT_AT_ONCE = frozenset({TradingStateChanged, EngineStopped})
 
 # What the store writes for each kind of event; the others (tickers, positions, health) carry no state to keep.
-_WRITERS: dict[type[Event], Callable[[Writer, Any], None]] = {
+_WRITERS: dict[type[Event], Callable[[Writer, Any], bool | None]] = {
     OrderCreated: Writer._on_order_created,
     OrderUpdated: Writer._on_order_updated,
     FillReceived: Writer._on_fill,
@@ -611,7 +662,7 @@ _WRITERS: dict[type[Event], Callable[[Writer, Any], None]] = {
     StrategyGuardChanged: lambda store, e: store._put_json("strategy_guard", dict(e.guard)),
     HoldingsChanged: lambda store, e: store._put_json("holdings", dict(e.holdings)),
     Persisted: lambda store, e: store._put_json(e.key, e.value),
-    MonitorsChanged: lambda store, e: store._put_json("monitors", [dict(m) for m in e.monitors]),
+    MonitorsChanged: lambda store, e: store._on_monitors([dict(m) for m in e.monitors]),
     ChecklistCompleted: Writer._on_checklist,
     ValidationReported: Writer._on_validation,
     EngineStarted: Writer._on_engine_started,

@@ -210,3 +210,36 @@ async def test_a_kill_switch_halt_is_in_the_os_at_once_and_synced_before_its_tie
     gate.set()
     await other_task
     store.close()
+
+
+async def test_the_monitors_readings_are_written_at_once_when_a_level_changes_and_late_when_only_values_do(tmp_path):
+    """GATE-26: a reading whose values alone moved is written by its own late write (the newest only, within
+    MAX_DEFER_S); a status that changes level (what `cockpit status` and an incident snapshot must show) at once;
+    the store's close writes what is held."""
+    from engine.kernel.events import MonitorsChanged
+    from engine.store.writer import MAX_DEFER_S
+
+    store = Store.in_dir(tmp_path)
+    other = Store.in_dir(tmp_path)  # another shell reading the store
+
+    def reading(status: str, value: str) -> MonitorsChanged:
+        return MonitorsChanged(({"code": "flash_crash", "status": status, "value": value},))
+
+    def seen() -> list[dict[str, str]] | None:
+        return other.load_json("monitors")
+
+    store.handle(reading("OK", "0.10%"))
+    assert seen() == [{"code": "flash_crash", "status": "OK", "value": "0.10%"}]  # the first: at once
+    commits = store.commits
+    store.handle(reading("OK", "0.12%"))
+    store.handle(reading("OK", "0.15%"))
+    assert seen()[0]["value"] == "0.10%" and store.commits == commits  # held back, nothing committed
+    await eventually(lambda: seen()[0]["value"] == "0.15%", timeout=MAX_DEFER_S * 40)  # the newest, late
+    assert store.commits == commits + 1
+    store.handle(reading("OK", "0.20%"))
+    store.handle(reading("CRIT", "6.00%"))  # a level changed: at once, and what was held is dropped
+    assert seen()[0] == {"code": "flash_crash", "status": "CRIT", "value": "6.00%"}
+    store.handle(reading("CRIT", "6.50%"))
+    store.close()  # writes what it holds
+    assert seen()[0]["value"] == "6.50%"
+    other.close()
