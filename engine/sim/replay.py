@@ -152,7 +152,7 @@ class Replay:
         elapsed = max(0, min(t_ms - c.start_ms, self.interval_ms))
         spacing = self.spacing_ms(tick_ms)
         if spacing == 0 and walk:  # the last point the venue's walk reached
-            return points[min(elapsed // (self.interval_ms // 4), 3)]
+            return round_to_step(points[min(elapsed // (self.interval_ms // 4), 3)], tick)
         if spacing > 0:
             seg = elapsed // spacing
             if seg >= 3:
@@ -180,7 +180,7 @@ class Replay:
 
     def points_between(self, after_ms: int, before_ms: int, tick_ms: float) -> list[tuple[int, Decimal]]:
         """The path's points strictly between two ticks a coarse tick (``spacing_ms`` 0) steps over, with their
-        market times: each candle's open, extremes and close, a quarter of a candle apart. None when the ticks
+        market times: each candle's open, extremes and close, a quarter of a candle apart. Nothing when the ticks
         land on every point themselves, or past the file's end."""
         if self.spacing_ms(tick_ms) > 0:
             return []
