@@ -5,7 +5,6 @@ tests/integration/test_service_unit.py."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import socket
 import struct
@@ -152,13 +151,12 @@ def test_the_status_line_says_where_and_who_halted_why():
     )
 
 
+@pytest.mark.usefixtures("collector_off")
 async def test_ready_comes_when_the_engine_is_and_pings_follow_at_half_the_timeout(manager):
     # Pings every 0.3 s: a gap is judged against the 0.6 s timeout with 0.3 s to spare (at 0.1 s of a 0.2 s timeout,
     # a loaded 2-core machine's scheduling ate it: issue 27). Each ping's time is the kernel's, and the collector is
     # off while it runs: a long-lived test worker's full collection held the loop (and the GIL) for a good part of a
     # second under load, which is that process's pause, not the notifier's schedule.
-    collecting = gc.isenabled()
-    gc.disable()
     service = notifier(manager, watchdog_usec=600_000)
     ready = asyncio.Event()
     state = {"line": "starting"}
@@ -175,8 +173,6 @@ async def test_ready_comes_when_the_engine_is_and_pings_follow_at_half_the_timeo
         await eventually(lambda: "WATCHDOG=1\nSTATUS=trading HALTED" in manager.messages(), timeout=5)
     finally:
         task.cancel()
-        if collecting:
-            gc.enable()
     pings = manager.pings()  # the one with the new status is a ping too: the gaps around it count
     gaps = [b - a for a, b in zip(pings, pings[1:])]
     assert len(gaps) >= 4 and all(0.29 < g < 0.6 for g in gaps), gaps  # half the timeout, always inside it
