@@ -273,7 +273,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
             return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"not within {timeout:g}s: {what}")
-        time.sleep(interval)
+        time.sleep(interval)  # the poll interval of this wait for a condition
 
 
 @dataclass

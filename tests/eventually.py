@@ -30,4 +30,4 @@ async def eventually(
         if time.monotonic() > deadline:
             detail = f": {last_exc}" if last_exc else ""
             raise AssertionError(f"condition not met within {timeout}s {message}{detail}")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # the poll interval of this wait for a condition

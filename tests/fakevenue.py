@@ -532,7 +532,7 @@ class FakeVenue:
     async def _tick(self) -> None:
         """Tickers to market subscribers every 100 ms."""
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the fake venue's own ticker cadence (Binance pushes on a clock): not a test wait
             for ws, streams in list(self.market.items()):
                 for symbol in SYMBOLS:
                     if f"{symbol.lower()}@ticker" in streams:

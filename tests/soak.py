@@ -129,7 +129,7 @@ def soak(seconds: float, speed: float, seed: int, fault_every: float, check_ever
                 samples.append(sample)
                 print(json.dumps(sample), flush=True)
                 next_check = time.monotonic() + check_every
-            time.sleep(PACE_S)
+            time.sleep(PACE_S)  # the soak's sampling pace: it watches for hours, it waits for nothing
         session.kill()
     finally:
         sim.stop()

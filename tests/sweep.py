@@ -233,7 +233,7 @@ def watch(session: Session, fault: Fault, t0: float, since_alert: int, since_aud
             break
         if halted and fault.halt is None and info.get("code") not in fault.may_halt:
             break  # an unexpected halt: say so below
-        time.sleep(POLL_S)
+        time.sleep(POLL_S)  # the watcher's sampling pace: it times several conditions, and a no-halt fault's window
     alerts = new_alerts(session, since_alert, t0)
     row.alerts = [
         f"{a['code']} {a['severity']} +{seconds(a['ts'], t0):.1f}s" + (f" (x{a['count']})" if a["count"] > 1 else "")
@@ -307,7 +307,7 @@ def recover(session: Session, sim: SimProcess, fault: Fault, row: Row, resume_wa
             row.resumed = f"resume allowed {time.time() - t0:.1f}s after the fault was cleared"
             return
         refusals += 1
-        time.sleep(2.0)
+        time.sleep(2.0)  # an operator's pace between two tries: each refused resume is an audited command
     ok, message = session.command(
         "resume", {"override": True}, reason=f"sweep: still refused after {resume_wait_s:g}s ({refusals} refusals)"
     )
@@ -336,7 +336,7 @@ def sweep(keys: list[str] | None, seed: int, work: Path, resume_wait_s: float) -
             if time.time() - started < fault.needs_uptime_s:
                 wait_s = fault.needs_uptime_s - (time.time() - started)
                 print(f"{fault.key}: waiting {wait_s:.0f}s for the engine to know the market's normal", flush=True)
-                time.sleep(wait_s)
+                time.sleep(wait_s)  # the condition is time itself: the monitors' price history must span it
             since_alert = max((r["id"] for r in session.rows("select max(id) as id from alerts") if r["id"]), default=0)
             since_audit = max((r["id"] for r in session.rows("select max(id) as id from audit") if r["id"]), default=0)
             t0 = time.time()

@@ -88,7 +88,14 @@ async def test_kill_9_with_working_orders_then_the_dead_mans_switch_cancels_them
         price = usdm.price("BTCUSDT") * Decimal("0.9")
         await cli(tmp_path, env, "order", "buy", PERP, "0.01", "--price", f"{price:.1f}", "--reason", "working")
         assert len(usdm.futures.open_orders("BTCUSDT")) == 1
-        await asyncio.sleep(DEADMAN_S * 1.2)  # the engine alive past one countdown: renewed, the order rests
+        armed = usdm.futures.countdowns["BTCUSDT"].deadline_ms  # the countdown running when the order rested
+
+        def renewed_past_its_deadline() -> bool:
+            countdown = usdm.futures.countdowns.get("BTCUSDT")
+            assert countdown is not None, "the countdown fired while the engine was alive"
+            return usdm.clock.server_ms() > armed + 200 and countdown.deadline_ms > armed
+
+        await eventually(renewed_past_its_deadline, timeout=DEADMAN_S * 3, message="the engine renews the countdown")
         assert len(usdm.futures.open_orders("BTCUSDT")) == 1, "cancelled while the engine was alive"
         os.kill(proc.pid, signal.SIGKILL)
         killed = time.monotonic()

@@ -18,11 +18,16 @@ LIMITS = f"warn {MON['ws_stale_warn_s']:g} s / crit {MON['ws_stale_crit_s']:g} s
 async def test_ws_drop_shorter_than_the_stale_limit_reconnects_without_the_kill_switch(sim, tmp_path, run, stopwatch):
     """Runbook 001 §1 flowchart: "time_since_last_update > 60s? NO (< 60s) -> Automatic reconnect + monitor";
     000 §3 "WS Reconnects" recovery. Every stream drops and stays refused past the WARN limit (1 s) but well under
-    the CRIT one (3 s): REST polling covers the gap, the engine reconnects, nothing is cancelled or sold."""
-    engine = await run(settings(sim, tmp_path))
+    the CRIT one: REST polling covers the gap, the engine reconnects, nothing is cancelled or sold.
+
+    The CRIT limit is 10 s here, not the scenarios' 3 s: the reconnect (a new client, markets reloaded, orders
+    reconciled, five streams) took 3.1 s on a 2-core machine at a load of 10, so the data was 3.3 s old and the
+    kill switch fired, rightly by a 3 s limit. The drop is the same; the room left under the limit is what grew."""
+    crit_s = 10.0
+    engine = await run(settings(sim, tmp_path, monitors={"ws_stale_crit_s": crit_s}))
     await buy(engine)
     await resting_buy(engine)
-    watch = stopwatch("001 §1 (< 60 s: reconnect)", LIMITS)
+    watch = stopwatch("001 §1 (< 60 s: reconnect)", f"warn {MON['ws_stale_warn_s']:g} s / crit {crit_s:g} s")
     refuse = sim.faults.inject("ws-refuse")
     sim.faults.inject("ws-drop")
     watch.fault("every websocket dropped, reconnects refused for ~1.5 s")
@@ -33,7 +38,7 @@ async def test_ws_drop_shorter_than_the_stale_limit_reconnects_without_the_kill_
     sim.faults.clear(refuse)  # the venue lets the streams back in, well before the CRIT limit
     await eventually(
         lambda: audited(tmp_path, "reconnect", "monitor:ws_stale"),
-        timeout=5,
+        timeout=10,
         message="the WARN's reconnect, through the command path",
     )
     watch.mark("WS_STALE WARN: reconnect", first_alert(tmp_path, "WS_STALE"))

@@ -51,13 +51,15 @@ async def warm_ccxt() -> None:
         await build(sim).close()
 
 
+@pytest.mark.usefixtures("collector_off")
 async def test_csv_replay_gives_history_then_walks_the_file(tmp_path):
     path = tmp_path / "btc.csv"
     rows = candle_rows(20)
     write_csv(path, rows)
     # The first ccxt client a process makes takes about 0.2 s (its import, its class's API built): two minutes of
     # this 600x replay, with the event loop and so the price feed held, leaving them flat at the price before. Made
-    # once before the replay's clock runs, the client below takes milliseconds.
+    # once before the replay's clock runs, the client below takes milliseconds. Nor a full collection while it runs
+    # (``collector_off``): a 0.6 s stall one second in left a live candle flat below the file's low.
     await warm_ccxt()
     async with Simulator(seed=1, replay={"BTCUSDT": path}, speed=600, tick_interval=0.01) as sim:
         client = build(sim)

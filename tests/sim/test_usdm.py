@@ -156,7 +156,7 @@ async def test_countdown_cancel_all_cancels_resting_orders_when_not_renewed(perp
     first_deadline = sim.futures.countdowns["BTCUSDT"].deadline_ms
     while sim.clock.server_ms() < first_deadline + 200:  # a heartbeat every 0.1 s, past the first deadline
         await ex.fapiPrivatePostCountdownCancelAll({"symbol": "BTCUSDT", "countdownTime": 600})
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the client's heartbeat cadence (the workload), bounded by the venue's clock above
     assert len(await ex.fetch_open_orders(PERP)) == 1
     await ex.close()  # the engine dies: the venue's own clock cancels, with no client connected
     await eventually(lambda: not sim.futures.open_orders(), timeout=3)

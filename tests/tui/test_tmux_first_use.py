@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from eventually import eventually
@@ -52,15 +51,16 @@ async def test_from_its_first_frame_the_banner_never_says_active_before_the_venu
     data = tmp_path / "data"
     start(session, data, 80, 24)
     frames: list[str] = []
+
+    async def connected_and_active() -> bool:
+        frame = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+        frames.append(frame)  # every frame seen on the way: what is asserted below
+        return "● connected" in frame and "PAPER · ACTIVE" in frame
+
     try:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            frame = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
-            frames.append(frame)
-            if "● connected" in frame and "PAPER · ACTIVE" in frame:
-                break
-            await asyncio.sleep(0.03)
-        else:
+        try:
+            await eventually(connected_and_active, timeout=40, interval=0.03)
+        except AssertionError:
             pytest.fail("the cockpit never showed PAPER · ACTIVE over ● connected:\n" + frames[-1])
         before = [f for f in frames if "● connected" not in f]
         claims = [f for f in before if "PAPER · ACTIVE" in f]
