@@ -77,7 +77,7 @@ async def exchange(sim):
 
 @pytest.fixture
 def collector_off():
-    """Python's cyclic collector off for one test that times its event loop (TST-08s): a long-lived test worker's
+    """Python's cyclic collector off for one test that times its event loop (TST-08): a long-lived test worker's
     full collection held the loop for 0.5-1.4 s under load, longer than such a test's margin."""
     collecting = gc.isenabled()
     gc.disable()
