@@ -111,6 +111,10 @@ class MatchingEngine:
         free, locked = self.balances.get(asset, [ZERO, ZERO])
         return free, locked
 
+    def rests(self, symbol: str) -> bool:
+        """Whether any order of ``symbol`` is open here (resting, or a stop waiting for its price)."""
+        return any(o.symbol == symbol for o in self._open.values())
+
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open orders, oldest first, optionally of one symbol."""
         return [o for o in self._open.values() if symbol is None or o.symbol == symbol]

@@ -117,6 +117,7 @@ class Replay:
         self.start_ms = candles[self.start_index].start_ms
         self.end_ms = candles[-1].start_ms + self.interval_ms
         self._finished_logged = False
+        self._qty_of: tuple[tuple[int, float], Decimal] | None = None  # the last candle's print size (``trade_qty``)
 
     @property
     def history(self) -> list[Candle]:
@@ -202,8 +203,13 @@ class Replay:
         return self.interval_ms / 4 if walk and self.spacing_ms(tick_ms) == 0 else tick_ms
 
     def trade_qty(self, t_ms: int, market_ms_per_tick: float, spec: SymbolSpec) -> Decimal:
-        """Size of one synthetic print so the ticks of a candle add up to its volume."""
+        """Size of one synthetic print so the ticks of a candle add up to its volume (kept for the candle: its
+        prints are asked for in turn)."""
         c = self.candle_at(t_ms)
+        key = (c.start_ms, market_ms_per_tick)
+        if self._qty_of is not None and self._qty_of[0] == key:
+            return self._qty_of[1]
         share = Decimal(repr(min(1.0, market_ms_per_tick / self.interval_ms)))
-        qty = round_to_step(c.volume * share, spec.step_size)
-        return max(qty, spec.min_qty)
+        qty = max(round_to_step(c.volume * share, spec.step_size), spec.min_qty)
+        self._qty_of = (key, qty)
+        return qty

@@ -428,7 +428,8 @@ class Simulator:
                     continue
                 self.feeds[symbol].set_price(price)
                 self._print_synthetic_trade(symbol, t)
-                self.engine.on_price(symbol)
+                if self.engine.rests(symbol):  # else nothing to fill: the tick's own move refills the book
+                    self.engine.on_price(symbol)
                 if self.perp is not None:
                     self.perp.on_price(symbol)
 
