@@ -43,6 +43,8 @@ class SteppedClock:
     """Engine time read from ``market_ms`` (the simulator's stepped market clock); sleepers wake only when the
     driver calls ``wake_next`` after moving market time."""
 
+    lockstep = True
+
     def __init__(self, market_ms: Callable[[], int], *, plain: bool = True) -> None:
         self._market_ms = market_ms
         # Whether the driver calls a plain loop's tick itself (``repeat``); False: every loop is woken as a task.

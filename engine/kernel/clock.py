@@ -24,6 +24,10 @@ from typing import Protocol
 class Clock(Protocol):
     """Engine time: now, a monotonic reading in seconds, and sleeping on it."""
 
+    # True on a clock that moves only when its driver moves it (a backtest's): nothing runs beside the engine's woken
+    # work, so a strategy's step may run on the engine's thread under a timer's deadline (decision GATE-27).
+    lockstep: bool
+
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
 
@@ -41,6 +45,8 @@ class Clock(Protocol):
 
 class WallClock:
     """Real time: what a live or paper engine runs on."""
+
+    lockstep = False
 
     def now(self) -> datetime:
         return datetime.now(UTC)

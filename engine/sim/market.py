@@ -265,6 +265,12 @@ class PriceFeed:
         qty = max(floor_to_step(self.spec.typical_trade_qty * scale, self.spec.step_size), self.spec.min_qty)
         return qty, self._tape_rng.random() < 0.5
 
+    def synthetic_aggressor(self) -> bool:
+        """The aggressor side of a print whose size is given (a replay's): the generator draws as for
+        ``synthetic_trade_qty``, so that the tape's sides are the same whoever sizes the prints."""
+        self._tape_rng.uniform(0.1, 3.0)
+        return self._tape_rng.random() < 0.5
+
     def recent_trades(self, limit: int = 500) -> list[PublicTrade]:
         """The last ``limit`` trades of the tape (at most 1000), oldest first."""
         return list(self._tape)[-limit:] if limit > 0 else []

@@ -485,11 +485,13 @@ class Simulator:
         feed = self.feeds[symbol]
         if now is None:
             now = self.clock.now_ms()
-        qty, buyer_is_maker = feed.synthetic_trade_qty()
         replay = self.replays.get(symbol)
-        if replay is not None:
+        if replay is not None:  # the file's volume decides the size; the generator still draws its side
+            buyer_is_maker = feed.synthetic_aggressor()
             print_ms = replay.print_ms(self.clock.market_seconds(self.tick_interval) * 1000, self.walk)
             qty = replay.trade_qty(now, print_ms, feed.spec)
+        else:
+            qty, buyer_is_maker = feed.synthetic_trade_qty()
         self.streams.on_event(feed.record_trade(feed.price, qty, now, buyer_is_maker))
 
     async def _tick_loop(self) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from engine.kernel import clock as engine_clock
 from engine.kernel.commands import CancelOrder, Command, ExitPosition, Permit, PlaceOrder
 from engine.kernel.config import StrategyConfig
 from engine.kernel.events import Event, Order, Position, RoundTripClosed, Severity, StrategyGuardChanged, utcnow
@@ -111,6 +113,36 @@ class _View:
 
     def market(self, symbol: str) -> Market:
         return self._markets.get(symbol, Market())
+
+
+class _Overran(BaseException):
+    """Raised inside a backtest's ``decide`` at its deadline (a BaseException: a strategy's ``except Exception``
+    does not swallow it)."""
+
+
+def _decide_under_alarm(strategy: Strategy, view: Any, timeout_s: float) -> tuple[Any, float]:
+    """``decide`` on the engine's own thread under a deadline of ``timeout_s`` (wall), kept by the process's interval
+    timer: at the deadline ``SIGALRM`` raises inside the strategy's code (its Python, or as soon as a call into C
+    returns) and the step is over (TimeoutError). Only on a lockstep clock, in the main thread: a backtest, where
+    nothing else may run meanwhile anyway, and where handing each step to a thread and back through the event loop
+    (its wake-up pipe, a callback, the task's wake) was a tenth of the run's wall time (decision GATE-27)."""
+
+    def overran(_signum: int, _frame: object) -> None:
+        raise _Overran
+
+    before = signal.signal(signal.SIGALRM, overran)
+    started = time.perf_counter()
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+            intents = strategy.decide(view)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Overran:
+        raise TimeoutError from None
+    finally:
+        signal.signal(signal.SIGALRM, before)
+    return intents, time.perf_counter() - started
 
 
 class _Worker:
@@ -360,8 +392,11 @@ class StrategyRunner:
         try:
             # The wait allows for the thread's start and the loop's own latency; the strategy's time is its own.
             # A backtest too (decision GATE-19): a decide that never returns is disabled, and the run goes on.
-            async with asyncio.timeout(budget + WAIT_GRACE_S):  # (not wait_for: its inner future costs a loop turn)
-                intents, took = await self._in_thread(strategy, view)
+            if engine_clock.current().lockstep and threading.current_thread() is threading.main_thread():
+                intents, took = _decide_under_alarm(strategy, view, budget + WAIT_GRACE_S)  # a backtest: GATE-27
+            else:
+                async with asyncio.timeout(budget + WAIT_GRACE_S):  # (not wait_for: its future costs a loop turn)
+                    intents, took = await self._in_thread(strategy, view)
         except TimeoutError:
             raise StrategyFailed(f"took longer than its step ({budget:g}s)") from None
         except Exception as exc:  # the plugin boundary: a strategy's own code may fail in any way
