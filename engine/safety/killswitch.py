@@ -43,6 +43,9 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
+# Seconds a close waits for the answers of its symbols' orders still on their way to the venue (an entry's protective
+# stop, placed right after its fill) before it cancels: no longer than the first retry (``RETRY_S``) it spares.
+IN_FLIGHT_WAIT_S = RETRY_S[0]
 # Turns of the event loop close-all's sells get to be built and written before its listing is (``_close_fast_pass``).
 SELLS_AHEAD_TURNS = 3
 # What a cancel-all answered first left for after its answer is applied this long after the pass at the latest.
@@ -260,6 +263,7 @@ class KillSwitch:
         # again while it works.
         suspended, self.venue_stops.suspended = self.venue_stops.suspended, "a close is under way"
         try:
+            await self._orders_answered(symbols)
             if fast and not self.portfolio.usdm:
                 first = await self._close_fast(actor, symbols)
                 if first.done:
@@ -271,6 +275,25 @@ class KillSwitch:
             return await self._close(actor, symbols, read, read_balances)
         finally:
             self.venue_stops.suspended = suspended
+
+    async def _orders_answered(self, symbols: tuple[str, ...] | None) -> None:
+        """Wait (``IN_FLIGHT_WAIT_S`` at most) for the answers of the orders of ``symbols`` (None: all) still on their
+        way to the venue, the close's own sells recorded before the halt aside: one that lands after the close's
+        cancel would rest where nothing cancels it (an entry's protective stop, placed right after its fill, locks
+        what the close sells), and the close would answer "retrying". Once answered it rests, and the cancel takes it.
+        One still unanswered then is left as before: what the pass finds resting fails it, retried with a CRIT."""
+        ours = {o.client_id for o in self.plan.records() if isinstance(o, Order)} if self.plan is not None else set()
+        waiting = {
+            client_id
+            for client_id in self.execution.in_flight - ours
+            if (order := self.tracker.get(client_id)) is not None and (symbols is None or order.symbol in symbols)
+        }
+        if not waiting:
+            return
+        left = await self.execution.until_answered(waiting, IN_FLIGHT_WAIT_S)
+        self.mark("orders_answered")
+        if left:
+            log.warning("the close goes on with %d order(s) still on their way to the venue: %s", len(left), left)
 
     async def _close(
         self,

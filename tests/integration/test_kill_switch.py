@@ -359,3 +359,41 @@ async def test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back
     await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine.alert_book.recent), timeout=10)
     assert venue_flat(sim)
     assert engine.tiers.retrying() == []
+
+
+async def test_a_close_right_after_an_entry_waits_for_the_stop_on_its_way(engine, sim):
+    """The entry's protective stop still on its way to the venue: it lands after the close's cancel and before its
+    listing (the simulator holds the stop 0.15 s, the listing 0.3 s), where it locks what the close sells. Close SYMBOL,
+    and then close-all, each wait for the stop's answer and cancel it with the rest, so the first answer is "closed"
+    (not "retrying", no CRIT) and the venue is flat."""
+
+    async def entry_with_its_stop_on_its_way(symbol: str, amount: str) -> None:
+        sim.faults.inject("latency", ms=150, path="/api/v3/order", method="POST", count=2)  # the buy, then its stop
+        last = engine.portfolio.last[symbol]
+        bought = await engine.execute(
+            PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount), stop_loss=last / 2)
+        )
+        assert bought.ok, bought.message
+        await eventually(
+            lambda: any(
+                o.is_protective_stop and o.client_id in engine.execution.in_flight
+                for o in engine.tracker.open_orders(symbol)
+            ),
+            message="the entry's stop on its way to the venue",
+        )
+        sim.faults.inject("latency", ms=300, path="/api/v3/openOrders", method="GET", duration=1)
+
+    await entry_with_its_stop_on_its_way("BTC/USDT", "0.01")
+    closed = await engine.execute(ClosePosition(actor="operator:key", symbol="BTC/USDT"))
+    assert closed.ok, closed.message
+    assert closed.message.startswith("BTC/USDT: canceled 1 order(s); closed 1 position(s)")
+    await entry_with_its_stop_on_its_way("ETH/USDT", "0.2")
+    samples = engine.link.require().latency.samples
+    deletes = len(samples.get("DELETE /api/v3/openOrders", ()))
+    closed = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
+    assert closed.ok and "canceled 1 order(s); closed 1 position(s); 0 still open" in closed.message, closed.message
+    assert len(samples["DELETE /api/v3/openOrders"]) == deletes + 1  # its first pass: no second pass needed
+    engine.report_answered()  # close-all's alert follows its answer (decision BEN-07)
+    assert venue_flat(sim)
+    assert [a.code for a in engine.alert_book.recent if a.severity.value == "CRIT"] == []
+    assert engine.tiers.retrying() == []
