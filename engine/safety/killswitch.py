@@ -166,6 +166,7 @@ class KillSwitch:
         ``catch_up``; the user stream's events are held from the first ``DELETE`` and the cancels' own reports
         kept, both applied by ``catch_up`` (what the venue answered stands in for them until then)."""
         self.catch_up()  # what an earlier pass left: applied before this one reads the tracker
+        await self._orders_answered(symbols)
         venue = self.link.require()
         if defer:
             self._hold(venue)
@@ -278,9 +279,9 @@ class KillSwitch:
 
     async def _orders_answered(self, symbols: tuple[str, ...] | None) -> None:
         """Wait (``IN_FLIGHT_WAIT_S`` at most) for the answers of the orders of ``symbols`` (None: all) still on their
-        way to the venue, the close's own sells recorded before the halt aside: one that lands after the close's
+        way to the venue, close-all's own sells recorded before the halt aside: one that lands after the pass's
         cancel would rest where nothing cancels it (an entry's protective stop, placed right after its fill, locks
-        what the close sells), and the close would answer "retrying". Once answered it rests, and the cancel takes it.
+        what a close sells), and the tier would answer "retrying". Once answered it rests, and the cancel takes it.
         One still unanswered then is left as before: what the pass finds resting fails it, retried with a CRIT."""
         ours = {o.client_id for o in self.plan.records() if isinstance(o, Order)} if self.plan is not None else set()
         waiting = {

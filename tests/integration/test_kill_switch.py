@@ -362,10 +362,10 @@ async def test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back
 
 
 async def test_a_close_right_after_an_entry_waits_for_the_stop_on_its_way(engine, sim):
-    """The entry's protective stop still on its way to the venue: it lands after the close's cancel and before its
-    listing (the simulator holds the stop 0.15 s, the listing 0.3 s), where it locks what the close sells. Close SYMBOL,
-    and then close-all, each wait for the stop's answer and cancel it with the rest, so the first answer is "closed"
-    (not "retrying", no CRIT) and the venue is flat."""
+    """The entry's protective stop still on its way to the venue: it lands after the tier's cancel and before its
+    listing (the simulator holds the stop 0.15 s, the listing 0.3 s), where it locks what a close sells. Close SYMBOL,
+    cancel-all with the stops, and close-all each wait for the stop's answer and cancel it with the rest, so the first
+    answer is "closed" (not "retrying", no CRIT) and the venue is flat."""
 
     async def entry_with_its_stop_on_its_way(symbol: str, amount: str) -> None:
         sim.faults.inject("latency", ms=150, path="/api/v3/order", method="POST", count=2)  # the buy, then its stop
@@ -388,12 +388,20 @@ async def test_a_close_right_after_an_entry_waits_for_the_stop_on_its_way(engine
     assert closed.ok, closed.message
     assert closed.message.startswith("BTC/USDT: canceled 1 order(s); closed 1 position(s)")
     await entry_with_its_stop_on_its_way("ETH/USDT", "0.2")
+    cancelled = await engine.execute(CancelAll(actor="operator:key", reason="drill", include_stops=True))
+    assert cancelled.ok and "canceled 1 order(s); 0 still open" in cancelled.message, cancelled.message
+    assert (await engine.execute(Resume(actor="operator:key"))).ok
+    await eventually(
+        lambda: any(o.is_protective_stop and o.venue_id for o in engine.tracker.open_orders("ETH/USDT")),
+        message="the ETH stop resting again (acknowledged)",
+    )
+    await entry_with_its_stop_on_its_way("BTC/USDT", "0.01")
     samples = engine.link.require().latency.samples
     deletes = len(samples.get("DELETE /api/v3/openOrders", ()))
     closed = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
-    assert closed.ok and "canceled 1 order(s); closed 1 position(s); 0 still open" in closed.message, closed.message
+    assert closed.ok and "canceled 2 order(s); closed 2 position(s); 0 still open" in closed.message, closed.message
     assert len(samples["DELETE /api/v3/openOrders"]) == deletes + 1  # its first pass: no second pass needed
-    engine.report_answered()  # close-all's alert follows its answer (decision BEN-07)
+    engine.report_answered()  # the alerts follow the answers (decision BEN-07)
     assert venue_flat(sim)
     assert [a.code for a in engine.alert_book.recent if a.severity.value == "CRIT"] == []
     assert engine.tiers.retrying() == []
