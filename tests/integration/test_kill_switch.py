@@ -313,6 +313,10 @@ async def test_close_all_sells_each_position_with_its_stop_cancelled_in_one_requ
     assert len(samples["POST /api/v3/order/cancelReplace"]) == 2
     assert {k: len(samples.get(k, ())) for k in before} == before  # the read-back comes after the answer
     assert [o.status.value for o in engine.tracker.all() if o.is_protective_stop] == ["CANCELED", "CANCELED"]
+    # One halt, its alert before the tier's own (which follows the answer: decision BEN-07).
+    engine.report_answered()
+    codes = [a.code for a in engine.alert_book.recent]
+    assert codes.count("TRADING_HALTED") == 1 and codes.index("TRADING_HALTED") < codes.index("CLOSE_ALL")
 
 
 async def test_a_stop_cancelled_and_its_sell_refused_in_one_request_is_closed_by_the_full_pass(engine, sim):
