@@ -166,7 +166,6 @@ class KillSwitch:
         ``catch_up``; the user stream's events are held from the first ``DELETE`` and the cancels' own reports
         kept, both applied by ``catch_up`` (what the venue answered stands in for them until then)."""
         self.catch_up()  # what an earlier pass left: applied before this one reads the tracker
-        await self._orders_answered(symbols)
         venue = self.link.require()
         if defer:
             self._hold(venue)
@@ -264,7 +263,6 @@ class KillSwitch:
         # again while it works.
         suspended, self.venue_stops.suspended = self.venue_stops.suspended, "a close is under way"
         try:
-            await self._orders_answered(symbols)
             if fast and not self.portfolio.usdm:
                 first = await self._close_fast(actor, symbols)
                 if first.done:
@@ -276,25 +274,6 @@ class KillSwitch:
             return await self._close(actor, symbols, read, read_balances)
         finally:
             self.venue_stops.suspended = suspended
-
-    async def _orders_answered(self, symbols: tuple[str, ...] | None) -> None:
-        """Wait (``IN_FLIGHT_WAIT_S`` at most) for the answers of the orders of ``symbols`` (None: all) still on their
-        way to the venue, close-all's own sells recorded before the halt aside: one that lands after the pass's
-        cancel would rest where nothing cancels it (an entry's protective stop, placed right after its fill, locks
-        what a close sells), and the tier would answer "retrying". Once answered it rests, and the cancel takes it.
-        One still unanswered then is left as before: what the pass finds resting fails it, retried with a CRIT."""
-        ours = {o.client_id for o in self.plan.records() if isinstance(o, Order)} if self.plan is not None else set()
-        waiting = {
-            client_id
-            for client_id in self.execution.in_flight - ours
-            if (order := self.tracker.get(client_id)) is not None and (symbols is None or order.symbol in symbols)
-        }
-        if not waiting:
-            return
-        left = await self.execution.until_answered(waiting, IN_FLIGHT_WAIT_S)
-        self.mark("orders_answered")
-        if left:
-            log.warning("the close goes on with %d order(s) still on their way to the venue: %s", len(left), left)
 
     async def _close(
         self,
@@ -429,8 +408,10 @@ class KillSwitch:
         venue: Venue,
     ) -> Outcome:
         cancels = plan.cancels
+        own_sells = frozenset(o.client_id for o in plan.records() if isinstance(o, Order))
 
         async def cancel(symbol: str) -> list[OrderReport]:
+            await self._answered_first(symbol, own_sells)
             try:
                 return await venue.cancel_all_orders(symbol, urgent=True)
             except vx.OrderNotFound:
@@ -604,7 +585,26 @@ class KillSwitch:
 
     # ------------------------------------------------------------ steps
 
+    async def _answered_first(self, symbol: str, ours: frozenset[str] = frozenset()) -> None:
+        """Before ``symbol``'s cancel: the answers of its orders still on their way to the venue (``ours``: the
+        pass's own sells, recorded and not sent yet, aside), ``IN_FLIGHT_WAIT_S`` at most (decision SAF-39c). One that
+        landed after the cancel would rest where nothing cancels it (an entry's protective stop, placed right after
+        its fill, locks what a close sells) and the tier would answer "retrying"; once answered it rests, and the
+        cancel takes it. The other symbols do not wait. One still unanswered then is left as before: found resting,
+        it fails the pass, retried with a CRIT."""
+        waiting = {
+            client_id
+            for client_id in self.execution.in_flight - ours
+            if (order := self.tracker.get(client_id)) is not None and order.symbol == symbol
+        }
+        if not waiting:
+            return
+        left = await self.execution.until_answered(waiting, IN_FLIGHT_WAIT_S)
+        if left:
+            log.warning("%s: cancelled with %d order(s) still on their way to the venue: %s", symbol, len(left), left)
+
     async def _cancel_symbol(self, symbol: str, keep: set[str]) -> list[OrderReport]:
+        await self._answered_first(symbol)
         venue = self.link.require()
         if any(o.symbol == symbol and o.client_id in keep for o in self.tracker.open_orders()):
             # A protective stop to keep: every other order of the symbol, one by one (in parallel).
