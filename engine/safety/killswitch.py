@@ -43,8 +43,9 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
-# Seconds a close waits for the answers of its symbols' orders still on their way to the venue (an entry's protective
-# stop, placed right after its fill) before it cancels: no longer than the first retry (``RETRY_S``) it spares.
+# Seconds a pass waits, before a symbol's cancel, for the answers of that symbol's orders still on their way to the
+# venue (an entry's protective stop, placed right after its fill): no longer than the first retry (``RETRY_S``) it
+# spares (``KillSwitch._answered_first``, decision SAF-39c).
 IN_FLIGHT_WAIT_S = RETRY_S[0]
 # Turns of the event loop close-all's sells get to be built and written before its listing is (``_close_fast_pass``).
 SELLS_AHEAD_TURNS = 3
