@@ -20,7 +20,8 @@ too); for close-all, a balance listing plus two market sells (and the same calls
 stops, the two stops' ``DELETE openOrders`` beside the balance listing, then the two market sells.
 
 Where the engine records them (``KillSwitch.marks``), the JSON holds the profile per phase, in ms from the command:
-halt committed, first DELETE leaving, cancels answered, reports applied, listing confirmed, answer, audit stored.
+halt committed, first DELETE leaving, close-all's sells written (``sells_written``), cancels answered, reports applied,
+listing confirmed, answer, audit stored.
 
 Each ratio is judged against its goal with its spread: "not decided" when the spread is wider than its distance to the
 goal. The engine's run and its floor's run alternate, so the p50 goals are judged on the pairs' own ratios
@@ -56,6 +57,7 @@ PHASES = (
     "listing_confirmed",
     "settled",
     "sells_leaving",
+    "sells_written",
     "sells_answered",
     "sells_answered_after_cancels",
     "venue_done",

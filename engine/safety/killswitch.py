@@ -43,6 +43,10 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 
 # Seconds between retries of what a kill-switch tier could not do (it keeps trying until done).
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
+# Seconds a pass waits, before a symbol's cancel, for the answers of that symbol's orders still on their way to the
+# venue (an entry's protective stop, placed right after its fill): no longer than the first retry (``RETRY_S``) it
+# spares (``KillSwitch._answered_first``, decision SAF-39c).
+IN_FLIGHT_WAIT_S = RETRY_S[0]
 # Turns of the event loop close-all's sells get to be built and written before its listing is (``_close_fast_pass``).
 SELLS_AHEAD_TURNS = 3
 # What a cancel-all answered first left for after its answer is applied this long after the pass at the latest.
@@ -405,8 +409,10 @@ class KillSwitch:
         venue: Venue,
     ) -> Outcome:
         cancels = plan.cancels
+        own_sells = frozenset(o.client_id for o in plan.records() if isinstance(o, Order))
 
         async def cancel(symbol: str) -> list[OrderReport]:
+            await self._answered_first(symbol, own_sells)
             try:
                 return await venue.cancel_all_orders(symbol, urgent=True)
             except vx.OrderNotFound:
@@ -435,6 +441,7 @@ class KillSwitch:
             # built on the next turn and written on the one after, ahead of the listing (built and sent after them).
             for _ in range(SELLS_AHEAD_TURNS):
                 await asyncio.sleep(0)
+            self.mark("sells_written")  # the benchmark's profile: the sells written, the listing not yet built
         others = asyncio.gather(
             cancel_each(),
             caught(read_balances()),
@@ -579,7 +586,26 @@ class KillSwitch:
 
     # ------------------------------------------------------------ steps
 
+    async def _answered_first(self, symbol: str, ours: frozenset[str] = frozenset()) -> None:
+        """Before ``symbol``'s cancel: the answers of its orders still on their way to the venue (``ours``: the
+        pass's own sells, recorded and not sent yet, aside), ``IN_FLIGHT_WAIT_S`` at most (decision SAF-39c). One that
+        landed after the cancel would rest where nothing cancels it (an entry's protective stop, placed right after
+        its fill, locks what a close sells) and the tier would answer "retrying"; once answered it rests, and the
+        cancel takes it. The other symbols do not wait. One still unanswered then is left as before: found resting,
+        it fails the pass, retried with a CRIT."""
+        waiting = {
+            client_id
+            for client_id in self.execution.in_flight - ours
+            if (order := self.tracker.get(client_id)) is not None and order.symbol == symbol
+        }
+        if not waiting:
+            return
+        left = await self.execution.until_answered(waiting, IN_FLIGHT_WAIT_S)
+        if left:
+            log.warning("%s: cancelled with %d order(s) still on their way to the venue: %s", symbol, len(left), left)
+
     async def _cancel_symbol(self, symbol: str, keep: set[str]) -> list[OrderReport]:
+        await self._answered_first(symbol)
         venue = self.link.require()
         if any(o.symbol == symbol and o.client_id in keep for o in self.tracker.open_orders()):
             # A protective stop to keep: every other order of the symbol, one by one (in parallel).

@@ -104,6 +104,8 @@ class Execution:
         self.take_profits = books.take_profits  # symbol -> take-profit of the position held, when given (persisted)
         # Client ids whose create request has not been answered yet: reconciliation must not judge them.
         self.in_flight: set[str] = set()
+        # Set when an order leaves ``in_flight`` while someone waits for one to (``until_answered``); then dropped.
+        self._answer: asyncio.Event | None = None
         # Client id -> amount of its fills seen: an order reported more filled than this has fills still to fetch.
         self.filled_seen: dict[str, Decimal] = {}
         # Protective stops this engine cancelled itself (an amend, an exit, the kill switch): their end is no news.
@@ -117,6 +119,31 @@ class Execution:
         self.leverage: dict[str, Decimal] = {}
         self.reduce_only: set[str] = set()
         self.positions_read = False  # perps: whether the venue's positions were read since the start
+
+    def _answered(self, client_id: str) -> None:
+        """``client_id``'s create request answered (or never to leave): out of ``in_flight``, its waiters woken (they
+        run after the answer's report is applied: nothing awaits between the two)."""
+        self.in_flight.discard(client_id)
+        if self._answer is not None:
+            self._answer.set()
+            self._answer = None
+
+    async def until_answered(self, client_ids: set[str], within_s: float) -> set[str]:
+        """Wait until none of ``client_ids`` is on its way to the venue any more, ``within_s`` at most; those still on
+        their way then (empty: all answered)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while waiting := client_ids & self.in_flight:
+            left = deadline - loop.time()
+            if left <= 0:
+                return waiting
+            if self._answer is None:
+                self._answer = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._answer.wait(), left)
+            except TimeoutError:
+                pass
+        return set()
 
     def reduces(self, symbol: str, side: str, amount: Decimal) -> bool:
         """Whether an order only shrinks the position: spot, any sell; perps, the side against the position and no
@@ -300,7 +327,7 @@ class Execution:
             client_id=TAKE_PROFIT_ID_PREFIX + tail,
         )
         if isinstance(profit_leg, CommandResult):
-            self.in_flight.discard(stop_leg.client_id)
+            self._answered(stop_leg.client_id)
             self.tracker.apply(
                 stop_leg.client_id,
                 OrderStatus.REJECTED,
@@ -342,7 +369,7 @@ class Execution:
                 return failed or CommandResult(True, results[0].message, {"client_id": stop_leg.client_id})
         finally:
             for leg in legs:
-                self.in_flight.discard(leg.client_id)
+                self._answered(leg.client_id)
         self.apply_reports(reports, "rest")
         return CommandResult(
             True,
@@ -438,7 +465,7 @@ class Execution:
             except vx.BaseError as exc:  # the sell may be placed: ask by client id before deciding
                 return await self._resolve_uncertain(order, exc, True)
         finally:
-            self.in_flight.discard(order.client_id)
+            self._answered(order.client_id)
         if stop is not None:
             self.apply_report(stop, "rest")
         if sold is None:
@@ -486,7 +513,7 @@ class Execution:
         """Recorded orders that will never leave: REJECTED, with why."""
         for order in orders:
             if isinstance(order, Order):
-                self.in_flight.discard(order.client_id)
+                self._answered(order.client_id)
                 self.tracker.apply(
                     order.client_id, OrderStatus.REJECTED, source="engine", detail=f"not sent: {why}"[:300]
                 )
@@ -578,7 +605,7 @@ class Execution:
                     self._keep_stop(symbol, side, stop_loss, take_profit)
                 return result
         finally:
-            self.in_flight.discard(order.client_id)
+            self._answered(order.client_id)
             self.reduce_only.discard(order.client_id)
         self.apply_report(report, "rest")
         if not reducing:

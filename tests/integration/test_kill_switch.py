@@ -23,6 +23,7 @@ from engine.kernel.commands import (
 )
 from engine.kernel.config import EngineConfig, RiskConfig, Settings, StrategyConfig, VenueConfig
 from engine.kernel.events import CommandAudited, TradingState
+from engine.safety import killswitch
 from engine.sim import Simulator
 from engine.store.db import Store
 from engine.venue.resilience import BreakerState
@@ -313,6 +314,10 @@ async def test_close_all_sells_each_position_with_its_stop_cancelled_in_one_requ
     assert len(samples["POST /api/v3/order/cancelReplace"]) == 2
     assert {k: len(samples.get(k, ())) for k in before} == before  # the read-back comes after the answer
     assert [o.status.value for o in engine.tracker.all() if o.is_protective_stop] == ["CANCELED", "CANCELED"]
+    # One halt, its alert before the tier's own (which follows the answer: decision BEN-07).
+    engine.report_answered()
+    codes = [a.code for a in engine.alert_book.recent]
+    assert codes.count("TRADING_HALTED") == 1 and codes.index("TRADING_HALTED") < codes.index("CLOSE_ALL")
 
 
 async def test_a_stop_cancelled_and_its_sell_refused_in_one_request_is_closed_by_the_full_pass(engine, sim):
@@ -358,4 +363,60 @@ async def test_close_all_answers_from_what_it_knew_and_closes_what_the_read_back
     )
     await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine.alert_book.recent), timeout=10)
     assert venue_flat(sim)
+    assert engine.tiers.retrying() == []
+
+
+async def test_a_close_right_after_an_entry_waits_for_the_stop_on_its_way(engine, sim, monkeypatch):
+    """The entry's protective stop still on its way to the venue: it lands after the tier's cancel and before its
+    listing (the simulator holds the stop, then the listing longer), where it locks what a close sells. Close SYMBOL,
+    cancel-all with the stops, and close-all each wait for the stop's answer and cancel it with the rest, so the first
+    answer is "closed" (not "retrying", no CRIT) and the venue is flat. Fail closed: a stop not answered within the
+    wait (shortened here) is left to the pass as before: "retrying", a CRIT, and the retry closes the position."""
+
+    async def entry_with_its_stop_on_its_way(symbol: str, amount: str, stop_ms: int = 150) -> None:
+        sim.faults.inject("latency", ms=stop_ms, path="/api/v3/order", method="POST", count=2)  # the buy, its stop
+        last = engine.portfolio.last[symbol]
+        bought = await engine.execute(
+            PlaceOrder(symbol=symbol, side="buy", type="market", amount=Decimal(amount), stop_loss=last / 2)
+        )
+        assert bought.ok, bought.message
+        await eventually(
+            lambda: any(
+                o.is_protective_stop and o.client_id in engine.execution.in_flight
+                for o in engine.tracker.open_orders(symbol)
+            ),
+            message="the entry's stop on its way to the venue",
+        )
+        sim.faults.inject("latency", ms=2 * stop_ms, path="/api/v3/openOrders", method="GET", duration=1)
+
+    monkeypatch.setattr(killswitch, "IN_FLIGHT_WAIT_S", 0.05)
+    monkeypatch.setattr(killswitch, "RETRY_S", (0.2,))
+    await entry_with_its_stop_on_its_way("BTC/USDT", "0.01", stop_ms=400)
+    closed = await engine.execute(ClosePosition(actor="operator:key", symbol="BTC/USDT"))
+    assert not closed.ok and "NOT closed: BTC" in closed.message, closed.message
+    assert any(a.code == "KILL_SWITCH_INCOMPLETE" and a.severity.value == "CRIT" for a in engine.alert_book.recent)
+    await eventually(lambda: any(a.code == "KILL_SWITCH_DONE" for a in engine.alert_book.recent), timeout=5)
+    assert sum(sim.balance("BTC")) < Decimal("0.00001")
+    monkeypatch.undo()
+    before = {(a.id, a.count) for a in engine.alert_book.recent}  # what follows raises no CRIT
+
+    await entry_with_its_stop_on_its_way("BTC/USDT", "0.01")
+    closed = await engine.execute(ClosePosition(actor="operator:key", symbol="BTC/USDT"))
+    assert closed.ok, closed.message
+    assert closed.message.startswith("BTC/USDT: canceled 1 order(s); closed 1 position(s)")
+    await entry_with_its_stop_on_its_way("ETH/USDT", "0.2")
+    samples = engine.link.require().latency.samples
+    deletes = len(samples.get("DELETE /api/v3/openOrders", ()))
+    closed = await engine.execute(CloseAll(actor="operator:key", reason="drill"))
+    assert closed.ok and "canceled 1 order(s); closed 1 position(s); 0 still open" in closed.message, closed.message
+    assert len(samples["DELETE /api/v3/openOrders"]) == deletes + 1  # its first pass: no second pass needed
+    assert venue_flat(sim)
+    assert (await engine.execute(Resume(actor="operator:key"))).ok  # nothing held: no stop placed again
+    await entry_with_its_stop_on_its_way("BTC/USDT", "0.01")
+    cancelled = await engine.execute(CancelAll(actor="operator:key", reason="drill", include_stops=True))
+    assert cancelled.ok and "canceled 1 order(s); 0 still open" in cancelled.message, cancelled.message
+    assert sim.open_orders() == []
+    engine.report_answered()  # the alerts follow the answers (decision BEN-07)
+    crits = [a.code for a in engine.alert_book.recent if a.severity.value == "CRIT" and (a.id, a.count) not in before]
+    assert crits == []
     assert engine.tiers.retrying() == []
