@@ -45,7 +45,7 @@ Prepare = Callable[[CancelAll | CloseAll | ClosePosition], Awaitable[None]]
 RETRY_S = (1.0, 2.0, 4.0, 8.0)
 # Seconds a pass waits, before a symbol's cancel, for the answers of that symbol's orders still on their way to the
 # venue (an entry's protective stop, placed right after its fill): no longer than the first retry (``RETRY_S``) it
-# spares (``KillSwitch._answered_first``, decision SAF-39c).
+# spares (``KillSwitch._answered_first``, decision SAF-39).
 IN_FLIGHT_WAIT_S = RETRY_S[0]
 # Turns of the event loop close-all's sells get to be built and written before its listing is (``_close_fast_pass``).
 SELLS_AHEAD_TURNS = 3
@@ -588,7 +588,7 @@ class KillSwitch:
 
     async def _answered_first(self, symbol: str, ours: frozenset[str] = frozenset()) -> None:
         """Before ``symbol``'s cancel: the answers of its orders still on their way to the venue (``ours``: the
-        pass's own sells, recorded and not sent yet, aside), ``IN_FLIGHT_WAIT_S`` at most (decision SAF-39c). One that
+        pass's own sells, recorded and not sent yet, aside), ``IN_FLIGHT_WAIT_S`` at most (decision SAF-39). One that
         landed after the cancel would rest where nothing cancels it (an entry's protective stop, placed right after
         its fill, locks what a close sells) and the tier would answer "retrying"; once answered it rests, and the
         cancel takes it. The other symbols do not wait. One still unanswered then is left as before: found resting,

@@ -52,7 +52,7 @@ async def test_state_changes_tiers_orders_and_strategies_raise_their_codes(sim, 
         )
     )
     assert not refused.ok and "ORDER_REJECTED" in codes(engine)
-    await buy(engine)  # the close right after: it waits for the entry's stop still on its way (decision SAF-39c)
+    await buy(engine)  # the close right after: it waits for the entry's stop still on its way (decision SAF-39)
     assert (await engine.execute(ClosePosition(actor="operator:key", symbol="BTC/USDT"))).ok
     assert "CLOSE_POSITION" in codes(engine)
     await resting_buy(engine)
