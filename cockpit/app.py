@@ -321,8 +321,10 @@ class CockpitApp(CommandKeys, ScreenKeys, App):
         return text
 
     def frame_drawn(self, snap: Snapshot) -> None:
-        """A first frame is on the screen: the first (a restored halt said; an attached screen says where it is),
-        or another after an attached screen reached its engine again (questions asked meanwhile withdrawn)."""
+        """A first frame is on the screen: the first (a restored halt said; an attached screen says where it is on
+        the banner's second line, which is always there, so no notice line appears and moves the panels: decision
+        TUI-18a), or another after an attached screen reached its engine again (questions asked meanwhile
+        withdrawn)."""
         from engine.kernel.events import TradingState
 
         self._frames += 1
@@ -353,20 +355,21 @@ class CockpitApp(CommandKeys, ScreenKeys, App):
             )
             return
         halted = snap.state == TradingState.HALTED and info
-        if link.owns_engine:
-            if halted:
-                self.notify(
-                    f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
-                    severity="warning",
-                    timeout=10,
-                )
+        if not halted:  # attached: the banner's second line says so, for as long as it is (decision TUI-18a)
             return
-        state = f"; HALTED by {info.get('actor')}: {info.get('reason')}" if halted else ""
+        if link.owns_engine:
+            self.notify(
+                f"Restored HALTED (by {info.get('actor')}: {info.get('reason')}). u: resume",
+                severity="warning",
+                timeout=10,
+            )
+            return
         self.notify(
-            f"Attached to {link.describe()}{state}. q detaches and leaves it running.",
+            f"Attached to {link.describe()}; HALTED by {info.get('actor')}: {info.get('reason')}. "
+            "q detaches and leaves it running.",
             title="Engine",
-            severity="warning" if halted else "information",
-            timeout=10 if halted else None,
+            severity="warning",
+            timeout=10,
         )
 
     def link_changed(self, message: LinkChanged) -> None:

@@ -171,6 +171,7 @@ SLOW_TESTS = {
         "tests/unit/test_engine_headless.py::test_ccxt_is_imported_only_where_the_venue_is_connected",
         "tests/sim/test_headless.py::test_engine_sim_does_not_import_textual",
         "tests/integration/test_operator_slips.py::test_a_pipe_closed_early_ends_quietly",
+        "tests/integration/test_operator_slips.py::test_the_data_directory_is_the_users_wherever_cockpit_runs_from",
         "tests/integration/test_service_unit.py::test_ready_then_watchdog_pings_at_half_the_timeout_then_stopping_on_sigterm",
         "tests/integration/test_service_unit.py::test_a_kill_9_comes_back_halted_with_an_incident_and_a_clean_stop_keeps_the_state",
         "tests/integration/test_service_unit.py::test_after_unclean_stop_keep_keeps_the_state",

@@ -1,7 +1,8 @@
 """The real programs as an operator runs them: `cockpit run --headless` in its own process, two `cockpit` screens
 attached to it in tmux (started on its data directory, they attach instead of refusing), and a third attached from
 "elsewhere" with `--url` and a token file (the remote API on 127.0.0.1). A halt from any one of them is on every
-screen within a second; `q` on an attached screen detaches and the engine runs on."""
+screen within a second; `q` on an attached screen detaches and the engine runs on. One screen is 80×24, and its
+panels stay where its first frame put them (decision TUI-18a)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,32 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10).stdout
 
 
+# A watched session's panels' edges (the rows of their top and bottom borders) in every picture, and when the first
+# picture was taken.
+TOPS: dict[str, set[tuple[int, ...]]] = {}
+FIRST: dict[str, float] = {}
+WATCH_S = 1.5  # an attached screen said where it was ~0.5 s after its first frame, on a line that took a panel's row
+
+
 def screen(session: str) -> str:
-    return tmux("capture-pane", "-p", "-t", session)
+    text = tmux("capture-pane", "-p", "-t", session)
+    if session in TOPS and "Open orders" in text:
+        lines = text.splitlines()
+        TOPS[session].add(tuple(i for i, line in enumerate(lines) if line[:1] in ("╭", "╰")))
+        FIRST.setdefault(session, time.monotonic())
+    return text
+
+
+async def watched(session: str) -> None:
+    """The session's pictures from its first frame for WATCH_S at least: its panels stayed on their rows."""
+    await eventually(
+        lambda: bool(screen(session)) and time.monotonic() - FIRST[session] > WATCH_S,
+        timeout=10,
+        interval=0.01,
+        message="the screen watched",
+    )
+    tops = TOPS.pop(session)
+    assert len(tops) == 1, f"the panels moved by themselves: their borders on rows {sorted(tops)}"
 
 
 def free_port() -> int:
@@ -93,9 +118,12 @@ async def test_a_halt_from_any_screen_is_on_every_screen_within_a_second_and_q_d
             sessions[2]: f"{shell} --data-dir {tmp_path / 'elsewhere'} --url http://127.0.0.1:{port} "
             f"--token-file {token_file}",
         }
+        TOPS[sessions[1]] = set()  # from its first frame to its first key: nothing moves by itself
         for session, command in commands.items():
-            # The shell stays after the program, so what it said on the way out can be read.
-            tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", f"{command}; echo exit=$?; sleep 60")
+            # The shell stays after the program, so what it said on the way out can be read. b: the smallest screen.
+            size = ("80", "24") if session == sessions[1] else ("100", "30")
+            tmux("new-session", "-d", "-s", session, "-x", size[0], "-y", size[1], f"{command}; echo exit=$?; sleep 60")
+        await eventually(lambda: "Open orders" in screen(sessions[1]), timeout=40, interval=0.01, message="b's frame")
         await all_show(sessions, "PAPER · ACTIVE", time.monotonic())
         assert all("attached to " in screen(s) and "q detaches" in screen(s) for s in sessions)
 
@@ -106,6 +134,8 @@ async def test_a_halt_from_any_screen_is_on_every_screen_within_a_second_and_q_d
                 f"h in {where[-1:] if where != sessions[2] else 'remote'}: HALTED on all three in {1000 * took:.0f} ms"
             )
             assert took < 1.0, f"{took:.2f}s for a halt to reach every screen"
+            if sessions[1] in TOPS:  # b's first key: what a key did is said on a line of its own
+                await watched(sessions[1])
             tmux("send-keys", "-t", sessions[1], "u")
             await eventually(lambda: "Resume trading?" in screen(sessions[1]), timeout=10)
             tmux("send-keys", "-t", sessions[1], "y")
