@@ -323,7 +323,7 @@ class CockpitApp(CommandKeys, ScreenKeys, App):
     def frame_drawn(self, snap: Snapshot) -> None:
         """A first frame is on the screen: the first (a restored halt said; an attached screen says where it is on
         the banner's second line, which is always there, so no notice line appears and moves the panels: decision
-        TUI-18a), or another after an attached screen reached its engine again (questions asked meanwhile
+        TUI-18), or another after an attached screen reached its engine again (questions asked meanwhile
         withdrawn)."""
         from engine.kernel.events import TradingState
 
@@ -355,7 +355,7 @@ class CockpitApp(CommandKeys, ScreenKeys, App):
             )
             return
         halted = snap.state == TradingState.HALTED and info
-        if not halted:  # attached: the banner's second line says so, for as long as it is (decision TUI-18a)
+        if not halted:  # attached: the banner's second line says so, for as long as it is (decision TUI-18)
             return
         if link.owns_engine:
             self.notify(

@@ -2,7 +2,7 @@
 attached to it in tmux (started on its data directory, they attach instead of refusing), and a third attached from
 "elsewhere" with `--url` and a token file (the remote API on 127.0.0.1). A halt from any one of them is on every
 screen within a second; `q` on an attached screen detaches and the engine runs on. One screen is 80×24, and its
-panels stay where its first frame put them (decision TUI-18a)."""
+panels stay where its first frame put them (decision TUI-18)."""
 
 from __future__ import annotations
 
