@@ -12,6 +12,7 @@ sqlite-utils calls, which read the table's schema on every insert.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -162,23 +163,20 @@ class Writer:
         monitor's largest move changes at nearly every reading) is written by its own late write, the newest
         reading only: a backtest wrote and committed it at every step, 9 % of a step (decision GATE-26)."""
         levels = [(m.get("code"), m.get("status")) for m in monitors]
-        if levels != self._monitor_levels:
-            self._monitor_levels = levels
+        if levels == self._monitor_levels:
+            self._lazy_monitors = monitors
             if self._lazy_timer is not None:
-                self._lazy_timer.cancel()
-                self._lazy_timer = None
-            self._lazy_monitors = None
-            self._put_json("monitors", monitors)
-            return True
-        self._lazy_monitors = monitors
-        if self._lazy_timer is None:
-            try:
+                return False
+            with contextlib.suppress(RuntimeError):  # no loop: written now, below
                 self._lazy_timer = asyncio.get_running_loop().call_later(MAX_DEFER_S, self._write_lazy)
-            except RuntimeError:  # no loop: written now
-                self._lazy_monitors = None
-                self._put_json("monitors", monitors)
-                return True
-        return False
+                return False
+        self._monitor_levels = levels
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+            self._lazy_timer = None
+        self._lazy_monitors = None
+        self._put_json("monitors", monitors)
+        return True
 
     def _write_lazy(self) -> None:
         self._lazy_timer = None

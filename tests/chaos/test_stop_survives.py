@@ -14,18 +14,13 @@ import subprocess
 import sys
 from decimal import Decimal
 
-from crashloop import CRASH_MONITORS, ROOT, Session, SimProcess, check, http, wait_for
+from crashloop import CRASH_MONITORS, ROOT, VENUE_TOML, Session, SimProcess, check, http, wait_for
 
 from engine.kernel.events import TradingState
 
-QUIET_CONFIG = """
-[venue]
-exchange = "binance"
-rest_url = "{rest}"
-ws_url = "{ws}"
-timeout_ms = 3000
-retry_backoff_s = [0.2, 0.5, 1.0]
-poll_s = 0.5
+QUIET_CONFIG = (
+    VENUE_TOML
+    + """poll_s = 0.5
 [engine]
 data_dir = "data"
 # This proof is about the stop: the start after an unclean stop halting by itself (the default) is proven apart.
@@ -38,6 +33,7 @@ daily_summary = false
 [strategy]
 enabled = false
 """
+)
 
 
 def stops_at_venue(sim: SimProcess, status: str = "NEW", market: str = "") -> list[dict]:

@@ -99,10 +99,9 @@ def test_bad_csv_names_file_and_line(tmp_path):
         Simulator(replay={"BTCUSDT": tmp_path / "missing.csv"})
 
 
-def test_a_replay_stepped_at_15_s_lands_on_each_candle_s_wicks(tmp_path):
-    """At a validation run's 15-second tick a replayed 1-minute candle is open, first extreme, second extreme, close
-    (low first in a rising candle): a stop inside a wick is reached, and the live candles are the file's. A tick of a
-    third of a candle or more walks it evenly, as before."""
+def write_wicks(tmp_path):
+    """Four flat candles of history, then a rising candle with a deep lower wick, a falling one with a tall upper
+    wick and a quiet one: the replay's CSV and its rows."""
     path = tmp_path / "btc.csv"
     rows = [
         (T0 + i * 60_000, *prices, "12.5")
@@ -116,6 +115,14 @@ def test_a_replay_stepped_at_15_s_lands_on_each_candle_s_wicks(tmp_path):
         )
     ]
     write_csv(path, rows)
+    return path, rows
+
+
+def test_a_replay_stepped_at_15_s_lands_on_each_candle_s_wicks(tmp_path):
+    """At a validation run's 15-second tick a replayed 1-minute candle is open, first extreme, second extreme, close
+    (low first in a rising candle): a stop inside a wick is reached, and the live candles are the file's. A tick of a
+    third of a candle or more walks it evenly, as before."""
+    path, rows = write_wicks(tmp_path)
     sim = Simulator(seed=1, replay={"BTCUSDT": path}, stepped=True, tick_interval=15, replay_start=rows[4][0])
     seen = [sim.price("BTCUSDT")]
     for _ in range(8):
@@ -141,19 +148,7 @@ def test_a_coarse_tick_walks_the_candles_it_steps_over_so_a_stop_in_a_wick_fills
     extreme, second extreme and close a quarter of a candle apart, at their own market times, between the ticks
     (``walk_to``): a stop resting inside a wick fills there and then, the live candle is the file's (wicks and
     volume), and the ticks read the last point reached. At a 15-second tick there is nothing between ticks to walk."""
-    path = tmp_path / "btc.csv"
-    rows = [
-        (T0 + i * 60_000, *prices, "12.5")
-        for i, prices in enumerate(
-            [("30000.00", "30100.00", "29900.00", "30000.00")] * 4  # history
-            + [
-                ("30000.00", "30090.00", "29700.00", "30050.00"),  # rising, a deep lower wick
-                ("30050.00", "30400.00", "29980.00", "30010.00"),
-                ("30010.00", "30020.00", "30000.00", "30015.00"),
-            ]
-        )
-    ]
-    write_csv(path, rows)
+    path, rows = write_wicks(tmp_path)
     start = rows[4][0]
 
     def bar_sim():
